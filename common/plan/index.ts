@@ -1,0 +1,6 @@
+export { plan, planJson, policyFlows, ownership } from './plan';
+export { diffPlan } from './diff';
+export { renderNftables, NFT_TABLE, LAN_INTERFACE, COUNTER_INPUT_DENY, COUNTER_INTER_PLANE_DENY } from './nftables';
+export { macFor, deterministicMacs } from './mac';
+export * from './schema';
+export { nodeConfig, NodeConfig, NODE_CONFIG_PATH } from './node-config';

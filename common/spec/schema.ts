@@ -1,0 +1,351 @@
+// The ClusterSpec: the one declarative input of the foundry (seed 003 §13).
+// This zod schema is the single source of truth: the TypeScript types, the JSON Schema the
+// editor uses and the validation the CLI runs all come from it. Every object is strict, so a
+// misspelt field is an error and never silently ignored.
+import { z } from 'zod';
+import { parseCidr, parseIpv4 } from '../net/ipv4';
+
+export const API_VERSION = 'kubedos.ca/v1alpha1';
+
+/** The roles of the original 16-node system (seed 001). */
+export const NODE_ROLES = ['master', 'prometheus', 'grafana', 'storage', 'etcd', 'control-plane', 'worker', 'lb'] as const;
+export const NodeRole = z.enum(NODE_ROLES).describe('What the node is for. `master` is the hub of every plane and the orchestrator.');
+export type NodeRole = z.infer<typeof NodeRole>;
+
+export const PLANE_NAMES = ['wg1', 'wg2', 'wg3'] as const;
+export const PlaneName = z.enum(PLANE_NAMES);
+export type PlaneName = z.infer<typeof PlaneName>;
+
+/** Stages of the convergence DAG (seed 003 §12), plus drills. */
+export const STAGE_NAMES = ['validate', 'build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal', 'drill'] as const;
+export const StageName = z.enum(STAGE_NAMES);
+export type StageName = z.infer<typeof StageName>;
+
+/** Drill scenarios the drill engine knows. */
+export const DRILL_SCENARIOS = [
+  'delete-worker-vm',
+  'delete-control-plane-vm',
+  'delete-etcd-vm',
+  'delete-lb-vm',
+  'delete-storage-vm',
+  'stop-master-vm',
+  'partition-plane-wg3',
+  'rotate-wireguard-keys',
+] as const;
+export const DrillScenario = z.enum(DRILL_SCENARIOS);
+
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label: lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-"');
+
+const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, 'must be an IPv4 address like 10.100.0.1');
+const cidr = z
+  .string()
+  .refine((s) => parseCidr(s) !== undefined, 'must be an IPv4 network like 10.101.0.0/24 with the host bits zero');
+
+/** Proxmox tag syntax (pve-tag: starts with [a-z0-9_], then [a-z0-9_+.-]). */
+export const PROXMOX_TAG = /^[a-z0-9_][a-z0-9_+.-]*$/;
+const proxmoxTag = z
+  .string()
+  .max(128)
+  .regex(PROXMOX_TAG, 'Proxmox tags may only hold a-z, 0-9, "_", "+", "." and "-" (write "artifact-0.1.0", not "artifact:0.1.0")');
+
+/** Proxmox storage and bridge identifiers (pve-storage-id / pve-bridge-id). */
+export const PROXMOX_ID = /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i;
+const storageId = z.string().max(64).regex(PROXMOX_ID, 'must be a Proxmox storage id: a letter, then letters, digits, "-", "_" or "."');
+const bridgeId = z.string().max(15).regex(/^[a-zA-Z][a-zA-Z0-9_.]*$/, 'must be a Linux bridge name (max 15 characters, letters, digits, "_" and ".")');
+
+const vlanId = z.number().int().min(1).max(4094);
+const port = z.number().int().min(1).max(65535);
+
+// ---------------------------------------------------------------- metadata
+
+export const Metadata = z
+  .strictObject({
+    name: dnsLabel.describe('Cluster name; part of VM tags, MACs and identities.'),
+    artifactVersion: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, 'must be a semantic version like 0.1.0')
+      .describe('Version of the platform artifact this spec is built into.'),
+    intent: z.string().max(200).optional().describe('Free text: why this cluster exists.'),
+  })
+  .describe('Identity of the cluster.');
+
+// ---------------------------------------------------------------- substrate
+
+export const StoragePool = z.strictObject({
+  name: storageId,
+  type: z.enum(['zfs', 'zfspool', 'lvmthin', 'lvm', 'dir', 'rbd', 'nfs']).describe('Proxmox storage type.'),
+});
+
+export const Bridge = z.strictObject({
+  name: bridgeId,
+  vlanAware: z.boolean().default(false),
+  trunks: z.array(vlanId).default([]).describe('VLAN ids carried on the bridge.'),
+});
+
+export const ProxmoxSubstrate = z
+  .strictObject({
+    clusterName: dnsLabel.describe('Proxmox cluster name (informational; checked against the host).'),
+    node: dnsLabel.optional().describe('Proxmox node name to place VMs on; defaults to the host\'s own node name.'),
+    host: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be an ~/.ssh/config Host alias or a host name')
+      .optional()
+      .describe('SSH target (a Host alias from ~/.ssh/config); can be overridden by --target proxmox://HOST.'),
+    storagePools: z.array(StoragePool).min(1),
+    isoStorage: storageId.default('local').describe('Storage that holds ISO images (content type iso).'),
+    bridges: z.array(Bridge).min(1),
+    tags: z.array(proxmoxTag).default([]).describe('Extra tags put on every VM (kubedos, cluster-<name> and artifact-<version> are always added).'),
+  })
+  .describe('Proxmox VE over SSH.');
+
+export const QemuSubstrate = z
+  .strictObject({
+    accel: z.enum(['auto', 'kvm', 'tcg']).default('auto').describe('auto probes KVM with a real short boot and falls back to TCG.'),
+    stateDir: z.string().optional().describe('Where VM disks, firmware vars and sockets live; default: the workspace.'),
+    storagePools: z.array(StoragePool).default([{ name: 'local', type: 'dir' }]),
+    bridges: z.array(Bridge).default([{ name: 'kubedos0', vlanAware: false, trunks: [] }]),
+  })
+  .describe('Local QEMU; the cluster shares an isolated L2 network that reaches nothing outside this machine.');
+
+export const Substrate = z
+  .strictObject({
+    type: z.enum(['proxmox', 'qemu']),
+    proxmox: ProxmoxSubstrate.optional(),
+    qemu: QemuSubstrate.optional(),
+  })
+  .describe('Where VMs are created. The section named by `type` must be present.');
+
+// ---------------------------------------------------------------- nodes
+
+export const Disk = z.strictObject({
+  pool: storageId.describe('Storage pool the disk is allocated from.'),
+  sizeGiB: z.number().int().min(4).max(65536),
+});
+
+export const Nic = z.strictObject({
+  bridge: bridgeId,
+  vlan: vlanId.optional(),
+  mac: z
+    .string()
+    .regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'must be a lowercase MAC like 02:4b:44:00:00:01')
+    .optional()
+    .describe('Override the deterministic locally administered MAC.'),
+});
+
+export const NodeSpec = z.strictObject({
+  name: dnsLabel.describe('Hostname and VM name.'),
+  role: NodeRole,
+  domain: dnsLabel.describe('Failure domain (one of nodes.failureDomains).'),
+  vmid: z.number().int().min(100).max(999999999).optional().describe('Proxmox VMID; default: vmidRange.start + position in the inventory.'),
+  color: z.enum(['blue', 'green']).optional().describe('LAN half for this node; default: networking.lan.active.'),
+  cpu: z.number().int().min(1).max(512),
+  memoryMiB: z.number().int().min(512).max(4_194_304),
+  disks: z.array(Disk).min(1),
+  nics: z.array(Nic).min(1).describe('The first NIC carries the LAN (underlay of the planes).'),
+});
+export type NodeSpec = z.infer<typeof NodeSpec>;
+
+export const Nodes = z.strictObject({
+  vmidRange: z.strictObject({ start: z.number().int().min(100), end: z.number().int().max(999999999) }),
+  failureDomains: z.array(z.strictObject({ name: dnsLabel, description: z.string().optional() })).min(1),
+  inventory: z.array(NodeSpec).min(1),
+});
+
+// ---------------------------------------------------------------- networking
+
+export const Lan = z
+  .strictObject({
+    cidr: cidr.describe('The LAN /20: first /21 (8×/24) is blue, second /21 (8×/24) is green.'),
+    gateway: ipv4.optional().describe('Default gateway; omit on an isolated LAN.'),
+    active: z.enum(['blue', 'green']).default('blue').describe('Half that nodes without an explicit color live in.'),
+    hostOffset: z.number().int().min(2).max(255).default(16).describe('First host offset inside a half; node address = half + hostOffset + (vmid - vmidRange.start).'),
+    dns: z.array(ipv4).default([]),
+  })
+  .describe('The LAN plan (seed 000): a /20 split into 8×/24 blue and 8×/24 green.');
+
+export const Plane = z.strictObject({
+  cidr: cidr,
+  purpose: z.enum(['control', 'observability', 'kubernetes-backend']).describe('wg1 control, wg2 observability, wg3 kubernetes backend (seed 003 §7.2).'),
+  listenPort: port.optional().describe('UDP port of the plane on every node; default 51821/51822/51823.'),
+  mtu: z.number().int().min(1280).max(9000).default(1420),
+});
+
+export const PortRange = z
+  .string()
+  .regex(/^\d{1,5}(-\d{1,5})?\/(tcp|udp)$/, 'must look like "6443/tcp" or "2379-2380/tcp"');
+
+export const PolicyRule = z.strictObject({
+  from: z.string().describe('Source plane.'),
+  to: z.string().describe('Destination plane.'),
+  ports: z.array(PortRange).min(1),
+  description: z.string().optional(),
+});
+
+export const Networking = z.strictObject({
+  lan: Lan,
+  apiVip: ipv4.describe('Kubernetes API virtual IP on the LAN, held by keepalived on the lb nodes.'),
+  planes: z.strictObject({ wg1: Plane, wg2: Plane, wg3: Plane }),
+  policy: z.strictObject({
+    defaultInterPlane: z.literal('deny').describe('Inter-plane traffic is denied unless a rule allows it (seed 003 §7.3).'),
+    allow: z.array(PolicyRule).default([]),
+  }),
+});
+
+// ---------------------------------------------------------------- security
+
+export const Security = z.strictObject({
+  bootstrap: z.strictObject({
+    model: z.enum(['offline-ca']).describe('Offline root CA + per-cluster intermediate (seed 003 §6.2).'),
+    caFingerprint: z
+      .string()
+      .regex(/^sha256:([0-9a-f]{64}|REDACTED)$/, 'must be "sha256:" and 64 lowercase hex digits (or sha256:REDACTED before the CA exists)')
+      .describe('Fingerprint of the offline root CA certificate.'),
+  }),
+  ssh: z.strictObject({
+    allowUsers: z.array(z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Unix user name')).min(1),
+    passwordAuth: z.literal(false).describe('Key-only SSH is a baseline requirement (seed 003 §6.5).'),
+  }),
+  keyRotation: z.strictObject({
+    wireguardDays: z.number().int().min(1).max(365),
+    kubeCertDays: z.number().int().min(1).max(365),
+  }),
+  enrollment: z
+    .strictObject({
+      windowMinutes: z.number().int().min(1).max(1440).default(30),
+      port: port.default(8443),
+      tokenTtlMinutes: z.number().int().min(1).max(10080).default(60),
+    })
+    .default({ windowMinutes: 30, port: 8443, tokenTtlMinutes: 60 })
+    .describe('The master\'s enrollment window (seed 001: ENROLL_ENABLED).'),
+});
+
+// ---------------------------------------------------------------- storage
+
+export const Storage = z.strictObject({
+  zfs: z.strictObject({ enabled: z.boolean(), pools: z.array(z.string()).default([]) }),
+  ceph: z.strictObject({
+    enabled: z.boolean(),
+    failureDomain: z.enum(['host', 'domain']).optional().describe('CRUSH failure domain: a host, or a failure domain of nodes.failureDomains.'),
+    size: z.number().int().min(1).max(10).optional().describe('Replicas per object.'),
+    minSize: z.number().int().min(1).max(10).optional().describe('Replicas needed to serve I/O.'),
+    plane: z.string().optional().describe('Plane that carries Ceph traffic.'),
+    recovery: z
+      .strictObject({
+        maxBackfills: z.number().int().min(1).max(64).default(1),
+        rebuildOnReplace: z.boolean().default(true),
+      })
+      .optional()
+      .describe('Recovery and rebuild semantics (seed 003 §8.2).'),
+  }),
+});
+
+// ---------------------------------------------------------------- orchestration
+
+export const Orchestration = z.strictObject({
+  salt: z.strictObject({
+    enabled: z.boolean(),
+    enrollment: z.enum(['token+pin', 'token', 'offline-approval']).default('token+pin'),
+  }),
+  ansible: z.strictObject({
+    enabled: z.boolean(),
+    mode: z.enum(['converge', 'check']).default('converge'),
+  }),
+});
+
+// ---------------------------------------------------------------- kubernetes
+
+export const Kubernetes = z.strictObject({
+  enabled: z.boolean(),
+  version: z
+    .string()
+    .regex(/^v\d+\.\d+\.(\d+|x)$/, 'must look like v1.30.4 (or v1.30.x: the patch is pinned by the artifact manifest)'),
+  ha: z.strictObject({
+    controlPlaneReplicas: z.number().int().min(1).max(15),
+    etcd: z.enum(['stacked', 'external']),
+    upgradeStrategy: z.enum(['rolling', 'surge', 'replace']).default('replace'),
+  }),
+  cni: z.strictObject({
+    name: z.enum(['cilium']),
+    hubble: z.boolean().default(true),
+    datapath: z.enum(['native-routing', 'tunnel']).default('native-routing').describe('tunnel is an overlay and must be chosen explicitly (seed 003 §7.4).'),
+    policyDefault: z.enum(['default-deny', 'allow']).default('default-deny'),
+  }),
+  observability: z.strictObject({
+    prometheus: z.boolean(),
+    grafana: z.boolean(),
+    loki: z.boolean(),
+    plane: z.string().default('wg2'),
+  }),
+});
+
+// ---------------------------------------------------------------- acceptance, self-healing, stages
+
+export const Acceptance = z.strictObject({
+  mttrTargetMinutes: z.number().int().min(1).max(1440),
+  drills: z
+    .array(z.strictObject({ name: z.string(), expectRecoveryMinutes: z.number().int().min(1).max(1440) }))
+    .default([]),
+});
+
+export const SelfHealing = z
+  .strictObject({
+    detect: z
+      .strictObject({
+        heartbeatSeconds: z.number().int().min(1).max(600).default(10),
+        missedHeartbeats: z.number().int().min(1).max(100).default(6),
+        signals: z.array(z.enum(['guest-agent', 'wg-handshake', 'kubelet-ready', 'etcd-member'])).min(1).default(['guest-agent', 'wg-handshake']),
+      })
+      .default({ heartbeatSeconds: 10, missedHeartbeats: 6, signals: ['guest-agent', 'wg-handshake'] }),
+    fence: z
+      .strictObject({
+        after: z.enum(['detect', 'manual']).default('detect'),
+        actions: z.array(z.enum(['cordon', 'drain', 'remove-etcd-member', 'revoke-plane-peers', 'stop-vm'])).default(['cordon', 'drain', 'revoke-plane-peers', 'stop-vm']),
+        drainTimeoutSeconds: z.number().int().min(0).max(3600).default(300),
+      })
+      .default({ after: 'detect', actions: ['cordon', 'drain', 'revoke-plane-peers', 'stop-vm'], drainTimeoutSeconds: 300 }),
+    replace: z
+      .strictObject({ automatic: z.boolean().default(false), maxConcurrent: z.number().int().min(1).max(16).default(1) })
+      .default({ automatic: false, maxConcurrent: 1 }),
+  })
+  .describe('Detect / fence / replace thresholds (seed 003 §11.2).');
+
+const StagePolicy = z.strictObject({
+  allowDestroy: z.boolean().default(false).describe('Let this stage destroy or replace VMs it owns. Default: non-destructive.'),
+});
+
+export const Stages = z
+  .partialRecord(StageName, StagePolicy)
+  .describe('Per-stage policy. Destructive stages refuse to run without allowDestroy.');
+
+// ---------------------------------------------------------------- the whole spec
+
+export const ClusterSpecBody = z.strictObject({
+  substrate: Substrate,
+  nodes: Nodes,
+  networking: Networking,
+  security: Security,
+  storage: Storage,
+  orchestration: Orchestration,
+  kubernetes: Kubernetes,
+  acceptance: Acceptance,
+  selfHealing: SelfHealing.default({
+    detect: { heartbeatSeconds: 10, missedHeartbeats: 6, signals: ['guest-agent', 'wg-handshake'] },
+    fence: { after: 'detect', actions: ['cordon', 'drain', 'revoke-plane-peers', 'stop-vm'], drainTimeoutSeconds: 300 },
+    replace: { automatic: false, maxConcurrent: 1 },
+  }),
+  stages: Stages.default({}),
+});
+
+export const ClusterSpec = z
+  .strictObject({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal('Cluster'),
+    metadata: Metadata,
+    spec: ClusterSpecBody,
+  })
+  .describe('Kube\'d\'OS ClusterSpec: everything the foundry needs to manufacture a cluster.');
+
+export type ClusterSpec = z.infer<typeof ClusterSpec>;
+export type ClusterSpecInput = z.input<typeof ClusterSpec>;

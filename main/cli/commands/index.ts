@@ -1,0 +1,15 @@
+// Every CLI command, in the order `kubedos --help` lists them. Add one import + one entry per command.
+import type { CliCommand } from '../command';
+import { doctorCommand } from './doctor';
+import { initCommand } from './init';
+import { planCommand } from './plan';
+import { schemaCommand } from './schema';
+import { validateCommand } from './validate';
+
+export const COMMANDS: CliCommand[] = [
+  initCommand,
+  validateCommand,
+  planCommand,
+  doctorCommand,
+  schemaCommand,
+];

@@ -1,0 +1,78 @@
+// Entry of the `kubedos` CLI (bin/kubedos.mjs). Commands live in ./commands, one file each.
+import type { CliCommand, CliIo } from './command';
+import { UsageError } from './command';
+import { COMMANDS } from './commands/index';
+
+export function findCommand(name: string): CliCommand | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}
+
+function topHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "kubedos — Kube'd'OS Foundry: spec -> plan -> build -> provision -> first boot -> planes -> enroll -> converge -> seal",
+    '',
+    'usage: kubedos <command> [options]',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `kubedos <command> --help` for the options of one command.',
+  ].join('\n');
+}
+
+export async function main(argv: string[], partial: Partial<CliIo> = {}): Promise<number> {
+  const controller = new AbortController();
+  const io: CliIo = {
+    out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+    err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+    cwd: process.cwd(),
+    env: process.env,
+    signal: controller.signal,
+    isTty: Boolean(process.stdout.isTTY),
+    ...partial,
+  };
+  const onSigint = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    io.err('interrupted: finishing the current step and writing the journal (Ctrl-C again to quit now)');
+    controller.abort(new Error('interrupted'));
+  };
+  if (!partial.signal) process.on('SIGINT', onSigint);
+  const [name, ...rest] = argv;
+  try {
+    if (!name || name === '--help' || name === '-h' || name === 'help') {
+      io.out(topHelp());
+      return name ? 0 : 2;
+    }
+    if (name === '--version' || name === '-V') {
+      io.out('kubedos 0.1.0');
+      return 0;
+    }
+    const cmd = findCommand(name);
+    if (!cmd) {
+      io.err(`kubedos: unknown command "${name}"\n\n${topHelp()}`);
+      return 2;
+    }
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.out(`usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`.trimEnd());
+      return 0;
+    }
+    try {
+      return await cmd.run(rest, io);
+    } catch (err) {
+      if (err instanceof UsageError) {
+        io.err(`kubedos ${cmd.name}: ${err.message}\nusage: ${cmd.usage}`);
+        return 2;
+      }
+      throw err;
+    }
+  } catch (err) {
+    const e = err as Error & { hint?: string; stderrTail?: string };
+    io.err(`kubedos: ${e.message ?? String(err)}`);
+    if (e.hint) io.err(`hint: ${e.hint}`);
+    if (io.env.KUBEDOS_DEBUG) io.err(e.stack ?? '');
+    return 1;
+  } finally {
+    if (!partial.signal) process.off('SIGINT', onSigint);
+  }
+}

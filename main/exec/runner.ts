@@ -1,0 +1,254 @@
+// The one runner for external commands. Every tool the engine starts goes through here:
+// argv arrays only (shell: false), an allowlist of programs, a timeout, an AbortSignal that
+// kills the whole process group, output streamed line by line as events, and secrets
+// redacted from everything that leaves this module (events, errors, results).
+import { spawn } from 'node:child_process';
+import { basename } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { isKnownTool, toolFor } from './tools';
+
+export interface ExecEvent {
+  runId: string;
+  kind: 'start' | 'line' | 'exit';
+  command: string[];
+  stream?: 'stdout' | 'stderr';
+  line?: string;
+  exitCode?: number | null;
+  signal?: string | null;
+  durationMs?: number;
+}
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** Replace the environment instead of extending process.env. */
+  cleanEnv?: boolean;
+  input?: string | Uint8Array;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Values that must never appear in events, results or errors. */
+  secrets?: readonly string[];
+  onEvent?: (event: ExecEvent) => void;
+  runId?: string;
+  /** Exit codes that count as success (default [0]). */
+  okExitCodes?: readonly number[];
+  /** Keep at most this many bytes of each stream in the result (default 8 MiB). */
+  maxBufferBytes?: number;
+  /** What to tell the user if the command fails. */
+  hint?: string;
+  /** Return stdout as raw bytes too. */
+  binary?: boolean;
+}
+
+export interface RunResult {
+  command: string[];
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  stdoutBytes?: Buffer;
+  durationMs: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+const TAIL_LINES = 20;
+
+export class CommandError extends Error {
+  readonly command: string[];
+  readonly exitCode: number | null;
+  readonly stderrTail: string;
+  readonly hint: string | undefined;
+  readonly reason: 'exit' | 'timeout' | 'aborted' | 'spawn' | 'not-allowed';
+
+  constructor(init: { message: string; command: string[]; exitCode: number | null; stderrTail: string; hint?: string; reason: CommandError['reason'] }) {
+    super(init.message);
+    this.name = 'CommandError';
+    this.command = init.command;
+    this.exitCode = init.exitCode;
+    this.stderrTail = init.stderrTail;
+    this.hint = init.hint;
+    this.reason = init.reason;
+  }
+}
+
+let runCounter = 0;
+
+export function redact(text: string, secrets: readonly string[] | undefined): string {
+  if (!secrets?.length) return text;
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
+  return out;
+}
+
+function tail(text: string): string {
+  const lines = text.trimEnd().split('\n');
+  return lines.slice(-TAIL_LINES).join('\n');
+}
+
+/** Quote an argv for display (never for execution). */
+export function displayCommand(argv: readonly string[]): string {
+  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+export async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const secrets = options.secrets ?? [];
+  const shown = argv.map((a) => redact(a, secrets));
+  const program = argv[0];
+  if (!program) throw new CommandError({ message: 'empty command', command: [], exitCode: null, stderrTail: '', reason: 'not-allowed' });
+  if (!isKnownTool(basename(program))) {
+    throw new CommandError({
+      message: `refusing to run "${basename(program)}": it is not in the runner's allowlist (main/exec/tools.ts)`,
+      command: shown,
+      exitCode: null,
+      stderrTail: '',
+      reason: 'not-allowed',
+    });
+  }
+  if (options.signal?.aborted) {
+    throw new CommandError({ message: `aborted before start: ${displayCommand(shown)}`, command: shown, exitCode: null, stderrTail: '', reason: 'aborted' });
+  }
+  const runId = options.runId ?? `exec-${++runCounter}`;
+  const emit = options.onEvent;
+  const maxBuffer = options.maxBufferBytes ?? 8 * 1024 * 1024;
+  const started = performance.now();
+  const env = options.cleanEnv ? { ...options.env } : { ...process.env, ...options.env };
+
+  return new Promise<RunResult>((resolve, reject) => {
+    let child;
+    try {
+      child = spawn(program, argv.slice(1), {
+        cwd: options.cwd,
+        env: env as NodeJS.ProcessEnv,
+        shell: false,
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      reject(spawnError(err as NodeJS.ErrnoException));
+      return;
+    }
+    emit?.({ runId, kind: 'start', command: shown });
+
+    const chunks: { stdout: Buffer[]; stderr: Buffer[] } = { stdout: [], stderr: [] };
+    const sizes = { stdout: 0, stderr: 0 };
+    const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+    const partial = { stdout: '', stderr: '' };
+    let settled = false;
+    let killedFor: 'timeout' | 'aborted' | undefined;
+
+    const onData = (stream: 'stdout' | 'stderr') => (buf: Buffer) => {
+      if (sizes[stream] < maxBuffer) {
+        chunks[stream].push(buf);
+        sizes[stream] += buf.length;
+      }
+      if (!emit) return;
+      const text = partial[stream] + decoders[stream].write(buf);
+      const lines = text.split('\n');
+      partial[stream] = lines.pop() ?? '';
+      for (const line of lines) emit({ runId, kind: 'line', command: shown, stream, line: redact(line.replace(/\r$/, ''), secrets) });
+    };
+    child.stdout.on('data', onData('stdout'));
+    child.stderr.on('data', onData('stderr'));
+
+    const killGroup = (why: 'timeout' | 'aborted'): void => {
+      if (killedFor) return;
+      killedFor = why;
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      setTimeout(() => {
+        try {
+          if (child.pid && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }, 3000).unref();
+    };
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timer = setTimeout(() => killGroup('timeout'), timeoutMs);
+    timer.unref();
+    const onAbort = (): void => killGroup('aborted');
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      reject(spawnError(err));
+    });
+
+    child.on('close', (code, signal) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const rest = partial[stream] + decoders[stream].end();
+        if (emit && rest) emit({ runId, kind: 'line', command: shown, stream, line: redact(rest, secrets) });
+      }
+      const durationMs = performance.now() - started;
+      const stdoutBuf = Buffer.concat(chunks.stdout);
+      const result: RunResult = {
+        command: shown,
+        exitCode: code,
+        signal,
+        stdout: redact(stdoutBuf.toString('utf8'), secrets),
+        stderr: redact(Buffer.concat(chunks.stderr).toString('utf8'), secrets),
+        durationMs,
+        ...(options.binary ? { stdoutBytes: stdoutBuf } : {}),
+      };
+      emit?.({ runId, kind: 'exit', command: shown, exitCode: code, signal, durationMs });
+      const ok = options.okExitCodes ?? [0];
+      if (killedFor) {
+        reject(
+          new CommandError({
+            message: killedFor === 'timeout' ? `timed out after ${Math.round(timeoutMs / 1000)} s: ${displayCommand(shown)}` : `aborted: ${displayCommand(shown)}`,
+            command: shown,
+            exitCode: code,
+            stderrTail: tail(result.stderr),
+            reason: killedFor,
+            ...(options.hint !== undefined ? { hint: options.hint } : {}),
+          }),
+        );
+      } else if (code === null || !ok.includes(code)) {
+        const st = tail(result.stderr) || tail(result.stdout);
+        reject(
+          new CommandError({
+            message: `${displayCommand(shown)} exited with ${code ?? `signal ${signal}`}${st ? `:\n${st}` : ''}`,
+            command: shown,
+            exitCode: code,
+            stderrTail: st,
+            reason: 'exit',
+            ...(options.hint !== undefined ? { hint: options.hint } : {}),
+          }),
+        );
+      } else {
+        resolve(result);
+      }
+    });
+
+    if (options.input !== undefined) child.stdin.end(options.input);
+    else child.stdin.end();
+    child.stdin.on('error', () => {
+      /* the program may exit before reading its input */
+    });
+  });
+
+  function spawnError(err: NodeJS.ErrnoException): CommandError {
+    const tool = toolFor(basename(program ?? ''));
+    const missing = err.code === 'ENOENT';
+    return new CommandError({
+      message: missing
+        ? `${program} is not installed${tool ? ` (Debian package ${tool.package}: ${tool.purpose})` : ''}`
+        : `could not start ${program}: ${err.message}`,
+      command: shown,
+      exitCode: null,
+      stderrTail: '',
+      reason: 'spawn',
+      hint: missing && tool ? `sudo apt-get install ${tool.package}   (or: sudo scripts/setup-host.sh; see kubedos doctor)` : options.hint ?? '',
+    });
+  }
+}

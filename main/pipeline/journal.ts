@@ -1,0 +1,82 @@
+// The journal: one JSON event per line, appended as they happen (fsync'd per batch), so a
+// crash or Ctrl-C leaves a readable record and a rerun knows what already converged.
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { PipelineEvent } from '../../common/pipeline/events';
+import { PipelineEvent as PipelineEventSchema } from '../../common/pipeline/events';
+
+export interface StageRecord {
+  stage: string;
+  inputHash?: string;
+  runId: string;
+  durationMs?: number;
+}
+
+export class Journal {
+  readonly path: string;
+  private fd: number | undefined;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  append(event: PipelineEvent): void {
+    if (this.fd === undefined) {
+      mkdirSync(dirname(this.path), { recursive: true });
+      this.fd = openSync(this.path, 'a', 0o600);
+    }
+    appendFileSync(this.fd, `${JSON.stringify(event)}\n`);
+    if (event.type === 'stage' || event.type === 'checkpoint' || event.type === 'done' || event.type === 'failed') fsyncSync(this.fd);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /** Every valid event in the file; a torn last line (crash mid-write) is ignored. */
+  read(): PipelineEvent[] {
+    return readJournal(this.path);
+  }
+}
+
+export function readJournal(path: string): PipelineEvent[] {
+  if (!existsSync(path)) return [];
+  const out: PipelineEvent[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const parsed = PipelineEventSchema.safeParse(JSON.parse(line));
+      if (parsed.success) out.push(parsed.data);
+    } catch {
+      /* torn line */
+    }
+  }
+  return out;
+}
+
+/** The last success of each stage, with the input hash it converged on. */
+export function lastSuccesses(events: readonly PipelineEvent[]): Map<string, StageRecord> {
+  const m = new Map<string, StageRecord>();
+  for (const e of events) {
+    if (e.type !== 'stage') continue;
+    if (e.state === 'success') {
+      m.set(e.stage, {
+        stage: e.stage,
+        runId: e.runId,
+        ...(e.inputHash !== undefined ? { inputHash: e.inputHash } : {}),
+        ...(e.durationMs !== undefined ? { durationMs: e.durationMs } : {}),
+      });
+    } else if (e.state === 'failed') {
+      m.delete(e.stage);
+    }
+  }
+  return m;
+}
+
+/** Checkpoints recorded by a stage (keyed side effects that must not repeat). */
+export function checkpoints(events: readonly PipelineEvent[], stage: string): Map<string, unknown> {
+  const m = new Map<string, unknown>();
+  for (const e of events) if (e.type === 'checkpoint' && e.stage === stage) m.set(e.key, e.value);
+  return m;
+}

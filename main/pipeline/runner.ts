@@ -1,0 +1,299 @@
+// The DAG runner. Stages move pending -> queued -> running -> success | failed | skipped |
+// aborted; dependencies are explicit and checked for cycles; at most `concurrency` stages run
+// at once; an AbortSignal cancels; a stage that allows it is retried with backoff; a
+// destructive stage refuses to run without allowDestroy; every event is validated, journaled
+// and handed to subscribers. A stage whose input hash equals its last journaled success is
+// skipped, which is what makes a rerun resume instead of redo.
+import { randomUUID } from 'node:crypto';
+import type { FailureDetail, PipelineEvent, PipelineEventBody, RerunClass, StageState } from '../../common/pipeline/events';
+import { PipelineEvent as PipelineEventSchema } from '../../common/pipeline/events';
+import { CommandError } from '../exec/runner';
+import { checkpoints, Journal, lastSuccesses } from './journal';
+
+export interface StageContext {
+  readonly runId: string;
+  readonly stage: string;
+  readonly signal: AbortSignal;
+  readonly allowDestroy: boolean;
+  readonly attempt: number;
+  log(line: string, options?: { node?: string; stream?: 'stdout' | 'stderr' | 'info' | 'warn' }): void;
+  progress(fraction: number, message?: string, node?: string): void;
+  node(node: string, state: 'pending' | 'running' | 'ok' | 'failed' | 'skipped', message?: string): void;
+  /** Runs `effect` once per key across reruns: the result is journaled and replayed next time. */
+  checkpoint<T>(key: string, effect: () => Promise<T>): Promise<T>;
+}
+
+export interface StageDefinition {
+  name: string;
+  description: string;
+  needs: readonly string[];
+  rerun: RerunClass;
+  /** Retries after the first attempt, with exponential backoff from backoffMs. */
+  retries?: { attempts: number; backoffMs: number };
+  /** Hash of everything the stage's outcome depends on; undefined = always run. */
+  inputHash?: () => string | undefined | Promise<string | undefined>;
+  run(ctx: StageContext): Promise<void>;
+}
+
+/** An error that says where and what to do; stages throw it (or CommandError). */
+export class StageError extends Error {
+  readonly detail: Omit<FailureDetail, 'stage'>;
+  constructor(message: string, detail: Omit<FailureDetail, 'stage' | 'message'> = {}) {
+    super(message);
+    this.name = 'StageError';
+    this.detail = { message, ...detail };
+  }
+}
+
+export interface PipelineOptions {
+  name: string;
+  journalPath?: string;
+  concurrency?: number;
+  allowDestroy?: boolean | Readonly<Record<string, boolean>>;
+  /** Ignore journaled successes and run everything. */
+  force?: boolean;
+  onEvent?: (event: PipelineEvent) => void;
+  signal?: AbortSignal;
+  /** Clock for event times; tests inject a fixed one. */
+  now?: () => Date;
+}
+
+export interface PipelineResult {
+  runId: string;
+  ok: boolean;
+  states: Record<string, StageState>;
+  failures: FailureDetail[];
+  durationMs: number;
+}
+
+/** Registers a stage that a later issue implements. It fails loudly; it never reports success. */
+export function notImplementedStage(name: string, needs: readonly string[], rerun: RerunClass, description: string, landsWith: string): StageDefinition {
+  return {
+    name,
+    description,
+    needs,
+    rerun,
+    async run() {
+      throw new StageError(`stage "${name}" is not implemented yet`, { hint: `${description} lands with ${landsWith}` });
+    },
+  };
+}
+
+export function topologicalOrder(stages: readonly StageDefinition[]): string[] {
+  const byName = new Map(stages.map((s) => [s.name, s]));
+  if (byName.size !== stages.length) {
+    const seen = new Set<string>();
+    for (const s of stages) {
+      if (seen.has(s.name)) throw new Error(`pipeline: stage "${s.name}" is registered twice`);
+      seen.add(s.name);
+    }
+  }
+  for (const s of stages) for (const d of s.needs) if (!byName.has(d)) throw new Error(`pipeline: stage "${s.name}" needs unknown stage "${d}"`);
+  const order: string[] = [];
+  const mark = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, trail: string[]): void => {
+    const m = mark.get(name);
+    if (m === 'done') return;
+    if (m === 'visiting') throw new Error(`pipeline: dependency cycle ${[...trail.slice(trail.indexOf(name)), name].join(' -> ')}`);
+    mark.set(name, 'visiting');
+    for (const d of [...(byName.get(name)?.needs ?? [])].sort()) visit(d, [...trail, name]);
+    mark.set(name, 'done');
+    order.push(name);
+  };
+  for (const s of [...stages].sort((a, b) => a.name.localeCompare(b.name))) visit(s.name, []);
+  return order;
+}
+
+export async function runPipeline(stages: readonly StageDefinition[], options: PipelineOptions): Promise<PipelineResult> {
+  const order = topologicalOrder(stages);
+  const byName = new Map(stages.map((s) => [s.name, s]));
+  const runId = randomUUID();
+  const now = options.now ?? (() => new Date());
+  const journal = options.journalPath ? new Journal(options.journalPath) : undefined;
+  const history = journal ? journal.read() : [];
+  const converged = options.force ? new Map() : lastSuccesses(history);
+  const concurrency = Math.max(1, options.concurrency ?? 2);
+  const started = performance.now();
+  let seq = 0;
+
+  const emit = (body: PipelineEventBody): void => {
+    const event = PipelineEventSchema.parse({ ...body, runId, seq: seq++, time: now().toISOString() });
+    journal?.append(event);
+    options.onEvent?.(event);
+  };
+
+  const states = new Map<string, StageState>(order.map((n) => [n, 'pending']));
+  const failures: FailureDetail[] = [];
+  const setState = (s: StageDefinition, state: StageState, extra: { attempt?: number; inputHash?: string; reason?: string; durationMs?: number } = {}): void => {
+    states.set(s.name, state);
+    emit({
+      type: 'stage',
+      stage: s.name,
+      state,
+      rerun: s.rerun,
+      attempt: extra.attempt ?? 0,
+      ...(extra.inputHash !== undefined ? { inputHash: extra.inputHash } : {}),
+      ...(extra.reason !== undefined ? { reason: extra.reason } : {}),
+      ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
+    });
+  };
+  const allowDestroyFor = (name: string): boolean =>
+    typeof options.allowDestroy === 'boolean' ? options.allowDestroy : Boolean(options.allowDestroy?.[name]);
+
+  emit({ type: 'run', state: 'started', stages: order, pipeline: options.name });
+  for (const name of order) setState(byName.get(name)!, 'pending');
+
+  const controller = new AbortController();
+  const onOuterAbort = (): void => controller.abort(options.signal?.reason);
+  if (options.signal?.aborted) controller.abort(options.signal.reason);
+  options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+
+  const running = new Map<string, Promise<void>>();
+  // Stages skipped because something upstream failed (as opposed to skipped as converged).
+  const blocked = new Set<string>();
+
+  const execute = async (s: StageDefinition): Promise<void> => {
+    let inputHash: string | undefined;
+    try {
+      inputHash = await s.inputHash?.();
+    } catch (err) {
+      fail(s, err, 0);
+      return;
+    }
+    const last = converged.get(s.name);
+    if (inputHash !== undefined && last?.inputHash === inputHash) {
+      setState(s, 'skipped', { inputHash, reason: `converged: inputs unchanged since run ${last.runId.slice(0, 8)}` });
+      return;
+    }
+    if (s.rerun === 'destructive' && !allowDestroyFor(s.name)) {
+      setState(s, 'failed', { reason: 'destructive stage without allowDestroy' });
+      failures.push({
+        stage: s.name,
+        message: `stage "${s.name}" is destructive and allowDestroy is not set`,
+        hint: `set spec.stages.${s.name}.allowDestroy: true or pass --allow-destroy if destroying is intended`,
+      });
+      emit({ type: 'failed', error: failures[failures.length - 1]! });
+      return;
+    }
+    const attempts = 1 + (s.retries?.attempts ?? 0);
+    const done = checkpoints(history, s.name);
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (controller.signal.aborted) {
+        setState(s, 'aborted', { attempt, reason: 'cancelled' });
+        return;
+      }
+      const t0 = performance.now();
+      setState(s, 'running', { attempt, ...(inputHash !== undefined ? { inputHash } : {}) });
+      const ctx: StageContext = {
+        runId,
+        stage: s.name,
+        signal: controller.signal,
+        allowDestroy: allowDestroyFor(s.name),
+        attempt,
+        log: (line, o = {}) => emit({ type: 'log', stage: s.name, stream: o.stream ?? 'info', line, ...(o.node !== undefined ? { node: o.node } : {}) }),
+        progress: (fraction, message, node) =>
+          emit({ type: 'progress', stage: s.name, fraction: Math.max(0, Math.min(1, fraction)), ...(message !== undefined ? { message } : {}), ...(node !== undefined ? { node } : {}) }),
+        node: (node, state, message) => emit({ type: 'node', stage: s.name, node, state, ...(message !== undefined ? { message } : {}) }),
+        checkpoint: async <T,>(key: string, effect: () => Promise<T>): Promise<T> => {
+          if (done.has(key)) return done.get(key) as T;
+          const value = await effect();
+          done.set(key, value);
+          emit({ type: 'checkpoint', stage: s.name, key, value: value === undefined ? null : value });
+          return value;
+        },
+      };
+      try {
+        await s.run(ctx);
+        if (controller.signal.aborted) throw new Error('cancelled');
+        setState(s, 'success', { attempt, durationMs: performance.now() - t0, ...(inputHash !== undefined ? { inputHash } : {}) });
+        return;
+      } catch (err) {
+        if (controller.signal.aborted) {
+          setState(s, 'aborted', { attempt, reason: 'cancelled', durationMs: performance.now() - t0 });
+          return;
+        }
+        if (attempt + 1 < attempts) {
+          const wait = (s.retries?.backoffMs ?? 1000) * 2 ** attempt;
+          ctx.log(`attempt ${attempt + 1} failed: ${(err as Error).message.split('\n')[0]}; retrying in ${wait} ms`, { stream: 'warn' });
+          await sleep(wait, controller.signal);
+          continue;
+        }
+        fail(s, err, attempt, performance.now() - t0);
+        return;
+      }
+    }
+  };
+
+  const fail = (s: StageDefinition, err: unknown, attempt: number, durationMs?: number): void => {
+    const detail = failureDetail(s.name, err);
+    failures.push(detail);
+    setState(s, 'failed', { attempt, reason: detail.message.split('\n')[0] ?? detail.message, ...(durationMs !== undefined ? { durationMs } : {}) });
+    emit({ type: 'failed', error: detail });
+  };
+
+  // Scheduling loop: start every stage whose needs succeeded or were skipped-as-converged.
+  const isDone = (st: StageState | undefined): boolean => st === 'success' || st === 'failed' || st === 'skipped' || st === 'aborted';
+  const satisfied = (st: StageState | undefined): boolean => st === 'success' || st === 'skipped';
+  for (;;) {
+    for (const name of order) {
+      if (states.get(name) !== 'pending') continue;
+      const s = byName.get(name)!;
+      const blockedBy = s.needs.find((d) => states.get(d) === 'failed' || states.get(d) === 'aborted' || blocked.has(d));
+      if (blockedBy) {
+        blocked.add(name);
+        setState(s, controller.signal.aborted ? 'aborted' : 'skipped', { reason: `not run: ${blockedBy} did not succeed` });
+        continue;
+      }
+      if (controller.signal.aborted) {
+        setState(s, 'aborted', { reason: 'cancelled' });
+        continue;
+      }
+      if (s.needs.every((dep) => satisfied(states.get(dep))) && running.size < concurrency) {
+        setState(s, 'queued');
+        const p = execute(s).finally(() => running.delete(name));
+        running.set(name, p);
+      }
+    }
+    if (running.size === 0) {
+      if (order.every((n) => isDone(states.get(n)))) break;
+      // Nothing running and nothing startable: should not happen after cycle detection.
+      if (!order.some((n) => states.get(n) === 'pending')) break;
+    } else {
+      await Promise.race(running.values());
+    }
+  }
+  options.signal?.removeEventListener('abort', onOuterAbort);
+
+  const summary = Object.fromEntries(order.map((n) => [n, states.get(n) ?? 'pending'])) as Record<string, StageState>;
+  const durationMs = performance.now() - started;
+  emit({ type: 'done', summary, durationMs });
+  journal?.close();
+  const ok = order.every((n) => satisfied(states.get(n)) && !blocked.has(n));
+  return { runId, ok, states: summary, failures, durationMs };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
+
+export function failureDetail(stage: string, err: unknown): FailureDetail {
+  if (err instanceof StageError) return { stage, ...err.detail };
+  if (err instanceof CommandError) {
+    return {
+      stage,
+      message: err.message,
+      command: err.command,
+      exitCode: err.exitCode,
+      ...(err.stderrTail ? { stderrTail: err.stderrTail } : {}),
+      ...(err.hint ? { hint: err.hint } : {}),
+    };
+  }
+  const e = err as Error;
+  return { stage, message: e?.message ?? String(err) };
+}
