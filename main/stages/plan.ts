@@ -1,0 +1,40 @@
+// Stage "plan": derive the deterministic plan and write it to the workspace. Safe to rerun.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { plan, planJson } from '../../common/plan/index';
+import type { Plan } from '../../common/plan/index';
+import type { StageDefinition } from '../pipeline/runner';
+import { StageError } from '../pipeline/runner';
+import type { ValidatedSpec } from './validate';
+
+export interface PlannedCluster {
+  plan?: Plan;
+  json?: string;
+}
+
+export function planStage(input: ValidatedSpec, out: PlannedCluster, planPath?: string): StageDefinition {
+  return {
+    name: 'plan',
+    description: 'Derive the deterministic plan: addresses, VM shapes, peers, firewall',
+    needs: ['validate'],
+    rerun: 'safe-rerun',
+    async run(ctx) {
+      if (!input.spec) throw new StageError('no validated spec to plan');
+      const p = plan(input.spec);
+      const json = planJson(p);
+      out.plan = p;
+      out.json = json;
+      p.nodes.forEach((n, i) => {
+        ctx.node(n.name, 'ok', `${n.role} vmid ${n.vmid} lan ${n.lan.address}`);
+        ctx.log(`${n.name.padEnd(12)} ${n.role.padEnd(13)} vmid ${n.vmid}  lan ${n.lan.address.padEnd(15)} wg1 ${n.planes.wg1.address.padEnd(18)} wg2 ${n.planes.wg2.address.padEnd(18)} wg3 ${n.planes.wg3.address}`, { node: n.name });
+        ctx.progress((i + 1) / p.nodes.length, undefined, n.name);
+      });
+      for (const f of p.policy.flows) ctx.log(`policy: ${f.from} -> ${f.to} ${f.ports.join(', ')} allowed; everything else between planes denied`);
+      if (planPath) {
+        mkdirSync(dirname(planPath), { recursive: true });
+        writeFileSync(planPath, json);
+        ctx.log(`plan written to ${planPath} (${json.length} bytes)`);
+      }
+    },
+  };
+}
