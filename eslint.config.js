@@ -37,6 +37,11 @@ export default tseslint.config(
     },
   },
   {
+    // Tests of common/ run in Node (they compare files, spawn processes); they are never bundled.
+    files: ['common/**/*.test.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [electronBan] }] },
+  },
+  {
     files: ['renderer/**/*.ts', 'renderer/**/*.tsx'],
     languageOptions: { globals: { ...globals.browser } },
     rules: {

@@ -39,7 +39,8 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator): Diagnostic[
 
   // ---- vmid range
   const range = s.nodes.vmidRange;
-  if (range.start > range.end) report('vmid-range', 'error', ['spec', 'nodes', 'vmidRange'], `vmidRange.start (${range.start}) is after vmidRange.end (${range.end})`);
+  const rangeValid = range.start <= range.end;
+  if (!rangeValid) report('vmid-range', 'error', ['spec', 'nodes', 'vmidRange'], `vmidRange.start (${range.start}) is after vmidRange.end (${range.end})`);
 
   // ---- names, vmids, domains, roles
   const domains = new Set<string>();
@@ -60,7 +61,7 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator): Diagnostic[
     const other = vmids.get(vmid);
     if (other !== undefined) report('duplicate-vmid', 'error', vmidPath, `VMID ${vmid} is already used by ${inv[other]?.name ?? `inventory[${other}]`}; give each node its own vmid`);
     else vmids.set(vmid, i);
-    if (vmid < range.start || vmid > range.end) {
+    if (rangeValid && (vmid < range.start || vmid > range.end)) {
       report('vmid-out-of-range', 'error', vmidPath, `VMID ${vmid} of ${node.name} is outside vmidRange ${range.start}-${range.end}; the foundry only owns VMIDs in that range`);
     }
     if (!domains.has(node.domain)) report('unknown-domain', 'error', invPath(i, 'domain'), `failure domain "${node.domain}" is not declared in nodes.failureDomains (${[...domains].join(', ')})`);

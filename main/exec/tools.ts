@@ -41,6 +41,8 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { name: 'apt-ftparchive', package: 'apt-utils', purpose: 'darksite Packages and Release files', area: 'build', versionArgs: ['--version'] },
   { name: 'gpg', package: 'gnupg', purpose: 'darksite InRelease signatures', area: 'build', versionArgs: ['--version'] },
   { name: 'gpgv', package: 'gpgv', purpose: 'verify darksite signatures', area: 'build', versionArgs: ['--version'] },
+  { name: 'gpgconf', package: 'gpgconf', purpose: 'stop the gpg-agent of the darksite key home', area: 'build', versionArgs: ['--version'] },
+  { name: 'chroot', package: 'coreutils', purpose: 'finish golden image root filesystems', area: 'build', versionArgs: ['--version'] },
   { name: 'dpkg-deb', package: 'dpkg', purpose: 'inspect and unpack .debs', area: 'build', versionArgs: ['--version'] },
   { name: 'dd', package: 'coreutils', purpose: 'place filesystems into disk images', area: 'base', versionArgs: ['--version'] },
   { name: 'tar', package: 'tar', purpose: 'reproducible payload archives', area: 'base', versionArgs: ['--version'] },

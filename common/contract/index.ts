@@ -1,0 +1,8 @@
+// The workbench contract: one definition, two transports (Electron IPC, WebSocket bridge).
+export * from './channels';
+export * from './requests';
+export * from './events';
+export * from './errors';
+export * from './validate';
+export type { KubedosApi, PreloadBridge } from './api';
+export * from './wire';

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import type { ExecEvent } from './runner';
+import { CommandError, run } from './runner';
+
+describe('exec runner', () => {
+  it('runs an argv array without a shell: metacharacters stay literal', async () => {
+    const r = await run(['bash', '-c', 'printf "%s\\n" "$1"', 'x', '$(id); rm -rf / `uname`']);
+    expect(r.stdout).toBe('$(id); rm -rf / `uname`\n');
+  });
+  it('refuses programs outside the allowlist', async () => {
+    await expect(run(['curl', 'http://127.0.0.1/'])).rejects.toMatchObject({ reason: 'not-allowed' });
+  });
+  it('streams lines as events and redacts secrets everywhere', async () => {
+    const events: ExecEvent[] = [];
+    const secret = 'hunter2-very-secret';
+    const err = await run(['bash', '-c', `echo token=${secret}; echo bad ${secret} >&2; exit 3`], { secrets: [secret], onEvent: (e) => events.push(e) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    const ce = err as CommandError;
+    expect(ce.exitCode).toBe(3);
+    expect(ce.stderrTail).toBe('bad ***');
+    expect(ce.message).not.toContain(secret);
+    expect(ce.command.join(' ')).not.toContain(secret);
+    const lines = events.filter((e) => e.kind === 'line').map((e) => `${e.stream}:${e.line}`);
+    expect(lines).toEqual(expect.arrayContaining(['stdout:token=***', 'stderr:bad ***']));
+    expect(JSON.stringify(events)).not.toContain(secret);
+  });
+  it('times out and kills the whole process group', async () => {
+    const started = Date.now();
+    const err = (await run(['bash', '-c', 'sleep 30 & sleep 30; wait'], { timeoutMs: 200 }).catch((e: unknown) => e)) as CommandError;
+    expect(err.reason).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+  it('aborts through an AbortSignal', async () => {
+    const c = new AbortController();
+    setTimeout(() => c.abort(), 100);
+    const err = (await run(['bash', '-c', 'sleep 30'], { signal: c.signal }).catch((e: unknown) => e)) as CommandError;
+    expect(err.reason).toBe('aborted');
+  });
+  it('names the Debian package when a known tool is missing', async () => {
+    const err = (await run(['/nonexistent/xorriso', '-version']).catch((e: unknown) => e)) as CommandError;
+    expect(err.reason).toBe('spawn');
+    expect(err.message).toContain('xorriso');
+    expect(err.hint).toContain('apt-get install xorriso');
+  });
+  it('feeds standard input', async () => {
+    const r = await run(['bash', '-c', 'cat'], { input: 'from stdin' });
+    expect(r.stdout).toBe('from stdin');
+  });
+});

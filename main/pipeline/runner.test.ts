@@ -1,0 +1,141 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { PipelineEvent } from '../../common/pipeline/events';
+import { PipelineEvent as PipelineEventSchema } from '../../common/pipeline/events';
+import { readJournal } from './journal';
+import type { StageDefinition } from './runner';
+import { notImplementedStage, runPipeline, StageError, topologicalOrder } from './runner';
+
+const stage = (name: string, needs: string[] = [], run: StageDefinition['run'] = async () => {}, extra: Partial<StageDefinition> = {}): StageDefinition => ({
+  name,
+  description: name,
+  needs,
+  rerun: 'safe-rerun',
+  run,
+  ...extra,
+});
+const tmpJournal = () => join(mkdtempSync(join(tmpdir(), 'kubedos-journal-')), 'journal.jsonl');
+
+describe('pipeline runner', () => {
+  it('orders stages by dependency and detects cycles', () => {
+    expect(topologicalOrder([stage('c', ['b']), stage('a'), stage('b', ['a'])])).toEqual(['a', 'b', 'c']);
+    expect(() => topologicalOrder([stage('a', ['c']), stage('b', ['a']), stage('c', ['b'])])).toThrow(/cycle a -> c -> b -> a|cycle/);
+    expect(() => topologicalOrder([stage('a', ['zzz'])])).toThrow(/unknown stage "zzz"/);
+  });
+
+  it('walks every stage through pending -> queued -> running -> success and emits valid events', async () => {
+    const events: PipelineEvent[] = [];
+    const r = await runPipeline([stage('a', [], async (ctx) => ctx.log('hello', { node: 'n1' })), stage('b', ['a'])], { name: 't', onEvent: (e) => events.push(e) });
+    expect(r.ok).toBe(true);
+    const states = events.filter((e) => e.type === 'stage' && e.stage === 'b').map((e) => (e as { state: string }).state);
+    expect(states).toEqual(['pending', 'queued', 'running', 'success']);
+    expect(events.every((e) => PipelineEventSchema.safeParse(e).success)).toBe(true);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i));
+    expect(events.at(-1)!.type).toBe('done');
+  });
+
+  it('runs independent stages concurrently, bounded', async () => {
+    let live = 0;
+    let peak = 0;
+    const work = async () => {
+      live++;
+      peak = Math.max(peak, live);
+      await new Promise((r) => setTimeout(r, 30));
+      live--;
+    };
+    await runPipeline(['a', 'b', 'c', 'd'].map((n) => stage(n, [], work)), { name: 't', concurrency: 2 });
+    expect(peak).toBe(2);
+  });
+
+  it('retries with backoff where a stage allows it', async () => {
+    let calls = 0;
+    const r = await runPipeline([stage('flaky', [], async () => { if (++calls < 3) throw new Error('transient'); }, { retries: { attempts: 2, backoffMs: 5 } })], { name: 't' });
+    expect(r.ok).toBe(true);
+    expect(calls).toBe(3);
+  });
+
+  it('fails with an actionable detail and skips what depends on the failure', async () => {
+    const r = await runPipeline(
+      [stage('a', [], async () => { throw new StageError('node w-1 never enrolled', { node: 'w-1', command: ['wg', 'show'], stderrTail: 'no handshake', hint: 'check the token' }); }), stage('b', ['a']), stage('c')],
+      { name: 't' },
+    );
+    expect(r.ok).toBe(false);
+    expect(r.states).toEqual({ a: 'failed', b: 'skipped', c: 'success' });
+    expect(r.failures[0]).toMatchObject({ stage: 'a', node: 'w-1', command: ['wg', 'show'], stderrTail: 'no handshake', hint: 'check the token' });
+  });
+
+  it('refuses a destructive stage without allowDestroy, runs it with', async () => {
+    let ran = false;
+    const destroy = stage('destroy', [], async () => { ran = true; }, { rerun: 'destructive' });
+    const refused = await runPipeline([destroy], { name: 't' });
+    expect(refused.states.destroy).toBe('failed');
+    expect(refused.failures[0]!.message).toMatch(/destructive/);
+    expect(ran).toBe(false);
+    const allowed = await runPipeline([destroy], { name: 't', allowDestroy: { destroy: true } });
+    expect(allowed.ok).toBe(true);
+    expect(ran).toBe(true);
+  });
+
+  it('never reports success for a stage that is not implemented', async () => {
+    const r = await runPipeline([notImplementedStage('converge', [], 'remediates-drift', 'Converge', 'issue 7')], { name: 't' });
+    expect(r.states.converge).toBe('failed');
+    expect(r.failures[0]!.message).toMatch(/not implemented/);
+  });
+
+  it('cancels through the AbortSignal: the running stage aborts, the rest never starts', async () => {
+    const controller = new AbortController();
+    const slow = stage('slow', [], (ctx) => new Promise<void>((resolve, reject) => {
+      ctx.signal.addEventListener('abort', () => reject(new Error('stopped')));
+      setTimeout(resolve, 10_000);
+    }));
+    setTimeout(() => controller.abort(), 20);
+    const r = await runPipeline([slow, stage('after', ['slow'])], { name: 't', signal: controller.signal });
+    expect(r.ok).toBe(false);
+    expect(r.states).toEqual({ slow: 'aborted', after: 'aborted' });
+  });
+
+  it('resumes from the journal: a stage whose input hash matches its last success is skipped', async () => {
+    const journalPath = tmpJournal();
+    let runs = 0;
+    let hash = 'h1';
+    const s = [stage('build', [], async () => { runs++; }, { inputHash: () => hash }), stage('deploy', ['build'], async () => { throw new Error('VM died'); }, { inputHash: () => 'd1' })];
+    const first = await runPipeline(s, { name: 't', journalPath });
+    expect(first.states).toEqual({ build: 'success', deploy: 'failed' });
+    const second = await runPipeline(s, { name: 't', journalPath });
+    expect(second.states.build).toBe('skipped');
+    expect(runs).toBe(1);
+    hash = 'h2';
+    await runPipeline(s, { name: 't', journalPath });
+    expect(runs).toBe(2);
+    const events = readJournal(journalPath);
+    expect(events.filter((e) => e.type === 'run')).toHaveLength(3);
+  });
+
+  it('replays keyed checkpoints instead of repeating side effects', async () => {
+    const journalPath = tmpJournal();
+    let created = 0;
+    let fail = true;
+    const s = [stage('provision', [], async (ctx) => {
+      await ctx.checkpoint('vm-3001', async () => ++created);
+      if (fail) throw new Error('later step failed');
+    })];
+    await runPipeline(s, { name: 't', journalPath });
+    fail = false;
+    const r = await runPipeline(s, { name: 't', journalPath });
+    expect(r.ok).toBe(true);
+    expect(created).toBe(1);
+  });
+
+  it('ignores a torn last journal line (crash mid-write)', async () => {
+    const journalPath = tmpJournal();
+    await runPipeline([stage('a', [], async () => {}, { inputHash: () => 'x' })], { name: 't', journalPath });
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(journalPath, '{"type":"stage","sta');
+    expect(readJournal(journalPath).length).toBeGreaterThan(3);
+    expect(readFileSync(journalPath, 'utf8').endsWith('"sta')).toBe(true);
+    const r = await runPipeline([stage('a', [], async () => {}, { inputHash: () => 'x' })], { name: 't', journalPath });
+    expect(r.states.a).toBe('skipped');
+  });
+});
