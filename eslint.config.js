@@ -37,6 +37,11 @@ export default tseslint.config(
     },
   },
   {
+    // Tests and test builders poke at loosely typed YAML objects on purpose.
+    files: ['**/*.test.ts', '**/*.test.tsx', 'common/testing/**', 'e2e/**'],
+    rules: { '@typescript-eslint/no-explicit-any': 'off' },
+  },
+  {
     // Tests of common/ run in Node (they compare files, spawn processes); they are never bundled.
     files: ['common/**/*.test.ts'],
     rules: { 'no-restricted-imports': ['error', { paths: [electronBan] }] },

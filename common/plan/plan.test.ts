@@ -22,7 +22,9 @@ describe('plan: addressing', () => {
   const p = ref();
   it('has 16 nodes with distinct VMIDs, LAN IPs, MACs and /32s on each plane', () => {
     expect(p.nodes).toHaveLength(16);
-    for (const get of [(n: Plan['nodes'][number]) => n.vmid, (n: Plan['nodes'][number]) => n.lan.address, (n: Plan['nodes'][number]) => n.lan.mac, (n: Plan['nodes'][number]) => n.planes.wg1.address, (n: Plan['nodes'][number]) => n.planes.wg2.address, (n: Plan['nodes'][number]) => n.planes.wg3.address]) {
+    type Node = Plan['nodes'][number];
+    const getters: ((n: Node) => string | number)[] = [(n: Plan['nodes'][number]) => n.vmid, (n: Plan['nodes'][number]) => n.lan.address, (n: Plan['nodes'][number]) => n.lan.mac, (n: Plan['nodes'][number]) => n.planes.wg1.address, (n: Plan['nodes'][number]) => n.planes.wg2.address, (n: Plan['nodes'][number]) => n.planes.wg3.address];
+    for (const get of getters) {
       expect(new Set(p.nodes.map(get)).size).toBe(16);
     }
     expect(Plan.safeParse(p).success).toBe(true);
