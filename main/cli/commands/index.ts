@@ -4,6 +4,7 @@ import { doctorCommand } from './doctor';
 import { initCommand } from './init';
 import { planCommand } from './plan';
 import { schemaCommand } from './schema';
+import { serveCommand } from './serve';
 import { validateCommand } from './validate';
 
 export const COMMANDS: CliCommand[] = [
@@ -12,4 +13,5 @@ export const COMMANDS: CliCommand[] = [
   planCommand,
   doctorCommand,
   schemaCommand,
+  serveCommand,
 ];

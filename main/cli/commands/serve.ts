@@ -1,0 +1,61 @@
+// `kubedos serve`: the workbench in any browser. Serves the built renderer and the WebSocket
+// bridge on 127.0.0.1 only, guarded by a random token that is printed in the URL.
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { rendererBuilt, startBridge } from '../../ipc/ws-bridge';
+import { workspaceRoot } from '../../workspace';
+import type { CliCommand } from '../command';
+import { parseCommandArgs, UsageError } from '../command';
+
+/** out/renderer of this checkout (electron-vite build output). */
+export function defaultRendererDir(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '../../../out/renderer');
+}
+
+export const serveCommand: CliCommand = {
+  name: 'serve',
+  summary: 'serve the workbench UI to a browser on 127.0.0.1 (token-guarded WebSocket bridge)',
+  usage: 'kubedos serve [--port N] [--workspace DIR] [--renderer DIR] [SPEC]',
+  help: [
+    'Prints a URL with a one-time token; open it in a browser on this machine. Only 127.0.0.1',
+    'is bound. The browser may open and save specs inside the workspace directory, or SPEC.',
+    '  --port N          listen port (default 0 = any free port)',
+    '  --workspace DIR   where specs may be opened and saved (default: $KUBEDOS_WORKSPACE/specs,',
+    '                    or the directory of SPEC when one is given)',
+    '  --renderer DIR    the built renderer (default: out/renderer; build it with `npm run build`)',
+    '  SPEC              a ClusterSpec file to open at start',
+    'Stop with Ctrl-C.',
+  ].join('\n'),
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      port: { type: 'string', short: 'p' },
+      workspace: { type: 'string' },
+      renderer: { type: 'string' },
+    });
+    if (positionals.length > 1) throw new UsageError('at most one SPEC');
+    const port = values.port === undefined ? 0 : Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${values.port}`);
+    const specArg = positionals[0];
+    const specPath = specArg ? resolve(io.cwd, specArg) : undefined;
+    if (specPath && !/\.ya?ml$/i.test(specPath)) throw new UsageError('SPEC must be a .yaml or .yml file');
+    const workspace = values.workspace ? resolve(io.cwd, values.workspace) : specPath ? dirname(specPath) : join(workspaceRoot(io.env), 'specs');
+    if (!existsSync(workspace)) mkdirSync(workspace, { recursive: true });
+    const rendererDir = values.renderer ? resolve(io.cwd, values.renderer) : defaultRendererDir();
+    if (!rendererBuilt(rendererDir)) {
+      io.err(`kubedos serve: the workbench UI is not built (${join(rendererDir, 'index.html')} is missing)`);
+      io.err('build it once with `npm run build` (electron-vite build; no Electron binary needed), then run kubedos serve again');
+      return 1;
+    }
+    const bridge = await startBridge({ rendererDir, port, workspace, ...(specPath ? { specPath } : {}) });
+    io.out(`kubedos workbench: ${bridge.url}`);
+    io.out(`workspace ${workspace}${specPath ? `, opening ${specPath}` : ''}; only 127.0.0.1 is bound; the token guards the bridge. Ctrl-C stops.`);
+    await new Promise<void>((r) => {
+      if (io.signal.aborted) return r();
+      io.signal.addEventListener('abort', () => r(), { once: true });
+    });
+    await bridge.close();
+    io.out('kubedos serve: stopped');
+    return 0;
+  },
+};

@@ -1,0 +1,209 @@
+// Transport 2: `kubedos serve`. An HTTP server on 127.0.0.1 only, serving the built renderer,
+// and a WebSocket endpoint at /bridge carrying the same contract as Electron IPC. The socket
+// needs the random token printed at start; Host and Origin must be this server (no DNS
+// rebinding, no other web page driving the engine). Every inbound frame is validated; a
+// malformed one gets an error reply and the connection stays up.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize, relative, resolve, sep, isAbsolute } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { RawData } from 'ws';
+import type { EventChannel, EventOf, ServerFrame } from '../../common/contract/index';
+import { ClientFrame, encodeError, MAX_FRAME_BYTES, PayloadError } from '../../common/contract/index';
+import { dispatch } from './dispatch';
+import type { Workbench, WorkbenchOptions } from './workbench';
+import { createWorkbench } from './workbench';
+
+export const BRIDGE_PATH = '/bridge';
+export const LOOPBACK = '127.0.0.1';
+
+export interface BridgeOptions extends Omit<WorkbenchOptions, 'emit' | 'transport' | 'pickOpenPath' | 'pickSavePath'> {
+  rendererDir: string;
+  port?: number;
+  /** Fixed token for tests; random (32 bytes, base64url) otherwise. */
+  token?: string;
+}
+
+export interface Bridge {
+  url: string;
+  port: number;
+  token: string;
+  workbench: Workbench;
+  close(): Promise<void>;
+}
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.ttf': 'font/ttf',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.wasm': 'application/wasm',
+};
+
+/** The CSP of the served renderer. Monaco's editor and YAML workers are bundled files started
+ * with `new Worker(url)`; Chromium may wrap them in blob: URLs, hence worker-src blob:. No
+ * unsafe-eval, no remote origins. Inline styles: Mantine and Monaco inject <style> elements. */
+export function contentSecurityPolicy(port: number): string {
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "font-src 'self' data:",
+    "worker-src 'self' blob:",
+    `connect-src 'self' ws://${LOOPBACK}:${port} ws://localhost:${port}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+export function rendererBuilt(rendererDir: string): boolean {
+  return existsSync(join(rendererDir, 'index.html'));
+}
+
+export async function startBridge(options: BridgeOptions): Promise<Bridge> {
+  const rendererDir = resolve(options.rendererDir);
+  if (!rendererBuilt(rendererDir)) {
+    throw Object.assign(new Error(`the renderer is not built: ${join(rendererDir, 'index.html')} is missing`), { hint: 'build it with `npm run build` (electron-vite build), then run kubedos serve again' });
+  }
+  const token = options.token ?? randomBytes(32).toString('base64url');
+  const tokenBytes = Buffer.from(token);
+  const clients = new Set<WebSocket>();
+  let port = 0;
+
+  const emit = <C extends EventChannel>(channel: C, payload: EventOf<C>): void => {
+    const frame = JSON.stringify({ kind: 'event', channel, payload } satisfies ServerFrame);
+    for (const ws of clients) if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+  };
+  const workbench = createWorkbench({ ...options, transport: 'websocket', emit });
+
+  const allowedHosts = (): Set<string> => new Set([`${LOOPBACK}:${port}`, `localhost:${port}`]);
+  const allowedOrigins = (): Set<string> => new Set([`http://${LOOPBACK}:${port}`, `http://localhost:${port}`]);
+
+  const server: Server = createServer((req, res) => serveStatic(req, res));
+  function securityHeaders(res: ServerResponse): void {
+    res.setHeader('Content-Security-Policy', contentSecurityPolicy(port));
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+    res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Cache-Control', 'no-store');
+  }
+  function serveStatic(req: IncomingMessage, res: ServerResponse): void {
+    securityHeaders(res);
+    if (!allowedHosts().has(req.headers.host ?? '')) return plain(res, 421, 'misdirected request: this server only answers to 127.0.0.1\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return plain(res, 405, 'method not allowed\n');
+    let pathname: string;
+    try {
+      pathname = decodeURIComponent(new URL(req.url ?? '/', `http://${LOOPBACK}`).pathname);
+    } catch {
+      return plain(res, 400, 'bad request\n');
+    }
+    if (pathname.includes('\u0000')) return plain(res, 400, 'bad request\n');
+    const rel = pathname === '/' ? 'index.html' : normalize(pathname).replace(/^[/\\]+/, '');
+    const file = resolve(rendererDir, rel);
+    const within = relative(rendererDir, file);
+    if (within.startsWith(`..${sep}`) || within === '..' || isAbsolute(within)) return plain(res, 404, 'not found\n');
+    let size: number;
+    try {
+      const st = statSync(file);
+      if (!st.isFile()) return plain(res, 404, 'not found\n');
+      size = st.size;
+    } catch {
+      return plain(res, 404, 'not found\n');
+    }
+    res.writeHead(200, { 'Content-Type': MIME[extname(file).toLowerCase()] ?? 'application/octet-stream', 'Content-Length': size });
+    if (req.method === 'HEAD') return void res.end();
+    createReadStream(file).pipe(res);
+  }
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse = (status: number, text: string): void => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://${LOOPBACK}`);
+    } catch {
+      return refuse(400, 'Bad Request');
+    }
+    if (url.pathname !== BRIDGE_PATH) return refuse(404, 'Not Found');
+    if (!allowedHosts().has(req.headers.host ?? '')) return refuse(421, 'Misdirected Request');
+    if (!allowedOrigins().has(req.headers.origin ?? '')) return refuse(403, 'Forbidden');
+    const given = Buffer.from(url.searchParams.get('token') ?? '');
+    if (given.length !== tokenBytes.length || !timingSafeEqual(given, tokenBytes)) return refuse(401, 'Unauthorized');
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
+  wss.on('connection', (ws: WebSocket) => {
+    clients.add(ws);
+    ws.on('close', () => clients.delete(ws));
+    ws.on('error', () => clients.delete(ws));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      void handleFrame(ws, data, isBinary);
+    });
+  });
+
+  async function handleFrame(ws: WebSocket, data: RawData, isBinary: boolean): Promise<void> {
+    const reply = (frame: ServerFrame): void => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
+    };
+    if (isBinary) return reply({ kind: 'reply', id: -1, ...encodeError(new PayloadError('binary frames are not part of the contract; send JSON text', [])) });
+    let value: unknown;
+    try {
+      value = JSON.parse(data.toString());
+    } catch {
+      return reply({ kind: 'reply', id: -1, ...encodeError(new PayloadError('frame is not JSON', [])) });
+    }
+    const frame = ClientFrame.safeParse(value);
+    if (!frame.success) {
+      const id = typeof (value as { id?: unknown })?.id === 'number' && Number.isSafeInteger((value as { id: number }).id) && (value as { id: number }).id >= 0 ? (value as { id: number }).id : -1;
+      const issues = frame.error.issues.slice(0, 50).map((i) => ({ path: i.path.map(String).join('.') || '(frame)', message: i.message }));
+      return reply({ kind: 'reply', id, ...encodeError(new PayloadError(`malformed frame: ${issues[0]?.path}: ${issues[0]?.message}`, issues)) });
+    }
+    const envelope = await dispatch(workbench.handlers, frame.data.channel, frame.data.payload);
+    reply({ kind: 'reply', id: frame.data.id, ...envelope });
+  }
+
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once('error', rejectListen);
+    server.listen(options.port ?? 0, LOOPBACK, () => {
+      server.off('error', rejectListen);
+      resolveListen();
+    });
+  });
+  port = (server.address() as AddressInfo).port;
+
+  return {
+    url: `http://${LOOPBACK}:${port}/?token=${token}`,
+    port,
+    token,
+    workbench,
+    async close() {
+      for (const ws of clients) ws.terminate();
+      await workbench.dispose();
+      await new Promise<void>((r) => wss.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+function plain(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+  res.end(text);
+}
