@@ -82,7 +82,7 @@ describe('plan: addressing', () => {
     expect(p.secretRefs.every((s) => /^[a-z-]+:\/\//.test(s.ref))).toBe(true);
   });
   it('writes an Ansible inventory grouped by role with wg1 addresses', () => {
-    expect(p.ansibleInventory).toContain('control_plane:');
+    expect(p.ansibleInventory).toContain('role_control_plane:');
     expect(p.ansibleInventory).toContain('ansible_host: 10.101.0.9');
     expect(p.saltRoster).toContain('host: 10.101.0.1');
   });

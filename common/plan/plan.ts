@@ -243,7 +243,7 @@ function ansibleInventory(spec: ClusterSpec, nodes: readonly PlanNode[]): string
   for (const role of NODE_ROLES) {
     const members = nodes.filter((n) => n.role === role);
     if (members.length === 0) continue;
-    children[role.replace(/-/g, '_')] = {
+    children[`role_${role.replace(/-/g, '_')}`] = {
       hosts: Object.fromEntries(
         members.map((n) => [
           n.name,

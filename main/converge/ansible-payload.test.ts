@@ -1,0 +1,78 @@
+// The Ansible content in payload/ansible, checked with the real tools: syntax, ansible-lint
+// (production profile, offline), the inventory the plan renders, and the conventions every
+// role must follow (role-prefixed variables, a declared rerun class).
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { plan } from '../../common/plan/index';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { templateObject, toYaml } from '../../common/testing/specs';
+import { CommandError, run } from '../exec/runner';
+
+const dir = join(process.cwd(), 'payload/ansible');
+const env = { ANSIBLE_CONFIG: join(dir, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: mkdtempSync(join(tmpdir(), 'kubedos-ansible-')) };
+const roles = readdirSync(join(dir, 'roles')).sort();
+
+function inventoryFor(text: string): string {
+  const r = parseSpec(text);
+  if (!r.spec) throw new Error(JSON.stringify(r.diagnostics));
+  const file = join(mkdtempSync(join(tmpdir(), 'kubedos-inv-')), 'inventory.yml');
+  writeFileSync(file, plan(r.spec).ansibleInventory);
+  return file;
+}
+
+describe('payload/ansible', () => {
+  it('passes ansible-playbook --syntax-check against the inventory of every template', async () => {
+    for (const name of ['reference-16', 'lab-3'] as const) {
+      const inv = inventoryFor(TEMPLATES[name].text);
+      const r = await run(['ansible-playbook', '--syntax-check', '-i', inv, 'site.yml'], { cwd: dir, env, timeoutMs: 120_000 });
+      expect(r.stdout).toContain('playbook: site.yml');
+    }
+  }, 240_000);
+
+  it('passes ansible-lint with the production profile (offline)', async () => {
+    const r = await run(['ansible-lint', '--offline', '--profile', 'production', '--nocolor'], { cwd: dir, env, timeoutMs: 300_000 }).catch((e: CommandError) => e);
+    if (r instanceof CommandError) throw new Error(`ansible-lint failed:\n${r.stderrTail}`);
+    expect(`${r.stdout}\n${r.stderr}`).toMatch(/Passed with production profile: 0 failure/);
+  }, 320_000);
+
+  it('validates a plan-rendered inventory and refuses a broken one before touching any host', async () => {
+    const good = inventoryFor(TEMPLATES['reference-16'].text);
+    const ok = await run(['ansible-playbook', '-i', good, 'playbooks/00-validate.yml'], { cwd: dir, env, timeoutMs: 120_000 });
+    expect(ok.stdout).toMatch(/localhost\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0/);
+
+    const broken = parse(readFileSync(good, 'utf8'));
+    delete broken.all.children.role_worker.hosts['w-2'].kubedos_wg3;
+    broken.all.children.role_etcd.hosts['etcd-4'] = { ...broken.all.children.role_etcd.hosts['etcd-3'], ansible_host: '10.101.0.99', kubedos_wg1: '10.101.0.99', kubedos_wg2: '10.102.0.99', kubedos_wg3: '10.103.0.99' };
+    const badFile = join(mkdtempSync(join(tmpdir(), 'kubedos-inv-')), 'bad.yml');
+    writeFileSync(badFile, toYaml(broken));
+    const failed = await run(['ansible-playbook', '-i', badFile, 'playbooks/00-validate.yml'], { cwd: dir, env, timeoutMs: 120_000, okExitCodes: [2] });
+    expect(failed.stdout).toMatch(/w-2 has no kubedos_wg3: render the inventory from the plan/);
+    expect(failed.stdout).toMatch(/localhost\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=1/);
+  }, 240_000);
+
+  it('flags an even etcd membership in the inventory', async () => {
+    const spec = templateObject('reference-16');
+    spec.spec.nodes.inventory.push({ ...spec.spec.nodes.inventory[6], name: 'etcd-4', vmid: 2030 });
+    // The spec itself is invalid (even etcd); render its inventory anyway, bypassing validation.
+    const r = parseSpec(toYaml(spec));
+    expect(r.spec).toBeUndefined();
+    spec.spec.nodes.inventory.pop();
+    const inv = inventoryFor(toYaml(spec));
+    const parsed = parse(readFileSync(inv, 'utf8'));
+    parsed.all.children.role_etcd.hosts['etcd-4'] = { ...parsed.all.children.role_etcd.hosts['etcd-3'], ansible_host: '10.101.0.98', kubedos_wg1: '10.101.0.98', kubedos_wg2: '10.102.0.98', kubedos_wg3: '10.103.0.98' };
+    writeFileSync(inv, toYaml(parsed));
+    const failed = await run(['ansible-playbook', '-i', inv, 'playbooks/00-validate.yml'], { cwd: dir, env, timeoutMs: 120_000, okExitCodes: [2] });
+    expect(failed.stdout).toMatch(/needs an odd member count in group role_etcd/);
+  }, 240_000);
+
+  it.each(roles)('role %s declares its rerun class and prefixes its variables', (role) => {
+    const defaults = parse(readFileSync(join(dir, 'roles', role, 'defaults/main.yml'), 'utf8')) as Record<string, unknown>;
+    expect(['safe-rerun', 'remediates-drift', 'destructive']).toContain(defaults[`${role}_rerun_class`]);
+    const shared = new Set(['kubedos_allow_destroy']);
+    for (const key of Object.keys(defaults)) if (!shared.has(key)) expect(key.startsWith(`${role}_`), `${role}: ${key}`).toBe(true);
+    expect(readdirSync(join(dir, 'roles', role))).toEqual(expect.arrayContaining(['defaults', 'meta', 'tasks']));
+  });
+});
