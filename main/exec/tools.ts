@@ -38,6 +38,7 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { name: 'gzip', package: 'gzip', purpose: 'initrd and repository compression', area: 'base', versionArgs: ['--version'] },
   { name: 'debootstrap', package: 'debootstrap', purpose: 'golden image root filesystems', area: 'build', versionArgs: ['--version'] },
   { name: 'apt-get', package: 'apt', purpose: 'darksite dependency closure downloads', area: 'build', versionArgs: ['--version'] },
+  { name: 'apt-cache', package: 'apt', purpose: 'darksite lock: hashes of resolved packages', area: 'build', versionArgs: ['--version'] },
   { name: 'apt-ftparchive', package: 'apt-utils', purpose: 'darksite Packages and Release files', area: 'build', versionArgs: ['--version'] },
   { name: 'gpg', package: 'gnupg', purpose: 'darksite InRelease signatures', area: 'build', versionArgs: ['--version'] },
   { name: 'gpgv', package: 'gpgv', purpose: 'verify darksite signatures', area: 'build', versionArgs: ['--version'] },
