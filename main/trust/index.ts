@@ -1,0 +1,6 @@
+export * from './ca';
+export * from './enrollment-files';
+export * from './revocation';
+export * from './secret-store';
+export * from './token';
+export * from './wg-keys';
