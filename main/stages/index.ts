@@ -1,5 +1,6 @@
 // The stages of the convergence DAG (seed 003 §12). validate and plan are real; the others are
 // registered so the DAG is whole, and fail with "not implemented" until their issues land.
+import type { Target } from '../target';
 import type { StageDefinition } from '../pipeline/runner';
 import { notImplementedStage } from '../pipeline/runner';
 import type { PlannedCluster } from './plan';
@@ -20,9 +21,16 @@ export function planPipeline(source: SpecSource, planPath?: string): PlanPipelin
   return { stages, result: Object.assign(validated, planned) };
 }
 
+export interface DeployOptions {
+  planPath?: string;
+  target: Target;
+  workspace: string;
+  env?: NodeJS.ProcessEnv;
+}
+
 /** The whole deploy DAG, with the stages of later issues registered but refusing to pretend. */
-export function deployPipeline(source: SpecSource, planPath?: string): PlanPipeline {
-  const base = planPipeline(source, planPath);
+export function deployPipeline(source: SpecSource, options: DeployOptions): PlanPipeline {
+  const base = planPipeline(source, options.planPath);
   base.stages.push(
     notImplementedStage('build', ['plan'], 'safe-rerun', 'Build role ISOs, qcow2 images and the darksite (cache-aware)', 'issue "Artifact foundry"'),
     notImplementedStage('provision', ['build'], 'remediates-drift', 'Create VMs from the plan through the substrate driver', 'issue "Substrates"'),

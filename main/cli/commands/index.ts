@@ -1,16 +1,20 @@
 // Every CLI command, in the order `kubedos --help` lists them. Add one import + one entry per command.
 import type { CliCommand } from '../command';
+import { deployCommand } from './deploy';
 import { doctorCommand } from './doctor';
 import { initCommand } from './init';
 import { planCommand } from './plan';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
+import { statusCommand } from './status';
 import { validateCommand } from './validate';
 
 export const COMMANDS: CliCommand[] = [
   initCommand,
   validateCommand,
   planCommand,
+  deployCommand,
+  statusCommand,
   doctorCommand,
   schemaCommand,
   serveCommand,

@@ -1,0 +1,72 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runPipeline } from '../../pipeline/runner';
+import { deployPipeline } from '../../stages/index';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
+import type { CliCommand } from '../command';
+import { parseCommandArgs, UsageError } from '../command';
+import { loadSpec, reportDiagnostics } from '../load-spec';
+import { ProgressDisplay } from '../progress';
+import { formatTarget, parseTarget } from '../../target';
+
+export const deployCommand: CliCommand = {
+  name: 'deploy',
+  summary: 'run the convergence DAG: validate → plan → build → provision → first boot → planes → enroll → converge → workload → seal',
+  usage: 'kubedos deploy SPEC --target qemu-local|proxmox://HOST [--allow-destroy] [--force] [--verbose]',
+  help: [
+    'Progress is shown per stage and per node. Every event is journaled to the cluster workspace',
+    '($KUBEDOS_WORKSPACE or ~/.kubedos)/clusters/<name>/journal.jsonl; running the same command again',
+    'resumes: stages whose inputs did not change since their last success are skipped.',
+    'Ctrl-C stops after the current step and keeps the journal.',
+    '  --allow-destroy   let destructive stages replace or destroy VMs the cluster owns',
+    '  --force           ignore the journal and run every stage',
+    '  --verbose         print every log line (default: warnings, errors and state changes)',
+  ].join('\n'),
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      target: { type: 'string', short: 't' },
+      'allow-destroy': { type: 'boolean' },
+      force: { type: 'boolean' },
+      verbose: { type: 'boolean', short: 'v' },
+    });
+    const [file, extra] = positionals;
+    if (!file || extra) throw new UsageError('exactly one SPEC');
+    let target;
+    try {
+      target = parseTarget(values.target);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const loaded = loadSpec(file, io.cwd);
+    if (!loaded.spec) {
+      reportDiagnostics(loaded, file, io, true);
+      io.err(`${file}: not valid; nothing deployed`);
+      return 1;
+    }
+    const workspace = clusterWorkspace(loaded.spec.metadata.name, io.env);
+    const source = { name: file, text: readFileSync(loaded.path, 'utf8') };
+    const pipeline = deployPipeline(source, { planPath: join(workspace, WORKSPACE_LAYOUT.plan), target, workspace, env: io.env });
+    io.out(`deploying ${loaded.spec.metadata.name} to ${formatTarget(target)} (workspace ${workspace})`);
+    const display = new ProgressDisplay(io.out, io.isTty, { verbose: Boolean(values.verbose) });
+    const result = await runPipeline(pipeline.stages, {
+      name: 'deploy',
+      journalPath: join(workspace, WORKSPACE_LAYOUT.journal),
+      concurrency: 2,
+      allowDestroy: Boolean(values['allow-destroy']),
+      force: Boolean(values.force),
+      onEvent: (e) => display.handle(e),
+      signal: io.signal,
+    });
+    display.stop();
+    if (io.signal.aborted) {
+      io.err(`interrupted; the journal is kept: run the same command again to resume (kubedos status ${file})`);
+      return 130;
+    }
+    if (!result.ok) {
+      io.err(`deploy stopped: ${result.failures.map((f) => `${f.stage}${f.node ? `/${f.node}` : ''}: ${f.message.split('\n')[0]}`).join('; ')}`);
+      return 1;
+    }
+    io.out('deploy converged');
+    return 0;
+  },
+};

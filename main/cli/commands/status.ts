@@ -1,0 +1,70 @@
+import { join } from 'node:path';
+import type { PipelineEvent } from '../../../common/pipeline/events';
+import { lastSuccesses, readJournal } from '../../pipeline/journal';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
+import type { CliCommand } from '../command';
+import { parseCommandArgs, UsageError } from '../command';
+import { loadSpec, reportDiagnostics } from '../load-spec';
+import { fmtMs } from '../progress';
+import { renderTable } from '../table';
+
+export const statusCommand: CliCommand = {
+  name: 'status',
+  summary: 'show the last deploy of a cluster from its journal: stages, nodes, failures, what a rerun will skip',
+  usage: 'kubedos status SPEC | --cluster NAME [--json]',
+  help: 'Reads <workspace>/clusters/<name>/journal.jsonl; nothing is contacted.',
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(argv, { cluster: { type: 'string' }, json: { type: 'boolean' } });
+    let cluster = values.cluster;
+    if (!cluster) {
+      const [file] = positionals;
+      if (!file) throw new UsageError('give a SPEC or --cluster NAME');
+      const loaded = loadSpec(file, io.cwd);
+      if (!loaded.spec) {
+        reportDiagnostics(loaded, file, io, true);
+        return 1;
+      }
+      cluster = loaded.spec.metadata.name;
+    }
+    const journalPath = join(clusterWorkspace(cluster, io.env), WORKSPACE_LAYOUT.journal);
+    const events = readJournal(journalPath);
+    const runs = events.filter((e): e is Extract<PipelineEvent, { type: 'run' }> => e.type === 'run');
+    const last = runs.at(-1);
+    if (!last) {
+      io.out(`no deploy recorded for ${cluster} (${journalPath})`);
+      return 1;
+    }
+    const mine = events.filter((e) => e.runId === last.runId);
+    const stageRows = new Map<string, { state: string; duration?: number; reason?: string }>();
+    for (const s of last.stages) stageRows.set(s, { state: 'pending' });
+    for (const e of mine) {
+      if (e.type !== 'stage') continue;
+      stageRows.set(e.stage, { state: e.state, ...(e.durationMs !== undefined ? { duration: e.durationMs } : {}), ...(e.reason !== undefined ? { reason: e.reason } : {}) });
+    }
+    const nodes = new Map<string, string>();
+    for (const e of mine) if (e.type === 'node') nodes.set(`${e.node}`, `${e.stage}: ${e.state}${e.message ? ` (${e.message})` : ''}`);
+    const failures = mine.filter((e): e is Extract<PipelineEvent, { type: 'failed' }> => e.type === 'failed').map((e) => e.error);
+    const done = mine.find((e): e is Extract<PipelineEvent, { type: 'done' }> => e.type === 'done');
+    const converged = new Map([...lastSuccesses(events)].filter(([, r]) => r.inputHash !== undefined));
+    if (values.json) {
+      io.out(JSON.stringify({ cluster, runId: last.runId, startedAt: last.time, finished: Boolean(done), stages: Object.fromEntries(stageRows), nodes: Object.fromEntries(nodes), failures, converged: [...converged.keys()] }, null, 2));
+      return 0;
+    }
+    io.out(`cluster ${cluster}: last run ${last.runId.slice(0, 8)} started ${last.time}${done ? `, finished in ${fmtMs(done.durationMs)}` : ', did not finish (crash or Ctrl-C): run deploy again to resume'}`);
+    io.out('');
+    io.out(renderTable(['STAGE', 'STATE', 'TIME', 'NOTE'], [...stageRows.entries()].map(([s, v]) => [s, v.state, v.duration !== undefined ? fmtMs(v.duration) : '', v.reason ?? ''])));
+    if (nodes.size) {
+      io.out('');
+      io.out(renderTable(['NODE', 'LAST'], [...nodes.entries()].sort(([a], [b]) => a.localeCompare(b))));
+    }
+    for (const f of failures) {
+      io.out('');
+      io.out(`failed: ${f.stage}${f.node ? ` on ${f.node}` : ''}: ${f.message}`);
+      if (f.command) io.out(`  command: ${f.command.join(' ')}`);
+      if (f.stderrTail) io.out(`  stderr: ${f.stderrTail}`);
+      if (f.hint) io.out(`  next: ${f.hint}`);
+    }
+    if (converged.size) io.out(`\na rerun skips (inputs unchanged): ${[...converged.keys()].join(', ')}`);
+    return 0;
+  },
+};

@@ -1,0 +1,17 @@
+// --target parsing: qemu-local, or proxmox://HOST where HOST is an ~/.ssh/config alias or a host name.
+export type Target = { kind: 'qemu-local' } | { kind: 'proxmox'; host: string };
+
+export function parseTarget(text: string | undefined, fallback?: Target): Target {
+  if (text === undefined) {
+    if (fallback) return fallback;
+    throw new Error('--target is required: qemu-local or proxmox://HOST');
+  }
+  if (text === 'qemu-local') return { kind: 'qemu-local' };
+  const m = /^proxmox:\/\/([A-Za-z0-9][A-Za-z0-9._-]*)$/.exec(text);
+  if (m?.[1]) return { kind: 'proxmox', host: m[1] };
+  throw new Error(`unknown target "${text}": use qemu-local or proxmox://HOST (an ~/.ssh/config Host alias or a host name)`);
+}
+
+export function formatTarget(t: Target): string {
+  return t.kind === 'qemu-local' ? 'qemu-local' : `proxmox://${t.host}`;
+}
