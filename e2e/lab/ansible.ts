@@ -1,0 +1,31 @@
+// Runs ansible-core from the hub node against every node over wg1 (the plan's inventory).
+import { REPO_ROOT } from './harness';
+import type { Lab } from './harness';
+
+export interface AnsibleRun {
+  recap: Record<string, { ok: number; changed: number; unreachable: number; failed: number }>;
+  output: string;
+}
+
+const FIXTURE = `${REPO_ROOT}/e2e/lab/fixtures/ansible`;
+
+export async function prepareAnsible(lab: Lab): Promise<void> {
+  const { readFileSync } = await import('node:fs');
+  await lab.writeFile(lab.hub.name, '/etc/kubedos/inventory.yml', lab.plan.ansibleInventory);
+  await lab.writeFile(lab.hub.name, '/root/.ssh/id_ed25519', readFileSync(lab.sshKey, 'utf8'), 0o600);
+}
+
+export async function runAnsible(lab: Lab): Promise<AnsibleRun> {
+  const r = await lab.try(
+    lab.hub.name,
+    ['ansible-playbook', '-i', '/etc/kubedos/inventory.yml', '-e', 'ansible_user=root', '-e', 'ansible_become=false', '--private-key', '/root/.ssh/id_ed25519', `${FIXTURE}/site.yml`],
+    { env: { ANSIBLE_CONFIG: `${FIXTURE}/ansible.cfg`, ANSIBLE_ROLES_PATH: `${FIXTURE}/roles`, ANSIBLE_LOCAL_TEMP: '/tmp/ansible-local', ANSIBLE_NOCOLOR: '1' }, timeoutMs: 180_000 },
+  );
+  const output = r.stdout + r.stderr;
+  const recap: AnsibleRun['recap'] = {};
+  for (const m of output.matchAll(/^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
+    recap[m[1] as string] = { ok: Number(m[2]), changed: Number(m[3]), unreachable: Number(m[4]), failed: Number(m[5]) };
+  }
+  if (r.exitCode !== 0) throw new Error(`ansible-playbook failed on ${lab.hub.name} (exit ${r.exitCode}):\n${output.slice(-3000)}`);
+  return { recap, output };
+}
