@@ -8,6 +8,7 @@ import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
 import { statusCommand } from './status';
 import { validateCommand } from './validate';
+import { wiringCommand } from './wiring';
 
 export const COMMANDS: CliCommand[] = [
   initCommand,
@@ -18,4 +19,5 @@ export const COMMANDS: CliCommand[] = [
   doctorCommand,
   schemaCommand,
   serveCommand,
+  wiringCommand,
 ];
