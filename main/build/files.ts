@@ -1,7 +1,7 @@
 // File helpers of the foundry: streaming sha256, atomic writes, pinned times. Everything the
 // build hashes goes through here so a hash always means the same bytes.
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readdirSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, constants, copyFileSync, createReadStream, mkdirSync, readFileSync, readdirSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
 export async function sha256File(path: string): Promise<string> {
@@ -51,4 +51,45 @@ export function pinTimes(root: string, epochSeconds: number): void {
 
 export function fileSize(path: string): number {
   return statSync(path).size;
+}
+
+/** Copy a directory tree (regular files and directories), reflinking where the filesystem can. */
+export function copyTree(src: string, dst: string): void {
+  mkdirSync(dst, { recursive: true });
+  for (const e of readdirSync(src, { withFileTypes: true })) {
+    const s = join(src, e.name);
+    const d = join(dst, e.name);
+    if (e.isDirectory()) copyTree(s, d);
+    else if (e.isFile()) {
+      copyFileSync(s, d, constants.COPYFILE_FICLONE);
+      chmodSync(d, statSync(s).mode & 0o7777);
+    }
+  }
+}
+
+/** Make every file and directory under root writable by its owner (extracted ISO trees are read-only). */
+export function makeWritable(root: string): void {
+  chmodSync(root, statSync(root).mode | 0o200);
+  for (const e of readdirSync(root, { withFileTypes: true })) {
+    const p = join(root, e.name);
+    if (e.isDirectory()) makeWritable(p);
+    else if (e.isFile()) chmodSync(p, statSync(p).mode | 0o200);
+  }
+}
+
+/** Refuse to touch a tree that has something mounted inside it (a failed debootstrap can leave
+ * proc/sys/dev mounted; deleting through a bind mount would delete the host's files). */
+export function assertNothingMountedUnder(dir: string): void {
+  let info: string;
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return;
+  }
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  const hits = info
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((mp) => mp === dir || mp.startsWith(prefix));
+  if (hits.length) throw new Error(`refusing to delete ${dir}: still mounted inside it: ${hits.join(', ')} (umount them first)`);
 }

@@ -83,3 +83,15 @@ export async function stopGpgAgent(gnupgHome: string): Promise<void> {
   if (!existsSync(gnupgHome)) return;
   await run(['gpgconf', '--homedir', gnupgHome, '--kill', 'all'], { okExitCodes: [0, 1, 2], timeoutMs: 10_000 }).catch(() => undefined);
 }
+
+/** The operator's SSH key pair (ed25519); the public half goes into every payload. */
+export async function opsSshKey(cluster: string, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<{ privateKeyPath: string; publicKey: string }> {
+  const path = join(secretsDir(cluster, env), 'ops_ed25519');
+  if (!existsSync(path) || !existsSync(`${path}.pub`)) {
+    rmSync(path, { force: true });
+    rmSync(`${path}.pub`, { force: true });
+    await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `ops@${cluster}`, '-f', path], { signal });
+  }
+  chmodSync(path, 0o600);
+  return { privateKeyPath: path, publicKey: readFileSync(`${path}.pub`, 'utf8').trim() };
+}

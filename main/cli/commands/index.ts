@@ -1,5 +1,7 @@
 // Every CLI command, in the order `kubedos --help` lists them. Add one import + one entry per command.
 import type { CliCommand } from '../command';
+import { buildCommand } from './build';
+import { verifyCommand } from './verify';
 import { deployCommand } from './deploy';
 import { doctorCommand } from './doctor';
 import { initCommand } from './init';
@@ -14,6 +16,8 @@ export const COMMANDS: CliCommand[] = [
   initCommand,
   validateCommand,
   planCommand,
+  buildCommand,
+  verifyCommand,
   deployCommand,
   statusCommand,
   doctorCommand,

@@ -1,0 +1,177 @@
+// Build attestations: manifest.json (every output's sha256 and size, the inputs' hashes),
+// a CycloneDX 1.6 JSON SBOM, an in-toto Statement with a SLSA v1 provenance predicate, and
+// ed25519 DSSE envelopes over each of them. Pure functions: the build passes values in.
+import { sign, verify } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { canonicalJson, sha256Hex } from '../../common/canonical';
+import type { LockedPackage } from './darksite/pins';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const SBOM_FILE = 'sbom.cdx.json';
+export const PROVENANCE_FILE = 'provenance.intoto.json';
+export const SIGNATURES_DIR = 'signatures';
+export const PUBLIC_KEY_FILE = `${SIGNATURES_DIR}/build-signing-key.pub.pem`;
+export const SIGNED_FILES = [MANIFEST_FILE, SBOM_FILE, PROVENANCE_FILE] as const;
+export const envelopePath = (file: string): string => `${SIGNATURES_DIR}/${file}.dsse.json`;
+
+export interface OutputRecord {
+  path: string;
+  sha256: string;
+  size: number;
+  kind: 'iso' | 'image' | 'darksite' | 'payload';
+  role?: string;
+}
+
+export interface BuildInputs {
+  spec: { path: string; sha256: string };
+  planSha256: string;
+  lockSha256: string;
+  payload: Record<string, { path: string; sha256: string }[]>;
+  hostFiles: { path: string; package: string; sha256: string }[];
+  tools: Record<string, string>;
+  git?: { commit: string; dirty: boolean };
+}
+
+export interface BuildManifest {
+  apiVersion: 'kubedos.ca/v1alpha1';
+  kind: 'BuildManifest';
+  cluster: string;
+  artifactVersion: string;
+  sourceDateEpoch: number;
+  roles: string[];
+  inputs: BuildInputs;
+  outputs: OutputRecord[];
+}
+
+export function renderManifest(m: BuildManifest): string {
+  return canonicalJson({ ...m, outputs: [...m.outputs].sort((a, b) => (a.path < b.path ? -1 : 1)) }, 2) + '\n';
+}
+
+function iso8601(epoch: number): string {
+  return new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function purlOf(p: Pick<LockedPackage, 'name' | 'version' | 'architecture'>): string {
+  return `pkg:deb/debian/${encodeURIComponent(p.name)}@${encodeURIComponent(p.version)}?arch=${p.architecture}&distro=debian-12`;
+}
+
+/** Deterministic urn:uuid from content (RFC 4122 layout, version 5-like bits). */
+export function contentUuid(seed: string): string {
+  const h = sha256Hex(seed);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
+}
+
+export interface SbomInput {
+  cluster: string;
+  artifactVersion: string;
+  sourceDateEpoch: number;
+  packages: readonly LockedPackage[];
+  payloadFiles: readonly { role: string; path: string; sha256: string }[];
+  tools: Record<string, string>;
+  kubedosVersion: string;
+  outputs: readonly OutputRecord[];
+}
+
+export function renderSbom(s: SbomInput): string {
+  const debs = s.packages.map((p) => ({
+    type: 'library',
+    'bom-ref': purlOf(p),
+    name: p.name,
+    version: p.version,
+    purl: purlOf(p),
+    hashes: [{ alg: 'SHA-256', content: p.sha256 }],
+    properties: [
+      { name: 'kubedos:architecture', value: p.architecture },
+      { name: 'kubedos:roles', value: p.roles.join(',') },
+      { name: 'kubedos:filename', value: p.filename },
+    ],
+  }));
+  const files = [...s.payloadFiles]
+    .sort((a, b) => (`${a.role}/${a.path}` < `${b.role}/${b.path}` ? -1 : 1))
+    .map((f) => ({ type: 'file', 'bom-ref': `payload:${f.role}/${f.path}`, name: `payload/${f.role}/${f.path}`, hashes: [{ alg: 'SHA-256', content: f.sha256 }] }));
+  const tools = Object.keys(s.tools)
+    .sort()
+    .map((name) => ({ type: 'application', name, version: s.tools[name] }));
+  const body = {
+    bomFormat: 'CycloneDX',
+    specVersion: '1.6',
+    version: 1,
+    metadata: {
+      timestamp: iso8601(s.sourceDateEpoch),
+      tools: { components: [{ type: 'application', name: 'kubedos', version: s.kubedosVersion }, ...tools] },
+      component: { type: 'platform', 'bom-ref': `cluster:${s.cluster}`, name: s.cluster, version: s.artifactVersion },
+    },
+    components: [...debs, ...files],
+    dependencies: [{ ref: `cluster:${s.cluster}`, dependsOn: [...debs.map((d) => d['bom-ref']), ...files.map((f) => f['bom-ref'])] }],
+  };
+  const serial = `urn:uuid:${contentUuid(canonicalJson(body))}`;
+  return canonicalJson({ ...body, serialNumber: serial }, 2) + '\n';
+}
+
+export interface ProvenanceInput {
+  manifest: BuildManifest;
+  externalParameters: Record<string, unknown>;
+  kubedosVersion: string;
+  nodeVersion: string;
+  invocationId: string;
+}
+
+export function renderProvenance(p: ProvenanceInput): string {
+  const m = p.manifest;
+  const deps: { name: string; uri?: string; digest: Record<string, string> }[] = [
+    { name: 'clusterspec', uri: `file:${m.inputs.spec.path}`, digest: { sha256: m.inputs.spec.sha256 } },
+    { name: 'plan', digest: { sha256: m.inputs.planSha256 } },
+    { name: 'payload/packages/darksite.lock.json', digest: { sha256: m.inputs.lockSha256 } },
+    ...m.inputs.hostFiles.map((h) => ({ name: h.path, uri: `pkg:deb/debian/${h.package}`, digest: { sha256: h.sha256 } })),
+  ];
+  if (m.inputs.git) deps.unshift({ name: 'source', uri: 'git+file:kubedos-foundry', digest: { gitCommit: m.inputs.git.commit } });
+  const statement = {
+    _type: 'https://in-toto.io/Statement/v1',
+    subject: [...m.outputs].sort((a, b) => (a.path < b.path ? -1 : 1)).map((o) => ({ name: o.path, digest: { sha256: o.sha256 } })),
+    predicateType: 'https://slsa.dev/provenance/v1',
+    predicate: {
+      buildDefinition: {
+        buildType: 'https://kubedos.ca/foundry/build/v1',
+        externalParameters: p.externalParameters,
+        internalParameters: { sourceDateEpoch: m.sourceDateEpoch, tools: m.inputs.tools, gitDirty: m.inputs.git?.dirty ?? null },
+        resolvedDependencies: deps,
+      },
+      runDetails: {
+        builder: { id: 'https://kubedos.ca/foundry/kubedos-cli', version: { kubedos: p.kubedosVersion, node: p.nodeVersion } },
+        metadata: { invocationId: p.invocationId, startedOn: iso8601(m.sourceDateEpoch), finishedOn: iso8601(m.sourceDateEpoch) },
+      },
+    },
+  };
+  return canonicalJson(statement, 2) + '\n';
+}
+
+// ---- DSSE (https://github.com/secure-systems-lab/dsse, protocol v1) ----
+
+export interface DsseEnvelope {
+  payloadType: string;
+  payload: string;
+  signatures: { keyid: string; sig: string }[];
+}
+
+export function pae(payloadType: string, payload: Uint8Array): Buffer {
+  const t = Buffer.from(payloadType, 'utf8');
+  return Buffer.concat([Buffer.from(`DSSEv1 ${t.length} `), t, Buffer.from(` ${payload.length} `), Buffer.from(payload)]);
+}
+
+export function payloadTypeFor(file: string): string {
+  if (file === PROVENANCE_FILE) return 'application/vnd.in-toto+json';
+  if (file === SBOM_FILE) return 'application/vnd.cyclonedx+json';
+  return 'application/vnd.kubedos.manifest+json';
+}
+
+export function signDsse(payloadType: string, payload: Uint8Array, key: KeyObject, keyid: string): DsseEnvelope {
+  const sig = sign(null, pae(payloadType, payload), key);
+  return { payloadType, payload: Buffer.from(payload).toString('base64'), signatures: [{ keyid, sig: sig.toString('base64') }] };
+}
+
+export function verifyDsse(env: DsseEnvelope, publicKeyPem: string, keyid: string): Buffer {
+  const payload = Buffer.from(env.payload, 'base64');
+  const ok = env.signatures.some((s) => s.keyid === keyid && verify(null, pae(env.payloadType, payload), publicKeyPem, Buffer.from(s.sig, 'base64')));
+  if (!ok) throw new Error('no valid signature from the build key');
+  return payload;
+}

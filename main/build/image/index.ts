@@ -1,0 +1,166 @@
+// qcow2 golden images: a Debian root filesystem debootstrapped offline from the darksite
+// (file: mirror, verified with the darksite key), the role payload installed, then GPT with an
+// ESP (shim → signed GRUB) and an ext4 root assembled without loop mounts:
+// mkfs.fat + mcopy, mkfs.ext4 -d, sfdisk on a sparse file, dd conv=notrunc, qemu-img convert.
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { sha256Hex } from '../../../common/canonical';
+import { run } from '../../exec/runner';
+import { assertNothingMountedUnder, pinTimes } from '../files';
+import { ISO_HOST_FILES, requireHostFiles } from '../iso/host-files';
+import type { RenderedPayload } from '../payload/render';
+import { CODENAME, KEYRING_FILE } from '../darksite/index';
+
+export interface ImageInput {
+  payload: RenderedPayload;
+  darksiteDir: string;
+  /** Package names to install (base + role pins, minus installer-only ones). */
+  packages: readonly string[];
+  outFile: string;
+  workDir: string;
+  sourceDateEpoch: number;
+  cluster: string;
+  /** apt source line the node keeps (the darksite as served in the cluster). */
+  aptSource: string;
+  rootSizeMiB?: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/** Packages the installer needs but a golden image must not run in a chroot. */
+export const INSTALLER_ONLY = new Set(['grub-efi-amd64', 'efibootmgr', 'tasksel', 'tasksel-data']);
+
+/** Pure: a deterministic UUID from a label (the same cluster+role gets the same filesystem ids). */
+export function stableUuid(label: string): string {
+  const h = sha256Hex(label);
+  const v = `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
+  return v;
+}
+
+/** Pure: GRUB config placed on the ESP (the signed GRUB reads $prefix/grub.cfg). */
+export function renderDiskGrubCfg(rootUuid: string, kernel: string, initrd: string): string {
+  return [
+    'set timeout=1',
+    'set default=0',
+    'serial --unit=0 --speed=115200',
+    'terminal_input serial console',
+    'terminal_output serial console',
+    `search --no-floppy --fs-uuid --set=root ${rootUuid}`,
+    `menuentry "Kube'd'OS" {`,
+    `  linux /boot/${kernel} root=UUID=${rootUuid} ro console=tty0 console=ttyS0,115200n8`,
+    `  initrd /boot/${initrd}`,
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** Pure: the sfdisk script of the golden disk. */
+export function renderPartitionTable(diskUuid: string, espUuid: string, rootPartUuid: string, espSectors: number, rootSectors: number): string {
+  return [
+    'label: gpt',
+    `label-id: ${diskUuid}`,
+    'unit: sectors',
+    'first-lba: 2048',
+    `start=2048, size=${espSectors}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=${espUuid}, name="esp"`,
+    `start=${2048 + espSectors}, size=${rootSectors}, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=${rootPartUuid}, name="root"`,
+    '',
+  ].join('\n');
+}
+
+export async function buildImage(input: ImageInput): Promise<void> {
+  const { workDir, signal, payload } = input;
+  const epoch = input.sourceDateEpoch;
+  requireHostFiles([ISO_HOST_FILES.shim, ISO_HOST_FILES.grubDisk]);
+  if (existsSync(workDir)) assertNothingMountedUnder(workDir);
+  rmSync(workDir, { recursive: true, force: true });
+  mkdirSync(workDir, { recursive: true });
+  const rootfs = join(workDir, 'rootfs');
+  const pkgs = [...new Set(input.packages)].filter((p) => !INSTALLER_ONLY.has(p)).sort();
+  input.log?.(`image ${payload.role}: debootstrap from the darksite (${pkgs.length} packages)`);
+  await run(
+    ['debootstrap', '--variant=minbase', `--keyring=${join(input.darksiteDir, KEYRING_FILE)}`, '--components=main', `--include=${pkgs.join(',')}`, '--merged-usr', CODENAME, rootfs, `file://${input.darksiteDir}`],
+    { signal, timeoutMs: 30 * 60_000, env: { DEBIAN_FRONTEND: 'noninteractive', SOURCE_DATE_EPOCH: String(epoch) }, hint: 'debootstrap needs root and the darksite built by kubedos build darksite' },
+  );
+  // Payload, exactly as the installer's late_command installs it.
+  const staged = join(workDir, 'payload');
+  for (const f of payload.files) {
+    const p = join(staged, f.path);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, f.data);
+    chmodSync(p, f.mode);
+  }
+  await run(['sh', join(staged, 'firstboot/install-payload.sh'), rootfs, staged], { signal });
+
+  const rootUuid = stableUuid(`${input.cluster}/${payload.role}/root-fs`);
+  const espVolId = stableUuid(`${input.cluster}/${payload.role}/esp`).replace(/-/g, '').slice(0, 8);
+  const espMountId = `${espVolId.slice(0, 4)}-${espVolId.slice(4, 8)}`.toUpperCase();
+  writeFileSync(join(rootfs, 'etc/fstab'), `UUID=${rootUuid} / ext4 errors=remount-ro 0 1\nUUID=${espMountId} /boot/efi vfat umask=0077 0 1\n`);
+  mkdirSync(join(rootfs, 'boot/efi'), { recursive: true });
+  writeFileSync(join(rootfs, 'etc/hostname'), `${payload.role}\n`);
+  writeFileSync(join(rootfs, 'etc/machine-id'), '');
+  rmSync(join(rootfs, 'var/lib/dbus/machine-id'), { force: true });
+  writeFileSync(join(rootfs, 'etc/apt/sources.list'), `${input.aptSource}\n`);
+  // Any NIC gets DHCP until first boot's planned LAN takes over at the next boot.
+  mkdirSync(join(rootfs, 'etc/systemd/network'), { recursive: true });
+  writeFileSync(join(rootfs, 'etc/systemd/network/90-kubedos-dhcp.network'), '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n');
+  const wants = join(rootfs, 'etc/systemd/system/multi-user.target.wants');
+  mkdirSync(wants, { recursive: true });
+  if (!existsSync(join(wants, 'systemd-networkd.service'))) symlinkSync('/lib/systemd/system/systemd-networkd.service', join(wants, 'systemd-networkd.service'));
+  // Clones must not share host keys or caches.
+  for (const f of readdirSync(join(rootfs, 'etc/ssh'))) if (/^ssh_host_/.test(f)) rmSync(join(rootfs, 'etc/ssh', f));
+  for (const d of ['var/lib/apt/lists', 'var/cache/apt', 'var/log', 'tmp']) {
+    const p = join(rootfs, d);
+    if (!existsSync(p)) continue;
+    for (const e of readdirSync(p)) if (e !== 'partial' && e !== 'lock') rmSync(join(p, e), { recursive: true, force: true });
+  }
+  const bootFiles = readdirSync(join(rootfs, 'boot'));
+  const kernel = bootFiles.filter((f) => f.startsWith('vmlinuz-')).sort().pop();
+  const initrd = bootFiles.filter((f) => f.startsWith('initrd.img-')).sort().pop();
+  if (!kernel || !initrd) throw new Error(`image ${payload.role}: no kernel/initrd in ${join(rootfs, 'boot')} (is linux-image-amd64 pinned in base.list?)`);
+
+  // ESP: shim as the removable-media loader and in EFI/debian, signed GRUB beside it.
+  const espTree = join(workDir, 'esp');
+  const grubCfg = renderDiskGrubCfg(rootUuid, kernel, initrd);
+  for (const dir of ['EFI/BOOT', 'EFI/debian']) {
+    mkdirSync(join(espTree, dir), { recursive: true });
+    copyFileSync(ISO_HOST_FILES.grubDisk.path, join(espTree, dir, 'grubx64.efi'));
+    writeFileSync(join(espTree, dir, 'grub.cfg'), grubCfg);
+  }
+  copyFileSync(ISO_HOST_FILES.shim.path, join(espTree, 'EFI/BOOT/BOOTX64.EFI'));
+  copyFileSync(ISO_HOST_FILES.shim.path, join(espTree, 'EFI/debian/shimx64.efi'));
+  pinTimes(espTree, epoch);
+  const espImg = join(workDir, 'esp.img');
+  const espMiB = 64;
+  const env = { SOURCE_DATE_EPOCH: String(epoch), MTOOLS_SKIP_CHECK: '1' };
+  await run(['mkfs.fat', '--invariant', '-F', '32', '-i', espVolId, '-n', 'ESP', '-C', espImg, String(espMiB * 1024)], { env, signal });
+  await run(['mcopy', '-s', '-m', '-Q', '-i', espImg, join(espTree, 'EFI'), '::/'], { env, signal });
+
+  pinTimes(rootfs, epoch);
+  const rootMiB = input.rootSizeMiB ?? 2048;
+  const rootImg = join(workDir, 'root.ext4');
+  await run(
+    ['mkfs.ext4', '-q', '-F', '-d', rootfs, '-U', rootUuid, '-L', 'kubedos-root', '-E', `hash_seed=${stableUuid(`${input.cluster}/${payload.role}/hash-seed`)},root_owner=0:0`, rootImg, `${rootMiB}M`],
+    { env: { E2FSPROGS_FAKE_TIME: String(epoch) }, signal, timeoutMs: 20 * 60_000 },
+  );
+
+  const raw = join(workDir, 'disk.raw');
+  const espSectors = espMiB * 2048;
+  const rootSectors = rootMiB * 2048;
+  const totalBytes = (2048 + espSectors + rootSectors + 2048) * 512;
+  const fd = openSync(raw, 'w');
+  ftruncateSync(fd, totalBytes);
+  closeSync(fd);
+  await run(['sfdisk', '--quiet', '--no-reread', '--no-tell-kernel', raw], {
+    input: renderPartitionTable(stableUuid(`${input.cluster}/${payload.role}/disk`), stableUuid(`${input.cluster}/${payload.role}/esp-part`), stableUuid(`${input.cluster}/${payload.role}/root-part`), espSectors, rootSectors),
+    signal,
+  });
+  await run(['dd', `if=${espImg}`, `of=${raw}`, 'bs=1M', `seek=1`, 'conv=notrunc,sparse', 'status=none'], { signal });
+  await run(['dd', `if=${rootImg}`, `of=${raw}`, 'bs=1M', `seek=${1 + espMiB}`, 'conv=notrunc,sparse', 'status=none'], { signal, timeoutMs: 20 * 60_000 });
+  mkdirSync(dirname(input.outFile), { recursive: true });
+  rmSync(input.outFile, { force: true });
+  await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, input.outFile], { signal, timeoutMs: 20 * 60_000 });
+  assertNothingMountedUnder(rootfs);
+  rmSync(rootfs, { recursive: true, force: true });
+  rmSync(raw, { force: true });
+  rmSync(rootImg, { force: true });
+}

@@ -1,0 +1,344 @@
+// The foundry: spec + plan → darksite, role ISOs, qcow2 images, payload trees, manifest, SBOM,
+// provenance and DSSE signatures in one output directory. Every artifact goes through the
+// content-addressed cache (cache.ts): unchanged inputs are placed, not rebuilt.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { canonicalJson } from '../../common/canonical';
+import type { Plan } from '../../common/plan/schema';
+import type { ClusterSpec, NodeRole } from '../../common/spec/schema';
+import { CommandError, run } from '../exec/runner';
+import { workspaceRoot } from '../workspace';
+import type { BuildManifest, OutputRecord } from './attest';
+import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
+import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
+import type { LockedPackage } from './darksite/pins';
+import { packagesFor } from './darksite/pins';
+import { CODENAME, ensureLock, fetchPackages, LOCK_FILE, readPinSet, writeRepository } from './darksite/index';
+import { sha256File, sha256Of, writeFileAtomic } from './files';
+import { buildImage } from './image/index';
+import { ISO_HOST_FILES } from './iso/host-files';
+import { buildIso } from './iso/index';
+import { buildSigningKey, opsSshKey, repoKey } from './keys';
+import { loadPayloadSources } from './payload/load';
+import type { RenderedPayload } from './payload/render';
+import { renderPayload, rolesOf } from './payload/render';
+
+export type BuildTarget = 'darksite' | 'iso' | 'image';
+export const ALL_TARGETS: readonly BuildTarget[] = ['darksite', 'iso', 'image'];
+export const KUBEDOS_VERSION = '0.1.0';
+
+export interface BuildOptions {
+  spec: ClusterSpec;
+  specPath: string;
+  specSha256: string;
+  plan: Plan;
+  outDir: string;
+  /** Repository root (payload/ lives here). */
+  repoRoot: string;
+  targets: readonly BuildTarget[];
+  roles?: readonly NodeRole[];
+  offline?: boolean;
+  refreshLock?: boolean;
+  /** host[:port] and directory where installers reach the darksite over HTTP. */
+  installerMirror?: { host: string; directory: string };
+  netinstIso?: string;
+  /** Installers power off when done (lab, bench); default true for qemu, false for proxmox. */
+  poweroff?: boolean;
+  env?: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface BuildReport {
+  outDir: string;
+  roles: NodeRole[];
+  built: string[];
+  reused: string[];
+  outputs: OutputRecord[];
+  downloaded: number;
+  durationMs: number;
+}
+
+/** Packages (Debian names) each build target needs on the host, for a doctor-style error. */
+const TARGET_PACKAGES: Record<BuildTarget, string[]> = {
+  darksite: ['apt', 'apt-utils', 'gnupg', 'gpgconf'],
+  iso: ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common', 'shim-signed', 'grub-efi-amd64-signed', 'debian-installer-12-netboot-amd64'],
+  image: ['debootstrap', 'e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'shim-signed', 'grub-efi-amd64-signed'],
+};
+
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.KUBEDOS_CACHE ?? join(workspaceRoot(env), 'cache'));
+}
+
+/** Versions of the host packages the build uses; missing ones → one actionable error. */
+export async function hostToolVersions(targets: readonly BuildTarget[], signal?: AbortSignal): Promise<Record<string, string>> {
+  const pkgs = [...new Set(['darksite' as BuildTarget, ...targets].flatMap((t) => TARGET_PACKAGES[t]))].sort();
+  const r = await run(['dpkg-query', '-W', '-f', '${Package}\\t${Version}\\t${db:Status-Abbrev}\\n', ...pkgs], { okExitCodes: [0, 1], signal });
+  const versions: Record<string, string> = {};
+  for (const line of r.stdout.split('\n')) {
+    const [name, version, status] = line.split('\t');
+    if (name && version && status?.startsWith('ii')) versions[name] = version;
+  }
+  const missing = pkgs.filter((p) => !versions[p]);
+  if (missing.length) {
+    throw new Error(
+      `host packages missing for kubedos build (${targets.join(', ')}): ${missing.join(', ')}. Install with: sudo apt-get install ${missing.join(' ')}   (or scripts/setup-host.sh; kubedos doctor says what each is for)`,
+    );
+  }
+  return versions;
+}
+
+async function sourceDateEpoch(repoRoot: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<number> {
+  if (env.SOURCE_DATE_EPOCH && /^\d+$/.test(env.SOURCE_DATE_EPOCH)) return Number(env.SOURCE_DATE_EPOCH);
+  try {
+    const r = await run(['git', 'log', '-1', '--format=%ct', '--', 'payload', 'main/build'], { cwd: repoRoot, signal, timeoutMs: 10_000 });
+    if (/^\d+$/.test(r.stdout.trim())) return Number(r.stdout.trim());
+  } catch {
+    /* not a git checkout */
+  }
+  return 1700000000;
+}
+
+async function gitInfo(repoRoot: string, signal?: AbortSignal): Promise<{ commit: string; dirty: boolean } | undefined> {
+  try {
+    const head = await run(['git', 'rev-parse', 'HEAD'], { cwd: repoRoot, signal, timeoutMs: 10_000 });
+    const st = await run(['git', 'status', '--porcelain', '--', 'payload', 'main/build', 'common'], { cwd: repoRoot, signal, timeoutMs: 10_000 });
+    return { commit: head.stdout.trim(), dirty: st.stdout.trim().length > 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+export function defaultInstallerMirror(plan: Plan): { host: string; directory: string } {
+  // QEMU user networking: the lab forwards 10.0.2.100:80 (guestfwd) to the host's darksite
+  // server on loopback. On Proxmox pass --installer-mirror (a host on the LAN serving darksite/).
+  return plan.substrate.type === 'qemu' ? { host: '10.0.2.100', directory: '/darksite' } : { host: plan.lan.apiVip, directory: '/darksite' };
+}
+
+export async function runBuild(o: BuildOptions): Promise<BuildReport> {
+  const started = performance.now();
+  const env = o.env ?? process.env;
+  const log = o.log ?? (() => undefined);
+  const signal = o.signal;
+  const outDir = resolve(o.outDir);
+  const cluster = o.plan.cluster.name;
+  const packagesDir = join(o.repoRoot, 'payload/packages');
+  const cache = new ArtifactCache(cacheRoot(env), log);
+  const built: string[] = [];
+  const reused: string[] = [];
+  const targets = [...new Set(o.targets)];
+
+  const tools = await hostToolVersions(targets, signal);
+  const epoch = await sourceDateEpoch(o.repoRoot, env, signal);
+  const planRoles = rolesOf(o.plan);
+  const roles = (o.roles?.length ? [...o.roles] : planRoles).sort();
+  for (const r of roles) if (!planRoles.includes(r)) throw new Error(`build: the plan has no ${r} node (roles: ${planRoles.join(', ')})`);
+  mkdirSync(outDir, { recursive: true });
+  const state = readPlaced(outDir);
+  const placedNow = new Set<string>();
+  const track = (prefix: string, files: { path: string }[]): void => {
+    for (const f of files) placedNow.add(prefix ? `${prefix}/${f.path}` : f.path);
+  };
+
+  // Keys (one module handles key material: keys.ts).
+  const rkey = await repoKey(cluster, env, signal);
+  const skey = buildSigningKey(cluster, env);
+  const ops = await opsSshKey(cluster, env, signal);
+
+  // Darksite: lock → cache → signed repository.
+  const dsOpts = { packagesDir, cacheDir: cacheRoot(env), offline: o.offline, refreshLock: o.refreshLock, signal, log };
+  const { lock } = await ensureLock(dsOpts);
+  const lockSha = sha256Of(readFileSync(join(packagesDir, LOCK_FILE)));
+  const rolePackages = packagesFor(lock, roles);
+  const dsKey = inputsKey('darksite', {
+    packages: rolePackages.map((p) => p.sha256),
+    key: rkey.fingerprint,
+    epoch,
+    label: cluster,
+    tools: { apt: tools.apt, 'apt-utils': tools['apt-utils'], gnupg: tools.gnupg },
+  });
+  let downloaded = 0;
+  let ds = await cache.lookup(dsKey);
+  if (!ds) {
+    const fetched = await fetchPackages(lock, roles, dsOpts);
+    downloaded = fetched.stats.downloaded;
+    const scratch = cache.scratch('darksite');
+    log(`darksite: writing signed repository (${fetched.packages.length} packages)`);
+    await writeRepository({ outDir: scratch, packages: fetched.packages, lock, cacheDir: cacheRoot(env), key: rkey, sourceDateEpoch: epoch, label: cluster, signal });
+    ds = await cache.store(dsKey, 'darksite', scratch);
+    built.push('darksite');
+  } else reused.push('darksite');
+  if (targets.includes('darksite')) {
+    place(ds, outDir, 'darksite', state);
+    track('darksite', ds.files);
+  }
+
+  // Payload per role (pure render), then media.
+  const sources = loadPayloadSources(join(o.repoRoot, 'payload'));
+  const pins = readPinSet(packagesDir);
+  const mirror = o.installerMirror ?? defaultInstallerMirror(o.plan);
+  const poweroff = o.poweroff ?? o.plan.substrate.type === 'qemu';
+  const isoHost = await hashHostFiles(Object.values(ISO_HOST_FILES));
+  const payloadRecords: Record<string, { path: string; sha256: string }[]> = {};
+  const payloadSbom: { role: string; path: string; sha256: string }[] = [];
+  for (const role of roles) {
+    const names = [...pins.base, ...pins.roles[role]].map((p) => p.name);
+    const payload: RenderedPayload = renderPayload({
+      plan: o.plan,
+      role,
+      sources,
+      sshAllowUsers: o.spec.spec.security.ssh.allowUsers,
+      opsAuthorizedKey: ops.publicKey,
+      repoKeyring: rkey.publicKeyring,
+      packages: names,
+      mirror,
+      poweroff,
+    });
+    const payloadHashes = payload.files.map((f) => ({ path: f.path, sha256: sha256Of(f.data) }));
+    payloadRecords[role] = payloadHashes;
+    for (const h of payloadHashes) payloadSbom.push({ role, ...h });
+    const pKey = inputsKey('payload', { payloadHashes, modes: payload.files.map((f) => f.mode) });
+    let pe = await cache.lookup(pKey);
+    if (!pe) {
+      const scratch = cache.scratch(`payload-${role}`);
+      for (const f of payload.files) writeFileAtomic(join(scratch, f.path), f.data, f.mode);
+      pe = await cache.store(pKey, 'payload', scratch);
+    }
+    place(pe, outDir, `payload/${role}`, state);
+    track(`payload/${role}`, pe.files);
+
+    if (targets.includes('iso')) {
+      const netinstSha = o.netinstIso ? await sha256File(o.netinstIso) : undefined;
+      const key = inputsKey('iso', { payloadHashes, darksite: dsKey, host: isoHost, epoch, netinstSha, tools: pick(tools, ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common']), cluster, node: process.versions.node });
+      const name = `${cluster}-${role}.iso`;
+      let e = await cache.lookup(key);
+      if (!e) {
+        log(`iso ${role}: building`);
+        const scratch = cache.scratch(`iso-${role}`);
+        mkdirSync(scratch, { recursive: true });
+        const work = cache.scratch(`iso-work-${role}`);
+        try {
+          await buildIso({ payload, darksiteDir: ds.dir, outFile: join(scratch, name), workDir: work, sourceDateEpoch: epoch, cluster, netinstIso: o.netinstIso, signal });
+        } finally {
+          rmSync(work, { recursive: true, force: true });
+        }
+        e = await cache.store(key, 'iso', scratch);
+        built.push(`iso/${name}`);
+      } else reused.push(`iso/${name}`);
+      place(e, outDir, 'iso', state);
+      track('iso', e.files);
+    }
+    if (targets.includes('image')) {
+      const key = inputsKey('image', { payloadHashes, darksite: dsKey, host: isoHost, epoch, names, tools: pick(tools, ['debootstrap', 'e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils']), cluster });
+      const name = `${cluster}-${role}.qcow2`;
+      let e = await cache.lookup(key);
+      if (!e) {
+        log(`image ${role}: building (debootstrap from the darksite; a minute or two)`);
+        const scratch = cache.scratch(`image-${role}`);
+        mkdirSync(scratch, { recursive: true });
+        const work = cache.scratch(`image-work-${role}`);
+        try {
+          await buildImage({
+            payload,
+            darksiteDir: ds.dir,
+            packages: names,
+            outFile: join(scratch, name),
+            workDir: work,
+            sourceDateEpoch: epoch,
+            cluster,
+            aptSource: `deb [signed-by=/usr/share/keyrings/kubedos-archive-keyring.gpg] http://${mirror.host}${mirror.directory} ${CODENAME} main`,
+            signal,
+            log,
+          });
+        } finally {
+          if (!existsSync(join(work, 'rootfs'))) rmSync(work, { recursive: true, force: true });
+        }
+        e = await cache.store(key, 'image', scratch);
+        built.push(`images/${name}`);
+      } else reused.push(`images/${name}`);
+      place(e, outDir, 'images', state);
+      track('images', e.files);
+    }
+  }
+
+  // Forget (and delete) outputs of earlier builds that this build did not produce.
+  for (const rel of Object.keys(state.files)) {
+    if (placedNow.has(rel)) continue;
+    rmSync(join(outDir, rel), { force: true });
+    delete state.files[rel];
+  }
+  writePlaced(outDir, state);
+
+  const kindOf = (p: string): OutputRecord['kind'] => (p.startsWith('iso/') ? 'iso' : p.startsWith('images/') ? 'image' : p.startsWith('darksite/') ? 'darksite' : 'payload');
+  const outputs: OutputRecord[] = [...placedNow].sort().map((p) => {
+    const f = state.files[p]!;
+    const role = /^payload\/([^/]+)\//.exec(p)?.[1] ?? /-(\w[\w-]*)\.(iso|qcow2)$/.exec(p.replace(`${cluster}-`, ''))?.[1];
+    return { path: p, sha256: f.sha256, size: f.size, kind: kindOf(p), ...(role ? { role } : {}) };
+  });
+  const git = await gitInfo(o.repoRoot, signal);
+  const manifest: BuildManifest = {
+    apiVersion: 'kubedos.ca/v1alpha1',
+    kind: 'BuildManifest',
+    cluster,
+    artifactVersion: o.plan.cluster.artifactVersion,
+    sourceDateEpoch: epoch,
+    roles,
+    inputs: {
+      spec: { path: o.specPath, sha256: o.specSha256 },
+      planSha256: sha256Of(canonicalJson(o.plan)),
+      lockSha256: lockSha,
+      payload: payloadRecords,
+      hostFiles: isoHost,
+      tools,
+      ...(git ? { git } : {}),
+    },
+    outputs,
+  };
+  const manifestText = renderManifest(manifest);
+  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: rolePackages as LockedPackage[], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs });
+  const provText = renderProvenance({
+    manifest,
+    externalParameters: { spec: o.specPath, targets, roles, offline: !!o.offline, installerMirror: mirror, netinstIso: o.netinstIso ?? null },
+    kubedosVersion: KUBEDOS_VERSION,
+    nodeVersion: process.versions.node,
+    invocationId: inputsKey('invocation', { manifest: sha256Of(manifestText) }),
+  });
+  for (const [file, text] of [[MANIFEST_FILE, manifestText], [SBOM_FILE, sbomText], [PROVENANCE_FILE, provText]] as const) {
+    writeIfChanged(join(outDir, file), text);
+    const envl = signDsse(payloadTypeFor(file), Buffer.from(text), skey.privateKey, skey.keyid);
+    writeIfChanged(join(outDir, envelopePath(file)), canonicalJson(envl, 2) + '\n');
+  }
+  writeIfChanged(join(outDir, PUBLIC_KEY_FILE), skey.publicKeyPem);
+  return { outDir, roles, built, reused, outputs, downloaded, durationMs: performance.now() - started };
+}
+
+function writeIfChanged(path: string, text: string): void {
+  if (existsSync(path) && readFileSync(path, 'utf8') === text) return;
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, text);
+}
+
+function pick(o: Record<string, string>, keys: string[]): Record<string, string | undefined> {
+  return Object.fromEntries(keys.map((k) => [k, o[k]]));
+}
+
+const hostHashCache = new Map<string, { key: string; sha256: string }>();
+async function hashHostFiles(files: readonly { path: string; package: string }[]): Promise<{ path: string; package: string; sha256: string }[]> {
+  const out: { path: string; package: string; sha256: string }[] = [];
+  const { statSync } = await import('node:fs');
+  for (const f of files) {
+    if (!existsSync(f.path)) {
+      out.push({ path: f.path, package: f.package, sha256: 'missing' });
+      continue;
+    }
+    const st = statSync(f.path);
+    const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const hit = hostHashCache.get(f.path);
+    const sha = hit && hit.key === key ? hit.sha256 : await sha256File(f.path);
+    hostHashCache.set(f.path, { key, sha256: sha });
+    out.push({ path: f.path, package: f.package, sha256: sha });
+  }
+  return out;
+}
+
+export { CommandError };

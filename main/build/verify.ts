@@ -1,0 +1,75 @@
+// Offline verification of a build directory: DSSE signatures over manifest, SBOM and
+// provenance (with the build key, or a pinned one), then every output listed in the manifest
+// by size and sha256, then nothing unlisted. Stops at the first file that does not match and
+// names it.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { keyidOf } from './keys';
+import type { BuildManifest, DsseEnvelope } from './attest';
+import { envelopePath, MANIFEST_FILE, PROVENANCE_FILE, PUBLIC_KEY_FILE, SBOM_FILE, SIGNED_FILES, SIGNATURES_DIR, verifyDsse } from './attest';
+import { PLACED_STATE_FILE } from './cache';
+import { listFiles, sha256File } from './files';
+
+export interface VerifyResult {
+  ok: boolean;
+  /** The first file that failed, relative to the build directory. */
+  file?: string;
+  reason?: string;
+  checked: number;
+  keyid?: string;
+}
+
+export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; onProgress?: (file: string) => void } = {}): Promise<VerifyResult> {
+  let checked = 0;
+  const fail = (file: string, reason: string): VerifyResult => ({ ok: false, file, reason, checked });
+  const keyPath = join(dir, PUBLIC_KEY_FILE);
+  let pem = opts.publicKeyPem;
+  if (!pem) {
+    if (!existsSync(keyPath)) return fail(PUBLIC_KEY_FILE, 'missing (pass --key to verify with a pinned key)');
+    pem = readFileSync(keyPath, 'utf8');
+  }
+  let keyid: string;
+  try {
+    keyid = keyidOf(pem);
+  } catch (err) {
+    return fail(PUBLIC_KEY_FILE, `not an ed25519 public key: ${(err as Error).message}`);
+  }
+  for (const file of SIGNED_FILES) {
+    const envFile = envelopePath(file);
+    if (!existsSync(join(dir, envFile))) return fail(envFile, 'missing signature envelope');
+    if (!existsSync(join(dir, file))) return fail(file, 'missing');
+    let payload: Buffer;
+    try {
+      payload = verifyDsse(JSON.parse(readFileSync(join(dir, envFile), 'utf8')) as DsseEnvelope, pem, keyid);
+    } catch (err) {
+      return fail(envFile, `signature does not verify: ${(err as Error).message}`);
+    }
+    if (!payload.equals(readFileSync(join(dir, file)))) return fail(file, `content differs from what ${envFile} signed`);
+    checked++;
+  }
+  let manifest: BuildManifest;
+  try {
+    manifest = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as BuildManifest;
+  } catch (err) {
+    return fail(MANIFEST_FILE, `not JSON: ${(err as Error).message}`);
+  }
+  const listed = new Set<string>();
+  for (const o of manifest.outputs) {
+    listed.add(o.path);
+    const p = join(dir, o.path);
+    opts.onProgress?.(o.path);
+    if (!existsSync(p)) return fail(o.path, 'missing');
+    const size = statSync(p).size;
+    if (size !== o.size) return fail(o.path, `size ${size}, manifest says ${o.size}`);
+    const sha = await sha256File(p);
+    if (sha !== o.sha256) return fail(o.path, `sha256 ${sha}, manifest says ${o.sha256}`);
+    checked++;
+  }
+  const known = new Set<string>([MANIFEST_FILE, SBOM_FILE, PROVENANCE_FILE, PUBLIC_KEY_FILE, PLACED_STATE_FILE, ...SIGNED_FILES.map(envelopePath)]);
+  for (const f of listFiles(dir)) {
+    if (listed.has(f) || known.has(f)) continue;
+    if (f.startsWith(`${SIGNATURES_DIR}/`)) return fail(f, 'unexpected file in signatures/');
+    return fail(f, 'not listed in manifest.json');
+  }
+  return { ok: true, checked, keyid };
+}

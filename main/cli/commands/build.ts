@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { plan } from '../../../common/plan/index';
+import { NODE_ROLES } from '../../../common/spec/schema';
+import type { NodeRole } from '../../../common/spec/schema';
+import { sha256Of } from '../../build/files';
+import type { BuildTarget } from '../../build/index';
+import { ALL_TARGETS, runBuild } from '../../build/index';
+import { CommandError } from '../../exec/runner';
+import type { CliCommand } from '../command';
+import { parseCommandArgs, UsageError } from '../command';
+import { loadSpec, reportDiagnostics } from '../load-spec';
+
+const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+export const buildCommand: CliCommand = {
+  name: 'build',
+  summary: 'build the artifact: darksite apt repo, role ISOs, qcow2 images, manifest, SBOM, provenance, signatures',
+  usage: 'kubedos build [darksite|iso|image]... --spec FILE --out DIR [--role ROLE]... [--offline] [--refresh-lock] [--installer-mirror HOST/DIR] [--netinst ISO] [--json]',
+  help: [
+    'Without a target, builds all three. Unchanged inputs are taken from the content-addressed cache',
+    '(<workspace>/cache, or $KUBEDOS_CACHE); a corrupted cache entry is detected by hash and rebuilt.',
+    '  --spec FILE               the ClusterSpec',
+    '  --out DIR                 output directory (manifest.json, sbom.cdx.json, provenance.intoto.json, signatures/, darksite/, iso/, images/, payload/)',
+    '  --role ROLE               only these roles (repeatable; default: every role in the plan)',
+    '  --offline                 never touch the network: the lock and the .deb cache must be complete',
+    '  --refresh-lock            resolve payload/packages/*.list again and rewrite darksite.lock.json',
+    '  --installer-mirror H/DIR  where installers fetch the darksite over HTTP (default for qemu: 10.0.2.100/darksite via guestfwd)',
+    '  --netinst ISO             remaster this Debian netinst ISO instead of using the netboot kernel/initrd',
+    '  --no-poweroff             installers reboot into the installed system instead of powering off',
+    'SOURCE_DATE_EPOCH fixes every timestamp; default: the last commit touching payload/ or main/build/.',
+  ].join('\n'),
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      spec: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      role: { type: 'string', multiple: true },
+      offline: { type: 'boolean' },
+      'refresh-lock': { type: 'boolean' },
+      'installer-mirror': { type: 'string' },
+      netinst: { type: 'string' },
+      'no-poweroff': { type: 'boolean' },
+      json: { type: 'boolean' },
+    });
+    const targets = positionals.length ? positionals : [...ALL_TARGETS];
+    for (const t of targets) if (!ALL_TARGETS.includes(t as BuildTarget)) throw new UsageError(`unknown target "${t}" (darksite, iso, image)`);
+    if (!values.spec) throw new UsageError('--spec FILE is required');
+    if (!values.out) throw new UsageError('--out DIR is required');
+    const roles = (values.role ?? []) as string[];
+    for (const r of roles) if (!(NODE_ROLES as readonly string[]).includes(r)) throw new UsageError(`unknown role "${r}" (${NODE_ROLES.join(', ')})`);
+    let mirror: { host: string; directory: string } | undefined;
+    if (values['installer-mirror']) {
+      const m = /^([A-Za-z0-9.-]+(?::\d+)?)(\/.*)$/.exec(values['installer-mirror']);
+      if (!m) throw new UsageError('--installer-mirror must look like HOST[:PORT]/DIRECTORY');
+      mirror = { host: m[1]!, directory: m[2]!.replace(/\/$/, '') };
+    }
+    const loaded = loadSpec(values.spec, io.cwd);
+    if (!loaded.spec) {
+      reportDiagnostics(loaded, values.spec, io, true);
+      io.err(`${values.spec}: not valid; nothing built`);
+      return 1;
+    }
+    const p = plan(loaded.spec);
+    try {
+      const report = await runBuild({
+        spec: loaded.spec,
+        specPath: values.spec,
+        specSha256: sha256Of(readFileSync(loaded.path)),
+        plan: p,
+        outDir: values.out.startsWith('/') ? values.out : `${io.cwd}/${values.out}`,
+        repoRoot: REPO_ROOT,
+        targets: targets as BuildTarget[],
+        roles: roles as NodeRole[],
+        offline: values.offline,
+        refreshLock: values['refresh-lock'],
+        installerMirror: mirror,
+        netinstIso: values.netinst,
+        ...(values['no-poweroff'] ? { poweroff: false } : {}),
+        env: io.env,
+        log: (l) => io.err(l),
+        signal: io.signal,
+      });
+      if (values.json) {
+        io.out(JSON.stringify({ ...report, outputs: report.outputs.filter((o) => o.kind === 'iso' || o.kind === 'image') }, null, 2));
+        return 0;
+      }
+      for (const o of report.outputs) if (o.kind === 'iso' || o.kind === 'image') io.out(`${o.sha256}  ${o.path}  (${(o.size / 1048576).toFixed(1)} MiB)`);
+      const ds = report.outputs.filter((o) => o.kind === 'darksite' && o.path.endsWith('.deb')).length;
+      io.out(
+        `built ${report.built.length ? report.built.join(', ') : 'nothing (all cached)'}; reused ${report.reused.length}; darksite ${ds} packages, downloaded ${report.downloaded}; ` +
+          `roles ${report.roles.join(', ')}; ${(report.durationMs / 1000).toFixed(2)} s → ${report.outDir}`,
+      );
+      return 0;
+    } catch (err) {
+      if (err instanceof CommandError) {
+        io.err(`build failed: ${err.message}`);
+        if (err.hint) io.err(`hint: ${err.hint}`);
+        return 1;
+      }
+      io.err(`build failed: ${(err as Error).message}`);
+      return 1;
+    }
+  },
+};
