@@ -98,11 +98,22 @@ describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => 
     const before = await hubKeys(lab);
     const staged = JSON.parse((await lab.exec(hub, [bin('kubedos-enroll-hub'), 'rotate-keys', 'stage'])).stdout) as { staged: Record<string, string> };
     const at = Date.now() / 1000 + 2;
+    // A ping every 0.1 s across the hub (cp-1 -> w-1 on wg1) while the keys change.
+    const src = lab.node('cp-1').plan.planes.wg1.address.replace('/32', '');
+    const dst = lab.node('w-1').plan.planes.wg1.address.replace('/32', '');
+    const pinger = lab.try('cp-1', ['ping', '-n', '-i', '0.1', '-W', '1', '-w', '5', '-I', src, dst]);
     const [applied] = await Promise.all([
       lab.exec(hub, [bin('kubedos-enroll-hub'), 'rotate-keys', 'apply', '--at', at.toFixed(3)]),
       ...lab.spokes.map((s) => lab.exec(s.name, [bin('kubedos-enroll-agent'), 'rotate-hub', '--keys', JSON.stringify(staged), '--at', (at + 0.3).toFixed(3)])),
     ]);
+    const ping = (await pinger).stdout;
+    console.log(`during hub key rotation: ${/\d+ packets transmitted.*/.exec(ping)?.[0] ?? ping}`);
+    expect(ping).toMatch(/ [1-9]\d* received/);
     const after = await hubKeys(lab);
+    for (const s of lab.spokes) {
+      const state = JSON.parse((await lab.exec(s.name, [bin('kubedos-enroll-agent'), 'status'])).stdout) as { planes: Record<string, { publicKey: string }> };
+      for (const p of ['wg1', 'wg2', 'wg3']) expect(state.planes[p]?.publicKey, `${s.name} ${p}`).toBe(staged.staged[p]);
+    }
     expect(JSON.parse(applied.stdout).applied).toEqual(staged.staged);
     for (const p of ['wg1', 'wg2', 'wg3']) expect(after[p]).not.toBe(before[p]);
     const t0 = Date.now();

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWiringChecks, renderWiringReport } from '../../main/wiring/check';
 import { wiringChecks } from '../../main/wiring/matrix';
 import type { LabTrust } from './backplane';
-import { enroll, installContracts, makeTrust, openWindow, planesUp, token } from './backplane';
+import { bin, enroll, installContracts, makeTrust, openWindow, planesUp, token } from './backplane';
 import type { EnrollmentWindow } from './backplane';
-import { hubPeerIps } from './checks';
+import { hubPeerIps, planeReachability } from './checks';
 import { Lab } from './harness';
 import { lab6Plan } from './specs';
 import { labWiringTarget } from './wiring-target';
@@ -55,6 +55,21 @@ describe('lab-6 backplanes (derived from lab-3)', () => {
     expect(fixed.exitCode, fixed.stderr).toBe(0);
     const all = await hubPeerIps(lab);
     for (const p of ['wg1', 'wg2', 'wg3'] as const) expect(all[p]).toEqual(lab.spokes.map((s) => s.plan.planes[p].address).sort());
+  });
+
+  it('rotates a node\'s own keys by re-enrolling: the hub replaces its old peer, nothing stale stays', async () => {
+    const before = (await lab.exec('w-1', ['wg', 'show', 'wg1', 'public-key'])).stdout.trim();
+    await lab.exec('w-1', ['/bin/sh', '-c', 'rm -f /etc/wireguard/wg1.key /etc/wireguard/wg2.key /etc/wireguard/wg3.key']);
+    await lab.exec('w-1', [bin('kubedos-planes'), 'up']);
+    const after = (await lab.exec('w-1', ['wg', 'show', 'wg1', 'public-key'])).stdout.trim();
+    expect(after).not.toBe(before);
+    const r = await enroll(lab, 'w-1', token(lab, trust, { node: 'w-1' }));
+    expect(r.exitCode, r.stderr).toBe(0);
+    const hubWg1 = (await lab.exec(lab.hub.name, ['wg', 'show', 'wg1', 'allowed-ips'])).stdout;
+    expect(hubWg1).toContain(after);
+    expect(hubWg1).not.toContain(before);
+    const reach = await planeReachability(lab, ['w-1']);
+    expect(reach.filter((x) => !x.ok)).toEqual([]);
   });
 
   it('holds the declared policy between every pair of nodes (deny samples on a ring)', async () => {
