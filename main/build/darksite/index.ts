@@ -254,7 +254,8 @@ export function renderRelease(files: readonly { path: string; size: number; sha2
 export function sortPackagesIndex(text: string): string {
   const stanzas = text.split(/\n\n+/).map((s) => s.trim()).filter(Boolean);
   const key = (s: string): string => `${/^Package: (.*)$/m.exec(s)?.[1] ?? ''}\0${/^Version: (.*)$/m.exec(s)?.[1] ?? ''}`;
-  return stanzas.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)).join('\n\n') + '\n';
+  // Every stanza ends with a blank line, the last one too (debootstrap's parser needs it).
+  return stanzas.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)).map((s) => `${s}\n\n`).join('');
 }
 
 /** Write pool/, dists/, Release/InRelease/Release.gpg, the public keyring and the lock into outDir. */
