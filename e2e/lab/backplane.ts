@@ -67,8 +67,8 @@ export interface EnrollmentWindow {
 }
 
 /** Starts `kubedos-enroll-hub serve` on the hub and waits until it listens. */
-export async function openWindow(lab: Lab, seconds: number): Promise<EnrollmentWindow> {
-  const child = lab.spawnDaemon(lab.hub.name, [bin('kubedos-enroll-hub'), 'serve', '--window-seconds', String(seconds)], `enroll-window-${Date.now()}`);
+export async function openWindow(lab: Lab, seconds: number, extra: readonly string[] = []): Promise<EnrollmentWindow> {
+  const child = lab.spawnDaemon(lab.hub.name, [bin('kubedos-enroll-hub'), 'serve', '--window-seconds', String(seconds), ...extra], `enroll-window-${Date.now()}`);
   const closed = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
   const output = (child as ChildProcess & { output: () => string }).output;
   const deadline = Date.now() + 15_000;

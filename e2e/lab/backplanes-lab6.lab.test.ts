@@ -22,7 +22,7 @@ describe('lab-6 backplanes (derived from lab-3)', () => {
     trust = await makeTrust(lab);
     await installContracts(lab, trust);
     await planesUp(lab);
-    window = await openWindow(lab, 120);
+    window = await openWindow(lab, 120, ['--confirm-seconds', '6']);
   });
   afterAll(() => {
     window?.process.kill('SIGTERM');
@@ -70,6 +70,29 @@ describe('lab-6 backplanes (derived from lab-3)', () => {
     expect(hubWg1).not.toContain(before);
     const reach = await planeReachability(lab, ['w-1']);
     expect(reach.filter((x) => !x.ok)).toEqual([]);
+  });
+
+  it('removes a node again from every plane when it enrolls but never completes a handshake', async () => {
+    const port = lab.plan.planes.find((p) => p.name === 'wg2')?.listenPort;
+    // w-2 cannot reach the hub's wg2 port: the hub adds it, but it never shakes hands on wg2.
+    await lab.exec('w-2', ['nft', 'add table inet kdtest; add chain inet kdtest out { type filter hook output priority 0; }; add rule inet kdtest out udp dport ' + String(port) + ' drop']);
+    await lab.exec('w-2', ['/bin/sh', '-c', 'rm -f /etc/wireguard/wg1.key /etc/wireguard/wg2.key /etc/wireguard/wg3.key']);
+    await lab.exec('w-2', [bin('kubedos-planes'), 'up']);
+    const r = await enroll(lab, 'w-2', token(lab, trust, { node: 'w-2' }), ['--verify-seconds', '3']);
+    expect(r.exitCode, r.stderr).toBe(5);
+    expect(r.stderr).toMatch(/no WireGuard handshake with the hub on wg2/);
+    const w2 = lab.node('w-2').plan.planes;
+    const gone = async (): Promise<boolean> => {
+      const peers = await hubPeerIps(lab);
+      return (['wg1', 'wg2', 'wg3'] as const).every((p) => !peers[p].includes(w2[p].address));
+    };
+    const t0 = Date.now();
+    while (!(await gone()) && Date.now() - t0 < 20_000) await new Promise((res) => setTimeout(res, 250));
+    expect(await gone(), window.output()).toBe(true);
+    expect(window.output()).toMatch(/enrollment of w-2 NOT confirmed: no handshake on wg2/);
+    await lab.exec('w-2', ['nft', 'delete', 'table', 'inet', 'kdtest']);
+    const again = await enroll(lab, 'w-2', token(lab, trust, { node: 'w-2' }));
+    expect(again.exitCode, again.stderr).toBe(0);
   });
 
   it('holds the declared policy between every pair of nodes (deny samples on a ring)', async () => {

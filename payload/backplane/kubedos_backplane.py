@@ -232,6 +232,17 @@ def wg_peers(dev):
     return peers
 
 
+def rx_bytes(dev):
+    """{public key: bytes received from that peer} of an interface (authenticated traffic only)."""
+    out = run(["wg", "show", dev, "transfer"], check=False).stdout
+    rx = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3:
+            rx[parts[0]] = int(parts[1])
+    return rx
+
+
 def apply_spoke_peers(cfg):
     state = read_json(SPOKE_STATE, None)
     if not state:
