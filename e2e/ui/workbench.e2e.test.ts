@@ -1,0 +1,194 @@
+// The workbench in Debian's chromium against `kubedos serve`: load reference-16, see its 16
+// nodes and 3 planes, break and fix the spec, run the plan pipeline and read its logs.
+// Screenshots of every view go to e2e/output/.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { WebSocket } from 'ws';
+import { TEMPLATES } from '../../common/spec/index';
+import type { Served } from './harness';
+import { ensureRendererBuilt, launchChromium, screenshot, startServe } from './harness';
+
+let served: Served;
+let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let page: Page;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  ensureRendererBuilt();
+  served = await startServe();
+  chromium = await launchChromium();
+  page = await chromium.context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(served.url);
+  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
+});
+
+afterAll(async () => {
+  await chromium?.close();
+  await served?.stop();
+});
+
+/** Line numbers of Monaco's visible lines that carry an error squiggle. */
+async function errorSquiggleLines(p: Page): Promise<number[]> {
+  return p.evaluate(() => {
+    const numbers = [...document.querySelectorAll<HTMLElement>('.margin-view-overlays .line-numbers')].map((el) => ({ line: Number(el.textContent), top: el.getBoundingClientRect().top }));
+    const lines = new Set<number>();
+    for (const sq of document.querySelectorAll<HTMLElement>('.squiggly-error')) {
+      const top = sq.getBoundingClientRect().top;
+      const hit = numbers.find((n) => Math.abs(n.top - top) < 4);
+      if (hit) lines.add(hit.line);
+    }
+    return [...lines].sort((a, b) => a - b);
+  });
+}
+
+const reference = TEMPLATES['reference-16'].text.split('\n');
+// The master's "cpu: 4" — the first cpu line of the inventory.
+const CPU_LINE = reference.findIndex((l) => /^\s+cpu: \d+$/.test(l)) + 1;
+
+describe('workbench UI over kubedos serve', () => {
+  it('loads reference-16 from the template picker into the editor', async () => {
+    await page.getByRole('button', { name: 'New from template' }).click();
+    await page.getByTestId('template-reference-16').click();
+    await expect.poll(() => page.getByTestId('validity').textContent(), { timeout: 15_000 }).toBe('valid: reference-16');
+    await expect.poll(() => page.getByTestId('cluster-badge').textContent()).toContain('16 nodes');
+    // The editor shows highlighted YAML (Monaco tokens, not plain text).
+    await page.locator('.view-lines .mtk1').first().waitFor();
+    expect(await page.locator('.view-lines').textContent()).toContain('reference-16');
+    await screenshot(page, '1-spec');
+  });
+
+  it('draws the 16 nodes of the plan in the topology, with details on click', async () => {
+    await page.getByTestId('nav-topology').click();
+    await expect.poll(() => page.getByTestId('topology-node').count(), { timeout: 20_000 }).toBe(16);
+    expect(await page.getByTestId('topology-count').textContent()).toBe('16 nodes');
+    const master = page.locator('[data-testid=topology-node][data-node=master]');
+    expect(await master.textContent()).toContain('VMID 2000');
+    await page.waitForTimeout(300);
+    await screenshot(page, '2-topology');
+    await master.click();
+    const details = page.getByTestId('node-details');
+    await details.waitFor();
+    expect(await details.textContent()).toMatch(/wg1.*10\.101\.0\.1\/32/s);
+    expect(await details.textContent()).toContain('chain forward');
+    await screenshot(page, '2b-topology-details');
+    await page.keyboard.press('Escape');
+    await details.waitFor({ state: 'detached' });
+  });
+
+  it('shows three planes and the policy matrix; hovering a flow highlights its rule', async () => {
+    await page.getByTestId('nav-wiring').click();
+    await expect.poll(() => page.getByTestId('wiring-plane').count()).toBe(3);
+    expect(await page.getByTestId('policy-cell').count()).toBe(9);
+    const allowed = page.locator('[data-testid=policy-cell][data-from=wg1][data-to=wg3]');
+    expect(await allowed.getAttribute('data-verdict')).toBe('allow');
+    expect(await allowed.textContent()).toContain('6443');
+    expect(await page.locator('[data-testid=policy-cell][data-from=wg3][data-to=wg1]').getAttribute('data-verdict')).toBe('deny');
+    await allowed.hover();
+    await expect.poll(() => page.locator('[data-testid=hub-rules] [data-highlight=true]').allTextContents()).toEqual([expect.stringContaining('allow wg1->wg3')]);
+    expect(await page.locator('[data-testid=wiring-plane][data-plane=wg1]').getAttribute('data-highlight')).toBe('from');
+    expect(await page.locator('[data-testid=wiring-plane][data-plane=wg3]').getAttribute('data-highlight')).toBe('to');
+    await screenshot(page, '3-wiring');
+    // Plane toggles hide and show a plane.
+    await page.locator('[data-testid=toggle-wg2] + label').click();
+    await expect.poll(() => page.getByTestId('wiring-plane').count()).toBe(2);
+    await page.locator('[data-testid=toggle-wg2] + label').click();
+    await expect.poll(() => page.getByTestId('wiring-plane').count()).toBe(3);
+  });
+
+  it('marks an invalid value on its line and in the problems list, and clears it when fixed', async () => {
+    await page.getByTestId('nav-spec').click();
+    expect(reference[CPU_LINE - 1]).toMatch(/cpu: 4$/);
+    await page.locator('.view-lines').click();
+    await page.keyboard.press('Control+Home');
+    for (let i = 1; i < CPU_LINE; i++) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('End');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.type('0');
+    await page.keyboard.press('Escape');
+    const problem = page.locator(`[data-testid=problem][data-line="${CPU_LINE}"]`);
+    await problem.waitFor({ timeout: 10_000 });
+    expect(await problem.textContent()).toMatch(/cpu/);
+    await expect.poll(() => errorSquiggleLines(page), { timeout: 10_000 }).toContain(CPU_LINE);
+    expect(await page.getByTestId('validity').textContent()).toMatch(/error/);
+    expect(await page.getByTestId('dirty').isVisible()).toBe(true);
+    await screenshot(page, '4-spec-invalid');
+    // The problems list jumps to the line.
+    await page.keyboard.press('Control+Home');
+    await problem.getByRole('button').first().click();
+    await expect.poll(() => page.locator('.monaco-editor .current-line ~ *').count().then(() => page.evaluate(() => document.activeElement?.closest('.monaco-editor') !== null))).toBe(true);
+    // Fix it again.
+    await page.keyboard.press('End');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.type('4');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.getByTestId('problem').count(), { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => errorSquiggleLines(page)).toEqual([]);
+    expect(await page.getByTestId('validity').textContent()).toBe('valid: reference-16');
+  });
+
+  it('runs the plan pipeline in the engine and streams its log lines into the terminal', async () => {
+    await page.getByTestId('nav-pipeline').click();
+    await page.getByTestId('run-plan').click();
+    await expect.poll(() => page.getByTestId('run-status').textContent(), { timeout: 30_000 }).toBe('done');
+    expect(await page.locator('[data-testid=stage-row]').evaluateAll((rows) => rows.map((r) => `${r.getAttribute('data-stage')}=${r.getAttribute('data-state')}`))).toEqual(['validate=success', 'plan=success']);
+    await expect.poll(() => page.locator('[data-testid=log-terminal] .xterm-rows').textContent(), { timeout: 10_000 }).toContain('policy: wg1 -> wg3');
+    const logs = await page.locator('[data-testid=log-terminal] .xterm-rows').textContent();
+    expect(logs).toMatch(/plan\/lb-3/);
+    expect(await page.getByTestId('log-count').textContent()).toMatch(/^(1[89]|[2-9]\d) lines$/);
+    await screenshot(page, '5-pipeline');
+    // Node states from the run colour the topology.
+    await page.getByTestId('nav-topology').click();
+    await expect.poll(() => page.locator('[data-testid=topology-node][data-state=ok]').count()).toBe(16);
+  });
+
+  it('filters the logs by node', async () => {
+    await page.getByTestId('nav-pipeline').click();
+    await page.getByTestId('log-node-filter').click();
+    await page.getByRole('option', { name: 'etcd-2' }).click();
+    await expect.poll(() => page.locator('[data-testid=log-terminal] .xterm-rows').textContent()).not.toContain('policy:');
+    const text = (await page.locator('[data-testid=log-terminal] .xterm-rows').textContent()) ?? '';
+    expect(text).toContain('etcd-2');
+    expect(text).not.toContain('etcd-1 ');
+  });
+
+  it('shows artifacts and drills as clearly labelled plans', async () => {
+    await page.getByTestId('nav-artifacts').click();
+    expect(await page.getByTestId('plan-only').first().textContent()).toContain('nothing has been built');
+    await screenshot(page, '6-artifacts');
+    await page.getByTestId('nav-drills').click();
+    await expect.poll(() => page.locator('[data-testid=drills] [data-testid=plan-only]').textContent()).toContain('no drill has run');
+    expect(await page.getByTestId('drills').textContent()).toContain('delete-worker-vm');
+    await screenshot(page, '7-drills');
+  });
+
+  it('switches to the light theme', async () => {
+    await page.getByTestId('nav-wiring').click();
+    await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
+    await expect.poll(() => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'))).toBe('light');
+    await screenshot(page, '8-wiring-light');
+    await page.getByTestId('nav-spec').click();
+    await screenshot(page, '8b-spec-light');
+  });
+
+  it('answers malformed bridge messages with errors and keeps serving', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${new URL(served.url).port}/bridge?token=${served.token}`, { origin: served.origin });
+    await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+    const replies: Record<string, unknown>[] = [];
+    ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+    ws.send('{"kind":"request","id":1,"channel":"spec.open","payload":{"path":"/etc/passwd"}}');
+    ws.send('garbage');
+    ws.send(JSON.stringify({ kind: 'request', id: 2, channel: 'spec.parse', payload: { text: { nested: 1 } } }));
+    ws.send(JSON.stringify({ kind: 'request', id: 3, channel: 'app.info', payload: {} }));
+    await expect.poll(() => replies.length).toBe(4);
+    expect(replies.filter((r) => r.error).length).toBe(3);
+    expect(replies.find((r) => r.id === 3)?.result).toMatchObject({ transport: 'websocket' });
+    ws.close();
+    expect(served.child.exitCode).toBeNull();
+    // And a wrong token never gets a socket.
+    const denied = new WebSocket(`ws://127.0.0.1:${new URL(served.url).port}/bridge?token=wrong`, { origin: served.origin });
+    const status = await new Promise<number | undefined>((r) => denied.once('unexpected-response', (_q, res) => r(res.statusCode)));
+    expect(status).toBe(401);
+    expect(pageErrors).toEqual([]);
+  });
+});

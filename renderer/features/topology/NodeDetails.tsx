@@ -1,0 +1,88 @@
+// Details of one planned node: VM shape, plane addresses and peers, services, nftables.
+import { Badge, Code, Drawer, Group, ScrollArea, Stack, Table, Text, Title } from '@mantine/core';
+import type { PlanNode } from '../../../common/plan/index';
+
+export function NodeDetails({ node, onClose }: { node?: PlanNode; onClose: () => void }) {
+  return (
+    <Drawer opened={Boolean(node)} onClose={onClose} position="right" size="xl" title={node ? `${node.name} — ${node.role}${node.hub ? ' (hub)' : ''}` : ''} scrollAreaComponent={ScrollArea.Autosize}>
+      {node && (
+        <Stack gap="md" data-testid="node-details">
+          <Group gap="xs">
+            <Badge>VMID {node.vmid}</Badge>
+            <Badge variant="light">{node.domain}</Badge>
+            <Badge variant="light" color={node.color === 'blue' ? 'blue' : 'green'}>
+              LAN {node.lan.address}/{node.lan.prefix} ({node.color})
+            </Badge>
+            <Badge variant="outline">{node.lan.mac}</Badge>
+          </Group>
+          <section aria-label="VM shape">
+            <Title order={6}>VM shape</Title>
+            <Text size="sm">
+              {node.vm.machine}, {node.vm.bios} (efidisk {node.vm.efidisk.pool}, {node.vm.efidisk.efitype}, pre-enrolled Secure Boot keys), TPM {node.vm.tpm.version}, guest agent on,{' '}
+              {node.vm.cpu.cores} cores ({node.vm.cpu.type}), {node.vm.memoryMiB} MiB
+            </Text>
+            {node.vm.disks.map((d) => (
+              <Text size="sm" key={d.index} ff="monospace">
+                scsi{d.index}: {d.pool} {d.sizeGiB} GiB{d.discard ? ', discard' : ''}
+                {d.iothread ? ', iothread' : ''}
+              </Text>
+            ))}
+            {node.vm.nics.map((n) => (
+              <Text size="sm" key={n.index} ff="monospace">
+                net{n.index}: virtio {n.mac} on {n.bridge}
+                {n.vlan !== undefined ? ` vlan ${n.vlan}` : ''}
+              </Text>
+            ))}
+            <Text size="xs" c="dimmed">
+              tags: {node.vm.tags.join(', ')}
+            </Text>
+          </section>
+          <section aria-label="Plane addresses and peers">
+            <Title order={6}>Planes</Title>
+            <Table fz="xs" withTableBorder>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>plane</Table.Th>
+                  <Table.Th>address</Table.Th>
+                  <Table.Th>listen</Table.Th>
+                  <Table.Th>peers (endpoint → allowed IPs)</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {[node.planes.wg1, node.planes.wg2, node.planes.wg3].map((p) => (
+                  <Table.Tr key={p.plane}>
+                    <Table.Td>{p.plane}</Table.Td>
+                    <Table.Td ff="monospace">{p.address}</Table.Td>
+                    <Table.Td>udp/{p.listenPort}</Table.Td>
+                    <Table.Td ff="monospace">
+                      {p.peers.map((peer) => (
+                        <div key={peer.node}>
+                          {peer.node}
+                          {peer.endpoint ? ` @ ${peer.endpoint}` : ''} → {peer.allowedIps.join(', ')}
+                        </div>
+                      ))}
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </section>
+          <section aria-label="Services">
+            <Title order={6}>Services</Title>
+            {node.services.map((s) => (
+              <Text size="xs" key={`${s.name}${s.on}`}>
+                <b>{s.name}</b> on {s.on} {s.ports.join(', ')} — {s.why}
+              </Text>
+            ))}
+          </section>
+          <section aria-label="Firewall rules">
+            <Title order={6}>nftables</Title>
+            <Code block fz="xs">
+              {node.nftables}
+            </Code>
+          </section>
+        </Stack>
+      )}
+    </Drawer>
+  );
+}
