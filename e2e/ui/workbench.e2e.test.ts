@@ -12,6 +12,8 @@ let served: Served;
 let chromium: Awaited<ReturnType<typeof launchChromium>>;
 let page: Page;
 const pageErrors: string[] = [];
+const consoleErrors: string[] = [];
+const foreignRequests: string[] = [];
 
 beforeAll(async () => {
   ensureRendererBuilt();
@@ -19,6 +21,9 @@ beforeAll(async () => {
   chromium = await launchChromium();
   page = await chromium.context.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+  // Everything — Monaco, its workers, fonts — must come from kubedos serve itself (no CDN).
+  page.on('request', (r) => !r.url().startsWith(served.origin) && !/^(data|blob):/.test(r.url()) && foreignRequests.push(r.url()));
   await page.goto(served.url);
   await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
 });
@@ -28,18 +33,18 @@ afterAll(async () => {
   await served?.stop();
 });
 
-/** Line numbers of Monaco's visible lines that carry an error squiggle. */
-async function errorSquiggleLines(p: Page): Promise<number[]> {
-  return p.evaluate(() => {
+/** Line numbers of Monaco's visible lines that carry an error (or warning) squiggle. */
+async function errorSquiggleLines(p: Page, kind: 'error' | 'warning' = 'error'): Promise<number[]> {
+  return p.evaluate((kind) => {
     const numbers = [...document.querySelectorAll<HTMLElement>('.margin-view-overlays .line-numbers')].map((el) => ({ line: Number(el.textContent), top: el.getBoundingClientRect().top }));
     const lines = new Set<number>();
-    for (const sq of document.querySelectorAll<HTMLElement>('.squiggly-error')) {
+    for (const sq of document.querySelectorAll<HTMLElement>(`.squiggly-${kind}`)) {
       const top = sq.getBoundingClientRect().top;
       const hit = numbers.find((n) => Math.abs(n.top - top) < 4);
       if (hit) lines.add(hit.line);
     }
     return [...lines].sort((a, b) => a - b);
-  });
+  }, kind);
 }
 
 const reference = TEMPLATES['reference-16'].text.split('\n');
@@ -69,6 +74,7 @@ describe('workbench UI over kubedos serve', () => {
     await master.click();
     const details = page.getByTestId('node-details');
     await details.waitFor();
+    await page.waitForTimeout(400); // the drawer's slide-in transition
     expect(await details.textContent()).toMatch(/wg1.*10\.101\.0\.1\/32/s);
     expect(await details.textContent()).toContain('chain forward');
     await screenshot(page, '2b-topology-details');
@@ -110,6 +116,8 @@ describe('workbench UI over kubedos serve', () => {
     await problem.waitFor({ timeout: 10_000 });
     expect(await problem.textContent()).toMatch(/cpu/);
     await expect.poll(() => errorSquiggleLines(page), { timeout: 10_000 }).toContain(CPU_LINE);
+    // monaco-yaml's worker validates against the JSON Schema too (minimum 1): a warning marker.
+    await expect.poll(() => errorSquiggleLines(page, 'warning'), { timeout: 15_000 }).toContain(CPU_LINE);
     expect(await page.getByTestId('validity').textContent()).toMatch(/error/);
     expect(await page.getByTestId('dirty').isVisible()).toBe(true);
     await screenshot(page, '4-spec-invalid');
@@ -190,5 +198,11 @@ describe('workbench UI over kubedos serve', () => {
     const status = await new Promise<number | undefined>((r) => denied.once('unexpected-response', (_q, res) => r(res.statusCode)));
     expect(status).toBe(401);
     expect(pageErrors).toEqual([]);
+  });
+
+  it('loaded everything from 127.0.0.1 with no CSP violation or console error', () => {
+    expect(foreignRequests).toEqual([]);
+    expect(consoleErrors.filter((e) => /Content Security Policy|Refused to|worker/i.test(e))).toEqual([]);
+    expect(consoleErrors).toEqual([]);
   });
 });

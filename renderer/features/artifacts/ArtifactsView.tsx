@@ -50,7 +50,8 @@ export function ArtifactsView() {
           <Title order={5}>Cluster-wide</Title>
           <Text size="sm">darksite apt repository (signed, offline) · manifest.json (sha256 of every output) · SBOM (CycloneDX JSON) · provenance (in-toto, SLSA v1) · DSSE ed25519 signatures</Text>
           <Text size="xs" c="dimmed">
-            Secrets referenced, never embedded: {plan.secretRefs.map((s) => s.ref).join(', ') || 'none'}
+            Secrets are referenced, never embedded: {plan.secretRefs.filter((s) => !s.ref.startsWith('node-local://')).map((s) => s.ref).join(', ') || 'none cluster-wide'}
+            {`; plus ${plan.secretRefs.filter((s) => s.ref.startsWith('node-local://')).length} node-local keys generated on the nodes themselves`}
           </Text>
         </Paper>
         <Paper withBorder p="sm">

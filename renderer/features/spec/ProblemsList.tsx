@@ -28,7 +28,7 @@ export function ProblemsList() {
                     {d.severity}
                   </Badge>
                 </Table.Td>
-                <Table.Td w={90}>
+                <Table.Td w={120} style={{ whiteSpace: 'nowrap' }}>
                   <UnstyledButton aria-label={`Go to line ${d.line}, column ${d.column}`} onClick={() => specStore.getState().revealAt(d.line, d.column)} fz="xs" c="blue">
                     Ln {d.line}, Col {d.column}
                   </UnstyledButton>

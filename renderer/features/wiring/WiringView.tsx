@@ -15,7 +15,7 @@ const PLANE_COLOR: Record<PlaneName, string> = { wg1: 'indigo', wg2: 'teal', wg3
 function PlaneStar({ plan, plane, highlight }: { plan: Plan; plane: Plan['planes'][number]; highlight: 'from' | 'to' | 'both' | undefined }) {
   // Wide enough for "name / address/32" labels on both sides of the ellipse.
   const width = 540;
-  const height = 380;
+  const height = 390;
   const cx = width / 2;
   const c = height / 2;
   const spokes = spokesFor(plan, plane.name, 150, 150);
@@ -56,20 +56,20 @@ function PlaneStar({ plan, plane, highlight }: { plan: Plan; plane: Plan['planes
           return (
             <g key={s.node} transform={`translate(${cx + s.x},${c + s.y})`}>
               <circle r={6} fill={color} />
-              <text x={right ? 9 : -9} y={-2} fontSize={11} textAnchor={right ? 'start' : 'end'} fill="currentColor">
+              <text x={right ? 9 : -9} y={-3} fontSize={14} textAnchor={right ? 'start' : 'end'} fill="currentColor">
                 {s.node}
               </text>
-              <text x={right ? 9 : -9} y={10} fontSize={9.5} textAnchor={right ? 'start' : 'end'} fill="currentColor" opacity={0.75} fontFamily="monospace">
+              <text x={right ? 9 : -9} y={11} fontSize={12} textAnchor={right ? 'start' : 'end'} fill="currentColor" opacity={0.75} fontFamily="monospace">
                 {s.address}
               </text>
             </g>
           );
         })}
-        <circle cx={cx} cy={c} r={40} fill={color} />
-        <text x={cx} y={c - 3} textAnchor="middle" fontSize={12} fontWeight={700} fill="white">
+        <circle cx={cx} cy={c} r={46} fill={color} />
+        <text x={cx} y={c - 3} textAnchor="middle" fontSize={15} fontWeight={700} fill="white">
           {hub?.name ?? plane.hub}
         </text>
-        <text x={cx} y={c + 11} textAnchor="middle" fontSize={8.5} fill="white" fontFamily="monospace">
+        <text x={cx} y={c + 13} textAnchor="middle" fontSize={10.5} fill="white" fontFamily="monospace">
           {plane.hubAddress}
         </text>
       </svg>
