@@ -31,6 +31,11 @@ describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => 
 
   it('admits nodes only through an open window with a valid, unused, bound token and the pinned hub', async () => {
     const window = await openWindow(lab, 12);
+    const hubLan = lab.hub.plan.lan.address;
+    const port = lab.plan.enrollment.port;
+    const listening = (await lab.exec(lab.hub.name, ['ss', '-Htln'])).stdout;
+    expect(listening).toContain(`${hubLan}:${port}`);
+    expect(listening, 'the window listens on the LAN address only').not.toMatch(new RegExp(`(0\\.0\\.0\\.0|\\*|\\[::\\]):${port}\\b`));
     const now = Math.floor(Date.now() / 1000);
     const forged = await enroll(lab, 'cp-1', token(lab, trust, { node: 'cp-1', key: generateHmacKey() }));
     expect(forged.exitCode, forged.stderr).toBe(2);
@@ -55,6 +60,7 @@ describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => 
 
     expect(await window.closed, window.output()).toBe(0);
     expect(window.output()).toMatch(/enrollment window closed/);
+    expect((await lab.exec(lab.hub.name, ['ss', '-Htln'])).stdout).not.toContain(`:${port} `);
     const late = await enroll(lab, 'w-1', token(lab, trust, { node: 'w-1' }));
     expect(late.exitCode, late.stderr).toBe(4);
     expect(late.stderr).toMatch(/unreachable/);

@@ -63,6 +63,8 @@ describe('lab-6 backplanes (derived from lab-3)', () => {
     await lab.exec('w-1', [bin('kubedos-planes'), 'up']);
     const after = (await lab.exec('w-1', ['wg', 'show', 'wg1', 'public-key'])).stdout.trim();
     expect(after).not.toBe(before);
+    const rules = (await lab.exec('w-1', ['ip', '-4', 'rule', 'show'])).stdout.split('\n').filter((l) => /^100[1-3]:/.test(l));
+    expect(rules, 'planes up is rerunnable: one source rule per plane').toHaveLength(3);
     const r = await enroll(lab, 'w-1', token(lab, trust, { node: 'w-1' }));
     expect(r.exitCode, r.stderr).toBe(0);
     const hubWg1 = (await lab.exec(lab.hub.name, ['wg', 'show', 'wg1', 'allowed-ips'])).stdout;

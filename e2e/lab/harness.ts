@@ -39,7 +39,7 @@ export interface LabNode {
 }
 
 export interface ExecOptions {
-  input?: string;
+  input?: string | Uint8Array;
   timeoutMs?: number;
   okExitCodes?: readonly number[];
   env?: Record<string, string>;
@@ -162,8 +162,7 @@ export class Lab {
   async writeFile(nodeName: string, path: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
     if (!path.startsWith('/')) throw new Error(`lab writeFile: absolute path needed, got ${path}`);
     const dir = path.slice(0, path.lastIndexOf('/')) || '/';
-    const text = typeof content === 'string' ? content : Buffer.from(content).toString('latin1');
-    await this.exec(nodeName, ['/bin/sh', '-c', 'umask 077; mkdir -p "$1" && cat > "$2.tmp" && chmod "$3" "$2.tmp" && mv "$2.tmp" "$2"', 'sh', dir, path, mode.toString(8)], { input: text });
+    await this.exec(nodeName, ['/bin/sh', '-c', 'umask 077; mkdir -p "$1" && cat > "$2.tmp" && chmod "$3" "$2.tmp" && mv "$2.tmp" "$2"', 'sh', dir, path, mode.toString(8)], { input: content });
   }
 
   async readFile(nodeName: string, path: string): Promise<string> {
