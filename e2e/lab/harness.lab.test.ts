@@ -19,7 +19,7 @@ describe('namespace lab harness', () => {
 
   it('gives each node its own root, hostname and LAN address, and destroy() leaves nothing behind', async () => {
     const lab = await Lab.create(lab3Plan(), { sshd: true });
-    let pids: number[] = [];
+    let pids: number[];
     try {
       expect((await lab.exec('cp-1', ['hostname'])).stdout.trim()).toBe('cp-1');
       await lab.writeFile('cp-1', '/etc/kubedos-lab-probe', 'only on cp-1\n');
