@@ -5,8 +5,9 @@ import type { PlanNode } from '../../../common/plan/index';
 export function NodeDetails({ node, onClose }: { node?: PlanNode; onClose: () => void }) {
   return (
     <Drawer opened={Boolean(node)} onClose={onClose} position="right" size="xl" title={node ? `${node.name} — ${node.role}${node.hub ? ' (hub)' : ''}` : ''} scrollAreaComponent={ScrollArea.Autosize}>
+      {/* Long addresses and nftables lines wrap instead of widening the drawer. */}
       {node && (
-        <Stack gap="md" data-testid="node-details">
+        <Stack gap="md" data-testid="node-details" style={{ maxWidth: '100%', overflowWrap: 'anywhere' }}>
           <Group gap="xs">
             <Badge>VMID {node.vmid}</Badge>
             <Badge variant="light">{node.domain}</Badge>
@@ -39,12 +40,12 @@ export function NodeDetails({ node, onClose }: { node?: PlanNode; onClose: () =>
           </section>
           <section aria-label="Plane addresses and peers">
             <Title order={6}>Planes</Title>
-            <Table fz="xs" withTableBorder>
+            <Table fz="xs" withTableBorder style={{ tableLayout: 'fixed' }}>
               <Table.Thead>
                 <Table.Tr>
-                  <Table.Th>plane</Table.Th>
-                  <Table.Th>address</Table.Th>
-                  <Table.Th>listen</Table.Th>
+                  <Table.Th w={50}>plane</Table.Th>
+                  <Table.Th w={110}>address</Table.Th>
+                  <Table.Th w={80}>listen</Table.Th>
                   <Table.Th>peers (endpoint → allowed IPs)</Table.Th>
                 </Table.Tr>
               </Table.Thead>
@@ -54,7 +55,7 @@ export function NodeDetails({ node, onClose }: { node?: PlanNode; onClose: () =>
                     <Table.Td>{p.plane}</Table.Td>
                     <Table.Td ff="monospace">{p.address}</Table.Td>
                     <Table.Td>udp/{p.listenPort}</Table.Td>
-                    <Table.Td ff="monospace">
+                    <Table.Td ff="monospace" style={{ wordBreak: 'break-all' }}>
                       {p.peers.map((peer) => (
                         <div key={peer.node}>
                           {peer.node}
@@ -77,7 +78,7 @@ export function NodeDetails({ node, onClose }: { node?: PlanNode; onClose: () =>
           </section>
           <section aria-label="Firewall rules">
             <Title order={6}>nftables</Title>
-            <Code block fz="xs">
+            <Code block fz="xs" style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-all' }}>
               {node.nftables}
             </Code>
           </section>
