@@ -30,7 +30,7 @@ describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => 
   });
 
   it('admits nodes only through an open window with a valid, unused, bound token and the pinned hub', async () => {
-    const window = await openWindow(lab, 12);
+    const window = await openWindow(lab, 15);
     const hubLan = lab.hub.plan.lan.address;
     const port = lab.plan.enrollment.port;
     const listening = (await lab.exec(lab.hub.name, ['ss', '-Htln'])).stdout;
