@@ -19,6 +19,8 @@ packages=(
   openssh-server openssh-client ansible-core ansible-lint etcd-server etcd-client
   # payload checks and secrets
   shellcheck age python3
+  # tiny substrate test guest (initramfs userland + guest agent)
+  busybox-static qemu-guest-agent
 )
 
 if [ "$(id -u)" -ne 0 ]; then

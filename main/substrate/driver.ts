@@ -1,0 +1,110 @@
+// One interface for every substrate. The provision logic (provision.ts) only talks to this;
+// proxmox-ssh.ts and qemu-local.ts implement it. Every operation takes an AbortSignal and
+// reports what it does through events, so the CLI, the pipeline journal and the UI see the
+// same stream.
+import type { VmShape } from '../../common/plan/schema';
+import type { BootArtifact } from './qm';
+
+export type SubstrateEvent =
+  | { kind: 'command'; host: string; node?: string; command: string }
+  | { kind: 'log'; node?: string; level: 'info' | 'warn'; message: string }
+  | { kind: 'progress'; node?: string; what: string; fraction: number; message?: string }
+  | { kind: 'vm'; node: string; vmid: number; state: 'creating' | 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'destroying' | 'destroyed' | 'updated' };
+
+export interface OpOptions {
+  signal?: AbortSignal;
+  onEvent?: (event: SubstrateEvent) => void;
+}
+
+export interface InventoryVm {
+  vmid: number;
+  name: string;
+  tags: string[];
+  status: 'running' | 'stopped' | 'unknown';
+  /** Raw config (qm config / our own state) when the driver read it. */
+  config?: Record<string, string>;
+}
+
+export interface Inventory {
+  host: string;
+  /** Proxmox node name, or "local". */
+  node: string;
+  vms: InventoryVm[];
+  storages: { name: string; type: string; availableBytes: number; totalBytes: number }[];
+}
+
+export interface ArtifactFile {
+  /** Local path of the file to upload. */
+  path: string;
+  /** sha256 hex of the file. */
+  sha256: string;
+  sizeBytes: number;
+  kind: 'iso' | 'disk-image';
+  /** Name on the substrate (validated: letters, digits, "_.+-", .iso/.qcow2). */
+  name: string;
+}
+
+export interface UploadResult {
+  volid: string;
+  remotePath: string;
+  action: 'skipped' | 'uploaded' | 'resumed';
+  bytesSent: number;
+}
+
+export interface GuestExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface SubstrateDriver {
+  readonly kind: 'proxmox' | 'qemu';
+  /** Where commands go, for messages ("proxmox://pve1", "qemu-local"). */
+  readonly target: string;
+  inventory(options?: OpOptions): Promise<Inventory>;
+  upload(artifact: ArtifactFile, storage: string, options?: OpOptions): Promise<UploadResult>;
+  create(shape: VmShape, artifact: BootArtifact | undefined, options?: OpOptions): Promise<void>;
+  /** Apply in-place changes (`qm set`-able keys). */
+  update(vmid: number, changes: Record<string, string>, options?: OpOptions): Promise<void>;
+  start(vmid: number, options?: OpOptions): Promise<void>;
+  stop(vmid: number, options?: OpOptions): Promise<void>;
+  destroy(vmid: number, options?: OpOptions & { allowDestroy: boolean }): Promise<void>;
+  status(vmid: number, options?: OpOptions): Promise<'running' | 'stopped' | 'absent'>;
+  guestPing(vmid: number, options?: OpOptions): Promise<boolean>;
+  guestExec(vmid: number, argv: readonly string[], options?: OpOptions & { timeoutS?: number }): Promise<GuestExecResult>;
+  guestFileRead(vmid: number, path: string, options?: OpOptions): Promise<Buffer>;
+  /** The commands a step would run, for --dry-run (no side effects). */
+  preview(step: PlannedStep): string[];
+  close(): Promise<void>;
+}
+
+export type PlannedStep =
+  | { kind: 'upload'; artifact: ArtifactFile; storage: string }
+  | { kind: 'create'; shape: VmShape; artifact: BootArtifact | undefined }
+  | { kind: 'update'; vmid: number; changes: Record<string, string> }
+  | { kind: 'start'; vmid: number }
+  | { kind: 'destroy'; vmid: number };
+
+/** A failure with what to do next; `vmid` names a VM left behind for cleanup, if any. */
+export class SubstrateError extends Error {
+  readonly hint: string | undefined;
+  readonly node: string | undefined;
+  readonly command: string | undefined;
+  readonly stderrTail: string | undefined;
+  readonly leftBehind: number | undefined;
+  readonly code: string;
+  constructor(code: string, message: string, detail: { hint?: string; node?: string; command?: string; stderrTail?: string; leftBehind?: number } = {}) {
+    super(message);
+    this.name = 'SubstrateError';
+    this.code = code;
+    this.hint = detail.hint;
+    this.node = detail.node;
+    this.command = detail.command;
+    this.stderrTail = detail.stderrTail;
+    this.leftBehind = detail.leftBehind;
+  }
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new SubstrateError('aborted', `aborted: ${String(signal.reason ?? 'cancelled')}`);
+}

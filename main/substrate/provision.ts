@@ -1,0 +1,222 @@
+// Provision = make the substrate hold exactly the plan's VMs, in the plan's shape. It reads the
+// inventory once, decides per node (create / keep / update / replace / start / destroy), checks
+// EVERY safety rule before changing anything (a VMID owned by someone else stops the whole
+// run; destroy and replace need allowDestroy), then acts through the driver. Rerunning on a
+// converged substrate changes nothing.
+import type { Plan } from '../../common/plan/schema';
+import type { ArtifactFile, Inventory, InventoryVm, OpOptions, PlannedStep, SubstrateDriver, UploadResult } from './driver';
+import { SubstrateError } from './driver';
+import type { BootArtifact, ConfigDifference } from './qm';
+import { checkShape, compareConfig, SETTABLE } from './qm';
+
+export interface NodeDecision {
+  node: string;
+  vmid: number;
+  action: 'create' | 'keep' | 'update' | 'replace' | 'destroy';
+  start: boolean;
+  reasons: string[];
+  changes?: Record<string, string>;
+}
+
+export interface ProvisionOptions extends OpOptions {
+  plan: Plan;
+  driver: SubstrateDriver;
+  /** What new VMs boot from; required when something must be created. */
+  artifact?: ArtifactFile;
+  /** Storage for uploads (Proxmox: isoStorage). */
+  storage: string;
+  allowDestroy: boolean;
+  /** Start VMs that are stopped (default true). */
+  start?: boolean;
+}
+
+export interface ProvisionResult {
+  decisions: NodeDecision[];
+  upload?: UploadResult;
+  /** Number of changes made (0 = already converged). */
+  changes: number;
+}
+
+export function ownershipTags(plan: Plan): string[] {
+  return ['kubedos', `cluster-${plan.cluster.name}`];
+}
+
+function owned(plan: Plan, vm: InventoryVm): boolean {
+  const { start, end } = plan.substrate.vmidRange;
+  return vm.vmid >= start && vm.vmid <= end && ownershipTags(plan).every((t) => vm.tags.includes(t));
+}
+
+function settableValue(plan: Plan, diff: ConfigDifference, node: Plan['nodes'][number]): [string, string] {
+  const vm = node.vm;
+  switch (diff.key) {
+    case 'memory':
+      return ['memory', String(vm.memoryMiB)];
+    case 'cores':
+      return ['cores', String(vm.cpu.cores)];
+    case 'tags':
+      return ['tags', [...vm.tags].sort().join(';')];
+    case 'onboot':
+      return ['onboot', vm.onboot ? '1' : '0'];
+    case 'balloon':
+      return ['balloon', String(vm.balloon)];
+    case 'cpu':
+      return ['cpu', vm.cpu.type];
+    case 'name':
+      return ['name', vm.name];
+    case 'agent':
+      return ['agent', `enabled=1,fstrim_cloned_disks=${vm.agent.fstrimClonedDisks ? 1 : 0}`];
+    default:
+      if (/^net\d+$/.test(diff.key)) return [diff.key, diff.expected];
+      throw new Error(`not settable in place: ${diff.key} (${plan.cluster.name})`);
+  }
+}
+
+/** Decide, without changing anything. Throws on a safety violation. */
+export function decide(plan: Plan, inventory: Inventory, opts: { allowDestroy: boolean; start: boolean }): NodeDecision[] {
+  for (const n of plan.nodes) checkShape(n.vm);
+  const byVmid = new Map(inventory.vms.map((v) => [v.vmid, v]));
+  const decisions: NodeDecision[] = [];
+  const problems: string[] = [];
+  for (const n of plan.nodes) {
+    const vm = byVmid.get(n.vmid);
+    if (!vm) {
+      decisions.push({ node: n.name, vmid: n.vmid, action: 'create', start: opts.start, reasons: ['absent'] });
+      continue;
+    }
+    if (!owned(plan, vm)) {
+      problems.push(`VMID ${n.vmid} (wanted for ${n.name}) is taken by VM "${vm.name}" with tags [${vm.tags.join(', ') || 'none'}], which this cluster does not own`);
+      continue;
+    }
+    const diffs = vm.config ? compareConfig(n.vm, vm.config) : [];
+    const start = opts.start && vm.status !== 'running';
+    if (diffs.length === 0) {
+      decisions.push({ node: n.name, vmid: n.vmid, action: 'keep', start, reasons: start ? ['in shape, stopped'] : ['in shape'] });
+    } else if (diffs.every((d) => d.settable)) {
+      const changes = Object.fromEntries(diffs.map((d) => settableValue(plan, d, n)).filter(([k]) => SETTABLE.has(k) || /^net\d+$/.test(k)));
+      decisions.push({ node: n.name, vmid: n.vmid, action: 'update', start, reasons: diffs.map((d) => `${d.key}: ${d.actual} -> ${d.expected}`), changes });
+    } else {
+      const reasons = diffs.map((d) => `${d.key}: ${d.actual} -> ${d.expected}`);
+      if (!opts.allowDestroy) problems.push(`${n.name} (VMID ${n.vmid}) must be re-created to match the plan (${reasons.join('; ')}), which destroys it`);
+      decisions.push({ node: n.name, vmid: n.vmid, action: 'replace', start: opts.start, reasons });
+    }
+  }
+  const planned = new Set(plan.nodes.map((n) => n.vmid));
+  for (const vm of inventory.vms) {
+    if (planned.has(vm.vmid) || !owned(plan, vm)) continue;
+    if (!opts.allowDestroy) problems.push(`VM ${vm.vmid} "${vm.name}" belongs to cluster ${plan.cluster.name} but is not in the plan any more; it would be destroyed`);
+    decisions.push({ node: vm.name, vmid: vm.vmid, action: 'destroy', start: false, reasons: ['not in the plan'] });
+  }
+  if (problems.length) {
+    const taken = problems.some((p) => p.includes('does not own'));
+    throw new SubstrateError(taken ? 'vmid-taken' : 'destroy-refused', `nothing was changed:\n  - ${problems.join('\n  - ')}`, {
+      hint: taken
+        ? 'kubedos never touches VMs it does not own: move the cluster\'s vmidRange / node vmids to free numbers, or free those VMIDs'
+        : 'rerun with --allow-destroy (or stages.provision.allowDestroy: true) if destroying is intended',
+    });
+  }
+  return decisions;
+}
+
+function bootArtifact(artifact: ArtifactFile | undefined, volid: string | undefined): BootArtifact | undefined {
+  if (!artifact || !volid) return undefined;
+  return { kind: artifact.kind, volid };
+}
+
+export function artifactVolid(artifact: ArtifactFile, storage: string): string {
+  return `${storage}:${artifact.kind === 'iso' ? 'iso' : 'import'}/${artifact.name}`;
+}
+
+/** Every command the decisions would run, grouped by node (for --dry-run). */
+export function previewCommands(plan: Plan, decisions: readonly NodeDecision[], driver: SubstrateDriver, artifact: ArtifactFile | undefined, storage: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const needsArtifact = decisions.some((d) => d.action === 'create' || d.action === 'replace');
+  if (needsArtifact && artifact) out.set('(artifacts)', driver.preview({ kind: 'upload', artifact, storage }));
+  const boot = artifact ? bootArtifact(artifact, artifactVolid(artifact, storage)) : undefined;
+  for (const d of decisions) {
+    const node = plan.nodes.find((n) => n.vmid === d.vmid);
+    const steps: PlannedStep[] = [];
+    if (d.action === 'destroy' || d.action === 'replace') steps.push({ kind: 'destroy', vmid: d.vmid });
+    if ((d.action === 'create' || d.action === 'replace') && node) steps.push({ kind: 'create', shape: node.vm, artifact: boot });
+    if (d.action === 'update' && d.changes) steps.push({ kind: 'update', vmid: d.vmid, changes: d.changes });
+    if (d.start) steps.push({ kind: 'start', vmid: d.vmid });
+    out.set(`${d.node} (VMID ${d.vmid}): ${d.action}${d.start ? ' + start' : ''}`, steps.flatMap((s) => driver.preview(s)));
+  }
+  return out;
+}
+
+export async function provision(options: ProvisionOptions): Promise<ProvisionResult> {
+  const { plan, driver } = options;
+  const op: OpOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(options.onEvent ? { onEvent: options.onEvent } : {}) };
+  const inventory = await driver.inventory(op);
+  const decisions = decide(plan, inventory, { allowDestroy: options.allowDestroy, start: options.start ?? true });
+  const needsArtifact = decisions.some((d) => d.action === 'create' || d.action === 'replace');
+  let upload: UploadResult | undefined;
+  if (needsArtifact) {
+    if (!options.artifact) {
+      throw new SubstrateError('no-artifact', `${decisions.filter((d) => d.action === 'create' || d.action === 'replace').map((d) => d.node).join(', ')} must be created but no boot artifact was given`, {
+        hint: 'build one (kubedos build) and pass it with --image FILE.qcow2 or --iso FILE.iso',
+      });
+    }
+    upload = await driver.upload(options.artifact, options.storage, op);
+  }
+  const boot = bootArtifact(options.artifact, upload?.volid);
+  let changes = upload && upload.action !== 'skipped' ? 1 : 0;
+  // Destroys first (they free VMIDs and space), then everything else per node in parallel:
+  // the driver multiplexes the commands over its one connection.
+  for (const d of decisions.filter((x) => x.action === 'destroy')) {
+    await driver.destroy(d.vmid, { ...op, allowDestroy: options.allowDestroy });
+    changes++;
+  }
+  await Promise.all(
+    decisions
+      .filter((d) => d.action !== 'destroy')
+      .map(async (d) => {
+        const node = plan.nodes.find((n) => n.vmid === d.vmid);
+        if (!node) return;
+        if (d.action === 'replace') {
+          await driver.destroy(d.vmid, { ...op, allowDestroy: options.allowDestroy });
+          changes++;
+        }
+        if (d.action === 'create' || d.action === 'replace') {
+          await driver.create(node.vm, boot, op);
+          changes++;
+        }
+        if (d.action === 'update' && d.changes) {
+          await driver.update(d.vmid, d.changes, op);
+          changes++;
+        }
+        if (d.start) {
+          await driver.start(d.vmid, op);
+          changes++;
+        }
+      }),
+  );
+  return { decisions, ...(upload ? { upload } : {}), changes };
+}
+
+/** Waits until the guest agent answers in every VM (or the timeout passes). */
+export async function waitForAgents(driver: SubstrateDriver, vmids: readonly number[], options: OpOptions & { timeoutMs: number; intervalMs?: number }): Promise<Map<number, number>> {
+  const started = Date.now();
+  const answered = new Map<number, number>();
+  await Promise.all(
+    vmids.map(async (vmid) => {
+      while (Date.now() - started < options.timeoutMs) {
+        if (options.signal?.aborted) throw new SubstrateError('aborted', 'aborted while waiting for guest agents');
+        const ok = await driver.guestPing(vmid, options).catch((err: unknown) => {
+          // A dropped connection is retried; anything else (VM gone, agent not configured) is final.
+          if (err instanceof SubstrateError && err.code === 'connection-lost') return false;
+          throw err;
+        });
+        if (ok) {
+          answered.set(vmid, Date.now() - started);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, options.intervalMs ?? 2000));
+      }
+      throw new SubstrateError('agent-timeout', `the guest agent of VM ${vmid} did not answer within ${Math.round(options.timeoutMs / 1000)} s`, {
+        hint: 'read the VM\'s serial console; is qemu-guest-agent installed and enabled in the image?',
+      });
+    }),
+  );
+  return answered;
+}
