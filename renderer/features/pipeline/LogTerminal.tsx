@@ -33,7 +33,6 @@ export function LogTerminal() {
   const order = useStore(pipelineStore, (s) => s.order);
   const nodeStates = useStore(pipelineStore, (s) => s.nodes);
   const nodeNames = useMemo(() => Object.keys(nodeStates).sort(), [nodeStates]);
-  const logCount = useStore(pipelineStore, (s) => s.logCount);
   const view = useStore(shellStore, (s) => s.view);
   const scheme = useComputedColorScheme('dark');
 
@@ -176,11 +175,19 @@ export function LogTerminal() {
             Copy
           </Button>
         </Tooltip>
-        <Text size="xs" c="dimmed" data-testid="log-count">
-          {logCount} lines
-        </Text>
+        <LogCount />
       </Group>
       <div ref={host} className="kd-log" data-testid="log-terminal" role="log" aria-label="Pipeline logs" style={{ flex: 1, minHeight: 0, background: scheme === 'dark' ? DARK.background : LIGHT.background }} />
     </div>
+  );
+}
+
+/** Its own component, so a new batch of lines re-renders this text only, not the toolbar. */
+function LogCount() {
+  const logCount = useStore(pipelineStore, (s) => s.logCount);
+  return (
+    <Text size="xs" c="dimmed" data-testid="log-count">
+      {logCount} lines
+    </Text>
   );
 }

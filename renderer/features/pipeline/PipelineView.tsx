@@ -2,6 +2,7 @@
 // run and cancel (cancel aborts the runner's AbortSignal in main), and the live logs.
 import { Alert, Badge, Button, Code, Group, Progress, Table, Text, Title } from '@mantine/core';
 import { IconPlayerPlay, IconPlayerStop } from '@tabler/icons-react';
+import { memo } from 'react';
 import { useStore } from 'zustand';
 import type { StageState } from '../../../common/pipeline/events';
 import { cancelPipeline, runPlanPipeline } from './actions';
@@ -16,6 +17,10 @@ export function formatDuration(ms: number | undefined): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
+
+// The terminal manages its own updates (LogBuffer + animation frames): never re-render it
+// because a stage's progress changed.
+const Logs = memo(LogTerminal);
 
 export function PipelineView() {
   const s = useStore(pipelineStore);
@@ -77,7 +82,7 @@ export function PipelineView() {
                   </Badge>
                 </Table.Td>
                 <Table.Td>
-                  <Progress value={st.progress * 100} size="sm" color={STATE_COLOR[st.state]} animated={st.state === 'running'} aria-label={`${name} progress ${Math.round(st.progress * 100)}%`} />
+                  <Progress value={st.progress * 100} size="sm" color={STATE_COLOR[st.state]} aria-label={`${name} progress ${Math.round(st.progress * 100)}%`} />
                 </Table.Td>
                 <Table.Td>{formatDuration(st.durationMs)}</Table.Td>
                 <Table.Td c="dimmed">
@@ -113,7 +118,7 @@ export function PipelineView() {
         Logs
       </Title>
       <div style={{ flex: 1, minHeight: 200 }}>
-        <LogTerminal />
+        <Logs />
       </div>
     </div>
   );
