@@ -64,7 +64,9 @@ function Shell() {
 
   useHotkeys(
     [
+      // Ctrl+N as in the Electron menu; Alt+N too, because browsers keep Ctrl+1…8 for tabs.
       ...NAV.map((n) => [`mod+${n.key}`, () => runCommand(`view.${n.view}` as const)] as [string, () => void]),
+      ...NAV.map((n) => [`alt+${n.key}`, () => runCommand(`view.${n.view}` as const)] as [string, () => void]),
       ['mod+s', () => runCommand('spec.save')],
       ['mod+shift+s', () => runCommand('spec.saveAs')],
       ['mod+o', () => runCommand('spec.open')],
@@ -112,7 +114,11 @@ function Shell() {
             component="button"
             label={n.label}
             leftSection={n.icon}
-            rightSection={<Kbd size="xs">^{n.key}</Kbd>}
+            rightSection={
+              <Tooltip label={`Ctrl+${n.key} (Electron) / Alt+${n.key} (browser)`}>
+                <Kbd size="xs">{n.key}</Kbd>
+              </Tooltip>
+            }
             active={view === n.view}
             aria-current={view === n.view ? 'page' : undefined}
             data-testid={`nav-${n.view}`}

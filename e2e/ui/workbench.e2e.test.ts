@@ -1,6 +1,8 @@
 // The workbench in Debian's chromium against `kubedos serve`: load reference-16, see its 16
 // nodes and 3 planes, break and fix the spec, run the plan pipeline and read its logs.
 // Screenshots of every view go to e2e/output/.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { WebSocket } from 'ws';
@@ -50,6 +52,15 @@ async function errorSquiggleLines(p: Page, kind: 'error' | 'warning' = 'error'):
 const reference = TEMPLATES['reference-16'].text.split('\n');
 // The master's "cpu: 4" — the first cpu line of the inventory.
 const CPU_LINE = reference.findIndex((l) => /^\s+cpu: \d+$/.test(l)) + 1;
+const W1_VMID_LINE = reference.findIndex((l) => /^\s+vmid: 2010$/.test(l)) + 1;
+
+/** Puts the cursor at the end of a line of the editor. */
+async function endOfLine(p: Page, line: number): Promise<void> {
+  await p.locator('.view-lines').click();
+  await p.keyboard.press('Control+Home');
+  for (let i = 1; i < line; i++) await p.keyboard.press('ArrowDown');
+  await p.keyboard.press('End');
+}
 
 describe('workbench UI over kubedos serve', () => {
   it('loads reference-16 from the template picker into the editor', async () => {
@@ -135,6 +146,52 @@ describe('workbench UI over kubedos serve', () => {
     expect(await page.getByTestId('validity').textContent()).toBe('valid: reference-16');
   });
 
+  it('redraws the topology as the spec changes without losing pan/zoom', async () => {
+    await page.getByTestId('nav-topology').click();
+    await page.locator('.react-flow__controls-zoomin').click();
+    await page.locator('.react-flow__controls-zoomin').click();
+    await page.waitForTimeout(400);
+    const transform = await page.locator('.react-flow__viewport').getAttribute('style');
+    await page.getByTestId('nav-spec').click();
+    expect(reference[W1_VMID_LINE - 1]).toMatch(/vmid: 2010$/);
+    await endOfLine(page, W1_VMID_LINE);
+    await page.keyboard.press('Backspace');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.type('50');
+    await page.keyboard.press('Escape');
+    await page.getByTestId('nav-topology').click();
+    await expect.poll(() => page.locator('[data-testid=topology-node][data-node=w-1]').textContent(), { timeout: 10_000 }).toContain('VMID 2050');
+    expect(await page.locator('.react-flow__viewport').getAttribute('style')).toBe(transform);
+  });
+
+  it('guards unsaved changes and saves into the workspace', async () => {
+    await page.getByTestId('nav-spec').click();
+    expect(await page.getByTestId('dirty').isVisible()).toBe(true);
+    await page.getByRole('button', { name: 'New from template' }).click();
+    await page.getByTestId('template-lab-3').click();
+    const keep = page.getByRole('button', { name: 'Keep editing' });
+    await keep.waitFor();
+    await page.waitForTimeout(400); // modal transitions
+    await screenshot(page, '4b-unsaved-guard');
+    await keep.click();
+    expect(await page.getByTestId('validity').textContent()).toBe('valid: reference-16');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByLabel('File name').fill('ref16.yaml');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    const saved = join(served.workspace, 'ref16.yaml');
+    await expect.poll(() => existsSync(saved)).toBe(true);
+    expect(readFileSync(saved, 'utf8')).toContain('vmid: 2050');
+    await expect.poll(() => page.getByTestId('dirty').count()).toBe(0);
+    expect(await page.getByTestId('spec-origin').textContent()).toBe(saved);
+    // A path outside the workspace is refused with the reason shown.
+    await page.getByRole('button', { name: 'Save as…' }).click();
+    await page.getByLabel('File name').fill('../../escape.yaml');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+    await page.getByText(/outside the workspace/).first().waitFor();
+    expect(existsSync(join(served.workspace, '../../escape.yaml'))).toBe(false);
+    await page.keyboard.press('Escape');
+  });
+
   it('runs the plan pipeline in the engine and streams its log lines into the terminal', async () => {
     await page.getByTestId('nav-pipeline').click();
     await page.getByTestId('run-plan').click();
@@ -168,6 +225,19 @@ describe('workbench UI over kubedos serve', () => {
     await expect.poll(() => page.locator('[data-testid=drills] [data-testid=plan-only]').textContent()).toContain('no drill has run');
     expect(await page.getByTestId('drills').textContent()).toContain('delete-worker-vm');
     await screenshot(page, '7-drills');
+  });
+
+  it('navigates views with the keyboard', async () => {
+    await page.getByTestId('nav-spec').click();
+    await page.keyboard.press('Alt+3');
+    await expect.poll(() => page.getByTestId('view-wiring').isVisible()).toBe(true);
+    await page.keyboard.press('Alt+1');
+    await expect.poll(() => page.getByTestId('view-spec').isVisible()).toBe(true);
+    expect(await page.getByTestId('view-wiring').isVisible()).toBe(false);
+    // The navigation is a list of real buttons: Tab reaches them, Enter activates.
+    await page.getByTestId('nav-pipeline').focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByTestId('view-pipeline').isVisible()).toBe(true);
   });
 
   it('switches to the light theme', async () => {

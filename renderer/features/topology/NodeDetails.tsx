@@ -43,9 +43,9 @@ export function NodeDetails({ node, onClose }: { node?: PlanNode; onClose: () =>
             <Table fz="xs" withTableBorder style={{ tableLayout: 'fixed' }}>
               <Table.Thead>
                 <Table.Tr>
-                  <Table.Th w={50}>plane</Table.Th>
-                  <Table.Th w={110}>address</Table.Th>
-                  <Table.Th w={80}>listen</Table.Th>
+                  <Table.Th w={64}>plane</Table.Th>
+                  <Table.Th w={140}>address</Table.Th>
+                  <Table.Th w={100}>listen</Table.Th>
                   <Table.Th>peers (endpoint → allowed IPs)</Table.Th>
                 </Table.Tr>
               </Table.Thead>
