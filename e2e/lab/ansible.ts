@@ -16,11 +16,15 @@ export async function prepareAnsible(lab: Lab): Promise<void> {
 }
 
 export async function runAnsible(lab: Lab): Promise<AnsibleRun> {
+  const log = `/tmp/ansible-${Date.now()}.log`;
   const r = await lab.try(
     lab.hub.name,
     ['ansible-playbook', '-i', '/etc/kubedos/inventory.yml', '-e', 'ansible_user=root', '-e', 'ansible_become=false', '--private-key', '/root/.ssh/id_ed25519', `${FIXTURE}/site.yml`],
-    { env: { ANSIBLE_CONFIG: `${FIXTURE}/ansible.cfg`, ANSIBLE_ROLES_PATH: `${FIXTURE}/roles`, ANSIBLE_LOCAL_TEMP: '/tmp/ansible-local', ANSIBLE_NOCOLOR: '1' }, timeoutMs: 180_000 },
-  );
+    { env: { ANSIBLE_CONFIG: `${FIXTURE}/ansible.cfg`, ANSIBLE_ROLES_PATH: `${FIXTURE}/roles`, ANSIBLE_LOCAL_TEMP: '/tmp/ansible-local', ANSIBLE_NOCOLOR: '1', ANSIBLE_LOG_PATH: log }, timeoutMs: 240_000 },
+  ).catch(async (err: Error) => {
+    const tail = (await lab.try(lab.hub.name, ['tail', '-n', '40', log])).stdout;
+    throw new Error(`${err.message}\nansible log on ${lab.hub.name} (${log}), last lines:\n${tail}`, { cause: err });
+  });
   const output = r.stdout + r.stderr;
   const recap: AnsibleRun['recap'] = {};
   for (const m of output.matchAll(/^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
