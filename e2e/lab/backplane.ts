@@ -40,7 +40,8 @@ export async function installContracts(lab: Lab, trust: LabTrust): Promise<void>
   await Promise.all(
     [...lab.nodes.values()].map(async (n) => {
       await lab.writeFile(n.name, '/etc/kubedos/node.json', `${canonicalJson(nodeConfig(lab.plan, n.name), 2)}\n`);
-      const files = n.plan.hub ? hubEnrollmentFiles(lab.plan, { hmacKey: trust.hmacKey, hubTls: trust.hubTls }) : agentEnrollmentFiles({ hubTls: trust.hubTls });
+      const files = n.plan.hub ? hubEnrollmentFiles(lab.plan, { hmacKey: trust.hmacKey, hubTls: trust.hubTls })
+        : agentEnrollmentFiles({ hubTls: trust.hubTls, caChainPem: trust.intermediate.certPem + trust.root.certPem });
       for (const f of files) await lab.writeFile(n.name, f.path, f.content, f.mode);
     }),
   );

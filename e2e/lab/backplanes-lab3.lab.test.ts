@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWiringChecks, renderWiringReport } from '../../main/wiring/check';
 import { wiringChecks } from '../../main/wiring/matrix';
-import { generateHmacKey } from '../../main/trust/index';
+import { createRootCa, generateHmacKey } from '../../main/trust/index';
 import { prepareAnsible, runAnsible } from './ansible';
 import type { LabTrust } from './backplane';
 import { bin, enroll, installContracts, openWindow, planesUp, token } from './backplane';
@@ -52,7 +52,12 @@ describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => 
     const wrongPin = await enroll(lab, 'cp-1', good, ['--pin', `sha256:${'0'.repeat(64)}`]);
     expect(wrongPin.exitCode, wrongPin.stderr).toBe(3);
     expect(wrongPin.stderr).toMatch(/does not match the pinned/);
-    const ok = await enroll(lab, 'cp-1', good); // the pin check happens before the token is sent
+    const foreignCa = await createRootCa({ name: 'someone-else', now: new Date() });
+    await lab.writeFile('cp-1', '/tmp/foreign-ca.crt', foreignCa.certPem);
+    const wrongCa = await enroll(lab, 'cp-1', good, ['--ca-file', '/tmp/foreign-ca.crt']);
+    expect(wrongCa.exitCode, wrongCa.stderr).toBe(3);
+    expect(wrongCa.stderr).toMatch(/does not chain to the cluster CA/);
+    const ok = await enroll(lab, 'cp-1', good); // pin and chain are checked before the token is sent
     expect(ok.exitCode, ok.stderr).toBe(0);
     const reused = await enroll(lab, 'cp-1', good);
     expect(reused.exitCode, reused.stderr).toBe(2);

@@ -15,6 +15,7 @@ export const PATHS = {
   hubCert: `${ENROLL_DIR}/hub.crt`,
   hubKey: `${ENROLL_DIR}/hub.key`,
   hubPin: `${ENROLL_DIR}/hub.pin`,
+  caChain: `${ENROLL_DIR}/ca.crt`,
   revoked: `${ENROLL_DIR}/revoked.json`,
   token: `${ENROLL_DIR}/token`,
 } as const;
@@ -54,10 +55,14 @@ export function hubEnrollmentFiles(plan: Plan, o: { hmacKey: Uint8Array; hubTls:
   ];
 }
 
-/** Files for a joining node: the hub certificate pin, and its token (0600) when there is one. */
-export function agentEnrollmentFiles(o: { hubTls: Pick<CertifiedKey, 'fingerprint'>; token?: string }): NodeFile[] {
+/**
+ * Files for a joining node: the hub certificate pin, the cluster CA chain (intermediate + root
+ * certificates, public) when given, and its token (0600) when there is one.
+ */
+export function agentEnrollmentFiles(o: { hubTls: Pick<CertifiedKey, 'fingerprint'>; token?: string; caChainPem?: string }): NodeFile[] {
   return [
     { path: PATHS.hubPin, mode: 0o644, content: `${o.hubTls.fingerprint}\n` },
+    ...(o.caChainPem !== undefined ? [{ path: PATHS.caChain, mode: 0o644, content: o.caChainPem }] : []),
     ...(o.token !== undefined ? [{ path: PATHS.token, mode: 0o600, content: `${o.token}\n` }] : []),
   ];
 }
