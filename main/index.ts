@@ -101,8 +101,10 @@ async function serveRenderer(request: Request): Promise<Response> {
 let mainWindow: BrowserWindow | undefined;
 let workbench: Workbench | undefined;
 
+const sendEvent = eventSender((channel, payload) => mainWindow?.webContents.send(channel, payload));
+
 function send(command: AppCommand): void {
-  mainWindow?.webContents.send('kubedos:app.command', { command });
+  sendEvent('app.command', { command });
 }
 
 function buildMenu(): Menu {
@@ -207,7 +209,7 @@ async function start(): Promise<void> {
     transport: 'electron',
     workspace: join(workspaceRoot(), 'specs'),
     ...(specArg ? { specPath: resolve(specArg) } : {}),
-    emit: eventSender((channel, payload) => mainWindow?.webContents.send(channel, payload)),
+    emit: sendEvent,
     pickOpenPath: async () => {
       const r = await dialog.showOpenDialog({ title: 'Open ClusterSpec', properties: ['openFile'], filters: [{ name: 'ClusterSpec', extensions: ['yaml', 'yml'] }] });
       return r.canceled ? undefined : r.filePaths[0];

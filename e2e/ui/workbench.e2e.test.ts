@@ -215,6 +215,20 @@ describe('workbench UI over kubedos serve', () => {
     const text = (await page.locator('[data-testid=log-terminal] .xterm-rows').textContent()) ?? '';
     expect(text).toContain('etcd-2');
     expect(text).not.toContain('etcd-1 ');
+    // Copy takes exactly the filtered lines.
+    await chromium.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: served.origin });
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toContain('plan/etcd-2');
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    expect(copied.split('\n').every((l) => l.includes('etcd-2'))).toBe(true);
+    // Clear the node filter and search: the match is highlighted and following stops.
+    await page.getByRole('button', { name: 'All lines' }).click();
+    await expect.poll(() => page.locator('[data-testid=log-terminal] .xterm-rows').textContent()).toContain('policy:');
+    await page.getByLabel('Search the logs').fill('vmid 2005');
+    await page.getByLabel('Search the logs').press('Enter');
+    await expect.poll(() => page.locator('[data-testid=log-terminal] .xterm-decoration-container > *').count()).toBeGreaterThan(0);
+    expect(await page.getByRole('switch', { name: 'Follow the newest lines' }).isChecked()).toBe(false);
+    await screenshot(page, '5b-pipeline-search');
   });
 
   it('shows artifacts and drills as clearly labelled plans', async () => {

@@ -38,7 +38,8 @@ export function LogTerminal() {
 
   useEffect(() => {
     if (!host.current) return;
-    const t = new Terminal({ convertEol: true, disableStdin: true, scrollback: 100_000, fontSize: 12, fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace', theme: DARK, cursorStyle: 'bar', cursorInactiveStyle: 'none' });
+    // allowProposedApi: the search addon's match highlighting uses terminal decorations.
+    const t = new Terminal({ allowProposedApi: true, convertEol: true, disableStdin: true, scrollback: 100_000, fontSize: 12, fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace', theme: DARK, cursorStyle: 'bar', cursorInactiveStyle: 'none' });
     const f = new FitAddon();
     const s = new SearchAddon();
     t.loadAddon(f);
@@ -137,6 +138,7 @@ export function LogTerminal() {
           aria-label="Filter logs by stage"
           placeholder="all stages"
           clearable
+          clearButtonProps={{ 'aria-label': 'Clear the stage filter' }}
           data={order}
           value={filter.stage ?? null}
           onChange={(v) => setFilter((f) => ({ ...f, stage: v ?? undefined }))}
@@ -148,12 +150,19 @@ export function LogTerminal() {
           aria-label="Filter logs by node"
           placeholder="all nodes"
           clearable
+          clearButtonProps={{ 'aria-label': 'Clear the node filter' }}
           searchable
           data={nodeNames}
           value={filter.node ?? null}
           onChange={(v) => setFilter((f) => ({ ...f, node: v ?? undefined }))}
           data-testid="log-node-filter"
         />
+        {(filter.stage !== undefined || filter.node !== undefined) && (
+          // Mantine's clear buttons are hidden from assistive tech; this one is reachable by keyboard.
+          <Button size="xs" variant="subtle" onClick={() => setFilter({})}>
+            All lines
+          </Button>
+        )}
         <TextInput
           size="xs"
           w={200}
