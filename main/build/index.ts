@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import { canonicalJson } from '../../common/canonical';
 import type { Plan } from '../../common/plan/schema';
+import { NODE_ROLES } from '../../common/spec/schema';
 import type { ClusterSpec, NodeRole } from '../../common/spec/schema';
 import { CommandError, run } from '../exec/runner';
 import { workspaceRoot } from '../workspace';
@@ -14,8 +15,8 @@ import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cach
 import type { LockedPackage } from './darksite/pins';
 import { packagesFor } from './darksite/pins';
 import { CODENAME, ensureLock, fetchPackages, LOCK_FILE, readPinSet, writeRepository } from './darksite/index';
-import { sha256File, sha256Of, writeFileAtomic } from './files';
-import { buildImage } from './image/index';
+import { assertNothingMountedUnder, sha256File, sha256Of, writeFileAtomic } from './files';
+import { buildBaseRootfs, buildImage } from './image/index';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso } from './iso/index';
 import { buildSigningKey, opsSshKey, repoKey } from './keys';
@@ -39,6 +40,8 @@ export interface BuildOptions {
   roles?: readonly NodeRole[];
   offline?: boolean;
   refreshLock?: boolean;
+  /** Ignore cache hits: rebuild every artifact and replace its cache entry. */
+  rebuild?: boolean;
   /** host[:port] and directory where installers reach the darksite over HTTP. */
   installerMirror?: { host: string; directory: string };
   netinstIso?: string;
@@ -71,8 +74,8 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Versions of the host packages the build uses; missing ones → one actionable error. */
-export async function hostToolVersions(targets: readonly BuildTarget[], signal?: AbortSignal): Promise<Record<string, string>> {
-  const pkgs = [...new Set(['darksite' as BuildTarget, ...targets].flatMap((t) => TARGET_PACKAGES[t]))].sort();
+export async function hostToolVersions(targets: readonly BuildTarget[], signal?: AbortSignal, extraPackages: readonly string[] = []): Promise<Record<string, string>> {
+  const pkgs = [...new Set([...['darksite' as BuildTarget, ...targets].flatMap((t) => TARGET_PACKAGES[t]), ...extraPackages])].sort();
   const r = await run(['dpkg-query', '-W', '-f', '${Package}\\t${Version}\\t${db:Status-Abbrev}\\n', ...pkgs], { okExitCodes: [0, 1], signal });
   const versions: Record<string, string> = {};
   for (const line of r.stdout.split('\n')) {
@@ -124,6 +127,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const cluster = o.plan.cluster.name;
   const packagesDir = join(o.repoRoot, 'payload/packages');
   const cache = new ArtifactCache(cacheRoot(env), log);
+  const lookup = (key: string) => (o.rebuild ? Promise.resolve(undefined) : cache.lookup(key));
   const built: string[] = [];
   const reused: string[] = [];
   const targets = [...new Set(o.targets)];
@@ -158,7 +162,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     tools: { apt: tools.apt, 'apt-utils': tools['apt-utils'], gnupg: tools.gnupg },
   });
   let downloaded = 0;
-  let ds = await cache.lookup(dsKey);
+  let ds = await lookup(dsKey);
   if (!ds) {
     const fetched = await fetchPackages(lock, roles, dsOpts);
     downloaded = fetched.stats.downloaded;
@@ -179,6 +183,27 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const mirror = o.installerMirror ?? defaultInstallerMirror(o.plan);
   const poweroff = o.poweroff ?? o.plan.substrate.type === 'qemu';
   const isoHost = await hashHostFiles(Object.values(ISO_HOST_FILES));
+  let baseEntry: { key: string; dir: string } | undefined;
+  const baseRootfs = async (): Promise<{ key: string; dir: string }> => {
+    if (baseEntry) return baseEntry;
+    const names = pins.base.map((p) => p.name);
+    const key = inputsKey('rootfs', { darksite: dsKey, names, epoch, tools: pick(tools, ['debootstrap', 'tar']) });
+    let e = await lookup(key);
+    if (!e) {
+      const scratch = cache.scratch('rootfs');
+      mkdirSync(scratch, { recursive: true });
+      const work = cache.scratch('rootfs-work');
+      try {
+        await buildBaseRootfs({ darksiteDir: ds!.dir, packages: names, outTar: join(scratch, 'rootfs.tar'), workDir: work, sourceDateEpoch: epoch, signal, log });
+      } finally {
+        removeWorkDir(work, log);
+      }
+      e = await cache.store(key, 'rootfs', scratch);
+      built.push('rootfs (base)');
+    }
+    baseEntry = { key, dir: e.dir };
+    return baseEntry;
+  };
   const payloadRecords: Record<string, { path: string; sha256: string }[]> = {};
   const payloadSbom: { role: string; path: string; sha256: string }[] = [];
   for (const role of roles) {
@@ -198,7 +223,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     payloadRecords[role] = payloadHashes;
     for (const h of payloadHashes) payloadSbom.push({ role, ...h });
     const pKey = inputsKey('payload', { payloadHashes, modes: payload.files.map((f) => f.mode) });
-    let pe = await cache.lookup(pKey);
+    let pe = await lookup(pKey);
     if (!pe) {
       const scratch = cache.scratch(`payload-${role}`);
       for (const f of payload.files) writeFileAtomic(join(scratch, f.path), f.data, f.mode);
@@ -211,7 +236,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       const netinstSha = o.netinstIso ? await sha256File(o.netinstIso) : undefined;
       const key = inputsKey('iso', { payloadHashes, darksite: dsKey, host: isoHost, epoch, netinstSha, tools: pick(tools, ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common']), cluster, node: process.versions.node });
       const name = `${cluster}-${role}.iso`;
-      let e = await cache.lookup(key);
+      let e = await lookup(key);
       if (!e) {
         log(`iso ${role}: building`);
         const scratch = cache.scratch(`iso-${role}`);
@@ -229,19 +254,21 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       track('iso', e.files);
     }
     if (targets.includes('image')) {
-      const key = inputsKey('image', { payloadHashes, darksite: dsKey, host: isoHost, epoch, names, tools: pick(tools, ['debootstrap', 'e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils']), cluster });
+      const extras = packagesFor(lock, [role]).filter((p) => p.roles.length < NODE_ROLES.length);
+      const base = await baseRootfs();
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror });
       const name = `${cluster}-${role}.qcow2`;
-      let e = await cache.lookup(key);
+      let e = await lookup(key);
       if (!e) {
-        log(`image ${role}: building (debootstrap from the darksite; a minute or two)`);
+        log(`image ${role}: building (base root filesystem + ${extras.length} role packages + payload)`);
         const scratch = cache.scratch(`image-${role}`);
         mkdirSync(scratch, { recursive: true });
         const work = cache.scratch(`image-work-${role}`);
         try {
           await buildImage({
             payload,
-            darksiteDir: ds.dir,
-            packages: names,
+            baseTar: join(base.dir, 'rootfs.tar'),
+            extraDebs: extras.map((p) => join(ds!.dir, 'pool/main', p.filename)),
             outFile: join(scratch, name),
             workDir: work,
             sourceDateEpoch: epoch,
@@ -251,7 +278,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
             log,
           });
         } finally {
-          if (!existsSync(join(work, 'rootfs'))) rmSync(work, { recursive: true, force: true });
+          removeWorkDir(work, log);
         }
         e = await cache.store(key, 'image', scratch);
         built.push(`images/${name}`);
@@ -310,6 +337,17 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   }
   writeIfChanged(join(outDir, PUBLIC_KEY_FILE), skey.publicKeyPem);
   return { outDir, roles, built, reused, outputs, downloaded, durationMs: performance.now() - started };
+}
+
+/** Remove a scratch tree unless something is still mounted inside it (then say so and keep it). */
+function removeWorkDir(dir: string, log: (l: string) => void): void {
+  try {
+    assertNothingMountedUnder(dir);
+  } catch (err) {
+    log(`build: kept ${dir}: ${(err as Error).message}`);
+    return;
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 function writeIfChanged(path: string, text: string): void {

@@ -80,6 +80,7 @@ step_sshd() {
   echo "AllowUsers $users" > /etc/ssh/sshd_config.d/91-kubedos-users.conf
   # Golden images ship without host keys (clones must not share them): make this node's own.
   ssh-keygen -A >/dev/null
+  install -d -m 0755 /run/sshd
   if command -v sshd >/dev/null; then sshd -t || fail "sshd rejects the hardened configuration"; fi
 }
 

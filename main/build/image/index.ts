@@ -11,11 +11,43 @@ import { ISO_HOST_FILES, requireHostFiles } from '../iso/host-files';
 import type { RenderedPayload } from '../payload/render';
 import { CODENAME, KEYRING_FILE } from '../darksite/index';
 
+export interface BaseRootfsInput {
+  darksiteDir: string;
+  /** Package names of the base set (installer-only ones are dropped). */
+  packages: readonly string[];
+  /** Where to write the tar of the root filesystem. */
+  outTar: string;
+  workDir: string;
+  sourceDateEpoch: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/** debootstrap the base set once (shared by every role), kept as a tar in the cache. */
+export async function buildBaseRootfs(input: BaseRootfsInput): Promise<void> {
+  const { workDir, signal } = input;
+  if (existsSync(workDir)) assertNothingMountedUnder(workDir);
+  rmSync(workDir, { recursive: true, force: true });
+  mkdirSync(workDir, { recursive: true });
+  const rootfs = join(workDir, 'rootfs');
+  const pkgs = [...new Set(input.packages)].filter((p) => !INSTALLER_ONLY.has(p)).sort();
+  input.log?.(`image: debootstrap base root filesystem from the darksite (${pkgs.length} packages)`);
+  await run(
+    ['debootstrap', '--variant=minbase', `--keyring=${join(input.darksiteDir, KEYRING_FILE)}`, '--components=main', `--include=${pkgs.join(',')}`, '--merged-usr', CODENAME, rootfs, `file://${input.darksiteDir}`],
+    { signal, timeoutMs: 30 * 60_000, env: { DEBIAN_FRONTEND: 'noninteractive', SOURCE_DATE_EPOCH: String(input.sourceDateEpoch) }, hint: 'debootstrap needs root and the darksite built by kubedos build darksite' },
+  );
+  assertNothingMountedUnder(rootfs);
+  mkdirSync(dirname(input.outTar), { recursive: true });
+  await run(['tar', '--numeric-owner', '--xattrs', '--sort=name', `--mtime=@${input.sourceDateEpoch}`, '-C', rootfs, '-cf', input.outTar, '.'], { signal, timeoutMs: 10 * 60_000 });
+  rmSync(workDir, { recursive: true, force: true });
+}
+
 export interface ImageInput {
   payload: RenderedPayload;
-  darksiteDir: string;
-  /** Package names to install (base + role pins, minus installer-only ones). */
-  packages: readonly string[];
+  /** Base root filesystem tar from buildBaseRootfs. */
+  baseTar: string;
+  /** .deb files of the role's packages that the base does not have (installed with dpkg in the chroot). */
+  extraDebs: readonly string[];
   outFile: string;
   workDir: string;
   sourceDateEpoch: number;
@@ -75,12 +107,21 @@ export async function buildImage(input: ImageInput): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true });
   const rootfs = join(workDir, 'rootfs');
-  const pkgs = [...new Set(input.packages)].filter((p) => !INSTALLER_ONLY.has(p)).sort();
-  input.log?.(`image ${payload.role}: debootstrap from the darksite (${pkgs.length} packages)`);
-  await run(
-    ['debootstrap', '--variant=minbase', `--keyring=${join(input.darksiteDir, KEYRING_FILE)}`, '--components=main', `--include=${pkgs.join(',')}`, '--merged-usr', CODENAME, rootfs, `file://${input.darksiteDir}`],
-    { signal, timeoutMs: 30 * 60_000, env: { DEBIAN_FRONTEND: 'noninteractive', SOURCE_DATE_EPOCH: String(epoch) }, hint: 'debootstrap needs root and the darksite built by kubedos build darksite' },
-  );
+  mkdirSync(rootfs, { recursive: true });
+  await run(['tar', '--numeric-owner', '--xattrs', '-xpf', input.baseTar, '-C', rootfs], { signal, timeoutMs: 10 * 60_000 });
+  if (input.extraDebs.length) {
+    input.log?.(`image ${payload.role}: installing ${input.extraDebs.length} role packages with dpkg in the chroot`);
+    const debDir = join(rootfs, 'var/cache/kubedos-debs');
+    mkdirSync(debDir, { recursive: true });
+    for (const d of input.extraDebs) copyFileSync(d, join(debDir, d.split('/').pop()!));
+    await run(['chroot', rootfs, 'dpkg', '--install', '--force-confdef', '--force-confold', ...input.extraDebs.map((d) => `/var/cache/kubedos-debs/${d.split('/').pop()}`)], {
+      signal,
+      timeoutMs: 20 * 60_000,
+      env: { DEBIAN_FRONTEND: 'noninteractive', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      hint: 'a role package needs a dependency that is not in the darksite lock for this role',
+    });
+    rmSync(debDir, { recursive: true, force: true });
+  }
   // Payload, exactly as the installer's late_command installs it.
   const staged = join(workDir, 'payload');
   for (const f of payload.files) {

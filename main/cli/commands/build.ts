@@ -16,7 +16,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const buildCommand: CliCommand = {
   name: 'build',
   summary: 'build the artifact: darksite apt repo, role ISOs, qcow2 images, manifest, SBOM, provenance, signatures',
-  usage: 'kubedos build [darksite|iso|image]... --spec FILE --out DIR [--role ROLE]... [--offline] [--refresh-lock] [--installer-mirror HOST/DIR] [--netinst ISO] [--json]',
+  usage: 'kubedos build [darksite|iso|image]... --spec FILE --out DIR [--role ROLE]... [--offline] [--refresh-lock] [--rebuild] [--installer-mirror HOST/DIR] [--netinst ISO] [--json]',
   help: [
     'Without a target, builds all three. Unchanged inputs are taken from the content-addressed cache',
     '(<workspace>/cache, or $KUBEDOS_CACHE); a corrupted cache entry is detected by hash and rebuilt.',
@@ -25,6 +25,7 @@ export const buildCommand: CliCommand = {
     '  --role ROLE               only these roles (repeatable; default: every role in the plan)',
     '  --offline                 never touch the network: the lock and the .deb cache must be complete',
     '  --refresh-lock            resolve payload/packages/*.list again and rewrite darksite.lock.json',
+    '  --rebuild                 ignore cached artifacts: build everything again (reproducibility checks)',
     '  --installer-mirror H/DIR  where installers fetch the darksite over HTTP (default for qemu: 10.0.2.100/darksite via guestfwd)',
     '  --netinst ISO             remaster this Debian netinst ISO instead of using the netboot kernel/initrd',
     '  --no-poweroff             installers reboot into the installed system instead of powering off',
@@ -37,6 +38,7 @@ export const buildCommand: CliCommand = {
       role: { type: 'string', multiple: true },
       offline: { type: 'boolean' },
       'refresh-lock': { type: 'boolean' },
+      rebuild: { type: 'boolean' },
       'installer-mirror': { type: 'string' },
       netinst: { type: 'string' },
       'no-poweroff': { type: 'boolean' },
@@ -73,6 +75,7 @@ export const buildCommand: CliCommand = {
         roles: roles as NodeRole[],
         offline: values.offline,
         refreshLock: values['refresh-lock'],
+        rebuild: values.rebuild,
         installerMirror: mirror,
         netinstIso: values.netinst,
         ...(values['no-poweroff'] ? { poweroff: false } : {}),

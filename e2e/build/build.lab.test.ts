@@ -1,0 +1,121 @@
+// kubedos build / verify end to end on lab-3: darksite, role ISOs, qcow2 images, manifest,
+// SBOM, provenance, DSSE signatures; reproducibility, cache behaviour, offline, bad input.
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureLock } from '../../main/build/darksite/index';
+import { hostToolVersions } from '../../main/build/index';
+import { verifyBuild } from '../../main/build/verify';
+import { ensureSpec, kubedos, LAB, labEnv, OUT, REPO, requireRoot, sha256sum, SPEC } from './env';
+
+function flipByte(file: string, offset: number): () => void {
+  const fd = openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, offset);
+  const orig = b[0]!;
+  writeSync(fd, Buffer.from([orig ^ 0xff]), 0, 1, offset);
+  closeSync(fd);
+  return () => {
+    const fd2 = openSync(file, 'r+');
+    writeSync(fd2, Buffer.from([orig]), 0, 1, offset);
+    closeSync(fd2);
+  };
+}
+
+describe('kubedos build (lab-3)', () => {
+  beforeAll(() => {
+    requireRoot();
+    ensureSpec();
+    rmSync(OUT, { recursive: true, force: true });
+  });
+
+  it('builds darksite, ISOs and qcow2 images with manifest, SBOM, provenance and signatures; verify passes', () => {
+    const r = kubedos(['build', '--spec', SPEC, '--out', OUT]);
+    expect(r.status, r.stderr).toBe(0);
+    for (const role of ['master', 'control-plane', 'worker']) {
+      expect(existsSync(join(OUT, `iso/lab-3-${role}.iso`))).toBe(true);
+      expect(existsSync(join(OUT, `images/lab-3-${role}.qcow2`))).toBe(true);
+      expect(existsSync(join(OUT, `payload/${role}/preseed.cfg`))).toBe(true);
+    }
+    for (const f of ['manifest.json', 'sbom.cdx.json', 'provenance.intoto.json', 'signatures/manifest.json.dsse.json', 'signatures/sbom.cdx.json.dsse.json', 'signatures/provenance.intoto.json.dsse.json', 'darksite/dists/bookworm/InRelease', 'darksite/darksite.lock.json']) {
+      expect(existsSync(join(OUT, f)), f).toBe(true);
+    }
+    const sbom = JSON.parse(readFileSync(join(OUT, 'sbom.cdx.json'), 'utf8'));
+    const debs = readdirSync(join(OUT, 'darksite/pool/main')).filter((f) => f.endsWith('.deb'));
+    const sbomDebs = sbom.components.filter((c: { purl?: string }) => c.purl?.startsWith('pkg:deb/'));
+    expect(sbomDebs.length).toBe(debs.length);
+    expect(sbomDebs.every((c: { hashes: { alg: string }[] }) => c.hashes[0]!.alg === 'SHA-256')).toBe(true);
+    const prov = JSON.parse(readFileSync(join(OUT, 'provenance.intoto.json'), 'utf8'));
+    expect(prov._type).toBe('https://in-toto.io/Statement/v1');
+    expect(prov.predicateType).toBe('https://slsa.dev/provenance/v1');
+    const v = kubedos(['verify', OUT]);
+    expect(v.status, v.stderr).toBe(0);
+    expect(v.stdout).toMatch(/verify ok/);
+  });
+
+  it('verify names the file when one byte of an output changes (ISO, qcow2, darksite .deb, signed manifest)', async () => {
+    const deb = readdirSync(join(OUT, 'darksite/pool/main')).find((f) => f.startsWith('nftables_'))!;
+    for (const rel of ['iso/lab-3-worker.iso', 'images/lab-3-master.qcow2', `darksite/pool/main/${deb}`, 'payload/worker/preseed.cfg', 'manifest.json']) {
+      const restore = flipByte(join(OUT, rel), 100);
+      try {
+        const r = kubedos(['verify', OUT]);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(rel);
+      } finally {
+        restore();
+      }
+    }
+    expect((await verifyBuild(OUT)).ok).toBe(true);
+  });
+
+  it('a warm rebuild with no input change rebuilds and downloads nothing', () => {
+    const r = kubedos(['build', '--spec', SPEC, '--out', OUT, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.built).toEqual([]);
+    expect(report.downloaded).toBe(0);
+  });
+
+  it('rebuilding the ISOs from scratch gives the same sha256 for every ISO', () => {
+    const before = ['master', 'control-plane', 'worker'].map((r) => sha256sum(join(OUT, `iso/lab-3-${r}.iso`)));
+    const r = kubedos(['build', 'darksite', 'iso', '--rebuild', '--spec', SPEC, '--out', join(LAB, 'build-again'), '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).built).toEqual(expect.arrayContaining(['darksite', 'iso/lab-3-master.iso', 'iso/lab-3-control-plane.iso', 'iso/lab-3-worker.iso']));
+    const after = ['master', 'control-plane', 'worker'].map((role) => sha256sum(join(LAB, 'build-again', `iso/lab-3-${role}.iso`)));
+    expect(after).toEqual(before);
+  });
+
+  it('--offline builds from the cache alone', () => {
+    const env = { ...labEnv(), http_proxy: 'http://127.0.0.1:9', https_proxy: 'http://127.0.0.1:9' };
+    const r = kubedos(['build', 'darksite', 'iso', '--offline', '--spec', SPEC, '--out', join(LAB, 'build-offline'), '--json'], env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).downloaded).toBe(0);
+  });
+
+  it('detects a corrupted cache entry by hash and rebuilds it instead of using it', () => {
+    const cacheRoot = join(LAB, 'cache/artifacts');
+    const entries = readdirSync(cacheRoot).flatMap((d) => readdirSync(join(cacheRoot, d)).map((e) => join(cacheRoot, d, e)));
+    const isoEntry = entries.find((e) => existsSync(join(e, 'files/lab-3-worker.iso')))!;
+    expect(isoEntry).toBeTruthy();
+    const good = sha256sum(join(OUT, 'iso/lab-3-worker.iso'));
+    flipByte(join(isoEntry, 'files/lab-3-worker.iso'), 4096);
+    const out = join(LAB, 'build-corrupt');
+    const r = kubedos(['build', 'darksite', 'iso', '--role', 'worker', '--spec', SPEC, '--out', out, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/corrupted .*lab-3-worker\.iso/);
+    expect(JSON.parse(r.stdout).built).toContain('iso/lab-3-worker.iso');
+    expect(sha256sum(join(out, 'iso/lab-3-worker.iso'))).toBe(good);
+  });
+
+  it('names a package pin that does not resolve', async () => {
+    const pkgs = join(LAB, 'bad-pins');
+    rmSync(pkgs, { recursive: true, force: true });
+    mkdirSync(pkgs, { recursive: true });
+    writeFileSync(join(pkgs, 'base.list'), readFileSync(join(REPO, 'payload/packages/base.list'), 'utf8') + 'nftables-does-not-exist=1.0\n');
+    await expect(ensureLock({ packagesDir: pkgs, cacheDir: join(LAB, 'cache') })).rejects.toThrow(/nftables-does-not-exist=1\.0 \(base\.list:\d+\)/);
+  });
+
+  it('names the Debian package of a missing host tool, like kubedos doctor', async () => {
+    await expect(hostToolVersions(['iso'], undefined, ['kubedos-no-such-tool'])).rejects.toThrow(/missing .*kubedos-no-such-tool.*apt-get install kubedos-no-such-tool/);
+  });
+});
