@@ -17,6 +17,8 @@ packages=(
   apt-utils gnupg
   # nodes: sshd, converge, etcd
   openssh-server openssh-client ansible-core ansible-lint etcd-server etcd-client
+  # converge roles checked in the namespace lab (configs validated and daemons run for real)
+  haproxy keepalived prometheus prometheus-node-exporter python3-apt psmisc
   # payload checks and secrets
   shellcheck age python3
   # tiny substrate test guest (initramfs userland + guest agent)

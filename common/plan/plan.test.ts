@@ -3,6 +3,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { parseSpec } from '../spec/parse';
 import { TEMPLATES } from '../spec/templates/index';
 import { syntheticSpec, templateObject, toYaml } from '../testing/specs';
@@ -146,5 +147,19 @@ describe('diffPlan', () => {
     expect(d.summary.replace).toBe(0);
     expect(d.changes.find((c) => c.node === 'master')!.reasons).toContain('re-converge: firewall rules changed');
     expect(d.cluster).toContain('inter-plane policy changed');
+  });
+});
+
+describe('plan: Ansible inventory groups', () => {
+  it('names the etcd members and the Prometheus host as groups (external etcd -> etcd nodes)', () => {
+    const inv = ref().ansibleInventory;
+    const groups = parseYaml(inv).all.children;
+    expect(Object.keys(groups.etcd_members.hosts)).toEqual(['etcd-1', 'etcd-2', 'etcd-3']);
+    expect(Object.keys(groups.prometheus_host.hosts)).toEqual(['prometheus']);
+  });
+  it('stacked etcd -> control planes; no prometheus node -> the master', () => {
+    const groups = parseYaml(planOf(TEMPLATES['lab-3'].text).ansibleInventory).all.children;
+    expect(Object.keys(groups.etcd_members.hosts)).toEqual(['cp-1']);
+    expect(Object.keys(groups.prometheus_host.hosts)).toEqual(['master']);
   });
 });

@@ -261,6 +261,13 @@ function ansibleInventory(spec: ClusterSpec, nodes: readonly PlanNode[]): string
     };
   }
   const k = spec.spec.kubernetes;
+  // Functional groups, so plays select hosts without templating `hosts:` from inventory vars
+  // (Ansible resolves a play's hosts before inventory variables exist).
+  const hostRef = (names: readonly string[]) => ({ hosts: Object.fromEntries(names.map((n) => [n, {}])) });
+  const etcdRole = k.ha.etcd === 'external' ? 'etcd' : 'control-plane';
+  children.etcd_members = hostRef(k.enabled ? nodes.filter((n) => n.role === etcdRole).map((n) => n.name) : []);
+  const obs = observabilityHost(spec);
+  children.prometheus_host = hostRef(obs && k.observability.prometheus ? [obs] : []);
   const inventory = {
     all: {
       vars: {
