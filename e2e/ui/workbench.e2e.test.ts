@@ -91,6 +91,15 @@ describe('workbench UI over kubedos serve', () => {
     await screenshot(page, '2b-topology-details');
     await page.keyboard.press('Escape');
     await details.waitFor({ state: 'detached' });
+    // Grouped by role (8 roles) or by failure domain (3 racks).
+    expect(await page.getByTestId('topology-group').count()).toBe(8);
+    await page.getByText('by failure domain').click();
+    await expect.poll(() => page.getByTestId('topology-group').count()).toBe(3);
+    expect(await page.getByTestId('topology-node').count()).toBe(16);
+    await page.waitForTimeout(300);
+    await screenshot(page, '2c-topology-by-domain');
+    await page.getByText('by role').click();
+    await expect.poll(() => page.getByTestId('topology-group').count()).toBe(8);
   });
 
   it('shows three planes and the policy matrix; hovering a flow highlights its rule', async () => {
