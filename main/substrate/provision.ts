@@ -167,7 +167,9 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
     await driver.destroy(d.vmid, { ...op, allowDestroy: options.allowDestroy });
     changes++;
   }
-  await Promise.all(
+  // allSettled: when one node fails the others still finish (or fail) before we report, so
+  // nothing is left running in the background and every failure is reported.
+  const settled = await Promise.allSettled(
     decisions
       .filter((d) => d.action !== 'destroy')
       .map(async (d) => {
@@ -186,11 +188,32 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
           changes++;
         }
         if (d.start) {
-          await driver.start(d.vmid, op);
+          try {
+            await driver.start(d.vmid, op);
+          } catch (err) {
+            const e = err as SubstrateError;
+            throw new SubstrateError('start-failed', `${d.node} (VMID ${d.vmid}) exists but did not start: ${e.message}`, {
+              node: d.node,
+              leftBehind: d.vmid,
+              ...(e.command ? { command: e.command } : {}),
+              ...(e.stderrTail ? { stderrTail: e.stderrTail } : {}),
+              hint: `fix the cause and rerun (the VM is kept and started), or remove it: kubedos provision … --allow-destroy / qm destroy ${d.vmid} --purge 1`,
+            });
+          }
           changes++;
         }
       }),
   );
+  const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) {
+    const first = failures[0] as SubstrateError;
+    throw new SubstrateError(first.code ?? 'provision', `${failures.length} nodes failed:\n  - ${failures.map((f) => f.message).join('\n  - ')}`, {
+      ...(first.hint ? { hint: first.hint } : {}),
+      ...(first.stderrTail ? { stderrTail: first.stderrTail } : {}),
+      ...(first.leftBehind !== undefined ? { leftBehind: first.leftBehind } : {}),
+    });
+  }
   return { decisions, ...(upload ? { upload } : {}), changes };
 }
 

@@ -191,6 +191,7 @@ export class ProxmoxSshDriver implements SubstrateDriver {
     });
     const source = createReadStream(artifact.path, { start: offset, highWaterMark: UPLOAD_CHUNK });
     const sink = sftp.createWriteStream(part, { flags: offset > 0 ? 'r+' : 'w', start: offset, mode: 0o644 });
+    const off = this.session.onClose(() => (sink as unknown as { destroy(err: Error): void }).destroy(new Error('SSH connection closed')));
     try {
       await pipeline(source, progress, sink, ...(op.signal ? [{ signal: op.signal }] : []));
     } catch (err) {
@@ -198,6 +199,8 @@ export class ProxmoxSshDriver implements SubstrateDriver {
       throw new SubstrateError('connection-lost', `upload of ${artifact.name} to ${this.target} broke at ${fmtBytes(offset + sent)} of ${fmtBytes(total)}: ${(err as Error).message}`, {
         hint: 'rerun: the transfer resumes from the partial file and is verified by sha256',
       });
+    } finally {
+      off();
     }
     return sent;
   }

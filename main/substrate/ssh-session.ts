@@ -57,6 +57,7 @@ export class SshSession {
   private active = 0;
   private waiters: (() => void)[] = [];
   private permanentError: SubstrateError | undefined;
+  private closeListeners = new Set<() => void>();
 
   constructor(readonly options: SshSessionOptions) {}
 
@@ -178,6 +179,7 @@ export class SshSession {
     this.client = c;
     this.closedByUs = false;
     c.on('close', () => {
+      for (const fn of [...this.closeListeners]) fn();
       if (this.client === c) {
         this.client = undefined;
         this.sftpHandle = undefined;
@@ -295,6 +297,12 @@ export class SshSession {
       });
     }
     return this.sftpHandle;
+  }
+
+  /** Calls fn when the current connection closes (an SFTP stream does not notice by itself). */
+  onClose(fn: () => void): () => void {
+    this.closeListeners.add(fn);
+    return () => this.closeListeners.delete(fn);
   }
 
   /** Drops the TCP connection without closing cleanly (tests: connection lost mid-transfer). */
