@@ -10,9 +10,8 @@ export interface AnsibleRun {
 const FIXTURE = `${REPO_ROOT}/e2e/lab/fixtures/ansible`;
 
 export async function prepareAnsible(lab: Lab): Promise<void> {
-  const { readFileSync } = await import('node:fs');
   await lab.writeFile(lab.hub.name, '/etc/kubedos/inventory.yml', lab.plan.ansibleInventory);
-  await lab.writeFile(lab.hub.name, '/root/.ssh/id_ed25519', readFileSync(lab.sshKey, 'utf8'), 0o600);
+  await lab.installOperatorKey();
 }
 
 export async function runAnsible(lab: Lab): Promise<AnsibleRun> {

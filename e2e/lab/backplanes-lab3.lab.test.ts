@@ -10,7 +10,7 @@ import { bin, enroll, installContracts, openWindow, planesUp, token } from './ba
 import { Lab } from './harness';
 import { hubPeerIps, planeReachability } from './checks';
 import { lab3Plan } from './specs';
-import { labWiringTarget } from './wiring-target';
+import { labWiringTargetViaMaster } from './wiring-target';
 import { makeTrust } from './backplane';
 
 describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => {
@@ -79,8 +79,10 @@ describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => 
   });
 
   it('every node reaches every other on each plane, declared flows connect and undeclared ones time out', async () => {
-    const report = await runWiringChecks(labWiringTarget(lab), [...lab.nodes.keys()], wiringChecks(lab.plan));
-    console.log(`lab-3 verified flow matrix:\n${renderWiringReport(report)}`);
+    // Through the master over wg1, the way `kubedos wiring check` reaches a cluster.
+    await lab.installOperatorKey();
+    const report = await runWiringChecks(labWiringTargetViaMaster(lab), [...lab.nodes.keys()], wiringChecks(lab.plan));
+    console.log(`lab-3 verified flow matrix (probes driven from ${lab.hub.name} over wg1):\n${renderWiringReport(report)}`);
     expect(report.results.filter((r) => !r.ok)).toEqual([]);
     expect(report.results.filter((r) => r.kind === 'declared').length).toBeGreaterThan(0);
     expect(report.results.filter((r) => r.kind === 'undeclared').length).toBeGreaterThan(0);

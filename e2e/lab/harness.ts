@@ -20,6 +20,8 @@ export const LAB_PREFIX = 'kdlab-';
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 /** Where the payload is installed inside each node (as the images do). */
 export const NODE_PAYLOAD_DIR = '/usr/lib/kubedos/backplane';
+/** Where the hub keeps the operator key in the lab (Ansible and the wiring check use it). */
+export const OPERATOR_KEY = '/root/.ssh/id_ed25519';
 const PATH_ENV = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface LabOptions {
@@ -163,6 +165,13 @@ export class Lab {
     if (!path.startsWith('/')) throw new Error(`lab writeFile: absolute path needed, got ${path}`);
     const dir = path.slice(0, path.lastIndexOf('/')) || '/';
     await this.exec(nodeName, ['/bin/sh', '-c', 'umask 077; mkdir -p "$1" && cat > "$2.tmp" && chmod "$3" "$2.tmp" && mv "$2.tmp" "$2"', 'sh', dir, path, mode.toString(8)], { input: content });
+  }
+
+  /** Gives the hub the lab's operator SSH key (/root/.ssh/id_ed25519): it reaches every node over wg1. */
+  async installOperatorKey(): Promise<string> {
+    const { readFileSync } = await import('node:fs');
+    await this.writeFile(this.hub.name, OPERATOR_KEY, readFileSync(this.sshKey, 'utf8'), 0o600);
+    return OPERATOR_KEY;
   }
 
   async readFile(nodeName: string, path: string): Promise<string> {

@@ -1,9 +1,13 @@
-// The lab as a WiringTarget: probes run inside the namespace nodes with the payload's
-// kubedos-probe, counters come from `nft -j list counters` in each node.
+// The lab as a WiringTarget, two ways:
+// - labWiringTarget: probes run directly inside each namespace node (nsenter);
+// - labWiringTargetViaMaster: everything goes through the master, over SSH on wg1, exactly as
+//   `kubedos wiring check` reaches a deployed cluster: master -> ssh root@<node wg1> kubedos-probe.
+// Counters come from `nft -j list counters` on each node.
 import type { ChildProcess } from 'node:child_process';
 import type { Observed, WiringTarget } from '../../main/wiring/check';
 import { bin } from './backplane';
 import type { Lab } from './harness';
+import { NODE_PAYLOAD_DIR, OPERATOR_KEY } from './harness';
 
 export function labWiringTarget(lab: Lab): WiringTarget {
   return {
@@ -34,12 +38,57 @@ export function labWiringTarget(lab: Lab): WiringTarget {
     },
     async counters(node) {
       const r = await lab.try(node, ['nft', '-j', 'list', 'counters', 'table', 'inet', 'kubedos']);
-      if (r.exitCode !== 0) return {};
-      const out: Record<string, number> = {};
-      for (const item of (JSON.parse(r.stdout) as { nftables: { counter?: { name: string; packets: number } }[] }).nftables) {
-        if (item.counter) out[item.counter.name] = item.counter.packets;
-      }
-      return out;
+      return r.exitCode === 0 ? parseCounters(r.stdout) : {};
+    },
+  };
+}
+
+function parseCounters(json: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of (JSON.parse(json) as { nftables: { counter?: { name: string; packets: number } }[] }).nftables) {
+    if (item.counter) out[item.counter.name] = item.counter.packets;
+  }
+  return out;
+}
+
+/** Every probe and counter read goes from the master over SSH on wg1 (needs sshd in the nodes). */
+export function labWiringTargetViaMaster(lab: Lab): WiringTarget {
+  const master = lab.hub.name;
+  const ssh = (node: string, tty = false): string[] => [
+    'ssh', ...(tty ? ['-tt'] : []), '-i', OPERATOR_KEY, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10',
+    `root@${lab.node(node).plan.planes.wg1.address.replace('/32', '')}`,
+  ];
+  const probe = `/usr/bin/python3 ${NODE_PAYLOAD_DIR}/kubedos-probe`;
+  return {
+    async serve(node, ports) {
+      // -tt: when the SSH client is killed, the remote probe loses its terminal and exits.
+      const child: ChildProcess = lab.spawnDaemon(master, [...ssh(node, true), `${probe} serve --ports ${ports.join(',')} --seconds 300`], `probe-via-master-${node}-${Date.now()}`);
+      await new Promise<void>((resolve, reject) => {
+        let buf = '';
+        const timer = setTimeout(() => reject(new Error(`probe listeners on ${node} (via ${master} over wg1) did not start: ${buf}`)), 20_000);
+        child.stdout?.on('data', (b: Buffer) => {
+          buf += b.toString();
+          if (buf.includes('ready')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`ssh from ${master} to ${node} over wg1 exited (${code}) before the probe was ready: ${buf}`));
+        });
+      });
+      return () => {
+        if (child.pid && child.exitCode === null) child.kill('SIGTERM');
+      };
+    },
+    async connectMany(node, checks) {
+      const r = await lab.exec(master, [...ssh(node), `${probe} connect-many`], { input: JSON.stringify(checks), timeoutMs: 120_000 });
+      return (JSON.parse(r.stdout) as { result: Observed; error?: string }[]).map((x) => ({ result: x.result, ...(x.error ? { error: x.error } : {}) }));
+    },
+    async counters(node) {
+      const r = await lab.try(master, [...ssh(node), 'nft -j list counters table inet kubedos']);
+      return r.exitCode === 0 ? parseCounters(r.stdout) : {};
     },
   };
 }

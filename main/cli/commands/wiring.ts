@@ -1,9 +1,10 @@
 // `kubedos wiring check SPEC --lab`: the plan's reachability matrix (same-plane paths, every
 // declared inter-plane flow, and undeclared samples: other ports, other plane pairs, reverse
 // direction), executed for real. For now the target is the network-namespace lab (root): it
-// brings the plan's backplanes up with the real payload, enrolls every node, probes, tears down.
-// Against a deployed cluster the same checks will run through the master over wg1 once the
-// deploy stages exist; until then the command says so instead of pretending.
+// brings the plan's backplanes up with the real payload, enrolls every node, then drives every
+// probe from the master over SSH on wg1 (the path a deployed cluster will use), tears down.
+// Reaching a deployed cluster's master needs the deploy stages; until they exist the command
+// says so instead of pretending.
 import { plan } from '../../../common/plan/index';
 import { canonicalJson } from '../../../common/canonical';
 import type { CliCommand } from '../command';
@@ -45,7 +46,7 @@ export const wiringCommand: CliCommand = {
     // the CLI does not need it for anything else.
     const { Lab, requireRoot } = await import('../../../e2e/lab/harness');
     const { bringUp, makeTrust } = await import('../../../e2e/lab/backplane');
-    const { labWiringTarget } = await import('../../../e2e/lab/wiring-target');
+    const { labWiringTargetViaMaster } = await import('../../../e2e/lab/wiring-target');
     try {
       requireRoot('kubedos wiring check --lab');
     } catch (err) {
@@ -53,13 +54,14 @@ export const wiringCommand: CliCommand = {
       return 1;
     }
     const t0 = Date.now();
-    const lab = await Lab.create(p, { sshd: false, log: (l) => io.err(l) });
+    const lab = await Lab.create(p, { sshd: true, log: (l) => io.err(l) });
     try {
       const trust = await makeTrust(lab);
       const window = await bringUp(lab, trust, 120);
       window.process.kill('SIGTERM');
-      io.err(`${p.nodes.length} nodes up and enrolled in ${Date.now() - t0} ms; probing`);
-      const report = await runWiringChecks(labWiringTarget(lab), [...lab.nodes.keys()], wiringChecks(p, { denyPairs }));
+      await lab.installOperatorKey();
+      io.err(`${p.nodes.length} nodes up and enrolled in ${Date.now() - t0} ms; probing from ${lab.hub.name} over wg1`);
+      const report = await runWiringChecks(labWiringTargetViaMaster(lab), [...lab.nodes.keys()], wiringChecks(p, { denyPairs }));
       if (values.json) {
         io.out(canonicalJson({ cluster: p.cluster.name, target: 'lab', passed: report.passed, failed: report.failed, counters: report.counters, durationMs: report.durationMs, results: report.results }, 2));
       } else {
