@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { ensureRendererBuilt } from './ui/harness';
 
 const repo = join(import.meta.dirname, '..');
 const config = parse(readFileSync(join(repo, 'electron-builder.yml'), 'utf8')) as Record<string, unknown> & {
@@ -36,5 +37,23 @@ describe('electron-builder.yml', () => {
     expect(config.files).toContain('out/**');
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
     expect(pkg.main).toBe('out/main/index.js');
+  });
+});
+
+describe('electron-vite output', () => {
+  it('has a preload that is one CommonJS file needing nothing but electron', () => {
+    ensureRendererBuilt();
+    const preload = readFileSync(join(repo, 'out/preload/index.cjs'), 'utf8');
+    const requires = [...preload.matchAll(/require\(["']([^"']+)["']\)/g)].map((m) => m[1]);
+    expect([...new Set(requires)]).toEqual(['electron']);
+    expect(preload).not.toMatch(/^\s*import\s/m);
+    expect(preload).toContain('exposeInMainWorld');
+    expect(preload).not.toContain('ipcRenderer:');
+    expect(existsSync(join(repo, 'out/main/index.js'))).toBe(true);
+  });
+  it('bundles Monaco and its workers into the renderer (nothing from a CDN)', () => {
+    const index = readFileSync(join(repo, 'out/renderer/index.html'), 'utf8');
+    expect(index).not.toMatch(/https?:\/\//);
+    expect(index).toContain("worker-src 'self' blob:");
   });
 });

@@ -72,6 +72,22 @@ describe('workbench UI over kubedos serve', () => {
     await page.locator('.view-lines .mtk1').first().waitFor();
     expect(await page.locator('.view-lines').textContent()).toContain('reference-16');
     await screenshot(page, '1-spec');
+    // monaco-yaml serves hover docs from the JSON Schema (descriptions of the zod schema).
+    const metadataKey = page.locator('.view-line', { hasText: /^metadata:/ }).first().locator('span', { hasText: /^metadata$/ });
+    await expect
+      .poll(
+        async () => {
+          // Re-hover until the worker has the new model and answers.
+          await page.mouse.move(5, 400);
+          await metadataKey.hover();
+          await page.waitForTimeout(700);
+          return (await page.locator('.monaco-hover').allTextContents()).join(' ');
+        },
+        { timeout: 20_000 },
+      )
+      .toContain('Identity of the cluster');
+    await screenshot(page, '1b-spec-hover');
+    await page.mouse.move(5, 400);
   });
 
   it('draws the 16 nodes of the plan in the topology, with details on click', async () => {
@@ -89,6 +105,12 @@ describe('workbench UI over kubedos serve', () => {
     expect(await details.textContent()).toMatch(/wg1.*10\.101\.0\.1\/32/s);
     expect(await details.textContent()).toContain('chain forward');
     await screenshot(page, '2b-topology-details');
+    await page.keyboard.press('Escape');
+    await details.waitFor({ state: 'detached' });
+    // Keyboard: a node card is a button; Enter opens its details.
+    await page.locator('[data-testid=topology-node][data-node=etcd-2]').focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByTestId('node-details').textContent()).toContain('VMID 2005');
     await page.keyboard.press('Escape');
     await details.waitFor({ state: 'detached' });
     // Grouped by role (8 roles) or by failure domain (3 racks).
@@ -220,8 +242,10 @@ describe('workbench UI over kubedos serve', () => {
     await page.getByTestId('nav-pipeline').click();
     await page.getByTestId('log-node-filter').click();
     await page.getByRole('option', { name: 'etcd-2' }).click();
-    await expect.poll(() => page.locator('[data-testid=log-terminal] .xterm-rows').textContent()).not.toContain('policy:');
+    // xterm parses writes asynchronously: wait for the filtered lines, not just the reset.
+    await expect.poll(() => page.locator('[data-testid=log-terminal] .xterm-rows').textContent()).toContain('plan/etcd-2');
     const text = (await page.locator('[data-testid=log-terminal] .xterm-rows').textContent()) ?? '';
+    expect(text).not.toContain('policy:');
     expect(text).toContain('etcd-2');
     expect(text).not.toContain('etcd-1 ');
     // Copy takes exactly the filtered lines.

@@ -1,53 +1,34 @@
 // Topology: the plan's nodes grouped by role (ELK layout), each with name, VMID, LAN IP and
 // failure domain, coloured by the last pipeline node state. Follows the spec as it is edited
 // (the plan is recomputed in the renderer) without resetting pan/zoom.
-import { Badge, Group, Paper, SegmentedControl, Text } from "@mantine/core";
-import {
-  Background,
-  Controls,
-  Handle,
-  Position,
-  ReactFlow,
-  ReactFlowProvider,
-  useReactFlow,
-} from "@xyflow/react";
-import type { Edge, Node, NodeProps } from "@xyflow/react";
-import { useMantineColorScheme } from "@mantine/core";
-import { useEffect, useMemo, useRef, useState } from "react";
-import { useStore } from "zustand";
-import type { NodeState } from "../../../common/pipeline/events";
-import type { PlanNode } from "../../../common/plan/index";
-import { analysisStore } from "../analysis/store";
-import { pipelineStore } from "../pipeline/store";
-import { layoutKey, layoutTopology } from "./layout";
-import type { GroupBy, TopologyLayout } from "./layout";
-import { NodeDetails } from "./NodeDetails";
+import { Badge, Group, Paper, SegmentedControl, Text } from '@mantine/core';
+import { Background, Controls, Handle, Position, ReactFlow, ReactFlowProvider, useReactFlow } from '@xyflow/react';
+import type { Edge, Node, NodeProps } from '@xyflow/react';
+import { useMantineColorScheme } from '@mantine/core';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { useStore } from 'zustand';
+import type { NodeState } from '../../../common/pipeline/events';
+import type { PlanNode } from '../../../common/plan/index';
+import { analysisStore } from '../analysis/store';
+import { pipelineStore } from '../pipeline/store';
+import { layoutKey, layoutTopology } from './layout';
+import type { GroupBy, TopologyLayout } from './layout';
+import { NodeDetails } from './NodeDetails';
 
 const STATE_COLOR: Record<NodeState, string> = {
-  pending: "gray",
-  running: "blue",
-  ok: "green",
-  failed: "red",
-  skipped: "yellow",
+  pending: 'gray',
+  running: 'blue',
+  ok: 'green',
+  failed: 'red',
+  skipped: 'yellow',
 };
-const DOMAIN_COLORS = [
-  "grape",
-  "cyan",
-  "orange",
-  "teal",
-  "pink",
-  "lime",
-  "violet",
-  "yellow",
-];
+const DOMAIN_COLORS = ['grape', 'cyan', 'orange', 'teal', 'pink', 'lime', 'violet', 'yellow'];
 
-type MachineData = { node: PlanNode; state?: NodeState; domainColor: string };
+type MachineData = { node: PlanNode; state?: NodeState; domainColor: string; open: (name: string) => void };
 type GroupData = { label: string; count: number; members: string[] };
 
 function MachineNode({ data }: NodeProps<Node<MachineData>>) {
-  const color = data.state
-    ? `var(--mantine-color-${STATE_COLOR[data.state]}-6)`
-    : "var(--mantine-color-default-border)";
+  const color = data.state ? `var(--mantine-color-${STATE_COLOR[data.state]}-6)` : 'var(--mantine-color-default-border)';
   return (
     <Paper
       withBorder
@@ -55,14 +36,22 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
       radius="sm"
       data-testid="topology-node"
       data-node={data.node.name}
-      data-state={data.state ?? "none"}
-      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.state ? `, ${data.state}` : ""}`}
+      data-state={data.state ?? 'none'}
+      role="button"
+      tabIndex={0}
+      onKeyDown={(e) => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          data.open(data.node.name);
+        }
+      }}
+      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.state ? `, ${data.state}` : ''}`}
       style={{
         width: 190,
         height: 78,
         borderColor: color,
         borderWidth: data.state ? 2 : 1,
-        cursor: "pointer",
+        cursor: 'pointer',
       }}
     >
       <Handle type="target" position={Position.Top} style={{ opacity: 0 }} />
@@ -76,7 +65,7 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
       </Group>
       <Text size="xs" c="dimmed">
         VMID {data.node.vmid} · {data.node.role}
-        {data.node.hub ? " · hub" : ""}
+        {data.node.hub ? ' · hub' : ''}
       </Text>
       <Text size="xs" ff="monospace">
         {data.node.lan.address}
@@ -90,26 +79,17 @@ function RoleGroup({ data }: NodeProps<Node<GroupData>>) {
   return (
     <div
       style={{
-        width: "100%",
-        height: "100%",
-        border: "1px dashed var(--mantine-color-default-border)",
+        width: '100%',
+        height: '100%',
+        border: '1px dashed var(--mantine-color-default-border)',
         borderRadius: 8,
-        background:
-          "color-mix(in srgb, var(--mantine-color-body) 85%, var(--mantine-color-indigo-5))",
+        background: 'color-mix(in srgb, var(--mantine-color-body) 85%, var(--mantine-color-indigo-5))',
       }}
       data-testid="topology-group"
     >
       <Handle type="target" position={Position.Top} style={{ opacity: 0 }} />
-      <Text
-        size="xs"
-        fw={700}
-        px={10}
-        pt={6}
-        tt="uppercase"
-        c="dimmed"
-        truncate
-      >
-        {data.label} · {data.count} · {data.members.join(", ")}
+      <Text size="xs" fw={700} px={10} pt={6} tt="uppercase" c="dimmed" truncate>
+        {data.label} · {data.count} · {data.members.join(', ')}
       </Text>
     </div>
   );
@@ -135,15 +115,15 @@ function Topology() {
     value: TopologyLayout;
   }>();
   const [selected, setSelected] = useState<string>();
-  const [groupBy, setGroupBy] = useState<GroupBy>("role");
-  const key = plan ? layoutKey(plan, groupBy) : "";
+  const [groupBy, setGroupBy] = useState<GroupBy>('role');
+  const key = plan ? layoutKey(plan, groupBy) : '';
 
   useEffect(() => {
     if (!plan || layout?.key === key) return;
     let cancelled = false;
     layoutTopology(plan, groupBy).then(
       (value) => !cancelled && setLayout({ key, value }),
-      (err: unknown) => console.error("topology layout failed", err),
+      (err: unknown) => console.error('topology layout failed', err),
     );
     return () => {
       cancelled = true;
@@ -152,29 +132,22 @@ function Topology() {
 
   // A different grouping is a different picture: fit it once; re-plans never refit.
   const flow = useReactFlow();
-  const fittedGrouping = useRef<GroupBy>("role");
+  const fittedGrouping = useRef<GroupBy>('role');
   useEffect(() => {
-    if (
-      layout &&
-      fittedGrouping.current !== groupBy &&
-      layout.key.startsWith(`${groupBy}|`)
-    ) {
+    if (layout && fittedGrouping.current !== groupBy && layout.key.startsWith(`${groupBy}|`)) {
       fittedGrouping.current = groupBy;
       setTimeout(() => void flow.fitView({ padding: 0.05 }), 50);
     }
   }, [layout, groupBy, flow]);
 
-  const domains = useMemo(
-    () => [...new Set(plan?.nodes.map((n) => n.domain) ?? [])],
-    [plan],
-  );
+  const domains = useMemo(() => [...new Set(plan?.nodes.map((n) => n.domain) ?? [])], [plan]);
   const { nodes, edges } = useMemo(() => {
     if (!layout || !plan) return { nodes: [] as Node[], edges: [] as Edge[] };
     const byName = new Map(plan.nodes.map((n) => [n.name, n]));
     const nodes: Node[] = [
       ...layout.value.groups.map((g) => ({
         id: g.id,
-        type: "role",
+        type: 'role',
         position: { x: g.x, y: g.y },
         data: { label: g.key, count: g.count, members: g.members },
         style: { width: g.width, height: g.height },
@@ -186,17 +159,15 @@ function Topology() {
         const current = byName.get(n.id) ?? n.node;
         return {
           id: n.id,
-          type: "machine",
+          type: 'machine',
           parentId: n.group,
-          extent: "parent" as const,
+          extent: 'parent' as const,
           position: { x: n.x, y: n.y },
           data: {
             node: current,
             state: nodeStates[n.id]?.state,
-            domainColor:
-              DOMAIN_COLORS[
-                domains.indexOf(current.domain) % DOMAIN_COLORS.length
-              ] ?? "gray",
+            domainColor: DOMAIN_COLORS[domains.indexOf(current.domain) % DOMAIN_COLORS.length] ?? 'gray',
+            open: setSelected,
           },
           draggable: false,
         };
@@ -207,24 +178,21 @@ function Topology() {
       source: e.source,
       target: e.target,
       animated: false,
-      style: { strokeDasharray: "4 3" },
+      style: { strokeDasharray: '4 3' },
     }));
     return { nodes, edges };
   }, [layout, plan, nodeStates, domains]);
 
   const selectedNode = plan?.nodes.find((n) => n.name === selected);
 
-  if (!plan)
-    return (
-      <Text p="md">No valid plan yet: fix the spec's problems first.</Text>
-    );
+  if (!plan) return <Text p="md">No valid plan yet: fix the spec's problems first.</Text>;
   return (
     <div
       style={{
-        position: "absolute",
+        position: 'absolute',
         inset: 0,
-        display: "flex",
-        flexDirection: "column",
+        display: 'flex',
+        flexDirection: 'column',
       }}
       data-testid="topology"
     >
@@ -232,7 +200,7 @@ function Topology() {
         gap="xs"
         p="xs"
         style={{
-          borderBottom: "1px solid var(--mantine-color-default-border)",
+          borderBottom: '1px solid var(--mantine-color-default-border)',
         }}
       >
         <SegmentedControl
@@ -241,8 +209,8 @@ function Topology() {
           value={groupBy}
           onChange={(v) => setGroupBy(v as GroupBy)}
           data={[
-            { value: "role", label: "by role" },
-            { value: "domain", label: "by failure domain" },
+            { value: 'role', label: 'by role' },
+            { value: 'domain', label: 'by failure domain' },
           ]}
           data-testid="topology-group-by"
         />
@@ -250,11 +218,7 @@ function Topology() {
           {plan.nodes.length} nodes
         </Badge>
         {domains.map((d, i) => (
-          <Badge
-            key={d}
-            color={DOMAIN_COLORS[i % DOMAIN_COLORS.length]}
-            variant="light"
-          >
+          <Badge key={d} color={DOMAIN_COLORS[i % DOMAIN_COLORS.length]} variant="light">
             {d}: {plan.nodes.filter((n) => n.domain === d).length}
           </Badge>
         ))}
@@ -269,7 +233,7 @@ function Topology() {
       </Group>
       {/* Mounted once the first layout exists, so fitView (applied at init only) sees the
           nodes; later re-plans update the same instance and keep the user's pan/zoom. */}
-      <div style={{ flex: 1, position: "relative" }}>
+      <div style={{ flex: 1, position: 'relative' }}>
         {layout && (
           <ReactFlow
             fitView
@@ -278,9 +242,12 @@ function Topology() {
             edges={edges}
             nodeTypes={nodeTypes}
             minZoom={0.2}
-            colorMode={colorScheme === "light" ? "light" : "dark"}
+            colorMode={colorScheme === 'light' ? 'light' : 'dark'}
             nodesConnectable={false}
-            onNodeClick={(_e, n) => n.type === "machine" && setSelected(n.id)}
+            onNodeClick={(_e, n) => n.type === 'machine' && setSelected(n.id)}
+            // The node cards are the tab stops (Enter opens details), not xyflow's wrappers.
+            nodesFocusable={false}
+            edgesFocusable={false}
             proOptions={{ hideAttribution: true }}
             aria-label="Topology graph"
           >
