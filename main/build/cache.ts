@@ -89,18 +89,33 @@ export class ArtifactCache {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  /** Move a freshly built tree into the cache under key. */
+  /** Move a freshly built tree into the cache under key. Another build that stored the same
+   * key first wins (same inputs → same content); ours is dropped, theirs is never disturbed. */
   async store(key: string, kind: string, builtDir: string): Promise<{ dir: string; files: CachedFile[] }> {
     const dir = this.entryDir(key);
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    renameSync(builtDir, join(dir, 'files'));
+    const existing = await this.lookup(key);
+    if (existing) {
+      rmSync(builtDir, { recursive: true, force: true });
+      return existing;
+    }
+    const staging = `${dir}.staging-${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    renameSync(builtDir, join(staging, 'files'));
     const files: EntryRecord['files'] = [];
-    for (const path of listFiles(join(dir, 'files'))) {
-      const p = join(dir, 'files', path);
+    for (const path of listFiles(join(staging, 'files'))) {
+      const p = join(staging, 'files', path);
       files.push({ path, sha256: await sha256File(p), size: statSync(p).size, fp: fingerprint(p) });
     }
-    writeFileAtomic(join(dir, 'entry.json'), JSON.stringify({ key, kind, files } satisfies EntryRecord));
+    writeFileAtomic(join(staging, 'entry.json'), JSON.stringify({ key, kind, files } satisfies EntryRecord));
+    try {
+      renameSync(staging, dir);
+    } catch (err) {
+      rmSync(staging, { recursive: true, force: true });
+      const raced = await this.lookup(key);
+      if (raced) return raced;
+      throw err;
+    }
     return { dir: join(dir, 'files'), files: files.map(({ path, sha256, size }) => ({ path, sha256, size })) };
   }
 
