@@ -4,11 +4,12 @@
 // with schemas instead of bare types so the boundary is checked at run time).
 import { z } from 'zod';
 import { Diagnostic } from '../spec/diagnostic';
-import { ClusterSpec, MAX_SPEC_BYTES_CONTRACT } from './spec-shapes';
+import { MAX_SPEC_BYTES } from '../spec/parse';
+import { ClusterSpec } from '../spec/schema';
 import { Plan } from '../plan/schema';
 import type { RequestChannel } from './channels';
 
-const SpecText = z.string().max(MAX_SPEC_BYTES_CONTRACT, 'spec text is larger than 5 MiB');
+const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
 const FilePath = z.string().min(1).max(4096).refine((p) => !p.includes('\u0000'), 'path contains NUL');
 

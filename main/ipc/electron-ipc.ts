@@ -34,12 +34,9 @@ export const APP_ORIGIN = 'kubedos://app';
 export function trustedSender(windowWebContentsId: () => number | undefined, origin = APP_ORIGIN): (event: InvokeEventLike) => boolean {
   return (event) => {
     if (event.sender.id !== windowWebContentsId()) return false;
+    // kubedos: is not a special scheme, so URL.origin would be "null": compare the prefix.
     const url = event.senderFrame?.url ?? '';
-    try {
-      return new URL(url).origin === origin || url.startsWith(`${origin}/`);
-    } catch {
-      return false;
-    }
+    return url.startsWith(`${origin}/`);
   };
 }
 
