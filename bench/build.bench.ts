@@ -74,8 +74,14 @@ if (!args.has('--skip-vm')) {
     const deadline = Date.now() + 900_000;
     while (Date.now() < deadline && !server.requests.some((r) => /dists\/bookworm\/(In)?Release$/.test(r))) await sleep(1000);
     results['iso: VM start → darksite Release fetched (s)'] = +((Date.now() - ivm.startedAt) / 1000).toFixed(1);
-    const full = await ivm.waitForSerial(/KUBEDOS-LATE-COMMAND-DONE/, Number(process.env.KUBEDOS_BENCH_INSTALL_TIMEOUT_MS ?? 60 * 60_000)).catch((e: Error) => e);
-    results['iso: VM start → full install (late_command done) (s)'] = typeof full === 'number' ? +(full / 1000).toFixed(1) : `not reached: ${full.message.split('\n')[0]}`;
+    // A full install needs the installer's own components (udebs) from the darksite, which it
+    // does not carry yet (see main/build/README.md); measure it when KUBEDOS_BENCH_FULL_INSTALL=1.
+    if (process.env.KUBEDOS_BENCH_FULL_INSTALL === '1') {
+      const full = await ivm.waitForSerial(/KUBEDOS-LATE-COMMAND-DONE/, 90 * 60_000).catch((e: Error) => e);
+      results['iso: VM start → full install (late_command done) (s)'] = typeof full === 'number' ? +(full / 1000).toFixed(1) : `not reached: ${full.message.split('\n')[0]}`;
+    } else {
+      results['iso: full install'] = 'not measured (darksite has no installer udebs; KUBEDOS_BENCH_FULL_INSTALL=1 to try)';
+    }
   } finally {
     await ivm.stop();
     await server.close();

@@ -1,6 +1,7 @@
 // kubedos build / verify end to end on lab-3: darksite, role ISOs, qcow2 images, manifest,
 // SBOM, provenance, DSSE signatures; reproducibility, cache behaviour, offline, bad input.
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureLock } from '../../main/build/darksite/index';
@@ -105,6 +106,25 @@ describe('kubedos build (lab-3)', () => {
     expect(r.stderr).toMatch(/corrupted .*lab-3-worker\.iso/);
     expect(JSON.parse(r.stdout).built).toContain('iso/lab-3-worker.iso');
     expect(sha256sum(join(out, 'iso/lab-3-worker.iso'))).toBe(good);
+  });
+
+  it('remasters a user-supplied installer ISO (--netinst) with the role preseed, reproducibly', () => {
+    // Stand-in for a Debian netinst: a medium built above (same layout family: kernel, initrd,
+    // EFI image). The remaster path does not depend on which one it is given.
+    const src = join(OUT, 'iso/lab-3-worker.iso');
+    const out = join(LAB, 'build-netinst');
+    const args = ['build', 'darksite', 'iso', '--role', 'worker', '--netinst', src, '--spec', SPEC, '--out', out, '--json'];
+    const r = kubedos(args);
+    expect(r.status, r.stderr).toBe(0);
+    const iso = join(out, 'iso/lab-3-worker.iso');
+    const extracted = join(LAB, 'netinst-preseed.cfg');
+    rmSync(extracted, { force: true });
+    execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/kubedos/preseed.cfg', extracted], { stdio: 'ignore' });
+    expect(readFileSync(extracted, 'utf8')).toBe(readFileSync(join(out, 'payload/worker/preseed.cfg'), 'utf8'));
+    const first = sha256sum(iso);
+    const again = kubedos([...args.slice(0, -1), '--rebuild', '--json']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(sha256sum(iso)).toBe(first);
   });
 
   it('names a package pin that does not resolve', async () => {

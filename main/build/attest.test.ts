@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import * as cdx from '@cyclonedx/cyclonedx-library';
 import { describe, expect, it } from 'vitest';
 import { pae, purlOf, renderSbom, signDsse, verifyDsse } from './attest';
 import { keyidOf } from './keys';
@@ -45,5 +46,20 @@ describe('SBOM', () => {
     expect(deb.hashes).toEqual([{ alg: 'SHA-256', content: 'b'.repeat(64) }]);
     expect(bom.metadata.timestamp).toBe('2023-11-14T22:13:20Z');
     expect(purlOf({ name: 'a', version: '1', architecture: 'all' })).toBe('pkg:deb/debian/a@1?arch=all&distro=debian-12');
+  });
+
+  it('validates against the CycloneDX 1.6 JSON schema (strict)', async () => {
+    const text = renderSbom({
+      cluster: 'lab-3',
+      artifactVersion: '0.1.0',
+      sourceDateEpoch: 1700000000,
+      packages: [{ name: 'bash', version: '5.2.15-2+b13', architecture: 'amd64', sha256: 'd'.repeat(64), size: 1, filename: 'bash.deb', roles: ['master'] }],
+      payloadFiles: [{ role: 'master', path: 'firstboot/kubedos-firstboot.sh', sha256: 'e'.repeat(64) }],
+      tools: { xorriso: '1.5.4-4', 'e2fsprogs': '1.47.0-2' },
+      kubedosVersion: '0.1.0',
+      outputs: [],
+    });
+    const errors = await new cdx.Validation.JsonStrictValidator(cdx.Spec.Version.v1dot6).validate(text);
+    expect(errors).toBeNull();
   });
 });

@@ -110,6 +110,8 @@ export async function buildIso(input: IsoInput): Promise<void> {
     // menus and append our preseed/payload to its initrd.
     await run(['xorriso', '-osirrox', 'on', '-indev', input.netinstIso, '-extract', '/', stage], { signal, hint: 'is the file a Debian netinst ISO?' });
     makeWritable(stage);
+    // xorriso writes a fresh boot catalog; a stale one in the tree would clash with it.
+    rmSync(join(stage, 'isolinux/boot.cat'), { force: true });
     const probe = (cands: string[]): string => {
       for (const c of cands) if (existsSync(join(stage, c))) return c;
       throw new Error(`iso: ${input.netinstIso} has none of ${cands.join(', ')}; is it a Debian amd64 netinst ISO?`);
