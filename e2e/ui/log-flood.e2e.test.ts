@@ -77,7 +77,7 @@ async function openSpecNamed(name: string): Promise<void> {
   await page.getByTestId('nav-spec').click();
   await page.getByRole('button', { name: 'Open…' }).click();
   await page.getByText(file).click();
-  await expect.poll(() => page.getByTestId('spec-origin').textContent()).toBe(file);
+  await expect.poll(() => page.getByTestId('spec-origin').getAttribute('data-origin')).toBe(file);
 }
 
 /** Starts measuring requestAnimationFrame gaps in the page. */

@@ -21,7 +21,7 @@ describe('kubedos serve', () => {
       expect(served.output()).toContain(`opening ${spec}`);
       const page = await chromium.context.newPage();
       await page.goto(served.url);
-      await expect.poll(() => page.getByTestId('spec-origin').textContent(), { timeout: 30_000 }).toBe(spec);
+      await expect.poll(() => page.getByTestId('spec-origin').getAttribute('data-origin'), { timeout: 30_000 }).toBe(spec);
       expect(await page.getByTestId('validity').textContent()).toMatch(/^valid/);
       // Without the token the page loads but the engine refuses it, and says what to do.
       const anonymous = await chromium.context.newPage();

@@ -213,7 +213,7 @@ describe('workbench UI over kubedos serve', () => {
     await expect.poll(() => existsSync(saved)).toBe(true);
     expect(readFileSync(saved, 'utf8')).toContain('vmid: 2050');
     await expect.poll(() => page.getByTestId('dirty').count()).toBe(0);
-    expect(await page.getByTestId('spec-origin').textContent()).toBe(saved);
+    expect(await page.getByTestId('spec-origin').getAttribute('data-origin')).toBe(saved);
     // A path outside the workspace is refused with the reason shown.
     await page.getByRole('button', { name: 'Save as…' }).click();
     await page.getByLabel('File name').fill('../../escape.yaml');

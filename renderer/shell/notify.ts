@@ -8,10 +8,12 @@ export interface Notice {
   message?: string;
 }
 
+let nextId = 1;
+
 export const noticeStore = createStore<{ notices: Notice[]; push(n: Omit<Notice, 'id'>): void; dismiss(id: number): void }>()((set, get) => ({
   notices: [],
   push(n) {
-    const id = (get().notices.at(-1)?.id ?? 0) + 1;
+    const id = nextId++;
     set({ notices: [...get().notices.slice(-3), { ...n, id }] });
     if (n.kind === 'info') setTimeout(() => get().dismiss(id), 4000);
   },

@@ -35,8 +35,9 @@ export function SpecView() {
           </Button>
         </Group>
         <Group gap="xs" wrap="nowrap" style={{ minWidth: 0 }}>
-          <Text size="xs" c="dimmed" truncate="start" maw={420} data-testid="spec-origin">
-            {origin}
+          <Text size="xs" c="dimmed" truncate maw={420} data-testid="spec-origin" data-origin={origin} title={origin}>
+            {/* A path shows as its file name; the whole path is the tooltip. */}
+            {origin.includes('/') ? `${origin.split('/').at(-1)} — ${origin.split('/').slice(0, -1).join('/')}` : origin}
           </Text>
           {dirty && (
             <Badge size="sm" color="orange" variant="light" data-testid="dirty">
