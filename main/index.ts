@@ -83,7 +83,7 @@ function rememberWindowState(win: BrowserWindow): void {
 const MIME: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png', '.ttf': 'font/ttf', '.woff2': 'font/woff2', '.json': 'application/json', '.wasm': 'application/wasm' };
 
 /** kubedos://app/<path> -> a file under out/renderer, nothing else. */
-async function serveRenderer(request: Request): Promise<Response> {
+export async function serveRenderer(request: Request): Promise<Response> {
   const url = new URL(request.url);
   if (url.host !== 'app') return new Response('not found', { status: 404 });
   const rel = url.pathname === '/' ? 'index.html' : normalize(decodeURIComponent(url.pathname)).replace(/^[/\\]+/, '');
@@ -233,4 +233,5 @@ app.on('window-all-closed', () => {
 app.on('before-quit', () => {
   void workbench?.dispose();
 });
-void start();
+/** Resolves when the app is up (tests of the hardening await it with a fake electron module). */
+export const started = start();
