@@ -1,0 +1,97 @@
+// lab-3 on the qemu-local driver: three real VMs (TCG here; KVM only if a test boot passes),
+// Secure Boot + TPM, guest agent over its socket, a shared isolated L2 between them, and a
+// "workbench restart" (a new driver on the same state dir) that re-attaches instead of
+// re-creating.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Plan } from '../../common/plan/schema';
+import type { ArtifactFile } from '../../main/substrate/driver';
+import { ownershipTags, provision, waitForAgents } from '../../main/substrate/provision';
+import { QemuLocalDriver } from '../../main/substrate/qemu-local';
+import { testGuestImage } from '../fixtures/guest/test-guest';
+import { lab3Plan } from './helpers';
+
+describe('qemu-local driver (lab-3)', () => {
+  let stateDir: string;
+  let p: Plan;
+  let image: ArtifactFile;
+  const driver = (): QemuLocalDriver => new QemuLocalDriver({ stateDir, ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange }, accel: 'auto' });
+
+  beforeAll(() => {
+    image = testGuestImage();
+    p = lab3Plan();
+    stateDir = mkdtempSync(join(tmpdir(), 'kubedos-qemu-'));
+  });
+
+  afterAll(async () => {
+    if (!stateDir) return;
+    const d = driver();
+    for (const vm of (await d.inventory()).vms) await d.destroy(vm.vmid, { allowDestroy: true }).catch(() => undefined);
+    await d.stopNetworkIfIdle();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('creates and boots the three VMs; each guest agent answers before any network exists', async () => {
+    const d = driver();
+    const result = await provision({ plan: p, driver: d, artifact: image, storage: 'local', allowDestroy: false });
+    expect(result.decisions.map((x) => [x.node, x.action])).toEqual([
+      ['master', 'create'],
+      ['cp-1', 'create'],
+      ['w-1', 'create'],
+    ]);
+    const accel = JSON.parse(readFileSync(join(stateDir, 'accel-probe.json'), 'utf8')) as { accel: string };
+    expect(['kvm', 'tcg,thread=multi']).toContain(accel.accel);
+    const vmids = p.nodes.map((n) => n.vmid);
+    await waitForAgents(d, vmids, { timeoutMs: 420_000, intervalMs: 3000 });
+    for (const n of p.nodes) {
+      const info = (await d.guestFileRead(n.vmid, '/etc/kubedos/guest-info')).toString('utf8');
+      expect(info).toContain('secure_boot=1');
+      expect(info).toContain('tpm=present');
+      // The guest's first NIC carries the plan's MAC.
+      const mac = await d.guestExec(n.vmid, ['/bin/cat', '/sys/class/net/eth0/address']);
+      expect(mac.stdout.trim()).toBe(n.lan.mac.toLowerCase());
+      // Overlay on the shared golden image, grown to the plan's size.
+      expect(existsSync(join(stateDir, 'vms', String(n.vmid), 'efivars.fd'))).toBe(true);
+    }
+  });
+
+  it('the VMs share one isolated L2: master reaches cp-1 at its plan address', async () => {
+    const d = driver();
+    const [master, cp] = p.nodes;
+    for (const n of [master, cp]) {
+      if (!n) throw new Error('lab-3 has master and cp-1');
+      const r = await d.guestExec(n.vmid, ['/bin/sh', '-c', `ip link set eth0 up && ip addr add ${n.lan.address}/${n.lan.prefix} dev eth0`]);
+      expect(r.exitCode).toBe(0);
+    }
+    const ping = await d.guestExec(master?.vmid as number, ['/bin/ping', '-c', '3', '-W', '5', cp?.lan.address as string], { timeoutS: 60 });
+    expect(ping.stdout).toMatch(/3 packets transmitted, [1-3] packets received/);
+    // Nothing outside: the guests have no route anywhere else.
+    const route = await d.guestExec(master?.vmid as number, ['/bin/sh', '-c', 'ip route']);
+    expect(route.stdout).not.toMatch(/default/);
+  });
+
+  it('after a workbench restart the VMs are re-attached, not re-created: zero changes', async () => {
+    const fresh = driver();
+    const bootIds = await Promise.all(p.nodes.map(async (n) => /boot_id=(\S+)/.exec((await fresh.guestFileRead(n.vmid, '/etc/kubedos/guest-info')).toString())?.[1]));
+    const result = await provision({ plan: p, driver: fresh, artifact: image, storage: 'local', allowDestroy: false });
+    expect(result.changes).toBe(0);
+    expect(result.decisions.every((x) => x.action === 'keep' && !x.start)).toBe(true);
+    for (const [i, n] of p.nodes.entries()) {
+      expect(await fresh.guestPing(n.vmid)).toBe(true);
+      expect((await fresh.guestFileRead(n.vmid, '/etc/kubedos/guest-info')).toString()).toContain(`boot_id=${bootIds[i]}`);
+    }
+  });
+
+  it('destroy needs allowDestroy; with it the VM and its processes are gone', async () => {
+    const d = driver();
+    const vmid = p.nodes[2]?.vmid as number;
+    await expect(d.destroy(vmid, { allowDestroy: false })).rejects.toMatchObject({ code: 'destroy-refused' });
+    expect(await d.status(vmid)).toBe('running');
+    const pid = Number(readFileSync(join(d.runDir(vmid), 'qemu.pid'), 'utf8'));
+    await d.destroy(vmid, { allowDestroy: true });
+    expect(await d.status(vmid)).toBe('absent');
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+  });
+});

@@ -1,0 +1,444 @@
+// The qemu-local driver (embedded default): the plan's VM shape on this machine with
+// qemu-system-x86_64 (KVM when a real short boot proves it works, else TCG), per-VM OVMF Secure
+// Boot vars copied from OVMF_VARS_4M.ms.fd, swtpm for TPM 2.0, QMP and guest-agent sockets,
+// qcow2 overlays on the uploaded golden image. State lives under the workspace, so VMs survive a
+// workbench restart: a new driver re-attaches by pidfile + QMP instead of re-creating.
+// The cluster's NICs share an isolated L2 per bridge name (l2-hub.mjs, no uplink); optional
+// host services are reachable from guests through a restricted user-mode NIC whose guestfwd
+// rules forward to ports on the host's loopback.
+import { createHash } from 'node:crypto';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { VmShape } from '../../common/plan/schema';
+import { CommandError, displayCommand, run } from '../exec/runner';
+import type { ArtifactFile, GuestExecResult, Inventory, InventoryVm, OpOptions, PlannedStep, SubstrateDriver, UploadResult } from './driver';
+import { SubstrateError, throwIfAborted } from './driver';
+import type { Ownership } from './proxmox-ssh';
+import type { BootArtifact } from './qm';
+import { checkShape, tagList } from './qm';
+import { GuestAgentClient, qmpCommand } from './qga';
+import * as v from './validate';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
+const PROBE_KERNEL = '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux';
+/** x86-64-v2-AES as Proxmox defines it: qemu64 plus the v2 flags and AES. */
+const CPU_X86_64_V2_AES = 'qemu64,+aes,+popcnt,+sse4.1,+sse4.2,+ssse3,+cx16,+lahf_lm';
+
+export interface HostService {
+  /** Address:port the guest connects to on the service NIC (10.0.2.0/24). */
+  guestPort: number;
+  /** Port on the host's 127.0.0.1. */
+  hostPort: number;
+}
+
+export interface QemuLocalOptions {
+  stateDir: string;
+  ownership: Ownership;
+  accel?: 'auto' | 'kvm' | 'tcg';
+  qemuBinary?: string;
+  hostServices?: HostService[];
+}
+
+interface VmRecord {
+  shape: VmShape;
+  base?: string;
+  /** Proxmox-style config of what was created (so compareConfig works the same way). */
+  config: Record<string, string>;
+}
+
+export class QemuLocalDriver implements SubstrateDriver {
+  readonly kind = 'qemu' as const;
+  readonly target = 'qemu-local';
+  private accelChoice: string | undefined;
+
+  constructor(readonly options: QemuLocalOptions) {}
+
+  private get qemu(): string {
+    return this.options.qemuBinary ?? 'qemu-system-x86_64';
+  }
+  vmDir(vmid: number): string {
+    return join(this.options.stateDir, 'vms', String(v.vmid(vmid)));
+  }
+  private imagesDir(): string {
+    return join(this.options.stateDir, 'images');
+  }
+  /** Unix socket paths must stay under 108 bytes; long workspaces get a short run dir. */
+  runDir(vmid: number): string {
+    const dir = join(this.vmDir(vmid), 'run');
+    if (dir.length + 16 < 100) return dir;
+    return join('/tmp', `kubedos-run-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`);
+  }
+  private hubSocket(bridge: string): string {
+    const p = join(this.options.stateDir, 'net', `${v.bridgeName(bridge)}.sock`);
+    return p.length < 100 ? p : join('/tmp', `kubedos-l2-${createHash('sha256').update(p).digest('hex').slice(0, 12)}.sock`);
+  }
+
+  private async exec(argv: string[], op: OpOptions, extra: { node?: string; timeoutMs?: number; hint?: string } = {}): Promise<string> {
+    throwIfAborted(op.signal);
+    op.onEvent?.({ kind: 'command', host: this.target, ...(extra.node ? { node: extra.node } : {}), command: displayCommand(argv) });
+    try {
+      const r = await run(argv, { timeoutMs: extra.timeoutMs ?? 120_000, ...(op.signal ? { signal: op.signal } : {}), ...(extra.hint ? { hint: extra.hint } : {}) });
+      return r.stdout;
+    } catch (err) {
+      if (err instanceof CommandError) {
+        throw new SubstrateError(err.reason === 'spawn' ? 'tool-missing' : 'local-command', err.message, {
+          command: displayCommand(err.command),
+          stderrTail: err.stderrTail,
+          ...(extra.node ? { node: extra.node } : {}),
+          hint: err.hint || (extra.hint ?? 'see the stderr above'),
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** KVM only when a real short boot works (LAB-NOTES: /dev/kvm can exist and still fail). */
+  async accel(op: OpOptions = {}): Promise<string> {
+    if (this.accelChoice) return this.accelChoice;
+    const want = this.options.accel ?? 'auto';
+    if (want === 'tcg' || (want === 'auto' && !existsSync('/dev/kvm'))) return (this.accelChoice = 'tcg,thread=multi');
+    const cache = join(this.options.stateDir, 'accel-probe.json');
+    if (want === 'auto' && existsSync(cache)) return (this.accelChoice = (JSON.parse(readFileSync(cache, 'utf8')) as { accel: string }).accel);
+    let works = false;
+    try {
+      const out = await run([this.qemu, '-accel', 'kvm', '-machine', 'q35', '-m', '256', '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot', '-kernel', PROBE_KERNEL, '-append', 'console=ttyS0 panic=-1'], {
+        timeoutMs: 30_000,
+        ...(op.signal ? { signal: op.signal } : {}),
+      });
+      works = /Kernel panic|Linux version/.test(out.stdout) && !/KVM internal error/.test(out.stdout + out.stderr);
+    } catch {
+      works = false;
+    }
+    if (want === 'kvm' && !works) throw new SubstrateError('kvm-unusable', 'accel: kvm was asked for, but a test boot under KVM failed on this machine', { hint: 'use accel: auto or tcg in the spec (TCG is slower but works everywhere)' });
+    const accel = works ? 'kvm' : 'tcg,thread=multi';
+    op.onEvent?.({ kind: 'log', level: works ? 'info' : 'warn', message: works ? 'KVM works here (test boot passed)' : 'KVM is not usable here (test boot failed); using TCG' });
+    mkdirSync(this.options.stateDir, { recursive: true });
+    writeFileSync(cache, JSON.stringify({ accel }));
+    return (this.accelChoice = accel);
+  }
+
+  private readRecord(vmid: number): VmRecord | undefined {
+    const f = join(this.vmDir(vmid), 'vm.json');
+    return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as VmRecord) : undefined;
+  }
+
+  private pidAlive(pidFile: string, mustContain: string): number | undefined {
+    try {
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmdline.includes(mustContain) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private qemuPid(vmid: number): number | undefined {
+    return this.pidAlive(join(this.runDir(vmid), 'qemu.pid'), this.vmDir(vmid));
+  }
+
+  isOwned(vm: { vmid: number; tags: readonly string[] }): boolean {
+    const { tags, vmidRange } = this.options.ownership;
+    return vm.vmid >= vmidRange.start && vm.vmid <= vmidRange.end && tags.every((t) => vm.tags.includes(t));
+  }
+
+  async inventory(op: OpOptions = {}): Promise<Inventory> {
+    throwIfAborted(op.signal);
+    const root = join(this.options.stateDir, 'vms');
+    const vms: InventoryVm[] = [];
+    for (const name of existsSync(root) ? readdirSync(root) : []) {
+      if (!/^\d+$/.test(name)) continue;
+      const rec = this.readRecord(Number(name));
+      if (!rec) continue;
+      vms.push({ vmid: rec.shape.vmid, name: rec.shape.name, tags: [...rec.shape.tags].sort(), status: this.qemuPid(rec.shape.vmid) ? 'running' : 'stopped', config: rec.config });
+    }
+    vms.sort((a, b) => a.vmid - b.vmid);
+    return { host: this.target, node: 'local', vms, storages: [{ name: 'local', type: 'dir', availableBytes: Number.MAX_SAFE_INTEGER, totalBytes: Number.MAX_SAFE_INTEGER }] };
+  }
+
+  async upload(artifact: ArtifactFile, storage: string, op: OpOptions = {}): Promise<UploadResult> {
+    const name = v.volumeFileName(artifact.name);
+    const volid = v.volumeId(`${v.storageId(storage)}:${artifact.kind === 'iso' ? 'iso' : 'import'}/${name}`);
+    const dest = join(this.imagesDir(), name);
+    const stamp = `${dest}.sha256`;
+    if (existsSync(dest) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === artifact.sha256) {
+      op.onEvent?.({ kind: 'log', level: 'info', message: `${name}: already in ${this.imagesDir()} (sha256 ${artifact.sha256.slice(0, 12)}…)` });
+      return { volid, remotePath: dest, action: 'skipped', bytesSent: 0 };
+    }
+    mkdirSync(this.imagesDir(), { recursive: true });
+    copyFileSync(artifact.path, `${dest}.part`);
+    const got = await sha256Of(`${dest}.part`);
+    if (got !== artifact.sha256) {
+      rmSync(`${dest}.part`, { force: true });
+      throw new SubstrateError('upload-verify', `${artifact.path} does not have the sha256 the manifest says (${got.slice(0, 12)}… vs ${artifact.sha256.slice(0, 12)}…)`, { hint: 'rebuild the artifact' });
+    }
+    renameSync(`${dest}.part`, dest);
+    writeFileSync(stamp, `${artifact.sha256}\n`);
+    return { volid, remotePath: dest, action: 'uploaded', bytesSent: artifact.sizeBytes };
+  }
+
+  private imagePath(volid: string): string {
+    v.volumeId(volid);
+    return join(this.imagesDir(), volid.slice(volid.indexOf('/') + 1));
+  }
+
+  /** The .conf view of a created VM (same keys and formats as Proxmox keeps). */
+  static configOf(shape: VmShape, artifact: BootArtifact | undefined): Record<string, string> {
+    const c: Record<string, string> = {
+      agent: `enabled=1,fstrim_cloned_disks=${shape.agent.fstrimClonedDisks ? 1 : 0}`,
+      balloon: String(shape.balloon),
+      bios: shape.bios,
+      boot: `order=${shape.bootOrder.filter((b) => b !== 'ide2' || artifact?.kind === 'iso').join(';')}`,
+      cores: String(shape.cpu.cores),
+      cpu: shape.cpu.type,
+      efidisk0: `${shape.efidisk.pool}:${shape.vmid}/efivars.fd,efitype=${shape.efidisk.efitype},pre-enrolled-keys=1,size=528K`,
+      machine: shape.machine,
+      memory: String(shape.memoryMiB),
+      name: shape.name,
+      onboot: shape.onboot ? '1' : '0',
+      ostype: shape.ostype,
+      scsihw: shape.scsihw,
+      serial0: shape.serial0,
+      sockets: String(shape.cpu.sockets),
+      tags: tagList(shape.tags),
+      tpmstate0: `${shape.tpm.pool}:${shape.vmid}/tpm,size=4M,version=${shape.tpm.version}`,
+      vga: shape.vga,
+    };
+    if (shape.rng) c.rng0 = 'source=/dev/urandom';
+    for (const d of shape.disks) c[`scsi${d.index}`] = `${d.pool}:${shape.vmid}/scsi${d.index}.qcow2,discard=${d.discard ? 'on' : 'ignore'},iothread=${d.iothread ? 1 : 0},size=${d.sizeGiB}G`;
+    for (const n of shape.nics) c[`net${n.index}`] = `virtio=${n.mac.toUpperCase()},bridge=${n.bridge},firewall=${n.firewall ? 1 : 0}${n.vlan !== undefined ? `,tag=${n.vlan}` : ''}`;
+    if (artifact?.kind === 'iso') c.ide2 = `${artifact.volid},media=cdrom`;
+    return c;
+  }
+
+  private createSteps(shape: VmShape, artifact: BootArtifact | undefined): string[][] {
+    const dir = this.vmDir(shape.vmid);
+    const steps: string[][] = [];
+    for (const d of shape.disks) {
+      const file = join(dir, `scsi${d.index}.qcow2`);
+      if (d.index === 0 && artifact?.kind === 'disk-image') steps.push(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', this.imagePath(artifact.volid), file, `${d.sizeGiB}G`]);
+      else steps.push(['qemu-img', 'create', '-q', '-f', 'qcow2', file, `${d.sizeGiB}G`]);
+    }
+    return steps;
+  }
+
+  async create(shape: VmShape, artifact: BootArtifact | undefined, op: OpOptions = {}): Promise<void> {
+    checkShape(shape);
+    if (!this.isOwned({ vmid: shape.vmid, tags: shape.tags })) throw new SubstrateError('not-owned', `refusing to create VMID ${shape.vmid}: outside vmidRange or without the ownership tags`, { node: shape.name });
+    const dir = this.vmDir(shape.vmid);
+    if (existsSync(join(dir, 'vm.json'))) throw new SubstrateError('vmid-taken', `VMID ${shape.vmid} already exists in ${this.options.stateDir}`, { node: shape.name, hint: 'pick another vmid or destroy it with --allow-destroy' });
+    if (artifact?.kind === 'disk-image' && !existsSync(this.imagePath(artifact.volid))) throw new SubstrateError('no-artifact', `${artifact.volid} was not uploaded`, { node: shape.name });
+    op.onEvent?.({ kind: 'vm', node: shape.name, vmid: shape.vmid, state: 'creating' });
+    mkdirSync(join(dir, 'tpm'), { recursive: true });
+    try {
+      copyFileSync(OVMF_VARS_MS, join(dir, 'efivars.fd'));
+      for (const step of this.createSteps(shape, artifact)) await this.exec(step, op, { node: shape.name });
+      const record: VmRecord = { shape, ...(artifact ? { base: artifact.volid } : {}), config: QemuLocalDriver.configOf(shape, artifact) };
+      writeFileSync(join(dir, 'vm.json'), `${JSON.stringify(record, null, 2)}\n`);
+    } catch (err) {
+      // Nothing half-created stays behind: the VM directory goes as a whole.
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    op.onEvent?.({ kind: 'vm', node: shape.name, vmid: shape.vmid, state: 'created' });
+  }
+
+  async update(vmid: number, changes: Record<string, string>, op: OpOptions = {}): Promise<void> {
+    const rec = this.requireOwned(vmid, 'change');
+    for (const [k, val] of Object.entries(changes)) {
+      if (k === 'memory') rec.shape.memoryMiB = Number(val);
+      else if (k === 'cores') rec.shape.cpu.cores = Number(val);
+      else if (k === 'tags') rec.shape.tags = val.split(';').map(v.tag);
+      else if (k === 'name') rec.shape.name = v.vmName(val);
+      else if (k === 'onboot') rec.shape.onboot = val === '1';
+      else if (k === 'balloon') rec.shape.balloon = Number(val);
+      else if (k !== 'cpu' && k !== 'agent') throw new SubstrateError('not-settable', `qemu-local cannot change ${k} in place`);
+      rec.config[k] = val;
+    }
+    writeFileSync(join(this.vmDir(vmid), 'vm.json'), `${JSON.stringify(rec, null, 2)}\n`);
+    op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'updated' });
+  }
+
+  private requireOwned(vmid: number, action: string): VmRecord {
+    const rec = this.readRecord(vmid);
+    if (!rec) throw new SubstrateError('absent', `VM ${vmid} does not exist in ${this.options.stateDir}`);
+    if (!this.isOwned({ vmid, tags: rec.shape.tags })) throw new SubstrateError('not-owned', `refusing to ${action} VM ${vmid}: it is not this cluster's`);
+    return rec;
+  }
+
+  /** The QEMU command line for a created VM (also shown by --dry-run). */
+  qemuArgv(shape: VmShape, base: string | undefined, accel: string): string[] {
+    const dir = this.vmDir(shape.vmid);
+    const runDir = this.runDir(shape.vmid);
+    const a = [this.qemu, '-name', `${shape.name},debug-threads=on`, '-accel', accel, '-machine', `${shape.machine},smm=on`];
+    a.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
+    a.push('-drive', `if=pflash,unit=0,format=raw,readonly=on,file=${OVMF_CODE_SECBOOT}`, '-drive', `if=pflash,unit=1,format=raw,file=${join(dir, 'efivars.fd')}`);
+    a.push('-cpu', accel === 'kvm' ? 'host' : shape.cpu.type === 'x86-64-v2-AES' ? CPU_X86_64_V2_AES : 'max');
+    a.push('-smp', `${shape.cpu.cores * shape.cpu.sockets},sockets=${shape.cpu.sockets},cores=${shape.cpu.cores}`, '-m', String(shape.memoryMiB));
+    a.push('-chardev', `socket,id=qmp,path=${join(runDir, 'qmp.sock')},server=on,wait=off`, '-mon', 'chardev=qmp,mode=control');
+    a.push('-chardev', `socket,id=qga0,path=${join(runDir, 'qga.sock')},server=on,wait=off`, '-device', 'virtio-serial,id=vser0', '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0');
+    a.push('-chardev', `socket,id=tpmchar,path=${join(runDir, 'swtpm.sock')}`, '-tpmdev', 'emulator,id=tpm0,chardev=tpmchar', '-device', 'tpm-tis,tpmdev=tpm0');
+    a.push('-chardev', `socket,id=serial0,path=${join(runDir, 'serial.sock')},server=on,wait=off,logfile=${join(dir, 'serial.log')}`, '-device', 'isa-serial,chardev=serial0');
+    a.push('-display', 'none', '-vga', 'none');
+    if (shape.rng) a.push('-object', 'rng-random,filename=/dev/urandom,id=rng0', '-device', 'virtio-rng-pci,rng=rng0');
+    const boot = new Map(shape.bootOrder.map((b, i) => [b, 100 + i]));
+    for (const d of shape.disks) {
+      const id = `scsi${d.index}`;
+      a.push('-object', `iothread,id=io-${id}`, '-device', `virtio-scsi-pci,id=ctl-${id},iothread=io-${id}`);
+      a.push('-drive', `file=${join(dir, `${id}.qcow2`)},if=none,id=drive-${id},format=qcow2,discard=${d.discard ? 'unmap' : 'ignore'}`);
+      a.push('-device', `scsi-hd,bus=ctl-${id}.0,drive=drive-${id},id=${id}${boot.has(id) ? `,bootindex=${boot.get(id)}` : ''}`);
+    }
+    if (base && base.includes(':iso/')) a.push('-drive', `file=${this.imagePath(base)},if=none,id=drive-ide2,media=cdrom,readonly=on`, '-device', `ide-cd,bus=ide.1,unit=0,drive=drive-ide2,id=ide2,bootindex=${boot.get('ide2') ?? 200}`);
+    for (const n of shape.nics) {
+      a.push('-netdev', `stream,id=net${n.index},server=off,addr.type=unix,addr.path=${this.hubSocket(n.bridge)}`);
+      a.push('-device', `virtio-net-pci,netdev=net${n.index},mac=${n.mac.toLowerCase()},id=net${n.index}`);
+    }
+    const services = this.options.hostServices ?? [];
+    if (services.length) {
+      const fwd = services.map((s) => `guestfwd=tcp:10.0.2.100:${v.positiveInt('guest port', s.guestPort, 65535)}-tcp:127.0.0.1:${v.positiveInt('host port', s.hostPort, 65535)}`).join(',');
+      const mac = `52:54:00:fe:${((shape.vmid >> 8) & 0xff).toString(16).padStart(2, '0')}:${(shape.vmid & 0xff).toString(16).padStart(2, '0')}`;
+      a.push('-netdev', `user,id=hostsvc,restrict=on,net=10.0.2.0/24,${fwd}`, '-device', `virtio-net-pci,netdev=hostsvc,mac=${mac},id=hostsvc`);
+    }
+    a.push('-pidfile', join(runDir, 'qemu.pid'), '-daemonize');
+    return a;
+  }
+
+  private hubs = new Map<string, Promise<void>>();
+
+  /** One hub per bridge, even when several VMs start at once. */
+  private ensureHub(bridge: string, op: OpOptions): Promise<void> {
+    let p = this.hubs.get(bridge);
+    if (!p) {
+      p = this.startHub(bridge, op).finally(() => this.hubs.delete(bridge));
+      this.hubs.set(bridge, p);
+    }
+    return p;
+  }
+
+  private async startHub(bridge: string, op: OpOptions): Promise<void> {
+    const sock = this.hubSocket(bridge);
+    const pidFile = `${sock}.pid`;
+    if (this.pidAlive(pidFile, 'l2-hub.mjs') && existsSync(sock)) return;
+    mkdirSync(dirname(sock), { recursive: true });
+    const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+    await this.exec(['sh', '-c', `node ${q(join(HERE, 'l2-hub.mjs'))} ${q(sock)} ${q(pidFile)} </dev/null >/dev/null 2>&1 &`], op);
+    for (let i = 0; i < 100 && !(existsSync(sock) && existsSync(pidFile)); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!existsSync(sock)) throw new SubstrateError('network', `the local L2 hub for ${bridge} did not come up at ${sock}`, { hint: 'is node on PATH?' });
+  }
+
+  async start(vmid: number, op: OpOptions = {}): Promise<void> {
+    const rec = this.requireOwned(vmid, 'start');
+    if (this.qemuPid(vmid)) return;
+    const node = rec.shape.name;
+    const accel = await this.accel(op);
+    const runDir = this.runDir(vmid);
+    mkdirSync(runDir, { recursive: true });
+    for (const f of ['qmp.sock', 'qga.sock', 'serial.sock', 'swtpm.sock']) rmSync(join(runDir, f), { force: true });
+    for (const b of new Set(rec.shape.nics.map((n) => n.bridge))) await this.ensureHub(b, op);
+    op.onEvent?.({ kind: 'vm', node, vmid, state: 'starting' });
+    // swtpm exits with QEMU: start it again for every boot; its state persists in tpm/.
+    await this.exec(['swtpm', 'socket', '--tpm2', '--tpmstate', `dir=${join(this.vmDir(vmid), 'tpm')}`, '--ctrl', `type=unixio,path=${join(runDir, 'swtpm.sock')}`, '--terminate', '--daemon', '--pid', `file=${join(runDir, 'swtpm.pid')}`], op, { node });
+    try {
+      await this.exec(this.qemuArgv(rec.shape, rec.base, accel), op, { node, hint: 'see the QEMU error above; kubedos doctor lists the host packages' });
+    } catch (err) {
+      const tpm = this.pidAlive(join(runDir, 'swtpm.pid'), 'swtpm');
+      if (tpm) process.kill(tpm, 'SIGTERM');
+      throw err;
+    }
+    op.onEvent?.({ kind: 'vm', node, vmid, state: 'running' });
+  }
+
+  async stop(vmid: number, op: OpOptions = {}): Promise<void> {
+    const rec = this.requireOwned(vmid, 'stop');
+    const pid = this.qemuPid(vmid);
+    if (!pid) return;
+    op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'stopping' });
+    await qmpCommand(join(this.runDir(vmid), 'qmp.sock'), 'quit').catch(() => undefined);
+    for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100));
+    if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+    const tpm = this.pidAlive(join(this.runDir(vmid), 'swtpm.pid'), 'swtpm');
+    if (tpm) process.kill(tpm, 'SIGTERM');
+    op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'stopped' });
+  }
+
+  async destroy(vmid: number, op: OpOptions & { allowDestroy: boolean }): Promise<void> {
+    v.vmid(vmid);
+    if (!op.allowDestroy) throw new SubstrateError('destroy-refused', `refusing to destroy VM ${vmid}: destroying needs allowDestroy`, { hint: 'rerun with --allow-destroy if you mean it' });
+    const rec = this.requireOwned(vmid, 'destroy');
+    await this.stop(vmid, op);
+    op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'destroying' });
+    rmSync(this.vmDir(vmid), { recursive: true, force: true });
+    rmSync(this.runDir(vmid), { recursive: true, force: true });
+    op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'destroyed' });
+  }
+
+  /** Stops the L2 hubs when no VM of this state dir runs any more. */
+  async stopNetworkIfIdle(): Promise<void> {
+    const inv = await this.inventory();
+    if (inv.vms.some((x) => x.status === 'running')) return;
+    const net = join(this.options.stateDir, 'net');
+    const pidFiles = existsSync(net) ? readdirSync(net).filter((f) => f.endsWith('.pid')).map((f) => join(net, f)) : [];
+    for (const f of pidFiles) {
+      const pid = this.pidAlive(f, 'l2-hub.mjs');
+      if (pid) process.kill(pid, 'SIGTERM');
+    }
+  }
+
+  async status(vmid: number): Promise<'running' | 'stopped' | 'absent'> {
+    if (!this.readRecord(vmid)) return 'absent';
+    return this.qemuPid(vmid) ? 'running' : 'stopped';
+  }
+
+  private agent(vmid: number): GuestAgentClient {
+    if (!this.qemuPid(vmid)) throw new SubstrateError('vm-not-running', `VM ${vmid} is not running`, { hint: 'start it first' });
+    return new GuestAgentClient(join(this.runDir(vmid), 'qga.sock'));
+  }
+
+  async guestPing(vmid: number, op: OpOptions = {}): Promise<boolean> {
+    return this.agent(vmid).ping(5000, op.signal);
+  }
+
+  async guestExec(vmid: number, argv: readonly string[], op: OpOptions & { timeoutS?: number } = {}): Promise<GuestExecResult> {
+    return this.agent(vmid).exec(argv, op.timeoutS ?? 30, op.signal);
+  }
+
+  async guestFileRead(vmid: number, path: string, op: OpOptions = {}): Promise<Buffer> {
+    return this.agent(vmid).readFile(v.guestPath(path), op.signal);
+  }
+
+  preview(step: PlannedStep): string[] {
+    switch (step.kind) {
+      case 'upload':
+        return [`# copy ${step.artifact.path} to ${join(this.imagesDir(), step.artifact.name)} unless its sha256 ${step.artifact.sha256.slice(0, 16)}… is already there`];
+      case 'create':
+        return [`# copy ${OVMF_VARS_MS} to ${join(this.vmDir(step.shape.vmid), 'efivars.fd')}`, ...this.createSteps(step.shape, step.artifact).map(displayCommand)];
+      case 'update':
+        return [`# update ${join(this.vmDir(step.vmid), 'vm.json')}: ${Object.entries(step.changes).map(([k, val]) => `${k}=${val}`).join(' ')}`];
+      case 'start': {
+        const rec = this.readRecord(step.vmid);
+        const runDir = this.runDir(step.vmid);
+        const tpm = displayCommand(['swtpm', 'socket', '--tpm2', '--tpmstate', `dir=${join(this.vmDir(step.vmid), 'tpm')}`, '--ctrl', `type=unixio,path=${join(runDir, 'swtpm.sock')}`, '--terminate', '--daemon', '--pid', `file=${join(runDir, 'swtpm.pid')}`]);
+        return rec ? [tpm, displayCommand(this.qemuArgv(rec.shape, rec.base, this.accelChoice ?? '<kvm|tcg>'))] : [tpm, `${this.qemu} … (the VM's QEMU command line, as created)`];
+      }
+      case 'destroy':
+        return [`# QMP quit, then remove ${this.vmDir(step.vmid)}`];
+    }
+  }
+
+  /** dry-run helper: the QEMU line for a shape that does not exist yet. */
+  previewStart(shape: VmShape, artifact: BootArtifact | undefined): string {
+    return displayCommand(this.qemuArgv(shape, artifact?.volid, this.accelChoice ?? '<kvm|tcg>'));
+  }
+
+  async close(): Promise<void> {
+    /* nothing held open: VMs keep running and are re-attached by pidfile */
+  }
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
