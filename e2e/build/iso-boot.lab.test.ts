@@ -44,14 +44,20 @@ describe('role installer ISO boot (worker)', () => {
     vm = await startVm({ dir, cdrom: join(OUT, 'iso/lab-3-worker.iso'), disk: { file: disk, format: 'qcow2' }, mac: node.lan.mac, memoryMiB: 1024, darksitePort: server.port, bootFrom: 'cdrom' });
     await vm.waitForSerial(/Secure boot enabled/i, 240_000);
     const preseedMs = await vm.waitForSerial(/KUBEDOS-PRESEED-READ cluster=lab-3 role=worker/, 300_000);
-    // The installer's first contact with a mirror is the signed Release of the darksite.
+    // The installer's first contact with a mirror is the darksite's Release; it reads the
+    // installer index only after Release.gpg verified against the cluster key it was given.
+    const index = /\/darksite\/dists\/bookworm\/main\/debian-installer\/binary-amd64\/Packages(\.gz)?$/;
     const deadline = Date.now() + 600_000;
-    while (Date.now() < deadline && !server.requests.some((r) => /\/darksite\/dists\/bookworm\/(In)?Release$/.test(r))) {
+    let releaseMs = 0;
+    while (Date.now() < deadline && !server.requests.some((r) => index.test(r))) {
+      if (!releaseMs && server.requests.some((r) => /\/darksite\/dists\/bookworm\/Release$/.test(r))) releaseMs = Date.now() - vm.startedAt;
       if (vm.exited()) throw new Error(`QEMU exited early; serial tail:\n${vm.serial().slice(-2000)}`);
       await sleep(1000);
     }
-    const releaseMs = Date.now() - vm.startedAt;
-    expect(server.requests.filter((r) => r.includes('/dists/bookworm/')), server.requests.join('\n')).not.toHaveLength(0);
+    const seen = server.requests.join('\n');
+    expect(seen).toMatch(/GET \/darksite\/dists\/bookworm\/Release$/m);
+    expect(seen).toMatch(/GET \/darksite\/dists\/bookworm\/(Release\.gpg|InRelease)$/m);
+    expect(server.requests.some((r) => index.test(r)), seen).toBe(true);
     console.log(`[bench] iso: preseed read ${(preseedMs / 1000).toFixed(1)} s, darksite Release fetched ${(releaseMs / 1000).toFixed(1)} s after VM start`);
     console.log(`[darksite requests]\n${server.requests.slice(0, 40).join('\n')}`);
   });

@@ -272,8 +272,15 @@ export async function writeRepository(input: RepoInput): Promise<void> {
   const packagesText = sortPackagesIndex(r.stdout);
   writeFileSync(join(binDir, 'Packages'), packagesText);
   writeFileSync(join(binDir, 'Packages.gz'), gzipSync(packagesText, { level: 9 }));
+  // The installer reads its own components (udebs) from main/debian-installer; the darksite
+  // carries none yet, but an empty, signed index lets the installer verify the Release with the
+  // cluster key and read the index instead of rejecting the mirror outright.
+  const diDir = join(outDir, rel, 'main/debian-installer/binary-amd64');
+  mkdirSync(diDir, { recursive: true });
+  writeFileSync(join(diDir, 'Packages'), '');
+  writeFileSync(join(diDir, 'Packages.gz'), gzipSync('', { level: 9 }));
   const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('hex');
-  const indexFiles = ['main/binary-amd64/Packages', 'main/binary-amd64/Packages.gz'].map((p) => {
+  const indexFiles = ['main/binary-amd64/Packages', 'main/binary-amd64/Packages.gz', 'main/debian-installer/binary-amd64/Packages', 'main/debian-installer/binary-amd64/Packages.gz'].map((p) => {
     const bytes = readFileSync(join(outDir, rel, p));
     return { path: p, size: bytes.length, sha256: sha256Of(bytes), md5: md5(bytes) };
   });
