@@ -82,7 +82,7 @@ export type PlannedStep =
   | { kind: 'upload'; artifact: ArtifactFile; storage: string }
   | { kind: 'create'; shape: VmShape; artifact: BootArtifact | undefined }
   | { kind: 'update'; vmid: number; changes: Record<string, string> }
-  | { kind: 'start'; vmid: number }
+  | { kind: 'start'; vmid: number; shape?: VmShape; artifact?: BootArtifact | undefined }
   | { kind: 'destroy'; vmid: number };
 
 /** A failure with what to do next; `vmid` names a VM left behind for cleanup, if any. */

@@ -138,7 +138,7 @@ export function previewCommands(plan: Plan, decisions: readonly NodeDecision[], 
     if (d.action === 'destroy' || d.action === 'replace') steps.push({ kind: 'destroy', vmid: d.vmid });
     if ((d.action === 'create' || d.action === 'replace') && node) steps.push({ kind: 'create', shape: node.vm, artifact: boot });
     if (d.action === 'update' && d.changes) steps.push({ kind: 'update', vmid: d.vmid, changes: d.changes });
-    if (d.start) steps.push({ kind: 'start', vmid: d.vmid });
+    if (d.start) steps.push({ kind: 'start', vmid: d.vmid, ...(node ? { shape: node.vm, artifact: boot } : {}) });
     out.set(`${d.node} (VMID ${d.vmid}): ${d.action}${d.start ? ' + start' : ''}`, steps.flatMap((s) => driver.preview(s)));
   }
   return out;

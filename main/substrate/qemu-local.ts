@@ -102,10 +102,11 @@ export class QemuLocalDriver implements SubstrateDriver {
     if (want === 'tcg' || (want === 'auto' && !existsSync('/dev/kvm'))) return (this.accelChoice = 'tcg,thread=multi');
     const cache = join(this.options.stateDir, 'accel-probe.json');
     if (want === 'auto' && existsSync(cache)) return (this.accelChoice = (JSON.parse(readFileSync(cache, 'utf8')) as { accel: string }).accel);
-    let works = false;
+    let works: boolean;
     try {
+      // A working KVM boots this kernel to its "no root" panic in a second or two.
       const out = await run([this.qemu, '-accel', 'kvm', '-machine', 'q35', '-m', '256', '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot', '-kernel', PROBE_KERNEL, '-append', 'console=ttyS0 panic=-1'], {
-        timeoutMs: 30_000,
+        timeoutMs: 15_000,
         ...(op.signal ? { signal: op.signal } : {}),
       });
       works = /Kernel panic|Linux version/.test(out.stdout) && !/KVM internal error/.test(out.stdout + out.stderr);
@@ -420,16 +421,13 @@ export class QemuLocalDriver implements SubstrateDriver {
         const rec = this.readRecord(step.vmid);
         const runDir = this.runDir(step.vmid);
         const tpm = displayCommand(['swtpm', 'socket', '--tpm2', '--tpmstate', `dir=${join(this.vmDir(step.vmid), 'tpm')}`, '--ctrl', `type=unixio,path=${join(runDir, 'swtpm.sock')}`, '--terminate', '--daemon', '--pid', `file=${join(runDir, 'swtpm.pid')}`]);
-        return rec ? [tpm, displayCommand(this.qemuArgv(rec.shape, rec.base, this.accelChoice ?? '<kvm|tcg>'))] : [tpm, `${this.qemu} … (the VM's QEMU command line, as created)`];
+        const shape = rec?.shape ?? step.shape;
+        const base = rec ? rec.base : step.artifact?.volid;
+        return shape ? [tpm, displayCommand(this.qemuArgv(shape, base, this.accelChoice ?? '<kvm|tcg>'))] : [tpm];
       }
       case 'destroy':
         return [`# QMP quit, then remove ${this.vmDir(step.vmid)}`];
     }
-  }
-
-  /** dry-run helper: the QEMU line for a shape that does not exist yet. */
-  previewStart(shape: VmShape, artifact: BootArtifact | undefined): string {
-    return displayCommand(this.qemuArgv(shape, artifact?.volid, this.accelChoice ?? '<kvm|tcg>'));
   }
 
   async close(): Promise<void> {

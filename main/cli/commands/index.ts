@@ -6,6 +6,7 @@ import { deployCommand } from './deploy';
 import { doctorCommand } from './doctor';
 import { initCommand } from './init';
 import { planCommand } from './plan';
+import { provisionCommand } from './provision';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
 import { statusCommand } from './status';
@@ -16,6 +17,7 @@ export const COMMANDS: CliCommand[] = [
   initCommand,
   validateCommand,
   planCommand,
+  provisionCommand,
   buildCommand,
   verifyCommand,
   deployCommand,
