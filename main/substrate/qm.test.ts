@@ -5,7 +5,7 @@ import type { VmShape } from '../../common/plan/schema';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import * as qm from './qm';
 import { remoteCommand } from './shell';
-import { hostileString, prng } from './shell.test';
+import { hostileString, prng } from '../../e2e/fixtures/hostile';
 import { SubstrateInputError } from './validate';
 
 const parsed = parseSpec(TEMPLATES['reference-16'].text);

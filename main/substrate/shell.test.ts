@@ -1,27 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { hostileString, prng } from '../../e2e/fixtures/hostile';
 import { remoteCommand, shellQuote, UnsafeShellWordError } from './shell';
-
-/** Small deterministic PRNG (mulberry32) so a failing case can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const HOSTILE = ["'", '"', '$', '(', ')', '`', ';', '|', '&', '<', '>', '\\', ' ', '\t', '*', '?', '[', ']', '{', '}', '~', '#', '!', '%', '^', '=', ',', '.', ':', '/', '-', '_', 'a', 'Z', '9', 'é', '€', '$(id)', "'$(touch /tmp/pwned)'", '`reboot`', '${IFS}', '\\\'', "''", '--'];
-
-export function hostileString(rand: () => number, maxParts = 8): string {
-  const n = 1 + Math.floor(rand() * maxParts);
-  let s = '';
-  for (let i = 0; i < n; i++) s += HOSTILE[Math.floor(rand() * HOSTILE.length)];
-  return s;
-}
 
 describe('shellQuote', () => {
   it('leaves plainly safe words bare and quotes everything else', () => {
