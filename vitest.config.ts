@@ -17,6 +17,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['e2e/**/*.e2e.test.ts'],
+          // Test output (screenshots, lab build trees that may hold a chroot's /proc) is never scanned.
+          exclude: ['**/node_modules/**', 'e2e/output/**'],
           testTimeout: 180_000,
           hookTimeout: 180_000,
           fileParallelism: false,
@@ -26,6 +28,8 @@ export default defineConfig({
         test: {
           name: 'lab',
           include: ['e2e/**/*.lab.test.ts'],
+          // Test output (screenshots, lab build trees that may hold a chroot's /proc) is never scanned.
+          exclude: ['**/node_modules/**', 'e2e/output/**'],
           testTimeout: 900_000,
           hookTimeout: 900_000,
           fileParallelism: false,

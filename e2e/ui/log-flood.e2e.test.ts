@@ -134,6 +134,11 @@ describe('live logs at 10,000 lines/s', () => {
     await page.getByTestId('nav-pipeline').click();
     await page.getByTestId('run-plan').click();
     await expect.poll(() => page.getByTestId('log-count').textContent().then((t) => Number.parseInt(t ?? '0', 10)), { timeout: 10_000 }).toBeGreaterThan(2000);
+    // A running stage shows its elapsed time; scrolling up stops following.
+    await expect.poll(() => page.locator('[data-testid=stage-row][data-stage=flood] td').nth(3).textContent()).toMatch(/…$/);
+    await page.getByTestId('log-terminal').hover();
+    await page.mouse.wheel(0, -600);
+    await expect.poll(() => page.getByRole('switch', { name: 'Follow the newest lines' }).isChecked()).toBe(false);
     await page.getByTestId('cancel-run').click();
     await expect.poll(() => page.locator('[data-testid=stage-row][data-stage=flood]').getAttribute('data-state'), { timeout: 10_000 }).toBe('aborted');
     expect(await page.getByTestId('run-status').textContent()).toBe('failed');

@@ -69,12 +69,20 @@ export function LogTerminal() {
       for (const l of added) if (matches(l, filterRef.current)) pending.push(formatLogLine(l));
       frame ||= requestAnimationFrame(flush);
     });
+    // Scrolling up by hand means "stop following"; the switch shows it and turns it back on.
+    const onWheel = (e: WheelEvent): void => {
+      if (e.deltaY < 0 && followRef.current) setFollow(false);
+    };
+    // Capture phase: xterm's viewport consumes the wheel event.
+    host.current.addEventListener('wheel', onWheel, { passive: true, capture: true });
     const observer = new ResizeObserver(() => {
       if (host.current && host.current.offsetParent !== null) f.fit();
     });
     observer.observe(host.current);
+    const hostEl = host.current;
     return () => {
       cancelAnimationFrame(frame);
+      hostEl.removeEventListener('wheel', onWheel, { capture: true });
       observer.disconnect();
       unsubscribe();
       t.dispose();

@@ -2,7 +2,7 @@
 // run and cancel (cancel aborts the runner's AbortSignal in main), and the live logs.
 import { Alert, Badge, Button, Code, Group, Progress, Table, Text, Title } from '@mantine/core';
 import { IconPlayerPlay, IconPlayerStop } from '@tabler/icons-react';
-import { memo } from 'react';
+import { memo, useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { StageState } from '../../../common/pipeline/events';
 import { cancelPipeline, runPlanPipeline } from './actions';
@@ -21,6 +21,16 @@ export function formatDuration(ms: number | undefined): string {
 // The terminal manages its own updates (LogBuffer + animation frames): never re-render it
 // because a stage's progress changed.
 const Logs = memo(LogTerminal);
+
+/** Live elapsed time of a running stage (its final duration comes from the runner). */
+function Elapsed({ since }: { since: string }) {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 500);
+    return () => clearInterval(t);
+  }, []);
+  return <>{formatDuration(Math.max(0, now - Date.parse(since)))}…</>;
+}
 
 export function PipelineView() {
   const s = useStore(pipelineStore);
@@ -84,7 +94,7 @@ export function PipelineView() {
                 <Table.Td>
                   <Progress value={st.progress * 100} size="sm" color={STATE_COLOR[st.state]} aria-label={`${name} progress ${Math.round(st.progress * 100)}%`} />
                 </Table.Td>
-                <Table.Td>{formatDuration(st.durationMs)}</Table.Td>
+                <Table.Td>{st.state === 'running' && st.startedAt && st.durationMs === undefined ? <Elapsed since={st.startedAt} /> : formatDuration(st.durationMs)}</Table.Td>
                 <Table.Td c="dimmed">
                   {st.attempt > 0 ? `attempt ${st.attempt + 1} ` : ''}
                   {st.reason ?? st.message ?? ''}
