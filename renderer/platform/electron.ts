@@ -23,7 +23,7 @@ export function electronApi(bridge: PreloadBridge): KubedosApi {
       case 'plan.compute':
         return bridge.computePlan(r.text ?? '');
       case 'pipeline.run':
-        return bridge.runPipeline('plan', r.text ?? '', r.name);
+        return bridge.runPipeline((r.pipeline ?? 'plan') as 'plan', r.text ?? '', r.name);
       case 'pipeline.cancel':
         return bridge.cancelPipeline(r.runId ?? '');
     }
