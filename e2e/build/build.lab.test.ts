@@ -96,12 +96,13 @@ describe('kubedos build (lab-3)', () => {
   it('detects a corrupted cache entry by hash and rebuilds it instead of using it', () => {
     const cacheRoot = join(LAB, 'cache/artifacts');
     const entries = readdirSync(cacheRoot).flatMap((d) => readdirSync(join(cacheRoot, d)).map((e) => join(cacheRoot, d, e)));
-    const isoEntry = entries.find((e) => existsSync(join(e, 'files/lab-3-worker.iso')))!;
-    expect(isoEntry).toBeTruthy();
     const good = sha256sum(join(OUT, 'iso/lab-3-worker.iso'));
+    // The entry this build uses: the one recording exactly the ISO in the output directory.
+    const isoEntry = entries.find((e) => existsSync(join(e, 'entry.json')) && readFileSync(join(e, 'entry.json'), 'utf8').includes(good))!;
+    expect(isoEntry).toBeTruthy();
     flipByte(join(isoEntry, 'files/lab-3-worker.iso'), 4096);
     const out = join(LAB, 'build-corrupt');
-    const r = kubedos(['build', 'darksite', 'iso', '--role', 'worker', '--spec', SPEC, '--out', out, '--json']);
+    const r = kubedos(['build', 'darksite', 'iso', '--spec', SPEC, '--out', out, '--json']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/corrupted .*lab-3-worker\.iso/);
     expect(JSON.parse(r.stdout).built).toContain('iso/lab-3-worker.iso');
