@@ -1,7 +1,7 @@
 // Each bad input gives one actionable message and leaves no half-created VM behind (or names
 // it for cleanup): wrong host, refused key, unknown / changed host key, wrong passphrase,
 // storage full, VMID taken, QEMU missing. Also: ProxyJump and encrypted keys work.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -131,6 +131,22 @@ describe('bad input against the stand-in', () => {
     const err = await failure(bad.inventory());
     expect(err.code).toBe('bad-passphrase');
     await bad.close();
+  });
+
+  it('ssh-agent: a key held only by the agent is used (no IdentityFile on disk)', async () => {
+    const sock = join(dir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 50 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      execFileSync('ssh-add', ['-q', standin.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' });
+      const cfg = join(dir, 'cfg-agent');
+      writeFileSync(cfg, `Host pve-standin\n  HostName 127.0.0.1\n  Port ${standin.port}\n  User root\n  IdentityFile ${join(dir, 'no-such-key')}\n`);
+      const d = standInDriver(standin, p, { sshConfigPath: cfg, agentSocket: sock });
+      await expect(d.inventory()).resolves.toMatchObject({ node: 'pve-standin' });
+      await d.close();
+    } finally {
+      agent.kill('SIGTERM');
+    }
   });
 
   it('ProxyJump from ~/.ssh/config: the target is reached through the jump host', async () => {
