@@ -9,7 +9,7 @@ import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { ensureSpec, kubedos, LAB, requireRoot, SPEC } from './env';
 
-// Own output directory (worker only), so the full build of build.lab.test.ts stays intact.
+// Own output directory (same inputs as build.lab.test.ts, so its cache entries are reused).
 const OUT = join(LAB, 'boot-image');
 import type { Vm } from './vm';
 import { guestAgent, startVm, waitForAgent } from './vm';
@@ -22,7 +22,7 @@ describe('qcow2 golden image boot (worker)', () => {
     requireRoot();
     ensureSpec();
     // Always through the build (a cache hit when the earlier suite built it): never a stale artifact.
-    const r = kubedos(['build', 'darksite', 'image', '--role', 'worker', '--spec', SPEC, '--out', OUT]);
+    const r = kubedos(['build', 'darksite', 'image', '--spec', SPEC, '--out', OUT]);
     if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
   });
   afterAll(async () => {

@@ -12,7 +12,7 @@ import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { ensureSpec, kubedos, LAB, requireRoot, SPEC } from './env';
 
-// Own output directory (worker only), so the full build of build.lab.test.ts stays intact.
+// Own output directory (same inputs as build.lab.test.ts, so its cache entries are reused).
 const OUT = join(LAB, 'boot-iso');
 import type { DarksiteServer, Vm } from './vm';
 import { serveDirectory, startVm } from './vm';
@@ -26,7 +26,7 @@ describe('role installer ISO boot (worker)', () => {
     requireRoot();
     ensureSpec();
     // Always through the build (a cache hit when the earlier suite built it): never a stale artifact.
-    const r = kubedos(['build', 'darksite', 'iso', '--role', 'worker', '--spec', SPEC, '--out', OUT]);
+    const r = kubedos(['build', 'darksite', 'iso', '--spec', SPEC, '--out', OUT]);
     if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
   });
   afterAll(async () => {
