@@ -3,6 +3,9 @@
 // "workbench restart" (a new driver on the same state dir) that re-attaches instead of
 // re-creating.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,15 +20,23 @@ describe('qemu-local driver (lab-3)', () => {
   let stateDir: string;
   let p: Plan;
   let image: ArtifactFile;
-  const driver = (): QemuLocalDriver => new QemuLocalDriver({ stateDir, ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange }, accel: 'auto' });
+  let server: Server;
+  let hostPort = 0;
+  const driver = (): QemuLocalDriver =>
+    new QemuLocalDriver({ stateDir, ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange }, accel: 'auto', hostServices: [{ guestPort: 8080, hostPort }] });
 
-  beforeAll(() => {
+  beforeAll(async () => {
     image = testGuestImage();
     p = lab3Plan();
     stateDir = mkdtempSync(join(tmpdir(), 'kubedos-qemu-'));
+    // A "darksite" on the host's loopback that guests reach through the service NIC.
+    server = createServer((req, res) => res.end(`darksite says hello to ${req.url}\n`));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    hostPort = (server.address() as AddressInfo).port;
   });
 
   afterAll(async () => {
+    server?.close();
     if (!stateDir) return;
     const d = driver();
     for (const vm of (await d.inventory()).vms) await d.destroy(vm.vmid, { allowDestroy: true }).catch(() => undefined);
@@ -70,6 +81,22 @@ describe('qemu-local driver (lab-3)', () => {
     // Nothing outside: the guests have no route anywhere else.
     const route = await d.guestExec(master?.vmid as number, ['/bin/sh', '-c', 'ip route']);
     expect(route.stdout).not.toMatch(/default/);
+  });
+
+  it('the host serves files to the guests on a loopback-forwarded port, and nothing else of the host is reachable', async () => {
+    const d = driver();
+    const vmid = p.nodes[1]?.vmid as number;
+    const up = await d.guestExec(vmid, ['/bin/sh', '-c', 'ip link set eth1 up && ip addr add 10.0.2.15/24 dev eth1']);
+    expect(up.exitCode).toBe(0);
+    // The link needs a moment after "up"; retry a few times inside the guest. (busybox-static's
+    // wget crashes with -T, so the guest's timeout applet bounds it.)
+    const got = await d.guestExec(vmid, ['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do timeout 10 wget -O - http://10.0.2.100:8080/pool/Release 2>/dev/null && exit 0; sleep 1; done; exit 1'], { timeoutS: 90 });
+    expect(got, JSON.stringify(got)).toMatchObject({ exitCode: 0, stdout: 'darksite says hello to /pool/Release\n' });
+    // restrict=on: the user-mode gateway does not connect guests to the host's other ports.
+    // The same wget straight at the host (10.0.2.2 is slirp's host alias) gets nothing.
+    const direct = await d.guestExec(vmid, ['/bin/sh', '-c', `timeout 5 wget -O - http://10.0.2.2:${hostPort}/direct 2>/dev/null`], { timeoutS: 60 });
+    expect(direct.exitCode).not.toBe(0);
+    expect(direct.stdout).not.toContain('darksite');
   });
 
   it('after a workbench restart the VMs are re-attached, not re-created: zero changes', async () => {
