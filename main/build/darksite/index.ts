@@ -279,8 +279,20 @@ export async function writeRepository(input: RepoInput): Promise<void> {
   mkdirSync(diDir, { recursive: true });
   writeFileSync(join(diDir, 'Packages'), '');
   writeFileSync(join(diDir, 'Packages.gz'), gzipSync('', { level: 9 }));
+  // Per-component Release files: the installer's mirror check reads main/binary-amd64/Release
+  // to decide whether the mirror serves its architecture.
+  for (const sub of ['main/binary-amd64', 'main/debian-installer/binary-amd64']) {
+    writeFileSync(join(outDir, rel, sub, 'Release'), `Archive: ${CODENAME}\nOrigin: kubedos\nLabel: ${input.label}\nComponent: main\nArchitecture: amd64\n`);
+  }
   const md5 = (b: Uint8Array): string => createHash('md5').update(b).digest('hex');
-  const indexFiles = ['main/binary-amd64/Packages', 'main/binary-amd64/Packages.gz', 'main/debian-installer/binary-amd64/Packages', 'main/debian-installer/binary-amd64/Packages.gz'].map((p) => {
+  const indexFiles = [
+    'main/binary-amd64/Packages',
+    'main/binary-amd64/Packages.gz',
+    'main/binary-amd64/Release',
+    'main/debian-installer/binary-amd64/Packages',
+    'main/debian-installer/binary-amd64/Packages.gz',
+    'main/debian-installer/binary-amd64/Release',
+  ].map((p) => {
     const bytes = readFileSync(join(outDir, rel, p));
     return { path: p, size: bytes.length, sha256: sha256Of(bytes), md5: md5(bytes) };
   });
