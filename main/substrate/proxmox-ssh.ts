@@ -259,10 +259,11 @@ export class ProxmoxSshDriver implements SubstrateDriver {
   }
 
   async start(vmid: number, op: OpOptions = {}): Promise<void> {
-    v.vmid(vmid);
-    op.onEvent?.({ kind: 'vm', node: String(vmid), vmid, state: 'starting' });
-    await this.run(qm.qmStart(vmid), op, { timeoutMs: 5 * 60_000, hint: 'see the stderr: a missing storage, bridge or KVM support on the host are the usual causes' });
-    op.onEvent?.({ kind: 'vm', node: String(vmid), vmid, state: 'running' });
+    const config = await this.requireOwned(vmid, op, 'start');
+    const node = config.name ?? String(vmid);
+    op.onEvent?.({ kind: 'vm', node, vmid, state: 'starting' });
+    await this.run(qm.qmStart(vmid), op, { node, timeoutMs: 5 * 60_000, hint: 'see the stderr: a missing storage, bridge or KVM support on the host are the usual causes' });
+    op.onEvent?.({ kind: 'vm', node, vmid, state: 'running' });
   }
 
   async stop(vmid: number, op: OpOptions = {}): Promise<void> {
@@ -337,7 +338,7 @@ export class ProxmoxSshDriver implements SubstrateDriver {
       case 'update':
         return [remoteCommand(qm.qmConfig(step.vmid)), remoteCommand(qm.qmSet(step.vmid, step.changes))];
       case 'start':
-        return [remoteCommand(qm.qmStart(step.vmid))];
+        return [remoteCommand(qm.qmConfig(step.vmid)), remoteCommand(qm.qmStart(step.vmid))];
       case 'destroy':
         return [remoteCommand(qm.qmConfig(step.vmid)), remoteCommand(qm.qmStatus(step.vmid)), remoteCommand(qm.qmStop(step.vmid)), remoteCommand(qm.qmDestroy(step.vmid))];
     }
