@@ -72,7 +72,7 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
     }
     // The master converges from its own baked copy of the payload.
     await lab.exec(master, ['/bin/mkdir', '-p', '/usr/lib/kubedos', '/etc/kubedos/ansible', '/root/.ssh']);
-    await lab.exec(master, ['/bin/cp', '-a', `${REPO_ROOT}/payload/ansible`, ANSIBLE_DIR]);
+    await lab.copyIn(master, `${REPO_ROOT}/payload/ansible`, ANSIBLE_DIR);
     await lab.writeFile(master, '/etc/kubedos/ansible/inventory.yml', p.ansibleInventory);
     await lab.writeFile(master, '/etc/kubedos/ansible/lab-vars.yml', stringify({ ...LAB_VARS, ansible_user: 'root', ansible_ssh_private_key_file: '/root/.ssh/id_ed25519' }));
     const { readFileSync } = await import('node:fs');

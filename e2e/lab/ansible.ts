@@ -7,10 +7,13 @@ export interface AnsibleRun {
   output: string;
 }
 
-const FIXTURE = `${REPO_ROOT}/e2e/lab/fixtures/ansible`;
+const FIXTURE_HOST = `${REPO_ROOT}/e2e/lab/fixtures/ansible`;
+/** Where the hub keeps its copy (a checkout under /tmp is not visible inside a node). */
+const FIXTURE = '/usr/lib/kubedos/lab-ansible';
 
 export async function prepareAnsible(lab: Lab): Promise<void> {
   await lab.writeFile(lab.hub.name, '/etc/kubedos/inventory.yml', lab.plan.ansibleInventory);
+  await lab.copyIn(lab.hub.name, FIXTURE_HOST, FIXTURE);
   await lab.installOperatorKey();
 }
 

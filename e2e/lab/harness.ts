@@ -161,6 +161,15 @@ export class Lab {
     return child;
   }
 
+  /**
+   * Copies a host directory into a node (as a tar stream: the node's /tmp is private, so a
+   * checkout under /tmp is not visible from inside).
+   */
+  async copyIn(nodeName: string, hostDir: string, nodeDir: string): Promise<void> {
+    const tar = await run(['tar', '--sort=name', '-C', hostDir, '-cf', '-', '.'], { binary: true, maxBufferBytes: 256 * 1024 * 1024 });
+    await this.exec(nodeName, ['/bin/sh', '-c', 'mkdir -p "$1" && tar -C "$1" -xf -', 'sh', nodeDir], { input: tar.stdoutBytes ?? Buffer.alloc(0) });
+  }
+
   async writeFile(nodeName: string, path: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
     if (!path.startsWith('/')) throw new Error(`lab writeFile: absolute path needed, got ${path}`);
     const dir = path.slice(0, path.lastIndexOf('/')) || '/';
@@ -247,9 +256,7 @@ export class Lab {
     }
     this.log(`${this.nodes.size} nodes + lan namespace in ${Math.round(performance.now() - t0)} ms`);
     // Install the payload into every node the way an image carries it.
-    await Promise.all(
-      [...this.nodes.keys()].map((n) => this.exec(n, ['/bin/sh', '-c', `mkdir -p ${NODE_PAYLOAD_DIR} && cp -a "${REPO_ROOT}/payload/backplane/." ${NODE_PAYLOAD_DIR}/`])),
-    );
+    await Promise.all([...this.nodes.keys()].map((n) => this.copyIn(n, `${REPO_ROOT}/payload/backplane`, NODE_PAYLOAD_DIR)));
     if (this.opts.sshd !== false) await this.startSshd();
   }
 
