@@ -9,7 +9,13 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-async function conversation<T>(socketPath: string, timeoutMs: number, signal: AbortSignal | undefined, talk: (send: (cmd: object) => Promise<unknown>) => Promise<T>, greeting: boolean): Promise<T> {
+async function conversation<T>(
+  socketPath: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  talk: (send: (cmd: object) => Promise<unknown>, receive: () => Promise<unknown>) => Promise<T>,
+  greeting: boolean,
+): Promise<T> {
   const sock = connect(socketPath);
   let buf = '';
   const queue: Pending[] = [];
@@ -56,13 +62,19 @@ async function conversation<T>(socketPath: string, timeoutMs: number, signal: Ab
       queue.push({ resolve, reject });
       sock.write(`${JSON.stringify(cmd)}\n`);
     });
+  // Waits for one more reply without sending anything (to drain stale replies).
+  const receive = (): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      if (failed) return reject(failed);
+      queue.push({ resolve, reject });
+    });
   try {
     await new Promise<void>((resolve, reject) => {
       sock.once('connect', resolve);
       sock.once('error', reject);
     });
     if (greeting) await Promise.race([greetingSeen, new Promise((_, rej) => setTimeout(() => rej(failed ?? new Error('no QMP greeting')), timeoutMs))]);
-    return await talk(send);
+    return await talk(send, receive);
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
@@ -78,11 +90,13 @@ export class GuestAgentClient {
       this.socketPath,
       timeoutMs,
       signal,
-      async (send) => {
+      async (send, receive) => {
         const id = Math.floor(Math.random() * 2 ** 31);
-        // The reply to sync is preceded by 0xFF; stale replies from a previous client are skipped.
+        // The reply to sync is preceded by 0xFF. Replies still queued from a previous client come
+        // first: drain them WITHOUT sending another sync (a second sync's reply would otherwise be
+        // read as the answer to the next command — e.g. a sync id taken for a file handle).
         let got = await send({ execute: 'guest-sync-delimited', arguments: { id } });
-        while (got !== id) got = await send({ execute: 'guest-sync-delimited', arguments: { id } });
+        while (got !== id) got = await receive();
         const out: T[] = [];
         for (const c of commands) out.push((await send(c)) as T);
         return out;
