@@ -37,7 +37,16 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
     io.err('interrupted: finishing the current step and writing the journal (Ctrl-C again to quit now)');
     controller.abort(new Error('interrupted'));
   };
-  if (!partial.signal) process.on('SIGINT', onSigint);
+  // SIGTERM (a supervisor, `kill`) stops the same way as Ctrl-C: the runner aborts, child
+  // process groups are killed, the journal is kept.
+  const onSigterm = (): void => {
+    if (controller.signal.aborted) process.exit(143);
+    controller.abort(new Error('terminated'));
+  };
+  if (!partial.signal) {
+    process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigterm);
+  }
   const [name, ...rest] = argv;
   try {
     if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -73,6 +82,9 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
     if (io.env.KUBEDOS_DEBUG) io.err(e.stack ?? '');
     return 1;
   } finally {
-    if (!partial.signal) process.off('SIGINT', onSigint);
+    if (!partial.signal) {
+      process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigterm);
+    }
   }
 }
