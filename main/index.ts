@@ -20,6 +20,7 @@ import type { AppCommand } from '../common/contract/index';
 import { createWorkbench } from './ipc/workbench';
 import type { Workbench } from './ipc/workbench';
 import { APP_ORIGIN, eventSender, registerIpcHandlers, trustedSender } from './ipc/electron-ipc';
+import { RENDERER_MIME, rendererCsp } from './ipc/renderer-content';
 import { workspaceRoot } from './workspace';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,19 +28,7 @@ const RENDERER_DIR = resolve(here, '../renderer');
 const PRELOAD = resolve(here, '../preload/index.cjs');
 const SCHEME = 'kubedos';
 
-export const ELECTRON_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "font-src 'self' data:",
-  "worker-src 'self' blob:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const ELECTRON_CSP = rendererCsp();
 
 protocol.registerSchemesAsPrivileged([{ scheme: SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
 
@@ -80,7 +69,6 @@ function rememberWindowState(win: BrowserWindow): void {
   win.on('close', save);
 }
 
-const MIME: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png', '.ttf': 'font/ttf', '.woff2': 'font/woff2', '.json': 'application/json', '.wasm': 'application/wasm' };
 
 /** kubedos://app/<path> -> a file under out/renderer, nothing else. */
 export async function serveRenderer(request: Request): Promise<Response> {
@@ -94,7 +82,7 @@ export async function serveRenderer(request: Request): Promise<Response> {
   if (!res.ok) return new Response('not found', { status: 404 });
   return new Response(res.body, {
     status: 200,
-    headers: { 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Security-Policy': ELECTRON_CSP, 'X-Content-Type-Options': 'nosniff' },
+    headers: { 'Content-Type': RENDERER_MIME[extname(file).toLowerCase()] ?? 'application/octet-stream', 'Content-Security-Policy': ELECTRON_CSP, 'X-Content-Type-Options': 'nosniff' },
   });
 }
 

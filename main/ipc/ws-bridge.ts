@@ -17,6 +17,7 @@ import { ClientFrame, encodeError, MAX_FRAME_BYTES, PayloadError } from '../../c
 import { dispatch } from './dispatch';
 import type { Workbench, WorkbenchOptions } from './workbench';
 import { createWorkbench } from './workbench';
+import { RENDERER_MIME, rendererCsp } from './renderer-content';
 
 export const BRIDGE_PATH = '/bridge';
 export const LOOPBACK = '127.0.0.1';
@@ -36,38 +37,10 @@ export interface Bridge {
   close(): Promise<void>;
 }
 
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.ttf': 'font/ttf',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.wasm': 'application/wasm',
-};
 
-/** The CSP of the served renderer. Monaco's editor and YAML workers are bundled files started
- * with `new Worker(url)`; Chromium may wrap them in blob: URLs, hence worker-src blob:. No
- * unsafe-eval, no remote origins. Inline styles: Mantine and Monaco inject <style> elements. */
+/** The CSP of the served renderer: the shared one, plus this bridge's WebSocket. */
 export function contentSecurityPolicy(port: number): string {
-  return [
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data:",
-    "font-src 'self' data:",
-    "worker-src 'self' blob:",
-    `connect-src 'self' ws://${LOOPBACK}:${port} ws://localhost:${port}`,
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join('; ');
+  return rendererCsp([`ws://${LOOPBACK}:${port}`, `ws://localhost:${port}`]);
 }
 
 export function rendererBuilt(rendererDir: string): boolean {
@@ -126,7 +99,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     } catch {
       return plain(res, 404, 'not found\n');
     }
-    res.writeHead(200, { 'Content-Type': MIME[extname(file).toLowerCase()] ?? 'application/octet-stream', 'Content-Length': size });
+    res.writeHead(200, { 'Content-Type': RENDERER_MIME[extname(file).toLowerCase()] ?? 'application/octet-stream', 'Content-Length': size });
     if (req.method === 'HEAD') return void res.end();
     createReadStream(file).pipe(res);
   }
