@@ -2,7 +2,7 @@
 // gives byte-identical canonical JSON. Every later stage reads addresses from here.
 import { stringify } from 'yaml';
 import { canonicalJson, sha256Hex } from '../canonical';
-import { cidrSize, formatCidr, formatIpv4, hostAt } from '../net/ipv4';
+import { formatCidr, formatIpv4, hostAt } from '../net/ipv4';
 import type { ClusterSpec, NodeSpec, PlaneName } from '../spec/schema';
 import { API_VERSION, NODE_ROLES, PLANE_NAMES, STAGE_NAMES } from '../spec/schema';
 import {
@@ -305,8 +305,4 @@ function secretRefs(cluster: string, nodes: readonly PlanNode[]): Plan['secretRe
     for (const p of PLANE_NAMES) refs.push({ ref: n.planes[p].privateKeyRef, purpose: `${n.name} ${p} WireGuard private key`, lives: 'generated on the node; never leaves it' });
   }
   return refs;
-}
-
-export function planeCapacity(spec: ClusterSpec, plane: PlaneName): number {
-  return cidrSize(planeCidr(spec, plane)) - 2;
 }

@@ -175,7 +175,7 @@ function issueDiagnostics(issue: z.core.$ZodIssue, root: unknown, locate: Locato
     case 'unrecognized_keys':
       return issue.keys.map((key) => {
         const keyPath = [...path, key];
-        const known = knownKeys(root, path);
+        const known = knownKeys(path);
         const suggestion = closest(key, known);
         const hint = suggestion ? `; did you mean "${suggestion}"?` : known.length ? `; allowed here: ${known.join(', ')}` : '';
         return at('schema.unknown-field', 'error', `unknown field "${key}"${hint}`, formatPath(keyPath), locate(keyPath, 'key'));
@@ -205,7 +205,7 @@ function issueDiagnostics(issue: z.core.$ZodIssue, root: unknown, locate: Locato
 }
 
 /** Keys the schema allows at `path`, for "did you mean" hints. */
-function knownKeys(_root: unknown, path: readonly PathSegment[]): string[] {
+function knownKeys(path: readonly PathSegment[]): string[] {
   const def = (unwrap(schemaAt(path)) as { _zod?: { def?: Record<string, unknown> } } | undefined)?._zod?.def;
   return def?.type === 'object' ? Object.keys(def.shape as object) : [];
 }
