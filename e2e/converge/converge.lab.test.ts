@@ -12,6 +12,7 @@ import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import { parseSpec } from '../../common/spec/index';
 import { templateObject, toYaml } from '../../common/testing/specs';
+import { parseRecap } from '../lab/ansible';
 import { bringUp, makeTrust } from '../lab/backplane';
 import type { EnrollmentWindow } from '../lab/backplane';
 import { Lab, REPO_ROOT } from '../lab/harness';
@@ -42,14 +43,7 @@ function convergeSpec(): Plan {
   return plan(r.spec);
 }
 
-const recap = (stdout: string): Map<string, { ok: number; changed: number; failed: number; unreachable: number }> => {
-  const m = new Map();
-  for (const line of stdout.split('\n')) {
-    const x = /^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/.exec(line);
-    if (x) m.set(x[1], { ok: Number(x[2]), changed: Number(x[3]), unreachable: Number(x[4]), failed: Number(x[5]) });
-  }
-  return m;
-};
+const recap = (stdout: string) => new Map(Object.entries(parseRecap(stdout)));
 
 describe('converge in the namespace lab (payload/ansible, run by the master over wg1)', () => {
   let lab: Lab;

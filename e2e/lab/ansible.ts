@@ -11,6 +11,15 @@ const FIXTURE_HOST = `${REPO_ROOT}/e2e/lab/fixtures/ansible`;
 /** Where the hub keeps its copy (a checkout under /tmp is not visible inside a node). */
 const FIXTURE = '/usr/lib/kubedos/lab-ansible';
 
+/** The PLAY RECAP lines of an ansible-playbook run, per host. */
+export function parseRecap(output: string): AnsibleRun['recap'] {
+  const recap: AnsibleRun['recap'] = {};
+  for (const m of output.matchAll(/^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
+    recap[m[1] as string] = { ok: Number(m[2]), changed: Number(m[3]), unreachable: Number(m[4]), failed: Number(m[5]) };
+  }
+  return recap;
+}
+
 export async function prepareAnsible(lab: Lab): Promise<void> {
   await lab.writeFile(lab.hub.name, '/etc/kubedos/inventory.yml', lab.plan.ansibleInventory);
   await lab.copyIn(lab.hub.name, FIXTURE_HOST, FIXTURE);
@@ -28,10 +37,7 @@ export async function runAnsible(lab: Lab): Promise<AnsibleRun> {
     throw new Error(`${err.message}\nansible log on ${lab.hub.name} (${log}), last lines:\n${tail}`, { cause: err });
   });
   const output = r.stdout + r.stderr;
-  const recap: AnsibleRun['recap'] = {};
-  for (const m of output.matchAll(/^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
-    recap[m[1] as string] = { ok: Number(m[2]), changed: Number(m[3]), unreachable: Number(m[4]), failed: Number(m[5]) };
-  }
+  const recap = parseRecap(output);
   if (r.exitCode !== 0) throw new Error(`ansible-playbook failed on ${lab.hub.name} (exit ${r.exitCode}):\n${output.slice(-3000)}`);
   return { recap, output };
 }

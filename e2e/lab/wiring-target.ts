@@ -13,21 +13,7 @@ export function labWiringTarget(lab: Lab): WiringTarget {
   return {
     async serve(node, ports) {
       const child: ChildProcess = lab.spawnDaemon(node, ['/usr/bin/python3', bin('kubedos-probe'), 'serve', '--ports', ports.join(','), '--seconds', '300'], `probe-${Date.now()}`);
-      await new Promise<void>((resolve, reject) => {
-        let buf = '';
-        const timer = setTimeout(() => reject(new Error(`probe listeners on ${node} did not start`)), 10_000);
-        child.stdout?.on('data', (b: Buffer) => {
-          buf += b.toString();
-          if (buf.includes('ready')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`probe listeners on ${node} exited (${code}): ports ${ports.join(',')} busy?`));
-        });
-      });
+      await untilReady(child, 10_000, () => `probe listeners on ${node} did not start`, (code) => `probe listeners on ${node} exited (${code}): ports ${ports.join(',')} busy?`);
       return () => {
         if (child.pid && child.exitCode === null) child.kill('SIGKILL');
       };
@@ -63,21 +49,12 @@ export function labWiringTargetViaMaster(lab: Lab): WiringTarget {
     async serve(node, ports) {
       // -tt: when the SSH client is killed, the remote probe loses its terminal and exits.
       const child: ChildProcess = lab.spawnDaemon(master, [...ssh(node, true), `${probe} serve --ports ${ports.join(',')} --seconds 300`], `probe-via-master-${node}-${Date.now()}`);
-      await new Promise<void>((resolve, reject) => {
-        let buf = '';
-        const timer = setTimeout(() => reject(new Error(`probe listeners on ${node} (via ${master} over wg1) did not start: ${buf}`)), 20_000);
-        child.stdout?.on('data', (b: Buffer) => {
-          buf += b.toString();
-          if (buf.includes('ready')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`ssh from ${master} to ${node} over wg1 exited (${code}) before the probe was ready: ${buf}`));
-        });
-      });
+      await untilReady(
+        child,
+        20_000,
+        (buf) => `probe listeners on ${node} (via ${master} over wg1) did not start: ${buf}`,
+        (code, buf) => `ssh from ${master} to ${node} over wg1 exited (${code}) before the probe was ready: ${buf}`,
+      );
       return () => {
         if (child.pid && child.exitCode === null) child.kill('SIGTERM');
       };
@@ -91,4 +68,23 @@ export function labWiringTargetViaMaster(lab: Lab): WiringTarget {
       return r.exitCode === 0 ? parseCounters(r.stdout) : {};
     },
   };
+}
+
+/** Resolves when the probe prints "ready"; rejects on timeout or when it exits first. */
+function untilReady(child: ChildProcess, timeoutMs: number, onTimeout: (output: string) => string, onExit: (code: number | null, output: string) => string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(onTimeout(buf))), timeoutMs);
+    child.stdout?.on('data', (b: Buffer) => {
+      buf += b.toString();
+      if (buf.includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      reject(new Error(onExit(code, buf)));
+    });
+  });
 }
