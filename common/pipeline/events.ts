@@ -36,6 +36,8 @@ export const PipelineEvent = z.discriminatedUnion('type', [
     inputHash: z.string().optional(),
     reason: z.string().optional(),
     durationMs: z.number().min(0).optional(),
+    /** On success: how many changes the stage made (0 = unchanged); absent when it does not count. */
+    changes: z.number().int().min(0).optional(),
   }),
   z.object({ ...base, type: z.literal('progress'), stage: z.string(), node: z.string().optional(), fraction: z.number().min(0).max(1), message: z.string().optional() }),
   z.object({

@@ -21,6 +21,8 @@ export interface StageContext {
   node(node: string, state: 'pending' | 'running' | 'ok' | 'failed' | 'skipped', message?: string): void;
   /** Runs `effect` once per key across reruns: the result is journaled and replayed next time. */
   checkpoint<T>(key: string, effect: () => Promise<T>): Promise<T>;
+  /** Counts changes this stage made (reported on success; 0 = "unchanged"). */
+  changed(count?: number): void;
 }
 
 export interface StageDefinition {
@@ -124,7 +126,7 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
 
   const states = new Map<string, StageState>(order.map((n) => [n, 'pending']));
   const failures: FailureDetail[] = [];
-  const setState = (s: StageDefinition, state: StageState, extra: { attempt?: number; inputHash?: string; reason?: string; durationMs?: number } = {}): void => {
+  const setState = (s: StageDefinition, state: StageState, extra: { attempt?: number; inputHash?: string; reason?: string; durationMs?: number; changes?: number } = {}): void => {
     states.set(s.name, state);
     emit({
       type: 'stage',
@@ -135,6 +137,7 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
       ...(extra.inputHash !== undefined ? { inputHash: extra.inputHash } : {}),
       ...(extra.reason !== undefined ? { reason: extra.reason } : {}),
       ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
+      ...(extra.changes !== undefined ? { changes: extra.changes } : {}),
     });
   };
   const allowDestroyFor = (name: string): boolean =>
@@ -178,6 +181,7 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
     const attempts = 1 + (s.retries?.attempts ?? 0);
     const done = checkpoints(history, s.name);
     for (let attempt = 0; attempt < attempts; attempt++) {
+      let changes: number | undefined;
       if (controller.signal.aborted) {
         setState(s, 'aborted', { attempt, reason: 'cancelled' });
         return;
@@ -201,11 +205,14 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
           emit({ type: 'checkpoint', stage: s.name, key, value: value === undefined ? null : value });
           return value;
         },
+        changed: (count = 1) => {
+          changes = (changes ?? 0) + count;
+        },
       };
       try {
         await s.run(ctx);
         if (controller.signal.aborted) throw new Error('cancelled');
-        setState(s, 'success', { attempt, durationMs: performance.now() - t0, ...(inputHash !== undefined ? { inputHash } : {}) });
+        setState(s, 'success', { attempt, durationMs: performance.now() - t0, ...(inputHash !== undefined ? { inputHash } : {}), ...(changes !== undefined ? { changes } : {}) });
         return;
       } catch (err) {
         if (controller.signal.aborted) {
@@ -294,6 +301,19 @@ export function failureDetail(stage: string, err: unknown): FailureDetail {
       ...(err.hint ? { hint: err.hint } : {}),
     };
   }
-  const e = err as Error;
-  return { stage, message: e?.message ?? String(err) };
+  // Errors of other engine layers (substrate, build) that carry the same kind of detail.
+  const e = err as Error & { hint?: unknown; node?: unknown; stderrTail?: unknown; command?: unknown };
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
+  const node = str(e?.node);
+  const hint = str(e?.hint);
+  const stderrTail = str(e?.stderrTail);
+  const command = str(e?.command);
+  return {
+    stage,
+    message: e?.message ?? String(err),
+    ...(node ? { node } : {}),
+    ...(hint ? { hint } : {}),
+    ...(stderrTail ? { stderrTail } : {}),
+    ...(command ? { command: [command] } : Array.isArray(e?.command) ? { command: (e.command as unknown[]).map(String) } : {}),
+  };
 }

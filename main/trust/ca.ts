@@ -74,6 +74,26 @@ export async function issueNodeIdentity(ca: CertifiedKey, o: { cluster: string; 
   });
 }
 
+/**
+ * An etcd member's certificate (server or peer): CN = node, IP SANs = the member's plane address
+ * (wg3) and loopback for the server side; client + server auth so peers can dial each other.
+ */
+export async function issueEtcdCert(ca: CertifiedKey, o: { cluster: string; node: string; kind: 'server' | 'peer'; address: string; now: Date; days?: number }): Promise<CertifiedKey> {
+  const ips = o.kind === 'server' ? [o.address, '127.0.0.1'] : [o.address];
+  return issue(ca, {
+    subject: `CN=${o.node} etcd ${o.kind}, OU=${o.cluster}, O=kubedos`,
+    now: o.now,
+    days: o.days ?? 365,
+    extensions: (pub) => [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([OID_SERVER_AUTH, OID_CLIENT_AUTH]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: o.node }, ...ips.map((value) => ({ type: 'ip' as const, value }))]),
+      x509.SubjectKeyIdentifierExtension.create(pub),
+    ],
+  });
+}
+
 /** The hub's TLS certificate for the enrollment service; agents pin its fingerprint. */
 export async function issueHubTlsCert(ca: CertifiedKey, o: { cluster: string; hub: string; lanAddress: string; now: Date; days?: number }): Promise<CertifiedKey> {
   return issue(ca, {

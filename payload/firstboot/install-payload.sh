@@ -13,6 +13,12 @@ mkdir -p "$LIB/firstboot" "$LIB/nodes" "$LIB/backplane" "$ROOT/etc/kubedos" "$RO
 cp "$SRC"/firstboot/* "$LIB/firstboot/"
 cp "$SRC"/nodes/*.json "$LIB/nodes/"
 if [ -d "$SRC/backplane" ]; then cp -R "$SRC"/backplane/. "$LIB/backplane/"; fi
+# The hub's converge content: payload/ansible and the plan's inventory.
+if [ -d "$SRC/ansible" ]; then
+  mkdir -p "$LIB/ansible" "$ROOT/etc/kubedos/ansible"
+  cp -R "$SRC"/ansible/. "$LIB/ansible/"
+  cp "$SRC/ansible-inventory.yml" "$ROOT/etc/kubedos/ansible/inventory.yml"
+fi
 chmod 0755 "$LIB"/firstboot/*.sh
 for f in "$LIB"/backplane/kubedos-*; do [ -f "$f" ] && chmod 0755 "$f"; done
 cp "$SRC/payload.json" "$ROOT/etc/kubedos/payload.json"

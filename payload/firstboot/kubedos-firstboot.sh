@@ -85,23 +85,51 @@ step_sshd() {
 }
 
 step_lan() {
-  local mac
-  mac=$(json_get "$NODE_JSON" node.lan.mac)
-  install -d /etc/systemd/network
-  printf '[Match]\nMACAddress=%s\n\n[Link]\nName=lan0\n' "$mac" > /etc/systemd/network/10-kubedos-lan0.link
-  # The planned static LAN address takes over from the installer's DHCP at the next boot,
-  # once udev has named the NIC lan0 (the firewall's LAN interface name).
-  local addr prefix gw
+  local mac addr prefix gw dev dns
+  mac=$(json_get "$NODE_JSON" node.lan.mac | tr 'A-F' 'a-f')
   addr=$(json_get "$NODE_JSON" node.lan.address)
   prefix=$(json_get "$NODE_JSON" node.lan.prefix)
   gw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["node"]["lan"].get("gateway",""))' "$NODE_JSON")
-  install -d /etc/network/interfaces.d
+  dns=$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["node"]["lan"].get("dns",[])))' "$NODE_JSON")
+  # The NIC with the planned MAC is lan0 (the firewall's LAN interface name) on every boot.
+  install -d /etc/systemd/network
+  printf '[Match]\nMACAddress=%s\n\n[Link]\nName=lan0\n' "$mac" > /etc/systemd/network/10-kubedos-lan0.link
+  # Persistent configuration for whichever network stack the system uses: systemd-networkd
+  # (golden images) or ifupdown (installed systems).
+  if systemctl is-enabled systemd-networkd.service >/dev/null 2>&1; then
+    {
+      printf '[Match]\nName=lan0\n\n[Network]\nAddress=%s/%s\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' "$addr" "$prefix"
+      if [ -n "$gw" ]; then printf 'Gateway=%s\n' "$gw"; fi
+    } > /etc/systemd/network/10-kubedos-lan0.network
+  else
+    install -d /etc/network/interfaces.d
+    {
+      echo "auto lan0"
+      echo "iface lan0 inet static"
+      echo "  address $addr/$prefix"
+      if [ -n "$gw" ]; then echo "  gateway $gw"; fi
+    } > /etc/network/interfaces.d/kubedos-lan0
+  fi
+  # ... and now, so that the planes, enrollment and the firewall work in this very boot
+  # (no reboot between first boot and the backplanes).
+  dev=$(for d in /sys/class/net/*; do [ "$(cat "$d/address" 2>/dev/null)" = "$mac" ] && basename "$d"; done | head -n1)
+  [ -n "$dev" ] || fail "no NIC has the planned LAN MAC $mac"
+  if [ "$dev" != lan0 ]; then
+    ip link set dev "$dev" down
+    ip link set dev "$dev" name lan0
+  fi
+  ip link set dev lan0 up
+  ip -4 addr replace "$addr/$prefix" dev lan0
+  if [ -n "$gw" ]; then ip -4 route replace default via "$gw" dev lan0; fi
+  networkctl reload >/dev/null 2>&1 || true
+  # Resolver: the plan's servers, or none (lookups then fail at once instead of timing out
+  # against a server the cluster cannot reach).
   {
-    echo "auto lan0"
-    echo "iface lan0 inet static"
-    echo "  address $addr/$prefix"
-    if [ -n "$gw" ]; then echo "  gateway $gw"; fi
-  } > /etc/network/interfaces.d/kubedos-lan0
+    echo "# Managed by Kube'd'OS first boot (lan.dns of the plan)"
+    for s in $dns; do echo "nameserver $s"; done
+    echo "options timeout:1 attempts:1"
+  } > /etc/resolv.conf
+  say "lan0 ($mac) $addr/$prefix${gw:+ via $gw}"
 }
 
 step_nftables() {

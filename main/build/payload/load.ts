@@ -24,5 +24,19 @@ export function loadPayloadSources(payloadDir: string): PayloadSources {
       files.push({ path: `${dir}/${name}`, data: new Uint8Array(readFileSync(p)), mode: st.mode & 0o111 ? 0o755 : 0o644 });
     }
   }
-  return { preseedBase, preseedRoles, files };
+  return { preseedBase, preseedRoles, files, ansible: loadTree(join(payloadDir, 'ansible'), 'ansible') };
+}
+
+/** Every shipped file under dir (sorted, recursive), as payload paths under prefix. */
+function loadTree(dir: string, prefix: string): PayloadFile[] {
+  if (!existsSync(dir)) return [];
+  const out: PayloadFile[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (name.startsWith('.') || name === '__pycache__' || name.endsWith('.pyc') || name.endsWith('.retry')) continue;
+    const p = join(dir, name);
+    const st = statSync(p);
+    if (st.isDirectory()) out.push(...loadTree(p, `${prefix}/${name}`));
+    else if (st.isFile()) out.push({ path: `${prefix}/${name}`, data: new Uint8Array(readFileSync(p)), mode: st.mode & 0o111 ? 0o755 : 0o644 });
+  }
+  return out;
 }

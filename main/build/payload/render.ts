@@ -20,6 +20,8 @@ export interface PayloadSources {
   preseedRoles: Partial<Record<NodeRole, string>>;
   /** payload/firstboot/* and payload/backplane/* (path relative to payload/), with modes. */
   files: readonly PayloadFile[];
+  /** payload/ansible/** (paths "ansible/…"): baked into the hub's payload only. */
+  ansible?: readonly PayloadFile[];
 }
 
 export interface RenderInput {
@@ -83,6 +85,13 @@ export function renderPayload(input: RenderInput): RenderedPayload {
   const nodes = input.plan.nodes.filter((n) => n.role === input.role).map((n) => n.name).sort();
   if (!nodes.length) throw new Error(`payload: the plan has no ${input.role} node`);
   const files: PayloadFile[] = input.sources.files.map((f) => ({ ...f }));
+  // The hub converges the cluster from its own baked copy of the Ansible content (seed 003 §12:
+  // the workbench only triggers and watches), with the plan's inventory beside it.
+  const isHub = input.plan.nodes.some((n) => n.hub && n.role === input.role);
+  if (isHub && input.sources.ansible?.length) {
+    files.push(...input.sources.ansible.map((f) => ({ ...f })));
+    files.push({ path: 'ansible-inventory.yml', data: enc.encode(input.plan.ansibleInventory), mode: 0o644 });
+  }
   for (const name of nodes) files.push({ path: `nodes/${name}.json`, data: enc.encode(canonicalJson(nodeConfig(input.plan, name), 2) + '\n'), mode: 0o644 });
   const opsUser = input.sshAllowUsers[0] ?? 'ops';
   const manifest = {
