@@ -45,6 +45,17 @@ describe('the strict Proxmox stand-in over real SSH', () => {
     expect(existsSync(standin.confPath(4000))).toBe(false);
   });
 
+  it('qm guest exec --pass-stdin: a boolean, and STDIN past 1 MiB is refused (qm.pm reads it before the VM config)', async () => {
+    await rejects(['qm', 'guest', 'exec', '4000', '--pass-stdin', 'maybe', '--', '/bin/cat'], /pass-stdin: type check \('boolean'\) failed - got 'maybe'/);
+    const big = await driver.run(['qm', 'guest', 'exec', '4000', '--pass-stdin', '1', '--', '/bin/cat'], {}, { okCodes: [0, 2, 255], input: Buffer.alloc(1024 * 1024 + 1, 0x61) });
+    expect(big.exitCode).toBe(255);
+    expect(big.stderr).toContain("'input-data' (STDIN) is limited to 1 MiB, aborting");
+    // Exactly 1 MiB is accepted; then the missing VM is what fails.
+    const max = await driver.run(['qm', 'guest', 'exec', '4000', '--pass-stdin', '1', '--', '/bin/cat'], {}, { okCodes: [0, 2, 255], input: Buffer.alloc(1024 * 1024, 0x61) });
+    expect(max.stderr).not.toContain('limited to 1 MiB');
+    expect(max.exitCode).not.toBe(0);
+  });
+
   it('hostile words arrive byte-identical at the remote program; nothing is executed by the shell', async () => {
     const marker = `${standin.dir}/pwned`;
     const rand = prng(4242);

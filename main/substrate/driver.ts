@@ -71,8 +71,15 @@ export interface SubstrateDriver {
   destroy(vmid: number, options?: OpOptions & { allowDestroy: boolean }): Promise<void>;
   status(vmid: number, options?: OpOptions): Promise<'running' | 'stopped' | 'absent'>;
   guestPing(vmid: number, options?: OpOptions): Promise<boolean>;
-  guestExec(vmid: number, argv: readonly string[], options?: OpOptions & { timeoutS?: number }): Promise<GuestExecResult>;
+  /** Runs argv in the guest (no shell); `input` (at most 1 MiB) is its stdin. */
+  guestExec(vmid: number, argv: readonly string[], options?: OpOptions & { timeoutS?: number; input?: Uint8Array | string }): Promise<GuestExecResult>;
   guestFileRead(vmid: number, path: string, options?: OpOptions): Promise<Buffer>;
+  /**
+   * Writes a file into a VM of this cluster (guest-file.ts): parents created, the file appears
+   * atomically, owned by root, with `mode` (default 0o644), after its sha256 was checked in the
+   * guest. Absolute paths only; at most 64 MiB. The content never appears in a command line.
+   */
+  guestFileWrite(vmid: number, path: string, data: Uint8Array | string, options?: OpOptions & { mode?: number }): Promise<void>;
   /** The commands a step would run, for --dry-run (no side effects). */
   preview(step: PlannedStep): string[];
   close(): Promise<void>;
@@ -83,7 +90,8 @@ export type PlannedStep =
   | { kind: 'create'; shape: VmShape; artifact: BootArtifact | undefined }
   | { kind: 'update'; vmid: number; changes: Record<string, string> }
   | { kind: 'start'; vmid: number; shape?: VmShape; artifact?: BootArtifact | undefined }
-  | { kind: 'destroy'; vmid: number };
+  | { kind: 'destroy'; vmid: number }
+  | { kind: 'guest-file-write'; vmid: number; path: string; sizeBytes: number; mode?: number };
 
 /** A failure with what to do next; `vmid` names a VM left behind for cleanup, if any. */
 export class SubstrateError extends Error {

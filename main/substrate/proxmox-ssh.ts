@@ -8,6 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { VmShape } from '../../common/plan/schema';
 import type { ArtifactFile, GuestExecResult, Inventory, InventoryVm, OpOptions, PlannedStep, SubstrateDriver, SubstrateEvent, UploadResult } from './driver';
+import type { GuestFileWriteOptions } from './guest-file';
+import { contentBytes, GUEST_INPUT_MAX_BYTES, planGuestFileWrite, writeGuestFile } from './guest-file';
 import { artifactVolid } from './provision';
 import { SubstrateError, throwIfAborted } from './driver';
 import type { Argv, BootArtifact } from './qm';
@@ -75,11 +77,11 @@ export class ProxmoxSshDriver implements SubstrateDriver {
   }
 
   /** Runs one argv on the host; non-zero exit → SubstrateError with the stderr tail. */
-  async run(argv: Argv, op: OpOptions = {}, extra: { node?: string; okCodes?: number[]; timeoutMs?: number; hint?: string } = {}): Promise<{ stdout: string; stdoutBytes: Buffer; stderr: string; exitCode: number }> {
+  async run(argv: Argv, op: OpOptions = {}, extra: { node?: string; okCodes?: number[]; timeoutMs?: number; hint?: string; input?: Buffer } = {}): Promise<{ stdout: string; stdoutBytes: Buffer; stderr: string; exitCode: number }> {
     throwIfAborted(op.signal);
     const command = remoteCommand(argv);
-    op.onEvent?.({ kind: 'command', host: this.target, ...(extra.node ? { node: extra.node } : {}), command });
-    const r = await this.session.exec(command, { ...(op.signal ? { signal: op.signal } : {}), ...(extra.timeoutMs ? { timeoutMs: extra.timeoutMs } : {}) });
+    op.onEvent?.({ kind: 'command', host: this.target, ...(extra.node ? { node: extra.node } : {}), command: extra.input ? `${command} < (${extra.input.length} bytes on stdin)` : command });
+    const r = await this.session.exec(command, { ...(op.signal ? { signal: op.signal } : {}), ...(extra.timeoutMs ? { timeoutMs: extra.timeoutMs } : {}), ...(extra.input ? { input: extra.input } : {}) });
     const ok = extra.okCodes ?? [0];
     if (!ok.includes(r.exitCode)) {
       const tail = r.stderr.trim().split('\n').slice(-10).join('\n') || r.stdout.toString('utf8').trim().split('\n').slice(-10).join('\n');
@@ -302,9 +304,11 @@ export class ProxmoxSshDriver implements SubstrateDriver {
     });
   }
 
-  async guestExec(vmid: number, argv: readonly string[], op: OpOptions & { timeoutS?: number } = {}): Promise<GuestExecResult> {
+  async guestExec(vmid: number, argv: readonly string[], op: OpOptions & { timeoutS?: number; input?: Uint8Array | string } = {}): Promise<GuestExecResult> {
     const timeoutS = op.timeoutS ?? 30;
-    const r = await this.run(qm.qmGuestExec(vmid, argv, timeoutS), op, { timeoutMs: (timeoutS + 30) * 1000 });
+    const input = op.input === undefined ? undefined : contentBytes(op.input);
+    if (input && input.length > GUEST_INPUT_MAX_BYTES) throw new v.SubstrateInputError('guest command input', `${input.length} bytes`, `at most ${GUEST_INPUT_MAX_BYTES} bytes (qm guest exec --pass-stdin)`);
+    const r = await this.run(qm.qmGuestExec(vmid, argv, timeoutS, input !== undefined), op, { timeoutMs: (timeoutS + 30) * 1000, ...(input ? { input } : {}) });
     const out = JSON.parse(r.stdout) as { exitcode?: number; exited?: number | boolean; 'out-data'?: string; 'err-data'?: string };
     if (!out.exited) throw new SubstrateError('guest-exec-timeout', `guest command did not finish within ${timeoutS} s in VM ${vmid}: ${argv.join(' ')}`);
     return { exitCode: out.exitcode ?? -1, stdout: out['out-data'] ?? '', stderr: out['err-data'] ?? '' };
@@ -317,8 +321,20 @@ export class ProxmoxSshDriver implements SubstrateDriver {
     return Buffer.from(out.content, 'utf8');
   }
 
+  async guestFileWrite(vmid: number, path: string, data: Uint8Array | string, op: GuestFileWriteOptions = {}): Promise<void> {
+    const config = await this.requireOwned(vmid, op, 'write a file into');
+    await writeGuestFile((argv, o) => this.guestExec(vmid, argv, o), { vmid, target: this.target, ...(config.name ? { node: config.name } : {}) }, path, data, op);
+  }
+
   preview(step: PlannedStep): string[] {
     switch (step.kind) {
+      case 'guest-file-write':
+        return [
+          remoteCommand(qm.qmConfig(step.vmid)),
+          ...planGuestFileWrite(step.path, step.sizeBytes, '<sha256>', step.mode).steps.map((s) =>
+            s.range ? `${remoteCommand(qm.qmGuestExec(step.vmid, s.argv, 300, true))} < bytes ${s.range.start}-${s.range.end} of the content` : remoteCommand(qm.qmGuestExec(step.vmid, s.argv, 120)),
+          ),
+        ];
       case 'upload': {
         const volid = artifactVolid(step.artifact, step.storage);
         return [

@@ -17,6 +17,8 @@ import { SubstrateError, throwIfAborted } from './driver';
 import type { Ownership } from './proxmox-ssh';
 import type { BootArtifact } from './qm';
 import { checkShape, tagList } from './qm';
+import type { GuestFileWriteOptions } from './guest-file';
+import { contentBytes, GUEST_INPUT_MAX_BYTES, planGuestFileWrite, writeGuestFile } from './guest-file';
 import { GuestAgentClient, qmpCommand } from './qga';
 import * as v from './validate';
 
@@ -401,8 +403,16 @@ export class QemuLocalDriver implements SubstrateDriver {
     return this.agent(vmid).ping(5000, op.signal);
   }
 
-  async guestExec(vmid: number, argv: readonly string[], op: OpOptions & { timeoutS?: number } = {}): Promise<GuestExecResult> {
-    return this.agent(vmid).exec(argv, op.timeoutS ?? 30, op.signal);
+  async guestExec(vmid: number, argv: readonly string[], op: OpOptions & { timeoutS?: number; input?: Uint8Array | string } = {}): Promise<GuestExecResult> {
+    if (argv.length === 0) throw new v.SubstrateInputError('guest command', argv, 'at least a program');
+    const input = op.input === undefined ? undefined : contentBytes(op.input);
+    if (input && input.length > GUEST_INPUT_MAX_BYTES) throw new v.SubstrateInputError('guest command input', `${input.length} bytes`, `at most ${GUEST_INPUT_MAX_BYTES} bytes`);
+    return this.agent(vmid).exec(argv, op.timeoutS ?? 30, op.signal, input);
+  }
+
+  async guestFileWrite(vmid: number, path: string, data: Uint8Array | string, op: GuestFileWriteOptions = {}): Promise<void> {
+    const rec = this.requireOwned(vmid, 'write a file into');
+    await writeGuestFile((argv, o) => this.guestExec(vmid, argv, o), { vmid, target: this.target, node: rec.shape.name }, path, data, op);
   }
 
   async guestFileRead(vmid: number, path: string, op: OpOptions = {}): Promise<Buffer> {
@@ -427,6 +437,10 @@ export class QemuLocalDriver implements SubstrateDriver {
       }
       case 'destroy':
         return [`# QMP quit, then remove ${this.vmDir(step.vmid)}`];
+      case 'guest-file-write':
+        return planGuestFileWrite(step.path, step.sizeBytes, '<sha256>', step.mode).steps.map(
+          (s) => `# guest-exec in VM ${step.vmid}: ${displayCommand(s.argv)}${s.range ? ` < bytes ${s.range.start}-${s.range.end} of the content` : ''}`,
+        );
     }
   }
 

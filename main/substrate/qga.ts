@@ -115,8 +115,10 @@ export class GuestAgentClient {
     }
   }
 
-  async exec(argv: readonly string[], timeoutS: number, signal?: AbortSignal): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const [started] = await this.call<{ pid: number }>([{ execute: 'guest-exec', arguments: { path: argv[0], arg: argv.slice(1), 'capture-output': true } }], 10_000, signal);
+  /** guest-exec + polling guest-exec-status; `input` becomes the process's stdin (input-data). */
+  async exec(argv: readonly string[], timeoutS: number, signal?: AbortSignal, input?: Buffer): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const args = { path: argv[0], arg: argv.slice(1), 'capture-output': true, ...(input !== undefined ? { 'input-data': input.toString('base64') } : {}) };
+    const [started] = await this.call<{ pid: number }>([{ execute: 'guest-exec', arguments: args }], 30_000, signal);
     const deadline = Date.now() + timeoutS * 1000;
     for (;;) {
       const [st] = await this.call<{ exited: boolean; exitcode?: number; 'out-data'?: string; 'err-data'?: string }>([{ execute: 'guest-exec-status', arguments: { pid: started?.pid } }], 10_000, signal);

@@ -85,6 +85,11 @@ describe('qm command builder', () => {
     expect(words(cmd)).toEqual(cmd);
   });
 
+  it('guest exec with stdin: --pass-stdin 1 before the "--", the guest argv after it untouched', () => {
+    expect(qm.qmGuestExec(3000, ['/bin/sh', '-c', 'cat > "$1"', 'x', '/etc/a b'], 300, true)).toEqual(['qm', 'guest', 'exec', '3000', '--timeout', '300', '--pass-stdin', '1', '--', '/bin/sh', '-c', 'cat > "$1"', 'x', '/etc/a b']);
+    expect(qm.qmGuestExec(3000, ['/bin/true'], 30)).not.toContain('--pass-stdin');
+  });
+
   it('validates VMIDs, volume ids and paths', () => {
     expect(() => qm.qmStart(99)).toThrow(SubstrateInputError);
     expect(() => qm.qmStart(1.5)).toThrow(SubstrateInputError);

@@ -140,10 +140,11 @@ export const qmResize = (id: number, disk: string, sizeGiB: number): Argv => {
   return ['qm', 'disk', 'resize', String(v.vmid(id)), disk, `${v.positiveInt('size', sizeGiB, 65536)}G`];
 };
 export const qmGuestPing = (id: number): Argv => ['qm', 'guest', 'cmd', String(v.vmid(id)), 'ping'];
-export function qmGuestExec(id: number, argv: readonly string[], timeoutS: number): Argv {
+/** `qm guest exec`; with passStdin the SSH channel's stdin becomes the process's stdin (`--pass-stdin 1`, at most 1 MiB). */
+export function qmGuestExec(id: number, argv: readonly string[], timeoutS: number, passStdin = false): Argv {
   if (argv.length === 0) throw new v.SubstrateInputError('guest command', argv, 'at least a program');
   for (const w of argv) if (typeof w !== 'string' || w.includes('\u0000')) throw new v.SubstrateInputError('guest command word', w, 'a string without NUL');
-  return ['qm', 'guest', 'exec', String(v.vmid(id)), '--timeout', String(v.positiveInt('timeout', timeoutS, 86400)), '--', ...argv];
+  return ['qm', 'guest', 'exec', String(v.vmid(id)), '--timeout', String(v.positiveInt('timeout', timeoutS, 86400)), ...(passStdin ? ['--pass-stdin', '1'] : []), '--', ...argv];
 }
 export const pveshFileRead = (node: string, id: number, path: string): Argv => [
   'pvesh',

@@ -112,3 +112,24 @@ export function volumeId(value: unknown): string {
   volumeFileName(m[3]);
   return value;
 }
+
+/**
+ * A guest path we write a file to: absolute, no control characters, no empty, "." or ".."
+ * segment, not a directory path (no trailing "/"), and a last name short enough that the
+ * staging name beside it (NAME.kubedos-tmp) still fits NAME_MAX.
+ */
+export function guestFilePath(value: unknown): string {
+  const rule = 'an absolute file path without control characters, "//", "." or ".." segments or a trailing "/"';
+  guestPath(value);
+  const p = value as string;
+  const segments = p.split('/').slice(1);
+  if (p.length > 3900 || segments.some((s) => s === '' || s === '.' || s === '..')) throw new SubstrateInputError('guest file path', value, rule);
+  if ((segments[segments.length - 1] as string).length > 200) throw new SubstrateInputError('guest file path', value, 'the file name must be at most 200 characters');
+  return p;
+}
+
+/** Permission bits for a file we write (no setuid/setgid/sticky): 0 to 0o777. */
+export function fileMode(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o777) throw new SubstrateInputError('file mode', value, 'permission bits from 0 to 0o777 (e.g. 0o600, 0o644)');
+  return value;
+}
