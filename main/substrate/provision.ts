@@ -21,8 +21,13 @@ export interface NodeDecision {
 export interface ProvisionOptions extends OpOptions {
   plan: Plan;
   driver: SubstrateDriver;
-  /** What new VMs boot from; required when something must be created. */
+  /** What new VMs boot from when `artifactFor` gives nothing for their node. */
   artifact?: ArtifactFile;
+  /**
+   * Per-node boot artifact (e.g. one golden image per role). Each distinct artifact a create or
+   * replace needs is uploaded once; every created VM boots its own node's artifact.
+   */
+  artifactFor?: (node: Plan['nodes'][number]) => ArtifactFile | undefined;
   /** Storage for uploads (Proxmox: isoStorage). */
   storage: string;
   allowDestroy: boolean;
@@ -32,7 +37,10 @@ export interface ProvisionOptions extends OpOptions {
 
 export interface ProvisionResult {
   decisions: NodeDecision[];
+  /** The first upload (of `uploads`), kept for callers that use one artifact. */
   upload?: UploadResult;
+  /** One per distinct artifact the creates/replaces needed, in first-use order. */
+  uploads: UploadResult[];
   /** Number of changes made (0 = already converged). */
   changes: number;
 }
@@ -117,23 +125,76 @@ export function decide(plan: Plan, inventory: Inventory, opts: { allowDestroy: b
   return decisions;
 }
 
-function bootArtifact(artifact: ArtifactFile | undefined, volid: string | undefined): BootArtifact | undefined {
-  if (!artifact || !volid) return undefined;
-  return { kind: artifact.kind, volid };
-}
-
 export function artifactVolid(artifact: ArtifactFile, storage: string): string {
   return `${storage}:${artifact.kind === 'iso' ? 'iso' : 'import'}/${artifact.name}`;
 }
 
+type PlanNode = Plan['nodes'][number];
+type ArtifactChoice = Pick<ProvisionOptions, 'artifact' | 'artifactFor'>;
+
+/** The artifact a node boots: artifactFor(node), else the shared fallback. */
+export function nodeArtifact(node: PlanNode, choice: ArtifactChoice): ArtifactFile | undefined {
+  return choice.artifactFor?.(node) ?? choice.artifact;
+}
+
+function needsBoot(d: NodeDecision): boolean {
+  return d.action === 'create' || d.action === 'replace';
+}
+
+/**
+ * The distinct artifacts the creates/replaces need (by volid, first-use order) and each
+ * node's volid. Throws, before anything changes, when a node needs one and has none, or when
+ * two different files would land on the same volume name.
+ */
+export function artifactsNeeded(plan: Plan, decisions: readonly NodeDecision[], choice: ArtifactChoice, storage: string): { artifacts: Map<string, ArtifactFile>; volidOf: Map<string, string> } {
+  const artifacts = new Map<string, ArtifactFile>();
+  const volidOf = new Map<string, string>();
+  const missing: string[] = [];
+  const clashes: string[] = [];
+  for (const d of decisions.filter(needsBoot)) {
+    const node = plan.nodes.find((n) => n.vmid === d.vmid);
+    if (!node) continue;
+    const artifact = nodeArtifact(node, choice);
+    if (!artifact) {
+      missing.push(`${node.name} (role ${node.role})`);
+      continue;
+    }
+    const volid = artifactVolid(artifact, storage);
+    const seen = artifacts.get(volid);
+    if (seen && (seen.sha256 !== artifact.sha256 || seen.kind !== artifact.kind)) clashes.push(`${volid}: ${seen.path} (sha256 ${seen.sha256.slice(0, 12)}…) and ${artifact.path} (sha256 ${artifact.sha256.slice(0, 12)}…)`);
+    if (!seen) artifacts.set(volid, artifact);
+    volidOf.set(node.name, volid);
+  }
+  if (missing.length) {
+    throw new SubstrateError('no-artifact', `${missing.join(', ')} must be created but no boot artifact was given for ${missing.length === 1 ? 'it' : 'them'}; nothing was changed`, {
+      ...(missing.length === 1 ? { node: missing[0]?.split(' ')[0] as string } : {}),
+      hint: 'build the role images (kubedos build) and pass them, or one image for all nodes with --image FILE.qcow2 / --iso FILE.iso',
+    });
+  }
+  if (clashes.length) {
+    throw new SubstrateError('artifact-clash', `two different files would be uploaded under the same name; nothing was changed:\n  - ${clashes.join('\n  - ')}`, {
+      hint: 'artifact names must differ when their content differs (put the sha256 or the role into the name)',
+    });
+  }
+  return { artifacts, volidOf };
+}
+
 /** Every command the decisions would run, grouped by node (for --dry-run). */
-export function previewCommands(plan: Plan, decisions: readonly NodeDecision[], driver: SubstrateDriver, artifact: ArtifactFile | undefined, storage: string): Map<string, string[]> {
+export function previewCommands(plan: Plan, decisions: readonly NodeDecision[], driver: SubstrateDriver, artifact: ArtifactFile | undefined, storage: string, artifactFor?: ArtifactChoice['artifactFor']): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  const needsArtifact = decisions.some((d) => d.action === 'create' || d.action === 'replace');
-  if (needsArtifact && artifact) out.set('(artifacts)', driver.preview({ kind: 'upload', artifact, storage }));
-  const boot = artifact ? bootArtifact(artifact, artifactVolid(artifact, storage)) : undefined;
+  const choice: ArtifactChoice = { ...(artifact ? { artifact } : {}), ...(artifactFor ? { artifactFor } : {}) };
+  // A node without an artifact is previewed without one (provision() would refuse it).
+  const uploads = new Map<string, ArtifactFile>();
+  for (const d of decisions.filter(needsBoot)) {
+    const node = plan.nodes.find((n) => n.vmid === d.vmid);
+    const a = node ? nodeArtifact(node, choice) : undefined;
+    if (a && !uploads.has(artifactVolid(a, storage))) uploads.set(artifactVolid(a, storage), a);
+  }
+  if (uploads.size) out.set('(artifacts)', [...uploads.values()].flatMap((a) => driver.preview({ kind: 'upload', artifact: a, storage })));
   for (const d of decisions) {
     const node = plan.nodes.find((n) => n.vmid === d.vmid);
+    const a = node ? nodeArtifact(node, choice) : undefined;
+    const boot: BootArtifact | undefined = a ? { kind: a.kind, volid: artifactVolid(a, storage) } : undefined;
     const steps: PlannedStep[] = [];
     if (d.action === 'destroy' || d.action === 'replace') steps.push({ kind: 'destroy', vmid: d.vmid });
     if ((d.action === 'create' || d.action === 'replace') && node) steps.push({ kind: 'create', shape: node.vm, artifact: boot });
@@ -149,18 +210,19 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
   const op: OpOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(options.onEvent ? { onEvent: options.onEvent } : {}) };
   const inventory = await driver.inventory(op);
   const decisions = decide(plan, inventory, { allowDestroy: options.allowDestroy, start: options.start ?? true });
-  const needsArtifact = decisions.some((d) => d.action === 'create' || d.action === 'replace');
-  let upload: UploadResult | undefined;
-  if (needsArtifact) {
-    if (!options.artifact) {
-      throw new SubstrateError('no-artifact', `${decisions.filter((d) => d.action === 'create' || d.action === 'replace').map((d) => d.node).join(', ')} must be created but no boot artifact was given`, {
-        hint: 'build one (kubedos build) and pass it with --image FILE.qcow2 or --iso FILE.iso',
-      });
-    }
-    upload = await driver.upload(options.artifact, options.storage, op);
+  const { artifacts, volidOf } = artifactsNeeded(plan, decisions, options, options.storage);
+  const uploads: UploadResult[] = [];
+  const bootByVolid = new Map<string, BootArtifact>();
+  for (const [volid, artifact] of artifacts) {
+    const up = await driver.upload(artifact, options.storage, op);
+    uploads.push(up);
+    bootByVolid.set(volid, { kind: artifact.kind, volid: up.volid });
   }
-  const boot = bootArtifact(options.artifact, upload?.volid);
-  let changes = upload && upload.action !== 'skipped' ? 1 : 0;
+  const bootOf = (nodeName: string): BootArtifact | undefined => {
+    const volid = volidOf.get(nodeName);
+    return volid ? bootByVolid.get(volid) : undefined;
+  };
+  let changes = uploads.filter((u) => u.action !== 'skipped').length;
   // Destroys first (they free VMIDs and space), then everything else per node in parallel:
   // the driver multiplexes the commands over its one connection.
   for (const d of decisions.filter((x) => x.action === 'destroy')) {
@@ -180,7 +242,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
           changes++;
         }
         if (d.action === 'create' || d.action === 'replace') {
-          await driver.create(node.vm, boot, op);
+          await driver.create(node.vm, bootOf(node.name), op);
           changes++;
         }
         if (d.action === 'update' && d.changes) {
@@ -214,7 +276,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
       ...(first.leftBehind !== undefined ? { leftBehind: first.leftBehind } : {}),
     });
   }
-  return { decisions, ...(upload ? { upload } : {}), changes };
+  return { decisions, ...(uploads[0] ? { upload: uploads[0] } : {}), uploads, changes };
 }
 
 /** Waits until the guest agent answers in every VM (or the timeout passes). */
