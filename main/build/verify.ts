@@ -34,19 +34,9 @@ export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; on
   } catch (err) {
     return fail(PUBLIC_KEY_FILE, `not an ed25519 public key: ${(err as Error).message}`);
   }
-  for (const file of SIGNED_FILES) {
-    const envFile = envelopePath(file);
-    if (!existsSync(join(dir, envFile))) return fail(envFile, 'missing signature envelope');
-    if (!existsSync(join(dir, file))) return fail(file, 'missing');
-    let payload: Buffer;
-    try {
-      payload = verifyDsse(JSON.parse(readFileSync(join(dir, envFile), 'utf8')) as DsseEnvelope, pem, keyid);
-    } catch (err) {
-      return fail(envFile, `signature does not verify: ${(err as Error).message}`);
-    }
-    if (!payload.equals(readFileSync(join(dir, file)))) return fail(file, `content differs from what ${envFile} signed`);
-    checked++;
-  }
+  const attestations = verifyAttestations(dir, pem, keyid);
+  if (!attestations.ok) return attestations;
+  checked += attestations.checked;
   let manifest: BuildManifest;
   try {
     manifest = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as BuildManifest;
@@ -70,6 +60,28 @@ export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; on
     if (listed.has(f) || known.has(f)) continue;
     if (f.startsWith(`${SIGNATURES_DIR}/`)) return fail(f, 'unexpected file in signatures/');
     return fail(f, 'not listed in manifest.json');
+  }
+  return { ok: true, checked, keyid };
+}
+
+/** The DSSE envelopes over manifest, SBOM and provenance in `dir`: each verifies with the key and
+ * signed exactly the file beside it. Outputs are not looked at (the recovery bundle carries the
+ * attestations without the images they describe). */
+export function verifyAttestations(dir: string, publicKeyPem: string, keyid: string = keyidOf(publicKeyPem)): VerifyResult {
+  let checked = 0;
+  const fail = (file: string, reason: string): VerifyResult => ({ ok: false, file, reason, checked });
+  for (const file of SIGNED_FILES) {
+    const envFile = envelopePath(file);
+    if (!existsSync(join(dir, envFile))) return fail(envFile, 'missing signature envelope');
+    if (!existsSync(join(dir, file))) return fail(file, 'missing');
+    let payload: Buffer;
+    try {
+      payload = verifyDsse(JSON.parse(readFileSync(join(dir, envFile), 'utf8')) as DsseEnvelope, publicKeyPem, keyid);
+    } catch (err) {
+      return fail(envFile, `signature does not verify: ${(err as Error).message}`);
+    }
+    if (!payload.equals(readFileSync(join(dir, file)))) return fail(file, `content differs from what ${envFile} signed`);
+    checked++;
   }
   return { ok: true, checked, keyid };
 }

@@ -1,23 +1,40 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isBundleDir, verifyBundle } from '../../bundle/verify';
 import { verifyBuild } from '../../build/verify';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 
 export const verifyCommand: CliCommand = {
   name: 'verify',
-  summary: 'check a build directory offline: DSSE signatures, then every output against manifest.json',
+  summary: 'check a build directory or a recovery bundle offline: DSSE signatures, then every file against its manifest',
   usage: 'kubedos verify DIR [--key PUBKEY.pem] [--json]',
   help: [
+    'DIR is a build directory (manifest.json: every output is checked) or a recovery bundle',
+    '(bundle.json, written by the seal stage: every file, the build attestations, spec/plan hashes,',
+    'the hub pin and certificate chain; the ISOs and images are not in a bundle and not required).',
     'Exit status 0 when everything matches; 1 naming the first file that does not.',
-    '  --key FILE   verify with this ed25519 public key (PEM) instead of the one in DIR/signatures/',
+    '  --key FILE   verify with this ed25519 public key (PEM) instead of the one in DIR/signatures/;',
+    '               a bundle whose embedded key is a different key fails',
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, { key: { type: 'string' }, json: { type: 'boolean' } });
     const [dir, extra] = positionals;
     if (!dir || extra) throw new UsageError('exactly one DIR');
     const publicKeyPem = values.key ? readFileSync(resolve(io.cwd, values.key), 'utf8') : undefined;
-    const r = await verifyBuild(resolve(io.cwd, dir), publicKeyPem ? { publicKeyPem } : {});
+    const path = resolve(io.cwd, dir);
+    if (isBundleDir(path)) {
+      const r = await verifyBundle(path, publicKeyPem ? { publicKeyPem } : {});
+      if (values.json) io.out(JSON.stringify({ kind: 'bundle', ...r }, null, 2));
+      else for (const c of r.checks) io.out(`ok    ${c}`);
+      if (!r.ok) {
+        if (!values.json) io.err(`verify FAILED: recovery bundle ${dir}: ${r.file}: ${r.reason}`);
+        return 1;
+      }
+      if (!values.json) io.out(`verify ok: recovery bundle of ${r.cluster}, signed by key ${r.keyid}`);
+      return 0;
+    }
+    const r = await verifyBuild(path, publicKeyPem ? { publicKeyPem } : {});
     if (values.json) io.out(JSON.stringify(r, null, 2));
     if (!r.ok) {
       if (!values.json) io.err(`verify FAILED: ${r.file}: ${r.reason}`);

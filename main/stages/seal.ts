@@ -1,0 +1,147 @@
+// Stage "seal": the cluster's recovery bundle in <workspace>/bundle (main/bundle): the spec as
+// deployed, the plan, the build's attestations, the public trust material the enroll stage left
+// in <workspace>/trust, every node's facts and the run's stage states, signed with the build
+// signing key. The bundle is written next to its place, verified there with the same checks as
+// `kubedos verify`, and only then moved in, so a bundle that does not verify never replaces a
+// good one. Safe to rerun: the same inputs give a byte-identical bundle.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BUNDLE_PATHS, BundleManifest } from '../bundle/schema';
+import { BundleInputError, prepareBundle } from '../bundle/write';
+import { stagesRecord } from '../bundle/stages';
+import { verifyBundle } from '../bundle/verify';
+import { buildSigningKey } from '../build/keys';
+import { readJournal } from '../pipeline/journal';
+import type { StageDefinition } from '../pipeline/runner';
+import { StageError } from '../pipeline/runner';
+import { certFingerprint } from '../trust/ca';
+import { RevocationList } from '../trust/revocation';
+import { WORKSPACE_LAYOUT } from '../workspace';
+import type { DeployContext } from './context';
+
+/** Public trust material the enroll stage leaves in <workspace>/trust (PEM; the pin is certFingerprint(hub.crt)). */
+export const SEAL_TRUST_FILES = { root: 'root-ca.crt', intermediate: 'cluster-ca.crt', hub: 'hub.crt', pin: 'hub.pin', revoked: 'revoked.json' } as const;
+
+const STAGES_FILE = BUNDLE_PATHS.stages;
+
+/** path -> sha256 of the bundle in place, or undefined when there is none (or it is unreadable). */
+function previousFiles(bundleFile: string): Map<string, string> | undefined {
+  if (!existsSync(bundleFile)) return undefined;
+  try {
+    const m = BundleManifest.safeParse(JSON.parse(readFileSync(bundleFile, 'utf8')));
+    return m.success ? new Map(m.data.files.map((f) => [f.path, f.sha256])) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function sealStage(ctx: DeployContext): StageDefinition {
+  return {
+    name: 'seal',
+    description: 'Write and verify the recovery bundle: spec, plan, build attestations, public trust, node facts, signed',
+    needs: ['workload'],
+    rerun: 'safe-rerun',
+    async run(s) {
+      const missing = (what: string, stage: string): StageError =>
+        new StageError(`seal: no ${what} in this deploy`, { hint: `the ${stage} stage provides it; run kubedos deploy again (add --force if the journal skipped it)` });
+      if (!ctx.spec) throw missing('validated spec', 'validate');
+      if (!ctx.plan) throw missing('plan', 'plan');
+      if (!ctx.build) throw missing('build report', 'build');
+      if (!ctx.hub) throw missing('hub facts', 'firstboot');
+      const plan = ctx.plan;
+      const cluster = plan.cluster.name;
+
+      const trustDir = join(ctx.workspace, WORKSPACE_LAYOUT.trust);
+      const trustPath = (f: string): string => join(trustDir, f);
+      const absent = [SEAL_TRUST_FILES.root, SEAL_TRUST_FILES.intermediate, SEAL_TRUST_FILES.hub].filter((f) => !existsSync(trustPath(f)));
+      if (absent.length) {
+        throw new StageError(`seal: ${absent.join(', ')} missing in ${trustDir}`, {
+          hint: 'the enroll stage writes the cluster\'s public certificates there (root-ca.crt, cluster-ca.crt, hub.crt); run kubedos deploy again so enroll runs, or restore them from the SecretStore\'s recovery copy',
+        });
+      }
+      const trust = {
+        rootCaPem: readFileSync(trustPath(SEAL_TRUST_FILES.root), 'utf8'),
+        clusterCaPem: readFileSync(trustPath(SEAL_TRUST_FILES.intermediate), 'utf8'),
+        hubCertPem: readFileSync(trustPath(SEAL_TRUST_FILES.hub), 'utf8'),
+      };
+      let hubPin: string;
+      try {
+        hubPin = certFingerprint(trust.hubCertPem);
+      } catch (err) {
+        throw new StageError(`seal: ${trustPath(SEAL_TRUST_FILES.hub)} is not a PEM certificate: ${(err as Error).message}`, { hint: 'run kubedos deploy again so enroll rewrites it' });
+      }
+      if (existsSync(trustPath(SEAL_TRUST_FILES.pin))) {
+        const pinned = readFileSync(trustPath(SEAL_TRUST_FILES.pin), 'utf8').trim();
+        if (pinned !== hubPin) {
+          throw new StageError(`seal: ${trustPath(SEAL_TRUST_FILES.pin)} says ${pinned}, but hub.crt is ${hubPin}`, {
+            hint: 'the hub certificate changed after its pin was written; run kubedos deploy again so enroll re-pins the nodes',
+          });
+        }
+      }
+      let revocations: RevocationList | undefined;
+      if (existsSync(trustPath(SEAL_TRUST_FILES.revoked))) {
+        let parsed;
+        try {
+          parsed = RevocationList.safeParse(JSON.parse(readFileSync(trustPath(SEAL_TRUST_FILES.revoked), 'utf8')));
+        } catch (err) {
+          throw new StageError(`seal: ${trustPath(SEAL_TRUST_FILES.revoked)} is not JSON: ${(err as Error).message}`, { hint: 'restore it (kubedos-enroll-hub keeps the same list in /etc/kubedos/enroll/revoked.json on the master)' });
+        }
+        if (!parsed.success) throw new StageError(`seal: ${trustPath(SEAL_TRUST_FILES.revoked)} is not a revocation list: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+        if (parsed.data.cluster !== cluster) throw new StageError(`seal: ${trustPath(SEAL_TRUST_FILES.revoked)} is for cluster ${parsed.data.cluster}, not ${cluster}`);
+        revocations = parsed.data;
+      }
+
+      const journal = readJournal(join(ctx.workspace, WORKSPACE_LAYOUT.journal));
+      const stages = stagesRecord(journal, s.runId, ctx.summaries);
+      const bundleFile = join(ctx.workspace, WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.manifest);
+      const before = previousFiles(bundleFile);
+      s.progress(0.1, 'writing the bundle');
+      let prepared;
+      try {
+        prepared = prepareBundle({
+          workspace: ctx.workspace,
+          specText: ctx.source.text,
+          plan,
+          buildDir: ctx.build.outDir,
+          trust: { ...trust, ...(revocations ? { revocations } : {}) },
+          hub: ctx.hub,
+          nodes: ctx.nodes,
+          stages,
+          signingKey: buildSigningKey(cluster, ctx.env),
+        });
+      } catch (err) {
+        if (err instanceof BundleInputError) throw new StageError(`seal: ${err.message}`, err.hint ? { hint: err.hint } : {});
+        throw err;
+      }
+
+      s.progress(0.6, 'verifying the bundle');
+      const v = await verifyBundle(prepared.stagingDir);
+      for (const line of v.checks) s.log(`verified ${line}`);
+      if (!v.ok) {
+        prepared.discard();
+        throw new StageError(`seal: the new recovery bundle does not verify: ${v.file}: ${v.reason}`, {
+          hint: `the bundle in ${prepared.dir} was left as it was; fix the input named above and run kubedos deploy again`,
+        });
+      }
+      const written = prepared.commit();
+      // stages.json names this run, so it differs on every run; count the files that say something new.
+      const changed = written.manifest.files.filter((f) => f.path !== STAGES_FILE && before?.get(f.path) !== f.sha256).map((f) => f.path);
+      const removed = [...(before?.keys() ?? [])].filter((p) => !written.manifest.files.some((f) => f.path === p));
+      const changes = changed.length + removed.length;
+      s.changed(changes);
+      const notes = [
+        `${written.dir}: ${written.manifest.files.length} files, bundle.json sha256 ${written.bundleSha256}`,
+        `signed by build key ${written.manifest.signingKeyId}; hub pin ${hubPin}`,
+        before === undefined
+          ? 'first seal of this cluster'
+          : changes
+            ? `changed since the last seal: ${[...changed, ...removed.map((p) => `${p} (removed)`)].join(', ')}`
+            : 'unchanged since the last seal except the run record (stages.json)',
+      ];
+      ctx.summaries.seal = { stage: 'seal', changes, notes };
+      for (const n of notes) s.log(n);
+      s.log(`check it offline: kubedos verify ${written.dir}`);
+      s.progress(1);
+    },
+  };
+}
