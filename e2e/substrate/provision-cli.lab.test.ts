@@ -52,4 +52,16 @@ describe('kubedos provision against the Proxmox stand-in', () => {
     expect(dry.out).toMatch(/## master \(VMID 3000\): keep\n/);
     expect(dry.out).not.toContain('qm create');
   });
+
+  it('the real CLI process exits by itself after talking to the host (the SSH connection is closed, nothing keeps node alive)', () => {
+    const bin = join(process.cwd(), 'bin', 'kubedos.mjs');
+    const env = { ...process.env, KUBEDOS_WORKSPACE: join(standin.dir, 'ws'), SSH_AUTH_SOCK: '' };
+    for (const extra of [['--dry-run'], ['--image', 'golden.qcow2']]) {
+      const started = Date.now();
+      // execFileSync throws if the process is killed by the timeout (i.e. it hung) or exits non-zero.
+      const out = execFileSync(process.execPath, [bin, 'provision', 'lab3.yaml', ...hostArgs(), ...extra], { cwd: standin.dir, env, encoding: 'utf8', timeout: 90_000, killSignal: 'SIGKILL' });
+      expect(out).toMatch(extra[0] === '--dry-run' ? /3 VMs found/ : /already converged/);
+      expect(Date.now() - started).toBeLessThan(90_000);
+    }
+  });
 });

@@ -3,16 +3,16 @@
 // it would run, grouped per node.
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { plan as makePlan } from '../../../common/plan/index';
 import type { Plan } from '../../../common/plan/schema';
-import type { ArtifactFile, Inventory, SubstrateDriver, SubstrateEvent } from '../../substrate/driver';
+import type { Target } from '../../target';
+import type { ArtifactFile, Inventory, SubstrateEvent } from '../../substrate/driver';
 import { SubstrateError } from '../../substrate/driver';
-import { decide, ownershipTags, previewCommands, provision, waitForAgents } from '../../substrate/provision';
-import { ProxmoxSshDriver } from '../../substrate/proxmox-ssh';
-import { QemuLocalDriver } from '../../substrate/qemu-local';
-import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
+import { substrateFor } from '../../substrate/factory';
+import { decide, previewCommands, provision, waitForAgents } from '../../substrate/provision';
+import { clusterWorkspace } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
@@ -76,47 +76,39 @@ export const provisionCommand: CliCommand = {
     const spec = loaded.spec;
     const p = makePlan(spec);
     const sub = spec.spec.substrate;
-    const target = values.target ?? (sub.type === 'proxmox' ? `proxmox://${sub.proxmox?.host ?? ''}` : 'qemu-local');
+    const targetText = values.target ?? (sub.type === 'proxmox' ? `proxmox://${sub.proxmox?.host ?? ''}` : 'qemu-local');
     const allowDestroy = Boolean(values['allow-destroy']) || p.stages.provision?.allowDestroy === true;
-    const ownership = { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange };
     const dryRun = Boolean(values['dry-run']);
-    let driver: SubstrateDriver;
-    let storage: string;
-    if (target === 'qemu-local') {
-      const stateDir = sub.qemu?.stateDir ? resolve(io.cwd, sub.qemu.stateDir) : join(clusterWorkspace(p.cluster.name, io.env), WORKSPACE_LAYOUT.vms);
-      driver = new QemuLocalDriver({ stateDir, ownership, accel: sub.qemu?.accel ?? 'auto' });
-      storage = 'local';
-    } else if (target.startsWith('proxmox://')) {
-      if (target === 'proxmox://') throw new UsageError('the spec names no Proxmox host: pass --target proxmox://HOST');
-      const accept = values['accept-host-key'];
-      driver = new ProxmoxSshDriver({
-        target,
-        ownership,
-        ...(values['ssh-config'] ? { sshConfigPath: resolve(io.cwd, values['ssh-config']) } : {}),
-        ...(values['known-hosts'] ? { knownHostsPath: resolve(io.cwd, values['known-hosts']) } : {}),
-        agentSocket: io.env.SSH_AUTH_SOCK,
-        ...(sub.proxmox?.node ? { node: sub.proxmox.node } : {}),
-        ...(dryRun ? { reconnect: { attempts: 0, backoffMs: 0 }, readyTimeoutMs: 8000 } : {}),
-        confirmHostKey: async (prompt) => {
-          if (accept && accept === prompt.fingerprint) return true;
-          if (accept) io.err(`host key of ${prompt.host}:${prompt.port} is ${prompt.fingerprint}, not the ${accept} you accepted`);
-          return false;
-        },
-        passphrase: async (keyPath) => {
-          if (io.env.KUBEDOS_SSH_PASSPHRASE !== undefined) return io.env.KUBEDOS_SSH_PASSPHRASE;
-          if (!io.isTty || !process.stdin.isTTY) return undefined;
-          const rl = createInterface({ input: process.stdin, output: process.stderr });
-          try {
-            return await rl.question(`passphrase for ${keyPath}: `);
-          } finally {
-            rl.close();
-          }
-        },
-      });
-      storage = sub.proxmox?.isoStorage ?? 'local';
-    } else {
-      throw new UsageError(`unknown target ${JSON.stringify(target)}: use proxmox://HOST or qemu-local`);
-    }
+    // proxmox://HOST keeps USER@HOST:PORT too (the driver parses it), so no parseTarget here.
+    let target: Target;
+    if (targetText === 'qemu-local') target = { kind: 'qemu-local' };
+    else if (targetText.startsWith('proxmox://')) {
+      if (targetText === 'proxmox://') throw new UsageError('the spec names no Proxmox host: pass --target proxmox://HOST');
+      target = { kind: 'proxmox', host: targetText.slice('proxmox://'.length) };
+    } else throw new UsageError(`unknown target ${JSON.stringify(targetText)}: use proxmox://HOST or qemu-local`);
+    const accept = values['accept-host-key'];
+    const { driver, storage } = substrateFor({
+      spec,
+      plan: p,
+      target,
+      workspace: clusterWorkspace(p.cluster.name, io.env),
+      cwd: io.cwd,
+      env: io.env,
+      ...(accept ? { acceptHostKey: accept } : {}),
+      ...(values['ssh-config'] ? { sshConfigPath: resolve(io.cwd, values['ssh-config']) } : {}),
+      ...(values['known-hosts'] ? { knownHostsPath: resolve(io.cwd, values['known-hosts']) } : {}),
+      dryRun,
+      warn: (message) => io.err(message),
+      passphrase: async (keyPath) => {
+        if (!io.isTty || !process.stdin.isTTY) return undefined;
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        try {
+          return await rl.question(`passphrase for ${keyPath}: `);
+        } finally {
+          rl.close();
+        }
+      },
+    });
     const artifactPath = values.image ?? values.iso;
     const artifact = artifactPath ? await fileArtifact(resolve(io.cwd, artifactPath), values.iso ? 'iso' : 'disk-image', p) : undefined;
     const start = !values['no-start'];
