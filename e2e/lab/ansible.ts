@@ -1,4 +1,5 @@
 // Runs ansible-core from the hub node against every node over wg1 (the plan's inventory).
+import { parsePlayRecap } from '../../main/stages/converge';
 import { REPO_ROOT } from './harness';
 import type { Lab } from './harness';
 
@@ -11,14 +12,8 @@ const FIXTURE_HOST = `${REPO_ROOT}/e2e/lab/fixtures/ansible`;
 /** Where the hub keeps its copy (a checkout under /tmp is not visible inside a node). */
 const FIXTURE = '/usr/lib/kubedos/lab-ansible';
 
-/** The PLAY RECAP lines of an ansible-playbook run, per host. */
-export function parseRecap(output: string): AnsibleRun['recap'] {
-  const recap: AnsibleRun['recap'] = {};
-  for (const m of output.matchAll(/^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)) {
-    recap[m[1] as string] = { ok: Number(m[2]), changed: Number(m[3]), unreachable: Number(m[4]), failed: Number(m[5]) };
-  }
-  return recap;
-}
+/** The PLAY RECAP lines of an ansible-playbook run, per host (the deploy's own parser). */
+export const parseRecap = (output: string): AnsibleRun['recap'] => parsePlayRecap(output);
 
 export async function prepareAnsible(lab: Lab): Promise<void> {
   await lab.writeFile(lab.hub.name, '/etc/kubedos/inventory.yml', lab.plan.ansibleInventory);

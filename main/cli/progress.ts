@@ -13,6 +13,8 @@ interface StageView {
   startedAt?: number;
   durationMs?: number;
   reason?: string;
+  /** Changes reported on success (0 = unchanged). */
+  changes?: number;
   nodes: Map<string, { state: string; message?: string }>;
 }
 
@@ -47,11 +49,13 @@ export class ProgressDisplay {
         if (e.state === 'running') v.startedAt = this.now();
         if (e.durationMs !== undefined) v.durationMs = e.durationMs;
         if (e.reason !== undefined) v.reason = e.reason;
+        if (e.changes !== undefined) v.changes = e.changes;
         if (e.state === 'success') v.fraction = 1;
         if (!this.tty && e.state !== 'pending' && e.state !== 'queued') {
           // A failure's reason is printed in full by the `failed` event that follows.
           const reason = e.reason && e.state !== 'failed' ? `: ${e.reason}` : '';
-          this.line(`${ICON[e.state]} ${e.stage} ${e.state}${e.durationMs !== undefined ? ` (${fmtMs(e.durationMs)})` : ''}${reason}`);
+          const changes = e.changes === undefined ? '' : e.changes === 0 ? ', unchanged' : `, ${e.changes} change${e.changes === 1 ? '' : 's'}`;
+          this.line(`${ICON[e.state]} ${e.stage} ${e.state}${e.durationMs !== undefined ? ` (${fmtMs(e.durationMs)}${changes})` : changes}${reason}`);
         }
         break;
       }
@@ -81,7 +85,7 @@ export class ProgressDisplay {
       case 'done':
         this.stop();
         this.finished = true;
-        this.line(`done in ${fmtMs(e.durationMs)}: ${Object.entries(e.summary).map(([s, st]) => `${s} ${st}`).join(', ')}`);
+        this.line(`done in ${fmtMs(e.durationMs)}: ${Object.entries(e.summary).map(([s, st]) => `${s} ${this.outcome(s, st)}`).join(', ')}`);
         break;
       case 'checkpoint':
         break;
@@ -94,6 +98,15 @@ export class ProgressDisplay {
     this.timer = undefined;
     if (this.tty && !this.finished) this.redraw();
     this.drawnLines = 0;
+  }
+
+  /** "unchanged" for a stage that succeeded with 0 changes or was skipped as converged. */
+  private outcome(stage: string, st: StageState): string {
+    const v = this.stages.get(stage);
+    if (st === 'success' && v?.changes === 0) return 'unchanged';
+    if (st === 'success' && v?.changes !== undefined) return `changed (${v.changes})`;
+    if (st === 'skipped' && v?.reason?.startsWith('converged')) return 'unchanged';
+    return st;
   }
 
   private view(stage: string): StageView {

@@ -56,8 +56,12 @@ export interface DeployContext {
   /** Filled by the stages. */
   spec?: ClusterSpec;
   plan?: Plan;
+  /** The plan as canonical JSON (what plan.json holds). */
+  json?: string;
   build?: BuildReport;
   driver?: SubstrateDriver;
+  /** Where the driver stores uploaded artifacts (Proxmox storage id; "local" for qemu). */
+  storage?: string;
   hub?: HubFacts;
   nodes: Record<string, NodeFacts>;
   summaries: Record<string, StageSummary>;

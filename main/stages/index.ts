@@ -1,12 +1,23 @@
-// The stages of the convergence DAG (seed 003 §12). validate and plan are real; the others are
-// registered so the DAG is whole, and fail with "not implemented" until their issues land.
+// The stages of the convergence DAG (seed 003 §12), one file each:
+// validate → plan → build → provision → firstboot → backplanes → enroll → converge → workload → seal.
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
 import type { Target } from '../target';
 import type { StageDefinition } from '../pipeline/runner';
-import { notImplementedStage } from '../pipeline/runner';
+import { backplanesStage } from './backplanes';
+import { buildStage } from './build';
+import type { DeployContext } from './context';
+import { newDeployContext } from './context';
+import { convergeStage } from './converge';
+import { enrollStage } from './enroll';
+import { firstbootStage } from './firstboot';
 import type { PlannedCluster } from './plan';
 import { planStage } from './plan';
+import { provisionStage } from './provision';
+import { sealStage } from './seal';
 import type { SpecSource, ValidatedSpec } from './validate';
 import { validateStage } from './validate';
+import { workloadStage } from './workload';
 
 export interface PlanPipeline {
   stages: StageDefinition[];
@@ -21,25 +32,60 @@ export function planPipeline(source: SpecSource, planPath?: string): PlanPipelin
   return { stages, result: Object.assign(validated, planned) };
 }
 
+/** The repository (or packaged app resources) root, where payload/ lives. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
 export interface DeployOptions {
   planPath?: string;
   target: Target;
   workspace: string;
   env?: NodeJS.ProcessEnv;
+  specPath?: string;
+  repoRoot?: string;
+  acceptHostKey?: string;
+  sshConfigPath?: string;
+  knownHostsPath?: string;
+  passphrase?: (keyPath: string) => Promise<string | undefined>;
 }
 
-/** The whole deploy DAG, with the stages of later issues registered but refusing to pretend. */
-export function deployPipeline(source: SpecSource, options: DeployOptions): PlanPipeline {
-  const base = planPipeline(source, options.planPath);
-  base.stages.push(
-    notImplementedStage('build', ['plan'], 'safe-rerun', 'Build role ISOs, qcow2 images and the darksite (cache-aware)', 'issue "Artifact foundry"'),
-    notImplementedStage('provision', ['build'], 'remediates-drift', 'Create VMs from the plan through the substrate driver', 'issue "Substrates"'),
-    notImplementedStage('firstboot', ['provision'], 'safe-rerun', 'Wait for the guest agent and the first-boot marker; read the hub facts', 'issue "Deploy end to end"'),
-    notImplementedStage('backplanes', ['firstboot'], 'safe-rerun', 'Check WireGuard handshakes on wg1/wg2/wg3 through the agent', 'issue "Backplanes, trust and enrollment"'),
-    notImplementedStage('enroll', ['backplanes'], 'safe-rerun', 'Open the enrollment window, watch nodes join, close it', 'issue "Backplanes, trust and enrollment"'),
-    notImplementedStage('converge', ['enroll'], 'remediates-drift', 'Salt discovery gate, then ansible-playbook from the master over wg1', 'issue "Deploy end to end"'),
-    notImplementedStage('workload', ['converge'], 'remediates-drift', 'Kubernetes HA, Cilium/Hubble, monitoring', 'issue "Deploy end to end"'),
-    notImplementedStage('seal', ['workload'], 'safe-rerun', 'Write the recovery bundle', 'issue "Deploy end to end"'),
-  );
-  return base;
+export interface DeployPipeline extends PlanPipeline {
+  context: DeployContext;
+  /** Releases what the run holds open (the substrate driver's connection). */
+  close(): Promise<void>;
+}
+
+/** The whole deploy DAG. */
+export function deployPipeline(source: SpecSource, options: DeployOptions): DeployPipeline {
+  const ctx = newDeployContext({
+    source,
+    target: options.target,
+    workspace: options.workspace,
+    repoRoot: options.repoRoot ?? REPO_ROOT,
+    env: options.env ?? process.env,
+    ...(options.specPath ? { specPath: options.specPath } : {}),
+    ...(options.acceptHostKey ? { acceptHostKey: options.acceptHostKey } : {}),
+    ...(options.sshConfigPath ? { sshConfigPath: options.sshConfigPath } : {}),
+    ...(options.knownHostsPath ? { knownHostsPath: options.knownHostsPath } : {}),
+    ...(options.passphrase ? { passphrase: options.passphrase } : {}),
+  });
+  const stages = [
+    validateStage(source, ctx),
+    planStage(ctx, ctx, options.planPath),
+    buildStage(ctx),
+    provisionStage(ctx),
+    firstbootStage(ctx),
+    backplanesStage(ctx),
+    enrollStage(ctx),
+    convergeStage(ctx),
+    workloadStage(ctx),
+    sealStage(ctx),
+  ];
+  return {
+    stages,
+    result: ctx,
+    context: ctx,
+    async close() {
+      await ctx.driver?.close?.();
+    },
+  };
 }

@@ -1,5 +1,5 @@
 // Stage "plan": derive the deterministic plan and write it to the workspace. Safe to rerun.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { plan, planJson } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
@@ -31,9 +31,16 @@ export function planStage(input: ValidatedSpec, out: PlannedCluster, planPath?: 
       });
       for (const f of p.policy.flows) ctx.log(`policy: ${f.from} -> ${f.to} ${f.ports.join(', ')} allowed; everything else between planes denied`);
       if (planPath) {
-        mkdirSync(dirname(planPath), { recursive: true });
-        writeFileSync(planPath, json);
-        ctx.log(`plan written to ${planPath} (${json.length} bytes)`);
+        const before = existsSync(planPath) ? readFileSync(planPath, 'utf8') : undefined;
+        if (before === json) {
+          ctx.log(`plan unchanged (${planPath})`);
+          ctx.changed(0);
+        } else {
+          mkdirSync(dirname(planPath), { recursive: true });
+          writeFileSync(planPath, json);
+          ctx.log(`plan written to ${planPath} (${json.length} bytes)${before === undefined ? '' : '; it differs from the previous plan'}`);
+          ctx.changed(1);
+        }
       }
     },
   };

@@ -33,6 +33,7 @@ export function validateStage(source: SpecSource, out: ValidatedSpec): StageDefi
       out.spec = result.spec;
       ctx.log(`valid: cluster ${result.spec.metadata.name}, ${result.spec.spec.nodes.inventory.length} nodes`);
       ctx.progress(1);
+      ctx.changed(0);
     },
   };
 }

@@ -84,6 +84,17 @@ step_sshd() {
   if command -v sshd >/dev/null; then sshd -t || fail "sshd rejects the hardened configuration"; fi
 }
 
+nic_with_mac() { # MAC -> interface name (empty when none)
+  local d
+  for d in /sys/class/net/*; do
+    if [ "$(cat "$d/address" 2>/dev/null)" = "$1" ]; then
+      basename "$d"
+      return 0
+    fi
+  done
+  return 0
+}
+
 step_lan() {
   local mac addr prefix gw dev dns
   mac=$(json_get "$NODE_JSON" node.lan.mac | tr 'A-F' 'a-f')
@@ -112,7 +123,7 @@ step_lan() {
   fi
   # ... and now, so that the planes, enrollment and the firewall work in this very boot
   # (no reboot between first boot and the backplanes).
-  dev=$(for d in /sys/class/net/*; do [ "$(cat "$d/address" 2>/dev/null)" = "$mac" ] && basename "$d"; done | head -n1)
+  dev=$(nic_with_mac "$mac")
   [ -n "$dev" ] || fail "no NIC has the planned LAN MAC $mac"
   if [ "$dev" != lan0 ]; then
     ip link set dev "$dev" down

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { runPipeline } from '../../pipeline/runner';
 import { deployPipeline } from '../../stages/index';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
@@ -12,7 +12,7 @@ import { formatTarget, parseTarget } from '../../target';
 export const deployCommand: CliCommand = {
   name: 'deploy',
   summary: 'run the convergence DAG: validate → plan → build → provision → first boot → planes → enroll → converge → workload → seal',
-  usage: 'kubedos deploy SPEC --target qemu-local|proxmox://HOST [--allow-destroy] [--force] [--verbose]',
+  usage: 'kubedos deploy SPEC --target qemu-local|proxmox://HOST [--allow-destroy] [--force] [--verbose] [--accept-host-key SHA256:…] [--ssh-config F] [--known-hosts F]',
   help: [
     'Progress is shown per stage and per node. Every event is journaled to the cluster workspace',
     '($KUBEDOS_WORKSPACE or ~/.kubedos)/clusters/<name>/journal.jsonl; running the same command again',
@@ -21,6 +21,10 @@ export const deployCommand: CliCommand = {
     '  --allow-destroy   let destructive stages replace or destroy VMs the cluster owns',
     '  --force           ignore the journal and run every stage',
     '  --verbose         print every log line (default: warnings, errors and state changes)',
+    '  --accept-host-key FP   trust this SHA256 host key fingerprint of a Proxmox host not in known_hosts yet',
+    '  --ssh-config FILE      instead of ~/.ssh/config;  --known-hosts FILE  instead of ~/.ssh/known_hosts',
+    'Environment: KUBEDOS_BOOT_TIMEOUT_S (default 1200) bounds the wait for guests; KUBEDOS_AGE_IDENTITY_FILE',
+    'names the age identity that encrypts the cluster\'s secrets (default <workspace root>/age-identity.txt).',
   ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -28,6 +32,9 @@ export const deployCommand: CliCommand = {
       'allow-destroy': { type: 'boolean' },
       force: { type: 'boolean' },
       verbose: { type: 'boolean', short: 'v' },
+      'accept-host-key': { type: 'string' },
+      'ssh-config': { type: 'string' },
+      'known-hosts': { type: 'string' },
     });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('exactly one SPEC');
@@ -45,19 +52,33 @@ export const deployCommand: CliCommand = {
     }
     const workspace = clusterWorkspace(loaded.spec.metadata.name, io.env);
     const source = { name: file, text: readFileSync(loaded.path, 'utf8') };
-    const pipeline = deployPipeline(source, { planPath: join(workspace, WORKSPACE_LAYOUT.plan), target, workspace, env: io.env });
+    const pipeline = deployPipeline(source, {
+      planPath: join(workspace, WORKSPACE_LAYOUT.plan),
+      target,
+      workspace,
+      env: io.env,
+      specPath: loaded.path,
+      ...(values['accept-host-key'] ? { acceptHostKey: values['accept-host-key'] } : {}),
+      ...(values['ssh-config'] ? { sshConfigPath: resolve(io.cwd, values['ssh-config']) } : {}),
+      ...(values['known-hosts'] ? { knownHostsPath: resolve(io.cwd, values['known-hosts']) } : {}),
+    });
     io.out(`deploying ${loaded.spec.metadata.name} to ${formatTarget(target)} (workspace ${workspace})`);
     const display = new ProgressDisplay(io.out, io.isTty, { verbose: Boolean(values.verbose) });
-    const result = await runPipeline(pipeline.stages, {
-      name: 'deploy',
-      journalPath: join(workspace, WORKSPACE_LAYOUT.journal),
-      concurrency: 2,
-      allowDestroy: Boolean(values['allow-destroy']),
-      force: Boolean(values.force),
-      onEvent: (e) => display.handle(e),
-      signal: io.signal,
-    });
-    display.stop();
+    let result;
+    try {
+      result = await runPipeline(pipeline.stages, {
+        name: 'deploy',
+        journalPath: join(workspace, WORKSPACE_LAYOUT.journal),
+        concurrency: 2,
+        allowDestroy: Boolean(values['allow-destroy']),
+        force: Boolean(values.force),
+        onEvent: (e) => display.handle(e),
+        signal: io.signal,
+      });
+    } finally {
+      display.stop();
+      await pipeline.close();
+    }
     if (io.signal.aborted) {
       io.err(`interrupted; the journal is kept: run the same command again to resume (kubedos status ${file})`);
       return 130;

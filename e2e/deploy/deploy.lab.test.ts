@@ -1,0 +1,114 @@
+// Deploy end to end (issue "Deploy end to end", item 5): lab-3 onto qemu-local under TCG from the
+// qcow2 path, with no route out of the VMs' network (the qemu-local L2 has no uplink). One real
+// `kubedos deploy` builds the darksite and the role images, provisions three VMs, waits for first
+// boot through the guest agents, checks the planes, enrolls the nodes, lets the master converge
+// the cluster with Ansible over wg1, runs the workload stage and seals a recovery bundle that
+// `kubedos verify` accepts. The cluster is then checked from inside (etcd over wg3 with TLS,
+// Prometheus on wg2, handshakes on every plane) and a second deploy must report every stage
+// unchanged.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { plan } from '../../common/plan/index';
+import type { Plan } from '../../common/plan/index';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { QemuLocalDriver } from '../../main/substrate/qemu-local';
+import { ownershipTags } from '../../main/substrate/provision';
+import { DEPLOY_LAB, deployEnv, kubedosAsync, outcomes, requireRoot, writeSpec } from './env';
+
+const WS = join(DEPLOY_LAB, 'workspace');
+const STAGES = ['validate', 'plan', 'build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal'];
+const p: Plan = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
+const node = (name: string) => p.nodes.find((n) => n.name === name)!;
+const ip = (a: string) => a.replace(/\/32$/, '');
+let driver: QemuLocalDriver;
+let spec: string;
+
+async function inGuest(name: string, argv: string[]) {
+  return driver.guestExec(node(name).vmid, argv, { timeoutS: 120 });
+}
+
+describe('kubedos deploy lab-3 --target qemu-local (TCG, qcow2 path, no route out)', () => {
+  beforeAll(() => {
+    requireRoot();
+    // A fresh cluster every run: VMs of an earlier run are destroyed by afterAll; the workspace
+    // (journal, secrets, VM state) starts empty. The build cache is shared with the build lab.
+    rmSync(WS, { recursive: true, force: true });
+    spec = writeSpec(DEPLOY_LAB);
+    driver = new QemuLocalDriver({ stateDir: join(WS, 'clusters/lab-3/vms'), ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } });
+  });
+
+  afterAll(async () => {
+    for (const n of p.nodes) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
+  });
+
+  it('deploys: every stage succeeds', async () => {
+    const r = await kubedosAsync(['deploy', spec, '--target', 'qemu-local', '--verbose'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'deploy-1.log'), timeoutMs: 55 * 60_000 });
+    console.log(`[bench] first deploy of lab-3: ${(r.ms / 1000).toFixed(0)} s`);
+    expect(r.stderr + r.stdout.slice(-4000)).not.toMatch(/deploy stopped/);
+    expect(r.status).toBe(0);
+    const o = outcomes(r.stdout);
+    expect(Object.keys(o)).toEqual(STAGES);
+    for (const s of STAGES) expect(o[s], s).not.toMatch(/failed|skipped|aborted/);
+    // The workload stage says plainly what it did not install.
+    expect(r.stdout).toMatch(/Kubernetes NOT installed: the darksite has no kubeadm, kubelet, kubectl/);
+  }, 56 * 60_000);
+
+  it('has no route out of the VMs\' network', async () => {
+    for (const n of p.nodes) {
+      const routes = await inGuest(n.name, ['ip', '-4', 'route', 'show', 'default']);
+      expect(routes.stdout.trim(), n.name).toBe('');
+      const addr = await inGuest(n.name, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'lan0']);
+      expect(addr.stdout).toContain(`${n.lan.address}/20`);
+    }
+  });
+
+  it('every node has fresh handshakes with the hub on wg1, wg2 and wg3', async () => {
+    for (const n of p.nodes.filter((x) => !x.hub)) {
+      for (const plane of ['wg1', 'wg2', 'wg3'] as const) {
+        const r = await inGuest(n.name, ['ping', '-c', '1', '-W', '3', '-I', plane, ip(node('master').planes[plane].address)]);
+        expect(r.exitCode, `${n.name} → master on ${plane}`).toBe(0);
+      }
+    }
+    const st = JSON.parse((await inGuest('master', ['/usr/lib/kubedos/backplane/kubedos-planes', 'status'])).stdout);
+    for (const plane of ['wg1', 'wg2', 'wg3']) expect(st.planes[plane].peers.filter((x: { latestHandshake: number }) => x.latestHandshake > 0)).toHaveLength(2);
+    const hub = JSON.parse((await inGuest('master', ['/usr/lib/kubedos/backplane/kubedos-enroll-hub', 'status'])).stdout);
+    expect(hub.enrolled).toEqual(['cp-1', 'w-1']);
+    expect(hub.window).toBeNull();
+  });
+
+  it('converged for real: etcd on wg3 with TLS from the cluster CA, Prometheus on wg2 scraping every node', async () => {
+    const cp = node('cp-1');
+    const wg3 = ip(cp.planes.wg3.address);
+    const health = await inGuest('cp-1', ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key', 'endpoint', 'health']);
+    expect(health.stdout + health.stderr).toMatch(/is healthy/);
+    // Plain HTTP is refused: the member speaks TLS only.
+    const plain = await inGuest('cp-1', ['etcdctl', `--endpoints=http://${wg3}:2379`, '--dial-timeout=3s', 'endpoint', 'health']);
+    expect(plain.exitCode).not.toBe(0);
+    const prom = ip(node('master').planes.wg2.address);
+    const script = `import json,urllib.request,time
+for _ in range(30):
+    t=json.load(urllib.request.urlopen("http://${prom}:9090/api/v1/targets"))["data"]["activeTargets"]
+    if t and all(x["health"]=="up" for x in t): break
+    time.sleep(5)
+print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)))`;
+    const targets = await inGuest('master', ['python3', '-c', script]);
+    const list = JSON.parse(targets.stdout) as [string, string][];
+    for (const n of p.nodes) expect(list, n.name).toContainEqual([`${ip(n.planes.wg2.address)}:9100`, 'up']);
+  }, 300_000);
+
+  it('sealed a recovery bundle that kubedos verify accepts', async () => {
+    const bundle = join(WS, 'clusters/lab-3/bundle');
+    const r = await kubedosAsync(['verify', bundle], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'verify.log'), timeoutMs: 120_000 });
+    expect(r.stdout + r.stderr).not.toMatch(/mismatch|FAILED/i);
+    expect(r.status).toBe(0);
+  });
+
+  it('a second deploy reports every stage unchanged', async () => {
+    const r = await kubedosAsync(['deploy', spec, '--target', 'qemu-local'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'deploy-2.log'), timeoutMs: 30 * 60_000 });
+    console.log(`[bench] second deploy of lab-3: ${(r.ms / 1000).toFixed(0)} s`);
+    expect(r.status).toBe(0);
+    const o = outcomes(r.stdout);
+    expect(o).toEqual(Object.fromEntries(STAGES.map((s) => [s, 'unchanged'])));
+  }, 31 * 60_000);
+});

@@ -1,0 +1,72 @@
+// Shared helpers of the deploy lab: the real `kubedos` CLI as a child process (output kept in
+// e2e/output/deploy-lab/*.log), a workspace of its own, and the build cache shared with the
+// build lab (so the darksite and the golden images are built once per machine).
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { TEMPLATES } from '../../common/spec/index';
+
+export const REPO = resolve(__dirname, '../..');
+export const DEPLOY_LAB = join(REPO, 'e2e/output/deploy-lab');
+export const BUILD_CACHE = join(REPO, 'e2e/output/build-lab/cache');
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('the deploy lab needs root (debootstrap, chroot, QEMU with swtpm); run it as root like CI does');
+}
+
+export function deployEnv(workspace: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: workspace, KUBEDOS_CACHE: BUILD_CACHE, KUBEDOS_BOOT_TIMEOUT_S: '1500' };
+  delete env.SOURCE_DATE_EPOCH;
+  return env;
+}
+
+export function writeSpec(dir: string, name = 'lab-3.yaml', text = TEMPLATES['lab-3'].text): string {
+  mkdirSync(dir, { recursive: true });
+  const p = join(dir, name);
+  if (!existsSync(p) || text !== TEMPLATES['lab-3'].text) writeFileSync(p, text);
+  return p;
+}
+
+export interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs the CLI, teeing its output into logFile; resolves when it exits (or is killed at timeout). */
+export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number }): Promise<CliRun> {
+  mkdirSync(DEPLOY_LAB, { recursive: true });
+  const log = createWriteStream(o.logFile);
+  const started = Date.now();
+  return new Promise((res) => {
+    const child = spawn(process.execPath, [join(REPO, 'bin/kubedos.mjs'), ...args], { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      log.write(d);
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      log.write(d);
+    });
+    const timer = setTimeout(() => child.kill('SIGTERM'), o.timeoutMs);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      log.end();
+      res({ status, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+/** "stage outcome" pairs of the CLI's final `done in …: validate unchanged, plan …` line. */
+export function outcomes(stdout: string): Record<string, string> {
+  const line = stdout.split('\n').reverse().find((l) => l.startsWith('done in '));
+  if (!line) return {};
+  const list = line.slice(line.indexOf(': ') + 2);
+  return Object.fromEntries(list.split(', ').map((p) => {
+    const i = p.indexOf(' ');
+    return [p.slice(0, i), p.slice(i + 1)];
+  }));
+}

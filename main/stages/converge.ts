@@ -1,0 +1,275 @@
+// Stage "converge": the master converges the cluster from its own baked payload
+// (/usr/lib/kubedos/ansible, inventory from the plan) over wg1; the workbench only prepares
+// trust and triggers and watches, through the guest agent:
+//  - a converge SSH key made on the master (never leaves it), authorized for the operator
+//    account on every node; the nodes' host keys (read through the agent at first boot) pinned
+//    in the master's known_hosts for their wg1 addresses — strict host key checking stays on;
+//  - etcd members get server/peer certificates from the cluster CA (keys written 0600);
+//  - Salt's discovery gate when the spec enables Salt and the master has it;
+//  - `ansible-playbook site.yml` for the roles whose packages the darksite carries (baseline,
+//    backplanes, etcd, lb, observability), its log streamed live, its PLAY RECAP parsed: a
+//    failed task stops the stage with the node, the task and the error.
+// Remediates drift: a rerun runs the playbook again and must report changed=0.
+import { parse as parseYaml } from 'yaml';
+import type { Plan } from '../../common/plan/index';
+import type { StageDefinition, StageContext } from '../pipeline/runner';
+import { StageError } from '../pipeline/runner';
+import { issueEtcdCert } from '../trust/index';
+import type { DeployContext } from './context';
+import type { GuestCall, PlanNode } from './guest';
+import { eachNode, guestReadMaybe, guestRun, guestWrite, need, sleep, tail } from './guest';
+import { ensureDriver } from './provision';
+import { clusterTrust } from './trust';
+
+export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
+export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
+export const DEPLOY_VARS = '/etc/kubedos/ansible/deploy-vars.yml';
+export const KNOWN_HOSTS = '/etc/kubedos/ansible/known_hosts';
+export const CONVERGE_KEY = '/root/.ssh/kubedos_converge';
+const ETCD_PKI = '/etc/kubedos/pki/etcd';
+/** Tags whose packages Debian carries (so the darksite has them); the rest is the workload stage. */
+export const CONVERGE_TAGS = ['baseline', 'backplanes', 'etcd', 'lb', 'observability'] as const;
+
+export interface RecapRow {
+  ok: number;
+  changed: number;
+  unreachable: number;
+  failed: number;
+  skipped: number;
+  rescued: number;
+  ignored: number;
+}
+
+/** Pure: the PLAY RECAP of ansible-playbook output (log-file prefixes tolerated). */
+export function parsePlayRecap(text: string): Record<string, RecapRow> {
+  const out: Record<string, RecapRow> = {};
+  const i = text.lastIndexOf('PLAY RECAP');
+  if (i < 0) return out;
+  for (const line of text.slice(i).split('\n').slice(1)) {
+    const m = /(?:^|\|\s*)(\S+)\s+:\s+((?:\w+=\d+\s*)+)$/.exec(line.trim());
+    if (!m) continue;
+    const row: RecapRow = { ok: 0, changed: 0, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0 };
+    for (const kv of m[2]!.trim().split(/\s+/)) {
+      const [k, v] = kv.split('=');
+      if (k && k in row) row[k as keyof RecapRow] = Number(v);
+    }
+    out[m[1]!] = row;
+  }
+  return out;
+}
+
+/** Pure: the first failed task per host ("TASK [...]" then "fatal: [host]: FAILED! => …"). */
+export function failedTasks(text: string): { host: string; task: string; message: string }[] {
+  const out: { host: string; task: string; message: string }[] = [];
+  let task = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/^.*? \| /, '');
+    const t = /^TASK \[(.+?)\]/.exec(line);
+    if (t) task = t[1]!;
+    const f = /^fatal: \[([^\]]+)\]: (FAILED!|UNREACHABLE!) => (.*)$/.exec(line);
+    if (f && !out.some((o) => o.host === f[1])) {
+      let message = f[3]!;
+      try {
+        const j = JSON.parse(message) as { msg?: string; stderr?: string };
+        message = [j.msg, j.stderr].filter(Boolean).join(': ') || message;
+      } catch {
+        /* not JSON */
+      }
+      out.push({ host: f[1]!, task, message: message.slice(0, 2000) });
+    }
+  }
+  return out;
+}
+
+export function etcdMembers(plan: Plan): PlanNode[] {
+  const inv = parseYaml(plan.ansibleInventory) as { all?: { children?: Record<string, { hosts?: Record<string, unknown> }> } };
+  const names = Object.keys(inv.all?.children?.etcd_members?.hosts ?? {});
+  return plan.nodes.filter((n) => names.includes(n.name));
+}
+
+/** Pure: the extra vars the deploy gives the master's ansible-playbook. */
+export function deployVars(): string {
+  return [
+    '# Written by the Kube\'d\'OS deploy (converge stage): how the master reaches the nodes over wg1.',
+    `ansible_ssh_private_key_file: ${CONVERGE_KEY}`,
+    `ansible_ssh_common_args: "-o UserKnownHostsFile=${KNOWN_HOSTS} -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null"`,
+    '',
+  ].join('\n');
+}
+
+async function prepareSsh(ctx: DeployContext, s: StageContext, plan: Plan, hubG: GuestCall): Promise<number> {
+  let changes = 0;
+  const driver = hubG.driver;
+  let pub = (await guestReadMaybe(hubG, `${CONVERGE_KEY}.pub`))?.toString('utf8').trim();
+  if (!pub) {
+    await guestRun(hubG, ['install', '-d', '-m', '0700', '/root/.ssh']);
+    await guestRun(hubG, ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `kubedos-converge@${hubG.node.name}`, '-f', CONVERGE_KEY], { what: 'make the converge key' });
+    pub = (await guestRun(hubG, ['cat', `${CONVERGE_KEY}.pub`])).stdout.trim();
+    s.log(`${hubG.node.name}: converge key made (${pub.split(' ')[1]?.slice(0, 16)}…)`, { node: hubG.node.name });
+    changes++;
+  }
+  const keyLine = pub.split(' ').slice(0, 2).join(' ');
+  const user = need(ctx.spec, 'spec').spec.security.ssh.allowUsers[0] ?? 'ops';
+  await eachNode(s, plan.nodes, async (n) => {
+    const g: GuestCall = { driver, node: n, signal: s.signal };
+    const path = `/home/${user}/.ssh/authorized_keys`;
+    const have = (await guestReadMaybe(g, path))?.toString('utf8') ?? '';
+    if (have.split('\n').some((l) => l.split(' ').slice(0, 2).join(' ') === keyLine)) return;
+    await guestWrite(g, path, `${have.trimEnd()}${have.trim() ? '\n' : ''}${pub}\n`, 0o600);
+    await guestRun(g, ['chown', `${user}:${user}`, path]);
+    s.log(`${n.name}: converge key of ${hubG.node.name} authorized for ${user}`, { node: n.name });
+    changes++;
+  });
+  const known = plan.nodes.map((n) => {
+    const k = ctx.nodes[n.name]?.sshHostKey;
+    if (!k) throw new StageError(`internal: no SSH host key of ${n.name} (read by the firstboot stage)`, { node: n.name, hint: 'rerun the deploy' });
+    return `${n.planes.wg1.address.replace(/\/32$/, '')} ${k}`;
+  });
+  const files: [string, string, number][] = [
+    [KNOWN_HOSTS, `${known.join('\n')}\n`, 0o644],
+    [DEPLOY_VARS, deployVars(), 0o644],
+    [INVENTORY, plan.ansibleInventory, 0o644],
+  ];
+  for (const [path, content, mode] of files) {
+    const have = (await guestReadMaybe(hubG, path))?.toString('utf8');
+    if (have === content) continue;
+    await guestWrite(hubG, path, content, mode);
+    changes++;
+  }
+  return changes;
+}
+
+async function prepareEtcd(ctx: DeployContext, s: StageContext, plan: Plan): Promise<number> {
+  const members = etcdMembers(plan);
+  if (!members.length) return 0;
+  const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
+  const driver = ensureDriver(ctx);
+  const chain = trust.intermediate.certPem + trust.root.certPem;
+  let changes = 0;
+  await eachNode(s, members, async (n) => {
+    const g: GuestCall = { driver, node: n, signal: s.signal };
+    const have = (await guestReadMaybe(g, `${ETCD_PKI}/ca.crt`))?.toString('utf8');
+    const hasAll = have === chain && (await guestReadMaybe(g, `${ETCD_PKI}/server.crt`)) && (await guestReadMaybe(g, `${ETCD_PKI}/peer.key`));
+    if (hasAll) return;
+    const address = n.planes.wg3.address.replace(/\/32$/, '');
+    const now = new Date();
+    const server = await issueEtcdCert(trust.intermediate, { cluster: plan.cluster.name, node: n.name, kind: 'server', address, now });
+    const peer = await issueEtcdCert(trust.intermediate, { cluster: plan.cluster.name, node: n.name, kind: 'peer', address, now });
+    await guestWrite(g, `${ETCD_PKI}/server.key`, server.keyPem, 0o600);
+    await guestWrite(g, `${ETCD_PKI}/peer.key`, peer.keyPem, 0o600);
+    await guestWrite(g, `${ETCD_PKI}/server.crt`, server.certPem, 0o644);
+    await guestWrite(g, `${ETCD_PKI}/peer.crt`, peer.certPem, 0o644);
+    await guestWrite(g, `${ETCD_PKI}/ca.crt`, chain, 0o644);
+    s.log(`${n.name}: etcd server/peer certificates for ${address} from the cluster CA`, { node: n.name });
+    changes++;
+  });
+  return changes;
+}
+
+/** Runs ansible-playbook on the master through the agent, streaming its log file meanwhile. */
+export async function runPlaybook(s: StageContext, hubG: GuestCall, o: { tags: readonly string[]; logName: string; extraArgs?: readonly string[]; timeoutS?: number }): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const logPath = `/var/log/kubedos/${o.logName}.log`;
+  await guestRun(hubG, ['install', '-d', '-m', '0750', '/var/log/kubedos']);
+  await guestRun(hubG, ['rm', '-f', logPath]);
+  const argv = [
+    'env',
+    '-C',
+    ANSIBLE_DIR,
+    `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`,
+    `ANSIBLE_LOG_PATH=${logPath}`,
+    'ANSIBLE_NOCOLOR=1',
+    'ANSIBLE_TASK_TIMEOUT=600',
+    'ansible-playbook',
+    '-i',
+    INVENTORY,
+    '-e',
+    `@${DEPLOY_VARS}`,
+    ...(o.tags.length ? ['--tags', o.tags.join(',')] : []),
+    ...(o.extraArgs ?? []),
+    'site.yml',
+  ];
+  s.log(`${hubG.node.name}$ ${argv.join(' ')}`, { node: hubG.node.name });
+  let done = false;
+  let shown = 0;
+  const follow = (async () => {
+    while (!done) {
+      await sleep(4000, hubG.signal).catch(() => undefined);
+      const buf = await guestReadMaybe(hubG, logPath);
+      if (!buf) continue;
+      const lines = buf.toString('utf8').split('\n');
+      const complete = lines.slice(0, -1);
+      for (const l of complete.slice(shown)) {
+        const text = l.replace(/^.*? p=\d+ u=\S+ n=\S+ \| /, '');
+        if (text.trim()) s.log(text, { node: hubG.node.name, stream: /^fatal:|FAILED!|UNREACHABLE!/.test(text) ? 'stderr' : 'stdout' });
+      }
+      shown = Math.max(shown, complete.length);
+    }
+  })();
+  try {
+    return await guestRun(hubG, argv, { okCodes: [0, 1, 2, 3, 4, 5, 8, 99, 250], timeoutS: o.timeoutS ?? 3600, what: 'ansible-playbook' });
+  } finally {
+    done = true;
+    await follow;
+  }
+}
+
+export function convergeStage(ctx: DeployContext): StageDefinition {
+  return {
+    name: 'converge',
+    description: 'The master runs the Salt discovery gate (when Salt is on), then ansible-playbook from its baked payload over wg1',
+    needs: ['enroll'],
+    rerun: 'remediates-drift',
+    async run(s) {
+      const plan = need(ctx.plan, 'plan');
+      const spec = need(ctx.spec, 'spec');
+      const driver = ensureDriver(ctx);
+      const hub = plan.nodes.find((n) => n.hub)!;
+      const hubG: GuestCall = { driver, node: hub, signal: s.signal };
+      if (!spec.spec.orchestration.ansible.enabled) {
+        s.log('orchestration.ansible.enabled is false: nothing to converge');
+        ctx.summaries.converge = { stage: 'converge', changes: 0, notes: ['ansible disabled in the spec'] };
+        s.changed(0);
+        return;
+      }
+      let changes = await prepareSsh(ctx, s, plan, hubG);
+      changes += await prepareEtcd(ctx, s, plan);
+      const notes: string[] = [];
+      if (spec.spec.orchestration.salt.enabled) {
+        const salt = await guestRun(hubG, ['salt-run', '--version'], { okCodes: [0, 127, 1, 2], what: 'salt-run --version' }).catch(() => undefined);
+        if (salt && salt.exitCode === 0) {
+          await guestRun(hubG, ['salt-run', 'state.orchestrate', 'kubedos.orch.discovery'], { timeoutS: 900, what: 'Salt discovery gate', hint: 'see /var/log/salt/master on the master' });
+          notes.push('Salt discovery gate passed');
+        } else {
+          notes.push('Salt enabled in the spec but salt-master is not in the darksite: discovery gate not run');
+          s.log(notes[notes.length - 1]!, { stream: 'warn' });
+        }
+      }
+      for (const n of plan.nodes) s.node(n.name, 'running', 'converging');
+      const r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: `converge-${s.runId.slice(0, 8)}` });
+      const recap = parsePlayRecap(r.stdout);
+      const failures = failedTasks(r.stdout);
+      for (const n of plan.nodes) {
+        const row = recap[n.name];
+        const f = failures.find((x) => x.host === n.name);
+        if (f || !row || row.failed || row.unreachable) s.node(n.name, 'failed', f ? `${f.task}: ${f.message.split('\n')[0]}` : row ? 'failed' : 'not in the PLAY RECAP');
+        else s.node(n.name, 'ok', `ok=${row.ok} changed=${row.changed}`);
+      }
+      if (r.exitCode !== 0 || failures.length || Object.values(recap).some((x) => x.failed || x.unreachable) || plan.nodes.some((n) => !recap[n.name])) {
+        const f = failures[0];
+        throw new StageError(f ? `${f.host}: converge task "${f.task}" failed: ${f.message.split('\n')[0]}` : `ansible-playbook exited ${r.exitCode} on ${hub.name}`, {
+          ...(f ? { node: f.host } : { node: hub.name }),
+          command: ['ansible-playbook', '--tags', CONVERGE_TAGS.join(','), 'site.yml'],
+          exitCode: r.exitCode,
+          stderrTail: tail(f ? f.message : r.stderr || r.stdout, 25),
+          hint: `fix the cause, then rerun the deploy: it resumes at converge (full log on ${hub.name}: /var/log/kubedos/converge-${s.runId.slice(0, 8)}.log)`,
+        });
+      }
+      const changed = Object.values(recap).reduce((a, x) => a + x.changed, 0);
+      changes += changed;
+      for (const [host, row] of Object.entries(recap).sort()) notes.push(`${host}: ok=${row.ok} changed=${row.changed} failed=${row.failed} unreachable=${row.unreachable}`);
+      s.log(`converged: ${Object.entries(recap).sort().map(([h, x]) => `${h} changed=${x.changed}`).join(', ')}`);
+      s.changed(changes);
+      ctx.summaries.converge = { stage: 'converge', changes, notes };
+    },
+  };
+}

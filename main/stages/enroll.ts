@@ -1,0 +1,179 @@
+// Stage "enroll": the master's enrollment window (payload/backplane) admits every node onto the
+// three planes. The workbench writes the trust material through the guest agent — the hub's
+// roster, HMAC key and TLS certificate on the master; the hub pin, the CA chain and a
+// single-use, node-bound token on each joining node — opens the window (a transient systemd
+// unit on the master), runs each node's agent, watches the hub's roster fill, closes the window
+// and then checks a fresh handshake on wg1, wg2 and wg3 from every node to the hub.
+// Safe to rerun: nodes already enrolled with live handshakes are left alone (0 changes).
+import type { StageDefinition } from '../pipeline/runner';
+import { StageError } from '../pipeline/runner';
+import { agentEnrollmentFiles, hubEnrollmentFiles, issueEnrollmentToken } from '../trust/index';
+import type { NodeFile } from '../trust/index';
+import type { DeployContext } from './context';
+import type { GuestCall, PlanNode } from './guest';
+import { eachNode, guestJson, guestReadMaybe, guestRun, guestWrite, need, sleep, tail } from './guest';
+import { planesStatus } from './firstboot';
+import { PLANE_NAMES, staleHandshakes } from './backplanes';
+import { ensureDriver } from './provision';
+import { clusterTrust } from './trust';
+
+const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
+const AGENT_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-agent';
+export const WINDOW_UNIT = 'kubedos-enroll-window';
+
+interface HubStatus {
+  enrolled: string[];
+  revoked: string[];
+  window: { listen: string; port: number; closesAt: number } | null;
+}
+
+/** Writes files whose content differs; returns how many were written. */
+async function syncFiles(g: GuestCall, files: readonly NodeFile[], keepIfPresent: readonly string[] = []): Promise<number> {
+  let written = 0;
+  for (const f of files) {
+    const want = typeof f.content === 'string' ? Buffer.from(f.content) : Buffer.from(f.content);
+    const have = await guestReadMaybe(g, f.path);
+    if (have && (have.equals(want) || keepIfPresent.includes(f.path))) continue;
+    await guestWrite(g, f.path, want, f.mode);
+    written++;
+  }
+  return written;
+}
+
+/** Exit codes of kubedos-enroll-agent (payload/backplane/README.md). */
+const AGENT_EXIT: Record<number, string> = {
+  2: 'the hub refused the node (see its reason above); a new token or an operator decision is needed',
+  3: 'the hub\'s certificate does not match the pinned fingerprint: the token was NOT sent; is this the cluster\'s master?',
+  4: 'the hub was unreachable or its window closed',
+  5: 'no handshake with the hub afterwards: check UDP reachability of the plane ports on the LAN',
+};
+
+export function enrollStage(ctx: DeployContext): StageDefinition {
+  return {
+    name: 'enroll',
+    description: 'Open the enrollment window on the master, enroll every node onto wg1/wg2/wg3, close it; check fresh handshakes',
+    needs: ['backplanes'],
+    rerun: 'safe-rerun',
+    async run(s) {
+      const plan = need(ctx.plan, 'plan');
+      const driver = ensureDriver(ctx);
+      const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
+      if (trust.created.length) s.log(`trust material created: ${trust.created.join(', ')} (private keys in the encrypted secret store ${trust.store.dir})`);
+      s.log(`hub certificate pin ${trust.hubTls.fingerprint}`);
+      const hub = plan.nodes.find((n) => n.hub)!;
+      const spokes = plan.nodes.filter((n) => !n.hub);
+      const hubG: GuestCall = { driver, node: hub, signal: s.signal };
+      let changes = await syncFiles(hubG, hubEnrollmentFiles(plan, { hmacKey: trust.hmacKey, hubTls: trust.hubTls }), ['/etc/kubedos/enroll/revoked.json']);
+      const caChainPem = trust.intermediate.certPem + trust.root.certPem;
+      const hubStatus = (): Promise<HubStatus> => guestJson<HubStatus>(hubG, [HUB_BIN, 'status'], { what: 'kubedos-enroll-hub status' });
+
+      // Who still has to join: not on the hub's roster of enrolled keys, or no hub peer on a plane.
+      const before = await hubStatus();
+      const revoked = spokes.filter((n) => before.revoked.includes(n.name));
+      if (revoked.length) {
+        throw new StageError(`${revoked.map((n) => n.name).join(', ')} ${revoked.length === 1 ? 'is' : 'are'} revoked on the hub and cannot enroll`, {
+          node: revoked[0]!.name,
+          hint: 'a revoked node is replaced, not re-admitted: recreate it (drill / kubedos deploy --allow-destroy) after removing it from revoked.json on purpose',
+        });
+      }
+      const pending: PlanNode[] = [];
+      for (const n of spokes) {
+        const st = await planesStatus({ driver, node: n, signal: s.signal });
+        const hasHub = PLANE_NAMES.every((p) => (st.planes[p]?.peers?.length ?? 0) > 0);
+        if (before.enrolled.includes(n.name) && hasHub) s.node(n.name, 'ok', 'already enrolled');
+        else pending.push(n);
+      }
+
+      if (pending.length) {
+        s.log(`enrolling ${pending.map((n) => n.name).join(', ')}`);
+        const now = Math.floor(Date.now() / 1000);
+        await eachNode(s, pending, async (n) => {
+          const token = issueEnrollmentToken(trust.hmacKey, { cluster: plan.cluster.name, node: n.name, ttlSeconds: plan.enrollment.tokenTtlMinutes * 60, now });
+          await syncFiles({ driver, node: n, signal: s.signal }, agentEnrollmentFiles({ hubTls: trust.hubTls, caChainPem, token }));
+        });
+        // The window: a transient unit on the master, so it outlives a dropped agent channel and
+        // is closed by name. A leftover from an interrupted run is stopped first.
+        await guestRun(hubG, ['systemctl', 'stop', WINDOW_UNIT], { okCodes: [0, 1, 5], what: 'close a leftover window' });
+        const windowS = plan.enrollment.windowMinutes * 60;
+        await guestRun(hubG, ['systemd-run', `--unit=${WINDOW_UNIT}`, '--collect', '--quiet', '--property=Type=exec', HUB_BIN, 'serve', '--window-seconds', String(windowS)], { what: 'open the enrollment window' });
+        try {
+          const openBy = Date.now() + 60_000;
+          for (;;) {
+            const st = await hubStatus();
+            if (st.window) {
+              s.log(`window open on ${st.window.listen}:${st.window.port} until ${new Date(st.window.closesAt * 1000).toISOString()}`, { node: hub.name });
+              break;
+            }
+            if (Date.now() > openBy) {
+              const j = await guestRun(hubG, ['journalctl', '--no-pager', '-o', 'cat', '-n', '30', '-u', WINDOW_UNIT], { okCodes: [0, 1] });
+              throw new StageError(`${hub.name}: the enrollment window did not open`, { node: hub.name, command: [HUB_BIN, 'serve'], stderrTail: tail(j.stdout), hint: 'see journalctl -u kubedos-enroll-window on the master' });
+            }
+            await sleep(1000, s.signal);
+          }
+          await eachNode(s, pending, async (n) => {
+            const g: GuestCall = { driver, node: n, signal: s.signal };
+            for (let attempt = 1; ; attempt++) {
+              const r = await guestRun(g, [AGENT_BIN, 'enroll'], { okCodes: [0, 2, 3, 4, 5], timeoutS: 120, what: 'kubedos-enroll-agent enroll' });
+              for (const line of (r.stdout + r.stderr).trim().split('\n').filter(Boolean)) s.log(line, { node: n.name });
+              if (r.exitCode === 0) break;
+              if (r.exitCode === 4 && attempt < 10) {
+                await sleep(3000, s.signal);
+                continue;
+              }
+              throw new StageError(`${n.name} did not enroll: kubedos-enroll-agent exited ${r.exitCode}: ${AGENT_EXIT[r.exitCode] ?? 'unexpected'}`, {
+                node: n.name,
+                command: [AGENT_BIN, 'enroll'],
+                exitCode: r.exitCode,
+                stderrTail: tail(r.stderr || r.stdout),
+                hint: `the journal keeps what succeeded; fix the cause and rerun the deploy: enrolled nodes are not enrolled again (${AGENT_EXIT[r.exitCode] ?? 'see the output'})`,
+              });
+            }
+            changes++;
+          });
+          // Watch the hub's roster until every node is confirmed there.
+          const confirmBy = Date.now() + 60_000;
+          for (;;) {
+            const st = await hubStatus();
+            const missing = spokes.filter((n) => !st.enrolled.includes(n.name));
+            if (!missing.length) break;
+            if (Date.now() > confirmBy) throw new StageError(`the hub did not confirm ${missing.map((n) => n.name).join(', ')}`, { node: missing[0]!.name, hint: 'see journalctl -u kubedos-enroll-window on the master (NOT confirmed: …)' });
+            await sleep(2000, s.signal);
+          }
+        } finally {
+          await guestRun(hubG, ['systemctl', 'stop', WINDOW_UNIT], { okCodes: [0, 1, 5], what: 'close the enrollment window' }).catch((err: unknown) => s.log(`closing the window failed: ${(err as Error).message}`, { stream: 'warn' }));
+        }
+        const after = await hubStatus();
+        if (after.window) throw new StageError(`${hub.name}: the enrollment window is still open after closing it`, { node: hub.name, hint: `systemctl stop ${WINDOW_UNIT} on the master` });
+        s.log(`window closed; enrolled: ${after.enrolled.join(', ')}`, { node: hub.name });
+      }
+
+      // Every spoke: a fresh handshake with the hub on each plane (pinging the hub's /32 through
+      // the plane makes one if the last is old).
+      const nowS = (): number => Math.floor(Date.now() / 1000);
+      await eachNode(s, spokes, async (n) => {
+        const g: GuestCall = { driver, node: n, signal: s.signal };
+        for (const p of PLANE_NAMES) {
+          const hubAddr = hub.planes[p].address.replace(/\/32$/, '');
+          await guestRun(g, ['ping', '-c', '2', '-W', '3', '-I', p, hubAddr], { okCodes: [0, 1], timeoutS: 30, what: `ping the hub on ${p}` });
+        }
+        const st = await planesStatus(g);
+        const stale = staleHandshakes(st, nowS());
+        if (stale.length) {
+          throw new StageError(`${n.name}: no recent handshake with the hub on ${stale.join(', ')}`, {
+            node: n.name,
+            command: ['wg', 'show', stale[0]!],
+            hint: 'the hub is unreachable on its plane ports (UDP) from this node: check the LAN and the hub\'s firewall counters (nft list table inet kubedos)',
+          });
+        }
+        s.log(`${n.name}: handshakes with ${hub.name} on ${PLANE_NAMES.join(', ')}`, { node: n.name });
+      });
+      const hubSt = await planesStatus(hubG);
+      for (const p of PLANE_NAMES) {
+        const peers = hubSt.planes[p]?.peers?.length ?? 0;
+        if (peers !== spokes.length) throw new StageError(`${hub.name}: ${p} has ${peers} peers, the plan has ${spokes.length} nodes to link`, { node: hub.name, hint: 'kubedos-enroll-hub status on the master' });
+      }
+      s.changed(changes);
+      ctx.summaries.enroll = { stage: 'enroll', changes, notes: [pending.length ? `enrolled ${pending.map((n) => n.name).join(', ')}` : 'every node was already enrolled', `hub pin ${trust.hubTls.fingerprint}`] };
+    },
+  };
+}

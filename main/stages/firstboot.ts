@@ -1,0 +1,142 @@
+// Stage "firstboot": every VM's guest agent answers, its first boot finished (the marker
+// /var/lib/kubedos/firstboot-complete written by kubedos-firstboot.sh), and the facts the later
+// stages need are read through the agent — each node's SSH host key (converge pins it) and the
+// hub's facts from the master (seed 001 reads hub.env the same way): LAN address, enrollment
+// endpoint, WireGuard public keys and ports. Safe to rerun: it only reads.
+import type { StageDefinition } from '../pipeline/runner';
+import { StageError } from '../pipeline/runner';
+import { waitForAgents } from '../substrate/provision';
+import type { DeployContext, HubFacts, NodeFacts } from './context';
+import type { GuestCall, PlanNode } from './guest';
+import { eachNode, guestJson, guestReadMaybe, guestRun, need, sleep, tail } from './guest';
+import { ensureDriver } from './provision';
+
+export const FIRSTBOOT_MARKER = '/var/lib/kubedos/firstboot-complete';
+export const PLANES_BIN = '/usr/lib/kubedos/backplane/kubedos-planes';
+const PLANES = ['wg1', 'wg2', 'wg3'] as const;
+
+/** How long a guest may take (TCG boots are slow); $KUBEDOS_BOOT_TIMEOUT_S overrides. */
+export function bootTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const s = Number(env.KUBEDOS_BOOT_TIMEOUT_S ?? 1200);
+  return (Number.isFinite(s) && s > 0 ? s : 1200) * 1000;
+}
+
+export interface PlanesStatus {
+  node: string;
+  hub: boolean;
+  nftables: boolean;
+  planes: Record<string, { up: boolean; publicKey?: string; address?: string; peers?: { publicKey: string; endpoint: string; allowedIps: string[]; latestHandshake: number }[] }>;
+}
+
+export async function planesStatus(g: GuestCall): Promise<PlanesStatus> {
+  return guestJson<PlanesStatus>(g, [PLANES_BIN, 'status'], { what: 'kubedos-planes status', timeoutS: 60 });
+}
+
+async function unitFailure(g: GuestCall, unit: string): Promise<string | undefined> {
+  const r = await g.driver.guestExec(g.node.vmid, ['systemctl', 'is-failed', '--quiet', unit], { timeoutS: 30, ...(g.signal ? { signal: g.signal } : {}) }).catch(() => undefined);
+  if (!r || r.exitCode !== 0) return undefined;
+  const j = await g.driver.guestExec(g.node.vmid, ['journalctl', '--no-pager', '-o', 'cat', '-n', '40', '-u', unit], { timeoutS: 30 }).catch(() => undefined);
+  return j ? tail(j.stdout, 40) : '(journal unavailable)';
+}
+
+/** Waits until the node's first boot wrote its marker; fails early when the unit failed. */
+async function waitMarker(g: GuestCall, deadline: number, log: (l: string) => void): Promise<NodeFacts['firstboot']> {
+  let polls = 0;
+  for (;;) {
+    const raw = await guestReadMaybe(g, FIRSTBOOT_MARKER);
+    if (raw) {
+      const rec = JSON.parse(raw.toString('utf8')) as NonNullable<NodeFacts['firstboot']>;
+      if (rec.node !== g.node.name) {
+        throw new StageError(`${g.node.name} (VMID ${g.node.vmid}) finished first boot as "${rec.node}": the VM picked the wrong node.json`, {
+          node: g.node.name,
+          hint: 'the NIC MAC of the VM must be the plan\'s (kubedos plan --node); was the VM created by another spec?',
+        });
+      }
+      return rec;
+    }
+    if (++polls % 10 === 0) {
+      const failed = await unitFailure(g, 'kubedos-firstboot.service');
+      if (failed !== undefined) {
+        throw new StageError(`${g.node.name}: first boot failed (kubedos-firstboot.service)`, {
+          node: g.node.name,
+          command: ['/usr/lib/kubedos/firstboot/kubedos-firstboot.sh'],
+          stderrTail: failed,
+          hint: 'fix the cause in the payload or the plan, rebuild (kubedos build) and recreate the VM (kubedos deploy --allow-destroy)',
+        });
+      }
+      log(`${g.node.name}: first boot still running`);
+    }
+    if (Date.now() > deadline) {
+      throw new StageError(`${g.node.name}: no first-boot marker (${FIRSTBOOT_MARKER}) after ${Math.round((Date.now() - deadline) / 1000 + 0)} s past the boot timeout`, {
+        node: g.node.name,
+        hint: 'read the VM\'s serial console (qemu-local: <workspace>/vms/<vmid>/serial.log); raise KUBEDOS_BOOT_TIMEOUT_S on slow hosts',
+      });
+    }
+    await sleep(3000, g.signal);
+  }
+}
+
+/** The hub's facts: its planes must be up (kubedos-backplane.service ran after first boot). */
+export async function readHubFacts(g: GuestCall, deadline: number): Promise<HubFacts> {
+  const n = g.node;
+  for (;;) {
+    const st = await planesStatus(g).catch((err: unknown) => {
+      if (Date.now() > deadline) throw err;
+      return undefined;
+    });
+    if (st && PLANES.every((p) => st.planes[p]?.up && st.planes[p]?.publicKey)) {
+      return {
+        node: n.name,
+        lanAddress: n.lan.address,
+        enrollment: { address: n.lan.address, port: 0 },
+        wgPublicKeys: Object.fromEntries(PLANES.map((p) => [p, st.planes[p]!.publicKey!])) as HubFacts['wgPublicKeys'],
+        listenPorts: Object.fromEntries(PLANES.map((p) => [p, n.planes[p].listenPort])) as HubFacts['listenPorts'],
+      };
+    }
+    if (Date.now() > deadline) {
+      const failed = await unitFailure(g, 'kubedos-backplane.service');
+      throw new StageError(`${n.name}: the hub's planes are not up (kubedos-planes status)`, {
+        node: n.name,
+        command: [PLANES_BIN, 'status'],
+        ...(failed ? { stderrTail: failed } : {}),
+        hint: 'see kubedos-backplane.service on the master (journalctl -u kubedos-backplane)',
+      });
+    }
+    await sleep(3000, g.signal);
+  }
+}
+
+export function firstbootStage(ctx: DeployContext): StageDefinition {
+  return {
+    name: 'firstboot',
+    description: 'Wait for the guest agents and the first-boot marker; read SSH host keys and the hub\'s facts through the agent',
+    needs: ['provision'],
+    rerun: 'safe-rerun',
+    async run(s) {
+      const plan = need(ctx.plan, 'plan');
+      const driver = ensureDriver(ctx);
+      const timeout = bootTimeoutMs(ctx.env);
+      const deadline = Date.now() + timeout;
+      for (const n of plan.nodes) s.node(n.name, 'running', 'waiting for the guest agent');
+      const answered = await waitForAgents(driver, plan.nodes.map((n) => n.vmid), { timeoutMs: timeout, intervalMs: 3000, signal: s.signal });
+      for (const n of plan.nodes) s.log(`${n.name}: guest agent answered after ${((answered.get(n.vmid) ?? 0) / 1000).toFixed(1)} s`, { node: n.name });
+      let done = 0;
+      await eachNode(s, plan.nodes, async (n: PlanNode) => {
+        const g = { driver, node: n, signal: s.signal };
+        const firstboot = await waitMarker(g, deadline, (l) => s.log(l, { node: n.name }));
+        const key = (await guestRun(g, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], { what: 'read the SSH host key' })).stdout.trim();
+        if (!/^ssh-ed25519 [A-Za-z0-9+/=]+/.test(key)) throw new StageError(`${n.name}: unexpected SSH host key ${JSON.stringify(key.slice(0, 40))}`, { node: n.name });
+        ctx.nodes[n.name] = { ...(ctx.nodes[n.name] ?? { node: n.name, vmid: n.vmid }), node: n.name, vmid: n.vmid, ...(firstboot ? { firstboot } : {}), sshHostKey: key.split(' ').slice(0, 2).join(' ') };
+        s.log(`${n.name}: first boot completed in ${firstboot ? firstboot.completedAt - firstboot.startedAt : '?'} s (${firstboot?.steps.join(', ')})`, { node: n.name });
+        s.progress(++done / plan.nodes.length, undefined, n.name);
+      });
+      const hub = plan.nodes.find((n) => n.hub)!;
+      const facts = await readHubFacts({ driver, node: hub, signal: s.signal }, deadline);
+      facts.enrollment = { address: plan.enrollment.listen, port: plan.enrollment.port };
+      ctx.hub = facts;
+      s.log(`hub ${hub.name}: LAN ${facts.lanAddress}, enrollment ${facts.enrollment.address}:${facts.enrollment.port}, ${PLANES.map((p) => `${p} ${facts.wgPublicKeys[p].slice(0, 8)}…:${facts.listenPorts[p]}`).join(', ')}`, { node: hub.name });
+      ctx.summaries.firstboot = { stage: 'firstboot', changes: 0, notes: plan.nodes.map((n) => `${n.name}: first boot complete`) };
+      s.changed(0);
+    },
+  };
+}
