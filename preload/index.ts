@@ -30,6 +30,11 @@ const bridge: PreloadBridge = {
   computePlan: (text) => invoke('plan.compute', { text }),
   runPipeline: (pipeline, text, name) => invoke('pipeline.run', name === undefined ? { pipeline, text } : { pipeline, text, name }),
   cancelPipeline: (runId) => invoke('pipeline.cancel', { runId }),
+  deployTargets: () => invoke('deploy.targets', {}),
+  checkDeployTarget: (request) => invoke('deploy.checkTarget', request),
+  acceptHostKey: (request) => invoke('deploy.acceptHostKey', request),
+  reviewDeploy: (request) => invoke('deploy.review', request),
+  runDeploy: (request) => invoke('deploy.run', request),
   onPipelineEvents: (listener) => subscribe('pipeline.events', listener),
   onAppCommand: (listener) => subscribe('app.command', listener),
 };

@@ -1,13 +1,14 @@
 // The shell: Mantine AppShell with the navigation, header and the six views. Views mount on
 // first visit and then stay mounted (hidden), so the editor's undo stack, the graph's pan/zoom
 // and the terminal's scrollback survive switching views.
-import { ActionIcon, Alert, AppShell, Badge, Group, Kbd, MantineProvider, NavLink, Notification, Text, Title, Tooltip, createTheme, useMantineColorScheme } from '@mantine/core';
+import { ActionIcon, Alert, AppShell, Badge, Button, Group, Kbd, MantineProvider, NavLink, Notification, Text, Title, Tooltip, createTheme, useMantineColorScheme } from '@mantine/core';
 import { useHotkeys } from '@mantine/hooks';
-import { IconBolt, IconBox, IconFileCode, IconMoon, IconNetwork, IconRoute, IconSun, IconTopologyStar3 } from '@tabler/icons-react';
+import { IconBolt, IconBox, IconFileCode, IconMoon, IconNetwork, IconRocket, IconRoute, IconSun, IconTopologyStar3 } from '@tabler/icons-react';
 import type { ReactNode } from 'react';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import { ArtifactsView } from './features/artifacts/ArtifactsView';
+import { DeployWizard } from './features/deploy/DeployWizard';
 import { DrillsView } from './features/drills/DrillsView';
 import { PipelineView } from './features/pipeline/PipelineView';
 import { SpecDialogsHost } from './features/spec/SpecDialogs';
@@ -30,6 +31,7 @@ const NAV: { view: ViewName; label: string; icon: ReactNode; key: string }[] = [
   { view: 'pipeline', label: 'Pipeline', icon: <IconRoute size={18} />, key: '4' },
   { view: 'artifacts', label: 'Artifacts', icon: <IconBox size={18} />, key: '5' },
   { view: 'drills', label: 'Drills', icon: <IconBolt size={18} />, key: '6' },
+  { view: 'deploy', label: 'Deploy', icon: <IconRocket size={18} />, key: '7' },
 ];
 
 const VIEW_COMPONENTS: Record<ViewName, () => ReactNode> = {
@@ -39,6 +41,7 @@ const VIEW_COMPONENTS: Record<ViewName, () => ReactNode> = {
   pipeline: () => <PipelineView />,
   artifacts: () => <ArtifactsView />,
   drills: () => <DrillsView />,
+  deploy: () => <DeployWizard />,
 };
 
 export function App() {
@@ -91,8 +94,11 @@ function Shell() {
             )}
           </Group>
           <Group gap="sm">
+            <Button size="xs" leftSection={<IconRocket size={14} />} variant={view === 'deploy' ? 'filled' : 'light'} onClick={() => shellStore.getState().setView('deploy')} data-testid="open-deploy">
+              Deploy…
+            </Button>
             {runStatus !== 'idle' && (
-              <Badge color={runStatus === 'failed' ? 'red' : runStatus === 'done' ? 'green' : 'blue'} variant="dot">
+              <Badge color={runStatus === 'failed' ? 'red' : runStatus === 'done' ? 'green' : runStatus === 'cancelled' ? 'orange' : 'blue'} variant="dot">
                 pipeline {runStatus}
               </Badge>
             )}

@@ -23,6 +23,11 @@ export interface PreloadBridge {
   computePlan(text: string): Promise<unknown>;
   runPipeline(pipeline: 'plan', text: string, name?: string): Promise<unknown>;
   cancelPipeline(runId: string): Promise<unknown>;
+  deployTargets(): Promise<unknown>;
+  checkDeployTarget(request: RequestOf<'deploy.checkTarget'>): Promise<unknown>;
+  acceptHostKey(request: RequestOf<'deploy.acceptHostKey'>): Promise<unknown>;
+  reviewDeploy(request: RequestOf<'deploy.review'>): Promise<unknown>;
+  runDeploy(request: RequestOf<'deploy.run'>): Promise<unknown>;
   onPipelineEvents(listener: (events: unknown) => void): () => void;
   onAppCommand(listener: (command: unknown) => void): () => void;
 }

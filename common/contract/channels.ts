@@ -11,6 +11,11 @@ export const REQUEST_CHANNELS = [
   'plan.compute',
   'pipeline.run',
   'pipeline.cancel',
+  'deploy.targets',
+  'deploy.checkTarget',
+  'deploy.acceptHostKey',
+  'deploy.review',
+  'deploy.run',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 

@@ -32,6 +32,11 @@ describe('contract maps', () => {
       ['pipeline.run', { pipeline: 'deploy', text: '' }, 'pipeline'],
       ['pipeline.cancel', {}, 'runId'],
       ['app.info', { extra: 1 }, '(payload)'],
+      ['deploy.checkTarget', { target: { kind: 'proxmox', host: '-oProxyCommand=x' } }, 'target.host'],
+      ['deploy.checkTarget', { target: { kind: 'qemu-local' }, probeAccel: 'yes' }, 'probeAccel'],
+      ['deploy.acceptHostKey', { target: { kind: 'proxmox', host: 'pve' }, fingerprint: 'SHA256:short' }, 'fingerprint'],
+      ['deploy.review', { target: { kind: 'lxc' }, text: '' }, 'target.kind'],
+      ['deploy.run', { target: { kind: 'qemu-local' }, text: '' }, 'allowDestroy'],
     ];
     for (const [channel, payload, path] of cases) {
       try {

@@ -1,6 +1,7 @@
 // The workbench contract: one definition, two transports (Electron IPC, WebSocket bridge).
 export * from './channels';
 export * from './requests';
+export * from './deploy';
 export * from './events';
 export * from './errors';
 export * from './validate';

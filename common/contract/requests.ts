@@ -8,6 +8,7 @@ import { MAX_SPEC_BYTES } from '../spec/parse';
 import { ClusterSpec } from '../spec/schema';
 import { Plan } from '../plan/schema';
 import type { RequestChannel } from './channels';
+import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -55,6 +56,39 @@ export const REQUESTS = {
     result: z.object({ runId: z.string(), stages: z.array(z.string()) }),
   },
   'pipeline.cancel': { request: z.object({ runId: z.string().min(1).max(128) }).strict(), result: z.object({ cancelled: z.boolean() }) },
+  /** Host entries of ~/.ssh/config, for the wizard's target picker. */
+  'deploy.targets': { request: z.object({}).strict(), result: DeployTargets },
+  /**
+   * Proxmox: connect (host key against known_hosts, never trusting a new one here) and read the
+   * inventory. qemu-local: host capacity against the plan of `text`; `probeAccel` runs the
+   * short KVM test boot (up to 15 s) instead of reporting only whether /dev/kvm exists.
+   */
+  'deploy.checkTarget': {
+    request: z.object({ target: DeployTarget, text: SpecText.optional(), probeAccel: z.boolean().optional() }).strict(),
+    result: TargetCheck,
+  },
+  /** Trusts the host key with exactly this fingerprint (appended to known_hosts), then checks again. */
+  'deploy.acceptHostKey': {
+    request: z.object({ target: DeployTarget, fingerprint: HostKeyFingerprint, text: SpecText.optional() }).strict(),
+    result: TargetCheck,
+  },
+  /** The plan's diff against what exists on the target: provision's decisions per node. */
+  'deploy.review': { request: z.object({ target: DeployTarget, text: SpecText }).strict(), result: DeployReview },
+  /** Starts the deploy DAG; events stream on pipeline.events; cancel with pipeline.cancel. */
+  'deploy.run': {
+    request: z
+      .object({
+        target: DeployTarget,
+        text: SpecText,
+        /** The spec file the text came from (a label for the journal; confined like spec.open). */
+        path: FilePath.optional(),
+        allowDestroy: z.boolean(),
+        /** Ignore the journal and run every stage. */
+        force: z.boolean().optional(),
+      })
+      .strict(),
+    result: z.object({ runId: z.string(), stages: z.array(z.string()), workspace: z.string() }),
+  },
 } as const satisfies Record<RequestChannel, { request: z.ZodType; result: z.ZodType }>;
 
 export type RequestOf<C extends RequestChannel> = z.input<(typeof REQUESTS)[C]['request']>;

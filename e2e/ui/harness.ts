@@ -50,11 +50,23 @@ export interface Served {
   stop(): Promise<void>;
 }
 
+export interface ServeOptions {
+  /** Added to (or, when undefined, removed from) the child's environment. */
+  env?: Record<string, string | undefined>;
+  /** Keep the workspace directory on stop (it is the caller's, not a temp dir). */
+  keepWorkspace?: boolean;
+}
+
 /** `kubedos serve --port 0 --workspace <tmp> [SPEC]`; resolves with the printed URL. */
-export async function startServe(args: string[] = [], workspace = mkdtempSync(join(tmpdir(), 'kubedos-e2e-ws-'))): Promise<Served> {
+export async function startServe(args: string[] = [], workspace = mkdtempSync(join(tmpdir(), 'kubedos-e2e-ws-')), options: ServeOptions = {}): Promise<Served> {
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: workspace };
+  for (const [k, v] of Object.entries(options.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
   const child = spawn(process.execPath, [join(REPO, 'bin/kubedos.mjs'), 'serve', '--port', '0', '--workspace', workspace, ...args], {
     cwd: REPO,
-    env: { ...process.env, KUBEDOS_WORKSPACE: workspace },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -91,7 +103,7 @@ export async function startServe(args: string[] = [], workspace = mkdtempSync(jo
         await exited;
         clearTimeout(timer);
       }
-      rmSync(workspace, { recursive: true, force: true });
+      if (!options.keepWorkspace) rmSync(workspace, { recursive: true, force: true });
     },
   };
 }

@@ -1,16 +1,24 @@
 // Binds the contract to the engine: every request channel's handler, in plain Node (no
 // Electron), shared by the Electron IPC and the WebSocket bridge.
-import type { EventChannel, EventOf, ResultOf } from '../../common/contract/index';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { EventChannel, EventOf } from '../../common/contract/index';
 import { parseEvent } from '../../common/contract/index';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import { plan } from '../../common/plan/index';
 import { isTemplateName, parseSpec, TEMPLATE_NAMES, TEMPLATES } from '../../common/spec/index';
-import type { StageDefinition } from '../pipeline/runner';
+import type { PipelineOptions, StageDefinition } from '../pipeline/runner';
 import { runPipeline } from '../pipeline/runner';
-import { planPipeline } from '../stages/index';
+import type { DeployOptions } from '../stages/index';
+import { deployPipeline, planPipeline } from '../stages/index';
+import type { SpecSource } from '../stages/validate';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import type { DeployEnvironment } from './deploy';
+import { analyse, DeployRequestError, DeployService } from './deploy';
 import type { Handlers } from './dispatch';
 import { EventBatcher } from './event-batcher';
 import { SpecAccessError, SpecFiles } from './spec-files';
+import { listSshHosts } from './ssh-hosts';
 
 export const APP_NAME = "Kube'd'OS Foundry";
 export const APP_VERSION = '0.1.0';
@@ -26,8 +34,23 @@ export interface WorkbenchOptions {
   pickOpenPath?: () => Promise<string | undefined>;
   pickSavePath?: (suggested?: string) => Promise<string | undefined>;
   /** Stage lists per pipeline; tests inject their own. */
-  pipelines?: Partial<Record<'plan', (source: { name: string; text: string }) => StageDefinition[]>>;
+  pipelines?: {
+    plan?: (source: SpecSource) => StageDefinition[];
+    /** The deploy DAG; close() releases what the run held open (the substrate connection). */
+    deploy?: (source: SpecSource, options: DeployOptions) => { stages: StageDefinition[]; close?: () => Promise<void> };
+  };
+  /** The user's home (~/.ssh/config, ~/.ssh/known_hosts, default keys); default: os.homedir(). */
+  home?: string;
+  sshConfigPath?: string;
+  knownHostsPath?: string;
+  /** Environment of the engine ($KUBEDOS_WORKSPACE, $SSH_AUTH_SOCK, …); default: process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Overrides for the deploy checks (tests: host facts, SSH timeouts). */
+  deploy?: Partial<Pick<DeployEnvironment, 'hostFacts' | 'readyTimeoutMs'>>;
 }
+
+/** A deploy check may not hang the wizard: SSH handshakes, inventories and the KVM probe are bounded by this. */
+export const DEPLOY_CHECK_TIMEOUT_MS = 90_000;
 
 export interface Workbench {
   handlers: Handlers;
@@ -37,9 +60,21 @@ export interface Workbench {
 
 export function createWorkbench(options: WorkbenchOptions): Workbench {
   const files = new SpecFiles(options.workspace, options.specPath);
-  const runs = new Map<string, { controller: AbortController; done: Promise<unknown> }>();
+  const runs = new Map<string, RunRecord>();
   const emit: Emit = (channel, payload) => options.emit(channel, parseEvent(channel, payload));
-  const stagesFor = options.pipelines?.plan ?? ((source: { name: string; text: string }) => planPipeline(source).stages);
+  const stagesFor = options.pipelines?.plan ?? ((source: SpecSource) => planPipeline(source).stages);
+  const deployFor = options.pipelines?.deploy ?? ((source: SpecSource, o: DeployOptions) => deployPipeline(source, o));
+  const home = options.home ?? homedir();
+  const env = options.env ?? process.env;
+  const deployEnv: DeployEnvironment = {
+    home,
+    sshConfigPath: options.sshConfigPath ?? join(home, '.ssh', 'config'),
+    knownHostsPath: options.knownHostsPath ?? join(home, '.ssh', 'known_hosts'),
+    env,
+    ...options.deploy,
+  };
+  const deploy = new DeployService(deployEnv);
+  const bounded = (): AbortSignal => AbortSignal.timeout(DEPLOY_CHECK_TIMEOUT_MS);
 
   const handlers: Handlers = {
     'app.info': () => ({
@@ -81,38 +116,77 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       const parsed = parseSpec(text);
       return parsed.spec ? { diagnostics: parsed.diagnostics, plan: plan(parsed.spec) } : { diagnostics: parsed.diagnostics };
     },
-    'pipeline.run': ({ pipeline, text, name }) => startRun(pipeline, { name: name ?? 'editor', text }),
+    'pipeline.run': ({ pipeline, text, name }) => startRun(stagesFor({ name: name ?? 'editor', text }), { name: pipeline }),
     'pipeline.cancel': ({ runId }) => {
       const run = runs.get(runId);
       if (!run) return { cancelled: false };
       run.controller.abort(new Error('cancelled from the workbench'));
       return { cancelled: true };
     },
+    'deploy.targets': () => listSshHosts({ configPath: deployEnv.sshConfigPath, knownHostsPath: deployEnv.knownHostsPath, home }),
+    'deploy.checkTarget': ({ target, text, probeAccel }) => deploy.checkTarget(target, text, { signal: bounded(), ...(probeAccel ? { probeAccel } : {}) }),
+    'deploy.acceptHostKey': ({ target, fingerprint, text }) => {
+      if (target.kind !== 'proxmox') throw new DeployRequestError('deploy.no-host-key', 'qemu-local has no SSH host key to accept');
+      return deploy.checkTarget(target, text, { accept: fingerprint, signal: bounded() });
+    },
+    'deploy.review': ({ target, text }) => deploy.review(target, text, bounded()),
+    'deploy.run': async ({ target, text, path, allowDestroy, force }) => {
+      const { spec } = analyse(text);
+      const workspace = clusterWorkspace(spec.metadata.name, env);
+      const busy = [...runs.values()].find((r) => r.workspace === workspace);
+      if (busy) throw new DeployRequestError('deploy.busy', `a deploy of ${spec.metadata.name} is already running (run ${busy.runId?.slice(0, 8) ?? '…'})`, 'wait for it to end or cancel it in the Pipeline view');
+      const specPath = path === undefined ? undefined : files.check(path);
+      const source: SpecSource = { name: specPath ?? `${spec.metadata.name} (editor)`, text };
+      const dag = deployFor(source, {
+        planPath: join(workspace, WORKSPACE_LAYOUT.plan),
+        target,
+        workspace,
+        env,
+        sshConfigPath: deployEnv.sshConfigPath,
+        knownHostsPath: deployEnv.knownHostsPath,
+        ...(specPath ? { specPath } : {}),
+        // Encrypted keys: only from the environment (the wizard has no passphrase prompt yet).
+        passphrase: async () => env.KUBEDOS_SSH_PASSPHRASE,
+      });
+      const started = await startRun(dag.stages, { name: 'deploy', journalPath: join(workspace, WORKSPACE_LAYOUT.journal), concurrency: 2, allowDestroy, force: force ?? false }, { workspace, ...(dag.close ? { close: dag.close } : {}) });
+      return { ...started, workspace };
+    },
   };
 
-  function startRun(pipeline: 'plan', source: { name: string; text: string }): Promise<ResultOf<'pipeline.run'>> {
+  interface RunRecord {
+    controller: AbortController;
+    done: Promise<unknown>;
+    runId?: string;
+    workspace?: string;
+  }
+
+  function startRun(stages: StageDefinition[], runOptions: Omit<PipelineOptions, 'onEvent' | 'signal'>, extra: { workspace?: string; close?: () => Promise<void> } = {}): Promise<{ runId: string; stages: string[] }> {
+    const pipeline = runOptions.name;
     const controller = new AbortController();
     const batcher = new EventBatcher((events) => emit('pipeline.events', events));
     // runPipeline emits its first event synchronously, before `done` below exists: the record
     // is created first and completed after.
-    const record: { controller: AbortController; done: Promise<unknown> } = { controller, done: Promise.resolve() };
+    const record: RunRecord = { controller, done: Promise.resolve(), ...(extra.workspace ? { workspace: extra.workspace } : {}) };
     return new Promise((resolveStart, rejectStart) => {
       let started = false;
       const onEvent = (event: PipelineEvent): void => {
         if (!started && event.type === 'run') {
           started = true;
+          record.runId = event.runId;
           runs.set(event.runId, record);
           resolveStart({ runId: event.runId, stages: event.stages });
         }
         batcher.push(event);
       };
-      record.done = runPipeline(stagesFor(source), { name: pipeline, onEvent, signal: controller.signal })
+      record.done = runPipeline(stages, { ...runOptions, onEvent, signal: controller.signal })
         .catch((err: unknown) => {
           if (!started) rejectStart(err);
         })
-        .finally(() => {
+        .finally(async () => {
           if (!started) rejectStart(new Error(`pipeline ${pipeline} ended before it started`));
           batcher.flush();
+          // The run's substrate connection is released before the cluster counts as free again.
+          await extra.close?.().catch((err: unknown) => console.error(`closing the ${pipeline} run:`, err));
           for (const [id, r] of runs) if (r.controller === controller) runs.delete(id);
         });
     });

@@ -79,6 +79,13 @@ describe('pipeline store', () => {
     expect(s.failures).toEqual([{ message: 'boom', stage: 'plan', hint: 'fix it' }]);
     expect(s.durationMs).toBe(40);
   });
+  it('calls a run that ended with aborted stages and no failure "cancelled"', () => {
+    const p = createPipelineStore(new LogBuffer());
+    p.getState().ingest([ev({ type: 'run', state: 'started', stages: ['plan', 'build'], pipeline: 'deploy' }, 'c1'), ev({ type: 'done', summary: { plan: 'success', build: 'aborted' }, durationMs: 5 }, 'c1')]);
+    expect(p.getState().status).toBe('cancelled');
+    p.getState().ingest([ev({ type: 'run', state: 'started', stages: ['plan', 'build'], pipeline: 'deploy' }, 'c2'), ev({ type: 'done', summary: { plan: 'failed', build: 'aborted' }, durationMs: 5 }, 'c2')]);
+    expect(p.getState().status).toBe('failed');
+  });
   it('starts over on a new run and ignores events of other runs', () => {
     const logs = new LogBuffer();
     const p = createPipelineStore(logs);

@@ -26,6 +26,16 @@ export function electronApi(bridge: PreloadBridge): KubedosApi {
         return bridge.runPipeline((r.pipeline ?? 'plan') as 'plan', r.text ?? '', r.name);
       case 'pipeline.cancel':
         return bridge.cancelPipeline(r.runId ?? '');
+      case 'deploy.targets':
+        return bridge.deployTargets();
+      case 'deploy.checkTarget':
+        return bridge.checkDeployTarget(request as RequestOf<'deploy.checkTarget'>);
+      case 'deploy.acceptHostKey':
+        return bridge.acceptHostKey(request as RequestOf<'deploy.acceptHostKey'>);
+      case 'deploy.review':
+        return bridge.reviewDeploy(request as RequestOf<'deploy.review'>);
+      case 'deploy.run':
+        return bridge.runDeploy(request as RequestOf<'deploy.run'>);
     }
   };
   return {

@@ -11,8 +11,10 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { useStore } from 'zustand';
 import { noticeStore, notifyError } from '../../shell/notify';
 import { shellStore } from '../../shell/store';
-import type { LogFilter, LogLine } from './log-buffer';
+import { analysisStore } from '../analysis/store';
+import type { LogLine } from './log-buffer';
 import { formatLogLine, matches } from './log-buffer';
+import { logFilterStore } from './log-filter';
 import { pipelineLogs, pipelineStore } from './store';
 
 const REDRAW_LIMIT = 50_000;
@@ -24,7 +26,8 @@ export function LogTerminal() {
   const term = useRef<Terminal | null>(null);
   const search = useRef<SearchAddon | null>(null);
   const fit = useRef<FitAddon | null>(null);
-  const [filter, setFilter] = useState<LogFilter>({});
+  const filter = useStore(logFilterStore, (s) => s.filter);
+  const setFilter = logFilterStore.getState().setFilter;
   const [follow, setFollow] = useState(true);
   const [query, setQuery] = useState('');
   const filterRef = useRef(filter);
@@ -32,7 +35,12 @@ export function LogTerminal() {
   followRef.current = follow;
   const order = useStore(pipelineStore, (s) => s.order);
   const nodeStates = useStore(pipelineStore, (s) => s.nodes);
-  const nodeNames = useMemo(() => Object.keys(nodeStates).sort(), [nodeStates]);
+  const planNodes = useStore(analysisStore, (s) => s.plan?.nodes);
+  // The plan's nodes (in plan order) and any other node a stage reported on.
+  const nodeNames = useMemo(() => {
+    const names = planNodes?.map((n) => n.name) ?? [];
+    return [...names, ...Object.keys(nodeStates).filter((n) => !names.includes(n)).sort()];
+  }, [nodeStates, planNodes]);
   const view = useStore(shellStore, (s) => s.view);
   const scheme = useComputedColorScheme('dark');
 

@@ -7,6 +7,7 @@ import { useStore } from 'zustand';
 import type { StageState } from '../../../common/pipeline/events';
 import { cancelPipeline, runPlanPipeline } from './actions';
 import { LogTerminal } from './LogTerminal';
+import { NodeStrip } from './NodeStrip';
 import { pipelineStore } from './store';
 
 const STATE_COLOR: Record<StageState, string> = { pending: 'gray', queued: 'gray', running: 'blue', success: 'green', failed: 'red', skipped: 'yellow', aborted: 'orange' };
@@ -45,12 +46,14 @@ export function PipelineView() {
           <Button size="xs" color="red" variant="light" leftSection={<IconPlayerStop size={14} />} onClick={() => void cancelPipeline()} disabled={!running || !s.runId} data-testid="cancel-run">
             Cancel
           </Button>
-          <Text size="xs" c="dimmed">
-            validate → plan run in the engine (main), exactly what `kubedos plan` does; later stages land with their issues.
+          <Text size="xs" c="dimmed" data-testid="run-kind">
+            {s.pipeline === 'deploy'
+              ? 'deploy: the whole DAG in the engine, journaled (a rerun resumes); nodes below take the colour of their last state — click one for its logs'
+              : 'validate → plan run in the engine (main), exactly what `kubedos plan` does; deploy from the Deploy view.'}
           </Text>
         </Group>
         <Group gap="xs">
-          <Badge data-testid="run-status" color={s.status === 'failed' ? 'red' : s.status === 'done' ? 'green' : 'blue'}>
+          <Badge data-testid="run-status" color={s.status === 'failed' ? 'red' : s.status === 'done' ? 'green' : s.status === 'cancelled' ? 'orange' : 'blue'}>
             {s.status}
           </Badge>
           {s.runId && (
@@ -124,6 +127,10 @@ export function PipelineView() {
           )}
         </Alert>
       ))}
+      <Title order={6} px="xs" pt="xs">
+        Nodes
+      </Title>
+      <NodeStrip />
       <Title order={6} px="xs" pt="xs">
         Logs
       </Title>

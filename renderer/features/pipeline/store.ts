@@ -19,7 +19,8 @@ export interface StageView {
 export interface PipelineState {
   runId?: string;
   pipeline?: string;
-  status: 'idle' | 'starting' | 'running' | 'done' | 'failed' | 'cancelling';
+  /** cancelled: the run ended with stages aborted and none failed. */
+  status: 'idle' | 'starting' | 'running' | 'done' | 'failed' | 'cancelling' | 'cancelled';
   order: string[];
   stages: Record<string, StageView>;
   nodes: Record<string, { state: NodeState; stage: string; message?: string }>;
@@ -98,7 +99,10 @@ export function createPipelineStore(logs: LogBuffer) {
             break;
           case 'done':
             durationMs = e.durationMs;
-            status = Object.values(e.summary).some((st) => st === 'failed' || st === 'aborted') ? 'failed' : 'done';
+            {
+              const states = Object.values(e.summary);
+              status = states.includes('failed') ? 'failed' : states.includes('aborted') ? 'cancelled' : 'done';
+            }
             break;
           case 'checkpoint':
             break;
