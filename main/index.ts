@@ -121,6 +121,7 @@ function buildMenu(): Menu {
         item('Pipeline', 'CmdOrCtrl+4', 'view.pipeline'),
         item('Artifacts', 'CmdOrCtrl+5', 'view.artifacts'),
         item('Drills', 'CmdOrCtrl+6', 'view.drills'),
+        item('Deploy', 'CmdOrCtrl+7', 'view.deploy'),
         { type: 'separator' },
         item('Toggle Light/Dark', 'CmdOrCtrl+Shift+L', 'theme.toggle'),
         { role: 'resetZoom' },

@@ -52,3 +52,15 @@ describe('artifact cache', () => {
     expect(Object.keys(readPlaced(out).files)).toEqual(['x/sub/a.bin']);
   });
 });
+
+describe('roleOfOutput', () => {
+  it('names the role of ISOs, images and payload trees, including roles with a hyphen', async () => {
+    const { roleOfOutput } = await import('./index');
+    expect(roleOfOutput('images/lab-3-control-plane.qcow2', 'lab-3')).toBe('control-plane');
+    expect(roleOfOutput('images/lab-3-master.qcow2', 'lab-3')).toBe('master');
+    expect(roleOfOutput('iso/lab-3-worker.iso', 'lab-3')).toBe('worker');
+    expect(roleOfOutput('payload/lb/preseed.cfg', 'lab-3')).toBe('lb');
+    expect(roleOfOutput('darksite/dists/bookworm/Release', 'lab-3')).toBeUndefined();
+    expect(roleOfOutput('images/other-master.qcow2', 'lab-3')).toBeUndefined();
+  });
+});

@@ -52,6 +52,17 @@ export interface BuildOptions {
   signal?: AbortSignal;
 }
 
+/** Pure: the role an output belongs to: payload/<role>/…, iso/<cluster>-<role>.iso, images/<cluster>-<role>.qcow2. */
+export function roleOfOutput(path: string, cluster: string): string | undefined {
+  const payload = /^payload\/([^/]+)\//.exec(path)?.[1];
+  if (payload) return payload;
+  const prefix = path.startsWith('iso/') ? 'iso/' : path.startsWith('images/') ? 'images/' : undefined;
+  if (!prefix) return undefined;
+  const name = path.slice(prefix.length);
+  const m = /^(.+)\.(iso|qcow2)$/.exec(name);
+  return m && m[1]!.startsWith(`${cluster}-`) ? m[1]!.slice(cluster.length + 1) : undefined;
+}
+
 export interface BuildReport {
   outDir: string;
   roles: NodeRole[];
@@ -299,7 +310,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const kindOf = (p: string): OutputRecord['kind'] => (p.startsWith('iso/') ? 'iso' : p.startsWith('images/') ? 'image' : p.startsWith('darksite/') ? 'darksite' : 'payload');
   const outputs: OutputRecord[] = [...placedNow].sort().map((p) => {
     const f = state.files[p]!;
-    const role = /^payload\/([^/]+)\//.exec(p)?.[1] ?? /-(\w[\w-]*)\.(iso|qcow2)$/.exec(p.replace(`${cluster}-`, ''))?.[1];
+    const role = roleOfOutput(p, cluster);
     return { path: p, sha256: f.sha256, size: f.size, kind: kindOf(p), ...(role ? { role } : {}) };
   });
   const git = await gitInfo(o.repoRoot, signal);

@@ -3,6 +3,8 @@
 // stages need are read through the agent — each node's SSH host key (converge pins it) and the
 // hub's facts from the master (seed 001 reads hub.env the same way): LAN address, enrollment
 // endpoint, WireGuard public keys and ports. Safe to rerun: it only reads.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { waitForAgents } from '../substrate/provision';
@@ -106,6 +108,22 @@ export async function readHubFacts(g: GuestCall, deadline: number): Promise<HubF
   }
 }
 
+/**
+ * A node installed from an older artifact than this build's (its /etc/kubedos/payload.json
+ * names the payload it was installed with): a warning, not a failure — the new artifact reaches
+ * a running node only when it is recreated.
+ */
+async function payloadDrift(ctx: DeployContext, g: GuestCall): Promise<string | undefined> {
+  if (!ctx.build) return undefined;
+  const built = join(ctx.build.outDir, 'payload', g.node.role, 'payload.json');
+  if (!existsSync(built)) return undefined;
+  const want = (JSON.parse(readFileSync(built, 'utf8')) as { payloadSha256?: string }).payloadSha256;
+  const raw = await guestReadMaybe(g, '/etc/kubedos/payload.json');
+  const have = raw ? (JSON.parse(raw.toString('utf8')) as { payloadSha256?: string }).payloadSha256 : undefined;
+  if (!want || have === want) return undefined;
+  return `${g.node.name} runs the ${g.node.role} payload ${have ? have.slice(0, 12) : '(unknown, older image)'}, this build's is ${want.slice(0, 12)}: the node keeps its payload until it is recreated (a rebuild drill, or kubedos deploy --allow-destroy after removing the VM)${g.node.hub ? '; converge runs the master\'s baked Ansible content' : ''}`;
+}
+
 export function firstbootStage(ctx: DeployContext): StageDefinition {
   return {
     name: 'firstboot',
@@ -121,12 +139,18 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
       const answered = await waitForAgents(driver, plan.nodes.map((n) => n.vmid), { timeoutMs: timeout, intervalMs: 3000, signal: s.signal });
       for (const n of plan.nodes) s.log(`${n.name}: guest agent answered after ${((answered.get(n.vmid) ?? 0) / 1000).toFixed(1)} s`, { node: n.name });
       let done = 0;
+      const stale: string[] = [];
       await eachNode(s, plan.nodes, async (n: PlanNode) => {
         const g = { driver, node: n, signal: s.signal };
         const firstboot = await waitMarker(g, deadline, (l) => s.log(l, { node: n.name }));
         const key = (await guestRun(g, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], { what: 'read the SSH host key' })).stdout.trim();
         if (!/^ssh-ed25519 [A-Za-z0-9+/=]+/.test(key)) throw new StageError(`${n.name}: unexpected SSH host key ${JSON.stringify(key.slice(0, 40))}`, { node: n.name });
         ctx.nodes[n.name] = { ...(ctx.nodes[n.name] ?? { node: n.name, vmid: n.vmid }), node: n.name, vmid: n.vmid, ...(firstboot ? { firstboot } : {}), sshHostKey: key.split(' ').slice(0, 2).join(' ') };
+        const drift = await payloadDrift(ctx, g);
+        if (drift) {
+          s.log(drift, { node: n.name, stream: 'warn' });
+          stale.push(drift);
+        }
         s.log(`${n.name}: first boot completed in ${firstboot ? firstboot.completedAt - firstboot.startedAt : '?'} s (${firstboot?.steps.join(', ')})`, { node: n.name });
         s.progress(++done / plan.nodes.length, undefined, n.name);
       });
@@ -135,7 +159,7 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
       facts.enrollment = { address: plan.enrollment.listen, port: plan.enrollment.port };
       ctx.hub = facts;
       s.log(`hub ${hub.name}: LAN ${facts.lanAddress}, enrollment ${facts.enrollment.address}:${facts.enrollment.port}, ${PLANES.map((p) => `${p} ${facts.wgPublicKeys[p].slice(0, 8)}…:${facts.listenPorts[p]}`).join(', ')}`, { node: hub.name });
-      ctx.summaries.firstboot = { stage: 'firstboot', changes: 0, notes: plan.nodes.map((n) => `${n.name}: first boot complete`) };
+      ctx.summaries.firstboot = { stage: 'firstboot', changes: 0, notes: [...plan.nodes.map((n) => `${n.name}: first boot complete`), ...stale] };
       s.changed(0);
     },
   };

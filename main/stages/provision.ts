@@ -2,7 +2,7 @@
 // image (main/substrate/provision.ts decides create/keep/update/replace/destroy and refuses
 // to touch what the cluster does not own). Remediates drift: a rerun on a converged substrate
 // reports 0 changes and runs no mutating command.
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import type { ArtifactFile } from '../substrate/driver';
@@ -39,6 +39,8 @@ export function ensureDriver(ctx: DeployContext): NonNullable<DeployContext['dri
     target: ctx.target,
     workspace: ctx.workspace,
     env: ctx.env,
+    // A relative spec.qemu.stateDir is relative to the spec file, wherever the engine runs.
+    ...(ctx.specPath ? { cwd: dirname(ctx.specPath) } : {}),
     ...(ctx.acceptHostKey ? { acceptHostKey: ctx.acceptHostKey } : {}),
     ...(ctx.sshConfigPath ? { sshConfigPath: ctx.sshConfigPath } : {}),
     ...(ctx.knownHostsPath ? { knownHostsPath: ctx.knownHostsPath } : {}),

@@ -1,7 +1,7 @@
 // Renders one role's payload from the plan. Pure: templates and static files come in as
 // values, files come out as values; the loader (load.ts) does the reading and the ISO and
 // image builders do the writing. Same inputs → same bytes.
-import { canonicalJson } from '../../../common/canonical';
+import { canonicalJson, sha256Hex } from '../../../common/canonical';
 import { nodeConfig } from '../../../common/plan/node-config';
 import type { Plan } from '../../../common/plan/schema';
 import type { NodeRole } from '../../../common/spec/schema';
@@ -81,6 +81,14 @@ export function renderPreseed(input: RenderInput): string {
   return renderTemplate(`${input.sources.preseedBase.trimEnd()}\n\n${roleFragment.trimEnd()}\n`, values, `preseed ${input.role}`);
 }
 
+/** Pure: sha256 over every payload file (path, mode and bytes, in path order). */
+export function payloadDigest(files: readonly PayloadFile[]): string {
+  const lines = [...files]
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    .map((f) => `${f.path}\0${f.mode.toString(8)}\0${sha256Hex(f.data)}`);
+  return sha256Hex(lines.join('\n'));
+}
+
 export function renderPayload(input: RenderInput): RenderedPayload {
   const nodes = input.plan.nodes.filter((n) => n.role === input.role).map((n) => n.name).sort();
   if (!nodes.length) throw new Error(`payload: the plan has no ${input.role} node`);
@@ -94,6 +102,12 @@ export function renderPayload(input: RenderInput): RenderedPayload {
   }
   for (const name of nodes) files.push({ path: `nodes/${name}.json`, data: enc.encode(canonicalJson(nodeConfig(input.plan, name), 2) + '\n'), mode: 0o644 });
   const opsUser = input.sshAllowUsers[0] ?? 'ops';
+  files.push({ path: 'ops-user', data: enc.encode(`${opsUser}\n`), mode: 0o644 });
+  files.push({ path: 'ops.authorized_keys', data: enc.encode(input.opsAuthorizedKey.trim() + '\n'), mode: 0o644 });
+  files.push({ path: 'kubedos-archive-keyring.gpg', data: input.repoKeyring, mode: 0o644 });
+  const preseed = renderPreseed(input);
+  files.push({ path: 'preseed.cfg', data: enc.encode(preseed), mode: 0o644 });
+  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const manifest = {
     apiVersion: 'kubedos.ca/v1alpha1',
     kind: 'Payload',
@@ -104,13 +118,11 @@ export function renderPayload(input: RenderInput): RenderedPayload {
     nodes,
     opsUser,
     sshAllowUsers: [...input.sshAllowUsers],
+    // Identifies exactly what the node was installed with: the deploy compares it with the
+    // current build to tell when a node runs an older payload than the artifact it would get.
+    payloadSha256: payloadDigest(files),
   };
   files.push({ path: 'payload.json', data: enc.encode(canonicalJson(manifest, 2) + '\n'), mode: 0o644 });
-  files.push({ path: 'ops-user', data: enc.encode(`${opsUser}\n`), mode: 0o644 });
-  files.push({ path: 'ops.authorized_keys', data: enc.encode(input.opsAuthorizedKey.trim() + '\n'), mode: 0o644 });
-  files.push({ path: 'kubedos-archive-keyring.gpg', data: input.repoKeyring, mode: 0o644 });
-  const preseed = renderPreseed(input);
-  files.push({ path: 'preseed.cfg', data: enc.encode(preseed), mode: 0o644 });
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const seen = new Set<string>();
   for (const f of files) {
