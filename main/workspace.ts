@@ -1,5 +1,6 @@
 // Where the engine keeps a cluster's state: journal, plan, builds, VM state, secrets.
 // $KUBEDOS_WORKSPACE overrides the root (tests point it at a temp dir).
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -21,3 +22,52 @@ export const WORKSPACE_LAYOUT = {
   trust: 'trust',
   bundle: 'bundle',
 } as const;
+
+export interface DeployLock {
+  pid: number;
+  startedAt: string;
+  by: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The deploy running against this cluster workspace right now, if any (a stale lock is ignored). */
+export function activeDeploy(workspace: string): DeployLock | undefined {
+  const path = join(workspace, 'deploy.lock');
+  if (!existsSync(path)) return undefined;
+  try {
+    const lock = JSON.parse(readFileSync(path, 'utf8')) as DeployLock;
+    return Number.isInteger(lock.pid) && alive(lock.pid) ? lock : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One deploy per cluster workspace at a time (the CLI and the workbench share it). Returns the
+ * release function; throws with who holds it when another live process does.
+ */
+export function acquireDeployLock(workspace: string, by: string): () => void {
+  mkdirSync(workspace, { recursive: true });
+  const path = join(workspace, 'deploy.lock');
+  const held = activeDeploy(workspace);
+  if (held) throw new Error(`another deploy of this cluster is running (pid ${held.pid}, ${held.by}, since ${held.startedAt}); wait for it or stop it first`);
+  const tmp = `${path}.${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), by } satisfies DeployLock)}\n`);
+  renameSync(tmp, path);
+  return () => {
+    try {
+      const lock = JSON.parse(readFileSync(path, 'utf8')) as DeployLock;
+      if (lock.pid === process.pid) unlinkSync(path);
+    } catch {
+      /* already gone */
+    }
+  };
+}

@@ -35,7 +35,7 @@ export interface CliRun {
 }
 
 /** Runs the CLI, teeing its output into logFile; resolves when it exits (or is killed at timeout). */
-export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number }): Promise<CliRun> {
+export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number; onStdout?: (soFar: string) => void }): Promise<CliRun> {
   mkdirSync(DEPLOY_LAB, { recursive: true });
   const log = createWriteStream(o.logFile);
   const started = Date.now();
@@ -46,6 +46,7 @@ export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: s
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
       log.write(d);
+      o.onStdout?.(stdout);
     });
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();

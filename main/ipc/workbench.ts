@@ -12,7 +12,7 @@ import { runPipeline } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
 import { deployPipeline, planPipeline } from '../stages/index';
 import type { SpecSource } from '../stages/validate';
-import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import { acquireDeployLock, clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { DeployEnvironment } from './deploy';
 import { analyse, DeployRequestError, DeployService } from './deploy';
 import type { Handlers } from './dispatch';
@@ -148,7 +148,24 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
         // Encrypted keys: only from the environment (the wizard has no passphrase prompt yet).
         passphrase: async () => env.KUBEDOS_SSH_PASSPHRASE,
       });
-      const started = await startRun(dag.stages, { name: 'deploy', journalPath: join(workspace, WORKSPACE_LAYOUT.journal), concurrency: 2, allowDestroy, force: force ?? false }, { workspace, ...(dag.close ? { close: dag.close } : {}) });
+      // The same lock as the CLI: one deploy per cluster workspace, whoever starts it.
+      let release: () => void;
+      try {
+        release = acquireDeployLock(workspace, 'workbench');
+      } catch (err) {
+        throw new DeployRequestError('deploy.busy', (err as Error).message, 'wait for it to end (kubedos status) or stop it first');
+      }
+      const close = async (): Promise<void> => {
+        try {
+          await dag.close?.();
+        } finally {
+          release();
+        }
+      };
+      const started = await startRun(dag.stages, { name: 'deploy', journalPath: join(workspace, WORKSPACE_LAYOUT.journal), concurrency: 2, allowDestroy, force: force ?? false }, { workspace, close }).catch((err: unknown) => {
+        release();
+        throw err;
+      });
       return { ...started, workspace };
     },
   };

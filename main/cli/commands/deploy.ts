@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runPipeline } from '../../pipeline/runner';
 import { deployPipeline } from '../../stages/index';
-import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
+import { acquireDeployLock, clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
@@ -51,6 +51,13 @@ export const deployCommand: CliCommand = {
       return 1;
     }
     const workspace = clusterWorkspace(loaded.spec.metadata.name, io.env);
+    let release: () => void;
+    try {
+      release = acquireDeployLock(workspace, `kubedos deploy ${file}`);
+    } catch (err) {
+      io.err(`${(err as Error).message}`);
+      return 1;
+    }
     const source = { name: file, text: readFileSync(loaded.path, 'utf8') };
     const pipeline = deployPipeline(source, {
       planPath: join(workspace, WORKSPACE_LAYOUT.plan),
@@ -78,6 +85,7 @@ export const deployCommand: CliCommand = {
     } finally {
       display.stop();
       await pipeline.close();
+      release();
     }
     if (io.signal.aborted) {
       io.err(`interrupted; the journal is kept: run the same command again to resume (kubedos status ${file})`);

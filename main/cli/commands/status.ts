@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { PipelineEvent } from '../../../common/pipeline/events';
 import { lastSuccesses, readJournal } from '../../pipeline/journal';
-import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
+import { activeDeploy, clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
@@ -50,7 +50,9 @@ export const statusCommand: CliCommand = {
       io.out(JSON.stringify({ cluster, runId: last.runId, startedAt: last.time, finished: Boolean(done), stages: Object.fromEntries(stageRows), nodes: Object.fromEntries(nodes), failures, converged: [...converged.keys()] }, null, 2));
       return 0;
     }
-    io.out(`cluster ${cluster}: last run ${last.runId.slice(0, 8)} started ${last.time}${done ? `, finished in ${fmtMs(done.durationMs)}` : ', did not finish (crash or Ctrl-C): run deploy again to resume'}`);
+    const running = activeDeploy(clusterWorkspace(cluster, io.env));
+    const how = done ? `, finished in ${fmtMs(done.durationMs)}` : running ? `, running now (pid ${running.pid}, ${running.by})` : ', did not finish (crash or Ctrl-C): run deploy again to resume';
+    io.out(`cluster ${cluster}: last run ${last.runId.slice(0, 8)} started ${last.time}${how}`);
     io.out('');
     io.out(renderTable(['STAGE', 'STATE', 'TIME', 'NOTE'], [...stageRows.entries()].map(([s, v]) => [s, v.state, v.duration !== undefined ? fmtMs(v.duration) : '', v.reason ?? ''])));
     if (nodes.size) {
