@@ -178,7 +178,7 @@ export async function runPlaybook(s: StageContext, hubG: GuestCall, o: { tags: r
     `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`,
     `ANSIBLE_LOG_PATH=${logPath}`,
     'ANSIBLE_NOCOLOR=1',
-    'ANSIBLE_TASK_TIMEOUT=600',
+    'ANSIBLE_TASK_TIMEOUT=900',
     'ansible-playbook',
     '-i',
     INVENTORY,
