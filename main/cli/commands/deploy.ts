@@ -72,6 +72,8 @@ export const deployCommand: CliCommand = {
     io.out(`deploying ${loaded.spec.metadata.name} to ${formatTarget(target)} (workspace ${workspace})`);
     const display = new ProgressDisplay(io.out, io.isTty, { verbose: Boolean(values.verbose) });
     let result;
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
     try {
       result = await runPipeline(pipeline.stages, {
         name: 'deploy',
@@ -87,6 +89,11 @@ export const deployCommand: CliCommand = {
       await pipeline.close();
       release();
     }
+    // The workbench's own share of the deploy: this process's CPU time against the wall time
+    // (QEMU, debootstrap and the guests are other processes).
+    const cpu = process.cpuUsage(cpu0);
+    const wallMs = performance.now() - wall0;
+    io.out(`engine: ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU in ${(wallMs / 1000).toFixed(0)} s wall (${((100 * (cpu.user + cpu.system)) / 1000 / Math.max(1, wallMs)).toFixed(1)}%)`);
     if (io.signal.aborted) {
       io.err(`interrupted; the journal is kept: run the same command again to resume (kubedos status ${file})`);
       return 130;
