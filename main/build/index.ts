@@ -19,7 +19,7 @@ import { assertNothingMountedUnder, sha256File, sha256Of, writeFileAtomic } from
 import { buildBaseRootfs, buildImage } from './image/index';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso } from './iso/index';
-import { buildSigningKey, opsSshKey, repoKey } from './keys';
+import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
 import { loadPayloadSources } from './payload/load';
 import type { RenderedPayload } from './payload/render';
 import { renderPayload, rolesOf } from './payload/render';
@@ -156,9 +156,11 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   };
 
   // Keys (one module handles key material: keys.ts).
-  const rkey = await repoKey(cluster, env, signal);
-  const skey = buildSigningKey(cluster, env);
-  const ops = await opsSshKey(cluster, env, signal);
+  // At rest they are age-encrypted in the cluster's SecretStore; the darksite key is imported into
+  // a temporary GNUPGHOME only while the repository is signed (withRepoKey).
+  const rkey = await repoKey(cluster, env, { signal, log });
+  const skey = await buildSigningKey(cluster, env, { log });
+  const ops = await opsSshKey(cluster, env, { signal, log });
 
   // Darksite: lock → cache → signed repository.
   const dsOpts = { packagesDir, cacheDir: cacheRoot(env), offline: o.offline, refreshLock: o.refreshLock, signal, log };
@@ -179,7 +181,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     downloaded = fetched.stats.downloaded;
     const scratch = cache.scratch('darksite');
     log(`darksite: writing signed repository (${fetched.packages.length} packages)`);
-    await writeRepository({ outDir: scratch, packages: fetched.packages, lock, cacheDir: cacheRoot(env), key: rkey, sourceDateEpoch: epoch, label: cluster, signal });
+    await withRepoKey(cluster, env, (key) => writeRepository({ outDir: scratch, packages: fetched.packages, lock, cacheDir: cacheRoot(env), key, sourceDateEpoch: epoch, label: cluster, signal }), { signal, log });
     ds = await cache.store(dsKey, 'darksite', scratch);
     built.push('darksite');
   } else reused.push('darksite');

@@ -133,7 +133,7 @@ export async function bundleFixture(root: string): Promise<BundleFixture> {
   const p = planOf(spec);
   const env = { KUBEDOS_WORKSPACE: root };
   const workspace = clusterWorkspace(p.cluster.name, env);
-  const signingKey = buildSigningKey(p.cluster.name, env);
+  const signingKey = await buildSigningKey(p.cluster.name, env);
   const buildDir = join(workspace, 'build');
   writeFakeBuild(buildDir, p, specText, signingKey);
   mkdirSync(workspace, { recursive: true });

@@ -96,6 +96,7 @@ export function sealStage(ctx: DeployContext): StageDefinition {
       const bundleFile = join(ctx.workspace, WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.manifest);
       const before = previousFiles(bundleFile);
       s.progress(0.1, 'writing the bundle');
+      const signingKey = await buildSigningKey(cluster, ctx.env, { log: (line) => s.log(line) });
       let prepared;
       try {
         prepared = prepareBundle({
@@ -107,7 +108,7 @@ export function sealStage(ctx: DeployContext): StageDefinition {
           hub: ctx.hub,
           nodes: ctx.nodes,
           stages,
-          signingKey: buildSigningKey(cluster, ctx.env),
+          signingKey,
         });
       } catch (err) {
         if (err instanceof BundleInputError) throw new StageError(`seal: ${err.message}`, err.hint ? { hint: err.hint } : {});

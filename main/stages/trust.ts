@@ -3,13 +3,13 @@
 // age-encrypted SecretStore (<workspace>/secrets); certificates (public) in <workspace>/trust,
 // which is what the recovery bundle copies. Created once, then reused: a rerun must not change
 // the hub pin that enrolled nodes trust.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import type { Plan } from '../../common/plan/index';
 import type { CertifiedKey, SecretStore } from '../trust/index';
-import { certFingerprint, createAgeIdentity, createClusterIntermediate, createRootCa, generateHmacKey, issueHubTlsCert, openSecretStore } from '../trust/index';
-import { workspaceRoot, WORKSPACE_LAYOUT } from '../workspace';
+import { ageIdentity, certFingerprint, createClusterIntermediate, createRootCa, generateHmacKey, issueHubTlsCert, openSecretStore } from '../trust/index';
+import { WORKSPACE_LAYOUT } from '../workspace';
 
 export interface ClusterTrust {
   root: CertifiedKey;
@@ -23,24 +23,7 @@ export interface ClusterTrust {
 
 export const TRUST_FILES = { root: 'root-ca.crt', intermediate: 'cluster-ca.crt', hub: 'hub.crt', pin: 'hub.pin' } as const;
 
-/**
- * The age identity that opens the SecretStore: $KUBEDOS_AGE_IDENTITY_FILE (e.g. on a USB key),
- * else <workspace root>/age-identity.txt, created 0600 on first use.
- */
-export async function ageIdentity(env: NodeJS.ProcessEnv): Promise<string> {
-  const path = env.KUBEDOS_AGE_IDENTITY_FILE ?? join(workspaceRoot(env), 'age-identity.txt');
-  if (existsSync(path)) {
-    const line = readFileSync(path, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'));
-    if (!line) throw new Error(`${path} holds no age identity (AGE-SECRET-KEY-1…)`);
-    return line.trim();
-  }
-  if (env.KUBEDOS_AGE_IDENTITY_FILE) throw new Error(`KUBEDOS_AGE_IDENTITY_FILE=${path} does not exist`);
-  const id = await createAgeIdentity();
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `# Kube'd'OS secret store identity: keep a copy offline; without it the cluster's CA keys are lost\n${id}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
-  return id;
-}
+export { ageIdentity } from '../trust/index';
 
 function validAt(certPem: string, at: Date, marginDays: number): boolean {
   const c = new x509.X509Certificate(certPem);

@@ -1,5 +1,6 @@
 export * from './ca';
 export * from './enrollment-files';
+export * from './identity';
 export * from './revocation';
 export * from './secret-store';
 export * from './token';
