@@ -26,8 +26,13 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 const PROBE_KERNEL = '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux';
-/** x86-64-v2-AES as Proxmox defines it: qemu64 plus the v2 flags and AES. */
-const CPU_X86_64_V2_AES = 'qemu64,+aes,+popcnt,+sse4.1,+sse4.2,+ssse3,+cx16,+lahf_lm';
+/**
+ * x86-64-v2-AES as Proxmox defines it: qemu64 plus the v2 flags and AES — and PCLMULQDQ: Debian's
+ * aesni_intel GCM code uses it whenever AES is advertised. Under KVM the host CPU executes it
+ * anyway; under TCG an unadvertised PCLMULQDQ is an invalid opcode (kernel oops in
+ * aesni_gcm_init, seen killing first boot), so it is advertised explicitly.
+ */
+const CPU_X86_64_V2_AES = 'qemu64,+aes,+pclmulqdq,+popcnt,+sse4.1,+sse4.2,+ssse3,+cx16,+lahf_lm';
 
 export interface HostService {
   /** Address:port the guest connects to on the service NIC (10.0.2.0/24). */
