@@ -35,6 +35,18 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        // Slow lab suites that do not fit CI's budget next to the rest; run on purpose:
+        // npm run test:deploy:failures (README: what they cover and how long they take).
+        test: {
+          name: 'slow',
+          include: ['e2e/**/*.slow.test.ts'],
+          exclude: ['**/node_modules/**', 'e2e/output/**'],
+          testTimeout: 3_600_000,
+          hookTimeout: 900_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

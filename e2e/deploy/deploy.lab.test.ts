@@ -6,7 +6,7 @@
 // `kubedos verify` accepts. The cluster is then checked from inside (etcd over wg3 with TLS,
 // Prometheus on wg2, handshakes on every plane) and a second deploy must report every stage
 // unchanged.
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
@@ -104,52 +104,7 @@ print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)
     expect(r.status).toBe(0);
   });
 
-  it('a converge task that fails stops converge with the node, the task and the error; the journal is kept', async () => {
-    // w-1 stops answering SSH: the master's ansible-playbook cannot reach it over wg1.
-    expect((await inGuest('w-1', ['systemctl', 'stop', 'ssh.service'])).exitCode).toBe(0);
-    const r = await kubedosAsync(['deploy', spec, '--target', 'qemu-local'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'deploy-fail-converge.log'), timeoutMs: 20 * 60_000 });
-    expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/✗ converge on w-1: w-1: converge task "[^"]+" failed: .*(ssh|connect)/i);
-    expect(r.stdout).toMatch(/command: ansible-playbook --tags baseline,backplanes,etcd,lb,observability site\.yml/);
-    expect(r.stdout).toMatch(/next: fix the cause, then rerun the deploy/);
-    const o = outcomes(r.stdout);
-    for (const s of ['validate', 'plan', 'build', 'provision', 'firstboot', 'backplanes', 'enroll']) expect(o[s], s).toBe('unchanged');
-    expect(o.converge).toBe('failed');
-    const st = await kubedosAsync(['status', spec], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'status-after-fail.log'), timeoutMs: 60_000 });
-    expect(st.stdout).toMatch(/converge/);
-    expect(st.stdout).toMatch(/w-1/);
-    expect((await inGuest('w-1', ['systemctl', 'start', 'ssh.service'])).exitCode).toBe(0);
-  }, 21 * 60_000);
-
-  it('a VM that dies mid-stage stops that stage naming the node; the next deploy restarts it and converges', async () => {
-    const pidFile = join(WS, 'clusters/lab-3/vms/vms', String(node('w-1').vmid), 'run/qemu.pid');
-    let killed = false;
-    const r = await kubedosAsync(['deploy', spec, '--target', 'qemu-local'], {
-      env: deployEnv(WS),
-      cwd: DEPLOY_LAB,
-      logFile: join(DEPLOY_LAB, 'deploy-vm-dies.log'),
-      timeoutMs: 20 * 60_000,
-      onStdout: (soFar) => {
-        if (!killed && soFar.includes('▶ converge running')) {
-          killed = true;
-          // Give the playbook a moment to start, then the VM dies (power cut, not a shutdown).
-          setTimeout(() => process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGKILL'), 20_000);
-        }
-      },
-    });
-    expect(killed).toBe(true);
-    expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/✗ converge on w-1/);
-    const again = await kubedosAsync(['deploy', spec, '--target', 'qemu-local'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'deploy-recover.log'), timeoutMs: 30 * 60_000 });
-    expect(again.status).toBe(0);
-    const o = outcomes(again.stdout);
-    expect(o.provision).toMatch(/^changed/); // w-1 started again
-    expect(o.converge).not.toMatch(/failed/);
-    // After the unplanned reboot w-1 is back on every plane from its own state (no re-enrollment).
-    expect(o.enroll).toBe('unchanged');
-  }, 52 * 60_000);
-
-  it('a further deploy reports every stage unchanged', async () => {
+  it('a second deploy reports every stage unchanged', async () => {
     const r = await kubedosAsync(['deploy', spec, '--target', 'qemu-local'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'deploy-2.log'), timeoutMs: 30 * 60_000 });
     console.log(`[bench] converged re-deploy of lab-3: ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status).toBe(0);
