@@ -166,22 +166,18 @@ async function prepareEtcd(ctx: DeployContext, s: StageContext, plan: Plan): Pro
   return changes;
 }
 
+/** `ansible-playbook -i INVENTORY` run from the baked content directory with its config (no shell). */
+export function playbookCommand(extraEnv: readonly string[] = []): string[] {
+  return ['env', '-C', ANSIBLE_DIR, `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`, 'ANSIBLE_NOCOLOR=1', ...extraEnv, 'ansible-playbook', '-i', INVENTORY];
+}
+
 /** Runs ansible-playbook on the master through the agent, streaming its log file meanwhile. */
 export async function runPlaybook(s: StageContext, hubG: GuestCall, o: { tags: readonly string[]; logName: string; extraArgs?: readonly string[]; timeoutS?: number }): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const logPath = `/var/log/kubedos/${o.logName}.log`;
   await guestRun(hubG, ['install', '-d', '-m', '0750', '/var/log/kubedos']);
   await guestRun(hubG, ['rm', '-f', logPath]);
   const argv = [
-    'env',
-    '-C',
-    ANSIBLE_DIR,
-    `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`,
-    `ANSIBLE_LOG_PATH=${logPath}`,
-    'ANSIBLE_NOCOLOR=1',
-    'ANSIBLE_TASK_TIMEOUT=900',
-    'ansible-playbook',
-    '-i',
-    INVENTORY,
+    ...playbookCommand([`ANSIBLE_LOG_PATH=${logPath}`, 'ANSIBLE_TASK_TIMEOUT=900']),
     '-e',
     `@${DEPLOY_VARS}`,
     ...(o.tags.length ? ['--tags', o.tags.join(',')] : []),

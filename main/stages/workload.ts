@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import type { DeployContext } from './context';
-import { ANSIBLE_DIR, failedTasks, parsePlayRecap, runPlaybook } from './converge';
+import { failedTasks, parsePlayRecap, playbookCommand, runPlaybook } from './converge';
 import type { GuestCall } from './guest';
 import { guestRun, need, tail } from './guest';
 import { ensureDriver } from './provision';
@@ -47,7 +47,7 @@ export function workloadStage(ctx: DeployContext): StageDefinition {
       const lockPath = ctx.build ? join(ctx.build.outDir, 'darksite', 'darksite.lock.json') : undefined;
       const missing = missingUpstream(lockPath && existsSync(lockPath) ? readFileSync(lockPath, 'utf8') : undefined);
       if (missing.length) {
-        const r = await guestRun(hubG, ['env', '-C', ANSIBLE_DIR, `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`, 'ANSIBLE_NOCOLOR=1', 'ansible-playbook', '-i', '/etc/kubedos/ansible/inventory.yml', '--syntax-check', '--tags', WORKLOAD_TAGS.join(','), 'site.yml'], {
+        const r = await guestRun(hubG, [...playbookCommand(), '--syntax-check', '--tags', WORKLOAD_TAGS.join(','), 'site.yml'], {
           okCodes: [0, 1, 4],
           timeoutS: 600,
           what: 'ansible-playbook --syntax-check',
