@@ -3,7 +3,8 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropLabBulk } from '../lab-output';
 import { ensureLock } from '../../main/build/darksite/index';
 import { hostToolVersions } from '../../main/build/index';
 import { verifyBuild } from '../../main/build/verify';
@@ -28,6 +29,10 @@ describe('kubedos build (lab-3)', () => {
     requireRoot();
     ensureSpec();
     rmSync(OUT, { recursive: true, force: true });
+  });
+  // The outputs are copies of cache entries (which image-boot and iso-boot reuse): drop the copies.
+  afterAll(() => {
+    for (const d of ['build', 'build-again', 'build-offline', 'build-corrupt', 'build-netinst']) dropLabBulk(join(LAB, d));
   });
 
   it('builds darksite, ISOs and qcow2 images with manifest, SBOM, provenance and signatures; verify passes', () => {

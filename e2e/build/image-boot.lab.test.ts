@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { dropLabBulk } from '../lab-output';
 import { ensureSpec, kubedos, LAB, requireRoot, SPEC } from './env';
 
 // Own output directory (same inputs as build.lab.test.ts, so its cache entries are reused).
@@ -27,6 +28,7 @@ describe('qcow2 golden image boot (worker)', () => {
   });
   afterAll(async () => {
     await vm?.stop();
+    dropLabBulk(OUT, [join(LAB, 'vm-image'), join(LAB, 'vm-image-disk.qcow2')]);
   });
 
   it('boots with Secure Boot + TPM, completes first boot as w-1 and answers guest-ping', async () => {

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { dropLabBulk } from '../lab-output';
 import { ensureSpec, kubedos, LAB, requireRoot, SPEC } from './env';
 
 // Own output directory (same inputs as build.lab.test.ts, so its cache entries are reused).
@@ -32,6 +33,7 @@ describe('role installer ISO boot (worker)', () => {
   afterAll(async () => {
     await vm?.stop();
     await server?.close();
+    dropLabBulk(OUT, [join(LAB, 'vm-iso-disk.qcow2')]);
   });
 
   it('boots with Secure Boot, reads the preseed and installs from the darksite served on loopback', async () => {

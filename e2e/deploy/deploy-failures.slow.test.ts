@@ -12,6 +12,7 @@ import type { Plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
+import { dropLabBulk } from '../lab-output';
 import { DEPLOY_LAB, deployEnv, kubedosAsync, outcomes, requireRoot, writeSpec } from './env';
 
 const WS = join(DEPLOY_LAB, 'workspace-failures');
@@ -35,6 +36,7 @@ describe('deploy failures on lab-3 (qemu-local, TCG)', () => {
 
   afterAll(async () => {
     for (const n of p.nodes) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
+    dropLabBulk(WS, [join(WS, 'cache')]);
   });
 
   it('deploys lab-3', async () => {

@@ -15,6 +15,7 @@ import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import type { ProxmoxSshDriver } from '../../main/substrate/proxmox-ssh';
 import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { startProxmoxStandIn } from '../fixtures/proxmox/standin';
+import { dropLabBulk } from '../lab-output';
 import { standInDriver } from '../substrate/helpers';
 import { deployEnv, kubedosAsync, outcomes, REPO, requireRoot, writeSpec } from './env';
 
@@ -65,7 +66,7 @@ async function inGuest(name: string, argv: string[], timeoutS = 120) {
 describe('kubedos deploy lab-3 --target proxmox://pve-standin (real SSH, strict stand-in, TCG)', () => {
   beforeAll(async () => {
     requireRoot();
-    // A fresh cluster every run: a fresh stand-in, an empty workspace; the build cache is shared.
+    // A fresh cluster every run: a fresh stand-in, an empty workspace (build cache included).
     rmSync(WS, { recursive: true, force: true });
     standin = await startProxmoxStandIn();
     const text = standinSpecText(standin);
@@ -81,6 +82,7 @@ describe('kubedos deploy lab-3 --target proxmox://pve-standin (real SSH, strict 
     for (const n of p?.nodes ?? []) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
     await driver?.close().catch(() => undefined);
     await standin?.stop();
+    dropLabBulk(WS, [join(WS, 'cache')]);
   });
 
   it('deploys over SSH: every stage succeeds', async () => {

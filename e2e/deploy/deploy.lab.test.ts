@@ -14,6 +14,7 @@ import type { Plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
+import { dropLabBulk } from '../lab-output';
 import { DEPLOY_LAB, deployEnv, kubedosAsync, outcomes, requireRoot, writeSpec } from './env';
 
 const WS = join(DEPLOY_LAB, 'workspace');
@@ -32,7 +33,7 @@ describe('kubedos deploy lab-3 --target qemu-local (TCG, qcow2 path, no route ou
   beforeAll(() => {
     requireRoot();
     // A fresh cluster every run: VMs of an earlier run are destroyed by afterAll; the workspace
-    // (journal, secrets, VM state) starts empty. The build cache is shared with the build lab.
+    // (journal, secrets, VM state) starts empty. The build cache lives in the workspace.
     rmSync(WS, { recursive: true, force: true });
     spec = writeSpec(DEPLOY_LAB);
     driver = new QemuLocalDriver({ stateDir: join(WS, 'clusters/lab-3/vms'), ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } });
@@ -40,6 +41,7 @@ describe('kubedos deploy lab-3 --target qemu-local (TCG, qcow2 path, no route ou
 
   afterAll(async () => {
     for (const n of p.nodes) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
+    dropLabBulk(WS, [join(WS, 'cache')]);
   });
 
   it('deploys: every stage succeeds', async () => {

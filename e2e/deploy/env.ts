@@ -1,6 +1,7 @@
 // Shared helpers of the deploy lab: the real `kubedos` CLI as a child process (output kept in
-// e2e/output/deploy-lab/*.log), a workspace of its own, and the build cache shared with the
-// build lab (so the darksite and the golden images are built once per machine).
+// e2e/output/deploy-lab/*.log) and a workspace of its own per suite, build cache included
+// (<workspace>/cache: each suite's cluster has its own keys, so nothing would be shared anyway,
+// and the suite drops the whole cache when it ends).
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -8,15 +9,15 @@ import { TEMPLATES } from '../../common/spec/index';
 
 export const REPO = resolve(__dirname, '../..');
 export const DEPLOY_LAB = join(REPO, 'e2e/output/deploy-lab');
-export const BUILD_CACHE = join(REPO, 'e2e/output/build-lab/cache');
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error('the deploy lab needs root (debootstrap, chroot, QEMU with swtpm); run it as root like CI does');
 }
 
 export function deployEnv(workspace: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: workspace, KUBEDOS_CACHE: BUILD_CACHE, KUBEDOS_BOOT_TIMEOUT_S: '1500' };
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: workspace, KUBEDOS_BOOT_TIMEOUT_S: '1500' };
   delete env.SOURCE_DATE_EPOCH;
+  delete env.KUBEDOS_CACHE;
   return env;
 }
 

@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, openSync, writeSync, closeSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, openSync, writeSync, closeSync, existsSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
+import { ensureFreeSpace, freeBytesAt, NotEnoughSpace } from './files';
 
 const root = mkdtempSync(join(tmpdir(), 'kubedos-cache-test-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -62,5 +63,72 @@ describe('roleOfOutput', () => {
     expect(roleOfOutput('payload/lb/preseed.cfg', 'lab-3')).toBe('lb');
     expect(roleOfOutput('darksite/dists/bookworm/Release', 'lab-3')).toBeUndefined();
     expect(roleOfOutput('images/other-master.qcow2', 'lab-3')).toBeUndefined();
+  });
+});
+
+describe('cache eviction', () => {
+  it('lists entries least recently used first; a hit makes an entry the most recent', async () => {
+    const cache = new ArtifactCache(join(root, 'lru'));
+    const keys = [1, 2, 3].map((n) => inputsKey('t', { lru: n }));
+    for (const [i, k] of keys.entries()) {
+      await cache.store(k, `kind${i}`, built(`lru${i}`, 'x'.repeat(100 * (i + 1))));
+      const rec = join(root, 'lru/artifacts', k.slice(0, 2), k, 'entry.json');
+      utimesSync(rec, new Date(1_000_000 + i * 1000), new Date(1_000_000 + i * 1000));
+    }
+    expect(cache.entries().map((e) => e.key)).toEqual(keys);
+    expect(cache.entries().map((e) => e.bytes)).toEqual([100, 200, 300]);
+    await cache.lookup(keys[0]!); // used now
+    expect(cache.entries().map((e) => e.key)).toEqual([keys[1], keys[2], keys[0]]);
+  });
+
+  it('prunes by age, then by size, oldest first; dry run removes nothing; dead builds\' scratch goes', async () => {
+    const cache = new ArtifactCache(join(root, 'prune'));
+    const keys = [1, 2, 3, 4].map((n) => inputsKey('t', { prune: n }));
+    for (const [i, k] of keys.entries()) {
+      await cache.store(k, 't', built(`p${i}`, 'y'.repeat(1000)));
+      utimesSync(join(root, 'prune/artifacts', k.slice(0, 2), k, 'entry.json'), new Date(i * 10_000), new Date(i * 10_000));
+    }
+    const now = 40_000;
+    // Scratch of a process that is gone (pid 2^22+1 exceeds pid_max's default) and of this one.
+    mkdirSync(join(root, 'prune/tmp/image-work-worker-4194305/rootfs'), { recursive: true });
+    const mine = cache.scratch('image-work-master');
+    mkdirSync(mine, { recursive: true });
+
+    const dry = cache.prune({ olderThanMs: 25_000, dryRun: true, now });
+    expect(dry.removed.map((e) => e.key)).toEqual(keys.slice(0, 2));
+    expect(dry.scratchRemoved).toEqual(['image-work-worker-4194305']);
+    expect(cache.entries()).toHaveLength(4);
+
+    const byAge = cache.prune({ olderThanMs: 25_000, now });
+    expect(byAge.removed.map((e) => e.key)).toEqual(keys.slice(0, 2));
+    expect(byAge.keptBytes).toBe(2000);
+    expect(existsSync(join(root, 'prune/tmp/image-work-worker-4194305'))).toBe(false);
+    expect(existsSync(mine)).toBe(true);
+    expect(await cache.lookup(keys[0]!)).toBeUndefined();
+
+    const bySize = cache.prune({ maxBytes: 1500, now });
+    expect(bySize.removed.map((e) => e.key)).toEqual([keys[2]]);
+    expect(cache.entries().map((e) => e.key)).toEqual([keys[3]]);
+    expect(await cache.lookup(keys[3]!)).toBeDefined();
+  });
+});
+
+describe('free space', () => {
+  it('refuses a step that needs more than the disk has, naming the step, the place and what to do', () => {
+    const fake = (): number => 1.5 * 1024 ** 3;
+    expect(() => ensureFreeSpace('/some/cache', 4.5 * 1024 ** 3, 'building the worker image', fake)).toThrow(
+      'building the worker image needs about 4.5 GiB free under /some/cache; the filesystem has 1.5 GiB',
+    );
+    try {
+      ensureFreeSpace('/some/cache', 4.5 * 1024 ** 3, 'x', fake);
+    } catch (err) {
+      expect(err).toBeInstanceOf(NotEnoughSpace);
+      expect((err as NotEnoughSpace).hint).toMatch(/kubedos cache prune --max-size/);
+    }
+    expect(() => ensureFreeSpace('/some/cache', 1024 ** 3, 'x', fake)).not.toThrow();
+  });
+
+  it('reads the free space of the nearest existing parent', () => {
+    expect(freeBytesAt(join(root, 'does/not/exist/yet'))).toBeGreaterThan(0);
   });
 });

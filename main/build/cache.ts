@@ -4,10 +4,10 @@
 // inode no longer match what was recorded is hashed again, and any hash mismatch discards the
 // whole entry (it is rebuilt, never used). Outputs placed in a build directory are tracked the
 // same way, so a warm rebuild with unchanged inputs touches no file contents.
-import { constants, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { canonicalJson } from '../../common/canonical';
-import { listFiles, sha256File, sha256Of, writeFileAtomic } from './files';
+import { assertNothingMountedUnder, ensureFreeSpace, listFiles, sha256File, sha256Of, writeFileAtomic } from './files';
 
 export interface CachedFile {
   /** Path relative to the entry (and to the output location). */
@@ -20,6 +20,24 @@ interface Fingerprint {
   size: number;
   mtimeMs: number;
   ino: number;
+}
+
+export interface CacheEntryInfo {
+  key: string;
+  kind: string;
+  dir: string;
+  bytes: number;
+  /** entry.json's mtime: set when stored and on every cache hit. */
+  lastUsedMs: number;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 interface EntryRecord {
@@ -81,6 +99,13 @@ export class ArtifactCache {
       changed = true;
     }
     if (changed) writeFileAtomic(recPath, JSON.stringify(rec));
+    // Last use = entry.json's mtime (prune evicts the least recently used first).
+    try {
+      const now = new Date();
+      utimesSync(recPath, now, now);
+    } catch {
+      /* read-only cache: last use stays unknown */
+    }
     return { dir: join(dir, 'files'), files: rec.files.map(({ path, sha256, size }) => ({ path, sha256, size })) };
   }
 
@@ -119,6 +144,65 @@ export class ArtifactCache {
     return { dir: join(dir, 'files'), files: files.map(({ path, sha256, size }) => ({ path, sha256, size })) };
   }
 
+  /** Every entry with its size and last use, least recently used first. */
+  entries(): CacheEntryInfo[] {
+    const root = join(this.root, 'artifacts');
+    const out: CacheEntryInfo[] = [];
+    for (const shard of existsSync(root) ? readdirSync(root).sort() : []) {
+      for (const name of readdirSync(join(root, shard)).sort()) {
+        const dir = join(root, shard, name);
+        const stagingPid = Number(/\.staging-(\d+)$/.exec(name)?.[1]);
+        if (stagingPid && processAlive(stagingPid)) continue; // another build is storing it right now
+        let kind = 'unknown';
+        let lastUsedMs = 0;
+        let bytes: number;
+        try {
+          const recPath = join(dir, 'entry.json');
+          const rec = JSON.parse(readFileSync(recPath, 'utf8')) as EntryRecord;
+          kind = rec.kind;
+          bytes = rec.files.reduce((n, f) => n + f.size, 0);
+          lastUsedMs = statSync(recPath).mtimeMs;
+        } catch {
+          // staging leftovers and unreadable entries: oldest, size of what is there
+          bytes = listFiles(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+        }
+        out.push({ key: name, kind, dir, bytes, lastUsedMs });
+      }
+    }
+    return out.sort((a, b) => a.lastUsedMs - b.lastUsedMs || a.key.localeCompare(b.key));
+  }
+
+  /**
+   * Evict entries, least recently used first: every entry unused for olderThanMs, then more until
+   * the cache holds at most maxBytes. Scratch directories of processes that are gone are removed.
+   */
+  prune(o: { olderThanMs?: number; maxBytes?: number; dryRun?: boolean; now?: number }): { removed: CacheEntryInfo[]; keptBytes: number; scratchRemoved: string[] } {
+    const now = o.now ?? Date.now();
+    const all = this.entries();
+    let total = all.reduce((n, e) => n + e.bytes, 0);
+    const removed: CacheEntryInfo[] = [];
+    for (const e of all) {
+      const stale = o.olderThanMs !== undefined && now - e.lastUsedMs > o.olderThanMs;
+      const over = o.maxBytes !== undefined && total > o.maxBytes;
+      if (!stale && !over) continue;
+      removed.push(e);
+      total -= e.bytes;
+      if (!o.dryRun) rmSync(e.dir, { recursive: true, force: true });
+    }
+    const scratchRemoved: string[] = [];
+    const tmp = join(this.root, 'tmp');
+    for (const name of existsSync(tmp) ? readdirSync(tmp).sort() : []) {
+      const pid = Number(/-(\d+)$/.exec(name)?.[1]);
+      if (pid && processAlive(pid)) continue;
+      scratchRemoved.push(name);
+      if (!o.dryRun) {
+        assertNothingMountedUnder(join(tmp, name));
+        rmSync(join(tmp, name), { recursive: true, force: true });
+      }
+    }
+    return { removed, keptBytes: total, scratchRemoved };
+  }
+
   /** Scratch directory on the cache's filesystem (so store() is a rename). */
   scratch(name: string): string {
     const d = join(this.root, 'tmp', `${name}-${process.pid}`);
@@ -154,11 +238,17 @@ export function writePlaced(outDir: string, state: PlacedState): void {
  */
 export function place(entry: { dir: string; files: CachedFile[] }, outDir: string, prefix: string, state: PlacedState): number {
   let copied = 0;
-  for (const f of entry.files) {
+  const todo = entry.files.filter((f) => {
     const rel = prefix ? `${prefix}/${f.path}` : f.path;
     const dst = join(outDir, rel);
     const prev = state.files[rel];
-    if (prev && prev.sha256 === f.sha256 && existsSync(dst) && sameFp(fingerprint(dst), prev.fp)) continue;
+    return !(prev && prev.sha256 === f.sha256 && existsSync(dst) && sameFp(fingerprint(dst), prev.fp));
+  });
+  const bytes = todo.reduce((n, f) => n + f.size, 0);
+  if (bytes > 64 * 1024 ** 2) ensureFreeSpace(outDir, bytes + 256 * 1024 ** 2, `placing ${prefix || 'outputs'} (${todo.length} files)`);
+  for (const f of todo) {
+    const rel = prefix ? `${prefix}/${f.path}` : f.path;
+    const dst = join(outDir, rel);
     mkdirSync(dirname(dst), { recursive: true });
     rmSync(dst, { force: true });
     copyFileSync(join(entry.dir, f.path), dst, constants.COPYFILE_FICLONE);

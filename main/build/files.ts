@@ -1,7 +1,7 @@
 // File helpers of the foundry: streaming sha256, atomic writes, pinned times. Everything the
 // build hashes goes through here so a hash always means the same bytes.
 import { createHash } from 'node:crypto';
-import { chmodSync, constants, copyFileSync, createReadStream, mkdirSync, readFileSync, readdirSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, constants, copyFileSync, createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statfsSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
 export async function sha256File(path: string): Promise<string> {
@@ -92,4 +92,33 @@ export function assertNothingMountedUnder(dir: string): void {
     .map((l) => l.split(' ')[4] ?? '')
     .filter((mp) => mp === dir || mp.startsWith(prefix));
   if (hits.length) throw new Error(`refusing to delete ${dir}: still mounted inside it: ${hits.join(', ')} (umount them first)`);
+}
+
+const GiB = 1024 ** 3;
+
+export function formatGiB(bytes: number): string {
+  return `${(bytes / GiB).toFixed(1)} GiB`;
+}
+
+/** Free bytes (for an unprivileged writer) on the filesystem holding path or its nearest existing parent. */
+export function freeBytesAt(path: string): number {
+  let cur = path;
+  while (!existsSync(cur) && dirname(cur) !== cur) cur = dirname(cur);
+  const st = statfsSync(cur);
+  return st.bavail * st.bsize;
+}
+
+export class NotEnoughSpace extends Error {
+  readonly hint: string;
+  constructor(readonly what: string, readonly dir: string, readonly neededBytes: number, readonly freeBytes: number) {
+    super(`${what} needs about ${formatGiB(neededBytes)} free under ${dir}; the filesystem has ${formatGiB(freeBytes)}`);
+    this.name = 'NotEnoughSpace';
+    this.hint = 'free space there, e.g. `kubedos cache prune --max-size 10G` (least recently used build artifacts first), or point KUBEDOS_CACHE at a larger disk';
+  }
+}
+
+/** Refuse to start a step that would fill the disk halfway through (a half-written image is worse than none). */
+export function ensureFreeSpace(dir: string, neededBytes: number, what: string, free: (p: string) => number = freeBytesAt): void {
+  const have = free(dir);
+  if (have < neededBytes) throw new NotEnoughSpace(what, dir, neededBytes, have);
 }

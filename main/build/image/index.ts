@@ -42,6 +42,9 @@ export async function buildBaseRootfs(input: BaseRootfsInput): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
 }
 
+/** Size of a golden image's ext4 root filesystem unless the input says otherwise. */
+export const DEFAULT_ROOT_MIB = 2048;
+
 export interface ImageInput {
   payload: RenderedPayload;
   /** Base root filesystem tar from buildBaseRootfs. */
@@ -177,12 +180,15 @@ export async function buildImage(input: ImageInput): Promise<void> {
   await run(['mcopy', '-s', '-m', '-Q', '-i', espImg, join(espTree, 'EFI'), '::/'], { env, signal });
 
   pinTimes(rootfs, epoch);
-  const rootMiB = input.rootSizeMiB ?? 2048;
+  const rootMiB = input.rootSizeMiB ?? DEFAULT_ROOT_MIB;
   const rootImg = join(workDir, 'root.ext4');
   await run(
     ['mkfs.ext4', '-q', '-F', '-d', rootfs, '-U', rootUuid, '-L', 'kubedos-root', '-E', `hash_seed=${stableUuid(`${input.cluster}/${payload.role}/hash-seed`)},root_owner=0:0`, rootImg, `${rootMiB}M`],
     { env: { E2FSPROGS_FAKE_TIME: String(epoch) }, signal, timeoutMs: 20 * 60_000 },
   );
+  // The tree is in root.ext4 now: free it before the raw disk is written (peak disk use ~2x the root).
+  assertNothingMountedUnder(rootfs);
+  rmSync(rootfs, { recursive: true, force: true });
 
   const raw = join(workDir, 'disk.raw');
   const espSectors = espMiB * 2048;
@@ -199,9 +205,7 @@ export async function buildImage(input: ImageInput): Promise<void> {
   await run(['dd', `if=${rootImg}`, `of=${raw}`, 'bs=1M', `seek=${1 + espMiB}`, 'conv=notrunc,sparse', 'status=none'], { signal, timeoutMs: 20 * 60_000 });
   mkdirSync(dirname(input.outFile), { recursive: true });
   rmSync(input.outFile, { force: true });
-  await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, input.outFile], { signal, timeoutMs: 20 * 60_000 });
-  assertNothingMountedUnder(rootfs);
-  rmSync(rootfs, { recursive: true, force: true });
-  rmSync(raw, { force: true });
   rmSync(rootImg, { force: true });
+  await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, input.outFile], { signal, timeoutMs: 20 * 60_000 });
+  rmSync(raw, { force: true });
 }

@@ -33,6 +33,16 @@ describe('kubedos verify', () => {
     await expect(verifyCommand.run(['a', 'b'], io(root))).rejects.toBeInstanceOf(UsageError);
   });
 
+  it('says plainly when DIR is missing or is neither a build nor a bundle', async () => {
+    const missing = io(root);
+    expect(await verifyCommand.run(['no-such-dir'], missing)).toBe(1);
+    expect(missing.errText.join('\n')).toMatch(/no-such-dir: no such directory/);
+    writeFileSync(join(root, 'stray.txt'), 'x');
+    const neither = io(root);
+    expect(await verifyCommand.run(['.'], neither)).toBe(1);
+    expect(neither.errText.join('\n')).toMatch(/neither a build directory \(no manifest\.json\) nor a recovery bundle/);
+  });
+
   it('verifies a build directory (no bundle.json) output by output', async () => {
     const dir = join(root, 'build-out');
     writeFakeBuild(dir, fx.plan, fx.specText, fx.signingKey, true);

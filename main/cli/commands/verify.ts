@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { isBundleDir, verifyBundle } from '../../bundle/verify';
+import { MANIFEST_FILE } from '../../build/attest';
 import { verifyBuild } from '../../build/verify';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
@@ -23,6 +24,10 @@ export const verifyCommand: CliCommand = {
     if (!dir || extra) throw new UsageError('exactly one DIR');
     const publicKeyPem = values.key ? readFileSync(resolve(io.cwd, values.key), 'utf8') : undefined;
     const path = resolve(io.cwd, dir);
+    if (!existsSync(path) || !statSync(path).isDirectory()) {
+      io.err(`verify FAILED: ${dir}: no such directory (a build directory from \`kubedos build --out DIR\`, or <workspace>/clusters/<name>/bundle after a deploy's seal stage)`);
+      return 1;
+    }
     if (isBundleDir(path)) {
       const r = await verifyBundle(path, publicKeyPem ? { publicKeyPem } : {});
       if (values.json) io.out(JSON.stringify({ kind: 'bundle', ...r }, null, 2));
@@ -33,6 +38,10 @@ export const verifyCommand: CliCommand = {
       }
       if (!values.json) io.out(`verify ok: recovery bundle of ${r.cluster}, signed by key ${r.keyid}`);
       return 0;
+    }
+    if (!existsSync(join(path, MANIFEST_FILE))) {
+      io.err(`verify FAILED: ${dir} is neither a build directory (no ${MANIFEST_FILE}) nor a recovery bundle (no bundle.json)`);
+      return 1;
     }
     const r = await verifyBuild(path, publicKeyPem ? { publicKeyPem } : {});
     if (values.json) io.out(JSON.stringify(r, null, 2));
