@@ -9,7 +9,7 @@ import { TEMPLATES } from '../spec/templates/index';
 import { syntheticSpec, templateObject, toYaml } from '../testing/specs';
 import { diffPlan } from './diff';
 import { nodeConfig, NodeConfig } from './node-config';
-import { plan, planJson } from './plan';
+import { hubOf, plan, planJson } from './plan';
 import { Plan } from './schema';
 
 function planOf(text: string) {
@@ -30,6 +30,11 @@ describe('plan: addressing', () => {
     }
     expect(Plan.safeParse(p).success).toBe(true);
   });
+  it('hubOf names the master, and refuses a plan without one', () => {
+    expect(hubOf(p).name).toBe(p.nodes.find((n) => n.role === 'master')!.name);
+    expect(() => hubOf({ ...p, nodes: p.nodes.filter((n) => !n.hub) })).toThrow(/has no hub node: a cluster needs exactly one master/);
+  });
+
   it('makes the master the hub at .1 of every plane', () => {
     const master = p.nodes.find((n) => n.role === 'master')!;
     expect(master.hub).toBe(true);

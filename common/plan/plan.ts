@@ -306,3 +306,10 @@ function secretRefs(cluster: string, nodes: readonly PlanNode[]): Plan['secretRe
   }
   return refs;
 }
+
+/** The enrollment hub (the master): every plane's hub and where converge runs. */
+export function hubOf(p: Plan): PlanNode {
+  const hub = p.nodes.find((n) => n.hub);
+  if (!hub) throw new Error(`plan of ${p.cluster.name} has no hub node: a cluster needs exactly one master`);
+  return hub;
+}

@@ -9,6 +9,7 @@ import type { FailureDetail, PipelineEvent, PipelineEventBody, RerunClass, Stage
 import { PipelineEvent as PipelineEventSchema } from '../../common/pipeline/events';
 import { CommandError } from '../exec/runner';
 import { checkpoints, Journal, lastSuccesses } from './journal';
+import { sleep } from './sleep';
 
 export interface StageContext {
   readonly runId: string;
@@ -222,7 +223,7 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
         if (attempt + 1 < attempts) {
           const wait = (s.retries?.backoffMs ?? 1000) * 2 ** attempt;
           ctx.log(`attempt ${attempt + 1} failed: ${(err as Error).message.split('\n')[0]}; retrying in ${wait} ms`, { stream: 'warn' });
-          await sleep(wait, controller.signal);
+          await sleep(wait, controller.signal).catch(() => undefined); // aborted: the loop sees it
           continue;
         }
         fail(s, err, attempt, performance.now() - t0);
@@ -277,16 +278,6 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
   journal?.close();
   const ok = order.every((n) => satisfied(states.get(n)) && !blocked.has(n));
   return { runId, ok, states: summary, failures, durationMs };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
 }
 
 export function failureDetail(stage: string, err: unknown): FailureDetail {

@@ -6,7 +6,8 @@
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import type { DeployContext } from './context';
-import { eachNode, need, sleep } from './guest';
+import { eachNode, need } from './guest';
+import { sleep } from '../pipeline/sleep';
 import type { PlanesStatus } from './firstboot';
 import { bootTimeoutMs, planesStatus } from './firstboot';
 import { ensureDriver } from './provision';

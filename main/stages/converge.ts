@@ -10,6 +10,7 @@
 //    backplanes, etcd, lb, observability), its log streamed live, its PLAY RECAP parsed: a
 //    failed task stops the stage with the node, the task and the error.
 // Remediates drift: a rerun runs the playbook again and must report changed=0.
+import { hubOf } from '../../common/plan/index';
 import { parse as parseYaml } from 'yaml';
 import type { Plan } from '../../common/plan/index';
 import type { StageDefinition, StageContext } from '../pipeline/runner';
@@ -17,7 +18,8 @@ import { StageError } from '../pipeline/runner';
 import { issueEtcdCert } from '../trust/index';
 import type { DeployContext } from './context';
 import type { GuestCall, PlanNode } from './guest';
-import { eachNode, guestReadMaybe, guestRun, guestWrite, need, sleep, tail } from './guest';
+import { eachNode, guestReadMaybe, guestRun, guestWrite, need, tail } from './guest';
+import { sleep } from '../pipeline/sleep';
 import { ensureDriver } from './provision';
 import { clusterTrust } from './trust';
 
@@ -219,7 +221,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       const plan = need(ctx.plan, 'plan');
       const spec = need(ctx.spec, 'spec');
       const driver = ensureDriver(ctx);
-      const hub = plan.nodes.find((n) => n.hub)!;
+      const hub = hubOf(plan);
       const hubG: GuestCall = { driver, node: hub, signal: s.signal };
       if (!spec.spec.orchestration.ansible.enabled) {
         s.log('orchestration.ansible.enabled is false: nothing to converge');

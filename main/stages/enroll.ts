@@ -5,13 +5,15 @@
 // unit on the master), runs each node's agent, watches the hub's roster fill, closes the window
 // and then checks a fresh handshake on wg1, wg2 and wg3 from every node to the hub.
 // Safe to rerun: nodes already enrolled with live handshakes are left alone (0 changes).
+import { hubOf } from '../../common/plan/index';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { agentEnrollmentFiles, hubEnrollmentFiles, issueEnrollmentToken } from '../trust/index';
 import type { NodeFile } from '../trust/index';
 import type { DeployContext } from './context';
 import type { GuestCall, PlanNode } from './guest';
-import { eachNode, guestJson, guestReadMaybe, guestRun, guestWrite, need, sleep, tail } from './guest';
+import { eachNode, guestJson, guestReadMaybe, guestRun, guestWrite, need, tail } from './guest';
+import { sleep } from '../pipeline/sleep';
 import { planesStatus } from './firstboot';
 import { PLANE_NAMES, staleHandshakes } from './backplanes';
 import { ensureDriver } from './provision';
@@ -60,7 +62,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
       const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
       if (trust.created.length) s.log(`trust material created: ${trust.created.join(', ')} (private keys in the encrypted secret store ${trust.store.dir})`);
       s.log(`hub certificate pin ${trust.hubTls.fingerprint}`);
-      const hub = plan.nodes.find((n) => n.hub)!;
+      const hub = hubOf(plan);
       const spokes = plan.nodes.filter((n) => !n.hub);
       const hubG: GuestCall = { driver, node: hub, signal: s.signal };
       let changes = await syncFiles(hubG, hubEnrollmentFiles(plan, { hmacKey: trust.hmacKey, hubTls: trust.hubTls }), ['/etc/kubedos/enroll/revoked.json']);

@@ -5,12 +5,14 @@
 // endpoint, WireGuard public keys and ports. Safe to rerun: it only reads.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hubOf } from '../../common/plan/index';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { waitForAgents } from '../substrate/provision';
 import type { DeployContext, HubFacts, NodeFacts } from './context';
 import type { GuestCall, PlanNode } from './guest';
-import { eachNode, guestJson, guestReadMaybe, guestRun, need, sleep, tail } from './guest';
+import { eachNode, guestJson, guestReadMaybe, guestRun, need, tail } from './guest';
+import { sleep } from '../pipeline/sleep';
 import { ensureDriver } from './provision';
 
 export const FIRSTBOOT_MARKER = '/var/lib/kubedos/firstboot-complete';
@@ -154,7 +156,7 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
         s.log(`${n.name}: first boot completed in ${firstboot ? firstboot.completedAt - firstboot.startedAt : '?'} s (${firstboot?.steps.join(', ')})`, { node: n.name });
         s.progress(++done / plan.nodes.length, undefined, n.name);
       });
-      const hub = plan.nodes.find((n) => n.hub)!;
+      const hub = hubOf(plan);
       const facts = await readHubFacts({ driver, node: hub, signal: s.signal }, deadline);
       facts.enrollment = { address: plan.enrollment.listen, port: plan.enrollment.port };
       ctx.hub = facts;

@@ -75,21 +75,6 @@ export async function guestWrite(g: GuestCall, path: string, content: string | U
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new Error('cancelled'));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(new Error('cancelled'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /** Runs fn for every node at once; all settle before the first failure is thrown (nothing left running). */
 export async function eachNode<T>(ctx: StageContext, nodes: readonly PlanNode[], fn: (n: PlanNode) => Promise<T>): Promise<T[]> {
   const settled = await Promise.allSettled(

@@ -5,6 +5,7 @@
 // the hub pin that enrolled nodes trust.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hubOf } from '../../common/plan/index';
 import * as x509 from '@peculiar/x509';
 import type { Plan } from '../../common/plan/index';
 import type { CertifiedKey, SecretStore } from '../trust/index';
@@ -41,8 +42,7 @@ export async function clusterTrust(workspace: string, plan: Plan, env: NodeJS.Pr
   const dir = join(workspace, WORKSPACE_LAYOUT.trust);
   mkdirSync(dir, { recursive: true });
   const created: string[] = [];
-  const hub = plan.nodes.find((n) => n.hub);
-  if (!hub) throw new Error('the plan has no hub');
+  const hub = hubOf(plan);
   const load = async (name: string, certFile: string): Promise<CertifiedKey | undefined> => {
     const p = join(dir, certFile);
     if (!existsSync(p) || !(await store.has(name))) return undefined;

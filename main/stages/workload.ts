@@ -7,6 +7,7 @@
 // `ansible-playbook --syntax-check` and the stage says plainly that Kubernetes was NOT installed.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hubOf } from '../../common/plan/index';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import type { DeployContext } from './context';
@@ -42,7 +43,7 @@ export function workloadStage(ctx: DeployContext): StageDefinition {
         return;
       }
       const driver = ensureDriver(ctx);
-      const hub = plan.nodes.find((n) => n.hub)!;
+      const hub = hubOf(plan);
       const hubG: GuestCall = { driver, node: hub, signal: s.signal };
       const lockPath = ctx.build ? join(ctx.build.outDir, 'darksite', 'darksite.lock.json') : undefined;
       const missing = missingUpstream(lockPath && existsSync(lockPath) ? readFileSync(lockPath, 'utf8') : undefined);
