@@ -42,6 +42,13 @@ describe('exec runner', () => {
     expect(err.message).toContain('xorriso');
     expect(err.hint).toContain('apt-get install xorriso');
   });
+  it('says the disk is full when the command failed on ENOSPC (a real one: /dev/full)', async () => {
+    const err = (await run(['dd', 'if=/dev/zero', 'of=/dev/full', 'bs=512', 'count=1'], { hint: 'dd writes the ESP' }).catch((e: unknown) => e)) as CommandError;
+    expect(err.stderrTail).toMatch(/No space left on device/);
+    expect(err.hint).toMatch(/^the disk it writes to is full: .*kubedos cache prune .* \(dd writes the ESP\)$/);
+    const other = (await run(['bash', '-c', 'echo nope >&2; exit 3'], { hint: 'own hint' }).catch((e: unknown) => e)) as CommandError;
+    expect(other.hint).toBe('own hint');
+  });
   it('feeds standard input', async () => {
     const r = await run(['bash', '-c', 'cat'], { input: 'from stdin' });
     expect(r.stdout).toBe('from stdin');

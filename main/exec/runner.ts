@@ -51,6 +51,8 @@ export interface RunResult {
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+const DISK_FULL = /No space left on device|ENOSPC|Disk quota exceeded/;
+const DISK_FULL_HINT = 'the disk it writes to is full: free space (df -h; `kubedos cache prune --max-size 10G` drops old build artifacts) and run it again';
 const TAIL_LINES = 20;
 
 export class CommandError extends Error {
@@ -215,6 +217,8 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
         );
       } else if (code === null || !ok.includes(code)) {
         const st = tail(result.stderr) || tail(result.stdout);
+        // A full disk explains itself better than any per-command hint.
+        const hint = DISK_FULL.test(st) ? `${DISK_FULL_HINT}${options.hint ? ` (${options.hint})` : ''}` : options.hint;
         reject(
           new CommandError({
             message: `${displayCommand(shown)} exited with ${code ?? `signal ${signal}`}${st ? `:\n${st}` : ''}`,
@@ -222,7 +226,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
             exitCode: code,
             stderrTail: st,
             reason: 'exit',
-            ...(options.hint !== undefined ? { hint: options.hint } : {}),
+            ...(hint !== undefined ? { hint } : {}),
           }),
         );
       } else {
