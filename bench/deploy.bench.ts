@@ -14,6 +14,7 @@ import { runPipeline } from '../main/pipeline/runner';
 import { deployPipeline } from '../main/stages/index';
 import { ownershipTags } from '../main/substrate/provision';
 import { QemuLocalDriver } from '../main/substrate/qemu-local';
+import { dropLabBulk } from '../e2e/lab-output';
 
 const repo = resolve(import.meta.dirname, '..');
 const dir = join(repo, 'e2e/output/deploy-bench');
@@ -76,5 +77,8 @@ try {
   console.log(`ratio first/second wall: ${(first.wallMs / second.wallMs).toFixed(1)}×`);
   writeFileSync(join(dir, 'results.json'), `${JSON.stringify({ first, second }, null, 2)}\n`);
 } finally {
-  if (!args.has('--keep')) for (const n of p.nodes) await driver.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
+  if (!args.has('--keep')) {
+    for (const n of p.nodes) await driver.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
+    dropLabBulk(ws); // images and disks; the journal, plan and bundle stay
+  }
 }
