@@ -94,7 +94,9 @@ if (!args.has('--skip-vm')) {
       built = err as Error;
     }
     if (built instanceof Error) {
-      results['iso full install'] = `not reached: ${built.message.split('\n').find((l) => /build failed/.test(l)) ?? built.message.split('\n')[0]}`.slice(0, 600);
+      // The CLI's own "build failed: …" line (the wrapper's first line carries the progress log).
+      const why = built.message.split('\n').filter((l) => l.startsWith('build failed:')).pop() ?? built.message.split('\n')[0];
+      results['iso full install'] = `not reached: ${why}`.slice(0, 600);
     } else {
       const r = await installFromIso({ out: fullOut, iso: join(fullOut, 'iso/lab-3-worker.iso'), dir: join(dir, 'vm-full-install'), node: { name: node.name, mac: node.lan.mac }, log: (l) => console.error(l) }).catch((e: Error) => e);
       if (r instanceof Error) results['iso full install'] = `not reached: ${r.message.split('\n')[0]}`;

@@ -24,7 +24,7 @@ describe('role installer ISO: full unattended install to first boot (worker)', (
     requireRoot();
     ensureSpec();
     const r = kubedos(['build', 'darksite', 'iso', '--role', 'worker', '--installer-udebs', '--spec', SPEC, '--out', OUT]);
-    if (r.status !== 0) throw new Error(`build --installer-udebs failed: ${r.stderr}`);
+    if (r.status !== 0) throw new Error(`build --installer-udebs failed: ${r.stderr.split('\n').filter((l) => /^(build failed|hint):/.test(l)).join('\n') || r.stderr}`);
   });
   afterAll(() => {
     if (result) console.log(`[bench] iso full install: ${JSON.stringify(result.times)}`);
