@@ -52,6 +52,8 @@ export interface Vm {
   serial(): string;
   /** Resolves with ms since start when pattern appears; rejects early when failOn appears. */
   waitForSerial(pattern: RegExp, timeoutMs: number, failOn?: RegExp): Promise<number>;
+  /** Resolves with ms since start when QEMU exits by itself (guest power-off); rejects on timeout. */
+  waitForExit(timeoutMs: number): Promise<number>;
   exited(): boolean;
 }
 
@@ -146,6 +148,17 @@ export async function startVm(o: VmOptions): Promise<Vm> {
         await sleep(500);
       }
       throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${pattern} on the serial console; tail:\n${vm.serial().slice(-2000)}`);
+    },
+    async waitForExit(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (vm.exited()) {
+          if (qemu.exitCode !== 0) throw new Error(`QEMU exited with ${qemu.exitCode ?? qemu.signalCode}: ${stderr.slice(-800)}`);
+          return Date.now() - startedAt;
+        }
+        await sleep(500);
+      }
+      throw new Error(`QEMU did not exit within ${timeoutMs / 1000} s; serial tail:\n${vm.serial().slice(-2000)}`);
     },
   };
   return vm;

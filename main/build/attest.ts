@@ -26,6 +26,8 @@ export interface BuildInputs {
   spec: { path: string; sha256: string };
   planSha256: string;
   lockSha256: string;
+  /** payload/packages/installer-udebs.lock.json when the darksite carries installer udebs. */
+  udebLockSha256?: string;
   payload: Record<string, { path: string; sha256: string }[]>;
   hostFiles: { path: string; package: string; sha256: string }[];
   tools: Record<string, string>;

@@ -14,7 +14,9 @@ import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KE
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
 import type { LockedPackage } from './darksite/pins';
 import { packagesFor } from './darksite/pins';
-import { CODENAME, ensureLock, fetchPackages, LOCK_FILE, readPinSet, writeRepository } from './darksite/index';
+import { CODENAME, ensureLock, ensureUdebLock, fetchPackages, fetchUdebs, LOCK_FILE, readPinSet, writeRepository } from './darksite/index';
+import type { UdebLock } from './darksite/udebs';
+import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage, DEFAULT_ROOT_MIB } from './image/index';
 import { ISO_HOST_FILES } from './iso/host-files';
@@ -47,6 +49,12 @@ export interface BuildOptions {
   /** host[:port] and directory where installers reach the darksite over HTTP. */
   installerMirror?: { host: string; directory: string };
   netinstIso?: string;
+  /**
+   * Put the netboot installer's own components (udebs for its kernel ABI, locked in
+   * payload/packages/installer-udebs.lock.json) on the darksite, so the installer can run a full
+   * install from it. Needs debian-installer-12-netboot-amd64 on the host and a mirror serving them.
+   */
+  installerUdebs?: boolean;
   /** Installers power off when done (lab, bench); default true for qemu, false for proxmox. */
   poweroff?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -169,8 +177,16 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const { lock } = await ensureLock(dsOpts);
   const lockSha = sha256Of(readFileSync(join(packagesDir, LOCK_FILE)));
   const rolePackages = packagesFor(lock, roles);
+  const isoHost = await hashHostFiles(Object.values(ISO_HOST_FILES));
+  let udebLock: UdebLock | undefined;
+  if (o.installerUdebs) {
+    const initrd = isoHost.find((h) => h.path === ISO_HOST_FILES.initrd.path)!;
+    if (initrd.sha256 === 'missing') throw new Error(`--installer-udebs: ${initrd.path} is missing (package ${initrd.package}); install it: sudo apt-get install ${initrd.package}`);
+    udebLock = (await ensureUdebLock({ ...dsOpts, initrdPath: initrd.path, initrdSha256: initrd.sha256 })).lock;
+  }
   const dsKey = inputsKey('darksite', {
     packages: rolePackages.map((p) => p.sha256),
+    ...(udebLock ? { udebs: udebLock.udebs.map((u) => u.sha256) } : {}),
     key: rkey.fingerprint,
     epoch,
     label: cluster,
@@ -182,9 +198,15 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     ensureFreeSpace(cache.root, 2 * GIB, 'building the darksite');
     const fetched = await fetchPackages(lock, roles, dsOpts);
     downloaded = fetched.stats.downloaded;
+    if (udebLock) downloaded += (await fetchUdebs(udebLock, dsOpts)).downloaded;
     const scratch = cache.scratch('darksite');
-    log(`darksite: writing signed repository (${fetched.packages.length} packages)`);
-    await withRepoKey(cluster, env, (key) => writeRepository({ outDir: scratch, packages: fetched.packages, lock, cacheDir: cacheRoot(env), key, sourceDateEpoch: epoch, label: cluster, signal }), { signal, log });
+    log(`darksite: writing signed repository (${fetched.packages.length} packages${udebLock ? `, ${udebLock.udebs.length} installer udebs for kernel ${udebLock.installer.kernelAbi}` : ''})`);
+    await withRepoKey(
+      cluster,
+      env,
+      (key) => writeRepository({ outDir: scratch, packages: fetched.packages, lock, ...(udebLock ? { udebs: { lock: udebLock } } : {}), cacheDir: cacheRoot(env), key, sourceDateEpoch: epoch, label: cluster, signal }),
+      { signal, log },
+    );
     ds = await cache.store(dsKey, 'darksite', scratch);
     built.push('darksite');
   } else reused.push('darksite');
@@ -198,7 +220,6 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const pins = readPinSet(packagesDir);
   const mirror = o.installerMirror ?? defaultInstallerMirror(o.plan);
   const poweroff = o.poweroff ?? o.plan.substrate.type === 'qemu';
-  const isoHost = await hashHostFiles(Object.values(ISO_HOST_FILES));
   let baseEntry: { key: string; dir: string } | undefined;
   const baseRootfs = async (): Promise<{ key: string; dir: string }> => {
     if (baseEntry) return baseEntry;
@@ -334,6 +355,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       spec: { path: o.specPath, sha256: o.specSha256 },
       planSha256: sha256Of(canonicalJson(o.plan)),
       lockSha256: lockSha,
+      ...(udebLock ? { udebLockSha256: sha256Of(readFileSync(join(packagesDir, UDEB_LOCK_FILE))) } : {}),
       payload: payloadRecords,
       hostFiles: isoHost,
       tools,
@@ -342,10 +364,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     outputs,
   };
   const manifestText = renderManifest(manifest);
-  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: rolePackages as LockedPackage[], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs });
+  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))] as LockedPackage[], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs });
   const provText = renderProvenance({
     manifest,
-    externalParameters: { spec: o.specPath, targets, roles, offline: !!o.offline, installerMirror: mirror, netinstIso: o.netinstIso ?? null },
+    externalParameters: { spec: o.specPath, targets, roles, offline: !!o.offline, installerMirror: mirror, netinstIso: o.netinstIso ?? null, ...(o.installerUdebs ? { installerUdebs: true } : {}) },
     kubedosVersion: KUBEDOS_VERSION,
     nodeVersion: process.versions.node,
     invocationId: inputsKey('invocation', { manifest: sha256Of(manifestText) }),

@@ -87,3 +87,12 @@ export function hostDebianSources(codename: string, root = '/etc/apt'): AptSourc
 export function renderSourcesList(sources: readonly AptSource[]): string {
   return sources.map((s) => `deb [arch=amd64${s.signedBy ? ` signed-by=${s.signedBy}` : ''}] ${s.uri} ${s.suite} main\n`).join('');
 }
+
+/** Pure: the installer's udeb index of the codename (main/debian-installer) from the first
+ * source serving the codename itself (the udeb suite the installer reads; -updates and
+ * -security carry other versions the netboot initrd was not built with). */
+export function renderUdebSourcesList(sources: readonly AptSource[], codename: string): string {
+  const s = sources.find((x) => x.suite === codename);
+  if (!s) throw new Error(`no apt source for Debian ${codename} main: the installer udebs need the archive once (or --offline with a filled cache)`);
+  return `deb [arch=amd64${s.signedBy ? ` signed-by=${s.signedBy}` : ''}] ${s.uri} ${codename} main/debian-installer\n`;
+}

@@ -8,14 +8,16 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { canonicalJson } from '../../../common/canonical';
 import type { NodeRole } from '../../../common/spec/schema';
-import { run } from '../../exec/runner';
+import { CommandError, run } from '../../exec/runner';
 import { sha256File, sha256Of, writeFileAtomic } from '../files';
 import { stopGpgAgent } from '../keys';
 import type { RepoKey } from '../keys';
-import { hostDebianSources, renderSourcesList } from './apt-sources';
+import { hostDebianSources, renderSourcesList, renderUdebSourcesList } from './apt-sources';
 import type { DarksiteLock as DarksiteLockT, LockedPackage, Pin, PinSet } from './pins';
 import { DarksiteLock, packagesFor, parseShow, parseSimulation, pinSet, PinError, unresolvedPins } from './pins';
 import { NODE_ROLES } from '../../../common/spec/schema';
+import type { UdebLock as UdebLockT } from './udebs';
+import { extrasSha256, installerInfo, kernelAbiOf, parseExtras, parseStanzas, selectUdebs, UDEB_EXTRAS_FILE, UDEB_LOCK_FILE, UdebLock } from './udebs';
 
 export const CODENAME = 'bookworm';
 export const LOCK_FILE = 'darksite.lock.json';
@@ -61,6 +63,8 @@ class PrivateApt {
   constructor(
     private readonly dir: string,
     private readonly opts: DarksiteOptions,
+    /** Only the codename's main/debian-installer index (the installer's udebs), nothing else. */
+    private readonly udebs = false,
   ) {}
 
   private args(archives: string): string[] {
@@ -91,8 +95,9 @@ class PrivateApt {
   async update(): Promise<void> {
     if (this.updated) return;
     mkdirSync(this.dir, { recursive: true });
-    writeFileSync(join(this.dir, 'sources.list'), renderSourcesList(hostDebianSources(CODENAME, this.opts.aptRoot)));
-    this.opts.log?.('darksite: apt-get update (private lists, Debian sources of this host)');
+    const sources = hostDebianSources(CODENAME, this.opts.aptRoot);
+    writeFileSync(join(this.dir, 'sources.list'), this.udebs ? renderUdebSourcesList(sources, CODENAME) : renderSourcesList(sources));
+    this.opts.log?.(`darksite: apt-get update (private lists${this.udebs ? ', installer udebs' : ''}, Debian sources of this host)`);
     await run(['apt-get', ...this.args(join(this.dir, 'cache/archives')), '-q', 'update'], {
       signal: this.opts.signal,
       timeoutMs: 15 * 60_000,
@@ -151,13 +156,21 @@ export function debCachePath(cacheDir: string, sha256: string): string {
   return join(cacheDir, 'debs', `${sha256}.deb`);
 }
 
+export function udebCachePath(cacheDir: string, sha256: string): string {
+  return join(cacheDir, 'udebs', `${sha256}.udeb`);
+}
+
+type Fetchable = Pick<LockedPackage, 'name' | 'version' | 'architecture' | 'sha256' | 'filename'>;
+
 /** Make sure every package is in the cache with the right hash; download what is missing. */
-async function fillCache(pkgs: readonly LockedPackage[], opts: DarksiteOptions, apt: PrivateApt): Promise<DarksiteStats> {
-  const missing: LockedPackage[] = [];
+async function fillCache(pkgs: readonly Fetchable[], opts: DarksiteOptions, apt: PrivateApt, kind: 'deb' | 'udeb' = 'deb'): Promise<DarksiteStats> {
+  const pathOf = (sha: string): string => (kind === 'deb' ? debCachePath(opts.cacheDir, sha) : udebCachePath(opts.cacheDir, sha));
+  const what = kind === 'deb' ? 'package' : 'installer udeb';
+  const missing: Fetchable[] = [];
   let reused = 0;
-  mkdirSync(join(opts.cacheDir, 'debs'), { recursive: true });
+  mkdirSync(join(opts.cacheDir, `${kind}s`), { recursive: true });
   for (const p of pkgs) {
-    const path = debCachePath(opts.cacheDir, p.sha256);
+    const path = pathOf(p.sha256);
     if (existsSync(path)) {
       if ((await sha256File(path)) === p.sha256) {
         reused++;
@@ -171,27 +184,41 @@ async function fillCache(pkgs: readonly LockedPackage[], opts: DarksiteOptions, 
   if (!missing.length) return { downloaded: 0, reused, resolved: false };
   if (opts.offline) {
     throw new Error(
-      `darksite --offline: ${missing.length} locked package(s) are not in the cache ${join(opts.cacheDir, 'debs')}: ${missing.slice(0, 8).map((p) => `${p.name}=${p.version}`).join(', ')}${missing.length > 8 ? ', …' : ''}. Build once with network (without --offline) to fill it.`,
+      `darksite --offline: ${missing.length} locked ${what}(s) are not in the cache ${join(opts.cacheDir, `${kind}s`)}: ${missing.slice(0, 8).map((p) => `${p.name}=${p.version}`).join(', ')}${missing.length > 8 ? ', …' : ''}. Build once with network (without --offline) to fill it.`,
     );
   }
   await apt.update();
-  const tmp = join(opts.cacheDir, `download-${process.pid}`);
+  const tmp = join(opts.cacheDir, `download-${kind}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
-    opts.log?.(`darksite: downloading ${missing.length} package(s) with apt-get download`);
+    opts.log?.(`darksite: downloading ${missing.length} ${what}(s) with apt-get download`);
+    let failure: CommandError | undefined;
     for (let i = 0; i < missing.length; i += 200) {
-      await apt.apt(['-q', 'download', ...missing.slice(i, i + 200).map((p) => `${p.name}:${p.architecture}=${p.version}`)], tmp);
+      try {
+        await apt.apt(['-q', 'download', ...missing.slice(i, i + 200).map((p) => `${p.name}:${p.architecture}=${p.version}`)], tmp);
+      } catch (err) {
+        // apt fetches what it can and fails at the end: keep what arrived, name what did not.
+        if (!(err instanceof CommandError) || err.reason !== 'exit') throw err;
+        failure = err;
+      }
     }
     const want = new Map(missing.map((p) => [p.sha256, p]));
     for (const f of readdirSync(tmp)) {
-      if (!f.endsWith('.deb')) continue;
+      if (!f.endsWith(`.${kind}`)) continue;
       const sha = await sha256File(join(tmp, f));
       if (!want.has(sha)) throw new Error(`darksite: apt downloaded ${f} whose sha256 ${sha} is not in the lock (the archive changed?); rebuild the lock with --refresh-lock`);
-      renameSync(join(tmp, f), debCachePath(opts.cacheDir, sha));
+      renameSync(join(tmp, f), pathOf(sha));
       want.delete(sha);
     }
-    if (want.size) throw new Error(`darksite: after download still missing: ${[...want.values()].map((p) => `${p.name}=${p.version}`).join(', ')}`);
+    if (want.size) {
+      const notFound = failure ? /\s404\s+Not Found/.test(failure.stderrTail) : false;
+      throw new Error(
+        `darksite: the Debian mirror of this host did not deliver ${want.size} locked ${what}(s): ${[...want.values()].map((p) => `${p.name}=${p.version}`).join(', ')}` +
+          (notFound ? ' (the mirror answered 404 Not Found)' : failure ? ` (${failure.message})` : '') +
+          `. The ${want.size === missing.length ? '' : `${missing.length - want.size} that arrived are cached; the `}mirror must serve every locked file (a full Debian mirror does).`,
+      );
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -220,12 +247,78 @@ export async function fetchPackages(lock: DarksiteLockT, roles: readonly NodeRol
   return { packages: pkgs, stats };
 }
 
+export function readUdebLock(packagesDir: string): UdebLockT | undefined {
+  const p = join(packagesDir, UDEB_LOCK_FILE);
+  if (!existsSync(p)) return undefined;
+  const parsed = UdebLock.safeParse(JSON.parse(readFileSync(p, 'utf8')));
+  if (!parsed.success) throw new Error(`${p} is not an installer udeb lock (${parsed.error.issues[0]?.message}); delete it and build with --refresh-lock`);
+  return parsed.data;
+}
+
+export interface UdebLockOptions extends DarksiteOptions {
+  /** The installer initrd (gzip) whose kernel ABI and contents the udebs must match. */
+  initrdPath: string;
+  initrdSha256: string;
+}
+
+/** Pure: why a udeb lock does not fit this installer and extras list, or undefined when it does. */
+export function udebLockStale(lock: UdebLockT | undefined, initrdSha256: string, extrasText: string): string | undefined {
+  if (!lock) return 'there is no lock';
+  if (lock.installer.initrdSha256 !== initrdSha256) return `the installer initrd changed (lock: kernel ${lock.installer.kernelAbi}, initrd ${lock.installer.initrdSha256.slice(0, 12)}…; host: ${initrdSha256.slice(0, 12)}…)`;
+  if (lock.extrasSha256 !== extrasSha256(extrasText)) return `${UDEB_EXTRAS_FILE} changed`;
+  return undefined;
+}
+
+/** The udeb lock for this installer initrd: the checked-in one when it fits, else a fresh resolution. */
+export async function ensureUdebLock(opts: UdebLockOptions): Promise<{ lock: UdebLockT; resolved: boolean }> {
+  const extrasPath = join(opts.packagesDir, UDEB_EXTRAS_FILE);
+  const extrasText = existsSync(extrasPath) ? readFileSync(extrasPath, 'utf8') : '';
+  const existing = readUdebLock(opts.packagesDir);
+  const stale = udebLockStale(existing, opts.initrdSha256, extrasText);
+  if (existing && !stale && !opts.refreshLock) return { lock: existing, resolved: false };
+  if (opts.offline) {
+    throw new Error(`darksite --offline: ${join(opts.packagesDir, UDEB_LOCK_FILE)} does not fit (${stale}); resolving the installer udebs needs the Debian archive once (build without --offline)`);
+  }
+  const info = installerInfo(readFileSync(opts.initrdPath));
+  const apt = new PrivateApt(join(opts.cacheDir, 'apt-udeb'), opts, true);
+  await apt.update();
+  const index = parseStanzas((await apt.cache(['dumpavail'])).stdout);
+  if (!index.some((s) => kernelAbiOf(s) === info.kernelAbi)) {
+    throw new Error(
+      `darksite: the Debian archive's ${CODENAME} main/debian-installer index has no kernel-module udebs for the installer kernel ${info.kernelAbi} (${info.kernelVersion}) of ${opts.initrdPath}; ` +
+        'upgrade debian-installer-12-netboot-amd64 to the archive\'s point release (apt-get install debian-installer-12-netboot-amd64) and build again',
+    );
+  }
+  const sel = selectUdebs(index, info, parseExtras(extrasText));
+  if (sel.missingExtras.length) throw new Error(`darksite: ${UDEB_EXTRAS_FILE} names udebs the archive's ${CODENAME} installer index does not have: ${sel.missingExtras.join(', ')}`);
+  if (sel.unsatisfied.length) throw new Error(`darksite: installer udeb dependencies nothing satisfies: ${sel.unsatisfied.join('; ')}`);
+  const lock: UdebLockT = {
+    apiVersion: 'kubedos.ca/v1alpha1',
+    kind: 'InstallerUdebLock',
+    codename: CODENAME,
+    architecture: 'amd64',
+    installer: { initrdSha256: opts.initrdSha256, kernelAbi: info.kernelAbi, kernelVersion: info.kernelVersion },
+    extrasSha256: extrasSha256(extrasText),
+    udebs: sel.udebs,
+  };
+  opts.log?.(`darksite: installer udebs resolved for kernel ${info.kernelAbi}: ${lock.udebs.length} (${(lock.udebs.reduce((a, u) => a + u.size, 0) / 1048576).toFixed(1)} MiB)`);
+  writeFileAtomic(join(opts.packagesDir, UDEB_LOCK_FILE), canonicalJson(lock, 2) + '\n');
+  return { lock, resolved: true };
+}
+
+/** Put the locked installer udebs into the cache (<cache>/udebs/<sha256>.udeb). */
+export async function fetchUdebs(lock: UdebLockT, opts: DarksiteOptions): Promise<DarksiteStats> {
+  return fillCache(lock.udebs, opts, new PrivateApt(join(opts.cacheDir, 'apt-udeb'), opts, true), 'udeb');
+}
+
 export interface RepoInput {
   outDir: string;
   packages: readonly LockedPackage[];
   lock: DarksiteLockT;
   cacheDir: string;
   key: RepoKey;
+  /** Installer udebs (pool/udeb, main/debian-installer index); none: an empty, signed index. */
+  udebs?: { lock: UdebLockT };
   sourceDateEpoch: number;
   label: string;
   signal?: AbortSignal;
@@ -272,13 +365,23 @@ export async function writeRepository(input: RepoInput): Promise<void> {
   const packagesText = sortPackagesIndex(r.stdout);
   writeFileSync(join(binDir, 'Packages'), packagesText);
   writeFileSync(join(binDir, 'Packages.gz'), gzipSync(packagesText, { level: 9 }));
-  // The installer reads its own components (udebs) from main/debian-installer; the darksite
-  // carries none yet, but an empty, signed index lets the installer verify the Release with the
-  // cluster key and read the index instead of rejecting the mirror outright.
+  // The installer reads its own components (udebs) from main/debian-installer. Without udebs
+  // an empty, signed index still lets the installer verify the Release with the cluster key.
   const diDir = join(outDir, rel, 'main/debian-installer/binary-amd64');
   mkdirSync(diDir, { recursive: true });
-  writeFileSync(join(diDir, 'Packages'), '');
-  writeFileSync(join(diDir, 'Packages.gz'), gzipSync('', { level: 9 }));
+  let diText = '';
+  if (input.udebs?.lock.udebs.length) {
+    const upool = join(outDir, 'pool/udeb');
+    mkdirSync(upool, { recursive: true });
+    for (const u of input.udebs.lock.udebs) copyFileSync(udebCachePath(input.cacheDir, u.sha256), join(upool, u.filename), constants.COPYFILE_FICLONE);
+    const u = await run(['apt-ftparchive', '-q', '-o', 'APT::FTPArchive::Packages::Extensions=.udeb', 'packages', 'pool/udeb'], { cwd: outDir, signal: input.signal, maxBufferBytes: 64 * 1024 * 1024 });
+    diText = sortPackagesIndex(u.stdout);
+    const listed = parseStanzas(diText).length;
+    if (listed !== input.udebs.lock.udebs.length) throw new Error(`darksite: the udeb index lists ${listed} udebs, the lock ${input.udebs.lock.udebs.length}`);
+    writeFileSync(join(outDir, UDEB_LOCK_FILE), canonicalJson(input.udebs.lock, 2) + '\n');
+  }
+  writeFileSync(join(diDir, 'Packages'), diText);
+  writeFileSync(join(diDir, 'Packages.gz'), gzipSync(diText, { level: 9 }));
   // Per-component Release files: the installer's mirror check reads main/binary-amd64/Release
   // to decide whether the mirror serves its architecture.
   for (const sub of ['main/binary-amd64', 'main/debian-installer/binary-amd64']) {

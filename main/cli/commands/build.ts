@@ -16,7 +16,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const buildCommand: CliCommand = {
   name: 'build',
   summary: 'build the artifact: darksite apt repo, role ISOs, qcow2 images, manifest, SBOM, provenance, signatures',
-  usage: 'kubedos build [darksite|iso|image]... --spec FILE --out DIR [--role ROLE]... [--offline] [--refresh-lock] [--rebuild] [--installer-mirror HOST/DIR] [--netinst ISO] [--json]',
+  usage: 'kubedos build [darksite|iso|image]... --spec FILE --out DIR [--role ROLE]... [--offline] [--refresh-lock] [--rebuild] [--installer-mirror HOST/DIR] [--netinst ISO] [--installer-udebs] [--json]',
   help: [
     'Without a target, builds all three. Unchanged inputs are taken from the content-addressed cache',
     '(<workspace>/cache, or $KUBEDOS_CACHE); a corrupted cache entry is detected by hash and rebuilt.',
@@ -29,6 +29,7 @@ export const buildCommand: CliCommand = {
     '  --installer-mirror H/DIR  where installers fetch the darksite over HTTP (default for qemu: 10.0.2.100/darksite via guestfwd)',
     '  --netinst ISO             remaster this Debian netinst ISO instead of using the netboot kernel/initrd',
     '  --no-poweroff             installers reboot into the installed system instead of powering off',
+    '  --installer-udebs         put the netboot installer\'s udebs (its kernel ABI; payload/packages/installer-udebs.lock.json) on the darksite for a full install',
     'SOURCE_DATE_EPOCH fixes every timestamp; default: the last commit touching payload/ or main/build/.',
   ].join('\n'),
   async run(argv, io) {
@@ -42,6 +43,7 @@ export const buildCommand: CliCommand = {
       'installer-mirror': { type: 'string' },
       netinst: { type: 'string' },
       'no-poweroff': { type: 'boolean' },
+      'installer-udebs': { type: 'boolean' },
       json: { type: 'boolean' },
     });
     const targets = positionals.length ? positionals : [...ALL_TARGETS];
@@ -78,6 +80,7 @@ export const buildCommand: CliCommand = {
         rebuild: values.rebuild,
         installerMirror: mirror,
         netinstIso: values.netinst,
+        installerUdebs: values['installer-udebs'],
         ...(values['no-poweroff'] ? { poweroff: false } : {}),
         env: io.env,
         log: (l) => io.err(l),
