@@ -73,6 +73,10 @@ describe('pipeline store', () => {
     expect(s.stages.plan).toMatchObject({ state: 'pending', progress: 0.5 });
     expect(s.nodes['w-1']).toMatchObject({ state: 'ok' });
     expect(s.logCount).toBe(2);
+    // A later stage that skips the node keeps it ok (with the reason); a first skip shows as skipped.
+    p.getState().ingest([ev({ type: 'node', stage: 'workload', node: 'w-1', state: 'skipped', message: 'no Kubernetes packages' }), ev({ type: 'node', stage: 'workload', node: 'cp-1', state: 'skipped' })]);
+    expect(p.getState().nodes['w-1']).toEqual({ state: 'ok', stage: 'plan', message: 'workload skipped: no Kubernetes packages' });
+    expect(p.getState().nodes['cp-1']).toMatchObject({ state: 'skipped', stage: 'workload' });
     p.getState().ingest([ev({ type: 'stage', stage: 'plan', state: 'failed', rerun: 'safe-rerun', attempt: 0 }), ev({ type: 'failed', error: { message: 'boom', stage: 'plan', hint: 'fix it' } }), ev({ type: 'done', summary: { validate: 'success', plan: 'failed' }, durationMs: 40 })]);
     s = p.getState();
     expect(s.status).toBe('failed');

@@ -88,9 +88,17 @@ export function createPipelineStore(logs: LogBuffer) {
             stages = { ...stages, [e.stage]: { ...prev, progress: e.fraction, ...(e.message !== undefined ? { message: e.message } : {}) } };
             break;
           }
-          case 'node':
+          case 'node': {
+            // A later stage that skips a node (workload without Kubernetes packages) does not
+            // undo what the node already is: a converged node stays ok, a failed one failed.
+            const prev = nodes[e.node];
+            if (e.state === 'skipped' && prev && (prev.state === 'ok' || prev.state === 'failed')) {
+              nodes = { ...nodes, [e.node]: { ...prev, message: `${e.stage} skipped${e.message ? `: ${e.message}` : ''}` } };
+              break;
+            }
             nodes = { ...nodes, [e.node]: { state: e.state, stage: e.stage, ...(e.message !== undefined ? { message: e.message } : {}) } };
             break;
+          }
           case 'log':
             lines.push({ seq: e.seq, runId: e.runId, stage: e.stage, ...(e.node !== undefined ? { node: e.node } : {}), stream: e.stream, line: e.line, time: e.time });
             break;
