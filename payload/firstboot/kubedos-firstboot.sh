@@ -41,7 +41,9 @@ select_node() {
       continue
     fi
     mac=$(json_get "$f" node.lan.mac | tr 'A-F' 'a-f')
-    if cat /sys/class/net/*/address 2>/dev/null | grep -qx "$mac"; then
+    # Not `cat … | grep -q`: under pipefail, grep quitting at the first match can SIGPIPE cat
+    # and fail the pipeline (seen: a master that did not recognise its own MAC under load).
+    if [ -n "$(nic_with_mac "$mac")" ]; then
       echo "$f"
       return 0
     fi
