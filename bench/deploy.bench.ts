@@ -51,7 +51,7 @@ async function deploy(label: string): Promise<{ wallMs: number; cpuMs: number; s
   };
   try {
     const r = await runPipeline(pipeline.stages, { name: 'deploy', journalPath: join(workspace, 'journal.jsonl'), concurrency: 2, onEvent });
-    if (!r.ok) throw new Error(`${label} failed: ${r.failures.map((f) => `${f.stage}: ${f.message}`).join('; ')}`);
+    if (!r.ok) throw new Error(`${label} failed:\n${r.failures.map((f) => [`${f.stage}${f.node ? ` on ${f.node}` : ''}: ${f.message}`, ...(f.stderrTail ? [`  stderr: ${f.stderrTail.split('\n').join('\n          ')}`] : []), ...(f.hint ? [`  next: ${f.hint}`] : [])].join('\n')).join('\n')}`);
   } finally {
     await pipeline.close();
   }
