@@ -29,7 +29,8 @@ export interface DeployLock {
   by: string;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -44,7 +45,7 @@ export function activeDeploy(workspace: string): DeployLock | undefined {
   if (!existsSync(path)) return undefined;
   try {
     const lock = JSON.parse(readFileSync(path, 'utf8')) as DeployLock;
-    return Number.isInteger(lock.pid) && alive(lock.pid) ? lock : undefined;
+    return Number.isInteger(lock.pid) && processAlive(lock.pid) ? lock : undefined;
   } catch {
     return undefined;
   }

@@ -7,6 +7,7 @@
 import { constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { canonicalJson } from '../../common/canonical';
+import { processAlive } from '../workspace';
 import { assertNothingMountedUnder, ensureFreeSpace, listFiles, sha256File, sha256Of, writeFileAtomic } from './files';
 
 export interface CachedFile {
@@ -29,15 +30,6 @@ export interface CacheEntryInfo {
   bytes: number;
   /** entry.json's mtime: set when stored and on every cache hit. */
   lastUsedMs: number;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 interface EntryRecord {

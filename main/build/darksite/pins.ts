@@ -47,7 +47,8 @@ export function pinSet(files: Record<string, string>): PinSet {
   return { base, roles, sha256 };
 }
 
-export const LockedPackage = z.object({
+/** One locked package file of the darksite (.deb or installer .udeb). */
+export const LockedFile = z.object({
   name: z.string(),
   version: z.string(),
   architecture: z.string(),
@@ -55,6 +56,9 @@ export const LockedPackage = z.object({
   size: z.number().int().nonnegative(),
   /** Pool file name (no host, no directory). */
   filename: z.string(),
+});
+
+export const LockedPackage = LockedFile.extend({
   roles: z.array(z.enum(NODE_ROLES)),
 });
 export type LockedPackage = z.infer<typeof LockedPackage>;

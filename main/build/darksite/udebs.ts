@@ -12,6 +12,7 @@
 import { gunzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { sha256Hex } from '../../../common/canonical';
+import { LockedFile } from './pins';
 
 export const UDEB_LOCK_FILE = 'installer-udebs.lock.json';
 export const UDEB_EXTRAS_FILE = 'installer-udebs.txt';
@@ -120,14 +121,7 @@ function splitList(v: string | undefined): string[] {
   return (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 }
 
-export const LockedUdeb = z.object({
-  name: z.string(),
-  version: z.string(),
-  architecture: z.string(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  size: z.number().int().nonnegative(),
-  /** Pool file name (no host, no directory). */
-  filename: z.string(),
+export const LockedUdeb = LockedFile.extend({
   /** Why it is on the darksite: priority, extra (installer-udebs.txt) or dependency. */
   reason: z.enum(['priority', 'extra', 'dependency']),
 });
