@@ -2,7 +2,7 @@
 // Secure Boot + TPM, guest agent over its socket, a shared isolated L2 between them, and a
 // "workbench restart" (a new driver on the same state dir) that re-attaches instead of
 // re-creating.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -120,5 +120,24 @@ describe('qemu-local driver (lab-3)', () => {
     await d.destroy(vmid, { allowDestroy: true });
     expect(await d.status(vmid)).toBe('absent');
     expect(existsSync(`/proc/${pid}`)).toBe(false);
+  });
+
+  it('destroying the last VM also stops the L2 hub it shared (no process outlives the cluster)', async () => {
+    const d = driver();
+    const net = join(stateDir, 'net');
+    // Running = in /proc and not a zombie (an orphaned hub is reaped by whoever is PID 1 here).
+    const running = (pid: number): boolean => {
+      try {
+        return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    const hubPids = readdirSync(net).filter((f) => f.endsWith('.pid')).map((f) => Number(readFileSync(join(net, f), 'utf8')));
+    expect(hubPids.length).toBeGreaterThan(0);
+    expect(hubPids.every(running)).toBe(true); // VMs still run: the hub stays
+    for (const vm of (await d.inventory()).vms) await d.destroy(vm.vmid, { allowDestroy: true });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(hubPids.filter(running)).toEqual([]);
   });
 });

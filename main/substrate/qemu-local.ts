@@ -380,6 +380,8 @@ export class QemuLocalDriver implements SubstrateDriver {
     rmSync(this.vmDir(vmid), { recursive: true, force: true });
     rmSync(this.runDir(vmid), { recursive: true, force: true });
     op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'destroyed' });
+    // The last VM gone: its L2 hubs would otherwise outlive the cluster (started again on demand).
+    await this.stopNetworkIfIdle();
   }
 
   /** Stops the L2 hubs when no VM of this state dir runs any more. */
