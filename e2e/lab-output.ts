@@ -2,8 +2,9 @@
 // the bulk (disk images, ISOs, darksites, caches) when they finish: a clean CI run builds several
 // clusters' artifacts, and a full disk fails the next suite for a reason that is not its own.
 // KUBEDOS_KEEP_LAB_OUTPUT=1 keeps everything for debugging.
-import { lstatSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { listFiles } from '../main/build/files';
 
 const BULK_BYTES = 8 * 1024 ** 2;
 
@@ -11,41 +12,29 @@ export function keepLabOutput(): boolean {
   return process.env.KUBEDOS_KEEP_LAB_OUTPUT === '1';
 }
 
-/** Delete regular files of BULK_BYTES or more under dir (symlinks are not followed) and the given
- * whole directories. Returns the bytes freed. */
+/** Delete regular files of BULK_BYTES or more under dir (listFiles: symlinks are not followed) and
+ * the given whole directories. Returns the bytes freed. */
 export function dropLabBulk(dir: string, wholeDirs: readonly string[] = []): number {
   if (keepLabOutput()) return 0;
   let freed = 0;
   for (const d of wholeDirs) {
-    freed += sizeOf(d);
+    freed += diskUse(d);
     rmSync(d, { recursive: true, force: true });
   }
-  const walk = (d: string): void => {
-    let names: string[];
-    try {
-      names = readdirSync(d);
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const p = join(d, name);
-      const st = lstatSync(p, { throwIfNoEntry: false });
-      if (!st) continue;
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile() && st.size >= BULK_BYTES) {
-        freed += st.blocks * 512;
-        rmSync(p, { force: true });
-      }
-    }
-  };
-  walk(dir);
+  for (const f of existsSync(dir) ? listFiles(dir) : []) {
+    const st = lstatSync(join(dir, f));
+    if (st.size < BULK_BYTES) continue;
+    freed += st.blocks * 512;
+    rmSync(join(dir, f), { force: true });
+  }
   if (freed) console.log(`[lab] dropped ${(freed / 1024 ** 3).toFixed(1)} GiB of images/ISOs/caches under ${dir} (KUBEDOS_KEEP_LAB_OUTPUT=1 keeps them)`);
   return freed;
 }
 
-function sizeOf(d: string): number {
-  const st = lstatSync(d, { throwIfNoEntry: false });
+/** Blocks in use under path (a file or a directory; symlinks are not followed). */
+function diskUse(path: string): number {
+  const st = lstatSync(path, { throwIfNoEntry: false });
   if (!st) return 0;
   if (!st.isDirectory()) return st.blocks * 512;
-  return readdirSync(d).reduce((n, name) => n + sizeOf(join(d, name)), 0);
+  return listFiles(path).reduce((n, f) => n + lstatSync(join(path, f)).blocks * 512, 0);
 }

@@ -8,7 +8,7 @@ import { constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { dirname, join } from 'node:path';
 import { canonicalJson } from '../../common/canonical';
 import { processAlive } from '../workspace';
-import { assertNothingMountedUnder, ensureFreeSpace, listFiles, sha256File, sha256Of, writeFileAtomic } from './files';
+import { assertNothingMountedUnder, ensureFreeSpace, listFiles, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 
 export interface CachedFile {
   /** Path relative to the entry (and to the output location). */
@@ -237,7 +237,7 @@ export function place(entry: { dir: string; files: CachedFile[] }, outDir: strin
     return !(prev && prev.sha256 === f.sha256 && existsSync(dst) && sameFp(fingerprint(dst), prev.fp));
   });
   const bytes = todo.reduce((n, f) => n + f.size, 0);
-  if (bytes > 64 * 1024 ** 2) ensureFreeSpace(outDir, bytes + 256 * 1024 ** 2, `placing ${prefix || 'outputs'} (${todo.length} files)`);
+  if (bytes > 64 * MiB) ensureFreeSpace(outDir, bytes + 256 * MiB, `placing ${prefix || 'outputs'} (${todo.length} files)`);
   for (const f of todo) {
     const rel = prefix ? `${prefix}/${f.path}` : f.path;
     const dst = join(outDir, rel);

@@ -94,17 +94,23 @@ export function assertNothingMountedUnder(dir: string): void {
   if (hits.length) throw new Error(`refusing to delete ${dir}: still mounted inside it: ${hits.join(', ')} (umount them first)`);
 }
 
-const GiB = 1024 ** 3;
+export const MiB = 1024 ** 2;
+export const GiB = 1024 ** 3;
 
 export function formatGiB(bytes: number): string {
   return `${(bytes / GiB).toFixed(1)} GiB`;
 }
 
-/** Free bytes (for an unprivileged writer) on the filesystem holding path or its nearest existing parent. */
-export function freeBytesAt(path: string): number {
+/** path itself, or its nearest parent that exists (where a file there would be written). */
+export function existingAncestor(path: string): string {
   let cur = path;
   while (!existsSync(cur) && dirname(cur) !== cur) cur = dirname(cur);
-  const st = statfsSync(cur);
+  return cur;
+}
+
+/** Free bytes (for an unprivileged writer) on the filesystem holding path or its nearest existing parent. */
+export function freeBytesAt(path: string): number {
+  const st = statfsSync(existingAncestor(path));
   return st.bavail * st.bsize;
 }
 

@@ -17,7 +17,7 @@ import { packagesFor } from './darksite/pins';
 import { CODENAME, ensureLock, ensureUdebLock, fetchPackages, fetchUdebs, LOCK_FILE, readPinSet, writeRepository } from './darksite/index';
 import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
-import { assertNothingMountedUnder, ensureFreeSpace, sha256File, sha256Of, writeFileAtomic } from './files';
+import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage, DEFAULT_ROOT_MIB } from './image/index';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso } from './iso/index';
@@ -25,8 +25,6 @@ import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
 import { loadPayloadSources } from './payload/load';
 import type { RenderedPayload } from './payload/render';
 import { renderPayload, rolesOf } from './payload/render';
-
-const GIB = 1024 ** 3;
 
 export type BuildTarget = 'darksite' | 'iso' | 'image';
 export const ALL_TARGETS: readonly BuildTarget[] = ['darksite', 'iso', 'image'];
@@ -195,7 +193,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   let downloaded = 0;
   let ds = await lookup(dsKey);
   if (!ds) {
-    ensureFreeSpace(cache.root, 2 * GIB, 'building the darksite');
+    ensureFreeSpace(cache.root, 2 * GiB, 'building the darksite');
     const fetched = await fetchPackages(lock, roles, dsOpts);
     downloaded = fetched.stats.downloaded;
     if (udebLock) downloaded += (await fetchUdebs(udebLock, dsOpts)).downloaded;
@@ -227,7 +225,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     const key = inputsKey('rootfs', { darksite: dsKey, names, epoch, tools: pick(tools, ['debootstrap', 'tar']) });
     let e = await lookup(key);
     if (!e) {
-      ensureFreeSpace(cache.root, 2 * GIB, 'debootstrapping the base root filesystem');
+      ensureFreeSpace(cache.root, 2 * GiB, 'debootstrapping the base root filesystem');
       const scratch = cache.scratch('rootfs');
       mkdirSync(scratch, { recursive: true });
       const work = cache.scratch('rootfs-work');
@@ -277,7 +275,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       let e = await lookup(key);
       if (!e) {
         log(`iso ${role}: building`);
-        ensureFreeSpace(cache.root, 2 * GIB, `building the ${role} ISO`);
+        ensureFreeSpace(cache.root, 2 * GiB, `building the ${role} ISO`);
         const scratch = cache.scratch(`iso-${role}`);
         mkdirSync(scratch, { recursive: true });
         const work = cache.scratch(`iso-work-${role}`);
@@ -301,7 +299,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       if (!e) {
         log(`image ${role}: building (base root filesystem + ${extras.length} role packages + payload)`);
         // Peak: the root tree and its ext4 image, then the ext4 image and the raw disk (2x the root size).
-        ensureFreeSpace(cache.root, (2 * DEFAULT_ROOT_MIB + 512) * 1024 ** 2, `building the ${role} image`);
+        ensureFreeSpace(cache.root, (2 * DEFAULT_ROOT_MIB + 512) * MiB, `building the ${role} image`);
         const scratch = cache.scratch(`image-${role}`);
         mkdirSync(scratch, { recursive: true });
         const work = cache.scratch(`image-work-${role}`);

@@ -10,6 +10,7 @@ import type { Plan } from '../../common/plan/schema';
 import { Plan as PlanSchema } from '../../common/plan/schema';
 import type { ClusterSpec } from '../../common/spec/index';
 import { parseSpec } from '../../common/spec/index';
+import { formatGiB } from '../build/files';
 import type { Inventory } from '../substrate/driver';
 import { SubstrateError } from '../substrate/driver';
 import { substrateFor } from '../substrate/factory';
@@ -121,7 +122,6 @@ function summarise(inv: Inventory, p: Plan | undefined): InventorySummary {
   };
 }
 
-const gib = (bytes: number): string => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 
 /** The plan's storage pools and ISO storage against the host's storages. */
 export function storageChecks(inv: Inventory, p: Plan): CheckItem[] {
@@ -144,9 +144,9 @@ export function storageChecks(inv: Inventory, p: Plan): CheckItem[] {
     if (!s) {
       checks.push({ id: `storage:${pool}`, label: `storage ${pool}`, status: 'error', detail: `storage "${pool}" (disks of ${users}) does not exist on node ${inv.node}; the host has ${inv.storages.map((x) => x.name).join(', ') || 'none'}`, hint: `create it on the host (Datacenter > Storage) or change the node disks' pool in the spec`, scope: 'plan' });
     } else if (s.availableBytes < u.bytes) {
-      checks.push({ id: `storage:${pool}`, label: `storage ${pool}`, status: 'warn', detail: `${gib(s.availableBytes)} free of ${gib(s.totalBytes)}; the plan's disks on it add up to ${gib(u.bytes)} (thin volumes use less)`, scope: 'plan' });
+      checks.push({ id: `storage:${pool}`, label: `storage ${pool}`, status: 'warn', detail: `${formatGiB(s.availableBytes)} free of ${formatGiB(s.totalBytes)}; the plan's disks on it add up to ${formatGiB(u.bytes)} (thin volumes use less)`, scope: 'plan' });
     } else {
-      checks.push({ id: `storage:${pool}`, label: `storage ${pool}`, status: 'ok', detail: `${s.type}, ${gib(s.availableBytes)} free of ${gib(s.totalBytes)}; plan disks ${gib(u.bytes)}`, scope: 'plan' });
+      checks.push({ id: `storage:${pool}`, label: `storage ${pool}`, status: 'ok', detail: `${s.type}, ${formatGiB(s.availableBytes)} free of ${formatGiB(s.totalBytes)}; plan disks ${formatGiB(u.bytes)}`, scope: 'plan' });
     }
   }
   const iso = p.substrate.isoStorage;

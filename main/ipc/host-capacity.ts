@@ -3,11 +3,12 @@
 // device can exist and still fail, LAB-NOTES) or TCG; qemu-system-x86_64, qemu-img, swtpm and
 // the OVMF Secure Boot firmware present. Facts are read once (readHostFacts) and judged by a
 // pure function (capacityChecks), so the verdicts are testable with any numbers.
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, freemem, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { CheckItem, PlanTotals } from '../../common/contract/index';
 import type { Plan } from '../../common/plan/schema';
+import { existingAncestor, freeBytesAt } from '../build/files';
 import { findOnPath } from '../cli/commands/doctor';
 import { toolFor } from '../exec/tools';
 import { OVMF_CODE_SECBOOT, OVMF_VARS_MS } from '../substrate/qemu-local';
@@ -58,19 +59,9 @@ export function planTotals(plan: Plan): PlanTotals {
   return { cluster: plan.cluster.name, nodes: plan.nodes.length, vcpus, maxVcpus, memoryMiB, diskGiB };
 }
 
-function existingAncestor(path: string): string {
-  let cur = path;
-  while (!existsSync(cur)) {
-    const up = dirname(cur);
-    if (up === cur) break;
-    cur = up;
-  }
-  return cur;
-}
 
 export function readHostFacts(workspace: string, env: NodeJS.ProcessEnv): HostFacts {
   const diskPath = existingAncestor(workspace);
-  const st = statfsSync(diskPath);
   const tools: Record<string, string | undefined> = {};
   for (const name of QEMU_TOOLS) {
     const tool = toolFor(name);
@@ -81,7 +72,7 @@ export function readHostFacts(workspace: string, env: NodeJS.ProcessEnv): HostFa
     availableMemoryBytes: freemem(),
     cores: availableParallelism(),
     diskPath,
-    diskFreeBytes: st.bavail * st.bsize,
+    diskFreeBytes: freeBytesAt(diskPath),
     kvmDevice: existsSync('/dev/kvm'),
     tools,
     files: Object.fromEntries(QEMU_FILES.map((f) => [f.path, existsSync(f.path)])),

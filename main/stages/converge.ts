@@ -10,8 +10,8 @@
 //    backplanes, etcd, lb, observability), its log streamed live, its PLAY RECAP parsed: a
 //    failed task stops the stage with the node, the task and the error.
 // Remediates drift: a rerun runs the playbook again and must report changed=0.
-import { hubOf } from '../../common/plan/index';
 import { parse as parseYaml } from 'yaml';
+import { hubOf } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import type { StageDefinition, StageContext } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';

@@ -83,9 +83,13 @@ export function hostDebianSources(codename: string, root = '/etc/apt'): AptSourc
   return found;
 }
 
+function debLine(s: AptSource, suite: string, component: string): string {
+  return `deb [arch=amd64${s.signedBy ? ` signed-by=${s.signedBy}` : ''}] ${s.uri} ${suite} ${component}\n`;
+}
+
 /** Pure: the sources.list text our private apt configuration uses. */
 export function renderSourcesList(sources: readonly AptSource[]): string {
-  return sources.map((s) => `deb [arch=amd64${s.signedBy ? ` signed-by=${s.signedBy}` : ''}] ${s.uri} ${s.suite} main\n`).join('');
+  return sources.map((s) => debLine(s, s.suite, 'main')).join('');
 }
 
 /** Pure: the installer's udeb index of the codename (main/debian-installer) from the first
@@ -94,5 +98,5 @@ export function renderSourcesList(sources: readonly AptSource[]): string {
 export function renderUdebSourcesList(sources: readonly AptSource[], codename: string): string {
   const s = sources.find((x) => x.suite === codename);
   if (!s) throw new Error(`no apt source for Debian ${codename} main: the installer udebs need the archive once (or --offline with a filled cache)`);
-  return `deb [arch=amd64${s.signedBy ? ` signed-by=${s.signedBy}` : ''}] ${s.uri} ${codename} main/debian-installer\n`;
+  return debLine(s, codename, 'main/debian-installer');
 }
