@@ -133,12 +133,12 @@ describe('kubedos build (lab-3)', () => {
     expect(sha256sum(iso)).toBe(first);
   });
 
-  it('names a package pin that does not resolve', async () => {
+  it('names a listed package that does not exist in the archive', async () => {
     const pkgs = join(LAB, 'bad-pins');
     rmSync(pkgs, { recursive: true, force: true });
     mkdirSync(pkgs, { recursive: true });
-    writeFileSync(join(pkgs, 'base.list'), readFileSync(join(REPO, 'payload/packages/base.list'), 'utf8') + 'nftables-does-not-exist=1.0\n');
-    await expect(ensureLock({ packagesDir: pkgs, cacheDir: join(LAB, 'cache') })).rejects.toThrow(/nftables-does-not-exist=1\.0 \(base\.list:\d+\)/);
+    writeFileSync(join(pkgs, 'base.list'), readFileSync(join(REPO, 'payload/packages/base.list'), 'utf8') + 'nftables-does-not-exist\n');
+    await expect(ensureLock({ packagesDir: pkgs, lockPath: join(LAB, 'bad-pins.lock.json'), cacheDir: join(LAB, 'cache') })).rejects.toThrow(/do not exist in the Debian archive.*nftables-does-not-exist at base\.list:\d+/);
   });
 
   it('names the Debian package of a missing host tool, like kubedos doctor', async () => {

@@ -25,8 +25,11 @@ export interface OutputRecord {
 export interface BuildInputs {
   spec: { path: string; sha256: string };
   planSha256: string;
+  /** The cluster's darksite lock (canonical JSON) this build used. */
   lockSha256: string;
-  /** payload/packages/installer-udebs.lock.json when the darksite carries installer udebs. */
+  /** The lock it replaced, when this build resolved a new one (update or changed lists). */
+  previousLockSha256?: string;
+  /** The cluster's installer udeb lock when the darksite carries installer udebs. */
   udebLockSha256?: string;
   payload: Record<string, { path: string; sha256: string }[]>;
   hostFiles: { path: string; package: string; sha256: string }[];
@@ -67,7 +70,7 @@ export interface SbomInput {
   cluster: string;
   artifactVersion: string;
   sourceDateEpoch: number;
-  packages: readonly LockedPackage[];
+  packages: readonly (Omit<LockedPackage, 'source'> & { source?: string })[];
   payloadFiles: readonly { role: string; path: string; sha256: string }[];
   tools: Record<string, string>;
   kubedosVersion: string;
@@ -86,6 +89,7 @@ export function renderSbom(s: SbomInput): string {
       { name: 'kubedos:architecture', value: p.architecture },
       { name: 'kubedos:roles', value: p.roles.join(',') },
       { name: 'kubedos:filename', value: p.filename },
+      ...(p.source ? [{ name: 'kubedos:source', value: p.source }] : []),
     ],
   }));
   const files = [...s.payloadFiles]
@@ -123,7 +127,8 @@ export function renderProvenance(p: ProvenanceInput): string {
   const deps: { name: string; uri?: string; digest: Record<string, string> }[] = [
     { name: 'clusterspec', uri: `file:${m.inputs.spec.path}`, digest: { sha256: m.inputs.spec.sha256 } },
     { name: 'plan', digest: { sha256: m.inputs.planSha256 } },
-    { name: 'payload/packages/darksite.lock.json', digest: { sha256: m.inputs.lockSha256 } },
+    { name: 'darksite.lock.json', digest: { sha256: m.inputs.lockSha256 } },
+    ...(m.inputs.previousLockSha256 ? [{ name: 'darksite.lock.json (previous)', digest: { sha256: m.inputs.previousLockSha256 } }] : []),
     ...m.inputs.hostFiles.map((h) => ({ name: h.path, uri: `pkg:deb/debian/${h.package}`, digest: { sha256: h.sha256 } })),
   ];
   if (m.inputs.git) deps.unshift({ name: 'source', uri: 'git+file:kubedos-foundry', digest: { gitCommit: m.inputs.git.commit } });

@@ -1,20 +1,21 @@
 // The foundry: spec + plan → darksite, role ISOs, qcow2 images, payload trees, manifest, SBOM,
 // provenance and DSSE signatures in one output directory. Every artifact goes through the
 // content-addressed cache (cache.ts): unchanged inputs are placed, not rebuilt.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { canonicalJson } from '../../common/canonical';
 import type { Plan } from '../../common/plan/schema';
 import { NODE_ROLES } from '../../common/spec/schema';
 import type { ClusterSpec, NodeRole } from '../../common/spec/schema';
 import { CommandError, run } from '../exec/runner';
-import { workspaceRoot } from '../workspace';
+import { clusterWorkspace, workspaceRoot } from '../workspace';
 import type { BuildManifest, OutputRecord } from './attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
-import type { LockedPackage } from './darksite/pins';
 import { packagesFor } from './darksite/pins';
-import { CODENAME, ensureLock, ensureUdebLock, fetchPackages, fetchUdebs, LOCK_FILE, readPinSet, writeRepository } from './darksite/index';
+import type { LockMode } from './darksite/index';
+import { CODENAME, ensureLock, ensureUdebLock, fetchPackages, fetchUdebs, importDarksite, LOCK_FILE, lockDigest, readLists, writeRepository } from './darksite/index';
+import { diffSummary, renderDiff } from './darksite/pins';
 import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
@@ -40,8 +41,12 @@ export interface BuildOptions {
   repoRoot: string;
   targets: readonly BuildTarget[];
   roles?: readonly NodeRole[];
-  offline?: boolean;
-  refreshLock?: boolean;
+  /** How the cluster's lock meets the archive (darksite/index.ts LockMode); default 'default'. */
+  lockMode?: LockMode;
+  /** A build or recovery bundle whose darksite (lock + .debs) this build takes first: the time capsule. */
+  from?: string;
+  /** The command that accepts drift, for the drift message (the CLI fills in the spec path). */
+  acceptCommand?: string;
   /** Ignore cache hits: rebuild every artifact and replace its cache entry. */
   rebuild?: boolean;
   /** host[:port] and directory where installers reach the darksite over HTTP. */
@@ -79,6 +84,10 @@ export interface BuildReport {
   outputs: OutputRecord[];
   downloaded: number;
   durationMs: number;
+  /** The cluster's lock: where it is, its digest, how many packages, and what moved in this build. */
+  lock: { path: string; sha256: string; packages: number; resolved: boolean; written: boolean; diff?: string[]; diffSummary?: string; previousSha256?: string };
+  /** Every line of this build's log (also in lock's folder: build.log). */
+  logFile: string;
 }
 
 /** Packages (Debian names) each build target needs on the host, for a doctor-style error. */
@@ -137,10 +146,27 @@ export function defaultInstallerMirror(plan: Plan): { host: string; directory: s
   return plan.substrate.type === 'qemu' ? { host: '10.0.2.100', directory: '/darksite' } : { host: plan.lan.apiVip, directory: '/darksite' };
 }
 
+export function buildLogPath(cluster: string, env: NodeJS.ProcessEnv = process.env): string {
+  return join(clusterWorkspace(cluster, env), 'build.log');
+}
+
+export function clusterLockPath(cluster: string, env: NodeJS.ProcessEnv = process.env): string {
+  return join(clusterWorkspace(cluster, env), LOCK_FILE);
+}
+
 export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const started = performance.now();
   const env = o.env ?? process.env;
-  const log = o.log ?? (() => undefined);
+  const cwsp = clusterWorkspace(o.plan.cluster.name, env);
+  mkdirSync(cwsp, { recursive: true, mode: 0o700 });
+  // The full detail of a build (every package of a drift, every line apt printed) goes here;
+  // messages on the terminal stay short and point to it.
+  const logFile = buildLogPath(o.plan.cluster.name, env);
+  writeFileSync(logFile, '', { mode: 0o600 });
+  const log = (line: string): void => {
+    appendFileSync(logFile, line.endsWith('\n') ? line : `${line}\n`);
+    o.log?.(line.split('\n').length > 20 ? `${line.split('\n').slice(0, 20).join('\n')}\n… (${line.split('\n').length - 20} more lines in ${logFile})` : line);
+  };
   const signal = o.signal;
   const outDir = resolve(o.outDir);
   const cluster = o.plan.cluster.name;
@@ -171,16 +197,25 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const ops = await opsSshKey(cluster, env, { signal, log });
 
   // Darksite: lock → cache → signed repository.
-  const dsOpts = { packagesDir, cacheDir: cacheRoot(env), offline: o.offline, refreshLock: o.refreshLock, signal, log };
-  const { lock } = await ensureLock(dsOpts);
-  const lockSha = sha256Of(readFileSync(join(packagesDir, LOCK_FILE)));
+  const mode = o.lockMode ?? 'default';
+  const lockPath = clusterLockPath(cluster, env);
+  const logDetail = (text: string): void => appendFileSync(logFile, text.endsWith('\n') ? text : `${text}\n`);
+  const dsOpts = { packagesDir, lockPath, cacheDir: cacheRoot(env), mode, signal, log, logDetail, ...(o.acceptCommand ? { acceptCommand: o.acceptCommand } : {}) };
+  if (o.from) await importDarksite(resolve(o.from), dsOpts);
+  const locked = await ensureLock(dsOpts);
+  const { lock } = locked;
+  const lockSha = lockDigest(lock);
+  if (locked.written) {
+    log(locked.diff ? `darksite: lock ${lockPath} written: ${diffSummary(locked.diff)} (previous lock ${locked.previousSha256?.slice(0, 12)}…)` : `darksite: lock ${lockPath} created: ${lock.packages.length} packages`);
+    if (locked.diff) logDetail(renderDiff(locked.diff).join('\n'));
+  }
   const rolePackages = packagesFor(lock, roles);
   const isoHost = await hashHostFiles(Object.values(ISO_HOST_FILES));
   let udebLock: UdebLock | undefined;
   if (o.installerUdebs) {
     const initrd = isoHost.find((h) => h.path === ISO_HOST_FILES.initrd.path)!;
     if (initrd.sha256 === 'missing') throw new Error(`--installer-udebs: ${initrd.path} is missing (package ${initrd.package}); install it: sudo apt-get install ${initrd.package}`);
-    udebLock = (await ensureUdebLock({ ...dsOpts, initrdPath: initrd.path, initrdSha256: initrd.sha256 })).lock;
+    udebLock = (await ensureUdebLock({ ...dsOpts, initrdPath: initrd.path, initrdSha256: initrd.sha256, udebLockPath: join(cwsp, UDEB_LOCK_FILE) })).lock;
   }
   const dsKey = inputsKey('darksite', {
     packages: rolePackages.map((p) => p.sha256),
@@ -215,7 +250,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
 
   // Payload per role (pure render), then media.
   const sources = loadPayloadSources(join(o.repoRoot, 'payload'));
-  const pins = readPinSet(packagesDir);
+  const pins = readLists(packagesDir);
   const mirror = o.installerMirror ?? defaultInstallerMirror(o.plan);
   const poweroff = o.poweroff ?? o.plan.substrate.type === 'qemu';
   let baseEntry: { key: string; dir: string } | undefined;
@@ -353,7 +388,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       spec: { path: o.specPath, sha256: o.specSha256 },
       planSha256: sha256Of(canonicalJson(o.plan)),
       lockSha256: lockSha,
-      ...(udebLock ? { udebLockSha256: sha256Of(readFileSync(join(packagesDir, UDEB_LOCK_FILE))) } : {}),
+      ...(lock.previous ? { previousLockSha256: lock.previous.sha256 } : {}),
+      ...(udebLock ? { udebLockSha256: sha256Of(canonicalJson(udebLock, 2) + '\n') } : {}),
       payload: payloadRecords,
       hostFiles: isoHost,
       tools,
@@ -362,10 +398,15 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     outputs,
   };
   const manifestText = renderManifest(manifest);
-  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))] as LockedPackage[], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs });
+  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs });
   const provText = renderProvenance({
     manifest,
-    externalParameters: { spec: o.specPath, targets, roles, offline: !!o.offline, installerMirror: mirror, netinstIso: o.netinstIso ?? null, ...(o.installerUdebs ? { installerUdebs: true } : {}) },
+    externalParameters: {
+      spec: o.specPath,
+      targets,
+      roles,
+      lockMode: mode,
+      ...(lock.previous ? { lockChange: { previousLockSha256: lock.previous.sha256, reason: lock.previous.reason, summary: diffSummary(lock.previous.diff), changed: lock.previous.diff.changed } } : {}), installerMirror: mirror, netinstIso: o.netinstIso ?? null, ...(o.installerUdebs ? { installerUdebs: true } : {}) },
     kubedosVersion: KUBEDOS_VERSION,
     nodeVersion: process.versions.node,
     invocationId: inputsKey('invocation', { manifest: sha256Of(manifestText) }),
@@ -376,7 +417,17 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     writeIfChanged(join(outDir, envelopePath(file)), canonicalJson(envl, 2) + '\n');
   }
   writeIfChanged(join(outDir, PUBLIC_KEY_FILE), skey.publicKeyPem);
-  return { outDir, roles, built, reused, outputs, downloaded, durationMs: performance.now() - started };
+  return {
+    outDir,
+    roles,
+    built,
+    reused,
+    outputs,
+    downloaded,
+    durationMs: performance.now() - started,
+    lock: { path: lockPath, sha256: lockSha, packages: lock.packages.length, resolved: locked.resolved, written: locked.written, ...(locked.diff ? { diff: renderDiff(locked.diff, 30), diffSummary: diffSummary(locked.diff) } : {}), ...(locked.previousSha256 ? { previousSha256: locked.previousSha256 } : {}) },
+    logFile,
+  };
 }
 
 /** Remove a scratch tree unless something is still mounted inside it (then say so and keep it). */

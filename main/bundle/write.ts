@@ -141,6 +141,10 @@ function bundleFiles(o: BundleInputs): { files: Map<string, Buffer>; sourceDateE
     if (!existsSync(p)) throw new BundleInputError(`the build directory ${o.buildDir} has no ${f}`, 'run the build stage (or kubedos build --spec SPEC --out DIR) so the bundle can carry its attestations');
     files.set(`${BUNDLE_PATHS.buildDir}/${f}`, readFileSync(p));
   }
+  // The darksite lock (exact versions, hashes and sources of every package): what a rebuild must
+  // reproduce. It is listed in the build manifest, so verify checks it like any output.
+  const lockInBuild = join(o.buildDir, 'darksite', 'darksite.lock.json');
+  if (existsSync(lockInBuild)) files.set(`${BUNDLE_PATHS.buildDir}/darksite/darksite.lock.json`, readFileSync(lockInBuild));
   const buildKeyPem = files.get(`${BUNDLE_PATHS.buildDir}/${PUBLIC_KEY_FILE}`)!.toString('utf8');
   if (keyidOf(buildKeyPem) !== o.signingKey.keyid) {
     throw new BundleInputError(

@@ -49,6 +49,16 @@ describe('exec runner', () => {
     const other = (await run(['bash', '-c', 'echo nope >&2; exit 3'], { hint: 'own hint' }).catch((e: unknown) => e)) as CommandError;
     expect(other.hint).toBe('own hint');
   });
+  it('bounds the command line in a failure message (a call naming 200 packages is not repeated whole)', async () => {
+    const names = Array.from({ length: 200 }, (_, i) => `package-number-${i}`);
+    const err = (await run(['sh', '-c', 'echo nope >&2; exit 3', 'sh', ...names]).catch((e: unknown) => e)) as CommandError;
+    expect(err).toBeInstanceOf(CommandError);
+    expect(err.message).toMatch(/… \(\+\d+ more arguments\) exited with 3:\nnope/);
+    expect(err.message).not.toContain('package-number-199');
+    expect(err.message.length).toBeLessThan(800);
+    expect(err.command).toHaveLength(204);
+  });
+
   it('feeds standard input', async () => {
     const r = await run(['bash', '-c', 'cat'], { input: 'from stdin' });
     expect(r.stdout).toBe('from stdin');

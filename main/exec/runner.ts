@@ -87,9 +87,27 @@ function tail(text: string): string {
   return lines.slice(-TAIL_LINES).join('\n');
 }
 
+function quoteArg(a: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
 /** Quote an argv for display (never for execution). */
 export function displayCommand(argv: readonly string[]): string {
-  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return argv.map(quoteArg).join(' ');
+}
+
+/** The command as error messages show it: its first arguments and a count, so a message never
+ * carries a whole package list (an apt call naming 200 packages). */
+export function messageCommand(argv: readonly string[], maxArgs = 24, maxChars = 600): string {
+  const out: string[] = [];
+  let chars = 0;
+  for (const a of argv) {
+    const q = quoteArg(a);
+    if (out.length >= maxArgs || chars + q.length > maxChars) return `${out.join(' ')} … (+${argv.length - out.length} more arguments)`;
+    out.push(q);
+    chars += q.length + 1;
+  }
+  return out.join(' ');
 }
 
 export async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -107,7 +125,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
     });
   }
   if (options.signal?.aborted) {
-    throw new CommandError({ message: `aborted before start: ${displayCommand(shown)}`, command: shown, exitCode: null, stderrTail: '', reason: 'aborted' });
+    throw new CommandError({ message: `aborted before start: ${messageCommand(shown)}`, command: shown, exitCode: null, stderrTail: '', reason: 'aborted' });
   }
   const runId = options.runId ?? `exec-${++runCounter}`;
   const emit = options.onEvent;
@@ -207,7 +225,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
       if (killedFor) {
         reject(
           new CommandError({
-            message: killedFor === 'timeout' ? `timed out after ${Math.round(timeoutMs / 1000)} s: ${displayCommand(shown)}` : `aborted: ${displayCommand(shown)}`,
+            message: killedFor === 'timeout' ? `timed out after ${Math.round(timeoutMs / 1000)} s: ${messageCommand(shown)}` : `aborted: ${messageCommand(shown)}`,
             command: shown,
             exitCode: code,
             stderrTail: tail(result.stderr),
@@ -221,7 +239,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
         const hint = DISK_FULL.test(st) ? `${DISK_FULL_HINT}${options.hint ? ` (${options.hint})` : ''}` : options.hint;
         reject(
           new CommandError({
-            message: `${displayCommand(shown)} exited with ${code ?? `signal ${signal}`}${st ? `:\n${st}` : ''}`,
+            message: `${messageCommand(shown)} exited with ${code ?? `signal ${signal}`}${st ? `:\n${st}` : ''}`,
             command: shown,
             exitCode: code,
             stderrTail: st,

@@ -26,7 +26,7 @@ function context(): DeployContext {
   const c = newDeployContext({ source: { name: 'lab-3.yaml', text: fx.specText }, target: { kind: 'qemu-local' }, workspace: fx.workspace, repoRoot: root, env: fx.env });
   c.spec = parseSpec(fx.specText).spec!;
   c.plan = fx.plan;
-  c.build = { outDir: fx.buildDir, roles: [], built: [], reused: [], outputs: [], downloaded: 0, durationMs: 1 } as BuildReport;
+  c.build = { outDir: fx.buildDir, roles: [], built: [], reused: [], outputs: [], downloaded: 0, durationMs: 1, lock: { path: join(fx.workspace, 'darksite.lock.json'), sha256: '0'.repeat(64), packages: 1, resolved: false, written: false }, logFile: join(fx.workspace, 'build.log') } satisfies BuildReport;
   c.hub = fx.hub;
   c.nodes = { ...fx.nodes };
   c.summaries = { build: { stage: 'build', changes: 2, notes: ['built images'] } };

@@ -1,13 +1,18 @@
-// Pinned package lists (payload/packages/<role>.list, `name=version` per line) and the lock
-// that records their resolved dependency closure. Pure: parsing and hashing only.
+// Package lists (payload/packages/<role>.list: names in, an optional version constraint where a
+// role really needs one) and the lock (the resolved closure: an output of a build, stored per
+// cluster in the workspace and carried in the artifact). Pure: parsing, hashing, diffing and
+// the wording of drift; no apt, no files.
 import { z } from 'zod';
 import { NODE_ROLES } from '../../../common/spec/schema';
 import type { NodeRole } from '../../../common/spec/schema';
 import { sha256Hex } from '../../../common/canonical';
 
-export interface Pin {
+export type VersionOp = '<<' | '<=' | '=' | '>=' | '>>';
+
+/** One wanted package of a list: a name, and a Debian version relation when a role needs one. */
+export interface Want {
   name: string;
-  version: string;
+  constraint?: { op: VersionOp; version: string };
   /** Where it was declared, for error messages: "base.list:12". */
   origin: string;
 }
@@ -17,31 +22,39 @@ export class PinError extends Error {}
 const PKG = /^[a-z0-9][a-z0-9+.-]+$/;
 const VER = /^[A-Za-z0-9.+~:-]+$/;
 
-export function parsePins(file: string, text: string): Pin[] {
-  const pins: Pin[] = [];
+/** Lines: `name`, or `name (OP version)` with OP one of << <= = >= >> (Debian's relations). */
+export function parseList(file: string, text: string): Want[] {
+  const wants: Want[] = [];
+  const seen = new Set<string>();
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/#.*$/, '').trim();
     if (!line) return;
-    const m = /^([^=\s]+)=(\S+)$/.exec(line);
-    if (!m || !PKG.test(m[1]!) || !VER.test(m[2]!)) throw new PinError(`${file}:${i + 1}: "${line}" is not a pin; write name=version (for example openssh-server=1:9.2p1-2+deb12u7)`);
-    pins.push({ name: m[1]!, version: m[2]!, origin: `${file}:${i + 1}` });
+    const origin = `${file}:${i + 1}`;
+    const m = /^([^\s(=]+)\s*(?:\(\s*(<<|<=|=|>=|>>)\s*([^\s)]+)\s*\))?$/.exec(line);
+    if (!m || !PKG.test(m[1]!) || (m[3] !== undefined && !VER.test(m[3]))) {
+      const hint = /^[^=\s]+=\S+$/.test(line) ? ` (exact versions go stale when the archive moves: write the name alone, or a relation like "${line.split('=')[0]} (>= ${line.split('=')[1]})" if the role really needs one)` : '';
+      throw new PinError(`${origin}: "${line}" is not a package name or "name (OP version)"${hint}`);
+    }
+    if (seen.has(m[1]!)) throw new PinError(`${origin}: ${m[1]} is listed twice in ${file}`);
+    seen.add(m[1]!);
+    wants.push({ name: m[1]!, ...(m[2] ? { constraint: { op: m[2] as VersionOp, version: m[3]! } } : {}), origin });
   });
-  return pins;
+  return wants;
 }
 
-export interface PinSet {
-  base: Pin[];
-  roles: Record<NodeRole, Pin[]>;
-  /** sha256 over every list's bytes: the lock is valid only for these pins. */
+export interface PackageLists {
+  base: Want[];
+  roles: Record<NodeRole, Want[]>;
+  /** sha256 over every list's bytes: a lock records the lists it was resolved from. */
   sha256: string;
 }
 
 /** files: name → text for base.list and <role>.list (a missing role list means no extras). */
-export function pinSet(files: Record<string, string>): PinSet {
-  const base = parsePins('base.list', files['base.list'] ?? '');
+export function packageLists(files: Record<string, string>): PackageLists {
+  const base = parseList('base.list', files['base.list'] ?? '');
   if (!base.length) throw new PinError('payload/packages/base.list is missing or empty: every node needs the base set');
-  const roles = {} as Record<NodeRole, Pin[]>;
-  for (const r of NODE_ROLES) roles[r] = parsePins(`${r}.list`, files[`${r}.list`] ?? '');
+  const roles = {} as Record<NodeRole, Want[]>;
+  for (const r of NODE_ROLES) roles[r] = parseList(`${r}.list`, files[`${r}.list`] ?? '');
   const names = Object.keys(files).filter((f) => f.endsWith('.list')).sort();
   const sha256 = sha256Hex(names.map((n) => `${n}\n${files[n]}`).join('\0'));
   return { base, roles, sha256 };
@@ -49,27 +62,40 @@ export function pinSet(files: Record<string, string>): PinSet {
 
 /** One locked package file of the darksite (.deb or installer .udeb). */
 export const LockedFile = z.object({
-  name: z.string(),
-  version: z.string(),
-  architecture: z.string(),
+  name: z.string().regex(PKG),
+  version: z.string().regex(VER),
+  architecture: z.string().regex(/^[a-z0-9]+$/),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   size: z.number().int().nonnegative(),
   /** Pool file name (no host, no directory). */
-  filename: z.string(),
+  filename: z.string().regex(/^[A-Za-z0-9.+~_%-]+\.u?deb$/),
 });
 
 export const LockedPackage = LockedFile.extend({
-  roles: z.array(z.enum(NODE_ROLES)),
+  roles: z.array(z.enum(NODE_ROLES)).min(1),
+  /** Which archive served it: "debian/bookworm-security" (the suite of the host's Debian sources). */
+  source: z.string().min(1),
 });
 export type LockedPackage = z.infer<typeof LockedPackage>;
 
+export const VersionChange = z.object({ name: z.string(), architecture: z.string(), from: z.string(), to: z.string() });
+export const LockDiff = z.object({
+  added: z.array(z.object({ name: z.string(), architecture: z.string(), version: z.string() })),
+  removed: z.array(z.object({ name: z.string(), architecture: z.string(), version: z.string() })),
+  changed: z.array(VersionChange),
+});
+export type LockDiff = z.infer<typeof LockDiff>;
+
 export const DarksiteLock = z.object({
-  apiVersion: z.literal('kubedos.ca/v1alpha1'),
+  apiVersion: z.literal('kubedos.ca/v1alpha2'),
   kind: z.literal('DarksiteLock'),
   codename: z.string(),
   architecture: z.literal('amd64'),
-  pinsSha256: z.string(),
-  packages: z.array(LockedPackage),
+  /** sha256 of the package lists this closure was resolved from. */
+  listsSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The lock this one replaced, and what moved: an auditor's trail (also in the provenance). */
+  previous: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), reason: z.enum(['update', 'lists-changed']), diff: LockDiff }).optional(),
+  packages: z.array(LockedPackage).min(1),
 });
 export type DarksiteLock = z.infer<typeof DarksiteLock>;
 
@@ -77,6 +103,79 @@ export type DarksiteLock = z.infer<typeof DarksiteLock>;
 export function packagesFor(lock: DarksiteLock, roles: readonly NodeRole[]): LockedPackage[] {
   const want = new Set(roles);
   return lock.packages.filter((p) => p.roles.some((r) => want.has(r))).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Pure: what moved from one closure to the next, sorted by name. */
+export function diffLocks(before: readonly Pick<LockedPackage, 'name' | 'architecture' | 'version'>[], after: readonly Pick<LockedPackage, 'name' | 'architecture' | 'version'>[]): LockDiff {
+  const key = (p: { name: string; architecture: string }): string => `${p.name}:${p.architecture}`;
+  const a = new Map(before.map((p) => [key(p), p]));
+  const b = new Map(after.map((p) => [key(p), p]));
+  const byName = <T extends { name: string }>(xs: T[]): T[] => xs.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  return {
+    added: byName([...b.values()].filter((p) => !a.has(key(p))).map((p) => ({ name: p.name, architecture: p.architecture, version: p.version }))),
+    removed: byName([...a.values()].filter((p) => !b.has(key(p))).map((p) => ({ name: p.name, architecture: p.architecture, version: p.version }))),
+    changed: byName([...b.values()].filter((p) => a.has(key(p)) && a.get(key(p))!.version !== p.version).map((p) => ({ name: p.name, architecture: p.architecture, from: a.get(key(p))!.version, to: p.version }))),
+  };
+}
+
+export function diffIsEmpty(d: LockDiff): boolean {
+  return !d.added.length && !d.removed.length && !d.changed.length;
+}
+
+/** Pure: the diff as lines ("~ name old → new", "+ name ver", "- name ver"), at most `max` of them. */
+export function renderDiff(d: LockDiff, max = Infinity): string[] {
+  const lines = [
+    ...d.changed.map((c) => `  ~ ${c.name.padEnd(28)} ${c.from} → ${c.to}`),
+    ...d.added.map((c) => `  + ${c.name.padEnd(28)} ${c.version}`),
+    ...d.removed.map((c) => `  - ${c.name.padEnd(28)} ${c.version}`),
+  ];
+  if (lines.length <= max) return lines;
+  return [...lines.slice(0, max), `  … and ${lines.length - max} more (full list in the build log)`];
+}
+
+export function diffSummary(d: LockDiff): string {
+  return `${d.changed.length} changed, ${d.added.length} added, ${d.removed.length} removed`;
+}
+
+/** A locked version the archive no longer serves (and the cache does not hold). */
+export interface Superseded {
+  name: string;
+  architecture: string;
+  locked: string;
+  /** What the archive serves today, or undefined when it serves no version at all. */
+  available?: string;
+}
+
+/** Raised when the lock cannot be honoured: never replaced silently. */
+export class DriftError extends Error {
+  constructor(
+    message: string,
+    readonly superseded: readonly Superseded[],
+    /** Every line, for the build log (the message holds the first few). */
+    readonly detail: string,
+  ) {
+    super(message);
+    this.name = 'DriftError';
+  }
+}
+
+export const DRIFT_SHOWN = 8;
+
+/** Pure: the short drift message (at most ~15 lines however many packages moved). */
+export function driftMessage(sup: readonly Superseded[], o: { mode: 'default' | 'frozen'; lockPath: string; acceptCommand: string }): { message: string; detail: string } {
+  const row = (s: Superseded): string => `  ${s.name.padEnd(28)} ${s.locked} → ${s.available ?? '(no longer served at all)'}`;
+  const shown = sup.slice(0, DRIFT_SHOWN).map(row);
+  const more = sup.length > DRIFT_SHOWN ? [`  … and ${sup.length - DRIFT_SHOWN} more (full list in the build log)`] : [];
+  const head =
+    o.mode === 'frozen'
+      ? `darksite --frozen: the lock cannot be satisfied: ${sup.length} locked package(s) are neither in the cache nor served by the archive any more:`
+      : `darksite drift: the archive no longer serves ${sup.length} locked package version(s), and the cache does not hold them (nothing was replaced):`;
+  const tail = [
+    `To accept the archive's versions (writes a new lock, prints the diff, records the old lock's digest): ${o.acceptCommand}`,
+    'To rebuild exactly what was locked instead, bring its packages: kubedos build … --offline --from BUILD_OR_BUNDLE_DIR',
+    `(lock: ${o.lockPath})`,
+  ];
+  return { message: [head, ...shown, ...more, ...tail].join('\n'), detail: [head, ...sup.map(row)].join('\n') };
 }
 
 /** Pure: "Inst name (version suite [arch])" lines of `apt-get -s install`. */
@@ -105,11 +204,30 @@ export function parseShow(stdout: string): { name: string; version: string; arch
   return out;
 }
 
-/** Pure: which pin an apt error is about, so the message can name it. */
-export function unresolvedPins(stderr: string, pins: readonly Pin[]): Pin[] {
-  const bad: Pin[] = [];
-  for (const p of pins) {
-    if (stderr.includes(`Version '${p.version}' for '${p.name}' was not found`) || new RegExp(`Unable to locate package ${p.name.replace(/[.+]/g, '\\$&')}\\b`).test(stderr) || stderr.includes(`Package '${p.name}' has no installation candidate`)) bad.push(p);
+/** Pure: `apt-cache madison` lines → name → [{version, suite}] in the order apt prints them. */
+export function parseMadison(stdout: string): Map<string, { version: string; suite: string }[]> {
+  const out = new Map<string, { version: string; suite: string }[]>();
+  for (const line of stdout.split('\n')) {
+    const m = /^\s*(\S+)\s*\|\s*(\S+)\s*\|\s*\S+\s+(\S+?)\/\S+\s+\S+\s+Packages\s*$/.exec(line);
+    if (!m) continue;
+    const list = out.get(m[1]!) ?? [];
+    list.push({ version: m[2]!, suite: m[3]! });
+    out.set(m[1]!, list);
+  }
+  return out;
+}
+
+/** Pure: which listed names an apt error is about, so the message can name them. */
+export function unresolvedWants(stderr: string, wants: readonly Want[]): Want[] {
+  const bad: Want[] = [];
+  for (const p of wants) {
+    const v = p.constraint?.op === '=' ? p.constraint.version : undefined;
+    if ((v && stderr.includes(`Version '${v}' for '${p.name}' was not found`)) || new RegExp(`Unable to locate package ${p.name.replace(/[.+]/g, '\\$&')}\\b`).test(stderr) || stderr.includes(`Package '${p.name}' has no installation candidate`)) bad.push(p);
   }
   return bad;
+}
+
+/** Pure: up to n items joined, with "… and K more". */
+export function firstFew(items: readonly string[], n = 5): string {
+  return items.length <= n ? items.join(', ') : `${items.slice(0, n).join(', ')} … and ${items.length - n} more`;
 }

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { plan } from '../../../common/plan/index';
 import { NODE_ROLES } from '../../../common/spec/schema';
 import type { NodeRole } from '../../../common/spec/schema';
 import { sha256Of } from '../../build/files';
 import type { BuildTarget } from '../../build/index';
-import { ALL_TARGETS, runBuild } from '../../build/index';
+import { ALL_TARGETS, buildLogPath, runBuild } from '../../build/index';
 import { CommandError } from '../../exec/runner';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
@@ -16,15 +17,21 @@ const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const buildCommand: CliCommand = {
   name: 'build',
   summary: 'build the artifact: darksite apt repo, role ISOs, qcow2 images, manifest, SBOM, provenance, signatures',
-  usage: 'kubedos build [darksite|iso|image]... --spec FILE --out DIR [--role ROLE]... [--offline] [--refresh-lock] [--rebuild] [--installer-mirror HOST/DIR] [--netinst ISO] [--installer-udebs] [--json]',
+  usage: 'kubedos build [darksite|iso|image]... --spec FILE --out DIR [--role ROLE]... [--update|--frozen|--offline] [--from DIR] [--rebuild] [--installer-mirror HOST/DIR] [--netinst ISO] [--installer-udebs] [--json]',
   help: [
     'Without a target, builds all three. Unchanged inputs are taken from the content-addressed cache',
     '(<workspace>/cache, or $KUBEDOS_CACHE); a corrupted cache entry is detected by hash and rebuilt.',
     '  --spec FILE               the ClusterSpec',
     '  --out DIR                 output directory (manifest.json, sbom.cdx.json, provenance.intoto.json, signatures/, darksite/, iso/, images/, payload/)',
     '  --role ROLE               only these roles (repeatable; default: every role in the plan)',
-    '  --offline                 never touch the network: the lock and the .deb cache must be complete',
-    '  --refresh-lock            resolve payload/packages/*.list again and rewrite darksite.lock.json',
+    'The package lists (payload/packages/*.list) name packages; their resolved closure is the cluster\'s lock',
+    '(<workspace>/clusters/<name>/darksite.lock.json), written by the first build and carried in the darksite.',
+    'By default every locked version is reused (cache, then the archive); a version the archive no longer serves',
+    'stops the build with the list of what moved and the command that accepts it (never a silent change).',
+    '  --update                  resolve the lists again, write the new lock and print the diff (kubedos lock update)',
+    '  --frozen                  the lock must be satisfied exactly (cache or archive); changed lists are refused',
+    '  --offline                 never touch the network: the lock and the .deb cache (or --from) must be complete',
+    '  --from DIR                take the lock and .debs of an earlier build (or bundle) first: rebuild it exactly',
     '  --rebuild                 ignore cached artifacts: build everything again (reproducibility checks)',
     '  --installer-mirror H/DIR  where installers fetch the darksite over HTTP (default for qemu: 10.0.2.100/darksite via guestfwd)',
     '  --netinst ISO             remaster this Debian netinst ISO instead of using the netboot kernel/initrd',
@@ -38,7 +45,9 @@ export const buildCommand: CliCommand = {
       out: { type: 'string', short: 'o' },
       role: { type: 'string', multiple: true },
       offline: { type: 'boolean' },
-      'refresh-lock': { type: 'boolean' },
+      frozen: { type: 'boolean' },
+      update: { type: 'boolean' },
+      from: { type: 'string' },
       rebuild: { type: 'boolean' },
       'installer-mirror': { type: 'string' },
       netinst: { type: 'string' },
@@ -58,6 +67,9 @@ export const buildCommand: CliCommand = {
       if (!m) throw new UsageError('--installer-mirror must look like HOST[:PORT]/DIRECTORY');
       mirror = { host: m[1]!, directory: m[2]!.replace(/\/$/, '') };
     }
+    const modes = (['update', 'frozen', 'offline'] as const).filter((m) => values[m]);
+    if (modes.length > 1) throw new UsageError(`--${modes.join(' and --')} exclude each other`);
+    if (values.from && values.update) throw new UsageError('--from rebuilds an earlier lock exactly; --update resolves a new one: choose one');
     const loaded = loadSpec(values.spec, io.cwd);
     if (!loaded.spec) {
       reportDiagnostics(loaded, values.spec, io, true);
@@ -75,8 +87,9 @@ export const buildCommand: CliCommand = {
         repoRoot: REPO_ROOT,
         targets: targets as BuildTarget[],
         roles: roles as NodeRole[],
-        offline: values.offline,
-        refreshLock: values['refresh-lock'],
+        lockMode: modes[0] ?? 'default',
+        ...(values.from ? { from: resolvePath(io.cwd, values.from) } : {}),
+        acceptCommand: `kubedos lock update --spec ${values.spec}`,
         rebuild: values.rebuild,
         installerMirror: mirror,
         netinstIso: values.netinst,
@@ -92,9 +105,13 @@ export const buildCommand: CliCommand = {
       }
       for (const o of report.outputs) if (o.kind === 'iso' || o.kind === 'image') io.out(`${o.sha256}  ${o.path}  (${(o.size / 1048576).toFixed(1)} MiB)`);
       const ds = report.outputs.filter((o) => o.kind === 'darksite' && o.path.endsWith('.deb')).length;
+      if (report.lock.written) {
+        io.out(report.lock.diffSummary ? `lock updated: ${report.lock.diffSummary} (previous ${report.lock.previousSha256?.slice(0, 12)}…, recorded in the provenance)` : `lock created: ${report.lock.packages} packages`);
+        for (const l of report.lock.diff ?? []) io.out(l);
+      }
       io.out(
         `built ${report.built.length ? report.built.join(', ') : 'nothing (all cached)'}; reused ${report.reused.length}; darksite ${ds} packages, downloaded ${report.downloaded}; ` +
-          `roles ${report.roles.join(', ')}; ${(report.durationMs / 1000).toFixed(2)} s → ${report.outDir}`,
+          `roles ${report.roles.join(', ')}; lock ${report.lock.sha256.slice(0, 12)}…; ${(report.durationMs / 1000).toFixed(2)} s → ${report.outDir}`,
       );
       return 0;
     } catch (err) {
@@ -104,6 +121,7 @@ export const buildCommand: CliCommand = {
         return 1;
       }
       io.err(`build failed: ${(err as Error).message}`);
+      io.err(`(full log: ${buildLogPath(p.cluster.name, io.env)})`);
       return 1;
     }
   },

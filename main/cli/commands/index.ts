@@ -1,6 +1,7 @@
 // Every CLI command, in the order `kubedos --help` lists them. Add one import + one entry per command.
 import type { CliCommand } from '../command';
 import { buildCommand } from './build';
+import { lockCommand } from './lock';
 import { cacheCommand } from './cache';
 import { verifyCommand } from './verify';
 import { deployCommand } from './deploy';
@@ -20,6 +21,7 @@ export const COMMANDS: CliCommand[] = [
   planCommand,
   provisionCommand,
   buildCommand,
+  lockCommand,
   verifyCommand,
   cacheCommand,
   deployCommand,

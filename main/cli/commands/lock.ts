@@ -1,0 +1,78 @@
+// `kubedos lock`: the cluster's darksite lock (the resolved closure of payload/packages/*.list),
+// shown or re-resolved without building anything else.
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { plan } from '../../../common/plan/index';
+import { cacheRoot, clusterLockPath } from '../../build/index';
+import { ensureLock, lockDigest, readLists, readLock } from '../../build/darksite/index';
+import { diffSummary, renderDiff } from '../../build/darksite/pins';
+import type { CliCommand } from '../command';
+import { parseCommandArgs, UsageError } from '../command';
+import { loadSpec, reportDiagnostics } from '../load-spec';
+
+const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+export const lockCommand: CliCommand = {
+  name: 'lock',
+  summary: "show or update the cluster's darksite lock (exact package versions, hashes and sources)",
+  usage: 'kubedos lock [show|update] --spec FILE [--json]',
+  help: [
+    'The package lists name packages; the lock is their resolved closure for this cluster, written by',
+    "the first build into <workspace>/clusters/<name>/darksite.lock.json and carried in every darksite.",
+    '  show     (default) where the lock is, its digest, package count, and whether the lists changed since',
+    "  update   resolve the lists against today's archive, write the new lock and print what moved",
+    '           (changed / added / removed with versions); the previous lock\'s digest goes into the',
+    '           new lock and the next build\'s provenance.',
+  ].join('\n'),
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(argv, { spec: { type: 'string' }, json: { type: 'boolean' } });
+    const action = positionals[0] ?? 'show';
+    if (!['show', 'update'].includes(action) || positionals.length > 1) throw new UsageError(`unknown lock action "${positionals.join(' ')}" (show, update)`);
+    if (!values.spec) throw new UsageError('--spec FILE is required');
+    const loaded = loadSpec(values.spec, io.cwd);
+    if (!loaded.spec) {
+      reportDiagnostics(loaded, values.spec, io, true);
+      io.err(`${values.spec}: not valid`);
+      return 1;
+    }
+    const cluster = plan(loaded.spec).cluster.name;
+    const lockPath = clusterLockPath(cluster, io.env);
+    const packagesDir = join(REPO_ROOT, 'payload/packages');
+    try {
+      if (action === 'show') {
+        const lock = readLock(lockPath);
+        const lists = readLists(packagesDir);
+        if (!lock) {
+          if (values.json) io.out(JSON.stringify({ path: lockPath, exists: false }, null, 2));
+          else io.out(`${cluster}: no lock yet (${lockPath}); the first build resolves one, or: kubedos lock update --spec ${values.spec}`);
+          return 0;
+        }
+        const info = { path: lockPath, exists: true, sha256: lockDigest(lock), packages: lock.packages.length, listsChanged: lock.listsSha256 !== lists.sha256, sources: [...new Set(lock.packages.map((p) => p.source))].sort(), ...(lock.previous ? { previous: { sha256: lock.previous.sha256, reason: lock.previous.reason, summary: diffSummary(lock.previous.diff) } } : {}) };
+        if (values.json) io.out(JSON.stringify(info, null, 2));
+        else {
+          io.out(`${cluster}: ${info.packages} packages from ${info.sources.join(', ')}; lock ${info.sha256.slice(0, 12)}… (${lockPath})`);
+          io.out(info.listsChanged ? `the package lists changed since it was resolved: the next build resolves them again (keeping locked versions), or run kubedos lock update --spec ${values.spec}` : 'the package lists match it');
+          if (info.previous) io.out(`it replaced ${info.previous.sha256.slice(0, 12)}… (${info.previous.reason}): ${info.previous.summary}`);
+        }
+        return 0;
+      }
+      const r = await ensureLock({ packagesDir, lockPath, cacheDir: cacheRoot(io.env), mode: 'update', signal: io.signal, log: (l) => io.err(l) });
+      if (values.json) {
+        io.out(JSON.stringify({ path: lockPath, sha256: lockDigest(r.lock), packages: r.lock.packages.length, written: r.written, ...(r.diff ? { diff: r.diff } : {}), ...(r.previousSha256 ? { previousSha256: r.previousSha256 } : {}) }, null, 2));
+        return 0;
+      }
+      if (!r.written) io.out(`${cluster}: the archive resolves exactly the locked versions; ${lockPath} unchanged (${r.lock.packages.length} packages)`);
+      else if (!r.diff) io.out(`${cluster}: lock created: ${r.lock.packages.length} packages (${lockPath})`);
+      else {
+        io.out(`${cluster}: lock updated: ${diffSummary(r.diff)}; previous lock ${r.previousSha256?.slice(0, 12)}… (recorded in the new lock and the next build's provenance)`);
+        for (const l of renderDiff(r.diff)) io.out(l);
+      }
+      return 0;
+    } catch (err) {
+      io.err(`lock ${action} failed: ${(err as Error).message}`);
+      if (existsSync(lockPath)) io.err(`(lock: ${lockPath})`);
+      return 1;
+    }
+  },
+};
