@@ -44,6 +44,7 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { name: 'gpgv', package: 'gpgv', purpose: 'verify darksite signatures', area: 'build', versionArgs: ['--version'] },
   { name: 'gpgconf', package: 'gpgconf', purpose: 'stop the gpg-agent of the darksite key home', area: 'build', versionArgs: ['--version'] },
   { name: 'dpkg-query', package: 'dpkg', purpose: 'host tool versions recorded in the SBOM and build cache keys', area: 'build', versionArgs: ['--version'] },
+  { name: 'dpkg', package: 'dpkg', purpose: 'darksite lists: Debian version relations (dpkg --compare-versions)', area: 'build', versionArgs: ['--version'] },
   { name: 'git', package: 'git', purpose: 'source commit recorded in build provenance', area: 'base', versionArgs: ['--version'] },
   { name: 'chroot', package: 'coreutils', purpose: 'finish golden image root filesystems', area: 'build', versionArgs: ['--version'] },
   { name: 'dpkg-deb', package: 'dpkg', purpose: 'inspect and unpack .debs', area: 'build', versionArgs: ['--version'] },
