@@ -1,14 +1,14 @@
 // kubedos build / verify end to end on lab-3: darksite, role ISOs, qcow2 images, manifest,
 // SBOM, provenance, DSSE signatures; reproducibility, cache behaviour, offline, bad input.
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { closeSync, cpSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropLabBulk } from '../lab-output';
 import { ensureLock } from '../../main/build/darksite/index';
 import { hostToolVersions } from '../../main/build/index';
 import { verifyBuild } from '../../main/build/verify';
-import { ensureSpec, kubedos, LAB, labEnv, OUT, REPO, requireRoot, sha256sum, SPEC } from './env';
+import { CACHE, ensureSpec, kubedos, LAB, labEnv, OUT, REPO, requireRoot, sha256sum, SPEC } from './env';
 
 function flipByte(file: string, offset: number): () => void {
   const fd = openSync(file, 'r+');
@@ -32,7 +32,8 @@ describe('kubedos build (lab-3)', () => {
   });
   // The outputs are copies of cache entries (which image-boot and iso-boot reuse): drop the copies.
   afterAll(() => {
-    for (const d of ['build', 'build-again', 'build-offline', 'build-corrupt', 'build-netinst']) dropLabBulk(join(LAB, d));
+    for (const d of ['build', 'build-again', 'build-offline', 'build-corrupt', 'build-netinst', 'build-capsule']) dropLabBulk(join(LAB, d));
+    dropLabBulk(join(LAB, 'capsule-ws'), [join(LAB, 'capsule-ws/cache')]);
   });
 
   it('builds darksite, ISOs and qcow2 images with manifest, SBOM, provenance and signatures; verify passes', () => {
@@ -98,8 +99,41 @@ describe('kubedos build (lab-3)', () => {
     expect(JSON.parse(r.stdout).downloaded).toBe(0);
   });
 
+  it('time capsule: the finished build alone rebuilds identical ISOs and darksite in a network namespace with no route, on a workspace that never saw the archive', () => {
+    // The new workspace holds only the cluster's key material (as restored from its SecretStore
+    // copy, with the age identity on its USB key): no cache, no lock, no package lists resolved.
+    const ws = join(LAB, 'capsule-ws');
+    const out = join(LAB, 'build-capsule');
+    rmSync(ws, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+    cpSync(join(LAB, 'workspace/clusters/lab-3/secrets'), join(ws, 'clusters/lab-3/secrets'), { recursive: true });
+    const ns = `kd-capsule-${process.pid}`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      // No interface but a down loopback: not one route, not even to 127.0.0.1.
+      expect(execFileSync('ip', ['netns', 'exec', ns, 'ip', 'route', 'show'], { encoding: 'utf8' })).toBe('');
+      const env = { ...labEnv(), KUBEDOS_WORKSPACE: ws, KUBEDOS_CACHE: join(ws, 'cache'), KUBEDOS_AGE_IDENTITY_FILE: join(LAB, 'workspace/age-identity.txt') };
+      const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, join(REPO, 'bin/kubedos.mjs'), 'build', 'darksite', 'iso', '--offline', '--from', OUT, '--spec', SPEC, '--out', out, '--json'], { cwd: LAB, env, encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).downloaded).toBe(0);
+      for (const role of ['master', 'control-plane', 'worker']) expect(sha256sum(join(out, `iso/lab-3-${role}.iso`)), role).toBe(sha256sum(join(OUT, `iso/lab-3-${role}.iso`)));
+      for (const f of ['darksite/darksite.lock.json', 'darksite/dists/bookworm/InRelease', 'darksite/dists/bookworm/main/binary-amd64/Packages']) expect(sha256sum(join(out, f)), f).toBe(sha256sum(join(OUT, f)));
+      expect(readFileSync(join(ws, 'clusters/lab-3/darksite.lock.json'), 'utf8')).toBe(readFileSync(join(OUT, 'darksite/darksite.lock.json'), 'utf8'));
+      // The same without the build's darksite: the new workspace has nothing to rebuild from.
+      const bare = join(LAB, 'capsule-bare');
+      rmSync(bare, { recursive: true, force: true });
+      const bareEnv: NodeJS.ProcessEnv = { ...env, KUBEDOS_WORKSPACE: bare, KUBEDOS_CACHE: join(bare, 'cache') };
+      delete bareEnv.KUBEDOS_AGE_IDENTITY_FILE;
+      const no = spawnSync('ip', ['netns', 'exec', ns, process.execPath, join(REPO, 'bin/kubedos.mjs'), 'build', 'darksite', '--offline', '--spec', SPEC, '--out', join(bare, 'out')], { cwd: LAB, env: bareEnv, encoding: 'utf8', timeout: 5 * 60_000 });
+      expect(no.status).toBe(1);
+      expect(no.stderr).toMatch(/--offline: this cluster has no lock yet .*--from BUILD_OR_BUNDLE_DIR/);
+    } finally {
+      execFileSync('ip', ['netns', 'del', ns]);
+    }
+  });
+
   it('detects a corrupted cache entry by hash and rebuilds it instead of using it', () => {
-    const cacheRoot = join(LAB, 'cache/artifacts');
+    const cacheRoot = join(CACHE, 'artifacts');
     const entries = readdirSync(cacheRoot).flatMap((d) => readdirSync(join(cacheRoot, d)).map((e) => join(cacheRoot, d, e)));
     const good = sha256sum(join(OUT, 'iso/lab-3-worker.iso'));
     // The entry this build uses: the one recording exactly the ISO in the output directory.
@@ -138,7 +172,7 @@ describe('kubedos build (lab-3)', () => {
     rmSync(pkgs, { recursive: true, force: true });
     mkdirSync(pkgs, { recursive: true });
     writeFileSync(join(pkgs, 'base.list'), readFileSync(join(REPO, 'payload/packages/base.list'), 'utf8') + 'nftables-does-not-exist\n');
-    await expect(ensureLock({ packagesDir: pkgs, lockPath: join(LAB, 'bad-pins.lock.json'), cacheDir: join(LAB, 'cache') })).rejects.toThrow(/do not exist in the Debian archive.*nftables-does-not-exist at base\.list:\d+/);
+    await expect(ensureLock({ packagesDir: pkgs, lockPath: join(LAB, 'bad-pins.lock.json'), cacheDir: CACHE })).rejects.toThrow(/do not exist in the Debian archive.*nftables-does-not-exist at base\.list:\d+/);
   });
 
   it('names the Debian package of a missing host tool, like kubedos doctor', async () => {

@@ -147,7 +147,10 @@ describe('kubedos deploy lab-3 --target proxmox://pve-standin (real SSH, strict 
     expect(r.status).toBe(0);
   });
 
-  it('a second deploy reports every stage unchanged', async () => {
+  // The converged redeploy through the stand-in takes ~10 minutes under TCG; the qemu-local suite
+  // proves the same all-unchanged rerun inside CI. KUBEDOS_LAB_STANDIN_REDEPLOY=1 (npm run
+  // test:deploy:full) runs it here too.
+  it.runIf(process.env.KUBEDOS_LAB_STANDIN_REDEPLOY === '1')('a second deploy reports every stage unchanged', async () => {
     const r = await kubedosAsync(['deploy', spec, ...cliArgs()], { env: env(), cwd: OUT, logFile: join(OUT, 'deploy-2.log'), timeoutMs: 30 * 60_000 });
     console.log(`[bench] converged re-deploy of lab-3 through the stand-in: ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status).toBe(0);

@@ -1,11 +1,12 @@
 // Shared helpers of the deploy lab: the real `kubedos` CLI as a child process (output kept in
-// e2e/output/deploy-lab/*.log) and a workspace of its own per suite, build cache included
-// (<workspace>/cache: each suite's cluster has its own keys, so nothing would be shared anyway,
-// and the suite drops the whole cache when it ends).
+// e2e/output/deploy-lab/*.log) and a workspace of its own per suite (journal, VM state, trust).
+// Build inputs (artifact cache, age identity, build keys, darksite lock) are shared with every
+// suite that builds lab-3 (e2e/shared-build.ts): one CI run builds lab-3 once.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TEMPLATES } from '../../common/spec/index';
+import { offerSharedBuildInputs, sharedBuildEnv, takeSharedBuildInputs } from '../shared-build';
 
 export const REPO = resolve(__dirname, '../..');
 export const DEPLOY_LAB = join(REPO, 'e2e/output/deploy-lab');
@@ -15,9 +16,9 @@ export function requireRoot(): void {
 }
 
 export function deployEnv(workspace: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: workspace, KUBEDOS_BOOT_TIMEOUT_S: '1500' };
+  takeSharedBuildInputs(workspace, 'lab-3');
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: workspace, KUBEDOS_BOOT_TIMEOUT_S: '1500', ...sharedBuildEnv() };
   delete env.SOURCE_DATE_EPOCH;
-  delete env.KUBEDOS_CACHE;
   return env;
 }
 
@@ -56,6 +57,7 @@ export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: s
     const timer = setTimeout(() => child.kill('SIGTERM'), o.timeoutMs);
     child.on('close', (status) => {
       clearTimeout(timer);
+      if (o.env.KUBEDOS_WORKSPACE) offerSharedBuildInputs(o.env.KUBEDOS_WORKSPACE, 'lab-3');
       log.end();
       res({ status, stdout, stderr, ms: Date.now() - started });
     });
