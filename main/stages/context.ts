@@ -53,6 +53,8 @@ export interface DeployContext {
   sshConfigPath?: string;
   knownHostsPath?: string;
   passphrase?: (keyPath: string) => Promise<string | undefined>;
+  /** --force: stages that skip converged work (converge's fingerprints) run it all. */
+  force?: boolean;
   /** Filled by the stages. */
   spec?: ClusterSpec;
   plan?: Plan;

@@ -22,6 +22,9 @@ import { eachNode, guestReadMaybe, guestRun, guestWrite, need, tail } from './gu
 import { sleep } from '../pipeline/sleep';
 import { ensureDriver } from './provision';
 import { clusterTrust } from './trust';
+import { canonicalJson } from '../../common/canonical';
+import type { NodeProbe } from './converge-state';
+import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
 
 export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
@@ -211,6 +214,17 @@ export async function runPlaybook(s: StageContext, hubG: GuestCall, o: { tags: r
   }
 }
 
+/** One command through the guest agent; any failure is reported, never taken as "unchanged". */
+async function probeNode(g: GuestCall): Promise<NodeProbe> {
+  try {
+    const r = await guestRun(g, fingerprintCommand(), { timeoutS: 120, what: 'converge fingerprint' });
+    const fp = r.stdout.trim();
+    return /^[0-9a-f]{64}$/.test(fp) ? { node: g.node.name, fingerprint: fp } : { node: g.node.name, error: `unexpected output ${JSON.stringify(fp.slice(0, 80))}` };
+  } catch (err) {
+    return { node: g.node.name, error: (err as Error).message.split('\n')[0]!.slice(0, 200) };
+  }
+}
+
 export function convergeStage(ctx: DeployContext): StageDefinition {
   return {
     name: 'converge',
@@ -242,21 +256,44 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
           s.log(notes[notes.length - 1]!, { stream: 'warn' });
         }
       }
-      for (const n of plan.nodes) s.node(n.name, 'running', 'converging');
-      const r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: `converge-${s.runId.slice(0, 8)}` });
+      // Which nodes need Ansible: the inputs' hash and one fingerprint probe per node against the
+      // record of the last converge (converge-state.ts).
+      const inputs = convergeInputs({
+        planJson: ctx.json ?? canonicalJson(plan),
+        payload: (ctx.build?.outputs ?? []).filter((o) => o.kind === 'payload').map((o) => ({ path: o.path, sha256: o.sha256 })),
+        tags: CONVERGE_TAGS,
+        salt: spec.spec.orchestration.salt.enabled,
+      });
+      const record = readConvergeState(ctx.workspace);
+      const probeAll = (): Promise<NodeProbe[]> => Promise.all(plan.nodes.map((n) => probeNode({ driver, node: n, signal: s.signal })));
+      const probes = ctx.force || !record.state || record.state.inputs !== inputs ? [] : await probeAll();
+      const decision = nodesToConverge({ nodes: plan.nodes.map((n) => n.name), inputs, ...(record.state ? { state: record.state } : {}), ...(record.reason ? { stateReason: record.reason } : {}), force: Boolean(ctx.force), probes });
+      for (const n of decision.skip) s.node(n, 'ok', 'unchanged: fingerprint matches the last converge');
+      if (!decision.run.length) {
+        s.log(`converged: every node's fingerprint and the converge inputs match the last converge (run ${record.state!.runId.slice(0, 8)}); Ansible not run (--force runs it)`);
+        notes.push(`Ansible not run: ${decision.skip.length} node(s) unchanged since run ${record.state!.runId.slice(0, 8)}`);
+        s.changed(changes);
+        ctx.summaries.converge = { stage: 'converge', changes, notes };
+        return;
+      }
+      for (const r of decision.run) s.log(`${r.node}: converging: ${r.why}`, { node: r.node });
+      const targets = plan.nodes.filter((n) => decision.run.some((r) => r.node === n.name));
+      for (const n of targets) s.node(n.name, 'running', 'converging');
+      const limit = decision.skip.length ? ['--limit', targets.map((n) => n.name).join(',')] : [];
+      const r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: `converge-${s.runId.slice(0, 8)}`, extraArgs: limit });
       const recap = parsePlayRecap(r.stdout);
       const failures = failedTasks(r.stdout);
-      for (const n of plan.nodes) {
+      for (const n of targets) {
         const row = recap[n.name];
         const f = failures.find((x) => x.host === n.name);
         if (f || !row || row.failed || row.unreachable) s.node(n.name, 'failed', f ? `${f.task}: ${f.message.split('\n')[0]}` : row ? 'failed' : 'not in the PLAY RECAP');
         else s.node(n.name, 'ok', `ok=${row.ok} changed=${row.changed}`);
       }
-      if (r.exitCode !== 0 || failures.length || Object.values(recap).some((x) => x.failed || x.unreachable) || plan.nodes.some((n) => !recap[n.name])) {
+      if (r.exitCode !== 0 || failures.length || Object.values(recap).some((x) => x.failed || x.unreachable) || targets.some((n) => !recap[n.name])) {
         const f = failures[0];
         throw new StageError(f ? `${f.host}: converge task "${f.task}" failed: ${f.message.split('\n')[0]}` : `ansible-playbook exited ${r.exitCode} on ${hub.name}`, {
           ...(f ? { node: f.host } : { node: hub.name }),
-          command: ['ansible-playbook', '--tags', CONVERGE_TAGS.join(','), 'site.yml'],
+          command: ['ansible-playbook', '--tags', CONVERGE_TAGS.join(','), ...limit, 'site.yml'],
           exitCode: r.exitCode,
           stderrTail: tail(f ? f.message : r.stderr || r.stdout, 25),
           hint: `fix the cause, then rerun the deploy: it resumes at converge (full log on ${hub.name}: /var/log/kubedos/converge-${s.runId.slice(0, 8)}.log)`,
@@ -265,7 +302,13 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       const changed = Object.values(recap).reduce((a, x) => a + x.changed, 0);
       changes += changed;
       for (const [host, row] of Object.entries(recap).sort()) notes.push(`${host}: ok=${row.ok} changed=${row.changed} failed=${row.failed} unreachable=${row.unreachable}`);
-      s.log(`converged: ${Object.entries(recap).sort().map(([h, x]) => `${h} changed=${x.changed}`).join(', ')}`);
+      s.log(`converged: ${Object.entries(recap).sort().map(([h, x]) => `${h} changed=${x.changed}`).join(', ')}${decision.skip.length ? `; unchanged and not run: ${decision.skip.join(', ')}` : ''}`);
+      // Record what converged looks like now, for the next run's probe (a node whose probe fails
+      // is left out: it converges next time).
+      const after = await probeAll();
+      const fps = Object.fromEntries(after.flatMap((p) => ('fingerprint' in p ? [[p.node, p.fingerprint] as const] : [])));
+      for (const p of after) if ('error' in p) s.log(`${p.node}: fingerprint after converge not taken (${p.error}); it converges again next run`, { node: p.node, stream: 'warn' });
+      writeConvergeState(ctx.workspace, { inputs, runId: s.runId, nodes: fps });
       s.changed(changes);
       ctx.summaries.converge = { stage: 'converge', changes, notes };
     },

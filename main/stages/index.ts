@@ -46,6 +46,8 @@ export interface DeployOptions {
   sshConfigPath?: string;
   knownHostsPath?: string;
   passphrase?: (keyPath: string) => Promise<string | undefined>;
+  /** Run everything, converged or not. */
+  force?: boolean;
 }
 
 export interface DeployPipeline extends PlanPipeline {
@@ -67,6 +69,7 @@ export function deployPipeline(source: SpecSource, options: DeployOptions): Depl
     ...(options.sshConfigPath ? { sshConfigPath: options.sshConfigPath } : {}),
     ...(options.knownHostsPath ? { knownHostsPath: options.knownHostsPath } : {}),
     ...(options.passphrase ? { passphrase: options.passphrase } : {}),
+    ...(options.force ? { force: true } : {}),
   });
   const stages = [
     validateStage(source, ctx),
