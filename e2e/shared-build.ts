@@ -18,11 +18,11 @@ export function sharedBuildEnv(): { KUBEDOS_CACHE: string } {
   return { KUBEDOS_CACHE: CACHE };
 }
 
-/** Before a suite's first build: take the shared keys and lock of `cluster` into its workspace. */
-export function takeSharedBuildInputs(workspace: string, cluster: string): void {
+/** Copy what `to` does not have yet (the first suite to build seeds it; later ones take it). */
+function copyMissing(fromRoot: string, toRoot: string, cluster: string): void {
   for (const part of SHARED_PARTS(cluster)) {
-    const from = join(SHARED_BUILD, part);
-    const to = join(workspace, part);
+    const from = join(fromRoot, part);
+    const to = join(toRoot, part);
     if (existsSync(from) && !existsSync(to)) {
       mkdirSync(join(to, '..'), { recursive: true, mode: 0o700 });
       cpSync(from, to, { recursive: true, preserveTimestamps: true });
@@ -30,14 +30,12 @@ export function takeSharedBuildInputs(workspace: string, cluster: string): void 
   }
 }
 
-/** After a suite's first build: offer its keys and lock to the suites that come after it. */
+/** Before a suite's first build: take the shared keys and lock of `cluster` into its workspace. */
+export function takeSharedBuildInputs(workspace: string, cluster: string): void {
+  copyMissing(SHARED_BUILD, workspace, cluster);
+}
+
+/** After a suite's build: offer its keys and lock to the suites that come after it. */
 export function offerSharedBuildInputs(workspace: string, cluster: string): void {
-  for (const part of SHARED_PARTS(cluster)) {
-    const from = join(workspace, part);
-    const to = join(SHARED_BUILD, part);
-    if (existsSync(from) && !existsSync(to)) {
-      mkdirSync(join(to, '..'), { recursive: true, mode: 0o700 });
-      cpSync(from, to, { recursive: true, preserveTimestamps: true });
-    }
-  }
+  copyMissing(workspace, SHARED_BUILD, cluster);
 }
