@@ -6,7 +6,7 @@ import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
 import { fmtMs } from '../progress';
-import { renderTable } from '../table';
+import { renderTable } from '../../../common/text/table';
 
 export const statusCommand: CliCommand = {
   name: 'status',
