@@ -4,3 +4,5 @@ export { renderNftables, NFT_TABLE, LAN_INTERFACE, COUNTER_INPUT_DENY, COUNTER_I
 export { macFor, deterministicMacs } from './mac';
 export * from './schema';
 export { nodeConfig, NodeConfig, NODE_CONFIG_PATH } from './node-config';
+export { owns, ownershipOf, ownershipTags, inVmidRange, NOTHING_OWNED } from './ownership';
+export type { Ownership } from './ownership';
