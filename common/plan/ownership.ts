@@ -3,7 +3,7 @@
 // "VMID taken by someone else" check).
 //
 // Two tag sets exist on purpose and must not be confused:
-//  - the tags a VM carries (plan.substrate.ownershipTags, from ownership(spec) in plan.ts):
+//  - the tags a VM carries (plan.substrate.ownershipTags, from vmTags(spec) in plan.ts):
 //    kubedos, cluster-<name>, artifact-<version> and the site's extra tags;
 //  - the tags that make a VM ours (ownershipTags below): kubedos and cluster-<name> only. The
 //    artifact tag changes with every version and the extra tags with the site's taste; neither
@@ -20,7 +20,7 @@ export interface Ownership {
 /** Without a plan nothing is ours: an empty VMID range. */
 export const NOTHING_OWNED: Ownership = { tags: ['kubedos'], vmidRange: { start: 1, end: 0 } };
 
-export function ownershipTags(plan: Pick<Plan, 'cluster'>): string[] {
+export function ownershipTags(plan: { cluster: { name: string } }): string[] {
   return ['kubedos', `cluster-${plan.cluster.name}`];
 }
 
