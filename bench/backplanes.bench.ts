@@ -1,10 +1,10 @@
 // Time from "namespaces created" to "all planes up and enrolled" in the namespace lab, for 3, 6
 // and 16 nodes (lab-3, the lab-6 variant, reference-16). Numbers, not pass/fail. Needs root.
 // Run: node bin/run-ts.mjs bench/backplanes.bench.ts   (or npm run bench:backplanes)
-import { renderTable } from '../main/cli/table';
+import { renderTable } from '../common/text/table';
 import type { Plan } from '../common/plan/index';
-import { bringUp, makeTrust } from '../e2e/lab/backplane';
-import { Lab, requireRoot } from '../e2e/lab/harness';
+import { bringUp, makeTrust } from '../main/lab/backplane';
+import { Lab, requireRoot } from '../main/lab/harness';
 import { planeReachability } from '../e2e/lab/checks';
 import { lab3Plan, lab6Plan, reference16Plan } from '../e2e/lab/specs';
 

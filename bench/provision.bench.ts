@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { plan } from '../common/plan/index';
 import { parseSpec, TEMPLATES } from '../common/spec/index';
-import { renderTable } from '../main/cli/table';
+import { renderTable } from '../common/text/table';
 import type { ArtifactFile } from '../main/substrate/driver';
 import { ownershipTags, provision } from '../main/substrate/provision';
 import { ProxmoxSshDriver } from '../main/substrate/proxmox-ssh';

@@ -1,5 +1,9 @@
 // --target parsing: qemu-local, or proxmox://HOST where HOST is an ~/.ssh/config alias or a host name.
+import { HOST_NAME_PATTERN } from '../common/net/host-name';
+
 export type Target = { kind: 'qemu-local' } | { kind: 'proxmox'; host: string };
+
+const PROXMOX_TARGET = new RegExp(`^proxmox://(${HOST_NAME_PATTERN})$`);
 
 export function parseTarget(text: string | undefined, fallback?: Target): Target {
   if (text === undefined) {
@@ -7,7 +11,7 @@ export function parseTarget(text: string | undefined, fallback?: Target): Target
     throw new Error('--target is required: qemu-local or proxmox://HOST');
   }
   if (text === 'qemu-local') return { kind: 'qemu-local' };
-  const m = /^proxmox:\/\/([A-Za-z0-9][A-Za-z0-9._-]*)$/.exec(text);
+  const m = PROXMOX_TARGET.exec(text);
   if (m?.[1]) return { kind: 'proxmox', host: m[1] };
   throw new Error(`unknown target "${text}": use qemu-local or proxmox://HOST (an ~/.ssh/config Host alias or a host name)`);
 }

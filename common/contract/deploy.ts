@@ -2,13 +2,14 @@
 // local QEMU), what the target looks like (connection, host key, inventory, capacity), and what
 // a deploy would change there (the provision decisions per node).
 import { z } from 'zod';
+import { HOST_NAME, HOST_NAME_RULE } from '../net/host-name';
 
 /** Same grammar as `--target proxmox://HOST` (main/target.ts): an ~/.ssh/config alias or a host name. */
 export const HostAlias = z
   .string()
   .min(1)
   .max(253)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a host name or ~/.ssh/config Host alias: letters, digits, ".", "_", "-" (for another user or port, add a Host entry to ~/.ssh/config)');
+  .regex(HOST_NAME, `a host name or ~/.ssh/config Host alias: ${HOST_NAME_RULE} (for another user or port, add a Host entry to ~/.ssh/config)`);
 
 export const DeployTarget = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('qemu-local') }).strict(),

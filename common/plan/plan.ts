@@ -21,6 +21,7 @@ import { renderNftables } from './nftables';
 import type { Plan, PlanNode, PlaneAddress, PolicyFlow, VmShape } from './schema';
 import { PLAN_KIND } from './schema';
 import { observabilityHost, roleServices } from './services';
+import { ownershipTags } from './ownership';
 
 export const PERSISTENT_KEEPALIVE = 25;
 const ROUTE_TABLE_BASE = 101;
@@ -52,7 +53,7 @@ export function plan(spec: ClusterSpec): Plan {
   const hubLan = formatIpv4(lanAddressOf(master.node, master.vmid));
   const macs = deterministicMacs(cluster, indexed.map(({ node }) => ({ node: node.name, nics: node.nics.map((n) => n.mac) })));
   const obsHost = observabilityHost(spec);
-  const ownershipTags = ownership(spec);
+  const ownershipTags = vmTags(spec);
 
   const nodes: PlanNode[] = indexed.map(({ node, vmid }) => {
     const hub = node.role === 'master';
@@ -198,9 +199,13 @@ function connectedPlanes(flows: readonly PolicyFlow[]): Map<PlaneName, Set<Plane
   return m;
 }
 
-export function ownership(spec: ClusterSpec): string[] {
+/**
+ * The tags every VM carries (plan.substrate.ownershipTags): the tags that make it ours
+ * (common/plan/ownership.ts), plus artifact-<version> and the site's extra tags, which do not.
+ */
+export function vmTags(spec: ClusterSpec): string[] {
   const extra = spec.spec.substrate.type === 'proxmox' ? (spec.spec.substrate.proxmox?.tags ?? []) : [];
-  const tags = new Set(['kubedos', `cluster-${spec.metadata.name}`, `artifact-${spec.metadata.artifactVersion.toLowerCase().replace(/[^a-z0-9_+.-]/g, '-')}`, ...extra]);
+  const tags = new Set([...ownershipTags({ cluster: { name: spec.metadata.name } }), `artifact-${spec.metadata.artifactVersion.toLowerCase().replace(/[^a-z0-9_+.-]/g, '-')}`, ...extra]);
   return [...tags].sort();
 }
 

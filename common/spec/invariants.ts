@@ -5,7 +5,7 @@ import type { Diagnostic, PathSegment, Severity } from './diagnostic';
 import { formatPath } from './diagnostic';
 import type { Locator } from './parse';
 import type { ClusterSpec } from './schema';
-import { DRILL_SCENARIOS, PLANE_NAMES } from './schema';
+import { ClusterSpecBody, DRILL_SCENARIOS, PLANE_NAMES } from './schema';
 import {
   isPlaneName,
   lanCidr,
@@ -20,31 +20,40 @@ import {
   planeListenPort,
 } from './resolve';
 
-export function checkInvariants(spec: ClusterSpec, locate: Locator): Diagnostic[] {
+/** A section of spec.spec; the invariants that read a section run only when it parsed. */
+export type SpecSection = keyof ClusterSpec['spec'];
+const ALL_SECTIONS: ReadonlySet<SpecSection> = new Set(Object.keys(ClusterSpecBody.shape) as SpecSection[]);
+
+/**
+ * `available`: the sections that parsed (parse.ts passes fewer than all when the schema rejected
+ * a section outright); a check that needs a missing section is skipped, every other one runs.
+ */
+export function checkInvariants(spec: ClusterSpec, locate: Locator, available: ReadonlySet<SpecSection> = ALL_SECTIONS): Diagnostic[] {
   const out: Diagnostic[] = [];
   const report = (code: string, severity: Severity, path: PathSegment[], message: string, where: 'key' | 'value' = 'value'): void => {
     const r = locate(path, where);
     out.push({ code: `invariant.${code}`, severity, message, path: formatPath(path), ...r });
   };
   const s = spec.spec;
-  const inv = s.nodes.inventory;
+  const has = (...sections: SpecSection[]): boolean => sections.every((x) => available.has(x));
+  const inv = has('nodes') ? s.nodes.inventory : [];
   const invPath = (i: number, ...rest: PathSegment[]): PathSegment[] => ['spec', 'nodes', 'inventory', i, ...rest];
 
   // ---- substrate section matches its type
-  if (s.substrate.type === 'proxmox' && !s.substrate.proxmox) report('substrate-section', 'error', ['spec', 'substrate', 'type'], 'type is proxmox but the substrate.proxmox section is missing');
-  if (s.substrate.type === 'qemu' && !s.substrate.qemu) report('substrate-section', 'error', ['spec', 'substrate', 'type'], 'type is qemu but the substrate.qemu section is missing');
-  const sub = s.substrate.type === 'proxmox' ? s.substrate.proxmox : s.substrate.qemu;
+  if (has('substrate') && s.substrate.type === 'proxmox' && !s.substrate.proxmox) report('substrate-section', 'error', ['spec', 'substrate', 'type'], 'type is proxmox but the substrate.proxmox section is missing');
+  if (has('substrate') && s.substrate.type === 'qemu' && !s.substrate.qemu) report('substrate-section', 'error', ['spec', 'substrate', 'type'], 'type is qemu but the substrate.qemu section is missing');
+  const sub = !has('substrate') ? undefined : s.substrate.type === 'proxmox' ? s.substrate.proxmox : s.substrate.qemu;
   const pools = new Set(sub?.storagePools.map((p) => p.name) ?? []);
   const bridges = new Map(sub?.bridges.map((b) => [b.name, b]) ?? []);
 
   // ---- vmid range
-  const range = s.nodes.vmidRange;
+  const range = has('nodes') ? s.nodes.vmidRange : { start: 0, end: 0 };
   const rangeValid = range.start <= range.end;
-  if (!rangeValid) report('vmid-range', 'error', ['spec', 'nodes', 'vmidRange'], `vmidRange.start (${range.start}) is after vmidRange.end (${range.end})`);
+  if (has('nodes') && !rangeValid) report('vmid-range', 'error', ['spec', 'nodes', 'vmidRange'], `vmidRange.start (${range.start}) is after vmidRange.end (${range.end})`);
 
   // ---- names, vmids, domains, roles
   const domains = new Set<string>();
-  s.nodes.failureDomains.forEach((d, i) => {
+  (has('nodes') ? s.nodes.failureDomains : []).forEach((d, i) => {
     if (domains.has(d.name)) report('duplicate-domain', 'error', ['spec', 'nodes', 'failureDomains', i, 'name'], `failure domain "${d.name}" is declared twice`);
     domains.add(d.name);
   });
@@ -88,12 +97,12 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator): Diagnostic[
 
   // ---- exactly one master (the hub)
   const masters = inv.map((n, i) => [n, i] as const).filter(([n]) => n.role === 'master');
-  if (masters.length === 0) report('no-master', 'error', ['spec', 'nodes', 'inventory'], 'no node has role master: exactly one master is needed, it is the hub of every plane');
+  if (has('nodes') && masters.length === 0) report('no-master', 'error', ['spec', 'nodes', 'inventory'], 'no node has role master: exactly one master is needed, it is the hub of every plane');
   masters.slice(1).forEach(([n, i]) => report('many-masters', 'error', invPath(i, 'role'), `${n.name} is a second master; exactly one master (the hub) is allowed`));
 
   // ---- kubernetes HA and etcd
   const k = s.kubernetes;
-  if (k.enabled) {
+  if (has('kubernetes', 'nodes') && k.enabled) {
     const cps = inv.filter((n) => n.role === 'control-plane');
     if (cps.length !== k.ha.controlPlaneReplicas) {
       report('control-plane-count', 'error', ['spec', 'kubernetes', 'ha', 'controlPlaneReplicas'], `controlPlaneReplicas is ${k.ha.controlPlaneReplicas} but the inventory has ${cps.length} control-plane node(s)`);
@@ -118,97 +127,105 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator): Diagnostic[
   }
 
   // ---- LAN plan, API VIP
-  const lan = lanCidr(spec);
-  if (lan.prefix > 23) {
-    report('lan-too-small', 'error', ['spec', 'networking', 'lan', 'cidr'], `LAN ${formatCidr(lan)} cannot be split into blue and green halves; use a /20 (8×/24 blue + 8×/24 green)`);
-  } else {
-    if (lan.prefix !== 20) report('lan-not-20', 'info', ['spec', 'networking', 'lan', 'cidr'], `LAN is a /${lan.prefix}; the reference plan is a /20 (8×/24 blue + 8×/24 green)`);
-    const halves = lanHalves(spec);
-    const nodeIps = new Map<number, string>();
-    inv.forEach((node, i) => {
-      const vmid = nodeVmid(spec, i);
-      const half = halves[nodeColor(spec, node)];
-      const offset = lanHostOffset(spec, vmid);
-      if (offset >= cidrSize(half) - 1) {
-        report('lan-exhausted', 'error', invPath(i, 'name'), `${node.name} (VMID ${vmid}) gets LAN host offset ${offset}, past the ${nodeColor(spec, node)} half ${formatCidr(half)}; narrow vmidRange or lower lan.hostOffset`);
-      } else {
-        nodeIps.set(hostAt(half, offset), node.name);
+  // Without the nodes section the inventory is empty here: only the node-independent checks report.
+  if (has('networking')) checkLanAndPlanes();
+  function checkLanAndPlanes(): void {
+    const lan = lanCidr(spec);
+    if (lan.prefix > 23) {
+      report('lan-too-small', 'error', ['spec', 'networking', 'lan', 'cidr'], `LAN ${formatCidr(lan)} cannot be split into blue and green halves; use a /20 (8×/24 blue + 8×/24 green)`);
+    } else {
+      if (lan.prefix !== 20) report('lan-not-20', 'info', ['spec', 'networking', 'lan', 'cidr'], `LAN is a /${lan.prefix}; the reference plan is a /20 (8×/24 blue + 8×/24 green)`);
+      const halves = lanHalves(spec);
+      const nodeIps = new Map<number, string>();
+      inv.forEach((node, i) => {
+        const vmid = nodeVmid(spec, i);
+        const half = halves[nodeColor(spec, node)];
+        const offset = lanHostOffset(spec, vmid);
+        if (offset >= cidrSize(half) - 1) {
+          report('lan-exhausted', 'error', invPath(i, 'name'), `${node.name} (VMID ${vmid}) gets LAN host offset ${offset}, past the ${nodeColor(spec, node)} half ${formatCidr(half)}; narrow vmidRange or lower lan.hostOffset`);
+        } else {
+          nodeIps.set(hostAt(half, offset), node.name);
+        }
+      });
+      const vip = mustIpv4(s.networking.apiVip);
+      if (!cidrContains(lan, vip)) report('vip-outside-lan', 'error', ['spec', 'networking', 'apiVip'], `API VIP ${s.networking.apiVip} is not inside the LAN ${formatCidr(lan)}`);
+      else if (vip === lan.network || vip === cidrLast(lan)) report('vip-reserved', 'error', ['spec', 'networking', 'apiVip'], `API VIP ${s.networking.apiVip} is the LAN's network or broadcast address`);
+      const holder = nodeIps.get(vip);
+      if (holder) report('vip-taken', 'error', ['spec', 'networking', 'apiVip'], `API VIP ${s.networking.apiVip} is also the LAN address of ${holder}; pick an address below lan.hostOffset`);
+      if (s.networking.lan.gateway !== undefined) {
+        const gw = mustIpv4(s.networking.lan.gateway);
+        if (!cidrContains(lan, gw)) report('gateway-outside-lan', 'error', ['spec', 'networking', 'lan', 'gateway'], `gateway ${s.networking.lan.gateway} is not inside the LAN ${formatCidr(lan)}`);
+        if (gw === vip) report('vip-is-gateway', 'error', ['spec', 'networking', 'apiVip'], 'API VIP and gateway are the same address');
+        const gwHolder = nodeIps.get(gw);
+        if (gwHolder) report('gateway-taken', 'error', ['spec', 'networking', 'lan', 'gateway'], `gateway ${s.networking.lan.gateway} is also the LAN address of ${gwHolder}`);
+      }
+    }
+
+    // ---- planes: disjoint, big enough, distinct ports
+    const planes: { name: (typeof PLANE_NAMES)[number]; cidr: Cidr }[] = PLANE_NAMES.map((name) => ({ name, cidr: planeCidr(spec, name) }));
+    planes.forEach((p, i) => {
+      const path: PathSegment[] = ['spec', 'networking', 'planes', p.name, 'cidr'];
+      if (cidrsOverlap(p.cidr, lan)) report('plane-overlaps-lan', 'error', path, `${p.name} ${formatCidr(p.cidr)} overlaps the LAN ${formatCidr(lan)}`);
+      for (const q of planes.slice(0, i)) {
+        if (cidrsOverlap(p.cidr, q.cidr)) report('plane-overlap', 'error', path, `${p.name} ${formatCidr(p.cidr)} overlaps ${q.name} ${formatCidr(q.cidr)}; planes must be disjoint`);
+      }
+      const usable = cidrSize(p.cidr) - 2;
+      let needed = 0;
+      inv.forEach((node, j) => {
+        needed = Math.max(needed, planeHostOffset(spec, node, nodeVmid(spec, j)));
+      });
+      if (p.cidr.prefix > 30 || needed > usable) {
+        report('plane-too-small', 'error', path, `${p.name} ${formatCidr(p.cidr)} has ${Math.max(0, usable)} host addresses but the nodes need up to offset ${needed} (hub .1, others 2 + VMID - vmidRange.start); use a larger plane`);
       }
     });
-    const vip = mustIpv4(s.networking.apiVip);
-    if (!cidrContains(lan, vip)) report('vip-outside-lan', 'error', ['spec', 'networking', 'apiVip'], `API VIP ${s.networking.apiVip} is not inside the LAN ${formatCidr(lan)}`);
-    else if (vip === lan.network || vip === cidrLast(lan)) report('vip-reserved', 'error', ['spec', 'networking', 'apiVip'], `API VIP ${s.networking.apiVip} is the LAN's network or broadcast address`);
-    const holder = nodeIps.get(vip);
-    if (holder) report('vip-taken', 'error', ['spec', 'networking', 'apiVip'], `API VIP ${s.networking.apiVip} is also the LAN address of ${holder}; pick an address below lan.hostOffset`);
-    if (s.networking.lan.gateway !== undefined) {
-      const gw = mustIpv4(s.networking.lan.gateway);
-      if (!cidrContains(lan, gw)) report('gateway-outside-lan', 'error', ['spec', 'networking', 'lan', 'gateway'], `gateway ${s.networking.lan.gateway} is not inside the LAN ${formatCidr(lan)}`);
-      if (gw === vip) report('vip-is-gateway', 'error', ['spec', 'networking', 'apiVip'], 'API VIP and gateway are the same address');
-      const gwHolder = nodeIps.get(gw);
-      if (gwHolder) report('gateway-taken', 'error', ['spec', 'networking', 'lan', 'gateway'], `gateway ${s.networking.lan.gateway} is also the LAN address of ${gwHolder}`);
-    }
   }
+  if (has('networking')) checkPortsAndPolicy();
+  function checkPortsAndPolicy(): void {
+    const ports = new Map<number, string>();
+    for (const p of PLANE_NAMES) {
+      const port = planeListenPort(spec, p);
+      const other = ports.get(port);
+      if (other) report('listen-port-clash', 'error', ['spec', 'networking', 'planes', p, 'listenPort'], `${p} listens on UDP ${port}, as ${other} does; each plane needs its own port`);
+      ports.set(port, p);
+    }
+    const purposes = new Map<string, string>();
+    for (const p of PLANE_NAMES) {
+      const purpose = s.networking.planes[p].purpose;
+      const other = purposes.get(purpose);
+      if (other) report('plane-purpose', 'warning', ['spec', 'networking', 'planes', p, 'purpose'], `${p} and ${other} both have purpose ${purpose}`);
+      purposes.set(purpose, p);
+    }
 
-  // ---- planes: disjoint, big enough, distinct ports
-  const planes: { name: (typeof PLANE_NAMES)[number]; cidr: Cidr }[] = PLANE_NAMES.map((name) => ({ name, cidr: planeCidr(spec, name) }));
-  planes.forEach((p, i) => {
-    const path: PathSegment[] = ['spec', 'networking', 'planes', p.name, 'cidr'];
-    if (cidrsOverlap(p.cidr, lan)) report('plane-overlaps-lan', 'error', path, `${p.name} ${formatCidr(p.cidr)} overlaps the LAN ${formatCidr(lan)}`);
-    for (const q of planes.slice(0, i)) {
-      if (cidrsOverlap(p.cidr, q.cidr)) report('plane-overlap', 'error', path, `${p.name} ${formatCidr(p.cidr)} overlaps ${q.name} ${formatCidr(q.cidr)}; planes must be disjoint`);
-    }
-    const usable = cidrSize(p.cidr) - 2;
-    let needed = 0;
-    inv.forEach((node, j) => {
-      needed = Math.max(needed, planeHostOffset(spec, node, nodeVmid(spec, j)));
+    // ---- policy
+    s.networking.policy.allow.forEach((rule, i) => {
+      const base: PathSegment[] = ['spec', 'networking', 'policy', 'allow', i];
+      for (const side of ['from', 'to'] as const) {
+        if (!isPlaneName(rule[side])) report('unknown-plane', 'error', [...base, side], `"${rule[side]}" is not a plane (${PLANE_NAMES.join(', ')})`);
+      }
+      if (rule.from === rule.to) report('same-plane-rule', 'warning', base, `rule from ${rule.from} to itself: traffic inside one plane is always allowed`);
+      rule.ports.forEach((p, j) => {
+        if (!parsePortRange(p)) report('bad-port', 'error', [...base, 'ports', j], `"${p}" is not a valid port or range: ports are 1-65535 and a range runs low-high, e.g. "2379-2380/tcp"`);
+      });
     });
-    if (p.cidr.prefix > 30 || needed > usable) {
-      report('plane-too-small', 'error', path, `${p.name} ${formatCidr(p.cidr)} has ${Math.max(0, usable)} host addresses but the nodes need up to offset ${needed} (hub .1, others 2 + VMID - vmidRange.start); use a larger plane`);
-    }
-  });
-  const ports = new Map<number, string>();
-  for (const p of PLANE_NAMES) {
-    const port = planeListenPort(spec, p);
-    const other = ports.get(port);
-    if (other) report('listen-port-clash', 'error', ['spec', 'networking', 'planes', p, 'listenPort'], `${p} listens on UDP ${port}, as ${other} does; each plane needs its own port`);
-    ports.set(port, p);
-  }
-  const purposes = new Map<string, string>();
-  for (const p of PLANE_NAMES) {
-    const purpose = s.networking.planes[p].purpose;
-    const other = purposes.get(purpose);
-    if (other) report('plane-purpose', 'warning', ['spec', 'networking', 'planes', p, 'purpose'], `${p} and ${other} both have purpose ${purpose}`);
-    purposes.set(purpose, p);
-  }
 
-  // ---- policy
-  s.networking.policy.allow.forEach((rule, i) => {
-    const base: PathSegment[] = ['spec', 'networking', 'policy', 'allow', i];
-    for (const side of ['from', 'to'] as const) {
-      if (!isPlaneName(rule[side])) report('unknown-plane', 'error', [...base, side], `"${rule[side]}" is not a plane (${PLANE_NAMES.join(', ')})`);
-    }
-    if (rule.from === rule.to) report('same-plane-rule', 'warning', base, `rule from ${rule.from} to itself: traffic inside one plane is always allowed`);
-    rule.ports.forEach((p, j) => {
-      if (!parsePortRange(p)) report('bad-port', 'error', [...base, 'ports', j], `"${p}" is not a valid port or range: ports are 1-65535 and a range runs low-high, e.g. "2379-2380/tcp"`);
-    });
-  });
+  }
 
   // ---- storage
-  const ceph = s.storage.ceph;
-  if (ceph.enabled) {
+  const ceph = has('storage') ? s.storage.ceph : undefined;
+  if (ceph?.enabled) {
     const base: PathSegment[] = ['spec', 'storage', 'ceph'];
     const missing = (['failureDomain', 'size', 'minSize', 'plane'] as const).filter((f) => ceph[f] === undefined);
     if (missing.length) report('ceph-incomplete', 'error', base, `ceph is enabled but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set (seed 003 §8.2: failure domains, size/min_size and the plane are required)`);
     if (ceph.recovery === undefined) report('ceph-recovery', 'warning', base, 'ceph is enabled without recovery semantics; defaults apply (maxBackfills 1, rebuildOnReplace true)');
     if (ceph.size !== undefined && ceph.minSize !== undefined && ceph.minSize > ceph.size) report('ceph-min-size', 'error', [...base, 'minSize'], `minSize ${ceph.minSize} is larger than size ${ceph.size}`);
     if (ceph.plane !== undefined && !isPlaneName(ceph.plane)) report('unknown-plane', 'error', [...base, 'plane'], `"${ceph.plane}" is not a plane (${PLANE_NAMES.join(', ')})`);
-    if (ceph.failureDomain === 'domain' && ceph.size !== undefined && ceph.size > domains.size) {
+    if (has('nodes') && ceph.failureDomain === 'domain' && ceph.size !== undefined && ceph.size > domains.size) {
       report('ceph-domains', 'error', [...base, 'size'], `size ${ceph.size} replicas across failure domains, but only ${domains.size} domain(s) exist`);
     }
   }
 
   // ---- acceptance drills
-  s.acceptance.drills.forEach((d, i) => {
+  (has('acceptance') ? s.acceptance.drills : []).forEach((d, i) => {
     const path: PathSegment[] = ['spec', 'acceptance', 'drills', i, 'name'];
     if (!(DRILL_SCENARIOS as readonly string[]).includes(d.name)) report('unknown-drill', 'error', path, `"${d.name}" is not a known drill scenario (${DRILL_SCENARIOS.join(', ')})`);
     if (d.expectRecoveryMinutes > s.acceptance.mttrTargetMinutes) report('drill-over-mttr', 'warning', ['spec', 'acceptance', 'drills', i, 'expectRecoveryMinutes'], `expects ${d.expectRecoveryMinutes} min, over the MTTR target of ${s.acceptance.mttrTargetMinutes} min`);

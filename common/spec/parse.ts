@@ -4,7 +4,8 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import { ClusterSpec } from './schema';
+import type { SpecSection } from './invariants';
+import { ClusterSpec, ClusterSpecBody } from './schema';
 import type { Diagnostic, PathSegment, Severity } from './diagnostic';
 import { formatPath } from './diagnostic';
 import { checkInvariants } from './invariants';
@@ -90,15 +91,7 @@ export function parseSpec(input: string | Uint8Array): ParseResult {
   if (!parsed.success) {
     const schemaDiagnostics = parsed.error.issues.flatMap((issue) => issueDiagnostics(issue, value, locate));
     diagnostics.push(...mergeTypos(schemaDiagnostics));
-    // Still check the invariants, so one pass shows every problem: patch the fields the schema
-    // rejected with placeholder values, and drop findings that land on a patched field.
-    const repaired = repairForInvariants(value, parsed.error.issues);
-    if (repaired) {
-      const patched = new Set(repaired.patchedPaths);
-      for (const d of checkInvariants(repaired.spec, locate)) {
-        if (![...patched].some((p) => d.path === p || d.path.startsWith(`${p}.`) || d.path.startsWith(`${p}[`))) diagnostics.push(d);
-      }
-    }
+    diagnostics.push(...invariantsOfWhatParsed(value, parsed.error.issues, locate));
     return { diagnostics: sortDiagnostics(diagnostics) };
   }
   diagnostics.push(...checkInvariants(parsed.data, locate));
@@ -127,10 +120,41 @@ function parentPath(path: string): string {
   return cut < 0 ? '' : path.slice(0, cut);
 }
 
-const PLACEHOLDERS: unknown[] = [false, 1, 4, 100, 512, 1024, 4096, 65536, [], {}];
+// ---------------------------------------------------------------- invariants despite schema errors
 
-function repairForInvariants(value: unknown, issues: readonly z.core.$ZodIssue[]): { spec: ClusterSpec; patchedPaths: string[] } | undefined {
-  const copy = structuredClone(value) as Record<string, unknown>;
+/**
+ * Still check the invariants, so one pass shows every problem. Fields the schema rejected are
+ * patched with placeholder values (findings that land on a patched field are dropped); when a
+ * section still does not parse (a required section missing, a field no placeholder fits), the
+ * invariants run on the sections that do and skip only the checks that need the others.
+ */
+function invariantsOfWhatParsed(value: unknown, issues: readonly z.core.$ZodIssue[], locate: Locator): Diagnostic[] {
+  const { copy, patchedPaths } = repairForInvariants(value, issues);
+  let findings: Diagnostic[];
+  const whole = ClusterSpec.safeParse(copy);
+  if (whole.success) {
+    findings = checkInvariants(whole.data, locate);
+  } else {
+    const body = copy.spec;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return [];
+    const sections: Record<string, unknown> = {};
+    for (const [name, schema] of Object.entries(ClusterSpecBody.shape) as [SpecSection, z.ZodType][]) {
+      const r = schema.safeParse((body as Record<string, unknown>)[name]);
+      if (r.success) sections[name] = r.data;
+    }
+    // The invariants read only spec.spec.<section>, and only the sections in `available`.
+    const partial = { ...copy, spec: sections } as unknown as ClusterSpec;
+    findings = checkInvariants(partial, locate, new Set(Object.keys(sections) as SpecSection[]));
+  }
+  return findings.filter((d) => !patchedPaths.some((p) => d.path === p || d.path.startsWith(`${p}.`) || d.path.startsWith(`${p}[`)));
+}
+
+/** Placeholders tried, in order, for a rejected field (an enum's own values first). */
+const PLACEHOLDERS: unknown[] = [false, 1, 4, 100, 512, 1024, 4096, 65536, 'x', 'x0', [], {}];
+
+/** Best effort: every field that a placeholder fits is patched; the rest stay as they were. */
+function repairForInvariants(value: unknown, issues: readonly z.core.$ZodIssue[]): { copy: Record<string, unknown>; patchedPaths: string[] } {
+  const copy = (value && typeof value === 'object' ? structuredClone(value) : {}) as Record<string, unknown>;
   const patchedPaths: string[] = [];
   for (const issue of issues) {
     const path = issue.path.filter((p): p is PathSegment => typeof p === 'string' || typeof p === 'number');
@@ -141,17 +165,18 @@ function repairForInvariants(value: unknown, issues: readonly z.core.$ZodIssue[]
       continue;
     }
     const leaf = path[path.length - 1];
-    if (leaf === undefined || !parent || typeof parent !== 'object') return undefined;
+    if (leaf === undefined || !parent || typeof parent !== 'object') continue;
     const schema = unwrap(schemaAt(path)) as { safeParse?: (v: unknown) => { success: boolean } } | undefined;
     const def = (schema as { _zod?: { def?: Record<string, unknown> } } | undefined)?._zod?.def;
     const candidates = def?.type === 'enum' ? Object.values(def.entries as Record<string, unknown>) : PLACEHOLDERS;
     const fit = candidates.find((c) => schema?.safeParse?.(c).success);
-    if (fit === undefined) return undefined;
-    parent[leaf] = structuredClone(fit);
+    if (fit !== undefined) parent[leaf] = structuredClone(fit);
+    // An optional field (or one with a default) that nothing fits is left out instead.
+    else if (!Array.isArray(parent) && (schemaAt(path) as { safeParse?: (v: unknown) => { success: boolean } } | undefined)?.safeParse?.(undefined).success) delete parent[leaf];
+    else continue;
     patchedPaths.push(formatPath(path));
   }
-  const again = ClusterSpec.safeParse(copy);
-  return again.success ? { spec: again.data, patchedPaths } : undefined;
+  return { copy, patchedPaths };
 }
 
 function schemaAt(path: readonly PathSegment[]): unknown {

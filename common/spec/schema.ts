@@ -4,6 +4,7 @@
 // misspelt field is an error and never silently ignored.
 import { z } from 'zod';
 import { parseCidr, parseIpv4 } from '../net/ipv4';
+import { HOST_NAME } from '../net/host-name';
 
 export const API_VERSION = 'kubedos.ca/v1alpha1';
 
@@ -90,7 +91,7 @@ export const ProxmoxSubstrate = z
     node: dnsLabel.optional().describe('Proxmox node name to place VMs on; defaults to the host\'s own node name.'),
     host: z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be an ~/.ssh/config Host alias or a host name')
+      .regex(HOST_NAME, 'must be an ~/.ssh/config Host alias or a host name')
       .optional()
       .describe('SSH target (a Host alias from ~/.ssh/config); can be overridden by --target proxmox://HOST.'),
     storagePools: z.array(StoragePool).min(1),

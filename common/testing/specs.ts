@@ -31,3 +31,24 @@ export function syntheticSpec(count: number): Record<string, any> {
   spec.spec.networking.planes.wg3.cidr = '10.80.0.0/21';
   return spec;
 }
+
+/**
+ * The reference spec with one schema error (a Proxmox tag with a space and "!") and four
+ * invariant errors (no master, wg2 overlapping wg1, two control planes for
+ * controlPlaneReplicas 3, two etcd members): one validation must report all five.
+ */
+export function fiveMistakesSpec(): string {
+  let text = TEMPLATES['reference-16'].text;
+  const edits: [string, string][] = [
+    ['      tags:\n        - reference', '      tags:\n        - Bad Tag!'],
+    ['      - name: master\n        role: master', '      - name: master\n        role: worker'],
+    ['cidr: 10.102.0.0/24', 'cidr: 10.101.0.0/24'],
+    ['      - name: cp-3\n        role: control-plane', '      - name: cp-3\n        role: worker'],
+    ['      - name: etcd-3\n        role: etcd', '      - name: etcd-3\n        role: worker'],
+  ];
+  for (const [a, b] of edits) {
+    if (!text.includes(a)) throw new Error(`reference-16 changed: ${a} not found`);
+    text = text.replace(a, b);
+  }
+  return text;
+}

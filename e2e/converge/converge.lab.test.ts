@@ -6,6 +6,7 @@
 // holding the API VIP on the lb node. A second run must report changed=0 everywhere.
 // The lab has no init system, so the roles are told not to manage services (that is the only
 // difference from a real node) and the test starts the daemons itself.
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { plan } from '../../common/plan/index';
@@ -13,9 +14,10 @@ import type { Plan } from '../../common/plan/index';
 import { parseSpec } from '../../common/spec/index';
 import { templateObject, toYaml } from '../../common/testing/specs';
 import { parseRecap } from '../lab/ansible';
-import { bringUp, makeTrust } from '../lab/backplane';
-import type { EnrollmentWindow } from '../lab/backplane';
-import { Lab, REPO_ROOT } from '../lab/harness';
+import { bringUp, makeTrust } from '../../main/lab/backplane';
+import type { EnrollmentWindow } from '../../main/lab/backplane';
+import { Lab } from '../../main/lab/harness';
+import { payloadDir } from '../../main/paths';
 
 const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 const LAB_VARS = {
@@ -66,7 +68,7 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
     }
     // The master converges from its own baked copy of the payload.
     await lab.exec(master, ['/bin/mkdir', '-p', '/usr/lib/kubedos', '/etc/kubedos/ansible', '/root/.ssh']);
-    await lab.copyIn(master, `${REPO_ROOT}/payload/ansible`, ANSIBLE_DIR);
+    await lab.copyIn(master, join(payloadDir(), 'ansible'), ANSIBLE_DIR);
     await lab.writeFile(master, '/etc/kubedos/ansible/inventory.yml', p.ansibleInventory);
     await lab.writeFile(master, '/etc/kubedos/ansible/lab-vars.yml', stringify({ ...LAB_VARS, ansible_user: 'root', ansible_ssh_private_key_file: '/root/.ssh/id_ed25519' }));
     const { readFileSync } = await import('node:fs');

@@ -1,14 +1,13 @@
 // Runs ansible-core from the hub node against every node over wg1 (the plan's inventory).
 import { parsePlayRecap } from '../../main/stages/converge';
-import { REPO_ROOT } from './harness';
-import type { Lab } from './harness';
+import type { Lab } from '../../main/lab/harness';
 
 export interface AnsibleRun {
   recap: Record<string, { ok: number; changed: number; unreachable: number; failed: number }>;
   output: string;
 }
 
-const FIXTURE_HOST = `${REPO_ROOT}/e2e/lab/fixtures/ansible`;
+const FIXTURE_HOST = `${import.meta.dirname}/fixtures/ansible`;
 /** Where the hub keeps its copy (a checkout under /tmp is not visible inside a node). */
 const FIXTURE = '/usr/lib/kubedos/lab-ansible';
 

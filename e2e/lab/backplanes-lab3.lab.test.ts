@@ -5,13 +5,13 @@ import { runWiringChecks, renderWiringReport } from '../../main/wiring/check';
 import { wiringChecks } from '../../main/wiring/matrix';
 import { createRootCa, generateHmacKey } from '../../main/trust/index';
 import { prepareAnsible, runAnsible } from './ansible';
-import type { LabTrust } from './backplane';
-import { bin, enroll, installContracts, openWindow, planesUp, token } from './backplane';
-import { Lab } from './harness';
+import type { LabTrust } from '../../main/lab/backplane';
+import { bin, enroll, installContracts, openWindow, planesUp, token } from '../../main/lab/backplane';
+import { Lab } from '../../main/lab/harness';
 import { hubPeerIps, planeReachability } from './checks';
 import { lab3Plan } from './specs';
-import { labWiringTargetViaMaster } from './wiring-target';
-import { makeTrust } from './backplane';
+import { labWiringTargetViaMaster } from '../../main/wiring/lab-target';
+import { makeTrust } from '../../main/lab/backplane';
 
 describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => {
   let lab: Lab;

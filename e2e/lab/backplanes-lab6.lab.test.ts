@@ -3,13 +3,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWiringChecks, renderWiringReport } from '../../main/wiring/check';
 import { wiringChecks } from '../../main/wiring/matrix';
-import type { LabTrust } from './backplane';
-import { bin, enroll, installContracts, makeTrust, openWindow, planesUp, token } from './backplane';
-import type { EnrollmentWindow } from './backplane';
+import type { LabTrust } from '../../main/lab/backplane';
+import { bin, enroll, installContracts, makeTrust, openWindow, planesUp, token } from '../../main/lab/backplane';
+import type { EnrollmentWindow } from '../../main/lab/backplane';
 import { hubPeerIps, planeReachability } from './checks';
-import { Lab } from './harness';
+import { Lab } from '../../main/lab/harness';
 import { lab6Plan } from './specs';
-import { labWiringTarget } from './wiring-target';
+import { labWiringTarget } from '../../main/wiring/lab-target';
 
 describe('lab-6 backplanes (derived from lab-3)', () => {
   let lab: Lab;

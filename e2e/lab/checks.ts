@@ -1,8 +1,8 @@
 // Small lab checks shared by the lab tests.
 import { PLANE_NAMES } from '../../common/spec/schema';
 import type { PlaneName } from '../../common/spec/schema';
-import { bin } from './backplane';
-import type { Lab } from './harness';
+import { bin } from '../../main/lab/backplane';
+import type { Lab } from '../../main/lab/harness';
 
 /** The hub's peers per plane, as the /32s they are allowed (sorted). */
 export async function hubPeerIps(lab: Lab): Promise<Record<PlaneName, string[]>> {

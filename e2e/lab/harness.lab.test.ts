@@ -3,8 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { bin, installContracts, makeTrust, planesUp } from './backplane';
-import { Lab, requireRoot, sweepStaleLabs } from './harness';
+import { bin, installContracts, makeTrust, planesUp } from '../../main/lab/backplane';
+import { Lab, requireRoot, sweepStaleLabs } from '../../main/lab/harness';
 import { lab3Plan } from './specs';
 
 const netnsList = (): string[] => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean);

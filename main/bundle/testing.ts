@@ -13,7 +13,7 @@ import type { BuildManifest } from '../build/attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from '../build/attest';
 import type { BuildSigningKey } from '../build/keys';
 import { buildSigningKey } from '../build/keys';
-import type { HubFacts, NodeFacts } from '../stages/context';
+import type { HubFacts, NodeFacts } from '../node-facts';
 import { createClusterIntermediate, createRootCa, issueHubTlsCert } from '../trust/ca';
 import { wgKeyPair } from '../trust/wg-keys';
 import { clusterWorkspace } from '../workspace';

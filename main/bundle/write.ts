@@ -14,7 +14,7 @@ import { envelopePath, MANIFEST_FILE, PUBLIC_KEY_FILE, SIGNED_FILES, signDsse } 
 import { pinTimes, sha256Of } from '../build/files';
 import { keyidOf } from '../build/keys';
 import { verifyAttestations } from '../build/verify';
-import type { HubFacts, NodeFacts } from '../stages/context';
+import type { HubFacts, NodeFacts } from '../node-facts';
 import { certFingerprint } from '../trust/ca';
 import type { RevocationList } from '../trust/revocation';
 import { WORKSPACE_LAYOUT } from '../workspace';

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TEMPLATES } from '../../common/spec/templates/index';
+import { fiveMistakesSpec } from '../../common/testing/specs';
 
 const bin = join(process.cwd(), 'bin/kubedos.mjs');
 let dir: string;
@@ -107,6 +108,23 @@ describe('kubedos CLI', () => {
       expect(kubedos('frobnicate').code).toBe(2);
       expect(kubedos('plan', 'r.yaml', '--bogus').code).toBe(2);
     });
+  });
+
+  it('validate lists a schema error and four invariant errors in one run, on stderr, in line order', () => {
+    writeFileSync(join(dir, 'five.yaml'), fiveMistakesSpec());
+    const v = kubedos('validate', 'five.yaml');
+    expect(v.code).toBe(1);
+    const lines = v.err.split('\n').filter((l) => l.includes(': error: '));
+    expect(lines).toHaveLength(5);
+    expect(lines[0]).toMatch(/Proxmox tags .*"Bad Tag!"/);
+    expect(lines[1]).toContain('no node has role master');
+    expect(lines[2]).toContain('wg2 10.101.0.0/24 overlaps wg1');
+    expect(lines[3]).toContain('controlPlaneReplicas is 3 but the inventory has 2');
+    expect(lines[4]).toContain('etcd is external with 2 members');
+    const lineNumbers = lines.map((l) => Number(/^five\.yaml:(\d+):/.exec(l)?.[1]));
+    expect(lineNumbers).toEqual([...lineNumbers].sort((a, b) => a - b));
+    expect(v.err).toContain('five.yaml: 5 errors');
+    noStackTrace(v.err);
   });
 
   it('every command has --help', () => {

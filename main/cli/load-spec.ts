@@ -37,7 +37,9 @@ export function reportDiagnostics(loaded: LoadedSpec, file: string, io: CliIo, q
   for (const d of loaded.diagnostics) {
     if (d.severity === 'error') errors++;
     if (d.severity !== 'error' && quietWarnings) continue;
-    (d.severity === 'error' ? io.err : io.out)(formatDiagnostic(file, d));
+    // Every diagnostic on stderr, so errors, warnings and notes stay in line order in one stream;
+    // stdout carries only the command's result.
+    io.err(formatDiagnostic(file, d));
   }
   return errors > 0;
 }

@@ -3,24 +3,16 @@
 // 10 times a second with logs scrolling above it; elsewhere (CI, pipes), one plain line per
 // state change and per log line.
 import type { PipelineEvent, StageState } from '../../common/pipeline/events';
+import type { RunView } from '../../common/pipeline/fold';
+import { EMPTY_RUN, foldEvent, settled } from '../../common/pipeline/fold';
 
 const ICON: Record<StageState, string> = { pending: '·', queued: '…', running: '▶', success: '✓', failed: '✗', skipped: '↷', aborted: '■' };
 
-interface StageView {
-  state: StageState;
-  fraction: number;
-  message?: string;
-  startedAt?: number;
-  durationMs?: number;
-  reason?: string;
-  /** Changes reported on success (0 = unchanged). */
-  changes?: number;
-  nodes: Map<string, { state: string; message?: string }>;
-}
-
 export class ProgressDisplay {
-  private readonly stages = new Map<string, StageView>();
-  private order: string[] = [];
+  /** The run as common/pipeline/fold.ts reads it; this class only draws it. */
+  private run: RunView = EMPTY_RUN;
+  /** When each running stage started, on this process's monotonic clock (for a live elapsed time). */
+  private readonly startedAt = new Map<string, number>();
   private drawnLines = 0;
   private timer: NodeJS.Timeout | undefined;
   private dirty = false;
@@ -37,20 +29,15 @@ export class ProgressDisplay {
   }
 
   handle(e: PipelineEvent): void {
+    this.run = foldEvent(this.run, e);
+    if (e.runId !== this.run.runId) return;
     switch (e.type) {
       case 'run':
-        this.order = e.stages;
-        for (const s of e.stages) this.stages.set(s, { state: 'pending', fraction: 0, nodes: new Map() });
+        this.startedAt.clear();
         this.line(`run ${e.runId.slice(0, 8)} (${e.pipeline}): ${e.stages.join(' → ')}`);
         break;
       case 'stage': {
-        const v = this.view(e.stage);
-        v.state = e.state;
-        if (e.state === 'running') v.startedAt = this.now();
-        if (e.durationMs !== undefined) v.durationMs = e.durationMs;
-        if (e.reason !== undefined) v.reason = e.reason;
-        if (e.changes !== undefined) v.changes = e.changes;
-        if (e.state === 'success') v.fraction = 1;
+        if (e.state === 'running') this.startedAt.set(e.stage, this.now());
         if (!this.tty && e.state !== 'pending' && e.state !== 'queued') {
           // A failure's reason is printed in full by the `failed` event that follows.
           const reason = e.reason && e.state !== 'failed' ? `: ${e.reason}` : '';
@@ -59,17 +46,9 @@ export class ProgressDisplay {
         }
         break;
       }
-      case 'progress': {
-        const v = this.view(e.stage);
-        v.fraction = e.fraction;
-        if (e.message !== undefined) v.message = e.message;
-        break;
-      }
-      case 'node': {
-        this.view(e.stage).nodes.set(e.node, { state: e.state, ...(e.message !== undefined ? { message: e.message } : {}) });
+      case 'node':
         if (!this.tty && (this.options.verbose || e.state === 'failed')) this.line(`  ${e.stage}/${e.node}: ${e.state}${e.message ? ` ${e.message}` : ''}`);
         break;
-      }
       case 'log':
         if (this.options.verbose || e.stream === 'stderr' || e.stream === 'warn') this.line(`[${e.stage}${e.node ? `/${e.node}` : ''}] ${e.line}`);
         break;
@@ -85,8 +64,9 @@ export class ProgressDisplay {
       case 'done':
         this.stop();
         this.finished = true;
-        this.line(`done in ${fmtMs(e.durationMs)}: ${Object.entries(e.summary).map(([s, st]) => `${s} ${this.outcome(s, st)}`).join(', ')}`);
+        this.line(`done in ${fmtMs(e.durationMs)}: ${Object.entries(e.summary).map(([s, st]) => `${s} ${settled(this.run.stages[s], st)}`).join(', ')}`);
         break;
+      case 'progress':
       case 'checkpoint':
         break;
     }
@@ -98,25 +78,6 @@ export class ProgressDisplay {
     this.timer = undefined;
     if (this.tty && !this.finished) this.redraw();
     this.drawnLines = 0;
-  }
-
-  /** "unchanged" for a stage that succeeded with 0 changes or was skipped as converged. */
-  private outcome(stage: string, st: StageState): string {
-    const v = this.stages.get(stage);
-    if (st === 'success' && v?.changes === 0) return 'unchanged';
-    if (st === 'success' && v?.changes !== undefined) return `changed (${v.changes})`;
-    if (st === 'skipped' && v?.reason?.startsWith('converged')) return 'unchanged';
-    return st;
-  }
-
-  private view(stage: string): StageView {
-    let v = this.stages.get(stage);
-    if (!v) {
-      v = { state: 'pending', fraction: 0, nodes: new Map() };
-      this.stages.set(stage, v);
-      this.order.push(stage);
-    }
-    return v;
   }
 
   private line(text: string): void {
@@ -154,16 +115,19 @@ export class ProgressDisplay {
 
   /** The status block, one line per stage plus node lines of running stages. */
   render(): string[] {
-    const width = Math.max(8, ...this.order.map((s) => s.length));
+    const { order, stages } = this.run;
+    const width = Math.max(8, ...order.map((s) => s.length));
     const out: string[] = [];
-    for (const name of this.order) {
-      const v = this.stages.get(name)!;
-      const elapsed = v.durationMs ?? (v.state === 'running' && v.startedAt !== undefined ? this.now() - v.startedAt : undefined);
-      const bar = v.state === 'running' ? ` ${progressBar(v.fraction)}` : '';
+    for (const name of order) {
+      const v = stages[name];
+      if (!v) continue;
+      const started = this.startedAt.get(name);
+      const elapsed = v.durationMs ?? (v.state === 'running' && started !== undefined ? this.now() - started : undefined);
+      const bar = v.state === 'running' ? ` ${progressBar(v.progress)}` : '';
       const tail = v.state === 'running' ? (v.message ?? '') : (v.reason ?? '');
       out.push(`${ICON[v.state]} ${name.padEnd(width)} ${v.state.padEnd(8)}${bar}${elapsed !== undefined ? ` ${fmtMs(elapsed).padStart(7)}` : ''}${tail ? `  ${tail.slice(0, 80)}` : ''}`);
       if (v.state === 'running' || v.state === 'failed') {
-        const nodes = [...v.nodes.entries()].sort(([a], [b]) => a.localeCompare(b));
+        const nodes = Object.entries(v.nodes).sort(([a], [b]) => a.localeCompare(b));
         for (const [node, n] of nodes) out.push(`    ${n.state === 'ok' ? '✓' : n.state === 'failed' ? '✗' : n.state === 'running' ? '▶' : '·'} ${node}${n.message ? `  ${n.message.slice(0, 70)}` : ''}`);
       }
     }

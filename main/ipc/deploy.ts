@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CheckItem, DeployReview, DeployTarget, InventorySummary, ProblemDetail, TargetCheck } from '../../common/contract/index';
-import { diffPlan, plan as makePlan } from '../../common/plan/index';
+import { diffPlan, inVmidRange, ownershipOf, owns, plan as makePlan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/schema';
 import { Plan as PlanSchema } from '../../common/plan/schema';
 import type { ClusterSpec } from '../../common/spec/index';
@@ -14,8 +14,7 @@ import { formatGiB } from '../build/files';
 import type { Inventory } from '../substrate/driver';
 import { SubstrateError } from '../substrate/driver';
 import { substrateFor } from '../substrate/factory';
-import { decide, ownershipTags } from '../substrate/provision';
-import type { Ownership } from '../substrate/proxmox-ssh';
+import { decide } from '../substrate/provision';
 import { ProxmoxSshDriver } from '../substrate/proxmox-ssh';
 import type { QemuLocalDriver } from '../substrate/qemu-local';
 import type { HostKeyPrompt } from '../substrate/ssh-session';
@@ -72,11 +71,6 @@ function tryAnalyse(text: string | undefined): AnalysedSpec | undefined {
   }
 }
 
-function ownershipOf(p: Plan | undefined): Ownership {
-  // Without a plan nothing is ours: an empty VMID range.
-  return p ? { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } : { tags: ['kubedos'], vmidRange: { start: 1, end: 0 } };
-}
-
 export function problemOf(err: unknown): ProblemDetail {
   const e = err as Error & { code?: unknown; hint?: unknown };
   return { code: typeof e?.code === 'string' ? e.code : 'error', message: e?.message ?? String(err), ...(typeof e?.hint === 'string' ? { hint: e.hint } : {}) };
@@ -115,8 +109,7 @@ function summarise(inv: Inventory, p: Plan | undefined): InventorySummary {
   return {
     node: inv.node,
     vms: inv.vms.map((vm) => {
-      const inRange = vm.vmid >= own.vmidRange.start && vm.vmid <= own.vmidRange.end;
-      return { vmid: vm.vmid, name: vm.name, status: vm.status, tags: vm.tags, inRange, owned: inRange && own.tags.every((t) => vm.tags.includes(t)) };
+      return { vmid: vm.vmid, name: vm.name, status: vm.status, tags: vm.tags, inRange: inVmidRange(vm.vmid, own), owned: owns(vm, own) };
     }),
     storages: inv.storages.map((s) => ({ ...s, availableBytes: Math.min(s.availableBytes, Number.MAX_SAFE_INTEGER), totalBytes: Math.min(s.totalBytes, Number.MAX_SAFE_INTEGER) })),
   };
@@ -309,7 +302,7 @@ export class DeployService {
     // A VMID the plan wants but someone else's VM holds: no checkbox can allow that.
     const own = ownershipOf(p);
     const planned = new Set(p.nodes.map((n) => n.vmid));
-    const foreign = inv.vms.filter((vm) => planned.has(vm.vmid) && !(vm.vmid >= own.vmidRange.start && vm.vmid <= own.vmidRange.end && own.tags.every((t) => vm.tags.includes(t))));
+    const foreign = inv.vms.filter((vm) => planned.has(vm.vmid) && !owns(vm, own));
     const foreignIds = new Set(foreign.map((vm) => vm.vmid));
     const decisions = decide(p, { ...inv, vms: inv.vms.filter((vm) => !foreignIds.has(vm.vmid)) }, { allowDestroy: true, start: true }).map((d) => {
       const vm = foreign.find((f) => f.vmid === d.vmid);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { CheckItem, PlanTotals } from '../../common/contract/index';
 import type { Plan } from '../../common/plan/schema';
 import { existingAncestor, freeBytesAt } from '../build/files';
-import { findOnPath } from '../cli/commands/doctor';
+import { findOnPath } from '../exec/find-on-path';
 import { toolFor } from '../exec/tools';
 import { OVMF_CODE_SECBOOT, OVMF_VARS_MS } from '../substrate/qemu-local';
 

@@ -5,10 +5,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import SSHConfig from 'ssh-config';
 import type { DeployTargets, SshHostEntry } from '../../common/contract/index';
 import { resolveSshTarget } from '../substrate/ssh-target';
+import { HOST_NAME } from '../../common/net/host-name';
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
 const MAX_HOSTS = 500;
-const CONCRETE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 interface ConfigLine {
   param?: string;
@@ -48,7 +48,7 @@ export function listSshHosts(options: { configPath: string; knownHostsPath: stri
     if (line.param?.toLowerCase() === 'include') out.problems.push(`Include ${hostNames(line.value).join(' ')}: hosts in included files are not listed (type the alias instead)`);
     if (line.param?.toLowerCase() !== 'host') continue;
     for (const alias of hostNames(line.value)) {
-      if (!CONCRETE.test(alias) || seen.has(alias.toLowerCase())) continue;
+      if (!HOST_NAME.test(alias) || seen.has(alias.toLowerCase())) continue;
       seen.add(alias.toLowerCase());
       if (out.hosts.length >= MAX_HOSTS) continue;
       try {

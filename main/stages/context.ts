@@ -6,29 +6,9 @@ import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/index';
 import type { BuildReport } from '../build/index';
 import type { SubstrateDriver } from '../substrate/driver';
+import type { HubFacts, NodeFacts } from '../node-facts';
 import type { Target } from '../target';
 import type { SpecSource } from './validate';
-
-/** What the first-boot stage reads from a node through the guest agent. */
-export interface NodeFacts {
-  node: string;
-  vmid: number;
-  /** Contents of /var/lib/kubedos/firstboot-complete (JSON written by kubedos-firstboot.sh). */
-  firstboot?: { node: string; startedAt: number; completedAt: number; steps: string[] };
-  /** SSH host key (ed25519, OpenSSH one-line form) read through the agent: converge pins it. */
-  sshHostKey?: string;
-  /** WireGuard public keys per plane (kubedos-planes status). */
-  wgPublicKeys?: Partial<Record<'wg1' | 'wg2' | 'wg3', string>>;
-}
-
-/** The hub's facts (seed 001 reads them from the master's hub.env through the agent). */
-export interface HubFacts {
-  node: string;
-  lanAddress: string;
-  enrollment: { address: string; port: number };
-  wgPublicKeys: Record<'wg1' | 'wg2' | 'wg3', string>;
-  listenPorts: Record<'wg1' | 'wg2' | 'wg3', number>;
-}
 
 /** A stage's outcome as the seal stage records it in the bundle. */
 export interface StageSummary {

@@ -1,7 +1,6 @@
 // The stages of the convergence DAG (seed 003 §12), one file each:
 // validate → plan → build → provision → firstboot → backplanes → enroll → converge → workload → seal.
-import { fileURLToPath } from 'node:url';
-import { dirname, resolve } from 'node:path';
+import { appRoot } from '../paths';
 import type { Target } from '../target';
 import type { StageDefinition } from '../pipeline/runner';
 import { backplanesStage } from './backplanes';
@@ -32,8 +31,6 @@ export function planPipeline(source: SpecSource, planPath?: string): PlanPipelin
   return { stages, result: Object.assign(validated, planned) };
 }
 
-/** The repository (or packaged app resources) root, where payload/ lives. */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface DeployOptions {
   planPath?: string;
@@ -62,7 +59,7 @@ export function deployPipeline(source: SpecSource, options: DeployOptions): Depl
     source,
     target: options.target,
     workspace: options.workspace,
-    repoRoot: options.repoRoot ?? REPO_ROOT,
+    repoRoot: options.repoRoot ?? appRoot(),
     env: options.env ?? process.env,
     ...(options.specPath ? { specPath: options.specPath } : {}),
     ...(options.acceptHostKey ? { acceptHostKey: options.acceptHostKey } : {}),

@@ -1,6 +1,6 @@
 // Runs a wiring matrix against something that can execute the probe on nodes (the lab harness
 // now; the master over wg1 once deployments exist) and judges the results.
-import { renderTable } from '../cli/table';
+import { renderTable } from '../../common/text/table';
 import type { WiringCheck } from './matrix';
 import { listenPorts } from './matrix';
 

@@ -4,7 +4,7 @@ import { formatGiB, freeBytesAt } from '../../build/files';
 import { cacheRoot } from '../../build/index';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { renderTable } from '../table';
+import { renderTable } from '../../../common/text/table';
 
 const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 const DAY_MS = 86_400_000;

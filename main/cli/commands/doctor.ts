@@ -1,11 +1,10 @@
-import { accessSync, constants, existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { findOnPath } from '../../exec/find-on-path';
 import { run } from '../../exec/runner';
-import type { HostTool } from '../../exec/tools';
 import { HOST_TOOLS } from '../../exec/tools';
 import type { CliCommand } from '../command';
 import { parseCommandArgs } from '../command';
-import { renderTable } from '../table';
+import { renderTable } from '../../../common/text/table';
 
 /** Files (not programs) the foundry needs, and the package that ships each. */
 export const HOST_FILES: readonly { path: string; package: string; purpose: string }[] = [
@@ -16,20 +15,6 @@ export const HOST_FILES: readonly { path: string; package: string; purpose: stri
   { path: '/usr/lib/ISOLINUX/isohdpfx.bin', package: 'isolinux', purpose: 'hybrid MBR of installer ISOs' },
   { path: '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/initrd.gz', package: 'debian-installer-12-netboot-amd64', purpose: 'Debian installer kernel and initrd' },
 ];
-
-export function findOnPath(tool: HostTool, env: NodeJS.ProcessEnv): string | undefined {
-  const candidates = tool.path ? [tool.path] : [];
-  for (const dir of (env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin'])) if (dir) candidates.push(join(dir, tool.name));
-  for (const c of candidates) {
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
 
 export const doctorCommand: CliCommand = {
   name: 'doctor',

@@ -6,7 +6,7 @@ import { canonicalJson } from '../../../common/canonical';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
-import { renderTable } from '../table';
+import { renderTable } from '../../../common/text/table';
 
 const MAX_PLAN_BYTES = 256 * 1024 * 1024;
 

@@ -16,7 +16,7 @@ import { clusterWorkspace } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
-import { renderTable } from '../table';
+import { renderTable } from '../../../common/text/table';
 
 async function fileArtifact(path: string, kind: ArtifactFile['kind'], p: Plan): Promise<ArtifactFile> {
   const st = statSync(path);

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import type { PipelineEvent } from '../../../common/pipeline/events';
+import { foldRun } from '../../../common/pipeline/fold';
 import { lastSuccesses, readJournal } from '../../pipeline/journal';
 import { activeDeploy, clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
 import { fmtMs } from '../progress';
-import { renderTable } from '../table';
+import { renderTable } from '../../../common/text/table';
 
 export const statusCommand: CliCommand = {
   name: 'status',
@@ -28,23 +28,22 @@ export const statusCommand: CliCommand = {
     }
     const journalPath = join(clusterWorkspace(cluster, io.env), WORKSPACE_LAYOUT.journal);
     const events = readJournal(journalPath);
-    const runs = events.filter((e): e is Extract<PipelineEvent, { type: 'run' }> => e.type === 'run');
-    const last = runs.at(-1);
-    if (!last) {
+    // The last run, read the way the progress display and the workbench read it.
+    const run = foldRun(events);
+    if (!run.runId) {
       io.out(`no deploy recorded for ${cluster} (${journalPath})`);
       return 1;
     }
-    const mine = events.filter((e) => e.runId === last.runId);
-    const stageRows = new Map<string, { state: string; duration?: number; reason?: string }>();
-    for (const s of last.stages) stageRows.set(s, { state: 'pending' });
-    for (const e of mine) {
-      if (e.type !== 'stage') continue;
-      stageRows.set(e.stage, { state: e.state, ...(e.durationMs !== undefined ? { duration: e.durationMs } : {}), ...(e.reason !== undefined ? { reason: e.reason } : {}) });
-    }
-    const nodes = new Map<string, string>();
-    for (const e of mine) if (e.type === 'node') nodes.set(`${e.node}`, `${e.stage}: ${e.state}${e.message ? ` (${e.message})` : ''}`);
-    const failures = mine.filter((e): e is Extract<PipelineEvent, { type: 'failed' }> => e.type === 'failed').map((e) => e.error);
-    const done = mine.find((e): e is Extract<PipelineEvent, { type: 'done' }> => e.type === 'done');
+    const stageRows = new Map<string, { state: string; duration?: number; reason?: string }>(
+      run.order.map((name) => {
+        const v = run.stages[name];
+        return [name, { state: v?.state ?? 'pending', ...(v?.durationMs !== undefined ? { duration: v.durationMs } : {}), ...(v?.reason !== undefined ? { reason: v.reason } : {}) }];
+      }),
+    );
+    const nodes = new Map(Object.entries(run.nodes).map(([node, n]) => [node, `${n.stage}: ${n.state}${n.message ? ` (${n.message})` : ''}`]));
+    const failures = run.failures;
+    const done = run.durationMs !== undefined ? { durationMs: run.durationMs } : undefined;
+    const last = { runId: run.runId, time: run.startedAt ?? '' };
     const converged = new Map([...lastSuccesses(events)].filter(([, r]) => r.inputHash !== undefined));
     if (values.json) {
       io.out(JSON.stringify({ cluster, runId: last.runId, startedAt: last.time, finished: Boolean(done), stages: Object.fromEntries(stageRows), nodes: Object.fromEntries(nodes), failures, converged: [...converged.keys()] }, null, 2));

@@ -2,7 +2,8 @@
 // declared inter-plane flow, and undeclared samples: other ports, other plane pairs, reverse
 // direction), executed for real. For now the target is the network-namespace lab (root): it
 // brings the plan's backplanes up with the real payload, enrolls every node, then drives every
-// probe from the master over SSH on wg1 (the path a deployed cluster will use), tears down.
+// probe from the master over SSH on wg1 (the path a deployed cluster will use), tears down. The
+// lab is part of the engine (main/lab/), so the shipped command never reaches into test code.
 // Reaching a deployed cluster's master needs the deploy stages; until they exist the command
 // says so instead of pretending.
 import { plan } from '../../../common/plan/index';
@@ -10,7 +11,10 @@ import { canonicalJson } from '../../../common/canonical';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
+import { bringUp, makeTrust } from '../../lab/backplane';
+import { Lab, requireRoot } from '../../lab/harness';
 import { renderWiringReport, runWiringChecks } from '../../wiring/check';
+import { labWiringTargetViaMaster } from '../../wiring/lab-target';
 import { wiringChecks } from '../../wiring/matrix';
 
 export const wiringCommand: CliCommand = {
@@ -42,11 +46,6 @@ export const wiringCommand: CliCommand = {
       return 1;
     }
     const p = plan(loaded.spec);
-    // The lab lives with the lab tests (e2e/lab) so later issues can reuse it; loaded lazily so
-    // the CLI does not need it for anything else.
-    const { Lab, requireRoot } = await import('../../../e2e/lab/harness');
-    const { bringUp, makeTrust } = await import('../../../e2e/lab/backplane');
-    const { labWiringTargetViaMaster } = await import('../../../e2e/lab/wiring-target');
     try {
       requireRoot('kubedos wiring check --lab');
     } catch (err) {

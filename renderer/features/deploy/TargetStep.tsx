@@ -8,7 +8,8 @@ import { useStore } from 'zustand';
 import type { TargetCheck } from '../../../common/contract/index';
 import { checkTarget, loadTargets } from './actions';
 import { CheckList } from './CheckList';
-import { HOST_PATTERN, targetLabel, targetOf, wizardStore } from './store';
+import { targetLabel, targetOf, wizardStore } from './store';
+import { isHostName } from '../../../common/net/host-name';
 
 const gib = (bytes: number): string => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 
@@ -22,7 +23,7 @@ export function TargetStep() {
     // Only when the kind changes: checks are otherwise started by the user.
   }, [s.kind]);
 
-  const hostInvalid = s.kind === 'proxmox' && s.host.trim() !== '' && !HOST_PATTERN.test(s.host.trim());
+  const hostInvalid = s.kind === 'proxmox' && s.host.trim() !== '' && !isHostName(s.host.trim());
   return (
     <Stack gap="sm" data-testid="wizard-target" data-checking={s.checking}>
       <SegmentedControl

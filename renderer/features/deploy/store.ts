@@ -3,6 +3,7 @@
 // allow-destroy decision and the run it started.
 import { createStore } from 'zustand/vanilla';
 import type { DeployReview, DeployTarget, DeployTargets, TargetCheck } from '../../../common/contract/index';
+import { HOST_NAME_RULE, isHostName } from '../../../common/net/host-name';
 
 export const WIZARD_STEPS = ['target', 'template', 'network', 'review', 'build', 'deploy'] as const;
 export type WizardStep = (typeof WIZARD_STEPS)[number];
@@ -81,7 +82,6 @@ export function targetLabel(t: DeployTarget | undefined): string {
 }
 
 /** Same grammar as the contract's HostAlias: checked here too so the button says why before a round trip. */
-export const HOST_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Whether each step's "Next" may be pressed, and if not, why. */
 export function stepBlocker(s: WizardState, spec: { text: string; valid: boolean }): string | undefined {
@@ -89,7 +89,7 @@ export function stepBlocker(s: WizardState, spec: { text: string; valid: boolean
   switch (WIZARD_STEPS[s.step]) {
     case 'target': {
       if (!target) return 'type or pick a Proxmox host';
-      if (s.kind === 'proxmox' && !HOST_PATTERN.test(s.host.trim())) return 'a host name or ~/.ssh/config alias: letters, digits, ".", "_", "-"';
+      if (s.kind === 'proxmox' && !isHostName(s.host.trim())) return `a host name or ~/.ssh/config alias: ${HOST_NAME_RULE}`;
       if (!s.check || s.checkedTarget !== targetLabel(target)) return 'check the target first';
       if (!s.check.ready) return s.check.hostKey?.status === 'unknown' ? 'decide about the host key first' : 'the target check found a problem';
       return undefined;

@@ -3,8 +3,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { canonicalJson } from '../../common/canonical';
 import { nodeConfig } from '../../common/plan/index';
-import type { RunResult } from '../../main/exec/runner';
-import type { CertifiedKey } from '../../main/trust/index';
+import type { RunResult } from '../exec/runner';
+import type { CertifiedKey } from '../trust/index';
 import {
   agentEnrollmentFiles,
   createClusterIntermediate,
@@ -14,7 +14,7 @@ import {
   issueEnrollmentToken,
   issueHubTlsCert,
   PATHS,
-} from '../../main/trust/index';
+} from '../trust/index';
 import type { Lab } from './harness';
 import { NODE_PAYLOAD_DIR } from './harness';
 

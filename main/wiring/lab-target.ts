@@ -4,10 +4,10 @@
 //   `kubedos wiring check` reaches a deployed cluster: master -> ssh root@<node wg1> kubedos-probe.
 // Counters come from `nft -j list counters` on each node.
 import type { ChildProcess } from 'node:child_process';
-import type { Observed, WiringTarget } from '../../main/wiring/check';
-import { bin } from './backplane';
-import type { Lab } from './harness';
-import { NODE_PAYLOAD_DIR, OPERATOR_KEY } from './harness';
+import type { Observed, WiringTarget } from './check';
+import { bin } from '../lab/backplane';
+import type { Lab } from '../lab/harness';
+import { NODE_PAYLOAD_DIR, OPERATOR_KEY } from '../lab/harness';
 
 export function labWiringTarget(lab: Lab): WiringTarget {
   return {

@@ -11,13 +11,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Plan, PlanNode } from '../../common/plan/index';
-import type { RunResult } from '../../main/exec/runner';
-import { run } from '../../main/exec/runner';
+import type { RunResult } from '../exec/runner';
+import { run } from '../exec/runner';
+import { payloadDir } from '../paths';
 
 export const LAB_PREFIX = 'kdlab-';
-export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 /** Where the payload is installed inside each node (as the images do). */
 export const NODE_PAYLOAD_DIR = '/usr/lib/kubedos/backplane';
 /** Where the hub keeps the operator key in the lab (Ansible and the wiring check use it). */
@@ -256,7 +256,7 @@ export class Lab {
     }
     this.log(`${this.nodes.size} nodes + lan namespace in ${Math.round(performance.now() - t0)} ms`);
     // Install the payload into every node the way an image carries it.
-    await Promise.all([...this.nodes.keys()].map((n) => this.copyIn(n, `${REPO_ROOT}/payload/backplane`, NODE_PAYLOAD_DIR)));
+    await Promise.all([...this.nodes.keys()].map((n) => this.copyIn(n, join(payloadDir(), 'backplane'), NODE_PAYLOAD_DIR)));
     if (this.opts.sshd !== false) await this.startSshd();
   }
 

@@ -1,0 +1,42 @@
+// `kubedos status` reads the last run out of the journal with the same fold as the progress
+// display and the workbench (common/pipeline/fold.ts).
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { PipelineEventBody } from '../../../common/pipeline/events';
+import type { CliIo } from '../command';
+import { statusCommand } from './status';
+
+function workspaceWith(lines: string[]): string {
+  const ws = mkdtempSync(join(tmpdir(), 'kd-status-'));
+  mkdirSync(join(ws, 'clusters/lab-3'), { recursive: true });
+  writeFileSync(join(ws, 'clusters/lab-3/journal.jsonl'), `${lines.join('\n')}\n`);
+  return ws;
+}
+let seq = 0;
+const line = (runId: string, body: PipelineEventBody) => JSON.stringify({ ...body, runId, seq: seq++, time: '2026-12-01T10:00:00.000Z' });
+
+describe('kubedos status', () => {
+  it('shows the last run only, a node a later stage skipped still ok, and the failure', async () => {
+    const ws = workspaceWith([
+      line('old', { type: 'run', state: 'started', stages: ['provision'], pipeline: 'deploy' }),
+      line('old', { type: 'stage', stage: 'provision', state: 'failed', rerun: 'remediates-drift', attempt: 1 }),
+      line('new', { type: 'run', state: 'started', stages: ['converge', 'workload'], pipeline: 'deploy' }),
+      line('new', { type: 'stage', stage: 'converge', state: 'success', rerun: 'remediates-drift', attempt: 1, durationMs: 2000, changes: 0 }),
+      line('new', { type: 'node', stage: 'converge', node: 'w-1', state: 'ok' }),
+      line('new', { type: 'node', stage: 'workload', node: 'w-1', state: 'skipped', message: 'no Kubernetes packages' }),
+      line('new', { type: 'failed', error: { message: 'kubeadm join timed out', stage: 'workload' } }),
+      line('new', { type: 'stage', stage: 'workload', state: 'failed', rerun: 'safe-rerun', attempt: 1, reason: 'kubeadm join timed out' }),
+      line('new', { type: 'done', summary: { converge: 'success', workload: 'failed' }, durationMs: 5000 }),
+    ]);
+    const out: string[] = [];
+    const io: CliIo = { out: (t) => out.push(t), err: () => {}, cwd: ws, env: { KUBEDOS_WORKSPACE: ws }, signal: new AbortController().signal, isTty: false };
+    expect(await statusCommand.run(['--cluster', 'lab-3', '--json'], io)).toBe(0);
+    const st = JSON.parse(out.join('\n'));
+    expect(st).toMatchObject({ runId: 'new', finished: true, stages: { converge: { state: 'success', duration: 2000 }, workload: { state: 'failed', reason: 'kubeadm join timed out' } } });
+    expect(Object.keys(st.stages)).toEqual(['converge', 'workload']);
+    expect(st.nodes['w-1']).toBe('converge: ok (workload skipped: no Kubernetes packages)');
+    expect(st.failures).toEqual([{ message: 'kubeadm join timed out', stage: 'workload' }]);
+  });
+});

@@ -1,0 +1,50 @@
+// Where the app's own files are — the one place that answers it (docs/architecture.md).
+// From a checkout (the CLI, tests, `electron-vite dev`) payload/ sits beside package.json. A
+// packaged app (electron-builder.yml: extraResources) carries payload/ outside the asar, at
+// <process.resourcesPath>/payload; the code itself is inside app.asar, where no payload is.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface AppLayout {
+  /** Electron's resources folder (process.resourcesPath); undefined in plain Node. */
+  resourcesPath?: string;
+  /** A file of the running code: this module, or the bundle it was built into. */
+  moduleFile: string;
+}
+
+function currentLayout(): AppLayout {
+  const resourcesPath = (process as { resourcesPath?: string }).resourcesPath;
+  return { moduleFile: fileURLToPath(import.meta.url), ...(resourcesPath ? { resourcesPath } : {}) };
+}
+
+/**
+ * The folder holding package.json above the running code: the checkout for main/paths.ts run
+ * by tsx and for out/main/index.js alike (a fixed '../..' would be right for only one of them).
+ */
+export function appRoot(layout: AppLayout = currentLayout()): string {
+  let dir = dirname(layout.moduleFile);
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${layout.moduleFile}: cannot tell where the app is installed`);
+    dir = up;
+  }
+}
+
+/**
+ * The payload baked into every image. Packaged: <resourcesPath>/payload. Otherwise (plain Node,
+ * or Electron started from a checkout, whose resourcesPath is Electron's own and holds no
+ * payload): <checkout>/payload.
+ */
+export function payloadDir(layout: AppLayout = currentLayout()): string {
+  if (layout.resourcesPath) {
+    const packaged = join(layout.resourcesPath, 'payload');
+    if (existsSync(packaged)) return packaged;
+  }
+  const checkout = join(appRoot(layout), 'payload');
+  if (existsSync(checkout)) return checkout;
+  throw new Error(
+    `payload/ not found: looked in ${layout.resourcesPath ? `${join(layout.resourcesPath, 'payload')} and ` : ''}${checkout} (a packaged app carries it under its resources folder)`,
+  );
+}
