@@ -37,8 +37,10 @@ export interface BuildOptions {
   specSha256: string;
   plan: Plan;
   outDir: string;
-  /** Repository root (payload/ lives here). */
+  /** The app's root: git provenance and SOURCE_DATE_EPOCH are read here when it is a checkout. */
   repoRoot: string;
+  /** payload/ (payloadDir(): the checkout's, or the packaged app's resources). */
+  payloadDir: string;
   targets: readonly BuildTarget[];
   roles?: readonly NodeRole[];
   /** How the cluster's lock meets the archive (darksite/index.ts LockMode); default 'default'. */
@@ -170,7 +172,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const signal = o.signal;
   const outDir = resolve(o.outDir);
   const cluster = o.plan.cluster.name;
-  const packagesDir = join(o.repoRoot, 'payload/packages');
+  const packagesDir = join(o.payloadDir, 'packages');
   const cache = new ArtifactCache(cacheRoot(env), log);
   const lookup = (key: string) => (o.rebuild ? Promise.resolve(undefined) : cache.lookup(key));
   const built: string[] = [];
@@ -249,7 +251,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   }
 
   // Payload per role (pure render), then media.
-  const sources = loadPayloadSources(join(o.repoRoot, 'payload'));
+  const sources = loadPayloadSources(o.payloadDir);
   const pins = readLists(packagesDir);
   const mirror = o.installerMirror ?? defaultInstallerMirror(o.plan);
   const poweroff = o.poweroff ?? o.plan.substrate.type === 'qemu';

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import { runBuild } from '../build/index';
+import { payloadDir } from '../paths';
 import type { BuildTarget } from '../build/index';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
@@ -32,6 +33,7 @@ export function buildStage(ctx: DeployContext): StageDefinition {
         plan: ctx.plan,
         outDir: buildDir(ctx),
         repoRoot: ctx.repoRoot,
+        payloadDir: payloadDir(),
         targets: DEPLOY_BUILD_TARGETS,
         lockMode: ctx.env.KUBEDOS_OFFLINE === '1' ? 'offline' : 'default',
         acceptCommand: `kubedos lock update --spec ${ctx.specPath ?? ctx.source.name}`,

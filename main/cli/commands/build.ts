@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { plan } from '../../../common/plan/index';
 import { NODE_ROLES } from '../../../common/spec/schema';
 import type { NodeRole } from '../../../common/spec/schema';
@@ -8,11 +7,11 @@ import { sha256Of } from '../../build/files';
 import type { BuildTarget } from '../../build/index';
 import { ALL_TARGETS, buildLogPath, runBuild } from '../../build/index';
 import { CommandError } from '../../exec/runner';
+import { appRoot, payloadDir } from '../../paths';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
 
-const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 export const buildCommand: CliCommand = {
   name: 'build',
@@ -84,7 +83,8 @@ export const buildCommand: CliCommand = {
         specSha256: sha256Of(readFileSync(loaded.path)),
         plan: p,
         outDir: values.out.startsWith('/') ? values.out : `${io.cwd}/${values.out}`,
-        repoRoot: REPO_ROOT,
+        repoRoot: appRoot(),
+        payloadDir: payloadDir(),
         targets: targets as BuildTarget[],
         roles: roles as NodeRole[],
         lockMode: modes[0] ?? 'default',

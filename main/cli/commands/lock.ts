@@ -1,9 +1,9 @@
 // `kubedos lock`: the cluster's darksite lock (the resolved closure of payload/packages/*.list),
 // shown or re-resolved without building anything else.
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { plan } from '../../../common/plan/index';
+import { payloadDir } from '../../paths';
 import { cacheRoot, clusterLockPath } from '../../build/index';
 import { ensureLock, lockDigest, readLists, readLock } from '../../build/darksite/index';
 import { diffSummary, renderDiff } from '../../build/darksite/pins';
@@ -11,7 +11,6 @@ import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
 
-const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 export const lockCommand: CliCommand = {
   name: 'lock',
@@ -38,7 +37,7 @@ export const lockCommand: CliCommand = {
     }
     const cluster = plan(loaded.spec).cluster.name;
     const lockPath = clusterLockPath(cluster, io.env);
-    const packagesDir = join(REPO_ROOT, 'payload/packages');
+    const packagesDir = join(payloadDir(), 'packages');
     try {
       if (action === 'show') {
         const lock = readLock(lockPath);
