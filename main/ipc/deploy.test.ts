@@ -23,8 +23,8 @@ import { StageError } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
 import { QemuLocalDriver } from '../substrate/qemu-local';
 import { dispatch } from './dispatch';
-import type { HostFacts } from './host-capacity';
-import { capacityChecks, QEMU_FILES, QEMU_TOOLS } from './host-capacity';
+import type { HostFacts } from '../deploy/host-capacity';
+import { capacityChecks, QEMU_FILES, QEMU_TOOLS } from '../deploy/host-capacity';
 import type { WorkbenchOptions } from './workbench';
 import { createWorkbench } from './workbench';
 

@@ -4,7 +4,8 @@
 // run; destroy and replace need allowDestroy), then acts through the driver. Rerunning on a
 // converged substrate changes nothing.
 import type { Plan } from '../../common/plan/schema';
-import type { ArtifactFile, Inventory, InventoryVm, OpOptions, PlannedStep, SubstrateDriver, UploadResult } from './driver';
+import { ownershipOf, ownershipTags, owns } from '../../common/plan/ownership';
+import type { ArtifactFile, Inventory, OpOptions, PlannedStep, SubstrateDriver, UploadResult } from './driver';
 import { SubstrateError } from './driver';
 import type { BootArtifact, ConfigDifference } from './qm';
 import { checkShape, compareConfig, SETTABLE } from './qm';
@@ -45,14 +46,8 @@ export interface ProvisionResult {
   changes: number;
 }
 
-export function ownershipTags(plan: Plan): string[] {
-  return ['kubedos', `cluster-${plan.cluster.name}`];
-}
-
-function owned(plan: Plan, vm: InventoryVm): boolean {
-  const { start, end } = plan.substrate.vmidRange;
-  return vm.vmid >= start && vm.vmid <= end && ownershipTags(plan).every((t) => vm.tags.includes(t));
-}
+/** The tags that make a VM ours (common/plan/ownership.ts; re-exported for the drivers' callers). */
+export { ownershipTags };
 
 function settableValue(plan: Plan, diff: ConfigDifference, node: Plan['nodes'][number]): [string, string] {
   const vm = node.vm;
@@ -80,19 +75,41 @@ function settableValue(plan: Plan, diff: ConfigDifference, node: Plan['nodes'][n
 }
 
 /** Decide, without changing anything. Throws on a safety violation. */
-export function decide(plan: Plan, inventory: Inventory, opts: { allowDestroy: boolean; start: boolean }): NodeDecision[] {
+/** A decision as the review shows it: blocked when the VMID is held by a VM this cluster does not own. */
+export interface ReviewedDecision extends NodeDecision {
+  /** Why nothing may happen to this node (no checkbox can allow it). */
+  blocked?: string;
+  /** The VM that holds the node's VMID when blocked. */
+  heldBy?: { name: string; tags: readonly string[] };
+}
+
+/** Why the decisions cannot be carried out as they are (empty: they can). */
+export interface DecisionProblem {
+  code: 'vmid-taken' | 'destroy-refused';
+  message: string;
+}
+
+/**
+ * Pure: what provisioning would do to each node, including what it may not do. A planned VMID
+ * held by a VM this cluster does not own is a blocked decision (never touched); a replace or
+ * destroy without allowDestroy is a problem. decide() refuses both; the review shows both.
+ */
+export function reviewDecisions(plan: Plan, inventory: Inventory, opts: { allowDestroy: boolean; start: boolean }): { decisions: ReviewedDecision[]; problems: DecisionProblem[] } {
   for (const n of plan.nodes) checkShape(n.vm);
+  const own = ownershipOf(plan);
   const byVmid = new Map(inventory.vms.map((v) => [v.vmid, v]));
-  const decisions: NodeDecision[] = [];
-  const problems: string[] = [];
+  const decisions: ReviewedDecision[] = [];
+  const problems: DecisionProblem[] = [];
   for (const n of plan.nodes) {
     const vm = byVmid.get(n.vmid);
     if (!vm) {
       decisions.push({ node: n.name, vmid: n.vmid, action: 'create', start: opts.start, reasons: ['absent'] });
       continue;
     }
-    if (!owned(plan, vm)) {
-      problems.push(`VMID ${n.vmid} (wanted for ${n.name}) is taken by VM "${vm.name}" with tags [${vm.tags.join(', ') || 'none'}], which this cluster does not own`);
+    if (!owns(vm, own)) {
+      const why = `VMID ${n.vmid} (wanted for ${n.name}) is taken by VM "${vm.name}" with tags [${vm.tags.join(', ') || 'none'}], which this cluster does not own`;
+      problems.push({ code: 'vmid-taken', message: why });
+      decisions.push({ node: n.name, vmid: n.vmid, action: 'create', start: false, reasons: [`BLOCKED: ${why}`], blocked: why, heldBy: { name: vm.name, tags: vm.tags } });
       continue;
     }
     const diffs = vm.config ? compareConfig(n.vm, vm.config) : [];
@@ -104,25 +121,30 @@ export function decide(plan: Plan, inventory: Inventory, opts: { allowDestroy: b
       decisions.push({ node: n.name, vmid: n.vmid, action: 'update', start, reasons: diffs.map((d) => `${d.key}: ${d.actual} -> ${d.expected}`), changes });
     } else {
       const reasons = diffs.map((d) => `${d.key}: ${d.actual} -> ${d.expected}`);
-      if (!opts.allowDestroy) problems.push(`${n.name} (VMID ${n.vmid}) must be re-created to match the plan (${reasons.join('; ')}), which destroys it`);
+      if (!opts.allowDestroy) problems.push({ code: 'destroy-refused', message: `${n.name} (VMID ${n.vmid}) must be re-created to match the plan (${reasons.join('; ')}), which destroys it` });
       decisions.push({ node: n.name, vmid: n.vmid, action: 'replace', start: opts.start, reasons });
     }
   }
   const planned = new Set(plan.nodes.map((n) => n.vmid));
   for (const vm of inventory.vms) {
-    if (planned.has(vm.vmid) || !owned(plan, vm)) continue;
-    if (!opts.allowDestroy) problems.push(`VM ${vm.vmid} "${vm.name}" belongs to cluster ${plan.cluster.name} but is not in the plan any more; it would be destroyed`);
+    if (planned.has(vm.vmid) || !owns(vm, own)) continue;
+    if (!opts.allowDestroy) problems.push({ code: 'destroy-refused', message: `VM ${vm.vmid} "${vm.name}" belongs to cluster ${plan.cluster.name} but is not in the plan any more; it would be destroyed` });
     decisions.push({ node: vm.name, vmid: vm.vmid, action: 'destroy', start: false, reasons: ['not in the plan'] });
   }
+  return { decisions, problems };
+}
+
+export function decide(plan: Plan, inventory: Inventory, opts: { allowDestroy: boolean; start: boolean }): NodeDecision[] {
+  const { decisions, problems } = reviewDecisions(plan, inventory, opts);
   if (problems.length) {
-    const taken = problems.some((p) => p.includes('does not own'));
-    throw new SubstrateError(taken ? 'vmid-taken' : 'destroy-refused', `nothing was changed:\n  - ${problems.join('\n  - ')}`, {
+    const taken = problems.some((p) => p.code === 'vmid-taken');
+    throw new SubstrateError(taken ? 'vmid-taken' : 'destroy-refused', `nothing was changed:\n  - ${problems.map((p) => p.message).join('\n  - ')}`, {
       hint: taken
         ? 'kubedos never touches VMs it does not own: move the cluster\'s vmidRange / node vmids to free numbers, or free those VMIDs'
         : 'rerun with --allow-destroy (or stages.provision.allowDestroy: true) if destroying is intended',
     });
   }
-  return decisions;
+  return decisions.map(({ blocked: _blocked, heldBy: _heldBy, ...d }) => d);
 }
 
 export function artifactVolid(artifact: ArtifactFile, storage: string): string {

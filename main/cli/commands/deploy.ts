@@ -7,17 +7,20 @@ import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
 import { ProgressDisplay } from '../progress';
+import { reviewDeploy } from './deploy-review';
 import { formatTarget, parseTarget } from '../../target';
 
 export const deployCommand: CliCommand = {
   name: 'deploy',
   summary: 'run the convergence DAG: validate → plan → build → provision → first boot → planes → enroll → converge → workload → seal',
-  usage: 'kubedos deploy SPEC --target qemu-local|proxmox://HOST [--allow-destroy] [--force] [--verbose] [--accept-host-key SHA256:…] [--ssh-config F] [--known-hosts F]',
+  usage: 'kubedos deploy SPEC --target qemu-local|proxmox://HOST [--review] [--allow-destroy] [--force] [--verbose] [--accept-host-key SHA256:…] [--ssh-config F] [--known-hosts F]',
   help: [
     'Progress is shown per stage and per node. Every event is journaled to the cluster workspace',
     '($KUBEDOS_WORKSPACE or ~/.kubedos)/clusters/<name>/journal.jsonl; running the same command again',
     'resumes: stages whose inputs did not change since their last success are skipped.',
     'Ctrl-C stops after the current step and keeps the journal.',
+    '  --review          print what the deploy would do (per node create/keep/update/replace/destroy, blocked',
+    '                    VMIDs, plan changes, capacity and storage checks) and stop; nothing changes',
     '  --allow-destroy   let destructive stages replace or destroy VMs the cluster owns',
     '  --force           ignore the journal and run every stage (converge runs Ansible on every node)',
     '  --verbose         print every log line (default: warnings, errors and state changes)',
@@ -30,6 +33,7 @@ export const deployCommand: CliCommand = {
     const { values, positionals } = parseCommandArgs(argv, {
       target: { type: 'string', short: 't' },
       'allow-destroy': { type: 'boolean' },
+      review: { type: 'boolean' },
       force: { type: 'boolean' },
       verbose: { type: 'boolean', short: 'v' },
       'accept-host-key': { type: 'string' },
@@ -49,6 +53,18 @@ export const deployCommand: CliCommand = {
       reportDiagnostics(loaded, file, io, true);
       io.err(`${file}: not valid; nothing deployed`);
       return 1;
+    }
+    if (values.review) {
+      try {
+        return await reviewDeploy(target, readFileSync(loaded.path, 'utf8'), io, {
+          ...(values['ssh-config'] ? { sshConfigPath: resolve(io.cwd, values['ssh-config']) } : {}),
+          ...(values['known-hosts'] ? { knownHostsPath: resolve(io.cwd, values['known-hosts']) } : {}),
+        });
+      } catch (err) {
+        const e = err as Error & { hint?: string };
+        io.err(`review failed: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}`);
+        return 1;
+      }
     }
     const workspace = clusterWorkspace(loaded.spec.metadata.name, io.env);
     let release: () => void;

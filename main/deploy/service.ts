@@ -1,7 +1,8 @@
-// The deploy wizard's engine side: list ~/.ssh/config hosts, check a target (Proxmox: SSH
-// connection, host key against known_hosts, inventory; qemu-local: capacity against the plan),
-// trust a host key the user compared, and review what a deploy would change (provision's
-// decide() on the driver's inventory). Nothing here creates, changes or destroys a VM.
+// The deploy service, used by the workbench (main/ipc binds it) and by `kubedos deploy --review`:
+// check a target (Proxmox: SSH connection, host key against known_hosts, inventory; qemu-local:
+// capacity against the plan), trust a host key the user compared, and review what a deploy
+// would change (provision's pure reviewDecisions() on the driver's inventory, blocked VMIDs
+// included). Nothing here creates, changes or destroys a VM.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CheckItem, DeployReview, DeployTarget, InventorySummary, ProblemDetail, TargetCheck } from '../../common/contract/index';
@@ -14,7 +15,7 @@ import { formatGiB } from '../build/files';
 import type { Inventory } from '../substrate/driver';
 import { SubstrateError } from '../substrate/driver';
 import { substrateFor } from '../substrate/factory';
-import { decide } from '../substrate/provision';
+import { reviewDecisions } from '../substrate/provision';
 import { ProxmoxSshDriver } from '../substrate/proxmox-ssh';
 import type { QemuLocalDriver } from '../substrate/qemu-local';
 import type { HostKeyPrompt } from '../substrate/ssh-session';
@@ -299,31 +300,26 @@ export class DeployService {
     } finally {
       await driver.close();
     }
-    // A VMID the plan wants but someone else's VM holds: no checkbox can allow that.
-    const own = ownershipOf(p);
-    const planned = new Set(p.nodes.map((n) => n.vmid));
-    const foreign = inv.vms.filter((vm) => planned.has(vm.vmid) && !owns(vm, own));
-    const foreignIds = new Set(foreign.map((vm) => vm.vmid));
-    const decisions = decide(p, { ...inv, vms: inv.vms.filter((vm) => !foreignIds.has(vm.vmid)) }, { allowDestroy: true, start: true }).map((d) => {
-      const vm = foreign.find((f) => f.vmid === d.vmid);
-      const destructive = d.action === 'replace' || d.action === 'destroy';
-      return {
-        node: d.node,
-        vmid: d.vmid,
-        action: d.action,
-        start: d.start,
-        destructive,
-        blocked: vm !== undefined,
-        reasons: vm ? [`BLOCKED: VMID ${d.vmid} is taken by VM "${vm.name}" (tags: ${vm.tags.join(', ') || 'none'}), which this cluster does not own`] : d.reasons,
-        ...(d.changes ? { changes: d.changes } : {}),
-      };
-    });
+    // One pure decision per node, a VMID held by someone else's VM included (blocked: no
+    // checkbox can allow that); the review shows every decision, provision refuses the blocked.
+    const reviewed = reviewDecisions(p, inv, { allowDestroy: true, start: true });
+    const decisions = reviewed.decisions.map((d) => ({
+      node: d.node,
+      vmid: d.vmid,
+      action: d.action,
+      start: d.start,
+      destructive: d.action === 'replace' || d.action === 'destroy',
+      blocked: d.blocked !== undefined,
+      reasons: d.reasons,
+      ...(d.changes ? { changes: d.changes } : {}),
+    }));
     const summary = { create: 0, keep: 0, update: 0, replace: 0, destroy: 0 };
     for (const d of decisions) summary[d.action]++;
-    const blocked: ProblemDetail | undefined = foreign.length
+    const taken = reviewed.decisions.filter((d) => d.blocked);
+    const blocked: ProblemDetail | undefined = taken.length
       ? {
           code: 'vmid-taken',
-          message: `${foreign.length} VMID(s) the plan needs are taken by VMs this cluster does not own: ${foreign.map((vm) => `${vm.vmid} "${vm.name}"`).join(', ')}`,
+          message: `${taken.length} VMID(s) the plan needs are taken by VMs this cluster does not own: ${taken.slice(0, 5).map((d) => `${d.vmid} "${d.heldBy?.name ?? '?'}"`).join(', ')}${taken.length > 5 ? ', …' : ''}`,
           hint: "kubedos never touches VMs it does not own: move the cluster's vmidRange / node vmids to free numbers in the spec, or free those VMIDs on the host",
         }
       : undefined;
