@@ -1,6 +1,6 @@
 // The journal: one JSON event per line, appended as they happen (fsync'd per batch), so a
 // crash or Ctrl-C leaves a readable record and a rerun knows what already converged.
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import { PipelineEvent as PipelineEventSchema } from '../../common/pipeline/events';
@@ -38,6 +38,41 @@ export class Journal {
   read(): PipelineEvent[] {
     return readJournal(this.path);
   }
+
+  /** The events a rerun may trust, or none with a one-line reason when a line other than the
+   * last is not a valid event (an edited or damaged journal: nothing in it is trusted). */
+  history(): { events: PipelineEvent[]; distrust?: string } {
+    const h = journalHistory(this.path);
+    if (!h.distrust) return h;
+    // Kept for whoever wants to look, out of the way of the runs that come next.
+    renameSync(this.path, `${this.path}.damaged`);
+    return { events: [], distrust: `${h.distrust} (kept as ${this.path}.damaged)` };
+  }
+}
+
+export function journalHistory(path: string): { events: PipelineEvent[]; distrust?: string } {
+  if (!existsSync(path)) return { events: [] };
+  const lines = readFileSync(path, 'utf8').split('\n');
+  while (lines.length && !lines[lines.length - 1]!.trim()) lines.pop();
+  const events: PipelineEvent[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (!line.trim()) continue;
+    let ok = false;
+    try {
+      const parsed = PipelineEventSchema.safeParse(JSON.parse(line));
+      if (parsed.success) {
+        events.push(parsed.data);
+        ok = true;
+      }
+    } catch {
+      /* judged below */
+    }
+    if (!ok && i < lines.length - 1) {
+      return { events: [], distrust: `journal ${path} line ${i + 1} is not a valid event: nothing recorded in it is trusted, every stage runs in full` };
+    }
+  }
+  return { events };
 }
 
 export function readJournal(path: string): PipelineEvent[] {

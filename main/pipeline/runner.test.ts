@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -111,6 +111,25 @@ describe('pipeline runner', () => {
     expect(runs).toBe(2);
     const events = readJournal(journalPath);
     expect(events.filter((e) => e.type === 'run')).toHaveLength(3);
+  });
+
+  it('a journal with a damaged line (not the last) is not trusted: every stage runs, with a one-line reason', async () => {
+    const journalPath = tmpJournal();
+    let runs = 0;
+    const s = [stage('build', [], async () => { runs++; }, { inputHash: () => 'h1' })];
+    await runPipeline(s, { name: 't', journalPath });
+    const lines = readFileSync(journalPath, 'utf8').split('\n');
+    lines[1] = '{"type": "stage", "garbage';
+    writeFileSync(journalPath, lines.join('\n'));
+    const logs: string[] = [];
+    const again = await runPipeline(s, { name: 't', journalPath, onEvent: (e) => { if (e.type === 'log') logs.push(e.line); } });
+    expect(again.states.build).toBe('success');
+    expect(runs).toBe(2);
+    expect(logs).toEqual([expect.stringMatching(/line 2 is not a valid event: nothing recorded in it is trusted, every stage runs in full \(kept as .*journal\.jsonl\.damaged\)$/)]);
+    // A torn last line (a crash mid-write) is normal: the rest is still trusted.
+    appendFileSync(journalPath, '{"type":"sta');
+    const third = await runPipeline(s, { name: 't', journalPath });
+    expect(third.states.build).toBe('skipped');
   });
 
   it('replays keyed checkpoints instead of repeating side effects', async () => {

@@ -113,7 +113,8 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
   const runId = randomUUID();
   const now = options.now ?? (() => new Date());
   const journal = options.journalPath ? new Journal(options.journalPath) : undefined;
-  const history = journal ? journal.read() : [];
+  const recorded = journal ? journal.history() : { events: [] };
+  const history = recorded.events;
   const converged = options.force ? new Map() : lastSuccesses(history);
   const concurrency = Math.max(1, options.concurrency ?? 2);
   const started = performance.now();
@@ -145,6 +146,7 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
     typeof options.allowDestroy === 'boolean' ? options.allowDestroy : Boolean(options.allowDestroy?.[name]);
 
   emit({ type: 'run', state: 'started', stages: order, pipeline: options.name });
+  if (recorded.distrust && order[0]) emit({ type: 'log', stage: order[0], stream: 'warn', line: recorded.distrust });
   for (const name of order) setState(byName.get(name)!, 'pending');
 
   const controller = new AbortController();
