@@ -149,10 +149,15 @@ export class QemuLocalDriver implements SubstrateDriver {
     const f = join(this.vmDir(vmid), 'vm.json');
     if (!existsSync(f)) return undefined;
     const rec = VmRecord.safeParse(readJson(f));
-    if (!rec.success || rec.data.shape.vmid !== vmid) {
-      throw new SubstrateError('bad-state', `${f} is not a VM record this driver wrote (${rec.success ? `it names VMID ${rec.data.shape.vmid}` : rec.error.issues[0]?.message})`, { hint: `inspect or remove ${this.vmDir(vmid)}` });
+    if (rec.success && rec.data.shape.vmid === vmid) {
+      try {
+        checkShape(rec.data.shape);
+        return rec.data;
+      } catch (err) {
+        throw new SubstrateError('bad-state', `${f} is not a VM record this driver wrote: ${(err as Error).message}`, { hint: `inspect or remove ${this.vmDir(vmid)}` });
+      }
     }
-    return rec.data;
+    throw new SubstrateError('bad-state', `${f} is not a VM record this driver wrote (${rec.success ? `it names VMID ${rec.data.shape.vmid}` : rec.error.issues[0]?.message})`, { hint: `inspect or remove ${this.vmDir(vmid)}` });
   }
 
   /**
