@@ -69,7 +69,10 @@ describe('security: the enrollment window against one LAN peer', () => {
 
   it('item 3: a drip-feeding client is cut at the per-connection deadline, and others are served meanwhile', async () => {
     // Another attacking address than the test above (its idle connections may still count).
-    const s = tlsConnect({ host: '127.0.0.1', port, localAddress: '127.0.0.3', rejectUnauthorized: false });
+    const raw = netConnect({ host: '127.0.0.1', port, localAddress: '127.0.0.3' });
+    raw.on('error', () => undefined);
+    attackers.push(raw);
+    const s = tlsConnect({ socket: raw, rejectUnauthorized: false });
     s.on('error', () => undefined);
     attackers.push(s);
     await new Promise<void>((r, j) => (s.once('secureConnect', () => r()), s.once('close', () => j(new Error('the window closed the connection before TLS')))));

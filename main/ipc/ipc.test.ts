@@ -146,7 +146,7 @@ describe('Electron IPC registration (fake ipcMain)', () => {
   };
   const wb = createWorkbench({ transport: 'electron', workspace, emit: noEmit });
   const unregister = registerIpcHandlers(fakeIpcMain, wb.handlers, trustedSender(() => 7));
-  const ours: InvokeEventLike = { sender: { id: 7 }, senderFrame: { url: 'kubedos://app/index.html' } };
+  const ours: InvokeEventLike = { sender: { id: 7 }, senderFrame: { url: 'kubedos://app/index.html', parent: null } };
   const call = (channel: string, event: InvokeEventLike, ...args: unknown[]) => {
     const h = registered.get(ipcChannel(channel as 'spec.parse'));
     if (!h) throw new Error(`no handler for ${channel}`);
@@ -161,7 +161,7 @@ describe('Electron IPC registration (fake ipcMain)', () => {
   });
   it('refuses other windows, other origins, and missing frames', async () => {
     for (const ev of [
-      { sender: { id: 8 }, senderFrame: { url: 'kubedos://app/index.html' } },
+      { sender: { id: 8 }, senderFrame: { url: 'kubedos://app/index.html', parent: null } },
       { sender: { id: 7 }, senderFrame: { url: 'https://example.invalid/' } },
       { sender: { id: 7 }, senderFrame: { url: 'file:///etc/passwd' } },
       { sender: { id: 7 }, senderFrame: null },
