@@ -4,7 +4,7 @@
 // followed on open, and a save never writes through one.
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { MAX_SPEC_BYTES } from '../../common/spec/index';
 
 export class SpecAccessError extends Error {
@@ -45,9 +45,12 @@ export class SpecFiles {
     const abs = resolve(this.workspace, path);
     if (!/\.ya?ml$/i.test(abs)) throw new SpecAccessError(`${path}: a ClusterSpec file must end in .yaml or .yml`);
     if (this.allowedFiles.has(abs)) return abs;
-    const outside = (): SpecAccessError =>
-      new SpecAccessError(`${path} is not a spec file of the workspace ${this.workspace}`, `open or save .yaml files directly inside ${this.workspace} (no subfolders or dot-files), or start kubedos serve with --workspace DIR or a SPEC path`);
-    if (dirname(abs) !== this.workspace || !WORKSPACE_NAME.test(basename(abs))) throw outside();
+    const hint = `open or save .yaml files directly inside ${this.workspace} (no subfolders or dot-files), or start kubedos serve with --workspace DIR or a SPEC path`;
+    if (dirname(abs) !== this.workspace) {
+      const inside = abs.startsWith(`${this.workspace}${sep}`);
+      throw new SpecAccessError(inside ? `${path} is in a subfolder of the workspace ${this.workspace}; only files directly in it are open to the workbench` : `${path} is outside the workspace ${this.workspace}`, hint);
+    }
+    if (!WORKSPACE_NAME.test(basename(abs))) throw new SpecAccessError(`${path} is a hidden file; the workbench opens only visible .yaml files of the workspace ${this.workspace}`, hint);
     return join(safeRealpath(this.workspace), basename(abs));
   }
 
