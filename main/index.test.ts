@@ -145,6 +145,15 @@ describe('Electron main hardening', () => {
     expect(decide('http://127.0.0.1:8080/')).toBe(true);
     expect(decide('file:///etc/passwd')).toBe(true);
     expect(decide('kubedos://app/assets/editor.worker.js')).toBe(false);
+    // data: only for images and fonts, never a document or a script.
+    const decideAs = (url: string, resourceType: string): boolean => {
+      let cancel: boolean | undefined;
+      fake.beforeRequest!({ url, resourceType } as { url: string }, (r) => (cancel = r.cancel));
+      return cancel!;
+    };
+    expect(decideAs('data:text/html,<script>alert(1)</script>', 'mainFrame')).toBe(true);
+    expect(decideAs('data:text/javascript,alert(1)', 'script')).toBe(true);
+    expect(decideAs('data:image/png;base64,iVBORw0KGgo=', 'image')).toBe(false);
     let granted: boolean | undefined;
     fake.permission!({}, 'media', (ok) => (granted = ok));
     expect(granted).toBe(false);
@@ -163,6 +172,14 @@ describe('Electron main hardening', () => {
     expect(prevented('will-navigate', 'https://example.invalid/')).toBe(true);
     expect(prevented('will-navigate', 'kubedos://app/index.html')).toBe(false);
     expect(prevented('will-redirect')).toBe(true);
+    // Subframes: will-frame-navigate carries the URL on the event.
+    const frameNav = (url: string): boolean => {
+      let p = false;
+      contents.handlers.get('will-frame-navigate')!({ preventDefault: () => (p = true), url } as { preventDefault(): void });
+      return p;
+    };
+    expect(frameNav('https://example.invalid/')).toBe(true);
+    expect(frameNav('kubedos://app/index.html')).toBe(false);
     expect(prevented('will-attach-webview')).toBe(true);
     expect(contents.openHandler!()).toEqual({ action: 'deny' });
   });
@@ -170,7 +187,7 @@ describe('Electron main hardening', () => {
   it('registers the contract on ipcMain and refuses other senders', async () => {
     expect([...fake.ipcHandlers.keys()]).toContain('kubedos:spec.parse');
     const h = fake.ipcHandlers.get('kubedos:spec.templates')!;
-    const ours = { sender: { id: 41 }, senderFrame: { url: 'kubedos://app/index.html' } };
+    const ours = { sender: { id: 41 }, senderFrame: { url: 'kubedos://app/index.html', parent: null } };
     expect(await h(ours, {})).toHaveProperty('result');
     expect(await h({ sender: { id: 41 }, senderFrame: { url: 'https://evil.invalid/' } }, {})).toHaveProperty('error');
     expect(await h(ours, { unexpected: true })).toHaveProperty('error');

@@ -3,8 +3,11 @@
 //
 // Hardening: contextIsolation, sandbox and webSecurity on, nodeIntegration off; the page is
 // served from kubedos://app (a privileged standard scheme reading out/renderer only) with a
-// strict CSP header; every request to another origin is cancelled; navigation, window.open,
-// <webview> and permission prompts are denied.
+// strict CSP header; every request to another origin is cancelled (data: only for images and
+// fonts); navigation of any frame, window.open, <webview> and permission prompts are denied; IPC
+// answers only our window's top frame; fuses (electron-builder.yml) disable run-as-node,
+// NODE_OPTIONS and --inspect and load only the integrity-checked app.asar. Decisions live in
+// ipc/electron-policy.ts.
 //
 // CSP note: `worker-src 'self' blob:` is what Monaco needs — its editor worker and the
 // monaco-yaml worker are bundled files started with `new Worker(url)`, and Chromium may wrap
@@ -20,6 +23,7 @@ import type { AppCommand } from '../common/contract/index';
 import { createWorkbench } from './ipc/workbench';
 import type { Workbench } from './ipc/workbench';
 import { APP_ORIGIN, eventSender, registerIpcHandlers, trustedSender } from './ipc/electron-ipc';
+import { navigationAllowed, requestAllowed, specFromArgv } from './ipc/electron-policy';
 import { RENDERER_MIME, rendererCsp } from './ipc/renderer-content';
 import { workspaceRoot } from './workspace';
 
@@ -140,14 +144,17 @@ function buildMenu(): Menu {
 function harden(): void {
   // Nothing but our own scheme (and devtools) is ever loaded: no remote content.
   session.defaultSession.webRequest.onBeforeRequest((details, callback) => {
-    const ok = details.url.startsWith(`${SCHEME}://`) || details.url.startsWith('devtools://') || details.url.startsWith('blob:kubedos://') || details.url.startsWith('data:');
-    callback({ cancel: !ok });
+    callback({ cancel: !requestAllowed(details.url, details.resourceType) });
   });
   session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
   session.defaultSession.setPermissionCheckHandler(() => false);
   app.on('web-contents-created', (_event, contents) => {
     contents.on('will-navigate', (event, url) => {
-      if (!url.startsWith(`${APP_ORIGIN}/`)) event.preventDefault();
+      if (!navigationAllowed(url)) event.preventDefault();
+    });
+    // Subframes too (will-navigate only sees the top frame).
+    contents.on('will-frame-navigate', (event) => {
+      if (!navigationAllowed(event.url)) event.preventDefault();
     });
     contents.on('will-redirect', (event) => event.preventDefault());
     contents.on('will-attach-webview', (event) => event.preventDefault());
@@ -193,11 +200,11 @@ async function start(): Promise<void> {
   await app.whenReady();
   harden();
   protocol.handle(SCHEME, serveRenderer);
-  const specArg = process.argv.slice(app.isPackaged ? 1 : 2).find((a) => /\.ya?ml$/i.test(a));
+  const specArg = specFromArgv(process.argv.slice(app.isPackaged ? 1 : 2));
   workbench = createWorkbench({
     transport: 'electron',
     workspace: join(workspaceRoot(), 'specs'),
-    ...(specArg ? { specPath: resolve(specArg) } : {}),
+    ...(specArg ? { specPath: specArg } : {}),
     emit: sendEvent,
     pickOpenPath: async () => {
       const r = await dialog.showOpenDialog({ title: 'Open ClusterSpec', properties: ['openFile'], filters: [{ name: 'ClusterSpec', extensions: ['yaml', 'yml'] }] });

@@ -104,7 +104,15 @@ export const ProxmoxSubstrate = z
 export const QemuSubstrate = z
   .strictObject({
     accel: z.enum(['auto', 'kvm', 'tcg']).default('auto').describe('auto probes KVM with a real short boot and falls back to TCG.'),
-    stateDir: z.string().optional().describe('Where VM disks, firmware vars and sockets live; default: the workspace.'),
+    stateDir: z
+      .string()
+      .min(1)
+      .max(4000)
+      // QEMU and swtpm split option strings on ","; control characters and ".." have no place in a path we own.
+      // eslint-disable-next-line no-control-regex
+      .regex(/^(?!.*(?:^|\/)\.\.(?:\/|$))[^,\u0000-\u001f\u007f]+$/, 'a directory path without ",", control characters or ".." segments')
+      .optional()
+      .describe('Where VM disks, firmware vars and sockets live; default: the workspace.'),
     storagePools: z.array(StoragePool).default([{ name: 'local', type: 'dir' }]),
     bridges: z.array(Bridge).default([{ name: 'kubedos0', vlanAware: false, trunks: [] }]),
   })

@@ -23,10 +23,14 @@ describe('kubedos serve', () => {
       await page.goto(served.url);
       await expect.poll(() => page.getByTestId('spec-origin').getAttribute('data-origin'), { timeout: 30_000 }).toBe(spec);
       expect(await page.getByTestId('validity').textContent()).toMatch(/^valid/);
-      // Without the token the page loads but the engine refuses it, and says what to do.
+      // The printed URL took the token out of the address bar, and it works once.
+      expect(page.url()).not.toContain('token=');
+      expect((await fetch(served.url, { redirect: 'manual' })).status).toBe(401);
+      // Without the session the page loads but the engine refuses it, and says what to do.
+      await chromium.context.clearCookies();
       const anonymous = await chromium.context.newPage();
       await anonymous.goto(served.origin);
-      await anonymous.getByText(/no bridge token in the URL/).waitFor({ timeout: 10_000 });
+      await anonymous.getByText(/could not connect to kubedos serve/).waitFor({ timeout: 10_000 });
     } finally {
       await chromium.close();
       await served.stop();

@@ -297,7 +297,9 @@ describe('workbench UI over kubedos serve', () => {
   });
 
   it('answers malformed bridge messages with errors and keeps serving', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${new URL(served.url).port}/bridge?token=${served.token}`, { origin: served.origin });
+    // The page's session (the printed URL's token was exchanged for this cookie when it loaded).
+    const cookie = (await chromium.context.cookies(served.origin)).map((c) => `${c.name}=${c.value}`).join('; ');
+    const ws = new WebSocket(`ws://127.0.0.1:${new URL(served.url).port}/bridge`, { origin: served.origin, headers: { cookie } });
     await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
     const replies: Record<string, unknown>[] = [];
     ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
@@ -310,8 +312,8 @@ describe('workbench UI over kubedos serve', () => {
     expect(replies.find((r) => r.id === 3)?.result).toMatchObject({ transport: 'websocket' });
     ws.close();
     expect(served.child.exitCode).toBeNull();
-    // And a wrong token never gets a socket.
-    const denied = new WebSocket(`ws://127.0.0.1:${new URL(served.url).port}/bridge?token=wrong`, { origin: served.origin });
+    // And without the session (even holding the printed token) there is no socket.
+    const denied = new WebSocket(`ws://127.0.0.1:${new URL(served.url).port}/bridge?token=${served.token}`, { origin: served.origin });
     const status = await new Promise<number | undefined>((r) => denied.once('unexpected-response', (_q, res) => r(res.statusCode)));
     expect(status).toBe(401);
     expect(pageErrors).toEqual([]);

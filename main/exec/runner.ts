@@ -1,10 +1,13 @@
 // The one runner for external commands. Every tool the engine starts goes through here:
 // argv arrays only (shell: false), an allowlist of programs, a timeout, an AbortSignal that
 // kills the whole process group, output streamed line by line as events, and secrets
-// redacted from everything that leaves this module (events, errors, results).
+// (registered with registerSecret, or shaped like one: exec/secrets.ts) redacted from every event
+// and error; results lose only the per-call `secrets` (some commands exist to print a secret).
+// A child gets a minimal environment, never the engine's whole process.env.
 import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import { childEnv, redactSecrets } from './secrets';
 import { isKnownTool, toolFor } from './tools';
 
 export interface ExecEvent {
@@ -20,13 +23,14 @@ export interface ExecEvent {
 
 export interface RunOptions {
   cwd?: string;
+  /** Added to the child's minimal environment (PATH, HOME, locale…; see childEnv in secrets.ts). */
   env?: Record<string, string | undefined>;
-  /** Replace the environment instead of extending process.env. */
+  /** Only `env`, not even the minimal inherited variables. */
   cleanEnv?: boolean;
   input?: string | Uint8Array;
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Values that must never appear in events, results or errors. */
+  /** Values that must never appear in events, results or errors (besides registerSecret's and the secret shapes). */
   secrets?: readonly string[];
   onEvent?: (event: ExecEvent) => void;
   runId?: string;
@@ -54,6 +58,8 @@ export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 const DISK_FULL = /No space left on device|ENOSPC|Disk quota exceeded/;
 const DISK_FULL_HINT = 'the disk it writes to is full: free space (df -h; `kubedos cache prune --max-size 10G` drops old build artifacts) and run it again';
 const TAIL_LINES = 20;
+const PEM_BEGIN = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----/;
+const PEM_END = /-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----/;
 
 export class CommandError extends Error {
   readonly command: string[];
@@ -63,11 +69,12 @@ export class CommandError extends Error {
   readonly reason: 'exit' | 'timeout' | 'aborted' | 'spawn' | 'not-allowed';
 
   constructor(init: { message: string; command: string[]; exitCode: number | null; stderrTail: string; hint?: string; reason: CommandError['reason'] }) {
-    super(init.message);
+    // The last wall: whatever built the message, a registered secret or a secret shape never leaves in an error.
+    super(redactSecrets(init.message));
     this.name = 'CommandError';
-    this.command = init.command;
+    this.command = init.command.map((a) => redactSecrets(a));
     this.exitCode = init.exitCode;
-    this.stderrTail = init.stderrTail;
+    this.stderrTail = redactSecrets(init.stderrTail);
     this.hint = init.hint;
     this.reason = init.reason;
   }
@@ -75,11 +82,15 @@ export class CommandError extends Error {
 
 let runCounter = 0;
 
-export function redact(text: string, secrets: readonly string[] | undefined): string {
-  if (!secrets?.length) return text;
+function cutSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
   return out;
+}
+
+/** `text` without `secrets`, without any value registered with registerSecret, and without secret shapes. */
+export function redact(text: string, secrets: readonly string[] | undefined): string {
+  return redactSecrets(text, secrets ?? []);
 }
 
 function tail(text: string): string {
@@ -131,7 +142,8 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   const emit = options.onEvent;
   const maxBuffer = options.maxBufferBytes ?? 8 * 1024 * 1024;
   const started = performance.now();
-  const env = options.cleanEnv ? { ...options.env } : { ...process.env, ...options.env };
+  // A child never inherits the engine's whole environment ($KUBEDOS_SSH_PASSPHRASE and the like).
+  const env = options.cleanEnv ? { ...options.env } : { ...childEnv(process.env), ...options.env };
 
   return new Promise<RunResult>((resolve, reject) => {
     let child;
@@ -153,6 +165,16 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
     const sizes = { stdout: 0, stderr: 0 };
     const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
     const partial = { stdout: '', stderr: '' };
+    // Inside a PEM private key block, every line is key material (none is recognisable alone).
+    const inKey = { stdout: false, stderr: false };
+    const redactLine = (stream: 'stdout' | 'stderr', line: string): string => {
+      if (PEM_BEGIN.test(line)) inKey[stream] = true;
+      if (inKey[stream]) {
+        if (PEM_END.test(line)) inKey[stream] = false;
+        return '***';
+      }
+      return redact(line, secrets);
+    };
     let settled = false;
     let killedFor: 'timeout' | 'aborted' | undefined;
 
@@ -165,7 +187,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
       const text = partial[stream] + decoders[stream].write(buf);
       const lines = text.split('\n');
       partial[stream] = lines.pop() ?? '';
-      for (const line of lines) emit({ runId, kind: 'line', command: shown, stream, line: redact(line.replace(/\r$/, ''), secrets) });
+      for (const line of lines) emit({ runId, kind: 'line', command: shown, stream, line: redactLine(stream, line.replace(/\r$/, '')) });
     };
     child.stdout.on('data', onData('stdout'));
     child.stderr.on('data', onData('stderr'));
@@ -207,7 +229,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
       options.signal?.removeEventListener('abort', onAbort);
       for (const stream of ['stdout', 'stderr'] as const) {
         const rest = partial[stream] + decoders[stream].end();
-        if (emit && rest) emit({ runId, kind: 'line', command: shown, stream, line: redact(rest, secrets) });
+        if (emit && rest) emit({ runId, kind: 'line', command: shown, stream, line: redactLine(stream, rest) });
       }
       const durationMs = performance.now() - started;
       const stdoutBuf = Buffer.concat(chunks.stdout);
@@ -215,8 +237,9 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
         command: shown,
         exitCode: code,
         signal,
-        stdout: redact(stdoutBuf.toString('utf8'), secrets),
-        stderr: redact(Buffer.concat(chunks.stderr).toString('utf8'), secrets),
+        // The caller's own result: only the per-call secrets are cut (a decrypted value is the point of some commands).
+        stdout: cutSecrets(stdoutBuf.toString('utf8'), secrets),
+        stderr: cutSecrets(Buffer.concat(chunks.stderr).toString('utf8'), secrets),
         durationMs,
         ...(options.binary ? { stdoutBytes: stdoutBuf } : {}),
       };
@@ -263,9 +286,10 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
     const tool = toolFor(basename(program ?? ''));
     const missing = err.code === 'ENOENT';
     return new CommandError({
-      message: missing
-        ? `${program} is not installed${tool ? ` (Debian package ${tool.package}: ${tool.purpose})` : ''}`
-        : `could not start ${program}: ${err.message}`,
+      message: redact(
+        missing ? `${program} is not installed${tool ? ` (Debian package ${tool.package}: ${tool.purpose})` : ''}` : `could not start ${program}: ${err.message}`,
+        secrets,
+      ),
       command: shown,
       exitCode: null,
       stderrTail: '',

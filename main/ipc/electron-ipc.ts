@@ -11,7 +11,8 @@ import type { Handlers } from './dispatch';
 /** The part of IpcMainInvokeEvent we look at. */
 export interface InvokeEventLike {
   sender: { id: number };
-  senderFrame: { url: string } | null;
+  /** WebFrameMain: `parent` is null for the top frame. */
+  senderFrame: { url: string; parent?: unknown } | null;
 }
 
 export interface IpcMainLike {
@@ -34,9 +35,10 @@ export const APP_ORIGIN = 'kubedos://app';
 export function trustedSender(windowWebContentsId: () => number | undefined, origin = APP_ORIGIN): (event: InvokeEventLike) => boolean {
   return (event) => {
     if (event.sender.id !== windowWebContentsId()) return false;
+    // The top frame only: a subframe (whatever its URL claims) never speaks for the window.
+    if (!event.senderFrame || event.senderFrame.parent !== null) return false;
     // kubedos: is not a special scheme, so URL.origin would be "null": compare the prefix.
-    const url = event.senderFrame?.url ?? '';
-    return url.startsWith(`${origin}/`);
+    return event.senderFrame.url.startsWith(`${origin}/`);
   };
 }
 

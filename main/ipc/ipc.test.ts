@@ -146,7 +146,7 @@ describe('Electron IPC registration (fake ipcMain)', () => {
   };
   const wb = createWorkbench({ transport: 'electron', workspace, emit: noEmit });
   const unregister = registerIpcHandlers(fakeIpcMain, wb.handlers, trustedSender(() => 7));
-  const ours: InvokeEventLike = { sender: { id: 7 }, senderFrame: { url: 'kubedos://app/index.html' } };
+  const ours: InvokeEventLike = { sender: { id: 7 }, senderFrame: { url: 'kubedos://app/index.html', parent: null } };
   const call = (channel: string, event: InvokeEventLike, ...args: unknown[]) => {
     const h = registered.get(ipcChannel(channel as 'spec.parse'));
     if (!h) throw new Error(`no handler for ${channel}`);
@@ -161,7 +161,7 @@ describe('Electron IPC registration (fake ipcMain)', () => {
   });
   it('refuses other windows, other origins, and missing frames', async () => {
     for (const ev of [
-      { sender: { id: 8 }, senderFrame: { url: 'kubedos://app/index.html' } },
+      { sender: { id: 8 }, senderFrame: { url: 'kubedos://app/index.html', parent: null } },
       { sender: { id: 7 }, senderFrame: { url: 'https://example.invalid/' } },
       { sender: { id: 7 }, senderFrame: { url: 'file:///etc/passwd' } },
       { sender: { id: 7 }, senderFrame: null },
@@ -184,14 +184,20 @@ describe('Electron IPC registration (fake ipcMain)', () => {
 
 describe('WebSocket bridge', () => {
   let bridge: Bridge;
+  let session = '';
   beforeAll(async () => {
     bridge = await startBridge({ rendererDir: renderer, workspace, token: 't'.repeat(43) });
+    // Opening the printed URL exchanges its one-time token for a session cookie.
+    const res = await fetch(bridge.url, { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/');
+    session = (res.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
   });
   afterAll(() => bridge.close());
   const origin = () => `http://127.0.0.1:${bridge.port}`;
-  const connect = (opts: { token?: string; origin?: string } = {}): Promise<WebSocket> =>
+  const connect = (opts: { cookie?: string; origin?: string } = {}): Promise<WebSocket> =>
     new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${bridge.port}/bridge?token=${opts.token ?? bridge.token}`, { origin: opts.origin ?? origin() });
+      const ws = new WebSocket(`ws://127.0.0.1:${bridge.port}/bridge`, { origin: opts.origin ?? origin(), headers: { cookie: opts.cookie ?? session } });
       ws.once('open', () => resolve(ws));
       ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
       ws.once('error', reject);
@@ -207,9 +213,10 @@ describe('WebSocket bridge', () => {
     expect((await fetch(`${origin()}/..%2f..%2fsecret.yaml`)).status).toBe(404);
     expect((await fetch(`${origin()}/%2e%2e/secret.yaml`)).status).toBe(404);
   });
-  it('refuses a wrong token, a missing token and a foreign origin', async () => {
-    await expect(connect({ token: 'x'.repeat(43) })).rejects.toThrow('HTTP 401');
-    await expect(connect({ token: '' })).rejects.toThrow('HTTP 401');
+  it('refuses a wrong session, a missing session, a reused token and a foreign origin', async () => {
+    await expect(connect({ cookie: `kubedos_session_${bridge.port}=${'x'.repeat(43)}` })).rejects.toThrow('HTTP 401');
+    await expect(connect({ cookie: '' })).rejects.toThrow('HTTP 401');
+    expect((await fetch(bridge.url, { redirect: 'manual' })).status).toBe(401);
     await expect(connect({ origin: 'http://evil.invalid' })).rejects.toThrow('HTTP 403');
   });
   it('answers malformed frames with an error reply and keeps serving', async () => {

@@ -58,6 +58,9 @@ export interface Workbench {
   dispose(): Promise<void>;
 }
 
+/** Pipelines one workbench runs at the same time (plan runs take milliseconds; deploys hold a lock each). */
+export const MAX_ACTIVE_RUNS = 8;
+
 export function createWorkbench(options: WorkbenchOptions): Workbench {
   const files = new SpecFiles(options.workspace, options.specPath);
   const runs = new Map<string, RunRecord>();
@@ -177,8 +180,17 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     workspace?: string;
   }
 
+  /** Pipelines started and not finished yet (a client cannot start thousands at once). */
+  let active = 0;
+
   function startRun(stages: StageDefinition[], runOptions: Omit<PipelineOptions, 'onEvent' | 'signal'>, extra: { workspace?: string; close?: () => Promise<void> } = {}): Promise<{ runId: string; stages: string[] }> {
     const pipeline = runOptions.name;
+    if (active >= MAX_ACTIVE_RUNS) {
+      return Promise.reject(
+        Object.assign(new Error(`${active} pipelines are running already; the workbench runs at most ${MAX_ACTIVE_RUNS} at once`), { code: 'pipeline.busy', hint: 'wait for one to finish or cancel one, then start again' }),
+      );
+    }
+    active++;
     const controller = new AbortController();
     const batcher = new EventBatcher((events) => emit('pipeline.events', events));
     // runPipeline emits its first event synchronously, before `done` below exists: the record
@@ -205,6 +217,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
           // The run's substrate connection is released before the cluster counts as free again.
           await extra.close?.().catch((err: unknown) => console.error(`closing the ${pipeline} run:`, err));
           for (const [id, r] of runs) if (r.controller === controller) runs.delete(id);
+          active--;
         });
     });
   }

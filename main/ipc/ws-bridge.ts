@@ -1,8 +1,10 @@
 // Transport 2: `kubedos serve`. An HTTP server on 127.0.0.1 only, serving the built renderer,
-// and a WebSocket endpoint at /bridge carrying the same contract as Electron IPC. The socket
-// needs the random token printed at start; Host and Origin must be this server (no DNS
-// rebinding, no other web page driving the engine). Every inbound frame is validated; a
-// malformed one gets an error reply and the connection stays up.
+// and a WebSocket endpoint at /bridge carrying the same contract as Electron IPC. The URL printed
+// at start carries a random bootstrap token that works ONCE: opening it sets an HttpOnly,
+// SameSite=Strict session cookie and redirects to the same page without the token (so it is not
+// left in the address bar or the history). The socket needs that session; Host and Origin must
+// be this server (no DNS rebinding, no other web page driving the engine). Every inbound frame
+// is validated; a malformed one gets an error reply and the connection stays up.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -21,11 +23,13 @@ import { RENDERER_MIME, rendererCsp } from './renderer-content';
 
 export const BRIDGE_PATH = '/bridge';
 export const LOOPBACK = '127.0.0.1';
+/** Open bridge sockets at once (a browser tab holds one). */
+export const MAX_CLIENTS = 16;
 
 export interface BridgeOptions extends Omit<WorkbenchOptions, 'emit' | 'transport' | 'pickOpenPath' | 'pickSavePath'> {
   rendererDir: string;
   port?: number;
-  /** Fixed token for tests; random (32 bytes, base64url) otherwise. */
+  /** Fixed bootstrap token for tests; random (32 bytes, base64url) otherwise. Valid for one exchange. */
   token?: string;
 }
 
@@ -54,8 +58,38 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   }
   const token = options.token ?? randomBytes(32).toString('base64url');
   const tokenBytes = Buffer.from(token);
+  let tokenUsed = false;
+  const sessions = new Set<string>();
   const clients = new Set<WebSocket>();
   let port = 0;
+  // Cookies are not per-port: the name carries it, so two servers never see each other's session.
+  const cookieName = (): string => `kubedos_session_${port}`;
+  const sessionOf = (req: IncomingMessage): string | undefined => {
+    for (const part of (req.headers.cookie ?? '').split(';')) {
+      const [k, ...v] = part.trim().split('=');
+      if (k === cookieName()) return v.join('=');
+    }
+    return undefined;
+  };
+  const hasSession = (req: IncomingMessage): boolean => {
+    const sid = sessionOf(req);
+    if (!sid) return false;
+    const given = Buffer.from(sid);
+    for (const s of sessions) {
+      const b = Buffer.from(s);
+      if (b.length === given.length && timingSafeEqual(b, given)) return true;
+    }
+    return false;
+  };
+  /** The one exchange of the bootstrap token for a session. */
+  const redeem = (given: string): string | undefined => {
+    const g = Buffer.from(given);
+    if (tokenUsed || g.length !== tokenBytes.length || !timingSafeEqual(g, tokenBytes)) return undefined;
+    tokenUsed = true;
+    const sid = randomBytes(32).toString('base64url');
+    sessions.add(sid);
+    return sid;
+  };
 
   const emit = <C extends EventChannel>(channel: C, payload: EventOf<C>): void => {
     const frame = JSON.stringify({ kind: 'event', channel, payload } satisfies ServerFrame);
@@ -81,10 +115,22 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (!allowedHosts().has(req.headers.host ?? '')) return plain(res, 421, 'misdirected request: this server only answers to 127.0.0.1\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return plain(res, 405, 'method not allowed\n');
     let pathname: string;
+    let url: URL;
     try {
-      pathname = decodeURIComponent(new URL(req.url ?? '/', `http://${LOOPBACK}`).pathname);
+      url = new URL(req.url ?? '/', `http://${LOOPBACK}`);
+      pathname = decodeURIComponent(url.pathname);
     } catch {
       return plain(res, 400, 'bad request\n');
+    }
+    const given = url.searchParams.get('token');
+    if (given !== null) {
+      const sid = redeem(given);
+      if (!sid) {
+        return plain(res, 401, hasSession(req) ? 'this link was used already; your session is open: go to / \n' : 'this link is not valid (it works once): restart kubedos serve for a new one\n');
+      }
+      res.setHeader('Set-Cookie', `${cookieName()}=${sid}; Path=/; HttpOnly; SameSite=Strict`);
+      res.writeHead(303, { Location: url.pathname });
+      return void res.end();
     }
     if (pathname.includes('\u0000')) return plain(res, 400, 'bad request\n');
     const rel = pathname === '/' ? 'index.html' : normalize(pathname).replace(/^[/\\]+/, '');
@@ -118,8 +164,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (url.pathname !== BRIDGE_PATH) return refuse(404, 'Not Found');
     if (!allowedHosts().has(req.headers.host ?? '')) return refuse(421, 'Misdirected Request');
     if (!allowedOrigins().has(req.headers.origin ?? '')) return refuse(403, 'Forbidden');
-    const given = Buffer.from(url.searchParams.get('token') ?? '');
-    if (given.length !== tokenBytes.length || !timingSafeEqual(given, tokenBytes)) return refuse(401, 'Unauthorized');
+    if (!hasSession(req)) return refuse(401, 'Unauthorized');
+    if (clients.size >= MAX_CLIENTS) return refuse(503, 'Service Unavailable');
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 

@@ -6,6 +6,7 @@
 import { join, resolve } from 'node:path';
 import type { Plan } from '../../common/plan/schema';
 import type { ClusterSpec } from '../../common/spec/schema';
+import { registerSecret } from '../exec/secrets';
 import type { Target } from '../target';
 import { WORKSPACE_LAYOUT } from '../workspace';
 import type { SubstrateDriver } from './driver';
@@ -51,6 +52,7 @@ export function substrateFor(o: SubstrateForOptions): { driver: SubstrateDriver;
   if (!o.target.host) throw new SubstrateError('no-target', 'the spec names no Proxmox host', { hint: 'pass --target proxmox://HOST (an ~/.ssh/config Host alias or a host name)' });
   const accept = o.acceptHostKey;
   const env = o.env;
+  registerSecret(env.KUBEDOS_SSH_PASSPHRASE);
   const driver = new ProxmoxSshDriver({
     target: `proxmox://${o.target.host}`,
     ownership,
@@ -66,7 +68,9 @@ export function substrateFor(o: SubstrateForOptions): { driver: SubstrateDriver;
     },
     passphrase: async (keyPath) => {
       if (env.KUBEDOS_SSH_PASSPHRASE !== undefined) return env.KUBEDOS_SSH_PASSPHRASE;
-      return o.passphrase ? o.passphrase(keyPath) : undefined;
+      const given = o.passphrase ? await o.passphrase(keyPath) : undefined;
+      registerSecret(given);
+      return given;
     },
   });
   return { driver, storage: sub.proxmox?.isoStorage ?? 'local' };

@@ -7,10 +7,11 @@
 // host services are reachable from guests through a restricted user-mode NIC whose guestfwd
 // rules forward to ports on the host's loopback.
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, createReadStream, existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { VmShape } from '../../common/plan/schema';
+import { z } from 'zod';
+import { VmShape } from '../../common/plan/schema';
 import { CommandError, displayCommand, run } from '../exec/runner';
 import type { ArtifactFile, GuestExecResult, Inventory, InventoryVm, OpOptions, PlannedStep, SubstrateDriver, UploadResult } from './driver';
 import { SubstrateError, throwIfAborted } from './driver';
@@ -21,6 +22,8 @@ import type { GuestFileWriteOptions } from './guest-file';
 import { contentBytes, GUEST_INPUT_MAX_BYTES, planGuestFileWrite, writeGuestFile } from './guest-file';
 import { GuestAgentClient, qmpCommand } from './qga';
 import * as v from './validate';
+import { remoteCommand } from './shell';
+import { makePrivateDir, privateRuntimeDir, writePrivateFile } from '../workspace';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
@@ -49,19 +52,27 @@ export interface QemuLocalOptions {
   hostServices?: HostService[];
 }
 
-interface VmRecord {
-  shape: VmShape;
-  base?: string;
+/** vm.json: what was created. Read back through this schema (a file on disk is input too). */
+const VmRecord = z.strictObject({
+  shape: VmShape,
+  base: z.string().optional(),
   /** Proxmox-style config of what was created (so compareConfig works the same way). */
-  config: Record<string, string>;
-}
+  config: z.record(z.string(), z.string()),
+});
+type VmRecord = z.infer<typeof VmRecord>;
+const AccelProbe = z.strictObject({ accel: z.enum(['kvm', 'tcg,thread=multi']) });
+
+/** A QEMU option value (commas doubled): every path that goes into an option string passes here. */
+const q = v.qemuOptionValue;
 
 export class QemuLocalDriver implements SubstrateDriver {
   readonly kind = 'qemu' as const;
   readonly target = 'qemu-local';
   private accelChoice: string | undefined;
 
-  constructor(readonly options: QemuLocalOptions) {}
+  constructor(readonly options: QemuLocalOptions) {
+    v.localStateDir(options.stateDir);
+  }
 
   private get qemu(): string {
     return this.options.qemuBinary ?? 'qemu-system-x86_64';
@@ -72,15 +83,18 @@ export class QemuLocalDriver implements SubstrateDriver {
   private imagesDir(): string {
     return join(this.options.stateDir, 'images');
   }
-  /** Unix socket paths must stay under 108 bytes; long workspaces get a short run dir. */
+  /**
+   * Unix socket paths must stay under 108 bytes; long workspaces get a short run dir inside this
+   * user's private runtime dir (never a predictable shared /tmp name another user could make first).
+   */
   runDir(vmid: number): string {
     const dir = join(this.vmDir(vmid), 'run');
     if (dir.length + 16 < 100) return dir;
-    return join('/tmp', `kubedos-run-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`);
+    return join(privateRuntimeDir(), `run-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`);
   }
   private hubSocket(bridge: string): string {
     const p = join(this.options.stateDir, 'net', `${v.bridgeName(bridge)}.sock`);
-    return p.length < 100 ? p : join('/tmp', `kubedos-l2-${createHash('sha256').update(p).digest('hex').slice(0, 12)}.sock`);
+    return p.length < 100 ? p : join(privateRuntimeDir(), `l2-${createHash('sha256').update(p).digest('hex').slice(0, 12)}.sock`);
   }
 
   private async exec(argv: string[], op: OpOptions, extra: { node?: string; timeoutMs?: number; hint?: string } = {}): Promise<string> {
@@ -108,7 +122,10 @@ export class QemuLocalDriver implements SubstrateDriver {
     const want = this.options.accel ?? 'auto';
     if (want === 'tcg' || (want === 'auto' && !existsSync('/dev/kvm'))) return (this.accelChoice = 'tcg,thread=multi');
     const cache = join(this.options.stateDir, 'accel-probe.json');
-    if (want === 'auto' && existsSync(cache)) return (this.accelChoice = (JSON.parse(readFileSync(cache, 'utf8')) as { accel: string }).accel);
+    if (want === 'auto' && existsSync(cache)) {
+      const cached = AccelProbe.safeParse(readJson(cache));
+      if (cached.success) return (this.accelChoice = cached.data.accel);
+    }
     let works: boolean;
     try {
       // A working KVM boots this kernel to its "no root" panic in a second or two.
@@ -123,19 +140,36 @@ export class QemuLocalDriver implements SubstrateDriver {
     if (want === 'kvm' && !works) throw new SubstrateError('kvm-unusable', 'accel: kvm was asked for, but a test boot under KVM failed on this machine', { hint: 'use accel: auto or tcg in the spec (TCG is slower but works everywhere)' });
     const accel = works ? 'kvm' : 'tcg,thread=multi';
     op.onEvent?.({ kind: 'log', level: works ? 'info' : 'warn', message: works ? 'KVM works here (test boot passed)' : 'KVM is not usable here (test boot failed); using TCG' });
-    mkdirSync(this.options.stateDir, { recursive: true });
-    writeFileSync(cache, JSON.stringify({ accel }));
+    makePrivateDir(this.options.stateDir);
+    writePrivateFile(cache, JSON.stringify({ accel }));
     return (this.accelChoice = accel);
   }
 
   private readRecord(vmid: number): VmRecord | undefined {
     const f = join(this.vmDir(vmid), 'vm.json');
-    return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as VmRecord) : undefined;
+    if (!existsSync(f)) return undefined;
+    const rec = VmRecord.safeParse(readJson(f));
+    if (rec.success && rec.data.shape.vmid === vmid) {
+      try {
+        checkShape(rec.data.shape);
+        return rec.data;
+      } catch (err) {
+        throw new SubstrateError('bad-state', `${f} is not a VM record this driver wrote: ${(err as Error).message}`, { hint: `inspect or remove ${this.vmDir(vmid)}` });
+      }
+    }
+    throw new SubstrateError('bad-state', `${f} is not a VM record this driver wrote (${rec.success ? `it names VMID ${rec.data.shape.vmid}` : rec.error.issues[0]?.message})`, { hint: `inspect or remove ${this.vmDir(vmid)}` });
   }
 
+  /**
+   * The pid in `pidFile` when that process is alive, runs as this user and its command line
+   * contains `mustContain` (a path only this driver uses): another user's process is never adopted.
+   */
   private pidAlive(pidFile: string, mustContain: string): number | undefined {
     try {
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      if (!Number.isSafeInteger(pid) || pid <= 1) return undefined;
+      const uid = process.getuid?.();
+      if (uid !== undefined && statSync(`/proc/${pid}`).uid !== uid) return undefined;
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       return cmdline.includes(mustContain) ? pid : undefined;
     } catch {
@@ -175,15 +209,16 @@ export class QemuLocalDriver implements SubstrateDriver {
       op.onEvent?.({ kind: 'log', level: 'info', message: `${name}: already in ${this.imagesDir()} (sha256 ${artifact.sha256.slice(0, 12)}…)` });
       return { volid, remotePath: dest, action: 'skipped', bytesSent: 0 };
     }
-    mkdirSync(this.imagesDir(), { recursive: true });
+    makePrivateDir(this.imagesDir());
     copyFileSync(artifact.path, `${dest}.part`);
     const got = await sha256Of(`${dest}.part`);
     if (got !== artifact.sha256) {
       rmSync(`${dest}.part`, { force: true });
       throw new SubstrateError('upload-verify', `${artifact.path} does not have the sha256 the manifest says (${got.slice(0, 12)}… vs ${artifact.sha256.slice(0, 12)}…)`, { hint: 'rebuild the artifact' });
     }
+    chmodSync(`${dest}.part`, 0o600);
     renameSync(`${dest}.part`, dest);
-    writeFileSync(stamp, `${artifact.sha256}\n`);
+    writePrivateFile(stamp, `${artifact.sha256}\n`);
     return { volid, remotePath: dest, action: 'uploaded', bytesSent: artifact.sizeBytes };
   }
 
@@ -239,12 +274,16 @@ export class QemuLocalDriver implements SubstrateDriver {
     if (existsSync(join(dir, 'vm.json'))) throw new SubstrateError('vmid-taken', `VMID ${shape.vmid} already exists in ${this.options.stateDir}`, { node: shape.name, hint: 'pick another vmid or destroy it with --allow-destroy' });
     if (artifact?.kind === 'disk-image' && !existsSync(this.imagePath(artifact.volid))) throw new SubstrateError('no-artifact', `${artifact.volid} was not uploaded`, { node: shape.name });
     op.onEvent?.({ kind: 'vm', node: shape.name, vmid: shape.vmid, state: 'creating' });
-    mkdirSync(join(dir, 'tpm'), { recursive: true });
+    makePrivateDir(this.options.stateDir);
+    makePrivateDir(join(dir, 'tpm'));
     try {
+      // Guest disks, firmware vars and TPM state hold the cluster's keys: this user only (0600).
       copyFileSync(OVMF_VARS_MS, join(dir, 'efivars.fd'));
+      chmodSync(join(dir, 'efivars.fd'), 0o600);
       for (const step of this.createSteps(shape, artifact)) await this.exec(step, op, { node: shape.name });
+      for (const d of shape.disks) chmodSync(join(dir, `scsi${d.index}.qcow2`), 0o600);
       const record: VmRecord = { shape, ...(artifact ? { base: artifact.volid } : {}), config: QemuLocalDriver.configOf(shape, artifact) };
-      writeFileSync(join(dir, 'vm.json'), `${JSON.stringify(record, null, 2)}\n`);
+      writePrivateFile(join(dir, 'vm.json'), `${JSON.stringify(record, null, 2)}\n`);
     } catch (err) {
       // Nothing half-created stays behind: the VM directory goes as a whole.
       rmSync(dir, { recursive: true, force: true });
@@ -265,7 +304,7 @@ export class QemuLocalDriver implements SubstrateDriver {
       else if (k !== 'cpu' && k !== 'agent') throw new SubstrateError('not-settable', `qemu-local cannot change ${k} in place`);
       rec.config[k] = val;
     }
-    writeFileSync(join(this.vmDir(vmid), 'vm.json'), `${JSON.stringify(rec, null, 2)}\n`);
+    writePrivateFile(join(this.vmDir(vmid), 'vm.json'), `${JSON.stringify(rec, null, 2)}\n`);
     op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'updated' });
   }
 
@@ -278,8 +317,12 @@ export class QemuLocalDriver implements SubstrateDriver {
 
   /** The QEMU command line for a created VM (also shown by --dry-run). */
   qemuArgv(shape: VmShape, base: string | undefined, accel: string): string[] {
-    const dir = this.vmDir(shape.vmid);
-    const runDir = this.runDir(shape.vmid);
+    // Re-checked here: the shape may come from vm.json on disk, not only from the plan.
+    checkShape(shape);
+    if (!['kvm', 'tcg,thread=multi', '<kvm|tcg>'].includes(accel)) throw new v.SubstrateInputError('accel', accel, 'kvm or tcg,thread=multi');
+    if (base !== undefined) v.volumeId(base);
+    const dir = q(this.vmDir(shape.vmid));
+    const runDir = q(this.runDir(shape.vmid));
     const a = [this.qemu, '-name', `${shape.name},debug-threads=on`, '-accel', accel, '-machine', `${shape.machine},smm=on`];
     a.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
     a.push('-drive', `if=pflash,unit=0,format=raw,readonly=on,file=${OVMF_CODE_SECBOOT}`, '-drive', `if=pflash,unit=1,format=raw,file=${join(dir, 'efivars.fd')}`);
@@ -298,9 +341,9 @@ export class QemuLocalDriver implements SubstrateDriver {
       a.push('-drive', `file=${join(dir, `${id}.qcow2`)},if=none,id=drive-${id},format=qcow2,discard=${d.discard ? 'unmap' : 'ignore'}`);
       a.push('-device', `scsi-hd,bus=ctl-${id}.0,drive=drive-${id},id=${id}${boot.has(id) ? `,bootindex=${boot.get(id)}` : ''}`);
     }
-    if (base && base.includes(':iso/')) a.push('-drive', `file=${this.imagePath(base)},if=none,id=drive-ide2,media=cdrom,readonly=on`, '-device', `ide-cd,bus=ide.1,unit=0,drive=drive-ide2,id=ide2,bootindex=${boot.get('ide2') ?? 200}`);
+    if (base && base.includes(':iso/')) a.push('-drive', `file=${q(this.imagePath(base))},if=none,id=drive-ide2,media=cdrom,readonly=on`, '-device', `ide-cd,bus=ide.1,unit=0,drive=drive-ide2,id=ide2,bootindex=${boot.get('ide2') ?? 200}`);
     for (const n of shape.nics) {
-      a.push('-netdev', `stream,id=net${n.index},server=off,addr.type=unix,addr.path=${this.hubSocket(n.bridge)}`);
+      a.push('-netdev', `stream,id=net${n.index},server=off,addr.type=unix,addr.path=${q(this.hubSocket(n.bridge))}`);
       a.push('-device', `virtio-net-pci,netdev=net${n.index},mac=${n.mac.toLowerCase()},id=net${n.index}`);
     }
     const services = this.options.hostServices ?? [];
@@ -309,7 +352,7 @@ export class QemuLocalDriver implements SubstrateDriver {
       const mac = `52:54:00:fe:${((shape.vmid >> 8) & 0xff).toString(16).padStart(2, '0')}:${(shape.vmid & 0xff).toString(16).padStart(2, '0')}`;
       a.push('-netdev', `user,id=hostsvc,restrict=on,net=10.0.2.0/24,${fwd}`, '-device', `virtio-net-pci,netdev=hostsvc,mac=${mac},id=hostsvc`);
     }
-    a.push('-pidfile', join(runDir, 'qemu.pid'), '-daemonize');
+    a.push('-pidfile', join(this.runDir(shape.vmid), 'qemu.pid'), '-daemonize');
     return a;
   }
 
@@ -328,10 +371,11 @@ export class QemuLocalDriver implements SubstrateDriver {
   private async startHub(bridge: string, op: OpOptions): Promise<void> {
     const sock = this.hubSocket(bridge);
     const pidFile = `${sock}.pid`;
-    if (this.pidAlive(pidFile, 'l2-hub.mjs') && existsSync(sock)) return;
-    mkdirSync(dirname(sock), { recursive: true });
-    const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-    await this.exec(['sh', '-c', `node ${q(join(HERE, 'l2-hub.mjs'))} ${q(sock)} ${q(pidFile)} </dev/null >/dev/null 2>&1 &`], op);
+    // Adopt a running hub only when it is this user's, runs l2-hub.mjs for this very socket, and
+    // the socket is a socket this user owns (its directory is private: makePrivateDir checks that).
+    makePrivateDir(dirname(sock));
+    if (this.pidAlive(pidFile, sock) && this.pidAlive(pidFile, 'l2-hub.mjs') && ownSocket(sock)) return;
+    await this.exec(['sh', '-c', `${remoteCommand(['node', join(HERE, 'l2-hub.mjs'), sock, pidFile])} </dev/null >/dev/null 2>&1 &`], op);
     for (let i = 0; i < 100 && !(existsSync(sock) && existsSync(pidFile)); i++) await new Promise((r) => setTimeout(r, 50));
     if (!existsSync(sock)) throw new SubstrateError('network', `the local L2 hub for ${bridge} did not come up at ${sock}`, { hint: 'is node on PATH?' });
   }
@@ -342,7 +386,7 @@ export class QemuLocalDriver implements SubstrateDriver {
     const node = rec.shape.name;
     const accel = await this.accel(op);
     const runDir = this.runDir(vmid);
-    mkdirSync(runDir, { recursive: true });
+    makePrivateDir(runDir);
     for (const f of ['qmp.sock', 'qga.sock', 'serial.sock', 'swtpm.sock']) rmSync(join(runDir, f), { force: true });
     for (const b of new Set(rec.shape.nics.map((n) => n.bridge))) await this.ensureHub(b, op);
     op.onEvent?.({ kind: 'vm', node, vmid, state: 'starting' });
@@ -453,6 +497,23 @@ export class QemuLocalDriver implements SubstrateDriver {
 
   async close(): Promise<void> {
     /* nothing held open: VMs keep running and are re-attached by pidfile */
+  }
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function ownSocket(path: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isSocket() && st.uid === (process.getuid?.() ?? st.uid);
+  } catch {
+    return false;
   }
 }
 

@@ -43,7 +43,18 @@ export interface ExecResult {
   stderr: string;
 }
 
-const RSA_ALGOS = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+/** RSA host keys are checked with SHA-2 signatures only: `ssh-rsa` (SHA-1) is never offered. */
+const RSA_ALGOS = ['rsa-sha2-512', 'rsa-sha2-256'];
+const HOST_KEY_ALGOS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', ...RSA_ALGOS];
+
+/**
+ * The host key algorithms offered, the types known_hosts holds for this host first (so the key
+ * we can verify is the one negotiated). A known `ssh-rsa` key is verified with rsa-sha2-*.
+ */
+export function hostKeyAlgorithms(knownTypes: readonly string[]): string[] {
+  const first = knownTypes.flatMap((k) => (k === 'ssh-rsa' ? RSA_ALGOS : HOST_KEY_ALGOS.includes(k) ? [k] : []));
+  return [...new Set([...first, ...HOST_KEY_ALGOS])];
+}
 
 export class SshSession {
   /** Commands (channels) opened; the bench compares this with one process per command. */
@@ -115,7 +126,6 @@ export class SshSession {
     const knownHosts = new KnownHostsFile(this.options.knownHostsPath);
     const entries = knownHosts.read();
     const known = knownKeyTypes(entries, t.hostName, t.port);
-    const prepend = known.flatMap((k) => (k === 'ssh-rsa' ? RSA_ALGOS : [k]));
     let hostKeyProblem: SubstrateError | undefined;
     const client = new Client();
     const keyFiles = t.identityFiles.filter((f) => existsSync(f));
@@ -133,7 +143,7 @@ export class SshSession {
       ...(sock ? { sock } : {}),
       readyTimeout: this.options.readyTimeoutMs ?? 20_000,
       keepaliveInterval: 15_000,
-      ...(prepend.length ? { algorithms: { serverHostKey: { prepend: prepend as never[] } } as never } : {}),
+      algorithms: { serverHostKey: hostKeyAlgorithms(known) as never[] },
       hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
         const verdict = checkHostKey(entries, t.hostName, t.port, key);
         if (verdict.status === 'known') return verify(true);

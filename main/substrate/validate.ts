@@ -133,3 +133,26 @@ export function fileMode(value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o777) throw new SubstrateInputError('file mode', value, 'permission bits from 0 to 0o777 (e.g. 0o600, 0o644)');
   return value;
 }
+
+/**
+ * The local directory qemu-local keeps VMs in (spec.substrate.qemu.stateDir, resolved): absolute,
+ * no control characters, no "," (QEMU and swtpm split option strings on it) and no ".." segment.
+ */
+// eslint-disable-next-line no-control-regex
+const LOCAL_DIR = /^\/[^,\u0000-\u001f\u007f]{0,4000}$/;
+export function localStateDir(value: unknown): string {
+  if (typeof value !== 'string' || !LOCAL_DIR.test(value) || value.split('/').includes('..')) {
+    throw new SubstrateInputError('qemu stateDir', value, 'an absolute directory path without ",", control characters or ".." segments');
+  }
+  return value;
+}
+
+/**
+ * A value inside a QEMU option string (`-drive file=VALUE,…`): QEMU splits on "," and reads ",,"
+ * as a literal comma, so every comma is doubled. Control characters are refused outright.
+ */
+export function qemuOptionValue(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new SubstrateInputError('QEMU option value', value, 'no control characters');
+  return value.replace(/,/g, ',,');
+}

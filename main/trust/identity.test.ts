@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -33,7 +33,12 @@ describe('ageIdentity', () => {
     expect(ageIdentityPath(env)).toBe(file);
     await expect(ageIdentity(env)).rejects.toThrow(`KUBEDOS_AGE_IDENTITY_FILE=${file} does not exist`);
     const bad = join(root, 'bad.txt');
-    writeFileSync(bad, '# nothing here\n');
+    writeFileSync(bad, '# nothing here\n', { mode: 0o600 });
     await expect(ageIdentity({ ...env, KUBEDOS_AGE_IDENTITY_FILE: bad })).rejects.toThrow(/holds no age identity/);
+    // An identity file other users can read is refused, with the fix in the message.
+    const loose = join(root, 'loose.txt');
+    writeFileSync(loose, 'AGE-SECRET-KEY-1QQQQ\n');
+    chmodSync(loose, 0o644);
+    await expect(ageIdentity({ ...env, KUBEDOS_AGE_IDENTITY_FILE: loose })).rejects.toThrow(/mode 644.*chmod 600/);
   });
 });

@@ -13,6 +13,7 @@
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { registerSecret } from '../exec/secrets';
 
 export interface SecretStore {
   readonly dir: string;
@@ -49,6 +50,7 @@ export async function openSecretStore(dir: string, identity: string, extraRecipi
       const path = pathOf(name);
       const e = new Encrypter();
       for (const r of [recipient, ...extraRecipients]) e.addRecipient(r);
+      registerSecret(value);
       const data = await e.encrypt(typeof value === 'string' ? new TextEncoder().encode(value) : value);
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       const tmp = `${path}.tmp-${process.pid}`;
@@ -70,7 +72,10 @@ export async function openSecretStore(dir: string, identity: string, extraRecipi
       const d = new Decrypter();
       d.addIdentity(identity);
       try {
-        return await d.decrypt(data);
+        const value = await d.decrypt(data);
+        // From now on the exec runner redacts it from every command's output and errors.
+        registerSecret(value);
+        return value;
       } catch (err) {
         throw new Error(`secret store: cannot decrypt "${name}" with this identity (${(err as Error).message}); is it the workspace's age identity?`, { cause: err });
       }

@@ -55,7 +55,7 @@ export function connectWebSocket(url: string, create: (url: string) => SocketLik
       for (const p of pending.values()) p.reject(new ContractError({ name: 'BridgeClosed', message: 'the connection to kubedos serve closed', hint: 'is `kubedos serve` still running? reload the page' }));
       pending.clear();
       markClosed();
-      if (!open) rejectConnect(new Error('could not connect to kubedos serve: the token may be wrong or the server stopped; open the URL it printed'));
+      if (!open) rejectConnect(new Error('could not connect to kubedos serve: no session (the printed URL works once) or the server stopped; restart kubedos serve and open the URL it prints'));
     });
     ws.addEventListener('open', () => {
       open = true;

@@ -1,10 +1,10 @@
 // `kubedos serve`: the workbench in any browser. Serves the built renderer and the WebSocket
 // bridge on 127.0.0.1 only, guarded by a random token that is printed in the URL.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rendererBuilt, startBridge } from '../../ipc/ws-bridge';
-import { workspaceRoot } from '../../workspace';
+import { makePrivateDir, workspaceRoot } from '../../workspace';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 
@@ -19,10 +19,11 @@ export const serveCommand: CliCommand = {
   usage: 'kubedos serve [--port N] [--workspace DIR] [--renderer DIR] [SPEC]',
   help: [
     'Prints a URL with a one-time token; open it in a browser on this machine. Only 127.0.0.1',
-    'is bound. The browser may open and save specs inside the workspace directory, or SPEC.',
+    'is bound. The browser may open and save .yaml files directly inside the workspace folder',
+    '(no subfolders, no dot-files, no links), and SPEC itself — never the rest of SPEC\'s folder.',
     '  --port N          listen port (default 0 = any free port)',
-    '  --workspace DIR   where specs may be opened and saved (default: $KUBEDOS_WORKSPACE/specs,',
-    '                    or the directory of SPEC when one is given)',
+    '  --workspace DIR   a folder dedicated to specs (default: $KUBEDOS_WORKSPACE/specs,',
+    '                    i.e. ~/.kubedos/specs)',
     '  --renderer DIR    the built renderer (default: out/renderer; build it with `npm run build`)',
     '  SPEC              a ClusterSpec file to open at start',
     'Stop with Ctrl-C.',
@@ -39,8 +40,10 @@ export const serveCommand: CliCommand = {
     const specArg = positionals[0];
     const specPath = specArg ? resolve(io.cwd, specArg) : undefined;
     if (specPath && !/\.ya?ml$/i.test(specPath)) throw new UsageError('SPEC must be a .yaml or .yml file');
-    const workspace = values.workspace ? resolve(io.cwd, values.workspace) : specPath ? dirname(specPath) : join(workspaceRoot(io.env), 'specs');
-    if (!existsSync(workspace)) mkdirSync(workspace, { recursive: true });
+    // The workspace is a dedicated folder, never SPEC's own folder: a spec in $HOME must not open
+    // $HOME (its .config, .ssh, .github…) to the browser (security issue 16, item 4).
+    const workspace = values.workspace ? resolve(io.cwd, values.workspace) : join(workspaceRoot(io.env), 'specs');
+    if (!existsSync(workspace)) makePrivateDir(workspace);
     const rendererDir = values.renderer ? resolve(io.cwd, values.renderer) : defaultRendererDir();
     if (!rendererBuilt(rendererDir)) {
       io.err(`kubedos serve: the workbench UI is not built (${join(rendererDir, 'index.html')} is missing)`);
