@@ -50,7 +50,7 @@ export function redactSecrets(text: string, extra: readonly string[] = []): stri
 }
 
 /** Environment variables a child inherits (everything else, secrets included, stays behind). */
-const CHILD_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|TERM|XDG_RUNTIME_DIR|SOURCE_DATE_EPOCH|DEBIAN_FRONTEND|SSH_AUTH_SOCK|ANSIBLE_[A-Z_]+)$/;
+const CHILD_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|TERM|XDG_RUNTIME_DIR|SOURCE_DATE_EPOCH|DEBIAN_FRONTEND|SSH_AUTH_SOCK|ANSIBLE_[A-Z_]+|(?:http|https|no|HTTP|HTTPS|NO)_(?:proxy|PROXY))$/;
 
 /** The minimal environment of a child process: the allowlisted variables of `env`. */
 export function childEnv(env: NodeJS.ProcessEnv): Record<string, string> {
