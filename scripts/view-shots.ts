@@ -20,7 +20,10 @@ try {
   await page.goto(served.url);
   await page.getByRole('link', { name: /Spec/ }).first().waitFor({ timeout: 60_000 }).catch(() => undefined);
   for (const [w, h] of [[1440, 900], [1280, 720]] as const) {
+    // A window opened at this size (a resize keeps the user's pan/zoom on purpose; a fresh load fits).
     await page.setViewportSize({ width: w, height: h });
+    await page.reload();
+    await page.waitForTimeout(1500);
     for (const theme of ['dark', 'light'] as const) {
       const current = await page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'));
       if (current !== theme) await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
