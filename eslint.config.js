@@ -79,7 +79,12 @@ export default tseslint.config(
   },
   {
     files: ['preload/**/*.ts'],
+    ignores: TESTS,
     rules: layers(noMain, noRenderer, ...testHelpers),
+  },
+  {
+    files: ['preload/**/*.test.ts'],
+    rules: layers(noMain, noRenderer),
   },
   {
     // The engine: every folder of main/ but the two that bind it (cli/, ipc/) and the Electron entry.

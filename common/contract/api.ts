@@ -10,24 +10,15 @@ export interface KubedosApi {
   on<C extends EventChannel>(channel: C, listener: (payload: EventOf<C>) => void): () => void;
 }
 
-/** The small named functions the Electron preload exposes as `window.kubedos`. */
+/**
+ * What the Electron preload exposes as `window.kubedos`: two functions gated by the contract's
+ * channel lists (a channel not in REQUEST_CHANNELS / EVENT_CHANNELS is refused in the preload
+ * itself), so a new channel is added in one place (channels.ts + its schemas) and nowhere else.
+ * Payloads stay untyped here: main validates every request, the renderer every reply and event.
+ */
 export interface PreloadBridge {
   readonly transport: 'electron';
-  appInfo(): Promise<unknown>;
-  parseSpec(text: string): Promise<unknown>;
-  listTemplates(): Promise<unknown>;
-  template(name: string): Promise<unknown>;
-  listSpecs(): Promise<unknown>;
-  openSpec(path?: string): Promise<unknown>;
-  saveSpec(text: string, path?: string): Promise<unknown>;
-  computePlan(text: string): Promise<unknown>;
-  runPipeline(pipeline: 'plan', text: string, name?: string): Promise<unknown>;
-  cancelPipeline(runId: string): Promise<unknown>;
-  deployTargets(): Promise<unknown>;
-  checkDeployTarget(request: RequestOf<'deploy.checkTarget'>): Promise<unknown>;
-  acceptHostKey(request: RequestOf<'deploy.acceptHostKey'>): Promise<unknown>;
-  reviewDeploy(request: RequestOf<'deploy.review'>): Promise<unknown>;
-  runDeploy(request: RequestOf<'deploy.run'>): Promise<unknown>;
-  onPipelineEvents(listener: (events: unknown) => void): () => void;
-  onAppCommand(listener: (command: unknown) => void): () => void;
+  invoke(channel: string, request: unknown): Promise<unknown>;
+  /** Returns the unsubscribe function; the listener never sees Electron's event object. */
+  on(channel: string, listener: (payload: unknown) => void): () => void;
 }
