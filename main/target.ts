@@ -1,7 +1,10 @@
 // --target parsing: qemu-local, or proxmox://HOST where HOST is an ~/.ssh/config alias or a host name.
+// The shape is the contract's one Target schema (common/contract/deploy.ts), used by the CLI, the
+// engine and the workbench alike.
+import type { DeployTarget } from '../common/contract/deploy';
 import { HOST_NAME_PATTERN } from '../common/net/host-name';
 
-export type Target = { kind: 'qemu-local' } | { kind: 'proxmox'; host: string };
+export type Target = DeployTarget;
 
 const PROXMOX_TARGET = new RegExp(`^proxmox://(${HOST_NAME_PATTERN})$`);
 
