@@ -12,7 +12,8 @@ import { runPipeline } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
 import { deployPipeline, planPipeline } from '../stages/index';
 import type { SpecSource } from '../stages/validate';
-import { acquireDeployLock, clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import { clusterWorkspace } from '../workspace';
+import { prepareDeploy } from '../deploy/start';
 import type { DeployEnvironment } from '../deploy/service';
 import { analyse, DeployRequestError, DeployService } from '../deploy/service';
 import type { Handlers } from './dispatch';
@@ -140,33 +141,30 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       if (busy) throw new DeployRequestError('deploy.busy', `a deploy of ${spec.metadata.name} is already running (run ${busy.runId?.slice(0, 8) ?? '…'})`, 'wait for it to end or cancel it in the Pipeline view');
       const specPath = path === undefined ? undefined : files.check(path);
       const source: SpecSource = { name: specPath ?? `${spec.metadata.name} (editor)`, text };
-      const dag = deployFor(source, {
-        planPath: join(workspace, WORKSPACE_LAYOUT.plan),
-        target,
-        workspace,
-        env,
-        sshConfigPath: deployEnv.sshConfigPath,
-        knownHostsPath: deployEnv.knownHostsPath,
-        ...(specPath ? { specPath } : {}),
-        // Encrypted keys: only from the environment (the wizard has no passphrase prompt yet).
-        passphrase: async () => env.KUBEDOS_SSH_PASSPHRASE,
-      });
-      // The same lock as the CLI: one deploy per cluster workspace, whoever starts it.
-      let release: () => void;
+      // The same start as the CLI (main/deploy/start.ts): one deploy per cluster workspace.
+      let prepared;
       try {
-        release = acquireDeployLock(workspace, 'workbench');
+        prepared = prepareDeploy({
+          cluster: spec.metadata.name,
+          source,
+          target,
+          env,
+          sshConfigPath: deployEnv.sshConfigPath,
+          knownHostsPath: deployEnv.knownHostsPath,
+          ...(specPath ? { specPath } : {}),
+          // Encrypted keys: only from the environment (the wizard has no passphrase prompt yet).
+          passphrase: async () => env.KUBEDOS_SSH_PASSPHRASE,
+          allowDestroy,
+          force: force ?? false,
+          by: 'workbench',
+          pipelineFor: deployFor,
+        });
       } catch (err) {
         throw new DeployRequestError('deploy.busy', (err as Error).message, 'wait for it to end (kubedos status) or stop it first');
       }
-      const close = async (): Promise<void> => {
-        try {
-          await dag.close?.();
-        } finally {
-          release();
-        }
-      };
-      const started = await startRun(dag.stages, { name: 'deploy', journalPath: join(workspace, WORKSPACE_LAYOUT.journal), concurrency: 2, allowDestroy, force: force ?? false }, { workspace, close }).catch((err: unknown) => {
-        release();
+      const close = prepared.close;
+      const started = await startRun(prepared.stages, prepared.runOptions, { workspace, close }).catch(async (err: unknown) => {
+        await close();
         throw err;
       });
       return { ...started, workspace };

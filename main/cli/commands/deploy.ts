@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { prepareDeploy } from '../../deploy/start';
 import { runPipeline } from '../../pipeline/runner';
-import { deployPipeline } from '../../stages/index';
-import { acquireDeployLock, clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
@@ -66,45 +65,36 @@ export const deployCommand: CliCommand = {
         return 1;
       }
     }
-    const workspace = clusterWorkspace(loaded.spec.metadata.name, io.env);
-    let release: () => void;
+    let prepared;
     try {
-      release = acquireDeployLock(workspace, `kubedos deploy ${file}`);
+      prepared = prepareDeploy({
+        cluster: loaded.spec.metadata.name,
+        source: { name: file, text: readFileSync(loaded.path, 'utf8') },
+        target,
+        env: io.env,
+        specPath: loaded.path,
+        allowDestroy: Boolean(values['allow-destroy']),
+        force: Boolean(values.force),
+        by: `kubedos deploy ${file}`,
+        ...(values['accept-host-key'] ? { acceptHostKey: values['accept-host-key'] } : {}),
+        ...(values['ssh-config'] ? { sshConfigPath: resolve(io.cwd, values['ssh-config']) } : {}),
+        ...(values['known-hosts'] ? { knownHostsPath: resolve(io.cwd, values['known-hosts']) } : {}),
+      });
     } catch (err) {
       io.err(`${(err as Error).message}`);
       return 1;
     }
-    const source = { name: file, text: readFileSync(loaded.path, 'utf8') };
-    const pipeline = deployPipeline(source, {
-      planPath: join(workspace, WORKSPACE_LAYOUT.plan),
-      target,
-      workspace,
-      env: io.env,
-      specPath: loaded.path,
-      force: Boolean(values.force),
-      ...(values['accept-host-key'] ? { acceptHostKey: values['accept-host-key'] } : {}),
-      ...(values['ssh-config'] ? { sshConfigPath: resolve(io.cwd, values['ssh-config']) } : {}),
-      ...(values['known-hosts'] ? { knownHostsPath: resolve(io.cwd, values['known-hosts']) } : {}),
-    });
+    const workspace = prepared.workspace;
     io.out(`deploying ${loaded.spec.metadata.name} to ${formatTarget(target)} (workspace ${workspace})`);
     const display = new ProgressDisplay(io.out, io.isTty, { verbose: Boolean(values.verbose) });
     let result;
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
     try {
-      result = await runPipeline(pipeline.stages, {
-        name: 'deploy',
-        journalPath: join(workspace, WORKSPACE_LAYOUT.journal),
-        concurrency: 2,
-        allowDestroy: Boolean(values['allow-destroy']),
-        force: Boolean(values.force),
-        onEvent: (e) => display.handle(e),
-        signal: io.signal,
-      });
+      result = await runPipeline(prepared.stages, { ...prepared.runOptions, onEvent: (e) => display.handle(e), signal: io.signal });
     } finally {
       display.stop();
-      await pipeline.close();
-      release();
+      await prepared.close();
     }
     // The workbench's own share of the deploy: this process's CPU time against the wall time
     // (QEMU, debootstrap and the guests are other processes).
