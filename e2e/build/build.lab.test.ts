@@ -1,6 +1,6 @@
 // kubedos build / verify end to end on lab-3: darksite, role ISOs, qcow2 images, manifest,
 // SBOM, provenance, DSSE signatures; reproducibility, cache behaviour, offline, bad input.
-import { closeSync, cpSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, statSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -116,6 +116,8 @@ describe('kubedos build (lab-3)', () => {
       const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, join(REPO, 'bin/kubedos.mjs'), 'build', 'darksite', 'iso', '--offline', '--from', OUT, '--spec', SPEC, '--out', out, '--json'], { cwd: LAB, env, encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).downloaded).toBe(0);
+      // The cache this build created is private (it holds the cluster's packages and images).
+      expect((statSync(join(ws, 'cache')).mode & 0o777).toString(8)).toBe('700');
       for (const role of ['master', 'control-plane', 'worker']) expect(sha256sum(join(out, `iso/lab-3-${role}.iso`)), role).toBe(sha256sum(join(OUT, `iso/lab-3-${role}.iso`)));
       for (const f of ['darksite/darksite.lock.json', 'darksite/dists/bookworm/InRelease', 'darksite/dists/bookworm/main/binary-amd64/Packages']) expect(sha256sum(join(out, f)), f).toBe(sha256sum(join(OUT, f)));
       expect(readFileSync(join(ws, 'clusters/lab-3/darksite.lock.json'), 'utf8')).toBe(readFileSync(join(OUT, 'darksite/darksite.lock.json'), 'utf8'));

@@ -8,7 +8,7 @@ import type { Plan } from '../../common/plan/schema';
 import { NODE_ROLES } from '../../common/spec/schema';
 import type { ClusterSpec, NodeRole } from '../../common/spec/schema';
 import { CommandError, run } from '../exec/runner';
-import { clusterWorkspace, workspaceRoot } from '../workspace';
+import { clusterWorkspace, makePrivateDir, workspaceRoot } from '../workspace';
 import type { BuildManifest, OutputRecord } from './attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
@@ -160,7 +160,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const started = performance.now();
   const env = o.env ?? process.env;
   const cwsp = clusterWorkspace(o.plan.cluster.name, env);
-  mkdirSync(cwsp, { recursive: true, mode: 0o700 });
+  // Private from the first component this build creates: the workspace holds keys, the cache
+  // the cluster's packages and images.
+  makePrivateDir(cwsp);
+  makePrivateDir(cacheRoot(env));
   // The full detail of a build (every package of a drift, every line apt printed) goes here;
   // messages on the terminal stay short and point to it.
   const logFile = buildLogPath(o.plan.cluster.name, env);
