@@ -20,6 +20,7 @@ import { SshSession } from './ssh-session';
 import type { SshTarget } from './ssh-target';
 import { parseProxmoxUrl, resolveSshTarget } from './ssh-target';
 import * as v from './validate';
+import { owns } from '../../common/plan/ownership';
 
 export interface Ownership {
   /** Tags a VM must carry to be ours (kubedos, cluster-<name>). */
@@ -123,9 +124,9 @@ export class ProxmoxSshDriver implements SubstrateDriver {
     };
   }
 
+  /** The one ownership rule (common/plan/ownership.ts). */
   isOwned(vm: { vmid: number; tags: readonly string[] }): boolean {
-    const { tags, vmidRange } = this.options.ownership;
-    return vm.vmid >= vmidRange.start && vm.vmid <= vmidRange.end && tags.every((t) => vm.tags.includes(t));
+    return owns(vm, this.options.ownership);
   }
 
   async upload(artifact: ArtifactFile, storage: string, op: OpOptions = {}): Promise<UploadResult> {

@@ -24,6 +24,7 @@ import { GuestAgentClient, qmpCommand } from './qga';
 import * as v from './validate';
 import { remoteCommand } from './shell';
 import { makePrivateDir, privateRuntimeDir, writePrivateFile } from '../workspace';
+import { owns } from '../../common/plan/ownership';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
@@ -181,9 +182,9 @@ export class QemuLocalDriver implements SubstrateDriver {
     return this.pidAlive(join(this.runDir(vmid), 'qemu.pid'), this.vmDir(vmid));
   }
 
+  /** The one ownership rule (common/plan/ownership.ts). */
   isOwned(vm: { vmid: number; tags: readonly string[] }): boolean {
-    const { tags, vmidRange } = this.options.ownership;
-    return vm.vmid >= vmidRange.start && vm.vmid <= vmidRange.end && tags.every((t) => vm.tags.includes(t));
+    return owns(vm, this.options.ownership);
   }
 
   async inventory(op: OpOptions = {}): Promise<Inventory> {

@@ -6,6 +6,7 @@ import { homedir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import SSHConfig from 'ssh-config';
 import { SubstrateError } from './driver';
+import { HOST_NAME_PATTERN } from '../../common/net/host-name';
 
 export interface SshTarget {
   /** What the user typed (alias). */
@@ -29,7 +30,9 @@ export interface SshTargetOptions {
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
 export function parseProxmoxUrl(target: string): { host: string; user?: string; port?: number } {
-  const m = /^proxmox:\/\/(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9][A-Za-z0-9._-]*|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?\/?$/.exec(target);
+  // The host part is the one host-name rule (common/net/host-name.ts); a driver also takes the
+  // user@ and :port spellings and a bracketed IPv6 literal, which the spec and the CLI do not.
+  const m = new RegExp(`^proxmox://(?:([A-Za-z0-9._-]+)@)?(${HOST_NAME_PATTERN}|\\[[0-9a-fA-F:]+\\])(?::(\\d{1,5}))?/?$`).exec(target);
   if (!m) {
     throw new SubstrateError('bad-target', `not a Proxmox target: ${JSON.stringify(target)}`, {
       hint: 'write proxmox://HOST, proxmox://USER@HOST:PORT or proxmox://ALIAS where ALIAS is a Host in ~/.ssh/config',
