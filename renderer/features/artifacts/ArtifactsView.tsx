@@ -1,5 +1,5 @@
-// Artifacts: what the build stage WILL produce for this plan. The build is not implemented yet
-// (issue "Artifact foundry"), so this view shows the plan only — every value here is derived
+// Artifacts: what the build stage WILL produce for this plan. The build runs in the deploy or
+// `kubedos build`; this view does not read build output yet, so every value here is derived
 // from the plan (roles, node contract files and their hashes), nothing is pretended built.
 import { Alert, Badge, Code, Paper, ScrollArea, Stack, Table, Text, Title } from '@mantine/core';
 import { useMemo } from 'react';
@@ -19,9 +19,9 @@ export function ArtifactsView() {
   return (
     <ScrollArea h="100%">
       <Stack p="md" gap="md" data-testid="artifacts">
-        <Alert color="yellow" title="Plan only — nothing has been built" data-testid="plan-only">
-          The build stage lands with the “Artifact foundry” issue. This is what it will produce for {plan.cluster.name} {plan.cluster.artifactVersion}, derived from the plan (spec sha256{' '}
-          {plan.cluster.specSha256.slice(0, 16)}…).
+        <Alert color="yellow" title="From the plan — nothing has been built here" data-testid="plan-only">
+          This view does not read build output yet: it cannot show what a build produced, its hashes or its lock. Below is what a build of {plan.cluster.name} {plan.cluster.artifactVersion} will produce, derived from the plan (spec sha256{' '}
+          {plan.cluster.specSha256.slice(0, 16)}…). To build, deploy from the Deploy view or run kubedos build; kubedos verify checks the result.
         </Alert>
         <Paper withBorder p="sm">
           <Title order={5}>Per role</Title>

@@ -1,5 +1,5 @@
 // Drills: what each drill of the spec WILL do (detect → fence → replace → reintegrate) and
-// which nodes it targets. The drill engine lands with its own issue; this is the plan only.
+// which nodes it targets. Drills cannot run from the workbench yet; this shows what each one would do.
 import { Alert, Badge, Group, Paper, ScrollArea, Stack, Text, Timeline, Title } from '@mantine/core';
 import { useStore } from 'zustand';
 import type { Plan } from '../../../common/plan/index';
@@ -31,8 +31,8 @@ export function DrillsView() {
   return (
     <ScrollArea h="100%">
       <Stack p="md" gap="md" data-testid="drills">
-        <Alert color="yellow" title="Plan only — no drill has run" data-testid="plan-only">
-          The drill engine lands with its own issue. Below is what each drill declared in the spec will do, from the spec's self-healing settings. MTTR target: {spec.spec.acceptance.mttrTargetMinutes} min.
+        <Alert color="yellow" title="Not run — no drill has run" data-testid="plan-only">
+          Drills cannot be run yet: nothing here destroys or replaces a node or measures recovery time. Below is what each drill declared in the spec will do, from the spec's self-healing settings. MTTR target: {spec.spec.acceptance.mttrTargetMinutes} min.
         </Alert>
         {spec.spec.acceptance.drills.length === 0 && <Text size="sm">The spec declares no drills (spec.acceptance.drills).</Text>}
         {spec.spec.acceptance.drills.map((d) => (
