@@ -189,6 +189,15 @@ class PrivateApt {
   }
 }
 
+/** One private apt per build (per options object): resolving and then fetching in the same
+ * build update the archive's lists once, not twice. */
+const aptOfBuild = new WeakMap<DarksiteOptions, PrivateApt>();
+function debianApt(opts: DarksiteOptions): PrivateApt {
+  let apt = aptOfBuild.get(opts);
+  if (!apt) aptOfBuild.set(opts, (apt = new PrivateApt(join(opts.cacheDir, 'apt'), opts)));
+  return apt;
+}
+
 function sortByName<T extends { name: string; architecture?: string }>(xs: T[]): T[] {
   const k = (x: T): string => `${x.name}\0${x.architecture ?? ''}`;
   return xs.sort((a, b) => (k(a) < k(b) ? -1 : k(a) > k(b) ? 1 : 0));
@@ -375,7 +384,7 @@ export async function ensureLock(opts: DarksiteOptions): Promise<LockResult> {
     return { lock: existing, resolved: false, written: false };
   }
   if (mode === 'default' && existing && existing.listsSha256 === lists.sha256) return { lock: existing, resolved: false, written: false };
-  const apt = new PrivateApt(join(opts.cacheDir, 'apt'), opts);
+  const apt = debianApt(opts);
   if (!existing) opts.log?.(`darksite: no lock for this cluster yet: resolving the package lists against the Debian archive (${opts.lockPath})`);
   else if (mode === 'default') opts.log?.('darksite: the package lists changed since the lock: resolving them, keeping every locked version the archive still serves');
   const fresh = await resolveLock(lists, apt, mode === 'default' && existing ? existing.packages : [], opts);
@@ -402,7 +411,7 @@ export async function ensureLock(opts: DarksiteOptions): Promise<LockResult> {
 /** Put the .debs the roles need into the cache. */
 export async function fetchPackages(lock: DarksiteLockT, roles: readonly NodeRole[], opts: DarksiteOptions): Promise<{ packages: LockedPackage[]; stats: DarksiteStats }> {
   const pkgs = packagesFor(lock, roles);
-  const apt = new PrivateApt(join(opts.cacheDir, 'apt'), opts);
+  const apt = debianApt(opts);
   const stats = await fillCache(pkgs, opts, apt);
   return { packages: pkgs, stats };
 }
