@@ -38,6 +38,9 @@ export const PipelineEvent = z.discriminatedUnion('type', [
     durationMs: z.number().min(0).optional(),
     /** On success: how many changes the stage made (0 = unchanged); absent when it does not count. */
     changes: z.number().int().min(0).optional(),
+    /** On success of a stage that declares an output schema: its typed output (JSON), which a
+     * later run replays when it skips the stage as converged. */
+    output: z.unknown().optional(),
   }),
   z.object({ ...base, type: z.literal('progress'), stage: z.string(), node: z.string().optional(), fraction: z.number().min(0).max(1), message: z.string().optional() }),
   z.object({
@@ -50,7 +53,16 @@ export const PipelineEvent = z.discriminatedUnion('type', [
   }),
   z.object({ ...base, type: z.literal('node'), stage: z.string(), node: z.string(), state: NodeState, message: z.string().optional() }),
   z.object({ ...base, type: z.literal('checkpoint'), stage: z.string(), key: z.string(), value: z.unknown() }),
-  z.object({ ...base, type: z.literal('run'), state: z.enum(['started']), stages: z.array(z.string()), pipeline: z.string() }),
+  z.object({
+    ...base,
+    type: z.literal('run'),
+    state: z.enum(['started']),
+    stages: z.array(z.string()),
+    pipeline: z.string(),
+    /** What a later run must share with this one to trust its successes (engine journal format,
+     * spec apiVersion); a run whose key differs runs every stage in full. */
+    compat: z.string().optional(),
+  }),
   z.object({ ...base, type: z.literal('done'), summary: z.record(z.string(), StageState), durationMs: z.number().min(0) }),
   z.object({ ...base, type: z.literal('failed'), error: FailureDetail }),
 ]);

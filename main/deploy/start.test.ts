@@ -14,7 +14,7 @@ describe('prepareDeploy (CLI and workbench start a deploy the same way)', () => 
       const start = (by: string) =>
         prepareDeploy({
           cluster: 'lab-3',
-          source: { name: 'lab-3.yaml', text: '' },
+          source: { name: 'lab-3.yaml', text: 'apiVersion: kubedos.ca/v1alpha1\nkind: ClusterSpec\n' },
           target: { kind: 'qemu-local' },
           env: { KUBEDOS_WORKSPACE: root },
           allowDestroy: false,
@@ -27,7 +27,7 @@ describe('prepareDeploy (CLI and workbench start a deploy the same way)', () => 
         });
       const a = start('kubedos deploy lab-3.yaml');
       expect(a.workspace).toBe(join(root, 'clusters/lab-3'));
-      expect(a.runOptions).toEqual({ name: 'deploy', journalPath: join(root, 'clusters/lab-3/journal.jsonl'), concurrency: 2, allowDestroy: false, force: true });
+      expect(a.runOptions).toEqual({ name: 'deploy', journalPath: join(root, 'clusters/lab-3/journal.jsonl'), concurrency: 2, allowDestroy: false, force: true, compat: 'deploy-journal/2 spec/kubedos.ca/v1alpha1' });
       expect(seen[0]).toMatchObject({ force: true, workspace: join(root, 'clusters/lab-3'), planPath: join(root, 'clusters/lab-3/plan.json') });
       expect(() => start('workbench')).toThrow(/kubedos deploy lab-3\.yaml/);
       await a.close();

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { PipelineOptions, StageDefinition } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
-import { deployPipeline } from '../stages/index';
+import { deployCompat, deployPipeline } from '../stages/index';
 import type { SpecSource } from '../stages/validate';
 import { acquireDeployLock, clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 
@@ -22,7 +22,7 @@ export interface PreparedDeploy {
   workspace: string;
   stages: StageDefinition[];
   /** For runPipeline; the caller adds onEvent and signal. */
-  runOptions: Pick<PipelineOptions, 'name' | 'journalPath' | 'concurrency' | 'allowDestroy' | 'force'>;
+  runOptions: Pick<PipelineOptions, 'name' | 'journalPath' | 'concurrency' | 'allowDestroy' | 'force' | 'compat'>;
   /** Releases the driver's connection, then the deploy lock. */
   close(): Promise<void>;
 }
@@ -38,7 +38,7 @@ export function prepareDeploy(s: DeployStart): PreparedDeploy {
     return {
       workspace,
       stages: dag.stages,
-      runOptions: { name: 'deploy', journalPath: join(workspace, WORKSPACE_LAYOUT.journal), concurrency: 2, allowDestroy, force: Boolean(s.force) },
+      runOptions: { name: 'deploy', journalPath: join(workspace, WORKSPACE_LAYOUT.journal), concurrency: 2, allowDestroy, force: Boolean(s.force), compat: deployCompat(source.text) },
       async close() {
         try {
           await dag.close?.();

@@ -10,6 +10,8 @@ export interface StageRecord {
   inputHash?: string;
   runId: string;
   durationMs?: number;
+  /** The typed output journaled with the success (stages that declare an output schema). */
+  output?: unknown;
 }
 
 export class Journal {
@@ -90,23 +92,44 @@ export function readJournal(path: string): PipelineEvent[] {
   return out;
 }
 
-/** The last success of each stage, with the input hash it converged on. */
-export function lastSuccesses(events: readonly PipelineEvent[]): Map<string, StageRecord> {
+/**
+ * The last success of each stage, with the input hash it converged on and its output. With
+ * `compat`, only runs that recorded the same compatibility key count (a journal written by
+ * another engine format or spec apiVersion is not trusted).
+ */
+export function lastSuccesses(events: readonly PipelineEvent[], compat?: string): Map<string, StageRecord> {
   const m = new Map<string, StageRecord>();
+  const trusted = new Set<string>();
   for (const e of events) {
+    if (e.type === 'run') {
+      if (compat === undefined || e.compat === compat) trusted.add(e.runId);
+      continue;
+    }
     if (e.type !== 'stage') continue;
     if (e.state === 'success') {
+      if (compat !== undefined && !trusted.has(e.runId)) continue;
       m.set(e.stage, {
         stage: e.stage,
         runId: e.runId,
         ...(e.inputHash !== undefined ? { inputHash: e.inputHash } : {}),
         ...(e.durationMs !== undefined ? { durationMs: e.durationMs } : {}),
+        ...(e.output !== undefined ? { output: e.output } : {}),
       });
     } else if (e.state === 'failed') {
       m.delete(e.stage);
     }
   }
   return m;
+}
+
+/** The compatibility key of the newest run in the journal: undefined when there is no run,
+ * null when that run recorded none (an older engine). */
+export function lastRunCompat(events: readonly PipelineEvent[]): string | null | undefined {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.type === 'run') return e.compat ?? null;
+  }
+  return undefined;
 }
 
 /** Checkpoints recorded by a stage (keyed side effects that must not repeat). */

@@ -2,6 +2,7 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import { PipelineEvent as PipelineEventSchema } from '../../common/pipeline/events';
 import { readJournal } from './journal';
@@ -156,5 +157,82 @@ describe('pipeline runner', () => {
     expect(readFileSync(journalPath, 'utf8').endsWith('"sta')).toBe(true);
     const r = await runPipeline([stage('a', [], async () => {}, { inputHash: () => 'x' })], { name: 't', journalPath });
     expect(r.states.a).toBe('skipped');
+  });
+
+  describe('typed outputs, declared inputs and probes', () => {
+    const counter = () => {
+      const ran: string[] = [];
+      return { ran, run: (name: string, out: unknown) => async () => (ran.push(name), out) };
+    };
+
+    it('hands each stage the outputs of its needs and reads, and refuses reads of a non-ancestor', async () => {
+      const seen: unknown[] = [];
+      const r = await runPipeline(
+        [stage('a', [], async () => ({ n: 1 })), stage('b', ['a'], async (_c, i) => ({ m: (i.a as { n: number }).n + 1 })), stage('c', ['b'], async (_c, i) => void seen.push(i), { reads: ['a'] })],
+        { name: 't' },
+      );
+      expect(r.ok).toBe(true);
+      expect(seen).toEqual([{ b: { m: 2 }, a: { n: 1 } }]);
+      expect(r.outputs).toMatchObject({ a: { n: 1 }, b: { m: 2 } });
+      await expect(runPipeline([stage('a'), stage('b', [], async () => undefined, { reads: ['a'] })], { name: 't' })).rejects.toThrow(/stage "b" reads a, which is not one of its ancestors/);
+    });
+
+    it('skips a stage whose inputs match and whose probe is quiet, replaying its journaled output', async () => {
+      const journalPath = tmpJournal();
+      const c = counter();
+      let moved = false;
+      const stages = (): StageDefinition[] => [
+        stage('a', [], c.run('a', { v: 1 })),
+        stage('b', ['a'], c.run('b', { keys: ['k1'] }), { inputs: (i) => i.a, output: z.object({ keys: z.array(z.string()) }), probe: async () => (moved ? { moved: true, reason: 'k1 changed' } : { moved: false, note: 'k1 as recorded' }) }),
+        stage('c', ['b'], async (_ctx, i) => void c.ran.push(`c:${JSON.stringify(i.b)}`)),
+      ];
+      await runPipeline(stages(), { name: 't', journalPath });
+      const events: PipelineEvent[] = [];
+      const second = await runPipeline(stages(), { name: 't', journalPath, onEvent: (e) => events.push(e) });
+      expect(second.states.b).toBe('skipped');
+      expect(c.ran).toEqual(['a', 'b', 'c:{"keys":["k1"]}', 'a', 'c:{"keys":["k1"]}']);
+      expect(events.find((e) => e.type === 'stage' && e.stage === 'b' && e.state === 'skipped')).toMatchObject({ reason: expect.stringMatching(/^converged: inputs unchanged since run \w{8}; k1 as recorded$/) });
+      moved = true;
+      const third: PipelineEvent[] = [];
+      const r3 = await runPipeline(stages(), { name: 't', journalPath, onEvent: (e) => third.push(e) });
+      expect(r3.states.b).toBe('success');
+      expect(third.some((e) => e.type === 'log' && e.stage === 'b' && /but k1 changed: running$/.test(e.line))).toBe(true);
+    });
+
+    it('runs the stage when its probe cannot run, when the journaled output no longer fits, and under force', async () => {
+      const journalPath = tmpJournal();
+      let probe: () => Promise<{ moved: false }> = async () => ({ moved: false });
+      let schema: z.ZodType<unknown> = z.object({ x: z.number() });
+      const stages = (): StageDefinition[] => [stage('a', [], async () => ({ x: 1 }), { inputs: () => 'same', output: schema, probe: () => probe() })];
+      await runPipeline(stages(), { name: 't', journalPath });
+      expect((await runPipeline(stages(), { name: 't', journalPath })).states.a).toBe('skipped');
+      probe = async () => {
+        throw new Error('guest agent did not answer');
+      };
+      const e1: PipelineEvent[] = [];
+      expect((await runPipeline(stages(), { name: 't', journalPath, onEvent: (e) => e1.push(e) })).states.a).toBe('success');
+      expect(e1.some((e) => e.type === 'log' && /its probe could not run \(guest agent did not answer\): running/.test(e.line))).toBe(true);
+      probe = async () => ({ moved: false });
+      schema = z.object({ x: z.string() });
+      // The last success journaled {x: 1}; the stage now promises {x: string}: not replayed.
+      const e2: PipelineEvent[] = [];
+      const r2 = await runPipeline([stage('a', [], async () => ({ x: 'one' }), { inputs: () => 'same', output: schema })], { name: 't', journalPath, onEvent: (e) => e2.push(e) });
+      expect(r2.states.a).toBe('success');
+      expect(e2.some((e) => e.type === 'log' && /no longer fits its schema: running/.test(e.line))).toBe(true);
+      expect((await runPipeline([stage('a', [], async () => ({ x: 'one' }), { inputs: () => 'same', output: schema })], { name: 't', journalPath, force: true })).states.a).toBe('success');
+    });
+
+    it('trusts no success recorded under another compatibility key, and says so in one line', async () => {
+      const journalPath = tmpJournal();
+      const s = (): StageDefinition[] => [stage('a', [], async () => ({}), { inputs: () => 'same', output: z.object({}) })];
+      await runPipeline(s(), { name: 't', journalPath, compat: 'deploy-journal/1' });
+      const events: PipelineEvent[] = [];
+      const r = await runPipeline(s(), { name: 't', journalPath, compat: 'deploy-journal/2', onEvent: (e) => events.push(e) });
+      expect(r.states.a).toBe('success');
+      const warn = events.filter((e) => e.type === 'log' && e.stream === 'warn');
+      expect(warn).toHaveLength(1);
+      expect(warn[0]).toMatchObject({ line: "the journal's last run was recorded by deploy-journal/1 (this run: deploy-journal/2): nothing it recorded is trusted, every stage runs in full" });
+      expect((await runPipeline(s(), { name: 't', journalPath, compat: 'deploy-journal/2' })).states.a).toBe('skipped');
+    });
   });
 });

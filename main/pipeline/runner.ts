@@ -2,13 +2,20 @@
 // aborted; dependencies are explicit and checked for cycles; at most `concurrency` stages run
 // at once; an AbortSignal cancels; a stage that allows it is retried with backoff; a
 // destructive stage refuses to run without allowDestroy; every event is validated, journaled
-// and handed to subscribers. A stage whose input hash equals its last journaled success is
-// skipped, which is what makes a rerun resume instead of redo.
+// and handed to subscribers.
+//
+// Stages return typed outputs; the runner hands each stage the outputs of the stages it `needs`
+// and `reads` (ancestors only). A stage that declares its `inputs` is skipped as converged when
+// the hash of those inputs equals its last journaled success, that success journaled an output
+// its schema accepts (replayed to the dependants), and its cheap `probe` of the real world says
+// nothing moved. A probe that cannot run counts as "moved": a stage is never skipped on a guess.
 import { randomUUID } from 'node:crypto';
+import type { ZodType } from 'zod';
+import { canonicalJson, sha256Hex } from '../../common/canonical';
 import type { FailureDetail, PipelineEvent, PipelineEventBody, RerunClass, StageState } from '../../common/pipeline/events';
 import { PipelineEvent as PipelineEventSchema } from '../../common/pipeline/events';
 import { CommandError } from '../exec/runner';
-import { checkpoints, Journal, lastSuccesses } from './journal';
+import { checkpoints, Journal, lastRunCompat, lastSuccesses } from './journal';
 import { sleep } from './sleep';
 
 export interface StageContext {
@@ -26,16 +33,47 @@ export interface StageContext {
   changed(count?: number): void;
 }
 
+/** What a probe may do: read, log, be cancelled. */
+export interface ProbeContext {
+  readonly signal: AbortSignal;
+  log(line: string, options?: { node?: string; stream?: 'info' | 'warn' }): void;
+}
+
+/** A probe's verdict on whether what the stage made last time is still as it left it. */
+export type ProbeVerdict = { moved: false; note?: string } | { moved: true; reason: string };
+
+/** Outputs of the stages a stage needs and reads, by stage name. */
+export type StageInputs = Readonly<Record<string, unknown>>;
+
 export interface StageDefinition {
   name: string;
   description: string;
   needs: readonly string[];
+  /** Outputs of further ancestors (stages reached through `needs`) this stage reads. */
+  reads?: readonly string[];
   rerun: RerunClass;
   /** Retries after the first attempt, with exponential backoff from backoffMs. */
   retries?: { attempts: number; backoffMs: number };
-  /** Hash of everything the stage's outcome depends on; undefined = always run. */
+  /**
+   * Everything the stage's outcome depends on (JSON; the runner hashes its canonical form).
+   * Absent, or undefined returned: the stage always runs.
+   */
+  inputs?: (inputs: StageInputs) => unknown | Promise<unknown>;
+  /** Hash of the stage's inputs, computed by the stage itself (a stage sets inputs or inputHash). */
   inputHash?: () => string | undefined | Promise<string | undefined>;
-  run(ctx: StageContext): Promise<void>;
+  /** Schema of the output: set it and the output is journaled, so a skipped stage replays it. */
+  output?: ZodType<unknown>;
+  /**
+   * One cheap look at the real world (e.g. a fingerprint per node); runs only when the inputs
+   * match, with the output the last success recorded (undefined for a stage without an output schema).
+   */
+  probe?: (ctx: ProbeContext, inputs: StageInputs, recorded: unknown) => Promise<ProbeVerdict>;
+  run(ctx: StageContext, inputs: StageInputs): Promise<unknown>;
+}
+
+/** The hash the runner records for a stage's declared inputs. */
+export function hashInputs(value: unknown): string {
+  return sha256Hex(canonicalJson(value));
 }
 
 /** An error that says where and what to do; stages throw it (or CommandError). */
@@ -59,6 +97,11 @@ export interface PipelineOptions {
   signal?: AbortSignal;
   /** Clock for event times; tests inject a fixed one. */
   now?: () => Date;
+  /**
+   * What a run must share with the journal's runs to trust their successes (engine journal
+   * format, spec apiVersion). Runs recorded under another key are ignored, with one line saying so.
+   */
+  compat?: string;
 }
 
 export interface PipelineResult {
@@ -67,6 +110,8 @@ export interface PipelineResult {
   states: Record<string, StageState>;
   failures: FailureDetail[];
   durationMs: number;
+  /** The output of every stage that succeeded or was skipped as converged (replayed). */
+  outputs: Record<string, unknown>;
 }
 
 /** Registers a stage that a later issue implements. It fails loudly; it never reports success. */
@@ -115,7 +160,8 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
   const journal = options.journalPath ? new Journal(options.journalPath) : undefined;
   const recorded = journal ? journal.history() : { events: [] };
   const history = recorded.events;
-  const converged = options.force ? new Map() : lastSuccesses(history);
+  const converged = options.force ? new Map() : lastSuccesses(history, options.compat);
+  const previousCompat = options.compat === undefined ? undefined : lastRunCompat(history);
   const concurrency = Math.max(1, options.concurrency ?? 2);
   const started = performance.now();
   let seq = 0;
@@ -128,7 +174,7 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
 
   const states = new Map<string, StageState>(order.map((n) => [n, 'pending']));
   const failures: FailureDetail[] = [];
-  const setState = (s: StageDefinition, state: StageState, extra: { attempt?: number; inputHash?: string; reason?: string; durationMs?: number; changes?: number } = {}): void => {
+  const setState = (s: StageDefinition, state: StageState, extra: { attempt?: number; inputHash?: string; reason?: string; durationMs?: number; changes?: number; output?: unknown } = {}): void => {
     states.set(s.name, state);
     emit({
       type: 'stage',
@@ -140,13 +186,22 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
       ...(extra.reason !== undefined ? { reason: extra.reason } : {}),
       ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
       ...(extra.changes !== undefined ? { changes: extra.changes } : {}),
+      ...(extra.output !== undefined ? { output: extra.output } : {}),
     });
   };
   const allowDestroyFor = (name: string): boolean =>
     typeof options.allowDestroy === 'boolean' ? options.allowDestroy : Boolean(options.allowDestroy?.[name]);
 
-  emit({ type: 'run', state: 'started', stages: order, pipeline: options.name });
+  for (const s of stages) {
+    const ancestors = ancestorsOf(s.name, byName);
+    const foreign = (s.reads ?? []).filter((r) => !ancestors.has(r));
+    if (foreign.length) throw new Error(`pipeline: stage "${s.name}" reads ${foreign.join(', ')}, which ${foreign.length === 1 ? 'is not one of its' : 'are not its'} ancestors (add to needs)`);
+  }
+  emit({ type: 'run', state: 'started', stages: order, pipeline: options.name, ...(options.compat !== undefined ? { compat: options.compat } : {}) });
   if (recorded.distrust && order[0]) emit({ type: 'log', stage: order[0], stream: 'warn', line: recorded.distrust });
+  if (previousCompat !== undefined && previousCompat !== options.compat && order[0] && !options.force) {
+    emit({ type: 'log', stage: order[0], stream: 'warn', line: `the journal's last run was recorded by ${previousCompat ?? 'an older engine'} (this run: ${options.compat}): nothing it recorded is trusted, every stage runs in full` });
+  }
   for (const name of order) setState(byName.get(name)!, 'pending');
 
   const controller = new AbortController();
@@ -155,21 +210,38 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
   const running = new Map<string, Promise<void>>();
+  const outputs = new Map<string, unknown>();
+  const inputsOf = (s: StageDefinition): StageInputs => {
+    const o: Record<string, unknown> = {};
+    for (const n of [...s.needs, ...(s.reads ?? [])]) if (outputs.has(n)) o[n] = outputs.get(n);
+    return o;
+  };
   // Stages skipped because something upstream failed (as opposed to skipped as converged).
   const blocked = new Set<string>();
 
   const execute = async (s: StageDefinition): Promise<void> => {
     let inputHash: string | undefined;
+    const inputs = inputsOf(s);
     try {
-      inputHash = await s.inputHash?.();
+      if (s.inputs) {
+        const declared = await s.inputs(inputs);
+        inputHash = declared === undefined ? undefined : hashInputs(declared);
+      } else {
+        inputHash = await s.inputHash?.();
+      }
     } catch (err) {
       fail(s, err, 0);
       return;
     }
     const last = converged.get(s.name);
     if (inputHash !== undefined && last?.inputHash === inputHash) {
-      setState(s, 'skipped', { inputHash, reason: `converged: inputs unchanged since run ${last.runId.slice(0, 8)}` });
-      return;
+      const skip = await convergedVerdict(s, last.output, inputs);
+      if (skip.converged) {
+        if (s.output) outputs.set(s.name, skip.output);
+        setState(s, 'skipped', { inputHash, reason: `converged: inputs unchanged since run ${last.runId.slice(0, 8)}${skip.note ? `; ${skip.note}` : ''}` });
+        return;
+      }
+      emit({ type: 'log', stage: s.name, stream: 'info', line: `inputs unchanged since run ${last.runId.slice(0, 8)}, but ${skip.why}: running` });
     }
     if (s.rerun === 'destructive' && !allowDestroyFor(s.name)) {
       setState(s, 'failed', { reason: 'destructive stage without allowDestroy' });
@@ -213,9 +285,22 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
         },
       };
       try {
-        await s.run(ctx);
+        const out = await s.run(ctx, inputs);
         if (controller.signal.aborted) throw new Error('cancelled');
-        setState(s, 'success', { attempt, durationMs: performance.now() - t0, ...(inputHash !== undefined ? { inputHash } : {}), ...(changes !== undefined ? { changes } : {}) });
+        let journaled: unknown;
+        if (s.output) {
+          const parsed = s.output.safeParse(out);
+          if (!parsed.success) throw new StageError(`internal: stage "${s.name}" returned an output its schema rejects: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim());
+          journaled = parsed.data;
+        }
+        outputs.set(s.name, s.output ? journaled : out);
+        setState(s, 'success', {
+          attempt,
+          durationMs: performance.now() - t0,
+          ...(inputHash !== undefined ? { inputHash } : {}),
+          ...(changes !== undefined ? { changes } : {}),
+          ...(s.output && journaled !== undefined ? { output: journaled } : {}),
+        });
         return;
       } catch (err) {
         if (controller.signal.aborted) {
@@ -232,6 +317,34 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
         return;
       }
     }
+  };
+
+  /** Whether a stage whose inputs match may be skipped: its output replays and its probe is quiet. */
+  const convergedVerdict = async (s: StageDefinition, recordedOutput: unknown, inputs: StageInputs): Promise<{ converged: true; output?: unknown; note?: string } | { converged: false; why: string }> => {
+    let output: unknown;
+    if (s.output) {
+      if (recordedOutput === undefined) return { converged: false, why: 'its last success journaled no output' };
+      const parsed = s.output.safeParse(recordedOutput);
+      if (!parsed.success) return { converged: false, why: 'the output its last success journaled no longer fits its schema' };
+      output = parsed.data;
+    }
+    if (!s.probe) return { converged: true, ...(s.output ? { output } : {}) };
+    let verdict: ProbeVerdict;
+    try {
+      verdict = await s.probe(
+        {
+          signal: controller.signal,
+          log: (line, o = {}) => emit({ type: 'log', stage: s.name, stream: o.stream ?? 'info', line, ...(o.node !== undefined ? { node: o.node } : {}) }),
+        },
+        inputs,
+        output,
+      );
+    } catch (err) {
+      if (controller.signal.aborted) return { converged: false, why: 'cancelled' };
+      return { converged: false, why: `its probe could not run (${(err as Error).message.split('\n')[0]})` };
+    }
+    if (verdict.moved) return { converged: false, why: verdict.reason };
+    return { converged: true, ...(s.output ? { output } : {}), ...(verdict.note ? { note: verdict.note } : {}) };
   };
 
   const fail = (s: StageDefinition, err: unknown, attempt: number, durationMs?: number): void => {
@@ -279,7 +392,21 @@ export async function runPipeline(stages: readonly StageDefinition[], options: P
   emit({ type: 'done', summary, durationMs });
   journal?.close();
   const ok = order.every((n) => satisfied(states.get(n)) && !blocked.has(n));
-  return { runId, ok, states: summary, failures, durationMs };
+  return { runId, ok, states: summary, failures, durationMs, outputs: Object.fromEntries(outputs) };
+}
+
+/** Every stage reachable through `needs` from `name`. */
+function ancestorsOf(name: string, byName: ReadonlyMap<string, StageDefinition>): Set<string> {
+  const out = new Set<string>();
+  const walk = (n: string): void => {
+    for (const d of byName.get(n)?.needs ?? []) {
+      if (out.has(d)) continue;
+      out.add(d);
+      walk(d);
+    }
+  };
+  walk(name);
+  return out;
 }
 
 export function failureDetail(stage: string, err: unknown): FailureDetail {

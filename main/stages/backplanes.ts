@@ -5,12 +5,13 @@
 // enrolled (a rerun) must also have fresh handshakes with the hub. Safe to rerun: it only reads.
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
+import { sha256Hex } from '../../common/canonical';
 import type { DeployContext } from './context';
-import { eachNode, need } from './guest';
+import { BackplanesOutput, deployStage } from './context';
+import { eachNode } from './guest';
 import { sleep } from '../pipeline/sleep';
 import type { PlanesStatus } from './firstboot';
 import { bootTimeoutMs, planesStatus } from './firstboot';
-import { ensureDriver } from './provision';
 
 export const PLANE_NAMES = ['wg1', 'wg2', 'wg3'] as const;
 /** A handshake older than this is stale (WireGuard re-handshakes every 2 minutes under traffic). */
@@ -37,16 +38,40 @@ export function staleHandshakes(st: PlanesStatus, nowS: number): string[] {
   });
 }
 
+type PlaneKeys = Record<(typeof PLANE_NAMES)[number], string>;
+const keysOf = (st: PlanesStatus): PlaneKeys => Object.fromEntries(PLANE_NAMES.map((p) => [p, st.planes[p]?.publicKey ?? ''])) as PlaneKeys;
+
 export function backplanesStage(ctx: DeployContext): StageDefinition {
-  return {
+  return deployStage({
     name: 'backplanes',
     description: 'Check wg1/wg2/wg3 on every node through the agent: up, keyed, planned /32, firewall loaded; handshakes for enrolled nodes',
     needs: ['firstboot'],
+    reads: ['validate', 'plan', 'firstboot'],
     rerun: 'safe-rerun',
-    async run(s) {
-      const plan = need(ctx.plan, 'plan');
-      const driver = ensureDriver(ctx);
+    inputs: ({ plan, firstboot }) => ({ plan: sha256Hex(plan.json), nodes: firstboot.nodes }),
+    output: BackplanesOutput,
+    // One `kubedos-planes status` per node: planes as planned, with the keys recorded last time.
+    async probe(p, { validate, plan }, last) {
+      const { driver } = ctx.substrate(validate.spec, plan.plan);
+      const drift = (
+        await Promise.all(
+          plan.plan.nodes.map(async (n) => {
+            const st = await planesStatus({ driver, node: n, signal: p.signal });
+            const problems = planeProblems(st, n);
+            const keys = keysOf(st);
+            const was = last.wgPublicKeys[n.name];
+            if (!problems.length && (!was || PLANE_NAMES.some((x) => was[x] !== keys[x]))) problems.push('its plane keys changed');
+            return problems.map((x) => `${n.name}: ${x}`);
+          }),
+        )
+      ).flat();
+      return drift.length ? { moved: true, reason: drift.slice(0, 3).join('; ') } : { moved: false, note: 'every node\'s planes are up with the recorded keys' };
+    },
+    async run(s, { validate, plan: planned }) {
+      const plan = planned.plan;
+      const { driver } = ctx.substrate(validate.spec, plan);
       const deadline = Date.now() + Math.min(bootTimeoutMs(ctx.env), 300_000);
+      const wgPublicKeys: Record<string, PlaneKeys> = {};
       await eachNode(s, plan.nodes, async (n) => {
         const g = { driver, node: n, signal: s.signal };
         let problems: string[];
@@ -54,7 +79,7 @@ export function backplanesStage(ctx: DeployContext): StageDefinition {
           const st = await planesStatus(g);
           problems = planeProblems(st, n);
           if (!problems.length) {
-            ctx.nodes[n.name] = { ...(ctx.nodes[n.name] ?? { node: n.name, vmid: n.vmid }), wgPublicKeys: Object.fromEntries(PLANE_NAMES.map((p) => [p, st.planes[p]!.publicKey!])) };
+            wgPublicKeys[n.name] = keysOf(st);
             const peers = PLANE_NAMES.map((p) => st.planes[p]?.peers?.length ?? 0);
             s.log(`${n.name}: ${PLANE_NAMES.map((p, i) => `${p} ${st.planes[p]!.address} (${peers[i]} peer${peers[i] === 1 ? '' : 's'})`).join(', ')}; firewall loaded`, { node: n.name });
             return;
@@ -68,8 +93,11 @@ export function backplanesStage(ctx: DeployContext): StageDefinition {
           hint: `see journalctl -u kubedos-backplane on ${n.name}; rerun kubedos-planes up there, then rerun the deploy`,
         });
       });
-      ctx.summaries.backplanes = { stage: 'backplanes', changes: 0, notes: plan.nodes.map((n) => `${n.name}: wg1 ${n.planes.wg1.address}, wg2 ${n.planes.wg2.address}, wg3 ${n.planes.wg3.address}`) };
       s.changed(0);
+      return {
+        wgPublicKeys: Object.fromEntries(Object.entries(wgPublicKeys).sort(([a], [b]) => a.localeCompare(b))),
+        summary: { stage: 'backplanes', changes: 0, notes: plan.nodes.map((n) => `${n.name}: wg1 ${n.planes.wg1.address}, wg2 ${n.planes.wg2.address}, wg3 ${n.planes.wg3.address}`) },
+      };
     },
-  };
+  });
 }

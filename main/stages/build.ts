@@ -1,15 +1,17 @@
 // Stage "build": the foundry for this spec and plan — darksite + one qcow2 golden image per role,
 // with manifest, SBOM, provenance and signatures (main/build). Safe to rerun: unchanged inputs
-// are cache hits, so a warm rebuild only re-checks the cache and rewrites nothing.
+// are cache hits, so a warm rebuild only re-checks the cache and rewrites nothing. It declares no
+// inputs to the runner on purpose: its inputs (spec, plan, payload tree, lock, host tools) are
+// hashed per artifact by the build's own content-addressed cache, which is its convergence check.
 import { join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import { runBuild } from '../build/index';
 import { payloadDir } from '../paths';
 import type { BuildTarget } from '../build/index';
 import type { StageDefinition } from '../pipeline/runner';
-import { StageError } from '../pipeline/runner';
 import { WORKSPACE_LAYOUT } from '../workspace';
 import type { DeployContext } from './context';
+import { deployStage } from './context';
 
 /** The deploy provisions from golden images (the qcow2 path); ISOs are `kubedos build iso`. */
 export const DEPLOY_BUILD_TARGETS: readonly BuildTarget[] = ['darksite', 'image'];
@@ -19,18 +21,18 @@ export function buildDir(ctx: DeployContext): string {
 }
 
 export function buildStage(ctx: DeployContext): StageDefinition {
-  return {
+  return deployStage({
     name: 'build',
     description: 'Build the darksite and a qcow2 golden image per role (cache-aware), with manifest, SBOM, provenance and signatures',
     needs: ['plan'],
+    reads: ['validate', 'plan'],
     rerun: 'safe-rerun',
-    async run(s) {
-      if (!ctx.spec || !ctx.plan) throw new StageError('build: no validated spec and plan (the validate and plan stages run first)');
+    async run(s, { validate, plan }) {
       const report = await runBuild({
-        spec: ctx.spec,
+        spec: validate.spec,
         specPath: ctx.specPath ?? ctx.source.name,
         specSha256: sha256Hex(ctx.source.text),
-        plan: ctx.plan,
+        plan: plan.plan,
         outDir: buildDir(ctx),
         repoRoot: ctx.repoRoot,
         payloadDir: payloadDir(),
@@ -41,11 +43,10 @@ export function buildStage(ctx: DeployContext): StageDefinition {
         signal: s.signal,
         log: (line) => s.log(line),
       });
-      ctx.build = report;
       for (const o of report.outputs) if (o.kind === 'image') s.log(`${o.sha256}  ${o.path}`);
       s.changed(report.built.length);
-      ctx.summaries.build = { stage: 'build', changes: report.built.length, notes: [report.built.length ? `built ${report.built.join(', ')}` : 'every artifact was a cache hit', `${report.downloaded} package(s) downloaded`] };
       s.log(`built ${report.built.length ? report.built.join(', ') : 'nothing (all cached)'}; ${(report.durationMs / 1000).toFixed(1)} s`);
+      return { ...report, summary: { stage: 'build', changes: report.built.length, notes: [report.built.length ? `built ${report.built.join(', ')}` : 'every artifact was a cache hit', `${report.downloaded} package(s) downloaded`] } };
     },
-  };
+  });
 }

@@ -16,13 +16,14 @@ import type { Plan } from '../../common/plan/index';
 import type { StageDefinition, StageContext } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { issueEtcdCert } from '../trust/index';
-import type { DeployContext } from './context';
+import type { ClusterSpec } from '../../common/spec/index';
+import type { NodeFacts } from '../node-facts';
+import type { DeployContext, DeployOutputs } from './context';
+import { ConvergeOutput, deployStage } from './context';
 import type { GuestCall, PlanNode } from './guest';
-import { eachNode, guestReadMaybe, guestRun, guestWrite, need, tail } from './guest';
+import { eachNode, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
-import { ensureDriver } from './provision';
 import { clusterTrust } from './trust';
-import { canonicalJson } from '../../common/canonical';
 import type { NodeProbe } from './converge-state';
 import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
 
@@ -102,7 +103,7 @@ export function deployVars(): string {
   ].join('\n');
 }
 
-async function prepareSsh(ctx: DeployContext, s: StageContext, plan: Plan, hubG: GuestCall): Promise<number> {
+async function prepareSsh(spec: ClusterSpec, facts: Readonly<Record<string, NodeFacts>>, s: StageContext, plan: Plan, hubG: GuestCall): Promise<number> {
   let changes = 0;
   const driver = hubG.driver;
   let pub = (await guestReadMaybe(hubG, `${CONVERGE_KEY}.pub`))?.toString('utf8').trim();
@@ -114,7 +115,7 @@ async function prepareSsh(ctx: DeployContext, s: StageContext, plan: Plan, hubG:
     changes++;
   }
   const keyLine = pub.split(' ').slice(0, 2).join(' ');
-  const user = need(ctx.spec, 'spec').spec.security.ssh.allowUsers[0] ?? 'ops';
+  const user = spec.spec.security.ssh.allowUsers[0] ?? 'ops';
   await eachNode(s, plan.nodes, async (n) => {
     const g: GuestCall = { driver, node: n, signal: s.signal };
     const path = `/home/${user}/.ssh/authorized_keys`;
@@ -126,7 +127,7 @@ async function prepareSsh(ctx: DeployContext, s: StageContext, plan: Plan, hubG:
     changes++;
   });
   const known = plan.nodes.map((n) => {
-    const k = ctx.nodes[n.name]?.sshHostKey;
+    const k = facts[n.name]?.sshHostKey;
     if (!k) throw new StageError(`internal: no SSH host key of ${n.name} (read by the firstboot stage)`, { node: n.name, hint: 'rerun the deploy' });
     return `${n.planes.wg1.address.replace(/\/32$/, '')} ${k}`;
   });
@@ -144,11 +145,10 @@ async function prepareSsh(ctx: DeployContext, s: StageContext, plan: Plan, hubG:
   return changes;
 }
 
-async function prepareEtcd(ctx: DeployContext, s: StageContext, plan: Plan): Promise<number> {
+async function prepareEtcd(ctx: DeployContext, s: StageContext, plan: Plan, driver: GuestCall['driver']): Promise<number> {
   const members = etcdMembers(plan);
   if (!members.length) return 0;
   const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
-  const driver = ensureDriver(ctx);
   const chain = trust.intermediate.certPem + trust.root.certPem;
   let changes = 0;
   await eachNode(s, members, async (n) => {
@@ -225,26 +225,57 @@ async function probeNode(g: GuestCall): Promise<NodeProbe> {
   }
 }
 
+/** Pure: the hash of what converge depends on (plan, baked payload, tags, Salt), from the outputs. */
+function inputsOf(spec: ClusterSpec, planJsonText: string, build: DeployOutputs['build']): string {
+  return convergeInputs({
+    planJson: planJsonText,
+    payload: build.outputs.filter((o) => o.kind === 'payload').map((o) => ({ path: o.path, sha256: o.sha256 })),
+    tags: CONVERGE_TAGS,
+    salt: spec.spec.orchestration.salt.enabled,
+  });
+}
+
 export function convergeStage(ctx: DeployContext): StageDefinition {
-  return {
+  return deployStage({
     name: 'converge',
     description: 'The master runs the Salt discovery gate (when Salt is on), then ansible-playbook from its baked payload over wg1',
     needs: ['enroll'],
+    reads: ['validate', 'plan', 'build', 'firstboot', 'enroll'],
     rerun: 'remediates-drift',
-    async run(s) {
-      const plan = need(ctx.plan, 'plan');
-      const spec = need(ctx.spec, 'spec');
-      const driver = ensureDriver(ctx);
+    // The converge inputs (plan, baked payload, tags), the host keys converge pins, the hub pin.
+    // What the converge SSH key and authorized_keys look like on the nodes is not fingerprinted:
+    // a hand edit there is repaired by --force.
+    inputs: ({ validate, plan, build, firstboot, enroll }) => ({
+      converge: inputsOf(validate.spec, plan.json, build),
+      ansible: validate.spec.spec.orchestration.ansible.enabled,
+      hostKeys: Object.fromEntries(Object.entries(firstboot.nodes).map(([n, f]) => [n, f.sshHostKey ?? null])),
+      hubPin: enroll.hubPin,
+    }),
+    output: ConvergeOutput,
+    // One fingerprint per node, against the record of the last converge (converge-state.ts).
+    async probe(p, { validate, plan, build }) {
+      if (!validate.spec.spec.orchestration.ansible.enabled) return { moved: false, note: 'Ansible is disabled in the spec' };
+      const { driver } = ctx.substrate(validate.spec, plan.plan);
+      const record = readConvergeState(ctx.workspace);
+      const inputs = inputsOf(validate.spec, plan.json, build);
+      const probes = !record.state || record.state.inputs !== inputs ? [] : await Promise.all(plan.plan.nodes.map((n) => probeNode({ driver, node: n, signal: p.signal })));
+      const decision = nodesToConverge({ nodes: plan.plan.nodes.map((n) => n.name), inputs, ...(record.state ? { state: record.state } : {}), ...(record.reason ? { stateReason: record.reason } : {}), force: false, probes });
+      if (decision.run.length) return { moved: true, reason: decision.run.slice(0, 3).map((r) => `${r.node}: ${r.why}`).join('; ') };
+      return { moved: false, note: `every node's fingerprint and the converge inputs match the last converge (run ${record.state!.runId.slice(0, 8)}): Ansible not run (--force runs it)` };
+    },
+    async run(s, { validate, plan: planned, build, firstboot }) {
+      const plan = planned.plan;
+      const spec = validate.spec;
+      const { driver } = ctx.substrate(spec, plan);
       const hub = hubOf(plan);
       const hubG: GuestCall = { driver, node: hub, signal: s.signal };
       if (!spec.spec.orchestration.ansible.enabled) {
         s.log('orchestration.ansible.enabled is false: nothing to converge');
-        ctx.summaries.converge = { stage: 'converge', changes: 0, notes: ['ansible disabled in the spec'] };
         s.changed(0);
-        return;
+        return { summary: { stage: 'converge', changes: 0, notes: ['ansible disabled in the spec'] } };
       }
-      let changes = await prepareSsh(ctx, s, plan, hubG);
-      changes += await prepareEtcd(ctx, s, plan);
+      let changes = await prepareSsh(spec, firstboot.nodes, s, plan, hubG);
+      changes += await prepareEtcd(ctx, s, plan, driver);
       const notes: string[] = [];
       if (spec.spec.orchestration.salt.enabled) {
         const salt = await guestRun(hubG, ['salt-run', '--version'], { okCodes: [0, 127, 1, 2], what: 'salt-run --version' }).catch(() => undefined);
@@ -258,12 +289,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       }
       // Which nodes need Ansible: the inputs' hash and one fingerprint probe per node against the
       // record of the last converge (converge-state.ts).
-      const inputs = convergeInputs({
-        planJson: ctx.json ?? canonicalJson(plan),
-        payload: (ctx.build?.outputs ?? []).filter((o) => o.kind === 'payload').map((o) => ({ path: o.path, sha256: o.sha256 })),
-        tags: CONVERGE_TAGS,
-        salt: spec.spec.orchestration.salt.enabled,
-      });
+      const inputs = inputsOf(spec, planned.json, build);
       const record = readConvergeState(ctx.workspace);
       const probeAll = (): Promise<NodeProbe[]> => Promise.all(plan.nodes.map((n) => probeNode({ driver, node: n, signal: s.signal })));
       const probes = ctx.force || !record.state || record.state.inputs !== inputs ? [] : await probeAll();
@@ -273,8 +299,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
         s.log(`converged: every node's fingerprint and the converge inputs match the last converge (run ${record.state!.runId.slice(0, 8)}); Ansible not run (--force runs it)`);
         notes.push(`Ansible not run: ${decision.skip.length} node(s) unchanged since run ${record.state!.runId.slice(0, 8)}`);
         s.changed(changes);
-        ctx.summaries.converge = { stage: 'converge', changes, notes };
-        return;
+        return { summary: { stage: 'converge', changes, notes } };
       }
       for (const r of decision.run) s.log(`${r.node}: converging: ${r.why}`, { node: r.node });
       const targets = plan.nodes.filter((n) => decision.run.some((r) => r.node === n.name));
@@ -310,7 +335,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       for (const p of after) if ('error' in p) s.log(`${p.node}: fingerprint after converge not taken (${p.error}); it converges again next run`, { node: p.node, stream: 'warn' });
       writeConvergeState(ctx.workspace, { inputs, runId: s.runId, nodes: fps });
       s.changed(changes);
-      ctx.summaries.converge = { stage: 'converge', changes, notes };
+      return { summary: { stage: 'converge', changes, notes } };
     },
-  };
+  });
 }

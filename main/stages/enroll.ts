@@ -10,14 +10,20 @@ import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { agentEnrollmentFiles, hubEnrollmentFiles, issueEnrollmentToken } from '../trust/index';
 import type { NodeFile } from '../trust/index';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sha256Hex } from '../../common/canonical';
+import type { Plan } from '../../common/plan/index';
+import type { SubstrateDriver } from '../substrate/driver';
+import { WORKSPACE_LAYOUT } from '../workspace';
 import type { DeployContext } from './context';
+import { deployStage, EnrollOutput } from './context';
 import type { GuestCall, PlanNode } from './guest';
-import { eachNode, guestJson, guestReadMaybe, guestRun, guestWrite, need, tail } from './guest';
+import { eachNode, guestJson, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
 import { planesStatus } from './firstboot';
-import { PLANE_NAMES, staleHandshakes } from './backplanes';
-import { ensureDriver } from './provision';
-import { clusterTrust } from './trust';
+import { HANDSHAKE_FRESH_S, PLANE_NAMES, staleHandshakes } from './backplanes';
+import { clusterTrust, TRUST_FILES } from './trust';
 
 const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
 const AGENT_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-agent';
@@ -50,15 +56,49 @@ const AGENT_EXIT: Record<number, string> = {
   5: 'no handshake with the hub afterwards: check UDP reachability of the plane ports on the LAN',
 };
 
+/** Pure: what keeps the hub's view from being "every spoke enrolled, linked and fresh" ([] = converged). */
+export function enrollDrift(plan: Plan, hub: HubStatus, hubPlanes: Awaited<ReturnType<typeof planesStatus>>, nowS: number): string[] {
+  const spokes = plan.nodes.filter((n) => !n.hub).map((n) => n.name);
+  const out: string[] = [];
+  const missing = spokes.filter((n) => !hub.enrolled.includes(n));
+  if (missing.length) out.push(`not enrolled on the hub: ${missing.join(', ')}`);
+  if (hub.window) out.push('the enrollment window is open');
+  for (const p of PLANE_NAMES) {
+    const peers = hubPlanes.planes[p]?.peers ?? [];
+    if (peers.length !== spokes.length) out.push(`${p} has ${peers.length} peers, the plan ${spokes.length}`);
+    else if (peers.some((x) => !(x.latestHandshake > 0 && nowS - x.latestHandshake < HANDSHAKE_FRESH_S))) out.push(`${p}: a peer has no handshake in the last ${HANDSHAKE_FRESH_S} s`);
+  }
+  return out;
+}
+
+async function hubView(driver: SubstrateDriver, plan: Plan, signal: AbortSignal): Promise<string[]> {
+  const g: GuestCall = { driver, node: hubOf(plan), signal };
+  const st = await guestJson<HubStatus>(g, [HUB_BIN, 'status'], { what: 'kubedos-enroll-hub status' });
+  return enrollDrift(plan, st, await planesStatus(g), Math.floor(Date.now() / 1000));
+}
+
+const readPin = (workspace: string): string | null => {
+  const p = join(workspace, WORKSPACE_LAYOUT.trust, TRUST_FILES.pin);
+  return existsSync(p) ? readFileSync(p, 'utf8').trim() : null;
+};
+
 export function enrollStage(ctx: DeployContext): StageDefinition {
-  return {
+  return deployStage({
     name: 'enroll',
     description: 'Open the enrollment window on the master, enroll every node onto wg1/wg2/wg3, close it; check fresh handshakes',
     needs: ['backplanes'],
+    reads: ['validate', 'plan', 'backplanes'],
     rerun: 'safe-rerun',
-    async run(s) {
-      const plan = need(ctx.plan, 'plan');
-      const driver = ensureDriver(ctx);
+    inputs: ({ plan, backplanes }) => ({ plan: sha256Hex(plan.json), keys: backplanes.wgPublicKeys, hubPin: readPin(ctx.workspace) }),
+    output: EnrollOutput,
+    // On the hub: every spoke on the roster, no window open, a fresh peer per spoke on each plane.
+    async probe(p, { validate, plan }) {
+      const drift = await hubView(ctx.substrate(validate.spec, plan.plan).driver, plan.plan, p.signal);
+      return drift.length ? { moved: true, reason: drift.slice(0, 3).join('; ') } : { moved: false, note: 'every node is enrolled with fresh handshakes on the hub' };
+    },
+    async run(s, { validate, plan: planned }) {
+      const plan = planned.plan;
+      const { driver } = ctx.substrate(validate.spec, plan);
       const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
       if (trust.created.length) s.log(`trust material created: ${trust.created.join(', ')} (private keys in the encrypted secret store ${trust.store.dir})`);
       s.log(`hub certificate pin ${trust.hubTls.fingerprint}`);
@@ -175,7 +215,11 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
         if (peers !== spokes.length) throw new StageError(`${hub.name}: ${p} has ${peers} peers, the plan has ${spokes.length} nodes to link`, { node: hub.name, hint: 'kubedos-enroll-hub status on the master' });
       }
       s.changed(changes);
-      ctx.summaries.enroll = { stage: 'enroll', changes, notes: [pending.length ? `enrolled ${pending.map((n) => n.name).join(', ')}` : 'every node was already enrolled', `hub pin ${trust.hubTls.fingerprint}`] };
+      return {
+        hubPin: trust.hubTls.fingerprint,
+        enrolled: spokes.map((n) => n.name).sort(),
+        summary: { stage: 'enroll', changes, notes: [pending.length ? `enrolled ${pending.map((n) => n.name).join(', ')}` : 'every node was already enrolled', `hub pin ${trust.hubTls.fingerprint}`] },
+      };
     },
-  };
+  });
 }

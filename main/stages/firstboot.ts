@@ -10,11 +10,13 @@ import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { waitForAgents } from '../substrate/provision';
 import type { HubFacts, NodeFacts } from '../node-facts';
-import type { DeployContext } from './context';
+import type { BuildReport } from '../build/index';
+import type { SubstrateDriver } from '../substrate/driver';
+import type { DeployContext, DeployOutputs } from './context';
+import { deployStage, FirstbootOutput } from './context';
 import type { GuestCall, PlanNode } from './guest';
-import { eachNode, guestJson, guestReadMaybe, guestRun, need, tail } from './guest';
+import { eachNode, guestJson, guestReadMaybe, guestRun, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
-import { ensureDriver } from './provision';
 
 export const FIRSTBOOT_MARKER = '/var/lib/kubedos/firstboot-complete';
 export const PLANES_BIN = '/usr/lib/kubedos/backplane/kubedos-planes';
@@ -116,9 +118,8 @@ export async function readHubFacts(g: GuestCall, deadline: number): Promise<HubF
  * names the payload it was installed with): a warning, not a failure — the new artifact reaches
  * a running node only when it is recreated.
  */
-async function payloadDrift(ctx: DeployContext, g: GuestCall): Promise<string | undefined> {
-  if (!ctx.build) return undefined;
-  const built = join(ctx.build.outDir, 'payload', g.node.role, 'payload.json');
+async function payloadDrift(build: BuildReport, g: GuestCall): Promise<string | undefined> {
+  const built = join(build.outDir, 'payload', g.node.role, 'payload.json');
   if (!existsSync(built)) return undefined;
   const want = (JSON.parse(readFileSync(built, 'utf8')) as { payloadSha256?: string }).payloadSha256;
   const raw = await guestReadMaybe(g, '/etc/kubedos/payload.json');
@@ -127,15 +128,55 @@ async function payloadDrift(ctx: DeployContext, g: GuestCall): Promise<string | 
   return `${g.node.name} runs the ${g.node.role} payload ${have ? have.slice(0, 12) : '(unknown, older image)'}, this build's is ${want.slice(0, 12)}: the node keeps its payload until it is recreated (a rebuild drill, or kubedos deploy --allow-destroy after removing the VM)${g.node.hub ? '; converge runs the master\'s baked Ansible content' : ''}`;
 }
 
+/** The one command the probe runs per node: its first-boot record and its SSH host key. */
+const FACTS_PROBE = ['sh', '-c', `cat ${FIRSTBOOT_MARKER} && echo && cat /etc/ssh/ssh_host_ed25519_key.pub`];
+
+/** Pure: how a node's probe output differs from the facts recorded at its first boot ([] = same). */
+export function factsDrift(recorded: NodeFacts | undefined, probeStdout: string): string[] {
+  if (!recorded) return ['no facts were recorded for it'];
+  const [marker = '', key = ''] = probeStdout.trim().split('\n');
+  const out: string[] = [];
+  try {
+    const rec = JSON.parse(marker) as NonNullable<NodeFacts['firstboot']>;
+    if (rec.startedAt !== recorded.firstboot?.startedAt || rec.node !== recorded.node) out.push('it booted for the first time again (a new VM)');
+  } catch {
+    out.push('its first-boot marker is missing or unreadable');
+  }
+  if (key.split(' ').slice(0, 2).join(' ') !== recorded.sshHostKey) out.push('its SSH host key changed');
+  return out;
+}
+
+async function probeFacts(driver: SubstrateDriver, nodes: readonly PlanNode[], recorded: DeployOutputs['firstboot'], signal: AbortSignal): Promise<string[]> {
+  const drift = await Promise.all(
+    nodes.map(async (n) => {
+      const r = await driver.guestExec(n.vmid, FACTS_PROBE, { timeoutS: 30, signal });
+      return r.exitCode === 0 ? factsDrift(recorded.nodes[n.name], r.stdout).map((d) => `${n.name}: ${d}`) : [`${n.name}: its first-boot marker is missing (exit ${r.exitCode})`];
+    }),
+  );
+  return drift.flat();
+}
+
 export function firstbootStage(ctx: DeployContext): StageDefinition {
-  return {
+  return deployStage({
     name: 'firstboot',
     description: 'Wait for the guest agents and the first-boot marker; read SSH host keys and the hub\'s facts through the agent',
     needs: ['provision'],
+    reads: ['validate', 'plan', 'build', 'provision'],
     rerun: 'safe-rerun',
-    async run(s) {
-      const plan = need(ctx.plan, 'plan');
-      const driver = ensureDriver(ctx);
+    inputs: ({ plan, build }) => ({
+      nodes: plan.plan.nodes.map((n) => ({ name: n.name, vmid: n.vmid, role: n.role, mac: n.lan.mac })),
+      images: build.outputs.filter((o) => o.kind === 'image').map((o) => ({ role: o.role, sha256: o.sha256 })),
+    }),
+    output: FirstbootOutput,
+    // One command per node: the same first boot (its marker) and the same host key as recorded.
+    async probe(p, { validate, plan }, last) {
+      const { driver } = ctx.substrate(validate.spec, plan.plan);
+      const drift = await probeFacts(driver, plan.plan.nodes, last, p.signal);
+      return drift.length ? { moved: true, reason: drift.slice(0, 3).join('; ') } : { moved: false, note: 'every node\'s first-boot marker and host key are as recorded' };
+    },
+    async run(s, { validate, plan: planned, build }) {
+      const plan = planned.plan;
+      const { driver } = ctx.substrate(validate.spec, plan);
       const timeout = bootTimeoutMs(ctx.env);
       const deadline = Date.now() + timeout;
       for (const n of plan.nodes) s.node(n.name, 'running', 'waiting for the guest agent');
@@ -143,13 +184,14 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
       for (const n of plan.nodes) s.log(`${n.name}: guest agent answered after ${((answered.get(n.vmid) ?? 0) / 1000).toFixed(1)} s`, { node: n.name });
       let done = 0;
       const stale: string[] = [];
+      const nodes: Record<string, NodeFacts> = {};
       await eachNode(s, plan.nodes, async (n: PlanNode) => {
         const g = { driver, node: n, signal: s.signal };
         const firstboot = await waitMarker(g, deadline, (l) => s.log(l, { node: n.name }));
         const key = (await guestRun(g, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], { what: 'read the SSH host key' })).stdout.trim();
         if (!/^ssh-ed25519 [A-Za-z0-9+/=]+/.test(key)) throw new StageError(`${n.name}: unexpected SSH host key ${JSON.stringify(key.slice(0, 40))}`, { node: n.name });
-        ctx.nodes[n.name] = { ...(ctx.nodes[n.name] ?? { node: n.name, vmid: n.vmid }), node: n.name, vmid: n.vmid, ...(firstboot ? { firstboot } : {}), sshHostKey: key.split(' ').slice(0, 2).join(' ') };
-        const drift = await payloadDrift(ctx, g);
+        nodes[n.name] = { node: n.name, vmid: n.vmid, ...(firstboot ? { firstboot } : {}), sshHostKey: key.split(' ').slice(0, 2).join(' ') };
+        const drift = await payloadDrift(build, g);
         if (drift) {
           s.log(drift, { node: n.name, stream: 'warn' });
           stale.push(drift);
@@ -160,10 +202,10 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
       const hub = hubOf(plan);
       const facts = await readHubFacts({ driver, node: hub, signal: s.signal }, deadline);
       facts.enrollment = { address: plan.enrollment.listen, port: plan.enrollment.port };
-      ctx.hub = facts;
       s.log(`hub ${hub.name}: LAN ${facts.lanAddress}, enrollment ${facts.enrollment.address}:${facts.enrollment.port}, ${PLANES.map((p) => `${p} ${facts.wgPublicKeys[p].slice(0, 8)}…:${facts.listenPorts[p]}`).join(', ')}`, { node: hub.name });
-      ctx.summaries.firstboot = { stage: 'firstboot', changes: 0, notes: [...plan.nodes.map((n) => `${n.name}: first boot complete`), ...stale] };
       s.changed(0);
+      const sorted = Object.fromEntries(Object.entries(nodes).sort(([a], [b]) => a.localeCompare(b)));
+      return { nodes: sorted, hub: facts, summary: { stage: 'firstboot', changes: 0, notes: [...plan.nodes.map((n) => `${n.name}: first boot complete`), ...stale] } };
     },
-  };
+  });
 }

@@ -10,25 +10,30 @@ import { newDeployContext } from './context';
 import { convergeStage } from './converge';
 import { enrollStage } from './enroll';
 import { firstbootStage } from './firstboot';
-import type { PlannedCluster } from './plan';
 import { planStage } from './plan';
 import { provisionStage } from './provision';
 import { sealStage } from './seal';
-import type { SpecSource, ValidatedSpec } from './validate';
+import type { SpecSource } from './validate';
 import { validateStage } from './validate';
 import { workloadStage } from './workload';
 
 export interface PlanPipeline {
   stages: StageDefinition[];
-  result: ValidatedSpec & PlannedCluster;
 }
 
-/** validate -> plan: what the workbench runs as the user edits, and `kubedos plan` in a pipeline. */
+/** validate -> plan: what the workbench runs as the user edits (outputs: PipelineResult.outputs). */
 export function planPipeline(source: SpecSource, planPath?: string): PlanPipeline {
-  const validated: ValidatedSpec = {};
-  const planned: PlannedCluster = {};
-  const stages = [validateStage(source, validated), planStage(validated, planned, planPath)];
-  return { stages, result: Object.assign(validated, planned) };
+  return { stages: [validateStage(source), planStage(planPath)] };
+}
+
+/**
+ * What a deploy's journal must share with an earlier run to trust it: the journal format of this
+ * engine (2: stages journal typed outputs) and the spec's apiVersion.
+ */
+export const DEPLOY_JOURNAL_FORMAT = 2;
+export function deployCompat(specText: string): string {
+  const api = /^apiVersion:\s*(\S+)/m.exec(specText)?.[1] ?? 'unknown';
+  return `deploy-journal/${DEPLOY_JOURNAL_FORMAT} spec/${api}`;
 }
 
 
@@ -69,8 +74,8 @@ export function deployPipeline(source: SpecSource, options: DeployOptions): Depl
     ...(options.force ? { force: true } : {}),
   });
   const stages = [
-    validateStage(source, ctx),
-    planStage(ctx, ctx, options.planPath),
+    validateStage(source),
+    planStage(options.planPath),
     buildStage(ctx),
     provisionStage(ctx),
     firstbootStage(ctx),
@@ -82,10 +87,7 @@ export function deployPipeline(source: SpecSource, options: DeployOptions): Depl
   ];
   return {
     stages,
-    result: ctx,
     context: ctx,
-    async close() {
-      await ctx.driver?.close?.();
-    },
+    close: () => ctx.close(),
   };
 }

@@ -4,26 +4,24 @@ import { dirname } from 'node:path';
 import { plan, planJson } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import type { StageDefinition } from '../pipeline/runner';
-import { StageError } from '../pipeline/runner';
-import type { ValidatedSpec } from './validate';
+import { deployStage } from './context';
 
 export interface PlannedCluster {
-  plan?: Plan;
-  json?: string;
+  plan: Plan;
+  json: string;
 }
 
-export function planStage(input: ValidatedSpec, out: PlannedCluster, planPath?: string): StageDefinition {
-  return {
+export function planStage(planPath?: string): StageDefinition {
+  return deployStage({
     name: 'plan',
     description: 'Derive the deterministic plan: addresses, VM shapes, peers, firewall',
     needs: ['validate'],
+    reads: ['validate'],
     rerun: 'safe-rerun',
-    async run(ctx) {
-      if (!input.spec) throw new StageError('no validated spec to plan');
-      const p = plan(input.spec);
+    // No inputs declared: always derived (pure and fast); its output is never journaled.
+    async run(ctx, { validate }) {
+      const p = plan(validate.spec);
       const json = planJson(p);
-      out.plan = p;
-      out.json = json;
       p.nodes.forEach((n, i) => {
         ctx.node(n.name, 'ok', `${n.role} vmid ${n.vmid} lan ${n.lan.address}`);
         ctx.log(`${n.name.padEnd(12)} ${n.role.padEnd(13)} vmid ${n.vmid}  lan ${n.lan.address.padEnd(15)} wg1 ${n.planes.wg1.address.padEnd(18)} wg2 ${n.planes.wg2.address.padEnd(18)} wg3 ${n.planes.wg3.address}`, { node: n.name });
@@ -42,6 +40,7 @@ export function planStage(input: ValidatedSpec, out: PlannedCluster, planPath?: 
           ctx.changed(1);
         }
       }
+      return { plan: p, json };
     },
-  };
+  });
 }

@@ -2,20 +2,21 @@
 // image (main/substrate/provision.ts decides create/keep/update/replace/destroy and refuses
 // to touch what the cluster does not own). Remediates drift: a rerun on a converged substrate
 // reports 0 changes and runs no mutating command.
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { sha256Hex } from '../../common/canonical';
+import type { Plan } from '../../common/plan/index';
+import { ownershipOf, owns } from '../../common/plan/ownership';
+import type { BuildReport } from '../build/index';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
-import type { ArtifactFile } from '../substrate/driver';
-import { substrateFor } from '../substrate/factory';
+import type { ArtifactFile, InventoryVm } from '../substrate/driver';
 import { provision } from '../substrate/provision';
 import type { DeployContext } from './context';
+import { deployStage, ProvisionOutput } from './context';
 import type { PlanNode } from './guest';
-import { need } from './guest';
 
 /** The golden image a node boots, from the build report (hashes already known: no re-read). */
-export function imageArtifactFor(ctx: DeployContext): (node: PlanNode) => ArtifactFile | undefined {
-  const plan = need(ctx.plan, 'plan');
-  const report = need(ctx.build, 'build report');
+export function imageArtifactFor(plan: Plan, report: BuildReport): (node: PlanNode) => ArtifactFile | undefined {
   const version = plan.cluster.artifactVersion.replace(/[^A-Za-z0-9_.+-]/g, '-');
   return (node) => {
     const out = report.outputs.find((o) => o.kind === 'image' && o.role === node.role);
@@ -30,37 +31,42 @@ export function imageArtifactFor(ctx: DeployContext): (node: PlanNode) => Artifa
   };
 }
 
-/** The driver for this deploy's target, created once per run (closed by the deploy command). */
-export function ensureDriver(ctx: DeployContext): NonNullable<DeployContext['driver']> {
-  if (ctx.driver) return ctx.driver;
-  const { driver, storage } = substrateFor({
-    spec: need(ctx.spec, 'spec'),
-    plan: need(ctx.plan, 'plan'),
-    target: ctx.target,
-    workspace: ctx.workspace,
-    env: ctx.env,
-    // A relative spec.qemu.stateDir is relative to the spec file, wherever the engine runs.
-    ...(ctx.specPath ? { cwd: dirname(ctx.specPath) } : {}),
-    ...(ctx.acceptHostKey ? { acceptHostKey: ctx.acceptHostKey } : {}),
-    ...(ctx.sshConfigPath ? { sshConfigPath: ctx.sshConfigPath } : {}),
-    ...(ctx.knownHostsPath ? { knownHostsPath: ctx.knownHostsPath } : {}),
-    ...(ctx.passphrase ? { passphrase: ctx.passphrase } : {}),
-  });
-  ctx.driver = driver;
-  ctx.storage = storage;
-  return driver;
+/** Pure: what is wrong with the substrate's VMs against the plan (missing, not ours, not running). */
+export function provisionDrift(plan: Plan, vms: readonly InventoryVm[]): string[] {
+  const ours = ownershipOf(plan);
+  const out: string[] = [];
+  for (const n of plan.nodes) {
+    const vm = vms.find((v) => v.vmid === n.vmid);
+    if (!vm) out.push(`${n.name} (VMID ${n.vmid}) is absent`);
+    else if (!owns(vm, ours)) out.push(`VMID ${n.vmid} is not this cluster's`);
+    else if (vm.status !== 'running') out.push(`${n.name} (VMID ${n.vmid}) is ${vm.status}`);
+  }
+  return out;
 }
 
 export function provisionStage(ctx: DeployContext): StageDefinition {
-  return {
+  return deployStage({
     name: 'provision',
     description: 'Create and start the plan\'s VMs through the substrate driver, each booting its role image',
     needs: ['build'],
+    reads: ['validate', 'plan', 'build'],
     rerun: 'remediates-drift',
-    async run(s) {
-      const plan = need(ctx.plan, 'plan');
-      const driver = ensureDriver(ctx);
-      const storage = need(ctx.storage, 'storage');
+    // The VMs follow from the plan (shapes, MACs, VMIDs, tags) and the role images.
+    inputs: ({ plan, build }) => ({
+      plan: sha256Hex(plan.json),
+      images: build.outputs.filter((o) => o.kind === 'image').map((o) => ({ role: o.role, sha256: o.sha256 })),
+      target: ctx.target,
+    }),
+    output: ProvisionOutput,
+    // One inventory: every planned VM present, ours and running.
+    async probe(p, { validate, plan }) {
+      const { driver } = ctx.substrate(validate.spec, plan.plan);
+      const drift = provisionDrift(plan.plan, (await driver.inventory({ signal: p.signal })).vms);
+      return drift.length ? { moved: true, reason: `the substrate moved: ${drift.slice(0, 3).join('; ')}${drift.length > 3 ? ` (+${drift.length - 3} more)` : ''}` } : { moved: false, note: `${plan.plan.nodes.length} VMs present and running` };
+    },
+    async run(s, { validate, plan: planned, build }) {
+      const plan = planned.plan;
+      const { driver, storage } = ctx.substrate(validate.spec, plan);
       const allowDestroy = s.allowDestroy || plan.stages.provision?.allowDestroy === true;
       for (const n of plan.nodes) s.node(n.name, 'running');
       let result;
@@ -68,7 +74,7 @@ export function provisionStage(ctx: DeployContext): StageDefinition {
         result = await provision({
           plan,
           driver,
-          artifactFor: imageArtifactFor(ctx),
+          artifactFor: imageArtifactFor(plan, build),
           storage,
           allowDestroy,
           signal: s.signal,
@@ -89,8 +95,8 @@ export function provisionStage(ctx: DeployContext): StageDefinition {
         s.log(`${d.node} (VMID ${d.vmid}): ${d.action}${d.start ? ' + start' : ''} — ${d.reasons.join('; ')}`, { node: d.node });
       }
       s.changed(result.changes);
-      ctx.summaries.provision = { stage: 'provision', changes: result.changes, notes: result.decisions.map((d) => `${d.node}: ${d.action}${d.start ? ' + start' : ''}`) };
       if (result.decisions.some((d) => d.action === 'destroy' || d.action === 'replace') && !allowDestroy) throw new StageError('internal: destructive decision without allowDestroy');
+      return { summary: { stage: 'provision', changes: result.changes, notes: result.decisions.map((d) => `${d.node}: ${d.action}${d.start ? ' + start' : ''}`) } };
     },
-  };
+  });
 }

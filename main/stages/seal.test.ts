@@ -14,23 +14,37 @@ import { keyidOf } from '../build/keys';
 import type { StageDefinition } from '../pipeline/runner';
 import { runPipeline } from '../pipeline/runner';
 import { certFingerprint } from '../trust/ca';
-import type { DeployContext } from './context';
+import { planJson } from '../../common/plan/index';
+import type { DeployContext, DeployOutputs } from './context';
 import { newDeployContext } from './context';
 import { sealStage } from './seal';
 
 let root: string;
 let fx: BundleFixture;
 let ctx: DeployContext;
+/** The outputs the stand-in stages before seal hand to it. */
+let outs: Omit<DeployOutputs, 'seal'>;
 
 function context(): DeployContext {
-  const c = newDeployContext({ source: { name: 'lab-3.yaml', text: fx.specText }, target: { kind: 'qemu-local' }, workspace: fx.workspace, repoRoot: root, env: fx.env });
-  c.spec = parseSpec(fx.specText).spec!;
-  c.plan = fx.plan;
-  c.build = { outDir: fx.buildDir, roles: [], built: [], reused: [], outputs: [], downloaded: 0, durationMs: 1, lock: { path: join(fx.workspace, 'darksite.lock.json'), sha256: '0'.repeat(64), packages: 1, resolved: false, written: false }, logFile: join(fx.workspace, 'build.log') } satisfies BuildReport;
-  c.hub = fx.hub;
-  c.nodes = { ...fx.nodes };
-  c.summaries = { build: { stage: 'build', changes: 2, notes: ['built images'] } };
-  return c;
+  return newDeployContext({ source: { name: 'lab-3.yaml', text: fx.specText }, target: { kind: 'qemu-local' }, workspace: fx.workspace, repoRoot: root, env: fx.env });
+}
+
+function standInOutputs(): Omit<DeployOutputs, 'seal'> {
+  const summary = (stage: string) => ({ stage, changes: 0, notes: [] });
+  const build: BuildReport = { outDir: fx.buildDir, roles: [], built: [], reused: [], outputs: [], downloaded: 0, durationMs: 1, lock: { path: join(fx.workspace, 'darksite.lock.json'), sha256: '0'.repeat(64), packages: 1, resolved: false, written: false }, logFile: join(fx.workspace, 'build.log') };
+  const keys = Object.fromEntries(Object.entries(fx.nodes).map(([n, f]) => [n, f.wgPublicKeys as { wg1: string; wg2: string; wg3: string }]));
+  const facts = Object.fromEntries(Object.entries(fx.nodes).map(([n, f]) => [n, { node: f.node, vmid: f.vmid, ...(f.firstboot ? { firstboot: f.firstboot } : {}), ...(f.sshHostKey ? { sshHostKey: f.sshHostKey } : {}) }]));
+  return {
+    validate: { spec: parseSpec(fx.specText).spec! },
+    plan: { plan: fx.plan, json: planJson(fx.plan) },
+    build: { ...build, summary: { stage: 'build', changes: 2, notes: ['built images'] } },
+    provision: { summary: summary('provision') },
+    firstboot: { nodes: facts, hub: fx.hub, summary: summary('firstboot') },
+    backplanes: { wgPublicKeys: keys, summary: summary('backplanes') },
+    enroll: { hubPin: certFingerprint(fx.trust.hubCertPem), enrolled: [], summary: summary('enroll') },
+    converge: { summary: summary('converge') },
+    workload: { kubernetes: 'disabled', summary: summary('workload') },
+  };
 }
 
 function writeTrust(): void {
@@ -42,14 +56,14 @@ function writeTrust(): void {
   writeFileSync(join(dir, 'hub.pin'), `${certFingerprint(fx.trust.hubCertPem)}\n`);
 }
 
-/** The deploy DAG with every stage before seal standing in as an instant success. */
-async function deploy(c: DeployContext, force = true): Promise<{ ok: boolean; runId: string; events: PipelineEvent[]; failures: { message: string; hint?: string }[] }> {
+/** The deploy DAG with every stage before seal standing in as an instant success that hands over `outs`. */
+async function deploy(c: DeployContext, force = true): Promise<{ ok: boolean; runId: string; events: PipelineEvent[]; failures: { message: string; hint?: string }[]; seal?: DeployOutputs['seal']; states: Record<string, string> }> {
   const before = DEPLOY_STAGES.filter((s) => s !== 'seal');
-  const stages: StageDefinition[] = before.map((name, i) => ({ name, description: name, needs: i ? [before[i - 1]!] : [], rerun: 'safe-rerun', run: async () => undefined }));
+  const stages: StageDefinition[] = before.map((name, i) => ({ name, description: name, needs: i ? [before[i - 1]!] : [], rerun: 'safe-rerun', run: async () => structuredClone(outs[name]) }));
   stages.push(sealStage(c));
   const events: PipelineEvent[] = [];
   const r = await runPipeline(stages, { name: 'deploy', journalPath: join(c.workspace, 'journal.jsonl'), force, onEvent: (e) => events.push(e) });
-  return { ok: r.ok, runId: r.runId, events, failures: r.failures };
+  return { ok: r.ok, runId: r.runId, events, failures: r.failures, states: r.states, ...(r.outputs.seal ? { seal: r.outputs.seal as DeployOutputs['seal'] } : {}) };
 }
 
 const logs = (events: PipelineEvent[]): string => events.flatMap((e) => (e.type === 'log' && e.stage === 'seal' ? [e.line] : [])).join('\n');
@@ -58,6 +72,7 @@ beforeEach(async () => {
   root = mkdtempSync(join(tmpdir(), 'kd-seal-'));
   fx = await bundleFixture(root);
   ctx = context();
+  outs = standInOutputs();
   writeTrust();
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
@@ -89,9 +104,9 @@ describe('seal stage', () => {
     expect(stages.stages.find((s) => s.stage === 'workload')?.state).toBe('success');
     expect(stages.stages.find((s) => s.stage === 'build')).toMatchObject({ state: 'success', changes: 2, notes: ['built images'] });
     expect(stages.stages.find((s) => s.stage === 'seal')?.state).toBe('running');
-    expect(ctx.summaries.seal?.changes).toBeGreaterThan(10);
+    expect(r.seal?.summary.changes).toBeGreaterThan(10);
     const sealDone = r.events.find((e) => e.type === 'stage' && e.stage === 'seal' && e.state === 'success');
-    expect(sealDone).toMatchObject({ changes: ctx.summaries.seal!.changes });
+    expect(sealDone).toMatchObject({ changes: r.seal!.summary.changes, output: r.seal });
   });
 
   it('on a second run rewrites only the run record', async () => {
@@ -101,16 +116,16 @@ describe('seal stage', () => {
     const nodes1 = readFileSync(join(dir, 'nodes/master.json'));
     const r = await deploy(ctx);
     expect(r.ok).toBe(true);
-    expect(ctx.summaries.seal).toMatchObject({ changes: 0 });
+    expect(r.seal?.summary).toMatchObject({ changes: 0 });
     expect(logs(r.events)).toMatch(/unchanged since the last seal except the run record/);
     expect(readFileSync(join(dir, 'spec.yaml'))).toEqual(spec1);
     expect(readFileSync(join(dir, 'nodes/master.json'))).toEqual(nodes1);
     expect(StagesRecord.parse(JSON.parse(readFileSync(join(dir, 'stages.json'), 'utf8'))).runId).toBe(r.runId);
     // A node that reports a new SSH host key is a change the summary names.
-    ctx.nodes['w-1'] = { ...ctx.nodes['w-1']!, sshHostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey0 root@w-1' };
+    outs.firstboot.nodes['w-1'] = { ...outs.firstboot.nodes['w-1']!, sshHostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey0 root@w-1' };
     const r3 = await deploy(ctx);
     expect(r3.ok).toBe(true);
-    expect(ctx.summaries.seal).toMatchObject({ changes: 1 });
+    expect(r3.seal?.summary).toMatchObject({ changes: 1 });
     expect(logs(r3.events)).toMatch(/changed since the last seal: nodes\/w-1\.json/);
   });
 
@@ -129,11 +144,18 @@ describe('seal stage', () => {
     expect(r.failures[0]?.message).toMatch(/hub\.pin says sha256:a{64}, but hub\.crt is sha256:/);
   });
 
-  it('fails naming the stage that should have provided a missing input', async () => {
-    delete ctx.hub;
-    const r = await deploy(ctx);
-    expect(r.failures[0]?.message).toBe('seal: no hub facts in this deploy');
-    expect(r.failures[0]?.hint).toMatch(/firstboot stage/);
+  it('is skipped as converged when its inputs and the bundle in place are unchanged, and runs when the bundle was touched', async () => {
+    await deploy(ctx, false);
+    const again = await deploy(ctx, false);
+    expect(again.states.seal).toBe('skipped');
+    expect(again.events.find((e) => e.type === 'stage' && e.stage === 'seal' && e.state === 'skipped')).toMatchObject({ reason: expect.stringMatching(/^converged: inputs unchanged since run \w{8}; the bundle in place is the one the last seal wrote$/) });
+    // The skipped stage still hands its output on (replayed from the journal).
+    expect(again.seal?.bundleSha256).toMatch(/^[0-9a-f]{64}$/);
+    writeFileSync(join(fx.workspace, 'bundle/bundle.json'), '{}');
+    const third = await deploy(ctx, false);
+    expect(third.states.seal).toBe('success');
+    expect(third.events.some((e) => e.type === 'log' && e.stage === 'seal' && /but the bundle in place is not the one the last seal wrote: running/.test(e.line))).toBe(true);
+    expect((await verifyBundle(join(fx.workspace, 'bundle'))).ok).toBe(true);
   });
 
   it('refuses a build signed by a key that is not this cluster\'s', async () => {

@@ -17,7 +17,10 @@ import { StageError } from '../pipeline/runner';
 import { certFingerprint } from '../trust/ca';
 import { RevocationList } from '../trust/revocation';
 import { WORKSPACE_LAYOUT } from '../workspace';
-import type { DeployContext } from './context';
+import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../common/canonical';
+import type { DeployContext, DeployOutputs, StageSummary } from './context';
+import { deployStage, SealOutput } from './context';
 
 /** Public trust material the enroll stage leaves in <workspace>/trust (PEM; the pin is certFingerprint(hub.crt)). */
 export const SEAL_TRUST_FILES = { root: 'root-ca.crt', intermediate: 'cluster-ca.crt', hub: 'hub.crt', pin: 'hub.pin', revoked: 'revoked.json' } as const;
@@ -35,21 +38,46 @@ function previousFiles(bundleFile: string): Map<string, string> | undefined {
   }
 }
 
+const fileSha = (path: string): string | null => (existsSync(path) ? createHash('sha256').update(readFileSync(path)).digest('hex') : null);
+
+const SEALED: readonly (keyof DeployOutputs)[] = ['build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload'];
+
 export function sealStage(ctx: DeployContext): StageDefinition {
-  return {
+  return deployStage({
     name: 'seal',
     description: 'Write and verify the recovery bundle: spec, plan, build attestations, public trust, node facts, signed',
     needs: ['workload'],
+    reads: ['validate', 'plan', ...SEALED],
     rerun: 'safe-rerun',
-    async run(s) {
-      const missing = (what: string, stage: string): StageError =>
-        new StageError(`seal: no ${what} in this deploy`, { hint: `the ${stage} stage provides it; run kubedos deploy again (add --force if the journal skipped it)` });
-      if (!ctx.spec) throw missing('validated spec', 'validate');
-      if (!ctx.plan) throw missing('plan', 'plan');
-      if (!ctx.build) throw missing('build report', 'build');
-      if (!ctx.hub) throw missing('hub facts', 'firstboot');
-      const plan = ctx.plan;
+    // What the bundle is made of: the spec, the plan, the build's attestations, the public trust
+    // files, the nodes' facts and every stage's summary.
+    inputs: (i) => {
+      const trustDir = join(ctx.workspace, WORKSPACE_LAYOUT.trust);
+      return {
+        spec: sha256Hex(ctx.source.text),
+        plan: sha256Hex(i.plan.json),
+        build: i.build.outputs.map((o) => ({ path: o.path, sha256: o.sha256 })),
+        trust: Object.fromEntries(Object.values(SEAL_TRUST_FILES).map((f) => [f, fileSha(join(trustDir, f))])),
+        facts: i.firstboot,
+        keys: i.backplanes.wgPublicKeys,
+        summaries: SEALED.map((n) => (i[n] as { summary: StageSummary }).summary),
+      };
+    },
+    output: SealOutput,
+    // The bundle in place is the one the last seal wrote (one hash of bundle.json).
+    async probe(_p, _i, last) {
+      const have = fileSha(join(ctx.workspace, WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.manifest));
+      if (have !== last.bundleSha256) return { moved: true, reason: have ? 'the bundle in place is not the one the last seal wrote' : 'there is no bundle in place' };
+      return { moved: false, note: 'the bundle in place is the one the last seal wrote' };
+    },
+    async run(s, outputs) {
+      const plan = outputs.plan.plan;
+      const build = outputs.build;
       const cluster = plan.cluster.name;
+      const summaries = Object.fromEntries(SEALED.map((n) => [n, (outputs[n] as { summary: StageSummary }).summary]));
+      const nodes = Object.fromEntries(
+        Object.entries(outputs.firstboot.nodes).map(([n, f]) => [n, { ...f, ...(outputs.backplanes.wgPublicKeys[n] ? { wgPublicKeys: outputs.backplanes.wgPublicKeys[n] } : {}) }]),
+      );
 
       const trustDir = join(ctx.workspace, WORKSPACE_LAYOUT.trust);
       const trustPath = (f: string): string => join(trustDir, f);
@@ -92,7 +120,7 @@ export function sealStage(ctx: DeployContext): StageDefinition {
       }
 
       const journal = readJournal(join(ctx.workspace, WORKSPACE_LAYOUT.journal));
-      const stages = stagesRecord(journal, s.runId, ctx.summaries);
+      const stages = stagesRecord(journal, s.runId, summaries);
       const bundleFile = join(ctx.workspace, WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.manifest);
       const before = previousFiles(bundleFile);
       s.progress(0.1, 'writing the bundle');
@@ -103,10 +131,10 @@ export function sealStage(ctx: DeployContext): StageDefinition {
           workspace: ctx.workspace,
           specText: ctx.source.text,
           plan,
-          buildDir: ctx.build.outDir,
+          buildDir: build.outDir,
           trust: { ...trust, ...(revocations ? { revocations } : {}) },
-          hub: ctx.hub,
-          nodes: ctx.nodes,
+          hub: outputs.firstboot.hub,
+          nodes,
           stages,
           signingKey,
         });
@@ -139,10 +167,10 @@ export function sealStage(ctx: DeployContext): StageDefinition {
             ? `changed since the last seal: ${[...changed, ...removed.map((p) => `${p} (removed)`)].join(', ')}`
             : 'unchanged since the last seal except the run record (stages.json)',
       ];
-      ctx.summaries.seal = { stage: 'seal', changes, notes };
       for (const n of notes) s.log(n);
       s.log(`check it offline: kubedos verify ${written.dir}`);
       s.progress(1);
+      return { bundleSha256: written.bundleSha256, summary: { stage: 'seal', changes, notes } };
     },
-  };
+  });
 }

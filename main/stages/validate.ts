@@ -4,6 +4,7 @@ import type { ClusterSpec } from '../../common/spec/index';
 import { sha256Hex } from '../../common/canonical';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
+import { deployStage } from './context';
 
 export interface SpecSource {
   /** Name shown in diagnostics (a file path or "editor"). */
@@ -12,16 +13,17 @@ export interface SpecSource {
 }
 
 export interface ValidatedSpec {
-  spec?: ClusterSpec;
+  spec: ClusterSpec;
 }
 
-export function validateStage(source: SpecSource, out: ValidatedSpec): StageDefinition {
-  return {
+export function validateStage(source: SpecSource): StageDefinition {
+  return deployStage({
     name: 'validate',
     description: 'Validate the ClusterSpec: schema, constraints and invariants',
     needs: [],
+    reads: [],
     rerun: 'safe-rerun',
-    // Always re-validated: cheap, and later stages need the parsed spec in memory.
+    // No inputs declared: always re-validated (cheap); its output, the parsed spec, is never journaled.
     async run(ctx) {
       ctx.log(`validating ${source.name} (${source.text.length} bytes, sha256 ${sha256Hex(source.text).slice(0, 16)})`);
       const result = parseSpec(source.text);
@@ -30,10 +32,10 @@ export function validateStage(source: SpecSource, out: ValidatedSpec): StageDefi
         const n = result.diagnostics.filter((d) => d.severity === 'error').length;
         throw new StageError(`${source.name}: ${n} error(s) in the spec`, { hint: `fix them (kubedos validate ${source.name}) and run again` });
       }
-      out.spec = result.spec;
       ctx.log(`valid: cluster ${result.spec.metadata.name}, ${result.spec.spec.nodes.inventory.length} nodes`);
       ctx.progress(1);
       ctx.changed(0);
+      return { spec: result.spec };
     },
-  };
+  });
 }
