@@ -97,9 +97,3 @@ export async function eachNode<T>(ctx: StageContext, nodes: readonly PlanNode[],
   }
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
-
-/** The stage needs these context fields; a resumed run that skipped the producer re-derives them. */
-export function need<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new StageError(`internal: ${what} is missing (the stage that produces it did not run in this deploy)`, { hint: 'rerun the deploy with --force' });
-  return value;
-}

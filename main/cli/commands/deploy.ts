@@ -16,7 +16,10 @@ export const deployCommand: CliCommand = {
   help: [
     'Progress is shown per stage and per node. Every event is journaled to the cluster workspace',
     '($KUBEDOS_WORKSPACE or ~/.kubedos)/clusters/<name>/journal.jsonl; running the same command again',
-    'resumes: stages whose inputs did not change since their last success are skipped.',
+    'resumes: a stage is skipped as converged when its inputs did not change since its last success',
+    'and one quick look at the nodes (a fingerprint per node, the hub\'s roster, the VM inventory) says',
+    'nothing moved; converge then runs Ansible only on the nodes that moved. validate, plan and build',
+    'always run (build\'s own cache makes an unchanged build a few seconds).',
     'Ctrl-C stops after the current step and keeps the journal.',
     '  --review          print what the deploy would do (per node create/keep/update/replace/destroy, blocked',
     '                    VMIDs, plan changes, capacity and storage checks) and stop; nothing changes',
