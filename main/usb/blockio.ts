@@ -25,10 +25,10 @@ export async function openDevice(path: string, mode: 'read' | 'write'): Promise<
     return await open(path, flags);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EBUSY') throw new Error(`${path} is in use (mounted, or held by another program such as a desktop automounter or LVM): unmount it and try again`);
-    if (e.code === 'EACCES' || e.code === 'EPERM') throw new Error(`no permission to open ${path} for ${mode === 'write' ? 'writing' : 'reading'}: run as root or add yourself to the disk group`);
-    if (e.code === 'ENOENT' || e.code === 'ENXIO' || e.code === 'ENODEV') throw new Error(`${path} is gone (unplugged?): plug the stick in again and run kubedos usb list`);
-    throw new Error(`cannot open ${path}: ${e.message}`);
+    if (e.code === 'EBUSY') throw new Error(`${path} is in use (mounted, or held by another program such as a desktop automounter or LVM): unmount it and try again`, { cause: err });
+    if (e.code === 'EACCES' || e.code === 'EPERM') throw new Error(`no permission to open ${path} for ${mode === 'write' ? 'writing' : 'reading'}: run as root or add yourself to the disk group`, { cause: err });
+    if (e.code === 'ENOENT' || e.code === 'ENXIO' || e.code === 'ENODEV') throw new Error(`${path} is gone (unplugged?): plug the stick in again and run kubedos usb list`, { cause: err });
+    throw new Error(`cannot open ${path}: ${e.message}`, { cause: err });
   }
 }
 

@@ -75,7 +75,7 @@ export function openReceipt(text: string, o: { publicKeyPem?: string; file?: str
   try {
     file = ReceiptFile.parse(JSON.parse(text));
   } catch (err) {
-    throw new Error(`${where} is not a USB write receipt: ${(err as Error).message.split('\n')[0]}`);
+    throw new Error(`${where} is not a USB write receipt: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   const embedded = keyidOf(file.publicKeyPem);
   if (o.publicKeyPem !== undefined && keyidOf(o.publicKeyPem) !== embedded) throw new Error(`${where} was signed by key ${embedded}, not by the key given (${keyidOf(o.publicKeyPem)})`);
@@ -83,8 +83,8 @@ export function openReceipt(text: string, o: { publicKeyPem?: string; file?: str
   let payload: Buffer;
   try {
     payload = verifyDsse(file.envelope, o.publicKeyPem ?? file.publicKeyPem, embedded);
-  } catch {
-    throw new Error(`${where}: the signature does not verify (the receipt was changed after it was signed, or it is not the key's)`);
+  } catch (err) {
+    throw new Error(`${where}: the signature does not verify (the receipt was changed after it was signed, or it is not the key's)`, { cause: err });
   }
   const receipt = UsbReceipt.parse(JSON.parse(payload.toString('utf8')));
   if (receipt.signingKeyId !== embedded) throw new Error(`${where} names signing key ${receipt.signingKeyId} but is signed by ${embedded}`);

@@ -16,7 +16,7 @@
 // Any error (the stick unplugged, a short write, a range that differs, abort) stops with one
 // message and no receipt.
 import { createHash } from 'node:crypto';
-import type { Hash } from 'node:crypto';
+import type { Hash, KeyObject } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -48,7 +48,7 @@ export interface UsbProgress {
 }
 
 export interface SigningKey {
-  privateKey: import('node:crypto').KeyObject;
+  privateKey: KeyObject;
   publicKeyPem: string;
   keyid: string;
 }
