@@ -14,9 +14,11 @@
 //                           CLI itself: bin/, main/, common/, payload/ and the production
 //                           node_modules, run with `node kubedos/bin/kubedos.mjs` (Node 20+)
 // ext4 rather than FAT: images can be over 4 GiB, the CLI keeps its executable bits, and
-// `mkfs.ext4 -d` fills it without mounting anything (as root or not). Reproducible: pinned file
-// times, a fixed filesystem UUID and hash seed, E2FSPROGS_FAKE_TIME, a fixed MBR disk id — the
-// same inputs give the same image digest.
+// `mkfs.ext4 -d` fills it without mounting anything (as root or not). Pinned file times, a fixed
+// filesystem UUID and hash seed, E2FSPROGS_FAKE_TIME and a fixed MBR disk id make it close to
+// reproducible but not byte for byte: mkfs.ext4 -d copies each source file's ctime, which cannot
+// be set, so two builds differ in inode ctimes. The receipt records the digest of the image that
+// was actually written, so `usb verify` does not depend on it.
 import { chmodSync, closeSync, constants, copyFileSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';

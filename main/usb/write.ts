@@ -121,7 +121,14 @@ function ioFailure(devicePath: string, what: string, offset: number, total: numb
 }
 
 /** Step 3: sentinels at spread offsets over the claimed size; throws on a fake-capacity stick. */
-async function probeCapacity(w: FileHandle, r: FileHandle, dev: DeviceIdentity, claimed: number, buf: Buffer, back: Buffer): Promise<number> {
+/** What the capacity probe needs of a device (an O_DIRECT handle pair; an in-memory fake in tests). */
+export interface ProbeIo {
+  write(buf: Buffer, offset: number): Promise<void>;
+  read(buf: Buffer, offset: number): Promise<void>;
+  flush(): Promise<void>;
+}
+
+export async function probeCapacity(io: ProbeIo, dev: DeviceIdentity, claimed: number, buf: Buffer, back: Buffer): Promise<number> {
   const nonce = randomBytes(16).toString('hex');
   const last = Math.floor((claimed - ALIGN) / ALIGN) * ALIGN;
   const offsets = [...new Set(Array.from({ length: PROBE_COUNT }, (_, i) => Math.floor((last * i) / (PROBE_COUNT - 1) / ALIGN) * ALIGN))];
@@ -135,16 +142,16 @@ async function probeCapacity(w: FileHandle, r: FileHandle, dev: DeviceIdentity, 
   for (const off of offsets) {
     sentinel(off).copy(block);
     try {
-      await writeFully(w, block, off);
+      await io.write(block, off);
     } catch (err) {
       throw ioFailure(dev.path, 'the capacity probe on', off, claimed, err);
     }
   }
-  await w.datasync();
+  await io.flush();
   const got = back.subarray(0, ALIGN);
   for (const off of offsets) {
     try {
-      await readFully(r, got, off);
+      await io.read(got, off);
     } catch (err) {
       throw ioFailure(dev.path, 'reading back the capacity probe on', off, claimed, err);
     }
@@ -218,7 +225,8 @@ export async function writeStick(o: WriteStickOptions): Promise<WriteStickResult
 
     // 3: fake capacity.
     emit(true);
-    const probes = await probeCapacity(w, r, dev, claimed, bufs[0]!, vbuf);
+    const rr = r;
+    const probes = await probeCapacity({ write: (b, at) => writeFully(w, b, at), read: (b, at) => readFully(rr, b, at), flush: () => w.datasync() }, dev, claimed, bufs[0]!, vbuf);
     const probeMs = performance.now() - started;
     checkAbort();
 
