@@ -92,7 +92,7 @@ describe('kubedos usb on loop devices', () => {
     const opened = openReceipt(readFileSync(written.receiptPath, 'utf8'), { publicKeyPem: fx.signingKey.publicKeyPem });
     expect(opened.receipt.image.sha256).toBe(written.imageSha256);
     expect(opened.receipt.device).toMatchObject({ path: stick, serial: `test-${stick.split('/').pop()}`, size: 400 * MIB });
-    expect(opened.receipt.checks.capacityProbe.offsets).toBe(16);
+    expect(opened.receipt.checks.capacityProbe.offsets).toBe(16 + 9); // spread + 1…256 MiB
   });
 
   it('the stick mounts and its CLI verifies the artifact and the bundle on it', () => {

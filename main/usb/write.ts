@@ -33,6 +33,7 @@ import { signReceipt } from './receipt';
 
 export const RANGE_BYTES = 64 * MIB;
 export const CHUNK_BYTES = 4 * MIB;
+/** Evenly spread probe blocks (the powers of two come on top). */
 export const PROBE_COUNT = 16;
 
 export interface UsbProgress {
@@ -131,7 +132,13 @@ export interface ProbeIo {
 export async function probeCapacity(io: ProbeIo, dev: DeviceIdentity, claimed: number, buf: Buffer, back: Buffer): Promise<number> {
   const nonce = randomBytes(16).toString('hex');
   const last = Math.floor((claimed - ALIGN) / ALIGN) * ALIGN;
-  const offsets = [...new Set(Array.from({ length: PROBE_COUNT }, (_, i) => Math.floor((last * i) / (PROBE_COUNT - 1) / ALIGN) * ALIGN))];
+  // Spread evenly (a stick that drops writes past its real size), plus every power of two from
+  // 1 MiB (a stick that wraps: its controller drops the high address bits, so the block at 2^k
+  // lands on block 0 when the real size is 2^k). Written in ascending order, read after all.
+  const spread = Array.from({ length: PROBE_COUNT }, (_, i) => Math.floor((last * i) / (PROBE_COUNT - 1) / ALIGN) * ALIGN);
+  const powers: number[] = [];
+  for (let p = MIB; p <= last; p *= 2) powers.push(p);
+  const offsets = [...new Set([...spread, ...powers])].sort((a, b) => a - b);
   const sentinel = (off: number): Buffer => {
     const s = Buffer.alloc(ALIGN, 0);
     const head = `KUBEDOS-CAPACITY-PROBE ${nonce} ${off}\n`;
@@ -396,7 +403,7 @@ async function readImage(img: FileHandle, into: Buffer, at: number): Promise<voi
 
 export function describeBad(bad: readonly BadRange[]): string {
   const shown = bad.slice(0, 5).map((b) => `range ${b.index} (bytes ${b.offset}–${b.offset + b.length - 1}, ${mb(b.offset)}–${mb(b.offset + b.length)})`);
-  return `${bad.length} range${bad.length === 1 ? '' : 's'} differ: ${shown.join(', ')}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''}`;
+  return `${bad.length} range${bad.length === 1 ? ' differs' : 's differ'}: ${shown.join(', ')}${bad.length > 5 ? ` and ${bad.length - 5} more` : ''}`;
 }
 
 export interface VerifyStickResult {
