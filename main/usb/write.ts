@@ -294,16 +294,16 @@ export async function writeStick(o: WriteStickOptions): Promise<WriteStickResult
       if (pendingError) throw pendingError;
       const n = await nextRead!;
       const buf = bufs[cur]!.subarray(0, n);
-      imageHash.update(buf);
-      rangeHash.update(buf);
       const nextOff = off + n;
       cur ^= 1;
       nextRead = nextOff < size ? readAt(nextOff, bufs[cur]!) : undefined;
-      try {
-        await writeFully(w, buf, off);
-      } catch (err) {
+      // The device write runs in the thread pool; hash the same (unchanging) buffer meanwhile.
+      const writing = writeFully(w, buf, off).catch((err: unknown) => {
         throw ioFailure(dev.path, 'writing', off, size, err);
-      }
+      });
+      imageHash.update(buf);
+      rangeHash.update(buf);
+      await writing;
       written = nextOff;
       emit();
       if (trigger && written >= trigger.bytes) {
