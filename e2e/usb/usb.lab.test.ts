@@ -6,7 +6,7 @@
 //
 // Loop devices are shown as removable only through the test's explicit device list
 // (main/usb/testing.ts loopAsStick); the production rule never lists a loop device.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,7 +91,7 @@ describe('kubedos usb on loop devices', () => {
     expect(sha256Of(stickFile, size)).toBe(written.imageSha256);
     const opened = openReceipt(readFileSync(written.receiptPath, 'utf8'), { publicKeyPem: fx.signingKey.publicKeyPem });
     expect(opened.receipt.image.sha256).toBe(written.imageSha256);
-    expect(opened.receipt.device).toMatchObject({ path: stick, serial: `test-${stick.split('/').pop()}`, size: 400 * MIB });
+    expect(opened.receipt.device).toMatchObject({ path: stick, name: stick.split('/').pop(), size: 400 * MIB });
     expect(opened.receipt.checks.capacityProbe.offsets).toBe(16 + 9); // spread + 1…256 MiB
   });
 
@@ -107,11 +107,18 @@ describe('kubedos usb on loop devices', () => {
     mounts.pop();
   });
 
-  it('verify passes on the untouched stick, then names the range holding one flipped byte', async () => {
+  it('verify passes on the untouched stick, then names the range holding one flipped byte (engine and CLI)', async () => {
     const source = loopAsStick([stick]);
     const ok = await usbVerify({ device: stick, env: fx.env, source });
     expect(ok).toMatchObject({ ok: true, bad: [] });
     expect(ok.checked).toBe(written.ranges.length);
+    // The CLI, with lsblk's real list (verify reads; it does not need a removable disk).
+    const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => spawnSync('node', [join(process.cwd(), 'bin/kubedos.mjs'), ...args], { encoding: 'utf8', env: { ...process.env, ...fx.env } });
+    const listed = JSON.parse(cli(['usb', 'list', '--all', '--json']).stdout) as { identity: { path: string }; refusals: string[] }[];
+    expect(listed.find((d) => d.identity.path === stick)?.refusals).toContain('it is a loop, not a whole disk');
+    const good = cli(['usb', 'verify', stick, '--receipt', written.receiptPath]);
+    expect(good.stdout).toMatch(new RegExp(`usb verify ok: ${stick} .*: ${written.ranges.length} ranges match the receipt`));
+    expect(good.status).toBe(0);
     const at = 64 * MIB + 12345; // inside range 1
     const old = readFileSync(stickFile).subarray(at, at + 1)[0]!;
     execFileSync('dd', [`of=${stick}`, 'bs=1', `seek=${at}`, 'count=1', 'conv=notrunc', 'status=none'], { input: Buffer.from([old ^ 0xff]) });
@@ -119,6 +126,10 @@ describe('kubedos usb on loop devices', () => {
     expect(bad.ok).toBe(false);
     expect(bad.bad.map((b) => b.index)).toEqual([1]);
     expect(bad.bad[0]).toMatchObject({ offset: 64 * MIB, expected: written.ranges[1]!.sha256 });
+    const failed = cli(['usb', 'verify', stick]); // the receipt kept in the workspace for this stick
+    expect(failed.stderr).toContain(`usb verify FAILED: ${stick}`);
+    expect(failed.stderr).toContain('1 range differs: range 1 (bytes 67108864–');
+    expect(failed.status).toBe(1);
   });
 
   it('refuses a mounted device, even with --force, before writing anything', async () => {

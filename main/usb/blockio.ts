@@ -1,10 +1,11 @@
 // Direct I/O on a block device from Node. fs.constants.O_DIRECT is Linux's flag; what Node does not
 // give is an aligned buffer: O_DIRECT needs the buffer's address aligned to the device's DMA
-// alignment (512 bytes on most disks and on loop devices), and a Buffer's address is not
-// visible from JavaScript. So `alignedBuffer` allocates a little more and finds the aligned start by
-// trying reads at increasing offsets of 16 bytes (Node's allocations are 16-byte aligned): the kernel
-// answers EINVAL until the start is aligned. Lengths and file offsets are multiples of 4096 (every
-// logical sector size there is divides it).
+// alignment (512 bytes on most disks and on loop devices), and a Buffer's address is not visible
+// from JavaScript. `alignedBuffer` takes the memory of a WebAssembly.Memory, which V8 maps on page
+// boundaries (page-aligned like dd's buffers, so requests are not split), and checks it with one
+// read; should that be refused (EINVAL), it falls back to a larger Buffer and finds an aligned start
+// by trying reads at increasing offsets of 16 bytes: the kernel answers EINVAL until the start is
+// aligned. Lengths and file offsets are multiples of 4096 (every logical sector size divides it).
 import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
@@ -35,6 +36,13 @@ export async function openDevice(path: string, mode: 'read' | 'write'): Promise<
 /** A Buffer of `size` bytes (a multiple of 4096) whose address suits O_DIRECT on `fh`. */
 export async function alignedBuffer(fh: FileHandle, size: number): Promise<Buffer> {
   if (size % ALIGN !== 0) throw new Error(`direct I/O buffer of ${size} bytes: not a multiple of ${ALIGN}`);
+  const pageAligned = Buffer.from(new WebAssembly.Memory({ initial: Math.ceil(size / 65536) }).buffer, 0, size);
+  try {
+    await fh.read(pageAligned, 0, ALIGN, 0);
+    return pageAligned;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+  }
   const raw = Buffer.allocUnsafeSlow(size + ALIGN * 2);
   for (let off = 0; off <= ALIGN; off += 16) {
     const candidate = raw.subarray(off, off + size);

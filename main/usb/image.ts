@@ -25,7 +25,7 @@ import { basename, join } from 'node:path';
 import { canonicalJson } from '../../common/canonical';
 import { MANIFEST_FILE } from '../build/attest';
 import type { BuildManifest } from '../build/attest';
-import { copyTree, pinTimes, sha256Of } from '../build/files';
+import { copyTree, pinTimes, sha256File, sha256Of } from '../build/files';
 import { stableUuid } from '../build/image/index';
 import { run } from '../exec/runner';
 import { appRoot } from '../paths';
@@ -52,6 +52,8 @@ export interface StickImage {
   /** The raw image file (in a private temp directory: call dispose() when done). */
   path: string;
   size: number;
+  /** sha256 of the image file, taken once it is complete. */
+  sha256: string;
   contents: StickContents;
   dispose(): void;
 }
@@ -219,7 +221,7 @@ export async function buildStickImage(input: StickImageInput): Promise<StickImag
     });
     await run(['dd', `if=${fsImg}`, `of=${path}`, 'bs=1M', `seek=${FIRST_REGION_BYTES / MIB}`, 'conv=notrunc,sparse', 'status=none'], { signal: input.signal, timeoutMs: 30 * 60_000 });
     rmSync(fsImg, { force: true });
-    return { path, size, contents: full, dispose };
+    return { path, size, sha256: await sha256File(path), contents: full, dispose };
   } catch (err) {
     dispose();
     throw err;

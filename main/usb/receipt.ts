@@ -47,7 +47,7 @@ export const UsbReceipt = z.object({
   ranges: z.array(UsbRange).min(1),
   checks: z.object({
     capacityProbe: z.object({ offsets: z.number().int().min(1), ok: z.literal(true) }),
-    readBack: z.literal('O_DIRECT, every range, after a flush'),
+    readBack: z.literal('O_DIRECT, every byte compared with the image, after a flush'),
     firstRegionWrittenLast: z.literal(true),
   }),
   signingKeyId: z.string(),

@@ -10,7 +10,7 @@ export function loopAsStick(paths: readonly string[]): DeviceSource {
   const wanted = new Set(paths);
   return async (signal) => {
     const real = await lsblkSource(signal);
-    const stick = (d: LsblkDevice): LsblkDevice => ({ ...d, type: 'disk', rm: true, model: d.model ?? 'loop stick', serial: d.serial ?? `test-${d.name}` });
+    const stick = (d: LsblkDevice): LsblkDevice => ({ ...d, type: 'disk', rm: true });
     // A dm device sits under the loop device it maps in lsblk's tree: lift it to the top level.
     const nested: LsblkDevice[] = [];
     const walk = (d: LsblkDevice, top: boolean): void => {

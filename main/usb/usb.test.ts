@@ -63,7 +63,7 @@ function receipt(keyid: string): UsbReceipt {
     device: { path: '/dev/sdb', name: 'sdb', size: 16 * GB, model: 'Cruzer', serial: 'ABC123', logicalSectorSize: 512 },
     rangeSize: 64 * 1024 * 1024,
     ranges: [0, 1].map((i) => ({ index: i, offset: i * 64 * 1024 * 1024, length: 64 * 1024 * 1024, sha256: String(i).repeat(64) })),
-    checks: { capacityProbe: { offsets: 16, ok: true }, readBack: 'O_DIRECT, every range, after a flush', firstRegionWrittenLast: true },
+    checks: { capacityProbe: { offsets: 16, ok: true }, readBack: 'O_DIRECT, every byte compared with the image, after a flush', firstRegionWrittenLast: true },
     signingKeyId: keyid,
   };
 }
