@@ -32,7 +32,7 @@ import type { ReceiptFile, UsbRange, UsbReceipt } from './receipt';
 import { signReceipt } from './receipt';
 
 export const RANGE_BYTES = 64 * MIB;
-export const CHUNK_BYTES = 4 * MIB;
+export const CHUNK_BYTES = 8 * MIB;
 /** Evenly spread probe blocks (the powers of two come on top). */
 export const PROBE_COUNT = 16;
 
