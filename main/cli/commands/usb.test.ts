@@ -1,9 +1,9 @@
 // `kubedos usb` as a user runs it, for what needs no block device: usage, refusals of input.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const bin = join(process.cwd(), 'bin/kubedos.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'kubedos-usb-cli-'));
@@ -11,6 +11,8 @@ const kubedos = (...args: string[]) => {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, KUBEDOS_WORKSPACE: join(dir, 'ws') } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('kubedos usb', () => {
   it('usage errors exit 2', () => {
