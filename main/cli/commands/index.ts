@@ -12,6 +12,7 @@ import { provisionCommand } from './provision';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
 import { statusCommand } from './status';
+import { usbCommand } from './usb';
 import { validateCommand } from './validate';
 import { wiringCommand } from './wiring';
 
@@ -24,6 +25,7 @@ export const COMMANDS: CliCommand[] = [
   lockCommand,
   verifyCommand,
   cacheCommand,
+  usbCommand,
   deployCommand,
   statusCommand,
   doctorCommand,
