@@ -1,7 +1,9 @@
 // Entry of the `kubedos` CLI (bin/kubedos.mjs). Commands live in ./commands, one file each.
 import type { CliCommand, CliIo } from './command';
-import { UsageError } from './command';
+import { UnknownOptionError, UsageError } from './command';
+import { closest } from '../../common/text/suggest';
 import { COMMANDS } from './commands/index';
+import { fsErrorHint, fsErrorText, isFsError } from './fs-error';
 
 export function findCommand(name: string): CliCommand | undefined {
   return COMMANDS.find((c) => c.name === name);
@@ -59,7 +61,8 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
     }
     const cmd = findCommand(name);
     if (!cmd) {
-      io.err(`kubedos: unknown command "${name}"\n\n${topHelp()}`);
+      const suggestion = closest(name, COMMANDS.map((c) => c.name));
+      io.err(`kubedos: unknown command "${name}"${suggestion ? `; did you mean \`kubedos ${suggestion}\`?` : `; the commands are ${COMMANDS.map((c) => c.name).join(', ')}`}`);
       return 2;
     }
     if (rest.includes('--help') || rest.includes('-h')) {
@@ -69,6 +72,10 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
     try {
       return await cmd.run(rest, io);
     } catch (err) {
+      if (err instanceof UnknownOptionError) {
+        io.err(`kubedos: ${err.line(cmd.name)}`);
+        return 2;
+      }
       if (err instanceof UsageError) {
         io.err(`kubedos ${cmd.name}: ${err.message}\nusage: ${cmd.usage}`);
         return 2;
@@ -77,8 +84,9 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
     }
   } catch (err) {
     const e = err as Error & { hint?: string; stderrTail?: string };
-    io.err(`kubedos: ${e.message ?? String(err)}`);
-    if (e.hint) io.err(`hint: ${e.hint}`);
+    const hint = e.hint ?? fsErrorHint(err);
+    io.err(`kubedos${name ? ` ${name}` : ''}: ${isFsError(err) ? fsErrorText(err) : (e.message ?? String(err))}`);
+    if (hint) io.err(`hint: ${hint}`);
     if (io.env.KUBEDOS_DEBUG) io.err(e.stack ?? '');
     return 1;
   } finally {

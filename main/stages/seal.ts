@@ -18,6 +18,7 @@ import { certFingerprint } from '../trust/ca';
 import { RevocationList } from '../trust/revocation';
 import { WORKSPACE_LAYOUT } from '../workspace';
 import type { DeployContext } from './context';
+import { plural } from '../../common/text/plural';
 
 /** Public trust material the enroll stage leaves in <workspace>/trust (PEM; the pin is certFingerprint(hub.crt)). */
 export const SEAL_TRUST_FILES = { root: 'root-ca.crt', intermediate: 'cluster-ca.crt', hub: 'hub.crt', pin: 'hub.pin', revoked: 'revoked.json' } as const;
@@ -131,7 +132,7 @@ export function sealStage(ctx: DeployContext): StageDefinition {
       const changes = changed.length + removed.length;
       s.changed(changes);
       const notes = [
-        `${written.dir}: ${written.manifest.files.length} files, bundle.json sha256 ${written.bundleSha256}`,
+        `${written.dir}: ${plural(written.manifest.files.length, 'file')}, bundle.json sha256 ${written.bundleSha256}`,
         `signed by build key ${written.manifest.signingKeyId}; hub pin ${hubPin}`,
         before === undefined
           ? 'first seal of this cluster'

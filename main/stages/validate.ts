@@ -4,6 +4,7 @@ import type { ClusterSpec } from '../../common/spec/index';
 import { sha256Hex } from '../../common/canonical';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
+import { plural } from '../../common/text/plural';
 
 export interface SpecSource {
   /** Name shown in diagnostics (a file path or "editor"). */
@@ -31,7 +32,7 @@ export function validateStage(source: SpecSource, out: ValidatedSpec): StageDefi
         throw new StageError(`${source.name}: ${n} error(s) in the spec`, { hint: `fix them (kubedos validate ${source.name}) and run again` });
       }
       out.spec = result.spec;
-      ctx.log(`valid: cluster ${result.spec.metadata.name}, ${result.spec.spec.nodes.inventory.length} nodes`);
+      ctx.log(`valid: cluster ${result.spec.metadata.name}, ${plural(result.spec.spec.nodes.inventory.length, 'node')}`);
       ctx.progress(1);
       ctx.changed(0);
     },

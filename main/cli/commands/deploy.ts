@@ -4,7 +4,7 @@ import { prepareDeploy } from '../../deploy/start';
 import { runPipeline } from '../../pipeline/runner';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
 import { ProgressDisplay } from '../progress';
 import { reviewDeploy } from './deploy-review';
 import { formatTarget, parseTarget } from '../../target';
@@ -49,9 +49,7 @@ export const deployCommand: CliCommand = {
     }
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, file, io, true);
-      io.err(`${file}: not valid; nothing deployed`);
-      return 1;
+      return reportInvalidSpec(loaded, file, io, 'nothing deployed');
     }
     if (values.review) {
       try {

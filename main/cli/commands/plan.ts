@@ -5,8 +5,10 @@ import { diffPlan, Plan, plan, planJson } from '../../../common/plan/index';
 import { canonicalJson } from '../../../common/canonical';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
+import { fsErrorText, isFsError } from '../fs-error';
 import { renderTable } from '../../../common/text/table';
+import { plural } from '../../../common/text/plural';
 
 const MAX_PLAN_BYTES = 256 * 1024 * 1024;
 
@@ -32,9 +34,7 @@ export const planCommand: CliCommand = {
     if (!file || extra) throw new UsageError('exactly one FILE');
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, file, io, true);
-      io.err(`${file}: not valid; nothing planned (run kubedos validate ${file})`);
-      return 1;
+      return reportInvalidSpec(loaded, file, io, 'nothing planned');
     }
     const p = plan(loaded.spec);
     const json = planJson(p);
@@ -75,7 +75,7 @@ function readPlan(file: string, io: CliIo): PlanType | undefined {
     }
     return parsed.data;
   } catch (err) {
-    io.err(`cannot read previous plan ${file}: ${(err as Error).message}`);
+    io.err(isFsError(err) && err.code === 'ENOENT' ? `previous plan not found: ${path}; write one with: kubedos plan SPEC --out ${file}` : `cannot read the previous plan ${file}: ${fsErrorText(err)}`);
     return undefined;
   }
 }
@@ -106,7 +106,7 @@ function renderPlan(p: PlanType): string {
     `policy: default ${p.policy.defaultInterPlane} between planes; allowed flows:`,
     flows.length ? renderTable(['FROM', 'TO', 'PORTS', 'WHY'], flows) : '  (none)',
     '',
-    `${p.nodes.length} nodes`,
+    plural(p.nodes.length, 'node'),
   ].join('\n');
 }
 

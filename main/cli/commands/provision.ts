@@ -15,8 +15,9 @@ import { decide, previewCommands, provision, waitForAgents } from '../../substra
 import { clusterWorkspace } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
 import { renderTable } from '../../../common/text/table';
+import { plural } from '../../../common/text/plural';
 
 async function fileArtifact(path: string, kind: ArtifactFile['kind'], p: Plan): Promise<ArtifactFile> {
   const st = statSync(path);
@@ -69,9 +70,7 @@ export const provisionCommand: CliCommand = {
     if (values.image && values.iso) throw new UsageError('--image and --iso exclude each other');
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, file, io, true);
-      io.err(`${file}: not valid; nothing provisioned (run kubedos validate ${file})`);
-      return 1;
+      return reportInvalidSpec(loaded, file, io, 'nothing provisioned');
     }
     const spec = loaded.spec;
     const p = makePlan(spec);
@@ -117,7 +116,7 @@ export const provisionCommand: CliCommand = {
         let inventory: Inventory;
         try {
           inventory = await driver.inventory({ signal: io.signal });
-          io.out(`# ${driver.target}: ${inventory.vms.length} VMs found${inventory.vms.length ? ` (${inventory.vms.map((x) => x.vmid).join(', ')})` : ''}`);
+          io.out(`# ${driver.target}: ${plural(inventory.vms.length, 'VM')} found${inventory.vms.length ? ` (${inventory.vms.map((x) => x.vmid).join(', ')})` : ''}`);
         } catch (err) {
           if (err instanceof SubstrateError && ['vmid-taken', 'destroy-refused'].includes(err.code)) throw err;
           io.out(`# ${driver.target} is not reachable (${(err as Error).message.split('\n')[0]}); assuming an EMPTY host`);
@@ -134,7 +133,7 @@ export const provisionCommand: CliCommand = {
       }
       const result = await provision({ plan: p, driver, ...(artifact ? { artifact } : {}), storage, allowDestroy, start, signal: io.signal, onEvent: (e) => printEvent(io, e) });
       io.out(renderTable(['NODE', 'VMID', 'ACTION', 'WHY'], result.decisions.map((d) => [d.node, String(d.vmid), `${d.action}${d.start ? ' + start' : ''}`, d.reasons.join('; ')])));
-      io.out(result.changes === 0 ? `${driver.target}: already converged, nothing changed` : `${driver.target}: ${result.changes} change(s)`);
+      io.out(result.changes === 0 ? `${driver.target}: already converged, nothing changed` : `${driver.target}: ${plural(result.changes, 'change')}`);
       if (values['wait-agent']) {
         const seconds = Number(values['wait-agent']);
         if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--wait-agent takes a number of seconds');

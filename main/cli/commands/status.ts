@@ -4,7 +4,7 @@ import { lastSuccesses, readJournal } from '../../pipeline/journal';
 import { activeDeploy, clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
 import { fmtMs } from '../progress';
 import { renderTable } from '../../../common/text/table';
 
@@ -21,8 +21,7 @@ export const statusCommand: CliCommand = {
       if (!file) throw new UsageError('give a SPEC or --cluster NAME');
       const loaded = loadSpec(file, io.cwd);
       if (!loaded.spec) {
-        reportDiagnostics(loaded, file, io, true);
-        return 1;
+        return reportInvalidSpec(loaded, file, io);
       }
       cluster = loaded.spec.metadata.name;
     }
