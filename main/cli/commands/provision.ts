@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline/promises';
 import { plan as makePlan } from '../../../common/plan/index';
 import type { Plan } from '../../../common/plan/schema';
 import type { Target } from '../../target';
+import { TargetNotSetError, targetOf } from '../../target';
 import type { ArtifactFile, Inventory, SubstrateEvent } from '../../substrate/driver';
 import { SubstrateError } from '../../substrate/driver';
 import { substrateFor } from '../../substrate/factory';
@@ -16,6 +17,7 @@ import { clusterWorkspace } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportInvalidSpec } from '../load-spec';
+import { printQemuLocalNotes } from '../qemu-local-notes';
 import { renderTable } from '../../../common/text/table';
 import { plural } from '../../../common/text/plural';
 
@@ -74,17 +76,19 @@ export const provisionCommand: CliCommand = {
     }
     const spec = loaded.spec;
     const p = makePlan(spec);
-    const sub = spec.spec.substrate;
-    const targetText = values.target ?? (sub.type === 'proxmox' ? `proxmox://${sub.proxmox?.host ?? ''}` : 'qemu-local');
     const allowDestroy = Boolean(values['allow-destroy']) || p.stages.provision?.allowDestroy === true;
     const dryRun = Boolean(values['dry-run']);
-    // proxmox://HOST keeps USER@HOST:PORT too (the driver parses it), so no parseTarget here.
     let target: Target;
-    if (targetText === 'qemu-local') target = { kind: 'qemu-local' };
-    else if (targetText.startsWith('proxmox://')) {
-      if (targetText === 'proxmox://') throw new UsageError('the spec names no Proxmox host: pass --target proxmox://HOST');
-      target = { kind: 'proxmox', host: targetText.slice('proxmox://'.length) };
-    } else throw new UsageError(`unknown target ${JSON.stringify(targetText)}: use proxmox://HOST or qemu-local`);
+    try {
+      target = targetOf(spec, values.target, { loose: true });
+    } catch (err) {
+      if (err instanceof TargetNotSetError) {
+        io.err(`kubedos provision: ${err.message}; nothing ${dryRun ? 'shown (a dry run reads the host\'s VMs to decide)' : 'provisioned'}\nhint: ${err.hint}`);
+        return 2;
+      }
+      throw new UsageError((err as Error).message);
+    }
+    if (target.kind === 'qemu-local') printQemuLocalNotes(spec, p, clusterWorkspace(p.cluster.name, io.env), io, { dryRun });
     const accept = values['accept-host-key'];
     const { driver, storage } = substrateFor({
       spec,
