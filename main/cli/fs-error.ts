@@ -1,7 +1,6 @@
 // File-system errors in the user's words: "file not found: PATH" instead of Node's
 // "ENOENT: no such file or directory, stat 'PATH'".
 const WORDS: Record<string, string> = {
-  ENOENT: 'not found',
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',
   EISDIR: 'is a directory',
@@ -18,10 +17,11 @@ export function isFsError(err: unknown): err is NodeJS.ErrnoException & { path: 
   return typeof e?.code === 'string' && typeof e.path === 'string' && /^E[A-Z]+$/.test(e.code);
 }
 
-/** "PATH: not found" for a file-system error; the message otherwise. */
+/** "file not found: PATH", "PATH: permission denied", … for a file-system error; the message otherwise. */
 export function fsErrorText(err: unknown): string {
   if (!isFsError(err)) return (err as Error)?.message ?? String(err);
   const code = err.code ?? '';
+  if (code === 'ENOENT') return `file not found: ${err.path}`;
   return `${err.path}: ${WORDS[code] ?? code.toLowerCase()}`;
 }
 

@@ -15,7 +15,7 @@ export function printQemuLocalNotes(spec: ClusterSpec, p: Plan, workspace: strin
   const checks = capacityChecks(facts, { want: spec.spec.substrate.qemu?.accel ?? 'auto' }, planTotals(p)).filter((c) => c.scope === 'plan' && (c.status === 'warn' || c.status === 'error'));
   for (const c of checks) {
     const level = c.status === 'error' && !opts.dryRun ? 'error' : 'warning';
-    const stop = c.status === 'error' && opts.dryRun ? ' (a real run stops short here)' : '';
+    const stop = c.status === 'error' && opts.dryRun ? ' (the VMs will not all run)' : '';
     io.err(`${level}: ${c.label}: ${c.detail}${stop}${c.hint ? `\n  hint: ${c.hint}` : ''}`);
   }
   return checks.filter((c) => c.status === 'error').length;
