@@ -1,0 +1,3 @@
+// Types of ./cli-bundle.mjs for the TypeScript that imports it (tests, benchmarks).
+export declare const REPO_ROOT: string;
+export declare function cliBundle(root?: string, env?: NodeJS.ProcessEnv): { bundle?: string; why: string };
