@@ -34,3 +34,18 @@ export function cliBundle(root = REPO_ROOT, env = process.env) {
   }
   return { bundle, why: 'current' };
 }
+
+/**
+ * Whether argv only asks for help or the version, the way main() (main/cli/main.ts) reads it:
+ * nothing, --help, -h or help -> the top help (exit 2 for nothing, else 0); --version or -V;
+ * COMMAND ... with --help or -h among its arguments -> that command's help. Anything else
+ * (including an unknown command) is left to main().
+ * @returns {{ kind: 'top' | 'version' | 'command', command?: string, exitCode: number } | undefined}
+ */
+export function helpRequest(argv) {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') return { kind: 'top', exitCode: name ? 0 : 2 };
+  if (name === '--version' || name === '-V') return { kind: 'version', exitCode: 0 };
+  if (!name.startsWith('-') && (rest.includes('--help') || rest.includes('-h'))) return { kind: 'command', command: name, exitCode: 0 };
+  return undefined;
+}

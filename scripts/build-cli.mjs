@@ -7,7 +7,7 @@
 import { build } from 'esbuild';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Dependencies loaded from node_modules at run time: native or optional-native parts. */
 const EXTERNAL = ['ssh2', 'cpu-features', 'bufferutil', 'utf-8-validate', 'ws'];
@@ -47,9 +47,14 @@ const result = await build({
     ].join('\n'),
   },
 });
+// The help texts and the version, so `kubedos --help` and `kubedos CMD --help` answer without
+// loading the engine (bin/kubedos.mjs; the same freshness rule as the bundle).
+const { helpIndex } = await import(pathToFileURL(tmp).href);
+writeFileSync(join(tmpDir, 'help.json'), `${JSON.stringify(helpIndex(), null, 1)}\n`);
 const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes('node_modules/')).sort();
 // The bundle last, so a crash in between leaves no bundle newer than an input list that does not match it.
 writeFileSync(join(outDir, 'kubedos.inputs.json'), `${JSON.stringify({ entry: 'main/cli/main.ts', startedMs, inputs }, null, 1)}\n`);
+renameSync(join(tmpDir, 'help.json'), join(outDir, 'help.json'));
 renameSync(`${tmp}.map`, join(outDir, 'kubedos.mjs.map'));
 renameSync(tmp, join(outDir, 'kubedos.mjs'));
 rmSync(tmpDir, { recursive: true, force: true });

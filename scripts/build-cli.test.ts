@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliBundle, REPO_ROOT } from '../bin/cli-bundle.mjs';
+import { cliBundle, helpRequest, REPO_ROOT } from '../bin/cli-bundle.mjs';
+import { COMMANDS } from '../main/cli/commands/index';
+import { main } from '../main/cli/main';
 import { TEMPLATES } from '../common/spec/templates/index';
 import type * as Paths from '../main/paths';
 
@@ -69,9 +71,24 @@ describe('npm run build:cli', () => {
     expect(record.inputs).toContain('main/cli/main.ts');
     expect(record.inputs).toContain('main/paths.ts');
     expect(record.inputs.some((f: string) => f.includes('node_modules'))).toBe(false);
-    const r = kubedos('--version');
-    expect(r.out.trim()).toBe('kubedos 0.1.0');
+    const r = kubedos('doctor', '--json');
+    expect(JSON.parse(r.out).tools.length).toBeGreaterThan(0);
     expect(r.err).toContain('running the prebuilt bundle');
+  });
+
+  it('help and --version come from the stored texts, identical to what main() prints', async () => {
+    const asks = [[], ['--help'], ['help'], ['-V'], ...COMMANDS.map((c) => [c.name, '--help']), ['plan', 'x.yaml', '-h']];
+    for (const argv of asks) {
+      const fast = kubedos(...argv);
+      expect(fast.err, argv.join(' ')).toBe('kubedos: answered from the prebuilt help\n');
+      const out: string[] = [];
+      const code = await main(argv, { out: (t) => out.push(t.endsWith('\n') ? t : `${t}\n`), err: () => {}, cwd: dir, env: {}, signal: new AbortController().signal, isTty: false });
+      expect(fast.out, argv.join(' ')).toBe(out.join(''));
+      expect(fast.code, argv.join(' ')).toBe(code);
+    }
+    // Not a help request, or an unknown command: main() answers.
+    expect(helpRequest(['frob'])).toBeUndefined();
+    expect(kubedos('frob', '--help').err).toContain('unknown command "frob"');
   });
 
   it('init, validate, plan and a qemu-local dry run work from the bundle', () => {

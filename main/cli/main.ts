@@ -5,11 +5,14 @@ import { closest } from '../../common/text/suggest';
 import { COMMANDS } from './commands/index';
 import { fsErrorHint, fsErrorText, isFsError } from './fs-error';
 
+const VERSION = 'kubedos 0.1.0';
+
 export function findCommand(name: string): CliCommand | undefined {
   return COMMANDS.find((c) => c.name === name);
 }
 
-function topHelp(): string {
+/** `kubedos --help`. */
+export function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
     "kubedos — Kube'd'OS Foundry: spec -> plan -> build -> provision -> first boot -> planes -> enroll -> converge -> seal",
@@ -21,6 +24,16 @@ function topHelp(): string {
     '',
     'Run `kubedos <command> --help` for the options of one command.',
   ].join('\n');
+}
+
+/** `kubedos NAME --help`. */
+export function commandHelp(cmd: CliCommand): string {
+  return `usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`.trimEnd();
+}
+
+/** Every help text and the version, as `npm run build:cli` stores them for bin/kubedos.mjs to answer without loading the engine. */
+export function helpIndex(): { version: string; top: string; commands: Record<string, string> } {
+  return { version: VERSION, top: topHelp(), commands: Object.fromEntries(COMMANDS.map((c) => [c.name, commandHelp(c)])) };
 }
 
 export async function main(argv: string[], partial: Partial<CliIo> = {}): Promise<number> {
@@ -56,7 +69,7 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
       return name ? 0 : 2;
     }
     if (name === '--version' || name === '-V') {
-      io.out('kubedos 0.1.0');
+      io.out(VERSION);
       return 0;
     }
     const cmd = findCommand(name);
@@ -66,7 +79,7 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
       return 2;
     }
     if (rest.includes('--help') || rest.includes('-h')) {
-      io.out(`usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`.trimEnd());
+      io.out(commandHelp(cmd));
       return 0;
     }
     try {
