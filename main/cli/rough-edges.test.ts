@@ -2,10 +2,10 @@
 // usage mistakes with "did you mean", files named in words, counts in the singular, a WHY for every
 // flow, in-place updates in a plan diff, the target read from the spec, qemu-local notes, and
 // `status --json` always JSON.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterStatus } from '../../common/pipeline/status';
 import { plan } from '../../common/plan/index';
 import { parseSpec } from '../../common/spec/parse';
@@ -42,6 +42,7 @@ beforeAll(() => {
   mkdirSync(ws);
   for (const name of ['lab-3', 'reference-16', 'solo-1'] as const) writeFileSync(join(dir, `${name}.yaml`), TEMPLATES[name].text);
 });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('usage mistakes: one line, with the closest valid word', () => {
   it('an unknown option names the flag, the command and the closest option', async () => {
