@@ -48,3 +48,17 @@ export function payloadDir(layout: AppLayout = currentLayout()): string {
     `payload/ not found: looked in ${layout.resourcesPath ? `${join(layout.resourcesPath, 'payload')} and ` : ''}${checkout} (a packaged app carries it under its resources folder)`,
   );
 }
+
+/**
+ * The local QEMU network hub, a plain Node script run as its own process (qemu-local). It stays
+ * a file of the checkout, main/substrate/l2-hub.mjs, whether the engine runs from source (tsx)
+ * or from a bundle (out/cli/kubedos.mjs, out/main/index.js), so it is found from the app root.
+ */
+export function l2HubScript(layout: AppLayout = currentLayout()): string {
+  return join(appRoot(layout), 'main', 'substrate', 'l2-hub.mjs');
+}
+
+/** The built renderer (`electron-vite build` output) that `kubedos serve` serves by default. */
+export function rendererBuildDir(layout: AppLayout = currentLayout()): string {
+  return join(appRoot(layout), 'out', 'renderer');
+}

@@ -1,7 +1,9 @@
-// diffPlan(previous, next): per node, create / replace (and why) / keep / destroy.
-// "Replace, don't repair" (seed 003 §11): a change to a node's identity or VM hardware means a
-// new VM from the artifact; configuration-only changes keep the VM and are re-converged.
+// diffPlan(previous, next): per node, create / update / replace (and why) / keep / destroy.
+// "Replace, don't repair": a change to a node's identity or VM hardware means a new VM from the
+// artifact; a VM setting that changes in place (memory, cores: common/plan/in-place.ts, the rule
+// provisioning uses) is an update; configuration-only changes keep the VM and are re-converged.
 import { canonicalJson } from '../canonical';
+import { changesInPlace } from './in-place';
 import type { NodeChange, Plan, PlanDiff, PlanNode } from './schema';
 
 const REPLACE_FIELDS: { label: string; get: (n: PlanNode) => unknown }[] = [
@@ -10,12 +12,18 @@ const REPLACE_FIELDS: { label: string; get: (n: PlanNode) => unknown }[] = [
   { label: 'failure domain', get: (n) => n.domain },
   { label: 'LAN address', get: (n) => n.lan.address },
   { label: 'MAC', get: (n) => n.vm.nics.map((x) => x.mac) },
-  { label: 'cpu', get: (n) => n.vm.cpu },
-  { label: 'memory', get: (n) => n.vm.memoryMiB },
   { label: 'disks', get: (n) => n.vm.disks },
   { label: 'NICs', get: (n) => n.vm.nics.map(({ bridge, vlan, model }) => ({ bridge, vlan, model })) },
   { label: 'firmware/TPM', get: (n) => [n.vm.machine, n.vm.bios, n.vm.efidisk, n.vm.tpm] },
   { label: 'plane addresses', get: (n) => [n.planes.wg1.address, n.planes.wg2.address, n.planes.wg3.address] },
+];
+
+/** VM settings by their config key: in place or re-create is changesInPlace(key) (in-place.ts), as provisioning decides. */
+const VM_SETTINGS: { label: string; key: string; get: (n: PlanNode) => unknown }[] = [
+  { label: 'cores', key: 'cores', get: (n) => n.vm.cpu.cores },
+  { label: 'cpu type', key: 'cpu', get: (n) => n.vm.cpu.type },
+  { label: 'sockets', key: 'sockets', get: (n) => n.vm.cpu.sockets },
+  { label: 'memory', key: 'memory', get: (n) => n.vm.memoryMiB },
 ];
 
 const RECONVERGE_FIELDS: { label: string; get: (n: PlanNode) => unknown }[] = [
@@ -45,13 +53,20 @@ export function diffPlan(previous: Plan, next: Plan): PlanDiff {
       changes.push({ node: n.name, action: 'create', reasons: ['new in the spec'] });
       continue;
     }
-    const replace = REPLACE_FIELDS.filter((f) => canonicalJson(f.get(old)) !== canonicalJson(f.get(n))).map((f) => describeChange(f.label, f.get(old), f.get(n)));
+    const changed = <T extends { get: (n: PlanNode) => unknown }>(fields: readonly T[]): T[] => fields.filter((f) => canonicalJson(f.get(old)) !== canonicalJson(f.get(n)));
+    const settings = changed(VM_SETTINGS);
+    const inPlace = settings.filter((f) => changesInPlace(f.key)).map((f) => describeChange(f.label, f.get(old), f.get(n)));
+    const replace = [...changed(REPLACE_FIELDS), ...settings.filter((f) => !changesInPlace(f.key))].map((f) => describeChange(f.label, f.get(old), f.get(n)));
     if (previous.cluster.artifactVersion !== next.cluster.artifactVersion) replace.push(`artifact ${previous.cluster.artifactVersion} -> ${next.cluster.artifactVersion}`);
     if (replace.length) {
-      changes.push({ node: n.name, action: 'replace', reasons: replace });
+      changes.push({ node: n.name, action: 'replace', reasons: [...replace, ...inPlace] });
       continue;
     }
-    const reconverge = RECONVERGE_FIELDS.filter((f) => canonicalJson(f.get(old)) !== canonicalJson(f.get(n))).map((f) => `re-converge: ${f.label} changed`);
+    const reconverge = changed(RECONVERGE_FIELDS).map((f) => `re-converge: ${f.label} changed`);
+    if (inPlace.length) {
+      changes.push({ node: n.name, action: 'update', reasons: [...inPlace.map((r) => `${r} (in place, no re-create)`), ...reconverge] });
+      continue;
+    }
     changes.push({ node: n.name, action: 'keep', reasons: reconverge });
   }
   for (const n of previous.nodes) {
@@ -68,5 +83,5 @@ export function diffPlan(previous: Plan, next: Plan): PlanDiff {
   }
   if (canonicalJson(previous.policy) !== canonicalJson(next.policy)) cluster.push('inter-plane policy changed');
   const count = (a: NodeChange['action']): number => changes.filter((c) => c.action === a).length;
-  return { changes, summary: { create: count('create'), replace: count('replace'), keep: count('keep'), destroy: count('destroy') }, cluster };
+  return { changes, summary: { create: count('create'), update: count('update'), replace: count('replace'), keep: count('keep'), destroy: count('destroy') }, cluster };
 }

@@ -8,6 +8,7 @@ import { parseSpec } from '../spec/parse';
 import { TEMPLATES } from '../spec/templates/index';
 import { syntheticSpec, templateObject, toYaml } from '../testing/specs';
 import { diffPlan } from './diff';
+import { changesInPlace } from './in-place';
 import { nodeConfig, NodeConfig } from './node-config';
 import { hubOf, plan, planJson } from './plan';
 import { Plan } from './schema';
@@ -129,21 +130,31 @@ describe('diffPlan', () => {
   const before = ref();
   it('keeps everything when nothing changed', () => {
     const d = diffPlan(before, ref());
-    expect(d.summary).toEqual({ create: 0, replace: 0, keep: 16, destroy: 0 });
+    expect(d.summary).toEqual({ create: 0, update: 0, replace: 0, keep: 16, destroy: 0 });
     expect(d.changes.every((c) => c.reasons.length === 0)).toBe(true);
   });
-  it('says create, replace (why), keep and destroy', () => {
+  it('says create, update (memory, cores: in place), replace (why), keep and destroy', () => {
     const spec = templateObject('reference-16');
-    spec.spec.nodes.inventory[10].memoryMiB = 32768; // w-1 resized -> replace
+    spec.spec.nodes.inventory[10].memoryMiB = 32768; // w-1 more memory -> qm set, in place
+    spec.spec.nodes.inventory[11].cpu += 2; // w-2 more cores -> in place too
+    spec.spec.nodes.inventory[12].disks[0].sizeGiB += 10; // w-3 disk -> re-created
     spec.spec.nodes.inventory.splice(15, 1); // lb-3 removed -> destroy
     spec.spec.nodes.inventory.push({ ...spec.spec.nodes.inventory[11], name: 'w-4', vmid: 2020 }); // created
     const d = diffPlan(before, planOf(toYaml(spec)));
     const by = Object.fromEntries(d.changes.map((c) => [c.node, c]));
-    expect(by['w-1']).toMatchObject({ action: 'replace', reasons: ['memory 16384 -> 32768'] });
+    expect(by['w-1']).toMatchObject({ action: 'update', reasons: ['memory 16384 -> 32768 (in place, no re-create)'] });
+    expect(by['w-2']).toMatchObject({ action: 'update', reasons: [expect.stringMatching(/^cores \d+ -> \d+ \(in place/)] });
+    expect(by['w-3']).toMatchObject({ action: 'replace', reasons: [expect.stringMatching(/^disks /)] });
     expect(by['lb-3']!.action).toBe('destroy');
     expect(by['w-4']!.action).toBe('create');
     expect(by['cp-1']!.action).toBe('keep');
-    expect(d.summary).toEqual({ create: 1, replace: 1, keep: 14, destroy: 1 });
+    expect(d.summary).toEqual({ create: 1, update: 2, replace: 1, keep: 12, destroy: 1 });
+  });
+  it('one rule for what changes in place: memory and cores yes, sockets and disks no', () => {
+    expect(changesInPlace('memory')).toBe(true);
+    expect(changesInPlace('cores')).toBe(true);
+    expect(changesInPlace('sockets')).toBe(false);
+    expect(changesInPlace('scsi0')).toBe(false);
   });
   it('keeps VMs but asks to re-converge when only the policy changes', () => {
     const spec = templateObject('reference-16');

@@ -136,14 +136,14 @@ export type Plan = z.infer<typeof Plan>;
 
 export const NodeChange = z.object({
   node: z.string(),
-  action: z.enum(['create', 'replace', 'keep', 'destroy']),
+  action: z.enum(['create', 'update', 'replace', 'keep', 'destroy']),
   reasons: z.array(z.string()),
 });
 export type NodeChange = z.infer<typeof NodeChange>;
 
 export const PlanDiff = z.object({
   changes: z.array(NodeChange),
-  summary: z.object({ create: z.number().int(), replace: z.number().int(), keep: z.number().int(), destroy: z.number().int() }),
+  summary: z.object({ create: z.number().int(), update: z.number().int(), replace: z.number().int(), keep: z.number().int(), destroy: z.number().int() }),
   cluster: z.array(z.string()).describe('Cluster-wide changes (planes, policy, VIP, LAN).'),
 });
 export type PlanDiff = z.infer<typeof PlanDiff>;

@@ -27,6 +27,10 @@ export function formatPath(path: readonly PathSegment[]): string {
   return out === '' ? '(document)' : out;
 }
 
+/** `file:line:column: severity: message [yaml.path]`; the path is left out when the finding is about the whole document. */
 export function formatDiagnostic(file: string, d: Diagnostic): string {
-  return `${file}:${d.line}:${d.column}: ${d.severity}: ${d.message} [${d.path}]`;
+  return `${file}:${d.line}:${d.column}: ${d.severity}: ${d.message}${d.path === DOCUMENT_PATH ? '' : ` [${d.path}]`}`;
 }
+
+/** The path of a finding about the whole document rather than one field (a YAML syntax error, an empty file). */
+export const DOCUMENT_PATH = '(document)';

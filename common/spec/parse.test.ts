@@ -105,3 +105,43 @@ describe('parseSpec', () => {
     });
   });
 });
+
+describe('parseSpec: one YAML mistake, one error', () => {
+  const lines = TEMPLATES['lab-3'].text.split('\n');
+  const withTab = (lineNo: number, tabs = '\t'): string => lines.map((l, i) => (i === lineNo - 1 ? l.replace(/^ {2}/, tabs) : l)).join('\n');
+  const at = (needle: string): number => lines.findIndex((l) => l === needle) + 1;
+
+  it('a tab in the indentation is one error at its line, with the fix, not a cascade', () => {
+    // "  substrate:" with a tab: the parser alone reports 8 errors down to the end of the file.
+    const line = at('  substrate:');
+    const r = parseSpec(withTab(line));
+    expect(r.spec).toBeUndefined();
+    expect(r.diagnostics).toHaveLength(1);
+    expect(r.diagnostics[0]).toMatchObject({ code: 'yaml.tab-as-indent', severity: 'error', line, column: 1, message: `tabs are not allowed for indentation in YAML; replace the tab at line ${line} with spaces` });
+  });
+
+  it('two tabs on a line and tabs on two lines: one error per line', () => {
+    const a = at('  substrate:');
+    const b = at('  networking:');
+    const text = withTab(a, '\t\t')
+      .split('\n')
+      .map((l, i) => (i === b - 1 ? l.replace(/^ {2}/, '\t') : l))
+      .join('\n');
+    const r = parseSpec(text);
+    expect(r.diagnostics.map((d) => [d.line, d.message])).toEqual([
+      [a, `tabs are not allowed for indentation in YAML; replace the 2 tabs at line ${a} with spaces`],
+      [b, `tabs are not allowed for indentation in YAML; replace the tab at line ${b} with spaces`],
+    ]);
+  });
+
+  it('other syntax errors: at most one per line', () => {
+    // A value indented one column too deep: the parser reports two errors on the same line.
+    const mem = lines.findIndex((l) => l.trim() === 'memoryMiB: 1024');
+    const text = lines.map((l, i) => (i === mem ? ` ${l}` : l)).join('\n');
+    const r = parseSpec(text);
+    const perLine = new Map<number, number>();
+    for (const d of r.diagnostics) perLine.set(d.line, (perLine.get(d.line) ?? 0) + 1);
+    expect(r.diagnostics.length).toBeGreaterThan(0);
+    expect([...perLine.values()].every((n) => n === 1)).toBe(true);
+  });
+});

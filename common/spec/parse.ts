@@ -2,13 +2,14 @@
 // Hostile input (huge files, alias bombs, deep nesting, bad bytes) ends in a diagnostic,
 // never in an exception or a hang.
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import type { Document, Node as YamlNode } from 'yaml';
+import type { Document, Node as YamlNode, YAMLError } from 'yaml';
 import type { z } from 'zod';
 import type { SpecSection } from './invariants';
 import { ClusterSpec, ClusterSpecBody } from './schema';
 import type { Diagnostic, PathSegment, Severity } from './diagnostic';
 import { formatPath } from './diagnostic';
 import { checkInvariants } from './invariants';
+import { closest } from '../text/suggest';
 
 export const MAX_SPEC_BYTES = 5 * 1024 * 1024;
 const MAX_ALIAS_COUNT = 100;
@@ -65,9 +66,7 @@ export function parseSpec(input: string | Uint8Array): ParseResult {
     const e = lineCounter.linePos(Math.max(0, Math.min(end, text.length)));
     return { line: s.line, column: s.col, endLine: e.line, endColumn: e.col };
   };
-  for (const e of doc.errors) {
-    diagnostics.push(at(`yaml.${e.code.toLowerCase()}`, 'error', firstLine(e.message), '(document)', rangeAt(e.pos[0], e.pos[1])));
-  }
+  diagnostics.push(...yamlErrors(doc.errors, text, rangeAt));
   for (const w of doc.warnings) {
     diagnostics.push(at(`yaml.${w.code.toLowerCase()}`, 'warning', firstLine(w.message), '(document)', rangeAt(w.pos[0], w.pos[1])));
   }
@@ -97,6 +96,46 @@ export function parseSpec(input: string | Uint8Array): ParseResult {
   diagnostics.push(...checkInvariants(parsed.data, locate));
   const sorted = sortDiagnostics(diagnostics);
   return sorted.some((d) => d.severity === 'error') ? { diagnostics: sorted } : { spec: parsed.data, diagnostics: sorted };
+}
+
+// ---------------------------------------------------------------- YAML syntax errors
+
+/**
+ * The parser's syntax errors, without the cascade one mistake sets off: a tab in the indentation
+ * makes every later line of its mapping "wrongly indented", so tabs are reported alone, one per
+ * line that has one, with the fix; otherwise the first error of each line is kept.
+ */
+function yamlErrors(errors: readonly YAMLError[], text: string, rangeAt: (s: number, e: number) => TextRange): Diagnostic[] {
+  const tabs = errors.filter((e) => e.code === 'TAB_AS_INDENT');
+  const out: Diagnostic[] = [];
+  const lines = new Set<number>();
+  if (tabs.length) {
+    for (const e of tabs) {
+      const r = rangeAt(e.pos[0], e.pos[1]);
+      if (lines.has(r.line)) continue;
+      lines.add(r.line);
+      const lineStart = e.pos[0] - (r.column - 1);
+      const indent = /^[ \t]*/.exec(text.slice(lineStart, lineStart + 200))?.[0] ?? '';
+      const column = indent.indexOf('\t') + 1 || r.column;
+      const count = [...indent].filter((c) => c === '\t').length;
+      out.push(
+        at('yaml.tab-as-indent', 'error', `tabs are not allowed for indentation in YAML; replace the ${count > 1 ? `${count} tabs` : 'tab'} at line ${r.line} with spaces`, '(document)', {
+          line: r.line,
+          column,
+          endLine: r.line,
+          endColumn: column + 1,
+        }),
+      );
+    }
+    return out;
+  }
+  for (const e of errors) {
+    const r = rangeAt(e.pos[0], e.pos[1]);
+    if (lines.has(r.line)) continue;
+    lines.add(r.line);
+    out.push(at(`yaml.${e.code.toLowerCase()}`, 'error', firstLine(e.message), '(document)', r));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- zod issues -> diagnostics
@@ -244,33 +283,6 @@ function unwrap(schema: unknown): unknown {
     else break;
   }
   return s;
-}
-
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = c;
-    }
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
 }
 
 // ---------------------------------------------------------------- positions

@@ -66,8 +66,8 @@ describe('kubedos CLI', () => {
     writeFileSync(join(dir, 'l2.yaml'), readFileSync(join(dir, 'l.yaml'), 'utf8').replace('memoryMiB: 1536', 'memoryMiB: 3072'));
     const d = kubedos('plan', 'l2.yaml', '--against', 'before.json');
     expect(d.code).toBe(0);
-    expect(d.out).toMatch(/replace\s+w-1\s+memory 1536 -> 3072/);
-    expect(d.out).toContain('create 0, replace 1, keep 2, destroy 0');
+    expect(d.out).toMatch(/update\s+w-1\s+memory 1536 -> 3072 \(in place/);
+    expect(d.out).toContain('create 0, update 1, replace 0, keep 2, destroy 0');
     writeFileSync(join(dir, 'notplan.json'), '{"kind":"Plan"}');
     const bad = kubedos('plan', 'l.yaml', '--against', 'notplan.json');
     expect(bad.code).toBe(1);

@@ -4,11 +4,15 @@ import { resolve } from 'node:path';
 import type { ClusterSpec, Diagnostic } from '../../common/spec/index';
 import { formatDiagnostic, MAX_SPEC_BYTES, parseSpec } from '../../common/spec/index';
 import type { CliIo } from './command';
+import { plural } from '../../common/text/plural';
+import { fsErrorText } from './fs-error';
 
 export interface LoadedSpec {
   path: string;
   spec?: ClusterSpec;
   diagnostics: Diagnostic[];
+  /** false when the file could not be read at all (missing, not a file, too large). */
+  read: boolean;
 }
 
 export function loadSpec(file: string, cwd: string): LoadedSpec {
@@ -16,19 +20,19 @@ export function loadSpec(file: string, cwd: string): LoadedSpec {
   let size: number;
   try {
     const st = statSync(path);
-    if (!st.isFile()) return single(path, `${file} is not a regular file`);
+    if (!st.isFile()) return single(path, `${path} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}, not a spec file`);
     size = st.size;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return single(path, code === 'ENOENT' ? `${file} does not exist (create one with: kubedos init --template lab-3 ${file})` : `cannot read ${file}: ${(err as Error).message}`);
+    return single(path, code === 'ENOENT' ? `spec file not found: ${path}; create one with: kubedos init --template lab-3 ${file}` : `cannot read the spec file ${path}: ${fsErrorText(err)}`);
   }
   if (size > MAX_SPEC_BYTES) return single(path, `${file} is ${size} bytes, over the ${MAX_SPEC_BYTES / 1048576} MiB limit for a ClusterSpec; is this the right file?`);
   const result = parseSpec(readFileSync(path));
-  return { path, ...result };
+  return { path, read: true, ...result };
 }
 
 function single(path: string, message: string): LoadedSpec {
-  return { path, diagnostics: [{ code: 'input.read', severity: 'error', message, path: '(document)', line: 1, column: 1, endLine: 1, endColumn: 1 }] };
+  return { path, read: false, diagnostics: [{ code: 'input.read', severity: 'error', message, path: '(document)', line: 1, column: 1, endLine: 1, endColumn: 1 }] };
 }
 
 /** Prints `file:line:col: severity: message` lines; returns true when there are errors. */
@@ -39,7 +43,21 @@ export function reportDiagnostics(loaded: LoadedSpec, file: string, io: CliIo, q
     if (d.severity !== 'error' && quietWarnings) continue;
     // Every diagnostic on stderr, so errors, warnings and notes stay in line order in one stream;
     // stdout carries only the command's result.
-    io.err(formatDiagnostic(file, d));
+    // A file that could not be read has no line to point at.
+    io.err(loaded.read ? formatDiagnostic(file, d) : `kubedos: ${d.message}`);
   }
   return errors > 0;
+}
+
+/**
+ * For a command that needs a valid spec: prints why it has none (errors only) and what did not
+ * happen (`consequence`, e.g. "nothing planned"), then returns the exit status 1.
+ */
+export function reportInvalidSpec(loaded: LoadedSpec, file: string, io: CliIo, consequence?: string): number {
+  reportDiagnostics(loaded, file, io, true);
+  if (loaded.read) {
+    const n = loaded.diagnostics.filter((d) => d.severity === 'error').length;
+    io.err(`${file}: not valid${consequence ? `; ${consequence}` : ''} (${plural(n, 'error')})`);
+  }
+  return 1;
 }

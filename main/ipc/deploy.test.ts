@@ -216,7 +216,7 @@ describe('deploy.review: qemu-local decisions from the VMs in the workspace', ()
     writeFileSync(join(ws, 'plan.json'), JSON.stringify(plan(parseSpec(prevSpec).spec!)));
     const r = await call<DeployReview>(workbench({ env }), 'deploy.review', { target: { kind: 'qemu-local' }, text: LAB3 });
     expect(r.previousPlan).toBe(true);
-    expect(r.planChanges.join('\n')).toMatch(/w-1: replace .*memory/);
+    expect(r.planChanges.join('\n')).toMatch(/w-1: update \(memory 1024 -> 1536 \(in place/);
   });
 });
 

@@ -26,6 +26,7 @@ import { sleep } from '../pipeline/sleep';
 import { clusterTrust } from './trust';
 import type { NodeProbe } from './converge-state';
 import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
+import { plural } from '../../common/text/plural';
 
 export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
@@ -297,7 +298,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       for (const n of decision.skip) s.node(n, 'ok', 'unchanged: fingerprint matches the last converge');
       if (!decision.run.length) {
         s.log(`converged: every node's fingerprint and the converge inputs match the last converge (run ${record.state!.runId.slice(0, 8)}); Ansible not run (--force runs it)`);
-        notes.push(`Ansible not run: ${decision.skip.length} node(s) unchanged since run ${record.state!.runId.slice(0, 8)}`);
+        notes.push(`Ansible not run: ${plural(decision.skip.length, 'node')} unchanged since run ${record.state!.runId.slice(0, 8)}`);
         s.changed(changes);
         return { summary: { stage: 'converge', changes, notes } };
       }

@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { sha256Hex } from '../../common/canonical';
 import type { DeployContext, DeployOutputs, StageSummary } from './context';
 import { deployStage, SealOutput } from './context';
+import { plural } from '../../common/text/plural';
 
 /** Public trust material the enroll stage leaves in <workspace>/trust (PEM; the pin is certFingerprint(hub.crt)). */
 export const SEAL_TRUST_FILES = { root: 'root-ca.crt', intermediate: 'cluster-ca.crt', hub: 'hub.crt', pin: 'hub.pin', revoked: 'revoked.json' } as const;
@@ -159,7 +160,7 @@ export function sealStage(ctx: DeployContext): StageDefinition {
       const changes = changed.length + removed.length;
       s.changed(changes);
       const notes = [
-        `${written.dir}: ${written.manifest.files.length} files, bundle.json sha256 ${written.bundleSha256}`,
+        `${written.dir}: ${plural(written.manifest.files.length, 'file')}, bundle.json sha256 ${written.bundleSha256}`,
         `signed by build key ${written.manifest.signingKeyId}; hub pin ${hubPin}`,
         before === undefined
           ? 'first seal of this cluster'

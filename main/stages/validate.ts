@@ -5,6 +5,7 @@ import { sha256Hex } from '../../common/canonical';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { deployStage } from './context';
+import { plural } from '../../common/text/plural';
 
 export interface SpecSource {
   /** Name shown in diagnostics (a file path or "editor"). */
@@ -32,7 +33,7 @@ export function validateStage(source: SpecSource): StageDefinition {
         const n = result.diagnostics.filter((d) => d.severity === 'error').length;
         throw new StageError(`${source.name}: ${n} error(s) in the spec`, { hint: `fix them (kubedos validate ${source.name}) and run again` });
       }
-      ctx.log(`valid: cluster ${result.spec.metadata.name}, ${result.spec.spec.nodes.inventory.length} nodes`);
+      ctx.log(`valid: cluster ${result.spec.metadata.name}, ${plural(result.spec.spec.nodes.inventory.length, 'node')}`);
       ctx.progress(1);
       ctx.changed(0);
       return { spec: result.spec };

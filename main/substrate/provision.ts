@@ -9,6 +9,7 @@ import type { ArtifactFile, Inventory, OpOptions, PlannedStep, SubstrateDriver, 
 import { SubstrateError } from './driver';
 import type { BootArtifact, ConfigDifference } from './qm';
 import { checkShape, compareConfig, SETTABLE } from './qm';
+import { plural } from '../../common/text/plural';
 
 export interface NodeDecision {
   node: string;
@@ -292,7 +293,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) {
     const first = failures[0] as SubstrateError;
-    throw new SubstrateError(first.code ?? 'provision', `${failures.length} nodes failed:\n  - ${failures.map((f) => f.message).join('\n  - ')}`, {
+    throw new SubstrateError(first.code ?? 'provision', `${plural(failures.length, 'node')} failed:\n  - ${failures.map((f) => f.message).join('\n  - ')}`, {
       ...(first.hint ? { hint: first.hint } : {}),
       ...(first.stderrTail ? { stderrTail: first.stderrTail } : {}),
       ...(first.leftBehind !== undefined ? { leftBehind: first.leftBehind } : {}),

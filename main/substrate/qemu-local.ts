@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, createReadStream, existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { VmShape } from '../../common/plan/schema';
 import { CommandError, displayCommand, run } from '../exec/runner';
@@ -25,8 +24,8 @@ import * as v from './validate';
 import { remoteCommand } from './shell';
 import { makePrivateDir, privateRuntimeDir, writePrivateFile } from '../workspace';
 import { owns } from '../../common/plan/ownership';
+import { l2HubScript } from '../paths';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 const PROBE_KERNEL = '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux';
@@ -376,7 +375,7 @@ export class QemuLocalDriver implements SubstrateDriver {
     // the socket is a socket this user owns (its directory is private: makePrivateDir checks that).
     makePrivateDir(dirname(sock));
     if (this.pidAlive(pidFile, sock) && this.pidAlive(pidFile, 'l2-hub.mjs') && ownSocket(sock)) return;
-    await this.exec(['sh', '-c', `${remoteCommand(['node', join(HERE, 'l2-hub.mjs'), sock, pidFile])} </dev/null >/dev/null 2>&1 &`], op);
+    await this.exec(['sh', '-c', `${remoteCommand(['node', l2HubScript(), sock, pidFile])} </dev/null >/dev/null 2>&1 &`], op);
     for (let i = 0; i < 100 && !(existsSync(sock) && existsSync(pidFile)); i++) await new Promise((r) => setTimeout(r, 50));
     if (!existsSync(sock)) throw new SubstrateError('network', `the local L2 hub for ${bridge} did not come up at ${sock}`, { hint: 'is node on PATH?' });
   }

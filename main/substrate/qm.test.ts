@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import type { VmShape } from '../../common/plan/schema';
+import { changesInPlace } from '../../common/plan/in-place';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import * as qm from './qm';
 import { remoteCommand } from './shell';
@@ -140,6 +141,17 @@ describe('qm command builder', () => {
       ['efidisk0', false],
       ['memory', true],
     ]);
+  });
+
+  it('qm set accepts exactly the keys the plan diff calls in place (common/plan/in-place.ts)', () => {
+    for (const key of ['memory', 'cores', 'cpu', 'tags', 'balloon', 'net0']) {
+      expect(changesInPlace(key), key).toBe(true);
+      expect(qm.qmSet(100, { [key]: 'x' })).toContain(`--${key}`);
+    }
+    for (const key of ['sockets', 'scsi0', 'bios', 'efidisk0', 'machine']) {
+      expect(changesInPlace(key), key).toBe(false);
+      expect(() => qm.qmSet(100, { [key]: 'x' })).toThrow(SubstrateInputError);
+    }
   });
 
   it('reads pvesm status in KiB', () => {

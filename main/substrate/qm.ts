@@ -5,6 +5,7 @@
 // Everything that goes into an argv passes a validator from validate.ts first.
 import type { VmShape } from '../../common/plan/schema';
 import * as v from './validate';
+import { changesInPlace, IN_PLACE_VM_KEYS } from '../../common/plan/in-place';
 
 export type Argv = string[];
 
@@ -120,14 +121,14 @@ export function qmSet(id: number, changes: Readonly<Record<string, string>>): Ar
   if (keys.length === 0) throw new Error('qm set without changes');
   const a: Argv = ['qm', 'set', String(id)];
   for (const k of keys) {
-    if (!SETTABLE.has(k) && !/^net\d{1,2}$/.test(k)) throw new v.SubstrateInputError('qm set key', k, `one of ${[...SETTABLE].join(', ')}, netN`);
+    if (!changesInPlace(k)) throw new v.SubstrateInputError('qm set key', k, `one of ${[...SETTABLE].join(', ')}, netN`);
     a.push(`--${k}`, changes[k] as string);
   }
   return a;
 }
 
-/** Keys that `qm set` can change in place without re-creating the VM. */
-export const SETTABLE = new Set(['name', 'cores', 'memory', 'balloon', 'tags', 'onboot', 'cpu', 'agent', 'boot']);
+/** Keys that `qm set` can change in place without re-creating the VM (common/plan/in-place.ts). */
+export const SETTABLE = new Set<string>(IN_PLACE_VM_KEYS);
 
 export const qmStart = (id: number): Argv => ['qm', 'start', String(v.vmid(id))];
 export const qmStop = (id: number, timeoutS?: number): Argv => ['qm', 'stop', String(v.vmid(id)), ...(timeoutS !== undefined ? ['--timeout', String(v.positiveInt('timeout', timeoutS, 86400))] : [])];
@@ -208,42 +209,42 @@ function sizeGiB(size: string | undefined): number | undefined {
 /** How an existing VM's config differs from the plan's shape (empty = converged). */
 export function compareConfig(shape: VmShape, config: Record<string, string>): ConfigDifference[] {
   const diffs: ConfigDifference[] = [];
-  const want = (key: string, expected: string, actual: string | undefined, settable: boolean): void => {
-    if ((actual ?? '') !== expected) diffs.push({ key, expected, actual: actual ?? '(absent)', settable });
+  const want = (key: string, expected: string, actual: string | undefined): void => {
+    if ((actual ?? '') !== expected) diffs.push({ key, expected, actual: actual ?? '(absent)', settable: changesInPlace(key) });
   };
   const prop = (key: string): Record<string, string> => parsePropertyString(config[key] ?? '');
-  want('name', shape.name, config.name, true);
-  want('machine', shape.machine, parsePropertyString(config.machine ?? '')[''] ?? config.machine, false);
-  want('bios', shape.bios, config.bios, false);
+  want('name', shape.name, config.name);
+  want('machine', shape.machine, parsePropertyString(config.machine ?? '')[''] ?? config.machine);
+  want('bios', shape.bios, config.bios);
   const efi = prop('efidisk0');
-  want('efidisk0', `${shape.efidisk.pool}:*,efitype=${shape.efidisk.efitype},pre-enrolled-keys=1`, config.efidisk0 ? `${storageOf(efi[''])}:*,efitype=${efi.efitype},pre-enrolled-keys=${efi['pre-enrolled-keys']}` : undefined, false);
+  want('efidisk0', `${shape.efidisk.pool}:*,efitype=${shape.efidisk.efitype},pre-enrolled-keys=1`, config.efidisk0 ? `${storageOf(efi[''])}:*,efitype=${efi.efitype},pre-enrolled-keys=${efi['pre-enrolled-keys']}` : undefined);
   const tpm = prop('tpmstate0');
-  want('tpmstate0', `${shape.tpm.pool}:*,version=${shape.tpm.version}`, config.tpmstate0 ? `${storageOf(tpm[''])}:*,version=${tpm.version}` : undefined, false);
+  want('tpmstate0', `${shape.tpm.pool}:*,version=${shape.tpm.version}`, config.tpmstate0 ? `${storageOf(tpm[''])}:*,version=${tpm.version}` : undefined);
   const agent = prop('agent');
-  want('agent', `enabled=1,fstrim_cloned_disks=${shape.agent.fstrimClonedDisks ? 1 : 0}`, config.agent ? `enabled=${agent.enabled ?? agent['']},fstrim_cloned_disks=${agent.fstrim_cloned_disks ?? 0}` : undefined, true);
-  want('cpu', shape.cpu.type, prop('cpu')[''] ?? prop('cpu').cputype, true);
-  want('sockets', String(shape.cpu.sockets), config.sockets ?? '1', false);
-  want('cores', String(shape.cpu.cores), config.cores, true);
-  want('memory', String(shape.memoryMiB), prop('memory')[''] ?? prop('memory').current, true);
-  want('balloon', String(shape.balloon), config.balloon, true);
-  want('scsihw', shape.scsihw, config.scsihw, false);
-  want('ostype', shape.ostype, config.ostype, false);
-  want('serial0', shape.serial0, config.serial0, false);
-  want('vga', shape.vga, config.vga, false);
-  want('onboot', shape.onboot ? '1' : '0', config.onboot ?? '0', true);
-  want('tags', tagList(shape.tags), (config.tags ?? '').split(/[;, ]/).filter(Boolean).sort().join(';'), true);
-  if (shape.rng) want('rng0', 'source=/dev/urandom', config.rng0, false);
+  want('agent', `enabled=1,fstrim_cloned_disks=${shape.agent.fstrimClonedDisks ? 1 : 0}`, config.agent ? `enabled=${agent.enabled ?? agent['']},fstrim_cloned_disks=${agent.fstrim_cloned_disks ?? 0}` : undefined);
+  want('cpu', shape.cpu.type, prop('cpu')[''] ?? prop('cpu').cputype);
+  want('sockets', String(shape.cpu.sockets), config.sockets ?? '1');
+  want('cores', String(shape.cpu.cores), config.cores);
+  want('memory', String(shape.memoryMiB), prop('memory')[''] ?? prop('memory').current);
+  want('balloon', String(shape.balloon), config.balloon);
+  want('scsihw', shape.scsihw, config.scsihw);
+  want('ostype', shape.ostype, config.ostype);
+  want('serial0', shape.serial0, config.serial0);
+  want('vga', shape.vga, config.vga);
+  want('onboot', shape.onboot ? '1' : '0', config.onboot ?? '0');
+  want('tags', tagList(shape.tags), (config.tags ?? '').split(/[;, ]/).filter(Boolean).sort().join(';'));
+  if (shape.rng) want('rng0', 'source=/dev/urandom', config.rng0);
   for (const d of shape.disks) {
     const key = `scsi${d.index}`;
     const p = prop(key);
     const size = sizeGiB(p.size);
-    want(key, `${d.pool}:*,discard=${d.discard ? 'on' : 'ignore'},iothread=${d.iothread ? 1 : 0},size>=${d.sizeGiB}G`, config[key] ? `${storageOf(p[''])}:*,discard=${p.discard ?? 'ignore'},iothread=${p.iothread ?? 0},${size !== undefined && size >= d.sizeGiB ? `size>=${d.sizeGiB}G` : `size=${p.size ?? '?'}`}` : undefined, false);
+    want(key, `${d.pool}:*,discard=${d.discard ? 'on' : 'ignore'},iothread=${d.iothread ? 1 : 0},size>=${d.sizeGiB}G`, config[key] ? `${storageOf(p[''])}:*,discard=${p.discard ?? 'ignore'},iothread=${p.iothread ?? 0},${size !== undefined && size >= d.sizeGiB ? `size>=${d.sizeGiB}G` : `size=${p.size ?? '?'}`}` : undefined);
   }
   for (const n of shape.nics) {
     const key = `net${n.index}`;
     const p = prop(key);
     const actual = config[key] ? props([['virtio', p.virtio?.toUpperCase()], ['bridge', p.bridge], ['firewall', p.firewall ?? '0'], ['tag', p.tag]]) : undefined;
-    want(key, netValue(n), actual, true);
+    want(key, netValue(n), actual);
   }
   return diffs;
 }

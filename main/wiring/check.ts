@@ -3,6 +3,7 @@
 import { renderTable } from '../../common/text/table';
 import type { WiringCheck } from './matrix';
 import { listenPorts } from './matrix';
+import { plural } from '../../common/text/plural';
 
 export type Observed = 'open' | 'timeout' | 'refused' | 'error';
 
@@ -91,5 +92,5 @@ export function renderWiringReport(r: WiringReport): string {
   const counters = Object.keys({ ...r.counters.before, ...r.counters.after })
     .sort()
     .map((k) => `  ${k}: ${r.counters.before[k] ?? 0} -> ${r.counters.after[k] ?? 0} packets`);
-  return [table, '', `${r.passed}/${r.results.length} flows as declared in ${r.durationMs} ms`, 'default-deny counters (all nodes):', ...counters, ...(failures.length ? ['mismatches:', ...failures] : [])].join('\n');
+  return [table, '', `${r.passed}/${plural(r.results.length, 'flow')} as declared in ${r.durationMs} ms`, 'default-deny counters (all nodes):', ...counters, ...(failures.length ? ['mismatches:', ...failures] : [])].join('\n');
 }

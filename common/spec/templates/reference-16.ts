@@ -14,7 +14,7 @@ spec:
     type: proxmox
     proxmox:
       clusterName: pve-01
-      host: proxmox
+      # host: pve1   # the ~/.ssh/config Host alias of your Proxmox node, or: --target proxmox://HOST
       storagePools:
         - name: fast-zfs
           type: zfspool

@@ -10,7 +10,8 @@ import { CommandError } from '../../exec/runner';
 import { appRoot, payloadDir } from '../../paths';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
+import { plural } from '../../../common/text/plural';
 
 
 export const buildCommand: CliCommand = {
@@ -71,9 +72,7 @@ export const buildCommand: CliCommand = {
     if (values.from && values.update) throw new UsageError('--from rebuilds an earlier lock exactly; --update resolves a new one: choose one');
     const loaded = loadSpec(values.spec, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, values.spec, io, true);
-      io.err(`${values.spec}: not valid; nothing built`);
-      return 1;
+      return reportInvalidSpec(loaded, values.spec, io, 'nothing built');
     }
     const p = plan(loaded.spec);
     try {
@@ -106,7 +105,7 @@ export const buildCommand: CliCommand = {
       for (const o of report.outputs) if (o.kind === 'iso' || o.kind === 'image') io.out(`${o.sha256}  ${o.path}  (${(o.size / 1048576).toFixed(1)} MiB)`);
       const ds = report.outputs.filter((o) => o.kind === 'darksite' && o.path.endsWith('.deb')).length;
       if (report.lock.written) {
-        io.out(report.lock.diffSummary ? `lock updated: ${report.lock.diffSummary} (previous ${report.lock.previousSha256?.slice(0, 12)}…, recorded in the provenance)` : `lock created: ${report.lock.packages} packages`);
+        io.out(report.lock.diffSummary ? `lock updated: ${report.lock.diffSummary} (previous ${report.lock.previousSha256?.slice(0, 12)}…, recorded in the provenance)` : `lock created: ${plural(report.lock.packages, 'package')}`);
         for (const l of report.lock.diff ?? []) io.out(l);
       }
       io.out(

@@ -50,7 +50,7 @@ describe('kubedos cache', () => {
 
     const dry = io();
     expect(await cacheCommand.run(['prune', '--older-than', '15d', '--dry-run'], dry)).toBe(0);
-    expect(dry.outText.join('\n')).toMatch(/would remove 1 entries/);
+    expect(dry.outText.join('\n')).toMatch(/would remove 1 entry \(/);
     expect(cache.entries()).toHaveLength(2);
 
     const real = io();

@@ -5,6 +5,7 @@ import { cacheRoot } from '../../build/index';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { renderTable } from '../../../common/text/table';
+import { plural } from '../../../common/text/plural';
 
 const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 const DAY_MS = 86_400_000;
@@ -66,7 +67,7 @@ export const cacheCommand: CliCommand = {
       }
       const now = Date.now();
       io.out(renderTable(['key', 'kind', 'size', 'last used'], entries.map((e) => [e.key.slice(0, 16), e.kind, formatGiB(e.bytes), e.lastUsedMs ? `${age(now - e.lastUsedMs)} ago` : 'never'])));
-      io.out(`${entries.length} entries, ${formatGiB(total)} in ${cache.root}; ${formatGiB(free)} free on that disk`);
+      io.out(`${plural(entries.length, 'entry', 'entries')}, ${formatGiB(total)} in ${cache.root}; ${formatGiB(free)} free on that disk`);
       return 0;
     }
     if (!values['older-than'] && !values['max-size']) throw new UsageError('prune needs --older-than AGE and/or --max-size SIZE');
@@ -83,7 +84,7 @@ export const cacheCommand: CliCommand = {
     for (const e of r.removed) io.out(`${verb} ${e.kind} ${e.key.slice(0, 16)} (${formatGiB(e.bytes)})`);
     for (const s of r.scratchRemoved) io.out(`${verb} scratch tmp/${s}`);
     const freed = r.removed.reduce((n, e) => n + e.bytes, 0);
-    io.out(`${verb} ${r.removed.length} entries (${formatGiB(freed)}) and ${r.scratchRemoved.length} scratch dirs; the cache keeps ${formatGiB(r.keptBytes)}`);
+    io.out(`${verb} ${plural(r.removed.length, 'entry', 'entries')} (${formatGiB(freed)}) and ${plural(r.scratchRemoved.length, 'scratch dir')}; the cache keeps ${formatGiB(r.keptBytes)}`);
     return 0;
   },
 };

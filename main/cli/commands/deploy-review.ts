@@ -7,6 +7,7 @@ import { renderTable } from '../../../common/text/table';
 import { DeployService } from '../../deploy/service';
 import type { Target } from '../../target';
 import type { CliIo } from '../command';
+import { plural } from '../../../common/text/plural';
 
 /** Pure: the review as terminal text (decisions, plan changes, checks, what blocks). */
 export function formatReview(r: DeployReview): string {
@@ -20,7 +21,7 @@ export function formatReview(r: DeployReview): string {
   );
   const s = r.summary;
   lines.push(`summary: ${s.create} create, ${s.keep} keep, ${s.update} update, ${s.replace} replace, ${s.destroy} destroy${r.needsAllowDestroy ? ' — destructive: needs --allow-destroy' : ''}`);
-  if (r.previousPlan) lines.push(r.planChanges.length ? `against the last deploy's plan: ${r.planChanges.length} change(s): ${r.planChanges.slice(0, 5).join('; ')}${r.planChanges.length > 5 ? '; …' : ''}` : "against the last deploy's plan: no change");
+  if (r.previousPlan) lines.push(r.planChanges.length ? `against the last deploy's plan: ${plural(r.planChanges.length, 'change')}: ${r.planChanges.slice(0, 5).join('; ')}${r.planChanges.length > 5 ? '; …' : ''}` : "against the last deploy's plan: no change");
   else lines.push('no earlier deploy of this cluster in the workspace');
   const bad = r.checks.filter((c) => c.status === 'error' || c.status === 'warn');
   lines.push(`checks: ${r.checks.length - bad.length} ok${bad.length ? `, ${bad.length} to look at:` : ''}`);

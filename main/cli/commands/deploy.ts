@@ -4,15 +4,18 @@ import { prepareDeploy } from '../../deploy/start';
 import { runPipeline } from '../../pipeline/runner';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
+import { printQemuLocalNotes } from '../qemu-local-notes';
+import { plan } from '../../../common/plan/index';
+import { clusterWorkspace } from '../../workspace';
 import { ProgressDisplay } from '../progress';
 import { reviewDeploy } from './deploy-review';
-import { formatTarget, parseTarget } from '../../target';
+import { formatTarget, TargetNotSetError, targetOf } from '../../target';
 
 export const deployCommand: CliCommand = {
   name: 'deploy',
   summary: 'run the convergence DAG: validate → plan → build → provision → first boot → planes → enroll → converge → workload → seal',
-  usage: 'kubedos deploy SPEC --target qemu-local|proxmox://HOST [--review] [--allow-destroy] [--force] [--verbose] [--accept-host-key SHA256:…] [--ssh-config F] [--known-hosts F]',
+  usage: 'kubedos deploy SPEC [--target qemu-local|proxmox://HOST] [--review] [--allow-destroy] [--force] [--verbose] [--accept-host-key SHA256:…] [--ssh-config F] [--known-hosts F]',
   help: [
     'Progress is shown per stage and per node. Every event is journaled to the cluster workspace',
     '($KUBEDOS_WORKSPACE or ~/.kubedos)/clusters/<name>/journal.jsonl; running the same command again',
@@ -21,6 +24,8 @@ export const deployCommand: CliCommand = {
     'nothing moved; converge then runs Ansible only on the nodes that moved. validate, plan and build',
     'always run (build\'s own cache makes an unchanged build a few seconds).',
     'Ctrl-C stops after the current step and keeps the journal.',
+    '  --target T        qemu-local or proxmox://HOST (an ~/.ssh/config Host alias); default from the spec:',
+    '                    qemu-local for a qemu substrate, proxmox://<substrate.proxmox.host> for proxmox',
     '  --review          print what the deploy would do (per node create/keep/update/replace/destroy, blocked',
     '                    VMIDs, plan changes, capacity and storage checks) and stop; nothing changes',
     '  --allow-destroy   let destructive stages replace or destroy VMs the cluster owns',
@@ -44,17 +49,19 @@ export const deployCommand: CliCommand = {
     });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('exactly one SPEC');
-    let target;
-    try {
-      target = parseTarget(values.target);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, file, io, true);
-      io.err(`${file}: not valid; nothing deployed`);
-      return 1;
+      return reportInvalidSpec(loaded, file, io, 'nothing deployed');
+    }
+    let target;
+    try {
+      target = targetOf(loaded.spec, values.target);
+    } catch (err) {
+      if (err instanceof TargetNotSetError) {
+        io.err(`kubedos deploy: ${err.message}; nothing deployed\nhint: ${err.hint}`);
+        return 2;
+      }
+      throw new UsageError((err as Error).message);
     }
     if (values.review) {
       try {
@@ -68,6 +75,7 @@ export const deployCommand: CliCommand = {
         return 1;
       }
     }
+    if (target.kind === 'qemu-local') printQemuLocalNotes(loaded.spec, plan(loaded.spec), clusterWorkspace(loaded.spec.metadata.name, io.env), io);
     let prepared;
     try {
       prepared = prepareDeploy({

@@ -1,6 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isTemplateName, TEMPLATE_NAMES, TEMPLATES } from '../../../common/spec/index';
+import { closest } from '../../../common/text/suggest';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 
@@ -18,7 +19,10 @@ export const initCommand: CliCommand = {
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, { template: { type: 'string', short: 't' }, force: { type: 'boolean' } });
     if (!values.template) throw new UsageError(`--template is required (${TEMPLATE_NAMES.join(', ')})`);
-    if (!isTemplateName(values.template)) throw new UsageError(`unknown template "${values.template}" (${TEMPLATE_NAMES.join(', ')})`);
+    if (!isTemplateName(values.template)) {
+      const suggestion = closest(values.template, TEMPLATE_NAMES);
+      throw new UsageError(`unknown template "${values.template}"${suggestion ? `; did you mean ${suggestion}?` : ''} (templates: ${TEMPLATE_NAMES.join(', ')})`);
+    }
     if (positionals.length > 1) throw new UsageError('at most one FILE');
     const text = TEMPLATES[values.template].text;
     const file = positionals[0] ?? 'cluster.yaml';

@@ -9,7 +9,8 @@ import { ensureLock, lockDigest, readLists, readLock } from '../../build/darksit
 import { diffSummary, renderDiff } from '../../build/darksite/pins';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
+import { plural } from '../../../common/text/plural';
 
 
 export const lockCommand: CliCommand = {
@@ -31,9 +32,7 @@ export const lockCommand: CliCommand = {
     if (!values.spec) throw new UsageError('--spec FILE is required');
     const loaded = loadSpec(values.spec, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, values.spec, io, true);
-      io.err(`${values.spec}: not valid`);
-      return 1;
+      return reportInvalidSpec(loaded, values.spec, io);
     }
     const cluster = plan(loaded.spec).cluster.name;
     const lockPath = clusterLockPath(cluster, io.env);
@@ -50,7 +49,7 @@ export const lockCommand: CliCommand = {
         const info = { path: lockPath, exists: true, sha256: lockDigest(lock), packages: lock.packages.length, listsChanged: lock.listsSha256 !== lists.sha256, sources: [...new Set(lock.packages.map((p) => p.source))].sort(), ...(lock.previous ? { previous: { sha256: lock.previous.sha256, reason: lock.previous.reason, summary: diffSummary(lock.previous.diff) } } : {}) };
         if (values.json) io.out(JSON.stringify(info, null, 2));
         else {
-          io.out(`${cluster}: ${info.packages} packages from ${info.sources.join(', ')}; lock ${info.sha256.slice(0, 12)}… (${lockPath})`);
+          io.out(`${cluster}: ${plural(info.packages, 'package')} from ${info.sources.join(', ')}; lock ${info.sha256.slice(0, 12)}… (${lockPath})`);
           io.out(info.listsChanged ? `the package lists changed since it was resolved: the next build resolves them again (keeping locked versions), or run kubedos lock update --spec ${values.spec}` : 'the package lists match it');
           if (info.previous) io.out(`it replaced ${info.previous.sha256.slice(0, 12)}… (${info.previous.reason}): ${info.previous.summary}`);
         }
@@ -61,8 +60,8 @@ export const lockCommand: CliCommand = {
         io.out(JSON.stringify({ path: lockPath, sha256: lockDigest(r.lock), packages: r.lock.packages.length, written: r.written, ...(r.diff ? { diff: r.diff } : {}), ...(r.previousSha256 ? { previousSha256: r.previousSha256 } : {}) }, null, 2));
         return 0;
       }
-      if (!r.written) io.out(`${cluster}: the archive resolves exactly the locked versions; ${lockPath} unchanged (${r.lock.packages.length} packages)`);
-      else if (!r.diff) io.out(`${cluster}: lock created: ${r.lock.packages.length} packages (${lockPath})`);
+      if (!r.written) io.out(`${cluster}: the archive resolves exactly the locked versions; ${lockPath} unchanged (${plural(r.lock.packages.length, 'package')})`);
+      else if (!r.diff) io.out(`${cluster}: lock created: ${plural(r.lock.packages.length, 'package')} (${lockPath})`);
       else {
         io.out(`${cluster}: lock updated: ${diffSummary(r.diff)}; previous lock ${r.previousSha256?.slice(0, 12)}… (recorded in the new lock and the next build's provenance)`);
         for (const l of renderDiff(r.diff)) io.out(l);

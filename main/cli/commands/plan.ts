@@ -1,12 +1,14 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Plan as PlanType, PlanDiff } from '../../../common/plan/index';
-import { diffPlan, Plan, plan, planJson } from '../../../common/plan/index';
+import { diffPlan, flowWhy, Plan, plan, planJson } from '../../../common/plan/index';
 import { canonicalJson } from '../../../common/canonical';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
+import { fsErrorText, isFsError } from '../fs-error';
 import { renderTable } from '../../../common/text/table';
+import { plural } from '../../../common/text/plural';
 
 const MAX_PLAN_BYTES = 256 * 1024 * 1024;
 
@@ -18,7 +20,7 @@ export const planCommand: CliCommand = {
     'Without options: a table of nodes, addresses and planes, then the planes and the policy.',
     '  --json               the whole plan as canonical JSON (byte-identical for the same spec)',
     '  --out FILE           also write the JSON plan to FILE',
-    '  --against PREVIOUS   compare with an earlier plan: create / replace (why) / keep / destroy',
+    '  --against PREVIOUS   compare with an earlier plan: create / update in place / replace (why) / keep / destroy',
     '  --node NAME          details of one node: VM shape, plane addresses, peers, nftables',
   ].join('\n'),
   async run(argv, io) {
@@ -32,9 +34,7 @@ export const planCommand: CliCommand = {
     if (!file || extra) throw new UsageError('exactly one FILE');
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, file, io, true);
-      io.err(`${file}: not valid; nothing planned (run kubedos validate ${file})`);
-      return 1;
+      return reportInvalidSpec(loaded, file, io, 'nothing planned');
     }
     const p = plan(loaded.spec);
     const json = planJson(p);
@@ -75,7 +75,7 @@ function readPlan(file: string, io: CliIo): PlanType | undefined {
     }
     return parsed.data;
   } catch (err) {
-    io.err(`cannot read previous plan ${file}: ${(err as Error).message}`);
+    io.err(isFsError(err) && err.code === 'ENOENT' ? `previous plan not found: ${path}; write one with: kubedos plan SPEC --out ${file}` : `cannot read the previous plan ${file}: ${fsErrorText(err)}`);
     return undefined;
   }
 }
@@ -94,7 +94,7 @@ function renderPlan(p: PlanType): string {
     n.planes.wg3.address,
   ]);
   const planes = p.planes.map((pl) => [pl.name, pl.purpose, pl.cidr, `udp/${pl.listenPort}`, `${pl.hub} ${pl.hubAddress}`]);
-  const flows = p.policy.flows.map((f) => [f.from, f.to, `${f.ports.join(', ')}`, f.description ?? '']);
+  const flows = p.policy.flows.map((f) => [f.from, f.to, `${f.ports.join(', ')}`, flowWhy(f, p.nodes)]);
   return [
     `cluster ${p.cluster.name}  artifact ${p.cluster.artifactVersion}  substrate ${p.substrate.type}  spec sha256 ${p.cluster.specSha256.slice(0, 16)}`,
     `LAN ${p.lan.cidr} (blue ${p.lan.blue}, green ${p.lan.green}, active ${p.lan.active})  API VIP ${p.lan.apiVip}`,
@@ -106,7 +106,7 @@ function renderPlan(p: PlanType): string {
     `policy: default ${p.policy.defaultInterPlane} between planes; allowed flows:`,
     flows.length ? renderTable(['FROM', 'TO', 'PORTS', 'WHY'], flows) : '  (none)',
     '',
-    `${p.nodes.length} nodes`,
+    plural(p.nodes.length, 'node'),
   ].join('\n');
 }
 
@@ -135,6 +135,6 @@ function renderDiff(d: PlanDiff): string {
     renderTable(['ACTION', 'NODE', 'WHY'], rows),
     '',
     ...(d.cluster.length ? ['cluster-wide:', ...d.cluster.map((c) => `  ${c}`), ''] : []),
-    `create ${d.summary.create}, replace ${d.summary.replace}, keep ${d.summary.keep}, destroy ${d.summary.destroy}`,
+    `create ${d.summary.create}, update ${d.summary.update}, replace ${d.summary.replace}, keep ${d.summary.keep}, destroy ${d.summary.destroy}`,
   ].join('\n');
 }

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline/promises';
 import { plan as makePlan } from '../../../common/plan/index';
 import type { Plan } from '../../../common/plan/schema';
 import type { Target } from '../../target';
+import { TargetNotSetError, targetOf } from '../../target';
 import type { ArtifactFile, Inventory, SubstrateEvent } from '../../substrate/driver';
 import { SubstrateError } from '../../substrate/driver';
 import { substrateFor } from '../../substrate/factory';
@@ -15,8 +16,10 @@ import { decide, previewCommands, provision, waitForAgents } from '../../substra
 import { clusterWorkspace } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
+import { printQemuLocalNotes } from '../qemu-local-notes';
 import { renderTable } from '../../../common/text/table';
+import { plural } from '../../../common/text/plural';
 
 async function fileArtifact(path: string, kind: ArtifactFile['kind'], p: Plan): Promise<ArtifactFile> {
   const st = statSync(path);
@@ -69,23 +72,23 @@ export const provisionCommand: CliCommand = {
     if (values.image && values.iso) throw new UsageError('--image and --iso exclude each other');
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, file, io, true);
-      io.err(`${file}: not valid; nothing provisioned (run kubedos validate ${file})`);
-      return 1;
+      return reportInvalidSpec(loaded, file, io, 'nothing provisioned');
     }
     const spec = loaded.spec;
     const p = makePlan(spec);
-    const sub = spec.spec.substrate;
-    const targetText = values.target ?? (sub.type === 'proxmox' ? `proxmox://${sub.proxmox?.host ?? ''}` : 'qemu-local');
     const allowDestroy = Boolean(values['allow-destroy']) || p.stages.provision?.allowDestroy === true;
     const dryRun = Boolean(values['dry-run']);
-    // proxmox://HOST keeps USER@HOST:PORT too (the driver parses it), so no parseTarget here.
     let target: Target;
-    if (targetText === 'qemu-local') target = { kind: 'qemu-local' };
-    else if (targetText.startsWith('proxmox://')) {
-      if (targetText === 'proxmox://') throw new UsageError('the spec names no Proxmox host: pass --target proxmox://HOST');
-      target = { kind: 'proxmox', host: targetText.slice('proxmox://'.length) };
-    } else throw new UsageError(`unknown target ${JSON.stringify(targetText)}: use proxmox://HOST or qemu-local`);
+    try {
+      target = targetOf(spec, values.target, { loose: true });
+    } catch (err) {
+      if (err instanceof TargetNotSetError) {
+        io.err(`kubedos provision: ${err.message}; nothing ${dryRun ? 'shown (a dry run reads the host\'s VMs to decide)' : 'provisioned'}\nhint: ${err.hint}`);
+        return 2;
+      }
+      throw new UsageError((err as Error).message);
+    }
+    if (target.kind === 'qemu-local') printQemuLocalNotes(spec, p, clusterWorkspace(p.cluster.name, io.env), io, { dryRun });
     const accept = values['accept-host-key'];
     const { driver, storage } = substrateFor({
       spec,
@@ -117,7 +120,7 @@ export const provisionCommand: CliCommand = {
         let inventory: Inventory;
         try {
           inventory = await driver.inventory({ signal: io.signal });
-          io.out(`# ${driver.target}: ${inventory.vms.length} VMs found${inventory.vms.length ? ` (${inventory.vms.map((x) => x.vmid).join(', ')})` : ''}`);
+          io.out(`# ${driver.target}: ${plural(inventory.vms.length, 'VM')} found${inventory.vms.length ? ` (${inventory.vms.map((x) => x.vmid).join(', ')})` : ''}`);
         } catch (err) {
           if (err instanceof SubstrateError && ['vmid-taken', 'destroy-refused'].includes(err.code)) throw err;
           io.out(`# ${driver.target} is not reachable (${(err as Error).message.split('\n')[0]}); assuming an EMPTY host`);
@@ -134,7 +137,7 @@ export const provisionCommand: CliCommand = {
       }
       const result = await provision({ plan: p, driver, ...(artifact ? { artifact } : {}), storage, allowDestroy, start, signal: io.signal, onEvent: (e) => printEvent(io, e) });
       io.out(renderTable(['NODE', 'VMID', 'ACTION', 'WHY'], result.decisions.map((d) => [d.node, String(d.vmid), `${d.action}${d.start ? ' + start' : ''}`, d.reasons.join('; ')])));
-      io.out(result.changes === 0 ? `${driver.target}: already converged, nothing changed` : `${driver.target}: ${result.changes} change(s)`);
+      io.out(result.changes === 0 ? `${driver.target}: already converged, nothing changed` : `${driver.target}: ${plural(result.changes, 'change')}`);
       if (values['wait-agent']) {
         const seconds = Number(values['wait-agent']);
         if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--wait-agent takes a number of seconds');

@@ -1,16 +1,16 @@
 // `kubedos serve`: the workbench in any browser. Serves the built renderer and the WebSocket
 // bridge on 127.0.0.1 only, guarded by a random token that is printed in the URL.
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { rendererBuilt, startBridge } from '../../ipc/ws-bridge';
 import { makePrivateDir, workspaceRoot } from '../../workspace';
+import { rendererBuildDir } from '../../paths';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 
 /** out/renderer of this checkout (electron-vite build output). */
 export function defaultRendererDir(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '../../../out/renderer');
+  return rendererBuildDir();
 }
 
 export const serveCommand: CliCommand = {

@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import { foldRun } from '../../../common/pipeline/fold';
+import type { StageState } from '../../../common/pipeline/events';
+import { ClusterStatus } from '../../../common/pipeline/status';
 import { lastSuccesses, readJournal } from '../../pipeline/journal';
 import { activeDeploy, clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
 import { fmtMs } from '../progress';
 import { renderTable } from '../../../common/text/table';
 
@@ -12,7 +14,11 @@ export const statusCommand: CliCommand = {
   name: 'status',
   summary: 'show the last deploy of a cluster from its journal: stages, nodes, failures, what a rerun will skip',
   usage: 'kubedos status SPEC | --cluster NAME [--json]',
-  help: 'Reads <workspace>/clusters/<name>/journal.jsonl; nothing is contacted.',
+  help: [
+    'Reads <workspace>/clusters/<name>/journal.jsonl; nothing is contacted.',
+    '  --json   the same as JSON (schema: ClusterStatus in common/pipeline/status.ts), also when no deploy is recorded',
+    'Exit status: 0 a deploy is recorded, 1 none is (or the spec is not valid), 2 bad usage.',
+  ].join('\n'),
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, { cluster: { type: 'string' }, json: { type: 'boolean' } });
     let cluster = values.cluster;
@@ -21,8 +27,7 @@ export const statusCommand: CliCommand = {
       if (!file) throw new UsageError('give a SPEC or --cluster NAME');
       const loaded = loadSpec(file, io.cwd);
       if (!loaded.spec) {
-        reportDiagnostics(loaded, file, io, true);
-        return 1;
+        return reportInvalidSpec(loaded, file, io);
       }
       cluster = loaded.spec.metadata.name;
     }
@@ -31,7 +36,8 @@ export const statusCommand: CliCommand = {
     // The last run, read the way the progress display and the workbench read it.
     const run = foldRun(events);
     if (!run.runId) {
-      io.out(`no deploy recorded for ${cluster} (${journalPath})`);
+      if (values.json) io.out(JSON.stringify(ClusterStatus.parse({ cluster, journal: journalPath, deployed: false, finished: false, stages: {}, nodes: {}, failures: [], converged: [] }), null, 2));
+      else io.out(`no deploy recorded for ${cluster} (${journalPath}); deploy it with: kubedos deploy SPEC`);
       return 1;
     }
     const stageRows = new Map<string, { state: string; duration?: number; reason?: string }>(
@@ -45,11 +51,25 @@ export const statusCommand: CliCommand = {
     const done = run.durationMs !== undefined ? { durationMs: run.durationMs } : undefined;
     const last = { runId: run.runId, time: run.startedAt ?? '' };
     const converged = new Map([...lastSuccesses(events)].filter(([, r]) => r.inputHash !== undefined));
+    const running = activeDeploy(clusterWorkspace(cluster, io.env));
     if (values.json) {
-      io.out(JSON.stringify({ cluster, runId: last.runId, startedAt: last.time, finished: Boolean(done), stages: Object.fromEntries(stageRows), nodes: Object.fromEntries(nodes), failures, converged: [...converged.keys()] }, null, 2));
+      const status: ClusterStatus = {
+        cluster,
+        journal: journalPath,
+        deployed: true,
+        runId: last.runId,
+        ...(last.time ? { startedAt: last.time } : {}),
+        finished: Boolean(done),
+        ...(done ? { durationMs: done.durationMs } : {}),
+        ...(running ? { running: { pid: running.pid, by: running.by } } : {}),
+        stages: Object.fromEntries([...stageRows].map(([name, v]) => [name, { state: v.state as StageState, ...(v.duration !== undefined ? { duration: v.duration } : {}), ...(v.reason !== undefined ? { reason: v.reason } : {}) }])),
+        nodes: Object.fromEntries(nodes),
+        failures,
+        converged: [...converged.keys()],
+      };
+      io.out(JSON.stringify(ClusterStatus.parse(status), null, 2));
       return 0;
     }
-    const running = activeDeploy(clusterWorkspace(cluster, io.env));
     const how = done ? `, finished in ${fmtMs(done.durationMs)}` : running ? `, running now (pid ${running.pid}, ${running.by})` : ', did not finish (crash or Ctrl-C): run deploy again to resume';
     io.out(`cluster ${cluster}: last run ${last.runId.slice(0, 8)} started ${last.time}${how}`);
     io.out('');

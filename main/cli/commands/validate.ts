@@ -1,6 +1,7 @@
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
+import { plural } from '../../../common/text/plural';
 
 export const validateCommand: CliCommand = {
   name: 'validate',
@@ -21,12 +22,13 @@ export const validateCommand: CliCommand = {
       return loaded.spec ? 0 : 1;
     }
     const failed = reportDiagnostics(loaded, file, io, values.quiet);
+    if (failed && !loaded.read) return 1;
     if (failed) {
       const n = loaded.diagnostics.filter((d) => d.severity === 'error').length;
       io.err(`${file}: ${n} error${n === 1 ? '' : 's'}`);
       return 1;
     }
-    if (!values.quiet) io.out(`${file}: valid (${loaded.spec?.spec.nodes.inventory.length} nodes, cluster ${loaded.spec?.metadata.name})`);
+    if (!values.quiet) io.out(`${file}: valid (${plural(loaded.spec?.spec.nodes.inventory.length ?? 0, 'node')}, cluster ${loaded.spec?.metadata.name})`);
     return 0;
   },
 };

@@ -5,6 +5,7 @@ import { MANIFEST_FILE } from '../../build/attest';
 import { verifyBuild } from '../../build/verify';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
+import { plural } from '../../../common/text/plural';
 
 export const verifyCommand: CliCommand = {
   name: 'verify',
@@ -49,7 +50,7 @@ export const verifyCommand: CliCommand = {
       if (!values.json) io.err(`verify FAILED: ${r.file}: ${r.reason}`);
       return 1;
     }
-    if (!values.json) io.out(`verify ok: ${r.checked} files match, signatures by key ${r.keyid}`);
+    if (!values.json) io.out(`verify ok: ${plural(r.checked, 'file')} match, signatures by key ${r.keyid}`);
     return 0;
   },
 };

@@ -8,14 +8,16 @@
 // says so instead of pretending.
 import { plan } from '../../../common/plan/index';
 import { canonicalJson } from '../../../common/canonical';
+import { closest } from '../../../common/text/suggest';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpec, reportInvalidSpec } from '../load-spec';
 import { bringUp, makeTrust } from '../../lab/backplane';
 import { Lab, requireRoot } from '../../lab/harness';
 import { renderWiringReport, runWiringChecks } from '../../wiring/check';
 import { labWiringTargetViaMaster } from '../../wiring/lab-target';
 import { wiringChecks } from '../../wiring/matrix';
+import { plural } from '../../../common/text/plural';
 
 export const wiringCommand: CliCommand = {
   name: 'wiring',
@@ -32,14 +34,14 @@ export const wiringCommand: CliCommand = {
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, { lab: { type: 'boolean' }, json: { type: 'boolean' }, 'deny-pairs': { type: 'string' } });
     const [sub, file, extra] = positionals;
-    if (sub !== 'check' || !file || extra) throw new UsageError('usage: kubedos wiring check FILE --lab [--json]');
+    if (sub !== 'check' || !file || extra) {
+      throw new UsageError(sub === undefined ? 'missing the action: kubedos wiring check FILE' : sub !== 'check' ? `unknown action "${sub}"${closest(sub, ['check']) ? '; did you mean check?' : ''} (the only action is check)` : !file ? 'missing the spec FILE to check' : 'exactly one FILE');
+    }
     const denyPairs = values['deny-pairs'] ?? 'all';
     if (denyPairs !== 'all' && denyPairs !== 'ring') throw new UsageError('--deny-pairs is all or ring');
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) {
-      reportDiagnostics(loaded, file, io, true);
-      io.err(`${file}: not valid; nothing checked (run kubedos validate ${file})`);
-      return 1;
+      return reportInvalidSpec(loaded, file, io, 'nothing checked');
     }
     if (!values.lab) {
       io.err('wiring check against a deployed cluster needs the deploy stages (not implemented yet); run it against the namespace lab with --lab');
@@ -59,7 +61,7 @@ export const wiringCommand: CliCommand = {
       const window = await bringUp(lab, trust, 120);
       window.process.kill('SIGTERM');
       await lab.installOperatorKey();
-      io.err(`${p.nodes.length} nodes up and enrolled in ${Date.now() - t0} ms; probing from ${lab.hub.name} over wg1`);
+      io.err(`${plural(p.nodes.length, 'node')} up and enrolled in ${Date.now() - t0} ms; probing from ${lab.hub.name} over wg1`);
       const report = await runWiringChecks(labWiringTargetViaMaster(lab), [...lab.nodes.keys()], wiringChecks(p, { denyPairs }));
       if (values.json) {
         io.out(canonicalJson({ cluster: p.cluster.name, target: 'lab', passed: report.passed, failed: report.failed, counters: report.counters, durationMs: report.durationMs, results: report.results }, 2));

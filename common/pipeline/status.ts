@@ -1,0 +1,29 @@
+// The shape of `kubedos status --json`: a cluster's last deploy as read from its journal (the
+// same fold as the progress display and the workbench). Scripts and the workbench can parse it
+// with this schema.
+import { z } from 'zod';
+import { FailureDetail, StageState } from './events';
+
+export const StageStatus = z.object({
+  state: StageState,
+  duration: z.number().min(0).optional().describe('Milliseconds the stage took, when it finished.'),
+  reason: z.string().optional().describe('Why it failed or was skipped.'),
+});
+
+export const ClusterStatus = z
+  .object({
+    cluster: z.string(),
+    journal: z.string().describe('Path of the journal that was read.'),
+    deployed: z.boolean().describe('false when the journal records no deploy (the other fields are then empty).'),
+    runId: z.string().optional(),
+    startedAt: z.string().optional().describe('Journal time of the last run\'s start.'),
+    finished: z.boolean().describe('The last run reached its end (successfully or not).'),
+    durationMs: z.number().min(0).optional(),
+    running: z.object({ pid: z.number().int(), by: z.string() }).optional().describe('A deploy holding the cluster\'s lock right now.'),
+    stages: z.record(z.string(), StageStatus).describe('Stages in pipeline order.'),
+    nodes: z.record(z.string(), z.string()).describe('Per node: the last stage that reported on it and what it said.'),
+    failures: z.array(FailureDetail),
+    converged: z.array(z.string()).describe('Stages a rerun skips because their inputs did not change.'),
+  })
+  .strict();
+export type ClusterStatus = z.infer<typeof ClusterStatus>;
