@@ -182,7 +182,7 @@ export class LabDrillTarget implements DrillTarget {
         sh.exec(hub, this.etcdctl(['endpoint', 'health', '-w', 'json']), { anyExit: true, timeoutMs: 15_000 }),
         sh.exec(hub, this.etcdctl(['member', 'list', '-w', 'json', '--hex']), { anyExit: true, timeoutMs: 15_000 }),
       ]);
-      let endpoints: NonNullable<HealthFacts['etcd']>['endpoints'] = [];
+      let endpoints: NonNullable<HealthFacts['etcd']>['endpoints'];
       try {
         endpoints = parseEndpointHealth(health.stdout);
       } catch {
