@@ -185,6 +185,7 @@ describe('timeline', () => {
     return {
       schema: 'kubedos.drill/v1',
       id: 'd1',
+      kind: 'drill',
       cluster: 'lab-drill',
       scenario: 'kill-etcd-member',
       node: 'cp-2',

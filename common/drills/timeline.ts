@@ -33,6 +33,8 @@ export type PhaseRecord = z.infer<typeof PhaseRecord>;
 export const DrillRecord = z.object({
   schema: z.literal('kubedos.drill/v1'),
   id: z.string().regex(/^[a-z0-9-]+$/),
+  /** A drill injects its fault; a heal (`kubedos heal`) repairs what it found unhealthy, inject skipped. */
+  kind: z.enum(['drill', 'heal']).default('drill'),
   cluster: z.string(),
   // A string, not the catalogue enum: a refused drill records the name it was asked for.
   scenario: z.string(),
@@ -59,11 +61,14 @@ export function emptyPhases(): PhaseRecord[] {
   return DRILL_PHASES.map((name) => ({ name, state: 'pending' as const, commands: [] }));
 }
 
+/** From the end of inject (a heal: the start of detect) to the end of the healthy gate. */
 export function mttrOf(phases: readonly PhaseRecord[]): number | undefined {
   const inject = phases.find((p) => p.name === 'inject');
+  const detect = phases.find((p) => p.name === 'detect');
   const healthy = phases.find((p) => p.name === 'healthy');
-  if (inject?.state !== 'done' || healthy?.state !== 'done' || inject.endedAtMs === undefined || healthy.endedAtMs === undefined) return undefined;
-  return healthy.endedAtMs - inject.endedAtMs;
+  const start = inject?.state === 'done' ? inject.endedAtMs : inject?.state === 'skipped' ? detect?.startedAtMs : undefined;
+  if (start === undefined || healthy?.state !== 'done' || healthy.endedAtMs === undefined) return undefined;
+  return healthy.endedAtMs - start;
 }
 
 /** The phase an unfinished drill stopped in (the first that is not done or skipped). */
@@ -87,7 +92,7 @@ export function renderDrillRecord(r: DrillRecord): string {
     String(p.commands.length),
     p.detail ?? '',
   ]);
-  const lines = [`drill ${r.id}: ${r.scenario} on ${r.node} (${r.cluster}, ${r.target === 'lab' ? 'namespace lab' : 'deployed cluster'}) — ${r.status}`, '', renderTable(['PHASE', 'STATE', 'AT', 'TOOK', 'CMDS', 'DETAIL'], rows), ''];
+  const lines = [`${r.kind} ${r.id}: ${r.scenario} on ${r.node} (${r.cluster}, ${r.target === 'lab' ? 'namespace lab' : 'deployed cluster'}) — ${r.status}`, '', renderTable(['PHASE', 'STATE', 'AT', 'TOOK', 'CMDS', 'DETAIL'], rows), ''];
   const target = `${r.goal.minutes} min (${r.goal.source})`;
   if (r.mttrMs !== undefined) lines.push(`MTTR ${fmtSeconds(r.mttrMs)} against a target of ${target}: ${r.pass ? 'PASS' : 'FAIL'}`);
   else lines.push(`no MTTR: the drill did not reach a healthy cluster (target ${target})`);

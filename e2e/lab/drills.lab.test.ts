@@ -11,7 +11,7 @@ import type { DrillRecord } from '../../common/drills/timeline';
 import { renderDrillHistory, renderDrillRecord } from '../../common/drills/timeline';
 import { parseSpec } from '../../common/spec/index';
 import type { ClusterSpec } from '../../common/spec/schema';
-import { drillId, observeHealth, runDrill } from '../../main/drills/engine';
+import { drillId, observeHealth, runDrill, runHeal } from '../../main/drills/engine';
 import { readDrillHistory, saveDrillRecord } from '../../main/drills/history';
 import { LabDrillTarget } from '../../main/drills/lab-target';
 import { labDrillPlan, labDrillSpec } from './specs';
@@ -100,6 +100,28 @@ describe('drills in the namespace lab (3-member etcd on wg3)', () => {
     expect(await readKey()).toBe('written before the drills');
   });
 
+  it('heal: an etcd member dying outside any drill is found and repaired by the same phases', async () => {
+    const pid = target.etcdPid('cp-1');
+    expect(pid).toBeDefined();
+    await target.lab.exec('cp-1', ['kill', '-KILL', String(pid)]);
+    const res = await runHeal({
+      target,
+      spec,
+      thresholds: detectThresholds(spec.spec.selfHealing),
+      thresholdsSource: 'spec selfHealing.detect',
+      idFor: (s, n) => drillId(new Date(), `heal-${s}`, n),
+      store: (r) => saveDrillRecord(r, env),
+      nextOnInterrupt: 'kubedos heal',
+      phaseTimeoutMs: 90_000,
+    });
+    expect(res.before.findings.map((f) => `${f.node} ${f.signal}`)).toEqual(['cp-1 etcd-member']);
+    expect(res.cannot).toEqual([]);
+    expect(res.records.map((r) => `${r.kind} ${r.scenario} ${r.node} ${r.status}`), JSON.stringify(res.records.map((r) => [r.guard, r.error]))).toEqual(['heal kill-etcd-member cp-1 passed']);
+    console.log(renderDrillRecord(res.records[0] as DrillRecord));
+    expect(res.records[0]?.phases[0]?.state).toBe('skipped');
+    expect(await readKey()).toBe('written before the drills');
+  });
+
   it('the guard refuses an unknown node, a scenario outside the catalogue and the hub, saying why; history lists every drill', async () => {
     const bad = await drill('kill-etcd-member', 'cp-9');
     expect(bad.status).toBe('refused');
@@ -110,7 +132,7 @@ describe('drills in the namespace lab (3-member etcd on wg3)', () => {
     expect(hub.guard.reasons.map((x) => x.code)[0]).toBe('hub-target');
     const hist = readDrillHistory('lab-drill', env);
     expect(hist.unreadableCount).toBe(0);
-    expect(hist.records.map((x) => x.status)).toEqual(['passed', 'passed', 'refused', 'refused', 'refused']);
+    expect(hist.records.map((x) => x.status)).toEqual(['passed', 'passed', 'passed', 'refused', 'refused', 'refused']);
     const file = join(ws, 'clusters', 'lab-drill', 'drills', `${hist.records[0]?.id}.json`);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(statSync(join(ws, 'clusters', 'lab-drill', 'drills')).mode & 0o777).toBe(0o700);

@@ -31,6 +31,8 @@ export interface DrillOptions {
   onPhaseEnd?: (phase: DrillPhase, record: DrillRecord) => Promise<void> | void;
   /** Upper bound for detect and for the healthy gate; default: the recovery target. */
   phaseTimeoutMs?: number;
+  /** Heal mode (`kubedos heal`): the fault is already there; no inject, and the guard only checks the target. */
+  heal?: boolean;
 }
 
 export class DrillInterrupted extends Error {}
@@ -65,11 +67,17 @@ export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
 
   const before = await observeHealth(target, t).catch(() => undefined);
   const verdict = guardDrill({ scenario: o.scenario, node: o.node, nodes: target.nodes, health: before, allowDestroy: target.allowDestroy });
+  // A heal repairs an unhealthy cluster: the health reasons are why it runs, not why to refuse.
+  if (o.heal) {
+    verdict.reasons = verdict.reasons.filter((r) => r.code !== 'unhealthy' && r.code !== 'quorum');
+    verdict.ok = verdict.reasons.length === 0;
+  }
   const ops: ScenarioOps | undefined = verdict.ok ? target.ops(o.scenario as ScenarioName) : undefined;
   if (verdict.ok && !ops) verdict.reasons.push({ code: 'unknown-scenario', message: `${o.scenario} cannot run on ${target.kind === 'lab' ? 'the namespace lab' : 'this cluster'} yet` });
   const record: DrillRecord = {
     schema: 'kubedos.drill/v1',
     id: o.id,
+    kind: o.heal ? 'heal' : 'drill',
     cluster: target.cluster,
     scenario: o.scenario,
     node: o.node,
@@ -108,7 +116,11 @@ export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
   const ctx = () => ({ sh, node: o.node, health, log, ...(o.signal ? { signal: o.signal } : {}) });
 
   try {
-    await phase('inject', () => ops.inject(ctx()));
+    if (o.heal) {
+      const inject = phases[0] as PhaseRecord;
+      inject.state = 'skipped';
+      inject.detail = 'heal: the fault was found, not injected';
+    } else await phase('inject', () => ops.inject(ctx()));
     await phase('detect', async () => {
       // The target must look unhealthy on `missedHeartbeats` probes in a row, one every heartbeatSeconds.
       const need = Math.max(1, Math.round(t.silenceSeconds / t.heartbeatSeconds));
@@ -160,8 +172,56 @@ export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
   return record;
 }
 
+/**
+ * Which repair fits what the probes found on a node: a node off the planes is re-admitted like a
+ * partitioned one (revoke, re-enroll, etcd rejoin); a node whose etcd member alone is down gets a
+ * fresh member. Anything else cannot be repaired by this engine yet, and says so.
+ */
+export function repairFor(findings: readonly { signal: string }[]): { scenario: ScenarioName } | { cannot: string } {
+  const signals = new Set(findings.map((f) => f.signal));
+  if (signals.has('wg-handshake')) return { scenario: 'partition-node' };
+  if (signals.size === 1 && signals.has('etcd-member')) return { scenario: 'kill-etcd-member' };
+  return { cannot: `no automatic repair for ${[...signals].sort().join(', ')} yet` };
+}
+
 /** A drill id: sortable, unique enough, no secrets. */
 export function drillId(now: Date, scenario: string, node: string): string {
   const ts = now.toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1').replace('T', '-').toLowerCase();
   return `${ts}-${scenario}-${node}`.replace(/[^a-z0-9-]/g, '-');
+}
+
+export interface HealResult {
+  before: HealthReport;
+  records: DrillRecord[];
+  /** Unhealthy nodes this engine cannot repair (and why). */
+  cannot: { node: string; why: string }[];
+}
+
+/**
+ * `kubedos heal`: looks at the cluster now and repairs every unhealthy node, one at a time
+ * (selfHealing.replace.maxConcurrent is 1 by default), through the same phases as a drill with
+ * inject skipped. Each repair is recorded like a drill (kind "heal").
+ */
+export async function runHeal(o: Omit<DrillOptions, 'scenario' | 'node' | 'id' | 'heal'> & { idFor: (scenario: string, node: string) => string }): Promise<HealResult> {
+  const before = await observeHealth(o.target, o.thresholds);
+  const hub = new Set(o.target.nodes.filter((n) => n.hub).map((n) => n.name));
+  const byNode = new Map<string, HealthReport['findings']>();
+  for (const f of before.findings) byNode.set(f.node, [...(byNode.get(f.node) ?? []), f]);
+  const records: DrillRecord[] = [];
+  const cannot: HealResult['cannot'] = [];
+  for (const [node, findings] of [...byNode.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    if (hub.has(node)) {
+      cannot.push({ node, why: 'the hub itself is unhealthy; it heals the others and is repaired by hand (kubedos deploy)' });
+      continue;
+    }
+    const repair = repairFor(findings);
+    if ('cannot' in repair) {
+      cannot.push({ node, why: repair.cannot });
+      continue;
+    }
+    const r = await runDrill({ ...o, scenario: repair.scenario, node, id: o.idFor(repair.scenario, node), heal: true });
+    records.push(r);
+    if (r.status !== 'passed' && r.status !== 'failed') break;
+  }
+  return { before, records, cannot };
 }

@@ -281,8 +281,9 @@ export class LabDrillTarget implements DrillTarget {
       },
       replace: async (ctx) => {
         // The node itself is intact: the replacement is the same namespace once the cut is healed.
-        await ctx.sh.exec(this.hub, ['nft', 'delete', 'table', 'inet', DRILL_NFT_TABLE]);
-        return `cut healed at the hub; ${ctx.node} is its own replacement (no VM to rebuild in the namespace lab)`;
+        const cut = await ctx.sh.exec(this.hub, ['nft', 'list', 'table', 'inet', DRILL_NFT_TABLE], { anyExit: true });
+        if (cut.exitCode === 0) await ctx.sh.exec(this.hub, ['nft', 'delete', 'table', 'inet', DRILL_NFT_TABLE]);
+        return `${cut.exitCode === 0 ? 'cut healed at the hub' : 'no drill cut at the hub'}; ${ctx.node} is its own replacement (no VM to rebuild in the namespace lab)`;
       },
       reintegrate: async (ctx) => {
         // Re-admit deliberately: drop it from the revocation list, a fresh single-use token, enroll.
