@@ -5,6 +5,7 @@
 // workbench) calls evaluateHealth(). Pure: no clock is read here, `now` is a fact.
 import { z } from 'zod';
 import type { ClusterSpec } from '../spec/schema';
+import { renderTable } from '../text/table';
 
 export const HEALTH_SIGNALS = ['guest-agent', 'wg-handshake', 'kubelet-ready', 'etcd-member', 'converge-drift'] as const;
 export type HealthSignal = (typeof HEALTH_SIGNALS)[number];
@@ -278,4 +279,14 @@ export function parseMemberList(text: string): EtcdMemberFact[] {
   return parsed.members
     .map((m) => ({ id: hexId(m.ID), name: m.name ?? '', peerUrls: [...(m.peerURLs ?? [])].sort(), clientUrls: [...(m.clientURLs ?? [])].sort() }))
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+}
+
+/** The verdict as a table (`kubedos heal`, `kubedos drill` before it starts). */
+export function renderHealthReport(h: HealthReport): string {
+  const rows = h.nodes.map((n) => [n.name, n.state, n.findings.map((f) => `${f.signal}: ${f.detail}`).join('; ')]);
+  const lines = [renderTable(['NODE', 'STATE', 'FINDINGS'], rows)];
+  if (h.etcd) lines.push(`etcd: ${h.etcd.healthy} of ${h.etcd.members} members healthy (quorum ${h.etcd.quorum})${h.etcd.hasQuorum ? '' : ' — NO QUORUM'}`);
+  if (h.notObserved.length) lines.push(`not observed here: ${h.notObserved.join(', ')}`);
+  lines.push(h.healthy ? 'healthy' : `unhealthy: ${h.findings.length} finding${h.findings.length === 1 ? '' : 's'}`);
+  return lines.join('\n');
 }

@@ -20,6 +20,9 @@ import { RevocationList } from '../trust/revocation';
 import type { NodeShell } from './shell';
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
+/** The scenarios the namespace lab can run (the others need a hypervisor). */
+export const LAB_SCENARIOS: readonly ScenarioName[] = ['partition-node', 'kill-etcd-member'];
+
 const ETCD_CLIENT_PORT = 2379;
 const ETCD_PEER_PORT = 2380;
 const DRILL_NFT_TABLE = 'kubedos_drill';
