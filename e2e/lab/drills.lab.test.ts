@@ -93,7 +93,10 @@ describe('drills in the namespace lab (3-member etcd on wg3)', () => {
     expect(r.phases.find((p) => p.name === 'detect')?.durationMs ?? Infinity).toBeLessThan(60_000);
     expect(r.phases.find((p) => p.name === 'fence')?.detail).toMatch(/revoked at the hub.*cp-3\/wg1.*etcd member/);
     expect(r.phases.find((p) => p.name === 'reintegrate')?.commands.some((c) => c.argv.some((a) => a.endsWith('kubedos-enroll-agent')))).toBe(true);
-    // Back on wg1 with a fresh handshake, and in etcd.
+    // Back on wg1 with a handshake made after it re-enrolled, and in etcd.
+    const reintegrated = r.phases.find((p) => p.name === 'reintegrate')?.startedAtMs ?? Infinity;
+    const facts = await target.gatherFacts(target.shell, Date.now() / 1000);
+    expect(facts.wg1Handshakes?.['cp-3'] ?? 0).toBeGreaterThanOrEqual(Math.floor(reintegrated / 1000));
     const h = await observeHealth(target, detectThresholds(spec.spec.selfHealing));
     expect(h.healthy, JSON.stringify(h.findings)).toBe(true);
     expect(h.etcd).toMatchObject({ members: 3, healthy: 3 });
