@@ -5,6 +5,9 @@
 import { z } from 'zod';
 import { renderTable } from '../text/table';
 
+/** Commands kept per phase in a record (a detect phase probes every heartbeat). */
+export const MAX_PHASE_COMMANDS = 40;
+
 export const DRILL_PHASES = ['inject', 'detect', 'fence', 'replace', 'reintegrate', 'healthy'] as const;
 export const DrillPhase = z.enum(DRILL_PHASES);
 export type DrillPhase = z.infer<typeof DrillPhase>;
@@ -26,7 +29,9 @@ export const PhaseRecord = z.object({
   durationMs: z.number().optional(),
   /** What the phase did or found, one line. */
   detail: z.string().optional(),
+  /** The first MAX_PHASE_COMMANDS commands of the phase; probes repeat, so the rest are only counted. */
   commands: z.array(DrillCommand),
+  commandsOmitted: z.number().int().min(0).optional(),
 });
 export type PhaseRecord = z.infer<typeof PhaseRecord>;
 
@@ -89,7 +94,7 @@ export function renderDrillRecord(r: DrillRecord): string {
     p.state,
     p.startedAtMs !== undefined ? `+${fmtSeconds(p.startedAtMs - t0)}` : '',
     fmtSeconds(p.durationMs),
-    String(p.commands.length),
+    String(p.commands.length + (p.commandsOmitted ?? 0)),
     p.detail ?? '',
   ]);
   const lines = [`${r.kind} ${r.id}: ${r.scenario} on ${r.node} (${r.cluster}, ${r.target === 'lab' ? 'namespace lab' : 'deployed cluster'}) — ${r.status}`, '', renderTable(['PHASE', 'STATE', 'AT', 'TOOK', 'CMDS', 'DETAIL'], rows), ''];

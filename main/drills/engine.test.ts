@@ -3,11 +3,13 @@
 // where it stopped and what to run next.
 import { describe, expect, it } from 'vitest';
 import type { HealthFacts } from '../../common/drills/health';
-import type { DrillRecord } from '../../common/drills/timeline';
+import type { DrillCommand, DrillRecord } from '../../common/drills/timeline';
+import { MAX_PHASE_COMMANDS } from '../../common/drills/timeline';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { CommandError } from '../exec/runner';
 import type { RunResult } from '../exec/runner';
 import { runDrill } from './engine';
+import { recordingShell } from './shell';
 import type { DrillTarget, ScenarioOps } from './target';
 
 const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
@@ -145,5 +147,16 @@ describe('runDrill when things go wrong', () => {
     expect(r.error?.message).toBe('interrupted during detect');
     expect(r.next).toBe('kubedos heal lab.yaml');
     expect(stored.at(-1)).toEqual(r);
+  });
+});
+
+describe('recordingShell', () => {
+  it('keeps the first MAX_PHASE_COMMANDS commands of a phase in full and counts the rest', async () => {
+    const phase: { commands: DrillCommand[]; commandsOmitted?: number } = { commands: [] };
+    const sh = recordingShell({ exec: async (_n, argv) => ({ command: [...argv], exitCode: 0, signal: null, stdout: '', stderr: '', durationMs: 0 }) }, () => phase, () => 0);
+    for (let i = 0; i < MAX_PHASE_COMMANDS + 5; i++) await sh.exec('master', ['wg', 'show', String(i)]);
+    expect(phase.commands.length).toBe(MAX_PHASE_COMMANDS);
+    expect(phase.commands[0]?.argv).toEqual(['wg', 'show', '0']);
+    expect(phase.commandsOmitted).toBe(5);
   });
 });

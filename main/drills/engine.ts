@@ -62,7 +62,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
   const goal = recoveryTarget(o.spec.spec.acceptance, o.scenario as ScenarioName);
   const phases = emptyPhases();
   let current: PhaseRecord | undefined;
-  const sh = recordingShell(target.shell, () => current?.commands ?? [], () => Date.now());
+  const sh = recordingShell(target.shell, () => current, () => Date.now());
   const timeoutMs = o.phaseTimeoutMs ?? goal.minutes * 60_000;
 
   const before = await observeHealth(target, t).catch(() => undefined);

@@ -4,6 +4,7 @@
 // command into the phase that ran it.
 import type { RunResult } from '../exec/runner';
 import type { DrillCommand } from '../../common/drills/timeline';
+import { MAX_PHASE_COMMANDS } from '../../common/drills/timeline';
 
 export interface ShellOptions {
   input?: string | Uint8Array;
@@ -17,12 +18,20 @@ export interface NodeShell {
   exec(node: string, argv: readonly string[], o?: ShellOptions): Promise<RunResult>;
 }
 
-/** A shell that appends every command it runs (argv, exit code, timing) to `sink`. */
-export function recordingShell(inner: NodeShell, sink: () => DrillCommand[], now: () => number): NodeShell {
+/**
+ * A shell that appends every command it runs (argv, exit code, timing) to the current phase:
+ * the first MAX_PHASE_COMMANDS in full, the others counted.
+ */
+export function recordingShell(inner: NodeShell, sink: () => { commands: DrillCommand[]; commandsOmitted?: number } | undefined, now: () => number): NodeShell {
   return {
     async exec(node, argv, o) {
       const startedAtMs = now();
-      const push = (exitCode: number | null) => sink().push({ node, argv: [...argv], exitCode, startedAtMs, durationMs: now() - startedAtMs });
+      const push = (exitCode: number | null) => {
+        const phase = sink();
+        if (!phase) return;
+        if (phase.commands.length < MAX_PHASE_COMMANDS) phase.commands.push({ node, argv: [...argv], exitCode, startedAtMs, durationMs: now() - startedAtMs });
+        else phase.commandsOmitted = (phase.commandsOmitted ?? 0) + 1;
+      };
       try {
         const r = await inner.exec(node, argv, o);
         push(r.exitCode);

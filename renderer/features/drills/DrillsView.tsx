@@ -135,7 +135,7 @@ export function DrillsView() {
     <ScrollArea h="100%">
       <Stack p="md" gap="md" data-testid="drills">
         <Alert color="blue" title="Drills run from the command line" data-testid="drills-cli">
-          Start a drill with <code>kubedos drill {cluster}.yaml --scenario kill-etcd-member --lab</code> (or partition-node). It runs on a copy of this plan in network namespaces; a deployed cluster cannot be drilled yet. Every drill is recorded and shows up here.
+          Start a drill with <code>kubedos drill SPEC --scenario kill-etcd-member --lab</code> (or partition-node), SPEC being this cluster's spec file. It runs on a copy of this plan in network namespaces; a deployed cluster cannot be drilled yet. Every drill is recorded and shows up here.
         </Alert>
         {history?.error && (
           <Alert color="red" title="Could not read the drill history">
@@ -207,7 +207,7 @@ export function DrillsView() {
                 </Group>
                 <PhaseTimeline r={last} />
                 <Text size="xs" c="dimmed" mt="xs">
-                  MTTR {sec(last.mttrMs)} · target {last.goal.minutes} min ({last.goal.source}) · {last.phases.reduce((n, p) => n + p.commands.length, 0)} commands
+                  MTTR {sec(last.mttrMs)} · target {last.goal.minutes} min ({last.goal.source}) · {last.phases.reduce((n, p) => n + p.commands.length + (p.commandsOmitted ?? 0), 0)} commands
                   {last.next ? ` · next: ${last.next}` : ''}
                 </Text>
               </Paper>
