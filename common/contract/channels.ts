@@ -16,6 +16,7 @@ export const REQUEST_CHANNELS = [
   'deploy.acceptHostKey',
   'deploy.review',
   'deploy.run',
+  'drills.history',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 

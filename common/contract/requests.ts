@@ -8,6 +8,7 @@ import { MAX_SPEC_BYTES } from '../spec/parse';
 import { ClusterSpec } from '../spec/schema';
 import { Plan } from '../plan/schema';
 import type { RequestChannel } from './channels';
+import { DrillRecord } from '../drills/timeline';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
@@ -88,6 +89,11 @@ export const REQUESTS = {
       })
       .strict(),
     result: z.object({ runId: z.string(), stages: z.array(z.string()), workspace: z.string() }),
+  },
+  /** The recorded drills of a cluster (<workspace>/clusters/<name>/drills), oldest first, the last 50. */
+  'drills.history': {
+    request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)') }).strict(),
+    result: z.object({ records: z.array(DrillRecord), total: z.number().int().min(0), unreadable: z.number().int().min(0) }),
   },
 } as const satisfies Record<RequestChannel, { request: z.ZodType; result: z.ZodType }>;
 

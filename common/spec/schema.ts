@@ -32,6 +32,9 @@ export const DRILL_SCENARIOS = [
   'stop-master-vm',
   'partition-plane-wg3',
   'rotate-wireguard-keys',
+  'power-off-node',
+  'partition-node',
+  'kill-etcd-member',
 ] as const;
 export const DrillScenario = z.enum(DRILL_SCENARIOS);
 
@@ -304,7 +307,7 @@ export const SelfHealing = z
       .strictObject({
         heartbeatSeconds: z.number().int().min(1).max(600).default(10),
         missedHeartbeats: z.number().int().min(1).max(100).default(6),
-        signals: z.array(z.enum(['guest-agent', 'wg-handshake', 'kubelet-ready', 'etcd-member'])).min(1).default(['guest-agent', 'wg-handshake']),
+        signals: z.array(z.enum(['guest-agent', 'wg-handshake', 'kubelet-ready', 'etcd-member', 'converge-drift'])).min(1).default(['guest-agent', 'wg-handshake']),
       })
       .default({ heartbeatSeconds: 10, missedHeartbeats: 6, signals: ['guest-agent', 'wg-handshake'] }),
     fence: z

@@ -43,3 +43,33 @@ export function lab6Plan(): Plan {
 export function reference16Plan(): Plan {
   return planFromText(TEMPLATES['reference-16'].text, 'reference-16');
 }
+
+/**
+ * The drill lab: lab-3 grown to a 3-member stacked etcd (master, cp-1..3, w-1), with recovery
+ * targets for the lab drills and lab detection thresholds (a probe every second, 3 misses).
+ */
+export function labDrillSpec(): string {
+  const doc = parse(lab6Spec()) as {
+    metadata: { name: string };
+    spec: {
+      nodes: { inventory: { name: string }[] };
+      acceptance: { mttrTargetMinutes: number; drills: { name: string; expectRecoveryMinutes: number }[] };
+      selfHealing?: unknown;
+    };
+  };
+  doc.metadata.name = 'lab-drill';
+  doc.spec.nodes.inventory = doc.spec.nodes.inventory.filter((n) => n.name !== 'w-2');
+  doc.spec.acceptance = {
+    mttrTargetMinutes: 10,
+    drills: [
+      { name: 'kill-etcd-member', expectRecoveryMinutes: 2 },
+      { name: 'partition-node', expectRecoveryMinutes: 3 },
+    ],
+  };
+  doc.spec.selfHealing = { detect: { heartbeatSeconds: 1, missedHeartbeats: 3, signals: ['wg-handshake', 'etcd-member'] } };
+  return stringify(doc);
+}
+
+export function labDrillPlan(): Plan {
+  return planFromText(labDrillSpec(), 'lab-drill (derived from lab-3)');
+}

@@ -264,12 +264,13 @@ describe('workbench UI over kubedos serve', () => {
     await screenshot(page, '5b-pipeline-search');
   });
 
-  it('shows artifacts and drills as clearly labelled plans', async () => {
+  it('shows artifacts as a clearly labelled plan, and drills with their recorded history (none yet)', async () => {
     await page.getByTestId('nav-artifacts').click();
     expect(await page.getByTestId('plan-only').first().textContent()).toContain('nothing has been built');
     await screenshot(page, '6-artifacts');
     await page.getByTestId('nav-drills').click();
-    await expect.poll(() => page.locator('[data-testid=drills] [data-testid=plan-only]').textContent()).toContain('no drill has run');
+    await expect.poll(() => page.locator('[data-testid=drills] [data-testid=drills-cli]').textContent()).toContain('kubedos drill');
+    await expect.poll(() => page.getByTestId('drills').textContent()).toContain('No drill has been recorded for');
     expect(await page.getByTestId('drills').textContent()).toContain('delete-worker-vm');
     await screenshot(page, '7-drills');
   });

@@ -1,5 +1,6 @@
 // Binds the contract to the engine: every request channel's handler, in plain Node (no
 // Electron), shared by the Electron IPC and the WebSocket bridge.
+import { readDrillHistory } from '../drills/history';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EventChannel, EventOf } from '../../common/contract/index';
@@ -96,6 +97,10 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       return { name, text: TEMPLATES[name].text };
     },
     'spec.list': () => files.list(),
+    'drills.history': ({ cluster }) => {
+      const h = readDrillHistory(cluster, env);
+      return { records: h.records.slice(-50), total: h.records.length, unreadable: h.unreadableCount };
+    },
     'spec.open': async ({ path }) => {
       if (path === undefined) {
         if (!options.pickOpenPath) throw new SpecAccessError('no file dialog over the browser bridge: give a path inside the workspace', `workspace: ${files.workspace}`);

@@ -6,6 +6,8 @@ import { cacheCommand } from './cache';
 import { verifyCommand } from './verify';
 import { deployCommand } from './deploy';
 import { doctorCommand } from './doctor';
+import { drillCommand } from './drill';
+import { healCommand } from './heal';
 import { initCommand } from './init';
 import { planCommand } from './plan';
 import { provisionCommand } from './provision';
@@ -28,6 +30,8 @@ export const COMMANDS: CliCommand[] = [
   usbCommand,
   deployCommand,
   statusCommand,
+  drillCommand,
+  healCommand,
   doctorCommand,
   schemaCommand,
   serveCommand,

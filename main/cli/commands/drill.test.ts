@@ -1,0 +1,80 @@
+// `kubedos drill` / `kubedos heal` without root: what they refuse and say before touching
+// anything, and the history table from records in the workspace. The lab runs are in
+// e2e/lab/drills.lab.test.ts.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { emptyPhases } from '../../../common/drills/timeline';
+import type { DrillRecord } from '../../../common/drills/timeline';
+import { TEMPLATES } from '../../../common/spec/index';
+import { saveDrillRecord } from '../../drills/history';
+import type { CliIo } from '../command';
+import { drillCommand } from './drill';
+import { healCommand } from './heal';
+
+function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'kd-drill-'));
+  writeFileSync(join(dir, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
+  const out: string[] = [];
+  const err: string[] = [];
+  const env = { KUBEDOS_WORKSPACE: join(dir, 'ws') };
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t), cwd: dir, env, signal: new AbortController().signal, isTty: false };
+  return { dir, out, err, io, env };
+}
+
+describe('kubedos drill / heal', () => {
+  it('without --lab says plainly that a deployed cluster cannot be drilled or healed yet, and changes nothing', async () => {
+    const s = setup();
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'partition-node'], s.io)).toBe(1);
+    expect(s.err.join('\n')).toMatch(/^kubedos drill lab-3: cannot reach a deployed cluster yet.*Nothing was changed\. Run it .* with --lab/);
+    expect(await healCommand.run(['lab-3.yaml'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toMatch(/^kubedos heal lab-3: cannot reach a deployed cluster yet/);
+    expect(s.out).toEqual([]);
+  });
+
+  it('refuses a scenario outside the catalogue, a node that does not exist, the hub and a lone etcd member', async () => {
+    const s = setup();
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'rotate-wireguard-keys', '--lab'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toMatch(/^rotate-wireguard-keys: key rotation is maintenance/);
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'partition-plane-wg3'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toBe('"partition-plane-wg3" is called partition-node in the catalogue: kubedos drill lab-3.yaml --scenario partition-node');
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'partition-node', '--node', 'w-9', '--lab'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toBe('there is no node "w-9" in lab-3; nodes: master, cp-1, w-1');
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'partition-node', '--node', 'master', '--lab'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toMatch(/^refused: master is the hub/);
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'delete-worker-vm', '--lab'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toMatch(/^delete-worker-vm cannot run in the namespace lab: it needs a hypervisor/);
+    await expect(drillCommand.run(['lab-3.yaml'], s.io)).rejects.toThrow(/--scenario NAME is needed/);
+  });
+
+  it('--history prints the recorded drills, oldest first', async () => {
+    const s = setup();
+    expect(await drillCommand.run(['lab-3.yaml', '--history'], s.io)).toBe(0);
+    expect(s.out.at(-1)).toBe('no drills recorded for lab-3');
+    const base: DrillRecord = {
+      schema: 'kubedos.drill/v1',
+      id: 'b',
+      kind: 'drill',
+      cluster: 'lab-3',
+      scenario: 'partition-node',
+      node: 'w-1',
+      target: 'lab',
+      status: 'passed',
+      startedAtMs: Date.UTC(2026, 11, 2, 10, 0, 0),
+      phases: emptyPhases().map((p, i) => ({ ...p, state: 'done', startedAtMs: 1000 * i, endedAtMs: 1000 * i + 900, durationMs: 900 })),
+      mttrMs: 4900,
+      pass: true,
+      goal: { minutes: 30, source: 'acceptance.mttrTargetMinutes' },
+      thresholds: { heartbeatSeconds: 10, silenceSeconds: 60, handshakeMaxAgeSeconds: 180, signals: ['guest-agent', 'wg-handshake', 'etcd-member'], source: 'spec' },
+      guard: { ok: true, reasons: [] },
+    };
+    saveDrillRecord(base, s.env);
+    saveDrillRecord({ ...base, id: 'a', startedAtMs: base.startedAtMs - 60_000, status: 'interrupted', mttrMs: undefined, pass: undefined }, s.env);
+    expect(await drillCommand.run(['lab-3.yaml', '--history'], s.io)).toBe(0);
+    const rows = s.out.at(-1)?.split('\n') ?? [];
+    expect(rows[0]).toMatch(/^ID\s+STARTED\s+SCENARIO\s+NODE\s+WHERE\s+DETECT\s+MTTR\s+TARGET\s+RESULT$/);
+    expect(rows[1]).toMatch(/^a\s+2026-12-02T09:59:00Z\s+partition-node\s+w-1\s+lab\s+0\.90 s\s+30 min\s+interrupted$/);
+    expect(rows[2]).toMatch(/^b\s+2026-12-02T10:00:00Z\s+partition-node\s+w-1\s+lab\s+0\.90 s\s+4\.90 s\s+30 min\s+pass$/);
+  });
+});

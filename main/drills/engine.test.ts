@@ -1,0 +1,162 @@
+// The engine's phase machine against an in-memory target (the lab test runs it for real):
+// ordering, the journal written at every change, failure and Ctrl-C leaving a record that says
+// where it stopped and what to run next.
+import { describe, expect, it } from 'vitest';
+import type { HealthFacts } from '../../common/drills/health';
+import type { DrillCommand, DrillRecord } from '../../common/drills/timeline';
+import { MAX_PHASE_COMMANDS } from '../../common/drills/timeline';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { CommandError } from '../exec/runner';
+import type { RunResult } from '../exec/runner';
+import { runDrill } from './engine';
+import { recordingShell } from './shell';
+import type { DrillTarget, ScenarioOps } from './target';
+
+const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
+const thresholds = { signals: ['etcd-member' as const], silenceSeconds: 0.02, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.01 };
+
+function fakeTarget(o: { failFence?: boolean; onInject?: () => void } = {}) {
+  const state = { down: false, ran: [] as string[] };
+  const ok = (argv: readonly string[]): RunResult => ({ command: [...argv], exitCode: 0, signal: null, stdout: '', stderr: '', durationMs: 1 });
+  const ops: ScenarioOps = {
+    inject: async (c) => {
+      await c.sh.exec('cp-1', ['kill', '-KILL', '42']);
+      state.down = true;
+      o.onInject?.();
+      return 'killed';
+    },
+    fence: async (c) => {
+      if (o.failFence) {
+        await c.sh.exec('master', ['etcdctl', 'member', 'remove', 'a1']).catch(() => undefined);
+        throw new CommandError({ message: 'etcdctl member remove exited 1', command: ['etcdctl', 'member', 'remove', 'a1'], exitCode: 1, stderrTail: 'Error: etcdserver: unhealthy cluster', reason: 'exit' });
+      }
+      return 'removed';
+    },
+    replace: async () => 'fresh dir',
+    reintegrate: async () => {
+      state.down = false;
+      return 'added';
+    },
+  };
+  const target: DrillTarget = {
+    kind: 'lab',
+    cluster: 'lab-3',
+    hub: 'master',
+    allowDestroy: false,
+    nodes: [
+      { name: 'master', role: 'master', hub: true, etcd: false },
+      { name: 'cp-1', role: 'control-plane', hub: false, etcd: true },
+    ],
+    shell: {
+      exec: async (node, argv) => {
+        state.ran.push(`${node}: ${argv.join(' ')}`);
+        return ok(argv);
+      },
+    },
+    gatherFacts: async (_sh, now): Promise<HealthFacts> => ({
+      now,
+      nodes: [
+        { name: 'master', hub: true, etcd: false },
+        { name: 'cp-1', hub: false, etcd: true },
+      ],
+      etcd: { members: [{ id: 'a1', name: 'cp-1', peerUrls: [], clientUrls: ['http://x:2379'] }], endpoints: [{ endpoint: 'http://x:2379', healthy: !state.down }] },
+    }),
+    ops: (s) => (s === 'kill-etcd-member' ? ops : undefined),
+  };
+  return { target, state };
+}
+
+function threeMember(o: Parameters<typeof fakeTarget>[0] = {}) {
+  const { target, state } = fakeTarget(o);
+  const base = target.gatherFacts;
+  target.nodes.push({ name: 'cp-2', role: 'control-plane', hub: false, etcd: true }, { name: 'cp-3', role: 'control-plane', hub: false, etcd: true });
+  target.gatherFacts = async (sh, now) => {
+    const f = await base(sh, now);
+    const m = (n: string) => ({ id: n, name: n, peerUrls: [], clientUrls: [`http://${n}:2379`] });
+    return {
+      ...f,
+      nodes: [...f.nodes, { name: 'cp-2', hub: false, etcd: true }, { name: 'cp-3', hub: false, etcd: true }],
+      etcd: { members: [...f.etcd!.members, m('cp-2'), m('cp-3')], endpoints: [...f.etcd!.endpoints, { endpoint: 'http://cp-2:2379', healthy: true }, { endpoint: 'http://cp-3:2379', healthy: true }] },
+    };
+  };
+  return { target, state };
+}
+
+function run(target: DrillTarget, extra: Partial<Parameters<typeof runDrill>[0]> = {}) {
+  const stored: DrillRecord[] = [];
+  const p = runDrill({
+    target,
+    spec,
+    scenario: 'kill-etcd-member',
+    node: 'cp-1',
+    thresholds,
+    thresholdsSource: 'test',
+    id: 'd1',
+    store: (r) => stored.push(structuredClone(r)),
+    nextOnInterrupt: 'kubedos heal lab.yaml',
+    phaseTimeoutMs: 5000,
+    ...extra,
+  });
+  return { p, stored };
+}
+
+describe('runDrill', () => {
+  it('refuses a kill on a single-member etcd (quorum) and journals the refusal', async () => {
+    const { target } = fakeTarget();
+    const { p, stored } = run(target);
+    const r = await p;
+    expect(r.status).toBe('refused');
+    expect(r.guard.reasons.map((x) => x.code)).toEqual(['quorum']);
+    expect(stored.at(-1)?.status).toBe('refused');
+  });
+
+  it('on a 3-member etcd runs the six phases in order, journals each change, records the commands per phase', async () => {
+    const { target, state } = threeMember();
+    const { p, stored } = run(target);
+    const r = await p;
+    expect(r.status, JSON.stringify(r.error)).toBe('passed');
+    expect(r.phases.map((x) => `${x.name}:${x.state}`)).toEqual(['inject:done', 'detect:done', 'fence:done', 'replace:done', 'reintegrate:done', 'healthy:done']);
+    expect(r.phases[0]?.commands.map((c) => c.argv.join(' '))).toEqual(['kill -KILL 42']);
+    expect(r.phases[1]?.commands.length).toBe(0); // probes go through the target's gatherFacts with the recording shell; the fake does not call it
+    expect(r.mttrMs).toBeGreaterThanOrEqual(0);
+    expect(r.pass).toBe(true);
+    expect(stored[0]?.status).toBe('running');
+    expect(stored.filter((s) => s.phases.some((x) => x.state === 'running')).length).toBeGreaterThanOrEqual(6);
+    expect(state.down).toBe(false);
+  });
+});
+
+describe('runDrill when things go wrong', () => {
+  it('a failing fence ends with the phase, node, command, stderr tail and the next step', async () => {
+    const { target } = threeMember({ failFence: true });
+    const r = await run(target).p;
+    expect(r.status).toBe('failed');
+    expect(r.phases.find((x) => x.name === 'fence')?.state).toBe('failed');
+    expect(r.error).toEqual({ phase: 'fence', node: 'cp-1', message: 'etcdctl member remove exited 1', command: ['etcdctl', 'member', 'remove', 'a1'], stderrTail: 'Error: etcdserver: unhealthy cluster' });
+    expect(r.next).toBe('kubedos heal lab.yaml');
+    expect(r.mttrMs).toBeUndefined();
+  });
+
+  it('Ctrl-C during detect: the record says interrupted in detect and what to run next', async () => {
+    const ac = new AbortController();
+    const { target } = threeMember({ onInject: () => setTimeout(() => ac.abort(), 5) });
+    const { p, stored } = run(target, { signal: ac.signal });
+    const r = await p;
+    expect(r.status).toBe('interrupted');
+    expect(r.phases.map((x) => x.state)).toEqual(['done', 'interrupted', 'pending', 'pending', 'pending', 'pending']);
+    expect(r.error?.message).toBe('interrupted during detect');
+    expect(r.next).toBe('kubedos heal lab.yaml');
+    expect(stored.at(-1)).toEqual(r);
+  });
+});
+
+describe('recordingShell', () => {
+  it('keeps the first MAX_PHASE_COMMANDS commands of a phase in full and counts the rest', async () => {
+    const phase: { commands: DrillCommand[]; commandsOmitted?: number } = { commands: [] };
+    const sh = recordingShell({ exec: async (_n, argv) => ({ command: [...argv], exitCode: 0, signal: null, stdout: '', stderr: '', durationMs: 0 }) }, () => phase, () => 0);
+    for (let i = 0; i < MAX_PHASE_COMMANDS + 5; i++) await sh.exec('master', ['wg', 'show', String(i)]);
+    expect(phase.commands.length).toBe(MAX_PHASE_COMMANDS);
+    expect(phase.commands[0]?.argv).toEqual(['wg', 'show', '0']);
+    expect(phase.commandsOmitted).toBe(5);
+  });
+});

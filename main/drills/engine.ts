@@ -1,0 +1,227 @@
+// The drill engine: guard → inject → detect → fence → replace → reintegrate → healthy, each
+// phase timed, its commands recorded, the record written after every change (it is the drill's
+// journal). `kubedos drill`, `kubedos heal`, the bench and the lab test all call these functions.
+import type { ScenarioName } from '../../common/drills/catalogue';
+import { guardDrill, recoveryTarget } from '../../common/drills/catalogue';
+import type { DetectThresholds, HealthReport } from '../../common/drills/health';
+import { evaluateHealth } from '../../common/drills/health';
+import type { DrillPhase, DrillRecord, PhaseRecord } from '../../common/drills/timeline';
+import { emptyPhases, mttrOf } from '../../common/drills/timeline';
+import type { ClusterSpec } from '../../common/spec/schema';
+import { CommandError } from '../exec/runner';
+import { recordingShell } from './shell';
+import type { DrillTarget, ScenarioOps } from './target';
+
+export interface DrillOptions {
+  target: DrillTarget;
+  spec: ClusterSpec;
+  scenario: string;
+  node: string;
+  thresholds: DetectThresholds;
+  /** Where the thresholds came from (the spec, or the lab's documented override). */
+  thresholdsSource: string;
+  id: string;
+  /** Persists the record (called after every phase change). */
+  store: (r: DrillRecord) => void;
+  /** How to resume, said to the user when the drill stops early. */
+  nextOnInterrupt: string;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  /** Called when a phase ends (the lab test asks the guard mid-drill here). */
+  onPhaseEnd?: (phase: DrillPhase, record: DrillRecord) => Promise<void> | void;
+  /** Upper bound for detect and for the healthy gate; default: the recovery target. */
+  phaseTimeoutMs?: number;
+  /** Heal mode (`kubedos heal`): the fault is already there; no inject, and the guard only checks the target. */
+  heal?: boolean;
+}
+
+export class DrillInterrupted extends Error {}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((res, rej) => {
+    if (signal?.aborted) return rej(new DrillInterrupted('interrupted'));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      res();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      rej(new DrillInterrupted('interrupted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/** Facts → verdict, through the target's probes. */
+export async function observeHealth(target: DrillTarget, t: DetectThresholds, sh = target.shell): Promise<HealthReport> {
+  return evaluateHealth(await target.gatherFacts(sh, Date.now() / 1000), t);
+}
+
+export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
+  const { target, thresholds: t } = o;
+  const log = o.log ?? (() => undefined);
+  const goal = recoveryTarget(o.spec.spec.acceptance, o.scenario as ScenarioName);
+  const phases = emptyPhases();
+  let current: PhaseRecord | undefined;
+  const sh = recordingShell(target.shell, () => current, () => Date.now());
+  const timeoutMs = o.phaseTimeoutMs ?? goal.minutes * 60_000;
+
+  const before = await observeHealth(target, t).catch(() => undefined);
+  const verdict = guardDrill({ scenario: o.scenario, node: o.node, nodes: target.nodes, health: before, allowDestroy: target.allowDestroy });
+  // A heal repairs an unhealthy cluster: the health reasons are why it runs, not why to refuse.
+  if (o.heal) {
+    verdict.reasons = verdict.reasons.filter((r) => r.code !== 'unhealthy' && r.code !== 'quorum');
+    verdict.ok = verdict.reasons.length === 0;
+  }
+  const ops: ScenarioOps | undefined = verdict.ok ? target.ops(o.scenario as ScenarioName) : undefined;
+  if (verdict.ok && !ops) verdict.reasons.push({ code: 'unknown-scenario', message: `${o.scenario} cannot run on ${target.kind === 'lab' ? 'the namespace lab' : 'this cluster'} yet` });
+  const record: DrillRecord = {
+    schema: 'kubedos.drill/v1',
+    id: o.id,
+    kind: o.heal ? 'heal' : 'drill',
+    cluster: target.cluster,
+    scenario: o.scenario,
+    node: o.node,
+    target: target.kind,
+    status: 'running',
+    startedAtMs: Date.now(),
+    phases,
+    goal,
+    thresholds: { heartbeatSeconds: t.heartbeatSeconds, silenceSeconds: t.silenceSeconds, handshakeMaxAgeSeconds: t.handshakeMaxAgeSeconds, signals: t.signals, source: o.thresholdsSource },
+    guard: { ok: verdict.reasons.length === 0, reasons: verdict.reasons },
+  };
+  if (!record.guard.ok || !ops) {
+    record.status = 'refused';
+    record.endedAtMs = Date.now();
+    o.store(record);
+    return record;
+  }
+  o.store(record);
+
+  let health = before as HealthReport;
+  const phase = async (name: DrillPhase, body: () => Promise<string>): Promise<void> => {
+    current = phases.find((p) => p.name === name) as PhaseRecord;
+    current.state = 'running';
+    current.startedAtMs = Date.now();
+    o.store(record);
+    log(`${name}…`);
+    if (o.signal?.aborted) throw new DrillInterrupted('interrupted');
+    current.detail = await body();
+    current.endedAtMs = Date.now();
+    current.durationMs = current.endedAtMs - current.startedAtMs;
+    current.state = 'done';
+    o.store(record);
+    log(`${name}: ${current.detail} (${current.durationMs} ms)`);
+    await o.onPhaseEnd?.(name, record);
+  };
+  const ctx = () => ({ sh, node: o.node, health, log, ...(o.signal ? { signal: o.signal } : {}) });
+
+  try {
+    if (o.heal) {
+      const inject = phases[0] as PhaseRecord;
+      inject.state = 'skipped';
+      inject.detail = 'heal: the fault was found, not injected';
+    } else await phase('inject', () => ops.inject(ctx()));
+    await phase('detect', async () => {
+      // The target must look unhealthy on `missedHeartbeats` probes in a row, one every heartbeatSeconds.
+      const need = Math.max(1, Math.round(t.silenceSeconds / t.heartbeatSeconds));
+      const deadline = Date.now() + timeoutMs;
+      let streak = 0;
+      while (Date.now() < deadline) {
+        health = await observeHealth(target, t, sh);
+        const findings = health.findings.filter((f) => f.node === o.node);
+        streak = findings.length ? streak + 1 : 0;
+        if (streak >= need) return `${findings.map((f) => `${f.signal}: ${f.detail}`).join('; ')} (${streak} probes in a row, every ${t.heartbeatSeconds} s)`;
+        await sleep(t.heartbeatSeconds * 1000, o.signal);
+      }
+      throw new Error(`${o.node} still looks healthy ${Math.round(timeoutMs / 1000)} s after the fault (signals: ${t.signals.join(', ')}); the detection criteria do not see this fault`);
+    });
+    await phase('fence', () => ops.fence(ctx()));
+    await phase('replace', () => ops.replace(ctx()));
+    await phase('reintegrate', () => ops.reintegrate(ctx()));
+    await phase('healthy', async () => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        health = await observeHealth(target, t, sh);
+        if (health.healthy) return `every node healthy${health.etcd ? `; etcd ${health.etcd.healthy}/${health.etcd.members} members healthy` : ''}${health.notObserved.length ? ` (not observed here: ${health.notObserved.join(', ')})` : ''}`;
+        await sleep(Math.min(1000, t.heartbeatSeconds * 1000), o.signal);
+      }
+      throw new Error(`not healthy ${Math.round(timeoutMs / 1000)} s after reintegration: ${health.findings.slice(0, 3).map((f) => `${f.node}: ${f.detail}`).join('; ')}`);
+    });
+    record.mttrMs = mttrOf(phases);
+    record.pass = record.mttrMs !== undefined && record.mttrMs <= goal.minutes * 60_000;
+    record.status = record.pass ? 'passed' : 'failed';
+  } catch (err) {
+    const at = current ?? (phases[0] as PhaseRecord);
+    const interrupted = err instanceof DrillInterrupted || o.signal?.aborted === true;
+    at.state = interrupted ? 'interrupted' : 'failed';
+    at.endedAtMs = Date.now();
+    at.durationMs = at.endedAtMs - (at.startedAtMs ?? at.endedAtMs);
+    record.status = interrupted ? 'interrupted' : 'failed';
+    const ce = err instanceof CommandError ? err : undefined;
+    record.error = {
+      phase: at.name,
+      node: o.node,
+      message: interrupted ? `interrupted during ${at.name}` : (err as Error).message.split('\n')[0]?.slice(0, 500) ?? String(err),
+      ...(ce ? { command: ce.command, stderrTail: ce.stderrTail.slice(-600) } : {}),
+    };
+    const fenced = phases.find((p) => p.name === 'fence')?.state === 'done';
+    record.next = `${o.nextOnInterrupt}${fenced ? ` (${o.node} is fenced and not yet replaced)` : ''}`;
+  }
+  record.endedAtMs = Date.now();
+  o.store(record);
+  return record;
+}
+
+/**
+ * Which repair fits what the probes found on a node: a node off the planes is re-admitted like a
+ * partitioned one (revoke, re-enroll, etcd rejoin); a node whose etcd member alone is down gets a
+ * fresh member. Anything else cannot be repaired by this engine yet, and says so.
+ */
+export function repairFor(findings: readonly { signal: string }[]): { scenario: ScenarioName } | { cannot: string } {
+  const signals = new Set(findings.map((f) => f.signal));
+  if (signals.has('wg-handshake')) return { scenario: 'partition-node' };
+  if (signals.size === 1 && signals.has('etcd-member')) return { scenario: 'kill-etcd-member' };
+  return { cannot: `no automatic repair for ${[...signals].sort().join(', ')} yet` };
+}
+
+/** A drill id: sortable, unique enough, no secrets. */
+export function drillId(now: Date, scenario: string, node: string): string {
+  const ts = now.toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1').replace('T', '-').toLowerCase();
+  return `${ts}-${scenario}-${node}`.replace(/[^a-z0-9-]/g, '-');
+}
+
+export interface HealResult {
+  before: HealthReport;
+  records: DrillRecord[];
+  /** Unhealthy nodes this engine cannot repair (and why). */
+  cannot: { node: string; why: string }[];
+}
+
+/**
+ * `kubedos heal`: looks at the cluster now and repairs every unhealthy node, one at a time
+ * (selfHealing.replace.maxConcurrent is 1 by default), through the same phases as a drill with
+ * inject skipped. Each repair is recorded like a drill (kind "heal").
+ */
+export async function runHeal(o: Omit<DrillOptions, 'scenario' | 'node' | 'id' | 'heal'> & { idFor: (scenario: string, node: string) => string }): Promise<HealResult> {
+  const before = await observeHealth(o.target, o.thresholds);
+  const hub = new Set(o.target.nodes.filter((n) => n.hub).map((n) => n.name));
+  const byNode = new Map<string, HealthReport['findings']>();
+  for (const f of before.findings) byNode.set(f.node, [...(byNode.get(f.node) ?? []), f]);
+  const records: DrillRecord[] = [];
+  const cannot: HealResult['cannot'] = [];
+  for (const [node, findings] of [...byNode.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    if (hub.has(node)) {
+      cannot.push({ node, why: 'the hub itself is unhealthy; it heals the others and is repaired by hand (kubedos deploy)' });
+      continue;
+    }
+    const repair = repairFor(findings);
+    if ('cannot' in repair) {
+      cannot.push({ node, why: repair.cannot });
+      continue;
+    }
+    const r = await runDrill({ ...o, scenario: repair.scenario, node, id: o.idFor(repair.scenario, node), heal: true });
+    records.push(r);
+    if (r.status !== 'passed' && r.status !== 'failed') break;
+  }
+  return { before, records, cannot };
+}
