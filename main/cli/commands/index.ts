@@ -7,6 +7,7 @@ import { verifyCommand } from './verify';
 import { deployCommand } from './deploy';
 import { doctorCommand } from './doctor';
 import { initCommand } from './init';
+import { destroyCommand, startCommand, stopCommand } from './lifecycle';
 import { planCommand } from './plan';
 import { provisionCommand } from './provision';
 import { schemaCommand } from './schema';
@@ -25,6 +26,9 @@ export const COMMANDS: CliCommand[] = [
   verifyCommand,
   cacheCommand,
   deployCommand,
+  stopCommand,
+  startCommand,
+  destroyCommand,
   statusCommand,
   doctorCommand,
   schemaCommand,

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeLifecycle, lastLifecycle, lastDeployRun, recoveryDir } from '../../lifecycle/record';
 import { foldRun } from '../../../common/pipeline/fold';
 import { lastSuccesses, readJournal } from '../../pipeline/journal';
 import { activeDeploy, clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
@@ -28,10 +30,20 @@ export const statusCommand: CliCommand = {
     }
     const journalPath = join(clusterWorkspace(cluster, io.env), WORKSPACE_LAYOUT.journal);
     const events = readJournal(journalPath);
-    // The last run, read the way the progress display and the workbench read it.
-    const run = foldRun(events);
+    // A destroy that removed the workspace journaled into the cluster's recovery folder.
+    const recoveryJournal = join(recoveryDir(cluster, io.env), WORKSPACE_LAYOUT.journal);
+    const destroyed = existsSync(journalPath) ? undefined : lastLifecycle(readJournal(recoveryJournal));
+    if (destroyed) {
+      if (values.json) io.out(JSON.stringify({ cluster, lifecycle: destroyed, journal: recoveryJournal }, null, 2));
+      else io.out(`cluster ${cluster}: ${describeLifecycle(destroyed)} (journal ${recoveryJournal}; the exported trust material is beside it)`);
+      return 0;
+    }
+    const lifecycle = lastLifecycle(events);
+    // The last deploy, read the way the progress display and the workbench read it.
+    const deployRun = lastDeployRun(events);
+    const run = foldRun(deployRun ? events : [], undefined, deployRun ? { onlyRun: deployRun } : {});
     if (!run.runId) {
-      io.out(`no deploy recorded for ${cluster} (${journalPath})`);
+      io.out(lifecycle ? `cluster ${cluster}: ${describeLifecycle(lifecycle)}; no deploy recorded since (${journalPath})` : `no deploy recorded for ${cluster} (${journalPath})`);
       return 1;
     }
     const stageRows = new Map<string, { state: string; duration?: number; reason?: string }>(
@@ -46,11 +58,12 @@ export const statusCommand: CliCommand = {
     const last = { runId: run.runId, time: run.startedAt ?? '' };
     const converged = new Map([...lastSuccesses(events)].filter(([, r]) => r.inputHash !== undefined));
     if (values.json) {
-      io.out(JSON.stringify({ cluster, runId: last.runId, startedAt: last.time, finished: Boolean(done), stages: Object.fromEntries(stageRows), nodes: Object.fromEntries(nodes), failures, converged: [...converged.keys()] }, null, 2));
+      io.out(JSON.stringify({ cluster, runId: last.runId, startedAt: last.time, finished: Boolean(done), stages: Object.fromEntries(stageRows), nodes: Object.fromEntries(nodes), failures, converged: [...converged.keys()], ...(lifecycle ? { lifecycle } : {}) }, null, 2));
       return 0;
     }
     const running = activeDeploy(clusterWorkspace(cluster, io.env));
     const how = done ? `, finished in ${fmtMs(done.durationMs)}` : running ? `, running now (pid ${running.pid}, ${running.by})` : ', did not finish (crash or Ctrl-C): run deploy again to resume';
+    if (lifecycle && lifecycle.startedAt >= last.time) io.out(`cluster ${cluster}: ${describeLifecycle(lifecycle)}`);
     io.out(`cluster ${cluster}: last run ${last.runId.slice(0, 8)} started ${last.time}${how}`);
     io.out('');
     io.out(renderTable(['STAGE', 'STATE', 'TIME', 'NOTE'], [...stageRows.entries()].map(([s, v]) => [s, v.state, v.duration !== undefined ? fmtMs(v.duration) : '', v.reason ?? ''])));
