@@ -342,7 +342,7 @@ export async function startCluster(req: LifecycleRequest & { timeoutS?: number }
       });
       for (const n of order) s.log(`${n.name}: guest agent answered after ${((answered.get(n.vmid) ?? 0) / 1000).toFixed(0)} s`, { node: n.name });
       const deadline = t0 + waitMs;
-      let planes: PlanesCheck = { ok: false, problems: ['not checked yet'] };
+      let planes: PlanesCheck;
       for (;;) {
         planes = await hubPlanes(o.driver, o.plan, s.signal).catch((err: Error) => ({ ok: false, problems: [err.message.split('\n')[0] ?? ''] }));
         if (planes.ok || Date.now() > deadline) break;
@@ -354,7 +354,7 @@ export async function startCluster(req: LifecycleRequest & { timeoutS?: number }
       }
       did.push(`planes back: every peer has a fresh handshake with the hub on ${PLANE_NAMES.join(', ')}`);
       for (const n of etcdMembers(o.plan)) {
-        let h = '';
+        let h: string;
         for (;;) {
           h = await etcdHealth(o.driver, n, s.signal).catch((err: Error) => err.message.split('\n')[0] ?? 'error');
           if (h === 'healthy' || h === 'not-converged' || Date.now() > deadline) break;
@@ -529,7 +529,11 @@ export async function destroyCluster(req: LifecycleRequest & DestroyOptions): Pr
           // Leftovers of an interrupted destroy: run dirs of VMIDs with no VM record any more.
           for (const n of o.plan.nodes) {
             if ((await qemu.status(n.vmid)) !== 'absent') continue;
-            for (const x of qemu.vmPaths(n.vmid)) if (existsSync(x)) (rmSync(x, { recursive: true, force: true }), did.push(x));
+            for (const x of qemu.vmPaths(n.vmid)) {
+              if (!existsSync(x)) continue;
+              rmSync(x, { recursive: true, force: true });
+              did.push(x);
+            }
           }
           for (const x of await qemu.stopNetworkIfIdle(bridgesOf(o.plan))) did.push(x.startsWith('L2 hub') ? `stopped the ${x}` : x);
         }
