@@ -63,6 +63,9 @@ class FakeDriver {
   async status(vmid: number) {
     return this.vms.get(vmid)?.status === 'running' ? 'running' : this.vms.has(vmid) ? 'stopped' : 'absent';
   }
+  async guestPing() {
+    return true;
+  }
   async guestExec(vmid: number) {
     const v = this.vms.get(vmid)!;
     v.status = 'stopped';

@@ -216,6 +216,7 @@ async function shutDown(driver: SubstrateDriver, nodes: readonly { name: string;
     if ((await driver.status(n.vmid, { signal: s.signal })) !== 'running') continue;
     s.node(n.name, 'running', 'shutting down');
     try {
+      if (!(await driver.guestPing(n.vmid, { signal: s.signal }))) throw new SubstrateError('agent-timeout', 'no answer to guest-ping');
       const r = await driver.guestExec(n.vmid, ['systemctl', 'poweroff', '--no-block'], { timeoutS: 30, signal: s.signal });
       if (r.exitCode !== 0) s.log(`${n.name}: systemctl poweroff exited ${r.exitCode}: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}; it is powered off after the timeout`, { node: n.name, stream: 'warn' });
     } catch (err) {
@@ -420,13 +421,14 @@ export async function previewDestroy(req: LifecycleRequest, keepWorkspace: boole
 }
 
 /** Copies what a restore needs out of the workspace before it goes. Returns the folder. */
-function exportTrust(o: Opened, env: NodeJS.ProcessEnv, stamp: string): string {
+function exportTrust(o: Opened, env: NodeJS.ProcessEnv, stamp: string): string | undefined {
+  const names = [WORKSPACE_LAYOUT.bundle, WORKSPACE_LAYOUT.trust, WORKSPACE_LAYOUT.secrets, WORKSPACE_LAYOUT.plan].filter((n) => existsSync(join(o.workspace, n)));
+  if (!names.length) return undefined;
   const dir = join(makePrivateDir(recoveryDir(o.plan.cluster.name, env)), `exported-${stamp}`);
   makePrivateDir(dir);
   const copied: string[] = [];
-  for (const name of [WORKSPACE_LAYOUT.bundle, WORKSPACE_LAYOUT.trust, WORKSPACE_LAYOUT.secrets, WORKSPACE_LAYOUT.plan]) {
+  for (const name of names) {
     const from = join(o.workspace, name);
-    if (!existsSync(from)) continue;
     cpSync(from, join(dir, name), { recursive: true, preserveTimestamps: true, errorOnExist: false, force: true });
     copied.push(name);
   }
@@ -434,7 +436,7 @@ function exportTrust(o: Opened, env: NodeJS.ProcessEnv, stamp: string): string {
     join(dir, 'README.txt'),
     [
       `Exported by kubedos destroy before the workspace of cluster ${o.plan.cluster.name} was removed (${stamp}).`,
-      `${copied.length ? copied.join(', ') : 'nothing (the workspace held no trust material)'}: copied from ${o.workspace}.`,
+      `${copied.join(', ')}: copied from ${o.workspace}.`,
       'bundle/ is the recovery bundle (kubedos verify bundle/); trust/ the CA and hub certificates; secrets/ the',
       'private keys, encrypted to the age identity of the workspace root (it is not removed by destroy).',
       '',
@@ -509,7 +511,7 @@ export async function destroyCluster(req: LifecycleRequest & DestroyOptions): Pr
         };
         if (!req.keepWorkspace && existsSync(o.workspace)) {
           exportedTo = exportTrust(o, req.env, stamp);
-          did.push(`exported the trust material, recovery bundle and plan to ${exportedTo}`);
+          if (exportedTo) did.push(`exported the trust material, recovery bundle and plan to ${exportedTo}`);
         }
         const pending = [...d.destroy];
         while (pending.length) {
