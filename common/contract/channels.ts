@@ -16,6 +16,8 @@ export const REQUEST_CHANNELS = [
   'deploy.acceptHostKey',
   'deploy.review',
   'deploy.run',
+  'lifecycle.preview',
+  'lifecycle.run',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 
