@@ -127,8 +127,15 @@ function open(req: LifecycleRequest, dryRun = false): Opened {
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((res, rej) => {
     if (signal?.aborted) return rej(new SubstrateError('aborted', 'aborted'));
-    const t = setTimeout(res, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), rej(new SubstrateError('aborted', 'aborted'))), { once: true });
+    const onAbort = (): void => {
+      clearTimeout(t);
+      rej(new SubstrateError('aborted', 'aborted'));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      res();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 function logger(s: StageContext): (e: SubstrateEvent) => void {
