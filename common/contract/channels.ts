@@ -17,6 +17,8 @@ export const REQUEST_CHANNELS = [
   'deploy.review',
   'deploy.run',
   'drills.history',
+  'lifecycle.preview',
+  'lifecycle.run',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 

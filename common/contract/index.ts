@@ -2,6 +2,7 @@
 export * from './channels';
 export * from './requests';
 export * from './deploy';
+export * from './lifecycle';
 export * from './events';
 export * from './errors';
 export * from './validate';

@@ -10,6 +10,7 @@ import { Plan } from '../plan/schema';
 import type { RequestChannel } from './channels';
 import { DrillRecord } from '../drills/timeline';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
+import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -94,6 +95,15 @@ export const REQUESTS = {
   'drills.history': {
     request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)') }).strict(),
     result: z.object({ records: z.array(DrillRecord), total: z.number().int().min(0), unreadable: z.number().int().min(0) }),
+  /** What `destroy` would remove from the target and this machine (nothing changes). */
+  'lifecycle.preview': { request: z.object({ target: DeployTarget, text: SpecText, keepWorkspace: z.boolean().optional() }).strict(), result: DestroyPreview },
+  /**
+   * Stop, start or destroy the spec's cluster; events stream on pipeline.events, the reply comes
+   * when it ends. destroy needs allowDestroy: true (the workbench asks for a confirmation first).
+   */
+  'lifecycle.run': {
+    request: z.object({ action: LifecycleAction, target: DeployTarget, text: SpecText, allowDestroy: z.boolean().optional(), keepWorkspace: z.boolean().optional() }).strict(),
+    result: LifecycleOutcome,
   },
 } as const satisfies Record<RequestChannel, { request: z.ZodType; result: z.ZodType }>;
 

@@ -10,6 +10,18 @@ export const StageStatus = z.object({
   reason: z.string().optional().describe('Why it failed or was skipped.'),
 });
 
+/** The last stop / start / destroy of the cluster (main/lifecycle/record.ts reads it from the journal). */
+export const LifecycleStatus = z
+  .object({
+    action: z.enum(['stop', 'start', 'destroy']),
+    runId: z.string(),
+    startedAt: z.string(),
+    finishedAt: z.string().optional().describe('Absent when it was interrupted.'),
+    ok: z.boolean(),
+    failure: z.string().optional(),
+  })
+  .strict();
+
 export const ClusterStatus = z
   .object({
     cluster: z.string(),
@@ -24,6 +36,7 @@ export const ClusterStatus = z
     nodes: z.record(z.string(), z.string()).describe('Per node: the last stage that reported on it and what it said.'),
     failures: z.array(FailureDetail),
     converged: z.array(z.string()).describe('Stages a rerun skips because their inputs did not change.'),
+    lifecycle: LifecycleStatus.optional().describe('The last stop, start or destroy, when there was one.'),
   })
   .strict();
 export type ClusterStatus = z.infer<typeof ClusterStatus>;

@@ -14,41 +14,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
-import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { parseSpec } from '../../common/spec/index';
 import type { ProxmoxSshDriver } from '../../main/substrate/proxmox-ssh';
 import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { startProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { dropLabBulk } from '../lab-output';
 import { standInDriver } from '../substrate/helpers';
-import { deployEnv, kubedosAsync, outcomes, REPO, requireRoot, writeSpec } from './env';
+import { deployEnv, kubedosAsync, outcomes, REPO, requireRoot, standinSpecText, writeSpec } from './env';
 
 const OUT = join(REPO, 'e2e/output/deploy-standin');
 const WS = join(OUT, 'workspace');
 const STAGES = ['validate', 'plan', 'build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal'];
 const ip = (a: string) => a.replace(/\/\d+$/, '');
-
-/** lab-3 with `spec.substrate` switched to proxmox, naming exactly the stand-in's node, storages and bridges. */
-function standinSpecText(standin: ProxmoxStandIn): string {
-  const s = standin.settings();
-  const qemuBlock = ['  substrate:', '    type: qemu', '    qemu:', '      accel: auto', '      storagePools:', '        - name: local', '          type: dir', '      bridges:', '        - name: kubedos0', ''].join('\n');
-  const proxmoxBlock = [
-    '  substrate:',
-    '    type: proxmox',
-    '    proxmox:',
-    '      clusterName: standin',
-    `      node: ${s.node}`,
-    '      host: pve-standin',
-    '      storagePools:',
-    ...Object.entries(s.storages).flatMap(([name, st]) => [`        - name: ${name}`, `          type: ${st.type}`]),
-    `      isoStorage: ${Object.keys(s.storages).find((n) => s.storages[n]?.content.includes('iso'))}`,
-    '      bridges:',
-    ...s.bridges.map((b) => `        - name: ${b}`),
-    '',
-  ].join('\n');
-  const text = TEMPLATES['lab-3'].text;
-  if (!text.includes(qemuBlock)) throw new Error('the lab-3 template\'s substrate block changed: update standinSpecText');
-  return text.replace(qemuBlock, proxmoxBlock);
-}
 
 let standin: ProxmoxStandIn;
 let driver: ProxmoxSshDriver;

@@ -7,7 +7,7 @@
 // Prometheus on wg2, handshakes on every plane) and a second deploy must report every stage
 // unchanged without running Ansible; a file changed by hand on one node is then repaired by a
 // converge of that node only.
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
@@ -131,4 +131,81 @@ print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)
     expect(outcomes(r.stdout).converge).toMatch(/^changed \(\d+\)$/);
     expect((await inGuest('w-1', ['sha256sum', f])).stdout).toBe(before);
   }, 31 * 60_000);
+
+  // Cluster lifecycle: stop → start (planes and etcd back) → destroy with a foreign VM planted
+  // inside the VMID range → nothing of lab-3 left. The start step boots three TCG guests again
+  // (several minutes): CI runs stop and destroy; `npm run test:deploy:lifecycle` adds start.
+  it('kubedos stop: every VM shuts down through its guest agent, the hub last; no L2 hub process stays', async () => {
+    const hubs = [...new Set(p.nodes.flatMap((n) => n.vm.nics.map((x) => driver.hubSocket(x.bridge))))];
+    const r = await kubedosAsync(['stop', spec], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'stop.log'), timeoutMs: 10 * 60_000 });
+    console.log(`[bench] kubedos stop of lab-3: ${(r.ms / 1000).toFixed(0)} s`);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const shut = [...r.stdout.matchAll(/^ {2}(\S+) \(VMID \d+\) shut down$/gm)].map((m) => m[1]);
+    expect(shut).toEqual(['w-1', 'cp-1', 'master']);
+    for (const n of p.nodes) expect(await driver.status(n.vmid), n.name).toBe('stopped');
+    for (const h of hubs) expect(processesMentioning(h), h).toEqual([]);
+    const st = await kubedosAsync(['status', spec], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'status-stopped.log'), timeoutMs: 60_000 });
+    expect(st.stdout).toMatch(/cluster lab-3: stopped at \d{4}-/);
+  }, 11 * 60_000);
+
+  it.runIf(process.env.KUBEDOS_LAB_START === '1')('kubedos start: the hub first; the planes are back (fresh handshakes on wg1..wg3) and etcd is healthy', async () => {
+    const r = await kubedosAsync(['start', spec], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'start.log'), timeoutMs: 25 * 60_000 });
+    console.log(`[bench] kubedos start of lab-3 (agents, planes, etcd back): ${(r.ms / 1000).toFixed(0)} s`);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const started = [...r.stdout.matchAll(/^ {2}(\S+) \(VMID \d+\) started$/gm)].map((m) => m[1]);
+    expect(started).toEqual(['master', 'cp-1', 'w-1']);
+    expect(r.stdout).toMatch(/planes back: every peer has a fresh handshake with the hub on wg1, wg2, wg3/);
+    expect(r.stdout).toMatch(/etcd healthy on cp-1/);
+    // Checked again from inside, the way the deploy checks were.
+    const st = JSON.parse((await inGuest('master', ['/usr/lib/kubedos/backplane/kubedos-planes', 'status'])).stdout);
+    for (const plane of ['wg1', 'wg2', 'wg3']) expect(st.planes[plane].peers.filter((x: { latestHandshake: number }) => x.latestHandshake > 0), plane).toHaveLength(2);
+    const wg3 = ip(node('cp-1').planes.wg3.address);
+    const health = await inGuest('cp-1', ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key', 'endpoint', 'health']);
+    expect(health.stdout + health.stderr).toMatch(/is healthy/);
+  }, 26 * 60_000);
+
+  it('kubedos destroy --allow-destroy: a foreign VM inside the VMID range survives; nothing of lab-3 is left', async () => {
+    const stateDir = join(WS, 'clusters/lab-3/vms');
+    const theirs = new QemuLocalDriver({ stateDir, ownership: { tags: ['kubedos', 'cluster-other'], vmidRange: p.substrate.vmidRange } });
+    const foreign = p.substrate.vmidRange.end;
+    const m = node('master').vm;
+    await theirs.create({ ...m, vmid: foreign, name: 'stranger', memoryMiB: 256, balloon: 0, tags: ['cluster-other', 'kubedos'], nics: m.nics.map((x) => ({ ...x, mac: '52:54:00:AA:BB:01' })) }, undefined);
+    const paths = [...p.nodes.flatMap((n) => driver.vmPaths(n.vmid)), ...new Set(p.nodes.flatMap((n) => n.vm.nics.map((x) => driver.hubSocket(x.bridge))))];
+    const r = await kubedosAsync(['destroy', spec, '--allow-destroy'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'destroy.log'), timeoutMs: 10 * 60_000 });
+    console.log(`[bench] kubedos destroy of lab-3: ${(r.ms / 1000).toFixed(0)} s`);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`left alone: VM ${foreign} "stranger"`));
+    expect(await theirs.status(foreign)).toBe('stopped');
+    for (const n of p.nodes) {
+      expect(await driver.status(n.vmid), n.name).toBe('absent');
+      expect(processesMentioning(driver.vmDir(n.vmid)), n.name).toEqual([]);
+    }
+    for (const x of paths) expect(existsSync(x), x).toBe(false);
+    // Of the cluster's workspace only the foreign VM's folder (and what it may boot from) is left.
+    expect(readdirSync(join(WS, 'clusters/lab-3'))).toEqual(['vms']);
+    expect(readdirSync(join(stateDir, 'vms'))).toEqual([String(foreign)]);
+    const rec = join(WS, 'recovery/lab-3');
+    const exported = readdirSync(rec).filter((f) => f.startsWith('exported-'));
+    expect(exported).toHaveLength(1);
+    expect(readdirSync(join(rec, exported[0]!)).sort()).toEqual(['README.txt', 'bundle', 'plan.json', 'secrets', 'trust']);
+    const st = await kubedosAsync(['status', spec], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'status-destroyed.log'), timeoutMs: 60_000 });
+    expect(st.stdout).toMatch(/cluster lab-3: destroyed at \d{4}-/);
+    await theirs.destroy(foreign, { allowDestroy: true });
+    expect(processesMentioning(join(WS, 'clusters/lab-3'))).toEqual([]);
+    for (const x of paths) expect(processesMentioning(x), x).toEqual([]);
+  }, 11 * 60_000);
 });
+
+/** Every process whose command line mentions `needle`. */
+function processesMentioning(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(needle) && Number(pid) !== process.pid) out.push(`${pid}: ${cmd.slice(0, 200)}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}

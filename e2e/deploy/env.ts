@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TEMPLATES } from '../../common/spec/index';
+import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { offerSharedBuildInputs, sharedBuildEnv, takeSharedBuildInputs } from '../shared-build';
 
 export const REPO = resolve(__dirname, '../..');
@@ -73,4 +74,27 @@ export function outcomes(stdout: string): Record<string, string> {
     const i = p.indexOf(' ');
     return [p.slice(0, i), p.slice(i + 1)];
   }));
+}
+
+/** lab-3 with `spec.substrate` switched to proxmox, naming exactly the stand-in's node, storages and bridges. */
+export function standinSpecText(standin: ProxmoxStandIn): string {
+  const s = standin.settings();
+  const qemuBlock = ['  substrate:', '    type: qemu', '    qemu:', '      accel: auto', '      storagePools:', '        - name: local', '          type: dir', '      bridges:', '        - name: kubedos0', ''].join('\n');
+  const proxmoxBlock = [
+    '  substrate:',
+    '    type: proxmox',
+    '    proxmox:',
+    '      clusterName: standin',
+    `      node: ${s.node}`,
+    '      host: pve-standin',
+    '      storagePools:',
+    ...Object.entries(s.storages).flatMap(([name, st]) => [`        - name: ${name}`, `          type: ${st.type}`]),
+    `      isoStorage: ${Object.keys(s.storages).find((n) => s.storages[n]?.content.includes('iso'))}`,
+    '      bridges:',
+    ...s.bridges.map((b) => `        - name: ${b}`),
+    '',
+  ].join('\n');
+  const text = TEMPLATES['lab-3'].text;
+  if (!text.includes(qemuBlock)) throw new Error('the lab-3 template\'s substrate block changed: update standinSpecText');
+  return text.replace(qemuBlock, proxmoxBlock);
 }

@@ -19,6 +19,8 @@ import type { DeployEnvironment } from '../deploy/service';
 import { analyse, DeployRequestError, DeployService } from '../deploy/service';
 import type { Handlers } from './dispatch';
 import { EventBatcher } from './event-batcher';
+import type { LifecycleBinding } from './lifecycle';
+import { lifecyclePreview, lifecycleRun } from './lifecycle';
 import { SpecAccessError, SpecFiles } from './spec-files';
 import { listSshHosts } from './ssh-hosts';
 
@@ -80,6 +82,29 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
   };
   const deploy = new DeployService(deployEnv);
   const bounded = (): AbortSignal => AbortSignal.timeout(DEPLOY_CHECK_TIMEOUT_MS);
+  const lifecycle: LifecycleBinding = {
+    env,
+    sshConfigPath: deployEnv.sshConfigPath,
+    knownHostsPath: deployEnv.knownHostsPath,
+    bounded,
+    // A stop/start/destroy is a run like a deploy: its events on pipeline.events, cancellable by run id.
+    track: () => {
+      const controller = new AbortController();
+      const batcher = new EventBatcher((events) => emit('pipeline.events', events));
+      const record: RunRecord = { controller, done: Promise.resolve() };
+      return {
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'run') runs.set(e.runId, { ...record, runId: e.runId });
+          batcher.push(e);
+        },
+        end: () => {
+          batcher.flush();
+          for (const [id, r] of runs) if (r.controller === controller) runs.delete(id);
+        },
+      };
+    },
+  };
 
   const handlers: Handlers = {
     'app.info': () => ({
@@ -139,6 +164,8 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       return deploy.checkTarget(target, text, { accept: fingerprint, signal: bounded() });
     },
     'deploy.review': ({ target, text }) => deploy.review(target, text, bounded()),
+    'lifecycle.preview': (r) => lifecyclePreview(lifecycle, r),
+    'lifecycle.run': (r) => lifecycleRun(lifecycle, r),
     'deploy.run': async ({ target, text, path, allowDestroy, force }) => {
       const { spec } = analyse(text);
       const workspace = clusterWorkspace(spec.metadata.name, env);

@@ -92,7 +92,8 @@ export class QemuLocalDriver implements SubstrateDriver {
     if (dir.length + 16 < 100) return dir;
     return join(privateRuntimeDir(), `run-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`);
   }
-  private hubSocket(bridge: string): string {
+  /** The L2 hub socket of a bridge (its pid file is `${socket}.pid`). */
+  hubSocket(bridge: string): string {
     const p = join(this.options.stateDir, 'net', `${v.bridgeName(bridge)}.sock`);
     return p.length < 100 ? p : join(privateRuntimeDir(), `l2-${createHash('sha256').update(p).digest('hex').slice(0, 12)}.sock`);
   }
@@ -405,7 +406,12 @@ export class QemuLocalDriver implements SubstrateDriver {
   async stop(vmid: number, op: OpOptions = {}): Promise<void> {
     const rec = this.requireOwned(vmid, 'stop');
     const pid = this.qemuPid(vmid);
-    if (!pid) return;
+    if (!pid) {
+      // QEMU is gone (the guest powered off): its swtpm exits with it, unless QEMU never connected.
+      const tpm = this.pidAlive(join(this.runDir(vmid), 'swtpm.pid'), 'swtpm');
+      if (tpm) process.kill(tpm, 'SIGTERM');
+      return;
+    }
     op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'stopping' });
     await qmpCommand(join(this.runDir(vmid), 'qmp.sock'), 'quit').catch(() => undefined);
     for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100));
@@ -419,25 +425,61 @@ export class QemuLocalDriver implements SubstrateDriver {
     v.vmid(vmid);
     if (!op.allowDestroy) throw new SubstrateError('destroy-refused', `refusing to destroy VM ${vmid}: destroying needs allowDestroy`, { hint: 'rerun with --allow-destroy if you mean it' });
     const rec = this.requireOwned(vmid, 'destroy');
+    const bridges = rec.shape.nics.map((n) => n.bridge);
     await this.stop(vmid, op);
     op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'destroying' });
     rmSync(this.vmDir(vmid), { recursive: true, force: true });
     rmSync(this.runDir(vmid), { recursive: true, force: true });
     op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'destroyed' });
     // The last VM gone: its L2 hubs would otherwise outlive the cluster (started again on demand).
-    await this.stopNetworkIfIdle();
+    await this.stopNetworkIfIdle(bridges);
   }
 
-  /** Stops the L2 hubs when no VM of this state dir runs any more. */
-  async stopNetworkIfIdle(): Promise<void> {
+  /**
+   * Stops the L2 hubs when no VM of this state dir runs any more: the hubs found in the state
+   * dir's net/ and those of `bridges` (plus every bridge a VM record still names), whose socket
+   * may live in the private runtime dir when the state dir's path is long.
+   */
+  async stopNetworkIfIdle(bridges: readonly string[] = []): Promise<string[]> {
     const inv = await this.inventory();
-    if (inv.vms.some((x) => x.status === 'running')) return;
+    if (inv.vms.some((x) => x.status === 'running')) return [];
+    const known = new Set(bridges);
+    for (const vm of inv.vms) for (const n of this.readRecord(vm.vmid)?.shape.nics ?? []) known.add(n.bridge);
+    return this.stopNetwork([...known]);
+  }
+
+  /**
+   * Stops the L2 hub processes of these bridges (and any hub whose pid file is in the state dir's
+   * net/), waits for them to exit and removes their sockets and pid files. Returns what it stopped
+   * or removed. Only processes of this user running l2-hub.mjs for that very socket are signalled.
+   */
+  async stopNetwork(bridges: readonly string[]): Promise<string[]> {
     const net = join(this.options.stateDir, 'net');
-    const pidFiles = existsSync(net) ? readdirSync(net).filter((f) => f.endsWith('.pid')).map((f) => join(net, f)) : [];
-    for (const f of pidFiles) {
-      const pid = this.pidAlive(f, 'l2-hub.mjs');
-      if (pid) process.kill(pid, 'SIGTERM');
+    const socks = new Set(bridges.map((b) => this.hubSocket(b)));
+    if (existsSync(net)) for (const f of readdirSync(net)) if (f.endsWith('.sock') || f.endsWith('.sock.pid')) socks.add(join(net, f.replace(/\.pid$/, '')));
+    const done: string[] = [];
+    for (const sock of [...socks].sort()) {
+      const pidFile = `${sock}.pid`;
+      const pid = this.pidAlive(pidFile, sock) && this.pidAlive(pidFile, 'l2-hub.mjs');
+      if (pid) {
+        process.kill(pid, 'SIGTERM');
+        for (let i = 0; i < 50 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100));
+        if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+        done.push(`L2 hub process ${pid} (${sock})`);
+      }
+      for (const f of [sock, pidFile]) {
+        if (existsSync(f)) {
+          rmSync(f, { force: true });
+          if (!pid) done.push(f);
+        }
+      }
     }
+    return done;
+  }
+
+  /** Every path a VM of this driver uses: its state directory and its run directory (sockets, pid files). */
+  vmPaths(vmid: number): string[] {
+    return [...new Set([this.vmDir(vmid), this.runDir(vmid)])];
   }
 
   async status(vmid: number): Promise<'running' | 'stopped' | 'absent'> {

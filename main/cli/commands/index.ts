@@ -9,6 +9,7 @@ import { doctorCommand } from './doctor';
 import { drillCommand } from './drill';
 import { healCommand } from './heal';
 import { initCommand } from './init';
+import { destroyCommand, startCommand, stopCommand } from './lifecycle';
 import { planCommand } from './plan';
 import { provisionCommand } from './provision';
 import { schemaCommand } from './schema';
@@ -29,6 +30,9 @@ export const COMMANDS: CliCommand[] = [
   cacheCommand,
   usbCommand,
   deployCommand,
+  stopCommand,
+  startCommand,
+  destroyCommand,
   statusCommand,
   drillCommand,
   healCommand,

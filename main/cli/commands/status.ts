@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeLifecycle, lastLifecycle, lastDeployRun, recoveryDir } from '../../lifecycle/record';
 import { foldRun } from '../../../common/pipeline/fold';
 import type { StageState } from '../../../common/pipeline/events';
 import { ClusterStatus } from '../../../common/pipeline/status';
@@ -33,11 +35,21 @@ export const statusCommand: CliCommand = {
     }
     const journalPath = join(clusterWorkspace(cluster, io.env), WORKSPACE_LAYOUT.journal);
     const events = readJournal(journalPath);
-    // The last run, read the way the progress display and the workbench read it.
-    const run = foldRun(events);
+    // A destroy that removed the workspace journaled into the cluster's recovery folder.
+    const recoveryJournal = join(recoveryDir(cluster, io.env), WORKSPACE_LAYOUT.journal);
+    const destroyed = existsSync(journalPath) ? undefined : lastLifecycle(readJournal(recoveryJournal));
+    if (destroyed) {
+      if (values.json) io.out(JSON.stringify(ClusterStatus.parse({ cluster, journal: recoveryJournal, deployed: false, finished: false, stages: {}, nodes: {}, failures: [], converged: [], lifecycle: destroyed }), null, 2));
+      else io.out(`cluster ${cluster}: ${describeLifecycle(destroyed)} (journal ${recoveryJournal}; the exported trust material is beside it)`);
+      return 0;
+    }
+    const lifecycle = lastLifecycle(events);
+    // The last deploy, read the way the progress display and the workbench read it.
+    const deployRun = lastDeployRun(events);
+    const run = foldRun(deployRun ? events : [], undefined, deployRun ? { onlyRun: deployRun } : {});
     if (!run.runId) {
-      if (values.json) io.out(JSON.stringify(ClusterStatus.parse({ cluster, journal: journalPath, deployed: false, finished: false, stages: {}, nodes: {}, failures: [], converged: [] }), null, 2));
-      else io.out(`no deploy recorded for ${cluster} (${journalPath}); deploy it with: kubedos deploy SPEC`);
+      if (values.json) io.out(JSON.stringify(ClusterStatus.parse({ cluster, journal: journalPath, deployed: false, finished: false, stages: {}, nodes: {}, failures: [], converged: [], ...(lifecycle ? { lifecycle } : {}) }), null, 2));
+      else io.out(lifecycle ? `cluster ${cluster}: ${describeLifecycle(lifecycle)}; no deploy recorded since (${journalPath})` : `no deploy recorded for ${cluster} (${journalPath}); deploy it with: kubedos deploy SPEC`);
       return 1;
     }
     const stageRows = new Map<string, { state: string; duration?: number; reason?: string }>(
@@ -66,11 +78,13 @@ export const statusCommand: CliCommand = {
         nodes: Object.fromEntries(nodes),
         failures,
         converged: [...converged.keys()],
+        ...(lifecycle ? { lifecycle } : {}),
       };
       io.out(JSON.stringify(ClusterStatus.parse(status), null, 2));
       return 0;
     }
     const how = done ? `, finished in ${fmtMs(done.durationMs)}` : running ? `, running now (pid ${running.pid}, ${running.by})` : ', did not finish (crash or Ctrl-C): run deploy again to resume';
+    if (lifecycle && lifecycle.startedAt >= last.time) io.out(`cluster ${cluster}: ${describeLifecycle(lifecycle)}`);
     io.out(`cluster ${cluster}: last run ${last.runId.slice(0, 8)} started ${last.time}${how}`);
     io.out('');
     io.out(renderTable(['STAGE', 'STATE', 'TIME', 'NOTE'], [...stageRows.entries()].map(([s, v]) => [s, v.state, v.duration !== undefined ? fmtMs(v.duration) : '', v.reason ?? ''])));

@@ -5,6 +5,7 @@ import { IconArrowLeft, IconArrowRight } from '@tabler/icons-react';
 import { useStore } from 'zustand';
 import { analysisStore } from '../analysis/store';
 import { specStore } from '../spec/store';
+import { ClusterActions } from './ClusterActions';
 import { BuildStep, DeployStep } from './RunSteps';
 import { ReviewStep } from './ReviewStep';
 import { NetworkStep, TemplateStep } from './SpecSteps';
@@ -33,6 +34,7 @@ export function DeployWizard() {
         <Title order={4} mb="sm">
           Deploy a cluster
         </Title>
+        <ClusterActions />
         <Stepper active={s.step} onStepClick={(i) => canGoTo(i) && s.set({ step: i })} size="sm" mb="md" allowNextStepsSelect={false}>
           {STEPS.map((st, i) => (
             <Stepper.Step key={st.label} label={st.label} description={st.description} data-testid={`wizard-step-${WIZARD_STEPS[i]}`} />
