@@ -95,6 +95,7 @@ export const REQUESTS = {
   'drills.history': {
     request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)') }).strict(),
     result: z.object({ records: z.array(DrillRecord), total: z.number().int().min(0), unreadable: z.number().int().min(0) }),
+  },
   /** What `destroy` would remove from the target and this machine (nothing changes). */
   'lifecycle.preview': { request: z.object({ target: DeployTarget, text: SpecText, keepWorkspace: z.boolean().optional() }).strict(), result: DestroyPreview },
   /**
