@@ -24,6 +24,7 @@ import type { GuestCall, PlanNode } from './guest';
 import { eachNode, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
 import { clusterTrust } from './trust';
+import { saltDiscoveryGateCommand } from '../converge/salt-gate';
 import type { NodeProbe } from './converge-state';
 import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
 import { plural } from '../../common/text/plural';
@@ -281,7 +282,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       if (spec.spec.orchestration.salt.enabled) {
         const salt = await guestRun(hubG, ['salt-run', '--version'], { okCodes: [0, 127, 1, 2], what: 'salt-run --version' }).catch(() => undefined);
         if (salt && salt.exitCode === 0) {
-          await guestRun(hubG, ['salt-run', 'state.orchestrate', 'kubedos.orch.discovery'], { timeoutS: 900, what: 'Salt discovery gate', hint: 'see /var/log/salt/master on the master' });
+          await guestRun(hubG, saltDiscoveryGateCommand(), { timeoutS: 900, what: 'Salt discovery gate', hint: 'see /var/log/salt/master on the master' });
           notes.push('Salt discovery gate passed');
         } else {
           notes.push('Salt enabled in the spec but salt-master is not in the darksite: discovery gate not run');
