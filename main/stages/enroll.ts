@@ -10,12 +10,9 @@ import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { agentEnrollmentFiles, hubEnrollmentFiles, issueEnrollmentToken } from '../trust/index';
 import type { NodeFile } from '../trust/index';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
 import type { SubstrateDriver } from '../substrate/driver';
-import { WORKSPACE_LAYOUT } from '../workspace';
 import type { DeployContext } from './context';
 import { deployStage, EnrollOutput } from './context';
 import type { GuestCall, PlanNode } from './guest';
@@ -23,7 +20,7 @@ import { eachNode, guestJson, guestReadMaybe, guestRun, guestWrite, tail } from 
 import { sleep } from '../pipeline/sleep';
 import { planesStatus } from './firstboot';
 import { HANDSHAKE_FRESH_S, PLANE_NAMES, staleHandshakes } from './backplanes';
-import { clusterTrust, TRUST_FILES } from './trust';
+import { clusterTrust } from './trust';
 
 const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
 const AGENT_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-agent';
@@ -77,10 +74,6 @@ async function hubView(driver: SubstrateDriver, plan: Plan, signal: AbortSignal)
   return enrollDrift(plan, st, await planesStatus(g), Math.floor(Date.now() / 1000));
 }
 
-const readPin = (workspace: string): string | null => {
-  const p = join(workspace, WORKSPACE_LAYOUT.trust, TRUST_FILES.pin);
-  return existsSync(p) ? readFileSync(p, 'utf8').trim() : null;
-};
 
 export function enrollStage(ctx: DeployContext): StageDefinition {
   return deployStage({
@@ -89,7 +82,10 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
     needs: ['backplanes'],
     reads: ['validate', 'plan', 'backplanes'],
     rerun: 'safe-rerun',
-    inputs: ({ plan, backplanes }) => ({ plan: sha256Hex(plan.json), keys: backplanes.wgPublicKeys, hubPin: readPin(ctx.workspace) }),
+    // The hub pin comes from the cluster's trust material, made here when it does not exist yet
+    // (idempotent, as the stage would): an input read before its first creation would differ on
+    // the next run and enroll once more for nothing.
+    inputs: async ({ plan, backplanes }) => ({ plan: sha256Hex(plan.json), keys: backplanes.wgPublicKeys, hubPin: (await clusterTrust(ctx.workspace, plan.plan, ctx.env)).hubTls.fingerprint }),
     output: EnrollOutput,
     // On the hub: every spoke on the roster, no window open, a fresh peer per spoke on each plane.
     async probe(p, { validate, plan }) {

@@ -131,10 +131,13 @@ async function payloadDrift(build: BuildReport, g: GuestCall): Promise<string | 
 /** The one command the probe runs per node: its first-boot record and its SSH host key. */
 const FACTS_PROBE = ['sh', '-c', `cat ${FIRSTBOOT_MARKER} && echo && cat /etc/ssh/ssh_host_ed25519_key.pub`];
 
-/** Pure: how a node's probe output differs from the facts recorded at its first boot ([] = same). */
+/** Pure: how a node's probe output differs from the facts recorded at its first boot ([] = same).
+ * The output is the marker (JSON, with or without a final newline) and then the host key line. */
 export function factsDrift(recorded: NodeFacts | undefined, probeStdout: string): string[] {
   if (!recorded) return ['no facts were recorded for it'];
-  const [marker = '', key = ''] = probeStdout.trim().split('\n');
+  const lines = probeStdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  const marker = lines.find((l) => l.startsWith('{')) ?? '';
+  const key = lines.find((l) => l.startsWith('ssh-')) ?? '';
   const out: string[] = [];
   try {
     const rec = JSON.parse(marker) as NonNullable<NodeFacts['firstboot']>;
