@@ -7,7 +7,7 @@
 // Prometheus on wg2, handshakes on every plane) and a second deploy must report every stage
 // unchanged without running Ansible; a file changed by hand on one node is then repaired by a
 // converge of that node only.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
@@ -17,6 +17,7 @@ import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
 import { dropLabBulk } from '../lab-output';
 import { DEPLOY_LAB, deployEnv, kubedosAsync, outcomes, requireRoot, writeSpec } from './env';
+import { processesMentioning } from '../processes';
 
 const WS = join(DEPLOY_LAB, 'workspace');
 const STAGES = ['validate', 'plan', 'build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal'];
@@ -195,17 +196,3 @@ print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)
     for (const x of paths) expect(processesMentioning(x), x).toEqual([]);
   }, 11 * 60_000);
 });
-
-/** Every process whose command line mentions `needle`. */
-function processesMentioning(needle: string): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(needle) && Number(pid) !== process.pid) out.push(`${pid}: ${cmd.slice(0, 200)}`);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}

@@ -18,6 +18,7 @@ import type { Plan } from '../../common/plan/schema';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { ownershipTags } from '../../main/substrate/provision';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
+import { processesMentioning } from '../processes';
 
 const REPO = resolve(__dirname, '../..');
 let root: string;
@@ -36,19 +37,6 @@ function kubedos(args: string[]): { status: number | null; out: string } {
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-/** Every process whose command line mentions `needle`. */
-function processesMentioning(needle: string): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(needle) && Number(pid) !== process.pid) out.push(`${pid}: ${cmd.slice(0, 200)}`);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];

@@ -7,7 +7,7 @@
 //     (stand-in stopped) a destroy says it removed nothing.
 //  2. On qemu-local: deploy lab-3 → destroy → nothing of lab-3 left → deploy the same spec again:
 //     green, every stage ran (the journal started clean), etcd healthy.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
@@ -21,23 +21,11 @@ import { startProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { deployEnv, kubedosAsync, outcomes, REPO, requireRoot, standinSpecText, writeSpec } from '../deploy/env';
 import { dropLabBulk } from '../lab-output';
 import { standInDriver } from '../substrate/helpers';
+import { processesMentioning } from '../processes';
 
 const OUT = join(REPO, 'e2e/output/lifecycle-slow');
 const STAGES = ['validate', 'plan', 'build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal'];
 
-/** Every process whose command line mentions `needle`. */
-function processesMentioning(needle: string): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(needle) && Number(pid) !== process.pid) out.push(`${pid}: ${cmd.slice(0, 200)}`);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 describe('lifecycle through the Proxmox stand-in (real SSH, blank VMs, a foreign VM in the range)', () => {
   const WS = join(OUT, 'standin-workspace');
