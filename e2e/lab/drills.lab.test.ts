@@ -11,8 +11,8 @@ import type { DrillRecord } from '../../common/drills/timeline';
 import { renderDrillHistory, renderDrillRecord } from '../../common/drills/timeline';
 import { parseSpec } from '../../common/spec/index';
 import type { ClusterSpec } from '../../common/spec/schema';
-import { drillId, observeHealth, runDrill, runHeal } from '../../main/drills/engine';
-import { readDrillHistory, saveDrillRecord } from '../../main/drills/history';
+import { drillId, observeHealth, runDrill, runHeal, specDrillSettings } from '../../main/drills/engine';
+import { readDrillHistory } from '../../main/drills/history';
 import { LabDrillTarget } from '../../main/drills/lab-target';
 import { labDrillPlan, labDrillSpec } from './specs';
 
@@ -44,10 +44,8 @@ describe('drills in the namespace lab (3-member etcd on wg3)', () => {
       spec,
       scenario,
       node,
-      thresholds: detectThresholds(spec.spec.selfHealing),
-      thresholdsSource: 'spec selfHealing.detect',
+      ...specDrillSettings(spec, env),
       id: drillId(new Date(), scenario, node),
-      store: (r) => saveDrillRecord(r, env),
       nextOnInterrupt: 'rerun the drill',
       phaseTimeoutMs: 90_000,
       log: (l) => console.log(`[${scenario} ${node}] ${l}`),
@@ -110,10 +108,8 @@ describe('drills in the namespace lab (3-member etcd on wg3)', () => {
     const res = await runHeal({
       target,
       spec,
-      thresholds: detectThresholds(spec.spec.selfHealing),
-      thresholdsSource: 'spec selfHealing.detect',
+      ...specDrillSettings(spec, env),
       idFor: (s, n) => drillId(new Date(), `heal-${s}`, n),
-      store: (r) => saveDrillRecord(r, env),
       nextOnInterrupt: 'kubedos heal',
       phaseTimeoutMs: 90_000,
     });

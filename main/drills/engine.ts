@@ -4,11 +4,12 @@
 import type { ScenarioName } from '../../common/drills/catalogue';
 import { guardDrill, recoveryTarget } from '../../common/drills/catalogue';
 import type { DetectThresholds, HealthReport } from '../../common/drills/health';
-import { evaluateHealth } from '../../common/drills/health';
+import { detectThresholds, evaluateHealth } from '../../common/drills/health';
 import type { DrillPhase, DrillRecord, PhaseRecord } from '../../common/drills/timeline';
 import { emptyPhases, mttrOf } from '../../common/drills/timeline';
 import type { ClusterSpec } from '../../common/spec/schema';
 import { CommandError } from '../exec/runner';
+import { saveDrillRecord } from './history';
 import { recordingShell } from './shell';
 import type { DrillTarget, ScenarioOps } from './target';
 
@@ -33,6 +34,11 @@ export interface DrillOptions {
   phaseTimeoutMs?: number;
   /** Heal mode (`kubedos heal`): the fault is already there; no inject, and the guard only checks the target. */
   heal?: boolean;
+}
+
+/** A drill's settings from the spec: its selfHealing.detect thresholds, and records kept in the workspace's history. */
+export function specDrillSettings(spec: ClusterSpec, env: NodeJS.ProcessEnv): Pick<DrillOptions, 'thresholds' | 'thresholdsSource' | 'store'> {
+  return { thresholds: detectThresholds(spec.spec.selfHealing), thresholdsSource: 'spec selfHealing.detect', store: (r) => saveDrillRecord(r, env) };
 }
 
 export class DrillInterrupted extends Error {}

@@ -2,12 +2,11 @@
 // thin over main/drills (engine, lab target, history).
 import type { GuardNode } from '../../../common/drills/catalogue';
 import { CATALOGUE, guardDrill, isScenario, SCENARIOS, scenarioOfDrillName } from '../../../common/drills/catalogue';
-import { detectThresholds } from '../../../common/drills/health';
 import { renderDrillHistory, renderDrillRecord } from '../../../common/drills/timeline';
 import { plan } from '../../../common/plan/index';
 import type { Plan } from '../../../common/plan/index';
-import { drillId, runDrill } from '../../drills/engine';
-import { readDrillHistory, saveDrillRecord } from '../../drills/history';
+import { drillId, runDrill, specDrillSettings } from '../../drills/engine';
+import { readDrillHistory } from '../../drills/history';
 import { etcdMembersOf, LAB_SCENARIOS, LabDrillTarget } from '../../drills/lab-target';
 import { requireRoot } from '../../lab/harness';
 import type { CliCommand, CliIo } from '../command';
@@ -133,10 +132,8 @@ export const drillCommand: CliCommand = {
         spec,
         scenario,
         node,
-        thresholds: detectThresholds(spec.spec.selfHealing),
-        thresholdsSource: 'spec selfHealing.detect',
+        ...specDrillSettings(spec, io.env),
         id: drillId(new Date(), scenario, node),
-        store: (rec) => saveDrillRecord(rec, io.env),
         nextOnInterrupt: LAB_NEXT,
         signal: io.signal,
         log: (l) => io.err(l),

@@ -1,10 +1,9 @@
 // `kubedos heal SPEC --lab`: look at the cluster now, repair every unhealthy node with the drill
 // phases (inject skipped), record each repair. Thin over main/drills/engine.ts runHeal.
-import { detectThresholds, renderHealthReport } from '../../../common/drills/health';
+import { renderHealthReport } from '../../../common/drills/health';
 import { renderDrillRecord } from '../../../common/drills/timeline';
 import { plan } from '../../../common/plan/index';
-import { drillId, runHeal } from '../../drills/engine';
-import { saveDrillRecord } from '../../drills/history';
+import { drillId, runHeal, specDrillSettings } from '../../drills/engine';
 import { LabDrillTarget } from '../../drills/lab-target';
 import { requireRoot } from '../../lab/harness';
 import type { CliCommand } from '../command';
@@ -53,10 +52,8 @@ export const healCommand: CliCommand = {
       const res = await runHeal({
         target,
         spec,
-        thresholds: detectThresholds(spec.spec.selfHealing),
-        thresholdsSource: 'spec selfHealing.detect',
+        ...specDrillSettings(spec, io.env),
         idFor: (s, n) => drillId(new Date(), `heal-${s}`, n),
-        store: (r) => saveDrillRecord(r, io.env),
         nextOnInterrupt: 'the namespace lab was removed with the command; run kubedos heal again',
         signal: io.signal,
         log: (l) => io.err(l),
