@@ -19,7 +19,7 @@ import type { ClusterSpec } from '../../common/spec/schema';
 import { analyse } from '../deploy/service';
 import type { PipelineResult, StageContext } from '../pipeline/runner';
 import { runPipeline, StageError } from '../pipeline/runner';
-import { etcdMembers } from '../stages/converge';
+import { ETCD_PKI, etcdMembers } from '../stages/converge';
 import { bootTimeoutMs, planesStatus } from '../stages/firstboot';
 import { HANDSHAKE_FRESH_S, PLANE_NAMES, planeProblems } from '../stages/backplanes';
 import type { Inventory, SubstrateDriver, SubstrateEvent } from '../substrate/driver';
@@ -34,9 +34,6 @@ import type { DestroyDecision } from './decide';
 import { countAndFirst, decideDestroy, startOrder, stopOrder } from './decide';
 import type { LifecycleAction } from './record';
 import { recoveryDir } from './record';
-
-/** Where the converge stage writes each etcd member's certificates (main/stages/converge.ts). */
-const ETCD_PKI = '/etc/kubedos/pki/etcd';
 
 export interface LifecycleRequest {
   /** The spec's text (the cluster and its plan are derived from it). */

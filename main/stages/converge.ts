@@ -34,7 +34,8 @@ export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
 export const DEPLOY_VARS = '/etc/kubedos/ansible/deploy-vars.yml';
 export const KNOWN_HOSTS = '/etc/kubedos/ansible/known_hosts';
 export const CONVERGE_KEY = '/root/.ssh/kubedos_converge';
-const ETCD_PKI = '/etc/kubedos/pki/etcd';
+/** Where etcd members keep their certificates from the cluster CA (converge writes them). */
+export const ETCD_PKI = '/etc/kubedos/pki/etcd';
 /** Tags whose packages Debian carries (so the darksite has them); the rest is the workload stage. */
 export const CONVERGE_TAGS = ['baseline', 'backplanes', 'etcd', 'lb', 'observability'] as const;
 
