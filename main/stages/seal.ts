@@ -17,7 +17,6 @@ import { StageError } from '../pipeline/runner';
 import { certFingerprint } from '../trust/ca';
 import { RevocationList } from '../trust/revocation';
 import { WORKSPACE_LAYOUT } from '../workspace';
-import { createHash } from 'node:crypto';
 import { sha256Hex } from '../../common/canonical';
 import type { DeployContext, DeployOutputs, StageSummary } from './context';
 import { deployStage, SealOutput } from './context';
@@ -39,7 +38,7 @@ function previousFiles(bundleFile: string): Map<string, string> | undefined {
   }
 }
 
-const fileSha = (path: string): string | null => (existsSync(path) ? createHash('sha256').update(readFileSync(path)).digest('hex') : null);
+const fileSha = (path: string): string | null => (existsSync(path) ? sha256Hex(readFileSync(path)) : null);
 
 const SEALED: readonly (keyof DeployOutputs)[] = ['build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload'];
 
