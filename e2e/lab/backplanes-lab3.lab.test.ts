@@ -59,7 +59,17 @@ describe('lab-3 backplanes (network namespaces, wireguard-go, nftables)', () => 
     expect(wrongCa.stderr).toMatch(/does not chain to the cluster CA/);
     const ok = await enroll(lab, 'cp-1', good); // pin and chain are checked before the token is sent
     expect(ok.exitCode, ok.stderr).toBe(0);
+    // The same node, token and keys again (its first answer was lost to a read timeout): the
+    // hub answers again and changes nothing.
+    const again = await enroll(lab, 'cp-1', good);
+    expect(again.exitCode, again.stderr + window.output()).toBe(0);
+    expect(window.output()).toMatch(/answered cp-1 again: same token and keys/);
+    // The same token with other keys (someone who copied the token): single use.
+    const keyFile = '/etc/wireguard/wg1.key';
+    const original = (await lab.exec('cp-1', ['cat', keyFile])).stdout;
+    await lab.writeFile('cp-1', keyFile, (await lab.exec('cp-1', ['wg', 'genkey'])).stdout, 0o600);
     const reused = await enroll(lab, 'cp-1', good);
+    await lab.writeFile('cp-1', keyFile, original, 0o600);
     expect(reused.exitCode, reused.stderr).toBe(2);
     expect(reused.stderr).toMatch(/single use/);
 
