@@ -138,7 +138,7 @@ export function planWaves(input: WavePlanInput): WavePlan {
       message: `${plural(sorted.length, 'node is', 'nodes are')} unhealthy before the upgrade: ${firstFew(sorted.map((u) => `${u.node} (${u.detail})`), 3)}. An upgrade's health gate could not tell N+1's faults from these; nothing was touched: heal first (kubedos heal SPEC), then upgrade`,
     };
   }
-  if (members.length === 1) warnings.push(`etcd has a single member (${members[0]!.name}): the Kubernetes API is unavailable while it reboots; there is no quorum to keep`);
+  if (members.length === 1) warnings.push(`etcd has a single member (${members[0]!.name}): the Kubernetes API is unavailable while it upgrades; there is no quorum to keep`);
   if (!input.health.observed) warnings.push('live health was not observed: the quorum guard assumed every etcd member healthy, as the last converged deploy left them');
 
   // Members a wave may take down: a single member may go (warned above), otherwise keep quorum.
@@ -146,7 +146,9 @@ export function planWaves(input: WavePlanInput): WavePlan {
   const replicas = new Map<NodeRole, number>();
   for (const n of nodes) replicas.set(n.role, (replicas.get(n.role) ?? 0) + 1);
   for (const [role, count] of [...replicas].sort(([a], [b]) => roleRank(a) - roleRank(b))) {
-    if (count === 1 && role !== 'master' && role !== 'worker') warnings.push(`${role} has one node: its service is down while that node upgrades`);
+    const only = nodes.find((n) => n.role === role)!;
+    // The hub and a lone etcd member have their own words; workers carry no shared service.
+    if (count === 1 && !only.hub && role !== 'worker' && !(only.etcd && members.length === 1)) warnings.push(`${role} has one node (${only.name}): its service is down while that node upgrades`);
   }
 
   const domainRank = (d: string): number => {

@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { foldRun } from '../../common/pipeline/fold';
+import { plural } from '../../common/text/plural';
 import type { Plan } from '../../common/plan/schema';
 import type { ClusterSpec } from '../../common/spec/schema';
 import { compareArtifactVersions } from '../../common/upgrade/version';
@@ -171,7 +172,7 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
     health: o.health ?? { observed: false, unhealthy: [] },
   });
   if (!waves.ok) return refuse(waves.code, waves.message);
-  checks.push(`waves: ${waves.waves.length}, strategy ${o.spec.spec.kubernetes.ha.upgradeStrategy}, at most ${o.spec.spec.kubernetes.ha.maxUnavailable ?? 1} node(s) down at once`);
+  checks.push(`waves: ${waves.waves.length}, strategy ${o.spec.spec.kubernetes.ha.upgradeStrategy}, at most ${plural(o.spec.spec.kubernetes.ha.maxUnavailable ?? 1, 'node')} down at once`);
 
   const diff = diffSboms(SbomDocument.parse(readJson(join(bundleBuild, SBOM_FILE))), SbomDocument.parse(readJson(join(o.artifactDir, SBOM_FILE))));
   return {
