@@ -169,7 +169,7 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     stub('kubedos-boot', `exec '${join(dir, 'kubedos-boot')}' "$@"`);
     writeFileSync(join(d, 'conf/gate-units'), 'ssh\netcd\n');
     writeFileSync(join(d, 'log'), '');
-    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', '1', '--interval', '0.5'], {
+    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.failUnits || o.planesDown ? '0' : '1', '--interval', '0.5'], {
       encoding: 'utf8',
       env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf') },
       timeout: 30_000,
