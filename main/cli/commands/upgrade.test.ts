@@ -106,6 +106,19 @@ describe('kubedos upgrade', () => {
     expect(b.errText.join('\n')).toMatch(/nowhere: no such directory/);
   });
 
+  it('--key: a key the cluster\'s builds were not signed with refuses N itself, and the right key passes', async () => {
+    const other = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    writeFileSync(join(root, 'other.pem'), other);
+    writeFileSync(join(root, 'right.pem'), key.publicKeyPem);
+    const a = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run', '--key', 'other.pem'], a)).toBe(1);
+    expect(a.errText.join('\n')).toMatch(/^upgrade refused \(bad-signature\): the deployed build N in .* does not verify with the trusted key/);
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run', '--key', 'right.pem'], io())).toBe(0);
+    const missing = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--key', 'nope.pem'], missing)).toBe(1);
+    expect(missing.errText.join('\n')).toMatch(/cannot read --key nope\.pem/);
+  });
+
   it('--json carries the whole preflight result', async () => {
     const a = io();
     expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run', '--json'], a)).toBe(0);
