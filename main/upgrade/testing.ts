@@ -24,7 +24,7 @@ export interface ArtifactFixture {
   version: string;
   /** name → version */
   packages: Record<string, string>;
-  /** payload path (payload/<role>/…) → content */
+  /** output path (payload/<role>/… or images/<cluster>-<role>.qcow2) → content */
   payload: Record<string, string>;
   key: SigningKey;
   /** Leave the signatures out (an unsigned build). */
@@ -45,7 +45,8 @@ export function writeArtifact(dir: string, a: ArtifactFixture): void {
   for (const [path, text] of Object.entries(a.payload).sort(([x], [y]) => (x < y ? -1 : 1))) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), text);
-    outputs.push({ path, sha256: sha256Hex(text), size: Buffer.byteLength(text), kind: 'payload', role: path.split('/')[1] });
+    const image = path.startsWith('images/');
+    outputs.push({ path, sha256: sha256Hex(text), size: Buffer.byteLength(text), kind: image ? 'image' : 'payload', role: image ? path.replace(/^images\/[^-]+-|\.qcow2$/g, '') : path.split('/')[1] });
   }
   const manifest: BuildManifest = {
     apiVersion: 'kubedos.ca/v1alpha1',
@@ -64,7 +65,7 @@ export function writeArtifact(dir: string, a: ArtifactFixture): void {
       artifactVersion: a.version,
       sourceDateEpoch: EPOCH,
       packages: lockedPackages(a.packages),
-      payloadFiles: outputs.map((o) => ({ role: o.role!, path: o.path.split('/').slice(2).join('/'), sha256: o.sha256 })),
+      payloadFiles: outputs.filter((o) => o.kind === 'payload').map((o) => ({ role: o.role!, path: o.path.split('/').slice(2).join('/'), sha256: o.sha256 })),
       tools: {},
       kubedosVersion: '0.1.0',
       outputs,

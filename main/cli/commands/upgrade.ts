@@ -76,7 +76,11 @@ export const upgradeCommand: CliCommand = {
         return 1;
       }
     }
-    const r = await upgradePreflight({ spec, plan: plan(spec), artifactDir, allowDowngrade: Boolean(values['allow-downgrade']), env: io.env, ...(publicKeyPem ? { publicKeyPem } : {}) });
+    // Images and ISOs take seconds each to hash: say which one is being checked.
+    const onProgress = (f: string): void => {
+      if (!values.json && /\.(qcow2|iso)$/.test(f)) io.err(`checking ${f} against N+1's signed manifest…`);
+    };
+    const r = await upgradePreflight({ spec, plan: plan(spec), artifactDir, allowDowngrade: Boolean(values['allow-downgrade']), env: io.env, onProgress, ...(publicKeyPem ? { publicKeyPem } : {}) });
     if (values.json) io.out(JSON.stringify(r, null, 2));
     if (!r.ok) {
       if (!values.json) for (const c of r.checks) io.out(`ok    ${c}`);
