@@ -276,7 +276,17 @@ export const Kubernetes = z.strictObject({
   ha: z.strictObject({
     controlPlaneReplicas: z.number().int().min(1).max(15),
     etcd: z.enum(['stacked', 'external']),
-    upgradeStrategy: z.enum(['rolling', 'surge', 'replace']).default('replace'),
+    upgradeStrategy: z
+      .enum(['rolling', 'surge', 'replace'])
+      .default('replace')
+      .describe('How `kubedos upgrade` moves nodes to a new artifact: rolling (write the passive A/B root slot, reboot, health gate), surge (a replacement node first, then the old one goes) or replace (fence and replace, the drill machinery). docs/upgrades.md'),
+    maxUnavailable: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Nodes an upgrade takes down at once, in one failure domain (default 1). The etcd quorum guard and the one-replica-stays rule can make a wave smaller.'),
   }),
   cni: z.strictObject({
     name: z.enum(['cilium']),

@@ -227,7 +227,5 @@ export function unresolvedWants(stderr: string, wants: readonly Want[]): Want[] 
   return bad;
 }
 
-/** Pure: up to n items joined, with "… and K more". */
-export function firstFew(items: readonly string[], n = 5): string {
-  return items.length <= n ? items.join(', ') : `${items.slice(0, n).join(', ')} … and ${items.length - n} more`;
-}
+/** Up to n items joined, with "… and K more" (one rule: common/text/first-few.ts). */
+export { firstFew } from '../../../common/text/first-few';

@@ -15,6 +15,7 @@ import { provisionCommand } from './provision';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
 import { statusCommand } from './status';
+import { upgradeCommand } from './upgrade';
 import { usbCommand } from './usb';
 import { validateCommand } from './validate';
 import { wiringCommand } from './wiring';
@@ -33,6 +34,7 @@ export const COMMANDS: CliCommand[] = [
   stopCommand,
   startCommand,
   destroyCommand,
+  upgradeCommand,
   statusCommand,
   drillCommand,
   healCommand,

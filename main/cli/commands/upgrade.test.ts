@@ -1,0 +1,132 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEMPLATES } from '../../../common/spec/templates/index';
+import { buildSigningKey, keyidOf } from '../../build/keys';
+import type { SigningKey } from '../../upgrade/testing';
+import { writeArtifact, writeDeployJournal, writeSealedBuild } from '../../upgrade/testing';
+import type { CliIo } from '../command';
+import { UsageError } from '../command';
+import { upgradeCommand } from './upgrade';
+
+let root: string;
+let env: NodeJS.ProcessEnv;
+let key: SigningKey;
+
+function io(): CliIo & { outText: string[]; errText: string[] } {
+  const outText: string[] = [];
+  const errText: string[] = [];
+  return { out: (t) => outText.push(t), err: (t) => errText.push(t), cwd: root, env, signal: new AbortController().signal, isTty: false, outText, errText };
+}
+
+const N1 = { packages: { 'base-files': '12.4+deb12u1', openssh: '1:9.2p1-2+deb12u7', wireguard: '1.0.20210914-1' }, payload: { 'payload/master/firstboot/firstboot.sh': 'echo N+1\n', 'images/lab-3-master.qcow2': 'not really a disk image\n' } };
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'h18-upgrade-cli-'));
+  env = { KUBEDOS_WORKSPACE: join(root, 'ws') };
+  writeFileSync(join(root, 'lab.yaml'), TEMPLATES['lab-3'].text);
+  key = await buildSigningKey('lab-3', env, { log: () => {} });
+  writeSealedBuild('lab-3', env, { version: '0.1.0', key, packages: { 'base-files': '12.4+deb12u1', openssh: '1:9.2p1-2+deb12u5', tzdata: '2024a-0+deb12u1' }, payload: {} });
+  writeDeployJournal('lab-3', env);
+  writeArtifact(join(root, 'n1'), { cluster: 'lab-3', version: '0.2.0', key, ...N1 });
+}, 60_000);
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('kubedos upgrade', () => {
+  it('rejects bad usage', async () => {
+    await expect(upgradeCommand.run([], io())).rejects.toBeInstanceOf(UsageError);
+    await expect(upgradeCommand.run(['lab.yaml'], io())).rejects.toThrow(/--to BUILD_DIR/);
+    await expect(upgradeCommand.run(['lab.yaml', '--to', 'n1', '--rollback'], io())).rejects.toThrow(/either --to or --rollback/);
+  });
+
+  it('--dry-run: the checks, the package diff with versions, the payload diff and the waves; exit 0', async () => {
+    const a = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run'], a)).toBe(0);
+    const out = a.outText.join('\n');
+    expect(out).toMatch(/^ok {4}deployed: lab-3 runs artifact 0\.1\.0/m);
+    expect(out).toMatch(/^ok {4}signed: 5 files of N\+1 match its manifest/m);
+    expect(out).toContain('packages N → N+1: 1 changed, 1 added, 1 removed');
+    expect(out).toMatch(/~ openssh\s+1:9\.2p1-2\+deb12u5 → 1:9\.2p1-2\+deb12u7/);
+    expect(out).toMatch(/\+ wireguard\s+1\.0\.20210914-1/);
+    expect(out).toMatch(/- tzdata\s+2024a-0\+deb12u1/);
+    expect(out).toContain('  + payload/master/firstboot/firstboot.sh');
+    // The SBOM lists payload files; an image is checked (and said so on stderr) but is no payload file.
+    expect(out).not.toContain('images/lab-3-master.qcow2');
+    expect(out).toMatch(/3 waves \(replace: fence the node/);
+    expect(out).toMatch(/wave {2}1 {2}control-plane .* cp-1 {2}\(1 etcd member down\)\n.*wave {2}2 .* w-1\n.*wave {2}3 {2}hub .* master/);
+    expect(out).toMatch(/dry run: every check passed; nothing was touched/);
+    expect(a.errText).toEqual(["checking images/lab-3-master.qcow2 against N+1's signed manifest…"]);
+  });
+
+  it('without --dry-run: the same checks, then says plainly that applying is not available, exit 1', async () => {
+    const a = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1'], a)).toBe(1);
+    expect(a.outText.join('\n')).toContain('packages N → N+1');
+    expect(a.errText.join('\n')).toMatch(/^upgrade lab-3 0\.1\.0 → 0\.2\.0: the checks passed, but applying is not available yet: .*Nothing was touched/m);
+  });
+
+  it('--rollback says it cannot run yet, exit 1', async () => {
+    const a = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--rollback'], a)).toBe(1);
+    expect(a.errText.join('\n')).toMatch(/rolling back is not available yet/);
+  });
+
+  it('refuses each bad N+1 with one line naming the reason (exit 1)', async () => {
+    const other = generateKeyPairSync('ed25519');
+    const pem = other.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const cases: [string, () => void, RegExp][] = [
+      ['unsigned', () => writeArtifact(join(root, 'unsigned'), { cluster: 'lab-3', version: '0.2.0', key, unsigned: true, ...N1 }), /^upgrade refused \(unsigned\): N\+1 is unsigned/],
+      ['foreign-key', () => writeArtifact(join(root, 'foreign-key'), { cluster: 'lab-3', version: '0.2.0', key: { privateKey: other.privateKey, publicKeyPem: pem, keyid: keyidOf(pem) }, ...N1 }), /^upgrade refused \(bad-signature\): N\+1 is not signed by lab-3's build key/],
+      ['other-cluster', () => writeArtifact(join(root, 'other-cluster'), { cluster: 'prod-7', version: '0.2.0', key, ...N1 }), /^upgrade refused \(other-cluster\): N\+1 was built for cluster prod-7, not lab-3/],
+      ['older', () => writeArtifact(join(root, 'older'), { cluster: 'lab-3', version: '0.0.9', key, ...N1 }), /^upgrade refused \(downgrade\): N\+1 \(0\.0\.9\) is older than the deployed 0\.1\.0: a downgrade\. If that is what you want, add --allow-downgrade$/],
+    ];
+    for (const [dir, make, want] of cases) {
+      make();
+      const a = io();
+      expect(await upgradeCommand.run(['lab.yaml', '--to', dir, '--dry-run'], a), dir).toBe(1);
+      const refusals = a.errText.filter((l) => !l.startsWith('checking '));
+      expect(refusals, dir).toHaveLength(1);
+      expect(refusals[0], dir).toMatch(want);
+    }
+    const allowed = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'older', '--dry-run', '--allow-downgrade'], allowed)).toBe(0);
+  });
+
+  it('refuses an unconverged cluster, and a missing build directory', async () => {
+    try {
+      writeDeployJournal('lab-3', env, { failAt: { stage: 'enroll', node: 'w-1', message: 'enrollment token expired' } });
+      const a = io();
+      expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run'], a)).toBe(1);
+      expect(a.errText.join('\n')).toMatch(/^upgrade refused \(unconverged\): lab-3 is not converged: its last deploy \(run deploy-1\) failed in enroll on w-1: enrollment token expired/m);
+    } finally {
+      writeDeployJournal('lab-3', env);
+    }
+    const b = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'nowhere'], b)).toBe(1);
+    expect(b.errText.join('\n')).toMatch(/nowhere: no such directory/);
+  });
+
+  it('--key: a key the cluster\'s builds were not signed with refuses N itself, and the right key passes', async () => {
+    const other = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    writeFileSync(join(root, 'other.pem'), other);
+    writeFileSync(join(root, 'right.pem'), key.publicKeyPem);
+    const a = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run', '--key', 'other.pem'], a)).toBe(1);
+    expect(a.errText.join('\n')).toMatch(/^upgrade refused \(bad-signature\): the deployed build N in .* does not verify with the trusted key/);
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run', '--key', 'right.pem'], io())).toBe(0);
+    const missing = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--key', 'nope.pem'], missing)).toBe(1);
+    expect(missing.errText.join('\n')).toMatch(/cannot read --key nope\.pem/);
+  });
+
+  it('--json carries the whole preflight result', async () => {
+    const a = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run', '--json'], a)).toBe(0);
+    const r = JSON.parse(a.outText.join('\n'));
+    expect(r).toMatchObject({ ok: true, cluster: 'lab-3', from: { version: '0.1.0' }, to: { version: '0.2.0' } });
+    expect(r.waves).toHaveLength(3);
+  });
+});

@@ -1,0 +1,241 @@
+// The A/B boot counter of payload/upgrade/ tested without a VM: GRUB's own syntax checker on the
+// grub.cfg files, and a simulator that runs boot-select.cfg (GRUB's side) through bash with
+// load_env/save_env/set shims backed by the real grub-editenv on a real 1024-byte environment
+// block, interleaved with the real kubedos-boot and kubedos-health-gate (the node's side).
+// What it cannot prove: that the signed GRUB under Secure Boot runs save_env on the ESP (a VM
+// test; docs/upgrades.md).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const dir = join(import.meta.dirname, '../../payload/upgrade');
+let root: string;
+let n = 0;
+
+// GRUB's side, run by bash: the shims do what GRUB's commands do with the environment block.
+const GRUB_SHIM = [
+  'builtin set -eu',
+  'load_env() {',
+  '  local f="$2"; shift 2',
+  '  local line k v name',
+  '  while IFS= read -r line; do',
+  '    k="${line%%=*}"; v="${line#*=}"',
+  "    for name in \"$@\"; do if [ \"$name\" = \"$k\" ]; then printf -v \"$k\" '%s' \"$v\"; fi; done",
+  '  done < <(grub-editenv "$f" list)',
+  '}',
+  'save_env() {',
+  '  local f="$2"; shift 2',
+  '  local kv=() name',
+  '  for name in "$@"; do kv+=("$name=${!name-}"); done',
+  '  grub-editenv "$f" set "${kv[@]}"',
+  '}',
+  "set() { printf -v \"${1%%=*}\" '%s' \"${1#*=}\"; }",
+  'kubedos_env="$1"',
+  'kubedos_active= kubedos_try= kubedos_tries= kubedos_failed=',
+  '. "$2"',
+  'echo "$kubedos_slot"',
+].join('\n');
+
+interface Node {
+  env: string;
+  cmdline: string;
+}
+
+function newNode(): Node {
+  const d = join(root, `node-${n++}`);
+  execFileSync('mkdir', ['-p', d]);
+  const env = join(d, 'kubedos.env');
+  execFileSync('grub-editenv', [env, 'create']);
+  execFileSync('grub-editenv', [env, 'set', 'kubedos_active=A']);
+  return { env, cmdline: join(d, 'cmdline') };
+}
+
+/** One boot: GRUB picks the slot (and may write the counter); the kernel gets kubedos.slot=. */
+function boot(node: Node): string {
+  const slot = execFileSync('bash', ['-c', GRUB_SHIM, 'grub', node.env, join(dir, 'boot-select.cfg')], { encoding: 'utf8' }).trim();
+  writeFileSync(node.cmdline, `BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-${slot} ro panic=10 kubedos.slot=${slot}\n`);
+  return slot;
+}
+
+function kubedosBoot(node: Node, ...args: string[]): { status: number; out: string } {
+  const r = spawnSync(join(dir, 'kubedos-boot'), args, { encoding: 'utf8', env: { PATH: process.env.PATH, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline } });
+  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+function state(node: Node): Record<string, string> {
+  return Object.fromEntries(kubedosBoot(node, 'status').out.trim().split('\n').map((l) => l.split('=') as [string, string]));
+}
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'h18-boot-'));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('GRUB side: syntax', () => {
+  it('grub-script-check accepts grub-ab.cfg and boot-select.cfg, and rejects a broken copy', () => {
+    for (const f of ['grub-ab.cfg', 'boot-select.cfg']) execFileSync('grub-script-check', [join(dir, f)]);
+    const broken = join(root, 'broken.cfg');
+    writeFileSync(broken, readFileSync(join(dir, 'boot-select.cfg'), 'utf8').replace(/\nfi\n\s*$/, '\n'));
+    expect(spawnSync('grub-script-check', [broken]).status).not.toBe(0);
+  });
+});
+
+describe('node side: shell', () => {
+  it('kubedos-boot and kubedos-health-gate pass shellcheck (severity style)', () => {
+    expect(execFileSync('shellcheck', ['--severity=style', join(dir, 'kubedos-boot'), join(dir, 'kubedos-health-gate')], { encoding: 'utf8' })).toBe('');
+  });
+});
+
+describe('boot counting, walked boot by boot', () => {
+  it('a node with nothing to try boots its active slot and GRUB writes nothing', () => {
+    const node = newNode();
+    const before = readFileSync(node.env);
+    expect([boot(node), boot(node)]).toEqual(['A', 'A']);
+    expect(readFileSync(node.env).equals(before)).toBe(true);
+  });
+
+  it('N+1 that never passes its gate: three tries of B, then A for good, B recorded as failed, no loop', () => {
+    const node = newNode();
+    expect(kubedosBoot(node, 'try', 'B').status).toBe(0);
+    expect([boot(node), boot(node), boot(node), boot(node), boot(node)]).toEqual(['B', 'B', 'B', 'A', 'A']);
+    expect(state(node)).toMatchObject({ booted: 'A', active: 'A', try: '', tries: '0', failed: 'B' });
+  });
+
+  it('N+1 that passes its gate on the first boot becomes the active slot; A is the fallback from then on', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B');
+    expect(boot(node)).toBe('B');
+    const good = kubedosBoot(node, 'mark-good');
+    expect(good).toMatchObject({ status: 0, out: expect.stringMatching(/slot B is good/) });
+    expect([boot(node), boot(node), boot(node), boot(node)]).toEqual(['B', 'B', 'B', 'B']);
+    expect(state(node)).toMatchObject({ active: 'B', try: '', failed: '' });
+    // The next upgrade writes A and tries it.
+    expect(kubedosBoot(node, 'try', 'A', '1').status).toBe(0);
+    expect([boot(node), boot(node)]).toEqual(['A', 'B']);
+  });
+
+  it('a gate that fails says so at once (mark-bad): back on the previous slot at the second boot', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B');
+    expect(boot(node)).toBe('B');
+    expect(kubedosBoot(node, 'mark-bad')).toMatchObject({ status: 0, out: expect.stringMatching(/next boot falls back to slot A/) });
+    expect(boot(node)).toBe('A');
+    expect(state(node)).toMatchObject({ active: 'A', failed: 'B' });
+  });
+
+  it('one try (kubedos-boot try B 1): a kernel that never boots costs one boot, the second is A', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B', '1');
+    expect([boot(node), boot(node)]).toEqual(['B', 'A']);
+  });
+
+  it('power lost during the slot write: try is only set after the write, so the node boots A', () => {
+    const node = newNode();
+    // The agent writes slot B, syncs, and only then runs `kubedos-boot try B`; power fails before.
+    expect(boot(node)).toBe('A');
+    expect(state(node)).toMatchObject({ try: '', failed: '' });
+  });
+
+  it('refuses nonsense: a slot that is not A or B, four tries, trying the active slot, marks on the wrong slot', () => {
+    const node = newNode();
+    expect(kubedosBoot(node, 'try', 'C').out).toMatch(/SLOT must be A or B/);
+    expect(kubedosBoot(node, 'try', 'B', '4').out).toMatch(/TRIES must be 1, 2 or 3/);
+    expect(kubedosBoot(node, 'try', 'A').out).toMatch(/A is the active slot/);
+    boot(node);
+    expect(kubedosBoot(node, 'mark-bad')).toMatchObject({ status: 1, out: expect.stringMatching(/nothing to fall back from/) });
+    expect(kubedosBoot(node, 'mark-good')).toMatchObject({ status: 0, out: expect.stringMatching(/already the active slot/) });
+    const noEnv = spawnSync(join(dir, 'kubedos-boot'), ['status'], { encoding: 'utf8', env: { PATH: process.env.PATH, KUBEDOS_GRUBENV: join(root, 'absent.env') } });
+    expect(noEnv.status).toBe(1);
+    expect(noEnv.stderr).toMatch(/no boot environment at .*absent\.env/);
+  });
+});
+
+describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the counter real)', () => {
+  function gate(node: Node, o: { failUnits?: string[]; planesDown?: boolean; fingerprint?: { expected: string; actual: string } }): { status: number; out: string; log: string; metrics: string } {
+    const d = mkdtempSync(join(root, 'gate-'));
+    const bin = join(d, 'bin');
+    execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile')]);
+    const stub = (name: string, body: string): void => {
+      writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+      chmodSync(join(bin, name), 0o755);
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const plane = (up: boolean): unknown => (up ? { up: true, peers: [{ latestHandshake: now - 5 }] } : { up: false });
+    writeFileSync(join(d, 'planes.json'), JSON.stringify({ node: 'w-1', hub: false, planes: { wg1: plane(true), wg2: plane(!o.planesDown), wg3: plane(true) } }));
+    stub('kubedos-planes', `cat '${join(d, 'planes.json')}'`);
+    stub('systemctl', `echo "systemctl $*" >> '${join(d, 'log')}'\ncase " ${(o.failUnits ?? []).join(' ')} " in *" $3 "*) exit 3 ;; esac\nexit 0`);
+    stub('kubedos-boot', `exec '${join(dir, 'kubedos-boot')}' "$@"`);
+    writeFileSync(join(d, 'conf/gate-units'), 'ssh\netcd\n');
+    if (o.fingerprint) {
+      writeFileSync(join(d, 'conf/expected-fingerprint'), `${o.fingerprint.expected}\n`);
+      writeFileSync(join(d, 'conf/fingerprint.sh'), `echo ${o.fingerprint.actual}\n`);
+    }
+    writeFileSync(join(d, 'log'), '');
+    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.failUnits || o.planesDown || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1', '--interval', '0.5'], {
+      encoding: 'utf8',
+      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile') },
+      timeout: 30_000,
+    });
+    const prom = join(d, 'textfile/kubedos.prom');
+    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, log: readFileSync(join(d, 'log'), 'utf8'), metrics: existsSync(prom) ? readFileSync(prom, 'utf8') : '' };
+  }
+
+  it('all checks pass: the slot is marked good, no reboot', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B');
+    boot(node);
+    const g = gate(node, {});
+    expect(g.status).toBe(0);
+    expect(g.out).toMatch(/gate: planes ok\ngate: services ok\ngate: fingerprint not checked: no expected fingerprint in .*\ngate: node-ready not checked: Kubernetes does not run here/);
+    expect(g.out).toMatch(/gate: pass \(slot B after 0 s\)/);
+    expect(g.log).not.toMatch(/reboot/);
+    // What node-exporter's textfile collector serves on wg2: every sample after its HELP and TYPE.
+    expect(g.metrics).toMatch(/^kubedos_boot_slot\{slot="B"\} 1$/m);
+    expect(g.metrics).toMatch(/^kubedos_boot_active_slot\{slot="B"\} 1$/m);
+    expect(g.metrics).toMatch(/^kubedos_boot_tries_left 0$/m);
+    expect(g.metrics).toMatch(/^kubedos_boot_success 1$/m);
+    expect(g.metrics).toMatch(/^kubedos_health_gate_check\{check="services"\} 1$/m);
+    expect(g.metrics).not.toMatch(/check="node-ready"/); // not checked: no sample
+    for (const line of g.metrics.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) kubedos_\w+ .+|kubedos_\w+(\{\w+="[^"]*"\})? \d+)$/);
+    expect(boot(node)).toBe('B');
+    expect(state(node).active).toBe('B');
+  });
+
+  it('a role service that stays down: fail with the unit named, mark-bad, reboot, and the next boot is A', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B');
+    boot(node);
+    const g = gate(node, { failUnits: ['etcd'] });
+    expect(g.status).toBe(1);
+    expect(g.out).toMatch(/gate: fail \(services: not active: etcd\) after \d+ s on slot B/);
+    expect(g.log).toMatch(/systemctl reboot/);
+    expect(g.metrics).toMatch(/^kubedos_boot_success 0$/m);
+    expect(g.metrics).toMatch(/^kubedos_health_gate_check\{check="services"\} 0$/m);
+    expect(g.metrics).toMatch(/^kubedos_boot_active_slot\{slot="A"\} 1$/m);
+    expect(boot(node)).toBe('A');
+  });
+
+  it('the converge fingerprint: equal passes, different fails with both values', () => {
+    const good = newNode();
+    kubedosBoot(good, 'try', 'B');
+    boot(good);
+    expect(gate(good, { fingerprint: { expected: 'f00d', actual: 'f00d' } }).out).toMatch(/gate: fingerprint ok/);
+    const bad = newNode();
+    kubedosBoot(bad, 'try', 'B');
+    boot(bad);
+    const g = gate(bad, { fingerprint: { expected: 'f00d', actual: 'beef' } });
+    expect(g.out).toMatch(/gate: fingerprint FAILED: fingerprint beef, expected f00d/);
+    expect(boot(bad)).toBe('A');
+  });
+
+  it('a plane that does not come up fails the gate, naming the plane', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B');
+    boot(node);
+    const g = gate(node, { planesDown: true });
+    expect(g.out).toMatch(/gate: planes FAILED: planes down: wg2/);
+    expect(boot(node)).toBe('A');
+  });
+});

@@ -1,0 +1,188 @@
+// The upgrade preflight (issue 18): everything `kubedos upgrade SPEC --to ARTIFACT` checks before
+// any node is touched, in this order, stopping at the first refusal with one message:
+//   1. the cluster has a sealed deploy (its recovery bundle holds build N's signed attestations);
+//   2. N+1 is signed, by the key the cluster trusts (N's build key, or --key), and every output
+//      matches its signed manifest;
+//   3. N+1 was built for this cluster;
+//   4. N+1 is newer than N (an older one only with --allow-downgrade; the same version never);
+//   5. the last deploy converged and nothing stopped or destroyed the cluster since;
+//   6. the waves (common/upgrade/waves.ts): the etcd quorum guard and the live health.
+// Then it hands back the N → N+1 diff (packages and payload, from the two signed SBOMs) and the
+// waves. It reads files only: no node, no network.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { foldRun } from '../../common/pipeline/fold';
+import { plural } from '../../common/text/plural';
+import type { Plan } from '../../common/plan/schema';
+import type { ClusterSpec } from '../../common/spec/schema';
+import { compareArtifactVersions } from '../../common/upgrade/version';
+import type { UpgradeHealth, Wave } from '../../common/upgrade/waves';
+import { planWaves } from '../../common/upgrade/waves';
+import type { BuildManifest } from '../build/attest';
+import { envelopePath, MANIFEST_FILE, PUBLIC_KEY_FILE, SBOM_FILE } from '../build/attest';
+import { keyidOf } from '../build/keys';
+import { verifyAttestations, verifyBuild } from '../build/verify';
+import { BUNDLE_PATHS } from '../bundle/schema';
+import { describeLifecycle, lastDeployRun, lastLifecycle } from '../lifecycle/record';
+import { readJournal } from '../pipeline/journal';
+import { etcdMembers } from '../stages/converge';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import type { ArtifactDiff } from './sbom-diff';
+import { diffSboms, SbomDocument } from './sbom-diff';
+
+export const REFUSAL_CODES = ['not-deployed', 'unsigned', 'bad-signature', 'corrupt', 'other-cluster', 'downgrade', 'same-version', 'unconverged', 'quorum', 'unhealthy', 'no-nodes'] as const;
+export type PreflightRefusal = (typeof REFUSAL_CODES)[number];
+
+export interface PreflightInput {
+  spec: ClusterSpec;
+  plan: Plan;
+  /** The N+1 build directory (kubedos build --out DIR). */
+  artifactDir: string;
+  allowDowngrade?: boolean;
+  /** Trust this ed25519 public key (PEM) instead of the build key recorded in N's bundle. */
+  publicKeyPem?: string;
+  /** The live health; undefined: not observed (the CLI cannot probe a deployed cluster yet). */
+  health?: UpgradeHealth;
+  env?: NodeJS.ProcessEnv;
+  onProgress?: (file: string) => void;
+}
+
+export interface PreflightPassed {
+  ok: true;
+  cluster: string;
+  from: { version: string; keyid: string };
+  to: { version: string; keyid: string; files: number };
+  /** Checks that passed, in order, one line each. */
+  checks: string[];
+  diff: ArtifactDiff;
+  waves: Wave[];
+  warnings: string[];
+}
+
+export interface PreflightRefused {
+  ok: false;
+  code: PreflightRefusal;
+  message: string;
+  checks: string[];
+}
+
+export type PreflightResult = PreflightPassed | PreflightRefused;
+
+function readJson(path: string): unknown {
+  return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+}
+
+export async function upgradePreflight(o: PreflightInput): Promise<PreflightResult> {
+  const env = o.env ?? process.env;
+  const cluster = o.spec.metadata.name;
+  const checks: string[] = [];
+  const refuse = (code: PreflightRefusal, message: string): PreflightRefused => ({ ok: false, code, message, checks });
+  const workspace = clusterWorkspace(cluster, env);
+
+  // 1. N: the build the cluster runs, as its recovery bundle recorded it.
+  const bundleBuild = join(workspace, WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir);
+  if (!existsSync(join(bundleBuild, MANIFEST_FILE))) {
+    return refuse('not-deployed', `${cluster} has no sealed deploy (no ${join(bundleBuild, MANIFEST_FILE)}): an upgrade starts from the build a deploy recorded in its recovery bundle. Deploy it first: kubedos deploy SPEC`);
+  }
+  const bundleKeyPem = existsSync(join(bundleBuild, PUBLIC_KEY_FILE)) ? readFileSync(join(bundleBuild, PUBLIC_KEY_FILE), 'utf8') : undefined;
+  const trustedPem = o.publicKeyPem ?? bundleKeyPem;
+  if (!trustedPem) return refuse('not-deployed', `${cluster}'s recovery bundle has no build key (${join(bundleBuild, PUBLIC_KEY_FILE)}); pass the key its builds are signed with: --key PUB.pem`);
+  let trustedKeyid: string;
+  try {
+    trustedKeyid = keyidOf(trustedPem);
+  } catch (err) {
+    return refuse('bad-signature', `the trusted key is not an ed25519 public key: ${(err as Error).message}`);
+  }
+  const current = verifyAttestations(bundleBuild, trustedPem, trustedKeyid);
+  if (!current.ok) return refuse('bad-signature', `the deployed build N in ${bundleBuild} does not verify with the trusted key ${trustedKeyid.slice(0, 16)}…: ${current.file}: ${current.reason}. Was --key the cluster's key?`);
+  const manifestN = readJson(join(bundleBuild, MANIFEST_FILE)) as BuildManifest;
+  checks.push(`deployed: ${cluster} runs artifact ${manifestN.artifactVersion} (build key ${trustedKeyid.slice(0, 16)}…)`);
+
+  // 2. N+1's signatures, with the key the cluster trusts.
+  const envelope = join(o.artifactDir, envelopePath(MANIFEST_FILE));
+  if (!existsSync(join(o.artifactDir, MANIFEST_FILE))) return refuse('unsigned', `${o.artifactDir} is not a build directory (no ${MANIFEST_FILE}): build N+1 with kubedos build --spec SPEC --out DIR`);
+  if (!existsSync(envelope)) return refuse('unsigned', `N+1 is unsigned: ${o.artifactDir} has no ${envelopePath(MANIFEST_FILE)}. Only a build signed by the cluster's build key can be installed; build it with kubedos build`);
+  const ownKeyPath = join(o.artifactDir, PUBLIC_KEY_FILE);
+  const ownKeyid = ((): string | undefined => {
+    try {
+      return existsSync(ownKeyPath) ? keyidOf(readFileSync(ownKeyPath, 'utf8')) : undefined;
+    } catch {
+      return undefined;
+    }
+  })();
+  const verified = await verifyBuild(o.artifactDir, { publicKeyPem: trustedPem, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+  if (!verified.ok) {
+    const file = verified.file ?? '?';
+    if (file.startsWith('signatures/') || /signature|signed/.test(verified.reason ?? '')) {
+      const who = ownKeyid && ownKeyid !== trustedKeyid ? `it is signed by key ${ownKeyid.slice(0, 16)}…, the cluster trusts ${trustedKeyid.slice(0, 16)}…` : `${file}: ${verified.reason}`;
+      return refuse('bad-signature', `N+1 is not signed by ${cluster}'s build key: ${who}. Build N+1 in this cluster's workspace (same build key), or pass the right key with --key`);
+    }
+    return refuse('corrupt', `N+1 does not match its signed manifest: ${file}: ${verified.reason}. Copy the build again (kubedos verify ${o.artifactDir} names the first mismatch)`);
+  }
+  checks.push(`signed: ${verified.checked} files of N+1 match its manifest, signatures by the cluster's key ${trustedKeyid.slice(0, 16)}…`);
+  const manifestN1 = readJson(join(o.artifactDir, MANIFEST_FILE)) as BuildManifest;
+
+  // 3. For this cluster.
+  if (manifestN1.cluster !== cluster) {
+    return refuse('other-cluster', `N+1 was built for cluster ${manifestN1.cluster}, not ${cluster} (manifest.json "cluster"): its plan, addresses and identities are another cluster's. Build N+1 from ${cluster}'s spec`);
+  }
+  checks.push(`cluster: N+1 was built for ${cluster}`);
+
+  // 4. Newer.
+  const order = compareArtifactVersions(manifestN1.artifactVersion, manifestN.artifactVersion);
+  if (order === 0) {
+    return refuse(
+      'same-version',
+      `N+1 is artifact ${manifestN1.artifactVersion}, the version ${cluster} already runs: nodes, metrics and rollbacks tell builds apart by version. Raise metadata.artifactVersion in the spec and build again`,
+    );
+  }
+  if (order < 0 && !o.allowDowngrade) {
+    return refuse('downgrade', `N+1 (${manifestN1.artifactVersion}) is older than the deployed ${manifestN.artifactVersion}: a downgrade. If that is what you want, add --allow-downgrade`);
+  }
+  checks.push(order < 0 ? `version: ${manifestN.artifactVersion} → ${manifestN1.artifactVersion} (a downgrade, allowed by --allow-downgrade)` : `version: ${manifestN.artifactVersion} → ${manifestN1.artifactVersion}`);
+
+  // 5. Converged.
+  const journalPath = join(workspace, WORKSPACE_LAYOUT.journal);
+  const events = readJournal(journalPath);
+  const deployRun = lastDeployRun(events);
+  const run = foldRun(deployRun ? events : [], undefined, deployRun ? { onlyRun: deployRun } : {});
+  if (!deployRun) return refuse('unconverged', `${cluster} has no deploy in its journal (${journalPath}): deploy it first (kubedos deploy SPEC)`);
+  if (run.status !== 'done') {
+    const f = run.failures[0];
+    const why = run.status === 'running' ? 'did not finish (interrupted, or still running)' : f ? `failed in ${f.stage}${f.node ? ` on ${f.node}` : ''}: ${f.message.split('\n')[0]}` : `ended ${run.status}`;
+    return refuse('unconverged', `${cluster} is not converged: its last deploy (run ${deployRun.slice(0, 8)}) ${why}. An upgrade starts from a converged cluster: run kubedos deploy SPEC until it finishes, then upgrade`);
+  }
+  const lifecycle = lastLifecycle(events);
+  const lifecycleAfter = lifecycle && run.startedAt !== undefined && lifecycle.startedAt >= run.startedAt;
+  if (lifecycle && lifecycleAfter && lifecycle.action !== 'start') {
+    return refuse('unconverged', `${cluster} is not running: ${describeLifecycle(lifecycle)}. Start it first (kubedos start SPEC), then upgrade`);
+  }
+  if (lifecycle && lifecycleAfter && !lifecycle.ok) {
+    return refuse('unconverged', `${cluster} did not start cleanly: ${describeLifecycle(lifecycle)}. Run kubedos start SPEC again, then upgrade`);
+  }
+  checks.push(`converged: the last deploy (run ${deployRun.slice(0, 8)}) finished${lifecycle && lifecycleAfter ? `; ${describeLifecycle(lifecycle)}` : ''}`);
+
+  // 6. The waves, against the live health.
+  const members = new Set(etcdMembers(o.plan).map((n) => n.name));
+  const waves = planWaves({
+    strategy: o.spec.spec.kubernetes.ha.upgradeStrategy,
+    maxUnavailable: o.spec.spec.kubernetes.ha.maxUnavailable ?? 1,
+    failureDomains: o.spec.spec.nodes.failureDomains.map((d) => d.name),
+    nodes: o.plan.nodes.map((n) => ({ name: n.name, role: n.role, domain: n.domain, hub: n.hub, etcd: members.has(n.name) })),
+    health: o.health ?? { observed: false, unhealthy: [] },
+  });
+  if (!waves.ok) return refuse(waves.code, waves.message);
+  checks.push(`waves: ${waves.waves.length}, strategy ${o.spec.spec.kubernetes.ha.upgradeStrategy}, at most ${plural(o.spec.spec.kubernetes.ha.maxUnavailable ?? 1, 'node')} down at once`);
+
+  const diff = diffSboms(SbomDocument.parse(readJson(join(bundleBuild, SBOM_FILE))), SbomDocument.parse(readJson(join(o.artifactDir, SBOM_FILE))));
+  return {
+    ok: true,
+    cluster,
+    from: { version: manifestN.artifactVersion, keyid: trustedKeyid },
+    to: { version: manifestN1.artifactVersion, keyid: verified.keyid ?? trustedKeyid, files: verified.checked },
+    checks,
+    diff,
+    waves: waves.waves,
+    warnings: waves.warnings,
+  };
+}
