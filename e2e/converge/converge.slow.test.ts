@@ -1,4 +1,5 @@
-// Opt-in (npm run test:converge): the deploy lab converges the same roles on real VMs in CI.
+// Opt-in (npm run test:converge, 4 min): CI's deploy lab converges baseline, backplanes, etcd and
+// observability on real VMs; the lb role and a three-member etcd are checked only here.
 // Converge for real in the namespace lab: six nodes with their planes up and enrolled through
 // the real backplane payload; the master runs payload/ansible (site.yml) over wg1 from its own
 // copy, as it does on a real cluster. The roles whose packages Debian carries converge and their
