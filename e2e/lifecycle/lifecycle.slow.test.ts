@@ -1,7 +1,8 @@
 // The cluster lifecycle, the long scenarios (npm run test:lifecycle; see the README for its time):
 //  1. Through the strict Proxmox stand-in over real SSH: lab-3's three VMs created and started
 //     (firmware only, no guest agent) next to a VM of another cluster inside lab-3's VMID range;
-//     `kubedos stop` powers them off after the timeout, `kubedos destroy` is refused without
+//     `kubedos stop` powers them off after the timeout, `kubedos start` starts them the hub first
+//     and says their (absent) guest agents did not answer, `kubedos destroy` is refused without
 //     --allow-destroy, destroys with it (the stand-in's VM configs, disks and run files of lab-3
 //     gone, the other VM untouched), a rerun has nothing left to do, and with the host gone
 //     (stand-in stopped) a destroy says it removed nothing.
@@ -77,6 +78,20 @@ describe('lifecycle through the Proxmox stand-in (real SSH, blank VMs, a foreign
     expect(r.stdout).toMatch(/w-1 \(VMID \d+\) powered off after the timeout/);
     for (const n of p.nodes) expect(await ours.status(n.vmid), n.name).toBe('stopped');
     expect(await theirs.status(foreign)).toBe('running');
+  }, 6 * 60_000);
+
+  it('start: qm start for every VM, the hub first; the blank VMs have no guest agent, so start says so and fails; the foreign VM runs on', async () => {
+    const r = await run(['start', spec, ...cli(), '--timeout', '20'], 'standin-start.log');
+    const out = r.stdout + r.stderr;
+    expect(r.status, out).toBe(1);
+    const order = [...out.matchAll(/(\S+) \(VMID \d+\) started/g)].map((m) => m[1]);
+    expect(order[0], out).toBe(p.nodes.find((n) => n.hub)!.name);
+    expect([...order].sort()).toEqual(p.nodes.map((n) => n.name).sort());
+    expect(out).toMatch(/guest agent/);
+    for (const n of p.nodes) expect(await ours.status(n.vmid), n.name).toBe('running');
+    expect(await theirs.status(foreign)).toBe('running');
+    const again = await run(['stop', spec, ...cli(), '--timeout', '2'], 'standin-stop-2.log');
+    expect(again.status, again.stdout + again.stderr).toBe(0);
   }, 6 * 60_000);
 
   it('destroy: refused without --allow-destroy; with it the stand-in holds no VM of lab-3, the foreign one untouched; a rerun has nothing to do', async () => {
