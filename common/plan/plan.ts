@@ -20,7 +20,7 @@ import { deterministicMacs } from './mac';
 import { renderNftables } from './nftables';
 import type { Plan, PlanNode, PlaneAddress, PolicyFlow, VmShape } from './schema';
 import { PLAN_KIND } from './schema';
-import { observabilityHost, roleServices } from './services';
+import { etcdHostRole, observabilityHost, roleServices } from './services';
 import { ownershipTags } from './ownership';
 
 export const PERSISTENT_KEEPALIVE = 25;
@@ -269,8 +269,9 @@ function ansibleInventory(spec: ClusterSpec, nodes: readonly PlanNode[]): string
   // Functional groups, so plays select hosts without templating `hosts:` from inventory vars
   // (Ansible resolves a play's hosts before inventory variables exist).
   const hostRef = (names: readonly string[]) => ({ hosts: Object.fromEntries(names.map((n) => [n, {}])) });
-  const etcdRole = k.ha.etcd === 'external' ? 'etcd' : 'control-plane';
-  children.etcd_members = hostRef(k.enabled ? nodes.filter((n) => n.role === etcdRole).map((n) => n.name) : []);
+  // etcd is Debian's etcd-server and runs whether or not Kubernetes does (a cluster without
+  // upstream sources still keeps its state in etcd): membership follows the topology only.
+  children.etcd_members = hostRef(nodes.filter((n) => n.role === etcdHostRole(spec)).map((n) => n.name));
   const obs = observabilityHost(spec);
   children.prometheus_host = hostRef(obs && k.observability.prometheus ? [obs] : []);
   const inventory = {

@@ -102,12 +102,17 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator, available: R
 
   // ---- kubernetes HA and etcd
   const k = s.kubernetes;
+  // etcd (Debian's etcd-server) runs on its nodes whether or not Kubernetes is enabled, so its
+  // member count is checked whenever it has members.
+  const cps = inv.filter((n) => n.role === 'control-plane');
+  const etcdNodes = k.ha.etcd === 'stacked' ? cps : inv.filter((n) => n.role === 'etcd');
+  if (has('kubernetes', 'nodes') && !k.enabled && etcdNodes.length % 2 === 0 && etcdNodes.length > 0) {
+    report('etcd-count', 'error', ['spec', 'kubernetes', 'ha', 'etcd'], `etcd is ${k.ha.etcd} with ${etcdNodes.length} members (${k.ha.etcd === 'stacked' ? 'control-plane' : 'etcd'} nodes); use an odd count so a quorum survives a split`);
+  }
   if (has('kubernetes', 'nodes') && k.enabled) {
-    const cps = inv.filter((n) => n.role === 'control-plane');
     if (cps.length !== k.ha.controlPlaneReplicas) {
       report('control-plane-count', 'error', ['spec', 'kubernetes', 'ha', 'controlPlaneReplicas'], `controlPlaneReplicas is ${k.ha.controlPlaneReplicas} but the inventory has ${cps.length} control-plane node(s)`);
     }
-    const etcdNodes = k.ha.etcd === 'stacked' ? cps : inv.filter((n) => n.role === 'etcd');
     const what = k.ha.etcd === 'stacked' ? 'control-plane' : 'etcd';
     if (etcdNodes.length === 0) {
       report('etcd-count', 'error', ['spec', 'kubernetes', 'ha', 'etcd'], `etcd is ${k.ha.etcd} but there are no ${what} nodes to run it`);

@@ -70,7 +70,7 @@ export const buildCommand: CliCommand = {
     const modes = (['update', 'frozen', 'offline'] as const).filter((m) => values[m]);
     if (modes.length > 1) throw new UsageError(`--${modes.join(' and --')} exclude each other`);
     if (values.from && values.update) throw new UsageError('--from rebuilds an earlier lock exactly; --update resolves a new one: choose one');
-    const loaded = loadSpec(values.spec, io.cwd);
+    const loaded = loadSpec(values.spec, io.cwd, { completeness: true });
     if (!loaded.spec) {
       return reportInvalidSpec(loaded, values.spec, io, 'nothing built');
     }
