@@ -45,9 +45,19 @@ describe('etcd does not depend on kubernetes.enabled', () => {
     });
   });
   it('reference-16 (Kubernetes on) is planned byte for byte as before', () => {
-    const r = now('reference-16');
+    // Since then the template's storage node gained a data disk for its ZFS pool: take it away.
+    const spec = parseSpec(TEMPLATES['reference-16'].text).spec!;
+    const storage = spec.spec.nodes.inventory.find((n) => n.role === 'storage')!;
+    expect(storage.disks).toHaveLength(2);
+    storage.disks.pop();
+    const r = plan(spec);
     // sha256 of the same JSON as the fixtures, taken before the change (the file itself is 110 KB).
     expect(sha256Hex(JSON.stringify({ ansibleInventory: r.ansibleInventory, saltRoster: r.saltRoster, nodes: r.nodes }, null, 1) + '\n')).toBe('c7a3f2e9c169de528399303a206eb21b20bc675a321daa602f86c372924b4856');
+  });
+  it('reference-16: the storage node gets its ZFS pool on its data disk', () => {
+    const inv = now('reference-16').ansibleInventory;
+    expect(inv).toMatch(/storage:\n(.*\n)*?\s+kubedos_zfs_pools:\n\s+- disks:\n\s+- \/dev\/disk\/by-id\/scsi-0QEMU_QEMU_HARDDISK_drive-scsi1\n\s+name: fast-zfs/);
+    expect(inv.match(/kubedos_zfs_pools/g)).toHaveLength(1);
   });
   it('solo-1 is planned byte for byte as before', () => {
     const was = before('solo-1');

@@ -131,6 +131,15 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator, available: R
     if (k.cni.datapath === 'tunnel') report('overlay', 'info', ['spec', 'kubernetes', 'cni', 'datapath'], 'tunnel datapath is an overlay: chosen explicitly, recorded in the provenance (seed 003 §7.4)');
   }
 
+  // ---- ZFS: the zfs role creates the first pool on the storage nodes' data disks (plan.ts)
+  if (has('storage', 'nodes') && s.storage.zfs.enabled) {
+    const zp: PathSegment[] = ['spec', 'storage', 'zfs', 'pools'];
+    const dataNodes = inv.filter((n) => n.role === 'storage' && n.disks.length > 1);
+    if (s.storage.zfs.pools.length === 0) report('zfs-no-pool', 'warning', zp, 'storage.zfs is enabled but pools is empty: no ZFS pool will be created; name one, e.g. pools: ["tank"]');
+    else if (dataNodes.length === 0) report('zfs-no-disk', 'warning', zp, `storage.zfs is enabled but no storage node has a data disk (a second disk): pool ${s.storage.zfs.pools[0]} will not be created; add a disk to a storage node`);
+    if (s.storage.zfs.pools.length > 1) report('zfs-many-pools', 'warning', [...zp, 1], `only the first pool (${s.storage.zfs.pools[0]}) is created, on all data disks of each storage node`);
+  }
+
   // ---- LAN plan, API VIP
   // Without the nodes section the inventory is empty here: only the node-independent checks report.
   if (has('networking')) checkLanAndPlanes();
