@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson, sha256Hex } from '../../common/canonical';
 import { ImageSourceSpec } from '../../common/spec/schema';
 import { MEDIA, pullImage, writeOciLayout } from '../../main/build/sources/oci';
+import { collectUpstream } from '../../main/build/sources/index';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
 
 const REGISTRY = '/usr/bin/docker-registry';
 const root = mkdtempSync(join(tmpdir(), 'kubedos-h13-registry-'));
@@ -54,7 +56,7 @@ async function pushBlob(repo: string, body: Buffer): Promise<string> {
   expect(start.status).toBe(202);
   const loc = new URL(start.headers.get('location')!, `http://${host}`);
   loc.searchParams.set('digest', digest);
-  const put = await fetch(loc, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream' } });
+  const put = await fetch(loc, { method: 'PUT', body: new Uint8Array(body), headers: { 'content-type': 'application/octet-stream' } });
   expect(put.status).toBe(201);
   return digest;
 }
@@ -73,7 +75,7 @@ async function pushImage(repo: string, tag: string, text: string): Promise<{ dig
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layer.length }],
     }),
   );
-  const put = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: manifest, headers: { 'content-type': MEDIA.ociManifest } });
+  const put = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: new Uint8Array(manifest), headers: { 'content-type': MEDIA.ociManifest } });
   expect(put.status).toBe(201);
   const digest = `sha256:${sha256Hex(manifest)}`;
   expect(put.headers.get('docker-content-digest')).toBe(digest);
@@ -113,6 +115,19 @@ describe('images from a declared source (docker-registry on loopback)', () => {
     const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
     expect(index.manifests).toEqual([{ mediaType: MEDIA.ociManifest, digest: pushed.digest, size: pushed.bytes.length, annotations: { 'io.kubedos.source': 'hello', 'org.opencontainers.image.ref.name': source.reference } }]);
     for (const f of readdirSync(join(layout, 'blobs/sha256'))) expect(sha256Hex(readFileSync(join(layout, 'blobs/sha256', f)))).toBe(f);
+  });
+  it('the build step: declared images become placeable oci/ files, declared apt sources are reported as not fetched', async () => {
+    const pushed = await pushImage('kubedos/build', 'v1', 'for the build step\n');
+    const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
+    spec.spec.sources.images = [{ name: 'build', reference: `${host}/kubedos/build:v1`, digest: pushed.digest }];
+    spec.spec.sources.apt = [{ name: 'standin', url: 'http://127.0.0.1:8/repo', suite: 'stable', components: ['main'], signedBy: 'A'.repeat(40), packages: ['x'] }];
+    const lines: string[] = [];
+    const u = await collectUpstream(spec, join(root, 'build-cache'), { log: (l) => lines.push(l) });
+    expect(u.images.map((i) => i.digest)).toEqual([pushed.digest]);
+    expect(u.layoutEntry!.files.map((f) => f.path).filter((p) => !p.startsWith('blobs/'))).toEqual(['index.json', 'oci-layout']);
+    expect(u.layoutEntry!.files.filter((f) => f.path.startsWith('blobs/sha256/'))).toHaveLength(3);
+    expect(u.aptSourcesNotFetched).toEqual(['standin']);
+    expect(lines.join('\n')).toMatch(/1 declared apt source\(s\) \(standin\) NOT fetched/);
   });
   it('refuses a wrong digest, and a tag that moved to another image, by name; nothing is cached', async () => {
     const first = await pushImage('kubedos/moving', 'v1', 'one\n');
