@@ -18,7 +18,8 @@ describe('flowWhy', () => {
     const p = plan(specOf(TEMPLATES['lab-3'].text));
     expect(p.policy.flows.every((f) => f.description === undefined)).toBe(true);
     const why = p.policy.flows.map((f) => flowWhy(f, p.nodes));
-    expect(why).toEqual(['for kube-apiserver, etcd', 'for node-exporter']);
+    // lab-3 runs no Kubernetes (no upstream sources): only etcd serves behind 6443/2379-2380.
+    expect(why).toEqual(['for etcd', 'for node-exporter']);
   });
   it('keeps the spec\'s description, and says when nothing explains a flow', () => {
     const p = plan(specOf(TEMPLATES['reference-16'].text));

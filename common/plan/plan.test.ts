@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { parseSpec } from '../spec/parse';
 import { TEMPLATES } from '../spec/templates/index';
-import { syntheticSpec, templateObject, toYaml } from '../testing/specs';
+import { syntheticSpec, templateObject, templateWithSources, toYaml } from '../testing/specs';
 import { diffPlan } from './diff';
 import { changesInPlace } from './in-place';
 import { nodeConfig, NodeConfig } from './node-config';
@@ -114,9 +114,11 @@ describe('plan: determinism', () => {
   it('gives the same bytes in a different process', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kubedos-plan-'));
     const spec = join(dir, 'r.yaml');
-    writeFileSync(spec, TEMPLATES['reference-16'].text);
+    // With sources declared: `kubedos plan` refuses reference-16 alone (completeness preflight).
+    const text = toYaml(templateWithSources('reference-16'));
+    writeFileSync(spec, text);
     const out = execFileSync(process.execPath, [join(process.cwd(), 'bin/kubedos.mjs'), 'plan', spec, '--json'], { encoding: 'utf8', env: { ...process.env, TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8' } });
-    expect(out).toBe(planJson(ref()));
+    expect(out).toBe(planJson(planOf(text)));
   });
   it('scales to 1,000 nodes with unique addresses', () => {
     const p = planOf(toYaml(syntheticSpec(1000)));

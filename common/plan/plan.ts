@@ -20,7 +20,7 @@ import { deterministicMacs } from './mac';
 import { renderNftables } from './nftables';
 import type { Plan, PlanNode, PlaneAddress, PolicyFlow, VmShape } from './schema';
 import { PLAN_KIND } from './schema';
-import { observabilityHost, roleServices } from './services';
+import { etcdHostRole, observabilityHost, roleServices } from './services';
 import { ownershipTags } from './ownership';
 
 export const PERSISTENT_KEEPALIVE = 25;
@@ -260,6 +260,7 @@ function ansibleInventory(spec: ClusterSpec, nodes: readonly PlanNode[]): string
             kubedos_wg1: n.planes.wg1.address.replace('/32', ''),
             kubedos_wg2: n.planes.wg2.address.replace('/32', ''),
             kubedos_wg3: n.planes.wg3.address.replace('/32', ''),
+            ...zfsPoolsOf(spec, n),
           },
         ]),
       ),
@@ -269,8 +270,9 @@ function ansibleInventory(spec: ClusterSpec, nodes: readonly PlanNode[]): string
   // Functional groups, so plays select hosts without templating `hosts:` from inventory vars
   // (Ansible resolves a play's hosts before inventory variables exist).
   const hostRef = (names: readonly string[]) => ({ hosts: Object.fromEntries(names.map((n) => [n, {}])) });
-  const etcdRole = k.ha.etcd === 'external' ? 'etcd' : 'control-plane';
-  children.etcd_members = hostRef(k.enabled ? nodes.filter((n) => n.role === etcdRole).map((n) => n.name) : []);
+  // etcd is Debian's etcd-server and runs whether or not Kubernetes does (a cluster without
+  // upstream sources still keeps its state in etcd): membership follows the topology only.
+  children.etcd_members = hostRef(nodes.filter((n) => n.role === etcdHostRole(spec)).map((n) => n.name));
   const obs = observabilityHost(spec);
   children.prometheus_host = hostRef(obs && k.observability.prometheus ? [obs] : []);
   const inventory = {
@@ -291,6 +293,24 @@ function ansibleInventory(spec: ClusterSpec, nodes: readonly PlanNode[]): string
     },
   };
   return stringify(inventory, { sortMapEntries: true, lineWidth: 0 });
+}
+
+/** The in-guest device of a VM disk: QEMU's scsi-hd names it after its drive id (Proxmox and qemu-local alike). */
+export function guestDiskPath(index: number): string {
+  return `/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_drive-scsi${index}`;
+}
+
+/**
+ * ZFS on a storage node, when storage.zfs is enabled: the first pool of storage.zfs.pools is
+ * created on the node's data disks (every disk after the root disk, scsi1…). Nothing is emitted
+ * otherwise, so other specs' inventories stay as they were; invariants warn when there is no disk.
+ */
+function zfsPoolsOf(spec: ClusterSpec, n: PlanNode): { kubedos_zfs_pools?: { name: string; disks: string[] }[] } {
+  const zfs = spec.spec.storage.zfs;
+  const name = zfs.pools[0];
+  if (!zfs.enabled || n.role !== 'storage' || !name) return {};
+  const disks = n.vm.disks.filter((d) => d.index > 0).map((d) => guestDiskPath(d.index));
+  return disks.length ? { kubedos_zfs_pools: [{ name, disks }] } : {};
 }
 
 function saltRoster(nodes: readonly PlanNode[], user: string): string {

@@ -17,16 +17,16 @@ export function roleServices(spec: ClusterSpec, role: NodeRole, hostsObservabili
       if (s.orchestration.salt.enabled) out.push({ name: 'salt-master', on: 'wg1', ports: ['4505-4506/tcp'], why: 'salt publish/return' });
       break;
     case 'etcd':
-      if (k.enabled && k.ha.etcd === 'external') out.push({ name: 'etcd', on: 'wg3', ports: ['2379-2380/tcp'], why: 'external etcd client and peer traffic' });
+      if (etcdHostRole(spec) === 'etcd') out.push({ name: 'etcd', on: 'wg3', ports: ['2379-2380/tcp'], why: 'external etcd client and peer traffic' });
       break;
     case 'control-plane':
       if (k.enabled) {
         out.push({ name: 'kube-apiserver', on: 'wg3', ports: ['6443/tcp'], why: 'Kubernetes API behind the lb VIP' });
         out.push({ name: 'kubelet', on: 'wg3', ports: ['10250/tcp'], why: 'kubelet API' });
         out.push({ name: 'control-plane', on: 'wg3', ports: ['10257/tcp', '10259/tcp'], why: 'controller-manager and scheduler health' });
-        if (k.ha.etcd === 'stacked') out.push({ name: 'etcd', on: 'wg3', ports: ['2379-2380/tcp'], why: 'stacked etcd' });
-        if (k.cni.name === 'cilium') out.push({ name: 'cilium', on: 'wg3', ports: ['4240/tcp', '4244/tcp'], why: 'cilium health and hubble' });
       }
+      if (etcdHostRole(spec) === 'control-plane') out.push({ name: 'etcd', on: 'wg3', ports: ['2379-2380/tcp'], why: 'stacked etcd' });
+      if (k.enabled && k.cni.name === 'cilium') out.push({ name: 'cilium', on: 'wg3', ports: ['4240/tcp', '4244/tcp'], why: 'cilium health and hubble' });
       break;
     case 'worker':
       if (k.enabled) {
@@ -60,4 +60,9 @@ export function roleServices(spec: ClusterSpec, role: NodeRole, hostsObservabili
 export function observabilityHost(spec: ClusterSpec): string | undefined {
   const inv = spec.spec.nodes.inventory;
   return (inv.find((n) => n.role === 'prometheus') ?? inv.find((n) => n.role === 'master'))?.name;
+}
+
+/** The role whose nodes are etcd members: independent of kubernetes.enabled (etcd is Debian's). */
+export function etcdHostRole(spec: ClusterSpec): 'etcd' | 'control-plane' {
+  return spec.spec.kubernetes.ha.etcd === 'external' ? 'etcd' : 'control-plane';
 }

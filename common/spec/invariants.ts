@@ -102,12 +102,17 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator, available: R
 
   // ---- kubernetes HA and etcd
   const k = s.kubernetes;
+  // etcd (Debian's etcd-server) runs on its nodes whether or not Kubernetes is enabled, so its
+  // member count is checked whenever it has members.
+  const cps = inv.filter((n) => n.role === 'control-plane');
+  const etcdNodes = k.ha.etcd === 'stacked' ? cps : inv.filter((n) => n.role === 'etcd');
+  if (has('kubernetes', 'nodes') && !k.enabled && etcdNodes.length % 2 === 0 && etcdNodes.length > 0) {
+    report('etcd-count', 'error', ['spec', 'kubernetes', 'ha', 'etcd'], `etcd is ${k.ha.etcd} with ${etcdNodes.length} members (${k.ha.etcd === 'stacked' ? 'control-plane' : 'etcd'} nodes); use an odd count so a quorum survives a split`);
+  }
   if (has('kubernetes', 'nodes') && k.enabled) {
-    const cps = inv.filter((n) => n.role === 'control-plane');
     if (cps.length !== k.ha.controlPlaneReplicas) {
       report('control-plane-count', 'error', ['spec', 'kubernetes', 'ha', 'controlPlaneReplicas'], `controlPlaneReplicas is ${k.ha.controlPlaneReplicas} but the inventory has ${cps.length} control-plane node(s)`);
     }
-    const etcdNodes = k.ha.etcd === 'stacked' ? cps : inv.filter((n) => n.role === 'etcd');
     const what = k.ha.etcd === 'stacked' ? 'control-plane' : 'etcd';
     if (etcdNodes.length === 0) {
       report('etcd-count', 'error', ['spec', 'kubernetes', 'ha', 'etcd'], `etcd is ${k.ha.etcd} but there are no ${what} nodes to run it`);
@@ -124,6 +129,15 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator, available: R
     }
     if (!isPlaneName(k.observability.plane)) report('unknown-plane', 'error', ['spec', 'kubernetes', 'observability', 'plane'], `"${k.observability.plane}" is not a plane (${PLANE_NAMES.join(', ')})`);
     if (k.cni.datapath === 'tunnel') report('overlay', 'info', ['spec', 'kubernetes', 'cni', 'datapath'], 'tunnel datapath is an overlay: chosen explicitly, recorded in the provenance (seed 003 §7.4)');
+  }
+
+  // ---- ZFS: the zfs role creates the first pool on the storage nodes' data disks (plan.ts)
+  if (has('storage', 'nodes') && s.storage.zfs.enabled) {
+    const zp: PathSegment[] = ['spec', 'storage', 'zfs', 'pools'];
+    const dataNodes = inv.filter((n) => n.role === 'storage' && n.disks.length > 1);
+    if (s.storage.zfs.pools.length === 0) report('zfs-no-pool', 'warning', zp, 'storage.zfs is enabled but pools is empty: no ZFS pool will be created; name one, e.g. pools: ["tank"]');
+    else if (dataNodes.length === 0) report('zfs-no-disk', 'warning', zp, `storage.zfs is enabled but no storage node has a data disk (a second disk): pool ${s.storage.zfs.pools[0]} will not be created; add a disk to a storage node`);
+    if (s.storage.zfs.pools.length > 1) report('zfs-many-pools', 'warning', [...zp, 1], `only the first pool (${s.storage.zfs.pools[0]}) is created, on all data disks of each storage node`);
   }
 
   // ---- LAN plan, API VIP

@@ -9,6 +9,7 @@ import { ClusterSpec, ClusterSpecBody } from './schema';
 import type { Diagnostic, PathSegment, Severity } from './diagnostic';
 import { formatPath } from './diagnostic';
 import { checkInvariants } from './invariants';
+import { checkCompleteness } from './completeness';
 import { closest } from '../text/suggest';
 
 export const MAX_SPEC_BYTES = 5 * 1024 * 1024;
@@ -31,7 +32,16 @@ export interface TextRange {
 /** Finds where a path lives in the document; falls back to the deepest existing ancestor. */
 export type Locator = (path: readonly PathSegment[], at?: 'key' | 'value') => TextRange;
 
-export function parseSpec(input: string | Uint8Array): ParseResult {
+export interface ParseOptions {
+  /**
+   * Also run the completeness preflight (common/spec/completeness.ts): every enabled feature has
+   * a provider. The commands that act on a spec (validate, plan, deploy) ask for it; the editor's
+   * live analysis and the unit tests of other rules do not need it.
+   */
+  completeness?: boolean;
+}
+
+export function parseSpec(input: string | Uint8Array, options: ParseOptions = {}): ParseResult {
   let text: string;
   if (typeof input === 'string') {
     text = input;
@@ -94,6 +104,7 @@ export function parseSpec(input: string | Uint8Array): ParseResult {
     return { diagnostics: sortDiagnostics(diagnostics) };
   }
   diagnostics.push(...checkInvariants(parsed.data, locate));
+  if (options.completeness) diagnostics.push(...checkCompleteness(parsed.data, locate));
   const sorted = sortDiagnostics(diagnostics);
   return sorted.some((d) => d.severity === 'error') ? { diagnostics: sorted } : { spec: parsed.data, diagnostics: sorted };
 }

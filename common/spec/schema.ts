@@ -302,6 +302,66 @@ export const Kubernetes = z.strictObject({
   }),
 });
 
+// ---------------------------------------------------------------- upstream sources
+
+// What Debian's main archive does not carry (Kubernetes, Cilium, Grafana, Loki, Salt, ZFS from
+// contrib) enters the artifact only as a declared, pinned source: an apt repository signed by a
+// key named by its fingerprint, an OCI image named by its digest, a file named by its sha256.
+// Nothing else from outside Debian is ever fetched. See docs/sources.md.
+
+const sourceUrl = z
+  .string()
+  .max(2000)
+  .regex(/^(https?|file):\/\/?[^\s]+$/, 'must be an http://, https:// or file: URL without spaces');
+const debianPackageName = z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'must be a Debian package name (lowercase letters, digits, "+", "-" and ".")');
+
+export const AptSourceSpec = z
+  .strictObject({
+    name: dnsLabel.describe('Short name of the source, used in the lock, the SBOM and messages.'),
+    url: sourceUrl.describe('Base URL of the apt repository (the folder that holds dists/).'),
+    suite: z
+      .string()
+      .max(100)
+      .regex(/^[A-Za-z0-9._~/+-]+$/, 'must be an apt suite like "stable" or, for a flat repository, a path ending in "/"')
+      .describe('Suite (dists/<suite>/); a flat repository has a path ending in "/" and no components.'),
+    components: z.array(z.string().regex(/^[A-Za-z0-9._/-]+$/, 'must be an apt component like "main"')).default([]),
+    signedBy: z
+      .string()
+      .regex(/^[0-9A-F]{40}$/, 'must be the full OpenPGP fingerprint of the signing key: 40 uppercase hex digits, no spaces')
+      .describe('Fingerprint of the key that must sign the repository\'s InRelease; anything else is refused.'),
+    packages: z.array(debianPackageName).min(1).describe('Packages taken from this repository (their dependencies come from Debian or from this repository).'),
+  })
+  .describe('An extra apt repository.');
+
+export const ImageSourceSpec = z
+  .strictObject({
+    name: dnsLabel.describe('Short name of the image, used in the lock, the SBOM and messages.'),
+    reference: z
+      .string()
+      .max(500)
+      .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$/, 'must be an image reference like host/project/name:tag (no "@digest": the digest goes in the digest field)')
+      .describe('Where the image is pulled from when the foundry is online; the tag is informational, the digest decides.'),
+    digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" and 64 lowercase hex digits').describe('Digest of the image manifest (or index) that is accepted.'),
+  })
+  .describe('A container image, pinned by digest.');
+
+export const FileSourceSpec = z
+  .strictObject({
+    name: dnsLabel.describe('Short name of the file, used in the lock, the SBOM and messages.'),
+    url: sourceUrl,
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').describe('sha256 of the file; any other content is refused.'),
+  })
+  .describe('A plain file (a Helm chart, a CLI tarball), pinned by its sha256.');
+
+export const Sources = z
+  .strictObject({
+    apt: z.array(AptSourceSpec).default([]),
+    images: z.array(ImageSourceSpec).default([]),
+    files: z.array(FileSourceSpec).default([]),
+  })
+  .describe('Upstream inputs beyond Debian main, fetched and verified by a foundry that is online (docs/sources.md).');
+export type Sources = z.infer<typeof Sources>;
+
 // ---------------------------------------------------------------- acceptance, self-healing, stages
 
 export const Acceptance = z.strictObject({
@@ -351,6 +411,7 @@ export const ClusterSpecBody = z.strictObject({
   storage: Storage,
   orchestration: Orchestration,
   kubernetes: Kubernetes,
+  sources: Sources.default({ apt: [], images: [], files: [] }),
   acceptance: Acceptance,
   selfHealing: SelfHealing.default({
     detect: { heartbeatSeconds: 10, missedHeartbeats: 6, signals: ['guest-agent', 'wg-handshake'] },

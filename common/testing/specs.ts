@@ -2,6 +2,7 @@
 import { parse, stringify } from 'yaml';
 import { TEMPLATES } from '../spec/templates/index';
 import type { TemplateName } from '../spec/templates/index';
+import { sha256Hex } from '../canonical';
 
 export function templateObject(name: TemplateName): Record<string, any> {
   return parse(TEMPLATES[name].text) as Record<string, any>;
@@ -51,4 +52,35 @@ export function fiveMistakesSpec(): string {
     text = text.replace(a, b);
   }
   return text;
+}
+
+/**
+ * Stand-in sources that provide every package and image any feature needs (test values: a
+ * loopback URL, a fingerprint and digests made up for tests). For specs that enable features and
+ * must pass the completeness preflight.
+ */
+export function testSources(): Record<string, any> {
+  const digest = (name: string) => `sha256:${sha256Hex(`test-image-${name}`)}`;
+  const images = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'coredns', 'pause', 'etcd', 'cilium', 'operator-generic', 'hubble-relay'];
+  return {
+    apt: [
+      {
+        name: 'test-upstream',
+        url: 'http://127.0.0.1:9/upstream',
+        suite: 'stable',
+        components: ['main'],
+        signedBy: '0123456789ABCDEF0123456789ABCDEF01234567',
+        packages: ['kubeadm', 'kubelet', 'kubectl', 'grafana', 'loki', 'salt-master', 'salt-minion', 'zfsutils-linux', 'zfs-dkms'],
+      },
+    ],
+    images: images.map((name) => ({ name, reference: `127.0.0.1:5000/test/${name}:v0`, digest: digest(name) })),
+    files: [],
+  };
+}
+
+/** The template with testSources() declared. */
+export function templateWithSources(name: TemplateName): Record<string, any> {
+  const spec = templateObject(name);
+  spec.spec.sources = testSources();
+  return spec;
 }

@@ -26,6 +26,7 @@ const LAB_VARS = {
   kubedos_baseline_manage_sysctl: false, // kernel.* sysctls are global: never touch the host kernel from a namespace
   kubedos_baseline_manage_service: false,
   kubedos_baseline_lock_root: false,
+  kubedos_baseline_audit: false, // audit rules are kernel-global like sysctls, and the host has no auditd: never from a namespace
   kubedos_etcd_tls: false, // TLS for etcd is covered with real certificates by the VM deploy
   kubedos_etcd_manage_service: false,
   kubedos_lb_manage_service: false,

@@ -47,6 +47,20 @@ describe('SBOM', () => {
     expect(bom.metadata.timestamp).toBe('2023-11-14T22:13:20Z');
     expect(purlOf({ name: 'a', version: '1', architecture: 'all' })).toBe('pkg:deb/debian/a@1?arch=all&distro=debian-12');
   });
+  it('lists declared container images by digest and declared files by sha256', () => {
+    const digest = `sha256:${'d'.repeat(64)}`;
+    const bom = JSON.parse(
+      renderSbom({
+        cluster: 'c', artifactVersion: '0.1.0', sourceDateEpoch: 1700000000, packages: [], payloadFiles: [], tools: {}, kubedosVersion: '0.1.0', outputs: [],
+        images: [{ name: 'pause', reference: '127.0.0.1:5000/k8s/pause:3.9', digest }],
+        upstreamFiles: [{ name: 'chart', url: 'http://127.0.0.1:8/c.tgz', sha256: 'e'.repeat(64) }],
+      }),
+    );
+    const image = bom.components.find((c: { type: string }) => c.type === 'container');
+    expect(image).toMatchObject({ name: 'pause', version: digest, purl: `pkg:oci/pause@sha256%3A${'d'.repeat(64)}?repository_url=127.0.0.1%3A5000%2Fk8s%2Fpause&tag=3.9`, hashes: [{ alg: 'SHA-256', content: 'd'.repeat(64) }] });
+    expect(bom.components.find((c: { name: string }) => c.name === 'chart')).toMatchObject({ type: 'file', hashes: [{ alg: 'SHA-256', content: 'e'.repeat(64) }] });
+    expect(bom.dependencies[0].dependsOn).toEqual(expect.arrayContaining([image['bom-ref'], 'upstream-file:chart']));
+  });
 
   it('validates against the CycloneDX 1.6 JSON schema (strict)', async () => {
     const text = renderSbom({

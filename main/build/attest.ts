@@ -18,7 +18,8 @@ export interface OutputRecord {
   path: string;
   sha256: string;
   size: number;
-  kind: 'iso' | 'image' | 'darksite' | 'payload';
+  /** container-image: the OCI layout of declared images (oci/); upstream-file: declared files (files/). */
+  kind: 'iso' | 'image' | 'darksite' | 'payload' | 'container-image' | 'upstream-file';
   role?: string;
 }
 
@@ -75,6 +76,19 @@ export interface SbomInput {
   tools: Record<string, string>;
   kubedosVersion: string;
   outputs: readonly OutputRecord[];
+  /** Container images from declared sources, by the digest that was pinned and verified. */
+  images?: readonly { name: string; reference: string; digest: string }[];
+  /** Plain files from declared sources. */
+  upstreamFiles?: readonly { name: string; url: string; sha256: string }[];
+}
+
+/** Pure: the package URL of an OCI image (purl type "oci"): name, digest, where it came from. */
+export function ociPurl(reference: string, digest: string): string {
+  const slash = reference.indexOf('/');
+  const path = reference.slice(slash + 1).replace(/:[^/:]*$/, '');
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  const tag = /:([^/:]+)$/.exec(reference.slice(slash + 1))?.[1];
+  return `pkg:oci/${name}@${encodeURIComponent(digest)}?repository_url=${encodeURIComponent(`${reference.slice(0, slash)}/${path}`)}${tag ? `&tag=${encodeURIComponent(tag)}` : ''}`;
 }
 
 export function renderSbom(s: SbomInput): string {
@@ -95,6 +109,23 @@ export function renderSbom(s: SbomInput): string {
   const files = [...s.payloadFiles]
     .sort((a, b) => (`${a.role}/${a.path}` < `${b.role}/${b.path}` ? -1 : 1))
     .map((f) => ({ type: 'file', 'bom-ref': `payload:${f.role}/${f.path}`, name: `payload/${f.role}/${f.path}`, hashes: [{ alg: 'SHA-256', content: f.sha256 }] }));
+  const images = [...(s.images ?? [])]
+    .sort((a, b) => (a.reference < b.reference ? -1 : a.reference > b.reference ? 1 : 0))
+    .map((i) => ({
+      type: 'container',
+      'bom-ref': ociPurl(i.reference, i.digest),
+      name: i.reference.slice(i.reference.lastIndexOf('/') + 1).replace(/:.*$/, ''),
+      version: i.digest,
+      purl: ociPurl(i.reference, i.digest),
+      hashes: [{ alg: 'SHA-256', content: i.digest.replace(/^sha256:/, '') }],
+      properties: [
+        { name: 'kubedos:reference', value: i.reference },
+        { name: 'kubedos:source', value: i.name },
+      ],
+    }));
+  const upstream = [...(s.upstreamFiles ?? [])]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((f) => ({ type: 'file', 'bom-ref': `upstream-file:${f.name}`, name: f.name, hashes: [{ alg: 'SHA-256', content: f.sha256 }], externalReferences: [{ type: 'distribution', url: f.url }] }));
   const tools = Object.keys(s.tools)
     .sort()
     .map((name) => ({ type: 'application', name, version: s.tools[name] }));
@@ -107,8 +138,8 @@ export function renderSbom(s: SbomInput): string {
       tools: { components: [{ type: 'application', name: 'kubedos', version: s.kubedosVersion }, ...tools] },
       component: { type: 'platform', 'bom-ref': `cluster:${s.cluster}`, name: s.cluster, version: s.artifactVersion },
     },
-    components: [...debs, ...files],
-    dependencies: [{ ref: `cluster:${s.cluster}`, dependsOn: [...debs.map((d) => d['bom-ref']), ...files.map((f) => f['bom-ref'])] }],
+    components: [...debs, ...images, ...upstream, ...files],
+    dependencies: [{ ref: `cluster:${s.cluster}`, dependsOn: [...debs.map((d) => d['bom-ref']), ...images.map((i) => i['bom-ref']), ...upstream.map((f) => f['bom-ref']), ...files.map((f) => f['bom-ref'])] }],
   };
   const serial = `urn:uuid:${contentUuid(canonicalJson(body))}`;
   return canonicalJson({ ...body, serialNumber: serial }, 2) + '\n';

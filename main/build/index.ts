@@ -10,6 +10,7 @@ import type { ClusterSpec, NodeRole } from '../../common/spec/schema';
 import { CommandError, run } from '../exec/runner';
 import { clusterWorkspace, makePrivateDir, workspaceRoot } from '../workspace';
 import type { BuildManifest, OutputRecord } from './attest';
+import { collectUpstream } from './sources/index';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
 import { packagesFor } from './darksite/pins';
@@ -90,6 +91,8 @@ export interface BuildReport {
   lock: { path: string; sha256: string; packages: number; resolved: boolean; written: boolean; diff?: string[]; diffSummary?: string; previousSha256?: string };
   /** Every line of this build's log (also in lock's folder: build.log). */
   logFile: string;
+  /** From declared sources (spec.sources): packages merged into the darksite (none yet), images, files. */
+  upstream: { packages: number; images: number; files: number; aptSourcesNotFetched: string[] };
 }
 
 /** Packages (Debian names) each build target needs on the host, for a doctor-style error. */
@@ -367,6 +370,17 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     }
   }
 
+  // Declared upstream files and images (spec.sources): verified before they are cached or placed.
+  const upstream = await collectUpstream(o.spec, cacheRoot(env), { ...(signal ? { signal } : {}), log });
+  if (upstream.fileEntry.files.length) {
+    place(upstream.fileEntry, outDir, 'files', state);
+    track('files', upstream.fileEntry.files);
+  }
+  if (upstream.layoutEntry) {
+    place(upstream.layoutEntry, outDir, 'oci', state);
+    track('oci', upstream.layoutEntry.files);
+  }
+
   // Forget (and delete) outputs of earlier builds that this build did not produce.
   for (const rel of Object.keys(state.files)) {
     if (placedNow.has(rel)) continue;
@@ -375,7 +389,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   }
   writePlaced(outDir, state);
 
-  const kindOf = (p: string): OutputRecord['kind'] => (p.startsWith('iso/') ? 'iso' : p.startsWith('images/') ? 'image' : p.startsWith('darksite/') ? 'darksite' : 'payload');
+  const kindOf = (p: string): OutputRecord['kind'] =>
+    p.startsWith('iso/') ? 'iso' : p.startsWith('images/') ? 'image' : p.startsWith('darksite/') ? 'darksite' : p.startsWith('oci/') ? 'container-image' : p.startsWith('files/') ? 'upstream-file' : 'payload';
   const outputs: OutputRecord[] = [...placedNow].sort().map((p) => {
     const f = state.files[p]!;
     const role = roleOfOutput(p, cluster);
@@ -403,7 +418,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     outputs,
   };
   const manifestText = renderManifest(manifest);
-  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs });
+  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs, images: upstream.images.map((i) => ({ name: i.name, reference: i.reference, digest: i.digest })), upstreamFiles: o.spec.spec.sources.files });
   const provText = renderProvenance({
     manifest,
     externalParameters: {
@@ -430,6 +445,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     outputs,
     downloaded,
     durationMs: performance.now() - started,
+    upstream: { packages: 0, images: upstream.images.length, files: upstream.files.length, aptSourcesNotFetched: upstream.aptSourcesNotFetched },
     lock: { path: lockPath, sha256: lockSha, packages: lock.packages.length, resolved: locked.resolved, written: locked.written, ...(locked.diff ? { diff: renderDiff(locked.diff, 30), diffSummary: diffSummary(locked.diff) } : {}), ...(locked.previousSha256 ? { previousSha256: locked.previousSha256 } : {}) },
     logFile,
   };

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TEMPLATES } from '../../common/spec/templates/index';
-import { fiveMistakesSpec } from '../../common/testing/specs';
+import { fiveMistakesSpec, templateWithSources, toYaml } from '../../common/testing/specs';
 
 const bin = join(process.cwd(), 'bin/kubedos.mjs');
 let dir: string;
@@ -23,6 +23,13 @@ describe('kubedos CLI', () => {
   it('init + validate + plan the reference topology', () => {
     expect(kubedos('init', '--template', 'reference-16', 'r.yaml').code).toBe(0);
     expect(readFileSync(join(dir, 'r.yaml'), 'utf8')).toBe(TEMPLATES['reference-16'].text);
+    // As shipped it enables Kubernetes, Cilium, Grafana, Loki, Salt and ZFS with no source for them.
+    const refused = kubedos('validate', 'r.yaml');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/r\.yaml:\d+:\d+: error: kubernetes is enabled but no declared source provides packages kubeadm, kubelet, kubectl and images kube-apiserver/);
+    expect(refused.err).toMatch(/error: salt is enabled but no declared source provides packages salt-master, salt-minion: .* or set orchestration\.salt\.enabled: false/);
+    expect(refused.err).toContain('r.yaml: 7 errors');
+    writeFileSync(join(dir, 'r.yaml'), toYaml(templateWithSources('reference-16')));
     const v = kubedos('validate', 'r.yaml');
     expect(v.code).toBe(0);
     expect(v.out).toContain('valid (16 nodes');

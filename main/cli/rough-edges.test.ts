@@ -10,6 +10,7 @@ import { ClusterStatus } from '../../common/pipeline/status';
 import { plan } from '../../common/plan/index';
 import { parseSpec } from '../../common/spec/parse';
 import { TEMPLATES } from '../../common/spec/templates/index';
+import { templateWithSources, toYaml } from '../../common/testing/specs';
 import type { HostFacts } from '../deploy/host-capacity';
 import type { CliIo } from './command';
 import { main } from './main';
@@ -41,6 +42,7 @@ beforeAll(() => {
   ws = join(dir, 'ws');
   mkdirSync(ws);
   for (const name of ['lab-3', 'reference-16', 'solo-1'] as const) writeFileSync(join(dir, `${name}.yaml`), TEMPLATES[name].text);
+  writeFileSync(join(dir, 'reference-16-sourced.yaml'), toYaml(templateWithSources('reference-16')));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -107,7 +109,8 @@ describe('plan output', () => {
   it('every allowed flow has a WHY, from the services when the spec gives no description', async () => {
     const out = (await kubedos('plan', 'lab-3.yaml')).out.split('\n');
     const flows = out.slice(out.findIndex((l) => l.startsWith('FROM')) + 1).filter((l) => /^wg\d/.test(l));
-    expect(flows).toEqual(['wg1   wg3  6443/tcp, 2379-2380/tcp  for kube-apiserver, etcd', 'wg2   wg3  9100/tcp                 for node-exporter']);
+    // lab-3 runs no Kubernetes (no upstream sources): 6443 stays allowed by its policy, only etcd serves there.
+    expect(flows).toEqual(['wg1   wg3  6443/tcp, 2379-2380/tcp  for etcd', 'wg2   wg3  9100/tcp                 for node-exporter']);
   });
   it('plan --against: more memory is an update in place, not a replace', async () => {
     expect((await kubedos('plan', 'lab-3.yaml', '--out', 'before.json')).code).toBe(0);
@@ -125,7 +128,8 @@ describe('targets', () => {
     expect(r.out).toMatch(/^review of lab-3 on qemu-local/);
   });
   it('no target anywhere: says so and how to set one, resolves nothing', async () => {
-    for (const cmd of [['provision', 'reference-16.yaml', '--dry-run'], ['deploy', 'reference-16.yaml']]) {
+    // deploy runs the completeness preflight first: reference-16 with its sources declared.
+    for (const cmd of [['provision', 'reference-16.yaml', '--dry-run'], ['deploy', 'reference-16-sourced.yaml']]) {
       const r = await kubedos(...cmd);
       expect(r.code).toBe(2);
       expect(r.err).toContain('no target is set');

@@ -8,7 +8,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { templateObject, toYaml } from '../../common/testing/specs';
+import { templateObject, templateWithSources, toYaml } from '../../common/testing/specs';
 import { run } from '../exec/runner';
 
 const dir = join(process.cwd(), 'payload/ansible');
@@ -68,6 +68,28 @@ describe('payload/ansible', () => {
     const failed = await run(['ansible-playbook', '-i', inv, 'playbooks/00-validate.yml'], { cwd: dir, env, timeoutMs: 120_000, okExitCodes: [2] });
     expect(failed.stdout).toMatch(/needs an odd member count in group etcd_members/);
   }, 240_000);
+
+  it('the hardening baseline renders an auditd rule set, and auditd is in every image', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'kubedos-audit-'));
+    const out = join(tmp, '50-kubedos.rules');
+    const play = [{ name: 'render', hosts: 'localhost', connection: 'local', gather_facts: false, vars_files: [join(dir, 'roles/kubedos_baseline/defaults/main.yml')], tasks: [{ name: 'Rules', 'ansible.builtin.template': { src: join(dir, 'roles/kubedos_baseline/templates/audit-kubedos.rules.j2'), dest: out, mode: '0640' } }] }];
+    writeFileSync(join(tmp, 'render.yml'), toYaml(play));
+    const r = await run(['ansible-playbook', '-i', 'localhost,', join(tmp, 'render.yml')], { cwd: dir, env, timeoutMs: 120_000 });
+    expect(r.exitCode).toBe(0);
+    const rules = readFileSync(out, 'utf8').split('\n');
+    expect(rules).toEqual(expect.arrayContaining(['-w /etc/shadow -p wa -k identity', '-w /etc/ssh/sshd_config.d -p wa -k sshd', '-a always,exit -F arch=b64 -S init_module,finit_module,delete_module -k modules']));
+    // Not immutable: a converge must be able to reload its own rules.
+    expect(rules).not.toContain('-e 2');
+    const base = readFileSync(join(process.cwd(), 'payload/packages/base.list'), 'utf8').split('\n');
+    expect(base).toContain('auditd');
+  }, 150_000);
+
+  it('the zfs role takes its pools from the plan when storage.zfs is enabled (reference-16: storage node, data disk)', () => {
+    const inv = parse(readFileSync(inventoryFor(toYaml(templateWithSources('reference-16'))), 'utf8'));
+    expect(inv.all.children.role_storage.hosts.storage.kubedos_zfs_pools).toEqual([{ name: 'fast-zfs', disks: ['/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_drive-scsi1'] }]);
+    const lab = parse(readFileSync(inventoryFor(TEMPLATES['lab-3'].text), 'utf8'));
+    expect(JSON.stringify(lab)).not.toContain('kubedos_zfs_pools');
+  });
 
   it.each(roles)('role %s declares its rerun class and prefixes its variables', (role) => {
     const defaults = parse(readFileSync(join(dir, 'roles', role, 'defaults/main.yml'), 'utf8')) as Record<string, unknown>;

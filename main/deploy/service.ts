@@ -54,7 +54,7 @@ export interface AnalysedSpec {
 
 /** Parses and plans; throws an actionable error naming the first problems. */
 export function analyse(text: string): AnalysedSpec {
-  const parsed = parseSpec(text);
+  const parsed = parseSpec(text, { completeness: true });
   if (!parsed.spec) {
     const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
     const first = errors.slice(0, 3).map((d) => `line ${d.line}:${d.column}: ${d.message}`);

@@ -18,6 +18,7 @@ import type { PipelineEvent } from '../../common/pipeline/events';
 import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/schema';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { templateWithSources, toYaml } from '../../common/testing/specs';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
@@ -41,7 +42,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const GiB = 1024 ** 3;
 const LAB3 = TEMPLATES['lab-3'].text;
-const REF16 = TEMPLATES['reference-16'].text;
+// With sources declared: the deploy preflight refuses reference-16 alone (completeness).
+const REF16 = toYaml(templateWithSources('reference-16'));
 const lab3Plan: Plan = plan(parseSpec(LAB3).spec!);
 
 function bigHost(workspace: string): HostFacts {

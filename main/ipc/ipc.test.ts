@@ -6,6 +6,7 @@ import { WebSocket } from 'ws';
 import type { Envelope } from '../../common/contract/index';
 import { decodeEnvelope, ContractError, ipcChannel, REQUEST_CHANNELS } from '../../common/contract/index';
 import type { PipelineEvent } from '../../common/pipeline/events';
+import { templateWithSources, toYaml } from '../../common/testing/specs';
 import { TEMPLATES } from '../../common/spec/index';
 import { StageError } from '../pipeline/runner';
 import { dispatch } from './dispatch';
@@ -98,7 +99,8 @@ describe('pipelines', () => {
   it('runs the plan pipeline, streams batched events and ends with done', async () => {
     const batches: PipelineEvent[][] = [];
     const wb = createWorkbench({ transport: 'websocket', workspace, emit: (channel, payload) => channel === 'pipeline.events' && batches.push(payload as PipelineEvent[]) });
-    const started = decodeEnvelope(await dispatch(wb.handlers, 'pipeline.run', { pipeline: 'plan', text: TEMPLATES['reference-16'].text })) as { runId: string; stages: string[] };
+    // Sources declared: the validate stage runs the completeness preflight.
+    const started = decodeEnvelope(await dispatch(wb.handlers, 'pipeline.run', { pipeline: 'plan', text: toYaml(templateWithSources('reference-16')) })) as { runId: string; stages: string[] };
     expect(started.stages).toEqual(['validate', 'plan']);
     await expect.poll(() => batches.flat().some((e) => e.type === 'done'), { timeout: 10_000 }).toBe(true);
     const events = batches.flat();

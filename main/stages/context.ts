@@ -27,6 +27,7 @@ export const FirstbootOutput = z.object({ nodes: z.record(z.string(), NodeFactsS
 export const BackplanesOutput = z.object({ wgPublicKeys: z.record(z.string(), z.object({ wg1: z.string(), wg2: z.string(), wg3: z.string() })), summary: StageSummary });
 export const EnrollOutput = z.object({ hubPin: z.string(), enrolled: z.array(z.string()), summary: StageSummary });
 export const ConvergeOutput = z.object({ summary: StageSummary });
+// 'not-installed' is only read from journals written before the stage failed in that case.
 export const WorkloadOutput = z.object({ kubernetes: z.enum(['disabled', 'not-installed', 'installed']), summary: StageSummary });
 export const SealOutput = z.object({ bundleSha256: z.string(), summary: StageSummary });
 

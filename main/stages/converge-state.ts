@@ -17,6 +17,7 @@ export const FINGERPRINT_PATHS = [
   '/etc/default',
   '/etc/ssh/sshd_config.d',
   '/etc/sysctl.d',
+  '/etc/audit/rules.d',
   '/etc/issue.net',
   '/etc/haproxy',
   '/etc/keepalived',
@@ -32,7 +33,7 @@ export const FINGERPRINT_PATHS = [
 ] as const;
 
 /** Services the roles start; a unit a node does not have reports "inactive" and stays stable. */
-export const FINGERPRINT_UNITS = ['ssh', 'nftables', 'etcd', 'haproxy', 'keepalived', 'prometheus', 'prometheus-node-exporter', 'containerd', 'grafana-server', 'loki'] as const;
+export const FINGERPRINT_UNITS = ['ssh', 'nftables', 'auditd', 'etcd', 'haproxy', 'keepalived', 'prometheus', 'prometheus-node-exporter', 'containerd', 'grafana-server', 'loki'] as const;
 
 /** Pure: the one command a node runs for its fingerprint (sha256 of file hashes + unit states). */
 export function fingerprintCommand(): string[] {

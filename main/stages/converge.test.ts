@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { deployVars, etcdMembers, failedTasks, parsePlayRecap } from './converge';
-import { missingUpstream } from './workload';
+import { enabledList, missingUpstream } from './workload';
 
 const LOG = `2026-11-22 03:10:01,123 p=812 u=root n=ansible | TASK [kubedos_etcd : Etcd configuration] ***
 2026-11-22 03:10:02,001 p=812 u=root n=ansible | fatal: [cp-1]: FAILED! => {"changed": false, "msg": "Destination directory /etc/default does not exist"}
@@ -49,5 +49,13 @@ describe('converge inputs', () => {
     expect(missingUpstream(undefined)).toEqual(['kubeadm', 'kubelet', 'kubectl']);
     expect(missingUpstream(JSON.stringify({ packages: [{ name: 'kubelet' }, { name: 'etcd-server' }] }))).toEqual(['kubeadm', 'kubectl']);
     expect(missingUpstream(JSON.stringify({ packages: [{ name: 'kubeadm' }, { name: 'kubelet' }, { name: 'kubectl' }] }))).toEqual([]);
+  });
+  it('the workload summary lists what the spec enables: etcd even with Kubernetes off', () => {
+    const lab = parseSpec(TEMPLATES['lab-3'].text).spec!;
+    expect(enabledList(lab, plan(lab))).toBe('etcd, prometheus');
+    const solo = parseSpec(TEMPLATES['solo-1'].text).spec!;
+    expect(enabledList(solo, plan(solo))).toBe('no optional feature');
+    const ref = parseSpec(TEMPLATES['reference-16'].text).spec!;
+    expect(enabledList(ref, plan(ref))).toBe('etcd, kubernetes, cilium, hubble, prometheus, grafana, loki, salt, zfs');
   });
 });

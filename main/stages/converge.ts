@@ -286,8 +286,11 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
           await guestRun(hubG, saltDiscoveryGateCommand(), { timeoutS: 900, what: 'Salt discovery gate', hint: 'see /var/log/salt/master on the master' });
           notes.push('Salt discovery gate passed');
         } else {
-          notes.push('Salt enabled in the spec but salt-master is not in the darksite: discovery gate not run');
-          s.log(notes[notes.length - 1]!, { stream: 'warn' });
+          // Never a green converge for a Salt the spec asked for and nothing runs.
+          throw new StageError(`${hub.name}: the spec enables Salt but salt-run is not installed (Salt is NOT running; discovery gate not run)`, {
+            node: hub.name,
+            hint: 'declare Salt under spec.sources (docs/sources/salt.yaml), rebuild the artifact on a foundry that reaches it, or set orchestration.salt.enabled: false; then rerun the deploy',
+          });
         }
       }
       // Which nodes need Ansible: the inputs' hash and one fingerprint probe per node against the

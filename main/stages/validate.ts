@@ -27,7 +27,7 @@ export function validateStage(source: SpecSource): StageDefinition {
     // No inputs declared: always re-validated (cheap); its output, the parsed spec, is never journaled.
     async run(ctx) {
       ctx.log(`validating ${source.name} (${source.text.length} bytes, sha256 ${sha256Hex(source.text).slice(0, 16)})`);
-      const result = parseSpec(source.text);
+      const result = parseSpec(source.text, { completeness: true });
       for (const d of result.diagnostics) ctx.log(formatDiagnostic(source.name, d), { stream: d.severity === 'error' ? 'stderr' : 'info' });
       if (!result.spec) {
         const n = result.diagnostics.filter((d) => d.severity === 'error').length;

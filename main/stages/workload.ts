@@ -1,22 +1,23 @@
 // Stage "workload": the Kubernetes layer — containerd, kubeadm HA (first control plane init,
 // the others join with the certificate key, workers join), Cilium + Hubble. Its packages
-// (kubeadm, kubelet, kubectl, Cilium images) come from upstream apt sources and OCI image
-// tarballs that the darksite builder collects when the foundry is online. When the darksite
-// carries them the master runs those plays for real; when it does not (a foundry that cannot
-// reach them, like the CI machines), the master checks the baked plays with
-// `ansible-playbook --syntax-check` and the stage says plainly that Kubernetes was NOT installed.
+// (kubeadm, kubelet, kubectl) and images come from the sources the spec declares (spec.sources;
+// the completeness preflight refuses a spec that enables Kubernetes without them). When the
+// darksite carries them the master runs those plays for real; when it does not, the stage FAILS:
+// a deploy never reports done for a Kubernetes the spec asked for and nothing runs.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hubOf } from '../../common/plan/index';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
-import { sha256Hex } from '../../common/canonical';
+import { enabledFeatures } from '../../common/spec/index';
+import type { ClusterSpec } from '../../common/spec/index';
+import type { Plan } from '../../common/plan/index';
 import type { BuildReport } from '../build/index';
 import type { DeployContext } from './context';
 import { deployStage, WorkloadOutput } from './context';
-import { failedTasks, parsePlayRecap, playbookCommand, runPlaybook } from './converge';
+import { etcdMembers, failedTasks, parsePlayRecap, runPlaybook } from './converge';
 import type { GuestCall } from './guest';
-import { guestRun, tail } from './guest';
+import { tail } from './guest';
 
 export const WORKLOAD_TAGS = ['runtime', 'kubernetes', 'cni'] as const;
 /** What the Kubernetes plays install that Debian bookworm does not carry. */
@@ -37,50 +38,38 @@ function missingIn(build: BuildReport): string[] {
 export function workloadStage(ctx: DeployContext): StageDefinition {
   return deployStage({
     name: 'workload',
-    description: 'Kubernetes HA (kubeadm), containerd, Cilium/Hubble — for real when the darksite carries them, else syntax-checked on the master',
+    description: 'Kubernetes HA (kubeadm), containerd, Cilium/Hubble from the declared sources in the darksite; fails when the spec enables Kubernetes and the darksite lacks them',
     needs: ['converge'],
     reads: ['validate', 'plan', 'build', 'converge'],
     rerun: 'remediates-drift',
-    // Disabled, or checked only (the darksite lacks the packages): the outcome follows from the
-    // plan and the baked plays alone. Installed for real: no inputs declared, it always runs.
-    inputs: ({ validate, plan, build }) => {
-      if (!validate.spec.spec.kubernetes.enabled) return { kubernetes: false };
-      const missing = missingIn(build);
-      if (!missing.length) return undefined;
-      return { kubernetes: true, plan: sha256Hex(plan.json), missing, payload: build.outputs.filter((o) => o.kind === 'payload').map((o) => o.sha256) };
-    },
+    // Disabled: the outcome follows from the spec alone. Enabled: no inputs declared, it always runs.
+    inputs: ({ validate }) => (validate.spec.spec.kubernetes.enabled ? undefined : { kubernetes: false }),
     output: WorkloadOutput,
-    // Nothing on the nodes to look at when the layer is disabled or only checked; the recorded
-    // verdict is repeated so a skipped stage still says what is not installed.
+    // Nothing on the nodes to look at when the layer is disabled; the recorded verdict is repeated
+    // so a skipped stage still says what the spec enabled.
     async probe(_p, _inputs, last) {
       return { moved: false, note: last.summary.notes[0] ?? 'unchanged' };
     },
     async run(s, { validate, plan: planned, build }) {
       const plan = planned.plan;
       const spec = validate.spec;
+      const enabled = `the spec enables ${enabledList(spec, plan)}`;
       if (!spec.spec.kubernetes.enabled) {
-        s.log('kubernetes.enabled is false: no workload layer');
+        const note = `Kubernetes off in the spec: no workload layer installed; ${enabled}, set up by the converge stage`;
+        s.log(note);
         s.changed(0);
-        return { kubernetes: 'disabled', summary: { stage: 'workload', changes: 0, notes: ['Kubernetes disabled in the spec'] } };
+        return { kubernetes: 'disabled', summary: { stage: 'workload', changes: 0, notes: [note] } };
       }
       const { driver } = ctx.substrate(spec, plan);
       const hub = hubOf(plan);
       const hubG: GuestCall = { driver, node: hub, signal: s.signal };
       const missing = missingIn(build);
       if (missing.length) {
-        const r = await guestRun(hubG, [...playbookCommand(), '--syntax-check', '--tags', WORKLOAD_TAGS.join(','), 'site.yml'], {
-          okCodes: [0, 1, 4],
-          timeoutS: 600,
-          what: 'ansible-playbook --syntax-check',
+        for (const n of plan.nodes) s.node(n.name, 'failed', 'Kubernetes packages not in the darksite');
+        throw new StageError(`the spec enables Kubernetes but the darksite has no ${missing.join(', ')}: Kubernetes is NOT running`, {
+          node: hub.name,
+          hint: 'build the artifact on a foundry that reaches the sources declared under spec.sources (kubedos build lists the upstream packages it locked), or set kubernetes.enabled: false; then rerun the deploy',
         });
-        if (r.exitCode !== 0) {
-          throw new StageError(`${hub.name}: the baked Kubernetes plays do not pass --syntax-check`, { node: hub.name, command: ['ansible-playbook', '--syntax-check', 'site.yml'], exitCode: r.exitCode, stderrTail: tail(r.stderr || r.stdout) });
-        }
-        const note = `Kubernetes NOT installed: the darksite has no ${missing.join(', ')} (upstream packages this foundry could not download); the plays ${WORKLOAD_TAGS.join(', ')} passed ansible-playbook --syntax-check on ${hub.name}. Build the darksite on a foundry that reaches the upstream Kubernetes apt source and redeploy.`;
-        s.log(note, { stream: 'warn' });
-        for (const n of plan.nodes) s.node(n.name, 'skipped', 'Kubernetes packages not in the darksite');
-        s.changed(0);
-        return { kubernetes: 'not-installed', summary: { stage: 'workload', changes: 0, notes: [note] } };
       }
       const r = await runPlaybook(s, hubG, { tags: WORKLOAD_TAGS, logName: `workload-${s.runId.slice(0, 8)}` });
       const recap = parsePlayRecap(r.stdout);
@@ -96,7 +85,15 @@ export function workloadStage(ctx: DeployContext): StageDefinition {
       }
       const changed = Object.values(recap).reduce((a, x) => a + x.changed, 0);
       s.changed(changed);
-      return { kubernetes: 'installed', summary: { stage: 'workload', changes: changed, notes: Object.entries(recap).sort().map(([h, x]) => `${h}: ok=${x.ok} changed=${x.changed}`) } };
+      const notes = [`Kubernetes installed; ${enabled}`, ...Object.entries(recap).sort().map(([h, x]) => `${h}: ok=${x.ok} changed=${x.changed}`)];
+      return { kubernetes: 'installed', summary: { stage: 'workload', changes: changed, notes } };
     },
   });
+}
+
+/** Pure: what the spec turned on, for the summary (etcd whenever it has members). */
+export function enabledList(spec: ClusterSpec, plan: Plan): string {
+  const names = enabledFeatures(spec).map((f) => f.feature);
+  if (etcdMembers(plan).length) names.unshift('etcd');
+  return names.length ? names.join(', ') : 'no optional feature';
 }

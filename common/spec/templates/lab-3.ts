@@ -97,19 +97,25 @@ spec:
 
   storage:
     zfs:
+      # Off: OpenZFS is in Debian's contrib component, which the darksite does not carry.
       enabled: false
     ceph:
       enabled: false
 
   orchestration:
     salt:
+      # Off: Salt is not in Debian bookworm; declare docs/sources/salt.yaml to turn it on.
       enabled: false
     ansible:
       enabled: true
       mode: converge
 
   kubernetes:
-    enabled: true
+    # Off: kubeadm, kubelet, kubectl and the Cilium images are not in Debian, and this template is
+    # meant for a foundry without upstream access. etcd (Debian's etcd-server) still runs stacked
+    # on cp-1 and Prometheus on the master. To turn Kubernetes on, declare its sources under
+    # spec.sources (pinned definitions: docs/sources/kubernetes.yaml and cilium.yaml).
+    enabled: false
     version: "v1.30.x"
     ha:
       controlPlaneReplicas: 1
@@ -119,6 +125,7 @@ spec:
       hubble: true
     observability:
       prometheus: true
+      # Off: Grafana and Loki come from Grafana's apt repository (docs/sources/grafana.yaml).
       grafana: false
       loki: false
 

@@ -78,6 +78,9 @@ spec:
         disks:
           - pool: fast-zfs
             sizeGiB: 256
+          # Data disk: the ZFS pool of storage.zfs.pools is created on it.
+          - pool: fast-zfs
+            sizeGiB: 512
         nics:
           - bridge: vmbr0
             vlan: 10

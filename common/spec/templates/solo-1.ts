@@ -75,18 +75,22 @@ spec:
 
   storage:
     zfs:
+      # Off: OpenZFS is in Debian's contrib component, which the darksite does not carry.
       enabled: false
     ceph:
       enabled: false
 
   orchestration:
     salt:
+      # Off: Salt is not in Debian bookworm; declare docs/sources/salt.yaml to turn it on.
       enabled: false
     ansible:
       enabled: true
       mode: converge
 
   kubernetes:
+    # Off: this template is for a foundry without upstream access, and kubeadm, kubelet, kubectl
+    # and the Cilium images are not in Debian (pinned sources: docs/sources/kubernetes.yaml).
     enabled: false
     version: "v1.30.x"
     ha:
@@ -97,6 +101,7 @@ spec:
       hubble: false
     observability:
       prometheus: false
+      # Off: Grafana and Loki come from Grafana's apt repository (docs/sources/grafana.yaml).
       grafana: false
       loki: false
 

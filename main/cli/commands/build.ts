@@ -70,7 +70,7 @@ export const buildCommand: CliCommand = {
     const modes = (['update', 'frozen', 'offline'] as const).filter((m) => values[m]);
     if (modes.length > 1) throw new UsageError(`--${modes.join(' and --')} exclude each other`);
     if (values.from && values.update) throw new UsageError('--from rebuilds an earlier lock exactly; --update resolves a new one: choose one');
-    const loaded = loadSpec(values.spec, io.cwd);
+    const loaded = loadSpec(values.spec, io.cwd, { completeness: true });
     if (!loaded.spec) {
       return reportInvalidSpec(loaded, values.spec, io, 'nothing built');
     }
@@ -108,6 +108,11 @@ export const buildCommand: CliCommand = {
         io.out(report.lock.diffSummary ? `lock updated: ${report.lock.diffSummary} (previous ${report.lock.previousSha256?.slice(0, 12)}…, recorded in the provenance)` : `lock created: ${plural(report.lock.packages, 'package')}`);
         for (const l of report.lock.diff ?? []) io.out(l);
       }
+      const u = report.upstream;
+      io.out(
+        `Debian packages ${report.lock.packages}, upstream packages ${u.packages}, images ${u.images}, files ${u.files}` +
+          (u.aptSourcesNotFetched.length ? ` (declared apt sources not fetched yet: ${u.aptSourcesNotFetched.join(', ')})` : ''),
+      );
       io.out(
         `built ${report.built.length ? report.built.join(', ') : 'nothing (all cached)'}; reused ${report.reused.length}; darksite ${ds} packages, downloaded ${report.downloaded}; ` +
           `roles ${report.roles.join(', ')}; lock ${report.lock.sha256.slice(0, 12)}…; ${(report.durationMs / 1000).toFixed(2)} s → ${report.outDir}`,

@@ -49,7 +49,7 @@ export const deployCommand: CliCommand = {
     });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('exactly one SPEC');
-    const loaded = loadSpec(file, io.cwd);
+    const loaded = loadSpec(file, io.cwd, { completeness: true });
     if (!loaded.spec) {
       return reportInvalidSpec(loaded, file, io, 'nothing deployed');
     }

@@ -32,7 +32,7 @@ export const planCommand: CliCommand = {
     });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('exactly one FILE');
-    const loaded = loadSpec(file, io.cwd);
+    const loaded = loadSpec(file, io.cwd, { completeness: true });
     if (!loaded.spec) {
       return reportInvalidSpec(loaded, file, io, 'nothing planned');
     }

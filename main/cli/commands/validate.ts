@@ -16,7 +16,7 @@ export const validateCommand: CliCommand = {
     const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('exactly one FILE');
-    const loaded = loadSpec(file, io.cwd);
+    const loaded = loadSpec(file, io.cwd, { completeness: true });
     if (values.json) {
       io.out(JSON.stringify({ file, valid: loaded.spec !== undefined, diagnostics: loaded.diagnostics }, null, 2));
       return loaded.spec ? 0 : 1;

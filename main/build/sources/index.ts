@@ -1,0 +1,58 @@
+// The build's upstream step: declared files and images (spec.sources) fetched, verified and cached
+// by content (fetch.ts, oci.ts), then handed to the build as two placeable entries: files under
+// files/sha256/<hex>, images as one OCI image layout under oci/. Declared apt repositories are
+// verified by fetch.ts/verifyInRelease but their packages are not merged into the darksite yet:
+// the build says so, and counts 0 upstream packages.
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { sha256Hex } from '../../../common/canonical';
+import type { ClusterSpec } from '../../../common/spec/schema';
+import type { CachedFile } from '../cache';
+import { listFiles } from '../files';
+import type { FetchedFile } from './fetch';
+import { contentPath, fetchFileSource } from './fetch';
+import type { PulledImage } from './oci';
+import { pullImage, writeOciLayout } from './oci';
+
+export interface UpstreamInputs {
+  files: FetchedFile[];
+  images: PulledImage[];
+  /** Placeable at files/ (content-addressed). */
+  fileEntry: { dir: string; files: CachedFile[] };
+  /** Placeable at oci/ (an OCI image layout). */
+  layoutEntry?: { dir: string; files: CachedFile[] };
+  /** Declared apt sources whose packages this build did not fetch (see the header). */
+  aptSourcesNotFetched: string[];
+}
+
+export async function collectUpstream(spec: ClusterSpec, cacheDir: string, o: { signal?: AbortSignal; log: (line: string) => void }): Promise<UpstreamInputs> {
+  const src = spec.spec.sources;
+  const store = join(cacheDir, 'sources');
+  const files: FetchedFile[] = [];
+  for (const f of src.files) {
+    const got = await fetchFileSource(f, { cacheDir: store, ...(o.signal ? { signal: o.signal } : {}) });
+    o.log(`sources: file ${f.name} ${got.cached ? 'from the cache' : 'downloaded'}, sha256 ${f.sha256.slice(0, 16)}… verified`);
+    files.push(got);
+  }
+  const images: PulledImage[] = [];
+  for (const i of src.images) {
+    const img = await pullImage(i, { cacheDir: store, ...(o.signal ? { signal: o.signal } : {}) });
+    o.log(`sources: image ${i.name} ${i.reference} ${i.digest.slice(0, 19)}… verified (${img.blobs.length} blobs)`);
+    images.push(img);
+  }
+  const fileEntry = {
+    dir: store,
+    files: files.map((f) => ({ path: `sha256/${f.sha256}`, sha256: f.sha256, size: statSync(contentPath(store, f.sha256)).size })),
+  };
+  let layoutEntry: UpstreamInputs['layoutEntry'];
+  if (images.length) {
+    const key = sha256Hex(JSON.stringify(images.map((i) => [i.reference, i.digest]).sort()));
+    const dir = join(store, 'layouts', key);
+    rmSync(dir, { recursive: true, force: true });
+    writeOciLayout(dir, images, store);
+    layoutEntry = { dir, files: listFiles(dir).map((p) => ({ path: p, sha256: sha256Hex(readFileSync(join(dir, p))), size: statSync(join(dir, p)).size })) };
+  }
+  const aptSourcesNotFetched = src.apt.map((a) => a.name);
+  if (aptSourcesNotFetched.length) o.log(`sources: ${aptSourcesNotFetched.length} declared apt source(s) (${aptSourcesNotFetched.join(', ')}) NOT fetched: merging upstream packages into the darksite is not implemented yet`);
+  return { files, images, fileEntry, ...(layoutEntry ? { layoutEntry } : {}), aptSourcesNotFetched };
+}
