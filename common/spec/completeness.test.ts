@@ -58,7 +58,7 @@ describe('completeness preflight', () => {
     expect(names).toContain('kube-apiserver');
   });
   it('matches images by the last segment of the reference, without tag', () => {
-    expect(imageName('quay.io/cilium/operator-generic:v1.15.6')).toBe('operator-generic');
+    expect(imageName('cilium-registry.invalid/cilium/operator-generic:v1.15.6')).toBe('operator-generic');
     expect(imageName('127.0.0.1:5000/a/b/pause')).toBe('pause');
   });
   it('refuses a malformed source by field: short fingerprint, digest with a tag, file hash', () => {
