@@ -14,6 +14,7 @@ import { planCommand } from './plan';
 import { provisionCommand } from './provision';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
+import { sshCommand } from './ssh';
 import { statusCommand } from './status';
 import { usbCommand } from './usb';
 import { validateCommand } from './validate';
@@ -34,6 +35,7 @@ export const COMMANDS: CliCommand[] = [
   startCommand,
   destroyCommand,
   statusCommand,
+  sshCommand,
   drillCommand,
   healCommand,
   doctorCommand,
