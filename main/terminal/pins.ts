@@ -1,5 +1,6 @@
 // Where a node terminal connects and which host keys it accepts: the node's wg1 address from the
-// plan, reached through the hub (its LAN address, as first boot recorded it), and the ed25519 host
+// plan, reached through the hub (at its own wg1 address: the firewall opens SSH on wg1 only, so
+// this machine must be on the control plane, or name another way in), and the ed25519 host
 // keys the firstboot stage read through the guest agent and journaled. Nothing is learnt on first
 // use: a node without a recorded key cannot be opened, a key that differs is refused.
 import { createHash } from 'node:crypto';
@@ -41,7 +42,7 @@ const addressOf = (a: string): string => a.replace(/\/\d+$/, '');
 
 /**
  * The route to `node` with its pinned host keys, read from the workspace journal's last successful
- * firstboot stage. `hubAddress` overrides the hub's recorded LAN address (a jump host in between).
+ * firstboot stage. `hubAddress` overrides the hub's wg1 address (a forwarded port, another way in).
  */
 export function terminalRoute(workspace: string, plan: Plan, node: string, o: { hubAddress?: string; port?: number } = {}): TerminalRoute {
   const target = plan.nodes.find((n) => n.name === node);
@@ -67,7 +68,8 @@ export function terminalRoute(workspace: string, plan: Plan, node: string, o: { 
     return { node: n.name, host, port, hostKey: key };
   };
   const hub = hubOf(plan);
-  const hubHop = hop(hub, o.hubAddress ?? (facts.hub.node === hub.name ? facts.hub.lanAddress : hub.lan.address));
+  // SSH listens on wg1 only (common/plan/services.ts): the hub is reached at its wg1 address.
+  const hubHop = hop(hub, o.hubAddress ?? addressOf(hub.planes.wg1.address));
   return {
     node,
     hub: hubHop,

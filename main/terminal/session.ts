@@ -75,7 +75,7 @@ function connectHop(hop: PinnedHop, o: OpenTerminalOptions, sock?: NodeJS.Readab
         return reject(new TerminalError('auth-refused', `${hopLabel(hop)} refused the operator key for user ${o.user} (${err.message}); the images authorize the cluster's operator key for the spec's first security.ssh.allowUsers user: check that this workspace built the deployed images`));
       }
       if (err.level === 'client-timeout') return reject(new TerminalError('unreachable', `${hopLabel(hop)} did not answer the SSH handshake in ${Math.round((o.readyTimeoutMs ?? 20_000) / 1000)} s`));
-      reject(new TerminalError('unreachable', `cannot reach ${hopLabel(hop)}: ${err.message}${sock ? '' : '; check that this machine reaches the hub\'s LAN address (or pass --via ADDRESS)'}`));
+      reject(new TerminalError('unreachable', `cannot reach ${hopLabel(hop)}: ${err.message}${sock ? '' : '; the hub serves SSH on its wg1 address only: this machine must be a WireGuard peer on the control plane (wg1), or pass --via ADDRESS for another way in'}`));
     });
     client.connect({
       host: hop.host,
@@ -161,12 +161,13 @@ export class TerminalSession {
         clients.push(last);
       }
       const pty = o.size ? { term: o.term ?? 'xterm-256color', cols: o.size.cols, rows: o.size.rows } : undefined;
-      const channel = await new Promise<ClientChannel>((resolve, reject) => {
-        const done = (err: Error | undefined, ch: ClientChannel): void => (err ? reject(new TerminalError('channel', `${route.node}: could not start ${o.command ? `"${o.command}"` : 'a shell'}: ${err.message}`)) : resolve(ch));
+      // The session (and its 'exit' listener) is made inside the callback: a short command's
+      // exit status can arrive in the same read as the channel's confirmation, before an await resumes.
+      return await new Promise<TerminalSession>((resolve, reject) => {
+        const done = (err: Error | undefined, ch: ClientChannel): void => (err ? reject(new TerminalError('channel', `${route.node}: could not start ${o.command ? `"${o.command}"` : 'a shell'}: ${err.message}`)) : resolve(new TerminalSession(ch, clients, o)));
         if (o.command !== undefined) last.exec(o.command, pty ? { pty } : {}, done);
         else last.shell(pty ?? false, done);
       });
-      return new TerminalSession(channel, clients, o);
     } catch (err) {
       for (const c of clients.reverse()) c.end();
       o.transcript?.close(null);

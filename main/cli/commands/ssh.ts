@@ -1,6 +1,7 @@
 // `kubedos ssh SPEC NODE [-- CMD…]`: a shell (or one command) on a node of a deployed cluster,
 // through the hub over wg1, with the host keys first boot recorded (main/terminal/). Thin: the
 // terminal service does the work; this binds it to this process's TTY.
+import { constants as osConstants } from 'node:os';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportInvalidSpec } from '../load-spec';
@@ -12,8 +13,9 @@ export const sshCommand: CliCommand = {
   usage: 'kubedos ssh SPEC NODE [--via ADDRESS] [--no-transcript] [-- COMMAND…]',
   help: [
     'Logs in as the spec\'s first security.ssh.allowUsers user with the cluster\'s operator key: to the hub at',
-    'the LAN address first boot recorded, then from the hub to NODE\'s wg1 address. Both accept only the',
-    'ed25519 host key first boot recorded in the workspace journal; a changed key is refused.',
+    'its wg1 address (SSH is served on wg1 only: this machine must be a wg1 peer), then from the hub to NODE\'s',
+    'wg1 address. Both accept only the ed25519 host key first boot recorded in the workspace journal; a',
+    'changed key is refused. Kubernetes is not needed and nothing is pulled.',
     '  --via ADDRESS     reach the hub at ADDRESS instead (a forwarded port, another interface)',
     '  --port N          the nodes\' SSH port (default 22)',
     '  --no-transcript   do not record the session',
@@ -72,7 +74,7 @@ export const sshCommand: CliCommand = {
       const exit = await session.exited;
       if (exit.transcript && !interactive) io.err(`transcript: ${exit.transcript.file} (sha256 ${exit.transcript.sha256}, ${exit.transcript.bytes} bytes)`);
       else if (exit.transcript) process.stderr.write(`\r\nkubedos ssh: transcript ${exit.transcript.file} (sha256 ${exit.transcript.sha256.slice(0, 16)}…)\r\n`);
-      return exit.exitCode ?? (exit.signal ? 128 + 1 : 255);
+      return exit.exitCode ?? (exit.signal ? 128 + (osConstants.signals[`SIG${exit.signal}` as keyof typeof osConstants.signals] ?? 1) : 255);
     } finally {
       stdin.off('data', onInput);
       stdin.pause();
