@@ -70,13 +70,13 @@ export interface TerminalLab {
 const sh = (argv: string[]) => run(argv, { timeoutMs: 30_000, hint: 'terminal lab setup' });
 
 export async function createTerminalLab(log: (l: string) => void = () => undefined): Promise<TerminalLab> {
-  const dir = mkdtempSync(join(tmpdir(), 'h17-term-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: join(dir, 'ws') };
-  delete env.KUBEDOS_AGE_IDENTITY_FILE;
   const text = terminalSpecText();
   const parsed = parseSpec(text);
   if (!parsed.spec) throw new Error(`terminal lab spec does not validate: ${parsed.diagnostics.map((d) => d.message).join('; ')}`);
   const spec = parsed.spec;
+  const dir = mkdtempSync(join(tmpdir(), 'h17-term-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: join(dir, 'ws') };
+  delete env.KUBEDOS_AGE_IDENTITY_FILE;
   const specPath = join(dir, 'cluster.yaml');
   writeFileSync(specPath, text, { mode: 0o600 });
   const plan = planOf(spec);
