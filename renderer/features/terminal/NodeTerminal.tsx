@@ -122,7 +122,6 @@ function TerminalBody({ node }: { node: string }) {
       term.current = null;
     };
     // The session belongs to this node; the theme is updated below without reconnecting.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [node]);
 
   useEffect(() => {
