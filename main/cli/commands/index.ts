@@ -15,6 +15,7 @@ import { provisionCommand } from './provision';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
 import { sshCommand } from './ssh';
+import { trustCommand } from './trust';
 import { statusCommand } from './status';
 import { usbCommand } from './usb';
 import { validateCommand } from './validate';
@@ -36,6 +37,7 @@ export const COMMANDS: CliCommand[] = [
   destroyCommand,
   statusCommand,
   sshCommand,
+  trustCommand,
   drillCommand,
   healCommand,
   doctorCommand,
