@@ -29,9 +29,21 @@ export default defineConfig({
           name: 'lab',
           include: ['e2e/**/*.lab.test.ts'],
           // Test output (screenshots, lab build trees that may hold a chroot's /proc) is never scanned.
-          exclude: ['**/node_modules/**', 'e2e/output/**'],
+          // The node terminal's lab suites run on purpose (project terminal, npm run test:terminal).
+          exclude: ['**/node_modules/**', 'e2e/output/**', 'e2e/terminal/**'],
           testTimeout: 900_000,
           hookTimeout: 900_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // The node terminal against the namespace lab (root), CLI + engine and the workbench panel
+        // in Chromium: ~55 s together, so not in CI's lab run; npm run test:terminal (docs/terminal.md).
+        test: {
+          name: 'terminal',
+          include: ['e2e/terminal/*.lab.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
           fileParallelism: false,
         },
       },

@@ -19,10 +19,14 @@ export const REQUEST_CHANNELS = [
   'drills.history',
   'lifecycle.preview',
   'lifecycle.run',
+  'terminal.open',
+  'terminal.input',
+  'terminal.resize',
+  'terminal.close',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 
-export const EVENT_CHANNELS = ['pipeline.events', 'app.command'] as const;
+export const EVENT_CHANNELS = ['pipeline.events', 'app.command', 'terminal.output', 'terminal.exit'] as const;
 export type EventChannel = (typeof EVENT_CHANNELS)[number];
 
 /** Electron IPC channel names are namespaced so they never collide with Electron's own. */

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { PipelineEvent } from '../pipeline/events';
 import type { EventChannel } from './channels';
+import { TERMINAL_EVENTS } from './terminal';
 
 export const APP_COMMANDS = ['view.spec', 'view.topology', 'view.wiring', 'view.pipeline', 'view.artifacts', 'view.drills', 'view.deploy', 'spec.new', 'spec.open', 'spec.save', 'spec.saveAs', 'theme.toggle', 'pipeline.run'] as const;
 export const AppCommand = z.enum(APP_COMMANDS);
@@ -12,6 +13,7 @@ export const EVENTS = {
   'pipeline.events': z.array(PipelineEvent).min(1).max(100_000),
   /** A menu item or accelerator of the Electron app menu. */
   'app.command': z.object({ command: AppCommand }).strict(),
+  ...TERMINAL_EVENTS,
 } as const satisfies Record<EventChannel, z.ZodType>;
 
 export type EventOf<C extends EventChannel> = z.output<(typeof EVENTS)[C]>;

@@ -11,6 +11,7 @@ import type { RequestChannel } from './channels';
 import { DrillRecord } from '../drills/timeline';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
+import { TERMINAL_REQUESTS } from './terminal';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -106,6 +107,7 @@ export const REQUESTS = {
     request: z.object({ action: LifecycleAction, target: DeployTarget, text: SpecText, allowDestroy: z.boolean().optional(), keepWorkspace: z.boolean().optional() }).strict(),
     result: LifecycleOutcome,
   },
+  ...TERMINAL_REQUESTS,
 } as const satisfies Record<RequestChannel, { request: z.ZodType; result: z.ZodType }>;
 
 export type RequestOf<C extends RequestChannel> = z.input<(typeof REQUESTS)[C]['request']>;

@@ -341,3 +341,16 @@ export async function opsSshKey(cluster: string, env: NodeJS.ProcessEnv = proces
   await store.put(BUILD_KEY_NAMES.opsPublic, `${publicKey}\n`);
   return { publicKey };
 }
+
+/**
+ * The operator SSH private key (OpenSSH PEM) the built images authorize for the spec's first
+ * `security.ssh.allowUsers` user. Read only, never created: no build, no key (the node terminal
+ * logs in with it).
+ */
+export async function readOpsPrivateKey(cluster: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const store = await buildKeyStore(cluster, env);
+  if (!(await store.has(BUILD_KEY_NAMES.ops))) {
+    throw new Error(`no operator SSH key for cluster ${cluster} in ${store.dir}: it is made by the first build (kubedos build SPEC) and baked into the images; a cluster built elsewhere needs that workspace's secrets`);
+  }
+  return Buffer.from(await readKey(store, BUILD_KEY_NAMES.ops, env)).toString('utf8');
+}

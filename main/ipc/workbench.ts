@@ -23,6 +23,7 @@ import type { LifecycleBinding } from './lifecycle';
 import { lifecyclePreview, lifecycleRun } from './lifecycle';
 import { SpecAccessError, SpecFiles } from './spec-files';
 import { listSshHosts } from './ssh-hosts';
+import { TerminalBinding } from './terminal';
 
 export const APP_NAME = "Kube'd'OS Foundry";
 export const APP_VERSION = '0.1.0';
@@ -81,6 +82,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     ...options.deploy,
   };
   const deploy = new DeployService(deployEnv);
+  const terminals = new TerminalBinding(emit, env);
   const bounded = (): AbortSignal => AbortSignal.timeout(DEPLOY_CHECK_TIMEOUT_MS);
   const lifecycle: LifecycleBinding = {
     env,
@@ -166,6 +168,10 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'deploy.review': ({ target, text }) => deploy.review(target, text, bounded()),
     'lifecycle.preview': (r) => lifecyclePreview(lifecycle, r),
     'lifecycle.run': (r) => lifecycleRun(lifecycle, r),
+    'terminal.open': (r) => terminals.open(r),
+    'terminal.input': (r) => terminals.input(r),
+    'terminal.resize': (r) => terminals.resize(r),
+    'terminal.close': (r) => terminals.close(r),
     'deploy.run': async ({ target, text, path, allowDestroy, force }) => {
       const { spec } = analyse(text);
       const workspace = clusterWorkspace(spec.metadata.name, env);
@@ -257,7 +263,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     async dispose() {
       const pending = [...runs.values()];
       for (const r of pending) r.controller.abort(new Error('workbench closing'));
-      await Promise.allSettled(pending.map((r) => r.done));
+      await Promise.allSettled([...pending.map((r) => r.done), terminals.dispose()]);
     },
   };
 }

@@ -14,6 +14,8 @@ import { planCommand } from './plan';
 import { provisionCommand } from './provision';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
+import { sshCommand } from './ssh';
+import { trustCommand } from './trust';
 import { statusCommand } from './status';
 import { upgradeCommand } from './upgrade';
 import { usbCommand } from './usb';
@@ -36,6 +38,8 @@ export const COMMANDS: CliCommand[] = [
   destroyCommand,
   upgradeCommand,
   statusCommand,
+  sshCommand,
+  trustCommand,
   drillCommand,
   healCommand,
   doctorCommand,

@@ -1,13 +1,24 @@
 // Details of one planned node: VM shape, plane addresses and peers, services, nftables.
-import { Badge, Code, Drawer, Group, ScrollArea, Stack, Table, Text, Title } from '@mantine/core';
+import { Badge, Button, Code, Drawer, Group, ScrollArea, Stack, Table, Text, Title } from '@mantine/core';
+import { IconTerminal2 } from '@tabler/icons-react';
 import type { PlanNode } from '../../../common/plan/index';
 
-export function NodeDetails({ node, onClose }: { node?: PlanNode; onClose: () => void }) {
+export function NodeDetails({ node, onClose, onOpenTerminal }: { node?: PlanNode; onClose: () => void; onOpenTerminal?: (node: string) => void }) {
   return (
     <Drawer opened={Boolean(node)} onClose={onClose} position="right" size="xl" title={node ? `${node.name} — ${node.role}${node.hub ? ' (hub)' : ''}` : ''} scrollAreaComponent={ScrollArea.Autosize}>
       {/* Long addresses and nftables lines wrap instead of widening the drawer. */}
       {node && (
         <Stack gap="md" data-testid="node-details" style={{ maxWidth: '100%', overflowWrap: 'anywhere' }}>
+          {onOpenTerminal && (
+            <Group gap="xs">
+              <Button size="xs" leftSection={<IconTerminal2 size={14} />} onClick={() => onOpenTerminal(node.name)} data-testid="open-terminal">
+                Open terminal
+              </Button>
+              <Text size="xs" c="dimmed">
+                a shell on the deployed node, through the hub over wg1 (needs a deploy of this cluster from this workspace)
+              </Text>
+            </Group>
+          )}
           <Group gap="xs">
             <Badge>VMID {node.vmid}</Badge>
             <Badge variant="light">{node.domain}</Badge>

@@ -14,6 +14,7 @@ import { pipelineStore } from '../pipeline/store';
 import { layoutKey, layoutTopology } from './layout';
 import type { GroupBy, TopologyLayout } from './layout';
 import { NodeDetails } from './NodeDetails';
+import { NodeTerminal } from '../terminal/NodeTerminal';
 
 const STATE_COLOR: Record<NodeState, string> = {
   pending: 'gray',
@@ -115,6 +116,7 @@ function Topology() {
     value: TopologyLayout;
   }>();
   const [selected, setSelected] = useState<string>();
+  const [terminalNode, setTerminalNode] = useState<string>();
   const [groupBy, setGroupBy] = useState<GroupBy>('role');
   const key = plan ? layoutKey(plan, groupBy) : '';
 
@@ -256,7 +258,11 @@ function Topology() {
           </ReactFlow>
         )}
       </div>
-      <NodeDetails node={selectedNode} onClose={() => setSelected(undefined)} />
+      <NodeDetails node={selectedNode} onClose={() => setSelected(undefined)} onOpenTerminal={(n) => {
+          setSelected(undefined);
+          setTerminalNode(n);
+        }} />
+      <NodeTerminal node={terminalNode} onClose={() => setTerminalNode(undefined)} />
     </div>
   );
 }

@@ -1,0 +1,66 @@
+// kubedos trust list and the trust inventory judges each certificate against security.keyRotation: leaf certificates
+// are due kubeCertDays after issue, with a warning 7 days before; CAs only by expiry.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseSpec, TEMPLATES } from '../../../common/spec/index';
+import type { CliIo } from '../command';
+import { trustCommand } from './trust';
+import { createClusterIntermediate, createRootCa, issueHubTlsCert, issueNodeIdentity } from '../../trust/ca';
+import { judgeCertificate, trustInventory } from '../../trust/inventory';
+
+const spec = parseSpec(TEMPLATES['lab-3'].text).spec!; // kubeCertDays 90
+const DAY = 86_400_000;
+const issued = new Date('2026-01-01T00:00:00Z');
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('trust inventory', async () => {
+  const root = await createRootCa({ name: 'lab-3', now: issued });
+  const inter = await createClusterIntermediate(root, { cluster: 'lab-3', now: issued });
+  const hub = await issueHubTlsCert(inter, { cluster: 'lab-3', hub: 'master', lanAddress: '10.110.0.16', now: issued });
+  const node = await issueNodeIdentity(inter, { cluster: 'lab-3', node: 'w-1', role: 'worker', now: issued });
+
+  it('judges leaves by kubeCertDays and CAs by expiry only', () => {
+    expect(spec.spec.security.keyRotation.kubeCertDays).toBe(90);
+    const at = (d: number): Date => new Date(issued.getTime() + d * DAY);
+    expect(judgeCertificate('node-w-1.crt', node.certPem, 90, at(10)).status).toBe('ok');
+    expect(judgeCertificate('node-w-1.crt', node.certPem, 90, at(84)).status).toBe('rotate-soon');
+    expect(judgeCertificate('node-w-1.crt', node.certPem, 90, at(91))).toMatchObject({ status: 'rotation-due', rotateBy: at(90).toISOString() });
+    expect(judgeCertificate('node-w-1.crt', node.certPem, 90, at(400)).status).toBe('expired');
+    // The hub's TLS certificate lives 30 days: it expires before kubeCertDays comes.
+    expect(judgeCertificate('hub.crt', hub.certPem, 90, at(25)).status).toBe('expires-soon');
+    expect(judgeCertificate('cluster-ca.crt', inter.certPem, 90, at(200))).toMatchObject({ status: 'ok', kind: 'cluster-ca' });
+    expect(judgeCertificate('cluster-ca.crt', inter.certPem, 90, at(200)).rotateBy).toBeUndefined();
+  });
+
+  it('kubedos trust list: a table, warnings on stderr, exit 1 when something is overdue', async () => {
+    const ws = mkdtempSync(join(tmpdir(), 'h17-trust-'));
+    dirs.push(ws);
+    const trust = join(ws, 'clusters', 'lab-3', 'trust');
+    mkdirSync(trust, { recursive: true });
+    writeFileSync(join(trust, 'root-ca.crt'), root.certPem);
+    writeFileSync(join(trust, 'cluster-ca.crt'), inter.certPem);
+    writeFileSync(join(trust, 'hub.crt'), hub.certPem);
+    writeFileSync(join(trust, 'revoked.json'), JSON.stringify({ cluster: 'lab-3', revoked: [{ node: 'w-2', at: 1, reason: 'stolen disk' }] }));
+    writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t), cwd: ws, env: { KUBEDOS_WORKSPACE: ws }, signal: new AbortController().signal, isTty: false };
+    // Today is long after 2026-01-01 + 30 days: the hub certificate has expired.
+    const code = await trustCommand.run(['list', 'lab-3.yaml'], io);
+    expect(out.join('\n')).toMatch(/hub\.crt .* expired/);
+    expect(out.join('\n')).toContain('revoked: w-2 (stolen disk)');
+    expect(err.join('\n')).toMatch(/warning: hub\.crt .* expired on 2026-01-31/);
+    expect(code).toBe(1);
+    const inv = trustInventory(join(ws, 'clusters', 'lab-3'), spec, new Date(issued.getTime() + 2 * DAY));
+    expect(inv.identities.map((i) => [i.file, i.status])).toEqual([
+      ['cluster-ca.crt', 'ok'],
+      ['hub.crt', 'ok'],
+      ['root-ca.crt', 'ok'],
+    ]);
+    expect(inv.warnings).toEqual([]);
+    await expect(trustCommand.run(['lsit', 'lab-3.yaml'], io)).rejects.toThrow(/unknown action "lsit"; did you mean list\?/);
+  });
+});

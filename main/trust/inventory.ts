@@ -1,0 +1,94 @@
+// What identities a cluster's workspace holds, with their expiry, judged against the spec's
+// `security.keyRotation`: the certificates under <workspace>/trust (root CA, cluster
+// intermediate, the hub's enrollment TLS certificate, node identities when issued) and the
+// revocation list. Leaf certificates must be rotated every kubeCertDays; a warning starts
+// ROTATION_WARNING_DAYS before that day or before expiry. Read-only: nothing is contacted.
+import 'reflect-metadata';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as x509 from '@peculiar/x509';
+import { z } from 'zod';
+import type { ClusterSpec } from '../../common/spec/index';
+import { WORKSPACE_LAYOUT } from '../workspace';
+import { certFingerprint } from './ca';
+import { RevocationList } from './revocation';
+
+export const ROTATION_WARNING_DAYS = 7;
+const DAY_MS = 86_400_000;
+
+export const IdentityStatus = z.enum(['ok', 'rotate-soon', 'rotation-due', 'expires-soon', 'expired']);
+export const TrustIdentity = z.object({
+  file: z.string(),
+  kind: z.enum(['root-ca', 'cluster-ca', 'hub-tls', 'node', 'other']),
+  subject: z.string(),
+  fingerprint: z.string(),
+  notBefore: z.string(),
+  notAfter: z.string(),
+  daysLeft: z.number(),
+  /** Leaf certificates: notBefore + security.keyRotation.kubeCertDays. */
+  rotateBy: z.string().optional(),
+  status: IdentityStatus,
+});
+export type TrustIdentity = z.infer<typeof TrustIdentity>;
+export const TrustInventory = z.object({
+  cluster: z.string(),
+  dir: z.string(),
+  identities: z.array(TrustIdentity),
+  revoked: RevocationList.shape.revoked,
+  warnings: z.array(z.string()),
+});
+export type TrustInventory = z.infer<typeof TrustInventory>;
+
+const KINDS: Record<string, TrustIdentity['kind']> = { 'root-ca.crt': 'root-ca', 'cluster-ca.crt': 'cluster-ca', 'hub.crt': 'hub-tls' };
+
+function kindOf(file: string): TrustIdentity['kind'] {
+  return KINDS[file] ?? (file.startsWith('node-') ? 'node' : 'other');
+}
+
+/** Pure: one certificate judged at `now` under the spec's rotation days. */
+export function judgeCertificate(file: string, certPem: string, kubeCertDays: number, now: Date): TrustIdentity {
+  const c = new x509.X509Certificate(certPem);
+  const kind = kindOf(file);
+  const daysLeft = Math.floor((c.notAfter.getTime() - now.getTime()) / DAY_MS);
+  const leaf = kind === 'hub-tls' || kind === 'node' || kind === 'other';
+  const rotateBy = leaf ? new Date(c.notBefore.getTime() + kubeCertDays * DAY_MS) : undefined;
+  const warn = ROTATION_WARNING_DAYS * DAY_MS;
+  let status: TrustIdentity['status'] = 'ok';
+  if (c.notAfter <= now) status = 'expired';
+  else if (rotateBy && rotateBy <= now) status = 'rotation-due';
+  else if (c.notAfter.getTime() - now.getTime() <= warn) status = 'expires-soon';
+  else if (rotateBy && rotateBy.getTime() - now.getTime() <= warn) status = 'rotate-soon';
+  return {
+    file,
+    kind,
+    subject: c.subject,
+    fingerprint: certFingerprint(certPem),
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    daysLeft,
+    ...(rotateBy ? { rotateBy: rotateBy.toISOString() } : {}),
+    status,
+  };
+}
+
+const WHY: Record<Exclude<TrustIdentity['status'], 'ok'>, (i: TrustIdentity) => string> = {
+  expired: (i) => `${i.file} (${i.subject}) expired on ${i.notAfter.slice(0, 10)}`,
+  'rotation-due': (i) => `${i.file} (${i.subject}) was due for rotation on ${i.rotateBy!.slice(0, 10)} (security.keyRotation.kubeCertDays)`,
+  'expires-soon': (i) => `${i.file} (${i.subject}) expires on ${i.notAfter.slice(0, 10)}, in ${i.daysLeft} days`,
+  'rotate-soon': (i) => `${i.file} (${i.subject}) is due for rotation on ${i.rotateBy!.slice(0, 10)} (security.keyRotation.kubeCertDays)`,
+};
+
+export function trustInventory(workspace: string, spec: ClusterSpec, now: Date = new Date()): TrustInventory {
+  const dir = join(workspace, WORKSPACE_LAYOUT.trust);
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.crt')).sort() : [];
+  const identities = files.map((f) => judgeCertificate(f, readFileSync(join(dir, f), 'utf8'), spec.spec.security.keyRotation.kubeCertDays, now));
+  const warnings = identities.filter((i) => i.status !== 'ok').map((i) => WHY[i.status as Exclude<TrustIdentity['status'], 'ok'>](i));
+  let revoked: TrustInventory['revoked'] = [];
+  const revPath = join(dir, 'revoked.json');
+  if (existsSync(revPath)) {
+    const parsed = RevocationList.safeParse(JSON.parse(readFileSync(revPath, 'utf8')));
+    if (parsed.success) revoked = parsed.data.revoked;
+    else warnings.push(`${revPath} is not a revocation list (${parsed.error.issues[0]?.message ?? 'invalid'}): revoked nodes cannot be listed`);
+  }
+  return { cluster: spec.metadata.name, dir, identities, revoked, warnings };
+}
