@@ -17,12 +17,16 @@ export const REQUEST_CHANNELS = [
   'deploy.review',
   'deploy.run',
   'drills.history',
+  'drills.check',
+  'drills.run',
+  'drills.cancel',
+  'drills.report',
   'lifecycle.preview',
   'lifecycle.run',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 
-export const EVENT_CHANNELS = ['pipeline.events', 'app.command'] as const;
+export const EVENT_CHANNELS = ['pipeline.events', 'app.command', 'drills.events'] as const;
 export type EventChannel = (typeof EVENT_CHANNELS)[number];
 
 /** Electron IPC channel names are namespaced so they never collide with Electron's own. */

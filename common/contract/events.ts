@@ -1,6 +1,7 @@
 // The event map: main -> renderer pushes. Pipeline events travel in batches so a stage that
 // logs 10,000 lines/s costs a few dozen messages per second, not 10,000.
 import { z } from 'zod';
+import { DrillEvent } from '../drills/live';
 import { PipelineEvent } from '../pipeline/events';
 import type { EventChannel } from './channels';
 
@@ -12,6 +13,8 @@ export const EVENTS = {
   'pipeline.events': z.array(PipelineEvent).min(1).max(100_000),
   /** A menu item or accelerator of the Electron app menu. */
   'app.command': z.object({ command: AppCommand }).strict(),
+  /** A running drill: its record at every phase change, and its log lines. */
+  'drills.events': z.array(DrillEvent).min(1).max(1000),
 } as const satisfies Record<EventChannel, z.ZodType>;
 
 export type EventOf<C extends EventChannel> = z.output<(typeof EVENTS)[C]>;
