@@ -269,7 +269,7 @@ describe('workbench UI over kubedos serve', () => {
     expect(await page.getByTestId('plan-only').first().textContent()).toContain('nothing has been built');
     await screenshot(page, '6-artifacts');
     await page.getByTestId('nav-drills').click();
-    await expect.poll(() => page.locator('[data-testid=drills] [data-testid=drills-cli]').textContent()).toContain('kubedos drill');
+    await expect.poll(() => page.locator('[data-testid=drills] [data-testid=drills-where]').textContent()).toContain('kubedos drill');
     await expect.poll(() => page.getByTestId('drills').textContent()).toContain('No drill has been recorded for');
     expect(await page.getByTestId('drills').textContent()).toContain('delete-worker-vm');
     await screenshot(page, '7-drills');

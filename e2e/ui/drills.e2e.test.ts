@@ -1,0 +1,155 @@
+// The Drills view in Debian's chromium against `kubedos serve`: a drill history made by this test
+// through the real drill engine (an in-memory target, so no root and no lab: each run takes well
+// under a second), then the view: history table, MTTR chart per scenario against its target, the
+// guard's verdict through drills.check (allowed, refused, cannot run here), the report exported
+// from the UI byte-identical to `kubedos drill --history --export`. Screenshots at 1440x900 and
+// 1280x720, dark and light, into e2e/output/screens/h14/.
+// KUBEDOS_E2E_LAB_DRILL=1 (root) also runs a real kill-etcd-member on the namespace lab from the
+// Run button and follows it live (about a minute; not part of the default e2e run).
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { parseSpec } from '../../common/spec/index';
+import type { DrillRecord } from '../../common/drills/timeline';
+import { runDrill } from '../../main/drills/engine';
+import { saveDrillRecord } from '../../main/drills/history';
+import { threeMember } from '../../main/drills/testing';
+import { labDrillSpec } from '../lab/specs';
+import type { Served } from './harness';
+import { launchChromium, ensureRendererBuilt, OUTPUT, REPO, startServe } from './harness';
+
+const SHOTS = join(OUTPUT, 'screens', 'h14');
+const LAB = process.env.KUBEDOS_E2E_LAB_DRILL === '1';
+
+let served: Served;
+let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let page: Page;
+let workspace: string;
+let specFile: string;
+const made: DrillRecord[] = [];
+const pageErrors: string[] = [];
+
+async function history(env: NodeJS.ProcessEnv): Promise<void> {
+  const text = labDrillSpec();
+  const spec = parseSpec(text).spec!;
+  const thresholds = { signals: ['etcd-member' as const], silenceSeconds: 0.06, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.02 };
+  const runs: { id: string; failFence?: boolean; delay: number; node?: string }[] = [
+    { id: 'e2e-1', delay: 40 },
+    { id: 'e2e-2', delay: 80 },
+    { id: 'e2e-3', failFence: true, delay: 20 },
+    { id: 'e2e-4', delay: 60 },
+  ];
+  for (const r of runs) {
+    const { target } = threeMember({ phaseDelayMs: r.delay, ...(r.failFence ? { failFence: true } : {}) });
+    target.cluster = spec.metadata.name;
+    const rec = await runDrill({ target, spec, scenario: 'kill-etcd-member', node: 'cp-1', thresholds, thresholdsSource: 'e2e', id: r.id, store: (x) => saveDrillRecord(x, env), nextOnInterrupt: 'run the drill again', phaseTimeoutMs: 5000 });
+    made.push(rec);
+  }
+}
+
+async function shoot(name: string): Promise<void> {
+  mkdirSync(SHOTS, { recursive: true });
+  for (const [w, h] of [
+    [1440, 900],
+    [1280, 720],
+  ] as const) {
+    await page.setViewportSize({ width: w, height: h });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(SHOTS, `${name}-${w}x${h}-${await scheme()}.png`) });
+  }
+  await page.setViewportSize({ width: 1440, height: 900 });
+}
+const scheme = () => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme') ?? 'dark');
+
+beforeAll(async () => {
+  ensureRendererBuilt();
+  workspace = mkdtempSync(join(tmpdir(), 'kubedos-e2e-h14-'));
+  specFile = join(workspace, 'lab-drill.yaml');
+  writeFileSync(specFile, labDrillSpec());
+  await history({ KUBEDOS_WORKSPACE: workspace });
+  served = await startServe([specFile], workspace);
+  chromium = await launchChromium();
+  page = await chromium.context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(served.url);
+  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
+  await expect.poll(() => page.getByTestId('validity').textContent(), { timeout: 15_000 }).toBe('valid: lab-drill');
+});
+
+afterAll(async () => {
+  await chromium?.close();
+  await served?.stop();
+});
+
+describe('Drills view over kubedos serve', () => {
+  it('shows the recorded drills, the MTTR chart per scenario against its target, and the last drill', async () => {
+    expect(made.map((r) => r.status)).toEqual(['passed', 'passed', 'failed', 'passed']);
+    await page.getByTestId('nav-drills').click();
+    await expect.poll(() => page.locator('[data-testid=drill-history] tbody tr').count()).toBe(4);
+    // The chart: one scenario, one point per measured drill (the failed one has no MTTR).
+    const chart = page.locator('[data-testid=mttr-chart-scenario][data-scenario=kill-etcd-member]');
+    await expect.poll(() => chart.getAttribute('data-points')).toBe('3');
+    await expect.poll(() => chart.locator('.recharts-line').count()).toBe(2);
+    expect(await chart.textContent()).toContain('target 2 min');
+    // The last drill that ran: e2e-4, every node back to healthy, six phases done.
+    const live = page.getByTestId('drill-live');
+    await expect.poll(() => live.textContent()).toContain('e2e-4');
+    expect(await page.locator('[data-testid=drill-phase][data-state=done]').count()).toBe(6);
+    expect(await page.locator('[data-testid=drill-node][data-state=healthy]').count()).toBe(5);
+    await shoot('drills-history');
+  });
+
+  it('asks the guard through drills.check: allowed, refused (the hub), cannot run here (a VM scenario)', async () => {
+    const guard = page.getByTestId('drill-guard');
+    await expect.poll(() => guard.getAttribute('data-ok')).toBe('true');
+    expect(await guard.textContent()).toContain('The guard allows kill-etcd-member on cp-3');
+    await page.getByTestId('drill-node-select').click();
+    await page.getByRole('option', { name: 'master (master)' }).click();
+    await expect.poll(() => guard.getAttribute('data-ok')).toBe('false');
+    expect(await guard.textContent()).toMatch(/master is the hub/);
+    expect(await page.getByTestId('drill-run').isDisabled()).toBe(true);
+    await shoot('drills-guard-refused');
+    await page.getByTestId('drill-scenario').click();
+    await page.getByRole('option', { name: 'delete-worker-vm' }).click();
+    await expect.poll(() => page.getByTestId('drill-cannot-run').textContent()).toMatch(/needs a hypervisor/);
+    expect(await page.getByTestId('drill-run').isDisabled()).toBe(true);
+    await page.getByTestId('drill-scenario').click();
+    await page.getByRole('option', { name: 'kill-etcd-member' }).click();
+    await expect.poll(() => guard.getAttribute('data-ok')).toBe('true');
+  });
+
+  it('exports the report from the UI, byte-identical to kubedos drill --history --export', async () => {
+    const cli = join(workspace, 'cli-report.html');
+    const r = spawnSync(process.execPath, [join(REPO, 'bin/kubedos.mjs'), 'drill', specFile, '--history', '--export', cli], { env: { ...process.env, KUBEDOS_WORKSPACE: workspace }, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('drill-export-html').click()]);
+    expect(download.suggestedFilename()).toBe('lab-drill-drills.html');
+    const got = readFileSync((await download.path()) as string, 'utf8');
+    expect(got).toBe(readFileSync(cli, 'utf8'));
+    expect(got).toContain('e2e-3');
+    const [dj] = await Promise.all([page.waitForEvent('download'), page.getByTestId('drill-export-json').click()]);
+    expect(JSON.parse(readFileSync((await dj.path()) as string, 'utf8')).records.map((x: DrillRecord) => x.id)).toEqual(['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4']);
+  });
+
+  it.runIf(LAB)('runs kill-etcd-member on the namespace lab from the Run button and follows it live', async () => {
+    await page.getByTestId('drill-run').click();
+    const live = page.getByTestId('drill-live');
+    await expect.poll(() => live.getAttribute('data-status'), { timeout: 120_000 }).toBe('running');
+    await expect.poll(() => page.locator('[data-testid=drill-node][data-node=cp-3]').getAttribute('data-state'), { timeout: 120_000, intervals: [200] }).toBe('unhealthy');
+    await shoot('drills-live');
+    await expect.poll(() => live.getAttribute('data-status'), { timeout: 180_000 }).toBe('passed');
+    await shoot('drills-live-done');
+    await expect.poll(() => page.locator('[data-testid=drill-history] tbody tr').count()).toBe(5);
+  });
+
+  it('light theme, and no page errors', async () => {
+    await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
+    await expect.poll(scheme).toBe('light');
+    await shoot('drills-history');
+    await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
+    expect(pageErrors).toEqual([]);
+  });
+});
