@@ -12,6 +12,7 @@ import { NODE_DRILL_STATES, nodeStates, phaseBars } from '../../../common/drills
 import type { DrillRecord } from '../../../common/drills/timeline';
 import type { Plan } from '../../../common/plan/index';
 import { api } from '../../shell/api';
+import { plural } from '../../../common/text/plural';
 import { notifyError } from '../../shell/notify';
 import { analysisStore } from '../analysis/store';
 import { specStore } from '../spec/store';
@@ -244,8 +245,8 @@ function RunPanel({ plan }: { plan: Plan }) {
           </Alert>
         )}
         {c && allowed && (
-          <Alert color="green" title={`The guard allows ${c.scenario} on ${target}`}>
-            <Text size="sm">From the plan: the node exists, is not the hub and fits the scenario. Whether every node is healthy and converged, and whether etcd keeps its quorum without {target}, is checked on the lab just before the fault; a refusal then is recorded like a drill.</Text>
+          <Alert color="green" variant="light" title={`The guard allows ${c.scenario} on ${target}`}>
+            <Text size="sm">The node exists, is not the hub and fits the scenario. Health, convergence and etcd quorum without {target} are checked on the lab just before the fault (a refusal then is recorded too).</Text>
           </Alert>
         )}
         {c?.cannotRun && (
@@ -288,7 +289,7 @@ function LivePanel({ plan, record, live, log }: { plan: Plan; record: DrillRecor
         <PhaseTimeline r={record} now={running ? now : record.endedAtMs ?? now} />
       </Box>
       <Text size="xs" c="dimmed" mt="xs">
-        MTTR {sec(record.mttrMs)} · target {record.goal.minutes} min ({record.goal.source}) · {record.phases.reduce((n, p) => n + p.commands.length + (p.commandsOmitted ?? 0), 0)} commands
+        MTTR {sec(record.mttrMs)} · target {record.goal.minutes} min ({record.goal.source}) · {plural(record.phases.reduce((n, p) => n + p.commands.length + (p.commandsOmitted ?? 0), 0), 'command')}
       </Text>
       {record.error && (
         <Alert color="red" mt="xs" title={`Stopped in ${record.error.phase} on ${record.error.node}`}>
@@ -365,8 +366,8 @@ export function DrillsView() {
   return (
     <ScrollArea h="100%">
       <Stack p="md" gap="md" data-testid="drills">
-        <Alert color="blue" title="Where drills run: the namespace lab on this machine" data-testid="drills-where">
-          A drill runs on a copy of this plan built from network namespaces here, with its real planes, enrollment and a real etcd member per planned member; the lab is removed when the drill ends. It can run partition-node and kill-etcd-member. It cannot destroy, stop or recreate VMs (delete-worker-vm, delete-control-plane-vm, power-off-node need a hypervisor), and it cannot drill your deployed cluster yet. It needs the workbench started as root. From a terminal: <code>kubedos drill SPEC --scenario kill-etcd-member --lab</code>.
+        <Alert color="blue" title="Drills run on the namespace lab on this machine" data-testid="drills-where">
+          A copy of this plan built from network namespaces here (real planes, enrollment, one etcd member per planned member), removed when the drill ends. It runs partition-node and kill-etcd-member; the VM scenarios need a hypervisor, and your deployed cluster cannot be drilled yet. Needs the workbench started as root; from a terminal: <code>kubedos drill SPEC --scenario NAME --lab</code>.
         </Alert>
         <RunPanel plan={plan} />
         {shown && <LivePanel plan={plan} record={shown} live={shown === followed} log={liveState.log[shown.id] ?? []} />}
