@@ -21,6 +21,7 @@ export const REQUEST_CHANNELS = [
   'drills.run',
   'drills.cancel',
   'drills.report',
+  'artifacts.overview',
   'lifecycle.preview',
   'lifecycle.run',
 ] as const;

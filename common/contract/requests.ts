@@ -11,6 +11,7 @@ import type { RequestChannel } from './channels';
 import { DrillRecord } from '../drills/timeline';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
+import { ArtifactsOverview } from './artifacts';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -121,6 +122,11 @@ export const REQUESTS = {
   'drills.report': {
     request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)') }).strict(),
     result: z.object({ json: z.string(), html: z.string(), drills: z.number().int().min(0) }),
+  },
+  /** What has been built for a cluster (workspace build, cache, lock); `verify` hashes every output like kubedos verify. */
+  'artifacts.overview': {
+    request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)'), verify: z.boolean().optional() }).strict(),
+    result: ArtifactsOverview,
   },
   /** What `destroy` would remove from the target and this machine (nothing changes). */
   'lifecycle.preview': { request: z.object({ target: DeployTarget, text: SpecText, keepWorkspace: z.boolean().optional() }).strict(), result: DestroyPreview },

@@ -1,6 +1,7 @@
 // Binds the contract to the engine: every request channel's handler, in plain Node (no
 // Electron), shared by the Electron IPC and the WebSocket bridge.
 import { readDrillHistory } from '../drills/history';
+import { artifactsOverview } from '../build/artifacts';
 import type { DrillBinding } from './drills';
 import { drillCancel, drillCheck, drillReportOf, drillRun } from './drills';
 import { homedir } from 'node:os';
@@ -136,6 +137,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'drills.run': (r) => drillRun(drills, r),
     'drills.cancel': () => drillCancel(drills),
     'drills.report': ({ cluster }) => drillReportOf(cluster, env),
+    'artifacts.overview': ({ cluster, verify }) => artifactsOverview(cluster, env, { full: verify === true }),
     'spec.open': async ({ path }) => {
       if (path === undefined) {
         if (!options.pickOpenPath) throw new SpecAccessError('no file dialog over the browser bridge: give a path inside the workspace', `workspace: ${files.workspace}`);
