@@ -6,7 +6,10 @@
 // 1280x720, dark and light, into e2e/output/screens/h14/.
 // KUBEDOS_E2E_LAB_DRILL=1 (root) also runs a real kill-etcd-member on the namespace lab from the
 // Run button and follows it live (about a minute; not part of the default e2e run).
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// The Artifacts view over a small signed build the test writes into the cluster's workspace with
+// the real attest functions: manifest, SBOM search, provenance, signatures, a full verify that
+// then fails on a changed output.
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +20,8 @@ import { drillReport, drillReportHtml } from '../../common/drills/report';
 import { runDrill } from '../../main/drills/engine';
 import { readDrillHistory, saveDrillRecord } from '../../main/drills/history';
 import { threeMember } from '../../main/drills/testing';
+import { writeSmallBuild } from '../../main/build/testing';
+import { clusterWorkspace } from '../../main/workspace';
 import { labDrillSpec } from '../lab/specs';
 import type { Served } from './harness';
 import { ensureRendererBuilt, launchChromium, OUTPUT, startServe } from './harness';
@@ -68,6 +73,18 @@ async function shoot(name: string): Promise<void> {
   }
   await page.setViewportSize({ width: 1440, height: 900 });
 }
+async function shootView(name: string): Promise<void> {
+  mkdirSync(SHOTS, { recursive: true });
+  for (const [w, h] of [
+    [1440, 900],
+    [1280, 720],
+  ] as const) {
+    await page.setViewportSize({ width: w, height: h });
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(SHOTS, `${name}-${w}x${h}-${await scheme()}.png`) });
+  }
+  await page.setViewportSize({ width: 1440, height: 900 });
+}
 const scheme = () => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme') ?? 'dark');
 
 beforeAll(async () => {
@@ -76,6 +93,7 @@ beforeAll(async () => {
   specFile = join(workspace, 'lab-drill.yaml');
   writeFileSync(specFile, labDrillSpec());
   await history({ KUBEDOS_WORKSPACE: workspace });
+  writeSmallBuild(join(clusterWorkspace('lab-drill', { KUBEDOS_WORKSPACE: workspace }), 'build'), 'lab-drill');
   served = await startServe([specFile], workspace);
   chromium = await launchChromium();
   page = await chromium.context.newPage();
@@ -150,9 +168,36 @@ describe('Drills view over kubedos serve', () => {
     await expect.poll(() => page.locator('[data-testid=drill-history] tbody tr').count()).toBe(5);
   });
 
+  it('Artifacts: the workspace build — outputs, SBOM search, provenance, signatures, a full verify that catches a changed output', async () => {
+    await page.getByTestId('nav-artifacts').click();
+    await expect.poll(() => page.getByTestId('artifacts-built').getAttribute('data-present')).toBe('true');
+    const badge = page.getByTestId('artifacts-verify');
+    expect(await badge.getAttribute('data-ok')).toBe('true');
+    expect(await badge.getAttribute('data-scope')).toBe('signatures');
+    expect(await page.locator('[data-testid=artifacts-outputs] tbody tr').count()).toBe(2);
+    expect(await page.getByTestId('sbom-row').count()).toBe(3);
+    await page.getByTestId('sbom-search').fill('security');
+    await expect.poll(() => page.getByTestId('sbom-row').count()).toBe(1);
+    expect(await page.getByTestId('sbom-row').textContent()).toContain('openssl');
+    expect(await page.getByTestId('artifacts-provenance').textContent()).toContain('2 subjects');
+    await page.getByTestId('sbom-search').fill('');
+    await page.getByTestId('artifacts-verify-full').click();
+    await expect.poll(() => badge.getAttribute('data-scope')).toBe('full');
+    expect(await badge.textContent()).toBe('verified: 5 files');
+    await page.getByTestId('nav-artifacts').scrollIntoViewIfNeeded();
+    await shootView('artifacts');
+    appendFileSync(join(clusterWorkspace('lab-drill', { KUBEDOS_WORKSPACE: workspace }), 'build', 'images/lab-drill-worker.qcow2'), 'x');
+    await page.getByTestId('artifacts-verify-full').click();
+    await expect.poll(() => badge.getAttribute('data-ok')).toBe('false');
+    expect(await page.getByTestId('artifacts-built').textContent()).toMatch(/Verification failed at images\/lab-drill-worker\.qcow2/);
+    await shootView('artifacts-verify-failed');
+  });
+
   it('light theme, and no page errors', async () => {
     await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
     await expect.poll(scheme).toBe('light');
+    await shootView('artifacts-verify-failed');
+    await page.getByTestId('nav-drills').click();
     await shoot('drills-history');
     await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
     expect(pageErrors).toEqual([]);
