@@ -163,6 +163,11 @@ describe('Drills view over kubedos serve', () => {
     await expect.poll(() => live.getAttribute('data-status'), { timeout: 120_000 }).toBe('running');
     await expect.poll(() => page.locator('[data-testid=drill-node][data-node=cp-3]').getAttribute('data-state'), { timeout: 120_000, interval: 200 }).toBe('unhealthy');
     await shoot('drills-live');
+    // The Topology view follows the running drill too.
+    await page.getByTestId('nav-topology').click();
+    await expect.poll(() => page.locator('[data-testid=topology-node][data-node=cp-3]').getAttribute('data-drill-state'), { timeout: 60_000, interval: 200 }).not.toBe('none');
+    await shootView('topology-mid-drill');
+    await page.getByTestId('nav-drills').click();
     await expect.poll(() => live.getAttribute('data-status'), { timeout: 180_000 }).toBe('passed');
     await shoot('drills-live-done');
     await expect.poll(() => page.locator('[data-testid=drill-history] tbody tr').count()).toBe(5);

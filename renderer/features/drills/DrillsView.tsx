@@ -7,7 +7,6 @@ import { useEffect, useMemo, useState } from 'react';
 import { useStore } from 'zustand';
 import type { ResultOf } from '../../../common/contract/index';
 import { CATALOGUE, recoveryTarget, SCENARIOS, scenarioOfDrillName } from '../../../common/drills/catalogue';
-import type { NodeDrillState } from '../../../common/drills/live';
 import { NODE_DRILL_STATES, nodeStates, phaseBars } from '../../../common/drills/live';
 import type { DrillRecord } from '../../../common/drills/timeline';
 import type { Plan } from '../../../common/plan/index';
@@ -17,7 +16,7 @@ import { notifyError } from '../../shell/notify';
 import { analysisStore } from '../analysis/store';
 import { specStore } from '../spec/store';
 import { MttrChart } from './MttrChart';
-import { drillsStore } from './store';
+import { DRILL_STATE_COLOR, drillsStore } from './store';
 
 const TARGET_ROLE: Record<string, string | undefined> = {
   'delete-worker-vm': 'worker',
@@ -48,7 +47,6 @@ function resultBadge(r: DrillRecord) {
 }
 
 
-export const DRILL_STATE_COLOR: Record<NodeDrillState, string> = { healthy: 'green', unhealthy: 'red', fenced: 'orange', provisioning: 'blue', rejoining: 'cyan' };
 
 /** The plan's nodes grouped by role, each coloured by its state in the drill followed. */
 function DrillTopology({ plan, record }: { plan: Plan; record: DrillRecord | undefined }) {

@@ -1,9 +1,18 @@
 // Drills in the renderer: the live fold of drills.events (common/drills/live.ts), the running
 // flag of the drill this workbench started, and the history read from main.
 import { createStore } from 'zustand/vanilla';
-import type { DrillEvent, LiveDrills } from '../../../common/drills/live';
+import type { DrillEvent, LiveDrills, NodeDrillState } from '../../../common/drills/live';
 import { EMPTY_LIVE, foldDrillEvents } from '../../../common/drills/live';
 import type { DrillRecord } from '../../../common/drills/timeline';
+
+/** The colour of each node state during a drill (Drills view and Topology). */
+export const DRILL_STATE_COLOR: Record<NodeDrillState, string> = { healthy: 'green', unhealthy: 'red', fenced: 'orange', provisioning: 'blue', rejoining: 'cyan' };
+
+/** The drill running now for this cluster, if any (the Topology view colours its nodes from it). */
+export function runningDrill(s: Pick<DrillsState, 'live'>, cluster: string | undefined): DrillRecord | undefined {
+  const r = s.live.current ? s.live.records[s.live.current] : undefined;
+  return r && r.status === 'running' && r.cluster === cluster ? r : undefined;
+}
 
 export interface DrillsState {
   live: LiveDrills;
