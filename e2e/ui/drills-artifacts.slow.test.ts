@@ -3,9 +3,10 @@
 // under a second), then the view: history table, MTTR chart per scenario against its target, the
 // guard's verdict through drills.check (allowed, refused, cannot run here), the report exported
 // from the UI byte-identical to `kubedos drill --history --export`. Screenshots at 1440x900 and
-// 1280x720, dark and light, into e2e/output/screens/h14/.
+// 1280x720, dark and light, into e2e/output/screens/h14/ when KUBEDOS_E2E_SCREENS=1 (or with the lab run).
 // KUBEDOS_E2E_LAB_DRILL=1 (root) also runs a real kill-etcd-member on the namespace lab from the
-// Run button and follows it live (about a minute; not part of the default e2e run).
+// Run button and follows it live (npm run test:ui:drills-lab). The file is in the slow project:
+// about 30 s on this machine, over what CI has room for (npm run test:ui:drills-artifacts).
 // The Artifacts view over a small signed build the test writes into the cluster's workspace with
 // the real attest functions: manifest, SBOM search, provenance, signatures, a full verify that
 // then fails on a changed output.
@@ -28,6 +29,8 @@ import { ensureRendererBuilt, launchChromium, OUTPUT, startServe } from './harne
 
 const SHOTS = join(OUTPUT, 'screens', 'h14');
 const LAB = process.env.KUBEDOS_E2E_LAB_DRILL === '1';
+/** Screenshots at two sizes and two themes cost seconds CI does not have: on request (and with the lab run). */
+const SCREENS = LAB || process.env.KUBEDOS_E2E_SCREENS === '1';
 
 let served: Served;
 let chromium: Awaited<ReturnType<typeof launchChromium>>;
@@ -56,6 +59,7 @@ async function history(env: NodeJS.ProcessEnv): Promise<void> {
 }
 
 async function shoot(name: string): Promise<void> {
+  if (!SCREENS) return;
   mkdirSync(SHOTS, { recursive: true });
   for (const [w, h] of [
     [1440, 900],
@@ -74,6 +78,7 @@ async function shoot(name: string): Promise<void> {
   await page.setViewportSize({ width: 1440, height: 900 });
 }
 async function shootView(name: string): Promise<void> {
+  if (!SCREENS) return;
   mkdirSync(SHOTS, { recursive: true });
   for (const [w, h] of [
     [1440, 900],
