@@ -1,5 +1,6 @@
 // Renderer entry: connect to main (Electron IPC or the WebSocket bridge), then render.
 import '@mantine/core/styles.css';
+import '@mantine/charts/styles.css';
 import '@xyflow/react/dist/style.css';
 import '@xterm/xterm/css/xterm.css';
 import './app.css';

@@ -17,6 +17,11 @@ export const REQUEST_CHANNELS = [
   'deploy.review',
   'deploy.run',
   'drills.history',
+  'drills.check',
+  'drills.run',
+  'drills.cancel',
+  'drills.report',
+  'artifacts.overview',
   'lifecycle.preview',
   'lifecycle.run',
   'terminal.open',
@@ -26,7 +31,7 @@ export const REQUEST_CHANNELS = [
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 
-export const EVENT_CHANNELS = ['pipeline.events', 'app.command', 'terminal.output', 'terminal.exit'] as const;
+export const EVENT_CHANNELS = ['pipeline.events', 'app.command', 'terminal.output', 'terminal.exit', 'drills.events'] as const;
 export type EventChannel = (typeof EVENT_CHANNELS)[number];
 
 /** Electron IPC channel names are namespaced so they never collide with Electron's own. */

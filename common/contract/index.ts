@@ -4,6 +4,7 @@ export * from './requests';
 export * from './deploy';
 export * from './lifecycle';
 export * from './terminal';
+export * from './artifacts';
 export * from './events';
 export * from './errors';
 export * from './validate';

@@ -12,6 +12,7 @@ import { DrillRecord } from '../drills/timeline';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
 import { TERMINAL_REQUESTS } from './terminal';
+import { ArtifactsOverview } from './artifacts';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -96,6 +97,37 @@ export const REQUESTS = {
   'drills.history': {
     request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)') }).strict(),
     result: z.object({ records: z.array(DrillRecord), total: z.number().int().min(0), unreadable: z.number().int().min(0) }),
+  },
+  /**
+   * Before a drill: the guard's verdict from the plan (node, role, hub, catalogue), the node it
+   * targets, the eligible nodes, and whether the namespace lab can run it here (and why not).
+   */
+  'drills.check': {
+    request: z.object({ text: SpecText, scenario: z.string().min(1).max(64), node: z.string().max(64).optional() }).strict(),
+    result: z.object({
+      scenario: z.string(),
+      node: z.string().optional(),
+      eligible: z.array(z.string()),
+      reasons: z.array(z.object({ code: z.string(), message: z.string() })),
+      cannotRun: z.string().optional(),
+    }),
+  },
+  /** Runs a drill on the namespace lab of this spec's plan; records stream on drills.events; the reply is the final record. */
+  'drills.run': {
+    request: z.object({ text: SpecText, scenario: z.string().min(1).max(64), node: z.string().min(1).max(64) }).strict(),
+    result: DrillRecord,
+  },
+  /** Stops the running drill (it ends interrupted; the lab is removed, nothing stays fenced). */
+  'drills.cancel': { request: z.object({}).strict(), result: z.object({ cancelled: z.boolean() }) },
+  /** The drill report of a cluster (the same bytes as kubedos drill --history --export). */
+  'drills.report': {
+    request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)') }).strict(),
+    result: z.object({ json: z.string(), html: z.string(), drills: z.number().int().min(0) }),
+  },
+  /** What has been built for a cluster (workspace build, cache, lock); `verify` hashes every output like kubedos verify. */
+  'artifacts.overview': {
+    request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)'), verify: z.boolean().optional() }).strict(),
+    result: ArtifactsOverview,
   },
   /** What `destroy` would remove from the target and this machine (nothing changes). */
   'lifecycle.preview': { request: z.object({ target: DeployTarget, text: SpecText, keepWorkspace: z.boolean().optional() }).strict(), result: DestroyPreview },

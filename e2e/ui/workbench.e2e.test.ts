@@ -264,12 +264,13 @@ describe('workbench UI over kubedos serve', () => {
     await screenshot(page, '5b-pipeline-search');
   });
 
-  it('shows artifacts as a clearly labelled plan, and drills with their recorded history (none yet)', async () => {
+  it('shows artifacts (nothing built yet, then the plan, clearly labelled), and drills with their recorded history (none yet)', async () => {
     await page.getByTestId('nav-artifacts').click();
-    expect(await page.getByTestId('plan-only').first().textContent()).toContain('nothing has been built');
+    await expect.poll(() => page.getByTestId('artifacts-empty').textContent()).toContain('No build of reference-16 in its workspace yet');
+    expect(await page.getByTestId('plan-only').first().textContent()).toContain('from the plan, not built');
     await screenshot(page, '6-artifacts');
     await page.getByTestId('nav-drills').click();
-    await expect.poll(() => page.locator('[data-testid=drills] [data-testid=drills-cli]').textContent()).toContain('kubedos drill');
+    await expect.poll(() => page.locator('[data-testid=drills] [data-testid=drills-where]').textContent()).toContain('kubedos drill');
     await expect.poll(() => page.getByTestId('drills').textContent()).toContain('No drill has been recorded for');
     expect(await page.getByTestId('drills').textContent()).toContain('delete-worker-vm');
     await screenshot(page, '7-drills');

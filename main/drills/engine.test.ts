@@ -2,85 +2,16 @@
 // ordering, the journal written at every change, failure and Ctrl-C leaving a record that says
 // where it stopped and what to run next.
 import { describe, expect, it } from 'vitest';
-import type { HealthFacts } from '../../common/drills/health';
 import type { DrillCommand, DrillRecord } from '../../common/drills/timeline';
 import { MAX_PHASE_COMMANDS } from '../../common/drills/timeline';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { CommandError } from '../exec/runner';
-import type { RunResult } from '../exec/runner';
 import { runDrill } from './engine';
 import { recordingShell } from './shell';
-import type { DrillTarget, ScenarioOps } from './target';
+import type { DrillTarget } from './target';
+import { fakeTarget, threeMember } from './testing';
 
 const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
 const thresholds = { signals: ['etcd-member' as const], silenceSeconds: 0.02, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.01 };
-
-function fakeTarget(o: { failFence?: boolean; onInject?: () => void } = {}) {
-  const state = { down: false, ran: [] as string[] };
-  const ok = (argv: readonly string[]): RunResult => ({ command: [...argv], exitCode: 0, signal: null, stdout: '', stderr: '', durationMs: 1 });
-  const ops: ScenarioOps = {
-    inject: async (c) => {
-      await c.sh.exec('cp-1', ['kill', '-KILL', '42']);
-      state.down = true;
-      o.onInject?.();
-      return 'killed';
-    },
-    fence: async (c) => {
-      if (o.failFence) {
-        await c.sh.exec('master', ['etcdctl', 'member', 'remove', 'a1']).catch(() => undefined);
-        throw new CommandError({ message: 'etcdctl member remove exited 1', command: ['etcdctl', 'member', 'remove', 'a1'], exitCode: 1, stderrTail: 'Error: etcdserver: unhealthy cluster', reason: 'exit' });
-      }
-      return 'removed';
-    },
-    replace: async () => 'fresh dir',
-    reintegrate: async () => {
-      state.down = false;
-      return 'added';
-    },
-  };
-  const target: DrillTarget = {
-    kind: 'lab',
-    cluster: 'lab-3',
-    hub: 'master',
-    allowDestroy: false,
-    nodes: [
-      { name: 'master', role: 'master', hub: true, etcd: false },
-      { name: 'cp-1', role: 'control-plane', hub: false, etcd: true },
-    ],
-    shell: {
-      exec: async (node, argv) => {
-        state.ran.push(`${node}: ${argv.join(' ')}`);
-        return ok(argv);
-      },
-    },
-    gatherFacts: async (_sh, now): Promise<HealthFacts> => ({
-      now,
-      nodes: [
-        { name: 'master', hub: true, etcd: false },
-        { name: 'cp-1', hub: false, etcd: true },
-      ],
-      etcd: { members: [{ id: 'a1', name: 'cp-1', peerUrls: [], clientUrls: ['http://x:2379'] }], endpoints: [{ endpoint: 'http://x:2379', healthy: !state.down }] },
-    }),
-    ops: (s) => (s === 'kill-etcd-member' ? ops : undefined),
-  };
-  return { target, state };
-}
-
-function threeMember(o: Parameters<typeof fakeTarget>[0] = {}) {
-  const { target, state } = fakeTarget(o);
-  const base = target.gatherFacts;
-  target.nodes.push({ name: 'cp-2', role: 'control-plane', hub: false, etcd: true }, { name: 'cp-3', role: 'control-plane', hub: false, etcd: true });
-  target.gatherFacts = async (sh, now) => {
-    const f = await base(sh, now);
-    const m = (n: string) => ({ id: n, name: n, peerUrls: [], clientUrls: [`http://${n}:2379`] });
-    return {
-      ...f,
-      nodes: [...f.nodes, { name: 'cp-2', hub: false, etcd: true }, { name: 'cp-3', hub: false, etcd: true }],
-      etcd: { members: [...f.etcd!.members, m('cp-2'), m('cp-3')], endpoints: [...f.etcd!.endpoints, { endpoint: 'http://cp-2:2379', healthy: true }, { endpoint: 'http://cp-3:2379', healthy: true }] },
-    };
-  };
-  return { target, state };
-}
 
 function run(target: DrillTarget, extra: Partial<Parameters<typeof runDrill>[0]> = {}) {
   const stored: DrillRecord[] = [];

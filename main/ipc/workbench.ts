@@ -1,6 +1,9 @@
 // Binds the contract to the engine: every request channel's handler, in plain Node (no
 // Electron), shared by the Electron IPC and the WebSocket bridge.
 import { readDrillHistory } from '../drills/history';
+import { artifactsOverview } from '../build/artifacts';
+import type { DrillBinding } from './drills';
+import { drillCancel, drillCheck, drillReportOf, drillRun } from './drills';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EventChannel, EventOf } from '../../common/contract/index';
@@ -52,6 +55,8 @@ export interface WorkbenchOptions {
   env?: NodeJS.ProcessEnv;
   /** Overrides for the deploy checks (tests: host facts, SSH timeouts). */
   deploy?: Partial<Pick<DeployEnvironment, 'hostFacts' | 'readyTimeoutMs'>>;
+  /** Where drills run (default: the namespace lab of the plan); tests inject an in-memory target. */
+  drillRunner?: DrillBinding['runner'];
 }
 
 /** A deploy check may not hang the wizard: SSH handshakes, inventories and the KVM probe are bounded by this. */
@@ -108,6 +113,8 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     },
   };
 
+  const drills: DrillBinding = { env, emit: (events) => emit('drills.events', events), ...(options.drillRunner ? { runner: options.drillRunner } : {}) };
+
   const handlers: Handlers = {
     'app.info': () => ({
       name: APP_NAME,
@@ -128,6 +135,11 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       const h = readDrillHistory(cluster, env);
       return { records: h.records.slice(-50), total: h.records.length, unreadable: h.unreadableCount };
     },
+    'drills.check': (r) => drillCheck(r),
+    'drills.run': (r) => drillRun(drills, r),
+    'drills.cancel': () => drillCancel(drills),
+    'drills.report': ({ cluster }) => drillReportOf(cluster, env),
+    'artifacts.overview': ({ cluster, verify }) => artifactsOverview(cluster, env, { full: verify === true }),
     'spec.open': async ({ path }) => {
       if (path === undefined) {
         if (!options.pickOpenPath) throw new SpecAccessError('no file dialog over the browser bridge: give a path inside the workspace', `workspace: ${files.workspace}`);
@@ -261,6 +273,8 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
   return {
     handlers,
     async dispose() {
+      drills.controller?.abort(new Error('workbench closing'));
+      await drills.running?.catch(() => undefined);
       const pending = [...runs.values()];
       for (const r of pending) r.controller.abort(new Error('workbench closing'));
       await Promise.allSettled([...pending.map((r) => r.done), terminals.dispose()]);

@@ -1,7 +1,7 @@
 // `kubedos drill` / `kubedos heal` without root: what they refuse and say before touching
 // anything, and the history table from records in the workspace. The lab runs are in
 // e2e/lab/drills.lab.test.ts.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -76,5 +76,20 @@ describe('kubedos drill / heal', () => {
     expect(rows[0]).toMatch(/^ID\s+STARTED\s+SCENARIO\s+NODE\s+WHERE\s+DETECT\s+MTTR\s+TARGET\s+RESULT$/);
     expect(rows[1]).toMatch(/^a\s+2026-12-02T09:59:00Z\s+partition-node\s+w-1\s+lab\s+0\.90 s\s+30 min\s+interrupted$/);
     expect(rows[2]).toMatch(/^b\s+2026-12-02T10:00:00Z\s+partition-node\s+w-1\s+lab\s+0\.90 s\s+4\.90 s\s+30 min\s+pass$/);
+
+    // --export: the same report as the workbench's, JSON or HTML by the file name, private mode.
+    expect(await drillCommand.run(['lab-3.yaml', '--history', '--export', 'r.json'], s.io)).toBe(0);
+    expect(s.out.at(-1)).toBe(`wrote the drill report of lab-3 (2 drills) to ${join(s.dir, 'r.json')}`);
+    const rep = JSON.parse(readFileSync(join(s.dir, 'r.json'), 'utf8'));
+    expect(rep.records.map((r: DrillRecord) => r.id)).toEqual(['a', 'b']);
+    expect(rep.scenarios[0]).toMatchObject({ scenario: 'partition-node', drills: 2, measured: 1, passed: 1, medianMttrMs: 4900 });
+    expect(statSync(join(s.dir, 'r.json')).mode & 0o777).toBe(0o600);
+    expect(await drillCommand.run(['lab-3.yaml', '--history', '--export', 'r.html'], s.io)).toBe(0);
+    expect(readFileSync(join(s.dir, 'r.html'), 'utf8')).toContain('<h1>Drill report — lab-3</h1>');
+    await expect(drillCommand.run(['lab-3.yaml', '--history', '--export', 'r.txt'], s.io)).rejects.toThrow(/\.json or \.html/);
+    await expect(drillCommand.run(['lab-3.yaml', '--export', 'r.json'], s.io)).rejects.toThrow(/--export goes with --history/);
+    mkdirSync(join(s.dir, 'd.json'));
+    expect(await drillCommand.run(['lab-3.yaml', '--history', '--export', 'd.json'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toMatch(/is a directory/);
   });
 });

@@ -11,6 +11,9 @@ import type { NodeState } from '../../../common/pipeline/events';
 import type { PlanNode } from '../../../common/plan/index';
 import { analysisStore } from '../analysis/store';
 import { pipelineStore } from '../pipeline/store';
+import type { NodeDrillState } from '../../../common/drills/live';
+import { nodeStates as drillNodeStates } from '../../../common/drills/live';
+import { DRILL_STATE_COLOR, drillsStore, runningDrill } from '../drills/store';
 import { layoutKey, layoutTopology } from './layout';
 import type { GroupBy, TopologyLayout } from './layout';
 import { NodeDetails } from './NodeDetails';
@@ -25,11 +28,12 @@ const STATE_COLOR: Record<NodeState, string> = {
 };
 const DOMAIN_COLORS = ['grape', 'cyan', 'orange', 'teal', 'pink', 'lime', 'violet', 'yellow'];
 
-type MachineData = { node: PlanNode; state?: NodeState; domainColor: string; open: (name: string) => void };
+type MachineData = { node: PlanNode; state?: NodeState; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
 type GroupData = { label: string; count: number; members: string[] };
 
 function MachineNode({ data }: NodeProps<Node<MachineData>>) {
-  const color = data.state ? `var(--mantine-color-${STATE_COLOR[data.state]}-6)` : 'var(--mantine-color-default-border)';
+  // During a drill the drill's node states win over the last pipeline run's.
+  const color = data.drill ? `var(--mantine-color-${DRILL_STATE_COLOR[data.drill]}-6)` : data.state ? `var(--mantine-color-${STATE_COLOR[data.state]}-6)` : 'var(--mantine-color-default-border)';
   return (
     <Paper
       withBorder
@@ -38,6 +42,7 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
       data-testid="topology-node"
       data-node={data.node.name}
       data-state={data.state ?? 'none'}
+      data-drill-state={data.drill ?? 'none'}
       role="button"
       tabIndex={0}
       onKeyDown={(e) => {
@@ -46,12 +51,13 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
           data.open(data.node.name);
         }
       }}
-      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.state ? `, ${data.state}` : ''}`}
+      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.state ? `, ${data.state}` : ''}${data.drill ? `, drill: ${data.drill}` : ''}`}
       style={{
         width: 190,
         height: 78,
         borderColor: color,
-        borderWidth: data.state ? 2 : 1,
+        borderWidth: data.state || data.drill ? 2 : 1,
+        background: data.drill && data.drill !== 'healthy' ? `var(--mantine-color-${DRILL_STATE_COLOR[data.drill]}-light)` : undefined,
         cursor: 'pointer',
       }}
     >
@@ -60,9 +66,15 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
         <Text fw={700} size="sm" truncate>
           {data.node.name}
         </Text>
-        <Badge size="xs" color={data.domainColor} variant="light">
-          {data.node.domain}
-        </Badge>
+        {data.drill && data.drill !== 'healthy' ? (
+          <Badge size="xs" color={DRILL_STATE_COLOR[data.drill]} variant="filled">
+            {data.drill}
+          </Badge>
+        ) : (
+          <Badge size="xs" color={data.domainColor} variant="light">
+            {data.node.domain}
+          </Badge>
+        )}
       </Group>
       <Text size="xs" c="dimmed">
         VMID {data.node.vmid} · {data.node.role}
@@ -110,6 +122,8 @@ function Topology() {
   const plan = useStore(analysisStore, (s) => s.plan);
   const stale = useStore(analysisStore, (s) => s.planIsStale);
   const nodeStates = useStore(pipelineStore, (s) => s.nodes);
+  const drill = useStore(drillsStore, (s) => runningDrill(s, plan?.cluster.name));
+  const drillStates = useMemo(() => (drill && plan ? drillNodeStates(plan.nodes.map((n) => n.name), drill) : undefined), [drill, plan]);
   const { colorScheme } = useMantineColorScheme();
   const [layout, setLayout] = useState<{
     key: string;
@@ -168,6 +182,7 @@ function Topology() {
           data: {
             node: current,
             state: nodeStates[n.id]?.state,
+            ...(drillStates?.[n.id] ? { drill: drillStates[n.id] } : {}),
             domainColor: DOMAIN_COLORS[domains.indexOf(current.domain) % DOMAIN_COLORS.length] ?? 'gray',
             open: setSelected,
           },
@@ -183,7 +198,7 @@ function Topology() {
       style: { strokeDasharray: '4 3' },
     }));
     return { nodes, edges };
-  }, [layout, plan, nodeStates, domains]);
+  }, [layout, plan, nodeStates, drillStates, domains]);
 
   const selectedNode = plan?.nodes.find((n) => n.name === selected);
 

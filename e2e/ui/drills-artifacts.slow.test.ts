@@ -1,0 +1,215 @@
+// The Drills view in Debian's chromium against `kubedos serve`: a drill history made by this test
+// through the real drill engine (an in-memory target, so no root and no lab: each run takes well
+// under a second), then the view: history table, MTTR chart per scenario against its target, the
+// guard's verdict through drills.check (allowed, refused, cannot run here), the report exported
+// from the UI byte-identical to `kubedos drill --history --export`. Screenshots at 1440x900 and
+// 1280x720, dark and light, into e2e/output/screens/h14/ when KUBEDOS_E2E_SCREENS=1 (or with the lab run).
+// KUBEDOS_E2E_LAB_DRILL=1 (root) also runs a real kill-etcd-member on the namespace lab from the
+// Run button and follows it live (npm run test:ui:drills-lab). The file is in the slow project:
+// about 30 s on this machine, over what CI has room for (npm run test:ui:drills-artifacts).
+// The Artifacts view over a small signed build the test writes into the cluster's workspace with
+// the real attest functions: manifest, SBOM search, provenance, signatures, a full verify that
+// then fails on a changed output.
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { parseSpec } from '../../common/spec/index';
+import type { DrillRecord } from '../../common/drills/timeline';
+import { drillReport, drillReportHtml } from '../../common/drills/report';
+import { runDrill } from '../../main/drills/engine';
+import { readDrillHistory, saveDrillRecord } from '../../main/drills/history';
+import { threeMember } from '../../main/drills/testing';
+import { writeSmallBuild } from '../../main/build/testing';
+import { clusterWorkspace } from '../../main/workspace';
+import { labDrillSpec } from '../lab/specs';
+import type { Served } from './harness';
+import { ensureRendererBuilt, launchChromium, OUTPUT, startServe } from './harness';
+
+const SHOTS = join(OUTPUT, 'screens', 'h14');
+const LAB = process.env.KUBEDOS_E2E_LAB_DRILL === '1';
+/** Screenshots at two sizes and two themes cost seconds CI does not have: on request (and with the lab run). */
+const SCREENS = LAB || process.env.KUBEDOS_E2E_SCREENS === '1';
+
+let served: Served;
+let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let page: Page;
+let workspace: string;
+let specFile: string;
+const made: DrillRecord[] = [];
+const pageErrors: string[] = [];
+
+async function history(env: NodeJS.ProcessEnv): Promise<void> {
+  const text = labDrillSpec();
+  const spec = parseSpec(text).spec!;
+  const thresholds = { signals: ['etcd-member' as const], silenceSeconds: 0.06, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.02 };
+  const runs: { id: string; failFence?: boolean; delay: number; node?: string }[] = [
+    { id: 'e2e-1', delay: 40 },
+    { id: 'e2e-2', delay: 80 },
+    { id: 'e2e-3', failFence: true, delay: 20 },
+    { id: 'e2e-4', delay: 60 },
+  ];
+  for (const r of runs) {
+    const { target } = threeMember({ phaseDelayMs: r.delay, ...(r.failFence ? { failFence: true } : {}) });
+    target.cluster = spec.metadata.name;
+    const rec = await runDrill({ target, spec, scenario: 'kill-etcd-member', node: 'cp-1', thresholds, thresholdsSource: 'e2e', id: r.id, store: (x) => saveDrillRecord(x, env), nextOnInterrupt: 'run the drill again', phaseTimeoutMs: 5000 });
+    made.push(rec);
+  }
+}
+
+async function shoot(name: string): Promise<void> {
+  if (!SCREENS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  for (const [w, h] of [
+    [1440, 900],
+    [1280, 720],
+  ] as const) {
+    await page.setViewportSize({ width: w, height: h });
+    await page.waitForTimeout(300);
+    await page.getByTestId('drills-where').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, `${name}-${w}x${h}-${await scheme()}.png`) });
+    if (name === 'drills-history') {
+      await page.getByTestId('mttr-chart').scrollIntoViewIfNeeded();
+      await page.waitForTimeout(200);
+      await page.screenshot({ path: join(SHOTS, `${name}-chart-${w}x${h}-${await scheme()}.png`) });
+    }
+  }
+  await page.setViewportSize({ width: 1440, height: 900 });
+}
+async function shootView(name: string): Promise<void> {
+  if (!SCREENS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  for (const [w, h] of [
+    [1440, 900],
+    [1280, 720],
+  ] as const) {
+    await page.setViewportSize({ width: w, height: h });
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(SHOTS, `${name}-${w}x${h}-${await scheme()}.png`) });
+  }
+  await page.setViewportSize({ width: 1440, height: 900 });
+}
+const scheme = () => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme') ?? 'dark');
+
+beforeAll(async () => {
+  ensureRendererBuilt();
+  workspace = mkdtempSync(join(tmpdir(), 'kubedos-e2e-h14-'));
+  specFile = join(workspace, 'lab-drill.yaml');
+  writeFileSync(specFile, labDrillSpec());
+  await history({ KUBEDOS_WORKSPACE: workspace });
+  writeSmallBuild(join(clusterWorkspace('lab-drill', { KUBEDOS_WORKSPACE: workspace }), 'build'), 'lab-drill');
+  served = await startServe([specFile], workspace);
+  chromium = await launchChromium();
+  page = await chromium.context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(served.url);
+  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
+  await page.getByTestId('validity').filter({ hasText: 'valid: lab-drill' }).waitFor({ timeout: 15_000 });
+});
+
+afterAll(async () => {
+  await chromium?.close();
+  await served?.stop();
+});
+
+describe('Drills view over kubedos serve', () => {
+  it('shows the recorded drills, the MTTR chart per scenario against its target, and the last drill', async () => {
+    expect(made.map((r) => r.status)).toEqual(['passed', 'passed', 'failed', 'passed']);
+    await page.getByTestId('nav-drills').click();
+    await expect.poll(() => page.locator('[data-testid=drill-history] tbody tr').count()).toBe(4);
+    // The chart: one scenario, one point per measured drill (the failed one has no MTTR).
+    const chart = page.locator('[data-testid=mttr-chart-scenario][data-scenario=kill-etcd-member]');
+    await expect.poll(() => chart.getAttribute('data-points')).toBe('3');
+    await expect.poll(() => chart.locator('.recharts-line').count()).toBe(2);
+    expect(await chart.textContent()).toContain('target 2 min');
+    // The last drill that ran: e2e-4, every node back to healthy, six phases done.
+    const live = page.getByTestId('drill-live');
+    await expect.poll(() => live.textContent()).toContain('e2e-4');
+    expect(await page.locator('[data-testid=drill-phase][data-state=done]').count()).toBe(6);
+    expect(await page.locator('[data-testid=drill-node][data-state=healthy]').count()).toBe(5);
+    await shoot('drills-history');
+  });
+
+  it('asks the guard through drills.check: allowed, refused (the hub), cannot run here (a VM scenario)', async () => {
+    const guard = page.getByTestId('drill-guard');
+    await expect.poll(() => guard.getAttribute('data-ok')).toBe('true');
+    expect(await guard.textContent()).toContain('The guard allows kill-etcd-member on cp-3');
+    await page.getByTestId('drill-node-select').click();
+    await page.getByRole('option', { name: 'master (master)' }).click();
+    await expect.poll(() => guard.getAttribute('data-ok')).toBe('false');
+    expect(await guard.textContent()).toMatch(/master is the hub/);
+    expect(await page.getByTestId('drill-run').isDisabled()).toBe(true);
+    await shoot('drills-guard-refused');
+    await page.getByTestId('drill-scenario').click();
+    await page.getByRole('option', { name: 'delete-worker-vm' }).click();
+    await expect.poll(() => page.getByTestId('drill-cannot-run').textContent()).toMatch(/needs a hypervisor/);
+    expect(await page.getByTestId('drill-run').isDisabled()).toBe(true);
+    await page.getByTestId('drill-scenario').click();
+    await page.getByRole('option', { name: 'kill-etcd-member' }).click();
+    await expect.poll(() => guard.getAttribute('data-ok')).toBe('true');
+  });
+
+  it('exports the report from the UI, byte-identical to what kubedos drill --history --export writes', async () => {
+    // The CLI's export is tested in main/cli/commands/drill.test.ts; here the same functions it calls, in process.
+    const cliHtml = drillReportHtml(drillReport('lab-drill', readDrillHistory('lab-drill', { KUBEDOS_WORKSPACE: workspace }).records));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('drill-export-html').click()]);
+    expect(download.suggestedFilename()).toBe('lab-drill-drills.html');
+    const got = readFileSync((await download.path()) as string, 'utf8');
+    expect(got).toBe(cliHtml);
+    expect(got).toContain('e2e-3');
+    const [dj] = await Promise.all([page.waitForEvent('download'), page.getByTestId('drill-export-json').click()]);
+    expect(JSON.parse(readFileSync((await dj.path()) as string, 'utf8')).records.map((x: DrillRecord) => x.id)).toEqual(['e2e-1', 'e2e-2', 'e2e-3', 'e2e-4']);
+  });
+
+  it.runIf(LAB)('runs kill-etcd-member on the namespace lab from the Run button and follows it live', async () => {
+    await page.getByTestId('drill-run').click();
+    const live = page.getByTestId('drill-live');
+    await expect.poll(() => live.getAttribute('data-status'), { timeout: 120_000 }).toBe('running');
+    await expect.poll(() => page.locator('[data-testid=drill-node][data-node=cp-3]').getAttribute('data-state'), { timeout: 120_000, interval: 200 }).toBe('unhealthy');
+    await shoot('drills-live');
+    // The Topology view follows the running drill too.
+    await page.getByTestId('nav-topology').click();
+    await expect.poll(() => page.locator('[data-testid=topology-node][data-node=cp-3]').getAttribute('data-drill-state'), { timeout: 60_000, interval: 200 }).not.toBe('none');
+    await shootView('topology-mid-drill');
+    await page.getByTestId('nav-drills').click();
+    await expect.poll(() => live.getAttribute('data-status'), { timeout: 180_000 }).toBe('passed');
+    await shoot('drills-live-done');
+    await expect.poll(() => page.locator('[data-testid=drill-history] tbody tr').count()).toBe(5);
+  });
+
+  it('Artifacts: the workspace build — outputs, SBOM search, provenance, signatures, a full verify that catches a changed output', async () => {
+    await page.getByTestId('nav-artifacts').click();
+    await expect.poll(() => page.getByTestId('artifacts-built').getAttribute('data-present')).toBe('true');
+    const badge = page.getByTestId('artifacts-verify');
+    expect(await badge.getAttribute('data-ok')).toBe('true');
+    expect(await badge.getAttribute('data-scope')).toBe('signatures');
+    expect(await page.locator('[data-testid=artifacts-outputs] tbody tr').count()).toBe(2);
+    expect(await page.getByTestId('sbom-row').count()).toBe(3);
+    await page.getByTestId('sbom-search').fill('security');
+    await expect.poll(() => page.getByTestId('sbom-row').count()).toBe(1);
+    expect(await page.getByTestId('sbom-row').textContent()).toContain('openssl');
+    expect(await page.getByTestId('artifacts-provenance').textContent()).toContain('2 subjects');
+    await page.getByTestId('sbom-search').fill('');
+    await page.getByTestId('artifacts-verify-full').click();
+    await expect.poll(() => badge.getAttribute('data-scope')).toBe('full');
+    expect(await badge.textContent()).toBe('verified: 5 files');
+    await page.getByTestId('nav-artifacts').scrollIntoViewIfNeeded();
+    await shootView('artifacts');
+    appendFileSync(join(clusterWorkspace('lab-drill', { KUBEDOS_WORKSPACE: workspace }), 'build', 'images/lab-drill-worker.qcow2'), 'x');
+    await page.getByTestId('artifacts-verify-full').click();
+    await expect.poll(() => badge.getAttribute('data-ok')).toBe('false');
+    expect(await page.getByTestId('artifacts-built').textContent()).toMatch(/Verification failed at images\/lab-drill-worker\.qcow2/);
+    await shootView('artifacts-verify-failed');
+  });
+
+  it('light theme, and no page errors', async () => {
+    await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
+    await expect.poll(scheme).toBe('light');
+    await shootView('artifacts-verify-failed');
+    await page.getByTestId('nav-drills').click();
+    await shoot('drills-history');
+    await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
+    expect(pageErrors).toEqual([]);
+  });
+});
