@@ -12,6 +12,7 @@ import { initCommand } from './init';
 import { destroyCommand, startCommand, stopCommand } from './lifecycle';
 import { planCommand } from './plan';
 import { provisionCommand } from './provision';
+import { recoveryKeyCommand } from './recovery-key';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
 import { statusCommand } from './status';
@@ -27,6 +28,7 @@ export const COMMANDS: CliCommand[] = [
   buildCommand,
   lockCommand,
   verifyCommand,
+  recoveryKeyCommand,
   cacheCommand,
   usbCommand,
   deployCommand,
