@@ -96,7 +96,7 @@ describe('restore', () => {
     // Same name, another identity: a workspace of another lab-3 is in the way.
     const other = await bundleFixture(join(b, 'ws'));
     await clusterTrust(other.workspace, other.plan, envB);
-    const e2 = await verifyRestore(req()).catch((x: unknown) => x as RestoreRefused);
+    const e2 = (await verifyRestore(req()).catch((x: unknown) => x)) as RestoreRefused;
     expect(e2).toBeInstanceOf(RestoreRefused);
     expect(e2).toMatchObject({ check: 'cluster' });
     expect(e2.message).toMatch(/from another cluster of that name/);

@@ -13,6 +13,7 @@ import { destroyCommand, startCommand, stopCommand } from './lifecycle';
 import { planCommand } from './plan';
 import { provisionCommand } from './provision';
 import { recoveryKeyCommand } from './recovery-key';
+import { restoreCommand } from './restore';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
 import { statusCommand } from './status';
@@ -29,6 +30,7 @@ export const COMMANDS: CliCommand[] = [
   lockCommand,
   verifyCommand,
   recoveryKeyCommand,
+  restoreCommand,
   cacheCommand,
   usbCommand,
   deployCommand,
