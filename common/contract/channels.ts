@@ -17,6 +17,7 @@ export const REQUEST_CHANNELS = [
   'deploy.review',
   'deploy.run',
   'drills.history',
+  'recovery.inspect',
   'lifecycle.preview',
   'lifecycle.run',
 ] as const;

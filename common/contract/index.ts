@@ -3,6 +3,7 @@ export * from './channels';
 export * from './requests';
 export * from './deploy';
 export * from './lifecycle';
+export * from './recovery';
 export * from './events';
 export * from './errors';
 export * from './validate';

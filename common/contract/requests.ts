@@ -9,6 +9,7 @@ import { ClusterSpec } from '../spec/schema';
 import { Plan } from '../plan/schema';
 import type { RequestChannel } from './channels';
 import { DrillRecord } from '../drills/timeline';
+import { RecoveryInspection } from './recovery';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
 
@@ -95,6 +96,11 @@ export const REQUESTS = {
   'drills.history': {
     request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)') }).strict(),
     result: z.object({ records: z.array(DrillRecord), total: z.number().int().min(0), unreadable: z.number().int().min(0) }),
+  },
+  /** The cluster's recovery bundle: its contents; with verify, the offline checks and the restore-completeness check. */
+  'recovery.inspect': {
+    request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)'), verify: z.boolean().optional() }).strict(),
+    result: RecoveryInspection,
   },
   /** What `destroy` would remove from the target and this machine (nothing changes). */
   'lifecycle.preview': { request: z.object({ target: DeployTarget, text: SpecText, keepWorkspace: z.boolean().optional() }).strict(), result: DestroyPreview },

@@ -1,6 +1,7 @@
 // Binds the contract to the engine: every request channel's handler, in plain Node (no
 // Electron), shared by the Electron IPC and the WebSocket bridge.
 import { readDrillHistory } from '../drills/history';
+import { inspectBundle } from '../bundle/inspect';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EventChannel, EventOf } from '../../common/contract/index';
@@ -13,7 +14,7 @@ import { runPipeline } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
 import { deployPipeline, planPipeline } from '../stages/index';
 import type { SpecSource } from '../stages/validate';
-import { clusterWorkspace } from '../workspace';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import { prepareDeploy } from '../deploy/start';
 import type { DeployEnvironment } from '../deploy/service';
 import { analyse, DeployRequestError, DeployService } from '../deploy/service';
@@ -126,6 +127,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       const h = readDrillHistory(cluster, env);
       return { records: h.records.slice(-50), total: h.records.length, unreadable: h.unreadableCount };
     },
+    'recovery.inspect': ({ cluster, verify }) => inspectBundle(cluster, join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle), verify ? { verify } : {}),
     'spec.open': async ({ path }) => {
       if (path === undefined) {
         if (!options.pickOpenPath) throw new SpecAccessError('no file dialog over the browser bridge: give a path inside the workspace', `workspace: ${files.workspace}`);
