@@ -103,7 +103,7 @@ export async function openRecovery(dir: string, identity: string, manifest: Bund
   const clusterKey = secrets['ca/cluster.key'];
   if (clusterKey) {
     const clusterCert = readFileSync(join(dir, BUNDLE_PATHS.clusterCa), 'utf8');
-    let same = false;
+    let same: boolean;
     try {
       same = spkiOfKey(clusterKey.toString('utf8')) === spkiOfCert(clusterCert);
     } catch {

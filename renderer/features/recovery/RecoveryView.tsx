@@ -62,7 +62,6 @@ export function RecoveryView() {
   useEffect(() => {
     setInfo(undefined);
     load(false);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [cluster]);
   if (!cluster) return <Text p="md">No valid spec yet: fix the spec's problems first.</Text>;
   const i = info && 'cluster' in info ? info : undefined;
