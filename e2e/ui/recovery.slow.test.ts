@@ -1,4 +1,4 @@
-// The Recovery view in Debian's chromium against `kubedos serve`: a workspace whose lab-3 cluster
+// (Opt-in: npm run test:recovery-ui.) The Recovery view in Debian's chromium against `kubedos serve`: a workspace whose lab-3 cluster
 // has a sealed bundle with recovery material; the view lists it, marks the encrypted files, runs
 // the offline checks (then one flipped byte is named), and says how to restore. Screenshots at
 // 1440x900 and 1280x720, dark and light, in e2e/output/screens/h15/.
