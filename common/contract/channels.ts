@@ -18,6 +18,7 @@ export const REQUEST_CHANNELS = [
   'deploy.run',
   'drills.history',
   'recovery.inspect',
+  'usb.devices',
   'lifecycle.preview',
   'lifecycle.run',
 ] as const;

@@ -27,3 +27,19 @@ export const RecoveryInspection = z.object({
   restorable: Check.extend({ level: z.enum(['decrypted', 'structure']).optional(), recipient: z.string().optional() }).optional(),
 });
 export type RecoveryInspection = z.infer<typeof RecoveryInspection>;
+
+/** One disk as the USB dialog shows it (main/usb/devices.ts's rule, every disk with its refusals). */
+export const UsbDeviceInfo = z.object({
+  path: z.string(),
+  name: z.string(),
+  size: z.number(),
+  model: z.string().optional(),
+  vendor: z.string().optional(),
+  serial: z.string().optional(),
+  tran: z.string().optional(),
+  removable: z.boolean(),
+  mounts: z.array(z.string()),
+  /** Why it may not be written; empty when it may. */
+  refusals: z.array(z.string()),
+});
+export type UsbDeviceInfo = z.infer<typeof UsbDeviceInfo>;

@@ -9,7 +9,7 @@ import { ClusterSpec } from '../spec/schema';
 import { Plan } from '../plan/schema';
 import type { RequestChannel } from './channels';
 import { DrillRecord } from '../drills/timeline';
-import { RecoveryInspection } from './recovery';
+import { RecoveryInspection, UsbDeviceInfo } from './recovery';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
 
@@ -102,6 +102,8 @@ export const REQUESTS = {
     request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)'), verify: z.boolean().optional() }).strict(),
     result: RecoveryInspection,
   },
+  /** Every disk lsblk shows, with why it may not be written (the USB dialog; nothing is written). */
+  'usb.devices': { request: z.object({}).strict(), result: z.array(UsbDeviceInfo) },
   /** What `destroy` would remove from the target and this machine (nothing changes). */
   'lifecycle.preview': { request: z.object({ target: DeployTarget, text: SpecText, keepWorkspace: z.boolean().optional() }).strict(), result: DestroyPreview },
   /**

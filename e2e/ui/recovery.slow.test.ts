@@ -68,6 +68,21 @@ describe('Recovery view', () => {
     await page.setViewportSize({ width: 1440, height: 900 });
   });
 
+  it('the USB dialog lists this machine\'s disks with why each may or may not be written', async () => {
+    await page.getByTestId('open-usb').click();
+    await expect.poll(() => page.getByTestId('usb-summary').textContent(), { timeout: 20_000 }).toMatch(/may be written/);
+    expect(await page.getByTestId('usb-cli').textContent()).toContain('kubedos usb write');
+    // Every disk listed here (a loop device, the machine's own disk…) carries its reason when refused.
+    const rows = await page.locator('[data-testid=usb-devices] tbody tr').allTextContents();
+    for (const r of rows) expect(r).toMatch(/yes|no: /);
+    await shots('usb-dialog');
+    await page.keyboard.press('Control+Shift+L');
+    await expect.poll(() => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'))).toBe('light');
+    await shots('usb-dialog');
+    await page.keyboard.press('Control+Shift+L');
+    await page.keyboard.press('Escape');
+  });
+
   it('names the file when one byte of the bundle is flipped', async () => {
     const f = join(bundleDir, 'hub.json');
     const bytes = readFileSync(f);

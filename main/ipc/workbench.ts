@@ -2,6 +2,7 @@
 // Electron), shared by the Electron IPC and the WebSocket bridge.
 import { readDrillHistory } from '../drills/history';
 import { inspectBundle } from '../bundle/inspect';
+import { usbList } from '../usb/index';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EventChannel, EventOf } from '../../common/contract/index';
@@ -128,6 +129,19 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       return { records: h.records.slice(-50), total: h.records.length, unreadable: h.unreadableCount };
     },
     'recovery.inspect': ({ cluster, verify }) => inspectBundle(cluster, join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle), verify ? { verify } : {}),
+    'usb.devices': async () =>
+      (await usbList({ all: true })).map((d) => ({
+        path: d.identity.path,
+        name: d.identity.name,
+        size: d.identity.size,
+        ...(d.identity.model ? { model: d.identity.model } : {}),
+        ...(d.identity.vendor ? { vendor: d.identity.vendor } : {}),
+        ...(d.identity.serial ? { serial: d.identity.serial } : {}),
+        ...(d.identity.tran ? { tran: d.identity.tran } : {}),
+        removable: d.removable,
+        mounts: d.mounts,
+        refusals: d.refusals,
+      })),
     'spec.open': async ({ path }) => {
       if (path === undefined) {
         if (!options.pickOpenPath) throw new SpecAccessError('no file dialog over the browser bridge: give a path inside the workspace', `workspace: ${files.workspace}`);

@@ -2,14 +2,15 @@
 // what it holds, what is encrypted to the offline recovery recipient, and the same offline
 // checks as `kubedos verify` plus the seal's restore-completeness check. Restoring and writing a
 // stick run from the command line: the workbench never holds the recovery identity.
-import { Alert, Badge, Button, Code, Group, List, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Badge, Button, Code, Group, List, Modal, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
-import type { RecoveryInspection } from '../../../common/contract/index';
+import type { RecoveryInspection, UsbDeviceInfo } from '../../../common/contract/index';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
 
-const size = (n: number): string => (n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`);
+const size = (n: number): string =>
+  n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`;
 
 function Fact({ label, children }: { label: string; children: React.ReactNode }) {
   return (
@@ -45,11 +46,73 @@ function Checks({ title, r, testid }: { title: string; r: { ok: boolean; file?: 
   );
 }
 
+/** The disks of this machine and whether a stick may be written to each (the same rule as kubedos usb list). */
+function UsbDialog({ opened, onClose, bundleDir }: { opened: boolean; onClose: () => void; bundleDir: string }) {
+  const [devices, setDevices] = useState<UsbDeviceInfo[] | { error: string } | undefined>();
+  useEffect(() => {
+    if (!opened) return;
+    setDevices(undefined);
+    api()
+      .invoke('usb.devices', {})
+      .then((d) => setDevices(d))
+      .catch((err: Error) => setDevices({ error: err.message }));
+  }, [opened]);
+  const list = Array.isArray(devices) ? devices : [];
+  const writable = list.filter((d) => d.refusals.length === 0);
+  return (
+    <Modal opened={opened} onClose={onClose} title="Carry it on a USB stick" size="xl" data-testid="usb-dialog">
+      <Stack gap="sm">
+        {devices && 'error' in devices && (
+          <Alert color="red" title="Could not list the disks">
+            {devices.error}
+          </Alert>
+        )}
+        {!devices && <Text size="sm">Reading the disks…</Text>}
+        {Array.isArray(devices) && (
+          <Text size="sm" data-testid="usb-summary">
+            {writable.length ? `${writable.length} removable disk${writable.length === 1 ? '' : 's'} may be written.` : 'No disk here may be written: plug in a USB stick (a removable disk that is not mounted).'}
+          </Text>
+        )}
+        {list.length > 0 && (
+          <Table fz="xs" data-testid="usb-devices">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>disk</Table.Th>
+                <Table.Th>size</Table.Th>
+                <Table.Th>model</Table.Th>
+                <Table.Th>may be written?</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {list.map((d) => (
+                <Table.Tr key={d.path}>
+                  <Table.Td ff="monospace">{d.path}</Table.Td>
+                  <Table.Td>{size(d.size)}</Table.Td>
+                  <Table.Td>{[d.vendor, d.model].filter(Boolean).join(' ') || '—'}</Table.Td>
+                  <Table.Td>{d.refusals.length ? <Text size="xs" c="red">no: {d.refusals.join('; ')}</Text> : <Badge color="green">yes</Badge>}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        )}
+        <Text size="sm">
+          Writing runs from the command line as root (it checks the artifact and the bundle, writes, reads every byte back and signs a receipt; progress in MB/s with an ETA):
+        </Text>
+        <Code block data-testid="usb-cli">{`kubedos usb write ${writable[0]?.path ?? '/dev/sdX'} --artifact BUILD_DIR --bundle ${bundleDir}\nkubedos usb verify ${writable[0]?.path ?? '/dev/sdX'}`}</Code>
+        <Text size="xs" c="dimmed">
+          Writing a stick from the workbench is not available yet.
+        </Text>
+      </Stack>
+    </Modal>
+  );
+}
+
 export function RecoveryView() {
   const spec = useStore(analysisStore, (s) => s.spec);
   const cluster = spec?.metadata.name;
   const [info, setInfo] = useState<RecoveryInspection | { error: string } | undefined>();
   const [busy, setBusy] = useState(false);
+  const [usbOpen, setUsbOpen] = useState(false);
   const load = (verify: boolean): void => {
     if (!cluster) return;
     setBusy(true);
@@ -90,9 +153,14 @@ export function RecoveryView() {
             <Paper withBorder p="sm">
               <Group justify="space-between" mb="xs">
                 <Title order={5}>Recovery bundle of {cluster}</Title>
-                <Button size="xs" loading={busy} onClick={() => load(true)} data-testid="recovery-verify">
-                  Verify offline
-                </Button>
+                <Group gap="xs">
+                  <Button size="xs" variant="light" onClick={() => setUsbOpen(true)} data-testid="open-usb">
+                    USB stick…
+                  </Button>
+                  <Button size="xs" loading={busy} onClick={() => load(true)} data-testid="recovery-verify">
+                    Verify offline
+                  </Button>
+                </Group>
               </Group>
               <SimpleGrid cols={{ base: 1, md: 2 }} spacing="sm">
                 <Fact label="where">{i.dir}</Fact>
@@ -120,6 +188,7 @@ export function RecoveryView() {
                 )}
               </SimpleGrid>
             )}
+            <UsbDialog opened={usbOpen} onClose={() => setUsbOpen(false)} bundleDir={i.dir} />
             <Paper withBorder p="sm">
               <Title order={5} mb="xs">
                 Restore and carry it
