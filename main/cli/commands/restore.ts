@@ -7,6 +7,7 @@ import { readIdentityFile } from '../../trust/recovery';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { deployCommand } from './deploy';
+import { PREBUILT_ENV } from '../../stages/prebuilt';
 
 export const restoreCommand: CliCommand = {
   name: 'restore',
@@ -19,8 +20,9 @@ export const restoreCommand: CliCommand = {
     'not the build the bundle names. Then makes a fresh workspace ($KUBEDOS_WORKSPACE must not hold the',
     'cluster yet) with the same root and cluster CA, hub pin, build signing key and plan; the artifact',
     'becomes its build/ (hard links when on the same disk). With --target it then runs the deploy on it',
-    '(kubedos deploy <workspace>/spec.yaml --target T), with the recovery key at hand so expired',
-    'certificates are renewed under the same root. Its timeline goes to <workspace>/restore-timeline.json.',
+    '(kubedos deploy <workspace>/spec.yaml --target T) from the kept artifact (the build stage verifies it and',
+    'builds nothing), with the recovery key at hand so expired certificates are renewed under the same root.',
+    'Its timeline goes to <workspace>/restore-timeline.json.',
     '  --recovery-key FILE  the recovery identity (kubedos recovery-key --out); or KUBEDOS_RECOVERY_IDENTITY_FILE',
     '  --cluster NAME       the cluster you mean to restore (refuses another cluster\'s bundle)',
     'The etcd snapshot in the bundle (recovery/etcd-snapshot.db.age) is not restored by this command:',
@@ -82,7 +84,7 @@ export const restoreCommand: CliCommand = {
         () =>
           deployCommand.run([made.specPath, '--target', values.target!, ...(values['allow-destroy'] ? ['--allow-destroy'] : []), ...(values.verbose ? ['--verbose'] : [])], {
             ...io,
-            env: { ...io.env, KUBEDOS_RECOVERY_IDENTITY_FILE: keyFile, KUBEDOS_OFFLINE: '1' },
+            env: { ...io.env, KUBEDOS_RECOVERY_IDENTITY_FILE: keyFile, KUBEDOS_OFFLINE: '1', [PREBUILT_ENV]: join(made.workspace, 'build') },
           }),
         (c) => (c === 0 ? 'deploy converged' : `deploy stopped (exit ${c}); run the same restore's deploy again with kubedos deploy ${made.specPath} --target ${values.target}`),
       );
