@@ -126,6 +126,7 @@ function buildMenu(): Menu {
         item('Artifacts', 'CmdOrCtrl+5', 'view.artifacts'),
         item('Drills', 'CmdOrCtrl+6', 'view.drills'),
         item('Deploy', 'CmdOrCtrl+7', 'view.deploy'),
+        item('Recovery', 'CmdOrCtrl+8', 'view.recovery'),
         { type: 'separator' },
         item('Toggle Light/Dark', 'CmdOrCtrl+Shift+L', 'theme.toggle'),
         { role: 'resetZoom' },

@@ -3,7 +3,7 @@
 // and the terminal's scrollback survive switching views.
 import { ActionIcon, Alert, AppShell, Badge, Button, Group, Kbd, MantineProvider, NavLink, Notification, Text, Title, Tooltip, createTheme, useMantineColorScheme } from '@mantine/core';
 import { useHotkeys } from '@mantine/hooks';
-import { IconBolt, IconBox, IconFileCode, IconMoon, IconNetwork, IconRocket, IconRoute, IconSun, IconTopologyStar3 } from '@tabler/icons-react';
+import { IconBolt, IconBox, IconLifebuoy, IconFileCode, IconMoon, IconNetwork, IconRocket, IconRoute, IconSun, IconTopologyStar3 } from '@tabler/icons-react';
 import type { ReactNode } from 'react';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
@@ -11,6 +11,7 @@ import { ArtifactsView } from './features/artifacts/ArtifactsView';
 import { DeployWizard } from './features/deploy/DeployWizard';
 import { DrillsView } from './features/drills/DrillsView';
 import { PipelineView } from './features/pipeline/PipelineView';
+import { RecoveryView } from './features/recovery/RecoveryView';
 import { SpecDialogsHost } from './features/spec/SpecDialogs';
 import { SpecView } from './features/spec/SpecView';
 import { TopologyView } from './features/topology/TopologyView';
@@ -32,6 +33,7 @@ const NAV: { view: ViewName; label: string; icon: ReactNode; key: string }[] = [
   { view: 'artifacts', label: 'Artifacts', icon: <IconBox size={18} />, key: '5' },
   { view: 'drills', label: 'Drills', icon: <IconBolt size={18} />, key: '6' },
   { view: 'deploy', label: 'Deploy', icon: <IconRocket size={18} />, key: '7' },
+  { view: 'recovery', label: 'Recovery', icon: <IconLifebuoy size={18} />, key: '8' },
 ];
 
 const VIEW_COMPONENTS: Record<ViewName, () => ReactNode> = {
@@ -42,6 +44,7 @@ const VIEW_COMPONENTS: Record<ViewName, () => ReactNode> = {
   artifacts: () => <ArtifactsView />,
   drills: () => <DrillsView />,
   deploy: () => <DeployWizard />,
+  recovery: () => <RecoveryView />,
 };
 
 export function App() {

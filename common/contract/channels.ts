@@ -22,6 +22,8 @@ export const REQUEST_CHANNELS = [
   'drills.cancel',
   'drills.report',
   'artifacts.overview',
+  'recovery.inspect',
+  'usb.devices',
   'lifecycle.preview',
   'lifecycle.run',
   'terminal.open',

@@ -6,7 +6,7 @@ import { PipelineEvent } from '../pipeline/events';
 import type { EventChannel } from './channels';
 import { TERMINAL_EVENTS } from './terminal';
 
-export const APP_COMMANDS = ['view.spec', 'view.topology', 'view.wiring', 'view.pipeline', 'view.artifacts', 'view.drills', 'view.deploy', 'spec.new', 'spec.open', 'spec.save', 'spec.saveAs', 'theme.toggle', 'pipeline.run'] as const;
+export const APP_COMMANDS = ['view.spec', 'view.topology', 'view.wiring', 'view.pipeline', 'view.artifacts', 'view.drills', 'view.deploy', 'view.recovery', 'spec.new', 'spec.open', 'spec.save', 'spec.saveAs', 'theme.toggle', 'pipeline.run'] as const;
 export const AppCommand = z.enum(APP_COMMANDS);
 export type AppCommand = z.infer<typeof AppCommand>;
 

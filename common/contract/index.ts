@@ -5,6 +5,7 @@ export * from './deploy';
 export * from './lifecycle';
 export * from './terminal';
 export * from './artifacts';
+export * from './recovery';
 export * from './events';
 export * from './errors';
 export * from './validate';

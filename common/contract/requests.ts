@@ -9,6 +9,7 @@ import { ClusterSpec } from '../spec/schema';
 import { Plan } from '../plan/schema';
 import type { RequestChannel } from './channels';
 import { DrillRecord } from '../drills/timeline';
+import { RecoveryInspection, UsbDeviceInfo } from './recovery';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
 import { TERMINAL_REQUESTS } from './terminal';
@@ -129,6 +130,13 @@ export const REQUESTS = {
     request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)'), verify: z.boolean().optional() }).strict(),
     result: ArtifactsOverview,
   },
+  /** The cluster's recovery bundle: its contents; with verify, the offline checks and the restore-completeness check. */
+  'recovery.inspect': {
+    request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)'), verify: z.boolean().optional() }).strict(),
+    result: RecoveryInspection,
+  },
+  /** Every disk lsblk shows, with why it may not be written (the USB dialog; nothing is written). */
+  'usb.devices': { request: z.object({}).strict(), result: z.array(UsbDeviceInfo) },
   /** What `destroy` would remove from the target and this machine (nothing changes). */
   'lifecycle.preview': { request: z.object({ target: DeployTarget, text: SpecText, keepWorkspace: z.boolean().optional() }).strict(), result: DestroyPreview },
   /**

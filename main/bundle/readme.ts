@@ -10,6 +10,9 @@ export interface BundleReadmeInput {
   signingKeyId: string;
   nodes: readonly NodeRecord[];
   hasRevocations: boolean;
+  /** Recovery material (encrypted to the recovery recipient) and whether it has an etcd snapshot. */
+  recovery?: { recipient: string; etcdSnapshot: boolean };
+  hasDrills?: boolean;
 }
 
 export function renderBundleReadme(r: BundleReadmeInput): string {
@@ -19,8 +22,16 @@ export function renderBundleReadme(r: BundleReadmeInput): string {
     '',
     'Written by the `seal` stage of `kubedos deploy`. It holds the public record of the cluster:',
     'the exact spec, the plan, the build attestations, the public trust material and what each',
-    'node reported. It holds no private key, no enrollment HMAC key and no token: those live in the',
-    'workspace SecretStore and its offline recovery copy (docs/secrets.md).',
+    ...(r.recovery
+      ? [
+          'node reported, and the secrets a restore needs (root and cluster CA keys, hub TLS and enrollment',
+          'keys, build keys, an etcd snapshot) ENCRYPTED to the cluster\'s offline recovery recipient only.',
+          'No private key, HMAC key or token is in it in clear.',
+        ]
+      : [
+          'node reported. It holds no private key, no enrollment HMAC key and no token: those live in the',
+          'workspace SecretStore and its offline recovery copy (docs/secrets.md).',
+        ]),
     '',
     '## Layout',
     '',
@@ -41,7 +52,19 @@ export function renderBundleReadme(r: BundleReadmeInput): string {
     'hub.json                          the hub\'s LAN and enrollment address, plane public keys and ports',
     'nodes/<name>.json                 per node: VMID, WireGuard public keys per plane, SSH host key, first-boot record',
     'stages.json                       the sealing run: each stage\'s final state (from the journal) and summary',
+    ...(r.hasDrills ? ['drills/history.json               every drill and heal recorded for the cluster (phases, MTTR)'] : []),
+    ...(r.recovery
+      ? [
+          'recovery/recipient.txt            the recovery recipient every file below is encrypted to (only to it)',
+          'recovery/root-ca.key.age          the offline root CA key',
+          'recovery/secrets.json.age         the workspace secrets: cluster CA, hub TLS, enrollment HMAC, build keys',
+          ...(r.recovery.etcdSnapshot ? ['recovery/etcd-snapshot.db.age     an etcd snapshot taken by the seal'] : []),
+        ]
+      : []),
     '```',
+    ...(r.recovery
+      ? ['', `The files under recovery/ open only with the recovery identity of \`${r.recovery.recipient}\` (kept offline),`, 'never with anything that sits beside this bundle: `age -d -i RECOVERY-IDENTITY recovery/root-ca.key.age`.']
+      : []),
     '',
     `Signing key id: \`${r.signingKeyId}\``,
     `Hub pin: \`${r.hubPin}\``,
@@ -61,9 +84,18 @@ export function renderBundleReadme(r: BundleReadmeInput): string {
     '',
     '## Rebuild offline',
     '',
-    '1. Restore the workspace secrets from the recovery copy (docs/secrets.md, "Air-gapped recovery"):',
-    '   the build signing key, the darksite key, the cluster CA. Without them, a rebuild signs with',
-    '   new keys and nodes must be enrolled again.',
+    ...(r.recovery
+      ? [
+          '1. With the recovery identity and the kept artifact (build directory), `kubedos restore BUNDLE_DIR',
+          '   --artifact BUILD --recovery-key RECOVERY-IDENTITY --target …` checks both offline, then makes a',
+          '   fresh workspace with the same cluster identity (same CA fingerprint, same plan hash) and deploys.',
+          '   By hand instead: decrypt recovery/*.age with `age -d -i RECOVERY-IDENTITY` and follow the steps below.',
+        ]
+      : [
+          '1. Restore the workspace secrets from the recovery copy (docs/secrets.md, "Air-gapped recovery"):',
+          '   the build signing key, the darksite key, the cluster CA. Without them, a rebuild signs with',
+          '   new keys and nodes must be enrolled again.',
+        ]),
     '2. Check the spec and the plan:',
     '   ```sh',
     '   kubedos validate spec.yaml',

@@ -24,7 +24,20 @@ export const BUNDLE_PATHS = {
   hubPin: 'trust/hub.pin',
   revoked: 'trust/revoked.json',
   nodesDir: 'nodes',
+  /** Drill results (main/drills/history.ts), sorted by id; present when any drill ran. */
+  drills: 'drills/history.json',
+  /** The recovery recipient (public, age1…) every file under recovery/ is encrypted to. */
+  recoveryRecipient: 'recovery/recipient.txt',
+  /** The offline root CA key, encrypted to the recovery recipient only (copied as the workspace keeps it). */
+  recoveryRootKey: 'recovery/root-ca.key.age',
+  /** The workspace SecretStore's secrets (RecoverySecrets JSON), encrypted to the recovery recipient only. */
+  recoverySecrets: 'recovery/secrets.json.age',
+  /** An etcd snapshot taken by the seal, encrypted to the recovery recipient only (when it could take one). */
+  etcdSnapshot: 'recovery/etcd-snapshot.db.age',
 } as const;
+
+/** Files a bundle must hold to rebuild the same cluster identity (checked by checkRestorable). */
+export const RESTORE_REQUIRED_FILES = [BUNDLE_PATHS.recoveryRecipient, BUNDLE_PATHS.recoveryRootKey, BUNDLE_PATHS.recoverySecrets] as const;
 
 /** DSSE payload type of bundle.json's envelope. */
 export const BUNDLE_PAYLOAD_TYPE = 'application/vnd.kubedos.recovery-bundle+json';
@@ -75,6 +88,17 @@ export const BundleManifest = z.object({
   signingKeyId: sha256Hex,
   /** Every file of the bundle except bundle.json and signatures/, sorted by path. */
   files: z.array(BundleFileEntry),
+  /** What a restore decrypts with the recovery identity (absent in bundles sealed before it existed). */
+  recovery: z
+    .object({
+      /** The age recipient every file below is encrypted to (only to it). */
+      recipient: z.string().regex(/^age1[02-9ac-hj-np-z]{58}$/, 'an age X25519 recipient'),
+      /** The encrypted files, sorted. */
+      encrypted: z.array(bundlePath),
+      /** The etcd snapshot's source: member and the sha256 of the plaintext snapshot. */
+      etcdSnapshot: z.object({ node: z.string(), sha256: sha256Hex, size: z.number().int().min(0) }).optional(),
+    })
+    .optional(),
 });
 export type BundleManifest = z.infer<typeof BundleManifest>;
 
@@ -124,3 +148,13 @@ export const StagesRecord = z.object({
   stages: z.array(StageRecord),
 });
 export type StagesRecord = z.infer<typeof StagesRecord>;
+
+/** recovery/secrets.json.age's plaintext: every SecretStore secret of the cluster, base64. */
+export const RecoverySecrets = z.object({
+  apiVersion: z.literal(BUNDLE_API_VERSION),
+  kind: z.literal('RecoverySecrets'),
+  cluster: z.string().min(1),
+  /** SecretStore name -> base64 of the value. */
+  secrets: z.record(z.string(), z.string()),
+});
+export type RecoverySecrets = z.infer<typeof RecoverySecrets>;

@@ -14,15 +14,20 @@ import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KE
 import type { BuildSigningKey } from '../build/keys';
 import { buildSigningKey } from '../build/keys';
 import type { HubFacts, NodeFacts } from '../node-facts';
-import { createClusterIntermediate, createRootCa, issueHubTlsCert } from '../trust/ca';
+import { certFingerprint, createClusterIntermediate, createRootCa, issueHubTlsCert } from '../trust/ca';
+import { ageIdentity } from '../trust/identity';
+import { createRecoveryKey, encryptTo, recoveryDir, recoveryIdentityFileText, RECOVERY_FILES, writeRecoveryRecipient } from '../trust/recovery';
+import { openSecretStore } from '../trust/secret-store';
+import { recoveryInput } from './recovery-input';
 import { wgKeyPair } from '../trust/wg-keys';
 import { clusterWorkspace } from '../workspace';
-import type { BundleInputs } from './write';
+import type { BundleInputs, BundleRecoveryInput } from './write';
 import { stagesRecord } from './stages';
 
 export const FIXTURE_EPOCH = 1_700_000_000;
 
 export interface BundleFixture extends BundleInputs {
+  trust: TrustFixture;
   env: NodeJS.ProcessEnv;
   signingKey: BuildSigningKey;
 }
@@ -73,6 +78,8 @@ export interface TrustFixture {
   rootCaPem: string;
   clusterCaPem: string;
   hubCertPem: string;
+  /** The private keys (never written into a bundle in clear; see recoveryFixture). */
+  keys: { root: string; cluster: string; hub: string };
 }
 
 export async function trustFixture(p: Plan): Promise<TrustFixture> {
@@ -81,7 +88,38 @@ export async function trustFixture(p: Plan): Promise<TrustFixture> {
   const ca = await createClusterIntermediate(root, { cluster: p.cluster.name, now });
   const hubNode = p.nodes.find((n) => n.name === p.enrollment.hub)!;
   const hub = await issueHubTlsCert(ca, { cluster: p.cluster.name, hub: hubNode.name, lanAddress: hubNode.lan.address, now });
-  return { rootCaPem: root.certPem, clusterCaPem: ca.certPem, hubCertPem: hub.certPem };
+  return { rootCaPem: root.certPem, clusterCaPem: ca.certPem, hubCertPem: hub.certPem, keys: { root: root.keyPem, cluster: ca.keyPem, hub: hub.keyPem } };
+}
+
+/**
+ * Puts the fixture's trust into the workspace as clusterTrust() leaves it: public certificates in
+ * trust/, the root key in recovery/root-ca.key.age (to a new recovery recipient only), the other
+ * keys in the SecretStore. Returns the recovery identity (written 0600 to `identityFile` too).
+ */
+export async function recoveryFixture(fx: BundleFixture, identityFile: string): Promise<{ identity: string; recipient: string }> {
+  const dir = join(fx.workspace, 'trust');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'root-ca.crt'), fx.trust.rootCaPem);
+  writeFileSync(join(dir, 'cluster-ca.crt'), fx.trust.clusterCaPem);
+  writeFileSync(join(dir, 'hub.crt'), fx.trust.hubCertPem);
+  writeFileSync(join(dir, 'hub.pin'), `${certFingerprint(fx.trust.hubCertPem)}\n`);
+  const rec = await createRecoveryKey();
+  writeRecoveryRecipient(fx.workspace, rec.recipient);
+  writeFileSync(join(recoveryDir(fx.workspace), RECOVERY_FILES.rootKey), await encryptTo([rec.recipient], fx.trust.keys.root), { mode: 0o600 });
+  const store = await openSecretStore(join(fx.workspace, 'secrets'), await ageIdentity(fx.env));
+  await store.put('ca/cluster.key', fx.trust.keys.cluster);
+  await store.put('enroll/hub-tls.key', fx.trust.keys.hub);
+  await store.put('enroll/hmac.key', new Uint8Array(32).fill(7));
+  writeFileSync(identityFile, recoveryIdentityFileText(p(fx), rec.identity, rec.recipient), { mode: 0o600 });
+  return rec;
+}
+
+const p = (fx: BundleFixture): string => fx.plan.cluster.name;
+
+/** The recovery material for writeBundle straight from a fixture workspace (as the seal builds it). */
+export async function recoveryInputOf(fx: BundleFixture): Promise<BundleRecoveryInput> {
+  const store = await openSecretStore(join(fx.workspace, 'secrets'), await ageIdentity(fx.env));
+  return (await recoveryInput({ workspace: fx.workspace, cluster: fx.plan.cluster.name, env: fx.env, store })).input;
 }
 
 /** Node facts for every plan node and the hub's facts, with real WireGuard public keys. */

@@ -15,7 +15,9 @@ import { pinTimes, sha256Of } from '../build/files';
 import { keyidOf } from '../build/keys';
 import { verifyAttestations } from '../build/verify';
 import type { HubFacts, NodeFacts } from '../node-facts';
+import type { DrillRecord } from '../../common/drills/timeline';
 import { certFingerprint } from '../trust/ca';
+import { isAgeRecipient, looksAgeEncrypted } from '../trust/recovery';
 import type { RevocationList } from '../trust/revocation';
 import { WORKSPACE_LAYOUT } from '../workspace';
 import { renderBundleReadme } from './readme';
@@ -33,6 +35,17 @@ export interface BundleTrustInput {
   revocations?: RevocationList;
 }
 
+/** What the bundle carries for a restore; every file already encrypted to `recipient` only. */
+export interface BundleRecoveryInput {
+  recipient: string;
+  /** recovery/root-ca.key.age as the workspace keeps it. */
+  rootKeyAge: Uint8Array;
+  /** recovery/secrets.json.age (RecoverySecrets, encrypted). */
+  secretsAge: Uint8Array;
+  /** recovery/etcd-snapshot.db.age and what it is, when the seal could take a snapshot. */
+  etcdSnapshot?: { age: Uint8Array; node: string; sha256: string; size: number };
+}
+
 export interface BundleInputs {
   /** The cluster's workspace; the bundle goes to <workspace>/bundle. */
   workspace: string;
@@ -48,6 +61,10 @@ export interface BundleInputs {
   stages: StagesRecord;
   /** The cluster's build signing key (main/build/keys.ts buildSigningKey); it signed the build too. */
   signingKey: { privateKey: KeyObject; publicKeyPem: string; keyid: string };
+  /** Encrypted material to resume the same identity (absent: a bundle that cannot restore). */
+  recovery?: BundleRecoveryInput;
+  /** Drill results (main/drills/history.ts). */
+  drills?: readonly DrillRecord[];
 }
 
 export interface WrittenBundle {
@@ -97,6 +114,15 @@ export function prepareBundle(o: BundleInputs): PreparedBundle {
     buildManifestSha256: sha256Of(buildManifestBytes),
     signingKeyId: o.signingKey.keyid,
     files: entries,
+    ...(o.recovery
+      ? {
+          recovery: {
+            recipient: o.recovery.recipient,
+            encrypted: entries.filter((e) => e.path.endsWith('.age')).map((e) => e.path),
+            ...(o.recovery.etcdSnapshot ? { etcdSnapshot: { node: o.recovery.etcdSnapshot.node, sha256: o.recovery.etcdSnapshot.sha256, size: o.recovery.etcdSnapshot.size } } : {}),
+          },
+        }
+      : {}),
   });
   const manifestText = `${canonicalJson(manifest, 2)}\n`;
   const envelope: DsseEnvelope = signDsse(BUNDLE_PAYLOAD_TYPE, Buffer.from(manifestText), o.signingKey.privateKey, o.signingKey.keyid);
@@ -213,12 +239,28 @@ function bundleFiles(o: BundleInputs): { files: Map<string, Buffer>; sourceDateE
       signingKeyId: o.signingKey.keyid,
       nodes: [...records].sort((a, b) => a.node.localeCompare(b.node)),
       hasRevocations: o.trust.revocations !== undefined,
+      ...(o.recovery ? { recovery: { recipient: o.recovery.recipient, etcdSnapshot: o.recovery.etcdSnapshot !== undefined } } : {}),
+      hasDrills: Boolean(o.drills?.length),
     }),
   );
+
+  if (o.drills?.length) json(BUNDLE_PATHS.drills, { cluster, drills: [...o.drills].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) });
 
   for (const [path, data] of files) {
     const what = secretMaterialIn(data);
     if (what) throw new BundleInputError(`${path} would carry ${what}; the recovery bundle holds public material only`, 'keep secrets in the SecretStore (docs/secrets.md); find out how it got into this input');
+  }
+  // Encrypted to the recovery recipient only: not public, but nothing beside the bundle opens it.
+  if (o.recovery) {
+    if (!isAgeRecipient(o.recovery.recipient)) throw new BundleInputError(`the recovery recipient ${JSON.stringify(o.recovery.recipient.slice(0, 70))} is not an age X25519 recipient`, 'name one with kubedos recovery-key');
+    const enc = (path: string, data: Uint8Array): void => {
+      if (!looksAgeEncrypted(data)) throw new BundleInputError(`${path} is not an age-encrypted file`, 'the recovery files are encrypted before they reach the bundle; this is a bug in the seal stage');
+      files.set(path, Buffer.from(data));
+    };
+    text(BUNDLE_PATHS.recoveryRecipient, `${o.recovery.recipient}\n`);
+    enc(BUNDLE_PATHS.recoveryRootKey, o.recovery.rootKeyAge);
+    enc(BUNDLE_PATHS.recoverySecrets, o.recovery.secretsAge);
+    if (o.recovery.etcdSnapshot) enc(BUNDLE_PATHS.etcdSnapshot, o.recovery.etcdSnapshot.age);
   }
   const epoch = buildManifest.sourceDateEpoch;
   return { files, ...(typeof epoch === 'number' && Number.isInteger(epoch) && epoch > 0 ? { sourceDateEpoch: epoch } : {}) };

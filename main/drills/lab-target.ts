@@ -16,6 +16,7 @@ import type { LabTrust } from '../lab/backplane';
 import { bin, bringUp, makeTrust, openWindow, token } from '../lab/backplane';
 import { PATHS } from '../trust/index';
 import { Lab } from '../lab/harness';
+import { etcdSnapshotRestoreArgv } from '../restore/etcd';
 import { RevocationList } from '../trust/revocation';
 import type { NodeShell } from './shell';
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
@@ -134,7 +135,7 @@ export class LabDrillTarget implements DrillTarget {
       `--advertise-client-urls=${this.clientUrl(node)}`,
       `--initial-cluster=${initialCluster}`,
       `--initial-cluster-state=${state}`,
-      `--initial-cluster-token=kubedos-${this.cluster}`,
+      `--initial-cluster-token=${this.etcdToken}`,
       `--heartbeat-interval=${this.opts.etcdHeartbeatMs ?? 100}`,
       `--election-timeout=${this.opts.etcdElectionMs ?? 1000}`,
       '--logger=zap',
@@ -148,6 +149,33 @@ export class LabDrillTarget implements DrillTarget {
   etcdPid(node: string): number | undefined {
     const c = this.etcdProcs.get(node);
     return c && c.exitCode === null && c.signalCode === null ? c.pid : undefined;
+  }
+
+  /** etcd's initial-cluster token in the lab (the same for a cluster restored from a snapshot). */
+  get etcdToken(): string {
+    return `kubedos-${this.cluster}`;
+  }
+
+  /**
+   * Restores every member from one snapshot file already present in each member node at
+   * `snapshotPath` (main/restore/etcd.ts): stops the members, restores fresh data directories,
+   * starts them as a new cluster and waits until all are healthy.
+   */
+  async restoreEtcdFromSnapshot(snapshotPath: string): Promise<string> {
+    const members = this.etcdMembers.map((name) => ({ name, peerUrl: this.peerUrl(name) }));
+    for (const m of this.etcdMembers) {
+      const pid = this.etcdPid(m);
+      if (pid !== undefined) {
+        const proc = this.etcdProcs.get(m)!;
+        const gone = new Promise((res) => proc.once('close', res));
+        await this.lab.try(m, ['kill', '-TERM', String(pid)]);
+        await Promise.race([gone, new Promise((res) => setTimeout(res, 15_000))]);
+      }
+      this.generation.set(m, (this.generation.get(m) ?? 1) + 1);
+      await this.lab.exec(m, etcdSnapshotRestoreArgv({ snapshot: snapshotPath, member: members.find((x) => x.name === m)!, members, token: this.etcdToken, dataDir: this.dataDir(m) }), { timeoutMs: 60_000 });
+    }
+    await this.startEtcdCluster();
+    return `etcd restored from ${snapshotPath} on ${this.etcdMembers.join(', ')}`;
   }
 
   private async startEtcdCluster(): Promise<void> {

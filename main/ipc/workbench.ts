@@ -4,6 +4,8 @@ import { readDrillHistory } from '../drills/history';
 import { artifactsOverview } from '../build/artifacts';
 import type { DrillBinding } from './drills';
 import { drillCancel, drillCheck, drillReportOf, drillRun } from './drills';
+import { inspectBundle } from '../bundle/inspect';
+import { usbList } from '../usb/index';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EventChannel, EventOf } from '../../common/contract/index';
@@ -16,7 +18,7 @@ import { runPipeline } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
 import { deployPipeline, planPipeline } from '../stages/index';
 import type { SpecSource } from '../stages/validate';
-import { clusterWorkspace } from '../workspace';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import { prepareDeploy } from '../deploy/start';
 import type { DeployEnvironment } from '../deploy/service';
 import { analyse, DeployRequestError, DeployService } from '../deploy/service';
@@ -140,6 +142,20 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'drills.cancel': () => drillCancel(drills),
     'drills.report': ({ cluster }) => drillReportOf(cluster, env),
     'artifacts.overview': ({ cluster, verify }) => artifactsOverview(cluster, env, { full: verify === true }),
+    'recovery.inspect': ({ cluster, verify }) => inspectBundle(cluster, join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle), verify ? { verify } : {}),
+    'usb.devices': async () =>
+      (await usbList({ all: true })).map((d) => ({
+        path: d.identity.path,
+        name: d.identity.name,
+        size: d.identity.size,
+        ...(d.identity.model ? { model: d.identity.model } : {}),
+        ...(d.identity.vendor ? { vendor: d.identity.vendor } : {}),
+        ...(d.identity.serial ? { serial: d.identity.serial } : {}),
+        ...(d.identity.tran ? { tran: d.identity.tran } : {}),
+        removable: d.removable,
+        mounts: d.mounts,
+        refusals: d.refusals,
+      })),
     'spec.open': async ({ path }) => {
       if (path === undefined) {
         if (!options.pickOpenPath) throw new SpecAccessError('no file dialog over the browser bridge: give a path inside the workspace', `workspace: ${files.workspace}`);

@@ -25,6 +25,7 @@ import { HANDSHAKE_FRESH_S, PLANE_NAMES, planeProblems } from '../stages/backpla
 import type { Inventory, SubstrateDriver, SubstrateEvent } from '../substrate/driver';
 import { SubstrateError } from '../substrate/driver';
 import { substrateFor } from '../substrate/factory';
+import { RECOVERY_DIR } from '../trust/recovery';
 import { waitForAgents } from '../substrate/provision';
 import { QemuLocalDriver } from '../substrate/qemu-local';
 import type { Target } from '../target';
@@ -426,7 +427,7 @@ export async function previewDestroy(req: LifecycleRequest, keepWorkspace: boole
 
 /** Copies what a restore needs out of the workspace before it goes. Returns the folder. */
 function exportTrust(o: Opened, env: NodeJS.ProcessEnv, stamp: string): string | undefined {
-  const names = [WORKSPACE_LAYOUT.bundle, WORKSPACE_LAYOUT.trust, WORKSPACE_LAYOUT.secrets, WORKSPACE_LAYOUT.plan].filter((n) => existsSync(join(o.workspace, n)));
+  const names = [WORKSPACE_LAYOUT.bundle, WORKSPACE_LAYOUT.trust, WORKSPACE_LAYOUT.secrets, RECOVERY_DIR, WORKSPACE_LAYOUT.plan].filter((n) => existsSync(join(o.workspace, n)));
   if (!names.length) return undefined;
   const dir = join(makePrivateDir(recoveryDir(o.plan.cluster.name, env)), `exported-${stamp}`);
   makePrivateDir(dir);
@@ -442,7 +443,8 @@ function exportTrust(o: Opened, env: NodeJS.ProcessEnv, stamp: string): string |
       `Exported by kubedos destroy before the workspace of cluster ${o.plan.cluster.name} was removed (${stamp}).`,
       `${copied.join(', ')}: copied from ${o.workspace}.`,
       'bundle/ is the recovery bundle (kubedos verify bundle/); trust/ the CA and hub certificates; secrets/ the',
-      'private keys, encrypted to the age identity of the workspace root (it is not removed by destroy).',
+      'private keys, encrypted to the age identity of the workspace root (it is not removed by destroy);',
+      `${RECOVERY_DIR}/ the root CA key, encrypted to the cluster's offline recovery recipient only.`,
       '',
     ].join('\n'),
     { mode: 0o600 },

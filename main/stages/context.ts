@@ -65,6 +65,8 @@ export interface DeployContext {
   passphrase?: (keyPath: string) => Promise<string | undefined>;
   /** --force: nothing is skipped as converged, and converge runs on every node. */
   force?: boolean;
+  /** How the seal takes the bundle's etcd snapshot (default: etcdctl on the first etcd member through the guest agent). */
+  etcdSnapshot?: (plan: Plan, signal?: AbortSignal) => Promise<{ node: string; data: Buffer } | { skipped: string }>;
   /** The run's substrate driver (created once, on first use; closed by the deploy). */
   substrate(spec: ClusterSpec, plan: Plan): { driver: SubstrateDriver; storage: string };
   /** Closes the driver if one was created. */

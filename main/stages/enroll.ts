@@ -96,6 +96,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
       const plan = planned.plan;
       const { driver } = ctx.substrate(validate.spec, plan);
       const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
+      for (const n of trust.notes) s.log(n);
       if (trust.created.length) s.log(`trust material created: ${trust.created.join(', ')} (private keys in the encrypted secret store ${trust.store.dir})`);
       s.log(`hub certificate pin ${trust.hubTls.fingerprint}`);
       const hub = hubOf(plan);

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { parseSpec } from '../../common/spec/index';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import { StagesRecord } from '../bundle/schema';
 import type { BundleFixture } from '../bundle/testing';
-import { bundleFixture, DEPLOY_STAGES, writeFakeBuild } from '../bundle/testing';
+import { bundleFixture, DEPLOY_STAGES, recoveryFixture, writeFakeBuild } from '../bundle/testing';
 import { verifyBundle } from '../bundle/verify';
 import type { BuildReport } from '../build/index';
 import { keyidOf } from '../build/keys';
@@ -18,6 +18,10 @@ import { planJson } from '../../common/plan/index';
 import type { DeployContext, DeployOutputs } from './context';
 import { newDeployContext } from './context';
 import { sealStage } from './seal';
+import { checkRestorable, openRecovery } from '../bundle/restorable';
+import { ageIdentity } from '../trust/identity';
+import { openSecretStore } from '../trust/secret-store';
+import { createRecoveryKey, readIdentityFile } from '../trust/recovery';
 
 let root: string;
 let fx: BundleFixture;
@@ -26,7 +30,7 @@ let ctx: DeployContext;
 let outs: Omit<DeployOutputs, 'seal'>;
 
 function context(): DeployContext {
-  return newDeployContext({ source: { name: 'lab-3.yaml', text: fx.specText }, target: { kind: 'qemu-local' }, workspace: fx.workspace, repoRoot: root, env: fx.env });
+  return newDeployContext({ source: { name: 'lab-3.yaml', text: fx.specText }, target: { kind: 'qemu-local' }, workspace: fx.workspace, repoRoot: root, env: fx.env, etcdSnapshot: async () => ({ skipped: 'no etcd in this test' }) });
 }
 
 function standInOutputs(): Omit<DeployOutputs, 'seal'> {
@@ -47,13 +51,10 @@ function standInOutputs(): Omit<DeployOutputs, 'seal'> {
   };
 }
 
-function writeTrust(): void {
-  const dir = join(fx.workspace, 'trust');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'root-ca.crt'), fx.trust.rootCaPem);
-  writeFileSync(join(dir, 'cluster-ca.crt'), fx.trust.clusterCaPem);
-  writeFileSync(join(dir, 'hub.crt'), fx.trust.hubCertPem);
-  writeFileSync(join(dir, 'hub.pin'), `${certFingerprint(fx.trust.hubCertPem)}\n`);
+let recoveryIdFile: string;
+async function writeTrust(): Promise<void> {
+  recoveryIdFile = join(root, 'offline-recovery-identity.txt');
+  await recoveryFixture(fx, recoveryIdFile);
 }
 
 /** The deploy DAG with every stage before seal standing in as an instant success that hands over `outs`. */
@@ -73,7 +74,7 @@ beforeEach(async () => {
   fx = await bundleFixture(root);
   ctx = context();
   outs = standInOutputs();
-  writeTrust();
+  await writeTrust();
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
@@ -127,6 +128,62 @@ describe('seal stage', () => {
     expect(r3.ok).toBe(true);
     expect(r3.seal?.summary).toMatchObject({ changes: 1 });
     expect(logs(r3.events)).toMatch(/changed since the last seal: nodes\/w-1\.json/);
+  });
+
+  it('re-proves restore: the bundle carries root key, secrets, etcd snapshot and drill results, opened by the recovery identity only', async () => {
+    const snapshot = Buffer.from('etcd snapshot stand-in: kubedos/restore-proof=42\n'.repeat(40));
+    const withSnap = newDeployContext({ ...ctx, etcdSnapshot: async () => ({ node: 'master', data: snapshot }) });
+    const { saveDrillRecord } = await import('../drills/history');
+    const { emptyPhases } = await import('../../common/drills/timeline');
+    saveDrillRecord(
+      {
+        schema: 'kubedos.drill/v1', id: 'd-0001', kind: 'drill', cluster: 'lab-3', scenario: 'kill-etcd-member', node: 'master', target: 'lab', status: 'passed',
+        startedAtMs: 1_700_000_000_000, endedAtMs: 1_700_000_030_000, phases: emptyPhases(), mttrMs: 12_000, goal: { minutes: 5, source: 'spec' }, pass: true,
+        thresholds: { heartbeatSeconds: 1, silenceSeconds: 3, handshakeMaxAgeSeconds: 180, signals: ['etcd'], source: 'spec' }, guard: { ok: true, reasons: [] },
+      },
+      fx.env,
+    );
+    const r = await deploy(withSnap);
+    expect(r.ok).toBe(true);
+    const dir = join(fx.workspace, 'bundle');
+    const files = readdirSync(join(dir, 'recovery')).sort();
+    expect(files).toEqual(['etcd-snapshot.db.age', 'recipient.txt', 'root-ca.key.age', 'secrets.json.age']);
+    expect(JSON.parse(readFileSync(join(dir, 'drills/history.json'), 'utf8')).drills.map((d: { id: string; mttrMs: number }) => [d.id, d.mttrMs])).toEqual([['d-0001', 12_000]]);
+    expect((await verifyBundle(dir)).ok).toBe(true);
+    expect(logs(r.events)).toMatch(/restorable: checked without the recovery identity/);
+    // Decryptable by the recovery recipient: every file opens and the keys are the certificates' keys.
+    const identity = readIdentityFile(recoveryIdFile);
+    const ok = await checkRestorable(dir, { identity });
+    expect(ok).toMatchObject({ ok: true, level: 'decrypted' });
+    const opened = await openRecovery(dir, identity);
+    expect(opened.rootKeyPem).toBe(fx.trust.keys.root);
+    expect(opened.secrets['ca/cluster.key']?.toString()).toBe(fx.trust.keys.cluster);
+    expect(opened.etcdSnapshot?.data.equals(snapshot)).toBe(true);
+    // Not by the workspace's own identity, nor by another recovery key.
+    await expect(openRecovery(dir, await ageIdentity(fx.env))).rejects.toThrow(/cannot decrypt recovery\/root-ca\.key\.age/);
+    const other = await createRecoveryKey();
+    expect(await checkRestorable(dir, { identity: other.identity })).toMatchObject({ ok: false, file: 'recovery/root-ca.key.age' });
+    // With the identity at hand, the seal opens everything itself.
+    const r2 = await deploy(newDeployContext({ ...withSnap, env: { ...fx.env, KUBEDOS_RECOVERY_IDENTITY_FILE: recoveryIdFile } }));
+    expect(r2.ok).toBe(true);
+    expect(logs(r2.events)).toMatch(/restorable: proven with the recovery identity/);
+    // Re-sealing the same secrets reuses their encrypted bytes (no change counted).
+    expect(r2.seal?.summary.changes).toBe(0);
+  });
+
+  it('refuses to seal a bundle that could not restore: no recovery recipient, or a store without the cluster CA key', async () => {
+    rmSync(join(fx.workspace, 'recovery/recipient.txt'));
+    const r = await deploy(ctx);
+    expect(r.ok).toBe(false);
+    expect(r.failures[0]?.message).toMatch(/names no recovery recipient, so the bundle could not restore/);
+    expect(r.failures[0]?.hint).toMatch(/kubedos recovery-key/);
+    expect(readdirSync(fx.workspace)).not.toContain('bundle');
+    await recoveryFixture(fx, join(root, 'second-identity.txt'));
+    const store = await openSecretStore(join(fx.workspace, 'secrets'), await ageIdentity(fx.env));
+    await store.delete('ca/cluster.key');
+    const r2 = await deploy(ctx);
+    expect(r2.ok).toBe(false);
+    expect(r2.failures[0]?.message).toMatch(/lacks ca\/cluster\.key: the bundle could not resume this cluster's identity/);
   });
 
   it('fails with an actionable error when the enroll stage left no trust material', async () => {

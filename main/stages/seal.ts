@@ -5,9 +5,15 @@
 // `kubedos verify`, and only then moved in, so a bundle that does not verify never replaces a
 // good one. Safe to rerun: the same inputs give a byte-identical bundle.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BUNDLE_PATHS, BundleManifest } from '../bundle/schema';
 import { BundleInputError, prepareBundle } from '../bundle/write';
+import { recoveryInput } from '../bundle/recovery-input';
+import { checkRestorable } from '../bundle/restorable';
+import { readDrillHistory } from '../drills/history';
+import { ageIdentity, openSecretStore } from '../trust/index';
+import { recoveryIdentity } from '../trust/recovery';
+import { takeEtcdSnapshot } from './seal-snapshot';
 import { stagesRecord } from '../bundle/stages';
 import { verifyBundle } from '../bundle/verify';
 import { buildSigningKey } from '../build/keys';
@@ -26,6 +32,8 @@ import { plural } from '../../common/text/plural';
 export const SEAL_TRUST_FILES = { root: 'root-ca.crt', intermediate: 'cluster-ca.crt', hub: 'hub.crt', pin: 'hub.pin', revoked: 'revoked.json' } as const;
 
 const STAGES_FILE = BUNDLE_PATHS.stages;
+/** Files that differ on every run by nature: the run record and the etcd snapshot. */
+const PER_RUN_FILES = new Set<string>([STAGES_FILE, BUNDLE_PATHS.etcdSnapshot]);
 
 /** path -> sha256 of the bundle in place, or undefined when there is none (or it is unreadable). */
 function previousFiles(bundleFile: string): Map<string, string> | undefined {
@@ -125,8 +133,23 @@ export function sealStage(ctx: DeployContext): StageDefinition {
       const before = previousFiles(bundleFile);
       s.progress(0.1, 'writing the bundle');
       const signingKey = await buildSigningKey(cluster, ctx.env, { log: (line) => s.log(line) });
+      s.progress(0.05, 'taking an etcd snapshot');
+      const snap = await (ctx.etcdSnapshot ?? ((p, signal) => takeEtcdSnapshot(ctx.substrate(outputs.validate.spec, p).driver, p, signal)))(plan, s.signal);
+      if ('skipped' in snap) s.log(`etcd snapshot: none in this bundle (${snap.skipped})`);
+      else s.log(`etcd snapshot: ${snap.data.length} bytes from ${snap.node}, encrypted to the recovery recipient`);
+      const store = await openSecretStore(join(ctx.workspace, WORKSPACE_LAYOUT.secrets), await ageIdentity(ctx.env));
+      const drills = readDrillHistory(cluster, { ...ctx.env, KUBEDOS_WORKSPACE: dirname(dirname(ctx.workspace)) });
       let prepared;
+      let recovery;
       try {
+        recovery = await recoveryInput({
+          workspace: ctx.workspace,
+          cluster,
+          env: ctx.env,
+          store,
+          ...(before ? { previousBundleDir: join(ctx.workspace, WORKSPACE_LAYOUT.bundle) } : {}),
+          ...('skipped' in snap ? {} : { etcdSnapshot: snap }),
+        });
         prepared = prepareBundle({
           workspace: ctx.workspace,
           specText: ctx.source.text,
@@ -137,6 +160,8 @@ export function sealStage(ctx: DeployContext): StageDefinition {
           nodes,
           stages,
           signingKey,
+          recovery: recovery.input,
+          ...(drills.records.length ? { drills: drills.records } : {}),
         });
       } catch (err) {
         if (err instanceof BundleInputError) throw new StageError(`seal: ${err.message}`, err.hint ? { hint: err.hint } : {});
@@ -152,9 +177,26 @@ export function sealStage(ctx: DeployContext): StageDefinition {
           hint: `the bundle in ${prepared.dir} was left as it was; fix the input named above and run kubedos deploy again`,
         });
       }
+      // Seal re-proves restore: the bundle carries everything a restore decrypts, encrypted to the
+      // recovery recipient; with the recovery identity at hand, every file is opened and checked.
+      s.progress(0.8, 'checking the bundle is complete for a restore');
+      const r = await checkRestorable(prepared.stagingDir, { identity: recoveryIdentity(ctx.workspace, ctx.env) });
+      for (const line of r.checks) s.log(`restorable: ${line}`);
+      if (!r.ok) {
+        prepared.discard();
+        throw new StageError(`seal: the new recovery bundle could not restore this cluster: ${r.file}: ${r.reason}`, {
+          hint: `the bundle in ${prepared.dir} was left as it was; check the recovery recipient (kubedos recovery-key SPEC) and run kubedos deploy again`,
+        });
+      }
+      s.log(
+        r.level === 'decrypted'
+          ? 'restorable: proven with the recovery identity (every encrypted file opened)'
+          : 'restorable: checked without the recovery identity (it is offline): files present and age-encrypted; set KUBEDOS_RECOVERY_IDENTITY_FILE for a run to have them opened',
+      );
       const written = prepared.commit();
+      await recovery.remember();
       // stages.json names this run, so it differs on every run; count the files that say something new.
-      const changed = written.manifest.files.filter((f) => f.path !== STAGES_FILE && before?.get(f.path) !== f.sha256).map((f) => f.path);
+      const changed = written.manifest.files.filter((f) => !PER_RUN_FILES.has(f.path) && before?.get(f.path) !== f.sha256).map((f) => f.path);
       const removed = [...(before?.keys() ?? [])].filter((p) => !written.manifest.files.some((f) => f.path === p));
       const changes = changed.length + removed.length;
       s.changed(changes);

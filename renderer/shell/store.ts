@@ -2,7 +2,7 @@
 import { createStore } from 'zustand/vanilla';
 import type { AppInfo } from '../../common/contract/index';
 
-export const VIEWS = ['spec', 'topology', 'wiring', 'pipeline', 'artifacts', 'drills', 'deploy'] as const;
+export const VIEWS = ['spec', 'topology', 'wiring', 'pipeline', 'artifacts', 'drills', 'deploy', 'recovery'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 export interface ShellState {

@@ -12,6 +12,8 @@ import { initCommand } from './init';
 import { destroyCommand, startCommand, stopCommand } from './lifecycle';
 import { planCommand } from './plan';
 import { provisionCommand } from './provision';
+import { recoveryKeyCommand } from './recovery-key';
+import { restoreCommand } from './restore';
 import { schemaCommand } from './schema';
 import { serveCommand } from './serve';
 import { sshCommand } from './ssh';
@@ -30,6 +32,8 @@ export const COMMANDS: CliCommand[] = [
   buildCommand,
   lockCommand,
   verifyCommand,
+  recoveryKeyCommand,
+  restoreCommand,
   cacheCommand,
   usbCommand,
   deployCommand,

@@ -1,0 +1,247 @@
+// Recovery: this cluster's recovery bundle (the seal stage writes it at the end of a deploy):
+// what it holds, what is encrypted to the offline recovery recipient, and the same offline
+// checks as `kubedos verify` plus the seal's restore-completeness check. Restoring and writing a
+// stick run from the command line: the workbench never holds the recovery identity.
+import { Alert, Badge, Button, Code, Group, List, Modal, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { useEffect, useState } from 'react';
+import { useStore } from 'zustand';
+import type { RecoveryInspection, UsbDeviceInfo } from '../../../common/contract/index';
+import { api } from '../../shell/api';
+import { analysisStore } from '../analysis/store';
+
+const size = (n: number): string =>
+  n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`;
+
+function Fact({ label, children }: { label: string; children: React.ReactNode }) {
+  return (
+    <div>
+      <Text size="xs" c="dimmed">
+        {label}
+      </Text>
+      <Text size="sm" style={{ wordBreak: 'break-all' }}>
+        {children}
+      </Text>
+    </div>
+  );
+}
+
+function Checks({ title, r, testid }: { title: string; r: { ok: boolean; file?: string | undefined; reason?: string | undefined; checks: string[] }; testid: string }) {
+  return (
+    <Paper withBorder p="sm" data-testid={testid}>
+      <Group justify="space-between" mb="xs">
+        <Title order={5}>{title}</Title>
+        <Badge color={r.ok ? 'green' : 'red'}>{r.ok ? 'ok' : 'failed'}</Badge>
+      </Group>
+      <List size="xs" spacing={2} style={{ overflowWrap: 'anywhere' }}>
+        {r.checks.map((c) => (
+          <List.Item key={c}>{c}</List.Item>
+        ))}
+      </List>
+      {!r.ok && (
+        <Alert color="red" mt="xs" title={r.file ?? 'failed'} style={{ overflowWrap: 'anywhere' }}>
+          {r.reason}
+        </Alert>
+      )}
+    </Paper>
+  );
+}
+
+/** The disks of this machine and whether a stick may be written to each (the same rule as kubedos usb list). */
+function UsbDialog({ opened, onClose, bundleDir }: { opened: boolean; onClose: () => void; bundleDir: string }) {
+  const [devices, setDevices] = useState<UsbDeviceInfo[] | { error: string } | undefined>();
+  useEffect(() => {
+    if (!opened) return;
+    setDevices(undefined);
+    api()
+      .invoke('usb.devices', {})
+      .then((d) => setDevices(d))
+      .catch((err: Error) => setDevices({ error: err.message }));
+  }, [opened]);
+  const list = Array.isArray(devices) ? devices : [];
+  const writable = list.filter((d) => d.refusals.length === 0);
+  return (
+    <Modal opened={opened} onClose={onClose} title="Carry it on a USB stick" size="xl" data-testid="usb-dialog">
+      <Stack gap="sm">
+        {devices && 'error' in devices && (
+          <Alert color="red" title="Could not list the disks">
+            {devices.error}
+          </Alert>
+        )}
+        {!devices && <Text size="sm">Reading the disks…</Text>}
+        {Array.isArray(devices) && (
+          <Text size="sm" data-testid="usb-summary">
+            {writable.length ? `${writable.length} removable disk${writable.length === 1 ? '' : 's'} may be written.` : 'No disk here may be written: plug in a USB stick (a removable disk that is not mounted).'}
+          </Text>
+        )}
+        {list.length > 0 && (
+          <Table fz="xs" data-testid="usb-devices">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>disk</Table.Th>
+                <Table.Th>size</Table.Th>
+                <Table.Th>model</Table.Th>
+                <Table.Th>may be written?</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {list.map((d) => (
+                <Table.Tr key={d.path}>
+                  <Table.Td ff="monospace">{d.path}</Table.Td>
+                  <Table.Td>{size(d.size)}</Table.Td>
+                  <Table.Td>{[d.vendor, d.model].filter(Boolean).join(' ') || '—'}</Table.Td>
+                  <Table.Td>{d.refusals.length ? <Text size="xs" c="red">no: {d.refusals.join('; ')}</Text> : <Badge color="green">yes</Badge>}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        )}
+        <Text size="sm">
+          Writing runs from the command line as root (it checks the artifact and the bundle, writes, reads every byte back and signs a receipt; progress in MB/s with an ETA):
+        </Text>
+        <Code block data-testid="usb-cli">{`kubedos usb write ${writable[0]?.path ?? '/dev/sdX'} --artifact BUILD_DIR --bundle ${bundleDir}\nkubedos usb verify ${writable[0]?.path ?? '/dev/sdX'}`}</Code>
+        <Text size="xs" c="dimmed">
+          Writing a stick from the workbench is not available yet.
+        </Text>
+      </Stack>
+    </Modal>
+  );
+}
+
+export function RecoveryView() {
+  const spec = useStore(analysisStore, (s) => s.spec);
+  const cluster = spec?.metadata.name;
+  const [info, setInfo] = useState<RecoveryInspection | { error: string } | undefined>();
+  const [busy, setBusy] = useState(false);
+  const [usbOpen, setUsbOpen] = useState(false);
+  const load = (verify: boolean): void => {
+    if (!cluster) return;
+    setBusy(true);
+    api()
+      .invoke('recovery.inspect', { cluster, verify })
+      .then((r) => setInfo(r))
+      .catch((err: Error) => setInfo({ error: err.message }))
+      .finally(() => setBusy(false));
+  };
+  useEffect(() => {
+    setInfo(undefined);
+    load(false);
+  }, [cluster]);
+  if (!cluster) return <Text p="md">No valid spec yet: fix the spec's problems first.</Text>;
+  const i = info && 'cluster' in info ? info : undefined;
+  const m = i?.manifest;
+  const encrypted = new Set(m?.recovery?.encrypted ?? []);
+  return (
+    <ScrollArea h="100%">
+      <Stack p="md" gap="md" data-testid="recovery">
+        {info && 'error' in info && !('cluster' in info) && (
+          <Alert color="red" title="Could not read the recovery bundle">
+            {info.error}
+          </Alert>
+        )}
+        {i && !i.present && (
+          <Alert color="blue" title={`No recovery bundle for ${cluster} yet`} data-testid="recovery-none">
+            The last stage of a deploy (seal) writes it to <Code>{i.dir}</Code>. Deploy the cluster first (Deploy view, or <Code>kubedos deploy SPEC</Code>).
+          </Alert>
+        )}
+        {i?.error && (
+          <Alert color="red" title="The bundle cannot be read">
+            {i.error}
+          </Alert>
+        )}
+        {m && (
+          <>
+            <Paper withBorder p="sm">
+              <Group justify="space-between" mb="xs">
+                <Title order={5}>Recovery bundle of {cluster}</Title>
+                <Group gap="xs">
+                  <Button size="xs" variant="light" onClick={() => setUsbOpen(true)} data-testid="open-usb">
+                    USB stick…
+                  </Button>
+                  <Button size="xs" loading={busy} onClick={() => load(true)} data-testid="recovery-verify">
+                    Verify offline
+                  </Button>
+                </Group>
+              </Group>
+              <SimpleGrid cols={{ base: 1, md: 2 }} spacing="sm">
+                <Fact label="where">{i.dir}</Fact>
+                <Fact label="artifact version">{m.artifactVersion}</Fact>
+                <Fact label="signed by build key">{m.signingKeyId.slice(0, 32)}…</Fact>
+                <Fact label="bundle.json sha256">{i.bundleSha256?.slice(0, 32)}…</Fact>
+                <Fact label="plan sha256">{m.planSha256.slice(0, 32)}…</Fact>
+                <Fact label="files">{m.files.length}</Fact>
+                <Fact label="recovery recipient (the identity is kept offline)">{m.recovery ? <span data-testid="recovery-recipient">{m.recovery.recipient}</span> : 'none: this bundle cannot restore the cluster\u2019s identity (seal it again)'}</Fact>
+                <Fact label="etcd snapshot">{m.recovery?.etcdSnapshot ? `${size(m.recovery.etcdSnapshot.size)} from ${m.recovery.etcdSnapshot.node}, encrypted` : 'none in this bundle'}</Fact>
+              </SimpleGrid>
+            </Paper>
+            {i.verify && (
+              <SimpleGrid cols={{ base: 1, lg: 2 }} spacing="md">
+                <Checks title="Signature and files (kubedos verify)" r={i.verify} testid="recovery-verify-result" />
+                {i.restorable ? (
+                  <Checks title={`Complete for a restore (${i.restorable.level === 'decrypted' ? 'opened' : 'checked without the recovery identity'})`} r={i.restorable} testid="recovery-restorable-result" />
+                ) : (
+                  <Paper withBorder p="sm" data-testid="recovery-restorable-result">
+                    <Title order={5} mb="xs">
+                      Complete for a restore
+                    </Title>
+                    <Text size="sm">Not checked: a bundle that does not verify cannot be trusted for a restore. Use an intact copy.</Text>
+                  </Paper>
+                )}
+              </SimpleGrid>
+            )}
+            <UsbDialog opened={usbOpen} onClose={() => setUsbOpen(false)} bundleDir={i.dir} />
+            <Paper withBorder p="sm">
+              <Title order={5} mb="xs">
+                Restore and carry it
+              </Title>
+              <Text size="sm">Restoring needs the recovery identity, which the workbench never holds. On the machine that rebuilds the cluster, run:</Text>
+              <Code block mt="xs" data-testid="recovery-restore-cli">
+                {`kubedos restore ${i.dir} --artifact BUILD_DIR --recovery-key RECOVERY-IDENTITY --target qemu-local\nkubedos usb write /dev/sdX --artifact BUILD_DIR --bundle ${i.dir}`}
+              </Code>
+              <Text size="xs" c="dimmed" mt="xs">
+                Restore checks the bundle, the key and the artifact offline and refuses before writing anything; writing a stick from here is not available yet.
+              </Text>
+            </Paper>
+            <Paper withBorder p="sm">
+              <Title order={5} mb="xs">
+                Contents
+              </Title>
+              <Table striped highlightOnHover data-testid="recovery-files" fz="xs">
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>file</Table.Th>
+                    <Table.Th>size</Table.Th>
+                    <Table.Th>sha256</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {m.files.map((f) => (
+                    <Table.Tr key={f.path}>
+                      <Table.Td>
+                        <Group gap={6} wrap="nowrap">
+                          <Text size="xs" ff="monospace">
+                            {f.path}
+                          </Text>
+                          {encrypted.has(f.path) && (
+                            <Badge size="xs" color="grape" variant="light">
+                              encrypted
+                            </Badge>
+                          )}
+                        </Group>
+                      </Table.Td>
+                      <Table.Td>{size(f.size)}</Table.Td>
+                      <Table.Td>
+                        <Text size="xs" ff="monospace" c="dimmed">
+                          {f.sha256.slice(0, 16)}…
+                        </Text>
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </Paper>
+          </>
+        )}
+      </Stack>
+    </ScrollArea>
+  );
+}
