@@ -105,7 +105,8 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator, available: R
   // etcd (Debian's etcd-server) runs on its nodes whether or not Kubernetes is enabled, so its
   // member count is checked whenever it has members.
   const cps = inv.filter((n) => n.role === 'control-plane');
-  const etcdNodes = k.ha.etcd === 'stacked' ? cps : inv.filter((n) => n.role === 'etcd');
+  // Without the kubernetes section (a schema error) there is no etcd topology to check against.
+  const etcdNodes = has('kubernetes') ? (k.ha.etcd === 'stacked' ? cps : inv.filter((n) => n.role === 'etcd')) : [];
   if (has('kubernetes', 'nodes') && !k.enabled && etcdNodes.length % 2 === 0 && etcdNodes.length > 0) {
     report('etcd-count', 'error', ['spec', 'kubernetes', 'ha', 'etcd'], `etcd is ${k.ha.etcd} with ${etcdNodes.length} members (${k.ha.etcd === 'stacked' ? 'control-plane' : 'etcd'} nodes); use an odd count so a quorum survives a split`);
   }

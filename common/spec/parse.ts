@@ -38,7 +38,7 @@ export interface ParseOptions {
    * a provider. The commands that act on a spec (validate, plan, deploy) ask for it; the editor's
    * live analysis and the unit tests of other rules do not need it.
    */
-  completeness?: boolean;
+  completeness?: boolean | 'warn';
 }
 
 export function parseSpec(input: string | Uint8Array, options: ParseOptions = {}): ParseResult {
@@ -104,7 +104,11 @@ export function parseSpec(input: string | Uint8Array, options: ParseOptions = {}
     return { diagnostics: sortDiagnostics(diagnostics) };
   }
   diagnostics.push(...checkInvariants(parsed.data, locate));
-  if (options.completeness) diagnostics.push(...checkCompleteness(parsed.data, locate));
+  if (options.completeness) {
+    const gaps = checkCompleteness(parsed.data, locate);
+    // 'warn' (planning): the same findings, as warnings; building and deploying refuse them.
+    diagnostics.push(...(options.completeness === 'warn' ? gaps.map((d) => ({ ...d, severity: 'warning' as const, message: `${d.message} (build and deploy refuse this spec until then)` })) : gaps));
+  }
   const sorted = sortDiagnostics(diagnostics);
   return sorted.some((d) => d.severity === 'error') ? { diagnostics: sorted } : { spec: parsed.data, diagnostics: sorted };
 }

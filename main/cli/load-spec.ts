@@ -16,10 +16,11 @@ export interface LoadedSpec {
 }
 
 /**
- * `completeness`: also refuse a spec that enables a feature no source provides (validate, plan,
- * build and deploy ask for it; status, stop, destroy, heal and drill must work on any spec).
+ * `completeness`: also refuse a spec that enables a feature no source provides (validate,
+ * build and deploy ask for it; plan asks for 'warn': the same findings as warnings; status, stop,
+ * destroy, heal and drill must work on any spec).
  */
-export function loadSpec(file: string, cwd: string, options: { completeness?: boolean } = {}): LoadedSpec {
+export function loadSpec(file: string, cwd: string, options: { completeness?: boolean | 'warn' } = {}): LoadedSpec {
   const path = resolve(cwd, file);
   let size: number;
   try {
@@ -31,7 +32,7 @@ export function loadSpec(file: string, cwd: string, options: { completeness?: bo
     return single(path, code === 'ENOENT' ? `spec file not found: ${path}; create one with: kubedos init --template lab-3 ${file}` : `cannot read the spec file ${path}: ${fsErrorText(err)}`);
   }
   if (size > MAX_SPEC_BYTES) return single(path, `${file} is ${size} bytes, over the ${MAX_SPEC_BYTES / 1048576} MiB limit for a ClusterSpec; is this the right file?`);
-  const result = parseSpec(readFileSync(path), { completeness: options.completeness === true });
+  const result = parseSpec(readFileSync(path), { completeness: options.completeness ?? false });
   return { path, read: true, ...result };
 }
 

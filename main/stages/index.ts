@@ -23,7 +23,7 @@ export interface PlanPipeline {
 
 /** validate -> plan: what the workbench runs as the user edits (outputs: PipelineResult.outputs). */
 export function planPipeline(source: SpecSource, planPath?: string): PlanPipeline {
-  return { stages: [validateStage(source), planStage(planPath)] };
+  return { stages: [validateStage(source, { completeness: 'warn' }), planStage(planPath)] };
 }
 
 /**

@@ -17,7 +17,8 @@ export interface ValidatedSpec {
   spec: ClusterSpec;
 }
 
-export function validateStage(source: SpecSource): StageDefinition {
+/** completeness: 'refuse' (deploy: a feature no source provides stops it) or 'warn' (planning). */
+export function validateStage(source: SpecSource, o: { completeness: 'refuse' | 'warn' } = { completeness: 'refuse' }): StageDefinition {
   return deployStage({
     name: 'validate',
     description: 'Validate the ClusterSpec: schema, constraints and invariants',
@@ -27,7 +28,7 @@ export function validateStage(source: SpecSource): StageDefinition {
     // No inputs declared: always re-validated (cheap); its output, the parsed spec, is never journaled.
     async run(ctx) {
       ctx.log(`validating ${source.name} (${source.text.length} bytes, sha256 ${sha256Hex(source.text).slice(0, 16)})`);
-      const result = parseSpec(source.text, { completeness: true });
+      const result = parseSpec(source.text, { completeness: o.completeness === 'warn' ? 'warn' : true });
       for (const d of result.diagnostics) ctx.log(formatDiagnostic(source.name, d), { stream: d.severity === 'error' ? 'stderr' : 'info' });
       if (!result.spec) {
         const n = result.diagnostics.filter((d) => d.severity === 'error').length;

@@ -32,7 +32,7 @@ export const planCommand: CliCommand = {
     });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('exactly one FILE');
-    const loaded = loadSpec(file, io.cwd, { completeness: true });
+    const loaded = loadSpec(file, io.cwd, { completeness: 'warn' });
     if (!loaded.spec) {
       return reportInvalidSpec(loaded, file, io, 'nothing planned');
     }
