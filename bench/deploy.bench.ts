@@ -25,6 +25,15 @@ const args = new Set(process.argv.slice(2));
 const ws = join(dir, 'workspace');
 const cache = args.has('--cold') ? join(dir, 'cache') : join(repo, 'e2e/output/shared-build/cache');
 mkdirSync(dir, { recursive: true });
+// A previous run with --keep left its VMs running: destroy them through the driver before the
+// workspace goes, or they run on, orphaned, on deleted disks (and their exit later removes the
+// pid files and sockets of the VMs that reuse their paths).
+{
+  const prev = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
+  const old = new QemuLocalDriver({ stateDir: join(ws, 'clusters/lab-3/vms'), ownership: { tags: ownershipTags(prev), vmidRange: prev.substrate.vmidRange } });
+  for (const n of prev.nodes) await old.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
+  await old.stopNetwork([...new Set(prev.nodes.flatMap((n) => n.vm.nics.map((x) => x.bridge)))]).catch(() => undefined);
+}
 rmSync(ws, { recursive: true, force: true });
 if (args.has('--cold')) rmSync(cache, { recursive: true, force: true });
 const specPath = join(dir, 'lab-3.yaml');
