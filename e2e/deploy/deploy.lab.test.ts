@@ -188,7 +188,7 @@ print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)
     const rec = join(WS, 'recovery/lab-3');
     const exported = readdirSync(rec).filter((f) => f.startsWith('exported-'));
     expect(exported).toHaveLength(1);
-    expect(readdirSync(join(rec, exported[0]!)).sort()).toEqual(['README.txt', 'bundle', 'plan.json', 'secrets', 'trust']);
+    expect(readdirSync(join(rec, exported[0]!)).sort()).toEqual(['README.txt', 'bundle', 'plan.json', 'recovery', 'secrets', 'trust']);
     const st = await kubedosAsync(['status', spec], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'status-destroyed.log'), timeoutMs: 60_000 });
     expect(st.stdout).toMatch(/cluster lab-3: destroyed at \d{4}-/);
     await theirs.destroy(foreign, { allowDestroy: true });
