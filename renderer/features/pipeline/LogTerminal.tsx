@@ -4,13 +4,14 @@
 import { ActionIcon, Button, Group, Select, Switch, Text, TextInput, Tooltip } from '@mantine/core';
 import { useComputedColorScheme } from '@mantine/core';
 import { IconArrowDown, IconArrowUp, IconCopy } from '@tabler/icons-react';
-import { FitAddon } from '@xterm/addon-fit';
-import { SearchAddon } from '@xterm/addon-search';
-import { Terminal } from '@xterm/xterm';
+import type { FitAddon } from '@xterm/addon-fit';
+import type { SearchAddon } from '@xterm/addon-search';
+import type { Terminal } from '@xterm/xterm';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useStore } from 'zustand';
 import { noticeStore, notifyError } from '../../shell/notify';
 import { shellStore } from '../../shell/store';
+import { openXterm, XTERM_THEME } from '../../shell/xterm';
 import { analysisStore } from '../analysis/store';
 import type { LogLine } from './log-buffer';
 import { formatLogLine, matches } from './log-buffer';
@@ -18,8 +19,6 @@ import { logFilterStore } from './log-filter';
 import { pipelineLogs, pipelineStore } from './store';
 
 const REDRAW_LIMIT = 50_000;
-const DARK = { background: '#141517', foreground: '#d9d9d9', selectionBackground: '#3b5bdb80' };
-const LIGHT = { background: '#fafafa', foreground: '#222222', selectionBackground: '#91a7ff80', cursor: '#222222' };
 
 export function LogTerminal() {
   const host = useRef<HTMLDivElement>(null);
@@ -46,14 +45,7 @@ export function LogTerminal() {
 
   useEffect(() => {
     if (!host.current) return;
-    // allowProposedApi: the search addon's match highlighting uses terminal decorations.
-    const t = new Terminal({ allowProposedApi: true, convertEol: true, disableStdin: true, scrollback: 100_000, fontSize: 12, fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace', theme: DARK, cursorStyle: 'bar', cursorInactiveStyle: 'none' });
-    const f = new FitAddon();
-    const s = new SearchAddon();
-    t.loadAddon(f);
-    t.loadAddon(s);
-    t.open(host.current);
-    f.fit();
+    const { term: t, fit: f, search: s } = openXterm(host.current, { convertEol: true, disableStdin: true, scrollback: 100_000, fontSize: 12, theme: XTERM_THEME.dark, cursorStyle: 'bar', cursorInactiveStyle: 'none' });
     term.current = t;
     fit.current = f;
     search.current = s;
@@ -99,7 +91,7 @@ export function LogTerminal() {
   }, []);
 
   useEffect(() => {
-    if (term.current) term.current.options.theme = scheme === 'dark' ? DARK : LIGHT;
+    if (term.current) term.current.options.theme = XTERM_THEME[scheme];
   }, [scheme]);
 
   // Coming back to the view: the container was hidden, so measure again.
@@ -202,7 +194,7 @@ export function LogTerminal() {
         </Tooltip>
         <LogCount />
       </Group>
-      <div ref={host} className="kd-log" data-testid="log-terminal" role="log" aria-label="Pipeline logs" style={{ flex: 1, minHeight: 0, background: scheme === 'dark' ? DARK.background : LIGHT.background }} />
+      <div ref={host} className="kd-log" data-testid="log-terminal" role="log" aria-label="Pipeline logs" style={{ flex: 1, minHeight: 0, background: XTERM_THEME[scheme].background }} />
     </div>
   );
 }

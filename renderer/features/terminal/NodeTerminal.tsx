@@ -6,17 +6,15 @@
 import { ActionIcon, Alert, Badge, Button, Group, Modal, Text, TextInput, Tooltip } from '@mantine/core';
 import { useComputedColorScheme } from '@mantine/core';
 import { IconArrowDown, IconArrowUp, IconClipboard, IconCopy } from '@tabler/icons-react';
-import { FitAddon } from '@xterm/addon-fit';
-import { SearchAddon } from '@xterm/addon-search';
-import { Terminal } from '@xterm/xterm';
+import type { SearchAddon } from '@xterm/addon-search';
+import type { Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'react';
 import type { TerminalExited, TerminalOpened } from '../../../common/contract/index';
 import { api } from '../../shell/api';
 import { notifyError } from '../../shell/notify';
+import { openXterm, XTERM_THEME } from '../../shell/xterm';
 import { specStore } from '../spec/store';
 
-const DARK = { background: '#141517', foreground: '#d9d9d9', selectionBackground: '#3b5bdb80', cursor: '#d9d9d9' };
-const LIGHT = { background: '#fafafa', foreground: '#222222', selectionBackground: '#91a7ff80', cursor: '#222222' };
 
 type Phase = { kind: 'connecting' } | { kind: 'open'; opened: TerminalOpened } | { kind: 'ended'; opened: TerminalOpened; exit: TerminalExited } | { kind: 'failed'; message: string };
 
@@ -38,13 +36,7 @@ function TerminalBody({ node }: { node: string }) {
 
   useEffect(() => {
     if (!host.current) return;
-    const t = new Terminal({ allowProposedApi: true, scrollback: 20_000, fontSize: 13, fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace', theme: scheme === 'dark' ? DARK : LIGHT, cursorBlink: true });
-    const f = new FitAddon();
-    const s = new SearchAddon();
-    t.loadAddon(f);
-    t.loadAddon(s);
-    t.open(host.current);
-    f.fit();
+    const { term: t, fit: f, search: s } = openXterm(host.current, { scrollback: 20_000, fontSize: 13, theme: XTERM_THEME[scheme], cursorBlink: true });
     term.current = t;
     search.current = s;
     let id: string | undefined;
@@ -125,7 +117,7 @@ function TerminalBody({ node }: { node: string }) {
   }, [node]);
 
   useEffect(() => {
-    if (term.current) term.current.options.theme = scheme === 'dark' ? DARK : LIGHT;
+    if (term.current) term.current.options.theme = XTERM_THEME[scheme];
   }, [scheme]);
 
   const find = (direction: 'next' | 'previous'): void => {
@@ -191,7 +183,7 @@ function TerminalBody({ node }: { node: string }) {
       <div
         ref={host}
         data-testid="node-terminal"
-        style={phase.kind === 'failed' ? { height: 0, overflow: 'hidden' } : { height: 'min(560px, 62vh)', minHeight: 200, borderRadius: 4, overflow: 'hidden', background: scheme === 'dark' ? DARK.background : LIGHT.background, padding: 4 }}
+        style={phase.kind === 'failed' ? { height: 0, overflow: 'hidden' } : { height: 'min(560px, 62vh)', minHeight: 200, borderRadius: 4, overflow: 'hidden', background: XTERM_THEME[scheme].background, padding: 4 }}
       />
       <Text size="xs" c="dimmed" data-testid="terminal-transcript">
         {phase.kind === 'ended' && phase.exit.transcript
