@@ -78,12 +78,17 @@ export function journalHistory(path: string): { events: PipelineEvent[]; distrus
 }
 
 export function readJournal(path: string): PipelineEvent[] {
+  return readJsonLines(path, PipelineEventSchema);
+}
+
+/** The lines of a JSONL file that parse and match `schema`, in order; a missing file is empty, torn or foreign lines are skipped. */
+export function readJsonLines<T>(path: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }): T[] {
   if (!existsSync(path)) return [];
-  const out: PipelineEvent[] = [];
+  const out: T[] = [];
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     try {
-      const parsed = PipelineEventSchema.safeParse(JSON.parse(line));
+      const parsed = schema.safeParse(JSON.parse(line));
       if (parsed.success) out.push(parsed.data);
     } catch {
       /* torn line */

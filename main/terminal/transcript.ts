@@ -4,9 +4,10 @@
 // so a transcript can later be checked against the record (sha256sum FILE).
 import { createHash, randomBytes } from 'node:crypto';
 import type { Hash } from 'node:crypto';
-import { appendFileSync, closeSync, constants, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { readJsonLines } from '../pipeline/journal';
 import { makePrivateDir } from '../workspace';
 
 export const TranscriptRecord = z.object({
@@ -75,17 +76,5 @@ export class TranscriptWriter {
 
 /** The transcript records of a workspace, oldest first (damaged lines skipped). */
 export function readTranscriptRecords(workspace: string): TranscriptRecord[] {
-  const path = join(workspace, TRANSCRIPT_DIR, TRANSCRIPT_INDEX);
-  if (!existsSync(path)) return [];
-  const out: TranscriptRecord[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const r = TranscriptRecord.safeParse(JSON.parse(line));
-      if (r.success) out.push(r.data);
-    } catch {
-      /* torn line */
-    }
-  }
-  return out;
+  return readJsonLines(join(workspace, TRANSCRIPT_DIR, TRANSCRIPT_INDEX), TranscriptRecord);
 }
