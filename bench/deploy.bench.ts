@@ -17,6 +17,7 @@ import { runPipeline } from '../main/pipeline/runner';
 import { deployCompat, deployPipeline } from '../main/stages/index';
 import { ownershipTags } from '../main/substrate/provision';
 import { QemuLocalDriver } from '../main/substrate/qemu-local';
+import { bridgesOf } from '../main/lifecycle/service';
 import { dropLabBulk } from '../e2e/lab-output';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -25,23 +26,20 @@ const args = new Set(process.argv.slice(2));
 const ws = join(dir, 'workspace');
 const cache = args.has('--cold') ? join(dir, 'cache') : join(repo, 'e2e/output/shared-build/cache');
 mkdirSync(dir, { recursive: true });
+const p = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
+const workspace = join(ws, 'clusters/lab-3');
+const driver = new QemuLocalDriver({ stateDir: join(workspace, 'vms'), ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } });
 // A previous run with --keep left its VMs running: destroy them through the driver before the
 // workspace goes, or they run on, orphaned, on deleted disks (and their exit later removes the
 // pid files and sockets of the VMs that reuse their paths).
-{
-  const prev = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
-  const old = new QemuLocalDriver({ stateDir: join(ws, 'clusters/lab-3/vms'), ownership: { tags: ownershipTags(prev), vmidRange: prev.substrate.vmidRange } });
-  for (const n of prev.nodes) await old.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
-  await old.stopNetwork([...new Set(prev.nodes.flatMap((n) => n.vm.nics.map((x) => x.bridge)))]).catch(() => undefined);
-}
+for (const n of p.nodes) await driver.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
+await driver.stopNetwork(bridgesOf(p)).catch(() => undefined);
 rmSync(ws, { recursive: true, force: true });
 if (args.has('--cold')) rmSync(cache, { recursive: true, force: true });
 const specPath = join(dir, 'lab-3.yaml');
 writeFileSync(specPath, TEMPLATES['lab-3'].text);
 const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: ws, KUBEDOS_CACHE: cache };
 delete env.SOURCE_DATE_EPOCH;
-const p = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
-const workspace = join(ws, 'clusters/lab-3');
 
 interface StageRow { wallMs: number; cpuMs: number; changes?: number; state: string }
 
@@ -74,7 +72,6 @@ async function deploy(label: string, force = false): Promise<{ wallMs: number; c
   return { wallMs: performance.now() - t0, cpuMs: (c.user + c.system) / 1000, stages, logs };
 }
 
-const driver = new QemuLocalDriver({ stateDir: join(workspace, 'vms'), ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } });
 try {
   const first = await deploy('first deploy');
   const second = await deploy('second deploy');

@@ -152,8 +152,8 @@ function unreachable(target: string, err: unknown, nothing: string): StageError 
   });
 }
 
-/** The plan's bridges (qemu-local hubs are per bridge). */
-function bridgesOf(plan: Plan): string[] {
+/** The plan's bridges, sorted (qemu-local runs one L2 hub per bridge). */
+export function bridgesOf(plan: Plan): string[] {
   return [...new Set(plan.nodes.flatMap((n) => n.vm.nics.map((x) => x.bridge)))].sort();
 }
 
