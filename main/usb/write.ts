@@ -354,6 +354,9 @@ export async function writeStick(o: WriteStickOptions): Promise<WriteStickResult
       throw ioFailure(dev.path, 'writing the first MiB of', 0, size, err);
     }
     written = size;
+    // Every phase reports at least once with its throughput: a write shorter than the 250 ms
+    // throttle would otherwise go from the probe straight to done.
+    emit(true);
     const writeMs = performance.now() - writeStart;
     const imageSha256 = o.image.sha256;
     const rangeRecords: UsbRange[] = ranges.map((x) => ({ ...x, sha256: sourceHashes[x.index]! }));
