@@ -373,6 +373,7 @@ export async function writeStick(o: WriteStickOptions): Promise<WriteStickResult
       checkAbort();
       await readBack(range);
     }
+    emit(true);
     const verifyTailMs = performance.now() - tailStart;
     if (verified !== size) throw new StickError(`internal: read back ${verified} bytes of ${size}`);
     if (bad.length > 0) {
