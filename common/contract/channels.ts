@@ -24,6 +24,10 @@ export const REQUEST_CHANNELS = [
   'artifacts.overview',
   'recovery.inspect',
   'usb.devices',
+  'usb.write',
+  'usb.verify',
+  'usb.cancel',
+  'restore.run',
   'lifecycle.preview',
   'lifecycle.run',
   'terminal.open',
@@ -33,7 +37,7 @@ export const REQUEST_CHANNELS = [
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 
-export const EVENT_CHANNELS = ['pipeline.events', 'app.command', 'terminal.output', 'terminal.exit', 'drills.events'] as const;
+export const EVENT_CHANNELS = ['pipeline.events', 'app.command', 'terminal.output', 'terminal.exit', 'drills.events', 'usb.progress'] as const;
 export type EventChannel = (typeof EVENT_CHANNELS)[number];
 
 /** Electron IPC channel names are namespaced so they never collide with Electron's own. */

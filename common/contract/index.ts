@@ -6,6 +6,8 @@ export * from './lifecycle';
 export * from './terminal';
 export * from './artifacts';
 export * from './recovery';
+export * from './usb';
+export * from './restore';
 export * from './events';
 export * from './errors';
 export * from './validate';

@@ -6,6 +6,13 @@ import type { DrillBinding } from './drills';
 import { drillCancel, drillCheck, drillReportOf, drillRun } from './drills';
 import { inspectBundle } from '../bundle/inspect';
 import { usbList } from '../usb/index';
+import type { DeviceSource } from '../usb/index';
+import type { UsbBinding } from './usb';
+import { usbCancel, usbVerifyRun, usbWriteRun } from './usb';
+import type { RestoreRun } from '../restore/pipeline';
+import { restoreStages } from '../restore/pipeline';
+import { readIdentityFile } from '../trust/recovery';
+import { isAbsolute } from 'node:path';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EventChannel, EventOf } from '../../common/contract/index';
@@ -59,6 +66,8 @@ export interface WorkbenchOptions {
   deploy?: Partial<Pick<DeployEnvironment, 'hostFacts' | 'readyTimeoutMs'>>;
   /** Where drills run (default: the namespace lab of the plan); tests inject an in-memory target. */
   drillRunner?: DrillBinding['runner'];
+  /** The disks the USB dialog may write (default: lsblk); the browser UI test shows loop devices as sticks. */
+  usbSource?: DeviceSource;
 }
 
 /** A deploy check may not hang the wizard: SSH handshakes, inventories and the KVM probe are bounded by this. */
@@ -117,6 +126,8 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
 
   const drills: DrillBinding = { env, emit: (events) => emit('drills.events', events), ...(options.drillRunner ? { runner: options.drillRunner } : {}) };
 
+  const usb: UsbBinding = { env, emit: (e) => emit('usb.progress', e), ...(options.usbSource ? { source: options.usbSource } : {}) };
+
   const handlers: Handlers = {
     'app.info': () => ({
       name: APP_NAME,
@@ -144,7 +155,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'artifacts.overview': ({ cluster, verify }) => artifactsOverview(cluster, env, { full: verify === true }),
     'recovery.inspect': ({ cluster, verify }) => inspectBundle(cluster, join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle), verify ? { verify } : {}),
     'usb.devices': async () =>
-      (await usbList({ all: true })).map((d) => ({
+      (await usbList({ all: true, ...(options.usbSource ? { source: options.usbSource } : {}) })).map((d) => ({
         path: d.identity.path,
         name: d.identity.name,
         size: d.identity.size,
@@ -156,6 +167,25 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
         mounts: d.mounts,
         refusals: d.refusals,
       })),
+    'usb.write': (r) => usbWriteRun(usb, r),
+    'usb.verify': (r) => usbVerifyRun(usb, r),
+    'usb.cancel': () => usbCancel(usb),
+    'restore.run': async ({ cluster, recoveryKey, into, bundle, artifact }) => {
+      for (const [what, p] of [['recoveryKey', recoveryKey], ['into', into], ['bundle', bundle], ['artifact', artifact]] as const) {
+        if (p !== undefined && !isAbsolute(p)) throw new DeployRequestError('restore.path', `${what}: ${p} is not an absolute path`, 'give the whole path, starting with /');
+      }
+      const ws = clusterWorkspace(cluster, env);
+      let identity: string;
+      try {
+        identity = readIdentityFile(recoveryKey);
+      } catch (err) {
+        throw new DeployRequestError('restore.recovery-key', `restore refused: ${(err as Error).message}; nothing was written`, 'give the file holding the recovery identity (AGE-SECRET-KEY-1…), e.g. the one kubedos recovery-key --out wrote');
+      }
+      const req = { bundleDir: bundle ?? join(ws, WORKSPACE_LAYOUT.bundle), artifactDir: artifact ?? join(ws, WORKSPACE_LAYOUT.build), identity, expectCluster: cluster, env: { ...env, KUBEDOS_WORKSPACE: into } };
+      const out: RestoreRun = {};
+      const started = await startRun(restoreStages(req, out), { name: 'restore' });
+      return { ...started, workspace: clusterWorkspace(cluster, req.env) };
+    },
     'spec.open': async ({ path }) => {
       if (path === undefined) {
         if (!options.pickOpenPath) throw new SpecAccessError('no file dialog over the browser bridge: give a path inside the workspace', `workspace: ${files.workspace}`);
@@ -290,6 +320,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     handlers,
     async dispose() {
       drills.controller?.abort(new Error('workbench closing'));
+      usb.controller?.abort(new Error('workbench closing'));
       await drills.running?.catch(() => undefined);
       const pending = [...runs.values()];
       for (const r of pending) r.controller.abort(new Error('workbench closing'));
