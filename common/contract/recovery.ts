@@ -41,5 +41,7 @@ export const UsbDeviceInfo = z.object({
   mounts: z.array(z.string()),
   /** Why it may not be written; empty when it may. */
   refusals: z.array(z.string()),
+  /** Refused only for not being removable: "write it anyway" (force) admits it. */
+  forceable: z.boolean().optional(),
 });
 export type UsbDeviceInfo = z.infer<typeof UsbDeviceInfo>;

@@ -166,6 +166,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
         removable: d.removable,
         mounts: d.mounts,
         refusals: d.refusals,
+        forceable: d.refusals.length > 0 && d.hardRefusals.length === 0,
       })),
     'usb.write': (r) => usbWriteRun(usb, r),
     'usb.verify': (r) => usbVerifyRun(usb, r),

@@ -6,6 +6,7 @@ import { loadTemplate, openSpec } from '../features/spec/actions';
 import { isDirty, specStore } from '../features/spec/store';
 import { pipelineStore } from '../features/pipeline/store';
 import { drillsStore } from '../features/drills/store';
+import { usbStore } from '../features/recovery/usb-store';
 import { setApi } from './api';
 import { runCommand } from './commands';
 import { shellStore } from './store';
@@ -30,6 +31,7 @@ export async function boot(): Promise<void> {
     api.on('pipeline.events', (events) => pipelineStore.getState().ingest(events));
     api.on('app.command', ({ command }) => runCommand(command));
     api.on('drills.events', (events) => drillsStore.getState().ingest(events));
+    api.on('usb.progress', (e) => usbStore.getState().ingest(e));
     if ('closed' in api) void (api as { closed: Promise<void> }).closed.then(() => shellStore.getState().closed());
     const info = await api.invoke('app.info', {});
     shellStore.getState().connected(info);

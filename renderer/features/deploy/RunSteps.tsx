@@ -1,19 +1,18 @@
 // Steps 5 and 6: what the build makes, then the deploy DAG started in main (deploy.run) and
 // followed here and in the Pipeline view: stage states, node colours, cancel.
-import { Alert, Badge, Button, Checkbox, Code, Group, List, Stack, Text } from '@mantine/core';
+import { Alert, Badge, Button, Checkbox, Group, List, Stack, Text } from '@mantine/core';
 import { IconPlayerStop, IconRocket, IconRoute, IconTopologyStar3 } from '@tabler/icons-react';
 import { useStore } from 'zustand';
-import type { StageState } from '../../../common/pipeline/events';
 import { shellStore } from '../../shell/store';
 import { analysisStore } from '../analysis/store';
 import { cancelPipeline } from '../pipeline/actions';
 import { NodeStrip } from '../pipeline/NodeStrip';
+import { RunStages } from '../pipeline/RunStages';
 import { pipelineStore } from '../pipeline/store';
 import { startDeploy } from './actions';
 import { targetLabel, targetOf, wizardStore } from './store';
 
 export const DEPLOY_STAGES = ['validate', 'plan', 'build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal'] as const;
-const STAGE_COLOR: Record<StageState, string> = { pending: 'gray', queued: 'gray', running: 'blue', success: 'green', failed: 'red', skipped: 'yellow', aborted: 'orange' };
 
 export function BuildStep() {
   const s = useStore(wizardStore);
@@ -71,29 +70,8 @@ export function DeployStep() {
           {ours ? p.status : 'replaced by a later run'}
         </Badge>
       </Group>
-      <Group gap={4} data-testid="deploy-stages">
-        {(ours ? p.order : []).map((name) => {
-          const st = p.stages[name]?.state ?? 'pending';
-          return (
-            <Badge key={name} color={STAGE_COLOR[st]} variant={st === 'running' ? 'filled' : 'light'} data-stage={name} data-state={st}>
-              {name} {st}
-            </Badge>
-          );
-        })}
-      </Group>
+      <RunStages runId={run.runId} testid="deploy" />
       <NodeStrip />
-      {ours &&
-        p.failures.map((f, i) => (
-          <Alert key={i} color="red" title={`${f.stage}${f.node ? ` on ${f.node}` : ''}: ${f.message.split('\n')[0]}`} data-testid="deploy-failure">
-            {f.command && <Code block>{f.command.join(' ')}</Code>}
-            {f.stderrTail && (
-              <Code block mt={4}>
-                {f.stderrTail}
-              </Code>
-            )}
-            {f.hint && <Text size="sm">next: {f.hint}</Text>}
-          </Alert>
-        ))}
       {ours && p.status === 'cancelled' && (
         <Text size="sm" c="dimmed">
           Cancelled: the journal is kept; deploy again to resume (stages that finished are skipped).

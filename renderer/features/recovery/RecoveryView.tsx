@@ -1,13 +1,16 @@
 // Recovery: this cluster's recovery bundle (the seal stage writes it at the end of a deploy):
 // what it holds, what is encrypted to the offline recovery recipient, and the same offline
-// checks as `kubedos verify` plus the seal's restore-completeness check. Restoring and writing a
-// stick run from the command line: the workbench never holds the recovery identity.
-import { Alert, Badge, Button, Code, Group, List, Modal, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+// checks as `kubedos verify` plus the seal's restore-completeness check; a restore (RestorePanel)
+// and the portable USB stick (UsbDialog) through the same engine services as the CLI. The
+// recovery identity is read from its file for one restore and never kept.
+import { Alert, Badge, Button, Code, Group, List, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
-import type { RecoveryInspection, UsbDeviceInfo } from '../../../common/contract/index';
+import type { RecoveryInspection } from '../../../common/contract/index';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
+import { RestorePanel } from './RestorePanel';
+import { UsbDialog } from './UsbDialog';
 
 const size = (n: number): string =>
   n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`;
@@ -43,67 +46,6 @@ function Checks({ title, r, testid }: { title: string; r: { ok: boolean; file?: 
         </Alert>
       )}
     </Paper>
-  );
-}
-
-/** The disks of this machine and whether a stick may be written to each (the same rule as kubedos usb list). */
-function UsbDialog({ opened, onClose, bundleDir }: { opened: boolean; onClose: () => void; bundleDir: string }) {
-  const [devices, setDevices] = useState<UsbDeviceInfo[] | { error: string } | undefined>();
-  useEffect(() => {
-    if (!opened) return;
-    setDevices(undefined);
-    api()
-      .invoke('usb.devices', {})
-      .then((d) => setDevices(d))
-      .catch((err: Error) => setDevices({ error: err.message }));
-  }, [opened]);
-  const list = Array.isArray(devices) ? devices : [];
-  const writable = list.filter((d) => d.refusals.length === 0);
-  return (
-    <Modal opened={opened} onClose={onClose} title="Carry it on a USB stick" size="xl" data-testid="usb-dialog">
-      <Stack gap="sm">
-        {devices && 'error' in devices && (
-          <Alert color="red" title="Could not list the disks">
-            {devices.error}
-          </Alert>
-        )}
-        {!devices && <Text size="sm">Reading the disks…</Text>}
-        {Array.isArray(devices) && (
-          <Text size="sm" data-testid="usb-summary">
-            {writable.length ? `${writable.length} removable disk${writable.length === 1 ? '' : 's'} may be written.` : 'No disk here may be written: plug in a USB stick (a removable disk that is not mounted).'}
-          </Text>
-        )}
-        {list.length > 0 && (
-          <Table fz="xs" data-testid="usb-devices">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>disk</Table.Th>
-                <Table.Th>size</Table.Th>
-                <Table.Th>model</Table.Th>
-                <Table.Th>may be written?</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {list.map((d) => (
-                <Table.Tr key={d.path}>
-                  <Table.Td ff="monospace">{d.path}</Table.Td>
-                  <Table.Td>{size(d.size)}</Table.Td>
-                  <Table.Td>{[d.vendor, d.model].filter(Boolean).join(' ') || '—'}</Table.Td>
-                  <Table.Td>{d.refusals.length ? <Text size="xs" c="red">no: {d.refusals.join('; ')}</Text> : <Badge color="green">yes</Badge>}</Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        )}
-        <Text size="sm">
-          Writing runs from the command line as root (it checks the artifact and the bundle, writes, reads every byte back and signs a receipt; progress in MB/s with an ETA):
-        </Text>
-        <Code block data-testid="usb-cli">{`kubedos usb write ${writable[0]?.path ?? '/dev/sdX'} --artifact BUILD_DIR --bundle ${bundleDir}\nkubedos usb verify ${writable[0]?.path ?? '/dev/sdX'}`}</Code>
-        <Text size="xs" c="dimmed">
-          Writing a stick from the workbench is not available yet.
-        </Text>
-      </Stack>
-    </Modal>
   );
 }
 
@@ -188,19 +130,8 @@ export function RecoveryView() {
                 )}
               </SimpleGrid>
             )}
-            <UsbDialog opened={usbOpen} onClose={() => setUsbOpen(false)} bundleDir={i.dir} />
-            <Paper withBorder p="sm">
-              <Title order={5} mb="xs">
-                Restore and carry it
-              </Title>
-              <Text size="sm">Restoring needs the recovery identity, which the workbench never holds. On the machine that rebuilds the cluster, run:</Text>
-              <Code block mt="xs" data-testid="recovery-restore-cli">
-                {`kubedos restore ${i.dir} --artifact BUILD_DIR --recovery-key RECOVERY-IDENTITY --target qemu-local\nkubedos usb write /dev/sdX --artifact BUILD_DIR --bundle ${i.dir}`}
-              </Code>
-              <Text size="xs" c="dimmed" mt="xs">
-                Restore checks the bundle, the key and the artifact offline and refuses before writing anything; writing a stick from here is not available yet.
-              </Text>
-            </Paper>
+            <UsbDialog opened={usbOpen} onClose={() => setUsbOpen(false)} cluster={cluster} />
+            <RestorePanel cluster={cluster} bundleDir={i.dir} />
             <Paper withBorder p="sm">
               <Title order={5} mb="xs">
                 Contents
