@@ -57,7 +57,7 @@ describe('Recovery view', () => {
     await expect.poll(() => page.getByTestId('recovery-files').textContent(), { timeout: 20_000 }).toContain('recovery/root-ca.key.age');
     expect(await page.getByTestId('recovery-recipient').textContent()).toMatch(/^age1/);
     expect(await page.getByTestId('recovery-files').textContent()).toContain('encrypted');
-    expect(await page.getByTestId('recovery-restore-cli').textContent()).toContain('kubedos restore');
+    expect(await page.getByTestId('restore-limits').textContent()).toContain('does not rebuild the VMs');
     await page.getByTestId('recovery-verify').click();
     await expect.poll(() => page.getByTestId('recovery-verify-result').textContent(), { timeout: 30_000 }).toContain('ok');
     expect(await page.getByTestId('recovery-restorable-result').textContent()).toContain('checked without the recovery identity');

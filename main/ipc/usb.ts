@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RequestParsed, UsbProgressEvent, UsbReceiptView, UsbVerifyOutcome, UsbWriteOutcome } from '../../common/contract/index';
 import { DeployRequestError } from '../deploy/service';
-import type { DeviceSource, UsbProgress, UsbReceipt } from '../usb/index';
+import type { DeviceSource, UsbProgress, UsbReceipt, UsbWriteInput } from '../usb/index';
 import { describeBad, describeDevice, usbVerify, usbWrite } from '../usb/index';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 
@@ -15,6 +15,8 @@ export interface UsbBinding {
   emit: (e: UsbProgressEvent) => void;
   /** The device list (default: lsblk). The browser UI test passes loop devices shown as sticks. */
   source?: DeviceSource;
+  /** Passed to usbWrite (the browser UI test holds a write there to see it mid-way and stop it). */
+  afterBytes?: UsbWriteInput['afterBytes'];
   controller?: AbortController;
 }
 
@@ -64,6 +66,7 @@ export async function usbWriteRun(b: UsbBinding, r: RequestParsed<'usb.write'>):
       signal,
       onProgress: progress(b, 'write', r.device),
       ...(b.source ? { source: b.source } : {}),
+      ...(b.afterBytes ? { afterBytes: b.afterBytes } : {}),
     });
     return { receipt: receiptView(w.receiptPath, w.receipt), timings: w.timings };
   });

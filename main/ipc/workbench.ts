@@ -68,6 +68,8 @@ export interface WorkbenchOptions {
   drillRunner?: DrillBinding['runner'];
   /** The disks the USB dialog may write (default: lsblk); the browser UI test shows loop devices as sticks. */
   usbSource?: DeviceSource;
+  /** Passed to every usb.write (the browser UI test holds a write mid-way with it). */
+  usbAfterBytes?: UsbBinding['afterBytes'];
 }
 
 /** A deploy check may not hang the wizard: SSH handshakes, inventories and the KVM probe are bounded by this. */
@@ -126,7 +128,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
 
   const drills: DrillBinding = { env, emit: (events) => emit('drills.events', events), ...(options.drillRunner ? { runner: options.drillRunner } : {}) };
 
-  const usb: UsbBinding = { env, emit: (e) => emit('usb.progress', e), ...(options.usbSource ? { source: options.usbSource } : {}) };
+  const usb: UsbBinding = { env, emit: (e) => emit('usb.progress', e), ...(options.usbSource ? { source: options.usbSource } : {}), ...(options.usbAfterBytes ? { afterBytes: options.usbAfterBytes } : {}) };
 
   const handlers: Handlers = {
     'app.info': () => ({

@@ -321,6 +321,7 @@ export async function writeStick(o: WriteStickOptions): Promise<WriteStickResult
       if (trigger && written >= trigger.bytes) {
         const t = trigger;
         trigger = undefined;
+        emit(true); // whoever watches sees where the write stands while the hook runs
         await t.fn();
       }
       if (nextOff === rangeEnd(off)) {

@@ -255,7 +255,7 @@ export function UsbDialog({ opened, onClose, cluster }: { opened: boolean; onClo
             {!o.result.identityMismatch && <Receipt r={o.result.receipt} bad={new Set(o.result.bad.map((b) => b.index))} />}
           </Stack>
         )}
-        <Text size="xs" c="dimmed">
+        <Text size="xs" c="dimmed" data-testid="usb-cli">
           The same from a terminal: <Code>kubedos usb write {picked ?? '/dev/sdX'} --artifact BUILD_DIR --bundle BUNDLE_DIR</Code> and <Code>kubedos usb verify {picked ?? '/dev/sdX'}</Code>. Writing needs the workbench to run as root (or in the disk group).
         </Text>
       </Stack>
