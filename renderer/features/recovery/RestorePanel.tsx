@@ -13,7 +13,7 @@ import { pipelineLogs, pipelineStore } from '../pipeline/store';
 export function RestorePanel({ cluster, bundleDir }: { cluster: string; bundleDir: string }) {
   const [key, setKey] = useState('');
   const [into, setInto] = useState('');
-  const [run, setRun] = useState<{ runId: string; workspace: string } | undefined>();
+  const [run, setRun] = useState<{ runId: string; workspace: string; into: string; key: string } | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [starting, setStarting] = useState(false);
   const p = useStore(pipelineStore);
@@ -26,7 +26,7 @@ export function RestorePanel({ cluster, bundleDir }: { cluster: string; bundleDi
     pipelineStore.getState().starting();
     try {
       const r = await api().invoke('restore.run', { cluster, recoveryKey: key.trim(), into: into.trim() });
-      setRun({ runId: r.runId, workspace: r.workspace });
+      setRun({ runId: r.runId, workspace: r.workspace, into: into.trim(), key: key.trim() });
     } catch (err) {
       const e = err as Error & { hint?: string };
       pipelineStore.getState().startFailed(e.message);
@@ -43,7 +43,7 @@ export function RestorePanel({ cluster, bundleDir }: { cluster: string; bundleDi
       <Text size="sm">A restore here checks the bundle, the recovery key and the kept build offline (and refuses before writing anything), then makes a fresh workspace with the same cluster identity: the same root and cluster CA, hub pin, build signing key and plan.</Text>
       <Alert color="yellow" variant="light" mt="xs" title="What a restore from here does not do yet" data-testid="restore-limits">
         <List size="sm" spacing={2}>
-          <List.Item>It does not rebuild the VMs: deploy the restored workspace afterwards (Deploy view, or the command shown when it ends).</List.Item>
+          <List.Item>It does not rebuild the VMs: deploy the restored workspace afterwards, with the command shown when it ends.</List.Item>
           <List.Item>It does not put etcd back: the bundle's encrypted etcd snapshot is restored by hand on the member (age -d, then etcdctl snapshot restore).</List.Item>
         </List>
       </Alert>
@@ -84,6 +84,13 @@ export function RestorePanel({ cluster, bundleDir }: { cluster: string; bundleDi
               </Badge>
             </Group>
             <RunStages runId={run.runId} testid="restore" />
+            {ours && p.status === 'done' && (
+              <Alert color="green" variant="light" title="Workspace restored: the cluster's identity is back, its VMs are not" data-testid="restore-next" style={{ overflowWrap: 'anywhere' }}>
+                <Text size="sm">Rebuild the VMs from the kept build and bring the planes up with:</Text>
+                <Code block mt={4}>{`KUBEDOS_WORKSPACE=${run.into} KUBEDOS_RECOVERY_IDENTITY_FILE=${run.key} \\
+  kubedos deploy ${run.workspace}/spec.yaml --target TARGET`}</Code>
+              </Alert>
+            )}
             {lines.length > 0 && (
               <Code block data-testid="restore-log" style={{ whiteSpace: 'pre-wrap', overflowWrap: 'anywhere' }}>
                 {lines.map((l) => l.line).join('\n')}

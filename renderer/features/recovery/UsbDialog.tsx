@@ -3,7 +3,7 @@
 // `kubedos usb write`): a confirmation naming the disk and that it will be erased, live progress
 // (phase, MB/s, ETA), stop, and the signed receipt; usb.verify reads a stick back against it.
 import { Alert, Badge, Button, Checkbox, Code, Group, Modal, Progress, Radio, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useStore } from 'zustand';
 import type { UsbDeviceInfo, UsbReceiptView } from '../../../common/contract/index';
 import { api } from '../../shell/api';
@@ -18,7 +18,7 @@ function Fact({ label, children, testid }: { label: string; children: React.Reac
       <Text size="xs" c="dimmed">
         {label}
       </Text>
-      <Text size="sm" style={{ wordBreak: 'break-all' }} data-testid={testid}>
+      <Text size="sm" style={{ overflowWrap: 'anywhere' }} data-testid={testid}>
         {children}
       </Text>
     </div>
@@ -39,9 +39,8 @@ function Receipt({ r, bad }: { r: UsbReceiptView; bad?: Set<number> }) {
         <Fact label="image">
           {size(r.imageSize)} · {r.workbench === 'cli' ? 'the kubedos CLI' : r.workbench} · capacity probe at {r.capacityProbeOffsets} offsets
         </Fact>
-        <Fact label={`signed by the build key of ${r.cluster}`}>
-          {r.signingKeyId} · {r.path}
-        </Fact>
+        <Fact label={`signed by the build key of ${r.cluster}`}>{r.signingKeyId}</Fact>
+        <Fact label="receipt kept at">{r.path}</Fact>
       </SimpleGrid>
       <Table fz="xs" striped data-testid="usb-receipt-ranges">
         <Table.Thead>
@@ -76,6 +75,11 @@ export function UsbDialog({ opened, onClose, cluster }: { opened: boolean; onClo
   const [force, setForce] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const s = useStore(usbStore);
+  // A result or the progress bar appears below the disk list: bring it into view.
+  const resultRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (s.outcome || s.busy) resultRef.current?.scrollIntoView({ block: 'nearest' });
+  }, [s.outcome, s.busy !== undefined]);
   const reload = (): void => {
     setDevices(undefined);
     api()
@@ -159,7 +163,7 @@ export function UsbDialog({ opened, onClose, cluster }: { opened: boolean; onClo
                       <Radio value={d.path} aria-label={`pick ${d.path}`} disabled={busy} />
                     </Table.Td>
                     <Table.Td ff="monospace">{d.path}</Table.Td>
-                    <Table.Td>{size(d.size)}</Table.Td>
+                    <Table.Td style={{ whiteSpace: 'nowrap' }}>{size(d.size)}</Table.Td>
                     <Table.Td>{[d.vendor, d.model].filter(Boolean).join(' ') || '—'}</Table.Td>
                     <Table.Td>{d.refusals.length ? <Text size="xs" c="red">no: {d.refusals.join('; ')}</Text> : <Badge color="green">yes</Badge>}</Table.Td>
                   </Table.Tr>
@@ -211,6 +215,7 @@ export function UsbDialog({ opened, onClose, cluster }: { opened: boolean; onClo
             )}
           </Group>
         )}
+        <div ref={resultRef} />
         {busy && (
           <Stack gap={4} data-testid="usb-progress">
             <Text size="sm" fw={500}>
