@@ -145,7 +145,15 @@ export function UsbDialog({ opened, onClose, cluster }: { opened: boolean; onClo
           </Text>
         )}
         {list.length > 0 && (
-          <Radio.Group value={picked ?? null} onChange={(v) => !busy && setPicked(v)}>
+          <Radio.Group
+            value={picked ?? null}
+            onChange={(v) => {
+              if (busy) return;
+              setPicked(v);
+              setConfirming(false);
+              if (s.outcome && s.outcome.device !== v) usbStore.getState().clear();
+            }}
+          >
             <Table fz="xs" data-testid="usb-devices">
               <Table.Thead>
                 <Table.Tr>
