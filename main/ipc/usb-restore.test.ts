@@ -71,7 +71,7 @@ describe('restore.run', () => {
     const started = (await call(w, 'restore.run', payload)) as { runId: string; stages: string[]; workspace: string };
     expect(started.stages).toEqual(['verify', 'workspace', 'timeline']);
     await expect.poll(() => events.some((e) => e.type === 'done' && e.runId === started.runId), { timeout: 30_000 }).toBe(true);
-    return events.filter((e) => e.runId === started.runId).reduce(foldEvent, EMPTY_RUN);
+    return events.filter((e) => e.runId === started.runId).reduce((run, e) => foldEvent(run, e), EMPTY_RUN);
   }
 
   it('refuses the wrong recovery key in the verify stage, writing nothing', async () => {
