@@ -41,7 +41,7 @@ export function RestorePanel({ cluster, bundleDir }: { cluster: string; bundleDi
         Restore {cluster} from this bundle
       </Title>
       <Text size="sm">A restore here checks the bundle, the recovery key and the kept build offline (and refuses before writing anything), then makes a fresh workspace with the same cluster identity: the same root and cluster CA, hub pin, build signing key and plan.</Text>
-      <Alert color="yellow" variant="light" mt="xs" title="What a restore from here does not do yet" data-testid="restore-limits">
+      <Alert color="blue" variant="light" mt="xs" title="What a restore from here does not do yet" data-testid="restore-limits">
         <List size="sm" spacing={2}>
           <List.Item>It does not rebuild the VMs: deploy the restored workspace afterwards, with the command shown when it ends.</List.Item>
           <List.Item>It does not put etcd back: the bundle's encrypted etcd snapshot is restored by hand on the member (age -d, then etcdctl snapshot restore).</List.Item>
@@ -51,7 +51,7 @@ export function RestorePanel({ cluster, bundleDir }: { cluster: string; bundleDi
         <TextInput label="Recovery key file (the offline identity; read for this restore only, never kept)" placeholder="/media/paper-key/lab-3-recovery.txt" value={key} onChange={(e) => setKey(e.currentTarget.value)} data-testid="restore-key" />
         <TextInput label="Restore into (an empty workspace folder on this machine)" placeholder="/srv/kubedos-restored" value={into} onChange={(e) => setInto(e.currentTarget.value)} data-testid="restore-into" />
         <Text size="xs" c="dimmed">
-          From <Code>{bundleDir}</Code> with the cluster's kept build beside it.
+          From <Code>{bundleDir}</Code> with the cluster's kept build beside it. From a terminal, <Code data-testid="recovery-restore-cli">kubedos restore {bundleDir} --artifact BUILD_DIR --recovery-key FILE --target qemu-local</Code> also rebuilds the VMs.
         </Text>
         <Group gap="xs">
           <Button onClick={() => void start()} loading={starting} disabled={!key.trim() || !into.trim() || active} data-testid="restore-start">
