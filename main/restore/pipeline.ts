@@ -37,7 +37,7 @@ export function restoreStages(req: RestoreRequest, out: RestoreRun = {}): StageD
         try {
           verified = await timed('verify', () => verifyRestore({ ...req, log: (l) => ctx.log(l) }), (v) => `bundle, recovery key and artifact of ${v.cluster} check out offline (root CA ${v.rootFingerprint})`);
         } catch (err) {
-          if (err instanceof RestoreRefused) throw new StageError(`restore refused (${err.check}): ${err.message}; nothing was written`, { hint: err.hint });
+          if (err instanceof RestoreRefused) throw new StageError(err.summary, { hint: err.hint });
           throw err;
         }
         for (const c of verified.checks) ctx.log(`ok    ${c}`);

@@ -39,6 +39,11 @@ export class RestoreRefused extends Error {
     super(message);
     this.name = 'RestoreRefused';
   }
+
+  /** The one line the CLI and the workbench's restore run show. */
+  get summary(): string {
+    return `restore refused (${this.check}): ${this.message}; nothing was written`;
+  }
 }
 
 export interface RestoreRequest {

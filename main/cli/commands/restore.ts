@@ -69,7 +69,7 @@ export const restoreCommand: CliCommand = {
       verified = await phase('verify', () => verifyRestore(req), (v) => `bundle, recovery key and artifact of ${v.cluster} check out offline (root CA ${v.rootFingerprint})`);
     } catch (err) {
       if (err instanceof RestoreRefused) {
-        io.err(`restore refused (${err.check}): ${err.message}; nothing was written\nhint: ${err.hint}`);
+        io.err(`${err.summary}\nhint: ${err.hint}`);
         return 1;
       }
       throw err;
