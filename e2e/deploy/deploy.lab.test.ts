@@ -133,6 +133,61 @@ print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)
     expect((await inGuest('w-1', ['sha256sum', f])).stdout).toBe(before);
   }, 31 * 60_000);
 
+  // Rebuild drill on the deployed cluster (opt-in: `npm run test:deploy:drill`, it boots a fourth
+  // TCG guest): w-1's VM is destroyed, the guest agent's silence detects it, the hub revokes it, a
+  // deploy run of the same spec puts a new VM in its slot and reintegrates it; then everything is
+  // checked from inside and a further deploy changes nothing.
+  it.runIf(process.env.KUBEDOS_LAB_DRILL === '1')('kubedos drill --scenario delete-worker-vm: every phase recorded, w-1 back on all planes and scraped, an etcd key written before still there, a further deploy unchanged', async () => {
+    const wg3 = ip(node('cp-1').planes.wg3.address);
+    const etcdctl = ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key'];
+    expect((await inGuest('cp-1', [...etcdctl, 'put', 'kubedos-drill/before', 'written before the drill'])).exitCode).toBe(0);
+    const oldBoot = (await inGuest('w-1', ['cat', '/proc/sys/kernel/random/boot_id'])).stdout.trim();
+
+    const r = await kubedosAsync(['drill', spec, '--scenario', 'delete-worker-vm', '--node', 'w-1', '--allow-destroy', '--json'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'drill.log'), timeoutMs: 40 * 60_000 });
+    const rec = JSON.parse(r.stdout) as { status: string; mttrMs?: number; pass?: boolean; goal: { minutes: number }; target: string; phases: { name: string; state: string; durationMs?: number; detail?: string }[]; error?: unknown };
+    console.log(`[bench] drill delete-worker-vm on lab-3 (TCG): MTTR ${((rec.mttrMs ?? 0) / 1000).toFixed(0)} s (target ${rec.goal.minutes} min); ${rec.phases.map((x) => `${x.name} ${((x.durationMs ?? 0) / 1000).toFixed(0)} s`).join(', ')}`);
+    expect(rec.error, r.stderr.slice(-3000)).toBeUndefined();
+    expect(rec.target).toBe('cluster');
+    expect(rec.phases.map((x) => [x.name, x.state])).toEqual(['inject', 'detect', 'fence', 'replace', 'reintegrate', 'healthy'].map((x) => [x, 'done']));
+    expect(rec.phases.find((x) => x.name === 'detect')?.detail).toMatch(/guest-agent|wg-handshake/);
+    expect(rec.phases.find((x) => x.name === 'replace')?.detail).toMatch(/provision 1 change/);
+    expect(['passed', 'failed']).toContain(rec.status);
+    expect(r.status).toBe(rec.pass ? 0 : 1);
+
+    // A new machine in the slot (another boot), back on all three planes with fresh handshakes.
+    expect((await inGuest('w-1', ['cat', '/proc/sys/kernel/random/boot_id'])).stdout.trim()).not.toBe(oldBoot);
+    for (const plane of ['wg1', 'wg2', 'wg3'] as const) {
+      const ping = await inGuest('w-1', ['ping', '-c', '1', '-W', '3', '-I', plane, ip(node('master').planes[plane].address)]);
+      expect(ping.exitCode, `w-1 → master on ${plane}`).toBe(0);
+    }
+    const st = JSON.parse((await inGuest('master', ['/usr/lib/kubedos/backplane/kubedos-planes', 'status'])).stdout);
+    for (const plane of ['wg1', 'wg2', 'wg3']) expect(st.planes[plane].peers.filter((x: { latestHandshake: number }) => x.latestHandshake > 0), plane).toHaveLength(2);
+    const hub = JSON.parse((await inGuest('master', ['/usr/lib/kubedos/backplane/kubedos-enroll-hub', 'status'])).stdout);
+    expect(hub.enrolled).toEqual(['cp-1', 'w-1']);
+    expect(hub.revoked).toEqual([]);
+    // Prometheus on the master scrapes the new w-1.
+    const prom = ip(node('master').planes.wg2.address);
+    const want = `${ip(node('w-1').planes.wg2.address)}:9100`;
+    const script = `import json,urllib.request,time
+h="?"
+for _ in range(30):
+    t=json.load(urllib.request.urlopen("http://${prom}:9090/api/v1/targets"))["data"]["activeTargets"]
+    h=[x["health"] for x in t if x["labels"].get("instance")=="${want}"]
+    if h==["up"]: break
+    time.sleep(5)
+print(json.dumps(h))`;
+    expect(JSON.parse((await inGuest('master', ['python3', '-c', script])).stdout)).toEqual(['up']);
+    // etcd kept its data.
+    expect((await inGuest('cp-1', [...etcdctl, 'get', 'kubedos-drill/before', '--print-value-only'])).stdout.trim()).toBe('written before the drill');
+    // The drill is in the history.
+    const h = await kubedosAsync(['drill', spec, '--history'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'drill-history.log'), timeoutMs: 60_000 });
+    expect(h.stdout).toMatch(/delete-worker-vm/);
+
+    const again = await kubedosAsync(['deploy', spec, '--target', 'qemu-local', '--verbose'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'deploy-after-drill.log'), timeoutMs: 30 * 60_000 });
+    expect(again.status).toBe(0);
+    expect(outcomes(again.stdout)).toEqual(Object.fromEntries(STAGES.map((x) => [x, 'unchanged'])));
+  }, 75 * 60_000);
+
   // Cluster lifecycle: stop → start (planes and etcd back) → destroy with a foreign VM planted
   // inside the VMID range → nothing of lab-3 left. The start step boots three TCG guests again
   // (several minutes): CI runs stop and destroy; `npm run test:deploy:lifecycle` adds start.

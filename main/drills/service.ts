@@ -6,7 +6,20 @@ import { guardDrill, isScenario, SCENARIOS, scenarioOfDrillName } from '../../co
 import type { DrillRecord } from '../../common/drills/timeline';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/schema';
-import { drillId, runDrill, specDrillSettings } from './engine';
+import type { PipelineEvent } from '../../common/pipeline/events';
+import { prepareDeploy } from '../deploy/start';
+import { openCluster } from '../lifecycle/service';
+import type { LifecycleRequest } from '../lifecycle/service';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { analyse } from '../deploy/service';
+import { convergedAndRunning } from '../lifecycle/record';
+import { readJournal } from '../pipeline/journal';
+import { runPipeline } from '../pipeline/runner';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import type { HealResult } from './engine';
+import { drillId, runDrill, runHeal, specDrillSettings } from './engine';
+import { CLUSTER_SCENARIOS, ClusterDrillTarget } from './cluster-target';
 import { etcdMembersOf, LAB_SCENARIOS, LabDrillTarget } from './lab-target';
 
 export function guardNodes(p: Plan): GuardNode[] {
@@ -116,3 +129,105 @@ export async function runLabDrill(o: LabDrillRun): Promise<DrillRecord> {
   }
 }
 
+
+// ---------------------------------------------------------------- a deployed cluster
+
+/** Why a deployed cluster cannot run this drill (undefined: it can). */
+export function clusterCannotRun(p: Plan, scenario: string, node: string): string | undefined {
+  if (!isScenario(scenario)) return undefined;
+  if (!CLUSTER_SCENARIOS.includes(scenario)) return `${scenario} cannot run on a deployed cluster yet; it runs ${CLUSTER_SCENARIOS.join(', ')} there${LAB_SCENARIOS.includes(scenario) ? ` (and ${scenario} in the namespace lab with --lab)` : ''}`;
+  if (etcdMembersOf(p).includes(node)) return `${node} is an etcd member: replacing an etcd member of a deployed cluster is not supported yet (its member would be removed and added again); drill a node without etcd, or use --lab for etcd drills`;
+  return undefined;
+}
+
+export interface ClusterDrillRun {
+  /** How to reach the cluster (the same request as stop/start/destroy). */
+  request: LifecycleRequest;
+  /** The spec file (its name in diagnostics, its path for the replacement's deploy). */
+  specName: string;
+  specPath?: string;
+  scenario: string;
+  node: string;
+  /** Destroying VMs allowed (stages.drill.allowDestroy or --allow-destroy). */
+  allowDestroy: boolean;
+  nextOnInterrupt: string;
+  log: (line: string) => void;
+  onRecord?: (r: DrillRecord) => void;
+  /** The replacement's deploy events (the CLI prints them like a deploy). */
+  onDeployEvent?: (e: PipelineEvent) => void;
+}
+
+/** Opens the cluster's substrate, builds the target whose repairs are deploy runs of the same spec. */
+function clusterTarget(req: LifecycleRequest, spec: { specName: string; specPath?: string }, allowDestroy: boolean, log: (l: string) => void, onDeployEvent?: (e: PipelineEvent) => void) {
+  const opened = openCluster(req);
+  const target = new ClusterDrillTarget({
+    plan: opened.plan,
+    driver: opened.driver,
+    allowDestroy,
+    log,
+    repair: () => ({
+      async run(onEvent, signal) {
+        const prepared = prepareDeploy({ cluster: opened.plan.cluster.name, source: { name: spec.specName, text: req.specText }, ...(spec.specPath ? { specPath: spec.specPath } : {}), target: req.target, env: req.env, allowDestroy: false, by: `${req.by} (replacement)`, ...(req.sshConfigPath ? { sshConfigPath: req.sshConfigPath } : {}), ...(req.knownHostsPath ? { knownHostsPath: req.knownHostsPath } : {}), ...(req.acceptHostKey ? { acceptHostKey: req.acceptHostKey } : {}) });
+        try {
+          return await runPipeline(prepared.stages, { ...prepared.runOptions, onEvent: (e) => { onEvent(e); onDeployEvent?.(e); }, ...(signal ? { signal } : {}) });
+        } finally {
+          await prepared.close();
+        }
+      },
+    }),
+  });
+  return { opened, target };
+}
+
+/** Why this cluster cannot be drilled (heal: repaired) from what its journal says, or undefined. */
+export function clusterStateRefusal(specText: string, env: NodeJS.ProcessEnv, specName: string, heal: boolean): string | undefined {
+  const { plan: p } = analyse(specText);
+  const workspace = clusterWorkspace(p.cluster.name, env);
+  const journalPath = join(workspace, WORKSPACE_LAYOUT.journal);
+  const state = convergedAndRunning(existsSync(journalPath) ? readJournal(journalPath) : [], { cluster: p.cluster.name, journalPath, spec: specName, action: heal ? 'A heal' : 'A drill' });
+  if (state.ok || (heal && state.code === 'unconverged')) return undefined;
+  return `${state.message}${heal ? '' : ', then drill'}`;
+}
+
+/** Runs one drill on the deployed cluster (its VMs through the substrate driver). */
+export async function runClusterDrill(o: ClusterDrillRun): Promise<DrillRecord> {
+  const { opened, target } = clusterTarget(o.request, o, o.allowDestroy, o.log, o.onDeployEvent);
+  try {
+    const settings = specDrillSettings(opened.spec, o.request.env);
+    return await runDrill({
+      target,
+      spec: opened.spec,
+      scenario: o.scenario,
+      node: o.node,
+      ...settings,
+      store: (r) => {
+        settings.store(r);
+        o.onRecord?.(structuredClone(r));
+      },
+      id: drillId(new Date(), o.scenario, o.node),
+      nextOnInterrupt: o.nextOnInterrupt,
+      ...(o.request.signal ? { signal: o.request.signal } : {}),
+      log: o.log,
+    });
+  } finally {
+    await opened.close();
+  }
+}
+
+/** `kubedos heal` on the deployed cluster. */
+export async function runClusterHeal(o: { request: LifecycleRequest; specName: string; specPath?: string; allowDestroy: boolean; nextOnInterrupt: string; log: (l: string) => void; onDeployEvent?: (e: PipelineEvent) => void }): Promise<HealResult> {
+  const { opened, target } = clusterTarget(o.request, o, o.allowDestroy, o.log, o.onDeployEvent);
+  try {
+    return await runHeal({
+      target,
+      spec: opened.spec,
+      ...specDrillSettings(opened.spec, o.request.env),
+      idFor: (s, n) => drillId(new Date(), `heal-${s}`, n),
+      nextOnInterrupt: o.nextOnInterrupt,
+      ...(o.request.signal ? { signal: o.request.signal } : {}),
+      log: o.log,
+    });
+  } finally {
+    await opened.close();
+  }
+}

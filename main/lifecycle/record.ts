@@ -3,6 +3,7 @@
 // (<workspace root>/recovery/<cluster>/), next to the trust material it exported first, so
 // `kubedos status` can still say "destroyed at …" and a restore stays possible.
 import { join } from 'node:path';
+import { foldRun } from '../../common/pipeline/fold';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import { workspaceRoot } from '../workspace';
 
@@ -60,4 +61,25 @@ export function describeLifecycle(r: LifecycleRecord): string {
   if (!r.finishedAt) return `${r.action} did not finish (started ${r.startedAt}): run it again to finish`;
   if (r.ok) return `${PAST[r.action]} at ${r.finishedAt}`;
   return `${r.action} failed at ${r.finishedAt}${r.failure ? `: ${r.failure.split('\n')[0]}` : ''}`;
+}
+
+/**
+ * Pure: is the cluster converged and running, from its journal? The last deploy finished, and no
+ * stop or destroy came after it (a start after it must have succeeded). Upgrades and drills start
+ * only from there; `action` is what the caller wants to do, for the messages.
+ */
+export function convergedAndRunning(events: readonly PipelineEvent[], o: { cluster: string; journalPath: string; spec: string; action: string }): { ok: true; note: string } | { ok: false; code: 'never-deployed' | 'unconverged' | 'not-running'; message: string } {
+  const deployRun = lastDeployRun(events);
+  if (!deployRun) return { ok: false, code: 'never-deployed', message: `${o.cluster} has no deploy in its journal (${o.journalPath}): deploy it first (kubedos deploy ${o.spec})` };
+  const run = foldRun(events, undefined, { onlyRun: deployRun });
+  if (run.status !== 'done') {
+    const f = run.failures[0];
+    const why = run.status === 'running' ? 'did not finish (interrupted, or still running)' : f ? `failed in ${f.stage}${f.node ? ` on ${f.node}` : ''}: ${f.message.split('\n')[0]}` : `ended ${run.status}`;
+    return { ok: false, code: 'unconverged', message: `${o.cluster} is not converged: its last deploy (run ${deployRun.slice(0, 8)}) ${why}. ${o.action} starts from a converged cluster: run kubedos deploy ${o.spec} until it finishes` };
+  }
+  const lifecycle = lastLifecycle(events);
+  const after = lifecycle && run.startedAt !== undefined && lifecycle.startedAt >= run.startedAt;
+  if (lifecycle && after && lifecycle.action !== 'start') return { ok: false, code: 'not-running', message: `${o.cluster} is not running: ${describeLifecycle(lifecycle)}. Start it first (kubedos start ${o.spec})` };
+  if (lifecycle && after && !lifecycle.ok) return { ok: false, code: 'not-running', message: `${o.cluster} did not start cleanly: ${describeLifecycle(lifecycle)}. Run kubedos start ${o.spec} again` };
+  return { ok: true, note: `the last deploy (run ${deployRun.slice(0, 8)}) finished${lifecycle && after ? `; ${describeLifecycle(lifecycle)}` : ''}` };
 }

@@ -122,6 +122,12 @@ function open(req: LifecycleRequest, dryRun = false): Opened {
   return { spec, plan, workspace, driver, ownDriver: true };
 }
 
+/** The cluster of a spec and its substrate driver (drills and heals open it the same way); close() releases a driver it opened. */
+export function openCluster(req: LifecycleRequest): Opened & { close(): Promise<void> } {
+  const o = open(req);
+  return { ...o, close: async () => (o.ownDriver ? o.driver.close() : undefined) };
+}
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((res, rej) => {
     if (signal?.aborted) return rej(new SubstrateError('aborted', 'aborted'));

@@ -11,7 +11,6 @@
 // waves. It reads files only: no node, no network.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { foldRun } from '../../common/pipeline/fold';
 import { plural } from '../../common/text/plural';
 import type { Plan } from '../../common/plan/schema';
 import type { ClusterSpec } from '../../common/spec/schema';
@@ -23,7 +22,7 @@ import { envelopePath, MANIFEST_FILE, PUBLIC_KEY_FILE, SBOM_FILE } from '../buil
 import { keyidOf } from '../build/keys';
 import { verifyAttestations, verifyBuild } from '../build/verify';
 import { BUNDLE_PATHS } from '../bundle/schema';
-import { describeLifecycle, lastDeployRun, lastLifecycle } from '../lifecycle/record';
+import { convergedAndRunning } from '../lifecycle/record';
 import { readJournal } from '../pipeline/journal';
 import { etcdMembers } from '../stages/converge';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
@@ -144,23 +143,9 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   // 5. Converged.
   const journalPath = join(workspace, WORKSPACE_LAYOUT.journal);
   const events = readJournal(journalPath);
-  const deployRun = lastDeployRun(events);
-  const run = foldRun(deployRun ? events : [], undefined, deployRun ? { onlyRun: deployRun } : {});
-  if (!deployRun) return refuse('unconverged', `${cluster} has no deploy in its journal (${journalPath}): deploy it first (kubedos deploy SPEC)`);
-  if (run.status !== 'done') {
-    const f = run.failures[0];
-    const why = run.status === 'running' ? 'did not finish (interrupted, or still running)' : f ? `failed in ${f.stage}${f.node ? ` on ${f.node}` : ''}: ${f.message.split('\n')[0]}` : `ended ${run.status}`;
-    return refuse('unconverged', `${cluster} is not converged: its last deploy (run ${deployRun.slice(0, 8)}) ${why}. An upgrade starts from a converged cluster: run kubedos deploy SPEC until it finishes, then upgrade`);
-  }
-  const lifecycle = lastLifecycle(events);
-  const lifecycleAfter = lifecycle && run.startedAt !== undefined && lifecycle.startedAt >= run.startedAt;
-  if (lifecycle && lifecycleAfter && lifecycle.action !== 'start') {
-    return refuse('unconverged', `${cluster} is not running: ${describeLifecycle(lifecycle)}. Start it first (kubedos start SPEC), then upgrade`);
-  }
-  if (lifecycle && lifecycleAfter && !lifecycle.ok) {
-    return refuse('unconverged', `${cluster} did not start cleanly: ${describeLifecycle(lifecycle)}. Run kubedos start SPEC again, then upgrade`);
-  }
-  checks.push(`converged: the last deploy (run ${deployRun.slice(0, 8)}) finished${lifecycle && lifecycleAfter ? `; ${describeLifecycle(lifecycle)}` : ''}`);
+  const state = convergedAndRunning(events, { cluster, journalPath, spec: 'SPEC', action: 'An upgrade' });
+  if (!state.ok) return refuse('unconverged', `${state.message}, then upgrade`);
+  checks.push(`converged: ${state.note}`);
 
   // 6. The waves, against the live health.
   const members = new Set(etcdMembers(o.plan).map((n) => n.name));

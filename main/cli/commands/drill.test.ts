@@ -1,7 +1,7 @@
 // `kubedos drill` / `kubedos heal` without root: what they refuse and say before touching
 // anything, and the history table from records in the workspace. The lab runs are in
 // e2e/lab/drills.lab.test.ts.
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -24,13 +24,20 @@ function setup() {
 }
 
 describe('kubedos drill / heal', () => {
-  it('without --lab says plainly that a deployed cluster cannot be drilled or healed yet, and changes nothing', async () => {
+  it('without --lab acts on the deployed cluster: refused on a cluster that was never deployed, on an etcd member and for a lab-only scenario, before anything is touched', async () => {
     const s = setup();
-    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'partition-node'], s.io)).toBe(1);
-    expect(s.err.join('\n')).toMatch(/^kubedos drill lab-3: cannot reach a deployed cluster yet.*Nothing was changed\. Run it .* with --lab/);
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'delete-worker-vm', '--allow-destroy'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toMatch(/^refused: lab-3 has no deploy in its journal \(.*journal.*\): deploy it first \(kubedos deploy lab-3\.yaml\), then drill$/);
     expect(await healCommand.run(['lab-3.yaml'], s.io)).toBe(1);
-    expect(s.err.at(-1)).toMatch(/^kubedos heal lab-3: cannot reach a deployed cluster yet/);
+    expect(s.err.at(-1)).toMatch(/^refused: lab-3 has no deploy in its journal/);
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'power-off-node', '--node', 'cp-1'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toMatch(/^cp-1 is an etcd member: replacing an etcd member of a deployed cluster is not supported yet/);
+    expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'kill-etcd-member'], s.io)).toBe(1);
+    expect(s.err.at(-1)).toMatch(/^kill-etcd-member cannot run on a deployed cluster yet; it runs delete-worker-vm, power-off-node, partition-node there \(and kill-etcd-member in the namespace lab with --lab\)$/);
     expect(s.out).toEqual([]);
+    // Nothing was written: no drill record, no VM state.
+    expect(existsSync(join(s.env.KUBEDOS_WORKSPACE, 'clusters/lab-3/drills'))).toBe(false);
+    expect(existsSync(join(s.env.KUBEDOS_WORKSPACE, 'clusters/lab-3/vms'))).toBe(false);
   });
 
   it('refuses a scenario outside the catalogue, a node that does not exist, the hub and a lone etcd member', async () => {

@@ -4,18 +4,19 @@ import { existsSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { CATALOGUE, isScenario, SCENARIOS, scenarioOfDrillName } from '../../../common/drills/catalogue';
 import { drillReport, drillReportHtml, drillReportJson } from '../../../common/drills/report';
+import type { DrillRecord } from '../../../common/drills/timeline';
 import { renderDrillHistory, renderDrillRecord } from '../../../common/drills/timeline';
+import { CLUSTER_SCENARIOS } from '../../drills/cluster-target';
 import { plan } from '../../../common/plan/index';
 import { readDrillHistory } from '../../drills/history';
-import { drillPreflight, runLabDrill } from '../../drills/service';
+import { clusterCannotRun, clusterStateRefusal, drillPreflight, runClusterDrill, runLabDrill } from '../../drills/service';
+import { lifecycleRequest, LIFECYCLE_OPTIONS, LIFECYCLE_HELP } from './lifecycle';
 import { writePrivateFile } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
 
-/** What `kubedos drill` and `kubedos heal` say when asked to act on a deployed cluster. */
-export const NO_CLUSTER_PATH =
-  'cannot reach a deployed cluster yet: the probes and repairs run from the cluster\'s hub, and this version cannot drive them there. Nothing was changed. Run it on a copy of the plan in network namespaces with --lab (needs root).';
+const CLUSTER_LIST = CLUSTER_SCENARIOS.join(', ');
 
 export const LAB_NEXT = 'the namespace lab was removed with the command, so nothing stays fenced; run the drill again';
 
@@ -31,7 +32,7 @@ function loadOrReport(file: string, io: CliIo) {
 export const drillCommand: CliCommand = {
   name: 'drill',
   summary: 'run a rebuild drill (inject, detect, fence, replace, reintegrate, healthy) and record its MTTR; --history lists past drills',
-  usage: 'kubedos drill SPEC --scenario NAME [--node NODE] --lab [--json] | kubedos drill SPEC --history [--json] [--export FILE.json|FILE.html]',
+  usage: 'kubedos drill SPEC --scenario NAME [--node NODE] [--allow-destroy] [--target T] [--lab] [--json] | kubedos drill SPEC --history [--json] [--export FILE.json|FILE.html]',
   help: [
     'Scenarios:',
     ...CATALOGUE.map((s) => `  ${s.padEnd(24)} ${SCENARIOS[s].summary}`),
@@ -41,8 +42,15 @@ export const drillCommand: CliCommand = {
     'selfHealing.detect; the target is acceptance.drills[].expectRecoveryMinutes (else mttrTargetMinutes).',
     'Every drill is recorded in <workspace>/clusters/<name>/drills/<id>.json (also when refused or interrupted).',
     '',
+    'Without --lab the drill runs on the deployed cluster, through each VM\'s guest agent: it runs',
+    `${CLUSTER_LIST} there (nodes without an etcd member). The node is replaced in its plan slot`,
+    '(same VMID, MAC and addresses) from the same artifact by a deploy run of the same spec, which',
+    'recreates or starts its VM, enrolls it with a fresh single-use token and converges it.',
+    '',
+    '  --allow-destroy  let delete-worker-vm destroy the VM (or set stages.drill.allowDestroy: true)',
     '  --lab       run on the plan built in network namespaces: real planes, enrollment, a real etcd per',
     '              planned member (needs root). The lab runs partition-node and kill-etcd-member.',
+    ...LIFECYCLE_HELP,
     '  --history   print the recorded drills of this cluster',
     '  --export F  with --history: write a drill report to F, JSON (.json) or one self-contained HTML page (.html)',
     '',
@@ -56,6 +64,8 @@ export const drillCommand: CliCommand = {
       history: { type: 'boolean' },
       json: { type: 'boolean' },
       export: { type: 'string' },
+      'allow-destroy': { type: 'boolean' },
+      ...LIFECYCLE_OPTIONS,
     });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('give one SPEC file');
@@ -106,8 +116,29 @@ export const drillCommand: CliCommand = {
       return 1;
     }
     if (!values.lab) {
-      io.err(`kubedos drill ${cluster}: ${NO_CLUSTER_PATH}`);
-      return 1;
+      const cannot = clusterCannotRun(p, scenario, node);
+      if (cannot) {
+        io.err(cannot);
+        return 1;
+      }
+      if (!values.node) io.err(`target: ${node} (no --node given)`);
+      const req = lifecycleRequest(file, spec, values as Record<string, unknown>, io, 'drill');
+      const state = clusterStateRefusal(req.request.specText, io.env, file, false);
+      if (state) {
+        io.err(`refused: ${state}`);
+        return 1;
+      }
+      const r = await runClusterDrill({
+        request: req.request,
+        specName: file,
+        specPath: req.specPath,
+        scenario,
+        node,
+        allowDestroy: Boolean(values['allow-destroy']) || spec.spec.stages.drill?.allowDestroy === true,
+        nextOnInterrupt: `kubedos heal ${file}${values.target ? ` --target ${String(values.target)}` : ''} (it finds ${node} and finishes its repair)`,
+        log: (l) => io.err(l),
+      });
+      return drillOutcome(r, Boolean(values.json), io);
     }
     if (pre.cannotRun) {
       io.err(pre.cannotRun);
@@ -115,10 +146,15 @@ export const drillCommand: CliCommand = {
     }
     if (!values.node) io.err(`target: ${node} (no --node given)`);
     const r = await runLabDrill({ plan: p, spec, scenario, node, env: io.env, nextOnInterrupt: LAB_NEXT, signal: io.signal, log: (l) => io.err(l) });
-    if (values.json) io.out(JSON.stringify(r, null, 2));
-    else if (r.status === 'refused') for (const reason of r.guard.reasons) io.out(`refused: ${reason.message}`);
-    else io.out(renderDrillRecord(r));
-    if (r.status === 'interrupted') return 130;
-    return r.status === 'passed' ? 0 : 1;
+    return drillOutcome(r, Boolean(values.json), io);
   },
 };
+
+
+function drillOutcome(r: DrillRecord, json: boolean, io: CliIo): number {
+  if (json) io.out(JSON.stringify(r, null, 2));
+  else if (r.status === 'refused') for (const reason of r.guard.reasons) io.out(`refused: ${reason.message}`);
+  else io.out(renderDrillRecord(r));
+  if (r.status === 'interrupted') return 130;
+  return r.status === 'passed' ? 0 : 1;
+}

@@ -11,7 +11,7 @@ import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportDiagnostics } from '../load-spec';
 
-const COMMON_OPTIONS = {
+export const LIFECYCLE_OPTIONS = {
   target: { type: 'string', short: 't' },
   verbose: { type: 'boolean', short: 'v' },
   'accept-host-key': { type: 'string' },
@@ -19,7 +19,7 @@ const COMMON_OPTIONS = {
   'known-hosts': { type: 'string' },
 } as const;
 
-const COMMON_HELP = [
+export const LIFECYCLE_HELP = [
   '  --target T            qemu-local or proxmox://HOST; default: the spec\'s substrate',
   '  --verbose             print every command and log line',
   '  --accept-host-key FP  trust this SHA256 host key fingerprint if the host is not in known_hosts yet',
@@ -40,29 +40,15 @@ function specTarget(spec: { spec: { substrate: { type: string; proxmox?: { host?
   }
 }
 
-interface Parsed {
-  req: LifecycleRequest;
-  file: string;
-  values: Record<string, string | boolean | undefined>;
-}
-
-function parse(argv: string[], io: CliIo, action: string, extra: Record<string, { type: 'string' | 'boolean'; short?: string }> = {}): Parsed | number {
-  const { values, positionals } = parseCommandArgs(argv, { ...COMMON_OPTIONS, ...extra });
-  const [file, more] = positionals;
-  if (!file || more) throw new UsageError('exactly one SPEC');
-  const loaded = loadSpec(file, io.cwd);
-  if (!loaded.spec) {
-    reportDiagnostics(loaded, file, io, true);
-    io.err(`${file}: not valid; nothing changed`);
-    return 1;
-  }
-  const target = specTarget(loaded.spec, values.target as string | undefined);
+/** The request every command that acts on a deployed cluster sends (stop, start, destroy, drill, heal). */
+export function lifecycleRequest(file: string, spec: Parameters<typeof specTarget>[0], values: Record<string, unknown>, io: CliIo, action: string, specPath = resolve(io.cwd, file)): { request: LifecycleRequest; specPath: string } {
+  const target = specTarget(spec, values.target as string | undefined);
   const verbose = Boolean(values.verbose);
   const onEvent = (e: PipelineEvent): void => {
     if (e.type === 'log' && (verbose || e.stream === 'warn' || !e.line.startsWith('$ '))) (e.stream === 'warn' ? io.err : io.out)(`  ${e.line}`);
   };
-  const req: LifecycleRequest = {
-    specText: readFileSync(loaded.path, 'utf8'),
+  const request: LifecycleRequest = {
+    specText: readFileSync(specPath, 'utf8'),
     target,
     env: io.env,
     cwd: io.cwd,
@@ -73,6 +59,26 @@ function parse(argv: string[], io: CliIo, action: string, extra: Record<string, 
     ...(values['ssh-config'] ? { sshConfigPath: resolve(io.cwd, values['ssh-config'] as string) } : {}),
     ...(values['known-hosts'] ? { knownHostsPath: resolve(io.cwd, values['known-hosts'] as string) } : {}),
   };
+  return { request, specPath };
+}
+
+interface Parsed {
+  req: LifecycleRequest;
+  file: string;
+  values: Record<string, string | boolean | undefined>;
+}
+
+function parse(argv: string[], io: CliIo, action: string, extra: Record<string, { type: 'string' | 'boolean'; short?: string }> = {}): Parsed | number {
+  const { values, positionals } = parseCommandArgs(argv, { ...LIFECYCLE_OPTIONS, ...extra });
+  const [file, more] = positionals;
+  if (!file || more) throw new UsageError('exactly one SPEC');
+  const loaded = loadSpec(file, io.cwd);
+  if (!loaded.spec) {
+    reportDiagnostics(loaded, file, io, true);
+    io.err(`${file}: not valid; nothing changed`);
+    return 1;
+  }
+  const { request: req } = lifecycleRequest(file, loaded.spec, values as Record<string, unknown>, io, action, loaded.path);
   return { req, file, values: values as Record<string, string | boolean | undefined> };
 }
 
@@ -105,7 +111,7 @@ export const stopCommand: CliCommand = {
   name: 'stop',
   summary: 'shut a deployed cluster down: each VM through its guest agent (power-off after --timeout), the hub last',
   usage: 'kubedos stop SPEC [--target qemu-local|proxmox://HOST] [--timeout S] [--verbose]',
-  help: ['Journaled: kubedos status shows "stopped at …". The VMs, their disks and the workspace stay; kubedos start brings them back.', '  --timeout S           seconds a VM may take to shut down before it is powered off (default 120)', ...COMMON_HELP].join('\n'),
+  help: ['Journaled: kubedos status shows "stopped at …". The VMs, their disks and the workspace stay; kubedos start brings them back.', '  --timeout S           seconds a VM may take to shut down before it is powered off (default 120)', ...LIFECYCLE_HELP].join('\n'),
   async run(argv, io) {
     const p = parse(argv, io, 'stop', { timeout: { type: 'string' } });
     if (typeof p === 'number') return p;
@@ -126,7 +132,7 @@ export const startCommand: CliCommand = {
     'handshake of every node with the hub on wg1, wg2 and wg3, then for etcd to report healthy where it runs.',
     'Journaled: kubedos status shows "started at …".',
     '  --timeout S           how long to wait for agents, planes and etcd (default $KUBEDOS_BOOT_TIMEOUT_S or 1200)',
-    ...COMMON_HELP,
+    ...LIFECYCLE_HELP,
   ].join('\n'),
   async run(argv, io) {
     const p = parse(argv, io, 'start', { timeout: { type: 'string' } });
@@ -167,7 +173,7 @@ export const destroyCommand: CliCommand = {
     '  --allow-destroy       required: without it nothing is removed and the list of what would go is printed',
     '  --keep-workspace      keep the workspace (secrets, trust, build cache); a later deploy starts its journal over',
     '  --dry-run             print what would go; nothing changes',
-    ...COMMON_HELP,
+    ...LIFECYCLE_HELP,
   ].join('\n'),
   async run(argv, io) {
     const p = parse(argv, io, 'destroy', { 'allow-destroy': { type: 'boolean' }, 'keep-workspace': { type: 'boolean' }, 'dry-run': { type: 'boolean', short: 'n' } });
