@@ -28,12 +28,16 @@ import { saltDiscoveryGateCommand } from '../converge/salt-gate';
 import type { NodeProbe } from './converge-state';
 import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
 import { plural } from '../../common/text/plural';
+import { canonicalJson } from '../../common/canonical';
+import { CONVERGE_RECORD_ON_HUB, ConvergeRecordOnHub } from '../../common/drills/watcher';
 
 export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
 export const DEPLOY_VARS = '/etc/kubedos/ansible/deploy-vars.yml';
 export const KNOWN_HOSTS = '/etc/kubedos/ansible/known_hosts';
 export const CONVERGE_KEY = '/root/.ssh/kubedos_converge';
+/** The hub's etcd client certificate (its health watcher reads etcd with it; etcd requires client certificates). */
+export const ETCD_CLIENT_PKI = '/etc/kubedos/pki/etcd-client';
 /** Where etcd members keep their certificates from the cluster CA (converge writes them). */
 export const ETCD_PKI = '/etc/kubedos/pki/etcd';
 /** Tags whose packages Debian carries (so the darksite has them); the rest is the workload stage. */
@@ -171,7 +175,25 @@ async function prepareEtcd(ctx: DeployContext, s: StageContext, plan: Plan, driv
     s.log(`${n.name}: etcd server/peer certificates for ${address} from the cluster CA`, { node: n.name });
     changes++;
   });
+  // The hub's health watcher (kubedos-health-watch) reads etcd as a client.
+  const hub = hubOf(plan);
+  const hubG: GuestCall = { driver, node: hub, signal: s.signal };
+  if ((await guestReadMaybe(hubG, `${ETCD_CLIENT_PKI}/ca.crt`))?.toString('utf8') !== chain || !(await guestReadMaybe(hubG, `${ETCD_CLIENT_PKI}/client.key`))) {
+    const client = await issueEtcdCert(trust.intermediate, { cluster: plan.cluster.name, node: hub.name, kind: 'client', address: hub.planes.wg3.address.replace(/\/32$/, ''), now: new Date() });
+    await guestWrite(hubG, `${ETCD_CLIENT_PKI}/client.key`, client.keyPem, 0o600);
+    await guestWrite(hubG, `${ETCD_CLIENT_PKI}/client.crt`, client.certPem, 0o644);
+    await guestWrite(hubG, `${ETCD_CLIENT_PKI}/ca.crt`, chain, 0o644);
+    s.log(`${hub.name}: etcd client certificate for the health watcher from the cluster CA`, { node: hub.name });
+    changes++;
+  }
   return changes;
+}
+
+/** Leaves the fingerprints of the last converge on the hub, where its health watcher compares them. */
+async function recordOnHub(hubG: GuestCall, runId: string, nodes: Record<string, string>): Promise<void> {
+  const content = `${canonicalJson(ConvergeRecordOnHub.parse({ runId, nodes }), 2)}\n`;
+  if ((await guestReadMaybe(hubG, CONVERGE_RECORD_ON_HUB))?.toString('utf8') === content) return;
+  await guestWrite(hubG, CONVERGE_RECORD_ON_HUB, content, 0o600);
 }
 
 /** `ansible-playbook -i INVENTORY` run from the baked content directory with its config (no shell). */
@@ -304,6 +326,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       if (!decision.run.length) {
         s.log(`converged: every node's fingerprint and the converge inputs match the last converge (run ${record.state!.runId.slice(0, 8)}); Ansible not run (--force runs it)`);
         notes.push(`Ansible not run: ${plural(decision.skip.length, 'node')} unchanged since run ${record.state!.runId.slice(0, 8)}`);
+        await recordOnHub(hubG, record.state!.runId, record.state!.nodes);
         s.changed(changes);
         return { summary: { stage: 'converge', changes, notes } };
       }
@@ -340,6 +363,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       const fps = Object.fromEntries(after.flatMap((p) => ('fingerprint' in p ? [[p.node, p.fingerprint] as const] : [])));
       for (const p of after) if ('error' in p) s.log(`${p.node}: fingerprint after converge not taken (${p.error}); it converges again next run`, { node: p.node, stream: 'warn' });
       writeConvergeState(ctx.workspace, { inputs, runId: s.runId, nodes: fps });
+      await recordOnHub(hubG, s.runId, fps);
       s.changed(changes);
       return { summary: { stage: 'converge', changes, notes } };
     },

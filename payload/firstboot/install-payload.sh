@@ -28,6 +28,13 @@ for unit in kubedos-firstboot.service kubedos-backplane.service; do
   cp "$SRC/firstboot/$unit" "$ROOT/etc/systemd/system/$unit"
   ln -sf "../$unit" "$ROOT/etc/systemd/system/multi-user.target.wants/$unit"
 done
+# The master only: the health watcher (its configuration is in the hub's payload alone).
+if [ -f "$SRC/health-watch.json" ]; then
+  cp "$SRC/health-watch.json" "$ROOT/etc/kubedos/health-watch.json"
+  chmod 0644 "$ROOT/etc/kubedos/health-watch.json"
+  cp "$SRC/backplane/kubedos-health-watch.service" "$ROOT/etc/systemd/system/kubedos-health-watch.service"
+  ln -sf ../kubedos-health-watch.service "$ROOT/etc/systemd/system/multi-user.target.wants/kubedos-health-watch.service"
+fi
 
 # The operator: key-only, no password, sudo without a password (there is none to give).
 if ! grep -q "^$OPS_USER:" "$ROOT/etc/passwd"; then
