@@ -9,9 +9,12 @@ import { canonicalJson } from '../../common/canonical';
 import type { DetectThresholds, HealthFacts } from '../../common/drills/health';
 import { evaluateHealth, HealthReport } from '../../common/drills/health';
 import type { HealthWatchConfig } from '../../common/drills/watcher';
-import { agreesWithEngine, parseHealthWatchReport } from '../../common/drills/watcher';
+import { agreesWithEngine, HEALTH_WATCH_REPORT_PATH, parseHealthWatchReport } from '../../common/drills/watcher';
 import { run } from '../exec/runner';
-import { readWatcherReport } from './watcher-report';
+import { readHubHealth, readWatcherReport } from './watcher-report';
+import type { SubstrateDriver } from '../substrate/driver';
+import { plan } from '../../common/plan/index';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import type { NodeShell } from './shell';
 
 const WATCH = resolve(__dirname, '../../payload/backplane/kubedos-health-watch');
@@ -132,5 +135,24 @@ describe('kubedos-health-watch run --once', () => {
     expect(w).toMatchObject({ readable: true, stale: false, agreesWithEngine: true, ageSeconds: 1 });
     const missing = await readWatcherReport(local, 'master', { nowSeconds: () => 0, path: join(dir, 'nothing.json') });
     expect(missing).toMatchObject({ readable: false, reason: expect.stringMatching(/no report at .*nothing\.json on master .*kubedos-health-watch/) });
+    // The same report read from a deployed cluster's hub through the substrate's guest agent.
+    writeFileSync(join(dir, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
+    const hubVmid = plan(parseSpec(TEMPLATES['lab-3'].text).spec!).nodes.find((n) => n.hub)!.vmid;
+    const calls: [number, readonly string[]][] = [];
+    const driver = {
+      guestExec: async (vmid: number, argv: readonly string[]) => {
+        calls.push([vmid, argv]);
+        return { exitCode: 0, stdout: readFileSync(cfg.reportPath, 'utf8'), stderr: '' };
+      },
+      close: async () => undefined,
+    } as unknown as SubstrateDriver;
+    const viaAgent = await readHubHealth({ specPath: join(dir, 'lab-3.yaml'), target: { kind: 'qemu-local' }, env: { KUBEDOS_WORKSPACE: dir }, driver });
+    expect(viaAgent).toMatchObject({ readable: true, hub: 'master', agreesWithEngine: true });
+    expect(calls).toEqual([[hubVmid, ['cat', HEALTH_WATCH_REPORT_PATH]]]);
+    const down = { guestExec: async () => Promise.reject(new Error('guest agent not answering')), close: async () => undefined } as unknown as SubstrateDriver;
+    expect(await readHubHealth({ specPath: join(dir, 'lab-3.yaml'), target: { kind: 'qemu-local' }, env: { KUBEDOS_WORKSPACE: dir }, driver: down })).toMatchObject({
+      readable: false,
+      reason: expect.stringMatching(/^could not reach master to read \/var\/lib\/kubedos\/health\/report\.json: .*guest agent not answering/),
+    });
   });
 });
