@@ -20,7 +20,10 @@ if [ -d "$SRC/ansible" ]; then
   cp "$SRC/ansible-inventory.yml" "$ROOT/etc/kubedos/ansible/inventory.yml"
 fi
 chmod 0755 "$LIB"/firstboot/*.sh
-for f in "$LIB"/backplane/kubedos-*; do [ -f "$f" ] && chmod 0755 "$f"; done
+for f in "$LIB"/backplane/kubedos-*; do
+  case "$f" in *.service) continue ;; esac
+  [ -f "$f" ] && chmod 0755 "$f"
+done
 cp "$SRC/payload.json" "$ROOT/etc/kubedos/payload.json"
 cp "$SRC/kubedos-archive-keyring.gpg" "$ROOT/usr/share/keyrings/kubedos-archive-keyring.gpg"
 

@@ -22,8 +22,8 @@ export const statusCommand: CliCommand = {
   help: [
     'Reads <workspace>/clusters/<name>/journal.jsonl; nothing is contacted.',
     '  --json   the same as JSON (schema: ClusterStatus in common/pipeline/status.ts), also when no deploy is recorded',
-    '  --health also read the hub\'s health-watcher report through the guest agent (needs SPEC; contacts the',
-    '           hypervisor: --target as for stop/start); says plainly when it cannot be read',
+    '  --health when a deploy is recorded, also read the hub\'s health-watcher report through the guest agent',
+    '           (needs SPEC; contacts the hypervisor: --target as for stop/start); says plainly when it cannot be read',
     'Exit status: 0 a deploy is recorded, 1 none is (or the spec is not valid), 2 bad usage.',
   ].join('\n'),
   async run(argv, io) {
