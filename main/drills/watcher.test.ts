@@ -155,4 +155,59 @@ describe('kubedos-health-watch run --once', () => {
       reason: expect.stringMatching(/^could not reach master to read \/var\/lib\/kubedos\/health\/report\.json: .*guest agent not answering/),
     });
   });
+
+  it('converge drift: the hub fingerprints itself, the others over SSH on wg1, against the record converge left', async () => {
+    const base = join(dir, 'drift');
+    const bin = join(base, 'bin');
+    mkdirSync(bin, { recursive: true });
+    const A = 'a'.repeat(64);
+    const B = 'b'.repeat(64);
+    // ssh stand-in: logs its argv and stdin, answers per host (w-1 moved, cp-3 unreachable).
+    writeFileSync(
+      join(bin, 'ssh'),
+      [
+        '#!/bin/sh',
+        `printf '%s\\n' "$*" >> ${base}/ssh.log`,
+        `cat >> ${base}/ssh.stdin`,
+        'for a; do case "$a" in ops@*) host=${a#ops@};; esac; done',
+        `case "$host" in 10.1.0.21) echo ${B};; 10.1.0.13) echo "ssh: connect to host $host port 22: No route to host" >&2; exit 255;; *) echo ${A};; esac`,
+        '',
+      ].join('\n'),
+    );
+    chmodSync(join(bin, 'ssh'), 0o755);
+    writeFileSync(join(bin, 'wg'), '#!/bin/sh\nexit 0\n');
+    chmodSync(join(bin, 'wg'), 0o755);
+    const record = join(base, 'fingerprints.json');
+    writeFileSync(record, JSON.stringify({ runId: 'r1', nodes: { master: A, 'cp-1': A, 'cp-2': A, 'cp-3': A, 'w-1': A } }));
+    const cfg: HealthWatchConfig = {
+      schema: 'kubedos.health-watch.config/v1',
+      cluster: 'c',
+      hub: 'master',
+      thresholds: { signals: ['converge-drift'], silenceSeconds: 60, handshakeMaxAgeSeconds: 180, heartbeatSeconds: 10 },
+      detectAfterProbes: 1,
+      nodes: [
+        { name: 'cp-1', hub: false, etcd: false, wg1: '10.1.0.11/32' },
+        { name: 'cp-3', hub: false, etcd: false, wg1: '10.1.0.13/32' },
+        { name: 'master', hub: true, etcd: false, wg1: '10.1.0.1/32' },
+        { name: 'w-1', hub: false, etcd: false, wg1: '10.1.0.21/32' },
+      ],
+      converge: { record, everySeconds: 300, script: `echo ${A}\n`, ssh: { user: 'ops', key: '/root/.ssh/kubedos_converge', knownHosts: '/etc/kubedos/ansible/known_hosts' } },
+      reportPath: join(base, 'report.json'),
+    };
+    writeFileSync(join(base, 'cfg.json'), JSON.stringify(cfg));
+    await run(['python3', WATCH, 'run', '--once', '--config', join(base, 'cfg.json')], { env: { PATH: `${bin}:/usr/bin:/bin` }, timeoutMs: 20_000 });
+    const r = parseHealthWatchReport(readFileSync(cfg.reportPath, 'utf8'));
+    if (!r.ok) throw new Error(r.reason);
+    expect(r.report.facts.convergeDrift).toEqual(['w-1']);
+    expect(r.report.verdict.converged).toBe(false);
+    expect(r.report.findings.map((f) => [f.node, f.signal])).toEqual([['w-1', 'converge-drift']]);
+    expect(r.report.detected).toEqual(['w-1']);
+    // An unreachable node is not called drifted (the planes' signals see it); the probe error says why.
+    expect(r.report.errors).toEqual([expect.stringMatching(/^cp-3: converge fingerprint not taken \(exit 255: ssh: connect to host 10\.1\.0\.13 port 22: No route to host\)$/)]);
+    expect(agreesWithEngine(r.report)).toEqual({ agrees: true });
+    const log = readFileSync(join(base, 'ssh.log'), 'utf8').trim().split('\n').sort();
+    expect(log).toHaveLength(3);
+    expect(log[0]).toBe('-i /root/.ssh/kubedos_converge -o BatchMode=yes -o ConnectTimeout=5 -o UserKnownHostsFile=/etc/kubedos/ansible/known_hosts -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null ops@10.1.0.11 sudo -n env LC_ALL=C sh -s');
+    expect(readFileSync(join(base, 'ssh.stdin'), 'utf8')).toBe(`echo ${A}\n`.repeat(3));
+  });
 });
