@@ -27,7 +27,7 @@ import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
 import { loadPayloadSources } from './payload/load';
 import type { RenderedPayload } from './payload/render';
 import { renderPayload, rolesOf } from './payload/render';
-import { hubHealthWatchConfigText } from '../drills/watcher-config';
+import { hubHealthWatchConfigText } from '../stages/converge';
 
 export type BuildTarget = 'darksite' | 'iso' | 'image';
 export const ALL_TARGETS: readonly BuildTarget[] = ['darksite', 'iso', 'image'];

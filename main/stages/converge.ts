@@ -29,7 +29,8 @@ import type { NodeProbe } from './converge-state';
 import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
 import { plural } from '../../common/text/plural';
 import { canonicalJson } from '../../common/canonical';
-import { CONVERGE_RECORD_ON_HUB, ConvergeRecordOnHub } from '../../common/drills/watcher';
+import { CONVERGE_RECORD_ON_HUB, ConvergeRecordOnHub, HEALTH_WATCH_CONFIG_PATH, healthWatchConfig, renderHealthWatchConfig } from '../../common/drills/watcher';
+import type { HealthWatchConfig } from '../../common/drills/watcher';
 
 export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
@@ -189,6 +190,35 @@ async function prepareEtcd(ctx: DeployContext, s: StageContext, plan: Plan, driv
   return changes;
 }
 
+/**
+ * The hub's health-watcher configuration as the image carries it (/etc/kubedos/health-watch.json,
+ * baked into the master's payload by the build, kept current by converge): the pure config from
+ * common/drills/watcher.ts with the on-node paths converge uses — the converge key and known hosts
+ * over wg1, the fingerprint script it compares, the etcd client certificate it issues to the hub.
+ */
+export function hubHealthWatchConfig(spec: ClusterSpec, plan: Plan): HealthWatchConfig {
+  const script = fingerprintCommand()[2];
+  if (script === undefined) throw new Error('internal: the converge fingerprint command has no script');
+  return healthWatchConfig(spec, plan, {
+    etcdTls: { cacert: `${ETCD_CLIENT_PKI}/ca.crt`, cert: `${ETCD_CLIENT_PKI}/client.crt`, key: `${ETCD_CLIENT_PKI}/client.key` },
+    ...(spec.spec.orchestration.ansible.enabled ? { converge: { script, user: spec.spec.security.ssh.allowUsers[0] ?? 'ops', key: CONVERGE_KEY, knownHosts: KNOWN_HOSTS } } : {}),
+  });
+}
+
+export function hubHealthWatchConfigText(spec: ClusterSpec, plan: Plan): string {
+  return renderHealthWatchConfig(hubHealthWatchConfig(spec, plan));
+}
+
+/** The watcher's configuration on the hub as the spec says now (a selfHealing change needs no new image); restarts it when it changed. */
+async function syncHealthWatch(spec: ClusterSpec, plan: Plan, hubG: GuestCall, s: StageContext): Promise<number> {
+  const content = hubHealthWatchConfigText(spec, plan);
+  if ((await guestReadMaybe(hubG, HEALTH_WATCH_CONFIG_PATH))?.toString('utf8') === content) return 0;
+  await guestWrite(hubG, HEALTH_WATCH_CONFIG_PATH, content, 0o644);
+  await guestRun(hubG, ['systemctl', 'try-restart', 'kubedos-health-watch.service'], { okCodes: [0, 1, 5], what: 'restart the health watcher' });
+  s.log(`${hubG.node.name}: health watcher configuration updated from the spec (${HEALTH_WATCH_CONFIG_PATH})`, { node: hubG.node.name });
+  return 1;
+}
+
 /** Leaves the fingerprints of the last converge on the hub, where its health watcher compares them. */
 async function recordOnHub(hubG: GuestCall, runId: string, nodes: Record<string, string>): Promise<void> {
   const content = `${canonicalJson(ConvergeRecordOnHub.parse({ runId, nodes }), 2)}\n`;
@@ -301,6 +331,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       }
       let changes = await prepareSsh(spec, firstboot.nodes, s, plan, hubG);
       changes += await prepareEtcd(ctx, s, plan, driver);
+      changes += await syncHealthWatch(spec, plan, hubG, s);
       const notes: string[] = [];
       if (spec.spec.orchestration.salt.enabled) {
         const salt = await guestRun(hubG, ['salt-run', '--version'], { okCodes: [0, 127, 1, 2], what: 'salt-run --version' }).catch(() => undefined);

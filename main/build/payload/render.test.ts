@@ -6,7 +6,7 @@ import { parseSpec, TEMPLATES } from '../../../common/spec/index';
 import { loadPayloadSources } from './load';
 import { renderPayload, renderTemplate, rolesOf } from './render';
 import { detectThresholds } from '../../../common/drills/health';
-import { hubHealthWatchConfigText } from '../../drills/watcher-config';
+import { hubHealthWatchConfigText } from '../../stages/converge';
 
 const repo = join(__dirname, '../../..');
 const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;

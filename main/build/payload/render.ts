@@ -37,7 +37,7 @@ export interface RenderInput {
   mirror: { host: string; directory: string };
   /** Power off when the install finishes (lab and bench); Proxmox VMs reboot into the disk. */
   poweroff: boolean;
-  /** The hub's health-watcher configuration (main/drills/watcher-config.ts); baked into the hub's payload only. */
+  /** The hub's health-watcher configuration (hubHealthWatchConfigText, main/stages/converge.ts); baked into the hub's payload only. */
   healthWatch?: string;
 }
 
