@@ -13,7 +13,7 @@ import { parseSpec } from '../../common/spec/index';
 import type { ClusterSpec } from '../../common/spec/schema';
 import { LabDrillTarget } from '../../main/drills/lab-target';
 import type { PhaseContext } from '../../main/drills/target';
-import { readWatcherReport } from '../../main/drills/watcher-report';
+import { readWatcherReport, waitForWatcherDetection } from '../../main/drills/watcher-report';
 import { bin } from '../../main/lab/backplane';
 import { labDrillPlan, labDrillSpec } from './specs';
 
@@ -80,11 +80,10 @@ describe('the hub health watcher in the namespace lab', () => {
       // silenceSeconds of probes in a row, each of which may wait for etcdctl's dial + command timeouts.
       const etcdWait = 1 + 2;
       const bound = t.silenceSeconds + before.report.detectAfterProbes * etcdWait + 3;
-      const flagged = await until((x) => x.report.detected.includes(NODE), (bound + 10) * 1000, `${NODE} detected`);
+      // What a drill's detect phase on a deployed cluster waits for.
+      const { status: flagged, latencySeconds: detected, firstSeenSeconds: firstSeen } = await waitForWatcherDetection(target.shell, target.hub, NODE, { afterSeconds: cutAt, timeoutMs: (bound + 10) * 1000 });
       const finding = flagged.report.findings.find((f) => f.node === NODE && f.signal === 'etcd-member');
       expect(finding, JSON.stringify(flagged.report.findings)).toBeDefined();
-      const firstSeen = finding!.since - cutAt;
-      const detected = flagged.report.at - cutAt;
       console.log(`${NODE}: first seen ${firstSeen.toFixed(1)} s after the cut, detected (${finding!.probes} probes in a row) after ${detected.toFixed(1)} s; bound ${bound} s`);
       expect(finding!.probes).toBeGreaterThanOrEqual(flagged.report.detectAfterProbes);
       expect(firstSeen).toBeGreaterThanOrEqual(-0.5);

@@ -89,3 +89,31 @@ export async function readHubHealth(req: HubHealthRequest): Promise<WatcherStatu
     if (own && driver) await driver.close().catch(() => undefined);
   }
 }
+
+/**
+ * Waits until the hub's watcher reports `node` as detected (a finding lasting detectAfterProbes
+ * probes) in a fresh report written after `afterSeconds`: the detect phase of a cluster whose hub
+ * runs the watcher. Returns the report and the detection latency from `afterSeconds`; throws with
+ * the last reading when the time runs out.
+ */
+export async function waitForWatcherDetection(
+  sh: NodeShell,
+  hub: string,
+  node: string,
+  o: { afterSeconds: number; timeoutMs: number; nowSeconds?: () => number; pollMs?: number; signal?: AbortSignal; path?: string },
+): Promise<{ status: Extract<WatcherStatus, { readable: true }>; latencySeconds: number; firstSeenSeconds: number }> {
+  const now = o.nowSeconds ?? (() => Date.now() / 1000);
+  const deadline = Date.now() + o.timeoutMs;
+  let last: WatcherStatus | undefined;
+  while (Date.now() < deadline) {
+    if (o.signal?.aborted) throw new Error(`waiting for the watcher on ${hub} to detect ${node}: aborted`);
+    last = await readWatcherReport(sh, hub, { nowSeconds: now, ...(o.path ? { path: o.path } : {}) });
+    if (last.readable && !last.stale && last.report.at > o.afterSeconds && last.report.detected.includes(node)) {
+      const first = Math.min(...last.report.findings.filter((f) => f.node === node).map((f) => f.since));
+      return { status: last, latencySeconds: last.report.at - o.afterSeconds, firstSeenSeconds: first - o.afterSeconds };
+    }
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
+  }
+  const why = !last ? 'no reading' : !last.readable ? last.reason : last.stale ? `the report is stale (${Math.round(last.ageSeconds)} s old): the watcher stopped` : `findings: ${last.report.findings.map((f) => `${f.node} ${f.signal} ×${f.probes}`).join(', ') || 'none'}`;
+  throw new Error(`the watcher on ${hub} did not report ${node} as detected within ${Math.round(o.timeoutMs / 1000)} s (${why})`);
+}

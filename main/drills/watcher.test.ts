@@ -11,7 +11,7 @@ import { evaluateHealth, HealthReport } from '../../common/drills/health';
 import type { HealthWatchConfig } from '../../common/drills/watcher';
 import { agreesWithEngine, HEALTH_WATCH_REPORT_PATH, parseHealthWatchReport } from '../../common/drills/watcher';
 import { run } from '../exec/runner';
-import { readHubHealth, readWatcherReport } from './watcher-report';
+import { readHubHealth, readWatcherReport, waitForWatcherDetection } from './watcher-report';
 import type { SubstrateDriver } from '../substrate/driver';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
@@ -135,6 +135,13 @@ describe('kubedos-health-watch run --once', () => {
     expect(w).toMatchObject({ readable: true, stale: false, agreesWithEngine: true, ageSeconds: 1 });
     const missing = await readWatcherReport(local, 'master', { nowSeconds: () => 0, path: join(dir, 'nothing.json') });
     expect(missing).toMatchObject({ readable: false, reason: expect.stringMatching(/no report at .*nothing\.json on master .*kubedos-health-watch/) });
+    // The detect phase's wait: w-1 and cp-2 are detected in this report; a node that is not runs out of time.
+    const det = await waitForWatcherDetection(local, 'master', 'w-1', { afterSeconds: second.report.at - 1, timeoutMs: 2000, nowSeconds: () => second.report.at + 1, path: cfg.reportPath });
+    expect(det.latencySeconds).toBe(1);
+    expect(det.firstSeenSeconds).toBeCloseTo(first.report.at - (second.report.at - 1), 6);
+    await expect(waitForWatcherDetection(local, 'master', 'cp-1', { afterSeconds: 0, timeoutMs: 600, pollMs: 100, nowSeconds: () => second.report.at + 1, path: cfg.reportPath })).rejects.toThrow(
+      /did not report cp-1 as detected within 1 s \(findings: cp-2 etcd-member ×2, w-1 wg-handshake ×2\)/,
+    );
     // The same report read from a deployed cluster's hub through the substrate's guest agent.
     writeFileSync(join(dir, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
     const hubVmid = plan(parseSpec(TEMPLATES['lab-3'].text).spec!).nodes.find((n) => n.hub)!.vmid;
