@@ -4,7 +4,7 @@
 // control-plane node's planes are cut at the hub (partition-node's inject) and the report must
 // flag it within the detection threshold plus the probes' own time; once the cut is healed the
 // finding must clear. The engine reads every report through the target's NodeShell.
-// Opt-in (about 40 s here): npm run test:health-watch.
+// Opt-in (25–45 s here): npm run test:health-watch.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectThresholds, evaluateHealth } from '../../common/drills/health';
 import type { WatcherStatus } from '../../common/drills/watcher';
