@@ -18,16 +18,17 @@ export type HealthSignal = (typeof HEALTH_SIGNALS)[number];
  */
 export const WG_REKEY_SECONDS = 120;
 
-export interface DetectThresholds {
+export const DetectThresholds = z.object({
   /** Signals evaluated (others are shown as "not evaluated"). */
-  signals: HealthSignal[];
+  signals: z.array(z.enum(HEALTH_SIGNALS)),
   /** heartbeatSeconds × missedHeartbeats: how long a guest agent may be silent. */
-  silenceSeconds: number;
+  silenceSeconds: z.number().positive(),
   /** A wg1 handshake older than this marks the node unhealthy (WG_REKEY_SECONDS + silenceSeconds). */
-  handshakeMaxAgeSeconds: number;
+  handshakeMaxAgeSeconds: z.number().positive(),
   /** How often the probes run. */
-  heartbeatSeconds: number;
-}
+  heartbeatSeconds: z.number().positive(),
+});
+export type DetectThresholds = z.infer<typeof DetectThresholds>;
 
 /**
  * Thresholds from the spec. Where the spec is silent the schema's defaults apply (heartbeat 10 s,
@@ -87,36 +88,35 @@ export type HealthFacts = z.infer<typeof HealthFacts>;
 
 // ---------------------------------------------------------------- verdict
 
-export interface Finding {
-  node: string;
-  signal: HealthSignal;
-  detail: string;
-}
+// The verdict's shape is a schema: the hub's watcher (payload/backplane/kubedos-health-watch)
+// writes the same verdict into its report, and the engine parses it back with these.
+export const Finding = z.object({ node: z.string(), signal: z.enum(HEALTH_SIGNALS), detail: z.string() });
+export type Finding = z.infer<typeof Finding>;
 
-export interface NodeHealth {
-  name: string;
-  state: 'healthy' | 'unhealthy';
-  findings: Finding[];
-}
+export const NodeHealth = z.object({ name: z.string(), state: z.enum(['healthy', 'unhealthy']), findings: z.array(Finding) });
+export type NodeHealth = z.infer<typeof NodeHealth>;
 
-export interface EtcdHealth {
-  members: number;
-  healthy: number;
-  quorum: number;
-  hasQuorum: boolean;
+export const EtcdHealth = z.object({
+  members: z.number().int().min(0),
+  healthy: z.number().int().min(0),
+  quorum: z.number().int().min(1),
+  hasQuorum: z.boolean(),
   /** Member name → healthy? */
-  byName: Record<string, boolean>;
-}
+  byName: z.record(z.string(), z.boolean()),
+});
+export type EtcdHealth = z.infer<typeof EtcdHealth>;
 
-export interface HealthReport {
-  healthy: boolean;
-  nodes: NodeHealth[];
-  findings: Finding[];
-  etcd?: EtcdHealth;
+export const HealthReport = z.object({
+  healthy: z.boolean(),
+  nodes: z.array(NodeHealth),
+  findings: z.array(Finding),
+  etcd: EtcdHealth.optional(),
   /** Signals the spec asks for that no probe could observe here (e.g. guest-agent in the namespace lab). */
-  notObserved: HealthSignal[];
-  converged: boolean | undefined;
-}
+  notObserved: z.array(z.enum(HEALTH_SIGNALS)),
+  /** Undefined (absent in JSON): converge drift was not observed. */
+  converged: z.boolean().optional(),
+});
+export type HealthReport = z.infer<typeof HealthReport>;
 
 export function quorumOf(members: number): number {
   return Math.floor(members / 2) + 1;
@@ -206,7 +206,7 @@ export function evaluateHealth(facts: HealthFacts, t: DetectThresholds): HealthR
     findings,
     ...(etcd ? { etcd } : {}),
     notObserved: HEALTH_SIGNALS.filter((s) => notObserved.has(s)),
-    converged,
+    ...(converged !== undefined ? { converged } : {}),
   };
 }
 
@@ -289,4 +289,12 @@ export function renderHealthReport(h: HealthReport): string {
   if (h.notObserved.length) lines.push(`not observed here: ${h.notObserved.join(', ')}`);
   lines.push(h.healthy ? 'healthy' : `unhealthy: ${h.findings.length} finding${h.findings.length === 1 ? '' : 's'}`);
   return lines.join('\n');
+}
+
+/**
+ * How many probes in a row must see a node unhealthy before the fault counts as detected:
+ * `missedHeartbeats` (silenceSeconds / heartbeatSeconds), at least 1.
+ */
+export function probesToDetect(t: Pick<DetectThresholds, 'silenceSeconds' | 'heartbeatSeconds'>): number {
+  return Math.max(1, Math.round(t.silenceSeconds / t.heartbeatSeconds));
 }

@@ -2,6 +2,7 @@
 // same fold as the progress display and the workbench). Scripts and the workbench can parse it
 // with this schema.
 import { z } from 'zod';
+import { WatcherStatus } from '../drills/watcher';
 import { FailureDetail, StageState } from './events';
 
 export const StageStatus = z.object({
@@ -37,6 +38,7 @@ export const ClusterStatus = z
     failures: z.array(FailureDetail),
     converged: z.array(z.string()).describe('Stages a rerun skips because their inputs did not change.'),
     lifecycle: LifecycleStatus.optional().describe('The last stop, start or destroy, when there was one.'),
+    health: WatcherStatus.optional().describe('With --health: the hub\'s health-watcher report (common/drills/watcher.ts), or why it could not be read.'),
   })
   .strict();
 export type ClusterStatus = z.infer<typeof ClusterStatus>;

@@ -27,6 +27,7 @@ import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
 import { loadPayloadSources } from './payload/load';
 import type { RenderedPayload } from './payload/render';
 import { renderPayload, rolesOf } from './payload/render';
+import { hubHealthWatchConfigText } from '../stages/converge';
 
 export type BuildTarget = 'darksite' | 'iso' | 'image';
 export const ALL_TARGETS: readonly BuildTarget[] = ['darksite', 'iso', 'image'];
@@ -297,6 +298,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       packages: names,
       mirror,
       poweroff,
+      healthWatch: hubHealthWatchConfigText(o.spec, o.plan),
     });
     const payloadHashes = payload.files.map((f) => ({ path: f.path, sha256: sha256Of(f.data) }));
     payloadRecords[role] = payloadHashes;

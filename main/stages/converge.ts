@@ -28,12 +28,17 @@ import { saltDiscoveryGateCommand } from '../converge/salt-gate';
 import type { NodeProbe } from './converge-state';
 import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
 import { plural } from '../../common/text/plural';
+import { canonicalJson } from '../../common/canonical';
+import { CONVERGE_RECORD_ON_HUB, ConvergeRecordOnHub, HEALTH_WATCH_CONFIG_PATH, healthWatchConfig, renderHealthWatchConfig } from '../../common/drills/watcher';
+import type { HealthWatchConfig } from '../../common/drills/watcher';
 
 export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
 export const DEPLOY_VARS = '/etc/kubedos/ansible/deploy-vars.yml';
 export const KNOWN_HOSTS = '/etc/kubedos/ansible/known_hosts';
 export const CONVERGE_KEY = '/root/.ssh/kubedos_converge';
+/** The hub's etcd client certificate (its health watcher reads etcd with it; etcd requires client certificates). */
+export const ETCD_CLIENT_PKI = '/etc/kubedos/pki/etcd-client';
 /** Where etcd members keep their certificates from the cluster CA (converge writes them). */
 export const ETCD_PKI = '/etc/kubedos/pki/etcd';
 /** Tags whose packages Debian carries (so the darksite has them); the rest is the workload stage. */
@@ -171,7 +176,54 @@ async function prepareEtcd(ctx: DeployContext, s: StageContext, plan: Plan, driv
     s.log(`${n.name}: etcd server/peer certificates for ${address} from the cluster CA`, { node: n.name });
     changes++;
   });
+  // The hub's health watcher (kubedos-health-watch) reads etcd as a client.
+  const hub = hubOf(plan);
+  const hubG: GuestCall = { driver, node: hub, signal: s.signal };
+  if ((await guestReadMaybe(hubG, `${ETCD_CLIENT_PKI}/ca.crt`))?.toString('utf8') !== chain || !(await guestReadMaybe(hubG, `${ETCD_CLIENT_PKI}/client.key`))) {
+    const client = await issueEtcdCert(trust.intermediate, { cluster: plan.cluster.name, node: hub.name, kind: 'client', address: hub.planes.wg3.address.replace(/\/32$/, ''), now: new Date() });
+    await guestWrite(hubG, `${ETCD_CLIENT_PKI}/client.key`, client.keyPem, 0o600);
+    await guestWrite(hubG, `${ETCD_CLIENT_PKI}/client.crt`, client.certPem, 0o644);
+    await guestWrite(hubG, `${ETCD_CLIENT_PKI}/ca.crt`, chain, 0o644);
+    s.log(`${hub.name}: etcd client certificate for the health watcher from the cluster CA`, { node: hub.name });
+    changes++;
+  }
   return changes;
+}
+
+/**
+ * The hub's health-watcher configuration as the image carries it (/etc/kubedos/health-watch.json,
+ * baked into the master's payload by the build, kept current by converge): the pure config from
+ * common/drills/watcher.ts with the on-node paths converge uses — the converge key and known hosts
+ * over wg1, the fingerprint script it compares, the etcd client certificate it issues to the hub.
+ */
+export function hubHealthWatchConfig(spec: ClusterSpec, plan: Plan): HealthWatchConfig {
+  const script = fingerprintCommand()[2];
+  if (script === undefined) throw new Error('internal: the converge fingerprint command has no script');
+  return healthWatchConfig(spec, plan, {
+    etcdTls: { cacert: `${ETCD_CLIENT_PKI}/ca.crt`, cert: `${ETCD_CLIENT_PKI}/client.crt`, key: `${ETCD_CLIENT_PKI}/client.key` },
+    ...(spec.spec.orchestration.ansible.enabled ? { converge: { script, user: spec.spec.security.ssh.allowUsers[0] ?? 'ops', key: CONVERGE_KEY, knownHosts: KNOWN_HOSTS } } : {}),
+  });
+}
+
+export function hubHealthWatchConfigText(spec: ClusterSpec, plan: Plan): string {
+  return renderHealthWatchConfig(hubHealthWatchConfig(spec, plan));
+}
+
+/** The watcher's configuration on the hub as the spec says now (a selfHealing change needs no new image); restarts it when it changed. */
+async function syncHealthWatch(spec: ClusterSpec, plan: Plan, hubG: GuestCall, s: StageContext): Promise<number> {
+  const content = hubHealthWatchConfigText(spec, plan);
+  if ((await guestReadMaybe(hubG, HEALTH_WATCH_CONFIG_PATH))?.toString('utf8') === content) return 0;
+  await guestWrite(hubG, HEALTH_WATCH_CONFIG_PATH, content, 0o644);
+  await guestRun(hubG, ['systemctl', 'try-restart', 'kubedos-health-watch.service'], { okCodes: [0, 1, 5], what: 'restart the health watcher' });
+  s.log(`${hubG.node.name}: health watcher configuration updated from the spec (${HEALTH_WATCH_CONFIG_PATH})`, { node: hubG.node.name });
+  return 1;
+}
+
+/** Leaves the fingerprints of the last converge on the hub, where its health watcher compares them. */
+async function recordOnHub(hubG: GuestCall, runId: string, nodes: Record<string, string>): Promise<void> {
+  const content = `${canonicalJson(ConvergeRecordOnHub.parse({ runId, nodes }), 2)}\n`;
+  if ((await guestReadMaybe(hubG, CONVERGE_RECORD_ON_HUB))?.toString('utf8') === content) return;
+  await guestWrite(hubG, CONVERGE_RECORD_ON_HUB, content, 0o600);
 }
 
 /** `ansible-playbook -i INVENTORY` run from the baked content directory with its config (no shell). */
@@ -279,6 +331,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       }
       let changes = await prepareSsh(spec, firstboot.nodes, s, plan, hubG);
       changes += await prepareEtcd(ctx, s, plan, driver);
+      changes += await syncHealthWatch(spec, plan, hubG, s);
       const notes: string[] = [];
       if (spec.spec.orchestration.salt.enabled) {
         const salt = await guestRun(hubG, ['salt-run', '--version'], { okCodes: [0, 127, 1, 2], what: 'salt-run --version' }).catch(() => undefined);
@@ -304,6 +357,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       if (!decision.run.length) {
         s.log(`converged: every node's fingerprint and the converge inputs match the last converge (run ${record.state!.runId.slice(0, 8)}); Ansible not run (--force runs it)`);
         notes.push(`Ansible not run: ${plural(decision.skip.length, 'node')} unchanged since run ${record.state!.runId.slice(0, 8)}`);
+        await recordOnHub(hubG, record.state!.runId, record.state!.nodes);
         s.changed(changes);
         return { summary: { stage: 'converge', changes, notes } };
       }
@@ -340,6 +394,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       const fps = Object.fromEntries(after.flatMap((p) => ('fingerprint' in p ? [[p.node, p.fingerprint] as const] : [])));
       for (const p of after) if ('error' in p) s.log(`${p.node}: fingerprint after converge not taken (${p.error}); it converges again next run`, { node: p.node, stream: 'warn' });
       writeConvergeState(ctx.workspace, { inputs, runId: s.runId, nodes: fps });
+      await recordOnHub(hubG, s.runId, fps);
       s.changed(changes);
       return { summary: { stage: 'converge', changes, notes } };
     },

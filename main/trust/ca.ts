@@ -78,7 +78,7 @@ export async function issueNodeIdentity(ca: CertifiedKey, o: { cluster: string; 
  * An etcd member's certificate (server or peer): CN = node, IP SANs = the member's plane address
  * (wg3) and loopback for the server side; client + server auth so peers can dial each other.
  */
-export async function issueEtcdCert(ca: CertifiedKey, o: { cluster: string; node: string; kind: 'server' | 'peer'; address: string; now: Date; days?: number }): Promise<CertifiedKey> {
+export async function issueEtcdCert(ca: CertifiedKey, o: { cluster: string; node: string; kind: 'server' | 'peer' | 'client'; address: string; now: Date; days?: number }): Promise<CertifiedKey> {
   const ips = o.kind === 'server' ? [o.address, '127.0.0.1'] : [o.address];
   return issue(ca, {
     subject: `CN=${o.node} etcd ${o.kind}, OU=${o.cluster}, O=kubedos`,

@@ -20,7 +20,10 @@ if [ -d "$SRC/ansible" ]; then
   cp "$SRC/ansible-inventory.yml" "$ROOT/etc/kubedos/ansible/inventory.yml"
 fi
 chmod 0755 "$LIB"/firstboot/*.sh
-for f in "$LIB"/backplane/kubedos-*; do [ -f "$f" ] && chmod 0755 "$f"; done
+for f in "$LIB"/backplane/kubedos-*; do
+  case "$f" in *.service) continue ;; esac
+  [ -f "$f" ] && chmod 0755 "$f"
+done
 cp "$SRC/payload.json" "$ROOT/etc/kubedos/payload.json"
 cp "$SRC/kubedos-archive-keyring.gpg" "$ROOT/usr/share/keyrings/kubedos-archive-keyring.gpg"
 
@@ -28,6 +31,13 @@ for unit in kubedos-firstboot.service kubedos-backplane.service; do
   cp "$SRC/firstboot/$unit" "$ROOT/etc/systemd/system/$unit"
   ln -sf "../$unit" "$ROOT/etc/systemd/system/multi-user.target.wants/$unit"
 done
+# The master only: the health watcher (its configuration is in the hub's payload alone).
+if [ -f "$SRC/health-watch.json" ]; then
+  cp "$SRC/health-watch.json" "$ROOT/etc/kubedos/health-watch.json"
+  chmod 0644 "$ROOT/etc/kubedos/health-watch.json"
+  cp "$SRC/backplane/kubedos-health-watch.service" "$ROOT/etc/systemd/system/kubedos-health-watch.service"
+  ln -sf ../kubedos-health-watch.service "$ROOT/etc/systemd/system/multi-user.target.wants/kubedos-health-watch.service"
+fi
 
 # The operator: key-only, no password, sudo without a password (there is none to give).
 if ! grep -q "^$OPS_USER:" "$ROOT/etc/passwd"; then

@@ -5,6 +5,8 @@ import { plan } from '../../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../../common/spec/index';
 import { loadPayloadSources } from './load';
 import { renderPayload, renderTemplate, rolesOf } from './render';
+import { detectThresholds } from '../../../common/drills/health';
+import { hubHealthWatchConfigText } from '../../stages/converge';
 
 const repo = join(__dirname, '../../..');
 const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
@@ -78,5 +80,20 @@ describe('payload render', () => {
     expect(fb.mode).toBe(0o755);
     expect(r.files.some((f) => f.path === 'firstboot/kubedos-firstboot.service')).toBe(true);
     expect(readFileSync(join(repo, 'payload/firstboot/kubedos-firstboot.service'), 'utf8')).toMatch(/ConditionPathExists=!\/var\/lib\/kubedos\/firstboot-complete/);
+  });
+
+  it('bakes the health watcher\'s configuration into the hub\'s payload only, with its program and unit', () => {
+    const cfg = hubHealthWatchConfigText(spec, p);
+    const hubRole = p.nodes.find((n) => n.hub)!.role;
+    const hub = renderPayload({ ...input, role: hubRole, healthWatch: cfg });
+    expect(text(hub.files, 'health-watch.json')).toBe(cfg);
+    expect(JSON.parse(cfg).thresholds).toEqual(detectThresholds(spec.spec.selfHealing));
+    expect(hub.files.find((f) => f.path === 'backplane/kubedos-health-watch')?.mode).toBe(0o755);
+    expect(hub.files.find((f) => f.path === 'backplane/kubedos-health-watch.service')?.mode).toBe(0o644);
+    const worker = renderPayload({ ...input, role: 'worker', healthWatch: cfg });
+    expect(worker.files.some((f) => f.path === 'health-watch.json')).toBe(false);
+    const install = readFileSync(join(repo, 'payload/firstboot/install-payload.sh'), 'utf8');
+    expect(install).toContain('if [ -f "$SRC/health-watch.json" ]; then');
+    expect(install).toContain('multi-user.target.wants/kubedos-health-watch.service');
   });
 });

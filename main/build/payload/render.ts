@@ -37,6 +37,8 @@ export interface RenderInput {
   mirror: { host: string; directory: string };
   /** Power off when the install finishes (lab and bench); Proxmox VMs reboot into the disk. */
   poweroff: boolean;
+  /** The hub's health-watcher configuration (hubHealthWatchConfigText, main/stages/converge.ts); baked into the hub's payload only. */
+  healthWatch?: string;
 }
 
 export interface RenderedPayload {
@@ -100,6 +102,7 @@ export function renderPayload(input: RenderInput): RenderedPayload {
     files.push(...input.sources.ansible.map((f) => ({ ...f })));
     files.push({ path: 'ansible-inventory.yml', data: enc.encode(input.plan.ansibleInventory), mode: 0o644 });
   }
+  if (isHub && input.healthWatch !== undefined) files.push({ path: 'health-watch.json', data: enc.encode(input.healthWatch), mode: 0o644 });
   for (const name of nodes) files.push({ path: `nodes/${name}.json`, data: enc.encode(canonicalJson(nodeConfig(input.plan, name), 2) + '\n'), mode: 0o644 });
   const opsUser = input.sshAllowUsers[0] ?? 'ops';
   files.push({ path: 'ops-user', data: enc.encode(`${opsUser}\n`), mode: 0o644 });

@@ -26,7 +26,7 @@ export const LIFECYCLE_HELP = [
   '  --ssh-config FILE     instead of ~/.ssh/config;  --known-hosts FILE  instead of ~/.ssh/known_hosts',
 ];
 
-function specTarget(spec: { spec: { substrate: { type: string; proxmox?: { host?: string | undefined } | undefined } } }, given: string | undefined): Target {
+export function specTarget(spec: { spec: { substrate: { type: string; proxmox?: { host?: string | undefined } | undefined } } }, given: string | undefined): Target {
   try {
     const sub = spec.spec.substrate;
     if (given !== undefined) return parseTarget(given);

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { PipelineEventBody } from '../../../common/pipeline/events';
 import type { CliIo } from '../command';
 import { statusCommand } from './status';
+import { TEMPLATES } from '../../../common/spec/index';
 
 function workspaceWith(lines: string[]): string {
   const ws = mkdtempSync(join(tmpdir(), 'kd-status-'));
@@ -38,5 +39,24 @@ describe('kubedos status', () => {
     expect(Object.keys(st.stages)).toEqual(['converge', 'workload']);
     expect(st.nodes['w-1']).toBe('converge: ok (workload skipped: no Kubernetes packages)');
     expect(st.failures).toEqual([{ message: 'kubeadm join timed out', stage: 'workload' }]);
+  });
+
+  it('--health reads the hub\'s watcher report through the guest agent, or says plainly why it could not', async () => {
+    const ws = workspaceWith([
+      line('r1', { type: 'run', state: 'started', stages: ['converge'], pipeline: 'deploy' }),
+      line('r1', { type: 'stage', stage: 'converge', state: 'success', rerun: 'remediates-drift', attempt: 1, durationMs: 2000, changes: 0 }),
+      line('r1', { type: 'done', summary: { converge: 'success' }, durationMs: 2000 }),
+    ]);
+    writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
+    const out: string[] = [];
+    const io: CliIo = { out: (t) => out.push(t), err: () => {}, cwd: ws, env: { KUBEDOS_WORKSPACE: ws }, signal: new AbortController().signal, isTty: false };
+    // No VM runs here: the qemu-local guest agent of the master cannot be reached.
+    expect(await statusCommand.run(['lab-3.yaml', '--json', '--health'], io)).toBe(0);
+    const st = JSON.parse(out.join('\n'));
+    expect(st.health).toMatchObject({ readable: false, hub: 'master', path: '/var/lib/kubedos/health/report.json', reason: expect.stringMatching(/^could not (reach|read)|^no report/) });
+    out.length = 0;
+    expect(await statusCommand.run(['lab-3.yaml', '--health'], io)).toBe(0);
+    expect(out.join('\n')).toMatch(/health \(watcher on master\): could not be read: /);
+    await expect(statusCommand.run(['--cluster', 'lab-3', '--health'], io)).rejects.toThrow(/--health needs a SPEC/);
   });
 });

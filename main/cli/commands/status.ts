@@ -11,19 +11,26 @@ import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportInvalidSpec } from '../load-spec';
 import { fmtMs } from '../progress';
 import { renderTable } from '../../../common/text/table';
+import { renderWatcherStatus } from '../../../common/drills/watcher';
+import { readHubHealth } from '../../drills/watcher-report';
+import { specTarget } from './lifecycle';
 
 export const statusCommand: CliCommand = {
   name: 'status',
   summary: 'show the last deploy of a cluster from its journal: stages, nodes, failures, what a rerun will skip',
-  usage: 'kubedos status SPEC | --cluster NAME [--json]',
+  usage: 'kubedos status SPEC | --cluster NAME [--json] [--health [--target T]]',
   help: [
     'Reads <workspace>/clusters/<name>/journal.jsonl; nothing is contacted.',
     '  --json   the same as JSON (schema: ClusterStatus in common/pipeline/status.ts), also when no deploy is recorded',
+    '  --health when a deploy is recorded, also read the hub\'s health-watcher report through the guest agent',
+    '           (needs SPEC; contacts the hypervisor: --target as for stop/start); says plainly when it cannot be read',
     'Exit status: 0 a deploy is recorded, 1 none is (or the spec is not valid), 2 bad usage.',
   ].join('\n'),
   async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(argv, { cluster: { type: 'string' }, json: { type: 'boolean' } });
+    const { values, positionals } = parseCommandArgs(argv, { cluster: { type: 'string' }, json: { type: 'boolean' }, health: { type: 'boolean' }, target: { type: 'string' } });
     let cluster = values.cluster;
+    let specFile: { path: string; spec: NonNullable<ReturnType<typeof loadSpec>['spec']> } | undefined;
+    if (values.health && !positionals[0]) throw new UsageError('--health needs a SPEC (the hub is found from its plan)');
     if (!cluster) {
       const [file] = positionals;
       if (!file) throw new UsageError('give a SPEC or --cluster NAME');
@@ -32,6 +39,7 @@ export const statusCommand: CliCommand = {
         return reportInvalidSpec(loaded, file, io);
       }
       cluster = loaded.spec.metadata.name;
+      specFile = { path: loaded.path, spec: loaded.spec };
     }
     const journalPath = join(clusterWorkspace(cluster, io.env), WORKSPACE_LAYOUT.journal);
     const events = readJournal(journalPath);
@@ -64,6 +72,7 @@ export const statusCommand: CliCommand = {
     const last = { runId: run.runId, time: run.startedAt ?? '' };
     const converged = new Map([...lastSuccesses(events)].filter(([, r]) => r.inputHash !== undefined));
     const running = activeDeploy(clusterWorkspace(cluster, io.env));
+    const health = values.health && specFile ? await readHubHealth({ specPath: specFile.path, target: specTarget(specFile.spec, values.target), env: io.env, cwd: io.cwd, ...(io.signal ? { signal: io.signal } : {}) }) : undefined;
     if (values.json) {
       const status: ClusterStatus = {
         cluster,
@@ -79,6 +88,7 @@ export const statusCommand: CliCommand = {
         failures,
         converged: [...converged.keys()],
         ...(lifecycle ? { lifecycle } : {}),
+        ...(health ? { health } : {}),
       };
       io.out(JSON.stringify(ClusterStatus.parse(status), null, 2));
       return 0;
@@ -100,6 +110,7 @@ export const statusCommand: CliCommand = {
       if (f.hint) io.out(`  next: ${f.hint}`);
     }
     if (converged.size) io.out(`\na rerun skips (inputs unchanged): ${[...converged.keys()].join(', ')}`);
+    if (health) io.out(`\n${renderWatcherStatus(health)}`);
     return 0;
   },
 };

@@ -1,0 +1,104 @@
+// The hub's health watcher (payload/backplane/kubedos-health-watch) in the namespace lab (root):
+// the real payload runs as a daemon in the hub's namespaces with the configuration the foundry
+// renders from labDrillSpec (heartbeat 1 s, 3 misses), against a 3-member etcd on wg3. A
+// control-plane node's planes are cut at the hub (partition-node's inject) and the report must
+// flag it within the detection threshold plus the probes' own time; once the cut is healed the
+// finding must clear. The engine reads every report through the target's NodeShell.
+// Opt-in (25–45 s here): npm run test:health-watch.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { detectThresholds, evaluateHealth } from '../../common/drills/health';
+import type { WatcherStatus } from '../../common/drills/watcher';
+import { HEALTH_WATCH_CONFIG_PATH, HEALTH_WATCH_REPORT_PATH, healthWatchConfig, renderHealthWatchConfig } from '../../common/drills/watcher';
+import { parseSpec } from '../../common/spec/index';
+import type { ClusterSpec } from '../../common/spec/schema';
+import { LabDrillTarget } from '../../main/drills/lab-target';
+import type { PhaseContext } from '../../main/drills/target';
+import { readWatcherReport, waitForWatcherDetection } from '../../main/drills/watcher-report';
+import { bin } from '../../main/lab/backplane';
+import { labDrillPlan, labDrillSpec } from './specs';
+
+type Readable = Extract<WatcherStatus, { readable: true }>;
+
+describe('the hub health watcher in the namespace lab', () => {
+  let target: LabDrillTarget;
+  let spec: ClusterSpec;
+  const started = Date.now();
+  const NODE = 'cp-3';
+
+  beforeAll(async () => {
+    const parsed = parseSpec(labDrillSpec());
+    if (!parsed.spec) throw new Error(parsed.diagnostics.map((d) => d.message).join('\n'));
+    spec = parsed.spec;
+    target = await LabDrillTarget.create(labDrillPlan(), { log: (l) => console.log(l) });
+    // The lab's etcd speaks plain HTTP (no client certificate); no Ansible converge here.
+    const config = healthWatchConfig(spec, target.lab.plan);
+    await target.lab.writeFile(target.hub, HEALTH_WATCH_CONFIG_PATH, renderHealthWatchConfig(config), 0o644);
+    target.lab.spawnDaemon(target.hub, [bin('kubedos-health-watch'), 'run', '--config', HEALTH_WATCH_CONFIG_PATH], 'h14-health-watch');
+    console.log(`health-watch lab up in ${Math.round((Date.now() - started) / 1000)} s`);
+  });
+  afterAll(() => {
+    target?.destroy();
+    console.log(`health-watch suite: ${Math.round((Date.now() - started) / 1000)} s`);
+  });
+
+  const read = (): Promise<WatcherStatus> => readWatcherReport(target.shell, target.hub, { nowSeconds: () => Date.now() / 1000 });
+
+  /** Polls the report until `ok` holds for a fresh one; returns it with the time it was seen. */
+  async function until(ok: (w: Readable) => boolean, timeoutMs: number, what: string): Promise<Readable> {
+    const deadline = Date.now() + timeoutMs;
+    let last: WatcherStatus | undefined;
+    while (Date.now() < deadline) {
+      last = await read();
+      if (last.readable && !last.stale && ok(last)) return last;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${what}: not within ${timeoutMs / 1000} s; last report: ${JSON.stringify(last && (last.readable ? { at: last.report.at, findings: last.report.findings, errors: last.report.errors } : last.reason))}`);
+  }
+
+  it('writes a healthy report every heartbeat, with the thresholds of the spec, agreeing with the engine', async () => {
+    const w = await until((x) => x.report.sequence >= 2 && x.report.verdict.healthy, 30_000, 'a healthy report');
+    expect(w.agreesWithEngine).toBe(true);
+    expect(w.path).toBe(HEALTH_WATCH_REPORT_PATH);
+    expect(w.report.thresholds).toEqual(detectThresholds(spec.spec.selfHealing));
+    expect(w.report.detectAfterProbes).toBe(3);
+    expect(w.report.facts.etcd?.members.map((m) => m.name)).toEqual(['cp-1', 'cp-2', 'cp-3']);
+    expect(Object.keys(w.report.facts.wg1Handshakes ?? {}).sort()).toEqual(['cp-1', 'cp-2', 'cp-3', 'w-1']);
+    expect(w.report.errors).toEqual([]);
+    // The watcher's own engine-side check: the facts it reports give its verdict.
+    expect(evaluateHealth(w.report.facts, w.report.thresholds).healthy).toBe(true);
+  });
+
+  it(`flags ${NODE} when the hub cuts its planes, within the detection threshold, and clears it once healed`, async () => {
+    const ops = target.ops('partition-node');
+    if (!ops) throw new Error('the lab has no partition-node');
+    const ctx: PhaseContext = { sh: target.shell, node: NODE, health: { healthy: true, nodes: [], findings: [], notObserved: [] }, log: (l) => console.log(l) };
+    const before = await until((x) => x.report.verdict.healthy, 20_000, 'healthy before the cut');
+    console.log(await ops.inject(ctx));
+    const cutAt = Date.now() / 1000;
+    try {
+      const t = before.report.thresholds;
+      // silenceSeconds of probes in a row, each of which may wait for etcdctl's dial + command timeouts.
+      const etcdWait = 1 + 2;
+      const bound = t.silenceSeconds + before.report.detectAfterProbes * etcdWait + 3;
+      // What a drill's detect phase on a deployed cluster waits for.
+      const { status: flagged, latencySeconds: detected, firstSeenSeconds: firstSeen } = await waitForWatcherDetection(target.shell, target.hub, NODE, { afterSeconds: cutAt, timeoutMs: (bound + 10) * 1000 });
+      const finding = flagged.report.findings.find((f) => f.node === NODE && f.signal === 'etcd-member');
+      expect(finding, JSON.stringify(flagged.report.findings)).toBeDefined();
+      console.log(`${NODE}: first seen ${firstSeen.toFixed(1)} s after the cut, detected (${finding!.probes} probes in a row) after ${detected.toFixed(1)} s; bound ${bound} s`);
+      expect(finding!.probes).toBeGreaterThanOrEqual(flagged.report.detectAfterProbes);
+      expect(firstSeen).toBeGreaterThanOrEqual(-0.5);
+      expect(detected).toBeLessThanOrEqual(bound);
+      // Only the cut node is flagged; quorum holds with 2 of 3.
+      expect(flagged.report.detected).toEqual([NODE]);
+      expect(flagged.report.verdict.etcd).toMatchObject({ members: 3, healthy: 2, hasQuorum: true });
+      expect(flagged.agreesWithEngine).toBe(true);
+    } finally {
+      console.log(await ops.replace(ctx));
+    }
+    const healedAt = Date.now() / 1000;
+    const clear = await until((x) => x.report.at > healedAt && !x.report.findings.some((f) => f.node === NODE), 45_000, `${NODE} clear after the heal`);
+    console.log(`${NODE}: clear ${(clear.report.at - healedAt).toFixed(1)} s after the heal`);
+    expect(clear.report.verdict.healthy).toBe(true);
+    expect(clear.report.detected).toEqual([]);
+  });
+});
