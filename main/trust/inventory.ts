@@ -22,6 +22,8 @@ export const TrustIdentity = z.object({
   kind: z.enum(['root-ca', 'cluster-ca', 'hub-tls', 'node', 'other']),
   subject: z.string(),
   fingerprint: z.string(),
+  /** The certificate's serial number (hex), as the CA issued it. */
+  serial: z.string(),
   notBefore: z.string(),
   notAfter: z.string(),
   daysLeft: z.number(),
@@ -63,6 +65,7 @@ export function judgeCertificate(file: string, certPem: string, kubeCertDays: nu
     kind,
     subject: c.subject,
     fingerprint: certFingerprint(certPem),
+    serial: c.serialNumber,
     notBefore: c.notBefore.toISOString(),
     notAfter: c.notAfter.toISOString(),
     daysLeft,
