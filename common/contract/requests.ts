@@ -14,6 +14,7 @@ import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCh
 import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
 import { TERMINAL_REQUESTS } from './terminal';
 import { ArtifactsOverview } from './artifacts';
+import { TRUST_REQUESTS } from './trust';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -148,6 +149,7 @@ export const REQUESTS = {
     result: LifecycleOutcome,
   },
   ...TERMINAL_REQUESTS,
+  ...TRUST_REQUESTS,
 } as const satisfies Record<RequestChannel, { request: z.ZodType; result: z.ZodType }>;
 
 export type RequestOf<C extends RequestChannel> = z.input<(typeof REQUESTS)[C]['request']>;

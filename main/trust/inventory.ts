@@ -7,7 +7,7 @@ import 'reflect-metadata';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { z } from 'zod';
+import type { TrustIdentity, TrustInventory } from '../../common/trust/inventory';
 import type { ClusterSpec } from '../../common/spec/index';
 import { WORKSPACE_LAYOUT } from '../workspace';
 import { certFingerprint } from './ca';
@@ -16,30 +16,7 @@ import { RevocationList } from './revocation';
 export const ROTATION_WARNING_DAYS = 7;
 const DAY_MS = 86_400_000;
 
-export const IdentityStatus = z.enum(['ok', 'rotate-soon', 'rotation-due', 'expires-soon', 'expired']);
-export const TrustIdentity = z.object({
-  file: z.string(),
-  kind: z.enum(['root-ca', 'cluster-ca', 'hub-tls', 'node', 'other']),
-  subject: z.string(),
-  fingerprint: z.string(),
-  /** The certificate's serial number (hex), as the CA issued it. */
-  serial: z.string(),
-  notBefore: z.string(),
-  notAfter: z.string(),
-  daysLeft: z.number(),
-  /** Leaf certificates: notBefore + security.keyRotation.kubeCertDays. */
-  rotateBy: z.string().optional(),
-  status: IdentityStatus,
-});
-export type TrustIdentity = z.infer<typeof TrustIdentity>;
-export const TrustInventory = z.object({
-  cluster: z.string(),
-  dir: z.string(),
-  identities: z.array(TrustIdentity),
-  revoked: RevocationList.shape.revoked,
-  warnings: z.array(z.string()),
-});
-export type TrustInventory = z.infer<typeof TrustInventory>;
+export { IdentityStatus, TrustIdentity, TrustInventory } from '../../common/trust/inventory';
 
 const KINDS: Record<string, TrustIdentity['kind']> = { 'root-ca.crt': 'root-ca', 'cluster-ca.crt': 'cluster-ca', 'hub.crt': 'hub-tls' };
 

@@ -1,6 +1,7 @@
 // Recovery: this cluster's recovery bundle (the seal stage writes it at the end of a deploy):
 // what it holds, what is encrypted to the offline recovery recipient, and the same offline
-// checks as `kubedos verify` plus the seal's restore-completeness check. Restoring and writing a
+// checks as `kubedos verify` plus the seal's restore-completeness check; and the cluster's trust
+// (certificates with expiry, revoke / rotate / enrollment window: TrustPanel.tsx). Restoring and writing a
 // stick run from the command line: the workbench never holds the recovery identity.
 import { Alert, Badge, Button, Code, Group, List, Modal, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
@@ -8,6 +9,7 @@ import { useStore } from 'zustand';
 import type { RecoveryInspection, UsbDeviceInfo } from '../../../common/contract/index';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
+import { TrustPanel } from './TrustPanel';
 
 const size = (n: number): string =>
   n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`;
@@ -148,6 +150,7 @@ export function RecoveryView() {
             {i.error}
           </Alert>
         )}
+        {!m && info !== undefined && <TrustPanel />}
         {m && (
           <>
             <Paper withBorder p="sm">
@@ -201,6 +204,7 @@ export function RecoveryView() {
                 Restore checks the bundle, the key and the artifact offline and refuses before writing anything; writing a stick from here is not available yet.
               </Text>
             </Paper>
+            <TrustPanel />
             <Paper withBorder p="sm">
               <Title order={5} mb="xs">
                 Contents

@@ -1,0 +1,35 @@
+// The trust inventory's shapes (main/trust/inventory.ts fills them): each certificate of the
+// cluster's workspace with its expiry judged against security.keyRotation, and the revocation
+// list. Shared by `kubedos trust list --json` and the workbench. Pure.
+import { z } from 'zod';
+
+export const Revocation = z.object({ node: z.string().min(1), at: z.number().int(), reason: z.string() });
+export type Revocation = z.infer<typeof Revocation>;
+
+export const IdentityStatus = z.enum(['ok', 'rotate-soon', 'rotation-due', 'expires-soon', 'expired']);
+export type IdentityStatus = z.infer<typeof IdentityStatus>;
+
+export const TrustIdentity = z.object({
+  file: z.string(),
+  kind: z.enum(['root-ca', 'cluster-ca', 'hub-tls', 'node', 'other']),
+  subject: z.string(),
+  fingerprint: z.string(),
+  /** The certificate's serial number (hex), as the CA issued it. */
+  serial: z.string(),
+  notBefore: z.string(),
+  notAfter: z.string(),
+  daysLeft: z.number(),
+  /** Leaf certificates: notBefore + security.keyRotation.kubeCertDays. */
+  rotateBy: z.string().optional(),
+  status: IdentityStatus,
+});
+export type TrustIdentity = z.infer<typeof TrustIdentity>;
+
+export const TrustInventory = z.object({
+  cluster: z.string(),
+  dir: z.string(),
+  identities: z.array(TrustIdentity),
+  revoked: z.array(Revocation),
+  warnings: z.array(z.string()),
+});
+export type TrustInventory = z.infer<typeof TrustInventory>;
