@@ -25,10 +25,29 @@ export const TrustIdentity = z.object({
 });
 export type TrustIdentity = z.infer<typeof TrustIdentity>;
 
+/** Where the enroll stage records when each node's WireGuard keys were first seen (public keys only). */
+export const WireguardKeyRecord = z.object({
+  cluster: z.string(),
+  nodes: z.record(z.string(), z.object({ keys: z.object({ wg1: z.string(), wg2: z.string(), wg3: z.string() }), since: z.string() })),
+});
+export type WireguardKeyRecord = z.infer<typeof WireguardKeyRecord>;
+
+/** One node's WireGuard keys judged against security.keyRotation.wireguardDays. */
+export const WireguardKeyAge = z.object({
+  node: z.string(),
+  since: z.string(),
+  ageDays: z.number().int(),
+  rotateBy: z.string(),
+  status: z.enum(['ok', 'rotate-soon', 'rotation-due']),
+});
+export type WireguardKeyAge = z.infer<typeof WireguardKeyAge>;
+
 export const TrustInventory = z.object({
   cluster: z.string(),
   dir: z.string(),
   identities: z.array(TrustIdentity),
+  /** Empty until a deploy's enroll stage recorded the keys. */
+  wireguard: z.array(WireguardKeyAge),
   revoked: z.array(Revocation),
   warnings: z.array(z.string()),
 });

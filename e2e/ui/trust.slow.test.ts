@@ -1,7 +1,7 @@
 // (Opt-in: npm run test:ui:trust; root.) The Trust panel of the Recovery view in Debian's chromium
 // against `kubedos serve`: a lab-3 workspace whose trust material and node identity certificates
 // were made 85 days ago (the node certificates are due for rotation soon, the hub's 30-day
-// enrollment certificate has expired), listed with days left; a revoke confirmed in the dialog that
+// enrollment certificate has expired, the WireGuard keys are overdue but w-1's), listed with days left; a revoke confirmed in the dialog that
 // names the node runs on the namespace lab and reports what changed. Screenshots at 1440x900 and
 // 1280x720, dark and light, in e2e/output/screens/h17/.
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { plan as planOf } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { ensureNodeIdentities } from '../../main/stages/node-identities';
 import { clusterTrust } from '../../main/stages/trust';
+import { recordWireguardKeys } from '../../main/trust/inventory';
 import { createRecoveryKey, writeRecoveryRecipient } from '../../main/trust/recovery';
 import { clusterWorkspace } from '../../main/workspace';
 import type { Served } from './harness';
@@ -34,6 +35,11 @@ beforeAll(async () => {
   const issued = new Date(Date.now() - 85 * 86_400_000);
   const t = await clusterTrust(cws, plan, env, issued);
   await ensureNodeIdentities({ plan, trustDir: t.dir, store: t.store, intermediate: t.intermediate, kubeCertDays: spec.spec.security.keyRotation.kubeCertDays, now: issued });
+  // WireGuard keys first seen 85 days ago (overdue: wireguardDays is 30), w-1's rotated 25 days ago (due soon).
+  const key = (n: string, p: number): string => Buffer.alloc(32, n.length * 7 + p).toString('base64');
+  const keysOf = (n: string) => ({ wg1: key(n, 1), wg2: key(n, 2), wg3: key(n, 3) });
+  recordWireguardKeys(cws, plan.cluster.name, Object.fromEntries(plan.nodes.map((n) => [n.name, keysOf(n.name)])), issued);
+  recordWireguardKeys(cws, plan.cluster.name, { ...Object.fromEntries(plan.nodes.map((n) => [n.name, keysOf(n.name)])), 'w-1': keysOf('w-1-new') }, new Date(Date.now() - 25 * 86_400_000));
   writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
   served = await startServe([join(ws, 'lab-3.yaml')], ws);
   chromium = await launchChromium();
@@ -79,6 +85,9 @@ describe('Trust panel', () => {
     expect(rows.find((r) => r.startsWith('hub'))).toMatch(/expired/);
     expect(await page.getByTestId('trust-warnings').textContent()).toMatch(/hub\.crt .* expired/);
     expect(await page.getByTestId('trust-revoked').textContent()).toBe('Revoked: none');
+    const wg = await page.locator('[data-testid=trust-wireguard] tbody tr').allTextContents();
+    expect(wg.find((r) => r.startsWith('master'))).toMatch(/rotation due/);
+    expect(wg.find((r) => r.startsWith('w-1'))).toMatch(/rotate soon/);
     await bothThemes('trust', 'trust');
   });
 

@@ -25,6 +25,7 @@ import { ensureNodeIdentities, identitiesDue, identityFiles } from './node-ident
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WORKSPACE_LAYOUT } from '../workspace';
+import { recordWireguardKeys } from '../trust/inventory';
 
 const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
 const AGENT_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-agent';
@@ -101,7 +102,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
       const drift = await hubView(ctx.substrate(validate.spec, plan.plan).driver, plan.plan, p.signal);
       return drift.length ? { moved: true, reason: drift.slice(0, 3).join('; ') } : { moved: false, note: 'every node is enrolled with fresh handshakes on the hub' };
     },
-    async run(s, { validate, plan: planned }) {
+    async run(s, { validate, plan: planned, backplanes }) {
       const plan = planned.plan;
       const { driver } = ctx.substrate(validate.spec, plan);
       const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
@@ -225,6 +226,9 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
       // written to the node 0600; recorded in <workspace>/trust for the trust inventory.
       const ids = await ensureNodeIdentities({ plan, trustDir: trust.dir, store: trust.store, intermediate: trust.intermediate, kubeCertDays: validate.spec.spec.security.keyRotation.kubeCertDays, now: new Date() });
       for (const id of ids.filter((x) => x.issued)) s.log(`${id.node}: identity certificate issued (serial ${id.serial}, not after ${id.notAfter.slice(0, 10)}): ${id.why}`, { node: id.node });
+      // When each node's WireGuard keys were first seen, for security.keyRotation.wireguardDays.
+      const newKeys = recordWireguardKeys(ctx.workspace, plan.cluster.name, backplanes.wgPublicKeys, new Date());
+      if (newKeys.length) s.log(`WireGuard keys recorded as new for ${newKeys.join(', ')} (rotation due in ${validate.spec.spec.security.keyRotation.wireguardDays} days)`);
       await eachNode(s, plan.nodes, async (n) => {
         const id = ids.find((x) => x.node === n.name)!;
         changes += await syncFiles({ driver, node: n, signal: s.signal }, identityFiles(id, caChainPem));

@@ -8,7 +8,7 @@ import { parseSpec, TEMPLATES } from '../../../common/spec/index';
 import type { CliIo } from '../command';
 import { trustCommand } from './trust';
 import { createClusterIntermediate, createRootCa, issueHubTlsCert, issueNodeIdentity } from '../../trust/ca';
-import { judgeCertificate, trustInventory } from '../../trust/inventory';
+import { judgeCertificate, judgeWireguardKeys, recordWireguardKeys, trustInventory, WIREGUARD_KEYS_FILE } from '../../trust/inventory';
 import { recordTrustReport, revocationsPath, workspaceRevocations } from '../../trust/service';
 
 const spec = parseSpec(TEMPLATES['lab-3'].text).spec!; // kubeCertDays 90
@@ -98,6 +98,30 @@ describe('trust inventory', async () => {
     await expect(run('revoke', 'lab-3.yaml')).rejects.toThrow(/missing the NODE to revoke/);
     await expect(run('list', 'lab-3.yaml', '--lab')).rejects.toThrow(/--lab does not go with trust list/);
     await expect(run('revkoe', 'lab-3.yaml')).rejects.toThrow(/unknown action "revkoe"; did you mean revoke\?/);
+  });
+});
+
+describe('WireGuard key ages (security.keyRotation.wireguardDays)', () => {
+  it('records when keys were first seen, keeps that time while they stay, restarts it when they change, and judges the age', async () => {
+    const ws = mkdtempSync(join(tmpdir(), 'h17-trust-'));
+    dirs.push(ws);
+    const cws = join(ws, 'clusters', 'lab-3');
+    const k = (x: string) => ({ wg1: `${x}1`, wg2: `${x}2`, wg3: `${x}3` });
+    const t0 = new Date('2026-01-01T00:00:00Z');
+    expect(recordWireguardKeys(cws, 'lab-3', { 'w-1': k('a'), master: k('m') }, t0)).toEqual(['master', 'w-1']);
+    expect(statSync(join(cws, 'trust', WIREGUARD_KEYS_FILE)).mode & 0o077).toBe(0);
+    const t1 = new Date(t0.getTime() + 40 * DAY);
+    expect(recordWireguardKeys(cws, 'lab-3', { 'w-1': k('b'), master: k('m') }, t1)).toEqual(['w-1']);
+    // lab-3: wireguardDays 30. master's keys are 41 days old (due), w-1's new.
+    expect(spec.spec.security.keyRotation.wireguardDays).toBe(30);
+    const inv = trustInventory(cws, spec, new Date(t1.getTime() + DAY));
+    expect(inv.wireguard).toEqual([
+      { node: 'master', since: t0.toISOString(), ageDays: 41, rotateBy: new Date(t0.getTime() + 30 * DAY).toISOString(), status: 'rotation-due' },
+      { node: 'w-1', since: t1.toISOString(), ageDays: 1, rotateBy: new Date(t1.getTime() + 30 * DAY).toISOString(), status: 'ok' },
+    ]);
+    expect(inv.warnings).toEqual(['WireGuard keys of master (41 days old) were due for rotation on 2026-01-31 (security.keyRotation.wireguardDays): rotate them (kubedos trust rotate)']);
+    expect(judgeWireguardKeys('w-1', t1.toISOString(), 30, new Date(t1.getTime() + 25 * DAY)).status).toBe('rotate-soon');
+    expect(judgeWireguardKeys('w-1', t1.toISOString(), 30, new Date(t1.getTime() + 20 * DAY)).status).toBe('ok');
   });
 });
 

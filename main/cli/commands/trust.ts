@@ -28,8 +28,9 @@ export const trustCommand: CliCommand = {
   help: [
     'list    <workspace>/clusters/<name>/trust: root CA, cluster intermediate, the hub\'s enrollment TLS certificate,',
     '        node identity certificates (issued at enrollment) and revoked.json, with days left. Leaf certificates are',
-    '        due for rotation security.keyRotation.kubeCertDays after issue; warnings start 7 days before that day or',
-    '        before expiry. Read-only. Exit 1 when a certificate expired or is overdue for rotation.',
+    '        due for rotation security.keyRotation.kubeCertDays after issue, WireGuard keys wireguardDays after the',
+    '        enroll stage first saw them; warnings start 7 days before that day or before expiry. Read-only.',
+    '        Exit 1 when a certificate expired or a certificate or key is overdue for rotation.',
     'revoke  the node goes on the hub\'s revocation list and its peers leave wg1, wg2 and wg3 on the hub at once; the',
     '        enrollment window refuses it from then on. The hub itself cannot be revoked.',
     'rotate  --node NODE: new WireGuard keys made on the node, re-enrolled with a fresh single-use token (a window is',
@@ -129,7 +130,7 @@ function list(file: string, json: boolean, io: CliIo): number {
   const loaded = loadSpec(file, io.cwd);
   if (!loaded.spec) return reportInvalidSpec(loaded, file, io, 'nothing listed');
   const inv = trustInventory(clusterWorkspace(loaded.spec.metadata.name, io.env), loaded.spec);
-  const bad = inv.identities.some((i) => i.status === 'expired' || i.status === 'rotation-due');
+  const bad = inv.identities.some((i) => i.status === 'expired' || i.status === 'rotation-due') || inv.wireguard.some((w) => w.status === 'rotation-due');
   if (json) {
     io.out(JSON.stringify(inv, null, 2));
     return bad ? 1 : 0;
@@ -144,6 +145,15 @@ function list(file: string, json: boolean, io: CliIo): number {
       inv.identities.map((i) => [i.file, i.subject, i.serial.slice(0, 16), i.notAfter.slice(0, 10), String(i.daysLeft), i.rotateBy?.slice(0, 10) ?? '-', i.status]),
     ),
   );
+  if (inv.wireguard.length) {
+    io.out('');
+    io.out(
+      renderTable(
+        ['WIREGUARD KEYS OF', 'SINCE', 'AGE (DAYS)', 'ROTATE BY', 'STATUS'],
+        inv.wireguard.map((w) => [w.node, w.since.slice(0, 10), String(w.ageDays), w.rotateBy.slice(0, 10), w.status]),
+      ),
+    );
+  } else io.out('WireGuard key ages: not recorded yet (a deploy\'s enroll stage records them)');
   io.out(inv.revoked.length ? `revoked: ${inv.revoked.map((r) => `${r.node} (${r.reason})`).join(', ')}` : 'revoked: none');
   for (const w of inv.warnings) io.err(`warning: ${w}`);
   return bad ? 1 : 0;

@@ -122,10 +122,39 @@ export function TrustPanel() {
           </Table.Tbody>
         </Table>
       )}
+      {i && i.wireguard.length > 0 && (
+        <Table fz="xs" striped mt="xs" data-testid="trust-wireguard">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>WireGuard keys of</Table.Th>
+              <Table.Th>since</Table.Th>
+              <Table.Th>age (days)</Table.Th>
+              <Table.Th>rotate by</Table.Th>
+              <Table.Th>status</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {i.wireguard.map((w) => (
+              <Table.Tr key={w.node}>
+                <Table.Td ff="monospace">{w.node}</Table.Td>
+                <Table.Td>{w.since.slice(0, 10)}</Table.Td>
+                <Table.Td>{w.ageDays}</Table.Td>
+                <Table.Td>{w.rotateBy.slice(0, 10)}</Table.Td>
+                <Table.Td>
+                  <Badge size="sm" variant="light" color={STATUS_COLOR[w.status]}>
+                    {STATUS_TEXT[w.status]}
+                  </Badge>
+                </Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      )}
       {i && (
         <Stack gap={4} mt="xs">
           <Text size="xs" c="dimmed">
-            Leaf certificates are due for rotation security.keyRotation.kubeCertDays ({spec.spec.security.keyRotation.kubeCertDays}) days after issue; a warning starts 7 days before.
+            Leaf certificates are due for rotation security.keyRotation.kubeCertDays ({spec.spec.security.keyRotation.kubeCertDays}) days after issue, WireGuard keys wireguardDays ({spec.spec.security.keyRotation.wireguardDays}) days after a deploy first saw them
+            {i.wireguard.length ? '' : ' (not recorded yet)'}; a warning starts 7 days before.
           </Text>
           <Text size="sm" data-testid="trust-revoked">
             Revoked: {i.revoked.length ? i.revoked.map((r) => `${r.node} (${r.reason})`).join(', ') : 'none'}
