@@ -11,7 +11,13 @@ import { canonicalJson } from '../../common/canonical';
 import { isRoot, LAB_NEEDS_ROOT } from '../drills/service';
 import { makePrivateDir, WORKSPACE_LAYOUT, writePrivateFile } from '../workspace';
 import { createLabTrustTarget } from './lab-target';
-import { runTrustOperation } from './operations';
+import type { NodeShell } from '../drills/shell';
+import { ageIdentity } from './identity';
+import { runTrustOperation, TrustOperationError } from './operations';
+import type { TrustTarget } from './operations';
+import { openSecretStore } from './secret-store';
+import { ENROLL_HMAC_SECRET } from './token';
+
 import type { RevocationList } from './revocation';
 import { emptyRevocationList, RevocationList as RevocationListSchema, revokeNode } from './revocation';
 
@@ -53,6 +59,24 @@ export function preflightTrustOperation(plan: Plan, o: TrustOperation, where: { 
   if (where.lab && !(where.root ?? isRoot())) return `${LAB_NEEDS_ROOT}; nothing was changed`;
   if (!where.lab) return NO_CLUSTER_TRUST;
   return undefined;
+}
+
+/**
+ * A deployed cluster as a trust target: `shell` runs argv on its nodes (the guest agents), the
+ * enrollment key comes from the workspace's SecretStore (tokens the hub will accept).
+ */
+export async function workspaceTrustTarget(plan: Plan, shell: NodeShell, workspace: string, env: NodeJS.ProcessEnv): Promise<TrustTarget> {
+  const store = await openSecretStore(join(workspace, WORKSPACE_LAYOUT.secrets), await ageIdentity(env));
+  if (!(await store.has(ENROLL_HMAC_SECRET))) throw new TrustOperationError(`no enrollment key in ${store.dir}: ${plan.cluster.name} was never deployed from this workspace; nothing was changed`);
+  return { kind: 'cluster', plan, shell, hmacKey: await store.get(ENROLL_HMAC_SECRET) };
+}
+
+/** Runs one operation on a deployed cluster and keeps a revocation in the workspace too. */
+export async function runTrustOperationOnCluster(target: TrustTarget, workspace: string, o: TrustOperation, opts: { log?: (line: string) => void; signal?: AbortSignal; now?: () => number } = {}): Promise<TrustOpReport> {
+  const r = await runTrustOperation(target, o, opts);
+  recordTrustReport(workspace, r, o.op === 'revoke' ? (o.reason ?? 'revoked by the operator') : '', Math.floor((opts.now?.() ?? Date.now()) / 1000));
+  if (r.op === 'revoke' && r.node) r.changed.push(`${r.node} added to the workspace's revocation list (${revocationsPath(workspace)})`);
+  return r;
 }
 
 /** Builds the namespace lab of the plan (every spoke enrolled), runs one operation on it, removes the lab. */
