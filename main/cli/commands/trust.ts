@@ -59,37 +59,36 @@ export const trustCommand: CliCommand = {
       const guess = action ? closest(action, ACTIONS) : undefined;
       throw new UsageError(action === undefined ? `missing the action: ${ACTIONS.join(', ')}` : `unknown action "${action}"${guess ? `; did you mean ${guess}?` : ''} (actions: ${ACTIONS.join(', ')})`);
     }
-    const usage = USAGE[action as keyof typeof USAGE];
-    if (!file) throw new UsageError(`missing the SPEC: ${usage}`);
+    if (!file) throw new UsageError(`missing the SPEC`);
     const only = (allowed: readonly string[]): void => {
       const extra = Object.keys(values).filter((k) => !allowed.includes(k));
-      if (extra.length) throw new UsageError(`--${extra[0]} does not go with trust ${action}: ${usage}`);
+      if (extra.length) throw new UsageError(`--${extra[0]} does not go with trust ${action}`);
     };
     let op: TrustOperation;
     switch (action) {
       case 'list':
         only(['json']);
-        if (rest.length) throw new UsageError(`exactly one SPEC: ${usage}`);
+        if (rest.length) throw new UsageError(`exactly one SPEC`);
         return list(file, Boolean(values.json), io);
       case 'revoke': {
         only(['json', 'lab', 'reason']);
-        if (rest.length !== 1) throw new UsageError(rest.length ? `one NODE at a time: ${usage}` : `missing the NODE to revoke: ${usage}`);
+        if (rest.length !== 1) throw new UsageError(rest.length ? `one NODE at a time` : `missing the NODE to revoke`);
         op = { op: 'revoke', node: rest[0]!, ...(values.reason !== undefined ? { reason: values.reason } : {}) };
         break;
       }
       case 'rotate':
         only(['json', 'lab', 'hub', 'node']);
-        if (rest.length) throw new UsageError(`name the node with --node: ${usage}`);
-        if (Boolean(values.hub) === (values.node !== undefined)) throw new UsageError(`say which keys: --hub or --node NODE (one of them): ${usage}`);
+        if (rest.length) throw new UsageError(`name the node with --node`);
+        if (Boolean(values.hub) === (values.node !== undefined)) throw new UsageError(`say which keys: --hub or --node NODE (one of them)`);
         op = values.hub ? { op: 'rotate-hub' } : { op: 'rotate-node', node: values.node! };
         break;
       default: {
         only(['json', 'lab', 'minutes']);
         const [what, ...more] = rest;
-        if (what !== 'open' && what !== 'close') throw new UsageError(`${what === undefined ? 'missing open or close' : `"${what}" is not open or close${closest(what, ['open', 'close']) ? `; did you mean ${closest(what, ['open', 'close'])}?` : ''}`}: ${usage}`);
-        if (more.length) throw new UsageError(`unexpected ${more[0]}: ${usage}`);
+        if (what !== 'open' && what !== 'close') throw new UsageError(`${what === undefined ? 'missing open or close' : `"${what}" is not open or close${closest(what, ['open', 'close']) ? `; did you mean ${closest(what, ['open', 'close'])}?` : ''}`}`);
+        if (more.length) throw new UsageError(`unexpected ${more[0]}`);
         if (what === 'close') {
-          if (values.minutes !== undefined) throw new UsageError(`--minutes goes with open: ${usage}`);
+          if (values.minutes !== undefined) throw new UsageError(`--minutes goes with open`);
           op = { op: 'window-close' };
         } else {
           const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
