@@ -34,6 +34,8 @@ export const REQUEST_CHANNELS = [
   'terminal.input',
   'terminal.resize',
   'terminal.close',
+  'trust.inventory',
+  'trust.run',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 

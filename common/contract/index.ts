@@ -4,6 +4,7 @@ export * from './requests';
 export * from './deploy';
 export * from './lifecycle';
 export * from './terminal';
+export * from './trust';
 export * from './artifacts';
 export * from './recovery';
 export * from './usb';

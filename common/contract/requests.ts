@@ -16,6 +16,7 @@ import { TERMINAL_REQUESTS } from './terminal';
 import { ArtifactsOverview } from './artifacts';
 import { USB_REQUESTS } from './usb';
 import { RESTORE_REQUESTS } from './restore';
+import { TRUST_REQUESTS } from './trust';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -152,6 +153,7 @@ export const REQUESTS = {
   ...TERMINAL_REQUESTS,
   ...USB_REQUESTS,
   ...RESTORE_REQUESTS,
+  ...TRUST_REQUESTS,
 } as const satisfies Record<RequestChannel, { request: z.ZodType; result: z.ZodType }>;
 
 export type RequestOf<C extends RequestChannel> = z.input<(typeof REQUESTS)[C]['request']>;

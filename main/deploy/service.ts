@@ -53,8 +53,9 @@ export interface AnalysedSpec {
 }
 
 /** Parses and plans; throws an actionable error naming the first problems. */
-export function analyse(text: string): AnalysedSpec {
-  const parsed = parseSpec(text, { completeness: true });
+/** The spec and its plan, or a DeployRequestError naming the first errors. `completeness: false` for what does not build (the trust operations). */
+export function analyse(text: string, o: { completeness?: boolean } = {}): AnalysedSpec {
+  const parsed = parseSpec(text, { completeness: o.completeness ?? true });
   if (!parsed.spec) {
     const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
     const first = errors.slice(0, 3).map((d) => `line ${d.line}:${d.column}: ${d.message}`);

@@ -36,6 +36,8 @@ import { lifecyclePreview, lifecycleRun } from './lifecycle';
 import { SpecAccessError, SpecFiles } from './spec-files';
 import { listSshHosts } from './ssh-hosts';
 import { TerminalBinding } from './terminal';
+import type { TrustBinding } from './trust';
+import { trustInventoryOf, trustRun } from './trust';
 
 export const APP_NAME = "Kube'd'OS Foundry";
 export const APP_VERSION = '0.1.0';
@@ -126,6 +128,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     },
   };
 
+  const trust: TrustBinding = { env };
   const drills: DrillBinding = { env, emit: (events) => emit('drills.events', events), ...(options.drillRunner ? { runner: options.drillRunner } : {}) };
 
   const usb: UsbBinding = { env, emit: (e) => emit('usb.progress', e), ...(options.usbSource ? { source: options.usbSource } : {}), ...(options.usbAfterBytes ? { afterBytes: options.usbAfterBytes } : {}) };
@@ -155,6 +158,8 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'drills.cancel': () => drillCancel(drills),
     'drills.report': ({ cluster }) => drillReportOf(cluster, env),
     'artifacts.overview': ({ cluster, verify }) => artifactsOverview(cluster, env, { full: verify === true }),
+    'trust.inventory': (r) => trustInventoryOf(trust, r),
+    'trust.run': (r) => trustRun(trust, r),
     'recovery.inspect': ({ cluster, verify }) => inspectBundle(cluster, join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle), verify ? { verify } : {}),
     'usb.devices': async () =>
       (await usbList({ all: true, ...(options.usbSource ? { source: options.usbSource } : {}) })).map((d) => ({

@@ -20,7 +20,12 @@ import { eachNode, guestJson, guestReadMaybe, guestRun, guestWrite, tail } from 
 import { sleep } from '../pipeline/sleep';
 import { planesStatus } from './firstboot';
 import { HANDSHAKE_FRESH_S, PLANE_NAMES, staleHandshakes } from './backplanes';
-import { clusterTrust } from './trust';
+import { clusterTrust, TRUST_FILES } from './trust';
+import { ensureNodeIdentities, identitiesDue, identityFiles } from './node-identities';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WORKSPACE_LAYOUT } from '../workspace';
+import { recordWireguardKeys } from '../trust/inventory';
 
 const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
 const AGENT_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-agent';
@@ -89,10 +94,15 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
     output: EnrollOutput,
     // On the hub: every spoke on the roster, no window open, a fresh peer per spoke on each plane.
     async probe(p, { validate, plan }) {
+      // Node identity certificates: read from the workspace only (no node contacted for them).
+      const trustDir = join(ctx.workspace, WORKSPACE_LAYOUT.trust);
+      const caPath = join(trustDir, TRUST_FILES.intermediate);
+      const due = identitiesDue(trustDir, plan.plan, existsSync(caPath) ? readFileSync(caPath, 'utf8') : undefined, validate.spec.spec.security.keyRotation.kubeCertDays, new Date());
+      if (due.length) return { moved: true, reason: `node identity certificates to issue or rotate: ${due.slice(0, 4).join(', ')}${due.length > 4 ? ` and ${due.length - 4} more` : ''}` };
       const drift = await hubView(ctx.substrate(validate.spec, plan.plan).driver, plan.plan, p.signal);
       return drift.length ? { moved: true, reason: drift.slice(0, 3).join('; ') } : { moved: false, note: 'every node is enrolled with fresh handshakes on the hub' };
     },
-    async run(s, { validate, plan: planned }) {
+    async run(s, { validate, plan: planned, backplanes }) {
       const plan = planned.plan;
       const { driver } = ctx.substrate(validate.spec, plan);
       const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
@@ -211,11 +221,23 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
         const peers = hubSt.planes[p]?.peers?.length ?? 0;
         if (peers !== spokes.length) throw new StageError(`${hub.name}: ${p} has ${peers} peers, the plan has ${spokes.length} nodes to link`, { node: hub.name, hint: 'kubedos-enroll-hub status on the master' });
       }
+      // Each node's identity certificate from the cluster intermediate: issued now when missing or
+      // due (security.keyRotation.kubeCertDays), its key kept encrypted in the SecretStore and
+      // written to the node 0600; recorded in <workspace>/trust for the trust inventory.
+      const ids = await ensureNodeIdentities({ plan, trustDir: trust.dir, store: trust.store, intermediate: trust.intermediate, kubeCertDays: validate.spec.spec.security.keyRotation.kubeCertDays, now: new Date() });
+      for (const id of ids.filter((x) => x.issued)) s.log(`${id.node}: identity certificate issued (serial ${id.serial}, not after ${id.notAfter.slice(0, 10)}): ${id.why}`, { node: id.node });
+      // When each node's WireGuard keys were first seen, for security.keyRotation.wireguardDays.
+      const newKeys = recordWireguardKeys(ctx.workspace, plan.cluster.name, backplanes.wgPublicKeys, new Date());
+      if (newKeys.length) s.log(`WireGuard keys recorded as new for ${newKeys.join(', ')} (rotation due in ${validate.spec.spec.security.keyRotation.wireguardDays} days)`);
+      await eachNode(s, plan.nodes, async (n) => {
+        const id = ids.find((x) => x.node === n.name)!;
+        changes += await syncFiles({ driver, node: n, signal: s.signal }, identityFiles(id, caChainPem));
+      });
       s.changed(changes);
       return {
         hubPin: trust.hubTls.fingerprint,
         enrolled: spokes.map((n) => n.name).sort(),
-        summary: { stage: 'enroll', changes, notes: [pending.length ? `enrolled ${pending.map((n) => n.name).join(', ')}` : 'every node was already enrolled', `hub pin ${trust.hubTls.fingerprint}`] },
+        summary: { stage: 'enroll', changes, notes: [pending.length ? `enrolled ${pending.map((n) => n.name).join(', ')}` : 'every node was already enrolled', `hub pin ${trust.hubTls.fingerprint}`, `identity certificates: ${ids.filter((x) => x.issued).length} issued, ${ids.filter((x) => !x.issued).length} still good`] },
       };
     },
   });

@@ -12,7 +12,7 @@ import { hubOf } from '../../common/plan/index';
 import * as x509 from '@peculiar/x509';
 import type { Plan } from '../../common/plan/index';
 import type { CertifiedKey, SecretStore } from '../trust/index';
-import { ageIdentity, certFingerprint, createClusterIntermediate, createRootCa, generateHmacKey, issueHubTlsCert, openSecretStore } from '../trust/index';
+import { ageIdentity, certFingerprint, ENROLL_HMAC_SECRET, createClusterIntermediate, createRootCa, generateHmacKey, issueHubTlsCert, openSecretStore } from '../trust/index';
 import { decryptWithRecovery, encryptTo, ensureRecoveryRecipient, recoveryDir, recoveryIdentity, RECOVERY_FILES } from '../trust/recovery';
 import { makePrivateDir, WORKSPACE_LAYOUT, writePrivateFile } from '../workspace';
 
@@ -116,10 +116,10 @@ export async function clusterTrust(workspace: string, plan: Plan, env: NodeJS.Pr
     await save('enroll/hub-tls.key', TRUST_FILES.hub, hubTls);
   }
   writeFileSync(join(dir, TRUST_FILES.pin), `${hubTls.fingerprint}\n`);
-  if (!(await store.has('enroll/hmac.key'))) {
-    await store.put('enroll/hmac.key', generateHmacKey());
+  if (!(await store.has(ENROLL_HMAC_SECRET))) {
+    await store.put(ENROLL_HMAC_SECRET, generateHmacKey());
     created.push('enrollment HMAC key');
   }
-  const hmacKey = await store.get('enroll/hmac.key');
+  const hmacKey = await store.get(ENROLL_HMAC_SECRET);
   return { root, recoveryRecipient: recipient, intermediate, hubTls, hmacKey, store, dir, created, notes };
 }

@@ -2,10 +2,10 @@
 // enrollment window and its peers are removed from every plane on the hub. The workbench keeps
 // the list in the workspace; the hub reads /etc/kubedos/enroll/revoked.json.
 import { z } from 'zod';
+import { Revocation } from '../../common/trust/inventory';
 
-export const Revocation = z.object({ node: z.string().min(1), at: z.number().int(), reason: z.string() });
+export { Revocation };
 export const RevocationList = z.object({ cluster: z.string().min(1), revoked: z.array(Revocation) });
-export type Revocation = z.infer<typeof Revocation>;
 export type RevocationList = z.infer<typeof RevocationList>;
 
 export function emptyRevocationList(cluster: string): RevocationList {

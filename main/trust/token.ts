@@ -7,6 +7,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 
 export const TOKEN_PREFIX = 'kdt1';
+/** The enrollment HMAC key's name in the cluster's SecretStore. */
+export const ENROLL_HMAC_SECRET = 'enroll/hmac.key';
 /** Minimum HMAC key length; the hub refuses shorter keys too. */
 export const MIN_HMAC_KEY_BYTES = 32;
 

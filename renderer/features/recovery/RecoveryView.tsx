@@ -1,9 +1,10 @@
 // Recovery: this cluster's recovery bundle (the seal stage writes it at the end of a deploy):
 // what it holds, what is encrypted to the offline recovery recipient, and the same offline
 // checks as `kubedos verify` plus the seal's restore-completeness check; a restore (RestorePanel)
-// and the portable USB stick (UsbDialog) through the same engine services as the CLI. The
-// recovery identity is read from its file for one restore and never kept.
-import { Alert, Badge, Button, Code, Group, List, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+// and the portable USB stick (UsbDialog) through the same engine services as the CLI; the
+// cluster's trust (certificates with expiry, revoke / rotate / enrollment window: TrustPanel.tsx).
+// The recovery identity is read from its file for one restore and never kept.
+import { Alert, Badge, Button, Code, Group, List, Modal, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { RecoveryInspection } from '../../../common/contract/index';
@@ -11,6 +12,7 @@ import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
 import { RestorePanel } from './RestorePanel';
 import { UsbDialog } from './UsbDialog';
+import { TrustPanel } from './TrustPanel';
 
 const size = (n: number): string =>
   n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`;
@@ -90,6 +92,7 @@ export function RecoveryView() {
             {i.error}
           </Alert>
         )}
+        {!m && info !== undefined && <TrustPanel />}
         {m && (
           <>
             <Paper withBorder p="sm">
@@ -132,6 +135,7 @@ export function RecoveryView() {
             )}
             <UsbDialog opened={usbOpen} onClose={() => setUsbOpen(false)} cluster={cluster} />
             <RestorePanel cluster={cluster} bundleDir={i.dir} />
+            <TrustPanel />
             <Paper withBorder p="sm">
               <Title order={5} mb="xs">
                 Contents
