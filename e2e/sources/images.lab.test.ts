@@ -113,7 +113,7 @@ describe('images from a declared source (docker-registry on loopback)', () => {
     expect(w.blobs).toBe(3);
     expect(JSON.parse(readFileSync(join(layout, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
     const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
-    expect(index.manifests).toEqual([{ mediaType: MEDIA.ociManifest, digest: pushed.digest, size: pushed.bytes.length, annotations: { 'io.kubedos.source': 'hello', 'org.opencontainers.image.ref.name': source.reference } }]);
+    expect(index.manifests).toEqual([{ mediaType: MEDIA.ociManifest, digest: pushed.digest, size: pushed.bytes.length, annotations: { 'io.containerd.image.name': source.reference, 'io.kubedos.source': 'hello', 'org.opencontainers.image.ref.name': source.reference } }]);
     for (const f of readdirSync(join(layout, 'blobs/sha256'))) expect(sha256Hex(readFileSync(join(layout, 'blobs/sha256', f)))).toBe(f);
   });
   it('the build step: declared images become placeable oci/ files', async () => {
