@@ -70,6 +70,9 @@ export interface BuildOptions {
 }
 
 /** Pure: the role an output belongs to: payload/<role>/…, iso/<cluster>-<role>.iso, images/<cluster>-<role>.qcow2. */
+/** Roles whose nodes run containerd (payload/ansible playbooks/40-runtime.yml): their images carry the OCI layout. */
+export const CONTAINERD_ROLES: readonly NodeRole[] = ['control-plane', 'worker'];
+
 export function roleOfOutput(path: string, cluster: string): string | undefined {
   const payload = /^payload\/([^/]+)\//.exec(path)?.[1];
   if (payload) return payload;
@@ -289,6 +292,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     baseEntry = { key, dir: e.dir };
     return baseEntry;
   };
+  // Declared upstream files and images (spec.sources): verified before they are cached or placed;
+  // the images' OCI layout also goes into the images of the roles that run containerd.
+  const upstream = await collectUpstream(o.spec, cacheRoot(env), { ...(signal ? { signal } : {}), log });
+  const ociIndexSha = upstream.layoutEntry?.files.find((f) => f.path === 'index.json')?.sha256;
   const payloadRecords: Record<string, { path: string; sha256: string }[]> = {};
   const payloadSbom: { role: string; path: string; sha256: string }[] = [];
   for (const role of roles) {
@@ -342,7 +349,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     if (targets.includes('image')) {
       const extras = packagesFor(lock, [role]).filter((p) => p.roles.length < NODE_ROLES.length);
       const base = await baseRootfs();
-      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror });
+      const oci = upstream.layoutEntry && CONTAINERD_ROLES.includes(role) ? upstream.layoutEntry : undefined;
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ...(oci ? { oci: ociIndexSha } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);
       if (!e) {
@@ -362,6 +370,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
             sourceDateEpoch: epoch,
             cluster,
             aptSource: `deb [signed-by=/usr/share/keyrings/kubedos-archive-keyring.gpg] http://${mirror.host}${mirror.directory} ${CODENAME} main`,
+            ...(oci ? { ociLayoutDir: oci.dir } : {}),
             signal,
             log,
           });
@@ -376,8 +385,6 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     }
   }
 
-  // Declared upstream files and images (spec.sources): verified before they are cached or placed.
-  const upstream = await collectUpstream(o.spec, cacheRoot(env), { ...(signal ? { signal } : {}), log });
   if (upstream.fileEntry.files.length) {
     place(upstream.fileEntry, outDir, 'files', state);
     track('files', upstream.fileEntry.files);
