@@ -76,6 +76,10 @@ describe('which packages a declaration takes', () => {
     expect(r.external.map((e) => e.group.join('|'))).toEqual(['init-system-helpers', 'iptables', 'iproute2', 'socat|netcat-openbsd', 'mount']);
     expect(r.notFound).toEqual([]);
   });
+  it('keeps a preferred (locked) version while the index carries it, else takes the highest', () => {
+    expect(resolveUpstream(index, ['kubeadm'], new Map([['kubeadm', '1.30.1-1.1']])).packages.find((p) => p.name === 'kubeadm')!.version).toBe('1.30.1-1.1');
+    expect(resolveUpstream(index, ['kubeadm'], new Map([['kubeadm', '1.29.0-1.1']])).packages.find((p) => p.name === 'kubeadm')!.version).toBe('1.30.2-1.1');
+  });
   it('names a declared package the index does not carry', () => {
     expect(resolveUpstream(index, ['kubeadm', 'kubelet-nope']).notFound).toEqual(['kubelet-nope']);
   });

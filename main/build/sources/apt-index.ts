@@ -155,11 +155,12 @@ export interface UpstreamResolution {
 
 /**
  * Pure: the packages a declaration takes from one repository's index: each declared name at the
- * highest version the index carries for amd64 or all, and transitively each dependency the same
+ * highest version the index carries for amd64 or all (or the `prefer`red, locked, version while
+ * the index still carries it), and transitively each dependency the same
  * repository provides (by name or Provides; the first alternative it carries). Everything else a
  * package depends on is returned as external.
  */
-export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly string[]): UpstreamResolution {
+export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly string[], prefer: ReadonlyMap<string, string> = new Map()): UpstreamResolution {
   const best = new Map<string, Stanza>();
   const provides = new Map<string, string>();
   for (const s of stanzas) {
@@ -167,7 +168,9 @@ export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly str
     const arch = s.Architecture;
     if (!name || !s.Version || (arch !== 'amd64' && arch !== 'all')) continue;
     const cur = best.get(name);
-    if (!cur || compareDebVersions(s.Version, cur.Version!) > 0) best.set(name, s);
+    // A preferred (locked) version the index still carries wins over a newer one.
+    if (cur && prefer.get(name) === cur.Version) continue;
+    if (!cur || prefer.get(name) === s.Version || compareDebVersions(s.Version, cur.Version!) > 0) best.set(name, s);
   }
   for (const [name, s] of [...best].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) for (const p of dependencyGroups(s.Provides).flat()) if (!provides.has(p)) provides.set(p, name);
   const carried = (n: string): string | undefined => (best.has(n) ? n : provides.get(n));

@@ -5,7 +5,8 @@
 //   every .deb to what the index lists. Nothing is written before it is verified.
 // - default: the locked upstream packages are reused (cache, else the repository must still serve
 //   that exact file); a locked version the repository no longer serves is refused by name (drift);
-//   a changed declaration is resolved again, and a version change in it is refused the same way.
+//   a changed declaration is resolved again keeping the locked versions still served, and a
+//   version change it would need is refused the same way.
 // - update: resolved again, the lock rewritten with the diff; frozen/offline: the declaration must
 //   be the locked one; offline never touches the network.
 // The packages live in the lock's `upstream` list and in the darksite's pool/upstream/<source>/.
@@ -101,13 +102,13 @@ function driftOf(sup: Superseded[], o: UpstreamOptions, mode: 'default' | 'froze
 }
 
 /** Resolve every declared source against its verified index. */
-async function resolveAll(sources: readonly AptSource[], debianNames: ReadonlySet<string>, o: UpstreamOptions, opened: Map<string, OpenedIndex>): Promise<UpstreamLockedPackage[]> {
+async function resolveAll(sources: readonly AptSource[], debianNames: ReadonlySet<string>, o: UpstreamOptions, opened: Map<string, OpenedIndex>, prefer: readonly UpstreamLockedPackage[]): Promise<UpstreamLockedPackage[]> {
   const out: UpstreamLockedPackage[] = [];
   const unmet: string[] = [];
   for (const s of sources) {
     const idx = opened.get(s.name) ?? (await openIndex(s, o));
     opened.set(s.name, idx);
-    const r = resolveUpstream(idx.stanzas, s.packages);
+    const r = resolveUpstream(idx.stanzas, s.packages, new Map(prefer.filter((p) => p.source === s.name).map((p) => [p.name, p.version])));
     if (r.notFound.length) throw new PinError(`apt source ${s.name} (${s.url} ${s.suite}): its index has no amd64 or all package ${firstFew(r.notFound)}; fix the names in spec.sources.apt ${s.name}.packages`);
     if (r.malformed.length) throw new PinError(`apt source ${s.name}: index entries without Filename, Size or SHA256: ${firstFew(r.malformed)}; the repository's index is not usable`);
     const here = new Set([...debianNames, ...r.packages.map((p) => p.name)]);
@@ -140,7 +141,8 @@ export async function ensureUpstream(sources: readonly AptSource[], o: UpstreamO
   let diff: LockDiff | undefined;
   if (!same || o.mode === 'update') {
     o.log?.(`sources: resolving ${sources.length} declared apt source(s) (${sources.map((s) => s.name).join(', ')})`);
-    const fresh = await resolveAll(sources, new Set(lock.packages.map((p) => p.name)), o, opened);
+    // A changed declaration keeps every locked version its repository still serves (like edited package lists).
+    const fresh = await resolveAll(sources, new Set(lock.packages.map((p) => p.name)), o, opened, o.mode === 'default' ? locked : []);
     diff = diffLocks(locked, fresh);
     if (o.mode === 'default' && diff.changed.length) throw driftOf(diff.changed.map((c) => ({ name: c.name, architecture: c.architecture, locked: c.from, available: c.to })), o, 'default');
     target = fresh;
