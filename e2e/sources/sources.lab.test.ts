@@ -206,6 +206,9 @@ describe('upstream apt packages into the darksite lock and repository', () => {
     expect(next.upstream![0]!.sha256).toBe(sha256Hex(readFileSync(deb)));
     expect(next.previous).toMatchObject({ reason: 'update', sha256: lockDigest(lock) });
     expect(debs(fresh)).toEqual([`${sha256Hex(readFileSync(deb))}.deb`]);
+    // offline: the cache or nothing, never the network.
+    expect(await ensureUpstream([withKey(fingerprint)], { lock: next, lockPath: lockPath(), cacheDir: fresh, mode: 'offline' })).toMatchObject({ written: false, downloaded: 0, reused: 1 });
+    await expect(ensureUpstream([withKey(fingerprint)], { lock: next, lockPath: lockPath(), cacheDir: join(root, 'up-cache-empty'), mode: 'offline' })).rejects.toThrow(/^darksite --offline: 1 locked upstream package\(s\) are not in the cache .*: kubedos-standin=1\.1 \(standin-apt\)\./);
     // frozen: a declaration that is not the locked one cannot be resolved.
     await expect(ensureUpstream([{ ...withKey(fingerprint), packages: ['kubedos-standin', 'other'] }], { lock: next, lockPath: lockPath(), cacheDir: fresh, mode: 'frozen' })).rejects.toThrow(/^--frozen: spec\.sources\.apt changed since the lock was resolved/);
   });
