@@ -69,10 +69,10 @@ export interface BuildOptions {
   signal?: AbortSignal;
 }
 
-/** Pure: the role an output belongs to: payload/<role>/…, iso/<cluster>-<role>.iso, images/<cluster>-<role>.qcow2. */
 /** Roles whose nodes run containerd (payload/ansible playbooks/40-runtime.yml): their images carry the OCI layout. */
 export const CONTAINERD_ROLES: readonly NodeRole[] = ['control-plane', 'worker'];
 
+/** Pure: the role an output belongs to: payload/<role>/…, iso/<cluster>-<role>.iso, images/<cluster>-<role>.qcow2. */
 export function roleOfOutput(path: string, cluster: string): string | undefined {
   const payload = /^payload\/([^/]+)\//.exec(path)?.[1];
   if (payload) return payload;
@@ -242,12 +242,12 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     label: cluster,
     tools: { apt: tools.apt, 'apt-utils': tools['apt-utils'], gnupg: tools.gnupg },
   });
-  let downloaded = 0;
+  let downloaded = up.downloaded;
   let ds = await lookup(dsKey);
   if (!ds) {
     ensureFreeSpace(cache.root, 2 * GiB, 'building the darksite');
     const fetched = await fetchPackages(lock, roles, dsOpts);
-    downloaded = fetched.stats.downloaded + up.downloaded;
+    downloaded += fetched.stats.downloaded;
     if (udebLock) downloaded += (await fetchUdebs(udebLock, dsOpts)).downloaded;
     const scratch = cache.scratch('darksite');
     log(`darksite: writing signed repository (${fetched.packages.length} packages${upstreamPackages.length ? `, ${upstreamPackages.length} from declared apt sources` : ''}${udebLock ? `, ${udebLock.udebs.length} installer udebs for kernel ${udebLock.installer.kernelAbi}` : ''})`);
