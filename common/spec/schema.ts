@@ -330,6 +330,9 @@ export const AptSourceSpec = z
       .regex(/^[0-9A-F]{40}$/, 'must be the full OpenPGP fingerprint of the signing key: 40 uppercase hex digits, no spaces')
       .describe('Fingerprint of the key that must sign the repository\'s InRelease; anything else is refused.'),
     packages: z.array(debianPackageName).min(1).describe('Packages taken from this repository (their dependencies come from Debian or from this repository).'),
+    key: sourceUrl
+      .optional()
+      .describe('URL of the public key the repository publishes (armored or binary OpenPGP); the build fetches it and accepts the InRelease only when signed by signedBy. Needed to fetch the packages.'),
   })
   .describe('An extra apt repository.');
 

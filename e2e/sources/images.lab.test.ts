@@ -113,21 +113,19 @@ describe('images from a declared source (docker-registry on loopback)', () => {
     expect(w.blobs).toBe(3);
     expect(JSON.parse(readFileSync(join(layout, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
     const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
-    expect(index.manifests).toEqual([{ mediaType: MEDIA.ociManifest, digest: pushed.digest, size: pushed.bytes.length, annotations: { 'io.kubedos.source': 'hello', 'org.opencontainers.image.ref.name': source.reference } }]);
+    expect(index.manifests).toEqual([{ mediaType: MEDIA.ociManifest, digest: pushed.digest, size: pushed.bytes.length, annotations: { 'io.containerd.image.name': source.reference, 'io.kubedos.source': 'hello', 'org.opencontainers.image.ref.name': source.reference } }]);
     for (const f of readdirSync(join(layout, 'blobs/sha256'))) expect(sha256Hex(readFileSync(join(layout, 'blobs/sha256', f)))).toBe(f);
   });
-  it('the build step: declared images become placeable oci/ files, declared apt sources are reported as not fetched', async () => {
+  it('the build step: declared images become placeable oci/ files', async () => {
     const pushed = await pushImage('kubedos/build', 'v1', 'for the build step\n');
     const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
     spec.spec.sources.images = [{ name: 'build', reference: `${host}/kubedos/build:v1`, digest: pushed.digest }];
-    spec.spec.sources.apt = [{ name: 'standin', url: 'http://127.0.0.1:8/repo', suite: 'stable', components: ['main'], signedBy: 'A'.repeat(40), packages: ['x'] }];
     const lines: string[] = [];
     const u = await collectUpstream(spec, join(root, 'build-cache'), { log: (l) => lines.push(l) });
     expect(u.images.map((i) => i.digest)).toEqual([pushed.digest]);
     expect(u.layoutEntry!.files.map((f) => f.path).filter((p) => !p.startsWith('blobs/'))).toEqual(['index.json', 'oci-layout']);
     expect(u.layoutEntry!.files.filter((f) => f.path.startsWith('blobs/sha256/'))).toHaveLength(3);
-    expect(u.aptSourcesNotFetched).toEqual(['standin']);
-    expect(lines.join('\n')).toMatch(/1 declared apt source\(s\) \(standin\) NOT fetched/);
+    expect(lines.join('\n')).toMatch(/sources: image build .* verified \(3 blobs\)/);
   });
   it('refuses a wrong digest, and a tag that moved to another image, by name; nothing is cached', async () => {
     const first = await pushImage('kubedos/moving', 'v1', 'one\n');

@@ -4,10 +4,14 @@
 // 127.0.0.1 (started and stopped by PID). A wrong signing key and a wrong file hash are refused
 // by name and leave nothing in the cache; an unreachable source is refused; a pinned file is then
 // served from the content-addressed cache without the network.
-// Not here yet: images through Debian's docker-registry (docs/sources.md, "Not done yet").
+// The declared apt source's packages then go the whole way: resolved from the verified index into
+// the darksite lock, cached by content, placed in a signed darksite that apt (private config, no
+// network) reads; a changed version, a wrong .deb hash and a wrong key are each refused by name.
+// Images through Debian's docker-registry: images.lab.test.ts.
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +19,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../common/canonical';
 import { contentPath, fetchFileSource, fetchInRelease } from '../../main/build/sources/fetch';
+import { ensureUpstream } from '../../main/build/sources/apt';
+import { lockDigest, readLock, writeRepository } from '../../main/build/darksite/index';
+import type { DarksiteLock } from '../../main/build/darksite/pins';
+import { DriftError } from '../../main/build/darksite/pins';
 
 const root = mkdtempSync(join(tmpdir(), 'kubedos-h13-sources-'));
 const served = join(root, 'www');
@@ -29,22 +37,27 @@ const FILE = Buffer.from('a chart or a CLI tarball stand-in\n');
 const gpg = (args: string[], input?: string): Buffer =>
   execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { ...process.env, GNUPGHOME: gnupg, LC_ALL: 'C' }, input, stdio: ['pipe', 'pipe', 'pipe'] });
 
-function buildRepo(): void {
-  const pkg = join(root, 'pkg');
+/** (Re)publish the repository with one version of the stand-in package; returns the .deb path. */
+function buildRepo(version = '1.0'): string {
+  const pkg = join(root, `pkg-${version}`);
   mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
   mkdirSync(join(pkg, 'usr/share/doc/kubedos-standin'), { recursive: true });
-  writeFileSync(join(pkg, 'DEBIAN/control'), 'Package: kubedos-standin\nVersion: 1.0\nArchitecture: all\nMaintainer: lab <lab@test.invalid>\nDescription: upstream stand-in\n');
-  writeFileSync(join(pkg, 'usr/share/doc/kubedos-standin/README'), 'stand-in\n');
+  writeFileSync(join(pkg, 'DEBIAN/control'), `Package: kubedos-standin\nVersion: ${version}\nArchitecture: all\nMaintainer: lab <lab@test.invalid>\nDepends: base-files\nDescription: upstream stand-in\n`);
+  writeFileSync(join(pkg, 'usr/share/doc/kubedos-standin/README'), `stand-in ${version}\n`);
   const repo = join(served, 'repo');
+  rmSync(repo, { recursive: true, force: true });
   const pool = join(repo, 'pool');
   const dist = join(repo, 'dists/stable');
   mkdirSync(pool, { recursive: true });
   mkdirSync(join(dist, 'main/binary-amd64'), { recursive: true });
-  execFileSync('dpkg-deb', ['--root-owner-group', '--build', pkg, join(pool, 'kubedos-standin_1.0_all.deb')], { stdio: 'ignore' });
+  const deb = join(pool, `kubedos-standin_${version}_all.deb`);
+  execFileSync('dpkg-deb', ['--root-owner-group', '--build', pkg, deb], { stdio: 'ignore' });
   const packages = execFileSync('apt-ftparchive', ['packages', 'pool'], { cwd: repo });
   writeFileSync(join(dist, 'main/binary-amd64/Packages'), packages);
   const release = execFileSync('apt-ftparchive', ['-o', 'APT::FTPArchive::Release::Suite=stable', '-o', 'APT::FTPArchive::Release::Components=main', 'release', dist]);
   writeFileSync(join(dist, 'InRelease'), gpg(['--clearsign', '--local-user', fingerprint], release.toString()));
+  writeFileSync(join(repo, 'key.asc'), gpg(['--armor', '--export', fingerprint]));
+  return deb;
 }
 
 beforeAll(async () => {
@@ -114,5 +127,125 @@ describe('declared sources on loopback stand-ins', () => {
     await new Promise((r) => probe.close(r));
     const url = `http://127.0.0.1:${port}/x.tgz`;
     await expect(fetchFileSource({ name: 'gone', url, sha256: '2'.repeat(64) }, { cacheDir, timeoutMs: 5_000 })).rejects.toThrow(`source gone: ${url} is unreachable (ECONNREFUSED); nothing was cached`);
+  });
+});
+
+describe('upstream apt packages into the darksite lock and repository', () => {
+  const debianLock = (names: string[]): DarksiteLock => ({
+    apiVersion: 'kubedos.ca/v1alpha2',
+    kind: 'DarksiteLock',
+    codename: 'bookworm',
+    architecture: 'amd64',
+    listsSha256: '0'.repeat(64),
+    packages: names.map((name) => ({ name, version: '1', architecture: 'amd64', sha256: 'f'.repeat(64), size: 1, filename: `${name}_1_amd64.deb`, roles: ['worker'], source: 'debian/bookworm' })),
+  });
+  const withKey = (signedBy: string, key = `${base}/repo/key.asc`) => ({ ...apt(signedBy), key });
+  const lockPath = (): string => join(root, 'ws', 'darksite.lock.json');
+  const debs = (dir: string): string[] => (existsSync(join(dir, 'debs')) ? readdirSync(join(dir, 'debs')).sort() : []);
+  let firstSha = '';
+
+  it('resolves the declared package from the verified index into the lock and the cache, then into a signed darksite apt reads offline', async () => {
+    const deb = buildRepo('1.0');
+    firstSha = sha256Hex(readFileSync(deb));
+    const cache = join(root, 'up-cache');
+    const r = await ensureUpstream([withKey(fingerprint)], { lock: debianLock(['base-files']), lockPath: lockPath(), cacheDir: cache, mode: 'default' });
+    expect(r.written).toBe(true);
+    expect(r.downloaded).toBe(1);
+    expect(r.packages).toEqual([{ name: 'kubedos-standin', version: '1.0', architecture: 'all', sha256: firstSha, size: readFileSync(deb).length, filename: 'kubedos-standin_1.0_all.deb', path: 'pool/kubedos-standin_1.0_all.deb', source: 'standin-apt' }]);
+    const lock = readLock(lockPath())!;
+    expect(lock.upstream).toEqual(r.packages);
+    expect(lock.packages.map((p) => p.name)).toEqual(['base-files']);
+    expect(debs(cache)).toEqual([`${firstSha}.deb`]);
+    // Again: from the cache, nothing downloaded, the lock untouched.
+    const again = await ensureUpstream([withKey(fingerprint)], { lock, lockPath: lockPath(), cacheDir: cache, mode: 'default' });
+    expect(again).toMatchObject({ written: false, downloaded: 0, reused: 1 });
+    // The darksite: signed with its own key, the package in its index, found by apt with no network.
+    const dsHome = join(root, 'ds-gnupg');
+    mkdirSync(dsHome, { mode: 0o700 });
+    const dsGpg = (args: string[]): Buffer => execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { ...process.env, GNUPGHOME: dsHome, LC_ALL: 'C' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Made before the darksite's SOURCE_DATE_EPOCH (the repository is signed at that time).
+    dsGpg(['--faked-system-time', '1600000000!', '--quick-generate-key', 'Darksite <ds@test.invalid>', 'ed25519', 'sign', 'never']);
+    const dsFpr = dsGpg(['--with-colons', '--list-secret-keys']).toString().split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!;
+    const out = join(root, 'darksite');
+    await writeRepository({ outDir: out, packages: [], upstream: r.packages, lock, cacheDir: cache, key: { gnupgHome: dsHome, fingerprint: dsFpr, publicKeyring: dsGpg(['--export', dsFpr]) }, sourceDateEpoch: 1_700_000_000, label: 'h13' });
+    const index = readFileSync(join(out, 'dists/bookworm/main/binary-amd64/Packages'), 'utf8');
+    expect(index).toContain('Package: kubedos-standin\n');
+    expect(index).toContain(`Filename: pool/upstream/standin-apt/kubedos-standin_1.0_all.deb\n`);
+    expect(index).toContain(`SHA256: ${firstSha}\n`);
+    expect((JSON.parse(readFileSync(join(out, 'darksite.lock.json'), 'utf8')) as DarksiteLock).upstream).toEqual(r.packages);
+    const aptDir = join(root, 'apt');
+    for (const d of ['lists/partial', 'archives/partial', 'etc']) mkdirSync(join(aptDir, d), { recursive: true });
+    writeFileSync(join(aptDir, 'status'), '');
+    writeFileSync(join(aptDir, 'etc/sources.list'), `deb [signed-by=${join(out, 'kubedos-archive-keyring.gpg')}] file:${out} bookworm main\n`);
+    const o = (k: string, v: string): string[] => ['-o', `${k}=${v}`];
+    const cfg = [
+      ...o('Dir::Etc::sourcelist', join(aptDir, 'etc/sources.list')), ...o('Dir::Etc::sourceparts', '-'), ...o('Dir::Etc::preferencesparts', join(aptDir, 'etc')),
+      ...o('Dir::State', aptDir), ...o('Dir::State::lists', join(aptDir, 'lists')), ...o('Dir::State::status', join(aptDir, 'status')), ...o('Dir::Cache', aptDir),
+      ...o('Dir::Cache::archives', join(aptDir, 'archives')), ...o('Debug::NoLocking', '1'), ...o('APT::Architecture', 'amd64'), ...o('APT::Sandbox::User', 'root'), ...o('Acquire::Languages', 'none'),
+    ];
+    execFileSync('apt-get', [...cfg, '-q', 'update', '-o', 'APT::Update::Error-Mode=any'], { stdio: 'pipe' });
+    const uris = execFileSync('apt-get', [...cfg, '-q', 'download', '--print-uris', 'kubedos-standin'], { encoding: 'utf8' });
+    // apt names the file in the darksite with the hash the signed index gives it (SHA512 here).
+    expect(uris.trim()).toBe(`'file:${out}/pool/upstream/standin-apt/kubedos-standin_1.0_all.deb' kubedos-standin_1.0_all.deb ${readFileSync(deb).length} SHA512:${createHash('sha512').update(readFileSync(deb)).digest('hex')}`);
+  });
+
+  it('a changed upstream version is refused by name under the lock; --update accepts it and records the diff', async () => {
+    const deb = buildRepo('1.1');
+    const fresh = join(root, 'up-cache-drift');
+    const lock = readLock(lockPath())!;
+    const err = await ensureUpstream([withKey(fingerprint)], { lock, lockPath: lockPath(), cacheDir: fresh, mode: 'default' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DriftError);
+    expect((err as Error).message).toMatch(/^darksite \(upstream apt sources\) drift: the archive no longer serves 1 locked package version\(s\)/);
+    expect((err as Error).message).toMatch(/kubedos-standin\s+1\.0 → 1\.1/);
+    expect(debs(fresh)).toEqual([]);
+    expect(readLock(lockPath())).toEqual(lock);
+    const up = await ensureUpstream([withKey(fingerprint)], { lock, lockPath: lockPath(), cacheDir: fresh, mode: 'update' });
+    expect(up.written).toBe(true);
+    expect(up.diff!.changed).toEqual([{ name: 'kubedos-standin', architecture: 'all', from: '1.0', to: '1.1' }]);
+    const next = readLock(lockPath())!;
+    expect(next.upstream![0]!.sha256).toBe(sha256Hex(readFileSync(deb)));
+    expect(next.previous).toMatchObject({ reason: 'update', sha256: lockDigest(lock) });
+    expect(debs(fresh)).toEqual([`${sha256Hex(readFileSync(deb))}.deb`]);
+    // offline: the cache or nothing, never the network.
+    expect(await ensureUpstream([withKey(fingerprint)], { lock: next, lockPath: lockPath(), cacheDir: fresh, mode: 'offline' })).toMatchObject({ written: false, downloaded: 0, reused: 1 });
+    await expect(ensureUpstream([withKey(fingerprint)], { lock: next, lockPath: lockPath(), cacheDir: join(root, 'up-cache-empty'), mode: 'offline' })).rejects.toThrow(/^darksite --offline: 1 locked upstream package\(s\) are not in the cache .*: kubedos-standin=1\.1 \(standin-apt\)\./);
+    // frozen: a declaration that is not the locked one cannot be resolved.
+    await expect(ensureUpstream([{ ...withKey(fingerprint), packages: ['kubedos-standin', 'other'] }], { lock: next, lockPath: lockPath(), cacheDir: fresh, mode: 'frozen' })).rejects.toThrow(/^--frozen: spec\.sources\.apt changed since the lock was resolved/);
+  });
+
+  it('a .deb whose bytes are not the signed index\'s is refused by name; nothing is cached', async () => {
+    const deb = buildRepo('1.2');
+    writeFileSync(deb, Buffer.concat([readFileSync(deb), Buffer.from('tampered')]));
+    const cache = join(root, 'up-cache-bad');
+    await expect(ensureUpstream([withKey(fingerprint)], { lock: debianLock(['base-files']), lockPath: join(root, 'ws-bad', 'darksite.lock.json'), cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      new RegExp(`^apt source standin-apt: ${base.replace(/[.:/]/g, '\\$&')}/repo/pool/kubedos-standin_1\\.2_all\\.deb has sha256 [0-9a-f]{64} \\(\\d+ bytes\\), the signed index says [0-9a-f]{64} \\(\\d+ bytes\\); nothing was cached$`),
+    );
+    expect(debs(cache)).toEqual([]);
+    expect(existsSync(join(root, 'ws-bad', 'darksite.lock.json'))).toBe(false);
+  });
+
+  it('a key that is not the pinned one, and a dependency nobody provides, are refused by name; nothing is cached', async () => {
+    buildRepo('1.0');
+    const cache = join(root, 'up-cache-key');
+    const otherHome = join(root, 'other-gnupg');
+    mkdirSync(otherHome, { mode: 0o700 });
+    const og = (args: string[]): Buffer => execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { ...process.env, GNUPGHOME: otherHome, LC_ALL: 'C' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    og(['--quick-generate-key', 'Other <other@test.invalid>', 'ed25519', 'sign', 'never']);
+    const otherFpr = og(['--with-colons', '--list-secret-keys']).toString().split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!;
+    writeFileSync(join(served, 'other.asc'), og(['--armor', '--export', otherFpr]));
+    const lp = join(root, 'ws-key', 'darksite.lock.json');
+    await expect(ensureUpstream([withKey(otherFpr, `${base}/other.asc`)], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      new RegExp(`^apt source standin-apt \\(.*\\): InRelease has no valid signature \\(signed by key [0-9A-F]+, not in the repository's keyring\\); expected a signature by ${otherFpr}; nothing was cached$`),
+    );
+    await expect(ensureUpstream([withKey(otherFpr)], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(`InRelease is signed by ${fingerprint}, the spec pins ${otherFpr}; the repository's key changed; nothing was cached`);
+    await expect(ensureUpstream([withKey(fingerprint)], { lock: debianLock(['libc6']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(/^upstream packages depend on 1 package\(s\) neither their repository nor the Debian lock holds: kubedos-standin needs base-files\. Add the Debian ones to payload\/packages\/base\.list/);
+    await expect(ensureUpstream([apt(fingerprint)], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(/^apt source standin-apt: no key URL, so its InRelease cannot be checked/);
+    expect(debs(cache)).toEqual([]);
+    expect(existsSync(lp)).toBe(false);
+    try {
+      execFileSync('gpgconf', ['--homedir', otherHome, '--kill', 'gpg-agent'], { stdio: 'ignore' });
+    } catch {
+      /* no agent */
+    }
   });
 });

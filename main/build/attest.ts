@@ -36,6 +36,12 @@ export interface BuildInputs {
   hostFiles: { path: string; package: string; sha256: string }[];
   tools: Record<string, string>;
   git?: { commit: string; dirty: boolean };
+  /** What came from declared sources (spec.sources), each by the digest that was pinned and verified. */
+  sources?: {
+    apt: { source: string; name: string; version: string; architecture: string; sha256: string }[];
+    images: { name: string; reference: string; digest: string }[];
+    files: { name: string; url: string; sha256: string }[];
+  };
 }
 
 export interface BuildManifest {
@@ -57,7 +63,10 @@ function iso8601(epoch: number): string {
   return new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-export function purlOf(p: Pick<LockedPackage, 'name' | 'version' | 'architecture'>): string {
+export function purlOf(p: Pick<LockedPackage, 'name' | 'version' | 'architecture'> & { source?: string }): string {
+  // A package from a declared upstream apt source ("upstream/<name>") is not Debian's: its namespace says where it came from.
+  const up = p.source?.startsWith('upstream/') ? p.source.slice('upstream/'.length) : undefined;
+  if (up) return `pkg:deb/${encodeURIComponent(up)}/${encodeURIComponent(p.name)}@${encodeURIComponent(p.version)}?arch=${p.architecture}`;
   return `pkg:deb/debian/${encodeURIComponent(p.name)}@${encodeURIComponent(p.version)}?arch=${p.architecture}&distro=debian-12`;
 }
 
@@ -161,6 +170,9 @@ export function renderProvenance(p: ProvenanceInput): string {
     { name: 'darksite.lock.json', digest: { sha256: m.inputs.lockSha256 } },
     ...(m.inputs.previousLockSha256 ? [{ name: 'darksite.lock.json (previous)', digest: { sha256: m.inputs.previousLockSha256 } }] : []),
     ...m.inputs.hostFiles.map((h) => ({ name: h.path, uri: `pkg:deb/debian/${h.package}`, digest: { sha256: h.sha256 } })),
+    ...(m.inputs.sources?.apt ?? []).map((p) => ({ name: `apt:${p.source}/${p.name}`, uri: purlOf({ ...p, source: `upstream/${p.source}` }), digest: { sha256: p.sha256 } })),
+    ...(m.inputs.sources?.images ?? []).map((i) => ({ name: `image:${i.name}`, uri: ociPurl(i.reference, i.digest), digest: { sha256: i.digest.replace(/^sha256:/, '') } })),
+    ...(m.inputs.sources?.files ?? []).map((f) => ({ name: `file:${f.name}`, uri: f.url, digest: { sha256: f.sha256 } })),
   ];
   if (m.inputs.git) deps.unshift({ name: 'source', uri: 'git+file:kubedos-foundry', digest: { gitCommit: m.inputs.git.commit } });
   const statement = {

@@ -10,6 +10,7 @@ import type { ClusterSpec, NodeRole } from '../../common/spec/schema';
 import { CommandError, run } from '../exec/runner';
 import { clusterWorkspace, makePrivateDir, workspaceRoot } from '../workspace';
 import type { BuildManifest, OutputRecord } from './attest';
+import { ensureUpstream } from './sources/apt';
 import { collectUpstream } from './sources/index';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
@@ -69,6 +70,9 @@ export interface BuildOptions {
   signal?: AbortSignal;
 }
 
+/** Roles whose nodes run containerd (payload/ansible playbooks/40-runtime.yml): their images carry the OCI layout. */
+export const CONTAINERD_ROLES: readonly NodeRole[] = ['control-plane', 'worker'];
+
 /** Pure: the role an output belongs to: payload/<role>/…, iso/<cluster>-<role>.iso, images/<cluster>-<role>.qcow2. */
 export function roleOfOutput(path: string, cluster: string): string | undefined {
   const payload = /^payload\/([^/]+)\//.exec(path)?.[1];
@@ -92,8 +96,8 @@ export interface BuildReport {
   lock: { path: string; sha256: string; packages: number; resolved: boolean; written: boolean; diff?: string[]; diffSummary?: string; previousSha256?: string };
   /** Every line of this build's log (also in lock's folder: build.log). */
   logFile: string;
-  /** From declared sources (spec.sources): packages merged into the darksite (none yet), images, files. */
-  upstream: { packages: number; images: number; files: number; aptSourcesNotFetched: string[] };
+  /** From declared sources (spec.sources): apt packages in the darksite, images in oci/, files in files/. */
+  upstream: { packages: number; images: number; files: number };
 }
 
 /** Packages (Debian names) each build target needs on the host, for a doctor-style error. */
@@ -212,12 +216,16 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const dsOpts = { packagesDir, lockPath, cacheDir: cacheRoot(env), mode, signal, log, logDetail, ...(o.acceptCommand ? { acceptCommand: o.acceptCommand } : {}) };
   if (o.from) await importDarksite(resolve(o.from), dsOpts);
   const locked = await ensureLock(dsOpts);
-  const { lock } = locked;
-  const lockSha = lockDigest(lock);
   if (locked.written) {
-    log(locked.diff ? `darksite: lock ${lockPath} written: ${diffSummary(locked.diff)} (previous lock ${locked.previousSha256?.slice(0, 12)}…)` : `darksite: lock ${lockPath} created: ${lock.packages.length} packages`);
+    log(locked.diff ? `darksite: lock ${lockPath} written: ${diffSummary(locked.diff)} (previous lock ${locked.previousSha256?.slice(0, 12)}…)` : `darksite: lock ${lockPath} created: ${locked.lock.packages.length} packages`);
     if (locked.diff) logDetail(renderDiff(locked.diff).join('\n'));
   }
+  // Declared upstream apt sources: into the same lock (same modes) and the same .deb cache.
+  const up = await ensureUpstream(o.spec.spec.sources.apt, { lock: locked.lock, lockPath, cacheDir: cacheRoot(env), mode, lockWrittenThisBuild: locked.written, ...(o.acceptCommand ? { acceptCommand: o.acceptCommand } : {}), ...(signal ? { signal } : {}), log, logDetail });
+  if (up.written && up.diff) logDetail(renderDiff(up.diff).join('\n'));
+  const lock = up.lock;
+  const lockSha = lockDigest(lock);
+  const upstreamPackages = up.packages;
   const rolePackages = packagesFor(lock, roles);
   const isoHost = await hashHostFiles(Object.values(ISO_HOST_FILES));
   let udebLock: UdebLock | undefined;
@@ -228,25 +236,26 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   }
   const dsKey = inputsKey('darksite', {
     packages: rolePackages.map((p) => p.sha256),
+    ...(upstreamPackages.length ? { upstream: upstreamPackages.map((p) => `${p.source}/${p.filename}/${p.sha256}`) } : {}),
     ...(udebLock ? { udebs: udebLock.udebs.map((u) => u.sha256) } : {}),
     key: rkey.fingerprint,
     epoch,
     label: cluster,
     tools: { apt: tools.apt, 'apt-utils': tools['apt-utils'], gnupg: tools.gnupg },
   });
-  let downloaded = 0;
+  let downloaded = up.downloaded;
   let ds = await lookup(dsKey);
   if (!ds) {
     ensureFreeSpace(cache.root, 2 * GiB, 'building the darksite');
     const fetched = await fetchPackages(lock, roles, dsOpts);
-    downloaded = fetched.stats.downloaded;
+    downloaded += fetched.stats.downloaded;
     if (udebLock) downloaded += (await fetchUdebs(udebLock, dsOpts)).downloaded;
     const scratch = cache.scratch('darksite');
-    log(`darksite: writing signed repository (${fetched.packages.length} packages${udebLock ? `, ${udebLock.udebs.length} installer udebs for kernel ${udebLock.installer.kernelAbi}` : ''})`);
+    log(`darksite: writing signed repository (${fetched.packages.length} packages${upstreamPackages.length ? `, ${upstreamPackages.length} from declared apt sources` : ''}${udebLock ? `, ${udebLock.udebs.length} installer udebs for kernel ${udebLock.installer.kernelAbi}` : ''})`);
     await withRepoKey(
       cluster,
       env,
-      (key) => writeRepository({ outDir: scratch, packages: fetched.packages, lock, ...(udebLock ? { udebs: { lock: udebLock } } : {}), cacheDir: cacheRoot(env), key, sourceDateEpoch: epoch, label: cluster, signal }),
+      (key) => writeRepository({ outDir: scratch, packages: fetched.packages, upstream: upstreamPackages, lock, ...(udebLock ? { udebs: { lock: udebLock } } : {}), cacheDir: cacheRoot(env), key, sourceDateEpoch: epoch, label: cluster, signal }),
       { signal, log },
     );
     ds = await cache.store(dsKey, 'darksite', scratch);
@@ -284,6 +293,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     baseEntry = { key, dir: e.dir };
     return baseEntry;
   };
+  // Declared upstream files and images (spec.sources): verified before they are cached or placed;
+  // the images' OCI layout also goes into the images of the roles that run containerd.
+  const upstream = await collectUpstream(o.spec, cacheRoot(env), { ...(signal ? { signal } : {}), log });
+  const ociIndexSha = upstream.layoutEntry?.files.find((f) => f.path === 'index.json')?.sha256;
   const payloadRecords: Record<string, { path: string; sha256: string }[]> = {};
   const payloadSbom: { role: string; path: string; sha256: string }[] = [];
   for (const role of roles) {
@@ -338,7 +351,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     if (targets.includes('image')) {
       const extras = packagesFor(lock, [role]).filter((p) => p.roles.length < NODE_ROLES.length);
       const base = await baseRootfs();
-      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror });
+      const oci = upstream.layoutEntry && CONTAINERD_ROLES.includes(role) ? upstream.layoutEntry : undefined;
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ...(oci ? { oci: ociIndexSha } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);
       if (!e) {
@@ -358,6 +372,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
             sourceDateEpoch: epoch,
             cluster,
             aptSource: `deb [signed-by=/usr/share/keyrings/kubedos-archive-keyring.gpg] http://${mirror.host}${mirror.directory} ${CODENAME} main`,
+            ...(oci ? { ociLayoutDir: oci.dir } : {}),
             signal,
             log,
           });
@@ -372,8 +387,6 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     }
   }
 
-  // Declared upstream files and images (spec.sources): verified before they are cached or placed.
-  const upstream = await collectUpstream(o.spec, cacheRoot(env), { ...(signal ? { signal } : {}), log });
   if (upstream.fileEntry.files.length) {
     place(upstream.fileEntry, outDir, 'files', state);
     track('files', upstream.fileEntry.files);
@@ -416,11 +429,20 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       hostFiles: isoHost,
       tools,
       ...(git ? { git } : {}),
+      ...(upstreamPackages.length || upstream.images.length || upstream.files.length
+        ? {
+            sources: {
+              apt: upstreamPackages.map((p) => ({ source: p.source, name: p.name, version: p.version, architecture: p.architecture, sha256: p.sha256 })),
+              images: upstream.images.map((i) => ({ name: i.name, reference: i.reference, digest: i.digest })),
+              files: o.spec.spec.sources.files.map((f) => ({ name: f.name, url: f.url, sha256: f.sha256 })),
+            },
+          }
+        : {}),
     },
     outputs,
   };
   const manifestText = renderManifest(manifest);
-  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs, images: upstream.images.map((i) => ({ name: i.name, reference: i.reference, digest: i.digest })), upstreamFiles: o.spec.spec.sources.files });
+  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...upstreamPackages.map((p) => ({ ...p, roles, source: `upstream/${p.source}` })), ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs, images: upstream.images.map((i) => ({ name: i.name, reference: i.reference, digest: i.digest })), upstreamFiles: o.spec.spec.sources.files });
   const provText = renderProvenance({
     manifest,
     externalParameters: {
@@ -447,8 +469,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     outputs,
     downloaded,
     durationMs: performance.now() - started,
-    upstream: { packages: 0, images: upstream.images.length, files: upstream.files.length, aptSourcesNotFetched: upstream.aptSourcesNotFetched },
-    lock: { path: lockPath, sha256: lockSha, packages: lock.packages.length, resolved: locked.resolved, written: locked.written, ...(locked.diff ? { diff: renderDiff(locked.diff, 30), diffSummary: diffSummary(locked.diff) } : {}), ...(locked.previousSha256 ? { previousSha256: locked.previousSha256 } : {}) },
+    upstream: { packages: upstreamPackages.length, images: upstream.images.length, files: upstream.files.length },
+    lock: { path: lockPath, sha256: lockSha, packages: lock.packages.length, resolved: locked.resolved, written: locked.written || up.written, ...(locked.diff ? { diff: renderDiff(locked.diff, 30), diffSummary: diffSummary(locked.diff) } : {}), ...(locked.previousSha256 ? { previousSha256: locked.previousSha256 } : {}) },
     logFile,
   };
 }

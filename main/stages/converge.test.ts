@@ -49,6 +49,8 @@ describe('converge inputs', () => {
     expect(missingUpstream(undefined)).toEqual(['kubeadm', 'kubelet', 'kubectl']);
     expect(missingUpstream(JSON.stringify({ packages: [{ name: 'kubelet' }, { name: 'etcd-server' }] }))).toEqual(['kubeadm', 'kubectl']);
     expect(missingUpstream(JSON.stringify({ packages: [{ name: 'kubeadm' }, { name: 'kubelet' }, { name: 'kubectl' }] }))).toEqual([]);
+    // From a declared apt source: in the lock's upstream list.
+    expect(missingUpstream(JSON.stringify({ packages: [{ name: 'etcd-server' }], upstream: [{ name: 'kubeadm' }, { name: 'kubelet' }] }))).toEqual(['kubectl']);
   });
   it('the workload summary lists what the spec enables: etcd even with Kubernetes off', () => {
     const lab = parseSpec(TEMPLATES['lab-3'].text).spec!;

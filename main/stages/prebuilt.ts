@@ -23,9 +23,12 @@ export async function prebuiltReport(dir: string, cluster: string, log: (line: s
   log(`using the kept artifact ${dir} (${v.checked} outputs verified with key ${v.keyid}); nothing is built`);
   const lockPath = join(dir, 'darksite', 'darksite.lock.json');
   let lock: BuildReport['lock'];
+  let upstreamPackages = 0;
   try {
     const text = readFileSync(lockPath);
-    lock = { path: lockPath, sha256: sha256Hex(text), packages: (JSON.parse(text.toString('utf8')) as { packages?: unknown[] }).packages?.length ?? 0, resolved: false, written: false };
+    const parsed = JSON.parse(text.toString('utf8')) as { packages?: unknown[]; upstream?: unknown[] };
+    upstreamPackages = parsed.upstream?.length ?? 0;
+    lock = { path: lockPath, sha256: sha256Hex(text), packages: parsed.packages?.length ?? 0, resolved: false, written: false };
   } catch {
     lock = { path: lockPath, sha256: m.inputs.lockSha256, packages: 0, resolved: false, written: false };
   }
@@ -37,7 +40,7 @@ export async function prebuiltReport(dir: string, cluster: string, log: (line: s
     outputs: m.outputs,
     downloaded: 0,
     // What the kept artifact carries from declared sources (it was verified above, nothing is fetched).
-    upstream: { packages: 0, images: keptImages(dir), files: m.outputs.filter((o) => o.path.startsWith('files/sha256/')).length, aptSourcesNotFetched: [] },
+    upstream: { packages: upstreamPackages, images: keptImages(dir), files: m.outputs.filter((o) => o.path.startsWith('files/sha256/')).length },
     durationMs: Date.now() - t0,
     lock,
     logFile: join(dir, 'build.log'),

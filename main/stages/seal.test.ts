@@ -35,7 +35,7 @@ function context(): DeployContext {
 
 function standInOutputs(): Omit<DeployOutputs, 'seal'> {
   const summary = (stage: string) => ({ stage, changes: 0, notes: [] });
-  const build: BuildReport = { outDir: fx.buildDir, roles: [], built: [], reused: [], outputs: [], downloaded: 0, durationMs: 1, upstream: { packages: 0, images: 0, files: 0, aptSourcesNotFetched: [] }, lock: { path: join(fx.workspace, 'darksite.lock.json'), sha256: '0'.repeat(64), packages: 1, resolved: false, written: false }, logFile: join(fx.workspace, 'build.log') };
+  const build: BuildReport = { outDir: fx.buildDir, roles: [], built: [], reused: [], outputs: [], downloaded: 0, durationMs: 1, upstream: { packages: 0, images: 0, files: 0 }, lock: { path: join(fx.workspace, 'darksite.lock.json'), sha256: '0'.repeat(64), packages: 1, resolved: false, written: false }, logFile: join(fx.workspace, 'build.log') };
   const keys = Object.fromEntries(Object.entries(fx.nodes).map(([n, f]) => [n, f.wgPublicKeys as { wg1: string; wg2: string; wg3: string }]));
   const facts = Object.fromEntries(Object.entries(fx.nodes).map(([n, f]) => [n, { node: f.node, vmid: f.vmid, ...(f.firstboot ? { firstboot: f.firstboot } : {}), ...(f.sshHostKey ? { sshHostKey: f.sshHostKey } : {}) }]));
   return {

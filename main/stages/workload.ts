@@ -26,7 +26,9 @@ export const UPSTREAM_PACKAGES = ['kubeadm', 'kubelet', 'kubectl'] as const;
 /** Pure: which of the upstream packages a darksite lock lacks. */
 export function missingUpstream(lockText: string | undefined): string[] {
   if (!lockText) return [...UPSTREAM_PACKAGES];
-  const names = new Set((JSON.parse(lockText) as { packages?: { name: string }[] }).packages?.map((p) => p.name) ?? []);
+  // Declared upstream apt sources lock their packages in `upstream` (main/build/sources/apt.ts).
+  const lock = JSON.parse(lockText) as { packages?: { name: string }[]; upstream?: { name: string }[] };
+  const names = new Set([...(lock.packages ?? []), ...(lock.upstream ?? [])].map((p) => p.name));
   return UPSTREAM_PACKAGES.filter((p) => !names.has(p));
 }
 

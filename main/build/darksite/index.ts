@@ -14,7 +14,7 @@ import { sha256File, sha256Of, writeFileAtomic } from '../files';
 import { stopGpgAgent } from '../keys';
 import type { RepoKey } from '../keys';
 import { hostDebianSources, renderSourcesList, renderUdebSourcesList } from './apt-sources';
-import type { DarksiteLock as DarksiteLockT, LockDiff, LockedPackage, PackageLists, Superseded, VersionOp, Want } from './pins';
+import type { DarksiteLock as DarksiteLockT, LockDiff, LockedPackage, PackageLists, Superseded, UpstreamLockedPackage, VersionOp, Want } from './pins';
 import { DarksiteLock, diffIsEmpty, diffLocks, DriftError, driftMessage, firstFew, packageLists, packagesFor, parseMadison, parseShow, parseSimulation, PinError, unresolvedWants } from './pins';
 import { NODE_ROLES } from '../../../common/spec/schema';
 import type { UdebLock as UdebLockT } from './udebs';
@@ -262,6 +262,11 @@ export function debCachePath(cacheDir: string, sha256: string): string {
   return join(cacheDir, 'debs', `${sha256}.deb`);
 }
 
+/** Where a declared upstream source's packages sit in the darksite (apart from Debian's: names may clash). */
+export function upstreamPoolDir(source: string): string {
+  return `pool/upstream/${source}`;
+}
+
 export function udebCachePath(cacheDir: string, sha256: string): string {
   return join(cacheDir, 'udebs', `${sha256}.udeb`);
 }
@@ -387,7 +392,9 @@ export async function ensureLock(opts: DarksiteOptions): Promise<LockResult> {
   const apt = debianApt(opts);
   if (!existing) opts.log?.(`darksite: no lock for this cluster yet: resolving the package lists against the Debian archive (${opts.lockPath})`);
   else if (mode === 'default') opts.log?.('darksite: the package lists changed since the lock: resolving them, keeping every locked version the archive still serves');
-  const fresh = await resolveLock(lists, apt, mode === 'default' && existing ? existing.packages : [], opts);
+  // The upstream part of the lock (spec.sources.apt) is kept as it is: upstream.ts owns it.
+  const resolved = await resolveLock(lists, apt, mode === 'default' && existing ? existing.packages : [], opts);
+  const fresh: DarksiteLockT = existing?.upstream ? { ...resolved, ...(existing.upstreamSha256 ? { upstreamSha256: existing.upstreamSha256 } : {}), upstream: existing.upstream } : resolved;
   let lock = fresh;
   let diff: LockDiff | undefined;
   let previousSha256: string | undefined;
@@ -434,6 +441,19 @@ export async function importDarksite(fromDir: string, opts: Pick<DarksiteOptions
     if (existsSync(dst) && (await sha256File(dst)) === p.sha256) continue;
     if (!existsSync(src) || (await sha256File(src)) !== p.sha256) {
       bad.push(p.filename);
+      continue;
+    }
+    const tmp = `${dst}.import-${process.pid}`;
+    copyFileSync(src, tmp, constants.COPYFILE_FICLONE);
+    renameSync(tmp, dst);
+    imported++;
+  }
+  for (const p of lock.upstream ?? []) {
+    const src = join(ds, upstreamPoolDir(p.source), p.filename);
+    const dst = debCachePath(opts.cacheDir, p.sha256);
+    if (existsSync(dst) && (await sha256File(dst)) === p.sha256) continue;
+    if (!existsSync(src) || (await sha256File(src)) !== p.sha256) {
+      bad.push(`${upstreamPoolDir(p.source)}/${p.filename}`);
       continue;
     }
     const tmp = `${dst}.import-${process.pid}`;
@@ -534,6 +554,8 @@ export interface RepoInput {
   lock: DarksiteLockT;
   cacheDir: string;
   key: RepoKey;
+  /** Packages from declared upstream apt sources (pool/upstream/<source>/, same index as Debian's). */
+  upstream?: readonly UpstreamLockedPackage[];
   /** Installer udebs (pool/udeb, main/debian-installer index); none: an empty, signed index. */
   udebs?: { lock: UdebLockT };
   sourceDateEpoch: number;
@@ -579,7 +601,18 @@ export async function writeRepository(input: RepoInput): Promise<void> {
   const binDir = join(outDir, rel, 'main/binary-amd64');
   mkdirSync(binDir, { recursive: true });
   const r = await run(['apt-ftparchive', '-q', 'packages', 'pool/main'], { cwd: outDir, signal: input.signal, maxBufferBytes: 256 * 1024 * 1024 });
-  const packagesText = sortPackagesIndex(r.stdout);
+  let upstreamText = '';
+  if (input.upstream?.length) {
+    for (const p of input.upstream) {
+      const dir = join(outDir, upstreamPoolDir(p.source));
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(debCachePath(input.cacheDir, p.sha256), join(dir, p.filename), constants.COPYFILE_FICLONE);
+    }
+    upstreamText = (await run(['apt-ftparchive', '-q', 'packages', 'pool/upstream'], { cwd: outDir, signal: input.signal, maxBufferBytes: 64 * 1024 * 1024 })).stdout;
+    const listed = parseStanzas(upstreamText).length;
+    if (listed !== input.upstream.length) throw new Error(`darksite: the upstream index lists ${listed} packages, the lock ${input.upstream.length}`);
+  }
+  const packagesText = sortPackagesIndex(`${r.stdout}\n\n${upstreamText}`);
   writeFileSync(join(binDir, 'Packages'), packagesText);
   writeFileSync(join(binDir, 'Packages.gz'), gzipSync(packagesText, { level: 9 }));
   // The installer reads its own components (udebs) from main/debian-installer. Without udebs

@@ -86,6 +86,15 @@ export const LockDiff = z.object({
 });
 export type LockDiff = z.infer<typeof LockDiff>;
 
+/** A package from a declared upstream apt source (spec.sources.apt), verified against its signed index. */
+export const UpstreamLockedPackage = LockedFile.extend({
+  /** The apt source's name in spec.sources.apt. */
+  source: z.string().min(1),
+  /** Filename in the repository's index (relative to its url). */
+  path: z.string().regex(/^(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9.+~_%/-]+\.deb$/),
+});
+export type UpstreamLockedPackage = z.infer<typeof UpstreamLockedPackage>;
+
 export const DarksiteLock = z.object({
   apiVersion: z.literal('kubedos.ca/v1alpha2'),
   kind: z.literal('DarksiteLock'),
@@ -94,8 +103,12 @@ export const DarksiteLock = z.object({
   /** sha256 of the package lists this closure was resolved from. */
   listsSha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** The lock this one replaced, and what moved: an auditor's trail (also in the provenance). */
-  previous: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), reason: z.enum(['update', 'lists-changed']), diff: LockDiff }).optional(),
+  previous: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), reason: z.enum(['update', 'lists-changed', 'sources-changed']), diff: LockDiff }).optional(),
   packages: z.array(LockedPackage).min(1),
+  /** sha256 of the declared apt sources (spec.sources.apt) the upstream packages were resolved from. */
+  upstreamSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** Packages from declared upstream apt sources, sorted by source then name. */
+  upstream: z.array(UpstreamLockedPackage).optional(),
 });
 export type DarksiteLock = z.infer<typeof DarksiteLock>;
 

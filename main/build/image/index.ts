@@ -6,7 +6,7 @@ import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, re
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../../common/canonical';
 import { run } from '../../exec/runner';
-import { assertNothingMountedUnder, pinTimes } from '../files';
+import { assertNothingMountedUnder, copyTree, pinTimes } from '../files';
 import { ISO_HOST_FILES, requireHostFiles } from '../iso/host-files';
 import type { RenderedPayload } from '../payload/render';
 import { CODENAME, KEYRING_FILE } from '../darksite/index';
@@ -58,9 +58,14 @@ export interface ImageInput {
   /** apt source line the node keeps (the darksite as served in the cluster). */
   aptSource: string;
   rootSizeMiB?: number;
+  /** The artifact's OCI image layout (declared images), copied to OCI_NODE_DIR for containerd to import. */
+  ociLayoutDir?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
+
+/** Where a node keeps the artifact's OCI image layout (payload/ansible kubedos_containerd_oci_dir). */
+export const OCI_NODE_DIR = 'srv/kubedos/oci';
 
 /** Packages the installer needs but a golden image must not run in a chroot. */
 export const INSTALLER_ONLY = new Set(['grub-efi-amd64', 'efibootmgr', 'tasksel', 'tasksel-data']);
@@ -134,6 +139,10 @@ export async function buildImage(input: ImageInput): Promise<void> {
     chmodSync(p, f.mode);
   }
   await run(['sh', join(staged, 'firstboot/install-payload.sh'), rootfs, staged], { signal });
+  if (input.ociLayoutDir) {
+    input.log?.(`image ${payload.role}: the artifact's OCI image layout into /${OCI_NODE_DIR}`);
+    copyTree(input.ociLayoutDir, join(rootfs, OCI_NODE_DIR));
+  }
 
   const rootUuid = stableUuid(`${input.cluster}/${payload.role}/root-fs`);
   const espVolId = stableUuid(`${input.cluster}/${payload.role}/esp`).replace(/-/g, '').slice(0, 8);

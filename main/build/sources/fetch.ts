@@ -1,10 +1,11 @@
 // Fetch declared sources into a content-addressed cache: <cache>/sha256/<hex>. Bytes are
 // verified in memory first (verify.ts); only verified content is ever written, so the cache never
 // holds anything the spec did not pin. A cached entry is re-hashed before it is used.
-// Covered: files (spec.sources.files) and an apt source's InRelease. Not yet: the apt packages
-// themselves into the darksite, images into an OCI layout, the lock and SBOM entries.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+// Covered here: files (spec.sources.files) and an apt source's InRelease; apt.ts takes the
+// packages, oci.ts the images.
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { sha256Hex } from '../../../common/canonical';
 import type { AptSourceSpec, FileSourceSpec } from '../../../common/spec/schema';
@@ -27,7 +28,14 @@ export function contentPath(cacheDir: string, sha256: string): string {
   return join(cacheDir, 'sha256', sha256);
 }
 
-async function download(source: string, url: string, o: FetchOptions): Promise<Uint8Array> {
+/** GET url (http, https, or a local file: URL) into memory, bounded; failures name the source. */
+export async function download(source: string, url: string, o: Omit<FetchOptions, 'cacheDir'>): Promise<Uint8Array> {
+  if (url.startsWith('file:')) {
+    const path = fileURLToPath(url);
+    if (!existsSync(path)) throw new SourceVerifyError(source, `source ${source}: ${url} does not exist; nothing was cached`, 'check the path in spec.sources');
+    if (statSync(path).size > MAX_SOURCE_BYTES) throw new SourceVerifyError(source, `source ${source}: ${url} is over the ${MAX_SOURCE_BYTES} byte limit; nothing was cached`, 'is this the right file?');
+    return new Uint8Array(readFileSync(path));
+  }
   const signal = AbortSignal.any([AbortSignal.timeout(o.timeoutMs ?? 120_000), ...(o.signal ? [o.signal] : [])]);
   let res: Response;
   try {
@@ -78,7 +86,7 @@ export interface FetchedRelease extends VerifiedRelease {
 /**
  * An apt source's InRelease, verified against the pinned fingerprint with `keyring` (the key the
  * repository publishes), then cached by content. The Packages indexes and .debs it lists are
- * checked against its SHA256 fields by the step that downloads them (not written yet).
+ * checked against its SHA256 fields by apt.ts.
  */
 export async function fetchInRelease(source: z.infer<typeof AptSourceSpec>, keyring: Uint8Array, o: FetchOptions): Promise<FetchedRelease> {
   const body = await download(source.name, inReleaseUrl(source), o);

@@ -1,8 +1,7 @@
 // The build's upstream step: declared files and images (spec.sources) fetched, verified and cached
 // by content (fetch.ts, oci.ts), then handed to the build as two placeable entries: files under
-// files/sha256/<hex>, images as one OCI image layout under oci/. Declared apt repositories are
-// verified by fetch.ts/verifyInRelease but their packages are not merged into the darksite yet:
-// the build says so, and counts 0 upstream packages.
+// files/sha256/<hex>, images as one OCI image layout under oci/. Declared apt repositories go
+// into the darksite lock and repository instead (apt.ts, called by the build before the darksite).
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex } from '../../../common/canonical';
@@ -21,8 +20,6 @@ export interface UpstreamInputs {
   fileEntry: { dir: string; files: CachedFile[] };
   /** Placeable at oci/ (an OCI image layout). */
   layoutEntry?: { dir: string; files: CachedFile[] };
-  /** Declared apt sources whose packages this build did not fetch (see the header). */
-  aptSourcesNotFetched: string[];
 }
 
 export async function collectUpstream(spec: ClusterSpec, cacheDir: string, o: { signal?: AbortSignal; log: (line: string) => void }): Promise<UpstreamInputs> {
@@ -52,7 +49,5 @@ export async function collectUpstream(spec: ClusterSpec, cacheDir: string, o: { 
     writeOciLayout(dir, images, store);
     layoutEntry = { dir, files: listFiles(dir).map((p) => ({ path: p, sha256: sha256Hex(readFileSync(join(dir, p))), size: statSync(join(dir, p)).size })) };
   }
-  const aptSourcesNotFetched = src.apt.map((a) => a.name);
-  if (aptSourcesNotFetched.length) o.log(`sources: ${aptSourcesNotFetched.length} declared apt source(s) (${aptSourcesNotFetched.join(', ')}) NOT fetched: merging upstream packages into the darksite is not implemented yet`);
-  return { files, images, fileEntry, ...(layoutEntry ? { layoutEntry } : {}), aptSourcesNotFetched };
+  return { files, images, fileEntry, ...(layoutEntry ? { layoutEntry } : {}) };
 }

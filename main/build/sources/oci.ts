@@ -104,7 +104,11 @@ export async function pullImage(source: ImageSource, o: { cacheDir: string; sign
   return { name: source.name, reference: source.reference, digest: source.digest, mediaType: topType, size: top.body.byteLength, blobs };
 }
 
-/** Write an OCI image layout holding the pulled images (sorted; one index.json naming each reference). */
+/**
+ * Write an OCI image layout holding the pulled images (sorted; one index.json naming each
+ * reference). `io.containerd.image.name` makes `ctr images import` of the layout keep the full
+ * reference (payload/ansible kubedos_containerd), so kubeadm finds the images it expects.
+ */
 export function writeOciLayout(outDir: string, images: readonly PulledImage[], cacheDir: string): { indexSha256: string; blobs: number } {
   mkdirSync(join(outDir, 'blobs', 'sha256'), { recursive: true });
   const blobs = new Set<string>();
@@ -120,7 +124,7 @@ export function writeOciLayout(outDir: string, images: readonly PulledImage[], c
     mediaType: MEDIA.ociIndex,
     manifests: [...images]
       .sort((a, b) => (a.reference < b.reference ? -1 : a.reference > b.reference ? 1 : 0))
-      .map((i) => ({ mediaType: i.mediaType, digest: i.digest, size: i.size, annotations: { 'org.opencontainers.image.ref.name': i.reference, 'io.kubedos.source': i.name } })),
+      .map((i) => ({ mediaType: i.mediaType, digest: i.digest, size: i.size, annotations: { 'org.opencontainers.image.ref.name': i.reference, 'io.containerd.image.name': i.reference, 'io.kubedos.source': i.name } })),
   };
   const text = `${canonicalJson(index)}\n`;
   writeFileAtomic(join(outDir, 'index.json'), text);

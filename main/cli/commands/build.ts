@@ -109,10 +109,7 @@ export const buildCommand: CliCommand = {
         for (const l of report.lock.diff ?? []) io.out(l);
       }
       const u = report.upstream;
-      io.out(
-        `Debian packages ${report.lock.packages}, upstream packages ${u.packages}, images ${u.images}, files ${u.files}` +
-          (u.aptSourcesNotFetched.length ? ` (declared apt sources not fetched yet: ${u.aptSourcesNotFetched.join(', ')})` : ''),
-      );
+      io.out(`Debian packages ${report.lock.packages}, upstream packages ${u.packages}, images ${u.images}, files ${u.files}`);
       io.out(
         `built ${report.built.length ? report.built.join(', ') : 'nothing (all cached)'}; reused ${report.reused.length}; darksite ${ds} packages, downloaded ${report.downloaded}; ` +
           `roles ${report.roles.join(', ')}; lock ${report.lock.sha256.slice(0, 12)}…; ${(report.durationMs / 1000).toFixed(2)} s → ${report.outDir}`,

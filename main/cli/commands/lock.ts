@@ -7,6 +7,7 @@ import { payloadDir } from '../../paths';
 import { cacheRoot, clusterLockPath } from '../../build/index';
 import { ensureLock, lockDigest, readLists, readLock } from '../../build/darksite/index';
 import { diffSummary, renderDiff } from '../../build/darksite/pins';
+import { ensureUpstream } from '../../build/sources/apt';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportInvalidSpec } from '../load-spec';
@@ -46,20 +47,24 @@ export const lockCommand: CliCommand = {
           else io.out(`${cluster}: no lock yet (${lockPath}); the first build resolves one, or: kubedos lock update --spec ${values.spec}`);
           return 0;
         }
-        const info = { path: lockPath, exists: true, sha256: lockDigest(lock), packages: lock.packages.length, listsChanged: lock.listsSha256 !== lists.sha256, sources: [...new Set(lock.packages.map((p) => p.source))].sort(), ...(lock.previous ? { previous: { sha256: lock.previous.sha256, reason: lock.previous.reason, summary: diffSummary(lock.previous.diff) } } : {}) };
+        const info = { path: lockPath, exists: true, sha256: lockDigest(lock), packages: lock.packages.length, upstreamPackages: lock.upstream?.length ?? 0, listsChanged: lock.listsSha256 !== lists.sha256, sources: [...new Set(lock.packages.map((p) => p.source))].sort(), ...(lock.previous ? { previous: { sha256: lock.previous.sha256, reason: lock.previous.reason, summary: diffSummary(lock.previous.diff) } } : {}) };
         if (values.json) io.out(JSON.stringify(info, null, 2));
         else {
-          io.out(`${cluster}: ${plural(info.packages, 'package')} from ${info.sources.join(', ')}; lock ${info.sha256.slice(0, 12)}… (${lockPath})`);
+          io.out(`${cluster}: ${plural(info.packages, 'package')} from ${info.sources.join(', ')}${info.upstreamPackages ? ` and ${plural(info.upstreamPackages, 'upstream package')} from spec.sources.apt` : ''}; lock ${info.sha256.slice(0, 12)}… (${lockPath})`);
           io.out(info.listsChanged ? `the package lists changed since it was resolved: the next build resolves them again (keeping locked versions), or run kubedos lock update --spec ${values.spec}` : 'the package lists match it');
           if (info.previous) io.out(`it replaced ${info.previous.sha256.slice(0, 12)}… (${info.previous.reason}): ${info.previous.summary}`);
         }
         return 0;
       }
       const r = await ensureLock({ packagesDir, lockPath, cacheDir: cacheRoot(io.env), mode: 'update', signal: io.signal, log: (l) => io.err(l) });
+      // Declared upstream apt sources (spec.sources.apt): resolved again into the same lock.
+      const up = await ensureUpstream(loaded.spec.spec.sources.apt, { lock: r.lock, lockPath, cacheDir: cacheRoot(io.env), mode: 'update', lockWrittenThisBuild: r.written, signal: io.signal, log: (l) => io.err(l) });
       if (values.json) {
-        io.out(JSON.stringify({ path: lockPath, sha256: lockDigest(r.lock), packages: r.lock.packages.length, written: r.written, ...(r.diff ? { diff: r.diff } : {}), ...(r.previousSha256 ? { previousSha256: r.previousSha256 } : {}) }, null, 2));
+        io.out(JSON.stringify({ path: lockPath, sha256: lockDigest(up.lock), packages: r.lock.packages.length, upstreamPackages: up.packages.length, written: r.written || up.written, ...(r.diff ? { diff: r.diff } : {}), ...(up.diff ? { upstreamDiff: up.diff } : {}), ...(r.previousSha256 ? { previousSha256: r.previousSha256 } : {}) }, null, 2));
         return 0;
       }
+      if (up.packages.length || up.written) io.out(`${cluster}: ${plural(up.packages.length, 'upstream package')} from spec.sources.apt${up.written && up.diff ? `: ${diffSummary(up.diff)}` : ', unchanged'}`);
+      if (up.written && up.diff) for (const l of renderDiff(up.diff)) io.out(l);
       if (!r.written) io.out(`${cluster}: the archive resolves exactly the locked versions; ${lockPath} unchanged (${plural(r.lock.packages.length, 'package')})`);
       else if (!r.diff) io.out(`${cluster}: lock created: ${plural(r.lock.packages.length, 'package')} (${lockPath})`);
       else {

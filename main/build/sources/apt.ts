@@ -1,0 +1,214 @@
+// Packages from declared upstream apt repositories (spec.sources.apt) into the cluster's darksite
+// lock and the .deb cache, with the Debian lock's modes (darksite/index.ts LockMode):
+// - the repository's key (its `key` URL) must be the one whose signature on InRelease is by the
+//   pinned fingerprint (verify.ts); the Packages index must hash to what that InRelease lists;
+//   every .deb to what the index lists. Nothing is written before it is verified.
+// - default: the locked upstream packages are reused (cache, else the repository must still serve
+//   that exact file); a locked version the repository no longer serves is refused by name (drift);
+//   a changed declaration is resolved again keeping the locked versions still served, and a
+//   version change it would need is refused the same way.
+// - update: resolved again, the lock rewritten with the diff; frozen/offline: the declaration must
+//   be the locked one; offline never touches the network.
+// The packages live in the lock's `upstream` list and in the darksite's pool/upstream/<source>/.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import type { z } from 'zod';
+import { canonicalJson, sha256Hex } from '../../../common/canonical';
+import type { AptSourceSpec } from '../../../common/spec/schema';
+import { debCachePath } from '../darksite/index';
+import { writeFileAtomic } from '../files';
+import type { DarksiteLock, LockDiff, Superseded, UpstreamLockedPackage } from '../darksite/pins';
+import { diffIsEmpty, diffLocks, DriftError, driftMessage, firstFew, PinError } from '../darksite/pins';
+import { parseStanzas } from '../darksite/udebs';
+import type { Stanza } from '../darksite/udebs';
+import { dearmor, packagesIndexes, packageUrl, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetDependencies } from './apt-index';
+import { download, fetchInRelease } from './fetch';
+import { SourceVerifyError } from './verify';
+
+type AptSource = z.infer<typeof AptSourceSpec>;
+export type UpstreamMode = 'default' | 'update' | 'frozen' | 'offline';
+
+export interface UpstreamOptions {
+  /** The cluster's lock as the Debian step left it (ensureLock). */
+  lock: DarksiteLock;
+  lockPath: string;
+  /** Cache root: .debs at <cache>/debs/<sha256>.deb (shared with Debian's), keys and indexes under <cache>/sources. */
+  cacheDir: string;
+  mode: UpstreamMode;
+  /** The Debian step wrote the lock in this build: its `previous` (digest, diff) is extended, not replaced. */
+  lockWrittenThisBuild?: boolean;
+  acceptCommand?: string;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  logDetail?: (text: string) => void;
+}
+
+export interface UpstreamResult {
+  lock: DarksiteLock;
+  packages: UpstreamLockedPackage[];
+  written: boolean;
+  diff?: LockDiff;
+  downloaded: number;
+  reused: number;
+}
+
+/** Pure: sha256 of a declaration (what the lock's upstream part was resolved from). */
+export function declarationSha256(sources: readonly AptSource[]): string {
+  return sha256Hex(canonicalJson([...sources].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))));
+}
+
+function sortUpstream(xs: UpstreamLockedPackage[]): UpstreamLockedPackage[] {
+  const k = (p: UpstreamLockedPackage): string => `${p.source}\0${p.name}`;
+  return xs.sort((a, b) => (k(a) < k(b) ? -1 : k(a) > k(b) ? 1 : 0));
+}
+
+interface OpenedIndex {
+  stanzas: Stanza[];
+}
+
+/** Key → InRelease (signature by the pinned key) → Packages indexes (hash listed in the InRelease). */
+async function openIndex(source: AptSource, o: UpstreamOptions): Promise<OpenedIndex> {
+  const store = `${o.cacheDir}/sources`;
+  const sig = o.signal ? { signal: o.signal } : {};
+  if (!source.key) {
+    throw new SourceVerifyError(source.name, `apt source ${source.name}: no key URL, so its InRelease cannot be checked; nothing was fetched`, `add key: <URL of the repository's public key> to spec.sources.apt ${source.name} (the build accepts it only if it signs as ${source.signedBy})`);
+  }
+  const keyring = dearmor(await download(source.name, source.key, sig));
+  const release = await fetchInRelease(source, keyring, { cacheDir: store, ...sig });
+  const hashes = releaseHashes(signedText(Buffer.from(readFileSync(release.path)).toString('utf8')));
+  const { found, missing } = packagesIndexes(source, hashes);
+  if (missing.length) {
+    throw new SourceVerifyError(source.name, `apt source ${source.name} (${source.url} ${source.suite}): its InRelease lists no ${missing.join(', ')} (uncompressed or .gz) for amd64`, 'check suite and components in spec.sources.apt');
+  }
+  const stanzas: Stanza[] = [];
+  for (const path of found) {
+    const want = hashes.get(path)!;
+    const url = releaseFileUrl(source, path);
+    const body = await download(source.name, url, sig);
+    const sha = sha256Hex(body);
+    if (sha !== want.sha256 || body.byteLength !== want.size) {
+      throw new SourceVerifyError(source.name, `apt source ${source.name}: ${url} has sha256 ${sha} (${body.byteLength} bytes), its signed InRelease says ${want.sha256} (${want.size} bytes); nothing was cached`, 'the repository is being updated or was tampered with: try again later; if it persists, tell the repository owner');
+    }
+    stanzas.push(...parseStanzas(Buffer.from(path.endsWith('.gz') ? gunzipSync(body) : body).toString('utf8')));
+  }
+  return { stanzas };
+}
+
+function driftOf(sup: Superseded[], o: UpstreamOptions, mode: 'default' | 'frozen'): DriftError {
+  const { message, detail } = driftMessage(sup, { mode, lockPath: o.lockPath, acceptCommand: o.acceptCommand ?? 'kubedos lock update --spec SPEC' });
+  o.logDetail?.(detail);
+  return new DriftError(message.replace(/^darksite/, 'darksite (upstream apt sources)'), sup, detail);
+}
+
+/** Resolve every declared source against its verified index. */
+async function resolveAll(sources: readonly AptSource[], debianNames: ReadonlySet<string>, o: UpstreamOptions, opened: Map<string, OpenedIndex>, prefer: readonly UpstreamLockedPackage[]): Promise<UpstreamLockedPackage[]> {
+  const out: UpstreamLockedPackage[] = [];
+  const unmet: string[] = [];
+  for (const s of sources) {
+    const idx = opened.get(s.name) ?? (await openIndex(s, o));
+    opened.set(s.name, idx);
+    const r = resolveUpstream(idx.stanzas, s.packages, new Map(prefer.filter((p) => p.source === s.name).map((p) => [p.name, p.version])));
+    if (r.notFound.length) throw new PinError(`apt source ${s.name} (${s.url} ${s.suite}): its index has no amd64 or all package ${firstFew(r.notFound)}; fix the names in spec.sources.apt ${s.name}.packages`);
+    if (r.malformed.length) throw new PinError(`apt source ${s.name}: index entries without Filename, Size or SHA256: ${firstFew(r.malformed)}; the repository's index is not usable`);
+    const here = new Set([...debianNames, ...r.packages.map((p) => p.name)]);
+    for (const u of unmetDependencies(r.external, here)) unmet.push(`${u.from} needs ${u.group.join(' | ')}`);
+    o.log?.(`sources: apt ${s.name}: ${r.packages.length} package(s) resolved from its signed index (${s.packages.length} declared)`);
+    for (const p of r.packages) out.push({ name: p.name, version: p.version, architecture: p.architecture, sha256: p.sha256, size: p.size, filename: p.path.split('/').pop()!, path: p.path, source: s.name });
+  }
+  if (unmet.length) {
+    throw new PinError(
+      `upstream packages depend on ${unmet.length} package(s) neither their repository nor the Debian lock holds: ${firstFew(unmet)}. ` +
+        'Add the Debian ones to payload/packages/base.list (or the role list that installs them), or declare the repository that carries them in spec.sources.apt.',
+    );
+  }
+  return sortUpstream(out);
+}
+
+/** The cluster's upstream packages: locked (per mode), in the cache and verified. */
+export async function ensureUpstream(sources: readonly AptSource[], o: UpstreamOptions): Promise<UpstreamResult> {
+  const lock = o.lock;
+  const locked = lock.upstream ?? [];
+  if (!sources.length && !locked.length) return { lock, packages: [], written: false, downloaded: 0, reused: 0 };
+  const decl = declarationSha256(sources);
+  const same = lock.upstreamSha256 === decl && lock.upstream !== undefined;
+  const accept = o.acceptCommand ?? 'kubedos lock update --spec SPEC';
+  if ((o.mode === 'frozen' || o.mode === 'offline') && !same) {
+    throw new PinError(`--${o.mode}: spec.sources.apt changed since the lock was resolved (${o.lockPath}); a ${o.mode} build cannot resolve upstream packages. Resolve with: ${accept}`);
+  }
+  const opened = new Map<string, OpenedIndex>();
+  let target: UpstreamLockedPackage[] = locked;
+  let diff: LockDiff | undefined;
+  if (!same || o.mode === 'update') {
+    o.log?.(`sources: resolving ${sources.length} declared apt source(s) (${sources.map((s) => s.name).join(', ')})`);
+    // A changed declaration keeps every locked version its repository still serves (like edited package lists).
+    const fresh = await resolveAll(sources, new Set(lock.packages.map((p) => p.name)), o, opened, o.mode === 'default' ? locked : []);
+    diff = diffLocks(locked, fresh);
+    if (o.mode === 'default' && diff.changed.length) throw driftOf(diff.changed.map((c) => ({ name: c.name, architecture: c.architecture, locked: c.from, available: c.to })), o, 'default');
+    target = fresh;
+  }
+  // Every package in the cache with its locked sha256; what is missing comes from its repository.
+  let reused = 0;
+  const missing: UpstreamLockedPackage[] = [];
+  for (const p of target) {
+    const path = debCachePath(o.cacheDir, p.sha256);
+    if (existsSync(path) && sha256Hex(readFileSync(path)) === p.sha256) reused++;
+    else missing.push(p);
+  }
+  if (missing.length && o.mode === 'offline') {
+    throw new Error(`darksite --offline: ${missing.length} locked upstream package(s) are not in the cache ${o.cacheDir}/debs: ${firstFew(missing.map((p) => `${p.name}=${p.version} (${p.source})`))}. Bring them from a build (--from DIR), or build once without --offline.`);
+  }
+  const bySource = new Map(sources.map((s) => [s.name, s]));
+  const sup: Superseded[] = [];
+  const verified: [UpstreamLockedPackage, Uint8Array][] = [];
+  for (const p of missing) {
+    const s = bySource.get(p.source);
+    if (!s) throw new PinError(`the lock holds ${p.name} from apt source ${p.source}, which spec.sources.apt no longer declares. Resolve with: ${accept}`);
+    const idx = opened.get(s.name) ?? (await openIndex(s, o));
+    opened.set(s.name, idx);
+    const entry = idx.stanzas.find((x) => x.Package === p.name && x.Version === p.version && x.Architecture === p.architecture);
+    if (!entry) {
+      const served = resolveUpstream(idx.stanzas, [p.name]).packages.find((x) => x.name === p.name);
+      sup.push({ name: p.name, architecture: p.architecture, locked: p.version, ...(served ? { available: served.version } : {}) });
+      continue;
+    }
+    if (entry.SHA256 !== p.sha256) {
+      throw new SourceVerifyError(s.name, `apt source ${s.name}: ${p.name} ${p.version} is listed with sha256 ${entry.SHA256 ?? '(none)'}, the lock records ${p.sha256}: the same version with other bytes (a rebuilt or tampered repository); nothing was cached`, `if you trust the repository, accept it with ${accept}`);
+    }
+    const url = packageUrl(s, p.path);
+    const body = await download(s.name, url, o.signal ? { signal: o.signal } : {});
+    const sha = sha256Hex(body);
+    if (sha !== p.sha256 || body.byteLength !== p.size) {
+      throw new SourceVerifyError(s.name, `apt source ${s.name}: ${url} has sha256 ${sha} (${body.byteLength} bytes), the signed index says ${p.sha256} (${p.size} bytes); nothing was cached`, 'the repository serves a corrupt or altered file: try again later; if it persists, tell the repository owner');
+    }
+    verified.push([p, body]);
+  }
+  if (sup.length) throw driftOf(sup, o, o.mode === 'frozen' ? 'frozen' : 'default');
+  // Everything verified: only now is anything cached.
+  for (const [p, body] of verified) {
+    const path = debCachePath(o.cacheDir, p.sha256);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileAtomic(path, body, 0o644);
+  }
+  if (verified.length) o.log?.(`sources: ${verified.length} upstream package(s) downloaded and verified against their signed index`);
+  // The lock: unchanged, or the new upstream part (with the previous lock's digest and what moved).
+  const nextUpstream = sources.length ? target : [];
+  if (same && (!diff || diffIsEmpty(diff))) return { lock, packages: target, written: false, downloaded: verified.length, reused };
+  const before = lock;
+  const base: DarksiteLock = { ...before };
+  delete base.upstream;
+  delete base.upstreamSha256;
+  const next: DarksiteLock = { ...base, ...(sources.length ? { upstreamSha256: decl, upstream: nextUpstream } : {}) };
+  const upDiff = diff ?? diffLocks(locked, nextUpstream);
+  if (o.lockWrittenThisBuild) {
+    // One change of the lock per build: the Debian step's trail (if any) carries both diffs.
+    const d = before.previous?.diff;
+    if (before.previous && d) next.previous = { ...before.previous, diff: { added: [...d.added, ...upDiff.added], removed: [...d.removed, ...upDiff.removed], changed: [...d.changed, ...upDiff.changed] } };
+  } else if (existsSync(o.lockPath)) {
+    next.previous = { sha256: sha256Hex(readFileSync(o.lockPath)), reason: o.mode === 'update' ? 'update' : 'sources-changed', diff: upDiff };
+  }
+  mkdirSync(dirname(o.lockPath), { recursive: true });
+  writeFileAtomic(o.lockPath, canonicalJson(next, 2) + '\n');
+  o.log?.(`sources: lock ${o.lockPath}: ${nextUpstream.length} upstream package(s)${diffIsEmpty(upDiff) ? '' : ` (${upDiff.changed.length} changed, ${upDiff.added.length} added, ${upDiff.removed.length} removed)`}`);
+  return { lock: next, packages: target, written: true, diff: upDiff, downloaded: verified.length, reused };
+}
