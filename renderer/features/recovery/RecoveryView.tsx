@@ -4,7 +4,7 @@
 // and the portable USB stick (UsbDialog) through the same engine services as the CLI; the
 // cluster's trust (certificates with expiry, revoke / rotate / enrollment window: TrustPanel.tsx).
 // The recovery identity is read from its file for one restore and never kept.
-import { Alert, Badge, Button, Code, Group, List, Modal, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Badge, Button, Code, Group, List, Paper, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { RecoveryInspection } from '../../../common/contract/index';
