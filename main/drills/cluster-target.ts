@@ -17,12 +17,12 @@ import type { HealthFacts } from '../../common/drills/health';
 import { handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList } from '../../common/drills/health';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { Plan, PlanNode } from '../../common/plan/schema';
-import type { RunResult } from '../exec/runner';
 import { CommandError } from '../exec/runner';
 import type { PipelineResult } from '../pipeline/runner';
 import { ETCD_PKI, etcdMembers } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import type { NodeShell } from './shell';
+import { guestShell } from './shell';
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
 /** The scenarios a deployed cluster runs today. */
@@ -74,23 +74,7 @@ export class ClusterDrillTarget implements DrillTarget {
     if (!hub) throw new Error(`${this.cluster}: the plan has no hub`);
     this.hub = hub.name;
     this.allowDestroy = o.allowDestroy;
-    this.shell = {
-      exec: async (node, argv, so) => {
-        const n = this.node(node);
-        const t0 = Date.now();
-        const timeoutS = Math.max(5, Math.ceil((so?.timeoutMs ?? 60_000) / 1000));
-        let r;
-        try {
-          r = await o.driver.guestExec(n.vmid, argv, { timeoutS, ...(so?.input !== undefined ? { input: so.input } : {}) });
-        } catch (err) {
-          const e = err as Error & { stderrTail?: string; hint?: string };
-          throw new CommandError({ message: `${node} (VMID ${n.vmid}): ${argv[0]} could not run through the guest agent: ${e.message.split('\n')[0]}`, command: [...argv], exitCode: null, stderrTail: e.stderrTail ?? '', reason: 'spawn', ...(e.hint ? { hint: e.hint } : {}) });
-        }
-        const res: RunResult = { command: [...argv], exitCode: r.exitCode, signal: null, stdout: r.stdout, stderr: r.stderr, durationMs: Date.now() - t0 };
-        if (!so?.anyExit && r.exitCode !== 0) throw new CommandError({ message: `${node}: ${argv.join(' ')} exited ${r.exitCode}`, command: [...argv], exitCode: r.exitCode, stderrTail: tail(r.stderr || r.stdout, 8), reason: 'exit' });
-        return res;
-      },
-    };
+    this.shell = guestShell(p, o.driver);
   }
 
   private node(name: string): PlanNode {

@@ -179,14 +179,17 @@ function clusterTarget(req: LifecycleRequest, spec: { specName: string; specPath
   return { opened, target };
 }
 
-/** Why this cluster cannot be drilled (heal: repaired) from what its journal says, or undefined. */
-export function clusterStateRefusal(specText: string, env: NodeJS.ProcessEnv, specName: string, heal: boolean): string | undefined {
+/**
+ * Why this cluster cannot be acted on (a drill, a heal, a trust operation) from what its journal
+ * says, or undefined. A heal accepts an unfinished deploy: finishing it is its job.
+ */
+export function clusterStateRefusal(specText: string, env: NodeJS.ProcessEnv, specName: string, o: { action: 'drill' | 'heal' | 'trust operation' }): string | undefined {
   const { plan: p } = analyse(specText);
   const workspace = clusterWorkspace(p.cluster.name, env);
   const journalPath = join(workspace, WORKSPACE_LAYOUT.journal);
-  const state = convergedAndRunning(existsSync(journalPath) ? readJournal(journalPath) : [], { cluster: p.cluster.name, journalPath, spec: specName, action: heal ? 'A heal' : 'A drill' });
-  if (state.ok || (heal && state.code === 'unconverged')) return undefined;
-  return `${state.message}${heal ? '' : ', then drill'}`;
+  const state = convergedAndRunning(existsSync(journalPath) ? readJournal(journalPath) : [], { cluster: p.cluster.name, journalPath, spec: specName, action: `A ${o.action}` });
+  if (state.ok || (o.action === 'heal' && state.code === 'unconverged')) return undefined;
+  return o.action === 'heal' ? state.message : `${state.message}, then run the ${o.action}`;
 }
 
 /** Runs one drill on the deployed cluster (its VMs through the substrate driver). */

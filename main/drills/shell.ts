@@ -2,7 +2,10 @@
 // (main/drills/lab-target.ts) and, later, by a deployed cluster (over SSH from the hub). Every
 // call ends in the one runner (main/exec/runner.ts). The engine wraps a shell to record each
 // command into the phase that ran it.
+import type { Plan } from '../../common/plan/schema';
 import type { RunResult } from '../exec/runner';
+import { CommandError } from '../exec/runner';
+import type { SubstrateDriver } from '../substrate/driver';
 import type { DrillCommand } from '../../common/drills/timeline';
 import { MAX_PHASE_COMMANDS } from '../../common/drills/timeline';
 
@@ -40,6 +43,34 @@ export function recordingShell(inner: NodeShell, sink: () => { commands: DrillCo
         push((err as { exitCode?: number | null }).exitCode ?? null);
         throw err;
       }
+    },
+  };
+}
+
+const tailOf = (s: string, lines = 8): string => s.trim().split('\n').slice(-lines).join(' | ').slice(0, 600);
+
+/**
+ * A deployed cluster's nodes through their guest agents (the substrate driver), as the deploy
+ * stages reach them: no SSH and no route into the cluster needed. Drills, heals and trust
+ * operations on a deployed cluster use it.
+ */
+export function guestShell(plan: Plan, driver: SubstrateDriver): NodeShell {
+  return {
+    async exec(node, argv, so) {
+      const n = plan.nodes.find((x) => x.name === node);
+      if (!n) throw new Error(`there is no node "${node}" in ${plan.cluster.name}`);
+      const t0 = Date.now();
+      const timeoutS = Math.max(5, Math.ceil((so?.timeoutMs ?? 60_000) / 1000));
+      let r;
+      try {
+        r = await driver.guestExec(n.vmid, argv, { timeoutS, ...(so?.input !== undefined ? { input: so.input } : {}) });
+      } catch (err) {
+        const e = err as Error & { stderrTail?: string; hint?: string };
+        throw new CommandError({ message: `${node} (VMID ${n.vmid}): ${argv[0]} could not run through the guest agent: ${e.message.split('\n')[0]}`, command: [...argv], exitCode: null, stderrTail: e.stderrTail ?? '', reason: 'spawn', ...(e.hint ? { hint: e.hint } : {}) });
+      }
+      const res: RunResult = { command: [...argv], exitCode: r.exitCode, signal: null, stdout: r.stdout, stderr: r.stderr, durationMs: Date.now() - t0 };
+      if (!so?.anyExit && r.exitCode !== 0) throw new CommandError({ message: `${node}: ${argv.join(' ')} exited ${r.exitCode}`, command: [...argv], exitCode: r.exitCode, stderrTail: tailOf(r.stderr || r.stdout), reason: 'exit' });
+      return res;
     },
   };
 }

@@ -51,13 +51,13 @@ export function recordTrustReport(workspace: string, report: TrustOpReport, reas
 }
 
 /** Why an operation cannot start (from the plan, the workspace's revocation list and where it would run), or undefined. */
-export function preflightTrustOperation(plan: Plan, o: TrustOperation, where: { workspace?: string; lab: boolean; root?: boolean }): string | undefined {
+export function preflightTrustOperation(plan: Plan, o: TrustOperation, where: { workspace?: string; lab: boolean; root?: boolean; /** The caller reaches the deployed cluster (the CLI, through the guest agents). */ cluster?: boolean }): string | undefined {
   // A lab is a fresh copy of the plan: the workspace's revocations are not in it.
   const revoked = !where.lab && where.workspace ? workspaceRevocations(where.workspace, plan.cluster.name).revoked.map((r) => r.node) : [];
   const refusal = refuseTrustOperation(plan, o, revoked);
   if (refusal) return refusal;
   if (where.lab && !(where.root ?? isRoot())) return `${LAB_NEEDS_ROOT}; nothing was changed`;
-  if (!where.lab) return NO_CLUSTER_TRUST;
+  if (!where.lab && !where.cluster) return NO_CLUSTER_TRUST;
   return undefined;
 }
 

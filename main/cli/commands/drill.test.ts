@@ -27,7 +27,7 @@ describe('kubedos drill / heal', () => {
   it('without --lab acts on the deployed cluster: refused on a cluster that was never deployed, on an etcd member and for a lab-only scenario, before anything is touched', async () => {
     const s = setup();
     expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'delete-worker-vm', '--allow-destroy'], s.io)).toBe(1);
-    expect(s.err.at(-1)).toMatch(/^refused: lab-3 has no deploy in its journal \(.*journal.*\): deploy it first \(kubedos deploy lab-3\.yaml\), then drill$/);
+    expect(s.err.at(-1)).toMatch(/^refused: lab-3 has no deploy in its journal \(.*journal.*\): deploy it first \(kubedos deploy lab-3\.yaml\), then run the drill$/);
     expect(await healCommand.run(['lab-3.yaml'], s.io)).toBe(1);
     expect(s.err.at(-1)).toMatch(/^refused: lab-3 has no deploy in its journal/);
     expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'power-off-node', '--node', 'cp-1'], s.io)).toBe(1);

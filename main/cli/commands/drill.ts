@@ -123,7 +123,7 @@ export const drillCommand: CliCommand = {
       }
       if (!values.node) io.err(`target: ${node} (no --node given)`);
       const req = lifecycleRequest(file, spec, values as Record<string, unknown>, io, 'drill');
-      const state = clusterStateRefusal(req.request.specText, io.env, file, false);
+      const state = clusterStateRefusal(req.request.specText, io.env, file, { action: 'drill' });
       if (state) {
         io.err(`refused: ${state}`);
         return 1;

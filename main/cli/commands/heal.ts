@@ -46,7 +46,7 @@ export const healCommand: CliCommand = {
     const spec = loaded.spec;
     if (!values.lab) {
       const req = lifecycleRequest(file, spec, values as Record<string, unknown>, io, 'heal', loaded.path);
-      const state = clusterStateRefusal(req.request.specText, io.env, file, true);
+      const state = clusterStateRefusal(req.request.specText, io.env, file, { action: 'heal' });
       if (state) {
         io.err(`refused: ${state}`);
         return 1;

@@ -7,7 +7,11 @@ import type { TrustOperation } from '../../../common/trust/operations';
 import { renderTrustReport } from '../../../common/trust/operations';
 import { trustInventory } from '../../trust/inventory';
 import { TrustOperationError } from '../../trust/operations';
-import { preflightTrustOperation, runTrustOperationOnLab } from '../../trust/service';
+import { guestShell } from '../../drills/shell';
+import { clusterStateRefusal } from '../../drills/service';
+import { openCluster } from '../../lifecycle/service';
+import { preflightTrustOperation, runTrustOperationOnCluster, runTrustOperationOnLab, workspaceTrustTarget } from '../../trust/service';
+import { lifecycleRequest } from './lifecycle';
 import { clusterWorkspace } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
@@ -16,9 +20,9 @@ import { loadSpec, reportInvalidSpec } from '../load-spec';
 const ACTIONS = ['list', 'revoke', 'rotate', 'window'] as const;
 const USAGE = {
   list: 'kubedos trust list SPEC [--json]',
-  revoke: 'kubedos trust revoke SPEC NODE [--reason TEXT] --lab',
-  rotate: 'kubedos trust rotate SPEC --hub|--node NODE --lab',
-  window: 'kubedos trust window SPEC open [--minutes N]|close --lab',
+  revoke: 'kubedos trust revoke SPEC NODE [--reason TEXT] [--target T] [--lab]',
+  rotate: 'kubedos trust rotate SPEC --hub|--node NODE [--target T] [--lab]',
+  window: 'kubedos trust window SPEC open [--minutes N]|close [--target T] [--lab]',
 } as const;
 
 export const trustCommand: CliCommand = {
@@ -40,7 +44,9 @@ export const trustCommand: CliCommand = {
     '',
     '  --lab   run on the plan built in network namespaces (real planes, enrollment and payload; needs root).',
     '          The lab is a throwaway copy: the workspace is not changed, and the lab is removed afterwards.',
-    '          Without --lab the operation would act on the deployed cluster, which this version cannot reach yet.',
+    '          Without --lab the operation acts on the deployed cluster (the spec\'s substrate, or --target qemu-local|',
+    '          proxmox://HOST) through its VMs\' guest agents; it refuses a cluster whose last deploy did not finish or',
+    '          that is stopped. A revocation is also kept in the workspace\'s trust/revoked.json.',
     '  --json  the inventory (list) or the report of the operation as JSON',
     'Each operation says what it changed and what it left as it was. Exit status: 0 done, 1 refused or failed',
     '(nothing changed unless it says so), 2 bad usage.',
@@ -53,6 +59,7 @@ export const trustCommand: CliCommand = {
       hub: { type: 'boolean' },
       node: { type: 'string' },
       minutes: { type: 'string' },
+      target: { type: 'string', short: 't' },
     });
     const [action, file, ...rest] = positionals;
     if (!action || !(ACTIONS as readonly string[]).includes(action)) {
@@ -71,19 +78,19 @@ export const trustCommand: CliCommand = {
         if (rest.length) throw new UsageError(`exactly one SPEC`);
         return list(file, Boolean(values.json), io);
       case 'revoke': {
-        only(['json', 'lab', 'reason']);
+        only(['json', 'lab', 'reason', 'target']);
         if (rest.length !== 1) throw new UsageError(rest.length ? `one NODE at a time` : `missing the NODE to revoke`);
         op = { op: 'revoke', node: rest[0]!, ...(values.reason !== undefined ? { reason: values.reason } : {}) };
         break;
       }
       case 'rotate':
-        only(['json', 'lab', 'hub', 'node']);
+        only(['json', 'lab', 'hub', 'node', 'target']);
         if (rest.length) throw new UsageError(`name the node with --node`);
         if (Boolean(values.hub) === (values.node !== undefined)) throw new UsageError(`say which keys: --hub or --node NODE (one of them)`);
         op = values.hub ? { op: 'rotate-hub' } : { op: 'rotate-node', node: values.node! };
         break;
       default: {
-        only(['json', 'lab', 'minutes']);
+        only(['json', 'lab', 'minutes', 'target']);
         const [what, ...more] = rest;
         if (what !== 'open' && what !== 'close') throw new UsageError(`${what === undefined ? 'missing open or close' : `"${what}" is not open or close${closest(what, ['open', 'close']) ? `; did you mean ${closest(what, ['open', 'close'])}?` : ''}`}`);
         if (more.length) throw new UsageError(`unexpected ${more[0]}`);
@@ -97,25 +104,44 @@ export const trustCommand: CliCommand = {
         }
       }
     }
-    return operate(file, op, { lab: Boolean(values.lab), json: Boolean(values.json) }, io);
+    return operate(file, op, { lab: Boolean(values.lab), json: Boolean(values.json), ...(values.target !== undefined ? { target: values.target } : {}) }, io);
   },
 };
 
-async function operate(file: string, op: TrustOperation, o: { lab: boolean; json: boolean }, io: CliIo): Promise<number> {
+async function operate(file: string, op: TrustOperation, o: { lab: boolean; json: boolean; target?: string }, io: CliIo): Promise<number> {
   const loaded = loadSpec(file, io.cwd);
   if (!loaded.spec) return reportInvalidSpec(loaded, file, io, 'nothing changed');
   const p = planOf(loaded.spec);
-  const refused = preflightTrustOperation(p, op, { workspace: clusterWorkspace(p.cluster.name, io.env), lab: o.lab });
+  const workspace = clusterWorkspace(p.cluster.name, io.env);
+  const refused = preflightTrustOperation(p, op, { workspace, lab: o.lab, cluster: !o.lab });
   if (refused) {
     io.err(`kubedos trust: ${refused}`);
     return 1;
   }
   try {
-    const r = await runTrustOperationOnLab(p, op, { log: (l) => io.err(l), signal: io.signal });
-    if (o.json) io.out(JSON.stringify(r, null, 2));
-    else for (const line of renderTrustReport(r)) io.out(line);
-    io.err('the namespace lab was removed with the command; the workspace and any deployed cluster were not changed');
-    return 0;
+    if (o.lab) {
+      const r = await runTrustOperationOnLab(p, op, { log: (l) => io.err(l), signal: io.signal });
+      if (o.json) io.out(JSON.stringify(r, null, 2));
+      else for (const line of renderTrustReport(r)) io.out(line);
+      io.err('the namespace lab was removed with the command; the workspace and any deployed cluster were not changed');
+      return 0;
+    }
+    const req = lifecycleRequest(file, loaded.spec, o.target !== undefined ? { target: o.target } : {}, io, `trust ${op.op}`, loaded.path);
+    const state = clusterStateRefusal(req.request.specText, io.env, file, { action: 'trust operation' });
+    if (state) {
+      io.err(`kubedos trust: refused: ${state}; nothing was changed`);
+      return 1;
+    }
+    const opened = openCluster(req.request);
+    try {
+      const target = await workspaceTrustTarget(p, guestShell(p, opened.driver), workspace, io.env);
+      const r = await runTrustOperationOnCluster(target, workspace, op, { log: (l) => io.err(l), signal: io.signal });
+      if (o.json) io.out(JSON.stringify(r, null, 2));
+      else for (const line of renderTrustReport(r)) io.out(line);
+      return 0;
+    } finally {
+      await opened.close();
+    }
   } catch (err) {
     if (err instanceof TrustOperationError) {
       io.err(`kubedos trust: ${err.message}`);
