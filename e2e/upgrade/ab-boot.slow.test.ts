@@ -11,6 +11,8 @@
 //     and the real kubedos-boot runs `try B` on the ESP's environment block.
 //  3. One power-on: GRUB counts B down three times, then falls back to A for good; the gate on A
 //     reports it, and its metrics (read from A's file system afterwards) show the rollback.
+//  4. B fixed and tried once more (`try B 1`): it boots, its gate runs `kubedos-boot mark-good`
+//     in the VM (GRUB's block on the ESP written by Linux), and B is the active slot.
 //
 // Input: the base root file system tar of a build (`rootfs.tar`, the one every role's image starts
 // from): $KUBEDOS_AB_ROOTFS_TAR, else the newest in e2e/output/shared-build's cache (any lab build
@@ -21,7 +23,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { prepareAbRootfs, writeAbDisk } from '../../main/build/image/ab';
+import { prepareAbRootfs, renderSlotCfg, writeAbDisk } from '../../main/build/image/ab';
 import { espVolumeIds } from '../../main/build/image/index';
 import { abPartitions } from '../../main/upgrade/ab-layout';
 import { startVm, type Vm } from '../build/vm';
@@ -156,6 +158,31 @@ describe('A/B boot counter on a real boot (TCG, Secure Boot)', () => {
     expect(prom).toMatch(/^kubedos_boot_failed_slot\{slot="B"\} 1$/m);
     expect(prom).toMatch(/^kubedos_boot_success 1$/m);
     expect(prom).toMatch(/^kubedos_health_gate_check\{check="services"\} 1$/m);
+
+    // 4. N+1 fixed (B's own arguments back to none) and tried once more: B boots, its gate marks it
+    //    good, and B is the active slot (the later rerun after a fix completes; no loop on A).
+    writeFileSync(slotCfg, renderSlotCfg());
+    debugfs(disk, 'root-b', 'rm /boot/kubedos-slot.cfg', true);
+    debugfs(disk, 'root-b', `write ${slotCfg} /boot/kubedos-slot.cfg`, true);
+    readEnv(disk);
+    const retry = spawnSync(join(UPGRADE, 'kubedos-boot'), ['try', 'B', '1'], { encoding: 'utf8', env: { PATH: process.env.PATH, KUBEDOS_GRUBENV: env, KUBEDOS_CMDLINE: cmdline } });
+    expect(retry.status, retry.stderr).toBe(0);
+    execFileSync('mcopy', ['-o', '-i', `${disk}@@${part('esp')}`, env, '::/EFI/debian/kubedos.env'], { env: MT });
+    t = Date.now();
+    vm = await startVm({ dir: join(work, 'vm3'), disk: { file: disk, format: 'raw' }, bootFrom: 'disk', reboot: true });
+    await vm.waitForSerial(/gate: pass \(slot B after \d+ s\)/, 8 * 60_000, /Kernel panic|gate: fail/);
+    const serial3 = vm.serial();
+    await vm.stop();
+    vm = undefined;
+    lap('boot 3: the fixed B to its gate (mark-good)', t);
+    expect(bootedSlots(serial3)).toEqual(['B']);
+    expect(serial3).toMatch(/kubedos-boot: slot B is good/);
+    expect(readEnv(disk)).toMatchObject({ kubedos_active: 'B', kubedos_try: '', kubedos_failed: '' });
+    const promB = debugfs(disk, 'root-b', 'cat /var/lib/prometheus/node-exporter/kubedos.prom');
+    expect(promB).toMatch(/^kubedos_boot_slot\{slot="B"\} 1$/m);
+    expect(promB).toMatch(/^kubedos_boot_active_slot\{slot="B"\} 1$/m);
+    expect(promB).toMatch(/^kubedos_boot_success 1$/m);
+    expect(promB).not.toMatch(/^kubedos_boot_failed_slot\{/m);
     lap('total', t0);
     writeFileSync(join(REPO, 'e2e/output/ab-boot-times.json'), `${JSON.stringify(times, null, 2)}\n`);
   }, 40 * 60_000);
