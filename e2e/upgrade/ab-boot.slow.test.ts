@@ -83,6 +83,24 @@ function bootedSlots(serial: string): string[] {
   return [...serial.matchAll(/Command line: [^\n]*kubedos\.slot=([AB])/g)].map((m) => m[1]!);
 }
 
+/** The A/B disk, as `kubedos build` writes it (minus the role's packages and payload). */
+async function writeDisk(disk: string): Promise<void> {
+  const rootfs = join(work, 'rootfs');
+  mkdirSync(rootfs);
+  execFileSync('tar', ['--numeric-owner', '--xattrs', '-xpf', findRootfsTar(), '-C', rootfs]);
+  const boot = readdirSync(join(rootfs, 'boot'));
+  const kernel = boot.filter((f) => f.startsWith('vmlinuz-')).sort().pop()!;
+  const initrd = boot.filter((f) => f.startsWith('initrd.img-')).sort().pop()!;
+  const { espVolId, espMountId } = espVolumeIds(CLUSTER, ROLE);
+  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd });
+  writeFileSync(join(rootfs, 'etc/hostname'), `${ROLE}\n`);
+  writeFileSync(join(rootfs, 'etc/machine-id'), '');
+  // This node is not enrolled (no planes, no Kubernetes): its gate checks its services only.
+  writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-checks'), 'services\n');
+  writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-units'), 'prometheus-node-exporter.service\n');
+  await writeAbDisk({ rootfs, upgradeDir: UPGRADE, workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });
+}
+
 describe('A/B boot counter on a real boot (TCG, Secure Boot)', () => {
   it('boots A, then a broken B three times, then falls back to A with the rollback in the metrics', async () => {
     const t0 = Date.now();
@@ -93,23 +111,17 @@ describe('A/B boot counter on a real boot (TCG, Secure Boot)', () => {
     };
 
     // The disk, as `kubedos build` writes an A/B image (minus the role's packages and payload).
-    const rootfs = join(work, 'rootfs');
-    mkdirSync(rootfs);
-    execFileSync('tar', ['--numeric-owner', '--xattrs', '-xpf', findRootfsTar(), '-C', rootfs]);
-    const boot = readdirSync(join(rootfs, 'boot'));
-    const kernel = boot.filter((f) => f.startsWith('vmlinuz-')).sort().pop()!;
-    const initrd = boot.filter((f) => f.startsWith('initrd.img-')).sort().pop()!;
-    const { espVolId, espMountId } = espVolumeIds(CLUSTER, ROLE);
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd });
-    writeFileSync(join(rootfs, 'etc/hostname'), `${ROLE}\n`);
-    writeFileSync(join(rootfs, 'etc/machine-id'), '');
-    // This node is not enrolled (no planes, no Kubernetes): its gate checks its services only.
-    writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-checks'), 'services\n');
-    writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-units'), 'prometheus-node-exporter.service\n');
-    const disk = join(work, 'disk.raw');
-    await writeAbDisk({ rootfs, upgradeDir: UPGRADE, workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });
+    // KUBEDOS_AB_DISK=FILE with KUBEDOS_AB_PREPARE_ONLY=1 writes it there and stops (no VM); a later
+    // run with KUBEDOS_AB_DISK=FILE boots that disk (and changes it), so a machine whose VMs take
+    // turns holds its VM lock only for the boots.
+    const diskEnv = process.env.KUBEDOS_AB_DISK;
+    const prepareOnly = process.env.KUBEDOS_AB_PREPARE_ONLY === '1';
+    const disk = diskEnv ?? join(work, 'disk.raw');
+    if (prepareOnly || !diskEnv || !existsSync(diskEnv)) await writeDisk(disk);
+    else console.log(`ab-boot: booting the disk written earlier: ${disk}`);
     lap('disk (tar + two slots + data)', t0);
     expect(readEnv(disk)).toEqual({ kubedos_active: 'A' });
+    if (prepareOnly) return;
 
     // 1. Slot A boots and passes its gate.
     let t = Date.now();
