@@ -406,6 +406,15 @@ export const Stages = z
 
 // ---------------------------------------------------------------- the whole spec
 
+export const Upgrades = z
+  .strictObject({
+    diskLayout: z
+      .enum(['single', 'ab'])
+      .default('single')
+      .describe('qcow2 images: single (ESP + one root, the default) or ab (ESP, root A, root B, a data partition, and the GRUB boot counter with the health gate). docs/upgrades.md'),
+  })
+  .describe('How nodes are built for upgrades (docs/upgrades.md).');
+
 export const ClusterSpecBody = z.strictObject({
   substrate: Substrate,
   nodes: Nodes,
@@ -422,6 +431,7 @@ export const ClusterSpecBody = z.strictObject({
     replace: { automatic: false, maxConcurrent: 1 },
   }),
   stages: Stages.default({}),
+  upgrades: Upgrades.optional(),
 });
 
 export const ClusterSpec = z

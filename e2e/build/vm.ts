@@ -76,6 +76,8 @@ export interface VmOptions {
   /** Guest 10.0.2.100:80 → this loopback port (restrict=on: no other route exists). */
   darksitePort?: number;
   bootFrom: 'cdrom' | 'disk';
+  /** Let the guest reboot (QEMU resets the machine) instead of exiting on a reboot (-no-reboot). */
+  reboot?: boolean;
 }
 
 /** Starts swtpm and QEMU (TCG, q35, SMM, OVMF Secure Boot with Microsoft keys). */
@@ -115,7 +117,7 @@ export async function startVm(o: VmOptions): Promise<Vm> {
     '-serial', `file:${serialLog}`,
     '-display', 'none',
     '-monitor', 'none',
-    '-no-reboot',
+    ...(o.reboot ? [] : ['-no-reboot']),
   ];
   if (o.disk) args.push('-drive', `if=none,id=disk0,format=${o.disk.format},file=${o.disk.file}`, '-device', `virtio-blk-pci,drive=disk0,bootindex=${o.bootFrom === 'disk' ? 1 : 2}`);
   if (o.cdrom) args.push('-drive', `if=none,id=cd0,media=cdrom,readonly=on,file=${o.cdrom}`, '-device', `ide-cd,drive=cd0,bootindex=${o.bootFrom === 'cdrom' ? 1 : 2}`);

@@ -22,6 +22,7 @@ import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage, DEFAULT_ROOT_MIB } from './image/index';
+import { abInputs } from './image/ab';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso } from './iso/index';
 import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
@@ -352,13 +353,16 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       const extras = packagesFor(lock, [role]).filter((p) => p.roles.length < NODE_ROLES.length);
       const base = await baseRootfs();
       const oci = upstream.layoutEntry && CONTAINERD_ROLES.includes(role) ? upstream.layoutEntry : undefined;
-      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ...(oci ? { oci: ociIndexSha } : {}) });
+      // An A/B disk (spec.upgrades.diskLayout) adds its layout and upgrade files to the key; the default key is unchanged.
+      const ab = o.spec.spec.upgrades?.diskLayout === 'ab';
+      const upgradeDir = join(o.payloadDir, 'upgrade');
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir) } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);
       if (!e) {
         log(`image ${role}: building (base root filesystem + ${extras.length} role packages + payload)`);
         // Peak: the root tree and its ext4 image, then the ext4 image and the raw disk (2x the root size).
-        ensureFreeSpace(cache.root, (2 * DEFAULT_ROOT_MIB + 512) * MiB, `building the ${role} image`);
+        ensureFreeSpace(cache.root, ((ab ? 3 : 2) * DEFAULT_ROOT_MIB + 512) * MiB, `building the ${role} image`);
         const scratch = cache.scratch(`image-${role}`);
         mkdirSync(scratch, { recursive: true });
         const work = cache.scratch(`image-work-${role}`);
@@ -373,6 +377,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
             cluster,
             aptSource: `deb [signed-by=/usr/share/keyrings/kubedos-archive-keyring.gpg] http://${mirror.host}${mirror.directory} ${CODENAME} main`,
             ...(oci ? { ociLayoutDir: oci.dir } : {}),
+            ...(ab ? { diskLayout: 'ab' as const, upgradeDir } : {}),
             signal,
             log,
           });

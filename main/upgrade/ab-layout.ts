@@ -1,6 +1,6 @@
-// The A/B disk of docs/upgrades.md as an sfdisk script: ESP, root A, root B, data. Designed, not
-// used by the image build yet (main/build/image/index.ts still writes ESP + one root); kept here
-// so the layout the design describes is a tested artifact, not only a table. Pure.
+// The A/B disk of docs/upgrades.md as an sfdisk script: ESP, root A, root B, data. The image
+// build writes it when the spec asks for it (spec.upgrades.diskLayout: ab; main/build/image/ab.ts);
+// the default image (ESP + one root, main/build/image/index.ts) does not use it. Pure.
 import { stableUuid } from '../build/image/index';
 
 export const GPT_TYPES = {

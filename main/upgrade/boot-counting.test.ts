@@ -153,7 +153,7 @@ describe('boot counting, walked boot by boot', () => {
 });
 
 describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the counter real)', () => {
-  function gate(node: Node, o: { failUnits?: string[]; planesDown?: boolean; fingerprint?: { expected: string; actual: string } }): { status: number; out: string; log: string; metrics: string } {
+  function gate(node: Node, o: { failUnits?: string[]; planesDown?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string }): { status: number; out: string; log: string; metrics: string } {
     const d = mkdtempSync(join(root, 'gate-'));
     const bin = join(d, 'bin');
     execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile')]);
@@ -168,6 +168,7 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     stub('systemctl', `echo "systemctl $*" >> '${join(d, 'log')}'\ncase " ${(o.failUnits ?? []).join(' ')} " in *" $3 "*) exit 3 ;; esac\nexit 0`);
     stub('kubedos-boot', `exec '${join(dir, 'kubedos-boot')}' "$@"`);
     writeFileSync(join(d, 'conf/gate-units'), 'ssh\netcd\n');
+    if (o.checks !== undefined) writeFileSync(join(d, 'conf/gate-checks'), o.checks);
     if (o.fingerprint) {
       writeFileSync(join(d, 'conf/expected-fingerprint'), `${o.fingerprint.expected}\n`);
       writeFileSync(join(d, 'conf/fingerprint.sh'), `echo ${o.fingerprint.actual}\n`);
@@ -237,5 +238,24 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     const g = gate(node, { planesDown: true });
     expect(g.out).toMatch(/gate: planes FAILED: planes down: wg2/);
     expect(boot(node)).toBe('A');
+  });
+
+  it('after a fallback the gate on the active slot reports the slot rolled back from; gate-checks limits the checks', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B', '1');
+    expect([boot(node), boot(node)]).toEqual(['B', 'A']);
+    const g = gate(node, { checks: 'services\n', planesDown: true });
+    expect(g.status).toBe(0);
+    expect(g.out).toMatch(/gate: planes not checked: not in .*gate-checks/);
+    expect(g.out).toMatch(/gate: services ok/);
+    expect(g.out).toMatch(/gate: pass \(slot A, already active\)/);
+    expect(g.metrics).toMatch(/^kubedos_boot_slot\{slot="A"\} 1$/m);
+    expect(g.metrics).toMatch(/^kubedos_boot_failed_slot\{slot="B"\} 1$/m);
+    expect(g.metrics).toMatch(/^kubedos_boot_success 1$/m);
+    expect(g.metrics).not.toMatch(/check="planes"/);
+    // Without a rollback there is no failed-slot sample.
+    const fresh = newNode();
+    boot(fresh);
+    expect(gate(fresh, { checks: 'services\n' }).metrics).not.toMatch(/^kubedos_boot_failed_slot\{/m);
   });
 });

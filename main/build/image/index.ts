@@ -10,6 +10,7 @@ import { assertNothingMountedUnder, copyTree, pinTimes } from '../files';
 import { ISO_HOST_FILES, requireHostFiles } from '../iso/host-files';
 import type { RenderedPayload } from '../payload/render';
 import { CODENAME, KEYRING_FILE } from '../darksite/index';
+import { prepareAbRootfs, writeAbDisk } from './ab';
 
 export interface BaseRootfsInput {
   darksiteDir: string;
@@ -60,6 +61,11 @@ export interface ImageInput {
   rootSizeMiB?: number;
   /** The artifact's OCI image layout (declared images), copied to OCI_NODE_DIR for containerd to import. */
   ociLayoutDir?: string;
+  /** 'ab' (spec.upgrades.diskLayout): ESP, root A, root B, data with the GRUB boot counter
+   * (./ab.ts, docs/upgrades.md). Default 'single': GPT with an ESP and one ext4 root. */
+  diskLayout?: 'single' | 'ab';
+  /** payload/upgrade/ of the checkout; required for diskLayout 'ab'. */
+  upgradeDir?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -75,6 +81,12 @@ export function stableUuid(label: string): string {
   const h = sha256Hex(label);
   const v = `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
   return v;
+}
+
+/** Pure: the ESP's FAT volume id (mkfs.fat -i) and how fstab names it (UUID=XXXX-XXXX). */
+export function espVolumeIds(cluster: string, role: string): { espVolId: string; espMountId: string } {
+  const espVolId = stableUuid(`${cluster}/${role}/esp`).replace(/-/g, '').slice(0, 8);
+  return { espVolId, espMountId: `${espVolId.slice(0, 4)}-${espVolId.slice(4, 8)}`.toUpperCase() };
 }
 
 /** Pure: GRUB config placed on the ESP (the signed GRUB reads $prefix/grub.cfg). */
@@ -145,8 +157,7 @@ export async function buildImage(input: ImageInput): Promise<void> {
   }
 
   const rootUuid = stableUuid(`${input.cluster}/${payload.role}/root-fs`);
-  const espVolId = stableUuid(`${input.cluster}/${payload.role}/esp`).replace(/-/g, '').slice(0, 8);
-  const espMountId = `${espVolId.slice(0, 4)}-${espVolId.slice(4, 8)}`.toUpperCase();
+  const { espVolId, espMountId } = espVolumeIds(input.cluster, payload.role);
   writeFileSync(join(rootfs, 'etc/fstab'), `UUID=${rootUuid} / ext4 errors=remount-ro 0 1\nUUID=${espMountId} /boot/efi vfat umask=0077 0 1\n`);
   mkdirSync(join(rootfs, 'boot/efi'), { recursive: true });
   writeFileSync(join(rootfs, 'etc/hostname'), `${payload.role}\n`);
@@ -170,6 +181,18 @@ export async function buildImage(input: ImageInput): Promise<void> {
   const kernel = bootFiles.filter((f) => f.startsWith('vmlinuz-')).sort().pop();
   const initrd = bootFiles.filter((f) => f.startsWith('initrd.img-')).sort().pop();
   if (!kernel || !initrd) throw new Error(`image ${payload.role}: no kernel/initrd in ${join(rootfs, 'boot')} (is linux-image-amd64 pinned in base.list?)`);
+
+  if (input.diskLayout === 'ab') {
+    if (!input.upgradeDir) throw new Error(`image ${payload.role}: an A/B disk needs payload/upgrade/ (upgradeDir)`);
+    prepareAbRootfs({ rootfs, upgradeDir: input.upgradeDir, espMountId, kernel, initrd });
+    const raw = join(workDir, 'disk.raw');
+    await writeAbDisk({ rootfs, upgradeDir: input.upgradeDir, workDir, cluster: input.cluster, role: payload.role, espVolId, rootMiB: input.rootSizeMiB ?? DEFAULT_ROOT_MIB, sourceDateEpoch: epoch, rawOut: raw, ...(signal ? { signal } : {}), ...(input.log ? { log: input.log } : {}) });
+    mkdirSync(dirname(input.outFile), { recursive: true });
+    rmSync(input.outFile, { force: true });
+    await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, input.outFile], { signal, timeoutMs: 20 * 60_000 });
+    rmSync(raw, { force: true });
+    return;
+  }
 
   // ESP: shim as the removable-media loader and in EFI/debian, signed GRUB beside it.
   const espTree = join(workDir, 'esp');

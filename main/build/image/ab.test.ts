@@ -1,0 +1,97 @@
+// The A/B image's pure parts and the root-tree preparation (main/build/image/ab.ts). The whole
+// disk booted under QEMU is e2e/upgrade/ab-boot.slow.test.ts (npm run test:ab-boot).
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ClusterSpecBody } from '../../../common/spec/schema';
+import { AB_DATA_MOUNT, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderSlotCfg } from './ab';
+import { espVolumeIds } from './index';
+
+const UPGRADE = join(import.meta.dirname, '../../../payload/upgrade');
+const root = mkdtempSync(join(tmpdir(), 'h18-ab-image-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('GRUB environment block', () => {
+  it('is byte for byte what grub-editenv writes, and grub-editenv reads it back', () => {
+    const ours = join(root, 'ours.env');
+    writeFileSync(ours, renderGrubEnvBlock({ kubedos_active: 'A' }));
+    const theirs = join(root, 'theirs.env');
+    execFileSync('grub-editenv', [theirs, 'create']);
+    execFileSync('grub-editenv', [theirs, 'set', 'kubedos_active=A']);
+    expect(readFileSync(ours).equals(readFileSync(theirs))).toBe(true);
+    expect(statSync(ours).size).toBe(1024);
+    execFileSync('grub-editenv', [ours, 'set', 'kubedos_try=B']);
+    expect(execFileSync('grub-editenv', [ours, 'list'], { encoding: 'utf8' })).toBe('kubedos_active=A\nkubedos_try=B\n');
+  });
+
+  it('refuses what GRUB could not store: a bad name, a newline, more than 1024 bytes', () => {
+    expect(() => renderGrubEnvBlock({ 'bad name': 'x' })).toThrow(/cannot store/);
+    expect(() => renderGrubEnvBlock({ a: 'x\ny' })).toThrow(/cannot store/);
+    expect(() => renderGrubEnvBlock({ a: 'x'.repeat(1100) })).toThrow(/1024-byte block/);
+  });
+});
+
+describe('the A/B root tree', () => {
+  it('fstab names the ESP and the data partition, never the root (one fstab fits both slots)', () => {
+    const f = renderAbFstab('B642-D538');
+    expect(f).toBe(`UUID=B642-D538 /boot/efi vfat umask=0077 0 1\nLABEL=kubedos-data ${AB_DATA_MOUNT} ext4 defaults,nofail 0 2\n`);
+    expect(f).not.toMatch(/\s\/\s/);
+  });
+
+  it('the gate unit runs the installed gate once per boot, after the ESP is mounted, with its lines on the console', () => {
+    const u = renderHealthGateUnit();
+    expect(u).toMatch(/^ExecStart=\/usr\/local\/sbin\/kubedos-health-gate$/m);
+    expect(u).toMatch(/^Type=oneshot$/m);
+    expect(u).toMatch(/^RequiresMountsFor=\/boot\/efi$/m);
+    expect(u).toMatch(/^StandardOutput=journal\+console$/m);
+    expect(u).toMatch(/^WantedBy=multi-user.target$/m);
+  });
+
+  it('prepareAbRootfs installs the scripts, the unit, fstab, the slot arguments and kernel links to this build', () => {
+    const rootfs = join(root, 'rootfs');
+    for (const d of ['etc', 'boot']) mkdirSync(join(rootfs, d), { recursive: true });
+    writeFileSync(join(rootfs, 'boot/vmlinuz-6.1.0-57-amd64'), 'k');
+    writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
+    writeFileSync(join(rootfs, 'vmlinuz'), 'an old file in the way');
+    const { espMountId } = espVolumeIds('lab-3', 'worker');
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
+    for (const s of ['kubedos-boot', 'kubedos-health-gate']) {
+      const p = join(rootfs, 'usr/local/sbin', s);
+      expect(readFileSync(p, 'utf8')).toBe(readFileSync(join(UPGRADE, s), 'utf8'));
+      expect(statSync(p).mode & 0o777).toBe(0o755);
+    }
+    expect(readFileSync(join(rootfs, 'etc/systemd/system/kubedos-health-gate.service'), 'utf8')).toBe(renderHealthGateUnit());
+    expect(readlinkSync(join(rootfs, 'etc/systemd/system/multi-user.target.wants/kubedos-health-gate.service'))).toBe('/etc/systemd/system/kubedos-health-gate.service');
+    expect(readFileSync(join(rootfs, 'etc/fstab'), 'utf8')).toBe(renderAbFstab(espMountId));
+    expect(lstatSync(join(rootfs, 'vmlinuz')).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(rootfs, 'vmlinuz'))).toBe('boot/vmlinuz-6.1.0-57-amd64');
+    expect(readlinkSync(join(rootfs, 'initrd.img'))).toBe('boot/initrd.img-6.1.0-57-amd64');
+    expect(readFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), 'utf8')).toBe(renderSlotCfg());
+    expect(existsSync(join(rootfs, AB_DATA_MOUNT.slice(1)))).toBe(true);
+    // GRUB sources the slot file: it must be valid GRUB script.
+    execFileSync('grub-script-check', [join(rootfs, 'boot/kubedos-slot.cfg')]);
+  });
+
+  it('the cache key input changes when an upgrade file changes', () => {
+    const copy = join(root, 'upgrade');
+    mkdirSync(copy);
+    for (const f of ['kubedos-boot', 'kubedos-health-gate', 'grub-ab.cfg', 'boot-select.cfg']) writeFileSync(join(copy, f), readFileSync(join(UPGRADE, f)));
+    const before = abInputs(copy);
+    expect(before).toEqual(abInputs(UPGRADE));
+    writeFileSync(join(copy, 'boot-select.cfg'), `${readFileSync(join(UPGRADE, 'boot-select.cfg'), 'utf8')}# changed\n`);
+    expect(abInputs(copy)['boot-select.cfg']).not.toBe(before['boot-select.cfg']);
+  });
+});
+
+describe('spec.upgrades.diskLayout', () => {
+  it('is optional (absent: the single-root image of today) and accepts single or ab only', () => {
+    const shape = ClusterSpecBody.shape.upgrades;
+    expect(shape.parse(undefined)).toBeUndefined();
+    expect(shape.parse({})).toEqual({ diskLayout: 'single' });
+    expect(shape.parse({ diskLayout: 'ab' })).toEqual({ diskLayout: 'ab' });
+    expect(shape.safeParse({ diskLayout: 'abc' }).success).toBe(false);
+    expect(shape.safeParse({ diskLayout: 'ab', extra: 1 }).success).toBe(false);
+  });
+});
