@@ -4,7 +4,7 @@
 import type { ScenarioName } from '../../common/drills/catalogue';
 import { guardDrill, recoveryTarget } from '../../common/drills/catalogue';
 import type { DetectThresholds, HealthReport } from '../../common/drills/health';
-import { detectThresholds, evaluateHealth } from '../../common/drills/health';
+import { detectThresholds, evaluateHealth, probesToDetect } from '../../common/drills/health';
 import type { DrillPhase, DrillRecord, PhaseRecord } from '../../common/drills/timeline';
 import { emptyPhases, mttrOf } from '../../common/drills/timeline';
 import type { ClusterSpec } from '../../common/spec/schema';
@@ -129,7 +129,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
     } else await phase('inject', () => ops.inject(ctx()));
     await phase('detect', async () => {
       // The target must look unhealthy on `missedHeartbeats` probes in a row, one every heartbeatSeconds.
-      const need = Math.max(1, Math.round(t.silenceSeconds / t.heartbeatSeconds));
+      const need = probesToDetect(t);
       const deadline = Date.now() + timeoutMs;
       let streak = 0;
       while (Date.now() < deadline) {
