@@ -134,3 +134,21 @@ export function guardDrill(input: GuardInput): GuardVerdict {
   }
   return { ok: reasons.length === 0, reasons };
 }
+
+// ---------------------------------------------------------------- partition-node's cut
+
+/** The nftables table the hub's partition cut lives in (one per hub; healing deletes it). */
+export const DRILL_NFT_TABLE = 'kubedos_drill';
+
+/** partition-node's fault at the hub: drop all traffic from and to the node's LAN address (its three tunnels ride on it). */
+export function partitionCut(node: string, lanCidr: string): { rules: string; detail: string } {
+  const lan = lanCidr.replace(/\/\d+$/, '');
+  const rules = [
+    `table inet ${DRILL_NFT_TABLE} {`,
+    `  chain input { type filter hook input priority -10; policy accept; ip saddr ${lan} drop comment "drill: partition ${node}"; }`,
+    `  chain output { type filter hook output priority -10; policy accept; ip daddr ${lan} drop comment "drill: partition ${node}"; }`,
+    '}',
+    '',
+  ].join('\n');
+  return { rules, detail: `the hub drops all traffic from and to ${node} (${lan}): its wg1/wg2/wg3 tunnels are cut` };
+}

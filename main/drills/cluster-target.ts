@@ -13,6 +13,7 @@
 // its fingerprint). The replace phase ends when the pipeline's first boot stage succeeded;
 // reintegrate is the rest of that same run.
 import type { GuardNode, ScenarioName } from '../../common/drills/catalogue';
+import { DRILL_NFT_TABLE, partitionCut } from '../../common/drills/catalogue';
 import type { HealthFacts } from '../../common/drills/health';
 import { handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList } from '../../common/drills/health';
 import type { PipelineEvent } from '../../common/pipeline/events';
@@ -30,7 +31,6 @@ export const CLUSTER_SCENARIOS: readonly ScenarioName[] = ['delete-worker-vm', '
 
 const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
 const REVOKED_PATH = '/etc/kubedos/enroll/revoked.json';
-const DRILL_NFT_TABLE = 'kubedos_drill';
 
 /** A deploy run the drill starts to replace and reintegrate a node (the deploy service's pipeline). */
 export interface RepairRun {
@@ -164,17 +164,9 @@ export class ClusterDrillTarget implements DrillTarget {
       await this.o.driver.stop(n.vmid, ctx.signal ? { signal: ctx.signal } : {});
       return `VM ${n.vmid} (${n.name}) powered off (no shutdown)`;
     }
-    // partition-node: the hub drops all traffic from and to the node's LAN address.
-    const lan = ip(n.lan.address);
-    const rules = [
-      `table inet ${DRILL_NFT_TABLE} {`,
-      `  chain input { type filter hook input priority -10; policy accept; ip saddr ${lan} drop comment "drill: partition ${n.name}"; }`,
-      `  chain output { type filter hook output priority -10; policy accept; ip daddr ${lan} drop comment "drill: partition ${n.name}"; }`,
-      '}',
-      '',
-    ].join('\n');
-    await ctx.sh.exec(this.hub, ['nft', '-f', '-'], { input: rules });
-    return `the hub drops all traffic from and to ${n.name} (${lan}): its wg1/wg2/wg3 tunnels are cut`;
+    const cut = partitionCut(n.name, n.lan.address);
+    await ctx.sh.exec(this.hub, ['nft', '-f', '-'], { input: cut.rules });
+    return cut.detail;
   }
 
   private async fence(ctx: PhaseContext): Promise<string> {

@@ -8,6 +8,7 @@
 // observed and the "replace" of a VM is a fresh data directory / the same namespace.
 import type { ChildProcess } from 'node:child_process';
 import type { GuardNode, ScenarioName } from '../../common/drills/catalogue';
+import { DRILL_NFT_TABLE, partitionCut } from '../../common/drills/catalogue';
 import type { HealthFacts } from '../../common/drills/health';
 import { etcdHealth, handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList, quorumOf } from '../../common/drills/health';
 import type { Plan } from '../../common/plan/index';
@@ -26,7 +27,6 @@ export const LAB_SCENARIOS: readonly ScenarioName[] = ['partition-node', 'kill-e
 
 const ETCD_CLIENT_PORT = 2379;
 const ETCD_PEER_PORT = 2380;
-const DRILL_NFT_TABLE = 'kubedos_drill';
 const REVOKED_PATH = '/etc/kubedos/enroll/revoked.json';
 
 /** etcd members by plan: control planes for stacked etcd, etcd nodes for external (same rule as the Ansible inventory's etcd_members). */
@@ -293,16 +293,9 @@ export class LabDrillTarget implements DrillTarget {
   private partitionOps(): ScenarioOps {
     return {
       inject: async (ctx) => {
-        const lan = this.lab.node(ctx.node).plan.lan.address;
-        const rules = [
-          `table inet ${DRILL_NFT_TABLE} {`,
-          `  chain input { type filter hook input priority -10; policy accept; ip saddr ${lan} drop comment "drill: partition ${ctx.node}"; }`,
-          `  chain output { type filter hook output priority -10; policy accept; ip daddr ${lan} drop comment "drill: partition ${ctx.node}"; }`,
-          '}',
-          '',
-        ].join('\n');
-        await ctx.sh.exec(this.hub, ['nft', '-f', '-'], { input: rules });
-        return `the hub drops all traffic from and to ${ctx.node} (${lan}): its wg1/wg2/wg3 tunnels are cut`;
+        const cut = partitionCut(ctx.node, this.lab.node(ctx.node).plan.lan.address);
+        await ctx.sh.exec(this.hub, ['nft', '-f', '-'], { input: cut.rules });
+        return cut.detail;
       },
       fence: async (ctx) => {
         const revoked = await ctx.sh.exec(this.hub, [bin('kubedos-enroll-hub'), 'revoke', ctx.node, '--reason', 'drill: partition-node fence']);

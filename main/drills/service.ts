@@ -20,6 +20,7 @@ import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { HealResult } from './engine';
 import { drillId, runDrill, runHeal, specDrillSettings } from './engine';
 import { CLUSTER_SCENARIOS, ClusterDrillTarget } from './cluster-target';
+import type { DrillTarget } from './target';
 import { etcdMembersOf, LAB_SCENARIOS, LabDrillTarget } from './lab-target';
 
 export function guardNodes(p: Plan): GuardNode[] {
@@ -102,28 +103,38 @@ export interface LabDrillRun {
   onRecord?: (r: DrillRecord) => void;
 }
 
+/** One drill on a target, recorded in the workspace's history; every change of the record also goes to onRecord. */
+async function runRecordedDrill(
+  target: DrillTarget,
+  spec: ClusterSpec,
+  env: NodeJS.ProcessEnv,
+  o: { scenario: string; node: string; nextOnInterrupt: string; signal?: AbortSignal; log: (line: string) => void; onRecord?: (r: DrillRecord) => void },
+): Promise<DrillRecord> {
+  const settings = specDrillSettings(spec, env);
+  return runDrill({
+    target,
+    spec,
+    scenario: o.scenario,
+    node: o.node,
+    ...settings,
+    store: (r) => {
+      settings.store(r);
+      o.onRecord?.(structuredClone(r));
+    },
+    id: drillId(new Date(), o.scenario, o.node),
+    nextOnInterrupt: o.nextOnInterrupt,
+    ...(o.signal ? { signal: o.signal } : {}),
+    log: o.log,
+  });
+}
+
 /** Builds the namespace lab of the plan, runs the drill on it, tears the lab down. */
 export async function runLabDrill(o: LabDrillRun): Promise<DrillRecord> {
   const t0 = Date.now();
   const target = await LabDrillTarget.create(o.plan, { log: o.log });
   try {
     o.log(`lab of ${o.plan.nodes.length} nodes up in ${Date.now() - t0} ms (etcd members: ${target.etcdMembers.join(', ') || 'none'})`);
-    const settings = specDrillSettings(o.spec, o.env);
-    return await runDrill({
-      target,
-      spec: o.spec,
-      scenario: o.scenario,
-      node: o.node,
-      ...settings,
-      store: (r) => {
-        settings.store(r);
-        o.onRecord?.(structuredClone(r));
-      },
-      id: drillId(new Date(), o.scenario, o.node),
-      nextOnInterrupt: o.nextOnInterrupt,
-      ...(o.signal ? { signal: o.signal } : {}),
-      log: o.log,
-    });
+    return await runRecordedDrill(target, o.spec, o.env, o);
   } finally {
     target.destroy();
   }
@@ -196,22 +207,7 @@ export function clusterStateRefusal(specText: string, env: NodeJS.ProcessEnv, sp
 export async function runClusterDrill(o: ClusterDrillRun): Promise<DrillRecord> {
   const { opened, target } = clusterTarget(o.request, o, o.allowDestroy, o.log, o.onDeployEvent);
   try {
-    const settings = specDrillSettings(opened.spec, o.request.env);
-    return await runDrill({
-      target,
-      spec: opened.spec,
-      scenario: o.scenario,
-      node: o.node,
-      ...settings,
-      store: (r) => {
-        settings.store(r);
-        o.onRecord?.(structuredClone(r));
-      },
-      id: drillId(new Date(), o.scenario, o.node),
-      nextOnInterrupt: o.nextOnInterrupt,
-      ...(o.request.signal ? { signal: o.request.signal } : {}),
-      log: o.log,
-    });
+    return await runRecordedDrill(target, opened.spec, o.request.env, { ...o, ...(o.request.signal ? { signal: o.request.signal } : {}) });
   } finally {
     await opened.close();
   }
