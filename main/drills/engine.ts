@@ -7,6 +7,7 @@ import type { DetectThresholds, HealthReport } from '../../common/drills/health'
 import { detectThresholds, evaluateHealth, probesToDetect } from '../../common/drills/health';
 import type { DrillPhase, DrillRecord, PhaseRecord } from '../../common/drills/timeline';
 import { emptyPhases, mttrOf } from '../../common/drills/timeline';
+import { plural } from '../../common/text/plural';
 import type { ClusterSpec } from '../../common/spec/schema';
 import { CommandError } from '../exec/runner';
 import { saveDrillRecord } from './history';
@@ -139,7 +140,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
         // A silent guest agent or a stale handshake already carries the spec's silence in its own
         // threshold; counting the probes again would make detection take twice as long.
         const timed = findings.some((f) => f.signal === 'guest-agent' || f.signal === 'wg-handshake');
-        if (streak >= need || (timed && streak > 0)) return `${findings.map((f) => `${f.signal}: ${f.detail}`).join('; ')} (${streak} probes in a row, every ${t.heartbeatSeconds} s)`;
+        if (streak >= need || (timed && streak > 0)) return `${findings.map((f) => `${f.signal}: ${f.detail}`).join('; ')} (${plural(streak, 'probe')} in a row, every ${t.heartbeatSeconds} s)`;
         await sleep(t.heartbeatSeconds * 1000, o.signal);
       }
       throw new Error(`${o.node} still looks healthy ${Math.round(timeoutMs / 1000)} s after the fault (signals: ${t.signals.join(', ')}); the detection criteria do not see this fault`);
