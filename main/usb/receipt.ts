@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { canonicalJson } from '../../common/canonical';
+import { UsbDeviceIdentityView } from '../../common/contract/usb';
 import type { DsseEnvelope } from '../build/attest';
 import { signDsse, verifyDsse } from '../build/attest';
 import type { BuildSigningKey } from '../build/keys';
@@ -32,17 +33,7 @@ export const UsbReceipt = z.object({
     bundleSha256: sha256.optional(),
     workbench: z.string(),
   }),
-  device: z.object({
-    path: z.string(),
-    name: z.string(),
-    size: z.number().int().min(0),
-    model: z.string().optional(),
-    serial: z.string().optional(),
-    vendor: z.string().optional(),
-    wwn: z.string().optional(),
-    tran: z.string().optional(),
-    logicalSectorSize: z.number().int(),
-  }),
+  device: UsbDeviceIdentityView.extend({ logicalSectorSize: z.number().int() }),
   rangeSize: z.number().int().min(1),
   ranges: z.array(UsbRange).min(1),
   checks: z.object({
