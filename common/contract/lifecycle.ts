@@ -6,17 +6,26 @@ import { z } from 'zod';
 export const LifecycleAction = z.enum(['stop', 'start', 'destroy']);
 export type LifecycleAction = z.infer<typeof LifecycleAction>;
 
+/** What a destroy would remove (the dry run, the refusal without --allow-destroy, the workbench's confirmation). */
 export const DestroyPreview = z.object({
   cluster: z.string(),
   target: z.string(),
   reachable: z.boolean(),
+  /** Why the target could not be read, when it could not. */
   unreachable: z.string().optional(),
   vms: z.array(z.object({ vmid: z.number().int(), name: z.string(), status: z.string(), inPlan: z.boolean() })),
   foreign: z.array(z.object({ vmid: z.number().int(), name: z.string(), reason: z.string() })),
+  /** Boot images the cluster uploaded to the host's storage (and interrupted uploads of them). */
+  images: z.array(z.object({ volid: z.string(), sizeBytes: z.number(), partial: z.boolean() })),
+  /** Images of the cluster that another VM still uses: left on the host. */
+  keptImages: z.array(z.object({ volid: z.string(), usedBy: z.array(z.string()) })),
+  /** Files and folders on this machine (VM disks, TPM state, sockets, the workspace). */
   paths: z.array(z.string()),
+  /** Processes (qemu-local L2 hubs) that would be stopped. */
   processes: z.array(z.string()),
   workspace: z.string(),
   keepWorkspace: z.boolean(),
+  /** Where the trust material goes first (when the workspace is removed). */
   exportTo: z.string().optional(),
   neverDeployed: z.boolean(),
 });

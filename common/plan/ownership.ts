@@ -36,3 +36,24 @@ export function inVmidRange(vmid: number, o: Ownership): boolean {
 export function owns(vm: { vmid: number; tags: readonly string[] }, o: Ownership): boolean {
   return inVmidRange(vm.vmid, o) && o.tags.every((t) => vm.tags.includes(t));
 }
+
+/**
+ * Boot images a cluster uploads carry its name the same way its VMs carry its tags:
+ * `kubedos_<cluster>_<version>_<role>_<sha256 prefix>.qcow2`. A cluster name is a DNS label (no
+ * "_"), so the prefix `kubedos_<cluster>_` names exactly one cluster's images: "lab" never claims
+ * "lab-3"'s. A destroy removes the images with this prefix (and only if no other VM uses them).
+ */
+export function imagePrefix(cluster: string): string {
+  return `kubedos_${cluster}_`;
+}
+
+/** The file name of an image on the substrate; `fields` are joined by "_" after the prefix (each reduced to letters, digits, ".+-"). */
+export function imageFileName(cluster: string, fields: readonly string[], sha256: string, kind: 'iso' | 'disk-image'): string {
+  const clean = fields.map((f) => f.replace(/[^A-Za-z0-9.+-]/g, '-'));
+  return `${imagePrefix(cluster)}${[...clean, sha256.slice(0, 12)].join('_')}.${kind === 'iso' ? 'iso' : 'qcow2'}`;
+}
+
+/** Pure: is this image file (or an interrupted upload of it) one this cluster uploaded? */
+export function ownsImageFile(fileName: string, cluster: string): boolean {
+  return fileName.startsWith(imagePrefix(cluster));
+}

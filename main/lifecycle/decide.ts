@@ -2,9 +2,9 @@
 // VMs go down and come up, and which VMs of an inventory a destroy may touch. Ownership is the
 // one rule (common/plan/ownership.ts owns()): a VM inside the cluster's VMID range without the
 // cluster's tags is someone else's and is never touched, whatever its name.
-import { inVmidRange, ownershipOf, owns } from '../../common/plan/ownership';
+import { inVmidRange, ownershipOf, owns, ownsImageFile } from '../../common/plan/ownership';
 import type { Plan, PlanNode } from '../../common/plan/schema';
-import type { Inventory, InventoryVm } from '../substrate/driver';
+import type { Inventory, InventoryVm, StoredImage } from '../substrate/driver';
 
 /** Start order: the hub first (the others enroll and handshake with it), then plan order. */
 export function startOrder(plan: Pick<Plan, 'nodes'>): PlanNode[] {
@@ -64,6 +64,29 @@ export function decideDestroy(plan: Plan, inventory: Pick<Inventory, 'vms'>): De
   }
   foreign.sort((a, b) => a.vmid - b.vmid);
   return { destroy, foreign, absent };
+}
+
+export interface ImageDecision {
+  /** The cluster's images (and interrupted uploads) that no VM outlives the destroy to use. */
+  remove: StoredImage[];
+  /** The cluster's images a VM that stays still uses ("3105 stranger"): left on the host. */
+  keep: { volid: string; usedBy: string[] }[];
+}
+
+/**
+ * Pure: which of the images on the host a destroy of `cluster` removes. Ours by name (the one
+ * image rule, ownsImageFile); kept when a VM that is not being destroyed names it in its config.
+ */
+export function decideImages(cluster: string, images: readonly StoredImage[], destroyed: ReadonlySet<number>): ImageDecision {
+  const remove: StoredImage[] = [];
+  const keep: ImageDecision['keep'] = [];
+  for (const img of images) {
+    if (!ownsImageFile(img.volid.slice(img.volid.lastIndexOf('/') + 1), cluster)) continue;
+    const others = img.usedBy.filter((u) => !destroyed.has(u.vmid));
+    if (others.length) keep.push({ volid: img.volid, usedBy: others.map((u) => `${u.vmid} ${u.name}`) });
+    else remove.push(img);
+  }
+  return { remove, keep };
 }
 
 /** "3 VMs (w-1 3002, cp-1 3001, master 3000)": a count and the first few, never a whole list. */

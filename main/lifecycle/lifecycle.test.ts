@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import type { Inventory, InventoryVm, SubstrateDriver } from '../substrate/driver';
+import type { Inventory, InventoryVm, StoredImage, SubstrateDriver } from '../substrate/driver';
 import { SubstrateError } from '../substrate/driver';
 import { readJournal } from '../pipeline/journal';
-import { decideDestroy, startOrder, stopOrder } from './decide';
+import { imageFileName, imagePrefix, ownsImageFile } from '../../common/plan/ownership';
+import { decideDestroy, decideImages, startOrder, stopOrder } from './decide';
 import { describeLifecycle, lastLifecycle, recoveryDir } from './record';
 import { destroyCluster, stopCluster } from './service';
 
@@ -48,6 +49,31 @@ describe('decideDestroy', () => {
   });
 });
 
+describe('the images a destroy removes', () => {
+  const sha = 'ab'.repeat(32);
+  const img = (name: string, usedBy: StoredImage['usedBy'] = [], partial = false): StoredImage => ({ volid: `local:import/${name}`, path: `/var/lib/vz/import/${name}${partial ? '.kubedos-part' : ''}`, sizeBytes: 10, partial, usedBy });
+  it('names an image after its cluster so that no other cluster\'s prefix claims it', () => {
+    const name = imageFileName('lab-3', ['2026.12.0', 'worker'], sha, 'disk-image');
+    expect(name).toBe('kubedos_lab-3_2026.12.0_worker_abababababab.qcow2');
+    expect(ownsImageFile(name, 'lab-3')).toBe(true);
+    expect(ownsImageFile(name, 'lab')).toBe(false);
+    expect(imageFileName('lab', ['v 1/2'], sha, 'iso')).toBe('kubedos_lab_v-1-2_abababababab.iso');
+    expect(imagePrefix('lab')).toBe('kubedos_lab_');
+  });
+  it('removes ours (and interrupted uploads) unless a VM that stays uses it; never another cluster\'s', () => {
+    const d = decideImages(
+      'lab-3',
+      [img('kubedos_lab-3_v1_worker_aaaaaaaaaaaa.qcow2', [{ vmid: 3002, name: 'w-1' }]), img('kubedos_lab-3_v1_master_bbbbbbbbbbbb.qcow2', [], true), img('kubedos_lab-3_v1_aaaaaaaaaaaa.iso', [{ vmid: 3099, name: 'stranger' }, { vmid: 3000, name: 'master' }]), img('kubedos_lab_v1_worker_aaaaaaaaaaaa.qcow2'), img('kubedos-lab-3-v1-worker-aaaaaaaaaaaa.qcow2')],
+      new Set([3000, 3001, 3002]),
+    );
+    expect(d.remove.map((i) => [i.volid, i.partial])).toEqual([
+      ['local:import/kubedos_lab-3_v1_worker_aaaaaaaaaaaa.qcow2', false],
+      ['local:import/kubedos_lab-3_v1_master_bbbbbbbbbbbb.qcow2', true],
+    ]);
+    expect(d.keep).toEqual([{ volid: 'local:import/kubedos_lab-3_v1_aaaaaaaaaaaa.iso', usedBy: ['3099 stranger'] }]);
+  });
+});
+
 /** An in-memory substrate: enough of the driver for stop and destroy, with a failure to inject. */
 class FakeDriver {
   readonly kind = 'proxmox' as const;
@@ -80,6 +106,16 @@ class FakeDriver {
     if (vmid === this.failDestroyOf) throw new SubstrateError('remote-command', `qm destroy ${vmid} failed: connection lost`);
     this.vms.delete(vmid);
     this.destroyed.push(vmid);
+  }
+  images: StoredImage[] = [];
+  failImageRemoval = false;
+  async storedImages(storage: string, prefix: string) {
+    if (this.unreachable) throw new SubstrateError('connect', 'connect ECONNREFUSED 10.0.0.1:22');
+    return this.images.filter((i) => i.volid.startsWith(`${storage}:`) && i.volid.slice(i.volid.indexOf('/') + 1).startsWith(prefix)).map((i) => ({ ...i, usedBy: i.usedBy.filter((u) => this.vms.has(u.vmid)) }));
+  }
+  async removeImage(i: StoredImage) {
+    if (this.failImageRemoval) throw new SubstrateError('remote-command', `pvesm free ${i.volid} failed: connection lost`);
+    this.images = this.images.filter((x) => x.volid !== i.volid);
   }
   async close() {}
 }
@@ -162,6 +198,34 @@ describe('destroy and stop (in-memory substrate)', () => {
     expect(third.ok).toBe(true);
     expect(third.preview.neverDeployed).toBe(true);
     expect(third.error?.message).toMatch(/never deployed here \(or is already destroyed\)/);
+  });
+
+  it('removes the images it uploaded, keeps one another VM uses, and finishes an interrupted removal on a rerun', async () => {
+    const ours = (name: string, usedBy: StoredImage['usedBy'] = []): StoredImage => ({ volid: `local:import/${name}`, path: `/x/${name}`, sizeBytes: 2048, partial: false, usedBy });
+    fake.images = [
+      ours('kubedos_lab-3_v1_worker_aaaaaaaaaaaa.qcow2', [{ vmid: p.nodes[2]!.vmid, name: 'w-1' }]),
+      ours('kubedos_lab-3_v1_aaaaaaaaaaaa.iso', [{ vmid: foreignVmid, name: 'not-ours' }]),
+      ours('kubedos_lab_v1_worker_aaaaaaaaaaaa.qcow2'),
+    ];
+    const dry = await destroyCluster({ ...req(), allowDestroy: true, keepWorkspace: false, dryRun: true });
+    expect(dry.preview.images.map((i) => i.volid)).toEqual(['local:import/kubedos_lab-3_v1_worker_aaaaaaaaaaaa.qcow2']);
+    expect(dry.preview.keptImages).toEqual([{ volid: 'local:import/kubedos_lab-3_v1_aaaaaaaaaaaa.iso', usedBy: [`${foreignVmid} not-ours`] }]);
+    expect(dry.notDone).toContain('image local:import/kubedos_lab-3_v1_worker_aaaaaaaaaaaa.qcow2');
+
+    fake.failImageRemoval = true;
+    const first = await destroyCluster({ ...req(), allowDestroy: true, keepWorkspace: false, dryRun: false });
+    expect(first.ok).toBe(false);
+    expect(first.error?.message).toMatch(/destroy: image local:import\/kubedos_lab-3_v1_worker_aaaaaaaaaaaa.qcow2: pvesm free .* failed/);
+    expect(first.notDone).toEqual(['image local:import/kubedos_lab-3_v1_worker_aaaaaaaaaaaa.qcow2', `workspace ${ws()}`]);
+    expect([...fake.vms.keys()]).toEqual([foreignVmid]);
+    expect(existsSync(ws())).toBe(true);
+
+    fake.failImageRemoval = false;
+    const second = await destroyCluster({ ...req(), allowDestroy: true, keepWorkspace: false, dryRun: false });
+    expect(second.ok).toBe(true);
+    expect(second.did).toContain('image local:import/kubedos_lab-3_v1_worker_aaaaaaaaaaaa.qcow2');
+    expect(fake.images.map((i) => i.volid)).toEqual(['local:import/kubedos_lab-3_v1_aaaaaaaaaaaa.iso', 'local:import/kubedos_lab_v1_worker_aaaaaaaaaaaa.qcow2']);
+    expect(existsSync(ws())).toBe(false);
   });
 
   it('--keep-workspace keeps the workspace but starts its journal over', async () => {

@@ -5,7 +5,8 @@
 //  - start: plan order with the hub first, then waits for every guest agent, for the planes (at
 //    the hub: a fresh handshake with every peer on wg1, wg2 and wg3) and for etcd where it runs;
 //  - destroy: every VM the cluster owns (owns(): a foreign VM inside the VMID range is never
-//    touched), their disks and TPM state, sockets and hub processes, and unless kept the
+//    touched), their disks and TPM state, sockets and hub processes, the boot images it uploaded
+//    to the host's storage (by name, ownsImageFile; one another VM still uses stays), and unless kept the
 //    cluster's workspace, after its trust material, recovery bundle and plan were exported to
 //    the cluster's recovery folder.
 // Each action runs as a one-stage pipeline run, so it is journaled like a deploy (`kubedos
@@ -13,6 +14,8 @@
 // and what was not; a rerun finishes the job (each step is idempotent).
 import { cpSync, existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DestroyPreview, LifecycleOutcome } from '../../common/contract/lifecycle';
+import { imagePrefix } from '../../common/plan/ownership';
 import type { Plan, PlanNode } from '../../common/plan/schema';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { ClusterSpec } from '../../common/spec/schema';
@@ -24,15 +27,17 @@ import { bootTimeoutMs, planesStatus } from '../stages/firstboot';
 import { HANDSHAKE_FRESH_S, PLANE_NAMES, planeProblems } from '../stages/backplanes';
 import type { Inventory, SubstrateDriver, SubstrateEvent } from '../substrate/driver';
 import { SubstrateError } from '../substrate/driver';
-import { substrateFor } from '../substrate/factory';
+import { imageStorage, substrateFor } from '../substrate/factory';
 import { RECOVERY_DIR } from '../trust/recovery';
 import { waitForAgents } from '../substrate/provision';
 import { QemuLocalDriver } from '../substrate/qemu-local';
 import type { Target } from '../target';
 
 import { acquireDeployLock, clusterWorkspace, makePrivateDir, WORKSPACE_LAYOUT } from '../workspace';
-import type { DestroyDecision } from './decide';
-import { countAndFirst, decideDestroy, startOrder, stopOrder } from './decide';
+import type { DestroyDecision, ImageDecision } from './decide';
+import { countAndFirst, decideDestroy, decideImages, startOrder, stopOrder } from './decide';
+
+export type { DestroyPreview, LifecycleOutcome };
 import type { LifecycleAction } from './record';
 import { recoveryDir } from './record';
 
@@ -54,45 +59,10 @@ export interface LifecycleRequest {
   driver?: SubstrateDriver;
 }
 
-export interface LifecycleOutcome {
-  action: LifecycleAction;
-  cluster: string;
-  target: string;
-  ok: boolean;
-  /** What was done, in order. */
-  did: string[];
-  /** What is still there / was not done (empty when ok). */
-  notDone: string[];
-  /** One-line reason when not ok, with what to do next. */
-  error?: { message: string; hint?: string };
-  runId?: string;
-  journal?: string;
-}
-
 export interface DestroyOptions {
   allowDestroy: boolean;
   keepWorkspace: boolean;
   dryRun: boolean;
-}
-
-/** What a destroy would remove (the dry run, the refusal without --allow-destroy, the workbench's confirmation). */
-export interface DestroyPreview {
-  cluster: string;
-  target: string;
-  reachable: boolean;
-  /** Why the target could not be read, when it could not. */
-  unreachable?: string;
-  vms: { vmid: number; name: string; status: string; inPlan: boolean }[];
-  foreign: { vmid: number; name: string; reason: string }[];
-  /** Files and folders on this machine (VM disks, TPM state, sockets, the workspace). */
-  paths: string[];
-  /** Processes (qemu-local L2 hubs) that would be stopped. */
-  processes: string[];
-  workspace: string;
-  keepWorkspace: boolean;
-  /** Where the trust material goes first (when the workspace is removed). */
-  exportTo?: string;
-  neverDeployed: boolean;
 }
 
 interface Opened {
@@ -100,14 +70,16 @@ interface Opened {
   plan: Plan;
   workspace: string;
   driver: SubstrateDriver;
+  /** Where the cluster's boot images were uploaded. */
+  storage: string;
   ownDriver: boolean;
 }
 
 function open(req: LifecycleRequest, dryRun = false): Opened {
   const { spec, plan } = analyse(req.specText);
   const workspace = clusterWorkspace(plan.cluster.name, req.env);
-  if (req.driver) return { spec, plan, workspace, driver: req.driver, ownDriver: false };
-  const { driver } = substrateFor({
+  if (req.driver) return { spec, plan, workspace, driver: req.driver, storage: imageStorage(spec, req.target), ownDriver: false };
+  const { driver, storage } = substrateFor({
     spec,
     plan,
     target: req.target,
@@ -119,7 +91,7 @@ function open(req: LifecycleRequest, dryRun = false): Opened {
     ...(req.acceptHostKey ? { acceptHostKey: req.acceptHostKey } : {}),
     dryRun,
   });
-  return { spec, plan, workspace, driver, ownDriver: true };
+  return { spec, plan, workspace, driver, storage, ownDriver: true };
 }
 
 /** The cluster of a spec and its substrate driver (drills and heals open it the same way); close() releases a driver it opened. */
@@ -391,15 +363,25 @@ function listDir(dir: string): string[] {
 }
 
 /** What a destroy would remove, read from the target (no change anywhere). */
-async function preview(o: Opened, req: LifecycleRequest, keepWorkspace: boolean): Promise<{ p: DestroyPreview; decision?: DestroyDecision }> {
+/** The cluster's images on the host and which of them a destroy of these VMs may remove (none for drivers that keep no images apart). */
+async function imagesToRemove(o: Opened, destroyed: readonly { vmid: number }[], signal?: AbortSignal): Promise<ImageDecision> {
+  if (!o.driver.storedImages) return { remove: [], keep: [] };
+  const images = await o.driver.storedImages(o.storage, imagePrefix(o.plan.cluster.name), signal ? { signal } : {});
+  return decideImages(o.plan.cluster.name, images, new Set(destroyed.map((d) => d.vmid)));
+}
+
+async function preview(o: Opened, req: LifecycleRequest, keepWorkspace: boolean): Promise<{ p: DestroyPreview; decision?: DestroyDecision; images?: ImageDecision }> {
   const base = { cluster: o.plan.cluster.name, target: o.driver.target, workspace: o.workspace, keepWorkspace };
   let inv: Inventory;
+  let decision: DestroyDecision;
+  let images: ImageDecision;
   try {
     inv = await o.driver.inventory(req.signal ? { signal: req.signal } : {});
+    decision = decideDestroy(o.plan, inv);
+    images = await imagesToRemove(o, decision.destroy, req.signal);
   } catch (err) {
-    return { p: { ...base, reachable: false, unreachable: (err as Error).message.split('\n')[0] ?? '', vms: [], foreign: [], paths: [], processes: [], neverDeployed: false } };
+    return { p: { ...base, reachable: false, unreachable: (err as Error).message.split('\n')[0] ?? '', vms: [], foreign: [], images: [], keptImages: [], paths: [], processes: [], neverDeployed: false } };
   }
-  const decision = decideDestroy(o.plan, inv);
   const paths: string[] = [];
   const processes: string[] = [];
   const qemu = o.driver instanceof QemuLocalDriver ? o.driver : undefined;
@@ -414,10 +396,22 @@ async function preview(o: Opened, req: LifecycleRequest, keepWorkspace: boolean)
   }
   if (wsExists && !keepWorkspace) paths.push(o.workspace);
   if (qemu && !keepWorkspace && decision.foreign.length === 0 && existsSync(qemu.options.stateDir) && !qemu.options.stateDir.startsWith(`${o.workspace}/`)) paths.push(qemu.options.stateDir);
-  const never = !wsExists && decision.destroy.length === 0;
+  const never = !wsExists && decision.destroy.length === 0 && images.remove.length === 0;
   return {
-    p: { ...base, reachable: true, vms: decision.destroy, foreign: decision.foreign, paths: [...new Set(paths)], processes, ...(!keepWorkspace && wsExists ? { exportTo: recoveryDir(o.plan.cluster.name, req.env) } : {}), neverDeployed: never },
+    p: {
+      ...base,
+      reachable: true,
+      vms: decision.destroy,
+      foreign: decision.foreign,
+      images: images.remove.map((i) => ({ volid: i.volid, sizeBytes: i.sizeBytes, partial: i.partial })),
+      keptImages: images.keep,
+      paths: [...new Set(paths)],
+      processes,
+      ...(!keepWorkspace && wsExists ? { exportTo: recoveryDir(o.plan.cluster.name, req.env) } : {}),
+      neverDeployed: never,
+    },
     decision,
+    images,
   };
 }
 
@@ -465,9 +459,9 @@ function exportTrust(o: Opened, env: NodeJS.ProcessEnv, stamp: string): string |
 export async function destroyCluster(req: LifecycleRequest & DestroyOptions): Promise<LifecycleOutcome & { preview: DestroyPreview; exportedTo?: string }> {
   const o = open(req, req.dryRun);
   try {
-    const { p, decision } = await preview(o, req, req.keepWorkspace);
+    const { p, decision, images } = await preview(o, req, req.keepWorkspace);
     const base = { action: 'destroy' as const, cluster: o.plan.cluster.name, target: o.driver.target, preview: p };
-    const wouldGo = [...p.vms.map((vm) => `VM ${vm.vmid} ${vm.name} (${vm.status})`), ...p.processes, ...p.paths];
+    const wouldGo = [...p.vms.map((vm) => `VM ${vm.vmid} ${vm.name} (${vm.status})`), ...p.images.map((i) => `image ${i.volid}${i.partial ? ' (interrupted upload)' : ''}`), ...p.processes, ...p.paths];
     if (!p.reachable && (req.dryRun || !req.allowDestroy)) {
       return { ...base, ok: false, did: [], notDone: wouldGo, error: { message: `could not read the VMs on ${o.driver.target}: ${p.unreachable}; nothing was removed`, hint: `run it again once ${o.driver.target} answers` } };
     }
@@ -538,6 +532,28 @@ export async function destroyCluster(req: LifecycleRequest & DestroyOptions): Pr
           }
           did.push(`VM ${vm.vmid} ${vm.name} with its disks and TPM state`);
           pending.shift();
+        }
+        // The boot images it uploaded, once no VM of it is left; an image another VM uses stays.
+        let imgs: ImageDecision;
+        try {
+          imgs = images ?? (await imagesToRemove(o, d.destroy, s.signal));
+        } catch (err) {
+          notDone.push(`the images of ${o.plan.cluster.name} on ${o.driver.target} (not readable)`, ...(req.keepWorkspace ? [] : [`workspace ${o.workspace}`]));
+          throw failed('listing its images', err);
+        }
+        for (const k of imgs.keep) s.log(`image ${k.volid} is used by VM ${k.usedBy.join(', ')}: left on the host`, { stream: 'warn' });
+        const left = [...imgs.remove];
+        while (left.length) {
+          const img = left[0]!;
+          try {
+            if (!o.driver.removeImage) throw new SubstrateError('no-image-removal', `${o.driver.target} cannot remove images`);
+            await o.driver.removeImage(img, { signal: s.signal, onEvent });
+          } catch (err) {
+            notDone.push(...left.map((x) => `image ${x.volid}`), ...(req.keepWorkspace ? [] : [`workspace ${o.workspace}`]));
+            throw failed(`image ${img.volid}`, err);
+          }
+          did.push(img.partial ? `interrupted upload ${img.path}` : `image ${img.volid}`);
+          left.shift();
         }
         if (qemu) {
           // Leftovers of an interrupted destroy: run dirs of VMIDs with no VM record any more.

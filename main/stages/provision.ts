@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
-import { ownershipOf, owns } from '../../common/plan/ownership';
+import { imageFileName, ownershipOf, owns } from '../../common/plan/ownership';
 import type { BuildReport } from '../build/index';
 import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
@@ -17,7 +17,6 @@ import type { PlanNode } from './guest';
 
 /** The golden image a node boots, from the build report (hashes already known: no re-read). */
 export function imageArtifactFor(plan: Plan, report: BuildReport): (node: PlanNode) => ArtifactFile | undefined {
-  const version = plan.cluster.artifactVersion.replace(/[^A-Za-z0-9_.+-]/g, '-');
   return (node) => {
     const out = report.outputs.find((o) => o.kind === 'image' && o.role === node.role);
     if (!out) return undefined;
@@ -26,7 +25,7 @@ export function imageArtifactFor(plan: Plan, report: BuildReport): (node: PlanNo
       sha256: out.sha256,
       sizeBytes: out.size,
       kind: 'disk-image',
-      name: `kubedos-${plan.cluster.name}-${version}-${node.role}-${out.sha256.slice(0, 12)}.qcow2`,
+      name: imageFileName(plan.cluster.name, [plan.cluster.artifactVersion, node.role], out.sha256, 'disk-image'),
     };
   };
 }

@@ -44,6 +44,19 @@ export interface ArtifactFile {
   name: string;
 }
 
+/** A boot image on a storage of the substrate, or an interrupted upload of one. */
+export interface StoredImage {
+  /** Volume id ("local:import/x.qcow2"); for an interrupted upload, the volume it was becoming. */
+  volid: string;
+  /** Its path on the host. */
+  path: string;
+  sizeBytes: number;
+  /** An interrupted upload (".kubedos-part" file): not a volume yet, removed as a file. */
+  partial: boolean;
+  /** Every VM on the host whose configuration names this volume (CD-ROM, disk, import source). */
+  usedBy: { vmid: number; name: string }[];
+}
+
 export interface UploadResult {
   volid: string;
   remotePath: string;
@@ -80,6 +93,14 @@ export interface SubstrateDriver {
    * guest. Absolute paths only; at most 64 MiB. The content never appears in a command line.
    */
   guestFileWrite(vmid: number, path: string, data: Uint8Array | string, options?: OpOptions & { mode?: number }): Promise<void>;
+  /**
+   * Images on `storage` (import and ISO content) whose file name starts with `prefix`, with the
+   * VMs that use them. Only drivers that keep uploaded images apart from their VMs have it
+   * (Proxmox); qemu-local keeps them in its state folder, which goes with the cluster.
+   */
+  storedImages?(storage: string, prefix: string, options?: OpOptions): Promise<StoredImage[]>;
+  /** Removes one image (`pvesm free`) or an interrupted upload (its file). */
+  removeImage?(image: StoredImage, options?: OpOptions): Promise<void>;
   /** The commands a step would run, for --dry-run (no side effects). */
   preview(step: PlannedStep): string[];
   close(): Promise<void>;

@@ -39,6 +39,11 @@ export interface SubstrateForOptions {
   hostServices?: HostService[];
 }
 
+/** The storage a cluster's boot images are uploaded to. */
+export function imageStorage(spec: ClusterSpec, target: Target): string {
+  return target.kind === 'qemu-local' ? 'local' : (spec.spec.substrate.proxmox?.isoStorage ?? 'local');
+}
+
 export function substrateFor(o: SubstrateForOptions): { driver: SubstrateDriver; storage: string } {
   const sub = o.spec.spec.substrate;
   const ownership = { tags: ownershipTags(o.plan), vmidRange: o.plan.substrate.vmidRange };
@@ -46,7 +51,7 @@ export function substrateFor(o: SubstrateForOptions): { driver: SubstrateDriver;
     const stateDir = sub.qemu?.stateDir ? resolve(o.cwd ?? process.cwd(), sub.qemu.stateDir) : join(o.workspace, WORKSPACE_LAYOUT.vms);
     return {
       driver: new QemuLocalDriver({ stateDir, ownership, accel: sub.qemu?.accel ?? 'auto', ...(o.hostServices ? { hostServices: o.hostServices } : {}) }),
-      storage: 'local',
+      storage: imageStorage(o.spec, o.target),
     };
   }
   if (!o.target.host) throw new SubstrateError('no-target', 'the spec names no Proxmox host', { hint: 'pass --target proxmox://HOST (an ~/.ssh/config Host alias or a host name)' });
@@ -73,5 +78,5 @@ export function substrateFor(o: SubstrateForOptions): { driver: SubstrateDriver;
       return given;
     },
   });
-  return { driver, storage: sub.proxmox?.isoStorage ?? 'local' };
+  return { driver, storage: imageStorage(o.spec, o.target) };
 }

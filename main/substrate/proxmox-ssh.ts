@@ -3,11 +3,11 @@
 // data and quoted by shell.ts. Artifacts go over SFTP into the storage's own directory.
 import { createReadStream } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { VmShape } from '../../common/plan/schema';
-import type { ArtifactFile, GuestExecResult, Inventory, InventoryVm, OpOptions, PlannedStep, SubstrateDriver, SubstrateEvent, UploadResult } from './driver';
+import type { ArtifactFile, GuestExecResult, Inventory, InventoryVm, OpOptions, PlannedStep, StoredImage, SubstrateDriver, SubstrateEvent, UploadResult } from './driver';
 import type { GuestFileWriteOptions } from './guest-file';
 import { contentBytes, GUEST_INPUT_MAX_BYTES, planGuestFileWrite, writeGuestFile } from './guest-file';
 import { artifactVolid } from './provision';
@@ -21,6 +21,7 @@ import type { SshTarget } from './ssh-target';
 import { parseProxmoxUrl, resolveSshTarget } from './ssh-target';
 import * as v from './validate';
 import { owns } from '../../common/plan/ownership';
+import { fmtBytes } from '../../common/text/bytes';
 
 export interface Ownership {
   /** Tags a VM must carry to be ours (kubedos, cluster-<name>). */
@@ -46,6 +47,9 @@ export interface ProxmoxSshOptions {
 }
 
 const UPLOAD_CHUNK = 256 * 1024;
+
+/** The suffix of an upload in progress (renamed into place once its sha256 matches). */
+const PART = '.kubedos-part';
 
 export class ProxmoxSshDriver implements SubstrateDriver {
   readonly kind = 'proxmox' as const;
@@ -139,7 +143,7 @@ export class ProxmoxSshDriver implements SubstrateDriver {
       this.run(qm.pvesmStatus(storage), op),
     ]);
     const remote = v.remotePath(pathOut.stdout.trim());
-    const part = `${remote}.kubedos-part`;
+    const part = `${remote}${PART}`;
     const sftp = await this.session.sftp(op.signal);
     const stat = (p: string): Promise<number | undefined> => new Promise((resolve) => sftp.stat(p, (err, st) => resolve(err ? undefined : st.size)));
     const sha = async (p: string): Promise<string> => (await this.run(['sha256sum', '--', p], op, { timeoutMs: 30 * 60_000 })).stdout.split(/\s+/)[0] ?? '';
@@ -206,6 +210,47 @@ export class ProxmoxSshDriver implements SubstrateDriver {
       off();
     }
     return sent;
+  }
+
+  async storedImages(storage: string, prefix: string, op: OpOptions = {}): Promise<StoredImage[]> {
+    v.storageId(storage);
+    const sftp = await this.session.sftp(op.signal);
+    const found: Omit<StoredImage, 'usedBy'>[] = [];
+    for (const content of ['import', 'iso'] as const) {
+      // The content folder, from where Proxmox would put a volume of ours (pvesm path does not need the file).
+      const probe = `${storage}:${content}/${v.volumeFileName(`${prefix}x.${content === 'iso' ? 'iso' : 'qcow2'}`)}`;
+      const r = await this.run(qm.pvesmPath(probe), op, { okCodes: [0, 2, 255] });
+      if (r.exitCode !== 0) continue;
+      const dir = dirname(v.remotePath(r.stdout.trim()));
+      const list = await new Promise<{ filename: string; attrs: { size: number } }[]>((resolve) => sftp.readdir(dir, (err, l) => resolve(err ? [] : l)));
+      for (const f of list.sort((a, b) => a.filename.localeCompare(b.filename))) {
+        if (!f.filename.startsWith(prefix)) continue;
+        const partial = f.filename.endsWith(PART);
+        const name = partial ? f.filename.slice(0, -PART.length) : f.filename;
+        if (name.endsWith('.sha256')) continue;
+        found.push({ volid: `${storage}:${content}/${name}`, path: `${dir}/${f.filename}`, sizeBytes: f.attrs.size, partial });
+      }
+    }
+    if (!found.length) return [];
+    // Which VMs name them: every VM on this node, not only the cluster's range.
+    const inv = await this.inventory(op);
+    const configs = await Promise.all(inv.vms.map(async (vm) => ({ vm, config: vm.config ?? qm.parseVmConfig((await this.run(qm.qmConfig(vm.vmid), op)).stdout) })));
+    return found.map((img) => ({
+      ...img,
+      usedBy: configs
+        .filter(({ config }) => Object.values(config).some((val) => val.split(',').some((part) => part === img.volid || part === `import-from=${img.volid}`)))
+        .map(({ vm }) => ({ vmid: vm.vmid, name: vm.name })),
+    }));
+  }
+
+  async removeImage(image: StoredImage, op: OpOptions = {}): Promise<void> {
+    if (!image.partial) {
+      await this.run(qm.pvesmFree(image.volid), op, { hint: `remove it in the web UI (Storage > ${image.volid.split(':')[0]} > content) if pvesm cannot` });
+      return;
+    }
+    const path = v.remotePath(image.path);
+    const sftp = await this.session.sftp(op.signal);
+    await new Promise<void>((resolve, reject) => sftp.unlink(path, (err) => (err ? reject(new SubstrateError('sftp', `could not remove the interrupted upload ${path}: ${err.message}`)) : resolve())));
   }
 
   async create(shape: VmShape, artifact: BootArtifact | undefined, op: OpOptions = {}): Promise<void> {
@@ -366,9 +411,4 @@ export class ProxmoxSshDriver implements SubstrateDriver {
   }
 }
 
-export function fmtBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} B`;
-}
+export { fmtBytes };

@@ -159,6 +159,7 @@ export const pveshFileRead = (node: string, id: number, path: string): Argv => [
 export const pveshResources = (): Argv => ['pvesh', 'get', '/cluster/resources', '--type', 'vm', '--output-format', 'json'];
 export const pvesmStatus = (storage: string): Argv => ['pvesm', 'status', '--storage', v.storageId(storage)];
 export const pvesmPath = (volid: string): Argv => ['pvesm', 'path', v.volumeId(volid)];
+export const pvesmFree = (volid: string): Argv => ['pvesm', 'free', v.volumeId(volid)];
 
 // ---------------------------------------------------------------- reading output back
 

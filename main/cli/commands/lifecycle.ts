@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PipelineEvent } from '../../../common/pipeline/events';
+import { fmtBytes } from '../../../common/text/bytes';
 import type { DestroyPreview, LifecycleOutcome, LifecycleRequest } from '../../lifecycle/service';
 import { destroyCluster, startCluster, stopCluster } from '../../lifecycle/service';
 import type { Target } from '../../target';
@@ -150,6 +151,11 @@ function printPreview(p: DestroyPreview, io: CliIo): void {
   if (!p.reachable) io.out(`  the target did not answer (${p.unreachable}): its VMs could not be listed`);
   io.out(`  VMs (${p.vms.length}):${p.vms.length ? '' : ' none'}`);
   for (const vm of p.vms) io.out(`    ${vm.vmid} ${vm.name} (${vm.status})${vm.inPlan ? '' : ' (no longer in the plan)'} with its disks and TPM state`);
+  if (p.images.length) {
+    io.out(`  images on the host's storage (${p.images.length}):`);
+    for (const i of p.images) io.out(`    ${i.volid} (${fmtBytes(i.sizeBytes)}${i.partial ? ', an interrupted upload' : ''})`);
+  }
+  for (const k of p.keptImages) io.out(`  left on the host: image ${k.volid}, used by VM ${k.usedBy.join(', ')}`);
   if (p.processes.length) {
     io.out(`  processes (${p.processes.length}):`);
     for (const x of p.processes) io.out(`    ${x}`);
@@ -163,10 +169,11 @@ function printPreview(p: DestroyPreview, io: CliIo): void {
 
 export const destroyCommand: CliCommand = {
   name: 'destroy',
-  summary: 'destroy a cluster: every VM it owns, their disks, TPM state, sockets and hub processes, and its workspace',
+  summary: 'destroy a cluster: every VM it owns, their disks, TPM state, sockets and hub processes, its uploaded images, and its workspace',
   usage: 'kubedos destroy SPEC --allow-destroy [--keep-workspace] [--dry-run] [--target qemu-local|proxmox://HOST] [--verbose]',
   help: [
     'Only VMs the cluster owns go (VMID in its range AND tagged kubedos + cluster-<name>); any other VM is left alone.',
+    'On Proxmox the boot images it uploaded go too (named kubedos_<cluster>_…), except one another VM still uses.',
     'Unless --keep-workspace, the workspace goes too, after its trust material, recovery bundle and plan were',
     'exported to <workspace root>/recovery/<cluster>/ (with the journal: kubedos status shows "destroyed at …").',
     'Interrupted or failed, it says what it removed and what is left; running it again finishes the job.',

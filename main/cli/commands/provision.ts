@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { plan as makePlan } from '../../../common/plan/index';
 import type { Plan } from '../../../common/plan/schema';
+import { imageFileName, imagePrefix } from '../../../common/plan/ownership';
 import type { Target } from '../../target';
 import { TargetNotSetError, targetOf } from '../../target';
 import type { ArtifactFile, Inventory, SubstrateEvent } from '../../substrate/driver';
@@ -26,8 +27,7 @@ async function fileArtifact(path: string, kind: ArtifactFile['kind'], p: Plan): 
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
   const sha256 = h.digest('hex');
-  const version = p.cluster.artifactVersion.replace(/[^A-Za-z0-9_.+-]/g, '-');
-  return { path, sha256, sizeBytes: st.size, kind, name: `kubedos-${p.cluster.name}-${version}-${sha256.slice(0, 12)}.${kind === 'iso' ? 'iso' : 'qcow2'}` };
+  return { path, sha256, sizeBytes: st.size, kind, name: imageFileName(p.cluster.name, [p.cluster.artifactVersion], sha256, kind) };
 }
 
 function printEvent(io: CliIo, e: SubstrateEvent): void {
@@ -127,7 +127,7 @@ export const provisionCommand: CliCommand = {
           inventory = { host: driver.target, node: 'unknown', vms: [], storages: [] };
         }
         const decisions = decide(p, inventory, { allowDestroy, start });
-        const fallback: ArtifactFile = artifact ?? { path: '<--image FILE>', sha256: '0'.repeat(64), sizeBytes: 0, kind: 'disk-image', name: `kubedos-${p.cluster.name}-IMAGE.qcow2` };
+        const fallback: ArtifactFile = artifact ?? { path: '<--image FILE>', sha256: '0'.repeat(64), sizeBytes: 0, kind: 'disk-image', name: `${imagePrefix(p.cluster.name)}IMAGE.qcow2` };
         for (const [group, commands] of previewCommands(p, decisions, driver, fallback, storage)) {
           io.out(`\n## ${group}`);
           for (const c of commands) io.out(c.startsWith('#') ? `  ${c}` : `  $ ${c}`);

@@ -7,13 +7,11 @@ import { useStore } from 'zustand';
 import { canonicalJson, sha256Hex } from '../../../common/canonical';
 import type { ArtifactsOverview, BuiltArtifacts } from '../../../common/contract/artifacts';
 import { NODE_CONFIG_PATH, nodeConfig } from '../../../common/plan/index';
+import { fmtBytes as bytes } from '../../../common/text/bytes';
 import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
 
-export function bytes(n: number): string {
-  return n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`;
-}
 
 const MAX_ROWS = 200;
 

@@ -7,6 +7,8 @@ import { IconPlayerPlay, IconPlayerStop, IconTrash } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { DeployTarget, DestroyPreview, LifecycleAction, LifecycleOutcome } from '../../../common/contract/index';
+import { fmtBytes } from '../../../common/text/bytes';
+import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
 import { specStore } from '../spec/store';
@@ -91,7 +93,9 @@ function DestroyDialog({ target, cluster, onClose, onDone }: { target: DeployTar
     }
   };
   const p = preview;
-  const counts = p ? `${p.vms.length} VM${p.vms.length === 1 ? '' : 's'}, ${p.processes.length} process${p.processes.length === 1 ? '' : 'es'}, ${p.paths.length} file${p.paths.length === 1 ? '' : 's'} and folders` : '';
+  const counts = p
+    ? [plural(p.vms.length, 'VM'), ...(p.images.length ? [plural(p.images.length, 'uploaded image')] : []), plural(p.processes.length, 'process', 'processes'), `${plural(p.paths.length, 'file')} and folders`].join(', ')
+    : '';
   return (
     <Modal opened onClose={onClose} title={<b>Destroy cluster {cluster} on {targetLabel(target)}?</b>} size="lg" data-testid="destroy-dialog">
       <Stack gap="xs">
@@ -113,11 +117,17 @@ function DestroyDialog({ target, cluster, onClose, onDone }: { target: DeployTar
               This removes <b>{counts}</b>. It cannot be undone.
             </Text>
             {p.vms.length > 0 && <FirstFew items={p.vms.map((v) => `VM ${v.vmid} ${v.name} (${v.status}) with its disks and TPM state`)} />}
+            {p.images.length > 0 && <FirstFew items={p.images.map((i) => `image ${i.volid} (${fmtBytes(i.sizeBytes)}${i.partial ? ', an interrupted upload' : ''})`)} />}
             {p.processes.length > 0 && <FirstFew items={p.processes} />}
             {p.paths.length > 0 && <FirstFew items={p.paths} />}
             {p.foreign.length > 0 && (
               <Alert color="blue" variant="light" title={`${p.foreign.length} VM${p.foreign.length === 1 ? '' : 's'} in the VMID range stay${p.foreign.length === 1 ? 's' : ''}: not this cluster's`}>
                 <FirstFew items={p.foreign.map((f) => `${f.vmid} ${f.name}`)} />
+              </Alert>
+            )}
+            {p.keptImages.length > 0 && (
+              <Alert color="blue" variant="light" title={`${plural(p.keptImages.length, 'image')} of ${cluster} stay${p.keptImages.length === 1 ? 's' : ''}: another VM uses ${p.keptImages.length === 1 ? 'it' : 'them'}`}>
+                <FirstFew items={p.keptImages.map((k) => `${k.volid}, used by VM ${k.usedBy.join(', ')}`)} />
               </Alert>
             )}
             {p.exportTo && (
