@@ -4,16 +4,22 @@
 //     `kubedos stop` powers them off after the timeout, `kubedos start` starts them the hub first
 //     and says their (absent) guest agents did not answer, `kubedos destroy` is refused without
 //     --allow-destroy, destroys with it (the stand-in's VM configs, disks and run files of lab-3
-//     gone, the other VM untouched), a rerun has nothing left to do, and with the host gone
+//     gone, the other VM untouched; lab-3's uploaded images and an interrupted upload gone, the
+//     image of lab-3 the other VM boots from and the image of a cluster named "lab" kept), a
+//     rerun has nothing left to do, and with the host gone
 //     (stand-in stopped) a destroy says it removed nothing.
 //  2. On qemu-local: deploy lab-3 → destroy → nothing of lab-3 left → deploy the same spec again:
 //     green, every stage ran (the journal started clean), etcd healthy.
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { imageFileName } from '../../common/plan/ownership';
+import type { ArtifactFile } from '../../main/substrate/driver';
 import type { ProxmoxSshDriver } from '../../main/substrate/proxmox-ssh';
 import { ownershipTags } from '../../main/substrate/provision';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
@@ -36,6 +42,7 @@ describe('lifecycle through the Proxmox stand-in (real SSH, blank VMs, a foreign
   let p: Plan;
   let spec: string;
   let foreign: number;
+  let images: { disk: string; iso: string; labs: string; part: string };
   const cli = () => ['--target', 'proxmox://pve-standin', '--ssh-config', standin.sshConfig, '--known-hosts', standin.knownHosts];
   const env = () => ({ ...process.env, KUBEDOS_WORKSPACE: WS, SSH_AUTH_SOCK: '' });
   const run = (args: string[], log: string, timeoutMs = 5 * 60_000) => kubedosAsync(args, { env: env(), cwd: OUT, logFile: join(OUT, log), timeoutMs });
@@ -54,13 +61,31 @@ describe('lifecycle through the Proxmox stand-in (real SSH, blank VMs, a foreign
     const ws = join(WS, 'clusters/lab-3');
     mkdirSync(join(ws, 'trust'), { recursive: true });
     writeFileSync(join(ws, 'trust/root-ca.crt'), 'a certificate\n');
+    // Boot images on the stand-in's storage: one lab-3's VMs were imported from, one of lab-3's
+    // that the foreign VM has in its CD-ROM drive, an interrupted upload of lab-3's, one of a
+    // cluster named "lab" (a prefix of lab-3's name, not lab-3's).
+    const file = (name: string, bytes: Buffer, kind: ArtifactFile['kind']): ArtifactFile => {
+      const path = join(OUT, name);
+      writeFileSync(path, bytes);
+      return { path, sha256: createHash('sha256').update(bytes).digest('hex'), sizeBytes: bytes.length, kind, name };
+    };
+    const qcow = join(OUT, 'blank.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', qcow, '64M']);
+    const blank = readFileSync(qcow);
+    const sha = createHash('sha256').update(blank).digest('hex');
+    const disk = file(imageFileName('lab-3', ['v1', 'worker'], sha, 'disk-image'), blank, 'disk-image');
+    const iso = file(imageFileName('lab-3', ['v1'], sha, 'iso'), Buffer.alloc(64 * 1024), 'iso');
+    const labs = file(imageFileName('lab', ['v1', 'worker'], sha, 'disk-image'), blank, 'disk-image');
+    images = { disk: (await ours.upload(disk, 'local')).remotePath, iso: (await ours.upload(iso, 'local')).remotePath, labs: (await ours.upload(labs, 'local')).remotePath, part: '' };
+    images.part = `${images.disk.replace(/_worker_/, '_master_')}.kubedos-part`;
+    writeFileSync(images.part, 'half an upload');
     for (const n of p.nodes) {
-      await ours.create({ ...n.vm, memoryMiB: 256, balloon: 0 }, undefined);
+      await ours.create({ ...n.vm, memoryMiB: 256, balloon: 0 }, { kind: 'disk-image', volid: `local:import/${disk.name}` });
       await ours.start(n.vmid);
     }
     foreign = p.substrate.vmidRange.end;
     const m = p.nodes[0]!.vm;
-    await theirs.create({ ...m, vmid: foreign, name: 'stranger', memoryMiB: 256, balloon: 0, tags: ['cluster-other', 'kubedos'], nics: m.nics.map((x) => ({ ...x, mac: '52:54:00:AA:BB:01' })) }, undefined);
+    await theirs.create({ ...m, vmid: foreign, name: 'stranger', memoryMiB: 256, balloon: 0, tags: ['cluster-other', 'kubedos'], nics: m.nics.map((x) => ({ ...x, mac: '52:54:00:AA:BB:01' })) }, { kind: 'iso', volid: `local:iso/${iso.name}` });
     await theirs.start(foreign);
   }, 10 * 60_000);
 
@@ -94,10 +119,12 @@ describe('lifecycle through the Proxmox stand-in (real SSH, blank VMs, a foreign
     expect(again.status, again.stdout + again.stderr).toBe(0);
   }, 6 * 60_000);
 
-  it('destroy: refused without --allow-destroy; with it the stand-in holds no VM of lab-3, the foreign one untouched; a rerun has nothing to do', async () => {
+  it('destroy: refused without --allow-destroy; with it the stand-in holds no VM or image of lab-3, the foreign VM and the image it uses untouched; a rerun has nothing to do', async () => {
     const refused = await run(['destroy', spec, ...cli()], 'standin-destroy-refused.log');
     expect(refused.status).toBe(1);
     expect(refused.stdout + refused.stderr).toMatch(/refusing to destroy lab-3 without --allow-destroy; nothing was removed/);
+    expect(refused.stdout).toMatch(/images on the host's storage \(2\):\n\s+local:import\/kubedos_lab-3_v1_master_\w+\.qcow2 \(14 B, an interrupted upload\)\n\s+local:import\/kubedos_lab-3_v1_worker_\w+\.qcow2/);
+    expect(refused.stdout).toMatch(new RegExp(`left on the host: image local:iso/kubedos_lab-3_v1_\\w+\\.iso, used by VM ${foreign} stranger`));
     for (const n of p.nodes) expect(existsSync(conf(n.vmid)), n.name).toBe(true);
     const r = await run(['destroy', spec, ...cli(), '--allow-destroy'], 'standin-destroy.log');
     expect(r.status, r.stdout + r.stderr).toBe(0);
@@ -114,6 +141,9 @@ describe('lifecycle through the Proxmox stand-in (real SSH, blank VMs, a foreign
     expect(left).toEqual([`${foreign}.conf`]);
     expect(await theirs.status(foreign)).toBe('running');
     expect(existsSync(join(WS, 'clusters/lab-3'))).toBe(false);
+    // lab-3's images went (pvesm free; the interrupted upload as a file); the one the foreign VM uses and "lab"'s stayed.
+    expect(r.stdout).toMatch(/\$ pvesm free local:import\/kubedos_lab-3_v1_worker_/);
+    expect([existsSync(images.disk), existsSync(images.part), existsSync(images.iso), existsSync(images.labs)]).toEqual([false, false, true, true]);
     const again = await run(['destroy', spec, ...cli(), '--allow-destroy'], 'standin-destroy-again.log');
     expect(again.status).toBe(0);
     expect(again.stdout).toMatch(/never deployed here \(or is already destroyed\)/);
