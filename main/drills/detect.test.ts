@@ -147,6 +147,41 @@ describe('detect through the hub watcher', () => {
   });
 });
 
+describe('signals the watcher does not observe', () => {
+  const t2: DetectThresholds = { ...thresholds, signals: ['guest-agent', 'etcd-member'] };
+  /** The fake whose engine probes see guest agents (a deployed cluster's hypervisor view) or not (the lab). */
+  function agentTarget(o: { engineSeesAgents: boolean }) {
+    const { target, state } = threeMember();
+    const gather = target.gatherFacts;
+    const calls = { engine: 0 };
+    target.gatherFacts = async (sh, now) => {
+      calls.engine++;
+      const f = await gather(sh, now);
+      // cp-1's agent went silent with the fault; the others answer now.
+      return o.engineSeesAgents ? { ...f, guestAgentSeenAt: Object.fromEntries(f.nodes.map((n) => [n.name, n.name === 'cp-1' && state.down ? now - 1 : now])) } : f;
+    };
+    // The watcher: fresh, guest-agent not observed (its facts have no agents), cp-1 not detected.
+    target.readWatcher = async (_sh, now) => statusOf(report({ at: now, down: [], detected: [], t: t2 }), now);
+    const run = runDrill({ target, spec, scenario: 'kill-etcd-member', node: 'cp-1', thresholds: t2, thresholdsSource: 'test', id: 'd1', store: () => undefined, nextOnInterrupt: 'kubedos heal lab.yaml', phaseTimeoutMs: 400 });
+    return { run, calls };
+  }
+
+  it('the engine keeps probing what only it sees (guest agents) while the watcher reports, and says so', async () => {
+    const { run } = agentTarget({ engineSeesAgents: true });
+    const r = await run;
+    expect(r.detectedBy).toBe('engine-probes');
+    expect(detectOf(r)?.detail).toBe('guest-agent: guest agent silent for 1 s (limit 0.02 s) (1 probe in a row, every 0.01 s; not observed by the hub watcher: guest-agent)');
+  });
+
+  it('a signal neither the watcher nor the engine observes is not probed for', async () => {
+    const { run, calls } = agentTarget({ engineSeesAgents: false });
+    const r = await run;
+    // The watcher never names cp-1 here, so the phase runs out; the engine probed only for the guard.
+    expect(r.error?.message).toMatch(/the hub watcher did not report it either/);
+    expect(calls.engine).toBe(1);
+  });
+});
+
 describe('detect falls back to the engine\'s probes', () => {
   it('a stale report: the engine probes, and the detail says the report is stale and how fresh it must be', async () => {
     const { run, probes } = withWatcher((now) => statusOf(report({ at: now - 60, down: ['cp-1'], detected: ['cp-1'] }), now));
@@ -197,8 +232,21 @@ describe('readWatcherFor', () => {
     const stale = readWatcherFor(statusOf(rep, 1035.1), 'cp-1');
     expect(stale).toEqual({ kind: 'unusable', reason: "hub watcher's report is stale: written 35 s ago, fresh means within 3 heartbeats of 10 s (the watcher on master stopped writing)" });
     expect(readWatcherFor(statusOf(rep, 1001), 'cp-2').kind).toBe('waiting');
-    expect(readWatcherFor(statusOf(rep, 1001), 'cp-1', 1000).kind).toBe('waiting');
+    expect(readWatcherFor(statusOf(rep, 1001), 'cp-1', 1000.1).kind).toBe('waiting');
+    expect(readWatcherFor(statusOf(rep, 1001), 'cp-1', 1000).kind).toBe('detected');
     expect(readWatcherFor(statusOf(rep, 1001), 'cp-1', 999.5).kind).toBe('detected');
+  });
+
+  it('a timed finding (a handshake past its limit) detects at its first probe, as in the engine; an etcd one waits for detectAfterProbes', () => {
+    const t = { ...thresholds, signals: ['wg-handshake' as const, 'etcd-member' as const] };
+    const rep = report({ at: 1000, down: ['cp-2'], detected: [], probes: 1, t });
+    const facts = { ...rep.facts, wg1Handshakes: { 'cp-1': 800, 'cp-2': 999, 'cp-3': 999 } };
+    const verdict = evaluateHealth(facts, t);
+    const timed = { ...rep, facts, verdict, findings: verdict.findings.map((f) => ({ ...f, since: 1000, probes: 1 })) };
+    const cp1 = readWatcherFor(statusOf(timed, 1000.5), 'cp-1', 999);
+    expect(cp1.kind).toBe('detected');
+    expect(cp1.kind === 'detected' && cp1.detail).toMatch(/^hub watcher: wg-handshake since \d\d:\d\d:\d\d\.\dZ \(wg1 handshake 200 s old \(limit 120 s\); 1 probe in a row\), first seen 1\.0 s after the fault; report 0\.5 s old$/);
+    expect(readWatcherFor(statusOf(timed, 1000.5), 'cp-2', 999).kind).toBe('waiting');
   });
 
   it('old records without detectedBy still parse', () => {

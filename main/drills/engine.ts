@@ -4,7 +4,7 @@
 import type { ScenarioName } from '../../common/drills/catalogue';
 import { guardDrill, recoveryTarget } from '../../common/drills/catalogue';
 import type { DetectThresholds, HealthReport, HealthSignal } from '../../common/drills/health';
-import { detectThresholds, evaluateHealth, probesToDetect } from '../../common/drills/health';
+import { detectThresholds, evaluateHealth, isTimedSignal, probesToDetect } from '../../common/drills/health';
 import type { DetectSource, DrillPhase, DrillRecord, PhaseRecord } from '../../common/drills/timeline';
 import { readWatcherFor } from '../../common/drills/watcher';
 import { emptyPhases, mttrOf } from '../../common/drills/timeline';
@@ -109,9 +109,7 @@ export async function detectFault(o: { target: DrillTarget; t: DetectThresholds;
       for (const s of health.notObserved) engineBlind.add(s);
       const findings = health.findings.filter((f) => f.node === o.node && mine.includes(f.signal));
       streak = findings.length ? streak + 1 : 0;
-      // A silent guest agent or a stale handshake already carries the spec's silence in its own
-      // threshold; counting the probes again would make detection take twice as long.
-      const timed = findings.some((f) => f.signal === 'guest-agent' || f.signal === 'wg-handshake');
+      const timed = findings.some((f) => isTimedSignal(f.signal));
       if (streak >= need || (timed && streak > 0)) {
         const why = !target.readWatcher ? '' : unusable ? `; ${unusable}, engine probes used` : `; not observed by the hub watcher: ${[...new Set(findings.map((f) => f.signal))].join(', ')}`;
         return { source: 'engine-probes', detail: `${findings.map((f) => `${f.signal}: ${f.detail}`).join('; ')} (${plural(streak, 'probe')} in a row, every ${t.heartbeatSeconds} s${why})`, health };
