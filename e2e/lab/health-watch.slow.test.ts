@@ -6,7 +6,7 @@
 // finding must clear. The engine reads every report through the target's NodeShell.
 // Then a partition-node drill detects through the watcher's report (LabDrillTarget.readWatcher),
 // and, once the watcher is stopped and its report stale, falls back to the engine's own probes.
-// Opt-in (25–45 s here): npm run test:health-watch.
+// Opt-in (about 55 s here): npm run test:health-watch.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectThresholds, evaluateHealth } from '../../common/drills/health';
 import type { WatcherStatus } from '../../common/drills/watcher';
