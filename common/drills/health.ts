@@ -298,3 +298,12 @@ export function renderHealthReport(h: HealthReport): string {
 export function probesToDetect(t: Pick<DetectThresholds, 'silenceSeconds' | 'heartbeatSeconds'>): number {
   return Math.max(1, Math.round(t.silenceSeconds / t.heartbeatSeconds));
 }
+
+/**
+ * A silent guest agent or a stale handshake already carries the spec's silence in its own
+ * threshold: one probe that sees it detects the fault (counting the probes again would make
+ * detection take twice as long). Other findings (etcd) need probesToDetect probes in a row.
+ */
+export function isTimedSignal(signal: HealthSignal): boolean {
+  return signal === 'guest-agent' || signal === 'wg-handshake';
+}

@@ -6,7 +6,7 @@
 import { canonicalJson, sha256Hex } from '../canonical';
 import { plural } from '../text/plural';
 import type { DrillRecord } from './timeline';
-import { DRILL_PHASES } from './timeline';
+import { DRILL_PHASES, detectSourceLabel } from './timeline';
 
 export interface ScenarioSummary {
   scenario: string;
@@ -135,7 +135,7 @@ export function drillReportHtml(report: DrillReport): string {
       const refused = r.status === 'refused' ? `<ul>${r.guard.reasons.map((x) => `<li>${esc(x.message)}</li>`).join('')}</ul>` : '';
       const next = r.next ? `<p>next: ${esc(r.next)}</p>` : '';
       const cmds = r.phases.reduce((n, p) => n + p.commands.length + (p.commandsOmitted ?? 0), 0);
-      return `<section><h3>${esc(r.scenario)} on ${esc(r.node)} — ${esc(resultOf(r))}</h3><p class="meta">${esc(r.id)} · ${esc(new Date(r.startedAtMs).toISOString())} · ${r.kind} on ${r.target === 'lab' ? 'the namespace lab' : 'the deployed cluster'} · MTTR ${fmtDuration(r.mttrMs)} against ${r.goal.minutes} min (${esc(r.goal.source)}) · ${plural(cmds, 'command')}</p>${phaseSvg(r)}${err}${refused}${next}</section>`;
+      return `<section><h3>${esc(r.scenario)} on ${esc(r.node)} — ${esc(resultOf(r))}</h3><p class="meta">${esc(r.id)} · ${esc(new Date(r.startedAtMs).toISOString())} · ${r.kind} on ${r.target === 'lab' ? 'the namespace lab' : 'the deployed cluster'} ${r.detectedBy ? ` · detected by ${esc(detectSourceLabel(r.detectedBy))}` : ''} · MTTR ${fmtDuration(r.mttrMs)} against ${r.goal.minutes} min (${esc(r.goal.source)}) · ${plural(cmds, 'command')}</p>${phaseSvg(r)}${err}${refused}${next}</section>`;
     })
     .join('\n');
   return `<!doctype html>

@@ -35,6 +35,15 @@ export const PhaseRecord = z.object({
 });
 export type PhaseRecord = z.infer<typeof PhaseRecord>;
 
+export const DETECT_SOURCES = ['hub-watcher', 'engine-probes'] as const;
+export const DetectSource = z.enum(DETECT_SOURCES);
+export type DetectSource = z.infer<typeof DetectSource>;
+
+/** How a detect source reads in a table or a report. */
+export function detectSourceLabel(s: DetectSource | undefined): string {
+  return s === 'hub-watcher' ? 'hub watcher' : s === 'engine-probes' ? 'engine probes' : '';
+}
+
 export const DrillRecord = z.object({
   schema: z.literal('kubedos.drill/v1'),
   id: z.string().regex(/^[a-z0-9-]+$/),
@@ -56,6 +65,12 @@ export const DrillRecord = z.object({
   pass: z.boolean().optional(),
   thresholds: z.object({ heartbeatSeconds: z.number(), silenceSeconds: z.number(), handshakeMaxAgeSeconds: z.number(), signals: z.array(z.string()), source: z.string() }),
   guard: z.object({ ok: z.boolean(), reasons: z.array(z.object({ code: z.string(), message: z.string() })) }),
+  /**
+   * Which source ended the detect phase: the hub's health watcher (its fresh report names the node
+   * as detected) or the engine's own probes (no watcher on the target, or its report stale or
+   * unreadable: the detect detail says why). Absent in records written before it existed.
+   */
+  detectedBy: DetectSource.optional(),
   error: z.object({ phase: DrillPhase, node: z.string(), message: z.string(), command: z.array(z.string()).optional(), stderrTail: z.string().optional() }).optional(),
   /** What to run next when the drill did not finish. */
   next: z.string().optional(),
@@ -99,6 +114,7 @@ export function renderDrillRecord(r: DrillRecord): string {
   ]);
   const lines = [`${r.kind} ${r.id}: ${r.scenario} on ${r.node} (${r.cluster}, ${r.target === 'lab' ? 'namespace lab' : 'deployed cluster'}) — ${r.status}`, '', renderTable(['PHASE', 'STATE', 'AT', 'TOOK', 'CMDS', 'DETAIL'], rows), ''];
   const target = `${r.goal.minutes} min (${r.goal.source})`;
+  if (r.detectedBy) lines.push(`detected by ${r.detectedBy === 'hub-watcher' ? 'the hub watcher' : "the engine's own probes"}`);
   if (r.mttrMs !== undefined) lines.push(`MTTR ${fmtSeconds(r.mttrMs)} against a target of ${target}: ${r.pass ? 'PASS' : 'FAIL'}`);
   else lines.push(`no MTTR: the drill did not reach a healthy cluster (target ${target})`);
   if (r.error) {
@@ -123,10 +139,11 @@ export function renderDrillHistory(records: readonly DrillRecord[]): string {
         r.node,
         r.target,
         detect?.state === 'done' ? fmtSeconds(detect.durationMs) : '',
+        detectSourceLabel(r.detectedBy),
         fmtSeconds(r.mttrMs),
         `${r.goal.minutes} min`,
         r.status === 'passed' || r.status === 'failed' ? (r.pass ? 'pass' : 'FAIL') : r.status,
       ];
     });
-  return renderTable(['ID', 'STARTED', 'SCENARIO', 'NODE', 'WHERE', 'DETECT', 'MTTR', 'TARGET', 'RESULT'], rows);
+  return renderTable(['ID', 'STARTED', 'SCENARIO', 'NODE', 'WHERE', 'DETECT', 'DETECTED BY', 'MTTR', 'TARGET', 'RESULT'], rows);
 }

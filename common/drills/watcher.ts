@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Plan } from '../plan/index';
 import { etcdHostRole } from '../plan/services';
 import type { ClusterSpec } from '../spec/schema';
-import { DetectThresholds, evaluateHealth, Finding, HealthFacts, HealthReport, detectThresholds, probesToDetect } from './health';
+import { DetectThresholds, evaluateHealth, Finding, HealthFacts, HealthReport, detectThresholds, isTimedSignal, probesToDetect } from './health';
 import { canonicalJson } from '../canonical';
 
 /** Where the image puts the watcher's configuration on the hub (install-payload.sh). */
@@ -226,4 +226,46 @@ export function renderWatcherStatus(w: WatcherStatus): string {
   for (const e of r.errors.slice(0, 3)) lines.push(`  probe: ${e}`);
   if (!w.agreesWithEngine) lines.push(`  the watcher's verdict differs from the engine's on the same facts (${w.difference}): the hub runs another payload version than this foundry; rebuild and redeploy`);
   return lines.join('\n');
+}
+
+/**
+ * What a drill's detect phase takes from one reading of the hub watcher's report about `node`
+ * (the one rule, used by the engine and by waitForWatcherDetection):
+ * - `unusable`: unreadable, stale (isStale: older than STALE_AFTER_HEARTBEATS heartbeats plus the
+ *   probe time), or a verdict that differs from evaluateHealth() on its own facts — the engine
+ *   falls back to its own probes, and `reason` (one bounded line) says why;
+ * - `detected`: a fresh report, taken at or after `afterSeconds` (the end of the fault's injection;
+ *   absent for a heal, whose fault predates it), lists the node in `detected` (a finding that
+ *   lasted detectAfterProbes probes in a row) or has a timed finding on it (isTimedSignal: a
+ *   silence or handshake age past its limit, detected at the first probe, as by the engine);
+ * - `waiting`: fresh, but the node is not detected (yet).
+ */
+export type WatcherReading =
+  | { kind: 'unusable'; reason: string }
+  | { kind: 'waiting'; status: Extract<WatcherStatus, { readable: true }> }
+  | { kind: 'detected'; status: Extract<WatcherStatus, { readable: true }>; findings: WatchFinding[]; since: number; detail: string };
+
+const oneLine = (s: string, max = 240): string => {
+  const l = s.replace(/\s+/g, ' ').trim();
+  return l.length > max ? `${l.slice(0, max - 1)}…` : l;
+};
+
+/** Epoch seconds → "HH:MM:SS.sZ" (a detect detail is read next to the phase's own timestamps). */
+const clockOf = (s: number): string => new Date(Math.round(s * 1000)).toISOString().slice(11, 21) + 'Z';
+
+export function readWatcherFor(w: WatcherStatus, node: string, afterSeconds?: number): WatcherReading {
+  if (!w.readable) return { kind: 'unusable', reason: oneLine(`hub watcher unreadable: ${w.reason}`) };
+  const r = w.report;
+  if (w.stale) {
+    return { kind: 'unusable', reason: oneLine(`hub watcher's report is stale: written ${Math.round(w.ageSeconds)} s ago, fresh means within ${STALE_AFTER_HEARTBEATS} heartbeats of ${r.thresholds.heartbeatSeconds} s (the watcher on ${w.hub} stopped writing)`) };
+  }
+  if (!w.agreesWithEngine) return { kind: 'unusable', reason: oneLine(`hub watcher's verdict differs from the engine's on the same facts (${w.difference ?? 'verdict'}): another payload version runs on ${w.hub}`) };
+  if (afterSeconds !== undefined && r.at < afterSeconds) return { kind: 'waiting', status: w };
+  const findings = r.findings.filter((f) => f.node === node);
+  // The watcher's `detected` (detectAfterProbes in a row), or a timed finding seen once: the engine's rule.
+  if (!r.detected.includes(node) && !findings.some((f) => isTimedSignal(f.signal))) return { kind: 'waiting', status: w };
+  const since = Math.min(...findings.map((f) => f.since));
+  const what = findings.map((f) => `${f.signal} since ${clockOf(f.since)} (${f.detail}; ${f.probes} probe${f.probes === 1 ? '' : 's'} in a row)`).join('; ');
+  const after = afterSeconds !== undefined ? `, first seen ${(since - afterSeconds).toFixed(1)} s after the fault` : '';
+  return { kind: 'detected', status: w, findings, since, detail: oneLine(`hub watcher: ${what}${after}; report ${w.ageSeconds.toFixed(1)} s old`, 500) };
 }

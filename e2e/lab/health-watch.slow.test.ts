@@ -4,17 +4,21 @@
 // control-plane node's planes are cut at the hub (partition-node's inject) and the report must
 // flag it within the detection threshold plus the probes' own time; once the cut is healed the
 // finding must clear. The engine reads every report through the target's NodeShell.
-// Opt-in (25–45 s here): npm run test:health-watch.
+// Then a partition-node drill detects through the watcher's report (LabDrillTarget.readWatcher),
+// and, once the watcher is stopped and its report stale, falls back to the engine's own probes.
+// Opt-in (about 55 s here): npm run test:health-watch.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectThresholds, evaluateHealth } from '../../common/drills/health';
 import type { WatcherStatus } from '../../common/drills/watcher';
-import { HEALTH_WATCH_CONFIG_PATH, HEALTH_WATCH_REPORT_PATH, healthWatchConfig, renderHealthWatchConfig } from '../../common/drills/watcher';
+import { HEALTH_WATCH_REPORT_PATH } from '../../common/drills/watcher';
 import { parseSpec } from '../../common/spec/index';
 import type { ClusterSpec } from '../../common/spec/schema';
 import { LabDrillTarget } from '../../main/drills/lab-target';
 import type { PhaseContext } from '../../main/drills/target';
 import { readWatcherReport, waitForWatcherDetection } from '../../main/drills/watcher-report';
-import { bin } from '../../main/lab/backplane';
+import { drillId, runDrill } from '../../main/drills/engine';
+import type { DrillRecord } from '../../common/drills/timeline';
+import { renderDrillRecord } from '../../common/drills/timeline';
 import { labDrillPlan, labDrillSpec } from './specs';
 
 type Readable = Extract<WatcherStatus, { readable: true }>;
@@ -31,9 +35,7 @@ describe('the hub health watcher in the namespace lab', () => {
     spec = parsed.spec;
     target = await LabDrillTarget.create(labDrillPlan(), { log: (l) => console.log(l) });
     // The lab's etcd speaks plain HTTP (no client certificate); no Ansible converge here.
-    const config = healthWatchConfig(spec, target.lab.plan);
-    await target.lab.writeFile(target.hub, HEALTH_WATCH_CONFIG_PATH, renderHealthWatchConfig(config), 0o644);
-    target.lab.spawnDaemon(target.hub, [bin('kubedos-health-watch'), 'run', '--config', HEALTH_WATCH_CONFIG_PATH], 'h14-health-watch');
+    await target.startHealthWatcher(spec);
     console.log(`health-watch lab up in ${Math.round((Date.now() - started) / 1000)} s`);
   });
   afterAll(() => {
@@ -100,5 +102,52 @@ describe('the hub health watcher in the namespace lab', () => {
     console.log(`${NODE}: clear ${(clear.report.at - healedAt).toFixed(1)} s after the heal`);
     expect(clear.report.verdict.healthy).toBe(true);
     expect(clear.report.detected).toEqual([]);
+  });
+
+  const drill = (node: string): Promise<DrillRecord> =>
+    runDrill({
+      target,
+      spec,
+      scenario: 'partition-node',
+      node,
+      thresholds: detectThresholds(spec.spec.selfHealing),
+      thresholdsSource: 'spec selfHealing.detect',
+      id: drillId(new Date(), 'partition-node', node),
+      store: () => undefined,
+      nextOnInterrupt: 'rerun the drill',
+      phaseTimeoutMs: 90_000,
+      log: (l) => console.log(`[partition-node ${node}] ${l}`),
+    });
+
+  it('a partition-node drill detects through the watcher in the hub (not the engine\'s own probes)', async () => {
+    const r = await drill('cp-2');
+    console.log(renderDrillRecord(r));
+    expect(r.status, JSON.stringify(r.error)).toBe('passed');
+    expect(r.detectedBy).toBe('hub-watcher');
+    const detect = r.phases.find((p) => p.name === 'detect');
+    expect(detect?.detail).toMatch(/^hub watcher: etcd-member since \d\d:\d\d:\d\d\.\dZ .*3 probes in a row.*first seen -?\d+\.\d s after the fault; report \d+\.\d s old$/);
+    // The phase read the report (cat on the hub) and ran no probe of its own (no etcdctl, no wg).
+    expect(detect?.commands.length).toBeGreaterThan(0);
+    expect(detect?.commands.every((c) => c.node === target.hub && c.argv[0] === 'cat' && c.argv[1] === HEALTH_WATCH_REPORT_PATH)).toBe(true);
+    expect(detect?.durationMs ?? Infinity).toBeLessThan(20_000);
+    // The healthy gate stayed on the engine's probes: it saw the re-admitted node itself.
+    expect(r.phases.find((p) => p.name === 'healthy')?.commands.some((c) => c.argv[0] === 'etcdctl')).toBe(true);
+  });
+
+  it('with the watcher stopped, its report turns stale and the drill falls back to the engine\'s probes, saying why', async () => {
+    await target.stopHealthWatcher();
+    // Wait for the report to be stale by the one rule (isStale), then drill.
+    const deadline = Date.now() + 30_000;
+    let w = await read();
+    while (Date.now() < deadline && w.readable && !w.stale) {
+      await new Promise((res) => setTimeout(res, 500));
+      w = await read();
+    }
+    expect(w.readable && w.stale, JSON.stringify(w.readable ? w.ageSeconds : w.reason)).toBe(true);
+    const r = await drill('cp-1');
+    console.log(renderDrillRecord(r));
+    expect(r.status, JSON.stringify(r.error)).toBe('passed');
+    expect(r.detectedBy).toBe('engine-probes');
+    expect(r.phases.find((p) => p.name === 'detect')?.detail).toMatch(/^etcd-member: .*probes in a row, every 1 s; hub watcher's report is stale: written \d+ s ago, fresh means within 3 heartbeats of 1 s .*engine probes used\)$/);
   });
 });

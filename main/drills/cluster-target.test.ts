@@ -12,6 +12,8 @@ import type { GuestExecResult, SubstrateDriver } from '../substrate/driver';
 import { ClusterDrillTarget } from './cluster-target';
 import type { RepairRun } from './cluster-target';
 import { runDrill } from './engine';
+import { evaluateHealth } from '../../common/drills/health';
+import { HEALTH_WATCH_REPORT_PATH } from '../../common/drills/watcher';
 
 const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
 const p = plan(spec);
@@ -19,7 +21,7 @@ const byVmid = new Map(p.nodes.map((n) => [n.vmid, n]));
 const KEY = (name: string) => `${name.padEnd(43, 'A').slice(0, 43)}=`;
 
 /** Three VMs; the hub answers wg show with a fresh handshake for every peer it still has. */
-function fakeCluster() {
+function fakeCluster(opts: { report?: (nowSeconds: number) => string } = {}) {
   const alive = new Set(p.nodes.map((n) => n.name));
   const peers = new Set(p.nodes.filter((n) => !n.hub).map((n) => n.name));
   let revoked: string[] = [];
@@ -50,6 +52,7 @@ function fakeCluster() {
         peers.delete(argv[2]!);
         return ok(JSON.stringify({ revoked: argv[2], removed: [`${argv[2]}/wg1`, `${argv[2]}/wg2`, `${argv[2]}/wg3`] }));
       }
+      if (argv[0] === 'cat' && argv[1] === HEALTH_WATCH_REPORT_PATH && n.hub && opts.report) return ok(opts.report(Date.now() / 1000));
       if (argv[0] === 'nft') return { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory' };
       if (argv[0] === '/bin/sh' && argv[2]?.startsWith('cat "$1" 2>')) return ok(JSON.stringify({ cluster: 'lab-3', revoked: revoked.map((x) => ({ node: x, at: 1, reason: 'drill' })) }));
       if (argv[0] === '/bin/sh' && argv[2]?.includes('mv "$1.tmp"')) {
@@ -105,7 +108,8 @@ describe('ClusterDrillTarget (a deployed cluster through its substrate driver)',
     expect(r.status, JSON.stringify(r.error)).toBe('passed');
     const phase = (n: string) => r.phases.find((x) => x.name === n)!;
     expect(phase('inject').detail).toBe('VM 3002 (w-1) destroyed with its disks and TPM state');
-    expect(phase('detect').detail).toMatch(/^guest-agent: guest agent silent for \d+ s \(limit 2 s\)/);
+    expect(phase('detect').detail).toMatch(/^guest-agent: guest agent silent for \d+ s \(limit 2 s\) \(1 probe in a row, every 1 s; hub watcher unreadable: no report at \/var\/lib\/kubedos\/health\/report\.json on master \(unexpected cat .*\): the health watcher has not written one .*, engine probes used\)$/);
+    expect(r.detectedBy).toBe('engine-probes');
     expect(phase('fence').detail).toBe('revoked at the hub; plane peers removed: w-1/wg1, w-1/wg2, w-1/wg3');
     expect(phase('replace').detail).toBe('w-1 taken off the revocation list for its replacement; deploy run run-1: provision 1 change, firstboot 1 change');
     expect(phase('reintegrate').detail).toBe('backplanes unchanged, enroll 1 change, converge 1 change, workload unchanged, seal unchanged');
@@ -135,5 +139,23 @@ describe('ClusterDrillTarget (a deployed cluster through its substrate driver)',
     expect(r.error).toMatchObject({ phase: 'reintegrate', node: 'w-1', command: ['kubedos-enroll-agent', 'enroll'], stderrTail: 'refused: revoked' });
     expect(r.error?.message).toBe('the deploy run that reintegrates the node failed at enroll on w-1: w-1: kubedos-enroll-agent enroll exited 2');
     expect(r.next).toBe('kubedos heal lab-3.yaml (w-1 is fenced and not yet replaced)');
+  });
+
+  it('with the watcher running on the master, its fresh report is the detection (read through the hub\'s guest agent)', async () => {
+    // The watcher's report: w-1 has no wg1 peer any more, seen on 3 probes (detected).
+    const t = { ...thresholds, signals: ['wg-handshake' as const] };
+    const report = (now: number): string => {
+      const facts = { now, nodes: p.nodes.map((n) => ({ name: n.name, hub: n.hub, etcd: false })), wg1Handshakes: Object.fromEntries(p.nodes.filter((n) => !n.hub && n.name !== 'w-1').map((n) => [n.name, Math.floor(now)])) };
+      const verdict = evaluateHealth(facts, t);
+      return JSON.stringify({ schema: 'kubedos.health-watch/v1', cluster: p.cluster.name, hub: 'master', at: now, startedAt: now - 60, sequence: 60, probeMs: 40, thresholds: t, detectAfterProbes: 2, facts, verdict, findings: verdict.findings.map((f) => ({ ...f, since: now - 2, probes: 3 })), detected: ['w-1'], errors: [] });
+    };
+    const c = fakeCluster({ report });
+    const t0 = new ClusterDrillTarget({ plan: p, driver: c.driver, allowDestroy: true, repair: repairOf(c, { seen: [] }) });
+    const r = await drill(t0);
+    expect(r.status, JSON.stringify(r.error)).toBe('passed');
+    const detect = r.phases.find((x) => x.name === 'detect')!;
+    expect(r.detectedBy, detect.detail).toBe('hub-watcher');
+    expect(detect.detail).toMatch(/^hub watcher: wg-handshake since \d\d:\d\d:\d\d\.\dZ \(no wg1 peer on the hub; 3 probes in a row\), first seen -\d+\.\d s after the fault; report 0\.0 s old$/);
+    expect(detect.commands[0]).toMatchObject({ node: 'master', argv: ['cat', HEALTH_WATCH_REPORT_PATH], exitCode: 0 });
   });
 });

@@ -16,6 +16,7 @@ import type { GuardNode, ScenarioName } from '../../common/drills/catalogue';
 import { DRILL_NFT_TABLE, partitionCut } from '../../common/drills/catalogue';
 import type { HealthFacts } from '../../common/drills/health';
 import { handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList } from '../../common/drills/health';
+import type { WatcherStatus } from '../../common/drills/watcher';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { Plan, PlanNode } from '../../common/plan/schema';
 import { CommandError } from '../exec/runner';
@@ -24,6 +25,7 @@ import { ETCD_PKI, etcdMembers } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import type { NodeShell } from './shell';
 import { guestShell } from './shell';
+import { readWatcherReport } from './watcher-report';
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
 /** The scenarios a deployed cluster runs today. */
@@ -142,6 +144,11 @@ export class ClusterDrillTarget implements DrillTarget {
   }
 
   // ------------------------------------------------------------ scenarios
+
+  /** The watcher's report on the master (kubedos-health-watch.service), read through the guest agent like every probe. */
+  readWatcher(sh: NodeShell, nowSeconds: number): Promise<WatcherStatus> {
+    return readWatcherReport(sh, this.hub, { nowSeconds: () => nowSeconds });
+  }
 
   ops(scenario: ScenarioName): ScenarioOps | undefined {
     if (!CLUSTER_SCENARIOS.includes(scenario)) return undefined;

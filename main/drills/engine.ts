@@ -3,14 +3,16 @@
 // journal). `kubedos drill`, `kubedos heal`, the bench and the lab test all call these functions.
 import type { ScenarioName } from '../../common/drills/catalogue';
 import { guardDrill, recoveryTarget } from '../../common/drills/catalogue';
-import type { DetectThresholds, HealthReport } from '../../common/drills/health';
-import { detectThresholds, evaluateHealth, probesToDetect } from '../../common/drills/health';
-import type { DrillPhase, DrillRecord, PhaseRecord } from '../../common/drills/timeline';
+import type { DetectThresholds, HealthReport, HealthSignal } from '../../common/drills/health';
+import { detectThresholds, evaluateHealth, isTimedSignal, probesToDetect } from '../../common/drills/health';
+import type { DetectSource, DrillPhase, DrillRecord, PhaseRecord } from '../../common/drills/timeline';
+import { readWatcherFor } from '../../common/drills/watcher';
 import { emptyPhases, mttrOf } from '../../common/drills/timeline';
 import { plural } from '../../common/text/plural';
 import type { ClusterSpec } from '../../common/spec/schema';
 import { CommandError } from '../exec/runner';
 import { saveDrillRecord } from './history';
+import type { NodeShell } from './shell';
 import { recordingShell } from './shell';
 import type { DrillTarget, ScenarioOps } from './target';
 
@@ -61,6 +63,63 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 /** Facts → verdict, through the target's probes. */
 export async function observeHealth(target: DrillTarget, t: DetectThresholds, sh = target.shell): Promise<HealthReport> {
   return evaluateHealth(await target.gatherFacts(sh, Date.now() / 1000), t);
+}
+
+export interface Detection {
+  source: DetectSource;
+  /** The detect phase's one-line detail. */
+  detail: string;
+  /** The engine's last verdict, when its own probes ran. */
+  health?: HealthReport;
+}
+
+/**
+ * The detect phase. A target whose hub runs the health watcher is read first, every half
+ * heartbeat: a usable report (readWatcherFor: fresh, agreeing with the engine's rule, taken
+ * after the fault) that lists the node as detected is the detection. Signals the watcher does
+ * not observe (guest-agent: the hypervisor's view) and the engine can are still probed by the
+ * engine meanwhile. Without a watcher, or while its report is stale or unreadable, the engine's
+ * own probes decide: the node must look unhealthy on `missedHeartbeats` probes in a row, one
+ * every heartbeatSeconds, and the detail says why the watcher was not used.
+ */
+export async function detectFault(o: { target: DrillTarget; t: DetectThresholds; sh: NodeShell; node: string; timeoutMs: number; afterSeconds?: number; before?: HealthReport | undefined; signal?: AbortSignal }): Promise<Detection> {
+  const { target, t, sh } = o;
+  const need = probesToDetect(t);
+  const deadline = Date.now() + o.timeoutMs;
+  const engineBlind = new Set<HealthSignal>(o.before?.notObserved ?? []);
+  let streak = 0;
+  let health: HealthReport | undefined;
+  /** Why the last watcher reading could not be used (undefined: usable, or no watcher). */
+  let unusable: string | undefined;
+  while (Date.now() < deadline) {
+    // Signals the engine probes this round: all of them, or (watcher usable) those it alone sees.
+    let mine: readonly HealthSignal[] = t.signals;
+    if (target.readWatcher) {
+      const reading = readWatcherFor(await target.readWatcher(sh, Date.now() / 1000), o.node, o.afterSeconds);
+      if (reading.kind === 'detected') return { source: 'hub-watcher', detail: reading.detail, ...(health ? { health } : {}) };
+      if (reading.kind === 'unusable') unusable = reading.reason;
+      else {
+        unusable = undefined;
+        const r = reading.status.report;
+        mine = t.signals.filter((s) => s !== 'kubelet-ready' && !engineBlind.has(s) && (!r.thresholds.signals.includes(s) || r.verdict.notObserved.includes(s)));
+      }
+    }
+    if (mine.length) {
+      health = await observeHealth(target, t, sh);
+      for (const s of health.notObserved) engineBlind.add(s);
+      const findings = health.findings.filter((f) => f.node === o.node && mine.includes(f.signal));
+      streak = findings.length ? streak + 1 : 0;
+      const timed = findings.some((f) => isTimedSignal(f.signal));
+      if (streak >= need || (timed && streak > 0)) {
+        const why = !target.readWatcher ? '' : unusable ? `; ${unusable}, engine probes used` : `; not observed by the hub watcher: ${[...new Set(findings.map((f) => f.signal))].join(', ')}`;
+        return { source: 'engine-probes', detail: `${findings.map((f) => `${f.signal}: ${f.detail}`).join('; ')} (${plural(streak, 'probe')} in a row, every ${t.heartbeatSeconds} s${why})`, health };
+      }
+    } else streak = 0;
+    const watching = target.readWatcher && !unusable && mine.length === 0;
+    await sleep(watching ? Math.max(250, (t.heartbeatSeconds * 1000) / 2) : t.heartbeatSeconds * 1000, o.signal);
+  }
+  const watcher = !target.readWatcher ? '' : unusable ? `; ${unusable}` : '; the hub watcher did not report it either';
+  throw new Error(`${o.node} still looks healthy ${Math.round(o.timeoutMs / 1000)} s after the fault (signals: ${t.signals.join(', ')}${watcher}); the detection criteria do not see this fault`);
 }
 
 export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
@@ -129,21 +188,10 @@ export async function runDrill(o: DrillOptions): Promise<DrillRecord> {
       inject.detail = 'heal: the fault was found, not injected';
     } else await phase('inject', () => ops.inject(ctx()));
     await phase('detect', async () => {
-      // The target must look unhealthy on `missedHeartbeats` probes in a row, one every heartbeatSeconds.
-      const need = probesToDetect(t);
-      const deadline = Date.now() + timeoutMs;
-      let streak = 0;
-      while (Date.now() < deadline) {
-        health = await observeHealth(target, t, sh);
-        const findings = health.findings.filter((f) => f.node === o.node);
-        streak = findings.length ? streak + 1 : 0;
-        // A silent guest agent or a stale handshake already carries the spec's silence in its own
-        // threshold; counting the probes again would make detection take twice as long.
-        const timed = findings.some((f) => f.signal === 'guest-agent' || f.signal === 'wg-handshake');
-        if (streak >= need || (timed && streak > 0)) return `${findings.map((f) => `${f.signal}: ${f.detail}`).join('; ')} (${plural(streak, 'probe')} in a row, every ${t.heartbeatSeconds} s)`;
-        await sleep(t.heartbeatSeconds * 1000, o.signal);
-      }
-      throw new Error(`${o.node} still looks healthy ${Math.round(timeoutMs / 1000)} s after the fault (signals: ${t.signals.join(', ')}); the detection criteria do not see this fault`);
+      const d = await detectFault({ target, t, sh, node: o.node, timeoutMs, before, ...(o.signal ? { signal: o.signal } : {}), ...(o.heal ? {} : { afterSeconds: ((phases[0] as PhaseRecord).endedAtMs ?? Date.now()) / 1000 }) });
+      health = d.health ?? health;
+      record.detectedBy = d.source;
+      return d.detail;
     });
     await phase('fence', () => ops.fence(ctx()));
     await phase('replace', () => ops.replace(ctx()));

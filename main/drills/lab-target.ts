@@ -12,6 +12,9 @@ import { DRILL_NFT_TABLE, partitionCut } from '../../common/drills/catalogue';
 import type { HealthFacts } from '../../common/drills/health';
 import { etcdHealth, handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList, quorumOf } from '../../common/drills/health';
 import type { Plan } from '../../common/plan/index';
+import type { ClusterSpec } from '../../common/spec/schema';
+import type { WatcherStatus } from '../../common/drills/watcher';
+import { HEALTH_WATCH_CONFIG_PATH, healthWatchConfig, renderHealthWatchConfig } from '../../common/drills/watcher';
 import { CommandError } from '../exec/runner';
 import type { LabTrust } from '../lab/backplane';
 import { bin, bringUp, makeTrust, openWindow, token } from '../lab/backplane';
@@ -20,6 +23,7 @@ import { Lab } from '../lab/harness';
 import { etcdSnapshotRestoreArgv } from '../restore/etcd';
 import { RevocationList } from '../trust/revocation';
 import type { NodeShell } from './shell';
+import { readWatcherReport } from './watcher-report';
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
 /** The scenarios the namespace lab can run (the others need a hypervisor). */
@@ -92,6 +96,52 @@ export class LabDrillTarget implements DrillTarget {
 
   destroy(): void {
     this.lab.destroy();
+  }
+
+  /** Set once startHealthWatcher has the watcher writing its report in the hub (DrillTarget.readWatcher). */
+  readWatcher?: (sh: NodeShell, nowSeconds: number) => Promise<WatcherStatus>;
+  private watcherProc: ChildProcess | undefined;
+
+  /**
+   * Starts the hub's health watcher (payload/backplane/kubedos-health-watch, the program a
+   * deployed master runs as kubedos-health-watch.service) as a daemon in the lab hub's
+   * namespaces, with the configuration the foundry renders from `spec` and the lab's plan (the
+   * lab's etcd speaks plain HTTP: no client certificate; no converge: no drift probe). Resolves
+   * once the first report is readable; from then on drills detect through it.
+   */
+  async startHealthWatcher(spec: ClusterSpec, o: { timeoutMs?: number } = {}): Promise<WatcherStatus> {
+    if (this.watcherProc) throw new Error(`the health watcher already runs in ${this.hub} (pid ${this.watcherProc.pid})`);
+    const config = healthWatchConfig(spec, this.lab.plan);
+    await this.lab.writeFile(this.hub, HEALTH_WATCH_CONFIG_PATH, renderHealthWatchConfig(config), 0o644);
+    const proc = this.lab.spawnDaemon(this.hub, [bin('kubedos-health-watch'), 'run', '--config', HEALTH_WATCH_CONFIG_PATH], 'health-watch');
+    this.watcherProc = proc;
+    const read = (sh: NodeShell, nowSeconds: number) => readWatcherReport(sh, this.hub, { nowSeconds: () => nowSeconds, path: config.reportPath });
+    const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+    let last: WatcherStatus | undefined;
+    while (Date.now() < deadline) {
+      if (proc.exitCode !== null || proc.signalCode !== null) break;
+      last = await read(this.shell, Date.now() / 1000);
+      if (last.readable && !last.stale) {
+        this.readWatcher = read;
+        this.log(`health watcher in ${this.hub}: report #${last.report.sequence} written`);
+        return last;
+      }
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    const out = ((proc as unknown as { output?: () => string }).output?.() ?? '').trim().split('\n').slice(-3).join(' | ');
+    throw new Error(`the health watcher in ${this.hub} wrote no fresh report within ${Math.round((o.timeoutMs ?? 30_000) / 1000)} s (${last && !last.readable ? last.reason : proc.exitCode !== null ? `it exited ${proc.exitCode}` : 'stale report'}${out ? `; its output: ${out.slice(0, 300)}` : ''})`);
+  }
+
+  /** Stops the watcher (SIGTERM by PID); its last report stays and turns stale. */
+  async stopHealthWatcher(): Promise<void> {
+    const proc = this.watcherProc;
+    if (!proc) return;
+    this.watcherProc = undefined;
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const gone = new Promise((res) => proc.once('close', res));
+      proc.kill('SIGTERM');
+      await Promise.race([gone, new Promise((res) => setTimeout(res, 10_000))]);
+    }
   }
 
   private log(line: string): void {

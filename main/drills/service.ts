@@ -134,6 +134,12 @@ export async function runLabDrill(o: LabDrillRun): Promise<DrillRecord> {
   const target = await LabDrillTarget.create(o.plan, { log: o.log });
   try {
     o.log(`lab of ${o.plan.nodes.length} nodes up in ${Date.now() - t0} ms (etcd members: ${target.etcdMembers.join(', ') || 'none'})`);
+    // The hub's health watcher, as on a deployed master: the drill detects through its report.
+    const w0 = Date.now();
+    await target.startHealthWatcher(o.spec).then(
+      () => o.log(`health watcher running in ${target.hub} (first report after ${Date.now() - w0} ms)`),
+      (err: Error) => o.log(`${err.message.split('\n')[0]}; the drill detects with the engine's own probes`),
+    );
     return await runRecordedDrill(target, o.spec, o.env, o);
   } finally {
     target.destroy();

@@ -3,6 +3,7 @@
 // implements it today (lab-target.ts); a deployed cluster will implement the same interface.
 import type { GuardNode, ScenarioName } from '../../common/drills/catalogue';
 import type { HealthFacts, HealthReport } from '../../common/drills/health';
+import type { WatcherStatus } from '../../common/drills/watcher';
 import type { NodeShell } from './shell';
 
 export interface PhaseContext {
@@ -36,4 +37,9 @@ export interface DrillTarget {
   ops(scenario: ScenarioName): ScenarioOps | undefined;
   /** Whether the target can destroy VMs for the scenarios that need it. */
   allowDestroy: boolean;
+  /**
+   * Reads the hub's health-watcher report through `sh` (readWatcherReport, watcher-report.ts).
+   * Absent when no watcher runs on the target's hub; the detect phase then probes by itself.
+   */
+  readWatcher?: (sh: NodeShell, nowSeconds: number) => Promise<WatcherStatus>;
 }

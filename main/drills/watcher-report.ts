@@ -3,7 +3,7 @@
 // `kubedos status SPEC --health`, and by any drill target whose shell reaches the hub.
 import { readFileSync } from 'node:fs';
 import type { WatcherStatus } from '../../common/drills/watcher';
-import { HEALTH_WATCH_REPORT_PATH, watcherStatusOf } from '../../common/drills/watcher';
+import { HEALTH_WATCH_REPORT_PATH, readWatcherFor, watcherStatusOf } from '../../common/drills/watcher';
 import { hubOf } from '../../common/plan/index';
 import { analyse } from '../deploy/service';
 import { substrateFor } from '../substrate/factory';
@@ -108,10 +108,8 @@ export async function waitForWatcherDetection(
   while (Date.now() < deadline) {
     if (o.signal?.aborted) throw new Error(`waiting for the watcher on ${hub} to detect ${node}: aborted`);
     last = await readWatcherReport(sh, hub, { nowSeconds: now, ...(o.path ? { path: o.path } : {}) });
-    if (last.readable && !last.stale && last.report.at > o.afterSeconds && last.report.detected.includes(node)) {
-      const first = Math.min(...last.report.findings.filter((f) => f.node === node).map((f) => f.since));
-      return { status: last, latencySeconds: last.report.at - o.afterSeconds, firstSeenSeconds: first - o.afterSeconds };
-    }
+    const reading = readWatcherFor(last, node, o.afterSeconds);
+    if (reading.kind === 'detected') return { status: reading.status, latencySeconds: reading.status.report.at - o.afterSeconds, firstSeenSeconds: reading.since - o.afterSeconds };
     await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
   }
   const why = !last ? 'no reading' : !last.readable ? last.reason : last.stale ? `the report is stale (${Math.round(last.ageSeconds)} s old): the watcher stopped` : `findings: ${last.report.findings.map((f) => `${f.node} ${f.signal} ×${f.probes}`).join(', ') || 'none'}`;

@@ -80,7 +80,7 @@ describe('kubedos drill / heal', () => {
     saveDrillRecord({ ...base, id: 'a', startedAtMs: base.startedAtMs - 60_000, status: 'interrupted', mttrMs: undefined, pass: undefined }, s.env);
     expect(await drillCommand.run(['lab-3.yaml', '--history'], s.io)).toBe(0);
     const rows = s.out.at(-1)?.split('\n') ?? [];
-    expect(rows[0]).toMatch(/^ID\s+STARTED\s+SCENARIO\s+NODE\s+WHERE\s+DETECT\s+MTTR\s+TARGET\s+RESULT$/);
+    expect(rows[0]).toMatch(/^ID\s+STARTED\s+SCENARIO\s+NODE\s+WHERE\s+DETECT\s+DETECTED BY\s+MTTR\s+TARGET\s+RESULT$/);
     expect(rows[1]).toMatch(/^a\s+2026-12-02T09:59:00Z\s+partition-node\s+w-1\s+lab\s+0\.90 s\s+30 min\s+interrupted$/);
     expect(rows[2]).toMatch(/^b\s+2026-12-02T10:00:00Z\s+partition-node\s+w-1\s+lab\s+0\.90 s\s+4\.90 s\s+30 min\s+pass$/);
 
