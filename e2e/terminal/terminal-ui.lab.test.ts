@@ -2,31 +2,39 @@
 // serve` with the lab's spec and workspace, topology → node w-1 → Open terminal, a command and
 // its output, a resize the node sees, Ctrl-C, and the panel when no deploy is recorded.
 // Screenshots at 1440x900 and 1280x720, dark and light, in e2e/output/screens/h17/.
-import { renameSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORKSPACE_LAYOUT } from '../../main/workspace';
-import type { UiSession } from '../ui/session';
-import { screensDir, serveSession, setColorScheme, shots } from '../ui/session';
+import type { Served } from '../ui/harness';
+import { ensureRendererBuilt, launchChromium, OUTPUT, startServe } from '../ui/harness';
 import type { TerminalLab } from './terminal-lab';
 import { createTerminalLab } from './terminal-lab';
 
-const SHOTS = screensDir('h17');
+const SHOTS = join(OUTPUT, 'screens', 'h17');
 let t: TerminalLab;
-let session: UiSession;
+let served: Served;
+let chromium: Awaited<ReturnType<typeof launchChromium>>;
 let page: Page;
+const pageErrors: string[] = [];
 const started = Date.now();
 
 beforeAll(async () => {
+  ensureRendererBuilt();
   t = await createTerminalLab();
-  session = await serveSession([t.specPath], t.dir, { env: { KUBEDOS_WORKSPACE: t.env.KUBEDOS_WORKSPACE }, keepWorkspace: true });
-  page = session.page;
+  served = await startServe([t.specPath], t.dir, { env: { KUBEDOS_WORKSPACE: t.env.KUBEDOS_WORKSPACE }, keepWorkspace: true });
+  chromium = await launchChromium();
+  page = await chromium.context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(served.url);
   await page.getByTestId('validity').filter({ hasText: 'h17-term' }).waitFor({ timeout: 30_000 });
+  mkdirSync(SHOTS, { recursive: true });
 }, 600_000);
 
 afterAll(async () => {
-  await session?.close();
+  await chromium?.close();
+  await served?.stop();
   t?.destroy();
   console.log(`terminal UI suite: ${Math.round((Date.now() - started) / 1000)} s`);
 });
@@ -34,15 +42,32 @@ afterAll(async () => {
 const screenText = (): Promise<string> => page.locator('[data-testid=node-terminal] .xterm-rows').innerText();
 
 /** The app's theme through its shortcut (the toggle button is behind the dialog); the terminal follows. */
-const theme = (want: 'dark' | 'light'): Promise<void> => setColorScheme(page, want);
+async function theme(want: 'dark' | 'light'): Promise<void> {
+  const current = (): Promise<string | null> => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'));
+  if ((await current()) === want) return;
+  await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+  await page.keyboard.press('Control+Shift+L');
+  await expect.poll(current).toBe(want);
+}
 
-async function openTerminal(node: string, withShots = false): Promise<void> {
+async function openTerminal(node: string, shots = false): Promise<void> {
   await page.getByTestId('nav-topology').click();
   await page.locator(`[data-testid=topology-node][data-node=${node}]`).click();
   await page.getByTestId('open-terminal').waitFor();
-  if (withShots) {
+  if (shots) {
+    for (const [w, h] of [
+      [1440, 900],
+      [1280, 720],
+    ] as const) {
+      await page.setViewportSize({ width: w, height: h });
+      for (const scheme of ['dark', 'light'] as const) {
+        await theme(scheme);
+        await page.waitForTimeout(300);
+        await page.screenshot({ path: join(SHOTS, `node-details-${w}x${h}-${scheme}.png`) });
+      }
+    }
+    await page.setViewportSize({ width: 1440, height: 900 });
     await theme('dark');
-    await shots(page, SHOTS, 'node-details', { schemes: 'both' });
   }
   await page.getByTestId('open-terminal').click();
 }
@@ -93,8 +118,19 @@ describe('Terminal panel (kubedos serve + namespace lab)', () => {
   it('screenshots: 1440x900 and 1280x720, dark and light', async () => {
     await typeLine('clear; uname -sr; ip -4 -o addr show dev wg1 | cut -c1-60; ls /');
     await page.waitForTimeout(500);
+    for (const [w, h] of [
+      [1440, 900],
+      [1280, 720],
+    ] as const) {
+      await page.setViewportSize({ width: w, height: h });
+      for (const scheme of ['dark', 'light'] as const) {
+        await theme(scheme);
+        await page.waitForTimeout(300);
+        await page.screenshot({ path: join(SHOTS, `terminal-${w}x${h}-${scheme}.png`) });
+      }
+    }
+    await page.setViewportSize({ width: 1440, height: 900 });
     await theme('dark');
-    await shots(page, SHOTS, 'terminal', { schemes: 'both' });
     await page.getByTestId('node-terminal').click();
   });
 
@@ -120,6 +156,6 @@ describe('Terminal panel (kubedos serve + namespace lab)', () => {
     } finally {
       renameSync(`${journal}.away`, journal);
     }
-    expect(session.pageErrors).toEqual([]);
+    expect(pageErrors).toEqual([]);
   });
 });
