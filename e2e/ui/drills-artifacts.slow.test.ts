@@ -10,7 +10,7 @@
 // The Artifacts view over a small signed build the test writes into the cluster's workspace with
 // the real attest functions: manifest, SBOM search, provenance, signatures, a full verify that
 // then fails on a changed output.
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,21 +24,19 @@ import { threeMember } from '../../main/drills/testing';
 import { writeSmallBuild } from '../../main/build/testing';
 import { clusterWorkspace } from '../../main/workspace';
 import { labDrillSpec } from '../lab/specs';
-import type { Served } from './harness';
-import { ensureRendererBuilt, launchChromium, OUTPUT, startServe } from './harness';
+import type { UiSession } from './session';
+import { colorScheme, screensDir, serveSession, shots } from './session';
 
-const SHOTS = join(OUTPUT, 'screens', 'h14');
+const SHOTS = screensDir('h14');
 const LAB = process.env.KUBEDOS_E2E_LAB_DRILL === '1';
 /** Screenshots at two sizes and two themes cost seconds CI does not have: on request (and with the lab run). */
 const SCREENS = LAB || process.env.KUBEDOS_E2E_SCREENS === '1';
 
-let served: Served;
-let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let session: UiSession;
 let page: Page;
 let workspace: string;
 let specFile: string;
 const made: DrillRecord[] = [];
-const pageErrors: string[] = [];
 
 async function history(env: NodeJS.ProcessEnv): Promise<void> {
   const text = labDrillSpec();
@@ -58,59 +56,30 @@ async function history(env: NodeJS.ProcessEnv): Promise<void> {
   }
 }
 
+/** The Drills view scrolled to its top part (and, for the history, once more to the MTTR chart). */
 async function shoot(name: string): Promise<void> {
   if (!SCREENS) return;
-  mkdirSync(SHOTS, { recursive: true });
-  for (const [w, h] of [
-    [1440, 900],
-    [1280, 720],
-  ] as const) {
-    await page.setViewportSize({ width: w, height: h });
-    await page.waitForTimeout(300);
-    await page.getByTestId('drills-where').scrollIntoViewIfNeeded();
-    await page.screenshot({ path: join(SHOTS, `${name}-${w}x${h}-${await scheme()}.png`) });
-    if (name === 'drills-history') {
-      await page.getByTestId('mttr-chart').scrollIntoViewIfNeeded();
-      await page.waitForTimeout(200);
-      await page.screenshot({ path: join(SHOTS, `${name}-chart-${w}x${h}-${await scheme()}.png`) });
-    }
-  }
-  await page.setViewportSize({ width: 1440, height: 900 });
+  await shots(page, SHOTS, name, { prepare: () => page.getByTestId('drills-where').scrollIntoViewIfNeeded() });
+  if (name === 'drills-history') await shots(page, SHOTS, `${name}-chart`, { prepare: () => page.getByTestId('mttr-chart').scrollIntoViewIfNeeded() });
 }
 async function shootView(name: string): Promise<void> {
-  if (!SCREENS) return;
-  mkdirSync(SHOTS, { recursive: true });
-  for (const [w, h] of [
-    [1440, 900],
-    [1280, 720],
-  ] as const) {
-    await page.setViewportSize({ width: w, height: h });
-    await page.waitForTimeout(200);
-    await page.screenshot({ path: join(SHOTS, `${name}-${w}x${h}-${await scheme()}.png`) });
-  }
-  await page.setViewportSize({ width: 1440, height: 900 });
+  if (SCREENS) await shots(page, SHOTS, name, { settleMs: 200 });
 }
-const scheme = () => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme') ?? 'dark');
+const scheme = () => colorScheme(page);
 
 beforeAll(async () => {
-  ensureRendererBuilt();
   workspace = mkdtempSync(join(tmpdir(), 'kubedos-e2e-h14-'));
   specFile = join(workspace, 'lab-drill.yaml');
   writeFileSync(specFile, labDrillSpec());
   await history({ KUBEDOS_WORKSPACE: workspace });
   writeSmallBuild(join(clusterWorkspace('lab-drill', { KUBEDOS_WORKSPACE: workspace }), 'build'), 'lab-drill');
-  served = await startServe([specFile], workspace);
-  chromium = await launchChromium();
-  page = await chromium.context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(served.url);
-  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
+  session = await serveSession([specFile], workspace);
+  page = session.page;
   await page.getByTestId('validity').filter({ hasText: 'valid: lab-drill' }).waitFor({ timeout: 15_000 });
 });
 
 afterAll(async () => {
-  await chromium?.close();
-  await served?.stop();
+  await session?.close();
 });
 
 describe('Drills view over kubedos serve', () => {
@@ -210,6 +179,6 @@ describe('Drills view over kubedos serve', () => {
     await page.getByTestId('nav-drills').click();
     await shoot('drills-history');
     await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
-    expect(pageErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
   });
 });

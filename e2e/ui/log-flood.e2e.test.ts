@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StageDefinition } from '../../main/pipeline/runner';
-import type { Bridge } from '../../main/ipc/ws-bridge';
-import { startBridge } from '../../main/ipc/ws-bridge';
 import { TEMPLATES } from '../../common/spec/index';
-import { ensureRendererBuilt, launchChromium, REPO, screenshot } from './harness';
+import { screenshot } from './harness';
+import type { BridgeServer, UiSession } from './session';
+import { bridgeSession } from './session';
 
 const RATE = 10_000; // lines per second
 const TICK_MS = 10;
@@ -39,17 +39,13 @@ function floodStage(seconds: number): StageDefinition {
   };
 }
 
-let bridge: Bridge;
-let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let session: UiSession<BridgeServer>;
 let page: Page;
 const workspace = mkdtempSync(join(tmpdir(), 'kubedos-e2e-flood-'));
-const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  ensureRendererBuilt();
   // The spec's cluster name picks the flood length: "flood-3" = 3 s, "flood-60" = 60 s.
-  bridge = await startBridge({
-    rendererDir: join(REPO, 'out/renderer'),
+  session = await bridgeSession({
     workspace,
     pipelines: {
       plan: (source) => {
@@ -58,16 +54,11 @@ beforeAll(async () => {
       },
     },
   });
-  chromium = await launchChromium();
-  page = await chromium.context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(bridge.url);
-  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
+  page = session.page;
 });
 
 afterAll(async () => {
-  await chromium?.close();
-  await bridge?.close();
+  await session?.close();
   rmSync(workspace, { recursive: true, force: true });
 });
 
@@ -126,7 +117,7 @@ describe('live logs at 10,000 lines/s', () => {
     await expect.poll(() => page.locator('[data-testid=log-terminal] .xterm-rows').textContent()).toContain(`flood line ${RATE * 3 - 1} `);
     await screenshot(page, '9-pipeline-flood');
     console.log(`log flood: ${RATE * 3} lines in ${wall} ms wall; animation frames during the run: ${frames.frames}, gap p50 ${frames.p50} ms, p95 ${frames.p95} ms, max ${frames.max} ms (idle, same page: ${idle.frames} frames/s, p50 ${idle.p50} ms, p95 ${idle.p95} ms, max ${idle.max} ms)`);
-    expect(pageErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
   });
 
   it('Cancel aborts the running stage through the runner', async () => {
@@ -146,6 +137,6 @@ describe('live logs at 10,000 lines/s', () => {
     expect(count).toBeLessThan(RATE * 60);
     await page.waitForTimeout(500);
     expect(Number.parseInt((await page.getByTestId('log-count').textContent()) ?? '0', 10)).toBe(count);
-    expect(pageErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
   });
 });

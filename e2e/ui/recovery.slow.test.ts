@@ -2,54 +2,34 @@
 // has a sealed bundle with recovery material; the view lists it, marks the encrypted files, runs
 // the offline checks (then one flipped byte is named), and says how to restore. Screenshots at
 // 1440x900 and 1280x720, dark and light, in e2e/output/screens/h15/.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { bundleFixture, recoveryFixture, recoveryInputOf } from '../../main/bundle/testing';
 import { writeBundle } from '../../main/bundle/write';
-import type { Served } from './harness';
-import { ensureRendererBuilt, launchChromium, OUTPUT, startServe } from './harness';
+import type { UiSession } from './session';
+import { screensDir, serveSession, shots } from './session';
 
-let served: Served;
-let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let session: UiSession;
 let page: Page;
 let bundleDir: string;
-const SCREENS = join(OUTPUT, 'screens', 'h15');
+const SCREENS = screensDir('h15');
 
 beforeAll(async () => {
-  ensureRendererBuilt();
   const ws = mkdtempSync(join(tmpdir(), 'kd-h15-ui-'));
   const fx = await bundleFixture(ws);
   await recoveryFixture(fx, join(ws, 'offline-recovery.txt'));
   bundleDir = writeBundle({ ...fx, recovery: await recoveryInputOf(fx) }).dir;
   writeFileSync(join(ws, 'lab-3.yaml'), fx.specText);
-  served = await startServe([join(ws, 'lab-3.yaml')], ws);
-  chromium = await launchChromium();
-  page = await chromium.context.newPage();
-  await page.goto(served.url);
-  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
-  mkdirSync(SCREENS, { recursive: true });
+  session = await serveSession([join(ws, 'lab-3.yaml')], ws);
+  page = session.page;
 });
 
 afterAll(async () => {
-  await chromium?.close();
-  await served?.stop();
+  await session?.close();
 });
-
-async function shots(name: string): Promise<void> {
-  for (const [w, h] of [
-    [1440, 900],
-    [1280, 720],
-  ] as const) {
-    await page.setViewportSize({ width: w, height: h });
-    await page.mouse.move(w / 2, h - 10);
-    await page.waitForTimeout(300);
-    const scheme = await page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'));
-    await page.screenshot({ path: join(SCREENS, `${name}-${w}x${h}-${scheme}.png`) });
-  }
-}
 
 describe('Recovery view', () => {
   it('lists the bundle with its encrypted recovery files, verifies it offline, and says how to restore', async () => {
@@ -61,11 +41,7 @@ describe('Recovery view', () => {
     await page.getByTestId('recovery-verify').click();
     await expect.poll(() => page.getByTestId('recovery-verify-result').textContent(), { timeout: 30_000 }).toContain('ok');
     expect(await page.getByTestId('recovery-restorable-result').textContent()).toContain('checked without the recovery identity');
-    await shots('recovery');
-    await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
-    await shots('recovery');
-    await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
-    await page.setViewportSize({ width: 1440, height: 900 });
+    await shots(page, SCREENS, 'recovery', { schemes: 'both' });
   });
 
   it('the USB dialog lists this machine\'s disks with why each may or may not be written', async () => {
@@ -75,11 +51,7 @@ describe('Recovery view', () => {
     // Every disk listed here (a loop device, the machine's own disk…) carries its reason when refused.
     const rows = await page.locator('[data-testid=usb-devices] tbody tr').allTextContents();
     for (const r of rows) expect(r).toMatch(/yes|no: /);
-    await shots('usb-dialog');
-    await page.keyboard.press('Control+Shift+L');
-    await expect.poll(() => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'))).toBe('light');
-    await shots('usb-dialog');
-    await page.keyboard.press('Control+Shift+L');
+    await shots(page, SCREENS, 'usb-dialog', { schemes: 'both' });
     await page.keyboard.press('Escape');
   });
 
@@ -92,6 +64,6 @@ describe('Recovery view', () => {
     await expect.poll(() => page.getByTestId('recovery-verify-result').textContent(), { timeout: 30_000 }).toContain('failed');
     expect(await page.getByTestId('recovery-verify-result').textContent()).toContain('hub.json');
     expect(await page.getByTestId('recovery-restorable-result').textContent()).toContain('Not checked');
-    await shots('recovery-flipped');
+    await shots(page, SCREENS, 'recovery-flipped');
   });
 });

@@ -4,7 +4,7 @@
 // enrollment certificate has expired, the WireGuard keys are overdue but w-1's), listed with days left; a revoke confirmed in the dialog that
 // names the node runs on the namespace lab and reports what changed. Screenshots at 1440x900 and
 // 1280x720, dark and light, in e2e/output/screens/h17/.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,16 +16,14 @@ import { clusterTrust } from '../../main/stages/trust';
 import { recordWireguardKeys } from '../../main/trust/inventory';
 import { createRecoveryKey, writeRecoveryRecipient } from '../../main/trust/recovery';
 import { clusterWorkspace } from '../../main/workspace';
-import type { Served } from './harness';
-import { ensureRendererBuilt, launchChromium, OUTPUT, startServe } from './harness';
+import type { UiSession } from './session';
+import { screensDir, serveSession, shots } from './session';
 
-let served: Served;
-let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let session: UiSession;
 let page: Page;
-const SCREENS = join(OUTPUT, 'screens', 'h17');
+const SCREENS = screensDir('h17');
 
 beforeAll(async () => {
-  ensureRendererBuilt();
   const ws = mkdtempSync(join(tmpdir(), 'h17-ui-'));
   const env = { KUBEDOS_WORKSPACE: ws };
   const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
@@ -41,38 +39,16 @@ beforeAll(async () => {
   recordWireguardKeys(cws, plan.cluster.name, Object.fromEntries(plan.nodes.map((n) => [n.name, keysOf(n.name)])), issued);
   recordWireguardKeys(cws, plan.cluster.name, { ...Object.fromEntries(plan.nodes.map((n) => [n.name, keysOf(n.name)])), 'w-1': keysOf('w-1-new') }, new Date(Date.now() - 25 * 86_400_000));
   writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
-  served = await startServe([join(ws, 'lab-3.yaml')], ws);
-  chromium = await launchChromium();
-  page = await chromium.context.newPage();
-  await page.goto(served.url);
-  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
-  mkdirSync(SCREENS, { recursive: true });
+  session = await serveSession([join(ws, 'lab-3.yaml')], ws);
+  page = session.page;
 }, 300_000);
 
 afterAll(async () => {
-  await chromium?.close();
-  await served?.stop();
+  await session?.close();
 });
 
-async function shots(name: string, scrollTo?: string): Promise<void> {
-  for (const [w, h] of [
-    [1440, 900],
-    [1280, 720],
-  ] as const) {
-    await page.setViewportSize({ width: w, height: h });
-    if (scrollTo) await page.getByTestId(scrollTo).scrollIntoViewIfNeeded();
-    await page.mouse.move(w / 2, h - 10);
-    await page.waitForTimeout(300);
-    const scheme = await page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'));
-    await page.screenshot({ path: join(SCREENS, `${name}-${w}x${h}-${scheme}.png`) });
-  }
-}
-
 async function bothThemes(name: string, scrollTo?: string): Promise<void> {
-  await shots(name, scrollTo);
-  await page.keyboard.press('Control+Shift+L');
-  await shots(name, scrollTo);
-  await page.keyboard.press('Control+Shift+L');
+  await shots(page, SCREENS, name, { schemes: 'both', ...(scrollTo ? { prepare: () => page.getByTestId(scrollTo).scrollIntoViewIfNeeded() } : {}) });
 }
 
 describe('Trust panel', () => {

@@ -15,18 +15,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { bundleFixture, recoveryFixture, recoveryInputOf, writeFakeBuild } from '../../main/bundle/testing';
 import { writeBundle } from '../../main/bundle/write';
-import type { Bridge } from '../../main/ipc/ws-bridge';
-import { startBridge } from '../../main/ipc/ws-bridge';
 import { loopAsStick } from '../../main/usb/testing';
 import { certFingerprint } from '../../main/trust/ca';
-import { ensureRendererBuilt, launchChromium, OUTPUT, REPO } from './harness';
+import type { BridgeServer, UiSession } from './session';
+import { bridgeSession, screensDir, shots as shotsOf } from './session';
 
 const MIB = 1024 * 1024;
-const SCREENS = join(OUTPUT, 'screens', 'h15');
+const SCREENS = screensDir('h15');
 const root = mkdtempSync(join(tmpdir(), 'kd-h15-usb-ui-'));
 const loops: string[] = []; // only these are detached, by path
-let bridge: Bridge;
-let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let session: UiSession<BridgeServer>;
 let page: Page;
 let stick: string;
 let stickFile: string;
@@ -46,7 +44,6 @@ function attach(name: string, mib: number): { dev: string; file: string } {
 }
 
 beforeAll(async () => {
-  ensureRendererBuilt();
   const ws = join(root, 'ws');
   const fx = await bundleFixture(ws);
   writeFakeBuild(fx.buildDir, fx.plan, fx.specText, fx.signingKey, true); // a build that verifies, with its images
@@ -59,8 +56,7 @@ beforeAll(async () => {
   const specs = join(root, 'specs');
   mkdirSync(specs);
   writeFileSync(join(specs, 'lab-3.yaml'), fx.specText);
-  bridge = await startBridge({
-    rendererDir: join(REPO, 'out/renderer'),
+  session = await bridgeSession({
     workspace: specs,
     specPath: join(specs, 'lab-3.yaml'),
     env: { ...process.env, KUBEDOS_WORKSPACE: ws },
@@ -75,16 +71,11 @@ beforeAll(async () => {
       },
     },
   });
-  chromium = await launchChromium();
-  page = await chromium.context.newPage();
-  await page.goto(bridge.url);
-  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
-  mkdirSync(SCREENS, { recursive: true });
+  page = session.page;
 }, 300_000);
 
 afterAll(async () => {
-  await chromium?.close();
-  await bridge?.close();
+  await session?.close();
   for (const l of loops) {
     try {
       execFileSync('losetup', ['-d', l], { stdio: 'ignore' });
@@ -95,24 +86,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function shots(name: string): Promise<void> {
-  for (const scheme of ['dark', 'light'] as const) {
-    if ((await page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'))) !== scheme) {
-      await page.keyboard.press('Control+Shift+L');
-      await expect.poll(() => page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'))).toBe(scheme);
-    }
-    for (const [w, h] of [
-      [1440, 900],
-      [1280, 720],
-    ] as const) {
-      await page.setViewportSize({ width: w, height: h });
-      await page.waitForTimeout(300);
-      await page.screenshot({ path: join(SCREENS, `${name}-${w}x${h}-${scheme}.png`) });
-    }
-  }
-  await page.keyboard.press('Control+Shift+L'); // back to dark
-  await page.setViewportSize({ width: 1440, height: 900 });
-}
+const shots = (name: string): Promise<string[]> => shotsOf(page, SCREENS, name, { schemes: 'both' });
 
 const outcome = () => page.getByTestId('usb-outcome');
 const pick = async (dev: string): Promise<void> => page.locator(`[data-testid=usb-devices] tr[data-device="${dev}"] input[type=radio]`).check();

@@ -23,14 +23,14 @@ import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { startProxmoxStandIn } from '../fixtures/proxmox/standin';
-import type { Served } from './harness';
-import { ensureRendererBuilt, launchChromium, screenshot, startServe } from './harness';
+import { screenshot } from './harness';
+import type { UiSession } from './session';
+import { serveSession } from './session';
 import { chooseProxmox, chooseQemuLocal, chooseSource, next, openWizard, stageState, startDeploy, waitForReview } from './wizard-driver';
 
 const canRunStandIn = process.getuid?.() === 0 && existsSync('/usr/sbin/sshd');
 
-let served: Served;
-let chromium: Awaited<ReturnType<typeof launchChromium>>;
+let session: UiSession;
 let page: Page;
 let standin: ProxmoxStandIn | undefined;
 let stall: Server;
@@ -38,9 +38,6 @@ const stalled: Socket[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'kubedos-e2e-wizard-'));
 const home = join(dir, 'home');
 const engine = join(dir, 'engine');
-const pageErrors: string[] = [];
-const consoleErrors: string[] = [];
-const foreignRequests: string[] = [];
 const lab3: Plan = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
 
 async function freePort(): Promise<number> {
@@ -54,7 +51,6 @@ async function freePort(): Promise<number> {
 }
 
 beforeAll(async () => {
-  ensureRendererBuilt();
   mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
   const closedPort = await freePort();
   const config = [`Host pve-closed`, `  HostName 127.0.0.1`, `  Port ${closedPort}`, `  User root`, ''];
@@ -70,22 +66,15 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => stall.listen(0, '127.0.0.1', () => r()));
   const proxy = `http://127.0.0.1:${(stall.address() as AddressInfo).port}`;
-  served = await startServe([], undefined, {
+  session = await serveSession([], undefined, {
     env: { HOME: home, KUBEDOS_WORKSPACE: engine, KUBEDOS_CACHE: join(engine, 'cache'), SSH_AUTH_SOCK: undefined, http_proxy: proxy, https_proxy: proxy, HTTP_PROXY: proxy, HTTPS_PROXY: proxy, no_proxy: undefined, NO_PROXY: undefined },
   });
-  chromium = await launchChromium();
-  page = await chromium.context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
-  page.on('request', (r) => !r.url().startsWith(served.origin) && !/^(data|blob):/.test(r.url()) && foreignRequests.push(r.url()));
-  await page.goto(served.url);
-  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
+  page = session.page;
   await page.getByTestId('cluster-badge').filter({ hasText: 'lab-3' }).waitFor({ timeout: 15_000 });
 });
 
 afterAll(async () => {
-  await chromium?.close();
-  await served?.stop();
+  await session?.close();
   await standin?.stop();
   for (const s of stalled) s.destroy();
   await new Promise<void>((r) => (stall ? stall.close(() => r()) : r()));
@@ -242,8 +231,8 @@ describe('deploy wizard', () => {
   });
 
   it('loaded nothing from outside and logged no errors', () => {
-    expect(pageErrors).toEqual([]);
-    expect(foreignRequests).toEqual([]);
-    expect(consoleErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
+    expect(session.foreignRequests).toEqual([]);
+    expect(session.consoleErrors).toEqual([]);
   });
 });

@@ -8,31 +8,21 @@ import type { Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { TEMPLATES } from '../../common/spec/index';
 import type { Served } from './harness';
-import { ensureRendererBuilt, launchChromium, screenshot, startServe } from './harness';
+import { screenshot } from './harness';
+import type { UiSession } from './session';
+import { serveSession } from './session';
 
+let session: UiSession<Served>;
 let served: Served;
-let chromium: Awaited<ReturnType<typeof launchChromium>>;
 let page: Page;
-const pageErrors: string[] = [];
-const consoleErrors: string[] = [];
-const foreignRequests: string[] = [];
 
 beforeAll(async () => {
-  ensureRendererBuilt();
-  served = await startServe();
-  chromium = await launchChromium();
-  page = await chromium.context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
-  // Everything — Monaco, its workers, fonts — must come from kubedos serve itself (no CDN).
-  page.on('request', (r) => !r.url().startsWith(served.origin) && !/^(data|blob):/.test(r.url()) && foreignRequests.push(r.url()));
-  await page.goto(served.url);
-  await page.getByTestId('connection').filter({ hasText: 'engine · websocket' }).waitFor({ timeout: 30_000 });
+  session = await serveSession();
+  ({ server: served, page } = session);
 });
 
 afterAll(async () => {
-  await chromium?.close();
-  await served?.stop();
+  await session?.close();
 });
 
 /** Line numbers of Monaco's visible lines that carry an error (or warning) squiggle. */
@@ -249,7 +239,7 @@ describe('workbench UI over kubedos serve', () => {
     expect(text).toContain('etcd-2');
     expect(text).not.toContain('etcd-1 ');
     // Copy takes exactly the filtered lines.
-    await chromium.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: served.origin });
+    await session.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: served.origin });
     await page.getByRole('button', { name: 'Copy' }).click();
     await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toContain('plan/etcd-2');
     const copied = await page.evaluate(() => navigator.clipboard.readText());
@@ -300,7 +290,7 @@ describe('workbench UI over kubedos serve', () => {
 
   it('answers malformed bridge messages with errors and keeps serving', async () => {
     // The page's session (the printed URL's token was exchanged for this cookie when it loaded).
-    const cookie = (await chromium.context.cookies(served.origin)).map((c) => `${c.name}=${c.value}`).join('; ');
+    const cookie = (await session.context.cookies(served.origin)).map((c) => `${c.name}=${c.value}`).join('; ');
     const ws = new WebSocket(`ws://127.0.0.1:${new URL(served.url).port}/bridge`, { origin: served.origin, headers: { cookie } });
     await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
     const replies: Record<string, unknown>[] = [];
@@ -318,12 +308,13 @@ describe('workbench UI over kubedos serve', () => {
     const denied = new WebSocket(`ws://127.0.0.1:${new URL(served.url).port}/bridge?token=${served.token}`, { origin: served.origin });
     const status = await new Promise<number | undefined>((r) => denied.once('unexpected-response', (_q, res) => r(res.statusCode)));
     expect(status).toBe(401);
-    expect(pageErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
   });
 
   it('loaded everything from 127.0.0.1 with no CSP violation or console error', () => {
-    expect(foreignRequests).toEqual([]);
-    expect(consoleErrors.filter((e) => /Content Security Policy|Refused to|worker/i.test(e))).toEqual([]);
-    expect(consoleErrors).toEqual([]);
+    // Everything — Monaco, its workers, fonts — must come from kubedos serve itself (no CDN).
+    expect(session.foreignRequests).toEqual([]);
+    expect(session.consoleErrors.filter((e) => /Content Security Policy|Refused to|worker/i.test(e))).toEqual([]);
+    expect(session.consoleErrors).toEqual([]);
   });
 });

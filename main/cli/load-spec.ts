@@ -55,6 +55,18 @@ export function reportDiagnostics(loaded: LoadedSpec, file: string, io: CliIo, q
 }
 
 /**
+ * For a command that runs something on the spec's cluster (drill, heal): the loaded spec, or
+ * undefined after printing its errors and that nothing ran.
+ */
+export function loadSpecToRun(file: string, io: CliIo): (LoadedSpec & { spec: ClusterSpec }) | undefined {
+  const loaded = loadSpec(file, io.cwd);
+  if (loaded.spec) return { ...loaded, spec: loaded.spec };
+  reportDiagnostics(loaded, file, io, true);
+  io.err(`${file}: not valid; nothing run (run kubedos validate ${file})`);
+  return undefined;
+}
+
+/**
  * For a command that needs a valid spec: prints why it has none (errors only) and what did not
  * happen (`consequence`, e.g. "nothing planned"), then returns the exit status 1.
  */

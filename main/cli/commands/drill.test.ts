@@ -40,6 +40,22 @@ describe('kubedos drill / heal', () => {
     expect(existsSync(join(s.env.KUBEDOS_WORKSPACE, 'clusters/lab-3/vms'))).toBe(false);
   });
 
+  it('an invalid or missing spec: both say why and that nothing ran, before anything is touched', async () => {
+    const s = setup();
+    writeFileSync(join(s.dir, 'bad.yaml'), 'apiVersion: kubedos.io/v1\nkind: ClusterSpec\n');
+    for (const run of [() => drillCommand.run(['bad.yaml', '--scenario', 'partition-node', '--lab'], s.io), () => healCommand.run(['bad.yaml'], s.io)]) {
+      s.err.length = 0;
+      expect(await run()).toBe(1);
+      expect(s.err.length).toBeGreaterThan(1);
+      expect(s.err.at(-1)).toBe('bad.yaml: not valid; nothing run (run kubedos validate bad.yaml)');
+    }
+    s.err.length = 0;
+    expect(await healCommand.run(['gone.yaml'], s.io)).toBe(1);
+    expect(s.err[0]).toMatch(/^kubedos: spec file not found: .*gone\.yaml/);
+    expect(s.out).toEqual([]);
+    expect(existsSync(s.env.KUBEDOS_WORKSPACE)).toBe(false);
+  });
+
   it('refuses a scenario outside the catalogue, a node that does not exist, the hub and a lone etcd member', async () => {
     const s = setup();
     expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'rotate-wireguard-keys', '--lab'], s.io)).toBe(1);

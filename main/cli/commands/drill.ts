@@ -9,25 +9,16 @@ import { renderDrillHistory, renderDrillRecord } from '../../../common/drills/ti
 import { CLUSTER_SCENARIOS } from '../../drills/cluster-target';
 import { plan } from '../../../common/plan/index';
 import { readDrillHistory } from '../../drills/history';
-import { clusterCannotRun, clusterStateRefusal, drillPreflight, runClusterDrill, runLabDrill } from '../../drills/service';
-import { lifecycleRequest, LIFECYCLE_OPTIONS, LIFECYCLE_HELP } from './lifecycle';
+import { clusterCannotRun, drillPreflight, runClusterDrill, runLabDrill } from '../../drills/service';
+import { clusterOperationRequest, LIFECYCLE_OPTIONS, LIFECYCLE_HELP } from './lifecycle';
 import { writePrivateFile } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpecToRun } from '../load-spec';
 
 const CLUSTER_LIST = CLUSTER_SCENARIOS.join(', ');
 
 export const LAB_NEXT = 'the namespace lab was removed with the command, so nothing stays fenced; run the drill again';
-
-function loadOrReport(file: string, io: CliIo) {
-  const loaded = loadSpec(file, io.cwd);
-  if (!loaded.spec) {
-    reportDiagnostics(loaded, file, io, true);
-    io.err(`${file}: not valid; nothing run (run kubedos validate ${file})`);
-  }
-  return loaded.spec;
-}
 
 export const drillCommand: CliCommand = {
   name: 'drill',
@@ -69,7 +60,7 @@ export const drillCommand: CliCommand = {
     });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('give one SPEC file');
-    const spec = loadOrReport(file, io);
+    const spec = loadSpecToRun(file, io)?.spec;
     if (!spec) return 1;
     const cluster = spec.metadata.name;
 
@@ -122,12 +113,8 @@ export const drillCommand: CliCommand = {
         return 1;
       }
       if (!values.node) io.err(`target: ${node} (no --node given)`);
-      const req = lifecycleRequest(file, spec, values as Record<string, unknown>, io, 'drill');
-      const state = clusterStateRefusal(req.request.specText, io.env, file, { action: 'drill' });
-      if (state) {
-        io.err(`refused: ${state}`);
-        return 1;
-      }
+      const req = clusterOperationRequest(file, spec, values as Record<string, unknown>, io, { action: 'drill', by: 'drill' });
+      if (!req) return 1;
       const r = await runClusterDrill({
         request: req.request,
         specName: file,

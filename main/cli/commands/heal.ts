@@ -8,11 +8,11 @@ import { LabDrillTarget } from '../../drills/lab-target';
 import { requireRoot } from '../../lab/harness';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
-import { loadSpec, reportDiagnostics } from '../load-spec';
+import { loadSpecToRun } from '../load-spec';
 import type { HealResult } from '../../drills/engine';
-import { clusterStateRefusal, runClusterHeal } from '../../drills/service';
+import { runClusterHeal } from '../../drills/service';
 import type { CliIo } from '../command';
-import { LIFECYCLE_HELP, LIFECYCLE_OPTIONS, lifecycleRequest } from './lifecycle';
+import { clusterOperationRequest, LIFECYCLE_HELP, LIFECYCLE_OPTIONS } from './lifecycle';
 
 export const healCommand: CliCommand = {
   name: 'heal',
@@ -37,20 +37,12 @@ export const healCommand: CliCommand = {
     const { values, positionals } = parseCommandArgs(argv, { lab: { type: 'boolean' }, json: { type: 'boolean' }, ...LIFECYCLE_OPTIONS });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('give one SPEC file');
-    const loaded = loadSpec(file, io.cwd);
-    if (!loaded.spec) {
-      reportDiagnostics(loaded, file, io, true);
-      io.err(`${file}: not valid; nothing run (run kubedos validate ${file})`);
-      return 1;
-    }
+    const loaded = loadSpecToRun(file, io);
+    if (!loaded) return 1;
     const spec = loaded.spec;
     if (!values.lab) {
-      const req = lifecycleRequest(file, spec, values as Record<string, unknown>, io, 'heal', loaded.path);
-      const state = clusterStateRefusal(req.request.specText, io.env, file, { action: 'heal' });
-      if (state) {
-        io.err(`refused: ${state}`);
-        return 1;
-      }
+      const req = clusterOperationRequest(file, spec, values as Record<string, unknown>, io, { action: 'heal', by: 'heal', specPath: loaded.path });
+      if (!req) return 1;
       const res = await runClusterHeal({
         request: req.request,
         specName: file,

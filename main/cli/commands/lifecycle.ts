@@ -6,6 +6,7 @@ import type { PipelineEvent } from '../../../common/pipeline/events';
 import { fmtBytes } from '../../../common/text/bytes';
 import type { DestroyPreview, LifecycleOutcome, LifecycleRequest } from '../../lifecycle/service';
 import { destroyCluster, startCluster, stopCluster } from '../../lifecycle/service';
+import { clusterStateRefusal } from '../../drills/service';
 import type { Target } from '../../target';
 import { parseTarget } from '../../target';
 import type { CliCommand, CliIo } from '../command';
@@ -61,6 +62,25 @@ export function lifecycleRequest(file: string, spec: Parameters<typeof specTarge
     ...(values['known-hosts'] ? { knownHostsPath: resolve(io.cwd, values['known-hosts'] as string) } : {}),
   };
   return { request, specPath };
+}
+
+/**
+ * The request of an operation on the deployed cluster (a drill, a heal, a trust operation), or
+ * undefined after saying on stderr why the cluster's journal refuses it (never deployed, deploy
+ * unfinished, stopped): `refused: WHY` unless `refused` words it otherwise.
+ */
+export function clusterOperationRequest(
+  file: string,
+  spec: Parameters<typeof specTarget>[0],
+  values: Record<string, unknown>,
+  io: CliIo,
+  o: { action: 'drill' | 'heal' | 'trust operation'; by: string; specPath?: string; refused?: (why: string) => string },
+): { request: LifecycleRequest; specPath: string } | undefined {
+  const req = lifecycleRequest(file, spec, values, io, o.by, o.specPath);
+  const why = clusterStateRefusal(req.request.specText, io.env, file, { action: o.action });
+  if (why === undefined) return req;
+  io.err(o.refused ? o.refused(why) : `refused: ${why}`);
+  return undefined;
 }
 
 interface Parsed {

@@ -8,10 +8,9 @@ import { renderTrustReport } from '../../../common/trust/operations';
 import { trustInventory } from '../../trust/inventory';
 import { TrustOperationError } from '../../trust/operations';
 import { guestShell } from '../../drills/shell';
-import { clusterStateRefusal } from '../../drills/service';
 import { openCluster } from '../../lifecycle/service';
 import { preflightTrustOperation, runTrustOperationOnCluster, runTrustOperationOnLab, workspaceTrustTarget } from '../../trust/service';
-import { lifecycleRequest } from './lifecycle';
+import { clusterOperationRequest } from './lifecycle';
 import { clusterWorkspace } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
@@ -126,12 +125,8 @@ async function operate(file: string, op: TrustOperation, o: { lab: boolean; json
       io.err('the namespace lab was removed with the command; the workspace and any deployed cluster were not changed');
       return 0;
     }
-    const req = lifecycleRequest(file, loaded.spec, o.target !== undefined ? { target: o.target } : {}, io, `trust ${op.op}`, loaded.path);
-    const state = clusterStateRefusal(req.request.specText, io.env, file, { action: 'trust operation' });
-    if (state) {
-      io.err(`kubedos trust: refused: ${state}; nothing was changed`);
-      return 1;
-    }
+    const req = clusterOperationRequest(file, loaded.spec, o.target !== undefined ? { target: o.target } : {}, io, { action: 'trust operation', by: `trust ${op.op}`, specPath: loaded.path, refused: (why) => `kubedos trust: refused: ${why}; nothing was changed` });
+    if (!req) return 1;
     const opened = openCluster(req.request);
     try {
       const target = await workspaceTrustTarget(p, guestShell(p, opened.driver), workspace, io.env);

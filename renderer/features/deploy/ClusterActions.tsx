@@ -1,14 +1,15 @@
 // Stop, start and destroy the spec's cluster on the chosen target (lifecycle.* in main, the same
 // engine as `kubedos stop|start|destroy`). Destroy asks first: the dialog names the cluster,
-// counts what goes (VMs, processes, files and folders) and what stays (VMs that are not this
+// counts what goes (VMs, uploaded images, processes, files and folders) and what stays (VMs that are not this
 // cluster's), and wants the cluster's name typed before its button works.
-import { Alert, Badge, Button, Checkbox, Group, List, Modal, Paper, Stack, Text, TextInput } from '@mantine/core';
+import { Alert, Badge, Button, Checkbox, Group, List, Paper, Text } from '@mantine/core';
 import { IconPlayerPlay, IconPlayerStop, IconTrash } from '@tabler/icons-react';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { DeployTarget, DestroyPreview, LifecycleAction, LifecycleOutcome } from '../../../common/contract/index';
 import { fmtBytes } from '../../../common/text/bytes';
 import { plural } from '../../../common/text/plural';
+import { ConfirmAction } from '../../components/ConfirmAction';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
 import { specStore } from '../spec/store';
@@ -66,7 +67,6 @@ function DestroyDialog({ target, cluster, onClose, onDone }: { target: DeployTar
   const [preview, setPreview] = useState<DestroyPreview | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [keep, setKeep] = useState(false);
-  const [typed, setTyped] = useState('');
   const [running, setRunning] = useState(false);
   const text = specStore.getState().text;
   useEffect(() => {
@@ -96,59 +96,63 @@ function DestroyDialog({ target, cluster, onClose, onDone }: { target: DeployTar
   const counts = p
     ? [plural(p.vms.length, 'VM'), ...(p.images.length ? [plural(p.images.length, 'uploaded image')] : []), plural(p.processes.length, 'process', 'processes'), `${plural(p.paths.length, 'file')} and folders`].join(', ')
     : '';
+  const ready = p !== undefined && p.reachable && !p.neverDeployed;
   return (
-    <Modal opened onClose={onClose} title={<b>Destroy cluster {cluster} on {targetLabel(target)}?</b>} size="lg" data-testid="destroy-dialog">
-      <Stack gap="xs">
-        {error && (
-          <Alert color="red" variant="light" data-testid="destroy-error">
-            {error}
-          </Alert>
-        )}
-        {!p && !error && <Text size="sm">Reading what {cluster} has on {targetLabel(target)}…</Text>}
-        {p && !p.reachable && (
-          <Alert color="orange" variant="light">
-            {targetLabel(target)} did not answer ({p.unreachable}): its VMs cannot be listed, so nothing can be destroyed now.
-          </Alert>
-        )}
-        {p?.neverDeployed && <Text size="sm">{cluster} has nothing here: no VM on {targetLabel(target)} and no workspace. There is nothing to destroy.</Text>}
-        {p && p.reachable && !p.neverDeployed && (
-          <>
-            <Text size="sm" data-testid="destroy-counts">
-              This removes <b>{counts}</b>. It cannot be undone.
+    <ConfirmAction
+      opened
+      title={`Destroy cluster ${cluster} on ${targetLabel(target)}?`}
+      {...(ready ? { typeToConfirm: cluster } : {})}
+      confirmLabel={`Destroy ${cluster}`}
+      confirmIcon={<IconTrash size={16} />}
+      onConfirm={() => void destroy()}
+      onCancel={onClose}
+      running={running}
+      disabled={!ready}
+      modalSize="lg"
+      testId="destroy-dialog"
+      confirmTestId="destroy-confirm"
+      typeTestId="destroy-confirm-name"
+    >
+      {error && (
+        <Alert color="red" variant="light" data-testid="destroy-error">
+          {error}
+        </Alert>
+      )}
+      {!p && !error && <Text size="sm">Reading what {cluster} has on {targetLabel(target)}…</Text>}
+      {p && !p.reachable && (
+        <Alert color="orange" variant="light">
+          {targetLabel(target)} did not answer ({p.unreachable}): its VMs cannot be listed, so nothing can be destroyed now.
+        </Alert>
+      )}
+      {p?.neverDeployed && <Text size="sm">{cluster} has nothing here: no VM on {targetLabel(target)} and no workspace. There is nothing to destroy.</Text>}
+      {p && p.reachable && !p.neverDeployed && (
+        <>
+          <Text size="sm" data-testid="destroy-counts">
+            This removes <b>{counts}</b>. It cannot be undone.
+          </Text>
+          {p.vms.length > 0 && <FirstFew items={p.vms.map((v) => `VM ${v.vmid} ${v.name} (${v.status}) with its disks and TPM state`)} />}
+          {p.images.length > 0 && <FirstFew items={p.images.map((i) => `image ${i.volid} (${fmtBytes(i.sizeBytes)}${i.partial ? ', an interrupted upload' : ''})`)} />}
+          {p.processes.length > 0 && <FirstFew items={p.processes} />}
+          {p.paths.length > 0 && <FirstFew items={p.paths} />}
+          {p.foreign.length > 0 && (
+            <Alert color="blue" variant="light" title={`${p.foreign.length} VM${p.foreign.length === 1 ? '' : 's'} in the VMID range stay${p.foreign.length === 1 ? 's' : ''}: not this cluster's`}>
+              <FirstFew items={p.foreign.map((f) => `${f.vmid} ${f.name}`)} />
+            </Alert>
+          )}
+          {p.keptImages.length > 0 && (
+            <Alert color="blue" variant="light" title={`${plural(p.keptImages.length, 'image')} of ${cluster} stay${p.keptImages.length === 1 ? 's' : ''}: another VM uses ${p.keptImages.length === 1 ? 'it' : 'them'}`}>
+              <FirstFew items={p.keptImages.map((k) => `${k.volid}, used by VM ${k.usedBy.join(', ')}`)} />
+            </Alert>
+          )}
+          {p.exportTo && (
+            <Text size="xs" c="dimmed">
+              First, the trust material, the recovery bundle and the plan are copied to {p.exportTo}, so a restore stays possible.
             </Text>
-            {p.vms.length > 0 && <FirstFew items={p.vms.map((v) => `VM ${v.vmid} ${v.name} (${v.status}) with its disks and TPM state`)} />}
-            {p.images.length > 0 && <FirstFew items={p.images.map((i) => `image ${i.volid} (${fmtBytes(i.sizeBytes)}${i.partial ? ', an interrupted upload' : ''})`)} />}
-            {p.processes.length > 0 && <FirstFew items={p.processes} />}
-            {p.paths.length > 0 && <FirstFew items={p.paths} />}
-            {p.foreign.length > 0 && (
-              <Alert color="blue" variant="light" title={`${p.foreign.length} VM${p.foreign.length === 1 ? '' : 's'} in the VMID range stay${p.foreign.length === 1 ? 's' : ''}: not this cluster's`}>
-                <FirstFew items={p.foreign.map((f) => `${f.vmid} ${f.name}`)} />
-              </Alert>
-            )}
-            {p.keptImages.length > 0 && (
-              <Alert color="blue" variant="light" title={`${plural(p.keptImages.length, 'image')} of ${cluster} stay${p.keptImages.length === 1 ? 's' : ''}: another VM uses ${p.keptImages.length === 1 ? 'it' : 'them'}`}>
-                <FirstFew items={p.keptImages.map((k) => `${k.volid}, used by VM ${k.usedBy.join(', ')}`)} />
-              </Alert>
-            )}
-            {p.exportTo && (
-              <Text size="xs" c="dimmed">
-                First, the trust material, the recovery bundle and the plan are copied to {p.exportTo}, so a restore stays possible.
-              </Text>
-            )}
-            <Checkbox label="Keep the workspace (secrets, trust, build cache); only the VMs and their local state go" checked={keep} onChange={(e) => setKeep(e.currentTarget.checked)} data-testid="destroy-keep" />
-            <TextInput label={`Type ${cluster} to confirm`} value={typed} onChange={(e) => setTyped(e.currentTarget.value)} data-testid="destroy-confirm-name" />
-          </>
-        )}
-        <Group justify="flex-end" mt="sm">
-          <Button variant="default" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button color="red" leftSection={<IconTrash size={16} />} disabled={!p || !p.reachable || p.neverDeployed || typed !== cluster} loading={running} onClick={() => void destroy()} data-testid="destroy-confirm">
-            Destroy {cluster}
-          </Button>
-        </Group>
-      </Stack>
-    </Modal>
+          )}
+          <Checkbox label="Keep the workspace (secrets, trust, build cache); only the VMs and their local state go" checked={keep} onChange={(e) => setKeep(e.currentTarget.checked)} data-testid="destroy-keep" />
+        </>
+      )}
+    </ConfirmAction>
   );
 }
 

@@ -2,11 +2,12 @@
 // the revoked nodes, and the trust operations (revoke, rotate node or hub keys, enrollment window)
 // behind a confirmation that names the node. The operations run on the namespace lab of the plan
 // (as `kubedos trust … --lab`): this version cannot reach a deployed cluster, and says so.
-import { Alert, Badge, Button, Group, List, Modal, NumberInput, Paper, Select, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Badge, Button, Group, List, NumberInput, Paper, Select, Stack, Table, Text, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { TrustIdentity, TrustInventory } from '../../../common/trust/inventory';
 import type { TrustOperation, TrustOpReport } from '../../../common/trust/operations';
+import { ConfirmAction } from '../../components/ConfirmAction';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
 
@@ -219,24 +220,26 @@ export function TrustPanel() {
           </List>
         </Paper>
       )}
-      <Modal opened={confirm !== undefined} onClose={() => !running && setConfirm(undefined)} title={c?.title} data-testid="trust-confirm">
-        {confirm && c && (
-          <Stack gap="sm">
+      <ConfirmAction
+        opened={confirm !== undefined}
+        title={c?.title}
+        confirmLabel={c?.action}
+        confirmColor={c?.color ?? 'red'}
+        onConfirm={() => confirm && run(confirm)}
+        onCancel={() => setConfirm(undefined)}
+        running={running}
+        testId="trust-confirm"
+        confirmTestId="trust-confirm-run"
+      >
+        {c && (
+          <>
             <Text size="sm">{c.body}</Text>
             <Text size="xs" c="dimmed">
               It runs on a copy of {cluster} built in network namespaces from the plan (about 10–20 s); the lab is removed afterwards.
             </Text>
-            <Group justify="flex-end">
-              <Button variant="default" size="xs" disabled={running} onClick={() => setConfirm(undefined)}>
-                Cancel
-              </Button>
-              <Button size="xs" color={c.color} loading={running} onClick={() => run(confirm)} data-testid="trust-confirm-run">
-                {c.action}
-              </Button>
-            </Group>
-          </Stack>
+          </>
         )}
-      </Modal>
+      </ConfirmAction>
     </Paper>
   );
 }

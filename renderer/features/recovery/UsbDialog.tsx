@@ -6,6 +6,7 @@ import { Alert, Badge, Button, Checkbox, Code, Group, Modal, Progress, Radio, Sc
 import { useEffect, useRef, useState } from 'react';
 import { useStore } from 'zustand';
 import type { UsbDeviceInfo, UsbReceiptView } from '../../../common/contract/index';
+import { ConfirmAction } from '../../components/ConfirmAction';
 import { api } from '../../shell/api';
 import { progressText, usbStore } from './usb-store';
 
@@ -195,19 +196,9 @@ export function UsbDialog({ opened, onClose, cluster }: { opened: boolean; onClo
           </Text>
         )}
         {confirming && dev ? (
-          <Alert color="red" title={`Erase ${named(dev)}?`} data-testid="usb-confirm">
-            <Stack gap="xs">
-              <Text size="sm">Everything on this disk will be erased and replaced by the portable stick of {cluster}. This cannot be undone.</Text>
-              <Group gap="xs">
-                <Button color="red" onClick={() => void write()} data-testid="usb-confirm-write">
-                  Erase {dev.path} and write
-                </Button>
-                <Button variant="default" onClick={() => setConfirming(false)}>
-                  Keep it
-                </Button>
-              </Group>
-            </Stack>
-          </Alert>
+          <ConfirmAction inline opened title={`Erase ${named(dev)}?`} confirmLabel={`Erase ${dev.path} and write`} cancelLabel="Keep it" onConfirm={() => void write()} onCancel={() => setConfirming(false)} testId="usb-confirm" confirmTestId="usb-confirm-write">
+            <Text size="sm">Everything on this disk will be erased and replaced by the portable stick of {cluster}. This cannot be undone.</Text>
+          </ConfirmAction>
         ) : (
           <Group gap="xs">
             <Button color="red" variant="light" disabled={!mayWrite || busy} onClick={() => setConfirming(true)} data-testid="usb-write">

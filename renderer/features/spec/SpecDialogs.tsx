@@ -3,6 +3,7 @@
 import { Button, Group, Modal, Stack, Text, TextInput, UnstyledButton } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
+import { ConfirmAction } from '../../components/ConfirmAction';
 import { api } from '../../shell/api';
 import { notifyError } from '../../shell/notify';
 import { shellStore } from '../../shell/store';
@@ -24,24 +25,20 @@ export function SpecDialogsHost() {
 
   return (
     <>
-      <Modal opened={Boolean(d.confirm)} onClose={() => d.set({ confirm: undefined })} title={d.confirm?.title ?? ''} centered>
+      <ConfirmAction
+        opened={Boolean(d.confirm)}
+        title={d.confirm?.title ?? ''}
+        confirmLabel="Discard changes"
+        cancelLabel="Keep editing"
+        onConfirm={() => {
+          const go = d.confirm?.proceed;
+          d.set({ confirm: undefined });
+          go?.();
+        }}
+        onCancel={() => d.set({ confirm: undefined })}
+      >
         <Text size="sm">The editor has changes that are not saved to a file.</Text>
-        <Group justify="flex-end" mt="md">
-          <Button variant="default" onClick={() => d.set({ confirm: undefined })}>
-            Keep editing
-          </Button>
-          <Button
-            color="red"
-            onClick={() => {
-              const go = d.confirm?.proceed;
-              d.set({ confirm: undefined });
-              go?.();
-            }}
-          >
-            Discard changes
-          </Button>
-        </Group>
-      </Modal>
+      </ConfirmAction>
 
       <Modal opened={d.templates} onClose={() => d.set({ templates: false })} title="New spec from a template" centered size="lg">
         <Stack gap="xs">
