@@ -8,14 +8,13 @@ import { Alert, Badge, Button, Code, Group, List, Paper, ScrollArea, SimpleGrid,
 import { useEffect, useState } from 'react';
 import { useStore } from 'zustand';
 import type { RecoveryInspection } from '../../../common/contract/index';
+import { fmtBytes as size } from '../../../common/text/bytes';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
 import { RestorePanel } from './RestorePanel';
 import { UsbDialog } from './UsbDialog';
 import { TrustPanel } from './TrustPanel';
 
-const size = (n: number): string =>
-  n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`;
 
 function Fact({ label, children }: { label: string; children: React.ReactNode }) {
   return (
