@@ -84,6 +84,7 @@ describe('inodesInUse / renderTimePins (pure)', () => {
   const dump = [
     'Inode count:              64',
     'First inode:              11',
+    'Inodes per group:         32',
     '',
     'Group 0: (Blocks 1-8192) csum 0x8460',
     '  Free inodes: 14, 16-32',
@@ -104,6 +105,7 @@ describe('inodesInUse / renderTimePins (pure)', () => {
     expect(() => inodesInUse('nothing')).toThrow(/Inode count/);
     expect(() => inodesInUse('Inode count: 4\nFirst inode: 3\n')).toThrow(/no group/);
     expect(() => inodesInUse('Inode count: 4\nFirst inode: 3\n  Free inodes: 3-9\n')).toThrow(/outside 1-4/);
+    expect(() => inodesInUse('Inode count: 64\nFirst inode: 11\nInodes per group: 32\n  Free inodes: 12-32\n')).toThrow(/1 group of 32 inodes for 64 inodes/);
   });
 
   it('clears the _extra words before setting each time, for every inode given', () => {

@@ -71,6 +71,10 @@ export function inodesInUse(dumpe2fs: string): { inUse: number[]; firstInode: nu
     }
   }
   if (groups === 0) throw new Error('dumpe2fs printed no group with a "Free inodes:" line: cannot tell which inodes are in use');
+  const perGroup = /^Inodes per group:\s+(\d+)$/m.exec(dumpe2fs);
+  if (perGroup && groups * Number(perGroup[1]) !== total) {
+    throw new Error(`dumpe2fs listed ${plural(groups, 'group')} of ${perGroup[1]} inodes for ${total} inodes: its output is cut short, cannot tell which inodes are in use`);
+  }
   const inUse: number[] = [];
   for (let n = 1; n <= total; n += 1) if (!free[n]) inUse.push(n);
   return { inUse, firstInode: Number(first[1]) };
