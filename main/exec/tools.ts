@@ -33,6 +33,8 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { name: 'mcopy', package: 'mtools', purpose: 'fill FAT images without mounting', area: 'build', versionArgs: ['-V'] },
   { name: 'mmd', package: 'mtools', purpose: 'fill FAT images without mounting', area: 'build', versionArgs: ['-V'] },
   { name: 'mkfs.ext4', package: 'e2fsprogs', purpose: 'reproducible root filesystems', area: 'build', versionArgs: ['-V'] },
+  { name: 'dumpe2fs', package: 'e2fsprogs', purpose: 'which inodes a new ext4 image uses', area: 'build', versionArgs: ['-V'] },
+  { name: 'debugfs', package: 'e2fsprogs', purpose: 'pin inode times of ext4 images (reproducible bytes)', area: 'build', versionArgs: ['-V'] },
   { name: 'sfdisk', package: 'fdisk', purpose: 'GPT layout of golden images', area: 'build', versionArgs: ['--version'] },
   { name: 'cpio', package: 'cpio', purpose: 'preseed injection into the installer initrd', area: 'build', versionArgs: ['--version'] },
   { name: 'gzip', package: 'gzip', purpose: 'initrd and repository compression', area: 'base', versionArgs: ['--version'] },

@@ -14,17 +14,18 @@
 //                           CLI itself: bin/, main/, common/, payload/ and the production
 //                           node_modules, run with `node kubedos/bin/kubedos.mjs` (Node 20+)
 // ext4 rather than FAT: images can be over 4 GiB, the CLI keeps its executable bits, and
-// `mkfs.ext4 -d` fills it without mounting anything (as root or not). Pinned file times, a fixed
-// filesystem UUID and hash seed, E2FSPROGS_FAKE_TIME and a fixed MBR disk id make it close to
-// reproducible but not byte for byte: mkfs.ext4 -d copies each source file's ctime, which cannot
-// be set, so two builds differ in inode ctimes. The receipt records the digest of the image that
-// was actually written, so `usb verify` does not depend on it.
+// `mkfs.ext4 -d` fills it without mounting anything (as root or not). A fixed filesystem UUID and
+// hash seed, a fixed MBR disk id and main/build/ext4.ts (every inode's times pinned to the
+// artifact's SOURCE_DATE_EPOCH, ctime included) make it byte for byte reproducible: the same
+// artifact, bundle and workbench give the same image digest. The receipt still records the digest
+// of the image that was actually written, which is what `usb verify` checks.
 import { chmodSync, closeSync, constants, copyFileSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { canonicalJson } from '../../common/canonical';
 import { MANIFEST_FILE } from '../build/attest';
 import type { BuildManifest } from '../build/attest';
+import { makeReproducibleExt4 } from '../build/ext4';
 import { copyTree, pinTimes, sha256File, sha256Of } from '../build/files';
 import { stableUuid } from '../build/image/index';
 import { run } from '../exec/runner';
@@ -204,10 +205,11 @@ export async function buildStickImage(input: StickImageInput): Promise<StickImag
     const fsMiB = Math.ceil((bytes * 1.1 + files * 4096 + 48 * MIB) / MIB);
     const fsImg = join(work, 'part1.ext4');
     input.log?.(`usb: stick filesystem ${fsMiB} MiB for ${files} files`);
-    await run(
-      ['mkfs.ext4', '-q', '-F', '-d', tree, '-U', stableUuid(`${cluster}/usb/fs`), '-L', STICK_LABEL, '-i', '8192', '-E', `hash_seed=${stableUuid(`${cluster}/usb/hash-seed`)},root_owner=0:0`, fsImg, `${fsMiB}M`],
-      { env: { E2FSPROGS_FAKE_TIME: String(epoch) }, signal: input.signal, timeoutMs: 30 * 60_000, hint: 'mkfs.ext4 (package e2fsprogs) makes the stick filesystem' },
-    );
+    await makeReproducibleExt4({
+      tree, out: fsImg, sizeMiB: fsMiB, uuid: stableUuid(`${cluster}/usb/fs`), label: STICK_LABEL, bytesPerInode: 8192,
+      hashSeed: stableUuid(`${cluster}/usb/hash-seed`), sourceDateEpoch: epoch, signal: input.signal, timeoutMs: 30 * 60_000,
+      hint: 'mkfs.ext4 (package e2fsprogs) makes the stick filesystem',
+    });
     rmSync(tree, { recursive: true, force: true });
     const path = join(work, 'stick.img');
     const size = FIRST_REGION_BYTES + fsMiB * MIB;

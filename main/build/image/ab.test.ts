@@ -1,12 +1,13 @@
 // The A/B image's pure parts and the root-tree preparation (main/build/image/ab.ts). The whole
 // disk booted under QEMU is e2e/upgrade/ab-boot.slow.test.ts (npm run test:ab-boot).
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterSpecBody } from '../../../common/spec/schema';
-import { AB_DATA_MOUNT, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderSlotCfg } from './ab';
+import { sha256File } from '../files';
+import { AB_DATA_MOUNT, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
 
 const UPGRADE = join(import.meta.dirname, '../../../payload/upgrade');
@@ -82,6 +83,39 @@ describe('the A/B root tree', () => {
     expect(before).toEqual(abInputs(UPGRADE));
     writeFileSync(join(copy, 'boot-select.cfg'), `${readFileSync(join(UPGRADE, 'boot-select.cfg'), 'utf8')}# changed\n`);
     expect(abInputs(copy)['boot-select.cfg']).not.toBe(before['boot-select.cfg']);
+  });
+});
+
+describe('the A/B raw disk (writeAbDisk, small tree)', () => {
+  // A tiny stand-in for the role's root tree: the disk's bytes depend on its content, not on when
+  // it was written (build/ext4.ts pins every inode's times, ctimes and symbolic links included).
+  function stage(name: string, kernelBytes: string): string {
+    const rootfs = join(root, name);
+    for (const d of ['etc', 'boot', 'usr/bin']) mkdirSync(join(rootfs, d), { recursive: true });
+    writeFileSync(join(rootfs, 'boot/vmlinuz-6.1.0-57-amd64'), kernelBytes);
+    writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
+    writeFileSync(join(rootfs, 'usr/bin/tool'), '#!/bin/sh\n');
+    symlinkSync('usr/bin', join(rootfs, 'bin'));
+    const { espMountId } = espVolumeIds('lab-3', 'worker');
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
+    return rootfs;
+  }
+  async function disk(name: string, kernelBytes: string): Promise<string> {
+    const rawOut = join(root, `${name}.raw`);
+    const workDir = join(root, `${name}-work`);
+    mkdirSync(workDir);
+    const { espVolId } = espVolumeIds('lab-3', 'worker');
+    await writeAbDisk({ rootfs: stage(`${name}-rootfs`, kernelBytes), upgradeDir: UPGRADE, workDir, cluster: 'lab-3', role: 'worker', espVolId, rootMiB: 16, dataMiB: 16, sourceDateEpoch: 1_700_000_000, rawOut });
+    const digest = await sha256File(rawOut);
+    rmSync(rawOut);
+    return digest;
+  }
+
+  it('is byte for byte the same when the same tree is staged a second later; another kernel gives another disk', async () => {
+    const first = await disk('d1', 'kernel');
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await disk('d2', 'kernel')).toBe(first);
+    expect(await disk('d3', 'kernal')).not.toBe(first);
   });
 });
 

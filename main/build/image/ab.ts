@@ -6,11 +6,13 @@
 // both slots are bootable from the first boot, so GRUB never meets a slot without a kernel on a
 // new node, a forced fallback or `kubedos-boot try B` works on a fresh node without a foundry,
 // and the first upgrade overwrites B like every later one. The price is the second copy in the
-// qcow2 (about the root tree's size again) and one more mkfs.ext4 at build time.
-import { chmodSync, closeSync, copyFileSync, existsSync, ftruncateSync, lstatSync, lutimesSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+// qcow2 (about the root tree's size again) and one more mkfs.ext4 at build time. Every ext4 here
+// (both slots, data) is made by ../ext4.ts: the same inputs give the same bytes.
+import { chmodSync, closeSync, copyFileSync, existsSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../../common/canonical';
 import { run } from '../../exec/runner';
+import { makeReproducibleExt4 } from '../ext4';
 import { pinTimes } from '../files';
 import { ISO_HOST_FILES } from '../iso/host-files';
 import { AB_LABELS, abDiskBytes, abPartitions, renderAbPartitionTable } from '../../upgrade/ab-layout';
@@ -75,9 +77,6 @@ export function renderHealthGateUnit(): string {
 export function renderSlotCfg(args = ''): string {
   return `# The kernel arguments this root slot's build adds (sourced by GRUB's grub.cfg, docs/upgrades.md).\nset kubedos_args="${args}"\n`;
 }
-
-/** The symbolic links prepareAbRootfs makes in the root tree. */
-const AB_SYMLINKS = ['vmlinuz', 'initrd.img', 'etc/systemd/system/multi-user.target.wants/kubedos-health-gate.service'];
 
 export interface AbRootfsInput {
   rootfs: string;
@@ -166,21 +165,19 @@ export async function writeAbDisk(o: AbDiskInput): Promise<void> {
   await run(['mkfs.fat', '--invariant', '-F', '32', '-i', o.espVolId, '-n', 'ESP', '-C', espImg, String(AB_ESP_MIB * 1024)], { env, signal });
   await run(['mcopy', '-s', '-m', '-Q', '-i', espImg, join(espTree, 'EFI'), '::/'], { env, signal });
 
+  // makeReproducibleExt4 pins every inode's times in the images (symbolic links and ctimes too).
   pinTimes(o.rootfs, epoch);
-  // pinTimes leaves symbolic links alone: pin the ones prepareAbRootfs made, or their times vary.
-  for (const l of AB_SYMLINKS) if (isSymlink(join(o.rootfs, l))) lutimesSync(join(o.rootfs, l), epoch, epoch);
-  const fake = { E2FSPROGS_FAKE_TIME: String(epoch) };
   const images: Record<'esp' | 'root-a' | 'root-b' | 'data', string> = { esp: espImg, 'root-a': join(workDir, 'root-a.ext4'), 'root-b': join(workDir, 'root-b.ext4'), data: join(workDir, 'data.ext4') };
   for (const [slot, label, img] of [['a', AB_LABELS.rootA, images['root-a']], ['b', AB_LABELS.rootB, images['root-b']]] as const) {
     o.log?.(`image ${o.role}: root slot ${slot.toUpperCase()} (${label})`);
-    await run(['mkfs.ext4', '-q', '-F', '-d', o.rootfs, '-U', id(`root-${slot}-fs`), '-L', label, '-E', `hash_seed=${id('hash-seed')},root_owner=0:0`, img, `${o.rootMiB}M`], { env: fake, signal, timeoutMs: 20 * 60_000 });
+    await makeReproducibleExt4({ tree: o.rootfs, out: img, sizeMiB: o.rootMiB, uuid: id(`root-${slot}-fs`), label, hashSeed: id('hash-seed'), sourceDateEpoch: epoch, signal, timeoutMs: 20 * 60_000 });
   }
   const dataMiB = o.dataMiB ?? AB_DATA_MIB;
   const dataTree = join(workDir, 'data-tree');
   rmSync(dataTree, { recursive: true, force: true });
   mkdirSync(dataTree);
   pinTimes(dataTree, epoch);
-  await run(['mkfs.ext4', '-q', '-F', '-d', dataTree, '-U', id('data-fs'), '-L', AB_LABELS.data, '-E', `hash_seed=${id('hash-seed')},root_owner=0:0`, images.data, `${dataMiB}M`], { env: fake, signal });
+  await makeReproducibleExt4({ tree: dataTree, out: images.data, sizeMiB: dataMiB, uuid: id('data-fs'), label: AB_LABELS.data, hashSeed: id('hash-seed'), sourceDateEpoch: epoch, signal });
   rmSync(o.rootfs, { recursive: true, force: true });
 
   const layout = { cluster: o.cluster, role: o.role, espMiB: AB_ESP_MIB, rootMiB: o.rootMiB, dataMiB };

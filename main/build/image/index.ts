@@ -1,11 +1,13 @@
 // qcow2 golden images: a Debian root filesystem debootstrapped offline from the darksite
 // (file: mirror, verified with the darksite key), the role payload installed, then GPT with an
 // ESP (shim → signed GRUB) and an ext4 root assembled without loop mounts:
-// mkfs.fat + mcopy, mkfs.ext4 -d, sfdisk on a sparse file, dd conv=notrunc, qemu-img convert.
+// mkfs.fat + mcopy, mkfs.ext4 -d (byte-reproducible: ../ext4.ts), sfdisk on a sparse file,
+// dd conv=notrunc, qemu-img convert.
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../../common/canonical';
 import { run } from '../../exec/runner';
+import { makeReproducibleExt4 } from '../ext4';
 import { assertNothingMountedUnder, copyTree, pinTimes } from '../files';
 import { ISO_HOST_FILES, requireHostFiles } from '../iso/host-files';
 import type { RenderedPayload } from '../payload/render';
@@ -214,10 +216,10 @@ export async function buildImage(input: ImageInput): Promise<void> {
   pinTimes(rootfs, epoch);
   const rootMiB = input.rootSizeMiB ?? DEFAULT_ROOT_MIB;
   const rootImg = join(workDir, 'root.ext4');
-  await run(
-    ['mkfs.ext4', '-q', '-F', '-d', rootfs, '-U', rootUuid, '-L', 'kubedos-root', '-E', `hash_seed=${stableUuid(`${input.cluster}/${payload.role}/hash-seed`)},root_owner=0:0`, rootImg, `${rootMiB}M`],
-    { env: { E2FSPROGS_FAKE_TIME: String(epoch) }, signal, timeoutMs: 20 * 60_000 },
-  );
+  await makeReproducibleExt4({
+    tree: rootfs, out: rootImg, sizeMiB: rootMiB, uuid: rootUuid, label: 'kubedos-root',
+    hashSeed: stableUuid(`${input.cluster}/${payload.role}/hash-seed`), sourceDateEpoch: epoch, signal, timeoutMs: 20 * 60_000,
+  });
   // The tree is in root.ext4 now: free it before the raw disk is written (peak disk use ~2x the root).
   assertNothingMountedUnder(rootfs);
   rmSync(rootfs, { recursive: true, force: true });
