@@ -353,10 +353,12 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       const extras = packagesFor(lock, [role]).filter((p) => p.roles.length < NODE_ROLES.length);
       const base = await baseRootfs();
       const oci = upstream.layoutEntry && CONTAINERD_ROLES.includes(role) ? upstream.layoutEntry : undefined;
-      // An A/B disk (spec.upgrades.diskLayout) adds its layout and upgrade files to the key; the default key is unchanged.
+      // An A/B disk (spec.upgrades.diskLayout) adds its layout and upgrade files to the key. `ext4`
+      // names how the root filesystem is made (main/build/ext4.ts: every inode time pinned): images
+      // cached before it were not byte-reproducible, so they are not reused.
       const ab = o.spec.spec.upgrades?.diskLayout === 'ab';
       const upgradeDir = join(o.payloadDir, 'upgrade');
-      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir) } : {}) });
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir) } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);
       if (!e) {
