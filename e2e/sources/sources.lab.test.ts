@@ -238,7 +238,7 @@ describe('upstream apt packages into the darksite lock and repository', () => {
       new RegExp(`^apt source standin-apt \\(.*\\): InRelease has no valid signature \\(signed by key [0-9A-F]+, not in the repository's keyring\\); expected a signature by ${otherFpr}; nothing was cached$`),
     );
     await expect(ensureUpstream([withKey(otherFpr)], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(`InRelease is signed by ${fingerprint}, the spec pins ${otherFpr}; the repository's key changed; nothing was cached`);
-    await expect(ensureUpstream([withKey(fingerprint)], { lock: debianLock(['libc6']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(/^upstream packages depend on 1 package\(s\) neither their repository nor the Debian lock holds: kubedos-standin needs base-files\. Add the Debian ones to payload\/packages\/base\.list/);
+    await expect(ensureUpstream([withKey(fingerprint)], { lock: debianLock(['libc6']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(/^upstream packages have 1 dependency\(ies\) neither their repository nor the Debian lock satisfies \(by name and version\): kubedos-standin needs base-files\. Add the missing Debian ones to payload\/packages\/base\.list/);
     await expect(ensureUpstream([apt(fingerprint)], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(/^apt source standin-apt: no key URL, so its InRelease cannot be checked/);
     expect(debs(cache)).toEqual([]);
     expect(existsSync(lp)).toBe(false);
@@ -247,5 +247,80 @@ describe('upstream apt packages into the darksite lock and repository', () => {
     } catch {
       /* no agent */
     }
+  });
+
+  // Many upstream repositories publish only Packages.xz, and version their dependencies.
+  /** A repository whose InRelease lists only main/binary-amd64/Packages.xz; returns its folder. */
+  function buildXzRepo(pkgs: { name: string; version: string; depends?: string }[], mangle?: (xz: Buffer) => Buffer): string {
+    const repo = join(served, 'xzrepo');
+    rmSync(repo, { recursive: true, force: true });
+    const pool = join(repo, 'pool');
+    const dist = join(repo, 'dists/stable');
+    mkdirSync(pool, { recursive: true });
+    mkdirSync(join(dist, 'main/binary-amd64'), { recursive: true });
+    for (const p of pkgs) {
+      const dir = join(root, `xzpkg-${p.name}-${p.version}`);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(join(dir, 'DEBIAN'), { recursive: true });
+      writeFileSync(join(dir, 'DEBIAN/control'), `Package: ${p.name}\nVersion: ${p.version}\nArchitecture: all\nMaintainer: lab <lab@test.invalid>\n${p.depends ? `Depends: ${p.depends}\n` : ''}Description: xz-only stand-in\n`);
+      execFileSync('dpkg-deb', ['--root-owner-group', '--build', dir, join(pool, `${p.name}_${p.version}_all.deb`)], { stdio: 'ignore' });
+    }
+    const packages = execFileSync('apt-ftparchive', ['packages', 'pool'], { cwd: repo });
+    const xz = execFileSync('xz', ['-9', '--stdout'], { input: packages });
+    writeFileSync(join(dist, 'main/binary-amd64/Packages.xz'), xz);
+    const release = execFileSync('apt-ftparchive', ['-o', 'APT::FTPArchive::Release::Suite=stable', '-o', 'APT::FTPArchive::Release::Components=main', 'release', dist]);
+    writeFileSync(join(dist, 'InRelease'), gpg(['--clearsign', '--local-user', fingerprint], release.toString()));
+    writeFileSync(join(repo, 'key.asc'), gpg(['--armor', '--export', fingerprint]));
+    if (mangle) writeFileSync(join(dist, 'main/binary-amd64/Packages.xz'), mangle(xz));
+    return repo;
+  }
+  const xzSource = (packages: string[]) => ({ name: 'xz-apt', url: `${base}/xzrepo`, suite: 'stable', components: ['main'], signedBy: fingerprint, key: `${base}/xzrepo/key.asc`, packages });
+
+  it('a repository with only Packages.xz: the index is hash-checked against InRelease, decompressed by xz, and its packages resolved by version', async () => {
+    const repo = buildXzRepo([
+      { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (>= 1.5), base-files (>= 1)' },
+      { name: 'kubedos-xz-lib', version: '1.5~rc1' },
+      { name: 'kubedos-xz-lib', version: '1.6' },
+    ]);
+    expect(readdirSync(join(repo, 'dists/stable/main/binary-amd64'))).toEqual(['Packages.xz']);
+    const cache = join(root, 'xz-cache');
+    const r = await ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files']), lockPath: join(root, 'ws-xz', 'darksite.lock.json'), cacheDir: cache, mode: 'default' });
+    expect(r.packages.map((p) => `${p.name}=${p.version}`)).toEqual(['kubedos-xz=2.0-1', 'kubedos-xz-lib=1.6']);
+    expect(debs(cache)).toHaveLength(2);
+  });
+
+  it('an unmet versioned dependency is refused naming the package, the relation and what was found; nothing is cached', async () => {
+    // In the repository: only 1.4 of the library; from Debian: base-files at the lock's version 1.
+    buildXzRepo([
+      { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (>= 1.5), base-files (>= 12~) | base-files-ng' },
+      { name: 'kubedos-xz-lib', version: '1.4' },
+    ]);
+    const cache = join(root, 'xz-cache-unmet');
+    const lp = join(root, 'ws-xz-unmet', 'darksite.lock.json');
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      'upstream packages have 2 dependency(ies) neither their repository nor the Debian lock satisfies (by name and version): kubedos-xz needs kubedos-xz-lib (>= 1.5) (found kubedos-xz-lib 1.4 (xz-apt)), kubedos-xz needs base-files (>= 12~) | base-files-ng (found base-files 1 (Debian lock)).',
+    );
+    expect(debs(cache)).toEqual([]);
+    expect(existsSync(lp)).toBe(false);
+  });
+
+  it('a Packages.xz that is not the one the InRelease signs, or that xz cannot read, is refused by name; nothing is cached', async () => {
+    const cache = join(root, 'xz-cache-bad');
+    const lp = join(root, 'ws-xz-bad', 'darksite.lock.json');
+    buildXzRepo([{ name: 'kubedos-xz', version: '2.0-1' }], (xz) => Buffer.concat([xz, Buffer.from('x')]));
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock([]), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      new RegExp(`^apt source xz-apt: ${base.replace(/[.:/]/g, '\\$&')}/xzrepo/dists/stable/main/binary-amd64/Packages\\.xz has sha256 [0-9a-f]{64} \\(\\d+ bytes\\), its signed InRelease says [0-9a-f]{64} \\(\\d+ bytes\\); nothing was cached$`),
+    );
+    // Signed as it is, but not xz: the signature cannot make it readable.
+    const repo = join(served, 'xzrepo');
+    const dist = join(repo, 'dists/stable');
+    writeFileSync(join(dist, 'main/binary-amd64/Packages.xz'), 'not xz at all\n');
+    const release = execFileSync('apt-ftparchive', ['-o', 'APT::FTPArchive::Release::Suite=stable', '-o', 'APT::FTPArchive::Release::Components=main', 'release', dist]);
+    writeFileSync(join(dist, 'InRelease'), gpg(['--clearsign', '--local-user', fingerprint], release.toString()));
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock([]), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      /^apt source xz-apt: \S+\/Packages\.xz matches its signed InRelease but xz cannot decompress it \(.*File format not recognized.*\); nothing was cached$/,
+    );
+    expect(debs(cache)).toEqual([]);
+    expect(existsSync(lp)).toBe(false);
   });
 });
