@@ -20,6 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../common/canonical';
 import { contentPath, fetchFileSource, fetchInRelease } from '../../main/build/sources/fetch';
 import { ensureUpstream } from '../../main/build/sources/apt';
+import { pullImage } from '../../main/build/sources/oci';
+import { SourceVerifyError } from '../../main/build/sources/verify';
 import { lockDigest, readLock, writeRepository } from '../../main/build/darksite/index';
 import type { DarksiteLock } from '../../main/build/darksite/pins';
 import { DriftError } from '../../main/build/darksite/pins';
@@ -119,7 +121,7 @@ describe('declared sources on loopback stand-ins', () => {
     const offline = await fetchFileSource({ name: 'chart', url: 'http://127.0.0.1:9/unreachable', sha256: pinned }, { cacheDir });
     expect(offline.cached).toBe(true);
   });
-  it('an unreachable source is refused naming it', async () => {
+  it('an unreachable source (file, apt repository, image registry) is refused naming it; nothing is cached', async () => {
     // A loopback port nobody listens on: bound, then closed.
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
@@ -127,6 +129,19 @@ describe('declared sources on loopback stand-ins', () => {
     await new Promise((r) => probe.close(r));
     const url = `http://127.0.0.1:${port}/x.tgz`;
     await expect(fetchFileSource({ name: 'gone', url, sha256: '2'.repeat(64) }, { cacheDir, timeoutMs: 5_000 })).rejects.toThrow(`source gone: ${url} is unreachable (ECONNREFUSED); nothing was cached`);
+    const goneCache = join(root, 'cache-gone');
+    const aptGone = { name: 'gone-apt', url: `http://127.0.0.1:${port}/repo`, suite: 'stable', components: ['main'], signedBy: fingerprint, key: `http://127.0.0.1:${port}/repo/key.asc`, packages: ['kubedos-standin'] };
+    const lockPath = join(root, 'ws-gone', 'darksite.lock.json');
+    const lock = { apiVersion: 'kubedos.ca/v1alpha2', kind: 'DarksiteLock', codename: 'bookworm', architecture: 'amd64', listsSha256: '0'.repeat(64), packages: [] } as DarksiteLock;
+    const err = await ensureUpstream([aptGone], { lock, lockPath, cacheDir: goneCache, mode: 'default' }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe(`source gone-apt: http://127.0.0.1:${port}/repo/key.asc is unreachable (ECONNREFUSED); nothing was cached`);
+    expect(err).toBeInstanceOf(SourceVerifyError);
+    expect((err as SourceVerifyError).hint).toMatch(/kubedos build --offline/);
+    await expect(pullImage({ name: 'gone-image', reference: `127.0.0.1:${port}/kubedos/pause:3.9`, digest: `sha256:${'3'.repeat(64)}` }, { cacheDir: goneCache })).rejects.toThrow(
+      `image source gone-image: http://127.0.0.1:${port}/v2/kubedos/pause/manifests/3.9 is unreachable (ECONNREFUSED); nothing was cached`,
+    );
+    expect(existsSync(goneCache)).toBe(false);
+    expect(existsSync(lockPath)).toBe(false);
   });
 });
 
