@@ -139,7 +139,7 @@ async function resolveAll(sources: readonly AptSource[], debian: readonly Locked
   if (unmet.length) {
     throw new PinError(
       `upstream packages have ${unmet.length} dependency(ies) neither their repository nor the Debian lock satisfies (by name and version): ${firstFew(unmet)}. ` +
-        'Add the missing Debian ones to payload/packages/base.list (or the role list that installs them); a version the lock holds but the relation excludes needs a newer Debian package (kubedos lock update) or an older upstream one (pin it in the repository); or declare the repository that carries them in spec.sources.apt.',
+        'Add the missing Debian ones to payload/packages/base.list (or the role list that installs them); a version found but excluded by the relation needs a newer Debian package (kubedos lock update) or a repository that carries a matching version; or declare the repository that carries them in spec.sources.apt.',
     );
   }
   return sortUpstream(out);
