@@ -120,6 +120,11 @@ describe('declared sources on loopback stand-ins', () => {
     expect(first).toMatchObject({ cached: false, path: contentPath(cacheDir, pinned) });
     const offline = await fetchFileSource({ name: 'chart', url: 'http://127.0.0.1:9/unreachable', sha256: pinned }, { cacheDir });
     expect(offline.cached).toBe(true);
+    expect((await fetchFileSource({ name: 'chart', url: `${base}/chart.tgz`, sha256: pinned }, { cacheDir, offline: true })).cached).toBe(true);
+    // --offline with a cache that lacks it: refused naming the hash, no request made (the URL is served).
+    const empty = join(root, 'cache-offline');
+    await expect(fetchFileSource({ name: 'chart', url: `${base}/chart.tgz`, sha256: pinned }, { cacheDir: empty, offline: true })).rejects.toThrow(`file source chart (${base}/chart.tgz): --offline and the cache ${empty} does not hold sha256 ${pinned}; nothing was fetched`);
+    expect(existsSync(empty)).toBe(false);
   });
   it('an unreachable source (file, apt repository, image registry) is refused naming it; nothing is cached', async () => {
     // A loopback port nobody listens on: bound, then closed.

@@ -296,7 +296,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   };
   // Declared upstream files and images (spec.sources): verified before they are cached or placed;
   // the images' OCI layout also goes into the images of the roles that run containerd.
-  const upstream = await collectUpstream(o.spec, cacheRoot(env), { ...(signal ? { signal } : {}), log });
+  const upstream = await collectUpstream(o.spec, cacheRoot(env), { mode, ...(signal ? { signal } : {}), log });
   const ociIndexSha = upstream.layoutEntry?.files.find((f) => f.path === 'index.json')?.sha256;
   const payloadRecords: Record<string, { path: string; sha256: string }[]> = {};
   const payloadSbom: { role: string; path: string; sha256: string }[] = [];

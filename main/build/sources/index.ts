@@ -10,7 +10,7 @@ import type { CachedFile } from '../cache';
 import { listFiles } from '../files';
 import type { FetchedFile } from './fetch';
 import { contentPath, fetchFileSource } from './fetch';
-import type { PulledImage } from './oci';
+import type { PulledImage, PullMode } from './oci';
 import { pullImage, writeOciLayout } from './oci';
 
 export interface UpstreamInputs {
@@ -22,19 +22,26 @@ export interface UpstreamInputs {
   layoutEntry?: { dir: string; files: CachedFile[] };
 }
 
-export async function collectUpstream(spec: ClusterSpec, cacheDir: string, o: { signal?: AbortSignal; log: (line: string) => void }): Promise<UpstreamInputs> {
+/**
+ * The build's lock mode decides how far it reaches: cached content (re-hashed) is used without a
+ * network call; `update` asks each registry for the tag again (a tag that moved is refused);
+ * `offline` never touches the network and names what the cache lacks.
+ */
+export async function collectUpstream(spec: ClusterSpec, cacheDir: string, o: { signal?: AbortSignal; log: (line: string) => void; mode?: 'default' | 'update' | 'frozen' | 'offline' }): Promise<UpstreamInputs> {
   const src = spec.spec.sources;
   const store = join(cacheDir, 'sources');
+  const offline = o.mode === 'offline';
+  const pullMode: PullMode = offline ? 'offline' : o.mode === 'update' ? 'refresh' : 'cache-first';
   const files: FetchedFile[] = [];
   for (const f of src.files) {
-    const got = await fetchFileSource(f, { cacheDir: store, ...(o.signal ? { signal: o.signal } : {}) });
+    const got = await fetchFileSource(f, { cacheDir: store, offline, ...(o.signal ? { signal: o.signal } : {}) });
     o.log(`sources: file ${f.name} ${got.cached ? 'from the cache' : 'downloaded'}, sha256 ${f.sha256.slice(0, 16)}… verified`);
     files.push(got);
   }
   const images: PulledImage[] = [];
   for (const i of src.images) {
-    const img = await pullImage(i, { cacheDir: store, ...(o.signal ? { signal: o.signal } : {}) });
-    o.log(`sources: image ${i.name} ${i.reference} ${i.digest.slice(0, 19)}… verified (${img.blobs.length} blobs)`);
+    const img = await pullImage(i, { cacheDir: store, mode: pullMode, ...(o.signal ? { signal: o.signal } : {}) });
+    o.log(`sources: image ${i.name} ${i.reference} ${i.digest.slice(0, 19)}… verified (${img.blobs.length} blobs, ${img.fetched ? `${img.fetched} downloaded` : 'all from the cache'})`);
     images.push(img);
   }
   const fileEntry = {
