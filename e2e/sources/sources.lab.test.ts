@@ -171,7 +171,7 @@ describe('upstream apt packages into the darksite lock and repository', () => {
     const r = await ensureUpstream([withKey(fingerprint)], { lock: debianLock(['base-files']), lockPath: lockPath(), cacheDir: cache, mode: 'default' });
     expect(r.written).toBe(true);
     expect(r.downloaded).toBe(1);
-    expect(r.packages).toEqual([{ name: 'kubedos-standin', version: '1.0', architecture: 'all', sha256: firstSha, size: readFileSync(deb).length, filename: 'kubedos-standin_1.0_all.deb', path: 'pool/kubedos-standin_1.0_all.deb', source: 'standin-apt' }]);
+    expect(r.packages).toEqual([{ name: 'kubedos-standin', version: '1.0', architecture: 'all', sha256: firstSha, size: readFileSync(deb).length, filename: 'kubedos-standin_1.0_all.deb', path: 'pool/kubedos-standin_1.0_all.deb', source: 'standin-apt', depends: 'base-files' }]);
     const lock = readLock(lockPath())!;
     expect(lock.upstream).toEqual(r.packages);
     expect(lock.packages.map((p) => p.name)).toEqual(['base-files']);
@@ -304,9 +304,20 @@ describe('upstream apt packages into the darksite lock and repository', () => {
     ]);
     expect(readdirSync(join(repo, 'dists/stable/main/binary-amd64'))).toEqual(['Packages.xz']);
     const cache = join(root, 'xz-cache');
-    const r = await ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files']), lockPath: join(root, 'ws-xz', 'darksite.lock.json'), cacheDir: cache, mode: 'default' });
+    const lp = join(root, 'ws-xz', 'darksite.lock.json');
+    const r = await ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' });
     expect(r.packages.map((p) => `${p.name}=${p.version}`)).toEqual(['kubedos-xz=2.0-1', 'kubedos-xz-lib=1.6']);
+    expect(r.packages[0]!.depends).toBe('kubedos-xz-lib (>= 1.5), base-files (>= 1)');
     expect(debs(cache)).toHaveLength(2);
+    // The Debian side moves under the same declaration (lists edited, or an update): the lock's
+    // recorded dependencies are checked again, offline, against the Debian lock the build now uses.
+    const lock = readLock(lp)!;
+    const older = { ...lock, packages: lock.packages.map((p) => ({ ...p, version: '0.9' })) };
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: older, lockPath: lp, cacheDir: cache, mode: 'offline' })).rejects.toThrow(/: kubedos-xz needs base-files \(>= 1\) \(found base-files 0\.9 \(Debian lock\)\)\./);
+    const without = { ...lock, packages: [{ ...lock.packages[0]!, name: 'libc6' }] };
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: without, lockPath: lp, cacheDir: cache, mode: 'offline' })).rejects.toThrow(/: kubedos-xz needs base-files \(>= 1\)\. Add the missing Debian ones/);
+    expect(readLock(lp)).toEqual(lock);
+    expect(await ensureUpstream([xzSource(['kubedos-xz'])], { lock, lockPath: lp, cacheDir: cache, mode: 'offline' })).toMatchObject({ written: false, downloaded: 0, reused: 2 });
   });
 
   it('an unmet versioned dependency is refused naming the package, the relation and what was found; nothing is cached', async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseStanzas } from '../darksite/udebs';
 import { satisfies } from '../darksite/index';
 import type { Candidate } from './apt-index';
-import { compareDebVersions, dearmor, dependencyGroups, dependencyRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
+import { compareDebVersions, dearmor, dependencyGroups, dependencyRelations, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
 
 const source = { name: 'k8s', url: 'https://pkgs.invalid/core/stable/v1.30/deb/', suite: 'stable', components: ['main'], signedBy: 'A'.repeat(40), packages: ['kubeadm'] };
 
@@ -99,7 +99,7 @@ describe('which packages a declaration takes', () => {
   it('dependencies from Debian: an alternative in the lock satisfies a group, by name and version', async () => {
     const r = resolveUpstream(index, ['kubelet']);
     const debian = { iptables: '1.8.9-2', iproute2: '6.1.0-3', 'netcat-openbsd': '1.219-1', mount: '2.38.1-5+deb12u3' };
-    const unmet = await unmetRelations(r.relations, offerOf(r, debian), r.provided, dpkg);
+    const unmet = await unmetRelations(lockedRelations(r.packages).relations, offerOf(r, debian), lockedRelations(r.packages).provided, dpkg);
     expect(unmet).toEqual([
       { from: 'kubelet', group: [{ name: 'init-system-helpers' }], found: [] },
       { from: 'kubelet', group: [{ name: 'kubernetes-cni', op: '>=', version: '1.1.1' }], found: ['cni-plugins provides kubernetes-cni without a version'] },
@@ -107,7 +107,7 @@ describe('which packages a declaration takes', () => {
   });
   it('an unmet versioned dependency names the package, the relation and what was found (Debian lock or the repository)', async () => {
     const r = resolveUpstream(index, ['kubelet']);
-    const unmet = await unmetRelations(r.relations, offerOf(r, { 'init-system-helpers': '1.65', iptables: '1.4.20-1', iproute2: '6.1.0-3', mount: '2.38' }), r.provided, dpkg);
+    const unmet = await unmetRelations(lockedRelations(r.packages).relations, offerOf(r, { 'init-system-helpers': '1.65', iptables: '1.4.20-1', iproute2: '6.1.0-3', mount: '2.38' }), lockedRelations(r.packages).provided, dpkg);
     expect(unmet.map((u) => `${u.from} needs ${u.group.map(relationText).join(' | ')} (found ${u.found.join(', ') || 'none'})`)).toEqual([
       'kubelet needs iptables (>= 1.4.21) (found iptables 1.4.20-1 (Debian lock))',
       // cni-plugins provides kubernetes-cni without a version: it cannot satisfy a versioned relation (Debian's rule).
@@ -117,16 +117,16 @@ describe('which packages a declaration takes', () => {
     // Within the repository: kubeadm needs cri-tools (>= 1.28.0); an index holding only 1.27 is refused.
     const old = parseStanzas([stanza('kubeadm', '1.30.2-1.1', 'Depends: cri-tools (>= 1.28.0)'), stanza('cri-tools', '1.27.0-1.1')].join('\n\n'));
     const ro = resolveUpstream(old, ['kubeadm']);
-    expect(await unmetRelations(ro.relations, offerOf(ro, {}), ro.provided, dpkg)).toEqual([{ from: 'kubeadm', group: [{ name: 'cri-tools', op: '>=', version: '1.28.0' }], found: ['cri-tools 1.27.0-1.1 (k8s)'] }]);
+    expect(await unmetRelations(lockedRelations(ro.packages).relations, offerOf(ro, {}), lockedRelations(ro.packages).provided, dpkg)).toEqual([{ from: 'kubeadm', group: [{ name: 'cri-tools', op: '>=', version: '1.28.0' }], found: ['cri-tools 1.27.0-1.1 (k8s)'] }]);
   });
   it('a versioned Provides (= v) satisfies a versioned relation; epochs and ~ follow dpkg', async () => {
     const idx = parseStanzas([stanza('a', '1.0', 'Depends: virt (>= 2), b (<< 1:0), c (>= 1.0~rc1)'), stanza('p', '1.0', 'Provides: virt (= 2.1)'), stanza('b', '9.9'), stanza('c', '1.0~rc2')].join('\n\n'));
     const r = resolveUpstream(idx, ['a', 'p']);
-    expect(await unmetRelations(r.relations, offerOf(r, {}), r.provided, dpkg)).toEqual([]);
+    expect(await unmetRelations(lockedRelations(r.packages).relations, offerOf(r, {}), lockedRelations(r.packages).provided, dpkg)).toEqual([]);
     const calls: string[] = [];
     const counting = (v: string, op: '<<' | '<=' | '=' | '>=' | '>>', w: string): Promise<boolean> => (calls.push(`${v} ${op} ${w}`), dpkg(v, op, w));
-    const twice = [...r.relations, ...r.relations];
-    await unmetRelations(twice, offerOf(r, {}), r.provided, counting);
+    const { relations, provided } = lockedRelations(r.packages);
+    await unmetRelations([...relations, ...relations], offerOf(r, {}), provided, counting);
     expect(calls).toHaveLength(3);
   });
   it('splits dependency fields', () => {

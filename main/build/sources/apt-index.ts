@@ -175,6 +175,9 @@ export interface UpstreamPick {
   size: number;
   /** Filename field of the index (relative to the repository's url). */
   path: string;
+  /** Pre-Depends and Depends, joined (absent when the package has none). */
+  depends?: string;
+  provides?: string;
 }
 
 export interface UpstreamResolution {
@@ -185,10 +188,6 @@ export interface UpstreamResolution {
   external: { from: string; group: string[] }[];
   /** Index stanzas that lack a field the lock needs (name only). */
   malformed: string[];
-  /** Every dependency group (Pre-Depends, Depends) of every chosen package, with version relations: checked by version in apt.ts (unmetRelations). */
-  relations: { from: string; group: Relation[] }[];
-  /** What the chosen packages provide: name → the providing package and the version its Provides gives (`= v`), if any. */
-  provided: Map<string, { by: string; version?: string }[]>;
 }
 
 /**
@@ -215,7 +214,6 @@ export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly str
   const chosen = new Map<string, Stanza>();
   const notFound: string[] = [];
   const external: { from: string; group: string[] }[] = [];
-  const relations: { from: string; group: Relation[] }[] = [];
   const queue = [...wanted];
   for (const w of wanted) if (!best.has(w)) notFound.push(w);
   while (queue.length) {
@@ -223,7 +221,6 @@ export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly str
     const s = best.get(n);
     if (!s || chosen.has(n)) continue;
     chosen.set(n, s);
-    for (const group of [...dependencyRelations(s['Pre-Depends']), ...dependencyRelations(s.Depends)]) relations.push({ from: n, group });
     for (const group of [...dependencyGroups(s['Pre-Depends']), ...dependencyGroups(s.Depends)]) {
       const hit = group.map(carried).find((x) => x !== undefined);
       if (hit) queue.push(hit);
@@ -238,14 +235,23 @@ export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly str
       malformed.push(name);
       continue;
     }
-    packages.push({ name, version: s.Version!, architecture: s.Architecture!, sha256: s.SHA256!, size, path: s.Filename });
+    const depends = [s['Pre-Depends'], s.Depends].map((f) => f?.replace(/\s+/g, ' ').trim()).filter(Boolean).join(', ');
+    const provides = s.Provides?.replace(/\s+/g, ' ').trim();
+    packages.push({ name, version: s.Version!, architecture: s.Architecture!, sha256: s.SHA256!, size, path: s.Filename, ...(depends ? { depends } : {}), ...(provides ? { provides } : {}) });
   }
   packages.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { packages, notFound: notFound.sort(), external, malformed: malformed.sort() };
+}
+
+/** Pure: the dependency groups and Provides of packages as locked (their `depends`/`provides` fields). */
+export function lockedRelations(pkgs: readonly { name: string; depends?: string; provides?: string }[]): { relations: { from: string; group: Relation[] }[]; provided: Map<string, { by: string; version?: string }[]> } {
+  const relations: { from: string; group: Relation[] }[] = [];
   const provided = new Map<string, { by: string; version?: string }[]>();
-  for (const [name, s] of [...chosen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    for (const p of dependencyRelations(s.Provides).flat()) provided.set(p.name, [...(provided.get(p.name) ?? []), { by: name, ...(p.op === '=' && p.version ? { version: p.version } : {}) }]);
+  for (const p of pkgs) {
+    for (const group of dependencyRelations(p.depends)) relations.push({ from: p.name, group });
+    for (const r of dependencyRelations(p.provides).flat()) provided.set(r.name, [...(provided.get(r.name) ?? []), { by: p.name, ...(r.op === '=' && r.version ? { version: r.version } : {}) }]);
   }
-  return { packages, notFound: notFound.sort(), external, malformed: malformed.sort(), relations, provided };
+  return { relations, provided };
 }
 
 /** A version on offer for a dependency: what holds it (`standin-apt`, `Debian lock`) and its version. */

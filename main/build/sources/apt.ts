@@ -24,7 +24,7 @@ import { diffIsEmpty, diffLocks, DriftError, driftMessage, firstFew, PinError } 
 import { parseStanzas } from '../darksite/udebs';
 import type { Stanza } from '../darksite/udebs';
 import type { Candidate } from './apt-index';
-import { dearmor, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
+import { dearmor, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
 import { download, fetchInRelease } from './fetch';
 import { SourceVerifyError } from './verify';
 
@@ -116,25 +116,40 @@ function driftOf(sup: Superseded[], o: UpstreamOptions, mode: 'default' | 'froze
 }
 
 /** Resolve every declared source against its verified index. */
-async function resolveAll(sources: readonly AptSource[], debian: readonly LockedPackage[], o: UpstreamOptions, opened: Map<string, OpenedIndex>, prefer: readonly UpstreamLockedPackage[]): Promise<UpstreamLockedPackage[]> {
+async function resolveAll(sources: readonly AptSource[], o: UpstreamOptions, opened: Map<string, OpenedIndex>, prefer: readonly UpstreamLockedPackage[]): Promise<UpstreamLockedPackage[]> {
   const out: UpstreamLockedPackage[] = [];
-  const unmet: string[] = [];
   for (const s of sources) {
     const idx = opened.get(s.name) ?? (await openIndex(s, o));
     opened.set(s.name, idx);
     const r = resolveUpstream(idx.stanzas, s.packages, new Map(prefer.filter((p) => p.source === s.name).map((p) => [p.name, p.version])));
     if (r.notFound.length) throw new PinError(`apt source ${s.name} (${s.url} ${s.suite}): its index has no amd64 or all package ${firstFew(r.notFound)}; fix the names in spec.sources.apt ${s.name}.packages`);
     if (r.malformed.length) throw new PinError(`apt source ${s.name}: index entries without Filename, Size or SHA256: ${firstFew(r.malformed)}; the repository's index is not usable`);
-    // What satisfies a dependency: this repository's chosen packages and the Debian lock, by name and version (dpkg decides).
+    o.log?.(`sources: apt ${s.name}: ${r.packages.length} package(s) resolved from its signed index (${s.packages.length} declared)`);
+    for (const p of r.packages) {
+      out.push({ name: p.name, version: p.version, architecture: p.architecture, sha256: p.sha256, size: p.size, filename: p.path.split('/').pop()!, path: p.path, source: s.name, ...(p.depends ? { depends: p.depends } : {}), ...(p.provides ? { provides: p.provides } : {}) });
+    }
+  }
+  return sortUpstream(out);
+}
+
+/**
+ * Every dependency of the upstream packages (as locked: their `depends`), by name and version,
+ * against their own source's packages and the Debian lock this build uses (dpkg decides the
+ * relation). Run on every build, offline too: a Debian lock that moved (lists edited, --update)
+ * cannot leave an upstream package with a dependency nothing satisfies.
+ */
+async function checkDependencies(target: readonly UpstreamLockedPackage[], debian: readonly LockedPackage[], o: UpstreamOptions): Promise<void> {
+  const unmet: string[] = [];
+  for (const source of [...new Set(target.map((p) => p.source))].sort()) {
+    const mine = target.filter((p) => p.source === source);
     const offer = new Map<string, Candidate[]>();
     const add = (name: string, c: Candidate): void => void offer.set(name, [...(offer.get(name) ?? []), c]);
-    for (const p of r.packages) add(p.name, { version: p.version, where: s.name });
+    for (const p of mine) add(p.name, { version: p.version, where: source });
     for (const p of debian) add(p.name, { version: p.version, where: 'Debian lock' });
-    for (const u of await unmetRelations(r.relations, offer, r.provided, (v, op, w) => satisfies(v, op, w, o.signal))) {
+    const { relations, provided } = lockedRelations(mine);
+    for (const u of await unmetRelations(relations, offer, provided, (v, op, w) => satisfies(v, op, w, o.signal))) {
       unmet.push(`${u.from} needs ${u.group.map(relationText).join(' | ')}${u.found.length ? ` (found ${u.found.join(', ')})` : ''}`);
     }
-    o.log?.(`sources: apt ${s.name}: ${r.packages.length} package(s) resolved from its signed index (${s.packages.length} declared)`);
-    for (const p of r.packages) out.push({ name: p.name, version: p.version, architecture: p.architecture, sha256: p.sha256, size: p.size, filename: p.path.split('/').pop()!, path: p.path, source: s.name });
   }
   if (unmet.length) {
     throw new PinError(
@@ -142,7 +157,6 @@ async function resolveAll(sources: readonly AptSource[], debian: readonly Locked
         'Add the missing Debian ones to payload/packages/base.list (or the role list that installs them); a version found but excluded by the relation needs a newer Debian package (kubedos lock update) or a repository that carries a matching version; or declare the repository that carries them in spec.sources.apt.',
     );
   }
-  return sortUpstream(out);
 }
 
 /** The cluster's upstream packages: locked (per mode), in the cache and verified. */
@@ -162,11 +176,13 @@ export async function ensureUpstream(sources: readonly AptSource[], o: UpstreamO
   if (!same || o.mode === 'update') {
     o.log?.(`sources: resolving ${sources.length} declared apt source(s) (${sources.map((s) => s.name).join(', ')})`);
     // A changed declaration keeps every locked version its repository still serves (like edited package lists).
-    const fresh = await resolveAll(sources, lock.packages, o, opened, o.mode === 'default' ? locked : []);
+    const fresh = await resolveAll(sources, o, opened, o.mode === 'default' ? locked : []);
     diff = diffLocks(locked, fresh);
     if (o.mode === 'default' && diff.changed.length) throw driftOf(diff.changed.map((c) => ({ name: c.name, architecture: c.architecture, locked: c.from, available: c.to })), o, 'default');
     target = fresh;
   }
+  // Before anything is fetched: every dependency met by the Debian lock this build uses.
+  await checkDependencies(target, lock.packages, o);
   // Every package in the cache with its locked sha256; what is missing comes from its repository.
   let reused = 0;
   const missing: UpstreamLockedPackage[] = [];
