@@ -54,6 +54,8 @@ describe('signed Release', () => {
     // A repository that lists only the xz form (many upstream ones): read, never named missing.
     expect(packagesIndexes(source, new Map([['main/binary-amd64/Packages.xz', 1]]))).toEqual({ found: ['main/binary-amd64/Packages.xz'], missing: [] });
     expect(packagesIndexes(source, new Map([['main/binary-amd64/Packages.xz', 1], ['main/binary-amd64/Packages.gz', 1]]))).toEqual({ found: ['main/binary-amd64/Packages.gz'], missing: [] });
+    // Listed uncompressed but (as Debian's archive does) not served: the compressed form is taken.
+    expect(packagesIndexes(source, new Map([['main/binary-amd64/Packages', 1], ['main/binary-amd64/Packages.xz', 1]]))).toEqual({ found: ['main/binary-amd64/Packages.xz'], missing: [] });
     expect(releaseFileUrl(source, 'main/binary-amd64/Packages.gz')).toBe('https://pkgs.invalid/core/stable/v1.30/deb/dists/stable/main/binary-amd64/Packages.gz');
     expect(releaseFileUrl({ ...source, suite: './' }, 'Packages')).toBe('https://pkgs.invalid/core/stable/v1.30/deb/./Packages');
     expect(packageUrl(source, 'amd64/kubeadm_1.30.2-1.1_amd64.deb')).toBe('https://pkgs.invalid/core/stable/v1.30/deb/amd64/kubeadm_1.30.2-1.1_amd64.deb');

@@ -94,15 +94,16 @@ export function releaseHashes(release: string): Map<string, { sha256: string; si
 
 /**
  * The Packages indexes of a source for amd64, relative to the Release file's folder: one per
- * component (or one for a flat repository), the gzip, uncompressed or xz form the Release lists
- * (in that order: xz needs a process, see apt.ts). Missing ones are named.
+ * component (or one for a flat repository), the gzip, xz or uncompressed form the Release lists,
+ * in that order (Debian's own Release lists an uncompressed Packages it does not serve; xz needs a
+ * process, see apt.ts). Missing ones are named.
  */
 export function packagesIndexes(source: AptSource, hashes: ReadonlyMap<string, unknown>): { found: string[]; missing: string[] } {
   const dirs = source.suite.endsWith('/') || !source.components.length ? [''] : source.components.map((c) => `${c}/binary-amd64/`);
   const found: string[] = [];
   const missing: string[] = [];
   for (const d of dirs) {
-    const pick = [`${d}Packages.gz`, `${d}Packages`, `${d}Packages.xz`].find((p) => hashes.has(p));
+    const pick = [`${d}Packages.gz`, `${d}Packages.xz`, `${d}Packages`].find((p) => hashes.has(p));
     if (pick) found.push(pick);
     else missing.push(`${d}Packages`);
   }
