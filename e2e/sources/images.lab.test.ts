@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson, sha256Hex } from '../../common/canonical';
 import { ImageSourceSpec } from '../../common/spec/schema';
 import { MEDIA, pullImage, writeOciLayout } from '../../main/build/sources/oci';
-import { collectUpstream } from '../../main/build/sources/index';
+import { collectUpstream, importSourceContent } from '../../main/build/sources/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 
 const REGISTRY = '/usr/bin/docker-registry';
@@ -170,5 +170,23 @@ describe('images from a declared source (docker-registry on loopback)', () => {
     expect((await pullImage(source, { cacheDir })).fetched).toBe(0);
     await expect(pullImage(source, { cacheDir, mode: 'refresh' })).rejects.toThrow(`image source cached (${host}/kubedos/cached:v1): digest expected ${first.digest}, found ${second.digest}; nothing was cached`);
     expect(readdirSync(join(cacheDir, 'sha256')).sort()).toEqual(img.blobs.map((d) => d.slice(7)).sort());
+  });
+  it('--from BUILD: the oci/ and files/ of an earlier build fill an empty cache, re-hashed, and --offline then needs no registry; a tampered blob is refused by name', async () => {
+    const pushed = await pushImage('kubedos/kept', 'v1', 'kept in a build\n');
+    const source = ImageSourceSpec.parse({ name: 'kept', reference: `${host}/kubedos/kept:v1`, digest: pushed.digest });
+    const first = join(root, 'cache-kept');
+    const img = await pullImage(source, { cacheDir: first });
+    const build = join(root, 'kept-build');
+    writeOciLayout(join(build, 'oci'), [img], first);
+    const fresh = join(root, 'cache-from');
+    expect(importSourceContent(build, fresh)).toEqual({ imported: 3 });
+    expect(importSourceContent(build, fresh)).toEqual({ imported: 0 });
+    const gone = ImageSourceSpec.parse({ ...source, reference: `127.0.0.1:${await freePort()}/kubedos/kept:v1` });
+    expect((await pullImage(gone, { cacheDir: join(fresh, 'sources'), mode: 'offline' })).fetched).toBe(0);
+    const blob = img.blobs.find((d) => d !== pushed.digest)!.slice(7);
+    writeFileSync(join(build, 'oci/blobs/sha256', blob), 'tampered');
+    const other = join(root, 'cache-from-bad');
+    expect(() => importSourceContent(build, other)).toThrow(`--from ${build}: 1 image blob(s) or file(s) do not match the sha256 they are named by: oci/blobs/sha256/${blob}; nothing was taken from it`);
+    expect(existsSync(other)).toBe(false);
   });
 });
