@@ -15,6 +15,8 @@ packages=(
   mtools dosfstools e2fsprogs fdisk cpio debootstrap debian-installer-12-netboot-amd64
   # darksite repository
   apt-utils gnupg
+  # declared upstream apt repositories that publish only Packages.xz
+  xz-utils
   # declared upstream images: a registry on loopback for the sources lab
   docker-registry
   # nodes: sshd, converge, etcd

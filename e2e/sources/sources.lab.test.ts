@@ -20,6 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../common/canonical';
 import { contentPath, fetchFileSource, fetchInRelease } from '../../main/build/sources/fetch';
 import { ensureUpstream } from '../../main/build/sources/apt';
+import { pullImage } from '../../main/build/sources/oci';
+import { SourceVerifyError } from '../../main/build/sources/verify';
 import { lockDigest, readLock, writeRepository } from '../../main/build/darksite/index';
 import type { DarksiteLock } from '../../main/build/darksite/pins';
 import { DriftError } from '../../main/build/darksite/pins';
@@ -118,8 +120,13 @@ describe('declared sources on loopback stand-ins', () => {
     expect(first).toMatchObject({ cached: false, path: contentPath(cacheDir, pinned) });
     const offline = await fetchFileSource({ name: 'chart', url: 'http://127.0.0.1:9/unreachable', sha256: pinned }, { cacheDir });
     expect(offline.cached).toBe(true);
+    expect((await fetchFileSource({ name: 'chart', url: `${base}/chart.tgz`, sha256: pinned }, { cacheDir, offline: true })).cached).toBe(true);
+    // --offline with a cache that lacks it: refused naming the hash, no request made (the URL is served).
+    const empty = join(root, 'cache-offline');
+    await expect(fetchFileSource({ name: 'chart', url: `${base}/chart.tgz`, sha256: pinned }, { cacheDir: empty, offline: true })).rejects.toThrow(`file source chart (${base}/chart.tgz): --offline and the cache ${empty} does not hold sha256 ${pinned}; nothing was fetched`);
+    expect(existsSync(empty)).toBe(false);
   });
-  it('an unreachable source is refused naming it', async () => {
+  it('an unreachable source (file, apt repository, image registry) is refused naming it; nothing is cached', async () => {
     // A loopback port nobody listens on: bound, then closed.
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
@@ -127,6 +134,19 @@ describe('declared sources on loopback stand-ins', () => {
     await new Promise((r) => probe.close(r));
     const url = `http://127.0.0.1:${port}/x.tgz`;
     await expect(fetchFileSource({ name: 'gone', url, sha256: '2'.repeat(64) }, { cacheDir, timeoutMs: 5_000 })).rejects.toThrow(`source gone: ${url} is unreachable (ECONNREFUSED); nothing was cached`);
+    const goneCache = join(root, 'cache-gone');
+    const aptGone = { name: 'gone-apt', url: `http://127.0.0.1:${port}/repo`, suite: 'stable', components: ['main'], signedBy: fingerprint, key: `http://127.0.0.1:${port}/repo/key.asc`, packages: ['kubedos-standin'] };
+    const lockPath = join(root, 'ws-gone', 'darksite.lock.json');
+    const lock = { apiVersion: 'kubedos.ca/v1alpha2', kind: 'DarksiteLock', codename: 'bookworm', architecture: 'amd64', listsSha256: '0'.repeat(64), packages: [] } as DarksiteLock;
+    const err = await ensureUpstream([aptGone], { lock, lockPath, cacheDir: goneCache, mode: 'default' }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe(`source gone-apt: http://127.0.0.1:${port}/repo/key.asc is unreachable (ECONNREFUSED); nothing was cached`);
+    expect(err).toBeInstanceOf(SourceVerifyError);
+    expect((err as SourceVerifyError).hint).toMatch(/kubedos build --offline/);
+    await expect(pullImage({ name: 'gone-image', reference: `127.0.0.1:${port}/kubedos/pause:3.9`, digest: `sha256:${'3'.repeat(64)}` }, { cacheDir: goneCache })).rejects.toThrow(
+      `image source gone-image: http://127.0.0.1:${port}/v2/kubedos/pause/manifests/3.9 is unreachable (ECONNREFUSED); nothing was cached`,
+    );
+    expect(existsSync(goneCache)).toBe(false);
+    expect(existsSync(lockPath)).toBe(false);
   });
 });
 
@@ -151,7 +171,7 @@ describe('upstream apt packages into the darksite lock and repository', () => {
     const r = await ensureUpstream([withKey(fingerprint)], { lock: debianLock(['base-files']), lockPath: lockPath(), cacheDir: cache, mode: 'default' });
     expect(r.written).toBe(true);
     expect(r.downloaded).toBe(1);
-    expect(r.packages).toEqual([{ name: 'kubedos-standin', version: '1.0', architecture: 'all', sha256: firstSha, size: readFileSync(deb).length, filename: 'kubedos-standin_1.0_all.deb', path: 'pool/kubedos-standin_1.0_all.deb', source: 'standin-apt' }]);
+    expect(r.packages).toEqual([{ name: 'kubedos-standin', version: '1.0', architecture: 'all', sha256: firstSha, size: readFileSync(deb).length, filename: 'kubedos-standin_1.0_all.deb', path: 'pool/kubedos-standin_1.0_all.deb', source: 'standin-apt', depends: 'base-files' }]);
     const lock = readLock(lockPath())!;
     expect(lock.upstream).toEqual(r.packages);
     expect(lock.packages.map((p) => p.name)).toEqual(['base-files']);
@@ -238,7 +258,7 @@ describe('upstream apt packages into the darksite lock and repository', () => {
       new RegExp(`^apt source standin-apt \\(.*\\): InRelease has no valid signature \\(signed by key [0-9A-F]+, not in the repository's keyring\\); expected a signature by ${otherFpr}; nothing was cached$`),
     );
     await expect(ensureUpstream([withKey(otherFpr)], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(`InRelease is signed by ${fingerprint}, the spec pins ${otherFpr}; the repository's key changed; nothing was cached`);
-    await expect(ensureUpstream([withKey(fingerprint)], { lock: debianLock(['libc6']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(/^upstream packages depend on 1 package\(s\) neither their repository nor the Debian lock holds: kubedos-standin needs base-files\. Add the Debian ones to payload\/packages\/base\.list/);
+    await expect(ensureUpstream([withKey(fingerprint)], { lock: debianLock(['libc6']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(/^upstream packages have 1 dependency\(ies\) neither their repository nor the Debian lock satisfies \(by name and version\): kubedos-standin needs base-files\. Add the missing Debian ones to payload\/packages\/base\.list/);
     await expect(ensureUpstream([apt(fingerprint)], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(/^apt source standin-apt: no key URL, so its InRelease cannot be checked/);
     expect(debs(cache)).toEqual([]);
     expect(existsSync(lp)).toBe(false);
@@ -247,5 +267,91 @@ describe('upstream apt packages into the darksite lock and repository', () => {
     } catch {
       /* no agent */
     }
+  });
+
+  // Many upstream repositories publish only Packages.xz, and version their dependencies.
+  /** A repository whose InRelease lists only main/binary-amd64/Packages.xz; returns its folder. */
+  function buildXzRepo(pkgs: { name: string; version: string; depends?: string }[], mangle?: (xz: Buffer) => Buffer): string {
+    const repo = join(served, 'xzrepo');
+    rmSync(repo, { recursive: true, force: true });
+    const pool = join(repo, 'pool');
+    const dist = join(repo, 'dists/stable');
+    mkdirSync(pool, { recursive: true });
+    mkdirSync(join(dist, 'main/binary-amd64'), { recursive: true });
+    for (const p of pkgs) {
+      const dir = join(root, `xzpkg-${p.name}-${p.version}`);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(join(dir, 'DEBIAN'), { recursive: true });
+      writeFileSync(join(dir, 'DEBIAN/control'), `Package: ${p.name}\nVersion: ${p.version}\nArchitecture: all\nMaintainer: lab <lab@test.invalid>\n${p.depends ? `Depends: ${p.depends}\n` : ''}Description: xz-only stand-in\n`);
+      execFileSync('dpkg-deb', ['--root-owner-group', '--build', dir, join(pool, `${p.name}_${p.version}_all.deb`)], { stdio: 'ignore' });
+    }
+    const packages = execFileSync('apt-ftparchive', ['packages', 'pool'], { cwd: repo });
+    const xz = execFileSync('xz', ['-9', '--stdout'], { input: packages });
+    writeFileSync(join(dist, 'main/binary-amd64/Packages.xz'), xz);
+    const release = execFileSync('apt-ftparchive', ['-o', 'APT::FTPArchive::Release::Suite=stable', '-o', 'APT::FTPArchive::Release::Components=main', 'release', dist]);
+    writeFileSync(join(dist, 'InRelease'), gpg(['--clearsign', '--local-user', fingerprint], release.toString()));
+    writeFileSync(join(repo, 'key.asc'), gpg(['--armor', '--export', fingerprint]));
+    if (mangle) writeFileSync(join(dist, 'main/binary-amd64/Packages.xz'), mangle(xz));
+    return repo;
+  }
+  const xzSource = (packages: string[]) => ({ name: 'xz-apt', url: `${base}/xzrepo`, suite: 'stable', components: ['main'], signedBy: fingerprint, key: `${base}/xzrepo/key.asc`, packages });
+
+  it('a repository with only Packages.xz: the index is hash-checked against InRelease, decompressed by xz, and its packages resolved by version', async () => {
+    const repo = buildXzRepo([
+      { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (>= 1.5), base-files (>= 1)' },
+      { name: 'kubedos-xz-lib', version: '1.5~rc1' },
+      { name: 'kubedos-xz-lib', version: '1.6' },
+    ]);
+    expect(readdirSync(join(repo, 'dists/stable/main/binary-amd64'))).toEqual(['Packages.xz']);
+    const cache = join(root, 'xz-cache');
+    const lp = join(root, 'ws-xz', 'darksite.lock.json');
+    const r = await ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' });
+    expect(r.packages.map((p) => `${p.name}=${p.version}`)).toEqual(['kubedos-xz=2.0-1', 'kubedos-xz-lib=1.6']);
+    expect(r.packages[0]!.depends).toBe('kubedos-xz-lib (>= 1.5), base-files (>= 1)');
+    expect(debs(cache)).toHaveLength(2);
+    // The Debian side moves under the same declaration (lists edited, or an update): the lock's
+    // recorded dependencies are checked again, offline, against the Debian lock the build now uses.
+    const lock = readLock(lp)!;
+    const older = { ...lock, packages: lock.packages.map((p) => ({ ...p, version: '0.9' })) };
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: older, lockPath: lp, cacheDir: cache, mode: 'offline' })).rejects.toThrow(/: kubedos-xz needs base-files \(>= 1\) \(found base-files 0\.9 \(Debian lock\)\)\./);
+    const without = { ...lock, packages: [{ ...lock.packages[0]!, name: 'libc6' }] };
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: without, lockPath: lp, cacheDir: cache, mode: 'offline' })).rejects.toThrow(/: kubedos-xz needs base-files \(>= 1\)\. Add the missing Debian ones/);
+    expect(readLock(lp)).toEqual(lock);
+    expect(await ensureUpstream([xzSource(['kubedos-xz'])], { lock, lockPath: lp, cacheDir: cache, mode: 'offline' })).toMatchObject({ written: false, downloaded: 0, reused: 2 });
+  });
+
+  it('an unmet versioned dependency is refused naming the package, the relation and what was found; nothing is cached', async () => {
+    // In the repository: only 1.4 of the library; from Debian: base-files at the lock's version 1.
+    buildXzRepo([
+      { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (>= 1.5), base-files (>= 12~) | base-files-ng' },
+      { name: 'kubedos-xz-lib', version: '1.4' },
+    ]);
+    const cache = join(root, 'xz-cache-unmet');
+    const lp = join(root, 'ws-xz-unmet', 'darksite.lock.json');
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      'upstream packages have 2 dependency(ies) neither their repository nor the Debian lock satisfies (by name and version): kubedos-xz needs kubedos-xz-lib (>= 1.5) (found kubedos-xz-lib 1.4 (xz-apt)), kubedos-xz needs base-files (>= 12~) | base-files-ng (found base-files 1 (Debian lock)).',
+    );
+    expect(debs(cache)).toEqual([]);
+    expect(existsSync(lp)).toBe(false);
+  });
+
+  it('a Packages.xz that is not the one the InRelease signs, or that xz cannot read, is refused by name; nothing is cached', async () => {
+    const cache = join(root, 'xz-cache-bad');
+    const lp = join(root, 'ws-xz-bad', 'darksite.lock.json');
+    buildXzRepo([{ name: 'kubedos-xz', version: '2.0-1' }], (xz) => Buffer.concat([xz, Buffer.from('x')]));
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock([]), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      new RegExp(`^apt source xz-apt: ${base.replace(/[.:/]/g, '\\$&')}/xzrepo/dists/stable/main/binary-amd64/Packages\\.xz has sha256 [0-9a-f]{64} \\(\\d+ bytes\\), its signed InRelease says [0-9a-f]{64} \\(\\d+ bytes\\); nothing was cached$`),
+    );
+    // Signed as it is, but not xz: the signature cannot make it readable.
+    const repo = join(served, 'xzrepo');
+    const dist = join(repo, 'dists/stable');
+    writeFileSync(join(dist, 'main/binary-amd64/Packages.xz'), 'not xz at all\n');
+    const release = execFileSync('apt-ftparchive', ['-o', 'APT::FTPArchive::Release::Suite=stable', '-o', 'APT::FTPArchive::Release::Components=main', 'release', dist]);
+    writeFileSync(join(dist, 'InRelease'), gpg(['--clearsign', '--local-user', fingerprint], release.toString()));
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock([]), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      /^apt source xz-apt: \S+\/Packages\.xz matches its signed InRelease but xz cannot decompress it \(.*File format not recognized.*\); nothing was cached$/,
+    );
+    expect(debs(cache)).toEqual([]);
+    expect(existsSync(lp)).toBe(false);
   });
 });

@@ -11,7 +11,7 @@ import { CommandError, run } from '../exec/runner';
 import { clusterWorkspace, makePrivateDir, workspaceRoot } from '../workspace';
 import type { BuildManifest, OutputRecord } from './attest';
 import { ensureUpstream } from './sources/apt';
-import { collectUpstream } from './sources/index';
+import { collectUpstream, importSourceContent } from './sources/index';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
 import { packagesFor } from './darksite/pins';
@@ -215,7 +215,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const lockPath = clusterLockPath(cluster, env);
   const logDetail = (text: string): void => appendFileSync(logFile, text.endsWith('\n') ? text : `${text}\n`);
   const dsOpts = { packagesDir, lockPath, cacheDir: cacheRoot(env), mode, signal, log, logDetail, ...(o.acceptCommand ? { acceptCommand: o.acceptCommand } : {}) };
-  if (o.from) await importDarksite(resolve(o.from), dsOpts);
+  if (o.from) {
+    await importDarksite(resolve(o.from), dsOpts);
+    importSourceContent(resolve(o.from), cacheRoot(env), log);
+  }
   const locked = await ensureLock(dsOpts);
   if (locked.written) {
     log(locked.diff ? `darksite: lock ${lockPath} written: ${diffSummary(locked.diff)} (previous lock ${locked.previousSha256?.slice(0, 12)}…)` : `darksite: lock ${lockPath} created: ${locked.lock.packages.length} packages`);
@@ -296,7 +299,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   };
   // Declared upstream files and images (spec.sources): verified before they are cached or placed;
   // the images' OCI layout also goes into the images of the roles that run containerd.
-  const upstream = await collectUpstream(o.spec, cacheRoot(env), { ...(signal ? { signal } : {}), log });
+  const upstream = await collectUpstream(o.spec, cacheRoot(env), { mode, ...(signal ? { signal } : {}), log });
   const ociIndexSha = upstream.layoutEntry?.files.find((f) => f.path === 'index.json')?.sha256;
   const payloadRecords: Record<string, { path: string; sha256: string }[]> = {};
   const payloadSbom: { role: string; path: string; sha256: string }[] = [];

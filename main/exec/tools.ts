@@ -38,6 +38,7 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { name: 'sfdisk', package: 'fdisk', purpose: 'GPT layout of golden images', area: 'build', versionArgs: ['--version'] },
   { name: 'cpio', package: 'cpio', purpose: 'preseed injection into the installer initrd', area: 'build', versionArgs: ['--version'] },
   { name: 'gzip', package: 'gzip', purpose: 'initrd and repository compression', area: 'base', versionArgs: ['--version'] },
+  { name: 'xz', package: 'xz-utils', purpose: 'upstream apt sources: read Packages.xz indexes', area: 'build', versionArgs: ['--version'] },
   { name: 'debootstrap', package: 'debootstrap', purpose: 'golden image root filesystems', area: 'build', versionArgs: ['--version'] },
   { name: 'apt-get', package: 'apt', purpose: 'darksite dependency closure downloads', area: 'build', versionArgs: ['--version'] },
   { name: 'apt-cache', package: 'apt', purpose: 'darksite lock: hashes of resolved packages', area: 'build', versionArgs: ['--version'] },

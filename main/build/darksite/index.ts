@@ -203,7 +203,8 @@ function sortByName<T extends { name: string; architecture?: string }>(xs: T[]):
   return xs.sort((a, b) => (k(a) < k(b) ? -1 : k(a) > k(b) ? 1 : 0));
 }
 
-async function satisfies(version: string, op: VersionOp, wanted: string, signal?: AbortSignal): Promise<boolean> {
+/** Debian's version relation, decided by dpkg itself (`dpkg --compare-versions`) through the runner. */
+export async function satisfies(version: string, op: VersionOp, wanted: string, signal?: AbortSignal): Promise<boolean> {
   const dpkgOp = { '<<': 'lt', '<=': 'le', '=': 'eq', '>=': 'ge', '>>': 'gt' }[op];
   const r = await run(['dpkg', '--compare-versions', version, dpkgOp, wanted], { okExitCodes: [0, 1], signal, timeoutMs: 10_000 });
   return r.exitCode === 0;

@@ -92,6 +92,11 @@ export const UpstreamLockedPackage = LockedFile.extend({
   source: z.string().min(1),
   /** Filename in the repository's index (relative to its url). */
   path: z.string().regex(/^(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9.+~_%/-]+\.deb$/),
+  /** The index's Pre-Depends and Depends (joined with ", "), as resolved: every build checks them
+   * by name and version against the Debian lock it uses (sources/apt.ts). Absent: no dependencies. */
+  depends: z.string().optional(),
+  /** The index's Provides: what this package satisfies for the others of its source. */
+  provides: z.string().optional(),
 });
 export type UpstreamLockedPackage = z.infer<typeof UpstreamLockedPackage>;
 

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseStanzas } from '../darksite/udebs';
-import { compareDebVersions, dearmor, dependencyGroups, packagesIndexes, packageUrl, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetDependencies } from './apt-index';
+import { satisfies } from '../darksite/index';
+import type { Candidate } from './apt-index';
+import { compareDebVersions, dearmor, dependencyGroups, dependencyRelations, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
 
 const source = { name: 'k8s', url: 'https://pkgs.invalid/core/stable/v1.30/deb/', suite: 'stable', components: ['main'], signedBy: 'A'.repeat(40), packages: ['kubeadm'] };
 
@@ -49,6 +51,11 @@ describe('signed Release', () => {
     expect(packagesIndexes(source, h)).toEqual({ found: ['main/binary-amd64/Packages.gz'], missing: [] });
     expect(packagesIndexes({ ...source, components: ['main', 'extra'] }, h)).toEqual({ found: ['main/binary-amd64/Packages.gz'], missing: ['extra/binary-amd64/Packages'] });
     expect(packagesIndexes({ ...source, suite: './', components: [] }, new Map([['Packages', 1]]))).toEqual({ found: ['Packages'], missing: [] });
+    // A repository that lists only the xz form (many upstream ones): read, never named missing.
+    expect(packagesIndexes(source, new Map([['main/binary-amd64/Packages.xz', 1]]))).toEqual({ found: ['main/binary-amd64/Packages.xz'], missing: [] });
+    expect(packagesIndexes(source, new Map([['main/binary-amd64/Packages.xz', 1], ['main/binary-amd64/Packages.gz', 1]]))).toEqual({ found: ['main/binary-amd64/Packages.gz'], missing: [] });
+    // Listed uncompressed but (as Debian's archive does) not served: the compressed form is taken.
+    expect(packagesIndexes(source, new Map([['main/binary-amd64/Packages', 1], ['main/binary-amd64/Packages.xz', 1]]))).toEqual({ found: ['main/binary-amd64/Packages.xz'], missing: [] });
     expect(releaseFileUrl(source, 'main/binary-amd64/Packages.gz')).toBe('https://pkgs.invalid/core/stable/v1.30/deb/dists/stable/main/binary-amd64/Packages.gz');
     expect(releaseFileUrl({ ...source, suite: './' }, 'Packages')).toBe('https://pkgs.invalid/core/stable/v1.30/deb/./Packages');
     expect(packageUrl(source, 'amd64/kubeadm_1.30.2-1.1_amd64.deb')).toBe('https://pkgs.invalid/core/stable/v1.30/deb/amd64/kubeadm_1.30.2-1.1_amd64.deb');
@@ -83,14 +90,56 @@ describe('which packages a declaration takes', () => {
   it('names a declared package the index does not carry', () => {
     expect(resolveUpstream(index, ['kubeadm', 'kubelet-nope']).notFound).toEqual(['kubelet-nope']);
   });
-  it('dependencies from Debian: an alternative in the lock satisfies a group', () => {
+  const offerOf = (r: ReturnType<typeof resolveUpstream>, debian: Record<string, string>): Map<string, Candidate[]> => {
+    const m = new Map<string, Candidate[]>();
+    for (const p of r.packages) m.set(p.name, [{ version: p.version, where: 'k8s' }]);
+    for (const [n, v] of Object.entries(debian)) m.set(n, [...(m.get(n) ?? []), { version: v, where: 'Debian lock' }]);
+    return m;
+  };
+  // The build's comparison: dpkg itself, through the runner.
+  const dpkg = (v: string, op: '<<' | '<=' | '=' | '>=' | '>>', w: string): Promise<boolean> => satisfies(v, op, w);
+  it('dependencies from Debian: an alternative in the lock satisfies a group, by name and version', async () => {
     const r = resolveUpstream(index, ['kubelet']);
-    const unmet = unmetDependencies(r.external, new Set(['iptables', 'iproute2', 'netcat-openbsd', 'mount']));
-    expect(unmet).toEqual([{ from: 'kubelet', group: ['init-system-helpers'] }]);
+    const debian = { iptables: '1.8.9-2', iproute2: '6.1.0-3', 'netcat-openbsd': '1.219-1', mount: '2.38.1-5+deb12u3' };
+    const unmet = await unmetRelations(lockedRelations(r.packages).relations, offerOf(r, debian), lockedRelations(r.packages).provided, dpkg);
+    expect(unmet).toEqual([
+      { from: 'kubelet', group: [{ name: 'init-system-helpers' }], found: [] },
+      { from: 'kubelet', group: [{ name: 'kubernetes-cni', op: '>=', version: '1.1.1' }], found: ['cni-plugins provides kubernetes-cni without a version'] },
+    ]);
+  });
+  it('an unmet versioned dependency names the package, the relation and what was found (Debian lock or the repository)', async () => {
+    const r = resolveUpstream(index, ['kubelet']);
+    const unmet = await unmetRelations(lockedRelations(r.packages).relations, offerOf(r, { 'init-system-helpers': '1.65', iptables: '1.4.20-1', iproute2: '6.1.0-3', mount: '2.38' }), lockedRelations(r.packages).provided, dpkg);
+    expect(unmet.map((u) => `${u.from} needs ${u.group.map(relationText).join(' | ')} (found ${u.found.join(', ') || 'none'})`)).toEqual([
+      'kubelet needs iptables (>= 1.4.21) (found iptables 1.4.20-1 (Debian lock))',
+      // cni-plugins provides kubernetes-cni without a version: it cannot satisfy a versioned relation (Debian's rule).
+      'kubelet needs kubernetes-cni (>= 1.1.1) (found cni-plugins provides kubernetes-cni without a version)',
+      'kubelet needs socat | netcat-openbsd (found none)',
+    ]);
+    // Within the repository: kubeadm needs cri-tools (>= 1.28.0); an index holding only 1.27 is refused.
+    const old = parseStanzas([stanza('kubeadm', '1.30.2-1.1', 'Depends: cri-tools (>= 1.28.0)'), stanza('cri-tools', '1.27.0-1.1')].join('\n\n'));
+    const ro = resolveUpstream(old, ['kubeadm']);
+    expect(await unmetRelations(lockedRelations(ro.packages).relations, offerOf(ro, {}), lockedRelations(ro.packages).provided, dpkg)).toEqual([{ from: 'kubeadm', group: [{ name: 'cri-tools', op: '>=', version: '1.28.0' }], found: ['cri-tools 1.27.0-1.1 (k8s)'] }]);
+  });
+  it('a versioned Provides (= v) satisfies a versioned relation; epochs and ~ follow dpkg', async () => {
+    const idx = parseStanzas([stanza('a', '1.0', 'Depends: virt (>= 2), b (<< 1:0), c (>= 1.0~rc1)'), stanza('p', '1.0', 'Provides: virt (= 2.1)'), stanza('b', '9.9'), stanza('c', '1.0~rc2')].join('\n\n'));
+    const r = resolveUpstream(idx, ['a', 'p']);
+    expect(await unmetRelations(lockedRelations(r.packages).relations, offerOf(r, {}), lockedRelations(r.packages).provided, dpkg)).toEqual([]);
+    const calls: string[] = [];
+    const counting = (v: string, op: '<<' | '<=' | '=' | '>=' | '>>', w: string): Promise<boolean> => (calls.push(`${v} ${op} ${w}`), dpkg(v, op, w));
+    const { relations, provided } = lockedRelations(r.packages);
+    await unmetRelations([...relations, ...relations], offerOf(r, {}), provided, counting);
+    expect(calls).toHaveLength(3);
   });
   it('splits dependency fields', () => {
     expect(dependencyGroups('a (>= 1), b:any | c [amd64], d')).toEqual([['a'], ['b', 'c'], ['d']]);
     expect(dependencyGroups(undefined)).toEqual([]);
+    expect(dependencyRelations('a (>= 1), b:any (<< 2) | c [amd64], d (> 3),e(=1:2~x)')).toEqual([
+      [{ name: 'a', op: '>=', version: '1' }],
+      [{ name: 'b', op: '<<', version: '2' }, { name: 'c' }],
+      [{ name: 'd', op: '>=', version: '3' }],
+      [{ name: 'e', op: '=', version: '1:2~x' }],
+    ]);
   });
 });
 

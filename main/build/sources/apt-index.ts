@@ -5,6 +5,7 @@
 // No I/O here: apt.ts fetches and verifies, this decides.
 import type { z } from 'zod';
 import type { AptSourceSpec } from '../../../common/spec/schema';
+import type { VersionOp } from '../darksite/pins';
 import type { Stanza } from '../darksite/udebs';
 
 type AptSource = z.infer<typeof AptSourceSpec>;
@@ -93,15 +94,16 @@ export function releaseHashes(release: string): Map<string, { sha256: string; si
 
 /**
  * The Packages indexes of a source for amd64, relative to the Release file's folder: one per
- * component (or one for a flat repository), the uncompressed or gzip form the Release lists
- * (xz is not read). Missing ones are named.
+ * component (or one for a flat repository), the gzip, xz or uncompressed form the Release lists,
+ * in that order (Debian's own Release lists an uncompressed Packages it does not serve; xz needs a
+ * process, see apt.ts). Missing ones are named.
  */
 export function packagesIndexes(source: AptSource, hashes: ReadonlyMap<string, unknown>): { found: string[]; missing: string[] } {
   const dirs = source.suite.endsWith('/') || !source.components.length ? [''] : source.components.map((c) => `${c}/binary-amd64/`);
   const found: string[] = [];
   const missing: string[] = [];
   for (const d of dirs) {
-    const pick = [`${d}Packages.gz`, `${d}Packages`].find((p) => hashes.has(p));
+    const pick = [`${d}Packages.gz`, `${d}Packages.xz`, `${d}Packages`].find((p) => hashes.has(p));
     if (pick) found.push(pick);
     else missing.push(`${d}Packages`);
   }
@@ -133,6 +135,39 @@ export function dependencyGroups(field: string | undefined): string[][] {
     .filter((g) => g.length > 0);
 }
 
+/** One alternative of a dependency: a name and, when the field gives one, a Debian version relation. */
+export interface Relation {
+  name: string;
+  op?: VersionOp;
+  version?: string;
+}
+
+const RELATION = /^([^\s(:[]+)(?::\S+)?\s*(?:\(\s*(<<|<=|=|>=|>>|<|>)\s*([^\s)]+)\s*\))?/;
+
+/** Pure: a Depends/Pre-Depends/Provides field as groups of alternatives with their version relations (arch qualifiers dropped; the obsolete `<`/`>` read as `<=`/`>=`, as dpkg does). */
+export function dependencyRelations(field: string | undefined): Relation[][] {
+  if (!field) return [];
+  return field
+    .split(',')
+    .map((g) =>
+      g
+        .split('|')
+        .map((alt): Relation | undefined => {
+          const m = RELATION.exec(alt.trim());
+          if (!m) return undefined;
+          const op = m[2] === '<' ? '<=' : m[2] === '>' ? '>=' : (m[2] as VersionOp | undefined);
+          return { name: m[1]!, ...(op && m[3] ? { op, version: m[3] } : {}) };
+        })
+        .filter((r): r is Relation => r !== undefined),
+    )
+    .filter((g) => g.length > 0);
+}
+
+/** `name (op version)` as the index writes it. */
+export function relationText(r: Relation): string {
+  return r.op ? `${r.name} (${r.op} ${r.version})` : r.name;
+}
+
 export interface UpstreamPick {
   name: string;
   version: string;
@@ -141,6 +176,9 @@ export interface UpstreamPick {
   size: number;
   /** Filename field of the index (relative to the repository's url). */
   path: string;
+  /** Pre-Depends and Depends, joined (absent when the package has none). */
+  depends?: string;
+  provides?: string;
 }
 
 export interface UpstreamResolution {
@@ -198,15 +236,73 @@ export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly str
       malformed.push(name);
       continue;
     }
-    packages.push({ name, version: s.Version!, architecture: s.Architecture!, sha256: s.SHA256!, size, path: s.Filename });
+    const depends = [s['Pre-Depends'], s.Depends].map((f) => f?.replace(/\s+/g, ' ').trim()).filter(Boolean).join(', ');
+    const provides = s.Provides?.replace(/\s+/g, ' ').trim();
+    packages.push({ name, version: s.Version!, architecture: s.Architecture!, sha256: s.SHA256!, size, path: s.Filename, ...(depends ? { depends } : {}), ...(provides ? { provides } : {}) });
   }
   packages.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { packages, notFound: notFound.sort(), external, malformed: malformed.sort() };
 }
 
-/** Pure: external dependency groups none of whose names the Debian lock (or the upstream set) holds. */
-export function unmetDependencies(external: readonly { from: string; group: string[] }[], available: ReadonlySet<string>): { from: string; group: string[] }[] {
-  return external.filter((e) => !e.group.some((n) => available.has(n)));
+/** Pure: the dependency groups and Provides of packages as locked (their `depends`/`provides` fields). */
+export function lockedRelations(pkgs: readonly { name: string; depends?: string; provides?: string }[]): { relations: { from: string; group: Relation[] }[]; provided: Map<string, { by: string; version?: string }[]> } {
+  const relations: { from: string; group: Relation[] }[] = [];
+  const provided = new Map<string, { by: string; version?: string }[]>();
+  for (const p of pkgs) {
+    for (const group of dependencyRelations(p.depends)) relations.push({ from: p.name, group });
+    for (const r of dependencyRelations(p.provides).flat()) provided.set(r.name, [...(provided.get(r.name) ?? []), { by: p.name, ...(r.op === '=' && r.version ? { version: r.version } : {}) }]);
+  }
+  return { relations, provided };
+}
+
+/** A version on offer for a dependency: what holds it (`standin-apt`, `Debian lock`) and its version. */
+export interface Candidate {
+  version: string;
+  where: string;
+}
+
+export type VersionCheck = (version: string, op: VersionOp, wanted: string) => Promise<boolean>;
+
+/**
+ * Dependency groups none of whose alternatives is satisfied, by name and version: an alternative
+ * `n (op v)` is met by a package `n` on offer at a version that satisfies the relation, or by a
+ * chosen package that provides `n` (unversioned: any Provides; versioned: only a Provides with
+ * `= version`, Debian's rule). The comparison is injected (dpkg --compare-versions through the
+ * runner in the build). Each unmet group says what was found, so the refusal can name it.
+ */
+export async function unmetRelations(
+  relations: readonly { from: string; group: Relation[] }[],
+  offer: ReadonlyMap<string, readonly Candidate[]>,
+  provided: ReadonlyMap<string, readonly { by: string; version?: string }[]>,
+  check: VersionCheck,
+): Promise<{ from: string; group: Relation[]; found: string[] }[]> {
+  const memo = new Map<string, Promise<boolean>>();
+  const ok = (v: string, op: VersionOp, w: string): Promise<boolean> => {
+    const k = `${v}\0${op}\0${w}`;
+    let p = memo.get(k);
+    if (!p) memo.set(k, (p = check(v, op, w)));
+    return p;
+  };
+  const out: { from: string; group: Relation[]; found: string[] }[] = [];
+  for (const { from, group } of relations) {
+    let met = false;
+    const found: string[] = [];
+    for (const alt of group) {
+      for (const c of offer.get(alt.name) ?? []) {
+        if (!alt.op || (await ok(c.version, alt.op, alt.version!))) met = true;
+        else found.push(`${alt.name} ${c.version} (${c.where})`);
+        if (met) break;
+      }
+      for (const p of met ? [] : (provided.get(alt.name) ?? [])) {
+        if (!alt.op || (p.version !== undefined && (await ok(p.version, alt.op, alt.version!)))) met = true;
+        else found.push(`${p.by} provides ${alt.name}${p.version ? ` ${p.version}` : ' without a version'}`);
+        if (met) break;
+      }
+      if (met) break;
+    }
+    if (!met) out.push({ from, group, found });
+  }
+  return out;
 }
 
 /** Pure: the binary form of an OpenPGP key file (armored blocks decoded; binary passed through). */

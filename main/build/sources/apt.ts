@@ -16,13 +16,15 @@ import { gunzipSync } from 'node:zlib';
 import type { z } from 'zod';
 import { canonicalJson, sha256Hex } from '../../../common/canonical';
 import type { AptSourceSpec } from '../../../common/spec/schema';
-import { debCachePath } from '../darksite/index';
+import { run } from '../../exec/runner';
+import { debCachePath, satisfies } from '../darksite/index';
 import { writeFileAtomic } from '../files';
-import type { DarksiteLock, LockDiff, Superseded, UpstreamLockedPackage } from '../darksite/pins';
+import type { DarksiteLock, LockDiff, LockedPackage, Superseded, UpstreamLockedPackage } from '../darksite/pins';
 import { diffIsEmpty, diffLocks, DriftError, driftMessage, firstFew, PinError } from '../darksite/pins';
 import { parseStanzas } from '../darksite/udebs';
 import type { Stanza } from '../darksite/udebs';
-import { dearmor, packagesIndexes, packageUrl, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetDependencies } from './apt-index';
+import type { Candidate } from './apt-index';
+import { dearmor, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
 import { download, fetchInRelease } from './fetch';
 import { SourceVerifyError } from './verify';
 
@@ -79,7 +81,7 @@ async function openIndex(source: AptSource, o: UpstreamOptions): Promise<OpenedI
   const hashes = releaseHashes(signedText(Buffer.from(readFileSync(release.path)).toString('utf8')));
   const { found, missing } = packagesIndexes(source, hashes);
   if (missing.length) {
-    throw new SourceVerifyError(source.name, `apt source ${source.name} (${source.url} ${source.suite}): its InRelease lists no ${missing.join(', ')} (uncompressed or .gz) for amd64`, 'check suite and components in spec.sources.apt');
+    throw new SourceVerifyError(source.name, `apt source ${source.name} (${source.url} ${source.suite}): its InRelease lists no ${missing.join(', ')} (uncompressed, .gz or .xz) for amd64`, 'check suite and components in spec.sources.apt');
   }
   const stanzas: Stanza[] = [];
   for (const path of found) {
@@ -90,9 +92,21 @@ async function openIndex(source: AptSource, o: UpstreamOptions): Promise<OpenedI
     if (sha !== want.sha256 || body.byteLength !== want.size) {
       throw new SourceVerifyError(source.name, `apt source ${source.name}: ${url} has sha256 ${sha} (${body.byteLength} bytes), its signed InRelease says ${want.sha256} (${want.size} bytes); nothing was cached`, 'the repository is being updated or was tampered with: try again later; if it persists, tell the repository owner');
     }
-    stanzas.push(...parseStanzas(Buffer.from(path.endsWith('.gz') ? gunzipSync(body) : body).toString('utf8')));
+    const text = path.endsWith('.gz') ? Buffer.from(gunzipSync(body)).toString('utf8') : path.endsWith('.xz') ? await unxz(source.name, url, body, o.signal) : Buffer.from(body).toString('utf8');
+    stanzas.push(...parseStanzas(text));
   }
   return { stanzas };
+}
+
+/** An xz index (already hash-checked against the signed InRelease) decompressed by xz-utils through the runner. */
+async function unxz(source: string, url: string, body: Uint8Array, signal?: AbortSignal): Promise<string> {
+  try {
+    const r = await run(['xz', '--decompress', '--stdout', '--single-stream'], { input: body, timeoutMs: 120_000, maxBufferBytes: 512 * 1024 * 1024, ...(signal ? { signal } : {}) });
+    return r.stdout;
+  } catch (err) {
+    const tail = ((err as { stderrTail?: string }).stderrTail ?? (err as Error).message).trim().split('\n').slice(-3).join(' ');
+    throw new SourceVerifyError(source, `apt source ${source}: ${url} matches its signed InRelease but xz cannot decompress it (${tail}); nothing was cached`, 'install xz-utils on the foundry (kubedos doctor lists it); if xz is there, tell the repository owner their index is broken');
+  }
 }
 
 function driftOf(sup: Superseded[], o: UpstreamOptions, mode: 'default' | 'frozen'): DriftError {
@@ -102,27 +116,47 @@ function driftOf(sup: Superseded[], o: UpstreamOptions, mode: 'default' | 'froze
 }
 
 /** Resolve every declared source against its verified index. */
-async function resolveAll(sources: readonly AptSource[], debianNames: ReadonlySet<string>, o: UpstreamOptions, opened: Map<string, OpenedIndex>, prefer: readonly UpstreamLockedPackage[]): Promise<UpstreamLockedPackage[]> {
+async function resolveAll(sources: readonly AptSource[], o: UpstreamOptions, opened: Map<string, OpenedIndex>, prefer: readonly UpstreamLockedPackage[]): Promise<UpstreamLockedPackage[]> {
   const out: UpstreamLockedPackage[] = [];
-  const unmet: string[] = [];
   for (const s of sources) {
     const idx = opened.get(s.name) ?? (await openIndex(s, o));
     opened.set(s.name, idx);
     const r = resolveUpstream(idx.stanzas, s.packages, new Map(prefer.filter((p) => p.source === s.name).map((p) => [p.name, p.version])));
     if (r.notFound.length) throw new PinError(`apt source ${s.name} (${s.url} ${s.suite}): its index has no amd64 or all package ${firstFew(r.notFound)}; fix the names in spec.sources.apt ${s.name}.packages`);
     if (r.malformed.length) throw new PinError(`apt source ${s.name}: index entries without Filename, Size or SHA256: ${firstFew(r.malformed)}; the repository's index is not usable`);
-    const here = new Set([...debianNames, ...r.packages.map((p) => p.name)]);
-    for (const u of unmetDependencies(r.external, here)) unmet.push(`${u.from} needs ${u.group.join(' | ')}`);
     o.log?.(`sources: apt ${s.name}: ${r.packages.length} package(s) resolved from its signed index (${s.packages.length} declared)`);
-    for (const p of r.packages) out.push({ name: p.name, version: p.version, architecture: p.architecture, sha256: p.sha256, size: p.size, filename: p.path.split('/').pop()!, path: p.path, source: s.name });
+    for (const p of r.packages) {
+      out.push({ name: p.name, version: p.version, architecture: p.architecture, sha256: p.sha256, size: p.size, filename: p.path.split('/').pop()!, path: p.path, source: s.name, ...(p.depends ? { depends: p.depends } : {}), ...(p.provides ? { provides: p.provides } : {}) });
+    }
+  }
+  return sortUpstream(out);
+}
+
+/**
+ * Every dependency of the upstream packages (as locked: their `depends`), by name and version,
+ * against their own source's packages and the Debian lock this build uses (dpkg decides the
+ * relation). Run on every build, offline too: a Debian lock that moved (lists edited, --update)
+ * cannot leave an upstream package with a dependency nothing satisfies.
+ */
+async function checkDependencies(target: readonly UpstreamLockedPackage[], debian: readonly LockedPackage[], o: UpstreamOptions): Promise<void> {
+  const unmet: string[] = [];
+  for (const source of [...new Set(target.map((p) => p.source))].sort()) {
+    const mine = target.filter((p) => p.source === source);
+    const offer = new Map<string, Candidate[]>();
+    const add = (name: string, c: Candidate): void => void offer.set(name, [...(offer.get(name) ?? []), c]);
+    for (const p of mine) add(p.name, { version: p.version, where: source });
+    for (const p of debian) add(p.name, { version: p.version, where: 'Debian lock' });
+    const { relations, provided } = lockedRelations(mine);
+    for (const u of await unmetRelations(relations, offer, provided, (v, op, w) => satisfies(v, op, w, o.signal))) {
+      unmet.push(`${u.from} needs ${u.group.map(relationText).join(' | ')}${u.found.length ? ` (found ${u.found.join(', ')})` : ''}`);
+    }
   }
   if (unmet.length) {
     throw new PinError(
-      `upstream packages depend on ${unmet.length} package(s) neither their repository nor the Debian lock holds: ${firstFew(unmet)}. ` +
-        'Add the Debian ones to payload/packages/base.list (or the role list that installs them), or declare the repository that carries them in spec.sources.apt.',
+      `upstream packages have ${unmet.length} dependency(ies) neither their repository nor the Debian lock satisfies (by name and version): ${firstFew(unmet)}. ` +
+        'Add the missing Debian ones to payload/packages/base.list (or the role list that installs them); a version found but excluded by the relation needs a newer Debian package (kubedos lock update) or a repository that carries a matching version; or declare the repository that carries them in spec.sources.apt.',
     );
   }
-  return sortUpstream(out);
 }
 
 /** The cluster's upstream packages: locked (per mode), in the cache and verified. */
@@ -142,11 +176,13 @@ export async function ensureUpstream(sources: readonly AptSource[], o: UpstreamO
   if (!same || o.mode === 'update') {
     o.log?.(`sources: resolving ${sources.length} declared apt source(s) (${sources.map((s) => s.name).join(', ')})`);
     // A changed declaration keeps every locked version its repository still serves (like edited package lists).
-    const fresh = await resolveAll(sources, new Set(lock.packages.map((p) => p.name)), o, opened, o.mode === 'default' ? locked : []);
+    const fresh = await resolveAll(sources, o, opened, o.mode === 'default' ? locked : []);
     diff = diffLocks(locked, fresh);
     if (o.mode === 'default' && diff.changed.length) throw driftOf(diff.changed.map((c) => ({ name: c.name, architecture: c.architecture, locked: c.from, available: c.to })), o, 'default');
     target = fresh;
   }
+  // Before anything is fetched: every dependency met by the Debian lock this build uses.
+  await checkDependencies(target, lock.packages, o);
   // Every package in the cache with its locked sha256; what is missing comes from its repository.
   let reused = 0;
   const missing: UpstreamLockedPackage[] = [];

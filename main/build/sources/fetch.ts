@@ -21,6 +21,8 @@ export interface FetchOptions {
   cacheDir: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Files only: the cache or a refusal, never the network (kubedos build --offline). */
+  offline?: boolean;
 }
 
 /** The cache path of content with this sha256. */
@@ -64,6 +66,9 @@ export interface FetchedFile {
 export async function fetchFileSource(source: z.infer<typeof FileSourceSpec>, o: FetchOptions): Promise<FetchedFile> {
   const path = contentPath(o.cacheDir, source.sha256);
   if (existsSync(path) && sha256Hex(readFileSync(path)) === source.sha256) return { name: source.name, sha256: source.sha256, path, cached: true };
+  if (o.offline) {
+    throw new SourceVerifyError(source.name, `file source ${source.name} (${source.url}): --offline and the cache ${o.cacheDir} does not hold sha256 ${source.sha256}; nothing was fetched`, 'build once on a foundry that reaches the source (the file is then cached by hash), then build --offline');
+  }
   const body = await download(source.name, source.url, o);
   verifyFile(source, body);
   mkdirSync(join(o.cacheDir, 'sha256'), { recursive: true, mode: 0o700 });

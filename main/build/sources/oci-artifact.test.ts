@@ -33,7 +33,7 @@ describe('the signed OCI index of a build', () => {
       const layer = cacheBlob(cache, Buffer.from(`layer of ${name}`.repeat(20)));
       const manifest = Buffer.from(canonicalJson({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }] }));
       const m = cacheBlob(cache, manifest);
-      return { name, reference: `registry.invalid/k8s/${name}:v1`, digest: m.digest, mediaType: MEDIA.ociManifest, size: m.size, blobs: [m.digest, config.digest, layer.digest].sort() };
+      return { name, reference: `registry.invalid/k8s/${name}:v1`, digest: m.digest, mediaType: MEDIA.ociManifest, size: m.size, blobs: [m.digest, config.digest, layer.digest].sort(), fetched: 0 };
     });
     const out = join(root, 'build');
     writeOciLayout(join(out, 'oci'), images, cache);

@@ -64,35 +64,73 @@ export interface PulledImage {
   size: number;
   /** Every blob digest the image needs, the top manifest included. */
   blobs: string[];
+  /** How many of them came from the registry in this pull (0: all from the cache). */
+  fetched: number;
+}
+
+/** How a build reaches the registry: `cache-first` (default, --frozen) uses a cached manifest and
+ * blobs with no network call; `refresh` (--update) asks the registry for the tag again (a tag that
+ * moved is refused) and still reuses cached blobs; `offline` never touches the network. */
+export type PullMode = 'cache-first' | 'refresh' | 'offline';
+
+/** A cached blob whose content still hashes to its digest (re-hashed on every use), else undefined. */
+function cachedBlob(cacheDir: string, digest: string): Uint8Array | undefined {
+  const path = contentPath(cacheDir, digest.replace(/^sha256:/, ''));
+  if (!existsSync(path)) return undefined;
+  const body = readFileSync(path);
+  return `sha256:${sha256Hex(body)}` === digest ? new Uint8Array(body) : undefined;
 }
 
 /**
  * Pull one image into the content-addressed cache. The tag's manifest must hash to the pinned
  * digest; an index is followed to its linux/amd64 manifest; each blob is verified before it is kept.
+ * What the cache already holds (re-hashed) is not fetched again (see PullMode).
  */
-export async function pullImage(source: ImageSource, o: { cacheDir: string; signal?: AbortSignal }): Promise<PulledImage> {
+export async function pullImage(source: ImageSource, o: { cacheDir: string; signal?: AbortSignal; mode?: PullMode }): Promise<PulledImage> {
+  const mode = o.mode ?? 'cache-first';
   const { registry, repository, tag } = splitReference(source.reference);
   const api = `${apiBase(registry)}/${repository}`;
-  const top = await get(source, `${api}/manifests/${tag}`, ACCEPT, o.signal);
-  verifyImageManifest(source, top.body);
+  let fetched = 0;
+  const missingOffline = (what: string, digest: string): SourceVerifyError =>
+    new SourceVerifyError(
+      source.name,
+      `image source ${source.name} (${source.reference}): --offline and the cache ${o.cacheDir} does not hold its ${what} ${digest}; nothing was fetched`,
+      'build once on a foundry that reaches the registry (the image is then cached by digest), then build --offline',
+    );
+  /** A blob by digest: the cache, else the registry (verified against the digest). */
+  const blob = async (digest: string, url: string, accept: string | undefined, what: string): Promise<{ body: Uint8Array; mediaType: string; cached: boolean }> => {
+    const hit = cachedBlob(o.cacheDir, digest);
+    if (hit) return { body: hit, mediaType: '', cached: true };
+    if (mode === 'offline') throw missingOffline(what, digest);
+    const got = await get(source, url, accept, o.signal);
+    verifyBlob(source, digest, got.body);
+    fetched++;
+    return { ...got, cached: false };
+  };
+  let top: { body: Uint8Array; mediaType: string };
+  const cachedTop = mode === 'refresh' ? undefined : cachedBlob(o.cacheDir, source.digest);
+  if (cachedTop) top = { body: cachedTop, mediaType: '' };
+  else if (mode === 'offline') throw missingOffline('manifest', source.digest);
+  else {
+    top = await get(source, `${api}/manifests/${tag}`, ACCEPT, o.signal);
+    verifyImageManifest(source, top.body);
+    fetched++;
+  }
   const keep: [string, Uint8Array][] = [[source.digest, top.body]];
   let manifest = JSON.parse(Buffer.from(top.body).toString('utf8')) as { mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
-  const topType = manifest.mediaType ?? top.mediaType;
+  // A cached manifest has no Content-Type: an index is known by its `manifests`.
+  const topType = manifest.mediaType ?? (top.mediaType || (manifest.manifests ? MEDIA.ociIndex : MEDIA.ociManifest));
   if (topType === MEDIA.ociIndex || topType === MEDIA.dockerList) {
     const child = manifest.manifests?.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64');
     if (!child) throw new SourceVerifyError(source.name, `image source ${source.name} (${source.reference}): the index has no linux/amd64 image`, 'pin an image built for linux/amd64');
-    const c = await get(source, `${api}/manifests/${child.digest}`, ACCEPT, o.signal);
-    verifyBlob(source, child.digest, c.body);
+    const c = await blob(child.digest, `${api}/manifests/${child.digest}`, ACCEPT, 'linux/amd64 manifest');
     keep.push([child.digest, c.body]);
     manifest = JSON.parse(Buffer.from(c.body).toString('utf8')) as typeof manifest;
   }
   if (!manifest.config || !manifest.layers) throw new SourceVerifyError(source.name, `image source ${source.name} (${source.reference}): the manifest names no config or layers`, 'is this a container image?');
-  for (const d of [manifest.config, ...manifest.layers]) {
-    const path = contentPath(o.cacheDir, d.digest.replace(/^sha256:/, ''));
-    if (existsSync(path) && `sha256:${sha256Hex(readFileSync(path))}` === d.digest) continue;
-    const blob = await get(source, `${api}/blobs/${d.digest}`, undefined, o.signal);
-    verifyBlob(source, d.digest, blob.body);
-    keep.push([d.digest, blob.body]);
+  for (const [i, d] of [manifest.config, ...manifest.layers].entries()) {
+    const b = await blob(d.digest, `${api}/blobs/${d.digest}`, undefined, i === 0 ? 'config' : 'layer');
+    if (!b.cached) keep.push([d.digest, b.body]);
   }
   // Everything verified: only now is anything written.
   mkdirSync(join(o.cacheDir, 'sha256'), { recursive: true, mode: 0o700 });
@@ -101,7 +139,7 @@ export async function pullImage(source: ImageSource, o: { cacheDir: string; sign
     if (!existsSync(path)) writeFileAtomic(path, body, 0o644);
   }
   const blobs = [...new Set([source.digest, ...keep.map(([d]) => d), manifest.config.digest, ...manifest.layers.map((l) => l.digest)])].sort();
-  return { name: source.name, reference: source.reference, digest: source.digest, mediaType: topType, size: top.body.byteLength, blobs };
+  return { name: source.name, reference: source.reference, digest: source.digest, mediaType: topType, size: top.body.byteLength, blobs, fetched };
 }
 
 /**
