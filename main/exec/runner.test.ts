@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExecEvent } from './runner';
 import { CommandError, run } from './runner';
@@ -62,5 +65,18 @@ describe('exec runner', () => {
   it('feeds standard input', async () => {
     const r = await run(['bash', '-c', 'cat'], { input: 'from stdin' });
     expect(r.stdout).toBe('from stdin');
+  });
+  it("never runs the user's ~/.bashrc (bash reads it when its stdin is a socket, as Node's pipes are)", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'kd-runner-home-'));
+    try {
+      writeFileSync(join(home, '.bashrc'), `touch ${join(home, 'bashrc-ran')}\n`);
+      for (const input of [undefined, 'x']) {
+        const r = await run(['bash', '-c', 'echo "$SHLVL"; cat >/dev/null'], { env: { HOME: home }, ...(input !== undefined ? { input } : {}) });
+        expect(r.stdout.trim()).toBe('2');
+      }
+      expect(existsSync(join(home, 'bashrc-ran'))).toBe(false);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });

@@ -143,7 +143,10 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   const maxBuffer = options.maxBufferBytes ?? 8 * 1024 * 1024;
   const started = performance.now();
   // A child never inherits the engine's whole environment ($KUBEDOS_SSH_PASSPHRASE and the like).
-  const env = options.cleanEnv ? { ...options.env } : { ...childEnv(process.env), ...options.env };
+  // SHLVL=1: Node's stdio pipes are socketpairs, and bash sources the user's ~/.bashrc when its
+  // standard input is a socket and it believes it is the first shell (sshd-style); a shell profile
+  // (pyenv init, prompts, anything that waits) must never run inside the engine's commands.
+  const env = options.cleanEnv ? { ...options.env } : { ...childEnv(process.env), SHLVL: '1', ...options.env };
 
   return new Promise<RunResult>((resolve, reject) => {
     let child;
@@ -153,7 +156,8 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
         env: env as NodeJS.ProcessEnv,
         shell: false,
         detached: true,
-        stdio: ['pipe', 'pipe', 'pipe'],
+        // No input: standard input is /dev/null, not an open pipe.
+        stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       });
     } catch (err) {
       reject(spawnError(err as NodeJS.ErrnoException));
@@ -275,11 +279,12 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
       }
     });
 
-    if (options.input !== undefined) child.stdin.end(options.input);
-    else child.stdin.end();
-    child.stdin.on('error', () => {
-      /* the program may exit before reading its input */
-    });
+    if (child.stdin) {
+      child.stdin.on('error', () => {
+        /* the program may exit before reading its input */
+      });
+      child.stdin.end(options.input);
+    }
   });
 
   function spawnError(err: NodeJS.ErrnoException): CommandError {
