@@ -42,6 +42,8 @@ export const WiringLastCheck = z.object({
   durationMs: z.number().int().nonnegative(),
   mismatches: z.array(WiringMismatch).max(MAX_RECORDED_MISMATCHES),
   handshakes: z.array(HandshakeAge),
+  /** Why the handshake ages could not be read (the flows were still checked). */
+  handshakeError: z.string().optional(),
   counters: z.object({ before: z.record(z.string(), z.number()), after: z.record(z.string(), z.number()) }),
 });
 export type WiringLastCheck = z.infer<typeof WiringLastCheck>;

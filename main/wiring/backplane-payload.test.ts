@@ -2,10 +2,15 @@
 // every python script compiles with Debian's python3 and answers --help without touching the
 // system; the Salt discovery-gate states render (Jinja2 with stub salt/pillar/grains) to YAML
 // of the expected shape — there is no Salt master here to apply them.
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../exec/runner';
+import { plan } from '../../common/plan/index';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import { loadPayloadSources } from '../build/payload/load';
+import { renderPayload, rolesOf } from '../build/payload/render';
+import { NODE_PROBE } from './shell-target';
 
 const BACKPLANE = resolve(import.meta.dirname, '../../payload/backplane');
 const SALT = resolve(import.meta.dirname, '../../payload/salt');
@@ -49,5 +54,22 @@ describe('backplane payload', () => {
     expect(Object.keys(gate)).toEqual(['kubedos-gate-all-minions-answer', 'kubedos-gate-apply-discovery', 'kubedos-gate-wg1-keys-published', 'kubedos-gate-wg2-keys-published', 'kubedos-gate-wg3-keys-published']);
     expect(JSON.stringify(gate['kubedos-gate-all-minions-answer'])).toContain('"tgt":"cp-1,w-1"');
     expect(Object.keys(states['kubedos/discovery/clean.sls'] ?? {})).toHaveLength(3);
+  });
+
+  it('ships kubedos-probe in every role\'s payload, installed where the wiring check runs it', () => {
+    const p = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
+    const sources = loadPayloadSources(resolve(import.meta.dirname, '../../payload'));
+    const base = { plan: p, sources, sshAllowUsers: ['ops'], opsAuthorizedKey: 'ssh-ed25519 AAAA test', repoKeyring: new Uint8Array([1]), packages: [], mirror: { host: '10.0.2.100', directory: '/darksite' }, poweroff: true };
+    const roles = rolesOf(p);
+    expect(roles.length).toBeGreaterThan(1);
+    for (const role of roles) {
+      const f = renderPayload({ ...base, role }).files.find((x) => x.path === 'backplane/kubedos-probe');
+      expect(f?.mode, role).toBe(0o755);
+    }
+    // install-payload.sh puts payload/backplane/* under /usr/lib/kubedos/backplane on every node.
+    const install = readFileSync(resolve(import.meta.dirname, '../../payload/firstboot/install-payload.sh'), 'utf8');
+    expect(install).toContain('LIB="$ROOT/usr/lib/kubedos"');
+    expect(install).toContain('cp -R "$SRC"/backplane/. "$LIB/backplane/"');
+    expect(NODE_PROBE).toBe('/usr/lib/kubedos/backplane/kubedos-probe');
   });
 });
