@@ -10,7 +10,7 @@ import type { EnrollmentWindow } from '../../main/lab/backplane';
 import { Lab, NODE_PAYLOAD_DIR } from '../../main/lab/harness';
 import { labShell } from '../../main/drills/lab-target';
 import { labWiringTarget } from '../../main/wiring/lab-target';
-import { hubHandshakeAges, NODE_PROBE, PROBE_RUN_DIR, shellWiringTarget } from '../../main/wiring/shell-target';
+import { hubHandshakeAges, NODE_PROBE, planeAddressesOf, PROBE_RUN_DIR, shellWiringTarget } from '../../main/wiring/shell-target';
 import { lab3Plan } from './specs';
 
 describe('wiring check over a NodeShell (lab-3 in namespaces)', () => {
@@ -33,7 +33,7 @@ describe('wiring check over a NodeShell (lab-3 in namespaces)', () => {
     const checks = wiringChecks(lab.plan, { denyPairs: 'ring' });
     const nodes = [...lab.nodes.keys()];
     const shell = labShell(lab);
-    const viaShell = await runWiringChecks(shellWiringTarget(shell, { runId: `h17w-${process.pid}` }), nodes, checks);
+    const viaShell = await runWiringChecks(shellWiringTarget(shell, { runId: `h17w-${process.pid}`, addressesOf: planeAddressesOf(lab.plan) }), nodes, checks);
     for (const n of nodes) {
       const left = await lab.try(n, ['/bin/sh', '-c', `ls -A ${PROBE_RUN_DIR} 2>/dev/null; pgrep -f 'kubedos-prob[e] serve' || true`]);
       expect(left.stdout.trim(), `${n}: listeners or files left`).toBe('');
@@ -45,6 +45,32 @@ describe('wiring check over a NodeShell (lab-3 in namespaces)', () => {
     expect(viaShell.results.length).toBeGreaterThan(50);
     expect(viaShell.counters.after.default_deny_inter_plane ?? 0).toBeGreaterThan(viaShell.counters.before.default_deny_inter_plane ?? 0);
   }, 120_000);
+
+  it('a service already holding a declared port on one plane address (as etcd does on wg3) answers for the probe; every flow still as planned', async () => {
+    const checks = wiringChecks(lab.plan, { denyPairs: 'ring' });
+    const declared = checks.find((c) => c.kind === 'declared' && !lab.node(c.to.node).plan.hub);
+    expect(declared).toBeDefined();
+    const { to, port } = declared!;
+    const service = lab.spawnDaemon(to.node, ['/usr/bin/python3', '-c', [
+      'import socket, sys',
+      's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+      `s.bind((${JSON.stringify(to.address)}, ${port})); s.listen(16)`,
+      'print("up", flush=True)',
+      'while True:',
+      '    c, _ = s.accept(); c.sendall(b"service\\n"); c.close()',
+    ].join('\n')], `h17w-service-${port}`);
+    try {
+      await new Promise<void>((res, rej) => {
+        const t = setTimeout(() => rej(new Error('the stand-in service did not start')), 10_000);
+        service.stdout?.on('data', (b: Buffer) => b.toString().includes('up') && (clearTimeout(t), res()));
+      });
+      const r = await runWiringChecks(shellWiringTarget(labShell(lab), { runId: `h17w-busy-${process.pid}`, addressesOf: planeAddressesOf(lab.plan) }), [...lab.nodes.keys()], checks);
+      expect(r.results.filter((x) => !x.ok)).toEqual([]);
+      expect(r.results.find((x) => x.to.address === to.address && x.port === port && x.from.address === declared!.from.address)?.observed).toBe('open');
+    } finally {
+      service.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('reads a recent handshake of every spoke on every plane from the hub', async () => {
     const ages = await hubHandshakeAges(labShell(lab), lab.plan);

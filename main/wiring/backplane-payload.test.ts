@@ -4,6 +4,9 @@
 // of the expected shape — there is no Salt master here to apply them.
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { run } from '../exec/runner';
 import { plan } from '../../common/plan/index';
@@ -71,5 +74,40 @@ describe('backplane payload', () => {
     expect(install).toContain('LIB="$ROOT/usr/lib/kubedos"');
     expect(install).toContain('cp -R "$SRC"/backplane/. "$LIB/backplane/"');
     expect(NODE_PROBE).toBe('/usr/lib/kubedos/backplane/kubedos-probe');
+  });
+
+  it('kubedos-probe serve leaves a port a service holds on one address to it and serves the other addresses', async () => {
+    const busy = createServer((c) => c.end('service\n'));
+    await new Promise<void>((res) => busy.listen(0, '127.0.0.1', () => res()));
+    const port = (busy.address() as AddressInfo).port;
+    const probe = spawn('python3', [`${BACKPLANE}/kubedos-probe`, 'serve', '--ports', String(port), '--seconds', '20', '--addresses', '127.0.0.1,127.0.0.2'], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', PYTHONDONTWRITEBYTECODE: '1' } });
+    try {
+      let out = '';
+      await new Promise<void>((res, rej) => {
+        const t = setTimeout(() => rej(new Error(`probe not ready: ${out}`)), 10_000);
+        probe.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          if (out.includes('ready')) {
+            clearTimeout(t);
+            res();
+          }
+        });
+        probe.on('close', (code) => rej(new Error(`probe exited ${code}: ${out}`)));
+      });
+      expect(out).toBe(`busy 127.0.0.1:${port}\nready\n`);
+      const banner = (host: string) =>
+        new Promise<string>((res, rej) => {
+          const s = connect({ host, port }, () => undefined);
+          let got = '';
+          s.on('data', (b) => (got += b.toString()));
+          s.on('end', () => res(got.trim()));
+          s.on('error', rej);
+        });
+      expect(await banner('127.0.0.1')).toBe('service');
+      expect(await banner('127.0.0.2')).toMatch(new RegExp(`^kubedos-probe \\S+ ${port}$`));
+    } finally {
+      probe.kill('SIGKILL');
+      busy.close();
+    }
   });
 });

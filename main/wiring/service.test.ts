@@ -77,6 +77,9 @@ describe('wiring check on a deployed cluster (fake guest agents)', () => {
     const stopped = calls.filter((c) => c.argv[3] === 'kubedos-probe-stop').map((c) => `${c.node}:${c.argv[4]}`).sort();
     expect(started).toEqual(p.nodes.map((n) => `${n.name}:test-1-${n.name}`).sort());
     expect(stopped).toEqual(started);
+    // Each node's listeners know its plane addresses (where a port held by a service is still served).
+    const cp1 = p.nodes.find((n) => n.name === 'cp-1')!;
+    expect(calls.find((c) => c.node === 'cp-1' && c.argv[3] === 'kubedos-probe-serve')?.argv[8]).toBe([cp1.planes.wg1.address, cp1.planes.wg2.address, cp1.planes.wg3.address].map((a) => a.replace('/32', '')).join(','));
     // One connect-many per source node.
     expect(calls.filter((c) => c.argv[2] === 'connect-many').map((c) => c.node).sort()).toEqual(p.nodes.map((n) => n.name).sort());
     expect(run.handshakes).toContainEqual({ node: 'w-1', plane: 'wg3', ageSeconds: null });

@@ -16,7 +16,7 @@ import type { WiringReport } from './check';
 import { runWiringChecks } from './check';
 import type { MatrixOptions } from './matrix';
 import { wiringChecks } from './matrix';
-import { hubHandshakeAges, shellWiringTarget } from './shell-target';
+import { hubHandshakeAges, planeAddressesOf, shellWiringTarget } from './shell-target';
 
 export const WIRING_DIR = 'wiring';
 export const LAST_CHECK_FILE = 'last-check.json';
@@ -74,7 +74,7 @@ export function lastCheckOf(plan: Plan, r: WiringReport, hs: { handshakes: Hands
 
 /** The matrix and the handshake ages over any NodeShell (the lab's, or guestShell on VMs). */
 export async function runWiringCheckOnShell(shell: NodeShell, plan: Plan, o: MatrixOptions & { runId: string; target: string; now: () => Date; probe?: string }): Promise<WiringRun> {
-  const target = shellWiringTarget(shell, { runId: o.runId, ...(o.probe ? { probe: o.probe } : {}) });
+  const target = shellWiringTarget(shell, { runId: o.runId, addressesOf: planeAddressesOf(plan), ...(o.probe ? { probe: o.probe } : {}) });
   const report = await runWiringChecks(target, plan.nodes.map((n) => n.name), wiringChecks(plan, o.denyPairs ? { denyPairs: o.denyPairs } : {}));
   let handshakes: HandshakeAge[] = [];
   let handshakeError: string | undefined;

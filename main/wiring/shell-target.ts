@@ -20,13 +20,15 @@ export const PROBE_RUN_DIR = '/run/kubedos-probe';
 /** A listener left behind (the check was killed) exits by itself after this long. */
 export const PROBE_LIFETIME_SECONDS = 600;
 
-// $1 id, $2 probe, $3 ports, $4 seconds. Prints "ready" once the probe accepts, or fails with its output.
+// $1 id, $2 probe, $3 ports, $4 seconds, $5 the node's plane addresses (a port a service already
+// holds is served on the addresses still free). Prints "ready" once the probe accepts, or fails
+// with its output.
 const SERVE_SCRIPT = [
   'set -eu',
   `d=${PROBE_RUN_DIR}`,
   'umask 077; mkdir -p "$d"; chmod 0700 "$d"',
   'log="$d/$1.log"; pidf="$d/$1.pid"',
-  'setsid /usr/bin/python3 "$2" serve --ports "$3" --seconds "$4" </dev/null >"$log" 2>&1 &',
+  'setsid /usr/bin/python3 "$2" serve --ports "$3" --seconds "$4" --addresses "$5" </dev/null >"$log" 2>&1 &',
   'echo $! >"$pidf"',
   'i=0',
   'while [ "$i" -lt 150 ]; do',
@@ -57,6 +59,8 @@ export interface ShellWiringOptions {
   /** The probe's path on the nodes; default NODE_PROBE. */
   probe?: string;
   lifetimeSeconds?: number;
+  /** The node's own addresses the checks aim at (where a port held by a service is still served). */
+  addressesOf?: (node: string) => readonly string[];
 }
 
 const tail = (s: string): string => s.trim().split('\n').slice(-4).join(' | ').slice(0, 400);
@@ -74,7 +78,7 @@ export function shellWiringTarget(shell: NodeShell, o: ShellWiringOptions): Wiri
     async serve(node, ports) {
       const id = `${o.runId}-${node}`;
       try {
-        await shell.exec(node, ['/bin/sh', '-c', SERVE_SCRIPT, 'kubedos-probe-serve', id, probe, ports.join(','), String(o.lifetimeSeconds ?? PROBE_LIFETIME_SECONDS)], { timeoutMs: 30_000 });
+        await shell.exec(node, ['/bin/sh', '-c', SERVE_SCRIPT, 'kubedos-probe-serve', id, probe, ports.join(','), String(o.lifetimeSeconds ?? PROBE_LIFETIME_SECONDS), (o.addressesOf?.(node) ?? []).join(',')], { timeoutMs: 30_000 });
       } catch (err) {
         throw wrap(node, `starting probe listeners on ports ${ports.join(',')} (${probe} serve)`, err, `check that ${probe} and python3 exist on ${node} and that no service holds these ports`);
       }
@@ -111,6 +115,14 @@ export function parseCounters(json: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const item of NftCounters.parse(JSON.parse(json)).nftables) if (item.counter) out[item.counter.name] = item.counter.packets;
   return out;
+}
+
+/** A planned node's plane addresses (wg1..wg3, without the /32). */
+export function planeAddressesOf(plan: Plan): (node: string) => string[] {
+  return (node) => {
+    const n = plan.nodes.find((x) => x.name === node);
+    return n ? PLANE_NAMES.map((p) => n.planes[p].address.replace(/\/\d+$/, '')) : [];
+  };
 }
 
 /**
