@@ -68,7 +68,7 @@ const tail = (s: string): string => s.trim().split('\n').slice(-4).join(' | ').s
 function wrap(node: string, what: string, err: unknown, next: string): Error {
   const e = err as Error & { stderrTail?: string };
   const stderr = e.stderrTail ? `; stderr: ${e.stderrTail}` : '';
-  return new Error(`${node}: ${what} failed: ${e.message.split('\n')[0]}${stderr}; ${next}`);
+  return new Error(`${node}: ${what} failed: ${e.message.split('\n')[0]}${stderr}; ${next}`, { cause: err });
 }
 
 export function shellWiringTarget(shell: NodeShell, o: ShellWiringOptions): WiringTarget {
@@ -97,7 +97,7 @@ export function shellWiringTarget(shell: NodeShell, o: ShellWiringOptions): Wiri
       try {
         parsed = ConnectResults.parse(JSON.parse(stdout));
       } catch (err) {
-        throw new Error(`${node}: ${probe} connect-many printed something that is not its JSON result (${(err as Error).message.split('\n')[0]}): ${tail(stdout)}`);
+        throw new Error(`${node}: ${probe} connect-many printed something that is not its JSON result (${(err as Error).message.split('\n')[0]}): ${tail(stdout)}`, { cause: err });
       }
       if (parsed.length !== checks.length) throw new Error(`${node}: ${probe} connect-many answered ${parsed.length} results for ${checks.length} connections`);
       return parsed.map((x) => ({ result: x.result, ...(x.error ? { error: x.error } : {}) }));
