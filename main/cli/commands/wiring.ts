@@ -33,7 +33,7 @@ export const wiringCommand: CliCommand = {
     'Runs the plan\'s flow matrix for real and prints allowed/denied per flow.',
     'Default: on the deployed cluster, through each VM\'s guest agent (probe listeners started and',
     'stopped on every node, connections tried from every node), plus the hub\'s WireGuard handshake',
-    'age per node and plane; recorded as the cluster\'s last check in its workspace.',
+    'age per node and plane; recorded as the cluster\'s last check (the workbench\'s Wiring view shows it).',
     '  --lab                 instead: build the plan in network namespaces (needs root, wireguard-go,',
     '                        nft, python3), bring the planes up, enroll, probe, tear down',
     '  --json                the full result for the workbench\'s wiring map',
