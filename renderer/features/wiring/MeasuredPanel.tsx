@@ -121,7 +121,7 @@ export function MeasuredPanel() {
             </Text>
           )}
           {nodes.length > 0 ? (
-            <Table withTableBorder fz="xs" data-testid="wiring-handshakes" aria-label={`Last handshake with ${c.hub}, at the time of the check`} style={{ maxWidth: 460 }}>
+            <Table withTableBorder fz="xs" data-testid="wiring-handshakes" aria-label={`Last handshake with ${c.hub}, at the time of the check`} style={{ width: 'auto', whiteSpace: 'nowrap' }}>
               <Table.Thead>
                 <Table.Tr>
                   <Table.Th>last handshake with {c.hub} (at the check)</Table.Th>
