@@ -36,6 +36,8 @@ export const REQUEST_CHANNELS = [
   'terminal.close',
   'trust.inventory',
   'trust.run',
+  'wiring.lastCheck',
+  'wiring.check',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 

@@ -17,6 +17,7 @@ import { ArtifactsOverview } from './artifacts';
 import { USB_REQUESTS } from './usb';
 import { RESTORE_REQUESTS } from './restore';
 import { TRUST_REQUESTS } from './trust';
+import { WIRING_REQUESTS } from './wiring';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -154,6 +155,7 @@ export const REQUESTS = {
   ...USB_REQUESTS,
   ...RESTORE_REQUESTS,
   ...TRUST_REQUESTS,
+  ...WIRING_REQUESTS,
 } as const satisfies Record<RequestChannel, { request: z.ZodType; result: z.ZodType }>;
 
 export type RequestOf<C extends RequestChannel> = z.input<(typeof REQUESTS)[C]['request']>;

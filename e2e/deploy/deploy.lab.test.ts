@@ -137,6 +137,26 @@ print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)
   // TCG guest): w-1's VM is destroyed, the guest agent's silence detects it, the hub revokes it, a
   // deploy run of the same spec puts a new VM in its slot and reintegrates it; then everything is
   // checked from inside and a further deploy changes nothing.
+  // Opt-in (KUBEDOS_LAB_WIRING=1, set by npm run test:deploy:drill): the plan's whole flow matrix
+  // probed on the VMs through their guest agents, every flow as planned, handshake ages from the
+  // hub, and the last check recorded in the workspace.
+  it.runIf(process.env.KUBEDOS_LAB_WIRING === '1')('kubedos wiring check --json: every declared and every sampled denied flow as planned, fresh handshakes on every plane, recorded as the last check', async () => {
+    const r = await kubedosAsync(['wiring', 'check', spec, '--target', 'qemu-local', '--json'], { env: deployEnv(WS), cwd: DEPLOY_LAB, logFile: join(DEPLOY_LAB, 'wiring.log'), timeoutMs: 20 * 60_000 });
+    const out = JSON.parse(r.stdout) as { passed: number; failed: number; durationMs: number; handshakes: { node: string; plane: string; ageSeconds: number | null }[]; results: { kind: string; expect: string; observed: string; ok: boolean; from: { node: string; address: string }; to: { node: string; address: string }; port: number }[] };
+    console.log(`[bench] wiring check of lab-3 through the guest agents (TCG): ${out.results.length} flows in ${(out.durationMs / 1000).toFixed(0)} s`);
+    const bad = out.results.filter((x) => !x.ok).map((x) => `${x.from.node} ${x.from.address} -> ${x.to.node} ${x.to.address}:${x.port} expected ${x.expect}, observed ${x.observed}`);
+    expect(bad, r.stderr.slice(-3000)).toEqual([]);
+    expect(r.status).toBe(0);
+    expect(out.failed).toBe(0);
+    expect(new Set(out.results.map((x) => x.kind))).toEqual(new Set(['same-plane', 'declared', 'undeclared']));
+    for (const x of out.results) expect(x.observed === 'open', `${x.from.address} -> ${x.to.address}:${x.port}`).toBe(x.expect === 'allow');
+    expect(out.handshakes).toHaveLength(3 * (p.nodes.length - 1));
+    for (const h of out.handshakes) expect(h.ageSeconds ?? Infinity, `${h.node}/${h.plane}`).toBeLessThan(180);
+    expect(existsSync(join(WS, 'clusters/lab-3/wiring/last-check.json'))).toBe(true);
+    // No listener is left on any node.
+    for (const n of p.nodes) expect((await inGuest(n.name, ['/bin/sh', '-c', 'pgrep -f "kubedos-prob[e] serve" || true'])).stdout.trim(), n.name).toBe('');
+  }, 21 * 60_000);
+
   it.runIf(process.env.KUBEDOS_LAB_DRILL === '1')('kubedos drill --scenario delete-worker-vm: every phase recorded, w-1 back on all planes and scraped, an etcd key written before still there, a further deploy unchanged', async () => {
     const wg3 = ip(node('cp-1').planes.wg3.address);
     const etcdctl = ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key'];

@@ -39,6 +39,16 @@ export function etcdMembersOf(plan: Plan): string[] {
   return plan.nodes.filter((n) => n.role === (external ? 'etcd' : 'control-plane')).map((n) => n.name);
 }
 
+/** The lab's nodes as a NodeShell (drills, the wiring check): argv inside the node's namespaces. */
+export function labShell(lab: Lab): NodeShell {
+  return {
+    exec: (node, argv, o) =>
+      o?.anyExit
+        ? lab.try(node, argv, { ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o.input !== undefined ? { input: o.input } : {}) })
+        : lab.exec(node, argv, { ...(o?.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o?.input !== undefined ? { input: o.input } : {}) }),
+  };
+}
+
 const ip = (cidr: string): string => cidr.replace(/\/\d+$/, '');
 
 export interface LabTargetOptions {
@@ -69,12 +79,7 @@ export class LabDrillTarget implements DrillTarget {
     this.etcdMembers = etcdMembersOf(lab.plan);
     this.nodes = lab.plan.nodes.map((n) => ({ name: n.name, role: n.role, hub: n.hub, etcd: this.etcdMembers.includes(n.name) }));
     this.hub = lab.hub.name;
-    this.shell = {
-      exec: (node, argv, o) =>
-        o?.anyExit
-          ? lab.try(node, argv, { ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o.input !== undefined ? { input: o.input } : {}) })
-          : lab.exec(node, argv, { ...(o?.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o?.input !== undefined ? { input: o.input } : {}) }),
-    };
+    this.shell = labShell(lab);
   }
 
   /** Builds the lab: namespaces, planes, every spoke enrolled, etcd up on its members. */

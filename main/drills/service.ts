@@ -200,7 +200,7 @@ function clusterTarget(req: LifecycleRequest, spec: { specName: string; specPath
  * Why this cluster cannot be acted on (a drill, a heal, a trust operation) from what its journal
  * says, or undefined. A heal accepts an unfinished deploy: finishing it is its job.
  */
-export function clusterStateRefusal(specText: string, env: NodeJS.ProcessEnv, specName: string, o: { action: 'drill' | 'heal' | 'trust operation' }): string | undefined {
+export function clusterStateRefusal(specText: string, env: NodeJS.ProcessEnv, specName: string, o: { action: 'drill' | 'heal' | 'trust operation' | 'wiring check' }): string | undefined {
   const { plan: p } = analyse(specText);
   const workspace = clusterWorkspace(p.cluster.name, env);
   const journalPath = join(workspace, WORKSPACE_LAYOUT.journal);

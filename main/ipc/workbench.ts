@@ -33,6 +33,8 @@ import type { Handlers } from './dispatch';
 import { EventBatcher } from './event-batcher';
 import type { LifecycleBinding } from './lifecycle';
 import { lifecyclePreview, lifecycleRun } from './lifecycle';
+import type { WiringBinding } from './wiring';
+import { wiringCheck, wiringLastCheck } from './wiring';
 import { SpecAccessError, SpecFiles } from './spec-files';
 import { listSshHosts } from './ssh-hosts';
 import { TerminalBinding } from './terminal';
@@ -68,6 +70,8 @@ export interface WorkbenchOptions {
   deploy?: Partial<Pick<DeployEnvironment, 'hostFacts' | 'readyTimeoutMs'>>;
   /** Where drills run (default: the namespace lab of the plan); tests inject an in-memory target. */
   drillRunner?: DrillBinding['runner'];
+  /** How the wiring check reaches the deployed cluster (default: its guest agents); tests inject a fake. */
+  wiringRunner?: WiringBinding['runner'];
   /** The disks the USB dialog may write (default: lsblk); the browser UI test shows loop devices as sticks. */
   usbSource?: DeviceSource;
   /** Passed to every usb.write (the browser UI test holds a write mid-way with it). */
@@ -129,6 +133,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
   };
 
   const trust: TrustBinding = { env };
+  const wiring: WiringBinding = { env, sshConfigPath: lifecycle.sshConfigPath, knownHostsPath: lifecycle.knownHostsPath, ...(options.wiringRunner ? { runner: options.wiringRunner } : {}) };
   const drills: DrillBinding = { env, emit: (events) => emit('drills.events', events), ...(options.drillRunner ? { runner: options.drillRunner } : {}) };
 
   const usb: UsbBinding = { env, emit: (e) => emit('usb.progress', e), ...(options.usbSource ? { source: options.usbSource } : {}), ...(options.usbAfterBytes ? { afterBytes: options.usbAfterBytes } : {}) };
@@ -234,6 +239,8 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'deploy.review': ({ target, text }) => deploy.review(target, text, bounded()),
     'lifecycle.preview': (r) => lifecyclePreview(lifecycle, r),
     'lifecycle.run': (r) => lifecycleRun(lifecycle, r),
+    'wiring.lastCheck': (r) => wiringLastCheck(wiring, r),
+    'wiring.check': (r) => wiringCheck(wiring, r),
     'terminal.open': (r) => terminals.open(r),
     'terminal.input': (r) => terminals.input(r),
     'terminal.resize': (r) => terminals.resize(r),

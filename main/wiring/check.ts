@@ -8,8 +8,11 @@ import { plural } from '../../common/text/plural';
 export type Observed = 'open' | 'timeout' | 'refused' | 'error';
 
 export interface WiringTarget {
-  /** Starts probe listeners on a node; resolves when they accept. Returns a stop function. */
-  serve(node: string, ports: readonly number[]): Promise<() => void>;
+  /**
+   * Starts probe listeners on a node; resolves when they accept. Returns a stop function (a
+   * listener that could not be stopped still exits by itself after its --seconds).
+   */
+  serve(node: string, ports: readonly number[]): Promise<() => void | Promise<void>>;
   /** Tries the given connections from `node` at once; results in the same order. */
   connectMany(node: string, checks: readonly { from: string; to: string; port: number; timeout: number }[]): Promise<{ result: Observed; error?: string }[]>;
   /** Named nftables counters of a node (packets). */
@@ -39,7 +42,7 @@ export async function runWiringChecks(target: WiringTarget, nodes: readonly stri
     for (const c of await Promise.all(nodes.map((n) => target.counters(n)))) for (const [k, v] of Object.entries(c)) total[k] = (total[k] ?? 0) + v;
     return total;
   };
-  const stops: (() => void)[] = [];
+  const stops: (() => void | Promise<void>)[] = [];
   try {
     for (const [node, ports] of listenPorts(checks)) stops.push(await target.serve(node, ports));
     const before = await sum();
@@ -67,7 +70,7 @@ export async function runWiringChecks(target: WiringTarget, nodes: readonly stri
     const passed = results.filter((r) => r.ok).length;
     return { results, passed, failed: results.length - passed, counters: { before, after }, durationMs: Math.round(performance.now() - t0) };
   } finally {
-    for (const s of stops) s();
+    await Promise.allSettled(stops.map(async (s) => s()));
   }
 }
 

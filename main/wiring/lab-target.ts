@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Observed, WiringTarget } from './check';
 import { bin } from '../lab/backplane';
 import type { Lab } from '../lab/harness';
+import { parseCounters } from './shell-target';
 import { NODE_PAYLOAD_DIR, OPERATOR_KEY } from '../lab/harness';
 
 export function labWiringTarget(lab: Lab): WiringTarget {
@@ -27,14 +28,6 @@ export function labWiringTarget(lab: Lab): WiringTarget {
       return r.exitCode === 0 ? parseCounters(r.stdout) : {};
     },
   };
-}
-
-function parseCounters(json: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const item of (JSON.parse(json) as { nftables: { counter?: { name: string; packets: number } }[] }).nftables) {
-    if (item.counter) out[item.counter.name] = item.counter.packets;
-  }
-  return out;
 }
 
 /** Every probe and counter read goes from the master over SSH on wg1 (needs sshd in the nodes). */

@@ -74,7 +74,7 @@ export function clusterOperationRequest(
   spec: Parameters<typeof specTarget>[0],
   values: Record<string, unknown>,
   io: CliIo,
-  o: { action: 'drill' | 'heal' | 'trust operation'; by: string; specPath?: string; refused?: (why: string) => string },
+  o: { action: 'drill' | 'heal' | 'trust operation' | 'wiring check'; by: string; specPath?: string; refused?: (why: string) => string },
 ): { request: LifecycleRequest; specPath: string } | undefined {
   const req = lifecycleRequest(file, spec, values, io, o.by, o.specPath);
   const why = clusterStateRefusal(req.request.specText, io.env, file, { action: o.action });

@@ -1,11 +1,11 @@
-// `kubedos wiring check SPEC --lab`: the plan's reachability matrix (same-plane paths, every
-// declared inter-plane flow, and undeclared samples: other ports, other plane pairs, reverse
-// direction), executed for real. For now the target is the network-namespace lab (root): it
-// brings the plan's backplanes up with the real payload, enrolls every node, then drives every
-// probe from the master over SSH on wg1 (the path a deployed cluster will use), tears down. The
-// lab is part of the engine (main/lab/), so the shipped command never reaches into test code.
-// Reaching a deployed cluster's master needs the deploy stages; until they exist the command
-// says so instead of pretending.
+// `kubedos wiring check SPEC`: the plan's reachability matrix (same-plane paths, every declared
+// inter-plane flow, and undeclared samples: other ports, other plane pairs, reverse direction),
+// executed for real, two ways:
+// - on the deployed cluster (default): the probes run on the VMs through their guest agents
+//   (main/wiring/service.ts), with the hub's handshake ages; the result is recorded as the
+//   cluster's last check for the workbench;
+// - --lab: the plan built in network namespaces (root), the planes brought up with the real
+//   payload, every node enrolled, every probe driven from the master over SSH on wg1, torn down.
 import { plan } from '../../../common/plan/index';
 import { canonicalJson } from '../../../common/canonical';
 import { closest } from '../../../common/text/suggest';
@@ -17,22 +17,32 @@ import { Lab, requireRoot } from '../../lab/harness';
 import { renderWiringReport, runWiringChecks } from '../../wiring/check';
 import { labWiringTargetViaMaster } from '../../wiring/lab-target';
 import { wiringChecks } from '../../wiring/matrix';
+import type { WiringRun } from '../../wiring/service';
+import { runClusterWiringCheck, WiringCheckRefused } from '../../wiring/service';
 import { plural } from '../../../common/text/plural';
+import { renderTable } from '../../../common/text/table';
+import type { HandshakeAge } from '../../../common/wiring/last-check';
+import type { CliIo } from '../command';
+import { clusterOperationRequest, LIFECYCLE_HELP, LIFECYCLE_OPTIONS } from './lifecycle';
 
 export const wiringCommand: CliCommand = {
   name: 'wiring',
-  summary: 'check the plane wiring: allowed/denied per flow, measured (lab namespaces for now)',
-  usage: 'kubedos wiring check FILE --lab [--json] [--deny-pairs all|ring]',
+  summary: 'check the plane wiring: allowed/denied per flow, measured on the deployed cluster or in a namespace lab',
+  usage: 'kubedos wiring check FILE [--target T] [--lab] [--json] [--deny-pairs all|ring]',
   help: [
     'Runs the plan\'s flow matrix for real and prints allowed/denied per flow.',
-    '  --lab                 build the plan in network namespaces (needs root, wireguard-go, nft,',
-    '                        python3), bring the planes up, enroll, probe, tear down',
+    'Default: on the deployed cluster, through each VM\'s guest agent (probe listeners started and',
+    'stopped on every node, connections tried from every node), plus the hub\'s WireGuard handshake',
+    'age per node and plane; recorded as the cluster\'s last check (the workbench\'s Wiring view shows it).',
+    '  --lab                 instead: build the plan in network namespaces (needs root, wireguard-go,',
+    '                        nft, python3), bring the planes up, enroll, probe, tear down',
     '  --json                the full result for the workbench\'s wiring map',
     '  --deny-pairs ring     sample undeclared flows on a ring of node pairs (default: all pairs)',
+    ...LIFECYCLE_HELP,
     'Exit status: 0 every flow as declared, 3 mismatches, 1 could not run, 2 bad usage.',
   ].join('\n'),
   async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(argv, { lab: { type: 'boolean' }, json: { type: 'boolean' }, 'deny-pairs': { type: 'string' } });
+    const { values, positionals } = parseCommandArgs(argv, { ...LIFECYCLE_OPTIONS, lab: { type: 'boolean' }, json: { type: 'boolean' }, 'deny-pairs': { type: 'string' } });
     const [sub, file, extra] = positionals;
     if (sub !== 'check' || !file || extra) {
       throw new UsageError(sub === undefined ? 'missing the action: kubedos wiring check FILE' : sub !== 'check' ? `unknown action "${sub}"${closest(sub, ['check']) ? '; did you mean check?' : ''} (the only action is check)` : !file ? 'missing the spec FILE to check' : 'exactly one FILE');
@@ -43,10 +53,8 @@ export const wiringCommand: CliCommand = {
     if (!loaded.spec) {
       return reportInvalidSpec(loaded, file, io, 'nothing checked');
     }
-    if (!values.lab) {
-      io.err('wiring check against a deployed cluster needs the deploy stages (not implemented yet); run it against the namespace lab with --lab');
-      return 1;
-    }
+    if (values.lab && values.target !== undefined) throw new UsageError('--lab builds its own namespace cluster: drop --target, or drop --lab to check the deployed cluster');
+    if (!values.lab) return checkDeployed(file, loaded.spec, loaded.path, values as Record<string, unknown>, denyPairs, io);
     const p = plan(loaded.spec);
     try {
       requireRoot('kubedos wiring check --lab');
@@ -74,3 +82,44 @@ export const wiringCommand: CliCommand = {
     }
   },
 };
+
+async function checkDeployed(file: string, spec: Parameters<typeof clusterOperationRequest>[1], specPath: string, values: Record<string, unknown>, denyPairs: 'all' | 'ring', io: CliIo): Promise<number> {
+  const req = clusterOperationRequest(file, spec, values, io, { action: 'wiring check', by: 'wiring check', specPath, refused: (why) => `kubedos wiring check: refused: ${why}; nothing was probed` });
+  if (!req) return 1;
+  let run: WiringRun & { recordPath: string };
+  try {
+    run = await runClusterWiringCheck(req.request, { denyPairs });
+  } catch (err) {
+    const e = err as Error & { hint?: string };
+    if (err instanceof WiringCheckRefused) {
+      io.err(`kubedos wiring check: ${e.message}`);
+      return 1;
+    }
+    io.err(`kubedos wiring check: could not finish: ${e.message}`);
+    if (e.hint) io.err(`next: ${e.hint}`);
+    io.err('nothing was recorded; probe listeners that were started stop by themselves within 10 minutes');
+    return io.signal.aborted ? 130 : 1;
+  }
+  const { report, record } = run;
+  if (values.json) {
+    io.out(canonicalJson({ cluster: record.cluster, target: record.target, checkedAt: record.checkedAt, passed: report.passed, failed: report.failed, counters: report.counters, durationMs: report.durationMs, handshakes: run.handshakes, ...(run.handshakeError ? { handshakeError: run.handshakeError } : {}), results: report.results }, 2));
+  } else {
+    io.out(renderWiringReport(report));
+    io.out('');
+    io.out(renderHandshakes(record.hub, run.handshakes));
+  }
+  if (run.handshakeError) io.err(`warning: handshake ages not read: ${run.handshakeError}`);
+  io.err(`recorded as the last check of ${record.cluster}: ${run.recordPath}`);
+  return report.failed === 0 ? 0 : 3;
+}
+
+/** One row per node: the hub's last handshake on each plane ("never" when there was none). */
+export function renderHandshakes(hub: string, hs: readonly HandshakeAge[]): string {
+  if (!hs.length) return `handshakes with ${hub}: none read`;
+  const nodes = [...new Set(hs.map((h) => h.node))];
+  const age = (n: string, p: string): string => {
+    const h = hs.find((x) => x.node === n && x.plane === p);
+    return h === undefined ? '-' : h.ageSeconds === null ? 'never' : `${h.ageSeconds} s ago`;
+  };
+  return [`last handshake with ${hub}:`, renderTable(['NODE', 'WG1', 'WG2', 'WG3'], nodes.map((n) => [n, age(n, 'wg1'), age(n, 'wg2'), age(n, 'wg3')]))].join('\n');
+}

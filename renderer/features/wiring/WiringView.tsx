@@ -7,6 +7,7 @@ import { useStore } from 'zustand';
 import type { Plan } from '../../../common/plan/index';
 import type { PlaneName } from '../../../common/spec/schema';
 import { analysisStore } from '../analysis/store';
+import { MeasuredPanel } from './MeasuredPanel';
 import type { MatrixCell } from './model';
 import { forwardRules, policyMatrix, ruleMatches, spokesFor } from './model';
 
@@ -111,6 +112,7 @@ export function WiringView() {
             </Group>
           </Chip.Group>
         </Group>
+        <MeasuredPanel />
         <div style={{ display: 'grid', gridTemplateColumns: 'repeat(auto-fit, minmax(360px, 1fr))', gap: 12 }}>
           {plan.planes
             .filter((p) => enabled.includes(p.name))
