@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import type { Readable } from 'node:stream';
 import { childEnv, redactSecrets } from './secrets';
 import { isKnownTool, toolFor } from './tools';
 
@@ -193,8 +194,9 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
       partial[stream] = lines.pop() ?? '';
       for (const line of lines) emit({ runId, kind: 'line', command: shown, stream, line: redactLine(stream, line.replace(/\r$/, '')) });
     };
-    child.stdout.on('data', onData('stdout'));
-    child.stderr.on('data', onData('stderr'));
+    // Both are pipes (stdio above); the types cannot tell from a computed stdio array.
+    (child.stdout as Readable).on('data', onData('stdout'));
+    (child.stderr as Readable).on('data', onData('stderr'));
 
     const killGroup = (why: 'timeout' | 'aborted'): void => {
       if (killedFor) return;
