@@ -276,6 +276,8 @@ export class Lab {
       'UsePAM no',
       'PidFile /run/sshd.pid',
       'Subsystem sftp internal-sftp',
+      // No shell profile of the host's root in lab sessions (bash reads ~/.bashrc over SSH otherwise).
+      'SetEnv SHLVL=1',
       '',
     ].join('\n');
     for (const n of this.nodes.values()) {
