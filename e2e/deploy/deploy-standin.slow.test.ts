@@ -180,7 +180,7 @@ describe('kubedos deploy lab-3 --target proxmox://pve-standin (real SSH, strict 
     const dry = await lifecycle(['destroy', '--dry-run'], 'destroy-dry.log', 5 * 60_000);
     expect(dry.status, dry.stdout + dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/images on the host's storage \(\d+\):\n\s+local:import\/kubedos_lab-3_/);
-    const r = await lifecycle(['destroy', '--allow-destroy'], 'destroy.log', 15 * 60_000);
+    const r = await lifecycle(['destroy', '--allow-destroy', '--verbose'], 'destroy.log', 15 * 60_000);
     console.log(`[bench] destroy of lab-3 through the stand-in: ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`left alone: VM ${foreign} "stranger"`));

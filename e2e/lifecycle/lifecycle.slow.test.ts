@@ -126,7 +126,7 @@ describe('lifecycle through the Proxmox stand-in (real SSH, blank VMs, a foreign
     expect(refused.stdout).toMatch(/images on the host's storage \(2\):\n\s+local:import\/kubedos_lab-3_v1_master_\w+\.qcow2 \(14 B, an interrupted upload\)\n\s+local:import\/kubedos_lab-3_v1_worker_\w+\.qcow2/);
     expect(refused.stdout).toMatch(new RegExp(`left on the host: image local:iso/kubedos_lab-3_v1_\\w+\\.iso, used by VM ${foreign} stranger`));
     for (const n of p.nodes) expect(existsSync(conf(n.vmid)), n.name).toBe(true);
-    const r = await run(['destroy', spec, ...cli(), '--allow-destroy'], 'standin-destroy.log');
+    const r = await run(['destroy', spec, ...cli(), '--allow-destroy', '--verbose'], 'standin-destroy.log');
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`left alone: VM ${foreign} "stranger"`));
     expect(r.stdout).toMatch(/\$ qm destroy \d+ --purge 1 --destroy-unreferenced-disks 1/);
