@@ -23,7 +23,7 @@ import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { startProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { dropLabBulk } from '../lab-output';
 import { standInDriver } from '../substrate/helpers';
-import { deployEnv, kubedosAsync, outcomes, REPO, requireRoot, standinSpecText, writeSpec } from './env';
+import { deployEnv, etcdctlOn, kubedosAsync, outcomes, REPO, requireRoot, standinSpecText, writeSpec } from './env';
 import { processesMentioning } from '../processes';
 
 const OUT = join(REPO, 'e2e/output/deploy-standin');
@@ -123,8 +123,7 @@ describe('kubedos deploy lab-3 --target proxmox://pve-standin (real SSH, strict 
   });
 
   it('converged: etcd answers on wg3 with TLS from the cluster CA', async () => {
-    const wg3 = ip(node('cp-1').planes.wg3.address);
-    const health = await inGuest('cp-1', ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key', 'endpoint', 'health']);
+    const health = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'endpoint', 'health']);
     expect(health.stdout + health.stderr).toMatch(/is healthy/);
   });
 
@@ -170,8 +169,7 @@ describe('kubedos deploy lab-3 --target proxmox://pve-standin (real SSH, strict 
     // Checked here too, not only as start says: the hub sees fresh handshakes on all three planes, etcd is healthy.
     const st = JSON.parse((await inGuest('master', ['/usr/lib/kubedos/backplane/kubedos-planes', 'status'])).stdout);
     for (const plane of ['wg1', 'wg2', 'wg3']) expect(st.planes[plane].peers.filter((x: { latestHandshake: number }) => x.latestHandshake > 0), plane).toHaveLength(2);
-    const wg3 = ip(node('cp-1').planes.wg3.address);
-    const health = await inGuest('cp-1', ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key', 'endpoint', 'health']);
+    const health = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'endpoint', 'health']);
     expect(health.stdout + health.stderr).toMatch(/is healthy/);
   }, 21 * 60_000);
 
@@ -202,8 +200,7 @@ describe('kubedos deploy lab-3 --target proxmox://pve-standin (real SSH, strict 
     expect(Object.keys(o)).toEqual(STAGES);
     for (const s of STAGES) expect(o[s], s).not.toMatch(/failed|skipped|aborted|unchanged/);
     expect(r.stdout).toMatch(/uploaded and verified sha256/);
-    const wg3 = ip(node('cp-1').planes.wg3.address);
-    const health = await inGuest('cp-1', ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key', 'endpoint', 'health']);
+    const health = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'endpoint', 'health']);
     expect(health.stdout + health.stderr).toMatch(/is healthy/);
   }, 56 * 60_000);
 });

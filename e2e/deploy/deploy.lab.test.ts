@@ -16,7 +16,7 @@ import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
 import { dropLabBulk } from '../lab-output';
-import { DEPLOY_LAB, deployEnv, kubedosAsync, outcomes, requireRoot, writeSpec } from './env';
+import { DEPLOY_LAB, deployEnv, etcdctlOn, kubedosAsync, outcomes, requireRoot, writeSpec } from './env';
 import { processesMentioning } from '../processes';
 
 const WS = join(DEPLOY_LAB, 'workspace');
@@ -84,7 +84,7 @@ describe('kubedos deploy lab-3 --target qemu-local (TCG, qcow2 path, no route ou
   it('converged for real: etcd on wg3 with TLS from the cluster CA, Prometheus on wg2 scraping every node', async () => {
     const cp = node('cp-1');
     const wg3 = ip(cp.planes.wg3.address);
-    const health = await inGuest('cp-1', ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key', 'endpoint', 'health']);
+    const health = await inGuest('cp-1', [...etcdctlOn(cp), 'endpoint', 'health']);
     expect(health.stdout + health.stderr).toMatch(/is healthy/);
     // Plain HTTP is refused: the member speaks TLS only.
     const plain = await inGuest('cp-1', ['etcdctl', `--endpoints=http://${wg3}:2379`, '--dial-timeout=3s', 'endpoint', 'health']);
@@ -158,8 +158,7 @@ print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)
   }, 21 * 60_000);
 
   it.runIf(process.env.KUBEDOS_LAB_DRILL === '1')('kubedos drill --scenario delete-worker-vm: every phase recorded, w-1 back on all planes and scraped, an etcd key written before still there, a further deploy unchanged', async () => {
-    const wg3 = ip(node('cp-1').planes.wg3.address);
-    const etcdctl = ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key'];
+    const etcdctl = etcdctlOn(node('cp-1'));
     expect((await inGuest('cp-1', [...etcdctl, 'put', 'kubedos-drill/before', 'written before the drill'])).exitCode).toBe(0);
     const oldBoot = (await inGuest('w-1', ['cat', '/proc/sys/kernel/random/boot_id'])).stdout.trim();
 
@@ -235,8 +234,7 @@ print(json.dumps(h))`;
     // Checked again from inside, the way the deploy checks were.
     const st = JSON.parse((await inGuest('master', ['/usr/lib/kubedos/backplane/kubedos-planes', 'status'])).stdout);
     for (const plane of ['wg1', 'wg2', 'wg3']) expect(st.planes[plane].peers.filter((x: { latestHandshake: number }) => x.latestHandshake > 0), plane).toHaveLength(2);
-    const wg3 = ip(node('cp-1').planes.wg3.address);
-    const health = await inGuest('cp-1', ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key', 'endpoint', 'health']);
+    const health = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'endpoint', 'health']);
     expect(health.stdout + health.stderr).toMatch(/is healthy/);
   }, 26 * 60_000);
 

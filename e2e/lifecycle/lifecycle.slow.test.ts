@@ -25,7 +25,7 @@ import { ownershipTags } from '../../main/substrate/provision';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { startProxmoxStandIn } from '../fixtures/proxmox/standin';
-import { deployEnv, kubedosAsync, outcomes, REPO, requireRoot, standinSpecText, writeSpec } from '../deploy/env';
+import { deployEnv, etcdctlOn, kubedosAsync, outcomes, REPO, requireRoot, standinSpecText, writeSpec } from '../deploy/env';
 import { dropLabBulk } from '../lab-output';
 import { standInDriver } from '../substrate/helpers';
 import { processesMentioning } from '../processes';
@@ -207,8 +207,7 @@ describe('qemu-local: deploy → destroy → nothing left → deploy again green
     console.log(`[bench] lifecycle slow: deploy after destroy ${(r.ms / 1000).toFixed(0)} s`);
     for (const s of STAGES) expect(o[s], s).not.toMatch(/failed|skipped|aborted|unchanged/);
     const cp = p.nodes.find((n) => n.name === 'cp-1')!;
-    const wg3 = cp.planes.wg3.address.replace(/\/\d+$/, '');
-    const health = await driver.guestExec(cp.vmid, ['etcdctl', `--endpoints=https://${wg3}:2379`, '--cacert=/etc/kubedos/pki/etcd/ca.crt', '--cert=/etc/kubedos/pki/etcd/peer.crt', '--key=/etc/kubedos/pki/etcd/peer.key', 'endpoint', 'health'], { timeoutS: 120 });
+    const health = await driver.guestExec(cp.vmid, [...etcdctlOn(cp), 'endpoint', 'health'], { timeoutS: 120 });
     expect(health.stdout + health.stderr).toMatch(/is healthy/);
   }, 56 * 60_000);
 });
