@@ -1,3 +1,5 @@
+// Not in CI (npm run test:image-boot): the deploy lab boots the same images as every node of lab-3
+// with Secure Boot + TPM and first boot on every CI run; this is the single-VM check of the image alone.
 // The qcow2 golden image boots under QEMU (TCG) with OVMF Secure Boot (Microsoft keys) and a
 // TPM 2.0 from swtpm, runs first boot to completion as the planned node (chosen by its MAC),
 // and answers guest-ping over the guest agent socket.
