@@ -261,6 +261,7 @@ export async function resolveUpstream(stanzas: readonly Stanza[], wanted: readon
     const p = list.find((s) => s.Version === prefer.get(n));
     return p ? [p, ...list.filter((s) => s !== p)] : list;
   };
+  const onOffer = (n: string): Candidate[] => [...(versions.get(n) ?? []).map((s) => ({ version: s.Version!, where })), ...(outside.get(n) ?? [])];
   const provides = new Map<string, string>();
   for (const name of [...versions.keys()].sort()) for (const p of dependencyGroups(ordered(name)[0]!.Provides).flat()) if (!provides.has(p)) provides.set(p, name);
 
@@ -289,7 +290,7 @@ export async function resolveUpstream(stanzas: readonly Stanza[], wanted: readon
         for (const alt of group) {
           if (versions.has(alt.name)) {
             let any = false;
-            for (const c of [...versions.get(alt.name)!.map((x) => x.Version!), ...(outside.get(alt.name) ?? []).map((c) => c.version)]) if ((any = await ok(c, alt))) break;
+            for (const c of onOffer(alt.name)) if ((any = await ok(c.version, alt))) break;
             if (any) chosen = { kind: 'repo', alt };
           } else if (outside.has(alt.name)) {
             for (const c of outside.get(alt.name)!) if (!chosen && (await ok(c.version, alt))) chosen = { kind: 'outside', alt };
@@ -326,7 +327,7 @@ export async function resolveUpstream(stanzas: readonly Stanza[], wanted: readon
       }
       if (pick === undefined && !declared.has(n)) for (const c of outside.get(n) ?? []) if (await meetsAll(c.version, rels)) pick = null;
       if (pick === undefined) {
-        conflicts.push({ name: n, relations: relations.get(n) ?? [], available: [...versions.get(n)!.map((s) => ({ version: s.Version!, where })), ...(outside.get(n) ?? [])] });
+        conflicts.push({ name: n, relations: relations.get(n) ?? [], available: onOffer(n) });
         pick = picks.has(n) ? picks.get(n)! : ordered(n)[0]!;
       }
       next.set(n, pick);
@@ -340,7 +341,7 @@ export async function resolveUpstream(stanzas: readonly Stanza[], wanted: readon
         const cycle = history.slice(again ?? 0);
         for (const [n] of next) {
           if (conflicts.some((c) => c.name === n) || cycle.every((h) => h.get(n) === next.get(n))) continue;
-          conflicts.push({ name: n, relations: relations.get(n) ?? [], available: [...versions.get(n)!.map((x) => ({ version: x.Version!, where })), ...(outside.get(n) ?? [])], unsettled: true });
+          conflicts.push({ name: n, relations: relations.get(n) ?? [], available: onOffer(n), unsettled: true });
         }
       }
       return finish(next, notFound, external, conflicts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
