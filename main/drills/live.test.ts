@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import type { DrillEvent, NodeDrillState } from '../../common/drills/live';
 import { EMPTY_LIVE, foldDrillEvents, MAX_LIVE_LOG, mttrSeries, nodeStates, phaseBars, targetState } from '../../common/drills/live';
 import { drillReport, drillReportHtml, drillReportJson } from '../../common/drills/report';
-import type { DrillRecord } from '../../common/drills/timeline';
 import { startTestDrill, threeMember } from './testing';
 
 async function drill(id: string, o: Parameters<typeof threeMember>[0] = {}) {
