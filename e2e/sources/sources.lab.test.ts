@@ -361,6 +361,10 @@ describe('upstream apt packages into the darksite lock and repository', () => {
     expect(debs(cache)).toContain(`${lib.sha256}.deb`);
     // The same again: the lock as it is (reused, nothing downloaded).
     expect(await ensureUpstream([xzSource(['kubedos-xz', 'kubedos-xz-tool'])], { lock: readLock(lp)!, lockPath: lp, cacheDir: cache, mode: 'default' })).toMatchObject({ written: false, downloaded: 0, reused: 3 });
+    // Debian's lock holds a newer library of the same name: apt on a node would install that one, which kubedos-xz refuses.
+    await expect(ensureUpstream([xzSource(['kubedos-xz', 'kubedos-xz-tool'])], { lock: { ...debianLock(['base-files', 'kubedos-xz-lib']), packages: debianLock(['base-files', 'kubedos-xz-lib']).packages.map((p) => (p.name === 'kubedos-xz-lib' ? { ...p, version: '3.0' } : p)) }, lockPath: join(root, 'ws-xz-upper-shadow', 'darksite.lock.json'), cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      'upstream packages apt on a node would pass over: 1: kubedos-xz needs kubedos-xz-lib (<< 2.0): kubedos-xz-lib 1.4 (xz-apt) meets it, but the Debian lock holds kubedos-xz-lib 3.0, newer, which it does not accept. apt installs the newest version',
+    );
     // The repository keeps only the newer library; Debian's lock carries a 1.x: Debian provides it.
     buildXzRepo([
       { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (<< 2.0), base-files' },

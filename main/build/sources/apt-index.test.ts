@@ -4,7 +4,7 @@ import { parseStanzas } from '../darksite/udebs';
 import { satisfies } from '../darksite/index';
 import type { Stanza } from '../darksite/udebs';
 import type { Candidate, ResolveOptions, UpstreamResolution } from './apt-index';
-import { compareDebVersions, conflictText, dearmor, dependencyGroups, dependencyRelations, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
+import { compareDebVersions, conflictText, dearmor, shadowedByNewer, dependencyGroups, dependencyRelations, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
 
 const source = { name: 'k8s', url: 'https://pkgs.invalid/core/stable/v1.30/deb/', suite: 'stable', components: ['main'], signedBy: 'A'.repeat(40), packages: ['kubeadm'] };
 
@@ -190,6 +190,18 @@ describe('which packages a declaration takes', () => {
     // An alternative: the first one something on offer meets.
     const alt = parseStanzas([stanza('foo', '2.1'), stanza('bar', '1'), stanza('c', '1', 'Depends: foo (<< 2.0) | bar')].join('\n\n'));
     expect((await resolve(alt, ['c'])).packages.map((p) => p.name)).toEqual(['bar', 'c']);
+  });
+  it('an upstream package older than the Debian lock\'s of its name, taken for an upper bound Debian\'s breaks, is one apt on a node would pass over', async () => {
+    const idx = parseStanzas([stanza('foo', '1.9'), stanza('foo', '2.1'), stanza('a', '1', 'Depends: foo (<< 2.0)'), stanza('b', '1', 'Depends: foo (<< 2.0) | bar')].join('\n\n'));
+    const r = await resolve(idx, ['a', 'b']);
+    expect(r.packages.find((p) => p.name === 'foo')!.version).toBe('1.9');
+    const { relations } = lockedRelations(r.packages);
+    const debian = (v: string) => new Map([['foo', [{ version: v, where: 'Debian lock' }]]]);
+    // Debian's 2.5 is newer, so apt takes it, and a's (<< 2.0) refuses it; b's group has an alternative: not counted.
+    expect(await shadowedByNewer(r.packages, relations, debian('2.5'), dpkg)).toEqual([{ name: 'foo', version: '1.9', newer: { version: '2.5', where: 'Debian lock' }, from: 'a', relation: { name: 'foo', op: '<<', version: '2.0' } }]);
+    // Older in Debian (apt takes the upstream one), or newer but accepted: nothing to say.
+    expect(await shadowedByNewer(r.packages, relations, debian('1.5'), dpkg)).toEqual([]);
+    expect(await shadowedByNewer(r.packages, relations, debian('1.9.1'), dpkg)).toEqual([]);
   });
   it('a choice that never settles ends, each package that keeps moving named as a conflict', async () => {
     // No pair works: x 2 needs y << 2, x 1 needs y >= 2, y 2 needs x >= 2, y 1 needs x << 2.

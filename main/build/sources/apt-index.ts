@@ -438,6 +438,42 @@ export async function unmetRelations(
   return out;
 }
 
+/** An upstream package apt on a node would pass over: a newer one of its name elsewhere breaks a relation it was taken for. */
+export interface Shadowed {
+  name: string;
+  version: string;
+  newer: Candidate;
+  from: string;
+  relation: Relation;
+}
+
+/**
+ * Upstream packages apt on a node would not install: the darksite has one index, and apt takes
+ * the newest version of a name, so a package of the repository taken at an older version than the
+ * Debian lock's (an upper bound, `<< 2.0`) is passed over for Debian's, which breaks the relation
+ * it was taken for. Only relations with no alternative count (with one, apt may take another).
+ */
+export async function shadowedByNewer(
+  mine: readonly { name: string; version: string }[],
+  relations: readonly { from: string; group: Relation[] }[],
+  outside: ReadonlyMap<string, readonly Candidate[]>,
+  check: VersionCheck,
+): Promise<Shadowed[]> {
+  const out: Shadowed[] = [];
+  for (const p of mine) {
+    for (const c of outside.get(p.name) ?? []) {
+      if (!(await check(c.version, '>>', p.version))) continue;
+      for (const { from, group } of relations) {
+        const r = group.length === 1 ? group[0]! : undefined;
+        if (r?.name !== p.name || !r.op || (await check(c.version, r.op, r.version!))) continue;
+        out.push({ name: p.name, version: p.version, newer: c, from, relation: r });
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /** Pure: the binary form of an OpenPGP key file (armored blocks decoded; binary passed through). */
 export function dearmor(bytes: Uint8Array): Uint8Array {
   const text = Buffer.from(bytes).toString('latin1');

@@ -24,7 +24,7 @@ import { diffIsEmpty, diffLocks, DriftError, driftMessage, firstFew, PinError } 
 import { parseStanzas } from '../darksite/udebs';
 import type { Stanza } from '../darksite/udebs';
 import type { Candidate, VersionCheck } from './apt-index';
-import { conflictText, dearmor, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
+import { conflictText, dearmor, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, shadowedByNewer, signedText, unmetRelations } from './apt-index';
 import { download, fetchInRelease } from './fetch';
 import { SourceVerifyError } from './verify';
 
@@ -157,10 +157,13 @@ function versionCheck(o: UpstreamOptions): VersionCheck {
  * Every dependency of the upstream packages (as locked: their `depends`), by name and version,
  * against their own source's packages and the Debian lock this build uses (dpkg decides the
  * relation). Run on every build, offline too: a Debian lock that moved (lists edited, --update)
- * cannot leave an upstream package with a dependency nothing satisfies.
+ * cannot leave an upstream package with a dependency nothing satisfies. An upstream package that
+ * apt on a node would pass over for a newer Debian one of its name breaking the relation it was
+ * taken for is refused too.
  */
 async function checkDependencies(target: readonly UpstreamLockedPackage[], debian: readonly LockedPackage[], o: UpstreamOptions): Promise<void> {
   const unmet: string[] = [];
+  const shadowed: string[] = [];
   const fromDebian = debianOffer(debian);
   for (const source of [...new Set(target.map((p) => p.source))].sort()) {
     const mine = target.filter((p) => p.source === source);
@@ -171,11 +174,20 @@ async function checkDependencies(target: readonly UpstreamLockedPackage[], debia
     for (const u of await unmetRelations(relations, offer, provided, versionCheck(o))) {
       unmet.push(`${u.from} needs ${u.group.map(relationText).join(' | ')}${u.found.length ? ` (found ${u.found.join(', ')})` : ''}`);
     }
+    for (const x of await shadowedByNewer(mine, relations, fromDebian, versionCheck(o))) {
+      shadowed.push(`${x.from} needs ${relationText(x.relation)}: ${x.name} ${x.version} (${source}) meets it, but the ${x.newer.where} holds ${x.name} ${x.newer.version}, newer, which it does not accept`);
+    }
   }
   if (unmet.length) {
     throw new PinError(
       `upstream packages have ${unmet.length} dependency(ies) neither their repository nor the Debian lock satisfies (by name and version): ${firstFew(unmet)}. ` +
         'Add the missing Debian ones to payload/packages/base.list (or the role list that installs them); a version found but excluded by the relation needs a newer Debian package (kubedos lock update) or a repository that carries a matching version; or declare the repository that carries them in spec.sources.apt.',
+    );
+  }
+  if (shadowed.length) {
+    throw new PinError(
+      `upstream packages apt on a node would pass over: ${shadowed.length}: ${firstFew(shadowed, 5, '; ')}. ` +
+        'apt installs the newest version of a name the darksite carries: drop the Debian package from payload/packages (base.list or the role list) if nothing else needs it, or declare a repository version the relation accepts.',
     );
   }
 }
