@@ -2,23 +2,19 @@
 // no check recorded yet, and with a recorded check that has disagreeing flows and a missing
 // handshake. Through `kubedos serve` and Debian's Chromium:
 //   npx tsx scripts/wiring-shots.ts [OUTDIR]   (default e2e/output/screens/wiring)
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TEMPLATES } from '../common/spec/index';
-import { ensureRendererBuilt, launchChromium, startServe } from '../e2e/ui/harness';
+import { serveSession, shots } from '../e2e/ui/session';
 import { saveLastCheck } from '../main/wiring/service';
 
 const out = resolve(process.argv[2] ?? 'e2e/output/screens/wiring');
-mkdirSync(out, { recursive: true });
-ensureRendererBuilt();
 const ws = mkdtempSync(join(tmpdir(), 'kubedos-wiring-shots-'));
 writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
-const served = await startServe([join(ws, 'lab-3.yaml')], ws);
-const browser = await launchChromium();
+const session = await serveSession([join(ws, 'lab-3.yaml')], ws);
 try {
-  const page = await browser.context.newPage();
-  await page.goto(served.url);
+  const { page } = session;
   for (const state of ['none', 'measured'] as const) {
     if (state === 'measured') {
       saveLastCheck(
@@ -41,26 +37,15 @@ try {
         { KUBEDOS_WORKSPACE: ws },
       );
     }
-    for (const [w, h] of [[1440, 900], [1280, 720]] as const) {
-      await page.setViewportSize({ width: w, height: h });
+    // At each size a fresh load of the Wiring view (it reads the recorded check when it opens).
+    const openWiring = async (): Promise<void> => {
       await page.reload();
-      await page.getByRole('link', { name: /Spec/ }).first().waitFor({ timeout: 60_000 }).catch(() => undefined);
-      await page.waitForTimeout(1500);
-      for (const theme of ['dark', 'light'] as const) {
-        const current = await page.evaluate(() => document.documentElement.getAttribute('data-mantine-color-scheme'));
-        if (current !== theme) await page.getByRole('button', { name: 'Toggle light or dark theme' }).click();
-        await page.locator('nav').getByText('Wiring', { exact: true }).first().click();
-        await page.getByTestId(state === 'none' ? 'wiring-measured-none' : 'wiring-mismatches').waitFor({ timeout: 20_000 });
-        await page.mouse.move(w / 2, h - 5);
-        await page.waitForTimeout(600);
-        const path = join(out, `wiring-${state}-${w}x${h}-${theme}.png`);
-        await page.screenshot({ path });
-        console.log(path);
-      }
-    }
+      await page.locator('nav').getByText('Wiring', { exact: true }).first().click();
+      await page.getByTestId(state === 'none' ? 'wiring-measured-none' : 'wiring-mismatches').waitFor({ timeout: 20_000 });
+    };
+    for (const path of await shots(page, out, `wiring-${state}`, { schemes: 'both', prepare: openWiring, settleMs: 600 })) console.log(path);
   }
 } finally {
-  await browser.close();
-  await served.stop();
+  await session.close();
   rmSync(ws, { recursive: true, force: true });
 }

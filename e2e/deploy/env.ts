@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TEMPLATES } from '../../common/spec/index';
-import { ETCD_PKI } from '../../main/stages/converge';
+import { etcdctlArgv } from '../../main/stages/converge';
 import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { offerSharedBuildInputs, sharedBuildEnv, takeSharedBuildInputs } from '../shared-build';
 
@@ -102,6 +102,5 @@ export function standinSpecText(standin: ProxmoxStandIn): string {
 
 /** etcdctl on an etcd member over its wg3 address, with the member's peer certificate (as kubedos start checks health); add the command, e.g. 'endpoint', 'health'. */
 export function etcdctlOn(member: { planes: { wg3: { address: string } } }): string[] {
-  const wg3 = member.planes.wg3.address.replace(/\/\d+$/, '');
-  return ['etcdctl', `--endpoints=https://${wg3}:2379`, `--cacert=${ETCD_PKI}/ca.crt`, `--cert=${ETCD_PKI}/peer.crt`, `--key=${ETCD_PKI}/peer.key`];
+  return etcdctlArgv([member.planes.wg3.address], []);
 }

@@ -329,10 +329,64 @@ describe('upstream apt packages into the darksite lock and repository', () => {
     const cache = join(root, 'xz-cache-unmet');
     const lp = join(root, 'ws-xz-unmet', 'darksite.lock.json');
     await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
-      'upstream packages have 2 dependency(ies) neither their repository nor the Debian lock satisfies (by name and version): kubedos-xz needs kubedos-xz-lib (>= 1.5) (found kubedos-xz-lib 1.4 (xz-apt)), kubedos-xz needs base-files (>= 12~) | base-files-ng (found base-files 1 (Debian lock)).',
+      'upstream packages: 1 package(s) of which no version satisfies every relation on it (all its dependants together): kubedos-xz-lib: kubedos-xz needs kubedos-xz-lib (>= 1.5); on offer 1.4 (xz-apt) (apt source xz-apt). Declare',
+    );
+    // The library fixed, the Debian side still too old: named with what the Debian lock holds.
+    buildXzRepo([
+      { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (>= 1.5), base-files (>= 12~) | base-files-ng' },
+      { name: 'kubedos-xz-lib', version: '1.4' },
+      { name: 'kubedos-xz-lib', version: '1.5' },
+    ]);
+    await expect(ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      'upstream packages have 1 dependency(ies) neither their repository nor the Debian lock satisfies (by name and version): kubedos-xz needs base-files (>= 12~) | base-files-ng (found base-files 1 (Debian lock)).',
     );
     expect(debs(cache)).toEqual([]);
     expect(existsSync(lp)).toBe(false);
+  });
+
+  it('an upper bound (<<) takes the older version the repository serves beside the newest, into the lock; or leaves it to Debian; or, met by nothing, is refused naming every relation and version', async () => {
+    // The repository serves two versions of the library; kubedos-xz accepts only the older one.
+    buildXzRepo([
+      { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (<< 2.0), base-files' },
+      { name: 'kubedos-xz-tool', version: '1.0', depends: 'kubedos-xz-lib (>= 1.2)' },
+      { name: 'kubedos-xz-lib', version: '2.1' },
+      { name: 'kubedos-xz-lib', version: '1.4' },
+    ]);
+    const cache = join(root, 'xz-cache-upper');
+    const lp = join(root, 'ws-xz-upper', 'darksite.lock.json');
+    const r = await ensureUpstream([xzSource(['kubedos-xz', 'kubedos-xz-tool'])], { lock: debianLock(['base-files']), lockPath: lp, cacheDir: cache, mode: 'default' });
+    expect(r.packages.map((p) => `${p.name}=${p.version}`)).toEqual(['kubedos-xz=2.0-1', 'kubedos-xz-lib=1.4', 'kubedos-xz-tool=1.0']);
+    const lib = readLock(lp)!.upstream!.find((p) => p.name === 'kubedos-xz-lib')!;
+    expect(lib).toMatchObject({ version: '1.4', path: 'pool/kubedos-xz-lib_1.4_all.deb', source: 'xz-apt' });
+    expect(debs(cache)).toContain(`${lib.sha256}.deb`);
+    // The same again: the lock as it is (reused, nothing downloaded).
+    expect(await ensureUpstream([xzSource(['kubedos-xz', 'kubedos-xz-tool'])], { lock: readLock(lp)!, lockPath: lp, cacheDir: cache, mode: 'default' })).toMatchObject({ written: false, downloaded: 0, reused: 3 });
+    // Debian's lock holds a newer library of the same name: apt on a node would install that one, which kubedos-xz refuses.
+    await expect(ensureUpstream([xzSource(['kubedos-xz', 'kubedos-xz-tool'])], { lock: { ...debianLock(['base-files', 'kubedos-xz-lib']), packages: debianLock(['base-files', 'kubedos-xz-lib']).packages.map((p) => (p.name === 'kubedos-xz-lib' ? { ...p, version: '3.0' } : p)) }, lockPath: join(root, 'ws-xz-upper-shadow', 'darksite.lock.json'), cacheDir: cache, mode: 'default' })).rejects.toThrow(
+      'upstream packages apt on a node would pass over: 1: kubedos-xz needs kubedos-xz-lib (<< 2.0): kubedos-xz-lib 1.4 (xz-apt) meets it, but the Debian lock holds kubedos-xz-lib 3.0, newer, which it does not accept. apt installs the newest version',
+    );
+    // The repository keeps only the newer library; Debian's lock carries a 1.x: Debian provides it.
+    buildXzRepo([
+      { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (<< 2.0), base-files' },
+      { name: 'kubedos-xz-lib', version: '2.1' },
+    ]);
+    const deb = join(root, 'ws-xz-upper-debian', 'darksite.lock.json');
+    const fromDebian = await ensureUpstream([xzSource(['kubedos-xz'])], { lock: debianLock(['base-files', 'kubedos-xz-lib']), lockPath: deb, cacheDir: cache, mode: 'default' });
+    expect(fromDebian.packages.map((p) => `${p.name}=${p.version}`)).toEqual(['kubedos-xz=2.0-1']);
+    // Nothing meets both relations: refused naming the package, each relation and every version on offer; nothing locked or cached.
+    buildXzRepo([
+      { name: 'kubedos-xz', version: '2.0-1', depends: 'kubedos-xz-lib (<< 2.0)' },
+      { name: 'kubedos-xz-tool', version: '1.0', depends: 'kubedos-xz-lib (>= 2.1)' },
+      { name: 'kubedos-xz-lib', version: '2.0' },
+      { name: 'kubedos-xz-lib', version: '1.4' },
+    ]);
+    const none = join(root, 'ws-xz-upper-none', 'darksite.lock.json');
+    const empty = join(root, 'xz-cache-upper-none');
+    await expect(ensureUpstream([xzSource(['kubedos-xz', 'kubedos-xz-tool'])], { lock: debianLock(['kubedos-xz-lib']), lockPath: none, cacheDir: empty, mode: 'default' })).rejects.toThrow(
+      'upstream packages: 1 package(s) of which no version satisfies every relation on it (all its dependants together): kubedos-xz-lib: kubedos-xz needs kubedos-xz-lib (<< 2.0) and kubedos-xz-tool needs kubedos-xz-lib (>= 2.1); on offer 2.0 (xz-apt), 1.4 (xz-apt), 1 (Debian lock) (apt source xz-apt). Declare',
+    );
+    expect(existsSync(none)).toBe(false);
+    expect(debs(empty)).toEqual([]);
   });
 
   it('a Packages.xz that is not the one the InRelease signs, or that xz cannot read, is refused by name; nothing is cached', async () => {

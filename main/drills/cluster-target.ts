@@ -21,7 +21,7 @@ import type { PipelineEvent } from '../../common/pipeline/events';
 import type { Plan, PlanNode } from '../../common/plan/schema';
 import { CommandError } from '../exec/runner';
 import type { PipelineResult } from '../pipeline/runner';
-import { ETCD_PKI, etcdMembers } from '../stages/converge';
+import { etcdClientUrl, etcdctlArgv, etcdMembers } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import type { NodeShell } from './shell';
 import { guestShell } from './shell';
@@ -50,7 +50,11 @@ export interface ClusterTargetOptions {
   log?: (line: string) => void;
 }
 
-const ip = (cidr: string): string => cidr.replace(/\/\d+$/, '');
+/** Pure: etcdctl on a member against every planned member, with the drill probes' short timeouts. */
+export function drillEtcdctlArgv(members: readonly Pick<PlanNode, 'planes'>[], args: readonly string[]): string[] {
+  return etcdctlArgv(members.map((m) => m.planes.wg3.address), args, { dial: '2s', command: '4s' });
+}
+
 const tail = (s: string, lines = 3): string => s.trim().split('\n').slice(-lines).join(' | ').slice(0, 600);
 
 export class ClusterDrillTarget implements DrillTarget {
@@ -102,8 +106,7 @@ export class ClusterDrillTarget implements DrillTarget {
 
   /** etcdctl on `from` (a member with its TLS client material) against every planned member. */
   private etcdctl(args: readonly string[]): string[] {
-    const endpoints = this.etcd.map((m) => `https://${ip(m.planes.wg3.address)}:2379`).join(',');
-    return ['etcdctl', `--endpoints=${endpoints}`, `--cacert=${ETCD_PKI}/ca.crt`, `--cert=${ETCD_PKI}/peer.crt`, `--key=${ETCD_PKI}/peer.key`, '--dial-timeout=2s', '--command-timeout=4s', ...args];
+    return drillEtcdctlArgv(this.etcd, args);
   }
 
   async gatherFacts(sh: NodeShell, now: number): Promise<HealthFacts> {
@@ -119,7 +122,7 @@ export class ClusterDrillTarget implements DrillTarget {
     if (this.etcd.length) {
       // Ask from a member whose guest agent answers now; the others' endpoints are probed from it.
       const from = this.etcd.find((m) => this.seenAt.get(m.name) === now);
-      if (!from) etcd = { members: [], endpoints: this.etcd.map((m) => ({ endpoint: `https://${ip(m.planes.wg3.address)}:2379`, healthy: false, error: 'no etcd member answers through its guest agent' })), error: 'no etcd member reachable' };
+      if (!from) etcd = { members: [], endpoints: this.etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: 'no etcd member answers through its guest agent' })), error: 'no etcd member reachable' };
       else {
         const [health, members] = await Promise.all([
           sh.exec(from.name, this.etcdctl(['endpoint', 'health', '-w', 'json']), { anyExit: true, timeoutMs: 20_000 }),
@@ -129,7 +132,7 @@ export class ClusterDrillTarget implements DrillTarget {
         try {
           endpoints = parseEndpointHealth(health.stdout);
         } catch {
-          endpoints = this.etcd.map((m) => ({ endpoint: `https://${ip(m.planes.wg3.address)}:2379`, healthy: false, error: tail(health.stderr) || 'no answer' }));
+          endpoints = this.etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: tail(health.stderr) || 'no answer' }));
         }
         etcd = members.exitCode === 0 ? { members: parseMemberList(members.stdout), endpoints } : { members: [], endpoints, error: tail(members.stderr) || `etcdctl member list exited ${members.exitCode}` };
       }

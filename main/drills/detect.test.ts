@@ -11,17 +11,13 @@ import { DrillRecord as DrillRecordSchema, renderDrillHistory, renderDrillRecord
 import type { HealthWatchReport, WatcherStatus } from '../../common/drills/watcher';
 import { HEALTH_WATCH_REPORT_PATH, readWatcherFor, watcherStatusOf } from '../../common/drills/watcher';
 import { drillReport, drillReportHtml } from '../../common/drills/report';
-import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { runDrill } from './engine';
-import { threeMember } from './testing';
+import { startTestDrill, TEST_THRESHOLDS, threeMember } from './testing';
 
-const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
-const thresholds: DetectThresholds = { signals: ['etcd-member'], silenceSeconds: 0.02, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.01 };
 const NODES = ['master', 'cp-1', 'cp-2', 'cp-3'];
 
 /** A report as the watcher writes it: facts with `down` members unhealthy, the verdict evaluateHealth gives, `detected` as asked. */
 function report(o: { at: number; down: string[]; detected: string[]; probes?: number; t?: DetectThresholds }): HealthWatchReport {
-  const t = o.t ?? thresholds;
+  const t = o.t ?? TEST_THRESHOLDS;
   const facts: HealthFacts = {
     now: o.at,
     nodes: NODES.map((n) => ({ name: n, hub: n === 'master', etcd: n !== 'master' })),
@@ -67,17 +63,7 @@ function withWatcher(watch: ((now: number, reads: number) => WatcherStatus) | un
       await sh.exec('master', ['cat', HEALTH_WATCH_REPORT_PATH], { anyExit: true });
       return watch(now, ++probes.watcher);
     };
-  const stored: DrillRecord[] = [];
-  const run = runDrill({
-    target,
-    spec,
-    scenario: 'kill-etcd-member',
-    node: 'cp-1',
-    thresholds,
-    thresholdsSource: 'test',
-    id: 'd1',
-    store: (r) => stored.push(structuredClone(r)),
-    nextOnInterrupt: 'kubedos heal lab.yaml',
+  const { p: run, stored } = startTestDrill(target, {
     phaseTimeoutMs: o.phaseTimeoutMs ?? 5000,
     onPhaseEnd: (p) => {
       probes.inDetect = p === 'inject';
@@ -148,7 +134,7 @@ describe('detect through the hub watcher', () => {
 });
 
 describe('signals the watcher does not observe', () => {
-  const t2: DetectThresholds = { ...thresholds, signals: ['guest-agent', 'etcd-member'] };
+  const t2: DetectThresholds = { ...TEST_THRESHOLDS, signals: ['guest-agent', 'etcd-member'] };
   /** The fake whose engine probes see guest agents (a deployed cluster's hypervisor view) or not (the lab). */
   function agentTarget(o: { engineSeesAgents: boolean }) {
     const { target, state } = threeMember();
@@ -162,7 +148,7 @@ describe('signals the watcher does not observe', () => {
     };
     // The watcher: fresh, guest-agent not observed (its facts have no agents), cp-1 not detected.
     target.readWatcher = async (_sh, now) => statusOf(report({ at: now, down: [], detected: [], t: t2 }), now);
-    const run = runDrill({ target, spec, scenario: 'kill-etcd-member', node: 'cp-1', thresholds: t2, thresholdsSource: 'test', id: 'd1', store: () => undefined, nextOnInterrupt: 'kubedos heal lab.yaml', phaseTimeoutMs: 400 });
+    const run = startTestDrill(target, { thresholds: t2, phaseTimeoutMs: 400 }).p;
     return { run, calls };
   }
 
@@ -225,7 +211,7 @@ describe('detect falls back to the engine\'s probes', () => {
 
 describe('readWatcherFor', () => {
   it('is usable only while fresh: one rule, from the report\'s heartbeat', () => {
-    const t = { ...thresholds, heartbeatSeconds: 10 };
+    const t = { ...TEST_THRESHOLDS, heartbeatSeconds: 10 };
     const rep = report({ at: 1000, down: ['cp-1'], detected: ['cp-1'], t });
     // 3 heartbeats (30 s) + the probe time (0.012 s) + 5 s.
     expect(readWatcherFor(statusOf(rep, 1035), 'cp-1').kind).toBe('detected');
@@ -238,7 +224,7 @@ describe('readWatcherFor', () => {
   });
 
   it('a timed finding (a handshake past its limit) detects at its first probe, as in the engine; an etcd one waits for detectAfterProbes', () => {
-    const t = { ...thresholds, signals: ['wg-handshake' as const, 'etcd-member' as const] };
+    const t = { ...TEST_THRESHOLDS, signals: ['wg-handshake' as const, 'etcd-member' as const] };
     const rep = report({ at: 1000, down: ['cp-2'], detected: [], probes: 1, t });
     const facts = { ...rep.facts, wg1Handshakes: { 'cp-1': 800, 'cp-2': 999, 'cp-3': 999 } };
     const verdict = evaluateHealth(facts, t);

@@ -2,39 +2,15 @@
 // ordering, the journal written at every change, failure and Ctrl-C leaving a record that says
 // where it stopped and what to run next.
 import { describe, expect, it } from 'vitest';
-import type { DrillCommand, DrillRecord } from '../../common/drills/timeline';
+import type { DrillCommand } from '../../common/drills/timeline';
 import { MAX_PHASE_COMMANDS } from '../../common/drills/timeline';
-import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { runDrill } from './engine';
 import { recordingShell } from './shell';
-import type { DrillTarget } from './target';
-import { fakeTarget, threeMember } from './testing';
-
-const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
-const thresholds = { signals: ['etcd-member' as const], silenceSeconds: 0.02, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.01 };
-
-function run(target: DrillTarget, extra: Partial<Parameters<typeof runDrill>[0]> = {}) {
-  const stored: DrillRecord[] = [];
-  const p = runDrill({
-    target,
-    spec,
-    scenario: 'kill-etcd-member',
-    node: 'cp-1',
-    thresholds,
-    thresholdsSource: 'test',
-    id: 'd1',
-    store: (r) => stored.push(structuredClone(r)),
-    nextOnInterrupt: 'kubedos heal lab.yaml',
-    phaseTimeoutMs: 5000,
-    ...extra,
-  });
-  return { p, stored };
-}
+import { fakeTarget, startTestDrill, threeMember } from './testing';
 
 describe('runDrill', () => {
   it('refuses a kill on a single-member etcd (quorum) and journals the refusal', async () => {
     const { target } = fakeTarget();
-    const { p, stored } = run(target);
+    const { p, stored } = startTestDrill(target);
     const r = await p;
     expect(r.status).toBe('refused');
     expect(r.guard.reasons.map((x) => x.code)).toEqual(['quorum']);
@@ -43,7 +19,7 @@ describe('runDrill', () => {
 
   it('on a 3-member etcd runs the six phases in order, journals each change, records the commands per phase', async () => {
     const { target, state } = threeMember();
-    const { p, stored } = run(target);
+    const { p, stored } = startTestDrill(target);
     const r = await p;
     expect(r.status, JSON.stringify(r.error)).toBe('passed');
     expect(r.phases.map((x) => `${x.name}:${x.state}`)).toEqual(['inject:done', 'detect:done', 'fence:done', 'replace:done', 'reintegrate:done', 'healthy:done']);
@@ -60,7 +36,7 @@ describe('runDrill', () => {
 describe('runDrill when things go wrong', () => {
   it('a failing fence ends with the phase, node, command, stderr tail and the next step', async () => {
     const { target } = threeMember({ failFence: true });
-    const r = await run(target).p;
+    const r = await startTestDrill(target).p;
     expect(r.status).toBe('failed');
     expect(r.phases.find((x) => x.name === 'fence')?.state).toBe('failed');
     expect(r.error).toEqual({ phase: 'fence', node: 'cp-1', message: 'etcdctl member remove exited 1', command: ['etcdctl', 'member', 'remove', 'a1'], stderrTail: 'Error: etcdserver: unhealthy cluster' });
@@ -71,7 +47,7 @@ describe('runDrill when things go wrong', () => {
   it('Ctrl-C during detect: the record says interrupted in detect and what to run next', async () => {
     const ac = new AbortController();
     const { target } = threeMember({ onInject: () => setTimeout(() => ac.abort(), 5) });
-    const { p, stored } = run(target, { signal: ac.signal });
+    const { p, stored } = startTestDrill(target, { signal: ac.signal });
     const r = await p;
     expect(r.status).toBe('interrupted');
     expect(r.phases.map((x) => x.state)).toEqual(['done', 'interrupted', 'pending', 'pending', 'pending', 'pending']);

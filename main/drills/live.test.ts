@@ -5,19 +5,12 @@ import { describe, expect, it } from 'vitest';
 import type { DrillEvent, NodeDrillState } from '../../common/drills/live';
 import { EMPTY_LIVE, foldDrillEvents, MAX_LIVE_LOG, mttrSeries, nodeStates, phaseBars, targetState } from '../../common/drills/live';
 import { drillReport, drillReportHtml, drillReportJson } from '../../common/drills/report';
-import type { DrillRecord } from '../../common/drills/timeline';
-import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { runDrill } from './engine';
-import { threeMember } from './testing';
-
-const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
-const thresholds = { signals: ['etcd-member' as const], silenceSeconds: 0.02, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.01 };
+import { startTestDrill, threeMember } from './testing';
 
 async function drill(id: string, o: Parameters<typeof threeMember>[0] = {}) {
   const { target } = threeMember(o);
-  const snapshots: DrillRecord[] = [];
-  const r = await runDrill({ target, spec, scenario: 'kill-etcd-member', node: 'cp-1', thresholds, thresholdsSource: 'test', id, store: (x) => snapshots.push(structuredClone(x)), nextOnInterrupt: 'run it again', phaseTimeoutMs: 5000 });
-  return { r, snapshots };
+  const { p, stored: snapshots } = startTestDrill(target, { id, nextOnInterrupt: 'run it again' });
+  return { r: await p, snapshots };
 }
 
 describe('foldDrillEvents and node states', () => {

@@ -1,8 +1,12 @@
 // An in-memory drill target for tests (engine, live fold, the workbench e2e): two or four nodes,
 // a kill-etcd-member scenario whose fault and repair flip one endpoint's health. Test helper only.
-import type { HealthFacts } from '../../common/drills/health';
+import type { DetectThresholds, HealthFacts } from '../../common/drills/health';
+import type { DrillRecord } from '../../common/drills/timeline';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { CommandError } from '../exec/runner';
 import type { RunResult } from '../exec/runner';
+import type { DrillOptions } from './engine';
+import { runDrill } from './engine';
 import type { DrillTarget, ScenarioOps } from './target';
 
 export interface FakeTargetOptions {
@@ -85,4 +89,32 @@ export function threeMember(o: Parameters<typeof fakeTarget>[0] = {}) {
     };
   };
   return { target, state };
+}
+
+/** The drill tests' thresholds: etcd-member only, fast enough for an in-memory target. */
+export const TEST_THRESHOLDS: DetectThresholds = { signals: ['etcd-member'], silenceSeconds: 0.02, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.01 };
+
+/** lab-3's spec, as the drill tests run it. */
+export const TEST_SPEC = parseSpec(TEMPLATES['lab-3'].text).spec!;
+
+/**
+ * The drill tests' run: kill-etcd-member on cp-1 of lab-3 with TEST_THRESHOLDS (`extra` overrides
+ * any option); `stored` keeps a copy of every record the engine stores, in order.
+ */
+export function startTestDrill(target: DrillTarget, extra: Partial<DrillOptions> = {}): { p: Promise<DrillRecord>; stored: DrillRecord[] } {
+  const stored: DrillRecord[] = [];
+  const p = runDrill({
+    target,
+    spec: TEST_SPEC,
+    scenario: 'kill-etcd-member',
+    node: 'cp-1',
+    thresholds: TEST_THRESHOLDS,
+    thresholdsSource: 'test',
+    id: 'd1',
+    store: (r) => stored.push(structuredClone(r)),
+    nextOnInterrupt: 'kubedos heal lab.yaml',
+    phaseTimeoutMs: 5000,
+    ...extra,
+  });
+  return { p, stored };
 }

@@ -22,7 +22,7 @@ import type { ClusterSpec } from '../../common/spec/schema';
 import { analyse } from '../deploy/service';
 import type { PipelineResult, StageContext } from '../pipeline/runner';
 import { runPipeline, StageError } from '../pipeline/runner';
-import { ETCD_PKI, etcdMembers } from '../stages/converge';
+import { ETCD_PKI, etcdctlArgv, etcdMembers } from '../stages/converge';
 import { bootTimeoutMs, planesStatus } from '../stages/firstboot';
 import { HANDSHAKE_FRESH_S, PLANE_NAMES, planeProblems } from '../stages/backplanes';
 import type { Inventory, SubstrateDriver, SubstrateEvent } from '../substrate/driver';
@@ -278,11 +278,15 @@ async function hubPlanes(driver: SubstrateDriver, plan: Plan, signal: AbortSigna
   return { ok: problems.length === 0, problems };
 }
 
+/** Pure: the member's own endpoint health, as kubedos start checks it. */
+export function etcdHealthArgv(n: Pick<PlanNode, 'planes'>): string[] {
+  return etcdctlArgv([n.planes.wg3.address], ['endpoint', 'health'], { dial: '5s' });
+}
+
 async function etcdHealth(driver: SubstrateDriver, n: PlanNode, signal: AbortSignal): Promise<'healthy' | 'not-converged' | string> {
   const ca = await driver.guestExec(n.vmid, ['test', '-f', `${ETCD_PKI}/ca.crt`], { timeoutS: 30, signal });
   if (ca.exitCode !== 0) return 'not-converged';
-  const wg3 = n.planes.wg3.address.replace(/\/\d+$/, '');
-  const r = await driver.guestExec(n.vmid, ['etcdctl', `--endpoints=https://${wg3}:2379`, `--cacert=${ETCD_PKI}/ca.crt`, `--cert=${ETCD_PKI}/peer.crt`, `--key=${ETCD_PKI}/peer.key`, '--dial-timeout=5s', 'endpoint', 'health'], { timeoutS: 60, signal });
+  const r = await driver.guestExec(n.vmid, etcdHealthArgv(n), { timeoutS: 60, signal });
   const out = `${r.stdout}${r.stderr}`.trim();
   return r.exitCode === 0 && /is healthy/.test(out) ? 'healthy' : out.split('\n').slice(-1)[0] || `etcdctl exited ${r.exitCode}`;
 }

@@ -41,6 +41,30 @@ export const CONVERGE_KEY = '/root/.ssh/kubedos_converge';
 export const ETCD_CLIENT_PKI = '/etc/kubedos/pki/etcd-client';
 /** Where etcd members keep their certificates from the cluster CA (converge writes them). */
 export const ETCD_PKI = '/etc/kubedos/pki/etcd';
+
+/** Pure: a member's etcd client URL from its wg3 address (a `/prefix` dropped). */
+export function etcdClientUrl(wg3: string): string {
+  return `https://${wg3.replace(/\/\d+$/, '')}:2379`;
+}
+
+/**
+ * Pure: the engine's one etcdctl argv, run on an etcd member with its material under ETCD_PKI (the
+ * cluster CA; the member's peer certificate as client certificate: etcd requires one) against
+ * `endpoints` (wg3 addresses), then the timeouts given, then the command
+ * (e.g. `['endpoint', 'health']`).
+ */
+export function etcdctlArgv(endpoints: readonly string[], command: readonly string[], timeouts: { dial?: string; command?: string } = {}): string[] {
+  return [
+    'etcdctl',
+    `--endpoints=${endpoints.map(etcdClientUrl).join(',')}`,
+    `--cacert=${ETCD_PKI}/ca.crt`,
+    `--cert=${ETCD_PKI}/peer.crt`,
+    `--key=${ETCD_PKI}/peer.key`,
+    ...(timeouts.dial ? [`--dial-timeout=${timeouts.dial}`] : []),
+    ...(timeouts.command ? [`--command-timeout=${timeouts.command}`] : []),
+    ...command,
+  ];
+}
 /** Tags whose packages Debian carries (so the darksite has them); the rest is the workload stage. */
 export const CONVERGE_TAGS = ['baseline', 'backplanes', 'etcd', 'lb', 'observability'] as const;
 

@@ -4,7 +4,7 @@
 // gives no snapshot, said in the seal's notes: the bundle is still complete for the identity.
 import type { Plan } from '../../common/plan/index';
 import type { SubstrateDriver } from '../substrate/driver';
-import { ETCD_PKI, etcdMembers } from './converge';
+import { ETCD_PKI, etcdctlArgv, etcdMembers } from './converge';
 import { guestReadMaybe, guestRun } from './guest';
 
 export type EtcdSnapshotResult = { node: string; data: Buffer } | { skipped: string };
@@ -12,9 +12,9 @@ export type EtcdSnapshotResult = { node: string; data: Buffer } | { skipped: str
 const SNAP_DIR = '/var/lib/kubedos/seal';
 const SNAP_FILE = `${SNAP_DIR}/etcd-snapshot.db`;
 
-/** etcdctl argv for a member (TLS with the member's peer certificate, as kubedos start checks health). */
+/** etcdctl argv for a member's snapshot (TLS with the member's peer certificate, as kubedos start checks health). */
 export function etcdSnapshotArgv(wg3: string, path: string): string[] {
-  return ['etcdctl', `--endpoints=https://${wg3}:2379`, `--cacert=${ETCD_PKI}/ca.crt`, `--cert=${ETCD_PKI}/peer.crt`, `--key=${ETCD_PKI}/peer.key`, '--dial-timeout=5s', '--command-timeout=60s', 'snapshot', 'save', path];
+  return etcdctlArgv([wg3], ['snapshot', 'save', path], { dial: '5s', command: '60s' });
 }
 
 export async function takeEtcdSnapshot(driver: SubstrateDriver, plan: Plan, signal?: AbortSignal): Promise<EtcdSnapshotResult> {
@@ -26,7 +26,7 @@ export async function takeEtcdSnapshot(driver: SubstrateDriver, plan: Plan, sign
     const ca = await driver.guestExec(n.vmid, ['test', '-f', `${ETCD_PKI}/ca.crt`], { timeoutS: 20, ...(signal ? { signal } : {}) });
     if (ca.exitCode !== 0) return { skipped: `etcd is not converged on ${n.name} (no ${ETCD_PKI}/ca.crt)` };
     await guestRun(g, ['install', '-d', '-m', '0700', SNAP_DIR], { what: 'make the snapshot folder' });
-    await guestRun(g, etcdSnapshotArgv(n.planes.wg3.address.replace(/\/\d+$/, ''), SNAP_FILE), { timeoutS: 120, what: 'etcdctl snapshot save' });
+    await guestRun(g, etcdSnapshotArgv(n.planes.wg3.address, SNAP_FILE), { timeoutS: 120, what: 'etcdctl snapshot save' });
     const data = await guestReadMaybe(g, SNAP_FILE);
     await guestRun(g, ['rm', '-f', SNAP_FILE], { what: 'remove the snapshot from the node' }).catch(() => undefined);
     if (!data?.length) return { skipped: `the snapshot ${SNAP_FILE} on ${n.name} could not be read back` };

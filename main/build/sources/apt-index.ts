@@ -189,48 +189,174 @@ export interface UpstreamResolution {
   external: { from: string; group: string[] }[];
   /** Index stanzas that lack a field the lock needs (name only). */
   malformed: string[];
+  /** Packages the repository carries of which no version (nor the `outside` one) meets every relation on them. */
+  conflicts: VersionConflict[];
 }
 
+/** A package no version of which satisfies all its dependants' relations together. */
+export interface VersionConflict {
+  name: string;
+  /** Every relation on it: which package asks, and for what. */
+  relations: { from: string; relation: Relation }[];
+  /** Every version on offer: the repository's (newest first), then the ones outside it (the Debian lock). */
+  available: Candidate[];
+  /** Each version, once chosen, makes another one change: the choice never settles (this resolver is not a full solver). */
+  unsettled?: true;
+}
+
+export interface ResolveOptions {
+  /** The relation check (dpkg --compare-versions through the runner in the build). */
+  check: VersionCheck;
+  /** Locked versions: kept while the index carries them and they meet every relation. */
+  prefer?: ReadonlyMap<string, string>;
+  /** Versions outside this repository (the Debian lock): a dependency they satisfy and the repository cannot is left to them. */
+  outside?: ReadonlyMap<string, readonly Candidate[]>;
+  /** How the repository's versions are named in a conflict (the source's name). */
+  where?: string;
+}
+
+/** At most this many passes: each one re-derives the relations from the versions the previous pass chose. */
+const MAX_PASSES = 32;
+
 /**
- * Pure: the packages a declaration takes from one repository's index: each declared name at the
- * highest version the index carries for amd64 or all (or the `prefer`red, locked, version while
- * the index still carries it), and transitively each dependency the same
- * repository provides (by name or Provides; the first alternative it carries). Everything else a
- * package depends on is returned as external.
+ * The packages a declaration takes from one repository's index: each declared name and,
+ * transitively, each dependency the same repository carries (by name or Provides; of a group, the
+ * first alternative some version on offer satisfies, else the first the repository carries), each
+ * at the newest version the index carries for amd64 or all that meets **every** relation on it
+ * from the packages taken (all dependants together; a locked, `prefer`red, version first while it
+ * still does). A dependency no version of the repository meets but an `outside` (Debian lock)
+ * version does is left to the outside, like everything the repository does not carry (returned as
+ * external). When no version meets them all, the package is a conflict (its relations and every
+ * version on offer). The versions chosen change the relations (an older package may ask for other
+ * versions), so the choice is repeated until it is stable. Deterministic: index order breaks ties.
  */
-export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly string[], prefer: ReadonlyMap<string, string> = new Map()): UpstreamResolution {
-  const best = new Map<string, Stanza>();
-  const provides = new Map<string, string>();
+export async function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly string[], opts: ResolveOptions): Promise<UpstreamResolution> {
+  const prefer = opts.prefer ?? new Map<string, string>();
+  const outside = opts.outside ?? new Map<string, readonly Candidate[]>();
+  const where = opts.where ?? 'this repository';
+  const memo = new Map<string, Promise<boolean>>();
+  const ok = (v: string, r: Relation): Promise<boolean> => {
+    if (!r.op) return Promise.resolve(true);
+    const k = `${v}\0${r.op}\0${r.version}`;
+    let p = memo.get(k);
+    if (!p) memo.set(k, (p = opts.check(v, r.op, r.version!)));
+    return p;
+  };
+  const meetsAll = async (v: string, rels: readonly Relation[]): Promise<boolean> => {
+    for (const r of rels) if (!(await ok(v, r))) return false;
+    return true;
+  };
+  // Every version of each name, newest first (one stanza per version: the first in index order).
+  const versions = new Map<string, Stanza[]>();
   for (const s of stanzas) {
-    const name = s.Package;
     const arch = s.Architecture;
-    if (!name || !s.Version || (arch !== 'amd64' && arch !== 'all')) continue;
-    const cur = best.get(name);
-    // A preferred (locked) version the index still carries wins over a newer one.
-    if (cur && prefer.get(name) === cur.Version) continue;
-    if (!cur || prefer.get(name) === s.Version || compareDebVersions(s.Version, cur.Version!) > 0) best.set(name, s);
+    if (!s.Package || !s.Version || (arch !== 'amd64' && arch !== 'all')) continue;
+    const list = versions.get(s.Package) ?? [];
+    if (!list.some((x) => x.Version === s.Version)) list.push(s);
+    versions.set(s.Package, list);
   }
-  for (const [name, s] of [...best].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) for (const p of dependencyGroups(s.Provides).flat()) if (!provides.has(p)) provides.set(p, name);
-  const carried = (n: string): string | undefined => (best.has(n) ? n : provides.get(n));
-  const chosen = new Map<string, Stanza>();
-  const notFound: string[] = [];
-  const external: { from: string; group: string[] }[] = [];
-  const queue = [...wanted];
-  for (const w of wanted) if (!best.has(w)) notFound.push(w);
-  while (queue.length) {
-    const n = queue.shift()!;
-    const s = best.get(n);
-    if (!s || chosen.has(n)) continue;
-    chosen.set(n, s);
-    for (const group of [...dependencyGroups(s['Pre-Depends']), ...dependencyGroups(s.Depends)]) {
-      const hit = group.map(carried).find((x) => x !== undefined);
-      if (hit) queue.push(hit);
-      else external.push({ from: n, group });
+  for (const list of versions.values()) list.sort((a, b) => compareDebVersions(b.Version!, a.Version!));
+  const ordered = (n: string): Stanza[] => {
+    const list = versions.get(n) ?? [];
+    const p = list.find((s) => s.Version === prefer.get(n));
+    return p ? [p, ...list.filter((s) => s !== p)] : list;
+  };
+  const onOffer = (n: string): Candidate[] => [...(versions.get(n) ?? []).map((s) => ({ version: s.Version!, where })), ...(outside.get(n) ?? [])];
+  const provides = new Map<string, string>();
+  for (const name of [...versions.keys()].sort()) for (const p of dependencyGroups(ordered(name)[0]!.Provides).flat()) if (!provides.has(p)) provides.set(p, name);
+
+  const declared = new Set(wanted);
+  const notFound = [...declared].filter((w) => !versions.has(w)).sort();
+  /** null: left to the outside version. */
+  let picks = new Map<string, Stanza | null>();
+  /** Each pass's choice, and where a choice was first made (to find a cycle). */
+  const history: Map<string, Stanza | null>[] = [];
+  const seen = new Map<string, number>();
+  for (let pass = 1; ; pass++) {
+    const relations = new Map<string, { from: string; relation: Relation }[]>();
+    const external: { from: string; group: string[] }[] = [];
+    const reached: string[] = [];
+    const visited = new Set<string>();
+    const queue = [...wanted];
+    while (queue.length) {
+      const n = queue.shift()!;
+      if (visited.has(n) || !versions.has(n)) continue;
+      visited.add(n);
+      reached.push(n);
+      const s = picks.has(n) ? picks.get(n)! : ordered(n)[0]!;
+      if (!s) continue;
+      for (const group of [...dependencyRelations(s['Pre-Depends']), ...dependencyRelations(s.Depends)]) {
+        let chosen: { kind: 'repo' | 'provider' | 'outside'; alt: Relation } | undefined;
+        for (const alt of group) {
+          if (versions.has(alt.name)) {
+            let any = false;
+            for (const c of onOffer(alt.name)) if ((any = await ok(c.version, alt))) break;
+            if (any) chosen = { kind: 'repo', alt };
+          } else if (outside.has(alt.name)) {
+            for (const c of outside.get(alt.name)!) if (!chosen && (await ok(c.version, alt))) chosen = { kind: 'outside', alt };
+          } else if (provides.has(alt.name) && !alt.op) chosen = { kind: 'provider', alt };
+          if (chosen) break;
+        }
+        // Nothing on offer meets any alternative: as before, the first one the repository carries
+        // (its relation then names it as a conflict, or the dependency check does), else external.
+        if (!chosen) {
+          const carried = group.find((a) => versions.has(a.name) || provides.has(a.name));
+          if (carried) chosen = { kind: versions.has(carried.name) ? 'repo' : 'provider', alt: carried };
+        }
+        if (!chosen || chosen.kind === 'outside' || (chosen.kind === 'repo' && picks.get(chosen.alt.name) === null)) {
+          external.push({ from: n, group: group.map((a) => a.name) });
+          if (!chosen || chosen.kind === 'outside') continue;
+        }
+        if (chosen.kind === 'provider') {
+          queue.push(provides.get(chosen.alt.name)!);
+          continue;
+        }
+        relations.set(chosen.alt.name, [...(relations.get(chosen.alt.name) ?? []), { from: n, relation: chosen.alt }]);
+        queue.push(chosen.alt.name);
+      }
     }
+    // Each reached package at the newest version that meets every relation on it.
+    const next = new Map<string, Stanza | null>();
+    const conflicts: VersionConflict[] = [];
+    for (const n of [...reached].sort()) {
+      const rels = (relations.get(n) ?? []).map((r) => r.relation);
+      let pick: Stanza | null | undefined;
+      for (const s of ordered(n)) if (await meetsAll(s.Version!, rels)) {
+        pick = s;
+        break;
+      }
+      if (pick === undefined && !declared.has(n)) for (const c of outside.get(n) ?? []) if (await meetsAll(c.version, rels)) pick = null;
+      if (pick === undefined) {
+        conflicts.push({ name: n, relations: relations.get(n) ?? [], available: onOffer(n) });
+        pick = picks.has(n) ? picks.get(n)! : ordered(n)[0]!;
+      }
+      next.set(n, pick);
+    }
+    const state = [...next].map(([n, s]) => `${n}=${s ? s.Version : '-'}`).join(' ');
+    const stable = [...next].every(([n, s]) => picks.has(n) && picks.get(n) === s) && next.size === picks.size;
+    const again = seen.get(state);
+    if (stable || again !== undefined || pass >= MAX_PASSES) {
+      if (!stable) {
+        // The choice comes back without settling: every package whose version moves in that cycle is a conflict.
+        const cycle = history.slice(again ?? 0);
+        for (const [n] of next) {
+          if (conflicts.some((c) => c.name === n) || cycle.every((h) => h.get(n) === next.get(n))) continue;
+          conflicts.push({ name: n, relations: relations.get(n) ?? [], available: onOffer(n), unsettled: true });
+        }
+      }
+      return finish(next, notFound, external, conflicts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+    }
+    seen.set(state, history.length);
+    history.push(next);
+    picks = next;
   }
+}
+
+function finish(picks: ReadonlyMap<string, Stanza | null>, notFound: string[], external: { from: string; group: string[] }[], conflicts: VersionConflict[]): UpstreamResolution {
   const packages: UpstreamPick[] = [];
   const malformed: string[] = [];
-  for (const [name, s] of chosen) {
+  for (const [name, s] of picks) {
+    if (!s) continue;
     const size = Number(s.Size);
     if (!s.Filename || !/^[0-9a-f]{64}$/.test(s.SHA256 ?? '') || !Number.isInteger(size) || !s.Filename.endsWith('.deb')) {
       malformed.push(name);
@@ -241,7 +367,14 @@ export function resolveUpstream(stanzas: readonly Stanza[], wanted: readonly str
     packages.push({ name, version: s.Version!, architecture: s.Architecture!, sha256: s.SHA256!, size, path: s.Filename, ...(depends ? { depends } : {}), ...(provides ? { provides } : {}) });
   }
   packages.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { packages, notFound: notFound.sort(), external, malformed: malformed.sort() };
+  return { packages, notFound, external, malformed: malformed.sort(), conflicts };
+}
+
+/** `kubedos-xz-lib: kubedos-xz needs kubedos-xz-lib (>= 1.5); on offer 1.4 (xz-apt), 1.3 (Debian lock)`. */
+export function conflictText(c: VersionConflict): string {
+  const asks = c.relations.length ? c.relations.map((r) => `${r.from} needs ${relationText(r.relation)}`).join(' and ') : 'declared';
+  const offer = c.available.map((a) => `${a.version} (${a.where})`).join(', ') || 'nothing';
+  return c.unsettled ? `${c.name}: no choice of versions settles (each version chosen changes what the others ask for; last: ${asks}); on offer ${offer}` : `${c.name}: ${asks}; on offer ${offer}`;
 }
 
 /** Pure: the dependency groups and Provides of packages as locked (their `depends`/`provides` fields). */
@@ -301,6 +434,42 @@ export async function unmetRelations(
       if (met) break;
     }
     if (!met) out.push({ from, group, found });
+  }
+  return out;
+}
+
+/** An upstream package apt on a node would pass over: a newer one of its name elsewhere breaks a relation it was taken for. */
+export interface Shadowed {
+  name: string;
+  version: string;
+  newer: Candidate;
+  from: string;
+  relation: Relation;
+}
+
+/**
+ * Upstream packages apt on a node would not install: the darksite has one index, and apt takes
+ * the newest version of a name, so a package of the repository taken at an older version than the
+ * Debian lock's (an upper bound, `<< 2.0`) is passed over for Debian's, which breaks the relation
+ * it was taken for. Only relations with no alternative count (with one, apt may take another).
+ */
+export async function shadowedByNewer(
+  mine: readonly { name: string; version: string }[],
+  relations: readonly { from: string; group: Relation[] }[],
+  outside: ReadonlyMap<string, readonly Candidate[]>,
+  check: VersionCheck,
+): Promise<Shadowed[]> {
+  const out: Shadowed[] = [];
+  for (const p of mine) {
+    for (const c of outside.get(p.name) ?? []) {
+      if (!(await check(c.version, '>>', p.version))) continue;
+      for (const { from, group } of relations) {
+        const r = group.length === 1 ? group[0]! : undefined;
+        if (r?.name !== p.name || !r.op || (await check(c.version, r.op, r.version!))) continue;
+        out.push({ name: p.name, version: p.version, newer: c, from, relation: r });
+        break;
+      }
+    }
   }
   return out;
 }

@@ -23,8 +23,8 @@ import type { DarksiteLock, LockDiff, LockedPackage, Superseded, UpstreamLockedP
 import { diffIsEmpty, diffLocks, DriftError, driftMessage, firstFew, PinError } from '../darksite/pins';
 import { parseStanzas } from '../darksite/udebs';
 import type { Stanza } from '../darksite/udebs';
-import type { Candidate } from './apt-index';
-import { dearmor, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, signedText, unmetRelations } from './apt-index';
+import type { Candidate, VersionCheck } from './apt-index';
+import { conflictText, dearmor, lockedRelations, packagesIndexes, packageUrl, relationText, releaseFileUrl, releaseHashes, resolveUpstream, shadowedByNewer, signedText, unmetRelations } from './apt-index';
 import { download, fetchInRelease } from './fetch';
 import { SourceVerifyError } from './verify';
 
@@ -118,10 +118,14 @@ function driftOf(sup: Superseded[], o: UpstreamOptions, mode: 'default' | 'froze
 /** Resolve every declared source against its verified index. */
 async function resolveAll(sources: readonly AptSource[], o: UpstreamOptions, opened: Map<string, OpenedIndex>, prefer: readonly UpstreamLockedPackage[]): Promise<UpstreamLockedPackage[]> {
   const out: UpstreamLockedPackage[] = [];
+  const conflicts: string[] = [];
+  // What the Debian lock offers: a dependency the repository cannot meet but Debian can is left to Debian.
+  const debian = debianOffer(o.lock.packages);
   for (const s of sources) {
     const idx = opened.get(s.name) ?? (await openIndex(s, o));
     opened.set(s.name, idx);
-    const r = resolveUpstream(idx.stanzas, s.packages, new Map(prefer.filter((p) => p.source === s.name).map((p) => [p.name, p.version])));
+    const r = await resolveUpstream(idx.stanzas, s.packages, { prefer: new Map(prefer.filter((p) => p.source === s.name).map((p) => [p.name, p.version])), outside: debian, where: s.name, check: versionCheck(o) });
+    conflicts.push(...r.conflicts.map((c) => `${conflictText(c)} (apt source ${s.name})`));
     if (r.notFound.length) throw new PinError(`apt source ${s.name} (${s.url} ${s.suite}): its index has no amd64 or all package ${firstFew(r.notFound)}; fix the names in spec.sources.apt ${s.name}.packages`);
     if (r.malformed.length) throw new PinError(`apt source ${s.name}: index entries without Filename, Size or SHA256: ${firstFew(r.malformed)}; the repository's index is not usable`);
     o.log?.(`sources: apt ${s.name}: ${r.packages.length} package(s) resolved from its signed index (${s.packages.length} declared)`);
@@ -129,32 +133,61 @@ async function resolveAll(sources: readonly AptSource[], o: UpstreamOptions, ope
       out.push({ name: p.name, version: p.version, architecture: p.architecture, sha256: p.sha256, size: p.size, filename: p.path.split('/').pop()!, path: p.path, source: s.name, ...(p.depends ? { depends: p.depends } : {}), ...(p.provides ? { provides: p.provides } : {}) });
     }
   }
+  if (conflicts.length) {
+    throw new PinError(
+      `upstream packages: ${conflicts.length} package(s) of which no version satisfies every relation on it (all its dependants together): ${firstFew(conflicts, 5, '; ')}. ` +
+        'Declare (or update to) a repository that carries a version matching all of them, take a newer Debian package (kubedos lock update) when Debian is to provide it, or drop the package that asks for it from spec.sources.apt.',
+    );
+  }
   return sortUpstream(out);
+}
+
+function debianOffer(debian: readonly LockedPackage[]): Map<string, Candidate[]> {
+  const offer = new Map<string, Candidate[]>();
+  for (const p of debian) offer.set(p.name, [...(offer.get(p.name) ?? []), { version: p.version, where: 'Debian lock' }]);
+  return offer;
+}
+
+/** The one relation check of the build: dpkg --compare-versions through the runner. */
+function versionCheck(o: UpstreamOptions): VersionCheck {
+  return (v, op, w) => satisfies(v, op, w, o.signal);
 }
 
 /**
  * Every dependency of the upstream packages (as locked: their `depends`), by name and version,
  * against their own source's packages and the Debian lock this build uses (dpkg decides the
  * relation). Run on every build, offline too: a Debian lock that moved (lists edited, --update)
- * cannot leave an upstream package with a dependency nothing satisfies.
+ * cannot leave an upstream package with a dependency nothing satisfies. An upstream package that
+ * apt on a node would pass over for a newer Debian one of its name breaking the relation it was
+ * taken for is refused too.
  */
 async function checkDependencies(target: readonly UpstreamLockedPackage[], debian: readonly LockedPackage[], o: UpstreamOptions): Promise<void> {
   const unmet: string[] = [];
+  const shadowed: string[] = [];
+  const fromDebian = debianOffer(debian);
   for (const source of [...new Set(target.map((p) => p.source))].sort()) {
     const mine = target.filter((p) => p.source === source);
     const offer = new Map<string, Candidate[]>();
-    const add = (name: string, c: Candidate): void => void offer.set(name, [...(offer.get(name) ?? []), c]);
-    for (const p of mine) add(p.name, { version: p.version, where: source });
-    for (const p of debian) add(p.name, { version: p.version, where: 'Debian lock' });
+    for (const p of mine) offer.set(p.name, [...(offer.get(p.name) ?? []), { version: p.version, where: source }]);
+    for (const [name, cs] of fromDebian) offer.set(name, [...(offer.get(name) ?? []), ...cs]);
     const { relations, provided } = lockedRelations(mine);
-    for (const u of await unmetRelations(relations, offer, provided, (v, op, w) => satisfies(v, op, w, o.signal))) {
+    for (const u of await unmetRelations(relations, offer, provided, versionCheck(o))) {
       unmet.push(`${u.from} needs ${u.group.map(relationText).join(' | ')}${u.found.length ? ` (found ${u.found.join(', ')})` : ''}`);
+    }
+    for (const x of await shadowedByNewer(mine, relations, fromDebian, versionCheck(o))) {
+      shadowed.push(`${x.from} needs ${relationText(x.relation)}: ${x.name} ${x.version} (${source}) meets it, but the ${x.newer.where} holds ${x.name} ${x.newer.version}, newer, which it does not accept`);
     }
   }
   if (unmet.length) {
     throw new PinError(
       `upstream packages have ${unmet.length} dependency(ies) neither their repository nor the Debian lock satisfies (by name and version): ${firstFew(unmet)}. ` +
         'Add the missing Debian ones to payload/packages/base.list (or the role list that installs them); a version found but excluded by the relation needs a newer Debian package (kubedos lock update) or a repository that carries a matching version; or declare the repository that carries them in spec.sources.apt.',
+    );
+  }
+  if (shadowed.length) {
+    throw new PinError(
+      `upstream packages apt on a node would pass over: ${shadowed.length}: ${firstFew(shadowed, 5, '; ')}. ` +
+        'apt installs the newest version of a name the darksite carries: drop the Debian package from payload/packages (base.list or the role list) if nothing else needs it, or declare a repository version the relation accepts.',
     );
   }
 }
@@ -204,7 +237,7 @@ export async function ensureUpstream(sources: readonly AptSource[], o: UpstreamO
     opened.set(s.name, idx);
     const entry = idx.stanzas.find((x) => x.Package === p.name && x.Version === p.version && x.Architecture === p.architecture);
     if (!entry) {
-      const served = resolveUpstream(idx.stanzas, [p.name]).packages.find((x) => x.name === p.name);
+      const served = (await resolveUpstream(idx.stanzas, [p.name], { check: versionCheck(o) })).packages.find((x) => x.name === p.name);
       sup.push({ name: p.name, architecture: p.architecture, locked: p.version, ...(served ? { available: served.version } : {}) });
       continue;
     }
