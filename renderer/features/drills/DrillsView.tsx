@@ -261,7 +261,7 @@ function RunPanel({ plan, where, setWhere }: { plan: Plan; where: Where; setWher
           label="Node"
           data-testid="drill-node-select"
           w={200}
-          value={target ?? null}
+          value={drilled ?? null}
           placeholder={c && c.eligible.length === 0 ? 'no eligible node' : 'pick a node'}
           allowDeselect={false}
           onChange={(v) => v && setNode(v)}
@@ -309,7 +309,7 @@ function RunPanel({ plan, where, setWhere }: { plan: Plan; where: Where; setWher
           <Alert color="green" variant="light" title={`The guard allows ${c.scenario} on ${drilled}`}>
             <Text size="sm">
               The node exists, is not the hub and fits the scenario. Health, convergence and etcd quorum without {drilled} are checked on {where === 'cluster' ? `${cluster} itself` : 'the lab'} just before the fault (a refusal then is recorded too).
-              {where === 'cluster' && c.destroys ? ` ${c.scenario} destroys ${drilled}'s VM: you confirm it by typing the cluster's name${c.allowDestroyBySpec ? ' (the spec allows it: stages.drill.allowDestroy)' : ' (the spec does not set stages.drill.allowDestroy; confirming allows it for this drill, like --allow-destroy)'}.` : ''}
+              {where === 'cluster' && c.destroys && !c.cannotRun ? ` ${c.scenario} destroys ${drilled}'s VM: you confirm it by typing the cluster's name${c.allowDestroyBySpec ? ' (the spec allows it: stages.drill.allowDestroy)' : ' (the spec does not set stages.drill.allowDestroy; confirming allows it for this drill, like --allow-destroy)'}.` : ''}
             </Text>
           </Alert>
         )}
@@ -562,7 +562,7 @@ export function DrillsView() {
                     <Table.Td>{r.phases[1]?.state === 'done' ? sec(r.phases[1].durationMs) : '—'}</Table.Td>
                     <Table.Td data-testid="drill-history-detected-by">
                       {r.detectedBy ? (
-                        <Stack gap={2} maw={420}>
+                        <Stack gap={2} maw={340}>
                           <Badge size="sm" variant="light" color={r.detectedBy === 'hub-watcher' ? 'teal' : 'grape'}>
                             {detectSourceLabel(r.detectedBy)}
                           </Badge>
@@ -578,7 +578,7 @@ export function DrillsView() {
                     </Table.Td>
                     <Table.Td>{sec(r.mttrMs)}</Table.Td>
                     <Table.Td>{r.goal.minutes} min</Table.Td>
-                    <Table.Td>
+                    <Table.Td style={{ whiteSpace: 'nowrap' }}>
                       <Tooltip label={r.error ? `${r.error.phase} on ${r.error.node}: ${r.error.message}${r.next ? ` — next: ${r.next}` : ''}` : r.guard.reasons.map((x) => x.message).join('; ') || 'within target'} multiline maw={480}>
                         {resultBadge(r)}
                       </Tooltip>
