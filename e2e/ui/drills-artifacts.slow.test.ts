@@ -195,6 +195,12 @@ describe('Drills view over kubedos serve', () => {
     // Cancelled: nothing ran (no new record).
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await dialog.waitFor({ state: 'hidden' });
+    // Heal asks too, and says it destroys nothing; cancelled as well.
+    await page.getByTestId('drill-heal').click();
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toMatch(/Heal lab-drill \(qemu-local\)\?.*Nothing is destroyed\./);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
     expect(readDrillHistory('lab-drill', { KUBEDOS_WORKSPACE: workspace }).records).toHaveLength(4);
     await page.getByTestId('drill-where').getByText('Namespace lab').click();
     await page.getByTestId('drill-scenario').click();

@@ -562,7 +562,7 @@ export function DrillsView() {
                     <Table.Td>{r.phases[1]?.state === 'done' ? sec(r.phases[1].durationMs) : '—'}</Table.Td>
                     <Table.Td data-testid="drill-history-detected-by">
                       {r.detectedBy ? (
-                        <Stack gap={2} maw={340}>
+                        <Stack gap={2} maw={320}>
                           <Badge size="sm" variant="light" color={r.detectedBy === 'hub-watcher' ? 'teal' : 'grape'}>
                             {detectSourceLabel(r.detectedBy)}
                           </Badge>
@@ -578,7 +578,7 @@ export function DrillsView() {
                     </Table.Td>
                     <Table.Td>{sec(r.mttrMs)}</Table.Td>
                     <Table.Td>{r.goal.minutes} min</Table.Td>
-                    <Table.Td style={{ whiteSpace: 'nowrap' }}>
+                    <Table.Td style={{ whiteSpace: 'nowrap', minWidth: 104 }}>
                       <Tooltip label={r.error ? `${r.error.phase} on ${r.error.node}: ${r.error.message}${r.next ? ` — next: ${r.next}` : ''}` : r.guard.reasons.map((x) => x.message).join('; ') || 'within target'} multiline maw={480}>
                         {resultBadge(r)}
                       </Tooltip>
