@@ -21,6 +21,7 @@ export const REQUEST_CHANNELS = [
   'drills.run',
   'drills.cancel',
   'drills.report',
+  'drills.heal',
   'artifacts.overview',
   'recovery.inspect',
   'usb.devices',

@@ -9,6 +9,7 @@ import { ClusterSpec } from '../spec/schema';
 import { Plan } from '../plan/schema';
 import type { RequestChannel } from './channels';
 import { DrillRecord } from '../drills/timeline';
+import { HealthReport } from '../drills/health';
 import { RecoveryInspection, UsbDeviceInfo } from './recovery';
 import { DeployReview, DeployTarget, DeployTargets, HostKeyFingerprint, TargetCheck } from './deploy';
 import { DestroyPreview, LifecycleAction, LifecycleOutcome } from './lifecycle';
@@ -22,6 +23,9 @@ import { WIRING_REQUESTS } from './wiring';
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
 const FilePath = z.string().min(1).max(4096).refine((p) => !p.includes('\u0000'), 'path contains NUL');
+
+/** Where a drill runs: the namespace lab built on this machine, or the spec's deployed cluster. */
+export const DrillWhere = z.enum(['lab', 'cluster']);
 
 export const TemplateInfo = z.object({ name: z.string(), description: z.string() });
 export const SpecFile = z.object({ path: z.string(), text: SpecText });
@@ -105,25 +109,40 @@ export const REQUESTS = {
   },
   /**
    * Before a drill: the guard's verdict from the plan (node, role, hub, catalogue), the node it
-   * targets, the eligible nodes, and whether the namespace lab can run it here (and why not).
+   * targets, the eligible nodes, and whether it can run where asked (the namespace lab, default, or
+   * the deployed cluster on `target`: the scenario supported there, the journal, the lock) and why not.
    */
   'drills.check': {
-    request: z.object({ text: SpecText, scenario: z.string().min(1).max(64), node: z.string().max(64).optional() }).strict(),
+    request: z.object({ text: SpecText, scenario: z.string().min(1).max(64), node: z.string().max(64).optional(), where: DrillWhere.optional(), target: DeployTarget.optional() }).strict(),
     result: z.object({
       scenario: z.string(),
       node: z.string().optional(),
       eligible: z.array(z.string()),
       reasons: z.array(z.object({ code: z.string(), message: z.string() })),
       cannotRun: z.string().optional(),
+      where: DrillWhere.optional(),
+      /** The scenario destroys the node's VM (on the deployed cluster it needs allowDestroy). */
+      destroys: z.boolean().optional(),
+      /** The spec allows it itself (stages.drill.allowDestroy: true). */
+      allowDestroyBySpec: z.boolean().optional(),
     }),
   },
-  /** Runs a drill on the namespace lab of this spec's plan; records stream on drills.events; the reply is the final record. */
+  /**
+   * Runs a drill on the namespace lab of this spec's plan, or on its deployed cluster (`where:
+   * 'cluster'`, on `target`; a VM-destroying scenario needs allowDestroy unless the spec allows it);
+   * records stream on drills.events; the reply is the final record.
+   */
   'drills.run': {
-    request: z.object({ text: SpecText, scenario: z.string().min(1).max(64), node: z.string().min(1).max(64) }).strict(),
+    request: z.object({ text: SpecText, scenario: z.string().min(1).max(64), node: z.string().min(1).max(64), where: DrillWhere.optional(), target: DeployTarget.optional(), allowDestroy: z.boolean().optional() }).strict(),
     result: DrillRecord,
   },
-  /** Stops the running drill (it ends interrupted; the lab is removed, nothing stays fenced). */
+  /** Stops the running drill or heal (the lab is removed; a deployed cluster is left healing and the record says what to run). */
   'drills.cancel': { request: z.object({}).strict(), result: z.object({ cancelled: z.boolean() }) },
+  /** `kubedos heal` on the deployed cluster: the verdict before, each repair's record (streamed on drills.events too), what cannot be repaired. */
+  'drills.heal': {
+    request: z.object({ text: SpecText, target: DeployTarget }).strict(),
+    result: z.object({ before: HealthReport, records: z.array(DrillRecord), cannot: z.array(z.object({ node: z.string(), why: z.string() })) }),
+  },
   /** The drill report of a cluster (the same bytes as kubedos drill --history --export). */
   'drills.report': {
     request: z.object({ cluster: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a cluster name (DNS label)') }).strict(),

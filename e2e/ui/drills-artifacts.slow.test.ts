@@ -5,7 +5,12 @@
 // from the UI byte-identical to `kubedos drill --history --export`. Screenshots at 1440x900 and
 // 1280x720, dark and light, into e2e/output/screens/h14/ when KUBEDOS_E2E_SCREENS=1 (or with the lab run).
 // KUBEDOS_E2E_LAB_DRILL=1 (root) also runs a real kill-etcd-member on the namespace lab from the
-// Run button and follows it live (npm run test:ui:drills-lab). The file is in the slow project:
+// Run button and follows it live (npm run test:ui:drills-lab).
+// How each drill was detected (the hub watcher or the engine's probes, with the detect line) in the
+// history; the deployed cluster as the place to run: refused with the journal's words while it was
+// never deployed, then the confirmation naming cluster, node, scenario and the VM destroyed (the
+// cluster's name typed); no VM is touched (the dialog is cancelled). Screenshots into
+// e2e/output/screens/h14u/ for those. The file is in the slow project:
 // about 30 s on this machine, over what CI has room for (npm run test:ui:drills-artifacts).
 // The Artifacts view over a small signed build the test writes into the cluster's workspace with
 // the real attest functions: manifest, SBOM search, provenance, signatures, a full verify that
@@ -23,11 +28,16 @@ import { readDrillHistory, saveDrillRecord } from '../../main/drills/history';
 import { threeMember } from '../../main/drills/testing';
 import { writeSmallBuild } from '../../main/build/testing';
 import { clusterWorkspace } from '../../main/workspace';
+import { evaluateHealth } from '../../common/drills/health';
+import type { HealthWatchReport } from '../../common/drills/watcher';
+import { HEALTH_WATCH_REPORT_PATH, watcherStatusOf } from '../../common/drills/watcher';
+import { writeDeployJournal } from '../../main/upgrade/testing';
 import { labDrillSpec } from '../lab/specs';
 import type { UiSession } from './session';
 import { colorScheme, screensDir, serveSession, shots } from './session';
 
 const SHOTS = screensDir('h14');
+const SHOTS_U = screensDir('h14u');
 const LAB = process.env.KUBEDOS_E2E_LAB_DRILL === '1';
 /** Screenshots at two sizes and two themes cost seconds CI does not have: on request (and with the lab run). */
 const SCREENS = LAB || process.env.KUBEDOS_E2E_SCREENS === '1';
@@ -42,15 +52,25 @@ async function history(env: NodeJS.ProcessEnv): Promise<void> {
   const text = labDrillSpec();
   const spec = parseSpec(text).spec!;
   const thresholds = { signals: ['etcd-member' as const], silenceSeconds: 0.06, handshakeMaxAgeSeconds: 120, heartbeatSeconds: 0.02 };
-  const runs: { id: string; failFence?: boolean; delay: number; node?: string }[] = [
+  const runs: { id: string; failFence?: boolean; delay: number; node?: string; watcher?: boolean }[] = [
     { id: 'e2e-1', delay: 40 },
-    { id: 'e2e-2', delay: 80 },
+    { id: 'e2e-2', delay: 80, watcher: true },
     { id: 'e2e-3', failFence: true, delay: 20 },
-    { id: 'e2e-4', delay: 60 },
+    { id: 'e2e-4', delay: 60, watcher: true },
   ];
   for (const r of runs) {
     const { target } = threeMember({ phaseDelayMs: r.delay, ...(r.failFence ? { failFence: true } : {}) });
     target.cluster = spec.metadata.name;
+    // A hub watcher whose report is what the watcher would write of the fake's facts now (taken
+    // after the fault): its detection ends the detect phase, as on a deployed master.
+    if (r.watcher)
+      target.readWatcher = async (sh, now) => {
+        await sh.exec('master', ['cat', HEALTH_WATCH_REPORT_PATH], { anyExit: true });
+        const facts = await target.gatherFacts(sh, now);
+        const verdict = evaluateHealth(facts, thresholds);
+        const rep: HealthWatchReport = { schema: 'kubedos.health-watch/v1', cluster: spec.metadata.name, hub: 'master', at: now, startedAt: now - 60, sequence: 60, probeMs: 12, thresholds, detectAfterProbes: 3, facts, verdict, findings: verdict.findings.map((f) => ({ ...f, since: now - 0.06, probes: 3 })), detected: [...new Set(verdict.findings.map((f) => f.node))], errors: [] };
+        return watcherStatusOf('master', HEALTH_WATCH_REPORT_PATH, JSON.stringify(rep), now);
+      };
     const rec = await runDrill({ target, spec, scenario: 'kill-etcd-member', node: 'cp-1', thresholds, thresholdsSource: 'e2e', id: r.id, store: (x) => saveDrillRecord(x, env), nextOnInterrupt: 'run the drill again', phaseTimeoutMs: 5000 });
     made.push(rec);
   }
@@ -61,6 +81,10 @@ async function shoot(name: string): Promise<void> {
   if (!SCREENS) return;
   await shots(page, SHOTS, name, { prepare: () => page.getByTestId('drills-where').scrollIntoViewIfNeeded() });
   if (name === 'drills-history') await shots(page, SHOTS, `${name}-chart`, { prepare: () => page.getByTestId('mttr-chart').scrollIntoViewIfNeeded() });
+}
+/** The deployed-cluster parts of the view (issue 14's workbench item), both themes. */
+async function shootU(name: string, testId: string): Promise<void> {
+  if (SCREENS) await shots(page, SHOTS_U, name, { schemes: 'both', prepare: () => page.getByTestId(testId).scrollIntoViewIfNeeded() });
 }
 async function shootView(name: string): Promise<void> {
   if (SCREENS) await shots(page, SHOTS, name, { settleMs: 200 });
@@ -100,6 +124,22 @@ describe('Drills view over kubedos serve', () => {
     await shoot('drills-history');
   });
 
+  it('says how each drill was detected: the hub watcher or the engine\'s probes, with the detect line, in the history and the last drill', async () => {
+    expect(made.map((r) => r.detectedBy)).toEqual(['engine-probes', 'hub-watcher', 'engine-probes', 'hub-watcher']);
+    // Newest first: e2e-4 (watcher), e2e-3, e2e-2 (watcher), e2e-1.
+    const cells = page.getByTestId('drill-history-detected-by');
+    const by = (await cells.allTextContents()).map((t) => (t.startsWith('hub watcher') ? 'hub-watcher' : t.startsWith('engine probes') ? 'engine-probes' : t));
+    expect(by).toEqual([...made].reverse().map((r) => r.detectedBy));
+    const lines = await page.getByTestId('drill-history-detection').allTextContents();
+    expect(lines[0]).toMatch(/^hub watcher: etcd-member since \d\d:\d\d:\d\d\.\dZ \(etcd member unhealthy; 3 probes in a row\)/);
+    expect(lines[1]).toBe(made[2]!.phases[1]!.detail);
+    expect(lines[1]).not.toMatch(/^hub watcher/);
+    const live = page.getByTestId('drill-detected-by');
+    expect(await live.getAttribute('data-by')).toBe('hub-watcher');
+    expect(await live.textContent()).toMatch(/^Detected by the hub watcher: hub watcher: etcd-member since /);
+    await shootU('drills-history-detected-by', 'drill-history');
+  });
+
   it('asks the guard through drills.check: allowed, refused (the hub), cannot run here (a VM scenario)', async () => {
     const guard = page.getByTestId('drill-guard');
     await expect.poll(() => guard.getAttribute('data-ok')).toBe('true');
@@ -117,6 +157,55 @@ describe('Drills view over kubedos serve', () => {
     await page.getByTestId('drill-scenario').click();
     await page.getByRole('option', { name: 'kill-etcd-member' }).click();
     await expect.poll(() => guard.getAttribute('data-ok')).toBe('true');
+  });
+
+  it('on the deployed cluster: refused in plain words while never deployed; then a confirmation naming cluster, node, scenario and the VM destroyed', async () => {
+    await page.getByTestId('drill-scenario').click();
+    await page.getByRole('option', { name: 'delete-worker-vm' }).click();
+    await page.getByTestId('drill-where').getByText('Deployed cluster').click();
+    expect(await page.getByTestId('drills-where').getAttribute('data-where')).toBe('cluster');
+    const cannot = page.getByTestId('drill-cannot-run');
+    await expect.poll(() => cannot.textContent()).toMatch(/^Cannot run on lab-drilllab-drill has no deploy in its journal .*: deploy it first \(kubedos deploy SPEC\), then run the drill$/);
+    expect(await page.getByTestId('drill-run').isDisabled()).toBe(true);
+    expect(await page.getByTestId('drill-run').textContent()).toBe('Run on the deployed cluster…');
+    await shootU('drills-cluster-refused', 'drill-run-panel');
+    // An etcd member cannot be drilled there yet: said so.
+    await page.getByTestId('drill-node-select').click();
+    await page.getByRole('option', { name: 'cp-1 (control-plane)' }).click();
+    await expect.poll(() => page.getByTestId('drill-guard').textContent()).toMatch(/delete-worker-vm targets worker|refuses/);
+    // The cluster deployed (its journal says so): allowed, and the run asks first.
+    writeDeployJournal('lab-drill', { KUBEDOS_WORKSPACE: workspace });
+    await page.getByTestId('drill-node-select').click();
+    await page.getByRole('option', { name: 'w-1 (worker)' }).click();
+    await expect.poll(() => page.getByTestId('drill-guard').getAttribute('data-ok')).toBe('true');
+    await expect.poll(() => page.getByTestId('drill-run').isDisabled()).toBe(false);
+    expect(await page.getByTestId('drill-guard').textContent()).toContain("delete-worker-vm destroys w-1's VM: you confirm it by typing the cluster's name");
+    await page.getByTestId('drill-run').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    const said = await dialog.textContent();
+    expect(said).toMatch(/Run delete-worker-vm on w-1 of lab-drill \(qemu-local\)\?/);
+    expect(said).toMatch(/VM \d+ \(w-1\) is destroyed with its disks and TPM state/);
+    expect(said).toContain('Stopping the drill midway leaves lab-drill healing');
+    const go = page.getByTestId('drill-confirm-run');
+    expect(await go.isDisabled()).toBe(true);
+    await page.getByTestId('drill-confirm-type').fill('lab-drill');
+    expect(await go.isDisabled()).toBe(false);
+    await shootU('drills-cluster-confirm', 'drill-confirm-type');
+    // Cancelled: nothing ran (no new record).
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    // Heal asks too, and says it destroys nothing; cancelled as well.
+    await page.getByTestId('drill-heal').click();
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toMatch(/Heal lab-drill \(qemu-local\)\?.*Nothing is destroyed\./);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    expect(readDrillHistory('lab-drill', { KUBEDOS_WORKSPACE: workspace }).records).toHaveLength(4);
+    await page.getByTestId('drill-where').getByText('Namespace lab').click();
+    await page.getByTestId('drill-scenario').click();
+    await page.getByRole('option', { name: 'kill-etcd-member' }).click();
+    await expect.poll(() => page.getByTestId('drill-guard').getAttribute('data-ok')).toBe('true');
   });
 
   it('exports the report from the UI, byte-identical to what kubedos drill --history --export writes', async () => {

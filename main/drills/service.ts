@@ -16,7 +16,7 @@ import { analyse } from '../deploy/service';
 import { convergedAndRunning } from '../lifecycle/record';
 import { readJournal } from '../pipeline/journal';
 import { runPipeline } from '../pipeline/runner';
-import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import { activeDeploy, clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { HealResult } from './engine';
 import { drillId, runDrill, runHeal, specDrillSettings } from './engine';
 import { CLUSTER_SCENARIOS, ClusterDrillTarget } from './cluster-target';
@@ -157,6 +157,38 @@ export function clusterCannotRun(p: Plan, scenario: string, node: string): strin
   return undefined;
 }
 
+export interface ClusterDrillPreflight {
+  /** Why the deployed cluster cannot run it now, in the user's words (undefined: it can). */
+  refusal?: string;
+  /** `cannot-run`: the scenario or node is not supported there; `state`: the journal or the lock refuses. */
+  refusalKind?: 'cannot-run' | 'state';
+  /** The scenario destroys the node's VM (it needs allowDestroy). */
+  destroys: boolean;
+  /** The spec itself allows it (stages.drill.allowDestroy: true); else the user must (--allow-destroy, the workbench's confirmation). */
+  allowDestroyBySpec: boolean;
+}
+
+/**
+ * Everything a drill on the deployed cluster is refused for before anything is touched, in the
+ * order the CLI and the workbench both say it: the scenario or node the cluster cannot run yet,
+ * then the journal (never deployed, unfinished, stopped) and the cluster's lock. The guard's plan
+ * checks come first (drillPreflight); health, convergence and quorum run just before the fault.
+ */
+export function clusterDrillPreflight(p: Plan, spec: ClusterSpec, o: { specText: string; specName: string; env: NodeJS.ProcessEnv; scenario: string; node: string }): ClusterDrillPreflight {
+  const destroys = isScenario(o.scenario) && SCENARIOS[o.scenario].destroysVm;
+  const out: ClusterDrillPreflight = { destroys, allowDestroyBySpec: spec.spec.stages.drill?.allowDestroy === true };
+  const cannot = clusterCannotRun(p, o.scenario, o.node);
+  if (cannot) return { ...out, refusal: cannot, refusalKind: 'cannot-run' };
+  const state = clusterStateRefusal(o.specText, o.env, o.specName, { action: 'drill' });
+  if (state) return { ...out, refusal: state, refusalKind: 'state' };
+  return out;
+}
+
+/** What an interrupted or failed drill on the deployed cluster tells the user to run: a heal finds the node. */
+export function clusterDrillNext(heal: string, node: string): string {
+  return `${heal} (it finds ${node} and finishes its repair)`;
+}
+
 export interface ClusterDrillRun {
   /** How to reach the cluster (the same request as stop/start/destroy). */
   request: LifecycleRequest;
@@ -203,6 +235,10 @@ function clusterTarget(req: LifecycleRequest, spec: { specName: string; specPath
 export function clusterStateRefusal(specText: string, env: NodeJS.ProcessEnv, specName: string, o: { action: 'drill' | 'heal' | 'trust operation' | 'wiring check' }): string | undefined {
   const { plan: p } = analyse(specText);
   const workspace = clusterWorkspace(p.cluster.name, env);
+  // A drill or heal repairs through a deploy run, which needs the cluster's lock: refuse before the
+  // fault rather than fail at replace with the node fenced.
+  const busy = o.action === 'drill' || o.action === 'heal' ? activeDeploy(workspace) : undefined;
+  if (busy) return `another operation holds ${p.cluster.name}'s lock (pid ${busy.pid}, ${busy.by}, since ${busy.startedAt}): wait for it to end or stop it, then run the ${o.action}`;
   const journalPath = join(workspace, WORKSPACE_LAYOUT.journal);
   const state = convergedAndRunning(existsSync(journalPath) ? readJournal(journalPath) : [], { cluster: p.cluster.name, journalPath, spec: specName, action: `A ${o.action}` });
   if (state.ok || (o.action === 'heal' && state.code === 'unconverged')) return undefined;
@@ -219,14 +255,31 @@ export async function runClusterDrill(o: ClusterDrillRun): Promise<DrillRecord> 
   }
 }
 
-/** `kubedos heal` on the deployed cluster. */
-export async function runClusterHeal(o: { request: LifecycleRequest; specName: string; specPath?: string; allowDestroy: boolean; nextOnInterrupt: string; log: (l: string) => void; onDeployEvent?: (e: PipelineEvent) => void }): Promise<HealResult> {
+export interface ClusterHealRun {
+  request: LifecycleRequest;
+  specName: string;
+  specPath?: string;
+  allowDestroy: boolean;
+  nextOnInterrupt: string;
+  log: (l: string) => void;
+  /** Every change of each repair's record (it is also saved in the workspace history). */
+  onRecord?: (r: DrillRecord) => void;
+  onDeployEvent?: (e: PipelineEvent) => void;
+}
+
+/** `kubedos heal` on the deployed cluster (and the workbench's Heal). */
+export async function runClusterHeal(o: ClusterHealRun): Promise<HealResult> {
   const { opened, target } = clusterTarget(o.request, o, o.allowDestroy, o.log, o.onDeployEvent);
   try {
+    const settings = specDrillSettings(opened.spec, o.request.env);
     return await runHeal({
       target,
       spec: opened.spec,
-      ...specDrillSettings(opened.spec, o.request.env),
+      ...settings,
+      store: (r) => {
+        settings.store(r);
+        o.onRecord?.(structuredClone(r));
+      },
       idFor: (s, n) => drillId(new Date(), `heal-${s}`, n),
       nextOnInterrupt: o.nextOnInterrupt,
       ...(o.request.signal ? { signal: o.request.signal } : {}),

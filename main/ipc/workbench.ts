@@ -3,7 +3,7 @@
 import { readDrillHistory } from '../drills/history';
 import { artifactsOverview } from '../build/artifacts';
 import type { DrillBinding } from './drills';
-import { drillCancel, drillCheck, drillReportOf, drillRun } from './drills';
+import { drillCancel, drillCheck, drillHeal, drillReportOf, drillRun } from './drills';
 import { inspectBundle } from '../bundle/inspect';
 import { usbList } from '../usb/index';
 import type { DeviceSource } from '../usb/index';
@@ -70,6 +70,9 @@ export interface WorkbenchOptions {
   deploy?: Partial<Pick<DeployEnvironment, 'hostFacts' | 'readyTimeoutMs'>>;
   /** Where drills run (default: the namespace lab of the plan); tests inject an in-memory target. */
   drillRunner?: DrillBinding['runner'];
+  /** Drills and heals on the deployed cluster (default: runClusterDrill / runClusterHeal); tests inject in-memory ones. */
+  drillClusterRunner?: DrillBinding['clusterRunner'];
+  drillHealRunner?: DrillBinding['healRunner'];
   /** How the wiring check reaches the deployed cluster (default: its guest agents); tests inject a fake. */
   wiringRunner?: WiringBinding['runner'];
   /** The disks the USB dialog may write (default: lsblk); the browser UI test shows loop devices as sticks. */
@@ -134,7 +137,15 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
 
   const trust: TrustBinding = { env };
   const wiring: WiringBinding = { env, sshConfigPath: lifecycle.sshConfigPath, knownHostsPath: lifecycle.knownHostsPath, ...(options.wiringRunner ? { runner: options.wiringRunner } : {}) };
-  const drills: DrillBinding = { env, emit: (events) => emit('drills.events', events), ...(options.drillRunner ? { runner: options.drillRunner } : {}) };
+  const drills: DrillBinding = {
+    env,
+    emit: (events) => emit('drills.events', events),
+    sshConfigPath: lifecycle.sshConfigPath,
+    knownHostsPath: lifecycle.knownHostsPath,
+    ...(options.drillRunner ? { runner: options.drillRunner } : {}),
+    ...(options.drillClusterRunner ? { clusterRunner: options.drillClusterRunner } : {}),
+    ...(options.drillHealRunner ? { healRunner: options.drillHealRunner } : {}),
+  };
 
   const usb: UsbBinding = { env, emit: (e) => emit('usb.progress', e), ...(options.usbSource ? { source: options.usbSource } : {}), ...(options.usbAfterBytes ? { afterBytes: options.usbAfterBytes } : {}) };
 
@@ -158,10 +169,11 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       const h = readDrillHistory(cluster, env);
       return { records: h.records.slice(-50), total: h.records.length, unreadable: h.unreadableCount };
     },
-    'drills.check': (r) => drillCheck(r),
+    'drills.check': (r) => drillCheck(drills, r),
     'drills.run': (r) => drillRun(drills, r),
     'drills.cancel': () => drillCancel(drills),
     'drills.report': ({ cluster }) => drillReportOf(cluster, env),
+    'drills.heal': (r) => drillHeal(drills, r),
     'artifacts.overview': ({ cluster, verify }) => artifactsOverview(cluster, env, { full: verify === true }),
     'trust.inventory': (r) => trustInventoryOf(trust, r),
     'trust.run': (r) => trustRun(trust, r),

@@ -9,6 +9,8 @@ import { emptyPhases } from '../../../common/drills/timeline';
 import type { DrillRecord } from '../../../common/drills/timeline';
 import { TEMPLATES } from '../../../common/spec/index';
 import { saveDrillRecord } from '../../drills/history';
+import { writeDeployJournal } from '../../upgrade/testing';
+import { acquireDeployLock, clusterWorkspace } from '../../workspace';
 import type { CliIo } from '../command';
 import { drillCommand } from './drill';
 import { healCommand } from './heal';
@@ -34,6 +36,17 @@ describe('kubedos drill / heal', () => {
     expect(s.err.at(-1)).toMatch(/^cp-1 is an etcd member: replacing an etcd member of a deployed cluster is not supported yet/);
     expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'kill-etcd-member'], s.io)).toBe(1);
     expect(s.err.at(-1)).toMatch(/^kill-etcd-member cannot run on a deployed cluster yet; it runs delete-worker-vm, power-off-node, partition-node there \(and kill-etcd-member in the namespace lab with --lab\)$/);
+    // Deployed, but another operation holds the cluster's lock: refused before the fault, not at replace.
+    writeDeployJournal('lab-3', s.env);
+    const release = acquireDeployLock(clusterWorkspace('lab-3', s.env), 'kubedos stop lab-3.yaml');
+    try {
+      expect(await drillCommand.run(['lab-3.yaml', '--scenario', 'partition-node'], s.io)).toBe(1);
+      expect(s.err.at(-1)).toMatch(new RegExp(`^refused: another operation holds lab-3's lock \\(pid ${process.pid}, kubedos stop lab-3\\.yaml, since .*\\): wait for it to end or stop it, then run the drill$`));
+      expect(await healCommand.run(['lab-3.yaml'], s.io)).toBe(1);
+      expect(s.err.at(-1)).toMatch(/^refused: another operation holds lab-3's lock .*then run the heal$/);
+    } finally {
+      release();
+    }
     expect(s.out).toEqual([]);
     // Nothing was written: no drill record, no VM state.
     expect(existsSync(join(s.env.KUBEDOS_WORKSPACE, 'clusters/lab-3/drills'))).toBe(false);

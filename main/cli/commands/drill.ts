@@ -9,8 +9,8 @@ import { renderDrillHistory, renderDrillRecord } from '../../../common/drills/ti
 import { CLUSTER_SCENARIOS } from '../../drills/cluster-target';
 import { plan } from '../../../common/plan/index';
 import { readDrillHistory } from '../../drills/history';
-import { clusterCannotRun, drillPreflight, runClusterDrill, runLabDrill } from '../../drills/service';
-import { clusterOperationRequest, LIFECYCLE_OPTIONS, LIFECYCLE_HELP } from './lifecycle';
+import { clusterDrillNext, clusterDrillPreflight, drillPreflight, runClusterDrill, runLabDrill } from '../../drills/service';
+import { lifecycleRequest, LIFECYCLE_OPTIONS, LIFECYCLE_HELP } from './lifecycle';
 import { writePrivateFile } from '../../workspace';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
@@ -107,22 +107,21 @@ export const drillCommand: CliCommand = {
       return 1;
     }
     if (!values.lab) {
-      const cannot = clusterCannotRun(p, scenario, node);
-      if (cannot) {
-        io.err(cannot);
+      const { request, specPath } = lifecycleRequest(file, spec, values as Record<string, unknown>, io, 'drill');
+      const cpre = clusterDrillPreflight(p, spec, { specText: request.specText, specName: file, env: io.env, scenario, node });
+      if (cpre.refusal) {
+        io.err(cpre.refusalKind === 'state' ? `refused: ${cpre.refusal}` : cpre.refusal);
         return 1;
       }
       if (!values.node) io.err(`target: ${node} (no --node given)`);
-      const req = clusterOperationRequest(file, spec, values as Record<string, unknown>, io, { action: 'drill', by: 'drill' });
-      if (!req) return 1;
       const r = await runClusterDrill({
-        request: req.request,
+        request,
         specName: file,
-        specPath: req.specPath,
+        specPath,
         scenario,
         node,
-        allowDestroy: Boolean(values['allow-destroy']) || spec.spec.stages.drill?.allowDestroy === true,
-        nextOnInterrupt: `kubedos heal ${file}${values.target ? ` --target ${String(values.target)}` : ''} (it finds ${node} and finishes its repair)`,
+        allowDestroy: Boolean(values['allow-destroy']) || cpre.allowDestroyBySpec,
+        nextOnInterrupt: clusterDrillNext(`kubedos heal ${file}${values.target ? ` --target ${String(values.target)}` : ''}`, node),
         log: (l) => io.err(l),
       });
       return drillOutcome(r, Boolean(values.json), io);

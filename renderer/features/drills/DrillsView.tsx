@@ -1,14 +1,18 @@
-// Drills: pick a scenario and a node, see the guard's verdict, run it on the namespace lab and
+// Drills: pick a scenario and a node, see the guard's verdict, run it on the namespace lab or on
+// the deployed cluster (after a confirmation naming what it will do), heal the cluster, and
 // watch it live (node colours through the phases, a phase timeline), the recorded drills with
 // MTTR per scenario against its target (a chart), the report export (JSON, HTML), and what each
 // drill declared in the spec will do.
-import { Alert, Badge, Box, Button, Code, Group, List, Paper, ScrollArea, Select, Stack, Table, Text, Timeline, Title, Tooltip } from '@mantine/core';
+import { Alert, Badge, Box, Button, Code, Group, List, Paper, ScrollArea, SegmentedControl, Select, Stack, Table, Text, Timeline, Title, Tooltip } from '@mantine/core';
 import { useEffect, useMemo, useState } from 'react';
 import { useStore } from 'zustand';
 import type { ResultOf } from '../../../common/contract/index';
 import { CATALOGUE, recoveryTarget, SCENARIOS, scenarioOfDrillName } from '../../../common/drills/catalogue';
 import { NODE_DRILL_STATES, nodeStates, phaseBars } from '../../../common/drills/live';
 import type { DrillRecord } from '../../../common/drills/timeline';
+import { detectSourceLabel } from '../../../common/drills/timeline';
+import { ConfirmAction } from '../../components/ConfirmAction';
+import { targetLabel, targetOf, wizardStore } from '../deploy/store';
 import type { Plan } from '../../../common/plan/index';
 import { api } from '../../shell/api';
 import { plural } from '../../../common/text/plural';
@@ -47,6 +51,25 @@ function resultBadge(r: DrillRecord) {
 }
 
 
+
+/** How the drill's fault was detected: by whom (the hub's watcher or the engine's own probes) and the detect phase's line. */
+function detection(r: DrillRecord): { by: string; line: string | undefined; state: string } {
+  const d = r.phases.find((p) => p.name === 'detect');
+  return { by: detectSourceLabel(r.detectedBy), line: d?.detail, state: d?.state ?? 'pending' };
+}
+
+function DetectionLine({ r }: { r: DrillRecord }) {
+  const d = detection(r);
+  if (d.state === 'pending' || d.state === 'skipped') return null;
+  return (
+    <Text size="xs" mt={6} data-testid="drill-detected-by" data-by={r.detectedBy ?? ''} style={{ overflowWrap: 'anywhere' }}>
+      <Text span fw={700} size="xs">
+        {d.state === 'running' ? 'Detecting: ' : d.by ? `Detected by the ${d.by}: ` : 'Detection: '}
+      </Text>
+      {d.state === 'running' ? "the hub watcher's report first, the engine's own probes if it is stale or absent" : (d.line ?? d.state)}
+    </Text>
+  );
+}
 
 /** The plan's nodes grouped by role, each coloured by its state in the drill followed. */
 function DrillTopology({ plan, record }: { plan: Plan; record: DrillRecord | undefined }) {
@@ -137,20 +160,25 @@ function PhaseTimeline({ r, now }: { r: DrillRecord; now: number }) {
 }
 
 type Check = ResultOf<'drills.check'>;
+type Where = 'lab' | 'cluster';
 
 /** Scenario and node pickers, the guard's verdict, run and stop. */
-function RunPanel({ plan }: { plan: Plan }) {
+function RunPanel({ plan, where, setWhere }: { plan: Plan; where: Where; setWhere: (w: Where) => void }) {
   const text = useStore(specStore, (s) => s.text);
   const running = useStore(drillsStore, (s) => s.running);
   const runError = useStore(drillsStore, (s) => s.runError);
+  const target = targetOf(useStore(wizardStore));
   const [scenario, setScenario] = useState<string>('kill-etcd-member');
   const [node, setNode] = useState<string | undefined>();
   const [check, setCheck] = useState<Check | { error: string } | undefined>();
+  const [confirm, setConfirm] = useState<'drill' | 'heal' | undefined>();
+  const [heal, setHeal] = useState<ResultOf<'drills.heal'> | undefined>();
+  const targetKey = targetLabel(target);
   useEffect(() => {
     let live = true;
     const t = setTimeout(() => {
       api()
-        .invoke('drills.check', { text, scenario, ...(node ? { node } : {}) })
+        .invoke('drills.check', { text, scenario, ...(node ? { node } : {}), ...(where === 'cluster' ? { where, ...(target ? { target } : {}) } : {}) })
         .then((c) => live && setCheck(c))
         .catch((err: Error) => live && setCheck({ error: err.message }));
     }, 150);
@@ -158,20 +186,37 @@ function RunPanel({ plan }: { plan: Plan }) {
       live = false;
       clearTimeout(t);
     };
-  }, [text, scenario, node, plan]);
-  const c = check && 'scenario' in check ? check : undefined;
-  const target = c?.node;
+  }, [text, scenario, node, plan, where, targetKey]);
+  const c = check && 'scenario' in check && (check.where ?? 'lab') === where ? check : undefined;
+  const drilled = c?.node;
   const allowed = c !== undefined && c.reasons.length === 0;
-  const runnable = allowed && !c.cannotRun && !running && target !== undefined;
+  const runnable = allowed && !c.cannotRun && !running && drilled !== undefined;
+  const cluster = plan.cluster.name;
+  const vm = plan.nodes.find((n) => n.name === drilled);
   const run = async () => {
-    if (!target) return;
+    if (!drilled) return;
+    setConfirm(undefined);
     drillsStore.getState().started();
     try {
-      const r = await api().invoke('drills.run', { text, scenario, node: target });
+      const r = await api().invoke('drills.run', { text, scenario, node: drilled, ...(where === 'cluster' && target ? { where, target, allowDestroy: c?.destroys === true } : {}) });
       drillsStore.getState().ended(r);
     } catch (err) {
       drillsStore.getState().ended(undefined, (err as Error).message);
       notifyError('The drill could not run', err);
+    }
+  };
+  const healNow = async () => {
+    if (!target) return;
+    setConfirm(undefined);
+    setHeal(undefined);
+    drillsStore.getState().started();
+    try {
+      const h = await api().invoke('drills.heal', { text, target });
+      setHeal(h);
+      drillsStore.getState().ended(h.records.at(-1));
+    } catch (err) {
+      drillsStore.getState().ended(undefined, (err as Error).message);
+      notifyError('The heal could not run', err);
     }
   };
   const stop = async () => {
@@ -183,9 +228,20 @@ function RunPanel({ plan }: { plan: Plan }) {
   };
   return (
     <Paper withBorder p="sm" data-testid="drill-run-panel">
-      <Title order={5} mb="xs">
-        Run a drill
-      </Title>
+      <Group justify="space-between" mb="xs" wrap="wrap">
+        <Title order={5}>Run a drill</Title>
+        <SegmentedControl
+          size="xs"
+          data-testid="drill-where"
+          value={where}
+          onChange={(v) => setWhere(v as Where)}
+          disabled={running}
+          data={[
+            { value: 'lab', label: 'Namespace lab (this machine)' },
+            { value: 'cluster', label: `Deployed cluster${target ? ` on ${targetKey}` : ''}` },
+          ]}
+        />
+      </Group>
       <Group align="flex-end" gap="sm" wrap="wrap">
         <Select
           label="Scenario"
@@ -205,7 +261,7 @@ function RunPanel({ plan }: { plan: Plan }) {
           label="Node"
           data-testid="drill-node-select"
           w={200}
-          value={target ?? null}
+          value={drilled ?? null}
           placeholder={c && c.eligible.length === 0 ? 'no eligible node' : 'pick a node'}
           allowDeselect={false}
           onChange={(v) => v && setNode(v)}
@@ -217,9 +273,16 @@ function RunPanel({ plan }: { plan: Plan }) {
             Stop the drill
           </Button>
         ) : (
-          <Button onClick={() => void run()} disabled={!runnable} data-testid="drill-run">
-            Run on the namespace lab
+          <Button onClick={() => (where === 'cluster' ? setConfirm('drill') : void run())} disabled={!runnable} data-testid="drill-run" color={where === 'cluster' ? 'red' : undefined}>
+            {where === 'cluster' ? 'Run on the deployed cluster…' : 'Run on the namespace lab'}
           </Button>
+        )}
+        {where === 'cluster' && !running && (
+          <Tooltip label="Probe every node now and repair each unhealthy one (detect, fence, replace, reintegrate, healthy); never destroys a VM" multiline maw={320}>
+            <Button variant="default" onClick={() => setConfirm('heal')} disabled={!target} data-testid="drill-heal">
+              Heal…
+            </Button>
+          </Tooltip>
         )}
       </Group>
       <Text size="xs" c="dimmed" mt={6}>
@@ -234,7 +297,7 @@ function RunPanel({ plan }: { plan: Plan }) {
           </Alert>
         )}
         {c && c.reasons.length > 0 && (
-          <Alert color="red" title={`The guard refuses ${c.scenario}${target ? ` on ${target}` : ''}`}>
+          <Alert color="red" title={`The guard refuses ${c.scenario}${drilled ? ` on ${drilled}` : ''}`}>
             <List size="sm">
               {c.reasons.map((r) => (
                 <List.Item key={r.code + r.message}>{r.message}</List.Item>
@@ -243,13 +306,33 @@ function RunPanel({ plan }: { plan: Plan }) {
           </Alert>
         )}
         {c && allowed && (
-          <Alert color="green" variant="light" title={`The guard allows ${c.scenario} on ${target}`}>
-            <Text size="sm">The node exists, is not the hub and fits the scenario. Health, convergence and etcd quorum without {target} are checked on the lab just before the fault (a refusal then is recorded too).</Text>
+          <Alert color="green" variant="light" title={`The guard allows ${c.scenario} on ${drilled}`}>
+            <Text size="sm">
+              The node exists, is not the hub and fits the scenario. Health, convergence and etcd quorum without {drilled} are checked on {where === 'cluster' ? `${cluster} itself` : 'the lab'} just before the fault (a refusal then is recorded too).
+              {where === 'cluster' && c.destroys && !c.cannotRun ? ` ${c.scenario} destroys ${drilled}'s VM: you confirm it by typing the cluster's name${c.allowDestroyBySpec ? ' (the spec allows it: stages.drill.allowDestroy)' : ' (the spec does not set stages.drill.allowDestroy; confirming allows it for this drill, like --allow-destroy)'}.` : ''}
+            </Text>
           </Alert>
         )}
         {c?.cannotRun && (
-          <Alert color="yellow" mt="xs" title="Cannot run here" data-testid="drill-cannot-run">
+          <Alert color="yellow" mt="xs" title={where === 'cluster' ? `Cannot run on ${cluster}` : 'Cannot run here'} data-testid="drill-cannot-run">
             {c.cannotRun}
+          </Alert>
+        )}
+        {heal && !running && (
+          <Alert color={heal.cannot.length || heal.records.some((r) => r.status !== 'passed') ? 'red' : 'green'} mt="xs" title={heal.before.healthy ? `${cluster} was healthy: nothing to repair` : `Heal of ${cluster}: ${plural(heal.records.length, 'repair')}`} data-testid="drill-heal-result" withCloseButton onClose={() => setHeal(undefined)}>
+            <List size="sm">
+              {heal.records.map((r) => (
+                <List.Item key={r.id}>
+                  {r.node}: {r.status}
+                  {r.mttrMs !== undefined ? ` in ${sec(r.mttrMs)}` : ''}
+                </List.Item>
+              ))}
+              {heal.cannot.map((x) => (
+                <List.Item key={x.node}>
+                  cannot repair {x.node}: {x.why}
+                </List.Item>
+              ))}
+            </List>
           </Alert>
         )}
         {runError && !running && (
@@ -258,6 +341,52 @@ function RunPanel({ plan }: { plan: Plan }) {
           </Alert>
         )}
       </Box>
+      <ConfirmAction
+        opened={confirm === 'drill' && c !== undefined && drilled !== undefined}
+        title={`Run ${scenario} on ${drilled} of ${cluster}${target ? ` (${targetKey})` : ''}?`}
+        typeToConfirm={c?.destroys ? cluster : undefined}
+        confirmLabel={c?.destroys ? `Destroy ${drilled} and drill` : 'Run the drill'}
+        onConfirm={() => void run()}
+        onCancel={() => setConfirm(undefined)}
+        testId="drill-confirm"
+        confirmTestId="drill-confirm-run"
+        typeTestId="drill-confirm-type"
+      >
+        <Text size="sm">This acts on the deployed cluster {cluster}, not on a copy:</Text>
+        <List size="sm">
+          <List.Item>
+            inject:{' '}
+            {c?.destroys ? (
+              <b>
+                VM {vm?.vmid} ({drilled}) is destroyed with its disks and TPM state
+              </b>
+            ) : scenario === 'power-off-node' ? (
+              `VM ${vm?.vmid} (${drilled}) is powered off hard (no shutdown)`
+            ) : scenario === 'partition-node' ? (
+              `the hub drops all of ${drilled}'s traffic: its three planes are cut`
+            ) : (
+              SCENARIOS[scenario as keyof typeof SCENARIOS]?.summary
+            )}
+          </List.Item>
+          <List.Item>fence: {drilled} is revoked at the hub (its plane peers removed, its enrollment refused)</List.Item>
+          <List.Item>replace and reintegrate: a deploy run of this spec puts {drilled} back in its plan slot (same VMID, MAC and addresses) from the same artifact, enrolls it with a fresh token and converges it</List.Item>
+        </List>
+        <Text size="xs" c="dimmed">
+          Stopping the drill midway leaves {cluster} healing: the record says what to run (Heal here, or kubedos heal SPEC) and nothing stays fenced once it has run.
+        </Text>
+      </ConfirmAction>
+      <ConfirmAction
+        opened={confirm === 'heal'}
+        title={`Heal ${cluster}${target ? ` (${targetKey})` : ''}?`}
+        confirmLabel="Heal"
+        confirmColor="blue"
+        onConfirm={() => void healNow()}
+        onCancel={() => setConfirm(undefined)}
+        testId="drill-heal-confirm"
+        confirmTestId="drill-heal-confirm-run"
+      >
+        <Text size="sm">Every node is probed now (guest agents, the hub's handshakes, etcd). Each unhealthy node is revoked at the hub and put back in its plan slot by a deploy run of this spec: a stopped VM is started, a missing one created. Nothing is destroyed.</Text>
+      </ConfirmAction>
     </Paper>
   );
 }
@@ -285,6 +414,7 @@ function LivePanel({ plan, record, live, log }: { plan: Plan; record: DrillRecor
       <DrillTopology plan={plan} record={record} />
       <Box mt="sm">
         <PhaseTimeline r={record} now={running ? now : record.endedAtMs ?? now} />
+        <DetectionLine r={record} />
       </Box>
       <Text size="xs" c="dimmed" mt="xs">
         MTTR {sec(record.mttrMs)} · target {record.goal.minutes} min ({record.goal.source}) · {plural(record.phases.reduce((n, p) => n + p.commands.length + (p.commandsOmitted ?? 0), 0), 'command')}
@@ -343,6 +473,7 @@ export function DrillsView() {
   const liveState = useStore(drillsStore, (s) => s.live);
   const nonce = useStore(drillsStore, (s) => s.historyNonce);
   const cluster = spec?.metadata.name;
+  const [where, setWhere] = useState<Where>('lab');
   const [history, setHistory] = useState<{ records: DrillRecord[]; total: number; error?: string } | undefined>();
   useEffect(() => {
     if (!cluster) return;
@@ -364,10 +495,16 @@ export function DrillsView() {
   return (
     <ScrollArea h="100%">
       <Stack p="md" gap="md" data-testid="drills">
-        <Alert color="blue" title="Drills run on the namespace lab on this machine" data-testid="drills-where">
-          A copy of this plan built from network namespaces here (real planes, enrollment, one etcd member per planned member), removed when the drill ends. It runs partition-node and kill-etcd-member; the VM scenarios need a hypervisor, and your deployed cluster cannot be drilled yet. Needs the workbench started as root; from a terminal: <code>kubedos drill SPEC --scenario NAME --lab</code>.
-        </Alert>
-        <RunPanel plan={plan} />
+        {where === 'lab' ? (
+          <Alert color="blue" title="Drills run on the namespace lab on this machine" data-testid="drills-where" data-where="lab">
+            A copy of this plan built from network namespaces here (real planes, enrollment, one etcd member per planned member), removed when the drill ends. It runs partition-node and kill-etcd-member; the VM scenarios need a hypervisor (choose the deployed cluster). Needs the workbench started as root; from a terminal: <code>kubedos drill SPEC --scenario NAME --lab</code>.
+          </Alert>
+        ) : (
+          <Alert color="orange" title={`Drills act on the deployed cluster ${cluster}`} data-testid="drills-where" data-where="cluster">
+            Through each VM's guest agent, on the target chosen in Deploy. It runs delete-worker-vm, power-off-node and partition-node on nodes without an etcd member; the node is put back in its plan slot by a deploy run of this spec. Refused when {cluster} was never deployed, is stopped, or another operation holds it. From a terminal: <code>kubedos drill SPEC --scenario NAME</code>, <code>kubedos heal SPEC</code>.
+          </Alert>
+        )}
+        <RunPanel plan={plan} where={where} setWhere={setWhere} />
         {shown && <LivePanel plan={plan} record={shown} live={shown === followed} log={liveState.log[shown.id] ?? []} />}
         {history?.error && (
           <Alert color="red" title="Could not read the drill history">
@@ -406,6 +543,7 @@ export function DrillsView() {
                   <Table.Th>node</Table.Th>
                   <Table.Th>where</Table.Th>
                   <Table.Th>detect</Table.Th>
+                  <Table.Th>detected by</Table.Th>
                   <Table.Th>MTTR</Table.Th>
                   <Table.Th>target</Table.Th>
                   <Table.Th>result</Table.Th>
@@ -422,9 +560,25 @@ export function DrillsView() {
                     <Table.Td>{r.node}</Table.Td>
                     <Table.Td>{r.target === 'lab' ? 'namespace lab' : 'cluster'}</Table.Td>
                     <Table.Td>{r.phases[1]?.state === 'done' ? sec(r.phases[1].durationMs) : '—'}</Table.Td>
+                    <Table.Td data-testid="drill-history-detected-by">
+                      {r.detectedBy ? (
+                        <Stack gap={2} maw={320}>
+                          <Badge size="sm" variant="light" color={r.detectedBy === 'hub-watcher' ? 'teal' : 'grape'}>
+                            {detectSourceLabel(r.detectedBy)}
+                          </Badge>
+                          <Tooltip label={detection(r).line ?? ''} multiline maw={560} openDelay={300}>
+                            <Text size="xs" c="dimmed" lineClamp={2} data-testid="drill-history-detection">
+                              {detection(r).line}
+                            </Text>
+                          </Tooltip>
+                        </Stack>
+                      ) : (
+                        '—'
+                      )}
+                    </Table.Td>
                     <Table.Td>{sec(r.mttrMs)}</Table.Td>
                     <Table.Td>{r.goal.minutes} min</Table.Td>
-                    <Table.Td>
+                    <Table.Td style={{ whiteSpace: 'nowrap', minWidth: 104 }}>
                       <Tooltip label={r.error ? `${r.error.phase} on ${r.error.node}: ${r.error.message}${r.next ? ` — next: ${r.next}` : ''}` : r.guard.reasons.map((x) => x.message).join('; ') || 'within target'} multiline maw={480}>
                         {resultBadge(r)}
                       </Tooltip>
