@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { deployVars, etcdMembers, failedTasks, parsePlayRecap } from './converge';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../exec/runner';
+import { deployVars, etcdMembers, failedTasks, hubLocalInventory, parsePlayRecap, playbookCommand, unreachableOnly } from './converge';
 import { enabledList, missingUpstream } from './workload';
 
 const LOG = `2026-11-22 03:10:01,123 p=812 u=root n=ansible | TASK [kubedos_etcd : Etcd configuration] ***
@@ -29,7 +33,7 @@ describe('converge output parsing', () => {
   it('names the failed task and its message per host', () => {
     expect(failedTasks(LOG)).toEqual([
       { host: 'cp-1', task: 'kubedos_etcd : Etcd configuration', message: 'Destination directory /etc/default does not exist' },
-      { host: 'master', task: 'kubedos_prometheus : Prometheus from the darksite', message: 'Failed to connect to the host via ssh: timeout' },
+      { host: 'master', task: 'kubedos_prometheus : Prometheus from the darksite', message: 'Failed to connect to the host via ssh: timeout', unreachable: true },
     ]);
   });
 });
@@ -60,4 +64,35 @@ describe('converge inputs', () => {
     const ref = parseSpec(TEMPLATES['reference-16'].text).spec!;
     expect(enabledList(ref, plan(ref))).toBe('etcd, kubernetes, cilium, hubble, prometheus, grafana, loki, salt, zfs');
   });
+});
+
+describe('converge when SSH could not reach a node', () => {
+  const row = (o: Partial<ReturnType<typeof parsePlayRecap>[string]> = {}) => ({ ok: 1, changed: 0, unreachable: 0, failed: 0, skipped: 0, rescued: 0, ignored: 0, ...o });
+  it('retries the hosts that were only unreachable, once, and nothing when a task failed', () => {
+    const only = 'TASK [Gathering Facts] ***\nfatal: [master]: UNREACHABLE! => {"changed": false, "msg": "Connection timed out during banner exchange", "unreachable": true}\n';
+    expect(failedTasks(only)).toEqual([{ host: 'master', task: 'Gathering Facts', message: 'Connection timed out during banner exchange', unreachable: true }]);
+    expect(unreachableOnly({ master: row({ ok: 0, unreachable: 1 }), 'cp-1': row(), 'w-1': row() }, failedTasks(only))).toEqual(['master']);
+    // A host unreachable in the recap without a fatal line (dropped between tasks) is retried too.
+    expect(unreachableOnly({ 'w-1': row({ unreachable: 1 }), 'cp-1': row() }, [])).toEqual(['w-1']);
+    // A real failure anywhere: reported, never retried.
+    expect(unreachableOnly(parsePlayRecap(LOG), failedTasks(LOG))).toEqual([]);
+    expect(unreachableOnly({ 'cp-1': row() }, [])).toEqual([]);
+  });
+  it('the master converges itself through a local connection; ansible reads it on top of the plan inventory', async () => {
+    const p = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
+    const dir = mkdtempSync(join(tmpdir(), 'kubedos-hub-local-'));
+    try {
+      writeFileSync(join(dir, 'inventory.yml'), p.ansibleInventory);
+      writeFileSync(join(dir, 'hub-local.yml'), hubLocalInventory('master'));
+      const cmd = playbookCommand();
+      expect(cmd.slice(-4)).toEqual(['-i', '/etc/kubedos/ansible/inventory.yml', '-i', '/etc/kubedos/ansible/hub-local.yml']);
+      const inv = await run(['ansible-inventory', '-i', join(dir, 'inventory.yml'), '-i', join(dir, 'hub-local.yml'), '--list'], { env: { ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: join(dir, 'tmp'), HOME: dir }, timeoutMs: 60_000 });
+      const vars = (JSON.parse(inv.stdout) as { _meta: { hostvars: Record<string, Record<string, unknown>> } })._meta.hostvars;
+      expect(vars.master).toMatchObject({ ansible_connection: 'local', ansible_host: p.nodes.find((n) => n.name === 'master')!.planes.wg1.address.replace('/32', ''), kubedos_wg3: expect.any(String) });
+      expect(vars['cp-1']?.ansible_connection).toBeUndefined();
+      expect(vars['w-1']?.ansible_connection).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

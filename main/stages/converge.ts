@@ -10,7 +10,7 @@
 //    backplanes, etcd, lb, observability), its log streamed live, its PLAY RECAP parsed: a
 //    failed task stops the stage with the node, the task and the error.
 // Remediates drift: a rerun runs the playbook again and must report changed=0.
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { hubOf } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import type { StageDefinition, StageContext } from '../pipeline/runner';
@@ -28,6 +28,7 @@ import { saltDiscoveryGateCommand } from '../converge/salt-gate';
 import type { NodeProbe } from './converge-state';
 import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
 import { plural } from '../../common/text/plural';
+import { firstFew } from '../../common/text/first-few';
 import { canonicalJson } from '../../common/canonical';
 import { CONVERGE_RECORD_ON_HUB, ConvergeRecordOnHub, HEALTH_WATCH_CONFIG_PATH, healthWatchConfig, renderHealthWatchConfig } from '../../common/drills/watcher';
 import type { HealthWatchConfig } from '../../common/drills/watcher';
@@ -36,6 +37,8 @@ export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
 export const DEPLOY_VARS = '/etc/kubedos/ansible/deploy-vars.yml';
 export const KNOWN_HOSTS = '/etc/kubedos/ansible/known_hosts';
+/** A second inventory source on the master: the hub converges itself without SSH (see hubLocalInventory). */
+export const HUB_LOCAL_INVENTORY = '/etc/kubedos/ansible/hub-local.yml';
 export const CONVERGE_KEY = '/root/.ssh/kubedos_converge';
 /** The hub's etcd client certificate (its health watcher reads etcd with it; etcd requires client certificates). */
 export const ETCD_CLIENT_PKI = '/etc/kubedos/pki/etcd-client';
@@ -97,8 +100,8 @@ export function parsePlayRecap(text: string): Record<string, RecapRow> {
 }
 
 /** Pure: the first failed task per host ("TASK [...]" then "fatal: [host]: FAILED! => …"). */
-export function failedTasks(text: string): { host: string; task: string; message: string }[] {
-  const out: { host: string; task: string; message: string }[] = [];
+export function failedTasks(text: string): { host: string; task: string; message: string; unreachable?: true }[] {
+  const out: { host: string; task: string; message: string; unreachable?: true }[] = [];
   let task = '';
   for (const raw of text.split('\n')) {
     const line = raw.replace(/^.*? \| /, '');
@@ -113,7 +116,7 @@ export function failedTasks(text: string): { host: string; task: string; message
       } catch {
         /* not JSON */
       }
-      out.push({ host: f[1]!, task, message: message.slice(0, 2000) });
+      out.push({ host: f[1]!, task, message: message.slice(0, 2000), ...(f[2] === 'UNREACHABLE!' ? { unreachable: true as const } : {}) });
     }
   }
   return out;
@@ -123,6 +126,26 @@ export function etcdMembers(plan: Plan): PlanNode[] {
   const inv = parseYaml(plan.ansibleInventory) as { all?: { children?: Record<string, { hosts?: Record<string, unknown> }> } };
   const names = Object.keys(inv.all?.children?.etcd_members?.hosts ?? {});
   return plan.nodes.filter((n) => names.includes(n.name));
+}
+
+/**
+ * Pure: the hosts to converge once more when the only trouble was SSH reaching them (a starved node
+ * that missed its banner exchange, a connection dropped under load): every failure is UNREACHABLE,
+ * no task failed. Empty when anything really failed (that is reported, not retried).
+ */
+export function unreachableOnly(recap: Record<string, RecapRow>, failures: readonly { host: string; unreachable?: true }[]): string[] {
+  if (Object.values(recap).some((x) => x.failed > 0) || failures.some((f) => !f.unreachable)) return [];
+  return [...new Set([...failures.map((f) => f.host), ...Object.entries(recap).flatMap(([h, x]) => (x.unreachable > 0 ? [h] : []))])].sort();
+}
+
+/**
+ * Pure: the master's own entry in a second inventory source: it runs ansible-playbook, so it
+ * converges itself through a local connection instead of SSH to its own wg1 address (no sshd
+ * round trip per task, and nothing to time out when the master is busy running the play). Its
+ * `become` (sudo, as root) and every other variable stay the plan's inventory's.
+ */
+export function hubLocalInventory(hub: string): string {
+  return stringifyYaml({ all: { hosts: { [hub]: { ansible_connection: 'local' } } } }, { lineWidth: 0 });
 }
 
 /** Pure: the extra vars the deploy gives the master's ansible-playbook. */
@@ -167,6 +190,7 @@ async function prepareSsh(spec: ClusterSpec, facts: Readonly<Record<string, Node
     [KNOWN_HOSTS, `${known.join('\n')}\n`, 0o644],
     [DEPLOY_VARS, deployVars(), 0o644],
     [INVENTORY, plan.ansibleInventory, 0o644],
+    [HUB_LOCAL_INVENTORY, hubLocalInventory(hubG.node.name), 0o644],
   ];
   for (const [path, content, mode] of files) {
     const have = (await guestReadMaybe(hubG, path))?.toString('utf8');
@@ -252,7 +276,7 @@ async function recordOnHub(hubG: GuestCall, runId: string, nodes: Record<string,
 
 /** `ansible-playbook -i INVENTORY` run from the baked content directory with its config (no shell). */
 export function playbookCommand(extraEnv: readonly string[] = []): string[] {
-  return ['env', '-C', ANSIBLE_DIR, `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`, 'ANSIBLE_NOCOLOR=1', ...extraEnv, 'ansible-playbook', '-i', INVENTORY];
+  return ['env', '-C', ANSIBLE_DIR, `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`, 'ANSIBLE_NOCOLOR=1', ...extraEnv, 'ansible-playbook', '-i', INVENTORY, '-i', HUB_LOCAL_INVENTORY];
 }
 
 /** Runs ansible-playbook on the master through the agent, streaming its log file meanwhile. */
@@ -389,9 +413,20 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       const targets = plan.nodes.filter((n) => decision.run.some((r) => r.node === n.name));
       for (const n of targets) s.node(n.name, 'running', 'converging');
       const limit = decision.skip.length ? ['--limit', targets.map((n) => n.name).join(',')] : [];
-      const r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: `converge-${s.runId.slice(0, 8)}`, extraArgs: limit });
-      const recap = parsePlayRecap(r.stdout);
-      const failures = failedTasks(r.stdout);
+      let r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: `converge-${s.runId.slice(0, 8)}`, extraArgs: limit });
+      let recap = parsePlayRecap(r.stdout);
+      let failures = failedTasks(r.stdout);
+      const again = unreachableOnly(recap, failures);
+      if (again.length) {
+        // Only SSH trouble: those hosts once more (Ansible is idempotent; the others are done).
+        s.log(`${firstFew(again)}: SSH did not reach ${again.length === 1 ? 'it' : 'them'} during converge (${failures[0]?.message.split('\n')[0] ?? 'unreachable'}); converging ${again.length === 1 ? 'it' : 'them'} once more`, { stream: 'warn' });
+        const retry = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: `converge-${s.runId.slice(0, 8)}-again`, extraArgs: ['--limit', again.join(',')] });
+        const recap2 = parsePlayRecap(retry.stdout);
+        recap = { ...recap, ...recap2 };
+        for (const h of again) if (recap[h] && !recap2[h]) delete recap[h];
+        failures = failedTasks(retry.stdout);
+        r = retry;
+      }
       for (const n of targets) {
         const row = recap[n.name];
         const f = failures.find((x) => x.host === n.name);
