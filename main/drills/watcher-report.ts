@@ -45,7 +45,9 @@ export function guestAgentShell(driver: SubstrateDriver, vmidOf: (node: string) 
 }
 
 export interface HubHealthRequest {
-  specPath: string;
+  /** The spec, as a file or as its text (one of the two). */
+  specPath?: string;
+  specText?: string;
   target: Target;
   env: NodeJS.ProcessEnv;
   cwd?: string;
@@ -60,7 +62,9 @@ export interface HubHealthRequest {
 
 /** The watcher's report of a deployed cluster, read on its hub through the guest agent. */
 export async function readHubHealth(req: HubHealthRequest): Promise<WatcherStatus> {
-  const { spec, plan } = analyse(readFileSync(req.specPath, 'utf8'));
+  const text = req.specText ?? (req.specPath !== undefined ? readFileSync(req.specPath, 'utf8') : undefined);
+  if (text === undefined) throw new Error('readHubHealth: give specText or specPath');
+  const { spec, plan } = analyse(text);
   const hub = hubOf(plan);
   const own = !req.driver;
   let driver: SubstrateDriver | undefined = req.driver;
