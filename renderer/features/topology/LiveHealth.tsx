@@ -3,7 +3,7 @@
 // (healthy / degraded / unreachable / unknown, with counts), when the report was read and how old
 // it is; when it cannot be read, why in the user's words, and that the nodes show the last
 // pipeline run's colours instead.
-import { Alert, Badge, Button, Group, Table, Text, Title } from '@mantine/core';
+import { Badge, Button, Group, Table, Text, Title } from '@mantine/core';
 import { IconRefresh } from '@tabler/icons-react';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useStore } from 'zustand';
@@ -83,10 +83,12 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
   const h = live.health;
   const age = useAge(h?.report?.at, h?.readAt);
   const cannot = !live.target ? 'choose a target in Deploy to read the live health' : live.error ? `the engine could not read it: ${live.error}` : h?.unavailable ? h.unavailable.message : undefined;
+  const title = h?.unavailable ? UNAVAILABLE_TITLE[h.unavailable.code] : 'Live health not read';
+  const on = live.target ? ` on ${targetLabel(live.target)}` : '';
   return (
     <div data-testid="topology-live" data-live={h && !h.unavailable ? 'live' : cannot ? 'unavailable' : 'reading'} style={{ borderBottom: '1px solid var(--mantine-color-default-border)', padding: '6px 10px' }}>
-      <Group gap="xs" wrap="wrap" justify="space-between">
-        <Group gap="xs" wrap="wrap">
+      <Group gap="xs" wrap="nowrap" justify="space-between">
+        <Group gap={6} wrap="wrap" style={{ minWidth: 0, flex: 1 }}>
           <Text size="sm" fw={700}>
             Live health
           </Text>
@@ -98,7 +100,7 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
                 </Badge>
               ))}
               <Text size="sm" data-testid="topology-live-read">
-                read at {clock(h.readAt)}, report {age ?? Math.round(h.report?.ageSeconds ?? 0)} s old
+                read at {clock(h.readAt)}{on}, report {age ?? Math.round(h.report?.ageSeconds ?? 0)} s old
               </Text>
               {h.etcd && (
                 <Badge color={h.etcd.hasQuorum ? 'green' : 'red'} variant="light">
@@ -106,35 +108,31 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
                 </Badge>
               )}
             </>
-          ) : (
+          ) : live.reading ? (
             <Text size="sm" c="dimmed">
-              {live.reading ? `reading ${cluster}'s health report…` : 'cannot be read — node colours below are from the last pipeline run'}
+              reading {cluster}&apos;s health report{on}…
             </Text>
+          ) : (
+            cannot && (
+              <Badge color={h?.unavailable?.code === 'never-deployed' || !live.target ? 'gray' : 'orange'} variant="light">
+                {title}
+              </Badge>
+            )
           )}
         </Group>
-        <Group gap="xs">
-          {live.target && (
-            <Text size="xs" c="dimmed">
-              target {targetLabel(live.target)}
-            </Text>
-          )}
-          <Button size="xs" variant="light" leftSection={<IconRefresh size={14} />} disabled={!live.target} loading={live.reading} onClick={live.refresh} data-testid="topology-live-refresh">
-            Refresh
-          </Button>
-        </Group>
+        <Button size="xs" variant="light" leftSection={<IconRefresh size={14} />} disabled={!live.target} loading={live.reading} onClick={live.refresh} title={`read the health report of ${cluster}'s hub again${on}`} style={{ flexShrink: 0 }} data-testid="topology-live-refresh">
+          Refresh
+        </Button>
       </Group>
       {cannot && !live.reading && (
-        <Alert color={h?.unavailable?.code === 'never-deployed' || !live.target ? 'gray' : 'orange'} variant="light" mt={6} p="xs" title={h?.unavailable ? UNAVAILABLE_TITLE[h.unavailable.code] : 'Live health not read'} data-testid="topology-live-cannot">
-          <Text size="sm">{cannot}</Text>
-          {h?.report && (
-            <Text size="xs" c="dimmed">
-              last report written at {clock(h.report.at)}
-            </Text>
-          )}
-          <Text size="xs" mt={2}>
-            Showing the last pipeline run&apos;s colours instead (green ok, blue running, red failed, grey none).
+        <Text size="sm" mt={4} data-testid="topology-live-cannot">
+          <b>{title}:</b> {cannot}
+          {h?.report ? ` (last report written at ${clock(h.report.at)})` : ''}
+          <Text span size="sm" c="dimmed">
+            {' '}
+            — showing the last pipeline run&apos;s colours instead (green ok, blue running, red failed, grey none).
           </Text>
-        </Alert>
+        </Text>
       )}
       {h && !h.unavailable && !h.report?.agreesWithEngine && (
         <Text size="xs" c="orange" mt={4}>

@@ -169,6 +169,17 @@ function Topology() {
     }
   }, [layout, groupBy, flow]);
 
+  // The live-health bar changes height when its state does: fit the picture again then, so no
+  // node hides below the fold (refreshes with the same outcome keep the user's pan/zoom).
+  const barState = live.states ? 'live' : (live.health?.unavailable?.code ?? (live.error ? 'error' : 'none'));
+  const fittedBar = useRef(barState);
+  useEffect(() => {
+    if (!layout || fittedBar.current === barState) return;
+    fittedBar.current = barState;
+    const t = setTimeout(() => void flow.fitView({ padding: 0.05 }), 50);
+    return () => clearTimeout(t);
+  }, [barState, layout, flow]);
+
   const domains = useMemo(() => [...new Set(plan?.nodes.map((n) => n.domain) ?? [])], [plan]);
   const { nodes, edges } = useMemo(() => {
     if (!layout || !plan) return { nodes: [] as Node[], edges: [] as Edge[] };
