@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { watcherStatusOf } from '../drills/watcher';
 import { ClusterHealthNow, foldClusterHealth, liveHealthRows, liveNodeState } from './now';
-import { lab3MixedFacts, watcherReportFor } from './testing';
+import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from './testing';
 
 const NODES = [{ name: 'master' }, { name: 'cp-1' }, { name: 'w-1' }];
 const T = 1_800_000_000;
@@ -11,7 +11,9 @@ const read = (report: ReturnType<typeof watcherReportFor>, now: number) => watch
 
 describe('cluster health now: the fold of a watcher report into node states', () => {
   it('gives each node its state from its own measures, in plan order, with the report time and age', () => {
-    const h = ClusterHealthNow.parse(foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T + 7, status: read(watcherReportFor(lab3MixedFacts(T)), T + 7) }));
+    // Guest-agent facts in the report (as the engine's own probes gather them).
+    const facts = { ...lab3MixedFacts(T), guestAgentSeenAt: { master: T - 3, 'cp-1': T - 4, 'w-1': T - 400 } };
+    const h = ClusterHealthNow.parse(foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T + 7, status: read(watcherReportFor(facts), T + 7) }));
     expect(h.unavailable).toBeUndefined();
     expect(h.report).toMatchObject({ at: T, ageSeconds: 7, stale: false, agreesWithEngine: true });
     expect(h.nodes.map((n) => [n.name, n.state])).toEqual([
@@ -37,6 +39,20 @@ describe('cluster health now: the fold of a watcher report into node states', ()
     const rows = liveHealthRows(h);
     expect(rows.header).toMatch(/^health now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown; report of \d\d:\d\d:\d\d UTC, 7 s old; etcd 0\/1 healthy — NO QUORUM$/);
     expect(rows.rows[2]).toEqual(['w-1', 'unreachable', 'FAIL: guest agent silent for 400 s (limit 60 s)', 'FAIL: wg1 handshake 900 s old (limit 180 s)', '–', 'ok: converge fingerprint matches the last converge']);
+  });
+
+  it("takes the guest agents from the reader's pings when the watcher has none (its report never does)", () => {
+    const h = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T + 2, status: read(watcherReportFor(lab3MixedFacts(T)), T + 2), agents: LAB3_AGENT_PINGS });
+    expect(h.nodes.map((n) => [n.name, n.state, n.agent.measured && n.agent.ok])).toEqual([
+      ['master', 'healthy', true],
+      ['cp-1', 'degraded', true],
+      ['w-1', 'unreachable', false],
+    ]);
+    expect(h.nodes[2]?.agent).toEqual({ measured: true, ok: false, detail: expect.stringMatching(/^guest agent did not answer a ping at \d\d:\d\d:\d\d UTC$/) });
+    const none = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T, status: read(watcherReportFor(lab3MixedFacts(T)), T) });
+    expect(none.nodes[0]?.agent).toEqual({ measured: false, why: 'not measured: neither the watcher nor this reading pinged its guest agent' });
+    // w-1 without its agent's answer: its wg1 tunnel, the one measured way to it, is down.
+    expect(none.nodes[2]?.state).toBe('unreachable');
   });
 
   it('judges every measured signal, even one the spec does not select for self-healing', () => {

@@ -103,6 +103,8 @@ export interface LiveHealthInput {
   /** Why the report was not read (from the journal); takes precedence over `status`. */
   refused?: { code: 'never-deployed' | 'not-running'; message: string };
   status?: WatcherStatus;
+  /** Node → did its guest agent answer the reader's ping at nowSeconds (the hypervisor's view; the watcher has none). */
+  agents?: Record<string, boolean>;
 }
 
 const NOT_WG23: LiveMeasure = { measured: false, why: "not measured: the health watcher reads the hub's wg1 handshakes only" };
@@ -171,8 +173,13 @@ export function foldClusterHealth(i: LiveHealthInput): ClusterHealthNow {
     if (!fact) return unknownNode(n.name, `unknown: the watcher on ${w.hub} does not watch ${n.name} (its configuration predates this plan: redeploy)`);
     const seen = facts.guestAgentSeenAt?.[n.name];
     const agentFinding = finding(n.name, 'guest-agent');
+    const pinged = i.agents?.[n.name];
     const agent: LiveMeasure = !facts.guestAgentSeenAt
-      ? { measured: false, why: 'not measured: the watcher has no guest-agent reading on this substrate' }
+      ? pinged === undefined
+        ? { measured: false, why: 'not measured: neither the watcher nor this reading pinged its guest agent' }
+        : pinged
+          ? { measured: true, ok: true, detail: `guest agent answered a ping at ${utcClock(i.nowSeconds)}` }
+          : { measured: true, ok: false, detail: `guest agent did not answer a ping at ${utcClock(i.nowSeconds)}` }
       : { measured: true, ok: !agentFinding, detail: agentFinding?.detail ?? `guest agent answered ${age(seen ?? facts.now)} s before the report`, ...(seen !== undefined ? { ageSeconds: age(seen) } : {}) };
     const hs = facts.wg1Handshakes?.[n.name];
     const wgFinding = finding(n.name, 'wg-handshake');

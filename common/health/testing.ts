@@ -29,10 +29,14 @@ export function watcherReportFor(facts: HealthFacts, o: { cluster?: string; hub?
   };
 }
 
+/** The guest agents' answers to the reader's pings that go with lab3MixedFacts. */
+export const LAB3_AGENT_PINGS: Record<string, boolean> = { 'cp-1': true, master: true, 'w-1': false };
+
 /**
- * lab-3 (master = hub, cp-1 = the etcd member, w-1) at `now`: master healthy; cp-1 answers but
- * its etcd member is unhealthy and its converge fingerprint moved (degraded); w-1's guest agent is
- * silent and its wg1 handshake old (unreachable).
+ * lab-3 (master = hub, cp-1 = the etcd member, w-1) at `now`, as the hub's watcher reports it (no
+ * guest-agent facts: that is the hypervisor's view, LAB3_AGENT_PINGS): master healthy; cp-1's
+ * etcd member is unhealthy and its converge fingerprint moved (degraded); w-1's wg1 handshake is
+ * old (and its guest agent does not answer: unreachable).
  */
 export function lab3MixedFacts(now: number): HealthFacts {
   return {
@@ -42,7 +46,6 @@ export function lab3MixedFacts(now: number): HealthFacts {
       { name: 'master', hub: true, etcd: false },
       { name: 'w-1', hub: false, etcd: false },
     ],
-    guestAgentSeenAt: { master: now - 3, 'cp-1': now - 4, 'w-1': now - 400 },
     wg1Handshakes: { 'cp-1': now - 35, 'w-1': now - 900 },
     etcd: {
       members: [{ id: 'a1', name: 'cp-1', peerUrls: ['https://10.113.0.3:2380'], clientUrls: ['https://10.113.0.3:2379'] }],

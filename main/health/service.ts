@@ -1,17 +1,16 @@
 // "Cluster health now" (common/health/now.ts): the one engine call behind `kubedos status
 // --health` and the workbench's health.now channel. The journal first: a cluster never deployed
 // from this machine, stopped or destroyed is not contacted, and the answer says so; otherwise the
-// hub's watcher report is read (through the guest agent, main/drills/watcher-report.ts) and folded
-// into per-node states. Never throws for an unreachable cluster: the answer says why.
+// guest agents are pinged and the hub's watcher report is read (through the substrate,
+// main/drills/watcher-report.ts) and folded into per-node states. Never throws for an unreachable cluster: the answer says why.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { WatcherStatus } from '../../common/drills/watcher';
 import type { ClusterHealthNow } from '../../common/health/now';
 import { foldClusterHealth } from '../../common/health/now';
 import { hubOf } from '../../common/plan/index';
 import { analyse } from '../deploy/service';
-import type { HubHealthRequest } from '../drills/watcher-report';
-import { readHubHealth } from '../drills/watcher-report';
+import type { HubHealthRequest, HubReading } from '../drills/watcher-report';
+import { readHubAndAgents } from '../drills/watcher-report';
 import { convergedAndRunning, describeLifecycle, lastLifecycle, recoveryDir } from '../lifecycle/record';
 import { readJournal } from '../pipeline/journal';
 import type { Target } from '../target';
@@ -31,13 +30,13 @@ export interface HealthNowRequest {
   timeoutMs?: number;
 }
 
-/** Reads the hub's watcher report; the default goes through the substrate's guest agent. Tests inject one. */
-export type HubHealthReader = (q: HubHealthRequest) => Promise<WatcherStatus>;
+/** Pings the guest agents and reads the hub's watcher report; the default goes through the substrate. Tests inject one. */
+export type HubHealthReader = (q: HubHealthRequest) => Promise<HubReading>;
 
 export interface HealthNow {
   live: ClusterHealthNow;
   /** The watcher's report as read (absent when the journal says there is nothing to read). */
-  watcher?: WatcherStatus;
+  watcher?: HubReading['status'];
 }
 
 /** Whether this machine's journal allows reading the cluster's health, and if not, why (nothing is contacted). */
@@ -60,6 +59,6 @@ export async function clusterHealthNow(req: HealthNowRequest, o: { reader?: HubH
   const refused = healthRefusal(plan.cluster.name, req.env, req.specName ?? 'SPEC');
   if (refused) return { live: foldClusterHealth({ ...base, nowSeconds: now(), refused }) };
   const { specName: _name, ...rest } = req;
-  const watcher = await (o.reader ?? readHubHealth)(rest);
-  return { live: foldClusterHealth({ ...base, nowSeconds: now(), status: watcher }), watcher };
+  const reading = await (o.reader ?? readHubAndAgents)(rest);
+  return { live: foldClusterHealth({ ...base, nowSeconds: now(), status: reading.status, ...(reading.agents ? { agents: reading.agents } : {}) }), watcher: reading.status };
 }

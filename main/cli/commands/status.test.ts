@@ -8,7 +8,7 @@ import type { PipelineEventBody } from '../../../common/pipeline/events';
 import type { CliIo } from '../command';
 import { makeStatusCommand, statusCommand } from './status';
 import { ClusterStatus, ClusterStatusError } from '../../../common/pipeline/status';
-import { lab3MixedFacts, watcherReportFor } from '../../../common/health/testing';
+import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from '../../../common/health/testing';
 import { injectedReader } from '../../health/testing';
 import { TEMPLATES } from '../../../common/spec/index';
 
@@ -93,7 +93,7 @@ describe('kubedos status', () => {
     const ws = workspaceWith([]);
     writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
     const at = 1_800_000_000;
-    const reader = injectedReader({ report: watcherReportFor(lab3MixedFacts(at)), nowSeconds: () => at + 4 });
+    const reader = injectedReader({ report: watcherReportFor(lab3MixedFacts(at)), nowSeconds: () => at + 4, agents: LAB3_AGENT_PINGS });
     const status = makeStatusCommand({ reader, nowSeconds: () => at + 4 });
     const out: string[] = [];
     const io: CliIo = { out: (t) => out.push(t), err: () => {}, cwd: ws, env: { KUBEDOS_WORKSPACE: join(ws, 'elsewhere') }, signal: new AbortController().signal, isTty: false };
@@ -115,6 +115,6 @@ describe('kubedos status', () => {
     expect(await status.run(['lab-3.yaml', '--health'], deployed)).toBe(0);
     const text = out.join('\n');
     expect(text).toMatch(/health now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown; report of \d\d:\d\d:\d\d UTC, 4 s old; etcd 0\/1 healthy — NO QUORUM/);
-    expect(text).toMatch(/w-1 +unreachable +FAIL: guest agent silent for 400 s \(limit 60 s\)/);
+    expect(text).toMatch(/w-1 +unreachable +FAIL: guest agent did not answer a ping at \d\d:\d\d:\d\d UTC +FAIL: wg1 handshake 900 s old \(limit 180 s\)/);
   });
 });

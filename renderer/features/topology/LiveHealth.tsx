@@ -100,11 +100,11 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
                 </Badge>
               ))}
               <Text size="sm" data-testid="topology-live-read">
-                read at {clock(h.readAt)}{on}, report {age ?? Math.round(h.report?.ageSeconds ?? 0)} s old
+                read at {clock(h.readAt)} · report {age ?? Math.round(h.report?.ageSeconds ?? 0)} s old
               </Text>
               {h.etcd && (
                 <Badge color={h.etcd.hasQuorum ? 'green' : 'red'} variant="light">
-                  etcd {h.etcd.healthy}/{h.etcd.members} healthy{h.etcd.hasQuorum ? '' : ', no quorum'}
+                  etcd {h.etcd.healthy}/{h.etcd.members} healthy{h.etcd.hasQuorum ? '' : ' · no quorum'}
                 </Badge>
               )}
             </>
