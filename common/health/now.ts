@@ -141,7 +141,9 @@ export function liveNodeState(m: Pick<LiveNodeHealth, 'agent' | 'handshakes' | '
 export function foldClusterHealth(i: LiveHealthInput): ClusterHealthNow {
   const base = { cluster: i.cluster, hub: i.hub, readAt: i.nowSeconds };
   const allUnknown = (u: HealthUnavailable, report?: ClusterHealthNow['report']): ClusterHealthNow => {
-    const nodes = i.nodes.map((n) => unknownNode(n.name, `unknown: ${u.message}`));
+    // The reason is said once, in `unavailable`; each node points at it.
+    const short: Record<HealthUnavailable['code'], string> = { 'never-deployed': 'never deployed from here', 'not-running': 'the cluster is not running', unreadable: 'the hub did not answer', stale: 'the health report is stale' };
+    const nodes = i.nodes.map((n) => unknownNode(n.name, `unknown: ${short[u.code]}`));
     return { ...base, ...(report ? { report } : {}), unavailable: u, nodes, counts: countsOf(nodes) };
   };
   if (i.refused) return allUnknown({ code: i.refused.code, message: i.refused.message });
