@@ -39,6 +39,7 @@ export const REQUEST_CHANNELS = [
   'trust.run',
   'wiring.lastCheck',
   'wiring.check',
+  'health.now',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 

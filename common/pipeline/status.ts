@@ -3,6 +3,8 @@
 // with this schema.
 import { z } from 'zod';
 import { WatcherStatus } from '../drills/watcher';
+import { ClusterHealthNow } from '../health/now';
+import { Diagnostic } from '../spec/diagnostic';
 import { FailureDetail, StageState } from './events';
 
 export const StageStatus = z.object({
@@ -39,6 +41,21 @@ export const ClusterStatus = z
     converged: z.array(z.string()).describe('Stages a rerun skips because their inputs did not change.'),
     lifecycle: LifecycleStatus.optional().describe('The last stop, start or destroy, when there was one.'),
     health: WatcherStatus.optional().describe('With --health: the hub\'s health-watcher report (common/drills/watcher.ts), or why it could not be read.'),
+    live: ClusterHealthNow.optional().describe('With --health: the cluster\'s health now per node (common/health/now.ts), or why it cannot be read.'),
   })
   .strict();
 export type ClusterStatus = z.infer<typeof ClusterStatus>;
+
+/** What `kubedos status --json` prints on stdout when it cannot print a ClusterStatus (bad usage, invalid spec, a failure). */
+export const ClusterStatusError = z
+  .object({
+    error: z
+      .object({
+        code: z.enum(['usage', 'invalid-spec', 'failed']),
+        message: z.string(),
+        diagnostics: z.array(Diagnostic).optional().describe('invalid-spec: the spec\'s errors.'),
+      })
+      .strict(),
+  })
+  .strict();
+export type ClusterStatusError = z.infer<typeof ClusterStatusError>;

@@ -45,7 +45,9 @@ export function guestAgentShell(driver: SubstrateDriver, vmidOf: (node: string) 
 }
 
 export interface HubHealthRequest {
-  specPath: string;
+  /** The spec, as a file or as its text (one of the two). */
+  specPath?: string;
+  specText?: string;
   target: Target;
   env: NodeJS.ProcessEnv;
   cwd?: string;
@@ -60,7 +62,24 @@ export interface HubHealthRequest {
 
 /** The watcher's report of a deployed cluster, read on its hub through the guest agent. */
 export async function readHubHealth(req: HubHealthRequest): Promise<WatcherStatus> {
-  const { spec, plan } = analyse(readFileSync(req.specPath, 'utf8'));
+  return (await readHubAndAgents(req, { pingAgents: false })).status;
+}
+
+/**
+ * What reading a cluster's health now takes from the hypervisor, over one substrate connection:
+ * each node's guest agent pinged (the hypervisor's view, which the hub's watcher cannot have),
+ * and the hub's watcher report. `agents` is absent when the substrate could not be reached.
+ */
+export interface HubReading {
+  status: WatcherStatus;
+  /** Node → did its guest agent answer a ping now. */
+  agents?: Record<string, boolean>;
+}
+
+export async function readHubAndAgents(req: HubHealthRequest, o: { pingAgents?: boolean } = {}): Promise<HubReading> {
+  const text = req.specText ?? (req.specPath !== undefined ? readFileSync(req.specPath, 'utf8') : undefined);
+  if (text === undefined) throw new Error('readHubHealth: give specText or specPath');
+  const { spec, plan } = analyse(text);
   const hub = hubOf(plan);
   const own = !req.driver;
   let driver: SubstrateDriver | undefined = req.driver;
@@ -82,9 +101,16 @@ export async function readHubHealth(req: HubHealthRequest): Promise<WatcherStatu
       if (!n) throw new Error(`${node} is not in the plan`);
       return n.vmid;
     };
-    return await readWatcherReport(guestAgentShell(driver, vmid, req.signal), hub.name, { nowSeconds: () => Date.now() / 1000, ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}) });
+    let agents: Record<string, boolean> | undefined;
+    if (o.pingAgents !== false) {
+      const d = driver;
+      const answered = await Promise.all(plan.nodes.map(async (n) => [n.name, await d.guestPing(n.vmid, req.signal ? { signal: req.signal } : {}).catch(() => false)] as const));
+      agents = Object.fromEntries(answered.sort(([a], [b]) => a.localeCompare(b)));
+    }
+    const status = await readWatcherReport(guestAgentShell(driver, vmid, req.signal), hub.name, { nowSeconds: () => Date.now() / 1000, ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}) });
+    return { status, ...(agents ? { agents } : {}) };
   } catch (err) {
-    return { readable: false, hub: hub.name, path: HEALTH_WATCH_REPORT_PATH, reason: `could not reach ${hub.name} (VMID ${hub.vmid}) through ${req.target.kind}: ${(err as Error).message.split('\n')[0]}` };
+    return { status: { readable: false, hub: hub.name, path: HEALTH_WATCH_REPORT_PATH, reason: `could not reach ${hub.name} (VMID ${hub.vmid}) through ${req.target.kind}: ${(err as Error).message.split('\n')[0]}` } };
   } finally {
     if (own && driver) await driver.close().catch(() => undefined);
   }

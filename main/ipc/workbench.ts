@@ -35,6 +35,8 @@ import type { LifecycleBinding } from './lifecycle';
 import { lifecyclePreview, lifecycleRun } from './lifecycle';
 import type { WiringBinding } from './wiring';
 import { wiringCheck, wiringLastCheck } from './wiring';
+import type { HealthBinding } from './health';
+import { healthNow } from './health';
 import { SpecAccessError, SpecFiles } from './spec-files';
 import { listSshHosts } from './ssh-hosts';
 import { TerminalBinding } from './terminal';
@@ -75,6 +77,8 @@ export interface WorkbenchOptions {
   drillHealRunner?: DrillBinding['healRunner'];
   /** How the wiring check reaches the deployed cluster (default: its guest agents); tests inject a fake. */
   wiringRunner?: WiringBinding['runner'];
+  /** How health.now reads the hub's watcher report (default: its guest agent); tests inject a report. */
+  healthReader?: HealthBinding['reader'];
   /** The disks the USB dialog may write (default: lsblk); the browser UI test shows loop devices as sticks. */
   usbSource?: DeviceSource;
   /** Passed to every usb.write (the browser UI test holds a write mid-way with it). */
@@ -137,6 +141,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
 
   const trust: TrustBinding = { env };
   const wiring: WiringBinding = { env, sshConfigPath: lifecycle.sshConfigPath, knownHostsPath: lifecycle.knownHostsPath, ...(options.wiringRunner ? { runner: options.wiringRunner } : {}) };
+<<<<<<< HEAD
   const drills: DrillBinding = {
     env,
     emit: (events) => emit('drills.events', events),
@@ -146,6 +151,10 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     ...(options.drillClusterRunner ? { clusterRunner: options.drillClusterRunner } : {}),
     ...(options.drillHealRunner ? { healRunner: options.drillHealRunner } : {}),
   };
+=======
+  const health: HealthBinding = { env, sshConfigPath: lifecycle.sshConfigPath, knownHostsPath: lifecycle.knownHostsPath, bounded, ...(options.healthReader ? { reader: options.healthReader } : {}) };
+  const drills: DrillBinding = { env, emit: (events) => emit('drills.events', events), ...(options.drillRunner ? { runner: options.drillRunner } : {}) };
+>>>>>>> h17h
 
   const usb: UsbBinding = { env, emit: (e) => emit('usb.progress', e), ...(options.usbSource ? { source: options.usbSource } : {}), ...(options.usbAfterBytes ? { afterBytes: options.usbAfterBytes } : {}) };
 
@@ -253,6 +262,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'lifecycle.run': (r) => lifecycleRun(lifecycle, r),
     'wiring.lastCheck': (r) => wiringLastCheck(wiring, r),
     'wiring.check': (r) => wiringCheck(wiring, r),
+    'health.now': (r) => healthNow(health, r),
     'terminal.open': (r) => terminals.open(r),
     'terminal.input': (r) => terminals.input(r),
     'terminal.resize': (r) => terminals.resize(r),

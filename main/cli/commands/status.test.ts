@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { PipelineEventBody } from '../../../common/pipeline/events';
 import type { CliIo } from '../command';
-import { statusCommand } from './status';
+import { makeStatusCommand, statusCommand } from './status';
+import { ClusterStatus, ClusterStatusError } from '../../../common/pipeline/status';
+import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from '../../../common/health/testing';
+import { injectedReader } from '../../health/testing';
 import { TEMPLATES } from '../../../common/spec/index';
 
 function workspaceWith(lines: string[]): string {
@@ -58,5 +61,60 @@ describe('kubedos status', () => {
     expect(await statusCommand.run(['lab-3.yaml', '--health'], io)).toBe(0);
     expect(out.join('\n')).toMatch(/health \(watcher on master\): could not be read: /);
     await expect(statusCommand.run(['--cluster', 'lab-3', '--health'], io)).rejects.toThrow(/--health needs a SPEC/);
+  });
+
+  it('--json prints JSON in every case: bad usage, an unknown option, a missing or invalid spec, with --health too', async () => {
+    const ws = workspaceWith([]);
+    writeFileSync(join(ws, 'bad.yaml'), 'kind: ClusterSpec\nmetadata: {}\n');
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t), cwd: ws, env: { KUBEDOS_WORKSPACE: ws }, signal: new AbortController().signal, isTty: false };
+    const json = async (argv: string[]): Promise<{ code: number; value: unknown }> => {
+      out.length = 0;
+      const code = await statusCommand.run(argv, io);
+      return { code, value: JSON.parse(out.join('\n')) };
+    };
+    const errorOf = (v: unknown) => ClusterStatusError.parse(v).error;
+    let r = await json(['--json']);
+    expect([r.code, errorOf(r.value).code, errorOf(r.value).message]).toEqual([2, 'usage', expect.stringMatching(/^give a SPEC or --cluster NAME; usage: kubedos status/)]);
+    r = await json(['--json', '--health', '--cluster', 'lab-3']);
+    expect([r.code, errorOf(r.value).message]).toEqual([2, expect.stringMatching(/^--health needs a SPEC/)]);
+    r = await json(['--json', '--helth', 'lab-3.yaml']);
+    expect([r.code, errorOf(r.value).message]).toEqual([2, 'unknown option --helth for `kubedos status`; did you mean --health?']);
+    r = await json(['missing.yaml', '--json', '--health']);
+    expect([r.code, errorOf(r.value).code, errorOf(r.value).message]).toEqual([1, 'invalid-spec', expect.stringMatching(/^spec file not found: /)]);
+    r = await json(['bad.yaml', '--json']);
+    expect(r.code).toBe(1);
+    expect(errorOf(r.value)).toMatchObject({ code: 'invalid-spec', message: expect.stringMatching(/^bad\.yaml: not valid \(\d+ errors?\)$/), diagnostics: expect.arrayContaining([expect.objectContaining({ severity: 'error' })]) });
+    expect(err).toEqual([]);
+  });
+
+  it('--health --json carries the health now: from the journal when never deployed, else per node from the hub report', async () => {
+    const ws = workspaceWith([]);
+    writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
+    const at = 1_800_000_000;
+    const reader = injectedReader({ report: watcherReportFor(lab3MixedFacts(at)), nowSeconds: () => at + 4, agents: LAB3_AGENT_PINGS });
+    const status = makeStatusCommand({ reader, nowSeconds: () => at + 4 });
+    const out: string[] = [];
+    const io: CliIo = { out: (t) => out.push(t), err: () => {}, cwd: ws, env: { KUBEDOS_WORKSPACE: join(ws, 'elsewhere') }, signal: new AbortController().signal, isTty: false };
+    expect(await status.run(['lab-3.yaml', '--health', '--json'], io)).toBe(1);
+    const never = ClusterStatus.parse(JSON.parse(out.join('\n')));
+    expect(never).toMatchObject({ deployed: false, live: { unavailable: { code: 'never-deployed' } } });
+    expect(never.health).toBeUndefined();
+    expect(reader.calls).toBe(0);
+
+    out.length = 0;
+    const deployed = { ...io, env: { KUBEDOS_WORKSPACE: ws } };
+    writeFileSync(join(ws, 'clusters/lab-3/journal.jsonl'), `${[line('d1', { type: 'run', state: 'started', stages: ['converge'], pipeline: 'deploy' }), line('d1', { type: 'done', summary: { converge: 'success' }, durationMs: 1 })].join('\n')}\n`);
+    expect(await status.run(['lab-3.yaml', '--health', '--json'], deployed)).toBe(0);
+    const st = ClusterStatus.parse(JSON.parse(out.join('\n')));
+    expect(st.health).toMatchObject({ readable: true, ageSeconds: 4 });
+    expect(st.live?.nodes.map((n) => `${n.name}:${n.state}`)).toEqual(['master:healthy', 'cp-1:degraded', 'w-1:unreachable']);
+
+    out.length = 0;
+    expect(await status.run(['lab-3.yaml', '--health'], deployed)).toBe(0);
+    const text = out.join('\n');
+    expect(text).toMatch(/health now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown; report of \d\d:\d\d:\d\d UTC, 4 s old; etcd 0\/1 healthy — NO QUORUM/);
+    expect(text).toMatch(/w-1 +unreachable +FAIL: guest agent did not answer a ping at \d\d:\d\d:\d\d UTC +FAIL: wg1 handshake 900 s old \(limit 180 s\)/);
   });
 });

@@ -2,8 +2,10 @@
 import { Badge, Button, Code, Drawer, Group, ScrollArea, Stack, Table, Text, Title } from '@mantine/core';
 import { IconTerminal2 } from '@tabler/icons-react';
 import type { PlanNode } from '../../../common/plan/index';
+import type { LiveNodeHealth } from '../../../common/health/now';
+import { NodeLiveSection } from './LiveHealth';
 
-export function NodeDetails({ node, onClose, onOpenTerminal }: { node?: PlanNode; onClose: () => void; onOpenTerminal?: (node: string) => void }) {
+export function NodeDetails({ node, live, onClose, onOpenTerminal }: { node?: PlanNode; live?: LiveNodeHealth; onClose: () => void; onOpenTerminal?: (node: string) => void }) {
   return (
     <Drawer opened={Boolean(node)} onClose={onClose} position="right" size="xl" title={node ? `${node.name} — ${node.role}${node.hub ? ' (hub)' : ''}` : ''} scrollAreaComponent={ScrollArea.Autosize}>
       {/* Long addresses and nftables lines wrap instead of widening the drawer. */}
@@ -19,6 +21,7 @@ export function NodeDetails({ node, onClose, onOpenTerminal }: { node?: PlanNode
               </Text>
             </Group>
           )}
+          {live && <NodeLiveSection live={live} />}
           <Group gap="xs">
             <Badge>VMID {node.vmid}</Badge>
             <Badge variant="light">{node.domain}</Badge>

@@ -1,5 +1,6 @@
 // Topology: the plan's nodes grouped by role (ELK layout), each with name, VMID, LAN IP and
-// failure domain, coloured by the last pipeline node state. Follows the spec as it is edited
+// failure domain, coloured by the cluster's live health when it can be read (LiveHealth.tsx),
+// else by the last pipeline node state (a drill's node states win while it runs). Follows the spec as it is edited
 // (the plan is recomputed in the renderer) without resetting pan/zoom.
 import { Badge, Group, Paper, SegmentedControl, Text } from '@mantine/core';
 import { Background, Controls, Handle, Position, ReactFlow, ReactFlowProvider, useReactFlow } from '@xyflow/react';
@@ -18,6 +19,8 @@ import { layoutKey, layoutTopology } from './layout';
 import type { GroupBy, TopologyLayout } from './layout';
 import { NodeDetails } from './NodeDetails';
 import { NodeTerminal } from '../terminal/NodeTerminal';
+import type { LiveNodeState } from '../../../common/health/now';
+import { LIVE_STATE_COLOR, LiveHealthBar, useLiveHealth } from './LiveHealth';
 
 const STATE_COLOR: Record<NodeState, string> = {
   pending: 'gray',
@@ -28,12 +31,14 @@ const STATE_COLOR: Record<NodeState, string> = {
 };
 const DOMAIN_COLORS = ['grape', 'cyan', 'orange', 'teal', 'pink', 'lime', 'violet', 'yellow'];
 
-type MachineData = { node: PlanNode; state?: NodeState; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
+type MachineData = { node: PlanNode; state?: NodeState; live?: LiveNodeState; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
 type GroupData = { label: string; count: number; members: string[] };
 
 function MachineNode({ data }: NodeProps<Node<MachineData>>) {
-  // During a drill the drill's node states win over the last pipeline run's.
-  const color = data.drill ? `var(--mantine-color-${DRILL_STATE_COLOR[data.drill]}-6)` : data.state ? `var(--mantine-color-${STATE_COLOR[data.state]}-6)` : 'var(--mantine-color-default-border)';
+  // During a drill the drill's node states win; then the live health; then the last pipeline run's.
+  const tone = data.drill ? DRILL_STATE_COLOR[data.drill] : data.live ? LIVE_STATE_COLOR[data.live] : data.state ? STATE_COLOR[data.state] : undefined;
+  const color = tone ? `var(--mantine-color-${tone}-6)` : 'var(--mantine-color-default-border)';
+  const tinted = data.drill ? data.drill !== 'healthy' : data.live !== undefined && data.live !== 'healthy';
   return (
     <Paper
       withBorder
@@ -43,6 +48,7 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
       data-node={data.node.name}
       data-state={data.state ?? 'none'}
       data-drill-state={data.drill ?? 'none'}
+      data-live-state={data.live ?? 'none'}
       role="button"
       tabIndex={0}
       onKeyDown={(e) => {
@@ -51,13 +57,13 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
           data.open(data.node.name);
         }
       }}
-      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.state ? `, ${data.state}` : ''}${data.drill ? `, drill: ${data.drill}` : ''}`}
+      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.live ? `, live: ${data.live}` : data.state ? `, last run: ${data.state}` : ''}${data.drill ? `, drill: ${data.drill}` : ''}`}
       style={{
         width: 190,
         height: 78,
         borderColor: color,
-        borderWidth: data.state || data.drill ? 2 : 1,
-        background: data.drill && data.drill !== 'healthy' ? `var(--mantine-color-${DRILL_STATE_COLOR[data.drill]}-light)` : undefined,
+        borderWidth: data.state || data.drill || data.live ? 2 : 1,
+        background: tinted && tone ? `var(--mantine-color-${tone}-light)` : undefined,
         cursor: 'pointer',
       }}
     >
@@ -69,6 +75,10 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
         {data.drill && data.drill !== 'healthy' ? (
           <Badge size="xs" color={DRILL_STATE_COLOR[data.drill]} variant="filled">
             {data.drill}
+          </Badge>
+        ) : data.live && data.live !== 'healthy' ? (
+          <Badge size="xs" color={LIVE_STATE_COLOR[data.live]} variant="filled">
+            {data.live}
           </Badge>
         ) : (
           <Badge size="xs" color={data.domainColor} variant="light">
@@ -121,6 +131,9 @@ export function TopologyView() {
 function Topology() {
   const plan = useStore(analysisStore, (s) => s.plan);
   const stale = useStore(analysisStore, (s) => s.planIsStale);
+  const text = useStore(analysisStore, (s) => s.text);
+  const live = useLiveHealth(plan ? text : undefined, plan?.cluster.name);
+  const liveStates = live.states;
   const nodeStates = useStore(pipelineStore, (s) => s.nodes);
   const drill = useStore(drillsStore, (s) => runningDrill(s, plan?.cluster.name));
   const drillStates = useMemo(() => (drill && plan ? drillNodeStates(plan.nodes.map((n) => n.name), drill) : undefined), [drill, plan]);
@@ -156,6 +169,17 @@ function Topology() {
     }
   }, [layout, groupBy, flow]);
 
+  // The live-health bar changes height when its state does: fit the picture again then, so no
+  // node hides below the fold (refreshes with the same outcome keep the user's pan/zoom).
+  const barState = live.states ? 'live' : (live.health?.unavailable?.code ?? (live.error ? 'error' : 'none'));
+  const fittedBar = useRef(barState);
+  useEffect(() => {
+    if (!layout || fittedBar.current === barState) return;
+    fittedBar.current = barState;
+    const t = setTimeout(() => void flow.fitView({ padding: 0.05 }), 50);
+    return () => clearTimeout(t);
+  }, [barState, layout, flow]);
+
   const domains = useMemo(() => [...new Set(plan?.nodes.map((n) => n.domain) ?? [])], [plan]);
   const { nodes, edges } = useMemo(() => {
     if (!layout || !plan) return { nodes: [] as Node[], edges: [] as Edge[] };
@@ -182,6 +206,7 @@ function Topology() {
           data: {
             node: current,
             state: nodeStates[n.id]?.state,
+            ...(liveStates?.[n.id] ? { live: liveStates[n.id]?.state } : {}),
             ...(drillStates?.[n.id] ? { drill: drillStates[n.id] } : {}),
             domainColor: DOMAIN_COLORS[domains.indexOf(current.domain) % DOMAIN_COLORS.length] ?? 'gray',
             open: setSelected,
@@ -198,7 +223,7 @@ function Topology() {
       style: { strokeDasharray: '4 3' },
     }));
     return { nodes, edges };
-  }, [layout, plan, nodeStates, drillStates, domains]);
+  }, [layout, plan, nodeStates, liveStates, drillStates, domains]);
 
   const selectedNode = plan?.nodes.find((n) => n.name === selected);
 
@@ -248,6 +273,7 @@ function Topology() {
           </Badge>
         )}
       </Group>
+      <LiveHealthBar live={live} cluster={plan.cluster.name} />
       {/* Mounted once the first layout exists, so fitView (applied at init only) sees the
           nodes; later re-plans update the same instance and keep the user's pan/zoom. */}
       <div style={{ flex: 1, position: 'relative' }}>
@@ -273,7 +299,7 @@ function Topology() {
           </ReactFlow>
         )}
       </div>
-      <NodeDetails node={selectedNode} onClose={() => setSelected(undefined)} onOpenTerminal={(n) => {
+      <NodeDetails node={selectedNode} {...(selected && liveStates?.[selected] ? { live: liveStates[selected] } : {})} onClose={() => setSelected(undefined)} onOpenTerminal={(n) => {
           setSelected(undefined);
           setTerminalNode(n);
         }} />
