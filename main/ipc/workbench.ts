@@ -141,7 +141,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
 
   const trust: TrustBinding = { env };
   const wiring: WiringBinding = { env, sshConfigPath: lifecycle.sshConfigPath, knownHostsPath: lifecycle.knownHostsPath, ...(options.wiringRunner ? { runner: options.wiringRunner } : {}) };
-<<<<<<< HEAD
+  const health: HealthBinding = { env, sshConfigPath: lifecycle.sshConfigPath, knownHostsPath: lifecycle.knownHostsPath, bounded, ...(options.healthReader ? { reader: options.healthReader } : {}) };
   const drills: DrillBinding = {
     env,
     emit: (events) => emit('drills.events', events),
@@ -151,10 +151,6 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     ...(options.drillClusterRunner ? { clusterRunner: options.drillClusterRunner } : {}),
     ...(options.drillHealRunner ? { healRunner: options.drillHealRunner } : {}),
   };
-=======
-  const health: HealthBinding = { env, sshConfigPath: lifecycle.sshConfigPath, knownHostsPath: lifecycle.knownHostsPath, bounded, ...(options.healthReader ? { reader: options.healthReader } : {}) };
-  const drills: DrillBinding = { env, emit: (events) => emit('drills.events', events), ...(options.drillRunner ? { runner: options.drillRunner } : {}) };
->>>>>>> h17h
 
   const usb: UsbBinding = { env, emit: (e) => emit('usb.progress', e), ...(options.usbSource ? { source: options.usbSource } : {}), ...(options.usbAfterBytes ? { afterBytes: options.usbAfterBytes } : {}) };
 
