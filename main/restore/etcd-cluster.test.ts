@@ -102,10 +102,11 @@ let chain: string;
 let rootFp: string;
 let clusterFp: string;
 beforeAll(async () => {
-  plan = planOf(parseSpec(TEMPLATES['lab-3'].text).spec!);
+  // reference-16: three etcd members (lab-3 has one), so the order across members is visible
+  plan = planOf(parseSpec(TEMPLATES['reference-16'].text).spec!);
   const now = new Date('2026-01-01T00:00:00Z');
-  const root = await createRootCa({ name: 'lab-3 root', now });
-  const inter = await createClusterIntermediate(root, { cluster: 'lab-3', now });
+  const root = await createRootCa({ name: `${plan.cluster.name} root`, now });
+  const inter = await createClusterIntermediate(root, { cluster: plan.cluster.name, now });
   chain = inter.certPem + root.certPem;
   rootFp = certFingerprint(root.certPem);
   clusterFp = certFingerprint(inter.certPem);
@@ -118,7 +119,7 @@ describe('restoreEtcdOnCluster (deployed members through an injected shell)', ()
   it('restores every member with its own name and peer URL, all stopped before any starts, and proves it', async () => {
     const c = new FakeCluster(plan, chain);
     const names = etcdMembers(plan).map((n) => n.name);
-    expect(names.length).toBeGreaterThan(0);
+    expect(names).toHaveLength(3);
     const p = await restoreEtcdOnCluster(opts(c, 'proof-key'));
     const restores = c.calls.filter((x) => x.argv[0] === 'etcdctl' && x.argv[2] === 'restore');
     expect(restores.map((r) => r.node)).toEqual(names);
@@ -133,7 +134,7 @@ describe('restoreEtcdOnCluster (deployed members through an injected shell)', ()
         `--name=${n.name}`,
         `--initial-cluster=${initial}`,
         `--initial-advertise-peer-urls=https://${n.planes.wg3.address.replace(/\/\d+$/, '')}:2380`,
-        '--initial-cluster-token=kubedos-lab-3',
+        `--initial-cluster-token=kubedos-${plan.cluster.name}`,
         `--data-dir=${ETCD_RESTORE_DIR}`,
       ]);
     }
@@ -190,6 +191,13 @@ describe('restoreEtcdOnCluster (deployed members through an injected shell)', ()
     const again = await restoreEtcdOnCluster(opts(c, 'proof-key'));
     expect(again.alreadyRestored).toBe(true);
     expect(c.calls.slice(before).some((x) => x.argv[0] === 'systemctl')).toBe(false);
+  });
+
+  it('refuses a plan without etcd members', async () => {
+    const solo = planOf(parseSpec(TEMPLATES['solo-1'].text).spec!);
+    const c = new FakeCluster(plan, chain);
+    await expect(restoreEtcdOnCluster({ ...opts(c), plan: solo })).rejects.toThrow(/has no etcd members/);
+    expect(c.calls).toHaveLength(0);
   });
 
   it('fails the proof when the expected key is not in the snapshot', async () => {

@@ -12,6 +12,8 @@
 //      optional key readable; the snapshot copies removed, a marker left on each member.
 // A rerun after a failure at any step starts again from step 1 and finishes; a rerun after a
 // success (every member's marker names this snapshot and etcd is healthy) changes nothing.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Plan, PlanNode } from '../../common/plan/schema';
 import { sha256Hex } from '../../common/canonical';
 import { parseEndpointHealth } from '../../common/drills/health';
@@ -20,6 +22,9 @@ import { guestShell } from '../drills/shell';
 import type { CommandError, RunResult } from '../exec/runner';
 import { ETCD_PKI, etcdMembers } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
+import { openCluster } from '../lifecycle/service';
+import type { Target } from '../target';
+import { WORKSPACE_LAYOUT } from '../workspace';
 import { certFingerprint } from '../trust/ca';
 import type { EtcdRestoreMember } from './etcd';
 import { etcdSnapshotRestoreArgv } from './etcd';
@@ -290,4 +295,63 @@ export async function restoreEtcdOnCluster(o: EtcdRestoreOptions): Promise<EtcdR
 /** One line for the CLI and the timeline. */
 export function proofLine(p: EtcdRestoreProof): string {
   return `etcd on ${p.members.join(', ')} at revision ${p.revision} (snapshot ${p.snapshotRevision})${p.expectKey ? `, key ${p.expectKey.key} readable (${p.expectKey.bytes} bytes)` : ''}${p.alreadyRestored ? ', already restored by a previous run' : ''}`;
+}
+
+/** What `kubedos restore --target` proves after the deploy and the etcd restore (printed, and kept in the timeline). */
+export interface RestoreIdentityProof {
+  /** The root CA the members' etcd trusts: the bundle's (a mismatch is an error). */
+  rootCaFingerprint: string;
+  /** The cluster CA the members' etcd trusts: the bundle's, or renewed under the same root (expired intermediate). */
+  clusterCaFingerprint: string;
+  clusterCa: 'same as the bundle' | 'renewed under the same root';
+  /** sha256 of the restored workspace's plan.json: the bundle's plan hash (a mismatch is an error). */
+  planSha256: string;
+  etcd: EtcdRestoreProof;
+}
+
+export interface ClusterEtcdRestoreRequest {
+  /** The restored workspace's spec and plan, and the bundle's identity. */
+  specText: string;
+  workspace: string;
+  bundle: { rootCaPem: string; clusterCaPem: string; planSha256: string };
+  snapshot: Buffer;
+  target: Target;
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+  expectKey?: string;
+  rerun: string;
+  log?: (line: string) => void;
+  /** Tests inject a driver (closed by the caller then). */
+  driver?: SubstrateDriver;
+}
+
+/**
+ * The engine service `kubedos restore --target` calls once the deploy converged: opens the
+ * deployed cluster (its substrate driver), restores etcd on its members from the snapshot, and
+ * proves the identity (same root CA, cluster CA from it, same plan hash, revision, key).
+ */
+export async function restoreClusterEtcd(r: ClusterEtcdRestoreRequest): Promise<RestoreIdentityProof> {
+  const opened = openCluster({ specText: r.specText, target: r.target, env: r.env, by: 'kubedos restore', ...(r.cwd ? { cwd: r.cwd } : {}), ...(r.driver ? { driver: r.driver } : {}) });
+  try {
+    const etcd = await restoreEtcdOnCluster({ plan: opened.plan, nodes: guestEtcdNodes(opened.plan, opened.driver), snapshot: r.snapshot, rerun: r.rerun, ...(r.expectKey !== undefined ? { expectKey: r.expectKey } : {}), ...(r.log ? { log: r.log } : {}) });
+    return identityProof(r, etcd);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** Compares what the members trust and the workspace plans with the bundle; throws on a mismatch. */
+export function identityProof(r: Pick<ClusterEtcdRestoreRequest, 'workspace' | 'bundle' | 'rerun'>, etcd: EtcdRestoreProof): RestoreIdentityProof {
+  const root = certFingerprint(r.bundle.rootCaPem);
+  if (etcd.rootCaFingerprint !== root) throw new EtcdRestoreError(`the members' etcd trusts root CA ${etcd.rootCaFingerprint}, not the bundle's ${root}: this is not the cluster the bundle describes`, { step: 'proof', member: etcd.members[0]!, next: 'check which bundle belongs to this cluster; do not use this cluster as the restored one', nothingStopped: false });
+  const wsClusterCa = certFingerprint(readFileSync(join(r.workspace, WORKSPACE_LAYOUT.trust, 'cluster-ca.crt'), 'utf8'));
+  if (etcd.clusterCaFingerprint !== wsClusterCa) throw new EtcdRestoreError(`the members' etcd trusts cluster CA ${etcd.clusterCaFingerprint}, the workspace holds ${wsClusterCa}`, { step: 'proof', member: etcd.members[0]!, next: `converge the cluster again (kubedos deploy …), then rerun: ${r.rerun}`, nothingStopped: false });
+  const planSha256 = sha256Hex(readFileSync(join(r.workspace, WORKSPACE_LAYOUT.plan)));
+  if (planSha256 !== r.bundle.planSha256) throw new EtcdRestoreError(`the workspace's plan hashes to ${planSha256}, the bundle's to ${r.bundle.planSha256}`, { step: 'proof', next: 'restore into an empty workspace with the version of kubedos that sealed the bundle', nothingStopped: false });
+  return { rootCaFingerprint: root, clusterCaFingerprint: etcd.clusterCaFingerprint, clusterCa: etcd.clusterCaFingerprint === certFingerprint(r.bundle.clusterCaPem) ? 'same as the bundle' : 'renewed under the same root', planSha256, etcd };
+}
+
+/** The proof's lines for the CLI. */
+export function identityLines(p: RestoreIdentityProof): string[] {
+  return [`identity: root CA ${p.rootCaFingerprint} (the bundle's)`, `identity: cluster CA ${p.clusterCaFingerprint} (${p.clusterCa})`, `identity: plan ${p.planSha256} (the bundle's)`, `identity: ${proofLine(p.etcd)}`];
 }
