@@ -113,6 +113,7 @@ beforeAll(async () => {
 });
 
 const opts = (c: FakeCluster, expectKey?: string) => ({ plan, nodes: c, snapshot: SNAPSHOT, rerun: 'kubedos restore B --target qemu-local', sleep: async () => undefined, healthTimeoutMs: 10_000, ...(expectKey ? { expectKey } : {}) });
+const etcdMembersOf = (c: FakeCluster): Member[] => [...c.members.values()];
 const index = (c: FakeCluster, pred: (x: { node: string; argv: string[] }) => boolean): number[] => c.calls.flatMap((x, i) => (pred(x) ? [i] : []));
 
 describe('restoreEtcdOnCluster (deployed members through an injected shell)', () => {
@@ -191,6 +192,14 @@ describe('restoreEtcdOnCluster (deployed members through an injected shell)', ()
     const again = await restoreEtcdOnCluster(opts(c, 'proof-key'));
     expect(again.alreadyRestored).toBe(true);
     expect(c.calls.slice(before).some((x) => x.argv[0] === 'systemctl')).toBe(false);
+    // a rerun while the restored etcd is down refuses to restore over it (writes since would be lost)
+    etcdMembersOf(c)[0]!.running = false;
+    const down = c.calls.length;
+    const refused = (await restoreEtcdOnCluster(opts(c)).catch((e: unknown) => e)) as EtcdRestoreError;
+    expect(refused.o).toMatchObject({ step: 'health', nothingStopped: true });
+    expect(refused.message).toMatch(/already restored from this snapshot, but etcd is not healthy now/);
+    expect(refused.lines.at(-1)).toContain(`remove ${ETCD_RESTORE_MARKER}`);
+    expect(c.calls.slice(down).some((x) => x.argv[0] === 'systemctl' || x.argv[2] === 'restore')).toBe(false);
   });
 
   it('refuses a plan without etcd members', async () => {

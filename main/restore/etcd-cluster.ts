@@ -195,6 +195,15 @@ export async function restoreEtcdOnCluster(o: EtcdRestoreOptions): Promise<EtcdR
     }
   };
 
+  const waitHealthy = async (): Promise<{ ok: boolean; detail: string }> => {
+    let h = await health();
+    for (let i = 0; !h.ok && i < (o.healthTimeoutMs ?? 120_000) / 2_000; i++) {
+      await sleep(2_000);
+      h = await health();
+    }
+    return h;
+  };
+
   const prove = async (snapshotRevision: number, alreadyRestored: boolean): Promise<EtcdRestoreProof> => {
     const st = await run('proof', first, etcdctlArgv(endpoints, ['endpoint', 'status', '-w', 'json']), `etcd answers health but not status; see journalctl -u etcd on ${first}, then rerun: ${o.rerun}`);
     let revision = 0;
@@ -221,12 +230,22 @@ export async function restoreEtcdOnCluster(o: EtcdRestoreOptions): Promise<EtcdR
       return undefined;
     }
   });
+  // (Markers are written only after a restore's health gate and proof, so a healthy cluster with
+  // them is done; an unhealthy one is not restored over again: that would throw away every write
+  // made since.)
   if (parsedMarkers.every((m) => m?.snapshotSha256 === sha)) {
-    const h = await health();
-    if (h.ok) {
-      log(`etcd: every member was already restored from snapshot ${sha.slice(0, 16)}… and is healthy; nothing stopped`);
-      return prove(parsedMarkers[0]!.snapshotRevision ?? 0, true);
+    const h = await waitHealthy();
+    if (!h.ok) {
+      throw new EtcdRestoreError(`every member was already restored from this snapshot, but etcd is not healthy now (${h.detail}); restoring again would throw away what was written since`, {
+        step: 'health',
+        member: first,
+        command: etcdctlArgv(endpoints, ['endpoint', 'health', '-w', 'json']),
+        next: `see journalctl -u etcd on ${nodes.map((n) => n.name).join(', ')} (kubedos start brings stopped VMs back); to restore from the snapshot again anyway, remove ${ETCD_RESTORE_MARKER} on the members and rerun: ${o.rerun}`,
+        nothingStopped: true,
+      });
     }
+    log(`etcd: every member was already restored from snapshot ${sha.slice(0, 16)}… and is healthy; nothing stopped`);
+    return prove(parsedMarkers[0]!.snapshotRevision ?? 0, true);
   }
 
   // 2. The snapshot on every member, and its revision.
@@ -273,12 +292,7 @@ export async function restoreEtcdOnCluster(o: EtcdRestoreOptions): Promise<EtcdR
 
   // 6. Start all (no waiting per member: a member alone has no quorum), then the health gate.
   for (const n of nodes) await run('start', n.name, ['systemctl', 'start', '--no-block', 'etcd'], `see journalctl -u etcd on ${n.name}; rerun: ${o.rerun}`);
-  const deadline = (o.healthTimeoutMs ?? 120_000) / 2_000;
-  let h = await health();
-  for (let i = 0; !h.ok && i < deadline; i++) {
-    await sleep(2_000);
-    h = await health();
-  }
+  const h = await waitHealthy();
   if (!h.ok) throw new EtcdRestoreError(`etcd did not become healthy within ${Math.round((o.healthTimeoutMs ?? 120_000) / 1000)} s after the restore: ${h.detail}`, { step: 'health', member: first, command: etcdctlArgv(endpoints, ['endpoint', 'health', '-w', 'json']), next: `see journalctl -u etcd on ${nodes.map((n) => n.name).join(', ')}; rerun: ${o.rerun}`, nothingStopped: false });
   log(`etcd: ${h.detail}`);
 
