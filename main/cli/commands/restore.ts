@@ -55,6 +55,7 @@ export const restoreCommand: CliCommand = {
     if (!values.artifact) throw new UsageError('--artifact DIR (the kept build directory) is required');
     const keyFile = values['recovery-key'] ? resolve(io.cwd, values['recovery-key']) : io.env.KUBEDOS_RECOVERY_IDENTITY_FILE;
     if (!keyFile) throw new UsageError('--recovery-key FILE (the offline recovery identity) is required');
+    if (values['expect-key'] !== undefined && !values.target) throw new UsageError('--expect-key needs --target (etcd is put back on the deployed cluster)');
     const phases: RestorePhase[] = [];
     const phase = async <T>(name: string, fn: () => Promise<T>, detail: (v: T) => string): Promise<T> => {
       const t0 = Date.now();
@@ -88,7 +89,6 @@ export const restoreCommand: CliCommand = {
       throw err;
     }
     for (const c of verified.checks) io.out(`ok    ${c}`);
-    if (values['expect-key'] !== undefined && !values.target) throw new UsageError('--expect-key needs --target (etcd is put back on the deployed cluster)');
     const bundleSha256 = sha256Hex(readFileSync(join(req.bundleDir, 'bundle.json')));
     let proof: RestoreIdentityProof | undefined;
     const timeline = (): string => writeRestoreTimeline(verified.workspace, { cluster: verified.cluster, bundleSha256, rootFingerprint: verified.rootFingerprint, phases, ...(proof ? { proof } : {}) });
@@ -133,7 +133,7 @@ export const restoreCommand: CliCommand = {
             (p) => `restored from the bundle's snapshot: ${p.etcd.members.length} member${p.etcd.members.length === 1 ? '' : 's'}, revision ${p.etcd.revision}`,
           );
           for (const l of identityLines(proof)) io.out(l);
-          io.out(`note: the deploy sealed this workspace's own bundle before etcd was put back; seal again with: kubedos deploy ${made.specPath} --target ${values.target}`);
+          io.out(`note: this workspace's own bundle was sealed by the deploy above, before etcd was put back (its snapshot is not the restored data); to seal the restored cluster, move ${join(made.workspace, 'bundle')} away and run kubedos deploy ${made.specPath} --target ${values.target} (its seal stage then runs again)`);
         } catch (err) {
           if (!(err instanceof EtcdRestoreError)) throw err;
           phases.push({ name: 'etcd', startedAtMs: etcdT0, durationMs: Date.now() - etcdT0, detail: err.lines[0]! });
