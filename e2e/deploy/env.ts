@@ -39,12 +39,14 @@ export interface CliRun {
 }
 
 /** Runs the CLI, teeing its output into logFile; resolves when it exits (or is killed at timeout). */
-export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number; onStdout?: (soFar: string) => void }): Promise<CliRun> {
+/** `prefix` runs the CLI under another command (e.g. ['ip', 'netns', 'exec', NS]). */
+export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number; onStdout?: (soFar: string) => void; prefix?: readonly string[] }): Promise<CliRun> {
   mkdirSync(DEPLOY_LAB, { recursive: true });
   const log = createWriteStream(o.logFile);
   const started = Date.now();
   return new Promise((res) => {
-    const child = spawn(process.execPath, [join(REPO, 'bin/kubedos.mjs'), ...args], { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...(o.prefix ?? []), process.execPath, join(REPO, 'bin/kubedos.mjs'), ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {

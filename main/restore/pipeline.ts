@@ -1,8 +1,8 @@
 // `kubedos restore`'s engine steps as pipeline stages, for the workbench's Recovery view: the same
 // verifyRestore → restoreWorkspace → writeRestoreTimeline as the CLI (service.ts), with their
 // events on the pipeline's stream so the view follows a restore like a deploy. What a restore
-// from here does not do yet (rebuild the VMs, put etcd back from the snapshot) it says in its
-// last stage's log, with the commands that do it.
+// from here does not do (rebuild the VMs, then put etcd back from the snapshot: kubedos restore
+// --target does both) it says in its last stage's log, with the command that does it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
@@ -51,7 +51,9 @@ export function restoreStages(req: RestoreRequest, out: RestoreRun = {}): StageD
       rerun: 'safe-rerun',
       async run(ctx) {
         const v = verified!;
-        const made = await timed('workspace', () => restoreWorkspace(v, req), (r) => `${r.workspace}: same root CA and plan ${v.planSha256.slice(0, 16)}…, ${r.secrets} secrets, ${r.artifactFiles} artifact files`);
+        const made = v.resumed
+          ? await timed('workspace', async () => ({ workspace: v.workspace, specPath: join(v.workspace, 'spec.yaml') }), (r) => `${r.workspace}: resumed (an earlier run of this restore made it)`)
+          : await timed('workspace', () => restoreWorkspace(v, req), (r) => `${r.workspace}: same root CA and plan ${v.planSha256.slice(0, 16)}…, ${r.secrets} secrets, ${r.artifactFiles} artifact files`);
         out.workspace = made.workspace;
         out.specPath = made.specPath;
         ctx.log(phases.at(-1)!.detail);
@@ -67,8 +69,8 @@ export function restoreStages(req: RestoreRequest, out: RestoreRun = {}): StageD
         const v = verified!;
         const path = writeRestoreTimeline(out.workspace!, { cluster: v.cluster, bundleSha256: sha256Hex(readFileSync(join(req.bundleDir, 'bundle.json'))), rootFingerprint: v.rootFingerprint, phases });
         ctx.log(`timeline: ${path} (${(phases.reduce((s, p) => s + p.durationMs, 0) / 1000).toFixed(1)} s in all)`);
-        ctx.log(`not done from here: the VMs are not rebuilt; deploy the restored workspace with: KUBEDOS_WORKSPACE=${req.env.KUBEDOS_WORKSPACE ?? '…'} kubedos deploy ${out.specPath} --target TARGET`, { stream: 'warn' });
-        ctx.log('not done from here: etcd is not put back; the bundle\'s snapshot (recovery/etcd-snapshot.db.age) is decrypted with age -d -i RECOVERY-KEY and restored with etcdctl snapshot restore on the member', { stream: 'warn' });
+        const rerun = `KUBEDOS_WORKSPACE=${req.env.KUBEDOS_WORKSPACE ?? '…'} kubedos restore ${req.bundleDir} --artifact ${req.artifactDir} --recovery-key RECOVERY-KEY --target TARGET`;
+        ctx.log(`not done from here: the VMs are not rebuilt${v.opened.etcdSnapshot ? ' and etcd is not put back from the bundle\'s snapshot' : ''}; this command resumes the restored workspace and does it: ${rerun}`, { stream: 'warn' });
         return { timeline: path };
       },
     },

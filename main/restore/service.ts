@@ -65,6 +65,8 @@ export interface VerifiedRestore {
   planSha256: string;
   workspace: string;
   checks: string[];
+  /** The workspace is the one an earlier run of this restore made (its timeline names this bundle): resume it. */
+  resumed: boolean;
 }
 
 /** One phase of the restore's own timeline (rebuild-the-world MTTR). */
@@ -100,11 +102,14 @@ export async function verifyRestore(r: RestoreRequest): Promise<VerifiedRestore>
       throw new RestoreRefused('cluster', `the workspace ${workspace} holds a cluster ${cluster} with root CA ${have}; the bundle is from another cluster of that name (root CA ${rootFingerprint})`, 'restore into an empty workspace (KUBEDOS_WORKSPACE=NEW_DIR) or check which bundle belongs to this cluster');
     }
   }
-  const occupied = existsSync(workspace) ? readdirSync(workspace).filter((n) => n !== '.deploy.lock') : [];
+  // A rerun of a restore that stopped part-way (deploy or etcd) resumes in its own workspace: same
+  // root CA, and the timeline that restore wrote names this very bundle.
+  const resumed = existsSync(existingRoot) && restoredFrom(workspace) === sha256Hex(readFileSync(join(r.bundleDir, BUNDLE_PATHS.manifest)));
+  const occupied = existsSync(workspace) && !resumed ? readdirSync(workspace).filter((n) => n !== '.deploy.lock') : [];
   if (occupied.length) {
     throw new RestoreRefused('workspace', `the workspace ${workspace} is not empty (${occupied.slice(0, 4).join(', ')}${occupied.length > 4 ? ', …' : ''}); a restore makes a fresh one`, 'point KUBEDOS_WORKSPACE at an empty directory, or move the old workspace away (kubedos destroy exports what it holds)');
   }
-  checks.push(`cluster: ${cluster}, root CA ${rootFingerprint}; workspace ${workspace} is empty`);
+  checks.push(resumed ? `cluster: ${cluster}, root CA ${rootFingerprint}; workspace ${workspace} was restored from this bundle before: resuming it` : `cluster: ${cluster}, root CA ${rootFingerprint}; workspace ${workspace} is empty`);
 
   // 3. The recovery identity opens it, and the keys are the certificates' keys.
   const restorable = await checkRestorable(r.bundleDir, { identity: r.identity });
@@ -137,7 +142,7 @@ export async function verifyRestore(r: RestoreRequest): Promise<VerifiedRestore>
     throw new RestoreRefused('artifact', `the artifact's manifest.json sha256 ${artifactSha} is not the build the bundle names (${manifest.buildManifestSha256})${what}`, 'use the build directory this bundle was sealed from');
   }
   checks.push(`artifact: ${ab.checked} outputs verify with key ${ab.keyid}; manifest.json is the build the bundle names`);
-  return { cluster, manifest, opened, rootFingerprint, planSha256: manifest.planSha256, workspace, checks };
+  return { cluster, manifest, opened, rootFingerprint, planSha256: manifest.planSha256, workspace, checks, resumed };
 }
 
 /**
@@ -191,8 +196,18 @@ export async function restoreWorkspace(v: VerifiedRestore, r: RestoreRequest): P
   return { workspace: ws, specPath, secrets: Object.keys(v.opened.secrets).length, artifactFiles: files.length };
 }
 
+/** The bundle sha256 an earlier restore's timeline names, if the workspace holds one. */
+export function restoredFrom(workspace: string): string | undefined {
+  try {
+    const t = JSON.parse(readFileSync(join(workspace, 'restore-timeline.json'), 'utf8')) as { bundleSha256?: unknown };
+    return typeof t.bundleSha256 === 'string' ? t.bundleSha256 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Writes the restore's timeline beside the journal (restore-timeline.json) and returns its path. */
-export function writeRestoreTimeline(workspace: string, t: { cluster: string; bundleSha256: string; rootFingerprint: string; phases: RestorePhase[] }): string {
+export function writeRestoreTimeline(workspace: string, t: { cluster: string; bundleSha256: string; rootFingerprint: string; phases: RestorePhase[]; proof?: unknown }): string {
   const path = join(workspace, 'restore-timeline.json');
   const total = t.phases.reduce((s, p) => s + p.durationMs, 0);
   writeFileSync(path, `${JSON.stringify({ ...t, totalMs: total }, null, 2)}\n`);

@@ -56,6 +56,28 @@ describe('kubedos restore', () => {
     expect(timeline.phases.map((p) => p.name)).toEqual(['verify', 'workspace']);
   });
 
+  it('a second run of the same restore resumes its workspace (a rerun finishes); --expect-key needs --target', async () => {
+    const env = { KUBEDOS_WORKSPACE: join(b, 'ws') };
+    expect(await restoreCommand.run([bundle, '--artifact', fx.buildDir, '--recovery-key', idFile], io(env))).toBe(0);
+    const x = io(env);
+    expect(await restoreCommand.run([bundle, '--artifact', fx.buildDir, '--recovery-key', idFile], x)).toBe(0);
+    const out = x.outText.join('\n');
+    expect(out).toMatch(/was restored from this bundle before: resuming it/);
+    expect(out).toMatch(/^workspace: .*resumed \(an earlier run of this restore made it\)/m);
+    expect(out).not.toMatch(/etcd is not put back/); // this bundle holds no etcd snapshot: nothing to say
+    // Another bundle (another identity) into the same workspace is still refused.
+    const other = await bundleFixture(join(a, 'other'));
+    writeFakeBuild(other.buildDir, other.plan, other.specText, other.signingKey, true);
+    const otherId = join(b, 'other-recovery.txt');
+    await recoveryFixture(other, otherId);
+    const otherBundle = join(b, 'other-bundle');
+    cpSync(writeBundle({ ...other, recovery: await recoveryInputOf(other) }).dir, otherBundle, { recursive: true });
+    const y = io(env);
+    expect(await restoreCommand.run([otherBundle, '--artifact', other.buildDir, '--recovery-key', otherId], y)).toBe(1);
+    expect(y.errText.join('\n')).toMatch(/restore refused \(cluster\): .*another cluster of that name/);
+    await expect(restoreCommand.run([bundle, '--artifact', fx.buildDir, '--recovery-key', idFile, '--expect-key', 'k'], io(env))).rejects.toBeInstanceOf(UsageError);
+  });
+
   it('refuses the wrong recovery key with one message and writes nothing', async () => {
     const wrong = await createRecoveryKey();
     const wrongFile = join(b, 'wrong.txt');

@@ -44,14 +44,14 @@ export function RestorePanel({ cluster, bundleDir }: { cluster: string; bundleDi
       <Alert color="blue" variant="light" mt="xs" title="What a restore from here does not do yet" data-testid="restore-limits">
         <List size="sm" spacing={2}>
           <List.Item>It does not rebuild the VMs: deploy the restored workspace afterwards, with the command shown when it ends.</List.Item>
-          <List.Item>It does not put etcd back: the bundle's encrypted etcd snapshot is restored by hand on the member (age -d, then etcdctl snapshot restore).</List.Item>
+          <List.Item>It does not put etcd back from the bundle's snapshot. The terminal command below does, once its deploy is done: on every etcd member, then it checks the cluster is the same one (same certificate authority, same plan, and a key you name still readable).</List.Item>
         </List>
       </Alert>
       <Stack gap="xs" mt="sm">
         <TextInput label="Recovery key file (the offline identity; read for this restore only, never kept)" placeholder="/media/paper-key/lab-3-recovery.txt" value={key} onChange={(e) => setKey(e.currentTarget.value)} data-testid="restore-key" />
         <TextInput label="Restore into (an empty workspace folder on this machine)" placeholder="/srv/kubedos-restored" value={into} onChange={(e) => setInto(e.currentTarget.value)} data-testid="restore-into" />
         <Text size="xs" c="dimmed">
-          From <Code>{bundleDir}</Code> with the cluster's kept build beside it. From a terminal, <Code data-testid="recovery-restore-cli">kubedos restore {bundleDir} --artifact BUILD_DIR --recovery-key FILE --target qemu-local</Code> also rebuilds the VMs.
+          From <Code>{bundleDir}</Code> with the cluster's kept build beside it. From a terminal, <Code data-testid="recovery-restore-cli">kubedos restore {bundleDir} --artifact BUILD_DIR --recovery-key FILE --target qemu-local --expect-key KEY</Code> also rebuilds the VMs and puts etcd back.
         </Text>
         <Group gap="xs">
           <Button onClick={() => void start()} loading={starting} disabled={!key.trim() || !into.trim() || active} data-testid="restore-start">
