@@ -266,6 +266,8 @@ export function readWatcherFor(w: WatcherStatus, node: string, afterSeconds?: nu
   if (!r.detected.includes(node) && !findings.some((f) => isTimedSignal(f.signal))) return { kind: 'waiting', status: w };
   const since = Math.min(...findings.map((f) => f.since));
   const what = findings.map((f) => `${f.signal} since ${clockOf(f.since)} (${f.detail}; ${f.probes} probe${f.probes === 1 ? '' : 's'} in a row)`).join('; ');
-  const after = afterSeconds !== undefined ? `, first seen ${(since - afterSeconds).toFixed(1)} s after the fault` : '';
+  const lead = afterSeconds !== undefined ? since - afterSeconds : undefined;
+  // A finding older than the fault: the node was already flagged (clocks of hub and workbench, or an earlier fault).
+  const after = lead === undefined ? '' : lead >= 0 ? `, first seen ${lead.toFixed(1)} s after the fault` : `, already flagged ${(-lead).toFixed(1)} s before the fault`;
   return { kind: 'detected', status: w, findings, since, detail: oneLine(`hub watcher: ${what}${after}; report ${w.ageSeconds.toFixed(1)} s old`, 500) };
 }

@@ -155,7 +155,7 @@ describe('ClusterDrillTarget (a deployed cluster through its substrate driver)',
     expect(r.status, JSON.stringify(r.error)).toBe('passed');
     const detect = r.phases.find((x) => x.name === 'detect')!;
     expect(r.detectedBy, detect.detail).toBe('hub-watcher');
-    expect(detect.detail).toMatch(/^hub watcher: wg-handshake since \d\d:\d\d:\d\d\.\dZ \(no wg1 peer on the hub; 3 probes in a row\), first seen -\d+\.\d s after the fault; report 0\.0 s old$/);
+    expect(detect.detail).toMatch(/^hub watcher: wg-handshake since \d\d:\d\d:\d\d\.\dZ \(no wg1 peer on the hub; 3 probes in a row\), already flagged \d+\.\d s before the fault; report 0\.0 s old$/);
     expect(detect.commands[0]).toMatchObject({ node: 'master', argv: ['cat', HEALTH_WATCH_REPORT_PATH], exitCode: 0 });
   });
 });
