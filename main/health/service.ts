@@ -13,22 +13,14 @@ import type { HubHealthRequest, HubReading } from '../drills/watcher-report';
 import { readHubAndAgents } from '../drills/watcher-report';
 import { convergedAndRunning, describeLifecycle, lastLifecycle, recoveryDir } from '../lifecycle/record';
 import { readJournal } from '../pipeline/journal';
-import type { Target } from '../target';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 
-export interface HealthNowRequest {
+/** The hub request's connection fields (target, env, SSH files, signal, timeout); the spec as text, named as the user calls it. */
+export type HealthNowRequest = Omit<HubHealthRequest, 'specPath' | 'specText' | 'driver'> & {
   specText: string;
   /** How the spec is named in the messages ("kubedos deploy SPEC"). */
   specName?: string;
-  target: Target;
-  env: NodeJS.ProcessEnv;
-  cwd?: string;
-  sshConfigPath?: string;
-  knownHostsPath?: string;
-  acceptHostKey?: string;
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
+};
 
 /** Pings the guest agents and reads the hub's watcher report; the default goes through the substrate. Tests inject one. */
 export type HubHealthReader = (q: HubHealthRequest) => Promise<HubReading>;
