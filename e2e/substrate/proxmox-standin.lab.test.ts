@@ -70,6 +70,9 @@ describe('proxmox-ssh driver against the stand-in (lab-3)', () => {
       expect(info).toContain('tpm=present');
       const exec = await driver.guestExec(vmid, ['/bin/sh', '-c', 'echo "$1" && exit 3', 'sh', "it's $(not) `run`"]);
       expect(exec).toEqual({ exitCode: 3, stdout: "it's $(not) `run`\n", stderr: '' });
+      // A script over several lines (the converge fingerprint, the wiring probes) goes through qm over SSH as one line.
+      const lines = await driver.guestExec(vmid, ['/bin/sh', '-c', 'set -eu\nfor w in "$@"; do\n  printf "%s|" "$w"\ndone\nexit 4', 'sh', 'a', "b 'c'"]);
+      expect(lines).toEqual({ exitCode: 4, stdout: "a|b 'c'|", stderr: '' });
     }
     // The stand-in really launched QEMU with the Secure Boot firmware and a per-VM vars copy.
     const cmdline = JSON.parse(readFileSync(`${standin.root}/var/run/qemu-server/${vmids[0]}.cmdline`, 'utf8')) as string[];

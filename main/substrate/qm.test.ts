@@ -159,3 +159,35 @@ describe('qm command builder', () => {
     expect(st).toEqual([{ name: 'local', type: 'dir', active: true, totalBytes: 1024000, usedBytes: 204800, availableBytes: 819200 }]);
   });
 });
+
+describe('qm guest exec of a script that spans lines', () => {
+  const script = ['set -eu', 'i=0', 'while [ "$i" -lt "$1" ]; do', '  printf "%s:%s\\n" "$0" "$i"', '  i=$((i+1))', 'done', "printf 'it'\\''s %s\\n' \"$2\"", 'exit 3'].join('\n');
+  const sh = (argv: readonly string[]) => {
+    try {
+      return { code: 0, out: execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+    } catch (err) {
+      const e = err as { status: number; stdout: string };
+      return { code: e.status, out: e.stdout };
+    }
+  };
+
+  it('goes as one line that the same shell runs to the same output, $0, arguments and exit status', () => {
+    const argv = ['sh', '-c', script, 'probe', '2', "a 'quoted' word"];
+    const one = qm.singleLineScript(argv);
+    expect(one.join(' ')).not.toMatch(/[\n\r]/);
+    expect(one.slice(3)).toEqual(argv.slice(3));
+    expect(sh(one)).toEqual(sh(argv));
+    expect(sh(argv)).toEqual({ code: 3, out: "probe:0\nprobe:1\nit's a 'quoted' word\n" });
+    // set -e still ends the script at the first failing command.
+    expect(sh(qm.singleLineScript(['sh', '-c', 'set -e\nfalse\necho never']))).toEqual({ code: 1, out: '' });
+  });
+
+  it('the converge fingerprint reaches a node through qm over SSH (it was refused for its newlines)', async () => {
+    const { fingerprintCommand } = await import('../stages/converge-state');
+    expect(() => remoteCommand(fingerprintCommand())).toThrow(/control characters/);
+    expect(() => remoteCommand(qm.qmGuestExec(3000, fingerprintCommand(), 120))).not.toThrow();
+    // Only the sh -c script form is rewritten; other words with a newline are still refused.
+    expect(qm.singleLineScript(['cat', 'a\nb'])).toEqual(['cat', 'a\nb']);
+    expect(() => remoteCommand(qm.qmGuestExec(3000, ['cat', 'a\nb'], 120))).toThrow(/control characters/);
+  });
+});

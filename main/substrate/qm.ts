@@ -141,11 +141,27 @@ export const qmResize = (id: number, disk: string, sizeGiB: number): Argv => {
   return ['qm', 'disk', 'resize', String(v.vmid(id)), disk, `${v.positiveInt('size', sizeGiB, 65536)}G`];
 };
 export const qmGuestPing = (id: number): Argv => ['qm', 'guest', 'cmd', String(v.vmid(id)), 'ping'];
+const SHELLS = new Set(['sh', '/bin/sh', 'bash', '/bin/bash']);
+
+/**
+ * Pure: a `sh -c SCRIPT …` whose script spans lines, as one line. `qm guest exec` is reached
+ * through a remote shell, whose command line never carries a newline (substrate/shell.ts refuses
+ * them), while the engine's node scripts (the converge fingerprint, the wiring probes) are
+ * written over several lines. The script travels base64-encoded and the same shell evaluates it,
+ * with the same $0 and positional parameters, exit status and `set` options. Anything else with
+ * a control character is left as is (and refused by the quoting, as before).
+ */
+export function singleLineScript(argv: readonly string[]): string[] {
+  const [shell, flag, script, ...rest] = argv;
+  if (shell === undefined || !SHELLS.has(shell) || flag !== '-c' || script === undefined || !/[\n\r]/.test(script)) return [...argv];
+  return [shell, '-c', `eval "$(printf %s ${Buffer.from(script, 'utf8').toString('base64')} | base64 -d)"`, ...rest];
+}
+
 /** `qm guest exec`; with passStdin the SSH channel's stdin becomes the process's stdin (`--pass-stdin 1`, at most 1 MiB). */
 export function qmGuestExec(id: number, argv: readonly string[], timeoutS: number, passStdin = false): Argv {
   if (argv.length === 0) throw new v.SubstrateInputError('guest command', argv, 'at least a program');
   for (const w of argv) if (typeof w !== 'string' || w.includes('\u0000')) throw new v.SubstrateInputError('guest command word', w, 'a string without NUL');
-  return ['qm', 'guest', 'exec', String(v.vmid(id)), '--timeout', String(v.positiveInt('timeout', timeoutS, 86400)), ...(passStdin ? ['--pass-stdin', '1'] : []), '--', ...argv];
+  return ['qm', 'guest', 'exec', String(v.vmid(id)), '--timeout', String(v.positiveInt('timeout', timeoutS, 86400)), ...(passStdin ? ['--pass-stdin', '1'] : []), '--', ...singleLineScript(argv)];
 }
 export const pveshFileRead = (node: string, id: number, path: string): Argv => [
   'pvesh',
