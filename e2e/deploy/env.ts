@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 // Shared helpers of the deploy lab: the real `kubedos` CLI as a child process (output kept in
 // e2e/output/deploy-lab/*.log) and a workspace of its own per suite (journal, VM state, trust).
 // Build inputs (artifact cache, age identity, build keys, darksite lock) are shared with every
@@ -77,6 +78,14 @@ export function outcomes(stdout: string): Record<string, string> {
     const i = p.indexOf(' ');
     return [p.slice(0, i), p.slice(i + 1)];
   }));
+}
+
+/** Every stage ran and succeeded (none skipped by its probe, none failed or aborted), and those that rebuild a cluster made changes. */
+export function expectFreshDeploy(stdout: string, stages: readonly string[]): void {
+  for (const s of stages) expect(stdout, s).toMatch(new RegExp(`^✓ ${s} success`, 'm'));
+  expect(stdout.split('\n').filter((l) => /^(↷|✗|■) /.test(l))).toEqual([]);
+  const o = outcomes(stdout);
+  for (const s of ['provision', 'enroll', 'converge', 'seal']) expect(o[s], s).toMatch(/^changed \(\d+\)$/);
 }
 
 /** lab-3 with `spec.substrate` switched to proxmox, naming exactly the stand-in's node, storages and bridges. */
