@@ -61,7 +61,6 @@ export const HOST_TOOLS: readonly HostTool[] = [
   { name: 'ssh-keygen', package: 'openssh-client', purpose: 'test keys and host keys', area: 'substrate', versionArgs: ['-V'] },
   { name: 'sshd', package: 'openssh-server', purpose: 'Proxmox stand-in and lab nodes', area: 'substrate', path: '/usr/sbin/sshd', versionArgs: ['-V'] },
   { name: 'ansible-playbook', package: 'ansible-core', purpose: 'converge roles over wg1', area: 'converge', versionArgs: ['--version'] },
-  { name: 'ansible-inventory', package: 'ansible-core', purpose: 'read the converge inventories as Ansible merges them', area: 'converge', versionArgs: ['--version'] },
   { name: 'ansible-lint', package: 'ansible-lint', purpose: 'lint the payload roles', area: 'converge', versionArgs: ['--version'] },
   { name: 'etcd', package: 'etcd-server', purpose: 'etcd members in lab tests', area: 'converge', versionArgs: ['--version'] },
   { name: 'etcdctl', package: 'etcd-client', purpose: 'etcd health checks', area: 'converge', versionArgs: ['version'] },

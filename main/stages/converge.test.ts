@@ -1,11 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { run } from '../exec/runner';
-import { deployVars, etcdMembers, failedTasks, hubLocalInventory, parsePlayRecap, playbookCommand, unreachableOnly } from './converge';
+import { deployVars, etcdMembers, failedTasks, parsePlayRecap, unreachableOnly } from './converge';
 import { enabledList, missingUpstream } from './workload';
 
 const LOG = `2026-11-22 03:10:01,123 p=812 u=root n=ansible | TASK [kubedos_etcd : Etcd configuration] ***
@@ -78,21 +74,4 @@ describe('converge when SSH could not reach a node', () => {
     expect(unreachableOnly(parsePlayRecap(LOG), failedTasks(LOG))).toEqual([]);
     expect(unreachableOnly({ 'cp-1': row() }, [])).toEqual([]);
   });
-  it('the master converges itself through a local connection; ansible reads it on top of the plan inventory', async () => {
-    const p = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
-    const dir = mkdtempSync(join(tmpdir(), 'kubedos-hub-local-'));
-    try {
-      writeFileSync(join(dir, 'inventory.yml'), p.ansibleInventory);
-      writeFileSync(join(dir, 'hub-local.yml'), hubLocalInventory('master'));
-      const cmd = playbookCommand();
-      expect(cmd.slice(-4)).toEqual(['-i', '/etc/kubedos/ansible/inventory.yml', '-i', '/etc/kubedos/ansible/hub-local.yml']);
-      const inv = await run(['ansible-inventory', '-i', join(dir, 'inventory.yml'), '-i', join(dir, 'hub-local.yml'), '--list'], { env: { ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: join(dir, 'tmp'), HOME: dir }, timeoutMs: 60_000 });
-      const vars = (JSON.parse(inv.stdout) as { _meta: { hostvars: Record<string, Record<string, unknown>> } })._meta.hostvars;
-      expect(vars.master).toMatchObject({ ansible_connection: 'local', ansible_host: p.nodes.find((n) => n.name === 'master')!.planes.wg1.address.replace('/32', ''), kubedos_wg3: expect.any(String) });
-      expect(vars['cp-1']?.ansible_connection).toBeUndefined();
-      expect(vars['w-1']?.ansible_connection).toBeUndefined();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 90_000);
 });

@@ -10,7 +10,7 @@
 //    backplanes, etcd, lb, observability), its log streamed live, its PLAY RECAP parsed: a
 //    failed task stops the stage with the node, the task and the error.
 // Remediates drift: a rerun runs the playbook again and must report changed=0.
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { hubOf } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import type { StageDefinition, StageContext } from '../pipeline/runner';
@@ -37,8 +37,6 @@ export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
 export const DEPLOY_VARS = '/etc/kubedos/ansible/deploy-vars.yml';
 export const KNOWN_HOSTS = '/etc/kubedos/ansible/known_hosts';
-/** A second inventory source on the master: the hub converges itself without SSH (see hubLocalInventory). */
-export const HUB_LOCAL_INVENTORY = '/etc/kubedos/ansible/hub-local.yml';
 export const CONVERGE_KEY = '/root/.ssh/kubedos_converge';
 /** The hub's etcd client certificate (its health watcher reads etcd with it; etcd requires client certificates). */
 export const ETCD_CLIENT_PKI = '/etc/kubedos/pki/etcd-client';
@@ -138,15 +136,6 @@ export function unreachableOnly(recap: Record<string, RecapRow>, failures: reado
   return [...new Set([...failures.map((f) => f.host), ...Object.entries(recap).flatMap(([h, x]) => (x.unreachable > 0 ? [h] : []))])].sort();
 }
 
-/**
- * Pure: the master's own entry in a second inventory source: it runs ansible-playbook, so it
- * converges itself through a local connection instead of SSH to its own wg1 address (no sshd
- * round trip per task, and nothing to time out when the master is busy running the play). Its
- * `become` (sudo, as root) and every other variable stay the plan's inventory's.
- */
-export function hubLocalInventory(hub: string): string {
-  return stringifyYaml({ all: { hosts: { [hub]: { ansible_connection: 'local' } } } }, { lineWidth: 0 });
-}
 
 /** Pure: the extra vars the deploy gives the master's ansible-playbook. */
 export function deployVars(): string {
@@ -190,7 +179,6 @@ async function prepareSsh(spec: ClusterSpec, facts: Readonly<Record<string, Node
     [KNOWN_HOSTS, `${known.join('\n')}\n`, 0o644],
     [DEPLOY_VARS, deployVars(), 0o644],
     [INVENTORY, plan.ansibleInventory, 0o644],
-    [HUB_LOCAL_INVENTORY, hubLocalInventory(hubG.node.name), 0o644],
   ];
   for (const [path, content, mode] of files) {
     const have = (await guestReadMaybe(hubG, path))?.toString('utf8');
@@ -276,7 +264,7 @@ async function recordOnHub(hubG: GuestCall, runId: string, nodes: Record<string,
 
 /** `ansible-playbook -i INVENTORY` run from the baked content directory with its config (no shell). */
 export function playbookCommand(extraEnv: readonly string[] = []): string[] {
-  return ['env', '-C', ANSIBLE_DIR, `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`, 'ANSIBLE_NOCOLOR=1', ...extraEnv, 'ansible-playbook', '-i', INVENTORY, '-i', HUB_LOCAL_INVENTORY];
+  return ['env', '-C', ANSIBLE_DIR, `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`, 'ANSIBLE_NOCOLOR=1', ...extraEnv, 'ansible-playbook', '-i', INVENTORY];
 }
 
 /** Runs ansible-playbook on the master through the agent, streaming its log file meanwhile. */
