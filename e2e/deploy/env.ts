@@ -1,4 +1,3 @@
-import { expect } from 'vitest';
 // Shared helpers of the deploy lab: the real `kubedos` CLI as a child process (output kept in
 // e2e/output/deploy-lab/*.log) and a workspace of its own per suite (journal, VM state, trust).
 // Build inputs (artifact cache, age identity, build keys, darksite lock) are shared with every
@@ -6,6 +5,7 @@ import { expect } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { expect } from 'vitest';
 import { TEMPLATES } from '../../common/spec/index';
 import { etcdctlArgv } from '../../main/stages/converge';
 import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';

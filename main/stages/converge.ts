@@ -66,6 +66,7 @@ export function etcdctlArgv(endpoints: readonly string[], command: readonly stri
     ...command,
   ];
 }
+
 /** Tags whose packages Debian carries (so the darksite has them); the rest is the workload stage. */
 export const CONVERGE_TAGS = ['baseline', 'backplanes', 'etcd', 'lb', 'observability'] as const;
 
@@ -135,7 +136,6 @@ export function unreachableOnly(recap: Record<string, RecapRow>, failures: reado
   if (Object.values(recap).some((x) => x.failed > 0) || failures.some((f) => !f.unreachable)) return [];
   return [...new Set([...failures.map((f) => f.host), ...Object.entries(recap).flatMap(([h, x]) => (x.unreachable > 0 ? [h] : []))])].sort();
 }
-
 
 /** Pure: the extra vars the deploy gives the master's ansible-playbook. */
 export function deployVars(): string {
