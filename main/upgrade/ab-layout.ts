@@ -14,6 +14,17 @@ export const GPT_TYPES = {
 /** File system labels GRUB (grub-ab.cfg) and fstab find the partitions by. */
 export const AB_LABELS = { rootA: 'kubedos-root-A', rootB: 'kubedos-root-B', data: 'kubedos-data' } as const;
 
+export type AbSlot = 'A' | 'B';
+
+/** GPT partition name (PARTLABEL) of each root slot: what kubedos-slot-write finds the slot by
+ * (the file system label lives inside the bytes a slot write replaces; the GPT entry does not). */
+export const AB_SLOT_PARTITIONS = { A: 'root-a', B: 'root-b' } as const satisfies Record<AbSlot, AbPartition['name']>;
+
+/** The file system label a root slot must carry (grub-ab.cfg boots root=LABEL=…). */
+export function slotLabel(slot: AbSlot): string {
+  return slot === 'A' ? AB_LABELS.rootA : AB_LABELS.rootB;
+}
+
 export interface AbLayoutInput {
   cluster: string;
   role: string;

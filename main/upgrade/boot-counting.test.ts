@@ -9,34 +9,11 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { grubBootSelect } from './testing';
 
 const dir = join(import.meta.dirname, '../../payload/upgrade');
 let root: string;
 let n = 0;
-
-// GRUB's side, run by bash: the shims do what GRUB's commands do with the environment block.
-const GRUB_SHIM = [
-  'builtin set -eu',
-  'load_env() {',
-  '  local f="$2"; shift 2',
-  '  local line k v name',
-  '  while IFS= read -r line; do',
-  '    k="${line%%=*}"; v="${line#*=}"',
-  "    for name in \"$@\"; do if [ \"$name\" = \"$k\" ]; then printf -v \"$k\" '%s' \"$v\"; fi; done",
-  '  done < <(grub-editenv "$f" list)',
-  '}',
-  'save_env() {',
-  '  local f="$2"; shift 2',
-  '  local kv=() name',
-  '  for name in "$@"; do kv+=("$name=${!name-}"); done',
-  '  grub-editenv "$f" set "${kv[@]}"',
-  '}',
-  "set() { printf -v \"${1%%=*}\" '%s' \"${1#*=}\"; }",
-  'kubedos_env="$1"',
-  'kubedos_active= kubedos_try= kubedos_tries= kubedos_failed=',
-  '. "$2"',
-  'echo "$kubedos_slot"',
-].join('\n');
 
 interface Node {
   env: string;
@@ -54,7 +31,7 @@ function newNode(): Node {
 
 /** One boot: GRUB picks the slot (and may write the counter); the kernel gets kubedos.slot=. */
 function boot(node: Node): string {
-  const slot = execFileSync('bash', ['-c', GRUB_SHIM, 'grub', node.env, join(dir, 'boot-select.cfg')], { encoding: 'utf8' }).trim();
+  const slot = grubBootSelect(node.env, join(dir, 'boot-select.cfg'));
   writeFileSync(node.cmdline, `BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-${slot} ro panic=10 kubedos.slot=${slot}\n`);
   return slot;
 }
@@ -83,8 +60,8 @@ describe('GRUB side: syntax', () => {
 });
 
 describe('node side: shell', () => {
-  it('kubedos-boot and kubedos-health-gate pass shellcheck (severity style)', () => {
-    expect(execFileSync('shellcheck', ['--severity=style', join(dir, 'kubedos-boot'), join(dir, 'kubedos-health-gate')], { encoding: 'utf8' })).toBe('');
+  it('kubedos-boot, kubedos-health-gate and kubedos-slot-write pass shellcheck (severity style)', () => {
+    expect(execFileSync('shellcheck', ['--severity=style', join(dir, 'kubedos-boot'), join(dir, 'kubedos-health-gate'), join(dir, 'kubedos-slot-write')], { encoding: 'utf8' })).toBe('');
   });
 });
 

@@ -2,6 +2,7 @@
 // signing code (keys.ts buildSigningKey from an age-encrypted SecretStore, attest.ts manifest,
 // SBOM, provenance and DSSE), a sealed deploy's bundle/build folder and a deploy journal. Real
 // signatures, real verification; no image is built (that takes minutes).
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -121,4 +122,35 @@ export function writeDeployJournal(cluster: string, env: NodeJS.ProcessEnv, o: {
   const path = join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.journal);
   makePrivateDir(dirname(path));
   writeFileSync(path, events.map((e) => JSON.stringify(e)).join('\n') + '\n', { mode: 0o600 });
+}
+
+// GRUB's side of the A/B boot counter, run by bash: the shims do what GRUB's load_env, save_env
+// and set do with the environment block, backed by the real grub-editenv (boot-counting.test.ts
+// and slot-write.test.ts walk boots with it).
+export const GRUB_SHIM = [
+  'builtin set -eu',
+  'load_env() {',
+  '  local f="$2"; shift 2',
+  '  local line k v name',
+  '  while IFS= read -r line; do',
+  '    k="${line%%=*}"; v="${line#*=}"',
+  "    for name in \"$@\"; do if [ \"$name\" = \"$k\" ]; then printf -v \"$k\" '%s' \"$v\"; fi; done",
+  '  done < <(grub-editenv "$f" list)',
+  '}',
+  'save_env() {',
+  '  local f="$2"; shift 2',
+  '  local kv=() name',
+  '  for name in "$@"; do kv+=("$name=${!name-}"); done',
+  '  grub-editenv "$f" set "${kv[@]}"',
+  '}',
+  "set() { printf -v \"${1%%=*}\" '%s' \"${1#*=}\"; }",
+  'kubedos_env="$1"',
+  'kubedos_active= kubedos_try= kubedos_tries= kubedos_failed=',
+  '. "$2"',
+  'echo "$kubedos_slot"',
+].join('\n');
+
+/** One boot's slot choice: payload/upgrade/boot-select.cfg run through GRUB_SHIM on `envFile` (it may count a try down). */
+export function grubBootSelect(envFile: string, bootSelectCfg: string): string {
+  return execFileSync('bash', ['-c', GRUB_SHIM, 'grub', envFile, bootSelectCfg], { encoding: 'utf8' }).trim();
 }

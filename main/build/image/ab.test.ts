@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterSpecBody } from '../../../common/spec/schema';
 import { sha256File } from '../files';
-import { AB_DATA_MOUNT, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderSlotCfg, writeAbDisk } from './ab';
+import { AB_DATA_MOUNT, AB_NODE_SCRIPTS, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
 
 const UPGRADE = join(import.meta.dirname, '../../../payload/upgrade');
@@ -58,7 +58,7 @@ describe('the A/B root tree', () => {
     writeFileSync(join(rootfs, 'vmlinuz'), 'an old file in the way');
     const { espMountId } = espVolumeIds('lab-3', 'worker');
     prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
-    for (const s of ['kubedos-boot', 'kubedos-health-gate']) {
+    for (const s of AB_NODE_SCRIPTS) {
       const p = join(rootfs, 'usr/local/sbin', s);
       expect(readFileSync(p, 'utf8')).toBe(readFileSync(join(UPGRADE, s), 'utf8'));
       expect(statSync(p).mode & 0o777).toBe(0o755);
@@ -78,7 +78,7 @@ describe('the A/B root tree', () => {
   it('the cache key input changes when an upgrade file changes', () => {
     const copy = join(root, 'upgrade');
     mkdirSync(copy);
-    for (const f of ['kubedos-boot', 'kubedos-health-gate', 'grub-ab.cfg', 'boot-select.cfg']) writeFileSync(join(copy, f), readFileSync(join(UPGRADE, f)));
+    for (const f of [...AB_NODE_SCRIPTS, 'grub-ab.cfg', 'boot-select.cfg']) writeFileSync(join(copy, f), readFileSync(join(UPGRADE, f)));
     const before = abInputs(copy);
     expect(before).toEqual(abInputs(UPGRADE));
     writeFileSync(join(copy, 'boot-select.cfg'), `${readFileSync(join(UPGRADE, 'boot-select.cfg'), 'utf8')}# changed\n`);

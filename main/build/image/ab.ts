@@ -23,10 +23,10 @@ export const AB_ESP_MIB = 64;
 export const AB_DATA_MIB = 256;
 /** Where the data partition is mounted: the update agent's state (docs/upgrades.md). */
 export const AB_DATA_MOUNT = '/var/lib/kubedos';
-/** Where kubedos-boot and kubedos-health-gate are installed in the root file system. */
+/** Where kubedos-boot, kubedos-health-gate and kubedos-slot-write are installed in the root file system. */
 export const AB_SBIN = '/usr/local/sbin';
 /** The files of payload/upgrade/ an A/B image carries, and where. */
-export const AB_NODE_SCRIPTS = ['kubedos-boot', 'kubedos-health-gate'] as const;
+export const AB_NODE_SCRIPTS = ['kubedos-boot', 'kubedos-health-gate', 'kubedos-slot-write'] as const;
 export const AB_ESP_FILES = ['grub-ab.cfg', 'boot-select.cfg'] as const;
 
 /** Pure: GRUB's environment block (what `grub-editenv FILE create` + `set` write): 1024 bytes, '#'-padded. */
