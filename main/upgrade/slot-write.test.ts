@@ -1,0 +1,304 @@
+// The slot write, both halves, on real block devices without a VM (docs/upgrades.md, "Writing
+// the passive slot"):
+// - the engine (slot-image.ts) cuts slot B's file system image out of an N+1 A/B qcow2 written by
+//   the build's own writeAbDisk (a tiny tree) and converted with qemu-img;
+// - the node's payload/upgrade/kubedos-slot-write writes it into partition root-b of a real loop
+//   device carrying the A/B partition table (renderAbPartitionTable), slots made with mkfs.ext4,
+//   an ESP made with mkfs.fat. The GRUB environment block is a file made by `grub-editenv create`
+//   beside the disk (this host's kernel cannot mount vfat); KUBEDOS_GRUBENV points at it.
+// After each write, boot-select.cfg (GRUB's side, through the bash simulator of
+// boot-counting.test.ts) says which slot the next boot takes.
+// Needs root and loop devices (losetup, partx); skipped with the reason otherwise.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareAbRootfs, writeAbDisk } from '../build/image/ab';
+import { espVolumeIds } from '../build/image/index';
+import { abDiskBytes, abPartitions, renderAbPartitionTable, type AbLayoutInput } from './ab-layout';
+import { cutSlotImage, ext4Label, findSlotPartition, removeSlotImage, type SlotImage, type SfdiskTable } from './slot-image';
+import { grubBootSelect } from './testing';
+
+const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
+const WRITE = join(UPGRADE, 'kubedos-slot-write');
+const MiB = 1024 * 1024;
+const ROOT_MIB = 16;
+
+const root = mkdtempSync(join(tmpdir(), 'kd-h18w-slot-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+function stage(name: string, marker: string): string {
+  const rootfs = join(root, name);
+  for (const d of ['etc', 'boot', 'usr/bin']) mkdirSync(join(rootfs, d), { recursive: true });
+  writeFileSync(join(rootfs, 'boot/vmlinuz-6.1.0-57-amd64'), 'k');
+  writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
+  writeFileSync(join(rootfs, 'etc/kubedos-build'), `${marker}\n`);
+  symlinkSync('usr/bin', join(rootfs, 'bin'));
+  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId: espVolumeIds('lab-3', 'worker').espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
+  return rootfs;
+}
+
+/** N+1's A/B qcow2 of a role, as `kubedos build` writes it (writeAbDisk, then qemu-img convert). */
+async function buildQcow2(name: string, marker: string): Promise<{ qcow2: string; raw: string }> {
+  const raw = join(root, `${name}.raw`);
+  const workDir = join(root, `${name}-work`);
+  mkdirSync(workDir);
+  await writeAbDisk({ rootfs: stage(`${name}-rootfs`, marker), upgradeDir: UPGRADE, workDir, cluster: 'lab-3', role: 'worker', espVolId: espVolumeIds('lab-3', 'worker').espVolId, rootMiB: ROOT_MIB, dataMiB: 8, sourceDateEpoch: 1_700_000_000, rawOut: raw });
+  const qcow2 = join(root, `${name}.qcow2`);
+  execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, qcow2]);
+  return { qcow2, raw };
+}
+
+function region(file: string, offset: number, bytes: number): Buffer {
+  const buf = Buffer.alloc(bytes);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buf, 0, bytes, offset);
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
+}
+
+let n1: { qcow2: string; raw: string };
+let imageB: SlotImage;
+
+describe('engine: the slot image from N+1\'s A/B qcow2 (slot-image.ts)', () => {
+  beforeAll(async () => {
+    n1 = await buildQcow2('n1', 'N+1');
+    imageB = await cutSlotImage({ qcow2: n1.qcow2, slot: 'B', tmpParent: root });
+  }, 60_000);
+
+  it('cuts partition root-b: its bytes, size and sha256, labelled kubedos-root-B, private, with the node\'s command', () => {
+    const layout: AbLayoutInput = { cluster: 'lab-3', role: 'worker', espMiB: 64, rootMiB: ROOT_MIB, dataMiB: 8 };
+    const b = abPartitions(layout).find((p) => p.name === 'root-b')!;
+    const want = region(n1.raw, b.startSector * 512, b.sectors * 512);
+    const got = readFileSync(imageB.path);
+    expect(got.equals(want)).toBe(true);
+    expect(imageB).toMatchObject({ slot: 'B', size: ROOT_MIB * MiB, sha256: sha(want), label: 'kubedos-root-B', partition: { name: 'root-b', offset: b.startSector * 512, bytes: ROOT_MIB * MiB, uuid: b.uuid.toUpperCase() } });
+    expect(imageB.argv).toEqual(['/usr/local/sbin/kubedos-slot-write', 'B', sha(want), String(ROOT_MIB * MiB)]);
+    expect(statSync(imageB.path).mode & 0o777).toBe(0o600);
+    expect(statSync(imageB.dir).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(imageB.dir, 'disk.raw'))).toBe(false);
+  });
+
+  it('is deterministic (the same qcow2, the same bytes); slot A is cut from root-a with its own label', async () => {
+    const again = await cutSlotImage({ qcow2: n1.qcow2, slot: 'B', tmpParent: root });
+    const a = await cutSlotImage({ qcow2: n1.qcow2, slot: 'A', tmpParent: root });
+    try {
+      expect(again.sha256).toBe(imageB.sha256);
+      expect(again.dir).not.toBe(imageB.dir);
+      expect(a.label).toBe('kubedos-root-A');
+      expect(a.sha256).not.toBe(imageB.sha256); // another label and UUID: the reason each slot gets its own cut
+    } finally {
+      removeSlotImage(again);
+      removeSlotImage(a);
+    }
+    expect(existsSync(again.dir)).toBe(false);
+  });
+
+  it('refuses a disk that is not an A/B disk, and reads labels only from ext4 superblocks', async () => {
+    const single: SfdiskTable = { label: 'gpt', partitions: [{ node: 'x1', start: 2048, size: 131072, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'esp' }, { node: 'x2', start: 133120, size: 4194304, type: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709', name: 'root' }] };
+    expect(() => findSlotPartition(single, 'B', 'n1.qcow2')).toThrow(/n1\.qcow2: 0 partitions named root-b \(the disk has: esp, root\): not an A\/B disk \(spec\.upgrades\.diskLayout: ab\)/);
+    expect(() => findSlotPartition({ label: 'dos', partitions: [] }, 'A', 'd')).toThrow(/a dos partition table, not GPT/);
+    const wrongType = { label: 'gpt', partitions: [{ node: 'x', start: 2048, size: 8, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', name: 'root-a' }] };
+    expect(() => findSlotPartition(wrongType, 'A', 'd')).toThrow(/type 0FC63DAF.*expected the Linux root type/);
+    expect(ext4Label(new Uint8Array(4096))).toBeUndefined();
+    expect(ext4Label(readFileSync(imageB.path).subarray(0, 2048))).toBe('kubedos-root-B');
+    const notAb = join(root, 'plain.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', notAb, '8M']);
+    await expect(cutSlotImage({ qcow2: notAb, slot: 'B', tmpParent: root })).rejects.toThrow(/sfdisk|partition/);
+  });
+});
+
+// ---- the node: kubedos-slot-write on a loop device ----
+
+const isRoot = process.getuid?.() === 0;
+const loopTools = spawnSync('losetup', ['--version']).status === 0 && spawnSync('partx', ['--version']).status === 0;
+const skipReason = !isRoot ? 'they need root (losetup, partx, writing a block device)' : !existsSync('/dev/loop-control') ? 'this machine has no loop devices (/dev/loop-control)' : !loopTools ? 'losetup or partx is missing (package mount / util-linux)' : undefined;
+const hasLoop = skipReason === undefined;
+if (skipReason) console.warn(`slot-write: the loop-device tests are skipped: ${skipReason}`);
+
+interface Node {
+  dev: string;
+  env: string;
+  cmdline: string;
+}
+let node: Node;
+let envN = 0;
+
+function freshEnv(): void {
+  node.env = join(root, `kubedos-${envN++}.env`);
+  execFileSync('grub-editenv', [node.env, 'create']);
+  execFileSync('grub-editenv', [node.env, 'set', 'kubedos_active=A']);
+  writeFileSync(node.cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw panic=10 kubedos.slot=A\n');
+}
+
+const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline });
+
+function slotWrite(args: string[], input?: Uint8Array): { status: number; out: string } {
+  const r = spawnSync(WRITE, ['--disk', node.dev, ...args], { input: input ?? Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000, maxBuffer: 1 << 20 });
+  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+function bootStatus(): Record<string, string> {
+  const out = execFileSync(join(UPGRADE, 'kubedos-boot'), ['status'], { encoding: 'utf8', env: childEnv() });
+  return Object.fromEntries(out.trim().split('\n').map((l) => l.split('=') as [string, string]));
+}
+
+const part = (i: number): string => `${node.dev}p${i}`;
+const readPart = (i: number, bytes = ROOT_MIB * MiB): Buffer => region(part(i), 0, bytes);
+const boot = (): string => grubBootSelect(node.env, join(UPGRADE, 'boot-select.cfg'));
+
+describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B disk', () => {
+  let image: Buffer;
+  let disk: string;
+  let attached: string | undefined;
+
+  beforeAll(() => {
+    image = readFileSync(imageB.path);
+    const layout: AbLayoutInput = { cluster: 'lab-3', role: 'worker', espMiB: 64, rootMiB: ROOT_MIB, dataMiB: 8 };
+    disk = join(root, 'node-disk.raw');
+    writeFileSync(disk, '');
+    execFileSync('truncate', ['-s', String(abDiskBytes(layout)), disk]);
+    execFileSync('sfdisk', ['--quiet', disk], { input: renderAbPartitionTable(layout) });
+    attached = execFileSync('losetup', ['--find', '--show', disk], { encoding: 'utf8' }).trim();
+    // This machine's loop driver does not scan partitions (max_part=0): partx adds them.
+    execFileSync('partx', ['--add', attached]);
+    node = { dev: attached, env: '', cmdline: join(root, 'cmdline') };
+    execFileSync('mkfs.fat', ['-F', '32', '-n', 'ESP', part(1)], { stdio: 'ignore' });
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'kubedos-root-A', part(2)]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'kubedos-root-B', part(3)]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'kubedos-data', part(4)]);
+  }, 60_000);
+
+  afterAll(() => {
+    if (!attached) return;
+    // Exactly the device this test attached: its partitions first, then the loop device itself.
+    spawnSync('partx', ['--delete', attached]);
+    spawnSync('losetup', ['-d', attached]);
+  });
+
+  it('writes N+1 into slot B from its standard input, reads it back, then the next boot tries B (3 tries)', () => {
+    freshEnv();
+    const aBefore = sha(readPart(2));
+    const r = slotWrite(['B', imageB.sha256, String(imageB.size)], image);
+    expect(r).toMatchObject({ status: 0, out: expect.stringMatching(new RegExp(`slot B \\(${part(3)}\\) holds ${imageB.size} bytes with sha256 ${imageB.sha256}, read back from the device`)) });
+    expect(r.out).toMatch(/the next boot tries slot B \(3 tries, then slot A again\)/);
+    expect(readPart(3).equals(image)).toBe(true);
+    expect(sha(readPart(2))).toBe(aBefore);
+    expect(execFileSync('blkid', ['-c', '/dev/null', '-p', '-s', 'LABEL', '-o', 'value', part(3)], { encoding: 'utf8' }).trim()).toBe('kubedos-root-B');
+    expect(bootStatus()).toMatchObject({ active: 'A', try: 'B', tries: '3', failed: '' });
+    expect([boot(), boot(), boot(), boot()]).toEqual(['B', 'B', 'B', 'A']);
+  });
+
+  it('--from FILE writes the same; a slot still waiting for its try is withdrawn before the write starts', () => {
+    freshEnv();
+    execFileSync(join(UPGRADE, 'kubedos-boot'), ['try', 'B', '2'], { env: childEnv() });
+    const r = slotWrite(['--from', imageB.path, '--tries', '1', 'B', imageB.sha256, String(imageB.size)]);
+    expect(r.status).toBe(0);
+    expect(bootStatus()).toMatchObject({ try: 'B', tries: '1' });
+    expect([boot(), boot()]).toEqual(['B', 'A']);
+  });
+
+  it('a corrupt stream: the read-back hash differs, the message names the slot, expected and got; the boot environment is untouched', () => {
+    freshEnv();
+    const before = readFileSync(node.env);
+    const bad = Buffer.from(image);
+    bad[5 * MiB + 7] = bad[5 * MiB + 7]! ^ 0xff;
+    const r = slotWrite(['B', imageB.sha256, String(imageB.size)], bad);
+    expect(r.status).toBe(1);
+    expect(r.out).toContain(`slot B (${part(3)}) reads back sha256 ${sha(bad)} over ${imageB.size} bytes, expected ${imageB.sha256}`);
+    expect(r.out).toMatch(/the boot environment is unchanged: the next boot is slot A/);
+    expect(readFileSync(node.env).equals(before)).toBe(true);
+    expect(boot()).toBe('A');
+  });
+
+  it('a short stream: the bytes that came and the bytes expected; a pending try of B was withdrawn first, so the next boot is A', () => {
+    freshEnv();
+    execFileSync(join(UPGRADE, 'kubedos-boot'), ['try', 'B'], { env: childEnv() });
+    const r = slotWrite(['B', imageB.sha256, String(imageB.size)], image.subarray(0, 6 * MiB));
+    expect(r.status).toBe(1);
+    expect(r.out).toContain(`the image of slot B ended after ${6 * MiB} bytes, expected ${imageB.size} (a short stream); the boot environment is unchanged: the next boot is slot A`);
+    expect(bootStatus()).toMatchObject({ try: '', tries: '0' });
+    expect(boot()).toBe('A');
+  });
+
+  it('a stream longer than announced, is not switched to; an image cut from the wrong partition (root-a\'s label into B) or not ext4 is refused before a byte is written', async () => {
+    freshEnv();
+    const before = readFileSync(node.env);
+    const longer = slotWrite(['B', imageB.sha256, String(imageB.size)], Buffer.concat([image, Buffer.alloc(4096, 1)]));
+    expect(longer).toMatchObject({ status: 1, out: expect.stringMatching(/the stream for slot B carries more than the \d+ bytes announced/) });
+    const a = await cutSlotImage({ qcow2: n1.qcow2, slot: 'A', tmpParent: root });
+    const b = sha(readPart(3));
+    try {
+      const r = slotWrite(['--from', a.path, 'B', a.sha256, String(a.size)]);
+      expect(r.status).toBe(1);
+      expect(r.out).toMatch(/the image for slot B carries the file system label 'kubedos-root-A', expected kubedos-root-B .*: it was cut from the wrong partition of N\+1; nothing was written/);
+      const notExt4 = slotWrite(['B', imageB.sha256, String(imageB.size)], Buffer.alloc(imageB.size));
+      expect(notExt4.out).toMatch(/the image for slot B is not an ext4 file system \(no superblock magic\); nothing was written/);
+      expect(sha(readPart(3))).toBe(b);
+    } finally {
+      removeSlotImage(a);
+    }
+    expect(readFileSync(node.env).equals(before)).toBe(true);
+  });
+
+  it('refuses before writing anything: the active slot, the booted slot, an image larger than the partition, bad arguments', () => {
+    freshEnv();
+    const before = readFileSync(node.env);
+    const a = sha(readPart(2));
+    const b = sha(readPart(3));
+    expect(slotWrite(['A', imageB.sha256, String(imageB.size)], image)).toMatchObject({ status: 1, out: expect.stringMatching(/slot A is the active slot \(what every boot falls back to\): write the passive slot instead; nothing was written/) });
+    expect(slotWrite(['B', imageB.sha256, String(imageB.size + 512)], image)).toMatchObject({ status: 1, out: expect.stringMatching(new RegExp(`the image of slot B is ${imageB.size + 512} bytes, its partition ${part(3)} only ${imageB.size}`)) });
+    expect(slotWrite(['B', 'abc', String(MiB)]).out).toMatch(/SHA256 must be 64 lower-case hex digits/);
+    expect(slotWrite(['B', imageB.sha256, '1000']).out).toMatch(/SIZE 1000 is not a multiple of 512/);
+    expect(slotWrite(['C', imageB.sha256, String(MiB)]).out).toMatch(/SLOT must be A or B/);
+    expect(slotWrite(['B', imageB.sha256, '1024']).out).toMatch(/SIZE 1024 is too small/);
+    expect(slotWrite(['--from', join(root, 'absent'), 'B', imageB.sha256, String(MiB)]).out).toMatch(/--from .*absent: no such file/);
+    // The node booted B to try it: B is running, A is the fallback; neither may be written.
+    execFileSync(join(UPGRADE, 'kubedos-boot'), ['try', 'B'], { env: childEnv() });
+    expect(boot()).toBe('B');
+    writeFileSync(node.cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-B rw panic=10 kubedos.slot=B\n');
+    expect(slotWrite(['B', imageB.sha256, String(imageB.size)], image)).toMatchObject({ status: 1, out: expect.stringMatching(/slot B is the slot this system booted from/) });
+    expect(sha(readPart(2))).toBe(a);
+    expect(sha(readPart(3))).toBe(b);
+    writeFileSync(node.cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw panic=10 kubedos.slot=A\n');
+    expect(before.length).toBe(1024);
+  });
+
+  it('a writer killed mid-write (SIGKILL): the slot is half written, the boot environment untouched, the next boot is A', async () => {
+    freshEnv();
+    const before = readFileSync(node.env);
+    execFileSync('dd', ['if=/dev/zero', `of=${part(3)}`, 'bs=1M', `count=${ROOT_MIB}`, 'conv=fsync', 'status=none']);
+    const child = spawn(WRITE, ['--disk', node.dev, 'B', imageB.sha256, String(imageB.size)], { env: childEnv(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    child.stdin.on('error', () => undefined); // the pipe breaks when the writer dies
+    child.stdin.write(image.subarray(0, 4 * MiB));
+    // Wait until the first MiB is on the device (dd is writing), then kill the writer's whole process group.
+    const first = image.subarray(0, MiB);
+    const deadline = Date.now() + 15_000;
+    while (!readPart(3, MiB).equals(first)) {
+      if (Date.now() > deadline) throw new Error(`the writer never wrote its first MiB: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.kill(-child.pid!, 'SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    expect(out).toMatch(/writing \d+ bytes into slot B/);
+    expect(out).not.toMatch(/holds/);
+    expect(sha(readPart(3))).not.toBe(imageB.sha256); // half written
+    expect(readFileSync(node.env).equals(before)).toBe(true);
+    expect(bootStatus()).toMatchObject({ active: 'A', try: '' });
+    expect([boot(), boot()]).toEqual(['A', 'A']);
+    // The next write of the same image repairs the slot.
+    expect(slotWrite(['B', imageB.sha256, String(imageB.size)], image).status).toBe(0);
+    expect(boot()).toBe('B');
+  });
+});
