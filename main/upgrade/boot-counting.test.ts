@@ -127,6 +127,15 @@ describe('boot counting, walked boot by boot', () => {
     expect(noEnv.status).toBe(1);
     expect(noEnv.stderr).toMatch(/no boot environment at .*absent\.env/);
   });
+  it('cancel withdraws a pending try (kubedos-slot-write runs it before it overwrites a slot waiting to be tried)', () => {
+    const node = newNode();
+    expect(kubedosBoot(node, 'cancel', 'B')).toMatchObject({ status: 0, out: expect.stringMatching(/slot B was not being tried; nothing changed/) });
+    kubedosBoot(node, 'try', 'B');
+    expect(kubedosBoot(node, 'cancel', 'B')).toMatchObject({ status: 0, out: expect.stringMatching(/slot B is no longer tried; the next boot is slot A/) });
+    expect([boot(node), boot(node)]).toEqual(['A', 'A']);
+    expect(state(node)).toMatchObject({ try: '', tries: '0', failed: '' });
+    expect(kubedosBoot(node, 'cancel', 'C').out).toMatch(/cancel: SLOT must be A or B/);
+  });
 });
 
 describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the counter real)', () => {

@@ -84,6 +84,10 @@ describe('engine: the slot image from N+1\'s A/B qcow2 (slot-image.ts)', () => {
     expect(statSync(imageB.path).mode & 0o777).toBe(0o600);
     expect(statSync(imageB.dir).mode & 0o777).toBe(0o700);
     expect(existsSync(join(imageB.dir, 'disk.raw'))).toBe(false);
+    // N+1's tree, with the node's scripts the build installs in both slots.
+    const cat = (path: string): string => execFileSync('debugfs', ['-R', `cat ${path}`, imageB.path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    expect(cat('/etc/kubedos-build')).toBe('N+1\n');
+    expect(cat('/usr/local/sbin/kubedos-slot-write')).toBe(readFileSync(WRITE, 'utf8'));
   });
 
   it('is deterministic (the same qcow2, the same bytes); slot A is cut from root-a with its own label', async () => {
@@ -192,6 +196,7 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(readPart(3).equals(image)).toBe(true);
     expect(sha(readPart(2))).toBe(aBefore);
     expect(execFileSync('blkid', ['-c', '/dev/null', '-p', '-s', 'LABEL', '-o', 'value', part(3)], { encoding: 'utf8' }).trim()).toBe('kubedos-root-B');
+    expect(execFileSync('debugfs', ['-R', 'cat /etc/kubedos-build', part(3)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toBe('N+1\n');
     expect(bootStatus()).toMatchObject({ active: 'A', try: 'B', tries: '3', failed: '' });
     expect([boot(), boot(), boot(), boot()]).toEqual(['B', 'B', 'B', 'A']);
   });
