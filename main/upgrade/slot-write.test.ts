@@ -253,7 +253,7 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(readFileSync(node.env).equals(before)).toBe(true);
   });
 
-  it('refuses before writing anything: the active slot, the booted slot, an image larger than the partition, bad arguments', () => {
+  it('refuses before writing anything: the active slot, the booted slot, a mounted slot, an image larger than the partition, bad arguments', () => {
     freshEnv();
     const before = readFileSync(node.env);
     const a = sha(readPart(2));
@@ -265,6 +265,7 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(slotWrite(['C', imageB.sha256, String(MiB)]).out).toMatch(/SLOT must be A or B/);
     expect(slotWrite(['B', imageB.sha256, '1024']).out).toMatch(/SIZE 1024 is too small/);
     expect(slotWrite(['--from', join(root, 'absent'), 'B', imageB.sha256, String(MiB)]).out).toMatch(/--from .*absent: no such file/);
+    expect(readFileSync(node.env).equals(before)).toBe(true);
     // The node booted B to try it: B is running, A is the fallback; neither may be written.
     execFileSync(join(UPGRADE, 'kubedos-boot'), ['try', 'B'], { env: childEnv() });
     expect(boot()).toBe('B');
@@ -273,7 +274,13 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(sha(readPart(2))).toBe(a);
     expect(sha(readPart(3))).toBe(b);
     writeFileSync(node.cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw panic=10 kubedos.slot=A\n');
-    expect(before.length).toBe(1024);
+    // Mounted (here read-only, in a private mount namespace the writer runs in).
+    const mnt = mkdtempSync(join(root, 'mnt-'));
+    const mounted = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -o ro "$1" "$2" || exit 9; shift 2; "$@" </dev/null; rc=$?; umount "$0"; exit $rc', mnt, part(3), mnt, WRITE, '--disk', node.dev, 'B', imageB.sha256, String(imageB.size)], { encoding: 'utf8', env: childEnv() });
+    expect(mounted.status).toBe(1);
+    expect(mounted.stderr).toMatch(new RegExp(`slot B \\(${part(3)}, \\d+:\\d+\\) is mounted: unmount it first; nothing was written`));
+    expect(sha(readPart(2))).toBe(a);
+    expect(sha(readPart(3))).toBe(b);
   });
 
   it('a writer killed mid-write (SIGKILL): the slot is half written, the boot environment untouched, the next boot is A', async () => {
