@@ -401,14 +401,17 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       const targets = plan.nodes.filter((n) => decision.run.some((r) => r.node === n.name));
       for (const n of targets) s.node(n.name, 'running', 'converging');
       const limit = decision.skip.length ? ['--limit', targets.map((n) => n.name).join(',')] : [];
-      let r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: `converge-${s.runId.slice(0, 8)}`, extraArgs: limit });
+      // The run whose result is judged below: the first, or the retry of the hosts SSH did not reach.
+      let ran = { limit, logName: `converge-${s.runId.slice(0, 8)}` };
+      let r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: ran.logName, extraArgs: limit });
       let recap = parsePlayRecap(r.stdout);
       let failures = failedTasks(r.stdout);
       const again = unreachableOnly(recap, failures);
       if (again.length) {
         // Only SSH trouble: those hosts once more (Ansible is idempotent; the others are done).
         s.log(`${firstFew(again)}: SSH did not reach ${again.length === 1 ? 'it' : 'them'} during converge (${failures[0]?.message.split('\n')[0] ?? 'unreachable'}); converging ${again.length === 1 ? 'it' : 'them'} once more`, { stream: 'warn' });
-        const retry = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: `converge-${s.runId.slice(0, 8)}-again`, extraArgs: ['--limit', again.join(',')] });
+        ran = { limit: ['--limit', again.join(',')], logName: `converge-${s.runId.slice(0, 8)}-again` };
+        const retry = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: ran.logName, extraArgs: ran.limit });
         const recap2 = parsePlayRecap(retry.stdout);
         recap = { ...recap, ...recap2 };
         for (const h of again) if (recap[h] && !recap2[h]) delete recap[h];
@@ -425,10 +428,10 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
         const f = failures[0];
         throw new StageError(f ? `${f.host}: converge task "${f.task}" failed: ${f.message.split('\n')[0]}` : `ansible-playbook exited ${r.exitCode} on ${hub.name}`, {
           ...(f ? { node: f.host } : { node: hub.name }),
-          command: ['ansible-playbook', '--tags', CONVERGE_TAGS.join(','), ...limit, 'site.yml'],
+          command: ['ansible-playbook', '--tags', CONVERGE_TAGS.join(','), ...ran.limit, 'site.yml'],
           exitCode: r.exitCode,
           stderrTail: tail(f ? f.message : r.stderr || r.stdout, 25),
-          hint: `fix the cause, then rerun the deploy: it resumes at converge (full log on ${hub.name}: /var/log/kubedos/converge-${s.runId.slice(0, 8)}.log)`,
+          hint: `fix the cause, then rerun the deploy: it resumes at converge (full log on ${hub.name}: /var/log/kubedos/${ran.logName}.log)`,
         });
       }
       const changed = Object.values(recap).reduce((a, x) => a + x.changed, 0);
