@@ -94,7 +94,7 @@ const eventArb: fc.Arbitrary<AgentEvent> = fc.oneof(
   fc.boolean().map((pass): AgentEvent => (pass ? { type: 'gate', pass } : { type: 'gate', pass, check: 'services: not active: etcd' })),
 );
 // Bias towards progress: most sequences follow the happy path with noise.
-const traceArb = fc.array(fc.oneof({ arbitrary: eventArb, weight: 1 }, { arbitrary: fc.constantFrom<AgentEvent>(...toStaged(N1).slice(1), { type: 'booted', booted: 'B' }, { type: 'gate', pass: true }, { type: 'booted', booted: 'A', failed: 'B' }), weight: 2 }), { maxLength: 40 });
+const traceArb = fc.array(fc.oneof({ arbitrary: eventArb, weight: 1 }, { arbitrary: fc.constantFrom<AgentEvent>(...toStaged(N1).slice(1), { type: 'booted', booted: 'B' }, { type: 'gate', pass: true }, { type: 'booted', booted: 'A', failed: 'B' }), weight: 2 }), { maxLength: 40, size: 'max' });
 const cfg = { seed: 18, numRuns: 400 };
 
 function walk(events: AgentEvent[]): { states: AgentState[]; events: AgentEvent[] } {
