@@ -89,7 +89,7 @@ describe('the update agent, transition by transition', () => {
 const builds = [N1, N1fixed, build('0.3.0')];
 const eventArb: fc.Arbitrary<AgentEvent> = fc.oneof(
   fc.constantFrom(...builds).map((b): AgentEvent => ({ type: 'stage', build: b })),
-  fc.record({ type: fc.constantFrom('checked' as const, 'received' as const, 'written' as const), ok: fc.boolean({}) }).map((e): AgentEvent => (e.ok ? e : { ...e, reason: 'broken' })),
+  fc.record({ type: fc.constantFrom('checked' as const, 'received' as const, 'written' as const), ok: fc.boolean() }).map((e): AgentEvent => (e.ok ? e : { ...e, reason: 'broken' })),
   fc.record({ type: fc.constant('booted' as const), booted: fc.constantFrom('A' as const, 'B' as const), failed: fc.constantFrom('A' as const, 'B' as const, undefined) }).map((e): AgentEvent => (e.failed ? e : { type: e.type, booted: e.booted })),
   fc.boolean().map((pass): AgentEvent => (pass ? { type: 'gate', pass } : { type: 'gate', pass, check: 'services: not active: etcd' })),
 );

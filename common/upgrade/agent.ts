@@ -122,7 +122,8 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
       }
       // No failure recorded: the try never reached GRUB (lost with the environment block); the
       // build is not to blame and may be staged again.
-      return { ok: true, state: ended(s, 'failed', { reason: `slot ${s.slot} was never tried: the node booted slot ${s.active} with no try pending; stage ${s.target.version} again` }) };
+      const lost = s.state === 'staged' ? `slot ${s.slot} was never tried: the node booted slot ${s.active} with no try pending` : `the try of slot ${s.slot} was withdrawn: the node booted slot ${s.active} with no failure recorded`;
+      return { ok: true, state: ended(s, 'failed', { reason: `${lost}; stage ${s.target.version} again` }) };
     }
     case 'gate': {
       if (s.state !== 'verifying' || !s.slot || !s.target) return unexpected();
