@@ -22,7 +22,8 @@ export const AGENT_STATE_FILE = '/var/lib/kubedos/upgrade/state.json';
 /** One JSON line per transition, appended beside the state file. */
 export const AGENT_JOURNAL_FILE = '/var/lib/kubedos/upgrade/journal.jsonl';
 
-const Slot = z.enum(['A', 'B']);
+/** A root slot of the A/B disk (the node's scripts and GRUB name them A and B). */
+export const Slot = z.enum(['A', 'B']);
 export type Slot = z.infer<typeof Slot>;
 export const otherSlot = (s: Slot): Slot => (s === 'A' ? 'B' : 'A');
 

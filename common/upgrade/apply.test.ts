@@ -23,7 +23,8 @@ const lab3: UpgradeNode[] = [
 ];
 const plan = planWaves({ strategy: 'rolling', maxUnavailable: 1, failureDomains: ['laptop'], nodes: lab3, health: { observed: true, unhealthy: [] } });
 if (!plan.ok) throw new Error(plan.message);
-const waves: Wave[] = plan.waves;
+const lab3Waves: Wave[] = plan.waves;
+const waves = lab3Waves;
 const ORDER = waves.flatMap((w) => w.nodes);
 
 type Fault = 'write-fails' | 'power-off-during-write' | 'try-lost' | 'never-boots' | 'gate-fails' | 'gate-hangs';
@@ -63,17 +64,22 @@ function grub(n: SimNode): void {
 }
 
 class Cluster {
-  nodes: Record<string, SimNode> = Object.fromEntries(ORDER.map((name) => [name, newNode()]));
+  nodes: Record<string, SimNode>;
   now = 1_000_000;
   trace: string[] = [];
-  constructor(private fault?: { node: string; fault: Fault }) {}
+  constructor(
+    private faults: { node: string; fault: Fault }[] = [],
+    private waves: Wave[] = lab3Waves,
+  ) {
+    this.nodes = Object.fromEntries(waves.flatMap((w) => w.nodes).map((name) => [name, newNode()]));
+  }
 
   view(): Record<string, ApplyNode> {
     return Object.fromEntries(Object.entries(this.nodes).map(([k, n]) => [k, { status: status(n), running: n.running, ...(n.metrics ? { metrics: n.metrics } : {}), ...(n.step ? { step: n.step } : {}) }]));
   }
 
   private faultOn(node: string, f: Fault): boolean {
-    return this.fault?.node === node && this.fault.fault === f;
+    return this.faults.some((x) => x.node === node && x.fault === f);
   }
 
   /** A boot and what the node does after it: the gate on a tried slot. */
@@ -105,7 +111,7 @@ class Cluster {
   run(target: BuildRef, bad: RolledBackBuild[]): ApplyAction {
     for (const n of Object.values(this.nodes)) delete n.step; // a new run: its journal is empty
     for (let i = 0; i < 50; i++) {
-      const a = nextApplyAction({ waves, target, nodes: this.view(), bad, now: this.now });
+      const a = nextApplyAction({ waves: this.waves, target, nodes: this.view(), bad, now: this.now });
       this.trace.push(a.kind === 'done' || a.kind === 'refuse' ? a.kind : `${a.kind} ${a.node}${'slot' in a ? ` ${a.slot}` : ''}`);
       if (a.kind === 'done' || a.kind === 'refuse' || a.kind === 'stop') {
         if (a.kind === 'stop' && a.markBad) bad.push(a.markBad);
@@ -184,12 +190,12 @@ describe('nextApplyAction: whole simulated upgrades of lab-3 (rolling, 3 waves)'
   for (const [i, failing] of ORDER.entries())
     for (const fault of FAULTS)
       it(`${fault} on ${failing}: the upgrade stops there, earlier nodes stay on N+1, later ones untouched; a rerun with a fixed N+1 completes`, () => {
-        const c = new Cluster({ node: failing, fault });
+        const c = new Cluster([{ node: failing, fault }]);
         const bad: RolledBackBuild[] = [];
         const start = c.now;
         const stop = c.run(N1, bad);
         const want = expected[fault];
-        expect(stop).toMatchObject({ kind: 'stop', node: failing, wave: i + 1, reason: expect.stringMatching(want.reason), fellBackTo: want.fellBackTo, upgraded: ORDER.slice(0, i), untouched: ORDER.slice(i + 1) });
+        expect(stop).toMatchObject({ kind: 'stop', node: failing, wave: i + 1, reason: expect.stringMatching(want.reason), fellBackTo: want.fellBackTo, upgraded: ORDER.slice(0, i), inProgress: [], untouched: ORDER.slice(i + 1) });
         if (stop.kind !== 'stop') throw new Error('not a stop');
         expect(stop.message.split('\n')[0]).toBe(`upgrade to 0.2.0 stopped at ${failing} (wave ${i + 1}): ${stop.reason}`);
         expect(stop.message).toContain(`${i === 1 ? '1 node' : `${i} nodes`} on 0.2.0`);
@@ -226,6 +232,32 @@ describe('nextApplyAction: whole simulated upgrades of lab-3 (rolling, 3 waves)'
           expect(n.slots[n.active]).toBe(N1fixed.digest);
         }
       });
+});
+
+describe('nextApplyAction: a wave of two nodes (maxUnavailable 2)', () => {
+  // One replica of a role always stays up: three workers make a wave of two and a wave of one.
+  const nodes: UpgradeNode[] = [...lab3, ...['w-2', 'w-3'].map((name): UpgradeNode => ({ name, role: 'worker', domain: 'laptop', hub: false, etcd: false }))];
+  const p = planWaves({ strategy: 'rolling', maxUnavailable: 2, failureDomains: ['laptop'], nodes, health: { observed: true, unhealthy: [] } });
+  if (!p.ok) throw new Error(p.message);
+  it('the workers share a wave', () => {
+    expect(p.waves.map((w) => w.nodes)).toEqual([['cp-1'], ['w-1', 'w-2'], ['w-3'], ['master']]);
+  });
+
+  it('while w-1 waits for its gate, w-2 is written and rebooted; w-1 then times out: stop at w-1 with w-2 on N+1', () => {
+    const c = new Cluster([{ node: 'w-1', fault: 'gate-hangs' }], p.waves);
+    const stop = c.run(N1, []);
+    expect(c.trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'write w-1 B', 'reboot w-1 B', 'write w-2 B', 'reboot w-2 B', 'wait w-1 B', 'stop w-1']);
+    expect(stop).toMatchObject({ kind: 'stop', node: 'w-1', wave: 2, upgraded: ['cp-1', 'w-2'], inProgress: [], untouched: ['w-3', 'master'] });
+  });
+
+  it('w-2 rolls back while w-1 still waits: the stop names w-2 and leaves w-1 in progress, to its own gate', () => {
+    const c = new Cluster([{ node: 'w-1', fault: 'gate-hangs' }, { node: 'w-2', fault: 'never-boots' }], p.waves);
+    const bad: RolledBackBuild[] = [];
+    const stop = c.run(N1, bad);
+    expect(stop).toMatchObject({ kind: 'stop', node: 'w-2', upgraded: ['cp-1'], inProgress: ['w-1'], untouched: ['w-3', 'master'], markBad: { node: 'w-2' } });
+    if (stop.kind === 'stop') expect(stop.message.split('\n')[1]).toBe('1 node on 0.2.0 (cp-1), 1 still in progress, their own gates decide (w-1), 2 untouched (w-3, master)');
+    expect(bad).toHaveLength(1);
+  });
 });
 
 describe('nextApplyAction: refusals and waiting', () => {

@@ -52,7 +52,7 @@ export type ApplyAction =
   | { kind: 'write'; node: string; wave: number; slot: Slot }
   | { kind: 'reboot'; node: string; wave: number; slot: Slot }
   | { kind: 'wait'; node: string; wave: number; slot: Slot; until: number; why: string }
-  | { kind: 'stop'; node: string; wave: number; reason: string; fellBackTo?: Slot; markBad?: RolledBackBuild; upgraded: string[]; untouched: string[]; message: string }
+  | { kind: 'stop'; node: string; wave: number; reason: string; fellBackTo?: Slot; markBad?: RolledBackBuild; upgraded: string[]; inProgress: string[]; untouched: string[]; message: string }
   | { kind: 'done'; nodes: string[]; message: string }
   | { kind: 'refuse'; message: string };
 
@@ -113,14 +113,17 @@ export function nextApplyAction(input: ApplyInput): ApplyAction {
     const stop = open.find((x) => x.a.kind === 'stop');
     if (stop && stop.a.kind === 'stop') {
       const upgraded = order.filter((o) => o.node !== stop.node && (done(o) || actions.some((x) => x.node === o.node && x.a.kind === 'committed'))).map((o) => o.node);
-      const untouched = order.filter((o) => o.node !== stop.node && !upgraded.includes(o.node) && !input.nodes[o.node]!.step).map((o) => o.node);
+      const rest = order.filter((o) => o.node !== stop.node && !upgraded.includes(o.node));
+      // Other nodes of the same wave this run already wrote or rebooted: their gates decide for them.
+      const inProgress = rest.filter((o) => input.nodes[o.node]!.step).map((o) => o.node);
+      const untouched = rest.filter((o) => !input.nodes[o.node]!.step).map((o) => o.node);
       const markBad = stop.a.bad ? { digest: target.digest, version: target.version, node: stop.node, reason: stop.a.reason } : undefined;
       const message = [
         `upgrade to ${target.version} stopped at ${stop.node} (wave ${w.index}): ${stop.a.reason}`,
-        `${plural(upgraded.length, 'node')} on ${target.version}${upgraded.length ? ` (${firstFew(upgraded)})` : ''}, ${untouched.length} untouched${untouched.length ? ` (${firstFew(untouched)})` : ''}`,
+        `${plural(upgraded.length, 'node')} on ${target.version}${upgraded.length ? ` (${firstFew(upgraded)})` : ''}${inProgress.length ? `, ${inProgress.length} still in progress, their own gates decide (${firstFew(inProgress)})` : ''}, ${untouched.length} untouched${untouched.length ? ` (${firstFew(untouched)})` : ''}`,
         markBad ? `build ${target.version} is recorded as bad: fix N+1 and rerun with the new build, or \`kubedos upgrade --rollback\`` : 'rerun to continue, or `kubedos upgrade --rollback`',
       ].join('\n');
-      return { kind: 'stop', node: stop.node, wave: w.index, reason: stop.a.reason, ...(stop.a.fellBackTo ? { fellBackTo: stop.a.fellBackTo } : {}), ...(markBad ? { markBad } : {}), upgraded, untouched, message };
+      return { kind: 'stop', node: stop.node, wave: w.index, reason: stop.a.reason, ...(stop.a.fellBackTo ? { fellBackTo: stop.a.fellBackTo } : {}), ...(markBad ? { markBad } : {}), upgraded, inProgress, untouched, message };
     }
     const act = open.find((x) => x.a.kind !== 'wait') ?? open.reduce((a, b) => ((a.a as { until: number }).until <= (b.a as { until: number }).until ? a : b));
     return act.a as ApplyAction;

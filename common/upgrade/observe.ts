@@ -3,9 +3,7 @@
 // kubedos.prom (node-exporter's textfile collector) — one verdict. Pure; the outputs of the real
 // scripts run through the GRUB simulator are its tests' fixtures (main/upgrade/observe.test.ts).
 import { z } from 'zod';
-
-const Slot = z.enum(['A', 'B']);
-type Slot = z.infer<typeof Slot>;
+import { Slot } from './agent';
 const maybeSlot = z.union([Slot, z.literal('')]);
 
 /** `kubedos-boot status`. */
