@@ -66,6 +66,10 @@ describe('the update agent, transition by transition', () => {
     const busy = run(initialAgentState(N), toStaged(N1).slice(0, 2));
     expect(next(busy, { type: 'stage', build: N1fixed })).toMatchObject({ ok: false, code: 'busy', message: expect.stringMatching(/an upgrade to 0\.2\.0 is in progress \(state receiving\)/) });
     expect(next(initialAgentState(N), { type: 'stage', build: N })).toMatchObject({ ok: false, code: 'same-build' });
+    expect(next(initialAgentState(N), { type: 'stage', build: { version: '0.1.0', digest: N1.digest } })).toMatchObject({ ok: false, code: 'same-version', message: expect.stringMatching(/has the version 0\.1\.0 of the build running on slot A .*: a new build needs a new version/) });
+    const onN1 = initialAgentState(N1, 'B');
+    expect(next(onN1, { type: 'stage', build: N })).toEqual({ ok: false, code: 'downgrade', message: 'build 0.1.0 is older than 0.2.0, running on slot B: a downgrade needs --allow-downgrade' });
+    expect(next(onN1, { type: 'stage', build: N, allowDowngrade: true })).toMatchObject({ ok: true, state: { state: 'checking', slot: 'A' } });
     expect(next(initialAgentState(N), { type: 'gate', pass: true })).toMatchObject({ ok: false, code: 'unexpected', message: "event 'gate' does not apply in state idle" });
     expect(next(run(initialAgentState(N), toStaged(N1)), { type: 'gate', pass: true })).toMatchObject({ ok: false, code: 'unexpected' });
   });
@@ -80,7 +84,8 @@ describe('the update agent, transition by transition', () => {
     const text = renderAgentState(r.ok ? r.state : s0);
     expect(Object.keys(JSON.parse(text) as object)).toEqual(['active', 'bad', 'running', 'schema', 'slot', 'state', 'target']);
     expect(AgentStateSchema.parse(JSON.parse(text))).toEqual(r.ok ? r.state : undefined);
-    expect(() => AgentStateSchema.parse({ ...s0, running: { version: '1', digest: 'xyz' } })).toThrow(/sha256/);
+    expect(() => AgentStateSchema.parse({ ...s0, running: { version: '0.1.0', digest: 'xyz' } })).toThrow(/sha256/);
+    expect(() => AgentStateSchema.parse({ ...s0, running: { version: 'latest', digest: N.digest } })).toThrow(/MAJOR\.MINOR\.PATCH/);
   });
 });
 

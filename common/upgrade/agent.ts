@@ -13,6 +13,7 @@
 // never staged again (no re-upgrade loop), a fixed build (another digest) is accepted.
 import { z } from 'zod';
 import { canonicalJson } from '../canonical';
+import { compareArtifactVersions, parseArtifactVersion } from './version';
 
 export const AGENT_STATES = ['idle', 'checking', 'receiving', 'writing', 'staged', 'verifying', 'committed', 'rolled-back', 'failed'] as const;
 export type AgentStateName = (typeof AGENT_STATES)[number];
@@ -28,7 +29,8 @@ export type Slot = z.infer<typeof Slot>;
 export const otherSlot = (s: Slot): Slot => (s === 'A' ? 'B' : 'A');
 
 const Digest = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 digest: 64 lower-case hex digits');
-export const BuildRef = z.object({ version: z.string().min(1), digest: Digest }).strict();
+const Version = z.string().refine((v) => parseArtifactVersion(v) !== undefined, 'an artifact version: MAJOR.MINOR.PATCH like 0.2.0');
+export const BuildRef = z.object({ version: Version, digest: Digest }).strict();
 export type BuildRef = z.infer<typeof BuildRef>;
 
 export const BadBuild = z.object({ digest: Digest, version: z.string().min(1), slot: Slot, reason: z.string().min(1) }).strict();
@@ -58,8 +60,8 @@ export const AgentState = z
 export type AgentState = z.infer<typeof AgentState>;
 
 export const AgentEvent = z.discriminatedUnion('type', [
-  /** The foundry asks for N+1. */
-  z.object({ type: z.literal('stage'), build: BuildRef }).strict(),
+  /** The foundry asks for N+1 (`allowDowngrade`: `kubedos upgrade --allow-downgrade`). */
+  z.object({ type: z.literal('stage'), build: BuildRef, allowDowngrade: z.boolean().optional() }).strict(),
   /** checking: signature, cluster, version and free space checked (ok) or refused (reason). */
   z.object({ type: z.literal('checked'), ok: z.boolean(), reason: z.string().optional() }).strict(),
   /** receiving: the whole image arrived with its sha256 (ok) or the stream broke. */
@@ -73,7 +75,7 @@ export const AgentEvent = z.discriminatedUnion('type', [
 ]);
 export type AgentEvent = z.infer<typeof AgentEvent>;
 
-export type RefusalCode = 'bad-build' | 'same-build' | 'busy' | 'unexpected';
+export type RefusalCode = 'bad-build' | 'same-build' | 'same-version' | 'downgrade' | 'busy' | 'unexpected';
 export type AgentStep = { ok: true; state: AgentState } | { ok: false; code: RefusalCode; message: string };
 
 /** A node's first state: its build on slot A, nothing staged. */
@@ -101,6 +103,10 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
       const bad = s.bad.find((b) => b.digest === e.build.digest);
       if (bad) return refuse('bad-build', `build ${bad.version} (${short(bad.digest)}) rolled back from slot ${bad.slot} on this node (${bad.reason}): it is not staged again; build a fixed N+1 (a new digest)`);
       if (e.build.digest === s.running.digest) return refuse('same-build', `build ${e.build.version} (${short(e.build.digest)}) already runs on the active slot ${s.active}`);
+      // The preflight's rules, again on the node: versions tell builds apart in metrics and rollbacks.
+      const order = compareArtifactVersions(e.build.version, s.running.version);
+      if (order === 0) return refuse('same-version', `build ${short(e.build.digest)} has the version ${e.build.version} of the build running on slot ${s.active} (${short(s.running.digest)}): a new build needs a new version`);
+      if (order < 0 && !e.allowDowngrade) return refuse('downgrade', `build ${e.build.version} is older than ${s.running.version}, running on slot ${s.active}: a downgrade needs --allow-downgrade`);
       const { reason: _r, gateFailure: _g, ...keep } = s;
       return { ok: true, state: { ...keep, state: 'checking', target: e.build, slot: otherSlot(s.active) } };
     }

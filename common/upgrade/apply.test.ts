@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../canonical';
 import type { BuildRef, Slot } from './agent';
 import type { ApplyAction, ApplyNode, ApplyStep, RolledBackBuild } from './apply';
-import { GATE_DEADLINE_MS, nextApplyAction, planRollback } from './apply';
+import { ApplyStep as ApplyStepSchema, GATE_DEADLINE_MS, nextApplyAction, planRollback } from './apply';
 import type { UpgradeNode, Wave } from './waves';
 import { planWaves } from './waves';
 
@@ -131,7 +131,6 @@ class Cluster {
           continue;
         }
         n.slots[a.slot] = target.digest;
-        if (n.try === a.slot) n.try = ''; // kubedos-boot cancel
         n.try = a.slot;
         n.tries = 3;
         n.failed = '';
@@ -140,6 +139,7 @@ class Cluster {
           n.try = ''; // the environment block lost the try (torn save_env)
           n.tries = 0;
         }
+        ApplyStepSchema.parse(n.step); // what the run's journal would hold
       } else if (a.kind === 'reboot') {
         n.step = { kind: 'reboot', slot: a.slot, at: this.now };
         this.reboot(a.node, target);
@@ -263,6 +263,12 @@ describe('nextApplyAction: a wave of two nodes (maxUnavailable 2)', () => {
 describe('nextApplyAction: refusals and waiting', () => {
   const node = (o: Partial<ApplyNode> = {}): ApplyNode => ({ status: 'booted=A\nactive=A\ntry=\ntries=0\nfailed=\n', running: N, ...o });
   const all = (o: Partial<ApplyNode> = {}): Record<string, ApplyNode> => Object.fromEntries(ORDER.map((n) => [n, node(o)]));
+
+  it('the journal\'s steps: a failed write carries its error, a reboot its time', () => {
+    expect(ApplyStepSchema.safeParse({ kind: 'write', slot: 'B', ok: false }).success).toBe(false);
+    expect(ApplyStepSchema.safeParse({ kind: 'reboot', slot: 'C', at: 1 }).success).toBe(false);
+    expect(ApplyStepSchema.parse({ kind: 'reboot', slot: 'A', at: 5 })).toEqual({ kind: 'reboot', slot: 'A', at: 5 });
+  });
 
   it('refuses waves that replace nodes, and nodes it has no observation of', () => {
     const replace = planWaves({ strategy: 'replace', maxUnavailable: 1, failureDomains: ['laptop'], nodes: lab3, health: { observed: true, unhealthy: [] } });

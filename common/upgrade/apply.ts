@@ -6,10 +6,11 @@
 // the action, observes again and asks again, so a rerun after a crash of the foundry continues from
 // what the nodes say. Streaming the image over wg1 and running the commands are not here.
 // `planRollback` gives `kubedos upgrade --rollback`'s order.
+import { z } from 'zod';
 import { plural } from '../text/plural';
 import { firstFew } from '../text/first-few';
 import type { BuildRef, Slot } from './agent';
-import { otherSlot } from './agent';
+import { otherSlot, Slot as SlotSchema } from './agent';
 import type { BootVerdict } from './observe';
 import { observeBoot, parseBootStatus } from './observe';
 import type { Wave } from './waves';
@@ -17,8 +18,13 @@ import type { Wave } from './waves';
 /** How long the foundry waits for a node's gate after its reboot (5 min here under TCG). */
 export const GATE_DEADLINE_MS = 5 * 60_000;
 
-/** What this run already did to a node (from the run's journal). `at`: the foundry's clock, ms. */
-export type ApplyStep = { kind: 'write'; slot: Slot; ok: true } | { kind: 'write'; slot: Slot; ok: false; error: string } | { kind: 'reboot'; slot: Slot; at: number };
+/** What this run already did to a node, as the run's journal records it. `at`: the foundry's clock, ms. */
+export const ApplyStep = z.union([
+  z.object({ kind: z.literal('write'), slot: SlotSchema, ok: z.literal(true) }).strict(),
+  z.object({ kind: z.literal('write'), slot: SlotSchema, ok: z.literal(false), error: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal('reboot'), slot: SlotSchema, at: z.number().int().nonnegative() }).strict(),
+]);
+export type ApplyStep = z.infer<typeof ApplyStep>;
 
 export interface ApplyNode {
   /** `kubedos-boot status`, read now. */
