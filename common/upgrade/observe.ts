@@ -3,6 +3,7 @@
 // kubedos.prom (node-exporter's textfile collector) — one verdict. Pure; the outputs of the real
 // scripts run through the GRUB simulator are its tests' fixtures (main/upgrade/observe.test.ts).
 import { z } from 'zod';
+import type { AgentEvent } from './agent';
 import { Slot } from './agent';
 const maybeSlot = z.union([Slot, z.literal('')]);
 
@@ -107,4 +108,26 @@ export function observeBoot(o: { tried: Slot; status: string; metrics?: string }
       : { verdict: 'rolled-back', slot: o.tried, fellBackTo: s.booted, reason: `slot ${o.tried} ran out of boot tries without passing its health gate (it never came up, or its gate never ran); the node fell back to slot ${s.booted}` };
   }
   return { verdict: 'not-tried', slot: o.tried, bootedSlot: s.booted, reason: `the node booted slot ${s.booted} with no try of slot ${o.tried} pending and no failure recorded: the try was lost (the slot write did not finish, or was withdrawn); write slot ${o.tried} again` };
+}
+
+/** The agent's `booted` event from `kubedos-boot status` after a boot (undefined: no booted slot). */
+export function bootedEvent(s: BootStatus): Extract<AgentEvent, { type: 'booted' }> | undefined {
+  if (s.booted === '') return undefined;
+  return s.failed ? { type: 'booted', booted: s.booted, failed: s.failed } : { type: 'booted', booted: s.booted };
+}
+
+/**
+ * The agent's `gate` event from kubedos-health-gate's output: its last line is "gate: pass (…)" or
+ * "gate: fail (CHECK: why) …". Undefined when there is no such line (the gate did not finish).
+ */
+export function gateEvent(output: string): Extract<AgentEvent, { type: 'gate' }> | undefined {
+  const last = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^gate: (pass|fail)\b/.test(l))
+    .pop();
+  if (!last) return undefined;
+  if (last.startsWith('gate: pass')) return { type: 'gate', pass: true };
+  const m = /^gate: fail \((.*)\)(?: after \d+ s on slot [AB]| on the active slot [AB]: .*)$/.exec(last);
+  return { type: 'gate', pass: false, check: m ? m[1]! : last.slice('gate: fail'.length).trim() };
 }

@@ -5,7 +5,9 @@
 // - boot-select.cfg (GRUB's side) picks each boot's slot through the bash simulator (testing.ts);
 // - kubedos-health-gate runs with its checks stubbed on PATH (as boot-counting.test.ts does) and
 //   writes kubedos.prom;
-// - `kubedos-boot status` and kubedos.prom go to observeBoot, which must give the verdict.
+// - `kubedos-boot status` and kubedos.prom go to observeBoot, which must give the verdict;
+// - the update agent's state machine (common/upgrade/agent.ts) is walked beside it on the same
+//   outputs (bootedEvent, gateEvent) and must end in the matching state.
 // Needs root and loop devices for the loop-device half (skipped with the reason otherwise).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +15,9 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { observeBoot, parseBootStatus, parseGateMetrics } from '../../common/upgrade/observe';
+import type { AgentEvent, AgentState, BuildRef } from '../../common/upgrade/agent';
+import { initialAgentState, next } from '../../common/upgrade/agent';
+import { bootedEvent, gateEvent, observeBoot, parseBootStatus, parseGateMetrics } from '../../common/upgrade/observe';
 import { abDiskBytes, renderAbPartitionTable, type AbLayoutInput } from './ab-layout';
 import { grubBootSelect } from './testing';
 
@@ -30,6 +34,15 @@ describe('observeBoot: parsing and edge cases', () => {
     expect(observeBoot({ tried: 'B', status: status({ booted: '' }) })).toMatchObject({ verdict: 'unreadable', message: expect.stringMatching(/no kubedos\.slot= on the kernel command line/) });
     expect(observeBoot({ tried: 'B', status: status({ active: 'C' }) })).toMatchObject({ verdict: 'unreadable', message: expect.stringMatching(/^kubedos-boot status is unreadable \(active "C": .*\): got "booted=A/) });
   });
+  it('the agent\'s events from the scripts\' lines', () => {
+    expect(gateEvent('gate: services ok\ngate: pass (slot B after 5 s)\n')).toEqual({ type: 'gate', pass: true });
+    expect(gateEvent('gate: services FAILED: not active: etcd\ngate: fail (services: not active: etcd) after 240 s on slot B\nkubedos-boot: slot B failed')).toEqual({ type: 'gate', pass: false, check: 'services: not active: etcd' });
+    expect(gateEvent('gate: fail (planes: planes down: wg2) on the active slot A: nothing to fall back to; heal the node')).toEqual({ type: 'gate', pass: false, check: 'planes: planes down: wg2' });
+    expect(gateEvent('gate: planes ok\n')).toBeUndefined();
+    const st = parseBootStatus('booted=A\nactive=A\ntry=\ntries=0\nfailed=B\n');
+    expect(st.ok && bootedEvent(st.value)).toEqual({ type: 'booted', booted: 'A', failed: 'B' });
+  });
+
   it('metrics of the fallback slot are never blamed on the tried slot', () => {
     const fallbackProm = 'kubedos_boot_slot{slot="A"} 1\nkubedos_boot_success 0\nkubedos_health_gate_check{check="planes"} 0\n';
     expect(observeBoot({ tried: 'B', status: status({ failed: 'B' }), metrics: fallbackProm })).toEqual({ verdict: 'rolled-back', slot: 'B', fellBackTo: 'A', reason: expect.stringMatching(/^slot B ran out of boot tries/) });
@@ -50,6 +63,20 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
   let sha256: string;
   let env: string;
   let n = 0;
+  let n1: BuildRef;
+  let agent: AgentState;
+  /** One agent transition; a refusal fails the test with its message. */
+  const agentStep = (e: AgentEvent | undefined): AgentState => {
+    if (!e) throw new Error('no event for the agent');
+    const r = next(agent, e);
+    if (!r.ok) throw new Error(`agent refused ${e.type} in ${agent.state}: ${r.message}`);
+    agent = r.state;
+    return agent;
+  };
+  const bootedNow = (): AgentEvent | undefined => {
+    const p = parseBootStatus(status());
+    return p.ok ? bootedEvent(p.value) : undefined;
+  };
   const cmdline = join(root, 'cmdline');
   const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: env, KUBEDOS_CMDLINE: cmdline });
 
@@ -69,6 +96,7 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
     execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'kubedos-root-B', '-U', '7b0a5d1e-0000-4000-8000-000000000018', img]);
     image = readFileSync(img);
     sha256 = createHash('sha256').update(image).digest('hex');
+    n1 = { version: '0.2.0', digest: sha256 };
   }, 60_000);
 
   afterAll(() => {
@@ -78,8 +106,10 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
     spawnSync('losetup', ['-d', dev]);
   });
 
-  /** A node on slot A with N, nothing tried. */
+  /** A node on slot A with N, nothing tried; its agent has received N+1 and is about to write it. */
   function freshNode(): void {
+    agent = initialAgentState({ version: '0.1.0', digest: '0'.repeat(64) });
+    for (const e of [{ type: 'stage', build: n1 }, { type: 'checked', ok: true }, { type: 'received', ok: true }] as AgentEvent[]) agentStep(e);
     env = join(root, `kubedos-${n++}.env`);
     execFileSync('grub-editenv', [env, 'create']);
     execFileSync('grub-editenv', [env, 'set', 'kubedos_active=A']);
@@ -87,7 +117,9 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
   }
   const writeB = (): { status: number; out: string } => {
     const r = spawnSync(join(UPGRADE, 'kubedos-slot-write'), ['--disk', dev!, 'B', sha256, String(image.length)], { input: image, encoding: 'utf8', env: childEnv(), timeout: 60_000 });
-    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+    const out = `${r.stdout}${r.stderr}`;
+    agentStep(r.status === 0 ? { type: 'written', ok: true } : { type: 'written', ok: false, reason: out.trim().split('\n').pop() ?? 'failed' });
+    return { status: r.status ?? -1, out };
   };
   /** One boot: GRUB picks the slot (and may count a try down); the kernel gets kubedos.slot=. */
   const boot = (): string => {
@@ -122,11 +154,14 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
     freshNode();
     expect(writeB()).toMatchObject({ status: 0, out: expect.stringMatching(/read back from the device/) });
     expect(observeBoot({ tried: 'B', status: status() })).toEqual({ verdict: 'staged', slot: 'B', fallback: 'A' });
+    expect(agent.state).toBe('staged');
     expect(boot()).toBe('B');
+    expect(agentStep(bootedNow()).state).toBe('verifying');
     expect(observeBoot({ tried: 'B', status: status() })).toEqual({ verdict: 'pending', slot: 'B', triesLeft: 2 });
     const g = gate();
     expect(g).toMatchObject({ status: 0, out: expect.stringMatching(/gate: pass \(slot B after 0 s\)/) });
     expect(observeBoot({ tried: 'B', status: status(), metrics: g.prom })).toEqual({ verdict: 'committed', slot: 'B' });
+    expect(agentStep(gateEvent(g.out))).toMatchObject({ state: 'committed', active: 'B', running: n1, bad: [] });
     expect(boot()).toBe('B');
     expect(observeBoot({ tried: 'B', status: status(), metrics: g.prom }).verdict).toBe('committed');
   });
@@ -147,13 +182,18 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
       fellBackTo: 'A',
       reason: 'slot B ran out of boot tries without passing its health gate (it never came up, or its gate never ran); the node fell back to slot A',
     });
+    // The agent (it runs on the fallback boot) records the build as bad and refuses it from then on.
+    expect(agentStep(bootedNow())).toMatchObject({ state: 'rolled-back', active: 'A', bad: [{ digest: sha256, slot: 'B', reason: 'it ran out of boot tries without passing its health gate' }] });
+    expect(next(agent, { type: 'stage', build: n1 })).toMatchObject({ ok: false, code: 'bad-build' });
   });
 
   it('a B that fails its gate: pending with the failing check before the reboot, then rolled back naming the check', () => {
     freshNode();
     expect(writeB().status).toBe(0);
     expect(boot()).toBe('B');
+    agentStep(bootedNow());
     const onB = gate('etcd');
+    expect(agentStep(gateEvent(onB.out))).toMatchObject({ state: 'verifying', gateFailure: 'services: not active: etcd' });
     expect(onB).toMatchObject({ status: 1, out: expect.stringMatching(/gate: fail \(services: not active: etcd\) after 0 s on slot B/) });
     expect(onB.out).toMatch(/next boot falls back to slot A/);
     expect(observeBoot({ tried: 'B', status: status(), metrics: onB.prom })).toEqual({ verdict: 'pending', slot: 'B', triesLeft: 0, gateFailing: 'services' });
@@ -165,6 +205,8 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
       check: 'services',
       reason: 'slot B failed its health gate (services); the node fell back to slot A',
     });
+    expect(agentStep(bootedNow())).toMatchObject({ state: 'rolled-back', reason: 'slot B (0.2.0) rolled back to slot A: its health gate failed (services: not active: etcd)' });
+    expect(agent.bad.map((b) => b.digest)).toEqual([sha256]);
   });
 
   it('a writer killed mid-write (SIGKILL): after the reboot the node is on A, nothing recorded: not-tried; the next write is tried', async () => {
@@ -188,6 +230,9 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
     process.kill(-child.pid!, 'SIGKILL');
     expect(await exited).toBe('SIGKILL');
     expect(out).not.toMatch(/holds/);
+    // The agent died with the writer (a power cut): back up, it finds its state file at writing.
+    expect(agent.state).toBe('writing');
+    agentStep({ type: 'written', ok: false, reason: 'interrupted: the node restarted during the write' });
     expect(boot()).toBe('A'); // the foundry reboots the node (or power came back)
     expect(observeBoot({ tried: 'B', status: status() })).toEqual({
       verdict: 'not-tried',
@@ -195,7 +240,11 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
       bootedSlot: 'A',
       reason: 'the node booted slot A with no try of slot B pending and no failure recorded: the try was lost (the slot write did not finish, or was withdrawn); write slot B again',
     });
+    expect(agent).toMatchObject({ state: 'failed', bad: [], reason: 'writing: interrupted: the node restarted during the write' });
+    // Not the build's fault: the same build is staged again, and this time written.
+    for (const e of [{ type: 'stage', build: n1 }, { type: 'checked', ok: true }, { type: 'received', ok: true }] as AgentEvent[]) agentStep(e);
     expect(writeB().status).toBe(0);
+    expect(agent.state).toBe('staged');
     expect(observeBoot({ tried: 'B', status: status() }).verdict).toBe('staged');
   });
 });
