@@ -1,0 +1,170 @@
+// The foundry's per-node apply plan of `kubedos upgrade` (issue 18; docs/upgrades.md, "Applying
+// an upgrade"): pure. Given the waves, N+1, what each node reports now (`kubedos-boot status`, the
+// gate's metrics, the build on its active slot) and what this run already did to it (the run's
+// journal), the one next action: write slot X on node N, reboot N, wait for N's gate until a
+// deadline, stop the upgrade (node, reason, the slot it fell back to), or done. The foundry runs
+// the action, observes again and asks again, so a rerun after a crash of the foundry continues from
+// what the nodes say. Streaming the image over wg1 and running the commands are not here.
+// `planRollback` gives `kubedos upgrade --rollback`'s order.
+import { z } from 'zod';
+import { plural } from '../text/plural';
+import { firstFew } from '../text/first-few';
+import type { BuildRef, Slot } from './agent';
+import { otherSlot, Slot as SlotSchema } from './agent';
+import type { BootVerdict } from './observe';
+import { observeBoot, parseBootStatus } from './observe';
+import type { Wave } from './waves';
+
+/** How long the foundry waits for a node's gate after its reboot (5 min here under TCG). */
+export const GATE_DEADLINE_MS = 5 * 60_000;
+
+/** What this run already did to a node, as the run's journal records it. `at`: the foundry's clock, ms. */
+export const ApplyStep = z.union([
+  z.object({ kind: z.literal('write'), slot: SlotSchema, ok: z.literal(true) }).strict(),
+  z.object({ kind: z.literal('write'), slot: SlotSchema, ok: z.literal(false), error: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal('reboot'), slot: SlotSchema, at: z.number().int().nonnegative() }).strict(),
+]);
+export type ApplyStep = z.infer<typeof ApplyStep>;
+
+export interface ApplyNode {
+  /** `kubedos-boot status`, read now. */
+  status: string;
+  /** The build on the node's active slot (the agent's record). */
+  running: BuildRef;
+  /** The gate's kubedos.prom as last read while the tried slot was booted. */
+  metrics?: string;
+  step?: ApplyStep;
+}
+
+/** A build that rolled back on a node of this cluster: never applied again. */
+export interface RolledBackBuild {
+  digest: string;
+  version: string;
+  node: string;
+  reason: string;
+}
+
+export interface ApplyInput {
+  waves: readonly Wave[];
+  /** N+1. */
+  target: BuildRef;
+  nodes: Readonly<Record<string, ApplyNode>>;
+  bad: readonly RolledBackBuild[];
+  now: number;
+  gateDeadlineMs?: number;
+}
+
+export type ApplyAction =
+  | { kind: 'write'; node: string; wave: number; slot: Slot }
+  | { kind: 'reboot'; node: string; wave: number; slot: Slot }
+  | { kind: 'wait'; node: string; wave: number; slot: Slot; until: number; why: string }
+  | { kind: 'stop'; node: string; wave: number; reason: string; fellBackTo?: Slot; markBad?: RolledBackBuild; upgraded: string[]; inProgress: string[]; untouched: string[]; message: string }
+  | { kind: 'done'; nodes: string[]; message: string }
+  | { kind: 'refuse'; message: string };
+
+const isDone = (n: ApplyNode, target: BuildRef): boolean => n.running.digest === target.digest;
+
+type NodeAction = Exclude<ApplyAction, { kind: 'stop' | 'done' | 'refuse' }> | { kind: 'stop'; reason: string; fellBackTo?: Slot; bad?: boolean } | { kind: 'committed' };
+
+function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput): NodeAction {
+  const st = parseBootStatus(n.status);
+  if (!st.ok) return { kind: 'stop', reason: st.message };
+  const { booted, active } = st.value;
+  const step = n.step;
+  if (!step) {
+    if (booted !== '' && booted !== active) return { kind: 'stop', reason: `the node runs slot ${booted}, which is being tried and not yet marked good (an earlier run?): wait for its gate or its fallback to slot ${active}, then rerun`, fellBackTo: active };
+    return { kind: 'write', node: name, wave, slot: otherSlot(active) };
+  }
+  if (step.kind === 'write' && !step.ok) return { kind: 'stop', reason: `writing slot ${step.slot} failed: ${step.error}`, fellBackTo: active };
+  const v: BootVerdict = observeBoot({ tried: step.slot, status: n.status, ...(n.metrics !== undefined ? { metrics: n.metrics } : {}) });
+  if (step.kind === 'write') {
+    if (v.verdict === 'staged') return { kind: 'reboot', node: name, wave, slot: step.slot };
+    return { kind: 'stop', reason: `slot ${step.slot} was written but the node does not try it at its next boot (${v.verdict === 'unreadable' ? v.message : v.verdict})`, fellBackTo: active };
+  }
+  const until = step.at + (input.gateDeadlineMs ?? GATE_DEADLINE_MS);
+  const secs = Math.round((input.gateDeadlineMs ?? GATE_DEADLINE_MS) / 1000);
+  switch (v.verdict) {
+    case 'committed':
+      return { kind: 'committed' };
+    case 'rolled-back':
+      return { kind: 'stop', reason: v.reason, fellBackTo: v.fellBackTo, bad: true };
+    case 'not-tried':
+      return { kind: 'stop', reason: v.reason, fellBackTo: v.bootedSlot };
+    case 'unreadable':
+      return { kind: 'stop', reason: v.message };
+    case 'pending':
+    case 'staged': {
+      const where = v.verdict === 'staged' ? 'has not booted slot ' + step.slot + ' yet' : `runs slot ${step.slot}, its gate has not passed${v.gateFailing ? ` (failing: ${v.gateFailing})` : ''}`;
+      if (input.now >= until) return { kind: 'stop', reason: `no gate pass within ${secs} s of the reboot: the node ${where}; it falls back to slot ${active} by itself when its gate gives up or its tries run out`, fellBackTo: active };
+      return { kind: 'wait', node: name, wave, slot: step.slot, until, why: `the node ${where}` };
+    }
+  }
+}
+
+/** Pure: the foundry's next action for an upgrade to `target`. */
+export function nextApplyAction(input: ApplyInput): ApplyAction {
+  const { target } = input;
+  const bad = input.bad.find((b) => b.digest === target.digest);
+  if (bad) return { kind: 'refuse', message: `build ${bad.version} rolled back on ${bad.node} (${bad.reason}): it is not applied again; build a fixed N+1 (a new digest) and rerun` };
+  const other = input.waves.find((w) => w.action !== 'slot-switch');
+  if (other) return { kind: 'refuse', message: `wave ${other.index} replaces its nodes (strategy ${other.action === 'replace' ? 'replace' : 'surge'}): this plan applies slot switches only (strategy rolling)` };
+  const order = input.waves.flatMap((w) => w.nodes.map((node) => ({ node, wave: w.index })));
+  const missing = order.filter((o) => !input.nodes[o.node]);
+  if (missing.length) return { kind: 'refuse', message: `no observation of ${plural(missing.length, 'node')}: ${firstFew(missing.map((m) => m.node))}` };
+  const done = (o: { node: string }): boolean => isDone(input.nodes[o.node]!, target);
+  for (const w of input.waves) {
+    const actions = w.nodes.filter((node) => !done({ node })).map((node) => ({ node, a: nodeAction(node, w.index, input.nodes[node]!, input) }));
+    const open = actions.filter((x) => x.a.kind !== 'committed');
+    if (!open.length) continue; // every node of the wave is on N+1 (or just passed its gate)
+    const stop = open.find((x) => x.a.kind === 'stop');
+    if (stop && stop.a.kind === 'stop') {
+      const upgraded = order.filter((o) => o.node !== stop.node && (done(o) || actions.some((x) => x.node === o.node && x.a.kind === 'committed'))).map((o) => o.node);
+      const rest = order.filter((o) => o.node !== stop.node && !upgraded.includes(o.node));
+      // Other nodes of the same wave this run already wrote or rebooted: their gates decide for them.
+      const inProgress = rest.filter((o) => input.nodes[o.node]!.step).map((o) => o.node);
+      const untouched = rest.filter((o) => !input.nodes[o.node]!.step).map((o) => o.node);
+      const markBad = stop.a.bad ? { digest: target.digest, version: target.version, node: stop.node, reason: stop.a.reason } : undefined;
+      const message = [
+        `upgrade to ${target.version} stopped at ${stop.node} (wave ${w.index}): ${stop.a.reason}`,
+        `${plural(upgraded.length, 'node')} on ${target.version}${upgraded.length ? ` (${firstFew(upgraded)})` : ''}${inProgress.length ? `, ${inProgress.length} still in progress, their own gates decide (${firstFew(inProgress)})` : ''}, ${untouched.length} untouched${untouched.length ? ` (${firstFew(untouched)})` : ''}`,
+        markBad ? `build ${target.version} is recorded as bad: fix N+1 and rerun with the new build, or \`kubedos upgrade --rollback\`` : 'rerun to continue, or `kubedos upgrade --rollback`',
+      ].join('\n');
+      return { kind: 'stop', node: stop.node, wave: w.index, reason: stop.a.reason, ...(stop.a.fellBackTo ? { fellBackTo: stop.a.fellBackTo } : {}), ...(markBad ? { markBad } : {}), upgraded, inProgress, untouched, message };
+    }
+    const act = open.find((x) => x.a.kind !== 'wait') ?? open.reduce((a, b) => ((a.a as { until: number }).until <= (b.a as { until: number }).until ? a : b));
+    return act.a as ApplyAction;
+  }
+  const nodes = order.map((o) => o.node);
+  return { kind: 'done', nodes, message: `${plural(nodes.length, 'node')} on ${target.version}: ${firstFew(nodes)}` };
+}
+
+export interface RollbackStep {
+  node: string;
+  wave: number;
+  /** The slot holding N+1 now (active). */
+  from: Slot;
+  /** The previous slot, still holding N. */
+  to: Slot;
+  /** On the node, then reboot and wait for its gate. */
+  argv: string[];
+}
+
+/**
+ * `kubedos upgrade --rollback`: the nodes whose active slot runs `target` (N+1), in reverse wave
+ * order (the hub first back, the control plane last), each `kubedos-boot try <old slot> 1`.
+ */
+export function planRollback(waves: readonly Wave[], nodes: Readonly<Record<string, { status: string; running: BuildRef }>>, target: BuildRef): { ok: true; steps: RollbackStep[] } | { ok: false; message: string } {
+  const steps: RollbackStep[] = [];
+  for (const w of [...waves].reverse())
+    for (const node of [...w.nodes].reverse()) {
+      const n = nodes[node];
+      if (!n) return { ok: false, message: `no observation of ${node}: cannot tell which slot it runs` };
+      if (n.running.digest !== target.digest) continue;
+      const st = parseBootStatus(n.status);
+      if (!st.ok) return { ok: false, message: `${node}: ${st.message}` };
+      const from = st.value.active;
+      const to = otherSlot(from);
+      steps.push({ node, wave: w.index, from, to, argv: ['/usr/local/sbin/kubedos-boot', 'try', to, '1'] });
+    }
+  return { ok: true, steps };
+}

@@ -1,0 +1,133 @@
+// Reading a node after the reboot into a tried slot (issue 18; docs/upgrades.md): from what the
+// node's own scripts print — `kubedos-boot status` (key=value lines) and the health gate's
+// kubedos.prom (node-exporter's textfile collector) — one verdict. Pure; the outputs of the real
+// scripts run through the GRUB simulator are its tests' fixtures (main/upgrade/observe.test.ts).
+import { z } from 'zod';
+import type { AgentEvent } from './agent';
+import { Slot } from './agent';
+const maybeSlot = z.union([Slot, z.literal('')]);
+
+/** `kubedos-boot status`. */
+export const BootStatus = z
+  .object({
+    /** kubedos.slot= on the kernel command line ('' when the node was not booted by grub-ab.cfg). */
+    booted: maybeSlot,
+    active: Slot,
+    try: maybeSlot,
+    tries: z.string().regex(/^[0-3]?$/),
+    failed: maybeSlot,
+  })
+  .strict();
+export type BootStatus = z.infer<typeof BootStatus>;
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+
+const tail = (text: string): string => text.trim().split('\n').slice(-5).join(' | ').slice(0, 300);
+
+export function parseBootStatus(text: string): Parsed<BootStatus> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([a-z]+)=(.*)$/.exec(line.trim());
+    if (m) fields[m[1]!] = m[2]!;
+  }
+  const r = BootStatus.safeParse(fields);
+  if (r.success) return { ok: true, value: r.data };
+  const issue = r.error.issues[0]!;
+  const key = issue.path.join('.');
+  const why = key && fields[key] === undefined ? 'missing' : `${JSON.stringify(fields[key] ?? '')}: ${issue.message}`;
+  return { ok: false, message: `kubedos-boot status is unreadable (${key || 'output'} ${why}): got "${tail(text)}"` };
+}
+
+/** What the gate wrote into kubedos.prom at its last pass. */
+export interface GateMetrics {
+  booted?: Slot;
+  active?: Slot;
+  failed?: Slot;
+  triesLeft?: number;
+  success?: boolean;
+  /** check → passed, only the checks that ran (a check not run has no sample). */
+  checks: Record<string, boolean>;
+}
+
+/** The kubedos_* samples of the gate's textfile (Prometheus text format); other lines are ignored. */
+export function parseGateMetrics(text: string): GateMetrics {
+  const out: GateMetrics = { checks: {} };
+  for (const line of text.split('\n')) {
+    const m = /^(kubedos_\w+)(?:\{(\w+)="([^"]*)"\})? (\S+)$/.exec(line.trim());
+    if (!m) continue;
+    const [, name, , label, value] = m;
+    const slot = Slot.safeParse(label);
+    const on = value === '1';
+    if (name === 'kubedos_boot_slot' && on && slot.success) out.booted = slot.data;
+    else if (name === 'kubedos_boot_active_slot' && on && slot.success) out.active = slot.data;
+    else if (name === 'kubedos_boot_failed_slot' && on && slot.success) out.failed = slot.data;
+    else if (name === 'kubedos_boot_tries_left' && /^\d+$/.test(value!)) out.triesLeft = Number(value);
+    else if (name === 'kubedos_boot_success') out.success = on;
+    else if (name === 'kubedos_health_gate_check' && label) out.checks[label] = on;
+  }
+  return out;
+}
+
+export type BootVerdict =
+  /** Booted the tried slot and it is the active slot: its gate passed (mark-good). */
+  | { verdict: 'committed'; slot: Slot }
+  /** Booted the tried slot, not yet active: the gate has not passed yet (or failed and is about to reboot). */
+  | { verdict: 'pending'; slot: Slot; triesLeft: number; gateFailing?: string }
+  /** The try is set but the node has not booted it yet (no reboot since the write). */
+  | { verdict: 'staged'; slot: Slot; fallback: Slot }
+  /** Booted the old slot and the tried slot is recorded as failed (tries ran out or the gate marked it bad). */
+  | { verdict: 'rolled-back'; slot: Slot; fellBackTo: Slot; check?: string; reason: string }
+  /** Booted the old slot with no failure recorded: the try was lost (never written into the environment block, or withdrawn). */
+  | { verdict: 'not-tried'; slot: Slot; bootedSlot: Slot; reason: string }
+  | { verdict: 'unreadable'; message: string };
+
+const firstFailing = (m: GateMetrics): string | undefined => Object.keys(m.checks).sort().find((c) => m.checks[c] === false);
+
+/**
+ * One verdict for a node the foundry asked to try `tried`. `metrics`: the gate's textfile as last
+ * seen while the tried slot was booted (the gate on the fallback slot rewrites the file; its checks
+ * are about the old slot and are never blamed on the tried one).
+ */
+export function observeBoot(o: { tried: Slot; status: string; metrics?: string }): BootVerdict {
+  const p = parseBootStatus(o.status);
+  if (!p.ok) return { verdict: 'unreadable', message: p.message };
+  const s = p.value;
+  if (s.booted === '') return { verdict: 'unreadable', message: 'kubedos-boot status names no booted slot (no kubedos.slot= on the kernel command line): this node was not booted by the A/B GRUB configuration' };
+  const m = o.metrics === undefined ? undefined : parseGateMetrics(o.metrics);
+  const aboutTried = m && m.booted === o.tried ? m : undefined;
+  if (s.booted === o.tried) {
+    if (s.active === o.tried) return { verdict: 'committed', slot: o.tried };
+    const failing = aboutTried && aboutTried.success === false ? firstFailing(aboutTried) : undefined;
+    return { verdict: 'pending', slot: o.tried, triesLeft: Number(s.tries || '0'), ...(failing ? { gateFailing: failing } : {}) };
+  }
+  if (s.try === o.tried && s.tries !== '' && s.tries !== '0') return { verdict: 'staged', slot: o.tried, fallback: s.active };
+  if (s.failed === o.tried) {
+    const check = aboutTried && aboutTried.success === false ? firstFailing(aboutTried) : undefined;
+    return check
+      ? { verdict: 'rolled-back', slot: o.tried, fellBackTo: s.booted, check, reason: `slot ${o.tried} failed its health gate (${check}); the node fell back to slot ${s.booted}` }
+      : { verdict: 'rolled-back', slot: o.tried, fellBackTo: s.booted, reason: `slot ${o.tried} ran out of boot tries without passing its health gate (it never came up, or its gate never ran); the node fell back to slot ${s.booted}` };
+  }
+  return { verdict: 'not-tried', slot: o.tried, bootedSlot: s.booted, reason: `the node booted slot ${s.booted} with no try of slot ${o.tried} pending and no failure recorded: the try was lost (the slot write did not finish, or was withdrawn); write slot ${o.tried} again` };
+}
+
+/** The agent's `booted` event from `kubedos-boot status` after a boot (undefined: no booted slot). */
+export function bootedEvent(s: BootStatus): Extract<AgentEvent, { type: 'booted' }> | undefined {
+  if (s.booted === '') return undefined;
+  return s.failed ? { type: 'booted', booted: s.booted, failed: s.failed } : { type: 'booted', booted: s.booted };
+}
+
+/**
+ * The agent's `gate` event from kubedos-health-gate's output: its last line is "gate: pass (…)" or
+ * "gate: fail (CHECK: why) …". Undefined when there is no such line (the gate did not finish).
+ */
+export function gateEvent(output: string): Extract<AgentEvent, { type: 'gate' }> | undefined {
+  const last = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^gate: (pass|fail)\b/.test(l))
+    .pop();
+  if (!last) return undefined;
+  if (last.startsWith('gate: pass')) return { type: 'gate', pass: true };
+  const m = /^gate: fail \((.*)\)(?: after \d+ s on slot [AB]| on the active slot [AB]: .*)$/.exec(last);
+  return { type: 'gate', pass: false, check: m ? m[1]! : last.slice('gate: fail'.length).trim() };
+}
