@@ -70,6 +70,13 @@ export const HealthFacts = z.object({
   nodes: z.array(z.object({ name: z.string(), hub: z.boolean(), etcd: z.boolean() })),
   /** Latest wg1 handshake per node as seen on the hub (epoch s; 0 = never; absent key = no peer). Undefined: not observed. */
   wg1Handshakes: z.record(z.string(), z.number()).optional(),
+  /**
+   * The same for wg2 and wg3, read by the hub's watcher (peer mapped to a node by its planned /32 on
+   * that plane). Shown on the live health picture (common/health/now.ts); not part of the verdict:
+   * the wg-handshake signal stays wg1's. Undefined: not observed (a watcher of an older payload).
+   */
+  wg2Handshakes: z.record(z.string(), z.number()).optional(),
+  wg3Handshakes: z.record(z.string(), z.number()).optional(),
   /** Last time each node's guest agent answered (epoch s). Undefined: not observed (no hypervisor agent, e.g. the namespace lab). */
   guestAgentSeenAt: z.record(z.string(), z.number()).optional(),
   /** etcd as the hub sees it. Undefined: not observed. */

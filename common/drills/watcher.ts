@@ -32,7 +32,17 @@ export const HealthWatchConfig = z
     thresholds: DetectThresholds,
     /** Probes in a row a finding must last before it counts as detected (probesToDetect). */
     detectAfterProbes: z.number().int().min(1),
-    nodes: z.array(z.object({ name: z.string(), hub: z.boolean(), etcd: z.boolean(), wg1: z.string().describe('planned wg1 /32 of the node') })),
+    nodes: z.array(
+      z.object({
+        name: z.string(),
+        hub: z.boolean(),
+        etcd: z.boolean(),
+        wg1: z.string().describe('planned wg1 /32 of the node'),
+        /** Planned wg2 / wg3 /32: the watcher maps the hub's wg2 / wg3 peers to nodes by them (handshakes shown, not judged). */
+        wg2: z.string().describe('planned wg2 /32 of the node'),
+        wg3: z.string().describe('planned wg3 /32 of the node'),
+      }),
+    ),
     /** Absent: the cluster has no etcd members. */
     etcd: z
       .object({
@@ -82,7 +92,7 @@ export function healthWatchConfig(
     hub: hub.name,
     thresholds,
     detectAfterProbes: probesToDetect(thresholds),
-    nodes: plan.nodes.map((n) => ({ name: n.name, hub: n.hub, etcd: members.includes(n), wg1: n.planes.wg1.address })).sort((a, b) => a.name.localeCompare(b.name)),
+    nodes: plan.nodes.map((n) => ({ name: n.name, hub: n.hub, etcd: members.includes(n), wg1: n.planes.wg1.address, wg2: n.planes.wg2.address, wg3: n.planes.wg3.address })).sort((a, b) => a.name.localeCompare(b.name)),
     ...(members.length
       ? {
           etcd: {

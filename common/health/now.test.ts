@@ -2,7 +2,7 @@
 // unreachable / unknown), and the reasons a report cannot be used, in the user's words.
 import { describe, expect, it } from 'vitest';
 import { watcherStatusOf } from '../drills/watcher';
-import { ClusterHealthNow, foldClusterHealth, liveHealthRows, liveNodeState } from './now';
+import { ClusterHealthNow, foldClusterHealth, liveHealthRows, liveNodeState, NOT_WG23_OLD_WATCHER } from './now';
 import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from './testing';
 
 const NODES = [{ name: 'master' }, { name: 'cp-1' }, { name: 'w-1' }];
@@ -33,12 +33,27 @@ describe('cluster health now: the fold of a watcher report into node states', ()
     expect(w1?.agent).toMatchObject({ measured: true, ok: false, detail: 'guest agent silent for 400 s (limit 60 s)' });
     expect(w1?.handshakes.wg1).toMatchObject({ measured: true, ok: false, detail: 'wg1 handshake 900 s old (limit 180 s)', ageSeconds: 900 });
     expect(w1?.converge).toMatchObject({ measured: true, ok: true, detail: 'converge fingerprint matches the last converge' });
-    // wg2/wg3 are not in the report: said so, never shown as fine.
-    expect(w1?.handshakes.wg2).toEqual({ measured: false, why: "not measured: the health watcher reads the hub's wg1 handshakes only" });
+    // wg2/wg3 from the report, judged by the same limit as wg1 (for the picture; the verdict is wg1's).
+    expect(cp1?.handshakes.wg2).toEqual({ measured: true, ok: true, detail: 'wg2 handshake 12 s old', ageSeconds: 12 });
+    expect(cp1?.handshakes.wg3).toEqual({ measured: true, ok: true, detail: 'wg3 handshake 47 s old', ageSeconds: 47 });
+    expect(w1?.handshakes.wg2).toEqual({ measured: true, ok: false, detail: 'wg2 handshake 900 s old (limit 180 s)', ageSeconds: 900 });
+    expect(w1?.handshakes.wg3).toEqual({ measured: true, ok: false, detail: 'no wg3 handshake yet' });
+    expect(master?.handshakes.wg2).toEqual({ measured: false, why: "the hub: its peers' wg2 handshakes are read on it" });
     expect(h.etcd).toEqual({ members: 1, healthy: 0, quorum: 1, hasQuorum: false });
     const rows = liveHealthRows(h);
     expect(rows.header).toMatch(/^health now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown; report of \d\d:\d\d:\d\d UTC, 7 s old; etcd 0\/1 healthy — NO QUORUM$/);
-    expect(rows.rows[2]).toEqual(['w-1', 'unreachable', 'FAIL: guest agent silent for 400 s (limit 60 s)', 'FAIL: wg1 handshake 900 s old (limit 180 s)', '–', 'ok: converge fingerprint matches the last converge']);
+    expect(rows.columns).toEqual(['NODE', 'STATE', 'AGENT', 'WG1', 'WG2', 'WG3', 'ETCD', 'CONVERGE']);
+    expect(rows.rows[2]).toEqual([
+      'w-1',
+      'unreachable',
+      'FAIL: guest agent silent for 400 s (limit 60 s)',
+      'FAIL: wg1 handshake 900 s old (limit 180 s)',
+      'FAIL: wg2 handshake 900 s old (limit 180 s)',
+      'FAIL: no wg3 handshake yet',
+      '–',
+      'ok: converge fingerprint matches the last converge',
+    ]);
+    expect(w1?.summary).toBe('guest agent silent for 400 s (limit 60 s); wg1 handshake 900 s old (limit 180 s); wg2 handshake 900 s old (limit 180 s); no wg3 handshake yet');
   });
 
   it("takes the guest agents from the reader's pings when the watcher has none (its report never does)", () => {
@@ -62,6 +77,37 @@ describe('cluster health now: the fold of a watcher report into node states', ()
     const h = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T, status: read(r, T) });
     expect(h.nodes.find((n) => n.name === 'w-1')?.handshakes.wg1).toMatchObject({ ok: false });
     expect(h.nodes.find((n) => n.name === 'cp-1')?.state).toBe('degraded');
+  });
+
+  it('wg2/wg3: a stale or missing handshake degrades a node whose wg1 is fine; "not measured" only when the report lacks them', () => {
+    const base = lab3MixedFacts(T);
+    // cp-1 otherwise fine (etcd healthy, no drift): its wg3 handshake is past the limit, its wg2 peer is missing.
+    const facts = { ...base, etcd: { ...base.etcd!, endpoints: [{ endpoint: 'https://10.113.0.3:2379', healthy: true }] }, convergeDrift: [], wg2Handshakes: { 'w-1': T - 5 }, wg3Handshakes: { 'cp-1': T - 181, 'w-1': T - 5 } };
+    const h = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T, status: read(watcherReportFor(facts), T), agents: LAB3_AGENT_PINGS });
+    const cp1 = h.nodes.find((n) => n.name === 'cp-1');
+    expect(cp1?.state).toBe('degraded');
+    expect(cp1?.handshakes.wg1).toMatchObject({ ok: true });
+    expect(cp1?.handshakes.wg2).toEqual({ measured: true, ok: false, detail: 'no wg2 peer on the hub' });
+    expect(cp1?.handshakes.wg3).toEqual({ measured: true, ok: false, detail: 'wg3 handshake 181 s old (limit 180 s)', ageSeconds: 181 });
+    expect(cp1?.summary).toBe('no wg2 peer on the hub; wg3 handshake 181 s old (limit 180 s)');
+    // The verdict (wg1 only) is untouched by wg2/wg3: the watcher and the engine agree, cp-1 has no finding.
+    expect(h.report?.agreesWithEngine).toBe(true);
+    // All fresh: healthy.
+    const fresh = { ...facts, wg2Handshakes: { 'cp-1': T - 5, 'w-1': T - 5 }, wg3Handshakes: { 'cp-1': T - 180, 'w-1': T - 5 } };
+    const ok = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T, status: read(watcherReportFor(fresh), T), agents: LAB3_AGENT_PINGS });
+    expect(ok.nodes.find((n) => n.name === 'cp-1')?.state).toBe('healthy');
+    expect(ok.nodes.find((n) => n.name === 'cp-1')?.handshakes.wg3).toEqual({ measured: true, ok: true, detail: 'wg3 handshake 180 s old', ageSeconds: 180 });
+    // A watcher of an older payload reports no wg2/wg3: not measured, said why, never shown as fine.
+    const { wg2Handshakes: _2, wg3Handshakes: _3, ...older } = fresh;
+    const old = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T, status: read(watcherReportFor(older), T), agents: LAB3_AGENT_PINGS });
+    expect(old.nodes.find((n) => n.name === 'cp-1')?.handshakes.wg2).toEqual({ measured: false, why: NOT_WG23_OLD_WATCHER });
+    expect(old.nodes.find((n) => n.name === 'cp-1')?.state).toBe('healthy');
+    expect(liveHealthRows(old).rows[1]?.[4]).toBe('not measured');
+    // wg show failed on the hub for one plane: that failure is the reason.
+    const { wg3Handshakes: _w3, ...noWg3 } = fresh;
+    const failed = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T, status: read({ ...watcherReportFor(noWg3), errors: ['wg show wg3 on the hub failed: Unable to access interface: No such device'] }, T) });
+    expect(failed.nodes.find((n) => n.name === 'cp-1')?.handshakes.wg3).toEqual({ measured: false, why: 'not measured: wg show wg3 on the hub failed: Unable to access interface: No such device' });
+    expect(failed.nodes.find((n) => n.name === 'cp-1')?.handshakes.wg2).toMatchObject({ measured: true, ok: true });
   });
 
   it('says "not measured" for what the watcher did not read, and a node with nothing measured is unknown', () => {

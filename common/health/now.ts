@@ -107,14 +107,16 @@ export interface LiveHealthInput {
   agents?: Record<string, boolean>;
 }
 
-const NOT_WG23: LiveMeasure = { measured: false, why: "not measured: the health watcher reads the hub's wg1 handshakes only" };
+/** A report without wg2/wg3 handshakes (a watcher of an older payload): said so, never shown as fine. */
+export const NOT_WG23_OLD_WATCHER = "not measured: the hub's health watcher reports wg1 handshakes only (an older payload: rebuild and redeploy to see wg2 and wg3)";
+const NOT_WG23: LiveMeasure = { measured: false, why: NOT_WG23_OLD_WATCHER };
 
 /** Epoch seconds → "HH:MM:SS UTC". */
 export const utcClock = (s: number): string => `${new Date(Math.round(s * 1000)).toISOString().slice(11, 19)} UTC`;
 
 function unknownNode(name: string, why: string): LiveNodeHealth {
   const no: LiveMeasure = { measured: false, why };
-  return { name, state: 'unknown', summary: why, agent: no, handshakes: { wg1: no, wg2: NOT_WG23, wg3: NOT_WG23 }, converge: no };
+  return { name, state: 'unknown', summary: why, agent: no, handshakes: { wg1: no, wg2: no, wg3: no }, converge: no };
 }
 
 function countsOf(nodes: readonly LiveNodeHealth[]): ClusterHealthNow['counts'] {
@@ -197,9 +199,26 @@ export function foldClusterHealth(i: LiveHealthInput): ClusterHealthNow {
       : facts.convergeDrift.includes(n.name)
         ? { measured: true, ok: false, detail: 'converge fingerprint differs from the last converge' }
         : { measured: true, ok: true, detail: 'converge fingerprint matches the last converge' };
-    const m = { agent, handshakes: { wg1, wg2: NOT_WG23, wg3: NOT_WG23 }, ...(etcd ? { etcd } : {}), converge };
+    // wg2/wg3: the same limit as wg1's signal, judged here for the picture only (the verdict is wg1's).
+    const plane = (p: 'wg2' | 'wg3'): LiveMeasure => {
+      if (fact.hub) return { measured: false, why: `the hub: its peers' ${p} handshakes are read on it` };
+      const all = p === 'wg2' ? facts.wg2Handshakes : facts.wg3Handshakes;
+      if (!all) {
+        const failed = r.errors.find((e) => e.startsWith(`wg show ${p} `));
+        return failed ? { measured: false, why: `not measured: ${failed}` } : NOT_WG23;
+      }
+      const seen = all[n.name];
+      if (seen === undefined) return { measured: true, ok: false, detail: `no ${p} peer on the hub` };
+      if (seen === 0) return { measured: true, ok: false, detail: `no ${p} handshake yet` };
+      const old = age(seen);
+      const ok = facts.now - seen <= r.thresholds.handshakeMaxAgeSeconds;
+      return { measured: true, ok, detail: `${p} handshake ${old} s old${ok ? '' : ` (limit ${r.thresholds.handshakeMaxAgeSeconds} s)`}`, ageSeconds: old };
+    };
+    const wg2 = plane('wg2');
+    const wg3 = plane('wg3');
+    const m = { agent, handshakes: { wg1, wg2, wg3 }, ...(etcd ? { etcd } : {}), converge };
     const state = liveNodeState(m);
-    const bad = [agent, wg1, etcd, converge].flatMap((x) => (x?.measured && !x.ok ? [x.detail] : []));
+    const bad = [agent, wg1, wg2, wg3, etcd, converge].flatMap((x) => (x?.measured && !x.ok ? [x.detail] : []));
     const summary = state === 'unknown' ? 'unknown: no signal of this node is measured' : bad.length ? bad.join('; ') : 'every measured signal is fine';
     return { name: n.name, state, summary, ...m };
   });
@@ -217,7 +236,7 @@ export function liveHealthRows(h: ClusterHealthNow): { header: string; columns: 
     : `health now of ${h.cluster}: ${h.counts.healthy} healthy, ${h.counts.degraded} degraded, ${h.counts.unreachable} unreachable, ${h.counts.unknown} unknown; report of ${r ? `${utcClock(r.at)}, ${Math.round(r.ageSeconds)} s old` : '–'}${h.etcd ? `; etcd ${h.etcd.healthy}/${h.etcd.members} healthy${h.etcd.hasQuorum ? '' : ' — NO QUORUM'}` : ''}`;
   return {
     header,
-    columns: ['NODE', 'STATE', 'AGENT', 'WG1', 'ETCD', 'CONVERGE'],
-    rows: h.unavailable ? [] : h.nodes.map((n) => [n.name, n.state, measureText(n.agent), measureText(n.handshakes.wg1), measureText(n.etcd), measureText(n.converge)]),
+    columns: ['NODE', 'STATE', 'AGENT', 'WG1', 'WG2', 'WG3', 'ETCD', 'CONVERGE'],
+    rows: h.unavailable ? [] : h.nodes.map((n) => [n.name, n.state, measureText(n.agent), measureText(n.handshakes.wg1), measureText(n.handshakes.wg2), measureText(n.handshakes.wg3), measureText(n.etcd), measureText(n.converge)]),
   };
 }

@@ -35,8 +35,9 @@ export const LAB3_AGENT_PINGS: Record<string, boolean> = { 'cp-1': true, master:
 /**
  * lab-3 (master = hub, cp-1 = the etcd member, w-1) at `now`, as the hub's watcher reports it (no
  * guest-agent facts: that is the hypervisor's view, LAB3_AGENT_PINGS): master healthy; cp-1's
- * etcd member is unhealthy and its converge fingerprint moved (degraded); w-1's wg1 handshake is
- * old (and its guest agent does not answer: unreachable).
+ * etcd member is unhealthy and its converge fingerprint moved (degraded), its wg2/wg3 handshakes
+ * are fresh; w-1's wg1 and wg2 handshakes are old, it never shook hands on wg3 (and its guest
+ * agent does not answer: unreachable).
  */
 export function lab3MixedFacts(now: number): HealthFacts {
   return {
@@ -47,6 +48,8 @@ export function lab3MixedFacts(now: number): HealthFacts {
       { name: 'w-1', hub: false, etcd: false },
     ],
     wg1Handshakes: { 'cp-1': now - 35, 'w-1': now - 900 },
+    wg2Handshakes: { 'cp-1': now - 12, 'w-1': now - 900 },
+    wg3Handshakes: { 'cp-1': now - 47, 'w-1': 0 },
     etcd: {
       members: [{ id: 'a1', name: 'cp-1', peerUrls: ['https://10.113.0.3:2380'], clientUrls: ['https://10.113.0.3:2379'] }],
       endpoints: [{ endpoint: 'https://10.113.0.3:2379', healthy: false, error: 'context deadline exceeded' }],

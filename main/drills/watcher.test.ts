@@ -55,6 +55,7 @@ const CASES: [string, HealthFacts, DetectThresholds][] = [
   ['converge drift', facts({ convergeDrift: ['cp-3', 'w-1'] }), ALL],
   ['drift observed but not a signal; nothing else observed', { now: 5, nodes: NODES, convergeDrift: ['w-1'] }, { signals: ['wg-handshake', 'etcd-member'], silenceSeconds: 3, handshakeMaxAgeSeconds: 123, heartbeatSeconds: 1 }],
   ['fractional thresholds', facts({ wg1Handshakes: { 'cp-1': 10_000 - 130, 'cp-2': 9999, 'cp-3': 9999, 'w-1': 9999 } }), { signals: ['wg-handshake'], silenceSeconds: 1.5, handshakeMaxAgeSeconds: 121.5, heartbeatSeconds: 0.5 }],
+  ['wg2/wg3 handshakes are facts only: stale or missing, the verdict is wg1\'s', facts({ wg2Handshakes: { 'cp-1': 0, 'w-1': 1 }, wg3Handshakes: { 'cp-2': 10_000 - 900 } }), ALL],
   ['no etcd members planned', { now: 1, nodes: [NODES[0]!, NODES[4]!], wg1Handshakes: { 'w-1': 1 } }, ALL],
 ];
 
@@ -81,7 +82,21 @@ describe('kubedos-health-watch run --once', () => {
       writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
       chmodSync(join(bin, name), 0o755);
     };
-    script('wg', `case "$3" in latest-handshakes) printf 'K1=\\t${now - 3}\\nK2=\\t${now - 500}\\nK3=\\t${now - 3}\\nK4=\\t${now - 3}\\n';; allowed-ips) printf 'K1=\\t10.1.0.11/32\\nK2=\\t10.1.0.21/32\\nK3=\\t10.1.0.12/32\\nK4=\\t10.1.0.13/32\\n';; esac`);
+    // wg1 as before; wg2: w-1 never shook hands, cp-3 has no peer; wg3: every node 7 s ago (prefix 10.N.0.x per plane).
+    script(
+      'wg',
+      [
+        `case "$2 $3" in`,
+        `"wg1 latest-handshakes") printf 'K1=\\t${now - 3}\\nK2=\\t${now - 500}\\nK3=\\t${now - 3}\\nK4=\\t${now - 3}\\n';;`,
+        `"wg1 allowed-ips") printf 'K1=\\t10.1.0.11/32\\nK2=\\t10.1.0.21/32\\nK3=\\t10.1.0.12/32\\nK4=\\t10.1.0.13/32\\n';;`,
+        `"wg2 latest-handshakes") printf 'L1=\\t${now - 4}\\nL2=\\t0\\nL3=\\t${now - 4}\\n';;`,
+        `"wg2 allowed-ips") printf 'L1=\\t10.2.0.11/32\\nL2=\\t10.2.0.21/32\\nL3=\\t10.2.0.12/32\\n';;`,
+        `"wg3 latest-handshakes") printf 'M1=\\t${now - 7}\\nM2=\\t${now - 7}\\nM3=\\t${now - 7}\\nM4=\\t${now - 7}\\n';;`,
+        `"wg3 allowed-ips") printf 'M1=\\t10.3.0.11/32\\nM2=\\t10.3.0.21/32\\nM3=\\t10.3.0.12/32\\nM4=\\t10.3.0.13/32\\n';;`,
+        `*) echo "Unable to access interface: No such device" >&2; exit 1;;`,
+        'esac',
+      ].join('\n'),
+    );
     script(
       'etcdctl',
       [
@@ -97,11 +112,11 @@ describe('kubedos-health-watch run --once', () => {
       thresholds: { signals: ['wg-handshake', 'etcd-member', 'converge-drift'], silenceSeconds: 60, handshakeMaxAgeSeconds: 180, heartbeatSeconds: 10 },
       detectAfterProbes: 2,
       nodes: [
-        { name: 'cp-1', hub: false, etcd: true, wg1: '10.1.0.11/32' },
-        { name: 'cp-2', hub: false, etcd: true, wg1: '10.1.0.12/32' },
-        { name: 'cp-3', hub: false, etcd: true, wg1: '10.1.0.13/32' },
-        { name: 'master', hub: true, etcd: false, wg1: '10.1.0.1/32' },
-        { name: 'w-1', hub: false, etcd: false, wg1: '10.1.0.21/32' },
+        { name: 'cp-1', hub: false, etcd: true, wg1: '10.1.0.11/32', wg2: '10.2.0.11/32', wg3: '10.3.0.11/32' },
+        { name: 'cp-2', hub: false, etcd: true, wg1: '10.1.0.12/32', wg2: '10.2.0.12/32', wg3: '10.3.0.12/32' },
+        { name: 'cp-3', hub: false, etcd: true, wg1: '10.1.0.13/32', wg2: '10.2.0.13/32', wg3: '10.3.0.13/32' },
+        { name: 'master', hub: true, etcd: false, wg1: '10.1.0.1/32', wg2: '10.2.0.1/32', wg3: '10.3.0.1/32' },
+        { name: 'w-1', hub: false, etcd: false, wg1: '10.1.0.21/32', wg2: '10.2.0.21/32', wg3: '10.3.0.21/32' },
       ],
       etcd: { endpoints: [1, 2, 3].map((i) => ({ node: `cp-${i}`, url: `http://10.3.0.1${i}:2379` })), dialTimeoutSeconds: 1, commandTimeoutSeconds: 2 },
       converge: { record: join(dir, 'no-record.json'), everySeconds: 300, script: 'echo x', ssh: { user: 'ops', key: '/nonexistent', knownHosts: '/nonexistent' } },
@@ -114,6 +129,10 @@ describe('kubedos-health-watch run --once', () => {
     const first = parseHealthWatchReport(readFileSync(cfg.reportPath, 'utf8'));
     if (!first.ok) throw new Error(first.reason);
     expect(first.report.facts.etcd?.members.map((m) => m.id)).toEqual(['ab54a98ceb1f0ad2', '2', '3']);
+    // Every plane's handshakes in the facts, mapped by the planned /32 of that plane (no peer: no key; never: 0).
+    expect(first.report.facts.wg1Handshakes).toEqual({ 'cp-1': now - 3, 'cp-2': now - 3, 'cp-3': now - 3, 'w-1': now - 500 });
+    expect(first.report.facts.wg2Handshakes).toEqual({ 'cp-1': now - 4, 'cp-2': now - 4, 'w-1': 0 });
+    expect(first.report.facts.wg3Handshakes).toEqual({ 'cp-1': now - 7, 'cp-2': now - 7, 'cp-3': now - 7, 'w-1': now - 7 });
     expect(first.report.findings.map((f) => [f.node, f.signal, f.probes])).toEqual([
       ['cp-2', 'etcd-member', 1],
       ['w-1', 'wg-handshake', 1],
@@ -193,10 +212,10 @@ describe('kubedos-health-watch run --once', () => {
       thresholds: { signals: ['converge-drift'], silenceSeconds: 60, handshakeMaxAgeSeconds: 180, heartbeatSeconds: 10 },
       detectAfterProbes: 1,
       nodes: [
-        { name: 'cp-1', hub: false, etcd: false, wg1: '10.1.0.11/32' },
-        { name: 'cp-3', hub: false, etcd: false, wg1: '10.1.0.13/32' },
-        { name: 'master', hub: true, etcd: false, wg1: '10.1.0.1/32' },
-        { name: 'w-1', hub: false, etcd: false, wg1: '10.1.0.21/32' },
+        { name: 'cp-1', hub: false, etcd: false, wg1: '10.1.0.11/32', wg2: '10.2.0.11/32', wg3: '10.3.0.11/32' },
+        { name: 'cp-3', hub: false, etcd: false, wg1: '10.1.0.13/32', wg2: '10.2.0.13/32', wg3: '10.3.0.13/32' },
+        { name: 'master', hub: true, etcd: false, wg1: '10.1.0.1/32', wg2: '10.2.0.1/32', wg3: '10.3.0.1/32' },
+        { name: 'w-1', hub: false, etcd: false, wg1: '10.1.0.21/32', wg2: '10.2.0.21/32', wg3: '10.3.0.21/32' },
       ],
       converge: { record, everySeconds: 300, script: `echo ${A}\n`, ssh: { user: 'ops', key: '/root/.ssh/kubedos_converge', knownHosts: '/etc/kubedos/ansible/known_hosts' } },
       reportPath: join(base, 'report.json'),
