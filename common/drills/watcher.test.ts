@@ -52,6 +52,12 @@ describe('the health watcher configuration', () => {
     const hub = p.nodes.find((n) => n.hub)!;
     expect(c.hub).toBe(hub.name);
     expect(c.nodes.map((n) => n.name)).toEqual(p.nodes.map((n) => n.name).sort((a, b) => a.localeCompare(b)));
+    // Each node's planned /32 on every plane: the watcher maps the hub's wg1/wg2/wg3 peers by them.
+    for (const n of c.nodes) {
+      const planned = p.nodes.find((x) => x.name === n.name)!.planes;
+      expect([n.wg1, n.wg2, n.wg3]).toEqual([planned.wg1.address, planned.wg2.address, planned.wg3.address]);
+    }
+    expect(new Set(c.nodes.map((n) => n.wg2)).size).toBe(c.nodes.length);
     const inv = p.ansibleInventory;
     for (const n of c.nodes.filter((x) => x.etcd)) expect(inv).toContain(`${n.name}: {}`);
     expect(c.etcd?.endpoints.every((e) => e.url.startsWith('https://') && e.url.endsWith(':2379'))).toBe(true);

@@ -65,6 +65,16 @@ describe('the hub health watcher in the namespace lab', () => {
     expect(w.report.detectAfterProbes).toBe(3);
     expect(w.report.facts.etcd?.members.map((m) => m.name)).toEqual(['cp-1', 'cp-2', 'cp-3']);
     expect(Object.keys(w.report.facts.wg1Handshakes ?? {}).sort()).toEqual(['cp-1', 'cp-2', 'cp-3', 'w-1']);
+    // wg2 and wg3 read on the hub the same way (facts beside the verdict): every spoke has a peer
+    // there with a real handshake (not 0) within the handshake limit.
+    for (const plane of ['wg2Handshakes', 'wg3Handshakes'] as const) {
+      const hs = w.report.facts[plane] ?? {};
+      expect(Object.keys(hs).sort(), plane).toEqual(['cp-1', 'cp-2', 'cp-3', 'w-1']);
+      for (const [node, at] of Object.entries(hs)) {
+        expect(at, `${plane} ${node}`).toBeGreaterThan(0);
+        expect(w.report.at - at, `${plane} ${node}`).toBeLessThanOrEqual(w.report.thresholds.handshakeMaxAgeSeconds);
+      }
+    }
     expect(w.report.errors).toEqual([]);
     // The watcher's own engine-side check: the facts it reports give its verdict.
     expect(evaluateHealth(w.report.facts, w.report.thresholds).healthy).toBe(true);

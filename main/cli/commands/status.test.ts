@@ -116,5 +116,8 @@ describe('kubedos status', () => {
     const text = out.join('\n');
     expect(text).toMatch(/health now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown; report of \d\d:\d\d:\d\d UTC, 4 s old; etcd 0\/1 healthy — NO QUORUM/);
     expect(text).toMatch(/w-1 +unreachable +FAIL: guest agent did not answer a ping at \d\d:\d\d:\d\d UTC +FAIL: wg1 handshake 900 s old \(limit 180 s\)/);
+    expect(text).toMatch(/NODE +STATE +AGENT +WG1 +WG2 +WG3 +ETCD +CONVERGE/);
+    expect(text).toMatch(/FAIL: wg1 handshake 900 s old \(limit 180 s\) +FAIL: wg2 handshake 900 s old \(limit 180 s\) +FAIL: no wg3 handshake yet/);
+    expect(text).toMatch(/cp-1 +degraded .*ok: wg2 handshake 12 s old +ok: wg3 handshake 47 s old/);
   });
 });
