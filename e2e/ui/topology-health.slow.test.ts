@@ -4,8 +4,9 @@
 // run's colours, labelled as such; a hub that does not answer says so; a report read from the
 // hub colours each node (healthy / degraded / unreachable) with a legend, its read time and age;
 // the node drawer lists each signal; a stale report falls back again. Screenshots of the live
-// and the cannot-read states in e2e/output/screens/h17h/ with KUBEDOS_E2E_SCREENS=1
-// (npm run test:ui:topology): the twelve pictures double the test's time, too much for CI.
+// and the cannot-read states and of the drawer (a degraded and an unreachable node, wg1/wg2/wg3
+// handshakes each) in e2e/output/screens/h17p/ with KUBEDOS_E2E_SCREENS=1 (npm run
+// test:ui:topology): the sixteen pictures double the test's time, too much for CI.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ import { writeDeployJournal } from '../../main/upgrade/testing';
 import type { BridgeServer, UiSession } from './session';
 import { bridgeSession, screensDir, shots as shotsOf } from './session';
 
-const SCREENS = screensDir('h17h');
+const SCREENS = screensDir('h17p');
 const TAKE_SCREENS = process.env.KUBEDOS_E2E_SCREENS === '1';
 const root = mkdtempSync(join(tmpdir(), 'kd-h17h-topology-'));
 const ws = join(root, 'ws');
@@ -85,8 +86,20 @@ describe('topology live health', () => {
     expect(text).toMatch(/degraded/);
     expect(text).toMatch(/failing: etcd member unhealthy: context deadline exceeded/);
     expect(text).toMatch(/failing: converge fingerprint differs from the last converge/);
-    expect(text).toMatch(/not measured: the health watcher reads the hub's wg1 handshakes only/);
+    // wg2/wg3 handshakes as the watcher read them on the hub, judged by the wg1 limit.
+    expect(text).toMatch(/wg2 handshakeok: wg2 handshake 12 s old/);
+    expect(text).toMatch(/wg3 handshakeok: wg3 handshake 47 s old/);
+    expect(text).not.toMatch(/not measured/);
     await shots('topology-live-node', false); // the drawer covers the controls
+    await page.keyboard.press('Escape');
+    await section.waitFor({ state: 'detached' });
+    await page.locator('.react-flow__controls-fitview').click();
+    await node('w-1').click();
+    await section.waitFor();
+    const w1 = await section.textContent();
+    expect(w1).toMatch(/wg2 handshakefailing: wg2 handshake 900 s old \(limit 180 s\)/);
+    expect(w1).toMatch(/wg3 handshakefailing: no wg3 handshake yet/);
+    await shots('topology-live-node-unreachable', false);
     await page.keyboard.press('Escape');
     await section.waitFor({ state: 'detached' });
   });
