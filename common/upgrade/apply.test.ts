@@ -4,26 +4,19 @@
 // counter of boot-select.cfg; main/upgrade/observe.test.ts checks the observer on the real
 // scripts' outputs.
 import { describe, expect, it } from 'vitest';
-import { sha256Hex } from '../canonical';
 import type { BuildRef, Slot } from './agent';
 import type { ApplyAction, ApplyNode, ApplyStep, RolledBackBuild } from './apply';
 import { ApplyStep as ApplyStepSchema, GATE_DEADLINE_MS, nextApplyAction, planRollback } from './apply';
 import type { UpgradeNode, Wave } from './waves';
 import { planWaves } from './waves';
+import { buildRef as build, LAB3_UPGRADE_NODES, lab3Waves as lab3WavesOf } from './testing';
 
-const build = (version: string): BuildRef => ({ version, digest: sha256Hex(`build ${version}`) });
 const N = build('0.1.0');
 const N1 = build('0.2.0');
 const N1fixed = build('0.2.1');
 
-const lab3: UpgradeNode[] = [
-  { name: 'master', role: 'master', domain: 'laptop', hub: true, etcd: false },
-  { name: 'cp-1', role: 'control-plane', domain: 'laptop', hub: false, etcd: true },
-  { name: 'w-1', role: 'worker', domain: 'laptop', hub: false, etcd: false },
-];
-const plan = planWaves({ strategy: 'rolling', maxUnavailable: 1, failureDomains: ['laptop'], nodes: lab3, health: { observed: true, unhealthy: [] } });
-if (!plan.ok) throw new Error(plan.message);
-const lab3Waves: Wave[] = plan.waves;
+const lab3: UpgradeNode[] = [...LAB3_UPGRADE_NODES];
+const lab3Waves: Wave[] = lab3WavesOf();
 const waves = lab3Waves;
 const ORDER = waves.flatMap((w) => w.nodes);
 

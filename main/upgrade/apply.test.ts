@@ -9,28 +9,18 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../../common/canonical';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { ApplyAction, ApplyNode, ApplyStep, RolledBackBuild } from '../../common/upgrade/apply';
 import { nextApplyAction, planRollback } from '../../common/upgrade/apply';
-import type { UpgradeNode } from '../../common/upgrade/waves';
-import { planWaves } from '../../common/upgrade/waves';
+import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { grubBootSelect } from './testing';
 
 const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
 const root = mkdtempSync(join(tmpdir(), 'kd-h18a-apply-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const build = (version: string): BuildRef => ({ version, digest: sha256Hex(`build ${version}`) });
 const N = build('0.1.0');
-const lab3: UpgradeNode[] = [
-  { name: 'master', role: 'master', domain: 'laptop', hub: true, etcd: false },
-  { name: 'cp-1', role: 'control-plane', domain: 'laptop', hub: false, etcd: true },
-  { name: 'w-1', role: 'worker', domain: 'laptop', hub: false, etcd: false },
-];
-const plan = planWaves({ strategy: 'rolling', maxUnavailable: 1, failureDomains: ['laptop'], nodes: lab3, health: { observed: true, unhealthy: [] } });
-if (!plan.ok) throw new Error(plan.message);
-const waves = plan.waves;
+const waves = lab3Waves();
 
 interface Node {
   dir: string;

@@ -9,7 +9,7 @@
 // - the update agent's state machine (common/upgrade/agent.ts) is walked beside it on the same
 //   outputs (bootedEvent, gateEvent) and must end in the matching state.
 // Needs root and loop devices for the loop-device half (skipped with the reason otherwise).
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import type { AgentEvent, AgentState, BuildRef } from '../../common/upgrade/agen
 import { initialAgentState, next } from '../../common/upgrade/agent';
 import { bootedEvent, gateEvent, observeBoot, parseBootStatus, parseGateMetrics } from '../../common/upgrade/observe';
 import { abDiskBytes, renderAbPartitionTable, type AbLayoutInput } from './ab-layout';
-import { grubBootSelect } from './testing';
+import { grubBootSelect, killSlotWriteMidWrite } from './testing';
 
 const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
 const MiB = 1024 * 1024;
@@ -212,23 +212,9 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
   it('a writer killed mid-write (SIGKILL): after the reboot the node is on A, nothing recorded: not-tried; the next write is tried', async () => {
     freshNode();
     execFileSync('dd', ['if=/dev/zero', `of=${dev}p3`, 'bs=1M', `count=${ROOT_MIB}`, 'conv=fsync', 'status=none']);
-    const child = spawn(join(UPGRADE, 'kubedos-slot-write'), ['--disk', dev!, 'B', sha256, String(image.length)], { env: childEnv(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    child.stdin.on('error', () => undefined); // the pipe breaks when the writer dies
-    child.stdin.write(image.subarray(0, 4 * MiB));
-    // Wait until dd is writing (its first MiB is on the device), then kill the writer's process group.
-    const first = image.subarray(0, MiB);
-    const deadline = Date.now() + 15_000;
     const head = (): Buffer => execFileSync('dd', [`if=${dev}p3`, 'bs=1M', 'count=1', 'iflag=direct', 'status=none']);
-    while (!head().equals(first)) {
-      if (Date.now() > deadline) throw new Error(`the writer never wrote its first MiB: ${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    process.kill(-child.pid!, 'SIGKILL');
-    expect(await exited).toBe('SIGKILL');
+    const { signal, out } = await killSlotWriteMidWrite([join(UPGRADE, 'kubedos-slot-write'), '--disk', dev!, 'B', sha256, String(image.length)], childEnv(), image, head);
+    expect(signal).toBe('SIGKILL');
     expect(out).not.toMatch(/holds/);
     // The agent died with the writer (a power cut): back up, it finds its state file at writing.
     expect(agent.state).toBe('writing');

@@ -9,7 +9,7 @@
 // After each write, boot-select.cfg (GRUB's side, through the bash simulator of
 // boot-counting.test.ts) says which slot the next boot takes.
 // Needs root and loop devices (losetup, partx); skipped with the reason otherwise.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { prepareAbRootfs, writeAbDisk } from '../build/image/ab';
 import { espVolumeIds } from '../build/image/index';
 import { abDiskBytes, abPartitions, renderAbPartitionTable, type AbLayoutInput } from './ab-layout';
 import { cutSlotImage, ext4Label, findSlotPartition, removeSlotImage, type SlotImage, type SfdiskTable } from './slot-image';
-import { grubBootSelect } from './testing';
+import { grubBootSelect, killSlotWriteMidWrite } from './testing';
 
 const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
 const WRITE = join(UPGRADE, 'kubedos-slot-write');
@@ -287,22 +287,8 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     freshEnv();
     const before = readFileSync(node.env);
     execFileSync('dd', ['if=/dev/zero', `of=${part(3)}`, 'bs=1M', `count=${ROOT_MIB}`, 'conv=fsync', 'status=none']);
-    const child = spawn(WRITE, ['--disk', node.dev, 'B', imageB.sha256, String(imageB.size)], { env: childEnv(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    child.stdin.on('error', () => undefined); // the pipe breaks when the writer dies
-    child.stdin.write(image.subarray(0, 4 * MiB));
-    // Wait until the first MiB is on the device (dd is writing), then kill the writer's whole process group.
-    const first = image.subarray(0, MiB);
-    const deadline = Date.now() + 15_000;
-    while (!readPart(3, MiB).equals(first)) {
-      if (Date.now() > deadline) throw new Error(`the writer never wrote its first MiB: ${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    process.kill(-child.pid!, 'SIGKILL');
-    expect(await exited).toBe('SIGKILL');
+    const { signal, out } = await killSlotWriteMidWrite([WRITE, '--disk', node.dev, 'B', imageB.sha256, String(imageB.size)], childEnv(), image, () => readPart(3, MiB));
+    expect(signal).toBe('SIGKILL');
     expect(out).toMatch(/writing \d+ bytes into slot B/);
     expect(out).not.toMatch(/holds/);
     expect(sha(readPart(3))).not.toBe(imageB.sha256); // half written

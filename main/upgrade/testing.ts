@@ -2,7 +2,7 @@
 // signing code (keys.ts buildSigningKey from an age-encrypted SecretStore, attest.ts manifest,
 // SBOM, provenance and DSSE), a sealed deploy's bundle/build folder and a deploy journal. Real
 // signatures, real verification; no image is built (that takes minutes).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -153,4 +153,32 @@ export const GRUB_SHIM = [
 /** One boot's slot choice: payload/upgrade/boot-select.cfg run through GRUB_SHIM on `envFile` (it may count a try down). */
 export function grubBootSelect(envFile: string, bootSelectCfg: string): string {
   return execFileSync('bash', ['-c', GRUB_SHIM, 'grub', envFile, bootSelectCfg], { encoding: 'utf8' }).trim();
+}
+
+/**
+ * A slot write killed mid-write: starts `argv` (kubedos-slot-write …) with the image's first 4 MiB on
+ * its standard input, waits until `firstMiB()` (read back from the slot's partition) equals the
+ * image's first MiB — dd is writing — then SIGKILLs the writer's whole process group.
+ * Returns the signal it died of and what it printed.
+ */
+export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS.ProcessEnv, image: Buffer, firstMiB: () => Buffer): Promise<{ signal: NodeJS.Signals | null; out: string }> {
+  const MiB = 1024 * 1024;
+  const child = spawn(argv[0]!, argv.slice(1), { env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  child.stdin.on('error', () => undefined); // the pipe breaks when the writer dies
+  child.stdin.write(image.subarray(0, 4 * MiB));
+  const first = image.subarray(0, MiB);
+  const deadline = Date.now() + 15_000;
+  while (!firstMiB().equals(first)) {
+    if (Date.now() > deadline) {
+      process.kill(-child.pid!, 'SIGKILL');
+      throw new Error(`the writer never wrote its first MiB: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.kill(-child.pid!, 'SIGKILL');
+  return { signal: await exited, out };
 }

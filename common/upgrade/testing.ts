@@ -1,0 +1,22 @@
+// Test fixtures of the upgrade logic (tests only: shipped code never imports a testing.ts).
+import { sha256Hex } from '../canonical';
+import type { BuildRef } from './agent';
+import type { UpgradeNode, Wave } from './waves';
+import { planWaves } from './waves';
+
+/** A build reference whose digest is derived from its version (distinct builds, stable digests). */
+export const buildRef = (version: string): BuildRef => ({ version, digest: sha256Hex(`build ${version}`) });
+
+/** lab-3 as the upgrade planner sees it: the hub, one control plane (the etcd member), one worker. */
+export const LAB3_UPGRADE_NODES: readonly UpgradeNode[] = [
+  { name: 'master', role: 'master', domain: 'laptop', hub: true, etcd: false },
+  { name: 'cp-1', role: 'control-plane', domain: 'laptop', hub: false, etcd: true },
+  { name: 'w-1', role: 'worker', domain: 'laptop', hub: false, etcd: false },
+];
+
+/** lab-3's waves for a rolling upgrade, one node at a time, every node healthy. */
+export function lab3Waves(): Wave[] {
+  const plan = planWaves({ strategy: 'rolling', maxUnavailable: 1, failureDomains: ['laptop'], nodes: [...LAB3_UPGRADE_NODES], health: { observed: true, unhealthy: [] } });
+  if (!plan.ok) throw new Error(plan.message);
+  return plan.waves;
+}
