@@ -1,13 +1,15 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { run } from '../exec/runner';
 import { createAgeIdentity, openSecretStore } from './secret-store';
 
+afterAll(removeTempDirs);
+
 describe('SecretStore (age at rest)', () => {
   it('puts, gets, lists and deletes secrets as 0600 age files that Debian\'s age decrypts', async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'kd-secrets-')), 'secrets');
+    const dir = join(tempDir('kd-secrets-'), 'secrets');
     const identity = await createAgeIdentity();
     const store = await openSecretStore(dir, identity);
     await store.put('enrollment-hmac', new Uint8Array([1, 2, 3, 250]));
@@ -32,7 +34,7 @@ describe('SecretStore (age at rest)', () => {
   });
 
   it('refuses another identity, loose file modes and path tricks', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kd-secrets-'));
+    const dir = tempDir('kd-secrets-');
     const store = await openSecretStore(dir, await createAgeIdentity());
     await store.put('k', 'v');
     const other = await openSecretStore(dir, await createAgeIdentity());

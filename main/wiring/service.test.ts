@@ -3,15 +3,17 @@
 // with its JSON on stdin, a flow that disagrees reported and recorded, handshake ages by the hub's
 // clock, and the record written privately in the workspace. The real probe runs in
 // e2e/lab/wiring-shell.lab.test.ts.
-import { mkdtempSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { TEMPLATES } from '../../common/spec/index';
 import type { SubstrateDriver } from '../substrate/driver';
 import { wiringChecks } from './matrix';
 import { lastCheckPath, readLastCheck, runClusterWiringCheck } from './service';
 import { fakeCluster, lab3 } from './testing';
+
+afterAll(removeTempDirs);
 
 const p = lab3;
 
@@ -21,7 +23,7 @@ function request(driver: SubstrateDriver, env: NodeJS.ProcessEnv) {
 
 describe('wiring check on a deployed cluster (fake guest agents)', () => {
   it('probes every flow from its source node, reports and records the flow that disagrees, and the handshake ages', async () => {
-    const env = { KUBEDOS_WORKSPACE: join(mkdtempSync(join(tmpdir(), 'kd-wiring-svc-')), 'ws') };
+    const env = { KUBEDOS_WORKSPACE: join(tempDir('kd-wiring-svc-'), 'ws') };
     const checks = wiringChecks(p, { denyPairs: 'ring' });
     const denied = checks.find((c) => c.expect === 'deny')!;
     const flip = `${denied.from.address}>${denied.to.address}:${denied.port}`;
@@ -53,7 +55,7 @@ describe('wiring check on a deployed cluster (fake guest agents)', () => {
   });
 
   it('fails with the node, the command and its stderr tail when a probe cannot run, stops the listeners and records nothing', async () => {
-    const env = { KUBEDOS_WORKSPACE: join(mkdtempSync(join(tmpdir(), 'kd-wiring-svc-')), 'ws') };
+    const env = { KUBEDOS_WORKSPACE: join(tempDir('kd-wiring-svc-'), 'ws') };
     const { driver, calls } = fakeCluster({ failConnectOn: 'w-1' });
     await expect(runClusterWiringCheck(request(driver, env), { runId: 'test-2' })).rejects.toThrow(/^w-1: \/usr\/lib\/kubedos\/backplane\/kubedos-probe connect-many \(\d+ connections\) failed: .*stderr: .*Too many open files; run it by hand on w-1/);
     expect(calls.filter((c) => c.argv[3] === 'kubedos-probe-stop')).toHaveLength(p.nodes.length);

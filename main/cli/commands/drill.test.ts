@@ -1,10 +1,10 @@
 // `kubedos drill` / `kubedos heal` without root: what they refuse and say before touching
 // anything, and the history table from records in the workspace. The lab runs are in
 // e2e/lab/drills.lab.test.ts.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../../testing/temp-dir';
 import { emptyPhases } from '../../../common/drills/timeline';
 import type { DrillRecord } from '../../../common/drills/timeline';
 import { TEMPLATES } from '../../../common/spec/index';
@@ -15,8 +15,10 @@ import type { CliIo } from '../command';
 import { drillCommand } from './drill';
 import { healCommand } from './heal';
 
+afterAll(removeTempDirs);
+
 function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'kd-drill-'));
+  const dir = tempDir('kd-drill-');
   writeFileSync(join(dir, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
   const out: string[] = [];
   const err: string[] = [];

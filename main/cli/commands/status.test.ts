@@ -1,9 +1,9 @@
 // `kubedos status` reads the last run out of the journal with the same fold as the progress
 // display and the workbench (common/pipeline/fold.ts).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../../testing/temp-dir';
 import type { PipelineEventBody } from '../../../common/pipeline/events';
 import type { CliIo } from '../command';
 import { makeStatusCommand, statusCommand } from './status';
@@ -12,8 +12,10 @@ import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from '../../../com
 import { injectedReader } from '../../health/testing';
 import { TEMPLATES } from '../../../common/spec/index';
 
+afterAll(removeTempDirs);
+
 function workspaceWith(lines: string[]): string {
-  const ws = mkdtempSync(join(tmpdir(), 'kd-status-'));
+  const ws = tempDir('kd-status-');
   mkdirSync(join(ws, 'clusters/lab-3'), { recursive: true });
   writeFileSync(join(ws, 'clusters/lab-3/journal.jsonl'), `${lines.join('\n')}\n`);
   return ws;

@@ -1,12 +1,14 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../../testing/temp-dir';
 import { TEMPLATES } from '../../../common/spec/index';
 import type { CliIo } from '../command';
 import { UsageError } from '../command';
 import { writeDeployJournal } from '../../upgrade/testing';
 import { renderHandshakes, wiringCommand } from './wiring';
+
+afterAll(removeTempDirs);
 
 function io(cwd: string): CliIo & { outText: string[]; errText: string[] } {
   const outText: string[] = [];
@@ -22,7 +24,7 @@ describe('kubedos wiring', () => {
   });
 
   it('refuses a cluster that was never deployed or is stopped, with the journal\'s words, and reports invalid specs', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kd-wiring-'));
+    const dir = tempDir('kd-wiring-');
     writeFileSync(join(dir, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
     const env = { KUBEDOS_WORKSPACE: join(dir, 'ws') };
     const a = { ...io(dir), env };
