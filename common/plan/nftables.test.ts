@@ -1,11 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../../main/testing/temp-dir';
 import { parseSpec } from '../spec/parse';
 import { TEMPLATES } from '../spec/templates/index';
 import { plan } from './plan';
+
+afterAll(removeTempDirs);
 
 const p = plan(parseSpec(TEMPLATES['reference-16'].text).spec!);
 const hub = p.nodes.find((n) => n.hub)!;
@@ -39,7 +41,7 @@ describe('nftables rendering', () => {
   it('is accepted by the real nft parser for every node of reference-16', () => {
     const which = spawnSync('nft', ['--version']);
     if (which.error) throw new Error('nft is not installed: run scripts/setup-host.sh (package nftables)');
-    const dir = mkdtempSync(join(tmpdir(), 'kubedos-nft-'));
+    const dir = tempDir('kubedos-nft-');
     for (const n of p.nodes) {
       const file = join(dir, `${n.name}.nft`);
       writeFileSync(file, n.nftables);
@@ -48,7 +50,7 @@ describe('nftables rendering', () => {
     }
   });
   it('is applied twice in a row without error (idempotent reload)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kubedos-nft-'));
+    const dir = tempDir('kubedos-nft-');
     const file = join(dir, 'hub.nft');
     writeFileSync(file, hub.nftables);
     const out = execFileSync('unshare', ['--net', 'sh', '-c', `nft -f ${file} && nft -f ${file} && nft list counters`], { encoding: 'utf8' });

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../../main/testing/temp-dir';
 import { parse as parseYaml } from 'yaml';
 import { parseSpec } from '../spec/parse';
 import { TEMPLATES } from '../spec/templates/index';
@@ -12,6 +12,8 @@ import { changesInPlace } from './in-place';
 import { nodeConfig, NodeConfig } from './node-config';
 import { hubOf, plan, planJson } from './plan';
 import { Plan } from './schema';
+
+afterAll(removeTempDirs);
 
 function planOf(text: string) {
   const r = parseSpec(text);
@@ -112,7 +114,7 @@ describe('plan: determinism', () => {
     expect(planJson(ref())).toBe(a);
   });
   it('gives the same bytes in a different process', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kubedos-plan-'));
+    const dir = tempDir('kubedos-plan-');
     const spec = join(dir, 'r.yaml');
     // With sources declared: `kubedos plan` refuses reference-16 alone (completeness preflight).
     const text = toYaml(templateWithSources('reference-16'));

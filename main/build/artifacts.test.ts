@@ -1,17 +1,19 @@
 // The Artifacts view's reading of a build: a small signed build written by the real attest
 // functions, described (manifest, SBOM packages with sources, provenance, signatures), then
 // tampered with; an empty workspace says there is no build.
-import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { clusterWorkspace } from '../workspace';
 import { artifactsOverview, describeBuild } from './artifacts';
 import { writeSmallBuild } from './testing';
 
+afterAll(removeTempDirs);
+
 describe('describeBuild / artifactsOverview', () => {
   it('an empty workspace: no build, an empty cache, no lock', async () => {
-    const env = { KUBEDOS_WORKSPACE: mkdtempSync(join(tmpdir(), 'kd-artifacts-')) };
+    const env = { KUBEDOS_WORKSPACE: tempDir('kd-artifacts-') };
     const o = await artifactsOverview('lab-3', env);
     expect(o.build).toMatchObject({ present: false, outputs: [], totalBytes: 0 });
     expect(o.cache).toMatchObject({ entries: 0, bytes: 0 });
@@ -19,7 +21,7 @@ describe('describeBuild / artifactsOverview', () => {
   });
 
   it('reads manifest, SBOM and provenance; signatures verify; a changed output fails the full check, a changed SBOM the signature check', async () => {
-    const env = { KUBEDOS_WORKSPACE: mkdtempSync(join(tmpdir(), 'kd-artifacts-')) };
+    const env = { KUBEDOS_WORKSPACE: tempDir('kd-artifacts-') };
     const dir = join(clusterWorkspace('lab-3', env), 'build');
     const { keyid } = writeSmallBuild(dir, 'lab-3');
     const o = await artifactsOverview('lab-3', env);

@@ -1,24 +1,26 @@
 // The Ansible content in payload/ansible, checked with the real tools: syntax, ansible-lint
 // (production profile, offline), the inventory the plan renders, and the conventions every
 // role must follow (role-prefixed variables, a declared rerun class).
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { templateObject, templateWithSources, toYaml } from '../../common/testing/specs';
 import { run } from '../exec/runner';
 
+afterAll(removeTempDirs);
+
 const dir = join(process.cwd(), 'payload/ansible');
-const env = { ANSIBLE_CONFIG: join(dir, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: mkdtempSync(join(tmpdir(), 'kubedos-ansible-')) };
+const env = { ANSIBLE_CONFIG: join(dir, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: tempDir('kubedos-ansible-') };
 const roles = readdirSync(join(dir, 'roles')).sort();
 
 function inventoryFor(text: string): string {
   const r = parseSpec(text);
   if (!r.spec) throw new Error(JSON.stringify(r.diagnostics));
-  const file = join(mkdtempSync(join(tmpdir(), 'kubedos-inv-')), 'inventory.yml');
+  const file = join(tempDir('kubedos-inv-'), 'inventory.yml');
   writeFileSync(file, plan(r.spec).ansibleInventory);
   return file;
 }
@@ -46,7 +48,7 @@ describe('payload/ansible', () => {
     const broken = parse(readFileSync(good, 'utf8'));
     delete broken.all.children.role_worker.hosts['w-2'].kubedos_wg3;
     broken.all.children.role_etcd.hosts['etcd-4'] = { ...broken.all.children.role_etcd.hosts['etcd-3'], ansible_host: '10.101.0.99', kubedos_wg1: '10.101.0.99', kubedos_wg2: '10.102.0.99', kubedos_wg3: '10.103.0.99' };
-    const badFile = join(mkdtempSync(join(tmpdir(), 'kubedos-inv-')), 'bad.yml');
+    const badFile = join(tempDir('kubedos-inv-'), 'bad.yml');
     writeFileSync(badFile, toYaml(broken));
     const failed = await run(['ansible-playbook', '-i', badFile, 'playbooks/00-validate.yml'], { cwd: dir, env, timeoutMs: 120_000, okExitCodes: [2] });
     expect(failed.stdout).toMatch(/w-2 has no kubedos_wg3: render the inventory from the plan/);
@@ -70,7 +72,7 @@ describe('payload/ansible', () => {
   }, 240_000);
 
   it('the hardening baseline renders an auditd rule set, and auditd is in every image', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'kubedos-audit-'));
+    const tmp = tempDir('kubedos-audit-');
     const out = join(tmp, '50-kubedos.rules');
     const play = [{ name: 'render', hosts: 'localhost', connection: 'local', gather_facts: false, vars_files: [join(dir, 'roles/kubedos_baseline/defaults/main.yml')], tasks: [{ name: 'Rules', 'ansible.builtin.template': { src: join(dir, 'roles/kubedos_baseline/templates/audit-kubedos.rules.j2'), dest: out, mode: '0640' } }] }];
     writeFileSync(join(tmp, 'render.yml'), toYaml(play));

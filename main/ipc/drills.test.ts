@@ -3,10 +3,9 @@
 // the deployed cluster (where: 'cluster') the CLI's refusals, its engine call with the chosen target,
 // allowDestroy only when confirmed, cancel leaving the cluster to heal, and drills.heal. The cluster
 // runs are injected (an in-memory target through the engine's runDrill): no VM is touched here.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { decodeEnvelope } from '../../common/contract/index';
 import type { DrillEvent } from '../../common/drills/live';
 import { EMPTY_LIVE, foldDrillEvents, targetState } from '../../common/drills/live';
@@ -22,9 +21,11 @@ import type { ClusterDrillRun, ClusterHealRun } from '../drills/service';
 import { writeDeployJournal } from '../upgrade/testing';
 import { acquireDeployLock, clusterWorkspace } from '../workspace';
 
+afterAll(removeTempDirs);
+
 describe('drills.history', () => {
   it('returns the recorded drills of a cluster, oldest first, and refuses a name that is not a cluster name', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kubedos-ipc-drills-'));
+    const dir = tempDir('kubedos-ipc-drills-');
     const env = { KUBEDOS_WORKSPACE: join(dir, 'ws') };
     const wb = createWorkbench({ transport: 'websocket', workspace: join(dir, 'specs'), emit: () => {}, env });
     expect(decodeEnvelope(await dispatch(wb.handlers, 'drills.history', { cluster: 'lab-3' }))).toEqual({ records: [], total: 0, unreadable: 0 });
@@ -57,7 +58,7 @@ describe('drills.check / drills.run / drills.report', () => {
   const text = TEMPLATES['lab-3'].text;
 
   it('check: the guard from the plan, the default node, the eligible ones, and what the lab cannot do', async () => {
-    const wb = createWorkbench({ transport: 'websocket', workspace: mkdtempSync(join(tmpdir(), 'kubedos-ipc-drills-')), emit: () => {} });
+    const wb = createWorkbench({ transport: 'websocket', workspace: tempDir('kubedos-ipc-drills-'), emit: () => {} });
     const ok = decodeEnvelope(await dispatch(wb.handlers, 'drills.check', { text, scenario: 'partition-node' })) as { node: string; eligible: string[]; reasons: unknown[] };
     expect(ok.node).toBe('w-1');
     expect(ok.eligible).toEqual(['cp-1', 'w-1']);
@@ -70,7 +71,7 @@ describe('drills.check / drills.run / drills.report', () => {
   });
 
   it('run: streams the record at every phase change on drills.events (folded to the node colours), saves it, and the report has it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kubedos-ipc-drills-'));
+    const dir = tempDir('kubedos-ipc-drills-');
     const env = { KUBEDOS_WORKSPACE: join(dir, 'ws') };
     const events: DrillEvent[] = [];
     const spec = (await import('../../common/spec/index')).parseSpec(text).spec!;
@@ -106,7 +107,7 @@ describe('drills on the deployed cluster (where: cluster) and drills.heal', () =
   const qemu = { kind: 'qemu-local' as const };
 
   function setup(o: { phaseDelayMs?: number } = {}) {
-    const dir = mkdtempSync(join(tmpdir(), 'kubedos-ipc-drills-cluster-'));
+    const dir = tempDir('kubedos-ipc-drills-cluster-');
     const env = { KUBEDOS_WORKSPACE: join(dir, 'ws') };
     const events: DrillEvent[] = [];
     const clusterRuns: ClusterDrillRun[] = [];

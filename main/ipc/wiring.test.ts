@@ -1,10 +1,9 @@
 // wiring.lastCheck / wiring.check over the contract: nothing recorded yet, a cluster never deployed
 // refused with the journal's words (nothing probed), then a check on a (fake) deployed cluster
 // recorded and read back the same; the request schema refuses a bad target.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { decodeEnvelope } from '../../common/contract/index';
 import { TEMPLATES } from '../../common/spec/index';
 import { writeDeployJournal } from '../upgrade/testing';
@@ -13,9 +12,11 @@ import { fakeCluster } from '../wiring/testing';
 import { dispatch } from './dispatch';
 import { createWorkbench } from './workbench';
 
+afterAll(removeTempDirs);
+
 describe('wiring.lastCheck / wiring.check', () => {
   it('says none ran, refuses a cluster never deployed, then records a check and returns it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kubedos-ipc-wiring-'));
+    const dir = tempDir('kubedos-ipc-wiring-');
     const env = { KUBEDOS_WORKSPACE: join(dir, 'ws') };
     const fake = fakeCluster();
     const wb = createWorkbench({ transport: 'websocket', workspace: join(dir, 'specs'), emit: () => {}, env, wiringRunner: (q) => runClusterWiringCheck({ ...q, driver: fake.driver }, { runId: 'ipc-1' }) });

@@ -1,13 +1,15 @@
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { z } from 'zod';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import { PipelineEvent as PipelineEventSchema } from '../../common/pipeline/events';
 import { readJournal } from './journal';
 import type { StageDefinition } from './runner';
 import { notImplementedStage, runPipeline, StageError, topologicalOrder } from './runner';
+
+afterAll(removeTempDirs);
 
 const stage = (name: string, needs: string[] = [], run: StageDefinition['run'] = async () => {}, extra: Partial<StageDefinition> = {}): StageDefinition => ({
   name,
@@ -17,7 +19,7 @@ const stage = (name: string, needs: string[] = [], run: StageDefinition['run'] =
   run,
   ...extra,
 });
-const tmpJournal = () => join(mkdtempSync(join(tmpdir(), 'kubedos-journal-')), 'journal.jsonl');
+const tmpJournal = () => join(tempDir('kubedos-journal-'), 'journal.jsonl');
 
 describe('pipeline runner', () => {
   it('orders stages by dependency and detects cycles', () => {

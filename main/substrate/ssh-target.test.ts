@@ -1,12 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { parseProxmoxUrl, resolveSshTarget } from './ssh-target';
+
+afterAll(removeTempDirs);
 
 describe('ssh target resolution', () => {
   it('follows Host aliases, HostName, User, Port, IdentityFile and ProxyJump from ~/.ssh/config', () => {
-    const home = mkdtempSync(join(tmpdir(), 'kubedos-sshcfg-'));
+    const home = tempDir('kubedos-sshcfg-');
     const cfg = join(home, 'config');
     writeFileSync(cfg, ['Host pve', '  HostName 10.9.0.2', '  User root', '  Port 2222', '  IdentityFile ~/.ssh/pve_key', '  ProxyJump bastion', 'Host bastion', '  HostName 10.9.0.1', '  User jump', 'Host *', '  User nobody', ''].join('\n'));
     const t = resolveSshTarget('pve', { configPath: cfg, home });
