@@ -166,10 +166,8 @@ export function evaluateHealth(facts: HealthFacts, t: DetectThresholds): HealthR
     else
       for (const n of facts.nodes) {
         if (n.hub) continue;
-        const hs = facts.wg1Handshakes[n.name];
-        if (hs === undefined) findings.push({ node: n.name, signal: 'wg-handshake', detail: 'no wg1 peer on the hub' });
-        else if (hs === 0) findings.push({ node: n.name, signal: 'wg-handshake', detail: 'no wg1 handshake yet' });
-        else if (facts.now - hs > t.handshakeMaxAgeSeconds) findings.push({ node: n.name, signal: 'wg-handshake', detail: `wg1 handshake ${Math.round(facts.now - hs)} s old (limit ${t.handshakeMaxAgeSeconds} s)` });
+        const problem = handshakeProblem('wg1', facts.wg1Handshakes[n.name], facts.now, t.handshakeMaxAgeSeconds);
+        if (problem) findings.push({ node: n.name, signal: 'wg-handshake', detail: problem });
       }
   }
   let etcd: EtcdHealth | undefined;
@@ -218,6 +216,18 @@ export function evaluateHealth(facts: HealthFacts, t: DetectThresholds): HealthR
 }
 
 // ---------------------------------------------------------------- parsers of probe output
+
+/**
+ * Pure: what is wrong with a node's latest handshake on a plane as the hub sees it (epoch s; 0 =
+ * never; undefined = no peer), or undefined when it is younger than the limit. The wg-handshake
+ * signal (wg1) and the live health's wg2/wg3 judge with it.
+ */
+export function handshakeProblem(plane: string, latest: number | undefined, now: number, maxAgeSeconds: number): string | undefined {
+  if (latest === undefined) return `no ${plane} peer on the hub`;
+  if (latest === 0) return `no ${plane} handshake yet`;
+  if (now - latest > maxAgeSeconds) return `${plane} handshake ${Math.round(now - latest)} s old (limit ${maxAgeSeconds} s)`;
+  return undefined;
+}
 
 /**
  * `wg show wg1 latest-handshakes` → public key → epoch seconds (0 = never). Lines are

@@ -8,7 +8,7 @@
 // why in the user's words. Pure: the reader's clock is an argument.
 import { z } from 'zod';
 import type { Finding, HealthSignal } from '../drills/health';
-import { evaluateHealth, HEALTH_SIGNALS } from '../drills/health';
+import { evaluateHealth, handshakeProblem, HEALTH_SIGNALS } from '../drills/health';
 import type { WatcherStatus } from '../drills/watcher';
 import { STALE_AFTER_HEARTBEATS } from '../drills/watcher';
 
@@ -208,11 +208,10 @@ export function foldClusterHealth(i: LiveHealthInput): ClusterHealthNow {
         return failed ? { measured: false, why: `not measured: ${failed}` } : NOT_WG23;
       }
       const seen = all[n.name];
-      if (seen === undefined) return { measured: true, ok: false, detail: `no ${p} peer on the hub` };
-      if (seen === 0) return { measured: true, ok: false, detail: `no ${p} handshake yet` };
-      const old = age(seen);
-      const ok = facts.now - seen <= r.thresholds.handshakeMaxAgeSeconds;
-      return { measured: true, ok, detail: `${p} handshake ${old} s old${ok ? '' : ` (limit ${r.thresholds.handshakeMaxAgeSeconds} s)`}`, ageSeconds: old };
+      const problem = handshakeProblem(p, seen, facts.now, r.thresholds.handshakeMaxAgeSeconds);
+      // No peer, or no handshake yet: always a problem, and no age to show.
+      if (seen === undefined || seen === 0) return { measured: true, ok: false, detail: problem! };
+      return { measured: true, ok: !problem, detail: problem ?? `${p} handshake ${age(seen)} s old`, ageSeconds: age(seen) };
     };
     const wg2 = plane('wg2');
     const wg3 = plane('wg3');
