@@ -5,8 +5,8 @@
 // the cluster with Ansible over wg1, runs the workload stage and seals a recovery bundle that
 // `kubedos verify` accepts. The cluster is then checked from inside (etcd over wg3 with TLS,
 // Prometheus on wg2, handshakes on every plane) and a second deploy must report every stage
-// unchanged without running Ansible; a file changed by hand on one node is then repaired by a
-// converge of that node only.
+// unchanged without running Ansible; with KUBEDOS_LAB_REPAIR=1, a file changed by hand on one node
+// is then repaired by a converge of that node only.
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,7 +118,10 @@ print(json.dumps(sorted((x["labels"].get("instance",""),x["health"]) for x in t)
     expect(r.stdout).not.toMatch(/ansible-playbook -i \S+ -e @\S+ --tags baseline/);
   }, 31 * 60_000);
 
-  it('a file changed by hand on one node is repaired by a converge of that node only', async () => {
+  // Opt-in (KUBEDOS_LAB_REPAIR=1: npm run test:deploy:repair, and the lifecycle and drill runs of this
+  // file): a converge of one node under TCG is 5 min, more than CI's budget leaves. CI keeps the
+  // converged redeploy above; the choice of nodes is unit-tested (converge-state.test.ts).
+  it.runIf(process.env.KUBEDOS_LAB_REPAIR === '1')('a file changed by hand on one node is repaired by a converge of that node only', async () => {
     const f = '/etc/ssh/sshd_config.d/50-kubedos.conf';
     const before = (await inGuest('w-1', ['sha256sum', f])).stdout;
     await inGuest('w-1', ['sh', '-c', `echo '# changed by hand' >> ${f}`]);
