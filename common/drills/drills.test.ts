@@ -40,11 +40,12 @@ function facts(o: { now?: number; handshakes?: Record<string, number>; down?: st
 describe('detection thresholds', () => {
   it('reads selfHealing.detect, adds etcd-member and derives silence and handshake age', () => {
     const t = detectThresholds(spec.spec.selfHealing);
-    expect(t).toEqual({ signals: ['guest-agent', 'wg-handshake', 'kubelet-ready', 'etcd-member'], silenceSeconds: 60, handshakeMaxAgeSeconds: 180, heartbeatSeconds: 10 });
+    // 120 s rekey + 25 s keepalive + 60 s of silence
+    expect(t).toEqual({ signals: ['guest-agent', 'wg-handshake', 'kubelet-ready', 'etcd-member'], silenceSeconds: 60, handshakeMaxAgeSeconds: 205, heartbeatSeconds: 10 });
   });
   it('uses the documented defaults when the spec is silent', () => {
     const r = parseSpec(TEMPLATES['lab-3'].text);
-    expect(detectThresholds(r.spec!.spec.selfHealing, { alwaysEtcd: false })).toEqual({ signals: ['guest-agent', 'wg-handshake'], silenceSeconds: 60, handshakeMaxAgeSeconds: 180, heartbeatSeconds: 10 });
+    expect(detectThresholds(r.spec!.spec.selfHealing, { alwaysEtcd: false })).toEqual({ signals: ['guest-agent', 'wg-handshake'], silenceSeconds: 30, handshakeMaxAgeSeconds: 175, heartbeatSeconds: 10 });
   });
 });
 
@@ -62,10 +63,10 @@ describe('evaluateHealth', () => {
 
   it('flags a stale or missing wg1 handshake, a dead etcd member, converge drift and a silent agent', () => {
     const now = 10_000;
-    const h = evaluateHealth(facts({ now, handshakes: { 'cp-1': now - 181, 'cp-2': now - 5, 'cp-3': 0 }, down: ['cp-2'], drift: ['w-1'], agent: { 'cp-1': now, 'cp-2': now - 61, 'cp-3': now, 'w-1': now, master: now } }), t);
+    const h = evaluateHealth(facts({ now, handshakes: { 'cp-1': now - 206, 'cp-2': now - 5, 'cp-3': 0 }, down: ['cp-2'], drift: ['w-1'], agent: { 'cp-1': now, 'cp-2': now - 61, 'cp-3': now, 'w-1': now, master: now } }), t);
     expect(h.healthy).toBe(false);
     expect(h.findings.map((f) => `${f.node} ${f.signal} ${f.detail}`)).toEqual([
-      'cp-1 wg-handshake wg1 handshake 181 s old (limit 180 s)',
+      'cp-1 wg-handshake wg1 handshake 206 s old (limit 205 s)',
       'cp-2 etcd-member etcd member unhealthy',
       'cp-2 guest-agent guest agent silent for 61 s (limit 60 s)',
       'cp-3 wg-handshake no wg1 handshake yet',

@@ -6,24 +6,27 @@
 import { z } from 'zod';
 import type { ClusterSpec } from '../spec/schema';
 import { renderTable } from '../text/table';
+import { PERSISTENT_KEEPALIVE } from '../plan/plan';
 
 export const HEALTH_SIGNALS = ['guest-agent', 'wg-handshake', 'kubelet-ready', 'etcd-member', 'converge-drift'] as const;
 export type HealthSignal = (typeof HEALTH_SIGNALS)[number];
 
 /**
- * WireGuard starts a new handshake every 120 s on a tunnel that carries traffic (REKEY_AFTER_TIME;
- * the planes' persistent keepalive keeps every tunnel busy), so a healthy peer's latest
- * handshake is up to ~120 s old. A handshake counts as stale only past this floor plus the
- * silence the spec allows.
+ * WireGuard starts a new handshake on the first packet sent after 120 s (REKEY_AFTER_TIME); on a
+ * quiet tunnel that packet is the planes' persistent keepalive, up to PERSISTENT_KEEPALIVE s later,
+ * so a healthy peer's latest handshake is up to ~145 s old. A handshake counts as stale only past
+ * that floor plus the silence the spec allows.
  */
 export const WG_REKEY_SECONDS = 120;
+/** The oldest a healthy peer's latest handshake gets: WG_REKEY_SECONDS + the planes' keepalive. */
+export const WG_HANDSHAKE_FLOOR_SECONDS = WG_REKEY_SECONDS + PERSISTENT_KEEPALIVE;
 
 export const DetectThresholds = z.object({
   /** Signals evaluated (others are shown as "not evaluated"). */
   signals: z.array(z.enum(HEALTH_SIGNALS)),
   /** heartbeatSeconds × missedHeartbeats: how long a guest agent may be silent. */
   silenceSeconds: z.number().positive(),
-  /** A wg1 handshake older than this marks the node unhealthy (WG_REKEY_SECONDS + silenceSeconds). */
+  /** A wg1 handshake older than this marks the node unhealthy (WG_HANDSHAKE_FLOOR_SECONDS + silenceSeconds). */
   handshakeMaxAgeSeconds: z.number().positive(),
   /** How often the probes run. */
   heartbeatSeconds: z.number().positive(),
@@ -32,7 +35,7 @@ export type DetectThresholds = z.infer<typeof DetectThresholds>;
 
 /**
  * Thresholds from the spec. Where the spec is silent the schema's defaults apply (heartbeat 10 s,
- * 6 misses: 60 s of silence; signals guest-agent and wg-handshake). `etcd-member` is always
+ * 3 misses: 30 s of silence, a handshake limit of 175 s; signals guest-agent and wg-handshake). `etcd-member` is always
  * evaluated when the cluster has etcd members, even when the spec does not list it: a drill and
  * the guard need to know quorum whatever the detection policy is.
  */
@@ -44,7 +47,7 @@ export function detectThresholds(selfHealing: ClusterSpec['spec']['selfHealing']
   return {
     signals: HEALTH_SIGNALS.filter((s) => signals.has(s)),
     silenceSeconds,
-    handshakeMaxAgeSeconds: WG_REKEY_SECONDS + silenceSeconds,
+    handshakeMaxAgeSeconds: WG_HANDSHAKE_FLOOR_SECONDS + silenceSeconds,
     heartbeatSeconds: d.heartbeatSeconds,
   };
 }

@@ -72,7 +72,7 @@ describe('the health watcher configuration', () => {
     const s2 = structuredClone(spec);
     s2.spec.selfHealing.detect = { heartbeatSeconds: 2, missedHeartbeats: 3, signals: ['wg-handshake'] };
     const c = healthWatchConfig(s2, plan(s2));
-    expect(c.thresholds).toMatchObject({ heartbeatSeconds: 2, silenceSeconds: 6, handshakeMaxAgeSeconds: 126 });
+    expect(c.thresholds).toMatchObject({ heartbeatSeconds: 2, silenceSeconds: 6, handshakeMaxAgeSeconds: 151 });
     expect(c.detectAfterProbes).toBe(3);
     expect(c.etcd?.endpoints[0]?.url.startsWith('http://')).toBe(true);
   });
@@ -84,12 +84,12 @@ describe('the health watcher report', () => {
     const parsed = parseHealthWatchReport(JSON.stringify(r));
     expect(parsed.ok).toBe(true);
     expect(agreesWithEngine(r)).toEqual({ agrees: true });
-    expect(r.verdict.findings).toEqual([{ node: 'w-1', signal: 'wg-handshake', detail: 'wg1 handshake 300 s old (limit 180 s)' }]);
+    expect(r.verdict.findings).toEqual([{ node: 'w-1', signal: 'wg-handshake', detail: 'wg1 handshake 300 s old (limit 205 s)' }]);
     expect(isStale(r, 1010)).toBe(false);
     expect(isStale(r, 1100)).toBe(true);
     const w = watcherStatusOf('master', '/x', JSON.stringify(r), 1004);
     expect(w).toMatchObject({ readable: true, ageSeconds: 4, stale: false, agreesWithEngine: true });
-    expect(renderWatcherStatus(w)).toContain('w-1: wg-handshake: wg1 handshake 300 s old (limit 180 s) (for 30 s, 4 probes)');
+    expect(renderWatcherStatus(w)).toContain('w-1: wg-handshake: wg1 handshake 300 s old (limit 205 s) (for 30 s, 4 probes)');
   });
 
   it('a verdict that is not evaluateHealth of its facts is reported as a disagreement', () => {

@@ -379,10 +379,10 @@ export const SelfHealing = z
     detect: z
       .strictObject({
         heartbeatSeconds: z.number().int().min(1).max(600).default(10),
-        missedHeartbeats: z.number().int().min(1).max(100).default(6),
+        missedHeartbeats: z.number().int().min(1).max(100).default(3),
         signals: z.array(z.enum(['guest-agent', 'wg-handshake', 'kubelet-ready', 'etcd-member', 'converge-drift'])).min(1).default(['guest-agent', 'wg-handshake']),
       })
-      .default({ heartbeatSeconds: 10, missedHeartbeats: 6, signals: ['guest-agent', 'wg-handshake'] }),
+      .default({ heartbeatSeconds: 10, missedHeartbeats: 3, signals: ['guest-agent', 'wg-handshake'] }),
     fence: z
       .strictObject({
         after: z.enum(['detect', 'manual']).default('detect'),
@@ -426,7 +426,7 @@ export const ClusterSpecBody = z.strictObject({
   sources: Sources.default({ apt: [], images: [], files: [] }),
   acceptance: Acceptance,
   selfHealing: SelfHealing.default({
-    detect: { heartbeatSeconds: 10, missedHeartbeats: 6, signals: ['guest-agent', 'wg-handshake'] },
+    detect: { heartbeatSeconds: 10, missedHeartbeats: 3, signals: ['guest-agent', 'wg-handshake'] },
     fence: { after: 'detect', actions: ['cordon', 'drain', 'revoke-plane-peers', 'stop-vm'], drainTimeoutSeconds: 300 },
     replace: { automatic: false, maxConcurrent: 1 },
   }),
