@@ -133,8 +133,6 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
   const steps: Record<string, ApplyStep> = {};
   const metrics: Record<string, string> = {};
   const untouched: Record<string, string> = {};
-  record.target = target;
-  save();
 
   const cancelStaged = async (why: string): Promise<void> => {
     for (const [node, step] of Object.entries(steps)) {
@@ -207,6 +205,7 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         try {
           await ops.writeSlot(a.node, a.slot, target, { ...(signal ? { signal } : {}), onProgress: (detail) => emit({ node: a.node, step: 'progress', detail }) });
           record.slots[a.node] = { ...slotsOf(record, a.node, from), [a.slot]: target };
+          record.target = target; // what --rollback returns from: only a build some node received
           save();
           steps[a.node] = { kind: 'write', slot: a.slot, ok: true };
           emit({ node: a.node, step: 'write', detail: `slot ${a.slot} written and read back; the next boot tries it` });

@@ -59,5 +59,9 @@ describe('the upgrade service', () => {
     expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, ops: sim, env, ...clock })).toMatchObject({ kind: 'done', nodes: ['w-1'] });
     expect(readUpgradeRecord(upgradeRecordPath('lab-3', env)).bad).toMatchObject([{ digest: N1.digest }]);
     expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, to: N1, ops: sim, env, ...clock })).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/^build 0\.2\.0 rolled back on w-1 \(rolled back by kubedos upgrade --rollback\)/) });
+    // A refused build is not what a later --rollback returns from.
+    const before = readUpgradeRecord(upgradeRecordPath('lab-3', env));
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, to: N1, ops: sim, env, ...clock })).toMatchObject({ kind: 'refuse' });
+    expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toEqual(before);
   });
 });
