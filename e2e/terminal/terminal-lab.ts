@@ -33,8 +33,20 @@ const LAN = { cidr: '10.208.0.0/20', apiVip: '10.208.0.10', operator: '10.208.15
 const PLANES = { wg1: '10.218.0.0/24', wg2: '10.219.0.0/24', wg3: '10.220.0.0/24' };
 const OPERATOR_WG1 = '10.218.0.250';
 
+/** Another lab of the same shape beside this one (another suite running at the same time): its own names and ranges. */
+export interface TerminalLabOptions {
+  cluster: string;
+  /** Prefix of host-side names and the private dir (a few letters; the PID is appended). */
+  tag: string;
+  lan: typeof LAN;
+  planes: typeof PLANES;
+  operatorWg1: string;
+}
+const DEFAULTS: TerminalLabOptions = { cluster: TERMINAL_CLUSTER, tag: 'h17', lan: LAN, planes: PLANES, operatorWg1: OPERATOR_WG1 };
+
 /** solo-1 plus one worker, on address ranges no other lab of this repository uses. */
-export function terminalSpecText(): string {
+export function terminalSpecText(o: TerminalLabOptions = DEFAULTS): string {
+  const { cluster: TERMINAL_CLUSTER, lan: LAN, planes: PLANES } = o;
   const doc = parse(TEMPLATES['solo-1'].text) as {
     metadata: { name: string };
     spec: {
@@ -69,18 +81,20 @@ export interface TerminalLab {
 
 const sh = (argv: string[]) => run(argv, { timeoutMs: 30_000, hint: 'terminal lab setup' });
 
-export async function createTerminalLab(log: (l: string) => void = () => undefined): Promise<TerminalLab> {
-  const text = terminalSpecText();
+export async function createTerminalLab(log: (l: string) => void = () => undefined, options: Partial<TerminalLabOptions> = {}): Promise<TerminalLab> {
+  const o: TerminalLabOptions = { ...DEFAULTS, ...options };
+  const { cluster: TERMINAL_CLUSTER, lan: LAN, planes: PLANES, operatorWg1: OPERATOR_WG1 } = o;
+  const text = terminalSpecText(o);
   const parsed = parseSpec(text);
   if (!parsed.spec) throw new Error(`terminal lab spec does not validate: ${parsed.diagnostics.map((d) => d.message).join('; ')}`);
   const spec = parsed.spec;
-  const dir = mkdtempSync(join(tmpdir(), 'h17-term-'));
+  const dir = mkdtempSync(join(tmpdir(), `${o.tag}-term-`));
   const env: NodeJS.ProcessEnv = { ...process.env, KUBEDOS_WORKSPACE: join(dir, 'ws') };
   delete env.KUBEDOS_AGE_IDENTITY_FILE;
   const specPath = join(dir, 'cluster.yaml');
   writeFileSync(specPath, text, { mode: 0o600 });
   const plan = planOf(spec);
-  const tag = `h17${process.pid}`;
+  const tag = `${o.tag}${process.pid}`;
   const hostVeth = `${tag}v`;
   const wgIf = `${tag}w`;
   let wg: ChildProcess | undefined;
@@ -135,7 +149,7 @@ export async function createTerminalLab(log: (l: string) => void = () => undefin
     const workspace = makePrivateDir(clusterWorkspace(TERMINAL_CLUSTER, env));
     let seq = 0;
     const recordFirstboot = (keys: Record<string, string>): void => {
-      const runId = `h17-firstboot-${seq}`;
+      const runId = `${o.tag}-firstboot-${seq}`;
       const time = new Date().toISOString();
       const output = FirstbootOutput.parse({
         nodes: Object.fromEntries(plan.nodes.map((n) => [n.name, { node: n.name, vmid: n.vmid, sshHostKey: keys[n.name] }])),

@@ -185,6 +185,11 @@ export class TerminalSession {
     if (this.o.size && !this.closing) this.channel.setWindow(size.rows, size.cols, 0, 0);
   }
 
+  /** The command's standard input as a writable stream (with backpressure: wait for 'drain' when write() returns false). */
+  get input(): NodeJS.WritableStream {
+    return this.channel;
+  }
+
   /** Sends end-of-input: a command reading stdin sees EOF. */
   endInput(): void {
     if (!this.closing) this.channel.end();

@@ -71,6 +71,18 @@ function readJson(path: string): unknown {
   return JSON.parse(readFileSync(path, 'utf8')) as unknown;
 }
 
+/** The spec's upgrade waves for its plan (the upgrade's and the rollback's order). */
+export function upgradeWaves(spec: ClusterSpec, plan: Plan, health?: UpgradeHealth): ReturnType<typeof planWaves> {
+  const members = new Set(etcdMembers(plan).map((n) => n.name));
+  return planWaves({
+    strategy: spec.spec.kubernetes.ha.upgradeStrategy,
+    maxUnavailable: spec.spec.kubernetes.ha.maxUnavailable ?? 1,
+    failureDomains: spec.spec.nodes.failureDomains.map((d) => d.name),
+    nodes: plan.nodes.map((n) => ({ name: n.name, role: n.role, domain: n.domain, hub: n.hub, etcd: members.has(n.name) })),
+    health: health ?? { observed: false, unhealthy: [] },
+  });
+}
+
 export async function upgradePreflight(o: PreflightInput): Promise<PreflightResult> {
   const env = o.env ?? process.env;
   const cluster = o.spec.metadata.name;
@@ -148,14 +160,7 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   checks.push(`converged: ${state.note}`);
 
   // 6. The waves, against the live health.
-  const members = new Set(etcdMembers(o.plan).map((n) => n.name));
-  const waves = planWaves({
-    strategy: o.spec.spec.kubernetes.ha.upgradeStrategy,
-    maxUnavailable: o.spec.spec.kubernetes.ha.maxUnavailable ?? 1,
-    failureDomains: o.spec.spec.nodes.failureDomains.map((d) => d.name),
-    nodes: o.plan.nodes.map((n) => ({ name: n.name, role: n.role, domain: n.domain, hub: n.hub, etcd: members.has(n.name) })),
-    health: o.health ?? { observed: false, unhealthy: [] },
-  });
+  const waves = upgradeWaves(o.spec, o.plan, o.health);
   if (!waves.ok) return refuse(waves.code, waves.message);
   checks.push(`waves: ${waves.waves.length}, strategy ${o.spec.spec.kubernetes.ha.upgradeStrategy}, at most ${plural(o.spec.spec.kubernetes.ha.maxUnavailable ?? 1, 'node')} down at once`);
 

@@ -2,11 +2,13 @@
 // signing code (keys.ts buildSigningKey from an age-encrypted SecretStore, attest.ts manifest,
 // SBOM, provenance and DSSE), a sealed deploy's bundle/build folder and a deploy journal. Real
 // signatures, real verification; no image is built (that takes minutes).
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
+import type { BuildRef, Slot } from '../../common/upgrade/agent';
+import type { NodeOps } from './apply-run';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { BuildManifest, OutputRecord } from '../build/attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, SIGNED_FILES, signDsse } from '../build/attest';
@@ -181,4 +183,133 @@ export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS
   }
   process.kill(-child.pid!, 'SIGKILL');
   return { signal: await exited, out };
+}
+
+const UPGRADE_DIR = join(import.meta.dirname, '../../payload/upgrade');
+
+/** One simulated A/B node: a GRUB environment block, a kernel command line, stubs for systemctl. */
+export interface SimNode {
+  name: string;
+  dir: string;
+  env: string;
+  cmdline: string;
+  /** What each slot really holds (the simulation's truth, not the foundry's record). */
+  slots: Record<Slot, BuildRef>;
+  /** The machine is going down / booting: the next observation boots it once. */
+  rebooting: boolean;
+  /** The gate's kubedos.prom of each slot's last boot. */
+  boots: number;
+}
+
+/**
+ * A cluster of nodes whose boot counter and gate are the REAL node scripts (kubedos-boot,
+ * boot-select.cfg through the GRUB simulator, kubedos-health-gate with its checks stubbed), behind
+ * the apply loop's NodeOps. Time is compressed: a reboot happens at the next observation of the
+ * node, one boot per observation (a gate that fails reboots the node again). Faults: a build whose
+ * kernel never comes up on a node, a build that breaks a unit (the gate's services check) on a
+ * node, a write the node refuses.
+ */
+export class SimCluster implements NodeOps {
+  readonly nodes: Record<string, SimNode> = {};
+  readonly calls: string[] = [];
+  neverBoots: (node: string, b: BuildRef) => boolean = () => false;
+  breaks: (node: string, b: BuildRef) => string | undefined = () => undefined;
+  refuseWrite: (node: string) => string | undefined = () => undefined;
+
+  constructor(root: string, names: readonly string[], n: BuildRef) {
+    for (const name of names) {
+      const dir = join(root, name);
+      for (const d of ['bin', 'conf', 'textfile']) mkdirSync(join(dir, d), { recursive: true });
+      const env = join(dir, 'kubedos.env');
+      execFileSync('grub-editenv', [env, 'create']);
+      execFileSync('grub-editenv', [env, 'set', 'kubedos_active=A']);
+      const cmdline = join(dir, 'cmdline');
+      writeFileSync(cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw kubedos.slot=A\n');
+      const stub = (file: string, body: string): void => {
+        writeFileSync(join(dir, 'bin', file), `#!/bin/sh\n${body}\n`);
+        chmodSync(join(dir, 'bin', file), 0o755);
+      };
+      stub('systemctl', `case "$1" in reboot) echo reboot >> '${join(dir, 'reboots')}'; exit 0 ;; esac\ngrep -qx "$3" '${join(dir, 'failing-units')}' 2>/dev/null && exit 3\nexit 0`);
+      stub('kubedos-boot', `exec '${join(UPGRADE_DIR, 'kubedos-boot')}' "$@"`);
+      writeFileSync(join(dir, 'conf/gate-checks'), 'services\n');
+      writeFileSync(join(dir, 'conf/gate-units'), 'ssh\nkubelet\n');
+      this.nodes[name] = { name, dir, env, cmdline, slots: { A: n, B: n }, rebooting: false, boots: 0 };
+    }
+  }
+
+  private node(name: string): SimNode {
+    const n = this.nodes[name];
+    if (!n) throw new Error(`no simulated node ${name}`);
+    return n;
+  }
+
+  envOf(n: SimNode): NodeJS.ProcessEnv {
+    return { PATH: `${join(n.dir, 'bin')}:${process.env.PATH}`, KUBEDOS_GRUBENV: n.env, KUBEDOS_CMDLINE: n.cmdline, KUBEDOS_UPGRADE_CONF: join(n.dir, 'conf'), KUBEDOS_METRICS_DIR: join(n.dir, 'textfile') };
+  }
+
+  private boot(args: string[], n: SimNode): string {
+    return execFileSync(join(UPGRADE_DIR, 'kubedos-boot'), args, { encoding: 'utf8', env: this.envOf(n) });
+  }
+
+  /** One boot: GRUB picks a slot; a kernel that never comes up panics (reboots); else the gate runs and may reboot. */
+  private bootOnce(n: SimNode): void {
+    n.boots++;
+    const slot = grubBootSelect(n.env, join(UPGRADE_DIR, 'boot-select.cfg')) as Slot;
+    writeFileSync(n.cmdline, `BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-${slot} rw kubedos.slot=${slot}\n`);
+    if (this.neverBoots(n.name, n.slots[slot])) {
+      n.rebooting = true; // panic=10: down again, never answering in between
+      return;
+    }
+    writeFileSync(join(n.dir, 'failing-units'), `${this.breaks(n.name, n.slots[slot]) ?? ''}\n`);
+    const reboots = (): string => (existsSync(join(n.dir, 'reboots')) ? readFileSync(join(n.dir, 'reboots'), 'utf8') : '');
+    const before = reboots();
+    const g = spawnSync(join(UPGRADE_DIR, 'kubedos-health-gate'), ['--timeout', '0', '--interval', '0.2'], { encoding: 'utf8', env: this.envOf(n), timeout: 30_000 });
+    if (!/^gate: (pass|fail)/m.test(g.stdout)) throw new Error(`${n.name}: the gate did not finish: ${g.stdout}${g.stderr}`);
+    n.rebooting = reboots() !== before;
+  }
+
+  async status(name: string): Promise<string> {
+    const n = this.node(name);
+    if (n.rebooting) {
+      n.rebooting = false;
+      this.bootOnce(n);
+      if (n.rebooting && this.neverBoots(n.name, n.slots[/kubedos\.slot=(.)/.exec(readFileSync(n.cmdline, 'utf8'))![1]! as Slot])) throw new Error(`${name}: no answer (its kernel did not come up)`);
+    }
+    return this.boot(['status'], n);
+  }
+
+  async metrics(name: string): Promise<string | undefined> {
+    const f = join(this.node(name).dir, 'textfile/kubedos.prom');
+    return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+  }
+
+  async writeSlot(name: string, slot: Slot, target: BuildRef): Promise<void> {
+    const n = this.node(name);
+    this.calls.push(`write ${name} ${slot} ${target.version}`);
+    const refusal = this.refuseWrite(name);
+    if (refusal) throw new Error(refusal);
+    // kubedos-slot-write's write and read-back (tested on a loop device and over wg1) end with this:
+    n.slots[slot] = target;
+    this.boot(['try', slot], n);
+  }
+
+  async reboot(name: string): Promise<void> {
+    this.calls.push(`reboot ${name}`);
+    this.node(name).rebooting = true;
+  }
+
+  async tryOnce(name: string, slot: Slot): Promise<void> {
+    this.calls.push(`try ${name} ${slot}`);
+    this.boot(['try', slot, '1'], this.node(name));
+  }
+
+  async cancel(name: string, slot: Slot): Promise<void> {
+    this.calls.push(`cancel ${name} ${slot}`);
+    this.boot(['cancel', slot], this.node(name));
+  }
+
+  /** `kubedos-boot status` without booting a pending reboot. */
+  peek(name: string): string {
+    return this.boot(['status'], this.node(name));
+  }
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { TEMPLATES } from '../../../common/spec/templates/index';
 import { buildSigningKey, keyidOf } from '../../build/keys';
 import type { SigningKey } from '../../upgrade/testing';
@@ -61,17 +62,28 @@ describe('kubedos upgrade', () => {
     expect(a.errText).toEqual(["checking images/lab-3-master.qcow2 against N+1's signed manifest…"]);
   });
 
-  it('without --dry-run: the same checks, then says plainly that applying is not available, exit 1', async () => {
+  it('without --dry-run, nodes built with one root partition: the checks, then one refusal saying how to get A/B, before any node is touched', async () => {
     const a = io();
     expect(await upgradeCommand.run(['lab.yaml', '--to', 'n1'], a)).toBe(1);
     expect(a.outText.join('\n')).toContain('packages N → N+1');
-    expect(a.errText.join('\n')).toMatch(/^upgrade lab-3 0\.1\.0 → 0\.2\.0: the checks passed, but applying is not available yet: .*Nothing was touched/m);
+    expect(a.errText.join('\n')).toMatch(/^upgrade lab-3 0\.1\.0 → 0\.2\.0 refused: lab-3 was deployed with one root partition \(spec\.upgrades\.diskLayout is single \(the default\)\): .*set spec\.upgrades\.diskLayout: ab in the spec, rebuild \(kubedos build\) and redeploy .*nothing was touched$/m);
+    expect(a.errText.join('\n')).not.toMatch(/not available/);
   });
 
-  it('--rollback says it cannot run yet, exit 1', async () => {
+  it('--rollback on nodes built with one root partition: the same refusal, exit 1', async () => {
     const a = io();
     expect(await upgradeCommand.run(['lab.yaml', '--rollback'], a)).toBe(1);
-    expect(a.errText.join('\n')).toMatch(/rolling back is not available yet/);
+    expect(a.errText.join('\n')).toMatch(/^upgrade --rollback lab-3 refused: lab-3 was deployed with one root partition/m);
+  });
+
+  it('an A/B spec (rolling) whose VMs do not answer: refused before any node is touched, naming the nodes', async () => {
+    const doc = parse(TEMPLATES['lab-3'].text) as { spec: { upgrades?: { diskLayout: string }; kubernetes: { ha: { upgradeStrategy: string } } } };
+    doc.spec.upgrades = { diskLayout: 'ab' };
+    doc.spec.kubernetes.ha.upgradeStrategy = 'rolling';
+    writeFileSync(join(root, 'lab-ab.yaml'), stringify(doc));
+    const a = io();
+    expect(await upgradeCommand.run(['lab-ab.yaml', '--to', 'n1', '--target', 'qemu-local'], a)).toBe(1);
+    expect(a.errText.join('\n')).toMatch(/^upgrade lab-3 0\.1\.0 → 0\.2\.0 refused: cannot read the boot status of 3 nodes of lab-3 \(cp-1, w-1, master; cp-1: VM \d+ is not running\): .*Nothing was touched$/m);
   });
 
   it('refuses each bad N+1 with one line naming the reason (exit 1)', async () => {

@@ -1,28 +1,63 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { plan } from '../../../common/plan/plan';
 import { plural } from '../../../common/text/plural';
 import { ACTION_TEXT, renderWaves } from '../../../common/upgrade/waves';
 import { diffIsEmpty, diffSummary, renderDiff } from '../../build/darksite/pins';
 import { renderPayloadDiff } from '../../upgrade/sbom-diff';
 import { upgradePreflight } from '../../upgrade/preflight';
-import type { CliCommand } from '../command';
+import type { ClusterSpec } from '../../../common/spec/index';
+import type { BuildRef } from '../../../common/upgrade/agent';
+import type { Wave } from '../../../common/upgrade/waves';
+import { MANIFEST_FILE } from '../../build/attest';
+import { BUNDLE_PATHS } from '../../bundle/schema';
+import { substrateFor } from '../../substrate/factory';
+import { targetOf } from '../../target';
+import type { ApplyEvent, ApplyOutcome } from '../../upgrade/apply-run';
+import { upgradeWaves } from '../../upgrade/preflight';
+import { buildRefs, runUpgradeService, specNotAb, VmNodeOps } from '../../upgrade/vm-ops';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
+import { sha256Hex } from '../../../common/canonical';
+import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { loadSpec, reportInvalidSpec } from '../load-spec';
 
 /** Lines of a diff shown on the terminal; --json carries every one. */
 const DIFF_SHOWN = 30;
 
-/** Said after a preflight that passed: the slot write and reboot are not in this version. */
-export const APPLY_NOT_AVAILABLE =
-  'applying is not available yet: this version of kubedos cannot write N+1 into a node\'s passive root slot (its images have one root partition; docs/upgrades.md describes the A/B design). Nothing was touched. Use --dry-run to run the checks alone';
-export const ROLLBACK_NOT_AVAILABLE =
-  'rolling back is not available yet: this version of kubedos cannot switch a node back to its previous root slot (its images have one root partition; docs/upgrades.md). Nothing was touched';
+/** How the apply loop's events are printed (one line each, on stderr). */
+function eventLine(e: ApplyEvent): string {
+  return `${e.node ? `${e.node}: ` : ''}${e.step} ${e.detail}`;
+}
+
+/** The apply loop's end as an exit status: 0 done, 1 stopped or refused, 130 cancelled. */
+function report(what: string, end: ApplyOutcome, io: CliIo): number {
+  if (end.kind === 'done') {
+    io.out(`${what}: ${end.message}`);
+    return 0;
+  }
+  io.err(`${what} ${end.kind === 'refuse' ? 'refused' : end.kind === 'cancelled' ? 'cancelled' : 'stopped'}: ${end.message}`);
+  return end.kind === 'cancelled' ? 130 : 1;
+}
+
+/** Opens the substrate driver the deploy used and runs the loop with the VM node operations. */
+async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef; to?: BuildRef; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
+  const { spec, io } = o;
+  const p = plan(spec);
+  const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, o.target), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
+  const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '' });
+  try {
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(eventLine(e)) });
+  } finally {
+    await ops.close();
+    await driver.close();
+  }
+}
 
 export const upgradeCommand: CliCommand = {
   name: 'upgrade',
-  summary: 'check that a new build N+1 may replace the cluster\'s N: signatures, cluster, version, convergence, quorum; the package diff and the waves',
-  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--key PUB.pem] [--json] | kubedos upgrade SPEC --rollback',
+  summary: 'move the cluster from its build N to N+1 (checks, package diff, waves, then each node\'s passive A/B slot over wg1), or --rollback',
+  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--target T]',
   help: [
     'Everything is checked before any node is touched, in this order; the first failure is one message, exit 1:',
     '  the cluster has a sealed deploy (N: the build its recovery bundle recorded);',
@@ -32,8 +67,13 @@ export const upgradeCommand: CliCommand = {
     '  the waves (spec: kubernetes.ha.upgradeStrategy, maxUnavailable, failure domains) keep etcd quorum.',
     'Then it prints the package diff N → N+1 (changed/added/removed, with versions, from the two signed SBOMs),',
     'the payload files that change, and the waves: the control plane first, domain by domain, the hub last.',
-    'Writing N+1 into the nodes\' passive root slots is not available in this version: without --dry-run the',
-    'command says so after the checks and exits 1. --rollback likewise says it cannot run yet.',
+    'Without --dry-run it then applies N+1 (strategy rolling, nodes built with spec.upgrades.diskLayout: ab):',
+    'every node must answer `kubedos-boot status` first (else one refusal, nothing touched); then node by node,',
+    'wave by wave: stream the slot image over wg1 into the passive slot, reboot, wait for the health gate; a',
+    'node that fails its gate falls back by itself and the upgrade stops naming it, the reason and its slot.',
+    '--rollback returns the nodes on N+1 to their previous slot, the hub first. Exit: 0 done, 1 refused or',
+    'stopped, 130 interrupted. Tested on namespace nodes and simulated boots; not yet on deployed VMs.',
+    '  --target T          qemu-local or proxmox://HOST; default: the spec\'s substrate',
     '  --to DIR            the N+1 build directory',
     '  --dry-run           run the checks and print the plan; exit 0 when they pass',
     '  --allow-downgrade   accept an N+1 older than N',
@@ -50,6 +90,7 @@ export const upgradeCommand: CliCommand = {
       rollback: { type: 'boolean' },
       key: { type: 'string' },
       json: { type: 'boolean' },
+      target: { type: 'string', short: 't' },
     });
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('exactly one SPEC');
@@ -59,8 +100,25 @@ export const upgradeCommand: CliCommand = {
     if (!loaded.spec) return reportInvalidSpec(loaded, file, io, 'nothing was checked or touched');
     const spec = loaded.spec;
     if (values.rollback) {
-      io.err(`upgrade --rollback ${spec.metadata.name}: ${ROLLBACK_NOT_AVAILABLE}`);
-      return 1;
+      const what = `upgrade --rollback ${spec.metadata.name}`;
+      const notAb = specNotAb(spec);
+      if (notAb) {
+        io.err(`${what} refused: ${notAb}`);
+        return 1;
+      }
+      const manifest = join(clusterWorkspace(spec.metadata.name, io.env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir, MANIFEST_FILE);
+      if (!existsSync(manifest)) {
+        io.err(`${what} refused: no sealed deploy (${manifest}): nothing to roll back to`);
+        return 1;
+      }
+      const text = readFileSync(manifest);
+      const from: BuildRef = { version: String((JSON.parse(text.toString('utf8')) as { artifactVersion?: unknown }).artifactVersion), digest: sha256Hex(text) };
+      const waves = upgradeWaves(spec, plan(spec));
+      if (!waves.ok) {
+        io.err(`${what} refused: ${waves.message}`);
+        return 1;
+      }
+      return report(what, await applyOnVms({ spec, waves: waves.waves, from, ...(values.target ? { target: values.target } : {}), io }), io);
     }
     const artifactDir = resolve(io.cwd, values.to!);
     if (!existsSync(artifactDir) || !statSync(artifactDir).isDirectory()) {
@@ -105,7 +163,13 @@ export const upgradeCommand: CliCommand = {
       if (!values.json) io.out(`\ndry run: every check passed; nothing was touched`);
       return 0;
     }
-    io.err(`upgrade ${spec.metadata.name} ${r.from.version} → ${r.to.version}: the checks passed, but ${APPLY_NOT_AVAILABLE}`);
-    return 1;
+    const what = `upgrade ${spec.metadata.name} ${r.from.version} → ${r.to.version}`;
+    const notAb = specNotAb(spec);
+    if (notAb) {
+      io.err(`${what} refused: ${notAb}`);
+      return 1;
+    }
+    const refs = buildRefs(spec.metadata.name, io.env, artifactDir, { from: r.from.version, to: r.to.version });
+    return report(what, await applyOnVms({ spec, waves: r.waves, from: refs.from, to: refs.to, artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
   },
 };

@@ -1,0 +1,339 @@
+// The apply loop behind `kubedos upgrade` (docs/upgrades.md, "Applying an upgrade"): observe every
+// node (`kubedos-boot status`, the gate's metrics while the tried slot is booted), ask the pure
+// plan (common/upgrade/apply.ts nextApplyAction) for the one next action, run it through a small
+// NodeOps (write the passive slot, reboot, try a slot once, withdraw a try), and again, until done,
+// stopped, refused or cancelled. `--rollback` walks planRollback's order the same way. Every step is
+// an event (node, step, detail) the CLI prints and a workbench view can fold.
+//
+// What a node's slots hold is the foundry's record (UpgradeRecord, a private JSON file in the
+// cluster's workspace): N on both slots until a write succeeds; the builds that rolled back are
+// kept there too, so a rerun of a rolled-back build is refused (no re-upgrade loop).
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import type { BuildRef, Slot } from '../../common/upgrade/agent';
+import { BuildRef as BuildRefSchema } from '../../common/upgrade/agent';
+import type { ApplyAction, ApplyNode, ApplyStep } from '../../common/upgrade/apply';
+import { GATE_DEADLINE_MS, nextApplyAction, planRollback } from '../../common/upgrade/apply';
+import { parseBootStatus } from '../../common/upgrade/observe';
+import type { Wave } from '../../common/upgrade/waves';
+import { plural } from '../../common/text/plural';
+import { firstFew } from '../../common/text/first-few';
+import { clusterWorkspace, makePrivateDir } from '../workspace';
+
+/** What the loop needs of a node. Each call may throw; its message is shown with the node's name. */
+export interface NodeOps {
+  /** `kubedos-boot status` (text). */
+  status(node: string, signal?: AbortSignal): Promise<string>;
+  /** The gate's textfile (kubedos.prom) as it is now, or undefined when there is none yet. */
+  metrics(node: string, signal?: AbortSignal): Promise<string | undefined>;
+  /** Write `target` into `slot` and stage its try (kubedos-slot-write). Throws when the node refused. */
+  writeSlot(node: string, slot: Slot, target: BuildRef, o: { signal?: AbortSignal; onProgress?: (detail: string) => void }): Promise<void>;
+  reboot(node: string, signal?: AbortSignal): Promise<void>;
+  /** `kubedos-boot try SLOT 1` (the rollback's one try of the previous slot). */
+  tryOnce(node: string, slot: Slot, signal?: AbortSignal): Promise<void>;
+  /** `kubedos-boot cancel SLOT`: withdraw a try staged but not booted. */
+  cancel(node: string, slot: Slot, signal?: AbortSignal): Promise<void>;
+}
+
+export type ApplyStepName = 'observe' | 'write' | 'progress' | 'reboot' | 'wait' | 'cancel' | 'rollback' | 'stop' | 'done' | 'refuse';
+
+export interface ApplyEvent {
+  node?: string;
+  step: ApplyStepName;
+  detail: string;
+}
+
+export const UpgradeRecord = z
+  .object({
+    /** The build an upgrade last targeted (what --rollback returns from). */
+    target: BuildRefSchema.optional(),
+    /** What each node's slots hold, as this foundry wrote them. A node not listed holds N on both. */
+    slots: z.record(z.string(), z.object({ A: BuildRefSchema, B: BuildRefSchema }).strict()),
+    /** Builds that rolled back on a node (or were rolled back by --rollback): never applied again. */
+    bad: z.array(z.object({ digest: z.string(), version: z.string(), node: z.string(), reason: z.string() }).strict()),
+  })
+  .strict();
+export type UpgradeRecord = z.infer<typeof UpgradeRecord>;
+
+export const UPGRADE_RECORD_FILE = 'upgrade/record.json';
+
+export function upgradeRecordPath(cluster: string, env: NodeJS.ProcessEnv): string {
+  return join(clusterWorkspace(cluster, env), UPGRADE_RECORD_FILE);
+}
+
+export function readUpgradeRecord(path: string): UpgradeRecord {
+  if (!existsSync(path)) return { slots: {}, bad: [] };
+  const parsed = UpgradeRecord.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  if (!parsed.success) throw new Error(`${path}: the upgrade record does not parse (${parsed.error.issues[0]?.message ?? 'invalid'}); it says what each node's slots hold: restore it from a backup or remove it only if every node runs N on its active slot`);
+  return parsed.data;
+}
+
+export function writeUpgradeRecord(path: string, r: UpgradeRecord): void {
+  makePrivateDir(dirname(path));
+  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), slots: Object.fromEntries(Object.entries(r.slots).sort(([a], [b]) => a.localeCompare(b))), bad: r.bad };
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(sorted, null, 2)}\n`, { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+}
+
+export interface ApplyRunInput {
+  waves: readonly Wave[];
+  /** N: what every slot holds unless the record says otherwise. */
+  from: BuildRef;
+  /** N+1. */
+  target: BuildRef;
+  ops: NodeOps;
+  record: UpgradeRecord;
+  /** Called after every change of the record (persist it). */
+  saveRecord?: (r: UpgradeRecord) => void;
+  onEvent?: (e: ApplyEvent) => void;
+  signal?: AbortSignal;
+  gateDeadlineMs?: number;
+  /** Between two observations while a node reboots or its gate runs (default 5 s). */
+  pollMs?: number;
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** A bound on the loop's iterations (default 10 000): a plan that never ends is a bug, said as one. */
+  maxSteps?: number;
+}
+
+export type ApplyOutcome =
+  | { kind: 'done'; nodes: string[]; message: string }
+  | { kind: 'stop'; node: string; reason: string; fellBackTo?: Slot; message: string }
+  | { kind: 'refuse'; message: string }
+  | { kind: 'cancelled'; message: string };
+
+const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+function slotsOf(record: UpgradeRecord, node: string, from: BuildRef): Record<Slot, BuildRef> {
+  return record.slots[node] ?? { A: from, B: from };
+}
+
+/** Runs an upgrade to `target` until every node of the waves runs it, or it stops. */
+export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
+  const { waves, from, target, ops, record, signal } = input;
+  const now = input.now ?? Date.now;
+  const sleep = input.sleep ?? defaultSleep;
+  const pollMs = input.pollMs ?? 5_000;
+  const deadlineMs = input.gateDeadlineMs ?? GATE_DEADLINE_MS;
+  const emit = (e: ApplyEvent): void => input.onEvent?.(e);
+  const save = (): void => input.saveRecord?.(record);
+  const nodes = waves.flatMap((w) => w.nodes);
+  const steps: Record<string, ApplyStep> = {};
+  const metrics: Record<string, string> = {};
+  const untouched: Record<string, string> = {};
+
+  const cancelStaged = async (why: string): Promise<void> => {
+    for (const [node, step] of Object.entries(steps)) {
+      if (step.kind !== 'write' || !step.ok) continue;
+      try {
+        await ops.cancel(node, step.slot);
+        emit({ node, step: 'cancel', detail: `withdrew the try of slot ${step.slot} (${why}): the node keeps booting its active slot` });
+      } catch (err) {
+        emit({ node, step: 'cancel', detail: `could not withdraw the try of slot ${step.slot}: ${errText(err)}; its next reboot tries N+1 (kubedos ssh, then kubedos-boot cancel ${step.slot})` });
+      }
+    }
+  };
+
+  for (let i = 0; i < (input.maxSteps ?? 10_000); i++) {
+    if (signal?.aborted) {
+      await cancelStaged('the upgrade was cancelled');
+      return { kind: 'cancelled', message: `upgrade to ${target.version} cancelled; ${describeSteps(steps)}; rerun to continue` };
+    }
+    // Observe every node. A node that just rebooted may not answer yet: wait for it until its deadline.
+    const view: Record<string, ApplyNode> = {};
+    let unreachable: { node: string; error: string } | undefined;
+    for (const node of nodes) {
+      let status: string;
+      try {
+        // A node this run has not acted on does not change under it: read once (one round trip per node, not per turn).
+        status = (!steps[node] ? untouched[node] : undefined) ?? (await ops.status(node, signal));
+      } catch (err) {
+        unreachable ??= { node, error: errText(err) };
+        continue;
+      }
+      if (!steps[node]) untouched[node] = status;
+      const st = parseBootStatus(status);
+      const step = steps[node];
+      if (st.ok && step?.kind === 'reboot' && st.value.booted === step.slot) {
+        const m = await ops.metrics(node, signal).catch(() => undefined);
+        if (m !== undefined) metrics[node] = m;
+      }
+      const active = st.ok ? st.value.active : 'A';
+      view[node] = { status, running: slotsOf(record, node, from)[active], ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}) };
+    }
+    if (unreachable) {
+      const step = steps[unreachable.node];
+      if (step?.kind === 'reboot' && now() < step.at + deadlineMs) {
+        emit({ node: unreachable.node, step: 'wait', detail: `rebooting into slot ${step.slot}: not answering yet (${unreachable.error})` });
+        await sleep(Math.min(pollMs, step.at + deadlineMs - now()), signal);
+        continue;
+      }
+      const reason = step?.kind === 'reboot' ? `no answer within ${Math.round(deadlineMs / 1000)} s of its reboot into slot ${step.slot} (${unreachable.error}); it falls back to its previous slot by itself if N+1 never comes up` : `cannot read its boot status (${unreachable.error})`;
+      const message = `upgrade to ${target.version} stopped at ${unreachable.node}: ${reason}\nrerun to continue, or \`kubedos upgrade --rollback\``;
+      emit({ node: unreachable.node, step: 'stop', detail: reason });
+      return { kind: 'stop', node: unreachable.node, reason, message };
+    }
+    const a: ApplyAction = nextApplyAction({ waves, target, nodes: view, bad: record.bad, now: now(), gateDeadlineMs: deadlineMs });
+    switch (a.kind) {
+      case 'refuse':
+        emit({ step: 'refuse', detail: a.message });
+        return { kind: 'refuse', message: a.message };
+      case 'done':
+        emit({ step: 'done', detail: a.message });
+        return { kind: 'done', nodes: a.nodes, message: a.message };
+      case 'stop':
+        if (a.markBad) {
+          record.bad.push(a.markBad);
+          save();
+        }
+        emit({ node: a.node, step: 'stop', detail: `${a.reason}${a.fellBackTo ? ` (runs slot ${a.fellBackTo})` : ''}` });
+        return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: a.message };
+      case 'write': {
+        emit({ node: a.node, step: 'write', detail: `wave ${a.wave}: writing ${target.version} into slot ${a.slot}` });
+        try {
+          await ops.writeSlot(a.node, a.slot, target, { ...(signal ? { signal } : {}), onProgress: (detail) => emit({ node: a.node, step: 'progress', detail }) });
+          record.slots[a.node] = { ...slotsOf(record, a.node, from), [a.slot]: target };
+          record.target = target; // what --rollback returns from: only a build some node received
+          save();
+          steps[a.node] = { kind: 'write', slot: a.slot, ok: true };
+          emit({ node: a.node, step: 'write', detail: `slot ${a.slot} written and read back; the next boot tries it` });
+        } catch (err) {
+          if (signal?.aborted) continue; // said as a cancel on the next turn
+          steps[a.node] = { kind: 'write', slot: a.slot, ok: false, error: errText(err) };
+        }
+        break;
+      }
+      case 'reboot':
+        steps[a.node] = { kind: 'reboot', slot: a.slot, at: now() };
+        emit({ node: a.node, step: 'reboot', detail: `rebooting into slot ${a.slot}` });
+        try {
+          await ops.reboot(a.node, signal);
+        } catch (err) {
+          // A reboot often cuts its own connection: the observations decide.
+          emit({ node: a.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` });
+        }
+        break;
+      case 'wait':
+        emit({ node: a.node, step: 'wait', detail: a.why });
+        await sleep(Math.max(0, Math.min(pollMs, a.until - now())), signal);
+        break;
+    }
+  }
+  throw new Error(`the upgrade to ${target.version} did not end within ${input.maxSteps ?? 10_000} steps (${describeSteps(steps)}): a bug in the apply loop`);
+}
+
+function describeSteps(steps: Record<string, ApplyStep>): string {
+  const touched = Object.keys(steps).sort();
+  return touched.length ? `${plural(touched.length, 'node')} touched (${firstFew(touched)})` : 'no node was touched';
+}
+
+export interface RollbackRunInput {
+  waves: readonly Wave[];
+  from: BuildRef;
+  /** The build to leave (the record's last target). */
+  target: BuildRef;
+  ops: NodeOps;
+  record: UpgradeRecord;
+  saveRecord?: (r: UpgradeRecord) => void;
+  onEvent?: (e: ApplyEvent) => void;
+  signal?: AbortSignal;
+  gateDeadlineMs?: number;
+  pollMs?: number;
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/**
+ * `kubedos upgrade --rollback`: every node whose active slot holds `target`, in planRollback's
+ * order (reverse waves), one try of its previous slot, reboot, until that slot is active (its gate
+ * passed). The target is recorded as bad first: it is not applied again.
+ */
+export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome> {
+  const { waves, from, target, ops, record, signal } = input;
+  const now = input.now ?? Date.now;
+  const sleep = input.sleep ?? defaultSleep;
+  const pollMs = input.pollMs ?? 5_000;
+  const deadlineMs = input.gateDeadlineMs ?? GATE_DEADLINE_MS;
+  const emit = (e: ApplyEvent): void => input.onEvent?.(e);
+  const nodes = waves.flatMap((w) => w.nodes);
+  const observed: Record<string, { status: string; running: BuildRef }> = {};
+  for (const node of nodes) {
+    let status: string;
+    try {
+      status = await ops.status(node, signal);
+    } catch (err) {
+      const message = `rollback from ${target.version} refused before any node was touched: cannot read the boot status of ${node} (${errText(err)})`;
+      emit({ node, step: 'refuse', detail: message });
+      return { kind: 'refuse', message };
+    }
+    const st = parseBootStatus(status);
+    observed[node] = { status, running: slotsOf(record, node, from)[st.ok ? st.value.active : 'A'] };
+  }
+  const plan = planRollback(waves, observed, target);
+  if (!plan.ok) {
+    emit({ step: 'refuse', detail: plan.message });
+    return { kind: 'refuse', message: `rollback refused before any node was touched: ${plan.message}` };
+  }
+  // The previous slot must hold N: after two upgrades (N → N+1 → N+2) it may hold N+1.
+  const notN = plan.steps.filter((s) => slotsOf(record, s.node, from)[s.to].digest !== from.digest);
+  if (notN.length) {
+    const message = `rollback refused before any node was touched: the previous slot of ${plural(notN.length, 'node')} does not hold ${from.version} (${firstFew(notN.map((s) => `${s.node}: slot ${s.to} holds ${slotsOf(record, s.node, from)[s.to].version}`))}); switching would not return the cluster to ${from.version}. Upgrade to a fixed build instead`;
+    emit({ step: 'refuse', detail: message });
+    return { kind: 'refuse', message };
+  }
+  if (!record.bad.some((b) => b.digest === target.digest)) {
+    record.bad.push({ digest: target.digest, version: target.version, node: plan.steps[0]?.node ?? '(none)', reason: 'rolled back by kubedos upgrade --rollback' });
+    input.saveRecord?.(record);
+  }
+  if (!plan.steps.length) {
+    const message = `no node runs ${target.version}: nothing to roll back`;
+    emit({ step: 'done', detail: message });
+    return { kind: 'done', nodes: [], message };
+  }
+  const back: string[] = [];
+  for (const s of plan.steps) {
+    const rest = plan.steps.slice(plan.steps.indexOf(s) + 1).map((x) => x.node);
+    const stop = (reason: string, fellBackTo?: Slot): ApplyOutcome => {
+      const message = `rollback from ${target.version} stopped at ${s.node}: ${reason}\n${plural(back.length, 'node')} back on the previous build${back.length ? ` (${firstFew(back)})` : ''}, ${rest.length} not rolled back yet${rest.length ? ` (${firstFew(rest)})` : ''}; rerun --rollback to continue`;
+      emit({ node: s.node, step: 'stop', detail: reason });
+      return { kind: 'stop', node: s.node, reason, ...(fellBackTo ? { fellBackTo } : {}), message };
+    };
+    if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled before ${s.node}; ${plural(back.length, 'node')} back (${firstFew(back) || 'none'})` };
+    emit({ node: s.node, step: 'rollback', detail: `wave ${s.wave}: one try of slot ${s.to} (the previous build), then reboot` });
+    try {
+      await ops.tryOnce(s.node, s.to, signal);
+    } catch (err) {
+      return stop(`could not stage the try of slot ${s.to}: ${errText(err)}`, s.from);
+    }
+    const at = now();
+    emit({ node: s.node, step: 'reboot', detail: `rebooting into slot ${s.to}` });
+    await ops.reboot(s.node, signal).catch((err: unknown) => emit({ node: s.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
+    for (;;) {
+      if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled while ${s.node} reboots into slot ${s.to}` };
+      const st = await ops.status(s.node, signal).then(parseBootStatus, (err: unknown) => ({ ok: false as const, message: errText(err) }));
+      if (st.ok && st.value.booted === s.to && st.value.active === s.to) break;
+      if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again`, s.from);
+      if (now() >= at + deadlineMs) return stop(`slot ${s.to} did not pass its gate within ${Math.round(deadlineMs / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})`}`);
+      emit({ node: s.node, step: 'wait', detail: st.ok ? `booted slot ${st.value.booted || '?'}, waiting for slot ${s.to}'s gate` : `not answering yet (${st.message})` });
+      await sleep(Math.max(0, Math.min(pollMs, at + deadlineMs - now())), signal);
+    }
+    back.push(s.node);
+    emit({ node: s.node, step: 'rollback', detail: `runs slot ${s.to} again (the previous build)` });
+  }
+  const message = `${plural(back.length, 'node')} back on the previous build: ${firstFew(back)}; ${target.version} is recorded as rolled back and is not applied again`;
+  emit({ step: 'done', detail: message });
+  return { kind: 'done', nodes: back, message };
+}
+

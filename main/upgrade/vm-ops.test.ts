@@ -1,0 +1,67 @@
+// The upgrade service (vm-ops.ts) before and around the loop: the A/B check of every node (one
+// refusal, nothing touched), the record kept in the workspace across runs, --rollback from it.
+// The VM operations themselves (guest agent, stream) need a deployed A/B cluster: not here.
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import type { ClusterSpec } from '../../common/spec/index';
+import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
+import { readUpgradeRecord, upgradeRecordPath } from './apply-run';
+import { SimCluster } from './testing';
+import { checkAbNodes, runUpgradeService, specNotAb } from './vm-ops';
+
+afterAll(removeTempDirs);
+
+function spec(layout?: 'ab'): ClusterSpec {
+  const doc = parse(TEMPLATES['lab-3'].text) as { spec: Record<string, unknown> & { kubernetes: { ha: { upgradeStrategy: string } } } };
+  if (layout) doc.spec.upgrades = { diskLayout: layout };
+  doc.spec.kubernetes.ha.upgradeStrategy = 'rolling';
+  const r = parseSpec(JSON.stringify(doc));
+  if (!r.spec) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  return r.spec;
+}
+
+const N = build('0.1.0');
+const waves = lab3Waves();
+const NAMES = ['cp-1', 'w-1', 'master'];
+
+describe('the upgrade service', () => {
+  it('a spec without the A/B layout is refused with how to get it', () => {
+    expect(specNotAb(spec())).toMatch(/^lab-3 was deployed with one root partition \(spec\.upgrades\.diskLayout is single \(the default\)\): .*set spec\.upgrades\.diskLayout: ab in the spec, rebuild \(kubedos build\) and redeploy the cluster \(kubedos deploy SPEC\); nothing was touched$/);
+    expect(specNotAb(spec('ab'))).toBeUndefined();
+  });
+
+  it('nodes without kubedos-boot, or booted without the A/B GRUB: one refusal naming them; none is written', async () => {
+    const sim = new SimCluster(tempDir('kd18e-vmops-'), NAMES, N);
+    const ops = { status: async (node: string): Promise<string> => (node === 'w-1' ? Promise.reject(new Error('/usr/local/sbin/kubedos-boot status exited 127 on w-1: sh: 1: /usr/local/sbin/kubedos-boot: not found')) : sim.status(node)) };
+    const r = await checkAbNodes('lab-3', NAMES, ops);
+    expect(r).toEqual({ ok: false, message: expect.stringMatching(/^lab-3 was deployed with one root partition \(1 node without an A\/B boot environment: w-1; w-1: \/usr\/local\/sbin\/kubedos-boot status exited 127/) });
+    const noSlot = await checkAbNodes('lab-3', ['cp-1'], { status: async () => 'booted=\nactive=A\ntry=\ntries=\nfailed=\n' });
+    expect(noSlot).toMatchObject({ ok: false, message: expect.stringMatching(/cp-1: booted without the A\/B GRUB configuration/) });
+    const env = { KUBEDOS_WORKSPACE: tempDir('kd18e-vmops-ws-') };
+    const end = await runUpgradeService({ spec: spec('ab'), waves, from: N, to: build('0.2.0'), ops: Object.assign(Object.create(sim) as SimCluster, ops), env });
+    expect(end.kind).toBe('refuse');
+    expect(sim.calls).toEqual([]);
+  });
+
+  it('upgrade then --rollback through the service: the record in the workspace carries the slots and the rolled-back build', async () => {
+    const sim = new SimCluster(tempDir('kd18e-vmops-'), NAMES, N);
+    const env = { KUBEDOS_WORKSPACE: tempDir('kd18e-vmops-ws-') };
+    let t = 0;
+    const clock = { now: () => t, sleep: async (ms: number) => void (t += Math.max(ms, 1)) };
+    const N1 = build('0.2.0');
+    // One wave of one node keeps it short: the loop's order over lab-3's three waves is apply-run.test.ts's.
+    const one = waves.filter((w) => w.nodes.includes('w-1'));
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, to: N1, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
+    const rec = readUpgradeRecord(upgradeRecordPath('lab-3', env));
+    expect(rec).toMatchObject({ target: N1, slots: { 'w-1': { A: N, B: N1 } }, bad: [] });
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, ops: sim, env, ...clock })).toMatchObject({ kind: 'done', nodes: ['w-1'] });
+    expect(readUpgradeRecord(upgradeRecordPath('lab-3', env)).bad).toMatchObject([{ digest: N1.digest }]);
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, to: N1, ops: sim, env, ...clock })).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/^build 0\.2\.0 rolled back on w-1 \(rolled back by kubedos upgrade --rollback\)/) });
+    // A refused build is not what a later --rollback returns from.
+    const before = readUpgradeRecord(upgradeRecordPath('lab-3', env));
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, to: N1, ops: sim, env, ...clock })).toMatchObject({ kind: 'refuse' });
+    expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toEqual(before);
+  });
+});

@@ -1,0 +1,205 @@
+// The apply loop's NodeOps for a deployed cluster (docs/upgrades.md, "Applying an upgrade"):
+// `kubedos-boot` and the reboot through the guest agent of the substrate driver the deploy uses,
+// the gate's metrics read as a file through it, the slot write streamed over wg1 (stream.ts) with
+// the slot image cut from N+1's A/B qcow2 of the node's role (slot-image.ts, once per role and
+// slot). And the service `kubedos upgrade` calls: the A/B check of every node before any is
+// touched, then runApply / runRollback with the record kept in the cluster's workspace.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sha256Hex } from '../../common/canonical';
+import type { Plan } from '../../common/plan/index';
+import type { ClusterSpec } from '../../common/spec/index';
+import type { BuildRef, Slot } from '../../common/upgrade/agent';
+import { parseBootStatus } from '../../common/upgrade/observe';
+import type { Wave } from '../../common/upgrade/waves';
+import { plural } from '../../common/text/plural';
+import { firstFew } from '../../common/text/first-few';
+import { MANIFEST_FILE } from '../build/attest';
+import { readOpsPrivateKey } from '../build/keys';
+import { BUNDLE_PATHS } from '../bundle/schema';
+import type { SubstrateDriver } from '../substrate/driver';
+import { terminalRoute } from '../terminal/pins';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import type { ApplyEvent, ApplyOutcome, NodeOps } from './apply-run';
+import { readUpgradeRecord, runApply, runRollback, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
+import type { SlotImage } from './slot-image';
+import { cutSlotImage, removeSlotImage } from './slot-image';
+import { streamSlotImage } from './stream';
+
+const BOOT = '/usr/local/sbin/kubedos-boot';
+/** Where kubedos-health-gate writes kubedos.prom (node-exporter's textfile collector). */
+export const GATE_METRICS_FILE = '/var/lib/prometheus/node-exporter/kubedos.prom';
+
+export function notAbMessage(cluster: string, detail: string): string {
+  return `${cluster} was deployed with one root partition (${detail}): an upgrade writes N+1 into a second root slot, which these nodes do not have. To get A/B nodes, set spec.upgrades.diskLayout: ab in the spec, rebuild (kubedos build) and redeploy the cluster (kubedos deploy SPEC); nothing was touched`;
+}
+
+/** Pure: why this spec's nodes cannot take a slot write, or undefined when they were built A/B. */
+export function specNotAb(spec: ClusterSpec): string | undefined {
+  const layout = spec.spec.upgrades?.diskLayout;
+  return layout === 'ab' ? undefined : notAbMessage(spec.metadata.name, `spec.upgrades.diskLayout is ${layout ?? 'single (the default)'}`);
+}
+
+export interface VmNodeOpsOptions {
+  spec: ClusterSpec;
+  plan: Plan;
+  driver: SubstrateDriver;
+  env: NodeJS.ProcessEnv;
+  /** N+1's build directory (its images/<cluster>-<role>.qcow2). */
+  artifactDir: string;
+  /** Parent of the private directories the slot images are cut into. */
+  tmpParent?: string;
+}
+
+export class VmNodeOps implements NodeOps {
+  private readonly images = new Map<string, Promise<SlotImage>>();
+  private key: Promise<string> | undefined;
+
+  constructor(private readonly o: VmNodeOpsOptions) {}
+
+  private vmid(node: string): number {
+    const n = this.o.plan.nodes.find((x) => x.name === node);
+    if (!n) throw new Error(`no node ${node} in the plan of ${this.o.plan.cluster.name}`);
+    return n.vmid;
+  }
+
+  private async guest(node: string, argv: string[], signal?: AbortSignal): Promise<string> {
+    const r = await this.o.driver.guestExec(this.vmid(node), argv, { timeoutS: 60, ...(signal ? { signal } : {}) });
+    if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} exited ${r.exitCode} on ${node}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
+    return r.stdout;
+  }
+
+  status(node: string, signal?: AbortSignal): Promise<string> {
+    return this.guest(node, [BOOT, 'status'], signal);
+  }
+
+  async metrics(node: string, signal?: AbortSignal): Promise<string | undefined> {
+    try {
+      return (await this.o.driver.guestFileRead(this.vmid(node), GATE_METRICS_FILE, signal ? { signal } : {})).toString('utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  private image(role: string, slot: Slot, signal?: AbortSignal): Promise<SlotImage> {
+    const k = `${role}/${slot}`;
+    let p = this.images.get(k);
+    if (!p) {
+      const qcow2 = join(this.o.artifactDir, 'images', `${this.o.plan.cluster.name}-${role}.qcow2`);
+      p = cutSlotImage({ qcow2, slot, ...(this.o.tmpParent ? { tmpParent: this.o.tmpParent } : {}), ...(signal ? { signal } : {}) });
+      p.catch(() => this.images.delete(k));
+      this.images.set(k, p);
+    }
+    return p;
+  }
+
+  async writeSlot(node: string, slot: Slot, _target: BuildRef, o: { signal?: AbortSignal; onProgress?: (detail: string) => void }): Promise<void> {
+    const role = this.o.plan.nodes.find((x) => x.name === node)?.role;
+    if (!role) throw new Error(`no node ${node} in the plan`);
+    const image = await this.image(role, slot, o.signal);
+    this.key ??= readOpsPrivateKey(this.o.spec.metadata.name, this.o.env);
+    const workspace = clusterWorkspace(this.o.spec.metadata.name, this.o.env);
+    await streamSlotImage({
+      route: terminalRoute(workspace, this.o.plan, node),
+      user: this.o.spec.spec.security.ssh.allowUsers[0]!,
+      privateKey: await this.key,
+      image,
+      ...(o.signal ? { signal: o.signal } : {}),
+      onProgress: (p) => o.onProgress?.(`${(p.bytes / 1048576).toFixed(0)} of ${(p.total / 1048576).toFixed(0)} MiB, ${(p.rate / 1048576).toFixed(1)} MiB/s`),
+    });
+  }
+
+  async reboot(node: string, signal?: AbortSignal): Promise<void> {
+    await this.guest(node, ['systemctl', 'reboot'], signal);
+  }
+
+  async tryOnce(node: string, slot: Slot, signal?: AbortSignal): Promise<void> {
+    await this.guest(node, [BOOT, 'try', slot, '1'], signal);
+  }
+
+  async cancel(node: string, slot: Slot, signal?: AbortSignal): Promise<void> {
+    await this.guest(node, [BOOT, 'cancel', slot], signal);
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.images.values()) await p.then(removeSlotImage, () => undefined);
+    this.images.clear();
+  }
+}
+
+/**
+ * Every node of the waves answers `kubedos-boot status` with a booted A/B slot. A node without the
+ * command, or booted without the A/B GRUB configuration, means the cluster was deployed with one
+ * root partition; a node that cannot be asked at all is said as that. One message either way.
+ */
+export async function checkAbNodes(cluster: string, nodes: readonly string[], ops: Pick<NodeOps, 'status'>, signal?: AbortSignal): Promise<{ ok: true } | { ok: false; message: string }> {
+  const single: string[] = [];
+  const unreachable: string[] = [];
+  let firstSingle = '';
+  let firstUnreachable = '';
+  for (const node of nodes) {
+    let text: string;
+    try {
+      text = await ops.status(node, signal);
+    } catch (err) {
+      const m = err instanceof Error ? err.message : String(err);
+      if (/exited 127|No such file|not found/.test(m)) {
+        single.push(node);
+        firstSingle ||= `${node}: ${m}`;
+      } else {
+        unreachable.push(node);
+        firstUnreachable ||= `${node}: ${m}`;
+      }
+      continue;
+    }
+    const st = parseBootStatus(text);
+    const why = !st.ok ? st.message : st.value.booted === '' ? 'booted without the A/B GRUB configuration (no kubedos.slot= on its kernel command line)' : undefined;
+    if (why) {
+      single.push(node);
+      firstSingle ||= `${node}: ${why}`;
+    }
+  }
+  if (single.length) return { ok: false, message: notAbMessage(cluster, `${plural(single.length, 'node')} without an A/B boot environment: ${firstFew(single)}; ${firstSingle}`) };
+  if (unreachable.length) return { ok: false, message: `cannot read the boot status of ${plural(unreachable.length, 'node')} of ${cluster} (${firstFew(unreachable)}; ${firstUnreachable}): an upgrade needs every node answering; check that the cluster runs (kubedos status SPEC, kubedos start SPEC). Nothing was touched` };
+  return { ok: true };
+}
+
+/** N (the sealed deploy's build) and N+1 as build references: version and the sha256 of the signed manifest. */
+export function buildRefs(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, versions: { from: string; to: string }): { from: BuildRef; to: BuildRef } {
+  const bundle = join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir);
+  return {
+    from: { version: versions.from, digest: sha256Hex(readFileSync(join(bundle, MANIFEST_FILE))) },
+    to: { version: versions.to, digest: sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE))) },
+  };
+}
+
+export interface UpgradeRunRequest {
+  spec: ClusterSpec;
+  waves: readonly Wave[];
+  from: BuildRef;
+  /** N+1 for an upgrade; undefined for --rollback (the record's last target). */
+  to?: BuildRef;
+  ops: NodeOps;
+  env: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  onEvent?: (e: ApplyEvent) => void;
+  pollMs?: number;
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** The engine service of `kubedos upgrade` (and `--rollback`) once the preflight passed. */
+export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutcome> {
+  const cluster = r.spec.metadata.name;
+  const notAb = specNotAb(r.spec);
+  if (notAb) return { kind: 'refuse', message: notAb };
+  const nodes = r.waves.flatMap((w) => w.nodes);
+  const ab = await checkAbNodes(cluster, nodes, r.ops, r.signal);
+  if (!ab.ok) return { kind: 'refuse', message: ab.message };
+  const path = upgradeRecordPath(cluster, r.env);
+  const record = readUpgradeRecord(path);
+  const common = { waves: r.waves, from: r.from, ops: r.ops, record, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
+  if (r.to) return runApply({ ...common, target: r.to });
+  if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
+  return runRollback({ ...common, target: record.target });
+}
