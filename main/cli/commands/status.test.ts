@@ -197,7 +197,7 @@ describe('kubedos status --health --watch', () => {
     const reader = injectedReader({ unreachable: 'never asked' });
     expect(await makeStatusCommand({ reader, timers }).run(['lab-3.yaml', '--health', '--watch'], io)).toBe(0);
     expect(out).toHaveLength(1);
-    expect(out[0]).toMatch(/^\x1b\[2J\x1b\[H2026-12-03T15:00:00Z read 1, next in 15 s; Ctrl-C stops\nhealth now of lab-3: cannot be read \(never-deployed\)/);
+    expect(out[0]?.startsWith('\x1b[2J\x1b[H2026-12-03T15:00:00Z read 1, next in 15 s; Ctrl-C stops\nhealth now of lab-3: cannot be read (never-deployed)')).toBe(true);
     expect(reader.calls).toBe(0); // never deployed here: the journal answers, nothing contacted
     const usage = (argv: string[]) => statusCommand.run(argv, { ...io, isTty: false });
     await expect(usage(['lab-3.yaml', '--watch'])).rejects.toThrow(/--watch needs --health/);

@@ -14,7 +14,7 @@ import type { DeployTarget } from '../../../common/contract/index';
 import type { ClusterHealthNow, LiveMeasure, LiveNodeHealth, LiveNodeState } from '../../../common/health/now';
 import { LIVE_NODE_STATES } from '../../../common/health/now';
 import type { Poller, PollSnapshot } from '../../../common/health/poll';
-import { createPoller, HEALTH_POLL_CHOICES_S, HEALTH_POLL_DEFAULT_S, readFailure } from '../../../common/health/poll';
+import { createPoller, HEALTH_POLL_CHOICES_S, HEALTH_POLL_DEFAULT_S, nextReadDelayS, readFailure } from '../../../common/health/poll';
 import { api } from '../../shell/api';
 import { targetLabel, targetOf, wizardStore } from '../deploy/store';
 
@@ -162,7 +162,7 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
   const title = !h && latest?.unavailable ? UNAVAILABLE_TITLE[latest.unavailable.code] : live.error ? 'Engine did not answer' : 'Live health not read';
   const on = live.target ? ` on ${targetLabel(live.target)}` : '';
   const p = live.poll;
-  const next = p?.paused ? 'paused' : p?.hidden ? 'paused while hidden' : p?.inFlight ? 'reading now' : p?.nextAt !== undefined ? `next read in ${Math.max(0, Math.ceil(p.nextAt / 1000 - now))} s${p.failures ? ` (waiting longer: ${p.failures} failed)` : ''}` : undefined;
+  const next = p?.paused ? 'paused' : p?.hidden ? 'paused while hidden' : p?.inFlight ? 'reading now' : p?.nextAt !== undefined ? `next read in ${Math.min(nextReadDelayS(p.intervalS, p.failures), Math.max(0, Math.ceil(p.nextAt / 1000 - now)))} s${p.failures ? ` (waiting longer: ${p.failures} failed)` : ''}` : undefined;
   const staleTitle = live.stale ? (latest?.unavailable ? UNAVAILABLE_TITLE[latest.unavailable.code] : 'Engine did not answer') : undefined;
   return (
     <div
@@ -246,7 +246,7 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
           <b>{staleTitle}:</b> the read at {clock(live.stale.at)} failed: {live.stale.why}
           <Text span size="sm" c="dimmed">
             {' '}
-            — still showing the report read at {clock(h.readAt)} (dashed nodes); it is read again by itself.
+            — still showing the report read at {clock(h.readAt)} (dashed nodes); {p?.paused ? 'reads are paused: Resume or Refresh to read again.' : 'it is read again by itself.'}
           </Text>
         </Text>
       )}
