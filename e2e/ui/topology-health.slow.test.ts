@@ -173,6 +173,21 @@ describe('topology live health', () => {
     expect(await node('cp-1').getAttribute('data-live-stale')).toBe('false');
   });
 
+  it('no reads while the window is hidden; shown again, it reads at once', async () => {
+    const setHidden = (hidden: boolean) =>
+      page.evaluate((h) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await setHidden(true);
+    await expect.poll(() => page.getByTestId('topology-live-next').textContent(), { timeout: 5_000 }).toBe('paused while hidden');
+    const hidden = reads;
+    await page.waitForTimeout(7_000); // more than the 5 s interval
+    expect(reads).toBe(hidden);
+    await setHidden(false);
+    await expect.poll(() => reads, { timeout: 5_000 }).toBe(hidden + 1);
+  });
+
   it('a stale report keeps the last picture too, and says since when', async () => {
     hub = injectedReader({ report: watcherReportFor(lab3MixedFacts(Date.now() / 1000 - 900)), nowSeconds: () => Date.now() / 1000 });
     await page.getByTestId('topology-live-refresh').click();
