@@ -15,6 +15,7 @@ import type { ClusterHealthNow, LiveMeasure, LiveNodeHealth, LiveNodeState } fro
 import { LIVE_NODE_STATES } from '../../../common/health/now';
 import type { Poller, PollSnapshot } from '../../../common/health/poll';
 import { createPoller, HEALTH_POLL_CHOICES_S, HEALTH_POLL_DEFAULT_S, nextReadDelayS, readFailure } from '../../../common/health/poll';
+import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { targetLabel, targetOf, wizardStore } from '../deploy/store';
 
@@ -162,7 +163,7 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
   const title = !h && latest?.unavailable ? UNAVAILABLE_TITLE[latest.unavailable.code] : live.error ? 'Engine did not answer' : 'Live health not read';
   const on = live.target ? ` on ${targetLabel(live.target)}` : '';
   const p = live.poll;
-  const next = p?.paused ? 'paused' : p?.hidden ? 'paused while hidden' : p?.inFlight ? 'reading now' : p?.nextAt !== undefined ? `next read in ${Math.min(nextReadDelayS(p.intervalS, p.failures), Math.max(0, Math.ceil(p.nextAt / 1000 - now)))} s${p.failures ? ` (waiting longer: ${p.failures} failed)` : ''}` : undefined;
+  const next = p?.paused ? 'paused' : p?.hidden ? 'paused while hidden' : p?.inFlight ? 'reading now' : p?.nextAt !== undefined ? `next read in ${Math.min(nextReadDelayS(p.intervalS, p.failures), Math.max(0, Math.ceil(p.nextAt / 1000 - now)))} s${p.failures ? ` (longer wait after ${plural(p.failures, 'failed read')})` : ''}` : undefined;
   const staleTitle = live.stale ? (latest?.unavailable ? UNAVAILABLE_TITLE[latest.unavailable.code] : 'Engine did not answer') : undefined;
   return (
     <div
