@@ -151,7 +151,8 @@ describe('topology live health', () => {
     expect(await page.getByTestId('topology-live-stale-badge').textContent()).toBe('stale');
     expect(await page.getByTestId('topology-live-cannot').count()).toBe(0);
     // One failed read: the next waits twice the interval.
-    await expect.poll(() => page.getByTestId('topology-live-next').textContent(), { timeout: 5_000 }).toMatch(/^next read in \d+ s \(longer wait after 1 failed read\)$/);
+    await expect.poll(() => page.getByTestId('topology-live-next').textContent(), { timeout: 5_000 }).toMatch(/^next read in \d+ s \(backing off\)$/);
+    expect(await page.getByTestId('topology-live-next').getAttribute('title')).toBe('waiting longer after 1 failed read in a row: the wait doubles per failed read, up to 240 s');
     await shots('topology-live-stale');
   });
 

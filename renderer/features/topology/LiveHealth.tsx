@@ -14,7 +14,7 @@ import type { DeployTarget } from '../../../common/contract/index';
 import type { ClusterHealthNow, LiveMeasure, LiveNodeHealth, LiveNodeState } from '../../../common/health/now';
 import { LIVE_NODE_STATES } from '../../../common/health/now';
 import type { Poller, PollSnapshot } from '../../../common/health/poll';
-import { createPoller, HEALTH_POLL_CHOICES_S, HEALTH_POLL_DEFAULT_S, nextReadDelayS, readFailure } from '../../../common/health/poll';
+import { createPoller, HEALTH_POLL_CHOICES_S, HEALTH_POLL_DEFAULT_S, HEALTH_POLL_MAX_BACKOFF_S, nextReadDelayS, readFailure } from '../../../common/health/poll';
 import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { targetLabel, targetOf, wizardStore } from '../deploy/store';
@@ -163,7 +163,7 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
   const title = !h && latest?.unavailable ? UNAVAILABLE_TITLE[latest.unavailable.code] : live.error ? 'Engine did not answer' : 'Live health not read';
   const on = live.target ? ` on ${targetLabel(live.target)}` : '';
   const p = live.poll;
-  const next = p?.paused ? 'paused' : p?.hidden ? 'paused while hidden' : p?.inFlight ? 'reading now' : p?.nextAt !== undefined ? `next read in ${Math.min(nextReadDelayS(p.intervalS, p.failures), Math.max(0, Math.ceil(p.nextAt / 1000 - now)))} s${p.failures ? ` (longer wait after ${plural(p.failures, 'failed read')})` : ''}` : undefined;
+  const next = p?.paused ? 'paused' : p?.hidden ? 'paused while hidden' : p?.inFlight ? 'reading now' : p?.nextAt !== undefined ? `next read in ${Math.min(nextReadDelayS(p.intervalS, p.failures), Math.max(0, Math.ceil(p.nextAt / 1000 - now)))} s${p.failures ? ' (backing off)' : ''}` : undefined;
   const staleTitle = live.stale ? (latest?.unavailable ? UNAVAILABLE_TITLE[latest.unavailable.code] : 'Engine did not answer') : undefined;
   return (
     <div
@@ -212,7 +212,7 @@ export function LiveHealthBar({ live, cluster }: { live: LiveHealthState; cluste
         </Group>
         <Group gap={6} wrap="nowrap" style={{ flexShrink: 0 }}>
           {next && (
-            <Text size="xs" c="dimmed" data-testid="topology-live-next">
+            <Text size="xs" c="dimmed" data-testid="topology-live-next" title={p?.failures ? `waiting longer after ${plural(p.failures, 'failed read')} in a row: the wait doubles per failed read, up to ${HEALTH_POLL_MAX_BACKOFF_S} s` : undefined}>
               {next}
             </Text>
           )}
