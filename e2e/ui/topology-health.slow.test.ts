@@ -3,15 +3,19 @@
 // no VM runs here). A cluster never deployed from this workspace says so and keeps the last
 // run's colours, labelled as such; a hub that does not answer says so; a report read from the
 // hub colours each node (healthy / degraded / unreachable) with a legend, its read time and age;
-// the node drawer lists each signal; a stale report falls back again. Screenshots of the live
-// and the cannot-read states and of the drawer (a degraded and an unreachable node, wg1/wg2/wg3
-// handshakes each) in e2e/output/screens/h17p/ with KUBEDOS_E2E_SCREENS=1 (npm run
-// test:ui:topology): the sixteen pictures double the test's time, too much for CI.
+// the node drawer lists each signal. While the view is open it reads again by itself (the
+// interval set to 5 s here): a node's colour changes without a click; a hub that stops answering
+// keeps the last picture, marked stale with why; a stale report too; pause stops the reads (counted
+// on the bridge). Screenshots of the cannot-read, running, stale and paused states and of the
+// drawer (a degraded and an unreachable node, wg1/wg2/wg3 handshakes each) in
+// e2e/output/screens/h17r/ with KUBEDOS_E2E_SCREENS=1 (npm run test:ui:topology): the pictures
+// double the test's time, too much for CI.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HealthFacts } from '../../common/drills/health';
 import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from '../../common/health/testing';
 import { TEMPLATES } from '../../common/spec/index';
 import type { HubHealthReader } from '../../main/health/service';
@@ -20,7 +24,7 @@ import { writeDeployJournal } from '../../main/upgrade/testing';
 import type { BridgeServer, UiSession } from './session';
 import { bridgeSession, screensDir, shots as shotsOf } from './session';
 
-const SCREENS = screensDir('h17p');
+const SCREENS = screensDir('h17r');
 const TAKE_SCREENS = process.env.KUBEDOS_E2E_SCREENS === '1';
 const root = mkdtempSync(join(tmpdir(), 'kd-h17h-topology-'));
 const ws = join(root, 'ws');
@@ -28,7 +32,24 @@ let session: UiSession<BridgeServer>;
 let page: Page;
 /** What the hub "answers" now; the test switches it between readings. */
 let hub: HubHealthReader = injectedReader({ unreachable: 'could not reach master (VMID 9100) through qemu-local: the guest agent socket does not exist (is the VM running?)' });
-const reader: HubHealthReader = (q) => hub(q);
+/** Reads of the hub through the bridge (every health.now that reached the engine's reader). */
+let reads = 0;
+const reader: HubHealthReader = (q) => {
+  reads++;
+  return hub(q);
+};
+/** A hub whose watcher wrote its report 6 s before each read, of the facts at that time. */
+const answering =
+  (facts: (now: number) => HealthFacts, agents: Record<string, boolean>): HubHealthReader =>
+  (q) => {
+    const now = Date.now() / 1000;
+    return injectedReader({ report: watcherReportFor(facts(now - 6)), nowSeconds: () => Date.now() / 1000, agents })(q);
+  };
+/** lab-3 with w-1 back: its handshakes fresh, its guest agent answering. */
+const w1Back = (now: number): HealthFacts => {
+  const f = lab3MixedFacts(now);
+  return { ...f, wg1Handshakes: { ...f.wg1Handshakes, 'w-1': now - 20 }, wg2Handshakes: { ...f.wg2Handshakes, 'w-1': now - 15 }, wg3Handshakes: { ...f.wg3Handshakes, 'w-1': now - 10 } };
+};
 
 beforeAll(async () => {
   const specs = join(root, 'specs');
@@ -67,18 +88,16 @@ describe('topology live health', () => {
   });
 
   it('colours each node from the hub report, with the legend, read time and age; the drawer lists each signal', async () => {
-    const at = Date.now() / 1000 - 6;
-    hub = injectedReader({ report: watcherReportFor(lab3MixedFacts(at)), nowSeconds: () => Date.now() / 1000, agents: LAB3_AGENT_PINGS });
+    hub = answering(lab3MixedFacts, LAB3_AGENT_PINGS);
     await page.getByTestId('topology-live-refresh').click();
     await expect.poll(liveStates, { timeout: 15_000 }).toEqual({ master: 'healthy', 'cp-1': 'degraded', 'w-1': 'unreachable' });
     expect(await page.getByTestId('topology-live').getAttribute('data-live')).toBe('live');
     expect(await page.getByTestId('live-legend-healthy').textContent()).toBe('healthy: 1');
     expect(await page.getByTestId('live-legend-unknown').textContent()).toBe('unknown: 0');
-    expect(await page.getByTestId('topology-live-read').textContent()).toMatch(/^read at \d\d:\d\d:\d\d · report \d+ s old$/);
+    expect(await page.getByTestId('topology-live-read').textContent()).toMatch(/^read \d\d:\d\d:\d\d, \d+ s ago · report \d+ s old$/);
     expect(await node('w-1').getAttribute('aria-label')).toContain('live: unreachable');
     expect(await page.getByTestId('topology-live-cannot').count()).toBe(0);
     expect(await page.getByTestId('topology-live-refresh').getAttribute('title')).toBe("read the health report of lab-3's hub again on qemu-local");
-    await shots('topology-live');
     await node('cp-1').click();
     const section = page.getByTestId('node-live');
     await section.waitFor();
@@ -104,11 +123,77 @@ describe('topology live health', () => {
     await section.waitFor({ state: 'detached' });
   });
 
-  it('a stale report falls back to the last run colours and says since when', async () => {
+  it('reads again by itself: a node turns healthy without a click, the read time ticks', async () => {
+    await page.getByTestId('topology-live-interval').selectOption('5');
+    expect(await page.getByTestId('topology-live').getAttribute('data-poll')).toBe('running');
+    const before = reads;
+    const read = page.getByTestId('topology-live-read');
+    const first = await read.textContent();
+    hub = answering(w1Back, { ...LAB3_AGENT_PINGS, 'w-1': true });
+    await expect.poll(liveStates, { timeout: 15_000 }).toEqual({ master: 'healthy', 'cp-1': 'degraded', 'w-1': 'healthy' });
+    expect(reads).toBeGreaterThan(before);
+    expect(await page.getByTestId('live-legend-healthy').textContent()).toBe('healthy: 2');
+    // "N s ago" ticks between reads.
+    await expect.poll(() => read.textContent(), { timeout: 5_000 }).not.toBe(first);
+    expect(await page.getByTestId('topology-live-next').textContent()).toMatch(/^(next read in \d+ s|reading now)$/);
+    await shots('topology-live-running');
+  });
+
+  it('a hub that stops answering keeps the last picture, marked stale with why, and backs off', async () => {
+    hub = injectedReader({ unreachable: 'could not reach master (VMID 9100) through qemu-local: the guest agent did not answer within 15 s' });
+    await expect.poll(() => page.getByTestId('topology-live').getAttribute('data-live'), { timeout: 15_000 }).toBe('stale');
+    expect(await liveStates()).toEqual({ master: 'healthy', 'cp-1': 'degraded', 'w-1': 'healthy' });
+    expect(await node('cp-1').getAttribute('data-live-stale')).toBe('true');
+    expect(await node('cp-1').getAttribute('aria-label')).toContain('live (stale): degraded');
+    expect(await page.getByTestId('topology-live-stale').textContent()).toMatch(
+      /^Hub did not answer: the read at \d\d:\d\d:\d\d failed: the hub master did not give its health report: could not reach master \(VMID 9100\).* — still showing the report read at \d\d:\d\d:\d\d \(dashed nodes\)/,
+    );
+    expect(await page.getByTestId('topology-live-stale-badge').textContent()).toBe('stale');
+    expect(await page.getByTestId('topology-live-cannot').count()).toBe(0);
+    // One failed read: the next waits twice the interval.
+    await expect.poll(() => page.getByTestId('topology-live-next').textContent(), { timeout: 5_000 }).toMatch(/^next read in \d+ s \(backing off\)$/);
+    expect(await page.getByTestId('topology-live-next').getAttribute('title')).toBe('waiting longer after 1 failed read in a row: the wait doubles per failed read, up to 240 s');
+    await shots('topology-live-stale');
+  });
+
+  it('pause stops the reads (none reach the bridge); resume reads at once and the stale mark goes', async () => {
+    hub = answering(lab3MixedFacts, LAB3_AGENT_PINGS);
+    await page.getByTestId('topology-live-pause').click();
+    expect(await page.getByTestId('topology-live').getAttribute('data-poll')).toBe('paused');
+    expect(await page.getByTestId('topology-live-pause').textContent()).toBe('Resume');
+    expect(await page.getByTestId('topology-live-next').textContent()).toBe('paused');
+    const paused = reads;
+    await page.waitForTimeout(12_000); // more than two intervals (and the back-off's wait)
+    expect(reads).toBe(paused);
+    expect(await page.getByTestId('topology-live').getAttribute('data-live')).toBe('stale');
+    await shots('topology-live-paused');
+    await page.getByTestId('topology-live-pause').click();
+    await expect.poll(() => page.getByTestId('topology-live').getAttribute('data-live'), { timeout: 15_000 }).toBe('live');
+    expect(reads).toBe(paused + 1);
+    expect(await liveStates()).toEqual({ master: 'healthy', 'cp-1': 'degraded', 'w-1': 'unreachable' });
+    expect(await node('cp-1').getAttribute('data-live-stale')).toBe('false');
+  });
+
+  it('no reads while the window is hidden; shown again, it reads at once', async () => {
+    const setHidden = (hidden: boolean) =>
+      page.evaluate((h) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await setHidden(true);
+    await expect.poll(() => page.getByTestId('topology-live-next').textContent(), { timeout: 5_000 }).toBe('paused while hidden');
+    const hidden = reads;
+    await page.waitForTimeout(7_000); // more than the 5 s interval
+    expect(reads).toBe(hidden);
+    await setHidden(false);
+    await expect.poll(() => reads, { timeout: 5_000 }).toBe(hidden + 1);
+  });
+
+  it('a stale report keeps the last picture too, and says since when', async () => {
     hub = injectedReader({ report: watcherReportFor(lab3MixedFacts(Date.now() / 1000 - 900)), nowSeconds: () => Date.now() / 1000 });
     await page.getByTestId('topology-live-refresh').click();
-    await expect.poll(() => page.getByTestId('topology-live-cannot').textContent(), { timeout: 15_000 }).toMatch(/Report stale.*is stale since \d\d:\d\d:\d\d UTC \(\d+ s old.*the watcher stopped writing/);
-    expect(await liveStates()).toEqual({ master: 'none', 'cp-1': 'none', 'w-1': 'none' });
+    await expect.poll(() => page.getByTestId('topology-live-stale').textContent(), { timeout: 15_000 }).toMatch(/^Report stale: the read at \d\d:\d\d:\d\d failed: the health report on master is stale since \d\d:\d\d:\d\d UTC \(\d+ s old.*the watcher stopped writing/);
+    expect(await liveStates()).toEqual({ master: 'healthy', 'cp-1': 'degraded', 'w-1': 'unreachable' });
     expect(session.pageErrors).toEqual([]);
     expect(session.foreignRequests).toEqual([]);
   });

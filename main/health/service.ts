@@ -54,3 +54,21 @@ export async function clusterHealthNow(req: HealthNowRequest, o: { reader?: HubH
   const reading = await (o.reader ?? readHubAndAgents)(rest);
   return { live: foldClusterHealth({ ...base, nowSeconds: now(), status: reading.status, ...(reading.agents ? { agents: reading.agents } : {}) }), watcher: reading.status };
 }
+
+/** Reads of one cluster on one target in flight now (shared by every caller of sharedClusterHealthNow). */
+const inFlight = new Map<string, Promise<HealthNow>>();
+
+/**
+ * clusterHealthNow, but overlapping reads of the same cluster on the same target (two workbench
+ * windows, a window and its Refresh button) share the one read in flight instead of contacting
+ * the hub again: the engine reads at most once at a time per cluster and target.
+ */
+export function sharedClusterHealthNow(req: HealthNowRequest, o: { reader?: HubHealthReader; nowSeconds?: () => number } = {}): Promise<HealthNow> {
+  // The workspace is part of the key: its journal decides whether the hub is contacted at all.
+  const key = JSON.stringify([req.env.KUBEDOS_WORKSPACE ?? '', req.env.HOME ?? '', req.target, req.specText]);
+  const running = inFlight.get(key);
+  if (running) return running;
+  const read = clusterHealthNow(req, o).finally(() => inFlight.delete(key));
+  inFlight.set(key, read);
+  return read;
+}

@@ -53,6 +53,18 @@ describe('health.now', () => {
     await wb.dispose();
   });
 
+  it('overlapping reads (two windows, the timer and Refresh) share the one read of the hub in flight', async () => {
+    const reader = injectedReader({ report: watcherReportFor(lab3MixedFacts(Date.now() / 1000 - 5)), nowSeconds: () => Date.now() / 1000 });
+    const { env, wb, now } = bench(reader);
+    writeDeployJournal('lab-3', env);
+    const [a, b, c] = await Promise.all([now(), now(), now()]);
+    expect(reader.calls).toBe(1);
+    expect([b, c]).toEqual([a, a]);
+    await now();
+    expect(reader.calls).toBe(2); // the next read after the first ended reads again
+    await wb.dispose();
+  });
+
   it('an unreachable hub and a stale report are answers with the reason, not errors', async () => {
     const down = bench(injectedReader({ unreachable: 'could not reach master (VMID 9100) through qemu-local: guest agent socket missing' }));
     writeDeployJournal('lab-3', down.env);

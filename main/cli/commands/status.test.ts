@@ -123,3 +123,86 @@ describe('kubedos status', () => {
     expect(text).toMatch(/cp-1 +degraded .*ok: wg2 handshake 12 s old +ok: wg3 handshake 47 s old/);
   });
 });
+
+describe('kubedos status --health --watch', () => {
+  /** Timers that fire at once (the waits asked for are recorded), and a clock that moves by them. */
+  function quickTimers() {
+    let now = Date.UTC(2026, 11, 3, 15, 0, 0);
+    const waits: number[] = [];
+    return {
+      waits,
+      timers: {
+        set: (fn: () => void, ms: number) => {
+          waits.push(ms);
+          return setTimeout(() => {
+            now += ms;
+            fn();
+          }, 1);
+        },
+        clear: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>),
+        now: () => now,
+      },
+    };
+  }
+
+  it('re-prints the table after each read with a timestamp line, waits longer while the hub does not answer, and Ctrl-C exits 0', async () => {
+    const ws = workspaceWith([line('w1', { type: 'run', state: 'started', stages: ['converge'], pipeline: 'deploy' }), line('w1', { type: 'done', summary: { converge: 'success' }, durationMs: 1 })]);
+    writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
+    const at = 1_800_000_000;
+    const up = injectedReader({ report: watcherReportFor(lab3MixedFacts(at)), nowSeconds: () => at + 4, agents: LAB3_AGENT_PINGS });
+    const down = injectedReader({ unreachable: 'could not reach master (VMID 9100) through qemu-local: the guest agent did not answer' });
+    // The hub answers, then does not twice, then answers again.
+    const script = [up, down, down, up];
+    let calls = 0;
+    const stop = new AbortController();
+    let inFlight = 0;
+    let overlapped = false;
+    const reader: typeof up = Object.assign(
+      async (q: Parameters<typeof up>[0]) => {
+        overlapped ||= inFlight > 0;
+        inFlight++;
+        try {
+          return await script[Math.min(calls++, script.length - 1)]!(q);
+        } finally {
+          inFlight--;
+        }
+      },
+      { calls: 0 },
+    );
+    const { timers, waits } = quickTimers();
+    const out: string[] = [];
+    // Ctrl-C once the fourth table is printed.
+    const io: CliIo = { out: (t) => out.push(t) === script.length && stop.abort(new Error('interrupted')), err: () => {}, cwd: ws, env: { KUBEDOS_WORKSPACE: ws }, signal: stop.signal, isTty: false };
+    const status = makeStatusCommand({ reader, nowSeconds: () => at + 4, timers });
+    expect(await status.run(['lab-3.yaml', '--health', '--watch', '--interval', '10'], io)).toBe(0);
+    expect(calls).toBe(4);
+    expect(overlapped).toBe(false);
+    // Between reads: the interval, twice it after one failure, four times after two, the interval again.
+    expect(waits).toEqual([10_000, 20_000, 40_000]);
+    expect(out).toHaveLength(4);
+    expect(out[0]).toMatch(/^--- 2026-12-03T15:00:00Z read 1, next in 10 s; Ctrl-C stops\nhealth now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown/);
+    expect(out[0]).toMatch(/NODE +STATE +AGENT/);
+    expect(out[1]).toMatch(/^--- 2026-12-03T15:00:10Z read 2, next in 20 s \(1 failed read in a row: waiting longer\); Ctrl-C stops\nhealth now of lab-3: cannot be read \(unreadable\): the hub master did not give its health report: could not reach master/);
+    expect(out[2]).toMatch(/read 3, next in 40 s \(2 failed reads in a row/);
+    expect(out[3]).toMatch(/read 4, next in 10 s; Ctrl-C stops\nhealth now of lab-3: 1 healthy/);
+  });
+
+  it('a terminal is redrawn in place; bad combinations are usage errors', async () => {
+    const ws = workspaceWith([]);
+    writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
+    const stop = new AbortController();
+    const out: string[] = [];
+    const io: CliIo = { out: (t) => { out.push(t); stop.abort(); }, err: () => {}, cwd: ws, env: { KUBEDOS_WORKSPACE: join(ws, 'none') }, signal: stop.signal, isTty: true };
+    const { timers } = quickTimers();
+    const reader = injectedReader({ unreachable: 'never asked' });
+    expect(await makeStatusCommand({ reader, timers }).run(['lab-3.yaml', '--health', '--watch'], io)).toBe(0);
+    expect(out).toHaveLength(1);
+    expect(out[0]?.startsWith('\x1b[2J\x1b[H2026-12-03T15:00:00Z read 1, next in 15 s; Ctrl-C stops\nhealth now of lab-3: cannot be read (never-deployed)')).toBe(true);
+    expect(reader.calls).toBe(0); // never deployed here: the journal answers, nothing contacted
+    const usage = (argv: string[]) => statusCommand.run(argv, { ...io, isTty: false });
+    await expect(usage(['lab-3.yaml', '--watch'])).rejects.toThrow(/--watch needs --health/);
+    await expect(usage(['lab-3.yaml', '--health', '--watch', '--interval', '1'])).rejects.toThrow(/--interval takes seconds, at least 2 \(got 1\)/);
+    await expect(usage(['lab-3.yaml', '--health', '--interval', '5'])).rejects.toThrow(/--interval goes with --watch/);
+    await expect(usage(['lab-3.yaml', '--health', '--watch', '--json'])).resolves.toBe(2);
+  });
+});

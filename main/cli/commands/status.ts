@@ -14,7 +14,9 @@ import { renderTable } from '../../../common/text/table';
 import { plural } from '../../../common/text/plural';
 import { renderWatcherStatus } from '../../../common/drills/watcher';
 import { liveHealthRows } from '../../../common/health/now';
-import type { HealthNow, HubHealthReader } from '../../health/service';
+import type { PollTimers } from '../../../common/health/poll';
+import { createPoller, HEALTH_POLL_DEFAULT_S, HEALTH_POLL_MIN_S, nextReadDelayS, readFailure } from '../../../common/health/poll';
+import type { HealthNow, HealthNowRequest, HubHealthReader } from '../../health/service';
 import { clusterHealthNow } from '../../health/service';
 import { specTarget } from './lifecycle';
 
@@ -22,6 +24,8 @@ import { specTarget } from './lifecycle';
 export interface StatusDeps {
   reader?: HubHealthReader;
   nowSeconds?: () => number;
+  /** `--watch`'s timers and clock (tests drive them; default: the process's). */
+  timers?: PollTimers;
 }
 
 type JsonErrors = { invalid: (message: string, diagnostics: NonNullable<ClusterStatusError['error']['diagnostics']>) => void };
@@ -29,7 +33,7 @@ type JsonErrors = { invalid: (message: string, diagnostics: NonNullable<ClusterS
 export const makeStatusCommand = (deps: StatusDeps = {}): CliCommand => ({
   name: 'status',
   summary: 'show the last deploy of a cluster from its journal: stages, nodes, failures, what a rerun will skip',
-  usage: 'kubedos status SPEC | --cluster NAME [--json] [--health [--target T]]',
+  usage: 'kubedos status SPEC | --cluster NAME [--json] [--health [--target T] [--watch [--interval S]]]',
   help: [
     'Reads <workspace>/clusters/<name>/journal.jsonl; nothing is contacted.',
     '  --json   the same as JSON (schema: ClusterStatus in common/pipeline/status.ts), also when no deploy is recorded;',
@@ -38,6 +42,9 @@ export const makeStatusCommand = (deps: StatusDeps = {}): CliCommand => ({
     '           folded per node (agent, wg1 handshake, etcd, converge fingerprint: healthy/degraded/unreachable/unknown);',
     '           needs SPEC; contacts the hypervisor (--target as for stop/start) only when the journal says the',
     '           cluster is deployed and not stopped; says plainly when it cannot be read',
+    `  --watch  with --health: read it again and again, one read at a time, every --interval S seconds (default ${HEALTH_POLL_DEFAULT_S},`,
+    `           at least ${HEALTH_POLL_MIN_S}), waiting longer while the hub does not answer; a terminal is redrawn, other output`,
+    '           gets one table per read after a timestamp line; Ctrl-C stops (exit 0)',
     'Exit status: 0 a deploy is recorded, 1 none is (or the spec is not valid), 2 bad usage.',
   ].join('\n'),
   async run(argv, io) {
@@ -58,7 +65,12 @@ export const makeStatusCommand = (deps: StatusDeps = {}): CliCommand => ({
 export const statusCommand: CliCommand = makeStatusCommand();
 
 async function runStatus(argv: string[], io: CliIo, deps: StatusDeps, json?: JsonErrors): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, { cluster: { type: 'string' }, json: { type: 'boolean' }, health: { type: 'boolean' }, target: { type: 'string' } });
+  const { values, positionals } = parseCommandArgs(argv, { cluster: { type: 'string' }, json: { type: 'boolean' }, health: { type: 'boolean' }, target: { type: 'string' }, watch: { type: 'boolean' }, interval: { type: 'string' } });
+  if (values.watch && !values.health) throw new UsageError('--watch needs --health (it re-reads the health now)');
+  if (values.watch && values.json) throw new UsageError('--watch prints tables; for JSON, run status --health --json once per read');
+  if (values.interval !== undefined && !values.watch) throw new UsageError('--interval goes with --watch');
+  const intervalS = values.interval === undefined ? HEALTH_POLL_DEFAULT_S : Number(values.interval);
+  if (!Number.isFinite(intervalS) || intervalS < HEALTH_POLL_MIN_S) throw new UsageError(`--interval takes seconds, at least ${HEALTH_POLL_MIN_S} (got ${values.interval})`);
   let cluster = values.cluster;
   let specFile: { path: string; spec: NonNullable<ReturnType<typeof loadSpec>['spec']> } | undefined;
   if (values.health && !positionals[0]) throw new UsageError('--health needs a SPEC (the hub is found from its plan)');
@@ -74,6 +86,10 @@ async function runStatus(argv: string[], io: CliIo, deps: StatusDeps, json?: Jso
     }
     cluster = loaded.spec.metadata.name;
     specFile = { path: loaded.path, spec: loaded.spec };
+  }
+  if (values.watch && specFile) {
+    const req: HealthNowRequest = { specText: readFileSync(specFile.path, 'utf8'), specName: positionals[0] ?? 'SPEC', target: specTarget(specFile.spec, values.target), env: io.env, cwd: io.cwd, signal: io.signal };
+    return watchHealth(req, io, deps, intervalS);
   }
   const journalPath = join(clusterWorkspace(cluster, io.env), WORKSPACE_LAYOUT.journal);
   const events = readJournal(journalPath);
@@ -167,4 +183,46 @@ async function runStatus(argv: string[], io: CliIo, deps: StatusDeps, json?: Jso
   if (converged.size) io.out(`\na rerun skips (inputs unchanged): ${[...converged.keys()].join(', ')}`);
   printLive();
   return 0;
+}
+
+/** Clears a terminal and puts the cursor home (only written when stdout is one). */
+const CLEAR = '\x1b[2J\x1b[H';
+
+/**
+ * `status --health --watch`: the health now, read through the one read loop the workbench uses
+ * (common/health/poll.ts: one read at a time, back-off while the hub does not answer), printed
+ * after each read until Ctrl-C (io.signal), which ends it with exit 0.
+ */
+function watchHealth(req: HealthNowRequest, io: CliIo, deps: StatusDeps, intervalS: number): Promise<number> {
+  const timers: PollTimers = deps.timers ?? { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as ReturnType<typeof setTimeout>), now: () => Date.now() };
+  const opts = { ...(deps.reader ? { reader: deps.reader } : {}), ...(deps.nowSeconds ? { nowSeconds: deps.nowSeconds } : {}) };
+  return new Promise((resolve) => {
+    const poller = createPoller<HealthNow>({
+      read: () => clusterHealthNow(req, opts),
+      failed: (h) => readFailure(h.live) !== undefined,
+      intervalS,
+      timers,
+      onOutcome: (o, at) => {
+        const s = poller.snapshot();
+        const next = nextReadDelayS(intervalS, s.failures);
+        const when = `${new Date(at).toISOString().replace(/\.\d+Z$/, 'Z')} read ${s.reads}, next in ${next} s${s.failures ? ` (${plural(s.failures, 'failed read')} in a row: waiting longer)` : ''}; Ctrl-C stops`;
+        const lines = [io.isTty ? `${CLEAR}${when}` : `--- ${when}`];
+        if (!o.ok) lines.push(`health now of ${req.specName ?? 'SPEC'}: the read failed: ${o.error.message}`);
+        else {
+          const t = liveHealthRows(o.value.live);
+          lines.push(t.header);
+          if (t.rows.length) lines.push(renderTable(t.columns, t.rows));
+        }
+        io.out(lines.join('\n'));
+      },
+      start: false,
+    });
+    const stop = (): void => {
+      poller.stop();
+      resolve(0);
+    };
+    if (io.signal.aborted) return stop();
+    io.signal.addEventListener('abort', stop, { once: true });
+    poller.resume();
+  });
 }

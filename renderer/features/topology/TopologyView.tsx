@@ -31,7 +31,7 @@ const STATE_COLOR: Record<NodeState, string> = {
 };
 const DOMAIN_COLORS = ['grape', 'cyan', 'orange', 'teal', 'pink', 'lime', 'violet', 'yellow'];
 
-type MachineData = { node: PlanNode; state?: NodeState; live?: LiveNodeState; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
+type MachineData = { node: PlanNode; state?: NodeState; live?: LiveNodeState; liveStale?: boolean; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
 type GroupData = { label: string; count: number; members: string[] };
 
 function MachineNode({ data }: NodeProps<Node<MachineData>>) {
@@ -49,6 +49,7 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
       data-state={data.state ?? 'none'}
       data-drill-state={data.drill ?? 'none'}
       data-live-state={data.live ?? 'none'}
+      data-live-stale={data.live && data.liveStale ? 'true' : 'false'}
       role="button"
       tabIndex={0}
       onKeyDown={(e) => {
@@ -57,12 +58,14 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
           data.open(data.node.name);
         }
       }}
-      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.live ? `, live: ${data.live}` : data.state ? `, last run: ${data.state}` : ''}${data.drill ? `, drill: ${data.drill}` : ''}`}
+      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.live ? `, live${data.liveStale ? ' (stale)' : ''}: ${data.live}` : data.state ? `, last run: ${data.state}` : ''}${data.drill ? `, drill: ${data.drill}` : ''}`}
       style={{
         width: 190,
         height: 78,
         borderColor: color,
         borderWidth: data.state || data.drill || data.live ? 2 : 1,
+        // A picture kept after a failed read: dashed, until a read succeeds again.
+        borderStyle: data.live && data.liveStale && !data.drill ? 'dashed' : 'solid',
         background: tinted && tone ? `var(--mantine-color-${tone}-light)` : undefined,
         cursor: 'pointer',
       }}
@@ -134,6 +137,7 @@ function Topology() {
   const text = useStore(analysisStore, (s) => s.text);
   const live = useLiveHealth(plan ? text : undefined, plan?.cluster.name);
   const liveStates = live.states;
+  const liveStale = live.stale !== undefined;
   const nodeStates = useStore(pipelineStore, (s) => s.nodes);
   const drill = useStore(drillsStore, (s) => runningDrill(s, plan?.cluster.name));
   const drillStates = useMemo(() => (drill && plan ? drillNodeStates(plan.nodes.map((n) => n.name), drill) : undefined), [drill, plan]);
@@ -171,7 +175,7 @@ function Topology() {
 
   // The live-health bar changes height when its state does: fit the picture again then, so no
   // node hides below the fold (refreshes with the same outcome keep the user's pan/zoom).
-  const barState = live.states ? 'live' : (live.health?.unavailable?.code ?? (live.error ? 'error' : 'none'));
+  const barState = live.states ? (liveStale ? 'stale' : 'live') : (live.health?.unavailable?.code ?? (live.error ? 'error' : 'none'));
   const fittedBar = useRef(barState);
   useEffect(() => {
     if (!layout || fittedBar.current === barState) return;
@@ -206,7 +210,7 @@ function Topology() {
           data: {
             node: current,
             state: nodeStates[n.id]?.state,
-            ...(liveStates?.[n.id] ? { live: liveStates[n.id]?.state } : {}),
+            ...(liveStates?.[n.id] ? { live: liveStates[n.id]?.state, liveStale: Boolean(liveStale) } : {}),
             ...(drillStates?.[n.id] ? { drill: drillStates[n.id] } : {}),
             domainColor: DOMAIN_COLORS[domains.indexOf(current.domain) % DOMAIN_COLORS.length] ?? 'gray',
             open: setSelected,
@@ -223,7 +227,7 @@ function Topology() {
       style: { strokeDasharray: '4 3' },
     }));
     return { nodes, edges };
-  }, [layout, plan, nodeStates, liveStates, drillStates, domains]);
+  }, [layout, plan, nodeStates, liveStates, liveStale, drillStates, domains]);
 
   const selectedNode = plan?.nodes.find((n) => n.name === selected);
 
