@@ -5,14 +5,15 @@
 // hub colours each node (healthy / degraded / unreachable) with a legend, its read time and age;
 // the node drawer lists each signal; a stale report falls back again. Screenshots of the live
 // and the cannot-read states and of the drawer (a degraded and an unreachable node, wg1/wg2/wg3
-// handshakes each) in e2e/output/screens/h17p/ with KUBEDOS_E2E_SCREENS=1 (npm run
+// handshakes each, with the artifact version and boot slot each node's exporter serves) in
+// e2e/output/screens/h17p/ (the drawer's: h18m/) with KUBEDOS_E2E_SCREENS=1 (npm run
 // test:ui:topology): the sixteen pictures double the test's time, too much for CI.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from '../../common/health/testing';
+import { LAB3_AGENT_PINGS, lab3MixedFacts, lab3NodeMetrics, watcherReportFor } from '../../common/health/testing';
 import { TEMPLATES } from '../../common/spec/index';
 import type { HubHealthReader } from '../../main/health/service';
 import { injectedReader } from '../../main/health/testing';
@@ -21,6 +22,7 @@ import type { BridgeServer, UiSession } from './session';
 import { bridgeSession, screensDir, shots as shotsOf } from './session';
 
 const SCREENS = screensDir('h17p');
+const DRAWER_SCREENS = screensDir('h18m');
 const TAKE_SCREENS = process.env.KUBEDOS_E2E_SCREENS === '1';
 const root = mkdtempSync(join(tmpdir(), 'kd-h17h-topology-'));
 const ws = join(root, 'ws');
@@ -46,7 +48,7 @@ afterAll(async () => {
 const node = (name: string) => page.locator(`[data-testid=topology-node][data-node=${name}]`);
 const liveStates = () => page.locator('[data-testid=topology-node]').evaluateAll((els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-node'), e.getAttribute('data-live-state')])));
 // After each resize, "fit view" (xyflow's control), as a window opened at that size shows it.
-const shots = async (name: string, fit = true): Promise<unknown> => TAKE_SCREENS && shotsOf(page, SCREENS, name, { schemes: 'both', ...(fit ? { prepare: () => page.locator('.react-flow__controls-fitview').click() } : {}) });
+const shots = async (name: string, fit = true, dir = SCREENS): Promise<unknown> => TAKE_SCREENS && shotsOf(page, dir, name, { schemes: 'both', ...(fit ? { prepare: () => page.locator('.react-flow__controls-fitview').click() } : {}) });
 
 describe('topology live health', () => {
   it('says a cluster never deployed from here cannot be read, and keeps the last run colours, labelled', async () => {
@@ -68,7 +70,7 @@ describe('topology live health', () => {
 
   it('colours each node from the hub report, with the legend, read time and age; the drawer lists each signal', async () => {
     const at = Date.now() / 1000 - 6;
-    hub = injectedReader({ report: watcherReportFor(lab3MixedFacts(at)), nowSeconds: () => Date.now() / 1000, agents: LAB3_AGENT_PINGS });
+    hub = injectedReader({ report: watcherReportFor(lab3MixedFacts(at), { nodeMetrics: lab3NodeMetrics(at) }), nowSeconds: () => Date.now() / 1000, agents: LAB3_AGENT_PINGS });
     await page.getByTestId('topology-live-refresh').click();
     await expect.poll(liveStates, { timeout: 15_000 }).toEqual({ master: 'healthy', 'cp-1': 'degraded', 'w-1': 'unreachable' });
     expect(await page.getByTestId('topology-live').getAttribute('data-live')).toBe('live');
@@ -90,7 +92,11 @@ describe('topology live health', () => {
     expect(text).toMatch(/wg2 handshakeok: wg2 handshake 12 s old/);
     expect(text).toMatch(/wg3 handshakeok: wg3 handshake 47 s old/);
     expect(text).not.toMatch(/not measured/);
-    await shots('topology-live-node', false); // the drawer covers the controls
+    // The artifact cp-1 runs and the slot it booted, as its node exporter serves them to the watcher.
+    expect(await page.getByTestId('node-live-version').textContent()).toBe(`2026.12.2 ${'b'.repeat(12)}`);
+    expect(await page.getByTestId('node-live-version').getAttribute('title')).toBe(`build digest (payload sha256) ${'b'.repeat(64)}`);
+    expect(await page.getByTestId('node-live-slot').textContent()).toBe('b · read 20 s before the report');
+    await shots('topology-live-node', false, DRAWER_SCREENS); // the drawer covers the controls
     await page.keyboard.press('Escape');
     await section.waitFor({ state: 'detached' });
     await page.locator('.react-flow__controls-fitview').click();
@@ -99,7 +105,10 @@ describe('topology live health', () => {
     const w1 = await section.textContent();
     expect(w1).toMatch(/wg2 handshakefailing: wg2 handshake 900 s old \(limit 180 s\)/);
     expect(w1).toMatch(/wg3 handshakefailing: no wg3 handshake yet/);
-    await shots('topology-live-node-unreachable', false);
+    // No version for a node whose exporter did not answer the watcher: why, never a guess.
+    expect(await page.getByTestId('node-live-version').textContent()).toBe('not read: node exporter on http://10.112.0.4:9100 did not answer (timed out)');
+    expect(await page.getByTestId('node-live-slot').count()).toBe(0);
+    await shots('topology-live-node-unreachable', false, DRAWER_SCREENS);
     await page.keyboard.press('Escape');
     await section.waitFor({ state: 'detached' });
   });
