@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Plan } from '../plan/index';
 import { etcdHostRole } from '../plan/services';
 import type { ClusterSpec } from '../spec/schema';
+import { PlaneName } from '../spec/schema';
 import { DetectThresholds, evaluateHealth, Finding, HealthFacts, HealthReport, detectThresholds, isTimedSignal, probesToDetect } from './health';
 import { canonicalJson } from '../canonical';
 
@@ -73,8 +74,11 @@ export const HealthWatchConfig = z
         ssh: z.object({ user: z.string(), key: z.string(), knownHosts: z.string() }),
       })
       .optional(),
-    /** Absent (a configuration rendered by an older foundry): the nodes' versions are not read. */
-    nodeMetrics: z.object({ port: z.number().int().min(1).max(65535), everySeconds: z.number().positive() }).strict().optional(),
+    /**
+     * Where each node's exporter listens (its address on the observability plane, the port) and how
+     * often to read it. Absent (a configuration rendered by an older foundry): the nodes' versions are not read.
+     */
+    nodeMetrics: z.object({ plane: PlaneName, port: z.number().int().min(1).max(65535), everySeconds: z.number().positive() }).strict().optional(),
     reportPath: z.string(),
   })
   .strict();
@@ -117,7 +121,7 @@ export function healthWatchConfig(
     ...(o.converge
       ? { converge: { record: CONVERGE_RECORD_ON_HUB, everySeconds: CONVERGE_PROBE_SECONDS, script: o.converge.script, ssh: { user: o.converge.user, key: o.converge.key, knownHosts: o.converge.knownHosts } } }
       : {}),
-    nodeMetrics: { port: NODE_EXPORTER_PORT, everySeconds: NODE_METRICS_SECONDS },
+    nodeMetrics: { plane: PlaneName.catch('wg2').parse(spec.spec.kubernetes.observability.plane), port: NODE_EXPORTER_PORT, everySeconds: NODE_METRICS_SECONDS },
     reportPath: HEALTH_WATCH_REPORT_PATH,
   };
 }

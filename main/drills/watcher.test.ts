@@ -269,7 +269,7 @@ describe("kubedos-health-watch: the nodes' versions from their node exporters ov
           { name: 'cp-2', hub: false, etcd: false, wg1: '10.1.0.12/32', wg2: '127.0.0.13/32', wg3: '10.3.0.12/32' },
           { name: 'w-1', hub: false, etcd: false, wg1: '10.1.0.21/32', wg2: '127.0.0.14/32', wg3: '10.3.0.21/32' },
         ],
-        nodeMetrics: { port, everySeconds: 30 },
+        nodeMetrics: { plane: 'wg2', port, everySeconds: 30 },
         reportPath: join(dir, 'metrics', 'report.json'),
       };
       const cfgPath = join(dir, 'health-watch-metrics.json');
