@@ -267,7 +267,7 @@ async function recordOnHub(hubG: GuestCall, runId: string, nodes: Record<string,
  * the node exporter (kubedos_converge_info). Best effort: a node that cannot be written is logged,
  * the converge itself is not failed for a metric.
  */
-async function recordOnNodes(s: StageContext, driver: GuestCall['driver'], plan: Plan, runId: string, nodes: Record<string, string>): Promise<void> {
+export async function recordOnNodes(s: Pick<StageContext, 'signal' | 'log'>, driver: GuestCall['driver'], plan: Pick<Plan, 'nodes'>, runId: string, nodes: Record<string, string>): Promise<void> {
   await Promise.all(
     plan.nodes.map(async (node) => {
       const fingerprint = nodes[node.name];
