@@ -25,10 +25,10 @@ export const CONVERGE_RECORD_ON_NODE = '/var/lib/kubedos/converge/node.json';
  * drift is a slow signal and a fingerprint reads every managed file, so not every heartbeat.
  */
 export const CONVERGE_PROBE_SECONDS = 300;
-/** The node exporter's port on wg2 (payload/ansible kubedos_node_exporter_listen). */
+/** The node exporter's port on the observability plane (payload/ansible kubedos_node_exporter_listen). */
 export const NODE_EXPORTER_PORT = 9100;
 /**
- * How often the watcher reads each node's kubedos_artifact_info from its node exporter over wg2
+ * How often the watcher reads each node's kubedos_artifact_info from its node exporter
  * (kubedos-node-metrics rewrites it every 30 s; the version and slot change only on an upgrade).
  */
 export const NODE_METRICS_SECONDS = 30;
@@ -148,7 +148,7 @@ export type WatchFinding = z.infer<typeof WatchFinding>;
 
 /**
  * What the watcher read of one node's kubedos_artifact_info (kubedos-node-metrics, through the
- * node's exporter on wg2): the artifact it was installed from and the root slot it booted — or
+ * node's exporter on the observability plane, wg2 by default): the artifact it was installed from and the root slot it booted — or
  * why it could not be read. Shown beside the verdict, never judged.
  */
 export const NodeArtifactReading = z.union([
