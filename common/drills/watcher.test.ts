@@ -63,6 +63,11 @@ describe('the health watcher configuration', () => {
     expect(c.etcd?.endpoints.every((e) => e.url.startsWith('https://') && e.url.endsWith(':2379'))).toBe(true);
     expect(c.etcd?.endpoints.length).toBe(c.nodes.filter((n) => n.etcd).length);
     expect(c.converge).toBeUndefined();
+    // The nodes' versions from their exporters, on the observability plane the spec names (the role binds them there).
+    expect(c.nodeMetrics).toEqual({ plane: 'wg2', port: 9100, everySeconds: 30 });
+    const s3 = structuredClone(spec);
+    s3.spec.kubernetes.observability.plane = 'wg3';
+    expect(healthWatchConfig(s3, plan(s3)).nodeMetrics?.plane).toBe('wg3');
     // Rendered deterministically and valid against its own schema.
     const text = renderHealthWatchConfig(c);
     expect(renderHealthWatchConfig(HealthWatchConfig.parse(JSON.parse(text)))).toBe(text);

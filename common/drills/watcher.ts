@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Plan } from '../plan/index';
 import { etcdHostRole } from '../plan/services';
 import type { ClusterSpec } from '../spec/schema';
+import { PlaneName } from '../spec/schema';
 import { DetectThresholds, evaluateHealth, Finding, HealthFacts, HealthReport, detectThresholds, isTimedSignal, probesToDetect } from './health';
 import { canonicalJson } from '../canonical';
 
@@ -17,11 +18,20 @@ export const HEALTH_WATCH_CONFIG_PATH = '/etc/kubedos/health-watch.json';
 export const HEALTH_WATCH_REPORT_PATH = '/var/lib/kubedos/health/report.json';
 /** Where the converge stage leaves, on the hub, the per-node fingerprints of the last converge. */
 export const CONVERGE_RECORD_ON_HUB = '/var/lib/kubedos/converge/fingerprints.json';
+/** Where the converge stage leaves, on each node, that node's fingerprint of the last converge (kubedos-node-metrics reads it). */
+export const CONVERGE_RECORD_ON_NODE = '/var/lib/kubedos/converge/node.json';
 /**
  * How often the watcher re-takes the converge fingerprints (one SSH login per node over wg1):
  * drift is a slow signal and a fingerprint reads every managed file, so not every heartbeat.
  */
 export const CONVERGE_PROBE_SECONDS = 300;
+/** The node exporter's port on the observability plane (payload/ansible kubedos_node_exporter_listen). */
+export const NODE_EXPORTER_PORT = 9100;
+/**
+ * How often the watcher reads each node's kubedos_artifact_info from its node exporter
+ * (kubedos-node-metrics rewrites it every 30 s; the version and slot change only on an upgrade).
+ */
+export const NODE_METRICS_SECONDS = 30;
 
 export const HealthWatchConfig = z
   .object({
@@ -64,6 +74,11 @@ export const HealthWatchConfig = z
         ssh: z.object({ user: z.string(), key: z.string(), knownHosts: z.string() }),
       })
       .optional(),
+    /**
+     * Where each node's exporter listens (its address on the observability plane, the port) and how
+     * often to read it. Absent (a configuration rendered by an older foundry): the nodes' versions are not read.
+     */
+    nodeMetrics: z.object({ plane: PlaneName, port: z.number().int().min(1).max(65535), everySeconds: z.number().positive() }).strict().optional(),
     reportPath: z.string(),
   })
   .strict();
@@ -106,6 +121,7 @@ export function healthWatchConfig(
     ...(o.converge
       ? { converge: { record: CONVERGE_RECORD_ON_HUB, everySeconds: CONVERGE_PROBE_SECONDS, script: o.converge.script, ssh: { user: o.converge.user, key: o.converge.key, knownHosts: o.converge.knownHosts } } }
       : {}),
+    nodeMetrics: { plane: PlaneName.catch('wg2').parse(spec.spec.kubernetes.observability.plane), port: NODE_EXPORTER_PORT, everySeconds: NODE_METRICS_SECONDS },
     reportPath: HEALTH_WATCH_REPORT_PATH,
   };
 }
@@ -118,9 +134,39 @@ export function renderHealthWatchConfig(c: HealthWatchConfig): string {
 export const ConvergeRecordOnHub = z.object({ runId: z.string(), nodes: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)) }).strict();
 export type ConvergeRecordOnHub = z.infer<typeof ConvergeRecordOnHub>;
 
+/** What the converge stage leaves on each node (CONVERGE_RECORD_ON_NODE): its own fingerprint of the last converge. */
+export const ConvergeRecordOnNode = z.object({ runId: z.string(), node: z.string(), fingerprint: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
+export type ConvergeRecordOnNode = z.infer<typeof ConvergeRecordOnNode>;
+
+export function renderConvergeRecordOnNode(r: ConvergeRecordOnNode): string {
+  return `${canonicalJson(ConvergeRecordOnNode.parse(r), 2)}\n`;
+}
+
 /** A finding with the time the watcher first saw it and how many probes in a row have seen it since. */
 export const WatchFinding = Finding.extend({ since: z.number(), probes: z.number().int().min(1) });
 export type WatchFinding = z.infer<typeof WatchFinding>;
+
+/**
+ * What the watcher read of one node's kubedos_artifact_info (kubedos-node-metrics, through the
+ * node's exporter on the observability plane, wg2 by default): the artifact it was installed from and the root slot it booted — or
+ * why it could not be read. Shown beside the verdict, never judged.
+ */
+export const NodeArtifactReading = z.union([
+  z
+    .object({
+      node: z.string(),
+      version: z.string(),
+      /** payloadSha256 of the image's payload manifest. */
+      buildDigest: z.string(),
+      /** a / b (A/B images), single (one root), unknown (kubedos-boot could not say). */
+      slot: z.string(),
+      /** Epoch seconds the watcher read it. */
+      at: z.number(),
+    })
+    .strict(),
+  z.object({ node: z.string(), error: z.string(), at: z.number() }).strict(),
+]);
+export type NodeArtifactReading = z.infer<typeof NodeArtifactReading>;
 
 export const HealthWatchReport = z
   .object({
@@ -145,6 +191,8 @@ export const HealthWatchReport = z
     detected: z.array(z.string()),
     /** Probes that could not run (tool missing, file unreadable), one line each. */
     errors: z.array(z.string()),
+    /** Per node (sorted): its artifact version and boot slot as its node exporter serves them. Absent: an older watcher, or not read yet. */
+    nodeMetrics: z.array(NodeArtifactReading).optional(),
   })
   .strict();
 export type HealthWatchReport = z.infer<typeof HealthWatchReport>;

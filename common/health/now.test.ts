@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { watcherStatusOf } from '../drills/watcher';
 import { ClusterHealthNow, foldClusterHealth, liveHealthRows, liveNodeState, NOT_WG23_OLD_WATCHER } from './now';
-import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from './testing';
+import { LAB3_AGENT_PINGS, lab3MixedFacts, lab3NodeMetrics, watcherReportFor } from './testing';
 
 const NODES = [{ name: 'master' }, { name: 'cp-1' }, { name: 'w-1' }];
 const T = 1_800_000_000;
@@ -42,10 +42,12 @@ describe('cluster health now: the fold of a watcher report into node states', ()
     expect(h.etcd).toEqual({ members: 1, healthy: 0, quorum: 1, hasQuorum: false });
     const rows = liveHealthRows(h);
     expect(rows.header).toMatch(/^health now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown; report of \d\d:\d\d:\d\d UTC, 7 s old; etcd 0\/1 healthy — NO QUORUM$/);
-    expect(rows.columns).toEqual(['NODE', 'STATE', 'AGENT', 'WG1', 'WG2', 'WG3', 'ETCD', 'CONVERGE']);
+    expect(rows.columns).toEqual(['NODE', 'STATE', 'VERSION', 'SLOT', 'AGENT', 'WG1', 'WG2', 'WG3', 'ETCD', 'CONVERGE']);
     expect(rows.rows[2]).toEqual([
       'w-1',
       'unreachable',
+      'not read',
+      'not read',
       'FAIL: guest agent silent for 400 s (limit 60 s)',
       'FAIL: wg1 handshake 900 s old (limit 180 s)',
       'FAIL: wg2 handshake 900 s old (limit 180 s)',
@@ -54,6 +56,27 @@ describe('cluster health now: the fold of a watcher report into node states', ()
       'ok: converge fingerprint matches the last converge',
     ]);
     expect(w1?.summary).toBe('guest agent silent for 400 s (limit 60 s); wg1 handshake 900 s old (limit 180 s); wg2 handshake 900 s old (limit 180 s); no wg3 handshake yet');
+  });
+
+  it("carries each node's artifact version and boot slot as the watcher read them, and says why one is missing", () => {
+    const h = ClusterHealthNow.parse(foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T + 2, status: read(watcherReportFor(lab3MixedFacts(T), { nodeMetrics: lab3NodeMetrics(T) }), T + 2) }));
+    const [master, cp1, w1] = h.nodes;
+    expect(master?.artifact).toEqual({ read: true, version: '2026.12.1', buildDigest: 'a'.repeat(64), slot: 'single', ageSeconds: 20 });
+    expect(cp1?.artifact).toMatchObject({ read: true, version: '2026.12.2', slot: 'b' });
+    expect(w1?.artifact).toEqual({ read: false, why: 'not read: node exporter on http://10.112.0.4:9100 did not answer (timed out)' });
+    // Never judged: the states are those of the same facts without versions.
+    const without = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T + 2, status: read(watcherReportFor(lab3MixedFacts(T)), T + 2) });
+    expect(h.nodes.map((n) => n.state)).toEqual(without.nodes.map((n) => n.state));
+    expect(without.nodes[0]?.artifact).toEqual({ read: false, why: expect.stringMatching(/does not read the nodes' versions \(an older payload/) });
+    const rows = liveHealthRows(h).rows;
+    expect(rows.map((r) => r.slice(0, 4))).toEqual([
+      ['master', 'healthy', '2026.12.1', 'single'],
+      ['cp-1', 'degraded', '2026.12.2', 'b'],
+      ['w-1', 'unreachable', 'not read', 'not read'],
+    ]);
+    // A report that cannot be used: every node unknown, its version too.
+    const stale = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T + 600, status: read(watcherReportFor(lab3MixedFacts(T), { nodeMetrics: lab3NodeMetrics(T) }), T + 600) });
+    expect(stale.nodes[0]?.artifact).toEqual({ read: false, why: 'unknown: the health report is stale' });
   });
 
   it("takes the guest agents from the reader's pings when the watcher has none (its report never does)", () => {
@@ -102,7 +125,7 @@ describe('cluster health now: the fold of a watcher report into node states', ()
     const old = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T, status: read(watcherReportFor(older), T), agents: LAB3_AGENT_PINGS });
     expect(old.nodes.find((n) => n.name === 'cp-1')?.handshakes.wg2).toEqual({ measured: false, why: NOT_WG23_OLD_WATCHER });
     expect(old.nodes.find((n) => n.name === 'cp-1')?.state).toBe('healthy');
-    expect(liveHealthRows(old).rows[1]?.[4]).toBe('not measured');
+    expect(liveHealthRows(old).rows[1]?.[6]).toBe('not measured');
     // wg show failed on the hub for one plane: that failure is the reason.
     const { wg3Handshakes: _w3, ...noWg3 } = fresh;
     const failed = foldClusterHealth({ cluster: 'lab-3', hub: 'master', nodes: NODES, nowSeconds: T, status: read({ ...watcherReportFor(noWg3), errors: ['wg show wg3 on the hub failed: Unable to access interface: No such device'] }, T) });

@@ -32,6 +32,23 @@ export const LiveMeasure = z.discriminatedUnion('measured', [
 export type LiveMeasure = z.infer<typeof LiveMeasure>;
 type Measured = Extract<LiveMeasure, { measured: true }>;
 
+/** The artifact a node runs and the root slot it booted, as its node exporter serves them (never judged). */
+export const LiveArtifact = z.discriminatedUnion('read', [
+  z
+    .object({
+      read: z.literal(true),
+      version: z.string(),
+      buildDigest: z.string(),
+      /** a / b, single (one root), unknown. */
+      slot: z.string(),
+      /** Seconds between the watcher's reading and the report. */
+      ageSeconds: z.number().min(0),
+    })
+    .strict(),
+  z.object({ read: z.literal(false), why: z.string() }).strict(),
+]);
+export type LiveArtifact = z.infer<typeof LiveArtifact>;
+
 export const LiveNodeHealth = z
   .object({
     name: z.string(),
@@ -43,6 +60,7 @@ export const LiveNodeHealth = z
     /** Absent: the node is not an etcd member. */
     etcd: LiveMeasure.optional(),
     converge: LiveMeasure,
+    artifact: LiveArtifact,
   })
   .strict();
 export type LiveNodeHealth = z.infer<typeof LiveNodeHealth>;
@@ -116,7 +134,7 @@ export const utcClock = (s: number): string => `${new Date(Math.round(s * 1000))
 
 function unknownNode(name: string, why: string): LiveNodeHealth {
   const no: LiveMeasure = { measured: false, why };
-  return { name, state: 'unknown', summary: why, agent: no, handshakes: { wg1: no, wg2: no, wg3: no }, converge: no };
+  return { name, state: 'unknown', summary: why, agent: no, handshakes: { wg1: no, wg2: no, wg3: no }, converge: no, artifact: { read: false, why } };
 }
 
 function countsOf(nodes: readonly LiveNodeHealth[]): ClusterHealthNow['counts'] {
@@ -219,11 +237,21 @@ export function foldClusterHealth(i: LiveHealthInput): ClusterHealthNow {
     const state = liveNodeState(m);
     const bad = [agent, wg1, wg2, wg3, etcd, converge].flatMap((x) => (x?.measured && !x.ok ? [x.detail] : []));
     const summary = state === 'unknown' ? 'unknown: no signal of this node is measured' : bad.length ? bad.join('; ') : 'every measured signal is fine';
-    return { name: n.name, state, summary, ...m };
+    const reading = r.nodeMetrics?.find((x) => x.node === n.name);
+    const artifact: LiveArtifact = !r.nodeMetrics
+      ? { read: false, why: "not read: the hub's health watcher does not read the nodes' versions (an older payload: rebuild and redeploy)" }
+      : !reading
+        ? { read: false, why: `not read: the watcher on ${w.hub} has no reading of ${n.name}` }
+        : 'error' in reading
+          ? { read: false, why: `not read: ${reading.error}` }
+          : { read: true, version: reading.version, buildDigest: reading.buildDigest, slot: reading.slot, ageSeconds: Math.max(0, Math.round(r.at - reading.at)) };
+    return { name: n.name, state, summary, ...m, artifact };
   });
   const etcd = verdict.etcd ? { members: verdict.etcd.members, healthy: verdict.etcd.healthy, quorum: verdict.etcd.quorum, hasQuorum: verdict.etcd.hasQuorum } : undefined;
   return { ...base, report, ...(etcd ? { etcd } : {}), nodes, counts: countsOf(nodes) };
 }
+
+const artifactText = (a: LiveArtifact, part: 'version' | 'slot'): string => (a.read ? a[part] : 'not read');
 
 const measureText = (m: LiveMeasure | undefined): string => (!m ? '–' : m.measured ? `${m.ok ? 'ok' : 'FAIL'}: ${m.detail}` : m.why.startsWith('not measured') ? 'not measured' : m.why);
 
@@ -235,7 +263,7 @@ export function liveHealthRows(h: ClusterHealthNow): { header: string; columns: 
     : `health now of ${h.cluster}: ${h.counts.healthy} healthy, ${h.counts.degraded} degraded, ${h.counts.unreachable} unreachable, ${h.counts.unknown} unknown; report of ${r ? `${utcClock(r.at)}, ${Math.round(r.ageSeconds)} s old` : '–'}${h.etcd ? `; etcd ${h.etcd.healthy}/${h.etcd.members} healthy${h.etcd.hasQuorum ? '' : ' — NO QUORUM'}` : ''}`;
   return {
     header,
-    columns: ['NODE', 'STATE', 'AGENT', 'WG1', 'WG2', 'WG3', 'ETCD', 'CONVERGE'],
-    rows: h.unavailable ? [] : h.nodes.map((n) => [n.name, n.state, measureText(n.agent), measureText(n.handshakes.wg1), measureText(n.handshakes.wg2), measureText(n.handshakes.wg3), measureText(n.etcd), measureText(n.converge)]),
+    columns: ['NODE', 'STATE', 'VERSION', 'SLOT', 'AGENT', 'WG1', 'WG2', 'WG3', 'ETCD', 'CONVERGE'],
+    rows: h.unavailable ? [] : h.nodes.map((n) => [n.name, n.state, artifactText(n.artifact, 'version'), artifactText(n.artifact, 'slot'), measureText(n.agent), measureText(n.handshakes.wg1), measureText(n.handshakes.wg2), measureText(n.handshakes.wg3), measureText(n.etcd), measureText(n.converge)]),
   };
 }

@@ -2,13 +2,13 @@
 // kubedos-health-watch writes it for given facts, and lab-3 facts with one node in each state.
 import type { DetectThresholds, HealthFacts } from '../drills/health';
 import { evaluateHealth, probesToDetect } from '../drills/health';
-import type { HealthWatchReport } from '../drills/watcher';
+import type { HealthWatchReport, NodeArtifactReading } from '../drills/watcher';
 
 /** lab-3's: the schema's defaults (10 s heartbeat, 6 misses), etcd always on. */
 export const TEST_THRESHOLDS: DetectThresholds = { signals: ['guest-agent', 'wg-handshake', 'etcd-member'], silenceSeconds: 60, handshakeMaxAgeSeconds: 180, heartbeatSeconds: 10 };
 
 /** The report the watcher writes for `facts` (its verdict is evaluateHealth's, as on a hub running this payload). */
-export function watcherReportFor(facts: HealthFacts, o: { cluster?: string; hub?: string; thresholds?: DetectThresholds } = {}): HealthWatchReport {
+export function watcherReportFor(facts: HealthFacts, o: { cluster?: string; hub?: string; thresholds?: DetectThresholds; nodeMetrics?: NodeArtifactReading[] } = {}): HealthWatchReport {
   const thresholds = o.thresholds ?? TEST_THRESHOLDS;
   const verdict = evaluateHealth(facts, thresholds);
   return {
@@ -26,7 +26,21 @@ export function watcherReportFor(facts: HealthFacts, o: { cluster?: string; hub?
     findings: verdict.findings.map((f) => ({ ...f, since: facts.now - 40, probes: 4 })),
     detected: [],
     errors: [],
+    ...(o.nodeMetrics ? { nodeMetrics: o.nodeMetrics } : {}),
   };
+}
+
+/**
+ * The nodes' versions that go with lab3MixedFacts, read by the watcher 20 s before `now`: master
+ * and w-1 on 2026.12.1 from one root, cp-1 already on 2026.12.2 from slot b; w-1's exporter did not answer.
+ */
+export function lab3NodeMetrics(now: number): NodeArtifactReading[] {
+  const digest = (c: string): string => c.repeat(64);
+  return [
+    { node: 'cp-1', version: '2026.12.2', buildDigest: digest('b'), slot: 'b', at: now - 20 },
+    { node: 'master', version: '2026.12.1', buildDigest: digest('a'), slot: 'single', at: now - 20 },
+    { node: 'w-1', error: 'node exporter on http://10.112.0.4:9100 did not answer (timed out)', at: now - 20 },
+  ];
 }
 
 /** The guest agents' answers to the reader's pings that go with lab3MixedFacts. */

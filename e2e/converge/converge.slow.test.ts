@@ -20,6 +20,9 @@ import { bringUp, makeTrust } from '../../main/lab/backplane';
 import type { EnrollmentWindow } from '../../main/lab/backplane';
 import { Lab } from '../../main/lab/harness';
 import { payloadDir } from '../../main/paths';
+import { sha256Hex } from '../../common/canonical';
+import { CONVERGE_RECORD_ON_NODE, renderConvergeRecordOnNode } from '../../common/drills/watcher';
+import { fingerprintCommand } from '../../main/stages/converge-state';
 
 const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 const LAB_VARS = {
@@ -68,6 +71,13 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
     for (const n of p.nodes) {
       await lab.writeFile(n.name, '/etc/resolv.conf', 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
       await lab.writeFile(n.name, '/etc/hosts', `${hosts}\n`);
+    }
+    // What the image installs on every node (install-payload.sh): its payload manifest, whose
+    // artifactVersion and payloadSha256 kubedos-node-metrics reports.
+    for (const n of p.nodes) {
+      const manifest = { apiVersion: 'kubedos.ca/v1alpha1', kind: 'Payload', cluster: p.cluster.name, artifactVersion: p.cluster.artifactVersion, role: n.role, payloadSha256: sha256Hex(`lab payload of ${n.role}`) };
+      await lab.exec(n.name, ['/bin/mkdir', '-p', '/etc/kubedos']);
+      await lab.writeFile(n.name, '/etc/kubedos/payload.json', `${JSON.stringify(manifest, null, 2)}\n`);
     }
     // The master converges from its own baked copy of the payload.
     await lab.exec(master, ['/bin/mkdir', '-p', '/usr/lib/kubedos', '/etc/kubedos/ansible', '/root/.ssh']);
@@ -159,6 +169,46 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
       await new Promise((res) => setTimeout(res, 1000));
     }
     expect(targets).toEqual(p.nodes.map((n) => [n.name, 'up']).sort());
+  }, 180_000);
+
+  it("every node's kubedos-node-metrics (installed by the role) reaches Prometheus through its node exporter", async () => {
+    const master = lab.hub.name;
+    const t0 = Date.now();
+    // What the converge stage leaves on each node after a converge: its fingerprint, taken by the same command.
+    for (const n of p.nodes) {
+      const [, flag, script] = fingerprintCommand();
+      const fp = (await lab.exec(n.name, ['/bin/sh', flag!, script!])).stdout.trim();
+      await lab.exec(n.name, ['/bin/mkdir', '-p', CONVERGE_RECORD_ON_NODE.replace(/\/[^/]+$/, '')]);
+      await lab.writeFile(n.name, CONVERGE_RECORD_ON_NODE, renderConvergeRecordOnNode({ runId: 'lab-converge', node: n.name, fingerprint: fp }));
+    }
+    // The lab has no systemd: run once what kubedos-node-metrics.timer runs every 30 s.
+    for (const n of p.nodes) {
+      expect(await lab.readFile(n.name, '/etc/systemd/system/kubedos-node-metrics.timer')).toContain('OnUnitActiveSec=30s');
+      await lab.exec(n.name, ['/usr/local/sbin/kubedos-node-metrics']);
+      expect(await lab.readFile(n.name, '/var/lib/prometheus/node-exporter/kubedos-node.prom')).toMatch(/^kubedos_artifact_info\{/m);
+    }
+    const query = `import json,sys,urllib.parse,urllib.request\nu=sys.argv[1]+'?'+urllib.parse.urlencode({'query':sys.argv[2]})\nd=json.load(urllib.request.urlopen(u,timeout=5))\nprint(json.dumps(sorted([r['metric'] for r in d['data']['result']], key=lambda m: (m.get('node',''), m.get('plane','')))))`;
+    const api = `http://${wg(master, 'wg2')}:9090/api/v1/query`;
+    const ask = async (q: string): Promise<Record<string, string>[]> => {
+      const r = await lab.try(master, ['/usr/bin/python3', '-c', query, api, q]);
+      return r.exitCode === 0 ? JSON.parse(r.stdout) : [];
+    };
+    let info: Record<string, string>[] = [];
+    for (let i = 0; i < 60 && info.length < p.nodes.length; i++) {
+      info = await ask('kubedos_artifact_info');
+      if (info.length < p.nodes.length) await new Promise((res) => setTimeout(res, 1000));
+    }
+    expect(info.map((m) => [m.node, m.version, m.slot, m.role])).toEqual(p.nodes.map((n) => [n.name, p.cluster.artifactVersion, 'single', n.role]).sort());
+    for (const m of info) expect(m.build_digest).toMatch(/^[0-9a-f]{64}$/);
+    const converge = await ask('kubedos_converge_info');
+    expect(converge.map((m) => [m.node, m.run_id])).toEqual(p.nodes.map((n) => [n.name, 'lab-converge']).sort());
+    // Every node has a handshake on wg1 with its hub (the hub: with every spoke), scraped as an age.
+    const ages = await ask('kubedos_wireguard_handshake_age_seconds{plane="wg1"}');
+    expect([...new Set(ages.map((m) => m.node))].sort()).toEqual(p.nodes.map((n) => n.name).sort());
+    expect(ages.filter((m) => m.node === master)).toHaveLength(p.nodes.length - 1);
+    const up = await ask('kubedos_wireguard_up == 1');
+    expect(up).toHaveLength(p.nodes.length * 3);
+    console.log(`node metrics: ${p.nodes.length} nodes written and scraped in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }, 180_000);
 
   it('keepalived on the lb node takes the API VIP on lan0 and HAProxy listens on it', async () => {

@@ -6,7 +6,12 @@
 // finding must clear. The engine reads every report through the target's NodeShell.
 // Then a partition-node drill detects through the watcher's report (LabDrillTarget.readWatcher),
 // and, once the watcher is stopped and its report stale, falls back to the engine's own probes.
+// Every node also runs its node exporter on wg2 with kubedos-node-metrics' file (as the
+// kubedos_node_exporter role installs them), and the report must carry every node's artifact
+// version and boot slot, read by the watcher from those exporters.
 // Opt-in (about 55 s here): npm run test:health-watch.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectThresholds, evaluateHealth } from '../../common/drills/health';
 import type { WatcherStatus } from '../../common/drills/watcher';
@@ -20,6 +25,25 @@ import { drillId, runDrill } from '../../main/drills/engine';
 import type { DrillRecord } from '../../common/drills/timeline';
 import { renderDrillRecord } from '../../common/drills/timeline';
 import { labDrillPlan, labDrillSpec } from './specs';
+import { sha256Hex } from '../../common/canonical';
+import { payloadDir } from '../../main/paths';
+import type { Lab } from '../../main/lab/harness';
+
+const TEXTFILE_DIR = '/var/lib/prometheus/node-exporter';
+
+/** What the image and the kubedos_node_exporter role put on every node, started by hand (no systemd in the lab). */
+async function startNodeMetrics(lab: Lab): Promise<void> {
+  const script = readFileSync(join(payloadDir(), 'ansible/roles/kubedos_node_exporter/files/kubedos-node-metrics'));
+  for (const n of lab.plan.nodes) {
+    const manifest = { apiVersion: 'kubedos.ca/v1alpha1', kind: 'Payload', cluster: lab.plan.cluster.name, artifactVersion: lab.plan.cluster.artifactVersion, role: n.role, payloadSha256: sha256Hex(`lab payload of ${n.role}`) };
+    await lab.writeFile(n.name, '/etc/kubedos/payload.json', `${JSON.stringify(manifest, null, 2)}\n`);
+    await lab.writeFile(n.name, '/usr/local/sbin/kubedos-node-metrics', script, 0o755);
+    await lab.exec(n.name, ['/bin/mkdir', '-p', TEXTFILE_DIR]);
+    await lab.exec(n.name, ['/usr/local/sbin/kubedos-node-metrics']);
+    const wg2 = n.planes.wg2.address.replace(/\/\d+$/, '');
+    lab.spawnDaemon(n.name, ['/usr/bin/prometheus-node-exporter', `--web.listen-address=${wg2}:9100`, `--collector.textfile.directory=${TEXTFILE_DIR}`], 'node-exporter');
+  }
+}
 
 type Readable = Extract<WatcherStatus, { readable: true }>;
 
@@ -34,6 +58,7 @@ describe('the hub health watcher in the namespace lab', () => {
     if (!parsed.spec) throw new Error(parsed.diagnostics.map((d) => d.message).join('\n'));
     spec = parsed.spec;
     target = await LabDrillTarget.create(labDrillPlan(), { log: (l) => console.log(l) });
+    await startNodeMetrics(target.lab);
     // The lab's etcd speaks plain HTTP (no client certificate); no Ansible converge here.
     await target.startHealthWatcher(spec);
     console.log(`health-watch lab up in ${Math.round((Date.now() - started) / 1000)} s`);
@@ -78,6 +103,19 @@ describe('the hub health watcher in the namespace lab', () => {
     expect(w.report.errors).toEqual([]);
     // The watcher's own engine-side check: the facts it reports give its verdict.
     expect(evaluateHealth(w.report.facts, w.report.thresholds).healthy).toBe(true);
+  });
+
+  it("carries every node's artifact version and boot slot, read from its node exporter over wg2", async () => {
+    const t0 = Date.now();
+    const plan = target.lab.plan;
+    const w = await until((x) => (x.report.nodeMetrics ?? []).length === plan.nodes.length && x.report.nodeMetrics!.every((m) => !('error' in m)), 20_000, "every node's version in the report");
+    const digest = (role: string) => sha256Hex(`lab payload of ${role}`);
+    expect(w.report.nodeMetrics!.map((m) => ('error' in m ? [m.node, m.error] : [m.node, m.version, m.slot, m.buildDigest]))).toEqual(
+      plan.nodes.map((n) => [n.name, plan.cluster.artifactVersion, 'single', digest(n.role)]).sort((a, b) => a[0]!.localeCompare(b[0]!)),
+    );
+    // Beside the verdict, never judged: the report still agrees with the engine on its facts.
+    expect(w.agreesWithEngine).toBe(true);
+    console.log(`node versions in the watcher's report: ${w.report.nodeMetrics!.length} nodes, ${((Date.now() - t0) / 1000).toFixed(1)} s after the watcher's first report`);
   });
 
   it(`flags ${NODE} when the hub cuts its planes, within the detection threshold, and clears it once healed`, async () => {

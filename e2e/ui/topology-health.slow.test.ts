@@ -7,8 +7,8 @@
 // interval set to 5 s here): a node's colour changes without a click; a hub that stops answering
 // keeps the last picture, marked stale with why; a stale report too; pause stops the reads (counted
 // on the bridge). Screenshots of the cannot-read, running, stale and paused states and of the
-// drawer (a degraded and an unreachable node, wg1/wg2/wg3 handshakes each) in
-// e2e/output/screens/h17r/ with KUBEDOS_E2E_SCREENS=1 (npm run test:ui:topology): the pictures
+// drawer (a degraded and an unreachable node, wg1/wg2/wg3 handshakes each, with the artifact
+// version and boot slot each node's exporter serves; in h18m/) in e2e/output/screens/h17r/ with KUBEDOS_E2E_SCREENS=1 (npm run test:ui:topology): the pictures
 // double the test's time, too much for CI.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HealthFacts } from '../../common/drills/health';
-import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from '../../common/health/testing';
+import { LAB3_AGENT_PINGS, lab3MixedFacts, lab3NodeMetrics, watcherReportFor } from '../../common/health/testing';
 import { TEMPLATES } from '../../common/spec/index';
 import type { HubHealthReader } from '../../main/health/service';
 import { injectedReader } from '../../main/health/testing';
@@ -25,6 +25,7 @@ import type { BridgeServer, UiSession } from './session';
 import { bridgeSession, screensDir, shots as shotsOf } from './session';
 
 const SCREENS = screensDir('h17r');
+const DRAWER_SCREENS = screensDir('h18m');
 const TAKE_SCREENS = process.env.KUBEDOS_E2E_SCREENS === '1';
 const root = mkdtempSync(join(tmpdir(), 'kd-h17h-topology-'));
 const ws = join(root, 'ws');
@@ -43,7 +44,7 @@ const answering =
   (facts: (now: number) => HealthFacts, agents: Record<string, boolean>): HubHealthReader =>
   (q) => {
     const now = Date.now() / 1000;
-    return injectedReader({ report: watcherReportFor(facts(now - 6)), nowSeconds: () => Date.now() / 1000, agents })(q);
+    return injectedReader({ report: watcherReportFor(facts(now - 6), { nodeMetrics: lab3NodeMetrics(now - 6) }), nowSeconds: () => Date.now() / 1000, agents })(q);
   };
 /** lab-3 with w-1 back: its handshakes fresh, its guest agent answering. */
 const w1Back = (now: number): HealthFacts => {
@@ -67,7 +68,7 @@ afterAll(async () => {
 const node = (name: string) => page.locator(`[data-testid=topology-node][data-node=${name}]`);
 const liveStates = () => page.locator('[data-testid=topology-node]').evaluateAll((els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-node'), e.getAttribute('data-live-state')])));
 // After each resize, "fit view" (xyflow's control), as a window opened at that size shows it.
-const shots = async (name: string, fit = true): Promise<unknown> => TAKE_SCREENS && shotsOf(page, SCREENS, name, { schemes: 'both', ...(fit ? { prepare: () => page.locator('.react-flow__controls-fitview').click() } : {}) });
+const shots = async (name: string, fit = true, dir = SCREENS): Promise<unknown> => TAKE_SCREENS && shotsOf(page, dir, name, { schemes: 'both', ...(fit ? { prepare: () => page.locator('.react-flow__controls-fitview').click() } : {}) });
 
 describe('topology live health', () => {
   it('says a cluster never deployed from here cannot be read, and keeps the last run colours, labelled', async () => {
@@ -109,7 +110,11 @@ describe('topology live health', () => {
     expect(text).toMatch(/wg2 handshakeok: wg2 handshake 12 s old/);
     expect(text).toMatch(/wg3 handshakeok: wg3 handshake 47 s old/);
     expect(text).not.toMatch(/not measured/);
-    await shots('topology-live-node', false); // the drawer covers the controls
+    // The artifact cp-1 runs and the slot it booted, as its node exporter serves them to the watcher.
+    expect(await page.getByTestId('node-live-version').textContent()).toBe(`2026.12.2 ${'b'.repeat(12)}`);
+    expect(await page.getByTestId('node-live-version').getAttribute('title')).toBe(`build digest (payload sha256) ${'b'.repeat(64)}`);
+    expect(await page.getByTestId('node-live-slot').textContent()).toBe('b · read 20 s before the report');
+    await shots('topology-live-node', false, DRAWER_SCREENS); // the drawer covers the controls
     await page.keyboard.press('Escape');
     await section.waitFor({ state: 'detached' });
     await page.locator('.react-flow__controls-fitview').click();
@@ -118,7 +123,10 @@ describe('topology live health', () => {
     const w1 = await section.textContent();
     expect(w1).toMatch(/wg2 handshakefailing: wg2 handshake 900 s old \(limit 180 s\)/);
     expect(w1).toMatch(/wg3 handshakefailing: no wg3 handshake yet/);
-    await shots('topology-live-node-unreachable', false);
+    // No version for a node whose exporter did not answer the watcher: why, never a guess.
+    expect(await page.getByTestId('node-live-version').textContent()).toBe('not read: node exporter on http://10.112.0.4:9100 did not answer (timed out)');
+    expect(await page.getByTestId('node-live-slot').count()).toBe(0);
+    await shots('topology-live-node-unreachable', false, DRAWER_SCREENS);
     await page.keyboard.press('Escape');
     await section.waitFor({ state: 'detached' });
   });

@@ -237,3 +237,66 @@ describe('kubedos-health-watch run --once', () => {
     expect(readFileSync(join(base, 'ssh.stdin'), 'utf8')).toBe(`echo ${A}\n`.repeat(3));
   });
 });
+
+describe("kubedos-health-watch: the nodes' versions from their node exporters over wg2", () => {
+  it('reads kubedos_artifact_info from each node, says why for a node without it or without an exporter, and leaves the verdict alone', async () => {
+    const { createServer } = await import('node:http');
+    const served: string[] = [];
+    const exporter = (body: string) =>
+      createServer((req, res) => {
+        served.push(req.url ?? '');
+        res.end(body);
+      });
+    // Stand-ins on loopback addresses as the nodes' wg2: master and cp-1 serve the metric (cp-1's
+    // labels escaped), w-1's exporter serves other metrics only, cp-2 has no exporter at all.
+    const a = exporter('# HELP x\nnode_load1 0.1\nkubedos_artifact_info{build_digest="' + 'a'.repeat(64) + '",cluster="c",role="master",slot="single",version="2026.12.1"} 1\n');
+    await new Promise<void>((res) => a.listen(0, '127.0.0.11', res));
+    const port = (a.address() as { port: number }).port;
+    const b = exporter('kubedos_artifact_info{build_digest="' + 'b'.repeat(64) + '",slot="b",version="2026.12.2 \\"rc\\""} 1\n');
+    const c = exporter('node_load1 0.1\n');
+    await new Promise<void>((res) => b.listen(port, '127.0.0.12', res));
+    await new Promise<void>((res) => c.listen(port, '127.0.0.14', res));
+    try {
+      const cfg: HealthWatchConfig = {
+        schema: 'kubedos.health-watch.config/v1',
+        cluster: 'c',
+        hub: 'master',
+        thresholds: { signals: ['wg-handshake'], silenceSeconds: 60, handshakeMaxAgeSeconds: 180, heartbeatSeconds: 10 },
+        detectAfterProbes: 2,
+        nodes: [
+          { name: 'master', hub: true, etcd: false, wg1: '10.1.0.1/32', wg2: '127.0.0.11/32', wg3: '10.3.0.1/32' },
+          { name: 'cp-1', hub: false, etcd: false, wg1: '10.1.0.11/32', wg2: '127.0.0.12/32', wg3: '10.3.0.11/32' },
+          { name: 'cp-2', hub: false, etcd: false, wg1: '10.1.0.12/32', wg2: '127.0.0.13/32', wg3: '10.3.0.12/32' },
+          { name: 'w-1', hub: false, etcd: false, wg1: '10.1.0.21/32', wg2: '127.0.0.14/32', wg3: '10.3.0.21/32' },
+        ],
+        nodeMetrics: { plane: 'wg2', port, everySeconds: 30 },
+        reportPath: join(dir, 'metrics', 'report.json'),
+      };
+      const cfgPath = join(dir, 'health-watch-metrics.json');
+      writeFileSync(cfgPath, JSON.stringify(cfg));
+      const bin = join(dir, 'bin-metrics');
+      mkdirSync(bin);
+      writeFileSync(join(bin, 'wg'), '#!/bin/sh\necho "Unable to access interface: No such device" >&2\nexit 1\n');
+      chmodSync(join(bin, 'wg'), 0o755);
+      await run(['python3', WATCH, 'run', '--once', '--config', cfgPath], { env: { PATH: `${bin}:/usr/bin:/bin` }, timeoutMs: 20_000 });
+      const parsed = parseHealthWatchReport(readFileSync(cfg.reportPath, 'utf8'));
+      if (!parsed.ok) throw new Error(parsed.reason);
+      const r = parsed.report;
+      expect(r.nodeMetrics?.map((m) => ('error' in m ? [m.node, m.error] : [m.node, m.version, m.slot, m.buildDigest.slice(0, 4)]))).toEqual([
+        ['cp-1', '2026.12.2 "rc"', 'b', 'bbbb'],
+        ['cp-2', expect.stringMatching(new RegExp(`^node exporter on http://127\\.0\\.0\\.13:${port} did not answer \\(.*refused`))],
+        ['master', '2026.12.1', 'single', 'aaaa'],
+        ['w-1', 'its node exporter serves no kubedos_artifact_info (is the kubedos-node-metrics timer running, and /etc/kubedos/payload.json there?)'],
+      ]);
+      // Only the textfile collector is asked for (a small answer every 30 s).
+      expect([...new Set(served)]).toEqual(['/metrics?collect[]=textfile']);
+      for (const m of r.nodeMetrics ?? []) expect(Math.abs(m.at - r.at)).toBeLessThan(10);
+      // Never judged: the verdict is that of the same facts, and agrees with the engine's.
+      expect(agreesWithEngine(r)).toEqual({ agrees: true });
+      expect(r.verdict.notObserved).toEqual(['wg-handshake']);
+      expect(r.findings).toEqual([]);
+    } finally {
+      for (const s of [a, b, c]) s.close();
+    }
+  });
+});

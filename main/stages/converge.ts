@@ -30,7 +30,7 @@ import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState,
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { canonicalJson } from '../../common/canonical';
-import { CONVERGE_RECORD_ON_HUB, ConvergeRecordOnHub, HEALTH_WATCH_CONFIG_PATH, healthWatchConfig, renderHealthWatchConfig } from '../../common/drills/watcher';
+import { CONVERGE_RECORD_ON_HUB, CONVERGE_RECORD_ON_NODE, ConvergeRecordOnHub, renderConvergeRecordOnNode, HEALTH_WATCH_CONFIG_PATH, healthWatchConfig, renderHealthWatchConfig } from '../../common/drills/watcher';
 import type { HealthWatchConfig } from '../../common/drills/watcher';
 
 export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
@@ -262,6 +262,28 @@ async function recordOnHub(hubG: GuestCall, runId: string, nodes: Record<string,
   await guestWrite(hubG, CONVERGE_RECORD_ON_HUB, content, 0o600);
 }
 
+/**
+ * Leaves each node its own fingerprint of the last converge, where kubedos-node-metrics reads it for
+ * the node exporter (kubedos_converge_info). Best effort: a node that cannot be written is logged,
+ * the converge itself is not failed for a metric.
+ */
+export async function recordOnNodes(s: Pick<StageContext, 'signal' | 'log'>, driver: GuestCall['driver'], plan: Pick<Plan, 'nodes'>, runId: string, nodes: Record<string, string>): Promise<void> {
+  await Promise.all(
+    plan.nodes.map(async (node) => {
+      const fingerprint = nodes[node.name];
+      if (fingerprint === undefined) return;
+      const g: GuestCall = { driver, node, signal: s.signal };
+      const content = renderConvergeRecordOnNode({ runId, node: node.name, fingerprint });
+      try {
+        if ((await guestReadMaybe(g, CONVERGE_RECORD_ON_NODE))?.toString('utf8') === content) return;
+        await guestWrite(g, CONVERGE_RECORD_ON_NODE, content, 0o644);
+      } catch (err) {
+        s.log(`${node.name}: converge record for the node metrics not written (${(err as Error).message.split('\n')[0]})`, { node: node.name, stream: 'warn' });
+      }
+    }),
+  );
+}
+
 /** `ansible-playbook -i INVENTORY` run from the baked content directory with its config (no shell). */
 export function playbookCommand(extraEnv: readonly string[] = []): string[] {
   return ['env', '-C', ANSIBLE_DIR, `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`, 'ANSIBLE_NOCOLOR=1', ...extraEnv, 'ansible-playbook', '-i', INVENTORY];
@@ -394,6 +416,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
         s.log(`converged: every node's fingerprint and the converge inputs match the last converge (run ${record.state!.runId.slice(0, 8)}); Ansible not run (--force runs it)`);
         notes.push(`Ansible not run: ${plural(decision.skip.length, 'node')} unchanged since run ${record.state!.runId.slice(0, 8)}`);
         await recordOnHub(hubG, record.state!.runId, record.state!.nodes);
+        await recordOnNodes(s, driver, plan, record.state!.runId, record.state!.nodes);
         s.changed(changes);
         return { summary: { stage: 'converge', changes, notes } };
       }
@@ -445,6 +468,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       for (const p of after) if ('error' in p) s.log(`${p.node}: fingerprint after converge not taken (${p.error}); it converges again next run`, { node: p.node, stream: 'warn' });
       writeConvergeState(ctx.workspace, { inputs, runId: s.runId, nodes: fps });
       await recordOnHub(hubG, s.runId, fps);
+      await recordOnNodes(s, driver, plan, s.runId, fps);
       s.changed(changes);
       return { summary: { stage: 'converge', changes, notes } };
     },

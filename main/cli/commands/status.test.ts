@@ -8,7 +8,7 @@ import type { PipelineEventBody } from '../../../common/pipeline/events';
 import type { CliIo } from '../command';
 import { makeStatusCommand, statusCommand } from './status';
 import { ClusterStatus, ClusterStatusError } from '../../../common/pipeline/status';
-import { LAB3_AGENT_PINGS, lab3MixedFacts, watcherReportFor } from '../../../common/health/testing';
+import { LAB3_AGENT_PINGS, lab3MixedFacts, lab3NodeMetrics, watcherReportFor } from '../../../common/health/testing';
 import { injectedReader } from '../../health/testing';
 import { TEMPLATES } from '../../../common/spec/index';
 
@@ -95,7 +95,7 @@ describe('kubedos status', () => {
     const ws = workspaceWith([]);
     writeFileSync(join(ws, 'lab-3.yaml'), TEMPLATES['lab-3'].text);
     const at = 1_800_000_000;
-    const reader = injectedReader({ report: watcherReportFor(lab3MixedFacts(at)), nowSeconds: () => at + 4, agents: LAB3_AGENT_PINGS });
+    const reader = injectedReader({ report: watcherReportFor(lab3MixedFacts(at), { nodeMetrics: lab3NodeMetrics(at) }), nowSeconds: () => at + 4, agents: LAB3_AGENT_PINGS });
     const status = makeStatusCommand({ reader, nowSeconds: () => at + 4 });
     const out: string[] = [];
     const io: CliIo = { out: (t) => out.push(t), err: () => {}, cwd: ws, env: { KUBEDOS_WORKSPACE: join(ws, 'elsewhere') }, signal: new AbortController().signal, isTty: false };
@@ -117,8 +117,12 @@ describe('kubedos status', () => {
     expect(await status.run(['lab-3.yaml', '--health'], deployed)).toBe(0);
     const text = out.join('\n');
     expect(text).toMatch(/health now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown; report of \d\d:\d\d:\d\d UTC, 4 s old; etcd 0\/1 healthy — NO QUORUM/);
-    expect(text).toMatch(/w-1 +unreachable +FAIL: guest agent did not answer a ping at \d\d:\d\d:\d\d UTC +FAIL: wg1 handshake 900 s old \(limit 180 s\)/);
-    expect(text).toMatch(/NODE +STATE +AGENT +WG1 +WG2 +WG3 +ETCD +CONVERGE/);
+    expect(text).toMatch(/w-1 +unreachable +not read +not read +FAIL: guest agent did not answer a ping at \d\d:\d\d:\d\d UTC +FAIL: wg1 handshake 900 s old \(limit 180 s\)/);
+    expect(text).toMatch(/NODE +STATE +VERSION +SLOT +AGENT +WG1 +WG2 +WG3 +ETCD +CONVERGE/);
+    // Each node's artifact version and boot slot, as its node exporter serves them to the hub's watcher.
+    expect(text).toMatch(/master +healthy +2026\.12\.1 +single +/);
+    expect(text).toMatch(/cp-1 +degraded +2026\.12\.2 +b +/);
+    expect(st.live?.nodes.map((n) => (n.artifact.read ? `${n.name}:${n.artifact.version}/${n.artifact.slot}` : `${n.name}:-`))).toEqual(['master:2026.12.1/single', 'cp-1:2026.12.2/b', 'w-1:-']);
     expect(text).toMatch(/FAIL: wg1 handshake 900 s old \(limit 180 s\) +FAIL: wg2 handshake 900 s old \(limit 180 s\) +FAIL: no wg3 handshake yet/);
     expect(text).toMatch(/cp-1 +degraded .*ok: wg2 handshake 12 s old +ok: wg3 handshake 47 s old/);
   });

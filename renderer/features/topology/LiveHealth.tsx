@@ -285,7 +285,56 @@ const measureCell = (m: LiveMeasure | undefined) =>
     </Text>
   );
 
-/** The node drawer's section: each signal, measured or why not. */
+/** The artifact and the boot slot as the node's exporter serves them to the hub's watcher (never judged). */
+function ArtifactRows({ artifact }: { artifact: LiveNodeHealth['artifact'] }) {
+  if (!artifact.read) {
+    return (
+      <Table.Tr>
+        <Table.Td w={170}>
+          <Text size="sm">version · slot</Text>
+        </Table.Td>
+        <Table.Td>
+          <Text size="sm" c="dimmed" data-testid="node-live-version">
+            {artifact.why}
+          </Text>
+        </Table.Td>
+      </Table.Tr>
+    );
+  }
+  return (
+    <>
+      <Table.Tr>
+        <Table.Td w={170}>
+          <Text size="sm">artifact version</Text>
+        </Table.Td>
+        <Table.Td>
+          <Text size="sm" data-testid="node-live-version" title={`build digest (payload sha256) ${artifact.buildDigest}`}>
+            <b>{artifact.version}</b>{' '}
+            <Text span size="xs" c="dimmed" ff="monospace">
+              {artifact.buildDigest.slice(0, 12)}
+            </Text>
+          </Text>
+        </Table.Td>
+      </Table.Tr>
+      <Table.Tr>
+        <Table.Td w={170}>
+          <Text size="sm">boot slot</Text>
+        </Table.Td>
+        <Table.Td>
+          <Text size="sm" data-testid="node-live-slot">
+            {artifact.slot === 'single' ? 'single (one root, no A/B)' : artifact.slot}
+            <Text span size="xs" c="dimmed">
+              {' '}
+              · read {artifact.ageSeconds} s before the report
+            </Text>
+          </Text>
+        </Table.Td>
+      </Table.Tr>
+    </>
+  );
+}
+
+/** The node drawer's section: the artifact it runs, then each signal, measured or why not. */
 export function NodeLiveSection({ live }: { live: LiveNodeHealth }) {
   return (
     <section aria-label="Live health" data-testid="node-live">
@@ -295,6 +344,7 @@ export function NodeLiveSection({ live }: { live: LiveNodeHealth }) {
       </Group>
       <Table withRowBorders={false} verticalSpacing={2}>
         <Table.Tbody>
+          <ArtifactRows artifact={live.artifact} />
           {(
             [
               ['guest agent', live.agent],
