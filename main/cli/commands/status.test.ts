@@ -185,7 +185,7 @@ describe('kubedos status --health --watch', () => {
     expect(waits).toEqual([10_000, 20_000, 40_000]);
     expect(out).toHaveLength(4);
     expect(out[0]).toMatch(/^--- 2026-12-03T15:00:00Z read 1, next in 10 s; Ctrl-C stops\nhealth now of lab-3: 1 healthy, 1 degraded, 1 unreachable, 0 unknown/);
-    expect(out[0]).toMatch(/NODE +STATE +AGENT/);
+    expect(out[0]).toMatch(/NODE +STATE +VERSION +SLOT +AGENT/);
     expect(out[1]).toMatch(/^--- 2026-12-03T15:00:10Z read 2, next in 20 s \(1 failed read in a row: waiting longer\); Ctrl-C stops\nhealth now of lab-3: cannot be read \(unreadable\): the hub master did not give its health report: could not reach master/);
     expect(out[2]).toMatch(/read 3, next in 40 s \(2 failed reads in a row/);
     expect(out[3]).toMatch(/read 4, next in 10 s; Ctrl-C stops\nhealth now of lab-3: 1 healthy/);
