@@ -28,6 +28,8 @@ const SERVE_SCRIPT = [
   `d=${PROBE_RUN_DIR}`,
   'umask 077; mkdir -p "$d"; chmod 0700 "$d"',
   'log="$d/$1.log"; pidf="$d/$1.pid"',
+  // Created here, before the probe's redirect: the readiness loop may read it first.
+  ': >"$log"',
   'setsid /usr/bin/python3 "$2" serve --ports "$3" --seconds "$4" --addresses "$5" </dev/null >"$log" 2>&1 &',
   'echo $! >"$pidf"',
   'i=0',
