@@ -76,12 +76,11 @@ export function writeUpgradeRecord(path: string, r: UpgradeRecord): void {
   renameSync(`${path}.tmp`, path);
 }
 
-export interface ApplyRunInput {
+/** What the apply loop and the rollback share. */
+interface LoopInput {
   waves: readonly Wave[];
   /** N: what every slot holds unless the record says otherwise. */
   from: BuildRef;
-  /** N+1. */
-  target: BuildRef;
   ops: NodeOps;
   record: UpgradeRecord;
   /** Called after every change of the record (persist it). */
@@ -93,6 +92,11 @@ export interface ApplyRunInput {
   pollMs?: number;
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface ApplyRunInput extends LoopInput {
+  /** N+1. */
+  target: BuildRef;
   /** A bound on the loop's iterations (default 10 000): a plan that never ends is a bug, said as one. */
   maxSteps?: number;
 }
@@ -239,20 +243,9 @@ function describeSteps(steps: Record<string, ApplyStep>): string {
   return touched.length ? `${plural(touched.length, 'node')} touched (${firstFew(touched)})` : 'no node was touched';
 }
 
-export interface RollbackRunInput {
-  waves: readonly Wave[];
-  from: BuildRef;
+export interface RollbackRunInput extends LoopInput {
   /** The build to leave (the record's last target). */
   target: BuildRef;
-  ops: NodeOps;
-  record: UpgradeRecord;
-  saveRecord?: (r: UpgradeRecord) => void;
-  onEvent?: (e: ApplyEvent) => void;
-  signal?: AbortSignal;
-  gateDeadlineMs?: number;
-  pollMs?: number;
-  now?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /**

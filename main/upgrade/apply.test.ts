@@ -5,7 +5,7 @@
 // simulator and then kubedos-health-gate with its checks stubbed on PATH. lab-3 (rolling): a good
 // N+1, then an N+1 whose w-1 fails its gate, then the fixed N+1.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { ApplyAction, ApplyNode, ApplyStep, RolledBackBuild } from '../../common/upgrade/apply';
 import { nextApplyAction, planRollback } from '../../common/upgrade/apply';
 import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
-import { grubBootSelect } from './testing';
+import { grubBootSelect, simNodeDir } from './testing';
 
 const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
 const root = mkdtempSync(join(tmpdir(), 'kd-h18a-apply-'));
@@ -33,23 +33,7 @@ interface Node {
 }
 
 function newNode(name: string): Node {
-  const dir = join(root, name);
-  for (const d of ['bin', 'conf', 'textfile']) mkdirSync(join(dir, d), { recursive: true });
-  const env = join(dir, 'kubedos.env');
-  execFileSync('grub-editenv', [env, 'create']);
-  execFileSync('grub-editenv', [env, 'set', 'kubedos_active=A']);
-  const cmdline = join(dir, 'cmdline');
-  writeFileSync(cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw kubedos.slot=A\n');
-  const stub = (file: string, body: string): void => {
-    writeFileSync(join(dir, 'bin', file), `#!/bin/sh\n${body}\n`);
-    chmodSync(join(dir, 'bin', file), 0o755);
-  };
-  // systemctl: a unit named in `failing-units` (the build being tried breaks it) is not active; reboot is logged.
-  stub('systemctl', `case "$1" in reboot) echo reboot >> '${join(dir, 'reboots')}'; exit 0 ;; esac\ngrep -qx "$3" '${join(dir, 'failing-units')}' 2>/dev/null && exit 3\nexit 0`);
-  stub('kubedos-boot', `exec '${join(UPGRADE, 'kubedos-boot')}' "$@"`);
-  writeFileSync(join(dir, 'conf/gate-checks'), 'services\n');
-  writeFileSync(join(dir, 'conf/gate-units'), 'ssh\nkubelet\n');
-  return { dir, env, cmdline, slots: { A: N, B: N } };
+  return { ...simNodeDir(root, name), slots: { A: N, B: N } };
 }
 
 const envOf = (n: Node): NodeJS.ProcessEnv => ({ PATH: `${join(n.dir, 'bin')}:${process.env.PATH}`, KUBEDOS_GRUBENV: n.env, KUBEDOS_CMDLINE: n.cmdline, KUBEDOS_UPGRADE_CONF: join(n.dir, 'conf'), KUBEDOS_METRICS_DIR: join(n.dir, 'textfile') });

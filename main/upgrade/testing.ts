@@ -188,6 +188,30 @@ export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS
 const UPGRADE_DIR = join(import.meta.dirname, '../../payload/upgrade');
 
 /** One simulated A/B node: a GRUB environment block, a kernel command line, stubs for systemctl. */
+/**
+ * One simulated node's directory: a GRUB environment booting slot A, its kernel command line,
+ * `systemctl` (a unit listed in `failing-units` is not active; a reboot is logged in `reboots`) and
+ * the real `kubedos-boot` on its PATH, the gate's configuration (services: ssh, kubelet).
+ */
+export function simNodeDir(root: string, name: string): { dir: string; env: string; cmdline: string } {
+  const dir = join(root, name);
+  for (const d of ['bin', 'conf', 'textfile']) mkdirSync(join(dir, d), { recursive: true });
+  const env = join(dir, 'kubedos.env');
+  execFileSync('grub-editenv', [env, 'create']);
+  execFileSync('grub-editenv', [env, 'set', 'kubedos_active=A']);
+  const cmdline = join(dir, 'cmdline');
+  writeFileSync(cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw kubedos.slot=A\n');
+  const stub = (file: string, body: string): void => {
+    writeFileSync(join(dir, 'bin', file), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(dir, 'bin', file), 0o755);
+  };
+  stub('systemctl', `case "$1" in reboot) echo reboot >> '${join(dir, 'reboots')}'; exit 0 ;; esac\ngrep -qx "$3" '${join(dir, 'failing-units')}' 2>/dev/null && exit 3\nexit 0`);
+  stub('kubedos-boot', `exec '${join(UPGRADE_DIR, 'kubedos-boot')}' "$@"`);
+  writeFileSync(join(dir, 'conf/gate-checks'), 'services\n');
+  writeFileSync(join(dir, 'conf/gate-units'), 'ssh\nkubelet\n');
+  return { dir, env, cmdline };
+}
+
 export interface SimNode {
   name: string;
   dir: string;
@@ -217,24 +241,7 @@ export class SimCluster implements NodeOps {
   refuseWrite: (node: string) => string | undefined = () => undefined;
 
   constructor(root: string, names: readonly string[], n: BuildRef) {
-    for (const name of names) {
-      const dir = join(root, name);
-      for (const d of ['bin', 'conf', 'textfile']) mkdirSync(join(dir, d), { recursive: true });
-      const env = join(dir, 'kubedos.env');
-      execFileSync('grub-editenv', [env, 'create']);
-      execFileSync('grub-editenv', [env, 'set', 'kubedos_active=A']);
-      const cmdline = join(dir, 'cmdline');
-      writeFileSync(cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw kubedos.slot=A\n');
-      const stub = (file: string, body: string): void => {
-        writeFileSync(join(dir, 'bin', file), `#!/bin/sh\n${body}\n`);
-        chmodSync(join(dir, 'bin', file), 0o755);
-      };
-      stub('systemctl', `case "$1" in reboot) echo reboot >> '${join(dir, 'reboots')}'; exit 0 ;; esac\ngrep -qx "$3" '${join(dir, 'failing-units')}' 2>/dev/null && exit 3\nexit 0`);
-      stub('kubedos-boot', `exec '${join(UPGRADE_DIR, 'kubedos-boot')}' "$@"`);
-      writeFileSync(join(dir, 'conf/gate-checks'), 'services\n');
-      writeFileSync(join(dir, 'conf/gate-units'), 'ssh\nkubelet\n');
-      this.nodes[name] = { name, dir, env, cmdline, slots: { A: n, B: n }, rebooting: false, boots: 0 };
-    }
+    for (const name of names) this.nodes[name] = { name, ...simNodeDir(root, name), slots: { A: n, B: n }, rebooting: false, boots: 0 };
   }
 
   private node(name: string): SimNode {
