@@ -1,9 +1,9 @@
 // The CLI as a user runs it: a real process, real files, exit codes and output.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { TEMPLATES } from '../../common/spec/templates/index';
 import { fiveMistakesSpec, templateWithSources, toYaml } from '../../common/testing/specs';
 
@@ -15,8 +15,9 @@ const kubedos = (...args: string[]) => {
 };
 const noStackTrace = (text: string) => expect(text).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
 
+afterAll(removeTempDirs);
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'kubedos-cli-'));
+  dir = tempDir('kubedos-cli-');
 });
 
 describe('kubedos CLI', () => {

@@ -7,7 +7,8 @@ import { resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { run } from '../exec/runner';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
@@ -19,11 +20,13 @@ const BACKPLANE = resolve(import.meta.dirname, '../../payload/backplane');
 const SALT = resolve(import.meta.dirname, '../../payload/salt');
 const SCRIPTS = ['kubedos-planes', 'kubedos-enroll-hub', 'kubedos-enroll-agent', 'kubedos-probe'];
 
+afterAll(removeTempDirs);
+
 describe('backplane payload', () => {
   it('ships the documented entry points, all compiling under python3 and answering --help', async () => {
     const files = readdirSync(BACKPLANE);
     for (const s of [...SCRIPTS, 'kubedos_backplane.py', 'README.md']) expect(files).toContain(s);
-    await run(['python3', '-m', 'py_compile', ...[...SCRIPTS, 'kubedos_backplane.py'].map((s) => `${BACKPLANE}/${s}`)], { env: { PYTHONPYCACHEPREFIX: '/tmp/kubedos-pycache' } });
+    await run(['python3', '-m', 'py_compile', ...[...SCRIPTS, 'kubedos_backplane.py'].map((s) => `${BACKPLANE}/${s}`)], { env: { PYTHONPYCACHEPREFIX: tempDir('kubedos-pycache-') } });
     for (const s of SCRIPTS) {
       const r = await run(['python3', `${BACKPLANE}/${s}`, '--help'], { env: { PYTHONDONTWRITEBYTECODE: '1' } });
       expect(r.stdout).toMatch(/usage:/);
