@@ -82,10 +82,47 @@ async function conversation<T>(
   }
 }
 
+/**
+ * One conversation at a time per guest-agent socket. QEMU's chardev serves one client; further
+ * connections wait in a short listen backlog and then fail with EAGAIN (seen with the wiring
+ * check's parallel probes on one VM). Callers in this process queue here instead; a caller aborted
+ * while queued leaves the queue at once without breaking its order.
+ */
+const lanes = new Map<string, Promise<void>>();
+
+async function inLane<T>(socketPath: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  const before = lanes.get(socketPath) ?? Promise.resolve();
+  let release: () => void = () => undefined;
+  const mine = new Promise<void>((r) => (release = r));
+  const tail = before.then(() => mine);
+  lanes.set(socketPath, tail);
+  try {
+    if (signal?.aborted) throw new SubstrateError('aborted', 'aborted');
+    let onAbort: () => void = () => undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new SubstrateError('aborted', 'aborted'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([before, aborted]);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    return await fn();
+  } finally {
+    release();
+    if (lanes.get(socketPath) === tail) lanes.delete(socketPath);
+  }
+}
+
 export class GuestAgentClient {
   constructor(readonly socketPath: string) {}
 
   async call<T = unknown>(commands: { execute: string; arguments?: object }[], timeoutMs = 10_000, signal?: AbortSignal): Promise<T[]> {
+    return inLane(this.socketPath, signal, () => this.converse<T>(commands, timeoutMs, signal));
+  }
+
+  private converse<T>(commands: { execute: string; arguments?: object }[], timeoutMs: number, signal?: AbortSignal): Promise<T[]> {
     return conversation(
       this.socketPath,
       timeoutMs,
