@@ -124,14 +124,21 @@ function slotsOf(record: UpgradeRecord, node: string, from: BuildRef): Record<Sl
   return record.slots[node] ?? { A: from, B: from };
 }
 
+/** The loop's clock, pacing and event sink, with their defaults (the apply loop and the rollback alike). */
+function loopSettings(input: LoopInput): { now: () => number; sleep: (ms: number, signal?: AbortSignal) => Promise<void>; pollMs: number; deadlineMs: number; emit: (e: ApplyEvent) => void } {
+  return {
+    now: input.now ?? Date.now,
+    sleep: input.sleep ?? defaultSleep,
+    pollMs: input.pollMs ?? 5_000,
+    deadlineMs: input.gateDeadlineMs ?? GATE_DEADLINE_MS,
+    emit: (e) => input.onEvent?.(e),
+  };
+}
+
 /** Runs an upgrade to `target` until every node of the waves runs it, or it stops. */
 export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
   const { waves, from, target, ops, record, signal } = input;
-  const now = input.now ?? Date.now;
-  const sleep = input.sleep ?? defaultSleep;
-  const pollMs = input.pollMs ?? 5_000;
-  const deadlineMs = input.gateDeadlineMs ?? GATE_DEADLINE_MS;
-  const emit = (e: ApplyEvent): void => input.onEvent?.(e);
+  const { now, sleep, pollMs, deadlineMs, emit } = loopSettings(input);
   const save = (): void => input.saveRecord?.(record);
   const nodes = waves.flatMap((w) => w.nodes);
   const steps: Record<string, ApplyStep> = {};
@@ -255,11 +262,7 @@ export interface RollbackRunInput extends LoopInput {
  */
 export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome> {
   const { waves, from, target, ops, record, signal } = input;
-  const now = input.now ?? Date.now;
-  const sleep = input.sleep ?? defaultSleep;
-  const pollMs = input.pollMs ?? 5_000;
-  const deadlineMs = input.gateDeadlineMs ?? GATE_DEADLINE_MS;
-  const emit = (e: ApplyEvent): void => input.onEvent?.(e);
+  const { now, sleep, pollMs, deadlineMs, emit } = loopSettings(input);
   const nodes = waves.flatMap((w) => w.nodes);
   const observed: Record<string, { status: string; running: BuildRef }> = {};
   for (const node of nodes) {
