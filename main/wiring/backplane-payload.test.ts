@@ -113,4 +113,27 @@ describe('backplane payload', () => {
       busy.close();
     }
   });
+  it('kubedos-probe connect: a completed handshake is "open" even when the service never speaks (etcd\'s TLS listener); refused and silence are told apart', async () => {
+    // A listener that accepts and stays silent, as etcd's TLS port does until the client hello.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((res) => silent.listen(0, '127.0.0.1', () => res()));
+    const speaking = createServer((c) => c.end('kubedos-probe test 1\n'));
+    await new Promise<void>((res) => speaking.listen(0, '127.0.0.1', () => res()));
+    const closed = createServer();
+    await new Promise<void>((res) => closed.listen(0, '127.0.0.1', () => res()));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((res) => closed.close(() => res()));
+    try {
+      const checks = [silent, speaking].map((srv) => ({ from: '127.0.0.1', to: '127.0.0.1', port: (srv.address() as AddressInfo).port, timeout: 2 }));
+      checks.push({ from: '127.0.0.1', to: '127.0.0.1', port: closedPort, timeout: 2 });
+      const r = await run(['python3', `${BACKPLANE}/kubedos-probe`, 'connect-many'], { input: JSON.stringify(checks), env: { PYTHONDONTWRITEBYTECODE: '1' } });
+      const out = JSON.parse(r.stdout) as { result: string; banner?: string }[];
+      expect(out.map((o) => o.result)).toEqual(['open', 'open', 'refused']);
+      expect(out[0]?.banner).toBe('');
+      expect(out[1]?.banner).toBe('kubedos-probe test 1');
+    } finally {
+      silent.close();
+      speaking.close();
+    }
+  });
 });
