@@ -46,7 +46,7 @@ describe('wiring check over a NodeShell (lab-3 in namespaces)', () => {
     expect(viaShell.counters.after.default_deny_inter_plane ?? 0).toBeGreaterThan(viaShell.counters.before.default_deny_inter_plane ?? 0);
   }, 120_000);
 
-  it('a service already holding a declared port on one plane address (as etcd does on wg3) answers for the probe; every flow still as planned', async () => {
+  it('a service already holding a declared port on one plane address (as etcd does on wg3) answers for the probe, silent as a TLS listener is until the client speaks; every flow still as planned', async () => {
     const checks = wiringChecks(lab.plan, { denyPairs: 'ring' });
     const declared = checks.find((c) => c.kind === 'declared' && !lab.node(c.to.node).plan.hub);
     expect(declared).toBeDefined();
@@ -56,8 +56,10 @@ describe('wiring check over a NodeShell (lab-3 in namespaces)', () => {
       's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
       `s.bind((${JSON.stringify(to.address)}, ${port})); s.listen(16)`,
       'print("up", flush=True)',
+      // Silent like etcd's TLS port: it waits for the client hello and never writes first.
+      'held = []',
       'while True:',
-      '    c, _ = s.accept(); c.sendall(b"service\\n"); c.close()',
+      '    c, _ = s.accept(); held.append(c)',
     ].join('\n')], `h17w-service-${port}`);
     try {
       await new Promise<void>((res, rej) => {
