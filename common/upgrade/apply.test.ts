@@ -20,8 +20,8 @@ const lab3Waves: Wave[] = lab3WavesOf();
 const waves = lab3Waves;
 const ORDER = waves.flatMap((w) => w.nodes);
 
-type Fault = 'write-fails' | 'power-off-during-write' | 'try-lost' | 'never-boots' | 'gate-fails' | 'gate-hangs';
-const FAULTS: Fault[] = ['write-fails', 'power-off-during-write', 'try-lost', 'never-boots', 'gate-fails', 'gate-hangs'];
+type Fault = 'write-fails' | 'power-off-during-write' | 'try-lost' | 'never-boots' | 'gate-fails' | 'gate-hangs' | 'drain-fails';
+const FAULTS: Exclude<Fault, 'drain-fails'>[] = ['write-fails', 'power-off-during-write', 'try-lost', 'never-boots', 'gate-fails', 'gate-hangs'];
 
 interface SimNode {
   active: Slot;
@@ -60,6 +60,9 @@ class Cluster {
   nodes: Record<string, SimNode>;
   now = 1_000_000;
   trace: string[] = [];
+  /** Where Kubernetes runs (drain before the reboot, uncordon after the gate); cordoned nodes. */
+  kubernetes = false;
+  cordoned = new Set<string>();
   constructor(
     private faults: { node: string; fault: Fault }[] = [],
     private waves: Wave[] = lab3Waves,
@@ -104,7 +107,7 @@ class Cluster {
   run(target: BuildRef, bad: RolledBackBuild[]): ApplyAction {
     for (const n of Object.values(this.nodes)) delete n.step; // a new run: its journal is empty
     for (let i = 0; i < 50; i++) {
-      const a = nextApplyAction({ waves: this.waves, target, nodes: this.view(), bad, now: this.now });
+      const a = nextApplyAction({ waves: this.waves, target, nodes: this.view(), bad, now: this.now, kubernetes: this.kubernetes });
       this.trace.push(a.kind === 'done' || a.kind === 'refuse' ? a.kind : `${a.kind} ${a.node}${'slot' in a ? ` ${a.slot}` : ''}`);
       if (a.kind === 'done' || a.kind === 'refuse' || a.kind === 'stop') {
         if (a.kind === 'stop' && a.markBad) bad.push(a.markBad);
@@ -136,6 +139,19 @@ class Cluster {
       } else if (a.kind === 'reboot') {
         n.step = { kind: 'reboot', slot: a.slot, at: this.now };
         this.reboot(a.node, target);
+      } else if (a.kind === 'drain') {
+        this.cordoned.add(a.node);
+        // The loop withdraws the try and uncordons before it records a failed drain.
+        if (this.faultOn(a.node, 'drain-fails')) {
+          n.try = '';
+          n.tries = 0;
+          this.cordoned.delete(a.node);
+          n.step = { kind: 'drain', slot: a.slot, ok: false, error: 'kubectl drain: timed out waiting for the condition' };
+        } else n.step = { kind: 'drain', slot: a.slot, ok: true };
+        ApplyStepSchema.parse(n.step);
+      } else if (a.kind === 'uncordon') {
+        this.cordoned.delete(a.node);
+        n.step = { kind: 'uncordon', slot: a.slot };
       } else {
         expect(a.until).toBeGreaterThan(this.now);
         this.now = a.until;
@@ -171,7 +187,7 @@ describe('nextApplyAction: whole simulated upgrades of lab-3 (rolling, 3 waves)'
     expect(rb).toEqual({ ok: true, steps: ['master', 'w-1', 'cp-1'].map((node, i) => ({ node, wave: 3 - i, from: 'B', to: 'A', argv: ['/usr/local/sbin/kubedos-boot', 'try', 'A', '1'] })) });
   });
 
-  const expected: Record<Fault, { reason: RegExp; bad: boolean; fellBackTo: Slot }> = {
+  const expected: Record<Exclude<Fault, 'drain-fails'>, { reason: RegExp; bad: boolean; fellBackTo: Slot }> = {
     'write-fails': { reason: /^writing slot B failed: slot B reads back sha256/, bad: false, fellBackTo: 'A' },
     'power-off-during-write': { reason: /^writing slot B failed: the connection to the node was lost/, bad: false, fellBackTo: 'A' },
     'try-lost': { reason: /^slot B was written but the node does not try it at its next boot \(not-tried\)/, bad: false, fellBackTo: 'A' },
@@ -279,5 +295,44 @@ describe('nextApplyAction: refusals and waiting', () => {
     expect(nextApplyAction({ waves, target: N1, nodes: earlier, bad: [], now: 0 })).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/runs slot B, which is being tried and not yet marked good/) });
     const unreadable = { ...all(), 'cp-1': node({ status: 'kubedos-boot: no boot environment at /boot/efi/EFI/debian/kubedos.env' }) };
     expect(nextApplyAction({ waves, target: N1, nodes: unreadable, bad: [], now: 0 })).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/kubedos-boot status is unreadable/) });
+  });
+});
+
+describe('nextApplyAction where Kubernetes runs: drain before the reboot, uncordon after the gate', () => {
+  it('a good N+1: write, drain, reboot, gate, uncordon, node after node; no node left cordoned', () => {
+    const c = new Cluster();
+    c.kubernetes = true;
+    expect(c.run(N1, [])).toMatchObject({ kind: 'done', nodes: ORDER });
+    expect(c.trace).toEqual(ORDER.flatMap((n) => [`write ${n} B`, `drain ${n} B`, `reboot ${n} B`, `uncordon ${n} B`]).concat('done'));
+    expect(c.cordoned.size).toBe(0);
+    for (const n of Object.values(c.nodes)) expect(n).toMatchObject({ active: 'B', running: N1 });
+  });
+
+  it('Kubernetes off: no drain or uncordon action at all', () => {
+    const c = new Cluster();
+    c.run(N1, []);
+    expect(c.trace.filter((t) => /^(drain|uncordon)/.test(t))).toEqual([]);
+  });
+
+  it('a drain that fails on w-1 stops before its reboot: w-1 never rebooted, still on slot A, the hub untouched', () => {
+    const c = new Cluster([{ node: 'w-1', fault: 'drain-fails' }]);
+    c.kubernetes = true;
+    const stop = c.run(N1, []);
+    expect(stop).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'draining it before its reboot failed: kubectl drain: timed out waiting for the condition', upgraded: ['cp-1'], untouched: ['master'] });
+    expect(stop).not.toHaveProperty('markBad');
+    expect(c.trace).toEqual(['write cp-1 B', 'drain cp-1 B', 'reboot cp-1 B', 'uncordon cp-1 B', 'write w-1 B', 'drain w-1 B', 'stop w-1']);
+    expect(c.nodes['w-1']).toMatchObject({ active: 'A', booted: 'A', try: '', running: N });
+  });
+
+  it('a node that fails its gate: the stop says to uncordon it (it runs its previous slot again); one whose gate hangs stays cordoned', () => {
+    const failed = new Cluster([{ node: 'w-1', fault: 'gate-fails' }]);
+    failed.kubernetes = true;
+    expect(failed.run(N1, [])).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', cordoned: 'uncordon', markBad: { node: 'w-1' } });
+    expect(failed.trace.slice(-3)).toEqual(['drain w-1 B', 'reboot w-1 B', 'stop w-1']);
+    const hangs = new Cluster([{ node: 'w-1', fault: 'gate-hangs' }]);
+    hangs.kubernetes = true;
+    expect(hangs.run(N1, [])).toMatchObject({ kind: 'stop', node: 'w-1', cordoned: 'leave' });
+    const off = new Cluster([{ node: 'w-1', fault: 'gate-fails' }]);
+    expect(off.run(N1, [])).not.toHaveProperty('cordoned');
   });
 });

@@ -23,6 +23,10 @@ export const ApplyStep = z.union([
   z.object({ kind: z.literal('write'), slot: SlotSchema, ok: z.literal(true) }).strict(),
   z.object({ kind: z.literal('write'), slot: SlotSchema, ok: z.literal(false), error: z.string().min(1) }).strict(),
   z.object({ kind: z.literal('reboot'), slot: SlotSchema, at: z.number().int().nonnegative() }).strict(),
+  // Where Kubernetes runs: `kubectl drain` between the write and the reboot, `kubectl uncordon` after the gate.
+  z.object({ kind: z.literal('drain'), slot: SlotSchema, ok: z.literal(true) }).strict(),
+  z.object({ kind: z.literal('drain'), slot: SlotSchema, ok: z.literal(false), error: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal('uncordon'), slot: SlotSchema }).strict(),
 ]);
 export type ApplyStep = z.infer<typeof ApplyStep>;
 
@@ -52,19 +56,32 @@ export interface ApplyInput {
   bad: readonly RolledBackBuild[];
   now: number;
   gateDeadlineMs?: number;
+  /** The spec runs Kubernetes (kubernetes.enabled): drain before the reboot, uncordon after the gate. */
+  kubernetes?: boolean;
 }
 
 export type ApplyAction =
   | { kind: 'write'; node: string; wave: number; slot: Slot }
+  | { kind: 'drain'; node: string; wave: number; slot: Slot }
   | { kind: 'reboot'; node: string; wave: number; slot: Slot }
+  | { kind: 'uncordon'; node: string; wave: number; slot: Slot }
   | { kind: 'wait'; node: string; wave: number; slot: Slot; until: number; why: string }
-  | { kind: 'stop'; node: string; wave: number; reason: string; fellBackTo?: Slot; markBad?: RolledBackBuild; upgraded: string[]; inProgress: string[]; untouched: string[]; message: string }
+  | { kind: 'stop'; node: string; wave: number; reason: string; fellBackTo?: Slot; markBad?: RolledBackBuild; cordoned?: Cordoned; upgraded: string[]; inProgress: string[]; untouched: string[]; message: string }
   | { kind: 'done'; nodes: string[]; message: string }
   | { kind: 'refuse'; message: string };
 
-const isDone = (n: ApplyNode, target: BuildRef): boolean => n.running.digest === target.digest;
+/**
+ * A stopped node this run drained (so cordoned): 'uncordon' when it runs its previous slot again
+ * and can take pods back now; 'leave' when it may still be trying N+1 (it stays cordoned; the
+ * operator uncordons it once it is back). Absent: never drained by this run.
+ */
+export type Cordoned = 'uncordon' | 'leave';
 
-type NodeAction = Exclude<ApplyAction, { kind: 'stop' | 'done' | 'refuse' }> | { kind: 'stop'; reason: string; fellBackTo?: Slot; bad?: boolean } | { kind: 'committed' };
+const isDone = (n: ApplyNode, target: BuildRef): boolean => n.running.digest === target.digest;
+/** On N+1, and (where Kubernetes runs) uncordoned after its gate. */
+const isSettled = (n: ApplyNode, input: ApplyInput): boolean => isDone(n, input.target) && !(input.kubernetes && (n.step?.kind === 'reboot' || n.step?.kind === 'drain'));
+
+type NodeAction = Exclude<ApplyAction, { kind: 'stop' | 'done' | 'refuse' }> | { kind: 'stop'; reason: string; fellBackTo?: Slot; bad?: boolean; cordoned?: Cordoned } | { kind: 'committed' };
 
 function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput): NodeAction {
   const st = parseBootStatus(n.status);
@@ -76,26 +93,31 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
     return { kind: 'write', node: name, wave, slot: otherSlot(active) };
   }
   if (step.kind === 'write' && !step.ok) return { kind: 'stop', reason: `writing slot ${step.slot} failed: ${step.error}`, fellBackTo: active };
+  // The loop withdrew the try and uncordoned the node (its error says whether it could) before recording this.
+  if (step.kind === 'drain' && !step.ok) return { kind: 'stop', reason: `draining it before its reboot failed: ${step.error}`, fellBackTo: active };
+  if (step.kind === 'uncordon') return { kind: 'committed' };
   const v: BootVerdict = observeBoot({ tried: step.slot, status: n.status, ...(n.metrics !== undefined ? { metrics: n.metrics } : {}) });
-  if (step.kind === 'write') {
-    if (v.verdict === 'staged') return { kind: 'reboot', node: name, wave, slot: step.slot };
-    return { kind: 'stop', reason: `slot ${step.slot} was written but the node does not try it at its next boot (${v.verdict === 'unreadable' ? v.message : v.verdict})`, fellBackTo: active };
+  if (step.kind === 'write' || step.kind === 'drain') {
+    if (v.verdict === 'staged') return step.kind === 'write' && input.kubernetes ? { kind: 'drain', node: name, wave, slot: step.slot } : { kind: 'reboot', node: name, wave, slot: step.slot };
+    return { kind: 'stop', reason: `slot ${step.slot} was written but the node does not try it at its next boot (${v.verdict === 'unreadable' ? v.message : v.verdict})`, fellBackTo: active, ...(step.kind === 'drain' ? { cordoned: 'uncordon' as const } : {}) };
   }
+  // Rebooted: where Kubernetes runs, the node was drained; it takes pods again once it runs a slot whose gate passed.
+  const k8s = input.kubernetes === true;
   const until = step.at + (input.gateDeadlineMs ?? GATE_DEADLINE_MS);
   const secs = Math.round((input.gateDeadlineMs ?? GATE_DEADLINE_MS) / 1000);
   switch (v.verdict) {
     case 'committed':
-      return { kind: 'committed' };
+      return k8s ? { kind: 'uncordon', node: name, wave, slot: step.slot } : { kind: 'committed' };
     case 'rolled-back':
-      return { kind: 'stop', reason: v.reason, fellBackTo: v.fellBackTo, bad: true };
+      return { kind: 'stop', reason: v.reason, fellBackTo: v.fellBackTo, bad: true, ...(k8s ? { cordoned: 'uncordon' as const } : {}) };
     case 'not-tried':
-      return { kind: 'stop', reason: v.reason, fellBackTo: v.bootedSlot };
+      return { kind: 'stop', reason: v.reason, fellBackTo: v.bootedSlot, ...(k8s ? { cordoned: 'uncordon' as const } : {}) };
     case 'unreadable':
-      return { kind: 'stop', reason: v.message };
+      return { kind: 'stop', reason: v.message, ...(k8s ? { cordoned: 'leave' as const } : {}) };
     case 'pending':
     case 'staged': {
       const where = v.verdict === 'staged' ? 'has not booted slot ' + step.slot + ' yet' : `runs slot ${step.slot}, its gate has not passed${v.gateFailing ? ` (failing: ${v.gateFailing})` : ''}`;
-      if (input.now >= until) return { kind: 'stop', reason: `no gate pass within ${secs} s of the reboot: the node ${where}; it falls back to slot ${active} by itself when its gate gives up or its tries run out`, fellBackTo: active };
+      if (input.now >= until) return { kind: 'stop', reason: `no gate pass within ${secs} s of the reboot: the node ${where}; it falls back to slot ${active} by itself when its gate gives up or its tries run out`, fellBackTo: active, ...(k8s ? { cordoned: 'leave' as const } : {}) };
       return { kind: 'wait', node: name, wave, slot: step.slot, until, why: `the node ${where}` };
     }
   }
@@ -113,7 +135,7 @@ export function nextApplyAction(input: ApplyInput): ApplyAction {
   if (missing.length) return { kind: 'refuse', message: `no observation of ${plural(missing.length, 'node')}: ${firstFew(missing.map((m) => m.node))}` };
   const done = (o: { node: string }): boolean => isDone(input.nodes[o.node]!, target);
   for (const w of input.waves) {
-    const actions = w.nodes.filter((node) => !done({ node })).map((node) => ({ node, a: nodeAction(node, w.index, input.nodes[node]!, input) }));
+    const actions = w.nodes.filter((node) => !isSettled(input.nodes[node]!, input)).map((node) => ({ node, a: nodeAction(node, w.index, input.nodes[node]!, input) }));
     const open = actions.filter((x) => x.a.kind !== 'committed');
     if (!open.length) continue; // every node of the wave is on N+1 (or just passed its gate)
     const stop = open.find((x) => x.a.kind === 'stop');
@@ -129,7 +151,7 @@ export function nextApplyAction(input: ApplyInput): ApplyAction {
         `${plural(upgraded.length, 'node')} on ${target.version}${upgraded.length ? ` (${firstFew(upgraded)})` : ''}${inProgress.length ? `, ${inProgress.length} still in progress, their own gates decide (${firstFew(inProgress)})` : ''}, ${untouched.length} untouched${untouched.length ? ` (${firstFew(untouched)})` : ''}`,
         markBad ? `build ${target.version} is recorded as bad: fix N+1 and rerun with the new build, or \`kubedos upgrade --rollback\`` : 'rerun to continue, or `kubedos upgrade --rollback`',
       ].join('\n');
-      return { kind: 'stop', node: stop.node, wave: w.index, reason: stop.a.reason, ...(stop.a.fellBackTo ? { fellBackTo: stop.a.fellBackTo } : {}), ...(markBad ? { markBad } : {}), upgraded, inProgress, untouched, message };
+      return { kind: 'stop', node: stop.node, wave: w.index, reason: stop.a.reason, ...(stop.a.fellBackTo ? { fellBackTo: stop.a.fellBackTo } : {}), ...(markBad ? { markBad } : {}), ...(stop.a.cordoned ? { cordoned: stop.a.cordoned } : {}), upgraded, inProgress, untouched, message };
     }
     const act = open.find((x) => x.a.kind !== 'wait') ?? open.reduce((a, b) => ((a.a as { until: number }).until <= (b.a as { until: number }).until ? a : b));
     return act.a as ApplyAction;

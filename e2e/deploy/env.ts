@@ -41,7 +41,7 @@ export interface CliRun {
 
 /** Runs the CLI, teeing its output into logFile; resolves when it exits (or is killed at timeout). */
 /** `prefix` runs the CLI under another command (e.g. ['ip', 'netns', 'exec', NS]). */
-export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number; onStdout?: (soFar: string) => void; prefix?: readonly string[] }): Promise<CliRun> {
+export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number; onStdout?: (soFar: string) => void; onStderr?: (chunk: string) => void; prefix?: readonly string[] }): Promise<CliRun> {
   mkdirSync(DEPLOY_LAB, { recursive: true });
   const log = createWriteStream(o.logFile);
   const started = Date.now();
@@ -58,6 +58,7 @@ export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: s
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
       log.write(d);
+      o.onStderr?.(d.toString());
     });
     const timer = setTimeout(() => child.kill('SIGTERM'), o.timeoutMs);
     child.on('close', (status) => {

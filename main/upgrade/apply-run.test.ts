@@ -107,3 +107,54 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(readUpgradeRecord(path)).toEqual(r);
   });
 });
+
+describe('runApply / runRollback where Kubernetes runs: drain before each reboot, uncordon after its gate', () => {
+  it('a good N+1: write, drain, reboot, gate, uncordon per node; the rollback drains and uncordons too; nothing left cordoned', async () => {
+    const { sim, record, events, clock } = setup();
+    const N1 = build('0.2.0');
+    const end = await runApply({ waves, from: N, target: N1, ops: sim, record, kubernetes: true, onEvent: (e) => events.push(e), ...clock, pollMs: 1000 });
+    expect(end).toMatchObject({ kind: 'done', nodes: NAMES });
+    expect(sim.calls).toEqual(NAMES.flatMap((n) => [`write ${n} B 0.2.0`, `drain ${n}`, `reboot ${n}`, `uncordon ${n}`]));
+    // The uncordon follows the gate: the node had already committed slot B when it was uncordoned.
+    expect(events.find((e) => e.node === 'cp-1' && e.step === 'uncordon')?.detail).toBe('slot B passed its gate: kubectl uncordon cp-1');
+    expect(active(sim)).toEqual(['B', 'B', 'B']);
+    expect(sim.cordoned.size).toBe(0);
+    expect(events.some((e) => e.detail.startsWith('no Kubernetes'))).toBe(false);
+
+    sim.calls.length = 0;
+    const rb = await runRollback({ waves, from: N, target: N1, ops: sim, record, kubernetes: true, ...clock, pollMs: 1000 });
+    expect(rb).toMatchObject({ kind: 'done', nodes: ['master', 'w-1', 'cp-1'] });
+    expect(sim.calls).toEqual(['master', 'w-1', 'cp-1'].flatMap((n) => [`try ${n} A`, `drain ${n}`, `reboot ${n}`, `uncordon ${n}`]));
+    expect(sim.cordoned.size).toBe(0);
+  });
+
+  it('Kubernetes off (lab-3): no drain, no uncordon, and the event says so once, not per node', async () => {
+    const { sim, record, events, clock } = setup();
+    await runApply({ waves, from: N, target: build('0.2.0'), ops: sim, record, onEvent: (e) => events.push(e), ...clock });
+    expect(sim.calls.filter((c) => /^(drain|uncordon)/.test(c))).toEqual([]);
+    expect(events.filter((e) => e.step === 'drain')).toEqual([{ step: 'drain', detail: 'no Kubernetes (kubernetes.enabled is false): nothing to drain or uncordon' }]);
+  });
+
+  it('a drain that fails on w-1 stops before its reboot: the try withdrawn, w-1 uncordoned again, the message says so', async () => {
+    const { sim, record, clock } = setup();
+    sim.refuseDrain = (node) => (node === 'w-1' ? 'kubectl --kubeconfig /etc/kubernetes/admin.conf drain w-1 … exited 1 on cp-1: error when evicting pods/"web-0": Cannot evict pod as it would violate the pod\'s disruption budget' : undefined);
+    const end = await runApply({ waves, from: N, target: build('0.2.0'), ops: sim, record, kubernetes: true, ...clock });
+    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'drain cp-1', 'reboot cp-1', 'uncordon cp-1', 'write w-1 B 0.2.0', 'drain w-1', 'cancel w-1 B', 'uncordon w-1']);
+    expect(end).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A' });
+    expect(end.message.split('\n')[0]).toMatch(/^upgrade to 0\.2\.0 stopped at w-1 \(wave 2\): draining it before its reboot failed: kubectl .*drain w-1 .*disruption budget; the try of slot B was withdrawn \(not rebooted, still on its active slot\); w-1 was uncordoned again; fix what keeps the pods from moving/);
+    expect(sim.peek('w-1')).toMatch(/^try=$/m);
+    expect(sim.cordoned.size).toBe(0);
+    expect(record.bad).toEqual([]);
+  });
+
+  it('a node that fails its gate is uncordoned once it runs its previous slot again', async () => {
+    const { sim, record, clock } = setup();
+    const N1 = build('0.2.0');
+    sim.breaks = (node, b) => (node === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
+    const end = await runApply({ waves, from: N, target: N1, ops: sim, record, kubernetes: true, ...clock });
+    expect(end).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A' });
+    expect(end.message.split('\n').at(-1)).toBe('w-1 was uncordoned again');
+    expect(sim.calls.slice(-3)).toEqual(['drain w-1', 'reboot w-1', 'uncordon w-1']);
+    expect(sim.cordoned.size).toBe(0);
+  });
+});

@@ -34,9 +34,13 @@ export interface NodeOps {
   tryOnce(node: string, slot: Slot, signal?: AbortSignal): Promise<void>;
   /** `kubedos-boot cancel SLOT`: withdraw a try staged but not booted. */
   cancel(node: string, slot: Slot, signal?: AbortSignal): Promise<void>;
+  /** `kubectl drain NODE` on a control-plane node (cordons it first). Called only where Kubernetes runs. */
+  drain(node: string, signal?: AbortSignal): Promise<void>;
+  /** `kubectl uncordon NODE` on a control-plane node. Called only where Kubernetes runs. */
+  uncordon(node: string, signal?: AbortSignal): Promise<void>;
 }
 
-export type ApplyStepName = 'observe' | 'write' | 'progress' | 'reboot' | 'wait' | 'cancel' | 'rollback' | 'stop' | 'done' | 'refuse';
+export type ApplyStepName = 'observe' | 'write' | 'progress' | 'drain' | 'reboot' | 'uncordon' | 'wait' | 'cancel' | 'rollback' | 'stop' | 'done' | 'refuse';
 
 export interface ApplyEvent {
   node?: string;
@@ -88,6 +92,8 @@ interface LoopInput {
   onEvent?: (e: ApplyEvent) => void;
   signal?: AbortSignal;
   gateDeadlineMs?: number;
+  /** The spec runs Kubernetes (kubernetes.enabled): drain each node before its reboot, uncordon it after its gate. */
+  kubernetes?: boolean;
   /** Between two observations while a node reboots or its gate runs (default 5 s). */
   pollMs?: number;
   now?: () => number;
@@ -120,6 +126,21 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+const NO_KUBERNETES = 'no Kubernetes (kubernetes.enabled is false): nothing to drain or uncordon';
+
+/** Uncordons a node this run drained; says how that went, for the stop's message. */
+async function uncordonAgain(ops: NodeOps, node: string, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<string> {
+  try {
+    await ops.uncordon(node, signal);
+    emit({ node, step: 'uncordon', detail: 'uncordoned again: it takes pods again' });
+    return `${node} was uncordoned again`;
+  } catch (err) {
+    const m = `${node} is still cordoned: uncordoning it failed (${errText(err)}); run kubectl uncordon ${node} on a control-plane node`;
+    emit({ node, step: 'uncordon', detail: m });
+    return m;
+  }
+}
+
 function slotsOf(record: UpgradeRecord, node: string, from: BuildRef): Record<Slot, BuildRef> {
   return record.slots[node] ?? { A: from, B: from };
 }
@@ -145,9 +166,11 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
   const metrics: Record<string, string> = {};
   const untouched: Record<string, string> = {};
 
+  if (!input.kubernetes) emit({ step: 'drain', detail: NO_KUBERNETES });
   const cancelStaged = async (why: string): Promise<void> => {
     for (const [node, step] of Object.entries(steps)) {
-      if (step.kind !== 'write' || !step.ok) continue;
+      if (step.kind === 'drain' && step.ok) await uncordonAgain(ops, node, emit);
+      if ((step.kind !== 'write' && step.kind !== 'drain') || !step.ok) continue;
       try {
         await ops.cancel(node, step.slot);
         emit({ node, step: 'cancel', detail: `withdrew the try of slot ${step.slot} (${why}): the node keeps booting its active slot` });
@@ -196,7 +219,7 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
       emit({ node: unreachable.node, step: 'stop', detail: reason });
       return { kind: 'stop', node: unreachable.node, reason, message };
     }
-    const a: ApplyAction = nextApplyAction({ waves, target, nodes: view, bad: record.bad, now: now(), gateDeadlineMs: deadlineMs });
+    const a: ApplyAction = nextApplyAction({ waves, target, nodes: view, bad: record.bad, now: now(), gateDeadlineMs: deadlineMs, ...(input.kubernetes ? { kubernetes: true } : {}) });
     switch (a.kind) {
       case 'refuse':
         emit({ step: 'refuse', detail: a.message });
@@ -204,13 +227,16 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
       case 'done':
         emit({ step: 'done', detail: a.message });
         return { kind: 'done', nodes: a.nodes, message: a.message };
-      case 'stop':
+      case 'stop': {
         if (a.markBad) {
           record.bad.push(a.markBad);
           save();
         }
         emit({ node: a.node, step: 'stop', detail: `${a.reason}${a.fellBackTo ? ` (runs slot ${a.fellBackTo})` : ''}` });
-        return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: a.message };
+        // A node this run drained: back into service when it runs its previous slot, else left cordoned (said).
+        const cordon = a.cordoned === 'uncordon' ? await uncordonAgain(ops, a.node, emit) : a.cordoned === 'leave' ? `${a.node} stays cordoned (drained before its reboot): once it runs a slot whose gate passed, run kubectl uncordon ${a.node} on a control-plane node` : undefined;
+        return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: cordon ? `${a.message}\n${cordon}` : a.message };
+      }
       case 'write': {
         emit({ node: a.node, step: 'write', detail: `wave ${a.wave}: writing ${target.version} into slot ${a.slot}` });
         try {
@@ -226,6 +252,38 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         }
         break;
       }
+      case 'drain': {
+        emit({ node: a.node, step: 'drain', detail: `wave ${a.wave}: kubectl drain ${a.node} before its reboot` });
+        try {
+          await ops.drain(a.node, signal);
+          steps[a.node] = { kind: 'drain', slot: a.slot, ok: true };
+          emit({ node: a.node, step: 'drain', detail: 'drained: its pods run elsewhere; rebooting next' });
+        } catch (err) {
+          if (signal?.aborted) continue;
+          // Not rebooted: withdraw the try (the node keeps its active slot) and put it back into service.
+          let withdrawn: string;
+          try {
+            await ops.cancel(a.node, a.slot, signal);
+            withdrawn = `the try of slot ${a.slot} was withdrawn (not rebooted, still on its active slot)`;
+          } catch (e) {
+            withdrawn = `the try of slot ${a.slot} could not be withdrawn (${errText(e)}): its next reboot tries N+1 (kubedos ssh, then kubedos-boot cancel ${a.slot})`;
+          }
+          const cordon = await uncordonAgain(ops, a.node, emit, signal);
+          steps[a.node] = { kind: 'drain', slot: a.slot, ok: false, error: `${errText(err)}; ${withdrawn}; ${cordon}; fix what keeps the pods from moving (a PodDisruptionBudget, a pod without a controller) and rerun` };
+        }
+        break;
+      }
+      case 'uncordon':
+        emit({ node: a.node, step: 'uncordon', detail: `slot ${a.slot} passed its gate: kubectl uncordon ${a.node}` });
+        try {
+          await ops.uncordon(a.node, signal);
+          steps[a.node] = { kind: 'uncordon', slot: a.slot };
+        } catch (err) {
+          const reason = `runs ${target.version} (slot ${a.slot} passed its gate) but uncordoning it failed: ${errText(err)}; it takes no pods: run kubectl uncordon ${a.node} on a control-plane node, then rerun to continue`;
+          emit({ node: a.node, step: 'stop', detail: reason });
+          return { kind: 'stop', node: a.node, reason, message: `upgrade to ${target.version} stopped at ${a.node}: ${reason}` };
+        }
+        break;
       case 'reboot':
         steps[a.node] = { kind: 'reboot', slot: a.slot, at: now() };
         emit({ node: a.node, step: 'reboot', detail: `rebooting into slot ${a.slot}` });
@@ -298,6 +356,7 @@ export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome
     emit({ step: 'done', detail: message });
     return { kind: 'done', nodes: [], message };
   }
+  if (!input.kubernetes) emit({ step: 'drain', detail: NO_KUBERNETES });
   const back: string[] = [];
   for (const s of plan.steps) {
     const rest = plan.steps.slice(plan.steps.indexOf(s) + 1).map((x) => x.node);
@@ -313,6 +372,18 @@ export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome
     } catch (err) {
       return stop(`could not stage the try of slot ${s.to}: ${errText(err)}`, s.from);
     }
+    if (input.kubernetes) {
+      emit({ node: s.node, step: 'drain', detail: `kubectl drain ${s.node} before its reboot` });
+      try {
+        await ops.drain(s.node, signal);
+      } catch (err) {
+        const withdrawn = await ops.cancel(s.node, s.to, signal).then(
+          () => `the try of slot ${s.to} was withdrawn (not rebooted, still on ${target.version})`,
+          (e: unknown) => `the try of slot ${s.to} could not be withdrawn (${errText(e)}): its next reboot tries it`,
+        );
+        return stop(`draining it before its reboot failed: ${errText(err)}; ${withdrawn}; ${await uncordonAgain(ops, s.node, emit, signal)}`, s.from);
+      }
+    }
     const at = now();
     emit({ node: s.node, step: 'reboot', detail: `rebooting into slot ${s.to}` });
     await ops.reboot(s.node, signal).catch((err: unknown) => emit({ node: s.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
@@ -320,13 +391,21 @@ export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome
       if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled while ${s.node} reboots into slot ${s.to}` };
       const st = await ops.status(s.node, signal).then(parseBootStatus, (err: unknown) => ({ ok: false as const, message: errText(err) }));
       if (st.ok && st.value.booted === s.to && st.value.active === s.to) break;
-      if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again`, s.from);
-      if (now() >= at + deadlineMs) return stop(`slot ${s.to} did not pass its gate within ${Math.round(deadlineMs / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})`}`);
+      if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again${input.kubernetes ? `; ${await uncordonAgain(ops, s.node, emit, signal)}` : ''}`, s.from);
+      if (now() >= at + deadlineMs) return stop(`slot ${s.to} did not pass its gate within ${Math.round(deadlineMs / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
       emit({ node: s.node, step: 'wait', detail: st.ok ? `booted slot ${st.value.booted || '?'}, waiting for slot ${s.to}'s gate` : `not answering yet (${st.message})` });
       await sleep(Math.max(0, Math.min(pollMs, at + deadlineMs - now())), signal);
     }
-    back.push(s.node);
     emit({ node: s.node, step: 'rollback', detail: `runs slot ${s.to} again (the previous build)` });
+    if (input.kubernetes) {
+      emit({ node: s.node, step: 'uncordon', detail: `slot ${s.to} passed its gate: kubectl uncordon ${s.node}` });
+      try {
+        await ops.uncordon(s.node, signal);
+      } catch (err) {
+        return stop(`runs slot ${s.to} again but uncordoning it failed: ${errText(err)}; it takes no pods: run kubectl uncordon ${s.node} on a control-plane node, then rerun --rollback`);
+      }
+    }
+    back.push(s.node);
   }
   const message = `${plural(back.length, 'node')} back on the previous build: ${firstFew(back)}; ${target.version} is recorded as rolled back and is not applied again`;
   emit({ step: 'done', detail: message });

@@ -87,8 +87,10 @@ function runUpgrade(nodes: Record<string, Node>, target: BuildRef, bad: RolledBa
         (b) => b.digest === target.digest && faults.neverBoots === a.node,
         (b) => (b.digest === target.digest && faults.breaks === a.node ? 'kubelet' : undefined),
       );
-    } else {
+    } else if (a.kind === 'wait') {
       now = a.until;
+    } else {
+      throw new Error(`${a.kind}: Kubernetes is off here`);
     }
   }
   throw new Error(`no end: ${trace.join(', ')}`);

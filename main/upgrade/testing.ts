@@ -239,6 +239,10 @@ export class SimCluster implements NodeOps {
   neverBoots: (node: string, b: BuildRef) => boolean = () => false;
   breaks: (node: string, b: BuildRef) => string | undefined = () => undefined;
   refuseWrite: (node: string) => string | undefined = () => undefined;
+  /** A drain that fails on a node (a PodDisruptionBudget, a timeout): its error message. */
+  refuseDrain: (node: string) => string | undefined = () => undefined;
+  /** Nodes cordoned now (kubectl drain cordons first; uncordon clears). */
+  readonly cordoned = new Set<string>();
 
   constructor(root: string, names: readonly string[], n: BuildRef) {
     for (const name of names) this.nodes[name] = { name, ...simNodeDir(root, name), slots: { A: n, B: n }, rebooting: false, boots: 0 };
@@ -313,6 +317,20 @@ export class SimCluster implements NodeOps {
   async cancel(name: string, slot: Slot): Promise<void> {
     this.calls.push(`cancel ${name} ${slot}`);
     this.boot(['cancel', slot], this.node(name));
+  }
+
+  async drain(name: string): Promise<void> {
+    this.node(name);
+    this.calls.push(`drain ${name}`);
+    this.cordoned.add(name); // kubectl drain cordons before it evicts
+    const refusal = this.refuseDrain(name);
+    if (refusal) throw new Error(refusal);
+  }
+
+  async uncordon(name: string): Promise<void> {
+    this.node(name);
+    this.calls.push(`uncordon ${name}`);
+    this.cordoned.delete(name);
   }
 
   /** `kubedos-boot status` without booting a pending reboot. */

@@ -27,6 +27,10 @@ import { cutSlotImage, removeSlotImage } from './slot-image';
 import { streamSlotImage } from './stream';
 
 const BOOT = '/usr/local/sbin/kubedos-boot';
+/** The control plane's admin kubeconfig (kubeadm init writes it; payload/ansible/roles/kubedos_kubeadm). */
+const ADMIN_KUBECONFIG = '/etc/kubernetes/admin.conf';
+/** `kubectl drain --timeout`: pods that do not move within it stop the upgrade before the reboot. */
+export const DRAIN_TIMEOUT_S = 300;
 /** Where kubedos-health-gate writes kubedos.prom (node-exporter's textfile collector). */
 export const GATE_METRICS_FILE = '/var/lib/prometheus/node-exporter/kubedos.prom';
 
@@ -63,8 +67,8 @@ export class VmNodeOps implements NodeOps {
     return n.vmid;
   }
 
-  private async guest(node: string, argv: string[], signal?: AbortSignal): Promise<string> {
-    const r = await this.o.driver.guestExec(this.vmid(node), argv, { timeoutS: 60, ...(signal ? { signal } : {}) });
+  private async guest(node: string, argv: string[], signal?: AbortSignal, timeoutS = 60): Promise<string> {
+    const r = await this.o.driver.guestExec(this.vmid(node), argv, { timeoutS, ...(signal ? { signal } : {}) });
     if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} exited ${r.exitCode} on ${node}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
     return r.stdout;
   }
@@ -119,6 +123,32 @@ export class VmNodeOps implements NodeOps {
 
   async cancel(node: string, slot: Slot, signal?: AbortSignal): Promise<void> {
     await this.guest(node, [BOOT, 'cancel', slot], signal);
+  }
+
+  /**
+   * kubectl on a control-plane node through its guest agent, as the deploy's stages reach nodes:
+   * another control-plane node than `node` where there is one (`node` is about to reboot or just did).
+   */
+  private kubectl(node: string, args: string[], signal?: AbortSignal, timeoutS = 60): Promise<string> {
+    const cps = this.o.plan.nodes.filter((x) => x.role === 'control-plane');
+    const on = cps.find((x) => x.name !== node) ?? cps[0];
+    if (!on) throw new Error(`no control-plane node in the plan of ${this.o.plan.cluster.name} to run kubectl on`);
+    return this.guest(on.name, ['kubectl', '--kubeconfig', ADMIN_KUBECONFIG, ...args], signal, timeoutS);
+  }
+
+  /** The node's name in Kubernetes: its hostname (kubeadm registers the kubelet under it). */
+  private k8sName(node: string): string {
+    const n = this.o.plan.nodes.find((x) => x.name === node);
+    if (!n) throw new Error(`no node ${node} in the plan of ${this.o.plan.cluster.name}`);
+    return n.hostname;
+  }
+
+  async drain(node: string, signal?: AbortSignal): Promise<void> {
+    await this.kubectl(node, ['drain', this.k8sName(node), '--ignore-daemonsets', '--delete-emptydir-data', `--timeout=${DRAIN_TIMEOUT_S}s`], signal, DRAIN_TIMEOUT_S + 60);
+  }
+
+  async uncordon(node: string, signal?: AbortSignal): Promise<void> {
+    await this.kubectl(node, ['uncordon', this.k8sName(node)], signal);
   }
 
   async close(): Promise<void> {
@@ -198,7 +228,7 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   if (!ab.ok) return { kind: 'refuse', message: ab.message };
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
-  const common = { waves: r.waves, from: r.from, ops: r.ops, record, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
+  const common = { waves: r.waves, from: r.from, ops: r.ops, record, kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
   if (r.to) return runApply({ ...common, target: r.to });
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   return runRollback({ ...common, target: record.target });
