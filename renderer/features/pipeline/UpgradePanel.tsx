@@ -3,7 +3,7 @@
 // upgrade (not written / written / rolled back, with the record's reason), what each slot holds
 // and which slot holds the target. Read when the view opens, for another cluster, after a run and
 // on Reload; one quiet line when no upgrade has run from this workspace.
-import { Alert, Badge, Button, Group, Table, Text, Title } from '@mantine/core';
+import { Alert, Badge, Button, Group, Table, Text, Title, useMantineColorScheme } from '@mantine/core';
 import { IconRefresh } from '@tabler/icons-react';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useStore } from 'zustand';
@@ -32,9 +32,11 @@ function SlotCell({ n, slot, target }: { n: UpgradeNodeProgress; slot: Slot; tar
     );
   }
   const isTarget = n.targetSlot === slot;
+  // Orange 6 and indigo 6 are too faint on white for 12 px text: darker shades in the light scheme.
+  const light = useMantineColorScheme().colorScheme === 'light';
   return (
     <Text size="xs" title={`digest ${b.digest}`} data-testid={`upgrade-slot-${slot}`}>
-      <Text span size="xs" fw={isTarget ? 700 : 400} c={isTarget ? (n.state === 'rolled-back' ? 'orange' : 'indigo') : undefined}>
+      <Text span size="xs" fw={isTarget ? 700 : 400} c={isTarget ? (n.state === 'rolled-back' ? (light ? 'orange.9' : 'orange.5') : light ? 'indigo.8' : 'indigo.4') : undefined}>
         {b.version}
       </Text>
       {isTarget && target && (
@@ -87,11 +89,19 @@ export function UpgradePanel() {
   }, [status, read]);
   if (!text || !cluster || !last) return null;
   const p = last.progress;
+  const reload = (
+    <Button size="compact-xs" variant="subtle" leftSection={<IconRefresh size={12} />} onClick={read} title={`read ${cluster}'s upgrade record again`} data-testid="upgrade-reload">
+      Reload
+    </Button>
+  );
   if (!p && !last.error) {
     return (
-      <Text size="xs" c="dimmed" px="xs" pt={4} data-testid="upgrade-none">
-        Upgrade: no upgrade has run on {cluster} from this workspace.
-      </Text>
+      <Group gap="xs" px="xs" pt={4} wrap="nowrap">
+        <Text size="xs" c="dimmed" data-testid="upgrade-none">
+          Upgrade: no upgrade has run on {cluster} from this workspace.
+        </Text>
+        {reload}
+      </Group>
     );
   }
   return (
@@ -106,9 +116,7 @@ export function UpgradePanel() {
             </Text>
           )}
         </Group>
-        <Button size="compact-xs" variant="subtle" leftSection={<IconRefresh size={12} />} onClick={read} title={`read ${cluster}'s upgrade record again`} data-testid="upgrade-reload">
-          Reload
-        </Button>
+        {reload}
       </Group>
       {last.error && (
         <Alert color="orange" p={6} mt={4} data-testid="upgrade-error">

@@ -33,29 +33,25 @@ const STATE_COLOR: Record<NodeState, string> = {
 };
 const DOMAIN_COLORS = ['grape', 'cyan', 'orange', 'teal', 'pink', 'lime', 'violet', 'yellow'];
 
-type MachineData = { node: PlanNode; state?: NodeState; live?: LiveNodeState; liveStale?: boolean; version?: NodeVersionLine; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
+type MachineData = { node: PlanNode; state?: NodeState; live?: LiveNodeState; liveStale?: boolean; version?: NodeVersionLine; artifactWhy?: string; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
 
 /**
  * The artifact version and boot slot from the live report. When the nodes disagree (mid-upgrade),
- * the newest version in the accent colour and an older one in orange with "behind": legible
- * without colour too.
+ * the newest version in the accent colour and an older one in orange behind a down arrow (legible
+ * without colour too; "behind" itself did not fit the 190 px box beside the slot).
  */
 function VersionLine({ v }: { v: NodeVersionLine }) {
+  // Orange 6 and indigo 6 are too faint on white for 12 px text: darker shades in the light scheme.
+  const light = useMantineColorScheme().colorScheme === 'light';
   return (
     <Text size="xs" truncate data-testid="topology-node-version" data-behind={v.behind ? 'true' : 'false'} title={v.behind ? `runs ${v.version}, not ${v.newest} like the newest node (an upgrade in progress or stopped)` : `runs ${v.version} on ${slotText(v.slot)}`}>
-      <Text span size="xs" fw={700} c={v.behind ? 'orange' : v.mixed ? 'indigo' : undefined}>
-        {v.version}
+      <Text span size="xs" fw={700} c={v.behind ? (light ? 'orange.9' : 'orange.5') : v.mixed ? (light ? 'indigo.8' : 'indigo.4') : undefined}>
+        {v.behind ? `↓ ${v.version}` : v.version}
       </Text>
       <Text span size="xs" c="dimmed">
         {' '}
         · {slotText(v.slot)}
       </Text>
-      {v.behind && (
-        <Text span size="xs" fw={700} c="orange">
-          {' '}
-          · behind
-        </Text>
-      )}
     </Text>
   );
 }
@@ -123,7 +119,15 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
       <Text size="xs" ff="monospace">
         {data.node.lan.address}
       </Text>
-      {data.version && <VersionLine v={data.version} />}
+      {data.version ? (
+        <VersionLine v={data.version} />
+      ) : (
+        data.artifactWhy && (
+          <Text size="xs" c="dimmed" truncate title={data.artifactWhy} data-testid="topology-node-version" data-behind="false">
+            version not read
+          </Text>
+        )
+      )}
       <Handle type="source" position={Position.Bottom} style={{ opacity: 0 }} />
     </Paper>
   );
@@ -167,6 +171,11 @@ function Topology() {
   const liveStates = live.states;
   const liveStale = live.stale !== undefined;
   const versions = useMemo(() => (live.shown ? nodeVersionLines(live.shown.nodes) : undefined), [live.shown]);
+  // A node in the live report whose exporter did not give its version: why, in its tooltip.
+  const artifactWhy = (name: string): string | undefined => {
+    const a = liveStates?.[name]?.artifact;
+    return a && !a.read ? a.why : undefined;
+  };
   const nodeStates = useStore(pipelineStore, (s) => s.nodes);
   const drill = useStore(drillsStore, (s) => runningDrill(s, plan?.cluster.name));
   const drillStates = useMemo(() => (drill && plan ? drillNodeStates(plan.nodes.map((n) => n.name), drill) : undefined), [drill, plan]);
@@ -241,6 +250,7 @@ function Topology() {
             state: nodeStates[n.id]?.state,
             ...(liveStates?.[n.id] ? { live: liveStates[n.id]?.state, liveStale: Boolean(liveStale) } : {}),
             ...(versions?.[n.id] ? { version: versions[n.id] } : {}),
+            ...(artifactWhy(n.id) ? { artifactWhy: artifactWhy(n.id) } : {}),
             ...(drillStates?.[n.id] ? { drill: drillStates[n.id] } : {}),
             domainColor: DOMAIN_COLORS[domains.indexOf(current.domain) % DOMAIN_COLORS.length] ?? 'gray',
             open: setSelected,
