@@ -9,7 +9,9 @@
 // on the bridge). Screenshots of the cannot-read, running, stale and paused states and of the
 // drawer (a degraded and an unreachable node, wg1/wg2/wg3 handshakes each, with the artifact
 // version and boot slot each node's exporter serves; in h18m/) in e2e/output/screens/h17r/ with KUBEDOS_E2E_SCREENS=1 (npm run test:ui:topology): the pictures
-// double the test's time, too much for CI.
+// double the test's time, too much for CI. Then the version · slot line on the node boxes (the
+// older node marked), the interval and Pause kept across a reload, and the Pipeline view's Upgrade
+// panel over a record the real apply loop wrote (pictures of both in h17u/).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
