@@ -40,6 +40,7 @@ export const REQUEST_CHANNELS = [
   'wiring.lastCheck',
   'wiring.check',
   'health.now',
+  'upgrade.progress',
 ] as const;
 export type RequestChannel = (typeof REQUEST_CHANNELS)[number];
 

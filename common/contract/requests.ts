@@ -20,6 +20,7 @@ import { RESTORE_REQUESTS } from './restore';
 import { TRUST_REQUESTS } from './trust';
 import { WIRING_REQUESTS } from './wiring';
 import { HEALTH_REQUESTS } from './health';
+import { UPGRADE_REQUESTS } from './upgrade';
 
 const SpecText = z.string().max(MAX_SPEC_BYTES, `spec text is larger than ${MAX_SPEC_BYTES / 1048576} MiB`);
 /** A file path as the user typed it; main decides whether it is allowed. */
@@ -177,6 +178,7 @@ export const REQUESTS = {
   ...TRUST_REQUESTS,
   ...WIRING_REQUESTS,
   ...HEALTH_REQUESTS,
+  ...UPGRADE_REQUESTS,
 } as const satisfies Record<RequestChannel, { request: z.ZodType; result: z.ZodType }>;
 
 export type RequestOf<C extends RequestChannel> = z.input<(typeof REQUESTS)[C]['request']>;

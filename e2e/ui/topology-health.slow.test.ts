@@ -9,7 +9,9 @@
 // on the bridge). Screenshots of the cannot-read, running, stale and paused states and of the
 // drawer (a degraded and an unreachable node, wg1/wg2/wg3 handshakes each, with the artifact
 // version and boot slot each node's exporter serves; in h18m/) in e2e/output/screens/h17r/ with KUBEDOS_E2E_SCREENS=1 (npm run test:ui:topology): the pictures
-// double the test's time, too much for CI.
+// double the test's time, too much for CI. Then the version · slot line on the node boxes (the
+// older node marked), the interval and Pause kept across a reload, and the Pipeline view's Upgrade
+// panel over a record the real apply loop wrote (pictures of both in h17u/).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,12 +22,15 @@ import { LAB3_AGENT_PINGS, lab3MixedFacts, lab3NodeMetrics, watcherReportFor } f
 import { TEMPLATES } from '../../common/spec/index';
 import type { HubHealthReader } from '../../main/health/service';
 import { injectedReader } from '../../main/health/testing';
-import { writeDeployJournal } from '../../main/upgrade/testing';
+import { buildRef, lab3Waves } from '../../common/upgrade/testing';
+import { readUpgradeRecord, runApply, upgradeRecordPath, writeUpgradeRecord } from '../../main/upgrade/apply-run';
+import { SimCluster, writeDeployJournal } from '../../main/upgrade/testing';
 import type { BridgeServer, UiSession } from './session';
 import { bridgeSession, screensDir, shots as shotsOf } from './session';
 
 const SCREENS = screensDir('h17r');
 const DRAWER_SCREENS = screensDir('h18m');
+const H17U_SCREENS = screensDir('h17u');
 const TAKE_SCREENS = process.env.KUBEDOS_E2E_SCREENS === '1';
 const root = mkdtempSync(join(tmpdir(), 'kd-h17h-topology-'));
 const ws = join(root, 'ws');
@@ -85,6 +90,8 @@ describe('topology live health', () => {
     await page.getByTestId('topology-live-refresh').click();
     await expect.poll(() => page.getByTestId('topology-live-cannot').textContent(), { timeout: 15_000 }).toMatch(/Hub did not answer.*the hub master did not give its health report: could not reach master \(VMID 9100\)/);
     expect(await liveStates()).toEqual({ master: 'none', 'cp-1': 'none', 'w-1': 'none' });
+    // No live report: no version line on the boxes (no placeholder).
+    expect(await page.getByTestId('topology-node-version').count()).toBe(0);
     await shots('topology-cannot-read');
   });
 
@@ -97,6 +104,21 @@ describe('topology live health', () => {
     expect(await page.getByTestId('live-legend-unknown').textContent()).toBe('unknown: 0');
     expect(await page.getByTestId('topology-live-read').textContent()).toMatch(/^read \d\d:\d\d:\d\d, \d+ s ago · report \d+ s old$/);
     expect(await node('w-1').getAttribute('aria-label')).toContain('live: unreachable');
+    // Version and slot on the boxes: master runs an older version than cp-1 (mid-upgrade): behind.
+    const versionOf = (name: string) => node(name).getByTestId('topology-node-version');
+    expect(await versionOf('cp-1').textContent()).toBe('2026.12.2 · slot b');
+    expect(await versionOf('cp-1').getAttribute('data-behind')).toBe('false');
+    expect(await versionOf('master').textContent()).toBe('↓ 2026.12.1 · one root');
+    expect(await versionOf('master').getAttribute('data-behind')).toBe('true');
+    expect(await node('master').getAttribute('aria-label')).toContain('runs 2026.12.1 on one root, behind 2026.12.2');
+    // Its exporter did not answer: nothing guessed, why in the tooltip.
+    expect(await versionOf('w-1').textContent()).toBe('version not read');
+    expect(await versionOf('w-1').getAttribute('title')).toBe('not read: node exporter on http://10.112.0.4:9100 did not answer (timed out)');
+    // Legible: 11 px at least, and not cut (the line fits the box).
+    const fit = await versionOf('master').evaluate((e) => ({ px: parseFloat(getComputedStyle(e).fontSize), cut: e.scrollWidth > e.clientWidth, inside: e.getBoundingClientRect().bottom <= e.closest('[data-testid=topology-node]')!.getBoundingClientRect().bottom }));
+    expect(fit).toEqual({ px: expect.any(Number), cut: false, inside: true });
+    expect(fit.px).toBeGreaterThanOrEqual(11);
+    await shots('topology-live-versions', true, H17U_SCREENS);
     expect(await page.getByTestId('topology-live-cannot').count()).toBe(0);
     expect(await page.getByTestId('topology-live-refresh').getAttribute('title')).toBe("read the health report of lab-3's hub again on qemu-local");
     await node('cp-1').click();
@@ -204,5 +226,43 @@ describe('topology live health', () => {
     expect(await liveStates()).toEqual({ master: 'healthy', 'cp-1': 'degraded', 'w-1': 'unreachable' });
     expect(session.pageErrors).toEqual([]);
     expect(session.foreignRequests).toEqual([]);
+  });
+
+  it('the interval and the paused state are remembered across a reload', async () => {
+    expect(await page.getByTestId('topology-live-interval').inputValue()).toBe('5');
+    await page.getByTestId('topology-live-pause').click();
+    expect(await page.getByTestId('topology-live').getAttribute('data-poll')).toBe('paused');
+    await page.reload();
+    await page.getByTestId('nav-topology').click();
+    await expect.poll(() => page.getByTestId('topology-live').getAttribute('data-poll'), { timeout: 20_000 }).toBe('paused');
+    expect(await page.getByTestId('topology-live-interval').inputValue()).toBe('5');
+    await page.getByTestId('topology-live-pause').click();
+    expect(await page.getByTestId('topology-live').getAttribute('data-poll')).toBe('running');
+  });
+
+  it('the Pipeline view shows the last upgrade as the real apply loop recorded it', async () => {
+    await page.getByTestId('nav-pipeline').click();
+    expect(await page.getByTestId('upgrade-none').textContent({ timeout: 15_000 })).toBe('Upgrade: no upgrade has run on lab-3 from this workspace.');
+    // The apply loop over simulated lab-3 nodes (their real boot counter and gate): w-1 fails its gate.
+    const N = buildRef('2026.12.1');
+    const N1 = buildRef('2026.12.2');
+    const sim = new SimCluster(join(root, 'sim'), ['cp-1', 'w-1', 'master'], N);
+    sim.breaks = (n, b) => (n === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
+    const path = upgradeRecordPath('lab-3', { KUBEDOS_WORKSPACE: ws });
+    let t = 1_000;
+    const end = await runApply({ waves: lab3Waves(), from: N, target: N1, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), now: () => t, sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000 });
+    expect(end.kind).toBe('stop');
+    await page.getByTestId('upgrade-reload').click();
+    await page.getByTestId('upgrade-progress').waitFor({ timeout: 15_000 });
+    expect(await page.getByTestId('upgrade-verdict').textContent()).toBe('2026.12.2 rolled back at w-1');
+    expect(await page.getByTestId('upgrade-stopped').textContent()).toBe('w-1: slot B failed its health gate (services); the node fell back to slot A');
+    const states = await page.getByTestId('upgrade-node').evaluateAll((els) => els.map((e) => [e.getAttribute('data-node'), e.getAttribute('data-state')]));
+    expect(states).toEqual([
+      ['master', 'not-written'],
+      ['cp-1', 'written'],
+      ['w-1', 'rolled-back'],
+    ]);
+    expect(session.pageErrors).toEqual([]);
+    if (TAKE_SCREENS) await shotsOf(page, H17U_SCREENS, 'pipeline-upgrade', { schemes: 'both' });
   });
 });

@@ -37,6 +37,7 @@ import type { WiringBinding } from './wiring';
 import { wiringCheck, wiringLastCheck } from './wiring';
 import type { HealthBinding } from './health';
 import { healthNow } from './health';
+import { upgradeProgress } from './upgrade';
 import { SpecAccessError, SpecFiles } from './spec-files';
 import { listSshHosts } from './ssh-hosts';
 import { TerminalBinding } from './terminal';
@@ -259,6 +260,7 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'wiring.lastCheck': (r) => wiringLastCheck(wiring, r),
     'wiring.check': (r) => wiringCheck(wiring, r),
     'health.now': (r) => healthNow(health, r),
+    'upgrade.progress': (r) => upgradeProgress(env, r),
     'terminal.open': (r) => terminals.open(r),
     'terminal.input': (r) => terminals.input(r),
     'terminal.resize': (r) => terminals.resize(r),

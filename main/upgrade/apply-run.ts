@@ -10,9 +10,8 @@
 // kept there too, so a rerun of a rolled-back build is refused (no re-upgrade loop).
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { z } from 'zod';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
-import { BuildRef as BuildRefSchema } from '../../common/upgrade/agent';
+import { ROLLBACK_REASON, UpgradeRecord } from '../../common/upgrade/progress';
 import type { ApplyAction, ApplyNode, ApplyStep } from '../../common/upgrade/apply';
 import { GATE_DEADLINE_MS, nextApplyAction, planRollback } from '../../common/upgrade/apply';
 import { parseBootStatus } from '../../common/upgrade/observe';
@@ -48,17 +47,8 @@ export interface ApplyEvent {
   detail: string;
 }
 
-export const UpgradeRecord = z
-  .object({
-    /** The build an upgrade last targeted (what --rollback returns from). */
-    target: BuildRefSchema.optional(),
-    /** What each node's slots hold, as this foundry wrote them. A node not listed holds N on both. */
-    slots: z.record(z.string(), z.object({ A: BuildRefSchema, B: BuildRefSchema }).strict()),
-    /** Builds that rolled back on a node (or were rolled back by --rollback): never applied again. */
-    bad: z.array(z.object({ digest: z.string(), version: z.string(), node: z.string(), reason: z.string() }).strict()),
-  })
-  .strict();
-export type UpgradeRecord = z.infer<typeof UpgradeRecord>;
+// The record's shape is the workbench's too (common/upgrade/progress.ts: the Pipeline view's reading of it).
+export { UpgradeRecord };
 
 export const UPGRADE_RECORD_FILE = 'upgrade/record.json';
 
@@ -348,7 +338,7 @@ export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome
     return { kind: 'refuse', message };
   }
   if (!record.bad.some((b) => b.digest === target.digest)) {
-    record.bad.push({ digest: target.digest, version: target.version, node: plan.steps[0]?.node ?? '(none)', reason: 'rolled back by kubedos upgrade --rollback' });
+    record.bad.push({ digest: target.digest, version: target.version, node: plan.steps[0]?.node ?? '(none)', reason: ROLLBACK_REASON });
     input.saveRecord?.(record);
   }
   if (!plan.steps.length) {

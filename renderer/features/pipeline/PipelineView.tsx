@@ -1,5 +1,6 @@
 // Pipeline: the DAG's stages with state, progress and duration, the failure with its hint,
-// run and cancel (cancel aborts the runner's AbortSignal in main), and the live logs.
+// run and cancel (cancel aborts the runner's AbortSignal in main), the last upgrade of the
+// cluster from the foundry's slot record (UpgradePanel), and the live logs.
 import { Alert, Badge, Button, Code, Group, Progress, Table, Text, Title } from '@mantine/core';
 import { IconPlayerPlay, IconPlayerStop } from '@tabler/icons-react';
 import { memo, useEffect, useState } from 'react';
@@ -9,6 +10,7 @@ import { cancelPipeline, runPlanPipeline } from './actions';
 import { LogTerminal } from './LogTerminal';
 import { NodeStrip } from './NodeStrip';
 import { pipelineStore } from './store';
+import { UpgradePanel } from './UpgradePanel';
 
 const STATE_COLOR: Record<StageState, string> = { pending: 'gray', queued: 'gray', running: 'blue', success: 'green', failed: 'red', skipped: 'yellow', aborted: 'orange' };
 
@@ -127,6 +129,7 @@ export function PipelineView() {
           )}
         </Alert>
       ))}
+      <UpgradePanel />
       <Title order={6} px="xs" pt="xs">
         Nodes
       </Title>

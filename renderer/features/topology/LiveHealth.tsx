@@ -1,6 +1,6 @@
 // Live health on the topology: the cluster's health now (health.now — the same engine call as
 // `kubedos status SPEC --health`), kept current while the view is open: read when it opens, then
-// again every 15 s (or the chosen interval) through the one read loop (common/health/poll.ts: one
+// again every 15 s (or the chosen interval, remembered with the paused state: poll-choice.ts) through the one read loop (common/health/poll.ts: one
 // read in flight, back-off while the hub does not answer, no reads while paused or while the
 // window is hidden), and on Refresh. A bar with the legend (healthy / degraded / unreachable /
 // unknown, with counts), when it was read and how long ago, ticking; a pause/resume control. A
@@ -17,6 +17,7 @@ import type { Poller, PollSnapshot } from '../../../common/health/poll';
 import { createPoller, HEALTH_POLL_CHOICES_S, HEALTH_POLL_DEFAULT_S, HEALTH_POLL_MAX_BACKOFF_S, nextReadDelayS, readFailure } from '../../../common/health/poll';
 import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
+import { loadPollChoice, savePollChoice } from './poll-choice';
 import { targetLabel, targetOf, wizardStore } from '../deploy/store';
 
 export const LIVE_STATE_COLOR: Record<LiveNodeState, string> = { healthy: 'green', degraded: 'orange', unreachable: 'red', unknown: 'gray' };
@@ -62,8 +63,8 @@ export function useLiveHealth(text: string | undefined, cluster: string | undefi
   const [error, setError] = useState<{ message: string; at: number }>();
   const [poll, setPoll] = useState<PollSnapshot>();
   const poller = useRef<Poller | undefined>(undefined);
-  // Kept across clusters and targets: the user's choice.
-  const choice = useRef({ intervalS: HEALTH_POLL_DEFAULT_S, paused: false });
+  // Kept across clusters and targets, and across reloads and restarts (poll-choice.ts): the user's choice.
+  const choice = useRef(loadPollChoice());
   // The latest spec text and target, read at each read: editing the spec does not re-read.
   const latest = useRef({ text, target });
   latest.current = { text, target };
@@ -114,14 +115,17 @@ export function useLiveHealth(text: string | undefined, cluster: string | undefi
   const refresh = useCallback(() => void poller.current?.readNow(), []);
   const pause = useCallback(() => {
     choice.current.paused = true;
+    savePollChoice(choice.current);
     poller.current?.pause();
   }, []);
   const resume = useCallback(() => {
     choice.current.paused = false;
+    savePollChoice(choice.current);
     poller.current?.resume();
   }, []);
   const setIntervalS = useCallback((s: number) => {
     choice.current.intervalS = s;
+    savePollChoice(choice.current);
     poller.current?.setIntervalS(s);
   }, []);
   const failure = health ? readFailure(health) : undefined;

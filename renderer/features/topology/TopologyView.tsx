@@ -1,5 +1,5 @@
 // Topology: the plan's nodes grouped by role (ELK layout), each with name, VMID, LAN IP and
-// failure domain, coloured by the cluster's live health when it can be read (LiveHealth.tsx),
+// failure domain (and, from the live report, the artifact version and boot slot it runs), coloured by the cluster's live health when it can be read (LiveHealth.tsx),
 // else by the last pipeline node state (a drill's node states win while it runs). Follows the spec as it is edited
 // (the plan is recomputed in the renderer) without resetting pan/zoom.
 import { Badge, Group, Paper, SegmentedControl, Text } from '@mantine/core';
@@ -15,12 +15,14 @@ import { pipelineStore } from '../pipeline/store';
 import type { NodeDrillState } from '../../../common/drills/live';
 import { nodeStates as drillNodeStates } from '../../../common/drills/live';
 import { DRILL_STATE_COLOR, drillsStore, runningDrill } from '../drills/store';
-import { layoutKey, layoutTopology } from './layout';
+import { layoutKey, layoutTopology, NODE_H } from './layout';
 import type { GroupBy, TopologyLayout } from './layout';
 import { NodeDetails } from './NodeDetails';
 import { NodeTerminal } from '../terminal/NodeTerminal';
 import type { LiveNodeState } from '../../../common/health/now';
 import { LIVE_STATE_COLOR, LiveHealthBar, useLiveHealth } from './LiveHealth';
+import type { NodeVersionLine } from '../../../common/health/versions';
+import { nodeVersionLines, slotText } from '../../../common/health/versions';
 
 const STATE_COLOR: Record<NodeState, string> = {
   pending: 'gray',
@@ -31,7 +33,28 @@ const STATE_COLOR: Record<NodeState, string> = {
 };
 const DOMAIN_COLORS = ['grape', 'cyan', 'orange', 'teal', 'pink', 'lime', 'violet', 'yellow'];
 
-type MachineData = { node: PlanNode; state?: NodeState; live?: LiveNodeState; liveStale?: boolean; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
+type MachineData = { node: PlanNode; state?: NodeState; live?: LiveNodeState; liveStale?: boolean; version?: NodeVersionLine; artifactWhy?: string; drill?: NodeDrillState; domainColor: string; open: (name: string) => void };
+
+/**
+ * The artifact version and boot slot from the live report. When the nodes disagree (mid-upgrade),
+ * the newest version in the accent colour and an older one in orange behind a down arrow (legible
+ * without colour too; "behind" itself did not fit the 190 px box beside the slot).
+ */
+function VersionLine({ v }: { v: NodeVersionLine }) {
+  // Orange 6 and indigo 6 are too faint on white for 12 px text: darker shades in the light scheme.
+  const light = useMantineColorScheme().colorScheme === 'light';
+  return (
+    <Text size="xs" truncate data-testid="topology-node-version" data-behind={v.behind ? 'true' : 'false'} title={v.behind ? `runs ${v.version}, not ${v.newest} like the newest node (an upgrade in progress or stopped)` : `runs ${v.version} on ${slotText(v.slot)}`}>
+      <Text span size="xs" fw={700} c={v.behind ? (light ? 'orange.9' : 'orange.5') : v.mixed ? (light ? 'indigo.8' : 'indigo.4') : undefined}>
+        {v.behind ? `↓ ${v.version}` : v.version}
+      </Text>
+      <Text span size="xs" c="dimmed">
+        {' '}
+        · {slotText(v.slot)}
+      </Text>
+    </Text>
+  );
+}
 type GroupData = { label: string; count: number; members: string[] };
 
 function MachineNode({ data }: NodeProps<Node<MachineData>>) {
@@ -58,10 +81,10 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
           data.open(data.node.name);
         }
       }}
-      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.live ? `, live${data.liveStale ? ' (stale)' : ''}: ${data.live}` : data.state ? `, last run: ${data.state}` : ''}${data.drill ? `, drill: ${data.drill}` : ''}`}
+      aria-label={`${data.node.name}, ${data.node.role}, VMID ${data.node.vmid}, LAN ${data.node.lan.address}${data.live ? `, live${data.liveStale ? ' (stale)' : ''}: ${data.live}` : data.state ? `, last run: ${data.state}` : ''}${data.version ? `, runs ${data.version.version} on ${slotText(data.version.slot)}${data.version.behind ? `, behind ${data.version.newest}` : ''}` : ''}${data.drill ? `, drill: ${data.drill}` : ''}`}
       style={{
         width: 190,
-        height: 78,
+        height: NODE_H,
         borderColor: color,
         borderWidth: data.state || data.drill || data.live ? 2 : 1,
         // A picture kept after a failed read: dashed, until a read succeeds again.
@@ -96,6 +119,15 @@ function MachineNode({ data }: NodeProps<Node<MachineData>>) {
       <Text size="xs" ff="monospace">
         {data.node.lan.address}
       </Text>
+      {data.version ? (
+        <VersionLine v={data.version} />
+      ) : (
+        data.artifactWhy && (
+          <Text size="xs" c="dimmed" truncate title={data.artifactWhy} data-testid="topology-node-version" data-behind="false">
+            version not read
+          </Text>
+        )
+      )}
       <Handle type="source" position={Position.Bottom} style={{ opacity: 0 }} />
     </Paper>
   );
@@ -138,6 +170,12 @@ function Topology() {
   const live = useLiveHealth(plan ? text : undefined, plan?.cluster.name);
   const liveStates = live.states;
   const liveStale = live.stale !== undefined;
+  const versions = useMemo(() => (live.shown ? nodeVersionLines(live.shown.nodes) : undefined), [live.shown]);
+  // A node in the live report whose exporter did not give its version: why, in its tooltip.
+  const artifactWhy = (name: string): string | undefined => {
+    const a = liveStates?.[name]?.artifact;
+    return a && !a.read ? a.why : undefined;
+  };
   const nodeStates = useStore(pipelineStore, (s) => s.nodes);
   const drill = useStore(drillsStore, (s) => runningDrill(s, plan?.cluster.name));
   const drillStates = useMemo(() => (drill && plan ? drillNodeStates(plan.nodes.map((n) => n.name), drill) : undefined), [drill, plan]);
@@ -211,6 +249,8 @@ function Topology() {
             node: current,
             state: nodeStates[n.id]?.state,
             ...(liveStates?.[n.id] ? { live: liveStates[n.id]?.state, liveStale: Boolean(liveStale) } : {}),
+            ...(versions?.[n.id] ? { version: versions[n.id] } : {}),
+            ...(artifactWhy(n.id) ? { artifactWhy: artifactWhy(n.id) } : {}),
             ...(drillStates?.[n.id] ? { drill: drillStates[n.id] } : {}),
             domainColor: DOMAIN_COLORS[domains.indexOf(current.domain) % DOMAIN_COLORS.length] ?? 'gray',
             open: setSelected,
@@ -227,7 +267,7 @@ function Topology() {
       style: { strokeDasharray: '4 3' },
     }));
     return { nodes, edges };
-  }, [layout, plan, nodeStates, liveStates, liveStale, drillStates, domains]);
+  }, [layout, plan, nodeStates, liveStates, liveStale, versions, drillStates, domains]);
 
   const selectedNode = plan?.nodes.find((n) => n.name === selected);
 

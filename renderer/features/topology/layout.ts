@@ -6,7 +6,8 @@ import type { Plan, PlanNode } from '../../../common/plan/index';
 import { NODE_ROLES } from '../../../common/spec/schema';
 
 export const NODE_W = 190;
-export const NODE_H = 78;
+/** Room for name, VMID, LAN address and the live version line (shown only with live health). */
+export const NODE_H = 96;
 
 export type GroupBy = 'role' | 'domain';
 

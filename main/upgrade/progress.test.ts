@@ -1,0 +1,97 @@
+// The Pipeline view's upgrade progress read from a slot record the REAL apply loop wrote (runApply
+// over SimCluster: the node scripts' boot counter and gate), saved where `kubedos upgrade` keeps
+// it: a good upgrade, a node stopping the upgrade at its gate, --rollback, a record that does not
+// parse, and no record at all.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
+import type { UpgradeRecord } from './apply-run';
+import { readUpgradeRecord, runApply, runRollback, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
+import { readUpgradeProgress } from './progress';
+import { SimCluster } from './testing';
+
+afterAll(removeTempDirs);
+
+const N = build('0.1.0');
+const N1 = build('0.2.0');
+const PLAN = ['master', 'cp-1', 'w-1'];
+let seq = 0;
+
+/** A simulated lab-3 and the workspace `kubedos upgrade` keeps its record in, with the record saved as the service does. */
+function setup() {
+  const root = tempDir(`kd-h17u-progress-${seq++}-`);
+  const env = { KUBEDOS_WORKSPACE: join(root, 'ws') };
+  const sim = new SimCluster(join(root, 'nodes'), ['cp-1', 'w-1', 'master'], N);
+  const path = upgradeRecordPath('lab-3', env);
+  let t = 1_000;
+  const common = { waves: lab3Waves(), from: N, ops: sim, saveRecord: (r: UpgradeRecord) => writeUpgradeRecord(path, r), now: () => t, sleep: async (ms: number) => void (t += Math.max(ms, 1)), pollMs: 1000 };
+  return { env, sim, path, common };
+}
+
+describe('upgrade progress from the slot record', () => {
+  it('no record: nothing to show', () => {
+    const { env } = setup();
+    expect(readUpgradeProgress('lab-3', PLAN, env)).toEqual({});
+  });
+
+  it('w-1 stops the upgrade at its gate: cp-1 written (slot B), w-1 rolled back with the reason, master not written', async () => {
+    const { env, sim, path, common } = setup();
+    sim.breaks = (node, b) => (node === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
+    const end = await runApply({ ...common, target: N1, record: readUpgradeRecord(path) });
+    expect(end.kind).toBe('stop');
+    const { progress, error } = readUpgradeProgress('lab-3', PLAN, env);
+    expect(error).toBeUndefined();
+    const reason = 'slot B failed its health gate (services); the node fell back to slot A';
+    expect(progress).toEqual({
+      cluster: 'lab-3',
+      target: N1,
+      stopped: { digest: N1.digest, version: '0.2.0', node: 'w-1', reason },
+      nodes: [
+        { node: 'master', state: 'not-written' },
+        { node: 'cp-1', state: 'written', slots: { A: N, B: N1 }, targetSlot: 'B' },
+        { node: 'w-1', state: 'rolled-back', slots: { A: N, B: N1 }, targetSlot: 'B', reason },
+      ],
+      bad: [{ digest: N1.digest, version: '0.2.0', node: 'w-1', reason }],
+    });
+
+    // The fixed build: every node written; the rolled-back build stays listed.
+    const fixed = build('0.2.1');
+    expect((await runApply({ ...common, target: fixed, record: readUpgradeRecord(path) })).kind).toBe('done');
+    const after = readUpgradeProgress('lab-3', PLAN, env).progress!;
+    expect(after.target).toEqual(fixed);
+    expect(after.stopped).toBeUndefined();
+    expect(after.nodes.map((n) => [n.node, n.state, n.targetSlot])).toEqual([
+      ['master', 'written', 'B'],
+      ['cp-1', 'written', 'A'],
+      ['w-1', 'written', 'B'],
+    ]);
+    expect(after.nodes[1]?.slots).toEqual({ A: fixed, B: N1 });
+    expect(after.bad.map((b) => b.version)).toEqual(['0.2.0']);
+  });
+
+  it('--rollback: every node that received the target reads rolled back, with the rollback as the reason', async () => {
+    const { env, path, common } = setup();
+    expect((await runApply({ ...common, target: N1, record: readUpgradeRecord(path) })).kind).toBe('done');
+    expect(readUpgradeProgress('lab-3', PLAN, env).progress!.nodes.every((n) => n.state === 'written')).toBe(true);
+    expect((await runRollback({ ...common, target: N1, record: readUpgradeRecord(path) })).kind).toBe('done');
+    const p = readUpgradeProgress('lab-3', PLAN, env).progress!;
+    expect(p.stopped).toMatchObject({ node: 'master', reason: 'rolled back by kubedos upgrade --rollback' });
+    expect(p.nodes.map((n) => [n.node, n.state])).toEqual([
+      ['master', 'rolled-back'],
+      ['cp-1', 'rolled-back'],
+      ['w-1', 'rolled-back'],
+    ]);
+    expect(p.nodes[1]?.reason).toBe('rolled back by kubedos upgrade --rollback');
+  });
+
+  it('a record that does not parse: an error naming the file and what to do', () => {
+    const { env, path } = setup();
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, JSON.stringify({ slots: {}, bad: 'no' }));
+    expect(readUpgradeProgress('lab-3', PLAN, env).error).toMatch(/upgrade\/record\.json: the upgrade record does not parse .*restore it from a backup/);
+    writeFileSync(path, '{');
+    expect(readUpgradeProgress('lab-3', PLAN, env).error).toMatch(/upgrade\/record\.json: the upgrade record cannot be read \(.*JSON.*\); restore it from a backup/);
+  });
+});

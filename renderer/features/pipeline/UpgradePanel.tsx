@@ -1,0 +1,165 @@
+// The last upgrade of the spec's cluster, as the foundry's slot record has it (upgrade.progress:
+// what `kubedos upgrade` wrote in clusters/<name>/upgrade/record.json): per node its state in that
+// upgrade (not written / written / rolled back, with the record's reason), what each slot holds
+// and which slot holds the target. Read when the view opens, for another cluster, after a run and
+// on Reload; one quiet line when no upgrade has run from this workspace.
+import { Alert, Badge, Button, Group, Table, Text, Title, useMantineColorScheme } from '@mantine/core';
+import { IconRefresh } from '@tabler/icons-react';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { useStore } from 'zustand';
+import type { BuildRef, Slot } from '../../../common/upgrade/agent';
+import type { UpgradeNodeProgress, UpgradeNodeState, UpgradeProgress } from '../../../common/upgrade/progress';
+import { plural } from '../../../common/text/plural';
+import { api } from '../../shell/api';
+import { analysisStore } from '../analysis/store';
+import { pipelineStore } from './store';
+
+const STATE_COLOR: Record<UpgradeNodeState, string> = { 'not-written': 'gray', written: 'blue', 'rolled-back': 'orange' };
+const STATE_TEXT: Record<UpgradeNodeState, string> = { 'not-written': 'not written', written: 'written', 'rolled-back': 'rolled back' };
+const STATE_TITLE: Record<UpgradeNodeState, string> = {
+  'not-written': 'no slot of this node holds the target: a later wave, or the upgrade stopped before it',
+  written: 'a slot received the target (written and read back); the node booting it and passing its gate is in the live health (Topology)',
+  'rolled-back': 'the target is recorded as rolled back here: it is never applied again',
+};
+
+function SlotCell({ n, slot, target }: { n: UpgradeNodeProgress; slot: Slot; target?: BuildRef }) {
+  const b = n.slots?.[slot];
+  if (!b) {
+    return (
+      <Text size="xs" c="dimmed" title="never written by this foundry: the deployed build">
+        N (as deployed)
+      </Text>
+    );
+  }
+  const isTarget = n.targetSlot === slot;
+  // Orange 6 and indigo 6 are too faint on white for 12 px text: darker shades in the light scheme.
+  const light = useMantineColorScheme().colorScheme === 'light';
+  return (
+    <Text size="xs" title={`digest ${b.digest}`} data-testid={`upgrade-slot-${slot}`}>
+      <Text span size="xs" fw={isTarget ? 700 : 400} c={isTarget ? (n.state === 'rolled-back' ? (light ? 'orange.9' : 'orange.5') : light ? 'indigo.8' : 'indigo.4') : undefined}>
+        {b.version}
+      </Text>
+      {isTarget && target && (
+        <Text span size="xs" c="dimmed">
+          {' '}
+          (target)
+        </Text>
+      )}
+    </Text>
+  );
+}
+
+function Summary({ p }: { p: UpgradeProgress }) {
+  if (!p.target) return null;
+  const written = p.nodes.filter((n) => n.state !== 'not-written').length;
+  return p.stopped ? (
+    <Badge color="orange" data-testid="upgrade-verdict">
+      {p.target.version} rolled back at {p.stopped.node}
+    </Badge>
+  ) : (
+    <Badge color={written === p.nodes.length ? 'green' : 'blue'} data-testid="upgrade-verdict">
+      {p.target.version}: {written} of {plural(p.nodes.length, 'node')} written
+    </Badge>
+  );
+}
+
+export function UpgradePanel() {
+  const text = useStore(analysisStore, (s) => s.text);
+  const cluster = useStore(analysisStore, (s) => s.spec?.metadata.name);
+  const status = useStore(pipelineStore, (s) => s.status);
+  const [last, setLast] = useState<{ progress?: UpgradeProgress; error?: string }>();
+  // The text at the time of the read: read again for another cluster, not for every keystroke.
+  const latest = useRef(text);
+  latest.current = text;
+  const read = useCallback(() => {
+    const t = latest.current;
+    if (!t) return;
+    api()
+      .invoke('upgrade.progress', { text: t })
+      .then((r) => setLast(r))
+      .catch((err: Error) => setLast({ error: err.message }));
+  }, []);
+  useEffect(() => {
+    setLast(undefined);
+    read();
+  }, [cluster, read]);
+  // A run that ended may have been an upgrade from the CLI's side of the same workspace: read again.
+  useEffect(() => {
+    if (status === 'done' || status === 'failed' || status === 'cancelled') read();
+  }, [status, read]);
+  if (!text || !cluster || !last) return null;
+  const p = last.progress;
+  const reload = (
+    <Button size="compact-xs" variant="subtle" leftSection={<IconRefresh size={12} />} onClick={read} title={`read ${cluster}'s upgrade record again`} data-testid="upgrade-reload">
+      Reload
+    </Button>
+  );
+  if (!p && !last.error) {
+    return (
+      <Group gap="xs" px="xs" pt={4} wrap="nowrap">
+        <Text size="xs" c="dimmed" data-testid="upgrade-none">
+          Upgrade: no upgrade has run on {cluster} from this workspace.
+        </Text>
+        {reload}
+      </Group>
+    );
+  }
+  return (
+    <section aria-label="Upgrade" data-testid="upgrade-progress" style={{ padding: '4px var(--mantine-spacing-xs) 0' }}>
+      <Group gap="xs" justify="space-between" wrap="nowrap">
+        <Group gap="xs" wrap="wrap">
+          <Title order={6}>Upgrade</Title>
+          {p && <Summary p={p} />}
+          {p?.stopped && (
+            <Text size="xs" data-testid="upgrade-stopped">
+              <b>{p.stopped.node}:</b> {p.stopped.reason}
+            </Text>
+          )}
+        </Group>
+        {reload}
+      </Group>
+      {last.error && (
+        <Alert color="orange" p={6} mt={4} data-testid="upgrade-error">
+          <Text size="xs">{last.error}</Text>
+        </Alert>
+      )}
+      {p && (
+        <Table fz="xs" verticalSpacing={2} data-testid="upgrade-nodes" aria-label="Upgrade per node">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th w={140}>node</Table.Th>
+              <Table.Th w={110}>last upgrade</Table.Th>
+              <Table.Th w={150}>slot A</Table.Th>
+              <Table.Th w={150}>slot B</Table.Th>
+              <Table.Th>note</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {p.nodes.map((n) => (
+              <Table.Tr key={n.node} data-testid="upgrade-node" data-node={n.node} data-state={n.state}>
+                <Table.Td fw={600}>{n.node}</Table.Td>
+                <Table.Td>
+                  <Badge size="xs" color={STATE_COLOR[n.state]} variant={n.state === 'rolled-back' ? 'filled' : 'light'} title={STATE_TITLE[n.state]}>
+                    {STATE_TEXT[n.state]}
+                  </Badge>
+                </Table.Td>
+                <Table.Td>
+                  <SlotCell n={n} slot="A" {...(p.target ? { target: p.target } : {})} />
+                </Table.Td>
+                <Table.Td>
+                  <SlotCell n={n} slot="B" {...(p.target ? { target: p.target } : {})} />
+                </Table.Td>
+                <Table.Td c="dimmed">{n.reason ?? (n.state === 'written' ? `slot ${n.targetSlot} holds ${p.target?.version}; which slot booted: Topology` : '')}</Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      )}
+      {p && p.bad.length > 0 && (
+        <Text size="xs" c="dimmed" mt={2} data-testid="upgrade-bad">
+          never applied again (rolled back): {p.bad.map((b) => `${b.version} at ${b.node}`).join(', ')}
+        </Text>
+      )}
+    </section>
+  );
+}
