@@ -149,7 +149,7 @@ export function UpgradePanel() {
                 <Table.Td>
                   <SlotCell n={n} slot="B" {...(p.target ? { target: p.target } : {})} />
                 </Table.Td>
-                <Table.Td c="dimmed">{n.reason ?? (n.state === 'written' ? `slot ${n.targetSlot} holds ${p.target?.version}; which slot booted: Topology` : '')}</Table.Td>
+                <Table.Td c="dimmed">{n.reason ?? (n.state === 'written' ? `slot ${n.targetSlot} holds ${p.target?.version}; the slot it booted is on its Topology box` : '')}</Table.Td>
               </Table.Tr>
             ))}
           </Table.Tbody>
