@@ -111,6 +111,28 @@ describe('qemu-local driver (lab-3)', () => {
     }
   });
 
+  // What the first-boot wait does to a guest whose kernel hung before init (main/substrate/boot-hang.ts):
+  // the console is readable and a reset boots the VM again, its agent back with a new boot id.
+  it('reads a VM\'s console and resets it: a second kernel banner on the console, the agent back with a new boot id', async () => {
+    const d = driver();
+    const vmid = p.nodes[2]?.vmid as number;
+    const before = /boot_id=(\S+)/.exec((await d.guestFileRead(vmid, '/etc/kubedos/guest-info')).toString())?.[1];
+    const banners = (t: string) => t.split('Linux version ').length - 1;
+    const console0 = await d.consoleTail(vmid, 4 * 1024 * 1024);
+    expect(banners(console0)).toBeGreaterThanOrEqual(1);
+    await d.reset(vmid);
+    await waitForAgents(d, [vmid], { timeoutMs: 420_000, intervalMs: 3000, resetHung: false });
+    let after = before;
+    for (let i = 0; i < 60 && (after === before || after === undefined); i++) {
+      after = /boot_id=(\S+)/.exec((await d.guestFileRead(vmid, '/etc/kubedos/guest-info').catch(() => Buffer.from(''))).toString())?.[1];
+      if (after === before || after === undefined) await new Promise((r) => setTimeout(r, 2000));
+    }
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    expect(banners(await d.consoleTail(vmid, 4 * 1024 * 1024))).toBe(banners(console0) + 1);
+    await expect(d.reset(9999)).rejects.toThrow();
+  }, 600_000);
+
   it('destroy needs allowDestroy; with it the VM and its processes are gone', async () => {
     const d = driver();
     const vmid = p.nodes[2]?.vmid as number;

@@ -183,7 +183,17 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
       const timeout = bootTimeoutMs(ctx.env);
       const deadline = Date.now() + timeout;
       for (const n of plan.nodes) s.node(n.name, 'running', 'waiting for the guest agent');
-      const answered = await waitForAgents(driver, plan.nodes.map((n) => n.vmid), { timeoutMs: timeout, intervalMs: 3000, signal: s.signal });
+      const byVmid = new Map(plan.nodes.map((n) => [n.vmid, n.name]));
+      const answered = await waitForAgents(driver, plan.nodes.map((n) => n.vmid), {
+        timeoutMs: timeout,
+        intervalMs: 3000,
+        signal: s.signal,
+        onReset: (vmid, why) => {
+          const name = byVmid.get(vmid) ?? String(vmid);
+          s.log(`${name}: the kernel hung before init (${why}); VM ${vmid} reset once, waiting for its agent again`, { node: name, stream: 'warn' });
+          s.node(name, 'running', 'reset after a kernel hang; waiting for the guest agent');
+        },
+      });
       for (const n of plan.nodes) s.log(`${n.name}: guest agent answered after ${((answered.get(n.vmid) ?? 0) / 1000).toFixed(1)} s`, { node: n.name });
       let done = 0;
       const stale: string[] = [];

@@ -9,7 +9,7 @@ export type SubstrateEvent =
   | { kind: 'command'; host: string; node?: string; command: string }
   | { kind: 'log'; node?: string; level: 'info' | 'warn'; message: string }
   | { kind: 'progress'; node?: string; what: string; fraction: number; message?: string }
-  | { kind: 'vm'; node: string; vmid: number; state: 'creating' | 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'destroying' | 'destroyed' | 'updated' };
+  | { kind: 'vm'; node: string; vmid: number; state: 'creating' | 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'destroying' | 'destroyed' | 'updated' | 'resetting' };
 
 export interface OpOptions {
   signal?: AbortSignal;
@@ -101,6 +101,14 @@ export interface SubstrateDriver {
   storedImages?(storage: string, prefix: string, options?: OpOptions): Promise<StoredImage[]>;
   /** Removes one image (`pvesm free`) or an interrupted upload (its file). */
   removeImage?(image: StoredImage, options?: OpOptions): Promise<void>;
+  /**
+   * The last `maxBytes` of the VM's serial console (what the guest kernel printed). Only drivers
+   * that keep a console log have it (qemu-local); the first-boot wait reads it to tell a hung
+   * kernel from a slow one.
+   */
+  consoleTail?(vmid: number, maxBytes?: number, options?: OpOptions): Promise<string>;
+  /** Hard reset of a running VM (the reset button: no shutdown in the guest). */
+  reset?(vmid: number, options?: OpOptions): Promise<void>;
   /** The commands a step would run, for --dry-run (no side effects). */
   preview(step: PlannedStep): string[];
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import { SubstrateError } from './driver';
 import type { BootArtifact, ConfigDifference } from './qm';
 import { checkShape, compareConfig, SETTABLE } from './qm';
 import { plural } from '../../common/text/plural';
+import { bootHang } from './boot-hang';
 
 export interface NodeDecision {
   node: string;
@@ -302,13 +303,36 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
   return { decisions, ...(uploads[0] ? { upload: uploads[0] } : {}), uploads, changes };
 }
 
-/** Waits until the guest agent answers in every VM (or the timeout passes). */
-export async function waitForAgents(driver: SubstrateDriver, vmids: readonly number[], options: OpOptions & { timeoutMs: number; intervalMs?: number }): Promise<Map<number, number>> {
+/** How long a VM's agent may be silent before its console is read for a hung kernel. */
+export const HANG_CHECK_AFTER_MS = 90_000;
+
+export interface AgentWaitOptions extends OpOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  /**
+   * Reset a VM once when its console shows the kernel hung before init (./boot-hang.ts) and the
+   * driver can read consoles and reset; its wait starts again from the reset. Default true.
+   */
+  resetHung?: boolean;
+  /** Told of each reset: the VM and why. */
+  onReset?: (vmid: number, why: string) => void;
+  /** Default HANG_CHECK_AFTER_MS. */
+  hangCheckAfterMs?: number;
+}
+
+/**
+ * Waits until the guest agent answers in every VM (or the timeout passes). The map holds, per VM,
+ * the milliseconds from the start of the wait to its agent's first answer.
+ */
+export async function waitForAgents(driver: SubstrateDriver, vmids: readonly number[], options: AgentWaitOptions): Promise<Map<number, number>> {
   const started = Date.now();
   const answered = new Map<number, number>();
+  const canReset = (options.resetHung ?? true) && driver.consoleTail !== undefined && driver.reset !== undefined;
   await Promise.all(
     vmids.map(async (vmid) => {
-      while (Date.now() - started < options.timeoutMs) {
+      let since = started;
+      let reset: string | undefined;
+      while (Date.now() - since < options.timeoutMs) {
         if (options.signal?.aborted) throw new SubstrateError('aborted', 'aborted while waiting for guest agents');
         const ok = await driver.guestPing(vmid, options).catch((err: unknown) => {
           // A dropped connection is retried; anything else (VM gone, agent not configured) is final.
@@ -319,9 +343,18 @@ export async function waitForAgents(driver: SubstrateDriver, vmids: readonly num
           answered.set(vmid, Date.now() - started);
           return;
         }
+        if (canReset && reset === undefined && Date.now() - since >= (options.hangCheckAfterMs ?? HANG_CHECK_AFTER_MS)) {
+          const hang = bootHang(await driver.consoleTail!(vmid, 64 * 1024, options).catch(() => ''));
+          if (hang) {
+            await driver.reset!(vmid, options);
+            reset = hang.why;
+            since = Date.now();
+            options.onReset?.(vmid, hang.why);
+          }
+        }
         await new Promise((r) => setTimeout(r, options.intervalMs ?? 2000));
       }
-      throw new SubstrateError('agent-timeout', `the guest agent of VM ${vmid} did not answer within ${Math.round(options.timeoutMs / 1000)} s`, {
+      throw new SubstrateError('agent-timeout', `the guest agent of VM ${vmid} did not answer within ${Math.round(options.timeoutMs / 1000)} s${reset ? ` of a reset (its kernel had hung before init: ${reset})` : ''}`, {
         hint: 'read the VM\'s serial console; is qemu-guest-agent installed and enabled in the image?',
       });
     }),

@@ -20,6 +20,7 @@ import { checkShape, tagList } from './qm';
 import type { GuestFileWriteOptions } from './guest-file';
 import { contentBytes, GUEST_INPUT_MAX_BYTES, planGuestFileWrite, writeGuestFile } from './guest-file';
 import { GuestAgentClient, qmpCommand } from './qga';
+import { fileTail } from './boot-hang';
 import * as v from './validate';
 import { remoteCommand } from './shell';
 import { makePrivateDir, privateRuntimeDir, writePrivateFile } from '../workspace';
@@ -419,6 +420,20 @@ export class QemuLocalDriver implements SubstrateDriver {
     const tpm = this.pidAlive(join(this.runDir(vmid), 'swtpm.pid'), 'swtpm');
     if (tpm) process.kill(tpm, 'SIGTERM');
     op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'stopped' });
+  }
+
+  async consoleTail(vmid: number, maxBytes = 64 * 1024, op: OpOptions = {}): Promise<string> {
+    throwIfAborted(op.signal);
+    this.requireOwned(vmid, 'read the console of');
+    return fileTail(join(this.vmDir(vmid), 'serial.log'), maxBytes);
+  }
+
+  async reset(vmid: number, op: OpOptions = {}): Promise<void> {
+    const rec = this.requireOwned(vmid, 'reset');
+    if (!this.qemuPid(vmid)) throw new SubstrateError('not-running', `VM ${vmid} (${rec.shape.name}) is not running: nothing to reset`, { node: rec.shape.name });
+    op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'resetting' });
+    await qmpCommand(join(this.runDir(vmid), 'qmp.sock'), 'system_reset');
+    op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'running' });
   }
 
   async destroy(vmid: number, op: OpOptions & { allowDestroy: boolean }): Promise<void> {

@@ -1,0 +1,85 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bootHang, fileTail, lastBoot } from './boot-hang';
+import type { SubstrateDriver } from './driver';
+import { waitForAgents } from './provision';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
+
+afterAll(removeTempDirs);
+
+// A real console: a lab-3 control plane under TCG whose kernel hung in the crypto self-tests.
+const HUNG = readFileSync(join(import.meta.dirname, 'fixtures/console-softlockup-before-init.log'), 'utf8');
+const lockupLines = HUNG.split('\n').filter((l) => l.includes('soft lockup'));
+
+describe('bootHang', () => {
+  it('recognises the real console of a kernel hung before init', () => {
+    expect(bootHang(HUNG)?.why).toMatch(/^soft lockup in cryptomgr_test \(CPU#1 stuck for \d+s\), 3 reports, before init started$/);
+  });
+
+  it('one report is not a hang yet (a slow guest under load can stall once)', () => {
+    const firstOnly = HUNG.slice(0, HUNG.indexOf(lockupLines[1]!));
+    expect(bootHang(firstOnly)).toBeUndefined();
+    expect(bootHang(firstOnly, 1)).toBeDefined();
+  });
+
+  it('leaves a guest alone once userspace started in this boot (first-boot work may be under way)', () => {
+    expect(bootHang(`${HUNG}\n[   99.1] Run /init as init process\n`)).toBeUndefined();
+    const afterInit = HUNG.replace(lockupLines[0]!, `[   30.0] Run /init as init process\n${lockupLines[0]!}`);
+    expect(bootHang(afterInit)).toBeUndefined();
+  });
+
+  it('judges only the last boot: after a reset the old reports do not count', () => {
+    const second = `${HUNG}\n[    0.000000] Linux version 6.1.0-57-amd64 (second boot)\n[    2.0] Freeing initrd memory\n`;
+    expect(lastBoot(second)).toMatch(/^Linux version 6.1.0-57-amd64 \(second boot\)/);
+    expect(bootHang(second)).toBeUndefined();
+  });
+
+  it('fileTail reads the end of a file, and nothing of a missing one', () => {
+    const d = tempDir('kubedos-boot-hang-');
+    writeFileSync(join(d, 'c.log'), 'abcdefghij');
+    expect(fileTail(join(d, 'c.log'), 4)).toBe('ghij');
+    expect(fileTail(join(d, 'missing.log'))).toBe('');
+  });
+});
+
+/** A driver whose VM answers only after a reset; its console shows the real hang until then. */
+function hungVm(o: { console: string; answersAfterReset: boolean }) {
+  const calls: string[] = [];
+  let wasReset = false;
+  const driver = {
+    guestPing: async () => wasReset && o.answersAfterReset,
+    consoleTail: async () => (wasReset ? 'Linux version x (after reset)\n' : o.console),
+    reset: async (vmid: number) => {
+      calls.push(`reset ${vmid}`);
+      wasReset = true;
+    },
+  } as unknown as SubstrateDriver;
+  return { driver, calls };
+}
+
+describe('waitForAgents and a hung kernel', () => {
+  it('resets a VM whose kernel hung before init once, says why, and waits for its agent again', async () => {
+    const { driver, calls } = hungVm({ console: HUNG, answersAfterReset: true });
+    const told: string[] = [];
+    const answered = await waitForAgents(driver, [3001], { timeoutMs: 5_000, intervalMs: 10, hangCheckAfterMs: 50, onReset: (vmid, why) => told.push(`${vmid}: ${why}`) });
+    expect(calls).toEqual(['reset 3001']);
+    expect(told).toEqual([expect.stringMatching(/^3001: soft lockup in cryptomgr_test/)]);
+    expect(answered.has(3001)).toBe(true);
+  });
+
+  it('never resets a VM that is merely slow (no hang on its console), and resets at most once', async () => {
+    const slow = hungVm({ console: '[ 1.0] Linux version x\n[ 30.0] Run /init as init process\n', answersAfterReset: true });
+    await expect(waitForAgents(slow.driver, [3002], { timeoutMs: 300, intervalMs: 10, hangCheckAfterMs: 50 })).rejects.toThrow(/did not answer within 0 s$/);
+    expect(slow.calls).toEqual([]);
+    const stuck = hungVm({ console: HUNG, answersAfterReset: false });
+    await expect(waitForAgents(stuck.driver, [3001], { timeoutMs: 300, intervalMs: 10, hangCheckAfterMs: 50 })).rejects.toThrow(/of a reset \(its kernel had hung before init: soft lockup in cryptomgr_test/);
+    expect(stuck.calls).toEqual(['reset 3001']);
+  });
+
+  it('with resetHung: false it only waits', async () => {
+    const { driver, calls } = hungVm({ console: HUNG, answersAfterReset: true });
+    await expect(waitForAgents(driver, [3001], { timeoutMs: 200, intervalMs: 10, hangCheckAfterMs: 20, resetHung: false })).rejects.toThrow(/did not answer/);
+    expect(calls).toEqual([]);
+  });
+});

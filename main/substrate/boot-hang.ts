@@ -1,0 +1,53 @@
+// A guest kernel that hung before it ever started init, read from its serial console.
+//
+// Seen on qemu-local under TCG on a loaded 2-core host (2026-12-04): a control-plane guest stuck
+// at `alg_test` in the kernel's crypto self-test thread, "watchdog: BUG: soft lockup - CPU#1
+// stuck for 26s … 1256s!" every ~28 s for 20 minutes, never reaching the initramfs; the other
+// two guests of the same deploy booted normally. Nothing of the node's first boot has run at that
+// point, so resetting the VM once is safe and is what an operator would do by hand. A lockup
+// after init started is left alone: first-boot work may be under way, and a slow guest is not a
+// hung one.
+import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+
+/** The last kernel boot of a console log: everything from its last "Linux version" banner. */
+export function lastBoot(consoleText: string): string {
+  const i = consoleText.lastIndexOf('Linux version ');
+  return i < 0 ? consoleText : consoleText.slice(i);
+}
+
+export interface BootHang {
+  /** One line for the operator, e.g. "soft lockup in cryptomgr_test (CPU#1 stuck for 64s), 2 reports, before init". */
+  why: string;
+}
+
+const LOCKUP = /watchdog: BUG: soft lockup - (CPU#\d+) stuck for (\d+)s! \[([^\]:]+)/g;
+/** Lines that show userspace (the initramfs or init) started in this boot. */
+const INIT_STARTED = /Run \/init as init process|Run \/sbin\/init as init process|systemd\[1\]: /;
+
+/**
+ * Pure: the hang of the LAST boot in a console log, when the kernel reported a soft lockup at
+ * least `minReports` times before any userspace started; undefined otherwise.
+ */
+export function bootHang(consoleText: string, minReports = 2): BootHang | undefined {
+  const boot = lastBoot(consoleText.replace(/\r/g, ''));
+  if (INIT_STARTED.test(boot)) return undefined;
+  const reports = [...boot.matchAll(LOCKUP)];
+  if (reports.length < minReports) return undefined;
+  const last = reports[reports.length - 1]!;
+  return { why: `soft lockup in ${last[3]} (${last[1]} stuck for ${last[2]}s), ${reports.length} reports, before init started` };
+}
+
+/** The last `maxBytes` of a file (a console log); '' when it does not exist. */
+export function fileTail(path: string, maxBytes = 64 * 1024): string {
+  if (!existsSync(path)) return '';
+  const size = statSync(path).size;
+  const len = Math.min(size, maxBytes);
+  const buf = Buffer.alloc(len);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buf, 0, len, size - len);
+  } finally {
+    closeSync(fd);
+  }
+  return buf.toString('utf8');
+}
