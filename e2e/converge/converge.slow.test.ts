@@ -52,6 +52,16 @@ function convergeSpec(): Plan {
 }
 
 const recap = (stdout: string) => new Map(Object.entries(parseRecap(stdout)));
+// Task results per host (one `ok:`/`changed:` line per task and per loop item; skipped ones not
+// counted): what a converge costs a node, as each is a module start there (seconds under TCG).
+// The run's cost is printed with the timing profile, so a role change that adds steps shows.
+function taskResults(stdout: string): Record<string, number> {
+  const n: Record<string, number> = {};
+  for (const m of stdout.matchAll(/^(?:ok|changed): \[([^\]]+)\]/gm)) n[m[1]!] = (n[m[1]!] ?? 0) + 1;
+  return Object.fromEntries(Object.entries(n).sort(([a], [b]) => a.localeCompare(b)));
+}
+const costSummary = (label: string, stdout: string, seconds: number) =>
+  `${label}: ${seconds.toFixed(0)} s; task results per host ${JSON.stringify(taskResults(stdout))}\n${stdout.slice(stdout.lastIndexOf('PLAY RECAP')).trim()}`;
 
 describe('converge in the namespace lab (payload/ansible, run by the master over wg1)', () => {
   let lab: Lab;
@@ -119,13 +129,17 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
   };
 
   it('converges every node with no failure, then a second run changes nothing', async () => {
+    let t0 = Date.now();
     const first = await converge();
+    console.log(costSummary('first converge', first.stdout, (Date.now() - t0) / 1000));
     const r1 = recap(first.stdout);
     expect([...r1.keys()].sort(), first.stdout.slice(-3000)).toEqual(['localhost', ...p.nodes.map((n) => n.name)].sort());
     for (const [host, r] of r1) expect({ host, failed: r.failed, unreachable: r.unreachable }, first.stdout.slice(-4000)).toEqual({ host, failed: 0, unreachable: 0 });
     expect([...r1.values()].reduce((a, r) => a + r.changed, 0)).toBeGreaterThan(0);
 
+    t0 = Date.now();
     const second = await converge();
+    console.log(costSummary('second converge', second.stdout, (Date.now() - t0) / 1000));
     const r2 = recap(second.stdout);
     for (const [host, r] of r2) expect({ host, changed: r.changed, failed: r.failed }, second.stdout.slice(-4000)).toEqual({ host, changed: 0, failed: 0 });
   }, 900_000);
