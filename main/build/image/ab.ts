@@ -103,6 +103,7 @@ export function renderPersistUnit(phase: keyof typeof AB_PERSIST_UNITS): string 
     `Before=${before}`,
     ...(early ? ['Wants=var-lib-kubedos.mount'] : []),
     'Conflicts=shutdown.target',
+    'Before=shutdown.target',
     '',
     '[Service]',
     'Type=oneshot',
