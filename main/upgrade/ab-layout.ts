@@ -31,7 +31,7 @@ export interface AbLayoutInput {
   espMiB: number;
   /** Each root slot (today's single root is 2048 MiB). */
   rootMiB: number;
-  /** The data partition as built; the first boot grows it to the end of the disk. */
+  /** The data partition as built (a build input, 4 GiB by default; not grown at first boot). */
   dataMiB: number;
 }
 

@@ -60,8 +60,8 @@ describe('GRUB side: syntax', () => {
 });
 
 describe('node side: shell', () => {
-  it('kubedos-boot, kubedos-health-gate and kubedos-slot-write pass shellcheck (severity style)', () => {
-    expect(execFileSync('shellcheck', ['--severity=style', join(dir, 'kubedos-boot'), join(dir, 'kubedos-health-gate'), join(dir, 'kubedos-slot-write')], { encoding: 'utf8' })).toBe('');
+  it('kubedos-boot, kubedos-health-gate, kubedos-slot-write and kubedos-persist pass shellcheck (severity style)', () => {
+    expect(execFileSync('shellcheck', ['--severity=style', join(dir, 'kubedos-boot'), join(dir, 'kubedos-health-gate'), join(dir, 'kubedos-slot-write'), join(dir, 'kubedos-persist')], { encoding: 'utf8' })).toBe('');
   });
 });
 

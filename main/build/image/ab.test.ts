@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterSpecBody } from '../../../common/spec/schema';
 import { sha256File } from '../files';
-import { AB_DATA_MOUNT, AB_NODE_SCRIPTS, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderSlotCfg, writeAbDisk } from './ab';
+import { abPartitions } from '../../upgrade/ab-layout';
+import { AB_DATA_MIB, AB_DATA_MOUNT, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
 
 const UPGRADE = join(import.meta.dirname, '../../../payload/upgrade');
@@ -50,6 +51,25 @@ describe('the A/B root tree', () => {
     expect(u).toMatch(/^WantedBy=multi-user.target$/m);
   });
 
+  it('the persist units run kubedos-persist early (before local-fs, journald on /var/log and first boot) and late (after first boot, before sshd, the planes and the role)', () => {
+    const early = renderPersistUnit('early');
+    expect(early).toMatch(/^DefaultDependencies=no$/m);
+    expect(early).toMatch(/^After=.*\bvar-lib-kubedos\.mount\b/m);
+    expect(early).toMatch(/^Wants=var-lib-kubedos\.mount$/m);
+    for (const u of ['local-fs.target', 'sysinit.target', 'systemd-journal-flush.service', 'kubedos-firstboot.service', AB_PERSIST_UNITS.late]) expect(early).toMatch(new RegExp(`^Before=.*(?<=[= ])${u.replace('.', '\\.')}(?= |$)`, 'm'));
+    expect(early).toMatch(/^ExecStart=\/usr\/local\/sbin\/kubedos-persist early$/m);
+    expect(early).toMatch(/^WantedBy=local-fs.target$/m);
+    const late = renderPersistUnit('late');
+    expect(late).toMatch(/^After=.*\bkubedos-firstboot\.service\b/m);
+    for (const u of ['ssh.service', 'kubedos-backplane.service', 'etcd.service', 'containerd.service', 'kubelet.service', 'kubedos-health-gate.service']) expect(late).toMatch(new RegExp(`^Before=.*(?<=[= ])${u.replace('.', '\\.')}(?= |$)`, 'm'));
+    // Not before the network: first boot reloads systemd-networkd itself (a cycle otherwise).
+    expect(late).not.toMatch(/^Before=.*networkd/m);
+    expect(late).toMatch(/^ExecStart=\/usr\/local\/sbin\/kubedos-persist late$/m);
+    expect(late).toMatch(/^StandardOutput=journal\+console$/m);
+    expect(late).toMatch(/^WantedBy=multi-user.target$/m);
+    expect(AB_DATA_MIB).toBeGreaterThanOrEqual(4096);
+  });
+
   it('prepareAbRootfs installs the scripts, the unit, fstab, the slot arguments and kernel links to this build', () => {
     const rootfs = join(root, 'rootfs');
     for (const d of ['etc', 'boot']) mkdirSync(join(rootfs, d), { recursive: true });
@@ -66,6 +86,12 @@ describe('the A/B root tree', () => {
     expect(readFileSync(join(rootfs, 'etc/systemd/system/kubedos-health-gate.service'), 'utf8')).toBe(renderHealthGateUnit());
     expect(readlinkSync(join(rootfs, 'etc/systemd/system/multi-user.target.wants/kubedos-health-gate.service'))).toBe('/etc/systemd/system/kubedos-health-gate.service');
     expect(readFileSync(join(rootfs, 'etc/fstab'), 'utf8')).toBe(renderAbFstab(espMountId));
+    expect(AB_NODE_SCRIPTS).toContain('kubedos-persist');
+    for (const [phase, target] of [['early', 'local-fs.target'], ['late', 'multi-user.target']] as const) {
+      const name = AB_PERSIST_UNITS[phase];
+      expect(readFileSync(join(rootfs, 'etc/systemd/system', name), 'utf8')).toBe(renderPersistUnit(phase));
+      expect(readlinkSync(join(rootfs, `etc/systemd/system/${target}.wants`, name))).toBe(`/etc/systemd/system/${name}`);
+    }
     expect(lstatSync(join(rootfs, 'vmlinuz')).isSymbolicLink()).toBe(true);
     expect(readlinkSync(join(rootfs, 'vmlinuz'))).toBe('boot/vmlinuz-6.1.0-57-amd64');
     expect(readlinkSync(join(rootfs, 'initrd.img'))).toBe('boot/initrd.img-6.1.0-57-amd64');
@@ -106,6 +132,17 @@ describe('the A/B raw disk (writeAbDisk, small tree)', () => {
     mkdirSync(workDir);
     const { espVolId } = espVolumeIds('lab-3', 'worker');
     await writeAbDisk({ rootfs: stage(`${name}-rootfs`, kernelBytes), upgradeDir: UPGRADE, workDir, cluster: 'lab-3', role: 'worker', espVolId, rootMiB: 16, dataMiB: 16, sourceDateEpoch: 1_700_000_000, rawOut });
+    if (name === 'd1') {
+      // Both slots carry the persist script and its units (read back from the disk's ext4s).
+      const parts = abPartitions({ cluster: 'lab-3', role: 'worker', espMiB: 64, rootMiB: 16, dataMiB: 16 });
+      for (const slot of ['root-a', 'root-b'] as const) {
+        const at = `${rawOut}?offset=${parts.find((p) => p.name === slot)!.startSector * 512}`;
+        const cat = (p: string): string => execFileSync('debugfs', ['-R', `cat ${p}`, at], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        expect(cat('/usr/local/sbin/kubedos-persist')).toBe(readFileSync(join(UPGRADE, 'kubedos-persist'), 'utf8'));
+        expect(cat(`/etc/systemd/system/${AB_PERSIST_UNITS.early}`)).toBe(renderPersistUnit('early'));
+        expect(cat(`/etc/systemd/system/${AB_PERSIST_UNITS.late}`)).toBe(renderPersistUnit('late'));
+      }
+    }
     const digest = await sha256File(rawOut);
     rmSync(rawOut);
     return digest;

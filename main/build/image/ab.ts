@@ -19,14 +19,19 @@ import { AB_LABELS, abDiskBytes, abPartitions, renderAbPartitionTable } from '..
 import { stableUuid } from './index';
 
 export const AB_ESP_MIB = 64;
-/** The data partition as built; the design grows it to the end of the disk at first boot (not built). */
-export const AB_DATA_MIB = 256;
+/** The data partition as built (sparse in the qcow2): the node's identity, etcd, containerd's
+ * images, kubelet and the logs live there (payload/upgrade/kubedos-persist), so it gets at least
+ * the root slot's size again with room to spare. A build input (AbDiskInput.dataMiB), not grown at
+ * first boot: a fixed size keeps the disk the build hashed the disk the node runs (docs/upgrades.md). */
+export const AB_DATA_MIB = 4096;
 /** Where the data partition is mounted: the update agent's state (docs/upgrades.md). */
 export const AB_DATA_MOUNT = '/var/lib/kubedos';
 /** Where kubedos-boot, kubedos-health-gate and kubedos-slot-write are installed in the root file system. */
 export const AB_SBIN = '/usr/local/sbin';
 /** The files of payload/upgrade/ an A/B image carries, and where. */
-export const AB_NODE_SCRIPTS = ['kubedos-boot', 'kubedos-health-gate', 'kubedos-slot-write'] as const;
+export const AB_NODE_SCRIPTS = ['kubedos-boot', 'kubedos-health-gate', 'kubedos-persist', 'kubedos-slot-write'] as const;
+/** The two runs of kubedos-persist per boot and the target that pulls each in. */
+export const AB_PERSIST_UNITS = { early: 'kubedos-persist-early.service', late: 'kubedos-persist-late.service' } as const;
 export const AB_ESP_FILES = ['grub-ab.cfg', 'boot-select.cfg'] as const;
 
 /** Pure: GRUB's environment block (what `grub-editenv FILE create` + `set` write): 1024 bytes, '#'-padded. */
@@ -73,6 +78,47 @@ export function renderHealthGateUnit(): string {
   ].join('\n');
 }
 
+/** Pure: the units that bind what the node learned (on data) over the slot's paths, every boot
+ * (payload/upgrade/kubedos-persist). `early` runs before local-fs.target, right after the data
+ * mount and before journald moves to /var/log; `late` after kubedos-firstboot (which makes the SSH
+ * host keys and the hostname, lan and nftables files on the node's first boot) and before every
+ * service that reads the node's identity or state (not before the network: firstboot reloads
+ * systemd-networkd itself; on later boots the early run already bound the lan and nftables files,
+ * data holding them). A failure is reported on the console and the
+ * boot goes on (the health gate judges the services); wants, not requires, the data mount, so
+ * the script itself says when it is missing. */
+export function renderPersistUnit(phase: keyof typeof AB_PERSIST_UNITS): string {
+  const early = phase === 'early';
+  const after = early
+    ? 'systemd-remount-fs.service var-lib-kubedos.mount'
+    : 'local-fs.target kubedos-persist-early.service kubedos-firstboot.service';
+  const before = early
+    ? 'local-fs.target sysinit.target systemd-journal-flush.service kubedos-firstboot.service kubedos-persist-late.service'
+    : 'ssh.service kubedos-backplane.service etcd.service containerd.service kubelet.service kubedos-health-gate.service prometheus-node-exporter.service';
+  return [
+    '[Unit]',
+    `Description=Kube'd'OS: bind the node's identity and state from the data partition (${phase}; docs/upgrades.md)`,
+    'DefaultDependencies=no',
+    `After=${after}`,
+    `Before=${before}`,
+    ...(early ? ['Wants=var-lib-kubedos.mount'] : []),
+    'Conflicts=shutdown.target',
+    'Before=shutdown.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=${AB_SBIN}/kubedos-persist ${phase}`,
+    `Environment=PATH=${AB_SBIN}:/usr/sbin:/usr/bin:/sbin:/bin`,
+    'StandardOutput=journal+console',
+    'StandardError=journal+console',
+    '',
+    '[Install]',
+    `WantedBy=${early ? 'local-fs.target' : 'multi-user.target'}`,
+    '',
+  ].join('\n');
+}
+
 /** Pure: a slot's own kernel arguments, sourced by grub-ab.cfg from the slot (the build brings them). */
 export function renderSlotCfg(args = ''): string {
   return `# The kernel arguments this root slot's build adds (sourced by GRUB's grub.cfg, docs/upgrades.md).\nset kubedos_args="${args}"\n`;
@@ -87,7 +133,7 @@ export interface AbRootfsInput {
   initrd: string;
 }
 
-/** Install the node's half of the A/B boot into a staged root tree: scripts, unit, fstab, kernel links. */
+/** Install the node's half of the A/B boot into a staged root tree: scripts, units, fstab, kernel links. */
 export function prepareAbRootfs(o: AbRootfsInput): void {
   const { rootfs } = o;
   writeFileSync(join(rootfs, 'etc/fstab'), renderAbFstab(o.espMountId));
@@ -100,10 +146,18 @@ export function prepareAbRootfs(o: AbRootfsInput): void {
   }
   const unitDir = join(rootfs, 'etc/systemd/system');
   mkdirSync(join(unitDir, 'multi-user.target.wants'), { recursive: true });
-  writeFileSync(join(unitDir, 'kubedos-health-gate.service'), renderHealthGateUnit());
-  const want = join(unitDir, 'multi-user.target.wants/kubedos-health-gate.service');
-  rmSync(want, { force: true });
-  symlinkSync('/etc/systemd/system/kubedos-health-gate.service', want);
+  const units: [string, string, string][] = [
+    ['kubedos-health-gate.service', renderHealthGateUnit(), 'multi-user.target'],
+    [AB_PERSIST_UNITS.early, renderPersistUnit('early'), 'local-fs.target'],
+    [AB_PERSIST_UNITS.late, renderPersistUnit('late'), 'multi-user.target'],
+  ];
+  for (const [name, text, target] of units) {
+    writeFileSync(join(unitDir, name), text);
+    mkdirSync(join(unitDir, `${target}.wants`), { recursive: true });
+    const want = join(unitDir, `${target}.wants`, name);
+    rmSync(want, { force: true });
+    symlinkSync(`/etc/systemd/system/${name}`, want);
+  }
   mkdirSync(join(rootfs, 'etc/kubedos/upgrade'), { recursive: true });
   // grub-ab.cfg boots /vmlinuz and /initrd.img of the slot: point them at this build's kernel.
   for (const [link, target] of [['vmlinuz', `boot/${o.kernel}`], ['initrd.img', `boot/${o.initrd}`]] as const) {
