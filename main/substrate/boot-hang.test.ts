@@ -9,7 +9,7 @@ import { removeTempDirs, tempDir } from '../testing/temp-dir';
 afterAll(removeTempDirs);
 
 // A real console: a lab-3 control plane under TCG whose kernel hung in the crypto self-tests.
-const HUNG = readFileSync(join(import.meta.dirname, 'fixtures/console-softlockup-before-init.log'), 'utf8');
+const HUNG = readFileSync(join(import.meta.dirname, 'fixtures/console-softlockup-before-init.txt'), 'utf8');
 const lockupLines = HUNG.split('\n').filter((l) => l.includes('soft lockup'));
 
 describe('bootHang', () => {
