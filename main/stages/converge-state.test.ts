@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -38,6 +38,30 @@ describe('converge skipping', () => {
       expect(readConvergeState(ws).reason).toMatch(/is not a converge record/);
     } finally {
       rmSync(ws, { recursive: true, force: true });
+    }
+  });
+
+  it('the fingerprint follows the role-managed files, not the known_hosts the engine writes (a replaced node\'s new host key does not move the hub)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'kubedos-fp-'));
+    try {
+      mkdirSync(join(root, 'etc/kubedos/ansible'), { recursive: true });
+      mkdirSync(join(root, 'etc/sysctl.d'), { recursive: true });
+      writeFileSync(join(root, 'etc/kubedos/ansible/known_hosts'), '10.111.0.4 ssh-ed25519 AAAAold\n');
+      writeFileSync(join(root, 'etc/kubedos/ansible/inventory.yml'), 'all: {}\n');
+      writeFileSync(join(root, 'etc/sysctl.d/90-kubedos.conf'), 'net.ipv4.ip_forward = 0\n');
+      const [sh, c, script] = fingerprintCommand(root);
+      const take = () => execFileSync(sh!, [c!, script!], { encoding: 'utf8' }).trim();
+      const first = take();
+      expect(first).toMatch(/^[0-9a-f]{64}$/);
+      writeFileSync(join(root, 'etc/kubedos/ansible/known_hosts'), '10.111.0.4 ssh-ed25519 AAAAnew\n');
+      expect(take()).toBe(first);
+      writeFileSync(join(root, 'etc/sysctl.d/90-kubedos.conf'), 'net.ipv4.ip_forward = 1\n');
+      const moved = take();
+      expect(moved).not.toBe(first);
+      writeFileSync(join(root, 'etc/kubedos/ansible/inventory.yml'), 'all: {hosts: {}}\n');
+      expect(take()).not.toBe(moved);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 

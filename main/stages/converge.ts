@@ -26,7 +26,7 @@ import { sleep } from '../pipeline/sleep';
 import { clusterTrust } from './trust';
 import { saltDiscoveryGateCommand } from '../converge/salt-gate';
 import type { NodeProbe } from './converge-state';
-import { convergeInputs, fingerprintCommand, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
+import { convergeInputs, fingerprintCommand, KNOWN_HOSTS, nodesToConverge, readConvergeState, writeConvergeState } from './converge-state';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { canonicalJson } from '../../common/canonical';
@@ -36,7 +36,7 @@ import type { HealthWatchConfig } from '../../common/drills/watcher';
 export const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 export const INVENTORY = '/etc/kubedos/ansible/inventory.yml';
 export const DEPLOY_VARS = '/etc/kubedos/ansible/deploy-vars.yml';
-export const KNOWN_HOSTS = '/etc/kubedos/ansible/known_hosts';
+export { KNOWN_HOSTS };
 export const CONVERGE_KEY = '/root/.ssh/kubedos_converge';
 /** The hub's etcd client certificate (its health watcher reads etcd with it; etcd requires client certificates). */
 export const ETCD_CLIENT_PKI = '/etc/kubedos/pki/etcd-client';
