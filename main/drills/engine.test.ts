@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { DrillCommand } from '../../common/drills/timeline';
 import { MAX_PHASE_COMMANDS } from '../../common/drills/timeline';
 import { recordingShell } from './shell';
-import { fakeTarget, startTestDrill, threeMember } from './testing';
+import { fakeTarget, startTestDrill, TEST_SPEC, TEST_THRESHOLDS, threeMember } from './testing';
+import { runHeal } from './engine';
 
 describe('runDrill', () => {
   it('refuses a kill on a single-member etcd (quorum) and journals the refusal', async () => {
@@ -65,5 +66,31 @@ describe('recordingShell', () => {
     expect(phase.commands.length).toBe(MAX_PHASE_COMMANDS);
     expect(phase.commands[0]?.argv).toEqual(['wg', 'show', '0']);
     expect(phase.commandsOmitted).toBe(5);
+  });
+});
+
+describe('heal looks twice', () => {
+  it('repairs only what both looks found: a finding gone at the second look (an etcd election) is left alone', async () => {
+    const { target, state } = fakeTarget();
+    state.down = true;
+    let looks = 0;
+    const base = target.gatherFacts;
+    target.gatherFacts = async (sh, now) => {
+      looks += 1;
+      if (looks > 1) state.down = false;
+      return base(sh, now);
+    };
+    const res = await runHeal({ target, spec: TEST_SPEC, thresholds: TEST_THRESHOLDS, thresholdsSource: 'test', store: () => undefined, nextOnInterrupt: 'kubedos heal lab.yaml', phaseTimeoutMs: 5000, idFor: (s, n) => `h-${s}-${n}`, confirmAfterMs: 10 });
+    expect(looks).toBe(2);
+    expect(res.before.findings).toEqual([]);
+    expect(res.records).toEqual([]);
+  });
+
+  it('repairs a finding that stays', async () => {
+    const { target, state } = fakeTarget();
+    state.down = true;
+    const res = await runHeal({ target, spec: TEST_SPEC, thresholds: TEST_THRESHOLDS, thresholdsSource: 'test', store: () => undefined, nextOnInterrupt: 'kubedos heal lab.yaml', phaseTimeoutMs: 5000, idFor: (s, n) => `h-${s}-${n}`, confirmAfterMs: 10 });
+    expect(res.before.findings.map((f) => `${f.node} ${f.signal}`)).toEqual(['cp-1 etcd-member']);
+    expect(res.records.map((r) => `${r.kind} ${r.scenario} ${r.node}`)).toEqual(['heal kill-etcd-member cp-1']);
   });
 });

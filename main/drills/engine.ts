@@ -262,8 +262,23 @@ export interface HealResult {
  * (selfHealing.replace.maxConcurrent is 1 by default), through the same phases as a drill with
  * inject skipped. Each repair is recorded like a drill (kind "heal").
  */
-export async function runHeal(o: Omit<DrillOptions, 'scenario' | 'node' | 'id' | 'heal'> & { idFor: (scenario: string, node: string) => string }): Promise<HealResult> {
-  const before = await observeHealth(o.target, o.thresholds);
+/**
+ * How long heal waits before it looks a second time: it repairs only what both looks found. Right
+ * after an etcd member dies, the others fail `endpoint health` until they have elected a leader (a
+ * second or two); acting on the first look alone would fence healthy members (seen once in CI's
+ * namespace lab, 2026-12-04: cp-1 killed, cp-2 and cp-3 reported unhealthy in the same look).
+ */
+export const HEAL_CONFIRM_MS = 3000;
+
+export async function runHeal(o: Omit<DrillOptions, 'scenario' | 'node' | 'id' | 'heal'> & { idFor: (scenario: string, node: string) => string; confirmAfterMs?: number }): Promise<HealResult> {
+  const first = await observeHealth(o.target, o.thresholds);
+  let before = first;
+  if (first.findings.length) {
+    await new Promise((r) => setTimeout(r, o.confirmAfterMs ?? HEAL_CONFIRM_MS));
+    const second = await observeHealth(o.target, o.thresholds);
+    const seen = new Set(first.findings.map((f) => `${f.node} ${f.signal}`));
+    before = { ...second, findings: second.findings.filter((f) => seen.has(`${f.node} ${f.signal}`)) };
+  }
   const hub = new Set(o.target.nodes.filter((n) => n.hub).map((n) => n.name));
   const byNode = new Map<string, HealthReport['findings']>();
   for (const f of before.findings) byNode.set(f.node, [...(byNode.get(f.node) ?? []), f]);
