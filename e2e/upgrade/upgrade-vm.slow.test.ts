@@ -89,6 +89,21 @@ async function nodeArtifactVersion(name: string): Promise<string> {
   return (JSON.parse(r.stdout) as { artifactVersion: string }).artifactVersion;
 }
 
+/** Every node booted from `slot` with that slot active and no try pending, running `version` with its gate file. */
+async function expectEveryNodeOn(slot: 'A' | 'B', gateSha: string, version: string): Promise<void> {
+  for (const name of ORDER) {
+    expect(await bootStatus(name), name).toMatchObject({ booted: slot, active: slot, try: '' });
+    expect(await nodeGateSha(name), name).toBe(gateSha);
+    expect(await nodeArtifactVersion(name), name).toBe(version);
+  }
+}
+
+/** The etcd key written on N is still readable. */
+async function expectKeyKept(): Promise<void> {
+  const get = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'get', KEY, '--print-value-only']);
+  expect(get.stdout.trim()).toBe(`written on ${N}`);
+}
+
 /** `kubedos build` of the spec at `version` into DIR, with payload/upgrade/kubedos-health-gate changed for the build only. */
 async function buildWith(version: string, gate: Buffer): Promise<{ dir: string; spec: string }> {
   const spec = join(UPGRADE_LAB, `lab-3-${version}.yaml`);
@@ -157,11 +172,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     console.log(`[bench] deploy of lab-3 (A/B): ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status, r.stderr.slice(-3000)).toBe(0);
     for (const [s, o] of Object.entries(outcomes(r.stdout))) expect(o, s).not.toMatch(/failed|skipped|aborted/);
-    for (const name of ORDER) {
-      expect(await bootStatus(name), name).toMatchObject({ booted: 'A', active: 'A', try: '' });
-      expect(await nodeGateSha(name), name).toBe(sha(gateOriginal));
-      expect(await nodeArtifactVersion(name), name).toBe(N);
-    }
+    await expectEveryNodeOn('A', sha(gateOriginal), N);
   }, 56 * 60_000);
 
   it('an etcd key is written', async () => {
@@ -190,13 +201,8 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     // lab-3 runs no Kubernetes: said once, no node drained.
     expect(r.stderr.match(/no Kubernetes \(kubernetes\.enabled is false\): nothing to drain or uncordon/g)).toHaveLength(1);
     expect(r.stderr).not.toMatch(/kubectl drain/);
-    for (const name of ORDER) {
-      expect(await bootStatus(name), name).toMatchObject({ booted: 'B', active: 'B', try: '' });
-      expect(await nodeGateSha(name), name).toBe(sha(gateN1));
-      expect(await nodeArtifactVersion(name), name).toBe(N1);
-    }
-    const get = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'get', KEY, '--print-value-only']);
-    expect(get.stdout.trim()).toBe(`written on ${N}`);
+    await expectEveryNodeOn('B', sha(gateN1), N1);
+    await expectKeyKept();
   }, 91 * 60_000);
 
   it('kubedos upgrade --rollback: every node back on slot A running N, the key still readable', async () => {
@@ -209,13 +215,8 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     writeFileSync(UPGRADE_BENCH_FILE, `${JSON.stringify(bench, null, 2)}\n`);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
     expect(r.stdout).toMatch(/^upgrade --rollback lab-3: 3 nodes back on the previous build: master, w-1, cp-1/m);
-    for (const name of ORDER) {
-      expect(await bootStatus(name), name).toMatchObject({ booted: 'A', active: 'A', try: '' });
-      expect(await nodeGateSha(name), name).toBe(sha(gateOriginal));
-      expect(await nodeArtifactVersion(name), name).toBe(N);
-    }
-    const get = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'get', KEY, '--print-value-only']);
-    expect(get.stdout.trim()).toBe(`written on ${N}`);
+    await expectEveryNodeOn('A', sha(gateOriginal), N);
+    await expectKeyKept();
   }, 61 * 60_000);
 
   // The gate's planes check refuses on w-1's host only: cp-1 (wave 1) takes N+2, w-1 (wave 2) fails

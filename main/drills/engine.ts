@@ -258,11 +258,6 @@ export interface HealResult {
 }
 
 /**
- * `kubedos heal`: looks at the cluster now and repairs every unhealthy node, one at a time
- * (selfHealing.replace.maxConcurrent is 1 by default), through the same phases as a drill with
- * inject skipped. Each repair is recorded like a drill (kind "heal").
- */
-/**
  * How long heal waits before it looks a second time: it repairs only what both looks found. Right
  * after an etcd member dies, the others fail `endpoint health` until they have elected a leader (a
  * second or two); acting on the first look alone would fence healthy members (seen once in CI's
@@ -270,6 +265,11 @@ export interface HealResult {
  */
 export const HEAL_CONFIRM_MS = 3000;
 
+/**
+ * `kubedos heal`: looks at the cluster now and repairs every unhealthy node, one at a time
+ * (selfHealing.replace.maxConcurrent is 1 by default), through the same phases as a drill with
+ * inject skipped. Each repair is recorded like a drill (kind "heal").
+ */
 export async function runHeal(o: Omit<DrillOptions, 'scenario' | 'node' | 'id' | 'heal'> & { idFor: (scenario: string, node: string) => string; confirmAfterMs?: number }): Promise<HealResult> {
   const first = await observeHealth(o.target, o.thresholds);
   let before = first;
