@@ -10,7 +10,7 @@
 // boot-counting.test.ts) says which slot the next boot takes.
 // Needs root and loop devices (losetup, partx); skipped with the reason otherwise.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,7 +142,10 @@ function freshEnv(): void {
   writeFileSync(node.cmdline, 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw panic=10 kubedos.slot=A\n');
 }
 
-const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline });
+// The writer's scratch folders (mktemp -d) go to a folder of this test's own, counted below.
+const scratch = (): string => join(root, 'scratch');
+const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, TMPDIR: scratch() });
+const leftovers = (): string[] => readdirSync(scratch());
 
 function slotWrite(args: string[], input?: Uint8Array): { status: number; out: string } {
   const r = spawnSync(WRITE, ['--disk', node.dev, ...args], { input: input ?? Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000, maxBuffer: 1 << 20 });
@@ -174,6 +177,7 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     // This machine's loop driver does not scan partitions (max_part=0): partx adds them.
     execFileSync('partx', ['--add', attached]);
     node = { dev: attached, env: '', cmdline: join(root, 'cmdline') };
+    mkdirSync(scratch());
     execFileSync('mkfs.fat', ['-F', '32', '-n', 'ESP', part(1)], { stdio: 'ignore' });
     execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'kubedos-root-A', part(2)]);
     execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'kubedos-root-B', part(3)]);
@@ -289,6 +293,8 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     execFileSync('dd', ['if=/dev/zero', `of=${part(3)}`, 'bs=1M', `count=${ROOT_MIB}`, 'conv=fsync', 'status=none']);
     const { signal, out } = await killSlotWriteMidWrite([WRITE, '--disk', node.dev, 'B', imageB.sha256, String(imageB.size)], childEnv(), image, () => readPart(3, MiB));
     expect(signal).toBe('SIGKILL');
+    expect(leftovers()).toHaveLength(1); // SIGKILL cannot be trapped: its scratch folder stays
+    rmSync(join(scratch(), leftovers()[0]!), { recursive: true });
     expect(out).toMatch(/writing \d+ bytes into slot B/);
     expect(out).not.toMatch(/holds/);
     expect(sha(readPart(3))).not.toBe(imageB.sha256); // half written
@@ -298,5 +304,21 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     // The next write of the same image repairs the slot.
     expect(slotWrite(['B', imageB.sha256, String(imageB.size)], image).status).toBe(0);
     expect(boot()).toBe('B');
+  });
+
+  it('a writer stopped mid-write (SIGTERM, SIGHUP: a cancel, a dropped session) says so, leaves no scratch folder, stages nothing', async () => {
+    for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+      freshEnv();
+      const before = readFileSync(node.env);
+      execFileSync('dd', ['if=/dev/zero', `of=${part(3)}`, 'bs=1M', `count=${ROOT_MIB}`, 'conv=fsync', 'status=none']);
+      const r = await killSlotWriteMidWrite([WRITE, '--disk', node.dev, 'B', imageB.sha256, String(imageB.size)], childEnv(), image, () => readPart(3, MiB), sig);
+      expect(r.code, sig).toBe(sig === 'SIGTERM' ? 143 : 129);
+      expect(r.out).toMatch(new RegExp(`interrupted by ${sig} while writing slot B; the boot environment is unchanged: the next boot is slot A`));
+      expect(leftovers(), sig).toEqual([]);
+      expect(readFileSync(node.env).equals(before)).toBe(true);
+      expect([boot(), boot()]).toEqual(['A', 'A']);
+    }
+    // Every successful or refused run before this one removed its scratch folder too.
+    expect(leftovers()).toEqual([]);
   });
 });

@@ -163,13 +163,13 @@ export function grubBootSelect(envFile: string, bootSelectCfg: string): string {
  * image's first MiB — dd is writing — then SIGKILLs the writer's whole process group.
  * Returns the signal it died of and what it printed.
  */
-export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS.ProcessEnv, image: Buffer, firstMiB: () => Buffer): Promise<{ signal: NodeJS.Signals | null; out: string }> {
+export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS.ProcessEnv, image: Buffer, firstMiB: () => Buffer, sig: NodeJS.Signals = 'SIGKILL'): Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }> {
   const MiB = 1024 * 1024;
   const child = spawn(argv[0]!, argv.slice(1), { env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const exited = new Promise<{ signal: NodeJS.Signals | null; code: number | null }>((resolve) => child.on('exit', (code, signal) => resolve({ signal, code })));
   child.stdin.on('error', () => undefined); // the pipe breaks when the writer dies
   child.stdin.write(image.subarray(0, 4 * MiB));
   const first = image.subarray(0, MiB);
@@ -181,8 +181,8 @@ export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  process.kill(-child.pid!, 'SIGKILL');
-  return { signal: await exited, out };
+  process.kill(-child.pid!, sig);
+  return { ...(await exited), out };
 }
 
 const UPGRADE_DIR = join(import.meta.dirname, '../../payload/upgrade');
