@@ -78,7 +78,7 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
     return p.ok ? bootedEvent(p.value) : undefined;
   };
   const cmdline = join(root, 'cmdline');
-  const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: env, KUBEDOS_CMDLINE: cmdline });
+  const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: env, KUBEDOS_CMDLINE: cmdline, KUBEDOS_DATA: join(root, 'data') });
 
   beforeAll(() => {
     const layout: AbLayoutInput = { cluster: 'lab-3', role: 'worker', espMiB: 64, rootMiB: ROOT_MIB, dataMiB: 8 };
