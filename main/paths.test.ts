@@ -44,6 +44,13 @@ describe('payloadDir', () => {
       /payload\/ not found: looked in .*resources\/payload and .*app\.asar\/payload/,
     );
   });
+  it('takes $KUBEDOS_PAYLOAD_DIR first (a copy of payload/), and refuses one that is not a payload', () => {
+    const root = tree(['package.json', 'payload/firstboot/', 'copy/firstboot/', 'other/', 'main/paths.ts']);
+    const layout = { moduleFile: join(root, 'main/paths.ts') };
+    expect(payloadDir(layout, { KUBEDOS_PAYLOAD_DIR: join(root, 'copy') })).toBe(join(root, 'copy'));
+    expect(payloadDir(layout, { KUBEDOS_PAYLOAD_DIR: '' })).toBe(join(root, 'payload'));
+    expect(() => payloadDir(layout, { KUBEDOS_PAYLOAD_DIR: join(root, 'other') })).toThrow(/KUBEDOS_PAYLOAD_DIR=.*other holds no firstboot\/, it is not a copy of payload\//);
+  });
   it('finds this checkout\'s payload by default', () => {
     expect(payloadDir()).toBe(resolve(import.meta.dirname, '../payload'));
   });

@@ -3,7 +3,7 @@
 // packaged app (electron-builder.yml: extraResources) carries payload/ outside the asar, at
 // <process.resourcesPath>/payload; the code itself is inside app.asar, where no payload is.
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface AppLayout {
@@ -33,11 +33,18 @@ export function appRoot(layout: AppLayout = currentLayout()): string {
 }
 
 /**
- * The payload baked into every image. Packaged: <resourcesPath>/payload. Otherwise (plain Node,
- * or Electron started from a checkout, whose resourcesPath is Electron's own and holds no
- * payload): <checkout>/payload.
+ * The payload baked into every image. $KUBEDOS_PAYLOAD_DIR when set (a copy of payload/ to build
+ * from, e.g. the upgrade VM test's N+1 with one file changed: the checkout itself is never
+ * edited). Packaged: <resourcesPath>/payload. Otherwise (plain Node, or Electron started from a
+ * checkout, whose resourcesPath is Electron's own and holds no payload): <checkout>/payload.
  */
-export function payloadDir(layout: AppLayout = currentLayout()): string {
+export function payloadDir(layout: AppLayout = currentLayout(), env: NodeJS.ProcessEnv = process.env): string {
+  const override = env.KUBEDOS_PAYLOAD_DIR;
+  if (override) {
+    const dir = resolve(override);
+    if (!existsSync(join(dir, 'firstboot'))) throw new Error(`KUBEDOS_PAYLOAD_DIR=${override}: ${dir} holds no firstboot/, it is not a copy of payload/ (unset it to use the app's own)`);
+    return dir;
+  }
   if (layout.resourcesPath) {
     const packaged = join(layout.resourcesPath, 'payload');
     if (existsSync(packaged)) return packaged;

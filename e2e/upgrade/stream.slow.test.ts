@@ -92,7 +92,7 @@ describe.skipIf(!isRoot)('slot image streamed over wg1 into a loop-device A/B di
     await onW1(['mkdir', '-p', '/usr/local/lib/kd18e', '/etc/kd18e', '/boot/efi/EFI/debian', '/usr/local/sbin']);
     for (const f of ['kubedos-slot-write', 'kubedos-boot']) await t.lab.writeFile('w-1', `/usr/local/lib/kd18e/${f}`, readFileSync(join(UPGRADE, f)), 0o755);
     await t.lab.writeFile('w-1', '/etc/kd18e/cmdline', 'BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-A rw panic=10 kubedos.slot=A\n');
-    await t.lab.writeFile('w-1', '/usr/local/sbin/kubedos-slot-write', `#!/bin/sh\nexport KUBEDOS_CMDLINE=/etc/kd18e/cmdline\n/usr/local/lib/kd18e/kubedos-slot-write --disk ${dev} "$@"\nrc=$?\necho $rc > /etc/kd18e/last-exit\nexit $rc\n`, 0o755);
+    await t.lab.writeFile('w-1', '/usr/local/sbin/kubedos-slot-write', `#!/bin/sh\nexport KUBEDOS_CMDLINE=/etc/kd18e/cmdline KUBEDOS_DATA=/etc/kd18e/data\n/usr/local/lib/kd18e/kubedos-slot-write --disk ${dev} "$@"\nrc=$?\necho $rc > /etc/kd18e/last-exit\nexit $rc\n`, 0o755);
     await t.lab.writeFile('w-1', '/usr/local/sbin/kubedos-boot', '#!/bin/sh\nexport KUBEDOS_CMDLINE=/etc/kd18e/cmdline\nexec /usr/local/lib/kd18e/kubedos-boot "$@"\n', 0o755);
     console.log(`stream lab up in ${Math.round((Date.now() - started) / 1000)} s (w-1's disk ${dev})`);
   }, 180_000);

@@ -18,13 +18,11 @@
 // (e2e/shared-build.ts), so the package diff N → N+1 is empty; moving a package version needs a
 // new lock resolved against the Debian archive, which this lab does not do (no route out).
 //
-// The payload change is made in this checkout's payload/ (the build reads payload/ beside
-// package.json, main/paths.ts; there is no other payload directory to point it at): the file is
-// changed only for the duration of one `kubedos build` and restored in a finally (and again in
-// afterAll). Do not run another build from this checkout meanwhile. lab-3's VMIDs are the deploy
-// lab's: do not run this beside npm run test:deploy.
+// The payload change is made in a copy of payload/ under the lab directory, which the build of
+// N+1 (N+2) reads through KUBEDOS_PAYLOAD_DIR (main/paths.ts): this checkout is never edited.
+// lab-3's VMIDs are the deploy lab's: do not run this beside npm run test:deploy.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -39,7 +37,8 @@ import type { UpgradeBench } from './upgrade-bench';
 import { UPGRADE_BENCH_FILE, UPGRADE_LAB } from './upgrade-bench';
 
 const WS = join(UPGRADE_LAB, 'workspace');
-const GATE = join(REPO, 'payload/upgrade/kubedos-health-gate');
+const PAYLOAD = join(REPO, 'payload');
+const GATE = join(PAYLOAD, 'upgrade/kubedos-health-gate');
 const NODE_GATE = '/usr/local/sbin/kubedos-health-gate';
 const BOOT = '/usr/local/sbin/kubedos-boot';
 const KEY = '/kubedos/upgrade-vm/key';
@@ -104,20 +103,19 @@ async function expectKeyKept(): Promise<void> {
   expect(get.stdout.trim()).toBe(`written on ${N}`);
 }
 
-/** `kubedos build` of the spec at `version` into DIR, with payload/upgrade/kubedos-health-gate changed for the build only. */
+/** `kubedos build` of the spec at `version` into DIR, from a copy of payload/ whose upgrade/kubedos-health-gate is `gate`. */
 async function buildWith(version: string, gate: Buffer): Promise<{ dir: string; spec: string }> {
   const spec = join(UPGRADE_LAB, `lab-3-${version}.yaml`);
   writeFileSync(spec, specText(version));
   const dir = join(UPGRADE_LAB, `build-${version}`);
   rmSync(dir, { recursive: true, force: true });
-  writeFileSync(GATE, gate);
-  try {
-    const r = await kubedosAsync(['build', '--spec', spec, '--out', dir], { env: deployEnv(WS), cwd: UPGRADE_LAB, logFile: join(UPGRADE_LAB, `build-${version}.log`), timeoutMs: 50 * 60_000 });
-    console.log(`[bench] build of ${version}: ${(r.ms / 1000).toFixed(0)} s`);
-    expect(r.status, r.stderr.slice(-3000)).toBe(0);
-  } finally {
-    writeFileSync(GATE, gateOriginal);
-  }
+  const payload = join(UPGRADE_LAB, `payload-${version}`);
+  rmSync(payload, { recursive: true, force: true });
+  cpSync(PAYLOAD, payload, { recursive: true, verbatimSymlinks: true });
+  writeFileSync(join(payload, 'upgrade/kubedos-health-gate'), gate);
+  const r = await kubedosAsync(['build', '--spec', spec, '--out', dir], { env: { ...deployEnv(WS), KUBEDOS_PAYLOAD_DIR: payload }, cwd: UPGRADE_LAB, logFile: join(UPGRADE_LAB, `build-${version}.log`), timeoutMs: 50 * 60_000 });
+  console.log(`[bench] build of ${version}: ${(r.ms / 1000).toFixed(0)} s`);
+  expect(r.status, r.stderr.slice(-3000)).toBe(0);
   return { dir, spec };
 }
 
@@ -160,7 +158,6 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
   });
 
   afterAll(async () => {
-    if (!readFileSync(GATE).equals(gateOriginal)) writeFileSync(GATE, gateOriginal);
     for (const n of p.nodes) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
     dropLabBulk(WS, [join(WS, 'cache')]);
   });

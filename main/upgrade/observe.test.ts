@@ -79,7 +79,7 @@ describe.skipIf(skipReason !== undefined)('observeBoot on the outputs of kubedos
   };
   const cmdline = join(root, 'cmdline');
   // TMPDIR inside this test's folder: the SIGKILLed writer below cannot remove its scratch folder.
-  const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: env, KUBEDOS_CMDLINE: cmdline, TMPDIR: root });
+  const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: env, KUBEDOS_CMDLINE: cmdline, KUBEDOS_DATA: join(root, 'data'), TMPDIR: root });
 
   beforeAll(() => {
     const layout: AbLayoutInput = { cluster: 'lab-3', role: 'worker', espMiB: 64, rootMiB: ROOT_MIB, dataMiB: 8 };

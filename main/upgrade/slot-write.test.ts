@@ -144,7 +144,8 @@ function freshEnv(): void {
 
 // The writer's scratch folders (mktemp -d) go to a folder of this test's own, counted below.
 const scratch = (): string => join(root, 'scratch');
-const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, TMPDIR: scratch() });
+const DATA = join(root, 'data');
+const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_DATA: DATA, TMPDIR: scratch() });
 const leftovers = (): string[] => readdirSync(scratch());
 
 function slotWrite(args: string[], input?: Uint8Array): { status: number; out: string } {
@@ -194,7 +195,12 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
   it('writes N+1 into slot B from its standard input, reads it back, then the next boot tries B (3 tries)', () => {
     freshEnv();
     const aBefore = sha(readPart(2));
+    // kubedos-persist's records: slot B's goes with the write (first boot runs on it again), A's stays.
+    mkdirSync(join(DATA, 'slots'), { recursive: true });
+    for (const x of ['A', 'B']) writeFileSync(join(DATA, `slots/${x}.personalised`), 'sha256-of-its-payload\n');
     const r = slotWrite(['B', imageB.sha256, String(imageB.size)], image);
+    expect(existsSync(join(DATA, 'slots/B.personalised'))).toBe(false);
+    expect(existsSync(join(DATA, 'slots/A.personalised'))).toBe(true);
     expect(r).toMatchObject({ status: 0, out: expect.stringMatching(new RegExp(`slot B \\(${part(3)}\\) holds ${imageB.size} bytes with sha256 ${imageB.sha256}, read back from the device`)) });
     expect(r.out).toMatch(/the next boot tries slot B \(3 tries, then slot A again\)/);
     expect(readPart(3).equals(image)).toBe(true);
@@ -262,6 +268,8 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     const before = readFileSync(node.env);
     const a = sha(readPart(2));
     const b = sha(readPart(3));
+    mkdirSync(join(DATA, 'slots'), { recursive: true });
+    writeFileSync(join(DATA, 'slots/B.personalised'), 'sha256-of-its-payload\n');
     expect(slotWrite(['A', imageB.sha256, String(imageB.size)], image)).toMatchObject({ status: 1, out: expect.stringMatching(/slot A is the active slot \(what every boot falls back to\): write the passive slot instead; nothing was written/) });
     expect(slotWrite(['B', imageB.sha256, String(imageB.size + 512)], image)).toMatchObject({ status: 1, out: expect.stringMatching(new RegExp(`the image of slot B is ${imageB.size + 512} bytes, its partition ${part(3)} only ${imageB.size}`)) });
     expect(slotWrite(['B', 'abc', String(MiB)]).out).toMatch(/SHA256 must be 64 lower-case hex digits/);
@@ -270,6 +278,8 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(slotWrite(['B', imageB.sha256, '1024']).out).toMatch(/SIZE 1024 is too small/);
     expect(slotWrite(['--from', join(root, 'absent'), 'B', imageB.sha256, String(MiB)]).out).toMatch(/--from .*absent: no such file/);
     expect(readFileSync(node.env).equals(before)).toBe(true);
+    // Refused before the write: slot B keeps its personalisation record.
+    expect(existsSync(join(DATA, 'slots/B.personalised'))).toBe(true);
     // The node booted B to try it: B is running, A is the fallback; neither may be written.
     execFileSync(join(UPGRADE, 'kubedos-boot'), ['try', 'B'], { env: childEnv() });
     expect(boot()).toBe('B');
