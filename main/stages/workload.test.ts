@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import type { StageContext } from '../pipeline/runner';
 import { StageError, hashInputs } from '../pipeline/runner';
 import type { GuestExecResult, SubstrateDriver } from '../substrate/driver';
 import type { DeployContext } from './context';
+import { CONVERGE_STATE_FILE, writeConvergeState } from './converge-state';
 import { missingFromLock, missingImages, runtimeNote, workloadInputs, workloadMode, workloadStage } from './workload';
 
 const DIGEST_A = `sha256:${'a'.repeat(64)}`;
@@ -27,20 +28,27 @@ const RECAP = (hosts: string[]): string =>
   ['TASK [kubedos_containerd : Containerd from the darksite] ***', 'PLAY RECAP ***', ...hosts.map((h) => `${h}                       : ok=9    changed=4    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0`), ''].join('\n');
 
 /** A driver that answers ansible-playbook with `recap` and ctr with `ctrList`, recording every argv. */
-function fakeDriver(recap: string, ctrList: (vmid: number) => string): { driver: SubstrateDriver; calls: { vmid: number; argv: readonly string[] }[] } {
+const FP_AFTER = 'f'.repeat(64);
+function fakeDriver(recap: string, ctrList: (vmid: number) => string): { driver: SubstrateDriver; calls: { vmid: number; argv: readonly string[] }[]; writes: { vmid: number; path: string }[] } {
   const calls: { vmid: number; argv: readonly string[] }[] = [];
+  const writes: { vmid: number; path: string }[] = [];
   const driver = {
     async guestExec(vmid: number, argv: readonly string[]): Promise<GuestExecResult> {
       calls.push({ vmid, argv });
       if (argv.includes('ansible-playbook')) return { exitCode: 0, stdout: recap, stderr: '' };
       if (argv[0] === 'ctr') return { exitCode: 0, stdout: ctrList(vmid), stderr: '' };
+      // The converge fingerprint (sh -c …), taken again after the runtime changed the node.
+      if (argv[0] === 'sh') return { exitCode: 0, stdout: `${FP_AFTER}\n`, stderr: '' };
       return { exitCode: 0, stdout: '', stderr: '' };
     },
     async guestFileRead(): Promise<Buffer> {
       throw new Error('no log yet');
     },
+    async guestFileWrite(vmid: number, path: string): Promise<void> {
+      writes.push({ vmid, path });
+    },
   } as unknown as SubstrateDriver;
-  return { driver, calls };
+  return { driver, calls, writes };
 }
 
 function stageCtx(): StageContext & { logs: string[]; nodes: string[]; count: number } {
@@ -82,8 +90,8 @@ function buildWith(packages: string[]): BuildReport {
   return { outDir } as unknown as BuildReport;
 }
 
-async function runStage(spec: ClusterSpec, driver: SubstrateDriver, build: BuildReport, s: StageContext): Promise<unknown> {
-  const ctx = { substrate: () => ({ driver, storage: 'local' }) } as unknown as DeployContext;
+async function runStage(spec: ClusterSpec, driver: SubstrateDriver, build: BuildReport, s: StageContext, workspace = build.outDir): Promise<unknown> {
+  const ctx = { workspace, substrate: () => ({ driver, storage: 'local' }) } as unknown as DeployContext;
   return workloadStage(ctx).run(s, { validate: { spec }, plan: { plan: plan(spec), json: '' }, build, converge: {} });
 }
 
@@ -119,9 +127,12 @@ describe('workload: Kubernetes off, images declared', () => {
     const p = plan(spec);
     const targets = p.nodes.filter((n) => n.role === 'control-plane' || n.role === 'worker').map((n) => n.name);
     expect(targets.length).toBeGreaterThan(0);
-    const { driver, calls } = fakeDriver(RECAP(targets), () => `${REF}\n`);
+    const { driver, calls, writes } = fakeDriver(RECAP(targets), () => `${REF}\n`);
     const s = stageCtx();
-    const out = (await runStage(spec, driver, buildWith(['containerd']), s)) as { kubernetes: string; summary: { notes: string[]; changes: number } };
+    const build = buildWith(['containerd']);
+    const before = Object.fromEntries(p.nodes.map((n) => [n.name, 'a'.repeat(64)]));
+    writeConvergeState(build.outDir, { inputs: 'c'.repeat(64), runId: 'converge-run', nodes: before });
+    const out = (await runStage(spec, driver, build, s)) as { kubernetes: string; summary: { notes: string[]; changes: number } };
     const play = calls.find((c) => c.argv.includes('ansible-playbook'))!;
     expect(play.argv[play.argv.indexOf('--tags') + 1]).toBe('runtime');
     expect(calls.filter((c) => c.argv[0] === 'ctr').map((c) => c.vmid).sort()).toEqual(p.nodes.filter((n) => targets.includes(n.name)).map((n) => n.vmid).sort());
@@ -129,6 +140,12 @@ describe('workload: Kubernetes off, images declared', () => {
     expect(out.summary.notes[0]).toMatch(new RegExp(`^Kubernetes off; containerd running with 1 image from the artifact on ${targets.join(', ')}; the spec enables etcd, prometheus$`));
     expect(out.summary.changes).toBe(4 * targets.length);
     expect(s.count).toBe(4 * targets.length);
+    // The converge record of the runtime's nodes is taken again (containerd is in the fingerprint);
+    // the other nodes' stay as converge left them, and the hub gets the new record.
+    const state = JSON.parse(readFileSync(join(build.outDir, CONVERGE_STATE_FILE), 'utf8')) as { inputs: string; runId: string; nodes: Record<string, string> };
+    expect(state).toEqual({ inputs: 'c'.repeat(64), runId: 'converge-run', nodes: Object.fromEntries(p.nodes.map((n) => [n.name, targets.includes(n.name) ? FP_AFTER : 'a'.repeat(64)])) });
+    const hub = p.nodes.find((n) => n.hub)!;
+    expect(writes.filter((w) => w.vmid === hub.vmid).length).toBeGreaterThan(0);
   }, 20_000);
 
   it('names only the nodes the play ran on', async () => {

@@ -21,7 +21,7 @@ import { CONTAINERD_ROLES } from '../build/index';
 import { OCI_NODE_DIR } from '../build/image/index';
 import type { DeployContext } from './context';
 import { deployStage, WorkloadOutput } from './context';
-import { etcdMembers, failedTasks, parsePlayRecap, runPlaybook } from './converge';
+import { etcdMembers, failedTasks, parsePlayRecap, refreshConvergeRecord, runPlaybook } from './converge';
 import type { GuestCall } from './guest';
 import { guestRun, tail } from './guest';
 
@@ -213,6 +213,9 @@ async function runRuntime(ctx: DeployContext, s: StageContext, spec: ClusterSpec
     s.node(n.name, 'ok', `containerd with ${images.length} image(s)`);
   }
   const changed = Object.values(recap).reduce((a, x) => a + x.changed, 0);
+  // containerd's config and unit are in the converge fingerprint: re-taken, or the next deploy's
+  // converge (and the hub's drift check) would read the runtime as drift on these nodes.
+  if (changed) await refreshConvergeRecord(ctx.workspace, s, driver, plan, ran.map((n) => n.name));
   s.changed(changed);
   const note = runtimeNote(images.length, ran.map((n) => n.name));
   s.log(note);
