@@ -173,6 +173,20 @@ describe('workload: Kubernetes off, images declared', () => {
     expect(calls).toEqual([]);
   });
 
+  it('probe: converged while containerd lists every declared image on the control planes and workers; moved otherwise', async () => {
+    const spec = lab(img);
+    const p = plan(spec);
+    const w = p.nodes.find((n) => n.role === 'worker')!;
+    const last = { kubernetes: 'disabled' as const, summary: { stage: 'workload', changes: 0, notes: ['recorded verdict'] } };
+    const probe = (ctrList: (vmid: number) => string) => {
+      const { driver } = fakeDriver('', ctrList);
+      const ctx = { substrate: () => ({ driver, storage: 'local' }) } as unknown as DeployContext;
+      return workloadStage(ctx).probe!({ signal: new AbortController().signal, log: () => undefined }, { validate: { spec }, plan: { plan: p, json: '' } }, last);
+    };
+    expect(await probe(() => `${REF}\n`)).toEqual({ moved: false, note: 'recorded verdict' });
+    expect(await probe((vmid) => (vmid === w.vmid ? '' : `${REF}\n`))).toEqual({ moved: true, reason: `${w.name}: containerd does not list ${REF}` });
+  });
+
   it('without images: the old note, nothing run on the nodes', async () => {
     const { driver, calls } = fakeDriver('', () => '');
     const out = (await runStage(lab(), driver, buildWith([]), stageCtx())) as { summary: { notes: string[] } };

@@ -173,7 +173,7 @@ async function runRuntime(ctx: DeployContext, s: StageContext, spec: ClusterSpec
     for (const n of targets) s.node(n.name, 'failed', 'containerd not in the darksite');
     throw new StageError(`the spec declares ${images.length} image(s) under spec.sources.images but the darksite has no containerd: no container runs`, {
       node: hub.name,
-      hint: 'containerd is in Debian main: list it in payload/packages/control-plane.list and worker.list and rebuild (kubedos build --update resolves the lists again), or remove spec.sources.images; then rerun the deploy',
+      hint: 'containerd is in Debian main: list it in payload/packages/control-plane.list and worker.list and rebuild (a default build resolves the changed lists; --frozen refuses them), or remove spec.sources.images; then rerun the deploy',
     });
   }
   const r = await runPlaybook(s, hubG, { tags: RUNTIME_TAGS, logName: `workload-${s.runId.slice(0, 8)}` });
@@ -217,9 +217,9 @@ async function runRuntime(ctx: DeployContext, s: StageContext, spec: ClusterSpec
   // converge (and the hub's drift check) would read the runtime as drift on these nodes.
   if (changed) await refreshConvergeRecord(ctx.workspace, s, driver, plan, ran.map((n) => n.name));
   s.changed(changed);
-  const note = runtimeNote(images.length, ran.map((n) => n.name));
+  const note = `${runtimeNote(images.length, ran.map((n) => n.name))}; ${enabled}`;
   s.log(note);
-  const notes = [`${note}; ${enabled}`, ...Object.entries(recap).sort().map(([h, x]) => `${h}: ok=${x.ok} changed=${x.changed}`)];
+  const notes = [note, ...Object.entries(recap).sort().map(([h, x]) => `${h}: ok=${x.ok} changed=${x.changed}`)];
   return { kubernetes: 'disabled', summary: { stage: 'workload', changes: changed, notes } };
 }
 
