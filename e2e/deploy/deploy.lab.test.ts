@@ -6,8 +6,12 @@
 // `kubedos verify` accepts. The cluster is then checked from inside (etcd over wg3 with TLS,
 // Prometheus on wg2, handshakes on every plane) and a second deploy must report every stage
 // unchanged without running Ansible; with KUBEDOS_LAB_REPAIR=1, a file changed by hand on one node
-// is then repaired by a converge of that node only.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+// is then repaired by a converge of that node only. With KUBEDOS_LAB_IMAGES=1 (npm run
+// test:deploy:images) the spec also declares one image, written by our own code and served during
+// the build by a loopback registry stand-in (e2e/sources/registry.ts): Kubernetes stays off, the
+// workload stage runs containerd alone, and w-1 runs a container of that image from the artifact.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
@@ -16,7 +20,10 @@ import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
 import { dropLabBulk } from '../lab-output';
-import { DEPLOY_LAB, deployEnv, etcdctlOn, kubedosAsync, outcomes, requireRoot, writeSpec } from './env';
+import { DEPLOY_LAB, deployEnv, etcdctlOn, imagesSpecText, kubedosAsync, LAB_IMAGES, outcomes, requireRoot, writeSpec } from './env';
+import { SBOM_FILE } from '../../main/build/attest';
+import type { LoopbackRegistry } from '../sources/registry';
+import { printExecutable, pushImage, startRegistry } from '../sources/registry';
 import { processesMentioning } from '../processes';
 import { ClusterHealthNow } from '../../common/health/now';
 
@@ -27,22 +34,39 @@ const node = (name: string) => p.nodes.find((n) => n.name === name)!;
 const ip = (a: string) => a.replace(/\/32$/, '');
 let driver: QemuLocalDriver;
 let spec: string;
+// KUBEDOS_LAB_IMAGES=1 only: the registry stand-in (up for the first deploy's build) and the image.
+const PROOF_TEXT = 'kubedos proof: a container from the darksite\n';
+let registryRoot: string | undefined;
+let registry: LoopbackRegistry | undefined;
+let proof: { reference: string; digest: string } | undefined;
 
 async function inGuest(name: string, argv: string[]) {
   return driver.guestExec(node(name).vmid, argv, { timeoutS: 120 });
 }
 
 describe('kubedos deploy lab-3 --target qemu-local (TCG, qcow2 path, no route out)', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     requireRoot();
     // A fresh cluster every run: VMs of an earlier run are destroyed by afterAll; the workspace
     // (journal, secrets, VM state) starts empty. The build cache lives in the workspace.
     rmSync(WS, { recursive: true, force: true });
-    spec = writeSpec(DEPLOY_LAB);
+    if (LAB_IMAGES) {
+      // One image of a static executable (no libc in it), pushed to a loopback registry that only
+      // the foundry's build reaches; the VMs get it from the artifact, with no route out.
+      registryRoot = mkdtempSync(join(tmpdir(), 'kubedos-deploy-images-'));
+      registry = await startRegistry(registryRoot);
+      const pushed = await pushImage(registry.host, 'kubedos/kdproof', '1.0', [{ name: 'kdproof', content: printExecutable(PROOF_TEXT), mode: 0o755 }], ['/kdproof']);
+      proof = { reference: `${registry.host}/kubedos/kdproof:1.0`, digest: pushed.digest };
+      spec = writeSpec(DEPLOY_LAB, 'lab-3.yaml', imagesSpecText({ name: 'kdproof', ...proof }));
+    } else {
+      spec = writeSpec(DEPLOY_LAB);
+    }
     driver = new QemuLocalDriver({ stateDir: join(WS, 'clusters/lab-3/vms'), ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } });
   });
 
   afterAll(async () => {
+    registry?.stop();
+    if (registryRoot) rmSync(registryRoot, { recursive: true, force: true });
     for (const n of p.nodes) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
     dropLabBulk(WS, [join(WS, 'cache')]);
   });
@@ -56,7 +80,8 @@ describe('kubedos deploy lab-3 --target qemu-local (TCG, qcow2 path, no route ou
     expect(Object.keys(o)).toEqual(STAGES);
     for (const s of STAGES) expect(o[s], s).not.toMatch(/failed|skipped|aborted/);
     // lab-3 turns Kubernetes off (no upstream sources): the workload stage says so and what the spec enables.
-    expect(r.stdout).toMatch(/Kubernetes off in the spec: no workload layer installed; the spec enables etcd, prometheus, set up by the converge stage/);
+    if (LAB_IMAGES) expect(r.stdout).toMatch(/Kubernetes off; containerd running with 1 image from the artifact on cp-1, w-1; the spec enables etcd, prometheus/);
+    else expect(r.stdout).toMatch(/Kubernetes off in the spec: no workload layer installed; the spec enables etcd, prometheus, set up by the converge stage/);
   }, 56 * 60_000);
 
   it('has no route out of the VMs\' network', async () => {
@@ -67,6 +92,24 @@ describe('kubedos deploy lab-3 --target qemu-local (TCG, qcow2 path, no route ou
       expect(addr.stdout).toContain(`${n.lan.address}/20`);
     }
   });
+
+  it.runIf(LAB_IMAGES)('w-1 runs a container of the darksite\'s image through containerd, with no route out; the SBOM lists the image by digest', async () => {
+    const { reference, digest } = proof!;
+    // The stand-in is no longer needed: the node has the image from the artifact only.
+    registry?.stop();
+    expect((await inGuest('w-1', ['ip', '-4', 'route', 'show', 'default'])).stdout.trim()).toBe('');
+    const ls = await inGuest('w-1', ['ctr', '-n', 'k8s.io', 'images', 'ls']);
+    expect(ls.exitCode, ls.stderr).toBe(0);
+    const row = ls.stdout.split('\n').find((l) => l.startsWith(`${reference} `));
+    expect(row, ls.stdout).toBeDefined();
+    expect(row).toContain(digest);
+    const run = await inGuest('w-1', ['ctr', '-n', 'k8s.io', 'run', '--rm', reference, 'kdproof', '/kdproof']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toBe(PROOF_TEXT);
+    const sbom = JSON.parse(readFileSync(join(WS, 'clusters/lab-3/build', SBOM_FILE), 'utf8')) as { components: { type: string; version?: string; properties?: { name: string; value: string }[] }[] };
+    const c = sbom.components.filter((x) => x.type === 'container');
+    expect(c.map((x) => [x.version, x.properties?.find((y) => y.name === 'kubedos:reference')?.value])).toEqual([[digest, reference]]);
+  }, 300_000);
 
   it('every node has fresh handshakes with the hub on wg1, wg2 and wg3', async () => {
     for (const n of p.nodes.filter((x) => !x.hub)) {

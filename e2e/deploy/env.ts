@@ -116,3 +116,15 @@ export function standinSpecText(standin: ProxmoxStandIn): string {
 export function etcdctlOn(member: { planes: { wg3: { address: string } } }): string[] {
   return etcdctlArgv([member.planes.wg3.address], []);
 }
+
+/** Opt-in image proof (KUBEDOS_LAB_IMAGES=1, `npm run test:deploy:images`): lab-3 as it is, plus one image under spec.sources.images. */
+export const LAB_IMAGES = process.env.KUBEDOS_LAB_IMAGES === '1';
+
+/** lab-3 with `spec.sources.images` declaring one image (Kubernetes stays off: the runtime runs alone). */
+export function imagesSpecText(image: { name: string; reference: string; digest: string }): string {
+  const text = TEMPLATES['lab-3'].text;
+  const anchor = '\n  acceptance:\n';
+  if (!text.includes(anchor) || /^ {2}sources:/m.test(text)) throw new Error('the lab-3 template changed (no "acceptance:" block, or sources already declared): update imagesSpecText');
+  const block = ['', '  sources:', '    images:', `      - name: ${image.name}`, `        reference: ${image.reference}`, `        digest: "${image.digest}"`, ''].join('\n');
+  return text.replace(anchor, `${block}${anchor}`);
+}

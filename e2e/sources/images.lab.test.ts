@@ -1,103 +1,34 @@
 // Container images from a declared source, against Debian's docker-registry on loopback (started
-// and stopped by PID, storage in a private temp dir). The image is written here as OCI JSON and a
-// gzip'd tar layer by our own code and pushed through the registry API; the builder's pull then
+// and stopped by PID, storage in a private temp dir; ./registry.ts). The image is written as OCI
+// JSON and a gzip'd tar layer by our own code and pushed through the registry API; the builder's pull then
 // checks the pinned digest before anything is kept and writes an OCI image layout.
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson, sha256Hex } from '../../common/canonical';
+import { sha256Hex } from '../../common/canonical';
 import { ImageSourceSpec } from '../../common/spec/schema';
 import { MEDIA, pullImage, writeOciLayout } from '../../main/build/sources/oci';
 import { collectUpstream, importSourceContent } from '../../main/build/sources/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import type { LoopbackRegistry } from './registry';
+import { freePort, pushImage as push, startRegistry } from './registry';
 
-const REGISTRY = '/usr/bin/docker-registry';
 const root = mkdtempSync(join(tmpdir(), 'kubedos-h13-registry-'));
-let registry: ChildProcess | undefined;
+let registry: LoopbackRegistry | undefined;
 let host = '';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** A one-file tar (ustar), enough for a layer. */
-function tarOf(name: string, content: Buffer): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(`${content.length.toString(8).padStart(11, '0')}\0`, 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  const pad = Buffer.alloc((512 - (content.length % 512)) % 512);
-  return Buffer.concat([h, content, pad, Buffer.alloc(1024)]);
-}
-
-async function pushBlob(repo: string, body: Buffer): Promise<string> {
-  const digest = `sha256:${sha256Hex(body)}`;
-  const start = await fetch(`http://${host}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-  expect(start.status).toBe(202);
-  const loc = new URL(start.headers.get('location')!, `http://${host}`);
-  loc.searchParams.set('digest', digest);
-  const put = await fetch(loc, { method: 'PUT', body: new Uint8Array(body), headers: { 'content-type': 'application/octet-stream' } });
-  expect(put.status).toBe(201);
-  return digest;
-}
-
-async function pushImage(repo: string, tag: string, text: string): Promise<{ digest: string; bytes: Buffer }> {
-  const tar = tarOf('hello.txt', Buffer.from(text));
-  const layer = gzipSync(tar, { level: 9 });
-  const config = Buffer.from(canonicalJson({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [`sha256:${sha256Hex(tar)}`] } }));
-  const configDigest = await pushBlob(repo, config);
-  const layerDigest = await pushBlob(repo, layer);
-  const manifest = Buffer.from(
-    canonicalJson({
-      schemaVersion: 2,
-      mediaType: MEDIA.ociManifest,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layer.length }],
-    }),
-  );
-  const put = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: new Uint8Array(manifest), headers: { 'content-type': MEDIA.ociManifest } });
-  expect(put.status).toBe(201);
-  const digest = `sha256:${sha256Hex(manifest)}`;
-  expect(put.headers.get('docker-content-digest')).toBe(digest);
-  return { digest, bytes: manifest };
+function pushImage(repo: string, tag: string, text: string): Promise<{ digest: string; bytes: Buffer }> {
+  return push(host, repo, tag, [{ name: 'hello.txt', content: Buffer.from(text) }]);
 }
 
 beforeAll(async () => {
-  if (!existsSync(REGISTRY)) throw new Error(`${REGISTRY} is missing: apt-get install docker-registry (scripts/setup-host.sh installs it)`);
-  const port = await freePort();
-  host = `127.0.0.1:${port}`;
-  writeFileSync(join(root, 'config.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(root, 'storage')}\nhttp:\n  addr: ${host}\n`);
-  registry = spawn(REGISTRY, ['serve', join(root, 'config.yml')], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`http://${host}/v2/`).then((r) => r.ok).catch(() => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`docker-registry did not answer on ${host} in 10 s`);
+  registry = await startRegistry(root);
+  host = registry.host;
 }, 30_000);
 
 afterAll(() => {
-  if (registry?.pid) process.kill(registry.pid, 'SIGTERM');
+  registry?.stop();
   rmSync(root, { recursive: true, force: true });
 });
 

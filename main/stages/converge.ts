@@ -284,6 +284,32 @@ export async function recordOnNodes(s: Pick<StageContext, 'signal' | 'log'>, dri
   );
 }
 
+/**
+ * After a later stage changed what the converge fingerprint covers on `nodes` on purpose (the
+ * workload's container runtime: /etc/containerd, the containerd unit), their recorded fingerprints
+ * are taken again — in the workspace, on the hub (the health watcher's drift check) and on the
+ * nodes — so the next deploy's converge and the watcher do not read that change as drift. Without
+ * a record nothing is written (the next converge runs every node anyway); a node whose probe fails
+ * is dropped from the record, so it converges next time.
+ */
+export async function refreshConvergeRecord(workspace: string, s: Pick<StageContext, 'signal' | 'log'>, driver: GuestCall['driver'], plan: Plan, nodes: readonly string[]): Promise<void> {
+  const { state } = readConvergeState(workspace);
+  if (!state) return;
+  const targets = plan.nodes.filter((n) => nodes.includes(n.name) && state.nodes[n.name] !== undefined);
+  if (!targets.length) return;
+  const fps = { ...state.nodes };
+  for (const p of await Promise.all(targets.map((n) => probeNode({ driver, node: n, signal: s.signal })))) {
+    if ('fingerprint' in p) fps[p.node] = p.fingerprint;
+    else {
+      delete fps[p.node];
+      s.log(`${p.node}: fingerprint after the workload not taken (${p.error}); it converges again next run`, { node: p.node, stream: 'warn' });
+    }
+  }
+  writeConvergeState(workspace, { ...state, nodes: fps });
+  await recordOnHub({ driver, node: hubOf(plan), signal: s.signal }, state.runId, fps);
+  await recordOnNodes(s, driver, plan, state.runId, fps);
+}
+
 /** `ansible-playbook -i INVENTORY` run from the baked content directory with its config (no shell). */
 export function playbookCommand(extraEnv: readonly string[] = []): string[] {
   return ['env', '-C', ANSIBLE_DIR, `ANSIBLE_CONFIG=${ANSIBLE_DIR}/ansible.cfg`, 'ANSIBLE_NOCOLOR=1', ...extraEnv, 'ansible-playbook', '-i', INVENTORY];
