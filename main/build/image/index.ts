@@ -172,6 +172,9 @@ export async function buildImage(input: ImageInput): Promise<void> {
   const wants = join(rootfs, 'etc/systemd/system/multi-user.target.wants');
   mkdirSync(wants, { recursive: true });
   if (!existsSync(join(wants, 'systemd-networkd.service'))) symlinkSync('/lib/systemd/system/systemd-networkd.service', join(wants, 'systemd-networkd.service'));
+  // containerd is in the control-plane and worker images (payload/packages) so the darksite carries it, but it
+  // runs only where the workload stage's runtime play enables it (Kubernetes, or images the spec declares).
+  rmSync(join(wants, 'containerd.service'), { force: true });
   // Clones must not share host keys or caches.
   for (const f of readdirSync(join(rootfs, 'etc/ssh'))) if (/^ssh_host_/.test(f)) rmSync(join(rootfs, 'etc/ssh', f));
   for (const d of ['var/lib/apt/lists', 'var/cache/apt', 'var/log', 'tmp']) {
