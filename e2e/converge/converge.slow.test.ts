@@ -35,6 +35,7 @@ const LAB_VARS = {
   kubedos_lb_manage_service: false,
   kubedos_prometheus_manage_service: false,
   kubedos_node_exporter_manage_service: false,
+  kubedos_wireguard_manage_service: false, // no systemd to re-read the plane-bound services' drop-ins
 };
 const TAGS = 'baseline,backplanes,etcd,lb,observability';
 
@@ -136,6 +137,11 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
     expect([...r1.keys()].sort(), first.stdout.slice(-3000)).toEqual(['localhost', ...p.nodes.map((n) => n.name)].sort());
     for (const [host, r] of r1) expect({ host, failed: r.failed, unreachable: r.unreachable }, first.stdout.slice(-4000)).toEqual({ host, failed: 0, unreachable: 0 });
     expect([...r1.values()].reduce((a, r) => a + r.changed, 0)).toBeGreaterThan(0);
+    // Task results (module starts, seconds each under TCG) of a first converge, the worker's being
+    // the rebuild drill's reintegration: a role change that adds or removes steps changes these
+    // on purpose, with payload/ansible/README.md's numbers. Measured 2026-12-04.
+    const cost = taskResults(first.stdout);
+    expect({ worker: cost['w-1'], controlPlane: cost['cp-1'], master: cost['master'], lb: cost['lb-1'] }).toEqual({ worker: 14, controlPlane: 17, master: 18, lb: 17 });
 
     t0 = Date.now();
     const second = await converge();
