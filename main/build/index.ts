@@ -24,7 +24,7 @@ import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha25
 import { buildBaseRootfs, buildImage, DEFAULT_ROOT_MIB } from './image/index';
 import { abInputs } from './image/ab';
 import { ISO_HOST_FILES } from './iso/host-files';
-import { buildIso } from './iso/index';
+import { buildIso, isoKeyInputs } from './iso/index';
 import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
 import { loadPayloadSources } from './payload/load';
 import type { RenderedPayload } from './payload/render';
@@ -73,6 +73,11 @@ export interface BuildOptions {
 
 /** Roles whose nodes run containerd (payload/ansible playbooks/40-runtime.yml): their images carry the OCI layout. */
 export const CONTAINERD_ROLES: readonly NodeRole[] = ['control-plane', 'worker'];
+
+/** The artifact's OCI image layout for a role's qcow2 image and ISO: the roles that run containerd only. */
+export function ociLayoutFor<T>(role: NodeRole, layout: T | undefined): T | undefined {
+  return layout && CONTAINERD_ROLES.includes(role) ? layout : undefined;
+}
 
 /** Pure: the role an output belongs to: payload/<role>/…, iso/<cluster>-<role>.iso, images/<cluster>-<role>.qcow2. */
 export function roleOfOutput(path: string, cluster: string): string | undefined {
@@ -329,10 +334,12 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     }
     place(pe, outDir, `payload/${role}`, state);
     track(`payload/${role}`, pe.files);
+    // The roles that run containerd get the layout in their qcow2 image and on their ISO.
+    const oci = ociLayoutFor(role, upstream.layoutEntry);
 
     if (targets.includes('iso')) {
       const netinstSha = o.netinstIso ? await sha256File(o.netinstIso) : undefined;
-      const key = inputsKey('iso', { payloadHashes, darksite: dsKey, host: isoHost, epoch, netinstSha, tools: pick(tools, ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common']), cluster, node: process.versions.node });
+      const key = inputsKey('iso', isoKeyInputs({ payloadHashes, darksite: dsKey, host: isoHost, epoch, netinstSha, tools: pick(tools, ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common']), cluster, node: process.versions.node }, oci ? ociIndexSha : undefined));
       const name = `${cluster}-${role}.iso`;
       let e = await lookup(key);
       if (!e) {
@@ -342,7 +349,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
         mkdirSync(scratch, { recursive: true });
         const work = cache.scratch(`iso-work-${role}`);
         try {
-          await buildIso({ payload, darksiteDir: ds.dir, outFile: join(scratch, name), workDir: work, sourceDateEpoch: epoch, cluster, netinstIso: o.netinstIso, signal });
+          await buildIso({ payload, darksiteDir: ds.dir, outFile: join(scratch, name), workDir: work, sourceDateEpoch: epoch, cluster, netinstIso: o.netinstIso, ...(oci && ociIndexSha ? { ociLayout: { dir: oci.dir, indexSha256: ociIndexSha } } : {}), signal });
         } finally {
           rmSync(work, { recursive: true, force: true });
         }
@@ -355,7 +362,6 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     if (targets.includes('image')) {
       const extras = packagesFor(lock, [role]).filter((p) => p.roles.length < NODE_ROLES.length);
       const base = await baseRootfs();
-      const oci = upstream.layoutEntry && CONTAINERD_ROLES.includes(role) ? upstream.layoutEntry : undefined;
       // An A/B disk (spec.upgrades.diskLayout) adds its layout and upgrade files to the key. `ext4`
       // names how the root filesystem is made (main/build/ext4.ts: every inode time pinned): images
       // cached before it were not byte-reproducible, so they are not reused.

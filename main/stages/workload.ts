@@ -207,7 +207,7 @@ async function runRuntime(ctx: DeployContext, s: StageContext, spec: ClusterSpec
         node: n.name,
         command: ['ctr', '--namespace', 'k8s.io', 'images', 'list', '--quiet'],
         stderrTail: tail(list.stdout),
-        hint: `the node's image must carry the artifact's OCI layout at /${OCI_NODE_DIR} (qcow2 images of control planes and workers do; ISO-installed nodes do not, docs/sources.md); rebuild, then rerun the deploy`,
+        hint: `the node's image must carry the artifact's OCI layout at /${OCI_NODE_DIR} (the qcow2 images of control planes and workers carry it; their role ISOs carry it and the installer copies it there, docs/sources.md); rebuild, reinstall or re-image the node, then rerun the deploy`,
       });
     }
     s.node(n.name, 'ok', `containerd with ${images.length} image(s)`);

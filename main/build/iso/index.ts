@@ -1,14 +1,17 @@
 // Role installer ISOs: hybrid BIOS (isolinux) + UEFI (shim → signed GRUB) media carrying the
 // Debian installer with the role's preseed and payload injected into its initrd, plus the
-// payload and the darksite on the medium. Reproducible: staged tree, FAT image and ISO use
+// payload and the darksite on the medium (control planes and workers: also the artifact's OCI
+// image layout, ./oci.ts). Reproducible: staged tree, FAT image and ISO use
 // SOURCE_DATE_EPOCH, fixed owners, sorted cpio entries, deterministic gzip.
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { sha256Hex } from '../../../common/canonical';
 import { run } from '../../exec/runner';
 import { copyTree, listFiles, makeWritable, pinTimes } from '../files';
 import type { PayloadFile, RenderedPayload } from '../payload/render';
 import { ISO_HOST_FILES, requireHostFiles } from './host-files';
+import { INITRD_OCI_SCRIPT, ISO_OCI_DIR, renderOciLateScript, withOciLateCommand } from './oci';
 
 export const INITRD_PAYLOAD_DIR = 'kubedos-payload';
 
@@ -22,7 +25,25 @@ export interface IsoInput {
   cluster: string;
   /** Remaster a user-supplied Debian netinst ISO instead of the netboot kernel/initrd. */
   netinstIso?: string;
+  /** The artifact's OCI image layout (declared images; control planes and workers): put on the
+   * medium at ISO_OCI_DIR and copied to the target by the late command (./oci.ts). */
+  ociLayout?: { dir: string; indexSha256: string };
   signal?: AbortSignal;
+}
+
+/** The ISO's cache-key inputs: the layout's index digest enters only when the medium carries
+ * it, so ISOs without declared images keep the key (and bytes) they had before. */
+export function isoKeyInputs<T extends object>(base: T, ociIndexSha256?: string): T | (T & { oci: string }) {
+  return ociIndexSha256 ? { ...base, oci: ociIndexSha256 } : base;
+}
+
+/** The payload as the medium installs it: with a layout, the preseed (and its copy in the
+ * payload) runs the layout copy first in late_command. Without one, the payload unchanged. */
+export function isoPayload(payload: RenderedPayload, ociLayout?: IsoInput['ociLayout']): RenderedPayload {
+  if (!ociLayout) return payload;
+  const preseed = withOciLateCommand(payload.preseed);
+  const data = new TextEncoder().encode(preseed);
+  return { ...payload, preseed, files: payload.files.map((f) => (f.path === 'preseed.cfg' ? { ...f, data } : f)) };
 }
 
 /** Pure: the kernel command line of the installer. */
@@ -53,7 +74,7 @@ export function renderIsolinuxCfg(kernel: string, initrd: string): string {
 
 /** A newc cpio (gzip) with the preseed at / and the payload under /kubedos-payload, plus
  * the darksite key as the installer's archive keyring so Release files verify against it. */
-export async function payloadInitrd(payload: RenderedPayload, workDir: string, epoch: number, signal?: AbortSignal): Promise<Buffer> {
+export async function payloadInitrd(payload: RenderedPayload, workDir: string, epoch: number, signal?: AbortSignal, extra: readonly PayloadFile[] = []): Promise<Buffer> {
   const root = join(workDir, 'initrd-overlay');
   rmSync(root, { recursive: true, force: true });
   const write = (rel: string, f: Pick<PayloadFile, 'data' | 'mode'>): void => {
@@ -64,6 +85,7 @@ export async function payloadInitrd(payload: RenderedPayload, workDir: string, e
   };
   for (const f of payload.files) write(`${INITRD_PAYLOAD_DIR}/${f.path}`, f);
   write('preseed.cfg', { data: new TextEncoder().encode(payload.preseed), mode: 0o644 });
+  for (const f of extra) write(f.path, f);
   const keyring = payload.files.find((f) => f.path === 'kubedos-archive-keyring.gpg');
   if (!keyring) throw new Error('iso: the payload carries no darksite keyring');
   write('usr/share/keyrings/archive.gpg', keyring);
@@ -98,7 +120,15 @@ function isoDate(epoch: number): string {
 }
 
 export async function buildIso(input: IsoInput): Promise<void> {
-  const { payload, workDir, sourceDateEpoch: epoch, signal } = input;
+  const { workDir, sourceDateEpoch: epoch, signal, ociLayout } = input;
+  const payload = isoPayload(input.payload, ociLayout);
+  const extra: PayloadFile[] = [];
+  if (ociLayout) {
+    const index = join(ociLayout.dir, 'index.json');
+    const got = existsSync(index) ? sha256Hex(readFileSync(index)) : 'missing';
+    if (got !== ociLayout.indexSha256) throw new Error(`iso ${payload.role}: ${index} is sha256:${got}, the artifact's OCI index is sha256:${ociLayout.indexSha256}; rebuild with --rebuild`);
+    extra.push({ path: INITRD_OCI_SCRIPT, data: new TextEncoder().encode(renderOciLateScript(ociLayout.indexSha256)), mode: 0o755 });
+  }
   const stage = join(workDir, 'stage');
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(stage, { recursive: true });
@@ -138,7 +168,7 @@ export async function buildIso(input: IsoInput): Promise<void> {
     copyFileSync(ISO_HOST_FILES.grubCd.path, join(stage, 'EFI/BOOT/grubx64.efi'));
   }
   // The installer initrd with our overlay appended (the kernel unpacks concatenated archives in order).
-  const overlay = await payloadInitrd(payload, workDir, epoch, signal);
+  const overlay = await payloadInitrd(payload, workDir, epoch, signal, extra);
   writeFileSync(join(stage, initrdPath), Buffer.concat([readFileSync(join(stage, initrdPath)), overlay]));
   mkdirSync(join(stage, 'boot/grub'), { recursive: true });
   writeFileSync(join(stage, 'boot/grub/grub.cfg'), renderGrubCfg(payload.role, `/${kernelPath}`, `/${initrdPath}`));
@@ -158,6 +188,7 @@ export async function buildIso(input: IsoInput): Promise<void> {
   }
   writeFileSync(join(stage, 'kubedos/preseed.cfg'), payload.preseed);
   copyTree(input.darksiteDir, join(stage, 'darksite'));
+  if (ociLayout) copyTree(ociLayout.dir, join(stage, ISO_OCI_DIR));
   pinTimes(stage, epoch);
   rmSync(input.outFile, { force: true });
   mkdirSync(dirname(input.outFile), { recursive: true });
