@@ -238,6 +238,43 @@ describe('kubedos-health-watch run --once', () => {
   });
 });
 
+describe('kubedos-health-watch: converge drift follows the record', () => {
+  it('a new record starts a new take at once (not everySeconds later) and drops what a take against the old record found', async () => {
+    const base = join(dir, 'restamp');
+    mkdirSync(base, { recursive: true });
+    const A = 'a'.repeat(64);
+    const B = 'b'.repeat(64);
+    const record = join(base, 'fingerprints.json');
+    // The hub fingerprints itself with the configured script (echo A); the first record says B.
+    writeFileSync(record, JSON.stringify({ runId: 'r1', nodes: { master: B } }));
+    const py = [
+      'import importlib.machinery, importlib.util, json, sys, time',
+      "loader = importlib.machinery.SourceFileLoader('hw', sys.argv[1])",
+      "m = importlib.util.module_from_spec(importlib.util.spec_from_loader('hw', loader))",
+      'loader.exec_module(m)',
+      `p = m.ConvergeProbe({'nodes': [{'name': 'master', 'hub': True}], 'converge': {'record': sys.argv[2], 'everySeconds': 300, 'script': 'echo ${A}\\n'}})`,
+      'def settle(t):',
+      '    for _ in range(200):',
+      '        r = p.drift(t)',
+      '        if r[0] is not None: return r[0]',
+      '        time.sleep(0.05)',
+      '    return None',
+      'out = [settle(1000.0)]',
+      // Rewritten in place, same length: only the content tells it moved.
+      `open(sys.argv[2], 'w').write(json.dumps({'runId': 'r2', 'nodes': {'master': '${A}'}}))`,
+      'out.append(p.drift(1001.0))',
+      'out.append(settle(1002.0))',
+      'print(json.dumps(out))',
+    ].join('\n');
+    const r = await run(['python3', '-c', py, WATCH, record], { env: { PATH: '/usr/bin:/bin' }, timeoutMs: 30_000 });
+    const [first, right, after] = JSON.parse(r.stdout) as [string[], [string[] | null, string[]], string[]];
+    expect(first).toEqual(['master']);
+    // One second later (everySeconds is 300): the drift against the old record is not reported.
+    expect(right).toEqual([null, ['converge fingerprints not taken yet against the current record']]);
+    expect(after).toEqual([]);
+  });
+});
+
 describe("kubedos-health-watch: the nodes' versions from their node exporters over wg2", () => {
   it('reads kubedos_artifact_info from each node, says why for a node without it or without an exporter, and leaves the verdict alone', async () => {
     const { createServer } = await import('node:http');
