@@ -87,6 +87,28 @@ export function runtimeNote(imageCount: number, nodes: readonly string[]): strin
   return `Kubernetes off; containerd running with ${imageCount} image${imageCount === 1 ? '' : 's'} from the artifact on ${nodes.join(', ')}`;
 }
 
+/** What containerd holds, one reference per line (the probe and the check after the runtime play). */
+const CTR_IMAGES_LIST = ['ctr', '--namespace', 'k8s.io', 'images', 'list', '--quiet'];
+
+/** The nodes that run containerd (playbooks/40-runtime.yml). */
+const containerdNodes = (plan: Plan): Plan['nodes'] => plan.nodes.filter((n) => CONTAINERD_ROLES.includes(n.role));
+
+/** Runs the workload plays with `tags` on the hub; a failed task or exit stops the stage naming the host and task. */
+async function runWorkloadPlay(s: StageContext, hubG: GuestCall, tags: readonly string[], what: string, exitWhat: string): Promise<{ recap: ReturnType<typeof parsePlayRecap>; stdout: string }> {
+  const r = await runPlaybook(s, hubG, { tags, logName: `workload-${s.runId.slice(0, 8)}` });
+  const f = failedTasks(r.stdout)[0];
+  if (r.exitCode !== 0 || f) {
+    throw new StageError(f ? `${f.host}: ${what} task "${f.task}" failed: ${f.message.split('\n')[0]}` : `${exitWhat} exited ${r.exitCode}`, {
+      node: f?.host ?? hubG.node.name,
+      command: ['ansible-playbook', '--tags', tags.join(','), 'site.yml'],
+      exitCode: r.exitCode,
+      stderrTail: tail(f?.message ?? (r.stderr || r.stdout)),
+      hint: 'fix the cause and rerun the deploy: it resumes at workload',
+    });
+  }
+  return { recap: parsePlayRecap(r.stdout), stdout: r.stdout };
+}
+
 export function workloadStage(ctx: DeployContext): StageDefinition {
   return deployStage({
     name: 'workload',
@@ -105,8 +127,8 @@ export function workloadStage(ctx: DeployContext): StageDefinition {
       const mode = workloadMode(validate.spec);
       if (mode.kind === 'runtime') {
         const { driver } = ctx.substrate(validate.spec, planned.plan);
-        for (const n of planned.plan.nodes.filter((x) => CONTAINERD_ROLES.includes(x.role))) {
-          const list = await guestRun({ driver, node: n, signal: p.signal }, ['ctr', '--namespace', 'k8s.io', 'images', 'list', '--quiet'], { timeoutS: 60, what: 'ctr images list' });
+        for (const n of containerdNodes(planned.plan)) {
+          const list = await guestRun({ driver, node: n, signal: p.signal }, CTR_IMAGES_LIST, { timeoutS: 60, what: 'ctr images list' });
           const lacking = missingImages(mode.images, list.stdout);
           if (lacking.length) return { moved: true, reason: `${n.name}: containerd does not list ${lacking[0]}` };
         }
@@ -136,18 +158,7 @@ export function workloadStage(ctx: DeployContext): StageDefinition {
           hint: 'build the artifact on a foundry that reaches the sources declared under spec.sources (kubedos build lists the upstream packages it locked), or set kubernetes.enabled: false; then rerun the deploy',
         });
       }
-      const r = await runPlaybook(s, hubG, { tags: mode.tags, logName: `workload-${s.runId.slice(0, 8)}` });
-      const recap = parsePlayRecap(r.stdout);
-      const f = failedTasks(r.stdout)[0];
-      if (r.exitCode !== 0 || f) {
-        throw new StageError(f ? `${f.host}: workload task "${f.task}" failed: ${f.message.split('\n')[0]}` : `ansible-playbook exited ${r.exitCode}`, {
-          node: f?.host ?? hub.name,
-          command: ['ansible-playbook', '--tags', WORKLOAD_TAGS.join(','), 'site.yml'],
-          exitCode: r.exitCode,
-          stderrTail: tail(f?.message ?? (r.stderr || r.stdout)),
-          hint: 'fix the cause and rerun the deploy: it resumes at workload',
-        });
-      }
+      const { recap } = await runWorkloadPlay(s, hubG, mode.tags, 'workload', 'ansible-playbook');
       const changed = Object.values(recap).reduce((a, x) => a + x.changed, 0);
       s.changed(changed);
       const notes = [`Kubernetes installed; ${enabled}`, ...Object.entries(recap).sort().map(([h, x]) => `${h}: ok=${x.ok} changed=${x.changed}`)];
@@ -162,7 +173,7 @@ async function runRuntime(ctx: DeployContext, s: StageContext, spec: ClusterSpec
   const { driver } = ctx.substrate(spec, plan);
   const hub = hubOf(plan);
   const hubG: GuestCall = { driver, node: hub, signal: s.signal };
-  const targets = plan.nodes.filter((n) => CONTAINERD_ROLES.includes(n.role));
+  const targets = containerdNodes(plan);
   if (!targets.length) {
     const note = `Kubernetes off; ${images.length} image(s) declared but the plan has no control plane or worker to run containerd; ${enabled}`;
     s.log(note, { stream: 'warn' });
@@ -176,36 +187,25 @@ async function runRuntime(ctx: DeployContext, s: StageContext, spec: ClusterSpec
       hint: 'containerd is in Debian main: list it in payload/packages/control-plane.list and worker.list and rebuild (a default build resolves the changed lists; --frozen refuses them), or remove spec.sources.images; then rerun the deploy',
     });
   }
-  const r = await runPlaybook(s, hubG, { tags: RUNTIME_TAGS, logName: `workload-${s.runId.slice(0, 8)}` });
-  const recap = parsePlayRecap(r.stdout);
-  const f = failedTasks(r.stdout)[0];
-  if (r.exitCode !== 0 || f) {
-    throw new StageError(f ? `${f.host}: container runtime task "${f.task}" failed: ${f.message.split('\n')[0]}` : `ansible-playbook --tags ${RUNTIME_TAGS.join(',')} exited ${r.exitCode}`, {
-      node: f?.host ?? hub.name,
-      command: ['ansible-playbook', '--tags', RUNTIME_TAGS.join(','), 'site.yml'],
-      exitCode: r.exitCode,
-      stderrTail: tail(f?.message ?? (r.stderr || r.stdout)),
-      hint: 'fix the cause and rerun the deploy: it resumes at workload',
-    });
-  }
+  const { recap, stdout } = await runWorkloadPlay(s, hubG, RUNTIME_TAGS, 'container runtime', `ansible-playbook --tags ${RUNTIME_TAGS.join(',')}`);
   // The nodes the play ran on, by its recap (not the plan): each must list every declared image.
   const ran = targets.filter((n) => recap[n.name]);
   if (!ran.length) {
     throw new StageError(`the container runtime play ran on no control plane or worker (recap hosts: ${Object.keys(recap).sort().join(', ') || 'none'})`, {
       node: hub.name,
       command: ['ansible-playbook', '--tags', RUNTIME_TAGS.join(','), 'site.yml'],
-      stderrTail: tail(r.stdout),
+      stderrTail: tail(stdout),
       hint: 'check the inventory groups role_control_plane and role_worker on the hub, then rerun the deploy',
     });
   }
   for (const n of ran) {
-    const list = await guestRun({ driver, node: n, signal: s.signal }, ['ctr', '--namespace', 'k8s.io', 'images', 'list', '--quiet'], { timeoutS: 60, what: 'ctr images list' });
+    const list = await guestRun({ driver, node: n, signal: s.signal }, CTR_IMAGES_LIST, { timeoutS: 60, what: 'ctr images list' });
     const lacking = missingImages(images, list.stdout);
     if (lacking.length) {
       s.node(n.name, 'failed', `containerd lacks ${lacking.length} declared image(s)`);
       throw new StageError(`${n.name}: containerd does not list ${lacking.slice(0, 3).join(', ')}${lacking.length > 3 ? ` and ${lacking.length - 3} more` : ''} after the runtime play`, {
         node: n.name,
-        command: ['ctr', '--namespace', 'k8s.io', 'images', 'list', '--quiet'],
+        command: CTR_IMAGES_LIST,
         stderrTail: tail(list.stdout),
         hint: `the node's image must carry the artifact's OCI layout at /${OCI_NODE_DIR} (the qcow2 images of control planes and workers carry it; their role ISOs carry it and the installer copies it there, docs/sources.md); rebuild, reinstall or re-image the node, then rerun the deploy`,
       });
