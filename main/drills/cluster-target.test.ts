@@ -9,7 +9,7 @@ import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import type { DrillRecord } from '../../common/drills/timeline';
 import type { PipelineResult } from '../pipeline/runner';
 import type { GuestExecResult, SubstrateDriver } from '../substrate/driver';
-import { ClusterDrillTarget } from './cluster-target';
+import { ClusterDrillTarget, stageSummary } from './cluster-target';
 import type { RepairRun } from './cluster-target';
 import { runDrill } from './engine';
 import { evaluateHealth } from '../../common/drills/health';
@@ -98,6 +98,14 @@ async function drill(target: ClusterDrillTarget, scenario = 'delete-worker-vm'):
   let last: DrillRecord | undefined;
   return runDrill({ target, spec: fastSpec, scenario, node: 'w-1', thresholds, thresholdsSource: 'test', id: 't', store: (r) => (last = structuredClone(r)), nextOnInterrupt: 'kubedos heal lab-3.yaml', phaseTimeoutMs: 20_000 }).then((r) => r ?? last!);
 }
+
+describe('stageSummary (where a replace/reintegrate phase\'s time went)', () => {
+  it('names each stage\'s last state with its duration when it took a second or more', () => {
+    const ev = (stage: string, state: 'running' | 'success' | 'skipped', changes?: number, durationMs?: number): PipelineEvent => ({ ...stageEvent(stage, state === 'skipped' ? 'success' : state, changes), state, ...(durationMs !== undefined ? { durationMs } : {}) });
+    const events = [ev('enroll', 'running'), ev('enroll', 'success', 4, 61_400), ev('converge', 'running'), ev('converge', 'success', 21, 352_600), ev('workload', 'skipped', undefined, 12), ev('seal', 'success', 3, 999)];
+    expect(stageSummary(events, ['backplanes', 'enroll', 'converge', 'workload', 'seal'])).toBe('enroll 4 changes (61 s), converge 21 changes (353 s), workload unchanged, seal 3 changes');
+  });
+});
 
 describe('ClusterDrillTarget (a deployed cluster through its substrate driver)', () => {
   it('delete-worker-vm: detected by the guest agent\'s silence, revoked at the hub, replaced by a deploy run (replace ends at first boot), healthy', async () => {

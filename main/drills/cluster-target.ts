@@ -244,11 +244,18 @@ function stageWord(e: StageEvent): string {
   return e.state;
 }
 
-/** "provision 1 change, firstboot 1 change" from the stages' last events. */
-function stageSummary(events: readonly PipelineEvent[], stages: readonly string[]): string {
+/** "provision 1 change (71 s), firstboot unchanged" from the stages' last events: a stage's duration when it took a second or more (where a phase's time went). */
+export function stageSummary(events: readonly PipelineEvent[], stages: readonly string[]): string {
   const last = new Map<string, StageEvent>();
   for (const e of events) if (e.type === 'stage' && e.state !== 'queued' && e.state !== 'pending') last.set(e.stage, e);
-  return stages.filter((s) => last.has(s)).map((s) => `${s} ${stageWord(last.get(s)!)}`).join(', ');
+  return stages
+    .filter((s) => last.has(s))
+    .map((s) => {
+      const e = last.get(s)!;
+      const took = e.durationMs !== undefined && e.durationMs >= 1000 ? ` (${Math.round(e.durationMs / 1000)} s)` : '';
+      return `${s} ${stageWord(e)}${took}`;
+    })
+    .join(', ');
 }
 
 function runIdOf(events: readonly PipelineEvent[]): string | undefined {
