@@ -101,7 +101,7 @@ async function drill(target: ClusterDrillTarget, scenario = 'delete-worker-vm'):
 
 describe('stageSummary (where a replace/reintegrate phase\'s time went)', () => {
   it('names each stage\'s last state with its duration when it took a second or more', () => {
-    const ev = (stage: string, state: 'running' | 'success' | 'skipped', changes?: number, durationMs?: number): PipelineEvent => ({ ...stageEvent(stage, state === 'skipped' ? 'success' : state, changes), state, ...(durationMs !== undefined ? { durationMs } : {}) });
+    const ev = (stage: string, state: 'running' | 'success' | 'skipped', changes?: number, durationMs?: number): PipelineEvent => ({ runId: 'run-1', seq: 0, time: '2026-12-02T00:00:00Z', type: 'stage', stage, state, rerun: 'safe-rerun', attempt: 1, ...(changes !== undefined ? { changes } : {}), ...(durationMs !== undefined ? { durationMs } : {}) });
     const events = [ev('enroll', 'running'), ev('enroll', 'success', 4, 61_400), ev('converge', 'running'), ev('converge', 'success', 21, 352_600), ev('workload', 'skipped', undefined, 12), ev('seal', 'success', 3, 999)];
     expect(stageSummary(events, ['backplanes', 'enroll', 'converge', 'workload', 'seal'])).toBe('enroll 4 changes (61 s), converge 21 changes (353 s), workload unchanged, seal 3 changes');
   });
