@@ -36,6 +36,16 @@ const cases: { name: string; template?: TemplateName; code: string; path: string
   { name: 'API VIP assigned to a node', code: 'invariant.vip-taken', path: 'spec.networking.apiVip', mutate: (s) => (s.spec.networking.apiVip = '10.100.0.20') },
   { name: 'no master', code: 'invariant.no-master', path: 'spec.nodes.inventory', mutate: (s) => (s.spec.nodes.inventory[0].role = 'grafana') },
   { name: 'two masters', code: 'invariant.many-masters', path: 'spec.nodes.inventory[1].role', mutate: (s) => (s.spec.nodes.inventory[1].role = 'master') },
+  {
+    name: 'an A/B disk larger than a node\'s first disk',
+    code: 'invariant.ab-disk-size',
+    path: 'spec.nodes.inventory[2].disks[0].sizeGiB',
+    template: 'lab-3',
+    mutate: (s) => {
+      s.spec.upgrades = { diskLayout: 'ab' };
+      s.spec.nodes.inventory[2].disks[0].sizeGiB = 5;
+    },
+  },
   { name: 'disk on an unknown pool', code: 'invariant.unknown-pool', path: 'spec.nodes.inventory[4].disks[0].pool', mutate: (s) => (s.spec.nodes.inventory[4].disks[0].pool = 'slow-hdd') },
   { name: 'NIC on an unknown bridge', code: 'invariant.unknown-bridge', path: 'spec.nodes.inventory[4].nics[0].bridge', mutate: (s) => (s.spec.nodes.inventory[4].nics[0].bridge = 'vmbr9') },
   { name: 'VLAN not trunked', code: 'invariant.vlan-not-trunked', path: 'spec.nodes.inventory[4].nics[0].vlan', mutate: (s) => (s.spec.nodes.inventory[4].nics[0].vlan = 99) },

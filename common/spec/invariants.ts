@@ -4,6 +4,7 @@ import type { Cidr } from '../net/ipv4';
 import type { Diagnostic, PathSegment, Severity } from './diagnostic';
 import { formatPath } from './diagnostic';
 import type { Locator } from './parse';
+import { AB_ESP_MIB, AB_MIN_DATA_MIB, AB_MIN_DISK_GIB, ROOT_MIB } from '../upgrade/ab-size';
 import type { ClusterSpec } from './schema';
 import { ClusterSpecBody, DRILL_SCENARIOS, PLANE_NAMES } from './schema';
 import {
@@ -94,6 +95,16 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator, available: R
       }
     });
   });
+
+  // ---- an A/B disk (ESP, two root slots, data) must fit every node's first disk
+  if (has('nodes') && s.upgrades?.diskLayout === 'ab') {
+    inv.forEach((node, i) => {
+      const gib = node.disks[0]?.sizeGiB;
+      if (gib !== undefined && gib < AB_MIN_DISK_GIB) {
+        report('ab-disk-size', 'error', invPath(i, 'disks', 0, 'sizeGiB'), `${node.name}'s first disk is ${gib} GiB; upgrades.diskLayout: ab needs at least ${AB_MIN_DISK_GIB} GiB (ESP ${AB_ESP_MIB} MiB, two root slots of ${ROOT_MIB} MiB, at least ${AB_MIN_DATA_MIB} MiB of data): give it ${AB_MIN_DISK_GIB} GiB or more, or keep the single layout`);
+      }
+    });
+  }
 
   // ---- exactly one master (the hub)
   const masters = inv.map((n, i) => [n, i] as const).filter(([n]) => n.role === 'master');

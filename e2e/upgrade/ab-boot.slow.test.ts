@@ -26,6 +26,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { prepareAbRootfs, renderSlotCfg, writeAbDisk } from '../../main/build/image/ab';
 import { espVolumeIds } from '../../main/build/image/index';
 import { abPartitions } from '../../main/upgrade/ab-layout';
+import { abDataMiB } from '../../common/upgrade/ab-size';
 import { startVm, type Vm } from '../build/vm';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -98,7 +99,7 @@ async function writeDisk(disk: string): Promise<void> {
   // This node is not enrolled (no planes, no Kubernetes): its gate checks its services only.
   writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-checks'), 'services\n');
   writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-units'), 'prometheus-node-exporter.service\n');
-  await writeAbDisk({ rootfs, upgradeDir: UPGRADE, workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });
+  await writeAbDisk({ rootfs, upgradeDir: UPGRADE, workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, dataMiB: abDataMiB(10), sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });
 }
 
 describe('A/B boot counter on a real boot (TCG, Secure Boot)', () => {

@@ -23,6 +23,7 @@ import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage, DEFAULT_ROOT_MIB } from './image/index';
 import { abInputs } from './image/ab';
+import { abDataMiB } from '../../common/upgrade/ab-size';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso, isoKeyInputs } from './iso/index';
 import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
@@ -367,7 +368,9 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       // cached before it were not byte-reproducible, so they are not reused.
       const ab = o.spec.spec.upgrades?.diskLayout === 'ab';
       const upgradeDir = join(o.payloadDir, 'upgrade');
-      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir) } : {}) });
+      // The A/B disk fills the smallest first disk among the role's nodes (its data partition takes the rest).
+      const dataMiB = ab ? abDataMiB(Math.min(...o.plan.nodes.filter((n) => n.role === role).map((n) => n.vm.disks[0]!.sizeGiB))) : undefined;
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir), dataMiB } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);
       if (!e) {
@@ -388,7 +391,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
             cluster,
             aptSource: `deb [signed-by=/usr/share/keyrings/kubedos-archive-keyring.gpg] http://${mirror.host}${mirror.directory} ${CODENAME} main`,
             ...(oci ? { ociLayoutDir: oci.dir } : {}),
-            ...(ab ? { diskLayout: 'ab' as const, upgradeDir } : {}),
+            ...(ab ? { diskLayout: 'ab' as const, upgradeDir, abDataMiB: dataMiB } : {}),
             signal,
             log,
           });

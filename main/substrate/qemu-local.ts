@@ -275,6 +275,16 @@ export class QemuLocalDriver implements SubstrateDriver {
     const dir = this.vmDir(shape.vmid);
     if (existsSync(join(dir, 'vm.json'))) throw new SubstrateError('vmid-taken', `VMID ${shape.vmid} already exists in ${this.options.stateDir}`, { node: shape.name, hint: 'pick another vmid or destroy it with --allow-destroy' });
     if (artifact?.kind === 'disk-image' && !existsSync(this.imagePath(artifact.volid))) throw new SubstrateError('no-artifact', `${artifact.volid} was not uploaded`, { node: shape.name });
+    const first = shape.disks.find((d) => d.index === 0);
+    if (artifact?.kind === 'disk-image' && first) {
+      // As Proxmox (qm disk resize refuses to shrink): a disk smaller than its image would cut the
+      // image's partition table off (the kernel then sees no partitions and the node never boots).
+      const info = JSON.parse(await this.exec(['qemu-img', 'info', '--output=json', '-U', this.imagePath(artifact.volid)], op, { node: shape.name })) as { 'virtual-size'?: number };
+      const image = info['virtual-size'] ?? 0;
+      if (image > first.sizeGiB * 1024 ** 3) {
+        throw new SubstrateError('disk-too-small', `${shape.name} (VMID ${shape.vmid}): its disk scsi0 is ${first.sizeGiB} GiB but the image ${artifact.volid} is ${(image / 1024 ** 3).toFixed(2)} GiB; shrinking disks is not supported`, { node: shape.name, hint: `give ${shape.name} a first disk of at least ${Math.ceil(image / 1024 ** 3)} GiB in the spec, or rebuild the image for this disk (kubedos build), then deploy again` });
+      }
+    }
     op.onEvent?.({ kind: 'vm', node: shape.name, vmid: shape.vmid, state: 'creating' });
     makePrivateDir(this.options.stateDir);
     makePrivateDir(join(dir, 'tpm'));

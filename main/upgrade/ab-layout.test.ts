@@ -3,6 +3,7 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AB_ESP_MIB, AB_MIN_DATA_MIB, AB_MIN_DISK_GIB, abDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
 import { abDiskBytes, abPartitions, GPT_TYPES, renderAbPartitionTable } from './ab-layout';
 
 const root = mkdtempSync(join(tmpdir(), 'h18-ab-'));
@@ -11,6 +12,18 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const input = { cluster: 'lab-3', role: 'worker', espMiB: 64, rootMiB: 2048, dataMiB: 256 };
 
 describe('A/B disk layout', () => {
+  it('fills the first disk exactly: the image of a role is the size of its smallest disk, never larger (a truncated GPT leaves the kernel no partitions)', () => {
+    for (const gib of [AB_MIN_DISK_GIB, 8, 10, 12, 64]) {
+      const layout = { cluster: 'lab-3', role: 'master', espMiB: AB_ESP_MIB, rootMiB: ROOT_MIB, dataMiB: abDataMiB(gib) };
+      expect(abDiskBytes(layout), `${gib} GiB`).toBe(gib * 1024 ** 3);
+      expect(abDataMiB(gib)).toBeGreaterThanOrEqual(AB_MIN_DATA_MIB);
+    }
+    // lab-3's master has 8 GiB: the data partition is what is left after ESP and the two slots.
+    expect(abDataMiB(8)).toBe(8192 - 2 - 64 - 2 * 2048);
+    expect(AB_MIN_DISK_GIB).toBe(6);
+    expect(abDataMiB(AB_MIN_DISK_GIB - 1)).toBeLessThan(AB_MIN_DATA_MIB);
+  });
+
   it('sfdisk writes it to a sparse disk and reads back ESP, root A, root B, data, aligned and back to back', () => {
     const disk = join(root, 'disk.raw');
     const fd = openSync(disk, 'w');

@@ -139,7 +139,7 @@ describe('boot counting, walked boot by boot', () => {
 });
 
 describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the counter real)', () => {
-  function gate(node: Node, o: { failUnits?: string[]; planesDown?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string }): { status: number; out: string; log: string; metrics: string } {
+  function gate(node: Node, o: { failUnits?: string[]; planesDown?: boolean; planesMissing?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string }): { status: number; out: string; log: string; metrics: string } {
     const d = mkdtempSync(join(root, 'gate-'));
     const bin = join(d, 'bin');
     execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile')]);
@@ -160,9 +160,9 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
       writeFileSync(join(d, 'conf/fingerprint.sh'), `echo ${o.fingerprint.actual}\n`);
     }
     writeFileSync(join(d, 'log'), '');
-    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.failUnits || o.planesDown || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1', '--interval', '0.5'], {
+    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.failUnits || o.planesDown || o.planesMissing || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1', '--interval', '0.5'], {
       encoding: 'utf8',
-      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile') },
+      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile') },
       timeout: 30_000,
     });
     const prom = join(d, 'textfile/kubedos.prom');
@@ -223,6 +223,17 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     boot(node);
     const g = gate(node, { planesDown: true });
     expect(g.out).toMatch(/gate: planes FAILED: planes down: wg2/);
+    expect(boot(node)).toBe('A');
+  });
+
+  it('the planes check runs kubedos-planes where first boot installs it, not whatever PATH holds; missing, it fails naming the command', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B');
+    boot(node);
+    // A kubedos-planes that would pass is on PATH; the node's (KUBEDOS_PLANES) is missing.
+    const g = gate(node, { planesMissing: true });
+    expect(g.out).toMatch(/gate: planes FAILED: \S*\/no-such\/kubedos-planes status failed: .*(not found|No such file)/);
+    expect(g.out).not.toMatch(/JSONDecodeError/);
     expect(boot(node)).toBe('A');
   });
 

@@ -17,13 +17,9 @@ import { pinTimes } from '../files';
 import { ISO_HOST_FILES } from '../iso/host-files';
 import { AB_LABELS, abDiskBytes, abPartitions, renderAbPartitionTable } from '../../upgrade/ab-layout';
 import { stableUuid } from './index';
+import { AB_ESP_MIB } from '../../../common/upgrade/ab-size';
 
-export const AB_ESP_MIB = 64;
-/** The data partition as built (sparse in the qcow2): the node's identity, etcd, containerd's
- * images, kubelet and the logs live there (payload/upgrade/kubedos-persist), so it gets at least
- * the root slot's size again with room to spare. A build input (AbDiskInput.dataMiB), not grown at
- * first boot: a fixed size keeps the disk the build hashed the disk the node runs (docs/upgrades.md). */
-export const AB_DATA_MIB = 4096;
+export { AB_ESP_MIB };
 /** Where the data partition is mounted: the update agent's state (docs/upgrades.md). */
 export const AB_DATA_MOUNT = '/var/lib/kubedos';
 /** Where kubedos-boot, kubedos-health-gate and kubedos-slot-write are installed in the root file system. */
@@ -185,7 +181,10 @@ export interface AbDiskInput {
   role: string;
   espVolId: string;
   rootMiB: number;
-  dataMiB?: number;
+  /** The data partition as built (sparse in the qcow2): the rest of the role's smallest first disk
+   * (common/upgrade/ab-size.ts abDataMiB). Not grown at first boot: a fixed size keeps the disk the
+   * build hashed the disk the node runs (docs/upgrades.md). */
+  dataMiB: number;
   sourceDateEpoch: number;
   /** The raw disk to write. */
   rawOut: string;
@@ -226,7 +225,7 @@ export async function writeAbDisk(o: AbDiskInput): Promise<void> {
     o.log?.(`image ${o.role}: root slot ${slot.toUpperCase()} (${label})`);
     await makeReproducibleExt4({ tree: o.rootfs, out: img, sizeMiB: o.rootMiB, uuid: id(`root-${slot}-fs`), label, hashSeed: id('hash-seed'), sourceDateEpoch: epoch, signal, timeoutMs: 20 * 60_000 });
   }
-  const dataMiB = o.dataMiB ?? AB_DATA_MIB;
+  const dataMiB = o.dataMiB;
   const dataTree = join(workDir, 'data-tree');
   rmSync(dataTree, { recursive: true, force: true });
   mkdirSync(dataTree);

@@ -13,6 +13,7 @@ import { ISO_HOST_FILES, requireHostFiles } from '../iso/host-files';
 import type { RenderedPayload } from '../payload/render';
 import { CODENAME, KEYRING_FILE } from '../darksite/index';
 import { prepareAbRootfs, writeAbDisk } from './ab';
+import { ROOT_MIB } from '../../../common/upgrade/ab-size';
 
 export interface BaseRootfsInput {
   darksiteDir: string;
@@ -45,8 +46,8 @@ export async function buildBaseRootfs(input: BaseRootfsInput): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
 }
 
-/** Size of a golden image's ext4 root filesystem unless the input says otherwise. */
-export const DEFAULT_ROOT_MIB = 2048;
+/** Size of a golden image's ext4 root filesystem (each slot of an A/B disk) unless the input says otherwise. */
+export const DEFAULT_ROOT_MIB = ROOT_MIB;
 
 export interface ImageInput {
   payload: RenderedPayload;
@@ -68,6 +69,8 @@ export interface ImageInput {
   diskLayout?: 'single' | 'ab';
   /** payload/upgrade/ of the checkout; required for diskLayout 'ab'. */
   upgradeDir?: string;
+  /** diskLayout 'ab': the data partition (MiB), the rest of the role's smallest first disk (abDataMiB). */
+  abDataMiB?: number;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -189,9 +192,10 @@ export async function buildImage(input: ImageInput): Promise<void> {
 
   if (input.diskLayout === 'ab') {
     if (!input.upgradeDir) throw new Error(`image ${payload.role}: an A/B disk needs payload/upgrade/ (upgradeDir)`);
+    if (input.abDataMiB === undefined) throw new Error(`image ${payload.role}: an A/B disk needs the size of its data partition (abDataMiB, from the role's first disk)`);
     prepareAbRootfs({ rootfs, upgradeDir: input.upgradeDir, espMountId, kernel, initrd });
     const raw = join(workDir, 'disk.raw');
-    await writeAbDisk({ rootfs, upgradeDir: input.upgradeDir, workDir, cluster: input.cluster, role: payload.role, espVolId, rootMiB: input.rootSizeMiB ?? DEFAULT_ROOT_MIB, sourceDateEpoch: epoch, rawOut: raw, ...(signal ? { signal } : {}), ...(input.log ? { log: input.log } : {}) });
+    await writeAbDisk({ rootfs, upgradeDir: input.upgradeDir, workDir, cluster: input.cluster, role: payload.role, espVolId, rootMiB: input.rootSizeMiB ?? DEFAULT_ROOT_MIB, dataMiB: input.abDataMiB, sourceDateEpoch: epoch, rawOut: raw, ...(signal ? { signal } : {}), ...(input.log ? { log: input.log } : {}) });
     mkdirSync(dirname(input.outFile), { recursive: true });
     rmSync(input.outFile, { force: true });
     await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, input.outFile], { signal, timeoutMs: 20 * 60_000 });
