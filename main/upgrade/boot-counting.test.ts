@@ -139,7 +139,7 @@ describe('boot counting, walked boot by boot', () => {
 });
 
 describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the counter real)', () => {
-  function gate(node: Node, o: { failUnits?: string[]; planesDown?: boolean; planesMissing?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string }): { status: number; out: string; log: string; metrics: string } {
+  function gate(node: Node, o: { failUnits?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string }): { status: number; out: string; log: string; metrics: string } {
     const d = mkdtempSync(join(root, 'gate-'));
     const bin = join(d, 'bin');
     execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile')]);
@@ -148,7 +148,7 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
       chmodSync(join(bin, name), 0o755);
     };
     const now = Math.floor(Date.now() / 1000);
-    const plane = (up: boolean): unknown => (up ? { up: true, peers: [{ latestHandshake: now - 5 }] } : { up: false });
+    const plane = (up: boolean): unknown => (up ? { up: true, peers: o.noPeers ? [] : [{ latestHandshake: now - 5 }] } : { up: false });
     writeFileSync(join(d, 'planes.json'), JSON.stringify({ node: 'w-1', hub: false, planes: { wg1: plane(true), wg2: plane(!o.planesDown), wg3: plane(true) } }));
     stub('kubedos-planes', `cat '${join(d, 'planes.json')}'`);
     stub('systemctl', `echo "systemctl $*" >> '${join(d, 'log')}'\ncase " ${(o.failUnits ?? []).join(' ')} " in *" $3 "*) exit 3 ;; esac\nexit 0`);
@@ -160,7 +160,7 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
       writeFileSync(join(d, 'conf/fingerprint.sh'), `echo ${o.fingerprint.actual}\n`);
     }
     writeFileSync(join(d, 'log'), '');
-    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.failUnits || o.planesDown || o.planesMissing || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1', '--interval', '0.5'], {
+    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.failUnits || o.planesDown || o.planesMissing || o.noPeers || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1', '--interval', '0.5'], {
       encoding: 'utf8',
       env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile') },
       timeout: 30_000,
@@ -234,6 +234,23 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     const g = gate(node, { planesMissing: true });
     expect(g.out).toMatch(/gate: planes FAILED: \S*\/no-such\/kubedos-planes status failed: .*(not found|No such file)/);
     expect(g.out).not.toMatch(/JSONDecodeError/);
+    expect(boot(node)).toBe('A');
+  });
+
+  it('a spoke with no hub peer yet (a new node before enrollment): not checked on the active slot, a failure on a slot being tried', () => {
+    const fresh = newNode();
+    boot(fresh);
+    const first = gate(fresh, { noPeers: true });
+    expect(first.status).toBe(0);
+    expect(first.out).toMatch(/gate: planes not checked: not enrolled yet \(no hub peer: the deploy's enroll stage adds it\)/);
+    expect(first.out).toMatch(/gate: pass \(slot A, already active\)/);
+    expect(first.metrics).toMatch(/^kubedos_boot_success 1$/m);
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B');
+    boot(node);
+    const tried = gate(node, { noPeers: true });
+    expect(tried.status).toBe(1);
+    expect(tried.out).toMatch(/gate: planes FAILED: no hub peer on any plane: this node is not enrolled/);
     expect(boot(node)).toBe('A');
   });
 
