@@ -53,6 +53,13 @@ export interface VmNodeOpsOptions {
   artifactDir: string;
   /** Parent of the private directories the slot images are cut into. */
   tmpParent?: string;
+  /** Converges one node on the build it runs (NodeOps.converge); absent: converging from the upgrade is refused, said. */
+  converge?: (node: string, signal?: AbortSignal) => Promise<void>;
+}
+
+/** Said when the upgrade has no converge to run (VmNodeOpsOptions.converge absent). */
+export function convergeNotBuiltMessage(cluster: string): string {
+  return `converging a node from the upgrade is not built yet for ${cluster}: run kubedos deploy SPEC after the upgrade to converge the upgraded nodes`;
 }
 
 export class VmNodeOps implements NodeOps {
@@ -149,6 +156,11 @@ export class VmNodeOps implements NodeOps {
 
   async uncordon(node: string, signal?: AbortSignal): Promise<void> {
     await this.kubectl(node, ['uncordon', this.k8sName(node)], signal);
+  }
+
+  async converge(node: string, signal?: AbortSignal): Promise<void> {
+    if (!this.o.converge) throw new Error(convergeNotBuiltMessage(this.o.plan.cluster.name));
+    await this.o.converge(node, signal);
   }
 
   async close(): Promise<void> {
