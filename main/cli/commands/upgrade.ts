@@ -15,7 +15,7 @@ import { substrateFor } from '../../substrate/factory';
 import { targetOf } from '../../target';
 import type { ApplyEvent, ApplyOutcome } from '../../upgrade/apply-run';
 import { upgradeWaves } from '../../upgrade/preflight';
-import { buildRefs, runUpgradeService, specNotAb, VmNodeOps } from '../../upgrade/vm-ops';
+import { buildRefs, runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
 import { sha256Hex } from '../../../common/canonical';
 import type { CliCommand, CliIo } from '../command';
@@ -45,7 +45,9 @@ async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef;
   const { spec, io } = o;
   const p = plan(spec);
   const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, o.target), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
-  const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '' });
+  // Ansible's log of each node's converge, indented under the node's converge event.
+  const converge = vmConverge({ spec, plan: p, driver, env: io.env, log: (line) => io.err(`  ${line}`) });
+  const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
   try {
     return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(eventLine(e)) });
   } finally {
