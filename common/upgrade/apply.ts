@@ -3,9 +3,9 @@
 // gate's metrics, the build on its active slot) and what this run already did to it (the run's
 // journal), the one next action: write slot X on node N, reboot N, wait for N's gate until a
 // deadline, converge N on N+1 once its gate passed, stop the upgrade (node, reason, the slot it
-// fell back to), or done. The foundry runs
-// the action, observes again and asks again, so a rerun after a crash of the foundry continues from
-// what the nodes say. Streaming the image over wg1 and running the commands are not here.
+// fell back to), or done. The foundry runs the action, observes again and asks again, so a rerun
+// after a crash of the foundry continues from what the nodes say (and the record: which nodes it
+// converged). Streaming the image over wg1 and running the commands are not here.
 // `planRollback` gives `kubedos upgrade --rollback`'s order.
 import { z } from 'zod';
 import { plural } from '../text/plural';

@@ -10,6 +10,8 @@
 //    backplanes, etcd, lb, observability), its log streamed live, its PLAY RECAP parsed: a
 //    failed task stops the stage with the node, the task and the error.
 // Remediates drift: a rerun runs the playbook again and must report changed=0.
+// convergeNodes: the same for a few nodes outside a deploy run (`kubedos upgrade`, once a node's
+// gate passed on N+1: its new slot keeps only what the node learned).
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { hubOf } from '../../common/plan/index';

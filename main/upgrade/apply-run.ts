@@ -2,8 +2,9 @@
 // node (`kubedos-boot status`, the gate's metrics while the tried slot is booted), ask the pure
 // plan (common/upgrade/apply.ts nextApplyAction) for the one next action, run it through a small
 // NodeOps (write the passive slot, reboot, converge a node whose gate passed, try a slot once,
-// withdraw a try), and again, until done, stopped, refused or cancelled. `--rollback` walks planRollback's order the same way. Every step is
-// an event (node, step, detail) the CLI prints and a workbench view can fold.
+// withdraw a try), and again, until done, stopped, refused or cancelled. `--rollback` walks
+// planRollback's order the same way. Every step is an event (node, step, detail) the CLI prints
+// and a workbench view can fold.
 //
 // What a node's slots hold is the foundry's record (UpgradeRecord, a private JSON file in the
 // cluster's workspace): N on both slots until a write succeeds; the builds that rolled back are
