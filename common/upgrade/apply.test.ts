@@ -20,8 +20,8 @@ const lab3Waves: Wave[] = lab3WavesOf();
 const waves = lab3Waves;
 const ORDER = waves.flatMap((w) => w.nodes);
 
-type Fault = 'write-fails' | 'power-off-during-write' | 'try-lost' | 'never-boots' | 'gate-fails' | 'gate-hangs' | 'drain-fails';
-const FAULTS: Exclude<Fault, 'drain-fails'>[] = ['write-fails', 'power-off-during-write', 'try-lost', 'never-boots', 'gate-fails', 'gate-hangs'];
+type Fault = 'write-fails' | 'power-off-during-write' | 'try-lost' | 'never-boots' | 'gate-fails' | 'gate-hangs' | 'drain-fails' | 'converge-fails';
+const FAULTS: Exclude<Fault, 'drain-fails' | 'converge-fails'>[] = ['write-fails', 'power-off-during-write', 'try-lost', 'never-boots', 'gate-fails', 'gate-hangs'];
 
 interface SimNode {
   active: Slot;
@@ -34,6 +34,8 @@ interface SimNode {
   running: BuildRef;
   metrics?: string;
   step?: ApplyStep;
+  /** The build the foundry last converged the node on (the upgrade record: kept across runs). */
+  converged?: BuildRef;
 }
 
 const newNode = (): SimNode => ({ active: 'A', try: '', tries: 0, failed: '', booted: 'A', slots: { A: N.digest, B: N.digest }, running: N });
@@ -71,7 +73,7 @@ class Cluster {
   }
 
   view(): Record<string, ApplyNode> {
-    return Object.fromEntries(Object.entries(this.nodes).map(([k, n]) => [k, { status: status(n), running: n.running, ...(n.metrics ? { metrics: n.metrics } : {}), ...(n.step ? { step: n.step } : {}) }]));
+    return Object.fromEntries(Object.entries(this.nodes).map(([k, n]) => [k, { status: status(n), running: n.running, ...(n.metrics ? { metrics: n.metrics } : {}), ...(n.step ? { step: n.step } : {}), ...(n.converged ? { converged: n.converged } : {}) }]));
   }
 
   private faultOn(node: string, f: Fault): boolean {
@@ -152,6 +154,14 @@ class Cluster {
       } else if (a.kind === 'uncordon') {
         this.cordoned.delete(a.node);
         n.step = { kind: 'uncordon', slot: a.slot };
+      } else if (a.kind === 'converge') {
+        expect(n).toMatchObject({ active: a.slot, booted: a.slot, running: target }); // only a node that runs N+1, its gate passed
+        if (this.faultOn(a.node, 'converge-fails')) n.step = { kind: 'converge', slot: a.slot, ok: false, error: 'kubedos_etcd: the member did not join within 120 s' };
+        else {
+          n.converged = target;
+          n.step = { kind: 'converge', slot: a.slot, ok: true };
+        }
+        ApplyStepSchema.parse(n.step);
       } else {
         expect(a.until).toBeGreaterThan(this.now);
         this.now = a.until;
@@ -175,11 +185,11 @@ describe('nextApplyAction: whole simulated upgrades of lab-3 (rolling, 3 waves)'
     expect(ORDER).toEqual(['cp-1', 'w-1', 'master']);
   });
 
-  it('a good N+1: write B, reboot, gate, node after node; every node on N+1 with slot B active', () => {
+  it('a good N+1: write B, reboot, gate, converge, node after node; every node on N+1 with slot B active', () => {
     const c = new Cluster();
     const end = c.run(N1, []);
     expect(end).toEqual({ kind: 'done', nodes: ORDER, message: '3 nodes on 0.2.0: cp-1, w-1, master' });
-    expect(c.trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'write w-1 B', 'reboot w-1 B', 'write master B', 'reboot master B', 'done']);
+    expect(c.trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'converge cp-1 B', 'write w-1 B', 'reboot w-1 B', 'converge w-1 B', 'write master B', 'reboot master B', 'converge master B', 'done']);
     for (const n of Object.values(c.nodes)) expect(n).toMatchObject({ active: 'B', booted: 'B', running: N1, try: '', failed: '' });
     // A rerun finds nothing to do; the rollback takes the hub back first.
     expect(c.run(N1, [])).toMatchObject({ kind: 'done' });
@@ -187,7 +197,7 @@ describe('nextApplyAction: whole simulated upgrades of lab-3 (rolling, 3 waves)'
     expect(rb).toEqual({ ok: true, steps: ['master', 'w-1', 'cp-1'].map((node, i) => ({ node, wave: 3 - i, from: 'B', to: 'A', argv: ['/usr/local/sbin/kubedos-boot', 'try', 'A', '1'] })) });
   });
 
-  const expected: Record<Exclude<Fault, 'drain-fails'>, { reason: RegExp; bad: boolean; fellBackTo: Slot }> = {
+  const expected: Record<Exclude<Fault, 'drain-fails' | 'converge-fails'>, { reason: RegExp; bad: boolean; fellBackTo: Slot }> = {
     'write-fails': { reason: /^writing slot B failed: slot B reads back sha256/, bad: false, fellBackTo: 'A' },
     'power-off-during-write': { reason: /^writing slot B failed: the connection to the node was lost/, bad: false, fellBackTo: 'A' },
     'try-lost': { reason: /^slot B was written but the node does not try it at its next boot \(not-tried\)/, bad: false, fellBackTo: 'A' },
@@ -255,7 +265,7 @@ describe('nextApplyAction: a wave of two nodes (maxUnavailable 2)', () => {
   it('while w-1 waits for its gate, w-2 is written and rebooted; w-1 then times out: stop at w-1 with w-2 on N+1', () => {
     const c = new Cluster([{ node: 'w-1', fault: 'gate-hangs' }], p.waves);
     const stop = c.run(N1, []);
-    expect(c.trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'write w-1 B', 'reboot w-1 B', 'write w-2 B', 'reboot w-2 B', 'wait w-1 B', 'stop w-1']);
+    expect(c.trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'converge cp-1 B', 'write w-1 B', 'reboot w-1 B', 'write w-2 B', 'reboot w-2 B', 'converge w-2 B', 'wait w-1 B', 'stop w-1']);
     expect(stop).toMatchObject({ kind: 'stop', node: 'w-1', wave: 2, upgraded: ['cp-1', 'w-2'], inProgress: [], untouched: ['w-3', 'master'] });
   });
 
@@ -277,6 +287,8 @@ describe('nextApplyAction: refusals and waiting', () => {
     expect(ApplyStepSchema.safeParse({ kind: 'write', slot: 'B', ok: false }).success).toBe(false);
     expect(ApplyStepSchema.safeParse({ kind: 'reboot', slot: 'C', at: 1 }).success).toBe(false);
     expect(ApplyStepSchema.parse({ kind: 'reboot', slot: 'A', at: 5 })).toEqual({ kind: 'reboot', slot: 'A', at: 5 });
+    expect(ApplyStepSchema.safeParse({ kind: 'converge', slot: 'B', ok: false }).success).toBe(false);
+    expect(ApplyStepSchema.parse({ kind: 'converge', slot: 'B', ok: false, error: 'x' })).toEqual({ kind: 'converge', slot: 'B', ok: false, error: 'x' });
   });
 
   it('refuses waves that replace nodes, and nodes it has no observation of', () => {
@@ -303,7 +315,7 @@ describe('nextApplyAction where Kubernetes runs: drain before the reboot, uncord
     const c = new Cluster();
     c.kubernetes = true;
     expect(c.run(N1, [])).toMatchObject({ kind: 'done', nodes: ORDER });
-    expect(c.trace).toEqual(ORDER.flatMap((n) => [`write ${n} B`, `drain ${n} B`, `reboot ${n} B`, `uncordon ${n} B`]).concat('done'));
+    expect(c.trace).toEqual(ORDER.flatMap((n) => [`write ${n} B`, `drain ${n} B`, `reboot ${n} B`, `converge ${n} B`, `uncordon ${n} B`]).concat('done'));
     expect(c.cordoned.size).toBe(0);
     for (const n of Object.values(c.nodes)) expect(n).toMatchObject({ active: 'B', running: N1 });
   });
@@ -320,7 +332,7 @@ describe('nextApplyAction where Kubernetes runs: drain before the reboot, uncord
     const stop = c.run(N1, []);
     expect(stop).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'draining it before its reboot failed: kubectl drain: timed out waiting for the condition', upgraded: ['cp-1'], untouched: ['master'] });
     expect(stop).not.toHaveProperty('markBad');
-    expect(c.trace).toEqual(['write cp-1 B', 'drain cp-1 B', 'reboot cp-1 B', 'uncordon cp-1 B', 'write w-1 B', 'drain w-1 B', 'stop w-1']);
+    expect(c.trace).toEqual(['write cp-1 B', 'drain cp-1 B', 'reboot cp-1 B', 'converge cp-1 B', 'uncordon cp-1 B', 'write w-1 B', 'drain w-1 B', 'stop w-1']);
     expect(c.nodes['w-1']).toMatchObject({ active: 'A', booted: 'A', try: '', running: N });
   });
 
@@ -334,5 +346,53 @@ describe('nextApplyAction where Kubernetes runs: drain before the reboot, uncord
     expect(hangs.run(N1, [])).toMatchObject({ kind: 'stop', node: 'w-1', cordoned: 'leave' });
     const off = new Cluster([{ node: 'w-1', fault: 'gate-fails' }]);
     expect(off.run(N1, [])).not.toHaveProperty('cordoned');
+  });
+});
+
+describe('nextApplyAction: the converge of each node on N+1 after its gate', () => {
+  it('a converge that fails on w-1 stops there: w-1 stays on slot B (its gate passed), nothing marked bad, the hub untouched; the rerun converges w-1 without writing it again', () => {
+    const c = new Cluster([{ node: 'w-1', fault: 'converge-fails' }]);
+    const bad: RolledBackBuild[] = [];
+    const stop = c.run(N1, bad);
+    expect(c.trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'converge cp-1 B', 'write w-1 B', 'reboot w-1 B', 'converge w-1 B', 'stop w-1']);
+    expect(stop).toMatchObject({ kind: 'stop', node: 'w-1', wave: 2, upgraded: ['cp-1'], inProgress: [], untouched: ['master'] });
+    if (stop.kind !== 'stop') throw new Error('not a stop');
+    expect(stop.reason).toBe('slot B passed its gate, but converging the node on 0.2.0 failed: kubedos_etcd: the member did not join within 120 s; the node stays on slot B (0.2.0) without the files the converge renders (etcd\'s configuration, Prometheus\'s, the plane-bound units): rerun `kubedos upgrade SPEC` to converge it again (its slot is not written again), or converge it with `kubedos deploy SPEC`, or go back with `kubedos upgrade SPEC --rollback`');
+    expect(stop).not.toHaveProperty('fellBackTo');
+    expect(stop).not.toHaveProperty('markBad');
+    expect(stop).not.toHaveProperty('cordoned');
+    expect(bad).toEqual([]);
+    expect(c.nodes['w-1']).toMatchObject({ active: 'B', booted: 'B', running: N1 });
+    expect(c.nodes['w-1']!.converged).toBeUndefined();
+    expect(c.nodes.master).toEqual(newNode());
+
+    const rerun = new Cluster();
+    rerun.nodes = c.nodes;
+    expect(rerun.run(N1, bad)).toMatchObject({ kind: 'done', nodes: ORDER });
+    expect(rerun.trace).toEqual(['converge w-1 B', 'write master B', 'reboot master B', 'converge master B', 'done']);
+    for (const n of Object.values(rerun.nodes)) expect(n.converged).toEqual(N1);
+  });
+
+  it('where Kubernetes runs the node whose converge failed stays cordoned; the rerun converges it, then uncordons it', () => {
+    const c = new Cluster([{ node: 'cp-1', fault: 'converge-fails' }]);
+    c.kubernetes = true;
+    expect(c.run(N1, [])).toMatchObject({ kind: 'stop', node: 'cp-1', cordoned: 'until-converged', upgraded: [], untouched: ['w-1', 'master'] });
+    expect(c.trace).toEqual(['write cp-1 B', 'drain cp-1 B', 'reboot cp-1 B', 'converge cp-1 B', 'stop cp-1']);
+    expect([...c.cordoned]).toEqual(['cp-1']);
+    const rerun = new Cluster();
+    rerun.kubernetes = true;
+    rerun.nodes = c.nodes;
+    rerun.cordoned = c.cordoned;
+    expect(rerun.run(N1, [])).toMatchObject({ kind: 'done' });
+    expect(rerun.trace.slice(0, 3)).toEqual(['converge cp-1 B', 'uncordon cp-1 B', 'write w-1 B']);
+    expect(rerun.cordoned.size).toBe(0);
+  });
+
+  it('a node on N+1 that was never converged (an earlier run stopped before it): converged, not written; one converged on an older build is written', () => {
+    const on = (slot: Slot, running: BuildRef, converged?: BuildRef): ApplyNode => ({ status: `booted=${slot}\nactive=${slot}\ntry=\ntries=0\nfailed=\n`, running, ...(converged ? { converged } : {}) });
+    const nodes = { 'cp-1': on('B', N1, N1), 'w-1': on('B', N1), master: on('A', N) };
+    expect(nextApplyAction({ waves, target: N1, nodes, bad: [], now: 0 })).toEqual({ kind: 'converge', node: 'w-1', wave: 2, slot: 'B' });
+    expect(nextApplyAction({ waves, target: N1fixed, nodes: { ...nodes, 'cp-1': on('B', N1, N1) }, bad: [], now: 0 })).toEqual({ kind: 'write', node: 'cp-1', wave: 1, slot: 'A' });
+    expect(nextApplyAction({ waves, target: N1, nodes: { ...nodes, 'w-1': on('B', N1, N1), master: on('B', N1, N1) }, bad: [], now: 0 })).toMatchObject({ kind: 'done' });
   });
 });

@@ -2,9 +2,10 @@
 // an upgrade"): pure. Given the waves, N+1, what each node reports now (`kubedos-boot status`, the
 // gate's metrics, the build on its active slot) and what this run already did to it (the run's
 // journal), the one next action: write slot X on node N, reboot N, wait for N's gate until a
-// deadline, stop the upgrade (node, reason, the slot it fell back to), or done. The foundry runs
-// the action, observes again and asks again, so a rerun after a crash of the foundry continues from
-// what the nodes say. Streaming the image over wg1 and running the commands are not here.
+// deadline, converge N on N+1 once its gate passed, stop the upgrade (node, reason, the slot it
+// fell back to), or done. The foundry runs the action, observes again and asks again, so a rerun
+// after a crash of the foundry continues from what the nodes say (and the record: which nodes it
+// converged). Streaming the image over wg1 and running the commands are not here.
 // `planRollback` gives `kubedos upgrade --rollback`'s order.
 import { z } from 'zod';
 import { plural } from '../text/plural';
@@ -27,6 +28,9 @@ export const ApplyStep = z.union([
   z.object({ kind: z.literal('drain'), slot: SlotSchema, ok: z.literal(true) }).strict(),
   z.object({ kind: z.literal('drain'), slot: SlotSchema, ok: z.literal(false), error: z.string().min(1) }).strict(),
   z.object({ kind: z.literal('uncordon'), slot: SlotSchema }).strict(),
+  // The foundry's converge of the node on N+1 after its gate (see ApplyNode.converged).
+  z.object({ kind: z.literal('converge'), slot: SlotSchema, ok: z.literal(true) }).strict(),
+  z.object({ kind: z.literal('converge'), slot: SlotSchema, ok: z.literal(false), error: z.string().min(1) }).strict(),
 ]);
 export type ApplyStep = z.infer<typeof ApplyStep>;
 
@@ -38,6 +42,16 @@ export interface ApplyNode {
   /** The gate's kubedos.prom as last read while the tried slot was booted. */
   metrics?: string;
   step?: ApplyStep;
+  /**
+   * The build the foundry last converged this node on during an upgrade (the upgrade record, kept
+   * across runs). A slot keeps only what the node learned (payload/upgrade/kubedos-persist): what
+   * the converge stage's roles render (/etc/default/etcd, Prometheus's configuration, the
+   * plane-bound drop-ins, nftables, haproxy/keepalived) is the running slot's own, and N+1's fresh
+   * slot has none of it. So a node on N+1 counts as upgraded only once converged on it; a node on
+   * N+1 without this (its converge failed, or the run stopped before it) is converged by the rerun,
+   * not written again.
+   */
+  converged?: BuildRef;
 }
 
 /** A build that rolled back on a node of this cluster: never applied again. */
@@ -65,6 +79,7 @@ export type ApplyAction =
   | { kind: 'drain'; node: string; wave: number; slot: Slot }
   | { kind: 'reboot'; node: string; wave: number; slot: Slot }
   | { kind: 'uncordon'; node: string; wave: number; slot: Slot }
+  | { kind: 'converge'; node: string; wave: number; slot: Slot }
   | { kind: 'wait'; node: string; wave: number; slot: Slot; until: number; why: string }
   | { kind: 'stop'; node: string; wave: number; reason: string; fellBackTo?: Slot; markBad?: RolledBackBuild; cordoned?: Cordoned; upgraded: string[]; inProgress: string[]; untouched: string[]; message: string }
   | { kind: 'done'; nodes: string[]; message: string }
@@ -73,13 +88,15 @@ export type ApplyAction =
 /**
  * A stopped node this run drained (so cordoned): 'uncordon' when it runs its previous slot again
  * and can take pods back now; 'leave' when it may still be trying N+1 (it stays cordoned; the
- * operator uncordons it once it is back). Absent: never drained by this run.
+ * operator uncordons it once it is back); 'until-converged' when it runs N+1 but its converge
+ * failed (the rerun converges it, then uncordons it). Absent: never drained by this run.
  */
-export type Cordoned = 'uncordon' | 'leave';
+export type Cordoned = 'uncordon' | 'leave' | 'until-converged';
 
 const isDone = (n: ApplyNode, target: BuildRef): boolean => n.running.digest === target.digest;
-/** On N+1, and (where Kubernetes runs) uncordoned after its gate. */
-const isSettled = (n: ApplyNode, input: ApplyInput): boolean => isDone(n, input.target) && !(input.kubernetes && (n.step?.kind === 'reboot' || n.step?.kind === 'drain'));
+/** On N+1, converged on it, and (where Kubernetes runs) uncordoned after its gate. */
+const isSettled = (n: ApplyNode, input: ApplyInput): boolean =>
+  isDone(n, input.target) && n.converged?.digest === input.target.digest && !(input.kubernetes && (n.step?.kind === 'reboot' || n.step?.kind === 'drain' || n.step?.kind === 'converge'));
 
 type NodeAction = Exclude<ApplyAction, { kind: 'stop' | 'done' | 'refuse' }> | { kind: 'stop'; reason: string; fellBackTo?: Slot; bad?: boolean; cordoned?: Cordoned } | { kind: 'committed' };
 
@@ -90,12 +107,19 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
   const step = n.step;
   if (!step) {
     if (booted !== '' && booted !== active) return { kind: 'stop', reason: `the node runs slot ${booted}, which is being tried and not yet marked good (an earlier run?): wait for its gate or its fallback to slot ${active}, then rerun`, fellBackTo: active };
+    // On N+1 already (an earlier run wrote it and its gate passed) but not converged on it: converge, never write again.
+    if (isDone(n, input.target)) return { kind: 'converge', node: name, wave, slot: active };
     return { kind: 'write', node: name, wave, slot: otherSlot(active) };
   }
   if (step.kind === 'write' && !step.ok) return { kind: 'stop', reason: `writing slot ${step.slot} failed: ${step.error}`, fellBackTo: active };
   // The loop withdrew the try and uncordoned the node (its error says whether it could) before recording this.
   if (step.kind === 'drain' && !step.ok) return { kind: 'stop', reason: `draining it before its reboot failed: ${step.error}`, fellBackTo: active };
   if (step.kind === 'uncordon') return { kind: 'committed' };
+  if (step.kind === 'converge') {
+    // Where Kubernetes runs the node stays cordoned: its pods would meet a node without its converged files.
+    if (!step.ok) return { kind: 'stop', reason: convergeFailed(step.slot, input.target, step.error), ...(input.kubernetes ? { cordoned: 'until-converged' as const } : {}) };
+    return input.kubernetes ? { kind: 'uncordon', node: name, wave, slot: step.slot } : { kind: 'committed' };
+  }
   const v: BootVerdict = observeBoot({ tried: step.slot, status: n.status, ...(n.metrics !== undefined ? { metrics: n.metrics } : {}) });
   if (step.kind === 'write' || step.kind === 'drain') {
     if (v.verdict === 'staged') return step.kind === 'write' && input.kubernetes ? { kind: 'drain', node: name, wave, slot: step.slot } : { kind: 'reboot', node: name, wave, slot: step.slot };
@@ -107,7 +131,8 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
   const secs = Math.round((input.gateDeadlineMs ?? GATE_DEADLINE_MS) / 1000);
   switch (v.verdict) {
     case 'committed':
-      return k8s ? { kind: 'uncordon', node: name, wave, slot: step.slot } : { kind: 'committed' };
+      // Before it takes pods again and before the next node is written: N+1's slot has none of the converged files.
+      return { kind: 'converge', node: name, wave, slot: step.slot };
     case 'rolled-back':
       return { kind: 'stop', reason: v.reason, fellBackTo: v.fellBackTo, bad: true, ...(k8s ? { cordoned: 'uncordon' as const } : {}) };
     case 'not-tried':
@@ -121,6 +146,11 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
       return { kind: 'wait', node: name, wave, slot: step.slot, until, why: `the node ${where}` };
     }
   }
+}
+
+/** Why a converge failure stops the upgrade, where the node is and what to run next. */
+function convergeFailed(slot: Slot, target: BuildRef, error: string): string {
+  return `slot ${slot} passed its gate, but converging the node on ${target.version} failed: ${error}; the node stays on slot ${slot} (${target.version}) without the files the converge renders (etcd's configuration, Prometheus's, the plane-bound units): rerun \`kubedos upgrade SPEC\` to converge it again (its slot is not written again), or converge it with \`kubedos deploy SPEC\`, or go back with \`kubedos upgrade SPEC --rollback\``;
 }
 
 /** Pure: the foundry's next action for an upgrade to `target`. */
@@ -174,6 +204,11 @@ export interface RollbackStep {
 /**
  * `kubedos upgrade --rollback`: the nodes whose active slot runs `target` (N+1), in reverse wave
  * order (the hub first back, the control plane last), each `kubedos-boot try <old slot> 1`.
+ * No converge step: the previous slot is the one the node ran before the upgrade (the loop refuses
+ * a rollback whose previous slot no longer holds N), never written since, so its root still holds
+ * the files the deploy's converge rendered for N; what a converge on N+1 changed that both slots
+ * share is the learned state on the data partition (etcd's member data, pki, enroll), which N reads
+ * as before. Converging it again would run N's payload from a foundry that may hold N+1's only.
  */
 export function planRollback(waves: readonly Wave[], nodes: Readonly<Record<string, { status: string; running: BuildRef }>>, target: BuildRef): { ok: true; steps: RollbackStep[] } | { ok: false; message: string } {
   const steps: RollbackStep[] = [];

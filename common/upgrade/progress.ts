@@ -19,6 +19,12 @@ export const UpgradeRecord = z
     slots: z.record(z.string(), z.object({ A: BuildRef, B: BuildRef }).strict()),
     /** Builds that rolled back on a node (or were rolled back by --rollback): never applied again. */
     bad: z.array(BadBuild),
+    /**
+     * The build each node was last converged on by an upgrade (after its gate passed on it). A node
+     * that runs the target without it is converged by the next run, not written again
+     * (common/upgrade/apply.ts ApplyNode.converged). Absent in records written before it.
+     */
+    converged: z.record(z.string(), BuildRef).optional(),
   })
   .strict();
 export type UpgradeRecord = z.infer<typeof UpgradeRecord>;

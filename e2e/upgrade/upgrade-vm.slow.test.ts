@@ -133,7 +133,7 @@ function eventClock(): { onStderr: (chunk: string) => void; durations: () => Rec
       partial = lines.pop() ?? '';
       const t = Date.now();
       for (const l of lines) {
-        const m = /^(cp-1|w-1|master): (write|progress|drain|reboot|wait|uncordon|rollback|cancel|stop) /.exec(l);
+        const m = /^(cp-1|w-1|master): (write|progress|drain|reboot|converge|wait|uncordon|rollback|cancel|stop) /.exec(l);
         if (!m) continue;
         first[m[1]!] ??= t;
         last[m[1]!] = t;

@@ -10,6 +10,9 @@
 //    backplanes, etcd, lb, observability), its log streamed live, its PLAY RECAP parsed: a
 //    failed task stops the stage with the node, the task and the error.
 // Remediates drift: a rerun runs the playbook again and must report changed=0.
+// convergeNodes: the same for a few nodes outside a deploy run (`kubedos upgrade`, once a node's
+// gate passed on N+1: its new slot keeps only what the node learned).
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { hubOf } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
@@ -19,10 +22,13 @@ import { issueEtcdCert } from '../trust/index';
 import type { ClusterSpec } from '../../common/spec/index';
 import type { NodeFacts } from '../node-facts';
 import type { DeployContext, DeployOutputs } from './context';
-import { ConvergeOutput, deployStage } from './context';
+import { ConvergeOutput, deployStage, FirstbootOutput } from './context';
 import type { GuestCall, PlanNode } from './guest';
 import { eachNode, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
+import { lastSuccesses, readJournal } from '../pipeline/journal';
+import type { SubstrateDriver } from '../substrate/driver';
+import { WORKSPACE_LAYOUT } from '../workspace';
 import { clusterTrust } from './trust';
 import { saltDiscoveryGateCommand } from '../converge/salt-gate';
 import type { NodeProbe } from './converge-state';
@@ -147,7 +153,8 @@ export function deployVars(): string {
   ].join('\n');
 }
 
-async function prepareSsh(spec: ClusterSpec, facts: Readonly<Record<string, NodeFacts>>, s: StageContext, plan: Plan, hubG: GuestCall): Promise<number> {
+/** `only`: the nodes whose authorized_keys are checked (default every node); the hub's known_hosts always lists every node. */
+async function prepareSsh(spec: ClusterSpec, facts: Readonly<Record<string, NodeFacts>>, s: StageContext, plan: Plan, hubG: GuestCall, only?: readonly string[]): Promise<number> {
   let changes = 0;
   const driver = hubG.driver;
   let pub = (await guestReadMaybe(hubG, `${CONVERGE_KEY}.pub`))?.toString('utf8').trim();
@@ -160,7 +167,7 @@ async function prepareSsh(spec: ClusterSpec, facts: Readonly<Record<string, Node
   }
   const keyLine = pub.split(' ').slice(0, 2).join(' ');
   const user = spec.spec.security.ssh.allowUsers[0] ?? 'ops';
-  await eachNode(s, plan.nodes, async (n) => {
+  await eachNode(s, only ? plan.nodes.filter((n) => only.includes(n.name)) : plan.nodes, async (n) => {
     const g: GuestCall = { driver, node: n, signal: s.signal };
     const path = `/home/${user}/.ssh/authorized_keys`;
     const have = (await guestReadMaybe(g, path))?.toString('utf8') ?? '';
@@ -189,8 +196,9 @@ async function prepareSsh(spec: ClusterSpec, facts: Readonly<Record<string, Node
   return changes;
 }
 
-async function prepareEtcd(ctx: DeployContext, s: StageContext, plan: Plan, driver: GuestCall['driver']): Promise<number> {
-  const members = etcdMembers(plan);
+/** `only`: the members whose certificates are checked (default every member). */
+async function prepareEtcd(ctx: Pick<DeployContext, 'workspace' | 'env'>, s: StageContext, plan: Plan, driver: GuestCall['driver'], only?: readonly string[]): Promise<number> {
+  const members = etcdMembers(plan).filter((n) => !only || only.includes(n.name));
   if (!members.length) return 0;
   const trust = await clusterTrust(ctx.workspace, plan, ctx.env);
   const chain = trust.intermediate.certPem + trust.root.certPem;
@@ -374,6 +382,48 @@ function inputsOf(spec: ClusterSpec, planJsonText: string, build: DeployOutputs[
   });
 }
 
+/**
+ * ansible-playbook with the converge tags for `targets` (`limit`: ['--limit', …] or none), once more
+ * for the hosts only SSH did not reach; each target's state set from the PLAY RECAP. Throws a
+ * StageError naming the first failed node, its task and the log on the hub.
+ */
+async function playConverge(s: StageContext, hubG: GuestCall, targets: readonly PlanNode[], limit: readonly string[], logName: string, hint: (log: string) => string): Promise<Record<string, RecapRow>> {
+  // The run whose result is judged below: the first, or the retry of the hosts SSH did not reach.
+  let ran = { limit, logName };
+  let r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: ran.logName, extraArgs: limit });
+  let recap = parsePlayRecap(r.stdout);
+  let failures = failedTasks(r.stdout);
+  const again = unreachableOnly(recap, failures);
+  if (again.length) {
+    // Only SSH trouble: those hosts once more (Ansible is idempotent; the others are done).
+    s.log(`${firstFew(again)}: SSH did not reach ${again.length === 1 ? 'it' : 'them'} during converge (${failures[0]?.message.split('\n')[0] ?? 'unreachable'}); converging ${again.length === 1 ? 'it' : 'them'} once more`, { stream: 'warn' });
+    ran = { limit: ['--limit', again.join(',')], logName: `${logName}-again` };
+    const retry = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: ran.logName, extraArgs: ran.limit });
+    const recap2 = parsePlayRecap(retry.stdout);
+    recap = { ...recap, ...recap2 };
+    for (const h of again) if (recap[h] && !recap2[h]) delete recap[h];
+    failures = failedTasks(retry.stdout);
+    r = retry;
+  }
+  for (const n of targets) {
+    const row = recap[n.name];
+    const f = failures.find((x) => x.host === n.name);
+    if (f || !row || row.failed || row.unreachable) s.node(n.name, 'failed', f ? `${f.task}: ${f.message.split('\n')[0]}` : row ? 'failed' : 'not in the PLAY RECAP');
+    else s.node(n.name, 'ok', `ok=${row.ok} changed=${row.changed}`);
+  }
+  if (r.exitCode !== 0 || failures.length || Object.values(recap).some((x) => x.failed || x.unreachable) || targets.some((n) => !recap[n.name])) {
+    const f = failures[0];
+    throw new StageError(f ? `${f.host}: converge task "${f.task}" failed: ${f.message.split('\n')[0]}` : `ansible-playbook exited ${r.exitCode} on ${hubG.node.name}`, {
+      ...(f ? { node: f.host } : { node: hubG.node.name }),
+      command: ['ansible-playbook', '--tags', CONVERGE_TAGS.join(','), ...ran.limit, 'site.yml'],
+      exitCode: r.exitCode,
+      stderrTail: tail(f ? f.message : r.stderr || r.stdout, 25),
+      hint: hint(`/var/log/kubedos/${ran.logName}.log`),
+    });
+  }
+  return recap;
+}
+
 export function convergeStage(ctx: DeployContext): StageDefinition {
   return deployStage({
     name: 'converge',
@@ -450,39 +500,7 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       const targets = plan.nodes.filter((n) => decision.run.some((r) => r.node === n.name));
       for (const n of targets) s.node(n.name, 'running', 'converging');
       const limit = decision.skip.length ? ['--limit', targets.map((n) => n.name).join(',')] : [];
-      // The run whose result is judged below: the first, or the retry of the hosts SSH did not reach.
-      let ran = { limit, logName: `converge-${s.runId.slice(0, 8)}` };
-      let r = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: ran.logName, extraArgs: limit });
-      let recap = parsePlayRecap(r.stdout);
-      let failures = failedTasks(r.stdout);
-      const again = unreachableOnly(recap, failures);
-      if (again.length) {
-        // Only SSH trouble: those hosts once more (Ansible is idempotent; the others are done).
-        s.log(`${firstFew(again)}: SSH did not reach ${again.length === 1 ? 'it' : 'them'} during converge (${failures[0]?.message.split('\n')[0] ?? 'unreachable'}); converging ${again.length === 1 ? 'it' : 'them'} once more`, { stream: 'warn' });
-        ran = { limit: ['--limit', again.join(',')], logName: `converge-${s.runId.slice(0, 8)}-again` };
-        const retry = await runPlaybook(s, hubG, { tags: CONVERGE_TAGS, logName: ran.logName, extraArgs: ran.limit });
-        const recap2 = parsePlayRecap(retry.stdout);
-        recap = { ...recap, ...recap2 };
-        for (const h of again) if (recap[h] && !recap2[h]) delete recap[h];
-        failures = failedTasks(retry.stdout);
-        r = retry;
-      }
-      for (const n of targets) {
-        const row = recap[n.name];
-        const f = failures.find((x) => x.host === n.name);
-        if (f || !row || row.failed || row.unreachable) s.node(n.name, 'failed', f ? `${f.task}: ${f.message.split('\n')[0]}` : row ? 'failed' : 'not in the PLAY RECAP');
-        else s.node(n.name, 'ok', `ok=${row.ok} changed=${row.changed}`);
-      }
-      if (r.exitCode !== 0 || failures.length || Object.values(recap).some((x) => x.failed || x.unreachable) || targets.some((n) => !recap[n.name])) {
-        const f = failures[0];
-        throw new StageError(f ? `${f.host}: converge task "${f.task}" failed: ${f.message.split('\n')[0]}` : `ansible-playbook exited ${r.exitCode} on ${hub.name}`, {
-          ...(f ? { node: f.host } : { node: hub.name }),
-          command: ['ansible-playbook', '--tags', CONVERGE_TAGS.join(','), ...ran.limit, 'site.yml'],
-          exitCode: r.exitCode,
-          stderrTail: tail(f ? f.message : r.stderr || r.stdout, 25),
-          hint: `fix the cause, then rerun the deploy: it resumes at converge (full log on ${hub.name}: /var/log/kubedos/${ran.logName}.log)`,
-        });
-      }
+      const recap = await playConverge(s, hubG, targets, limit, `converge-${s.runId.slice(0, 8)}`, (log) => `fix the cause, then rerun the deploy: it resumes at converge (full log on ${hub.name}: ${log})`);
       const changed = Object.values(recap).reduce((a, x) => a + x.changed, 0);
       changes += changed;
       for (const [host, row] of Object.entries(recap).sort()) notes.push(`${host}: ok=${row.ok} changed=${row.changed} failed=${row.failed} unreachable=${row.unreachable}`);
@@ -499,4 +517,73 @@ export function convergeStage(ctx: DeployContext): StageDefinition {
       return { summary: { stage: 'converge', changes, notes } };
     },
   });
+}
+
+export interface ConvergeNodesRequest {
+  spec: ClusterSpec;
+  plan: Plan;
+  driver: SubstrateDriver;
+  /** The cluster's workspace (its journal's first-boot record, the trust, the converge record). */
+  workspace: string;
+  env: NodeJS.ProcessEnv;
+  nodes: readonly string[];
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/**
+ * Converges `nodes` outside a deploy run, as the converge stage does (the hub's baked payload, the
+ * same tags, trust preparation and PLAY RECAP judgement, `--limit` to these nodes): what
+ * `kubedos upgrade` runs for a node whose gate passed on N+1 (its new slot keeps only what the node
+ * learned; what the roles render is the slot's own). Not a deploy run: no journal entry and no
+ * seal, so the sealed bundle the upgrade reads as N stays N's, and no deploy lock (the upgrade's
+ * loop is the only writer of these nodes meanwhile). The Salt discovery gate is not run (minion
+ * discovery is the deploy's). The playbook is the hub's: until the hub itself is upgraded (the last
+ * wave) that is N's roles on an N+1 node. Converging the hub authorizes its converge key on every
+ * node: the key lives in /root of the hub's slot, so N+1's slot makes a new one. The converged
+ * nodes' fingerprints are taken again (refreshConvergeRecord) so the hub's watcher and the next
+ * deploy do not read the converge as drift. Throws with the node, the task and the log on the hub.
+ */
+export async function convergeNodes(o: ConvergeNodesRequest): Promise<{ changes: number }> {
+  const log = (line: string): void => o.log?.(line);
+  if (!o.spec.spec.orchestration.ansible.enabled) {
+    log('orchestration.ansible.enabled is false: nothing to converge');
+    return { changes: 0 };
+  }
+  const targets = o.plan.nodes.filter((n) => o.nodes.includes(n.name));
+  const unknown = o.nodes.filter((n) => !targets.some((t) => t.name === n));
+  if (unknown.length) throw new Error(`no node ${firstFew(unknown)} in the plan of ${o.plan.cluster.name}`);
+  const journal = join(o.workspace, WORKSPACE_LAYOUT.journal);
+  const record = lastSuccesses(readJournal(journal)).get('firstboot');
+  const facts = record?.output ? FirstbootOutput.safeParse(record.output) : undefined;
+  if (!facts?.success) throw new Error(`no usable first-boot record in ${journal} (the nodes' SSH host keys the hub pins for converge): rerun the deploy (kubedos deploy SPEC), then the upgrade`);
+  const signal = o.signal ?? new AbortController().signal;
+  const s: StageContext = {
+    runId: `upgrade-${o.nodes.join('-')}`,
+    stage: 'converge',
+    signal,
+    allowDestroy: false,
+    attempt: 0,
+    log: (line) => log(line),
+    progress: () => undefined,
+    node: (node, state, message) => {
+      if (state === 'failed') log(`${node}: ${message ?? 'failed'}`);
+    },
+    checkpoint: (_key, effect) => effect(),
+    changed: () => undefined,
+  };
+  const hub = hubOf(o.plan);
+  const hubG: GuestCall = { driver: o.driver, node: hub, signal };
+  try {
+    let changes = await prepareSsh(o.spec, facts.data.nodes, s, o.plan, hubG, o.nodes.includes(hub.name) ? undefined : o.nodes);
+    changes += await prepareEtcd({ workspace: o.workspace, env: o.env }, s, o.plan, o.driver, o.nodes);
+    const recap = await playConverge(s, hubG, targets, ['--limit', targets.map((n) => n.name).join(',')], `converge-upgrade-${targets.map((n) => n.name).join('-')}`, (path) => `full log on ${hub.name}: ${path}`);
+    changes += Object.values(recap).reduce((a, x) => a + x.changed, 0);
+    log(`converged: ${Object.entries(recap).sort().map(([h, x]) => `${h} changed=${x.changed}`).join(', ')}`);
+    await refreshConvergeRecord(o.workspace, s, o.driver, o.plan, o.nodes);
+    return { changes };
+  } catch (err) {
+    if (err instanceof StageError) throw new Error(`${err.message}${err.detail.hint ? `; ${err.detail.hint}` : ''}`, { cause: err });
+    throw err;
+  }
 }

@@ -30,7 +30,7 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     const N1 = build('0.2.0');
     const end = await runApply({ waves, from: N, target: N1, ops: sim, record, onEvent: (e) => events.push(e), ...clock, pollMs: 1000 });
     expect(end).toMatchObject({ kind: 'done', nodes: ['cp-1', 'w-1', 'master'] });
-    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1', 'write w-1 B 0.2.0', 'reboot w-1', 'write master B 0.2.0', 'reboot master']);
+    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1', 'converge cp-1', 'write w-1 B 0.2.0', 'reboot w-1', 'converge w-1', 'write master B 0.2.0', 'reboot master', 'converge master']);
     expect(active(sim)).toEqual(['B', 'B', 'B']);
     expect(record.slots['w-1']).toEqual({ A: N, B: N1 });
     expect(events.filter((e) => e.step === 'write').map((e) => `${e.node}: ${e.detail}`)).toContain('cp-1: slot B written and read back; the next boot tries it');
@@ -66,7 +66,7 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     const fixed = build('0.2.1');
     const done = await runApply({ waves, from: N, target: fixed, ops: sim, record, ...clock });
     expect(done.kind).toBe('done');
-    expect(sim.calls).toEqual(['write cp-1 A 0.2.1', 'reboot cp-1', 'write w-1 B 0.2.1', 'reboot w-1', 'write master B 0.2.1', 'reboot master']);
+    expect(sim.calls).toEqual(['write cp-1 A 0.2.1', 'reboot cp-1', 'converge cp-1', 'write w-1 B 0.2.1', 'reboot w-1', 'converge w-1', 'write master B 0.2.1', 'reboot master', 'converge master']);
     // cp-1's previous slot now holds 0.2.0, not N: a rollback would not return to N, and says so before touching anything.
     sim.calls.length = 0;
     const rb = await runRollback({ waves, from: N, target: fixed, ops: sim, record, ...clock });
@@ -114,9 +114,9 @@ describe('runApply / runRollback where Kubernetes runs: drain before each reboot
     const N1 = build('0.2.0');
     const end = await runApply({ waves, from: N, target: N1, ops: sim, record, kubernetes: true, onEvent: (e) => events.push(e), ...clock, pollMs: 1000 });
     expect(end).toMatchObject({ kind: 'done', nodes: NAMES });
-    expect(sim.calls).toEqual(NAMES.flatMap((n) => [`write ${n} B 0.2.0`, `drain ${n}`, `reboot ${n}`, `uncordon ${n}`]));
-    // The uncordon follows the gate: the node had already committed slot B when it was uncordoned.
-    expect(events.find((e) => e.node === 'cp-1' && e.step === 'uncordon')?.detail).toBe('slot B passed its gate: kubectl uncordon cp-1');
+    expect(sim.calls).toEqual(NAMES.flatMap((n) => [`write ${n} B 0.2.0`, `drain ${n}`, `reboot ${n}`, `converge ${n}`, `uncordon ${n}`]));
+    // The uncordon follows the gate and the converge: the node had already committed slot B when it was uncordoned.
+    expect(events.find((e) => e.node === 'cp-1' && e.step === 'uncordon')?.detail).toBe('slot B passed its gate and cp-1 is converged: kubectl uncordon cp-1');
     expect(active(sim)).toEqual(['B', 'B', 'B']);
     expect(sim.cordoned.size).toBe(0);
     expect(events.some((e) => e.detail.startsWith('no Kubernetes'))).toBe(false);
@@ -139,7 +139,7 @@ describe('runApply / runRollback where Kubernetes runs: drain before each reboot
     const { sim, record, clock } = setup();
     sim.refuseDrain = (node) => (node === 'w-1' ? 'kubectl --kubeconfig /etc/kubernetes/admin.conf drain w-1 … exited 1 on cp-1: error when evicting pods/"web-0": Cannot evict pod as it would violate the pod\'s disruption budget' : undefined);
     const end = await runApply({ waves, from: N, target: build('0.2.0'), ops: sim, record, kubernetes: true, ...clock });
-    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'drain cp-1', 'reboot cp-1', 'uncordon cp-1', 'write w-1 B 0.2.0', 'drain w-1', 'cancel w-1 B', 'uncordon w-1']);
+    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'drain cp-1', 'reboot cp-1', 'converge cp-1', 'uncordon cp-1', 'write w-1 B 0.2.0', 'drain w-1', 'cancel w-1 B', 'uncordon w-1']);
     expect(end).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A' });
     expect(end.message.split('\n')[0]).toMatch(/^upgrade to 0\.2\.0 stopped at w-1 \(wave 2\): draining it before its reboot failed: kubectl .*drain w-1 .*disruption budget; the try of slot B was withdrawn \(not rebooted, still on its active slot\); w-1 was uncordoned again; fix what keeps the pods from moving/);
     expect(sim.peek('w-1')).toMatch(/^try=$/m);
@@ -155,6 +155,69 @@ describe('runApply / runRollback where Kubernetes runs: drain before each reboot
     expect(end).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A' });
     expect(end.message.split('\n').at(-1)).toBe('w-1 was uncordoned again');
     expect(sim.calls.slice(-3)).toEqual(['drain w-1', 'reboot w-1', 'uncordon w-1']);
+    expect(sim.cordoned.size).toBe(0);
+  });
+});
+
+describe('runApply: each node converged on N+1 after its gate (its new slot keeps only what the node learned)', () => {
+  it('a good N+1: each node converged exactly once, once it runs slot B committed, before the next node is written; the record keeps it', async () => {
+    const { sim, record, events, clock } = setup();
+    const N1 = build('0.2.0');
+    const seen: string[] = [];
+    sim.refuseConverge = (node) => void seen.push(`${node} ${sim.peek(node).split('\n').slice(0, 3).join(' ')}`);
+    const path = `${tempDir('kd-h18c-conv-')}/upgrade/record.json`;
+    expect(await runApply({ waves, from: N, target: N1, ops: sim, record, saveRecord: (r) => writeUpgradeRecord(path, r), onEvent: (e) => events.push(e), ...clock })).toMatchObject({ kind: 'done' });
+    expect(sim.calls.filter((c) => c.startsWith('converge'))).toEqual(['converge cp-1', 'converge w-1', 'converge master']);
+    expect(sim.calls.indexOf('converge cp-1')).toBe(sim.calls.indexOf('reboot cp-1') + 1);
+    expect(sim.calls.indexOf('converge cp-1')).toBeLessThan(sim.calls.indexOf('write w-1 B 0.2.0'));
+    expect(seen).toEqual(NAMES.map((n) => `${n} booted=B active=B try=`));
+    expect(readUpgradeRecord(path).converged).toEqual({ 'cp-1': N1, master: N1, 'w-1': N1 });
+    expect(events.filter((e) => e.step === 'converge' && e.node === 'w-1').map((e) => e.detail)).toEqual(["wave 2: slot B passed its gate: converging w-1 on 0.2.0 (what its new slot does not keep: etcd's configuration, Prometheus's, the plane-bound units)", 'converged on 0.2.0']);
+    // A rerun: nothing to write, nothing to converge.
+    sim.calls.length = 0;
+    expect(await runApply({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(path), ...clock })).toMatchObject({ kind: 'done' });
+    expect(sim.calls).toEqual([]);
+  });
+
+  it('a converge that fails on w-1 stops there naming it and the reason; w-1 stays on slot B; the rerun converges it without writing its slot again', async () => {
+    const { sim, events, clock } = setup();
+    const N1 = build('0.2.0');
+    const path = `${tempDir('kd-h18c-conv-')}/upgrade/record.json`;
+    const saveRecord = (r: UpgradeRecord): void => writeUpgradeRecord(path, r);
+    sim.refuseConverge = (node) => (node === 'w-1' ? 'converge stage failed on w-1: kubedos_etcd: etcd did not answer on its wg3 URL within 120 s' : undefined);
+    const end = await runApply({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(path), saveRecord, onEvent: (e) => events.push(e), ...clock });
+    expect(end).toMatchObject({ kind: 'stop', node: 'w-1' });
+    expect(end).not.toHaveProperty('fellBackTo');
+    expect(end.message.split('\n')[0]).toBe(
+      'upgrade to 0.2.0 stopped at w-1 (wave 2): slot B passed its gate, but converging the node on 0.2.0 failed: converge stage failed on w-1: kubedos_etcd: etcd did not answer on its wg3 URL within 120 s; the node stays on slot B (0.2.0) without the files the converge renders (etcd\'s configuration, Prometheus\'s, the plane-bound units): rerun `kubedos upgrade SPEC` to converge it again (its slot is not written again), or converge it with `kubedos deploy SPEC`, or go back with `kubedos upgrade SPEC --rollback`',
+    );
+    expect(events.at(-1)).toMatchObject({ node: 'w-1', step: 'stop' });
+    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1', 'converge cp-1', 'write w-1 B 0.2.0', 'reboot w-1', 'converge w-1']);
+    expect(active(sim)).toEqual(['B', 'B', 'A']);
+    const rec = readUpgradeRecord(path);
+    expect(rec).toMatchObject({ slots: { 'w-1': { A: N, B: N1 } }, bad: [], converged: { 'cp-1': N1 } });
+    expect(rec.converged).not.toHaveProperty('w-1');
+
+    sim.refuseConverge = () => undefined;
+    sim.calls.length = 0;
+    expect(await runApply({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(path), saveRecord, ...clock })).toMatchObject({ kind: 'done', nodes: NAMES });
+    expect(sim.calls).toEqual(['converge w-1', 'write master B 0.2.0', 'reboot master', 'converge master']);
+    expect(readUpgradeRecord(path).converged).toEqual({ 'cp-1': N1, master: N1, 'w-1': N1 });
+  });
+
+  it('where Kubernetes runs: the node whose converge failed stays cordoned (said); the rerun converges it, then uncordons it', async () => {
+    const { sim, record, clock } = setup();
+    const N1 = build('0.2.0');
+    sim.refuseConverge = (node) => (node === 'cp-1' ? 'converge stage failed on cp-1: kubedos_kubernetes: kubelet did not register' : undefined);
+    const end = await runApply({ waves, from: N, target: N1, ops: sim, record, kubernetes: true, ...clock });
+    expect(end).toMatchObject({ kind: 'stop', node: 'cp-1' });
+    expect(end.message.split('\n').at(-1)).toBe('cp-1 stays cordoned (drained before its reboot) until it is converged: the rerun uncordons it after its converge (after a kubedos deploy instead, run kubectl uncordon cp-1 on a control-plane node)');
+    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'drain cp-1', 'reboot cp-1', 'converge cp-1']);
+    expect([...sim.cordoned]).toEqual(['cp-1']);
+    sim.refuseConverge = () => undefined;
+    sim.calls.length = 0;
+    expect(await runApply({ waves, from: N, target: N1, ops: sim, record, kubernetes: true, ...clock })).toMatchObject({ kind: 'done' });
+    expect(sim.calls.slice(0, 3)).toEqual(['converge cp-1', 'uncordon cp-1', 'write w-1 B 0.2.0']);
     expect(sim.cordoned.size).toBe(0);
   });
 });

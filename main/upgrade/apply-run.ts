@@ -1,13 +1,15 @@
 // The apply loop behind `kubedos upgrade` (docs/upgrades.md, "Applying an upgrade"): observe every
 // node (`kubedos-boot status`, the gate's metrics while the tried slot is booted), ask the pure
 // plan (common/upgrade/apply.ts nextApplyAction) for the one next action, run it through a small
-// NodeOps (write the passive slot, reboot, try a slot once, withdraw a try), and again, until done,
-// stopped, refused or cancelled. `--rollback` walks planRollback's order the same way. Every step is
-// an event (node, step, detail) the CLI prints and a workbench view can fold.
+// NodeOps (write the passive slot, reboot, converge a node whose gate passed, try a slot once,
+// withdraw a try), and again, until done, stopped, refused or cancelled. `--rollback` walks
+// planRollback's order the same way. Every step is an event (node, step, detail) the CLI prints
+// and a workbench view can fold.
 //
 // What a node's slots hold is the foundry's record (UpgradeRecord, a private JSON file in the
 // cluster's workspace): N on both slots until a write succeeds; the builds that rolled back are
-// kept there too, so a rerun of a rolled-back build is refused (no re-upgrade loop).
+// kept there too, so a rerun of a rolled-back build is refused (no re-upgrade loop); and the build
+// each node was converged on, so a rerun converges a node on N+1 whose converge failed.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
@@ -37,9 +39,15 @@ export interface NodeOps {
   drain(node: string, signal?: AbortSignal): Promise<void>;
   /** `kubectl uncordon NODE` on a control-plane node. Called only where Kubernetes runs. */
   uncordon(node: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * The foundry converges the node on the build it runs now (N+1, its gate passed): what the
+   * converge stage renders is the slot's own, not kept on the data partition. Throws, with what
+   * failed, when it did not converge.
+   */
+  converge(node: string, signal?: AbortSignal): Promise<void>;
 }
 
-export type ApplyStepName = 'observe' | 'write' | 'progress' | 'drain' | 'reboot' | 'uncordon' | 'wait' | 'cancel' | 'rollback' | 'stop' | 'done' | 'refuse';
+export type ApplyStepName = 'observe' | 'write' | 'progress' | 'drain' | 'reboot' | 'converge' | 'uncordon' | 'wait' | 'cancel' | 'rollback' | 'stop' | 'done' | 'refuse';
 
 export interface ApplyEvent {
   node?: string;
@@ -65,7 +73,8 @@ export function readUpgradeRecord(path: string): UpgradeRecord {
 
 export function writeUpgradeRecord(path: string, r: UpgradeRecord): void {
   makePrivateDir(dirname(path));
-  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), slots: Object.fromEntries(Object.entries(r.slots).sort(([a], [b]) => a.localeCompare(b))), bad: r.bad };
+  const byNode = <T>(o: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), slots: byNode(r.slots), bad: r.bad, ...(r.converged ? { converged: byNode(r.converged) } : {}) };
   writeFileSync(`${path}.tmp`, `${JSON.stringify(sorted, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${path}.tmp`, path);
 }
@@ -159,7 +168,9 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
   if (!input.kubernetes) emit({ step: 'drain', detail: NO_KUBERNETES });
   const cancelStaged = async (why: string): Promise<void> => {
     for (const [node, step] of Object.entries(steps)) {
+      // Drained, or converged on N+1 after its gate but not yet uncordoned (a rerun finds it settled and would not).
       if (step.kind === 'drain' && step.ok) await uncordonAgain(ops, node, emit);
+      if (step.kind === 'converge' && step.ok && input.kubernetes) await uncordonAgain(ops, node, emit);
       if ((step.kind !== 'write' && step.kind !== 'drain') || !step.ok) continue;
       try {
         await ops.cancel(node, step.slot);
@@ -195,7 +206,8 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         if (m !== undefined) metrics[node] = m;
       }
       const active = st.ok ? st.value.active : 'A';
-      view[node] = { status, running: slotsOf(record, node, from)[active], ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}) };
+      const converged = record.converged?.[node];
+      view[node] = { status, running: slotsOf(record, node, from)[active], ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}), ...(converged ? { converged } : {}) };
     }
     if (unreachable) {
       const step = steps[unreachable.node];
@@ -224,7 +236,14 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         }
         emit({ node: a.node, step: 'stop', detail: `${a.reason}${a.fellBackTo ? ` (runs slot ${a.fellBackTo})` : ''}` });
         // A node this run drained: back into service when it runs its previous slot, else left cordoned (said).
-        const cordon = a.cordoned === 'uncordon' ? await uncordonAgain(ops, a.node, emit) : a.cordoned === 'leave' ? `${a.node} stays cordoned (drained before its reboot): once it runs a slot whose gate passed, run kubectl uncordon ${a.node} on a control-plane node` : undefined;
+        const cordon =
+          a.cordoned === 'uncordon'
+            ? await uncordonAgain(ops, a.node, emit)
+            : a.cordoned === 'leave'
+              ? `${a.node} stays cordoned (drained before its reboot): once it runs a slot whose gate passed, run kubectl uncordon ${a.node} on a control-plane node`
+              : a.cordoned === 'until-converged'
+                ? `${a.node} stays cordoned (drained before its reboot) until it is converged: the rerun uncordons it after its converge (after a kubedos deploy instead, run kubectl uncordon ${a.node} on a control-plane node)`
+                : undefined;
         return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: cordon ? `${a.message}\n${cordon}` : a.message };
       }
       case 'write': {
@@ -263,8 +282,21 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         }
         break;
       }
+      case 'converge':
+        emit({ node: a.node, step: 'converge', detail: `wave ${a.wave}: slot ${a.slot} passed its gate: converging ${a.node} on ${target.version} (what its new slot does not keep: etcd's configuration, Prometheus's, the plane-bound units)` });
+        try {
+          await ops.converge(a.node, signal);
+          record.converged = { ...record.converged, [a.node]: target };
+          save();
+          steps[a.node] = { kind: 'converge', slot: a.slot, ok: true };
+          emit({ node: a.node, step: 'converge', detail: `converged on ${target.version}` });
+        } catch (err) {
+          if (signal?.aborted) continue;
+          steps[a.node] = { kind: 'converge', slot: a.slot, ok: false, error: errText(err) };
+        }
+        break;
       case 'uncordon':
-        emit({ node: a.node, step: 'uncordon', detail: `slot ${a.slot} passed its gate: kubectl uncordon ${a.node}` });
+        emit({ node: a.node, step: 'uncordon', detail: `slot ${a.slot} passed its gate and ${a.node} is converged: kubectl uncordon ${a.node}` });
         try {
           await ops.uncordon(a.node, signal);
           steps[a.node] = { kind: 'uncordon', slot: a.slot };

@@ -30,6 +30,8 @@ interface Node {
   slots: Record<Slot, BuildRef>;
   metrics?: string;
   step?: ApplyStep;
+  /** The build the foundry converged the node on after its gate (the upgrade record). */
+  converged?: BuildRef;
 }
 
 function newNode(name: string): Node {
@@ -66,7 +68,7 @@ function runUpgrade(nodes: Record<string, Node>, target: BuildRef, bad: RolledBa
   const trace: string[] = [];
   let now = 1_000;
   for (let i = 0; i < 30; i++) {
-    const view: Record<string, ApplyNode> = Object.fromEntries(Object.entries(nodes).map(([k, n]) => [k, n, status(n)] as const).map(([k, n, st]) => [k, { status: st, running: running(n, st), ...(n.metrics ? { metrics: n.metrics } : {}), ...(n.step ? { step: n.step } : {}) }]));
+    const view: Record<string, ApplyNode> = Object.fromEntries(Object.entries(nodes).map(([k, n]) => [k, n, status(n)] as const).map(([k, n, st]) => [k, { status: st, running: running(n, st), ...(n.metrics ? { metrics: n.metrics } : {}), ...(n.step ? { step: n.step } : {}), ...(n.converged ? { converged: n.converged } : {}) }]));
     const a = nextApplyAction({ waves, target, nodes: view, bad, now });
     trace.push(a.kind === 'done' || a.kind === 'refuse' ? a.kind : `${a.kind} ${a.node}${'slot' in a ? ` ${a.slot}` : ''}`);
     if (a.kind === 'done' || a.kind === 'refuse' || a.kind === 'stop') {
@@ -87,6 +89,10 @@ function runUpgrade(nodes: Record<string, Node>, target: BuildRef, bad: RolledBa
         (b) => b.digest === target.digest && faults.neverBoots === a.node,
         (b) => (b.digest === target.digest && faults.breaks === a.node ? 'kubelet' : undefined),
       );
+    } else if (a.kind === 'converge') {
+      expect(status(n)).toBe(`booted=${a.slot}\nactive=${a.slot}\ntry=\ntries=0\nfailed=\n`); // its gate passed: mark-good
+      n.converged = target;
+      n.step = { kind: 'converge', slot: a.slot, ok: true };
     } else if (a.kind === 'wait') {
       now = a.until;
     } else {
@@ -102,7 +108,7 @@ describe('the apply plan over the real boot counter and gate of three nodes (lab
     const N1 = build('0.2.0');
     const bad: RolledBackBuild[] = [];
     const first = runUpgrade(nodes, N1, bad, { breaks: 'w-1' });
-    expect(first.trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'write w-1 B', 'reboot w-1 B', 'stop w-1']);
+    expect(first.trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'converge cp-1 B', 'write w-1 B', 'reboot w-1 B', 'stop w-1']);
     expect(first.end).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'slot B failed its health gate (services); the node fell back to slot A', upgraded: ['cp-1'], untouched: ['master'] });
     expect(status(nodes['cp-1']!)).toBe('booted=B\nactive=B\ntry=\ntries=0\nfailed=\n');
     expect(status(nodes['w-1']!)).toBe('booted=A\nactive=A\ntry=\ntries=0\nfailed=B\n');
@@ -113,7 +119,7 @@ describe('the apply plan over the real boot counter and gate of three nodes (lab
 
     const fixed = build('0.2.1');
     const second = runUpgrade(nodes, fixed, bad);
-    expect(second.trace).toEqual(['write cp-1 A', 'reboot cp-1 A', 'write w-1 B', 'reboot w-1 B', 'write master B', 'reboot master B', 'done']);
+    expect(second.trace).toEqual(['write cp-1 A', 'reboot cp-1 A', 'converge cp-1 A', 'write w-1 B', 'reboot w-1 B', 'converge w-1 B', 'write master B', 'reboot master B', 'converge master B', 'done']);
     expect(Object.values(nodes).map((n) => running(n).version)).toEqual(['0.2.1', '0.2.1', '0.2.1']);
     const rb = planRollback(waves, Object.fromEntries(Object.entries(nodes).map(([k, n]) => [k, { status: status(n), running: running(n) }])), fixed);
     expect(rb.ok && rb.steps.map((s) => `${s.node} ${s.argv.slice(1).join(' ')}`)).toEqual(['master try A 1', 'w-1 try A 1', 'cp-1 try B 1']);

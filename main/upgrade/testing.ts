@@ -231,7 +231,7 @@ export interface SimNode {
  * the apply loop's NodeOps. Time is compressed: a reboot happens at the next observation of the
  * node, one boot per observation (a gate that fails reboots the node again). Faults: a build whose
  * kernel never comes up on a node, a build that breaks a unit (the gate's services check) on a
- * node, a write the node refuses.
+ * node, a write the node refuses, a converge that fails on a node.
  */
 export class SimCluster implements NodeOps {
   readonly nodes: Record<string, SimNode> = {};
@@ -241,6 +241,8 @@ export class SimCluster implements NodeOps {
   refuseWrite: (node: string) => string | undefined = () => undefined;
   /** A drain that fails on a node (a PodDisruptionBudget, a timeout): its error message. */
   refuseDrain: (node: string) => string | undefined = () => undefined;
+  /** A converge that fails on a node (a role that did not apply): its error message. */
+  refuseConverge: (node: string) => string | undefined = () => undefined;
   /** Nodes cordoned now (kubectl drain cordons first; uncordon clears). */
   readonly cordoned = new Set<string>();
 
@@ -331,6 +333,15 @@ export class SimCluster implements NodeOps {
     this.node(name);
     this.calls.push(`uncordon ${name}`);
     this.cordoned.delete(name);
+  }
+
+  async converge(name: string): Promise<void> {
+    const n = this.node(name);
+    this.calls.push(`converge ${name}`);
+    // The foundry converges a node that runs: never one still going down or booting.
+    if (n.rebooting) throw new Error(`${name}: converge called while the node reboots`);
+    const refusal = this.refuseConverge(name);
+    if (refusal) throw new Error(refusal);
   }
 
   /** `kubedos-boot status` without booting a pending reboot. */

@@ -2,7 +2,7 @@
 // `kubedos-boot` and the reboot through the guest agent of the substrate driver the deploy uses,
 // the gate's metrics read as a file through it, the slot write streamed over wg1 (stream.ts) with
 // the slot image cut from N+1's A/B qcow2 of the node's role (slot-image.ts, once per role and
-// slot). And the service `kubedos upgrade` calls: the A/B check of every node before any is
+// slot), the converge of a node whose gate passed (vmConverge). And the service `kubedos upgrade` calls: the A/B check of every node before any is
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { firstFew } from '../../common/text/first-few';
 import { MANIFEST_FILE } from '../build/attest';
 import { readOpsPrivateKey } from '../build/keys';
 import { BUNDLE_PATHS } from '../bundle/schema';
+import { convergeNodes } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import { terminalRoute } from '../terminal/pins';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
@@ -53,6 +54,20 @@ export interface VmNodeOpsOptions {
   artifactDir: string;
   /** Parent of the private directories the slot images are cut into. */
   tmpParent?: string;
+  /** Converges one node on the build it runs (NodeOps.converge): the CLI's is main/stages/converge.ts convergeNodes. */
+  converge: (node: string, signal?: AbortSignal) => Promise<void>;
+}
+
+/**
+ * VmNodeOps' converge for a deployed cluster: main/stages/converge.ts convergeNodes on the one node,
+ * from the hub, as the deploy's converge stage does it (not a deploy run: the sealed bundle, which
+ * buildRefs reads as N, and the journal stay as the deploy left them).
+ */
+export function vmConverge(o: { spec: ClusterSpec; plan: Plan; driver: SubstrateDriver; env: NodeJS.ProcessEnv; log?: (line: string) => void }): VmNodeOpsOptions['converge'] {
+  const workspace = clusterWorkspace(o.spec.metadata.name, o.env);
+  return async (node, signal) => {
+    await convergeNodes({ spec: o.spec, plan: o.plan, driver: o.driver, workspace, env: o.env, nodes: [node], ...(signal ? { signal } : {}), ...(o.log ? { log: o.log } : {}) });
+  };
 }
 
 export class VmNodeOps implements NodeOps {
@@ -149,6 +164,10 @@ export class VmNodeOps implements NodeOps {
 
   async uncordon(node: string, signal?: AbortSignal): Promise<void> {
     await this.kubectl(node, ['uncordon', this.k8sName(node)], signal);
+  }
+
+  converge(node: string, signal?: AbortSignal): Promise<void> {
+    return this.o.converge(node, signal);
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,7 @@ import { substrateFor } from '../../substrate/factory';
 import { targetOf } from '../../target';
 import type { ApplyEvent, ApplyOutcome } from '../../upgrade/apply-run';
 import { upgradeWaves } from '../../upgrade/preflight';
-import { buildRefs, runUpgradeService, specNotAb, VmNodeOps } from '../../upgrade/vm-ops';
+import { buildRefs, runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
 import { sha256Hex } from '../../../common/canonical';
 import type { CliCommand, CliIo } from '../command';
@@ -45,7 +45,9 @@ async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef;
   const { spec, io } = o;
   const p = plan(spec);
   const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, o.target), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
-  const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '' });
+  // Ansible's log of each node's converge, indented under the node's converge event.
+  const converge = vmConverge({ spec, plan: p, driver, env: io.env, log: (line) => io.err(`  ${line}`) });
+  const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
   try {
     return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(eventLine(e)) });
   } finally {
@@ -69,9 +71,12 @@ export const upgradeCommand: CliCommand = {
     'the payload files that change, and the waves: the control plane first, domain by domain, the hub last.',
     'Without --dry-run it then applies N+1 (strategy rolling, nodes built with spec.upgrades.diskLayout: ab):',
     'every node must answer `kubedos-boot status` first (else one refusal, nothing touched); then node by node,',
-    'wave by wave: stream the slot image over wg1 into the passive slot, reboot, wait for the health gate (where',
-    'Kubernetes runs: kubectl drain before the reboot, uncordon after the gate; a failed drain stops before it); a',
-    'node that fails its gate falls back by itself and the upgrade stops naming it, the reason and its slot.',
+    'wave by wave: stream the slot image over wg1 into the passive slot, reboot, wait for the health gate, then',
+    'converge the node from the hub (its new slot keeps only what the node learned: etcd\'s configuration and the',
+    'other converged files come back) before the next node (where Kubernetes runs: kubectl drain before the',
+    'reboot, uncordon after the converge; a failed drain stops before it). A node that fails its gate falls back',
+    'by itself and the upgrade stops naming it, the reason and its slot; a failed converge stops naming it, the',
+    'node stays on N+1 and a rerun converges it again (or kubedos deploy SPEC; or --rollback).',
     '--rollback returns the nodes on N+1 to their previous slot, the hub first. Exit: 0 done, 1 refused or',
     'stopped, 130 interrupted. Tested on namespace nodes and simulated boots; not yet on deployed VMs.',
     '  --target T          qemu-local or proxmox://HOST; default: the spec\'s substrate',
