@@ -10,7 +10,7 @@
 // boot-counting.test.ts) says which slot the next boot takes.
 // Needs root and loop devices (losetup, partx); skipped with the reason otherwise.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,11 @@ import { espVolumeIds } from '../build/image/index';
 import { abDiskBytes, abPartitions, renderAbPartitionTable, type AbLayoutInput } from './ab-layout';
 import { cutSlotImage, ext4Label, findSlotPartition, removeSlotImage, type SlotImage, type SfdiskTable } from './slot-image';
 import { grubBootSelect, killSlotWriteMidWrite } from './testing';
+import { writeSlotThroughAgent, type AgentExec } from './agent-transport';
+import { VmNodeOps } from './vm-ops';
+import { plan } from '../../common/plan/index';
+import { parseSpec, TEMPLATES } from '../../common/spec/index';
+import type { SubstrateDriver } from '../substrate/driver';
 
 const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
 const WRITE = join(UPGRADE, 'kubedos-slot-write');
@@ -218,6 +223,76 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(r.status).toBe(0);
     expect(bootStatus()).toMatchObject({ try: 'B', tries: '1' });
     expect([boot(), boot()]).toEqual(['B', 'A']);
+  });
+
+  it('through the guest agent (no route to wg1): a sparse staging file on data, only non-zero chunks sent, the same script reads it; the file goes', async () => {
+    freshEnv();
+    const staging = join(DATA, 'upgrade/incoming');
+    const calls: { argv: readonly string[]; input?: number }[] = [];
+    // The guest agent as this machine: each exec a process with the node's environment and the chunk on stdin.
+    const exec: AgentExec = async (argv, o) => {
+      calls.push({ argv, ...(o.input ? { input: o.input.length } : {}) });
+      const r = spawnSync(argv[0]!, argv.slice(1), { input: o.input ? Buffer.from(o.input) : Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000 });
+      return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    };
+    const argv = [WRITE, '--disk', node.dev, ...imageB.argv.slice(1)];
+    const r = await writeSlotThroughAgent({ exec, node: 'w-1', image: { ...imageB, argv }, stagingDir: staging, chunkBytes: 64 * 1024 });
+    const zeroChunks = Array.from({ length: imageB.size / (64 * 1024) }, (_, i) => image.subarray(i * 64 * 1024, (i + 1) * 64 * 1024)).filter((c) => !c.some((b) => b !== 0)).length;
+    expect(zeroChunks).toBeGreaterThan(0);
+    expect(r.sent).toBe(imageB.size - zeroChunks * 64 * 1024);
+    expect(calls.filter((c) => c.input !== undefined)).toHaveLength(imageB.size / (64 * 1024) - zeroChunks);
+    expect(r.output).toMatch(/the next boot tries slot B/);
+    expect(readPart(3).equals(image)).toBe(true);
+    expect(bootStatus()).toMatchObject({ active: 'A', try: 'B', tries: '3' });
+    expect(readdirSync(staging)).toEqual([]);
+  });
+
+  it('VmNodeOps on a qemu substrate writes the slot through the guest agent (this machine has no route to wg1): the image cut from N+1\'s role qcow2, the node\'s script run by it', async () => {
+    freshEnv();
+    const artifactDir = join(root, 'n1-build');
+    mkdirSync(join(artifactDir, 'images'), { recursive: true });
+    copyFileSync(n1.qcow2, join(artifactDir, 'images/lab-3-worker.qcow2'));
+    const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
+    expect(spec.spec.substrate.type).toBe('qemu');
+    const p = plan(spec);
+    const guests: number[] = [];
+    // The guest agent of w-1 as this machine: its script at the node's path is the checkout's, on this test's loop device.
+    const driver = {
+      async guestExec(vmid: number, argv: readonly string[], o: { input?: Uint8Array } = {}) {
+        guests.push(vmid);
+        const a = argv.flatMap((x) => (x === '/usr/local/sbin/kubedos-slot-write' ? [WRITE, '--disk', node.dev] : [x.replace('/var/lib/kubedos/upgrade/incoming', join(DATA, 'upgrade/incoming'))]));
+        const r = spawnSync(a[0]!, a.slice(1), { input: o.input ? Buffer.from(o.input) : Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000 });
+        return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+      },
+    } as unknown as SubstrateDriver;
+    const ops = new VmNodeOps({ spec, plan: p, driver, env: process.env, artifactDir, tmpParent: root, converge: async () => undefined });
+    const progress: string[] = [];
+    try {
+      await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: 'x'.repeat(64) }, { onProgress: (d) => progress.push(d) });
+    } finally {
+      await ops.close();
+    }
+    expect(new Set(guests)).toEqual(new Set([p.nodes.find((n) => n.name === 'w-1')!.vmid]));
+    expect(progress.at(-1)).toMatch(/^16 of 16 MiB through the guest agent \(\d+ MiB sent, chunks of zeros skipped\)/);
+    expect(readPart(3).equals(image)).toBe(true);
+    expect(bootStatus()).toMatchObject({ active: 'A', try: 'B' });
+  });
+
+  it('through the guest agent, a chunk that arrives wrong: the script\'s read-back refuses it, the staging file goes, the boot environment is untouched', async () => {
+    freshEnv();
+    const before = readFileSync(node.env);
+    const staging = join(DATA, 'upgrade/incoming');
+    let n = 0;
+    const exec: AgentExec = async (argv, o) => {
+      const input = o.input && n++ === 3 ? Buffer.from(o.input).fill(0x5a, 0, 16) : o.input;
+      const r = spawnSync(argv[0]!, argv.slice(1), { input: input ? Buffer.from(input) : Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000 });
+      return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    };
+    const argv = [WRITE, '--disk', node.dev, ...imageB.argv.slice(1)];
+    await expect(writeSlotThroughAgent({ exec, node: 'w-1', image: { ...imageB, argv }, stagingDir: staging, chunkBytes: 64 * 1024 })).rejects.toThrow(/^w-1: writing N\+1 into slot B through the guest agent: .*kubedos-slot-write .* exited 1: .*expected [0-9a-f]{64}.*the node keeps booting its active slot/);
+    expect(readdirSync(staging)).toEqual([]);
+    expect(readFileSync(node.env).equals(before)).toBe(true);
+    expect(boot()).toBe('A');
   });
 
   it('a corrupt stream: the read-back hash differs, the message names the slot, expected and got; the boot environment is untouched', () => {
