@@ -21,9 +21,9 @@ import { diffSummary, renderDiff } from './darksite/pins';
 import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
-import { buildBaseRootfs, buildImage, DEFAULT_ROOT_MIB } from './image/index';
+import { buildBaseRootfs, buildImage } from './image/index';
 import { abInputs } from './image/ab';
-import { abDataMiB } from '../../common/upgrade/ab-size';
+import { abDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso, isoKeyInputs } from './iso/index';
 import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
@@ -376,7 +376,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       if (!e) {
         log(`image ${role}: building (base root filesystem + ${extras.length} role packages + payload)`);
         // Peak: the root tree and its ext4 image, then the ext4 image and the raw disk (2x the root size).
-        ensureFreeSpace(cache.root, ((ab ? 3 : 2) * DEFAULT_ROOT_MIB + 512) * MiB, `building the ${role} image`);
+        ensureFreeSpace(cache.root, ((ab ? 3 : 2) * ROOT_MIB + 512) * MiB, `building the ${role} image`);
         const scratch = cache.scratch(`image-${role}`);
         mkdirSync(scratch, { recursive: true });
         const work = cache.scratch(`image-work-${role}`);

@@ -15,6 +15,7 @@ import { open } from 'node:fs/promises';
 import type { Slot } from '../../common/upgrade/agent';
 import type { GuestExecResult, OpOptions } from '../substrate/driver';
 import { GUEST_INPUT_MAX_BYTES } from '../substrate/guest-file';
+import { tailOf } from './stream';
 
 /** Where the image is staged on the node: the data partition (payload/upgrade/kubedos-persist), never a slot. */
 export const AGENT_STAGING_DIR = '/var/lib/kubedos/upgrade/incoming';
@@ -29,7 +30,8 @@ export interface AgentSlotWriteOptions {
   /** Bytes per guest exec (default and most: 1 MiB). */
   chunkBytes?: number;
   signal?: AbortSignal;
-  onProgress?: (p: { bytes: number; total: number; sent: number }) => void;
+  /** After each chunk: bytes through (sent or skipped as zeros), bytes sent, and the send rate (bytes/s) so far. */
+  onProgress?: (p: { bytes: number; total: number; sent: number; rate: number }) => void;
 }
 
 const PREPARE = [
@@ -45,30 +47,17 @@ const PREPARE = [
 
 const CHUNK = 'dd of="$1" bs="$2" seek="$3" conv=notrunc status=none';
 
-const tail = (r: GuestExecResult): string => (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') || 'no output';
+const tail = (r: GuestExecResult): string => tailOf(r.stderr || r.stdout) || 'no output';
 
-/** Reads the image chunk by chunk (never whole); the chunk's index and bytes, or nothing for a chunk of zeros. */
-async function* chunks(path: string, size: number, chunkBytes: number): AsyncGenerator<{ index: number; data: Buffer | undefined; bytes: number }> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(chunkBytes);
-    for (let index = 0, off = 0; off < size; index++, off += chunkBytes) {
-      const want = Math.min(chunkBytes, size - off);
-      const { bytesRead } = await fh.read(buf, 0, want, off);
-      if (bytesRead !== want) throw new Error(`${path}: read ${bytesRead} of ${want} bytes at offset ${off} (the slot image changed while it was sent?)`);
-      const data = buf.subarray(0, want);
-      yield { index, data: data.some((b) => b !== 0) ? Buffer.from(data) : undefined, bytes: want };
-    }
-  } finally {
-    await fh.close();
-  }
-}
+type ImageFile = Awaited<ReturnType<typeof open>>;
 
-/** How many bytes of the image are not in chunks of zeros (what the staging file will hold). */
-async function dataBytes(path: string, size: number, chunkBytes: number): Promise<number> {
-  let n = 0;
-  for await (const c of chunks(path, size, chunkBytes)) if (c.data) n += c.bytes;
-  return n;
+/** Chunk `index` of the image (the last one shorter), read into `buf`. */
+async function readChunk(fh: ImageFile, path: string, buf: Buffer, index: number, size: number): Promise<Buffer> {
+  const off = index * buf.length;
+  const want = Math.min(buf.length, size - off);
+  const { bytesRead } = await fh.read(buf, 0, want, off);
+  if (bytesRead !== want) throw new Error(`${path}: read ${bytesRead} of ${want} bytes at offset ${off} (the slot image changed while it was sent?)`);
+  return buf.subarray(0, want);
 }
 
 /**
@@ -90,18 +79,32 @@ export async function writeSlotThroughAgent(o: AgentSlotWriteOptions): Promise<{
   };
   const remove = (): Promise<unknown> => o.exec(['rm', '-f', file], { timeoutS: 60 }).catch(() => undefined);
 
-  const need = await dataBytes(o.image.path, o.image.size, chunkBytes);
+  const fh = await open(o.image.path, 'r');
   try {
-    await run('staging', ['sh', '-c', PREPARE, 'sh', dir, file, String(o.image.size), String(Math.ceil(need / 1024) + 1024)]);
-    let bytes = 0;
-    let sent = 0;
-    for await (const c of chunks(o.image.path, o.image.size, chunkBytes)) {
-      if (c.data) {
-        await run(`sending bytes ${c.index * chunkBytes}-${c.index * chunkBytes + c.bytes - 1}`, ['sh', '-c', CHUNK, 'sh', file, String(chunkBytes), String(c.index)], { input: c.data, timeoutS: 60 });
-        sent += c.bytes;
+    // One pass finds the chunks that hold data (what the staging file needs room for); the send
+    // reads those again, one at a time: the image is never held whole.
+    const buf = Buffer.alloc(chunkBytes);
+    const count = Math.ceil(o.image.size / chunkBytes);
+    const data = new Set<number>();
+    let need = 0;
+    for (let i = 0; i < count; i++) {
+      const c = await readChunk(fh, o.image.path, buf, i, o.image.size);
+      if (c.some((b) => b !== 0)) {
+        data.add(i);
+        need += c.length;
       }
-      bytes += c.bytes;
-      o.onProgress?.({ bytes, total: o.image.size, sent });
+    }
+    await run('staging', ['sh', '-c', PREPARE, 'sh', dir, file, String(o.image.size), String(Math.ceil(need / 1024) + 1024)]);
+    const t0 = performance.now();
+    let sent = 0;
+    for (let i = 0; i < count; i++) {
+      if (data.has(i)) {
+        const c = await readChunk(fh, o.image.path, buf, i, o.image.size);
+        await run(`sending bytes ${i * chunkBytes}-${i * chunkBytes + c.length - 1}`, ['sh', '-c', CHUNK, 'sh', file, String(chunkBytes), String(i)], { input: c, timeoutS: 60 });
+        sent += c.length;
+      }
+      const elapsedS = (performance.now() - t0) / 1000;
+      o.onProgress?.({ bytes: Math.min((i + 1) * chunkBytes, o.image.size), total: o.image.size, sent, rate: elapsedS > 0 ? sent / elapsedS : 0 });
     }
     // The script reads the staged file as it reads the stream; the file goes whatever its exit.
     const r = await o.exec(['sh', '-c', '"$@" < "$0"; rc=$?; rm -f "$0"; exit $rc', file, ...o.image.argv], { timeoutS: 30 * 60, ...signal });
@@ -112,5 +115,7 @@ export async function writeSlotThroughAgent(o: AgentSlotWriteOptions): Promise<{
   } catch (err) {
     await remove();
     throw err;
+  } finally {
+    await fh.close();
   }
 }

@@ -122,13 +122,12 @@ export class VmNodeOps implements NodeOps {
       // qemu-local: this machine is not on the VMs' network (their L2 is a userspace switch), so
       // there is no route to the hub's wg1: the image goes through the guest agent instead.
       const vmid = this.vmid(node);
-      const t0 = performance.now();
       await writeSlotThroughAgent({
         exec: (argv, opts) => this.o.driver.guestExec(vmid, argv, opts),
         node,
         image,
         ...(o.signal ? { signal: o.signal } : {}),
-        onProgress: (p) => o.onProgress?.(`${(p.bytes / 1048576).toFixed(0)} of ${(p.total / 1048576).toFixed(0)} MiB through the guest agent (${(p.sent / 1048576).toFixed(0)} MiB sent, chunks of zeros skipped), ${(p.sent / 1048576 / Math.max((performance.now() - t0) / 1000, 0.001)).toFixed(1)} MiB/s`),
+        onProgress: (p) => o.onProgress?.(`${(p.bytes / 1048576).toFixed(0)} of ${(p.total / 1048576).toFixed(0)} MiB through the guest agent (${(p.sent / 1048576).toFixed(0)} MiB sent, chunks of zeros skipped), ${(p.rate / 1048576).toFixed(1)} MiB/s`),
       });
       return;
     }

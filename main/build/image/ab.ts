@@ -19,7 +19,6 @@ import { AB_LABELS, abDiskBytes, abPartitions, renderAbPartitionTable } from '..
 import { stableUuid } from './index';
 import { AB_ESP_MIB } from '../../../common/upgrade/ab-size';
 
-export { AB_ESP_MIB };
 /** Where the data partition is mounted: the update agent's state (docs/upgrades.md). */
 export const AB_DATA_MOUNT = '/var/lib/kubedos';
 /** Where kubedos-boot, kubedos-health-gate and kubedos-slot-write are installed in the root file system. */

@@ -46,8 +46,6 @@ export async function buildBaseRootfs(input: BaseRootfsInput): Promise<void> {
   rmSync(workDir, { recursive: true, force: true });
 }
 
-/** Size of a golden image's ext4 root filesystem (each slot of an A/B disk) unless the input says otherwise. */
-export const DEFAULT_ROOT_MIB = ROOT_MIB;
 
 export interface ImageInput {
   payload: RenderedPayload;
@@ -61,6 +59,7 @@ export interface ImageInput {
   cluster: string;
   /** apt source line the node keeps (the darksite as served in the cluster). */
   aptSource: string;
+  /** The root file system (each slot of an A/B disk); default ROOT_MIB (common/upgrade/ab-size.ts). */
   rootSizeMiB?: number;
   /** The artifact's OCI image layout (declared images), copied to OCI_NODE_DIR for containerd to import. */
   ociLayoutDir?: string;
@@ -195,7 +194,7 @@ export async function buildImage(input: ImageInput): Promise<void> {
     if (input.abDataMiB === undefined) throw new Error(`image ${payload.role}: an A/B disk needs the size of its data partition (abDataMiB, from the role's first disk)`);
     prepareAbRootfs({ rootfs, upgradeDir: input.upgradeDir, espMountId, kernel, initrd });
     const raw = join(workDir, 'disk.raw');
-    await writeAbDisk({ rootfs, upgradeDir: input.upgradeDir, workDir, cluster: input.cluster, role: payload.role, espVolId, rootMiB: input.rootSizeMiB ?? DEFAULT_ROOT_MIB, dataMiB: input.abDataMiB, sourceDateEpoch: epoch, rawOut: raw, ...(signal ? { signal } : {}), ...(input.log ? { log: input.log } : {}) });
+    await writeAbDisk({ rootfs, upgradeDir: input.upgradeDir, workDir, cluster: input.cluster, role: payload.role, espVolId, rootMiB: input.rootSizeMiB ?? ROOT_MIB, dataMiB: input.abDataMiB, sourceDateEpoch: epoch, rawOut: raw, ...(signal ? { signal } : {}), ...(input.log ? { log: input.log } : {}) });
     mkdirSync(dirname(input.outFile), { recursive: true });
     rmSync(input.outFile, { force: true });
     await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, input.outFile], { signal, timeoutMs: 20 * 60_000 });
@@ -221,7 +220,7 @@ export async function buildImage(input: ImageInput): Promise<void> {
   await run(['mcopy', '-s', '-m', '-Q', '-i', espImg, join(espTree, 'EFI'), '::/'], { env, signal });
 
   pinTimes(rootfs, epoch);
-  const rootMiB = input.rootSizeMiB ?? DEFAULT_ROOT_MIB;
+  const rootMiB = input.rootSizeMiB ?? ROOT_MIB;
   const rootImg = join(workDir, 'root.ext4');
   await makeReproducibleExt4({
     tree: rootfs, out: rootImg, sizeMiB: rootMiB, uuid: rootUuid, label: 'kubedos-root',
