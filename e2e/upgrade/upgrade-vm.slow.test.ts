@@ -149,15 +149,23 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
   let n1: { dir: string; spec: string };
   const gateN1 = Buffer.concat([gateOriginal, Buffer.from(`# ${N1}: changed by e2e/upgrade/upgrade-vm.slow.test.ts (a payload file that differs between N and N+1)\n`)]);
 
-  beforeAll(() => {
+  beforeAll(async () => {
     requireRoot();
+    driver = new QemuLocalDriver({ stateDir: join(WS, 'clusters/lab-3/vms'), ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } });
+    // VMs a kept run left (KUBEDOS_UPGRADE_KEEP=1) go before their workspace does.
+    for (const n of p.nodes) await driver.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
     rmSync(WS, { recursive: true, force: true });
     mkdirSync(UPGRADE_LAB, { recursive: true });
     rmSync(UPGRADE_BENCH_FILE, { force: true });
-    driver = new QemuLocalDriver({ stateDir: join(WS, 'clusters/lab-3/vms'), ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } });
-  });
+  }, 5 * 60_000);
 
   afterAll(async () => {
+    // KUBEDOS_UPGRADE_KEEP=1 leaves the VMs and the workspace for a look (or a rerun of one step
+    // with the CLI); they are removed by the next run of this file.
+    if (process.env.KUBEDOS_UPGRADE_KEEP === '1') {
+      console.log(`[upgrade-vm] KUBEDOS_UPGRADE_KEEP=1: VMs ${p.nodes.map((n) => n.vmid).join(', ')} and ${WS} left in place`);
+      return;
+    }
     for (const n of p.nodes) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
     dropLabBulk(WS, [join(WS, 'cache')]);
   });
