@@ -2,6 +2,7 @@
 // proxmox-ssh.ts and qemu-local.ts implement it. Every operation takes an AbortSignal and
 // reports what it does through events, so the CLI, the pipeline journal and the UI see the
 // same stream.
+import type { Writable } from 'node:stream';
 import type { VmShape } from '../../common/plan/schema';
 import type { BootArtifact } from './qm';
 
@@ -109,8 +110,24 @@ export interface SubstrateDriver {
   consoleTail?(vmid: number, maxBytes?: number, options?: OpOptions): Promise<string>;
   /** Hard reset of a running VM (the reset button: no shutdown in the guest). */
   reset?(vmid: number, options?: OpOptions): Promise<void>;
+  /**
+   * A byte channel from this machine into a running guest, for bulk data the guest agent carries
+   * too slowly (a slot image): qemu-local hot-plugs a virtio-serial port. Only drivers whose host
+   * can reach the VM's devices have it (qemu-local); Proxmox writes slots over wg1 instead.
+   */
+  guestChannel?(vmid: number, name: string, options?: OpOptions): Promise<GuestChannel>;
   /** The commands a step would run, for --dry-run (no side effects). */
   preview(step: PlannedStep): string[];
+  close(): Promise<void>;
+}
+
+/** A channel `guestChannel` opened: connect the host end, have the guest read `guestPath`, close. */
+export interface GuestChannel {
+  /** Where a reader in the guest gets the bytes (a character device: it reads end of file once the host end is closed). */
+  readonly guestPath: string;
+  /** The host end: what is written reaches a reader of guestPath in order, with backpressure; ending it ends the guest's stream. Connect before the guest starts reading. */
+  connect(options?: OpOptions): Promise<Writable>;
+  /** Removes the channel from the VM (idempotent; a channel left by a foundry that died is removed by the next guestChannel of that name). */
   close(): Promise<void>;
 }
 

@@ -8,18 +8,20 @@
 // rules forward to ports on the host's loopback.
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, createReadStream, existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { z } from 'zod';
 import { VmShape } from '../../common/plan/schema';
 import { CommandError, displayCommand, run } from '../exec/runner';
-import type { ArtifactFile, GuestExecResult, Inventory, InventoryVm, OpOptions, PlannedStep, SubstrateDriver, UploadResult } from './driver';
+import type { ArtifactFile, GuestChannel, GuestExecResult, Inventory, InventoryVm, OpOptions, PlannedStep, SubstrateDriver, UploadResult } from './driver';
 import { SubstrateError, throwIfAborted } from './driver';
 import type { Ownership } from './proxmox-ssh';
 import type { BootArtifact } from './qm';
 import { checkShape, tagList } from './qm';
 import type { GuestFileWriteOptions } from './guest-file';
 import { contentBytes, GUEST_INPUT_MAX_BYTES, planGuestFileWrite, writeGuestFile } from './guest-file';
-import { GuestAgentClient, qmpCommand } from './qga';
+import { GuestAgentClient, qmpCommand, qmpCommands } from './qga';
 import { fileTail } from './boot-hang';
 import * as v from './validate';
 import { remoteCommand } from './shell';
@@ -444,6 +446,56 @@ export class QemuLocalDriver implements SubstrateDriver {
     op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'resetting' });
     await qmpCommand(join(this.runDir(vmid), 'qmp.sock'), 'system_reset');
     op.onEvent?.({ kind: 'vm', node: rec.shape.name, vmid, state: 'running' });
+  }
+
+  /**
+   * A virtio-serial port hot-plugged on the VM's existing bus (vser0, where the guest agent's port
+   * is: no PCI hotplug needed), its host end a unix socket in the VM's private run folder; the guest
+   * reads it at /dev/virtio-ports/NAME. Measured under TCG here: 256 MiB in 9 s, against about
+   * 0.5 MiB/s for the same bytes as guest-exec input (the guest agent parses base64 JSON). A port
+   * left by an interrupted run (same name) is removed first; close() removes this one.
+   */
+  async guestChannel(vmid: number, name: string, op: OpOptions = {}): Promise<GuestChannel> {
+    throwIfAborted(op.signal);
+    const rec = this.requireOwned(vmid, 'open a channel into');
+    if (!/^org\.kubedos\.[a-z0-9]+(?:[.-][a-z0-9]+)*$/.test(name) || name.length > 64) throw new v.SubstrateInputError('channel name', name, 'org.kubedos.<lowercase words>');
+    if (!this.qemuPid(vmid)) throw new SubstrateError('not-running', `VM ${vmid} (${rec.shape.name}) is not running: no channel can be opened into it`, { node: rec.shape.name });
+    const qmp = join(this.runDir(vmid), 'qmp.sock');
+    const id = name.replace(/^org\.kubedos\./, 'kubedos-').replace(/\./g, '-');
+    const sock = join(this.runDir(vmid), `${id}.sock`);
+    const remove = async (): Promise<void> => {
+      await qmpCommands(qmp, [{ execute: 'device_del', arguments: { id: `${id}-port` } }]).catch(() => undefined);
+      // The chardev is busy until the port is gone (the unplug completes in QEMU's main loop).
+      for (let i = 0; ; i++) {
+        try {
+          await qmpCommands(qmp, [{ execute: 'chardev-remove', arguments: { id } }]);
+          break;
+        } catch (err) {
+          if (/not found/i.test((err as Error).message) || i >= 50) break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      rmSync(sock, { force: true });
+    };
+    await remove();
+    await qmpCommands(qmp, [{ execute: 'chardev-add', arguments: { id, backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: sock } }, server: true, wait: false } } } }]);
+    try {
+      await qmpCommands(qmp, [{ execute: 'device_add', arguments: { driver: 'virtserialport', bus: 'vser0.0', chardev: id, name, id: `${id}-port` } }]);
+    } catch (err) {
+      await remove();
+      throw new SubstrateError('channel-failed', `VM ${vmid} (${rec.shape.name}): cannot add the virtio-serial port ${name}: ${(err as Error).message}`, { node: rec.shape.name, hint: 'the VM must have been started by this foundry (its virtio-serial bus vser0); restart it with kubedos start' });
+    }
+    return {
+      guestPath: `/dev/virtio-ports/${name}`,
+      connect: (o: OpOptions = {}) =>
+        new Promise<Writable>((resolve, reject) => {
+          throwIfAborted(o.signal);
+          const c = connect(sock);
+          c.once('connect', () => resolve(c));
+          c.once('error', (e) => reject(new SubstrateError('channel-failed', `VM ${vmid} (${rec.shape.name}): cannot connect to ${sock}: ${e.message}`, { node: rec.shape.name })));
+        }),
+      close: remove,
+    };
   }
 
   async destroy(vmid: number, op: OpOptions & { allowDestroy: boolean }): Promise<void> {

@@ -185,13 +185,20 @@ export class GuestAgentClient {
 
 /** One QMP command (after qmp_capabilities). */
 export async function qmpCommand(socketPath: string, execute: string, timeoutMs = 5000): Promise<unknown> {
+  return (await qmpCommands(socketPath, [{ execute }], timeoutMs))[0];
+}
+
+/** QMP commands in order on one connection (after qmp_capabilities); the first error rejects (SubstrateError 'agent-error' with QEMU's description). */
+export async function qmpCommands(socketPath: string, commands: { execute: string; arguments?: object }[], timeoutMs = 5000): Promise<unknown[]> {
   return conversation(
     socketPath,
     timeoutMs,
     undefined,
     async (send) => {
       await send({ execute: 'qmp_capabilities' });
-      return send({ execute });
+      const out: unknown[] = [];
+      for (const c of commands) out.push(await send(c));
+      return out;
     },
     true,
   );

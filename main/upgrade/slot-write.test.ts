@@ -9,18 +9,20 @@
 // After each write, boot-select.cfg (GRUB's side, through the bash simulator of
 // boot-counting.test.ts) says which slot the next boot takes.
 // Needs root and loop devices (losetup, partx); skipped with the reason otherwise.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareAbRootfs, writeAbDisk } from '../build/image/ab';
 import { espVolumeIds } from '../build/image/index';
 import { abDiskBytes, abPartitions, renderAbPartitionTable, type AbLayoutInput } from './ab-layout';
 import { cutSlotImage, ext4Label, findSlotPartition, removeSlotImage, type SlotImage, type SfdiskTable } from './slot-image';
 import { grubBootSelect, killSlotWriteMidWrite } from './testing';
-import { writeSlotThroughAgent, type AgentExec } from './agent-transport';
+import { writeSlotThroughChannel, type ChannelExec } from './channel-transport';
+import type { GuestChannel } from '../substrate/driver';
 import { VmNodeOps } from './vm-ops';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
@@ -153,6 +155,49 @@ const DATA = join(root, 'data');
 const childEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_DATA: DATA, TMPDIR: scratch() });
 const leftovers = (): string[] => readdirSync(scratch());
 
+/** The guest agent as this machine: the command run with the node's environment, asynchronously (the channel is read meanwhile). */
+function guestAsThisMachine(argv: readonly string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(argv[0]!, argv.slice(1), { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('close', (code) => resolve({ exitCode: code ?? -1, stdout, stderr }));
+  });
+}
+
+/**
+ * The driver's channel as a FIFO in this test's folder (a virtio-serial port reads end of file when
+ * the host end closes, as a FIFO does when its writer does); `mangle` sees each chunk the host writes.
+ */
+function fifoChannel(mangle?: (chunk: Buffer) => Buffer): { open: () => Promise<GuestChannel>; opened: number; left: () => string[] } {
+  const dir = mkdtempSync(join(root, 'port-'));
+  const state = {
+    opened: 0,
+    left: () => readdirSync(dir),
+    open: async (): Promise<GuestChannel> => {
+      state.opened++;
+      const path = join(dir, 'org.kubedos.slot');
+      execFileSync('mkfifo', ['-m', '600', path]);
+      return {
+        guestPath: path,
+        connect: async () => {
+          const out = createWriteStream(path);
+          if (!mangle) return out;
+          out.on('error', () => undefined); // a reader gone: the transform's writes then stall, as a port's do
+          const t = new Transform({ transform: (c: Buffer, _e, cb) => cb(null, mangle(c)) });
+          t.pipe(out);
+          t.on('close', () => out.destroy());
+          return t;
+        },
+        close: async () => rmSync(path, { force: true }),
+      };
+    },
+  };
+  return state;
+}
+
 function slotWrite(args: string[], input?: Uint8Array): { status: number; out: string } {
   const r = spawnSync(WRITE, ['--disk', node.dev, ...args], { input: input ?? Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000, maxBuffer: 1 << 20 });
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
@@ -225,29 +270,21 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect([boot(), boot()]).toEqual(['B', 'A']);
   });
 
-  it('through the guest agent (no route to wg1): a sparse staging file on data, only non-zero chunks sent, the same script reads it; the file goes', async () => {
+  it('through a virtio-serial port (no route to wg1): the same script reads the image from the port; the port goes', async () => {
     freshEnv();
-    const staging = join(DATA, 'upgrade/incoming');
-    const calls: { argv: readonly string[]; input?: number }[] = [];
-    // The guest agent as this machine: each exec a process with the node's environment and the chunk on stdin.
-    const exec: AgentExec = async (argv, o) => {
-      calls.push({ argv, ...(o.input ? { input: o.input.length } : {}) });
-      const r = spawnSync(argv[0]!, argv.slice(1), { input: o.input ? Buffer.from(o.input) : Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000 });
-      return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-    };
+    const ch = fifoChannel();
     const argv = [WRITE, '--disk', node.dev, ...imageB.argv.slice(1)];
-    const r = await writeSlotThroughAgent({ exec, node: 'w-1', image: { ...imageB, argv }, stagingDir: staging, chunkBytes: 64 * 1024 });
-    const zeroChunks = Array.from({ length: imageB.size / (64 * 1024) }, (_, i) => image.subarray(i * 64 * 1024, (i + 1) * 64 * 1024)).filter((c) => !c.some((b) => b !== 0)).length;
-    expect(zeroChunks).toBeGreaterThan(0);
-    expect(r.sent).toBe(imageB.size - zeroChunks * 64 * 1024);
-    expect(calls.filter((c) => c.input !== undefined)).toHaveLength(imageB.size / (64 * 1024) - zeroChunks);
+    const progress: number[] = [];
+    const r = await writeSlotThroughChannel({ node: 'w-1', open: ch.open, exec: guestAsThisMachine, image: { ...imageB, argv }, onProgress: (p) => progress.push(p.bytes) });
     expect(r.output).toMatch(/the next boot tries slot B/);
+    expect(progress.at(-1)).toBe(imageB.size);
     expect(readPart(3).equals(image)).toBe(true);
     expect(bootStatus()).toMatchObject({ active: 'A', try: 'B', tries: '3' });
-    expect(readdirSync(staging)).toEqual([]);
+    expect(ch.opened).toBe(1);
+    expect(ch.left()).toEqual([]);
   });
 
-  it('VmNodeOps on a qemu substrate writes the slot through the guest agent (this machine has no route to wg1): the image cut from N+1\'s role qcow2, the node\'s script run by it', async () => {
+  it('VmNodeOps on a qemu substrate writes the slot through the driver\'s channel (this machine has no route to wg1): the image cut from N+1\'s role qcow2, the node\'s script run by it', async () => {
     freshEnv();
     const artifactDir = join(root, 'n1-build');
     mkdirSync(join(artifactDir, 'images'), { recursive: true });
@@ -256,13 +293,18 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(spec.spec.substrate.type).toBe('qemu');
     const p = plan(spec);
     const guests: number[] = [];
-    // The guest agent of w-1 as this machine: its script at the node's path is the checkout's, on this test's loop device.
+    const channels: { vmid: number; name: string }[] = [];
+    const ch = fifoChannel();
+    // w-1 as this machine: its script at the node's path is the checkout's, on this test's loop device.
     const driver = {
-      async guestExec(vmid: number, argv: readonly string[], o: { input?: Uint8Array } = {}) {
+      target: 'qemu-local',
+      guestExec(vmid: number, argv: readonly string[]) {
         guests.push(vmid);
-        const a = argv.flatMap((x) => (x === '/usr/local/sbin/kubedos-slot-write' ? [WRITE, '--disk', node.dev] : [x.replace('/var/lib/kubedos/upgrade/incoming', join(DATA, 'upgrade/incoming'))]));
-        const r = spawnSync(a[0]!, a.slice(1), { input: o.input ? Buffer.from(o.input) : Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000 });
-        return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+        return guestAsThisMachine(argv.flatMap((x) => (x === '/usr/local/sbin/kubedos-slot-write' ? [WRITE, '--disk', node.dev] : [x])));
+      },
+      guestChannel(vmid: number, name: string) {
+        channels.push({ vmid, name });
+        return ch.open();
       },
     } as unknown as SubstrateDriver;
     const ops = new VmNodeOps({ spec, plan: p, driver, env: process.env, artifactDir, tmpParent: root, converge: async () => undefined });
@@ -272,25 +314,60 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     } finally {
       await ops.close();
     }
-    expect(new Set(guests)).toEqual(new Set([p.nodes.find((n) => n.name === 'w-1')!.vmid]));
-    expect(progress.at(-1)).toMatch(/^16 of 16 MiB through the guest agent \(\d+ MiB sent, chunks of zeros skipped\)/);
+    const vmid = p.nodes.find((n) => n.name === 'w-1')!.vmid;
+    expect(new Set(guests)).toEqual(new Set([vmid]));
+    expect(channels).toEqual([{ vmid, name: 'org.kubedos.slot' }]);
+    expect(progress.at(-1)).toMatch(/^16 of 16 MiB through a virtio-serial port, [\d.]+ MiB\/s$/);
     expect(readPart(3).equals(image)).toBe(true);
     expect(bootStatus()).toMatchObject({ active: 'A', try: 'B' });
+    expect(ch.left()).toEqual([]);
   });
 
-  it('through the guest agent, a chunk that arrives wrong: the script\'s read-back refuses it, the staging file goes, the boot environment is untouched', async () => {
+  it('through the port, bytes that arrive wrong: the script\'s read-back refuses them, the port goes, the boot environment is untouched', async () => {
     freshEnv();
     const before = readFileSync(node.env);
-    const staging = join(DATA, 'upgrade/incoming');
     let n = 0;
-    const exec: AgentExec = async (argv, o) => {
-      const input = o.input && n++ === 3 ? Buffer.from(o.input).fill(0x5a, 0, 16) : o.input;
-      const r = spawnSync(argv[0]!, argv.slice(1), { input: input ? Buffer.from(input) : Buffer.alloc(0), encoding: 'utf8', env: childEnv(), timeout: 60_000 });
-      return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    // The host end corrupts 16 bytes of the fourth MiB on its way.
+    const ch = fifoChannel((b) => (n++ === 3 ? Buffer.from(b).fill(0x5a, 0, 16) : b));
+    const argv = [WRITE, '--disk', node.dev, ...imageB.argv.slice(1)];
+    await expect(writeSlotThroughChannel({ node: 'w-1', open: ch.open, exec: guestAsThisMachine, image: { ...imageB, argv } })).rejects.toThrow(/^w-1: writing N\+1 into slot B through a virtio-serial port: .*kubedos-slot-write .* exited 1: .*expected [0-9a-f]{64}.*the node keeps booting its active slot/);
+    expect(n).toBe(16);
+    expect(ch.left()).toEqual([]);
+    expect(readFileSync(node.env).equals(before)).toBe(true);
+    expect(boot()).toBe('A');
+  });
+
+  it('through the port, a script that refuses before reading (the active slot named): the send ends at once with the script\'s own message', async () => {
+    freshEnv();
+    const before = readFileSync(node.env);
+    const ch = fifoChannel();
+    const argv = [WRITE, '--disk', node.dev, 'A', imageB.sha256, String(imageB.size)];
+    await expect(writeSlotThroughChannel({ node: 'w-1', open: ch.open, exec: guestAsThisMachine, image: { ...imageB, slot: 'A', argv } })).rejects.toThrow(/^w-1: writing N\+1 into slot A through a virtio-serial port: .*kubedos-slot-write .* exited \d+ \(it stopped reading after \d+ of \d+ bytes\): .*active/);
+    expect(ch.left()).toEqual([]);
+    expect(readFileSync(node.env).equals(before)).toBe(true);
+  });
+
+  it('through the port, a cancel mid-send: the script reads a short stream and stages nothing, the port goes', async () => {
+    freshEnv();
+    const before = readFileSync(node.env);
+    const ac = new AbortController();
+    let n = 0;
+    const ch = fifoChannel((b) => {
+      if (++n === 5) ac.abort();
+      return b;
+    });
+    const scripts: Promise<unknown>[] = [];
+    const exec: ChannelExec = (argv, o) => {
+      const r = guestAsThisMachine(argv);
+      scripts.push(r);
+      return o.signal ? Promise.race([r, new Promise<never>((_, reject) => o.signal!.addEventListener('abort', () => reject(new Error('aborted')), { once: true }))]) : r;
     };
     const argv = [WRITE, '--disk', node.dev, ...imageB.argv.slice(1)];
-    await expect(writeSlotThroughAgent({ exec, node: 'w-1', image: { ...imageB, argv }, stagingDir: staging, chunkBytes: 64 * 1024 })).rejects.toThrow(/^w-1: writing N\+1 into slot B through the guest agent: .*kubedos-slot-write .* exited 1: .*expected [0-9a-f]{64}.*the node keeps booting its active slot/);
-    expect(readdirSync(staging)).toEqual([]);
+    await expect(writeSlotThroughChannel({ node: 'w-1', open: ch.open, exec, image: { ...imageB, argv }, signal: ac.signal })).rejects.toThrow(/^w-1: the slot write was cancelled after \d+ of \d+ bytes; the node keeps booting its active slot/);
+    const script = (await scripts[1]) as { exitCode: number; stderr: string };
+    expect(script.exitCode).not.toBe(0);
+    expect(script.stderr).toMatch(/short|bytes/);
+    expect(ch.left()).toEqual([]);
     expect(readFileSync(node.env).equals(before)).toBe(true);
     expect(boot()).toBe('A');
   });

@@ -1,7 +1,7 @@
 // The apply loop's NodeOps for a deployed cluster (docs/upgrades.md, "Applying an upgrade"):
 // `kubedos-boot` and the reboot through the guest agent of the substrate driver the deploy uses,
 // the gate's metrics read as a file through it, the slot write streamed over wg1 (stream.ts; on
-// qemu-local, where this machine has no route to wg1, through the guest agent: agent-transport.ts) with
+// qemu-local, where this machine has no route to wg1, through a virtio-serial port: channel-transport.ts) with
 // the slot image cut from N+1's A/B qcow2 of the node's role (slot-image.ts, once per role and
 // slot), the converge of a node whose gate passed (vmConverge). And the service `kubedos upgrade` calls: the A/B check of every node before any is
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
@@ -27,7 +27,7 @@ import { readUpgradeRecord, runApply, runRollback, upgradeRecordPath, writeUpgra
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
 import { streamSlotImage } from './stream';
-import { writeSlotThroughAgent } from './agent-transport';
+import { SLOT_CHANNEL, writeSlotThroughChannel } from './channel-transport';
 
 const BOOT = '/usr/local/sbin/kubedos-boot';
 /** The control plane's admin kubeconfig (kubeadm init writes it; payload/ansible/roles/kubedos_kubeadm). */
@@ -120,14 +120,18 @@ export class VmNodeOps implements NodeOps {
     const image = await this.image(role, slot, o.signal);
     if (this.o.spec.spec.substrate.type === 'qemu') {
       // qemu-local: this machine is not on the VMs' network (their L2 is a userspace switch), so
-      // there is no route to the hub's wg1: the image goes through the guest agent instead.
+      // there is no route to the hub's wg1: the image goes through a virtio-serial port instead.
       const vmid = this.vmid(node);
-      await writeSlotThroughAgent({
-        exec: (argv, opts) => this.o.driver.guestExec(vmid, argv, opts),
+      const driver = this.o.driver;
+      const guestChannel = driver.guestChannel?.bind(driver);
+      if (!guestChannel) throw new Error(`${node}: ${driver.target} cannot open a channel into the VM and this machine has no route to wg1 on qemu-local; nothing was written`);
+      await writeSlotThroughChannel({
         node,
+        open: () => guestChannel(vmid, SLOT_CHANNEL, o.signal ? { signal: o.signal } : {}),
+        exec: (argv, opts) => driver.guestExec(vmid, argv, opts),
         image,
         ...(o.signal ? { signal: o.signal } : {}),
-        onProgress: (p) => o.onProgress?.(`${(p.bytes / 1048576).toFixed(0)} of ${(p.total / 1048576).toFixed(0)} MiB through the guest agent (${(p.sent / 1048576).toFixed(0)} MiB sent, chunks of zeros skipped), ${(p.rate / 1048576).toFixed(1)} MiB/s`),
+        onProgress: (p) => o.onProgress?.(`${(p.bytes / 1048576).toFixed(0)} of ${(p.total / 1048576).toFixed(0)} MiB through a virtio-serial port, ${(p.rate / 1048576).toFixed(1)} MiB/s`),
       });
       return;
     }
