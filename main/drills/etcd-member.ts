@@ -40,6 +40,10 @@ const norm = (u: string): string => u.replace(/\/+$/, '');
 /** A member `member add` listed that has not started yet: no name, no client URLs. */
 export const isUnstarted = (m: EtcdMemberFact): boolean => m.name === '' && m.clientUrls.length === 0;
 
+/** How often, and how far apart, a member add etcd refuses as "unhealthy cluster" is asked again (30 s in all). */
+const ADD_ATTEMPTS = 16;
+const ADD_RETRY_MS = 2000;
+
 /** Runs etcdctl `args` on a.from; a failure names the node, the etcdctl command and its stderr tail, and what it was for. */
 async function etcdctl(a: EtcdAccess, args: readonly string[], what: string, o: { anyExit?: boolean } = {}): Promise<RunResult> {
   const argv = a.etcdctl(args);
@@ -90,13 +94,26 @@ export async function removeEtcdMember(a: EtcdAccess, node: string, peerUrl: str
  * with that peer URL (added by an earlier, interrupted run, or running) is not added again.
  * Returns the member's id (hex) and one line.
  */
-export async function addEtcdMember(a: EtcdAccess, node: string, peerUrl: string): Promise<{ id: string; added: boolean; detail: string }> {
+export async function addEtcdMember(a: EtcdAccess, node: string, peerUrl: string, o: { attempts?: number; delayMs?: number } = {}): Promise<{ id: string; added: boolean; detail: string }> {
   const before = memberOf(await listMembers(a), node, peerUrl);
   if (before) {
     if (before.name !== '' && before.name !== node) throw new Error(`etcd member ${before.id} (${before.name}) already has ${node}'s peer URL ${peerUrl}: remove it (etcdctl member remove ${before.id}) and run the heal again`);
     return { id: before.id, added: false, detail: `etcd member ${before.id} for ${node} is already listed${isUnstarted(before) ? ' (added earlier, not started yet)' : ''}: not added again` };
   }
-  await etcdctl(a, ['member', 'add', node, `--peer-urls=${peerUrl}`], `add ${node}'s member`);
+  // etcd's strict reconfiguration check refuses a membership change ("unhealthy cluster") until
+  // every voting member has been connected for 5 s: right after the removal (or the new leader's
+  // election after a killed leader) it does. Seen in the converge namespace lab: a member add 0.1 s
+  // after the remove was refused. Refused changes are not made, so asking again is safe.
+  for (let attempt = 1; ; attempt++) {
+    const r = await etcdctl(a, ['member', 'add', node, `--peer-urls=${peerUrl}`], `add ${node}'s member`, { anyExit: true });
+    if (r.exitCode === 0) break;
+    const transient = /unhealthy cluster|not enough started members/.test(r.stderr);
+    if (!transient || attempt >= (o.attempts ?? ADD_ATTEMPTS)) {
+      const argv = a.etcdctl(['member', 'add', node, `--peer-urls=${peerUrl}`]);
+      throw new CommandError({ message: `${a.from}: etcdctl member add ${node} --peer-urls=${peerUrl} (add ${node}'s member) exited ${r.exitCode}${transient ? ` ${attempt} times` : ''}: ${tail(r.stderr || r.stdout, 1) || 'no output'}`, command: argv, exitCode: r.exitCode, stderrTail: tail(r.stderr || r.stdout), reason: 'exit' });
+    }
+    await new Promise((res) => setTimeout(res, o.delayMs ?? ADD_RETRY_MS));
+  }
   const added = memberOf(await listMembers(a), node, peerUrl);
   if (!added) throw new Error(`${a.from}: etcdctl member add ${node} succeeded but no member lists ${peerUrl}; run the heal again`);
   return { id: added.id, added: true, detail: `etcd member ${added.id} (${node}, ${peerUrl}) added on ${a.from}` };
