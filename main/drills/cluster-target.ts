@@ -311,17 +311,11 @@ export class ClusterDrillTarget implements DrillTarget {
     }
     // The member first: it must be listed before the replacement's converge starts its etcd.
     if (this.isEtcdMember(ctx.node)) notes.push(await this.rejoinEtcd(ctx));
-    const events: PipelineEvent[] = [];
-    const run = this.o.repair();
     let firstbootDone: () => void = () => undefined;
     const firstboot = new Promise<void>((res) => (firstbootDone = res));
-    const done = run.run((e) => {
-      events.push(e);
-      if (e.type !== 'stage') return;
-      if (e.stage === 'firstboot' && (e.state === 'success' || e.state === 'skipped')) firstbootDone();
-      if (e.state === 'success' || e.state === 'skipped' || e.state === 'failed') this.log(`deploy: ${e.stage} ${stageWord(e)}`);
-    }, ctx.signal);
-    this.inflight = { done, events, stages: ['backplanes', 'enroll', 'converge', 'workload', 'seal'] };
+    const { done, events } = (this.inflight = this.startRepair(ctx, ['backplanes', 'enroll', 'converge', 'workload', 'seal'], (e) => {
+      if (e.type === 'stage' && e.stage === 'firstboot' && (e.state === 'success' || e.state === 'skipped')) firstbootDone();
+    }));
     const first = await Promise.race([firstboot.then(() => 'firstboot' as const), done]);
     if (first !== 'firstboot') throw pipelineFailure(first, 'replace');
     notes.push(`deploy run ${runIdOf(events) ?? '(no id)'}: ${stageSummary(events, ['provision', 'firstboot'])}`);
@@ -330,7 +324,7 @@ export class ClusterDrillTarget implements DrillTarget {
 
   private async reintegrate(ctx: PhaseContext): Promise<string> {
     // kill-etcd-member: the VM stayed; the whole deploy run converges the node whose etcd stopped.
-    const inflight = this.inflight ?? (this.isEtcdMember(ctx.node) ? this.startRepair(ctx) : undefined);
+    const inflight = this.inflight ?? (this.isEtcdMember(ctx.node) ? this.startRepair(ctx, ['provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal']) : undefined);
     if (!inflight) throw new Error('no replacement run to follow');
     this.inflight = undefined;
     const r = await inflight.done;
@@ -338,14 +332,18 @@ export class ClusterDrillTarget implements DrillTarget {
     return `${stageSummary(inflight.events, inflight.stages)}${await this.checkCanary(ctx)}`;
   }
 
-  /** The whole deploy run, started by reintegrate (kill-etcd-member: the VM stayed, only its converge has work). */
-  private startRepair(ctx: PhaseContext): NonNullable<ClusterDrillTarget['inflight']> {
+  /**
+   * A deploy run of the same spec (replace starts it and waits for first boot; reintegrate starts it
+   * itself for kill-etcd-member, whose VM stayed). `stages`: what reintegrate's summary names.
+   */
+  private startRepair(ctx: PhaseContext, stages: readonly string[], onEvent: (e: PipelineEvent) => void = () => undefined): NonNullable<ClusterDrillTarget['inflight']> {
     const events: PipelineEvent[] = [];
     const done = this.o.repair().run((e) => {
       events.push(e);
+      onEvent(e);
       if (e.type === 'stage' && (e.state === 'success' || e.state === 'skipped' || e.state === 'failed')) this.log(`deploy: ${e.stage} ${stageWord(e)}`);
     }, ctx.signal);
-    return { done, events, stages: ['provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal'] };
+    return { done, events, stages };
   }
 
   /** The key written before the fault, read from the rejoined member alone (its own endpoint, its own store), then deleted. */
