@@ -466,6 +466,23 @@ describe('ClusterDrillTarget on etcd members (three stacked control planes)', ()
     expect([...c.members.values()].map((m) => `${m.id} ${m.name} ${m.started}`).sort()).toEqual(['a1 cp-1 true', 'a2 cp-2 true', 'd0 cp-3 true']);
   });
 
+  it('Ctrl-C after delete-control-plane-vm\'s fence: the heal finds the VM gone, repairs it as a stopped machine with the same etcd steps (no member to remove, one added), healthy', async () => {
+    const c = fakeEtcdCluster(three.plan);
+    const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: true, repair: c.repair });
+    const ac = new AbortController();
+    const r = await etcdDrill(t, three.spec, 'delete-control-plane-vm', 'cp-3', { signal: ac.signal, onPhaseEnd: (ph) => (ph === 'fence' ? ac.abort() : undefined) });
+    expect(r.status).toBe('interrupted');
+    expect(c.alive.has('cp-3')).toBe(false);
+    // The heal comes later: cp-3's agent silent past the 0.4 s limit (the drill detected it by etcd first).
+    await new Promise((res) => setTimeout(res, 600));
+    const healed = await runHeal({ target: t, spec: three.spec, thresholds: etcdThresholds, thresholdsSource: 'test', store: () => undefined, nextOnInterrupt: 'kubedos heal lab-3.yaml', phaseTimeoutMs: 20_000, idFor: (s, n) => `h-${s}-${n}`, confirmAfterMs: 10 });
+    const h = healed.records[0]!;
+    expect(`${h.kind} ${h.scenario} ${h.node} ${h.status}`, JSON.stringify(h.error)).toBe('heal power-off-node cp-3 passed');
+    expect(h.phases.find((x) => x.name === 'fence')!.detail).toBe('revoked at the hub; plane peers removed: cp-3/wg1, cp-3/wg2, cp-3/wg3; cp-3 has no etcd member (already removed)');
+    expect(c.log.filter((l) => l.startsWith('member '))).toEqual(['member remove a3 on cp-1', 'member add cp-3 on cp-1']);
+    expect([...c.members.values()].map((m) => `${m.name} ${m.started}`).sort()).toEqual(['cp-1 true', 'cp-2 true', 'cp-3 true']);
+  });
+
   it('a member remove etcd refuses: the fence fails naming the node it ran on, the etcdctl command and the stderr tail, bounded; nothing added', async () => {
     const c = fakeEtcdCluster(three.plan, { removeFails: `${'{"level":"warn","msg":"retrying"}\n'.repeat(50)}Error: etcdserver: unhealthy cluster` });
     const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: false, repair: c.repair });
