@@ -376,6 +376,22 @@ describe('ClusterDrillTarget on etcd members (three stacked control planes)', ()
   /** What follows the member add in both scenarios: the role's variables, the deploy run whose converge starts etcd, the read back. */
   const REJOINED = ['write /etc/kubedos/ansible/host_vars/cp-3/kubedos-etcd-member.yml on master', 'deploy run', 'converge cp-3', 'get kubedos/drill/cp-3 from cp-3 alone', 'del kubedos/drill/cp-3'];
 
+  /**
+   * A drill on cp-3 stopped by Ctrl-C when phase `at` ended, then `kubedos heal`'s engine on the same
+   * target after `laterMs`: the fake cluster, the drill's record, the heal's result and first record.
+   */
+  async function interruptedThenHealed(scenario: string, at: string, laterMs = 0) {
+    const c = fakeEtcdCluster(three.plan);
+    const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: scenario === 'delete-control-plane-vm', repair: c.repair });
+    const ac = new AbortController();
+    const r = await etcdDrill(t, three.spec, scenario, 'cp-3', { signal: ac.signal, onPhaseEnd: (ph) => (ph === at ? ac.abort() : undefined) });
+    const before = { members: [...c.members.values()].map((m) => ({ ...m })), alive: c.alive.has('cp-3') };
+    await new Promise((res) => setTimeout(res, laterMs));
+    const healed = await runHeal({ target: t, spec: three.spec, thresholds: etcdThresholds, thresholdsSource: 'test', store: () => undefined, nextOnInterrupt: 'kubedos heal lab-3.yaml', phaseTimeoutMs: 20_000, idFor: (s, n) => `h-${s}-${n}`, confirmAfterMs: 10 });
+    const h = healed.records[0]!;
+    return { c, r, before, healed, h, phase: (n: string) => h.phases.find((x) => x.name === n)!.detail };
+  }
+
   /** A drill on cp-3 that must pass: the fake cluster, the record, each phase's detail. */
   async function passedOnCp3(scenario: string, o: Parameters<typeof fakeEtcdCluster>[1] = {}) {
     const c = fakeEtcdCluster(three.plan, o);
@@ -446,39 +462,28 @@ describe('ClusterDrillTarget on etcd members (three stacked control planes)', ()
   });
 
   it('Ctrl-C after the member was added: the heal finds cp-3 (its added member not started), keeps that member, does not add it twice, and the deploy run joins it', async () => {
-    const c = fakeEtcdCluster(three.plan);
-    const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: false, repair: c.repair });
-    const ac = new AbortController();
-    const r = await etcdDrill(t, three.spec, 'kill-etcd-member', 'cp-3', { signal: ac.signal, onPhaseEnd: (ph) => (ph === 'replace' ? ac.abort() : undefined) });
+    const { c, r, before, healed, h, phase } = await interruptedThenHealed('kill-etcd-member', 'replace');
     expect(r.status).toBe('interrupted');
     expect(r.error?.phase).toBe('reintegrate');
     expect(r.next).toBe('kubedos heal lab-3.yaml (cp-3 is fenced and not yet replaced)');
-    expect([...c.members.values()].filter((m) => !m.started).map((m) => m.id)).toEqual(['d0']);
-    const healed = await runHeal({ target: t, spec: three.spec, thresholds: etcdThresholds, thresholdsSource: 'test', store: () => undefined, nextOnInterrupt: 'kubedos heal lab-3.yaml', phaseTimeoutMs: 20_000, idFor: (s, n) => `h-${s}-${n}`, confirmAfterMs: 10 });
+    expect(before.members.filter((m) => !m.started).map((m) => m.id)).toEqual(['d0']);
     // The added member is given its node's name by its peer URL: the finding is cp-3's, not an unplanned id's.
     expect(healed.before.findings.map((f) => `${f.node} ${f.signal} ${f.detail}`)).toEqual(['cp-3 etcd-member etcd member unhealthy']);
     expect(healed.cannot).toEqual([]);
-    const h = healed.records[0]!;
     expect(`${h.kind} ${h.scenario} ${h.node} ${h.status}`, JSON.stringify(h.error)).toBe('heal kill-etcd-member cp-3 passed');
-    expect(h.phases.find((x) => x.name === 'fence')!.detail).toBe('etcd member d0 was added for cp-3 and never started: kept, the replacement joins as it');
-    expect(h.phases.find((x) => x.name === 'replace')!.detail).toBe('etcd on cp-3 stopped; etcd member d0 for cp-3 is already listed (added earlier, not started yet): not added again; already recorded on master for the etcd role (initial-cluster-state existing, member d0, data directory emptied once)');
+    expect(phase('fence')).toBe('etcd member d0 was added for cp-3 and never started: kept, the replacement joins as it');
+    expect(phase('replace')).toBe('etcd on cp-3 stopped; etcd member d0 for cp-3 is already listed (added earlier, not started yet): not added again; already recorded on master for the etcd role (initial-cluster-state existing, member d0, data directory emptied once)');
     expect(c.log.filter((l) => l.startsWith('member add'))).toEqual(['member add cp-3 on cp-1']);
     expect([...c.members.values()].map((m) => `${m.id} ${m.name} ${m.started}`).sort()).toEqual(['a1 cp-1 true', 'a2 cp-2 true', 'd0 cp-3 true']);
   });
 
   it('Ctrl-C after delete-control-plane-vm\'s fence: the heal finds the VM gone, repairs it as a stopped machine with the same etcd steps (no member to remove, one added), healthy', async () => {
-    const c = fakeEtcdCluster(three.plan);
-    const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: true, repair: c.repair });
-    const ac = new AbortController();
-    const r = await etcdDrill(t, three.spec, 'delete-control-plane-vm', 'cp-3', { signal: ac.signal, onPhaseEnd: (ph) => (ph === 'fence' ? ac.abort() : undefined) });
-    expect(r.status).toBe('interrupted');
-    expect(c.alive.has('cp-3')).toBe(false);
     // The heal comes later: cp-3's agent silent past the 0.4 s limit (the drill detected it by etcd first).
-    await new Promise((res) => setTimeout(res, 600));
-    const healed = await runHeal({ target: t, spec: three.spec, thresholds: etcdThresholds, thresholdsSource: 'test', store: () => undefined, nextOnInterrupt: 'kubedos heal lab-3.yaml', phaseTimeoutMs: 20_000, idFor: (s, n) => `h-${s}-${n}`, confirmAfterMs: 10 });
-    const h = healed.records[0]!;
+    const { c, r, before, h, phase } = await interruptedThenHealed('delete-control-plane-vm', 'fence', 600);
+    expect(r.status).toBe('interrupted');
+    expect(before.alive).toBe(false);
     expect(`${h.kind} ${h.scenario} ${h.node} ${h.status}`, JSON.stringify(h.error)).toBe('heal power-off-node cp-3 passed');
-    expect(h.phases.find((x) => x.name === 'fence')!.detail).toBe('revoked at the hub; plane peers removed: cp-3/wg1, cp-3/wg2, cp-3/wg3; cp-3 has no etcd member (already removed)');
+    expect(phase('fence')).toBe('revoked at the hub; plane peers removed: cp-3/wg1, cp-3/wg2, cp-3/wg3; cp-3 has no etcd member (already removed)');
     expect(c.log.filter((l) => l.startsWith('member '))).toEqual(['member remove a3 on cp-1', 'member add cp-3 on cp-1']);
     expect([...c.members.values()].map((m) => `${m.name} ${m.started}`).sort()).toEqual(['cp-1 true', 'cp-2 true', 'cp-3 true']);
   });
