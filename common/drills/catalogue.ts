@@ -1,6 +1,7 @@
 // The drill catalogue (issue 14) and the guard that refuses a drill before it starts. Pure.
 import type { NodeRole } from '../spec/schema';
 import type { HealthReport } from './health';
+import { memberRemoval } from './health';
 
 export const CATALOGUE = ['delete-worker-vm', 'delete-control-plane-vm', 'power-off-node', 'partition-node', 'kill-etcd-member'] as const;
 export type ScenarioName = (typeof CATALOGUE)[number];
@@ -127,9 +128,8 @@ export function guardDrill(input: GuardInput): GuardVerdict {
     if (h.findings.length) reasons.push({ code: 'unhealthy', message: `the cluster is not healthy now (${h.findings.length} finding${h.findings.length === 1 ? '' : 's'}: ${firstFew(h.findings, (f) => `${f.node}: ${f.detail}`)}); heal it first (kubedos heal)` });
     if (h.converged === false) reasons.push({ code: 'unconverged', message: 'the cluster is not converged (converge inputs moved); deploy first' });
     if (scenario?.takesEtcdMember && node?.etcd && h.etcd) {
-      const e = h.etcd;
-      const after = e.healthy - (e.byName[node.name] ? 1 : 0);
-      if (after < e.quorum) reasons.push({ code: 'quorum', message: `taking ${node.name}'s etcd member out would leave ${after} of ${e.members} members healthy; quorum needs ${e.quorum}` });
+      const removal = memberRemoval(h.etcd, node.name);
+      if (!removal.ok) reasons.push({ code: 'quorum', message: removal.message });
     }
   }
   return { ok: reasons.length === 0, reasons };

@@ -3,7 +3,7 @@ import { parseSpec, TEMPLATES } from '../spec/index';
 import type { GuardNode } from './catalogue';
 import { guardDrill, recoveryTarget, scenarioOfDrillName } from './catalogue';
 import type { HealthFacts } from './health';
-import { detectThresholds, evaluateHealth, handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList, quorumOf } from './health';
+import { detectThresholds, evaluateHealth, handshakesByNode, memberRemoval, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList, plannedEtcdHealth, quorumOf } from './health';
 import type { DrillRecord } from './timeline';
 import { DrillRecord as DrillRecordSchema, emptyPhases, mttrOf, renderDrillHistory, renderDrillRecord } from './timeline';
 
@@ -158,6 +158,17 @@ describe('catalogue and guard', () => {
     expect(v.reasons[1]?.message).toBe("taking cp-3's etcd member out would leave 1 of 3 members healthy; quorum needs 2");
     // The member already down is not counted twice.
     expect(guard('kill-etcd-member', 'cp-2', oneDown).reasons.map((r) => r.code)).toEqual(['unhealthy']);
+  });
+
+  it('one quorum rule for taking a member out (guard, the lab\'s fence, the deployed cluster\'s fence and preflight): the healthy others must make the current quorum', () => {
+    expect(memberRemoval(plannedEtcdHealth(['cp-1']), 'cp-1')).toEqual({ ok: false, after: 0, members: 1, quorum: 1, message: "taking cp-1's etcd member out would leave 0 of 1 members healthy; quorum needs 1 (cp-1 is the only member)" });
+    // Two members: the one left is no quorum of two, so the removal could not even be committed.
+    expect(memberRemoval(plannedEtcdHealth(['cp-1', 'cp-2']), 'cp-2')).toMatchObject({ ok: false, after: 1, quorum: 2 });
+    expect(memberRemoval(plannedEtcdHealth(['cp-1', 'cp-2', 'cp-3']), 'cp-3')).toMatchObject({ ok: true, after: 2, members: 3, quorum: 2 });
+    // The member already dead is not counted among the healthy ones it takes out.
+    const oneDead = { ...plannedEtcdHealth(['cp-1', 'cp-2', 'cp-3']), healthy: 2, byName: { 'cp-1': true, 'cp-2': true, 'cp-3': false } };
+    expect(memberRemoval(oneDead, 'cp-3').ok).toBe(true);
+    expect(memberRemoval(oneDead, 'cp-2')).toMatchObject({ ok: false, message: "taking cp-2's etcd member out would leave 1 of 3 members healthy; quorum needs 2" });
   });
 
   it('refuses what does not exist, the hub, the wrong role, a non-member, a destroy not allowed, no health, drift', () => {

@@ -132,6 +132,26 @@ export function quorumOf(members: number): number {
   return Math.floor(members / 2) + 1;
 }
 
+/**
+ * Pure: the one quorum rule for taking a node's etcd member out (the guard before a drill, the
+ * fence's `member remove` in the namespace lab and on a deployed cluster): the members other than
+ * it that are healthy must still make the quorum of the current membership. Then the removal
+ * itself can be committed (etcd needs the current quorum for a membership change) and the
+ * members left keep theirs. A single member can never be taken out: 0 of 1 left.
+ */
+export function memberRemoval(etcd: EtcdHealth, node: string): { ok: boolean; after: number; members: number; quorum: number; message: string } {
+  const after = etcd.healthy - (etcd.byName[node] ? 1 : 0);
+  const ok = after >= etcd.quorum;
+  const only = etcd.members === 1 && node in etcd.byName ? ` (${node} is the only member)` : '';
+  return { ok, after, members: etcd.members, quorum: etcd.quorum, message: `taking ${node}'s etcd member out would leave ${after} of ${etcd.members} members healthy; quorum needs ${etcd.quorum}${only}` };
+}
+
+/** Pure: etcd's health as planned with every member healthy (what can be said from the plan alone, before anything is contacted). */
+export function plannedEtcdHealth(members: readonly string[]): EtcdHealth {
+  const quorum = quorumOf(members.length);
+  return { members: members.length, healthy: members.length, quorum, hasQuorum: members.length > 0, byName: Object.fromEntries(members.map((m) => [m, true])) };
+}
+
 /** Name of the member an endpoint URL belongs to, by its client URLs. */
 function memberOfEndpoint(members: readonly EtcdMemberFact[], endpoint: string): EtcdMemberFact | undefined {
   const norm = (u: string) => u.replace(/\/+$/, '');

@@ -8,6 +8,10 @@
 // holding the API VIP on the lb node. A second run must report changed=0 everywhere.
 // The lab has no init system, so the roles are told not to manage services (that is the only
 // difference from a real node) and the test starts the daemons itself.
+// An etcd member lost with its data then rejoins through the drill engine's own membership steps
+// (main/drills/etcd-member.ts, as kill-etcd-member on a deployed cluster runs them): removed,
+// added again, recorded for the etcd role on the master, that node alone converged and its etcd
+// started from what the role wrote; then every node converges again with changed=0.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -23,6 +27,10 @@ import { payloadDir } from '../../main/paths';
 import { sha256Hex } from '../../common/canonical';
 import { CONVERGE_RECORD_ON_NODE, renderConvergeRecordOnNode } from '../../common/drills/watcher';
 import { fingerprintCommand } from '../../main/stages/converge-state';
+import type { ChildProcess } from 'node:child_process';
+import type { EtcdAccess } from '../../main/drills/etcd-member';
+import { addEtcdMember, ETCD_DATA_DIR, etcdMemberVarsPath, listMembers, putKey, readBackFrom, recordEtcdMember, removeEtcdMember } from '../../main/drills/etcd-member';
+import { labShell } from '../../main/drills/lab-target';
 
 const ANSIBLE_DIR = '/usr/lib/kubedos/ansible';
 const LAB_VARS = {
@@ -117,9 +125,9 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
     'ANSIBLE_SSH_ARGS=-o ControlMaster=no -o PasswordAuthentication=no -o ConnectTimeout=15 -o ServerAliveInterval=5 -o ServerAliveCountMax=6',
     'ANSIBLE_LOG_PATH=/var/log/kubedos-converge.log',
   ];
-  const converge = async () => {
+  const converge = async (limit?: string) => {
     try {
-      return await lab.exec(lab.hub.name, ['/usr/bin/env', ...LAB_ENV, '/bin/sh', '-c', `cd ${ANSIBLE_DIR} && exec ansible-playbook -i /etc/kubedos/ansible/inventory.yml -e @/etc/kubedos/ansible/lab-vars.yml --tags ${TAGS} site.yml`], {
+      return await lab.exec(lab.hub.name, ['/usr/bin/env', ...LAB_ENV, '/bin/sh', '-c', `cd ${ANSIBLE_DIR} && exec ansible-playbook -i /etc/kubedos/ansible/inventory.yml -e @/etc/kubedos/ansible/lab-vars.yml --tags ${TAGS}${limit ? ` --limit ${limit}` : ''} site.yml`], {
         timeoutMs: 420_000,
         okExitCodes: [0, 2, 4],
       });
@@ -150,12 +158,17 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
     for (const [host, r] of r2) expect({ host, changed: r.changed, failed: r.failed }, second.stdout.slice(-4000)).toEqual({ host, changed: 0, failed: 0 });
   }, 900_000);
 
+  const etcdProcs = new Map<string, ChildProcess>();
+  const startEtcd = (m: string, gen = 1) => etcdProcs.set(m, lab.spawnDaemon(m, ['/bin/sh', '-c', 'set -a && . /etc/default/etcd && exec etcd'], `etcd-${m}-${gen}`));
+
   it('etcd members started from the rendered config form a healthy 3-member cluster on wg3', async () => {
     const members = ['cp-1', 'cp-2', 'cp-3'];
     for (const m of members) {
       const env = await lab.readFile(m, '/etc/default/etcd');
       expect(env).toContain(`ETCD_LISTEN_PEER_URLS="http://${wg(m, 'wg3')}:2380"`);
-      lab.spawnDaemon(m, ['/bin/sh', '-c', 'set -a && . /etc/default/etcd && exec etcd'], `etcd-${m}`);
+      // A fresh cluster bootstraps: nothing recorded for the role, so every member says "new".
+      expect(env).toContain('ETCD_INITIAL_CLUSTER_STATE="new"');
+      startEtcd(m);
     }
     const endpoints = members.map((m) => `http://${wg(m, 'wg3')}:2379`).join(',');
     let health = '';
@@ -170,6 +183,76 @@ describe('converge in the namespace lab (payload/ansible, run by the master over
     const got = await lab.exec('cp-3', ['/usr/bin/etcdctl', `--endpoints=http://${wg('cp-3', 'wg3')}:2379`, 'get', '--print-value-only', 'kubedos/converged']);
     expect(got.stdout.trim()).toBe('yes');
   }, 120_000);
+
+  it('a member lost with its data rejoins: removed and added again by the engine\'s steps, its node alone converged, started from the role\'s files; 3 healthy, the key from before read through it, then changed=0 everywhere', async () => {
+    const members = ['cp-1', 'cp-2', 'cp-3'];
+    const sh = labShell(lab);
+    const peer = (m: string) => `http://${wg(m, 'wg3')}:2380`;
+    // The engine's etcdctl shape, without TLS (the lab's etcd speaks plain HTTP on wg3).
+    const etcdctl = (only: readonly string[]) => (args: readonly string[]) => ['/usr/bin/etcdctl', `--endpoints=${only.map((m) => `http://${wg(m, 'wg3')}:2379`).join(',')}`, '--dial-timeout=2s', '--command-timeout=4s', ...args];
+    const a: EtcdAccess = { sh, from: 'cp-1', etcdctl: etcdctl(members) };
+    await putKey(a, 'kubedos/drill/cp-3', 'written before the fault');
+    const [cp1, cp2] = [etcdProcs.get('cp-1')!, etcdProcs.get('cp-2')!];
+
+    // The fault: cp-3's etcd killed, its data lost.
+    const cp3 = etcdProcs.get('cp-3')!;
+    const gone = new Promise((res) => cp3.once('close', res));
+    cp3.kill('SIGKILL');
+    await gone;
+    await lab.exec('cp-3', ['/bin/rm', '-rf', ETCD_DATA_DIR]);
+    const oldId = (await listMembers(a)).find((m) => m.name === 'cp-3')!.id;
+
+    // Fence and replace, as the drill does: remove (quorum kept), add once, record for the role.
+    const removed = await removeEtcdMember(a, 'cp-3', peer('cp-3'));
+    expect(removed.detail).toBe(`etcd member ${oldId} (cp-3) removed on cp-1; 2 of 2 members healthy`);
+    const added = await addEtcdMember(a, 'cp-3', peer('cp-3'));
+    expect(added).toMatchObject({ added: true, detail: `etcd member ${added.id} (cp-3, ${peer('cp-3')}) added on cp-1` });
+    // A resumed repair finds it listed and does not add it twice.
+    expect(await addEtcdMember(a, 'cp-3', peer('cp-3'))).toMatchObject({ id: added.id, added: false });
+    expect((await listMembers(a)).filter((m) => m.peerUrls.includes(peer('cp-3')))).toHaveLength(1);
+    expect(await recordEtcdMember(sh, lab.hub.name, 'cp-3', added.id)).toBe(true);
+    expect(await lab.readFile(lab.hub.name, etcdMemberVarsPath('cp-3'))).toContain(`kubedos_etcd_member_id: "${added.id}"`);
+
+    // Reintegrate: converge cp-3 only, then its etcd from the files the role wrote.
+    let t0 = Date.now();
+    const one = await converge('cp-3');
+    console.log(costSummary('converge of cp-3 after its member was added again', one.stdout, (Date.now() - t0) / 1000));
+    const r1 = recap(one.stdout);
+    expect([...r1.keys()].filter((h) => h !== 'localhost')).toEqual(['cp-3']);
+    expect(r1.get('cp-3')).toMatchObject({ failed: 0, unreachable: 0 });
+    expect(r1.get('cp-3')!.changed).toBeGreaterThan(0);
+    const env = await lab.readFile('cp-3', '/etc/default/etcd');
+    expect(env).toContain('ETCD_INITIAL_CLUSTER_STATE="existing"');
+    expect(env).toContain(`ETCD_INITIAL_CLUSTER="${members.map((m) => `${m}=${peer(m)}`).join(',')}"`);
+    // The data directory was emptied once for this member id (the marker beside it names it).
+    expect((await lab.exec('cp-3', ['/bin/ls', '/var/lib/etcd'])).stdout.split('\n')).toContain(`kubedos.member-${added.id}`);
+    startEtcd('cp-3', 2);
+    let health = '';
+    for (let i = 0; i < 60; i++) {
+      const r = await lab.try('cp-1', etcdctl(members)(['endpoint', 'health']));
+      health = r.stdout + r.stderr;
+      if (r.exitCode === 0 && (health.match(/is healthy/g) ?? []).length === 3) break;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    expect((health.match(/is healthy/g) ?? []).length, `${health}\n${(etcdProcs.get('cp-3') as unknown as { output: () => string }).output().slice(-1500)}`).toBe(3);
+    const now = await listMembers(a);
+    expect(now.map((m) => m.name)).toEqual(members);
+    expect(now.find((m) => m.name === 'cp-3')!.id).toBe(added.id);
+    // The key from before the fault, read from cp-3's own member alone (serializable: its own store).
+    await readBackFrom({ sh, from: 'cp-3', etcdctl: etcdctl(['cp-3']) }, 'kubedos/drill/cp-3', 'written before the fault');
+    // The other members were never restarted.
+    for (const p0 of [cp1, cp2]) expect({ exitCode: p0.exitCode, signalCode: p0.signalCode }).toEqual({ exitCode: null, signalCode: null });
+
+    // A converge of every node afterwards changes nothing (the role's file for cp-3 stays "existing").
+    t0 = Date.now();
+    const again = await converge();
+    console.log(costSummary('converge of every node after the rejoin', again.stdout, (Date.now() - t0) / 1000));
+    const r2 = recap(again.stdout);
+    expect([...r2.keys()].sort()).toEqual(['localhost', ...p.nodes.map((n) => n.name)].sort());
+    for (const [host, r] of r2) expect({ host, changed: r.changed, failed: r.failed }, again.stdout.slice(-4000)).toEqual({ host, changed: 0, failed: 0 });
+    expect(await lab.readFile('cp-1', '/etc/default/etcd')).toContain('ETCD_INITIAL_CLUSTER_STATE="new"');
+    expect(etcdProcs.get('cp-3')!.exitCode).toBeNull();
+  }, 900_000);
 
   it('Prometheus on the master scrapes every node exporter over wg2', async () => {
     for (const n of p.nodes) lab.spawnDaemon(n.name, ['/bin/sh', '-c', '. /etc/default/prometheus-node-exporter && exec prometheus-node-exporter $ARGS'], `node-exporter-${n.name}`);

@@ -11,7 +11,10 @@ import type { PipelineResult } from '../pipeline/runner';
 import type { GuestExecResult, SubstrateDriver } from '../substrate/driver';
 import { ClusterDrillTarget, stageSummary } from './cluster-target';
 import type { RepairRun } from './cluster-target';
-import { runDrill } from './engine';
+import { runDrill, runHeal } from './engine';
+import { clusterCannotRun } from './service';
+import { etcdClientUrl, etcdMembers, etcdPeerUrl } from '../stages/converge';
+import { templateObject, toYaml } from '../../common/testing/specs';
 import { evaluateHealth } from '../../common/drills/health';
 import { HEALTH_WATCH_REPORT_PATH } from '../../common/drills/watcher';
 
@@ -20,11 +23,42 @@ const p = plan(spec);
 const byVmid = new Map(p.nodes.map((n) => [n.vmid, n]));
 const KEY = (name: string) => `${name.padEnd(43, 'A').slice(0, 43)}=`;
 
+const answer = (exitCode: number, stdout: string, stderr = ''): GuestExecResult => ({ exitCode, stdout, stderr });
+
+/**
+ * The hub's side of a fake cluster: `wg show` with a fresh handshake for every peer it still has,
+ * revoke, the revocation list read and written, no drill cut. Undefined: not a hub command.
+ */
+function fakeHub(px: ReturnType<typeof plan>, peers: Set<string>, onRevoke: (node: string) => void = () => undefined) {
+  let revoked: string[] = [];
+  return {
+    revoked: () => revoked,
+    answer(argv: readonly string[], input: string | Uint8Array | undefined): GuestExecResult | undefined {
+      const now = Math.floor(Date.now() / 1000);
+      if (argv[0] === 'wg' && argv[3] === 'latest-handshakes') return answer(0, [...peers].map((x) => `${KEY(x)}\t${now}`).join('\n'));
+      if (argv[0] === 'wg' && argv[3] === 'allowed-ips') return answer(0, [...peers].map((x) => `${KEY(x)}\t${px.nodes.find((y) => y.name === x)!.planes.wg1.address}`).join('\n'));
+      if (argv[1] === 'revoke') {
+        onRevoke(argv[2]!);
+        revoked.push(argv[2]!);
+        peers.delete(argv[2]!);
+        return answer(0, JSON.stringify({ revoked: argv[2], removed: [`${argv[2]}/wg1`, `${argv[2]}/wg2`, `${argv[2]}/wg3`] }));
+      }
+      if (argv[0] === 'nft') return answer(1, '', 'Error: No such file or directory');
+      if (argv[0] === '/bin/sh' && argv[2]?.startsWith('cat "$1" 2>/dev/null || echo')) return answer(0, JSON.stringify({ cluster: px.cluster.name, revoked: revoked.map((x) => ({ node: x, at: 1, reason: 'drill' })) }));
+      if (argv[0] === '/bin/sh' && argv[2]?.startsWith('umask 022; cat')) {
+        revoked = (JSON.parse(String(input)) as { revoked: { node: string }[] }).revoked.map((r) => r.node);
+        return answer(0, '');
+      }
+      return undefined;
+    },
+  };
+}
+
 /** Three VMs; the hub answers wg show with a fresh handshake for every peer it still has. */
 function fakeCluster(opts: { report?: (nowSeconds: number) => string } = {}) {
   const alive = new Set(p.nodes.map((n) => n.name));
   const peers = new Set(p.nodes.filter((n) => !n.hub).map((n) => n.name));
-  let revoked: string[] = [];
+  const hub = fakeHub(p, peers);
   const hubCalls: string[][] = [];
   const ok = (stdout: string): GuestExecResult => ({ exitCode: 0, stdout, stderr: '' });
   const driver = {
@@ -41,28 +75,16 @@ function fakeCluster(opts: { report?: (nowSeconds: number) => string } = {}) {
     async guestExec(vmid: number, argv: readonly string[], o: { input?: string | Uint8Array } = {}): Promise<GuestExecResult> {
       const n = byVmid.get(vmid)!;
       if (!alive.has(n.name)) throw new Error(`VM ${vmid} is not running`);
-      const now = Math.floor(Date.now() / 1000);
       if (n.hub) hubCalls.push([...argv]);
-      if (argv[0] === 'wg' && argv[3] === 'latest-handshakes') return ok([...peers].map((x) => `${KEY(x)}\t${now}`).join('\n'));
-      if (argv[0] === 'wg' && argv[3] === 'allowed-ips') return ok([...peers].map((x) => `${KEY(x)}\t${p.nodes.find((y) => y.name === x)!.planes.wg1.address}`).join('\n'));
+      const fromHub = hub.answer(argv, o.input);
+      if (fromHub) return fromHub;
       if (argv[0] === 'etcdctl' && argv.includes('health')) return ok(JSON.stringify([{ endpoint: 'https://10.113.0.3:2379', health: true }]));
       if (argv[0] === 'etcdctl' && argv.includes('list')) return ok(JSON.stringify({ members: [{ ID: 'a1', name: 'cp-1', peerURLs: ['https://10.113.0.3:2380'], clientURLs: ['https://10.113.0.3:2379'] }] }));
-      if (argv[1] === 'revoke') {
-        revoked.push(argv[2]!);
-        peers.delete(argv[2]!);
-        return ok(JSON.stringify({ revoked: argv[2], removed: [`${argv[2]}/wg1`, `${argv[2]}/wg2`, `${argv[2]}/wg3`] }));
-      }
       if (argv[0] === 'cat' && argv[1] === HEALTH_WATCH_REPORT_PATH && n.hub && opts.report) return ok(opts.report(Date.now() / 1000));
-      if (argv[0] === 'nft') return { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory' };
-      if (argv[0] === '/bin/sh' && argv[2]?.startsWith('cat "$1" 2>')) return ok(JSON.stringify({ cluster: 'lab-3', revoked: revoked.map((x) => ({ node: x, at: 1, reason: 'drill' })) }));
-      if (argv[0] === '/bin/sh' && argv[2]?.includes('mv "$1.tmp"')) {
-        revoked = (JSON.parse(String(o.input)) as { revoked: { node: string }[] }).revoked.map((r) => r.node);
-        return ok('');
-      }
       return { exitCode: 127, stdout: '', stderr: `unexpected ${argv.join(' ')}` };
     },
   } as unknown as SubstrateDriver;
-  return { alive, peers, driver, hubCalls, revokedNow: () => revoked };
+  return { alive, peers, driver, hubCalls, revokedNow: hub.revoked };
 }
 
 const stageEvent = (stage: string, state: 'running' | 'success' | 'failed', changes?: number): PipelineEvent => ({ runId: 'run-1', seq: 0, time: '2026-12-02T00:00:00Z', type: 'stage', stage, state, rerun: 'safe-rerun', attempt: 1, ...(changes !== undefined ? { changes } : {}) });
@@ -165,5 +187,327 @@ describe('ClusterDrillTarget (a deployed cluster through its substrate driver)',
     expect(r.detectedBy, detect.detail).toBe('hub-watcher');
     expect(detect.detail).toMatch(/^hub watcher: wg-handshake since \d\d:\d\d:\d\d\.\dZ \(no wg1 peer on the hub; 3 probes in a row\), already flagged \d+\.\d s before the fault; report 0\.0 s old$/);
     expect(detect.commands[0]).toMatchObject({ node: 'master', argv: ['cat', HEALTH_WATCH_REPORT_PATH], exitCode: 0 });
+  });
+});
+
+// ---------------------------------------------------------------- etcd members (issue 14)
+
+/** lab-3 with three stacked control planes: cp-1, cp-2, cp-3 are the etcd members. */
+function threeControlPlanes() {
+  const s = templateObject('lab-3');
+  const inv = s.spec.nodes.inventory;
+  const cp = inv.find((n: { name: string }) => n.name === 'cp-1');
+  inv.push({ ...cp, name: 'cp-2', vmid: 3003 }, { ...cp, name: 'cp-3', vmid: 3004 });
+  s.spec.kubernetes.ha.controlPlaneReplicas = 3;
+  const r = parseSpec(toYaml(s));
+  if (!r.spec) throw new Error(`test spec invalid: ${JSON.stringify(r.diagnostics)}`);
+  return { spec: r.spec, plan: plan(r.spec) };
+}
+
+interface FakeMember {
+  id: string;
+  name: string;
+  peerUrl: string;
+  clientUrl: string;
+  started: boolean;
+}
+
+/**
+ * A deployed cluster with a 3-member etcd behind the nodes' guest agents: etcdctl answers from the
+ * members' state (quorum needed for list/add/remove), `systemctl` stops a node's etcd, the master
+ * keeps the files written to it, and the repair's converge starts a node's etcd only as etcd would:
+ * into a member that was added for it, with the role's variables saying "existing".
+ */
+function fakeEtcdCluster(px: ReturnType<typeof plan>, o: { removeFails?: string; addRefusals?: number } = {}) {
+  let addRefusals = o.addRefusals ?? 0;
+  const byVm = new Map(px.nodes.map((n) => [n.vmid, n]));
+  const members = new Map<string, FakeMember>();
+  const running = new Set<string>();
+  const alive = new Set(px.nodes.map((n) => n.name));
+  const peers = new Set(px.nodes.filter((n) => !n.hub).map((n) => n.name));
+  const files = new Map<string, string>();
+  const kv = new Map<string, string>();
+  const log: string[] = [];
+  const hub = fakeHub(px, peers, (node) => log.push(`revoke ${node}`));
+  let nextId = 0xd0;
+  const etcdNodes = etcdMembers(px);
+  for (const [i, n] of etcdNodes.entries()) {
+    members.set(`a${i + 1}`, { id: `a${i + 1}`, name: n.name, peerUrl: etcdPeerUrl(n.planes.wg3.address), clientUrl: etcdClientUrl(n.planes.wg3.address), started: true });
+    running.add(n.name);
+  }
+  const serving = (m: FakeMember) => m.started && running.has(m.name) && alive.has(m.name);
+  const quorate = () => [...members.values()].filter(serving).length >= Math.floor(members.size / 2) + 1;
+  const res = answer;
+  const noQuorum = () => res(1, '', '{"level":"warn","msg":"retrying of unary invoker failed"}\nError: context deadline exceeded');
+  function etcdctl(node: string, argv: readonly string[]): GuestExecResult {
+    const endpoints = (argv.find((a) => a.startsWith('--endpoints=')) ?? '').slice('--endpoints='.length).split(',');
+    const cmd = argv.slice(argv.findIndex((a, i) => i > 0 && !a.startsWith('--')));
+    const sub = `${cmd[0]} ${cmd[1]}`;
+    if (sub === 'endpoint health') {
+      const rows = endpoints.map((e) => {
+        const m = [...members.values()].find((x) => x.clientUrl === e);
+        // A health check is a linearizable read: no member is healthy without quorum.
+        return m && serving(m) && quorate() ? { endpoint: e, health: true } : { endpoint: e, health: false, error: 'context deadline exceeded' };
+      });
+      return res(rows.every((r) => r.health) ? 0 : 1, JSON.stringify(rows));
+    }
+    if (sub === 'member list') {
+      // Served by the member asked from its own view (etcd 3.4/3.5's default): no quorum needed.
+      return res(0, JSON.stringify({ members: [...members.values()].map((m) => ({ ID: m.id, ...(m.started ? { name: m.name, clientURLs: [m.clientUrl] } : {}), peerURLs: [m.peerUrl] })) }));
+    }
+    if (sub === 'member remove') {
+      log.push(`member remove ${cmd[2]} on ${node}`);
+      if (o.removeFails) return res(1, '', o.removeFails);
+      if (!quorate()) return noQuorum();
+      if (!members.delete(cmd[2]!)) return res(1, '', `Error: etcdserver: member not found`);
+      return res(0, `Member ${cmd[2]} removed from cluster\n`);
+    }
+    if (sub === 'member add') {
+      log.push(`member add ${cmd[2]} on ${node}`);
+      if (!quorate()) return noQuorum();
+      // etcd's strict reconfiguration check, right after a removal: every member connected for 5 s first.
+      if (addRefusals-- > 0) return res(1, '', '{"level":"warn","msg":"retrying of unary invoker failed"}\nError: etcdserver: unhealthy cluster');
+      const url = cmd.find((a) => a.startsWith('--peer-urls='))!.slice('--peer-urls='.length);
+      if ([...members.values()].some((m) => m.peerUrl === url)) return res(1, '', 'Error: etcdserver: Peer URLs already exists');
+      const n = etcdNodes.find((x) => etcdPeerUrl(x.planes.wg3.address) === url)!;
+      const id = (nextId++).toString(16);
+      members.set(id, { id, name: cmd[2]!, peerUrl: url, clientUrl: etcdClientUrl(n.planes.wg3.address), started: false });
+      return res(0, `Member ${id} added to cluster\n\nETCD_NAME="${cmd[2]}"\nETCD_INITIAL_CLUSTER_STATE="existing"\n`);
+    }
+    if (cmd[0] === 'put') {
+      log.push(`put ${cmd[1]} on ${node}`);
+      kv.set(cmd[1]!, cmd[2]!);
+      return res(0, 'OK\n');
+    }
+    if (cmd[0] === 'get') {
+      // Serializable from the one endpoint asked: its own store.
+      const m = [...members.values()].find((x) => x.clientUrl === endpoints[0]);
+      log.push(`get ${cmd[1]} from ${m?.name ?? '?'}${endpoints.length === 1 ? ' alone' : ''}`);
+      if (!m || !serving(m)) return res(1, '', 'Error: context deadline exceeded');
+      return res(0, `${kv.get(cmd[1]!) ?? ''}\n`);
+    }
+    if (cmd[0] === 'del') {
+      log.push(`del ${cmd[1]}`);
+      kv.delete(cmd[1]!);
+      return res(0, '1\n');
+    }
+    return res(127, '', `unexpected etcdctl ${cmd.join(' ')}`);
+  }
+  const driver = {
+    async guestPing(vmid: number) {
+      return alive.has(byVm.get(vmid)!.name);
+    },
+    async destroy(vmid: number, d: { allowDestroy: boolean }) {
+      if (!d.allowDestroy) throw new Error('refused');
+      const name = byVm.get(vmid)!.name;
+      log.push(`destroy ${name}`);
+      alive.delete(name);
+      running.delete(name);
+    },
+    async stop(vmid: number) {
+      alive.delete(byVm.get(vmid)!.name);
+    },
+    async guestExec(vmid: number, argv: readonly string[], g: { input?: string | Uint8Array } = {}): Promise<GuestExecResult> {
+      const n = byVm.get(vmid)!;
+      if (!alive.has(n.name)) throw new Error(`VM ${vmid} is not running`);
+      if (argv[0] === 'etcdctl') return etcdctl(n.name, argv);
+      const fromHub = n.hub ? hub.answer(argv, g.input) : undefined;
+      if (fromHub) return fromHub;
+      if (argv[0] === 'systemctl' && argv[1] === 'stop' && argv[2] === 'etcd.service') {
+        log.push(`stop etcd on ${n.name}`);
+        running.delete(n.name);
+        return res(0, '');
+      }
+      if (argv[0] === '/bin/sh' && argv[2]?.startsWith('systemctl kill --signal=SIGKILL etcd.service')) {
+        log.push(`kill etcd on ${n.name}, rm ${argv[4]}`);
+        running.delete(n.name);
+        return res(0, '');
+      }
+      if (argv[0] === '/bin/sh' && argv[2] === 'cat "$1" 2>/dev/null || true' && n.hub) return res(0, files.get(argv[4]!) ?? '');
+      if (argv[0] === '/bin/sh' && argv[2]?.includes('mkdir -p "${1%/*}"') && n.hub) {
+        log.push(`write ${argv[4]} on ${n.name}`);
+        files.set(argv[4]!, String(g.input));
+        return res(0, '');
+      }
+      return res(127, '', `unexpected ${argv.join(' ')}`);
+    },
+  } as unknown as SubstrateDriver;
+
+  /** The deploy run: provision puts a missing VM back, enroll re-adds its peers, converge starts etcd as the role would. */
+  const repair = (): RepairRun => ({
+    async run(onEvent): Promise<PipelineResult> {
+      log.push('deploy run');
+      for (const stage of ['validate', 'plan', 'build', 'provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal']) {
+        onEvent(stageEvent(stage, 'running'));
+        await new Promise((r) => setTimeout(r, 2));
+        if (stage === 'provision') for (const n of px.nodes) alive.add(n.name);
+        if (stage === 'enroll') for (const n of px.nodes.filter((x) => !x.hub)) if (!hub.revoked().includes(n.name)) peers.add(n.name);
+        if (stage === 'converge') {
+          for (const n of etcdNodes.filter((x) => !running.has(x.name))) {
+            log.push(`converge ${n.name}`);
+            const vars = files.get(`/etc/kubedos/ansible/host_vars/${n.name}/kubedos-etcd-member.yml`) ?? '';
+            const id = /kubedos_etcd_member_id: "([0-9a-f]+)"/.exec(vars)?.[1];
+            const m = id ? members.get(id) : undefined;
+            if (!vars.includes('kubedos_etcd_initial_cluster_state: existing') || !m || m.peerUrl !== etcdPeerUrl(n.planes.wg3.address)) {
+              onEvent(stageEvent(stage, 'failed'));
+              return { runId: 'run-1', ok: false, states: {}, failures: [{ stage, node: n.name, message: `${n.name}: converge task "Etcd is enabled and running" failed: etcd: member not found in the cluster`, command: ['ansible-playbook'], exitCode: 2, stderrTail: 'etcdmain: error validating peerURLs' }], durationMs: 1, outputs: {} };
+            }
+            m.started = true;
+            running.add(n.name);
+          }
+        }
+        onEvent(stageEvent(stage, 'success', stage === 'converge' ? 3 : 0));
+      }
+      return { runId: 'run-1', ok: true, states: {}, failures: [], durationMs: 1, outputs: {} };
+    },
+  });
+  return { driver, repair, members, running, alive, kv, files, log };
+}
+
+const etcdThresholds = { heartbeatSeconds: 0.2, silenceSeconds: 0.4, handshakeMaxAgeSeconds: 122, signals: ['guest-agent' as const, 'wg-handshake' as const, 'etcd-member' as const] };
+
+function etcdDrill(t: ClusterDrillTarget, sp: typeof spec, scenario: string, node: string, extra: Partial<Parameters<typeof runDrill>[0]> = {}): Promise<DrillRecord> {
+  return runDrill({ target: t, spec: sp, scenario, node, thresholds: etcdThresholds, thresholdsSource: 'test', id: `t-${scenario}`, store: () => undefined, nextOnInterrupt: 'kubedos heal lab-3.yaml', phaseTimeoutMs: 20_000, ...extra });
+}
+
+describe('ClusterDrillTarget on etcd members (three stacked control planes)', () => {
+  const three = threeControlPlanes();
+
+  /** What follows the member add in both scenarios: the role's variables, the deploy run whose converge starts etcd, the read back. */
+  const REJOINED = ['write /etc/kubedos/ansible/host_vars/cp-3/kubedos-etcd-member.yml on master', 'deploy run', 'converge cp-3', 'get kubedos/drill/cp-3 from cp-3 alone', 'del kubedos/drill/cp-3'];
+
+  /**
+   * A drill on cp-3 stopped by Ctrl-C when phase `at` ended, then `kubedos heal`'s engine on the same
+   * target after `laterMs`: the fake cluster, the drill's record, the heal's result and first record.
+   */
+  async function interruptedThenHealed(scenario: string, at: string, laterMs = 0) {
+    const c = fakeEtcdCluster(three.plan);
+    const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: scenario === 'delete-control-plane-vm', repair: c.repair });
+    const ac = new AbortController();
+    const r = await etcdDrill(t, three.spec, scenario, 'cp-3', { signal: ac.signal, onPhaseEnd: (ph) => (ph === at ? ac.abort() : undefined) });
+    const before = { members: [...c.members.values()].map((m) => ({ ...m })), alive: c.alive.has('cp-3') };
+    await new Promise((res) => setTimeout(res, laterMs));
+    const healed = await runHeal({ target: t, spec: three.spec, thresholds: etcdThresholds, thresholdsSource: 'test', store: () => undefined, nextOnInterrupt: 'kubedos heal lab-3.yaml', phaseTimeoutMs: 20_000, idFor: (s, n) => `h-${s}-${n}`, confirmAfterMs: 10 });
+    const h = healed.records[0]!;
+    return { c, r, before, healed, h, phase: (n: string) => h.phases.find((x) => x.name === n)!.detail };
+  }
+
+  /** A drill on cp-3 that must pass: the fake cluster, the record, each phase's detail. */
+  async function passedOnCp3(scenario: string, o: Parameters<typeof fakeEtcdCluster>[1] = {}) {
+    const c = fakeEtcdCluster(three.plan, o);
+    const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: scenario === 'delete-control-plane-vm', repair: c.repair });
+    const r = await etcdDrill(t, three.spec, scenario, 'cp-3');
+    expect(r.status, JSON.stringify(r.error)).toBe('passed');
+    return { c, r, phase: (n: string) => r.phases.find((x) => x.name === n)!.detail };
+  }
+
+  it('clusterCannotRun: lab-3\'s single etcd member is refused from the plan (no quorum without it); with three members kill-etcd-member and delete-control-plane-vm run, the others are refused on members', () => {
+    expect(clusterCannotRun(p, 'kill-etcd-member', 'cp-1')).toBe("cp-1 is an etcd member of lab-3 and taking cp-1's etcd member out would leave 0 of 1 members healthy; quorum needs 1 (cp-1 is the only member): an etcd member is drilled only when the others keep quorum without it (3 or more members); nothing was touched");
+    expect(clusterCannotRun(p, 'delete-control-plane-vm', 'cp-1')).toMatch(/^cp-1 is an etcd member of lab-3 and taking cp-1's etcd member out would leave 0 of 1/);
+    expect(clusterCannotRun(three.plan, 'kill-etcd-member', 'cp-3')).toBeUndefined();
+    expect(clusterCannotRun(three.plan, 'delete-control-plane-vm', 'cp-3')).toBeUndefined();
+    expect(clusterCannotRun(three.plan, 'power-off-node', 'cp-3')).toBe('cp-3 is an etcd member: on a deployed cluster power-off-node is not run on etcd members yet (kill-etcd-member and delete-control-plane-vm are); drill a node without etcd, or use --lab');
+    expect(clusterCannotRun(three.plan, 'delete-worker-vm', 'w-1')).toBeUndefined();
+  });
+
+  it('the guard refuses kill-etcd-member on lab-3\'s single member before anything is touched', async () => {
+    const c = fakeEtcdCluster(p);
+    const t = new ClusterDrillTarget({ plan: p, driver: c.driver, allowDestroy: true, repair: c.repair });
+    const r = await etcdDrill(t, spec, 'kill-etcd-member', 'cp-1');
+    expect(r.status).toBe('refused');
+    expect(r.guard.reasons).toEqual([{ code: 'quorum', message: "taking cp-1's etcd member out would leave 0 of 1 members healthy; quorum needs 1 (cp-1 is the only member)" }]);
+    expect(c.log).toEqual([]);
+    expect(c.running.has('cp-1')).toBe(true);
+  });
+
+  it('kill-etcd-member: member removed on a healthy member, added again before the deploy run converges the node, the key from before read back from it alone', async () => {
+    const { c, r, phase } = await passedOnCp3('kill-etcd-member');
+    expect(phase('inject')).toBe('etcd on cp-3 killed (SIGKILL) and kept stopped; its data directory /var/lib/etcd/kubedos removed; key kubedos/drill/cp-3 written on cp-1 first');
+    expect(phase('fence')).toBe('etcd member a3 (cp-3) removed on cp-1; 2 of 2 members healthy');
+    expect(phase('replace')).toBe('etcd on cp-3 stopped; etcd member d0 (cp-3, https://10.113.0.6:2380) added on cp-1; recorded on master for the etcd role (initial-cluster-state existing, member d0, data directory emptied once)');
+    expect(phase('reintegrate')).toBe('provision unchanged, firstboot unchanged, backplanes unchanged, enroll unchanged, converge 3 changes, workload unchanged, seal unchanged; kubedos/drill/cp-3 (written before the fault) read back from cp-3\'s own member, then deleted');
+    expect(phase('healthy')).toMatch(/^every node healthy; etcd 3\/3 members healthy/);
+    // remove → add → the role's variables → the deploy run (whose converge starts etcd) → read back.
+    expect(c.log).toEqual([
+      'put kubedos/drill/cp-3 on cp-1',
+      'kill etcd on cp-3, rm /var/lib/etcd/kubedos',
+      'member remove a3 on cp-1',
+      'stop etcd on cp-3',
+      'member add cp-3 on cp-1',
+      ...REJOINED,
+    ]);
+    expect(c.files.get('/etc/kubedos/ansible/host_vars/cp-3/kubedos-etcd-member.yml')).toMatch(/^kubedos_etcd_initial_cluster_state: existing\nkubedos_etcd_member_id: "d0"\n$/m);
+    expect([...c.members.values()].map((m) => `${m.id} ${m.name} ${m.started}`).sort()).toEqual(['a1 cp-1 true', 'a2 cp-2 true', 'd0 cp-3 true']);
+    expect(c.kv.size).toBe(0);
+    // The commands are in their phase's record, run on the other member over wg3 with TLS.
+    const add = r.phases.find((x) => x.name === 'replace')!.commands.find((x) => x.argv.includes('add'))!;
+    expect(add.node).toBe('cp-1');
+    expect(add.argv).toEqual(expect.arrayContaining(['--cacert=/etc/kubedos/pki/etcd/ca.crt', 'member', 'add', 'cp-3', '--peer-urls=https://10.113.0.6:2380']));
+  });
+
+  it('delete-control-plane-vm: revoked and its member removed in fence, the member added before the deploy run starts (asked again while etcd says "unhealthy cluster"), the new VM joins at its converge', async () => {
+    const { c, phase } = await passedOnCp3('delete-control-plane-vm', { addRefusals: 1 });
+    expect(phase('inject')).toBe('VM 3004 (cp-3) destroyed with its disks and TPM state; key kubedos/drill/cp-3 written on cp-1 first');
+    expect(phase('fence')).toBe('revoked at the hub; plane peers removed: cp-3/wg1, cp-3/wg2, cp-3/wg3; etcd member a3 (cp-3) removed on cp-1; 2 of 2 members healthy');
+    expect(phase('replace')).toMatch(/^cp-3 taken off the revocation list for its replacement; etcd member d0 \(cp-3, https:\/\/10\.113\.0\.6:2380\) added on cp-1; recorded on master .*; deploy run run-1: provision unchanged, firstboot unchanged$/);
+    expect(c.log).toEqual([
+      'put kubedos/drill/cp-3 on cp-1',
+      'destroy cp-3',
+      'member remove a3 on cp-1',
+      'revoke cp-3',
+      'member add cp-3 on cp-1',
+      'member add cp-3 on cp-1',
+      ...REJOINED,
+    ]);
+  });
+
+  it('Ctrl-C after the member was added: the heal finds cp-3 (its added member not started), keeps that member, does not add it twice, and the deploy run joins it', async () => {
+    const { c, r, before, healed, h, phase } = await interruptedThenHealed('kill-etcd-member', 'replace');
+    expect(r.status).toBe('interrupted');
+    expect(r.error?.phase).toBe('reintegrate');
+    expect(r.next).toBe('kubedos heal lab-3.yaml (cp-3 is fenced and not yet replaced)');
+    expect(before.members.filter((m) => !m.started).map((m) => m.id)).toEqual(['d0']);
+    // The added member is given its node's name by its peer URL: the finding is cp-3's, not an unplanned id's.
+    expect(healed.before.findings.map((f) => `${f.node} ${f.signal} ${f.detail}`)).toEqual(['cp-3 etcd-member etcd member unhealthy']);
+    expect(healed.cannot).toEqual([]);
+    expect(`${h.kind} ${h.scenario} ${h.node} ${h.status}`, JSON.stringify(h.error)).toBe('heal kill-etcd-member cp-3 passed');
+    expect(phase('fence')).toBe('etcd member d0 was added for cp-3 and never started: kept, the replacement joins as it');
+    expect(phase('replace')).toBe('etcd on cp-3 stopped; etcd member d0 for cp-3 is already listed (added earlier, not started yet): not added again; already recorded on master for the etcd role (initial-cluster-state existing, member d0, data directory emptied once)');
+    expect(c.log.filter((l) => l.startsWith('member add'))).toEqual(['member add cp-3 on cp-1']);
+    expect([...c.members.values()].map((m) => `${m.id} ${m.name} ${m.started}`).sort()).toEqual(['a1 cp-1 true', 'a2 cp-2 true', 'd0 cp-3 true']);
+  });
+
+  it('Ctrl-C after delete-control-plane-vm\'s fence: the heal finds the VM gone, repairs it as a stopped machine with the same etcd steps (no member to remove, one added), healthy', async () => {
+    // The heal comes later: cp-3's agent silent past the 0.4 s limit (the drill detected it by etcd first).
+    const { c, r, before, h, phase } = await interruptedThenHealed('delete-control-plane-vm', 'fence', 600);
+    expect(r.status).toBe('interrupted');
+    expect(before.alive).toBe(false);
+    expect(`${h.kind} ${h.scenario} ${h.node} ${h.status}`, JSON.stringify(h.error)).toBe('heal power-off-node cp-3 passed');
+    expect(phase('fence')).toBe('revoked at the hub; plane peers removed: cp-3/wg1, cp-3/wg2, cp-3/wg3; cp-3 has no etcd member (already removed)');
+    expect(c.log.filter((l) => l.startsWith('member '))).toEqual(['member remove a3 on cp-1', 'member add cp-3 on cp-1']);
+    expect([...c.members.values()].map((m) => `${m.name} ${m.started}`).sort()).toEqual(['cp-1 true', 'cp-2 true', 'cp-3 true']);
+  });
+
+  it('a member remove etcd refuses: the fence fails naming the node it ran on, the etcdctl command and the stderr tail, bounded; nothing added', async () => {
+    const c = fakeEtcdCluster(three.plan, { removeFails: `${'{"level":"warn","msg":"retrying"}\n'.repeat(50)}Error: etcdserver: unhealthy cluster` });
+    const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: false, repair: c.repair });
+    const r = await etcdDrill(t, three.spec, 'kill-etcd-member', 'cp-3');
+    expect(r.status).toBe('failed');
+    expect(r.error?.phase).toBe('fence');
+    expect(r.error?.message).toBe('cp-1: etcdctl member remove a3 (remove cp-3\'s member) exited 1: Error: etcdserver: unhealthy cluster');
+    expect(r.error?.command).toEqual(expect.arrayContaining(['etcdctl', 'member', 'remove', 'a3']));
+    expect(r.error!.stderrTail!.length).toBeLessThanOrEqual(600);
+    expect(r.error?.stderrTail).toMatch(/Error: etcdserver: unhealthy cluster$/);
+    expect(c.log.filter((l) => l.startsWith('member add'))).toEqual([]);
+  });
+
+  it('the fence looks again: with cp-2 down since the guard (no quorum), cp-3\'s member is not removed and the drill says why', async () => {
+    const c = fakeEtcdCluster(three.plan);
+    const t = new ClusterDrillTarget({ plan: three.plan, driver: c.driver, allowDestroy: false, repair: c.repair });
+    const r = await etcdDrill(t, three.spec, 'kill-etcd-member', 'cp-3', { onPhaseEnd: (ph) => (ph === 'detect' ? void c.running.delete('cp-2') : undefined) });
+    expect(r.status).toBe('failed');
+    expect(r.error?.phase).toBe('fence');
+    expect(r.error?.message).toBe('no etcd member other than cp-3 is healthy and answers through its guest agent (cp-1 unhealthy, cp-2 unhealthy, cp-3 unhealthy): etcd may have lost quorum; its membership is left as is — heal the other members first (kubedos heal)');
+    expect(c.log.filter((l) => l.startsWith('member '))).toEqual([]);
   });
 });

@@ -12,24 +12,38 @@
 // first boot, enrollment with a fresh single-use token, planes, a converge of the node that lost
 // its fingerprint). The replace phase ends when the pipeline's first boot stage succeeded;
 // reintegrate is the rest of that same run.
+//
+// A node with an etcd member (etcd-member.ts): the fence removes its member on a healthy other
+// member (only when the one quorum rule allows it); the replace phase adds it again before the
+// deploy run starts and records on the master what the etcd role renders for that node
+// (initial-cluster-state "existing", the member id: the role empties the data directory once for
+// it); the converge of that node starts etcd into the running cluster; reintegrate reads back,
+// from that member alone, a key written before the fault. kill-etcd-member keeps the VM: its
+// replace is the membership step, its reintegrate the whole deploy run (the node's converge
+// fingerprint moved with its stopped etcd).
 import type { GuardNode, ScenarioName } from '../../common/drills/catalogue';
-import { DRILL_NFT_TABLE, partitionCut } from '../../common/drills/catalogue';
+import { DRILL_NFT_TABLE, partitionCut, SCENARIOS } from '../../common/drills/catalogue';
 import type { HealthFacts } from '../../common/drills/health';
-import { handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList } from '../../common/drills/health';
+import { etcdHealth, handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList } from '../../common/drills/health';
 import type { WatcherStatus } from '../../common/drills/watcher';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { Plan, PlanNode } from '../../common/plan/schema';
 import { CommandError } from '../exec/runner';
 import type { PipelineResult } from '../pipeline/runner';
-import { etcdClientUrl, etcdctlArgv, etcdMembers } from '../stages/converge';
+import { etcdClientUrl, etcdctlArgv, etcdMembers, etcdPeerUrl } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import type { NodeShell } from './shell';
 import { guestShell } from './shell';
 import { readWatcherReport } from './watcher-report';
+import type { EtcdAccess } from './etcd-member';
+import { addEtcdMember, deleteKey, ETCD_DATA_DIR, isUnstarted, putKey, readBackFrom, recordEtcdMember, removeEtcdMember } from './etcd-member';
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
-/** The scenarios a deployed cluster runs today. */
-export const CLUSTER_SCENARIOS: readonly ScenarioName[] = ['delete-worker-vm', 'power-off-node', 'partition-node'];
+/** The scenarios a deployed cluster runs today (on an etcd member: see clusterCannotRun, service.ts). */
+export const CLUSTER_SCENARIOS: readonly ScenarioName[] = ['delete-worker-vm', 'delete-control-plane-vm', 'power-off-node', 'partition-node', 'kill-etcd-member'];
+
+/** Where a drill writes the key its rejoined etcd member must read back (deleted at the end). */
+export const DRILL_KEY_PREFIX = 'kubedos/drill/';
 
 const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
 const REVOKED_PATH = '/etc/kubedos/enroll/revoked.json';
@@ -68,7 +82,9 @@ export class ClusterDrillTarget implements DrillTarget {
   /** Last time each node's guest agent answered (epoch s), as observed by this target. */
   private readonly seenAt = new Map<string, number>();
   /** The repair run in flight (replace starts it, reintegrate awaits its end). */
-  private inflight: { done: Promise<PipelineResult>; events: PipelineEvent[] } | undefined;
+  private inflight: { done: Promise<PipelineResult>; events: PipelineEvent[]; stages: readonly string[] } | undefined;
+  /** The key written before the fault (inject), read back from the rejoined member (reintegrate). */
+  private canary: { key: string; value: string } | undefined;
 
   constructor(private readonly o: ClusterTargetOptions) {
     const p = o.plan;
@@ -134,7 +150,7 @@ export class ClusterDrillTarget implements DrillTarget {
         } catch {
           endpoints = this.etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: tail(health.stderr) || 'no answer' }));
         }
-        etcd = members.exitCode === 0 ? { members: parseMemberList(members.stdout), endpoints } : { members: [], endpoints, error: tail(members.stderr) || `etcdctl member list exited ${members.exitCode}` };
+        etcd = members.exitCode === 0 ? { members: this.namedMembers(parseMemberList(members.stdout)), endpoints } : { members: [], endpoints, error: tail(members.stderr) || `etcdctl member list exited ${members.exitCode}` };
       }
     }
     return {
@@ -144,6 +160,41 @@ export class ClusterDrillTarget implements DrillTarget {
       ...(wg1Handshakes ? { wg1Handshakes } : {}),
       ...(etcd ? { etcd } : {}),
     };
+  }
+
+  /**
+   * A member added and not started yet has no name: it is given its planned node's name by its
+   * peer URL, so the verdict says that node's member is down (and a heal repairs that node)
+   * instead of flagging an unplanned member named by its id.
+   */
+  private namedMembers(members: ReturnType<typeof parseMemberList>): ReturnType<typeof parseMemberList> {
+    return members.map((m) => {
+      if (!isUnstarted(m)) return m;
+      const n = this.etcd.find((x) => m.peerUrls.includes(etcdPeerUrl(x.planes.wg3.address)));
+      return n ? { ...m, name: n.name } : m;
+    });
+  }
+
+  private isEtcdMember(node: string): boolean {
+    return this.etcd.some((m) => m.name === node);
+  }
+
+  /** etcdctl on `from` against every planned member (drillEtcdctlArgv: the member's TLS client material). */
+  private etcdAccess(sh: NodeShell, from: string): EtcdAccess {
+    return { sh, from, etcdctl: (args) => this.etcdctl(args) };
+  }
+
+  /** A member other than `node` whose agent answers and whose endpoint is healthy now: where membership changes are asked. */
+  private async healthyPeer(sh: NodeShell, node: string): Promise<EtcdAccess> {
+    const now = Date.now() / 1000;
+    const facts = await this.gatherFacts(sh, now);
+    const byName = facts.etcd && !facts.etcd.error ? etcdHealth(facts.etcd).byName : {};
+    const from = this.etcd.find((m) => m.name !== node && byName[m.name] === true && this.seenAt.get(m.name) === now);
+    if (!from) {
+      const why = facts.etcd?.error ? `member list: ${facts.etcd.error.slice(0, 200)}` : this.etcd.map((m) => `${m.name} ${this.seenAt.get(m.name) !== now ? 'not answering' : byName[m.name] ? 'healthy' : 'unhealthy'}`).join(', ');
+      throw new Error(`no etcd member other than ${node} is healthy and answers through its guest agent (${why}): etcd may have lost quorum; its membership is left as is — heal the other members first (kubedos heal)`);
+    }
+    return this.etcdAccess(sh, from.name);
   }
 
   // ------------------------------------------------------------ scenarios
@@ -157,15 +208,34 @@ export class ClusterDrillTarget implements DrillTarget {
     if (!CLUSTER_SCENARIOS.includes(scenario)) return undefined;
     return {
       inject: (ctx) => this.inject(scenario, ctx),
-      fence: (ctx) => this.fence(ctx),
-      replace: (ctx) => this.replace(ctx),
+      fence: (ctx) => this.fence(scenario, ctx),
+      replace: (ctx) => (scenario === 'kill-etcd-member' ? this.freshMember(ctx) : this.replace(ctx)),
       reintegrate: (ctx) => this.reintegrate(ctx),
     };
   }
 
   private async inject(scenario: ScenarioName, ctx: PhaseContext): Promise<string> {
+    // A key written before the fault, which the rejoined member must serve at the end.
+    const canary = SCENARIOS[scenario].takesEtcdMember && this.isEtcdMember(ctx.node) ? await this.writeCanary(ctx) : '';
+    return `${await this.fault(scenario, ctx)}${canary}`;
+  }
+
+  private async writeCanary(ctx: PhaseContext): Promise<string> {
+    const a = await this.healthyPeer(ctx.sh, ctx.node);
+    const c = { key: `${DRILL_KEY_PREFIX}${ctx.node}`, value: `written before the drill on ${ctx.node} at ${new Date().toISOString()}` };
+    await putKey(a, c.key, c.value);
+    this.canary = c;
+    return `; key ${c.key} written on ${a.from} first`;
+  }
+
+  private async fault(scenario: ScenarioName, ctx: PhaseContext): Promise<string> {
     const n = this.node(ctx.node);
-    if (scenario === 'delete-worker-vm') {
+    if (scenario === 'kill-etcd-member') {
+      // SIGKILL, then stop: etcd.service restarts on an unclean signal (Restart=on-abnormal); then the data is lost.
+      await ctx.sh.exec(n.name, ['/bin/sh', '-c', 'systemctl kill --signal=SIGKILL etcd.service; systemctl stop etcd.service && rm -rf -- "$1"', 'sh', ETCD_DATA_DIR]);
+      return `etcd on ${n.name} killed (SIGKILL) and kept stopped; its data directory ${ETCD_DATA_DIR} removed`;
+    }
+    if (scenario === 'delete-worker-vm' || scenario === 'delete-control-plane-vm') {
       if (!this.allowDestroy) throw new Error(`${scenario} destroys ${n.name}'s VM and destroying was not allowed`);
       await this.o.driver.destroy(n.vmid, { allowDestroy: true, ...(ctx.signal ? { signal: ctx.signal } : {}) });
       return `VM ${n.vmid} (${n.name}) destroyed with its disks and TPM state`;
@@ -179,16 +249,47 @@ export class ClusterDrillTarget implements DrillTarget {
     return cut.detail;
   }
 
-  private async fence(ctx: PhaseContext): Promise<string> {
-    if (this.etcd.some((m) => m.name === ctx.node)) throw new Error(`${ctx.node} is an etcd member: replacing an etcd member of a deployed cluster is not supported yet (its member would have to be removed and added again); nothing was fenced`);
-    const r = await ctx.sh.exec(this.hub, [HUB_BIN, 'revoke', ctx.node, '--reason', 'drill: fenced after detection']);
-    let removed: string[] = [];
-    try {
-      removed = (JSON.parse(r.stdout) as { removed?: string[] }).removed ?? [];
-    } catch {
-      /* older hub: says nothing */
+  private async fence(scenario: ScenarioName, ctx: PhaseContext): Promise<string> {
+    const parts: string[] = [];
+    // The etcd member first: a refusal (quorum) leaves the node as it was, not half fenced.
+    if (this.isEtcdMember(ctx.node)) parts.push((await removeEtcdMember(await this.healthyPeer(ctx.sh, ctx.node), ctx.node, this.peerUrl(ctx.node))).detail);
+    // kill-etcd-member leaves the machine and its planes alone: only its member is out.
+    if (scenario !== 'kill-etcd-member') {
+      const r = await ctx.sh.exec(this.hub, [HUB_BIN, 'revoke', ctx.node, '--reason', 'drill: fenced after detection']);
+      let removed: string[] = [];
+      try {
+        removed = (JSON.parse(r.stdout) as { removed?: string[] }).removed ?? [];
+      } catch {
+        /* older hub: says nothing */
+      }
+      parts.unshift(`revoked at the hub; plane peers removed: ${removed.join(', ') || 'none left'}`);
     }
-    return `revoked at the hub; plane peers removed: ${removed.join(', ') || 'none left'}`;
+    return parts.join('; ');
+  }
+
+  private peerUrl(node: string): string {
+    return etcdPeerUrl(this.node(node).planes.wg3.address);
+  }
+
+  /**
+   * kill-etcd-member's replace: the VM stays; its etcd is kept stopped (a heal may find one still
+   * running, unhealthy) so that the node's converge fingerprint moves and the deploy run converges
+   * it, and its member is added again.
+   */
+  private async freshMember(ctx: PhaseContext): Promise<string> {
+    await ctx.sh.exec(ctx.node, ['systemctl', 'stop', 'etcd.service']);
+    return `etcd on ${ctx.node} stopped; ${await this.rejoinEtcd(ctx)}`;
+  }
+
+  /**
+   * The node's member added again (once) on a healthy member before its etcd starts, and the etcd
+   * role's variables for it recorded on the master: the node's next converge empties its data
+   * directory for that member id and starts etcd with initial-cluster-state "existing".
+   */
+  private async rejoinEtcd(ctx: PhaseContext): Promise<string> {
+    const added = await addEtcdMember(await this.healthyPeer(ctx.sh, ctx.node), ctx.node, this.peerUrl(ctx.node));
+    const wrote = await recordEtcdMember(ctx.sh, this.hub, ctx.node, added.id);
+    return `${added.detail}; ${wrote ? 'recorded' : 'already recorded'} on ${this.hub} for the etcd role (initial-cluster-state existing, member ${added.id}, data directory emptied once)`;
   }
 
   private async replace(ctx: PhaseContext): Promise<string> {
@@ -208,30 +309,52 @@ export class ClusterDrillTarget implements DrillTarget {
       await ctx.sh.exec(this.hub, ['/bin/sh', '-c', 'umask 022; cat > "$1.tmp" && mv "$1.tmp" "$1"', 'sh', REVOKED_PATH], { input: `${JSON.stringify(kept, null, 2)}\n` });
       notes.push(`${ctx.node} taken off the revocation list for its replacement`);
     }
-    const events: PipelineEvent[] = [];
-    const run = this.o.repair();
+    // The member first: it must be listed before the replacement's converge starts its etcd.
+    if (this.isEtcdMember(ctx.node)) notes.push(await this.rejoinEtcd(ctx));
     let firstbootDone: () => void = () => undefined;
     const firstboot = new Promise<void>((res) => (firstbootDone = res));
-    const done = run.run((e) => {
-      events.push(e);
-      if (e.type !== 'stage') return;
-      if (e.stage === 'firstboot' && (e.state === 'success' || e.state === 'skipped')) firstbootDone();
-      if (e.state === 'success' || e.state === 'skipped' || e.state === 'failed') this.log(`deploy: ${e.stage} ${stageWord(e)}`);
-    }, ctx.signal);
-    this.inflight = { done, events };
+    const { done, events } = (this.inflight = this.startRepair(ctx, ['backplanes', 'enroll', 'converge', 'workload', 'seal'], (e) => {
+      if (e.type === 'stage' && e.stage === 'firstboot' && (e.state === 'success' || e.state === 'skipped')) firstbootDone();
+    }));
     const first = await Promise.race([firstboot.then(() => 'firstboot' as const), done]);
     if (first !== 'firstboot') throw pipelineFailure(first, 'replace');
     notes.push(`deploy run ${runIdOf(events) ?? '(no id)'}: ${stageSummary(events, ['provision', 'firstboot'])}`);
     return notes.join('; ');
   }
 
-  private async reintegrate(_ctx: PhaseContext): Promise<string> {
-    const inflight = this.inflight;
+  private async reintegrate(ctx: PhaseContext): Promise<string> {
+    // kill-etcd-member: the VM stayed; the whole deploy run converges the node whose etcd stopped.
+    const inflight = this.inflight ?? (this.isEtcdMember(ctx.node) ? this.startRepair(ctx, ['provision', 'firstboot', 'backplanes', 'enroll', 'converge', 'workload', 'seal']) : undefined);
     if (!inflight) throw new Error('no replacement run to follow');
     this.inflight = undefined;
     const r = await inflight.done;
     if (!r.ok) throw pipelineFailure(r, 'reintegrate');
-    return stageSummary(inflight.events, ['backplanes', 'enroll', 'converge', 'workload', 'seal']);
+    return `${stageSummary(inflight.events, inflight.stages)}${await this.checkCanary(ctx)}`;
+  }
+
+  /**
+   * A deploy run of the same spec (replace starts it and waits for first boot; reintegrate starts it
+   * itself for kill-etcd-member, whose VM stayed). `stages`: what reintegrate's summary names.
+   */
+  private startRepair(ctx: PhaseContext, stages: readonly string[], onEvent: (e: PipelineEvent) => void = () => undefined): NonNullable<ClusterDrillTarget['inflight']> {
+    const events: PipelineEvent[] = [];
+    const done = this.o.repair().run((e) => {
+      events.push(e);
+      onEvent(e);
+      if (e.type === 'stage' && (e.state === 'success' || e.state === 'skipped' || e.state === 'failed')) this.log(`deploy: ${e.stage} ${stageWord(e)}`);
+    }, ctx.signal);
+    return { done, events, stages };
+  }
+
+  /** The key written before the fault, read from the rejoined member alone (its own endpoint, its own store), then deleted. */
+  private async checkCanary(ctx: PhaseContext): Promise<string> {
+    const c = this.canary;
+    if (!c || !this.isEtcdMember(ctx.node)) return '';
+    this.canary = undefined;
+    const own = this.node(ctx.node);
+    await readBackFrom({ sh: ctx.sh, from: own.name, etcdctl: (args) => drillEtcdctlArgv([own], args) }, c.key, c.value);
+    await deleteKey(this.etcdAccess(ctx.sh, own.name), c.key);
+    return `; ${c.key} (written before the fault) read back from ${own.name}'s own member, then deleted`;
   }
 }
 

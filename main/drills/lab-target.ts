@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { GuardNode, ScenarioName } from '../../common/drills/catalogue';
 import { DRILL_NFT_TABLE, partitionCut } from '../../common/drills/catalogue';
 import type { HealthFacts } from '../../common/drills/health';
-import { etcdHealth, handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList, quorumOf } from '../../common/drills/health';
+import { etcdHealth, handshakesByNode, memberRemoval, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList } from '../../common/drills/health';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/schema';
 import type { WatcherStatus } from '../../common/drills/watcher';
@@ -295,14 +295,11 @@ export class LabDrillTarget implements DrillTarget {
     if (!etcd || etcd.error) throw new Error(`cannot read the etcd membership from ${this.hub}: ${etcd?.error ?? 'no etcd'}`);
     const member = etcd.members.find((m) => m.name === ctx.node);
     if (!member) return `${ctx.node} is no etcd member any more`;
-    const h = etcdHealth(etcd);
-    const remaining = h.members - 1;
-    const healthyRemaining = h.healthy - (h.byName[ctx.node] ? 1 : 0);
-    if (healthyRemaining < quorumOf(remaining)) {
-      throw new Error(`removing ${ctx.node}'s etcd member would leave ${healthyRemaining} healthy of ${remaining}; quorum needs ${quorumOf(remaining)} — membership left as is`);
-    }
+    // The one quorum rule (common/drills/health.ts), the guard's and the deployed cluster's fence's too.
+    const removal = memberRemoval(etcdHealth(etcd), ctx.node);
+    if (!removal.ok) throw new Error(`${removal.message} — membership left as is`);
     await ctx.sh.exec(this.hub, this.etcdctl(['member', 'remove', member.id]));
-    return `etcd member ${member.id} (${ctx.node}) removed; ${healthyRemaining} of ${remaining} members healthy`;
+    return `etcd member ${member.id} (${ctx.node}) removed; ${removal.after} of ${removal.members - 1} members healthy`;
   }
 
   /** Stops whatever etcd the node still runs (by PID), fresh data dir, member add, start. */

@@ -2,7 +2,9 @@
 // starts (the guard's verdict on the plan, where it would run and what that place cannot do), and
 // running one on the namespace lab with the record streamed after every change.
 import type { GuardNode, GuardReason } from '../../common/drills/catalogue';
+import type { ScenarioName } from '../../common/drills/catalogue';
 import { guardDrill, isScenario, SCENARIOS, scenarioOfDrillName } from '../../common/drills/catalogue';
+import { memberRemoval, plannedEtcdHealth } from '../../common/drills/health';
 import type { DrillRecord } from '../../common/drills/timeline';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/schema';
@@ -149,11 +151,22 @@ export async function runLabDrill(o: LabDrillRun): Promise<DrillRecord> {
 
 // ---------------------------------------------------------------- a deployed cluster
 
-/** Why a deployed cluster cannot run this drill (undefined: it can). */
+/** The scenarios a deployed cluster runs on an etcd member (its member removed and added again). */
+export const CLUSTER_ETCD_SCENARIOS: readonly ScenarioName[] = ['kill-etcd-member', 'delete-control-plane-vm'];
+
+/**
+ * Why a deployed cluster cannot run this drill (undefined: it can), from the plan alone, before
+ * anything is contacted: an etcd member is drilled only by the scenarios that replace its member,
+ * and only when the one quorum rule (memberRemoval) lets its member out of the planned membership.
+ */
 export function clusterCannotRun(p: Plan, scenario: string, node: string): string | undefined {
   if (!isScenario(scenario)) return undefined;
   if (!CLUSTER_SCENARIOS.includes(scenario)) return `${scenario} cannot run on a deployed cluster yet; it runs ${CLUSTER_SCENARIOS.join(', ')} there${LAB_SCENARIOS.includes(scenario) ? ` (and ${scenario} in the namespace lab with --lab)` : ''}`;
-  if (etcdMembersOf(p).includes(node)) return `${node} is an etcd member: replacing an etcd member of a deployed cluster is not supported yet (its member would be removed and added again); drill a node without etcd, or use --lab for etcd drills`;
+  const members = etcdMembersOf(p);
+  if (!members.includes(node)) return undefined;
+  const removal = memberRemoval(plannedEtcdHealth(members), node);
+  if (!removal.ok) return `${node} is an etcd member of ${p.cluster.name} and ${removal.message}: an etcd member is drilled only when the others keep quorum without it (3 or more members); nothing was touched`;
+  if (!CLUSTER_ETCD_SCENARIOS.includes(scenario)) return `${node} is an etcd member: on a deployed cluster ${scenario} is not run on etcd members yet (${CLUSTER_ETCD_SCENARIOS.join(' and ')} are); drill a node without etcd, or use --lab`;
   return undefined;
 }
 

@@ -136,7 +136,7 @@ describe('drills on the deployed cluster (where: cluster) and drills.heal', () =
     return { env, events, clusterRuns, healRuns, wb };
   }
 
-  it('check and run refuse, before anything is touched, what the CLI refuses: never deployed, the deploy lock held, an etcd member, a lab-only scenario; no target chosen', async () => {
+  it('check and run refuse, before anything is touched, what the CLI refuses: never deployed, the deploy lock held, the only etcd member; no target chosen', async () => {
     const s = setup();
     const check = async (r: Record<string, unknown>) => decodeEnvelope(await dispatch(s.wb.handlers, 'drills.check', { text, where: 'cluster', target: qemu, ...r })) as { cannotRun?: string; destroys?: boolean; allowDestroyBySpec?: boolean; where: string; node?: string };
     expect((await check({ scenario: 'delete-worker-vm' })).cannotRun).toMatch(/^lab-3 has no deploy in its journal .*: deploy it first \(kubedos deploy SPEC\), then run the drill$/);
@@ -146,8 +146,8 @@ describe('drills on the deployed cluster (where: cluster) and drills.heal', () =
     expect(await check({ scenario: 'delete-worker-vm' })).toMatchObject({ where: 'cluster', node: 'w-1', destroys: true, allowDestroyBySpec: false });
     expect((await check({ scenario: 'delete-worker-vm' })).cannotRun).toBeUndefined();
     expect((await check({ scenario: 'delete-worker-vm', target: undefined })).cannotRun).toBe('choose where the cluster runs (qemu-local or a Proxmox host) in Deploy first');
-    expect((await check({ scenario: 'power-off-node', node: 'cp-1' })).cannotRun).toMatch(/^cp-1 is an etcd member: replacing an etcd member of a deployed cluster is not supported yet/);
-    expect((await check({ scenario: 'kill-etcd-member' })).cannotRun).toMatch(/^kill-etcd-member cannot run on a deployed cluster yet/);
+    expect((await check({ scenario: 'power-off-node', node: 'cp-1' })).cannotRun).toMatch(/^cp-1 is an etcd member of lab-3 and taking cp-1's etcd member out would leave 0 of 1 members healthy; quorum needs 1 \(cp-1 is the only member\)/);
+    expect((await check({ scenario: 'kill-etcd-member' })).cannotRun).toMatch(/^cp-1 is an etcd member of lab-3 and taking cp-1's etcd member out would leave 0 of 1/);
     // The lab is still what check answers without where.
     expect(decodeEnvelope(await dispatch(s.wb.handlers, 'drills.check', { text, scenario: 'delete-worker-vm' }))).toMatchObject({ where: 'lab', cannotRun: expect.stringMatching(/needs a hypervisor/) });
     // Another operation holds the cluster's lock: refused with who holds it.

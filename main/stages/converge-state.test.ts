@@ -41,7 +41,7 @@ describe('converge skipping', () => {
     }
   });
 
-  it('the fingerprint follows the role-managed files, not the known_hosts the engine writes (a replaced node\'s new host key does not move the hub)', () => {
+  it('the fingerprint follows the role-managed files, not the known_hosts or etcd host_vars the engine writes (a replaced node does not move the hub)', () => {
     const root = mkdtempSync(join(tmpdir(), 'kubedos-fp-'));
     try {
       mkdirSync(join(root, 'etc/kubedos/ansible'), { recursive: true });
@@ -54,6 +54,10 @@ describe('converge skipping', () => {
       const first = take();
       expect(first).toMatch(/^[0-9a-f]{64}$/);
       writeFileSync(join(root, 'etc/kubedos/ansible/known_hosts'), '10.111.0.4 ssh-ed25519 AAAAnew\n');
+      expect(take()).toBe(first);
+      // The etcd role's variables the drill engine records for a re-added member (the node's input, not the hub's).
+      mkdirSync(join(root, 'etc/kubedos/ansible/host_vars/cp-3'), { recursive: true });
+      writeFileSync(join(root, 'etc/kubedos/ansible/host_vars/cp-3/kubedos-etcd-member.yml'), 'kubedos_etcd_initial_cluster_state: existing\n');
       expect(take()).toBe(first);
       writeFileSync(join(root, 'etc/sysctl.d/90-kubedos.conf'), 'net.ipv4.ip_forward = 1\n');
       const moved = take();

@@ -37,9 +37,12 @@ export const FINGERPRINT_PATHS = [
  * covers what the roles manage. The hub's known_hosts for converge changes whenever a node gets
  * a new host key (a node replaced by a drill): with it in the fingerprint the master's converge
  * ran again on every replacement (2026-12-04, on VMs: the worker drill converged w-1 and the master).
+ * The host_vars the drill engine writes for a re-added etcd member (main/drills/etcd-member.ts)
+ * are the replaced node's converge input, not the master's: the same reason.
  */
 export const KNOWN_HOSTS = '/etc/kubedos/ansible/known_hosts';
-export const FINGERPRINT_EXCLUDED = [KNOWN_HOSTS] as const;
+/** find -path patterns (a trailing `*`: everything under a directory). */
+export const FINGERPRINT_EXCLUDED = [KNOWN_HOSTS, '/etc/kubedos/ansible/host_vars/*'] as const;
 
 /** Services the roles start; a unit a node does not have reports "inactive" and stays stable. */
 export const FINGERPRINT_UNITS = ['ssh', 'nftables', 'auditd', 'etcd', 'haproxy', 'keepalived', 'prometheus', 'prometheus-node-exporter', 'containerd', 'grafana-server', 'loki'] as const;
@@ -50,7 +53,7 @@ export const FINGERPRINT_UNITS = ['ssh', 'nftables', 'auditd', 'etcd', 'haproxy'
  */
 export function fingerprintCommand(root = ''): string[] {
   const paths = FINGERPRINT_PATHS.map((p) => `${root}${p}`).join(' ');
-  const skip = FINGERPRINT_EXCLUDED.map((p) => `! -path ${root}${p}`).join(' ');
+  const skip = FINGERPRINT_EXCLUDED.map((p) => `! -path '${root}${p}'`).join(' ');
   const units = FINGERPRINT_UNITS.join(' ');
   const script = [
     'set -u',

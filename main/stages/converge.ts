@@ -54,6 +54,11 @@ export function etcdClientUrl(wg3: string): string {
   return `https://${wg3.replace(/\/\d+$/, '')}:2379`;
 }
 
+/** Pure: a member's etcd peer URL from its wg3 address (the etcd role's ETCD_INITIAL_ADVERTISE_PEER_URLS). */
+export function etcdPeerUrl(wg3: string): string {
+  return `https://${wg3.replace(/\/\d+$/, '')}:2380`;
+}
+
 /**
  * Pure: the engine's one etcdctl argv, run on an etcd member with its material under ETCD_PKI (the
  * cluster CA; the member's peer certificate as client certificate: etcd requires one) against
