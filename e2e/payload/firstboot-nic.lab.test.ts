@@ -45,3 +45,35 @@ describe('first boot: node selection by NIC MAC', () => {
     expect(none.out.trim()).toBe('no node');
   });
 });
+
+describe('first boot: the planned LAN (step_lan)', () => {
+  // Its own mount namespace: /etc/systemd and /etc/resolv.conf are this namespace's (a tmpfs, a
+  // file bound over), systemctl says networkd is enabled, networkctl is a no-op.
+  it('names the planned NIC lan0 with its address, writes the .link and .network, and removes the image\'s DHCP for any NIC', () => {
+    const node = join(lib, 'lan-node.json');
+    writeFileSync(node, JSON.stringify({ node: { name: 'w-1', lan: { mac: '02:90:64:D2:65:F2', address: '10.110.0.18', prefix: 20, dns: [] } } }));
+    const resolv = join(lib, 'resolv.conf');
+    writeFileSync(resolv, '');
+    const r = inNamespace(
+      [
+        'mount -t tmpfs tmpfs /etc/systemd',
+        'mkdir /etc/systemd/network',
+        `mount --bind ${resolv} /etc/resolv.conf`,
+        "printf '[Match]\\nName=en* eth*\\n\\n[Network]\\nDHCP=yes\\n' > /etc/systemd/network/90-kubedos-dhcp.network",
+        'systemctl() { return 0; }',
+        'networkctl() { :; }',
+        `NODE_JSON=${node}`,
+        'ip link set kd1 address 02:90:64:d2:65:f2',
+        'step_lan',
+        'ls /etc/systemd/network',
+        'cat /etc/systemd/network/10-kubedos-lan0.link',
+        'ip -br -4 addr show lan0',
+      ].join('\n'),
+    );
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).not.toContain('90-kubedos-dhcp.network');
+    expect(r.out).toContain('10-kubedos-lan0.link\n10-kubedos-lan0.network');
+    expect(r.out).toMatch(/MACAddress=02:90:64:d2:65:f2\n\n\[Link\]\nName=lan0/);
+    expect(r.out).toMatch(/^lan0(@\S+)?\s+\S+\s+10\.110\.0\.18\/20/m);
+  });
+});

@@ -114,6 +114,12 @@ step_lan() {
       printf '[Match]\nName=lan0\n\n[Network]\nAddress=%s/%s\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' "$addr" "$prefix"
       if [ -n "$gw" ]; then printf 'Gateway=%s\n' "$gw"; fi
     } > /etc/systemd/network/10-kubedos-lan0.network
+    # The image's DHCP for any NIC (until this point) goes: on later boots it matched the NIC under
+    # its kernel name (en*) and networkd brought it up before udev applied the .link above, which
+    # then cannot rename an interface that is up ("already up, cannot rename to 'lan0'", seen on
+    # a VM booting a slot again: no LAN address, no planes). With no .network for that name the
+    # NIC stays down until it is lan0.
+    rm -f /etc/systemd/network/90-kubedos-dhcp.network
   else
     install -d /etc/network/interfaces.d
     {

@@ -168,7 +168,7 @@ export async function buildImage(input: ImageInput): Promise<void> {
   writeFileSync(join(rootfs, 'etc/machine-id'), '');
   rmSync(join(rootfs, 'var/lib/dbus/machine-id'), { force: true });
   writeFileSync(join(rootfs, 'etc/apt/sources.list'), `${input.aptSource}\n`);
-  // Any NIC gets DHCP until first boot's planned LAN takes over at the next boot.
+  // Any NIC gets DHCP until first boot's planned LAN takes over (first boot removes this file: kubedos-firstboot.sh step_lan).
   mkdirSync(join(rootfs, 'etc/systemd/network'), { recursive: true });
   writeFileSync(join(rootfs, 'etc/systemd/network/90-kubedos-dhcp.network'), '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n');
   const wants = join(rootfs, 'etc/systemd/system/multi-user.target.wants');
