@@ -169,7 +169,7 @@ describe('Drills view over kubedos serve', () => {
     expect(await page.getByTestId('drill-run').isDisabled()).toBe(true);
     expect(await page.getByTestId('drill-run').textContent()).toBe('Run on the deployed cluster…');
     await shootU('drills-cluster-refused', 'drill-run-panel');
-    // An etcd member cannot be drilled there yet: said so.
+    // An etcd member with a worker scenario: the guard says why.
     await page.getByTestId('drill-node-select').click();
     await page.getByRole('option', { name: 'cp-1 (control-plane)' }).click();
     await expect.poll(() => page.getByTestId('drill-guard').textContent()).toMatch(/delete-worker-vm targets worker|refuses/);

@@ -501,7 +501,7 @@ export function DrillsView() {
           </Alert>
         ) : (
           <Alert color="orange" title={`Drills act on the deployed cluster ${cluster}`} data-testid="drills-where" data-where="cluster">
-            Through each VM's guest agent, on the target chosen in Deploy. It runs delete-worker-vm, power-off-node and partition-node on nodes without an etcd member, and kill-etcd-member and delete-control-plane-vm on an etcd member when the members left keep quorum (its member is removed, then added again before its replacement starts); the node is put back in its plan slot by a deploy run of this spec. Refused when {cluster} was never deployed, is stopped, or another operation holds it. From a terminal: <code>kubedos drill SPEC --scenario NAME</code>, <code>kubedos heal SPEC</code>.
+            Through each VM's guest agent, on the target chosen in Deploy. It runs delete-worker-vm, power-off-node and partition-node on nodes without an etcd member, and kill-etcd-member and delete-control-plane-vm on an etcd member when the others keep quorum; the node is put back in its plan slot by a deploy run of this spec. Refused when {cluster} was never deployed, is stopped, or another operation holds it. From a terminal: <code>kubedos drill SPEC --scenario NAME</code>, <code>kubedos heal SPEC</code>.
           </Alert>
         )}
         <RunPanel plan={plan} where={where} setWhere={setWhere} />
