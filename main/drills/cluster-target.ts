@@ -33,7 +33,7 @@ import type { PipelineResult } from '../pipeline/runner';
 import { etcdClientUrl, etcdctlArgv, etcdMembers, etcdPeerUrl } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import type { NodeShell } from './shell';
-import { guestShell } from './shell';
+import { guestShell, lastLines } from './shell';
 import { readWatcherReport } from './watcher-report';
 import type { EtcdAccess } from './etcd-member';
 import { addEtcdMember, deleteKey, ETCD_DATA_DIR, isUnstarted, putKey, readBackFrom, recordEtcdMember, removeEtcdMember } from './etcd-member';
@@ -69,7 +69,7 @@ export function drillEtcdctlArgv(members: readonly Pick<PlanNode, 'planes'>[], a
   return etcdctlArgv(members.map((m) => m.planes.wg3.address), args, { dial: '2s', command: '4s' });
 }
 
-const tail = (s: string, lines = 3): string => s.trim().split('\n').slice(-lines).join(' | ').slice(0, 600);
+const tail = (s: string): string => lastLines(s);
 
 export class ClusterDrillTarget implements DrillTarget {
   readonly kind = 'cluster' as const;

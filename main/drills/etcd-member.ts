@@ -19,6 +19,7 @@ import { etcdHealth, memberRemoval, parseEndpointHealth, parseMemberList } from 
 import { CommandError } from '../exec/runner';
 import type { RunResult } from '../exec/runner';
 import type { NodeShell } from './shell';
+import { lastLines } from './shell';
 
 /** The etcd role's kubedos_etcd_data_dir (payload/ansible/roles/kubedos_etcd/defaults/main.yml). */
 export const ETCD_DATA_DIR = '/var/lib/etcd/kubedos';
@@ -34,7 +35,7 @@ export interface EtcdAccess {
   etcdctl: (args: readonly string[]) => string[];
 }
 
-const tail = (s: string, lines = 3): string => s.trim().split('\n').slice(-lines).join(' | ').slice(0, 400);
+const tail = (s: string, lines = 3): string => lastLines(s, lines, 400);
 const norm = (u: string): string => u.replace(/\/+$/, '');
 
 /** A member `member add` listed that has not started yet: no name, no client URLs. */

@@ -23,6 +23,7 @@ import { Lab } from '../lab/harness';
 import { etcdSnapshotRestoreArgv } from '../restore/etcd';
 import { RevocationList } from '../trust/revocation';
 import type { NodeShell } from './shell';
+import { lastLines } from './shell';
 import { readWatcherReport } from './watcher-report';
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
@@ -383,6 +384,6 @@ export class LabDrillTarget implements DrillTarget {
   }
 }
 
-function tail(s: string, lines = 3): string {
-  return s.trim().split('\n').slice(-lines).join(' | ').slice(0, 600);
+function tail(s: string): string {
+  return lastLines(s);
 }

@@ -47,7 +47,10 @@ export function recordingShell(inner: NodeShell, sink: () => { commands: DrillCo
   };
 }
 
-const tailOf = (s: string, lines = 8): string => s.trim().split('\n').slice(-lines).join(' | ').slice(0, 600);
+/** The last `lines` lines of a command's output on one line (' | ' between them), at most `chars` characters: the drills' bounded stderr tails. */
+export const lastLines = (s: string, lines = 3, chars = 600): string => s.trim().split('\n').slice(-lines).join(' | ').slice(0, chars);
+
+const tailOf = (s: string): string => lastLines(s, 8);
 
 /**
  * A deployed cluster's nodes through their guest agents (the substrate driver), as the deploy

@@ -12,8 +12,9 @@ import type { Target } from '../target';
 import { clusterWorkspace } from '../workspace';
 import type { RunResult } from '../exec/runner';
 import type { NodeShell } from './shell';
+import { lastLines } from './shell';
 
-const tail = (s: string): string => s.trim().split('\n').slice(-3).join(' | ').slice(0, 400);
+const tail = (s: string): string => lastLines(s, 3, 400);
 
 /** The report on `hub`, parsed; never throws: an unreadable report says why, in the user's words. */
 export async function readWatcherReport(sh: NodeShell, hub: string, o: { nowSeconds: () => number; path?: string; timeoutMs?: number }): Promise<WatcherStatus> {
