@@ -14,11 +14,10 @@
 //   4. the port is removed whatever the outcome.
 // The guest agent alone carried the same bytes at about 0.5 MiB/s under TCG (base64 inside JSON,
 // parsed in the guest); the port carried 256 MiB in 9 s on the same VM.
-import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Slot } from '../../common/upgrade/agent';
 import type { GuestChannel, GuestExecResult, OpOptions } from '../substrate/driver';
-import { tailOf } from './stream';
+import { pumpFile, tailOf } from './stream';
 
 /** The port's name in the guest (/dev/virtio-ports/NAME on qemu-local). */
 export const SLOT_CHANNEL = 'org.kubedos.slot';
@@ -89,49 +88,47 @@ export async function writeSlotThroughChannel(o: ChannelSlotWriteOptions): Promi
   }
 }
 
-/** Pipes the image into the host end; resolves with the bytes written when done or when the script ended first. */
+/** Pipes the image into the host end (stream.ts pumpFile); resolves with the bytes written when done or when the script ended first. */
 async function pipeImage(o: ChannelSlotWriteOptions, host: Writable, scriptEnded: Promise<unknown>, ended: () => boolean): Promise<number> {
   const t0 = performance.now();
   let sent = 0;
   let lastReport = 0;
-  const file = createReadStream(o.image.path, { highWaterMark: 1 << 20 });
-  const hostError = new Promise<never>((_, reject) => host.once('error', reject));
+  let broken: Error | undefined;
+  const hostError = new Promise<never>((_, reject) => host.once('error', (e) => reject((broken = e))));
   hostError.catch(() => undefined);
+  const cancelled = (): Error => new Error(`${o.node}: the slot write was cancelled after ${sent} of ${o.image.size} bytes; the node keeps booting its active slot (a short stream stages nothing)`);
   const abort = new Promise<never>((_, reject) => {
     if (!o.signal) return;
-    const fail = (): void => reject(new Error(`${o.node}: the slot write was cancelled after ${sent} of ${o.image.size} bytes; the node keeps booting its active slot (a short stream stages nothing)`));
-    if (o.signal.aborted) fail();
-    else o.signal.addEventListener('abort', fail, { once: true });
+    if (o.signal.aborted) reject(cancelled());
+    else o.signal.addEventListener('abort', () => reject(cancelled()), { once: true });
   });
   abort.catch(() => undefined);
-  const stop = scriptEnded.then(
-    () => 'ended' as const,
-    () => 'ended' as const,
-  );
   try {
-    for await (const chunk of file) {
-      if (o.signal?.aborted) await abort;
-      if (ended()) return sent;
-      const buf = chunk as Buffer;
-      if (!host.write(buf)) {
-        const drained = new Promise<'drained'>((res) => host.once('drain', () => res('drained')));
-        if ((await Promise.race([drained, stop, hostError, abort])) === 'ended') return sent + buf.length;
-      }
-      sent += buf.length;
-      const now = performance.now();
-      if (now - lastReport >= 1000 || sent === o.image.size) {
-        lastReport = now;
-        const s = (now - t0) / 1000;
-        o.onProgress?.({ bytes: sent, total: o.image.size, rate: s > 0 ? sent / s : 0 });
-      }
-    }
-    if (sent !== o.image.size) throw new Error(`${o.image.path}: read ${sent} bytes, the image has ${o.image.size} (it changed while it was sent?)`);
-    await new Promise<void>((res, reject) => {
-      host.end(() => res());
-      host.once('error', reject);
+    await pumpFile(o.image.path, host, {
+      ended: () => ended() || broken !== undefined,
+      exited: Promise.race([scriptEnded, hostError, abort]),
+      ...(o.signal ? { signal: o.signal } : {}),
+      onChunk: (n) => {
+        sent = n;
+        const now = performance.now();
+        if (now - lastReport >= 1000 || sent === o.image.size) {
+          lastReport = now;
+          const s = (now - t0) / 1000;
+          o.onProgress?.({ bytes: sent, total: o.image.size, rate: s > 0 ? sent / s : 0 });
+        }
+      },
     });
-    return sent;
-  } finally {
-    file.destroy();
+  } catch (err) {
+    if (o.signal?.aborted) throw cancelled();
+    throw err;
   }
+  if (o.signal?.aborted) throw cancelled();
+  if (broken) throw broken;
+  if (ended()) return sent;
+  if (sent !== o.image.size) throw new Error(`${o.image.path}: read ${sent} bytes, the image has ${o.image.size} (it changed while it was sent?)`);
+  await new Promise<void>((res, reject) => {
+    host.end(() => res());
+    host.once('error', reject);
+  });
+  return sent;
 }

@@ -113,6 +113,29 @@ export function streamFailureMessage(f: { code: StreamFailure; node: string; slo
 }
 
 /**
+ * Pipes a file into `input` 1 MiB at a time with backpressure (the slot image, over wg1 here and
+ * through a virtio-serial port in channel-transport.ts): before each chunk it stops once `ended()`
+ * says the reader went away, and a wait for `drain` ends when `exited` settles. `onChunk` gets the
+ * bytes handed to `input` so far (counted before each write). A read error or `signal` rejects.
+ */
+export async function pumpFile(path: string, input: NodeJS.WritableStream, o: { ended: () => boolean; exited: Promise<unknown>; signal?: AbortSignal; onChunk?: (sent: number) => void }): Promise<number> {
+  let sent = 0;
+  const src = createReadStream(path, { highWaterMark: 1 << 20, ...(o.signal ? { signal: o.signal } : {}) });
+  for await (const chunk of src as AsyncIterable<Buffer>) {
+    if (o.ended()) break;
+    sent += chunk.length;
+    const ok = input.write(chunk);
+    o.onChunk?.(sent);
+    if (!ok) {
+      const drained = new AbortController();
+      await Promise.race([once(input, 'drain', { signal: drained.signal }).catch(() => undefined), o.exited.catch(() => undefined)]);
+      drained.abort();
+    }
+  }
+  return sent;
+}
+
+/**
  * Streams `image` into the node's passive slot through the pinned route and waits for
  * kubedos-slot-write's verdict. Resolves when the node wrote, read back and staged the try;
  * rejects with one SlotStreamError otherwise.
@@ -171,19 +194,17 @@ export async function streamSlotImage(o: StreamSlotOptions): Promise<StreamResul
       const elapsedMs = t - started;
       o.onProgress({ node, slot: image.slot, bytes: sent, total: image.size, rate: elapsedMs > 0 ? Math.round((sent * 1000) / elapsedMs) : 0, elapsedMs: Math.round(elapsedMs) });
     };
-    const src = createReadStream(image.path, { highWaterMark: 1 << 20, signal: ctl.signal });
     try {
-      for await (const chunk of src as AsyncIterable<Buffer>) {
-        if (ended) break; // the node stopped reading (a refusal before the write): its exit says why
-        sent += chunk.length;
-        const ok = input.write(chunk);
-        emit(false);
-        if (!ok) {
-          const drained = new AbortController();
-          await Promise.race([once(input, 'drain', { signal: drained.signal }).catch(() => undefined), s.exited]);
-          drained.abort();
-        }
-      }
+      // The node stopped reading (a refusal before the write): its exit says why.
+      await pumpFile(image.path, input, {
+        ended: () => ended,
+        exited: s.exited,
+        signal: ctl.signal,
+        onChunk: (n) => {
+          sent = n;
+          emit(false);
+        },
+      });
     } catch (err) {
       if (!why) throw err; // a local read error: not the node's fault; say it as it is
     }
