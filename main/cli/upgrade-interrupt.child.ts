@@ -43,6 +43,11 @@ const holdSlot: CliCommand = {
     try {
       await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: '0'.repeat(64) }, { signal: io.signal, onProgress: (d) => io.err(d) });
       return 0;
+    } catch (err) {
+      // As `kubedos upgrade` reports a cancelled run (its report(): exit 130); any other end is 1.
+      if (!io.signal.aborted) throw err;
+      io.err(`hold-slot cancelled: ${(err as Error).message}`);
+      return 130;
     } finally {
       await ops.close();
       clearInterval(alive);
