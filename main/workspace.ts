@@ -105,6 +105,8 @@ export const WORKSPACE_LAYOUT = {
   secrets: 'secrets',
   trust: 'trust',
   bundle: 'bundle',
+  /** `kubedos upgrade`'s slot images, one run-<pid> folder per live run (main/upgrade/slot-scratch.ts). */
+  upgradeScratch: 'upgrade-scratch',
 } as const;
 
 export interface DeployLock {

@@ -7,8 +7,32 @@ import { fsErrorHint, fsErrorText, isFsError } from './fs-error';
 
 const VERSION = 'kubedos 0.1.0';
 
-export function findCommand(name: string): CliCommand | undefined {
-  return COMMANDS.find((c) => c.name === name);
+export function findCommand(name: string, commands: readonly CliCommand[] = COMMANDS): CliCommand | undefined {
+  return commands.find((c) => c.name === name);
+}
+
+const watched = new WeakSet<NodeJS.WritableStream>();
+const gone = new WeakSet<NodeJS.WritableStream>();
+
+/**
+ * Writes lines to the process's stdout or stderr until its reader is gone, then drops them: the
+ * parent that read them died (a killed test runner, a closed terminal, `| head`) and the write's
+ * EPIPE, an 'error' event nobody handled, would end the process as an uncaught error before an
+ * interrupted command cleaned up (a 2 GiB slot image of `kubedos upgrade`, the journal).
+ */
+export function lineWriter(stream: NodeJS.WritableStream): (text: string) => void {
+  if (!watched.has(stream)) {
+    watched.add(stream);
+    stream.on('error', () => gone.add(stream));
+  }
+  return (t) => {
+    if (gone.has(stream)) return;
+    try {
+      stream.write(t.endsWith('\n') ? t : `${t}\n`);
+    } catch {
+      gone.add(stream);
+    }
+  };
 }
 
 /** `kubedos --help`. */
@@ -36,11 +60,15 @@ export function helpIndex(): { version: string; top: string; commands: Record<st
   return { version: VERSION, top: topHelp(), commands: Object.fromEntries(COMMANDS.map((c) => [c.name, commandHelp(c)])) };
 }
 
-export async function main(argv: string[], partial: Partial<CliIo> = {}): Promise<number> {
+/** Exit status of a second stop signal (the first one stops the command cleanly). */
+const SECOND_SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+
+/** Runs one command line. `commands`: the command table (tests give their own). */
+export async function main(argv: string[], partial: Partial<CliIo> = {}, commands: readonly CliCommand[] = COMMANDS): Promise<number> {
   const controller = new AbortController();
   const io: CliIo = {
-    out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-    err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+    out: lineWriter(process.stdout),
+    err: lineWriter(process.stderr),
     cwd: process.cwd(),
     env: process.env,
     signal: controller.signal,
@@ -48,19 +76,21 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
     ...partial,
   };
   const onSigint = (): void => {
-    if (controller.signal.aborted) process.exit(130);
+    if (controller.signal.aborted) process.exit(SECOND_SIGNAL_EXIT.SIGINT);
     io.err('interrupted: finishing the current step and writing the journal (Ctrl-C again to quit now)');
     controller.abort(new Error('interrupted'));
   };
-  // SIGTERM (a supervisor, `kill`) stops the same way as Ctrl-C: the runner aborts, child
-  // process groups are killed, the journal is kept.
-  const onSigterm = (): void => {
-    if (controller.signal.aborted) process.exit(143);
-    controller.abort(new Error('terminated'));
+  // SIGTERM (a supervisor, `kill`) and SIGHUP (the terminal or the parent went away) stop the same
+  // way as Ctrl-C: the runner aborts, child process groups are killed, the journal is kept, the
+  // command's temporary files go. A second one exits at once (process 'exit' hooks still run).
+  const onStop = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(sig === 'SIGHUP' ? SECOND_SIGNAL_EXIT.SIGHUP : SECOND_SIGNAL_EXIT.SIGTERM);
+    controller.abort(new Error(sig === 'SIGTERM' ? 'terminated' : 'hung up'));
   };
   if (!partial.signal) {
     process.on('SIGINT', onSigint);
-    process.on('SIGTERM', onSigterm);
+    process.on('SIGTERM', onStop);
+    process.on('SIGHUP', onStop);
   }
   const [name, ...rest] = argv;
   try {
@@ -72,10 +102,10 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
       io.out(VERSION);
       return 0;
     }
-    const cmd = findCommand(name);
+    const cmd = findCommand(name, commands);
     if (!cmd) {
-      const suggestion = closest(name, COMMANDS.map((c) => c.name));
-      io.err(`kubedos: unknown command "${name}"${suggestion ? `; did you mean \`kubedos ${suggestion}\`?` : `; the commands are ${COMMANDS.map((c) => c.name).join(', ')}`}`);
+      const suggestion = closest(name, commands.map((c) => c.name));
+      io.err(`kubedos: unknown command "${name}"${suggestion ? `; did you mean \`kubedos ${suggestion}\`?` : `; the commands are ${commands.map((c) => c.name).join(', ')}`}`);
       return 2;
     }
     if (rest.includes('--help') || rest.includes('-h')) {
@@ -105,7 +135,8 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
   } finally {
     if (!partial.signal) {
       process.off('SIGINT', onSigint);
-      process.off('SIGTERM', onSigterm);
+      process.off('SIGTERM', onStop);
+      process.off('SIGHUP', onStop);
     }
   }
 }

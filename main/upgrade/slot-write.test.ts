@@ -483,4 +483,18 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     // Every successful or refused run before this one removed its scratch folder too.
     expect(leftovers()).toEqual([]);
   });
+
+  it('the connection closed mid-write (input ends short, no reader left for its output, no signal): exit 1 on the short stream, no scratch folder, nothing staged', async () => {
+    freshEnv();
+    const before = readFileSync(node.env);
+    execFileSync('dd', ['if=/dev/zero', `of=${part(3)}`, 'bs=1M', `count=${ROOT_MIB}`, 'conv=fsync', 'status=none']);
+    const r = await killSlotWriteMidWrite([WRITE, '--disk', node.dev, 'B', imageB.sha256, String(imageB.size)], childEnv(), image, () => readPart(3, MiB), 'drop');
+    // Its verdict, not a signal: the SIGPIPE of a message nobody reads no longer ends (or loops) the writer.
+    expect({ code: r.code, signal: r.signal }, r.out).toEqual({ code: 1, signal: null });
+    expect(leftovers()).toEqual([]);
+    expect(sha(readPart(3))).not.toBe(imageB.sha256);
+    expect(readFileSync(node.env).equals(before)).toBe(true);
+    expect(bootStatus()).toMatchObject({ active: 'A', try: '' });
+    expect([boot(), boot()]).toEqual(['A', 'A']);
+  });
 });

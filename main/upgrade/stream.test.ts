@@ -1,7 +1,14 @@
 // The pure parts of the slot stream (stream.ts): the node's command line and the one message per
-// failure. The stream itself runs in the namespace lab: e2e/upgrade/stream.slow.test.ts.
-import { describe, expect, it } from 'vitest';
-import { slotWriteCommand, streamFailureMessage, tailOf } from './stream';
+// failure; the pump's cancel before its first chunk. The stream itself runs in the namespace lab:
+// e2e/upgrade/stream.slow.test.ts.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
+import { pumpFile, slotWriteCommand, streamFailureMessage, tailOf } from './stream';
+
+afterAll(removeTempDirs);
 
 const img = { slot: 'B' as const, sha256: 'a'.repeat(64), size: 64 * 1024 * 1024 };
 
@@ -24,5 +31,27 @@ describe('slot stream: command and messages', () => {
     expect(streamFailureMessage({ ...base, code: 'dropped', exitCode: null })).toMatch(/^w-1: writing N\+1 into slot B: the connection ended after 8\.0 MiB of 64\.0 MiB without an exit status; the node keeps booting its active slot .*rerun/);
     expect(streamFailureMessage({ ...base, code: 'timeout', timeoutMs: 90_000 })).toMatch(/no end within 90 s \(8\.0 MiB of 64\.0 MiB sent\)/);
     expect(streamFailureMessage({ ...base, code: 'aborted' })).toMatch(/stopped after 8\.0 MiB of 64\.0 MiB \(cancelled\)/);
+  });
+});
+
+describe('pumpFile', () => {
+  it('a cancel before the first chunk (its `exited` rejects at once): the pump rejects, and no rejection is left unhandled', async () => {
+    const file = join(tempDir('kd-h18s-pump-'), 'image');
+    writeFileSync(file, Buffer.alloc(3 << 20, 1));
+    const unhandled: unknown[] = [];
+    const onUnhandled = (r: unknown): void => void unhandled.push(r);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const ctl = new AbortController();
+      // As channel-transport.ts builds it: the cancel rejects the promise the drain wait would watch.
+      const exited = new Promise<never>((_, reject) => ctl.signal.addEventListener('abort', () => reject(new Error('cancelled')), { once: true }));
+      const pumped = pumpFile(file, new PassThrough(), { ended: () => false, exited, signal: ctl.signal });
+      ctl.abort();
+      await expect(pumped).rejects.toThrow(/abort/i);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });

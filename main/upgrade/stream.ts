@@ -119,6 +119,9 @@ export function streamFailureMessage(f: { code: StreamFailure; node: string; slo
  * bytes handed to `input` so far (counted before each write). A read error or `signal` rejects.
  */
 export async function pumpFile(path: string, input: NodeJS.WritableStream, o: { ended: () => boolean; exited: Promise<unknown>; signal?: AbortSignal; onChunk?: (sent: number) => void }): Promise<number> {
+  // `exited` may reject (a cancel) before any drain wait listens to it: handled here, once, or a
+  // cancel before the first chunk would end the process as an unhandled rejection (no cleanup).
+  o.exited.catch(() => undefined);
   let sent = 0;
   const src = createReadStream(path, { highWaterMark: 1 << 20, ...(o.signal ? { signal: o.signal } : {}) });
   for await (const chunk of src as AsyncIterable<Buffer>) {

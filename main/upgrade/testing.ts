@@ -158,12 +158,14 @@ export function grubBootSelect(envFile: string, bootSelectCfg: string): string {
 }
 
 /**
- * A slot write killed mid-write: starts `argv` (kubedos-slot-write …) with the image's first 4 MiB on
+ * A slot write stopped mid-write: starts `argv` (kubedos-slot-write …) with the image's first 4 MiB on
  * its standard input, waits until `firstMiB()` (read back from the slot's partition) equals the
- * image's first MiB — dd is writing — then SIGKILLs the writer's whole process group.
- * Returns the signal it died of and what it printed.
+ * image's first MiB — dd is writing — then sends `sig` (default SIGKILL) to the writer's whole
+ * process group, or with 'drop' does what a closed SSH connection does to it: its standard input
+ * ends and its standard output and error lose their reader (no signal). A writer still running
+ * 30 s later is SIGKILLed (and says so in `out`). Returns its exit code or signal and what it printed.
  */
-export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS.ProcessEnv, image: Buffer, firstMiB: () => Buffer, sig: NodeJS.Signals = 'SIGKILL'): Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }> {
+export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS.ProcessEnv, image: Buffer, firstMiB: () => Buffer, sig: NodeJS.Signals | 'drop' = 'SIGKILL'): Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }> {
   const MiB = 1024 * 1024;
   const child = spawn(argv[0]!, argv.slice(1), { env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
@@ -181,8 +183,20 @@ export async function killSlotWriteMidWrite(argv: readonly string[], env: NodeJS
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  process.kill(-child.pid!, sig);
-  return { ...(await exited), out };
+  if (sig === 'drop') {
+    child.stdout.destroy();
+    child.stderr.destroy();
+    child.stdin.end();
+  } else process.kill(-child.pid!, sig);
+  const stuck = setTimeout(() => {
+    out += '\n[still running 30 s after the stop: SIGKILLed by the test]';
+    process.kill(-child.pid!, 'SIGKILL');
+  }, 30_000);
+  try {
+    return { ...(await exited), out };
+  } finally {
+    clearTimeout(stuck);
+  }
 }
 
 const UPGRADE_DIR = join(import.meta.dirname, '../../payload/upgrade');

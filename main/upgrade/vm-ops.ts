@@ -3,7 +3,7 @@
 // the gate's metrics read as a file through it, the slot write streamed over wg1 (stream.ts; on
 // qemu-local, where this machine has no route to wg1, through a virtio-serial port: channel-transport.ts) with
 // the slot image cut from N+1's A/B qcow2 of the node's role (slot-image.ts, once per role and
-// slot), the converge of a node whose gate passed (vmConverge). And the service `kubedos upgrade` calls: the A/B check of every node before any is
+// slot, in this run's private folder of the workspace: slot-scratch.ts), the converge of a node whose gate passed (vmConverge). And the service `kubedos upgrade` calls: the A/B check of every node before any is
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +26,8 @@ import type { ApplyEvent, ApplyOutcome, NodeOps } from './apply-run';
 import { readUpgradeRecord, runApply, runRollback, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
+import type { SlotScratch } from './slot-scratch';
+import { openSlotScratch } from './slot-scratch';
 import { streamSlotImage } from './stream';
 import { SLOT_CHANNEL, writeSlotThroughChannel } from './channel-transport';
 
@@ -54,7 +56,7 @@ export interface VmNodeOpsOptions {
   env: NodeJS.ProcessEnv;
   /** N+1's build directory (its images/<cluster>-<role>.qcow2). */
   artifactDir: string;
-  /** Parent of the private directories the slot images are cut into. */
+  /** Parent of the private directories the slot images are cut into (default: this run's folder in the cluster's workspace, slot-scratch.ts). */
   tmpParent?: string;
   /** Converges one node on the build it runs (NodeOps.converge): the CLI's is main/stages/converge.ts convergeNodes. */
   converge: (node: string, signal?: AbortSignal) => Promise<void>;
@@ -75,6 +77,7 @@ export function vmConverge(o: { spec: ClusterSpec; plan: Plan; driver: Substrate
 export class VmNodeOps implements NodeOps {
   private readonly images = new Map<string, Promise<SlotImage>>();
   private key: Promise<string> | undefined;
+  private scratch: SlotScratch | undefined;
 
   constructor(private readonly o: VmNodeOpsOptions) {}
 
@@ -107,7 +110,9 @@ export class VmNodeOps implements NodeOps {
     let p = this.images.get(k);
     if (!p) {
       const qcow2 = join(this.o.artifactDir, 'images', `${this.o.plan.cluster.name}-${role}.qcow2`);
-      p = cutSlotImage({ qcow2, slot, ...(this.o.tmpParent ? { tmpParent: this.o.tmpParent } : {}), ...(signal ? { signal } : {}) });
+      this.scratch ??= this.o.tmpParent ? undefined : openSlotScratch(clusterWorkspace(this.o.spec.metadata.name, this.o.env));
+      const tmpParent = this.o.tmpParent ?? this.scratch!.dir;
+      p = cutSlotImage({ qcow2, slot, tmpParent, ...(signal ? { signal } : {}) });
       p.catch(() => this.images.delete(k));
       this.images.set(k, p);
     }
@@ -189,9 +194,12 @@ export class VmNodeOps implements NodeOps {
     return this.o.converge(node, signal);
   }
 
+  /** Removes the slot images cut so far (and this run's folder of them). */
   async close(): Promise<void> {
     for (const p of this.images.values()) await p.then(removeSlotImage, () => undefined);
     this.images.clear();
+    this.scratch?.close();
+    this.scratch = undefined;
   }
 }
 
