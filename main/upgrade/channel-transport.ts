@@ -17,7 +17,7 @@
 import type { Writable } from 'node:stream';
 import type { Slot } from '../../common/upgrade/agent';
 import type { GuestChannel, GuestExecResult, OpOptions } from '../substrate/driver';
-import { pumpFile, tailOf } from './stream';
+import { pumpFile, streamFailureMessage, tailOf } from './stream';
 
 /** The port's name in the guest (/dev/virtio-ports/NAME on qemu-local). */
 export const SLOT_CHANNEL = 'org.kubedos.slot';
@@ -96,7 +96,8 @@ async function pipeImage(o: ChannelSlotWriteOptions, host: Writable, scriptEnded
   let broken: Error | undefined;
   const hostError = new Promise<never>((_, reject) => host.once('error', (e) => reject((broken = e))));
   hostError.catch(() => undefined);
-  const cancelled = (): Error => new Error(`${o.node}: the slot write was cancelled after ${sent} of ${o.image.size} bytes; the node keeps booting its active slot (a short stream stages nothing)`);
+  // One wording of a cut for both transports (stream.ts): what the node may have staged depends on how much was sent.
+  const cancelled = (): Error => new Error(streamFailureMessage({ code: 'aborted', node: o.node, slot: o.image.slot, stderr: '', sent, total: o.image.size }));
   const abort = new Promise<never>((_, reject) => {
     if (!o.signal) return;
     if (o.signal.aborted) reject(cancelled());

@@ -30,6 +30,13 @@ describe('slot stream: command and messages', () => {
     expect(streamFailureMessage({ ...base, code: 'refused', exitCode: 1, stderr: 'sudo: a password is required\n' })).toMatch(/failed before the write \(exit 1\): sudo: a password is required\. The node cannot run kubedos-slot-write as root/);
     expect(streamFailureMessage({ ...base, code: 'dropped', exitCode: null })).toMatch(/^w-1: writing N\+1 into slot B: the connection ended after 8\.0 MiB of 64\.0 MiB without an exit status; the node keeps booting its active slot .*rerun/);
     expect(streamFailureMessage({ ...base, code: 'timeout', timeoutMs: 90_000 })).toMatch(/no end within 90 s \(8\.0 MiB of 64\.0 MiB sent\)/);
+    // The whole image sent, then no verdict: the node may have staged its try, and the message says so.
+    const all = { ...base, sent: base.total };
+    for (const code of ['dropped', 'timeout'] as const) {
+      const m = streamFailureMessage({ ...all, code, exitCode: null, timeoutMs: 90_000 });
+      expect(m).not.toMatch(/keeps booting its active slot/);
+      expect(m).toMatch(/the whole image had been sent, so the node may have read it back and staged its try of slot B: `kubedos-boot status` on w-1 says .*`kubedos-boot cancel B`/);
+    }
     expect(streamFailureMessage({ ...base, code: 'aborted' })).toMatch(/stopped after 8\.0 MiB of 64\.0 MiB \(cancelled\)/);
   });
 });

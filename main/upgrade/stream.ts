@@ -95,7 +95,12 @@ export function streamFailureMessage(f: { code: StreamFailure; node: string; slo
   const { node, slot } = f;
   const head = `${node}: writing N+1 into slot ${slot}`;
   const tail = tailOf(f.stderr);
-  const untouched = 'the node keeps booting its active slot (kubedos-slot-write asks for a try only after the whole image is written and read back)';
+  // Before the whole image left this side the node cannot have staged anything; after it, the
+  // script may have read back and staged its try before the connection ended: say so, never "untouched".
+  const untouched =
+    f.sent < f.total
+      ? 'the node keeps booting its active slot (kubedos-slot-write asks for a try only after the whole image is written and read back)'
+      : `the whole image had been sent, so the node may have read it back and staged its try of slot ${slot}: \`kubedos-boot status\` on ${node} says (try=${slot}: its next boot tries N+1; \`kubedos-boot cancel ${slot}\` withdraws it), and a rerun writes the slot again from the first byte`;
   switch (f.code) {
     case 'connect':
       return `${head}: no connection to the node (${f.cause ?? 'unknown'}); nothing was sent, the node is unchanged. Check the route (kubedos ssh SPEC ${node} -- true) and rerun`;
