@@ -93,12 +93,11 @@ async function writeDisk(disk: string): Promise<void> {
   const kernel = boot.filter((f) => f.startsWith('vmlinuz-')).sort().pop()!;
   const initrd = boot.filter((f) => f.startsWith('initrd.img-')).sort().pop()!;
   const { espVolId, espMountId } = espVolumeIds(CLUSTER, ROLE);
-  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd });
+  // This disk is the base root file system, not a role image (no planes, no payload, no persist
+  // units' data): its gate checks the one service the base brings up.
+  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd, gate: { units: ['prometheus-node-exporter.service'], checks: ['services'] } });
   writeFileSync(join(rootfs, 'etc/hostname'), `${ROLE}\n`);
   writeFileSync(join(rootfs, 'etc/machine-id'), '');
-  // This node is not enrolled (no planes, no Kubernetes): its gate checks its services only.
-  writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-checks'), 'services\n');
-  writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-units'), 'prometheus-node-exporter.service\n');
   await writeAbDisk({ rootfs, upgradeDir: UPGRADE, workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, dataMiB: abDataMiB(10), sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });
 }
 

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { NodeOps } from './apply-run';
+import { UPGRADE_BOOT_TRIES } from './slot-image';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { BuildManifest, OutputRecord } from '../build/attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, SIGNED_FILES, signDsse } from '../build/attest';
@@ -301,9 +302,10 @@ export class SimCluster implements NodeOps {
     this.calls.push(`write ${name} ${slot} ${target.version}`);
     const refusal = this.refuseWrite(name);
     if (refusal) throw new Error(refusal);
-    // kubedos-slot-write's write and read-back (tested on a loop device and over wg1) end with this:
+    // kubedos-slot-write's write and read-back (tested on a loop device and over wg1) end with this,
+    // with the tries the engine asks for (slotWriteArgv):
     n.slots[slot] = target;
-    this.boot(['try', slot], n);
+    this.boot(['try', slot, String(UPGRADE_BOOT_TRIES)], n);
   }
 
   async reboot(name: string): Promise<void> {

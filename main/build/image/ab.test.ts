@@ -10,8 +10,13 @@ import { sha256File } from '../files';
 import { abPartitions } from '../../upgrade/ab-layout';
 import { AB_DATA_MOUNT, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
+import { gateConfig } from '../../../common/upgrade/gate-config';
+import { plan } from '../../../common/plan/index';
+import { parseSpec, TEMPLATES } from '../../../common/spec/index';
 
 const UPGRADE = join(import.meta.dirname, '../../../payload/upgrade');
+const LAB3 = parseSpec(TEMPLATES['lab-3'].text).spec!;
+const GATE = gateConfig(LAB3, plan(LAB3), 'worker');
 const root = mkdtempSync(join(tmpdir(), 'h18-ab-image-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -76,7 +81,7 @@ describe('the A/B root tree', () => {
     writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
     writeFileSync(join(rootfs, 'vmlinuz'), 'an old file in the way');
     const { espMountId } = espVolumeIds('lab-3', 'worker');
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
     for (const s of AB_NODE_SCRIPTS) {
       const p = join(rootfs, 'usr/local/sbin', s);
       expect(readFileSync(p, 'utf8')).toBe(readFileSync(join(UPGRADE, s), 'utf8'));
@@ -96,6 +101,11 @@ describe('the A/B root tree', () => {
     expect(readlinkSync(join(rootfs, 'initrd.img'))).toBe('boot/initrd.img-6.1.0-57-amd64');
     expect(readFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), 'utf8')).toBe(renderSlotCfg());
     expect(existsSync(join(rootfs, AB_DATA_MOUNT.slice(1)))).toBe(true);
+    // The gate's configuration from the plan (gateConfig): the units and checks, one per line.
+    expect(readFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-units'), 'utf8')).toBe(`${GATE.units.join('\n')}\n`);
+    expect(readFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-checks'), 'utf8')).toBe('planes\nservices\n');
+    // The A/B units it lists are the ones this function enables.
+    for (const u of GATE.units.filter((x) => x.startsWith('kubedos-persist-'))) expect(existsSync(join(rootfs, 'etc/systemd/system', u)), u).toBe(true);
     // GRUB sources the slot file: it must be valid GRUB script.
     execFileSync('grub-script-check', [join(rootfs, 'boot/kubedos-slot.cfg')]);
   });
@@ -122,7 +132,7 @@ describe('the A/B raw disk (writeAbDisk, small tree)', () => {
     writeFileSync(join(rootfs, 'usr/bin/tool'), '#!/bin/sh\n');
     symlinkSync('usr/bin', join(rootfs, 'bin'));
     const { espMountId } = espVolumeIds('lab-3', 'worker');
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
     return rootfs;
   }
   async function disk(name: string, kernelBytes: string): Promise<string> {
