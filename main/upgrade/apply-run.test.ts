@@ -85,6 +85,28 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1']);
   });
 
+  it('w-1 powered off while its slot is written: stop naming w-1 and the cut; powered on it runs slot A; the rerun completes', async () => {
+    const { sim, record, events, clock } = setup();
+    const N1 = build('0.2.0');
+    const cut = 'w-1: writing N+1 into slot B through a virtio-serial port: the guest agent connection closed after 512 of 2048 MiB';
+    sim.powerOffDuringWrite = (node) => (node === 'w-1' ? cut : undefined);
+    const end = await runApply({ waves, from: N, target: N1, ops: sim, record, onEvent: (e) => events.push(e), ...clock });
+    expect(end).toMatchObject({ kind: 'stop', node: 'w-1' });
+    expect(end.kind === 'stop' && end.reason).toBe(`writing slot B failed: ${cut}; then it did not answer (w-1: no answer (the machine is powered off)): once it runs again it boots its active slot (kubedos-slot-write stages a try only after its read-back)`);
+    expect(events.at(-1)).toMatchObject({ node: 'w-1', step: 'stop' });
+    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1', 'converge cp-1', 'write w-1 B 0.2.0']);
+    expect(record.bad).toEqual([]); // the build is not to blame: no rollback recorded
+
+    sim.powerOn('w-1');
+    expect(await sim.status('w-1')).toMatch(/^booted=A\nactive=A\ntry=\n/);
+    sim.powerOffDuringWrite = () => undefined;
+    sim.calls.length = 0;
+    const rerun = await runApply({ waves, from: N, target: N1, ops: sim, record, ...clock });
+    expect(rerun).toMatchObject({ kind: 'done', nodes: ['cp-1', 'w-1', 'master'] });
+    expect(sim.calls).toEqual(['write w-1 B 0.2.0', 'reboot w-1', 'converge w-1', 'write master B 0.2.0', 'reboot master', 'converge master']);
+    expect(active(sim)).toEqual(['B', 'B', 'B']);
+  });
+
   it('a write the node refuses stops the upgrade there, without a reboot; cancelling after a write withdraws the staged try', async () => {
     const a = setup();
     a.sim.refuseWrite = (node) => (node === 'cp-1' ? 'cp-1: writing N+1 into slot B failed (kubedos-slot-write exit 1): reads back sha256 x' : undefined);

@@ -216,7 +216,13 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         await sleep(Math.min(pollMs, step.at + deadlineMs - now()), signal);
         continue;
       }
-      const reason = step?.kind === 'reboot' ? `no answer within ${Math.round(deadlineMs / 1000)} s of its reboot into slot ${step.slot} (${unreachable.error}); it falls back to its previous slot by itself if N+1 never comes up` : `cannot read its boot status (${unreachable.error})`;
+      const reason =
+        step?.kind === 'reboot'
+          ? `no answer within ${Math.round(deadlineMs / 1000)} s of its reboot into slot ${step.slot} (${unreachable.error}); it falls back to its previous slot by itself if N+1 never comes up`
+          : step?.kind === 'write' && !step.ok
+            ? // The write's own error says what cut it (a power-off, a dropped connection); the node staged no try.
+              `writing slot ${step.slot} failed: ${step.error}; then it did not answer (${unreachable.error}): once it runs again it boots its active slot (kubedos-slot-write stages a try only after its read-back)`
+            : `cannot read its boot status (${unreachable.error})`;
       const message = `upgrade to ${target.version} stopped at ${unreachable.node}: ${reason}\nrerun to continue, or \`kubedos upgrade --rollback\``;
       emit({ node: unreachable.node, step: 'stop', detail: reason });
       return { kind: 'stop', node: unreachable.node, reason, message };

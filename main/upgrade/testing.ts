@@ -222,6 +222,8 @@ export interface SimNode {
   slots: Record<Slot, BuildRef>;
   /** The machine is going down / booting: the next observation boots it once. */
   rebooting: boolean;
+  /** Powered off (powerOffDuringWrite): answers nothing until powerOn(). */
+  off: boolean;
   /** The gate's kubedos.prom of each slot's last boot. */
   boots: number;
 }
@@ -240,6 +242,9 @@ export class SimCluster implements NodeOps {
   neverBoots: (node: string, b: BuildRef) => boolean = () => false;
   breaks: (node: string, b: BuildRef) => string | undefined = () => undefined;
   refuseWrite: (node: string) => string | undefined = () => undefined;
+  /** The machine loses power while its slot is written: the slot half written, no try staged, the
+   * writer's connection gone (its error message), the node silent until powerOn(). */
+  powerOffDuringWrite: (node: string) => string | undefined = () => undefined;
   /** A drain that fails on a node (a PodDisruptionBudget, a timeout): its error message. */
   refuseDrain: (node: string) => string | undefined = () => undefined;
   /** A converge that fails on a node (a role that did not apply): its error message. */
@@ -248,7 +253,7 @@ export class SimCluster implements NodeOps {
   readonly cordoned = new Set<string>();
 
   constructor(root: string, names: readonly string[], n: BuildRef) {
-    for (const name of names) this.nodes[name] = { name, ...simNodeDir(root, name), slots: { A: n, B: n }, rebooting: false, boots: 0 };
+    for (const name of names) this.nodes[name] = { name, ...simNodeDir(root, name), slots: { A: n, B: n }, rebooting: false, off: false, boots: 0 };
   }
 
   private node(name: string): SimNode {
@@ -284,6 +289,7 @@ export class SimCluster implements NodeOps {
 
   async status(name: string): Promise<string> {
     const n = this.node(name);
+    if (n.off) throw new Error(`${name}: no answer (the machine is powered off)`);
     if (n.rebooting) {
       n.rebooting = false;
       this.bootOnce(n);
@@ -302,6 +308,12 @@ export class SimCluster implements NodeOps {
     this.calls.push(`write ${name} ${slot} ${target.version}`);
     const refusal = this.refuseWrite(name);
     if (refusal) throw new Error(refusal);
+    const cut = this.powerOffDuringWrite(name);
+    if (cut) {
+      // kubedos-slot-write stages the try only after its read-back: the cut leaves the environment block alone.
+      n.off = true;
+      throw new Error(cut);
+    }
     // kubedos-slot-write's write and read-back (tested on a loop device and over wg1) end with this,
     // with the tries the engine asks for (slotWriteArgv):
     n.slots[slot] = target;
@@ -344,6 +356,13 @@ export class SimCluster implements NodeOps {
     if (n.rebooting) throw new Error(`${name}: converge called while the node reboots`);
     const refusal = this.refuseConverge(name);
     if (refusal) throw new Error(refusal);
+  }
+
+  /** Power on a machine that was powered off: its next observation is a boot. */
+  powerOn(name: string): void {
+    const n = this.node(name);
+    n.off = false;
+    n.rebooting = true;
   }
 
   /** `kubedos-boot status` without booting a pending reboot. */
