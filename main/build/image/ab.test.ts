@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterSpecBody } from '../../../common/spec/schema';
 import { sha256File } from '../files';
 import { abPartitions } from '../../upgrade/ab-layout';
-import { AB_DATA_MOUNT, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
+import { AB_DATA_MOUNT, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, AB_SLOT_ARGS_DIR, abInputs, prepareAbRootfs, readSlotArgs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
 import { gateConfig } from '../../../common/upgrade/gate-config';
 import { plan } from '../../../common/plan/index';
@@ -107,6 +107,23 @@ describe('the A/B root tree', () => {
     // The A/B units it lists are the ones this function enables.
     for (const u of GATE.units.filter((x) => x.startsWith('kubedos-persist-'))) expect(existsSync(join(rootfs, 'etc/systemd/system', u)), u).toBe(true);
     // GRUB sources the slot file: it must be valid GRUB script.
+    execFileSync('grub-script-check', [join(rootfs, 'boot/kubedos-slot.cfg')]);
+  });
+
+  it('a role\'s slot kernel arguments come from payload/upgrade/slot-args/ROLE into the slot\'s kubedos-slot.cfg; GRUB-unsafe ones are refused', () => {
+    const up = join(root, 'upgrade-args');
+    mkdirSync(join(up, AB_SLOT_ARGS_DIR), { recursive: true });
+    expect(readSlotArgs(up, 'worker')).toBe('');
+    writeFileSync(join(up, AB_SLOT_ARGS_DIR, 'worker'), 'rdinit=/kubedos-broken\n');
+    expect(readSlotArgs(up, 'worker')).toBe('rdinit=/kubedos-broken');
+    expect(readSlotArgs(up, 'master')).toBe('');
+    writeFileSync(join(up, AB_SLOT_ARGS_DIR, 'master'), 'quiet "x"\n');
+    expect(() => readSlotArgs(up, 'master')).toThrow(/cannot go into GRUB's set kubedos_args/);
+    const rootfs = join(root, 'rootfs-args');
+    for (const d of ['etc', 'boot']) mkdirSync(join(rootfs, d), { recursive: true });
+    const { espMountId } = espVolumeIds('lab-3', 'worker');
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE, slotArgs: 'rdinit=/kubedos-broken' });
+    expect(readFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), 'utf8')).toMatch(/^set kubedos_args="rdinit=\/kubedos-broken"$/m);
     execFileSync('grub-script-check', [join(rootfs, 'boot/kubedos-slot.cfg')]);
   });
 

@@ -119,7 +119,20 @@ export function renderPersistUnit(phase: keyof typeof AB_PERSIST_UNITS): string 
 
 /** Pure: a slot's own kernel arguments, sourced by grub-ab.cfg from the slot (the build brings them). */
 export function renderSlotCfg(args = ''): string {
+  if (/["\\$`\n]/.test(args)) throw new Error(`the slot's kernel arguments ${JSON.stringify(args)} cannot go into GRUB's set kubedos_args="…" (no quote, backslash, $, backquote or newline)`);
   return `# The kernel arguments this root slot's build adds (sourced by GRUB's grub.cfg, docs/upgrades.md).\nset kubedos_args="${args}"\n`;
+}
+
+/** Where payload/upgrade/ keeps a role's extra kernel arguments (one line, optional): slot-args/ROLE. */
+export const AB_SLOT_ARGS_DIR = 'slot-args';
+
+/** The extra kernel arguments of `role`'s slots from payload/upgrade/slot-args/ROLE ('' without the file). */
+export function readSlotArgs(upgradeDir: string, role: string): string {
+  const p = join(upgradeDir, AB_SLOT_ARGS_DIR, role);
+  if (!existsSync(p)) return '';
+  const args = readFileSync(p, 'utf8').replace(/\n$/, '').trim();
+  renderSlotCfg(args); // refuses what GRUB's set cannot carry, at build time
+  return args;
 }
 
 export interface AbRootfsInput {
@@ -131,6 +144,8 @@ export interface AbRootfsInput {
   initrd: string;
   /** What the role's health gate judges (gateConfig in common/upgrade/gate-config.ts, from the plan). */
   gate: GateConfig;
+  /** The slot's extra kernel arguments (readSlotArgs; default none). */
+  slotArgs?: string;
 }
 
 /** Install the node's half of the A/B boot into a staged root tree: scripts, units, the gate's
@@ -169,7 +184,7 @@ export function prepareAbRootfs(o: AbRootfsInput): void {
     if (existsSync(p) || isSymlink(p)) rmSync(p, { force: true });
     symlinkSync(target, p);
   }
-  writeFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), renderSlotCfg());
+  writeFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), renderSlotCfg(o.slotArgs ?? ''));
 }
 
 function isSymlink(p: string): boolean {
