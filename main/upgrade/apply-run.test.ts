@@ -85,6 +85,16 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1']);
   });
 
+  it('w-1 fails its gate and is back on A before the foundry looks: the stop still names the failing check, from the gate\'s copy on data', async () => {
+    const { sim, record, clock } = setup();
+    const N1 = build('0.2.0');
+    sim.missGateWindow = true;
+    sim.breaks = (node, b) => (node === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
+    const end = await runApply({ waves, from: N, target: N1, ops: sim, record, ...clock });
+    expect(end).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'slot B failed its health gate (services); the node fell back to slot A' });
+    expect(sim.nodes['w-1']!.boots).toBe(2); // B (the gate failed), then A in the same observation
+  });
+
   it('w-1 powered off while its slot is written: stop naming w-1 and the cut; powered on it runs slot A; the rerun completes', async () => {
     const { sim, record, events, clock } = setup();
     const N1 = build('0.2.0');

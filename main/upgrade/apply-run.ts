@@ -28,6 +28,12 @@ export interface NodeOps {
   status(node: string, signal?: AbortSignal): Promise<string>;
   /** The gate's textfile (kubedos.prom) as it is now, or undefined when there is none yet. */
   metrics(node: string, signal?: AbortSignal): Promise<string | undefined>;
+  /**
+   * The last pass of a gate that failed on a tried `slot`, kept on the data partition
+   * (upgrade/gate-SLOT.prom): read after the fallback, when the foundry did not see the tried boot
+   * (a gate that fails at once reboots within seconds). Undefined when there is none.
+   */
+  triedMetrics?(node: string, slot: Slot, signal?: AbortSignal): Promise<string | undefined>;
   /** Write `target` into `slot` and stage its try (kubedos-slot-write). Throws when the node refused. */
   writeSlot(node: string, slot: Slot, target: BuildRef, o: { signal?: AbortSignal; onProgress?: (detail: string) => void }): Promise<void>;
   reboot(node: string, signal?: AbortSignal): Promise<void>;
@@ -203,6 +209,10 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
       const step = steps[node];
       if (st.ok && step?.kind === 'reboot' && st.value.booted === step.slot) {
         const m = await ops.metrics(node, signal).catch(() => undefined);
+        if (m !== undefined) metrics[node] = m;
+      } else if (st.ok && step?.kind === 'reboot' && st.value.failed === step.slot && metrics[node] === undefined && ops.triedMetrics) {
+        // Back on its previous slot before the foundry saw the tried boot: the gate's last pass from data.
+        const m = await ops.triedMetrics(node, step.slot, signal).catch(() => undefined);
         if (m !== undefined) metrics[node] = m;
       }
       const active = st.ok ? st.value.active : 'A';

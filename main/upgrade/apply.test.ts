@@ -39,7 +39,7 @@ function newNode(name: string): Node {
   return { ...simNodeDir(root, name), slots: { A: N, B: N } };
 }
 
-const envOf = (n: Node): NodeJS.ProcessEnv => ({ PATH: `${join(n.dir, 'bin')}:${process.env.PATH}`, KUBEDOS_GRUBENV: n.env, KUBEDOS_CMDLINE: n.cmdline, KUBEDOS_UPGRADE_CONF: join(n.dir, 'conf'), KUBEDOS_METRICS_DIR: join(n.dir, 'textfile') });
+const envOf = (n: Node): NodeJS.ProcessEnv => ({ PATH: `${join(n.dir, 'bin')}:${process.env.PATH}`, KUBEDOS_GRUBENV: n.env, KUBEDOS_CMDLINE: n.cmdline, KUBEDOS_UPGRADE_CONF: join(n.dir, 'conf'), KUBEDOS_METRICS_DIR: join(n.dir, 'textfile'), KUBEDOS_DATA: join(n.dir, 'data') });
 const status = (n: Node): string => execFileSync(join(UPGRADE, 'kubedos-boot'), ['status'], { encoding: 'utf8', env: envOf(n) });
 /** The build this node's active slot holds (what its agent would report), from its status. */
 const running = (n: Node, st = status(n)): BuildRef => n.slots[/^active=(.*)$/m.exec(st)![1]! as Slot];

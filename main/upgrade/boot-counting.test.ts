@@ -171,7 +171,7 @@ describe('boot counting, walked boot by boot', () => {
 
 describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the counter real)', () => {
   // failUnits: not active, still starting (is-failed says no); gaveUp: systemd gave up on them (failed).
-  function gate(node: Node, o: { failUnits?: string[]; gaveUp?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string; timeout?: string }): { status: number; out: string; log: string; metrics: string; ms: number } {
+  function gate(node: Node, o: { failUnits?: string[]; gaveUp?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string; timeout?: string }): { status: number; out: string; log: string; metrics: string; ms: number; triedCopy: string | undefined } {
     const d = mkdtempSync(join(root, 'gate-'));
     const bin = join(d, 'bin');
     execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile')]);
@@ -196,11 +196,12 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     const t0 = Date.now();
     const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.timeout ?? (o.failUnits || o.gaveUp || o.planesDown || o.planesMissing || o.noPeers || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1'), '--interval', '0.5'], {
       encoding: 'utf8',
-      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile') },
+      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile'), KUBEDOS_DATA: join(d, 'data') },
       timeout: 30_000,
     });
     const prom = join(d, 'textfile/kubedos.prom');
-    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, log: readFileSync(join(d, 'log'), 'utf8'), metrics: existsSync(prom) ? readFileSync(prom, 'utf8') : '', ms: Date.now() - t0 };
+    const copy = join(d, 'data/upgrade/gate-B.prom');
+    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, log: readFileSync(join(d, 'log'), 'utf8'), metrics: existsSync(prom) ? readFileSync(prom, 'utf8') : '', ms: Date.now() - t0, triedCopy: existsSync(copy) ? readFileSync(copy, 'utf8') : undefined };
   }
 
   it('all checks pass: the slot is marked good, no reboot', () => {
@@ -212,6 +213,7 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     expect(g.out).toMatch(/gate: planes ok\ngate: services ok\ngate: fingerprint not checked: no expected fingerprint in .*\ngate: node-ready not checked: Kubernetes does not run here/);
     expect(g.out).toMatch(/gate: pass \(slot B after 0 s\)/);
     expect(g.log).not.toMatch(/reboot/);
+    expect(g.triedCopy).toBeUndefined(); // only a failed tried boot leaves its pass on data
     // What node-exporter's textfile collector serves on wg2: every sample after its HELP and TYPE.
     expect(g.metrics).toMatch(/^kubedos_boot_slot\{slot="B"\} 1$/m);
     expect(g.metrics).toMatch(/^kubedos_boot_active_slot\{slot="B"\} 1$/m);
@@ -250,6 +252,8 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     expect(g.out).toMatch(/gate: fail \(services: etcd failed \(systemd gave up\): not waiting\) after 0 s on slot B/);
     expect(g.log).toMatch(/systemctl reboot/);
     expect(g.metrics).toMatch(/^kubedos_health_gate_unit_failed\{unit="etcd"\} 1$/m);
+    // The same last pass on data, where the foundry reads it after the fallback (the textfile is the slot's).
+    expect(g.triedCopy).toBe(g.metrics);
     expect(g.metrics).toMatch(/^kubedos_health_gate_check\{check="services"\} 0$/m);
     for (const line of g.metrics.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) kubedos_\w+ .+|kubedos_\w+(\{\w+="[^"]*"\})? \d+)$/);
     expect(boot(node)).toBe('A');

@@ -248,9 +248,14 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     // kubedos-persist's records: slot B's goes with the write (first boot runs on it again), A's stays.
     mkdirSync(join(DATA, 'slots'), { recursive: true });
     for (const x of ['A', 'B']) writeFileSync(join(DATA, `slots/${x}.personalised`), 'sha256-of-its-payload\n');
+    // A failed gate of B's earlier build (kubedos-health-gate's copy on data) must not be read as this build's.
+    mkdirSync(join(DATA, 'upgrade'), { recursive: true });
+    for (const x of ['A', 'B']) writeFileSync(join(DATA, `upgrade/gate-${x}.prom`), 'kubedos_boot_success 0\n');
     const r = slotWrite(['B', imageB.sha256, String(imageB.size)], image);
     expect(existsSync(join(DATA, 'slots/B.personalised'))).toBe(false);
     expect(existsSync(join(DATA, 'slots/A.personalised'))).toBe(true);
+    expect(existsSync(join(DATA, 'upgrade/gate-B.prom'))).toBe(false);
+    expect(existsSync(join(DATA, 'upgrade/gate-A.prom'))).toBe(true);
     expect(r).toMatchObject({ status: 0, out: expect.stringMatching(new RegExp(`slot B \\(${part(3)}\\) holds ${imageB.size} bytes with sha256 ${imageB.sha256}, read back from the device`)) });
     expect(r.out).toMatch(/the next boot tries slot B \(3 tries, then slot A again\)/);
     expect(readPart(3).equals(image)).toBe(true);
