@@ -27,6 +27,7 @@ import { prepareAbRootfs, renderSlotCfg, writeAbDisk } from '../../main/build/im
 import { espVolumeIds } from '../../main/build/image/index';
 import { abPartitions } from '../../main/upgrade/ab-layout';
 import { abDataMiB } from '../../common/upgrade/ab-size';
+import { bootedSlots } from './serial';
 import { startVm, type Vm } from '../build/vm';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -77,11 +78,6 @@ function debugfs(disk: string, slot: 'root-a' | 'root-b', request: string, write
   const r = spawnSync('debugfs', [...(write ? ['-w'] : []), '-R', request, `${disk}?offset=${part(slot)}`], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`debugfs ${request}: ${r.stderr}`);
   return r.stdout;
-}
-
-/** Kernel command lines the serial console shows, in boot order (the kernel prints one per boot). */
-function bootedSlots(serial: string): string[] {
-  return [...serial.matchAll(/Command line: [^\n]*kubedos\.slot=([AB])/g)].map((m) => m[1]!);
 }
 
 /** The A/B disk, as `kubedos build` writes it (minus the role's packages and payload). */

@@ -54,6 +54,14 @@ describe('the A/B root tree', () => {
     expect(u).toMatch(/^RequiresMountsFor=\/boot\/efi$/m);
     expect(u).toMatch(/^StandardOutput=journal\+console$/m);
     expect(u).toMatch(/^WantedBy=multi-user.target$/m);
+    // Ordered after every unit a role's gate-units lists.
+    const after = /^After=(.*)$/m.exec(u)![1]!.split(' ');
+    const hubPlan = plan(LAB3);
+    for (const role of ['master', 'control-plane', 'worker'] as const) {
+      for (const unit of gateConfig(LAB3, hubPlan, role).units) {
+        expect(after, `${role}: ${unit}`).toContain(unit);
+      }
+    }
   });
 
   it('the persist units run kubedos-persist early (before local-fs, journald on /var/log and first boot) and late (after first boot, before sshd, the planes and the role)', () => {

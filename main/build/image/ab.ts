@@ -53,12 +53,14 @@ export function renderAbFstab(espMountId: string): string {
   ].join('\n');
 }
 
-/** Pure: the health gate's unit. Its lines go to the console too, so a serial log shows the verdict. */
+/** Pure: the health gate's unit. Its lines go to the console too, so a serial log shows the verdict.
+ * After the units gate-units lists (common/upgrade/gate-config.ts), so the single pass on an active
+ * slot does not judge a unit still starting. */
 export function renderHealthGateUnit(): string {
   return [
     '[Unit]',
     "Description=Kube'd'OS health gate: marks the booted root slot good, or bad and reboots (docs/upgrades.md)",
-    'After=local-fs.target network-online.target kubedos-backplane.service prometheus-node-exporter.service',
+    `After=local-fs.target network-online.target kubedos-backplane.service prometheus-node-exporter.service ssh.service kubedos-health-watch.service ${AB_PERSIST_UNITS.early} ${AB_PERSIST_UNITS.late}`,
     'Wants=network-online.target',
     'RequiresMountsFor=/boot/efi',
     '',
