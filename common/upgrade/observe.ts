@@ -47,11 +47,13 @@ export interface GateMetrics {
   success?: boolean;
   /** check → passed, only the checks that ran (a check not run has no sample). */
   checks: Record<string, boolean>;
+  /** Units of gate-units systemd gave up on (failed), sorted: the gate did not wait for them. */
+  unitsFailed: string[];
 }
 
 /** The kubedos_* samples of the gate's textfile (Prometheus text format); other lines are ignored. */
 export function parseGateMetrics(text: string): GateMetrics {
-  const out: GateMetrics = { checks: {} };
+  const out: GateMetrics = { checks: {}, unitsFailed: [] };
   for (const line of text.split('\n')) {
     const m = /^(kubedos_\w+)(?:\{(\w+)="([^"]*)"\})? (\S+)$/.exec(line.trim());
     if (!m) continue;
@@ -64,7 +66,9 @@ export function parseGateMetrics(text: string): GateMetrics {
     else if (name === 'kubedos_boot_tries_left' && /^\d+$/.test(value!)) out.triesLeft = Number(value);
     else if (name === 'kubedos_boot_success') out.success = on;
     else if (name === 'kubedos_health_gate_check' && label) out.checks[label] = on;
+    else if (name === 'kubedos_health_gate_unit_failed' && label && on) out.unitsFailed.push(label);
   }
+  out.unitsFailed.sort();
   return out;
 }
 
@@ -81,7 +85,9 @@ export type BootVerdict =
   | { verdict: 'not-tried'; slot: Slot; bootedSlot: Slot; reason: string }
   | { verdict: 'unreadable'; message: string };
 
-const firstFailing = (m: GateMetrics): string | undefined => Object.keys(m.checks).sort().find((c) => m.checks[c] === false);
+// A unit systemd gave up on is what made the gate give up: its check names the failure.
+const firstFailing = (m: GateMetrics): string | undefined => (m.unitsFailed.length ? 'services' : Object.keys(m.checks).sort().find((c) => m.checks[c] === false));
+const failingWhy = (m: GateMetrics, check: string): string => (check === 'services' && m.unitsFailed.length ? `services: ${m.unitsFailed.join(', ')} failed, systemd gave up` : check);
 
 /**
  * One verdict for a node the foundry asked to try `tried`. `metrics`: the gate's textfile as last
@@ -102,9 +108,10 @@ export function observeBoot(o: { tried: Slot; status: string; metrics?: string }
   }
   if (s.try === o.tried && s.tries !== '' && s.tries !== '0') return { verdict: 'staged', slot: o.tried, fallback: s.active };
   if (s.failed === o.tried) {
-    const check = aboutTried && aboutTried.success === false ? firstFailing(aboutTried) : undefined;
-    return check
-      ? { verdict: 'rolled-back', slot: o.tried, fellBackTo: s.booted, check, reason: `slot ${o.tried} failed its health gate (${check}); the node fell back to slot ${s.booted}` }
+    const failed = aboutTried && aboutTried.success === false ? aboutTried : undefined;
+    const check = failed ? firstFailing(failed) : undefined;
+    return failed && check
+      ? { verdict: 'rolled-back', slot: o.tried, fellBackTo: s.booted, check, reason: `slot ${o.tried} failed its health gate (${failingWhy(failed, check)}); the node fell back to slot ${s.booted}` }
       : { verdict: 'rolled-back', slot: o.tried, fellBackTo: s.booted, reason: `slot ${o.tried} ran out of boot tries without passing its health gate (it never came up, or its gate never ran); the node fell back to slot ${s.booted}` };
   }
   return { verdict: 'not-tried', slot: o.tried, bootedSlot: s.booted, reason: `the node booted slot ${s.booted} with no try of slot ${o.tried} pending and no failure recorded: the try was lost (the slot write did not finish, or was withdrawn); write slot ${o.tried} again` };

@@ -27,6 +27,7 @@ import { prepareAbRootfs, renderSlotCfg, writeAbDisk } from '../../main/build/im
 import { espVolumeIds } from '../../main/build/image/index';
 import { abPartitions } from '../../main/upgrade/ab-layout';
 import { abDataMiB } from '../../common/upgrade/ab-size';
+import { bootedSlots } from './serial';
 import { startVm, type Vm } from '../build/vm';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -79,11 +80,6 @@ function debugfs(disk: string, slot: 'root-a' | 'root-b', request: string, write
   return r.stdout;
 }
 
-/** Kernel command lines the serial console shows, in boot order (the kernel prints one per boot). */
-function bootedSlots(serial: string): string[] {
-  return [...serial.matchAll(/Command line: [^\n]*kubedos\.slot=([AB])/g)].map((m) => m[1]!);
-}
-
 /** The A/B disk, as `kubedos build` writes it (minus the role's packages and payload). */
 async function writeDisk(disk: string): Promise<void> {
   const rootfs = join(work, 'rootfs');
@@ -93,12 +89,11 @@ async function writeDisk(disk: string): Promise<void> {
   const kernel = boot.filter((f) => f.startsWith('vmlinuz-')).sort().pop()!;
   const initrd = boot.filter((f) => f.startsWith('initrd.img-')).sort().pop()!;
   const { espVolId, espMountId } = espVolumeIds(CLUSTER, ROLE);
-  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd });
+  // This disk is the base root file system, not a role image (no planes, no payload, no persist
+  // units' data): its gate checks the one service the base brings up.
+  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd, gate: { units: ['prometheus-node-exporter.service'], checks: ['services'] } });
   writeFileSync(join(rootfs, 'etc/hostname'), `${ROLE}\n`);
   writeFileSync(join(rootfs, 'etc/machine-id'), '');
-  // This node is not enrolled (no planes, no Kubernetes): its gate checks its services only.
-  writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-checks'), 'services\n');
-  writeFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-units'), 'prometheus-node-exporter.service\n');
   await writeAbDisk({ rootfs, upgradeDir: UPGRADE, workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, dataMiB: abDataMiB(10), sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });
 }
 

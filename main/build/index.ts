@@ -22,8 +22,9 @@ import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage } from './image/index';
-import { abInputs } from './image/ab';
+import { abInputs, readSlotArgs } from './image/ab';
 import { abDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
+import { gateConfig } from '../../common/upgrade/gate-config';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso, isoKeyInputs } from './iso/index';
 import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
@@ -369,8 +370,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       const ab = o.spec.spec.upgrades?.diskLayout === 'ab';
       const upgradeDir = join(o.payloadDir, 'upgrade');
       // The A/B disk fills the smallest first disk among the role's nodes (its data partition takes the rest).
+      const abGate = ab ? gateConfig(o.spec, o.plan, role) : undefined;
+      const abSlotArgs = ab ? readSlotArgs(upgradeDir, role) : undefined;
       const dataMiB = ab ? abDataMiB(Math.min(...o.plan.nodes.filter((n) => n.role === role).map((n) => n.vm.disks[0]!.sizeGiB))) : undefined;
-      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir), dataMiB } : {}) });
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir), dataMiB, gate: abGate, slotArgs: abSlotArgs } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);
       if (!e) {
@@ -391,7 +394,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
             cluster,
             aptSource: `deb [signed-by=/usr/share/keyrings/kubedos-archive-keyring.gpg] http://${mirror.host}${mirror.directory} ${CODENAME} main`,
             ...(oci ? { ociLayoutDir: oci.dir } : {}),
-            ...(ab ? { diskLayout: 'ab' as const, upgradeDir, abDataMiB: dataMiB } : {}),
+            ...(ab ? { diskLayout: 'ab' as const, upgradeDir, abDataMiB: dataMiB, abGate, abSlotArgs } : {}),
             signal,
             log,
           });

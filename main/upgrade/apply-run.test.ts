@@ -74,14 +74,47 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(sim.calls).toEqual([]);
   });
 
-  it('a kernel that never comes up on cp-1: GRUB runs out of tries, the upgrade stops at cp-1 with the others untouched', async () => {
+  it('a kernel that never comes up on cp-1: GRUB runs out of its one try, cp-1 is back on A at the second boot, the upgrade stops at cp-1 with the others untouched', async () => {
     const { sim, record, clock } = setup();
     const N1 = build('0.2.0');
     sim.neverBoots = (node, b) => node === 'cp-1' && b.digest === N1.digest;
     const end = await runApply({ waves, from: N, target: N1, ops: sim, record, ...clock });
     expect(end).toMatchObject({ kind: 'stop', node: 'cp-1', fellBackTo: 'A', reason: expect.stringMatching(/^slot B ran out of boot tries/) });
-    expect(sim.nodes['cp-1']!.boots).toBe(4); // three tries of B, then A
+    // The upgrade stages one try (UPGRADE_BOOT_TRIES): one boot of B, then A (issue 18: at most 2 boot attempts).
+    expect(sim.nodes['cp-1']!.boots).toBe(2);
     expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1']);
+  });
+
+  it('w-1 fails its gate and is back on A before the foundry looks: the stop still names the failing check, from the gate\'s copy on data', async () => {
+    const { sim, record, clock } = setup();
+    const N1 = build('0.2.0');
+    sim.missGateWindow = true;
+    sim.breaks = (node, b) => (node === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
+    const end = await runApply({ waves, from: N, target: N1, ops: sim, record, ...clock });
+    expect(end).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'slot B failed its health gate (services); the node fell back to slot A' });
+    expect(sim.nodes['w-1']!.boots).toBe(2); // B (the gate failed), then A in the same observation
+  });
+
+  it('w-1 powered off while its slot is written: stop naming w-1 and the cut; powered on it runs slot A; the rerun completes', async () => {
+    const { sim, record, events, clock } = setup();
+    const N1 = build('0.2.0');
+    const cut = 'w-1: writing N+1 into slot B through a virtio-serial port: the guest agent connection closed after 512 of 2048 MiB';
+    sim.powerOffDuringWrite = (node) => (node === 'w-1' ? cut : undefined);
+    const end = await runApply({ waves, from: N, target: N1, ops: sim, record, onEvent: (e) => events.push(e), ...clock });
+    expect(end).toMatchObject({ kind: 'stop', node: 'w-1' });
+    expect(end.kind === 'stop' && end.reason).toBe(`writing slot B failed: ${cut}; then it did not answer (w-1: no answer (the machine is powered off)): once it runs again it boots its active slot (kubedos-slot-write stages a try only after its read-back)`);
+    expect(events.at(-1)).toMatchObject({ node: 'w-1', step: 'stop' });
+    expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1', 'converge cp-1', 'write w-1 B 0.2.0']);
+    expect(record.bad).toEqual([]); // the build is not to blame: no rollback recorded
+
+    sim.powerOn('w-1');
+    expect(await sim.status('w-1')).toMatch(/^booted=A\nactive=A\ntry=\n/);
+    sim.powerOffDuringWrite = () => undefined;
+    sim.calls.length = 0;
+    const rerun = await runApply({ waves, from: N, target: N1, ops: sim, record, ...clock });
+    expect(rerun).toMatchObject({ kind: 'done', nodes: ['cp-1', 'w-1', 'master'] });
+    expect(sim.calls).toEqual(['write w-1 B 0.2.0', 'reboot w-1', 'converge w-1', 'write master B 0.2.0', 'reboot master', 'converge master']);
+    expect(active(sim)).toEqual(['B', 'B', 'B']);
   });
 
   it('a write the node refuses stops the upgrade there, without a reboot; cancelling after a write withdraws the staged try', async () => {

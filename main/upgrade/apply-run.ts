@@ -28,6 +28,12 @@ export interface NodeOps {
   status(node: string, signal?: AbortSignal): Promise<string>;
   /** The gate's textfile (kubedos.prom) as it is now, or undefined when there is none yet. */
   metrics(node: string, signal?: AbortSignal): Promise<string | undefined>;
+  /**
+   * The last pass of a gate that failed on a tried `slot`, kept on the data partition
+   * (upgrade/gate-SLOT.prom): read after the fallback, when the foundry did not see the tried boot
+   * (a gate that fails at once reboots within seconds). Undefined when there is none.
+   */
+  triedMetrics?(node: string, slot: Slot, signal?: AbortSignal): Promise<string | undefined>;
   /** Write `target` into `slot` and stage its try (kubedos-slot-write). Throws when the node refused. */
   writeSlot(node: string, slot: Slot, target: BuildRef, o: { signal?: AbortSignal; onProgress?: (detail: string) => void }): Promise<void>;
   reboot(node: string, signal?: AbortSignal): Promise<void>;
@@ -204,6 +210,10 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
       if (st.ok && step?.kind === 'reboot' && st.value.booted === step.slot) {
         const m = await ops.metrics(node, signal).catch(() => undefined);
         if (m !== undefined) metrics[node] = m;
+      } else if (st.ok && step?.kind === 'reboot' && st.value.failed === step.slot && metrics[node] === undefined && ops.triedMetrics) {
+        // Back on its previous slot before the foundry saw the tried boot: the gate's last pass from data.
+        const m = await ops.triedMetrics(node, step.slot, signal).catch(() => undefined);
+        if (m !== undefined) metrics[node] = m;
       }
       const active = st.ok ? st.value.active : 'A';
       const converged = record.converged?.[node];
@@ -216,7 +226,13 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         await sleep(Math.min(pollMs, step.at + deadlineMs - now()), signal);
         continue;
       }
-      const reason = step?.kind === 'reboot' ? `no answer within ${Math.round(deadlineMs / 1000)} s of its reboot into slot ${step.slot} (${unreachable.error}); it falls back to its previous slot by itself if N+1 never comes up` : `cannot read its boot status (${unreachable.error})`;
+      const reason =
+        step?.kind === 'reboot'
+          ? `no answer within ${Math.round(deadlineMs / 1000)} s of its reboot into slot ${step.slot} (${unreachable.error}); it falls back to its previous slot by itself if N+1 never comes up`
+          : step?.kind === 'write' && !step.ok
+            ? // The write's own error says what cut it (a power-off, a dropped connection); the node staged no try.
+              `writing slot ${step.slot} failed: ${step.error}; then it did not answer (${unreachable.error}): once it runs again it boots its active slot (kubedos-slot-write stages a try only after its read-back)`
+            : `cannot read its boot status (${unreachable.error})`;
       const message = `upgrade to ${target.version} stopped at ${unreachable.node}: ${reason}\nrerun to continue, or \`kubedos upgrade --rollback\``;
       emit({ node: unreachable.node, step: 'stop', detail: reason });
       return { kind: 'stop', node: unreachable.node, reason, message };

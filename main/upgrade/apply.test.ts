@@ -14,6 +14,7 @@ import type { ApplyAction, ApplyNode, ApplyStep, RolledBackBuild } from '../../c
 import { nextApplyAction, planRollback } from '../../common/upgrade/apply';
 import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { grubBootSelect, simNodeDir } from './testing';
+import { UPGRADE_BOOT_TRIES } from './slot-image';
 
 const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
 const root = mkdtempSync(join(tmpdir(), 'kd-h18a-apply-'));
@@ -38,7 +39,7 @@ function newNode(name: string): Node {
   return { ...simNodeDir(root, name), slots: { A: N, B: N } };
 }
 
-const envOf = (n: Node): NodeJS.ProcessEnv => ({ PATH: `${join(n.dir, 'bin')}:${process.env.PATH}`, KUBEDOS_GRUBENV: n.env, KUBEDOS_CMDLINE: n.cmdline, KUBEDOS_UPGRADE_CONF: join(n.dir, 'conf'), KUBEDOS_METRICS_DIR: join(n.dir, 'textfile') });
+const envOf = (n: Node): NodeJS.ProcessEnv => ({ PATH: `${join(n.dir, 'bin')}:${process.env.PATH}`, KUBEDOS_GRUBENV: n.env, KUBEDOS_CMDLINE: n.cmdline, KUBEDOS_UPGRADE_CONF: join(n.dir, 'conf'), KUBEDOS_METRICS_DIR: join(n.dir, 'textfile'), KUBEDOS_DATA: join(n.dir, 'data') });
 const status = (n: Node): string => execFileSync(join(UPGRADE, 'kubedos-boot'), ['status'], { encoding: 'utf8', env: envOf(n) });
 /** The build this node's active slot holds (what its agent would report), from its status. */
 const running = (n: Node, st = status(n)): BuildRef => n.slots[/^active=(.*)$/m.exec(st)![1]! as Slot];
@@ -78,9 +79,9 @@ function runUpgrade(nodes: Record<string, Node>, target: BuildRef, bad: RolledBa
     const n = nodes[a.node]!;
     now += 1_000;
     if (a.kind === 'write') {
-      // kubedos-slot-write's write and read-back (tested on a loop device) end with this:
+      // kubedos-slot-write's write and read-back (tested on a loop device) end with this, with the engine's tries:
       n.slots[a.slot] = target;
-      execFileSync(join(UPGRADE, 'kubedos-boot'), ['try', a.slot], { env: envOf(n) });
+      execFileSync(join(UPGRADE, 'kubedos-boot'), ['try', a.slot, String(UPGRADE_BOOT_TRIES)], { env: envOf(n) });
       n.step = { kind: 'write', slot: a.slot, ok: true };
     } else if (a.kind === 'reboot') {
       n.step = { kind: 'reboot', slot: a.slot, at: now };
@@ -125,7 +126,7 @@ describe('the apply plan over the real boot counter and gate of three nodes (lab
     expect(rb.ok && rb.steps.map((s) => `${s.node} ${s.argv.slice(1).join(' ')}`)).toEqual(['master try A 1', 'w-1 try A 1', 'cp-1 try B 1']);
   });
 
-  it('N+1 whose kernel never comes up on cp-1: three tries, GRUB falls back, the upgrade stops at the first node', () => {
+  it('N+1 whose kernel never comes up on cp-1: its try runs out, GRUB falls back, the upgrade stops at the first node', () => {
     const nodes = Object.fromEntries(['cp-1', 'w-1', 'master'].map((name) => [name, newNode(`never-${name}`)]));
     const { end, trace } = runUpgrade(nodes, build('0.2.0'), [], { neverBoots: 'cp-1' });
     expect(trace).toEqual(['write cp-1 B', 'reboot cp-1 B', 'stop cp-1']);

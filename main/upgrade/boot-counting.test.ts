@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { slotWriteArgv } from './slot-image';
 import { grubBootSelect } from './testing';
 
 const dir = join(import.meta.dirname, '../../payload/upgrade');
@@ -44,6 +45,15 @@ function kubedosBoot(node: Node, ...args: string[]): { status: number; out: stri
 function state(node: Node): Record<string, string> {
   return Object.fromEntries(kubedosBoot(node, 'status').out.trim().split('\n').map((l) => l.split('=') as [string, string]));
 }
+
+// The tries the upgrade stages: what the engine's slot-write command asks for (slotWriteArgv), or
+// kubedos-slot-write's own default when it asks for none. Issue 18: back on the previous slot in
+// at most 2 boot attempts.
+const stagedTries = ((): string => {
+  const argv = slotWriteArgv('B', 'f'.repeat(64), 1 << 20);
+  const i = argv.indexOf('--tries');
+  return i >= 0 ? argv[i + 1]! : /^tries=(\d)$/m.exec(readFileSync(join(dir, 'kubedos-slot-write'), 'utf8'))![1]!;
+})();
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'h18-boot-'));
@@ -108,6 +118,27 @@ describe('boot counting, walked boot by boot', () => {
     expect([boot(node), boot(node)]).toEqual(['B', 'A']);
   });
 
+
+  it('the upgrade\'s tries: a kernel that never reaches the gate is back on the active slot within 2 boots', () => {
+    const node = newNode();
+    expect(kubedosBoot(node, 'try', 'B', stagedTries).status).toBe(0);
+    const boots: string[] = [];
+    while (boots.at(-1) !== 'A' && boots.length < 10) boots.push(boot(node)); // each B panics (panic=10): GRUB again
+    expect(boots.length).toBeLessThanOrEqual(2);
+    expect(boots).toEqual([...Array<string>(Number(stagedTries)).fill('B'), 'A']);
+    expect(boot(node)).toBe('A');
+    expect(state(node)).toMatchObject({ active: 'A', try: '', failed: 'B' });
+  });
+
+  it('the upgrade\'s tries: a gate that fails on the first boot of B is back on the active slot at the second', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B', stagedTries);
+    expect(boot(node)).toBe('B');
+    expect(kubedosBoot(node, 'mark-bad').status).toBe(0);
+    expect([boot(node), boot(node)]).toEqual(['A', 'A']);
+    expect(state(node)).toMatchObject({ active: 'A', failed: 'B' });
+  });
+
   it('power lost during the slot write: try is only set after the write, so the node boots A', () => {
     const node = newNode();
     // The agent writes slot B, syncs, and only then runs `kubedos-boot try B`; power fails before.
@@ -139,7 +170,8 @@ describe('boot counting, walked boot by boot', () => {
 });
 
 describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the counter real)', () => {
-  function gate(node: Node, o: { failUnits?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string }): { status: number; out: string; log: string; metrics: string } {
+  // failUnits: not active, still starting (is-failed says no); gaveUp: systemd gave up on them (failed).
+  function gate(node: Node, o: { failUnits?: string[]; gaveUp?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string; timeout?: string }): { status: number; out: string; log: string; metrics: string; ms: number; triedCopy: string | undefined } {
     const d = mkdtempSync(join(root, 'gate-'));
     const bin = join(d, 'bin');
     execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile')]);
@@ -151,7 +183,8 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     const plane = (up: boolean): unknown => (up ? { up: true, peers: o.noPeers ? [] : [{ latestHandshake: now - 5 }] } : { up: false });
     writeFileSync(join(d, 'planes.json'), JSON.stringify({ node: 'w-1', hub: false, planes: { wg1: plane(true), wg2: plane(!o.planesDown), wg3: plane(true) } }));
     stub('kubedos-planes', `cat '${join(d, 'planes.json')}'`);
-    stub('systemctl', `echo "systemctl $*" >> '${join(d, 'log')}'\ncase " ${(o.failUnits ?? []).join(' ')} " in *" $3 "*) exit 3 ;; esac\nexit 0`);
+    const down = [...(o.failUnits ?? []), ...(o.gaveUp ?? [])].join(' ');
+    stub('systemctl', `echo "systemctl $*" >> '${join(d, 'log')}'\ncase "$1" in\n  is-active) case " ${down} " in *" $3 "*) exit 3 ;; esac ;;\n  is-failed) case " ${(o.gaveUp ?? []).join(' ')} " in *" $3 "*) exit 0 ;; esac; exit 1 ;;\nesac\nexit 0`);
     stub('kubedos-boot', `exec '${join(dir, 'kubedos-boot')}' "$@"`);
     writeFileSync(join(d, 'conf/gate-units'), 'ssh\netcd\n');
     if (o.checks !== undefined) writeFileSync(join(d, 'conf/gate-checks'), o.checks);
@@ -160,13 +193,15 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
       writeFileSync(join(d, 'conf/fingerprint.sh'), `echo ${o.fingerprint.actual}\n`);
     }
     writeFileSync(join(d, 'log'), '');
-    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.failUnits || o.planesDown || o.planesMissing || o.noPeers || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1', '--interval', '0.5'], {
+    const t0 = Date.now();
+    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.timeout ?? (o.failUnits || o.gaveUp || o.planesDown || o.planesMissing || o.noPeers || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1'), '--interval', '0.5'], {
       encoding: 'utf8',
-      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile') },
+      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile'), KUBEDOS_DATA: join(d, 'data') },
       timeout: 30_000,
     });
     const prom = join(d, 'textfile/kubedos.prom');
-    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, log: readFileSync(join(d, 'log'), 'utf8'), metrics: existsSync(prom) ? readFileSync(prom, 'utf8') : '' };
+    const copy = join(d, 'data/upgrade/gate-B.prom');
+    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, log: readFileSync(join(d, 'log'), 'utf8'), metrics: existsSync(prom) ? readFileSync(prom, 'utf8') : '', ms: Date.now() - t0, triedCopy: existsSync(copy) ? readFileSync(copy, 'utf8') : undefined };
   }
 
   it('all checks pass: the slot is marked good, no reboot', () => {
@@ -175,9 +210,10 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     boot(node);
     const g = gate(node, {});
     expect(g.status).toBe(0);
-    expect(g.out).toMatch(/gate: planes ok\ngate: services ok\ngate: fingerprint not checked: no expected fingerprint in .*\ngate: node-ready not checked: Kubernetes does not run here/);
+    expect(g.out).toMatch(/gate: planes ok\ngate: services ok\ngate: fingerprint not checked: no expected fingerprint in .*\ngate: node-ready not checked: no \/etc\/kubernetes\/kubelet\.conf \(no Kubernetes here, or this slot not converged yet\)/);
     expect(g.out).toMatch(/gate: pass \(slot B after 0 s\)/);
     expect(g.log).not.toMatch(/reboot/);
+    expect(g.triedCopy).toBeUndefined(); // only a failed tried boot leaves its pass on data
     // What node-exporter's textfile collector serves on wg2: every sample after its HELP and TYPE.
     expect(g.metrics).toMatch(/^kubedos_boot_slot\{slot="B"\} 1$/m);
     expect(g.metrics).toMatch(/^kubedos_boot_active_slot\{slot="B"\} 1$/m);
@@ -202,6 +238,49 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     expect(g.metrics).toMatch(/^kubedos_health_gate_check\{check="services"\} 0$/m);
     expect(g.metrics).toMatch(/^kubedos_boot_active_slot\{slot="A"\} 1$/m);
     expect(boot(node)).toBe('A');
+  });
+
+  it('a unit systemd gave up on (failed) on a slot being tried: mark-bad and reboot at once, not waiting out the timeout', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B', stagedTries);
+    boot(node);
+    // Planes down too: the definite failure is the reason, not the first check that failed.
+    const g = gate(node, { gaveUp: ['etcd'], planesDown: true, timeout: '20' });
+    expect(g.status).toBe(1);
+    expect(g.ms).toBeLessThan(10_000);
+    expect(g.out).toMatch(/gate: services FAILED: etcd failed \(systemd gave up\)/);
+    expect(g.out).toMatch(/gate: fail \(services: etcd failed \(systemd gave up\): not waiting\) after 0 s on slot B/);
+    expect(g.log).toMatch(/systemctl reboot/);
+    expect(g.metrics).toMatch(/^kubedos_health_gate_unit_failed\{unit="etcd"\} 1$/m);
+    // The same last pass on data, where the foundry reads it after the fallback (the textfile is the slot's).
+    expect(g.triedCopy).toBe(g.metrics);
+    expect(g.metrics).toMatch(/^kubedos_health_gate_check\{check="services"\} 0$/m);
+    for (const line of g.metrics.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) kubedos_\w+ .+|kubedos_\w+(\{\w+="[^"]*"\})? \d+)$/);
+    expect(boot(node)).toBe('A');
+    expect(state(node)).toMatchObject({ active: 'A', failed: 'B' });
+  });
+
+  it('a unit still starting (not active, not failed) keeps the retry loop until the timeout', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B', stagedTries);
+    boot(node);
+    const g = gate(node, { failUnits: ['etcd'], timeout: '1' });
+    expect(g.status).toBe(1);
+    expect(g.out.match(/gate: services FAILED: not active: etcd/g)!.length).toBeGreaterThanOrEqual(2);
+    expect(g.out).toMatch(/gate: fail \(services: not active: etcd\) after [12] s on slot B/);
+    expect(g.out).not.toMatch(/not waiting/);
+    expect(g.metrics).not.toMatch(/^kubedos_health_gate_unit_failed\{/m);
+    expect(boot(node)).toBe('A');
+  });
+
+  it('a unit systemd gave up on, on the active slot: reported, nothing marked, no reboot', () => {
+    const node = newNode();
+    boot(node);
+    const g = gate(node, { gaveUp: ['ssh'] });
+    expect(g.status).toBe(1);
+    expect(g.out).toMatch(/gate: fail \(services: ssh failed \(systemd gave up\)\) on the active slot A: nothing to fall back to; heal the node/);
+    expect(g.log).not.toMatch(/reboot/);
+    expect(state(node)).toMatchObject({ active: 'A', try: '', failed: '' });
   });
 
   it('the converge fingerprint: equal passes, different fails with both values', () => {

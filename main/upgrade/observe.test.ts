@@ -46,7 +46,22 @@ describe('observeBoot: parsing and edge cases', () => {
   it('metrics of the fallback slot are never blamed on the tried slot', () => {
     const fallbackProm = 'kubedos_boot_slot{slot="A"} 1\nkubedos_boot_success 0\nkubedos_health_gate_check{check="planes"} 0\n';
     expect(observeBoot({ tried: 'B', status: status({ failed: 'B' }), metrics: fallbackProm })).toEqual({ verdict: 'rolled-back', slot: 'B', fellBackTo: 'A', reason: expect.stringMatching(/^slot B ran out of boot tries/) });
-    expect(parseGateMetrics(fallbackProm)).toEqual({ booted: 'A', success: false, checks: { planes: false } });
+    expect(parseGateMetrics(fallbackProm)).toEqual({ booted: 'A', success: false, checks: { planes: false }, unitsFailed: [] });
+  });
+
+  it('a unit systemd gave up on names the failure (services and the unit), whatever other check failed with it', () => {
+    // As kubedos-health-gate writes it when kubedos-backplane failed for good on slot B (its planes down with it).
+    const onB = 'kubedos_boot_slot{slot="B"} 1\nkubedos_boot_success 0\nkubedos_health_gate_check{check="planes"} 0\nkubedos_health_gate_check{check="services"} 0\nkubedos_health_gate_unit_failed{unit="kubedos-backplane.service"} 1\n';
+    expect(parseGateMetrics(onB).unitsFailed).toEqual(['kubedos-backplane.service']);
+    expect(observeBoot({ tried: 'B', status: status({ booted: 'B', try: 'B' }), metrics: onB })).toEqual({ verdict: 'pending', slot: 'B', triesLeft: 0, gateFailing: 'services' });
+    expect(observeBoot({ tried: 'B', status: status({ failed: 'B' }), metrics: onB })).toEqual({
+      verdict: 'rolled-back',
+      slot: 'B',
+      fellBackTo: 'A',
+      check: 'services',
+      reason: 'slot B failed its health gate (services: kubedos-backplane.service failed, systemd gave up); the node fell back to slot A',
+    });
+    expect(gateEvent('gate: fail (services: kubedos-backplane.service failed (systemd gave up): not waiting) after 0 s on slot B')).toEqual({ type: 'gate', pass: false, check: 'services: kubedos-backplane.service failed (systemd gave up): not waiting' });
   });
 });
 

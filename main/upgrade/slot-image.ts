@@ -70,9 +70,18 @@ export function ext4Label(head: Uint8Array): string | undefined {
   return name.subarray(0, end === -1 ? 16 : end).toString('utf8');
 }
 
+/**
+ * Boots of N+1's slot GRUB allows before it falls back (`kubedos-slot-write --tries`, the boot
+ * counter's kubedos_tries). One: issue 18 wants a node back on its previous slot in at most 2 boot
+ * attempts, and a kernel that never comes up uses every try before the fallback boot (1 try: B,
+ * then A); a gate that fails marks the slot bad itself, so it is back at the second boot whatever
+ * this is. A second try only helps a panic that does not repeat (docs/upgrades.md "Boot counter").
+ */
+export const UPGRADE_BOOT_TRIES = 1;
+
 /** Pure: the command the node runs to write a slot image from its standard input (docs/upgrades.md). */
 export function slotWriteArgv(slot: AbSlot, sha256: string, size: number): string[] {
-  return [posix.join(AB_SBIN, 'kubedos-slot-write'), slot, sha256, String(size)];
+  return [posix.join(AB_SBIN, 'kubedos-slot-write'), '--tries', String(UPGRADE_BOOT_TRIES), slot, sha256, String(size)];
 }
 
 export interface SlotImageInput {

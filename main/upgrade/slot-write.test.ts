@@ -45,7 +45,7 @@ function stage(name: string, marker: string): string {
   writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
   writeFileSync(join(rootfs, 'etc/kubedos-build'), `${marker}\n`);
   symlinkSync('usr/bin', join(rootfs, 'bin'));
-  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId: espVolumeIds('lab-3', 'worker').espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
+  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId: espVolumeIds('lab-3', 'worker').espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: { units: ['ssh.service'], checks: ['services'] } });
   return rootfs;
 }
 
@@ -87,7 +87,7 @@ describe('engine: the slot image from N+1\'s A/B qcow2 (slot-image.ts)', () => {
     const got = readFileSync(imageB.path);
     expect(got.equals(want)).toBe(true);
     expect(imageB).toMatchObject({ slot: 'B', size: ROOT_MIB * MiB, sha256: sha(want), label: 'kubedos-root-B', partition: { name: 'root-b', offset: b.startSector * 512, bytes: ROOT_MIB * MiB, uuid: b.uuid.toUpperCase() } });
-    expect(imageB.argv).toEqual(['/usr/local/sbin/kubedos-slot-write', 'B', sha(want), String(ROOT_MIB * MiB)]);
+    expect(imageB.argv).toEqual(['/usr/local/sbin/kubedos-slot-write', '--tries', '1', 'B', sha(want), String(ROOT_MIB * MiB)]);
     expect(statSync(imageB.path).mode & 0o777).toBe(0o600);
     expect(statSync(imageB.dir).mode & 0o777).toBe(0o700);
     expect(existsSync(join(imageB.dir, 'disk.raw'))).toBe(false);
@@ -248,9 +248,14 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     // kubedos-persist's records: slot B's goes with the write (first boot runs on it again), A's stays.
     mkdirSync(join(DATA, 'slots'), { recursive: true });
     for (const x of ['A', 'B']) writeFileSync(join(DATA, `slots/${x}.personalised`), 'sha256-of-its-payload\n');
+    // A failed gate of B's earlier build (kubedos-health-gate's copy on data) must not be read as this build's.
+    mkdirSync(join(DATA, 'upgrade'), { recursive: true });
+    for (const x of ['A', 'B']) writeFileSync(join(DATA, `upgrade/gate-${x}.prom`), 'kubedos_boot_success 0\n');
     const r = slotWrite(['B', imageB.sha256, String(imageB.size)], image);
     expect(existsSync(join(DATA, 'slots/B.personalised'))).toBe(false);
     expect(existsSync(join(DATA, 'slots/A.personalised'))).toBe(true);
+    expect(existsSync(join(DATA, 'upgrade/gate-B.prom'))).toBe(false);
+    expect(existsSync(join(DATA, 'upgrade/gate-A.prom'))).toBe(true);
     expect(r).toMatchObject({ status: 0, out: expect.stringMatching(new RegExp(`slot B \\(${part(3)}\\) holds ${imageB.size} bytes with sha256 ${imageB.sha256}, read back from the device`)) });
     expect(r.out).toMatch(/the next boot tries slot B \(3 tries, then slot A again\)/);
     expect(readPart(3).equals(image)).toBe(true);
@@ -279,7 +284,8 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(r.output).toMatch(/the next boot tries slot B/);
     expect(progress.at(-1)).toBe(imageB.size);
     expect(readPart(3).equals(image)).toBe(true);
-    expect(bootStatus()).toMatchObject({ active: 'A', try: 'B', tries: '3' });
+    // The engine's command stages the upgrade's one try (UPGRADE_BOOT_TRIES).
+    expect(bootStatus()).toMatchObject({ active: 'A', try: 'B', tries: '1' });
     expect(ch.opened).toBe(1);
     expect(ch.left()).toEqual([]);
   });

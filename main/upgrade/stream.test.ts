@@ -14,8 +14,8 @@ const img = { slot: 'B' as const, sha256: 'a'.repeat(64), size: 64 * 1024 * 1024
 
 describe('slot stream: command and messages', () => {
   it('runs kubedos-slot-write under sudo -n for the ops user, directly as root', () => {
-    expect(slotWriteCommand('ops', img)).toBe(`sudo -n /usr/local/sbin/kubedos-slot-write B ${'a'.repeat(64)} 67108864`);
-    expect(slotWriteCommand('root', img)).toBe(`/usr/local/sbin/kubedos-slot-write B ${'a'.repeat(64)} 67108864`);
+    expect(slotWriteCommand('ops', img)).toBe(`sudo -n /usr/local/sbin/kubedos-slot-write --tries 1 B ${'a'.repeat(64)} 67108864`);
+    expect(slotWriteCommand('root', img)).toBe(`/usr/local/sbin/kubedos-slot-write --tries 1 B ${'a'.repeat(64)} 67108864`);
   });
 
   it('bounds the stderr tail to the last lines', () => {

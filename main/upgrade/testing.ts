@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { NodeOps } from './apply-run';
+import { UPGRADE_BOOT_TRIES } from './slot-image';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { BuildManifest, OutputRecord } from '../build/attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, SIGNED_FILES, signDsse } from '../build/attest';
@@ -235,6 +236,8 @@ export interface SimNode {
   slots: Record<Slot, BuildRef>;
   /** The machine is going down / booting: the next observation boots it once. */
   rebooting: boolean;
+  /** Powered off (powerOffDuringWrite): answers nothing until powerOn(). */
+  off: boolean;
   /** The gate's kubedos.prom of each slot's last boot. */
   boots: number;
 }
@@ -253,15 +256,20 @@ export class SimCluster implements NodeOps {
   neverBoots: (node: string, b: BuildRef) => boolean = () => false;
   breaks: (node: string, b: BuildRef) => string | undefined = () => undefined;
   refuseWrite: (node: string) => string | undefined = () => undefined;
+  /** The machine loses power while its slot is written: the slot half written, no try staged, the
+   * writer's connection gone (its error message), the node silent until powerOn(). */
+  powerOffDuringWrite: (node: string) => string | undefined = () => undefined;
   /** A drain that fails on a node (a PodDisruptionBudget, a timeout): its error message. */
   refuseDrain: (node: string) => string | undefined = () => undefined;
   /** A converge that fails on a node (a role that did not apply): its error message. */
   refuseConverge: (node: string) => string | undefined = () => undefined;
+  /** A gate that fails reboots the node before the foundry looks (its next boot in the same observation). */
+  missGateWindow = false;
   /** Nodes cordoned now (kubectl drain cordons first; uncordon clears). */
   readonly cordoned = new Set<string>();
 
   constructor(root: string, names: readonly string[], n: BuildRef) {
-    for (const name of names) this.nodes[name] = { name, ...simNodeDir(root, name), slots: { A: n, B: n }, rebooting: false, boots: 0 };
+    for (const name of names) this.nodes[name] = { name, ...simNodeDir(root, name), slots: { A: n, B: n }, rebooting: false, off: false, boots: 0 };
   }
 
   private node(name: string): SimNode {
@@ -271,7 +279,7 @@ export class SimCluster implements NodeOps {
   }
 
   envOf(n: SimNode): NodeJS.ProcessEnv {
-    return { PATH: `${join(n.dir, 'bin')}:${process.env.PATH}`, KUBEDOS_GRUBENV: n.env, KUBEDOS_CMDLINE: n.cmdline, KUBEDOS_UPGRADE_CONF: join(n.dir, 'conf'), KUBEDOS_METRICS_DIR: join(n.dir, 'textfile') };
+    return { PATH: `${join(n.dir, 'bin')}:${process.env.PATH}`, KUBEDOS_GRUBENV: n.env, KUBEDOS_CMDLINE: n.cmdline, KUBEDOS_UPGRADE_CONF: join(n.dir, 'conf'), KUBEDOS_METRICS_DIR: join(n.dir, 'textfile'), KUBEDOS_DATA: join(n.dir, 'data') };
   }
 
   private boot(args: string[], n: SimNode): string {
@@ -297,9 +305,14 @@ export class SimCluster implements NodeOps {
 
   async status(name: string): Promise<string> {
     const n = this.node(name);
+    if (n.off) throw new Error(`${name}: no answer (the machine is powered off)`);
     if (n.rebooting) {
       n.rebooting = false;
       this.bootOnce(n);
+      if (this.missGateWindow && n.rebooting && !this.neverBoots(n.name, n.slots[/kubedos\.slot=(.)/.exec(readFileSync(n.cmdline, 'utf8'))![1]! as Slot])) {
+        n.rebooting = false;
+        this.bootOnce(n);
+      }
       if (n.rebooting && this.neverBoots(n.name, n.slots[/kubedos\.slot=(.)/.exec(readFileSync(n.cmdline, 'utf8'))![1]! as Slot])) throw new Error(`${name}: no answer (its kernel did not come up)`);
     }
     return this.boot(['status'], n);
@@ -310,14 +323,26 @@ export class SimCluster implements NodeOps {
     return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
   }
 
+  async triedMetrics(name: string, slot: Slot): Promise<string | undefined> {
+    const f = join(this.node(name).dir, `data/upgrade/gate-${slot}.prom`);
+    return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+  }
+
   async writeSlot(name: string, slot: Slot, target: BuildRef): Promise<void> {
     const n = this.node(name);
     this.calls.push(`write ${name} ${slot} ${target.version}`);
     const refusal = this.refuseWrite(name);
     if (refusal) throw new Error(refusal);
-    // kubedos-slot-write's write and read-back (tested on a loop device and over wg1) end with this:
+    const cut = this.powerOffDuringWrite(name);
+    if (cut) {
+      // kubedos-slot-write stages the try only after its read-back: the cut leaves the environment block alone.
+      n.off = true;
+      throw new Error(cut);
+    }
+    // kubedos-slot-write's write and read-back (tested on a loop device and over wg1) end with this,
+    // with the tries the engine asks for (slotWriteArgv):
     n.slots[slot] = target;
-    this.boot(['try', slot], n);
+    this.boot(['try', slot, String(UPGRADE_BOOT_TRIES)], n);
   }
 
   async reboot(name: string): Promise<void> {
@@ -356,6 +381,13 @@ export class SimCluster implements NodeOps {
     if (n.rebooting) throw new Error(`${name}: converge called while the node reboots`);
     const refusal = this.refuseConverge(name);
     if (refusal) throw new Error(refusal);
+  }
+
+  /** Power on a machine that was powered off: its next observation is a boot. */
+  powerOn(name: string): void {
+    const n = this.node(name);
+    n.off = false;
+    n.rebooting = true;
   }
 
   /** `kubedos-boot status` without booting a pending reboot. */

@@ -6,7 +6,7 @@
 // slot, in this run's private folder of the workspace: slot-scratch.ts), the converge of a node whose gate passed (vmConverge). And the service `kubedos upgrade` calls: the A/B check of every node before any is
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/index';
@@ -16,6 +16,7 @@ import type { Wave } from '../../common/upgrade/waves';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { MANIFEST_FILE } from '../build/attest';
+import { AB_DATA_MOUNT } from '../build/image/ab';
 import { readOpsPrivateKey } from '../build/keys';
 import { BUNDLE_PATHS } from '../bundle/schema';
 import { convergeNodes } from '../stages/converge';
@@ -38,6 +39,8 @@ const ADMIN_KUBECONFIG = '/etc/kubernetes/admin.conf';
 export const DRAIN_TIMEOUT_S = 300;
 /** Where kubedos-health-gate writes kubedos.prom (node-exporter's textfile collector). */
 export const GATE_METRICS_FILE = '/var/lib/prometheus/node-exporter/kubedos.prom';
+/** Where the gate leaves the last pass of a tried slot that failed (on data: both slots see it). */
+export const triedGateMetricsFile = (slot: Slot): string => posix.join(AB_DATA_MOUNT, 'upgrade', `gate-${slot}.prom`);
 
 export function notAbMessage(cluster: string, detail: string): string {
   return `${cluster} was deployed with one root partition (${detail}): an upgrade writes N+1 into a second root slot, which these nodes do not have. To get A/B nodes, set spec.upgrades.diskLayout: ab in the spec, rebuild (kubedos build) and redeploy the cluster (kubedos deploy SPEC); nothing was touched`;
@@ -97,9 +100,17 @@ export class VmNodeOps implements NodeOps {
     return this.guest(node, [BOOT, 'status'], signal);
   }
 
-  async metrics(node: string, signal?: AbortSignal): Promise<string | undefined> {
+  metrics(node: string, signal?: AbortSignal): Promise<string | undefined> {
+    return this.readFile(node, GATE_METRICS_FILE, signal);
+  }
+
+  triedMetrics(node: string, slot: Slot, signal?: AbortSignal): Promise<string | undefined> {
+    return this.readFile(node, triedGateMetricsFile(slot), signal);
+  }
+
+  private async readFile(node: string, path: string, signal?: AbortSignal): Promise<string | undefined> {
     try {
-      return (await this.o.driver.guestFileRead(this.vmid(node), GATE_METRICS_FILE, signal ? { signal } : {})).toString('utf8');
+      return (await this.o.driver.guestFileRead(this.vmid(node), path, signal ? { signal } : {})).toString('utf8');
     } catch {
       return undefined;
     }

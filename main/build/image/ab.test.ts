@@ -8,10 +8,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterSpecBody } from '../../../common/spec/schema';
 import { sha256File } from '../files';
 import { abPartitions } from '../../upgrade/ab-layout';
-import { AB_DATA_MOUNT, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, abInputs, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
+import { AB_DATA_MOUNT, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, AB_SLOT_ARGS_DIR, abInputs, prepareAbRootfs, readSlotArgs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
+import { gateConfig } from '../../../common/upgrade/gate-config';
+import { plan } from '../../../common/plan/index';
+import { parseSpec, TEMPLATES } from '../../../common/spec/index';
 
 const UPGRADE = join(import.meta.dirname, '../../../payload/upgrade');
+const LAB3 = parseSpec(TEMPLATES['lab-3'].text).spec!;
+const GATE = gateConfig(LAB3, plan(LAB3), 'worker');
 const root = mkdtempSync(join(tmpdir(), 'h18-ab-image-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -49,6 +54,14 @@ describe('the A/B root tree', () => {
     expect(u).toMatch(/^RequiresMountsFor=\/boot\/efi$/m);
     expect(u).toMatch(/^StandardOutput=journal\+console$/m);
     expect(u).toMatch(/^WantedBy=multi-user.target$/m);
+    // Ordered after every unit a role's gate-units lists.
+    const after = /^After=(.*)$/m.exec(u)![1]!.split(' ');
+    const hubPlan = plan(LAB3);
+    for (const role of ['master', 'control-plane', 'worker'] as const) {
+      for (const unit of gateConfig(LAB3, hubPlan, role).units) {
+        expect(after, `${role}: ${unit}`).toContain(unit);
+      }
+    }
   });
 
   it('the persist units run kubedos-persist early (before local-fs, journald on /var/log and first boot) and late (after first boot, before sshd, the planes and the role)', () => {
@@ -76,7 +89,7 @@ describe('the A/B root tree', () => {
     writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
     writeFileSync(join(rootfs, 'vmlinuz'), 'an old file in the way');
     const { espMountId } = espVolumeIds('lab-3', 'worker');
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
     for (const s of AB_NODE_SCRIPTS) {
       const p = join(rootfs, 'usr/local/sbin', s);
       expect(readFileSync(p, 'utf8')).toBe(readFileSync(join(UPGRADE, s), 'utf8'));
@@ -96,7 +109,29 @@ describe('the A/B root tree', () => {
     expect(readlinkSync(join(rootfs, 'initrd.img'))).toBe('boot/initrd.img-6.1.0-57-amd64');
     expect(readFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), 'utf8')).toBe(renderSlotCfg());
     expect(existsSync(join(rootfs, AB_DATA_MOUNT.slice(1)))).toBe(true);
+    // The gate's configuration from the plan (gateConfig): the units and checks, one per line.
+    expect(readFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-units'), 'utf8')).toBe(`${GATE.units.join('\n')}\n`);
+    expect(readFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-checks'), 'utf8')).toBe('planes\nservices\n');
+    // The A/B units it lists are the ones this function enables.
+    for (const u of GATE.units.filter((x) => x.startsWith('kubedos-persist-'))) expect(existsSync(join(rootfs, 'etc/systemd/system', u)), u).toBe(true);
     // GRUB sources the slot file: it must be valid GRUB script.
+    execFileSync('grub-script-check', [join(rootfs, 'boot/kubedos-slot.cfg')]);
+  });
+
+  it('a role\'s slot kernel arguments come from payload/upgrade/slot-args/ROLE into the slot\'s kubedos-slot.cfg; GRUB-unsafe ones are refused', () => {
+    const up = join(root, 'upgrade-args');
+    mkdirSync(join(up, AB_SLOT_ARGS_DIR), { recursive: true });
+    expect(readSlotArgs(up, 'worker')).toBe('');
+    writeFileSync(join(up, AB_SLOT_ARGS_DIR, 'worker'), 'rdinit=/kubedos-broken\n');
+    expect(readSlotArgs(up, 'worker')).toBe('rdinit=/kubedos-broken');
+    expect(readSlotArgs(up, 'master')).toBe('');
+    writeFileSync(join(up, AB_SLOT_ARGS_DIR, 'master'), 'quiet "x"\n');
+    expect(() => readSlotArgs(up, 'master')).toThrow(/cannot go into GRUB's set kubedos_args/);
+    const rootfs = join(root, 'rootfs-args');
+    for (const d of ['etc', 'boot']) mkdirSync(join(rootfs, d), { recursive: true });
+    const { espMountId } = espVolumeIds('lab-3', 'worker');
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE, slotArgs: 'rdinit=/kubedos-broken' });
+    expect(readFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), 'utf8')).toMatch(/^set kubedos_args="rdinit=\/kubedos-broken"$/m);
     execFileSync('grub-script-check', [join(rootfs, 'boot/kubedos-slot.cfg')]);
   });
 
@@ -122,7 +157,7 @@ describe('the A/B raw disk (writeAbDisk, small tree)', () => {
     writeFileSync(join(rootfs, 'usr/bin/tool'), '#!/bin/sh\n');
     symlinkSync('usr/bin', join(rootfs, 'bin'));
     const { espMountId } = espVolumeIds('lab-3', 'worker');
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
     return rootfs;
   }
   async function disk(name: string, kernelBytes: string): Promise<string> {

@@ -18,15 +18,18 @@ import { ISO_HOST_FILES } from '../iso/host-files';
 import { AB_LABELS, abDiskBytes, abPartitions, renderAbPartitionTable } from '../../upgrade/ab-layout';
 import { stableUuid } from './index';
 import { AB_ESP_MIB } from '../../../common/upgrade/ab-size';
+import { AB_PERSIST_UNITS, renderGateList, type GateConfig } from '../../../common/upgrade/gate-config';
 
 /** Where the data partition is mounted: the update agent's state (docs/upgrades.md). */
 export const AB_DATA_MOUNT = '/var/lib/kubedos';
+/** The health gate's configuration in the root file system (payload/upgrade/kubedos-health-gate's CONF). */
+export const AB_GATE_CONF = '/etc/kubedos/upgrade';
 /** Where kubedos-boot, kubedos-health-gate and kubedos-slot-write are installed in the root file system. */
 export const AB_SBIN = '/usr/local/sbin';
 /** The files of payload/upgrade/ an A/B image carries, and where. */
 export const AB_NODE_SCRIPTS = ['kubedos-boot', 'kubedos-health-gate', 'kubedos-persist', 'kubedos-slot-write'] as const;
-/** The two runs of kubedos-persist per boot and the target that pulls each in. */
-export const AB_PERSIST_UNITS = { early: 'kubedos-persist-early.service', late: 'kubedos-persist-late.service' } as const;
+/** The two runs of kubedos-persist per boot (named in common: the health gate's units list them too). */
+export { AB_PERSIST_UNITS };
 export const AB_ESP_FILES = ['grub-ab.cfg', 'boot-select.cfg'] as const;
 
 /** Pure: GRUB's environment block (what `grub-editenv FILE create` + `set` write): 1024 bytes, '#'-padded. */
@@ -50,12 +53,14 @@ export function renderAbFstab(espMountId: string): string {
   ].join('\n');
 }
 
-/** Pure: the health gate's unit. Its lines go to the console too, so a serial log shows the verdict. */
+/** Pure: the health gate's unit. Its lines go to the console too, so a serial log shows the verdict.
+ * After the units gate-units lists (common/upgrade/gate-config.ts), so the single pass on an active
+ * slot does not judge a unit still starting. */
 export function renderHealthGateUnit(): string {
   return [
     '[Unit]',
     "Description=Kube'd'OS health gate: marks the booted root slot good, or bad and reboots (docs/upgrades.md)",
-    'After=local-fs.target network-online.target kubedos-backplane.service prometheus-node-exporter.service',
+    `After=local-fs.target network-online.target kubedos-backplane.service prometheus-node-exporter.service ssh.service kubedos-health-watch.service ${AB_PERSIST_UNITS.early} ${AB_PERSIST_UNITS.late}`,
     'Wants=network-online.target',
     'RequiresMountsFor=/boot/efi',
     '',
@@ -116,7 +121,20 @@ export function renderPersistUnit(phase: keyof typeof AB_PERSIST_UNITS): string 
 
 /** Pure: a slot's own kernel arguments, sourced by grub-ab.cfg from the slot (the build brings them). */
 export function renderSlotCfg(args = ''): string {
+  if (/["\\$`\n]/.test(args)) throw new Error(`the slot's kernel arguments ${JSON.stringify(args)} cannot go into GRUB's set kubedos_args="…" (no quote, backslash, $, backquote or newline)`);
   return `# The kernel arguments this root slot's build adds (sourced by GRUB's grub.cfg, docs/upgrades.md).\nset kubedos_args="${args}"\n`;
+}
+
+/** Where payload/upgrade/ keeps a role's extra kernel arguments (one line, optional): slot-args/ROLE. */
+export const AB_SLOT_ARGS_DIR = 'slot-args';
+
+/** The extra kernel arguments of `role`'s slots from payload/upgrade/slot-args/ROLE ('' without the file). */
+export function readSlotArgs(upgradeDir: string, role: string): string {
+  const p = join(upgradeDir, AB_SLOT_ARGS_DIR, role);
+  if (!existsSync(p)) return '';
+  const args = readFileSync(p, 'utf8').replace(/\n$/, '').trim();
+  renderSlotCfg(args); // refuses what GRUB's set cannot carry, at build time
+  return args;
 }
 
 export interface AbRootfsInput {
@@ -126,9 +144,14 @@ export interface AbRootfsInput {
   espMountId: string;
   kernel: string;
   initrd: string;
+  /** What the role's health gate judges (gateConfig in common/upgrade/gate-config.ts, from the plan). */
+  gate: GateConfig;
+  /** The slot's extra kernel arguments (readSlotArgs; default none). */
+  slotArgs?: string;
 }
 
-/** Install the node's half of the A/B boot into a staged root tree: scripts, units, fstab, kernel links. */
+/** Install the node's half of the A/B boot into a staged root tree: scripts, units, the gate's
+ * configuration (gate-units, gate-checks), fstab, kernel links. */
 export function prepareAbRootfs(o: AbRootfsInput): void {
   const { rootfs } = o;
   writeFileSync(join(rootfs, 'etc/fstab'), renderAbFstab(o.espMountId));
@@ -153,14 +176,17 @@ export function prepareAbRootfs(o: AbRootfsInput): void {
     rmSync(want, { force: true });
     symlinkSync(`/etc/systemd/system/${name}`, want);
   }
-  mkdirSync(join(rootfs, 'etc/kubedos/upgrade'), { recursive: true });
+  const conf = join(rootfs, AB_GATE_CONF.slice(1));
+  mkdirSync(conf, { recursive: true });
+  writeFileSync(join(conf, 'gate-units'), renderGateList(o.gate.units));
+  writeFileSync(join(conf, 'gate-checks'), renderGateList(o.gate.checks));
   // grub-ab.cfg boots /vmlinuz and /initrd.img of the slot: point them at this build's kernel.
   for (const [link, target] of [['vmlinuz', `boot/${o.kernel}`], ['initrd.img', `boot/${o.initrd}`]] as const) {
     const p = join(rootfs, link);
     if (existsSync(p) || isSymlink(p)) rmSync(p, { force: true });
     symlinkSync(target, p);
   }
-  writeFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), renderSlotCfg());
+  writeFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), renderSlotCfg(o.slotArgs ?? ''));
 }
 
 function isSymlink(p: string): boolean {

@@ -14,6 +14,7 @@ import type { RenderedPayload } from '../payload/render';
 import { CODENAME, KEYRING_FILE } from '../darksite/index';
 import { prepareAbRootfs, writeAbDisk } from './ab';
 import { ROOT_MIB } from '../../../common/upgrade/ab-size';
+import type { GateConfig } from '../../../common/upgrade/gate-config';
 
 export interface BaseRootfsInput {
   darksiteDir: string;
@@ -70,6 +71,10 @@ export interface ImageInput {
   upgradeDir?: string;
   /** diskLayout 'ab': the data partition (MiB), the rest of the role's smallest first disk (abDataMiB). */
   abDataMiB?: number;
+  /** diskLayout 'ab': what the role's health gate judges (gateConfig, common/upgrade/gate-config.ts). */
+  abGate?: GateConfig;
+  /** diskLayout 'ab': the slots' extra kernel arguments (readSlotArgs: payload/upgrade/slot-args/ROLE). */
+  abSlotArgs?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -192,7 +197,8 @@ export async function buildImage(input: ImageInput): Promise<void> {
   if (input.diskLayout === 'ab') {
     if (!input.upgradeDir) throw new Error(`image ${payload.role}: an A/B disk needs payload/upgrade/ (upgradeDir)`);
     if (input.abDataMiB === undefined) throw new Error(`image ${payload.role}: an A/B disk needs the size of its data partition (abDataMiB, from the role's first disk)`);
-    prepareAbRootfs({ rootfs, upgradeDir: input.upgradeDir, espMountId, kernel, initrd });
+    if (input.abGate === undefined) throw new Error(`image ${payload.role}: an A/B disk needs its health gate's configuration (abGate, from the plan)`);
+    prepareAbRootfs({ rootfs, upgradeDir: input.upgradeDir, espMountId, kernel, initrd, gate: input.abGate, ...(input.abSlotArgs ? { slotArgs: input.abSlotArgs } : {}) });
     const raw = join(workDir, 'disk.raw');
     await writeAbDisk({ rootfs, upgradeDir: input.upgradeDir, workDir, cluster: input.cluster, role: payload.role, espVolId, rootMiB: input.rootSizeMiB ?? ROOT_MIB, dataMiB: input.abDataMiB, sourceDateEpoch: epoch, rawOut: raw, ...(signal ? { signal } : {}), ...(input.log ? { log: input.log } : {}) });
     mkdirSync(dirname(input.outFile), { recursive: true });
