@@ -87,3 +87,150 @@ export function upgradeProgress(cluster: string, planNodes: readonly string[], r
   });
   return { cluster, ...(target ? { target } : {}), ...(stopped ? { stopped } : {}), nodes, bad: record.bad };
 }
+
+// ---- The live run (`clusters/<name>/upgrade/live.json`, kept by apply-run.ts while `kubedos
+// upgrade` or `--rollback` runs): the apply loop's events folded into what each node does now.
+
+export const APPLY_STEPS = ['observe', 'write', 'progress', 'drain', 'reboot', 'converge', 'uncordon', 'wait', 'cancel', 'rollback', 'stop', 'done', 'refuse'] as const;
+export const ApplyStepName = z.enum(APPLY_STEPS);
+export type ApplyStepName = z.infer<typeof ApplyStepName>;
+
+/** How far a slot write got (bytes sent of the slot image's total; rate in bytes per second). */
+export const SlotWriteProgress = z
+  .object({
+    bytes: z.number().nonnegative(),
+    total: z.number().nonnegative(),
+    rate: z.number().nonnegative(),
+    /** The way the image goes when it is not the node's wg1 (e.g. "a virtio-serial port"). */
+    via: z.string().optional(),
+  })
+  .strict();
+export type SlotWriteProgress = z.infer<typeof SlotWriteProgress>;
+
+/** One step of the apply loop (apply-run.ts), as the CLI prints it and the live file folds it. */
+export const ApplyEvent = z
+  .object({
+    node: z.string().optional(),
+    step: ApplyStepName,
+    detail: z.string(),
+    /** The slot the step acts on (write, progress, reboot, rollback). */
+    slot: Slot.optional(),
+    /** A `progress` step's numbers. */
+    progress: SlotWriteProgress.optional(),
+  })
+  .strict();
+export type ApplyEvent = z.infer<typeof ApplyEvent>;
+
+const mib = (n: number): string => Math.round(n / 1048576).toLocaleString('en-US');
+
+/** A slot write's progress in words: "1,234 of 2,048 MiB, 52.0 MiB/s" (the CLI's line and the panel's). */
+export function slotWriteDetail(p: SlotWriteProgress): string {
+  return `${mib(p.bytes)} of ${mib(p.total)} MiB${p.via ? ` through ${p.via}` : ''}, ${(p.rate / 1048576).toFixed(1)} MiB/s`;
+}
+
+export const LiveNode = z
+  .object({
+    step: ApplyStepName,
+    detail: z.string(),
+    /** The slot this run acts on at this node (kept from the last event that named one). */
+    slot: Slot.optional(),
+    progress: SlotWriteProgress.optional(),
+  })
+  .strict();
+export type LiveNode = z.infer<typeof LiveNode>;
+
+export const LIVE_END_KINDS = ['done', 'stop', 'refuse', 'cancelled'] as const;
+
+export const UpgradeLive = z
+  .object({
+    /** The process running the loop: a live file whose process is gone was interrupted. */
+    pid: z.number().int().positive(),
+    kind: z.enum(['upgrade', 'rollback']),
+    /** The build upgraded to (upgrade) or left (rollback). */
+    target: BuildRef,
+    /** Milliseconds since the epoch, the loop's clock. */
+    startedAt: z.number(),
+    updatedAt: z.number(),
+    /** The run's waves, node names in order (wave i+1 is waves[i]). */
+    waves: z.array(z.array(z.string())),
+    /** The node of the last event that named one. */
+    current: z.string().optional(),
+    nodes: z.record(z.string(), LiveNode),
+    /** How the run ended; absent while it runs. */
+    end: z.object({ kind: z.enum(LIVE_END_KINDS), node: z.string().optional(), message: z.string(), at: z.number() }).strict().optional(),
+  })
+  .strict();
+export type UpgradeLive = z.infer<typeof UpgradeLive>;
+
+/** A live run as upgrade.progress reports it: running, finished (its end says how), or gone (its process died). */
+export const UpgradeLiveReport = z
+  .object({
+    state: z.enum(['running', 'finished', 'gone']),
+    run: UpgradeLive,
+    /** For `gone`: what happened and what to do. */
+    message: z.string().optional(),
+  })
+  .strict();
+export type UpgradeLiveReport = z.infer<typeof UpgradeLiveReport>;
+
+export function startLive(o: { pid: number; kind: UpgradeLive['kind']; target: BuildRef; waves: readonly { nodes: readonly string[] }[]; at: number }): UpgradeLive {
+  return { pid: o.pid, kind: o.kind, target: o.target, startedAt: o.at, updatedAt: o.at, waves: o.waves.map((w) => [...w.nodes]), nodes: {} };
+}
+
+/** One event folded into the live run (pure: a new value). Events without a node change only the time. */
+export function foldLive(live: UpgradeLive, e: ApplyEvent, at: number): UpgradeLive {
+  if (!e.node) return { ...live, updatedAt: at };
+  const prev = live.nodes[e.node];
+  const slot = e.slot ?? prev?.slot;
+  const node: LiveNode = { step: e.step, detail: e.detail, ...(slot ? { slot } : {}), ...(e.progress ? { progress: e.progress } : {}) };
+  return { ...live, updatedAt: at, current: e.node, nodes: { ...live.nodes, [e.node]: node } };
+}
+
+export function endLive(live: UpgradeLive, end: { kind: (typeof LIVE_END_KINDS)[number]; node?: string; message: string }, at: number): UpgradeLive {
+  return { ...live, updatedAt: at, end: { kind: end.kind, ...(end.node ? { node: end.node } : {}), message: end.message, at } };
+}
+
+/** What a node does now, in a few words ("writing slot B, 1,234 of 2,048 MiB, 52.0 MiB/s", "rebooting into slot B"). */
+export function liveStepText(n: LiveNode): string {
+  const slot = n.slot ? ` slot ${n.slot}` : '';
+  switch (n.step) {
+    case 'progress':
+      return `writing${slot}${n.progress ? `, ${slotWriteDetail(n.progress)}` : ''}`;
+    case 'write':
+      return /written and read back/.test(n.detail) ? `slot ${n.slot ?? '?'} written and read back` : `writing${slot}`;
+    case 'drain':
+      return /^drained/.test(n.detail) ? 'drained' : 'draining';
+    case 'reboot':
+      return `rebooting into${slot || ' its other slot'}`;
+    case 'wait':
+      return 'waiting for its gate';
+    case 'converge':
+      return /^converged/.test(n.detail) ? 'converged' : 'converging';
+    case 'uncordon':
+      return 'uncordoning';
+    case 'rollback':
+      return /^runs slot/.test(n.detail) ? `back on${slot}` : `rolling back to${slot}`;
+    case 'cancel':
+      return 'withdrawing its try';
+    case 'stop':
+      return 'stopped here';
+    default:
+      return n.step;
+  }
+}
+
+/** The live run in one line: "Upgrading to 0.1.1 — wave 2 of 3: w-1 writing slot B, …". */
+export function liveHeadline(r: UpgradeLive): string {
+  const what = r.kind === 'upgrade' ? `to ${r.target.version}` : `back from ${r.target.version}`;
+  if (r.end) {
+    const how = r.end.kind === 'done' ? 'done' : r.end.kind === 'stop' ? `stopped${r.end.node ? ` at ${r.end.node}` : ''}` : r.end.kind === 'refuse' ? 'refused' : 'cancelled';
+    return `${r.kind === 'upgrade' ? 'Upgrade' : 'Rollback'} ${what}: ${how}`;
+  }
+  const head = `${r.kind === 'upgrade' ? 'Upgrading' : 'Rolling'} ${what}`;
+  const node = r.current;
+  const n = node ? r.nodes[node] : undefined;
+  if (!node || !n) return `${head}: observing the nodes`;
+  // A rollback walks the waves backwards (planRollback): its wave numbers are not the upgrade's.
+  const wave = r.kind === 'upgrade' ? r.waves.findIndex((w) => w.includes(node)) : -1;
+  return `${head} — ${wave >= 0 ? `wave ${wave + 1} of ${r.waves.length}: ` : ''}${node} ${liveStepText(n)}`;
+}

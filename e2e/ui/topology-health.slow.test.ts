@@ -11,8 +11,11 @@
 // version and boot slot each node's exporter serves; in h18m/) in e2e/output/screens/h17r/ with KUBEDOS_E2E_SCREENS=1 (npm run test:ui:topology): the pictures
 // double the test's time, too much for CI. Then the version · slot line on the node boxes (the
 // older node marked), the interval and Pause kept across a reload, and the Pipeline view's Upgrade
-// panel over a record the real apply loop wrote (pictures of both in h17u/).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// panel over a record the real apply loop wrote (pictures of both in h17u/); then the panel
+// following a run of the apply loop paused mid-way, finished without a click, reading no more once
+// finished, and a run whose process is gone (pictures in h18w/).
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -23,7 +26,8 @@ import { TEMPLATES } from '../../common/spec/index';
 import type { HubHealthReader } from '../../main/health/service';
 import { injectedReader } from '../../main/health/testing';
 import { buildRef, lab3Waves } from '../../common/upgrade/testing';
-import { readUpgradeRecord, runApply, upgradeRecordPath, writeUpgradeRecord } from '../../main/upgrade/apply-run';
+import { readUpgradeRecord, runApply, upgradeLivePath, upgradeRecordPath, writeUpgradeLive, writeUpgradeRecord } from '../../main/upgrade/apply-run';
+import { foldLive, startLive, UpgradeLive } from '../../common/upgrade/progress';
 import { SimCluster, writeDeployJournal } from '../../main/upgrade/testing';
 import type { BridgeServer, UiSession } from './session';
 import { bridgeSession, screensDir, shots as shotsOf } from './session';
@@ -31,6 +35,7 @@ import { bridgeSession, screensDir, shots as shotsOf } from './session';
 const SCREENS = screensDir('h17r');
 const DRAWER_SCREENS = screensDir('h18m');
 const H17U_SCREENS = screensDir('h17u');
+const H18W_SCREENS = screensDir('h18w');
 const TAKE_SCREENS = process.env.KUBEDOS_E2E_SCREENS === '1';
 const root = mkdtempSync(join(tmpdir(), 'kd-h17h-topology-'));
 const ws = join(root, 'ws');
@@ -264,5 +269,70 @@ describe('topology live health', () => {
     ]);
     expect(session.pageErrors).toEqual([]);
     if (TAKE_SCREENS) await shotsOf(page, H17U_SCREENS, 'pipeline-upgrade', { schemes: 'both' });
+  });
+
+  it('the Pipeline view follows a run of the apply loop while it runs (paused mid-way at w-1), then shows the finished record without a click', async () => {
+    const env = { KUBEDOS_WORKSPACE: ws };
+    const N = buildRef('2026.12.1');
+    const N2 = buildRef('2026.12.3');
+    const sim = new SimCluster(join(root, 'sim-live'), ['cp-1', 'w-1', 'master'], N);
+    const MiB = 1048576;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let paused!: () => void;
+    const atPause = new Promise<void>((r) => (paused = r));
+    sim.duringWrite = async (node, _slot, progress) => {
+      if (node !== 'w-1') return;
+      progress({ bytes: 1234 * MiB, total: 2048 * MiB, rate: 52 * MiB });
+      paused();
+      await held;
+    };
+    const path = upgradeRecordPath('lab-3', env);
+    let t = 1_000;
+    const run = runApply({ waves: lab3Waves(), from: N, target: N2, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), livePath: upgradeLivePath('lab-3', env), now: () => t, sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000 });
+    try {
+      await atPause;
+      // The panel read the record before this run began: one Reload finds the run; from then on it reads by itself.
+      await page.getByTestId('upgrade-reload').click();
+      await expect.poll(() => page.getByTestId('upgrade-live').getAttribute('data-live-state'), { timeout: 15_000 }).toBe('running');
+      expect(await page.getByTestId('upgrade-live-line').textContent()).toBe('Upgrading to 2026.12.3 — wave 2 of 3: w-1 writing slot B, 1,234 of 2,048 MiB, 52.0 MiB/s');
+      const steps = await page.getByTestId('upgrade-node').evaluateAll((els) => els.map((e) => [e.getAttribute('data-node'), e.querySelector('[data-testid="upgrade-live-step"]')?.textContent ?? null]));
+      expect(steps).toEqual([
+        ['master', null],
+        ['cp-1', 'now: converged'],
+        ['w-1', 'now: writing slot B, 1,234 of 2,048 MiB, 52.0 MiB/s'],
+      ]);
+      expect(session.pageErrors).toEqual([]);
+      if (TAKE_SCREENS) await shotsOf(page, H18W_SCREENS, 'pipeline-upgrade-live', { schemes: 'both' });
+    } finally {
+      release();
+    }
+    expect((await run).kind).toBe('done');
+    // No click: the panel's own reads (every 3 s while the run is live) find it finished and stop.
+    await expect.poll(() => page.getByTestId('upgrade-live').getAttribute('data-live-state'), { timeout: 20_000 }).toBe('finished');
+    expect(await page.getByTestId('upgrade-live-line').textContent()).toBe('Upgrade to 2026.12.3: done');
+    expect(await page.getByTestId('upgrade-verdict').textContent()).toBe('2026.12.3: 3 of 3 nodes written');
+    expect(await page.getByTestId('upgrade-live-step').count()).toBe(0);
+    expect(session.pageErrors).toEqual([]);
+    if (TAKE_SCREENS) await shotsOf(page, H18W_SCREENS, 'pipeline-upgrade-finished', { schemes: 'both' });
+
+    // Finished: no more reads. A live file that says running again is not seen until Reload.
+    const livePath = upgradeLivePath('lab-3', env);
+    const finished = UpgradeLive.parse(JSON.parse(readFileSync(livePath, 'utf8')));
+    const again = foldLive(startLive({ pid: process.pid, kind: 'upgrade', target: N2, waves: lab3Waves(), at: 1 }), { node: 'master', step: 'reboot', slot: 'B', detail: 'rebooting into slot B' }, 2);
+    writeUpgradeLive(livePath, again);
+    await page.waitForTimeout(7_000); // more than two of the panel's 3 s reads
+    expect(await page.getByTestId('upgrade-live').getAttribute('data-live-state')).toBe('finished');
+    await page.getByTestId('upgrade-reload').click();
+    await expect.poll(() => page.getByTestId('upgrade-live-line').textContent(), { timeout: 15_000 }).toBe('Upgrading to 2026.12.3 — wave 3 of 3: master rebooting into slot B');
+    // Its process dies (a pid that ended): the panel's own read says so, never as running, and stops reading.
+    const dead = spawnSync('true').pid;
+    writeUpgradeLive(livePath, { ...again, pid: dead });
+    await expect.poll(() => page.getByTestId('upgrade-live').getAttribute('data-live-state'), { timeout: 15_000 }).toBe('gone');
+    expect(await page.getByTestId('upgrade-live').textContent()).toBe(`the upgrade process (pid ${dead}) is gone: it was interrupted at master (rebooting into slot B); rerun kubedos upgrade with the 2026.12.3 build to continue, or kubedos upgrade --rollback`);
+    expect(await page.getByTestId('upgrade-live-step').count()).toBe(0);
+    expect(session.pageErrors).toEqual([]);
+    if (TAKE_SCREENS) await shotsOf(page, H18W_SCREENS, 'pipeline-upgrade-gone', { schemes: 'both' });
+    writeUpgradeLive(livePath, finished);
   });
 });

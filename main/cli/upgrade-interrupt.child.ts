@@ -11,6 +11,7 @@ import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import type { GuestExecResult, SubstrateDriver } from '../substrate/driver';
 import { VmNodeOps } from '../upgrade/vm-ops';
+import { slotWriteDetail } from '../../common/upgrade/progress';
 import type { CliCommand } from './command';
 import { main } from './main';
 
@@ -41,7 +42,7 @@ const holdSlot: CliCommand = {
     const alive = setInterval(() => undefined, 1000);
     const ops = new VmNodeOps({ spec, plan: plan(spec), driver, env: io.env, artifactDir: artifactDir!, converge: () => Promise.resolve() });
     try {
-      await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: '0'.repeat(64) }, { signal: io.signal, onProgress: (d) => io.err(d) });
+      await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: '0'.repeat(64) }, { signal: io.signal, onProgress: (p) => io.err(slotWriteDetail(p)) });
       return 0;
     } catch (err) {
       // As `kubedos upgrade` reports a cancelled run (its report(): exit 130); any other end is 1.

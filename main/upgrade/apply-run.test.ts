@@ -6,7 +6,10 @@ import type { BuildRef } from '../../common/upgrade/agent';
 import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import type { ApplyEvent, UpgradeRecord } from './apply-run';
-import { readUpgradeRecord, runApply, runRollback, writeUpgradeRecord } from './apply-run';
+import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, writeUpgradeRecord } from './apply-run';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { UpgradeLive } from '../../common/upgrade/progress';
 import { SimCluster } from './testing';
 
 afterAll(removeTempDirs);
@@ -252,5 +255,55 @@ describe('runApply: each node converged on N+1 after its gate (its new slot keep
     expect(await runApply({ waves, from: N, target: N1, ops: sim, record, kubernetes: true, ...clock })).toMatchObject({ kind: 'done' });
     expect(sim.calls.slice(0, 3)).toEqual(['converge cp-1', 'uncordon cp-1', 'write w-1 B 0.2.0']);
     expect(sim.cordoned.size).toBe(0);
+  });
+
+  it('keeps the live file next to the record while it runs: each node\'s last step, a write\'s progress at most once a second, then how the run ended', async () => {
+    const { sim, record, clock } = setup();
+    const N1 = build('0.2.0');
+    const env = { KUBEDOS_WORKSPACE: join(tempDir(`kd18w-live-${seq++}-`), 'ws') };
+    const livePath = upgradeLivePath('lab-3', env);
+    const read = (): UpgradeLive => UpgradeLive.parse(JSON.parse(readFileSync(livePath, 'utf8')));
+    const MiB = 1048576;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let paused!: () => void;
+    const atPause = new Promise<void>((r) => (paused = r));
+    const seen: UpgradeLive[] = [];
+    sim.duringWrite = async (node, _slot, progress) => {
+      if (node !== 'w-1') return;
+      progress({ bytes: 100 * MiB, total: 2048 * MiB, rate: 50 * MiB });
+      seen.push(read());
+      progress({ bytes: 200 * MiB, total: 2048 * MiB, rate: 50 * MiB }); // the same second of the loop's clock: not written
+      seen.push(read());
+      await clock.sleep(1_000);
+      progress({ bytes: 1234 * MiB, total: 2048 * MiB, rate: 52 * MiB });
+      paused();
+      await held;
+    };
+    const run = runApply({ waves, from: N, target: N1, ops: sim, record, livePath, pid: 4242, ...clock, pollMs: 1000 });
+    await atPause;
+    const mid = read();
+    expect(mid).toMatchObject({ pid: 4242, kind: 'upgrade', target: N1, startedAt: 1_000, current: 'w-1', waves: [['cp-1'], ['w-1'], ['master']] });
+    expect(mid.end).toBeUndefined();
+    expect(mid.nodes).toEqual({
+      'cp-1': { step: 'converge', detail: 'converged on 0.2.0', slot: 'B' },
+      'w-1': { step: 'progress', detail: '1,234 of 2,048 MiB, 52.0 MiB/s', slot: 'B', progress: { bytes: 1234 * MiB, total: 2048 * MiB, rate: 52 * MiB } },
+    });
+    expect(seen.map((l) => l.nodes['w-1']?.progress?.bytes)).toEqual([100 * MiB, 100 * MiB]);
+    expect(statSync(livePath).mode & 0o777).toBe(0o600);
+    expect(existsSync(`${livePath}.tmp`)).toBe(false);
+    release();
+    expect((await run).kind).toBe('done');
+    const end = read();
+    expect(end.end).toMatchObject({ kind: 'done', message: '3 nodes on 0.2.0: cp-1, w-1, master' });
+    expect(Object.keys(end.nodes)).toEqual(['cp-1', 'master', 'w-1']);
+
+    // A stop: the file names the node and the reason (a stop that marks nothing bad is in no record).
+    sim.duringWrite = () => undefined;
+    sim.powerOffDuringWrite = (node) => (node === 'cp-1' ? 'connection reset' : undefined);
+    const N2 = build('0.3.0');
+    const stop = await runApply({ waves, from: N, target: N2, ops: sim, record, livePath, ...clock, pollMs: 1000 });
+    expect(stop.kind).toBe('stop');
+    expect(read()).toMatchObject({ pid: process.pid, target: N2, end: { kind: 'stop', node: 'cp-1', message: expect.stringMatching(/^upgrade to 0\.3\.0 stopped at cp-1: writing slot A failed: connection reset/) } });
   });
 });

@@ -13,7 +13,8 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
-import { ROLLBACK_REASON, UpgradeRecord } from '../../common/upgrade/progress';
+import type { ApplyEvent, SlotWriteProgress, UpgradeLive } from '../../common/upgrade/progress';
+import { endLive, foldLive, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeRecord } from '../../common/upgrade/progress';
 import type { ApplyAction, ApplyNode, ApplyStep } from '../../common/upgrade/apply';
 import { GATE_DEADLINE_MS, nextApplyAction, planRollback } from '../../common/upgrade/apply';
 import { parseBootStatus } from '../../common/upgrade/observe';
@@ -35,7 +36,7 @@ export interface NodeOps {
    */
   triedMetrics?(node: string, slot: Slot, signal?: AbortSignal): Promise<string | undefined>;
   /** Write `target` into `slot` and stage its try (kubedos-slot-write). Throws when the node refused. */
-  writeSlot(node: string, slot: Slot, target: BuildRef, o: { signal?: AbortSignal; onProgress?: (detail: string) => void }): Promise<void>;
+  writeSlot(node: string, slot: Slot, target: BuildRef, o: { signal?: AbortSignal; onProgress?: (p: SlotWriteProgress) => void }): Promise<void>;
   reboot(node: string, signal?: AbortSignal): Promise<void>;
   /** `kubedos-boot try SLOT 1` (the rollback's one try of the previous slot). */
   tryOnce(node: string, slot: Slot, signal?: AbortSignal): Promise<void>;
@@ -53,13 +54,8 @@ export interface NodeOps {
   converge(node: string, signal?: AbortSignal): Promise<void>;
 }
 
-export type ApplyStepName = 'observe' | 'write' | 'progress' | 'drain' | 'reboot' | 'converge' | 'uncordon' | 'wait' | 'cancel' | 'rollback' | 'stop' | 'done' | 'refuse';
-
-export interface ApplyEvent {
-  node?: string;
-  step: ApplyStepName;
-  detail: string;
-}
+// The events' shape is the workbench's too (common/upgrade/progress.ts: folded into the live file).
+export type { ApplyEvent, ApplyStepName } from '../../common/upgrade/progress';
 
 // The record's shape is the workbench's too (common/upgrade/progress.ts: the Pipeline view's reading of it).
 export { UpgradeRecord };
@@ -77,12 +73,71 @@ export function readUpgradeRecord(path: string): UpgradeRecord {
   return parsed.data;
 }
 
-export function writeUpgradeRecord(path: string, r: UpgradeRecord): void {
+const byNode = <T>(o: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+
+/** Writes a private JSON file whole: a temporary file renamed over it (a reader never sees half of it). */
+function writePrivateJson(path: string, value: unknown): void {
   makePrivateDir(dirname(path));
-  const byNode = <T>(o: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), slots: byNode(r.slots), bad: r.bad, ...(r.converged ? { converged: byNode(r.converged) } : {}) };
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(sorted, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${path}.tmp`, path);
+}
+
+export function writeUpgradeRecord(path: string, r: UpgradeRecord): void {
+  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), slots: byNode(r.slots), bad: r.bad, ...(r.converged ? { converged: byNode(r.converged) } : {}) };
+  writePrivateJson(path, sorted);
+}
+
+/**
+ * The live run next to the record (common/upgrade/progress.ts UpgradeLive): written whole after
+ * every event of the loop, `progress` events at most once a second. At the end it stays, saying how
+ * the run ended (done / stopped at a node and why / refused / cancelled): a stop that marks no build
+ * bad (a node that did not answer, a cancel) is not in the record, and the Pipeline view shows it
+ * from here. The next run replaces it.
+ */
+export const UPGRADE_LIVE_FILE = 'upgrade/live.json';
+
+export function upgradeLivePath(cluster: string, env: NodeJS.ProcessEnv): string {
+  return join(clusterWorkspace(cluster, env), UPGRADE_LIVE_FILE);
+}
+
+export function writeUpgradeLive(path: string, live: UpgradeLive): void {
+  writePrivateJson(path, { ...live, nodes: byNode(live.nodes) });
+}
+
+/** At most one `progress` write per this many ms of the loop's clock. */
+const LIVE_PROGRESS_EVERY_MS = 1_000;
+
+/** Runs `loop` with the live file kept at `input.livePath` (when set): its events folded in, its end written. */
+async function withLive(kind: UpgradeLive['kind'], input: LoopInput & { target: BuildRef }, loop: (input: LoopInput & { target: BuildRef }) => Promise<ApplyOutcome>): Promise<ApplyOutcome> {
+  const path = input.livePath;
+  if (!path) return loop(input);
+  const now = input.now ?? Date.now;
+  let live = startLive({ pid: input.pid ?? process.pid, kind, target: input.target, waves: input.waves, at: now() });
+  // When the last `progress` event was written; any other event writes at once and resets it (a write's first progress is shown).
+  let progressAt = -Infinity;
+  const write = (): void => writeUpgradeLive(path, live);
+  write();
+  const onEvent = (e: ApplyEvent): void => {
+    live = foldLive(live, e, now());
+    if (e.step !== 'progress') {
+      progressAt = -Infinity;
+      write();
+    } else if (now() - progressAt >= LIVE_PROGRESS_EVERY_MS) {
+      progressAt = now();
+      write();
+    }
+    input.onEvent?.(e);
+  };
+  try {
+    const end = await loop({ ...input, onEvent });
+    live = endLive(live, { kind: end.kind, ...(end.kind === 'stop' ? { node: end.node } : {}), message: end.message }, now());
+    return end;
+  } catch (err) {
+    live = endLive(live, { kind: 'stop', message: `the ${kind} ended with an error: ${errText(err)}` }, now());
+    throw err;
+  } finally {
+    write();
+  }
 }
 
 /** What the apply loop and the rollback share. */
@@ -95,6 +150,10 @@ interface LoopInput {
   /** Called after every change of the record (persist it). */
   saveRecord?: (r: UpgradeRecord) => void;
   onEvent?: (e: ApplyEvent) => void;
+  /** Keep the live run here while the loop runs (upgradeLivePath); none when unset. */
+  livePath?: string;
+  /** The pid the live file names (default: this process's). */
+  pid?: number;
   signal?: AbortSignal;
   gateDeadlineMs?: number;
   /** The spec runs Kubernetes (kubernetes.enabled): drain each node before its reboot, uncordon it after its gate. */
@@ -162,7 +221,11 @@ function loopSettings(input: LoopInput): { now: () => number; sleep: (ms: number
 }
 
 /** Runs an upgrade to `target` until every node of the waves runs it, or it stops. */
-export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
+export function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
+  return withLive('upgrade', input, (i) => applyLoop({ ...input, ...i }));
+}
+
+async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   const { waves, from, target, ops, record, signal } = input;
   const { now, sleep, pollMs, deadlineMs, emit } = loopSettings(input);
   const save = (): void => input.saveRecord?.(record);
@@ -263,14 +326,14 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: cordon ? `${a.message}\n${cordon}` : a.message };
       }
       case 'write': {
-        emit({ node: a.node, step: 'write', detail: `wave ${a.wave}: writing ${target.version} into slot ${a.slot}` });
+        emit({ node: a.node, step: 'write', slot: a.slot, detail: `wave ${a.wave}: writing ${target.version} into slot ${a.slot}` });
         try {
-          await ops.writeSlot(a.node, a.slot, target, { ...(signal ? { signal } : {}), onProgress: (detail) => emit({ node: a.node, step: 'progress', detail }) });
+          await ops.writeSlot(a.node, a.slot, target, { ...(signal ? { signal } : {}), onProgress: (p) => emit({ node: a.node, step: 'progress', slot: a.slot, detail: slotWriteDetail(p), progress: p }) });
           record.slots[a.node] = { ...slotsOf(record, a.node, from), [a.slot]: target };
           record.target = target; // what --rollback returns from: only a build some node received
           save();
           steps[a.node] = { kind: 'write', slot: a.slot, ok: true };
-          emit({ node: a.node, step: 'write', detail: `slot ${a.slot} written and read back; the next boot tries it` });
+          emit({ node: a.node, step: 'write', slot: a.slot, detail: `slot ${a.slot} written and read back; the next boot tries it` });
         } catch (err) {
           if (signal?.aborted) continue; // said as a cancel on the next turn
           steps[a.node] = { kind: 'write', slot: a.slot, ok: false, error: errText(err) };
@@ -324,7 +387,7 @@ export async function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
         break;
       case 'reboot':
         steps[a.node] = { kind: 'reboot', slot: a.slot, at: now() };
-        emit({ node: a.node, step: 'reboot', detail: `rebooting into slot ${a.slot}` });
+        emit({ node: a.node, step: 'reboot', slot: a.slot, detail: `rebooting into slot ${a.slot}` });
         try {
           await ops.reboot(a.node, signal);
         } catch (err) {
@@ -356,7 +419,11 @@ export interface RollbackRunInput extends LoopInput {
  * order (reverse waves), one try of its previous slot, reboot, until that slot is active (its gate
  * passed). The target is recorded as bad first: it is not applied again.
  */
-export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome> {
+export function runRollback(input: RollbackRunInput): Promise<ApplyOutcome> {
+  return withLive('rollback', input, rollbackLoop);
+}
+
+async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
   const { waves, from, target, ops, record, signal } = input;
   const { now, sleep, pollMs, deadlineMs, emit } = loopSettings(input);
   const nodes = waves.flatMap((w) => w.nodes);
@@ -404,7 +471,7 @@ export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome
       return { kind: 'stop', node: s.node, reason, ...(fellBackTo ? { fellBackTo } : {}), message };
     };
     if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled before ${s.node}; ${plural(back.length, 'node')} back (${firstFew(back) || 'none'})` };
-    emit({ node: s.node, step: 'rollback', detail: `wave ${s.wave}: one try of slot ${s.to} (the previous build), then reboot` });
+    emit({ node: s.node, step: 'rollback', slot: s.to, detail: `wave ${s.wave}: one try of slot ${s.to} (the previous build), then reboot` });
     try {
       await ops.tryOnce(s.node, s.to, signal);
     } catch (err) {
@@ -423,7 +490,7 @@ export async function runRollback(input: RollbackRunInput): Promise<ApplyOutcome
       }
     }
     const at = now();
-    emit({ node: s.node, step: 'reboot', detail: `rebooting into slot ${s.to}` });
+    emit({ node: s.node, step: 'reboot', slot: s.to, detail: `rebooting into slot ${s.to}` });
     await ops.reboot(s.node, signal).catch((err: unknown) => emit({ node: s.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
     for (;;) {
       if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled while ${s.node} reboots into slot ${s.to}` };

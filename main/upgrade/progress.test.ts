@@ -8,7 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import type { UpgradeRecord } from './apply-run';
-import { readUpgradeRecord, runApply, runRollback, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
+import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeLive, writeUpgradeRecord } from './apply-run';
+import { spawnSync } from 'node:child_process';
+import { foldLive, startLive } from '../../common/upgrade/progress';
 import { readUpgradeProgress } from './progress';
 import { SimCluster } from './testing';
 
@@ -93,5 +95,22 @@ describe('upgrade progress from the slot record', () => {
     expect(readUpgradeProgress('lab-3', PLAN, env).error).toMatch(/upgrade\/record\.json: the upgrade record does not parse .*restore it from a backup/);
     writeFileSync(path, '{');
     expect(readUpgradeProgress('lab-3', PLAN, env).error).toMatch(/upgrade\/record\.json: the upgrade record cannot be read \(.*JSON.*\); restore it from a backup/);
+  });
+
+  it('a live file whose process is gone: reported as interrupted with what to do, never as running; with no record yet every node reads not written', () => {
+    const { env } = setup();
+    // A pid that existed and ended: no process has it now (pids are not reused this soon).
+    const dead = spawnSync('true').pid;
+    const live = foldLive(startLive({ pid: dead, kind: 'upgrade', target: N1, waves: lab3Waves(), at: 1_000 }), { node: 'cp-1', step: 'reboot', slot: 'B', detail: 'rebooting into slot B' }, 2_000);
+    writeUpgradeLive(upgradeLivePath('lab-3', env), live);
+    const r = readUpgradeProgress('lab-3', PLAN, env);
+    expect(r.error).toBeUndefined();
+    expect(r.live).toEqual({ state: 'gone', run: live, message: `the upgrade process (pid ${dead}) is gone: it was interrupted at cp-1 (rebooting into slot B); rerun kubedos upgrade with the 0.2.0 build to continue, or kubedos upgrade --rollback` });
+    expect(r.progress?.nodes.map((n) => n.state)).toEqual(['not-written', 'not-written', 'not-written']);
+    // The same file written by this (living) process: running.
+    writeUpgradeLive(upgradeLivePath('lab-3', env), { ...live, pid: process.pid });
+    expect(readUpgradeProgress('lab-3', PLAN, env).live?.state).toBe('running');
+    writeFileSync(upgradeLivePath('lab-3', env), '{"pid":1}');
+    expect(readUpgradeProgress('lab-3', PLAN, env).error).toMatch(/upgrade\/live\.json: the live upgrade file does not parse .*rewritten by the next kubedos upgrade/);
   });
 });

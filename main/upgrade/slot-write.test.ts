@@ -27,6 +27,7 @@ import { VmNodeOps } from './vm-ops';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import type { SubstrateDriver } from '../substrate/driver';
+import { slotWriteDetail } from '../../common/upgrade/progress';
 
 const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
 const WRITE = join(UPGRADE, 'kubedos-slot-write');
@@ -316,7 +317,7 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     const ops = new VmNodeOps({ spec, plan: p, driver, env: process.env, artifactDir, tmpParent: root, converge: async () => undefined });
     const progress: string[] = [];
     try {
-      await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: 'x'.repeat(64) }, { onProgress: (d) => progress.push(d) });
+      await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: 'x'.repeat(64) }, { onProgress: (d) => progress.push(slotWriteDetail(d)) });
     } finally {
       await ops.close();
     }

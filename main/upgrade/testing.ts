@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
+import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import type { NodeOps } from './apply-run';
 import { UPGRADE_BOOT_TRIES } from './slot-image';
 import type { PipelineEvent } from '../../common/pipeline/events';
@@ -265,6 +266,8 @@ export class SimCluster implements NodeOps {
   refuseConverge: (node: string) => string | undefined = () => undefined;
   /** A gate that fails reboots the node before the foundry looks (its next boot in the same observation). */
   missGateWindow = false;
+  /** Runs while a slot is written, before it is read back: report progress, or hold the write (a test pausing the run mid-way). */
+  duringWrite: (node: string, slot: Slot, onProgress: (p: SlotWriteProgress) => void) => Promise<void> | void = () => undefined;
   /** Nodes cordoned now (kubectl drain cordons first; uncordon clears). */
   readonly cordoned = new Set<string>();
 
@@ -328,11 +331,12 @@ export class SimCluster implements NodeOps {
     return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
   }
 
-  async writeSlot(name: string, slot: Slot, target: BuildRef): Promise<void> {
+  async writeSlot(name: string, slot: Slot, target: BuildRef, o: { onProgress?: (p: SlotWriteProgress) => void } = {}): Promise<void> {
     const n = this.node(name);
     this.calls.push(`write ${name} ${slot} ${target.version}`);
     const refusal = this.refuseWrite(name);
     if (refusal) throw new Error(refusal);
+    await this.duringWrite(name, slot, (p) => o.onProgress?.(p));
     const cut = this.powerOffDuringWrite(name);
     if (cut) {
       // kubedos-slot-write stages the try only after its read-back: the cut leaves the environment block alone.

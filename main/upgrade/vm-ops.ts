@@ -24,7 +24,8 @@ import type { SubstrateDriver } from '../substrate/driver';
 import { terminalRoute } from '../terminal/pins';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { ApplyEvent, ApplyOutcome, NodeOps } from './apply-run';
-import { readUpgradeRecord, runApply, runRollback, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
+import type { SlotWriteProgress } from '../../common/upgrade/progress';
+import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
 import type { SlotScratch } from './slot-scratch';
@@ -130,7 +131,7 @@ export class VmNodeOps implements NodeOps {
     return p;
   }
 
-  async writeSlot(node: string, slot: Slot, _target: BuildRef, o: { signal?: AbortSignal; onProgress?: (detail: string) => void }): Promise<void> {
+  async writeSlot(node: string, slot: Slot, _target: BuildRef, o: { signal?: AbortSignal; onProgress?: (p: SlotWriteProgress) => void }): Promise<void> {
     const role = this.o.plan.nodes.find((x) => x.name === node)?.role;
     if (!role) throw new Error(`no node ${node} in the plan`);
     const image = await this.image(role, slot, o.signal);
@@ -147,7 +148,7 @@ export class VmNodeOps implements NodeOps {
         exec: (argv, opts) => driver.guestExec(vmid, argv, opts),
         image,
         ...(o.signal ? { signal: o.signal } : {}),
-        onProgress: (p) => o.onProgress?.(`${(p.bytes / 1048576).toFixed(0)} of ${(p.total / 1048576).toFixed(0)} MiB through a virtio-serial port, ${(p.rate / 1048576).toFixed(1)} MiB/s`),
+        onProgress: (p) => o.onProgress?.({ bytes: p.bytes, total: p.total, rate: p.rate, via: 'a virtio-serial port' }),
       });
       return;
     }
@@ -159,7 +160,7 @@ export class VmNodeOps implements NodeOps {
       privateKey: await this.key,
       image,
       ...(o.signal ? { signal: o.signal } : {}),
-      onProgress: (p) => o.onProgress?.(`${(p.bytes / 1048576).toFixed(0)} of ${(p.total / 1048576).toFixed(0)} MiB, ${(p.rate / 1048576).toFixed(1)} MiB/s`),
+      onProgress: (p) => o.onProgress?.({ bytes: p.bytes, total: p.total, rate: p.rate }),
     });
   }
 
@@ -285,7 +286,7 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   if (!ab.ok) return { kind: 'refuse', message: ab.message };
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
-  const common = { waves: r.waves, from: r.from, ops: r.ops, record, kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
+  const common = { waves: r.waves, from: r.from, ops: r.ops, record, kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
   if (r.to) return runApply({ ...common, target: r.to });
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   return runRollback({ ...common, target: record.target });

@@ -2,17 +2,47 @@
 // what `kubedos upgrade` wrote in clusters/<name>/upgrade/record.json): per node its state in that
 // upgrade (not written / written / rolled back, with the record's reason), what each slot holds
 // and which slot holds the target. Read when the view opens, for another cluster, after a run and
-// on Reload; one quiet line when no upgrade has run from this workspace.
-import { Alert, Badge, Button, Group, Table, Text, Title, useMantineColorScheme } from '@mantine/core';
+// on Reload; one quiet line when no upgrade has run from this workspace. While `kubedos upgrade`
+// runs (its live file, upgrade.progress `live`), a headline says what it does now, each node's row
+// its current step, and the panel reads again every few seconds, only while the run is live: it
+// stops once the run finished (its end shown) or its process is gone (said, with what to do).
+import { Alert, Badge, Button, Group, Loader, Table, Text, Title, useMantineColorScheme } from '@mantine/core';
 import { IconRefresh } from '@tabler/icons-react';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useStore } from 'zustand';
 import type { BuildRef, Slot } from '../../../common/upgrade/agent';
-import type { UpgradeNodeProgress, UpgradeNodeState, UpgradeProgress } from '../../../common/upgrade/progress';
+import type { UpgradeLiveReport, UpgradeNodeProgress, UpgradeNodeState, UpgradeProgress } from '../../../common/upgrade/progress';
+import { liveHeadline, liveStepText } from '../../../common/upgrade/progress';
 import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
 import { pipelineStore } from './store';
+
+/** How often the panel reads again while a live run is shown. */
+export const LIVE_READ_EVERY_MS = 3_000;
+
+const END_COLOR = { done: 'green', stop: 'orange', refuse: 'orange', cancelled: 'gray' } as const;
+
+/** The live run's line: what it does now (running), how it ended (finished), or that its process is gone. */
+function LiveLine({ live }: { live: UpgradeLiveReport }) {
+  if (live.state === 'gone') {
+    return (
+      <Alert color="orange" p={6} mt={4} data-testid="upgrade-live" data-live-state="gone">
+        <Text size="xs">{live.message}</Text>
+      </Alert>
+    );
+  }
+  const end = live.run.end;
+  return (
+    <Group gap={6} wrap="nowrap" mt={2} data-testid="upgrade-live" data-live-state={live.state} style={{ minWidth: 0 }}>
+      {live.state === 'running' ? <Loader size={12} /> : <Badge size="xs" color={end ? END_COLOR[end.kind] : 'gray'}>last run</Badge>}
+      <Text size="xs" fw={live.state === 'running' ? 600 : 400} title={end?.message} data-testid="upgrade-live-line" style={{ overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap', minWidth: 0 }}>
+        {liveHeadline(live.run)}
+        {end && end.kind !== 'done' ? ` — ${end.message.split('\n')[0]}` : ''}
+      </Text>
+    </Group>
+  );
+}
 
 const STATE_COLOR: Record<UpgradeNodeState, string> = { 'not-written': 'gray', written: 'blue', 'rolled-back': 'orange' };
 const STATE_TEXT: Record<UpgradeNodeState, string> = { 'not-written': 'not written', written: 'written', 'rolled-back': 'rolled back' };
@@ -67,7 +97,7 @@ export function UpgradePanel() {
   const text = useStore(analysisStore, (s) => s.text);
   const cluster = useStore(analysisStore, (s) => s.spec?.metadata.name);
   const status = useStore(pipelineStore, (s) => s.status);
-  const [last, setLast] = useState<{ progress?: UpgradeProgress; error?: string }>();
+  const [last, setLast] = useState<{ progress?: UpgradeProgress; live?: UpgradeLiveReport; error?: string }>();
   // The text at the time of the read: read again for another cluster, not for every keystroke.
   const latest = useRef(text);
   latest.current = text;
@@ -87,14 +117,23 @@ export function UpgradePanel() {
   useEffect(() => {
     if (status === 'done' || status === 'failed' || status === 'cancelled') read();
   }, [status, read]);
+  // A live run: read again every few seconds until it finished or its process is gone; otherwise no polling.
+  const running = last?.live?.state === 'running';
+  useEffect(() => {
+    if (!running) return undefined;
+    const t = setInterval(read, LIVE_READ_EVERY_MS);
+    return () => clearInterval(t);
+  }, [running, read]);
   if (!text || !cluster || !last) return null;
   const p = last.progress;
+  const live = last.live;
+  const nowAt = (node: string) => (live?.state === 'running' ? live.run.nodes[node] : undefined);
   const reload = (
     <Button size="compact-xs" variant="subtle" leftSection={<IconRefresh size={12} />} onClick={read} title={`read ${cluster}'s upgrade record again`} data-testid="upgrade-reload">
       Reload
     </Button>
   );
-  if (!p && !last.error) {
+  if (!p && !last.error && !live) {
     return (
       <Group gap="xs" px="xs" pt={4} wrap="nowrap">
         <Text size="xs" c="dimmed" data-testid="upgrade-none">
@@ -118,6 +157,7 @@ export function UpgradePanel() {
         </Group>
         {reload}
       </Group>
+      {live && <LiveLine live={live} />}
       {last.error && (
         <Alert color="orange" p={6} mt={4} data-testid="upgrade-error">
           <Text size="xs">{last.error}</Text>
@@ -149,7 +189,16 @@ export function UpgradePanel() {
                 <Table.Td>
                   <SlotCell n={n} slot="B" {...(p.target ? { target: p.target } : {})} />
                 </Table.Td>
-                <Table.Td c="dimmed">{n.reason ?? (n.state === 'written' ? `slot ${n.targetSlot} holds ${p.target?.version}; the slot it booted is on its Topology box` : '')}</Table.Td>
+                {(() => {
+                  const step = nowAt(n.node);
+                  return step ? (
+                    <Table.Td fw={600} data-testid="upgrade-live-step" title={step.detail}>
+                      now: {liveStepText(step)}
+                    </Table.Td>
+                  ) : (
+                    <Table.Td c="dimmed">{n.reason ?? (n.state === 'written' ? `slot ${n.targetSlot} holds ${p.target?.version}; the slot it booted is on its Topology box` : '')}</Table.Td>
+                  );
+                })()}
               </Table.Tr>
             ))}
           </Table.Tbody>
