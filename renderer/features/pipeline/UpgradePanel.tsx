@@ -79,7 +79,8 @@ function SlotCell({ n, slot, target }: { n: UpgradeNodeProgress; slot: Slot; tar
   );
 }
 
-function Summary({ p }: { p: UpgradeProgress }) {
+/** `done`: no live run, or the live run finished done — only then is "all written" shown as green (a run gone or stopped mid-way is not a success). */
+function Summary({ p, done }: { p: UpgradeProgress; done: boolean }) {
   if (!p.target) return null;
   const written = p.nodes.filter((n) => n.state !== 'not-written').length;
   return p.stopped ? (
@@ -87,7 +88,7 @@ function Summary({ p }: { p: UpgradeProgress }) {
       {p.target.version} rolled back at {p.stopped.node}
     </Badge>
   ) : (
-    <Badge color={written === p.nodes.length ? 'green' : 'blue'} data-testid="upgrade-verdict">
+    <Badge color={written === p.nodes.length && done ? 'green' : 'blue'} data-testid="upgrade-verdict">
       {p.target.version}: {written} of {plural(p.nodes.length, 'node')} written
     </Badge>
   );
@@ -148,7 +149,7 @@ export function UpgradePanel() {
       <Group gap="xs" justify="space-between" wrap="nowrap">
         <Group gap="xs" wrap="wrap">
           <Title order={6}>Upgrade</Title>
-          {p && <Summary p={p} />}
+          {p && <Summary p={p} done={!live || (live.state === 'finished' && live.run.end?.kind === 'done')} />}
           {p?.stopped && (
             <Text size="xs" data-testid="upgrade-stopped">
               <b>{p.stopped.node}:</b> {p.stopped.reason}
