@@ -114,6 +114,7 @@ describe('the restore run', () => {
     expect(f.calls).toEqual(['deploy:provision']);
     expect(r.result.failures[0]).toMatchObject({ stage: 'deploy' });
     expect(r.result.failures[0]!.message).toBe('deploy stopped: provision: fake provision failed on pass 1; etcd was not touched');
+    expect(r.result.failures[0]!.hint).toMatch(/^fix the fake; then run the same restore again \(it resumes this workspace and the deploy's journal\): /); // the deploy's own next step first
     expect(r.result.failures[0]!.hint).toContain(`kubedos restore ${f.bundleDir} --artifact ${f.artifactDir} --recovery-key ${f.identityFile} --target qemu-local --expect-key restore-proof`);
     const ws = clusterWorkspace('lab-3', env);
     expect(timelinePhases(ws)).toEqual(['verify', 'workspace', 'deploy']);

@@ -16,7 +16,7 @@ import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import { RESTORE_STAGES, RESTORE_STAGES_WITH_TARGET } from '../../common/contract/restore';
-import type { PipelineEvent } from '../../common/pipeline/events';
+import type { FailureDetail, PipelineEvent } from '../../common/pipeline/events';
 import { BundleManifest, BUNDLE_PATHS } from '../bundle/schema';
 import type { DeployStart } from '../deploy/start';
 import { prepareDeploy } from '../deploy/start';
@@ -75,6 +75,18 @@ export function restoreRerunCommand(r: Pick<RestoreRunRequest, 'bundleDir' | 'ar
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
+/** The deploy's failures in one line ("provision/cp-1: …; seal: …"), or "cancelled". */
+const failuresLine = (failures: readonly FailureDetail[]): string => failures.map((f) => `${f.stage}${f.node ? `/${f.node}` : ''}: ${f.message.split('\n')[0]}`).join('; ') || 'cancelled';
+
+/** The first failure's node, command and stderr tail, for the restore stage's own failure (the workbench shows them). */
+const failureWhere = (failures: readonly FailureDetail[]): Omit<FailureDetail, 'stage' | 'message' | 'hint'> => {
+  const f = failures[0];
+  return { ...(f?.node ? { node: f.node } : {}), ...(f?.command ? { command: f.command } : {}), ...(f?.exitCode !== undefined ? { exitCode: f.exitCode } : {}), ...(f?.stderrTail ? { stderrTail: f.stderrTail } : {}) };
+};
+
+/** The first failure's own next step, then the restore's. */
+const thenRerun = (failures: readonly FailureDetail[], rerun: string): string => `${failures[0]?.hint ? `${failures[0].hint}; then ` : ''}run the same restore again (it resumes this workspace and the deploy's journal): ${rerun}`;
+
 /**
  * The stages of one restore run; `out` receives what the run made. Every phase prints one line
  * "<phase>: <what it did> (<seconds>)" on stdout and goes into the timeline (restore-timeline.json),
@@ -105,7 +117,7 @@ export function restoreRunStages(req: RestoreRunRequest, out: RestoreRunResult =
   const deployEnv = (): NodeJS.ProcessEnv => ({ ...req.env, KUBEDOS_RECOVERY_IDENTITY_FILE: req.identityFile, KUBEDOS_OFFLINE: '1', [PREBUILT_ENV]: join(out.workspace!, WORKSPACE_LAYOUT.build) });
 
   /** One pass of the deploy on the restored workspace; its events go to onDeployEvent and, folded, to this stage. */
-  const deployOnce = async (ctx: StageContext, pass: string): Promise<{ ok: boolean; failures: string[] }> => {
+  const deployOnce = async (ctx: StageContext, pass: string): Promise<{ ok: boolean; failures: FailureDetail[] }> => {
     const v = verified!;
     let prepared;
     try {
@@ -121,7 +133,7 @@ export function restoreRunStages(req: RestoreRunRequest, out: RestoreRunResult =
         ...req.deployStart,
       });
     } catch (err) {
-      return { ok: false, failures: [(err as Error).message] };
+      return { ok: false, failures: [{ stage: 'start', message: (err as Error).message }] };
     }
     ctx.log(`${pass}: deploying ${v.cluster} to ${formatTarget(req.target!)} from the kept artifact (offline, workspace ${prepared.workspace})`, { stream: 'info' });
     const order: string[] = [];
@@ -142,7 +154,7 @@ export function restoreRunStages(req: RestoreRunRequest, out: RestoreRunResult =
           else if (e.type === 'log' && (e.stream === 'warn' || e.stream === 'stderr')) ctx.log(`[${e.stage}${e.node ? `/${e.node}` : ''}] ${e.line}`, { stream: 'info', ...(e.node ? { node: e.node } : {}) });
         },
       });
-      return { ok: result.ok, failures: result.failures.map((f) => `${f.stage}${f.node ? `/${f.node}` : ''}: ${f.message.split('\n')[0]}`) };
+      return { ok: result.ok, failures: result.failures };
     } finally {
       await prepared.close();
     }
@@ -179,7 +191,7 @@ export function restoreRunStages(req: RestoreRunRequest, out: RestoreRunResult =
     const t0 = Date.now();
     if (!existsSync(out.specPath!)) throw new StageError(`${out.specPath} is missing after the restore`, { hint: `run the same restore again: ${rerun}` });
     const r = await deployOnce(ctx, 'deploy');
-    if (!r.ok) throw failed('deploy', t0, new StageError(`deploy stopped: ${r.failures.join('; ') || 'cancelled'}; etcd was not touched`, { hint: `run the same restore again (it resumes this workspace and the deploy's journal): ${rerun}` }));
+    if (!r.ok) throw failed('deploy', t0, new StageError(`deploy stopped: ${failuresLine(r.failures)}; etcd was not touched`, { ...failureWhere(r.failures), hint: thenRerun(r.failures, rerun) }));
     record(ctx, 'deploy', t0, 'deploy converged');
     return {};
   });
@@ -230,7 +242,7 @@ export function restoreRunStages(req: RestoreRunRequest, out: RestoreRunResult =
     const r = await deployOnce(ctx, 'seal');
     const manifest = existsSync(join(bundle, BUNDLE_PATHS.manifest)) ? BundleManifest.safeParse(JSON.parse(readFileSync(join(bundle, BUNDLE_PATHS.manifest), 'utf8'))) : undefined;
     if (!r.ok || !manifest?.success) {
-      const why = !r.ok ? `the deploy's seal did not run through: ${r.failures.join('; ') || 'cancelled'}` : existsSync(bundle) ? `the new ${BUNDLE_PATHS.manifest} does not parse` : 'the deploy converged without writing a bundle';
+      const why = !r.ok ? `the deploy's seal did not run through: ${failuresLine(r.failures)}` : existsSync(bundle) ? `the new ${BUNDLE_PATHS.manifest} does not parse` : 'the deploy converged without writing a bundle';
       let kept: string;
       if (existsSync(bundle) && manifest?.success) {
         // The seal wrote (and verified) a new bundle before something later stopped: it holds the restored data.
@@ -241,7 +253,7 @@ export function restoreRunStages(req: RestoreRunRequest, out: RestoreRunResult =
         renameSync(aside, bundle);
         kept = `the bundle the restore's deploy sealed (before etcd was put back: its snapshot is not the restored data) is back in ${bundle}`;
       } else kept = `there is no bundle in ${bundle}`;
-      throw failed('seal', t0, new StageError(`seal again failed: ${why}; ${kept}`, { hint: `run the same restore again (it resumes, etcd is not restored twice) or move ${bundle} away and run kubedos deploy ${out.specPath} --target ${formatTarget(req.target!)}` }));
+      throw failed('seal', t0, new StageError(`seal again failed: ${why}; ${kept}`, { ...failureWhere(r.failures), hint: `${thenRerun(r.failures, rerun)} (etcd is not restored twice); or move ${bundle} away and run kubedos deploy ${out.specPath} --target ${formatTarget(req.target!)}` }));
     }
     rmSync(aside, { recursive: true, force: true });
     const snap = manifest.data.recovery?.etcdSnapshot;
