@@ -6,10 +6,13 @@
 // `kubedos restore BUNDLE --artifact DIR --recovery-key FILE --target qemu-local --expect-key K`
 // into a FRESH workspace root (no shared build inputs), run inside a network namespace with no
 // route and an nftables counter on every non-loopback packet: the VMs are rebuilt from the
-// artifact, etcd is put back from the snapshot on cp-1 through the guest agent, and the command
-// proves the identity. Asserts: same root CA fingerprint, same plan hash, the key readable
-// (through the CLI's proof and independently through the guest agent), 0 packets out; the
-// restore's timeline printed. Slow (three deploys under TCG): `npm run test:restore:vm`.
+// artifact, etcd is put back from the snapshot on cp-1 through the guest agent, the command
+// proves the identity, then seals the restored cluster again (the bundle its deploy sealed before
+// etcd was back moved aside, the deploy's seal run again). Asserts: same root CA fingerprint,
+// same plan hash, the key readable (through the CLI's proof and independently through the guest
+// agent), the restored workspace's own bundle holding an etcd snapshot with the key (a second
+// loss restores the data too), 0 packets out; the restore's timeline printed (verify, workspace,
+// deploy, etcd, seal). Slow (three deploys under TCG): `npm run test:restore:vm`.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +23,7 @@ import type { Plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { openRecovery } from '../../main/bundle/restorable';
 import { BUNDLE_PATHS } from '../../main/bundle/schema';
+import { BUNDLE_BEFORE_RESEAL } from '../../main/restore/run';
 import { ownershipTags } from '../../main/substrate/provision';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { certFingerprint } from '../../main/trust/ca';
@@ -131,7 +135,7 @@ describe('restore a deployed lab-3 from its bundle (qemu-local, TCG, offline)', 
       timeoutMs: 60 * 60_000,
       prefix: ['ip', 'netns', 'exec', NETNS],
     });
-    console.log(r.stdout.split('\n').filter((l) => /^(verify|workspace|deploy|etcd|identity|timeline|note)/.test(l)).join('\n'));
+    console.log(r.stdout.split('\n').filter((l) => /^(verify|workspace|deploy|etcd|identity|seal|timeline)/.test(l)).join('\n'));
     expect(r.status, r.stderr + r.stdout.slice(-3000)).toBe(0);
     mark(`kubedos restore --target qemu-local (${(r.ms / 1000).toFixed(0)} s)`);
     const counters = sh(['ip', 'netns', 'exec', NETNS, 'nft', 'list', 'table', 'inet', NFT_TABLE]).out;
@@ -150,7 +154,13 @@ describe('restore a deployed lab-3 from its bundle (qemu-local, TCG, offline)', 
     const got = await driverB.guestExec(cp.vmid, [...etcdctlOn(cp), 'get', KEY, '--print-value-only'], { timeoutS: 60 });
     expect(got.stdout.trim()).toBe(VALUE);
     const t = JSON.parse(readFileSync(join(wsRestored, 'restore-timeline.json'), 'utf8')) as { phases: { name: string; durationMs: number; detail: string }[]; proof?: { rootCaFingerprint: string; planSha256: string; etcd: { expectKey?: { key: string } } } };
-    expect(t.phases.map((x) => x.name)).toEqual(['verify', 'workspace', 'deploy', 'etcd']);
+    expect(t.phases.map((x) => x.name)).toEqual(['verify', 'workspace', 'deploy', 'etcd', 'seal']);
+    // Sealed again after etcd was back: the restored workspace's own bundle holds the key.
+    expect(r.stdout).toMatch(/^seal: sealed again after etcd was put back: .*etcd snapshot of \d+ bytes from cp-1/m);
+    expect(existsSync(join(wsRestored, BUNDLE_BEFORE_RESEAL))).toBe(false);
+    const resealed = await openRecovery(join(wsRestored, 'bundle'), readIdentityFile(idFile));
+    expect(resealed.etcdSnapshot?.node).toBe('cp-1');
+    expect(resealed.etcdSnapshot!.data.includes(Buffer.from(KEY))).toBe(true);
     expect(t.proof).toMatchObject({ rootCaFingerprint: rootFingerprint, planSha256, etcd: { expectKey: { key: KEY } } });
     for (const ph of t.phases) mark(`restore phase ${ph.name}: ${(ph.durationMs / 1000).toFixed(0)} s — ${ph.detail}`);
   }, 61 * 60_000);

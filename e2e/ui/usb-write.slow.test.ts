@@ -187,7 +187,7 @@ describe('restore from the Recovery view', () => {
     await page.getByTestId('restore-start').click();
     await expect.poll(() => page.getByTestId('restore-status').textContent(), { timeout: 60_000 }).toBe('done');
     for (const st of ['verify', 'workspace', 'timeline']) expect(await page.locator(`[data-testid=restore-stages] [data-stage="${st}"]`).getAttribute('data-state')).toBe('success');
-    expect(await page.getByTestId('restore-log').textContent()).toContain('not done from here: the VMs are not rebuilt');
+    expect(await page.getByTestId('restore-log').textContent()).toContain('workspace restored; deploy it with: kubedos deploy');
     expect(await page.getByTestId('restore-next').textContent()).toContain(`kubedos deploy ${into}/clusters/lab-3/spec.yaml --target TARGET`);
     expect(certFingerprint(readFileSync(join(into, 'clusters/lab-3/trust/root-ca.crt'), 'utf8'))).toBe(rootFingerprint);
     await page.getByTestId('restore-panel').scrollIntoViewIfNeeded();

@@ -2,7 +2,7 @@
 // tests): lab-3's plan, a small build directory made with attest.ts's own renderers and signed
 // with the cluster's build key (in the given KUBEDOS_WORKSPACE), real certificates from
 // main/trust/ca.ts, and node/hub facts as the firstboot stage would record them.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson, sha256Hex } from '../../common/canonical';
 import { plan as planOf, planJson } from '../../common/plan/index';
@@ -20,9 +20,16 @@ import { createRecoveryKey, encryptTo, recoveryDir, recoveryIdentityFileText, RE
 import { openSecretStore } from '../trust/secret-store';
 import { recoveryInput } from './recovery-input';
 import { wgKeyPair } from '../trust/wg-keys';
-import { clusterWorkspace } from '../workspace';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { BundleInputs, BundleRecoveryInput } from './write';
+import { writeBundle } from './write';
 import { stagesRecord } from './stages';
+import { BUNDLE_PATHS } from './schema';
+import type { DeployStart } from '../deploy/start';
+import type { StageDefinition } from '../pipeline/runner';
+import { StageError } from '../pipeline/runner';
+import type { ClusterEtcdRestoreRequest, RestoreIdentityProof } from '../restore/etcd-cluster';
+import { EtcdRestoreError, identityProof } from '../restore/etcd-cluster';
 
 export const FIXTURE_EPOCH = 1_700_000_000;
 
@@ -116,10 +123,10 @@ export async function recoveryFixture(fx: BundleFixture, identityFile: string): 
 
 const p = (fx: BundleFixture): string => fx.plan.cluster.name;
 
-/** The recovery material for writeBundle straight from a fixture workspace (as the seal builds it). */
-export async function recoveryInputOf(fx: BundleFixture): Promise<BundleRecoveryInput> {
+/** The recovery material for writeBundle straight from a fixture workspace (as the seal builds it), with an etcd snapshot if given. */
+export async function recoveryInputOf(fx: BundleFixture, etcdSnapshot?: { node: string; data: Uint8Array }): Promise<BundleRecoveryInput> {
   const store = await openSecretStore(join(fx.workspace, 'secrets'), await ageIdentity(fx.env));
-  return (await recoveryInput({ workspace: fx.workspace, cluster: fx.plan.cluster.name, env: fx.env, store })).input;
+  return (await recoveryInput({ workspace: fx.workspace, cluster: fx.plan.cluster.name, env: fx.env, store, ...(etcdSnapshot ? { etcdSnapshot } : {}) })).input;
 }
 
 /** Node facts for every plan node and the hub's facts, with real WireGuard public keys. */
@@ -191,4 +198,95 @@ export async function bundleFixture(root: string): Promise<BundleFixture> {
     stages: stagesRecord(journalFixture(runId, DEPLOY_STAGES), runId, summaries),
     signingKey,
   };
+}
+
+// Test fixture of a restore run (engine, CLI and IPC tests): a sealed lab-3 whose bundle holds an
+// etcd snapshot, its kept artifact and recovery identity, and in place of the VMs a fake deploy
+// DAG and a fake etcd restore. The fake DAG's seal behaves as the real one does for the re-seal:
+// it writes the workspace's bundle only when there is none in place, and what it writes is the
+// bundle of the cluster's CURRENT etcd (before the fake etcd restore ran: a bundle without a
+// snapshot; after: one with the snapshot), so a test sees which etcd a bundle was sealed from.
+export const FAKE_SNAPSHOT = Buffer.from('fake etcd snapshot with the key restore-proof');
+
+export interface RestoreRunFixture {
+  fx: BundleFixture;
+  /** The bundle to restore (with FAKE_SNAPSHOT) and the kept artifact, as on the stick. */
+  bundleDir: string;
+  artifactDir: string;
+  identityFile: string;
+  /** bundle.json sha256 of what the fake seal writes before / after the fake etcd restore. */
+  emptyEtcdBundleSha: string;
+  restoredBundleSha: string;
+  /** What ran, in order: 'deploy:<stage>' for the fake DAG's stages, 'etcd'. */
+  calls: string[];
+  /** Makes the fake DAG fail: the stage, on which of its passes (1 = first). */
+  failDeploy?: { stage: 'provision' | 'seal'; pass: number };
+  failEtcd?: boolean;
+  pipelineFor: NonNullable<DeployStart['pipelineFor']>;
+  etcd: (r: ClusterEtcdRestoreRequest) => Promise<RestoreIdentityProof>;
+  /** sha256 of the bundle.json in `dir` (undefined: none). */
+  bundleSha(dir: string): string | undefined;
+}
+
+const manifestSha = (dir: string): string | undefined => (existsSync(join(dir, BUNDLE_PATHS.manifest)) ? sha256Hex(readFileSync(join(dir, BUNDLE_PATHS.manifest))) : undefined);
+
+/** `a` is the sealing machine's workspace root; the stick's copies go to `stick`. */
+export async function restoreRunFixture(a: string, stick: string): Promise<RestoreRunFixture> {
+  const fx = await bundleFixture(a);
+  writeFakeBuild(fx.buildDir, fx.plan, fx.specText, fx.signingKey, true);
+  const identityFile = join(stick, 'recovery.txt');
+  await recoveryFixture(fx, identityFile);
+  const emptyEtcd = join(stick, 'sealed-empty-etcd');
+  cpSync(writeBundle({ ...fx, recovery: await recoveryInputOf(fx) }).dir, emptyEtcd, { recursive: true });
+  const bundleDir = join(stick, 'bundle');
+  cpSync(writeBundle({ ...fx, recovery: await recoveryInputOf(fx, { node: 'cp-1', data: FAKE_SNAPSHOT }) }).dir, bundleDir, { recursive: true });
+  const artifactDir = join(stick, 'artifact');
+  cpSync(fx.buildDir, artifactDir, { recursive: true });
+
+  let etcdRestored = false;
+  const passes = new Map<string, number>();
+  const f: RestoreRunFixture = {
+    fx,
+    bundleDir,
+    artifactDir,
+    identityFile,
+    emptyEtcdBundleSha: manifestSha(emptyEtcd)!,
+    restoredBundleSha: manifestSha(bundleDir)!,
+    calls: [],
+    bundleSha: manifestSha,
+    pipelineFor: (_source, options) => {
+      const stage = (name: string, needs: string[], run: () => void): StageDefinition => ({
+        name,
+        description: `fake ${name}`,
+        needs,
+        rerun: 'safe-rerun',
+        async run() {
+          const pass = (passes.get(name) ?? 0) + 1;
+          passes.set(name, pass);
+          f.calls.push(`deploy:${name}`);
+          if (f.failDeploy?.stage === name && f.failDeploy.pass === pass) throw new StageError(`fake ${name} failed on pass ${pass}`, { hint: 'fix the fake' });
+          run();
+          return {};
+        },
+      });
+      return {
+        stages: [
+          stage('provision', [], () => undefined),
+          stage('seal', ['provision'], () => {
+            const bundle = join(options.workspace!, WORKSPACE_LAYOUT.bundle);
+            if (!existsSync(bundle)) cpSync(etcdRestored ? bundleDir : emptyEtcd, bundle, { recursive: true });
+          }),
+        ],
+      };
+    },
+    async etcd(r) {
+      f.calls.push('etcd');
+      if (f.failEtcd) throw new EtcdRestoreError('fake etcd on cp-1 did not come up', { step: 'health', member: 'cp-1', command: ['etcdctl', 'endpoint', 'health'], stderrTail: 'context deadline exceeded', next: 'see journalctl -u etcd on cp-1', nothingStopped: false });
+      if (!r.snapshot.equals(FAKE_SNAPSHOT)) throw new Error('the fake etcd got another snapshot');
+      etcdRestored = true;
+      const cluster = certFingerprint(r.bundle.clusterCaPem);
+      return identityProof(r, { members: ['cp-1'], snapshotSha256: sha256Hex(r.snapshot), snapshotRevision: 42, revision: 43, clusterCaFingerprint: cluster, rootCaFingerprint: certFingerprint(r.bundle.rootCaPem), ...(r.expectKey ? { expectKey: { key: r.expectKey, bytes: 5 } } : {}), alreadyRestored: false });
+    },
+  };
+  return f;
 }

@@ -11,7 +11,7 @@ import type { EventChannel, EventOf } from '../../common/contract/index';
 import { decodeEnvelope } from '../../common/contract/index';
 import { EMPTY_RUN, foldEvent } from '../../common/pipeline/fold';
 import type { PipelineEvent } from '../../common/pipeline/events';
-import { bundleFixture, recoveryFixture, recoveryInputOf, writeFakeBuild } from '../bundle/testing';
+import { bundleFixture, recoveryFixture, recoveryInputOf, restoreRunFixture, writeFakeBuild } from '../bundle/testing';
 import { writeBundle } from '../bundle/write';
 import { certFingerprint } from '../trust/ca';
 import type { LsblkDevice } from '../usb/devices';
@@ -67,9 +67,9 @@ describe('usb over the contract', () => {
 });
 
 describe('restore.run', () => {
-  async function runToEnd(w: ReturnType<typeof wb>, payload: unknown): Promise<ReturnType<typeof foldEvent>> {
+  async function runToEnd(w: ReturnType<typeof wb>, payload: unknown, stages: string[] = ['verify', 'workspace', 'timeline']): Promise<ReturnType<typeof foldEvent>> {
     const started = (await call(w, 'restore.run', payload)) as { runId: string; stages: string[]; workspace: string };
-    expect(started.stages).toEqual(['verify', 'workspace', 'timeline']);
+    expect(started.stages).toEqual(stages);
     await expect.poll(() => events.some((e) => e.type === 'done' && e.runId === started.runId), { timeout: 30_000 }).toBe(true);
     return events.filter((e) => e.runId === started.runId).reduce((run, e) => foldEvent(run, e), EMPTY_RUN);
   }
@@ -92,8 +92,36 @@ describe('restore.run', () => {
     expect(run.status).toBe('done');
     expect(certFingerprint(readFileSync(join(into, 'clusters/lab-3/trust/root-ca.crt'), 'utf8'))).toBe(rootFingerprint);
     expect(existsSync(join(into, 'clusters/lab-3/restore-timeline.json'))).toBe(true);
-    const warned = events.filter((e) => e.type === 'log' && e.stream === 'warn').map((e) => (e as { line: string }).line);
-    expect(warned.join('\n')).toContain('not done from here: the VMs are not rebuilt');
+    const said = events.filter((e) => e.type === 'log' && e.stream === 'stdout').map((e) => (e as { line: string }).line);
+    expect(said.join('\n')).toMatch(/workspace restored; deploy it with: kubedos deploy .*restored\/clusters\/lab-3\/spec\.yaml --target TARGET/);
     await expect(call(wb(), 'restore.run', { cluster: 'lab-3', recoveryKey: 'relative.txt', into })).rejects.toThrow(/not an absolute path/);
+  });
+
+  it('with a target: the same engine run as kubedos restore --target, its deploy followed inside the run, sealed again', async () => {
+    const f = await restoreRunFixture(join(root, 'target-a'), mkdtempSync(join(root, 'target-stick-')));
+    const w = createWorkbench({
+      transport: 'websocket',
+      workspace: join(root, 'specs'),
+      env: { ...process.env, KUBEDOS_WORKSPACE: join(root, 'target-ws') },
+      emit: <C extends EventChannel>(channel: C, payload: EventOf<C>) => {
+        if (channel === 'pipeline.events') events.push(...(payload as PipelineEvent[]));
+      },
+      pipelines: { deploy: f.pipelineFor },
+      restoreEtcd: f.etcd,
+    });
+    const into = join(root, 'restored-target');
+    const payload = { cluster: 'lab-3', recoveryKey: f.identityFile, into, bundle: f.bundleDir, artifact: f.artifactDir, target: { kind: 'qemu-local' }, expectKey: 'restore-proof' };
+    const run = await runToEnd(w, payload, ['verify', 'workspace', 'deploy', 'etcd', 'seal', 'timeline']);
+    expect(run.failures).toEqual([]);
+    expect(run.status).toBe('done');
+    expect(f.calls).toEqual(['deploy:provision', 'deploy:seal', 'etcd', 'deploy:provision', 'deploy:seal']);
+    const lines = events.filter((e) => e.type === 'log' && e.runId === run.runId).map((e) => (e as { line: string }).line);
+    expect(lines.some((l) => l.startsWith('deploy: seal success'))).toBe(true); // the deploy's stages, live inside the run
+    expect(lines.some((l) => l.startsWith('seal: seal success'))).toBe(true); // and its second pass, the seal again
+    expect(lines.join('\n')).toMatch(/^identity: etcd on cp-1 at revision 43 \(snapshot 42\), key restore-proof readable/m);
+    expect(f.bundleSha(join(into, 'clusters/lab-3/bundle'))).toBe(f.restoredBundleSha);
+    // An expected key without a target is refused before anything runs.
+    await expect(call(w, 'restore.run', { cluster: 'lab-3', recoveryKey: f.identityFile, into: join(root, 'nowhere'), expectKey: 'k' })).rejects.toThrow(/an expected etcd key needs a target/);
+    await w.dispose();
   });
 });

@@ -9,8 +9,8 @@ import { usbList } from '../usb/index';
 import type { DeviceSource } from '../usb/index';
 import type { UsbBinding } from './usb';
 import { usbCancel, usbVerifyRun, usbWriteRun } from './usb';
-import type { RestoreRun } from '../restore/pipeline';
-import { restoreStages } from '../restore/pipeline';
+import type { RestoreRunRequest, RestoreRunResult } from '../restore/run';
+import { restoreRunStages } from '../restore/run';
 import { readIdentityFile } from '../trust/recovery';
 import { isAbsolute } from 'node:path';
 import { homedir } from 'node:os';
@@ -82,6 +82,8 @@ export interface WorkbenchOptions {
   healthReader?: HealthBinding['reader'];
   /** The disks the USB dialog may write (default: lsblk); the browser UI test shows loop devices as sticks. */
   usbSource?: DeviceSource;
+  /** How a restore run puts etcd back (default: restoreClusterEtcd, through the guest agents); tests inject one. */
+  restoreEtcd?: RestoreRunRequest['etcd'];
   /** Passed to every usb.write (the browser UI test holds a write mid-way with it). */
   usbAfterBytes?: UsbBinding['afterBytes'];
 }
@@ -114,6 +116,14 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     ...options.deploy,
   };
   const deploy = new DeployService(deployEnv);
+  /** How the workbench starts a deploy (deploy.run, and the deploy inside restore.run). */
+  const deployStart: NonNullable<RestoreRunRequest['deployStart']> = {
+    sshConfigPath: deployEnv.sshConfigPath,
+    knownHostsPath: deployEnv.knownHostsPath,
+    // Encrypted keys: only from the environment (the wizard has no passphrase prompt yet).
+    passphrase: async () => env.KUBEDOS_SSH_PASSPHRASE,
+    pipelineFor: deployFor,
+  };
   const terminals = new TerminalBinding(emit, env);
   const bounded = (): AbortSignal => AbortSignal.timeout(DEPLOY_CHECK_TIMEOUT_MS);
   const lifecycle: LifecycleBinding = {
@@ -201,10 +211,11 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
     'usb.write': (r) => usbWriteRun(usb, r),
     'usb.verify': (r) => usbVerifyRun(usb, r),
     'usb.cancel': () => usbCancel(usb),
-    'restore.run': async ({ cluster, recoveryKey, into, bundle, artifact }) => {
+    'restore.run': async ({ cluster, recoveryKey, into, bundle, artifact, target, expectKey, allowDestroy }) => {
       for (const [what, p] of [['recoveryKey', recoveryKey], ['into', into], ['bundle', bundle], ['artifact', artifact]] as const) {
         if (p !== undefined && !isAbsolute(p)) throw new DeployRequestError('restore.path', `${what}: ${p} is not an absolute path`, 'give the whole path, starting with /');
       }
+      if (expectKey !== undefined && !target) throw new DeployRequestError('restore.expect-key', 'an expected etcd key needs a target (etcd is put back on the deployed cluster)', 'pick the target to rebuild the cluster on, or leave the key empty');
       const ws = clusterWorkspace(cluster, env);
       let identity: string;
       try {
@@ -212,10 +223,26 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       } catch (err) {
         throw new DeployRequestError('restore.recovery-key', `restore refused: ${(err as Error).message}; nothing was written`, 'give the file holding the recovery identity (AGE-SECRET-KEY-1…), e.g. the one kubedos recovery-key --out wrote');
       }
-      const req = { bundleDir: bundle ?? join(ws, WORKSPACE_LAYOUT.bundle), artifactDir: artifact ?? join(ws, WORKSPACE_LAYOUT.build), identity, expectCluster: cluster, env: { ...env, KUBEDOS_WORKSPACE: into } };
-      const out: RestoreRun = {};
-      const started = await startRun(restoreStages(req, out), { name: 'restore' });
-      return { ...started, workspace: clusterWorkspace(cluster, req.env) };
+      const restoreEnv = { ...env, KUBEDOS_WORKSPACE: into };
+      const workspace = clusterWorkspace(cluster, restoreEnv);
+      const busy = [...runs.values()].find((r) => r.workspace === workspace);
+      if (busy) throw new DeployRequestError('deploy.busy', `a run on ${workspace} is already going (run ${busy.runId?.slice(0, 8) ?? '…'})`, 'wait for it to end or cancel it in the Pipeline view');
+      // The same engine run as kubedos restore (main/restore/run.ts); its deploy starts as deploy.run's does.
+      const req: RestoreRunRequest = {
+        bundleDir: bundle ?? join(ws, WORKSPACE_LAYOUT.bundle),
+        artifactDir: artifact ?? join(ws, WORKSPACE_LAYOUT.build),
+        identity,
+        identityFile: recoveryKey,
+        expectCluster: cluster,
+        env: restoreEnv,
+        ...(target ? { target, deployStart } : {}),
+        ...(expectKey !== undefined ? { expectKey } : {}),
+        allowDestroy: allowDestroy ?? false,
+        ...(options.restoreEtcd ? { etcd: options.restoreEtcd } : {}),
+      };
+      const out: RestoreRunResult = {};
+      const started = await startRun(restoreRunStages(req, out), { name: 'restore' }, { workspace });
+      return { ...started, workspace };
     },
     'spec.open': async ({ path }) => {
       if (path === undefined) {
@@ -280,15 +307,11 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
           source,
           target,
           env,
-          sshConfigPath: deployEnv.sshConfigPath,
-          knownHostsPath: deployEnv.knownHostsPath,
+          ...deployStart,
           ...(specPath ? { specPath } : {}),
-          // Encrypted keys: only from the environment (the wizard has no passphrase prompt yet).
-          passphrase: async () => env.KUBEDOS_SSH_PASSPHRASE,
           allowDestroy,
           force: force ?? false,
           by: 'workbench',
-          pipelineFor: deployFor,
         });
       } catch (err) {
         throw new DeployRequestError('deploy.busy', (err as Error).message, 'wait for it to end (kubedos status) or stop it first');

@@ -1,14 +1,27 @@
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BundleFixture } from '../../bundle/testing';
-import { bundleFixture, recoveryFixture, recoveryInputOf, writeFakeBuild } from '../../bundle/testing';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { BundleFixture, RestoreRunFixture } from '../../bundle/testing';
+import { bundleFixture, recoveryFixture, recoveryInputOf, restoreRunFixture, writeFakeBuild } from '../../bundle/testing';
 import { writeBundle } from '../../bundle/write';
 import { createRecoveryKey, recoveryIdentityFileText } from '../../trust/recovery';
 import type { CliIo } from '../command';
 import { UsageError } from '../command';
+import type * as RestoreRunModule from '../../restore/run';
 import { restoreCommand } from './restore';
+import { certFingerprint } from '../../trust/ca';
+
+// With --target, the restore run's deploy DAG and etcd restore are the fixture's fakes (no VMs).
+const fakes: { run?: RestoreRunFixture } = {};
+vi.mock('../../restore/run', async (importOriginal) => {
+  const real = await importOriginal<typeof RestoreRunModule>();
+  return {
+    ...real,
+    restoreRunStages: (req: Parameters<typeof real.restoreRunStages>[0], out?: Parameters<typeof real.restoreRunStages>[1]) =>
+      real.restoreRunStages(fakes.run ? { ...req, deployStart: { pipelineFor: fakes.run.pipelineFor }, etcd: fakes.run.etcd } : req, out),
+  };
+});
 
 let a: string;
 let b: string;
@@ -88,5 +101,51 @@ describe('kubedos restore', () => {
     expect(x.errText).toHaveLength(1);
     expect(x.errText[0]).toMatch(/^restore refused \(recovery-key\): the recovery key does not open this bundle .*nothing was written\nhint: /);
     expect(existsSync(join(b, 'ws'))).toBe(false);
+  });
+
+  describe('with --target (the fixture\'s fake deploy and etcd)', () => {
+    let f: RestoreRunFixture;
+    beforeEach(async () => {
+      f = await restoreRunFixture(join(a, 'target'), b);
+      fakes.run = f;
+    });
+    afterEach(() => {
+      fakes.run = undefined;
+    });
+    const args = () => [f.bundleDir, '--artifact', f.artifactDir, '--recovery-key', f.identityFile, '--cluster', 'lab-3', '--target', 'qemu-local', '--expect-key', 'restore-proof'];
+
+    it('prints every phase, the deploy as a deploy prints, the identity, the re-seal and the timeline', async () => {
+      const env = { KUBEDOS_WORKSPACE: join(b, 'ws-target') };
+      const x = io(env);
+      expect(await restoreCommand.run(args(), x)).toBe(0);
+      expect(x.errText).toEqual([]);
+      const out = x.outText.join('\n');
+      for (const re of [
+        /^verify: bundle, recovery key and artifact of lab-3 check out offline .*\(\d+\.\d s\)$/m,
+        /^workspace: .*same root CA/m,
+        /^run [0-9a-f]{8} \(deploy\): provision → seal$/m, // the deploy's own display
+        /^✓ seal success/m,
+        /^deploy: deploy converged/m,
+        /^etcd: restored from the bundle's snapshot: 1 member, revision 43/m,
+        /^identity: etcd on cp-1 at revision 43 \(snapshot 42\), key restore-proof readable/m,
+        /^seal: sealed again after etcd was put back: .*etcd snapshot of \d+ bytes from cp-1/m,
+        /^timeline: .*restore-timeline\.json \(\d+\.\d s in all\)$/m,
+      ])
+        expect(out).toMatch(re);
+      expect(out).toContain(`identity: root CA ${certFingerprint(f.fx.trust.rootCaPem)} (the bundle's)`);
+      expect(out).not.toMatch(/move .* away and run kubedos deploy/); // the old note: sealing again is done now
+      expect(out.match(/^run [0-9a-f]{8} \(deploy\): provision → seal$/gm)).toHaveLength(2); // the restore's deploy, then the one that seals again
+      const timeline = JSON.parse(readFileSync(join(b, 'ws-target/clusters/lab-3/restore-timeline.json'), 'utf8')) as { phases: { name: string }[]; proof?: { etcd: { expectKey?: { key: string } } } };
+      expect(timeline.phases.map((p) => p.name)).toEqual(['verify', 'workspace', 'deploy', 'etcd', 'seal']);
+      expect(timeline.proof?.etcd.expectKey?.key).toBe('restore-proof');
+    });
+
+    it('a failed etcd restore: exit 1, one message with the command, its stderr and what to do next', async () => {
+      f.failEtcd = true;
+      const x = io({ KUBEDOS_WORKSPACE: join(b, 'ws-etcd') });
+      expect(await restoreCommand.run(args(), x)).toBe(1);
+      expect(x.errText).toEqual(['etcd restore failed (health on cp-1): fake etcd on cp-1 did not come up\ncommand: etcdctl endpoint health\nstderr: context deadline exceeded\nhint: see journalctl -u etcd on cp-1']);
+      await expect(restoreCommand.run([f.bundleDir, '--artifact', f.artifactDir, '--recovery-key', f.identityFile, '--target', 'vmware://x'], io({}))).rejects.toBeInstanceOf(UsageError);
+    });
   });
 });
