@@ -10,7 +10,7 @@
 // cluster's workspace): N on both slots until a write succeeds; the builds that rolled back are
 // kept there too, so a rerun of a rolled-back build is refused (no re-upgrade loop); and the build
 // each node was converged on, so a rerun converges a node on N+1 whose converge failed.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { ApplyEvent, SlotWriteProgress, UpgradeLive } from '../../common/upgrade/progress';
@@ -21,7 +21,7 @@ import { parseBootStatus } from '../../common/upgrade/observe';
 import type { Wave } from '../../common/upgrade/waves';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
-import { clusterWorkspace, makePrivateDir } from '../workspace';
+import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
 
 /** What the loop needs of a node. Each call may throw; its message is shown with the node's name. */
 export interface NodeOps {
@@ -75,11 +75,10 @@ export function readUpgradeRecord(path: string): UpgradeRecord {
 
 const byNode = <T>(o: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
 
-/** Writes a private JSON file whole: a temporary file renamed over it (a reader never sees half of it). */
+/** Writes a private JSON file whole (writePrivateFile: a fresh temp file renamed over it, a reader never sees half of it). */
 function writePrivateJson(path: string, value: unknown): void {
   makePrivateDir(dirname(path));
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
-  renameSync(`${path}.tmp`, path);
+  writePrivateFile(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export function writeUpgradeRecord(path: string, r: UpgradeRecord): void {
