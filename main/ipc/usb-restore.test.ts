@@ -86,6 +86,14 @@ describe('restore.run', () => {
     expect(existsSync(join(into, 'clusters/lab-3'))).toBe(false);
   });
 
+  it('refuses a recovery key file that does not exist with the CLI\'s line and hint', async () => {
+    const missing = join(root, 'no-such-key.txt');
+    const err = (await call(wb(), 'restore.run', { cluster: 'lab-3', recoveryKey: missing, into: join(root, 'never') }).catch((x: unknown) => x)) as { message: string; hint?: string };
+    expect(err.message).toContain(`restore refused (recovery-key): recovery identity ${missing} does not exist; nothing was written`);
+    expect(JSON.stringify(err)).toContain('kubedos recovery-key --out');
+    expect(existsSync(join(root, 'never'))).toBe(false);
+  });
+
   it('restores into an empty workspace root with the same root CA, and says what it did not do', async () => {
     const into = join(root, 'restored');
     const run = await runToEnd(wb(), { cluster: 'lab-3', recoveryKey: idFile, into });

@@ -11,7 +11,7 @@ import type { UsbBinding } from './usb';
 import { usbCancel, usbVerifyRun, usbWriteRun } from './usb';
 import type { RestoreRunRequest, RestoreRunResult } from '../restore/run';
 import { restoreRunStages } from '../restore/run';
-import { readIdentityFile } from '../trust/recovery';
+import { readRestoreIdentity, RestoreRefused } from '../restore/service';
 import { isAbsolute } from 'node:path';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -219,9 +219,10 @@ export function createWorkbench(options: WorkbenchOptions): Workbench {
       const ws = clusterWorkspace(cluster, env);
       let identity: string;
       try {
-        identity = readIdentityFile(recoveryKey);
+        identity = readRestoreIdentity(recoveryKey);
       } catch (err) {
-        throw new DeployRequestError('restore.recovery-key', `restore refused: ${(err as Error).message}; nothing was written`, 'give the file holding the recovery identity (AGE-SECRET-KEY-1…), e.g. the one kubedos recovery-key --out wrote');
+        if (!(err instanceof RestoreRefused)) throw err;
+        throw new DeployRequestError('restore.recovery-key', err.summary, err.hint);
       }
       const restoreEnv = { ...env, KUBEDOS_WORKSPACE: into };
       const workspace = clusterWorkspace(cluster, restoreEnv);

@@ -25,7 +25,7 @@ import { listFiles } from '../build/files';
 import { verifyBuild } from '../build/verify';
 import { certFingerprint } from '../trust/ca';
 import { ageIdentity } from '../trust/identity';
-import { RECOVERY_FILES, recoveryDir, writeRecoveryRecipient } from '../trust/recovery';
+import { readIdentityFile, RECOVERY_FILES, recoveryDir, writeRecoveryRecipient } from '../trust/recovery';
 import { openSecretStore } from '../trust/secret-store';
 import { clusterWorkspace, ensureClusterWorkspace, makePrivateDir, WORKSPACE_LAYOUT, writePrivateFile } from '../workspace';
 
@@ -43,6 +43,19 @@ export class RestoreRefused extends Error {
   /** The one line the CLI and the workbench's restore run show. */
   get summary(): string {
     return `restore refused (${this.check}): ${this.message}; nothing was written`;
+  }
+}
+
+/**
+ * The recovery identity from the file the user gave, for a restore; a file that is missing, open to
+ * others or holds no age identity refuses the restore before anything is read or written (the CLI
+ * and the workbench's restore show the same refusal).
+ */
+export function readRestoreIdentity(file: string): string {
+  try {
+    return readIdentityFile(file);
+  } catch (err) {
+    throw new RestoreRefused('recovery-key', (err as Error).message, 'give the file holding the recovery identity (AGE-SECRET-KEY-1…), e.g. the one kubedos recovery-key --out wrote');
   }
 }
 

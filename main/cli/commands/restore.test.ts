@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -101,6 +101,17 @@ describe('kubedos restore', () => {
     expect(x.errText).toHaveLength(1);
     expect(x.errText[0]).toMatch(/^restore refused \(recovery-key\): the recovery key does not open this bundle .*nothing was written\nhint: /);
     expect(existsSync(join(b, 'ws'))).toBe(false);
+  });
+
+  it('refuses a recovery key file open to others with the same line as the workbench, before reading the bundle', async () => {
+    const loose = join(b, 'loose.txt');
+    writeFileSync(loose, readFileSync(idFile, 'utf8'), { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const env = { KUBEDOS_WORKSPACE: join(b, 'ws-loose') };
+    const x = io(env);
+    expect(await restoreCommand.run([join(b, 'no-such-bundle'), '--artifact', fx.buildDir, '--recovery-key', loose], x)).toBe(1);
+    expect(x.errText).toEqual([`restore refused (recovery-key): recovery identity ${loose} has mode 644; chmod 600 it (and consider who may have copied it); nothing was written\nhint: give the file holding the recovery identity (AGE-SECRET-KEY-1…), e.g. the one kubedos recovery-key --out wrote`]);
+    expect(existsSync(join(b, 'ws-loose'))).toBe(false);
   });
 
   describe('with --target (the fixture\'s fake deploy and etcd)', () => {

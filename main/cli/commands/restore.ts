@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { FailureDetail } from '../../../common/pipeline/events';
 import { runPipeline } from '../../pipeline/runner';
 import { restoreRunStages } from '../../restore/run';
-import { readIdentityFile } from '../../trust/recovery';
+import { readRestoreIdentity, RestoreRefused } from '../../restore/service';
 import type { CliCommand } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
 import { ProgressDisplay } from '../progress';
@@ -68,9 +68,10 @@ export const restoreCommand: CliCommand = {
     }
     let identity: string;
     try {
-      identity = readIdentityFile(keyFile);
+      identity = readRestoreIdentity(keyFile);
     } catch (err) {
-      io.err(`restore refused: ${(err as Error).message}; nothing was written`);
+      if (!(err instanceof RestoreRefused)) throw err;
+      io.err(`${err.summary}\nhint: ${err.hint}`);
       return 1;
     }
     // The engine's restore run (main/restore/run.ts), the same the workbench's Recovery view runs:
