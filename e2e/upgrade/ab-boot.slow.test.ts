@@ -27,6 +27,7 @@ import { prepareAbRootfs, renderSlotCfg, writeAbDisk } from '../../main/build/im
 import { espVolumeIds } from '../../main/build/image/index';
 import { abPartitions } from '../../main/upgrade/ab-layout';
 import { abDataMiB } from '../../common/upgrade/ab-size';
+import { gateWindow } from '../../common/upgrade/gate-config';
 import { bootedSlots } from './serial';
 import { startVm, type Vm } from '../build/vm';
 
@@ -91,7 +92,7 @@ async function writeDisk(disk: string): Promise<void> {
   const { espVolId, espMountId } = espVolumeIds(CLUSTER, ROLE);
   // This disk is the base root file system, not a role image (no planes, no payload, no persist
   // units' data): its gate checks the one service the base brings up.
-  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd, gate: { units: ['prometheus-node-exporter.service'], checks: ['services'] } });
+  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd, gate: { units: ['prometheus-node-exporter.service'], checks: ['services'], window: gateWindow(['services']) } });
   writeFileSync(join(rootfs, 'etc/hostname'), `${ROLE}\n`);
   writeFileSync(join(rootfs, 'etc/machine-id'), '');
   await writeAbDisk({ rootfs, upgradeDir: UPGRADE, workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, dataMiB: abDataMiB(10), sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });

@@ -11,7 +11,8 @@
 // --rollback case; each ends with a rerun of a fixed build (N+3, or N+2 again after a power-off)
 // that completes:
 //   gate       N+2 whose health gate's planes check refuses on w-1 (payload/upgrade/kubedos-health-gate
-//              changed): the gate retries for its timeout, marks B bad, reboots; the stop names w-1.
+//              changed): the gate retries for the planes window (gate-window, 120 s), marks B bad,
+//              reboots; the stop names w-1 and the check.
 //   service    N+2 whose kubedos-backplane.service (a unit of every role's gate-units) fails for good
 //              on w-1 (no restart): the gate marks B bad at once ("failed (systemd gave up): not
 //              waiting"); the stop names w-1 and the unit.
@@ -20,8 +21,9 @@
 //              one try is used up and GRUB boots A; the stop names w-1 and the tries.
 //   power-off  w-1 powered off (QMP quit) while its slot is written: the stop names w-1 and the
 //              cut; started again it boots slot A; the same N+2 applied again completes.
-// service and kernel assert w-1 back on slot A in at most 2 boots (its serial console) and within
-// 5 minutes of its reboot (the event lines); gate asserts the boots only (its 240 s of retries).
+// gate, service and kernel assert w-1 back on slot A in at most 2 boots (its serial console) and
+// within 5 minutes of its reboot (the event lines); gate's 5 minutes (with the 120 s window, was
+// 240 s: ~6.5 min on 2026-12-05) have not run on VMs yet.
 //
 // Run: npm run test:upgrade:vm (root, TCG: the deploy ~22 min with its build, N+1's build ~6 min,
 // the upgrade ~30 min (each node ~10: write 2, reboot and gate 2-3, converge 4-6), the rollback
@@ -42,6 +44,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
+import { GATE_WINDOW } from '../../common/upgrade/gate-config';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
@@ -326,8 +329,8 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
   }
 
   // The gate's planes check refuses on w-1's host only: cp-1 (wave 1) takes N+2, w-1 (wave 2) fails
-  // its gate on slot B, retries for its timeout, `kubedos-boot mark-bad` and a reboot put it back on slot A.
-  it.runIf(INJECT === 'gate')('KUBEDOS_UPGRADE_INJECT=gate: N+2 whose gate fails on w-1 stops naming w-1; w-1 is back on slot A after 2 boots; N+3 completes', async () => {
+  // its gate on slot B, retries for its window, `kubedos-boot mark-bad` and a reboot put it back on slot A.
+  it.runIf(INJECT === 'gate')('KUBEDOS_UPGRADE_INJECT=gate: N+2 whose gate fails on w-1 stops naming w-1; back on slot A in 2 boots and 5 min; N+3 completes', async () => {
     const inject = `check_planes() {\n  [ "$(hostname)" != w-1 ] || { echo "injected by the upgrade VM test: planes refused on w-1" >&2; return 1; }\n  check_planes_real\n}\n`;
     const text = gateOriginal.toString('utf8');
     if (!text.includes('\ncheck_planes() {\n')) throw new Error('payload/upgrade/kubedos-health-gate has no check_planes(): update the injection');
@@ -335,10 +338,11 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     await faultThenFix({
       name: 'gate',
       edit: (payload) => writeFileSync(join(payload, 'upgrade/kubedos-health-gate'), gateN2),
-      // Under TCG the gate's own 240 s of retries plus a boot can outlast the foundry's 5 min deadline
-      // (GATE_DEADLINE_MS): then the stop is the deadline's, and w-1 falls back by itself afterwards.
-      reason: `(slot B failed its health gate \\(planes\\); the node fell back to slot A|no gate pass within \\d+ s of the reboot)`,
-      serial: /gate: fail \(planes: injected by the upgrade VM test: planes refused on w-1\) after \d+ s on slot B/,
+      // The planes window (gate-window, 120 s) ends the gate: w-1 is back on A before the foundry's
+      // 5 min deadline (GATE_DEADLINE_MS), so the stop is the fallback's, not the deadline's.
+      reason: 'slot B failed its health gate \\(planes\\); the node fell back to slot A',
+      serial: new RegExp(`gate: planes still failing after its window of ${GATE_WINDOW.checks.planes} s[\\s\\S]*gate: fail \\(planes: injected by the upgrade VM test: planes refused on w-1\\) after \\d+ s on slot B`),
+      withinS: 300,
     });
   }, 180 * 60_000);
 

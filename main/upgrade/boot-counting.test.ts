@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderGateWindow } from '../../common/upgrade/gate-config';
 import { slotWriteArgv } from './slot-image';
 import { grubBootSelect } from './testing';
 
@@ -171,33 +172,42 @@ describe('boot counting, walked boot by boot', () => {
 
 describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the counter real)', () => {
   // failUnits: not active, still starting (is-failed says no); gaveUp: systemd gave up on them (failed).
-  function gate(node: Node, o: { failUnits?: string[]; gaveUp?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string; timeout?: string }): { status: number; out: string; log: string; metrics: string; ms: number; triedCopy: string | undefined } {
+  // Planes: planesDown (wg2 missing), noPeers (none anywhere), noPeerOn (one plane without its hub
+  // peer), noKey (key files missing), stale (handshakes older than 180 s), planesDelayS (status
+  // takes that long); backplaneStarting: kubedos-backplane.service not active yet (activating).
+  // window: gate-window's text; timeout null: no --timeout (the windows of gate-window).
+  interface GateOpts { failUnits?: string[]; gaveUp?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; noPeerOn?: string; noKey?: string[]; stale?: boolean; planesDelayS?: number; backplaneStarting?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string; window?: string; timeout?: string | null; interval?: string; spawnTimeoutMs?: number }
+  function gate(node: Node, o: GateOpts): { status: number; out: string; log: string; metrics: string; ms: number; triedCopy: string | undefined } {
     const d = mkdtempSync(join(root, 'gate-'));
     const bin = join(d, 'bin');
-    execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile')]);
+    execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile'), join(d, 'wireguard')]);
     const stub = (name: string, body: string): void => {
       writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
       chmodSync(join(bin, name), 0o755);
     };
     const now = Math.floor(Date.now() / 1000);
-    const plane = (up: boolean): unknown => (up ? { up: true, peers: o.noPeers ? [] : [{ latestHandshake: now - 5 }] } : { up: false });
-    writeFileSync(join(d, 'planes.json'), JSON.stringify({ node: 'w-1', hub: false, planes: { wg1: plane(true), wg2: plane(!o.planesDown), wg3: plane(true) } }));
-    stub('kubedos-planes', `cat '${join(d, 'planes.json')}'`);
-    const down = [...(o.failUnits ?? []), ...(o.gaveUp ?? [])].join(' ');
+    const plane = (name: string, up: boolean): unknown => (up ? { up: true, peers: o.noPeers || o.noPeerOn === name ? [] : [{ latestHandshake: o.stale ? now - 600 : now - 5 }] } : { up: false });
+    writeFileSync(join(d, 'planes.json'), JSON.stringify({ node: 'w-1', hub: false, planes: { wg1: plane('wg1', true), wg2: plane('wg2', !o.planesDown), wg3: plane('wg3', true) } }));
+    for (const p of ['wg1', 'wg2', 'wg3']) if (!o.noKey?.includes(p)) writeFileSync(join(d, 'wireguard', `${p}.key`), 'k\n');
+    stub('kubedos-planes', `${o.planesDelayS ? `sleep ${o.planesDelayS}\n` : ''}cat '${join(d, 'planes.json')}'`);
+    const down = [...(o.failUnits ?? []), ...(o.gaveUp ?? []), ...(o.backplaneStarting ? ['kubedos-backplane.service'] : [])].join(' ');
     stub('systemctl', `echo "systemctl $*" >> '${join(d, 'log')}'\ncase "$1" in\n  is-active) case " ${down} " in *" $3 "*) exit 3 ;; esac ;;\n  is-failed) case " ${(o.gaveUp ?? []).join(' ')} " in *" $3 "*) exit 0 ;; esac; exit 1 ;;\nesac\nexit 0`);
     stub('kubedos-boot', `exec '${join(dir, 'kubedos-boot')}' "$@"`);
     writeFileSync(join(d, 'conf/gate-units'), 'ssh\netcd\n');
     if (o.checks !== undefined) writeFileSync(join(d, 'conf/gate-checks'), o.checks);
+    if (o.window !== undefined) writeFileSync(join(d, 'conf/gate-window'), o.window);
     if (o.fingerprint) {
       writeFileSync(join(d, 'conf/expected-fingerprint'), `${o.fingerprint.expected}\n`);
       writeFileSync(join(d, 'conf/fingerprint.sh'), `echo ${o.fingerprint.actual}\n`);
     }
     writeFileSync(join(d, 'log'), '');
+    const failing = o.failUnits || o.gaveUp || o.planesDown || o.planesMissing || o.noPeers || o.noPeerOn || o.noKey || o.stale || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual);
+    const timeout = o.timeout === null ? [] : ['--timeout', o.timeout ?? (failing ? '0' : '1')];
     const t0 = Date.now();
-    const r = spawnSync(join(dir, 'kubedos-health-gate'), ['--timeout', o.timeout ?? (o.failUnits || o.gaveUp || o.planesDown || o.planesMissing || o.noPeers || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual) ? '0' : '1'), '--interval', '0.5'], {
+    const r = spawnSync(join(dir, 'kubedos-health-gate'), [...timeout, '--interval', o.interval ?? '0.5'], {
       encoding: 'utf8',
-      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile'), KUBEDOS_DATA: join(d, 'data') },
-      timeout: 30_000,
+      env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_WG_KEYS: join(d, 'wireguard'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile'), KUBEDOS_DATA: join(d, 'data') },
+      timeout: o.spawnTimeoutMs ?? 30_000,
     });
     const prom = join(d, 'textfile/kubedos.prom');
     const copy = join(d, 'data/upgrade/gate-B.prom');
@@ -350,5 +360,74 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     const fresh = newNode();
     boot(fresh);
     expect(gate(fresh, { checks: 'services\n' }).metrics).not.toMatch(/^kubedos_boot_failed_slot\{/m);
+  });
+  // gate-window as the build writes it (renderGateWindow, from gateConfig): no --timeout here.
+  it('gate-window: each failing check is retried for its own window; the first whose window runs out ends the gate, named', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B', stagedTries);
+    boot(node);
+    // A stale handshake (retried: the hub may be late) with a 1 s window; etcd still starting with 30 s.
+    const g = gate(node, { stale: true, failUnits: ['etcd'], window: renderGateWindow({ checks: { planes: 1, services: 30 }, intervalS: 0.2 }), timeout: null, spawnTimeoutMs: 15_000 });
+    expect(g.status).toBe(1);
+    expect(g.ms).toBeLessThan(10_000);
+    expect(g.out.match(/gate: planes FAILED: no hub handshake within 180 s on wg1, wg2, wg3/g)!.length).toBeGreaterThanOrEqual(2);
+    expect(g.out).toMatch(/gate: planes still failing after its window of 1 s\ngate: fail \(planes: no hub handshake within 180 s on wg1, wg2, wg3\) after [12] s on slot B/);
+    expect(g.out).not.toMatch(/not waiting/);
+    expect(g.log).toMatch(/systemctl reboot/);
+    expect(boot(node)).toBe('A');
+    // The planes pass; etcd keeps starting: services' own window (2 s) decides, not planes' (1 s).
+    const other = newNode();
+    kubedosBoot(other, 'try', 'B', stagedTries);
+    boot(other);
+    const s = gate(other, { failUnits: ['etcd'], window: renderGateWindow({ checks: { planes: 1, services: 2 }, intervalS: 0.2 }), timeout: null, spawnTimeoutMs: 15_000 });
+    expect(s.status).toBe(1);
+    expect(s.ms).toBeGreaterThanOrEqual(2000);
+    expect(s.out).toMatch(/gate: services still failing after its window of 2 s\ngate: fail \(services: not active: etcd\) after [23] s on slot B/);
+    expect(boot(other)).toBe('A');
+  });
+
+  it('the window is real time: slow checks count (not only the pauses between passes)', () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B', stagedTries);
+    boot(node);
+    // Each pass takes 1.5 s (kubedos-planes status under a slow CPU); window 4 s, 0.5 s between passes.
+    const g = gate(node, { stale: true, planesDelayS: 1.5, timeout: '4', interval: '0.5' });
+    expect(g.status).toBe(1);
+    const said = Number(/gate: fail \(planes: no hub handshake within 180 s on wg1, wg2, wg3\) after (\d+) s on slot B/.exec(g.out)![1]);
+    expect(said).toBeGreaterThanOrEqual(4);
+    // What it says is what passed (minus mark-bad, the metrics and their sync after it).
+    expect(said).toBeLessThanOrEqual(g.ms / 1000);
+    expect(said).toBeGreaterThan(g.ms / 1000 - 3);
+  });
+
+  it('a definite planes failure (after kubedos-backplane ran) fails a tried boot at once; the same while it still starts is retried', () => {
+    const cases: [GateOpts, RegExp][] = [
+      [{ planesDown: true }, /planes: planes down: wg2/],
+      [{ noKey: ['wg3'] }, /planes: no private key file: \S+\/wireguard\/wg3\.key \(the keys of the planes are bound from data\)/],
+      [{ noPeerOn: 'wg2' }, /planes: no hub peer configured on wg2/],
+      [{ noPeers: true }, /planes: no hub peer on any plane: this node is not enrolled/],
+      [{ planesMissing: true }, /planes: \S*\/no-such\/kubedos-planes status failed: [^\n]*(not found|No such file)/],
+    ];
+    for (const [o, why] of cases) {
+      const node = newNode();
+      kubedosBoot(node, 'try', 'B', stagedTries);
+      boot(node);
+      const g = gate(node, { ...o, timeout: '20' });
+      expect(g.status, why.source).toBe(1);
+      expect(g.ms, why.source).toBeLessThan(10_000);
+      expect(g.out, why.source).toMatch(new RegExp(`gate: fail \\(${why.source}: not waiting\\) after \\d+ s on slot B`));
+      expect(g.log, why.source).toMatch(/systemctl reboot/);
+      expect(g.metrics, why.source).toMatch(/^kubedos_health_gate_check\{check="planes"\} 0$/m);
+      expect(boot(node), why.source).toBe('A');
+    }
+    // kubedos-backplane.service not active yet (waiting to restart): the planes may still come up.
+    const starting = newNode();
+    kubedosBoot(starting, 'try', 'B', stagedTries);
+    boot(starting);
+    const g = gate(starting, { planesDown: true, backplaneStarting: true, timeout: '1', interval: '0.2' });
+    expect(g.status).toBe(1);
+    expect(g.out.match(/gate: planes FAILED: planes down: wg2/g)!.length).toBeGreaterThanOrEqual(2);
+    expect(g.out).toMatch(/gate: fail \(planes: planes down: wg2\) after [12] s on slot B/);
+    expect(g.out).not.toMatch(/not waiting/);
   });
 });

@@ -27,6 +27,7 @@ import { VmNodeOps } from './vm-ops';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import type { SubstrateDriver } from '../substrate/driver';
+import { gateWindow } from '../../common/upgrade/gate-config';
 import { slotWriteDetail } from '../../common/upgrade/progress';
 
 const UPGRADE = join(import.meta.dirname, '../../payload/upgrade');
@@ -46,7 +47,7 @@ function stage(name: string, marker: string): string {
   writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
   writeFileSync(join(rootfs, 'etc/kubedos-build'), `${marker}\n`);
   symlinkSync('usr/bin', join(rootfs, 'bin'));
-  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId: espVolumeIds('lab-3', 'worker').espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: { units: ['ssh.service'], checks: ['services'] } });
+  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId: espVolumeIds('lab-3', 'worker').espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: { units: ['ssh.service'], checks: ['services'], window: gateWindow(['services']) } });
   return rootfs;
 }
 

@@ -18,7 +18,7 @@ import { ISO_HOST_FILES } from '../iso/host-files';
 import { AB_LABELS, abDiskBytes, abPartitions, renderAbPartitionTable } from '../../upgrade/ab-layout';
 import { stableUuid } from './index';
 import { AB_ESP_MIB } from '../../../common/upgrade/ab-size';
-import { AB_PERSIST_UNITS, renderGateList, type GateConfig } from '../../../common/upgrade/gate-config';
+import { AB_PERSIST_UNITS, renderGateList, renderGateWindow, type GateConfig } from '../../../common/upgrade/gate-config';
 
 /** Where the data partition is mounted: the update agent's state (docs/upgrades.md). */
 export const AB_DATA_MOUNT = '/var/lib/kubedos';
@@ -151,7 +151,7 @@ export interface AbRootfsInput {
 }
 
 /** Install the node's half of the A/B boot into a staged root tree: scripts, units, the gate's
- * configuration (gate-units, gate-checks), fstab, kernel links. */
+ * configuration (gate-units, gate-checks, gate-window), fstab, kernel links. */
 export function prepareAbRootfs(o: AbRootfsInput): void {
   const { rootfs } = o;
   writeFileSync(join(rootfs, 'etc/fstab'), renderAbFstab(o.espMountId));
@@ -180,6 +180,7 @@ export function prepareAbRootfs(o: AbRootfsInput): void {
   mkdirSync(conf, { recursive: true });
   writeFileSync(join(conf, 'gate-units'), renderGateList(o.gate.units));
   writeFileSync(join(conf, 'gate-checks'), renderGateList(o.gate.checks));
+  writeFileSync(join(conf, 'gate-window'), renderGateWindow(o.gate.window));
   // grub-ab.cfg boots /vmlinuz and /initrd.img of the slot: point them at this build's kernel.
   for (const [link, target] of [['vmlinuz', `boot/${o.kernel}`], ['initrd.img', `boot/${o.initrd}`]] as const) {
     const p = join(rootfs, link);
