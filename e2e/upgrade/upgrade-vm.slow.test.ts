@@ -18,7 +18,8 @@
 // 1.0 → 1.1`; after it every node has 1.1 installed (dpkg-query through the guest agent) on slot
 // B, after --rollback 1.0 on slot A. Verified without VMs by e2e/sources/upstream-move.lab.test.ts
 // (N's darksite build locks 1.0, lock update --source moves only it, N+1's darksite has 1.1, the
-// SBOM diff names it); the package part has NOT run on VMs yet (the lead runs this file).
+// SBOM diff names it) and, once by hand, a worker image built with it (dpkg: installed); the
+// package part of this file has NOT run on VMs yet.
 // Declaring the source makes N's darksite, base root filesystem and images new cache entries (their
 // keys include the upstream package): the first deploy builds them (a few minutes more).
 //
