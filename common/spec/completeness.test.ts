@@ -70,6 +70,18 @@ describe('completeness preflight', () => {
     const paths = parseSpec(toYaml(spec)).diagnostics.filter((d) => d.severity === 'error').map((d) => d.path);
     expect(paths).toEqual(expect.arrayContaining(['spec.sources.apt[0].signedBy', 'spec.sources.images[0].reference', 'spec.sources.files[0].sha256']));
   });
+  it('takes installOn as a list of node roles (the build installs the source\'s packages there), refusing an unknown role or an empty list', () => {
+    const spec = templateObject('lab-3');
+    spec.spec.sources = testSources();
+    spec.spec.sources.apt[0].installOn = ['master', 'control-plane', 'worker'];
+    expect(parseSpec(toYaml(spec)).spec?.spec.sources.apt[0]?.installOn).toEqual(['master', 'control-plane', 'worker']);
+    delete spec.spec.sources.apt[0].installOn;
+    expect(parseSpec(toYaml(spec)).spec?.spec.sources.apt[0]).not.toHaveProperty('installOn');
+    for (const bad of [['everywhere'], []]) {
+      spec.spec.sources.apt[0].installOn = bad;
+      expect(parseSpec(toYaml(spec)).diagnostics.filter((d) => d.severity === 'error').map((d) => d.path), JSON.stringify(bad)).toContain(bad.length ? 'spec.sources.apt[0].installOn[0]' : 'spec.sources.apt[0].installOn');
+    }
+  });
 });
 
 describe('reference source definitions (docs/sources)', () => {

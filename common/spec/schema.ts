@@ -333,6 +333,13 @@ export const AptSourceSpec = z
     key: sourceUrl
       .optional()
       .describe('URL of the public key the repository publishes (armored or binary OpenPGP); the build fetches it and accepts the InRelease only when signed by signedBy. Needed to fetch the packages.'),
+    installOn: z
+      .array(NodeRole)
+      .min(1)
+      .optional()
+      .describe(
+        'Roles whose nodes get this source\'s packages installed by the build: in the role\'s qcow2 image (each slot of an A/B disk) and by its installer ISO, like the role\'s Debian packages (e.g. a vendor agent every node runs). Absent: the packages only go into the darksite, for the converge roles that install them (Kubernetes, Grafana, Loki, Salt, ZFS).',
+      ),
   })
   .describe('An extra apt repository.');
 

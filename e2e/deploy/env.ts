@@ -41,7 +41,9 @@ export interface CliRun {
 
 /** Runs the CLI, teeing its output into logFile; resolves when it exits (or is killed at timeout). */
 /** `prefix` runs the CLI under another command (e.g. ['ip', 'netns', 'exec', NS]). */
-export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number; onStdout?: (soFar: string) => void; onStderr?: (chunk: string) => void; prefix?: readonly string[] }): Promise<CliRun> {
+/** `offerSharedBuild: false`: the workspace's keys and lock are not offered to the shared build (a
+ * lock that holds a loopback source's packages must not seed the other suites'). */
+export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: string; logFile: string; timeoutMs: number; onStdout?: (soFar: string) => void; onStderr?: (chunk: string) => void; prefix?: readonly string[]; offerSharedBuild?: boolean }): Promise<CliRun> {
   mkdirSync(DEPLOY_LAB, { recursive: true });
   const log = createWriteStream(o.logFile);
   const started = Date.now();
@@ -63,7 +65,7 @@ export function kubedosAsync(args: string[], o: { env: NodeJS.ProcessEnv; cwd: s
     const timer = setTimeout(() => child.kill('SIGTERM'), o.timeoutMs);
     child.on('close', (status) => {
       clearTimeout(timer);
-      if (o.env.KUBEDOS_WORKSPACE) offerSharedBuildInputs(o.env.KUBEDOS_WORKSPACE, 'lab-3');
+      if (o.env.KUBEDOS_WORKSPACE && o.offerSharedBuild !== false) offerSharedBuildInputs(o.env.KUBEDOS_WORKSPACE, 'lab-3');
       log.end();
       res({ status, stdout, stderr, ms: Date.now() - started });
     });

@@ -2,10 +2,26 @@
 // deployed on qemu-local through `kubedos deploy` (its own lab directory and workspace, not the
 // deploy lab's: e2e/output/upgrade-lab), every node booted from slot A; an etcd key written; N+1
 // built by `kubedos build` from a real change (metadata.artifactVersion bumped, one payload file
-// changed); `kubedos upgrade SPEC --to N+1`: every node on slot B running N+1's files, the key
-// still readable; `kubedos upgrade SPEC --rollback`: every node back on slot A running N's. The
-// per-node durations are printed as [bench] lines and left in e2e/output/upgrade-lab/bench.json
-// for bench/upgrade.bench.ts.
+// changed, and a package moved in the lock, below); `kubedos upgrade SPEC --to N+1`: every node on
+// slot B running N+1's files, the key still readable; `kubedos upgrade SPEC --rollback`: every node
+// back on slot A running N's. The per-node durations are printed as [bench] lines and left in
+// e2e/output/upgrade-lab/bench.json for bench/upgrade.bench.ts.
+//
+// The package: N's spec declares a vendor apt repository on loopback (e2e/sources/apt-standin.ts:
+// kubedos-standin built with dpkg-deb, signed with a throwaway key, served by python3's http.server
+// on 127.0.0.1, started in beforeAll and stopped by its PID in afterAll) with `installOn` every
+// role of lab-3, so the build installs it in every role's image (both slots): every node has 1.0.
+// Then the repository serves 1.1 only (1.0 dropped, as upstreams do), `kubedos lock update --spec
+// SPEC --source standin` moves that source alone (the Debian part of the lock stays the lab's frozen
+// one, e2e/shared-build.ts: this lab never depends on a moving Debian archive), N+1 is built from
+// that lock, and `kubedos upgrade` prints `packages N → N+1: 1 changed` with `~ kubedos-standin
+// 1.0 → 1.1`; after it every node has 1.1 installed (dpkg-query through the guest agent) on slot
+// B, after --rollback 1.0 on slot A. Verified without VMs by e2e/sources/upstream-move.lab.test.ts
+// (N's darksite build locks 1.0, lock update --source moves only it, N+1's darksite has 1.1, the
+// SBOM diff names it) and, once by hand, a worker image built with it (dpkg: installed); the
+// package part of this file has NOT run on VMs yet.
+// Declaring the source makes N's darksite, base root filesystem and images new cache entries (their
+// keys include the upstream package): the first deploy builds them (a few minutes more).
 //
 // Opt-in failure injection, one per run (KUBEDOS_UPGRADE_INJECT=VALUE), after the N → N+1 →
 // --rollback case; each ends with a rerun of a fixed build (N+3, or N+2 again after a power-off)
@@ -27,12 +43,14 @@
 //
 // Run: npm run test:upgrade:vm (root, TCG: the deploy ~22 min with its build, N+1's build ~6 min,
 // the upgrade ~30 min (each node ~10: write 2, reboot and gate 2-3, converge 4-6), the rollback
-// ~6 min). The main case passed as a whole file on 2026-12-05 (5 passed, 4,023 s); the injections
+// ~6 min). The main case passed as a whole file on 2026-12-05 (5 passed, 4,023 s, before the
+// package move and its lock update step were added); the injections
 // other than gate (run by hand) have not run on VMs yet (docs/upgrades.md).
 //
-// What is not changed: packages. `kubedos build` without --update takes the lab's frozen lock
-// (e2e/shared-build.ts), so the package diff N → N+1 is empty; moving a package version needs a
-// new lock resolved against the Debian archive, which this lab does not do (no route out).
+// What is not changed: Debian packages. `kubedos build` without --update takes the lab's frozen
+// lock (e2e/shared-build.ts) and `lock update --source` does not resolve it; moving a Debian
+// version needs a new lock resolved against the Debian archive, which this lab does not do.
+// The injections' N+2/N+3 are built from N+1's lock (kubedos-standin 1.1, from the cache).
 //
 // The payload change is made in a copy of payload/ under the lab directory, which the build of
 // N+1 (N+2) reads through KUBEDOS_PAYLOAD_DIR (main/paths.ts): this checkout is never edited.
@@ -49,7 +67,9 @@ import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
 import { dropLabBulk } from '../lab-output';
-import { deployEnv, etcdctlOn, kubedosAsync, outcomes, REPO, requireRoot } from '../deploy/env';
+import { deployEnv, etcdctlOn, kubedosAsync as kubedosRun, outcomes, REPO, requireRoot } from '../deploy/env';
+import { readLock } from '../../main/build/darksite/index';
+import { AptStandin, STANDIN_PACKAGE } from '../sources/apt-standin';
 import type { UpgradeBench } from './upgrade-bench';
 import { UPGRADE_BENCH_FILE, UPGRADE_LAB } from './upgrade-bench';
 import { bootedSlots } from './serial';
@@ -65,14 +85,23 @@ const N = '0.1.0';
 const N1 = '0.1.1';
 const N2 = '0.1.2';
 const N3 = '0.1.3';
+/** The vendor repository on loopback (started in beforeAll) and its spec.sources.apt entry. */
+let standin: AptStandin | undefined;
+let standinSource: Record<string, unknown> | undefined;
 
-/** lab-3 with A/B disks and the rolling (slot switch) strategy, at an artifact version. */
+/** The CLI in this lab's workspace: its lock holds the loopback source's packages, so it is never
+ * offered to the shared build the other lab suites seed from (it still takes the shared keys and lock). */
+const kubedosAsync = (args: string[], o: Parameters<typeof kubedosRun>[1]) => kubedosRun(args, { ...o, offerSharedBuild: false });
+
+/** lab-3 with A/B disks and the rolling (slot switch) strategy, at an artifact version; with the
+ * loopback vendor repository declared once it runs (its package installed on every role). */
 function specText(version: string): string {
   const doc = parse(TEMPLATES['lab-3'].text) as { metadata: { artifactVersion: string }; spec: Record<string, unknown> & { kubernetes: { ha: { upgradeStrategy: string } } } };
   if (doc.metadata.artifactVersion !== N) throw new Error(`lab-3's artifactVersion is ${doc.metadata.artifactVersion}, this test expects ${N}: update N, N1, N2`);
   doc.metadata.artifactVersion = version;
   doc.spec.upgrades = { diskLayout: 'ab' };
   doc.spec.kubernetes.ha.upgradeStrategy = 'rolling';
+  if (standinSource) doc.spec.sources = { apt: [standinSource] };
   const text = stringify(doc);
   if (!parseSpec(text).spec) throw new Error(`the upgrade lab's spec at ${version} does not parse`);
   return text;
@@ -113,6 +142,15 @@ async function expectEveryNodeOn(slot: 'A' | 'B', gateSha: string, version: stri
     expect(await bootStatus(name), name).toMatchObject({ booted: slot, active: slot, try: '' });
     expect(await nodeGateSha(name), name).toBe(gateSha);
     expect(await nodeArtifactVersion(name), name).toBe(version);
+  }
+}
+
+/** Every node has kubedos-standin at `version` installed (dpkg's database of the slot it booted). */
+async function expectStandinOnEveryNode(version: string): Promise<void> {
+  for (const name of ORDER) {
+    const r = await inGuest(name, ['/usr/bin/dpkg-query', '-W', '-f', '${db:Status-Abbrev}${Version}', STANDIN_PACKAGE]);
+    expect(r.exitCode, `${name}: dpkg-query ${STANDIN_PACKAGE}: ${r.stderr}`).toBe(0);
+    expect(r.stdout.trim(), name).toBe(`ii ${version}`);
   }
 }
 
@@ -176,9 +214,15 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     rmSync(WS, { recursive: true, force: true });
     mkdirSync(UPGRADE_LAB, { recursive: true });
     rmSync(UPGRADE_BENCH_FILE, { force: true });
+    // The vendor's repository: kubedos-standin 1.0 (depends on Debian's base-files), installed on every role.
+    standin = new AptStandin(UPGRADE_LAB);
+    standin.publish('1.0', 'base-files');
+    await standin.start();
+    standinSource = standin.source('standin', [...new Set(p.nodes.map((n) => n.role))].sort());
   }, 5 * 60_000);
 
   afterAll(async () => {
+    standin?.stop();
     // KUBEDOS_UPGRADE_KEEP=1 leaves the VMs and the workspace for a look (or a rerun of one step
     // with the CLI); they are removed by the next run of this file.
     if (process.env.KUBEDOS_UPGRADE_KEEP === '1') {
@@ -197,6 +241,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(r.status, r.stderr.slice(-3000)).toBe(0);
     for (const [s, o] of Object.entries(outcomes(r.stdout))) expect(o, s).not.toMatch(/failed|skipped|aborted/);
     await expectEveryNodeOn('A', sha(gateOriginal), N);
+    await expectStandinOnEveryNode('1.0');
   }, 56 * 60_000);
 
   it('an etcd key is written', async () => {
@@ -204,7 +249,23 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(put.exitCode, put.stderr).toBe(0);
   });
 
-  it(`N+1 (${N1}, one payload file changed) is built`, async () => {
+  it('the vendor moves to kubedos-standin 1.1 (1.0 dropped): kubedos lock update --source standin moves it alone', async () => {
+    standin!.publish('1.1', 'base-files');
+    const spec = join(UPGRADE_LAB, `lab-3-${N1}.yaml`);
+    writeFileSync(spec, specText(N1));
+    const lockPath = join(WS, 'clusters/lab-3/darksite.lock.json');
+    const before = readLock(lockPath)!;
+    expect(before.upstream?.map((x) => [x.name, x.version])).toEqual([[STANDIN_PACKAGE, '1.0']]);
+    const r = await kubedosAsync(['lock', 'update', '--spec', spec, '--source', 'standin'], { env: deployEnv(WS), cwd: UPGRADE_LAB, logFile: join(UPGRADE_LAB, 'lock-update.log'), timeoutMs: 10 * 60_000 });
+    expect(r.status, r.stderr.slice(-3000)).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}~ kubedos-standin\s+1\.0 → 1\.1$/m);
+    const after = readLock(lockPath)!;
+    // The Debian part of the lock (the lab's frozen one) is untouched: the archive was not asked.
+    expect(after.packages).toEqual(before.packages);
+    expect(after.upstream?.map((x) => [x.name, x.version])).toEqual([[STANDIN_PACKAGE, '1.1']]);
+  });
+
+  it(`N+1 (${N1}, one payload file changed, kubedos-standin 1.1) is built`, async () => {
     n1 = await buildWith(N1, (payload) => writeFileSync(join(payload, 'upgrade/kubedos-health-gate'), gateN1));
     expect(existsSync(join(n1.dir, 'images/lab-3-master.qcow2'))).toBe(true);
   }, 51 * 60_000);
@@ -220,12 +281,15 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     // The SBOM's payload files are the rendered payload (payload.json carries artifactVersion: one
     // per role changes); payload/upgrade/ goes into the A/B image's cache key, not into that list.
     expect(r.stdout).toMatch(/^payload N → N\+1: [1-9]\d* changed/m);
-    expect(r.stdout).toContain('  (no package moved)');
+    // The lock moved kubedos-standin alone (the Debian part is the lab's frozen lock).
+    expect(r.stdout).toMatch(/^packages N → N\+1: 1 changed, 0 added, 0 removed$/m);
+    expect(r.stdout).toMatch(/^ {2}~ kubedos-standin\s+1\.0 → 1\.1$/m);
     expect(r.stdout).toContain(`upgrade lab-3 ${N} → ${N1}: 3 nodes on ${N1}: cp-1, w-1, master`);
     // lab-3 runs no Kubernetes: said once, no node drained.
     expect(r.stderr.match(/no Kubernetes \(kubernetes\.enabled is false\): nothing to drain or uncordon/g)).toHaveLength(1);
     expect(r.stderr).not.toMatch(/kubectl drain/);
     await expectEveryNodeOn('B', sha(gateN1), N1);
+    await expectStandinOnEveryNode('1.1');
     await expectKeyKept();
   }, 91 * 60_000);
 
@@ -240,6 +304,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
     expect(r.stdout).toMatch(/^upgrade --rollback lab-3: 3 nodes back on the previous build: master, w-1, cp-1/m);
     await expectEveryNodeOn('A', sha(gateOriginal), N);
+    await expectStandinOnEveryNode('1.0');
     await expectKeyKept();
   }, 61 * 60_000);
 

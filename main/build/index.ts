@@ -14,9 +14,9 @@ import { ensureUpstream } from './sources/apt';
 import { collectUpstream, importSourceContent } from './sources/index';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
-import { packagesFor } from './darksite/pins';
+import { packagesFor, upstreamInstalledFor } from './darksite/pins';
 import type { LockMode } from './darksite/index';
-import { CODENAME, ensureLock, ensureUdebLock, fetchPackages, fetchUdebs, importDarksite, LOCK_FILE, lockDigest, readLists, writeRepository } from './darksite/index';
+import { CODENAME, ensureLock, ensureUdebLock, fetchPackages, fetchUdebs, importDarksite, LOCK_FILE, lockDigest, readLists, upstreamPoolDir, writeRepository } from './darksite/index';
 import { diffSummary, renderDiff } from './darksite/pins';
 import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
@@ -311,7 +311,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const payloadRecords: Record<string, { path: string; sha256: string }[]> = {};
   const payloadSbom: { role: string; path: string; sha256: string }[] = [];
   for (const role of roles) {
-    const names = [...pins.base, ...pins.roles[role]].map((p) => p.name);
+    // Packages of declared apt sources whose installOn names this role: installed like the role's
+    // own Debian packages (in its image with dpkg, by its installer through pkgsel).
+    const installed = upstreamInstalledFor(upstreamPackages, o.spec.spec.sources.apt, role);
+    const names = [...[...pins.base, ...pins.roles[role]].map((p) => p.name), ...installed.map((p) => p.name)];
     const payload: RenderedPayload = renderPayload({
       plan: o.plan,
       role,
@@ -373,11 +376,11 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       const abGate = ab ? gateConfig(o.spec, o.plan, role) : undefined;
       const abSlotArgs = ab ? readSlotArgs(upgradeDir, role) : undefined;
       const dataMiB = ab ? abDataMiB(Math.min(...o.plan.nodes.filter((n) => n.role === role).map((n) => n.vm.disks[0]!.sizeGiB))) : undefined;
-      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir), dataMiB, gate: abGate, slotArgs: abSlotArgs } : {}) });
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), ...(installed.length ? { upstream: installed.map((p) => `${p.source}/${p.filename}/${p.sha256}`) } : {}), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir), dataMiB, gate: abGate, slotArgs: abSlotArgs } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);
       if (!e) {
-        log(`image ${role}: building (base root filesystem + ${extras.length} role packages + payload)`);
+        log(`image ${role}: building (base root filesystem + ${extras.length} role packages${installed.length ? ` + ${installed.length} from declared apt sources (${installed.map((p) => `${p.name} ${p.version}`).join(', ')})` : ''} + payload)`);
         // Peak: the root tree and its ext4 image, then the ext4 image and the raw disk (2x the root size).
         ensureFreeSpace(cache.root, ((ab ? 3 : 2) * ROOT_MIB + 512) * MiB, `building the ${role} image`);
         const scratch = cache.scratch(`image-${role}`);
@@ -387,7 +390,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
           await buildImage({
             payload,
             baseTar: join(base.dir, 'rootfs.tar'),
-            extraDebs: extras.map((p) => join(ds!.dir, 'pool/main', p.filename)),
+            extraDebs: [...extras.map((p) => join(ds!.dir, 'pool/main', p.filename)), ...installed.map((p) => join(ds!.dir, upstreamPoolDir(p.source), p.filename))],
             outFile: join(scratch, name),
             workDir: work,
             sourceDateEpoch: epoch,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseAptSources, debianSources, renderSourcesList } from './apt-sources';
-import { DarksiteLock, diffIsEmpty, diffLocks, diffSummary, driftMessage, firstFew, packageLists, packagesFor, parseList, parseMadison, parseShow, parseSimulation, PinError, renderDiff, unresolvedWants } from './pins';
+import { DarksiteLock, diffIsEmpty, diffLocks, diffSummary, driftMessage, firstFew, packageLists, packagesFor, parseList, upstreamInstalledFor, parseMadison, parseShow, parseSimulation, PinError, renderDiff, unresolvedWants } from './pins';
 import type { LockedPackage } from './pins';
 
 describe('package lists', () => {
@@ -53,6 +53,17 @@ describe('lock', () => {
     const lock: DarksiteLock = { apiVersion: 'kubedos.ca/v1alpha2', kind: 'DarksiteLock', codename: 'bookworm', architecture: 'amd64', listsSha256: 'f'.repeat(64), packages: [pkg('haproxy', ['lb']), pkg('bash', ['lb', 'worker']), pkg('etcd-server', ['etcd'])] };
     expect(packagesFor(lock, ['worker']).map((p) => p.name)).toEqual(['bash']);
     expect(packagesFor(lock, ['lb', 'etcd']).map((p) => p.name)).toEqual(['bash', 'etcd-server', 'haproxy']);
+  });
+
+  it('installs on a role every locked package of the apt sources whose installOn names it (their same-repository dependencies too), sorted by name', () => {
+    const up = (name: string, source: string) => ({ name, version: '1.0', architecture: 'all', sha256: 'a'.repeat(64), size: 1, filename: `${name}_1.0_all.deb`, path: `pool/${name}_1.0_all.deb`, source });
+    const upstream = [up('vendor-agent', 'vendor'), up('libvendor', 'vendor'), up('grafana', 'grafana'), up('kubeadm', 'kubernetes')];
+    const sources = [{ name: 'vendor', installOn: ['master', 'worker'] as const }, { name: 'grafana' }, { name: 'kubernetes', installOn: ['control-plane'] as const }];
+    expect(upstreamInstalledFor(upstream, sources, 'worker').map((p) => p.name)).toEqual(['libvendor', 'vendor-agent']);
+    expect(upstreamInstalledFor(upstream, sources, 'control-plane').map((p) => p.name)).toEqual(['kubeadm']);
+    // No installOn: only in the darksite, for the converge roles that install it.
+    expect(upstreamInstalledFor(upstream, sources, 'grafana')).toEqual([]);
+    expect(upstreamInstalledFor(upstream, [], 'master')).toEqual([]);
   });
 
   it('diffs two closures into changed, added and removed, sorted by name', () => {

@@ -123,6 +123,17 @@ export function packagesFor(lock: DarksiteLock, roles: readonly NodeRole[]): Loc
   return lock.packages.filter((p) => p.roles.some((r) => want.has(r))).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/**
+ * Pure: the upstream packages the build installs on a role's nodes (spec.sources.apt `installOn`):
+ * every locked package of each declared source that names the role (its declared packages and the
+ * dependencies taken from the same repository), sorted by name. A source without `installOn` only
+ * fills the darksite.
+ */
+export function upstreamInstalledFor(upstream: readonly UpstreamLockedPackage[], sources: readonly { name: string; installOn?: readonly NodeRole[] | undefined }[], role: NodeRole): UpstreamLockedPackage[] {
+  const on = new Set(sources.filter((s) => s.installOn?.includes(role)).map((s) => s.name));
+  return upstream.filter((p) => on.has(p.source)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 /** Pure: what moved from one closure to the next, sorted by name. */
 export function diffLocks(before: readonly Pick<LockedPackage, 'name' | 'architecture' | 'version'>[], after: readonly Pick<LockedPackage, 'name' | 'architecture' | 'version'>[]): LockDiff {
   const key = (p: { name: string; architecture: string }): string => `${p.name}:${p.architecture}`;

@@ -38,6 +38,12 @@ export interface UpstreamOptions {
   /** Cache root: .debs at <cache>/debs/<sha256>.deb (shared with Debian's), keys and indexes under <cache>/sources. */
   cacheDir: string;
   mode: UpstreamMode;
+  /**
+   * Mode 'update' only: resolve just these declared sources again (`kubedos lock update --source
+   * NAME`); every other source keeps its locked packages and its repository is not asked. The
+   * declaration must be the one the lock was resolved from.
+   */
+  only?: readonly string[];
   /** The Debian step wrote the lock in this build: its `previous` (digest, diff) is extended, not replaced. */
   lockWrittenThisBuild?: boolean;
   acceptCommand?: string;
@@ -192,6 +198,22 @@ async function checkDependencies(target: readonly UpstreamLockedPackage[], debia
   }
 }
 
+/** The sources `only` names, checked: update mode, each one declared, the declaration the locked one. */
+function onlySources(sources: readonly AptSource[], o: UpstreamOptions, same: boolean): Set<string> {
+  const names = [...new Set(o.only)].sort();
+  const declared = sources.map((s) => s.name);
+  if (o.mode !== 'update') throw new PinError(`moving only some apt sources (${names.join(', ')}) is a lock update (kubedos lock update --source NAME); this run's mode is ${o.mode}`);
+  const unknown = names.filter((n) => !declared.includes(n));
+  if (unknown.length) throw new PinError(`--source ${unknown.join(', ')}: spec.sources.apt declares no such source (it declares ${declared.length ? declared.join(', ') : 'none'}); nothing was resolved`);
+  if (!same) {
+    throw new PinError(
+      `--source ${names.join(', ')}: spec.sources.apt is not the declaration the lock was resolved from (${o.lockPath}), so the other sources' locked packages cannot be kept as they are; nothing was resolved. ` +
+        `Resolve every source with: ${o.acceptCommand ?? 'kubedos lock update --spec SPEC'} (it resolves the Debian lists too), or build once (a changed declaration keeps every locked version its repository still serves)`,
+    );
+  }
+  return new Set(names);
+}
+
 /** The cluster's upstream packages: locked (per mode), in the cache and verified. */
 export async function ensureUpstream(sources: readonly AptSource[], o: UpstreamOptions): Promise<UpstreamResult> {
   const lock = o.lock;
@@ -203,16 +225,19 @@ export async function ensureUpstream(sources: readonly AptSource[], o: UpstreamO
   if ((o.mode === 'frozen' || o.mode === 'offline') && !same) {
     throw new PinError(`--${o.mode}: spec.sources.apt changed since the lock was resolved (${o.lockPath}); a ${o.mode} build cannot resolve upstream packages. Resolve with: ${accept}`);
   }
+  const only = o.only?.length ? onlySources(sources, o, same) : undefined;
   const opened = new Map<string, OpenedIndex>();
   let target: UpstreamLockedPackage[] = locked;
   let diff: LockDiff | undefined;
   if (!same || o.mode === 'update') {
-    o.log?.(`sources: resolving ${sources.length} declared apt source(s) (${sources.map((s) => s.name).join(', ')})`);
+    const moving = only ? sources.filter((s) => only.has(s.name)) : sources;
+    o.log?.(`sources: resolving ${moving.length} declared apt source(s) (${moving.map((s) => s.name).join(', ')})${only ? '; every other source keeps its locked packages' : ''}`);
     // A changed declaration keeps every locked version its repository still serves (like edited package lists).
-    const fresh = await resolveAll(sources, o, opened, o.mode === 'default' ? locked : []);
-    diff = diffLocks(locked, fresh);
+    const fresh = await resolveAll(moving, o, opened, o.mode === 'default' ? locked : []);
+    const next = only ? sortUpstream([...locked.filter((p) => !only.has(p.source)), ...fresh]) : fresh;
+    diff = diffLocks(locked, next);
     if (o.mode === 'default' && diff.changed.length) throw driftOf(diff.changed.map((c) => ({ name: c.name, architecture: c.architecture, locked: c.from, available: c.to })), o, 'default');
-    target = fresh;
+    target = next;
   }
   // Before anything is fetched: every dependency met by the Debian lock this build uses.
   await checkDependencies(target, lock.packages, o);
