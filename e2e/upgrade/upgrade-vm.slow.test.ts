@@ -66,6 +66,8 @@ import { GATE_WINDOW } from '../../common/upgrade/gate-config';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
+import { observabilityHost } from '../../common/plan/services';
+import { NODE_METRICS_SECONDS } from '../../common/drills/watcher';
 import { dropLabBulk } from '../lab-output';
 import { deployEnv, etcdctlOn, kubedosAsync as kubedosRun, outcomes, REPO, requireRoot } from '../deploy/env';
 import { readLock } from '../../main/build/darksite/index';
@@ -158,6 +160,69 @@ async function expectStandinOnEveryNode(version: string): Promise<void> {
 async function expectKeyKept(): Promise<void> {
   const get = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'get', KEY, '--print-value-only']);
   expect(get.stdout.trim()).toBe(`written on ${N}`);
+}
+
+/**
+ * The cluster's Prometheus (payload/ansible/roles/kubedos_prometheus, on the spec's observability
+ * host: lab-3's master), asked from that node through the guest agent (python3 is in every image;
+ * curl is not): it binds the observability plane's address (wg2), port from the role's listen
+ * setting. Its scrape interval is read from the role's template; a series that vanished while
+ * Prometheus was down lingers at most its lookback (the default 5 minutes: the role sets none).
+ */
+const PROM_ROLE = join(PAYLOAD, 'ansible/roles/kubedos_prometheus');
+function promSetting(file: string, re: RegExp): number {
+  const m = re.exec(readFileSync(join(PROM_ROLE, file), 'utf8'));
+  if (!m) throw new Error(`${join(PROM_ROLE, file)} has no ${re}: update the Prometheus query of e2e/upgrade/upgrade-vm.slow.test.ts`);
+  return Number(m[1]);
+}
+const PROM_HOST = observabilityHost(parseSpec(specText(N)).spec!)!;
+const PROM_API = `http://${node(PROM_HOST).planes.wg2.address.replace('/32', '')}:${promSetting('defaults/main.yml', /^kubedos_prometheus_listen: .*:(\d+)"$/m)}/api/v1/query`;
+const SCRAPE_S = promSetting('templates/prometheus.yml.j2', /^ {2}scrape_interval: (\d+)s$/m);
+const PROM_LOOKBACK_S = 300;
+const PROM_QUERY = `import json,sys,urllib.parse,urllib.request
+out={}
+for q in sys.argv[2:]:
+    d=json.load(urllib.request.urlopen(sys.argv[1]+"?"+urllib.parse.urlencode({"query":q}),timeout=10))
+    out[q]=[dict(r["metric"],__value__=r["value"][1]) for r in d["data"]["result"]]
+print(json.dumps(out))`;
+
+/**
+ * Every node's boot metrics (kubedos-health-gate's kubedos.prom) and node metrics
+ * (kubedos-node-metrics' kubedos-node.prom), as the cluster's Prometheus scraped them from its
+ * node exporter over wg2 (series labelled node=NAME by the role's scrape config): exactly one
+ * kubedos_boot_slot{slot=SLOT} 1, kubedos_boot_success 1 and kubedos_artifact_info{version,slot=SLOT}
+ * per node. Polled until so, for at most the lookback plus the metrics timer and two scrapes.
+ */
+async function expectPrometheusSeesEveryNodeOn(slot: 'A' | 'B', version: string): Promise<void> {
+  const queries = { slot: 'kubedos_boot_slot{job="node"}', success: 'kubedos_boot_success{job="node"}', artifact: 'kubedos_artifact_info{job="node"}' };
+  const one = (series: Record<string, string>[], name: string, show: (m: Record<string, string>) => string): string => {
+    const mine = series.filter((m) => m.node === name).map(show).sort();
+    return mine.length === 1 ? mine[0]! : `${mine.length} series${mine.length ? `: ${mine.join(', ')}` : ''}`;
+  };
+  const want = Object.fromEntries(ORDER.map((n) => [n, { slot: `${slot} 1`, success: '1', artifact: `${version} slot ${slot}` }]));
+  const t0 = Date.now();
+  const deadline = t0 + (PROM_LOOKBACK_S + NODE_METRICS_SECONDS + 2 * SCRAPE_S + 60) * 1000;
+  let seen: unknown;
+  for (;;) {
+    const r = await inGuest(PROM_HOST, ['/usr/bin/python3', '-c', PROM_QUERY, PROM_API, ...Object.values(queries)], 60);
+    if (r.exitCode === 0) {
+      const res = JSON.parse(r.stdout) as Record<string, Record<string, string>[]>;
+      seen = Object.fromEntries(
+        ORDER.map((n) => [
+          n,
+          {
+            slot: one(res[queries.slot]!, n, (m) => `${m.slot} ${m.__value__}`),
+            success: one(res[queries.success]!, n, (m) => m.__value__!),
+            artifact: one(res[queries.artifact]!, n, (m) => `${m.version} slot ${m.slot}`),
+          },
+        ]),
+      );
+    } else seen = `the query on ${PROM_HOST} (${PROM_API}) failed: exit ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+    if (JSON.stringify(seen) === JSON.stringify(want) || Date.now() > deadline) break;
+    await new Promise((res) => setTimeout(res, SCRAPE_S * 1000));
+  }
+  console.log(`[upgrade-vm] Prometheus on ${PROM_HOST}: ${JSON.stringify(seen)} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  expect(seen, `the cluster's Prometheus (${PROM_API} on ${PROM_HOST}) on every node's boot slot, boot success and artifact`).toEqual(want);
 }
 
 /** `kubedos build` of the spec at `version` into DIR, from a copy of payload/ that `edit` changes (given the copy's path). */
@@ -289,6 +354,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(r.stderr.match(/no Kubernetes \(kubernetes\.enabled is false\): nothing to drain or uncordon/g)).toHaveLength(1);
     expect(r.stderr).not.toMatch(/kubectl drain/);
     await expectEveryNodeOn('B', sha(gateN1), N1);
+    await expectPrometheusSeesEveryNodeOn('B', N1);
     await expectStandinOnEveryNode('1.1');
     await expectKeyKept();
   }, 91 * 60_000);
@@ -304,6 +370,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
     expect(r.stdout).toMatch(/^upgrade --rollback lab-3: 3 nodes back on the previous build: master, w-1, cp-1/m);
     await expectEveryNodeOn('A', sha(gateOriginal), N);
+    await expectPrometheusSeesEveryNodeOn('A', N);
     await expectStandinOnEveryNode('1.0');
     await expectKeyKept();
   }, 61 * 60_000);

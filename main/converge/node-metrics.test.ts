@@ -47,13 +47,13 @@ const samples = (text: string): string[] => text.split('\n').filter((l) => l && 
 
 describe('kubedos-node-metrics', () => {
   it('writes the artifact, the booted slot, the converge record and handshake ages for the textfile collector', async () => {
-    const n = node({ boot: 'booted=b\nactive=a\ntry=b\ntries=2\nfailed=\n' });
+    const n = node({ boot: 'booted=B\nactive=A\ntry=B\ntries=2\nfailed=\n' });
     writeFileSync(n.env.KUBEDOS_CONVERGE_RECORD, renderConvergeRecordOnNode({ runId: 'run-1', node: 'w-1', fingerprint: 'd'.repeat(64) }));
     await run(['python3', SCRIPT], { env: { ...n.env, PYTHONDONTWRITEBYTECODE: '1' } });
     expect(readdirSync(n.out)).toEqual(['kubedos-node.prom']);
     const text = readFileSync(join(n.out, 'kubedos-node.prom'), 'utf8');
     const s = samples(text);
-    expect(s).toContain(`kubedos_artifact_info{build_digest="${'c'.repeat(64)}",cluster="lab-3",role="worker",slot="b",version="2026.12.2"} 1`);
+    expect(s).toContain(`kubedos_artifact_info{build_digest="${'c'.repeat(64)}",cluster="lab-3",role="worker",slot="B",version="2026.12.2"} 1`);
     expect(s).toContain(`kubedos_converge_info{fingerprint="${'d'.repeat(64)}",run_id="run-1"} 1`);
     expect(s.find((l) => l.startsWith('kubedos_converge_recorded_timestamp_seconds '))).toMatch(/ \d{10}$/);
     const age = s.find((l) => l.startsWith('kubedos_wireguard_handshake_age_seconds'));

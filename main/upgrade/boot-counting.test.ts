@@ -5,7 +5,7 @@
 // What it cannot prove: that the signed GRUB under Secure Boot runs save_env on the ESP (a VM
 // test; docs/upgrades.md).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -175,9 +175,10 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
   // Planes: planesDown (wg2 missing), noPeers (none anywhere), noPeerOn (one plane without its hub
   // peer), noKey (key files missing), stale (handshakes older than 180 s), planesDelayS (status
   // takes that long); backplaneStarting: kubedos-backplane.service not active yet (activating).
-  // window: gate-window's text; timeout null: no --timeout (the windows of gate-window).
-  interface GateOpts { failUnits?: string[]; gaveUp?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; noPeerOn?: string; noKey?: string[]; stale?: boolean; planesDelayS?: number; backplaneStarting?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string; window?: string; timeout?: string | null; interval?: string; spawnTimeoutMs?: number }
-  function gate(node: Node, o: GateOpts): { status: number; out: string; log: string; metrics: string; ms: number; triedCopy: string | undefined } {
+  // window: gate-window's text; timeout null: no --timeout (the windows of gate-window); umask: the
+  // gate's caller's (e.g. an operator's shell).
+  interface GateOpts { failUnits?: string[]; gaveUp?: string[]; planesDown?: boolean; planesMissing?: boolean; noPeers?: boolean; noPeerOn?: string; noKey?: string[]; stale?: boolean; planesDelayS?: number; backplaneStarting?: boolean; fingerprint?: { expected: string; actual: string }; checks?: string; window?: string; timeout?: string | null; interval?: string; spawnTimeoutMs?: number; umask?: string }
+  function gate(node: Node, o: GateOpts): { status: number; out: string; log: string; metrics: string; ms: number; triedCopy: string | undefined; mode: number | undefined } {
     const d = mkdtempSync(join(root, 'gate-'));
     const bin = join(d, 'bin');
     execFileSync('mkdir', ['-p', bin, join(d, 'conf'), join(d, 'textfile'), join(d, 'wireguard')]);
@@ -204,14 +205,15 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     const failing = o.failUnits || o.gaveUp || o.planesDown || o.planesMissing || o.noPeers || o.noPeerOn || o.noKey || o.stale || (o.fingerprint && o.fingerprint.expected !== o.fingerprint.actual);
     const timeout = o.timeout === null ? [] : ['--timeout', o.timeout ?? (failing ? '0' : '1')];
     const t0 = Date.now();
-    const r = spawnSync(join(dir, 'kubedos-health-gate'), [...timeout, '--interval', o.interval ?? '0.5'], {
+    const argv = [join(dir, 'kubedos-health-gate'), ...timeout, '--interval', o.interval ?? '0.5'];
+    const r = spawnSync(o.umask ? '/bin/sh' : argv[0]!, o.umask ? ['-c', `umask ${o.umask} && exec "$0" "$@"`, ...argv] : argv.slice(1), {
       encoding: 'utf8',
       env: { PATH: `${bin}:${process.env.PATH}`, KUBEDOS_PLANES: o.planesMissing ? join(d, 'no-such/kubedos-planes') : join(bin, 'kubedos-planes'), KUBEDOS_WG_KEYS: join(d, 'wireguard'), KUBEDOS_GRUBENV: node.env, KUBEDOS_CMDLINE: node.cmdline, KUBEDOS_UPGRADE_CONF: join(d, 'conf'), KUBEDOS_METRICS_DIR: join(d, 'textfile'), KUBEDOS_DATA: join(d, 'data') },
       timeout: o.spawnTimeoutMs ?? 30_000,
     });
     const prom = join(d, 'textfile/kubedos.prom');
     const copy = join(d, 'data/upgrade/gate-B.prom');
-    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, log: readFileSync(join(d, 'log'), 'utf8'), metrics: existsSync(prom) ? readFileSync(prom, 'utf8') : '', ms: Date.now() - t0, triedCopy: existsSync(copy) ? readFileSync(copy, 'utf8') : undefined };
+    return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, log: readFileSync(join(d, 'log'), 'utf8'), metrics: existsSync(prom) ? readFileSync(prom, 'utf8') : '', ms: Date.now() - t0, triedCopy: existsSync(copy) ? readFileSync(copy, 'utf8') : undefined, mode: existsSync(prom) ? statSync(prom).mode & 0o777 : undefined };
   }
 
   it('all checks pass: the slot is marked good, no reboot', () => {
@@ -234,6 +236,18 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     for (const line of g.metrics.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) kubedos_\w+ .+|kubedos_\w+(\{\w+="[^"]*"\})? \d+)$/);
     expect(boot(node)).toBe('B');
     expect(state(node).active).toBe('B');
+  });
+
+  it("kubedos.prom is readable by node-exporter's user (mode 0644) whatever the caller's umask", () => {
+    const node = newNode();
+    kubedosBoot(node, 'try', 'B');
+    boot(node);
+    // A root shell with umask 077 (a hardened profile, or a hand run) would leave 0600: node-exporter
+    // (user prometheus) could not read it and the cluster's Prometheus would get no kubedos_boot_* series.
+    const g = gate(node, { umask: '077' });
+    expect(g.status).toBe(0);
+    expect(g.metrics).toMatch(/^kubedos_boot_success 1$/m);
+    expect(g.mode?.toString(8)).toBe('644');
   });
 
   it('a role service that stays down: fail with the unit named, mark-bad, reboot, and the next boot is A', () => {
