@@ -66,19 +66,21 @@ export async function writeSlotThroughChannel(o: ChannelSlotWriteOptions): Promi
       (e: unknown) => ((ended = true), Promise.reject(e)),
     );
     scriptEnded.catch(() => undefined);
-    let sent: number;
+    // Bytes the port took, kept when the host end breaks too: a refusal reads the same whichever
+    // the node's end (its script's exit or the broken port) is noticed first.
+    const progress = { sent: 0 };
     let r: GuestExecResult;
     try {
-      sent = await pipeImage(o, host, scriptEnded, () => ended);
+      await pipeImage(o, host, scriptEnded, () => ended, progress);
       r = await scriptEnded;
     } catch (err) {
       // The host end broke (the reader went away): the script's own verdict says why, when it comes.
       if (o.signal?.aborted) throw err;
-      sent = -1;
       r = await Promise.race([scriptEnded, new Promise<never>((_, reject) => setTimeout(() => reject(err), 10_000).unref())]);
     }
+    const sent = progress.sent;
     if (r.exitCode !== 0) {
-      const short = sent < o.image.size ? ` (it stopped reading ${sent < 0 ? 'before the image was through' : `after ${sent} of ${o.image.size} bytes`})` : '';
+      const short = sent < o.image.size ? ` (it stopped reading after ${sent} of ${o.image.size} bytes)` : '';
       throw new Error(`${what}: ${o.image.argv.join(' ')} exited ${r.exitCode}${short}: ${tail(r)}; ${next}`);
     }
     return { output: r.stdout.trim().split('\n').slice(-2).join('\n') };
@@ -88,8 +90,8 @@ export async function writeSlotThroughChannel(o: ChannelSlotWriteOptions): Promi
   }
 }
 
-/** Pipes the image into the host end (stream.ts pumpFile); resolves with the bytes written when done or when the script ended first. */
-async function pipeImage(o: ChannelSlotWriteOptions, host: Writable, scriptEnded: Promise<unknown>, ended: () => boolean): Promise<number> {
+/** Pipes the image into the host end (stream.ts pumpFile); `progress.sent` counts the bytes written, until done or the script ended first. */
+async function pipeImage(o: ChannelSlotWriteOptions, host: Writable, scriptEnded: Promise<unknown>, ended: () => boolean, progress: { sent: number }): Promise<void> {
   const t0 = performance.now();
   let sent = 0;
   let lastReport = 0;
@@ -110,7 +112,7 @@ async function pipeImage(o: ChannelSlotWriteOptions, host: Writable, scriptEnded
       exited: Promise.race([scriptEnded, hostError, abort]),
       ...(o.signal ? { signal: o.signal } : {}),
       onChunk: (n) => {
-        sent = n;
+        sent = progress.sent = n;
         const now = performance.now();
         if (now - lastReport >= 1000 || sent === o.image.size) {
           lastReport = now;
@@ -125,11 +127,10 @@ async function pipeImage(o: ChannelSlotWriteOptions, host: Writable, scriptEnded
   }
   if (o.signal?.aborted) throw cancelled();
   if (broken) throw broken;
-  if (ended()) return sent;
+  if (ended()) return;
   if (sent !== o.image.size) throw new Error(`${o.image.path}: read ${sent} bytes, the image has ${o.image.size} (it changed while it was sent?)`);
   await new Promise<void>((res, reject) => {
     host.end(() => res());
     host.once('error', reject);
   });
-  return sent;
 }

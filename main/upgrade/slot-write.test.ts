@@ -14,7 +14,7 @@ import { closeSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdt
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareAbRootfs, writeAbDisk } from '../build/image/ab';
 import { espVolumeIds } from '../build/image/index';
@@ -353,6 +353,40 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     await expect(writeSlotThroughChannel({ node: 'w-1', open: ch.open, exec: guestAsThisMachine, image: { ...imageB, slot: 'A', argv } })).rejects.toThrow(/^w-1: writing N\+1 into slot A through a virtio-serial port: .*kubedos-slot-write .* exited \d+ \(it stopped reading after \d+ of \d+ bytes\): .*active/);
     expect(ch.left()).toEqual([]);
     expect(readFileSync(node.env).equals(before)).toBe(true);
+  });
+
+  it('through the port, a refusal seen first as a broken port still says how many bytes the node took', async () => {
+    // The port breaks (EPIPE) on the second chunk; the script's refusal arrives just after: the
+    // message is the same as when its exit is seen first (was: "before the image was through").
+    let took = 0;
+    let broke!: () => void;
+    const broken = new Promise<void>((r) => (broke = r));
+    const host = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        if (took > 0) {
+          broke();
+          cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+          return;
+        }
+        took += chunk.length;
+        cb();
+      },
+    });
+    const channel: GuestChannel = { guestPath: '/dev/virtio-ports/org.kubedos.slot', connect: async () => host, close: async () => undefined };
+    let calls = 0;
+    const exec: ChannelExec = async () => {
+      if (++calls === 1) return { exitCode: 0, stdout: '', stderr: '' };
+      await broken;
+      await new Promise((r) => setTimeout(r, 50));
+      return { exitCode: 1, stdout: '', stderr: 'kubedos-slot-write: refused: slot A is the active slot' };
+    };
+    const argv = [WRITE, 'A', imageB.sha256, String(imageB.size)];
+    const err = (await writeSlotThroughChannel({ node: 'w-1', open: async () => channel, exec, image: { ...imageB, slot: 'A', argv } }).catch((e: unknown) => e)) as Error;
+    // The count is what was handed to the port (its second chunk, refused, included), never unknown.
+    const m = new RegExp(`^w-1: writing N\\+1 into slot A through a virtio-serial port: .* exited 1 \\(it stopped reading after (\\d+) of ${imageB.size} bytes\\): .*active slot`).exec(err.message);
+    expect(m, err.message).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(took);
+    expect(Number(m![1])).toBeLessThan(imageB.size);
   });
 
   it('through the port, a cancel mid-send: the script reads a short stream and stages nothing, the port goes', async () => {
