@@ -244,6 +244,34 @@ describe.skipIf(!isRoot || !haveTools)('the A/B late command on a loop device (r
     }
   });
 
+  it('refuses partitions smaller than the layout (a slot write needs the whole slot), naming partition and sizes', () => {
+    const small: AbLayoutInput = { cluster: 'lab-3', role: 'worker', espMiB: 33, rootMiB: 16, dataMiB: 8 };
+    const disk = join(tmp, 'disk3.raw');
+    writeFileSync(disk, '');
+    execFileSync('truncate', ['-s', String(abDiskBytes(small)), disk]);
+    execFileSync('sfdisk', ['--quiet', disk], { input: renderAbPartitionTable(small) });
+    const loop = attach(disk);
+    const target = join(tmp, 'target3');
+    let mounted = false;
+    try {
+      execFileSync('mkfs.ext4', ['-q', '-F', `${loop}p2`]);
+      mkdirSync(target);
+      execFileSync('mount', [`${loop}p2`, target]);
+      mounted = true;
+      const script = join(tmp, 'ab3.sh');
+      // The script of a layout whose roots are 32 MiB, on a disk whose roots are 16 MiB.
+      writeFileSync(script, renderAbLateScript({ ...small, rootMiB: 32 }));
+      const r = spawnSync('/usr/bin/busybox', ['sh', script, target, join(tmp, 'nothing')], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', KUBEDOS_AB_HOST_TOOLS: '1', KUBEDOS_CONSOLE: '/dev/null' } });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain(`KUBEDOS-AB-FAILED: partition 2 (root-a) of ${loop} has 32768 sectors, the A/B layout needs 65536`);
+      // Refused before anything is installed.
+      expect(existsSync(join(target, 'usr/local/sbin/kubedos-boot'))).toBe(false);
+    } finally {
+      if (mounted) spawnSync('umount', [target]);
+      detach(loop);
+    }
+  });
+
   it('refuses a disk partman laid out otherwise (root A not partition 2), naming the device', () => {
     const disk = join(tmp, 'disk2.raw');
     execFileSync('truncate', ['-s', '64M', disk]);
