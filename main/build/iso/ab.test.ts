@@ -244,54 +244,44 @@ describe.skipIf(!isRoot || !haveTools)('the A/B late command on a loop device (r
     }
   });
 
-  it('refuses partitions smaller than the layout (a slot write needs the whole slot), naming partition and sizes', () => {
-    const small: AbLayoutInput = { cluster: 'lab-3', role: 'worker', espMiB: 33, rootMiB: 16, dataMiB: 8 };
-    const disk = join(tmp, 'disk3.raw');
+  /** The late script of `layout` run with busybox on a disk of `table` whose partition `rootPart`
+   * is mounted as the target; returns its exit status, stderr, the loop device and the target. */
+  function refusal(name: string, bytes: number, table: string, rootPart: number, layout: AbLayoutInput): { status: number | null; stderr: string; loop: string; target: string; installed: boolean } {
+    const disk = join(tmp, `${name}.raw`);
     writeFileSync(disk, '');
-    execFileSync('truncate', ['-s', String(abDiskBytes(small)), disk]);
-    execFileSync('sfdisk', ['--quiet', disk], { input: renderAbPartitionTable(small) });
+    execFileSync('truncate', ['-s', String(bytes), disk]);
+    execFileSync('sfdisk', ['--quiet', disk], { input: table });
     const loop = attach(disk);
-    const target = join(tmp, 'target3');
+    const target = join(tmp, `${name}-target`);
     let mounted = false;
     try {
-      execFileSync('mkfs.ext4', ['-q', '-F', `${loop}p2`]);
+      execFileSync('mkfs.ext4', ['-q', '-F', `${loop}p${rootPart}`]);
       mkdirSync(target);
-      execFileSync('mount', [`${loop}p2`, target]);
+      execFileSync('mount', [`${loop}p${rootPart}`, target]);
       mounted = true;
-      const script = join(tmp, 'ab3.sh');
-      // The script of a layout whose roots are 32 MiB, on a disk whose roots are 16 MiB.
-      writeFileSync(script, renderAbLateScript({ ...small, rootMiB: 32 }));
+      const script = join(tmp, `${name}.sh`);
+      writeFileSync(script, renderAbLateScript(layout));
       const r = spawnSync('/usr/bin/busybox', ['sh', script, target, join(tmp, 'nothing')], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', KUBEDOS_AB_HOST_TOOLS: '1', KUBEDOS_CONSOLE: '/dev/null' } });
-      expect(r.status).not.toBe(0);
-      expect(r.stderr).toContain(`KUBEDOS-AB-FAILED: partition 2 (root-a) of ${loop} has 32768 sectors, the A/B layout needs 65536`);
-      // Refused before anything is installed.
-      expect(existsSync(join(target, 'usr/local/sbin/kubedos-boot'))).toBe(false);
+      return { status: r.status, stderr: r.stderr, loop, target, installed: existsSync(join(target, 'usr/local/sbin/kubedos-boot')) };
     } finally {
       if (mounted) spawnSync('umount', [target]);
       detach(loop);
     }
+  }
+
+  it('refuses partitions smaller than the layout (a slot write needs the whole slot), naming partition and sizes', () => {
+    const small: AbLayoutInput = { cluster: 'lab-3', role: 'worker', espMiB: 33, rootMiB: 16, dataMiB: 8 };
+    // The script of a layout whose roots are 32 MiB, on a disk whose roots are 16 MiB.
+    const r = refusal('small', abDiskBytes(small), renderAbPartitionTable(small), 2, { ...small, rootMiB: 32 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`KUBEDOS-AB-FAILED: partition 2 (root-a) of ${r.loop} has 32768 sectors, the A/B layout needs 65536`);
+    expect(r.installed).toBe(false);
   });
 
   it('refuses a disk partman laid out otherwise (root A not partition 2), naming the device', () => {
-    const disk = join(tmp, 'disk2.raw');
-    execFileSync('truncate', ['-s', '64M', disk]);
-    execFileSync('sfdisk', ['--quiet', disk], { input: 'label: gpt\nsize=40M, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' });
-    const loop = attach(disk);
-    const target = join(tmp, 'target2');
-    let mounted = false;
-    try {
-      execFileSync('mkfs.ext4', ['-q', '-F', `${loop}p1`]);
-      mkdirSync(target);
-      execFileSync('mount', [`${loop}p1`, target]);
-      mounted = true;
-      const script = join(tmp, 'ab2.sh');
-      writeFileSync(script, renderAbLateScript(layoutOf('worker')));
-      const r = spawnSync('/usr/bin/busybox', ['sh', script, target, join(tmp, 'nothing')], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', KUBEDOS_AB_HOST_TOOLS: '1', KUBEDOS_CONSOLE: '/dev/null' } });
-      expect(r.status).not.toBe(0);
-      expect(r.stderr).toContain(`KUBEDOS-AB-FAILED: root A (${target}) is ${loop}p1, not partition 2 of ${loop}`);
-    } finally {
-      if (mounted) spawnSync('umount', [target]);
-      detach(loop);
-    }
+    const r = refusal('one-part', 64 * 1024 * 1024, 'label: gpt\nsize=40M, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n', 1, layoutOf('worker'));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`KUBEDOS-AB-FAILED: root A (${r.target}) is ${r.loop}p1, not partition 2 of ${r.loop}`);
+    expect(r.installed).toBe(false);
   });
 });
