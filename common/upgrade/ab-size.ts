@@ -1,6 +1,8 @@
 // The sizes of the A/B disk (docs/upgrades.md, spec.upgrades.diskLayout: ab): ESP, root A, root B
 // and a data partition that fills the rest of the node's first disk. Written once here: the image
 // build lays the disk out with them and the spec's invariants refuse a disk they do not fit. Pure.
+import type { Plan } from '../plan/schema';
+import type { NodeRole } from '../spec/schema';
 
 /** The EFI system partition. */
 export const AB_ESP_MIB = 64;
@@ -25,3 +27,11 @@ export function abDataMiB(diskGiB: number): number {
 
 /** The smallest first disk (GiB) an A/B node can have. */
 export const AB_MIN_DISK_GIB = Math.ceil((FIXED_MIB + AB_MIN_DATA_MIB) / 1024);
+
+/** The data partition (MiB) of `role`'s A/B disk in `plan`: the role's nodes share one disk
+ * layout (one image, one installer), made for the smallest first disk among them. */
+export function abRoleDataMiB(plan: Pick<Plan, 'nodes'>, role: NodeRole): number {
+  const disks = plan.nodes.filter((n) => n.role === role).map((n) => n.vm.disks[0]!.sizeGiB);
+  if (!disks.length) throw new Error(`A/B disk: the plan has no ${role} node`);
+  return abDataMiB(Math.min(...disks));
+}

@@ -22,8 +22,9 @@ import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage } from './image/index';
-import { abInputs, readSlotArgs } from './image/ab';
-import { abDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
+import { abInputs, abRootFiles, AB_ESP_FILES, readSlotArgs } from './image/ab';
+import { abInstallerFiles } from './iso/ab';
+import { AB_ESP_MIB, abRoleDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
 import { gateConfig } from '../../common/upgrade/gate-config';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso, isoKeyInputs } from './iso/index';
@@ -342,9 +343,25 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     // The roles that run containerd get the layout in their qcow2 image and on their ISO.
     const oci = ociLayoutFor(role, upstream.layoutEntry);
 
+    // An A/B disk (spec.upgrades.diskLayout): the qcow2 and the ISO lay out the same four partitions.
+    const ab = o.spec.spec.upgrades?.diskLayout === 'ab';
+    const upgradeDir = join(o.payloadDir, 'upgrade');
+    // The A/B disk fills the smallest first disk among the role's nodes (its data partition takes the rest).
+    const abGate = ab ? gateConfig(o.spec, o.plan, role) : undefined;
+    const abSlotArgs = ab ? readSlotArgs(upgradeDir, role) : undefined;
+    const dataMiB = ab ? abRoleDataMiB(o.plan, role) : undefined;
+
     if (targets.includes('iso')) {
       const netinstSha = o.netinstIso ? await sha256File(o.netinstIso) : undefined;
-      const key = inputsKey('iso', isoKeyInputs({ payloadHashes, darksite: dsKey, host: isoHost, epoch, netinstSha, tools: pick(tools, ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common']), cluster, node: process.versions.node }, oci ? ociIndexSha : undefined));
+      const isoAb = ab
+        ? {
+            layout: { cluster, role, espMiB: AB_ESP_MIB, rootMiB: ROOT_MIB, dataMiB: dataMiB! },
+            files: abInstallerFiles(abRootFiles({ upgradeDir, gate: abGate!, ...(abSlotArgs ? { slotArgs: abSlotArgs } : {}) }), Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(upgradeDir, f), 'utf8')]))),
+          }
+        : undefined;
+      const isoBase = { payloadHashes, darksite: dsKey, host: isoHost, epoch, netinstSha, tools: pick(tools, ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common']), cluster, node: process.versions.node };
+      // The A/B disk enters the key only for that layout: the default ISO keeps its key.
+      const key = inputsKey('iso', isoKeyInputs(isoAb ? { ...isoBase, diskLayout: 'ab', layout: isoAb.layout, abFiles: isoAb.files.map((f) => ({ path: f.path, sha256: sha256Of(f.data), mode: f.mode })) } : isoBase, oci ? ociIndexSha : undefined));
       const name = `${cluster}-${role}.iso`;
       let e = await lookup(key);
       if (!e) {
@@ -354,7 +371,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
         mkdirSync(scratch, { recursive: true });
         const work = cache.scratch(`iso-work-${role}`);
         try {
-          await buildIso({ payload, darksiteDir: ds.dir, outFile: join(scratch, name), workDir: work, sourceDateEpoch: epoch, cluster, netinstIso: o.netinstIso, ...(oci && ociIndexSha ? { ociLayout: { dir: oci.dir, indexSha256: ociIndexSha } } : {}), signal });
+          await buildIso({ payload, darksiteDir: ds.dir, outFile: join(scratch, name), workDir: work, sourceDateEpoch: epoch, cluster, netinstIso: o.netinstIso, ...(oci && ociIndexSha ? { ociLayout: { dir: oci.dir, indexSha256: ociIndexSha } } : {}), ...(isoAb ? { ab: isoAb } : {}), signal });
         } finally {
           rmSync(work, { recursive: true, force: true });
         }
@@ -370,12 +387,6 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       // An A/B disk (spec.upgrades.diskLayout) adds its layout and upgrade files to the key. `ext4`
       // names how the root filesystem is made (main/build/ext4.ts: every inode time pinned): images
       // cached before it were not byte-reproducible, so they are not reused.
-      const ab = o.spec.spec.upgrades?.diskLayout === 'ab';
-      const upgradeDir = join(o.payloadDir, 'upgrade');
-      // The A/B disk fills the smallest first disk among the role's nodes (its data partition takes the rest).
-      const abGate = ab ? gateConfig(o.spec, o.plan, role) : undefined;
-      const abSlotArgs = ab ? readSlotArgs(upgradeDir, role) : undefined;
-      const dataMiB = ab ? abDataMiB(Math.min(...o.plan.nodes.filter((n) => n.role === role).map((n) => n.vm.disks[0]!.sizeGiB))) : undefined;
       const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), ...(installed.length ? { upstream: installed.map((p) => `${p.source}/${p.filename}/${p.sha256}`) } : {}), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir), dataMiB, gate: abGate, slotArgs: abSlotArgs } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);

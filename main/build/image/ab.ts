@@ -150,44 +150,86 @@ export interface AbRootfsInput {
   slotArgs?: string;
 }
 
-/** Install the node's half of the A/B boot into a staged root tree: scripts, units, the gate's
- * configuration (gate-units, gate-checks, gate-window), fstab, kernel links. */
+/** A file both root slots carry (path relative to the root, text, mode). */
+export interface AbRootFile {
+  path: string;
+  text: string;
+  mode: number;
+}
+
+/** The A/B units and the target each is wanted by (a symbolic link in TARGET.wants). */
+export const AB_UNIT_WANTS: readonly (readonly [string, string])[] = [
+  ['kubedos-health-gate.service', 'multi-user.target'],
+  [AB_PERSIST_UNITS.early, 'local-fs.target'],
+  [AB_PERSIST_UNITS.late, 'multi-user.target'],
+];
+
+/** Where each file of payload/upgrade/ goes on the ESP (root of the FAT file system): the same
+ * grub.cfg in EFI/BOOT and EFI/debian (it finds boot-select.cfg and kubedos.env in EFI/debian). */
+export const AB_ESP_PLACES: readonly (readonly [(typeof AB_ESP_FILES)[number], string])[] = [
+  ['grub-ab.cfg', 'EFI/BOOT/grub.cfg'],
+  ['grub-ab.cfg', 'EFI/debian/grub.cfg'],
+  ['boot-select.cfg', 'EFI/debian/boot-select.cfg'],
+];
+/** GRUB's environment block on the ESP, and what a new node starts with. */
+export const AB_ENV_FILE = 'EFI/debian/kubedos.env';
+export const AB_INITIAL_ENV: Readonly<Record<string, string>> = { kubedos_active: 'A' };
+
+export interface AbRootFilesInput {
+  /** payload/upgrade/ of the checkout. */
+  upgradeDir: string;
+  /** What the role's health gate judges (gateConfig in common/upgrade/gate-config.ts, from the plan). */
+  gate: GateConfig;
+  /** The slot's extra kernel arguments (readSlotArgs; default none). */
+  slotArgs?: string;
+}
+
+/** The files of the node's half of the A/B boot, the same in the image build and the ISO
+ * installer: scripts, units, the gate's configuration (gate-units, gate-checks, gate-window) and
+ * the slot's kernel arguments. Not the fstab (it names the ESP's id) nor the kernel links. */
+export function abRootFiles(o: AbRootFilesInput): AbRootFile[] {
+  const unitText: Record<string, string> = {
+    'kubedos-health-gate.service': renderHealthGateUnit(),
+    [AB_PERSIST_UNITS.early]: renderPersistUnit('early'),
+    [AB_PERSIST_UNITS.late]: renderPersistUnit('late'),
+  };
+  const sbin = AB_SBIN.slice(1);
+  const conf = AB_GATE_CONF.slice(1);
+  return [
+    ...AB_NODE_SCRIPTS.map((s) => ({ path: `${sbin}/${s}`, text: readFileSync(join(o.upgradeDir, s), 'utf8'), mode: 0o755 })),
+    ...AB_UNIT_WANTS.map(([name]) => ({ path: `etc/systemd/system/${name}`, text: unitText[name]!, mode: 0o644 })),
+    { path: `${conf}/gate-units`, text: renderGateList(o.gate.units), mode: 0o644 },
+    { path: `${conf}/gate-checks`, text: renderGateList(o.gate.checks), mode: 0o644 },
+    { path: `${conf}/gate-window`, text: renderGateWindow(o.gate.window), mode: 0o644 },
+    { path: 'boot/kubedos-slot.cfg', text: renderSlotCfg(o.slotArgs ?? ''), mode: 0o644 },
+  ];
+}
+
+/** Install the node's half of the A/B boot into a staged root tree: abRootFiles, the wants
+ * links, fstab, kernel links. */
 export function prepareAbRootfs(o: AbRootfsInput): void {
   const { rootfs } = o;
   writeFileSync(join(rootfs, 'etc/fstab'), renderAbFstab(o.espMountId));
   mkdirSync(join(rootfs, AB_DATA_MOUNT.slice(1)), { recursive: true });
-  mkdirSync(join(rootfs, AB_SBIN.slice(1)), { recursive: true });
-  for (const s of AB_NODE_SCRIPTS) {
-    const p = join(rootfs, AB_SBIN.slice(1), s);
-    copyFileSync(join(o.upgradeDir, s), p);
-    chmodSync(p, 0o755);
+  for (const f of abRootFiles({ upgradeDir: o.upgradeDir, gate: o.gate, ...(o.slotArgs !== undefined ? { slotArgs: o.slotArgs } : {}) })) {
+    const p = join(rootfs, f.path);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, f.text);
+    chmodSync(p, f.mode);
   }
   const unitDir = join(rootfs, 'etc/systemd/system');
-  mkdirSync(join(unitDir, 'multi-user.target.wants'), { recursive: true });
-  const units: [string, string, string][] = [
-    ['kubedos-health-gate.service', renderHealthGateUnit(), 'multi-user.target'],
-    [AB_PERSIST_UNITS.early, renderPersistUnit('early'), 'local-fs.target'],
-    [AB_PERSIST_UNITS.late, renderPersistUnit('late'), 'multi-user.target'],
-  ];
-  for (const [name, text, target] of units) {
-    writeFileSync(join(unitDir, name), text);
+  for (const [name, target] of AB_UNIT_WANTS) {
     mkdirSync(join(unitDir, `${target}.wants`), { recursive: true });
     const want = join(unitDir, `${target}.wants`, name);
     rmSync(want, { force: true });
     symlinkSync(`/etc/systemd/system/${name}`, want);
   }
-  const conf = join(rootfs, AB_GATE_CONF.slice(1));
-  mkdirSync(conf, { recursive: true });
-  writeFileSync(join(conf, 'gate-units'), renderGateList(o.gate.units));
-  writeFileSync(join(conf, 'gate-checks'), renderGateList(o.gate.checks));
-  writeFileSync(join(conf, 'gate-window'), renderGateWindow(o.gate.window));
   // grub-ab.cfg boots /vmlinuz and /initrd.img of the slot: point them at this build's kernel.
   for (const [link, target] of [['vmlinuz', `boot/${o.kernel}`], ['initrd.img', `boot/${o.initrd}`]] as const) {
     const p = join(rootfs, link);
     if (existsSync(p) || isSymlink(p)) rmSync(p, { force: true });
     symlinkSync(target, p);
   }
-  writeFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), renderSlotCfg(o.slotArgs ?? ''));
 }
 
 function isSymlink(p: string): boolean {
@@ -230,11 +272,9 @@ export async function writeAbDisk(o: AbDiskInput): Promise<void> {
   for (const dir of ['EFI/BOOT', 'EFI/debian']) {
     mkdirSync(join(espTree, dir), { recursive: true });
     copyFileSync(ISO_HOST_FILES.grubDisk.path, join(espTree, dir, 'grubx64.efi'));
-    // The same grub.cfg in both: it finds boot-select.cfg and kubedos.env in EFI/debian itself.
-    copyFileSync(join(o.upgradeDir, 'grub-ab.cfg'), join(espTree, dir, 'grub.cfg'));
   }
-  copyFileSync(join(o.upgradeDir, 'boot-select.cfg'), join(espTree, 'EFI/debian/boot-select.cfg'));
-  writeFileSync(join(espTree, 'EFI/debian/kubedos.env'), renderGrubEnvBlock({ kubedos_active: 'A' }));
+  for (const [file, place] of AB_ESP_PLACES) copyFileSync(join(o.upgradeDir, file), join(espTree, place));
+  writeFileSync(join(espTree, AB_ENV_FILE), renderGrubEnvBlock(AB_INITIAL_ENV));
   copyFileSync(ISO_HOST_FILES.shim.path, join(espTree, 'EFI/BOOT/BOOTX64.EFI'));
   copyFileSync(ISO_HOST_FILES.shim.path, join(espTree, 'EFI/debian/shimx64.efi'));
   pinTimes(espTree, epoch);

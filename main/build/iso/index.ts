@@ -12,6 +12,8 @@ import { copyTree, listFiles, makeWritable, pinTimes } from '../files';
 import type { PayloadFile, RenderedPayload } from '../payload/render';
 import { ISO_HOST_FILES, requireHostFiles } from './host-files';
 import { INITRD_OCI_SCRIPT, ISO_OCI_DIR, renderOciLateScript, withOciLateCommand } from './oci';
+import { INITRD_AB_SCRIPT, renderAbLateScript, withAbPreseed } from './ab';
+import type { AbLayoutInput } from '../../upgrade/ab-layout';
 
 export const INITRD_PAYLOAD_DIR = 'kubedos-payload';
 
@@ -28,7 +30,15 @@ export interface IsoInput {
   /** The artifact's OCI image layout (declared images; control planes and workers): put on the
    * medium at ISO_OCI_DIR and copied to the target by the late command (./oci.ts). */
   ociLayout?: { dir: string; indexSha256: string };
+  /** spec.upgrades.diskLayout: ab: the A/B disk (./ab.ts) and the files its late command installs
+   * (abInstallerFiles, under /kubedos-ab of the initrd). */
+  ab?: IsoAb;
   signal?: AbortSignal;
+}
+
+export interface IsoAb {
+  layout: AbLayoutInput;
+  files: PayloadFile[];
 }
 
 /** The ISO's cache-key inputs: the layout's index digest enters only when the medium carries
@@ -38,10 +48,12 @@ export function isoKeyInputs<T extends object>(base: T, ociIndexSha256?: string)
 }
 
 /** The payload as the medium installs it: with a layout, the preseed (and its copy in the
- * payload) runs the layout copy first in late_command. Without one, the payload unchanged. */
-export function isoPayload(payload: RenderedPayload, ociLayout?: IsoInput['ociLayout']): RenderedPayload {
-  if (!ociLayout) return payload;
-  const preseed = withOciLateCommand(payload.preseed);
+ * payload) runs the layout copy first in late_command; with an A/B disk, the A/B recipe and its
+ * late command (./ab.ts). Without either, the payload unchanged. */
+export function isoPayload(payload: RenderedPayload, ociLayout?: IsoInput['ociLayout'], ab?: IsoAb): RenderedPayload {
+  if (!ociLayout && !ab) return payload;
+  let preseed = ab ? withAbPreseed(payload.preseed, ab.layout) : payload.preseed;
+  if (ociLayout) preseed = withOciLateCommand(preseed);
   const data = new TextEncoder().encode(preseed);
   return { ...payload, preseed, files: payload.files.map((f) => (f.path === 'preseed.cfg' ? { ...f, data } : f)) };
 }
@@ -120,9 +132,10 @@ function isoDate(epoch: number): string {
 }
 
 export async function buildIso(input: IsoInput): Promise<void> {
-  const { workDir, sourceDateEpoch: epoch, signal, ociLayout } = input;
-  const payload = isoPayload(input.payload, ociLayout);
+  const { workDir, sourceDateEpoch: epoch, signal, ociLayout, ab } = input;
+  const payload = isoPayload(input.payload, ociLayout, ab);
   const extra: PayloadFile[] = [];
+  if (ab) extra.push({ path: INITRD_AB_SCRIPT, data: new TextEncoder().encode(renderAbLateScript(ab.layout)), mode: 0o755 }, ...ab.files);
   if (ociLayout) {
     const index = join(ociLayout.dir, 'index.json');
     const got = existsSync(index) ? sha256Hex(readFileSync(index)) : 'missing';

@@ -10,26 +10,13 @@ import { inputsKey } from '../cache';
 import { listFiles } from '../files';
 import { OCI_NODE_DIR } from '../image/index';
 import { ociLayoutFor } from '../index';
-import { loadPayloadSources } from '../payload/load';
-import { renderPayload } from '../payload/render';
+import { renderTestPayload } from '../payload/testing';
 import { buildIso, isoKeyInputs, isoPayload, payloadInitrd } from './index';
 import { INITRD_OCI_SCRIPT, ISO_OCI_DIR, renderOciLateScript, withOciLateCommand } from './oci';
 
-const repo = join(__dirname, '../../..');
 const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
 const reference = parseSpec(TEMPLATES['reference-16'].text).spec!;
-const payloadOf = (role: 'worker' | 'lb') =>
-  renderPayload({
-    plan: plan(role === 'lb' ? reference : spec),
-    role,
-    sources: loadPayloadSources(join(repo, 'payload')),
-    sshAllowUsers: ['ops'],
-    opsAuthorizedKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2i7DDbcM+UcS6tNG0kU3y4uuJ4n2xoxL7uVtdMF5Ej ops@lab-3',
-    repoKeyring: new Uint8Array([1, 2, 3]),
-    packages: ['openssh-server'],
-    mirror: { host: '10.0.2.100', directory: '/darksite' },
-    poweroff: true,
-  });
+const payloadOf = (role: 'worker' | 'lb') => renderTestPayload(plan(role === 'lb' ? reference : spec), role);
 
 const tmp = mkdtempSync(join(tmpdir(), 'kubedos-iso-oci-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
