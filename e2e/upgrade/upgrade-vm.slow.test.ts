@@ -279,6 +279,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     rmSync(WS, { recursive: true, force: true });
     mkdirSync(UPGRADE_LAB, { recursive: true });
     rmSync(UPGRADE_BENCH_FILE, { force: true });
+    for (const n of p.nodes) rmSync(join(UPGRADE_LAB, `serial-${n.name}.log`), { force: true });
     // The vendor's repository: kubedos-standin 1.0 (depends on Debian's base-files), installed on every role.
     standin = new AptStandin(UPGRADE_LAB);
     standin.publish('1.0', 'base-files');
@@ -293,6 +294,12 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     if (process.env.KUBEDOS_UPGRADE_KEEP === '1') {
       console.log(`[upgrade-vm] KUBEDOS_UPGRADE_KEEP=1: VMs ${p.nodes.map((n) => n.vmid).join(', ')} and ${WS} left in place`);
       return;
+    }
+    // Each node's serial console (every boot of the run: GRUB's choice, the kernel, the gate's lines)
+    // is kept in the lab directory before the VM and its folder go: a failed step is read from it.
+    for (const n of p.nodes) {
+      const log = driver ? join(driver.vmDir(n.vmid), 'serial.log') : '';
+      if (log && existsSync(log)) cpSync(log, join(UPGRADE_LAB, `serial-${n.name}.log`));
     }
     for (const n of p.nodes) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
     dropLabBulk(WS, [join(WS, 'cache')]);

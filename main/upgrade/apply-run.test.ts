@@ -88,6 +88,33 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1']);
   });
 
+  it('a node that never answers after its reboot: the stop says what its console last showed (a kernel hung before init, or its last lines)', async () => {
+    const lockup = (s: number) => `[  ${s}.000000] watchdog: BUG: soft lockup - CPU#1 stuck for ${s}s! [cryptomgr_test:77]`;
+    const hung = ['Linux version 6.1.0-28-amd64', lockup(26), lockup(52), lockup(78)].join('\n');
+    // Upgrade: cp-1's reboot into B hangs in the kernel (the TCG soft lockup of boot-hang.ts).
+    const a = setup();
+    a.sim.hangOnBoot = (node) => node === 'cp-1';
+    a.sim.consoleText = (node) => (node === 'cp-1' ? hung : undefined);
+    const end = await runApply({ waves, from: N, target: build('0.2.0'), ops: a.sim, record: a.record, ...a.clock });
+    expect(end).toMatchObject({ kind: 'stop', node: 'cp-1' });
+    expect((end as { reason: string }).reason).toMatch(/^no answer within 300 s of its reboot into slot B \(.*\); its console: the kernel hung \(soft lockup in cryptomgr_test \(CPU#1 stuck for 78s\), 3 reports, before init started\): reset the VM .*; it falls back/);
+    // Rollback: w-1 reboots into A and its console stops at a line (no lockup): its last lines, bounded.
+    const b = setup();
+    const N1 = build('0.2.0');
+    expect(await runApply({ waves, from: N, target: N1, ops: b.sim, record: b.record, ...b.clock })).toMatchObject({ kind: 'done' });
+    b.sim.hangOnBoot = (node) => node === 'w-1';
+    b.sim.consoleText = (node) => (node === 'w-1' ? `Linux version 6.1.0-28-amd64\n\x1b[0;32m  OK  \x1b[0m] Reached target sysinit.target\nA stop job is running for foo.service (1min 30s / 1min 30s)\r\n${'x'.repeat(400)}\n` : undefined);
+    const rb = await runRollback({ waves, from: N, target: N1, ops: b.sim, record: b.record, ...b.clock, pollMs: 1000 });
+    expect(rb).toMatchObject({ kind: 'stop', node: 'w-1' });
+    const msg = (rb as { message: string }).message;
+    expect(msg).toContain(`slot A did not pass its gate within 300 s of the reboot (w-1: no answer (the machine is powered off)); its console's last lines: OK  ] Reached target sysinit.target | A stop job is running for foo.service (1min 30s / 1min 30s) | ${'x'.repeat(159)}…`);
+    // A substrate without a console log: nothing added.
+    const c = setup();
+    c.sim.hangOnBoot = (node) => node === 'cp-1';
+    const plain = await runApply({ waves, from: N, target: build('0.2.0'), ops: c.sim, record: c.record, ...c.clock });
+    expect((plain as { reason: string }).reason).not.toContain('console');
+  });
+
   it('w-1 fails its gate and is back on A before the foundry looks: the stop still names the failing check, from the gate\'s copy on data', async () => {
     const { sim, record, clock } = setup();
     const N1 = build('0.2.0');

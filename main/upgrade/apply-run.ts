@@ -22,6 +22,7 @@ import type { Wave } from '../../common/upgrade/waves';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
+import { bootHang, lastBoot } from '../substrate/boot-hang';
 
 /** What the loop needs of a node. Each call may throw; its message is shown with the node's name. */
 export interface NodeOps {
@@ -52,6 +53,33 @@ export interface NodeOps {
    * failed, when it did not converge.
    */
   converge(node: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * The last of what the node's console printed, where the substrate keeps a console log
+   * (qemu-local); read when the node does not answer after a reboot, to say why.
+   */
+  console?(node: string, signal?: AbortSignal): Promise<string>;
+}
+
+/**
+ * What a node that did not answer after its reboot shows on its console, for the stop message:
+ * a kernel that hung before init (boot-hang.ts: a soft lockup under TCG), else its last few
+ * lines; '' when the substrate keeps no console. Bounded: at most 3 lines of 160 characters.
+ */
+export async function consoleNote(ops: NodeOps, node: string, signal?: AbortSignal): Promise<string> {
+  const text = ops.console ? await ops.console(node, signal).catch(() => '') : '';
+  if (!text.trim()) return '';
+  const hang = bootHang(text);
+  if (hang) return `; its console: the kernel hung (${hang.why}): reset the VM (it boots the slot GRUB picks again) and rerun`;
+  // A console's colour codes and control characters: the message is one readable line.
+  const lines = lastBoot(text)
+    // eslint-disable-next-line no-control-regex
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .split(/\r?\n|\r/)
+    // eslint-disable-next-line no-control-regex
+    .map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').trim())
+    .filter((l) => l !== '');
+  if (!lines.length) return '';
+  return `; its console's last lines: ${lines.slice(-3).map((l) => (l.length > 160 ? `${l.slice(0, 159)}…` : l)).join(' | ')}`;
 }
 
 // The events' shape is the workbench's too (common/upgrade/progress.ts: folded into the live file).
@@ -290,7 +318,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       }
       const reason =
         step?.kind === 'reboot'
-          ? `no answer within ${Math.round(deadlineMs / 1000)} s of its reboot into slot ${step.slot} (${unreachable.error}); it falls back to its previous slot by itself if N+1 never comes up`
+          ? `no answer within ${Math.round(deadlineMs / 1000)} s of its reboot into slot ${step.slot} (${unreachable.error})${await consoleNote(ops, unreachable.node, signal)}; it falls back to its previous slot by itself if N+1 never comes up`
           : step?.kind === 'write' && !step.ok
             ? // The write's own error says what cut it (a power-off, a dropped connection); the node staged no try.
               `writing slot ${step.slot} failed: ${step.error}; then it did not answer (${unreachable.error}): once it runs again it boots its active slot (kubedos-slot-write stages a try only after its read-back)`
@@ -496,7 +524,7 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
       const st = await ops.status(s.node, signal).then(parseBootStatus, (err: unknown) => ({ ok: false as const, message: errText(err) }));
       if (st.ok && st.value.booted === s.to && st.value.active === s.to) break;
       if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again${input.kubernetes ? `; ${await uncordonAgain(ops, s.node, emit, signal)}` : ''}`, s.from);
-      if (now() >= at + deadlineMs) return stop(`slot ${s.to} did not pass its gate within ${Math.round(deadlineMs / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
+      if (now() >= at + deadlineMs) return stop(`slot ${s.to} did not pass its gate within ${Math.round(deadlineMs / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})${await consoleNote(ops, s.node, signal)}`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
       emit({ node: s.node, step: 'wait', detail: st.ok ? `booted slot ${st.value.booted || '?'}, waiting for slot ${s.to}'s gate` : `not answering yet (${st.message})` });
       await sleep(Math.max(0, Math.min(pollMs, at + deadlineMs - now())), signal);
     }

@@ -268,6 +268,10 @@ export class SimCluster implements NodeOps {
   missGateWindow = false;
   /** Runs while a slot is written, before it is read back: report progress, or hold the write (a test pausing the run mid-way). */
   duringWrite: (node: string, slot: Slot, onProgress: (p: SlotWriteProgress) => void) => Promise<void> | void = () => undefined;
+  /** What a node's console shows (a VM's serial log); undefined: the substrate keeps none. */
+  consoleText: (node: string) => string | undefined = () => undefined;
+  /** The node hangs on its next boot (a kernel soft lockup under TCG): silent until powerOn(). */
+  hangOnBoot: (node: string) => boolean = () => false;
   /** Nodes cordoned now (kubectl drain cordons first; uncordon clears). */
   readonly cordoned = new Set<string>();
 
@@ -351,7 +355,13 @@ export class SimCluster implements NodeOps {
 
   async reboot(name: string): Promise<void> {
     this.calls.push(`reboot ${name}`);
-    this.node(name).rebooting = true;
+    const n = this.node(name);
+    if (this.hangOnBoot(name)) n.off = true;
+    else n.rebooting = true;
+  }
+
+  async console(name: string): Promise<string> {
+    return this.consoleText(name) ?? '';
   }
 
   async tryOnce(name: string, slot: Slot): Promise<void> {

@@ -164,6 +164,11 @@ export class VmNodeOps implements NodeOps {
     });
   }
 
+  /** The last 64 KiB of the node's serial console, where the driver keeps one (qemu-local); '' elsewhere. */
+  async console(node: string, signal?: AbortSignal): Promise<string> {
+    return this.o.driver.consoleTail ? this.o.driver.consoleTail(this.vmid(node), 64 * 1024, signal ? { signal } : {}) : '';
+  }
+
   async reboot(node: string, signal?: AbortSignal): Promise<void> {
     await this.guest(node, ['systemctl', 'reboot'], signal);
   }
