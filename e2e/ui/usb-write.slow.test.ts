@@ -183,6 +183,10 @@ describe('restore from the Recovery view', () => {
     await page.getByTestId('restore-into').fill(into);
     await page.getByTestId('restore-start').click();
     await expect.poll(() => page.getByTestId('restore-error').textContent(), { timeout: 20_000 }).toContain('does not exist; nothing was written');
+    // The engine's one refusal (the CLI prints the same line and hint): the check named, then what to do.
+    expect(await page.getByTestId('restore-error').textContent()).toMatch(/restore refused \(recovery-key\): recovery identity .*no-such-key\.txt does not exist; nothing was written — give the file holding the recovery identity/);
+    await page.getByTestId('restore-error').scrollIntoViewIfNeeded();
+    await shots('recovery-restore-refused');
     await page.getByTestId('restore-key').fill(idFile);
     await page.getByTestId('restore-start').click();
     await expect.poll(() => page.getByTestId('restore-status').textContent(), { timeout: 60_000 }).toBe('done');
