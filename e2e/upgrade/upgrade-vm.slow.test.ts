@@ -18,8 +18,9 @@
 // 1.0 → 1.1`; after it every node has 1.1 installed (dpkg-query through the guest agent) on slot
 // B, after --rollback 1.0 on slot A. Verified without VMs by e2e/sources/upstream-move.lab.test.ts
 // (N's darksite build locks 1.0, lock update --source moves only it, N+1's darksite has 1.1, the
-// SBOM diff names it) and, once by hand, a worker image built with it (dpkg: installed); the
-// package part of this file has NOT run on VMs yet.
+// SBOM diff names it) and, once by hand, a worker image built with it (dpkg: installed). On VMs
+// (2026-12-05, second run): 1.0 on every node after the deploy, the lock update, the upgrade's
+// diff and 1.1 on every node on slot B passed; the rollback stopped at w-1 before its check.
 // Declaring the source makes N's darksite, base root filesystem and images new cache entries (their
 // keys include the upstream package): the first deploy builds them (a few minutes more).
 //
@@ -44,7 +45,9 @@
 // Run: npm run test:upgrade:vm (root, TCG: the deploy ~22 min with its build, N+1's build ~6 min,
 // the upgrade ~30 min (each node ~10: write 2, reboot and gate 2-3, converge 4-6), the rollback
 // ~6 min). The main case passed as a whole file on 2026-12-05 (5 passed, 4,023 s, before the
-// package move and its lock update step were added); the injections
+// package move and its lock update step were added); the second run (with them, 3,184 s) passed
+// up to the upgrade and stopped in --rollback at w-1 (no guest agent answer for 300 s after its
+// reboot into A; docs/upgrades.md "VM runs"); the injections
 // other than gate (run by hand) have not run on VMs yet (docs/upgrades.md).
 //
 // What is not changed: Debian packages. `kubedos build` without --update takes the lab's frozen
