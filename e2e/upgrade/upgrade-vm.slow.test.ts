@@ -24,21 +24,23 @@
 // Declaring the source makes N's darksite, base root filesystem and images new cache entries (their
 // keys include the upstream package): the first deploy builds them (a few minutes more).
 //
-// Opt-in failure injection, one per run (KUBEDOS_UPGRADE_INJECT=VALUE), after the N → N+1 →
-// --rollback case; each ends with a rerun of a fixed build (N+3, or N+2 again after a power-off)
-// that completes:
-//   gate       N+2 whose health gate's planes check refuses on w-1 (payload/upgrade/kubedos-health-gate
-//              changed): the gate retries for the planes window (gate-window, 120 s), marks B bad,
-//              reboots; the stop names w-1 and the check.
-//   service    N+2 whose kubedos-backplane.service (a unit of every role's gate-units) fails for good
-//              on w-1 (no restart): the gate marks B bad at once ("failed (systemd gave up): not
-//              waiting"); the stop names w-1 and the unit.
-//   kernel     N+2 whose worker slots (w-1's role) carry rdinit=/kubedos-broken in their kernel
+// Opt-in failure injections (KUBEDOS_UPGRADE_INJECT=kernel,service,…: run in that order) after the
+// N → N+1 → --rollback case (or, with KUBEDOS_UPGRADE_MAIN=0, right after the deploy and the key);
+// each applies a bad build (the next version: 0.1.2, then 0.1.4, …) that stops at w-1, then a fixed
+// build (the version after it; after a power-off, the same build again) that completes. Each starts
+// from the slots the nodes report then (after the first injection they differ per node):
+//   gate       a build whose health gate's planes check refuses on w-1 (payload/upgrade/kubedos-health-gate
+//              changed): the gate retries for the planes window (gate-window, 120 s), marks the
+//              tried slot bad, reboots; the stop names w-1 and the check.
+//   service    a build whose kubedos-backplane.service (a unit of every role's gate-units) fails for
+//              good on w-1 (no restart): the gate marks the tried slot bad at once ("failed (systemd
+//              gave up): not waiting"); the stop names w-1 and the unit.
+//   kernel     a build whose worker slots (w-1's role) carry rdinit=/kubedos-broken in their kernel
 //              arguments (payload/upgrade/slot-args/worker): the kernel panics, panic=10 reboots, its
-//              one try is used up and GRUB boots A; the stop names w-1 and the tries.
+//              one try is used up and GRUB boots the previous slot; the stop names w-1 and the tries.
 //   power-off  w-1 powered off (QMP quit) while its slot is written: the stop names w-1 and the
-//              cut; started again it boots slot A; the same N+2 applied again completes.
-// gate, service and kernel assert w-1 back on slot A in at most 2 boots (its serial console) and
+//              cut; started again it boots its active slot; the same build applied again completes.
+// gate, service and kernel assert w-1 back on its previous slot in at most 2 boots (its serial console) and
 // within 5 minutes of its reboot (the event lines); gate's 5 minutes (with the 120 s window, was
 // 240 s: ~6.5 min on 2026-12-05) have not run on VMs yet.
 //
@@ -85,11 +87,12 @@ const GATE = join(PAYLOAD, 'upgrade/kubedos-health-gate');
 const NODE_GATE = '/usr/local/sbin/kubedos-health-gate';
 const BOOT = '/usr/local/sbin/kubedos-boot';
 const KEY = '/kubedos/upgrade-vm/key';
-const INJECT = process.env.KUBEDOS_UPGRADE_INJECT;
+/** Failure injections to run after the main case, in this order (KUBEDOS_UPGRADE_INJECT=kernel,service). */
+const INJECTS = (process.env.KUBEDOS_UPGRADE_INJECT ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+/** KUBEDOS_UPGRADE_MAIN=0: after the deploy and the key, the injections only (no N+1, no --rollback). */
+const MAIN = process.env.KUBEDOS_UPGRADE_MAIN !== '0';
 const N = '0.1.0';
 const N1 = '0.1.1';
-const N2 = '0.1.2';
-const N3 = '0.1.3';
 /** The vendor repository on loopback (started in beforeAll) and its spec.sources.apt entry. */
 let standin: AptStandin | undefined;
 let standinSource: Record<string, unknown> | undefined;
@@ -102,7 +105,7 @@ const kubedosAsync = (args: string[], o: Parameters<typeof kubedosRun>[1]) => ku
  * loopback vendor repository declared once it runs (its package installed on every role). */
 function specText(version: string): string {
   const doc = parse(TEMPLATES['lab-3'].text) as { metadata: { artifactVersion: string }; spec: Record<string, unknown> & { kubernetes: { ha: { upgradeStrategy: string } } } };
-  if (doc.metadata.artifactVersion !== N) throw new Error(`lab-3's artifactVersion is ${doc.metadata.artifactVersion}, this test expects ${N}: update N, N1, N2`);
+  if (doc.metadata.artifactVersion !== N) throw new Error(`lab-3's artifactVersion is ${doc.metadata.artifactVersion}, this test expects ${N}: update N and N1`);
   doc.metadata.artifactVersion = version;
   doc.spec.upgrades = { diskLayout: 'ab' };
   doc.spec.kubernetes.ha.upgradeStrategy = 'rolling';
@@ -324,7 +327,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(put.exitCode, put.stderr).toBe(0);
   });
 
-  it('the vendor moves to kubedos-standin 1.1 (1.0 dropped): kubedos lock update --source standin moves it alone', async () => {
+  it.runIf(MAIN)('the vendor moves to kubedos-standin 1.1 (1.0 dropped): kubedos lock update --source standin moves it alone', async () => {
     standin!.publish('1.1', 'base-files');
     const spec = join(UPGRADE_LAB, `lab-3-${N1}.yaml`);
     writeFileSync(spec, specText(N1));
@@ -340,12 +343,12 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(after.upstream?.map((x) => [x.name, x.version])).toEqual([[STANDIN_PACKAGE, '1.1']]);
   });
 
-  it(`N+1 (${N1}, one payload file changed, kubedos-standin 1.1) is built`, async () => {
+  it.runIf(MAIN)(`N+1 (${N1}, one payload file changed, kubedos-standin 1.1) is built`, async () => {
     n1 = await buildWith(N1, (payload) => writeFileSync(join(payload, 'upgrade/kubedos-health-gate'), gateN1));
     expect(existsSync(join(n1.dir, 'images/lab-3-master.qcow2'))).toBe(true);
   }, 51 * 60_000);
 
-  it('kubedos upgrade --to N+1: every node on slot B running N+1, the key still readable', async () => {
+  it.runIf(MAIN)('kubedos upgrade --to N+1: every node on slot B running N+1, the key still readable', async () => {
     const clock = eventClock();
     const r = await kubedosAsync(['upgrade', n1.spec, '--to', n1.dir, '--target', 'qemu-local'], { env: deployEnv(WS), cwd: UPGRADE_LAB, logFile: join(UPGRADE_LAB, 'upgrade.log'), timeoutMs: 90 * 60_000, onStderr: clock.onStderr });
     bench.upgrade = clock.durations();
@@ -369,7 +372,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     await expectKeyKept();
   }, 91 * 60_000);
 
-  it('kubedos upgrade --rollback: every node back on slot A running N, the key still readable', async () => {
+  it.runIf(MAIN)('kubedos upgrade --rollback: every node back on slot A running N, the key still readable', async () => {
     const clock = eventClock();
     const r = await kubedosAsync(['upgrade', n1.spec, '--rollback', '--target', 'qemu-local'], { env: deployEnv(WS), cwd: UPGRADE_LAB, logFile: join(UPGRADE_LAB, 'rollback.log'), timeoutMs: 60 * 60_000, onStderr: clock.onStderr });
     bench.rollback = clock.durations();
@@ -385,12 +388,17 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     await expectKeyKept();
   }, 61 * 60_000);
 
-  // ---- failure injection (KUBEDOS_UPGRADE_INJECT): every node runs N on slot A here ----
+  // ---- failure injection (KUBEDOS_UPGRADE_INJECT=a,b,…, in that order) ----
+  // Each starts from what the cluster runs then (N on slot A after the main case; after an
+  // injection, its fixed build on whatever slot each node took it in): the slots expected are read
+  // from the nodes first, the versions go on from the last one applied.
 
   /** QEMU's log of a VM's serial console (truncated only when QEMU starts, not on a guest reboot). */
   const serialLog = (name: string): string => join(driver.vmDir(node(name).vmid), 'serial.log');
   const serialSize = (name: string): number => (existsSync(serialLog(name)) ? statSync(serialLog(name)).size : 0);
   const serialSince = (name: string, from: number): string => readFileSync(serialLog(name)).subarray(from).toString('latin1');
+  const other = (s: string): 'A' | 'B' => (s === 'A' ? 'B' : 'A');
+  const re = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
   /** Polls `kubedos-boot status` of a node (down while it reboots) until `done` says so, or `ms` pass. */
   async function waitForStatus(name: string, done: (st: Record<string, string>) => boolean, ms: number): Promise<Record<string, string>> {
@@ -400,6 +408,17 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
       if (done(st) || Date.now() > deadline) return st;
       await new Promise((res) => setTimeout(res, 15_000));
     }
+  }
+
+  /** Every node's active slot now (each booted it, nothing pending: the state an injection starts from). */
+  async function activeSlots(): Promise<Record<string, 'A' | 'B'>> {
+    const out: Record<string, 'A' | 'B'> = {};
+    for (const name of ORDER) {
+      const st = await bootStatus(name);
+      expect(st, `${name} before the injection`).toMatchObject({ booted: st.active, try: '' });
+      out[name] = st.active as 'A' | 'B';
+    }
+    return out;
   }
 
   /** `kubedos upgrade --to BUILD` with the time each `w-1: STEP` event line first came (ms since epoch). */
@@ -424,128 +443,160 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     return { ...r, w1 };
   }
 
-  /** The rerun after the fault: `build` applied to the cluster completes; every node runs it from its active slot. */
+  /** The rerun after the fault: `build` applied to the cluster completes; every node runs it from its active slot; the key is kept. */
   async function rerunCompletes(build: { dir: string; spec: string }, version: string, log: string): Promise<void> {
     const r = await upgradeTo(build, log);
     console.log(`[bench] rerun to ${version}: ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`3 nodes on ${version.replace(/\./g, '\\.')}`));
+    expect(r.stdout).toMatch(new RegExp(`3 nodes on ${re(version)}`));
     for (const name of ORDER) {
       const st = await bootStatus(name);
       expect(st, name).toMatchObject({ booted: st.active, try: '' });
       expect(await nodeArtifactVersion(name), name).toBe(version);
     }
+    await expectKeyKept();
+    running = version;
   }
 
+  /** The build every node runs (the main case leaves N); the next injection's versions follow the last one built. */
+  let running = N;
+  let lastPatch = MAIN ? 1 : 0;
+  const nextVersion = (): string => `0.1.${++lastPatch}`;
+
   /**
-   * N+2 (`edit` to the payload copy) stops at w-1 with `reason`; w-1 is back on slot A (B recorded as
-   * failed) after one boot of B, per its serial console; with `withinS`, the stop came within that
-   * many seconds of w-1's reboot (the foundry sees w-1 back on A within a poll of it); then N+3
-   * (the payload unchanged) completes.
+   * A bad build (`edit` to the payload copy) stops at w-1 with `reason(tried, back)`; w-1 is back on
+   * its previous slot (the tried one recorded as failed) after one boot of the tried slot, per its
+   * serial console; with `withinS`, the stop came within that many seconds of w-1's reboot (the
+   * foundry sees w-1 back within a poll of it); cp-1 (wave 1) took the bad build in its other slot,
+   * master (wave 3) is untouched; then a fixed build (the payload unchanged) completes.
    */
-  async function faultThenFix(o: { name: string; edit: (payload: string) => void; reason: string; serial?: RegExp; withinS?: number }): Promise<void> {
-    const n2 = await buildWith(N2, o.edit);
-    const from = serialSize('w-1');
-    const r = await upgradeTo(n2, `upgrade-inject-${o.name}.log`);
-    console.log(`[bench] upgrade to ${N2} stopped by w-1 (${o.name}): ${(r.ms / 1000).toFixed(0)} s`);
+  async function faultThenFix(o: { name: string; edit: (payload: string) => void; reason: (tried: string, back: string) => string; serial?: RegExp; withinS?: number }): Promise<void> {
+    const before = await activeSlots();
+    const from = running;
+    const badVersion = nextVersion();
+    const bad = await buildWith(badVersion, o.edit);
+    const serialFrom = serialSize('w-1');
+    const r = await upgradeTo(bad, `upgrade-inject-${o.name}.log`);
+    console.log(`[bench] upgrade to ${badVersion} stopped by w-1 (${o.name}): ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status, r.stderr.slice(-4000)).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`upgrade lab-3 ${N} → ${N2} stopped: upgrade to ${N2} stopped at w-1 \\(wave 2\\): ${o.reason}`));
-    const st = await waitForStatus('w-1', (x) => x.booted === 'A' && x.try === '', 20 * 60_000);
-    expect(st).toMatchObject({ booted: 'A', active: 'A', try: '', failed: 'B' });
-    expect(await nodeArtifactVersion('w-1')).toBe(N);
-    expect(await bootStatus('cp-1')).toMatchObject({ booted: 'B', active: 'B' });
-    expect(await bootStatus('master')).toMatchObject({ booted: 'A', active: 'A', try: '' });
-    const serial = serialSince('w-1', from);
+    const back = before['w-1']!;
+    const tried = other(back);
+    expect(r.stderr).toMatch(new RegExp(`upgrade lab-3 ${re(from)} → ${re(badVersion)} stopped: upgrade to ${re(badVersion)} stopped at w-1 \\(wave 2\\): ${o.reason(tried, back)}`));
+    const st = await waitForStatus('w-1', (x) => x.booted === back && x.try === '', 20 * 60_000);
+    expect(st).toMatchObject({ booted: back, active: back, try: '', failed: tried });
+    expect(await nodeArtifactVersion('w-1')).toBe(from);
+    expect(await bootStatus('cp-1')).toMatchObject({ booted: other(before['cp-1']!), active: other(before['cp-1']!) });
+    expect(await bootStatus('master')).toMatchObject({ booted: before.master, active: before.master, try: '' });
+    const serial = serialSince('w-1', serialFrom);
     writeFileSync(join(UPGRADE_LAB, `w-1-serial-${o.name}.log`), serial);
-    // Issue 18: back on the previous slot in at most 2 boot attempts (one of B, then A).
-    expect(bootedSlots(serial)).toEqual(['B', 'A']);
+    // Issue 18: back on the previous slot in at most 2 boot attempts (one of the tried slot, then the previous one).
+    expect(bootedSlots(serial)).toEqual([tried, back]);
     if (o.serial) expect(serial).toMatch(o.serial);
     if (o.withinS !== undefined) {
       expect(r.w1.reboot, 'a w-1: reboot event line').toBeDefined();
       expect(r.w1.stop, 'a w-1: stop event line').toBeDefined();
-      const back = (r.w1.stop! - r.w1.reboot!) / 1000;
-      console.log(`[bench] w-1 from its reboot into B to the stop (back on A) (${o.name}): ${back.toFixed(0)} s`);
-      expect(back).toBeLessThanOrEqual(o.withinS);
+      const s = (r.w1.stop! - r.w1.reboot!) / 1000;
+      console.log(`[bench] w-1 from its reboot into ${tried} to the stop (back on ${back}) (${o.name}): ${s.toFixed(0)} s`);
+      expect(s).toBeLessThanOrEqual(o.withinS);
     }
-    await rerunCompletes(await buildWith(N3, () => undefined), N3, `upgrade-rerun-${o.name}.log`);
+    const fixed = nextVersion();
+    await rerunCompletes(await buildWith(fixed, () => undefined), fixed, `upgrade-rerun-${o.name}.log`);
   }
 
-  // The gate's planes check refuses on w-1's host only: cp-1 (wave 1) takes N+2, w-1 (wave 2) fails
-  // its gate on slot B, retries for its window, `kubedos-boot mark-bad` and a reboot put it back on slot A.
-  it.runIf(INJECT === 'gate')('KUBEDOS_UPGRADE_INJECT=gate: N+2 whose gate fails on w-1 stops naming w-1; back on slot A in 2 boots and 5 min; N+3 completes', async () => {
-    const inject = `check_planes() {\n  [ "$(hostname)" != w-1 ] || { echo "injected by the upgrade VM test: planes refused on w-1" >&2; return 1; }\n  check_planes_real\n}\n`;
-    const text = gateOriginal.toString('utf8');
-    if (!text.includes('\ncheck_planes() {\n')) throw new Error('payload/upgrade/kubedos-health-gate has no check_planes(): update the injection');
-    const gateN2 = text.replace('\ncheck_planes() {\n', '\ncheck_planes_real() {\n').replace('\ncheck_services() {\n', `\n${inject}\ncheck_services() {\n`);
-    await faultThenFix({
-      name: 'gate',
-      edit: (payload) => writeFileSync(join(payload, 'upgrade/kubedos-health-gate'), gateN2),
-      // The planes window (gate-window, 120 s) ends the gate: w-1 is back on A before the foundry's
-      // 5 min deadline (GATE_DEADLINE_MS), so the stop is the fallback's, not the deadline's.
-      reason: 'slot B failed its health gate \\(planes\\); the node fell back to slot A',
-      serial: new RegExp(`gate: planes still failing after its window of ${GATE_WINDOW.checks.planes} s[\\s\\S]*gate: fail \\(planes: injected by the upgrade VM test: planes refused on w-1\\) after \\d+ s on slot B`),
-      withinS: 300,
-    });
-  }, 180 * 60_000);
-
-  // kubedos-backplane.service is in every role's gate-units (common/upgrade/gate-config.ts): on w-1
-  // it now fails for good (its ExecStartPre refuses on that host, no Restart=), so systemd gives up
-  // on it and the gate marks B bad without waiting. ($$ is systemd's literal $.)
-  it.runIf(INJECT === 'service')('KUBEDOS_UPGRADE_INJECT=service: N+2 whose kubedos-backplane fails on w-1 stops naming w-1 and the unit; back on slot A in 2 boots and 5 min; N+3 completes', async () => {
-    const unit = readFileSync(join(PAYLOAD, 'firstboot/kubedos-backplane.service'), 'utf8');
-    if (!/^ExecStart=/m.test(unit) || !/^Restart=on-failure$/m.test(unit)) throw new Error('payload/firstboot/kubedos-backplane.service changed: update the injection');
-    const broken = unit
-      .replace(/^Restart=.*\n/m, '')
-      .replace(/^RestartSec=.*\n/m, '')
-      .replace(/^ExecStart=/m, () => `ExecStartPre=/bin/sh -c 'if [ "$$(hostname)" = w-1 ]; then echo "injected by the upgrade VM test: kubedos-backplane fails on w-1" >&2; exit 1; fi'\nExecStart=`);
-    await faultThenFix({
-      name: 'service',
-      edit: (payload) => writeFileSync(join(payload, 'firstboot/kubedos-backplane.service'), broken),
-      reason: 'slot B failed its health gate \\(services: kubedos-backplane\\.service failed, systemd gave up\\); the node fell back to slot A',
-      serial: /gate: fail \(services: kubedos-backplane\.service failed \(systemd gave up\): not waiting\) after \d+ s on slot B/,
-      withinS: 300,
-    });
-  }, 180 * 60_000);
-
-  // The worker image's slots (lab-3: w-1 alone; the build's slot arguments are per role) boot with
-  // rdinit=/kubedos-broken: no such init, the kernel cannot mount root=LABEL=… itself and panics
-  // (as in npm run test:ab-boot); panic=10 reboots, the one try the upgrade stages is spent.
-  it.runIf(INJECT === 'kernel')('KUBEDOS_UPGRADE_INJECT=kernel: N+2 whose w-1 kernel never comes up stops naming w-1; back on slot A in 2 boots and 5 min; N+3 completes', async () => {
-    await faultThenFix({
-      name: 'kernel',
-      edit: (payload) => {
-        mkdirSync(join(payload, 'upgrade/slot-args'), { recursive: true });
-        writeFileSync(join(payload, 'upgrade/slot-args/worker'), 'rdinit=/kubedos-broken\n');
+  const INJECTIONS: Record<string, { title: string; run: () => Promise<void> }> = {
+    // The gate's planes check refuses on w-1's host only: cp-1 (wave 1) takes the bad build, w-1
+    // (wave 2) fails its gate on the tried slot, retries for its window, `kubedos-boot mark-bad`
+    // and a reboot put it back on its previous slot.
+    gate: {
+      title: 'a build whose gate fails on w-1 stops naming w-1; back on its slot in 2 boots and 5 min; a fixed build completes',
+      run: async () => {
+        const inject = `check_planes() {\n  [ "$(hostname)" != w-1 ] || { echo "injected by the upgrade VM test: planes refused on w-1" >&2; return 1; }\n  check_planes_real\n}\n`;
+        const text = gateOriginal.toString('utf8');
+        if (!text.includes('\ncheck_planes() {\n')) throw new Error('payload/upgrade/kubedos-health-gate has no check_planes(): update the injection');
+        const gateBad = text.replace('\ncheck_planes() {\n', '\ncheck_planes_real() {\n').replace('\ncheck_services() {\n', `\n${inject}\ncheck_services() {\n`);
+        await faultThenFix({
+          name: 'gate',
+          edit: (payload) => writeFileSync(join(payload, 'upgrade/kubedos-health-gate'), gateBad),
+          // The planes window (gate-window, 120 s) ends the gate: w-1 is back before the foundry's
+          // 5 min deadline (GATE_DEADLINE_MS), so the stop is the fallback's, not the deadline's.
+          reason: (tried, back) => `slot ${tried} failed its health gate \\(planes\\); the node fell back to slot ${back}`,
+          serial: new RegExp(`gate: planes still failing after its window of ${GATE_WINDOW.checks.planes} s[\\s\\S]*gate: fail \\(planes: injected by the upgrade VM test: planes refused on w-1\\) after \\d+ s on slot [AB]`),
+          withinS: 300,
+        });
       },
-      reason: 'slot B ran out of boot tries without passing its health gate \\(it never came up, or its gate never ran\\); the node fell back to slot A',
-      serial: /Kernel panic - not syncing/,
-      withinS: 300,
-    });
-  }, 180 * 60_000);
-
-  // w-1's VM is powered off (QMP quit, the driver's stop) once its slot image is on its way: the
-  // write fails, the node does not answer, the upgrade stops naming both. Started again, w-1 boots
-  // its active slot A (the try is staged only after the read-back), and the same N+2 completes.
-  it.runIf(INJECT === 'power-off')('KUBEDOS_UPGRADE_INJECT=power-off: w-1 powered off during its slot write stops naming w-1 and the cut; it boots slot A; the same N+2 then completes', async () => {
-    const n2 = await buildWith(N2, () => undefined);
-    let stopped: Promise<void> | undefined;
-    const r = await upgradeTo(n2, 'upgrade-inject-power-off.log', (line) => {
-      // The write's progress lines: bytes are flowing into slot B.
-      if (!stopped && /^w-1: progress /.test(line)) stopped = driver.stop(node('w-1').vmid);
-    });
-    await stopped;
-    console.log(`[bench] upgrade to ${N2} stopped by w-1's power-off: ${(r.ms / 1000).toFixed(0)} s`);
-    expect(stopped, 'w-1 was powered off during its write (a w-1: progress line came)').toBeDefined();
-    expect(r.status, r.stderr.slice(-4000)).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`upgrade lab-3 ${N} → ${N2} stopped: upgrade to ${N2} stopped at w-1: writing slot B failed: .+; then it did not answer \\(.+\\): once it runs again it boots its active slot`, 's'));
-    expect(await bootStatus('cp-1')).toMatchObject({ booted: 'B', active: 'B' });
-    await driver.start(node('w-1').vmid);
-    const st = await waitForStatus('w-1', (x) => x.booted !== undefined, 10 * 60_000);
-    expect(st).toMatchObject({ booted: 'A', active: 'A', try: '', failed: '' });
-    expect(await nodeArtifactVersion('w-1')).toBe(N);
-    // QEMU started again: its log holds this power-on only.
-    expect(bootedSlots(serialSince('w-1', 0))).toEqual(['A']);
-    // Nothing to fix (the build is not to blame): the same N+2 again.
-    await rerunCompletes(n2, N2, 'upgrade-rerun-power-off.log');
-  }, 180 * 60_000);
+    },
+    // kubedos-backplane.service is in every role's gate-units (common/upgrade/gate-config.ts): on w-1
+    // it now fails for good (its ExecStartPre refuses on that host, no Restart=), so systemd gives up
+    // on it and the gate marks the tried slot bad without waiting. ($$ is systemd's literal $.)
+    service: {
+      title: 'a build whose kubedos-backplane fails on w-1 stops naming w-1 and the unit; back on its slot in 2 boots and 5 min; a fixed build completes',
+      run: async () => {
+        const unit = readFileSync(join(PAYLOAD, 'firstboot/kubedos-backplane.service'), 'utf8');
+        if (!/^ExecStart=/m.test(unit) || !/^Restart=on-failure$/m.test(unit)) throw new Error('payload/firstboot/kubedos-backplane.service changed: update the injection');
+        const broken = unit
+          .replace(/^Restart=.*\n/m, '')
+          .replace(/^RestartSec=.*\n/m, '')
+          .replace(/^ExecStart=/m, () => `ExecStartPre=/bin/sh -c 'if [ "$$(hostname)" = w-1 ]; then echo "injected by the upgrade VM test: kubedos-backplane fails on w-1" >&2; exit 1; fi'\nExecStart=`);
+        await faultThenFix({
+          name: 'service',
+          edit: (payload) => writeFileSync(join(payload, 'firstboot/kubedos-backplane.service'), broken),
+          reason: (tried, back) => `slot ${tried} failed its health gate \\(services: kubedos-backplane\\.service failed, systemd gave up\\); the node fell back to slot ${back}`,
+          serial: /gate: fail \(services: kubedos-backplane\.service failed \(systemd gave up\): not waiting\) after \d+ s on slot [AB]/,
+          withinS: 300,
+        });
+      },
+    },
+    // The worker image's slots (lab-3: w-1 alone; the build's slot arguments are per role) boot with
+    // rdinit=/kubedos-broken: no such init, the kernel cannot mount root=LABEL=… itself and panics
+    // (as in npm run test:ab-boot); panic=10 reboots, the one try the upgrade stages is spent.
+    kernel: {
+      title: "a build whose w-1 kernel never comes up stops naming w-1; back on its slot in 2 boots and 5 min; a fixed build completes",
+      run: async () => {
+        await faultThenFix({
+          name: 'kernel',
+          edit: (payload) => {
+            mkdirSync(join(payload, 'upgrade/slot-args'), { recursive: true });
+            writeFileSync(join(payload, 'upgrade/slot-args/worker'), 'rdinit=/kubedos-broken\n');
+          },
+          reason: (tried, back) => `slot ${tried} ran out of boot tries without passing its health gate \\(it never came up, or its gate never ran\\); the node fell back to slot ${back}`,
+          serial: /Kernel panic - not syncing/,
+          withinS: 300,
+        });
+      },
+    },
+    // w-1's VM is powered off (QMP quit, the driver's stop) once its slot image is on its way: the
+    // write fails, the node does not answer, the upgrade stops naming both. Started again, w-1 boots
+    // its active slot (the try is staged only after the read-back), and the same build completes.
+    'power-off': {
+      title: 'w-1 powered off during its slot write stops naming w-1 and the cut; it boots its active slot; the same build then completes',
+      run: async () => {
+        const before = await activeSlots();
+        const from = running;
+        const target = nextVersion();
+        const build = await buildWith(target, () => undefined);
+        let stopped: Promise<void> | undefined;
+        const r = await upgradeTo(build, 'upgrade-inject-power-off.log', (line) => {
+          // The write's progress lines: bytes are flowing into w-1's passive slot.
+          if (!stopped && /^w-1: progress /.test(line)) stopped = driver.stop(node('w-1').vmid);
+        });
+        await stopped;
+        console.log(`[bench] upgrade to ${target} stopped by w-1's power-off: ${(r.ms / 1000).toFixed(0)} s`);
+        expect(stopped, 'w-1 was powered off during its write (a w-1: progress line came)').toBeDefined();
+        expect(r.status, r.stderr.slice(-4000)).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`upgrade lab-3 ${re(from)} → ${re(target)} stopped: upgrade to ${re(target)} stopped at w-1: writing slot ${other(before['w-1']!)} failed: .+; then it did not answer \\(.+\\): once it runs again it boots its active slot`, 's'));
+        expect(await bootStatus('cp-1')).toMatchObject({ booted: other(before['cp-1']!), active: other(before['cp-1']!) });
+        await driver.start(node('w-1').vmid);
+        const st = await waitForStatus('w-1', (x) => x.booted !== undefined, 10 * 60_000);
+        expect(st).toMatchObject({ booted: before['w-1'], active: before['w-1'], try: '', failed: '' });
+        expect(await nodeArtifactVersion('w-1')).toBe(from);
+        // QEMU started again: its log holds this power-on only.
+        expect(bootedSlots(serialSince('w-1', 0))).toEqual([before['w-1']]);
+        // Nothing to fix (the build is not to blame): the same build again.
+        await rerunCompletes(build, target, 'upgrade-rerun-power-off.log');
+      },
+    },
+  };
+  const unknown = INJECTS.filter((x) => !INJECTIONS[x]);
+  if (unknown.length) throw new Error(`KUBEDOS_UPGRADE_INJECT: unknown ${unknown.join(', ')} (known: ${Object.keys(INJECTIONS).join(', ')})`);
+  for (const name of INJECTS) it(`KUBEDOS_UPGRADE_INJECT=${name}: ${INJECTIONS[name]!.title}`, INJECTIONS[name]!.run, 180 * 60_000);
 });
