@@ -85,6 +85,14 @@ describe('the update agent, transition by transition', () => {
     expect(next(run(initialAgentState(N), toStaged(N1)), { type: 'reject', build: N1fixed, slot: 'B', reason: 'x' })).toMatchObject({ ok: false, code: 'unexpected' });
   });
 
+  it('withdrawn: a staged try withdrawn before any boot ends failed, the build not bad (staged again); only from staged', () => {
+    const s = run(initialAgentState(N), toStaged(N1));
+    const r = next(s, { type: 'withdrawn', reason: 'the upgrade was cancelled' });
+    expect(r).toEqual({ ok: true, state: { schema: 1, state: 'failed', active: 'A', running: N, bad: [], reason: 'the try of slot B was withdrawn before it booted (the upgrade was cancelled); stage 0.2.0 again' } });
+    if (r.ok) expect(next(r.state, { type: 'stage', build: N1 }).ok).toBe(true);
+    expect(next(run(s, [{ type: 'booted', booted: 'B' }]), { type: 'withdrawn', reason: 'x' })).toMatchObject({ ok: false, code: 'unexpected' });
+  });
+
   it('the state file and journal lines are what the schemas accept; the state file has sorted keys', () => {
     const s0 = initialAgentState(N);
     const e: AgentEvent = { type: 'stage', build: N1 };

@@ -78,6 +78,8 @@ export const AgentEvent = z.discriminatedUnion('type', [
    * took the node back from it (`slot`: where it ran). Never the running build; never mid-upgrade.
    */
   z.object({ type: z.literal('reject'), build: BuildRef, slot: Slot, reason: z.string().min(1) }).strict(),
+  /** The staged try was withdrawn before any boot (`kubedos-boot cancel SLOT`): the build is not to blame. */
+  z.object({ type: z.literal('withdrawn'), reason: z.string().min(1) }).strict(),
 ]);
 export type AgentEvent = z.infer<typeof AgentEvent>;
 
@@ -145,6 +147,10 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
       if (s.state !== 'verifying' || !s.slot || !s.target) return unexpected();
       if (!e.pass) return to('verifying', { gateFailure: e.check ?? 'a check failed' }); // the gate marks the slot bad and reboots
       return { ok: true, state: ended(s, 'committed', { active: s.slot, running: s.target }) };
+    }
+    case 'withdrawn': {
+      if (s.state !== 'staged' || !s.slot || !s.target) return unexpected();
+      return { ok: true, state: ended(s, 'failed', { reason: `the try of slot ${s.slot} was withdrawn before it booted (${e.reason}); stage ${s.target.version} again` }) };
     }
     case 'reject': {
       if (!STAGEABLE.includes(s.state)) return unexpected();

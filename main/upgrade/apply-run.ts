@@ -19,14 +19,14 @@ import type { ApplyAction, ApplyNode, ApplyStep } from '../../common/upgrade/app
 import { GATE_DEADLINE_MS, nextApplyAction, planRollback } from '../../common/upgrade/apply';
 import { agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common/upgrade/observe';
 import type { AgentEvent, AgentState } from '../../common/upgrade/agent';
-import { AGENT_STATE_FILE, otherSlot } from '../../common/upgrade/agent';
+import { AGENT_STATE_FILE, initialAgentState, otherSlot } from '../../common/upgrade/agent';
 import type { Wave } from '../../common/upgrade/waves';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
 import { bootHang, lastBoot } from '../substrate/boot-hang';
 import type { AgentStateOps } from './node-agent';
-import { badOnNodesMessage, firstState, NodeAgents } from './node-agent';
+import { AGENT_DIR, badOnNodesMessage, firstState, NodeAgents } from './node-agent';
 
 /** What the loop needs of a node. Each call may throw; its message is shown with the node's name. */
 export interface NodeOps extends AgentStateOps {
@@ -303,6 +303,15 @@ async function openAgents(ops: NodeOps, nodes: readonly string[], now: () => num
       const status = await ops.status(node, signal).catch(() => undefined);
       if (status === undefined) continue; // the run's own observation says why
       const st = parseBootStatus(status);
+      if (s.state === 'staged' && observeBoot({ tried: s.slot, status }).verdict === 'staged') {
+        // Its try still pending, never booted (a run that ended between the write and the reboot): withdrawn, as a cancel does; this run writes the slot again.
+        const withdrawn = await ops.cancel(node, s.slot, signal).then(
+          () => true,
+          () => false,
+        );
+        if (withdrawn) await feed(node, [{ type: 'withdrawn', reason: `the run that wrote it ended before the reboot; kubedos-boot cancel ${s.slot}` }], noInitial);
+        continue;
+      }
       const m = st.ok && st.value.booted === s.slot ? await ops.metrics(node, signal).catch(() => undefined) : await ops.triedMetrics?.(node, s.slot, signal).catch(() => undefined);
       await afterBoot(node, status, m);
     }
@@ -348,6 +357,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if ((step.kind !== 'write' && step.kind !== 'drain') || !step.ok) continue;
       try {
         await ops.cancel(node, step.slot);
+        await agents.feed(node, [{ type: 'withdrawn', reason: why }], () => initialAgentState(from));
         emit({ node, step: 'cancel', detail: `withdrew the try of slot ${step.slot} (${why}): the node keeps booting its active slot` });
       } catch (err) {
         emit({ node, step: 'cancel', detail: `could not withdraw the try of slot ${step.slot}: ${errText(err)}; its next reboot tries N+1 (kubedos ssh, then kubedos-boot cancel ${step.slot})` });
@@ -436,7 +446,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         const active = otherSlot(a.slot);
         const refused = await agents.feed(a.node, [{ type: 'stage', build: target, ...(input.allowDowngrade ? { allowDowngrade: true } : {}) }, { type: 'checked', ok: true }], firstState(slotsOf(record, a.node, from)[active], active));
         if (refused) {
-          const reason = `its update agent refuses to stage ${target.version} (${AGENT_STATE_FILE}): ${refused}`;
+          const reason = `its update agent refuses to stage ${target.version} (${AGENT_STATE_FILE}): ${refused}; its state and journal are in ${AGENT_DIR} on the node (kubedos ssh ${a.node})`;
           emit({ node: a.node, step: 'stop', detail: reason });
           return { kind: 'stop', node: a.node, reason, fellBackTo: active, message: `upgrade to ${target.version} stopped at ${a.node}: ${reason}\nnothing was written to ${a.node}` };
         }
@@ -469,6 +479,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
           let withdrawn: string;
           try {
             await ops.cancel(a.node, a.slot, signal);
+            await agents.feed(a.node, [{ type: 'withdrawn', reason: `draining ${a.node} failed: ${errText(err)}` }], firstState(slotsOf(record, a.node, from)[otherSlot(a.slot)], otherSlot(a.slot)));
             withdrawn = `the try of slot ${a.slot} was withdrawn (not rebooted, still on its active slot)`;
           } catch (e) {
             withdrawn = `the try of slot ${a.slot} could not be withdrawn (${errText(e)}): its next reboot tries N+1 (kubedos ssh, then kubedos-boot cancel ${a.slot})`;

@@ -149,8 +149,25 @@ describe('the update agent state kept on each node by kubedos upgrade', () => {
     // The record is lost: it says cp-1 runs N on both slots, so the plan would write N+1 into slot A again.
     sim.calls.length = 0;
     const r = await runApply({ waves, from: N, target: N1, ops: sim, record: { slots: {}, bad: [] }, ...clock });
-    expect(r).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/^its update agent refuses to stage 0\.2\.0 \(\/var\/lib\/kubedos\/upgrade\/state\.json\): build 0\.2\.0 \([0-9a-f]{12}…\) already runs on the active slot B$/) });
+    expect(r).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/^its update agent refuses to stage 0\.2\.0 \(\/var\/lib\/kubedos\/upgrade\/state\.json\): build 0\.2\.0 \([0-9a-f]{12}…\) already runs on the active slot B; its state and journal are in \/var\/lib\/kubedos\/upgrade on the node \(kubedos ssh cp-1\)$/) });
     expect(sim.calls).toEqual([]);
     expect(journalOf(sim, 'cp-1').at(-1)).toMatchObject({ from: 'committed', refused: { code: 'same-build' } });
+  });
+
+  it('a try withdrawn before its boot ends the agent failed (the build not bad): a cancel after the write, and a run that ended between the write and the reboot (the rerun withdraws it, then stages again)', async () => {
+    const a = setup();
+    const ctl = new AbortController();
+    await runApply({ waves, from: N, target: N1, ops: a.sim, record: a.record, signal: ctl.signal, ...a.clock, onEvent: (e) => e.detail.startsWith('slot B written') && ctl.abort() });
+    expect(stateOf(a.sim, 'cp-1')).toMatchObject({ state: 'failed', bad: [], reason: 'the try of slot B was withdrawn before it booted (the upgrade was cancelled); stage 0.2.0 again' });
+
+    const b = setup();
+    // The foundry stops right after cp-1's write (its loop's bound: a crash between the write and the reboot).
+    await expect(runApply({ waves, from: N, target: N1, ops: b.sim, record: b.record, maxSteps: 1, ...b.clock })).rejects.toThrow(/did not end within 1 steps/);
+    expect(stateOf(b.sim, 'cp-1')).toMatchObject({ state: 'staged', slot: 'B' });
+    expect(b.sim.peek('cp-1')).toMatch(/^try=B$/m);
+    b.sim.calls.length = 0;
+    expect(await runApply({ waves, from: N, target: N1, ops: b.sim, record: b.record, ...b.clock })).toMatchObject({ kind: 'done' });
+    expect(b.sim.calls.slice(0, 3)).toEqual(['cancel cp-1 B', 'write cp-1 B 0.2.0', 'reboot cp-1']);
+    expect(path(journalOf(b.sim, 'cp-1'))).toEqual(['idle>checking', 'checking>receiving', 'receiving>writing', 'writing>staged', 'staged>failed', 'failed>checking', 'checking>receiving', 'receiving>writing', 'writing>staged', 'staged>verifying', 'verifying>committed']);
   });
 });
