@@ -264,12 +264,14 @@ interface RunAgents {
   feed(node: string, events: readonly AgentEvent[], initial: () => AgentState): Promise<string | undefined>;
   /** The events of what the node shows after a reboot into the slot its agent tries. */
   afterBoot(node: string, status: string, metrics?: string): Promise<void>;
+  /** Takes up the agents a previous run left mid-upgrade (once the run is not refused). */
+  takeUp(): Promise<void>;
 }
 
 /**
  * Reads every node's agent state before any node is touched: refused when a file cannot be read or
- * is not a state; then takes up an agent a previous run left mid-upgrade (interrupted) from what
- * its node says now, so this run can stage again.
+ * is not a state. `takeUp` then goes on from an agent a previous run left mid-upgrade (interrupted)
+ * with what its node says now, so this run can stage again.
  */
 async function openAgents(ops: NodeOps, nodes: readonly string[], now: () => number, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<{ ok: true; run: RunAgents } | { ok: false; message: string }> {
   const read = await NodeAgents.read(ops, nodes, now, signal);
@@ -292,31 +294,33 @@ async function openAgents(ops: NodeOps, nodes: readonly string[], now: () => num
     const events = agentEventsAfterBoot(s, observeBoot({ tried: s.slot, status, ...(metrics !== undefined ? { metrics } : {}) }));
     if (events.length) await feed(node, events, noInitial);
   };
-  for (const node of nodes) {
-    const s = agents.state(node);
-    if (!s?.target) continue;
-    const interrupted = `the run that staged ${s.target.version} ended before this step did`;
-    if (s.state === 'checking' || s.state === 'receiving' || s.state === 'writing') {
-      const type = ({ checking: 'checked', receiving: 'received', writing: 'written' } as const)[s.state];
-      await feed(node, [{ type, ok: false, reason: interrupted }], noInitial);
-    } else if ((s.state === 'staged' || s.state === 'verifying') && s.slot) {
-      const status = await ops.status(node, signal).catch(() => undefined);
-      if (status === undefined) continue; // the run's own observation says why
-      const st = parseBootStatus(status);
-      if (s.state === 'staged' && observeBoot({ tried: s.slot, status }).verdict === 'staged') {
-        // Its try still pending, never booted (a run that ended between the write and the reboot): withdrawn, as a cancel does; this run writes the slot again.
-        const withdrawn = await ops.cancel(node, s.slot, signal).then(
-          () => true,
-          () => false,
-        );
-        if (withdrawn) await feed(node, [{ type: 'withdrawn', reason: `the run that wrote it ended before the reboot; kubedos-boot cancel ${s.slot}` }], noInitial);
-        continue;
+  const takeUp = async (): Promise<void> => {
+    for (const node of nodes) {
+      const s = agents.state(node);
+      if (!s?.target) continue;
+      const interrupted = `the run that staged ${s.target.version} ended before this step did`;
+      if (s.state === 'checking' || s.state === 'receiving' || s.state === 'writing') {
+        const type = ({ checking: 'checked', receiving: 'received', writing: 'written' } as const)[s.state];
+        await feed(node, [{ type, ok: false, reason: interrupted }], noInitial);
+      } else if ((s.state === 'staged' || s.state === 'verifying') && s.slot) {
+        const status = await ops.status(node, signal).catch(() => undefined);
+        if (status === undefined) continue; // the run's own observation says why
+        const st = parseBootStatus(status);
+        if (s.state === 'staged' && observeBoot({ tried: s.slot, status }).verdict === 'staged') {
+          // Its try still pending, never booted (a run that ended between the write and the reboot): withdrawn, as a cancel does; this run writes the slot again.
+          const withdrawn = await ops.cancel(node, s.slot, signal).then(
+            () => true,
+            () => false,
+          );
+          if (withdrawn) await feed(node, [{ type: 'withdrawn', reason: `the run that wrote it ended before the reboot; kubedos-boot cancel ${s.slot}` }], noInitial);
+          continue;
+        }
+        const m = st.ok && st.value.booted === s.slot ? await ops.metrics(node, signal).catch(() => undefined) : await ops.triedMetrics?.(node, s.slot, signal).catch(() => undefined);
+        await afterBoot(node, status, m);
       }
-      const m = st.ok && st.value.booted === s.slot ? await ops.metrics(node, signal).catch(() => undefined) : await ops.triedMetrics?.(node, s.slot, signal).catch(() => undefined);
-      await afterBoot(node, status, m);
     }
-  }
-  return { ok: true, run: { agents, feed, afterBoot } };
+  };
+  return { ok: true, run: { agents, feed, afterBoot, takeUp } };
 }
 
 /** Runs an upgrade to `target` until every node of the waves runs it, or it stops. */
@@ -341,12 +345,15 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
     return { kind: 'refuse', message: opened.message };
   }
   const agents = opened.run;
-  const badOnNodes = record.bad.some((b) => b.digest === target.digest) ? [] : agents.agents.badOn(target, nodes);
+  // The record's own refusal (the plan's, below) comes first when it has the build.
+  const badInRecord = record.bad.some((b) => b.digest === target.digest);
+  const badOnNodes = badInRecord ? [] : agents.agents.badOn(target, nodes);
   if (badOnNodes.length) {
     const message = badOnNodesMessage(target, badOnNodes);
     emit({ step: 'refuse', detail: message });
     return { kind: 'refuse', message };
   }
+  if (!badInRecord) await agents.takeUp();
 
   if (!input.kubernetes) emit({ step: 'drain', detail: NO_KUBERNETES });
   const cancelStaged = async (why: string): Promise<void> => {
@@ -587,6 +594,7 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
     return { kind: 'refuse', message: `rollback refused before any node was touched: ${opened.message}` };
   }
   const agents = opened.run;
+  await agents.takeUp();
   if (!record.bad.some((b) => b.digest === target.digest)) {
     record.bad.push({ digest: target.digest, version: target.version, node: plan.steps[0]?.node ?? '(none)', reason: ROLLBACK_REASON });
     input.saveRecord?.(record);

@@ -165,7 +165,12 @@ describe('the update agent state kept on each node by kubedos upgrade', () => {
     await expect(runApply({ waves, from: N, target: N1, ops: b.sim, record: b.record, maxSteps: 1, ...b.clock })).rejects.toThrow(/did not end within 1 steps/);
     expect(stateOf(b.sim, 'cp-1')).toMatchObject({ state: 'staged', slot: 'B' });
     expect(b.sim.peek('cp-1')).toMatch(/^try=B$/m);
+    // A run refused by the workspace's record touches nothing, not even the pending try.
     b.sim.calls.length = 0;
+    const refused = await runApply({ waves, from: N, target: N1, ops: b.sim, record: { ...b.record, bad: [{ digest: N1.digest, version: '0.2.0', node: 'w-1', reason: 'x' }] }, ...b.clock });
+    expect(refused).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/^build 0\.2\.0 rolled back on w-1 \(x\)/) });
+    expect(b.sim.calls).toEqual([]);
+    expect(b.sim.peek('cp-1')).toMatch(/^try=B$/m);
     expect(await runApply({ waves, from: N, target: N1, ops: b.sim, record: b.record, ...b.clock })).toMatchObject({ kind: 'done' });
     expect(b.sim.calls.slice(0, 3)).toEqual(['cancel cp-1 B', 'write cp-1 B 0.2.0', 'reboot cp-1']);
     expect(path(journalOf(b.sim, 'cp-1'))).toEqual(['idle>checking', 'checking>receiving', 'receiving>writing', 'writing>staged', 'staged>failed', 'failed>checking', 'checking>receiving', 'receiving>writing', 'writing>staged', 'staged>verifying', 'verifying>committed']);
