@@ -74,6 +74,25 @@ describe('the update agent, transition by transition', () => {
     expect(next(run(initialAgentState(N), toStaged(N1)), { type: 'gate', pass: true })).toMatchObject({ ok: false, code: 'unexpected' });
   });
 
+  it('reject (kubedos upgrade --rollback): the build left is recorded as bad, the state rolled-back; not the running build, not mid-upgrade', () => {
+    // The node ran N+1 on B; --rollback staged N on A again and its gate committed it.
+    const back = run(initialAgentState(N1, 'B'), [{ type: 'stage', build: N, allowDowngrade: true }, { type: 'checked', ok: true }, { type: 'received', ok: true }, { type: 'written', ok: true }, { type: 'booted', booted: 'A' }, { type: 'gate', pass: true }]);
+    expect(back).toMatchObject({ state: 'committed', active: 'A', running: N });
+    const r = next(back, { type: 'reject', build: N1, slot: 'B', reason: 'rolled back by kubedos upgrade --rollback' });
+    expect(r).toEqual({ ok: true, state: { schema: 1, state: 'rolled-back', active: 'A', running: N, bad: [{ digest: N1.digest, version: '0.2.0', slot: 'B', reason: 'rolled back by kubedos upgrade --rollback' }], reason: 'slot B (0.2.0) rolled back to slot A: rolled back by kubedos upgrade --rollback' } });
+    if (r.ok) expect(next(r.state, { type: 'stage', build: N1 })).toMatchObject({ ok: false, code: 'bad-build' });
+    expect(next(initialAgentState(N1, 'B'), { type: 'reject', build: N1, slot: 'B', reason: 'x' })).toMatchObject({ ok: false, code: 'unexpected', message: expect.stringMatching(/runs on the active slot B: take the node back from it first$/) });
+    expect(next(run(initialAgentState(N), toStaged(N1)), { type: 'reject', build: N1fixed, slot: 'B', reason: 'x' })).toMatchObject({ ok: false, code: 'unexpected' });
+  });
+
+  it('withdrawn: a staged try withdrawn before any boot ends failed, the build not bad (staged again); only from staged', () => {
+    const s = run(initialAgentState(N), toStaged(N1));
+    const r = next(s, { type: 'withdrawn', reason: 'the upgrade was cancelled' });
+    expect(r).toEqual({ ok: true, state: { schema: 1, state: 'failed', active: 'A', running: N, bad: [], reason: 'the try of slot B was withdrawn before it booted (the upgrade was cancelled); stage 0.2.0 again' } });
+    if (r.ok) expect(next(r.state, { type: 'stage', build: N1 }).ok).toBe(true);
+    expect(next(run(s, [{ type: 'booted', booted: 'B' }]), { type: 'withdrawn', reason: 'x' })).toMatchObject({ ok: false, code: 'unexpected' });
+  });
+
   it('the state file and journal lines are what the schemas accept; the state file has sorted keys', () => {
     const s0 = initialAgentState(N);
     const e: AgentEvent = { type: 'stage', build: N1 };

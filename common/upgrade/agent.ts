@@ -1,6 +1,5 @@
 // The node's update agent as a pure state machine (issue 18; docs/upgrades.md, "The node's update
-// agent"). The daemon that runs it on a node (reading and writing the state file, streaming the
-// image, running kubedos-slot-write) is designed; this is its decision logic, written once:
+// agent"): its decision logic, written once:
 //
 //   idle ──stage──▶ checking ──▶ receiving ──▶ writing ──▶ staged ──boot──▶ verifying ──gate ok──▶ committed
 //     ▲               │ refused    │ broken      │ failed              │ fell back / gate failed
@@ -11,6 +10,8 @@
 // Invariants (property-tested in agent.test.ts): at most one slot is staged and it is never the
 // active slot; committed only after a gate pass on the tried slot; a digest that rolled back is
 // never staged again (no re-upgrade loop), a fixed build (another digest) is accepted.
+// It runs in the foundry, once per node (main/upgrade/node-agent.ts), and its state file and
+// journal live on the node's data partition: a workspace lost or restored still finds them.
 import { z } from 'zod';
 import { canonicalJson } from '../canonical';
 import { compareArtifactVersions, parseArtifactVersion } from './version';
@@ -72,6 +73,13 @@ export const AgentEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('booted'), booted: Slot, failed: Slot.optional() }).strict(),
   /** The health gate's last line on the booted slot. */
   z.object({ type: z.literal('gate'), pass: z.boolean(), check: z.string().optional() }).strict(),
+  /**
+   * The foundry records a build as bad on this node outside a try: `kubedos upgrade --rollback`
+   * took the node back from it (`slot`: where it ran). Never the running build; never mid-upgrade.
+   */
+  z.object({ type: z.literal('reject'), build: BuildRef, slot: Slot, reason: z.string().min(1) }).strict(),
+  /** The staged try was withdrawn before any boot (`kubedos-boot cancel SLOT`): the build is not to blame. */
+  z.object({ type: z.literal('withdrawn'), reason: z.string().min(1) }).strict(),
 ]);
 export type AgentEvent = z.infer<typeof AgentEvent>;
 
@@ -91,6 +99,9 @@ function ended(s: AgentState, state: 'failed' | 'rolled-back' | 'idle' | 'commit
   const { target: _t, slot: _s, reason: _r, gateFailure: _g, ...keep } = s;
   return { ...keep, ...o, state };
 }
+
+/** The bad list with `b` (replacing an entry of the same digest), sorted by digest. */
+const withBad = (bad: readonly BadBuild[], b: BadBuild): BadBuild[] => [...bad.filter((x) => x.digest !== b.digest), b].sort((x, y) => (x.digest < y.digest ? -1 : 1));
 
 /** Pure: the agent's next state, or why the event is refused in this state. */
 export function next(s: AgentState, e: AgentEvent): AgentStep {
@@ -124,7 +135,7 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
       // Back on the active slot.
       if (e.failed === s.slot) {
         const reason = s.gateFailure ? `its health gate failed (${s.gateFailure})` : 'it ran out of boot tries without passing its health gate';
-        const bad = [...s.bad.filter((b) => b.digest !== s.target!.digest), { digest: s.target.digest, version: s.target.version, slot: s.slot, reason }].sort((a, b) => (a.digest < b.digest ? -1 : 1));
+        const bad = withBad(s.bad, { digest: s.target.digest, version: s.target.version, slot: s.slot, reason });
         return { ok: true, state: ended(s, 'rolled-back', { bad, reason: `slot ${s.slot} (${s.target.version}) rolled back to slot ${s.active}: ${reason}`, ...(s.gateFailure ? { gateFailure: s.gateFailure } : {}) }) };
       }
       // No failure recorded: the try never reached GRUB (lost with the environment block); the
@@ -136,6 +147,15 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
       if (s.state !== 'verifying' || !s.slot || !s.target) return unexpected();
       if (!e.pass) return to('verifying', { gateFailure: e.check ?? 'a check failed' }); // the gate marks the slot bad and reboots
       return { ok: true, state: ended(s, 'committed', { active: s.slot, running: s.target }) };
+    }
+    case 'withdrawn': {
+      if (s.state !== 'staged' || !s.slot || !s.target) return unexpected();
+      return { ok: true, state: ended(s, 'failed', { reason: `the try of slot ${s.slot} was withdrawn before it booted (${e.reason}); stage ${s.target.version} again` }) };
+    }
+    case 'reject': {
+      if (!STAGEABLE.includes(s.state)) return unexpected();
+      if (e.build.digest === s.running.digest) return refuse('unexpected', `build ${e.build.version} (${short(e.build.digest)}) runs on the active slot ${s.active}: take the node back from it first`);
+      return { ok: true, state: ended(s, 'rolled-back', { bad: withBad(s.bad, { digest: e.build.digest, version: e.build.version, slot: e.slot, reason: e.reason }), reason: `slot ${e.slot} (${e.build.version}) rolled back to slot ${s.active}: ${e.reason}` }) };
     }
   }
 }

@@ -3,7 +3,7 @@
 // kubedos.prom (node-exporter's textfile collector) — one verdict. Pure; the outputs of the real
 // scripts run through the GRUB simulator are its tests' fixtures (main/upgrade/observe.test.ts).
 import { z } from 'zod';
-import type { AgentEvent } from './agent';
+import type { AgentEvent, AgentState } from './agent';
 import { Slot } from './agent';
 const maybeSlot = z.union([Slot, z.literal('')]);
 
@@ -137,4 +137,28 @@ export function gateEvent(output: string): Extract<AgentEvent, { type: 'gate' }>
   if (last.startsWith('gate: pass')) return { type: 'gate', pass: true };
   const m = /^gate: fail \((.*)\)(?: after \d+ s on slot [AB]| on the active slot [AB]: .*)$/.exec(last);
   return { type: 'gate', pass: false, check: m ? m[1]! : last.slice('gate: fail'.length).trim() };
+}
+
+/**
+ * The agent's events for what the foundry sees of a node it asked to try `state.slot` (the
+ * verdict of observeBoot), given the state the agent is in: none while nothing changed. A tried
+ * boot the foundry did not see (a gate that failed at once, a kernel that never came up) is
+ * walked through in order: booted the tried slot (when its gate's metrics say it ran), the gate's
+ * failure, then the fallback boot.
+ */
+export function agentEventsAfterBoot(state: AgentState, v: BootVerdict): AgentEvent[] {
+  if ((state.state !== 'staged' && state.state !== 'verifying') || !state.slot || v.verdict === 'unreadable' || v.verdict === 'staged' || v.slot !== state.slot) return [];
+  const booted: AgentEvent[] = state.state === 'staged' ? [{ type: 'booted', booted: state.slot }] : [];
+  switch (v.verdict) {
+    case 'committed':
+      return [...booted, { type: 'gate', pass: true }];
+    case 'pending':
+      return v.gateFailing && v.gateFailing !== state.gateFailure ? [...booted, { type: 'gate', pass: false, check: v.gateFailing }] : booted;
+    case 'rolled-back': {
+      const gate: AgentEvent[] = v.check && v.check !== state.gateFailure ? [...booted, { type: 'gate', pass: false, check: v.check }] : [];
+      return [...gate, { type: 'booted', booted: v.fellBackTo, failed: v.slot }];
+    }
+    case 'not-tried':
+      return [{ type: 'booted', booted: v.bootedSlot }];
+  }
 }

@@ -8,6 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { renderConvergeRecordOnNode } from '../../common/drills/watcher';
 import { run } from '../exec/runner';
+import { AGENT_STATES, initialAgentState, renderAgentState } from '../../common/upgrade/agent';
+import type { AgentStateName } from '../../common/upgrade/agent';
+import { sha256Hex } from '../../common/canonical';
 
 afterAll(removeTempDirs);
 
@@ -39,7 +42,7 @@ function node(o: { boot?: string; wg?: boolean } = {}) {
   }
   if (o.boot !== undefined) stub('kubedos-boot', `printf '${o.boot}'`);
   writeFileSync(join(root, 'payload.json'), JSON.stringify({ apiVersion: 'kubedos.ca/v1alpha1', kind: 'Payload', cluster: 'lab-3', artifactVersion: '2026.12.2', role: 'worker', payloadSha256: 'c'.repeat(64) }));
-  const env = { PATH: `${bin}:/usr/bin:/bin`, KUBEDOS_METRICS_DIR: out, KUBEDOS_PAYLOAD_JSON: join(root, 'payload.json'), KUBEDOS_CONVERGE_RECORD: join(root, 'converge.json') };
+  const env = { PATH: `${bin}:/usr/bin:/bin`, KUBEDOS_METRICS_DIR: out, KUBEDOS_PAYLOAD_JSON: join(root, 'payload.json'), KUBEDOS_CONVERGE_RECORD: join(root, 'converge.json'), KUBEDOS_AGENT_STATE: join(root, 'upgrade/state.json') };
   return { root, out, env, now };
 }
 
@@ -65,6 +68,7 @@ describe('kubedos-node-metrics', () => {
       'kubedos_node_metrics_source_ok{source="boot"} 1',
       'kubedos_node_metrics_source_ok{source="converge"} 1',
       'kubedos_node_metrics_source_ok{source="payload"} 1',
+      'kubedos_node_metrics_source_ok{source="update"} 1',
       'kubedos_node_metrics_source_ok{source="wireguard"} 0',
     ]);
     // One writer per metric: the gate's boot metrics (kubedos.prom) are never written here.
@@ -93,5 +97,34 @@ describe('kubedos-node-metrics', () => {
     expect(s).toContain('kubedos_node_metrics_source_ok{source="payload"} 0');
     const r = await run(['python3', SCRIPT], { env: { ...n.env, KUBEDOS_METRICS_DIR: join(n.root, 'missing'), PYTHONDONTWRITEBYTECODE: '1' }, okExitCodes: [1] });
     expect(r.stderr).toMatch(/^kubedos-node-metrics: cannot write kubedos-node\.prom in .*missing \(.*\): is the node exporter role converged\?\n$/);
+  });
+});
+
+describe('kubedos-node-metrics: the update agent state (kubedos_update_state)', () => {
+  const states = async (n: ReturnType<typeof node>): Promise<string[]> => {
+    await run(['python3', SCRIPT], { env: { ...n.env, PYTHONDONTWRITEBYTECODE: '1' } });
+    return samples(readFileSync(join(n.out, 'kubedos-node.prom'), 'utf8')).filter((l) => l.startsWith('kubedos_update_state') || l.startsWith('kubedos_node_metrics_source_ok{source="update"}'));
+  };
+  const expected = (current: AgentStateName): string[] => [...AGENT_STATES.map((s) => `kubedos_update_state{state="${s}"} ${s === current ? 1 : 0}`), 'kubedos_node_metrics_source_ok{source="update"} 1'];
+
+  it('one sample per state of the agent (the same states as common/upgrade/agent.ts), 1 for the state file\'s; no file: idle', async () => {
+    const n = node();
+    expect(await states(n)).toEqual(expected('idle'));
+    mkdirSync(join(n.root, 'upgrade'));
+    const running = { version: '0.1.0', digest: sha256Hex('n') };
+    const bad = [{ digest: sha256Hex('n1'), version: '0.2.0', slot: 'B' as const, reason: 'its health gate failed (services)' }];
+    writeFileSync(n.env.KUBEDOS_AGENT_STATE, renderAgentState({ ...initialAgentState(running), state: 'rolled-back', bad, reason: 'slot B (0.2.0) rolled back to slot A: its health gate failed (services)' }));
+    expect(await states(n)).toEqual(expected('rolled-back'));
+    writeFileSync(n.env.KUBEDOS_AGENT_STATE, renderAgentState({ ...initialAgentState(running), state: 'verifying', target: { version: '0.2.0', digest: sha256Hex('n1') }, slot: 'B' }));
+    expect(await states(n)).toEqual(expected('verifying'));
+  });
+
+  it('a state file that is not JSON or names no known state: no kubedos_update_state sample, source update 0', async () => {
+    const n = node();
+    mkdirSync(join(n.root, 'upgrade'));
+    for (const text of ['{not json', JSON.stringify({ schema: 1, state: 'dancing' })]) {
+      writeFileSync(n.env.KUBEDOS_AGENT_STATE, text);
+      expect(await states(n)).toEqual(['kubedos_node_metrics_source_ok{source="update"} 0']);
+    }
   });
 });

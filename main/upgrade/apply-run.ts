@@ -17,15 +17,19 @@ import type { ApplyEvent, SlotWriteProgress, UpgradeLive } from '../../common/up
 import { endLive, foldLive, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeRecord } from '../../common/upgrade/progress';
 import type { ApplyAction, ApplyNode, ApplyStep } from '../../common/upgrade/apply';
 import { GATE_DEADLINE_MS, nextApplyAction, planRollback } from '../../common/upgrade/apply';
-import { parseBootStatus } from '../../common/upgrade/observe';
+import { agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common/upgrade/observe';
+import type { AgentEvent, AgentState } from '../../common/upgrade/agent';
+import { AGENT_STATE_FILE, initialAgentState, otherSlot } from '../../common/upgrade/agent';
 import type { Wave } from '../../common/upgrade/waves';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
 import { bootHang, lastBoot } from '../substrate/boot-hang';
+import type { AgentStateOps } from './node-agent';
+import { AGENT_DIR, badOnNodesMessage, firstState, NodeAgents } from './node-agent';
 
 /** What the loop needs of a node. Each call may throw; its message is shown with the node's name. */
-export interface NodeOps {
+export interface NodeOps extends AgentStateOps {
   /** `kubedos-boot status` (text). */
   status(node: string, signal?: AbortSignal): Promise<string>;
   /** The gate's textfile (kubedos.prom) as it is now, or undefined when there is none yet. */
@@ -196,6 +200,8 @@ export interface ApplyRunInput extends LoopInput {
   target: BuildRef;
   /** A bound on the loop's iterations (default 10 000): a plan that never ends is a bug, said as one. */
   maxSteps?: number;
+  /** `kubedos upgrade --allow-downgrade`: the nodes' agents stage an older build too. */
+  allowDowngrade?: boolean;
 }
 
 export type ApplyOutcome =
@@ -247,6 +253,76 @@ function loopSettings(input: LoopInput): { now: () => number; sleep: (ms: number
   };
 }
 
+/**
+ * Each node's update agent (node-agent.ts), fed what the run observes. A node whose state file
+ * could not be written is said once per write as an `observe` event; the run goes on (the node's
+ * boot counter and gate decide, not the file), and the next run takes it up from what the node says.
+ */
+interface RunAgents {
+  agents: NodeAgents;
+  /** Feeds the events in order; returns the agent's refusal (journaled on the node), if any. */
+  feed(node: string, events: readonly AgentEvent[], initial: () => AgentState): Promise<string | undefined>;
+  /** The events of what the node shows after a reboot into the slot its agent tries. */
+  afterBoot(node: string, status: string, metrics?: string): Promise<void>;
+  /** Takes up the agents a previous run left mid-upgrade (once the run is not refused). */
+  takeUp(): Promise<void>;
+}
+
+/**
+ * Reads every node's agent state before any node is touched: refused when a file cannot be read or
+ * is not a state. `takeUp` then goes on from an agent a previous run left mid-upgrade (interrupted)
+ * with what its node says now, so this run can stage again.
+ */
+async function openAgents(ops: NodeOps, nodes: readonly string[], now: () => number, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<{ ok: true; run: RunAgents } | { ok: false; message: string }> {
+  const read = await NodeAgents.read(ops, nodes, now, signal);
+  if (!read.ok) return read;
+  const agents = read.agents;
+  const feed: RunAgents['feed'] = async (node, events, initial) => {
+    try {
+      return (await agents.feedAll(node, events, initial, signal)).refused;
+    } catch (err) {
+      emit({ node, step: 'observe', detail: `could not keep its update agent state (${AGENT_STATE_FILE}): ${errText(err)}; the next run takes it up from what the node says` });
+      return undefined;
+    }
+  };
+  const noInitial = (): never => {
+    throw new Error('no agent state to go on from');
+  };
+  const afterBoot: RunAgents['afterBoot'] = async (node, status, metrics) => {
+    const s = agents.state(node);
+    if (!s?.slot) return;
+    const events = agentEventsAfterBoot(s, observeBoot({ tried: s.slot, status, ...(metrics !== undefined ? { metrics } : {}) }));
+    if (events.length) await feed(node, events, noInitial);
+  };
+  const takeUp = async (): Promise<void> => {
+    for (const node of nodes) {
+      const s = agents.state(node);
+      if (!s?.target) continue;
+      const interrupted = `the run that staged ${s.target.version} ended before this step did`;
+      if (s.state === 'checking' || s.state === 'receiving' || s.state === 'writing') {
+        const type = ({ checking: 'checked', receiving: 'received', writing: 'written' } as const)[s.state];
+        await feed(node, [{ type, ok: false, reason: interrupted }], noInitial);
+      } else if ((s.state === 'staged' || s.state === 'verifying') && s.slot) {
+        const status = await ops.status(node, signal).catch(() => undefined);
+        if (status === undefined) continue; // the run's own observation says why
+        const st = parseBootStatus(status);
+        if (s.state === 'staged' && observeBoot({ tried: s.slot, status }).verdict === 'staged') {
+          // Its try still pending, never booted (a run that ended between the write and the reboot): withdrawn, as a cancel does; this run writes the slot again.
+          const withdrawn = await ops.cancel(node, s.slot, signal).then(
+            () => true,
+            () => false,
+          );
+          if (withdrawn) await feed(node, [{ type: 'withdrawn', reason: `the run that wrote it ended before the reboot; kubedos-boot cancel ${s.slot}` }], noInitial);
+          continue;
+        }
+        const m = st.ok && st.value.booted === s.slot ? await ops.metrics(node, signal).catch(() => undefined) : await ops.triedMetrics?.(node, s.slot, signal).catch(() => undefined);
+        await afterBoot(node, status, m);
+      }
+    }
+  };
+  return { ok: true, run: { agents, feed, afterBoot, takeUp } };
+}
+
 /** Runs an upgrade to `target` until every node of the waves runs it, or it stops. */
 export function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
   return withLive('upgrade', input, (i) => applyLoop({ ...input, ...i }));
@@ -261,6 +337,24 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   const metrics: Record<string, string> = {};
   const untouched: Record<string, string> = {};
 
+  // Every node's agent state, before any node is touched: a build its agent recorded as bad is
+  // refused even when this workspace's record does not have it (a workspace lost or restored).
+  const opened = await openAgents(ops, nodes, now, emit, signal);
+  if (!opened.ok) {
+    emit({ step: 'refuse', detail: opened.message });
+    return { kind: 'refuse', message: opened.message };
+  }
+  const agents = opened.run;
+  // The record's own refusal (the plan's, below) comes first when it has the build.
+  const badInRecord = record.bad.some((b) => b.digest === target.digest);
+  const badOnNodes = badInRecord ? [] : agents.agents.badOn(target, nodes);
+  if (badOnNodes.length) {
+    const message = badOnNodesMessage(target, badOnNodes);
+    emit({ step: 'refuse', detail: message });
+    return { kind: 'refuse', message };
+  }
+  if (!badInRecord) await agents.takeUp();
+
   if (!input.kubernetes) emit({ step: 'drain', detail: NO_KUBERNETES });
   const cancelStaged = async (why: string): Promise<void> => {
     for (const [node, step] of Object.entries(steps)) {
@@ -270,6 +364,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if ((step.kind !== 'write' && step.kind !== 'drain') || !step.ok) continue;
       try {
         await ops.cancel(node, step.slot);
+        await agents.feed(node, [{ type: 'withdrawn', reason: why }], () => initialAgentState(from));
         emit({ node, step: 'cancel', detail: `withdrew the try of slot ${step.slot} (${why}): the node keeps booting its active slot` });
       } catch (err) {
         emit({ node, step: 'cancel', detail: `could not withdraw the try of slot ${step.slot}: ${errText(err)}; its next reboot tries N+1 (kubedos ssh, then kubedos-boot cancel ${step.slot})` });
@@ -305,6 +400,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         const m = await ops.triedMetrics(node, step.slot, signal).catch(() => undefined);
         if (m !== undefined) metrics[node] = m;
       }
+      if (st.ok && step?.kind === 'reboot') await agents.afterBoot(node, status, metrics[node]);
       const active = st.ok ? st.value.active : 'A';
       const converged = record.converged?.[node];
       view[node] = { status, running: slotsOf(record, node, from)[active], ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}), ...(converged ? { converged } : {}) };
@@ -353,15 +449,26 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: cordon ? `${a.message}\n${cordon}` : a.message };
       }
       case 'write': {
+        // The node's agent: the preflight's checks passed (signature, cluster, version); it refuses a build it must not stage.
+        const active = otherSlot(a.slot);
+        const refused = await agents.feed(a.node, [{ type: 'stage', build: target, ...(input.allowDowngrade ? { allowDowngrade: true } : {}) }, { type: 'checked', ok: true }], firstState(slotsOf(record, a.node, from)[active], active));
+        if (refused) {
+          const reason = `its update agent refuses to stage ${target.version} (${AGENT_STATE_FILE}): ${refused}; its state and journal are in ${AGENT_DIR} on the node (kubedos ssh ${a.node})`;
+          emit({ node: a.node, step: 'stop', detail: reason });
+          return { kind: 'stop', node: a.node, reason, fellBackTo: active, message: `upgrade to ${target.version} stopped at ${a.node}: ${reason}\nnothing was written to ${a.node}` };
+        }
         emit({ node: a.node, step: 'write', slot: a.slot, detail: `wave ${a.wave}: writing ${target.version} into slot ${a.slot}` });
         try {
           await ops.writeSlot(a.node, a.slot, target, { ...(signal ? { signal } : {}), onProgress: (p) => emit({ node: a.node, step: 'progress', slot: a.slot, detail: slotWriteDetail(p), progress: p }) });
+          await agents.feed(a.node, [{ type: 'received', ok: true }, { type: 'written', ok: true }], firstState(slotsOf(record, a.node, from)[active], active));
           record.slots[a.node] = { ...slotsOf(record, a.node, from), [a.slot]: target };
           record.target = target; // what --rollback returns from: only a build some node received
           save();
           steps[a.node] = { kind: 'write', slot: a.slot, ok: true };
           emit({ node: a.node, step: 'write', slot: a.slot, detail: `slot ${a.slot} written and read back; the next boot tries it` });
         } catch (err) {
+          // The stream and the write are one command on the node: the agent's receiving step ends failed.
+          await agents.feed(a.node, [{ type: 'received', ok: false, reason: signal?.aborted ? 'the upgrade was cancelled' : errText(err) }], firstState(slotsOf(record, a.node, from)[active], active));
           if (signal?.aborted) continue; // said as a cancel on the next turn
           steps[a.node] = { kind: 'write', slot: a.slot, ok: false, error: errText(err) };
         }
@@ -379,6 +486,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
           let withdrawn: string;
           try {
             await ops.cancel(a.node, a.slot, signal);
+            await agents.feed(a.node, [{ type: 'withdrawn', reason: `draining ${a.node} failed: ${errText(err)}` }], firstState(slotsOf(record, a.node, from)[otherSlot(a.slot)], otherSlot(a.slot)));
             withdrawn = `the try of slot ${a.slot} was withdrawn (not rebooted, still on its active slot)`;
           } catch (e) {
             withdrawn = `the try of slot ${a.slot} could not be withdrawn (${errText(e)}): its next reboot tries N+1 (kubedos ssh, then kubedos-boot cancel ${a.slot})`;
@@ -479,6 +587,14 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
     emit({ step: 'refuse', detail: message });
     return { kind: 'refuse', message };
   }
+  // Every node's agent state, before any node is touched (an unreadable one refuses the rollback).
+  const opened = await openAgents(ops, nodes, now, emit, signal);
+  if (!opened.ok) {
+    emit({ step: 'refuse', detail: opened.message });
+    return { kind: 'refuse', message: `rollback refused before any node was touched: ${opened.message}` };
+  }
+  const agents = opened.run;
+  await agents.takeUp();
   if (!record.bad.some((b) => b.digest === target.digest)) {
     record.bad.push({ digest: target.digest, version: target.version, node: plan.steps[0]?.node ?? '(none)', reason: ROLLBACK_REASON });
     input.saveRecord?.(record);
@@ -499,11 +615,18 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
     };
     if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled before ${s.node}; ${plural(back.length, 'node')} back (${firstFew(back) || 'none'})` };
     emit({ node: s.node, step: 'rollback', slot: s.to, detail: `wave ${s.wave}: one try of slot ${s.to} (the previous build), then reboot` });
+    // The node's agent stages N again: the previous slot holds it already (nothing to receive or write); the try is its `written`.
+    // A refusal (N rolled back on this node before) is journaled there; the operator's rollback goes on, the agent is left as it is.
+    const initial = firstState(target, s.from);
+    const agentRefused = await agents.feed(s.node, [{ type: 'stage', build: from, allowDowngrade: true }, { type: 'checked', ok: true }, { type: 'received', ok: true }], initial);
+    if (agentRefused) emit({ node: s.node, step: 'observe', detail: `its update agent does not stage ${from.version} again (${agentRefused}): journaled on the node, its state left as it is` });
     try {
       await ops.tryOnce(s.node, s.to, signal);
     } catch (err) {
+      if (!agentRefused) await agents.feed(s.node, [{ type: 'written', ok: false, reason: `kubedos-boot try ${s.to} 1: ${errText(err)}` }], initial);
       return stop(`could not stage the try of slot ${s.to}: ${errText(err)}`, s.from);
     }
+    if (!agentRefused) await agents.feed(s.node, [{ type: 'written', ok: true }], initial);
     if (input.kubernetes) {
       emit({ node: s.node, step: 'drain', detail: `kubectl drain ${s.node} before its reboot` });
       try {
@@ -521,13 +644,17 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
     await ops.reboot(s.node, signal).catch((err: unknown) => emit({ node: s.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
     for (;;) {
       if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled while ${s.node} reboots into slot ${s.to}` };
-      const st = await ops.status(s.node, signal).then(parseBootStatus, (err: unknown) => ({ ok: false as const, message: errText(err) }));
+      const text = await ops.status(s.node, signal).catch((err: unknown) => err);
+      const st = typeof text === 'string' ? parseBootStatus(text) : { ok: false as const, message: errText(text) };
+      if (typeof text === 'string' && st.ok && !agentRefused) await agents.afterBoot(s.node, text);
       if (st.ok && st.value.booted === s.to && st.value.active === s.to) break;
       if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again${input.kubernetes ? `; ${await uncordonAgain(ops, s.node, emit, signal)}` : ''}`, s.from);
       if (now() >= at + deadlineMs) return stop(`slot ${s.to} did not pass its gate within ${Math.round(deadlineMs / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})${await consoleNote(ops, s.node, signal)}`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
       emit({ node: s.node, step: 'wait', detail: st.ok ? `booted slot ${st.value.booted || '?'}, waiting for slot ${s.to}'s gate` : `not answering yet (${st.message})` });
       await sleep(Math.max(0, Math.min(pollMs, at + deadlineMs - now())), signal);
     }
+    // Committed on N by its gate: the build it left is recorded as bad on the node too.
+    if (!agentRefused) await agents.feed(s.node, [{ type: 'reject', build: target, slot: s.from, reason: ROLLBACK_REASON }], initial);
     emit({ node: s.node, step: 'rollback', detail: `runs slot ${s.to} again (the previous build)` });
     if (input.kubernetes) {
       emit({ node: s.node, step: 'uncordon', detail: `slot ${s.to} passed its gate: kubectl uncordon ${s.node}` });

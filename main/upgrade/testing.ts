@@ -11,6 +11,8 @@ import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import type { NodeOps } from './apply-run';
 import { UPGRADE_BOOT_TRIES } from './slot-image';
+import type { AgentFiles } from './node-agent';
+import { agentReadArgv, agentWriteArgv, agentWriteInput, parseAgentRead } from './node-agent';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { BuildManifest, OutputRecord } from '../build/attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, SIGNED_FILES, signDsse } from '../build/attest';
@@ -395,6 +397,24 @@ export class SimCluster implements NodeOps {
     if (n.rebooting) throw new Error(`${name}: converge called while the node reboots`);
     const refusal = this.refuseConverge(name);
     if (refusal) throw new Error(refusal);
+  }
+
+  /** The node's update agent directory (on its data partition: both slots see it). */
+  agentDir(name: string): string {
+    return join(this.node(name).dir, 'data/upgrade');
+  }
+
+  // The agent's state through the node-side scripts VmNodeOps runs through the guest agent, on the node's data directory.
+  async readAgentState(name: string): Promise<AgentFiles> {
+    if (this.node(name).off) throw new Error(`${name}: no answer (the machine is powered off)`);
+    const [sh, ...rest] = agentReadArgv(this.agentDir(name));
+    return parseAgentRead(execFileSync(sh!, rest, { encoding: 'utf8' }));
+  }
+
+  async writeAgentState(name: string, state: string, journal: readonly string[]): Promise<void> {
+    if (this.node(name).off) throw new Error(`${name}: no answer (the machine is powered off)`);
+    const [sh, ...rest] = agentWriteArgv(this.agentDir(name), journal.length);
+    execFileSync(sh!, rest, { input: agentWriteInput(state, journal) });
   }
 
   /** Power on a machine that was powered off: its next observation is a boot. */

@@ -9,7 +9,14 @@ import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { readUpgradeRecord, upgradeRecordPath } from './apply-run';
 import { SimCluster } from './testing';
-import { checkAbNodes, runUpgradeService, specNotAb } from './vm-ops';
+import { checkAbNodes, runUpgradeService, specNotAb, VmNodeOps } from './vm-ops';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { plan } from '../../common/plan/index';
+import { initialAgentState, renderAgentState } from '../../common/upgrade/agent';
+import type { SubstrateDriver } from '../substrate/driver';
+import { AGENT_DIR } from './node-agent';
 
 afterAll(removeTempDirs);
 
@@ -63,5 +70,37 @@ describe('the upgrade service', () => {
     const before = readUpgradeRecord(upgradeRecordPath('lab-3', env));
     expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, to: N1, ops: sim, env, ...clock })).toMatchObject({ kind: 'refuse' });
     expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toEqual(before);
+  });
+});
+
+describe('VmNodeOps: the update agent state through the guest agent', () => {
+  it('reads and writes state.json and journal.jsonl with the node-side scripts (run here on a directory standing in for the data partition)', async () => {
+    const s = spec('ab');
+    const p = plan(s);
+    const dir = join(tempDir('kd-h20a-vmops-agent-'), 'upgrade');
+    const seen: { vmid: number; input?: string }[] = [];
+    let failNext = false;
+    // The guest as this machine: the node's directory swapped for the test's.
+    const driver = {
+      target: 'qemu-local',
+      guestExec(vmid: number, argv: readonly string[], o: { input?: string } = {}) {
+        seen.push({ vmid, ...(o.input !== undefined ? { input: o.input } : {}) });
+        if (failNext) return Promise.resolve({ exitCode: 1, stdout: '', stderr: 'mv: cannot move: Read-only file system\n' });
+        const r = spawnSync(argv[0]!, argv.slice(1).map((x) => (x === AGENT_DIR ? dir : x)), { encoding: 'utf8', input: o.input ?? '' });
+        return Promise.resolve({ exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr });
+      },
+    } as unknown as SubstrateDriver;
+    const ops = new VmNodeOps({ spec: s, plan: p, driver, env: {}, artifactDir: '', converge: async () => undefined });
+    expect(await ops.readAgentState('w-1')).toEqual({ journalLines: 0 });
+    const st = renderAgentState(initialAgentState(N));
+    await ops.writeAgentState('w-1', st, ['{"seq":0}', '{"seq":1}']);
+    await ops.writeAgentState('w-1', st, ['{"seq":2}']);
+    expect(await ops.readAgentState('w-1')).toEqual({ state: st, journalLines: 3 });
+    expect(readFileSync(join(dir, 'journal.jsonl'), 'utf8')).toBe('{"seq":0}\n{"seq":1}\n{"seq":2}\n');
+    expect(statSync(join(dir, 'state.json')).mode & 0o777).toBe(0o644);
+    expect(readdirSync(dir).sort()).toEqual(['journal.jsonl', 'state.json']);
+    expect(new Set(seen.map((x) => x.vmid))).toEqual(new Set([p.nodes.find((n) => n.name === 'w-1')!.vmid]));
+    failNext = true;
+    await expect(ops.writeAgentState('w-1', st, [])).rejects.toThrow(/^writing \/var\/lib\/kubedos\/upgrade\/state\.json exited 1 on w-1: mv: cannot move: Read-only file system$/);
   });
 });

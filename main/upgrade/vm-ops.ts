@@ -32,6 +32,8 @@ import type { SlotScratch } from './slot-scratch';
 import { openSlotScratch } from './slot-scratch';
 import { streamSlotImage } from './stream';
 import { SLOT_CHANNEL, writeSlotThroughChannel } from './channel-transport';
+import type { AgentFiles } from './node-agent';
+import { agentReadArgv, agentWriteArgv, agentWriteInput, AGENT_DIR, parseAgentRead } from './node-agent';
 
 const BOOT = '/usr/local/sbin/kubedos-boot';
 /** The control plane's admin kubeconfig (kubeadm init writes it; payload/ansible/roles/kubedos_kubeadm). */
@@ -107,6 +109,17 @@ export class VmNodeOps implements NodeOps {
 
   triedMetrics(node: string, slot: Slot, signal?: AbortSignal): Promise<string | undefined> {
     return this.readFile(node, triedGateMetricsFile(slot), signal);
+  }
+
+  /** The update agent's state file and journal length, on the node's data partition (node-agent.ts). */
+  async readAgentState(node: string, signal?: AbortSignal): Promise<AgentFiles> {
+    return parseAgentRead(await this.guest(node, agentReadArgv(AGENT_DIR), signal));
+  }
+
+  /** Appends the journal lines, then replaces the state file (a temporary file in its directory, fsync, rename, 0644 root). */
+  async writeAgentState(node: string, state: string, journal: readonly string[], signal?: AbortSignal): Promise<void> {
+    const r = await this.o.driver.guestExec(this.vmid(node), agentWriteArgv(AGENT_DIR, journal.length), { timeoutS: 60, input: agentWriteInput(state, journal), ...(signal ? { signal } : {}) });
+    if (r.exitCode !== 0) throw new Error(`writing ${AGENT_DIR}/state.json exited ${r.exitCode} on ${node}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
   }
 
   private async readFile(node: string, path: string, signal?: AbortSignal): Promise<string | undefined> {
@@ -272,6 +285,8 @@ export interface UpgradeRunRequest {
   from: BuildRef;
   /** N+1 for an upgrade; undefined for --rollback (the record's last target). */
   to?: BuildRef;
+  /** `--allow-downgrade`: the nodes' agents stage an older N+1 too. */
+  allowDowngrade?: boolean;
   ops: NodeOps;
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
@@ -292,7 +307,7 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
   const common = { waves: r.waves, from: r.from, ops: r.ops, record, kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
-  if (r.to) return runApply({ ...common, target: r.to });
+  if (r.to) return runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}) });
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   return runRollback({ ...common, target: record.target });
 }

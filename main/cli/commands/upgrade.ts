@@ -41,7 +41,7 @@ function report(what: string, end: ApplyOutcome, io: CliIo): number {
 }
 
 /** Opens the substrate driver the deploy used and runs the loop with the VM node operations. */
-async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef; to?: BuildRef; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
+async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
   const { spec, io } = o;
   const p = plan(spec);
   const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, o.target), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
@@ -49,7 +49,7 @@ async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef;
   const converge = vmConverge({ spec, plan: p, driver, env: io.env, log: (line) => io.err(`  ${line}`) });
   const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
   try {
-    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(eventLine(e)) });
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(eventLine(e)) });
   } finally {
     await ops.close();
     await driver.close();
@@ -176,6 +176,6 @@ export const upgradeCommand: CliCommand = {
       return 1;
     }
     const refs = buildRefs(spec.metadata.name, io.env, artifactDir, { from: r.from.version, to: r.to.version });
-    return report(what, await applyOnVms({ spec, waves: r.waves, from: refs.from, to: refs.to, artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
+    return report(what, await applyOnVms({ spec, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
   },
 };
