@@ -7,6 +7,12 @@
 // back on slot A running N's. The per-node durations are printed as [bench] lines and left in
 // e2e/output/upgrade-lab/bench.json for bench/upgrade.bench.ts.
 //
+// Each node's update agent (its state.json and journal on the data partition, fed by the foundry:
+// main/upgrade/node-agent.ts) is read after each step: committed on B running N+1 after the
+// upgrade; rolled-back on A running N with N+1 recorded as bad after --rollback (and in Prometheus,
+// kubedos_update_state); after an injection, w-1's rolled-back with the bad build recorded. These
+// agent checks were added after the VM runs below and have not run on VMs yet.
+//
 // The package: N's spec declares a vendor apt repository on loopback (e2e/sources/apt-standin.ts:
 // kubedos-standin built with dpkg-deb, signed with a throwaway key, served by python3's http.server
 // on 127.0.0.1, started in beforeAll and stopped by its PID in afterAll) with `installOn` every
@@ -68,6 +74,7 @@ import { parse, stringify } from 'yaml';
 import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import { GATE_WINDOW } from '../../common/upgrade/gate-config';
+import { AGENT_JOURNAL_FILE, AGENT_STATE_FILE, AgentJournalLine, AgentState } from '../../common/upgrade/agent';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
@@ -162,6 +169,31 @@ async function expectStandinOnEveryNode(version: string): Promise<void> {
   }
 }
 
+/**
+ * A node's update agent, as the node keeps it on its data partition (the foundry feeds it, the
+ * node holds it: main/upgrade/node-agent.ts): the state file parses, every journal line parses,
+ * and the last line ends in the state file's state.
+ */
+async function agentOn(name: string): Promise<AgentState> {
+  const st = await inGuest(name, ['cat', AGENT_STATE_FILE]);
+  expect(st.exitCode, `${name}: cat ${AGENT_STATE_FILE}: ${st.stderr}`).toBe(0);
+  const state = AgentState.parse(JSON.parse(st.stdout));
+  const j = await inGuest(name, ['cat', AGENT_JOURNAL_FILE]);
+  expect(j.exitCode, `${name}: cat ${AGENT_JOURNAL_FILE}: ${j.stderr}`).toBe(0);
+  const lines = j.stdout.trim().split('\n').map((l) => AgentJournalLine.parse(JSON.parse(l)));
+  expect(lines.map((l) => l.seq), `${name}: the journal's sequence`).toEqual(lines.map((_, i) => i));
+  expect(lines.at(-1)?.to, `${name}: the journal's last transition`).toBe(state.state);
+  return state;
+}
+
+/** Every node's agent in `state`, on `active` running `version`, with exactly the versions `bad` recorded as rolled back. */
+async function expectAgentsOn(state: AgentState['state'], active: 'A' | 'B', version: string, bad: string[]): Promise<void> {
+  for (const name of ORDER) {
+    const a = await agentOn(name);
+    expect({ state: a.state, active: a.active, running: a.running.version, bad: a.bad.map((b) => b.version).sort() }, `${name}: its update agent (${AGENT_STATE_FILE})`).toEqual({ state, active, running: version, bad: [...bad].sort() });
+  }
+}
+
 /** The etcd key written on N is still readable. */
 async function expectKeyKept(): Promise<void> {
   const get = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'get', KEY, '--print-value-only']);
@@ -199,13 +231,14 @@ print(json.dumps(out))`;
  * kubedos_boot_slot{slot=SLOT} 1, kubedos_boot_success 1 and kubedos_artifact_info{version,slot=SLOT}
  * per node. Polled until so, for at most the lookback plus the metrics timer and two scrapes.
  */
-async function expectPrometheusSeesEveryNodeOn(slot: 'A' | 'B', version: string): Promise<void> {
-  const queries = { slot: 'kubedos_boot_slot{job="node"}', success: 'kubedos_boot_success{job="node"}', artifact: 'kubedos_artifact_info{job="node"}' };
+async function expectPrometheusSeesEveryNodeOn(slot: 'A' | 'B', version: string, update: AgentState['state']): Promise<void> {
+  // kubedos_update_state has one series per state (1 for the agent's, 0 for the others): the one at 1.
+  const queries = { slot: 'kubedos_boot_slot{job="node"}', success: 'kubedos_boot_success{job="node"}', artifact: 'kubedos_artifact_info{job="node"}', update: 'kubedos_update_state{job="node"} == 1' };
   const one = (series: Record<string, string>[], name: string, show: (m: Record<string, string>) => string): string => {
     const mine = series.filter((m) => m.node === name).map(show).sort();
     return mine.length === 1 ? mine[0]! : `${mine.length} series${mine.length ? `: ${mine.join(', ')}` : ''}`;
   };
-  const want = Object.fromEntries(ORDER.map((n) => [n, { slot: `${slot} 1`, success: '1', artifact: `${version} slot ${slot}` }]));
+  const want = Object.fromEntries(ORDER.map((n) => [n, { slot: `${slot} 1`, success: '1', artifact: `${version} slot ${slot}`, update }]));
   const t0 = Date.now();
   const deadline = t0 + (PROM_LOOKBACK_S + NODE_METRICS_SECONDS + 2 * SCRAPE_S + 60) * 1000;
   let seen: unknown;
@@ -220,6 +253,7 @@ async function expectPrometheusSeesEveryNodeOn(slot: 'A' | 'B', version: string)
             slot: one(res[queries.slot]!, n, (m) => `${m.slot} ${m.__value__}`),
             success: one(res[queries.success]!, n, (m) => m.__value__!),
             artifact: one(res[queries.artifact]!, n, (m) => `${m.version} slot ${m.slot}`),
+            update: one(res[queries.update]!, n, (m) => m.state!),
           },
         ]),
       );
@@ -367,7 +401,8 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(r.stderr.match(/no Kubernetes \(kubernetes\.enabled is false\): nothing to drain or uncordon/g)).toHaveLength(1);
     expect(r.stderr).not.toMatch(/kubectl drain/);
     await expectEveryNodeOn('B', sha(gateN1), N1);
-    await expectPrometheusSeesEveryNodeOn('B', N1);
+    await expectAgentsOn('committed', 'B', N1, []);
+    await expectPrometheusSeesEveryNodeOn('B', N1, 'committed');
     await expectStandinOnEveryNode('1.1');
     await expectKeyKept();
   }, 91 * 60_000);
@@ -383,7 +418,9 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
     expect(r.stdout).toMatch(/^upgrade --rollback lab-3: 3 nodes back on the previous build: master, w-1, cp-1/m);
     await expectEveryNodeOn('A', sha(gateOriginal), N);
-    await expectPrometheusSeesEveryNodeOn('A', N);
+    // The rollback records N+1 as bad on every node's agent: not applied again (no re-upgrade loop).
+    await expectAgentsOn('rolled-back', 'A', N, [N1]);
+    await expectPrometheusSeesEveryNodeOn('A', N, 'rolled-back');
     await expectStandinOnEveryNode('1.0');
     await expectKeyKept();
   }, 61 * 60_000);
@@ -453,6 +490,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
       const st = await bootStatus(name);
       expect(st, name).toMatchObject({ booted: st.active, try: '' });
       expect(await nodeArtifactVersion(name), name).toBe(version);
+      expect(await agentOn(name), `${name}: its update agent`).toMatchObject({ state: 'committed', active: st.active, running: { version } });
     }
     await expectKeyKept();
     running = version;
@@ -487,6 +525,10 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(await nodeArtifactVersion('w-1')).toBe(from);
     expect(await bootStatus('cp-1')).toMatchObject({ booted: other(before['cp-1']!), active: other(before['cp-1']!) });
     expect(await bootStatus('master')).toMatchObject({ booted: before.master, active: before.master, try: '' });
+    // w-1's agent (on its data partition) records the bad build: the foundry refuses it from any workspace.
+    const agent = await agentOn('w-1');
+    expect({ state: agent.state, active: agent.active, running: agent.running.version }, "w-1's update agent").toEqual({ state: 'rolled-back', active: back, running: from });
+    expect(agent.bad.map((b) => b.version)).toContain(badVersion);
     const serial = serialSince('w-1', serialFrom);
     writeFileSync(join(UPGRADE_LAB, `w-1-serial-${o.name}.log`), serial);
     // Issue 18: back on the previous slot in at most 2 boot attempts (one of the tried slot, then the previous one).
