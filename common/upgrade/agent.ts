@@ -91,7 +91,8 @@ export function initialAgentState(running: BuildRef, active: Slot = 'A'): AgentS
   return { schema: 1, state: 'idle', active, running, bad: [] };
 }
 
-const short = (d: string): string => `${d.slice(0, 12)}…`;
+/** A digest's first 12 hex digits, for messages. */
+export const shortDigest = (d: string): string => `${d.slice(0, 12)}…`;
 const STAGEABLE: readonly AgentStateName[] = ['idle', 'committed', 'rolled-back', 'failed'];
 
 function ended(s: AgentState, state: 'failed' | 'rolled-back' | 'idle' | 'committed', o: Partial<AgentState> = {}): AgentState {
@@ -112,11 +113,11 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
     case 'stage': {
       if (!STAGEABLE.includes(s.state)) return refuse('busy', `an upgrade to ${s.target?.version ?? '?'} is in progress (state ${s.state}); wait for it to end before staging ${e.build.version}`);
       const bad = s.bad.find((b) => b.digest === e.build.digest);
-      if (bad) return refuse('bad-build', `build ${bad.version} (${short(bad.digest)}) rolled back from slot ${bad.slot} on this node (${bad.reason}): it is not staged again; build a fixed N+1 (a new digest)`);
-      if (e.build.digest === s.running.digest) return refuse('same-build', `build ${e.build.version} (${short(e.build.digest)}) already runs on the active slot ${s.active}`);
+      if (bad) return refuse('bad-build', `build ${bad.version} (${shortDigest(bad.digest)}) rolled back from slot ${bad.slot} on this node (${bad.reason}): it is not staged again; build a fixed N+1 (a new digest)`);
+      if (e.build.digest === s.running.digest) return refuse('same-build', `build ${e.build.version} (${shortDigest(e.build.digest)}) already runs on the active slot ${s.active}`);
       // The preflight's rules, again on the node: versions tell builds apart in metrics and rollbacks.
       const order = compareArtifactVersions(e.build.version, s.running.version);
-      if (order === 0) return refuse('same-version', `build ${short(e.build.digest)} has the version ${e.build.version} of the build running on slot ${s.active} (${short(s.running.digest)}): a new build needs a new version`);
+      if (order === 0) return refuse('same-version', `build ${shortDigest(e.build.digest)} has the version ${e.build.version} of the build running on slot ${s.active} (${shortDigest(s.running.digest)}): a new build needs a new version`);
       if (order < 0 && !e.allowDowngrade) return refuse('downgrade', `build ${e.build.version} is older than ${s.running.version}, running on slot ${s.active}: a downgrade needs --allow-downgrade`);
       const { reason: _r, gateFailure: _g, ...keep } = s;
       return { ok: true, state: { ...keep, state: 'checking', target: e.build, slot: otherSlot(s.active) } };
@@ -154,7 +155,7 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
     }
     case 'reject': {
       if (!STAGEABLE.includes(s.state)) return unexpected();
-      if (e.build.digest === s.running.digest) return refuse('unexpected', `build ${e.build.version} (${short(e.build.digest)}) runs on the active slot ${s.active}: take the node back from it first`);
+      if (e.build.digest === s.running.digest) return refuse('unexpected', `build ${e.build.version} (${shortDigest(e.build.digest)}) runs on the active slot ${s.active}: take the node back from it first`);
       return { ok: true, state: ended(s, 'rolled-back', { bad: withBad(s.bad, { digest: e.build.digest, version: e.build.version, slot: e.slot, reason: e.reason }), reason: `slot ${e.slot} (${e.build.version}) rolled back to slot ${s.active}: ${e.reason}` }) };
     }
   }

@@ -15,7 +15,11 @@ export const UpgradeRecord = z
   .object({
     /** The build an upgrade last targeted (what --rollback returns from). */
     target: BuildRef.optional(),
-    /** What each node's slots hold, as this foundry wrote them. A node not listed holds N on both. */
+    /**
+     * What each node's slots hold, as this foundry wrote them (the active slot's corrected from the
+     * node's update agent when they disagree). A node not listed: its active slot holds what its
+     * agent says it runs (N where it has no state), its other slot is unknown.
+     */
     slots: z.record(z.string(), z.object({ A: BuildRef, B: BuildRef }).strict()),
     /** Builds that rolled back on a node (or were rolled back by --rollback): never applied again. */
     bad: z.array(BadBuild),

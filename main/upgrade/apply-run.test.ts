@@ -6,7 +6,8 @@ import type { BuildRef } from '../../common/upgrade/agent';
 import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import type { ApplyEvent, UpgradeRecord } from './apply-run';
-import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, writeUpgradeRecord } from './apply-run';
+import { nodeSlots, readUpgradeRecord, runApply, runRollback, upgradeLivePath, writeUpgradeRecord } from './apply-run';
+import { initialAgentState } from '../../common/upgrade/agent';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UpgradeLive } from '../../common/upgrade/progress';
@@ -161,6 +162,20 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(cancelled).toMatchObject({ kind: 'cancelled', message: 'upgrade to 0.2.0 cancelled; 1 node touched (cp-1); rerun to continue' });
     expect(b.sim.calls).toEqual(['write cp-1 B 0.2.0', 'cancel cp-1 B']);
     expect(b.sim.peek('cp-1')).toMatch(/^try=$/m);
+  });
+
+  it('nodeSlots: the active slot\'s build is the node agent\'s when its state names that slot active, else the record\'s, else N; the other slot\'s the record\'s only', () => {
+    const N1 = build('0.2.0');
+    const agentOn = (slot: 'A' | 'B', running: BuildRef) => initialAgentState(running, slot);
+    const empty: UpgradeRecord = { slots: {}, bad: [] };
+    const rec: UpgradeRecord = { slots: { 'w-1': { A: N, B: N } }, bad: [] };
+    expect(nodeSlots(empty, 'w-1', 'A', N, undefined)).toEqual({ running: N });
+    expect(nodeSlots(empty, 'w-1', 'B', N, agentOn('B', N1))).toEqual({ running: N1 });
+    expect(nodeSlots(rec, 'w-1', 'A', N, undefined)).toEqual({ running: N, other: N });
+    expect(nodeSlots(rec, 'w-1', 'B', N, agentOn('B', N1))).toEqual({ running: N1, other: N, recordSays: N });
+    expect(nodeSlots(rec, 'w-1', 'B', N, agentOn('B', N))).toEqual({ running: N, other: N });
+    // An agent whose active slot is not the node's (mid-upgrade, not yet taken up): the record's word.
+    expect(nodeSlots(rec, 'w-1', 'B', N, agentOn('A', N1))).toEqual({ running: N, other: N });
   });
 
   it('the record round-trips through a private file', () => {

@@ -7,9 +7,13 @@
 // and a workbench view can fold.
 //
 // What a node's slots hold is the foundry's record (UpgradeRecord, a private JSON file in the
-// cluster's workspace): N on both slots until a write succeeds; the builds that rolled back are
-// kept there too, so a rerun of a rolled-back build is refused (no re-upgrade loop); and the build
-// each node was converged on, so a rerun converges a node on N+1 whose converge failed.
+// cluster's workspace) and the node's own update agent (node-agent.ts): the build on the active
+// slot is the agent's where it has a state (a record lost, older or another foundry's: the node
+// wins, said once, and the record is corrected), else the record's, else N; the other slot's is
+// the record's only, unknown without it (a rollback to it is refused). The builds that rolled back
+// are kept in the record too (and copied there from a node's agent that refuses one), so a rerun
+// of a rolled-back build is refused (no re-upgrade loop); and the build each node was converged on,
+// so a rerun converges a node on N+1 whose converge failed.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
@@ -19,7 +23,7 @@ import type { ApplyAction, ApplyNode, ApplyStep } from '../../common/upgrade/app
 import { GATE_DEADLINE_MS, nextApplyAction, planRollback } from '../../common/upgrade/apply';
 import { agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common/upgrade/observe';
 import type { AgentEvent, AgentState } from '../../common/upgrade/agent';
-import { AGENT_STATE_FILE, initialAgentState, otherSlot } from '../../common/upgrade/agent';
+import { AGENT_STATE_FILE, initialAgentState, otherSlot, shortDigest } from '../../common/upgrade/agent';
 import type { Wave } from '../../common/upgrade/waves';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
@@ -238,9 +242,37 @@ async function uncordonAgain(ops: NodeOps, node: string, emit: (e: ApplyEvent) =
   }
 }
 
-function slotsOf(record: UpgradeRecord, node: string, from: BuildRef): Record<Slot, BuildRef> {
-  return record.slots[node] ?? { A: from, B: from };
+/** What the run knows of a node's slots: the build on its active slot, and the other slot's where the record says it. */
+export interface NodeSlots {
+  running: BuildRef;
+  /** Unknown (undefined) when the workspace record has no entry for the node: never assumed to be N. */
+  other?: BuildRef;
 }
+
+/**
+ * A node's slots as the run sees them (`active`: its active slot, from `kubedos-boot status`). The
+ * build on the active slot is its update agent's `running` when its state names that slot active
+ * (the node's word: a record lost, older, or another foundry's), else the record's, else N (a node
+ * no upgrade touched yet). The other slot's build is the record's only: the agent keeps no word of
+ * it. `recordSays`: the record's build for the active slot when the node's differs.
+ */
+export function nodeSlots(record: UpgradeRecord, node: string, active: Slot, from: BuildRef, agent: AgentState | undefined): NodeSlots & { recordSays?: BuildRef } {
+  const rec = record.slots[node];
+  const onNode = agent?.active === active ? agent.running : undefined;
+  const running = onNode ?? rec?.[active] ?? from;
+  const other = rec?.[otherSlot(active)];
+  const recordSays = onNode && rec && rec[active].digest !== onNode.digest ? rec[active] : undefined;
+  return { running, ...(other ? { other } : {}), ...(recordSays ? { recordSays } : {}) };
+}
+
+/** Two builds as words that tell them apart: their versions, with their digests' first 12 digits when the versions are the same. */
+function buildNames(a: BuildRef, b: BuildRef): [string, string] {
+  const name = (x: BuildRef): string => (a.version === b.version ? `${x.version} (${shortDigest(x.digest)})` : x.version);
+  return [name(a), name(b)];
+}
+
+/** Both slots of a node for the record: `active` holding `running`, the other `written`. */
+const slotPair = (active: Slot, running: BuildRef, written: BuildRef): Record<Slot, BuildRef> => (active === 'A' ? { A: running, B: written } : { A: written, B: running });
 
 /** The loop's clock, pacing and event sink, with their defaults (the apply loop and the rollback alike). */
 function loopSettings(input: LoopInput): { now: () => number; sleep: (ms: number, signal?: AbortSignal) => Promise<void>; pollMs: number; deadlineMs: number; emit: (e: ApplyEvent) => void } {
@@ -266,6 +298,12 @@ interface RunAgents {
   afterBoot(node: string, status: string, metrics?: string): Promise<void>;
   /** Takes up the agents a previous run left mid-upgrade (once the run is not refused). */
   takeUp(): Promise<void>;
+  /**
+   * The node's slots (nodeSlots) with its agent's state as it is now. Where the record and the
+   * node disagree about the active slot's build, the node wins: the record is corrected (and
+   * saved) and an `observe` event says so, once.
+   */
+  slots(node: string, active: Slot): NodeSlots;
 }
 
 /**
@@ -273,7 +311,7 @@ interface RunAgents {
  * is not a state. `takeUp` then goes on from an agent a previous run left mid-upgrade (interrupted)
  * with what its node says now, so this run can stage again.
  */
-async function openAgents(ops: NodeOps, nodes: readonly string[], now: () => number, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<{ ok: true; run: RunAgents } | { ok: false; message: string }> {
+async function openAgents(ops: NodeOps, nodes: readonly string[], known: { record: UpgradeRecord; from: BuildRef; save?: ((r: UpgradeRecord) => void) | undefined }, now: () => number, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<{ ok: true; run: RunAgents } | { ok: false; message: string }> {
   const read = await NodeAgents.read(ops, nodes, now, signal);
   if (!read.ok) return read;
   const agents = read.agents;
@@ -320,7 +358,18 @@ async function openAgents(ops: NodeOps, nodes: readonly string[], now: () => num
       }
     }
   };
-  return { ok: true, run: { agents, feed, afterBoot, takeUp } };
+  const slots: RunAgents['slots'] = (node, active) => {
+    const { recordSays, ...view } = nodeSlots(known.record, node, active, known.from, agents.state(node));
+    const rec = known.record.slots[node];
+    if (recordSays && rec) {
+      known.record.slots[node] = { ...rec, [active]: view.running };
+      known.save?.(known.record);
+      const [said, run] = buildNames(recordSays, view.running);
+      emit({ node, step: 'observe', detail: `the workspace's upgrade record says slot ${active} holds ${said}; the node's update agent (${AGENT_STATE_FILE}) says it runs ${run} there: the node's word is taken, and the record corrected` });
+    }
+    return view;
+  };
+  return { ok: true, run: { agents, feed, afterBoot, takeUp, slots } };
 }
 
 /** Runs an upgrade to `target` until every node of the waves runs it, or it stops. */
@@ -339,7 +388,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
 
   // Every node's agent state, before any node is touched: a build its agent recorded as bad is
   // refused even when this workspace's record does not have it (a workspace lost or restored).
-  const opened = await openAgents(ops, nodes, now, emit, signal);
+  const opened = await openAgents(ops, nodes, { record, from, save: input.saveRecord }, now, emit, signal);
   if (!opened.ok) {
     emit({ step: 'refuse', detail: opened.message });
     return { kind: 'refuse', message: opened.message };
@@ -350,6 +399,10 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   const badOnNodes = badInRecord ? [] : agents.agents.badOn(target, nodes);
   if (badOnNodes.length) {
     const message = badOnNodesMessage(target, badOnNodes);
+    // Into this workspace's record too (the Pipeline view reads it; the next run refuses from it first).
+    const first = badOnNodes[0]!;
+    record.bad.push({ digest: target.digest, version: target.version, node: first.node, reason: first.reason });
+    save();
     emit({ step: 'refuse', detail: message });
     return { kind: 'refuse', message };
   }
@@ -403,7 +456,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if (st.ok && step?.kind === 'reboot') await agents.afterBoot(node, status, metrics[node]);
       const active = st.ok ? st.value.active : 'A';
       const converged = record.converged?.[node];
-      view[node] = { status, running: slotsOf(record, node, from)[active], ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}), ...(converged ? { converged } : {}) };
+      view[node] = { status, running: agents.slots(node, active).running, ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}), ...(converged ? { converged } : {}) };
     }
     if (unreachable) {
       const step = steps[unreachable.node];
@@ -451,7 +504,8 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       case 'write': {
         // The node's agent: the preflight's checks passed (signature, cluster, version); it refuses a build it must not stage.
         const active = otherSlot(a.slot);
-        const refused = await agents.feed(a.node, [{ type: 'stage', build: target, ...(input.allowDowngrade ? { allowDowngrade: true } : {}) }, { type: 'checked', ok: true }], firstState(slotsOf(record, a.node, from)[active], active));
+        const running = view[a.node]!.running;
+        const refused = await agents.feed(a.node, [{ type: 'stage', build: target, ...(input.allowDowngrade ? { allowDowngrade: true } : {}) }, { type: 'checked', ok: true }], firstState(running, active));
         if (refused) {
           const reason = `its update agent refuses to stage ${target.version} (${AGENT_STATE_FILE}): ${refused}; its state and journal are in ${AGENT_DIR} on the node (kubedos ssh ${a.node})`;
           emit({ node: a.node, step: 'stop', detail: reason });
@@ -460,15 +514,16 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         emit({ node: a.node, step: 'write', slot: a.slot, detail: `wave ${a.wave}: writing ${target.version} into slot ${a.slot}` });
         try {
           await ops.writeSlot(a.node, a.slot, target, { ...(signal ? { signal } : {}), onProgress: (p) => emit({ node: a.node, step: 'progress', slot: a.slot, detail: slotWriteDetail(p), progress: p }) });
-          await agents.feed(a.node, [{ type: 'received', ok: true }, { type: 'written', ok: true }], firstState(slotsOf(record, a.node, from)[active], active));
-          record.slots[a.node] = { ...slotsOf(record, a.node, from), [a.slot]: target };
+          await agents.feed(a.node, [{ type: 'received', ok: true }, { type: 'written', ok: true }], firstState(running, active));
+          // The active slot's build as the run saw it (the node's word where its agent has one), the written one's the target.
+          record.slots[a.node] = slotPair(active, running, target);
           record.target = target; // what --rollback returns from: only a build some node received
           save();
           steps[a.node] = { kind: 'write', slot: a.slot, ok: true };
           emit({ node: a.node, step: 'write', slot: a.slot, detail: `slot ${a.slot} written and read back; the next boot tries it` });
         } catch (err) {
           // The stream and the write are one command on the node: the agent's receiving step ends failed.
-          await agents.feed(a.node, [{ type: 'received', ok: false, reason: signal?.aborted ? 'the upgrade was cancelled' : errText(err) }], firstState(slotsOf(record, a.node, from)[active], active));
+          await agents.feed(a.node, [{ type: 'received', ok: false, reason: signal?.aborted ? 'the upgrade was cancelled' : errText(err) }], firstState(running, active));
           if (signal?.aborted) continue; // said as a cancel on the next turn
           steps[a.node] = { kind: 'write', slot: a.slot, ok: false, error: errText(err) };
         }
@@ -486,7 +541,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
           let withdrawn: string;
           try {
             await ops.cancel(a.node, a.slot, signal);
-            await agents.feed(a.node, [{ type: 'withdrawn', reason: `draining ${a.node} failed: ${errText(err)}` }], firstState(slotsOf(record, a.node, from)[otherSlot(a.slot)], otherSlot(a.slot)));
+            await agents.feed(a.node, [{ type: 'withdrawn', reason: `draining ${a.node} failed: ${errText(err)}` }], firstState(view[a.node]!.running, otherSlot(a.slot)));
             withdrawn = `the try of slot ${a.slot} was withdrawn (not rebooted, still on its active slot)`;
           } catch (e) {
             withdrawn = `the try of slot ${a.slot} could not be withdrawn (${errText(e)}): its next reboot tries N+1 (kubedos ssh, then kubedos-boot cancel ${a.slot})`;
@@ -562,7 +617,7 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
   const { waves, from, target, ops, record, signal } = input;
   const { now, sleep, pollMs, deadlineMs, emit } = loopSettings(input);
   const nodes = waves.flatMap((w) => w.nodes);
-  const observed: Record<string, { status: string; running: BuildRef }> = {};
+  const observed: Record<string, { status: string }> = {};
   for (const node of nodes) {
     let status: string;
     try {
@@ -572,28 +627,40 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
       emit({ node, step: 'refuse', detail: message });
       return { kind: 'refuse', message };
     }
-    const st = parseBootStatus(status);
-    observed[node] = { status, running: slotsOf(record, node, from)[st.ok ? st.value.active : 'A'] };
+    observed[node] = { status };
   }
-  const plan = planRollback(waves, observed, target);
-  if (!plan.ok) {
-    emit({ step: 'refuse', detail: plan.message });
-    return { kind: 'refuse', message: `rollback refused before any node was touched: ${plan.message}` };
-  }
-  // The previous slot must hold N: after two upgrades (N → N+1 → N+2) it may hold N+1.
-  const notN = plan.steps.filter((s) => slotsOf(record, s.node, from)[s.to].digest !== from.digest);
-  if (notN.length) {
-    const message = `rollback refused before any node was touched: the previous slot of ${plural(notN.length, 'node')} does not hold ${from.version} (${firstFew(notN.map((s) => `${s.node}: slot ${s.to} holds ${slotsOf(record, s.node, from)[s.to].version}`))}); switching would not return the cluster to ${from.version}. Upgrade to a fixed build instead`;
-    emit({ step: 'refuse', detail: message });
-    return { kind: 'refuse', message };
-  }
-  // Every node's agent state, before any node is touched (an unreadable one refuses the rollback).
-  const opened = await openAgents(ops, nodes, now, emit, signal);
+  // Every node's agent state, before any node is touched (an unreadable one refuses the rollback):
+  // the build each node runs is its agent's word where it has one.
+  const opened = await openAgents(ops, nodes, { record, from, save: input.saveRecord }, now, emit, signal);
   if (!opened.ok) {
     emit({ step: 'refuse', detail: opened.message });
     return { kind: 'refuse', message: `rollback refused before any node was touched: ${opened.message}` };
   }
   const agents = opened.run;
+  const views: Record<string, NodeSlots> = {};
+  for (const node of nodes) {
+    const st = parseBootStatus(observed[node]!.status);
+    views[node] = agents.slots(node, st.ok ? st.value.active : 'A');
+  }
+  const plan = planRollback(waves, Object.fromEntries(nodes.map((n) => [n, { status: observed[n]!.status, running: views[n]!.running }])), target);
+  if (!plan.ok) {
+    emit({ step: 'refuse', detail: plan.message });
+    return { kind: 'refuse', message: `rollback refused before any node was touched: ${plan.message}` };
+  }
+  // The previous slot must hold N: after two upgrades (N → N+1 → N+2) it may hold N+1. Only the
+  // record says what it holds (a node's agent keeps the build it runs, not the other slot's).
+  const unknown = plan.steps.filter((s) => !views[s.node]!.other);
+  if (unknown.length) {
+    const message = `rollback refused before any node was touched: what the previous slot of ${plural(unknown.length, 'node')} holds is unknown (${firstFew(unknown.map((s) => `${s.node}: slot ${s.to}`))}): this workspace's upgrade record (${UPGRADE_RECORD_FILE} in the cluster's workspace) has no entry for ${unknown.length === 1 ? 'it' : 'them'}, and a node's update agent keeps only the build it runs (${target.version} on slot ${unknown[0]!.from} of ${unknown[0]!.node}); switching might not return the cluster to ${from.version}. Restore the record from the workspace that ran the upgrade, or upgrade to a fixed build instead`;
+    emit({ step: 'refuse', detail: message });
+    return { kind: 'refuse', message };
+  }
+  const notN = plan.steps.filter((s) => views[s.node]!.other!.digest !== from.digest);
+  if (notN.length) {
+    const message = `rollback refused before any node was touched: the previous slot of ${plural(notN.length, 'node')} does not hold ${from.version} (${firstFew(notN.map((s) => `${s.node}: slot ${s.to} holds ${views[s.node]!.other!.version}`))}); switching would not return the cluster to ${from.version}. Upgrade to a fixed build instead`;
+    emit({ step: 'refuse', detail: message });
+    return { kind: 'refuse', message };
+  }
   await agents.takeUp();
   if (!record.bad.some((b) => b.digest === target.digest)) {
     record.bad.push({ digest: target.digest, version: target.version, node: plan.steps[0]?.node ?? '(none)', reason: ROLLBACK_REASON });

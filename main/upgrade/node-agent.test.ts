@@ -2,7 +2,7 @@
 // over SimCluster (testing.ts: the REAL kubedos-boot, boot-select.cfg through the GRUB simulator,
 // kubedos-health-gate), whose nodes keep the state with the node-side scripts VmNodeOps runs
 // through the guest agent, on each node's data directory. The clock is a counter.
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentState } from '../../common/upgrade/agent';
@@ -11,7 +11,7 @@ import { ROLLBACK_REASON } from '../../common/upgrade/progress';
 import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import type { UpgradeRecord } from './apply-run';
-import { runApply, runRollback } from './apply-run';
+import { readUpgradeRecord, runApply, runRollback, writeUpgradeRecord } from './apply-run';
 import { SimCluster } from './testing';
 
 afterAll(removeTempDirs);
@@ -143,15 +143,84 @@ describe('the update agent state kept on each node by kubedos upgrade', () => {
     expect(sim.calls).toEqual([]);
   });
 
-  it('the agent\'s own refusal stops the run at that node before its write: a node whose state says it already runs the target (a lost record)', async () => {
-    const { sim, clock } = setup();
-    expect(await runApply({ waves: waves.filter((w) => w.nodes.includes('cp-1')), from: N, target: N1, ops: sim, record: { slots: {}, bad: [] }, ...clock })).toMatchObject({ kind: 'done' });
-    // The record is lost: it says cp-1 runs N on both slots, so the plan would write N+1 into slot A again.
+  it('the agent\'s own refusal stops the run at that node before its write: a build of the version the node already runs (another digest)', async () => {
+    const { sim, record, clock } = setup();
+    expect(await runApply({ waves: waves.filter((w) => w.nodes.includes('cp-1')), from: N, target: N1, ops: sim, record, ...clock })).toMatchObject({ kind: 'done' });
     sim.calls.length = 0;
-    const r = await runApply({ waves, from: N, target: N1, ops: sim, record: { slots: {}, bad: [] }, ...clock });
-    expect(r).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/^its update agent refuses to stage 0\.2\.0 \(\/var\/lib\/kubedos\/upgrade\/state\.json\): build 0\.2\.0 \([0-9a-f]{12}…\) already runs on the active slot B; its state and journal are in \/var\/lib\/kubedos\/upgrade on the node \(kubedos ssh cp-1\)$/) });
+    const sameVersion = { version: '0.2.0', digest: build('0.2.0-other').digest };
+    const r = await runApply({ waves, from: N, target: sameVersion, ops: sim, record, ...clock });
+    expect(r).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/^its update agent refuses to stage 0\.2\.0 \(\/var\/lib\/kubedos\/upgrade\/state\.json\): build [0-9a-f]{12}… has the version 0\.2\.0 of the build running on slot B .*; its state and journal are in \/var\/lib\/kubedos\/upgrade on the node \(kubedos ssh cp-1\)$/) });
     expect(sim.calls).toEqual([]);
-    expect(journalOf(sim, 'cp-1').at(-1)).toMatchObject({ from: 'committed', refused: { code: 'same-build' } });
+    expect(journalOf(sim, 'cp-1').at(-1)).toMatchObject({ from: 'committed', refused: { code: 'same-version' } });
+  });
+
+  it('the record file deleted after N → N+1: applying N+1 again writes and reboots nothing (every node\'s agent says it runs N+1), converges each node again and ends done', async () => {
+    const { sim, clock } = setup();
+    const file = join(tempDir('kd-h20b-record-'), 'record.json');
+    const saveRecord = (r: UpgradeRecord): void => writeUpgradeRecord(file, r);
+    expect(await runApply({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(file), saveRecord, ...clock })).toMatchObject({ kind: 'done' });
+    expect(readUpgradeRecord(file).slots['cp-1']).toEqual({ A: N, B: N1 });
+    rmSync(file);
+    sim.calls.length = 0;
+    const journals = NAMES.map((n) => journalOf(sim, n).length);
+    const again = await runApply({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(file), saveRecord, ...clock });
+    expect(again).toEqual({ kind: 'done', nodes: ['cp-1', 'w-1', 'master'], message: '3 nodes on 0.2.0: cp-1, w-1, master' });
+    // Not written, not rebooted, no stage refused by any agent: only the converge this workspace has no record of.
+    expect(sim.calls).toEqual(['converge cp-1', 'converge w-1', 'converge master']);
+    expect(NAMES.map((n) => journalOf(sim, n).length)).toEqual(journals);
+    expect(readUpgradeRecord(file)).toEqual({ slots: {}, bad: [], converged: { 'cp-1': N1, master: N1, 'w-1': N1 } });
+  });
+
+  it('the record file deleted after --rollback: N+1 is refused from the nodes\' agents and written into the new record\'s bad list', async () => {
+    const { sim, clock } = setup();
+    const file = join(tempDir('kd-h20b-record-'), 'record.json');
+    const saveRecord = (r: UpgradeRecord): void => writeUpgradeRecord(file, r);
+    expect(await runApply({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(file), saveRecord, ...clock })).toMatchObject({ kind: 'done' });
+    expect(await runRollback({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(file), saveRecord, ...clock, pollMs: 1000 })).toMatchObject({ kind: 'done' });
+    rmSync(file);
+    sim.calls.length = 0;
+    const r = await runApply({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(file), saveRecord, ...clock });
+    expect(r).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/^build 0\.2\.0 rolled back on 3 nodes \(cp-1, w-1, master\)/) });
+    expect(sim.calls).toEqual([]);
+    expect(readUpgradeRecord(file)).toEqual({ slots: {}, bad: [{ digest: N1.digest, version: '0.2.0', node: 'cp-1', reason: ROLLBACK_REASON }] });
+    // The next run is refused from the record first (the plan's own refusal).
+    expect(await runApply({ waves, from: N, target: N1, ops: sim, record: readUpgradeRecord(file), saveRecord, ...clock })).toMatchObject({ kind: 'refuse', message: `build 0.2.0 rolled back on cp-1 (${ROLLBACK_REASON}): it is not applied again; build a fixed N+1 (a new digest) and rerun` });
+    expect(readUpgradeRecord(file).bad).toHaveLength(1);
+  });
+
+  it('a record that says cp-1 runs N where its agent says N+1: the node wins (not written again), the note is printed once, the record corrected; the rest of the cluster is upgraded', async () => {
+    const { sim, record, clock } = setup();
+    expect(await runApply({ waves: waves.filter((w) => w.nodes.includes('cp-1')), from: N, target: N1, ops: sim, record, ...clock })).toMatchObject({ kind: 'done' });
+    record.slots['cp-1'] = { A: N, B: N }; // an older record: written before cp-1's slot B was
+    sim.calls.length = 0;
+    const events: string[] = [];
+    const r = await runApply({ waves, from: N, target: N1, ops: sim, record, onEvent: (e) => events.push(`${e.node ?? ''} ${e.step}: ${e.detail}`), ...clock });
+    expect(r).toMatchObject({ kind: 'done', nodes: ['cp-1', 'w-1', 'master'] });
+    const note = `cp-1 observe: the workspace's upgrade record says slot B holds 0.1.0; the node's update agent (${AGENT_STATE_FILE}) says it runs 0.2.0 there: the node's word is taken, and the record corrected`;
+    expect(events.filter((e) => e.includes('the node\'s word'))).toEqual([note]);
+    expect(events.filter((e) => e.includes('observe')).length).toBe(1);
+    expect(sim.calls.filter((c) => c.includes('cp-1'))).toEqual([]);
+    expect(sim.calls.filter((c) => c.startsWith('write'))).toEqual(['write w-1 B 0.2.0', 'write master B 0.2.0']);
+    expect(record.slots['cp-1']).toEqual({ A: N, B: N1 });
+  });
+
+  it('--rollback with a record older than the upgrade (no entry for w-1 and master, whose agents say they run N+1): refused, naming the slots whose build is unknown; nothing touched', async () => {
+    const { sim, record, clock } = setup();
+    const saved: UpgradeRecord[] = [];
+    expect(await runApply({ waves, from: N, target: N1, ops: sim, record, saveRecord: (r) => saved.push(structuredClone(r)), ...clock })).toMatchObject({ kind: 'done' });
+    // The record as it was right after cp-1's write (a workspace restored from then).
+    const older = saved[0]!;
+    expect(older).toEqual({ target: N1, slots: { 'cp-1': { A: N, B: N1 } }, bad: [] });
+    sim.calls.length = 0;
+    const journals = NAMES.map((n) => journalOf(sim, n).length);
+    const r = await runRollback({ waves, from: N, target: N1, ops: sim, record: older, ...clock, pollMs: 1000 });
+    expect(r).toEqual({
+      kind: 'refuse',
+      message: "rollback refused before any node was touched: what the previous slot of 2 nodes holds is unknown (master: slot A, w-1: slot A): this workspace's upgrade record (upgrade/record.json in the cluster's workspace) has no entry for them, and a node's update agent keeps only the build it runs (0.2.0 on slot B of master); switching might not return the cluster to 0.1.0. Restore the record from the workspace that ran the upgrade, or upgrade to a fixed build instead",
+    });
+    expect(sim.calls).toEqual([]);
+    expect(NAMES.map((n) => journalOf(sim, n).length)).toEqual(journals);
+    expect(older.bad).toEqual([]);
   });
 
   it('a try withdrawn before its boot ends the agent failed (the build not bad): a cancel after the write, and a run that ended between the write and the reboot (the rerun withdraws it, then stages again)', async () => {
