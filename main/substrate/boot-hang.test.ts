@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bootHang, fileTail, lastBoot } from './boot-hang';
+import { bootHang, fileTail, firmwareStall, lastBoot } from './boot-hang';
 import type { SubstrateDriver } from './driver';
 import { waitForAgents } from './provision';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
@@ -11,6 +11,26 @@ afterAll(removeTempDirs);
 // A real console: a lab-3 control plane under TCG whose kernel hung in the crypto self-tests.
 const HUNG = readFileSync(join(import.meta.dirname, 'fixtures/console-softlockup-before-init.txt'), 'utf8');
 const lockupLines = HUNG.split('\n').filter((l) => l.includes('soft lockup'));
+
+// A real console: w-1 rebooted into its new slot and the firmware never reached GRUB.
+const STALLED = readFileSync(join(import.meta.dirname, 'fixtures/console-firmware-stall-after-reboot.txt'), 'utf8');
+
+describe('firmwareStall', () => {
+  it('recognises the real console of a reboot the firmware never came back from', () => {
+    expect(firmwareStall(STALLED)).toBe('reboot: machine restart');
+  });
+
+  it('a panic\'s own reboot counts as the restart too', () => {
+    expect(firmwareStall('[   12.1] Kernel panic - not syncing: No working init found.\r\n[   12.2] Rebooting in 10 seconds..\r\n')).toBe('Rebooting in 10 seconds..');
+  });
+
+  it('anything after the restart (GRUB, the next kernel) is not a stall; nor is a console that never restarted', () => {
+    expect(firmwareStall(`${STALLED}\x1b[0m\x1b[2J\x1b[01;01H  GNU GRUB  version 2.06-13+deb12u1\n`)).toBeUndefined();
+    expect(firmwareStall(`${STALLED}[    0.000000] Linux version 6.1.0-57-amd64\n`)).toBeUndefined();
+    expect(firmwareStall(STALLED.replace(/\[[^\n]*reboot: Restarting system\n[^\n]*reboot: machine restart\n?$/, ''))).toBeUndefined();
+    expect(firmwareStall('')).toBeUndefined();
+  });
+});
 
 describe('bootHang', () => {
   it('recognises the real console of a kernel hung before init', () => {

@@ -37,6 +37,38 @@ export function bootHang(consoleText: string, minReports = 2): BootHang | undefi
   return { why: `soft lockup in ${last[3]} (${last[1]} stuck for ${last[2]}s), ${reports.length} reports, before init started` };
 }
 
+/**
+ * The kernel's last words before a warm reset: systemd's reboot (`reboot: Restarting system`,
+ * `reboot: machine restart`) and a panic's (`Rebooting in N seconds..`). After them the console
+ * is silent until the boot loader prints (GRUB on the serial console).
+ */
+const RESTART_LINE = /(?:reboot: (?:machine restart|Restarting system)|Rebooting in \d+ seconds)\.*$/;
+
+/**
+ * Pure: the console ends at the kernel's restart, nothing after it (the firmware has not reached
+ * the boot loader yet): that line, else undefined. Silence after it is normal for a few seconds;
+ * for minutes it is the stall seen on qemu-local under TCG (2026-12-05): OVMF polling the TPM's
+ * TIS registers after the guest's warm reset, for good (a QMP system_reset did not help; stopping
+ * QEMU and its swtpm and starting them again did). The caller decides how long is too long.
+ */
+export function firmwareStall(consoleText: string): string | undefined {
+  const lines = consoleText
+    // eslint-disable-next-line no-control-regex
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .split(/\r?\n|\r/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  const last = lines.at(-1);
+  return last !== undefined && RESTART_LINE.test(last) ? last.replace(/^\[\s*[\d.]+\]\s*/, '') : undefined;
+}
+
+/**
+ * How long a console may stay at the kernel's restart before the VM counts as stalled in its
+ * firmware. A warm reset under TCG prints GRUB's first line within tens of seconds; the stall of
+ * 2026-12-05 lasted until the VM was powered off.
+ */
+export const FIRMWARE_STALL_MS = 120_000;
+
 /** The last `maxBytes` of a file (a console log); '' when it does not exist. */
 export function fileTail(path: string, maxBytes = 64 * 1024): string {
   if (!existsSync(path)) return '';

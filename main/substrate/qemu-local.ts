@@ -345,7 +345,8 @@ export class QemuLocalDriver implements SubstrateDriver {
     a.push('-chardev', `socket,id=qmp,path=${join(runDir, 'qmp.sock')},server=on,wait=off`, '-mon', 'chardev=qmp,mode=control');
     a.push('-chardev', `socket,id=qga0,path=${join(runDir, 'qga.sock')},server=on,wait=off`, '-device', 'virtio-serial,id=vser0', '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0');
     a.push('-chardev', `socket,id=tpmchar,path=${join(runDir, 'swtpm.sock')}`, '-tpmdev', 'emulator,id=tpm0,chardev=tpmchar', '-device', 'tpm-tis,tpmdev=tpm0');
-    a.push('-chardev', `socket,id=serial0,path=${join(runDir, 'serial.sock')},server=on,wait=off,logfile=${join(dir, 'serial.log')}`, '-device', 'isa-serial,chardev=serial0');
+    // logappend: a VM stopped and started again (a power cycle) keeps the console of its earlier boots.
+    a.push('-chardev', `socket,id=serial0,path=${join(runDir, 'serial.sock')},server=on,wait=off,logfile=${join(dir, 'serial.log')},logappend=on`, '-device', 'isa-serial,chardev=serial0');
     a.push('-display', 'none', '-vga', 'none');
     if (shape.rng) a.push('-object', 'rng-random,filename=/dev/urandom,id=rng0', '-device', 'virtio-rng-pci,rng=rng0');
     const boot = new Map(shape.bootOrder.map((b, i) => [b, 100 + i]));

@@ -116,6 +116,38 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect((plain as { reason: string }).reason).not.toContain('console');
   });
 
+  it('a node whose firmware stalls after its reboot (qemu-local: nothing after the kernel\'s restart) is powered off and on, and the upgrade and the rollback go on', async () => {
+    // Upgrade: w-1's reboot into B stalls once; power-cycled, it boots B (the try was not spent) and passes.
+    const a = setup();
+    const N1 = build('0.2.0');
+    a.sim.stallOnReboot = (node) => node === 'w-1';
+    const events: ApplyEvent[] = [];
+    const end = await runApply({ waves, from: N, target: N1, ops: a.sim, record: a.record, ...a.clock, onEvent: (e) => events.push(e) });
+    expect(end.kind).toBe('done');
+    expect(a.sim.calls.filter((c) => c.startsWith('power-cycle'))).toEqual(['power-cycle w-1']);
+    expect(events.filter((e) => e.node === 'w-1' && e.step === 'reboot').map((e) => e.detail)).toEqual(['rebooting into slot B', 'its console stayed at "reboot: machine restart": powered it off and on']);
+    expect(a.sim.nodes['w-1']!.boots).toBe(1); // B's one boot: the stall spent no try
+    // Rollback: w-1's reboot into A stalls too; power-cycled, it is back on A.
+    const rb = await runRollback({ waves, from: N, target: N1, ops: a.sim, record: a.record, ...a.clock, pollMs: 1000 });
+    expect(rb.kind).toBe('done');
+    expect(a.sim.calls.filter((c) => c.startsWith('power-cycle'))).toEqual(['power-cycle w-1', 'power-cycle w-1']);
+    // A firmware that stalls at every power-on: two power cycles, then the stop says what the console shows.
+    const b = setup();
+    b.sim.stallOnReboot = (node) => node === 'cp-1';
+    b.sim.stallOnPowerOn = (node) => node === 'cp-1';
+    b.sim.consoleText = (node) => (node === 'cp-1' ? '[ 2159.1] systemd-shutdown[1]: Rebooting.\r\n[ 2159.2] reboot: machine restart\r\n' : undefined);
+    const stuck = await runApply({ waves, from: N, target: build('0.2.0'), ops: b.sim, record: b.record, ...b.clock });
+    expect(stuck).toMatchObject({ kind: 'stop', node: 'cp-1' });
+    expect(b.sim.calls.filter((c) => c.startsWith('power-cycle'))).toEqual(['power-cycle cp-1', 'power-cycle cp-1']);
+    expect((stuck as { reason: string }).reason).toContain('its console: nothing after the kernel\'s restart ("reboot: machine restart"): its firmware never reached the boot loader; power the VM off and on');
+    // A substrate that cannot tell (no recoverStall: Proxmox here): the wait and the stop as before.
+    const c = setup();
+    c.sim.stallOnReboot = (node) => node === 'cp-1';
+    const plain = await runApply({ waves, from: N, target: build('0.2.0'), ops: Object.assign(Object.create(c.sim) as SimCluster, { recoverStall: undefined }), record: c.record, ...c.clock });
+    expect(plain).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/^no answer within 300 s of its reboot into slot B/) });
+    expect(c.sim.calls.filter((x) => x.startsWith('power-cycle'))).toEqual([]);
+  });
+
   it('w-1 fails its gate and is back on A before the foundry looks: the stop still names the failing check, from the gate\'s copy on data', async () => {
     const { sim, record, clock } = setup();
     const N1 = build('0.2.0');

@@ -28,7 +28,7 @@ import type { Wave } from '../../common/upgrade/waves';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
-import { bootHang, lastBoot } from '../substrate/boot-hang';
+import { bootHang, firmwareStall, lastBoot } from '../substrate/boot-hang';
 import type { AgentStateOps } from './node-agent';
 import { AGENT_DIR, badOnNodesMessage, firstState, NodeAgents } from './node-agent';
 
@@ -66,7 +66,18 @@ export interface NodeOps extends AgentStateOps {
    * (qemu-local); read when the node does not answer after a reboot, to say why.
    */
   console?(node: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * A node that does not answer after a reboot and that the substrate can tell is stuck below its
+   * boot loader (qemu-local: its console ended at the kernel's restart and stayed there for
+   * FIRMWARE_STALL_MS, boot-hang.ts): power it off and on, and say so in one line; undefined when
+   * it is not stuck, not yet, or the substrate cannot tell. GRUB never ran: the slot the node was
+   * rebooting into is still the one it tries, no try was spent.
+   */
+  recoverStall?(node: string, signal?: AbortSignal): Promise<string | undefined>;
 }
+
+/** Power cycles of one node per reboot at most (a firmware that stalls every time is said, not cycled for ever). */
+const MAX_POWER_CYCLES = 2;
 
 /**
  * What a node that did not answer after its reboot shows on its console, for the stop message:
@@ -78,6 +89,8 @@ export async function consoleNote(ops: NodeOps, node: string, signal?: AbortSign
   if (!text.trim()) return '';
   const hang = bootHang(text);
   if (hang) return `; its console: the kernel hung (${hang.why}): reset the VM (it boots the slot GRUB picks again) and rerun`;
+  const stall = firmwareStall(text);
+  if (stall) return `; its console: nothing after the kernel's restart ("${stall}"): its firmware never reached the boot loader; power the VM off and on (kubedos stop, then kubedos start) and rerun`;
   // A console's colour codes and control characters: the message is one readable line.
   const lines = lastBoot(text)
     // eslint-disable-next-line no-control-regex
@@ -372,6 +385,25 @@ async function openAgents(ops: NodeOps, nodes: readonly string[], known: { recor
   return { ok: true, run: { agents, feed, afterBoot, takeUp, slots } };
 }
 
+/**
+ * A node that does not answer after its reboot, stalled below its boot loader (NodeOps.recoverStall):
+ * powered off and on, at most MAX_POWER_CYCLES times per reboot; the line to show, or undefined.
+ * A power cycle that fails is said once and the wait goes on (its deadline then stops the run).
+ */
+async function powerCycleIfStalled(ops: NodeOps, node: string, cycles: Map<string, number>, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<string | undefined> {
+  const done = cycles.get(node) ?? 0;
+  if (!ops.recoverStall || done >= MAX_POWER_CYCLES) return undefined;
+  try {
+    const cycled = await ops.recoverStall(node, signal);
+    if (cycled) cycles.set(node, done + 1);
+    return cycled;
+  } catch (err) {
+    cycles.set(node, MAX_POWER_CYCLES);
+    emit({ node, step: 'observe', detail: `its firmware stalled after the reboot and powering it off and on failed: ${errText(err)}` });
+    return undefined;
+  }
+}
+
 /** Runs an upgrade to `target` until every node of the waves runs it, or it stops. */
 export function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
   return withLive('upgrade', input, (i) => applyLoop({ ...input, ...i }));
@@ -385,6 +417,8 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   const steps: Record<string, ApplyStep> = {};
   const metrics: Record<string, string> = {};
   const untouched: Record<string, string> = {};
+  /** Power cycles per node during its current reboot (powerCycleIfStalled). */
+  const cycles = new Map<string, number>();
 
   // Every node's agent state, before any node is touched: a build its agent recorded as bad is
   // refused even when this workspace's record does not have it (a workspace lost or restored).
@@ -461,6 +495,13 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
     if (unreachable) {
       const step = steps[unreachable.node];
       if (step?.kind === 'reboot' && now() < step.at + deadlineMs) {
+        const cycled = await powerCycleIfStalled(ops, unreachable.node, cycles, emit, signal);
+        if (cycled) {
+          // Its reboot starts again from the power-on: the deadline too.
+          steps[unreachable.node] = { ...step, at: now() };
+          emit({ node: unreachable.node, step: 'reboot', slot: step.slot, detail: cycled });
+          continue;
+        }
         emit({ node: unreachable.node, step: 'wait', detail: `rebooting into slot ${step.slot}: not answering yet (${unreachable.error})` });
         await sleep(Math.min(pollMs, step.at + deadlineMs - now()), signal);
         continue;
@@ -577,6 +618,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         break;
       case 'reboot':
         steps[a.node] = { kind: 'reboot', slot: a.slot, at: now() };
+        cycles.delete(a.node);
         emit({ node: a.node, step: 'reboot', slot: a.slot, detail: `rebooting into slot ${a.slot}` });
         try {
           await ops.reboot(a.node, signal);
@@ -706,7 +748,8 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
         return stop(`draining it before its reboot failed: ${errText(err)}; ${withdrawn}; ${await uncordonAgain(ops, s.node, emit, signal)}`, s.from);
       }
     }
-    const at = now();
+    let at = now();
+    const cycles = new Map<string, number>();
     emit({ node: s.node, step: 'reboot', slot: s.to, detail: `rebooting into slot ${s.to}` });
     await ops.reboot(s.node, signal).catch((err: unknown) => emit({ node: s.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
     for (;;) {
@@ -715,6 +758,12 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
       const st = typeof text === 'string' ? parseBootStatus(text) : { ok: false as const, message: errText(text) };
       if (typeof text === 'string' && st.ok && !agentRefused) await agents.afterBoot(s.node, text);
       if (st.ok && st.value.booted === s.to && st.value.active === s.to) break;
+      const cycled = st.ok ? undefined : await powerCycleIfStalled(ops, s.node, cycles, emit, signal);
+      if (cycled) {
+        at = now(); // its reboot starts again from the power-on
+        emit({ node: s.node, step: 'reboot', slot: s.to, detail: cycled });
+        continue;
+      }
       if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again${input.kubernetes ? `; ${await uncordonAgain(ops, s.node, emit, signal)}` : ''}`, s.from);
       if (now() >= at + deadlineMs) return stop(`slot ${s.to} did not pass its gate within ${Math.round(deadlineMs / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})${await consoleNote(ops, s.node, signal)}`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
       emit({ node: s.node, step: 'wait', detail: st.ok ? `booted slot ${st.value.booted || '?'}, waiting for slot ${s.to}'s gate` : `not answering yet (${st.message})` });

@@ -274,6 +274,12 @@ export class SimCluster implements NodeOps {
   consoleText: (node: string) => string | undefined = () => undefined;
   /** The node hangs on its next boot (a kernel soft lockup under TCG): silent until powerOn(). */
   hangOnBoot: (node: string) => boolean = () => false;
+  /** The node's firmware stalls after its next reboot (qemu-local's TPM stall): silent until recoverStall() power-cycles it. */
+  stallOnReboot: (node: string) => boolean = () => false;
+  /** ... and again at every power-on (a firmware that never gets past it). */
+  stallOnPowerOn: (node: string) => boolean = () => false;
+  /** Nodes stalled in their firmware now. */
+  readonly stalled = new Set<string>();
   /** Nodes cordoned now (kubectl drain cordons first; uncordon clears). */
   readonly cordoned = new Set<string>();
 
@@ -359,7 +365,23 @@ export class SimCluster implements NodeOps {
     this.calls.push(`reboot ${name}`);
     const n = this.node(name);
     if (this.hangOnBoot(name)) n.off = true;
-    else n.rebooting = true;
+    else if (this.stallOnReboot(name)) {
+      n.off = true;
+      this.stalled.add(name);
+    } else n.rebooting = true;
+  }
+
+  /** NodeOps.recoverStall: a stalled node is powered off and on (its next observation boots it); others are left alone. */
+  async recoverStall(name: string): Promise<string | undefined> {
+    const n = this.node(name);
+    if (!this.stalled.delete(name)) return undefined;
+    this.calls.push(`power-cycle ${name}`);
+    n.off = false;
+    if (this.stallOnPowerOn(name)) {
+      n.off = true;
+      this.stalled.add(name);
+    } else n.rebooting = true;
+    return `its console stayed at "reboot: machine restart": powered it off and on`;
   }
 
   async console(name: string): Promise<string> {

@@ -104,3 +104,46 @@ describe('VmNodeOps: the update agent state through the guest agent', () => {
     await expect(ops.writeAgentState('w-1', st, [])).rejects.toThrow(/^writing \/var\/lib\/kubedos\/upgrade\/state\.json exited 1 on w-1: mv: cannot move: Read-only file system$/);
   });
 });
+
+describe('VmNodeOps: a node stalled in its firmware after a reboot', () => {
+  const STALLED = readFileSync(join(import.meta.dirname, '../substrate/fixtures/console-firmware-stall-after-reboot.txt'), 'utf8');
+
+  it('is powered off and on once its console has stayed at the kernel\'s restart for the stall time, and only then', async () => {
+    const s = spec('ab');
+    const p = plan(s);
+    const w1 = p.nodes.find((n) => n.name === 'w-1')!.vmid;
+    let console = STALLED;
+    const calls: string[] = [];
+    const driver = {
+      target: 'qemu-local',
+      consoleTail: async (vmid: number) => (vmid === w1 ? console : ''),
+      stop: async (vmid: number) => void calls.push(`stop ${vmid}`),
+      start: async (vmid: number) => void calls.push(`start ${vmid}`),
+    } as unknown as SubstrateDriver;
+    let t = 0;
+    const ops = new VmNodeOps({ spec: s, plan: p, driver, env: {}, artifactDir: '', converge: async () => undefined, now: () => t, firmwareStallMs: 120_000 });
+    expect(await ops.recoverStall('w-1')).toBeUndefined(); // first seen now
+    t = 119_000;
+    expect(await ops.recoverStall('w-1')).toBeUndefined();
+    // GRUB printed: the watch starts again from the new end.
+    console = `${STALLED}GNU GRUB  version 2.06\n`;
+    t = 125_000;
+    expect(await ops.recoverStall('w-1')).toBeUndefined();
+    console = `${console}[    2.0] reboot: Restarting system\n[    2.1] reboot: machine restart\n`;
+    t = 130_000;
+    expect(await ops.recoverStall('w-1')).toBeUndefined();
+    t = 249_000;
+    expect(await ops.recoverStall('w-1')).toBeUndefined();
+    expect(calls).toEqual([]);
+    t = 251_000;
+    expect(await ops.recoverStall('w-1')).toBe(`its console stayed at "reboot: machine restart" for 121 s: its firmware never reached the boot loader after the reboot; powered it off and on (VM ${w1}; GRUB had not run, so the slot it was rebooting into is still the one it tries)`);
+    expect(calls).toEqual([`stop ${w1}`, `start ${w1}`]);
+    // A console that shows anything else is never power-cycled, however long.
+    expect(await ops.recoverStall('cp-1')).toBeUndefined();
+    t = 10_000_000;
+    expect(await ops.recoverStall('cp-1')).toBeUndefined();
+    // A driver without a console log (Proxmox here) cannot tell.
+    const blind = new VmNodeOps({ spec: s, plan: p, driver: { target: 'proxmox' } as unknown as SubstrateDriver, env: {}, artifactDir: '', converge: async () => undefined });
+    expect(await blind.recoverStall('w-1')).toBeUndefined();
+  });
+});

@@ -7,6 +7,7 @@
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
+import { FIRMWARE_STALL_MS, firmwareStall } from '../substrate/boot-hang';
 import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/index';
@@ -66,6 +67,10 @@ export interface VmNodeOpsOptions {
   tmpParent?: string;
   /** Converges one node on the build it runs (NodeOps.converge): the CLI's is main/stages/converge.ts convergeNodes. */
   converge: (node: string, signal?: AbortSignal) => Promise<void>;
+  /** The clock of recoverStall's silence (default Date.now). */
+  now?: () => number;
+  /** How long a console may stay at the kernel's restart before the node is power-cycled (default FIRMWARE_STALL_MS). */
+  firmwareStallMs?: number;
 }
 
 /**
@@ -84,6 +89,8 @@ export class VmNodeOps implements NodeOps {
   private readonly images = new Map<string, Promise<SlotImage>>();
   private key: Promise<string> | undefined;
   private scratch: SlotScratch | undefined;
+  /** Per node: the console tail that ended at the kernel's restart, and since when the foundry has seen it unchanged. */
+  private readonly quiet = new Map<string, { tail: string; since: number }>();
 
   constructor(private readonly o: VmNodeOpsOptions) {}
 
@@ -180,6 +187,36 @@ export class VmNodeOps implements NodeOps {
   /** The last 64 KiB of the node's serial console, where the driver keeps one (qemu-local); '' elsewhere. */
   async console(node: string, signal?: AbortSignal): Promise<string> {
     return this.o.driver.consoleTail ? this.o.driver.consoleTail(this.vmid(node), 64 * 1024, signal ? { signal } : {}) : '';
+  }
+
+  /**
+   * NodeOps.recoverStall where the driver keeps a console (qemu-local): the console's end unchanged
+   * at the kernel's restart line for firmwareStallMs of this object's observations → the VM stopped
+   * (QEMU and its swtpm) and started again. Elsewhere (Proxmox: no console log here) undefined.
+   */
+  async recoverStall(node: string, signal?: AbortSignal): Promise<string | undefined> {
+    const d = this.o.driver;
+    if (!d.consoleTail) return undefined;
+    const vmid = this.vmid(node);
+    const op = signal ? { signal } : {};
+    const tail = await d.consoleTail(vmid, 4096, op).catch(() => '');
+    const restart = firmwareStall(tail);
+    const now = (this.o.now ?? Date.now)();
+    const seen = this.quiet.get(node);
+    if (!restart) {
+      this.quiet.delete(node);
+      return undefined;
+    }
+    if (!seen || seen.tail !== tail) {
+      this.quiet.set(node, { tail, since: now });
+      return undefined;
+    }
+    const quietMs = now - seen.since;
+    if (quietMs < (this.o.firmwareStallMs ?? FIRMWARE_STALL_MS)) return undefined;
+    this.quiet.delete(node);
+    await d.stop(vmid, op);
+    await d.start(vmid, op);
+    return `its console stayed at "${restart}" for ${Math.round(quietMs / 1000)} s: its firmware never reached the boot loader after the reboot; powered it off and on (VM ${vmid}; GRUB had not run, so the slot it was rebooting into is still the one it tries)`;
   }
 
   async reboot(node: string, signal?: AbortSignal): Promise<void> {
