@@ -2,7 +2,7 @@
 // now, the Pipeline view's headline, the slot write's words shared with the CLI.
 import { describe, expect, it } from 'vitest';
 import type { ApplyEvent } from './progress';
-import { endLive, foldLive, liveHeadline, liveStepText, slotWriteDetail, startLive, UpgradeLive } from './progress';
+import { applyEventLine, endLive, foldLive, LIVE_LINES_KEPT, liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, slotWriteDetail, startLive, UpgradeLive } from './progress';
 import { buildRef, lab3Waves } from './testing';
 
 const N1 = buildRef('0.1.1');
@@ -49,6 +49,73 @@ describe('the live upgrade fold', () => {
     expect(liveHeadline(stopped)).toBe('Upgrade to 0.1.1: stopped at w-1');
     const rb = foldLive(startLive({ pid: 1, kind: 'rollback', target: N1, waves: lab3Waves(), at: 0 }), { node: 'master', step: 'rollback', slot: 'A', detail: 'wave 1: one try of slot A (the previous build), then reboot' }, 1);
     expect(liveHeadline(rb)).toBe('Rolling back from 0.1.1 — master rolling back to slot A');
+  });
+
+  it("keeps the run's lines as the CLI prints them, with the loop's time and node; a write's progress only as its latest line", () => {
+    const progress = (bytes: number): ApplyEvent => ({ node: 'w-1', step: 'progress', slot: 'B', detail: `${bytes} MiB`, progress: { bytes: bytes * MiB, total: 2048 * MiB, rate: 52 * MiB } });
+    const live = fold([
+      { step: 'drain', detail: 'no Kubernetes (kubernetes.enabled is false): nothing to drain or uncordon' },
+      { node: 'cp-1', step: 'write', slot: 'B', detail: 'wave 1: writing 0.1.1 into slot B' },
+      { node: 'cp-1', step: 'progress', slot: 'B', detail: '16 MiB', progress: { bytes: 16 * MiB, total: 16 * MiB, rate: MiB } },
+      { node: 'cp-1', step: 'write', slot: 'B', detail: 'slot B written and read back; the next boot tries it' },
+      { node: 'w-1', step: 'write', slot: 'B', detail: 'wave 2: writing 0.1.1 into slot B' },
+      progress(1),
+      progress(2),
+      { node: 'master', step: 'wait', detail: 'between' },
+      progress(3),
+      progress(4),
+    ]);
+    expect(UpgradeLive.parse(live)).toEqual(live);
+    expect(live.linesDropped).toBeUndefined();
+    expect(live.lines).toEqual([
+      { at: 2_000, step: 'drain', text: 'no Kubernetes (kubernetes.enabled is false): nothing to drain or uncordon' },
+      { at: 2_001, node: 'cp-1', step: 'write', text: 'wave 1: writing 0.1.1 into slot B' },
+      { at: 2_002, node: 'cp-1', step: 'progress', text: '16 MiB' },
+      { at: 2_003, node: 'cp-1', step: 'write', text: 'slot B written and read back; the next boot tries it' },
+      { at: 2_004, node: 'w-1', step: 'write', text: 'wave 2: writing 0.1.1 into slot B' },
+      // w-1's progress: only the latest, moved to the end; another node's line between does not keep an older one
+      // (a wave writing two nodes at once interleaves their progress). cp-1's write ended: its progress line stays.
+      { at: 2_007, node: 'master', step: 'wait', text: 'between' },
+      { at: 2_009, node: 'w-1', step: 'progress', text: '4 MiB' },
+    ]);
+    expect(live.lines!.map(liveLineText).slice(0, 2)).toEqual(['drain no Kubernetes (kubernetes.enabled is false): nothing to drain or uncordon', 'cp-1: write wave 1: writing 0.1.1 into slot B']);
+    expect(applyEventLine({ node: 'cp-1', step: 'reboot', detail: 'rebooting into slot B' })).toBe('cp-1: reboot rebooting into slot B');
+    expect(liveLineTime(live, live.lines![0]!)).toBe('+0:01');
+    expect(liveLineTime({ startedAt: 0 }, { at: (2 * 3600 + 5 * 60 + 7) * 1000 })).toBe('+2:05:07');
+    expect(liveLineTime({ startedAt: 0 }, { at: 61_999 })).toBe('+1:01');
+  });
+
+  it('the end is the last line (said once when a done event said it already)', () => {
+    const stopped = endLive(fold([{ node: 'w-1', step: 'stop', detail: 'slot B failed its health gate (services)' }]), { kind: 'stop', node: 'w-1', message: 'upgrade to 0.1.1 stopped at w-1: slot B failed\n1 node upgraded' }, 9_000);
+    expect(stopped.lines!.slice(-2)).toEqual([
+      { at: 2_000, node: 'w-1', step: 'stop', text: 'slot B failed its health gate (services)' },
+      { at: 9_000, node: 'w-1', step: 'end', text: 'upgrade to 0.1.1 stopped at w-1: slot B failed\n1 node upgraded' },
+    ]);
+    expect(liveLineText(stopped.lines!.at(-1)!)).toBe('w-1: upgrade to 0.1.1 stopped at w-1: slot B failed\n1 node upgraded');
+    const done = endLive(fold([{ step: 'done', detail: '3 nodes upgraded' }]), { kind: 'done', message: '3 nodes upgraded' }, 9_000);
+    expect(done.lines!.map((l) => l.step)).toEqual(['done']);
+    const cancelled = endLive(fold([]), { kind: 'cancelled', message: 'upgrade to 0.1.1 cancelled' }, 9_000);
+    expect(cancelled.lines).toEqual([{ at: 9_000, step: 'end', text: 'upgrade to 0.1.1 cancelled' }]);
+  });
+
+  it(`keeps the last ${LIVE_LINES_KEPT} lines and counts the earlier ones`, () => {
+    const events: ApplyEvent[] = Array.from({ length: LIVE_LINES_KEPT + 37 }, (_, i) => ({ node: `n-${i % 3}`, step: 'wait', detail: `poll ${i}` }));
+    const live = fold(events);
+    expect(live.lines).toHaveLength(LIVE_LINES_KEPT);
+    expect(live.lines![0]!.text).toBe('poll 37');
+    expect(live.lines!.at(-1)!.text).toBe(`poll ${LIVE_LINES_KEPT + 36}`);
+    expect(live.linesDropped).toBe(37);
+    expect(liveLinesDroppedText(live)).toBe('37 earlier lines not kept');
+    expect(liveLinesDroppedText(fold([]))).toBe('');
+    expect(UpgradeLive.parse(JSON.parse(JSON.stringify(live)))).toEqual(live);
+  });
+
+  it('a live file written before the lines still parses (none kept), and folding into it starts them', () => {
+    const old = { pid: 7, kind: 'upgrade', target: N1, startedAt: 1, updatedAt: 2, waves: [['cp-1']], current: 'cp-1', nodes: { 'cp-1': { step: 'reboot', detail: 'rebooting into slot B', slot: 'B' } } };
+    const parsed = UpgradeLive.parse(old);
+    expect(parsed.lines).toBeUndefined();
+    expect(foldLive(parsed, { node: 'cp-1', step: 'wait', detail: 'not answering yet (ssh: refused)' }, 3).lines).toEqual([{ at: 3, node: 'cp-1', step: 'wait', text: 'not answering yet (ssh: refused)' }]);
+    expect(UpgradeLive.safeParse({ ...old, lines: [{ at: 1, step: 'nope', text: 'x' }] }).success).toBe(false);
   });
 
   it('a slot write in words, as the CLI prints it', () => {

@@ -6,6 +6,7 @@
 // target rolled back there, or neither). Which slot a node booted is not in the record: the live
 // health reads it from each node's exporter. Pure.
 import { z } from 'zod';
+import { plural } from '../text/plural';
 import { BuildRef, Slot } from './agent';
 
 export const BadBuild = z.object({ digest: z.string(), version: z.string(), node: z.string(), reason: z.string() }).strict();
@@ -145,6 +146,23 @@ export type LiveNode = z.infer<typeof LiveNode>;
 
 export const LIVE_END_KINDS = ['done', 'stop', 'refuse', 'cancelled'] as const;
 
+/**
+ * One line of the run, as the CLI prints it on stderr (`cp-1: reboot rebooting into slot B`): when
+ * (the loop's clock, ms), the node and step of its event (`end`: how the run ended, endLive).
+ */
+export const LiveLine = z
+  .object({
+    at: z.number(),
+    node: z.string().optional(),
+    step: z.enum([...APPLY_STEPS, 'end']),
+    text: z.string(),
+  })
+  .strict();
+export type LiveLine = z.infer<typeof LiveLine>;
+
+/** How many of the run's lines the live file keeps (the last ones); the earlier are counted (`linesDropped`). */
+export const LIVE_LINES_KEPT = 500;
+
 export const UpgradeLive = z
   .object({
     /** The process running the loop: a live file whose process is gone was interrupted. */
@@ -160,6 +178,13 @@ export const UpgradeLive = z
     /** The node of the last event that named one. */
     current: z.string().optional(),
     nodes: z.record(z.string(), LiveNode),
+    /**
+     * The run's lines, oldest first: the last LIVE_LINES_KEPT, a write's `progress` kept as its
+     * latest only (foldLive). Absent in live files written before them.
+     */
+    lines: z.array(LiveLine).optional(),
+    /** How many earlier lines were not kept. */
+    linesDropped: z.number().int().nonnegative().optional(),
     /** How the run ended; absent while it runs. */
     end: z.object({ kind: z.enum(LIVE_END_KINDS), node: z.string().optional(), message: z.string(), at: z.number() }).strict().optional(),
   })
@@ -178,20 +203,63 @@ export const UpgradeLiveReport = z
 export type UpgradeLiveReport = z.infer<typeof UpgradeLiveReport>;
 
 export function startLive(o: { pid: number; kind: UpgradeLive['kind']; target: BuildRef; waves: readonly { nodes: readonly string[] }[]; at: number }): UpgradeLive {
-  return { pid: o.pid, kind: o.kind, target: o.target, startedAt: o.at, updatedAt: o.at, waves: o.waves.map((w) => [...w.nodes]), nodes: {} };
+  return { pid: o.pid, kind: o.kind, target: o.target, startedAt: o.at, updatedAt: o.at, waves: o.waves.map((w) => [...w.nodes]), nodes: {}, lines: [] };
 }
 
-/** One event folded into the live run (pure: a new value). Events without a node change only the time. */
+/**
+ * A line added to the run's lines, the last LIVE_LINES_KEPT kept (the rest counted). A `progress`
+ * line replaces the node's previous line when that was its progress too (a write reports many a
+ * second): the write's latest progress is kept, moved to the end, not every one.
+ */
+function addLine(live: UpgradeLive, line: LiveLine): Pick<UpgradeLive, 'lines' | 'linesDropped'> {
+  let lines = live.lines ?? [];
+  if (line.step === 'progress') {
+    const i = lines.findLastIndex((l) => l.node === line.node);
+    if (i >= 0 && lines[i]!.step === 'progress') lines = [...lines.slice(0, i), ...lines.slice(i + 1)];
+  }
+  lines = [...lines, line];
+  const over = Math.max(0, lines.length - LIVE_LINES_KEPT);
+  const dropped = (live.linesDropped ?? 0) + over;
+  return { lines: over ? lines.slice(over) : lines, ...(dropped ? { linesDropped: dropped } : {}) };
+}
+
+/** One event folded into the live run (pure: a new value): its line kept; an event without a node changes no node. */
 export function foldLive(live: UpgradeLive, e: ApplyEvent, at: number): UpgradeLive {
-  if (!e.node) return { ...live, updatedAt: at };
+  const kept = addLine(live, { at, ...(e.node ? { node: e.node } : {}), step: e.step, text: e.detail });
+  if (!e.node) return { ...live, ...kept, updatedAt: at };
   const prev = live.nodes[e.node];
   const slot = e.slot ?? prev?.slot;
   const node: LiveNode = { step: e.step, detail: e.detail, ...(slot ? { slot } : {}), ...(e.progress ? { progress: e.progress } : {}) };
-  return { ...live, updatedAt: at, current: e.node, nodes: { ...live.nodes, [e.node]: node } };
+  return { ...live, ...kept, updatedAt: at, current: e.node, nodes: { ...live.nodes, [e.node]: node } };
 }
 
+/** The run's end, kept as its last line too (unless the last line says the same: a `done` event's message is the end's). */
 export function endLive(live: UpgradeLive, end: { kind: (typeof LIVE_END_KINDS)[number]; node?: string; message: string }, at: number): UpgradeLive {
-  return { ...live, updatedAt: at, end: { kind: end.kind, ...(end.node ? { node: end.node } : {}), message: end.message, at } };
+  const last = live.lines?.at(-1);
+  const kept = last?.text === end.message ? {} : addLine(live, { at, ...(end.node ? { node: end.node } : {}), step: 'end', text: end.message });
+  return { ...live, ...kept, updatedAt: at, end: { kind: end.kind, ...(end.node ? { node: end.node } : {}), message: end.message, at } };
+}
+
+/** A line's time as the time since the run began: "+4:07" (minutes:seconds), "+1:02:03" past an hour. */
+export function liveLineTime(live: Pick<UpgradeLive, 'startedAt'>, line: Pick<LiveLine, 'at'>): string {
+  const s = Math.max(0, Math.floor((line.at - live.startedAt) / 1000));
+  const mmss = `${Math.floor(s / 60) % 60}:${String(s % 60).padStart(2, '0')}`;
+  return s >= 3600 ? `+${Math.floor(s / 3600)}:${mmss.padStart(5, '0')}` : `+${mmss}`;
+}
+
+/** An event as the CLI prints it on stderr: "cp-1: reboot rebooting into slot B". */
+export function applyEventLine(e: Pick<ApplyEvent, 'node' | 'step' | 'detail'>): string {
+  return `${e.node ? `${e.node}: ` : ''}${e.step} ${e.detail}`;
+}
+
+/** A kept line as the CLI printed its event (applyEventLine); the end's without a step word. */
+export function liveLineText(line: LiveLine): string {
+  return line.step === 'end' ? `${line.node ? `${line.node}: ` : ''}${line.text}` : applyEventLine({ ...(line.node ? { node: line.node } : {}), step: line.step, detail: line.text });
+}
+
+/** The count of lines not kept, in words ("12 earlier lines not kept"); '' when none were dropped. */
+export function liveLinesDroppedText(live: Pick<UpgradeLive, 'linesDropped'>): string {
+  return live.linesDropped ? `${plural(live.linesDropped, 'earlier line')} not kept` : '';
 }
 
 /** What a node does now, in a few words ("writing slot B, 1,234 of 2,048 MiB, 52.0 MiB/s", "rebooting into slot B"). */

@@ -13,7 +13,8 @@
 // older node marked), the interval and Pause kept across a reload, and the Pipeline view's Upgrade
 // panel over a record the real apply loop wrote (pictures of both in h17u/); then the panel
 // following a run of the apply loop paused mid-way, finished without a click, reading no more once
-// finished, and a run whose process is gone (pictures in h18w/).
+// finished, and a run whose process is gone (pictures in h18w/), with the run's lines below the
+// table, filtered by a node chip's click (pictures of the lines in h20c/).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,7 @@ const SCREENS = screensDir('h17r');
 const DRAWER_SCREENS = screensDir('h18m');
 const H17U_SCREENS = screensDir('h17u');
 const H18W_SCREENS = screensDir('h18w');
+const H20C_SCREENS = screensDir('h20c');
 const TAKE_SCREENS = process.env.KUBEDOS_E2E_SCREENS === '1';
 const root = mkdtempSync(join(tmpdir(), 'kd-h17h-topology-'));
 const ws = join(root, 'ws');
@@ -76,6 +78,8 @@ afterAll(async () => {
 });
 
 const node = (name: string) => page.locator(`[data-testid=topology-node][data-node=${name}]`);
+/** The upgrade run's lines as the Pipeline view shows them ("+0:04 cp-1: reboot rebooting into slot B"). */
+const upgradeLines = (): Promise<string[]> => page.getByTestId('upgrade-line').evaluateAll((els) => els.map((e) => (e.textContent ?? '').trim()));
 const liveStates = () => page.locator('[data-testid=topology-node]').evaluateAll((els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-node'), e.getAttribute('data-live-state')])));
 // After each resize, "fit view" (xyflow's control), as a window opened at that size shows it.
 const shots = async (name: string, fit = true, dir = SCREENS): Promise<unknown> => TAKE_SCREENS && shotsOf(page, dir, name, { schemes: 'both', ...(fit ? { prepare: () => page.locator('.react-flow__controls-fitview').click() } : {}) });
@@ -289,7 +293,8 @@ describe('topology live health', () => {
     };
     const path = upgradeRecordPath('lab-3', env);
     let t = 1_000;
-    const run = runApply({ waves: lab3Waves(), from: N, target: N2, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), livePath: upgradeLivePath('lab-3', env), now: () => t, sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000 });
+    // The loop's clock moves 0.7 s at each read too (the simulated nodes answer at once): the lines' times differ.
+    const run = runApply({ waves: lab3Waves(), from: N, target: N2, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), livePath: upgradeLivePath('lab-3', env), now: () => (t += 700), sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000 });
     try {
       await atPause;
       // The panel read the record before this run began: one Reload finds the run; from then on it reads by itself.
@@ -302,8 +307,37 @@ describe('topology live health', () => {
         ['cp-1', 'now: converged'],
         ['w-1', 'now: writing slot B, 1,234 of 2,048 MiB, 52.0 MiB/s'],
       ]);
+      // The run's lines, as the CLI prints them: cp-1's wave (write, reboot, converge) before w-1's write and its one progress line, the last.
+      const lines = await upgradeLines();
+      const at = (re: RegExp): number => lines.findIndex((l) => re.test(l));
+      expect(lines[0]).toMatch(/^\+0:0\d drain no Kubernetes/);
+      expect(at(/^\+\d+:\d\d cp-1: write wave 1: writing 2026\.12\.3 into slot B/)).toBeGreaterThan(0);
+      expect(at(/ cp-1: write wave 1/)).toBeLessThan(at(/ cp-1: reboot rebooting into slot B$/));
+      expect(at(/ cp-1: reboot rebooting/)).toBeLessThan(at(/ cp-1: converge converged on 2026\.12\.3$/));
+      expect(at(/ cp-1: converge converged/)).toBeLessThan(at(/ w-1: write wave 2: writing 2026\.12\.3 into slot B/));
+      expect(lines.filter((l) => / w-1: progress /.test(l))).toHaveLength(1);
+      expect(lines.at(-1)).toMatch(/^\+\d+:\d\d w-1: progress 1,234 of 2,048 MiB, 52\.0 MiB\/s$/);
+      // Each line's time since the run began, in order, the later ones past the first.
+      const secs = lines.map((l) => l.match(/^\+(\d+):(\d\d) /)!.slice(1).reduce((m, x) => m * 60 + Number(x), 0));
+      expect(secs).toEqual([...secs].sort((a, b) => a - b));
+      expect(secs.at(-1)).toBeGreaterThan(secs[0]!);
+      expect(await page.getByTestId('upgrade-lines-count').textContent()).toBe(`${lines.length} lines`);
+      // The Logs panel has no pipeline run's lines: it says where the upgrade's are, never "0 lines".
+      expect(await page.getByTestId('log-count').textContent()).toBe(`0 pipeline lines · the upgrade's lines are above (${lines.length} lines)`);
+      // Following the end: the box is scrolled to its bottom.
+      expect(await page.getByTestId('upgrade-lines').evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight)).toBeLessThan(2);
       expect(session.pageErrors).toEqual([]);
       if (TAKE_SCREENS) await shotsOf(page, H18W_SCREENS, 'pipeline-upgrade-live', { schemes: 'both' });
+      if (TAKE_SCREENS) await shotsOf(page, H20C_SCREENS, 'pipeline-upgrade-lines-live', { schemes: 'both' });
+      // The node filter (a node chip's click): cp-1's lines only; a second click shows all again.
+      await page.locator('[data-testid=node-chip][data-node=cp-1]').click();
+      const cp1 = await upgradeLines();
+      expect(cp1.length).toBeGreaterThan(3);
+      expect(cp1.every((l) => / cp-1: /.test(l))).toBe(true);
+      expect(await page.getByTestId('upgrade-lines-count').textContent()).toBe(`${cp1.length} of ${lines.length} lines: cp-1's only`);
+      if (TAKE_SCREENS) await shotsOf(page, H20C_SCREENS, 'pipeline-upgrade-lines-filtered', { schemes: 'both' });
+      await page.locator('[data-testid=node-chip][data-node=cp-1]').click();
+      expect(await upgradeLines()).toHaveLength(lines.length);
     } finally {
       release();
     }
@@ -313,8 +347,16 @@ describe('topology live health', () => {
     expect(await page.getByTestId('upgrade-live-line').textContent()).toBe('Upgrade to 2026.12.3: done');
     expect(await page.getByTestId('upgrade-verdict').textContent()).toBe('2026.12.3: 3 of 3 nodes written');
     expect(await page.getByTestId('upgrade-live-step').count()).toBe(0);
+    // After the run: its lines stay, the last its done.
+    expect((await upgradeLines()).at(-1)).toMatch(/^\+\d+:\d\d done 3 nodes on 2026\.12\.3: cp-1, w-1, master$/);
+    expect(await page.getByTestId('upgrade-line').evaluateAll((els) => els.filter((e) => e.getAttribute('data-node') === 'w-1' && e.getAttribute('data-step') === 'progress').length)).toBe(1);
+    // Still at the end in a smaller window (more lines wrap).
+    await page.setViewportSize({ width: 1280, height: 720 });
+    await expect.poll(() => page.getByTestId('upgrade-lines').evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight), { timeout: 5_000 }).toBeLessThan(2);
+    await page.setViewportSize({ width: 1440, height: 900 });
     expect(session.pageErrors).toEqual([]);
     if (TAKE_SCREENS) await shotsOf(page, H18W_SCREENS, 'pipeline-upgrade-finished', { schemes: 'both' });
+    if (TAKE_SCREENS) await shotsOf(page, H20C_SCREENS, 'pipeline-upgrade-lines-finished', { schemes: 'both' });
 
     // Finished: no more reads. A live file that says running again is not seen until Reload.
     const livePath = upgradeLivePath('lab-3', env);
@@ -331,6 +373,8 @@ describe('topology live health', () => {
     await expect.poll(() => page.getByTestId('upgrade-live').getAttribute('data-live-state'), { timeout: 15_000 }).toBe('gone');
     expect(await page.getByTestId('upgrade-live').textContent()).toBe(`the upgrade process (pid ${dead}) is gone: it was interrupted at master (rebooting into slot B); rerun kubedos upgrade with the 2026.12.3 build to continue, or kubedos upgrade --rollback`);
     expect(await page.getByTestId('upgrade-live-step').count()).toBe(0);
+    // Gone: its lines are still shown under the message.
+    expect(await upgradeLines()).toEqual(['+0:00 master: reboot rebooting into slot B']);
     expect(session.pageErrors).toEqual([]);
     if (TAKE_SCREENS) await shotsOf(page, H18W_SCREENS, 'pipeline-upgrade-gone', { schemes: 'both' });
     writeUpgradeLive(livePath, finished);

@@ -364,6 +364,16 @@ describe('runApply: each node converged on N+1 after its gate (its new slot keep
       'w-1': { step: 'progress', detail: '1,234 of 2,048 MiB, 52.0 MiB/s', slot: 'B', progress: { bytes: 1234 * MiB, total: 2048 * MiB, rate: 52 * MiB } },
     });
     expect(seen.map((l) => l.nodes['w-1']?.progress?.bytes)).toEqual([100 * MiB, 100 * MiB]);
+    // The run's lines, as the CLI prints them: cp-1's whole wave before w-1's write, whose progress is one line, its latest.
+    const text = mid.lines!.map((l) => `${l.node ?? ''}|${l.step}|${l.text}`);
+    const at = (re: RegExp): number => text.findIndex((t) => re.test(t));
+    expect(at(/^cp-1\|write\|wave 1: writing 0\.2\.0 into slot B/)).toBeGreaterThan(-1);
+    expect(at(/^cp-1\|write\|wave 1/)).toBeLessThan(at(/^cp-1\|reboot\|rebooting into slot B$/));
+    expect(at(/^cp-1\|reboot\|/)).toBeLessThan(at(/^cp-1\|converge\|converged on 0\.2\.0$/));
+    expect(at(/^cp-1\|converge\|converged/)).toBeLessThan(at(/^w-1\|write\|wave 2/));
+    expect(text.filter((t) => t.startsWith('w-1|progress|'))).toEqual(['w-1|progress|1,234 of 2,048 MiB, 52.0 MiB/s']);
+    expect(text.at(-1)).toBe('w-1|progress|1,234 of 2,048 MiB, 52.0 MiB/s');
+    expect(mid.lines!.every((l, i, a) => i === 0 || a[i - 1]!.at <= l.at)).toBe(true);
     expect(statSync(livePath).mode & 0o777).toBe(0o600);
     expect(existsSync(`${livePath}.tmp`)).toBe(false);
     release();
@@ -379,5 +389,9 @@ describe('runApply: each node converged on N+1 after its gate (its new slot keep
     const stop = await runApply({ waves, from: N, target: N2, ops: sim, record, livePath, ...clock, pollMs: 1000 });
     expect(stop.kind).toBe('stop');
     expect(read()).toMatchObject({ pid: process.pid, target: N2, end: { kind: 'stop', node: 'cp-1', message: expect.stringMatching(/^upgrade to 0\.3\.0 stopped at cp-1: writing slot A failed: connection reset/) } });
+    // The next run's file starts its own lines; the stop's message is its last line.
+    const stopped = read().lines!;
+    expect(stopped.some((l) => l.text.includes('0.2.0'))).toBe(false);
+    expect(stopped.at(-1)).toMatchObject({ node: 'cp-1', step: 'end', text: expect.stringMatching(/^upgrade to 0\.3\.0 stopped at cp-1: writing slot A failed: connection reset/) });
   });
 });

@@ -13,7 +13,8 @@ import { MANIFEST_FILE } from '../../build/attest';
 import { BUNDLE_PATHS } from '../../bundle/schema';
 import { substrateFor } from '../../substrate/factory';
 import { targetOf } from '../../target';
-import type { ApplyEvent, ApplyOutcome } from '../../upgrade/apply-run';
+import type { ApplyOutcome } from '../../upgrade/apply-run';
+import { applyEventLine } from '../../../common/upgrade/progress';
 import { upgradeWaves } from '../../upgrade/preflight';
 import { buildRefs, runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
@@ -26,10 +27,6 @@ import { loadSpec, reportInvalidSpec } from '../load-spec';
 const DIFF_SHOWN = 30;
 
 /** How the apply loop's events are printed (one line each, on stderr). */
-function eventLine(e: ApplyEvent): string {
-  return `${e.node ? `${e.node}: ` : ''}${e.step} ${e.detail}`;
-}
-
 /** The apply loop's end as an exit status: 0 done, 1 stopped or refused, 130 cancelled. */
 function report(what: string, end: ApplyOutcome, io: CliIo): number {
   if (end.kind === 'done') {
@@ -49,7 +46,7 @@ async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef;
   const converge = vmConverge({ spec, plan: p, driver, env: io.env, log: (line) => io.err(`  ${line}`) });
   const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
   try {
-    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(eventLine(e)) });
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
   } finally {
     await ops.close();
     await driver.close();

@@ -17,6 +17,8 @@ import type { LogLine } from './log-buffer';
 import { formatLogLine, matches } from './log-buffer';
 import { logFilterStore } from './log-filter';
 import { pipelineLogs, pipelineStore } from './store';
+import { upgradeLinesStore } from './UpgradePanel';
+import { plural } from '../../../common/text/plural';
 
 const REDRAW_LIMIT = 50_000;
 
@@ -202,9 +204,10 @@ export function LogTerminal() {
 /** Its own component, so a new batch of lines re-renders this text only, not the toolbar. */
 function LogCount() {
   const logCount = useStore(pipelineStore, (s) => s.logCount);
+  const upgradeLines = useStore(upgradeLinesStore, (s) => s.count);
   return (
     <Text size="xs" c="dimmed" data-testid="log-count">
-      {logCount} lines
+      {logCount === 0 && upgradeLines > 0 ? `0 pipeline lines · the upgrade's lines are above (${plural(upgradeLines, 'line')})` : `${logCount} lines`}
     </Text>
   );
 }

@@ -6,17 +6,111 @@
 // runs (its live file, upgrade.progress `live`), a headline says what it does now, each node's row
 // its current step, and the panel reads again every few seconds, only while the run is live: it
 // stops once the run finished (its end shown) or its process is gone (said, with what to do).
-import { Alert, Badge, Button, Group, Loader, Table, Text, Title, useMantineColorScheme } from '@mantine/core';
+// Below the table, the run's lines (the live file's, what the CLI prints on stderr: time since the
+// run began, node, step and detail), following the end unless scrolled up, filtered by the Logs'
+// node filter (a node chip's click): shown while it runs, after it ended, and when its process is gone.
+// Here rather than in the Logs terminal: that is the pipeline run's own log (its buffer reset by each
+// run, append-only), while this run is another process whose file is read whole every few seconds,
+// its write's progress line replaced in place.
+import { Alert, Badge, Box, Button, Group, Loader, Table, Text, Title, useMantineColorScheme } from '@mantine/core';
 import { IconRefresh } from '@tabler/icons-react';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { useStore } from 'zustand';
+import { createStore } from 'zustand/vanilla';
 import type { BuildRef, Slot } from '../../../common/upgrade/agent';
-import type { UpgradeLiveReport, UpgradeNodeProgress, UpgradeNodeState, UpgradeProgress } from '../../../common/upgrade/progress';
-import { liveHeadline, liveStepText } from '../../../common/upgrade/progress';
+import type { UpgradeLive, UpgradeLiveReport, UpgradeNodeProgress, UpgradeNodeState, UpgradeProgress } from '../../../common/upgrade/progress';
+import { liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText } from '../../../common/upgrade/progress';
 import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
+import { logFilterStore } from './log-filter';
 import { pipelineStore } from './store';
+
+/** How many lines the shown upgrade run has (the Logs panel's count says where they are). */
+export const upgradeLinesStore = createStore<{ count: number }>()(() => ({ count: 0 }));
+
+/** The run's lines: time since it began, the line as the CLI printed it; the node filter's only, following the end. */
+function LiveLines({ run }: { run: UpgradeLive }) {
+  const node = useStore(logFilterStore, (s) => s.filter.node);
+  const light = useMantineColorScheme().colorScheme === 'light';
+  const box = useRef<HTMLDivElement>(null);
+  const content = useRef<HTMLDivElement>(null);
+  // Following the end unless scrolled up (scrolled back to the end: following again).
+  const follow = useRef(true);
+  const all = run.lines ?? [];
+  const lines = node === undefined ? all : all.filter((l) => l.node === node);
+  const last = lines.at(-1);
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (el && follow.current) el.scrollTop = el.scrollHeight;
+  }, [lines.length, last?.at, last?.text]);
+  // A narrower window wraps more lines (the content grows): still at the end.
+  const shown = all.length > 0;
+  useEffect(() => {
+    const el = box.current;
+    if (!el || !content.current) return undefined;
+    const observer = new ResizeObserver(() => {
+      if (follow.current) el.scrollTop = el.scrollHeight;
+    });
+    observer.observe(el);
+    observer.observe(content.current);
+    return () => observer.disconnect();
+  }, [shown]);
+  if (!shown) return null;
+  const dropped = liveLinesDroppedText(run);
+  const warn = `var(--mantine-color-orange-${light ? 9 : 5})`;
+  return (
+    <Box mt={4} data-testid="upgrade-lines-section">
+      <Group gap="xs" wrap="nowrap">
+        <Text size="xs" fw={600}>
+          {run.kind === 'upgrade' ? 'Upgrade' : 'Rollback'} lines
+        </Text>
+        <Text size="xs" c="dimmed" data-testid="upgrade-lines-count">
+          {node === undefined ? plural(all.length, 'line') : `${lines.length} of ${plural(all.length, 'line')}: ${node}'s only`}
+        </Text>
+        {node !== undefined && (
+          <Button size="compact-xs" variant="subtle" onClick={() => logFilterStore.getState().setFilter((f) => ({ ...f, node: undefined }))}>
+            All nodes
+          </Button>
+        )}
+      </Group>
+      <div
+        ref={box}
+        role="log"
+        aria-label={`The ${run.kind}'s lines`}
+        data-testid="upgrade-lines"
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          follow.current = el.scrollHeight - el.scrollTop - el.clientHeight < 8;
+        }}
+        // No scroll anchoring: a reflow (a narrower window) moves no scroll position by itself, so it is not taken for the reader scrolling up.
+        style={{ maxHeight: 168, overflowY: 'auto', overflowAnchor: 'none', fontFamily: 'var(--mantine-font-family-monospace)', fontSize: 11, lineHeight: 1.5, border: '1px solid var(--mantine-color-default-border)', borderRadius: 4, padding: '2px 6px' }}
+      >
+        <div ref={content}>
+          {dropped && (
+            <div data-testid="upgrade-lines-dropped" style={{ color: 'var(--mantine-color-dimmed)' }}>
+              {dropped}
+            </div>
+          )}
+          {lines.map((l, i) => (
+            <div
+              key={i}
+              data-testid="upgrade-line"
+              data-node={l.node ?? ''}
+              data-step={l.step}
+              title={new Date(l.at).toISOString()}
+              style={{ display: 'flex', whiteSpace: 'pre-wrap', color: l.step === 'stop' || l.step === 'refuse' || (l.step === 'end' && run.end?.kind !== 'done') ? warn : undefined }}
+            >
+              {/* A wrapped line hangs under its text, not under its time. */}
+              <span style={{ flex: 'none', color: 'var(--mantine-color-dimmed)' }}>{liveLineTime(run, l).padStart(6)} </span>
+              <span style={{ flex: 1, minWidth: 0, overflowWrap: 'anywhere' }}>{liveLineText(l)}</span>
+            </div>
+          ))}
+        </div>
+      </div>
+    </Box>
+  );
+}
 
 /** How often the panel reads again while a live run is shown. */
 export const LIVE_READ_EVERY_MS = 3_000;
@@ -125,6 +219,10 @@ export function UpgradePanel() {
     const t = setInterval(read, LIVE_READ_EVERY_MS);
     return () => clearInterval(t);
   }, [running, read]);
+  const lineCount = last?.live?.run.lines?.length ?? 0;
+  useEffect(() => {
+    upgradeLinesStore.setState({ count: text && cluster ? lineCount : 0 });
+  }, [lineCount, text, cluster]);
   if (!text || !cluster || !last) return null;
   const p = last.progress;
   const live = last.live;
@@ -210,6 +308,7 @@ export function UpgradePanel() {
           never applied again (rolled back): {p.bad.map((b) => `${b.version} at ${b.node}`).join(', ')}
         </Text>
       )}
+      {live && <LiveLines run={live.run} />}
     </section>
   );
 }
