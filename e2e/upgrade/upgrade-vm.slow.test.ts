@@ -10,8 +10,9 @@
 // Each node's update agent (its state.json and journal on the data partition, fed by the foundry:
 // main/upgrade/node-agent.ts) is read after each step: committed on B running N+1 after the
 // upgrade; rolled-back on A running N with N+1 recorded as bad after --rollback (and in Prometheus,
-// kubedos_update_state); after an injection, w-1's rolled-back with the bad build recorded. These
-// agent checks were added after the VM runs below and have not run on VMs yet.
+// kubedos_update_state); after an injection, w-1's rolled-back with the bad build recorded. The
+// main case's agent and Prometheus checks passed on VMs (fourth run, 2026-12-05); the injections'
+// have not run yet.
 //
 // The package: N's spec declares a vendor apt repository on loopback (e2e/sources/apt-standin.ts:
 // kubedos-standin built with dpkg-deb, signed with a throwaway key, served by python3's http.server
@@ -25,8 +26,8 @@
 // B, after --rollback 1.0 on slot A. Verified without VMs by e2e/sources/upstream-move.lab.test.ts
 // (N's darksite build locks 1.0, lock update --source moves only it, N+1's darksite has 1.1, the
 // SBOM diff names it) and, once by hand, a worker image built with it (dpkg: installed). On VMs
-// (2026-12-05, second run): 1.0 on every node after the deploy, the lock update, the upgrade's
-// diff and 1.1 on every node on slot B passed; the rollback stopped at w-1 before its check.
+// (2026-12-05, fourth run): 1.0 on every node after the deploy, the lock update, the upgrade's
+// diff, 1.1 on every node on slot B and 1.0 again after the rollback, all passed.
 // Declaring the source makes N's darksite, base root filesystem and images new cache entries (their
 // keys include the upstream package): the first deploy builds them (a few minutes more).
 //
@@ -52,10 +53,10 @@
 //
 // Run: npm run test:upgrade:vm (root, TCG: the deploy ~22 min with its build, N+1's build ~6 min,
 // the upgrade ~30 min (each node ~10: write 2, reboot and gate 2-3, converge 4-6), the rollback
-// ~6 min). The main case passed as a whole file on 2026-12-05 (5 passed, 4,023 s, before the
-// package move and its lock update step were added); the second run (with them, 3,184 s) passed
-// up to the upgrade and stopped in --rollback at w-1 (no guest agent answer for 300 s after its
-// reboot into A; docs/upgrades.md "VM runs"); the injections
+// ~6 min). The main case passed as a whole file on 2026-12-05: first run 5 passed (4,023 s, before
+// the package move); fourth run (with it, the agents and Prometheus) 6 passed, 3,615 s. The second and
+// third runs stopped at w-1, silent after a reboot: its firmware looping on the TPM (third run, seen
+// live), now answered by a power cycle (main/upgrade/vm-ops.ts recoverStall). The injections
 // other than gate (run by hand) have not run on VMs yet (docs/upgrades.md).
 //
 // What is not changed: Debian packages. `kubedos build` without --update takes the lab's frozen
