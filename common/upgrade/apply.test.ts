@@ -294,7 +294,7 @@ describe('nextApplyAction: refusals and waiting', () => {
   it('refuses waves that replace nodes, and nodes it has no observation of', () => {
     const replace = planWaves({ strategy: 'replace', maxUnavailable: 1, failureDomains: ['laptop'], nodes: lab3, health: { observed: true, unhealthy: [] } });
     if (!replace.ok) throw new Error(replace.message);
-    expect(nextApplyAction({ waves: replace.waves, target: N1, nodes: all(), bad: [], now: 0 })).toEqual({ kind: 'refuse', message: 'wave 1 replaces its nodes (strategy replace): this plan applies slot switches only (strategy rolling)' });
+    expect(nextApplyAction({ waves: replace.waves, target: N1, nodes: all(), bad: [], now: 0 })).toEqual({ kind: 'refuse', message: 'wave 1 replaces its nodes (strategy replace, the spec\'s kubernetes.ha.upgradeStrategy): kubedos upgrade does not replace nodes yet, it switches A/B root slots; set kubernetes.ha.upgradeStrategy: rolling to upgrade these A/B nodes slot by slot, or deploy N+1 as a new cluster; nothing was touched' });
     expect(nextApplyAction({ waves, target: N1, nodes: { 'cp-1': node() }, bad: [], now: 0 })).toEqual({ kind: 'refuse', message: 'no observation of 2 nodes: w-1, master' });
   });
 

@@ -159,7 +159,7 @@ export function nextApplyAction(input: ApplyInput): ApplyAction {
   const bad = input.bad.find((b) => b.digest === target.digest);
   if (bad) return { kind: 'refuse', message: `build ${bad.version} rolled back on ${bad.node} (${bad.reason}): it is not applied again; build a fixed N+1 (a new digest) and rerun` };
   const other = input.waves.find((w) => w.action !== 'slot-switch');
-  if (other) return { kind: 'refuse', message: `wave ${other.index} replaces its nodes (strategy ${other.action === 'replace' ? 'replace' : 'surge'}): this plan applies slot switches only (strategy rolling)` };
+  if (other) return { kind: 'refuse', message: `wave ${other.index} replaces its nodes (strategy ${other.action === 'replace' ? 'replace' : 'surge'}, the spec's kubernetes.ha.upgradeStrategy): kubedos upgrade does not replace nodes yet, it switches A/B root slots; set kubernetes.ha.upgradeStrategy: rolling to upgrade these A/B nodes slot by slot, or deploy N+1 as a new cluster; nothing was touched` };
   const order = input.waves.flatMap((w) => w.nodes.map((node) => ({ node, wave: w.index })));
   const missing = order.filter((o) => !input.nodes[o.node]);
   if (missing.length) return { kind: 'refuse', message: `no observation of ${plural(missing.length, 'node')}: ${firstFew(missing.map((m) => m.node))}` };
