@@ -157,7 +157,7 @@ describe('security: property-based fuzzing (fast-check, fixed seed)', () => {
     const node = p.nodes[0];
     if (!node) throw new Error('lab-3 has nodes');
     let accepted = 0;
-    const expected = new Map<string, string[]>([['-drive', ['if', 'unit', 'format', 'readonly', 'file', 'id', 'discard', 'media']], ['-chardev', ['', 'id', 'path', 'server', 'wait', 'logfile']], ['-netdev', ['', 'id', 'server', 'addr.type', 'addr.path', 'restrict', 'net', 'guestfwd']]]);
+    const expected = new Map<string, string[]>([['-drive', ['if', 'unit', 'format', 'readonly', 'file', 'id', 'discard', 'media']], ['-chardev', ['', 'id', 'path', 'server', 'wait', 'logfile', 'logappend']], ['-netdev', ['', 'id', 'server', 'addr.type', 'addr.path', 'restrict', 'net', 'guestfwd']]]);
     fc.assert(
       fc.property(fc.string({ maxLength: 50 }), (tail) => {
         cases++;
