@@ -38,6 +38,22 @@ export function bootHang(consoleText: string, minReports = 2): BootHang | undefi
 }
 
 /**
+ * Pure: a console's text as readable lines: colour codes and other control characters gone, each
+ * line trimmed, empty lines dropped (a serial log mixes CR, CRLF and the boot loader's escapes).
+ */
+export function consoleLines(consoleText: string): string[] {
+  return (
+    consoleText
+      // eslint-disable-next-line no-control-regex
+      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+      .split(/\r?\n|\r/)
+      // eslint-disable-next-line no-control-regex
+      .map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').trim())
+      .filter((l) => l !== '')
+  );
+}
+
+/**
  * The kernel's last words before a warm reset: systemd's reboot (`reboot: Restarting system`,
  * `reboot: machine restart`) and a panic's (`Rebooting in N seconds..`). After them the console
  * is silent until the boot loader prints (GRUB on the serial console).
@@ -52,13 +68,7 @@ const RESTART_LINE = /(?:reboot: (?:machine restart|Restarting system)|Rebooting
  * QEMU and its swtpm and starting them again did). The caller decides how long is too long.
  */
 export function firmwareStall(consoleText: string): string | undefined {
-  const lines = consoleText
-    // eslint-disable-next-line no-control-regex
-    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-    .split(/\r?\n|\r/)
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-  const last = lines.at(-1);
+  const last = consoleLines(consoleText).at(-1);
   return last !== undefined && RESTART_LINE.test(last) ? last.replace(/^\[\s*[\d.]+\]\s*/, '') : undefined;
 }
 

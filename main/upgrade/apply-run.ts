@@ -28,7 +28,7 @@ import type { Wave } from '../../common/upgrade/waves';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
-import { bootHang, firmwareStall, lastBoot } from '../substrate/boot-hang';
+import { bootHang, consoleLines, firmwareStall, lastBoot } from '../substrate/boot-hang';
 import type { AgentStateOps } from './node-agent';
 import { AGENT_DIR, badOnNodesMessage, firstState, NodeAgents } from './node-agent';
 
@@ -91,14 +91,8 @@ export async function consoleNote(ops: NodeOps, node: string, signal?: AbortSign
   if (hang) return `; its console: the kernel hung (${hang.why}): reset the VM (it boots the slot GRUB picks again) and rerun`;
   const stall = firmwareStall(text);
   if (stall) return `; its console: nothing after the kernel's restart ("${stall}"): its firmware never reached the boot loader; power the VM off and on (kubedos stop, then kubedos start) and rerun`;
-  // A console's colour codes and control characters: the message is one readable line.
-  const lines = lastBoot(text)
-    // eslint-disable-next-line no-control-regex
-    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-    .split(/\r?\n|\r/)
-    // eslint-disable-next-line no-control-regex
-    .map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '').trim())
-    .filter((l) => l !== '');
+  // Without colour codes and control characters: the message is one readable line.
+  const lines = consoleLines(lastBoot(text));
   if (!lines.length) return '';
   return `; its console's last lines: ${lines.slice(-3).map((l) => (l.length > 160 ? `${l.slice(0, 159)}…` : l)).join(' | ')}`;
 }
