@@ -25,6 +25,8 @@ import { agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common
 import type { AgentEvent, AgentState } from '../../common/upgrade/agent';
 import { AGENT_STATE_FILE, initialAgentState, otherSlot, shortDigest } from '../../common/upgrade/agent';
 import type { Wave } from '../../common/upgrade/waves';
+import type { WindowState } from '../../common/upgrade/policy';
+import { windowClosedStop } from '../../common/upgrade/policy';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
@@ -213,6 +215,9 @@ export interface ApplyRunInput extends LoopInput {
   maxSteps?: number;
   /** `kubedos upgrade --allow-downgrade`: the nodes' agents stage an older build too. */
   allowDowngrade?: boolean;
+  /** Asked before a node's first action (its slot write, never in the middle of a node): a closed
+   * maintenance window stops the run there (spec.upgrades.maintenanceWindows, common/upgrade/policy.ts). */
+  maintenanceWindow?: (now: number) => WindowState;
 }
 
 export type ApplyOutcome =
@@ -538,6 +543,14 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       }
       case 'write': {
         // The node's agent: the preflight's checks passed (signature, cluster, version); it refuses a build it must not stage.
+        const window = input.maintenanceWindow?.(now());
+        if (window && !window.open) {
+          await cancelStaged('the maintenance window closed');
+          const on = nodes.filter((n) => view[n]!.running.digest === target.digest);
+          const reason = windowClosedStop(now(), window, { version: target.version, onTarget: on, untouched: nodes.filter((n) => !on.includes(n)) });
+          emit({ node: a.node, step: 'stop', detail: reason });
+          return { kind: 'stop', node: a.node, reason, message: `upgrade to ${target.version} stopped before ${a.node}: ${reason}` };
+        }
         const active = otherSlot(a.slot);
         const running = view[a.node]!.running;
         const refused = await agents.feed(a.node, [{ type: 'stage', build: target, ...(input.allowDowngrade ? { allowDowngrade: true } : {}) }, { type: 'checked', ok: true }], firstState(running, active));

@@ -24,7 +24,7 @@ import { convergeNodes } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import { terminalRoute } from '../terminal/pins';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
-import type { ApplyEvent, ApplyOutcome, NodeOps } from './apply-run';
+import type { ApplyEvent, ApplyOutcome, ApplyRunInput, NodeOps } from './apply-run';
 import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
@@ -324,6 +324,8 @@ export interface UpgradeRunRequest {
   to?: BuildRef;
   /** `--allow-downgrade`: the nodes' agents stage an older N+1 too. */
   allowDowngrade?: boolean;
+  /** The spec's maintenance windows, asked before each node's first action (runApply). */
+  maintenanceWindow?: ApplyRunInput['maintenanceWindow'];
   ops: NodeOps;
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
@@ -344,7 +346,7 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
   const common = { waves: r.waves, from: r.from, ops: r.ops, record, kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
-  if (r.to) return runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}) });
+  if (r.to) return runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   return runRollback({ ...common, target: record.target });
 }
