@@ -16,6 +16,8 @@
 // so a rerun converges a node on N+1 whose converge failed.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { WindowState } from '../../common/upgrade/policy';
+import { windowClosedStop } from '../../common/upgrade/policy';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { ApplyEvent, SlotWriteProgress, UpgradeLive } from '../../common/upgrade/progress';
 import { endLive, foldLive, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeRecord } from '../../common/upgrade/progress';
@@ -25,8 +27,6 @@ import { agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common
 import type { AgentEvent, AgentState } from '../../common/upgrade/agent';
 import { AGENT_STATE_FILE, initialAgentState, otherSlot, shortDigest } from '../../common/upgrade/agent';
 import type { Wave } from '../../common/upgrade/waves';
-import type { WindowState } from '../../common/upgrade/policy';
-import { windowClosedStop } from '../../common/upgrade/policy';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
