@@ -542,7 +542,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: cordon ? `${a.message}\n${cordon}` : a.message };
       }
       case 'write': {
-        // The node's agent: the preflight's checks passed (signature, cluster, version); it refuses a build it must not stage.
+        // A node's first action: a maintenance window that has closed stops the run before it.
         const window = input.maintenanceWindow?.(now());
         if (window && !window.open) {
           await cancelStaged('the maintenance window closed');
@@ -551,6 +551,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
           emit({ node: a.node, step: 'stop', detail: reason });
           return { kind: 'stop', node: a.node, reason, message: `upgrade to ${target.version} stopped before ${a.node}: ${reason}` };
         }
+        // The node's agent: the preflight's checks passed (signature, cluster, version); it refuses a build it must not stage.
         const active = otherSlot(a.slot);
         const running = view[a.node]!.running;
         const refused = await agents.feed(a.node, [{ type: 'stage', build: target, ...(input.allowDowngrade ? { allowDowngrade: true } : {}) }, { type: 'checked', ok: true }], firstState(running, active));
