@@ -146,30 +146,34 @@ describe('kubedos upgrade', () => {
   it('the policy gates: another channel refused (--channel takes it), the stepping stone, the maintenance window (--outside-window says it was used)', async () => {
     await expect(upgradeCommand.run(['lab.yaml', '--to', 'n1', '--channel', 'nightly'], io())).rejects.toThrow(/--channel nightly: one of stable, candidate, edge/);
     await expect(upgradeCommand.run(['lab.yaml', '--rollback', '--outside-window'], io())).rejects.toThrow(/--rollback is taken whatever the channel and the windows/);
+    // Slot switches (rolling), so the waves do not depend on what replace waves need.
+    const rolling = (file: string, upgrades?: Record<string, unknown>): void => {
+      const doc = parse(TEMPLATES['lab-3'].text) as { spec: Record<string, any> };
+      doc.spec.kubernetes.ha.upgradeStrategy = 'rolling';
+      if (upgrades) doc.spec.upgrades = upgrades;
+      writeFileSync(join(root, file), stringify(doc));
+    };
+    rolling('lab-rolling.yaml');
     writeArtifact(join(root, 'candidate'), { cluster: 'lab-3', version: '0.1.2', key, ...N1 });
     signWithPolicy(join(root, 'candidate'), { channel: 'candidate' }, key);
     const a = io();
-    expect(await upgradeCommand.run(['lab.yaml', '--to', 'candidate', '--dry-run'], a)).toBe(1);
+    expect(await upgradeCommand.run(['lab-rolling.yaml', '--to', 'candidate', '--dry-run'], a)).toBe(1);
     expect(a.errText.filter((l) => !l.startsWith('checking '))).toEqual(['upgrade refused (channel): N+1 0.1.2 is on channel candidate, lab-3 follows stable: a cluster takes builds of its channel or a more stable one (stable, candidate, edge). Set spec.upgrades.channel: candidate or pass --channel candidate']);
     const b = io();
-    expect(await upgradeCommand.run(['lab.yaml', '--to', 'candidate', '--dry-run', '--channel', 'candidate'], b)).toBe(0);
+    expect(await upgradeCommand.run(['lab-rolling.yaml', '--to', 'candidate', '--dry-run', '--channel', 'candidate'], b)).toBe(0);
     expect(b.outText).toContain('ok    channel: N+1 is on candidate, lab-3 follows candidate (--channel; spec.upgrades.channel is stable)');
     expect(b.outText).toContain('ok    stepping stone: none (N+1 installs over any older version)');
 
     writeArtifact(join(root, 'stone'), { cluster: 'lab-3', version: '0.3.0', key, ...N1 });
     signWithPolicy(join(root, 'stone'), { channel: 'stable', requiresAtLeast: '0.2.0' }, key);
     const c = io();
-    expect(await upgradeCommand.run(['lab.yaml', '--to', 'stone', '--dry-run'], c)).toBe(1);
+    expect(await upgradeCommand.run(['lab-rolling.yaml', '--to', 'stone', '--dry-run'], c)).toBe(1);
     expect(c.errText.join('\n')).toMatch(/^upgrade refused \(stepping-stone\): N\+1 0\.3\.0 can only be installed on a cluster that runs 0\.2\.0 or later .*Upgrade lab-3 to a 0\.2\.0 build first/m);
 
     // Windows around the real clock (the CLI judges them at the time it runs): one every day 3 h from now, one open now.
     const hhmm = (t: number): string => new Date(t).toISOString().slice(11, 16);
     const everyDay = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
-    const withWindow = (file: string, start: number, durationMinutes: number): void => {
-      const doc = parse(TEMPLATES['lab-3'].text) as { spec: Record<string, unknown> };
-      doc.spec.upgrades = { maintenanceWindows: [{ days: everyDay, start: hhmm(start), durationMinutes }] };
-      writeFileSync(join(root, file), stringify(doc));
-    };
+    const withWindow = (file: string, start: number, durationMinutes: number): void => rolling(file, { maintenanceWindows: [{ days: everyDay, start: hhmm(start), durationMinutes }] });
     withWindow('lab-later.yaml', Date.now() + 3 * 3_600_000, 30);
     const d = io();
     expect(await upgradeCommand.run(['lab-later.yaml', '--to', 'n1'], d)).toBe(1);
