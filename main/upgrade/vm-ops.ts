@@ -18,13 +18,14 @@ import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { MANIFEST_FILE } from '../build/attest';
 import { AB_DATA_MOUNT } from '../build/image/ab';
+import type { WindowState } from '../../common/upgrade/policy';
 import { readOpsPrivateKey } from '../build/keys';
 import { BUNDLE_PATHS } from '../bundle/schema';
 import { convergeNodes } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import { terminalRoute } from '../terminal/pins';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
-import type { ApplyEvent, ApplyOutcome, ApplyRunInput, NodeOps } from './apply-run';
+import type { ApplyEvent, ApplyOutcome, NodeOps } from './apply-run';
 import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
@@ -324,8 +325,6 @@ export interface UpgradeRunRequest {
   to?: BuildRef;
   /** `--allow-downgrade`: the nodes' agents stage an older N+1 too. */
   allowDowngrade?: boolean;
-  /** The spec's maintenance windows, asked before each node's first action (runApply). */
-  maintenanceWindow?: ApplyRunInput['maintenanceWindow'];
   ops: NodeOps;
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
@@ -333,6 +332,8 @@ export interface UpgradeRunRequest {
   pollMs?: number;
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The spec's maintenance windows, asked before each node's first action (runApply). */
+  maintenanceWindow?: (now: number) => WindowState;
 }
 
 /** The engine service of `kubedos upgrade` (and `--rollback`) once the preflight passed. */
