@@ -5,6 +5,7 @@ import type { Diagnostic, PathSegment, Severity } from './diagnostic';
 import { formatPath } from './diagnostic';
 import type { Locator } from './parse';
 import { AB_ESP_MIB, AB_MIN_DATA_MIB, AB_MIN_DISK_GIB, ROOT_MIB } from '../upgrade/ab-size';
+import { compareArtifactVersions } from '../upgrade/version';
 import type { ClusterSpec } from './schema';
 import { ClusterSpecBody, DRILL_SCENARIOS, PLANE_NAMES } from './schema';
 import {
@@ -104,6 +105,12 @@ export function checkInvariants(spec: ClusterSpec, locate: Locator, available: R
         report('ab-disk-size', 'error', invPath(i, 'disks', 0, 'sizeGiB'), `${node.name}'s first disk is ${gib} GiB; upgrades.diskLayout: ab needs at least ${AB_MIN_DISK_GIB} GiB (ESP ${AB_ESP_MIB} MiB, two root slots of ${ROOT_MIB} MiB, at least ${AB_MIN_DATA_MIB} MiB of data): give it ${AB_MIN_DISK_GIB} GiB or more, or keep the single layout`);
       }
     });
+  }
+
+  // ---- a stepping stone below the build's own version (else no cluster could ever take the build)
+  const stone = s.upgrades?.requiresAtLeast;
+  if (stone !== undefined && compareArtifactVersions(stone, spec.metadata.artifactVersion) >= 0) {
+    report('stepping-stone-not-older', 'error', ['spec', 'upgrades', 'requiresAtLeast'], `upgrades.requiresAtLeast is ${stone}, not older than this build's metadata.artifactVersion ${spec.metadata.artifactVersion}: no cluster could upgrade to it. Name the last version a cluster must pass through first (e.g. the previous minor), or remove it`);
   }
 
   // ---- exactly one master (the hub)

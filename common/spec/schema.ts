@@ -59,6 +59,7 @@ export const PROXMOX_ID = /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i;
 const storageId = z.string().max(64).regex(PROXMOX_ID, 'must be a Proxmox storage id: a letter, then letters, digits, "-", "_" or "."');
 const bridgeId = z.string().max(15).regex(/^[a-zA-Z][a-zA-Z0-9_.]*$/, 'must be a Linux bridge name (max 15 characters, letters, digits, "_" and ".")');
 
+const artifactVersion = z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, 'must be a semantic version like 0.1.0');
 const vlanId = z.number().int().min(1).max(4094);
 const port = z.number().int().min(1).max(65535);
 
@@ -67,10 +68,7 @@ const port = z.number().int().min(1).max(65535);
 export const Metadata = z
   .strictObject({
     name: dnsLabel.describe('Cluster name; part of VM tags, MACs and identities.'),
-    artifactVersion: z
-      .string()
-      .regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, 'must be a semantic version like 0.1.0')
-      .describe('Version of the platform artifact this spec is built into.'),
+    artifactVersion: artifactVersion.describe('Version of the platform artifact this spec is built into.'),
     intent: z.string().max(200).optional().describe('Free text: why this cluster exists.'),
   })
   .describe('Identity of the cluster.');
@@ -413,14 +411,72 @@ export const Stages = z
 
 // ---------------------------------------------------------------- the whole spec
 
+/** Release channels, from the most to the least proven (common/upgrade/policy.ts: a cluster takes
+ * builds of its channel or a more stable one). A closed list, not a free name: a misspelt channel
+ * would match no build and silently refuse every upgrade; the schema says so at once instead. */
+export const UPGRADE_CHANNELS = ['stable', 'candidate', 'edge'] as const;
+export const UpgradeChannel = z.enum(UPGRADE_CHANNELS);
+export type UpgradeChannel = z.infer<typeof UpgradeChannel>;
+/** Days of the week, index = JavaScript's getUTCDay() (Sunday 0). */
+export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+/** An IANA time zone name this runtime's Intl knows (Node and browsers both carry the zone data). */
+export function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+export const MaintenanceWindow = z
+  .strictObject({
+    days: z
+      .array(z.enum(WEEKDAYS))
+      .min(1)
+      .refine((d) => new Set(d).size === d.length, 'each day at most once')
+      .describe('Days of the week the window opens on (sun, mon, tue, wed, thu, fri, sat), in its time zone.'),
+    start: z
+      .string()
+      .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM on a 24-hour clock, like 02:00')
+      .describe('When the window opens, HH:MM on a 24-hour clock, in its time zone (UTC unless timezone is set).'),
+    durationMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(1440)
+      .describe('How long the window stays open, in minutes (at most 1440); it may run past midnight and past Saturday into Sunday.'),
+    timezone: z
+      .string()
+      .max(64)
+      .refine(isTimeZone, 'must be an IANA time zone like Europe/Paris or UTC')
+      .optional()
+      .describe('IANA time zone of days and start (default UTC). Across a daylight saving change: a start in the skipped hour opens that much later, a start in the repeated hour at its first occurrence; the duration is elapsed time.'),
+  })
+  .describe('A weekly window in which `kubedos upgrade` may start nodes on a new build.');
+export type MaintenanceWindow = z.infer<typeof MaintenanceWindow>;
+// The new fields are optional without zod defaults on purpose: the plan hashes the parsed spec
+// (plan.cluster.specSha256), so a default would change that hash for every spec with an
+// `upgrades` block and its sealed recovery bundle would no longer verify. common/upgrade/policy.ts
+// (upgradePolicyOf) gives the defaults.
 export const Upgrades = z
   .strictObject({
     diskLayout: z
       .enum(['single', 'ab'])
       .default('single')
       .describe('qcow2 images: single (ESP + one root, the default) or ab (ESP, root A, root B, a data partition, and the GRUB boot counter with the health gate). docs/upgrades.md'),
+    channel: UpgradeChannel.optional().describe(
+      'The release channel: a build records its spec\'s channel (default stable); `kubedos upgrade` takes builds of the channel the cluster follows or a more stable one (stable < candidate < edge) and refuses the rest unless --channel is given. docs/upgrades.md',
+    ),
+    maintenanceWindows: z
+      .array(MaintenanceWindow)
+      .max(32)
+      .optional()
+      .describe('When `kubedos upgrade` may start a node on N+1; none or absent: any time. Outside every window the upgrade is refused (unless --outside-window), and a run stops before the next node once its window has closed. docs/upgrades.md'),
+    requiresAtLeast: artifactVersion
+      .optional()
+      .describe('The stepping stone: the lowest artifact version a cluster must run to upgrade to this build (e.g. 0.2.0 for a 0.3.0 that changes the data layout); recorded in the signed build manifest, and an older cluster is refused naming the version to upgrade to first. docs/upgrades.md'),
   })
-  .describe('How nodes are built for upgrades (docs/upgrades.md).');
+  .describe('How nodes are built for upgrades and when and from what they may be upgraded (docs/upgrades.md).');
 
 export const ClusterSpecBody = z.strictObject({
   substrate: Substrate,

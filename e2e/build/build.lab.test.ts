@@ -55,6 +55,8 @@ describe('kubedos build (lab-3)', () => {
     const prov = JSON.parse(readFileSync(join(OUT, 'provenance.intoto.json'), 'utf8'));
     expect(prov._type).toBe('https://in-toto.io/Statement/v1');
     expect(prov.predicateType).toBe('https://slsa.dev/provenance/v1');
+    // The spec's upgrade policy, signed with the manifest: lab-3 sets none, so channel stable and no stepping stone.
+    expect(JSON.parse(readFileSync(join(OUT, 'manifest.json'), 'utf8')).upgrade).toEqual({ channel: 'stable' });
     const v = kubedos(['verify', OUT]);
     expect(v.status, v.stderr).toBe(0);
     expect(v.stdout).toMatch(/verify ok/);

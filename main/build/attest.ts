@@ -4,6 +4,7 @@
 import { sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { canonicalJson, sha256Hex } from '../../common/canonical';
+import type { ArtifactUpgradePolicy } from '../../common/upgrade/policy';
 import type { LockedPackage } from './darksite/pins';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -53,6 +54,9 @@ export interface BuildManifest {
   roles: string[];
   inputs: BuildInputs;
   outputs: OutputRecord[];
+  /** The spec's upgrade policy (spec.upgrades: channel, stepping stone; common/upgrade/policy.ts).
+   * Absent in builds from before the policy gates: read as channel stable, no stepping stone. */
+  upgrade?: ArtifactUpgradePolicy;
 }
 
 export function renderManifest(m: BuildManifest): string {

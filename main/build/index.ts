@@ -26,6 +26,7 @@ import { abInputs, abRootFiles, AB_ESP_FILES, readSlotArgs } from './image/ab';
 import { abInstallerFiles } from './iso/ab';
 import { AB_ESP_MIB, abRoleDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
 import { gateConfig } from '../../common/upgrade/gate-config';
+import { artifactPolicyOf } from '../../common/upgrade/policy';
 import { ISO_HOST_FILES } from './iso/host-files';
 import { buildIso, isoKeyInputs } from './iso/index';
 import { buildSigningKey, opsSshKey, repoKey, withRepoKey } from './keys';
@@ -455,6 +456,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     artifactVersion: o.plan.cluster.artifactVersion,
     sourceDateEpoch: epoch,
     roles,
+    upgrade: artifactPolicyOf(o.spec),
     inputs: {
       spec: { path: o.specPath, sha256: o.specSha256 },
       planSha256: sha256Of(canonicalJson(o.plan)),

@@ -16,6 +16,8 @@
 // so a rerun converges a node on N+1 whose converge failed.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { WindowState } from '../../common/upgrade/policy';
+import { windowClosedStop } from '../../common/upgrade/policy';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { ApplyEvent, SlotWriteProgress, UpgradeLive } from '../../common/upgrade/progress';
 import { endLive, foldLive, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeRecord } from '../../common/upgrade/progress';
@@ -213,6 +215,9 @@ export interface ApplyRunInput extends LoopInput {
   maxSteps?: number;
   /** `kubedos upgrade --allow-downgrade`: the nodes' agents stage an older build too. */
   allowDowngrade?: boolean;
+  /** Asked before a node's first action (its slot write, never in the middle of a node): a closed
+   * maintenance window stops the run there (spec.upgrades.maintenanceWindows, common/upgrade/policy.ts). */
+  maintenanceWindow?: (now: number) => WindowState;
 }
 
 export type ApplyOutcome =
@@ -537,6 +542,15 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: cordon ? `${a.message}\n${cordon}` : a.message };
       }
       case 'write': {
+        // A node's first action: a maintenance window that has closed stops the run before it.
+        const window = input.maintenanceWindow?.(now());
+        if (window && !window.open) {
+          await cancelStaged('the maintenance window closed');
+          const on = nodes.filter((n) => view[n]!.running.digest === target.digest);
+          const reason = windowClosedStop(now(), window, { version: target.version, onTarget: on, untouched: nodes.filter((n) => !on.includes(n)) });
+          emit({ node: a.node, step: 'stop', detail: reason });
+          return { kind: 'stop', node: a.node, reason, message: `upgrade to ${target.version} stopped before ${a.node}: ${reason}` };
+        }
         // The node's agent: the preflight's checks passed (signature, cluster, version); it refuses a build it must not stage.
         const active = otherSlot(a.slot);
         const running = view[a.node]!.running;

@@ -9,6 +9,7 @@ import type { ClusterSpec } from '../../common/spec/schema';
 import { templateObject, toYaml } from '../../common/testing/specs';
 import { keyidOf } from '../build/keys';
 import { buildSigningKey } from '../build/keys';
+import { signWithPolicy } from '../testing/artifact-policy';
 import type { PreflightInput, PreflightResult } from './preflight';
 import { upgradePreflight } from './preflight';
 import type { SigningKey } from './testing';
@@ -76,7 +77,10 @@ describe('upgradePreflight', () => {
     expect(r.waves.map((w) => w.nodes.join('+'))).toEqual(['cp-1', 'w-1', 'master']);
     expect(r.waves[0]!.action).toBe('replace'); // lab-3's strategy: the schema default
     expect(r.warnings.join('\n')).toMatch(/live health was not observed/);
-    expect(r.checks).toHaveLength(6);
+    // A manifest without "upgrade" (as every build before the policy gates): channel stable, no stepping stone; no window: any time.
+    expect(r.checks.slice(4, 6)).toEqual(['channel: N+1 is on stable, lab-3 follows stable', 'stepping stone: none (N+1 installs over any older version)']);
+    expect(r.checks.at(-1)).toBe('window: no maintenance window set: any time');
+    expect(r.checks).toHaveLength(9);
   });
 
   it('refuses an unsigned N+1', async () => {
@@ -172,5 +176,82 @@ describe('upgradePreflight', () => {
     const dir = artifactDir();
     writeArtifact(dir, { cluster: 'never-deployed', version: '0.2.0', key, ...N1 });
     expect(refusal(await preflight({ spec: other, artifactDir: dir })).code).toBe('not-deployed');
+  });
+});
+
+function policyArtifact(version: string, upgrade?: unknown): string {
+  const dir = artifactDir();
+  writeArtifact(dir, { cluster: spec.metadata.name, version, key, ...N1 });
+  if (upgrade !== undefined) signWithPolicy(dir, upgrade, key);
+  return dir;
+}
+
+// 2026-12-05 is a Saturday.
+const SAT_0248 = Date.parse('2026-12-05T02:48:00Z');
+const withWindows = (windows: unknown, channel?: string): ClusterSpec =>
+  specOf((s) => {
+    s.spec.upgrades = { maintenanceWindows: windows, ...(channel ? { channel } : {}) };
+  });
+
+describe('upgradePreflight: the policy gates (channel, stepping stone, maintenance window)', () => {
+  it('refuses a build from a less stable channel than the cluster follows; --channel or spec.upgrades.channel take it', async () => {
+    const dir = policyArtifact('0.1.2', { channel: 'candidate' });
+    expect(refusal(await preflight({ artifactDir: dir }))).toEqual({
+      code: 'channel',
+      message: 'N+1 0.1.2 is on channel candidate, lab-3 follows stable: a cluster takes builds of its channel or a more stable one (stable, candidate, edge). Set spec.upgrades.channel: candidate or pass --channel candidate',
+    });
+    const over = await preflight({ artifactDir: dir, channel: 'candidate' });
+    if (!over.ok) throw new Error(over.message);
+    expect(over.checks).toContain('channel: N+1 is on candidate, lab-3 follows candidate (--channel; spec.upgrades.channel is stable)');
+    expect(over.policy.channel).toEqual({ artifact: 'candidate', follows: 'candidate', overridden: true });
+    const edge = await preflight({ spec: withWindows([], 'edge'), artifactDir: dir });
+    if (!edge.ok) throw new Error(edge.message);
+    expect(edge.checks).toContain('channel: N+1 is on candidate, lab-3 follows edge');
+    // A manifest whose policy this foundry cannot read is named, not taken as stable.
+    expect(refusal(await preflight({ artifactDir: policyArtifact('0.1.3', { channel: 'nightly' }) }))).toMatchObject({ code: 'channel', message: expect.stringMatching(/^N\+1 0\.1\.3: manifest\.json "upgrade" is not an upgrade policy this foundry reads/) });
+  });
+
+  it('refuses a build whose stepping stone the cluster is below, naming the version to upgrade to first', async () => {
+    const dir = policyArtifact('0.3.0', { channel: 'stable', requiresAtLeast: '0.2.0' });
+    expect(refusal(await preflight({ artifactDir: dir }))).toEqual({
+      code: 'stepping-stone',
+      message: 'N+1 0.3.0 can only be installed on a cluster that runs 0.2.0 or later (its stepping stone: upgrades.requiresAtLeast of its spec, signed in its manifest), and lab-3 runs 0.1.0. Upgrade lab-3 to a 0.2.0 build first (kubedos upgrade SPEC --to BUILD_DIR), then to 0.3.0',
+    });
+    const ok = await preflight({ artifactDir: policyArtifact('0.2.0', { channel: 'stable', requiresAtLeast: '0.1.0' }) });
+    if (!ok.ok) throw new Error(ok.message);
+    expect(ok.checks).toContain('stepping stone: N+1 needs 0.1.0 or later, lab-3 runs 0.1.0');
+    expect(ok.policy.requiresAtLeast).toBe('0.1.0');
+  });
+
+  it('outside every maintenance window: refused with the next opening; --outside-window says it was used; a dry run reports; inside: open until', async () => {
+    const dir = policyArtifact('0.2.0');
+    const sunday = withWindows([{ days: ['sun'], start: '01:00', durationMinutes: 60 }]);
+    expect(refusal(await preflight({ spec: sunday, artifactDir: dir, now: SAT_0248 }))).toEqual({
+      code: 'outside-window',
+      message: 'lab-3 is outside every maintenance window (spec.upgrades.maintenanceWindows): the next opens 2026-12-06 01:00 UTC (in 22 h 12 min). Rerun then, or pass --outside-window to upgrade now',
+    });
+    const forced = await preflight({ spec: sunday, artifactDir: dir, now: SAT_0248, outsideWindow: true });
+    if (!forced.ok) throw new Error(forced.message);
+    expect(forced.checks.at(-1)).toBe('window: closed: the next window opens 2026-12-06 01:00 UTC (in 22 h 12 min) — upgrading now: --outside-window');
+    expect(forced.policy.window).toMatchObject({ outsideWindow: true, state: { open: false, next: Date.parse('2026-12-06T01:00:00Z') } });
+    const dry = await preflight({ spec: sunday, artifactDir: dir, now: SAT_0248, dryRun: true });
+    if (!dry.ok) throw new Error(dry.message);
+    expect(dry.checks.at(-1)).toMatch(/^window: closed: .* — a dry run; the upgrade itself is refused until then \(or give --outside-window\)$/);
+    const open = await preflight({ spec: withWindows([{ days: ['sat'], start: '02:00', durationMinutes: 120 }]), artifactDir: dir, now: SAT_0248 });
+    if (!open.ok) throw new Error(open.message);
+    expect(open.checks.at(-1)).toBe('window: open until 04:00 UTC (1 h 12 min)');
+  });
+
+  it('one refusal, in the header\'s order: the channel before the stepping stone, an unconverged cluster before the window', async () => {
+    const both = policyArtifact('0.3.0', { channel: 'edge', requiresAtLeast: '0.2.0' });
+    const sunday = withWindows([{ days: ['sun'], start: '01:00', durationMinutes: 60 }]);
+    expect(refusal(await preflight({ spec: sunday, artifactDir: both, now: SAT_0248 })).code).toBe('channel');
+    expect(refusal(await preflight({ spec: sunday, artifactDir: both, now: SAT_0248, channel: 'edge' })).code).toBe('stepping-stone');
+    try {
+      writeDeployJournal(spec.metadata.name, env, { finished: false });
+      expect(refusal(await preflight({ spec: sunday, artifactDir: policyArtifact('0.2.0'), now: SAT_0248 })).code).toBe('unconverged');
+    } finally {
+      writeDeployJournal(spec.metadata.name, env);
+    }
   });
 });

@@ -5,15 +5,23 @@
 //      matches its signed manifest;
 //   3. N+1 was built for this cluster;
 //   4. N+1 is newer than N (an older one only with --allow-downgrade; the same version never);
-//   5. the last deploy converged and nothing stopped or destroyed the cluster since;
-//   6. the waves (common/upgrade/waves.ts): the etcd quorum guard and the live health.
+//   5. N+1's release channel (its signed manifest's "upgrade.channel") is the one the cluster follows
+//      (spec.upgrades.channel, or --channel) or a more stable one;
+//   6. the cluster runs at least N+1's stepping stone (manifest "upgrade.requiresAtLeast");
+//   7. the last deploy converged and nothing stopped or destroyed the cluster since;
+//   8. the waves (common/upgrade/waves.ts): the etcd quorum guard and the live health;
+//   9. now is inside a maintenance window (spec.upgrades.maintenanceWindows; none: any time), unless
+//      --outside-window; a dry run says when instead of refusing.
+// The gates of 5, 6 and 9 are common/upgrade/policy.ts.
 // Then it hands back the N → N+1 diff (packages and payload, from the two signed SBOMs) and the
 // waves. It reads files only: no node, no network.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { plural } from '../../common/text/plural';
 import type { Plan } from '../../common/plan/schema';
-import type { ClusterSpec } from '../../common/spec/schema';
+import type { ClusterSpec, UpgradeChannel } from '../../common/spec/schema';
+import type { WindowState } from '../../common/upgrade/policy';
+import { channelCheck, readArtifactPolicy, spanText, steppingStone, upgradePolicyOf, utcMinute, windowAt, windowText } from '../../common/upgrade/policy';
 import { compareArtifactVersions } from '../../common/upgrade/version';
 import type { UpgradeHealth, Wave } from '../../common/upgrade/waves';
 import { planWaves } from '../../common/upgrade/waves';
@@ -29,7 +37,7 @@ import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { ArtifactDiff } from './sbom-diff';
 import { diffSboms, SbomDocument } from './sbom-diff';
 
-export const REFUSAL_CODES = ['not-deployed', 'unsigned', 'bad-signature', 'corrupt', 'other-cluster', 'downgrade', 'same-version', 'unconverged', 'quorum', 'unhealthy', 'no-nodes'] as const;
+export const REFUSAL_CODES = ['not-deployed', 'unsigned', 'bad-signature', 'corrupt', 'other-cluster', 'downgrade', 'same-version', 'channel', 'stepping-stone', 'unconverged', 'quorum', 'unhealthy', 'no-nodes', 'outside-window'] as const;
 export type PreflightRefusal = (typeof REFUSAL_CODES)[number];
 
 export interface PreflightInput {
@@ -44,6 +52,21 @@ export interface PreflightInput {
   health?: UpgradeHealth;
   env?: NodeJS.ProcessEnv;
   onProgress?: (file: string) => void;
+  /** `--channel`: follow this channel for this run instead of spec.upgrades.channel. */
+  channel?: UpgradeChannel;
+  /** `--outside-window`: upgrade now, whatever the maintenance windows say. */
+  outsideWindow?: boolean;
+  /** A dry run touches nothing: a closed window is reported, not refused. */
+  dryRun?: boolean;
+  /** The time the windows are judged at (epoch ms; default: the clock). */
+  now?: number;
+}
+
+/** The policy gates' verdicts (common/upgrade/policy.ts), for --json and the apply loop. */
+export interface PreflightPolicy {
+  channel: { artifact: UpgradeChannel; follows: UpgradeChannel; overridden: boolean };
+  requiresAtLeast?: string;
+  window: { state: WindowState; text: string; outsideWindow: boolean };
 }
 
 export interface PreflightPassed {
@@ -56,6 +79,7 @@ export interface PreflightPassed {
   diff: ArtifactDiff;
   waves: Wave[];
   warnings: string[];
+  policy: PreflightPolicy;
 }
 
 export interface PreflightRefused {
@@ -152,6 +176,28 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   }
   checks.push(order < 0 ? `version: ${manifestN.artifactVersion} → ${manifestN1.artifactVersion} (a downgrade, allowed by --allow-downgrade)` : `version: ${manifestN.artifactVersion} → ${manifestN1.artifactVersion}`);
 
+  // 5. The release channel.
+  const policy = upgradePolicyOf(o.spec);
+  const artifactPolicy = readArtifactPolicy(manifestN1);
+  if (!artifactPolicy.ok) return refuse('channel', `N+1 ${manifestN1.artifactVersion}: ${artifactPolicy.message}. Build N+1 with this foundry`);
+  const { channel: artifactChannel, requiresAtLeast } = artifactPolicy.policy;
+  const channel = channelCheck(policy.channel, artifactChannel, o.channel);
+  const follows = `${cluster} follows ${channel.follows}${o.channel && o.channel !== policy.channel ? ` (--channel; spec.upgrades.channel is ${policy.channel})` : ''}`;
+  if (!channel.ok) {
+    return refuse('channel', `N+1 ${manifestN1.artifactVersion} is on channel ${artifactChannel}, ${follows}: a cluster takes builds of its channel or a more stable one (stable, candidate, edge). Set spec.upgrades.channel: ${artifactChannel} or pass --channel ${artifactChannel}`);
+  }
+  checks.push(`channel: N+1 is on ${artifactChannel}, ${follows}`);
+
+  // 6. The stepping stone.
+  const stone = steppingStone(manifestN.artifactVersion, { version: manifestN1.artifactVersion, ...(requiresAtLeast ? { requiresAtLeast } : {}) });
+  if (!stone.ok) {
+    return refuse(
+      'stepping-stone',
+      `N+1 ${manifestN1.artifactVersion} can only be installed on a cluster that runs ${stone.requiresAtLeast} or later (its stepping stone: upgrades.requiresAtLeast of its spec, signed in its manifest), and ${cluster} runs ${manifestN.artifactVersion}. Upgrade ${cluster} to a ${stone.requiresAtLeast} build first (kubedos upgrade SPEC --to BUILD_DIR), then to ${manifestN1.artifactVersion}`,
+    );
+  }
+  checks.push(stone.requiresAtLeast ? `stepping stone: N+1 needs ${stone.requiresAtLeast} or later, ${cluster} runs ${manifestN.artifactVersion}` : 'stepping stone: none (N+1 installs over any older version)');
+
   // 5. Converged.
   const journalPath = join(workspace, WORKSPACE_LAYOUT.journal);
   const events = readJournal(journalPath);
@@ -164,6 +210,16 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   if (!waves.ok) return refuse(waves.code, waves.message);
   checks.push(`waves: ${waves.waves.length}, strategy ${o.spec.spec.kubernetes.ha.upgradeStrategy}, at most ${plural(o.spec.spec.kubernetes.ha.maxUnavailable ?? 1, 'node')} down at once`);
 
+  // 9. The maintenance window.
+  const now = o.now ?? Date.now();
+  const windowState = windowAt(now, policy.maintenanceWindows);
+  const text = windowText(now, windowState);
+  if (!windowState.open && !o.outsideWindow && !o.dryRun) {
+    return refuse('outside-window', `${cluster} is outside every maintenance window (spec.upgrades.maintenanceWindows): the next opens ${utcMinute(windowState.next)} (in ${spanText(windowState.next - now)}). Rerun then, or pass --outside-window to upgrade now`);
+  }
+  const note = windowState.open ? (o.outsideWindow ? ' (--outside-window given: not needed now, and the run does not stop when the window closes)' : '') : o.outsideWindow ? ' — upgrading now: --outside-window' : ' — a dry run; the upgrade itself is refused until then (or give --outside-window)';
+  checks.push(`window: ${text}${note}`);
+
   const diff = diffSboms(SbomDocument.parse(readJson(join(bundleBuild, SBOM_FILE))), SbomDocument.parse(readJson(join(o.artifactDir, SBOM_FILE))));
   return {
     ok: true,
@@ -174,5 +230,6 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
     diff,
     waves: waves.waves,
     warnings: waves.warnings,
+    policy: { channel: { artifact: artifactChannel, follows: channel.follows, overridden: channel.overridden }, ...(requiresAtLeast ? { requiresAtLeast } : {}), window: { state: windowState, text, outsideWindow: Boolean(o.outsideWindow) } },
   };
 }

@@ -18,6 +18,7 @@ import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { MANIFEST_FILE } from '../build/attest';
 import { AB_DATA_MOUNT } from '../build/image/ab';
+import type { WindowState } from '../../common/upgrade/policy';
 import { readOpsPrivateKey } from '../build/keys';
 import { BUNDLE_PATHS } from '../bundle/schema';
 import { convergeNodes } from '../stages/converge';
@@ -331,6 +332,8 @@ export interface UpgradeRunRequest {
   pollMs?: number;
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The spec's maintenance windows, asked before each node's first action (runApply). */
+  maintenanceWindow?: (now: number) => WindowState;
 }
 
 /** The engine service of `kubedos upgrade` (and `--rollback`) once the preflight passed. */
@@ -344,7 +347,7 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
   const common = { waves: r.waves, from: r.from, ops: r.ops, record, kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
-  if (r.to) return runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}) });
+  if (r.to) return runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   return runRollback({ ...common, target: record.target });
 }

@@ -8,6 +8,7 @@ import { TEMPLATES } from '../../../common/spec/templates/index';
 import { buildSigningKey, keyidOf } from '../../build/keys';
 import type { SigningKey } from '../../upgrade/testing';
 import { writeArtifact, writeDeployJournal, writeSealedBuild } from '../../upgrade/testing';
+import { signWithPolicy } from '../../testing/artifact-policy';
 import type { CliIo } from '../command';
 import { UsageError } from '../command';
 import { upgradeCommand } from './upgrade';
@@ -140,5 +141,54 @@ describe('kubedos upgrade', () => {
     const r = JSON.parse(a.outText.join('\n'));
     expect(r).toMatchObject({ ok: true, cluster: 'lab-3', from: { version: '0.1.0' }, to: { version: '0.2.0' } });
     expect(r.waves).toHaveLength(3);
+  });
+
+  it('the policy gates: another channel refused (--channel takes it), the stepping stone, the maintenance window (--outside-window says it was used)', async () => {
+    await expect(upgradeCommand.run(['lab.yaml', '--to', 'n1', '--channel', 'nightly'], io())).rejects.toThrow(/--channel nightly: one of stable, candidate, edge/);
+    await expect(upgradeCommand.run(['lab.yaml', '--rollback', '--outside-window'], io())).rejects.toThrow(/--rollback is taken whatever the channel and the windows/);
+    // Slot switches (rolling), so the waves do not depend on what replace waves need.
+    const rolling = (file: string, upgrades?: Record<string, unknown>): void => {
+      const doc = parse(TEMPLATES['lab-3'].text) as { spec: Record<string, any> };
+      doc.spec.kubernetes.ha.upgradeStrategy = 'rolling';
+      if (upgrades) doc.spec.upgrades = upgrades;
+      writeFileSync(join(root, file), stringify(doc));
+    };
+    rolling('lab-rolling.yaml');
+    writeArtifact(join(root, 'candidate'), { cluster: 'lab-3', version: '0.1.2', key, ...N1 });
+    signWithPolicy(join(root, 'candidate'), { channel: 'candidate' }, key);
+    const a = io();
+    expect(await upgradeCommand.run(['lab-rolling.yaml', '--to', 'candidate', '--dry-run'], a)).toBe(1);
+    expect(a.errText.filter((l) => !l.startsWith('checking '))).toEqual(['upgrade refused (channel): N+1 0.1.2 is on channel candidate, lab-3 follows stable: a cluster takes builds of its channel or a more stable one (stable, candidate, edge). Set spec.upgrades.channel: candidate or pass --channel candidate']);
+    const b = io();
+    expect(await upgradeCommand.run(['lab-rolling.yaml', '--to', 'candidate', '--dry-run', '--channel', 'candidate'], b)).toBe(0);
+    expect(b.outText).toContain('ok    channel: N+1 is on candidate, lab-3 follows candidate (--channel; spec.upgrades.channel is stable)');
+    expect(b.outText).toContain('ok    stepping stone: none (N+1 installs over any older version)');
+
+    writeArtifact(join(root, 'stone'), { cluster: 'lab-3', version: '0.3.0', key, ...N1 });
+    signWithPolicy(join(root, 'stone'), { channel: 'stable', requiresAtLeast: '0.2.0' }, key);
+    const c = io();
+    expect(await upgradeCommand.run(['lab-rolling.yaml', '--to', 'stone', '--dry-run'], c)).toBe(1);
+    expect(c.errText.join('\n')).toMatch(/^upgrade refused \(stepping-stone\): N\+1 0\.3\.0 can only be installed on a cluster that runs 0\.2\.0 or later .*Upgrade lab-3 to a 0\.2\.0 build first/m);
+
+    // Windows around the real clock (the CLI judges them at the time it runs): one every day 3 h from now, one open now.
+    const hhmm = (t: number): string => new Date(t).toISOString().slice(11, 16);
+    const everyDay = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+    const withWindow = (file: string, start: number, durationMinutes: number): void => rolling(file, { maintenanceWindows: [{ days: everyDay, start: hhmm(start), durationMinutes }] });
+    withWindow('lab-later.yaml', Date.now() + 3 * 3_600_000, 30);
+    const d = io();
+    expect(await upgradeCommand.run(['lab-later.yaml', '--to', 'n1'], d)).toBe(1);
+    expect(d.errText.filter((l) => !l.startsWith('checking '))).toEqual([expect.stringMatching(/^upgrade refused \(outside-window\): lab-3 is outside every maintenance window \(spec\.upgrades\.maintenanceWindows\): the next opens \d{4}-\d\d-\d\d \d\d:\d\d UTC \(in (2 h 5\d min|3 h)\)\. Rerun then, or pass --outside-window to upgrade now$/)]);
+    const dry = io();
+    expect(await upgradeCommand.run(['lab-later.yaml', '--to', 'n1', '--dry-run'], dry)).toBe(0);
+    expect(dry.outText.join('\n')).toMatch(/^ok {4}window: closed: the next window opens .* — a dry run; the upgrade itself is refused until then \(or give --outside-window\)$/m);
+    // --outside-window: past the window (said), then the one-root refusal of lab-3: no node is touched here.
+    const forced = io();
+    expect(await upgradeCommand.run(['lab-later.yaml', '--to', 'n1', '--outside-window'], forced)).toBe(1);
+    expect(forced.outText.join('\n')).toMatch(/^ok {4}window: closed: the next window opens .* — upgrading now: --outside-window$/m);
+    expect(forced.errText.join('\n')).toMatch(/refused: lab-3 was deployed with one root partition/);
+    withWindow('lab-open.yaml', Date.now() - 3_600_000, 180);
+    const open = io();
+    expect(await upgradeCommand.run(['lab-open.yaml', '--to', 'n1', '--dry-run'], open)).toBe(0);
+    expect(open.outText.join('\n')).toMatch(/^ok {4}window: open until .*UTC \((1 h 5\d min|2 h)\)$/m);
   });
 });

@@ -7,6 +7,9 @@ import { diffIsEmpty, diffSummary, renderDiff } from '../../build/darksite/pins'
 import { renderPayloadDiff } from '../../upgrade/sbom-diff';
 import { upgradePreflight } from '../../upgrade/preflight';
 import type { ClusterSpec } from '../../../common/spec/index';
+import { UPGRADE_CHANNELS, UpgradeChannel } from '../../../common/spec/schema';
+import type { WindowState } from '../../../common/upgrade/policy';
+import { upgradePolicyOf, windowAt } from '../../../common/upgrade/policy';
 import type { BuildRef } from '../../../common/upgrade/agent';
 import type { Wave } from '../../../common/upgrade/waves';
 import { MANIFEST_FILE } from '../../build/attest';
@@ -38,7 +41,7 @@ function report(what: string, end: ApplyOutcome, io: CliIo): number {
 }
 
 /** Opens the substrate driver the deploy used and runs the loop with the VM node operations. */
-async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
+async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
   const { spec, io } = o;
   const p = plan(spec);
   const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, o.target), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
@@ -46,7 +49,7 @@ async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef;
   const converge = vmConverge({ spec, plan: p, driver, env: io.env, log: (line) => io.err(`  ${line}`) });
   const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
   try {
-    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
   } finally {
     await ops.close();
     await driver.close();
@@ -56,14 +59,19 @@ async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef;
 export const upgradeCommand: CliCommand = {
   name: 'upgrade',
   summary: 'move the cluster from its build N to N+1 (checks, package diff, waves, then each node\'s passive A/B slot over wg1), or --rollback',
-  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--target T]',
+  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--channel C] [--outside-window] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--target T]',
   help: [
     'Everything is checked before any node is touched, in this order; the first failure is one message, exit 1:',
     '  the cluster has a sealed deploy (N: the build its recovery bundle recorded);',
     '  N+1 (BUILD_DIR, from kubedos build) is signed by the cluster\'s build key and every output matches;',
     '  N+1 was built for this cluster; it is newer than N (older only with --allow-downgrade);',
+    '  N+1\'s release channel (its signed manifest) is the one the cluster follows (spec.upgrades.channel, default',
+    '  stable) or a more stable one (stable, candidate, edge); the cluster runs at least N+1\'s stepping stone',
+    '  (spec.upgrades.requiresAtLeast of N+1\'s spec: the version to upgrade to first);',
     '  the last deploy converged and the cluster was not stopped since;',
-    '  the waves (spec: kubernetes.ha.upgradeStrategy, maxUnavailable, failure domains) keep etcd quorum.',
+    '  the waves (spec: kubernetes.ha.upgradeStrategy, maxUnavailable, failure domains) keep etcd quorum;',
+    '  now is inside a maintenance window (spec.upgrades.maintenanceWindows; none: any time). Once running, a',
+    '  window that has closed stops the upgrade before the next node (never in the middle of one).',
     'Then it prints the package diff N → N+1 (changed/added/removed, with versions, from the two signed SBOMs),',
     'the payload files that change, and the waves: the control plane first, domain by domain, the hub last.',
     'Without --dry-run it then applies N+1 (strategy rolling, nodes built with spec.upgrades.diskLayout: ab):',
@@ -80,6 +88,8 @@ export const upgradeCommand: CliCommand = {
     '  --to DIR            the N+1 build directory',
     '  --dry-run           run the checks and print the plan; exit 0 when they pass',
     '  --allow-downgrade   accept an N+1 older than N',
+    '  --channel C         follow channel C (stable, candidate, edge) for this run instead of spec.upgrades.channel',
+    '  --outside-window    upgrade now, outside the maintenance windows (and do not stop when one closes)',
     '  --key FILE          trust this ed25519 public key (PEM) instead of the build key in N\'s bundle',
     '  --json              the preflight result as JSON',
     'Live health (etcd members, handshakes) cannot be probed on a deployed cluster from here yet: the quorum',
@@ -90,6 +100,8 @@ export const upgradeCommand: CliCommand = {
       to: { type: 'string' },
       'dry-run': { type: 'boolean' },
       'allow-downgrade': { type: 'boolean' },
+      channel: { type: 'string' },
+      'outside-window': { type: 'boolean' },
       rollback: { type: 'boolean' },
       key: { type: 'string' },
       json: { type: 'boolean' },
@@ -99,6 +111,9 @@ export const upgradeCommand: CliCommand = {
     if (!file || extra) throw new UsageError('exactly one SPEC');
     if (values.rollback && values.to) throw new UsageError('--rollback returns the cluster to the build it ran before: give either --to or --rollback');
     if (!values.rollback && !values.to) throw new UsageError('give the new build with --to BUILD_DIR (or --rollback)');
+    const channel = values.channel === undefined ? undefined : UpgradeChannel.safeParse(values.channel);
+    if (channel && !channel.success) throw new UsageError(`--channel ${values.channel}: one of ${UPGRADE_CHANNELS.join(', ')}`);
+    if (values.rollback && (channel || values['outside-window'])) throw new UsageError('--channel and --outside-window are for an upgrade: --rollback is taken whatever the channel and the windows');
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) return reportInvalidSpec(loaded, file, io, 'nothing was checked or touched');
     const spec = loaded.spec;
@@ -141,7 +156,19 @@ export const upgradeCommand: CliCommand = {
     const onProgress = (f: string): void => {
       if (!values.json && /\.(qcow2|iso)$/.test(f)) io.err(`checking ${f} against N+1's signed manifest…`);
     };
-    const r = await upgradePreflight({ spec, plan: plan(spec), artifactDir, allowDowngrade: Boolean(values['allow-downgrade']), env: io.env, onProgress, ...(publicKeyPem ? { publicKeyPem } : {}) });
+    const outsideWindow = Boolean(values['outside-window']);
+    const r = await upgradePreflight({
+      spec,
+      plan: plan(spec),
+      artifactDir,
+      allowDowngrade: Boolean(values['allow-downgrade']),
+      env: io.env,
+      onProgress,
+      ...(publicKeyPem ? { publicKeyPem } : {}),
+      ...(channel?.success ? { channel: channel.data } : {}),
+      ...(outsideWindow ? { outsideWindow } : {}),
+      ...(values['dry-run'] ? { dryRun: true } : {}),
+    });
     if (values.json) io.out(JSON.stringify(r, null, 2));
     if (!r.ok) {
       if (!values.json) for (const c of r.checks) io.out(`ok    ${c}`);
@@ -173,6 +200,9 @@ export const upgradeCommand: CliCommand = {
       return 1;
     }
     const refs = buildRefs(spec.metadata.name, io.env, artifactDir, { from: r.from.version, to: r.to.version });
-    return report(what, await applyOnVms({ spec, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
+    // The windows again before each node's first action: the run stops when they have closed.
+    const windows = upgradePolicyOf(spec).maintenanceWindows;
+    const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
+    return report(what, await applyOnVms({ spec, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
   },
 };
