@@ -465,7 +465,7 @@ export const Upgrades = z
       .default('single')
       .describe('qcow2 images: single (ESP + one root, the default) or ab (ESP, root A, root B, a data partition, and the GRUB boot counter with the health gate). docs/upgrades.md'),
     channel: UpgradeChannel.optional().describe(
-      'The release channel: a build records its spec\'s channel (default stable); `kubedos upgrade` takes builds of the channel the cluster follows or a more stable one (stable < candidate < edge) and refuses the rest unless --channel is given. docs/upgrades.md',
+      'The release channel: a build records its spec\'s channel (default stable); `kubedos upgrade` takes builds of the channel the cluster follows (the channel of the build it runs) or a more stable one (stable < candidate < edge) and refuses the rest unless --channel is given. docs/upgrades.md',
     ),
     maintenanceWindows: z
       .array(MaintenanceWindow)

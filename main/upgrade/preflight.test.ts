@@ -10,6 +10,8 @@ import { templateObject, toYaml } from '../../common/testing/specs';
 import { keyidOf } from '../build/keys';
 import { buildSigningKey } from '../build/keys';
 import { signWithPolicy } from '../testing/artifact-policy';
+import { BUNDLE_PATHS } from '../bundle/schema';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { PreflightInput, PreflightResult } from './preflight';
 import { upgradePreflight } from './preflight';
 import type { SigningKey } from './testing';
@@ -78,7 +80,7 @@ describe('upgradePreflight', () => {
     expect(r.waves[0]!.action).toBe('replace'); // lab-3's strategy: the schema default
     expect(r.warnings.join('\n')).toMatch(/live health was not observed/);
     // A manifest without "upgrade" (as every build before the policy gates): channel stable, no stepping stone; no window: any time.
-    expect(r.checks.slice(4, 6)).toEqual(['channel: N+1 is on stable, lab-3 follows stable', 'stepping stone: none (N+1 installs over any older version)']);
+    expect(r.checks.slice(4, 6)).toEqual(['channel: N+1 is on stable, lab-3 follows stable (the channel of 0.1.0, the build it runs)', 'stepping stone: none (N+1 installs over any older version)']);
     expect(r.checks.at(-1)).toBe('window: no maintenance window set: any time');
     expect(r.checks).toHaveLength(9);
   });
@@ -194,21 +196,32 @@ const withWindows = (windows: unknown, channel?: string): ClusterSpec =>
   });
 
 describe('upgradePreflight: the policy gates (channel, stepping stone, maintenance window)', () => {
-  it('refuses a build from a less stable channel than the cluster follows; --channel or spec.upgrades.channel take it', async () => {
+  it('refuses a build from a less stable channel than the cluster follows (the channel of the build it runs); --channel takes it, N+1\'s own spec does not', async () => {
     const dir = policyArtifact('0.1.2', { channel: 'candidate' });
     expect(refusal(await preflight({ artifactDir: dir }))).toEqual({
       code: 'channel',
-      message: 'N+1 0.1.2 is on channel candidate, lab-3 follows stable: a cluster takes builds of its channel or a more stable one (stable, candidate, edge). Set spec.upgrades.channel: candidate or pass --channel candidate',
+      message: 'N+1 0.1.2 is on channel candidate, lab-3 follows stable (the channel of 0.1.0, the build it runs): a cluster takes builds of its channel or a more stable one (stable, candidate, edge). To move lab-3 to candidate, pass --channel candidate',
     });
+    // N+1's spec (what kubedos upgrade is given) saying candidate does not move the cluster off the channel it runs.
+    expect(refusal(await preflight({ spec: withWindows([], 'candidate'), artifactDir: dir })).code).toBe('channel');
     const over = await preflight({ artifactDir: dir, channel: 'candidate' });
     if (!over.ok) throw new Error(over.message);
-    expect(over.checks).toContain('channel: N+1 is on candidate, lab-3 follows candidate (--channel; spec.upgrades.channel is stable)');
+    expect(over.checks).toContain('channel: N+1 is on candidate, lab-3 follows candidate (--channel; the build it runs, 0.1.0, is on stable)');
     expect(over.policy.channel).toEqual({ artifact: 'candidate', follows: 'candidate', overridden: true });
-    const edge = await preflight({ spec: withWindows([], 'edge'), artifactDir: dir });
-    if (!edge.ok) throw new Error(edge.message);
-    expect(edge.checks).toContain('channel: N+1 is on candidate, lab-3 follows edge');
     // A manifest whose policy this foundry cannot read is named, not taken as stable.
     expect(refusal(await preflight({ artifactDir: policyArtifact('0.1.3', { channel: 'nightly' }) }))).toMatchObject({ code: 'channel', message: expect.stringMatching(/^N\+1 0\.1\.3: manifest\.json "upgrade" is not an upgrade policy this foundry reads/) });
+  });
+
+  it('a cluster whose build is on edge follows edge: it takes a candidate build without --channel', async () => {
+    const bundleBuild = join(clusterWorkspace(spec.metadata.name, env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir);
+    try {
+      signWithPolicy(bundleBuild, { channel: 'edge' }, key);
+      const edge = await preflight({ artifactDir: policyArtifact('0.1.2', { channel: 'candidate' }) });
+      if (!edge.ok) throw new Error(edge.message);
+      expect(edge.checks).toContain('channel: N+1 is on candidate, lab-3 follows edge (the channel of 0.1.0, the build it runs)');
+    } finally {
+      writeSealedBuild(spec.metadata.name, env, { version: '0.1.0', key, ...N });
+    }
   });
 
   it('refuses a build whose stepping stone the cluster is below, naming the version to upgrade to first', async () => {

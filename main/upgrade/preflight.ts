@@ -6,7 +6,7 @@
 //   3. N+1 was built for this cluster;
 //   4. N+1 is newer than N (an older one only with --allow-downgrade; the same version never);
 //   5. N+1's release channel (its signed manifest's "upgrade.channel") is the one the cluster follows
-//      (spec.upgrades.channel, or --channel) or a more stable one;
+//      (the channel of the build it runs, N's signed manifest; or --channel) or a more stable one;
 //   6. the cluster runs at least N+1's stepping stone (manifest "upgrade.requiresAtLeast");
 //   7. the last deploy converged and nothing stopped or destroyed the cluster since;
 //   8. the waves (common/upgrade/waves.ts): the etcd quorum guard and the live health;
@@ -52,7 +52,7 @@ export interface PreflightInput {
   health?: UpgradeHealth;
   env?: NodeJS.ProcessEnv;
   onProgress?: (file: string) => void;
-  /** `--channel`: follow this channel for this run instead of spec.upgrades.channel. */
+  /** `--channel`: follow this channel instead of the one of the build the cluster runs (N's signed manifest). */
   channel?: UpgradeChannel;
   /** `--outside-window`: upgrade now, whatever the maintenance windows say. */
   outsideWindow?: boolean;
@@ -176,15 +176,19 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   }
   checks.push(order < 0 ? `version: ${manifestN.artifactVersion} → ${manifestN1.artifactVersion} (a downgrade, allowed by --allow-downgrade)` : `version: ${manifestN.artifactVersion} → ${manifestN1.artifactVersion}`);
 
-  // 5. The release channel.
-  const policy = upgradePolicyOf(o.spec);
+  // 5. The release channel: the cluster follows the channel of the build it runs (N's signed
+  // manifest), not the spec handed to this command — N+1's spec cannot move the cluster to its own
+  // channel by itself; --channel does, for this run, and N+1's channel is the cluster's from then on.
+  const runsPolicy = readArtifactPolicy(manifestN);
+  if (!runsPolicy.ok) return refuse('channel', `N ${manifestN.artifactVersion} (the build ${cluster} runs): ${runsPolicy.message}`);
   const artifactPolicy = readArtifactPolicy(manifestN1);
   if (!artifactPolicy.ok) return refuse('channel', `N+1 ${manifestN1.artifactVersion}: ${artifactPolicy.message}. Build N+1 with this foundry`);
   const { channel: artifactChannel, requiresAtLeast } = artifactPolicy.policy;
-  const channel = channelCheck(policy.channel, artifactChannel, o.channel);
-  const follows = `${cluster} follows ${channel.follows}${o.channel && o.channel !== policy.channel ? ` (--channel; spec.upgrades.channel is ${policy.channel})` : ''}`;
+  const runsChannel = runsPolicy.policy.channel;
+  const channel = channelCheck(runsChannel, artifactChannel, o.channel);
+  const follows = `${cluster} follows ${channel.follows}${o.channel && o.channel !== runsChannel ? ` (--channel; the build it runs, ${manifestN.artifactVersion}, is on ${runsChannel})` : ` (the channel of ${manifestN.artifactVersion}, the build it runs)`}`;
   if (!channel.ok) {
-    return refuse('channel', `N+1 ${manifestN1.artifactVersion} is on channel ${artifactChannel}, ${follows}: a cluster takes builds of its channel or a more stable one (stable, candidate, edge). Set spec.upgrades.channel: ${artifactChannel} or pass --channel ${artifactChannel}`);
+    return refuse('channel', `N+1 ${manifestN1.artifactVersion} is on channel ${artifactChannel}, ${follows}: a cluster takes builds of its channel or a more stable one (stable, candidate, edge). To move ${cluster} to ${artifactChannel}, pass --channel ${artifactChannel}`);
   }
   checks.push(`channel: N+1 is on ${artifactChannel}, ${follows}`);
 
@@ -212,7 +216,7 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
 
   // 9. The maintenance window.
   const now = o.now ?? Date.now();
-  const windowState = windowAt(now, policy.maintenanceWindows);
+  const windowState = windowAt(now, upgradePolicyOf(o.spec).maintenanceWindows);
   const text = windowText(now, windowState);
   if (!windowState.open && !o.outsideWindow && !o.dryRun) {
     return refuse('outside-window', `${cluster} is outside every maintenance window (spec.upgrades.maintenanceWindows): the next opens ${utcMinute(windowState.next)} (in ${spanText(windowState.next - now)}). Rerun then, or pass --outside-window to upgrade now`);

@@ -158,10 +158,10 @@ describe('kubedos upgrade', () => {
     signWithPolicy(join(root, 'candidate'), { channel: 'candidate' }, key);
     const a = io();
     expect(await upgradeCommand.run(['lab-rolling.yaml', '--to', 'candidate', '--dry-run'], a)).toBe(1);
-    expect(a.errText.filter((l) => !l.startsWith('checking '))).toEqual(['upgrade refused (channel): N+1 0.1.2 is on channel candidate, lab-3 follows stable: a cluster takes builds of its channel or a more stable one (stable, candidate, edge). Set spec.upgrades.channel: candidate or pass --channel candidate']);
+    expect(a.errText.filter((l) => !l.startsWith('checking '))).toEqual(['upgrade refused (channel): N+1 0.1.2 is on channel candidate, lab-3 follows stable (the channel of 0.1.0, the build it runs): a cluster takes builds of its channel or a more stable one (stable, candidate, edge). To move lab-3 to candidate, pass --channel candidate']);
     const b = io();
     expect(await upgradeCommand.run(['lab-rolling.yaml', '--to', 'candidate', '--dry-run', '--channel', 'candidate'], b)).toBe(0);
-    expect(b.outText).toContain('ok    channel: N+1 is on candidate, lab-3 follows candidate (--channel; spec.upgrades.channel is stable)');
+    expect(b.outText).toContain('ok    channel: N+1 is on candidate, lab-3 follows candidate (--channel; the build it runs, 0.1.0, is on stable)');
     expect(b.outText).toContain('ok    stepping stone: none (N+1 installs over any older version)');
 
     writeArtifact(join(root, 'stone'), { cluster: 'lab-3', version: '0.3.0', key, ...N1 });
