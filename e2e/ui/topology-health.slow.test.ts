@@ -259,12 +259,26 @@ describe('topology live health', () => {
     sim.breaks = (n, b) => (n === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
     const path = upgradeRecordPath('lab-3', { KUBEDOS_WORKSPACE: ws });
     let t = 1_000;
-    const end = await runApply({ waves: lab3Waves(), from: N, target: N1, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), now: () => t, sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000 });
+    const end = await runApply({ waves: lab3Waves(), from: N, target: N1, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), livePath: upgradeLivePath('lab-3', { KUBEDOS_WORKSPACE: ws }), now: () => t, sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000 });
     expect(end.kind).toBe('stop');
     await page.getByTestId('upgrade-reload').click();
     await page.getByTestId('upgrade-progress').waitFor({ timeout: 15_000 });
     expect(await page.getByTestId('upgrade-verdict').textContent()).toBe('2026.12.2 rolled back at w-1');
     expect(await page.getByTestId('upgrade-stopped').textContent()).toBe('w-1: slot B failed its health gate (services); the node fell back to slot A');
+    // The header says why: the last run's line is its headline alone (the whole message in its title).
+    expect(await page.getByTestId('upgrade-live-line').textContent()).toBe('Upgrade to 2026.12.2: stopped at w-1');
+    expect(await page.getByTestId('upgrade-live-line').getAttribute('title')).toMatch(/^upgrade to 2026\.12\.2 stopped at w-1 \(wave 2\): slot B failed its health gate/);
+    // At 1280×720 the long reason wraps under the title: Reload stays inside the window, the badge is not cut.
+    const size = page.viewportSize()!;
+    await page.setViewportSize({ width: 1280, height: 720 });
+    try {
+      const reload = (await page.getByTestId('upgrade-reload').boundingBox())!;
+      expect(reload.x + reload.width).toBeLessThanOrEqual(1280);
+      const badge = page.getByTestId('upgrade-live').locator('.mantine-Badge-root');
+      expect(await badge.evaluate((el) => [el.textContent, el.scrollWidth <= el.clientWidth])).toEqual(['last run', true]);
+    } finally {
+      await page.setViewportSize(size);
+    }
     const states = await page.getByTestId('upgrade-node').evaluateAll((els) => els.map((e) => [e.getAttribute('data-node'), e.getAttribute('data-state')]));
     expect(states).toEqual([
       ['master', 'not-written'],

@@ -117,8 +117,12 @@ export const LIVE_READ_EVERY_MS = 3_000;
 
 const END_COLOR = { done: 'green', stop: 'orange', refuse: 'orange', cancelled: 'gray' } as const;
 
-/** The live run's line: what it does now (running), how it ended (finished), or that its process is gone. */
-function LiveLine({ live }: { live: UpgradeLiveReport }) {
+/**
+ * The live run's line: what it does now (running), how it ended (finished), or that its process is
+ * gone. `reasonShown`: the header already says why this run stopped (the record's rolled-back node):
+ * the end is its headline alone ("Upgrade to 0.1.1: stopped at w-1"), the whole message in its title.
+ */
+function LiveLine({ live, reasonShown }: { live: UpgradeLiveReport; reasonShown?: boolean }) {
   if (live.state === 'gone') {
     return (
       <Alert color="orange" p={6} mt={4} data-testid="upgrade-live" data-live-state="gone">
@@ -129,10 +133,16 @@ function LiveLine({ live }: { live: UpgradeLiveReport }) {
   const end = live.run.end;
   return (
     <Group gap={6} wrap="nowrap" mt={2} data-testid="upgrade-live" data-live-state={live.state} style={{ minWidth: 0 }}>
-      {live.state === 'running' ? <Loader size={12} /> : <Badge size="xs" color={end ? END_COLOR[end.kind] : 'gray'}>last run</Badge>}
+      {live.state === 'running' ? (
+        <Loader size={12} style={{ flex: 'none' }} />
+      ) : (
+        <Badge size="xs" color={end ? END_COLOR[end.kind] : 'gray'} style={{ flex: 'none' }}>
+          last run
+        </Badge>
+      )}
       <Text size="xs" fw={live.state === 'running' ? 600 : 400} title={end?.message} data-testid="upgrade-live-line" style={{ overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap', minWidth: 0 }}>
         {liveHeadline(live.run)}
-        {end && end.kind !== 'done' ? ` — ${end.message.split('\n')[0]}` : ''}
+        {end && end.kind !== 'done' && !reasonShown ? ` — ${end.message.split('\n')[0]}` : ''}
       </Text>
     </Group>
   );
@@ -228,7 +238,7 @@ export function UpgradePanel() {
   const live = last.live;
   const nowAt = (node: string) => (live?.state === 'running' ? live.run.nodes[node] : undefined);
   const reload = (
-    <Button size="compact-xs" variant="subtle" leftSection={<IconRefresh size={12} />} onClick={read} title={`read ${cluster}'s upgrade record again`} data-testid="upgrade-reload">
+    <Button size="compact-xs" variant="subtle" leftSection={<IconRefresh size={12} />} onClick={read} title={`read ${cluster}'s upgrade record again`} data-testid="upgrade-reload" style={{ flex: 'none' }}>
       Reload
     </Button>
   );
@@ -245,7 +255,8 @@ export function UpgradePanel() {
   return (
     <section aria-label="Upgrade" data-testid="upgrade-progress" style={{ padding: '4px var(--mantine-spacing-xs) 0' }}>
       <Group gap="xs" justify="space-between" wrap="nowrap">
-        <Group gap="xs" wrap="wrap">
+        {/* The reason wraps under the title; Reload keeps its place at the right edge at any width. */}
+        <Group gap="xs" wrap="wrap" style={{ flex: 1, minWidth: 0 }}>
           <Title order={6}>Upgrade</Title>
           {p && <Summary p={p} done={!live || (live.state === 'finished' && live.run.end?.kind === 'done')} />}
           {p?.stopped && (
@@ -256,7 +267,7 @@ export function UpgradePanel() {
         </Group>
         {reload}
       </Group>
-      {live && <LiveLine live={live} />}
+      {live && <LiveLine live={live} reasonShown={live.state === 'finished' && live.run.end?.kind === 'stop' && p?.stopped !== undefined && p.stopped.node === live.run.end.node} />}
       {last.error && (
         <Alert color="orange" p={6} mt={4} data-testid="upgrade-error">
           <Text size="xs">{last.error}</Text>
