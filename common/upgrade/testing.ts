@@ -20,3 +20,22 @@ export function lab3Waves(): Wave[] {
   if (!plan.ok) throw new Error(plan.message);
   return plan.waves;
 }
+
+/**
+ * A cluster `replace` can upgrade: the hub, three control planes (the etcd members: one can be
+ * taken out under the quorum rule, as a drill does) and a worker. lab-3's single member cannot.
+ */
+export const LAB5_UPGRADE_NODES: readonly UpgradeNode[] = [
+  { name: 'master', role: 'master', domain: 'laptop', hub: true, etcd: false },
+  { name: 'cp-1', role: 'control-plane', domain: 'laptop', hub: false, etcd: true },
+  { name: 'cp-2', role: 'control-plane', domain: 'laptop', hub: false, etcd: true },
+  { name: 'cp-3', role: 'control-plane', domain: 'laptop', hub: false, etcd: true },
+  { name: 'w-1', role: 'worker', domain: 'laptop', hub: false, etcd: false },
+];
+
+/** LAB5_UPGRADE_NODES' waves under replace, one node at a time: cp-1, cp-2, cp-3, w-1 replaced, the hub slot-switched. */
+export function replaceWaves(): Wave[] {
+  const plan = planWaves({ strategy: 'replace', maxUnavailable: 1, failureDomains: ['laptop'], nodes: [...LAB5_UPGRADE_NODES], health: { observed: true, unhealthy: [] } });
+  if (!plan.ok) throw new Error(plan.message);
+  return plan.waves;
+}
