@@ -141,7 +141,11 @@ export type ReplaceNodeAction = Extract<ApplyAction, { kind: 'replace' }> | { ki
 export function nextReplaceStep(node: string, wave: number, n: ApplyNode, build: BuildRef, kubernetes: boolean): ReplaceNodeAction {
   const go = (phase: ReplacePhase): ReplaceNodeAction => ({ kind: 'replace', node, wave, phase, build });
   const step = n.step?.kind === 'replace' ? n.step : undefined;
-  if (step && !step.ok) return replaceStop(step.phase, step.error, build, step.bad === true);
+  if (step && !step.ok) {
+    const stop = replaceStop(step.phase, step.error, build, step.bad === true);
+    // Nothing was drained where Kubernetes does not run.
+    return kubernetes || !stop.cordoned ? stop : { kind: 'stop', reason: stop.reason, ...(stop.bad ? { bad: true } : {}) };
+  }
   const st = n.replaced?.build.digest === build.digest ? n.replaced.state : undefined;
   switch (st) {
     case 'done':
@@ -244,6 +248,13 @@ function convergeFailed(slot: Slot, target: BuildRef, error: string): string {
   return `slot ${slot} passed its gate, but converging the node on ${target.version} failed: ${error}; the node stays on slot ${slot} (${target.version}) without the files the converge renders (etcd's configuration, Prometheus's, the plane-bound units): rerun \`kubedos upgrade SPEC\` to converge it again (its slot is not written again), or converge it with \`kubedos deploy SPEC\`, or go back with \`kubedos upgrade SPEC --rollback\``;
 }
 
+/** The refusal of replace waves when destroying VMs was not allowed (the upgrade's and the rollback's). */
+export function destroyNotAllowed(replaceWaves: readonly Wave[]): string {
+  const nodes = replaceWaves.flatMap((w) => w.nodes);
+  const n = replaceWaves.length;
+  return `${plural(n, 'wave')} replace${n === 1 ? 's' : ''} ${plural(nodes.length, 'node')} (${firstFew(nodes)}; strategy replace, the spec's kubernetes.ha.upgradeStrategy): replacing a node destroys its VM, and destroying was not allowed: set stages.drill.allowDestroy: true in the spec or run kubedos upgrade --allow-destroy (or upgrade with kubernetes.ha.upgradeStrategy: rolling); nothing was touched`;
+}
+
 /** Pure: the foundry's next action for an upgrade to `target`. */
 export function nextApplyAction(input: ApplyInput): ApplyAction {
   const { target } = input;
@@ -252,10 +263,7 @@ export function nextApplyAction(input: ApplyInput): ApplyAction {
   const surge = input.waves.find((w) => w.action === 'surge-replace');
   if (surge) return { kind: 'refuse', message: `wave ${surge.index} starts a replacement node before it retires the old one (strategy surge, the spec's kubernetes.ha.upgradeStrategy): kubedos upgrade does not do surge upgrades yet; set kubernetes.ha.upgradeStrategy: replace (nodes replaced one at a time) or rolling (A/B slot switches); nothing was touched` };
   const replaced = input.waves.filter((w) => w.action === 'replace');
-  if (replaced.length && !input.allowDestroy) {
-    const nodes = replaced.flatMap((w) => w.nodes);
-    return { kind: 'refuse', message: `${plural(replaced.length, 'wave')} replace${replaced.length === 1 ? 's' : ''} ${plural(nodes.length, 'node')} (${firstFew(nodes)}; strategy replace, the spec's kubernetes.ha.upgradeStrategy): replacing a node destroys its VM, and destroying was not allowed: set stages.drill.allowDestroy: true in the spec or run kubedos upgrade --allow-destroy (or upgrade with kubernetes.ha.upgradeStrategy: rolling); nothing was touched` };
-  }
+  if (replaced.length && !input.allowDestroy) return { kind: 'refuse', message: destroyNotAllowed(replaced) };
   const order = input.waves.flatMap((w) => w.nodes.map((node) => ({ node, wave: w.index })));
   const missing = order.filter((o) => !input.nodes[o.node]);
   if (missing.length) return { kind: 'refuse', message: `no observation of ${plural(missing.length, 'node')}: ${firstFew(missing.map((m) => m.node))}` };
