@@ -205,7 +205,14 @@ export function planWaves(input: WavePlanInput): WavePlan {
   return { ok: true, waves, warnings };
 }
 
-/** Pure: the waves as lines for a terminal. */
-export function renderWaves(waves: readonly Wave[]): string[] {
-  return waves.map((w) => `  wave ${String(w.index).padStart(2)}  ${w.tier.padEnd(13)} ${w.domain.padEnd(12)} ${w.nodes.join(', ')}${w.etcdMembers ? `  (${plural(w.etcdMembers, 'etcd member')} down)` : ''}`);
+/** Pure: the waves as lines for a terminal; with `strategy`, each line ends with what happens to its nodes (actionWord). */
+export function renderWaves(waves: readonly Wave[], strategy?: UpgradeStrategy): string[] {
+  return waves.map((w) => `  wave ${String(w.index).padStart(2)}  ${w.tier.padEnd(13)} ${w.domain.padEnd(12)} ${w.nodes.join(', ')}${w.etcdMembers ? `  (${plural(w.etcdMembers, 'etcd member')} down)` : ''}${strategy ? `: ${actionWord(w, strategy)}` : ''}`);
+}
+
+/** Pure: the plan's heading and wave lines; one action for every wave keeps the one-line heading, mixed actions (replace, the hub's slot switch) say each. */
+export function renderPlan(waves: readonly Wave[], strategy: UpgradeStrategy): string[] {
+  const actions = [...new Set(waves.map((w) => w.action))];
+  if (actions.length === 1) return [`${plural(waves.length, 'wave')} (${actions[0]}: ${ACTION_TEXT[actions[0]!]}):`, ...renderWaves(waves)];
+  return [`${plural(waves.length, 'wave')} (strategy ${strategy}):`, ...actions.map((a) => `  ${a === 'slot-switch' ? 'slot switch' : a}: ${ACTION_TEXT[a]}`), ...renderWaves(waves, strategy)];
 }

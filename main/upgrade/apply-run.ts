@@ -436,10 +436,10 @@ async function powerCycleIfStalled(ops: NodeOps, node: string, cycles: Map<strin
 const replaceNodesOf = (waves: readonly Wave[]): string[] => waves.filter((w) => w.action === 'replace').flatMap((w) => w.nodes);
 
 /** A replace wave with no way to replace its nodes here: refused before any node is touched (undefined: it can go on). */
-function noReplaceOps(waves: readonly Wave[], input: LoopInput): string | undefined {
+export function noReplaceOps(waves: readonly Wave[], input: Pick<LoopInput, 'replace'>): string | undefined {
   const nodes = replaceNodesOf(waves);
   if (!nodes.length || input.replace) return undefined;
-  return `${plural(nodes.length, 'node')} (${firstFew(nodes)}) ${nodes.length === 1 ? 'is' : 'are'} replaced under strategy replace (the spec's kubernetes.ha.upgradeStrategy), and this run has no way to replace a node of this cluster (no replace operations for its target); set kubernetes.ha.upgradeStrategy: rolling to switch A/B slots instead; nothing was touched`;
+  return `${plural(nodes.length, 'node')} (${firstFew(nodes)}) ${nodes.length === 1 ? 'is' : 'are'} replaced under strategy replace (the spec's kubernetes.ha.upgradeStrategy), and this run has no replace operations for them: replacing the VMs of a deployed cluster is not wired into kubedos upgrade yet (the replace loop runs on simulated nodes only); set kubernetes.ha.upgradeStrategy: rolling to switch A/B slots instead; nothing was touched`;
 }
 
 /** What one phase of a node's replacement needs of the run. */
