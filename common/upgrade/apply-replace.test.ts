@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { BuildRef } from './agent';
 import type { ApplyAction, ApplyNode, ApplyStep, ReplacePhase, RolledBackBuild } from './apply';
 import { ApplyStep as ApplyStepSchema, nextApplyAction, nextReplaceStep } from './apply';
+import { activeGate } from './observe';
 import type { ReplacedNode } from './progress';
 import { buildRef as build, replaceWaves } from './testing';
 
@@ -220,5 +221,17 @@ describe('nextApplyAction under replace', () => {
     expect(at({ vm: true, ...rec('done') })).toBe('committed');
     // A record of another build (the node replaced with N before): this build starts over.
     expect(at({ vm: true, ...rec('done', N) })).toBe('drain');
+  });
+
+  it('the gate of a replaced node\'s active slot: passed only when the gate\'s textfile is about the booted, active slot and says success', () => {
+    const prom = (slot: string, success: 0 | 1, extra = ''): string => `kubedos_boot_slot{slot="${slot}"} 1\nkubedos_boot_active_slot{slot="${slot}"} 1\nkubedos_boot_success ${success}\n${extra}`;
+    expect(activeGate(OK, prom('A', 1))).toEqual({ passed: true, slot: 'A' });
+    expect(activeGate(OK, prom('A', 0, 'kubedos_health_gate_check{check="planes"} 0\nkubedos_health_gate_check{check="services"} 1\n'))).toEqual({ passed: false, ran: true, why: 'planes' });
+    expect(activeGate(OK, prom('A', 0, 'kubedos_health_gate_check{check="services"} 0\nkubedos_health_gate_unit_failed{unit="kubelet"} 1\n'))).toEqual({ passed: false, ran: true, why: 'services: kubelet failed, systemd gave up' });
+    // Nothing to judge by: not marked bad.
+    expect(activeGate(OK, undefined)).toEqual({ passed: false, ran: false, why: 'the gate wrote no kubedos.prom' });
+    expect(activeGate(OK, prom('B', 1))).toEqual({ passed: false, ran: false, why: "the gate's kubedos.prom is about slot B, the node booted A" });
+    expect(activeGate('booted=B\nactive=A\ntry=B\ntries=1\nfailed=\n', prom('B', 1))).toMatchObject({ passed: false, ran: false });
+    expect(activeGate('no such command', prom('A', 1))).toMatchObject({ passed: false, ran: false });
   });
 });
