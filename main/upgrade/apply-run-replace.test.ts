@@ -6,7 +6,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildRef as build, replaceWaves } from '../../common/upgrade/testing';
+import { buildRef as build, LAB5_UPGRADE_NODES, replaceWaves } from '../../common/upgrade/testing';
+import { planWaves } from '../../common/upgrade/waves';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import type { ApplyEvent, UpgradeRecord } from './apply-run';
 import { runApply, runRollback } from './apply-run';
@@ -162,5 +163,18 @@ describe('runApply under replace: nodes replaced through the drill machinery, th
     sim.calls.length = 0;
     expect(await runRollback({ ...noDestroy, target: N1 })).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/^rollback from 0\.2\.0 refused before any node was touched: 4 waves replace 4 nodes/) });
     expect(sim.calls).toEqual([]);
+  });
+
+  it('--rollback under replace after a rolling upgrade (the strategy changed since): every node goes back by slot switch, nothing destroyed, no permission needed', async () => {
+    const { sim, base } = setup();
+    const rolling = planWaves({ strategy: 'rolling', maxUnavailable: 1, failureDomains: ['laptop'], nodes: [...LAB5_UPGRADE_NODES], health: { observed: true, unhealthy: [] } });
+    if (!rolling.ok) throw new Error(rolling.message);
+    const { allowDestroy: _allow, replace: _ops, ...slotOnly } = base;
+    expect(await runApply({ ...slotOnly, waves: rolling.waves, target: N1 })).toMatchObject({ kind: 'done' });
+    sim.calls.length = 0;
+    const rb = await runRollback({ ...slotOnly, target: N1 });
+    expect(rb).toMatchObject({ kind: 'done', nodes: ['master', 'w-1', 'cp-3', 'cp-2', 'cp-1'] });
+    expect(sim.calls.filter((c) => c.startsWith('try '))).toEqual(['try master A', 'try w-1 A', 'try cp-3 A', 'try cp-2 A', 'try cp-1 A']);
+    expect(sim.destroyed).toEqual({});
   });
 });

@@ -824,11 +824,14 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
   // Replace waves: the nodes replaced with `target` (or left half-way by an earlier --rollback) are
   // replaced again from N, after the slot switches (the hub first back), last wave first.
   const replaceWaves = input.waves.filter((w) => w.action === 'replace');
-  const waves = input.waves.filter((w) => w.action !== 'replace');
   const replaceBack = [...replaceWaves].reverse().flatMap((w) => [...w.nodes].reverse().map((node) => ({ node, wave: w.index }))).filter(({ node }) => {
     const r = record.replaced?.[node];
     return r !== undefined && (r.build.digest === target.digest || (r.build.digest === from.digest && r.state !== 'done'));
   });
+  // Every other node goes back the way it went (a slot switch): the hub, and a node of a replace
+  // wave that a rolling upgrade moved before the strategy changed (one that runs N is skipped).
+  const again = new Set(replaceBack.map((x) => x.node));
+  const waves = input.waves.map((w) => ({ ...w, nodes: w.nodes.filter((n) => !again.has(n)) })).filter((w) => w.nodes.length);
   if (replaceBack.length) {
     const refusal = !input.allowDestroy ? destroyNotAllowed(replaceWaves) : noReplaceOps(replaceWaves, input);
     if (refusal) {

@@ -347,15 +347,18 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   // the A/B check is of the slot-switched nodes (a replaced node's VM may be gone mid-replacement).
   const allowDestroy = r.allowDestroy === true || r.spec.spec.stages.drill?.allowDestroy === true;
   const replaceWaves = r.waves.filter((w) => w.action === 'replace');
-  if (replaceWaves.length) {
+  // An upgrade; a rollback refuses by itself, only when a node it must replace again is in the record.
+  if (r.to && replaceWaves.length) {
     const refusal = !allowDestroy ? destroyNotAllowed(replaceWaves) : noReplaceOps(replaceWaves, r);
     if (refusal) return { kind: 'refuse', message: refusal };
   }
-  const nodes = r.waves.filter((w) => w.action !== 'replace').flatMap((w) => w.nodes);
-  const ab = await checkAbNodes(cluster, nodes, r.ops, r.signal);
-  if (!ab.ok) return { kind: 'refuse', message: ab.message };
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
+  // Not the nodes replaced (an upgrade's replace waves; a rollback's nodes the record says were replaced).
+  const replacing = new Set(r.to ? replaceWaves.flatMap((w) => w.nodes) : Object.keys(record.replaced ?? {}));
+  const nodes = r.waves.flatMap((w) => w.nodes).filter((n) => !replacing.has(n));
+  const ab = await checkAbNodes(cluster, nodes, r.ops, r.signal);
+  if (!ab.ok) return { kind: 'refuse', message: ab.message };
   const common = { waves: r.waves, from: r.from, ops: r.ops, record, ...(allowDestroy ? { allowDestroy: true } : {}), ...(r.replace ? { replace: r.replace } : {}), kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
   if (r.to) return runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}) });
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
