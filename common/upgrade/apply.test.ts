@@ -162,10 +162,10 @@ class Cluster {
           n.step = { kind: 'converge', slot: a.slot, ok: true };
         }
         ApplyStepSchema.parse(n.step);
-      } else {
+      } else if (a.kind === 'wait') {
         expect(a.until).toBeGreaterThan(this.now);
         this.now = a.until;
-      }
+      } else throw new Error(`a rolling upgrade asked for ${a.kind}`);
     }
     throw new Error(`no end after 50 actions: ${this.trace.join(', ')}`);
   }
@@ -291,10 +291,15 @@ describe('nextApplyAction: refusals and waiting', () => {
     expect(ApplyStepSchema.parse({ kind: 'converge', slot: 'B', ok: false, error: 'x' })).toEqual({ kind: 'converge', slot: 'B', ok: false, error: 'x' });
   });
 
-  it('refuses waves that replace nodes, and nodes it has no observation of', () => {
-    const replace = planWaves({ strategy: 'replace', maxUnavailable: 1, failureDomains: ['laptop'], nodes: lab3, health: { observed: true, unhealthy: [] } });
+  it('refuses surge waves (not built), replace waves without the permission to destroy, and nodes it has no observation of', () => {
+    const surge = planWaves({ strategy: 'surge', maxUnavailable: 1, failureDomains: ['laptop'], nodes: lab3, health: { observed: true, unhealthy: [] } });
+    if (!surge.ok) throw new Error(surge.message);
+    expect(nextApplyAction({ waves: surge.waves, target: N1, nodes: all(), bad: [], now: 0 })).toEqual({ kind: 'refuse', message: 'wave 1 starts a replacement node before it retires the old one (strategy surge, the spec\'s kubernetes.ha.upgradeStrategy): kubedos upgrade does not do surge upgrades yet; set kubernetes.ha.upgradeStrategy: replace (nodes replaced one at a time) or rolling (A/B slot switches); nothing was touched' });
+    // lab-3 with its hub as the etcd member (cp-1 is not one): cp-1 and w-1 are replaced, the hub slot-switches.
+    const replace = planWaves({ strategy: 'replace', maxUnavailable: 1, failureDomains: ['laptop'], nodes: lab3.map((n) => ({ ...n, etcd: n.hub })), health: { observed: true, unhealthy: [] } });
     if (!replace.ok) throw new Error(replace.message);
-    expect(nextApplyAction({ waves: replace.waves, target: N1, nodes: all(), bad: [], now: 0 })).toEqual({ kind: 'refuse', message: 'wave 1 replaces its nodes (strategy replace, the spec\'s kubernetes.ha.upgradeStrategy): kubedos upgrade does not replace nodes yet, it switches A/B root slots; set kubernetes.ha.upgradeStrategy: rolling to upgrade these A/B nodes slot by slot, or deploy N+1 as a new cluster; nothing was touched' });
+    expect(nextApplyAction({ waves: replace.waves, target: N1, nodes: all(), bad: [], now: 0 })).toEqual({ kind: 'refuse', message: '2 waves replace 2 nodes (cp-1, w-1; strategy replace, the spec\'s kubernetes.ha.upgradeStrategy): replacing a node destroys its VM, and destroying was not allowed: set stages.drill.allowDestroy: true in the spec or run kubedos upgrade --allow-destroy (or upgrade with kubernetes.ha.upgradeStrategy: rolling); nothing was touched' });
+    expect(nextApplyAction({ waves: replace.waves, target: N1, nodes: all(), bad: [], now: 0, allowDestroy: true })).toEqual({ kind: 'replace', node: 'cp-1', wave: 1, phase: 'fence', build: N1 });
     expect(nextApplyAction({ waves, target: N1, nodes: { 'cp-1': node() }, bad: [], now: 0 })).toEqual({ kind: 'refuse', message: 'no observation of 2 nodes: w-1, master' });
   });
 

@@ -14,10 +14,21 @@ import type { BuildRef, Slot } from './agent';
 import { otherSlot, Slot as SlotSchema } from './agent';
 import type { BootVerdict } from './observe';
 import { observeBoot, parseBootStatus } from './observe';
+import type { ReplacedNode } from './progress';
 import type { Wave } from './waves';
 
 /** How long the foundry waits for a node's gate after its reboot (5 min here under TCG). */
 export const GATE_DEADLINE_MS = 5 * 60_000;
+
+/**
+ * The steps of a node's replacement (a `replace` wave; docs/upgrades.md, "Replace-based upgrades"),
+ * in order: drain (where Kubernetes runs), fence (its etcd member out, revoked at the hub), destroy
+ * its VM, provision the same plan slot from the build's role image (VM, first boot, enroll,
+ * planes), converge that node, its health gate, uncordon.
+ */
+export const REPLACE_PHASES = ['drain', 'fence', 'destroy', 'provision', 'converge', 'gate', 'uncordon'] as const;
+export const ReplacePhase = z.enum(REPLACE_PHASES);
+export type ReplacePhase = z.infer<typeof ReplacePhase>;
 
 /** What this run already did to a node, as the run's journal records it. `at`: the foundry's clock, ms. */
 export const ApplyStep = z.union([
@@ -31,6 +42,10 @@ export const ApplyStep = z.union([
   // The foundry's converge of the node on N+1 after its gate (see ApplyNode.converged).
   z.object({ kind: z.literal('converge'), slot: SlotSchema, ok: z.literal(true) }).strict(),
   z.object({ kind: z.literal('converge'), slot: SlotSchema, ok: z.literal(false), error: z.string().min(1) }).strict(),
+  // A node of a replace wave: the last phase of its replacement this run ran (how far the replacement got is the record's ReplacedNode).
+  z.object({ kind: z.literal('replace'), phase: ReplacePhase, ok: z.literal(true) }).strict(),
+  // `bad`: the replacement failed its health gate (N+1 is recorded as bad).
+  z.object({ kind: z.literal('replace'), phase: ReplacePhase, ok: z.literal(false), error: z.string().min(1), bad: z.literal(true).optional() }).strict(),
 ]);
 export type ApplyStep = z.infer<typeof ApplyStep>;
 
@@ -52,6 +67,10 @@ export interface ApplyNode {
    * not written again.
    */
   converged?: BuildRef;
+  /** A node of a replace wave: false when the substrate has no VM for it (destroyed, not provisioned yet). */
+  vm?: boolean;
+  /** A node of a replace wave: the build its VM is being (or was) replaced with and how far (the upgrade record). */
+  replaced?: ReplacedNode;
 }
 
 /** A build that rolled back on a node of this cluster: never applied again. */
@@ -72,6 +91,8 @@ export interface ApplyInput {
   gateDeadlineMs?: number;
   /** The spec runs Kubernetes (kubernetes.enabled): drain before the reboot, uncordon after the gate. */
   kubernetes?: boolean;
+  /** Destroying VMs is allowed (spec stages.drill.allowDestroy, or kubedos upgrade --allow-destroy): needed by replace waves. */
+  allowDestroy?: boolean;
 }
 
 export type ApplyAction =
@@ -80,6 +101,8 @@ export type ApplyAction =
   | { kind: 'reboot'; node: string; wave: number; slot: Slot }
   | { kind: 'uncordon'; node: string; wave: number; slot: Slot }
   | { kind: 'converge'; node: string; wave: number; slot: Slot }
+  /** The next phase of a node's replacement (a replace wave) with `build`'s image. */
+  | { kind: 'replace'; node: string; wave: number; phase: ReplacePhase; build: BuildRef }
   | { kind: 'wait'; node: string; wave: number; slot: Slot; until: number; why: string }
   | { kind: 'stop'; node: string; wave: number; reason: string; fellBackTo?: Slot; markBad?: RolledBackBuild; cordoned?: Cordoned; upgraded: string[]; inProgress: string[]; untouched: string[]; message: string }
   | { kind: 'done'; nodes: string[]; message: string }
@@ -91,7 +114,7 @@ export type ApplyAction =
  * operator uncordons it once it is back); 'until-converged' when it runs N+1 but its converge
  * failed (the rerun converges it, then uncordons it). Absent: never drained by this run.
  */
-export type Cordoned = 'uncordon' | 'leave' | 'until-converged';
+export type Cordoned = 'uncordon' | 'leave' | 'until-converged' | 'until-replaced';
 
 const isDone = (n: ApplyNode, target: BuildRef): boolean => n.running.digest === target.digest;
 /** On N+1, converged on it, and (where Kubernetes runs) uncordoned after its gate. */
@@ -100,11 +123,83 @@ const isSettled = (n: ApplyNode, input: ApplyInput): boolean =>
 
 type NodeAction = Exclude<ApplyAction, { kind: 'stop' | 'done' | 'refuse' }> | { kind: 'stop'; reason: string; fellBackTo?: Slot; bad?: boolean; cordoned?: Cordoned } | { kind: 'committed' };
 
+/** A node of a replace wave whose replacement with `build` is over (its gate passed; uncordoned where Kubernetes runs). */
+export function replaceSettled(n: Pick<ApplyNode, 'replaced'>, build: BuildRef, kubernetes: boolean): boolean {
+  const st = n.replaced?.build.digest === build.digest ? n.replaced.state : undefined;
+  return st === 'done' || (st === 'passed' && !kubernetes);
+}
+
+/** The next action of a node's replacement (or the upgrade's and the rollback's stop) with `build`. */
+export type ReplaceNodeAction = Extract<ApplyAction, { kind: 'replace' }> | { kind: 'stop'; reason: string; bad?: boolean; cordoned?: Cordoned } | { kind: 'committed' };
+
+/**
+ * Pure: the next phase of a node's replacement with `build` (the upgrade's N+1, or N for
+ * --rollback). How far it got is the record's (ReplacedNode, kept across runs); the phases of this
+ * run before the record has a word (drain, fence) and this run's failures are the journal's
+ * (ApplyNode.step). A VM created from `build` (state `provisioning` on) is never destroyed again.
+ */
+export function nextReplaceStep(node: string, wave: number, n: ApplyNode, build: BuildRef, kubernetes: boolean): ReplaceNodeAction {
+  const go = (phase: ReplacePhase): ReplaceNodeAction => ({ kind: 'replace', node, wave, phase, build });
+  const step = n.step?.kind === 'replace' ? n.step : undefined;
+  if (step && !step.ok) {
+    const stop = replaceStop(step.phase, step.error, build, step.bad === true);
+    // Nothing was drained where Kubernetes does not run.
+    return kubernetes || !stop.cordoned ? stop : { kind: 'stop', reason: stop.reason, ...(stop.bad ? { bad: true } : {}) };
+  }
+  const st = n.replaced?.build.digest === build.digest ? n.replaced.state : undefined;
+  switch (st) {
+    case 'done':
+      return { kind: 'committed' };
+    case 'passed':
+      return kubernetes ? go('uncordon') : { kind: 'committed' };
+    case 'converged':
+      return go('gate');
+    case 'provisioned':
+      return go('converge');
+    case 'provisioning':
+      return go('provision');
+    case 'destroying':
+      // Written before the destroy, and no VM is created before `provisioning`: a VM present is the old one.
+      return n.vm === false ? go('provision') : go('destroy');
+    case undefined: {
+      const last = step?.phase;
+      if (last === 'drain') return go('fence');
+      if (last === 'fence') return n.vm === false ? go('provision') : go('destroy');
+      // Not started by this run (or the record lost): the fence is idempotent (a member already out, a node already revoked).
+      return kubernetes && n.vm !== false ? go('drain') : go('fence');
+    }
+  }
+}
+
+/** Why a replacement stopped at `phase`, where the node is and what next (the upgrade's message adds rerun / --rollback / heal). */
+function replaceStop(phase: ReplacePhase, error: string, build: BuildRef, bad: boolean): Extract<ReplaceNodeAction, { kind: 'stop' }> {
+  switch (phase) {
+    case 'drain':
+      return { kind: 'stop', reason: `draining it before its replacement failed: ${error}; nothing else was done to it (its VM runs as before)`, cordoned: 'uncordon' };
+    case 'fence':
+      return { kind: 'stop', reason: `fencing it before its replacement (the drill's fence: its etcd member out under the quorum rule, revoked at the hub) failed: ${error}; its VM was not destroyed`, cordoned: 'until-replaced' };
+    case 'destroy':
+      return { kind: 'stop', reason: `destroying its VM for its replacement failed: ${error}; it is fenced (revoked at the hub, its etcd member out)`, cordoned: 'until-replaced' };
+    case 'provision':
+      return { kind: 'stop', reason: `provisioning its replacement from ${build.version} (the same plan slot: VM, first boot, enroll, planes) failed: ${error}; the rerun provisions it again (the deploy run skips what is done), it never destroys a VM created from ${build.version}`, cordoned: 'until-replaced' };
+    case 'converge':
+      return { kind: 'stop', reason: `its replacement runs ${build.version} and is enrolled, but converging it failed: ${error}; the rerun converges it again`, cordoned: 'until-replaced' };
+    case 'gate':
+      return bad
+        ? { kind: 'stop', reason: `its replacement on ${build.version} failed its health gate (${error})`, bad: true, cordoned: 'until-replaced' }
+        : { kind: 'stop', reason: `its replacement's health gate could not be read: ${error}; the rerun runs it again`, cordoned: 'until-replaced' };
+    case 'uncordon':
+      return { kind: 'stop', reason: `its replacement on ${build.version} passed its gate but uncordoning it failed: ${error}; it takes no pods: the rerun uncordons it` };
+  }
+}
+
 function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput): NodeAction {
   const st = parseBootStatus(n.status);
   if (!st.ok) return { kind: 'stop', reason: st.message };
   const { booted, active } = st.value;
   const step = n.step;
+  // Journaled by a replace wave only (nextReplaceStep): a slot-switch wave never records one.
+  if (step?.kind === 'replace') return { kind: 'stop', reason: `its last step (${step.phase}) belongs to a replacement, but its wave switches slots: rerun kubedos upgrade SPEC` };
   if (!step) {
     if (booted !== '' && booted !== active) return { kind: 'stop', reason: `the node runs slot ${booted}, which is being tried and not yet marked good (an earlier run?): wait for its gate or its fallback to slot ${active}, then rerun`, fellBackTo: active };
     // On N+1 already (an earlier run wrote it and its gate passed) but not converged on it: converge, never write again.
@@ -153,19 +248,33 @@ function convergeFailed(slot: Slot, target: BuildRef, error: string): string {
   return `slot ${slot} passed its gate, but converging the node on ${target.version} failed: ${error}; the node stays on slot ${slot} (${target.version}) without the files the converge renders (etcd's configuration, Prometheus's, the plane-bound units): rerun \`kubedos upgrade SPEC\` to converge it again (its slot is not written again), or converge it with \`kubedos deploy SPEC\`, or go back with \`kubedos upgrade SPEC --rollback\``;
 }
 
+/** The refusal of replace waves when destroying VMs was not allowed (the upgrade's and the rollback's). */
+export function destroyNotAllowed(replaceWaves: readonly Wave[]): string {
+  const nodes = replaceWaves.flatMap((w) => w.nodes);
+  const n = replaceWaves.length;
+  return `${plural(n, 'wave')} replace${n === 1 ? 's' : ''} ${plural(nodes.length, 'node')} (${firstFew(nodes)}; strategy replace, the spec's kubernetes.ha.upgradeStrategy): replacing a node destroys its VM, and destroying was not allowed: set stages.drill.allowDestroy: true in the spec or run kubedos upgrade --allow-destroy (or upgrade with kubernetes.ha.upgradeStrategy: rolling); nothing was touched`;
+}
+
 /** Pure: the foundry's next action for an upgrade to `target`. */
 export function nextApplyAction(input: ApplyInput): ApplyAction {
   const { target } = input;
   const bad = input.bad.find((b) => b.digest === target.digest);
   if (bad) return { kind: 'refuse', message: `build ${bad.version} rolled back on ${bad.node} (${bad.reason}): it is not applied again; build a fixed N+1 (a new digest) and rerun` };
-  const other = input.waves.find((w) => w.action !== 'slot-switch');
-  if (other) return { kind: 'refuse', message: `wave ${other.index} replaces its nodes (strategy ${other.action === 'replace' ? 'replace' : 'surge'}, the spec's kubernetes.ha.upgradeStrategy): kubedos upgrade does not replace nodes yet, it switches A/B root slots; set kubernetes.ha.upgradeStrategy: rolling to upgrade these A/B nodes slot by slot, or deploy N+1 as a new cluster; nothing was touched` };
+  const surge = input.waves.find((w) => w.action === 'surge-replace');
+  if (surge) return { kind: 'refuse', message: `wave ${surge.index} starts a replacement node before it retires the old one (strategy surge, the spec's kubernetes.ha.upgradeStrategy): kubedos upgrade does not do surge upgrades yet; set kubernetes.ha.upgradeStrategy: replace (nodes replaced one at a time) or rolling (A/B slot switches); nothing was touched` };
+  const replaced = input.waves.filter((w) => w.action === 'replace');
+  if (replaced.length && !input.allowDestroy) return { kind: 'refuse', message: destroyNotAllowed(replaced) };
   const order = input.waves.flatMap((w) => w.nodes.map((node) => ({ node, wave: w.index })));
   const missing = order.filter((o) => !input.nodes[o.node]);
   if (missing.length) return { kind: 'refuse', message: `no observation of ${plural(missing.length, 'node')}: ${firstFew(missing.map((m) => m.node))}` };
-  const done = (o: { node: string }): boolean => isDone(input.nodes[o.node]!, target);
+  const k8s = input.kubernetes === true;
+  const replaceWave = new Set(replaced.flatMap((w) => w.nodes));
+  const done = (o: { node: string }): boolean => (replaceWave.has(o.node) ? replaceSettled(input.nodes[o.node]!, target, k8s) : isDone(input.nodes[o.node]!, target));
+  const started = (o: { node: string }): boolean => input.nodes[o.node]!.step !== undefined || (replaceWave.has(o.node) && input.nodes[o.node]!.replaced?.build.digest === target.digest);
   for (const w of input.waves) {
-    const actions = w.nodes.filter((node) => !isSettled(input.nodes[node]!, input)).map((node) => ({ node, a: nodeAction(node, w.index, input.nodes[node]!, input) }));
+    const settled = (node: string): boolean => (w.action === 'replace' ? replaceSettled(input.nodes[node]!, target, k8s) : isSettled(input.nodes[node]!, input));
+    const act = (node: string): NodeAction => (w.action === 'replace' ? nextReplaceStep(node, w.index, input.nodes[node]!, target, k8s) : nodeAction(node, w.index, input.nodes[node]!, input));
+    const actions = w.nodes.filter((node) => !settled(node)).map((node) => ({ node, a: act(node) }));
     const open = actions.filter((x) => x.a.kind !== 'committed');
     if (!open.length) continue; // every node of the wave is on N+1 (or just passed its gate)
     const stop = open.find((x) => x.a.kind === 'stop');
@@ -173,18 +282,22 @@ export function nextApplyAction(input: ApplyInput): ApplyAction {
       const upgraded = order.filter((o) => o.node !== stop.node && (done(o) || actions.some((x) => x.node === o.node && x.a.kind === 'committed'))).map((o) => o.node);
       const rest = order.filter((o) => o.node !== stop.node && !upgraded.includes(o.node));
       // Other nodes of the same wave this run already wrote or rebooted: their gates decide for them.
-      const inProgress = rest.filter((o) => input.nodes[o.node]!.step).map((o) => o.node);
-      const untouched = rest.filter((o) => !input.nodes[o.node]!.step).map((o) => o.node);
+      const inProgress = rest.filter(started).map((o) => o.node);
+      const untouched = rest.filter((o) => !started(o)).map((o) => o.node);
       const markBad = stop.a.bad ? { digest: target.digest, version: target.version, node: stop.node, reason: stop.a.reason } : undefined;
       const message = [
         `upgrade to ${target.version} stopped at ${stop.node} (wave ${w.index}): ${stop.a.reason}`,
         `${plural(upgraded.length, 'node')} on ${target.version}${upgraded.length ? ` (${firstFew(upgraded)})` : ''}${inProgress.length ? `, ${inProgress.length} still in progress, their own gates decide (${firstFew(inProgress)})` : ''}, ${untouched.length} untouched${untouched.length ? ` (${firstFew(untouched)})` : ''}`,
-        markBad ? `build ${target.version} is recorded as bad: fix N+1 and rerun with the new build, or \`kubedos upgrade --rollback\`` : 'rerun to continue, or `kubedos upgrade --rollback`',
+        markBad
+          ? `build ${target.version} is recorded as bad: fix N+1 and rerun with the new build, or \`kubedos upgrade --rollback\`${w.action === 'replace' ? ` (it replaces ${stop.node} again from the build before), or \`kubedos heal SPEC\`` : ''}`
+          : w.action === 'replace'
+            ? 'rerun to continue (it goes on from this step), or `kubedos upgrade --rollback`, or `kubedos heal SPEC`'
+            : 'rerun to continue, or `kubedos upgrade --rollback`',
       ].join('\n');
       return { kind: 'stop', node: stop.node, wave: w.index, reason: stop.a.reason, ...(stop.a.fellBackTo ? { fellBackTo: stop.a.fellBackTo } : {}), ...(markBad ? { markBad } : {}), ...(stop.a.cordoned ? { cordoned: stop.a.cordoned } : {}), upgraded, inProgress, untouched, message };
     }
-    const act = open.find((x) => x.a.kind !== 'wait') ?? open.reduce((a, b) => ((a.a as { until: number }).until <= (b.a as { until: number }).until ? a : b));
-    return act.a as ApplyAction;
+    const next = open.find((x) => x.a.kind !== 'wait') ?? open.reduce((a, b) => ((a.a as { until: number }).until <= (b.a as { until: number }).until ? a : b));
+    return next.a as ApplyAction;
   }
   const nodes = order.map((o) => o.node);
   return { kind: 'done', nodes, message: `${plural(nodes.length, 'node')} on ${target.version}: ${firstFew(nodes)}` };

@@ -117,6 +117,26 @@ export function observeBoot(o: { tried: Slot; status: string; metrics?: string }
   return { verdict: 'not-tried', slot: o.tried, bootedSlot: s.booted, reason: `the node booted slot ${s.booted} with no try of slot ${o.tried} pending and no failure recorded: the try was lost (the slot write did not finish, or was withdrawn); write slot ${o.tried} again` };
 }
 
+/**
+ * The gate of a node's active slot, run once more by the foundry (a replaced node: its fresh disk
+ * boots slot A of the new build, no try): passed when `kubedos-boot status` names a booted slot that
+ * is its active one and the gate's textfile, about that slot, says success. `ran: false`: there was
+ * nothing to judge by (status unreadable, no textfile, a textfile about another slot); else the
+ * failing check, named as observeBoot names it.
+ */
+export function activeGate(status: string, metrics: string | undefined): { passed: true; slot: Slot } | { passed: false; ran: boolean; why: string } {
+  const p = parseBootStatus(status);
+  if (!p.ok) return { passed: false, ran: false, why: p.message };
+  const s = p.value;
+  if (s.booted === '' || s.booted !== s.active) return { passed: false, ran: false, why: `the node boots slot ${s.booted || '(none)'}, its active slot is ${s.active}: not a settled first boot` };
+  if (metrics === undefined) return { passed: false, ran: false, why: 'the gate wrote no kubedos.prom' };
+  const m = parseGateMetrics(metrics);
+  if (m.booted !== s.booted) return { passed: false, ran: false, why: `the gate's kubedos.prom is about slot ${m.booted ?? '(none)'}, the node booted ${s.booted}` };
+  if (m.success === true) return { passed: true, slot: s.booted };
+  const check = firstFailing(m);
+  return { passed: false, ran: true, why: check ? failingWhy(m, check) : 'the gate did not pass (no failing check named)' };
+}
+
 /** The agent's `booted` event from `kubedos-boot status` after a boot (undefined: no booted slot). */
 export function bootedEvent(s: BootStatus): Extract<AgentEvent, { type: 'booted' }> | undefined {
   if (s.booted === '') return undefined;

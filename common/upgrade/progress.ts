@@ -12,6 +12,19 @@ import { BuildRef, Slot } from './agent';
 export const BadBuild = z.object({ digest: z.string(), version: z.string(), node: z.string(), reason: z.string() }).strict();
 export type BadBuild = z.infer<typeof BadBuild>;
 
+/**
+ * How far a node's replacement got, written before each step that cannot be undone: `destroying`
+ * before its VM is destroyed (the VM, if present, is still the old one); `provisioning` after the
+ * destroy, before any VM is created (from here on a VM present runs the new build: never destroyed
+ * again); `provisioned` (first boot, enrolled, planes); `converged`; `passed` (its health gate);
+ * `done` (uncordoned where Kubernetes runs).
+ */
+export const REPLACE_STATES = ['destroying', 'provisioning', 'provisioned', 'converged', 'passed', 'done'] as const;
+export const ReplaceState = z.enum(REPLACE_STATES);
+export type ReplaceState = z.infer<typeof ReplaceState>;
+export const ReplacedNode = z.object({ build: BuildRef, state: ReplaceState }).strict();
+export type ReplacedNode = z.infer<typeof ReplacedNode>;
+
 export const UpgradeRecord = z
   .object({
     /** The build an upgrade last targeted (what --rollback returns from). */
@@ -30,6 +43,11 @@ export const UpgradeRecord = z
      * (common/upgrade/apply.ts ApplyNode.converged). Absent in records written before it.
      */
     converged: z.record(z.string(), BuildRef).optional(),
+    /**
+     * Nodes of a `replace` wave (docs/upgrades.md, "Replace-based upgrades"): the build each one's
+     * VM is being (or was) replaced with, and how far (REPLACE_STATES). Absent in records written before it.
+     */
+    replaced: z.record(z.string(), ReplacedNode).optional(),
   })
   .strict();
 export type UpgradeRecord = z.infer<typeof UpgradeRecord>;
@@ -96,7 +114,7 @@ export function upgradeProgress(cluster: string, planNodes: readonly string[], r
 // ---- The live run (`clusters/<name>/upgrade/live.json`, kept by apply-run.ts while `kubedos
 // upgrade` or `--rollback` runs): the apply loop's events folded into what each node does now.
 
-export const APPLY_STEPS = ['observe', 'write', 'progress', 'drain', 'reboot', 'converge', 'uncordon', 'wait', 'cancel', 'rollback', 'stop', 'done', 'refuse'] as const;
+export const APPLY_STEPS = ['observe', 'write', 'progress', 'drain', 'reboot', 'converge', 'uncordon', 'wait', 'cancel', 'rollback', 'stop', 'done', 'refuse', 'fence', 'destroy', 'provision', 'gate'] as const;
 export const ApplyStepName = z.enum(APPLY_STEPS);
 export type ApplyStepName = z.infer<typeof ApplyStepName>;
 

@@ -4,7 +4,7 @@ import { NODE_ROLES } from '../spec/schema';
 import type { NodeRole } from '../spec/schema';
 import { quorumOf } from '../drills/health';
 import type { UpgradeNode, Wave, WavePlanInput } from './waves';
-import { planWaves, renderWaves, tierOf, UPGRADE_STRATEGIES } from './waves';
+import { actionWord, planWaves, renderWaves, tierOf, UPGRADE_STRATEGIES } from './waves';
 
 const healthy = { observed: true, unhealthy: [] };
 const node = (name: string, role: NodeRole, domain: string, o: Partial<UpgradeNode> = {}): UpgradeNode => ({ name, role, domain, hub: role === 'master', etcd: role === 'control-plane', ...o });
@@ -63,9 +63,27 @@ describe('planWaves', () => {
     ]);
   });
 
-  it('the strategy chooses the action of every wave', () => {
-    expect(waves(input(lab3, { strategy: 'replace' })).every((w) => w.action === 'replace')).toBe(true);
-    expect(waves(input(lab3, { strategy: 'surge' })).every((w) => w.action === 'surge-replace')).toBe(true);
+  it('the strategy chooses the action of every wave; under replace the hub\'s wave is a slot switch (it keeps its identity)', () => {
+    const w = waves(input(ha, { strategy: 'replace' }));
+    expect(w.map((x) => `${x.nodes.join('+')}:${x.action}`)).toEqual(['cp-1:replace', 'cp-2:replace', 'cp-3:replace', 'w-1:replace', 'w-2:replace', 'lb-1:replace', 'w-3:replace', 'lb-2:replace', 'w-4:replace', 'master:slot-switch']);
+    expect(w.map((x) => actionWord(x, 'replace')).at(-1)).toBe('slot switch (the hub keeps its identity)');
+    expect(actionWord(w[0]!, 'replace')).toBe('replace');
+    expect(waves(input(lab3, { strategy: 'surge' })).every((x) => x.action === 'surge-replace')).toBe(true);
+    expect(waves(input(lab3, { strategy: 'rolling' })).map((x) => actionWord(x, 'rolling'))).toEqual(['slot switch', 'slot switch', 'slot switch']);
+  });
+
+  it('replace refuses a single etcd member that is not the hub (lab-3\'s cp-1): the drill\'s quorum rule, its data would go with its VM', () => {
+    const p = planWaves(input(lab3, { strategy: 'replace' }));
+    expect(p).toEqual({
+      ok: false,
+      code: 'quorum',
+      message:
+        "replacing cp-1 (strategy replace, the spec's kubernetes.ha.upgradeStrategy) takes its etcd member out and its data goes with its VM: taking cp-1's etcd member out would leave 0 of 1 members healthy; quorum needs 1 (cp-1 is the only member). Nothing was touched; run 3 or 5 etcd members, or upgrade this cluster with kubernetes.ha.upgradeStrategy: rolling (its members keep their data across a slot switch)",
+    });
+    // The same cluster rolls (a reboot keeps the member's data), and a hub that is the only member is slot-switched, not replaced.
+    expect(planWaves(input(lab3)).ok).toBe(true);
+    const hubMember = waves(input([node('master', 'master', 'a', { etcd: true }), node('w-1', 'worker', 'a')], { strategy: 'replace' }));
+    expect(hubMember.map((x) => `${x.nodes.join('+')}:${x.action}`)).toEqual(['w-1:replace', 'master:slot-switch']);
   });
 
   it('refuses when rebooting any healthy etcd member would break quorum, naming the unhealthy one', () => {
@@ -131,13 +149,16 @@ const arbCluster = fc
     if (members.length % 2 === 0 && members.length) members[members.length - 1]!.etcd = false;
     return { input: { strategy, maxUnavailable, failureDomains: DOMAINS, nodes, health: healthy } as WavePlanInput, seed };
   });
+/** A lone etcd member outside the hub cannot be replaced (its own property below); the rest plan. */
+const loneReplacedMember = (i: WavePlanInput): boolean => i.strategy === 'replace' && i.nodes.filter((n) => n.etcd).length === 1 && i.nodes.some((n) => n.etcd && !n.hub);
+const arbPlannable = arbCluster.filter(({ input: i }) => !loneReplacedMember(i));
 
 describe('planWaves properties (fast-check)', () => {
   const params = { numRuns: 300, seed: 18 };
 
   it('every node is upgraded exactly once; waves are 1..maxUnavailable nodes of one domain and one tier', () => {
     fc.assert(
-      fc.property(arbCluster, ({ input: i }) => {
+      fc.property(arbPlannable, ({ input: i }) => {
         const w = waves(i);
         const all = w.flatMap((x) => x.nodes).sort();
         expect(all).toEqual(i.nodes.map((n) => n.name).sort());
@@ -158,7 +179,7 @@ describe('planWaves properties (fast-check)', () => {
 
   it('the hub is alone in the last wave; control-plane waves come before the others', () => {
     fc.assert(
-      fc.property(arbCluster, ({ input: i }) => {
+      fc.property(arbPlannable, ({ input: i }) => {
         const w = waves(i);
         expect(w[w.length - 1]!.nodes).toEqual(['hub']);
         const tiers = w.map((x) => ['control-plane', 'nodes', 'hub'].indexOf(x.tier));
@@ -175,7 +196,7 @@ describe('planWaves properties (fast-check)', () => {
 
   it('the quorum guard: a wave never leaves fewer healthy etcd members than quorum (a single member excepted)', () => {
     fc.assert(
-      fc.property(arbCluster, ({ input: i }) => {
+      fc.property(arbPlannable, ({ input: i }) => {
         const members = i.nodes.filter((n) => n.etcd).length;
         for (const x of waves(i)) {
           if (members > 1) expect(members - x.etcdMembers).toBeGreaterThanOrEqual(quorumOf(members));
@@ -188,7 +209,7 @@ describe('planWaves properties (fast-check)', () => {
 
   it('of a role with several nodes, a wave never takes them all', () => {
     fc.assert(
-      fc.property(arbCluster, ({ input: i }) => {
+      fc.property(arbPlannable, ({ input: i }) => {
         const count = new Map<string, number>();
         for (const n of i.nodes) count.set(n.role, (count.get(n.role) ?? 0) + 1);
         const roleOf = new Map(i.nodes.map((n) => [n.name, n.role]));
@@ -204,7 +225,7 @@ describe('planWaves properties (fast-check)', () => {
 
   it('deterministic: the inventory order does not change the waves', () => {
     fc.assert(
-      fc.property(arbCluster, ({ input: i, seed }) => {
+      fc.property(arbPlannable, ({ input: i, seed }) => {
         const shuffled = [...i.nodes].map((n, k) => ({ n, key: (Math.imul(k + 1, 2654435761) ^ seed) >>> 0 })).sort((a, b) => a.key - b.key).map((x) => x.n);
         expect(waves({ ...i, nodes: shuffled })).toEqual(waves(i));
       }),
@@ -214,11 +235,27 @@ describe('planWaves properties (fast-check)', () => {
 
   it('any unhealthy node refuses the plan (quorum or unhealthy), never a partial plan', () => {
     fc.assert(
-      fc.property(arbCluster, fc.nat(), ({ input: i }, pick) => {
+      fc.property(arbPlannable, fc.nat(), ({ input: i }, pick) => {
         const victim = i.nodes[pick % i.nodes.length]!;
         const p = planWaves({ ...i, health: { observed: true, unhealthy: [{ node: victim.name, detail: 'down' }] } });
         expect(p.ok).toBe(false);
         if (!p.ok) expect(['quorum', 'unhealthy']).toContain(p.code);
+      }),
+      params,
+    );
+  });
+
+  it('under replace: the hub slot-switches, every other node is replaced; a lone etcd member outside the hub refuses the whole plan', () => {
+    fc.assert(
+      fc.property(arbCluster, ({ input: i }) => {
+        const p = planWaves({ ...i, strategy: 'replace' });
+        if (loneReplacedMember({ ...i, strategy: 'replace' })) {
+          expect(p).toMatchObject({ ok: false, code: 'quorum' });
+          return;
+        }
+        expect(p.ok).toBe(true);
+        if (!p.ok) return;
+        for (const x of p.waves) expect(x.action).toBe(x.tier === 'hub' ? 'slot-switch' : 'replace');
       }),
       params,
     );

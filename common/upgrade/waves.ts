@@ -23,7 +23,7 @@
 //    them all.
 import type { NodeRole } from '../spec/schema';
 import { NODE_ROLES } from '../spec/schema';
-import { quorumOf } from '../drills/health';
+import { memberRemoval, plannedEtcdHealth, quorumOf } from '../drills/health';
 import { plural } from '../text/plural';
 import { firstFew } from '../text/first-few';
 
@@ -42,8 +42,23 @@ export const ACTION_OF: Record<UpgradeStrategy, WaveAction> = {
 export const ACTION_TEXT: Record<WaveAction, string> = {
   'slot-switch': 'write N+1 into the passive root slot, reboot into it, wait for the health gate',
   'surge-replace': 'start a replacement node on N+1, wait for its health gate, then retire the old node',
-  replace: 'fence the node, replace it with a node on N+1 (the drill machinery), wait for the health gate',
+  replace: 'drain, fence, destroy the VM, provision the same plan slot from N+1\'s image (the drill machinery), converge it, wait for its health gate',
 };
+
+/** A wave's action in one word for a plan line: the hub's slot switch under `replace` says why it is not replaced. */
+export function actionWord(w: Pick<Wave, 'action' | 'tier'>, strategy: UpgradeStrategy): string {
+  if (w.action === 'slot-switch') return strategy === 'replace' && w.tier === 'hub' ? 'slot switch (the hub keeps its identity)' : 'slot switch';
+  return w.action === 'replace' ? 'replace' : 'surge';
+}
+
+/**
+ * What happens to a node of `tier` under `strategy`. The hub holds the trust roots (enrollment
+ * keys, the WireGuard hub, the health watcher, Prometheus): the drills never replace it, so under
+ * `replace` its wave is a slot switch (it keeps its identity and data).
+ */
+export function waveActionOf(strategy: UpgradeStrategy, tier: WaveTier): WaveAction {
+  return strategy === 'replace' && tier === 'hub' ? 'slot-switch' : ACTION_OF[strategy];
+}
 
 export type WaveTier = 'control-plane' | 'nodes' | 'hub';
 
@@ -138,6 +153,13 @@ export function planWaves(input: WavePlanInput): WavePlan {
       message: `${plural(sorted.length, 'node is', 'nodes are')} unhealthy before the upgrade: ${firstFew(sorted.map((u) => `${u.node} (${u.detail})`), 3)}. An upgrade's health gate could not tell N+1's faults from these; nothing was touched: heal first (kubedos heal SPEC), then upgrade`,
     };
   }
+  // Under replace a member is taken out (the drill's fence) and its data goes with its VM: the one quorum rule decides, as for a drill.
+  const replaced = input.strategy === 'replace' ? members.filter((m) => !m.hub) : [];
+  if (replaced.length) {
+    const healthNow = plannedEtcdHealth(members.map((m) => m.name));
+    const removal = memberRemoval(healthNow, replaced[0]!.name);
+    if (!removal.ok) return { ok: false, code: 'quorum', message: `replacing ${replaced[0]!.name} (strategy replace, the spec's kubernetes.ha.upgradeStrategy) takes its etcd member out and its data goes with its VM: ${removal.message}. Nothing was touched; run 3 or 5 etcd members, or upgrade this cluster with kubernetes.ha.upgradeStrategy: rolling (its members keep their data across a slot switch)` };
+  }
   if (members.length === 1) warnings.push(`etcd has a single member (${members[0]!.name}): the Kubernetes API is unavailable while it upgrades; there is no quorum to keep`);
   if (!input.health.observed) warnings.push('live health was not observed: the quorum guard assumed every etcd member healthy, as the last converged deploy left them');
 
@@ -157,7 +179,6 @@ export function planWaves(input: WavePlanInput): WavePlan {
   };
   nodes.sort((a, b) => TIER_ORDER.indexOf(tierOf(a)) - TIER_ORDER.indexOf(tierOf(b)) || domainRank(a.domain) - domainRank(b.domain) || a.domain.localeCompare(b.domain) || roleRank(a.role) - roleRank(b.role) || a.name.localeCompare(b.name));
 
-  const action = ACTION_OF[input.strategy];
   const waves: Wave[] = [];
   let cur: Wave | undefined;
   let curRoles = new Map<NodeRole, number>();
@@ -173,7 +194,7 @@ export function planWaves(input: WavePlanInput): WavePlan {
       (!n.etcd || cur.etcdMembers < etcdBudget) &&
       (curRoles.get(n.role) ?? 0) < roleLimit;
     if (!fits) {
-      cur = { index: waves.length + 1, tier, domain: n.domain, action, nodes: [], etcdMembers: 0 };
+      cur = { index: waves.length + 1, tier, domain: n.domain, action: waveActionOf(input.strategy, tier), nodes: [], etcdMembers: 0 };
       curRoles = new Map();
       waves.push(cur);
     }
@@ -184,7 +205,14 @@ export function planWaves(input: WavePlanInput): WavePlan {
   return { ok: true, waves, warnings };
 }
 
-/** Pure: the waves as lines for a terminal. */
-export function renderWaves(waves: readonly Wave[]): string[] {
-  return waves.map((w) => `  wave ${String(w.index).padStart(2)}  ${w.tier.padEnd(13)} ${w.domain.padEnd(12)} ${w.nodes.join(', ')}${w.etcdMembers ? `  (${plural(w.etcdMembers, 'etcd member')} down)` : ''}`);
+/** Pure: the waves as lines for a terminal; with `strategy`, each line ends with what happens to its nodes (actionWord). */
+export function renderWaves(waves: readonly Wave[], strategy?: UpgradeStrategy): string[] {
+  return waves.map((w) => `  wave ${String(w.index).padStart(2)}  ${w.tier.padEnd(13)} ${w.domain.padEnd(12)} ${w.nodes.join(', ')}${w.etcdMembers ? `  (${plural(w.etcdMembers, 'etcd member')} down)` : ''}${strategy ? `: ${actionWord(w, strategy)}` : ''}`);
+}
+
+/** Pure: the plan's heading and wave lines; one action for every wave keeps the one-line heading, mixed actions (replace, the hub's slot switch) say each. */
+export function renderPlan(waves: readonly Wave[], strategy: UpgradeStrategy): string[] {
+  const actions = [...new Set(waves.map((w) => w.action))];
+  if (actions.length === 1) return [`${plural(waves.length, 'wave')} (${actions[0]}: ${ACTION_TEXT[actions[0]!]}):`, ...renderWaves(waves)];
+  return [`${plural(waves.length, 'wave')} (strategy ${strategy}):`, ...actions.map((a) => `  ${a === 'slot-switch' ? 'slot switch' : a}: ${ACTION_TEXT[a]}`), ...renderWaves(waves, strategy)];
 }

@@ -21,12 +21,14 @@ import { windowClosedStop } from '../../common/upgrade/policy';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { ApplyEvent, SlotWriteProgress, UpgradeLive } from '../../common/upgrade/progress';
 import { endLive, foldLive, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeRecord } from '../../common/upgrade/progress';
-import type { ApplyAction, ApplyNode, ApplyStep } from '../../common/upgrade/apply';
-import { GATE_DEADLINE_MS, nextApplyAction, planRollback } from '../../common/upgrade/apply';
-import { agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common/upgrade/observe';
+import type { ApplyAction, ApplyNode, ApplyStep, ReplacePhase } from '../../common/upgrade/apply';
+import { destroyNotAllowed, GATE_DEADLINE_MS, nextApplyAction, nextReplaceStep, planRollback } from '../../common/upgrade/apply';
+import { activeGate, agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common/upgrade/observe';
 import type { AgentEvent, AgentState } from '../../common/upgrade/agent';
 import { AGENT_STATE_FILE, initialAgentState, otherSlot, shortDigest } from '../../common/upgrade/agent';
 import type { Wave } from '../../common/upgrade/waves';
+import type { ReplaceState } from '../../common/upgrade/progress';
+import type { Cordoned } from '../../common/upgrade/apply';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
@@ -77,6 +79,34 @@ export interface NodeOps extends AgentStateOps {
    */
   recoverStall?(node: string, signal?: AbortSignal): Promise<string | undefined>;
 }
+
+/**
+ * What a replace wave needs of a deployed cluster (docs/upgrades.md, "Replace-based upgrades"): the
+ * drill machinery's steps for one node. Each call may throw; its message is shown with the node's
+ * name and the step. `fence` and `provision` are idempotent (a rerun calls them again).
+ */
+export interface ReplaceOps {
+  /** Whether the substrate has a VM for the node. */
+  exists(node: string, signal?: AbortSignal): Promise<boolean>;
+  /** The drill's fence: its etcd member removed on a healthy peer (under the one quorum rule), revoked at the hub. One line of what was done. */
+  fence(node: string, signal?: AbortSignal): Promise<string>;
+  /** Destroys the node's VM with its disks. One line of what was done. */
+  destroy(node: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * The same plan slot (VMID, MAC, addresses) provisioned from `build`'s role image: the VM, first
+   * boot, enrollment (revocation lifted, a fresh token; an etcd member added again and recorded for
+   * the etcd role), planes. Skips what is done. One line of what was done.
+   */
+  provision(node: string, build: BuildRef, signal?: AbortSignal): Promise<string>;
+  /**
+   * The health gate on the node's active slot, run now (after its converge) until it passes, fails
+   * for good or its window ends; returns the gate's textfile (kubedos.prom) as it left it.
+   */
+  gate(node: string, signal?: AbortSignal): Promise<string | undefined>;
+}
+
+/** A bound on one node's replacement phases in the rollback (seven phases, each retried only by a rerun): more is a bug. */
+const REPLACE_PHASE_BOUND = 20;
 
 /** Power cycles of one node per reboot at most (a firmware that stalls every time is said, not cycled for ever). */
 const MAX_POWER_CYCLES = 2;
@@ -202,6 +232,10 @@ interface LoopInput {
   gateDeadlineMs?: number;
   /** The spec runs Kubernetes (kubernetes.enabled): drain each node before its reboot, uncordon it after its gate. */
   kubernetes?: boolean;
+  /** The nodes of replace waves are replaced through these; a replace wave without them is refused. */
+  replace?: ReplaceOps;
+  /** Destroying VMs is allowed (spec stages.drill.allowDestroy, or kubedos upgrade --allow-destroy): replace waves need it. */
+  allowDestroy?: boolean;
   /** Between two observations while a node reboots or its gate runs (default 5 s). */
   pollMs?: number;
   now?: () => number;
@@ -403,6 +437,118 @@ async function powerCycleIfStalled(ops: NodeOps, node: string, cycles: Map<strin
   }
 }
 
+/** The nodes of the waves that replace their nodes. */
+const replaceNodesOf = (waves: readonly Wave[]): string[] => waves.filter((w) => w.action === 'replace').flatMap((w) => w.nodes);
+
+/** A replace wave with no way to replace its nodes here: refused before any node is touched (undefined: it can go on). */
+export function noReplaceOps(waves: readonly Wave[], input: Pick<LoopInput, 'replace'>): string | undefined {
+  const nodes = replaceNodesOf(waves);
+  if (!nodes.length || input.replace) return undefined;
+  return `${plural(nodes.length, 'node')} (${firstFew(nodes)}) ${nodes.length === 1 ? 'is' : 'are'} replaced under strategy replace (the spec's kubernetes.ha.upgradeStrategy), and this run has no replace operations for them: replacing the VMs of a deployed cluster is not wired into kubedos upgrade yet (the replace loop runs on simulated nodes only); set kubernetes.ha.upgradeStrategy: rolling to switch A/B slots instead; nothing was touched`;
+}
+
+/** What one phase of a node's replacement needs of the run. */
+interface ReplaceRun {
+  ops: NodeOps;
+  replace: ReplaceOps;
+  record: UpgradeRecord;
+  save: () => void;
+  agents: RunAgents;
+  emit: (e: ApplyEvent) => void;
+  kubernetes: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+/** A node of a replace wave as the run sees it: its VM, its boot status where it runs, the record's word on its replacement. */
+async function observeReplaced(node: string, step: ApplyStep | undefined, r: ReplaceRun): Promise<ApplyNode> {
+  const vm = await r.replace.exists(node, r.signal);
+  // The replacement's steps go by the record and the VM; the status only names the build it runs (and is read again by its gate).
+  const status = vm ? await r.ops.status(node, r.signal).catch(() => '') : '';
+  const st = parseBootStatus(status);
+  const replaced = r.record.replaced?.[node];
+  const converged = r.record.converged?.[node];
+  return { status, running: r.agents.slots(node, st.ok ? st.value.active : 'A').running, vm, ...(replaced ? { replaced } : {}), ...(converged ? { converged } : {}), ...(step ? { step } : {}) };
+}
+
+/**
+ * Runs one phase of a node's replacement with `a.build` (nextReplaceStep's): the record's
+ * ReplacedNode is written before each step that cannot be undone (`destroying` before the
+ * destroy, `provisioning` before any VM is created), so a rerun finds where the node is. Returns
+ * the journal's step, or undefined when the run was cancelled meanwhile.
+ */
+async function replacePhase(a: Extract<ApplyAction, { kind: 'replace' }>, r: ReplaceRun): Promise<ApplyStep | undefined> {
+  const { node, build } = a;
+  const emit = (step: ReplacePhase, detail: string): void => r.emit({ node, step, detail });
+  const setState = (state: ReplaceState): void => {
+    r.record.replaced = { ...r.record.replaced, [node]: { build, state } };
+    r.save();
+  };
+  const ok: ApplyStep = { kind: 'replace', phase: a.phase, ok: true };
+  try {
+    switch (a.phase) {
+      case 'drain':
+        emit('drain', `wave ${a.wave}: kubectl drain ${node} before its replacement`);
+        await r.ops.drain(node, r.signal);
+        emit('drain', 'drained: its pods run elsewhere; fencing it next');
+        return ok;
+      case 'fence':
+        emit('fence', `wave ${a.wave}: fencing ${node} (the drill's fence: its etcd member out, revoked at the hub)`);
+        emit('fence', await r.replace.fence(node, r.signal));
+        return ok;
+      case 'destroy':
+        setState('destroying');
+        emit('destroy', `destroying ${node}'s VM to replace it with ${build.version}`);
+        emit('destroy', await r.replace.destroy(node, r.signal));
+        setState('provisioning');
+        return ok;
+      case 'provision': {
+        setState('provisioning');
+        emit('provision', `provisioning ${node}'s plan slot from ${build.version}'s image: VM, first boot, enroll, planes`);
+        const done = await r.replace.provision(node, build, r.signal);
+        // A new image: root B is a copy of A; the old disk's agent state went with it.
+        r.record.slots[node] = { A: build, B: build };
+        r.agents.agents.replaced(node);
+        setState('provisioned');
+        emit('provision', done);
+        return ok;
+      }
+      case 'converge':
+        emit('converge', `converging ${node} on ${build.version} (this node only)`);
+        await r.ops.converge(node, r.signal);
+        r.record.converged = { ...r.record.converged, [node]: build };
+        setState('converged');
+        emit('converge', `converged on ${build.version}`);
+        return ok;
+      case 'gate': {
+        emit('gate', `${node}'s health gate on ${build.version}`);
+        const metrics = await r.replace.gate(node, r.signal);
+        const status = await r.ops.status(node, r.signal).catch((err: unknown) => errText(err));
+        const v = activeGate(status, metrics);
+        if (!v.passed) return { kind: 'replace', phase: 'gate', ok: false, error: v.why, ...(v.ran ? { bad: true as const } : {}) };
+        setState(r.kubernetes ? 'passed' : 'done');
+        emit('gate', `slot ${v.slot} passed its gate on ${build.version}`);
+        return ok;
+      }
+      case 'uncordon':
+        emit('uncordon', `its replacement passed its gate: kubectl uncordon ${node}`);
+        await r.ops.uncordon(node, r.signal);
+        setState('done');
+        return ok;
+    }
+  } catch (err) {
+    if (r.signal?.aborted) return undefined;
+    return { kind: 'replace', phase: a.phase, ok: false, error: errText(err) };
+  }
+}
+
+/** The stop's words for a node a stopped run left cordoned (undefined: none). */
+function cordonNote(node: string, cordoned: Cordoned | undefined): string | undefined {
+  if (cordoned === 'leave') return `${node} stays cordoned (drained before its reboot): once it runs a slot whose gate passed, run kubectl uncordon ${node} on a control-plane node`;
+  if (cordoned === 'until-converged') return `${node} stays cordoned (drained before its reboot) until it is converged: the rerun uncordons it after its converge (after a kubedos deploy instead, run kubectl uncordon ${node} on a control-plane node)`;
+  if (cordoned === 'until-replaced') return `${node} stays cordoned (drained before its replacement): the rerun uncordons it once its replacement passed its gate (after kubedos heal SPEC instead, run kubectl uncordon ${node} on a control-plane node)`;
+  return undefined;
+}
+
 /** Runs an upgrade to `target` until every node of the waves runs it, or it stops. */
 export function runApply(input: ApplyRunInput): Promise<ApplyOutcome> {
   return withLive('upgrade', input, (i) => applyLoop({ ...input, ...i }));
@@ -419,17 +565,28 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   /** Power cycles per node during its current reboot (powerCycleIfStalled). */
   const cycles = new Map<string, number>();
 
+  const replaceNodes = new Set(replaceNodesOf(waves));
+  const cannot = noReplaceOps(waves, input);
+  if (cannot) {
+    const message = `upgrade to ${target.version} refused: ${cannot}`;
+    emit({ step: 'refuse', detail: message });
+    return { kind: 'refuse', message };
+  }
   // Every node's agent state, before any node is touched: a build its agent recorded as bad is
   // refused even when this workspace's record does not have it (a workspace lost or restored).
-  const opened = await openAgents(ops, nodes, { record, from, save: input.saveRecord }, now, emit, signal);
+  // Not of a node being replaced: its VM gone, or one created from the new build and not yet provisioned.
+  const readable: string[] = [];
+  for (const node of nodes) if (!replaceNodes.has(node) || (record.replaced?.[node]?.state !== 'provisioning' && (await input.replace!.exists(node, signal)))) readable.push(node);
+  const opened = await openAgents(ops, readable, { record, from, save: input.saveRecord }, now, emit, signal);
   if (!opened.ok) {
     emit({ step: 'refuse', detail: opened.message });
     return { kind: 'refuse', message: opened.message };
   }
   const agents = opened.run;
+  const replaceRun = input.replace ? { ops, replace: input.replace, record, save, agents, emit, kubernetes: input.kubernetes === true, signal } : undefined;
   // The record's own refusal (the plan's, below) comes first when it has the build.
   const badInRecord = record.bad.some((b) => b.digest === target.digest);
-  const badOnNodes = badInRecord ? [] : agents.agents.badOn(target, nodes);
+  const badOnNodes = badInRecord ? [] : agents.agents.badOn(target, readable);
   if (badOnNodes.length) {
     const message = badOnNodesMessage(target, badOnNodes);
     // Into this workspace's record too (the Pipeline view reads it; the next run refuses from it first).
@@ -458,6 +615,17 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
     }
   };
 
+  /** A maintenance window that has closed before `node`'s first action: what stops the run there (undefined: open, or none set). */
+  const windowClosed = async (node: string, view: Record<string, ApplyNode>): Promise<ApplyOutcome | undefined> => {
+    const window = input.maintenanceWindow?.(now());
+    if (!window || window.open) return undefined;
+    await cancelStaged('the maintenance window closed');
+    const on = nodes.filter((n) => view[n]!.running.digest === target.digest);
+    const reason = windowClosedStop(now(), window, { version: target.version, onTarget: on, untouched: nodes.filter((n) => !on.includes(n)) });
+    emit({ node, step: 'stop', detail: reason });
+    return { kind: 'stop', node, reason, message: `upgrade to ${target.version} stopped before ${node}: ${reason}` };
+  };
+
   for (let i = 0; i < (input.maxSteps ?? 10_000); i++) {
     if (signal?.aborted) {
       await cancelStaged('the upgrade was cancelled');
@@ -467,6 +635,14 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
     const view: Record<string, ApplyNode> = {};
     let unreachable: { node: string; error: string } | undefined;
     for (const node of nodes) {
+      if (replaceRun && replaceNodes.has(node)) {
+        try {
+          view[node] = await observeReplaced(node, steps[node], replaceRun);
+        } catch (err) {
+          unreachable ??= { node, error: errText(err) };
+        }
+        continue;
+      }
       let status: string;
       try {
         // A node this run has not acted on does not change under it: read once (one round trip per node, not per turn).
@@ -516,7 +692,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       emit({ node: unreachable.node, step: 'stop', detail: reason });
       return { kind: 'stop', node: unreachable.node, reason, message };
     }
-    const a: ApplyAction = nextApplyAction({ waves, target, nodes: view, bad: record.bad, now: now(), gateDeadlineMs: deadlineMs, ...(input.kubernetes ? { kubernetes: true } : {}) });
+    const a: ApplyAction = nextApplyAction({ waves, target, nodes: view, bad: record.bad, now: now(), gateDeadlineMs: deadlineMs, ...(input.kubernetes ? { kubernetes: true } : {}), ...(input.allowDestroy ? { allowDestroy: true } : {}) });
     switch (a.kind) {
       case 'refuse':
         emit({ step: 'refuse', detail: a.message });
@@ -531,26 +707,13 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         }
         emit({ node: a.node, step: 'stop', detail: `${a.reason}${a.fellBackTo ? ` (runs slot ${a.fellBackTo})` : ''}` });
         // A node this run drained: back into service when it runs its previous slot, else left cordoned (said).
-        const cordon =
-          a.cordoned === 'uncordon'
-            ? await uncordonAgain(ops, a.node, emit)
-            : a.cordoned === 'leave'
-              ? `${a.node} stays cordoned (drained before its reboot): once it runs a slot whose gate passed, run kubectl uncordon ${a.node} on a control-plane node`
-              : a.cordoned === 'until-converged'
-                ? `${a.node} stays cordoned (drained before its reboot) until it is converged: the rerun uncordons it after its converge (after a kubedos deploy instead, run kubectl uncordon ${a.node} on a control-plane node)`
-                : undefined;
+        const cordon = a.cordoned === 'uncordon' ? await uncordonAgain(ops, a.node, emit) : cordonNote(a.node, a.cordoned);
         return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: cordon ? `${a.message}\n${cordon}` : a.message };
       }
       case 'write': {
         // A node's first action: a maintenance window that has closed stops the run before it.
-        const window = input.maintenanceWindow?.(now());
-        if (window && !window.open) {
-          await cancelStaged('the maintenance window closed');
-          const on = nodes.filter((n) => view[n]!.running.digest === target.digest);
-          const reason = windowClosedStop(now(), window, { version: target.version, onTarget: on, untouched: nodes.filter((n) => !on.includes(n)) });
-          emit({ node: a.node, step: 'stop', detail: reason });
-          return { kind: 'stop', node: a.node, reason, message: `upgrade to ${target.version} stopped before ${a.node}: ${reason}` };
-        }
+        const closed = await windowClosed(a.node, view);
+        if (closed) return closed;
         // The node's agent: the preflight's checks passed (signature, cluster, version); it refuses a build it must not stage.
         const active = otherSlot(a.slot);
         const running = view[a.node]!.running;
@@ -639,6 +802,22 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         emit({ node: a.node, step: 'wait', detail: a.why });
         await sleep(Math.max(0, Math.min(pollMs, a.until - now())), signal);
         break;
+      case 'replace': {
+        if (!replaceRun) throw new Error(`${a.node}: a replace step without replace operations (refused before the loop): a bug in the apply loop`);
+        // A replacement's first phase (its drain where Kubernetes runs, else its fence) is the node's first action: the window is asked there.
+        if (a.phase === (input.kubernetes ? 'drain' : 'fence') && !record.replaced?.[a.node]) {
+          const closed = await windowClosed(a.node, view);
+          if (closed) return closed;
+        }
+        // What --rollback returns from: set once a node's VM is about to be destroyed for it.
+        if ((a.phase === 'destroy' || a.phase === 'provision') && record.target?.digest !== target.digest) {
+          record.target = target;
+          save();
+        }
+        const step = await replacePhase(a, replaceRun);
+        if (step) steps[a.node] = step;
+        break;
+      }
     }
   }
   throw new Error(`the upgrade to ${target.version} did not end within ${input.maxSteps ?? 10_000} steps (${describeSteps(steps)}): a bug in the apply loop`);
@@ -664,8 +843,27 @@ export function runRollback(input: RollbackRunInput): Promise<ApplyOutcome> {
 }
 
 async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
-  const { waves, from, target, ops, record, signal } = input;
+  const { from, target, ops, record, signal } = input;
   const { now, sleep, pollMs, deadlineMs, emit } = loopSettings(input);
+  // Replace waves: the nodes replaced with `target` (or left half-way by an earlier --rollback) are
+  // replaced again from N, after the slot switches (the hub first back), last wave first.
+  const replaceWaves = input.waves.filter((w) => w.action === 'replace');
+  const replaceBack = [...replaceWaves].reverse().flatMap((w) => [...w.nodes].reverse().map((node) => ({ node, wave: w.index }))).filter(({ node }) => {
+    const r = record.replaced?.[node];
+    return r !== undefined && (r.build.digest === target.digest || (r.build.digest === from.digest && r.state !== 'done'));
+  });
+  // Every other node goes back the way it went (a slot switch): the hub, and a node of a replace
+  // wave that a rolling upgrade moved before the strategy changed (one that runs N is skipped).
+  const again = new Set(replaceBack.map((x) => x.node));
+  const waves = input.waves.map((w) => ({ ...w, nodes: w.nodes.filter((n) => !again.has(n)) })).filter((w) => w.nodes.length);
+  if (replaceBack.length) {
+    const refusal = !input.allowDestroy ? destroyNotAllowed(replaceWaves) : noReplaceOps(replaceWaves, input);
+    if (refusal) {
+      const message = `rollback from ${target.version} refused before any node was touched: ${refusal}`;
+      emit({ step: 'refuse', detail: message });
+      return { kind: 'refuse', message };
+    }
+  }
   const nodes = waves.flatMap((w) => w.nodes);
   const observed: Record<string, { status: string }> = {};
   for (const node of nodes) {
@@ -680,8 +878,10 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
     observed[node] = { status };
   }
   // Every node's agent state, before any node is touched (an unreadable one refuses the rollback):
-  // the build each node runs is its agent's word where it has one.
-  const opened = await openAgents(ops, nodes, { record, from, save: input.saveRecord }, now, emit, signal);
+  // the build each node runs is its agent's word where it has one. A replaced node's only where its VM runs.
+  const readable = [...nodes];
+  for (const { node } of replaceBack) if (record.replaced?.[node]?.state !== 'provisioning' && (await input.replace!.exists(node, signal))) readable.push(node);
+  const opened = await openAgents(ops, readable, { record, from, save: input.saveRecord }, now, emit, signal);
   if (!opened.ok) {
     emit({ step: 'refuse', detail: opened.message });
     return { kind: 'refuse', message: `rollback refused before any node was touched: ${opened.message}` };
@@ -713,10 +913,10 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
   }
   await agents.takeUp();
   if (!record.bad.some((b) => b.digest === target.digest)) {
-    record.bad.push({ digest: target.digest, version: target.version, node: plan.steps[0]?.node ?? '(none)', reason: ROLLBACK_REASON });
+    record.bad.push({ digest: target.digest, version: target.version, node: plan.steps[0]?.node ?? replaceBack[0]?.node ?? '(none)', reason: ROLLBACK_REASON });
     input.saveRecord?.(record);
   }
-  if (!plan.steps.length) {
+  if (!plan.steps.length && !replaceBack.length) {
     const message = `no node runs ${target.version}: nothing to roll back`;
     emit({ step: 'done', detail: message });
     return { kind: 'done', nodes: [], message };
@@ -789,6 +989,28 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
       }
     }
     back.push(s.node);
+  }
+  if (replaceBack.length) {
+    const r: ReplaceRun = { ops, replace: input.replace!, record, save: () => input.saveRecord?.(record), agents, emit, kubernetes: input.kubernetes === true, signal };
+    for (const { node, wave } of replaceBack) {
+      let step: ApplyStep | undefined;
+      for (let i = 0; ; i++) {
+        if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled while ${node} is replaced from ${from.version}; ${plural(back.length, 'node')} back (${firstFew(back) || 'none'}); rerun --rollback to continue` };
+        if (i > REPLACE_PHASE_BOUND) throw new Error(`the rollback of ${node} did not end within ${REPLACE_PHASE_BOUND} steps: a bug in the rollback loop`);
+        const a = nextReplaceStep(node, wave, await observeReplaced(node, step, r), from, r.kubernetes);
+        if (a.kind === 'committed') break;
+        if (a.kind === 'stop') {
+          const rest = replaceBack.slice(replaceBack.findIndex((x) => x.node === node) + 1).map((x) => x.node);
+          const cordon = a.cordoned === 'uncordon' ? await uncordonAgain(ops, node, emit) : cordonNote(node, a.cordoned);
+          const message = `rollback from ${target.version} stopped at ${node}: ${a.reason}\n${plural(back.length, 'node')} back on the previous build${back.length ? ` (${firstFew(back)})` : ''}, ${rest.length} not rolled back yet${rest.length ? ` (${firstFew(rest)})` : ''}; rerun --rollback to continue (it goes on from this step), or kubedos heal SPEC${cordon ? `\n${cordon}` : ''}`;
+          emit({ node, step: 'stop', detail: a.reason });
+          return { kind: 'stop', node, reason: a.reason, message };
+        }
+        if (i === 0) emit({ node, step: 'rollback', detail: `wave ${wave}: replacing ${node} again from ${from.version}` });
+        step = await replacePhase(a, r);
+      }
+      back.push(node);
+    }
   }
   const message = `${plural(back.length, 'node')} back on the previous build: ${firstFew(back)}; ${target.version} is recorded as rolled back and is not applied again`;
   emit({ step: 'done', detail: message });

@@ -55,7 +55,7 @@ function bootAndGate(n: Node, neverBoots: (b: BuildRef) => boolean, breaksUnit: 
     const g = spawnSync(join(UPGRADE, 'kubedos-health-gate'), ['--timeout', '0', '--interval', '0.2'], { encoding: 'utf8', env: envOf(n), timeout: 30_000 });
     expect(g.stdout).toMatch(/^gate: (pass|fail)/m);
     const prom = readFileSync(join(n.dir, 'textfile/kubedos.prom'), 'utf8');
-    if (slot === n.step?.slot) n.metrics = prom; // the foundry scrapes the tried slot's gate over wg2
+    if (n.step && 'slot' in n.step && slot === n.step.slot) n.metrics = prom; // the foundry scrapes the tried slot's gate over wg2
     const after = existsSync(join(n.dir, 'reboots')) ? readFileSync(join(n.dir, 'reboots'), 'utf8') : '';
     if (after === before) return; // no reboot asked: the node stays up
   }

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { MaintenanceWindow } from '../../common/spec/schema';
 import { windowAt } from '../../common/upgrade/policy';
 import type { WindowState } from '../../common/upgrade/policy';
-import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
+import { buildRef as build, lab3Waves, replaceWaves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import type { ApplyEvent, UpgradeRecord } from './apply-run';
 import { runApply } from './apply-run';
@@ -71,5 +71,21 @@ describe('runApply with a maintenance window', () => {
     const end = await runApply({ waves, from: N, target: N1, ops: sim, record, ...clock, maintenanceWindow: (t) => windowAt(t, [{ days: ['sat'], start: '02:00', durationMinutes: 30 }]) });
     expect(end).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/^the maintenance window closed at 2026-12-05 02:30 UTC: 0 nodes on 0\.2\.0, 3 untouched \(cp-1, w-1, master\); rerun in the next window \(opens 2026-12-12 02:00 UTC, in 6 d 23 h\)/) });
     expect(sim.calls).toEqual([]);
+  });
+  it('under replace: asked before a replaced node\'s drain (its first action), never between its fence, destroy and provision; closing stops before the next node', async () => {
+    const sim = new SimCluster(tempDir(`kd21-window-${seq++}-`), ['cp-1', 'cp-2', 'cp-3', 'w-1', 'master'], N);
+    let t = SAT_0200;
+    const record: UpgradeRecord = { slots: {}, bad: [] };
+    const asked: string[] = [];
+    // Open until cp-1's replacement is done: the second question (before cp-2) finds it closed.
+    const maintenanceWindow = (now: number): WindowState => {
+      asked.push(sim.calls.at(-1) ?? 'start');
+      return asked.length === 1 ? { open: true, always: false, until: now + 60_000 } : windowAt(now, [{ days: ['sun'], start: '02:00', durationMinutes: 60 }]);
+    };
+    const end = await runApply({ waves: replaceWaves(), from: N, target: N1, ops: sim, replace: sim, record, kubernetes: true, allowDestroy: true, now: () => t, sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000, maintenanceWindow });
+    expect(asked).toEqual(['start', 'uncordon cp-1']);
+    expect(end).toMatchObject({ kind: 'stop', node: 'cp-2', reason: expect.stringMatching(/^the maintenance window closed at .*: 1 node on 0\.2\.0 \(cp-1\), 4 untouched/) });
+    // cp-1 whole, cp-2 never touched (not drained, not fenced).
+    expect(sim.calls).toEqual(['drain cp-1', 'fence cp-1', 'destroy cp-1', 'provision cp-1 0.2.0', 'converge cp-1', 'gate cp-1', 'uncordon cp-1']);
   });
 });

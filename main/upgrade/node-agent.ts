@@ -144,6 +144,11 @@ export class NodeAgents {
     return this.agents[node]?.state;
   }
 
+  /** The node was replaced by a new VM: its state and journal went with the old disk; the new one has none yet. */
+  replaced(node: string): void {
+    this.agents[node] = { seq: 0 };
+  }
+
   /**
    * Feeds `event` to the node's agent (a node without a state file starts from `initial`) and
    * writes the result to the node. Returns the refusal's message when `next` refused (journaled).

@@ -28,8 +28,10 @@ const N1 = { packages: { 'base-files': '12.4+deb12u1', openssh: '1:9.2p1-2+deb12
 let dirs = 0;
 const artifactDir = (): string => join(root, `n1-${dirs++}`);
 
-function specOf(mutate: (s: Record<string, any>) => void = () => {}): ClusterSpec {
+/** lab-3 upgraded slot by slot (rolling): under the default replace its single etcd member cp-1 is refused (a test below). */
+function specOf(mutate: (s: Record<string, any>) => void = () => {}, strategy: 'rolling' | 'replace' = 'rolling'): ClusterSpec {
   const obj = templateObject('lab-3');
+  obj.spec.kubernetes.ha.upgradeStrategy = strategy;
   mutate(obj);
   const r = parseSpec(toYaml(obj));
   if (!r.spec) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
@@ -77,12 +79,20 @@ describe('upgradePreflight', () => {
     // The bundle's SBOM of N lists no payload outputs (writeSealedBuild), so every N+1 payload file is new.
     expect(r.diff.payload.added).toEqual(['payload/master/firstboot/firstboot.sh', 'payload/master/nodes/master.json', 'payload/master/upgrade/mark-good.sh']);
     expect(r.waves.map((w) => w.nodes.join('+'))).toEqual(['cp-1', 'w-1', 'master']);
-    expect(r.waves[0]!.action).toBe('replace'); // lab-3's strategy: the schema default
+    expect(r.waves.map((w) => w.action)).toEqual(['slot-switch', 'slot-switch', 'slot-switch']);
     expect(r.warnings.join('\n')).toMatch(/live health was not observed/);
     // A manifest without "upgrade" (as every build before the policy gates): channel stable, no stepping stone; no window: any time.
     expect(r.checks.slice(4, 6)).toEqual(['channel: N+1 is on stable, lab-3 follows stable (the channel of 0.1.0, the build it runs)', 'stepping stone: none (N+1 installs over any older version)']);
     expect(r.checks.at(-1)).toBe('window: no maintenance window set: any time');
     expect(r.checks).toHaveLength(9);
+  });
+
+  it('refuses lab-3 under replace (the schema default) before any node is touched: its single etcd member cp-1 cannot be taken out', async () => {
+    const dir = artifactDir();
+    writeArtifact(dir, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1 });
+    const replace = specOf(() => {}, 'replace');
+    const r = refusal(await preflight({ artifactDir: dir, spec: replace, plan: makePlan(replace) }));
+    expect(r).toMatchObject({ code: 'quorum', message: expect.stringMatching(/^replacing cp-1 \(strategy replace, the spec's kubernetes\.ha\.upgradeStrategy\) takes its etcd member out .*cp-1 is the only member\)\. Nothing was touched/) });
   });
 
   it('refuses an unsigned N+1', async () => {

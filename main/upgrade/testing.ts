@@ -3,13 +3,13 @@
 // SBOM, provenance and DSSE), a sealed deploy's bundle/build folder and a deploy journal. Real
 // signatures, real verification; no image is built (that takes minutes).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { SlotWriteProgress } from '../../common/upgrade/progress';
-import type { NodeOps } from './apply-run';
+import type { NodeOps, ReplaceOps } from './apply-run';
 import { UPGRADE_BOOT_TRIES } from './slot-image';
 import type { AgentFiles } from './node-agent';
 import { agentReadArgv, agentWriteArgv, agentWriteInput, parseAgentRead } from './node-agent';
@@ -253,7 +253,7 @@ export interface SimNode {
  * kernel never comes up on a node, a build that breaks a unit (the gate's services check) on a
  * node, a write the node refuses, a converge that fails on a node.
  */
-export class SimCluster implements NodeOps {
+export class SimCluster implements NodeOps, ReplaceOps {
   readonly nodes: Record<string, SimNode> = {};
   readonly calls: string[] = [];
   neverBoots: (node: string, b: BuildRef) => boolean = () => false;
@@ -283,8 +283,85 @@ export class SimCluster implements NodeOps {
   /** Nodes cordoned now (kubectl drain cordons first; uncordon clears). */
   readonly cordoned = new Set<string>();
 
-  constructor(root: string, names: readonly string[], n: BuildRef) {
+  // ---- Replacing a node (ReplaceOps: the drill machinery's steps on a deployed cluster)
+  /** Nodes whose VM was destroyed and not provisioned again. */
+  readonly gone = new Set<string>();
+  /** VMs destroyed and created per node. */
+  readonly destroyed: Record<string, number> = {};
+  readonly created: Record<string, number> = {};
+  /** Nodes fenced now (revoked at the hub, etcd member out) until a provision lifts it. */
+  readonly fenced = new Set<string>();
+  /** A fence, destroy or provision that fails on a node: its error message. */
+  refuseReplace: (node: string, phase: 'fence' | 'destroy' | 'provision') => string | undefined = () => undefined;
+  /** Runs as a replacement's fence, destroy or provision starts (a test cancelling the run there). */
+  duringReplace: (node: string, phase: 'fence' | 'destroy' | 'provision') => void = () => undefined;
+
+  constructor(
+    private readonly root: string,
+    names: readonly string[],
+    n: BuildRef,
+  ) {
     for (const name of names) this.nodes[name] = { name, ...simNodeDir(root, name), slots: { A: n, B: n }, rebooting: false, off: false, boots: 0 };
+  }
+
+  async exists(name: string): Promise<boolean> {
+    this.node(name);
+    return !this.gone.has(name);
+  }
+
+  async fence(name: string): Promise<string> {
+    this.calls.push(`fence ${name}`);
+    this.duringReplace(name, 'fence');
+    const refusal = this.refuseReplace(name, 'fence');
+    if (refusal) throw new Error(refusal);
+    this.fenced.add(name);
+    return `revoked at the hub; ${name}'s etcd member removed`;
+  }
+
+  /** The VM and its disks go: the node's directory (its boot environment, data, any marker a test left) is removed. */
+  async destroy(name: string): Promise<string> {
+    const n = this.node(name);
+    this.calls.push(`destroy ${name}`);
+    this.duringReplace(name, 'destroy');
+    const refusal = this.refuseReplace(name, 'destroy');
+    if (refusal) throw new Error(refusal);
+    if (!this.gone.has(name)) {
+      rmSync(n.dir, { recursive: true, force: true });
+      n.off = true;
+      this.gone.add(name);
+      this.destroyed[name] = (this.destroyed[name] ?? 0) + 1;
+    }
+    return `VM of ${name} destroyed with its disks`;
+  }
+
+  /** A new VM in the same plan slot from `build`'s image (both slots hold it, slot A active), enrolled; one already there from `build` is kept (the deploy run skips it). */
+  async provision(name: string, build: BuildRef): Promise<string> {
+    const old = this.node(name);
+    this.calls.push(`provision ${name} ${build.version}`);
+    this.duringReplace(name, 'provision');
+    let created = false;
+    if (this.gone.has(name)) {
+      this.nodes[name] = { name, ...simNodeDir(this.root, name), slots: { A: build, B: build }, rebooting: false, off: false, boots: 0 };
+      this.gone.delete(name);
+      this.created[name] = (this.created[name] ?? 0) + 1;
+      created = true;
+    } else if (old.slots.A.digest !== build.digest) throw new Error(`${name}: provision over a VM that runs ${old.slots.A.version}, not ${build.version} (it was never destroyed)`);
+    // The deploy run fails after it created the VM (at first boot or enroll): the VM stays.
+    const refusal = this.refuseReplace(name, 'provision');
+    if (refusal) throw new Error(refusal);
+    this.fenced.delete(name);
+    return created ? `VM of ${name} created from ${build.version}, first boot, enrolled, planes up` : `VM of ${name} already created from ${build.version}: first boot, enrolled, planes up`;
+  }
+
+  /** The real kubedos-health-gate on the node's active slot (one pass: no try, nothing to fall back to); its kubedos.prom. */
+  async gate(name: string): Promise<string | undefined> {
+    const n = this.node(name);
+    this.calls.push(`gate ${name}`);
+    if (n.off) throw new Error(`${name}: no answer (the machine is powered off)`);
+    writeFileSync(join(n.dir, 'failing-units'), `${this.breaks(n.name, n.slots.A) ?? ''}\n`);
+    const g = spawnSync(join(UPGRADE_DIR, 'kubedos-health-gate'), ['--timeout', '0', '--interval', '0.2'], { encoding: 'utf8', env: this.envOf(n), timeout: 30_000 });
+    if (!/^gate: (pass|fail)/m.test(g.stdout)) throw new Error(`${n.name}: the gate did not finish: ${g.stdout}${g.stderr}`);
+    return this.metrics(name);
   }
 
   private node(name: string): SimNode {

@@ -25,9 +25,10 @@ import { convergeNodes } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import { terminalRoute } from '../terminal/pins';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
-import type { ApplyEvent, ApplyOutcome, NodeOps } from './apply-run';
+import type { ApplyEvent, ApplyOutcome, NodeOps, ReplaceOps } from './apply-run';
 import type { SlotWriteProgress } from '../../common/upgrade/progress';
-import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
+import { destroyNotAllowed } from '../../common/upgrade/apply';
+import { noReplaceOps, readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
 import type { SlotScratch } from './slot-scratch';
@@ -325,7 +326,11 @@ export interface UpgradeRunRequest {
   to?: BuildRef;
   /** `--allow-downgrade`: the nodes' agents stage an older N+1 too. */
   allowDowngrade?: boolean;
+  /** `--allow-destroy` (the spec's stages.drill.allowDestroy counts too): replace waves destroy VMs. */
+  allowDestroy?: boolean;
   ops: NodeOps;
+  /** How replace waves replace a node; none: they are refused before any node is touched. */
+  replace?: ReplaceOps;
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   onEvent?: (e: ApplyEvent) => void;
@@ -341,12 +346,23 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   const cluster = r.spec.metadata.name;
   const notAb = specNotAb(r.spec);
   if (notAb) return { kind: 'refuse', message: notAb };
-  const nodes = r.waves.flatMap((w) => w.nodes);
-  const ab = await checkAbNodes(cluster, nodes, r.ops, r.signal);
-  if (!ab.ok) return { kind: 'refuse', message: ab.message };
+  // Replace waves are refused before any node is touched unless they can run (allowDestroy, replace operations):
+  // the A/B check is of the slot-switched nodes (a replaced node's VM may be gone mid-replacement).
+  const allowDestroy = r.allowDestroy === true || r.spec.spec.stages.drill?.allowDestroy === true;
+  const replaceWaves = r.waves.filter((w) => w.action === 'replace');
+  // An upgrade; a rollback refuses by itself, only when a node it must replace again is in the record.
+  if (r.to && replaceWaves.length) {
+    const refusal = !allowDestroy ? destroyNotAllowed(replaceWaves) : noReplaceOps(replaceWaves, r);
+    if (refusal) return { kind: 'refuse', message: refusal };
+  }
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
-  const common = { waves: r.waves, from: r.from, ops: r.ops, record, kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
+  // Not the nodes replaced (an upgrade's replace waves; a rollback's nodes the record says were replaced).
+  const replacing = new Set(r.to ? replaceWaves.flatMap((w) => w.nodes) : Object.keys(record.replaced ?? {}));
+  const nodes = r.waves.flatMap((w) => w.nodes).filter((n) => !replacing.has(n));
+  const ab = await checkAbNodes(cluster, nodes, r.ops, r.signal);
+  if (!ab.ok) return { kind: 'refuse', message: ab.message };
+  const common = { waves: r.waves, from: r.from, ops: r.ops, record, ...(allowDestroy ? { allowDestroy: true } : {}), ...(r.replace ? { replace: r.replace } : {}), kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
   if (r.to) return runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   return runRollback({ ...common, target: record.target });

@@ -17,6 +17,18 @@ let root: string;
 let env: NodeJS.ProcessEnv;
 let key: SigningKey;
 
+/** lab-3 with a strategy; `etcd3`: two more control planes (cp-2, cp-3: three etcd members); `ab`: A/B disks. */
+function specText(o: { strategy: 'rolling' | 'replace'; etcd3?: boolean; ab?: boolean }): string {
+  const doc = parse(TEMPLATES['lab-3'].text) as { spec: { upgrades?: { diskLayout: string }; kubernetes: { ha: { upgradeStrategy: string } }; nodes: { inventory: Record<string, unknown>[] } } };
+  doc.spec.kubernetes.ha.upgradeStrategy = o.strategy;
+  if (o.ab) doc.spec.upgrades = { diskLayout: 'ab' };
+  if (o.etcd3) {
+    const cp1 = doc.spec.nodes.inventory.find((n) => n.name === 'cp-1')!;
+    doc.spec.nodes.inventory.push({ ...cp1, name: 'cp-2', vmid: 3003 }, { ...cp1, name: 'cp-3', vmid: 3004 });
+  }
+  return stringify(doc);
+}
+
 function io(): CliIo & { outText: string[]; errText: string[] } {
   const outText: string[] = [];
   const errText: string[] = [];
@@ -28,7 +40,11 @@ const N1 = { packages: { 'base-files': '12.4+deb12u1', openssh: '1:9.2p1-2+deb12
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'h18-upgrade-cli-'));
   env = { KUBEDOS_WORKSPACE: join(root, 'ws') };
-  writeFileSync(join(root, 'lab.yaml'), TEMPLATES['lab-3'].text);
+  // lab-3 slot by slot: under the default replace its single etcd member is refused (the replace tests below).
+  writeFileSync(join(root, 'lab.yaml'), specText({ strategy: 'rolling' }));
+  writeFileSync(join(root, 'lab-replace.yaml'), TEMPLATES['lab-3'].text);
+  writeFileSync(join(root, 'lab5.yaml'), specText({ strategy: 'replace', etcd3: true }));
+  writeFileSync(join(root, 'lab5-ab.yaml'), specText({ strategy: 'replace', etcd3: true, ab: true }));
   key = await buildSigningKey('lab-3', env, { log: () => {} });
   writeSealedBuild('lab-3', env, { version: '0.1.0', key, packages: { 'base-files': '12.4+deb12u1', openssh: '1:9.2p1-2+deb12u5', tzdata: '2024a-0+deb12u1' }, payload: {} });
   writeDeployJournal('lab-3', env);
@@ -57,7 +73,7 @@ describe('kubedos upgrade', () => {
     expect(out).toContain('  + payload/master/firstboot/firstboot.sh');
     // The SBOM lists payload files; an image is checked (and said so on stderr) but is no payload file.
     expect(out).not.toContain('images/lab-3-master.qcow2');
-    expect(out).toMatch(/3 waves \(replace: fence the node/);
+    expect(out).toMatch(/3 waves \(slot-switch: write N\+1 into the passive root slot/);
     expect(out).toMatch(/wave {2}1 {2}control-plane .* cp-1 {2}\(1 etcd member down\)\n.*wave {2}2 .* w-1\n.*wave {2}3 {2}hub .* master/);
     expect(out).toMatch(/dry run: every check passed; nothing was touched/);
     expect(a.errText).toEqual(["checking images/lab-3-master.qcow2 against N+1's signed manifest…"]);
@@ -85,6 +101,23 @@ describe('kubedos upgrade', () => {
     const a = io();
     expect(await upgradeCommand.run(['lab-ab.yaml', '--to', 'n1', '--target', 'qemu-local'], a)).toBe(1);
     expect(a.errText.join('\n')).toMatch(/^upgrade lab-3 0\.1\.0 → 0\.2\.0 refused: cannot read the boot status of 3 nodes of lab-3 \(cp-1, w-1, master; cp-1: VM \d+ is not running\): .*Nothing was touched$/m);
+  });
+
+  it('strategy replace: lab-3\'s single etcd member refused; with three members the plan says per wave "replace" or "slot switch (the hub keeps its identity)"; applying needs --allow-destroy and is not wired to VMs yet', async () => {
+    const a = io();
+    expect(await upgradeCommand.run(['lab-replace.yaml', '--to', 'n1', '--dry-run'], a)).toBe(1);
+    expect(a.errText.join('\n')).toMatch(/^upgrade refused \(quorum\): replacing cp-1 \(strategy replace, the spec's kubernetes\.ha\.upgradeStrategy\) takes its etcd member out .*cp-1 is the only member\)\. Nothing was touched/m);
+    const b = io();
+    expect(await upgradeCommand.run(['lab5.yaml', '--to', 'n1', '--dry-run'], b)).toBe(0);
+    const out = b.outText.join('\n');
+    expect(out).toContain('5 waves (strategy replace):\n  replace: drain, fence, destroy the VM, provision the same plan slot from N+1\'s image (the drill machinery), converge it, wait for its health gate\n  slot switch: write N+1 into the passive root slot, reboot into it, wait for the health gate');
+    expect(out).toMatch(/wave {2}1 {2}control-plane .* cp-1 {2}\(1 etcd member down\): replace\n.*cp-2 .*: replace\n.*cp-3 .*: replace\n.*wave {2}4 {2}nodes .* w-1: replace\n.*wave {2}5 {2}hub .* master: slot switch \(the hub keeps its identity\)/);
+    const c = io();
+    expect(await upgradeCommand.run(['lab5-ab.yaml', '--to', 'n1', '--target', 'qemu-local'], c)).toBe(1);
+    expect(c.errText.join('\n')).toMatch(/^upgrade lab-3 0\.1\.0 → 0\.2\.0 refused: 4 waves replace 4 nodes \(cp-1, cp-2, cp-3, w-1; .*run kubedos upgrade --allow-destroy .*nothing was touched$/m);
+    const d = io();
+    expect(await upgradeCommand.run(['lab5-ab.yaml', '--to', 'n1', '--target', 'qemu-local', '--allow-destroy'], d)).toBe(1);
+    expect(d.errText.join('\n')).toMatch(/^upgrade lab-3 0\.1\.0 → 0\.2\.0 refused: 4 nodes \(cp-1, cp-2, cp-3, w-1\) are replaced under strategy replace .*not wired into kubedos upgrade yet .*nothing was touched$/m);
   });
 
   it('refuses each bad N+1 with one line naming the reason (exit 1)', async () => {

@@ -1,8 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { plan } from '../../../common/plan/plan';
-import { plural } from '../../../common/text/plural';
-import { ACTION_TEXT, renderWaves } from '../../../common/upgrade/waves';
+import { renderPlan } from '../../../common/upgrade/waves';
 import { diffIsEmpty, diffSummary, renderDiff } from '../../build/darksite/pins';
 import { renderPayloadDiff } from '../../upgrade/sbom-diff';
 import { upgradePreflight } from '../../upgrade/preflight';
@@ -41,7 +40,7 @@ function report(what: string, end: ApplyOutcome, io: CliIo): number {
 }
 
 /** Opens the substrate driver the deploy used and runs the loop with the VM node operations. */
-async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
+async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
   const { spec, io } = o;
   const p = plan(spec);
   const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, o.target), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
@@ -49,7 +48,7 @@ async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef;
   const converge = vmConverge({ spec, plan: p, driver, env: io.env, log: (line) => io.err(`  ${line}`) });
   const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
   try {
-    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
   } finally {
     await ops.close();
     await driver.close();
@@ -59,7 +58,7 @@ async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef;
 export const upgradeCommand: CliCommand = {
   name: 'upgrade',
   summary: 'move the cluster from its build N to N+1 (checks, package diff, waves, then each node\'s passive A/B slot over wg1), or --rollback',
-  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--channel C] [--outside-window] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--target T]',
+  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--allow-destroy] [--channel C] [--outside-window] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--allow-destroy] [--target T]',
   help: [
     'Everything is checked before any node is touched, in this order; the first failure is one message, exit 1:',
     '  the cluster has a sealed deploy (N: the build its recovery bundle recorded);',
@@ -82,12 +81,16 @@ export const upgradeCommand: CliCommand = {
     'reboot, uncordon after the converge; a failed drain stops before it). A node that fails its gate falls back',
     'by itself and the upgrade stops naming it, the reason and its slot; a failed converge stops naming it, the',
     'node stays on N+1 and a rerun converges it again (or kubedos deploy SPEC; or --rollback).',
+    'Under strategy replace (the default) the plan says per wave "replace" or "slot switch (the hub keeps its',
+    'identity)"; a lone etcd member outside the hub is refused (its data would go with its VM); replacing needs',
+    '--allow-destroy or stages.drill.allowDestroy: true, and is not wired to deployed VMs yet: refused, nothing touched.',
     '--rollback returns the nodes on N+1 to their previous slot, the hub first. Exit: 0 done, 1 refused or',
     'stopped, 130 interrupted. Tested on namespace nodes and simulated boots; not yet on deployed VMs.',
     '  --target T          qemu-local or proxmox://HOST; default: the spec\'s substrate',
     '  --to DIR            the N+1 build directory',
     '  --dry-run           run the checks and print the plan; exit 0 when they pass',
     '  --allow-downgrade   accept an N+1 older than N',
+    '  --allow-destroy     let replace waves destroy VMs (or set stages.drill.allowDestroy: true)',
     '  --channel C         follow channel C (stable, candidate, edge): move the cluster to C with this build',
     '  --outside-window    upgrade now, outside the maintenance windows (and do not stop when one closes)',
     '  --key FILE          trust this ed25519 public key (PEM) instead of the build key in N\'s bundle',
@@ -100,6 +103,7 @@ export const upgradeCommand: CliCommand = {
       to: { type: 'string' },
       'dry-run': { type: 'boolean' },
       'allow-downgrade': { type: 'boolean' },
+      'allow-destroy': { type: 'boolean' },
       channel: { type: 'string' },
       'outside-window': { type: 'boolean' },
       rollback: { type: 'boolean' },
@@ -136,7 +140,7 @@ export const upgradeCommand: CliCommand = {
         io.err(`${what} refused: ${waves.message}`);
         return 1;
       }
-      return report(what, await applyOnVms({ spec, waves: waves.waves, from, ...(values.target ? { target: values.target } : {}), io }), io);
+      return report(what, await applyOnVms({ spec, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(values.target ? { target: values.target } : {}), io }), io);
     }
     const artifactDir = resolve(io.cwd, values.to!);
     if (!existsSync(artifactDir) || !statSync(artifactDir).isDirectory()) {
@@ -185,8 +189,7 @@ export const upgradeCommand: CliCommand = {
       io.out(`payload N → N+1: ${p.changed.length} changed, ${p.added.length} added, ${p.removed.length} removed`);
       for (const l of renderPayloadDiff(p, DIFF_SHOWN)) io.out(l);
       io.out('');
-      io.out(`${plural(r.waves.length, 'wave')} (${r.waves[0]!.action}: ${ACTION_TEXT[r.waves[0]!.action]}):`);
-      for (const l of renderWaves(r.waves)) io.out(l);
+      for (const l of renderPlan(r.waves, spec.spec.kubernetes.ha.upgradeStrategy)) io.out(l);
       for (const w of r.warnings) io.out(`note: ${w}`);
     }
     if (values['dry-run']) {
@@ -203,6 +206,6 @@ export const upgradeCommand: CliCommand = {
     // The windows again before each node's first action: the run stops when they have closed.
     const windows = upgradePolicyOf(spec).maintenanceWindows;
     const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
-    return report(what, await applyOnVms({ spec, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
+    return report(what, await applyOnVms({ spec, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
   },
 };
