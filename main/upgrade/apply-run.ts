@@ -438,13 +438,33 @@ async function powerCycleIfStalled(ops: NodeOps, node: string, cycles: Map<strin
 }
 
 /** The nodes of the waves that replace their nodes. */
-const replaceNodesOf = (waves: readonly Wave[]): string[] => waves.filter((w) => w.action === 'replace').flatMap((w) => w.nodes);
+export const replaceNodesOf = (waves: readonly Wave[]): string[] => waves.filter((w) => w.action === 'replace').flatMap((w) => w.nodes);
 
 /** A replace wave with no way to replace its nodes here: refused before any node is touched (undefined: it can go on). */
 export function noReplaceOps(waves: readonly Wave[], input: Pick<LoopInput, 'replace'>): string | undefined {
   const nodes = replaceNodesOf(waves);
   if (!nodes.length || input.replace) return undefined;
   return `${plural(nodes.length, 'node')} (${firstFew(nodes)}) ${nodes.length === 1 ? 'is' : 'are'} replaced under strategy replace (the spec's kubernetes.ha.upgradeStrategy), and this run has no replace operations for them: replacing the VMs of a deployed cluster is not wired into kubedos upgrade yet (the replace loop runs on simulated nodes only); set kubernetes.ha.upgradeStrategy: rolling to switch A/B slots instead; nothing was touched`;
+}
+
+/**
+ * Replace waves that cannot run here, refused before any node is touched: destroying VMs not allowed
+ * (destroyNotAllowed), or no replace operations (noReplaceOps); undefined when they can run (or there are none).
+ */
+export function replaceRefusal(waves: readonly Wave[], input: Pick<LoopInput, 'replace' | 'allowDestroy'>): string | undefined {
+  const replaceWaves = waves.filter((w) => w.action === 'replace');
+  if (!replaceWaves.length) return undefined;
+  return input.allowDestroy ? noReplaceOps(replaceWaves, input) : destroyNotAllowed(replaceWaves);
+}
+
+/**
+ * The nodes whose update agent state can be read before the run touches anything: every node but a
+ * replaced one whose VM is gone, or was created from the new build and is not provisioned yet.
+ */
+async function agentReadableNodes(nodes: readonly string[], replaced: ReadonlySet<string>, record: UpgradeRecord, replace: ReplaceOps | undefined, signal?: AbortSignal): Promise<string[]> {
+  const out: string[] = [];
+  for (const node of nodes) if (!replaced.has(node) || (record.replaced?.[node]?.state !== 'provisioning' && (await replace!.exists(node, signal)))) out.push(node);
+  return out;
 }
 
 /** What one phase of a node's replacement needs of the run. */
@@ -575,8 +595,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   // Every node's agent state, before any node is touched: a build its agent recorded as bad is
   // refused even when this workspace's record does not have it (a workspace lost or restored).
   // Not of a node being replaced: its VM gone, or one created from the new build and not yet provisioned.
-  const readable: string[] = [];
-  for (const node of nodes) if (!replaceNodes.has(node) || (record.replaced?.[node]?.state !== 'provisioning' && (await input.replace!.exists(node, signal)))) readable.push(node);
+  const readable = await agentReadableNodes(nodes, replaceNodes, record, input.replace, signal);
   const opened = await openAgents(ops, readable, { record, from, save: input.saveRecord }, now, emit, signal);
   if (!opened.ok) {
     emit({ step: 'refuse', detail: opened.message });
@@ -857,7 +876,7 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
   const again = new Set(replaceBack.map((x) => x.node));
   const waves = input.waves.map((w) => ({ ...w, nodes: w.nodes.filter((n) => !again.has(n)) })).filter((w) => w.nodes.length);
   if (replaceBack.length) {
-    const refusal = !input.allowDestroy ? destroyNotAllowed(replaceWaves) : noReplaceOps(replaceWaves, input);
+    const refusal = replaceRefusal(replaceWaves, input);
     if (refusal) {
       const message = `rollback from ${target.version} refused before any node was touched: ${refusal}`;
       emit({ step: 'refuse', detail: message });
@@ -879,8 +898,7 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
   }
   // Every node's agent state, before any node is touched (an unreadable one refuses the rollback):
   // the build each node runs is its agent's word where it has one. A replaced node's only where its VM runs.
-  const readable = [...nodes];
-  for (const { node } of replaceBack) if (record.replaced?.[node]?.state !== 'provisioning' && (await input.replace!.exists(node, signal))) readable.push(node);
+  const readable = [...nodes, ...(await agentReadableNodes([...again], again, record, input.replace, signal))];
   const opened = await openAgents(ops, readable, { record, from, save: input.saveRecord }, now, emit, signal);
   if (!opened.ok) {
     emit({ step: 'refuse', detail: opened.message });

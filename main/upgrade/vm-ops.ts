@@ -20,17 +20,16 @@ import { MANIFEST_FILE } from '../build/attest';
 import { AB_DATA_MOUNT } from '../build/image/ab';
 import type { WindowState } from '../../common/upgrade/policy';
 import { readOpsPrivateKey } from '../build/keys';
-import { BUNDLE_PATHS } from '../bundle/schema';
 import { convergeNodes } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import { terminalRoute } from '../terminal/pins';
-import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import { clusterWorkspace } from '../workspace';
 import type { ApplyEvent, ApplyOutcome, NodeOps, ReplaceOps } from './apply-run';
 import type { SlotWriteProgress } from '../../common/upgrade/progress';
-import { destroyNotAllowed } from '../../common/upgrade/apply';
-import { noReplaceOps, readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
+import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
+import { deployedBuildDir } from './preflight';
 import type { SlotScratch } from './slot-scratch';
 import { openSlotScratch } from './slot-scratch';
 import { streamSlotImage } from './stream';
@@ -311,7 +310,7 @@ export async function checkAbNodes(cluster: string, nodes: readonly string[], op
 
 /** N (the sealed deploy's build) and N+1 as build references: version and the sha256 of the signed manifest. */
 export function buildRefs(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, versions: { from: string; to: string }): { from: BuildRef; to: BuildRef } {
-  const bundle = join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir);
+  const bundle = deployedBuildDir(cluster, env);
   return {
     from: { version: versions.from, digest: sha256Hex(readFileSync(join(bundle, MANIFEST_FILE))) },
     to: { version: versions.to, digest: sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE))) },
@@ -349,16 +348,15 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   // Replace waves are refused before any node is touched unless they can run (allowDestroy, replace operations):
   // the A/B check is of the slot-switched nodes (a replaced node's VM may be gone mid-replacement).
   const allowDestroy = r.allowDestroy === true || r.spec.spec.stages.drill?.allowDestroy === true;
-  const replaceWaves = r.waves.filter((w) => w.action === 'replace');
   // An upgrade; a rollback refuses by itself, only when a node it must replace again is in the record.
-  if (r.to && replaceWaves.length) {
-    const refusal = !allowDestroy ? destroyNotAllowed(replaceWaves) : noReplaceOps(replaceWaves, r);
+  if (r.to) {
+    const refusal = replaceRefusal(r.waves, { allowDestroy, ...(r.replace ? { replace: r.replace } : {}) });
     if (refusal) return { kind: 'refuse', message: refusal };
   }
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
   // Not the nodes replaced (an upgrade's replace waves; a rollback's nodes the record says were replaced).
-  const replacing = new Set(r.to ? replaceWaves.flatMap((w) => w.nodes) : Object.keys(record.replaced ?? {}));
+  const replacing = new Set(r.to ? replaceNodesOf(r.waves) : Object.keys(record.replaced ?? {}));
   const nodes = r.waves.flatMap((w) => w.nodes).filter((n) => !replacing.has(n));
   const ab = await checkAbNodes(cluster, nodes, r.ops, r.signal);
   if (!ab.ok) return { kind: 'refuse', message: ab.message };
