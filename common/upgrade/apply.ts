@@ -123,9 +123,12 @@ const isSettled = (n: ApplyNode, input: ApplyInput): boolean =>
 
 type NodeAction = Exclude<ApplyAction, { kind: 'stop' | 'done' | 'refuse' }> | { kind: 'stop'; reason: string; fellBackTo?: Slot; bad?: boolean; cordoned?: Cordoned } | { kind: 'committed' };
 
+/** How far the record says a node's replacement with `build` got (a replacement with another build does not count). */
+const replacedState = (n: Pick<ApplyNode, 'replaced'>, build: BuildRef): ReplacedNode['state'] | undefined => (n.replaced?.build.digest === build.digest ? n.replaced.state : undefined);
+
 /** A node of a replace wave whose replacement with `build` is over (its gate passed; uncordoned where Kubernetes runs). */
 export function replaceSettled(n: Pick<ApplyNode, 'replaced'>, build: BuildRef, kubernetes: boolean): boolean {
-  const st = n.replaced?.build.digest === build.digest ? n.replaced.state : undefined;
+  const st = replacedState(n, build);
   return st === 'done' || (st === 'passed' && !kubernetes);
 }
 
@@ -146,8 +149,7 @@ export function nextReplaceStep(node: string, wave: number, n: ApplyNode, build:
     // Nothing was drained where Kubernetes does not run.
     return kubernetes || !stop.cordoned ? stop : { kind: 'stop', reason: stop.reason, ...(stop.bad ? { bad: true } : {}) };
   }
-  const st = n.replaced?.build.digest === build.digest ? n.replaced.state : undefined;
-  switch (st) {
+  switch (replacedState(n, build)) {
     case 'done':
       return { kind: 'committed' };
     case 'passed':
@@ -270,7 +272,7 @@ export function nextApplyAction(input: ApplyInput): ApplyAction {
   const k8s = input.kubernetes === true;
   const replaceWave = new Set(replaced.flatMap((w) => w.nodes));
   const done = (o: { node: string }): boolean => (replaceWave.has(o.node) ? replaceSettled(input.nodes[o.node]!, target, k8s) : isDone(input.nodes[o.node]!, target));
-  const started = (o: { node: string }): boolean => input.nodes[o.node]!.step !== undefined || (replaceWave.has(o.node) && input.nodes[o.node]!.replaced?.build.digest === target.digest);
+  const started = (o: { node: string }): boolean => input.nodes[o.node]!.step !== undefined || (replaceWave.has(o.node) && replacedState(input.nodes[o.node]!, target) !== undefined);
   for (const w of input.waves) {
     const settled = (node: string): boolean => (w.action === 'replace' ? replaceSettled(input.nodes[node]!, target, k8s) : isSettled(input.nodes[node]!, input));
     const act = (node: string): NodeAction => (w.action === 'replace' ? nextReplaceStep(node, w.index, input.nodes[node]!, target, k8s) : nodeAction(node, w.index, input.nodes[node]!, input));
