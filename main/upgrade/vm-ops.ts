@@ -357,6 +357,10 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   }
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
+  // The replacements' artifact (N+1; N for a rollback that replaces nodes again), before any node is touched.
+  const replacesAgain = !r.to && Object.keys(record.replaced ?? {}).length > 0;
+  const missing = (r.to && replaceWaves.length) || replacesAgain ? r.replace?.cannotProvision?.(r.to ?? r.from) : undefined;
+  if (missing) return { kind: 'refuse', message: missing };
   // Not the nodes replaced (an upgrade's replace waves; a rollback's nodes the record says were replaced).
   const replacing = new Set(r.to ? replaceWaves.flatMap((w) => w.nodes) : Object.keys(record.replaced ?? {}));
   const nodes = r.waves.flatMap((w) => w.nodes).filter((n) => !replacing.has(n));
