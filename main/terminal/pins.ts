@@ -10,7 +10,8 @@ import { hubOf } from '../../common/plan/index';
 import { closest } from '../../common/text/suggest';
 import { lastSuccesses, readJournal } from '../pipeline/journal';
 import { FirstbootOutput } from '../stages/context';
-import { WORKSPACE_LAYOUT } from '../workspace';
+import { lastFirstboot } from '../stages/converge';
+import { nodeDeployJournal, WORKSPACE_LAYOUT } from '../workspace';
 
 /** One SSH hop with the only host key it may present ("ssh-ed25519 AAAA…"). */
 export interface PinnedHop {
@@ -59,9 +60,13 @@ export function terminalRoute(workspace: string, plan: Plan, node: string, o: { 
   const parsed = FirstbootOutput.safeParse(record.output);
   if (!parsed.success) throw new TerminalTrustError(`the first-boot record in ${journal} (run ${record.runId.slice(0, 8)}) does not parse (${parsed.error.issues[0]?.message ?? 'invalid'}); rerun the deploy (kubedos deploy SPEC) to record the host keys again`);
   const facts = parsed.data;
+  // A node a replace-based upgrade created again since that deploy: its key from that run's own
+  // journal (main/deploy/start.ts DeployStart.node) when it is newer than the deploy's record.
+  const own = target.hub ? undefined : lastFirstboot(join(workspace, nodeDeployJournal(target.name)));
+  const ownKey = own && own.at > (lastFirstboot(journal)?.at ?? '') ? own.data.nodes[target.name]?.sshHostKey : undefined;
   const port = o.port ?? 22;
   const hop = (n: PlanNode, host: string): PinnedHop => {
-    const key = facts.nodes[n.name]?.sshHostKey;
+    const key = (n.name === target.name ? ownKey : undefined) ?? facts.nodes[n.name]?.sshHostKey;
     if (!key || !/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(key)) {
       throw new TerminalTrustError(`no SSH host key of ${n.name} in the first-boot record (run ${record.runId.slice(0, 8)} in ${journal}): nothing to pin, so no connection is made; rerun the deploy's firstboot stage (kubedos deploy SPEC --force)`);
     }
