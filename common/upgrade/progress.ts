@@ -86,6 +86,8 @@ export const UpgradeProgress = z
     cluster: z.string(),
     /** The last upgrade's target, when one was recorded. */
     target: BuildRef.optional(),
+    /** The version the sealed deploy recorded (what a slot this foundry never wrote holds); absent when unreadable. */
+    deployed: z.string().optional(),
     /** The target is recorded as rolled back: where and why (the stop of the last upgrade, or --rollback). */
     stopped: BadBuild.optional(),
     /** The plan's nodes in plan order, then any node the record names that the plan no longer has. */
@@ -97,7 +99,7 @@ export const UpgradeProgress = z
 export type UpgradeProgress = z.infer<typeof UpgradeProgress>;
 
 /** The Pipeline view's reading of the record for the plan's nodes. */
-export function upgradeProgress(cluster: string, planNodes: readonly string[], record: UpgradeRecord): UpgradeProgress {
+export function upgradeProgress(cluster: string, planNodes: readonly string[], record: UpgradeRecord, deployed?: string): UpgradeProgress {
   const target = record.target;
   const stopped = target ? record.bad.find((b) => b.digest === target.digest) : undefined;
   const names = [...planNodes, ...Object.keys(record.slots).filter((n) => !planNodes.includes(n))];
@@ -108,7 +110,7 @@ export function upgradeProgress(cluster: string, planNodes: readonly string[], r
     const state: UpgradeNodeState = back ? 'rolled-back' : targetSlot ? 'written' : 'not-written';
     return { node, state, ...(slots ? { slots } : {}), ...(targetSlot ? { targetSlot } : {}), ...(back ? { reason: stopped.reason } : {}) };
   });
-  return { cluster, ...(target ? { target } : {}), ...(stopped ? { stopped } : {}), nodes, bad: record.bad };
+  return { cluster, ...(target ? { target } : {}), ...(deployed ? { deployed } : {}), ...(stopped ? { stopped } : {}), nodes, bad: record.bad };
 }
 
 // ---- The live run (`clusters/<name>/upgrade/live.json`, kept by apply-run.ts while `kubedos

@@ -29,7 +29,9 @@ import { injectedReader } from '../../main/health/testing';
 import { buildRef, lab3Waves } from '../../common/upgrade/testing';
 import { readUpgradeRecord, runApply, upgradeLivePath, upgradeRecordPath, writeUpgradeLive, writeUpgradeRecord } from '../../main/upgrade/apply-run';
 import { foldLive, startLive, UpgradeLive } from '../../common/upgrade/progress';
-import { SimCluster, writeDeployJournal } from '../../main/upgrade/testing';
+import { SimCluster, writeDeployJournal, writeSealedBuild } from '../../main/upgrade/testing';
+import { generateKeyPairSync } from 'node:crypto';
+import { keyidOf } from '../../main/build/keys';
 import type { BridgeServer, UiSession } from './session';
 import { bridgeSession, screensDir, shots as shotsOf } from './session';
 
@@ -261,6 +263,10 @@ describe('topology live health', () => {
     let t = 1_000;
     const end = await runApply({ waves: lab3Waves(), from: N, target: N1, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), livePath: upgradeLivePath('lab-3', { KUBEDOS_WORKSPACE: ws }), now: () => t, sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000 });
     expect(end.kind).toBe('stop');
+    // The sealed deploy's build (its recovery bundle): what the slots this foundry never wrote hold.
+    const k = generateKeyPairSync('ed25519');
+    const publicKeyPem = k.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    writeSealedBuild('lab-3', { KUBEDOS_WORKSPACE: ws }, { version: '2026.12.1', key: { privateKey: k.privateKey, publicKeyPem, keyid: keyidOf(publicKeyPem) }, packages: {}, payload: {} });
     await page.getByTestId('upgrade-reload').click();
     await page.getByTestId('upgrade-progress').waitFor({ timeout: 15_000 });
     expect(await page.getByTestId('upgrade-verdict').textContent()).toBe('2026.12.2 rolled back at w-1');
@@ -280,6 +286,7 @@ describe('topology live health', () => {
       await page.setViewportSize(size);
     }
     const states = await page.getByTestId('upgrade-node').evaluateAll((els) => els.map((e) => [e.getAttribute('data-node'), e.getAttribute('data-state')]));
+    expect(await page.locator('[data-testid="upgrade-node"][data-node="master"] [data-testid^="upgrade-slot-"]').allTextContents()).toEqual(['2026.12.1 (deployed)', '2026.12.1 (deployed)']);
     expect(states).toEqual([
       ['master', 'not-written'],
       ['cp-1', 'written'],

@@ -68,4 +68,14 @@ describe('guest-agent client', () => {
     await expect(third).resolves.toEqual([{}]);
     expect(maxInFlight).toBe(1);
   });
+  it('an agent that never answers: said in words, the time in seconds, no socket path (what an upgrade prints every poll while a node reboots)', async () => {
+    const silentPath = join(tempDir('kubedos-qga-silent-'), 'qga.sock');
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(silentPath, r));
+    try {
+      await expect(new GuestAgentClient(silentPath).call([{ execute: 'guest-ping' }], 1000)).rejects.toThrow(/^its guest agent did not answer within 1 s$/);
+    } finally {
+      silent.close();
+    }
+  });
 });

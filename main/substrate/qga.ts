@@ -24,7 +24,7 @@ async function conversation<T>(
     failed = e;
     for (const p of queue.splice(0)) p.reject(e);
   };
-  const timer = setTimeout(() => fail(new SubstrateError('agent-timeout', `no answer on ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
+  const timer = setTimeout(() => fail(new SubstrateError('agent-timeout', `its guest agent did not answer within ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}`)), timeoutMs);
   const onAbort = (): void => fail(new SubstrateError('aborted', 'aborted'));
   signal?.addEventListener('abort', onAbort, { once: true });
   let greeted: () => void = () => undefined;

@@ -107,6 +107,11 @@ export function upgradeWaves(spec: ClusterSpec, plan: Plan, health?: UpgradeHeal
   });
 }
 
+/** Where the cluster's recovery bundle keeps build N (the sealed deploy's signed build: manifest, SBOM, key). */
+export function deployedBuildDir(cluster: string, env: NodeJS.ProcessEnv): string {
+  return join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir);
+}
+
 export async function upgradePreflight(o: PreflightInput): Promise<PreflightResult> {
   const env = o.env ?? process.env;
   const cluster = o.spec.metadata.name;
@@ -115,7 +120,7 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   const workspace = clusterWorkspace(cluster, env);
 
   // 1. N: the build the cluster runs, as its recovery bundle recorded it.
-  const bundleBuild = join(workspace, WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir);
+  const bundleBuild = deployedBuildDir(cluster, env);
   if (!existsSync(join(bundleBuild, MANIFEST_FILE))) {
     return refuse('not-deployed', `${cluster} has no sealed deploy (no ${join(bundleBuild, MANIFEST_FILE)}): an upgrade starts from the build a deploy recorded in its recovery bundle. Deploy it first: kubedos deploy SPEC`);
   }

@@ -12,7 +12,9 @@ import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecor
 import { spawnSync } from 'node:child_process';
 import { foldLive, startLive } from '../../common/upgrade/progress';
 import { readUpgradeProgress } from './progress';
-import { SimCluster } from './testing';
+import { SimCluster, writeSealedBuild } from './testing';
+import { generateKeyPairSync } from 'node:crypto';
+import { keyidOf } from '../build/keys';
 
 afterAll(removeTempDirs);
 
@@ -71,6 +73,19 @@ describe('upgrade progress from the slot record', () => {
     ]);
     expect(after.nodes[1]?.slots).toEqual({ A: fixed, B: N1 });
     expect(after.bad.map((b) => b.version)).toEqual(['0.2.0']);
+  });
+
+  it('a slot this foundry never wrote holds the sealed deploy\'s build: its version is read from the recovery bundle', async () => {
+    const { env, sim, path, common } = setup();
+    sim.breaks = (node, b) => (node === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
+    await runApply({ ...common, target: N1, record: readUpgradeRecord(path) });
+    expect(readUpgradeProgress('lab-3', PLAN, env).progress?.deployed).toBeUndefined(); // no sealed deploy: unknown, said as N
+    const k = generateKeyPairSync('ed25519');
+    const publicKeyPem = k.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    writeSealedBuild('lab-3', env, { version: '0.1.0', key: { privateKey: k.privateKey, publicKeyPem, keyid: keyidOf(publicKeyPem) }, packages: {}, payload: {} });
+    const { progress } = readUpgradeProgress('lab-3', PLAN, env);
+    expect(progress?.deployed).toBe('0.1.0');
+    expect(progress?.nodes[0]).toEqual({ node: 'master', state: 'not-written' });
   });
 
   it('--rollback: every node that received the target reads rolled back, with the rollback as the reason', async () => {

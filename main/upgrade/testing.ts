@@ -17,7 +17,7 @@ import type { PipelineEvent } from '../../common/pipeline/events';
 import type { BuildManifest, OutputRecord } from '../build/attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, SIGNED_FILES, signDsse } from '../build/attest';
 import type { LockedPackage } from '../build/darksite/pins';
-import { BUNDLE_PATHS } from '../bundle/schema';
+import { deployedBuildDir } from './preflight';
 import { clusterWorkspace, makePrivateDir, WORKSPACE_LAYOUT } from '../workspace';
 
 export interface SigningKey {
@@ -89,7 +89,7 @@ export function writeArtifact(dir: string, a: ArtifactFixture): void {
 
 /** What a seal stage leaves of build N in the workspace: bundle/build/{manifest, SBOM, provenance, signatures}. */
 export function writeSealedBuild(cluster: string, env: NodeJS.ProcessEnv, a: Omit<ArtifactFixture, 'cluster'>): string {
-  const dir = join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir);
+  const dir = deployedBuildDir(cluster, env);
   makePrivateDir(dir);
   writeArtifact(dir, { ...a, cluster, payload: {} });
   return dir;

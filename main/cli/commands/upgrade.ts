@@ -4,7 +4,7 @@ import { plan } from '../../../common/plan/plan';
 import { renderPlan } from '../../../common/upgrade/waves';
 import { diffIsEmpty, diffSummary, renderDiff } from '../../build/darksite/pins';
 import { renderPayloadDiff } from '../../upgrade/sbom-diff';
-import { upgradePreflight } from '../../upgrade/preflight';
+import { deployedBuildDir, upgradePreflight } from '../../upgrade/preflight';
 import type { ClusterSpec } from '../../../common/spec/index';
 import { UPGRADE_CHANNELS, UpgradeChannel } from '../../../common/spec/schema';
 import type { WindowState } from '../../../common/upgrade/policy';
@@ -12,7 +12,6 @@ import { upgradePolicyOf, windowAt } from '../../../common/upgrade/policy';
 import type { BuildRef } from '../../../common/upgrade/agent';
 import type { Wave } from '../../../common/upgrade/waves';
 import { MANIFEST_FILE } from '../../build/attest';
-import { BUNDLE_PATHS } from '../../bundle/schema';
 import { substrateFor } from '../../substrate/factory';
 import { targetOf } from '../../target';
 import type { ApplyOutcome } from '../../upgrade/apply-run';
@@ -21,7 +20,7 @@ import { upgradeWaves } from '../../upgrade/preflight';
 import { buildRefs, runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
 import { clusterReplaceOps } from '../../upgrade/replace-ops';
 import type { SpecSource } from '../../stages/validate';
-import { clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspace';
+import { clusterWorkspace } from '../../workspace';
 import { sha256Hex } from '../../../common/canonical';
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UsageError } from '../command';
@@ -138,7 +137,7 @@ export const upgradeCommand: CliCommand = {
         io.err(`${what} refused: ${notAb}`);
         return 1;
       }
-      const manifest = join(clusterWorkspace(spec.metadata.name, io.env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir, MANIFEST_FILE);
+      const manifest = join(deployedBuildDir(spec.metadata.name, io.env), MANIFEST_FILE);
       if (!existsSync(manifest)) {
         io.err(`${what} refused: no sealed deploy (${manifest}): nothing to roll back to`);
         return 1;

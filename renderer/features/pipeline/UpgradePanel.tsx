@@ -156,12 +156,12 @@ const STATE_TITLE: Record<UpgradeNodeState, string> = {
   'rolled-back': 'the target is recorded as rolled back here: it is never applied again',
 };
 
-function SlotCell({ n, slot, target }: { n: UpgradeNodeProgress; slot: Slot; target?: BuildRef }) {
+function SlotCell({ n, slot, target, deployed }: { n: UpgradeNodeProgress; slot: Slot; target?: BuildRef; deployed?: string }) {
   const b = n.slots?.[slot];
   if (!b) {
     return (
-      <Text size="xs" c="dimmed" title="never written by this foundry: the deployed build">
-        N (as deployed)
+      <Text size="xs" c="dimmed" title="never written by this foundry: the build the deploy sealed" data-testid={`upgrade-slot-${slot}`} style={{ whiteSpace: 'nowrap' }}>
+        {deployed ?? 'N'} (deployed)
       </Text>
     );
   }
@@ -294,10 +294,10 @@ export function UpgradePanel() {
                   </Badge>
                 </Table.Td>
                 <Table.Td>
-                  <SlotCell n={n} slot="A" {...(p.target ? { target: p.target } : {})} />
+                  <SlotCell n={n} slot="A" {...(p.target ? { target: p.target } : {})} {...(p.deployed ? { deployed: p.deployed } : {})} />
                 </Table.Td>
                 <Table.Td>
-                  <SlotCell n={n} slot="B" {...(p.target ? { target: p.target } : {})} />
+                  <SlotCell n={n} slot="B" {...(p.target ? { target: p.target } : {})} {...(p.deployed ? { deployed: p.deployed } : {})} />
                 </Table.Td>
                 {(() => {
                   const step = nowAt(n.node);
