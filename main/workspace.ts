@@ -109,6 +109,13 @@ export const WORKSPACE_LAYOUT = {
   upgradeScratch: 'upgrade-scratch',
 } as const;
 
+/**
+ * The journal of the scoped deploy runs that create one node's plan slot (a replace-based
+ * upgrade's new VM, main/deploy/start.ts DeployStart.node), relative to the cluster's workspace:
+ * the cluster's own journal keeps describing its last deploy.
+ */
+export const nodeDeployJournal = (node: string): string => join('upgrade', `deploy-${node}.jsonl`);
+
 export interface DeployLock {
   pid: number;
   startedAt: string;

@@ -68,7 +68,7 @@
 // N+1 (N+2) reads through KUBEDOS_PAYLOAD_DIR (main/paths.ts): this checkout is never edited.
 // lab-3's VMIDs are the deploy lab's: do not run this beside npm run test:deploy.
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -81,19 +81,17 @@ import { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { ownershipTags } from '../../main/substrate/provision';
 import { observabilityHost } from '../../common/plan/services';
 import { NODE_METRICS_SECONDS } from '../../common/drills/watcher';
-import { dropLabBulk } from '../lab-output';
-import { deployEnv, etcdctlOn, kubedosAsync as kubedosRun, outcomes, REPO, requireRoot } from '../deploy/env';
+import { deployEnv, etcdctlOn, kubedosAsync as kubedosRun, outcomes, requireRoot } from '../deploy/env';
 import { readLock } from '../../main/build/darksite/index';
 import { AptStandin, STANDIN_PACKAGE } from '../sources/apt-standin';
 import type { UpgradeBench } from './upgrade-bench';
 import { UPGRADE_BENCH_FILE, UPGRADE_LAB } from './upgrade-bench';
 import { bootedSlots } from './serial';
+import { artifactVersionOf, bootStatusOf, buildWith as buildIn, endLab, eventClock as clockOf, guestOf, PAYLOAD } from './vm-lab';
 
 const WS = join(UPGRADE_LAB, 'workspace');
-const PAYLOAD = join(REPO, 'payload');
 const GATE = join(PAYLOAD, 'upgrade/kubedos-health-gate');
 const NODE_GATE = '/usr/local/sbin/kubedos-health-gate';
-const BOOT = '/usr/local/sbin/kubedos-boot';
 const KEY = '/kubedos/upgrade-vm/key';
 /** Failure injections to run after the main case, in this order (KUBEDOS_UPGRADE_INJECT=kernel,service). */
 const INJECTS = (process.env.KUBEDOS_UPGRADE_INJECT ?? '').split(',').map((x) => x.trim()).filter(Boolean);
@@ -130,15 +128,8 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 let driver: QemuLocalDriver;
 const gateOriginal = readFileSync(GATE);
 
-async function inGuest(name: string, argv: string[], timeoutS = 120) {
-  return driver.guestExec(node(name).vmid, argv, { timeoutS });
-}
-
-async function bootStatus(name: string): Promise<Record<string, string>> {
-  const r = await inGuest(name, [BOOT, 'status']);
-  expect(r.exitCode, `${name}: kubedos-boot status: ${r.stderr}`).toBe(0);
-  return Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
+const inGuest = guestOf(() => driver, p);
+const bootStatus = (name: string): Promise<Record<string, string>> => bootStatusOf(inGuest, name);
 
 async function nodeGateSha(name: string): Promise<string> {
   const r = await inGuest(name, ['sha256sum', NODE_GATE]);
@@ -146,11 +137,7 @@ async function nodeGateSha(name: string): Promise<string> {
   return r.stdout.split(' ')[0]!;
 }
 
-async function nodeArtifactVersion(name: string): Promise<string> {
-  const r = await inGuest(name, ['cat', '/etc/kubedos/payload.json']);
-  expect(r.exitCode, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as { artifactVersion: string }).artifactVersion;
-}
+const nodeArtifactVersion = (name: string): Promise<string> => artifactVersionOf(inGuest, name);
 
 /** Every node booted from `slot` with that slot active and no try pending, running `version` with its gate file. */
 async function expectEveryNodeOn(slot: 'A' | 'B', gateSha: string, version: string): Promise<void> {
@@ -267,44 +254,10 @@ async function expectPrometheusSeesEveryNodeOn(slot: 'A' | 'B', version: string,
 }
 
 /** `kubedos build` of the spec at `version` into DIR, from a copy of payload/ that `edit` changes (given the copy's path). */
-async function buildWith(version: string, edit: (payload: string) => void): Promise<{ dir: string; spec: string }> {
-  const spec = join(UPGRADE_LAB, `lab-3-${version}.yaml`);
-  writeFileSync(spec, specText(version));
-  const dir = join(UPGRADE_LAB, `build-${version}`);
-  rmSync(dir, { recursive: true, force: true });
-  const payload = join(UPGRADE_LAB, `payload-${version}`);
-  rmSync(payload, { recursive: true, force: true });
-  cpSync(PAYLOAD, payload, { recursive: true, verbatimSymlinks: true });
-  edit(payload);
-  const r = await kubedosAsync(['build', '--spec', spec, '--out', dir], { env: { ...deployEnv(WS), KUBEDOS_PAYLOAD_DIR: payload }, cwd: UPGRADE_LAB, logFile: join(UPGRADE_LAB, `build-${version}.log`), timeoutMs: 50 * 60_000 });
-  console.log(`[bench] build of ${version}: ${(r.ms / 1000).toFixed(0)} s`);
-  expect(r.status, r.stderr.slice(-3000)).toBe(0);
-  return { dir, spec };
-}
+const buildWith = (version: string, edit: (payload: string) => void): Promise<{ dir: string; spec: string }> => buildIn({ lab: UPGRADE_LAB, ws: WS, specText, offerSharedBuild: false }, version, edit);
 
-/**
- * Per node, from its first event line (`NODE: write …` / `NODE: rollback …`) to its last: the
- * CLI prints one line per event on stderr; the time is when the test read it.
- */
-function eventClock(): { onStderr: (chunk: string) => void; durations: () => Record<string, number> } {
-  const first: Record<string, number> = {};
-  const last: Record<string, number> = {};
-  let partial = '';
-  return {
-    onStderr(chunk) {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop() ?? '';
-      const t = Date.now();
-      for (const l of lines) {
-        const m = /^(cp-1|w-1|master): (write|progress|drain|reboot|converge|wait|uncordon|rollback|cancel|stop) /.exec(l);
-        if (!m) continue;
-        first[m[1]!] ??= t;
-        last[m[1]!] = t;
-      }
-    },
-    durations: () => Object.fromEntries(Object.keys(first).map((n) => [n, (last[n]! - first[n]!) / 1000])),
-  };
-}
+/** Per node, from its first event line (`NODE: write …` / `NODE: rollback …`) to its last. */
+const eventClock = () => clockOf(ORDER, ['write', 'progress', 'drain', 'reboot', 'converge', 'wait', 'uncordon', 'rollback', 'cancel', 'stop']);
 
 const bench: UpgradeBench = { cluster: 'lab-3', from: N, to: N1, upgrade: {}, rollback: {} };
 
@@ -330,20 +283,8 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
 
   afterAll(async () => {
     standin?.stop();
-    // KUBEDOS_UPGRADE_KEEP=1 leaves the VMs and the workspace for a look (or a rerun of one step
-    // with the CLI); they are removed by the next run of this file.
-    if (process.env.KUBEDOS_UPGRADE_KEEP === '1') {
-      console.log(`[upgrade-vm] KUBEDOS_UPGRADE_KEEP=1: VMs ${p.nodes.map((n) => n.vmid).join(', ')} and ${WS} left in place`);
-      return;
-    }
-    // Each node's serial console (every boot of the run: GRUB's choice, the kernel, the gate's lines)
-    // is kept in the lab directory before the VM and its folder go: a failed step is read from it.
-    for (const n of p.nodes) {
-      const log = driver ? join(driver.vmDir(n.vmid), 'serial.log') : '';
-      if (log && existsSync(log)) cpSync(log, join(UPGRADE_LAB, `serial-${n.name}.log`));
-    }
-    for (const n of p.nodes) await driver?.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
-    dropLabBulk(WS, [join(WS, 'cache')]);
+    // KUBEDOS_UPGRADE_KEEP=1 keeps the VMs; else the serial consoles are kept as serial-NODE.log and the VMs go.
+    await endLab({ tag: 'upgrade-vm', driver, plan: p, lab: UPGRADE_LAB, ws: WS });
   });
 
   it('deploys lab-3 with A/B disks: every stage succeeds, every node booted slot A and runs N', async () => {

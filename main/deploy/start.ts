@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import type { PipelineOptions, StageDefinition } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
 import { deployCompat, deployPipeline } from '../stages/index';
+import { PREBUILT_ENV } from '../stages/prebuilt';
 import type { SpecSource } from '../stages/validate';
-import { acquireDeployLock, clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import { acquireDeployLock, clusterWorkspace, nodeDeployJournal, WORKSPACE_LAYOUT } from '../workspace';
 
 export interface DeployStart extends Omit<DeployOptions, 'planPath' | 'workspace'> {
   cluster: string;
@@ -14,6 +15,14 @@ export interface DeployStart extends Omit<DeployOptions, 'planPath' | 'workspace
   allowDestroy: boolean;
   /** Who holds the lock, for the message another deploy gets ("kubedos deploy lab-3.yaml", "workbench"). */
   by: string;
+  /**
+   * One node's plan slot from a kept, verified artifact (a replace-based upgrade's new VM): the
+   * DAG scoped to that node (DeployOptions.only: it ends after enroll), the build stage verifying
+   * `artifactDir` instead of building (KUBEDOS_PREBUILT_ARTIFACT, as a restore does), its own
+   * journal (nodeDeployJournal: the cluster's deploy journal keeps describing the last deploy) and
+   * the cluster's plan.json not written.
+   */
+  node?: { name: string; artifactDir: string };
   /** Tests replace the DAG. */
   pipelineFor?: (source: SpecSource, options: DeployOptions) => { stages: StageDefinition[]; close?: () => Promise<void> };
 }
@@ -33,12 +42,15 @@ export function prepareDeploy(s: DeployStart): PreparedDeploy {
   const workspace = clusterWorkspace(s.cluster, env);
   const release = acquireDeployLock(workspace, s.by);
   try {
-    const { cluster: _c, source, allowDestroy, by: _by, pipelineFor, ...options } = s;
-    const dag = (pipelineFor ?? deployPipeline)(source, { ...options, env, workspace, planPath: join(workspace, WORKSPACE_LAYOUT.plan) });
+    const { cluster: _c, source, allowDestroy, by: _by, pipelineFor, node, ...options } = s;
+    const dag = node
+      ? (pipelineFor ?? deployPipeline)(source, { ...options, env: { ...env, [PREBUILT_ENV]: node.artifactDir }, workspace, only: node.name })
+      : (pipelineFor ?? deployPipeline)(source, { ...options, env, workspace, planPath: join(workspace, WORKSPACE_LAYOUT.plan) });
+    const journalPath = join(workspace, node ? nodeDeployJournal(node.name) : WORKSPACE_LAYOUT.journal);
     return {
       workspace,
       stages: dag.stages,
-      runOptions: { name: 'deploy', journalPath: join(workspace, WORKSPACE_LAYOUT.journal), concurrency: 2, allowDestroy, force: Boolean(s.force), compat: deployCompat(source.text) },
+      runOptions: { name: node ? `deploy ${node.name}` : 'deploy', journalPath, concurrency: 2, allowDestroy, force: Boolean(s.force), compat: deployCompat(source.text) },
       async close() {
         try {
           await dag.close?.();

@@ -24,19 +24,22 @@
 import type { GuardNode, ScenarioName } from '../../common/drills/catalogue';
 import { DRILL_NFT_TABLE, partitionCut, SCENARIOS } from '../../common/drills/catalogue';
 import type { HealthFacts } from '../../common/drills/health';
-import { etcdHealth, handshakesByNode, parseAllowedIps, parseEndpointHealth, parseLatestHandshakes, parseMemberList } from '../../common/drills/health';
+import { handshakesByNode, parseAllowedIps, parseLatestHandshakes } from '../../common/drills/health';
 import type { WatcherStatus } from '../../common/drills/watcher';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { Plan, PlanNode } from '../../common/plan/schema';
 import { CommandError } from '../exec/runner';
 import type { PipelineResult } from '../pipeline/runner';
-import { etcdClientUrl, etcdctlArgv, etcdMembers, etcdPeerUrl } from '../stages/converge';
+import { etcdMembers } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import type { NodeShell } from './shell';
-import { guestShell, lastLines } from './shell';
+import { guestShell } from './shell';
 import { readWatcherReport } from './watcher-report';
 import type { EtcdAccess } from './etcd-member';
-import { addEtcdMember, deleteKey, ETCD_DATA_DIR, isUnstarted, putKey, readBackFrom, recordEtcdMember, removeEtcdMember } from './etcd-member';
+import { deleteKey, ETCD_DATA_DIR, putKey, readBackFrom } from './etcd-member';
+import { drillEtcdctlArgv, etcdAccess, etcdFacts, fenceEtcdMember, liftRevocation, pickHealthyPeer, rejoinEtcd, revokeAtHub } from './fence';
+
+export { drillEtcdctlArgv };
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
 /** The scenarios a deployed cluster runs today (on an etcd member: see clusterCannotRun, service.ts). */
@@ -45,8 +48,6 @@ export const CLUSTER_SCENARIOS: readonly ScenarioName[] = ['delete-worker-vm', '
 /** Where a drill writes the key its rejoined etcd member must read back (deleted at the end). */
 export const DRILL_KEY_PREFIX = 'kubedos/drill/';
 
-const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
-const REVOKED_PATH = '/etc/kubedos/enroll/revoked.json';
 
 /** A deploy run the drill starts to replace and reintegrate a node (the deploy service's pipeline). */
 export interface RepairRun {
@@ -64,12 +65,6 @@ export interface ClusterTargetOptions {
   log?: (line: string) => void;
 }
 
-/** Pure: etcdctl on a member against every planned member, with the drill probes' short timeouts. */
-export function drillEtcdctlArgv(members: readonly Pick<PlanNode, 'planes'>[], args: readonly string[]): string[] {
-  return etcdctlArgv(members.map((m) => m.planes.wg3.address), args, { dial: '2s', command: '4s' });
-}
-
-const tail = (s: string): string => lastLines(s);
 
 export class ClusterDrillTarget implements DrillTarget {
   readonly kind = 'cluster' as const;
@@ -120,11 +115,6 @@ export class ClusterDrillTarget implements DrillTarget {
     );
   }
 
-  /** etcdctl on `from` (a member with its TLS client material) against every planned member. */
-  private etcdctl(args: readonly string[]): string[] {
-    return drillEtcdctlArgv(this.etcd, args);
-  }
-
   async gatherFacts(sh: NodeShell, now: number): Promise<HealthFacts> {
     await this.pingAll(now);
     const guestAgentSeenAt = Object.fromEntries([...this.seenAt.entries()].sort(([a], [b]) => a.localeCompare(b)));
@@ -134,25 +124,8 @@ export class ClusterDrillTarget implements DrillTarget {
       const wg1ByNode = Object.fromEntries(this.o.plan.nodes.filter((n) => !n.hub).map((n) => [n.name, n.planes.wg1.address]));
       wg1Handshakes = handshakesByNode(parseLatestHandshakes(hs.stdout), parseAllowedIps(allowed.stdout), wg1ByNode);
     }
-    let etcd: HealthFacts['etcd'];
-    if (this.etcd.length) {
-      // Ask from a member whose guest agent answers now; the others' endpoints are probed from it.
-      const from = this.etcd.find((m) => this.seenAt.get(m.name) === now);
-      if (!from) etcd = { members: [], endpoints: this.etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: 'no etcd member answers through its guest agent' })), error: 'no etcd member reachable' };
-      else {
-        const [health, members] = await Promise.all([
-          sh.exec(from.name, this.etcdctl(['endpoint', 'health', '-w', 'json']), { anyExit: true, timeoutMs: 20_000 }),
-          sh.exec(from.name, this.etcdctl(['member', 'list', '-w', 'json', '--hex']), { anyExit: true, timeoutMs: 20_000 }),
-        ]);
-        let endpoints: NonNullable<HealthFacts['etcd']>['endpoints'];
-        try {
-          endpoints = parseEndpointHealth(health.stdout);
-        } catch {
-          endpoints = this.etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: tail(health.stderr) || 'no answer' }));
-        }
-        etcd = members.exitCode === 0 ? { members: this.namedMembers(parseMemberList(members.stdout)), endpoints } : { members: [], endpoints, error: tail(members.stderr) || `etcdctl member list exited ${members.exitCode}` };
-      }
-    }
+    // Asked from a member whose guest agent answers now; the others' endpoints are probed from it.
+    const etcd = this.etcd.length ? await etcdFacts(sh, this.etcd, (m) => this.seenAt.get(m) === now) : undefined;
     return {
       now,
       nodes: this.nodes.map((n) => ({ name: n.name, hub: n.hub, etcd: n.etcd })),
@@ -162,39 +135,20 @@ export class ClusterDrillTarget implements DrillTarget {
     };
   }
 
-  /**
-   * A member added and not started yet has no name: it is given its planned node's name by its
-   * peer URL, so the verdict says that node's member is down (and a heal repairs that node)
-   * instead of flagging an unplanned member named by its id.
-   */
-  private namedMembers(members: ReturnType<typeof parseMemberList>): ReturnType<typeof parseMemberList> {
-    return members.map((m) => {
-      if (!isUnstarted(m)) return m;
-      const n = this.etcd.find((x) => m.peerUrls.includes(etcdPeerUrl(x.planes.wg3.address)));
-      return n ? { ...m, name: n.name } : m;
-    });
-  }
-
   private isEtcdMember(node: string): boolean {
     return this.etcd.some((m) => m.name === node);
   }
 
   /** etcdctl on `from` against every planned member (drillEtcdctlArgv: the member's TLS client material). */
   private etcdAccess(sh: NodeShell, from: string): EtcdAccess {
-    return { sh, from, etcdctl: (args) => this.etcdctl(args) };
+    return etcdAccess(sh, this.etcd, from);
   }
 
   /** A member other than `node` whose agent answers and whose endpoint is healthy now: where membership changes are asked. */
   private async healthyPeer(sh: NodeShell, node: string): Promise<EtcdAccess> {
     const now = Date.now() / 1000;
     const facts = await this.gatherFacts(sh, now);
-    const byName = facts.etcd && !facts.etcd.error ? etcdHealth(facts.etcd).byName : {};
-    const from = this.etcd.find((m) => m.name !== node && byName[m.name] === true && this.seenAt.get(m.name) === now);
-    if (!from) {
-      const why = facts.etcd?.error ? `member list: ${facts.etcd.error.slice(0, 200)}` : this.etcd.map((m) => `${m.name} ${this.seenAt.get(m.name) !== now ? 'not answering' : byName[m.name] ? 'healthy' : 'unhealthy'}`).join(', ');
-      throw new Error(`no etcd member other than ${node} is healthy and answers through its guest agent (${why}): etcd may have lost quorum; its membership is left as is — heal the other members first (kubedos heal)`);
-    }
-    return this.etcdAccess(sh, from.name);
+    return this.etcdAccess(sh, pickHealthyPeer(this.etcd, node, facts.etcd, (m) => this.seenAt.get(m) === now));
   }
 
   // ------------------------------------------------------------ scenarios
@@ -252,23 +206,10 @@ export class ClusterDrillTarget implements DrillTarget {
   private async fence(scenario: ScenarioName, ctx: PhaseContext): Promise<string> {
     const parts: string[] = [];
     // The etcd member first: a refusal (quorum) leaves the node as it was, not half fenced.
-    if (this.isEtcdMember(ctx.node)) parts.push((await removeEtcdMember(await this.healthyPeer(ctx.sh, ctx.node), ctx.node, this.peerUrl(ctx.node))).detail);
+    if (this.isEtcdMember(ctx.node)) parts.push(await fenceEtcdMember(await this.healthyPeer(ctx.sh, ctx.node), this.node(ctx.node)));
     // kill-etcd-member leaves the machine and its planes alone: only its member is out.
-    if (scenario !== 'kill-etcd-member') {
-      const r = await ctx.sh.exec(this.hub, [HUB_BIN, 'revoke', ctx.node, '--reason', 'drill: fenced after detection']);
-      let removed: string[] = [];
-      try {
-        removed = (JSON.parse(r.stdout) as { removed?: string[] }).removed ?? [];
-      } catch {
-        /* older hub: says nothing */
-      }
-      parts.unshift(`revoked at the hub; plane peers removed: ${removed.join(', ') || 'none left'}`);
-    }
+    if (scenario !== 'kill-etcd-member') parts.unshift(await revokeAtHub(ctx.sh, this.hub, ctx.node, 'drill: fenced after detection'));
     return parts.join('; ');
-  }
-
-  private peerUrl(node: string): string {
-    return etcdPeerUrl(this.node(node).planes.wg3.address);
   }
 
   /**
@@ -287,9 +228,7 @@ export class ClusterDrillTarget implements DrillTarget {
    * directory for that member id and starts etcd with initial-cluster-state "existing".
    */
   private async rejoinEtcd(ctx: PhaseContext): Promise<string> {
-    const added = await addEtcdMember(await this.healthyPeer(ctx.sh, ctx.node), ctx.node, this.peerUrl(ctx.node));
-    const wrote = await recordEtcdMember(ctx.sh, this.hub, ctx.node, added.id);
-    return `${added.detail}; ${wrote ? 'recorded' : 'already recorded'} on ${this.hub} for the etcd role (initial-cluster-state existing, member ${added.id}, data directory emptied once)`;
+    return rejoinEtcd(await this.healthyPeer(ctx.sh, ctx.node), this.hub, this.node(ctx.node));
   }
 
   private async replace(ctx: PhaseContext): Promise<string> {
@@ -302,13 +241,8 @@ export class ClusterDrillTarget implements DrillTarget {
     }
     // The revocation covered the identity that failed; its replacement is admitted on purpose
     // with new keys and a fresh single-use token (the enroll stage refuses revoked nodes).
-    const list = await ctx.sh.exec(this.hub, ['/bin/sh', '-c', 'cat "$1" 2>/dev/null || echo "{}"', 'sh', REVOKED_PATH]);
-    const raw = JSON.parse(list.stdout || '{}') as { cluster?: string; revoked?: { node: string }[] };
-    const kept = { cluster: raw.cluster ?? this.cluster, revoked: (raw.revoked ?? []).filter((x) => x.node !== ctx.node) };
-    if ((raw.revoked ?? []).length !== kept.revoked.length) {
-      await ctx.sh.exec(this.hub, ['/bin/sh', '-c', 'umask 022; cat > "$1.tmp" && mv "$1.tmp" "$1"', 'sh', REVOKED_PATH], { input: `${JSON.stringify(kept, null, 2)}\n` });
-      notes.push(`${ctx.node} taken off the revocation list for its replacement`);
-    }
+    const lifted = await liftRevocation(ctx.sh, this.hub, this.cluster, ctx.node);
+    if (lifted) notes.push(lifted);
     // The member first: it must be listed before the replacement's converge starts its etcd.
     if (this.isEtcdMember(ctx.node)) notes.push(await this.rejoinEtcd(ctx));
     let firstbootDone: () => void = () => undefined;
@@ -385,7 +319,8 @@ function runIdOf(events: readonly PipelineEvent[]): string | undefined {
   return events[0]?.runId;
 }
 
-function pipelineFailure(r: PipelineResult, phase: string): Error {
+/** The deploy run that replaces (or reintegrates) a node failed: its first failure as a CommandError (stage, node, command, stderr tail, hint). */
+export function pipelineFailure(r: PipelineResult, phase: string): Error {
   const f = r.failures[0];
   const err = new CommandError({
     message: `the deploy run that ${phase === 'replace' ? 'replaces' : 'reintegrates'} the node failed${f ? ` at ${f.stage}${f.node ? ` on ${f.node}` : ''}: ${f.message}` : ''}`,

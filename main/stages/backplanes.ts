@@ -7,7 +7,7 @@ import type { StageDefinition } from '../pipeline/runner';
 import { StageError } from '../pipeline/runner';
 import { sha256Hex } from '../../common/canonical';
 import type { DeployContext } from './context';
-import { BackplanesOutput, deployStage } from './context';
+import { BackplanesOutput, deployStage, scopedNodes } from './context';
 import { eachNode } from './guest';
 import { sleep } from '../pipeline/sleep';
 import type { PlanesStatus } from './firstboot';
@@ -55,7 +55,7 @@ export function backplanesStage(ctx: DeployContext): StageDefinition {
       const { driver } = ctx.substrate(validate.spec, plan.plan);
       const drift = (
         await Promise.all(
-          plan.plan.nodes.map(async (n) => {
+          scopedNodes(ctx, plan.plan.nodes).map(async (n) => {
             const st = await planesStatus({ driver, node: n, signal: p.signal });
             const problems = planeProblems(st, n);
             const keys = keysOf(st);
@@ -72,7 +72,8 @@ export function backplanesStage(ctx: DeployContext): StageDefinition {
       const { driver } = ctx.substrate(validate.spec, plan);
       const deadline = Date.now() + Math.min(bootTimeoutMs(ctx.env), 300_000);
       const wgPublicKeys: Record<string, PlaneKeys> = {};
-      await eachNode(s, plan.nodes, async (n) => {
+      const nodes = scopedNodes(ctx, plan.nodes);
+      await eachNode(s, nodes, async (n) => {
         const g = { driver, node: n, signal: s.signal };
         let problems: string[];
         for (;;) {
@@ -96,7 +97,7 @@ export function backplanesStage(ctx: DeployContext): StageDefinition {
       s.changed(0);
       return {
         wgPublicKeys: Object.fromEntries(Object.entries(wgPublicKeys).sort(([a], [b]) => a.localeCompare(b))),
-        summary: { stage: 'backplanes', changes: 0, notes: plan.nodes.map((n) => `${n.name}: wg1 ${n.planes.wg1.address}, wg2 ${n.planes.wg2.address}, wg3 ${n.planes.wg3.address}`) },
+        summary: { stage: 'backplanes', changes: 0, notes: nodes.map((n) => `${n.name}: wg1 ${n.planes.wg1.address}, wg2 ${n.planes.wg2.address}, wg3 ${n.planes.wg3.address}`) },
       };
     },
   });

@@ -65,6 +65,12 @@ export interface DeployContext {
   passphrase?: (keyPath: string) => Promise<string | undefined>;
   /** --force: nothing is skipped as converged, and converge runs on every node. */
   force?: boolean;
+  /**
+   * One node only (a replace-based upgrade's new VM in its plan slot): provision, firstboot,
+   * backplanes and enroll act on and check that node alone (the hub is read, and its enrollment
+   * window opened for it); the cluster's other VMs are not touched. Unset: every planned node.
+   */
+  only?: string;
   /** How the seal takes the bundle's etcd snapshot (default: etcdctl on the first etcd member through the guest agent). */
   etcdSnapshot?: (plan: Plan, signal?: AbortSignal) => Promise<{ node: string; data: Buffer } | { skipped: string }>;
   /** The run's substrate driver (created once, on first use; closed by the deploy). */
@@ -74,6 +80,11 @@ export interface DeployContext {
 }
 
 type Settings = Omit<DeployContext, 'substrate' | 'close'>;
+
+/** The nodes a stage acts on: the plan's, or the one node of a scoped run (DeployContext.only). */
+export function scopedNodes<N extends { name: string }>(ctx: Pick<DeployContext, 'only'>, nodes: readonly N[]): N[] {
+  return ctx.only === undefined ? [...nodes] : nodes.filter((n) => n.name === ctx.only);
+}
 
 export function newDeployContext(init: Settings): DeployContext {
   let made: { driver: SubstrateDriver; storage: string } | undefined;

@@ -10,8 +10,8 @@ import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import type { ClusterSpec } from '../../common/spec/index';
 import type { GuestExecResult, SubstrateDriver } from '../substrate/driver';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
-import { WORKSPACE_LAYOUT } from '../workspace';
-import { CONVERGE_TAGS, convergeNodes, KNOWN_HOSTS } from './converge';
+import { nodeDeployJournal, WORKSPACE_LAYOUT } from '../workspace';
+import { CONVERGE_TAGS, convergeNodes, firstbootFacts, KNOWN_HOSTS } from './converge';
 
 afterAll(removeTempDirs);
 
@@ -99,5 +99,36 @@ describe('convergeNodes: one node converged from the hub, outside a deploy run',
     expect(await convergeNodes({ spec: spec(false), plan: p, driver, workspace: workspace(), env: {}, nodes: ['w-1'] })).toEqual({ changes: 0 });
     expect(calls).toEqual([]);
     expect(writes).toEqual([]);
+  });
+});
+
+describe('firstbootFacts: the host keys a converge outside a deploy pins', () => {
+  /** A scoped deploy run of `node` (a replacement) recorded at `time` with its new host key. */
+  function nodeRun(ws: string, node: string, time: string, key: string): void {
+    const n = p.nodes.find((x) => x.name === node)!;
+    const keys = { wg1: 'k1', wg2: 'k2', wg3: 'k3' };
+    const events = [
+      { seq: 0, time, runId: `deploy-${node}`, type: 'run', state: 'started', stages: ['firstboot'], pipeline: `deploy ${node}` },
+      { seq: 1, time, runId: `deploy-${node}`, type: 'stage', stage: 'firstboot', state: 'success', rerun: 'safe-rerun', attempt: 0, durationMs: 1, output: { nodes: { [node]: { node, vmid: n.vmid, sshHostKey: key } }, hub: { node: 'master', lanAddress: '10.0.0.1', enrollment: { address: '10.0.0.1', port: 7443 }, wgPublicKeys: keys, listenPorts: { wg1: 51821, wg2: 51822, wg3: 51823 } }, summary: { stage: 'firstboot', changes: 0, notes: [] } } },
+    ];
+    const path = join(ws, nodeDeployJournal(node));
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  }
+
+  it('a node replaced since the deploy: its new key from its own run\'s journal; the others\' (and an older run\'s) from the deploy', () => {
+    const ws = workspace();
+    nodeRun(ws, 'w-1', '2026-12-03T09:00:00.000Z', hostKey('w-1 replaced'));
+    nodeRun(ws, 'cp-1', '2026-12-01T09:00:00.000Z', hostKey('cp-1 before the deploy'));
+    const f = firstbootFacts(ws, ['w-1', 'cp-1']);
+    expect(f.data.nodes['w-1']?.sshHostKey).toBe(hostKey('w-1 replaced'));
+    expect(f.data.nodes['cp-1']?.sshHostKey).toBe(hostKey('cp-1'));
+    expect(f.data.nodes.master?.sshHostKey).toBe(hostKey('master'));
+    // Only the nodes converged are looked up.
+    expect(firstbootFacts(ws, ['cp-1']).data.nodes['w-1']?.sshHostKey).toBe(hostKey('w-1'));
+  });
+
+  it('no first-boot record in the cluster journal: the deploy first', () => {
+    expect(() => firstbootFacts(workspace(false), ['w-1'])).toThrow(/no usable first-boot record in .*journal\.jsonl/);
   });
 });

@@ -28,7 +28,7 @@ import { eachNode, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
 import { lastSuccesses, readJournal } from '../pipeline/journal';
 import type { SubstrateDriver } from '../substrate/driver';
-import { WORKSPACE_LAYOUT } from '../workspace';
+import { nodeDeployJournal, WORKSPACE_LAYOUT } from '../workspace';
 import { clusterTrust } from './trust';
 import { saltDiscoveryGateCommand } from '../converge/salt-gate';
 import type { NodeProbe } from './converge-state';
@@ -536,6 +536,34 @@ export interface ConvergeNodesRequest {
   log?: (line: string) => void;
 }
 
+/** A journal's last first-boot success that parses (its node facts) and when it was recorded; undefined: none. */
+export function lastFirstboot(journal: string): { data: DeployOutputs['firstboot']; at: string } | undefined {
+  const events = readJournal(journal);
+  const record = lastSuccesses(events).get('firstboot');
+  const facts = record?.output ? FirstbootOutput.safeParse(record.output) : undefined;
+  if (!record || !facts?.success) return undefined;
+  const at = events.find((e) => e.type === 'stage' && e.runId === record.runId && e.stage === 'firstboot' && e.state === 'success')?.time ?? '';
+  return { data: facts.data, at };
+}
+
+/**
+ * The nodes' first-boot facts (their SSH host keys) for a converge outside a deploy run: the
+ * cluster journal's last first-boot record, with the facts of each of `nodes` whose plan slot a
+ * scoped deploy run created since (a replace-based upgrade's new VM: a new host key) taken from
+ * that run's journal (nodeDeployJournal) when it is newer. Throws when the cluster has none.
+ */
+export function firstbootFacts(workspace: string, nodes: readonly string[]): { data: DeployOutputs['firstboot']; at: string } {
+  const journal = join(workspace, WORKSPACE_LAYOUT.journal);
+  const facts = lastFirstboot(journal);
+  if (!facts) throw new Error(`no usable first-boot record in ${journal} (the nodes' SSH host keys the hub pins for converge): rerun the deploy (kubedos deploy SPEC), then the upgrade`);
+  for (const node of nodes) {
+    const own = lastFirstboot(join(workspace, nodeDeployJournal(node)));
+    const fresh = own?.data.nodes[node];
+    if (own && fresh && own.at > facts.at) facts.data.nodes[node] = fresh;
+  }
+  return facts;
+}
+
 /**
  * Converges `nodes` outside a deploy run, as the converge stage does (the hub's baked payload, the
  * same tags, trust preparation and PLAY RECAP judgement, `--limit` to these nodes): what
@@ -558,10 +586,7 @@ export async function convergeNodes(o: ConvergeNodesRequest): Promise<{ changes:
   const targets = o.plan.nodes.filter((n) => o.nodes.includes(n.name));
   const unknown = o.nodes.filter((n) => !targets.some((t) => t.name === n));
   if (unknown.length) throw new Error(`no node ${firstFew(unknown)} in the plan of ${o.plan.cluster.name}`);
-  const journal = join(o.workspace, WORKSPACE_LAYOUT.journal);
-  const record = lastSuccesses(readJournal(journal)).get('firstboot');
-  const facts = record?.output ? FirstbootOutput.safeParse(record.output) : undefined;
-  if (!facts?.success) throw new Error(`no usable first-boot record in ${journal} (the nodes' SSH host keys the hub pins for converge): rerun the deploy (kubedos deploy SPEC), then the upgrade`);
+  const facts = firstbootFacts(o.workspace, o.nodes);
   const signal = o.signal ?? new AbortController().signal;
   const s: StageContext = {
     runId: `upgrade-${o.nodes.join('-')}`,

@@ -14,7 +14,7 @@ import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
 import type { SubstrateDriver } from '../substrate/driver';
 import type { DeployContext } from './context';
-import { deployStage, EnrollOutput } from './context';
+import { deployStage, EnrollOutput, scopedNodes } from './context';
 import type { GuestCall, PlanNode } from './guest';
 import { eachNode, guestJson, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
@@ -111,6 +111,10 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
       s.log(`hub certificate pin ${trust.hubTls.fingerprint}`);
       const hub = hubOf(plan);
       const spokes = plan.nodes.filter((n) => !n.hub);
+      // The spokes this run enrolls and checks: every one, or the one node of a scoped run
+      // (DeployContext.only; the others may be fenced for their own replacement meanwhile).
+      const joining = scopedNodes(ctx, spokes);
+      const scoped = ctx.only !== undefined;
       const hubG: GuestCall = { driver, node: hub, signal: s.signal };
       let changes = await syncFiles(hubG, hubEnrollmentFiles(plan, { hmacKey: trust.hmacKey, hubTls: trust.hubTls }), ['/etc/kubedos/enroll/revoked.json']);
       const caChainPem = trust.intermediate.certPem + trust.root.certPem;
@@ -118,7 +122,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
 
       // Who still has to join: not on the hub's roster of enrolled keys, or no hub peer on a plane.
       const before = await hubStatus();
-      const revoked = spokes.filter((n) => before.revoked.includes(n.name));
+      const revoked = joining.filter((n) => before.revoked.includes(n.name));
       if (revoked.length) {
         throw new StageError(`${revoked.map((n) => n.name).join(', ')} ${revoked.length === 1 ? 'is' : 'are'} revoked on the hub and cannot enroll`, {
           node: revoked[0]!.name,
@@ -126,7 +130,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
         });
       }
       const pending: PlanNode[] = [];
-      for (const n of spokes) {
+      for (const n of joining) {
         const st = await planesStatus({ driver, node: n, signal: s.signal });
         const hasHub = PLANE_NAMES.every((p) => (st.planes[p]?.peers?.length ?? 0) > 0);
         if (before.enrolled.includes(n.name) && hasHub) s.node(n.name, 'ok', 'already enrolled');
@@ -183,7 +187,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
           const confirmBy = Date.now() + 60_000;
           for (;;) {
             const st = await hubStatus();
-            const missing = spokes.filter((n) => !st.enrolled.includes(n.name));
+            const missing = joining.filter((n) => !st.enrolled.includes(n.name));
             if (!missing.length) break;
             if (Date.now() > confirmBy) throw new StageError(`the hub did not confirm ${missing.map((n) => n.name).join(', ')}`, { node: missing[0]!.name, hint: 'see journalctl -u kubedos-enroll-window on the master (NOT confirmed: …)' });
             await sleep(2000, s.signal);
@@ -199,7 +203,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
       // Every spoke: a fresh handshake with the hub on each plane (pinging the hub's /32 through
       // the plane makes one if the last is old).
       const nowS = (): number => Math.floor(Date.now() / 1000);
-      await eachNode(s, spokes, async (n) => {
+      await eachNode(s, joining, async (n) => {
         const g: GuestCall = { driver, node: n, signal: s.signal };
         for (const p of PLANE_NAMES) {
           const hubAddr = hub.planes[p].address.replace(/\/32$/, '');
@@ -217,26 +221,29 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
         s.log(`${n.name}: handshakes with ${hub.name} on ${PLANE_NAMES.join(', ')}`, { node: n.name });
       });
       const hubSt = await planesStatus(hubG);
-      for (const p of PLANE_NAMES) {
-        const peers = hubSt.planes[p]?.peers?.length ?? 0;
-        if (peers !== spokes.length) throw new StageError(`${hub.name}: ${p} has ${peers} peers, the plan has ${spokes.length} nodes to link`, { node: hub.name, hint: 'kubedos-enroll-hub status on the master' });
+      // Every spoke linked (a scoped run checked its own node's handshakes above: the others may be fenced).
+      if (!scoped) {
+        for (const p of PLANE_NAMES) {
+          const peers = hubSt.planes[p]?.peers?.length ?? 0;
+          if (peers !== spokes.length) throw new StageError(`${hub.name}: ${p} has ${peers} peers, the plan has ${spokes.length} nodes to link`, { node: hub.name, hint: 'kubedos-enroll-hub status on the master' });
+        }
       }
       // Each node's identity certificate from the cluster intermediate: issued now when missing or
       // due (security.keyRotation.kubeCertDays), its key kept encrypted in the SecretStore and
       // written to the node 0600; recorded in <workspace>/trust for the trust inventory.
-      const ids = await ensureNodeIdentities({ plan, trustDir: trust.dir, store: trust.store, intermediate: trust.intermediate, kubeCertDays: validate.spec.spec.security.keyRotation.kubeCertDays, now: new Date() });
+      const ids = await ensureNodeIdentities({ plan: scoped ? { ...plan, nodes: scopedNodes(ctx, plan.nodes) } : plan, trustDir: trust.dir, store: trust.store, intermediate: trust.intermediate, kubeCertDays: validate.spec.spec.security.keyRotation.kubeCertDays, now: new Date() });
       for (const id of ids.filter((x) => x.issued)) s.log(`${id.node}: identity certificate issued (serial ${id.serial}, not after ${id.notAfter.slice(0, 10)}): ${id.why}`, { node: id.node });
       // When each node's WireGuard keys were first seen, for security.keyRotation.wireguardDays.
-      const newKeys = recordWireguardKeys(ctx.workspace, plan.cluster.name, backplanes.wgPublicKeys, new Date());
+      const newKeys = recordWireguardKeys(ctx.workspace, plan.cluster.name, backplanes.wgPublicKeys, new Date(), scoped ? { others: 'keep' } : {});
       if (newKeys.length) s.log(`WireGuard keys recorded as new for ${newKeys.join(', ')} (rotation due in ${validate.spec.spec.security.keyRotation.wireguardDays} days)`);
-      await eachNode(s, plan.nodes, async (n) => {
+      await eachNode(s, scopedNodes(ctx, plan.nodes), async (n) => {
         const id = ids.find((x) => x.node === n.name)!;
         changes += await syncFiles({ driver, node: n, signal: s.signal }, identityFiles(id, caChainPem));
       });
       s.changed(changes);
       return {
         hubPin: trust.hubTls.fingerprint,
-        enrolled: spokes.map((n) => n.name).sort(),
+        enrolled: joining.map((n) => n.name).sort(),
         summary: { stage: 'enroll', changes, notes: [pending.length ? `enrolled ${pending.map((n) => n.name).join(', ')}` : 'every node was already enrolled', `hub pin ${trust.hubTls.fingerprint}`, `identity certificates: ${ids.filter((x) => x.issued).length} issued, ${ids.filter((x) => !x.issued).length} still good`] },
       };
     },

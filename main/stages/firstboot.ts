@@ -13,7 +13,7 @@ import type { HubFacts, NodeFacts } from '../node-facts';
 import type { BuildReport } from '../build/index';
 import type { SubstrateDriver } from '../substrate/driver';
 import type { DeployContext, DeployOutputs } from './context';
-import { deployStage, FirstbootOutput } from './context';
+import { deployStage, FirstbootOutput, scopedNodes } from './context';
 import type { GuestCall, PlanNode } from './guest';
 import { eachNode, guestJson, guestReadMaybe, guestRun, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
@@ -167,14 +167,14 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
     reads: ['validate', 'plan', 'build', 'provision'],
     rerun: 'safe-rerun',
     inputs: ({ plan, build }) => ({
-      nodes: plan.plan.nodes.map((n) => ({ name: n.name, vmid: n.vmid, role: n.role, mac: n.lan.mac })),
+      nodes: scopedNodes(ctx, plan.plan.nodes).map((n) => ({ name: n.name, vmid: n.vmid, role: n.role, mac: n.lan.mac })),
       images: build.outputs.filter((o) => o.kind === 'image').map((o) => ({ role: o.role, sha256: o.sha256 })),
     }),
     output: FirstbootOutput,
     // One command per node: the same first boot (its marker) and the same host key as recorded.
     async probe(p, { validate, plan }, last) {
       const { driver } = ctx.substrate(validate.spec, plan.plan);
-      const drift = await probeFacts(driver, plan.plan.nodes, last, p.signal);
+      const drift = await probeFacts(driver, scopedNodes(ctx, plan.plan.nodes), last, p.signal);
       return drift.length ? { moved: true, reason: drift.slice(0, 3).join('; ') } : { moved: false, note: 'every node\'s first-boot marker and host key are as recorded' };
     },
     async run(s, { validate, plan: planned, build }) {
@@ -182,9 +182,11 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
       const { driver } = ctx.substrate(validate.spec, plan);
       const timeout = bootTimeoutMs(ctx.env);
       const deadline = Date.now() + timeout;
-      for (const n of plan.nodes) s.node(n.name, 'running', 'waiting for the guest agent');
-      const byVmid = new Map(plan.nodes.map((n) => [n.vmid, n.name]));
-      const answered = await waitForAgents(driver, plan.nodes.map((n) => n.vmid), {
+      // A scoped run (DeployContext.only) waits for its one node; the hub's facts are read below either way.
+      const nodesNow = scopedNodes(ctx, plan.nodes);
+      for (const n of nodesNow) s.node(n.name, 'running', 'waiting for the guest agent');
+      const byVmid = new Map(nodesNow.map((n) => [n.vmid, n.name]));
+      const answered = await waitForAgents(driver, nodesNow.map((n) => n.vmid), {
         timeoutMs: timeout,
         intervalMs: 3000,
         signal: s.signal,
@@ -194,11 +196,11 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
           s.node(name, 'running', 'reset after a kernel hang; waiting for the guest agent');
         },
       });
-      for (const n of plan.nodes) s.log(`${n.name}: guest agent answered after ${((answered.get(n.vmid) ?? 0) / 1000).toFixed(1)} s`, { node: n.name });
+      for (const n of nodesNow) s.log(`${n.name}: guest agent answered after ${((answered.get(n.vmid) ?? 0) / 1000).toFixed(1)} s`, { node: n.name });
       let done = 0;
       const stale: string[] = [];
       const nodes: Record<string, NodeFacts> = {};
-      await eachNode(s, plan.nodes, async (n: PlanNode) => {
+      await eachNode(s, nodesNow, async (n: PlanNode) => {
         const g = { driver, node: n, signal: s.signal };
         const firstboot = await waitMarker(g, deadline, (l) => s.log(l, { node: n.name }));
         const key = (await guestRun(g, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], { what: 'read the SSH host key' })).stdout.trim();
@@ -210,7 +212,7 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
           stale.push(drift);
         }
         s.log(`${n.name}: first boot completed in ${firstboot ? firstboot.completedAt - firstboot.startedAt : '?'} s (${firstboot?.steps.join(', ')})`, { node: n.name });
-        s.progress(++done / plan.nodes.length, undefined, n.name);
+        s.progress(++done / nodesNow.length, undefined, n.name);
       });
       const hub = hubOf(plan);
       const facts = await readHubFacts({ driver, node: hub, signal: s.signal }, deadline);
@@ -218,7 +220,7 @@ export function firstbootStage(ctx: DeployContext): StageDefinition {
       s.log(`hub ${hub.name}: LAN ${facts.lanAddress}, enrollment ${facts.enrollment.address}:${facts.enrollment.port}, ${PLANES.map((p) => `${p} ${facts.wgPublicKeys[p].slice(0, 8)}…:${facts.listenPorts[p]}`).join(', ')}`, { node: hub.name });
       s.changed(0);
       const sorted = Object.fromEntries(Object.entries(nodes).sort(([a], [b]) => a.localeCompare(b)));
-      return { nodes: sorted, hub: facts, summary: { stage: 'firstboot', changes: 0, notes: [...plan.nodes.map((n) => `${n.name}: first boot complete`), ...stale] } };
+      return { nodes: sorted, hub: facts, summary: { stage: 'firstboot', changes: 0, notes: [...nodesNow.map((n) => `${n.name}: first boot complete`), ...stale] } };
     },
   });
 }

@@ -50,6 +50,11 @@ export interface DeployOptions {
   passphrase?: (keyPath: string) => Promise<string | undefined>;
   /** Run everything, converged or not. */
   force?: boolean;
+  /**
+   * One node's plan slot only (DeployContext.only): the DAG ends after enroll (no converge,
+   * workload or seal: the caller converges that node itself; the bundle is not sealed again).
+   */
+  only?: string;
 }
 
 export interface DeployPipeline extends PlanPipeline {
@@ -72,7 +77,9 @@ export function deployPipeline(source: SpecSource, options: DeployOptions): Depl
     ...(options.knownHostsPath ? { knownHostsPath: options.knownHostsPath } : {}),
     ...(options.passphrase ? { passphrase: options.passphrase } : {}),
     ...(options.force ? { force: true } : {}),
+    ...(options.only !== undefined ? { only: options.only } : {}),
   });
+  const scoped = options.only !== undefined;
   const stages = [
     validateStage(source),
     planStage(options.planPath),
@@ -81,9 +88,7 @@ export function deployPipeline(source: SpecSource, options: DeployOptions): Depl
     firstbootStage(ctx),
     backplanesStage(ctx),
     enrollStage(ctx),
-    convergeStage(ctx),
-    workloadStage(ctx),
-    sealStage(ctx),
+    ...(scoped ? [] : [convergeStage(ctx), workloadStage(ctx), sealStage(ctx)]),
   ];
   return {
     stages,

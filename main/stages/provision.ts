@@ -12,7 +12,7 @@ import { StageError } from '../pipeline/runner';
 import type { ArtifactFile, InventoryVm } from '../substrate/driver';
 import { provision } from '../substrate/provision';
 import type { DeployContext } from './context';
-import { deployStage, ProvisionOutput } from './context';
+import { deployStage, ProvisionOutput, scopedNodes } from './context';
 import type { PlanNode } from './guest';
 
 /** The golden image a node boots, from the build report (hashes already known: no re-read). */
@@ -31,10 +31,10 @@ export function imageArtifactFor(plan: Plan, report: BuildReport): (node: PlanNo
 }
 
 /** Pure: what is wrong with the substrate's VMs against the plan (missing, not ours, not running). */
-export function provisionDrift(plan: Plan, vms: readonly InventoryVm[]): string[] {
+export function provisionDrift(plan: Plan, vms: readonly InventoryVm[], nodes: readonly PlanNode[] = plan.nodes): string[] {
   const ours = ownershipOf(plan);
   const out: string[] = [];
-  for (const n of plan.nodes) {
+  for (const n of nodes) {
     const vm = vms.find((v) => v.vmid === n.vmid);
     if (!vm) out.push(`${n.name} (VMID ${n.vmid}) is absent`);
     else if (!owns(vm, ours)) out.push(`VMID ${n.vmid} is not this cluster's`);
@@ -55,19 +55,22 @@ export function provisionStage(ctx: DeployContext): StageDefinition {
       plan: sha256Hex(plan.json),
       images: build.outputs.filter((o) => o.kind === 'image').map((o) => ({ role: o.role, sha256: o.sha256 })),
       target: ctx.target,
+      ...(ctx.only !== undefined ? { only: ctx.only } : {}),
     }),
     output: ProvisionOutput,
     // One inventory: every planned VM present, ours and running.
     async probe(p, { validate, plan }) {
       const { driver } = ctx.substrate(validate.spec, plan.plan);
-      const drift = provisionDrift(plan.plan, (await driver.inventory({ signal: p.signal })).vms);
-      return drift.length ? { moved: true, reason: `the substrate moved: ${drift.slice(0, 3).join('; ')}${drift.length > 3 ? ` (+${drift.length - 3} more)` : ''}` } : { moved: false, note: `${plan.plan.nodes.length} VMs present and running` };
+      const nodes = scopedNodes(ctx, plan.plan.nodes);
+      const drift = provisionDrift(plan.plan, (await driver.inventory({ signal: p.signal })).vms, nodes);
+      return drift.length ? { moved: true, reason: `the substrate moved: ${drift.slice(0, 3).join('; ')}${drift.length > 3 ? ` (+${drift.length - 3} more)` : ''}` } : { moved: false, note: `${nodes.length} VMs present and running` };
     },
     async run(s, { validate, plan: planned, build }) {
       const plan = planned.plan;
       const { driver, storage } = ctx.substrate(validate.spec, plan);
       const allowDestroy = s.allowDestroy || plan.stages.provision?.allowDestroy === true;
-      for (const n of plan.nodes) s.node(n.name, 'running');
+      const nodes = scopedNodes(ctx, plan.nodes);
+      for (const n of nodes) s.node(n.name, 'running');
       let result;
       try {
         result = await provision({
@@ -76,6 +79,7 @@ export function provisionStage(ctx: DeployContext): StageDefinition {
           artifactFor: imageArtifactFor(plan, build),
           storage,
           allowDestroy,
+          ...(ctx.only !== undefined ? { only: [ctx.only] } : {}),
           signal: s.signal,
           onEvent: (e) => {
             if (e.kind === 'command') s.log(`$ ${e.command}`);
@@ -86,7 +90,7 @@ export function provisionStage(ctx: DeployContext): StageDefinition {
         });
       } catch (err) {
         const e = err as Error & { node?: string };
-        for (const n of plan.nodes) s.node(n.name, e.node && e.node !== n.name ? 'skipped' : 'failed', e.message.split('\n')[0]);
+        for (const n of nodes) s.node(n.name, e.node && e.node !== n.name ? 'skipped' : 'failed', e.message.split('\n')[0]);
         throw err;
       }
       for (const d of result.decisions) {

@@ -163,6 +163,24 @@ describe('provision with per-role boot artifacts', () => {
     expect(r.changes).toBe(2);
   });
 
+  it('only: one node\'s plan slot is created from another image; the other VMs are neither compared, started nor destroyed', async () => {
+    const d = new FakeDriver();
+    const images = Object.fromEntries([...new Set(roles)].map((r) => [r, art(`img-${r}.qcow2`)]));
+    await provision({ plan: p, driver: d, artifactFor: byRole(images), storage: 'local', allowDestroy: false });
+    const [stopped, , gone] = p.nodes as [Plan['nodes'][number], Plan['nodes'][number], Plan['nodes'][number]];
+    d.vms = d.vms.filter((v) => v.vmid !== gone.vmid);
+    d.vms.find((v) => v.vmid === stopped.vmid)!.status = 'stopped';
+    // An owned VM the plan no longer has: a full provision refuses (it would destroy it) without allowDestroy.
+    d.vms.push({ ...structuredClone(d.vms[0]!), vmid: 9999, name: 'left-over' });
+    d.calls.length = 0;
+    const next = art(`next-${gone.role}.qcow2`);
+    const r = await provision({ plan: p, driver: d, artifactFor: (n) => (n.role === gone.role ? next : undefined), storage: 'local', allowDestroy: false, only: [gone.name] });
+    expect(r.decisions.map((x) => `${x.node} ${x.action}${x.start ? ' + start' : ''}`)).toEqual([`${gone.name} create + start`]);
+    expect(d.calls).toEqual(['inventory', `upload next-${gone.role}.qcow2`, `create ${gone.vmid} local:import/next-${gone.role}.qcow2`, `start ${gone.vmid}`]);
+    expect(d.vms.find((v) => v.vmid === stopped.vmid)?.status).toBe('stopped');
+    expect(d.vms.some((v) => v.vmid === 9999)).toBe(true);
+  });
+
   it('previewCommands: each distinct upload once, each node creating from its own volid', () => {
     const d = new FakeDriver();
     const images = Object.fromEntries([...new Set(roles)].map((r) => [r, art(`img-${r}.qcow2`)]));

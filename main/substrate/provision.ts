@@ -36,6 +36,12 @@ export interface ProvisionOptions extends OpOptions {
   allowDestroy: boolean;
   /** Start VMs that are stopped (default true). */
   start?: boolean;
+  /**
+   * Only these planned nodes (by name): the other planned VMs and the cluster's unplanned VMs are
+   * left as they are, not even compared (a replace-based upgrade provisions one node from N+1
+   * while the others still run N).
+   */
+  only?: readonly string[];
 }
 
 export interface ProvisionResult {
@@ -96,13 +102,14 @@ export interface DecisionProblem {
  * held by a VM this cluster does not own is a blocked decision (never touched); a replace or
  * destroy without allowDestroy is a problem. decide() refuses both; the review shows both.
  */
-export function reviewDecisions(plan: Plan, inventory: Inventory, opts: { allowDestroy: boolean; start: boolean }): { decisions: ReviewedDecision[]; problems: DecisionProblem[] } {
-  for (const n of plan.nodes) checkShape(n.vm);
+export function reviewDecisions(plan: Plan, inventory: Inventory, opts: { allowDestroy: boolean; start: boolean; only?: readonly string[] | undefined }): { decisions: ReviewedDecision[]; problems: DecisionProblem[] } {
+  const nodes = opts.only ? plan.nodes.filter((n) => opts.only!.includes(n.name)) : plan.nodes;
+  for (const n of nodes) checkShape(n.vm);
   const own = ownershipOf(plan);
   const byVmid = new Map(inventory.vms.map((v) => [v.vmid, v]));
   const decisions: ReviewedDecision[] = [];
   const problems: DecisionProblem[] = [];
-  for (const n of plan.nodes) {
+  for (const n of nodes) {
     const vm = byVmid.get(n.vmid);
     if (!vm) {
       decisions.push({ node: n.name, vmid: n.vmid, action: 'create', start: opts.start, reasons: ['absent'] });
@@ -128,7 +135,8 @@ export function reviewDecisions(plan: Plan, inventory: Inventory, opts: { allowD
     }
   }
   const planned = new Set(plan.nodes.map((n) => n.vmid));
-  for (const vm of inventory.vms) {
+  // Scoped to some nodes: the cluster's other VMs are not this run's business.
+  for (const vm of opts.only ? [] : inventory.vms) {
     if (planned.has(vm.vmid) || !owns(vm, own)) continue;
     if (!opts.allowDestroy) problems.push({ code: 'destroy-refused', message: `VM ${vm.vmid} "${vm.name}" belongs to cluster ${plan.cluster.name} but is not in the plan any more; it would be destroyed` });
     decisions.push({ node: vm.name, vmid: vm.vmid, action: 'destroy', start: false, reasons: ['not in the plan'] });
@@ -136,7 +144,7 @@ export function reviewDecisions(plan: Plan, inventory: Inventory, opts: { allowD
   return { decisions, problems };
 }
 
-export function decide(plan: Plan, inventory: Inventory, opts: { allowDestroy: boolean; start: boolean }): NodeDecision[] {
+export function decide(plan: Plan, inventory: Inventory, opts: { allowDestroy: boolean; start: boolean; only?: readonly string[] | undefined }): NodeDecision[] {
   const { decisions, problems } = reviewDecisions(plan, inventory, opts);
   if (problems.length) {
     const taken = problems.some((p) => p.code === 'vmid-taken');
@@ -233,7 +241,7 @@ export async function provision(options: ProvisionOptions): Promise<ProvisionRes
   const { plan, driver } = options;
   const op: OpOptions = { ...(options.signal ? { signal: options.signal } : {}), ...(options.onEvent ? { onEvent: options.onEvent } : {}) };
   const inventory = await driver.inventory(op);
-  const decisions = decide(plan, inventory, { allowDestroy: options.allowDestroy, start: options.start ?? true });
+  const decisions = decide(plan, inventory, { allowDestroy: options.allowDestroy, start: options.start ?? true, only: options.only });
   const { artifacts, volidOf } = artifactsNeeded(plan, decisions, options, options.storage);
   const uploads: UploadResult[] = [];
   const bootByVolid = new Map<string, BootArtifact>();

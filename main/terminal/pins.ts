@@ -10,6 +10,7 @@ import { hubOf } from '../../common/plan/index';
 import { closest } from '../../common/text/suggest';
 import { lastSuccesses, readJournal } from '../pipeline/journal';
 import { FirstbootOutput } from '../stages/context';
+import { firstbootFacts } from '../stages/converge';
 import { WORKSPACE_LAYOUT } from '../workspace';
 
 /** One SSH hop with the only host key it may present ("ssh-ed25519 AAAA…"). */
@@ -58,7 +59,9 @@ export function terminalRoute(workspace: string, plan: Plan, node: string, o: { 
   }
   const parsed = FirstbootOutput.safeParse(record.output);
   if (!parsed.success) throw new TerminalTrustError(`the first-boot record in ${journal} (run ${record.runId.slice(0, 8)}) does not parse (${parsed.error.issues[0]?.message ?? 'invalid'}); rerun the deploy (kubedos deploy SPEC) to record the host keys again`);
-  const facts = parsed.data;
+  // A node a replace-based upgrade created again since that deploy: its key from that run's own
+  // journal when newer (firstbootFacts, as converge pins it).
+  const facts = firstbootFacts(workspace, [target.name]).data;
   const port = o.port ?? 22;
   const hop = (n: PlanNode, host: string): PinnedHop => {
     const key = facts.nodes[n.name]?.sshHostKey;

@@ -1,13 +1,13 @@
 // The node terminal's pins (what first boot recorded, nothing else), its transcript record and
 // its output frames. The SSH path itself is exercised in e2e/terminal/terminal.lab.test.ts.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { WORKSPACE_LAYOUT } from '../workspace';
+import { nodeDeployJournal, WORKSPACE_LAYOUT } from '../workspace';
 import { FrameBatcher } from './frames';
 import { hostKeyFingerprint, terminalRoute, TerminalTrustError } from './pins';
 import { readTranscriptRecords, TranscriptWriter } from './transcript';
@@ -47,6 +47,22 @@ describe('terminalRoute: host keys only from the first-boot record', () => {
     const r = terminalRoute(ws, lab3, 'w-1');
     expect(r.hub).toEqual({ node: hub.name, host: hub.planes.wg1.address.replace(/\/32$/, ''), port: 22, hostKey: all[hub.name] });
     expect(r.target).toEqual({ node: 'w-1', host: w1.planes.wg1.address.replace(/\/32$/, ''), port: 22, hostKey: all['w-1'] });
+  });
+
+  it('a node replaced since the deploy (its own scoped deploy run, newer): its new key; an older run of it is not taken', () => {
+    journal(all);
+    const path = join(ws, nodeDeployJournal('w-1'));
+    const run = (time: string, key: string) => {
+      const hub = lab3.nodes.find((n) => n.hub)!;
+      const output = { nodes: { 'w-1': { node: 'w-1', vmid: 1, sshHostKey: key } }, hub: { node: hub.name, lanAddress: hub.lan.address, enrollment: { address: hub.lan.address, port: 8443 }, wgPublicKeys: { wg1: 'a', wg2: 'b', wg3: 'c' }, listenPorts: { wg1: 1, wg2: 2, wg3: 3 } }, summary: { stage: 'firstboot', changes: 0, notes: [] } };
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, [{ runId: 'n1', seq: 0, time, type: 'run', state: 'started', stages: ['firstboot'], pipeline: 'deploy w-1' }, { runId: 'n1', seq: 1, time, type: 'stage', stage: 'firstboot', state: 'success', rerun: 'safe-rerun', attempt: 1, output }].map((l) => JSON.stringify(l)).join('\n') + '\n');
+    };
+    run('2025-12-31T00:00:00.000Z', KEY('w-1 before the deploy'));
+    expect(terminalRoute(ws, lab3, 'w-1').target?.hostKey).toBe(all['w-1']);
+    run('2026-01-02T00:00:00.000Z', KEY('w-1 replaced'));
+    expect(terminalRoute(ws, lab3, 'w-1').target?.hostKey).toBe(KEY('w-1 replaced'));
+    expect(terminalRoute(ws, lab3, 'w-1').hub.hostKey).toBe(all[lab3.nodes.find((n) => n.hub)!.name]);
   });
 
   it('opens the hub itself without a second hop; --via replaces the hub address only', () => {

@@ -77,12 +77,14 @@ export function judgeWireguardKeys(node: string, since: string, wireguardDays: n
  * they were first seen: unchanged keys keep their time, new keys start now. Returns the nodes whose
  * keys are new.
  */
-export function recordWireguardKeys(workspace: string, cluster: string, keys: Record<string, { wg1: string; wg2: string; wg3: string }>, now: Date): string[] {
+export function recordWireguardKeys(workspace: string, cluster: string, keys: Record<string, { wg1: string; wg2: string; wg3: string }>, now: Date, o: { others?: 'keep' } = {}): string[] {
   const dir = join(workspace, WORKSPACE_LAYOUT.trust);
   const path = join(dir, WIREGUARD_KEYS_FILE);
   const before = existsSync(path) ? WireguardKeyRecord.safeParse(JSON.parse(readFileSync(path, 'utf8'))) : undefined;
   const old = before?.success ? before.data.nodes : {};
   const nodes: WireguardKeyRecord['nodes'] = {};
+  // `keys` of some nodes only (a scoped deploy run): the others' records stay as they are.
+  if (o.others === 'keep') for (const [node, rec] of Object.entries(old)) if (!(node in keys)) nodes[node] = rec;
   const fresh: string[] = [];
   for (const [node, k] of Object.entries(keys).sort(([a], [b]) => a.localeCompare(b))) {
     const prev = old[node];

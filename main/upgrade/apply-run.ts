@@ -103,6 +103,8 @@ export interface ReplaceOps {
    * for good or its window ends; returns the gate's textfile (kubedos.prom) as it left it.
    */
   gate(node: string, signal?: AbortSignal): Promise<string | undefined>;
+  /** Why nodes cannot be provisioned from `build` here (its artifact is missing): the service refuses before any node is touched. Undefined: they can. */
+  cannotProvision?(build: BuildRef): string | undefined;
 }
 
 /** A bound on one node's replacement phases in the rollback (seven phases, each retried only by a rerun): more is a bug. */
@@ -444,7 +446,7 @@ export const replaceNodesOf = (waves: readonly Wave[]): string[] => waves.filter
 export function noReplaceOps(waves: readonly Wave[], input: Pick<LoopInput, 'replace'>): string | undefined {
   const nodes = replaceNodesOf(waves);
   if (!nodes.length || input.replace) return undefined;
-  return `${plural(nodes.length, 'node')} (${firstFew(nodes)}) ${nodes.length === 1 ? 'is' : 'are'} replaced under strategy replace (the spec's kubernetes.ha.upgradeStrategy), and this run has no replace operations for them: replacing the VMs of a deployed cluster is not wired into kubedos upgrade yet (the replace loop runs on simulated nodes only); set kubernetes.ha.upgradeStrategy: rolling to switch A/B slots instead; nothing was touched`;
+  return `${plural(nodes.length, 'node')} (${firstFew(nodes)}) ${nodes.length === 1 ? 'is' : 'are'} replaced under strategy replace (the spec's kubernetes.ha.upgradeStrategy), and this run has no replace operations for them (its caller cannot replace the nodes' machines); set kubernetes.ha.upgradeStrategy: rolling to switch A/B slots instead; nothing was touched`;
 }
 
 /**

@@ -11,8 +11,8 @@ import { readUpgradeRecord, upgradeRecordPath } from './apply-run';
 import { SimCluster } from './testing';
 import { checkAbNodes, runUpgradeService, specNotAb, VmNodeOps } from './vm-ops';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { plan } from '../../common/plan/index';
 import { initialAgentState, renderAgentState } from '../../common/upgrade/agent';
 import type { SubstrateDriver } from '../substrate/driver';
@@ -70,6 +70,33 @@ describe('the upgrade service', () => {
     const before = readUpgradeRecord(upgradeRecordPath('lab-3', env));
     expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: N, to: N1, ops: sim, env, ...clock })).toMatchObject({ kind: 'refuse' });
     expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toEqual(before);
+  });
+});
+
+describe('the upgrade service: replace waves on deployed VMs', () => {
+  it('replace operations given: the waves are taken; a build no kept artifact is of is refused before any node is touched (upgrade and rollback)', async () => {
+    const env = { KUBEDOS_WORKSPACE: tempDir('kd-h21c-service-') };
+    const replaceWaves = lab3Waves().map((w) => (w.nodes.includes('w-1') ? { ...w, action: 'replace' as const } : w));
+    const asked: string[] = [];
+    const ops = new Proxy({}, { get: (_t, k) => async () => void asked.push(String(k)) }) as unknown as SimCluster;
+    const replace = {
+      cannotProvision: (b: { version: string }) => `no kept artifact of ${b.version}`,
+      exists: async () => true,
+      fence: async () => 'fenced',
+      destroy: async () => 'destroyed',
+      provision: async () => 'provisioned',
+      gate: async () => undefined,
+    };
+    const N1 = build('0.2.0');
+    expect(await runUpgradeService({ spec: spec('ab'), waves: replaceWaves, from: N, to: N1, allowDestroy: true, ops, replace, env })).toEqual({ kind: 'refuse', message: 'no kept artifact of 0.2.0' });
+    expect(asked).toEqual([]);
+    // A rollback whose record says w-1 was replaced: N's artifact is needed.
+    const path = upgradeRecordPath('lab-3', env);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, JSON.stringify({ slots: {}, bad: [], target: N1, replaced: { 'w-1': { build: N1, state: 'done' } } }));
+    expect(readUpgradeRecord(path).replaced).toEqual({ 'w-1': { build: N1, state: 'done' } });
+    expect(await runUpgradeService({ spec: spec('ab'), waves: replaceWaves, from: N, allowDestroy: true, ops, replace, env })).toEqual({ kind: 'refuse', message: 'no kept artifact of 0.1.0' });
+    expect(asked).toEqual([]);
   });
 });
 

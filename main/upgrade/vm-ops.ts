@@ -355,8 +355,11 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   }
   const path = upgradeRecordPath(cluster, r.env);
   const record = readUpgradeRecord(path);
-  // Not the nodes replaced (an upgrade's replace waves; a rollback's nodes the record says were replaced).
+  // The nodes replaced: an upgrade's replace waves; a rollback's nodes the record says were replaced.
   const replacing = new Set(r.to ? replaceNodesOf(r.waves) : Object.keys(record.replaced ?? {}));
+  // Their artifact (N+1; N for a rollback that replaces them again), checked before any node is touched.
+  const missing = replacing.size ? r.replace?.cannotProvision?.(r.to ?? r.from) : undefined;
+  if (missing) return { kind: 'refuse', message: missing };
   const nodes = r.waves.flatMap((w) => w.nodes).filter((n) => !replacing.has(n));
   const ab = await checkAbNodes(cluster, nodes, r.ops, r.signal);
   if (!ab.ok) return { kind: 'refuse', message: ab.message };

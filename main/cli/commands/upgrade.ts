@@ -18,6 +18,8 @@ import type { ApplyOutcome } from '../../upgrade/apply-run';
 import { applyEventLine } from '../../../common/upgrade/progress';
 import { upgradeWaves } from '../../upgrade/preflight';
 import { buildRefs, runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
+import { clusterReplaceOps } from '../../upgrade/replace-ops';
+import type { SpecSource } from '../../stages/validate';
 import { clusterWorkspace } from '../../workspace';
 import { sha256Hex } from '../../../common/canonical';
 import type { CliCommand, CliIo } from '../command';
@@ -38,16 +40,19 @@ function report(what: string, end: ApplyOutcome, io: CliIo): number {
   return end.kind === 'cancelled' ? 130 : 1;
 }
 
-/** Opens the substrate driver the deploy used and runs the loop with the VM node operations. */
-async function applyOnVms(o: { spec: ClusterSpec; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
+/** Opens the substrate driver the deploy used and runs the loop with the VM node operations (and, for replace waves, the VM replacements). */
+async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: string; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
   const { spec, io } = o;
   const p = plan(spec);
-  const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, o.target), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
+  const target = targetOf(spec, o.target);
+  const { driver } = substrateFor({ spec, plan: p, target, workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
   // Ansible's log of each node's converge, indented under the node's converge event.
-  const converge = vmConverge({ spec, plan: p, driver, env: io.env, log: (line) => io.err(`  ${line}`) });
+  const log = (line: string): void => io.err(`  ${line}`);
+  const converge = vmConverge({ spec, plan: p, driver, env: io.env, log });
   const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
+  const replace = clusterReplaceOps({ spec, plan: p, driver, target, source: o.source, specPath: o.specPath, env: io.env, ...(o.artifactDir ? { artifactDir: o.artifactDir } : {}), metrics: (node, signal) => ops.metrics(node, signal), by: `kubedos upgrade ${o.source.name}`, log });
   try {
-    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, replace, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
   } finally {
     await ops.close();
     await driver.close();
@@ -82,8 +87,12 @@ export const upgradeCommand: CliCommand = {
     'node stays on N+1 and a rerun converges it again (or kubedos deploy SPEC; or --rollback).',
     'Under strategy replace (the default) the plan says per wave "replace" or "slot switch (the hub keeps its',
     'identity)"; a lone etcd member outside the hub is refused (its data would go with its VM); replacing needs',
-    '--allow-destroy or stages.drill.allowDestroy: true, and is not wired to deployed VMs yet: refused, nothing touched.',
-    '--rollback returns the nodes on N+1 to their previous slot, the hub first. Exit: 0 done, 1 refused or',
+    '--allow-destroy or stages.drill.allowDestroy: true. A replaced node is drained, fenced as a drill fences (its etcd',
+    'member removed on a healthy peer, revoked at the hub), its VM destroyed and created again in its plan slot from',
+    'N+1\'s image by a deploy run of that node alone (first boot, enroll, planes; its own journal), converged, gated.',
+    'Replacing deployed VMs is built and unit-tested, not yet run on VMs.',
+    '--rollback returns the nodes on N+1 to their previous slot, the hub first (a replaced node is replaced again,',
+    'from N\'s build in the workspace, checked to be the build N\'s bundle names). Exit: 0 done, 1 refused or',
     'stopped, 130 interrupted. Tested on namespace nodes and simulated boots; not yet on deployed VMs.',
     '  --target T          qemu-local or proxmox://HOST; default: the spec\'s substrate',
     '  --to DIR            the N+1 build directory',
@@ -120,6 +129,7 @@ export const upgradeCommand: CliCommand = {
     const loaded = loadSpec(file, io.cwd);
     if (!loaded.spec) return reportInvalidSpec(loaded, file, io, 'nothing was checked or touched');
     const spec = loaded.spec;
+    const source: SpecSource = { name: file, text: readFileSync(loaded.path, 'utf8') };
     if (values.rollback) {
       const what = `upgrade --rollback ${spec.metadata.name}`;
       const notAb = specNotAb(spec);
@@ -139,7 +149,7 @@ export const upgradeCommand: CliCommand = {
         io.err(`${what} refused: ${waves.message}`);
         return 1;
       }
-      return report(what, await applyOnVms({ spec, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(values.target ? { target: values.target } : {}), io }), io);
+      return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(values.target ? { target: values.target } : {}), io }), io);
     }
     const artifactDir = resolve(io.cwd, values.to!);
     if (!existsSync(artifactDir) || !statSync(artifactDir).isDirectory()) {
@@ -205,6 +215,6 @@ export const upgradeCommand: CliCommand = {
     // The windows again before each node's first action: the run stops when they have closed.
     const windows = upgradePolicyOf(spec).maintenanceWindows;
     const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
-    return report(what, await applyOnVms({ spec, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
+    return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
   },
 };

@@ -1,0 +1,123 @@
+// The fence and its undoing on a deployed cluster, written once for the two callers that take a
+// node out and bring a new one into its plan slot: the drill (cluster-target.ts, ClusterDrillTarget)
+// and the replace-based upgrade (main/upgrade/replace-ops.ts, ClusterReplaceOps).
+//
+//  - fence: the node's etcd member removed on a healthy other member (etcd-member.ts, only when the
+//    one quorum rule allows it), then the node revoked at the hub (`kubedos-enroll-hub revoke`:
+//    its plane peers removed, its identity refused by the enrollment window);
+//  - unfence for the replacement: the revocation lifted for that node (the replacement enrolls on
+//    purpose, with new keys and a fresh single-use token: the enroll stage refuses revoked nodes),
+//    and its member added again on a healthy peer and recorded on the master for the etcd role
+//    (initial-cluster-state "existing": the node's converge starts etcd into the running cluster).
+//
+// Everything runs through a NodeShell (guestShell: the nodes' guest agents, no SSH, no route).
+import type { HealthFacts } from '../../common/drills/health';
+import { etcdHealth, parseEndpointHealth, parseMemberList } from '../../common/drills/health';
+import type { PlanNode } from '../../common/plan/schema';
+import { etcdClientUrl, etcdctlArgv, etcdPeerUrl } from '../stages/converge';
+import type { EtcdAccess } from './etcd-member';
+import { addEtcdMember, isUnstarted, recordEtcdMember, removeEtcdMember } from './etcd-member';
+import type { NodeShell } from './shell';
+import { lastLines } from './shell';
+
+export const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
+export const REVOKED_PATH = '/etc/kubedos/enroll/revoked.json';
+
+type EtcdFacts = NonNullable<HealthFacts['etcd']>;
+
+/** Pure: etcdctl on a member against every planned member, with the drill probes' short timeouts. */
+export function drillEtcdctlArgv(members: readonly Pick<PlanNode, 'planes'>[], args: readonly string[]): string[] {
+  return etcdctlArgv(members.map((m) => m.planes.wg3.address), args, { dial: '2s', command: '4s' });
+}
+
+/** etcdctl on `from` (a member with its TLS client material) against every planned member. */
+export function etcdAccess(sh: NodeShell, etcd: readonly PlanNode[], from: string): EtcdAccess {
+  return { sh, from, etcdctl: (args) => drillEtcdctlArgv(etcd, args) };
+}
+
+/**
+ * A member added and not started yet has no name: it is given its planned node's name by its
+ * peer URL, so a verdict says that node's member is down instead of flagging an unplanned member.
+ */
+function namedMembers(etcd: readonly PlanNode[], members: ReturnType<typeof parseMemberList>): ReturnType<typeof parseMemberList> {
+  return members.map((m) => {
+    if (!isUnstarted(m)) return m;
+    const n = etcd.find((x) => m.peerUrls.includes(etcdPeerUrl(x.planes.wg3.address)));
+    return n ? { ...m, name: n.name } : m;
+  });
+}
+
+/**
+ * etcd's members and endpoints, asked from the first member whose guest agent answers now
+ * (`answering`); the others' endpoints are probed from it. No member answering: every endpoint
+ * unhealthy, said so.
+ */
+export async function etcdFacts(sh: NodeShell, etcd: readonly PlanNode[], answering: (node: string) => boolean): Promise<EtcdFacts> {
+  const from = etcd.find((m) => answering(m.name));
+  if (!from) return { members: [], endpoints: etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: 'no etcd member answers through its guest agent' })), error: 'no etcd member reachable' };
+  const etcdctl = (args: readonly string[]): string[] => drillEtcdctlArgv(etcd, args);
+  const [health, members] = await Promise.all([
+    sh.exec(from.name, etcdctl(['endpoint', 'health', '-w', 'json']), { anyExit: true, timeoutMs: 20_000 }),
+    sh.exec(from.name, etcdctl(['member', 'list', '-w', 'json', '--hex']), { anyExit: true, timeoutMs: 20_000 }),
+  ]);
+  let endpoints: EtcdFacts['endpoints'];
+  try {
+    endpoints = parseEndpointHealth(health.stdout);
+  } catch {
+    endpoints = etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: lastLines(health.stderr) || 'no answer' }));
+  }
+  return members.exitCode === 0 ? { members: namedMembers(etcd, parseMemberList(members.stdout)), endpoints } : { members: [], endpoints, error: lastLines(members.stderr) || `etcdctl member list exited ${members.exitCode}` };
+}
+
+/**
+ * Pure: a member other than `node` whose agent answers and whose endpoint is healthy (where
+ * membership changes are asked). Throws, saying each member's state, when there is none.
+ */
+export function pickHealthyPeer(etcd: readonly PlanNode[], node: string, facts: EtcdFacts | undefined, answering: (node: string) => boolean): string {
+  const byName = facts && !facts.error ? etcdHealth(facts).byName : {};
+  const from = etcd.find((m) => m.name !== node && byName[m.name] === true && answering(m.name));
+  if (from) return from.name;
+  const why = facts?.error ? `member list: ${facts.error.slice(0, 200)}` : etcd.map((m) => `${m.name} ${!answering(m.name) ? 'not answering' : byName[m.name] ? 'healthy' : 'unhealthy'}`).join(', ');
+  throw new Error(`no etcd member other than ${node} is healthy and answers through its guest agent (${why}): etcd may have lost quorum; its membership is left as is — heal the other members first (kubedos heal)`);
+}
+
+/** The fence's etcd step: `node`'s member removed on a healthy peer `a` (under the one quorum rule; throws, removing nothing, when it does not allow it). */
+export async function fenceEtcdMember(a: EtcdAccess, node: PlanNode): Promise<string> {
+  return (await removeEtcdMember(a, node.name, etcdPeerUrl(node.planes.wg3.address))).detail;
+}
+
+/** The fence at the hub: `kubedos-enroll-hub revoke` (its plane peers removed). One line of what was done. */
+export async function revokeAtHub(sh: NodeShell, hub: string, node: string, reason: string): Promise<string> {
+  const r = await sh.exec(hub, [HUB_BIN, 'revoke', node, '--reason', reason]);
+  let removed: string[] = [];
+  try {
+    removed = (JSON.parse(r.stdout) as { removed?: string[] }).removed ?? [];
+  } catch {
+    /* older hub: says nothing */
+  }
+  return `revoked at the hub; plane peers removed: ${removed.join(', ') || 'none left'}`;
+}
+
+/**
+ * The revocation of `node` lifted at the hub, for its replacement (admitted on purpose with new
+ * keys and a fresh single-use token). Returns the line saying so, or undefined when it was not revoked.
+ */
+export async function liftRevocation(sh: NodeShell, hub: string, cluster: string, node: string): Promise<string | undefined> {
+  const list = await sh.exec(hub, ['/bin/sh', '-c', 'cat "$1" 2>/dev/null || echo "{}"', 'sh', REVOKED_PATH]);
+  const raw = JSON.parse(list.stdout || '{}') as { cluster?: string; revoked?: { node: string }[] };
+  const kept = { cluster: raw.cluster ?? cluster, revoked: (raw.revoked ?? []).filter((x) => x.node !== node) };
+  if ((raw.revoked ?? []).length === kept.revoked.length) return undefined;
+  await sh.exec(hub, ['/bin/sh', '-c', 'umask 022; cat > "$1.tmp" && mv "$1.tmp" "$1"', 'sh', REVOKED_PATH], { input: `${JSON.stringify(kept, null, 2)}\n` });
+  return `${node} taken off the revocation list for its replacement`;
+}
+
+/**
+ * The node's member added again (once) on a healthy peer `a` before its etcd starts, and the etcd
+ * role's variables for it recorded on the master (`hub`): the node's next converge empties its data
+ * directory for that member id and starts etcd with initial-cluster-state "existing".
+ */
+export async function rejoinEtcd(a: EtcdAccess, hub: string, node: PlanNode): Promise<string> {
+  const added = await addEtcdMember(a, node.name, etcdPeerUrl(node.planes.wg3.address));
+  const wrote = await recordEtcdMember(a.sh, hub, node.name, added.id);
+  return `${added.detail}; ${wrote ? 'recorded' : 'already recorded'} on ${hub} for the etcd role (initial-cluster-state existing, member ${added.id}, data directory emptied once)`;
+}
