@@ -68,26 +68,26 @@
 // N+1 (N+2) reads through KUBEDOS_PAYLOAD_DIR (main/paths.ts): this checkout is never edited.
 // lab-3's VMIDs are the deploy lab's: do not run this beside npm run test:deploy.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import { GATE_WINDOW } from '../../common/upgrade/gate-config';
-import { AGENT_JOURNAL_FILE, AGENT_STATE_FILE, AgentJournalLine, AgentState } from '../../common/upgrade/agent';
+import type { AgentState } from '../../common/upgrade/agent';
+import { AGENT_STATE_FILE } from '../../common/upgrade/agent';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
-import { QemuLocalDriver } from '../../main/substrate/qemu-local';
-import { ownershipTags } from '../../main/substrate/provision';
+import type { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { observabilityHost } from '../../common/plan/services';
 import { NODE_METRICS_SECONDS } from '../../common/drills/watcher';
-import { deployEnv, etcdctlOn, kubedosAsync as kubedosRun, outcomes, requireRoot } from '../deploy/env';
+import { deployEnv, etcdctlOn, kubedosAsync as kubedosRun, outcomes } from '../deploy/env';
 import { readLock } from '../../main/build/darksite/index';
 import { AptStandin, STANDIN_PACKAGE } from '../sources/apt-standin';
 import type { UpgradeBench } from './upgrade-bench';
 import { UPGRADE_BENCH_FILE, UPGRADE_LAB } from './upgrade-bench';
 import { bootedSlots } from './serial';
-import { artifactVersionOf, bootStatusOf, buildWith as buildIn, endLab, eventClock as clockOf, guestOf, PAYLOAD } from './vm-lab';
+import { agentOn, artifactVersionOf, bootStatusOf, buildWith as buildIn, endLab, eventClock as clockOf, guestOf, PAYLOAD, startLab } from './vm-lab';
 
 const WS = join(UPGRADE_LAB, 'workspace');
 const GATE = join(PAYLOAD, 'upgrade/kubedos-health-gate');
@@ -157,27 +157,10 @@ async function expectStandinOnEveryNode(version: string): Promise<void> {
   }
 }
 
-/**
- * A node's update agent, as the node keeps it on its data partition (the foundry feeds it, the
- * node holds it: main/upgrade/node-agent.ts): the state file parses, every journal line parses,
- * and the last line ends in the state file's state.
- */
-async function agentOn(name: string): Promise<AgentState> {
-  const st = await inGuest(name, ['cat', AGENT_STATE_FILE]);
-  expect(st.exitCode, `${name}: cat ${AGENT_STATE_FILE}: ${st.stderr}`).toBe(0);
-  const state = AgentState.parse(JSON.parse(st.stdout));
-  const j = await inGuest(name, ['cat', AGENT_JOURNAL_FILE]);
-  expect(j.exitCode, `${name}: cat ${AGENT_JOURNAL_FILE}: ${j.stderr}`).toBe(0);
-  const lines = j.stdout.trim().split('\n').map((l) => AgentJournalLine.parse(JSON.parse(l)));
-  expect(lines.map((l) => l.seq), `${name}: the journal's sequence`).toEqual(lines.map((_, i) => i));
-  expect(lines.at(-1)?.to, `${name}: the journal's last transition`).toBe(state.state);
-  return state;
-}
-
 /** Every node's agent in `state`, on `active` running `version`, with exactly the versions `bad` recorded as rolled back. */
 async function expectAgentsOn(state: AgentState['state'], active: 'A' | 'B', version: string, bad: string[]): Promise<void> {
   for (const name of ORDER) {
-    const a = await agentOn(name);
+    const a = await agentOn(inGuest, name);
     expect({ state: a.state, active: a.active, running: a.running.version, bad: a.bad.map((b) => b.version).sort() }, `${name}: its update agent (${AGENT_STATE_FILE})`).toEqual({ state, active, running: version, bad: [...bad].sort() });
   }
 }
@@ -266,14 +249,8 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
   const gateN1 = Buffer.concat([gateOriginal, Buffer.from(`# ${N1}: changed by e2e/upgrade/upgrade-vm.slow.test.ts (a payload file that differs between N and N+1)\n`)]);
 
   beforeAll(async () => {
-    requireRoot();
-    driver = new QemuLocalDriver({ stateDir: join(WS, 'clusters/lab-3/vms'), ownership: { tags: ownershipTags(p), vmidRange: p.substrate.vmidRange } });
-    // VMs a kept run left (KUBEDOS_UPGRADE_KEEP=1) go before their workspace does.
-    for (const n of p.nodes) await driver.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
-    rmSync(WS, { recursive: true, force: true });
-    mkdirSync(UPGRADE_LAB, { recursive: true });
-    rmSync(UPGRADE_BENCH_FILE, { force: true });
-    for (const n of p.nodes) rmSync(join(UPGRADE_LAB, `serial-${n.name}.log`), { force: true });
+    // VMs a kept run left (KUBEDOS_UPGRADE_KEEP=1) go before their workspace does; the last run's bench.json too.
+    driver = await startLab({ plan: p, lab: UPGRADE_LAB, ws: WS, remove: [UPGRADE_BENCH_FILE] });
     // The vendor's repository: kubedos-standin 1.0 (depends on Debian's base-files), installed on every role.
     standin = new AptStandin(UPGRADE_LAB);
     standin.publish('1.0', 'base-files');
@@ -432,7 +409,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
       const st = await bootStatus(name);
       expect(st, name).toMatchObject({ booted: st.active, try: '' });
       expect(await nodeArtifactVersion(name), name).toBe(version);
-      expect(await agentOn(name), `${name}: its update agent`).toMatchObject({ state: 'committed', active: st.active, running: { version } });
+      expect(await agentOn(inGuest, name), `${name}: its update agent`).toMatchObject({ state: 'committed', active: st.active, running: { version } });
     }
     await expectKeyKept();
     running = version;
@@ -468,7 +445,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     expect(await bootStatus('cp-1')).toMatchObject({ booted: other(before['cp-1']!), active: other(before['cp-1']!) });
     expect(await bootStatus('master')).toMatchObject({ booted: before.master, active: before.master, try: '' });
     // w-1's agent (on its data partition) records the bad build: the foundry refuses it from any workspace.
-    const agent = await agentOn('w-1');
+    const agent = await agentOn(inGuest, 'w-1');
     expect({ state: agent.state, active: agent.active, running: agent.running.version }, "w-1's update agent").toEqual({ state: 'rolled-back', active: back, running: from });
     expect(agent.bad.map((b) => b.version)).toContain(badVersion);
     const serial = serialSince('w-1', serialFrom);

@@ -1,20 +1,44 @@
 // What the upgrade VM tests share (upgrade-vm.slow.test.ts: slot switches on lab-3;
-// upgrade-replace-vm.slow.test.ts: replaced VMs on five nodes): a node's boot status and the
-// artifact it runs through its guest agent, N+1's build from an edited copy of payload/, and the
-// per-node clock of `kubedos upgrade`'s event lines for the [bench] lines. Test helper only.
-import { cpSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+// upgrade-replace-vm.slow.test.ts: replaced VMs on five nodes): the lab's start (its driver, a
+// kept run's VMs and the workspace removed) and end (endLab), a node's boot status, the artifact it
+// runs and its update agent through its guest agent, N+1's build from an edited copy of payload/,
+// and the per-node clock of `kubedos upgrade`'s event lines for the [bench] lines. Test helper only.
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Plan } from '../../common/plan/index';
+import { AGENT_JOURNAL_FILE, AGENT_STATE_FILE, AgentJournalLine, AgentState } from '../../common/upgrade/agent';
 import type { GuestExecResult } from '../../main/substrate/driver';
-import type { QemuLocalDriver } from '../../main/substrate/qemu-local';
-import { deployEnv, kubedosAsync as kubedosRun, REPO } from '../deploy/env';
+import { ownershipTags } from '../../main/substrate/provision';
+import { QemuLocalDriver } from '../../main/substrate/qemu-local';
+import { deployEnv, kubedosAsync as kubedosRun, REPO, requireRoot } from '../deploy/env';
 import { dropLabBulk } from '../lab-output';
 
 export const PAYLOAD = join(REPO, 'payload');
 export const BOOT = '/usr/local/sbin/kubedos-boot';
 
 export type InGuest = (name: string, argv: string[], timeoutS?: number) => Promise<GuestExecResult>;
+
+/** The qemu-local driver of the lab workspace `ws`'s VMs (`kubedos deploy`'s state directory), owned by the plan's tags and VMID range. */
+export function labDriver(plan: Plan, ws: string): QemuLocalDriver {
+  return new QemuLocalDriver({ stateDir: join(ws, 'clusters', plan.cluster.name, 'vms'), ownership: { tags: ownershipTags(plan), vmidRange: plan.substrate.vmidRange } });
+}
+
+/**
+ * The start of an upgrade VM test (root): the lab's driver; the plan's VMs a kept run left
+ * (KUBEDOS_UPGRADE_KEEP=1) destroyed before their workspace goes; the workspace removed; the lab
+ * directory made; `remove` (files of the last run) and the last run's serial-NODE.log removed.
+ */
+export async function startLab(o: { plan: Plan; lab: string; ws: string; remove?: readonly string[] }): Promise<QemuLocalDriver> {
+  requireRoot();
+  const driver = labDriver(o.plan, o.ws);
+  for (const n of o.plan.nodes) await driver.destroy(n.vmid, { allowDestroy: true }).catch(() => undefined);
+  rmSync(o.ws, { recursive: true, force: true });
+  mkdirSync(o.lab, { recursive: true });
+  for (const f of o.remove ?? []) rmSync(f, { force: true });
+  for (const n of o.plan.nodes) rmSync(join(o.lab, `serial-${n.name}.log`), { force: true });
+  return driver;
+}
 
 /** argv in a node of `plan` through its guest agent. */
 export function guestOf(driver: () => QemuLocalDriver, plan: Plan): InGuest {
@@ -39,6 +63,23 @@ export async function artifactVersionOf(inGuest: InGuest, name: string): Promise
   return (JSON.parse(r.stdout) as { artifactVersion: string }).artifactVersion;
 }
 
+/**
+ * A node's update agent, as the node keeps it on its data partition (the foundry feeds it, the
+ * node holds it: main/upgrade/node-agent.ts): the state file parses, every journal line parses,
+ * the journal's sequence has no gap and its last line ends in the state file's state.
+ */
+export async function agentOn(inGuest: InGuest, name: string): Promise<AgentState> {
+  const st = await inGuest(name, ['cat', AGENT_STATE_FILE]);
+  expect(st.exitCode, `${name}: cat ${AGENT_STATE_FILE}: ${st.stderr}`).toBe(0);
+  const state = AgentState.parse(JSON.parse(st.stdout));
+  const j = await inGuest(name, ['cat', AGENT_JOURNAL_FILE]);
+  expect(j.exitCode, `${name}: cat ${AGENT_JOURNAL_FILE}: ${j.stderr}`).toBe(0);
+  const lines = j.stdout.trim().split('\n').map((l) => AgentJournalLine.parse(JSON.parse(l)));
+  expect(lines.map((l) => l.seq), `${name}: the journal's sequence`).toEqual(lines.map((_, i) => i));
+  expect(lines.at(-1)?.to, `${name}: the journal's last transition`).toBe(state.state);
+  return state;
+}
+
 export interface LabBuild {
   /** The lab directory (specs, builds, logs). */
   lab: string;
@@ -50,11 +91,15 @@ export interface LabBuild {
   offerSharedBuild?: boolean;
 }
 
+/** Where buildWith leaves the build of `version` in the lab directory `lab`: the artifact directory and the spec it was built from. */
+export function builtAt(lab: string, version: string): { dir: string; spec: string } {
+  return { dir: join(lab, `build-${version}`), spec: join(lab, `lab-3-${version}.yaml`) };
+}
+
 /** `kubedos build` of the spec at `version` into LAB/build-VERSION, from a copy of payload/ that `edit` changes (given the copy's path). */
 export async function buildWith(l: LabBuild, version: string, edit: (payload: string) => void): Promise<{ dir: string; spec: string }> {
-  const spec = join(l.lab, `lab-3-${version}.yaml`);
+  const { dir, spec } = builtAt(l.lab, version);
   writeFileSync(spec, l.specText(version));
-  const dir = join(l.lab, `build-${version}`);
   rmSync(dir, { recursive: true, force: true });
   const payload = join(l.lab, `payload-${version}`);
   rmSync(payload, { recursive: true, force: true });

@@ -13,7 +13,8 @@ import { ClusterDrillTarget, stageSummary } from './cluster-target';
 import type { RepairRun } from './cluster-target';
 import { runDrill, runHeal } from './engine';
 import { clusterCannotRun } from './service';
-import { etcdClientUrl, etcdMembers, etcdPeerUrl } from '../stages/converge';
+import { etcdMembers, etcdPeerUrl } from '../stages/converge';
+import { answer, fakeEtcd, fakeHub } from './fence-testing';
 import { templateObject, toYaml } from '../../common/testing/specs';
 import { evaluateHealth } from '../../common/drills/health';
 import { HEALTH_WATCH_REPORT_PATH } from '../../common/drills/watcher';
@@ -21,46 +22,12 @@ import { HEALTH_WATCH_REPORT_PATH } from '../../common/drills/watcher';
 const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
 const p = plan(spec);
 const byVmid = new Map(p.nodes.map((n) => [n.vmid, n]));
-const KEY = (name: string) => `${name.padEnd(43, 'A').slice(0, 43)}=`;
-
-const answer = (exitCode: number, stdout: string, stderr = ''): GuestExecResult => ({ exitCode, stdout, stderr });
-
-/**
- * The hub's side of a fake cluster: `wg show` with a fresh handshake for every peer it still has,
- * revoke, the revocation list read and written, no drill cut. Undefined: not a hub command.
- */
-function fakeHub(px: ReturnType<typeof plan>, peers: Set<string>, onRevoke: (node: string) => void = () => undefined) {
-  let revoked: string[] = [];
-  return {
-    revoked: () => revoked,
-    answer(argv: readonly string[], input: string | Uint8Array | undefined): GuestExecResult | undefined {
-      const now = Math.floor(Date.now() / 1000);
-      if (argv[0] === 'wg' && argv[3] === 'latest-handshakes') return answer(0, [...peers].map((x) => `${KEY(x)}\t${now}`).join('\n'));
-      if (argv[0] === 'wg' && argv[3] === 'allowed-ips') return answer(0, [...peers].map((x) => `${KEY(x)}\t${px.nodes.find((y) => y.name === x)!.planes.wg1.address}`).join('\n'));
-      if (argv[1] === 'revoke') {
-        onRevoke(argv[2]!);
-        revoked.push(argv[2]!);
-        peers.delete(argv[2]!);
-        return answer(0, JSON.stringify({ revoked: argv[2], removed: [`${argv[2]}/wg1`, `${argv[2]}/wg2`, `${argv[2]}/wg3`] }));
-      }
-      if (argv[0] === 'nft') return answer(1, '', 'Error: No such file or directory');
-      if (argv[0] === '/bin/sh' && argv[2]?.startsWith('cat "$1" 2>/dev/null || echo')) return answer(0, JSON.stringify({ cluster: px.cluster.name, revoked: revoked.map((x) => ({ node: x, at: 1, reason: 'drill' })) }));
-      if (argv[0] === '/bin/sh' && argv[2]?.startsWith('umask 022; cat')) {
-        revoked = (JSON.parse(String(input)) as { revoked: { node: string }[] }).revoked.map((r) => r.node);
-        return answer(0, '');
-      }
-      return undefined;
-    },
-  };
-}
-
 /** Three VMs; the hub answers wg show with a fresh handshake for every peer it still has. */
 function fakeCluster(opts: { report?: (nowSeconds: number) => string } = {}) {
   const alive = new Set(p.nodes.map((n) => n.name));
-  const peers = new Set(p.nodes.filter((n) => !n.hub).map((n) => n.name));
-  const hub = fakeHub(p, peers);
+  const hub = fakeHub(p);
+  const etcd = fakeEtcd(p, { serving: (m) => alive.has(m.name) });
   const hubCalls: string[][] = [];
-  const ok = (stdout: string): GuestExecResult => ({ exitCode: 0, stdout, stderr: '' });
   const driver = {
     async guestPing(vmid: number) {
       return alive.has(byVmid.get(vmid)!.name);
@@ -76,15 +43,14 @@ function fakeCluster(opts: { report?: (nowSeconds: number) => string } = {}) {
       const n = byVmid.get(vmid)!;
       if (!alive.has(n.name)) throw new Error(`VM ${vmid} is not running`);
       if (n.hub) hubCalls.push([...argv]);
-      const fromHub = hub.answer(argv, o.input);
+      if (argv[0] === 'etcdctl') return etcd.etcdctl(n.name, argv);
+      const fromHub = n.hub ? hub.answer(argv, o.input) : undefined;
       if (fromHub) return fromHub;
-      if (argv[0] === 'etcdctl' && argv.includes('health')) return ok(JSON.stringify([{ endpoint: 'https://10.113.0.3:2379', health: true }]));
-      if (argv[0] === 'etcdctl' && argv.includes('list')) return ok(JSON.stringify({ members: [{ ID: 'a1', name: 'cp-1', peerURLs: ['https://10.113.0.3:2380'], clientURLs: ['https://10.113.0.3:2379'] }] }));
-      if (argv[0] === 'cat' && argv[1] === HEALTH_WATCH_REPORT_PATH && n.hub && opts.report) return ok(opts.report(Date.now() / 1000));
-      return { exitCode: 127, stdout: '', stderr: `unexpected ${argv.join(' ')}` };
+      if (argv[0] === 'cat' && argv[1] === HEALTH_WATCH_REPORT_PATH && n.hub && opts.report) return answer(0, opts.report(Date.now() / 1000));
+      return answer(127, '', `unexpected ${argv.join(' ')}`);
     },
   } as unknown as SubstrateDriver;
-  return { alive, peers, driver, hubCalls, revokedNow: hub.revoked };
+  return { alive, peers: hub.peers, driver, hubCalls, revokedNow: hub.revoked };
 }
 
 const stageEvent = (stage: string, state: 'running' | 'success' | 'failed', changes?: number): PipelineEvent => ({ runId: 'run-1', seq: 0, time: '2026-12-02T00:00:00Z', type: 'stage', stage, state, rerun: 'safe-rerun', attempt: 1, ...(changes !== undefined ? { changes } : {}) });
@@ -204,14 +170,6 @@ function threeControlPlanes() {
   return { spec: r.spec, plan: plan(r.spec) };
 }
 
-interface FakeMember {
-  id: string;
-  name: string;
-  peerUrl: string;
-  clientUrl: string;
-  started: boolean;
-}
-
 /**
  * A deployed cluster with a 3-member etcd behind the nodes' guest agents: etcdctl answers from the
  * members' state (quorum needed for list/add/remove), `systemctl` stops a node's etcd, the master
@@ -219,80 +177,15 @@ interface FakeMember {
  * into a member that was added for it, with the role's variables saying "existing".
  */
 function fakeEtcdCluster(px: ReturnType<typeof plan>, o: { removeFails?: string; addRefusals?: number } = {}) {
-  let addRefusals = o.addRefusals ?? 0;
   const byVm = new Map(px.nodes.map((n) => [n.vmid, n]));
-  const members = new Map<string, FakeMember>();
-  const running = new Set<string>();
-  const alive = new Set(px.nodes.map((n) => n.name));
-  const peers = new Set(px.nodes.filter((n) => !n.hub).map((n) => n.name));
-  const files = new Map<string, string>();
-  const kv = new Map<string, string>();
-  const log: string[] = [];
-  const hub = fakeHub(px, peers, (node) => log.push(`revoke ${node}`));
-  let nextId = 0xd0;
   const etcdNodes = etcdMembers(px);
-  for (const [i, n] of etcdNodes.entries()) {
-    members.set(`a${i + 1}`, { id: `a${i + 1}`, name: n.name, peerUrl: etcdPeerUrl(n.planes.wg3.address), clientUrl: etcdClientUrl(n.planes.wg3.address), started: true });
-    running.add(n.name);
-  }
-  const serving = (m: FakeMember) => m.started && running.has(m.name) && alive.has(m.name);
-  const quorate = () => [...members.values()].filter(serving).length >= Math.floor(members.size / 2) + 1;
-  const res = answer;
-  const noQuorum = () => res(1, '', '{"level":"warn","msg":"retrying of unary invoker failed"}\nError: context deadline exceeded');
-  function etcdctl(node: string, argv: readonly string[]): GuestExecResult {
-    const endpoints = (argv.find((a) => a.startsWith('--endpoints=')) ?? '').slice('--endpoints='.length).split(',');
-    const cmd = argv.slice(argv.findIndex((a, i) => i > 0 && !a.startsWith('--')));
-    const sub = `${cmd[0]} ${cmd[1]}`;
-    if (sub === 'endpoint health') {
-      const rows = endpoints.map((e) => {
-        const m = [...members.values()].find((x) => x.clientUrl === e);
-        // A health check is a linearizable read: no member is healthy without quorum.
-        return m && serving(m) && quorate() ? { endpoint: e, health: true } : { endpoint: e, health: false, error: 'context deadline exceeded' };
-      });
-      return res(rows.every((r) => r.health) ? 0 : 1, JSON.stringify(rows));
-    }
-    if (sub === 'member list') {
-      // Served by the member asked from its own view (etcd 3.4/3.5's default): no quorum needed.
-      return res(0, JSON.stringify({ members: [...members.values()].map((m) => ({ ID: m.id, ...(m.started ? { name: m.name, clientURLs: [m.clientUrl] } : {}), peerURLs: [m.peerUrl] })) }));
-    }
-    if (sub === 'member remove') {
-      log.push(`member remove ${cmd[2]} on ${node}`);
-      if (o.removeFails) return res(1, '', o.removeFails);
-      if (!quorate()) return noQuorum();
-      if (!members.delete(cmd[2]!)) return res(1, '', `Error: etcdserver: member not found`);
-      return res(0, `Member ${cmd[2]} removed from cluster\n`);
-    }
-    if (sub === 'member add') {
-      log.push(`member add ${cmd[2]} on ${node}`);
-      if (!quorate()) return noQuorum();
-      // etcd's strict reconfiguration check, right after a removal: every member connected for 5 s first.
-      if (addRefusals-- > 0) return res(1, '', '{"level":"warn","msg":"retrying of unary invoker failed"}\nError: etcdserver: unhealthy cluster');
-      const url = cmd.find((a) => a.startsWith('--peer-urls='))!.slice('--peer-urls='.length);
-      if ([...members.values()].some((m) => m.peerUrl === url)) return res(1, '', 'Error: etcdserver: Peer URLs already exists');
-      const n = etcdNodes.find((x) => etcdPeerUrl(x.planes.wg3.address) === url)!;
-      const id = (nextId++).toString(16);
-      members.set(id, { id, name: cmd[2]!, peerUrl: url, clientUrl: etcdClientUrl(n.planes.wg3.address), started: false });
-      return res(0, `Member ${id} added to cluster\n\nETCD_NAME="${cmd[2]}"\nETCD_INITIAL_CLUSTER_STATE="existing"\n`);
-    }
-    if (cmd[0] === 'put') {
-      log.push(`put ${cmd[1]} on ${node}`);
-      kv.set(cmd[1]!, cmd[2]!);
-      return res(0, 'OK\n');
-    }
-    if (cmd[0] === 'get') {
-      // Serializable from the one endpoint asked: its own store.
-      const m = [...members.values()].find((x) => x.clientUrl === endpoints[0]);
-      log.push(`get ${cmd[1]} from ${m?.name ?? '?'}${endpoints.length === 1 ? ' alone' : ''}`);
-      if (!m || !serving(m)) return res(1, '', 'Error: context deadline exceeded');
-      return res(0, `${kv.get(cmd[1]!) ?? ''}\n`);
-    }
-    if (cmd[0] === 'del') {
-      log.push(`del ${cmd[1]}`);
-      kv.delete(cmd[1]!);
-      return res(0, '1\n');
-    }
-    return res(127, '', `unexpected etcdctl ${cmd.join(' ')}`);
-  }
+  const running = new Set(etcdNodes.map((n) => n.name));
+  const alive = new Set(px.nodes.map((n) => n.name));
+  const log: string[] = [];
+  const hub = fakeHub(px, { log: (l) => log.push(l) });
+  const etcd = fakeEtcd(px, { ...o, serving: (m) => running.has(m.name) && alive.has(m.name), log: (l) => log.push(l) });
+  const { members, kv } = etcd;
+  const files = hub.files;
   const driver = {
     async guestPing(vmid: number) {
       return alive.has(byVm.get(vmid)!.name);
@@ -310,26 +203,20 @@ function fakeEtcdCluster(px: ReturnType<typeof plan>, o: { removeFails?: string;
     async guestExec(vmid: number, argv: readonly string[], g: { input?: string | Uint8Array } = {}): Promise<GuestExecResult> {
       const n = byVm.get(vmid)!;
       if (!alive.has(n.name)) throw new Error(`VM ${vmid} is not running`);
-      if (argv[0] === 'etcdctl') return etcdctl(n.name, argv);
+      if (argv[0] === 'etcdctl') return etcd.etcdctl(n.name, argv);
       const fromHub = n.hub ? hub.answer(argv, g.input) : undefined;
       if (fromHub) return fromHub;
       if (argv[0] === 'systemctl' && argv[1] === 'stop' && argv[2] === 'etcd.service') {
         log.push(`stop etcd on ${n.name}`);
         running.delete(n.name);
-        return res(0, '');
+        return answer(0, '');
       }
       if (argv[0] === '/bin/sh' && argv[2]?.startsWith('systemctl kill --signal=SIGKILL etcd.service')) {
         log.push(`kill etcd on ${n.name}, rm ${argv[4]}`);
         running.delete(n.name);
-        return res(0, '');
+        return answer(0, '');
       }
-      if (argv[0] === '/bin/sh' && argv[2] === 'cat "$1" 2>/dev/null || true' && n.hub) return res(0, files.get(argv[4]!) ?? '');
-      if (argv[0] === '/bin/sh' && argv[2]?.includes('mkdir -p "${1%/*}"') && n.hub) {
-        log.push(`write ${argv[4]} on ${n.name}`);
-        files.set(argv[4]!, String(g.input));
-        return res(0, '');
-      }
-      return res(127, '', `unexpected ${argv.join(' ')}`);
+      return answer(127, '', `unexpected ${argv.join(' ')}`);
     },
   } as unknown as SubstrateDriver;
 
@@ -341,7 +228,7 @@ function fakeEtcdCluster(px: ReturnType<typeof plan>, o: { removeFails?: string;
         onEvent(stageEvent(stage, 'running'));
         await new Promise((r) => setTimeout(r, 2));
         if (stage === 'provision') for (const n of px.nodes) alive.add(n.name);
-        if (stage === 'enroll') for (const n of px.nodes.filter((x) => !x.hub)) if (!hub.revoked().includes(n.name)) peers.add(n.name);
+        if (stage === 'enroll') for (const n of px.nodes.filter((x) => !x.hub)) if (!hub.revoked().includes(n.name)) hub.peers.add(n.name);
         if (stage === 'converge') {
           for (const n of etcdNodes.filter((x) => !running.has(x.name))) {
             log.push(`converge ${n.name}`);
