@@ -38,8 +38,6 @@ import { readWatcherReport } from './watcher-report';
 import type { EtcdAccess } from './etcd-member';
 import { deleteKey, ETCD_DATA_DIR, putKey, readBackFrom } from './etcd-member';
 import { drillEtcdctlArgv, etcdAccess, etcdFacts, fenceEtcdMember, liftRevocation, pickHealthyPeer, rejoinEtcd, revokeAtHub } from './fence';
-
-export { drillEtcdctlArgv };
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
 /** The scenarios a deployed cluster runs today (on an etcd member: see clusterCannotRun, service.ts). */

@@ -1,7 +1,7 @@
 // The engine's one etcdctl argv (converge.ts, next to ETCD_PKI). Its callers only run on VMs, so
 // each one's argv is compared here with the literal it was written as before it used the builder.
 import { describe, expect, it } from 'vitest';
-import { drillEtcdctlArgv } from '../drills/cluster-target';
+import { drillEtcdctlArgv } from '../drills/fence';
 import { etcdHealthArgv } from '../lifecycle/service';
 import { etcdClientUrl, etcdctlArgv } from './converge';
 import { etcdSnapshotArgv } from './seal-snapshot';
