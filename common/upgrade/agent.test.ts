@@ -93,6 +93,34 @@ describe('the update agent, transition by transition', () => {
     expect(next(run(s, [{ type: 'booted', booted: 'B' }]), { type: 'withdrawn', reason: 'x' })).toMatchObject({ ok: false, code: 'unexpected' });
   });
 
+  it('replaced (a new VM from the build, upgradeStrategy: replace): verifying its active slot A from any state, the old bad list kept; its gate pass commits it, a failure records the build it runs as bad (failed)', () => {
+    // The old disk ran N on B and had N+1fixed rolled back; the new disk is created from N+1.
+    const old = run(initialAgentState(N, 'B'), [{ type: 'reject', build: N1fixed, slot: 'A', reason: 'rolled back by kubedos upgrade --rollback' }]);
+    const mid = run(initialAgentState(N), toStaged(N1).slice(0, 2)); // mid-upgrade (receiving): the old disk's try went with it
+    for (const from of [initialAgentState(N), old, mid]) {
+      const r = next(from, { type: 'replaced', build: N1 });
+      expect(r).toEqual({ ok: true, state: { schema: 1, state: 'verifying', active: 'A', running: N1, target: N1, bad: from.bad } });
+    }
+    const v = run(old, [{ type: 'replaced', build: N1 }]);
+    expect(run(v, [{ type: 'gate', pass: true }])).toEqual({ schema: 1, state: 'committed', active: 'A', running: N1, bad: old.bad });
+    // Nothing tried, nothing to fall back to: no boot event applies, no stage while its gate runs.
+    expect(next(v, { type: 'booted', booted: 'A' })).toMatchObject({ ok: false, code: 'unexpected' });
+    expect(next(v, { type: 'stage', build: N1fixed })).toMatchObject({ ok: false, code: 'busy' });
+    const failed = run(initialAgentState(N), [{ type: 'replaced', build: N1 }, { type: 'gate', pass: false, check: 'services: kubelet failed, systemd gave up' }]);
+    expect(failed).toEqual({
+      schema: 1,
+      state: 'failed',
+      active: 'A',
+      running: N1,
+      bad: [{ digest: N1.digest, version: '0.2.0', slot: 'A', reason: 'its health gate failed on its new disk (services: kubelet failed, systemd gave up)' }],
+      reason: 'slot A (0.2.0, a new disk) its health gate failed on its new disk (services: kubelet failed, systemd gave up): it is not applied again',
+      gateFailure: 'services: kubelet failed, systemd gave up',
+    });
+    expect(next(failed, { type: 'stage', build: N1 })).toMatchObject({ ok: false, code: 'bad-build' });
+    // Replaced again from N (--rollback): verifying N, the bad N+1 kept; its gate commits N.
+    expect(run(failed, [{ type: 'replaced', build: N }, { type: 'gate', pass: true }])).toEqual({ schema: 1, state: 'committed', active: 'A', running: N, bad: failed.bad });
+  });
+
   it('the state file and journal lines are what the schemas accept; the state file has sorted keys', () => {
     const s0 = initialAgentState(N);
     const e: AgentEvent = { type: 'stage', build: N1 };
@@ -116,6 +144,7 @@ const eventArb: fc.Arbitrary<AgentEvent> = fc.oneof(
   fc.record({ type: fc.constantFrom('checked' as const, 'received' as const, 'written' as const), ok: fc.boolean() }).map((e): AgentEvent => (e.ok ? e : { ...e, reason: 'broken' })),
   fc.record({ type: fc.constant('booted' as const), booted: fc.constantFrom('A' as const, 'B' as const), failed: fc.constantFrom('A' as const, 'B' as const, undefined) }).map((e): AgentEvent => (e.failed ? e : { type: e.type, booted: e.booted })),
   fc.boolean().map((pass): AgentEvent => (pass ? { type: 'gate', pass } : { type: 'gate', pass, check: 'services: not active: etcd' })),
+  fc.constantFrom(N, ...builds).map((b): AgentEvent => ({ type: 'replaced', build: b })),
 );
 // Bias towards progress: most sequences follow the happy path with noise.
 const traceArb = fc.array(fc.oneof({ arbitrary: eventArb, weight: 1 }, { arbitrary: fc.constantFrom<AgentEvent>(...toStaged(N1).slice(1), { type: 'booted', booted: 'B' }, { type: 'gate', pass: true }, { type: 'booted', booted: 'A', failed: 'B' }), weight: 2 }), { maxLength: 40, size: 'max' });
@@ -142,7 +171,10 @@ describe('the update agent: properties (fast-check, fixed seed)', () => {
         for (const s of walk(events).states) {
           AgentStateSchema.parse(s);
           if (s.slot !== undefined) expect(s.slot).not.toBe(s.active);
-          if (['checking', 'receiving', 'writing', 'staged', 'verifying'].includes(s.state)) expect(s.slot && s.target).toBeTruthy();
+          // A replaced node's new disk verifies its active slot A: no slot tried, its target the build it runs.
+          const newDisk = s.state === 'verifying' && s.slot === undefined;
+          if (newDisk) expect(s.active === 'A' && s.target?.digest === s.running.digest).toBe(true);
+          else if (['checking', 'receiving', 'writing', 'staged', 'verifying'].includes(s.state)) expect(s.slot && s.target).toBeTruthy();
           else expect(s.slot).toBeUndefined();
         }
       }),
@@ -157,7 +189,9 @@ describe('the update agent: properties (fast-check, fixed seed)', () => {
         for (let i = 1; i < states.length; i++) {
           const [prev, cur, e] = [states[i - 1]!, states[i]!, applied[i - 1]!];
           if (cur.state === 'committed' && prev.state !== 'committed') expect(e).toEqual({ type: 'gate', pass: true });
-          if (cur.active !== prev.active) expect(prev.state === 'verifying' && cur.state === 'committed' && cur.active === prev.slot).toBe(true);
+          // The active slot changes at a tried slot's commit, or to a replaced node's new disk's A (and its gate commits it as it is).
+          if (cur.active !== prev.active) expect((prev.state === 'verifying' && cur.state === 'committed' && cur.active === prev.slot) || (e.type === 'replaced' && cur.active === 'A')).toBe(true);
+          if (cur.state === 'committed' && prev.state === 'verifying' && prev.slot === undefined) expect([cur.active, cur.running]).toEqual([prev.active, prev.running]);
         }
       }),
       cfg,
@@ -189,6 +223,7 @@ describe('the update agent: properties (fast-check, fixed seed)', () => {
       { type: 'booted', booted: 'B', failed: 'A' },
       { type: 'gate', pass: true },
       { type: 'gate', pass: false, check: 'x' },
+      { type: 'replaced', build: N1 },
     ];
     const key = (s: AgentState): string => renderAgentState(s);
     const seen = new Map<string, AgentState>([[key(initialAgentState(N)), initialAgentState(N)]]);

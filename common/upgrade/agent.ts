@@ -6,10 +6,15 @@
 //     └─────────── failed ◀────────┴─────────────┘                     ▼
 //                                                               rolled-back (the build's digest is bad)
 //
+//   any ──replaced──▶ verifying (its new disk's active slot A, no slot tried) ──gate ok──▶ committed
+//                        └──gate failed──▶ failed (the build's digest is bad: it runs, but not again)
+//
 // `next(state, event)` returns the next state or a refusal; it never throws and reads no clock.
 // Invariants (property-tested in agent.test.ts): at most one slot is staged and it is never the
-// active slot; committed only after a gate pass on the tried slot; a digest that rolled back is
-// never staged again (no re-upgrade loop), a fixed build (another digest) is accepted.
+// active slot; committed only after a gate pass on the tried slot (or on a replaced node's new
+// disk, which tries no slot); the active slot changes only then, or to a new disk's A; a digest
+// that rolled back (or failed a new disk's gate) is never staged again (no re-upgrade loop), a
+// fixed build (another digest) is accepted; the bad list only grows, a replacement's new disk too.
 // It runs in the foundry, once per node (main/upgrade/node-agent.ts), and its state file and
 // journal live on the node's data partition: a workspace lost or restored still finds them.
 import { z } from 'zod';
@@ -46,9 +51,9 @@ export const AgentState = z
     active: Slot,
     /** The build on the active slot. */
     running: BuildRef,
-    /** The build being staged, from checking until committed / rolled-back / failed. */
+    /** The build being staged, from checking until committed / rolled-back / failed (a replaced node's: the build its new disk runs, until its gate ends). */
     target: BuildRef.optional(),
-    /** The passive slot being written / tried: never `active`. */
+    /** The passive slot being written / tried: never `active`. None while a replaced node's new disk verifies its active slot. */
     slot: Slot.optional(),
     /** Builds that rolled back on this node, sorted by digest: never staged again. */
     bad: z.array(BadBuild),
@@ -80,6 +85,12 @@ export const AgentEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('reject'), build: BuildRef, slot: Slot, reason: z.string().min(1) }).strict(),
   /** The staged try was withdrawn before any boot (`kubedos-boot cancel SLOT`): the build is not to blame. */
   z.object({ type: z.literal('withdrawn'), reason: z.string().min(1) }).strict(),
+  /**
+   * The node's VM was replaced (upgradeStrategy: replace): a new disk created from `build`'s image,
+   * both slots holding it, slot A active; its health gate on slot A comes next. From any state (the
+   * old disk's upgrade went with it); the builds the old disk's agent recorded as bad are kept.
+   */
+  z.object({ type: z.literal('replaced'), build: BuildRef }).strict(),
 ]);
 export type AgentEvent = z.infer<typeof AgentEvent>;
 
@@ -145,6 +156,13 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
       return { ok: true, state: ended(s, 'failed', { reason: `${lost}; stage ${s.target.version} again` }) };
     }
     case 'gate': {
+      if (s.state === 'verifying' && !s.slot && s.target) {
+        // A replaced node's new disk: its gate on the active slot it booted first. Nothing to fall back to.
+        if (e.pass) return { ok: true, state: ended(s, 'committed') };
+        const check = e.check ?? 'a check failed';
+        const reason = `its health gate failed on its new disk (${check})`;
+        return { ok: true, state: ended(s, 'failed', { bad: withBad(s.bad, { digest: s.running.digest, version: s.running.version, slot: s.active, reason }), reason: `slot ${s.active} (${s.running.version}, a new disk) ${reason}: it is not applied again`, gateFailure: check }) };
+      }
       if (s.state !== 'verifying' || !s.slot || !s.target) return unexpected();
       if (!e.pass) return to('verifying', { gateFailure: e.check ?? 'a check failed' }); // the gate marks the slot bad and reboots
       return { ok: true, state: ended(s, 'committed', { active: s.slot, running: s.target }) };
@@ -158,6 +176,8 @@ export function next(s: AgentState, e: AgentEvent): AgentStep {
       if (e.build.digest === s.running.digest) return refuse('unexpected', `build ${e.build.version} (${shortDigest(e.build.digest)}) runs on the active slot ${s.active}: take the node back from it first`);
       return { ok: true, state: ended(s, 'rolled-back', { bad: withBad(s.bad, { digest: e.build.digest, version: e.build.version, slot: e.slot, reason: e.reason }), reason: `slot ${e.slot} (${e.build.version}) rolled back to slot ${s.active}: ${e.reason}` }) };
     }
+    case 'replaced':
+      return { ok: true, state: { schema: 1, state: 'verifying', active: 'A', running: e.build, target: e.build, bad: s.bad } };
   }
 }
 

@@ -160,6 +160,27 @@ export function gateEvent(output: string): Extract<AgentEvent, { type: 'gate' }>
 }
 
 /**
+ * Whether one run of kubedos-health-gate (its exit status and output) failed for good: asking it
+ * again cannot pass. Only what the run itself makes certain:
+ *  - `ran: false`: the gate did not run: not found (exit 127) or not executable (126), or it does not
+ *    know an option it was given (exit 2, "kubedos-health-gate: unknown option …": an older gate);
+ *  - `ran: true`: its last line names a failure the gate reports as final: a unit of gate-units
+ *    systemd gave up on ("services: UNIT failed (systemd gave up)": nothing restarts it by itself),
+ *    or a failure it stopped on without waiting (": not waiting", a definite check on a tried slot).
+ * Undefined: it passed, or may still pass by waiting (a unit starting, a stale hub handshake,
+ * node-ready, a gate that did not finish).
+ */
+export function gateFailedForGood(r: { exitCode: number; stdout: string; stderr: string }): { ran: false; why: string } | { ran: true; check: string } | undefined {
+  if (r.exitCode === 126 || r.exitCode === 127) return { ran: false, why: `it could not be run (exit ${r.exitCode}: ${r.exitCode === 127 ? 'not found' : 'not executable'}${r.stderr.trim() ? `; ${tail(r.stderr)}` : ''})` };
+  const unknown = /^kubedos-health-gate: unknown option .*$/m.exec(r.stderr);
+  if (r.exitCode === 2 && unknown) return { ran: false, why: `it refused its arguments ("${unknown[0]}": an older gate)` };
+  const ev = gateEvent(r.stdout);
+  if (r.exitCode === 0 || !ev || ev.pass || !ev.check) return undefined;
+  if (/: not waiting$/.test(ev.check) || /^services: .* failed \(systemd gave up\)$/.test(ev.check)) return { ran: true, check: ev.check };
+  return undefined;
+}
+
+/**
  * The agent's events for what the foundry sees of a node it asked to try `state.slot` (the
  * verdict of observeBoot), given the state the agent is in: none while nothing changed. A tried
  * boot the foundry did not see (a gate that failed at once, a kernel that never came up) is

@@ -4,8 +4,10 @@
 // node's directory; a provision creates a fresh one from the build, slot A active), the hub is
 // slot-switched. The clock is a counter: sleeping advances it.
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AgentState } from '../../common/upgrade/agent';
+import { AgentJournalLine, AgentState as AgentStateSchema } from '../../common/upgrade/agent';
 import { buildRef as build, LAB5_UPGRADE_NODES, replaceWaves } from '../../common/upgrade/testing';
 import { planWaves } from '../../common/upgrade/waves';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
@@ -34,6 +36,16 @@ function setup(): { sim: SimCluster; record: UpgradeRecord; events: ApplyEvent[]
 
 const per = (node: string, version: string): string[] => [`drain ${node}`, `fence ${node}`, `destroy ${node}`, `provision ${node} ${version}`, `converge ${node}`, `gate ${node}`, `uncordon ${node}`];
 const marker = (sim: SimCluster, n: string): boolean => existsSync(join(sim.nodes[n]!.dir, 'marker'));
+/** The node's update agent state file (on its data partition), parsed; undefined when there is none. */
+const agentOf = (sim: SimCluster, n: string): AgentState | undefined => {
+  const f = join(sim.agentDir(n), 'state.json');
+  return existsSync(f) ? AgentStateSchema.parse(JSON.parse(readFileSync(f, 'utf8'))) : undefined;
+};
+/** The node's agent journal: each line's transition (from>to) and event type. */
+const journalOf = (sim: SimCluster, n: string): string[] => {
+  const f = join(sim.agentDir(n), 'journal.jsonl');
+  return existsSync(f) ? readFileSync(f, 'utf8').trimEnd().split('\n').map((l) => AgentJournalLine.parse(JSON.parse(l))).map((l) => `${l.seq} ${l.from}>${l.to ?? '!'} ${l.event.type}`) : [];
+};
 
 describe('runApply under replace: nodes replaced through the drill machinery, the hub slot-switched', () => {
   it('a good N+1: cp-1, cp-2, cp-3, w-1 replaced in order by new VMs on N+1 (slot A, gate passed), the hub on slot B; --rollback replaces them again from N and switches the hub back; no re-upgrade', async () => {
@@ -147,6 +159,50 @@ describe('runApply under replace: nodes replaced through the drill machinery, th
     expect(sim.calls.slice(0, 4)).toEqual(['provision w-1 0.2.0', 'converge w-1', 'gate w-1', 'uncordon w-1']);
     expect(sim.destroyed['w-1']).toBe(1);
     expect(sim.created['w-1']).toBe(1); // the VM the failed run created, provisioned again, never destroyed
+  });
+
+  it("each replaced node's update agent on its new disk: committed on N+1 (slot A) after its gate, its journal begun anew; --rollback's replacements leave it committed on N", async () => {
+    const { sim, record, base } = setup();
+    expect(await runApply({ ...base, target: N1 })).toMatchObject({ kind: 'done' });
+    for (const n of REPLACED) {
+      expect(agentOf(sim, n), n).toEqual({ schema: 1, state: 'committed', active: 'A', running: N1, bad: [] });
+      // The old disk's journal went with it: the new one starts at the replacement (from the state the run read on the old disk).
+      expect(journalOf(sim, n), n).toEqual(['0 idle>verifying replaced', '1 verifying>committed gate']);
+    }
+    expect(agentOf(sim, 'master')).toEqual({ schema: 1, state: 'committed', active: 'B', running: N1, bad: [] });
+
+    const rb = await runRollback({ ...base, target: N1 });
+    expect(rb).toMatchObject({ kind: 'done' });
+    expect(record.replaced?.['cp-1']).toEqual({ build: N, state: 'done' });
+    for (const n of REPLACED) {
+      expect(agentOf(sim, n), n).toEqual({ schema: 1, state: 'committed', active: 'A', running: N, bad: [] });
+      expect(journalOf(sim, n), n).toEqual(['0 committed>verifying replaced', '1 verifying>committed gate']);
+    }
+  });
+
+  it("a replacement that fails its gate: its agent records N+1 as bad on the node; a rerun from an EMPTY workspace record is refused from it, nothing touched; --rollback's replacement from N keeps that bad list (committed on N)", async () => {
+    const { sim, base } = setup();
+    sim.breaks = (node, b) => (node === 'cp-2' && b.digest === N1.digest ? 'kubelet' : undefined);
+    expect(await runApply({ ...base, target: N1 })).toMatchObject({ kind: 'stop', node: 'cp-2' });
+    const bad = { digest: N1.digest, version: '0.2.0', slot: 'A', reason: 'its health gate failed on its new disk (services)' };
+    expect(agentOf(sim, 'cp-2')).toEqual({ schema: 1, state: 'failed', active: 'A', running: N1, bad: [bad], reason: `slot A (0.2.0, a new disk) ${bad.reason}: it is not applied again`, gateFailure: 'services' });
+    expect(agentOf(sim, 'cp-1')).toEqual({ schema: 1, state: 'committed', active: 'A', running: N1, bad: [] });
+    // Another workspace (no record at all): refused before any node is touched, naming cp-2 and what its agent recorded.
+    sim.calls.length = 0;
+    const empty: UpgradeRecord = { slots: {}, bad: [] };
+    expect(await runApply({ ...base, record: empty, target: N1 })).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/^build 0\.2\.0 rolled back on cp-2 \(slot A: its health gate failed on its new disk \(services\)\), as the update agent's state on the node records it/) });
+    expect(sim.calls).toEqual([]);
+    expect(empty.bad).toMatchObject([{ digest: N1.digest, node: 'cp-2' }]);
+
+    // --rollback (from the workspace that ran it): cp-1 and cp-2 replaced again from N; cp-2's new disk keeps the bad N+1.
+    expect(await runRollback({ ...base, target: N1 })).toMatchObject({ kind: 'done', nodes: ['cp-2', 'cp-1'] });
+    expect(agentOf(sim, 'cp-2')).toEqual({ schema: 1, state: 'committed', active: 'A', running: N, bad: [bad] });
+    expect(agentOf(sim, 'cp-1')).toEqual({ schema: 1, state: 'committed', active: 'A', running: N, bad: [] });
+    expect(journalOf(sim, 'cp-2')).toEqual(['0 failed>verifying replaced', '1 verifying>committed gate']);
+    // Still refused from an empty record: from cp-2's new disk.
+    sim.calls.length = 0;
+    expect(await runApply({ ...base, record: { slots: {}, bad: [] }, target: N1 })).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/^build 0\.2\.0 rolled back on cp-2 /) });
+    expect(sim.calls).toEqual([]);
   });
 
   it('refused before any node is touched: without the permission to destroy (upgrade and rollback), and without replace operations', async () => {

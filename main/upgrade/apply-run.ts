@@ -347,6 +347,17 @@ interface RunAgents {
   /** Takes up the agents a previous run left mid-upgrade (once the run is not refused). */
   takeUp(): Promise<void>;
   /**
+   * A node replaced by a new VM from `build`: its new disk's first state (`replaced`: runs `build`
+   * on slot A, its gate next), with the bad list of the old disk's agent where this run read it.
+   */
+  replaced(node: string, build: BuildRef): Promise<void>;
+  /**
+   * A replaced node's gate on its new disk ended for good: its agent committed (`pass`), or the
+   * build recorded as bad (`check`). A node whose new disk has no such state (a rerun after its
+   * state could not be written) gets it first.
+   */
+  replacedGate(node: string, build: BuildRef, gate: { pass: true } | { pass: false; check: string }): Promise<void>;
+  /**
    * The node's slots (nodeSlots) with its agent's state as it is now. Where the record and the
    * node disagree about the active slot's build, the node wins: the record is corrected (and
    * saved) and an `observe` event says so, once.
@@ -406,6 +417,15 @@ async function openAgents(ops: NodeOps, nodes: readonly string[], known: { recor
       }
     }
   };
+  const replaced: RunAgents['replaced'] = async (node, build) => {
+    const old = agents.replaced(node);
+    await feed(node, [{ type: 'replaced', build }], () => old ?? initialAgentState(build));
+  };
+  const replacedGate: RunAgents['replacedGate'] = async (node, build, gate) => {
+    const s = agents.state(node);
+    const verifying = s?.state === 'verifying' && !s.slot && s.target?.digest === build.digest;
+    await feed(node, [...(verifying ? [] : [{ type: 'replaced' as const, build }]), { type: 'gate', ...gate }], () => initialAgentState(build));
+  };
   const slots: RunAgents['slots'] = (node, active) => {
     const { recordSays, ...view } = nodeSlots(known.record, node, active, known.from, agents.state(node));
     const rec = known.record.slots[node];
@@ -417,7 +437,7 @@ async function openAgents(ops: NodeOps, nodes: readonly string[], known: { recor
     }
     return view;
   };
-  return { ok: true, run: { agents, feed, afterBoot, takeUp, slots } };
+  return { ok: true, run: { agents, feed, afterBoot, takeUp, replaced, replacedGate, slots } };
 }
 
 /**
@@ -527,9 +547,9 @@ async function replacePhase(a: Extract<ApplyAction, { kind: 'replace' }>, r: Rep
         setState('provisioning');
         emit('provision', `provisioning ${node}'s plan slot from ${build.version}'s image: VM, first boot, enroll, planes`);
         const done = await r.replace.provision(node, build, r.signal);
-        // A new image: root B is a copy of A; the old disk's agent state went with it.
+        // A new image: root B is a copy of A; the old disk's agent state went with it: the new disk's first one (its bad list kept).
         r.record.slots[node] = { A: build, B: build };
-        r.agents.agents.replaced(node);
+        await r.agents.replaced(node, build);
         setState('provisioned');
         emit('provision', done);
         return ok;
@@ -546,6 +566,8 @@ async function replacePhase(a: Extract<ApplyAction, { kind: 'replace' }>, r: Rep
         const metrics = await r.replace.gate(node, r.signal);
         const status = await r.ops.status(node, r.signal).catch((err: unknown) => errText(err));
         const v = activeGate(status, metrics);
+        // Its agent: committed, or the build recorded as bad on the node (a gate that did not run decides nothing: the rerun asks again).
+        if (v.passed || v.ran) await r.agents.replacedGate(node, build, v.passed ? { pass: true } : { pass: false, check: v.why });
         if (!v.passed) return { kind: 'replace', phase: 'gate', ok: false, error: v.why, ...(v.ran ? { bad: true as const } : {}) };
         setState(r.kubernetes ? 'passed' : 'done');
         emit('gate', `slot ${v.slot} passed its gate on ${build.version}`);

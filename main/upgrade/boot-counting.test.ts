@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderGateWindow } from '../../common/upgrade/gate-config';
+import { gateFailedForGood } from '../../common/upgrade/observe';
 import { slotWriteArgv } from './slot-image';
 import { grubBootSelect } from './testing';
 
@@ -305,6 +306,20 @@ describe('kubedos-health-gate on a tried boot (checks stubbed on PATH, the count
     expect(g.out).toMatch(/gate: fail \(services: ssh failed \(systemd gave up\)\) on the active slot A: nothing to fall back to; heal the node/);
     expect(g.log).not.toMatch(/reboot/);
     expect(state(node)).toMatchObject({ active: 'A', try: '', failed: '' });
+  });
+
+  it('on the active slot (a replaced node\'s new disk), the foundry tells from the gate\'s own output what waiting cannot mend (gateFailedForGood): a unit systemd gave up on; not a unit still starting, nor planes down', () => {
+    const node = newNode();
+    boot(node);
+    const run = (o: GateOpts) => {
+      const g = gate(node, o);
+      return gateFailedForGood({ exitCode: g.status, stdout: g.out, stderr: '' });
+    };
+    expect(run({ gaveUp: ['ssh'] })).toEqual({ ran: true, check: 'services: ssh failed (systemd gave up)' });
+    expect(run({ failUnits: ['etcd'] })).toBeUndefined();
+    // Definite on a tried slot once the backplane ran, but the active slot's output does not say so: asked again.
+    expect(run({ planesDown: true })).toBeUndefined();
+    expect(run({})).toBeUndefined();
   });
 
   it('the converge fingerprint: equal passes, different fails with both values', () => {

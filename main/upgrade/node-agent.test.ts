@@ -12,6 +12,7 @@ import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import type { UpgradeRecord } from './apply-run';
 import { readUpgradeRecord, runApply, runRollback, writeUpgradeRecord } from './apply-run';
+import { NodeAgents } from './node-agent';
 import { SimCluster } from './testing';
 
 afterAll(removeTempDirs);
@@ -243,5 +244,24 @@ describe('the update agent state kept on each node by kubedos upgrade', () => {
     expect(await runApply({ waves, from: N, target: N1, ops: b.sim, record: b.record, ...b.clock })).toMatchObject({ kind: 'done' });
     expect(b.sim.calls.slice(0, 3)).toEqual(['cancel cp-1 B', 'write cp-1 B 0.2.0', 'reboot cp-1']);
     expect(path(journalOf(b.sim, 'cp-1'))).toEqual(['idle>checking', 'checking>receiving', 'receiving>writing', 'writing>staged', 'staged>failed', 'failed>checking', 'checking>receiving', 'receiving>writing', 'writing>staged', 'staged>verifying', 'verifying>committed']);
+  });
+
+  it('a replaced node (NodeAgents.replaced): the old disk\'s state handed back, the new disk\'s journal begun at 0, its first state the `replaced` one with the old bad list', async () => {
+    const { sim, record, clock } = setup();
+    // w-1 had N+1 rolled back on its old disk.
+    sim.breaks = (node, b) => (node === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
+    await runApply({ waves, from: N, target: N1, ops: sim, record, ...clock });
+    const old = stateOf(sim, 'w-1')!;
+    expect(old.bad.map((b) => b.digest)).toEqual([N1.digest]);
+    const read = await NodeAgents.read(sim, ['w-1'], clock.now);
+    if (!read.ok) throw new Error(read.message);
+    // The VM and its disk go (the simulated destroy removes the node's directory), a new one comes from N.
+    await sim.destroy('w-1');
+    await sim.provision('w-1', N);
+    expect(read.agents.replaced('w-1')).toEqual(old);
+    expect(stateOf(sim, 'w-1')).toBeUndefined();
+    expect(await read.agents.feed('w-1', { type: 'replaced', build: N }, () => old)).toEqual({});
+    expect(stateOf(sim, 'w-1')).toEqual({ schema: 1, state: 'verifying', active: 'A', running: N, target: N, bad: old.bad });
+    expect(journalOf(sim, 'w-1').map((l) => `${l.seq} ${l.from}>${l.to} ${l.event.type}`)).toEqual(['0 rolled-back>verifying replaced']);
   });
 });

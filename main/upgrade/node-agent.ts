@@ -144,9 +144,15 @@ export class NodeAgents {
     return this.agents[node]?.state;
   }
 
-  /** The node was replaced by a new VM: its state and journal went with the old disk; the new one has none yet. */
-  replaced(node: string): void {
+  /**
+   * The node was replaced by a new VM: its state and journal went with the old disk; the new one has
+   * none yet (its journal begins again). Returns the old disk's state as this run read it (its bad
+   * list goes on in the new disk's first state, the `replaced` event's), undefined when none was read.
+   */
+  replaced(node: string): AgentStateT | undefined {
+    const old = this.agents[node]?.state;
     this.agents[node] = { seq: 0 };
+    return old;
   }
 
   /**

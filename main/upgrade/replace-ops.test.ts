@@ -168,4 +168,36 @@ describe('ClusterReplaceOps (a deployed cluster\'s replace operations)', () => {
     expect(g.calls).toHaveLength(4);
     expect(lines).toEqual(['w-1: its gate still fails at the end of its window: node-ready: not Ready']);
   });
+
+  it('gate: a failure the gate reports as final is asked once (a unit systemd gave up on, a check it does not wait on); a waiting one is asked again; a gate that cannot run is said at once', async () => {
+    const active = (check: string) => ({ exitCode: 1, stdout: `gate: services FAILED: x\ngate: fail (${check}) on the active slot A: nothing to fall back to; heal the node\n`, stderr: '' });
+    const clock = () => {
+      let t = 0;
+      return { now: () => t, sleep: async (ms: number) => void (t += ms), gateIntervalMs: 10_000, gateWindowMs: 300_000 };
+    };
+    // Definite: returns after one ask, the textfile as the gate left it (the loop reads the failing check there).
+    for (const check of ['services: kubelet failed (systemd gave up)', 'planes: planes down: wg2: not waiting']) {
+      const lines: string[] = [];
+      const f = fakeCluster({ gate: Array.from({ length: 40 }, () => active(check)) });
+      expect(await f.ops({ ...clock(), log: (l) => lines.push(l) }).gate('w-1'), check).toBe('kubedos_gate_success{node="w-1"} 1\n');
+      expect(f.calls, check).toEqual(['w-1: /usr/local/sbin/kubedos-health-gate --no-reboot']);
+      expect(lines, check).toEqual([`w-1: its gate failed for good (${check}): not asked again`]);
+    }
+    // Waiting checks (a unit not active yet, a stale hub handshake, node-ready): asked again until they pass.
+    for (const check of ['services: not active: kubelet', 'planes: no hub handshake within 180 s on wg1', 'node-ready: node Ready is \'False\'']) {
+      const f = fakeCluster({ gate: [active(check), active(check)] });
+      await f.ops(clock()).gate('w-1');
+      expect(f.calls, check).toHaveLength(3);
+    }
+    // The gate missing (127) or not executable (126), or one that does not know --no-reboot: thrown after one ask, saying so.
+    for (const [r, why] of [
+      [{ exitCode: 127, stdout: '', stderr: 'sh: 1: /usr/local/sbin/kubedos-health-gate: not found\n' }, /exit 127: not found; sh: 1: .*not found\)/],
+      [{ exitCode: 126, stdout: '', stderr: '' }, /exit 126: not executable\)/],
+      [{ exitCode: 2, stdout: '', stderr: 'kubedos-health-gate: unknown option --no-reboot\n' }, /refused its arguments \("kubedos-health-gate: unknown option --no-reboot": an older gate\)/],
+    ] as const) {
+      const f = fakeCluster({ gate: Array.from({ length: 40 }, () => r) });
+      await expect(f.ops(clock()).gate('w-1')).rejects.toThrow(why);
+      expect(f.calls).toHaveLength(1);
+    }
+  });
 });

@@ -13,7 +13,9 @@
 //    recorded on the master for the etcd role (right before the converge that starts it: an
 //    added, unstarted member counts against quorum, so it is not added while the VM boots);
 //  - gate: kubedos-health-gate on the new disk's active slot (one pass each time; --no-reboot),
-//    asked again until it passes or its window ends; the gate's textfile as it left it.
+//    asked again until it passes, fails for good (observe.ts gateFailedForGood: a unit systemd gave
+//    up on, a failure the gate does not wait on; a gate that cannot run throws) or its window
+//    ends; the gate's textfile as it left it.
 //
 // Which kept artifact: the one of the directories given (N+1: `--to DIR`; N for --rollback: the
 // workspace's build/) whose signed manifest is `build`'s digest; none: refused, naming them.
@@ -23,7 +25,7 @@ import { sha256Hex } from '../../common/canonical';
 import type { PipelineEvent } from '../../common/pipeline/events';
 import type { Plan, PlanNode } from '../../common/plan/schema';
 import type { BuildRef } from '../../common/upgrade/agent';
-import { gateEvent } from '../../common/upgrade/observe';
+import { gateEvent, gateFailedForGood } from '../../common/upgrade/observe';
 import { MANIFEST_FILE } from '../build/attest';
 import { AB_SBIN } from '../build/image/ab';
 import { pipelineFailure, stageSummary } from '../drills/cluster-target';
@@ -177,6 +179,13 @@ export class ClusterReplaceOps implements ReplaceOps {
       const r = await this.o.driver.guestExec(vmid, [`${AB_SBIN}/kubedos-health-gate`, '--no-reboot'], { timeoutS: 120, ...(signal ? { signal } : {}) });
       const ev = gateEvent(r.stdout);
       if (r.exitCode === 0 && ev?.pass) break;
+      // A failure waiting cannot mend: said at once (a gate that did not run throws: there is no verdict to read).
+      const final = gateFailedForGood(r);
+      if (final && !final.ran) throw new Error(`kubedos-health-gate (${AB_SBIN}/kubedos-health-gate) on its new disk: ${final.why}; its image has no usable gate: check the build's A/B payload (spec.upgrades.diskLayout: ab), then rerun or kubedos heal SPEC`);
+      if (final) {
+        this.o.log?.(`${node}: its gate failed for good (${final.check}): not asked again`);
+        break;
+      }
       if (now() >= until) {
         this.o.log?.(`${node}: its gate still fails at the end of its window: ${ev && !ev.pass ? ev.check : lastLines(r.stderr || r.stdout, 1) || `exit ${r.exitCode}`}`);
         break;
