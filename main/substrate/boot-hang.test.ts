@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bootHang, fileTail, firmwareStall, lastBoot } from './boot-hang';
+import { bootHang, bootStall, fileTail, firmwareStall, lastBoot } from './boot-hang';
 import type { SubstrateDriver } from './driver';
 import { waitForAgents } from './provision';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
@@ -29,6 +29,27 @@ describe('firmwareStall', () => {
     expect(firmwareStall(`${STALLED}[    0.000000] Linux version 6.1.0-57-amd64\n`)).toBeUndefined();
     expect(firmwareStall(STALLED.replace(/\[[^\n]*reboot: Restarting system\n[^\n]*reboot: machine restart\n?$/, ''))).toBeUndefined();
     expect(firmwareStall('')).toBeUndefined();
+  });
+});
+
+// A real console: w-1 falling back to slot A after its gate failed on B; the kernel stopped after initramfs-tools' banner.
+const INITRAMFS = readFileSync(join(import.meta.dirname, 'fixtures/console-initramfs-stall-after-fallback.txt'), 'utf8');
+
+describe('bootStall', () => {
+  it('the firmware stall and the initramfs stall of real consoles, each with its place', () => {
+    expect(bootStall(STALLED)).toEqual({ at: 'firmware', line: 'reboot: machine restart' });
+    expect(bootStall(INITRAMFS)).toEqual({ at: 'initramfs', line: 'Loading, please wait...' });
+    // With CR LF and a colour reset around it, as QEMU's log keeps it.
+    expect(bootStall(INITRAMFS.replace(/\n/g, '\r\n').replace(/Loading, please wait\.\.\.\r\n$/, '\x1b[0mLoading, please wait...\r\n'))).toEqual({ at: 'initramfs', line: 'Loading, please wait...' });
+  });
+
+  it('a boot that went on after the banner, or one that has not reached it, is not a stall', () => {
+    expect(bootStall(`${INITRAMFS}Starting systemd-udevd version 252.39-1~deb12u2\n`)).toBeUndefined();
+    expect(bootStall(`${INITRAMFS}[    9.397726] clocksource: Long readout interval, skipping watchdog check\n`)).toBeUndefined();
+    expect(bootStall(INITRAMFS.replace(/Loading, please wait\.\.\.\n?$/, ''))).toBeUndefined();
+    // The banner of an earlier boot, with this boot's kernel still printing: not a stall.
+    expect(bootStall(`${INITRAMFS}[    0.000000] Linux version 6.1.0-57-amd64\n[    0.1] Command line: root=LABEL=kubedos-root-A\n`)).toBeUndefined();
+    expect(bootStall('')).toBeUndefined();
   });
 });
 

@@ -6,7 +6,8 @@
 // two guests of the same deploy booted normally. Nothing of the node's first boot has run at that
 // point, so resetting the VM once is safe and is what an operator would do by hand. A lockup
 // after init started is left alone: first-boot work may be under way, and a slow guest is not a
-// hung one.
+// hung one. A boot that stopped below init after a warm reset (the firmware, or the initramfs
+// before udev) is bootStall's.
 import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
 
 /** The last kernel boot of a console log: everything from its last "Linux version" banner. */
@@ -72,10 +73,31 @@ export function firmwareStall(consoleText: string): string | undefined {
   return last !== undefined && RESTART_LINE.test(last) ? last.replace(/^\[\s*[\d.]+\]\s*/, '') : undefined;
 }
 
+/** initramfs-tools' banner, printed by its /init before it starts udev (the next line, within seconds). */
+const INITRAMFS_BANNER = 'Loading, please wait...';
+
 /**
- * How long a console may stay at the kernel's restart before the VM counts as stalled in its
- * firmware. A warm reset under TCG prints GRUB's first line within tens of seconds; the stall of
- * 2026-12-05 lasted until the VM was powered off.
+ * Where a rebooting node's console stopped, when it stopped at one of the two places a stall was
+ * seen on qemu-local under TCG after a warm reset, each answered by powering the VM off and on:
+ * - `firmware`: the kernel's restart line, nothing after it (firmwareStall: OVMF never reached GRUB;
+ *   GRUB has not run, so the slot the node was rebooting into is still the one it tries);
+ * - `initramfs`: the last boot's last line is initramfs-tools' banner, nothing after it (seen
+ *   2026-12-05: w-1 falling back to slot A after a failed gate printed the banner 6 s into its
+ *   boot, then nothing for 300 s — not udev's start, not a kernel line; its boot into slot B
+ *   minutes before had printed udev's start right after the banner). GRUB ran: this boot counted.
+ * Undefined for any other console: a slow guest is not a stalled one. The caller decides how long is too long.
+ */
+export function bootStall(consoleText: string): { at: 'firmware' | 'initramfs'; line: string } | undefined {
+  const restart = firmwareStall(consoleText);
+  if (restart) return { at: 'firmware', line: restart };
+  const last = consoleLines(lastBoot(consoleText)).at(-1);
+  return last === INITRAMFS_BANNER ? { at: 'initramfs', line: last } : undefined;
+}
+
+/**
+ * How long a console may stay at one of bootStall's places before the VM counts as stalled. A
+ * warm reset under TCG prints GRUB's first line within tens of seconds, and udev's start follows
+ * the initramfs banner within seconds; the stalls of 2026-12-05 lasted until the VM was powered off.
  */
 export const FIRMWARE_STALL_MS = 120_000;
 

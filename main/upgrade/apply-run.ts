@@ -32,7 +32,7 @@ import type { Cordoned } from '../../common/upgrade/apply';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
 import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace';
-import { bootHang, consoleLines, firmwareStall, lastBoot } from '../substrate/boot-hang';
+import { bootHang, bootStall, consoleLines, lastBoot } from '../substrate/boot-hang';
 import type { AgentStateOps } from './node-agent';
 import { AGENT_DIR, badOnNodesMessage, firstState, NodeAgents } from './node-agent';
 
@@ -71,11 +71,12 @@ export interface NodeOps extends AgentStateOps {
    */
   console?(node: string, signal?: AbortSignal): Promise<string>;
   /**
-   * A node that does not answer after a reboot and that the substrate can tell is stuck below its
-   * boot loader (qemu-local: its console ended at the kernel's restart and stayed there for
-   * FIRMWARE_STALL_MS, boot-hang.ts): power it off and on, and say so in one line; undefined when
-   * it is not stuck, not yet, or the substrate cannot tell. GRUB never ran: the slot the node was
-   * rebooting into is still the one it tries, no try was spent.
+   * A node that does not answer after a reboot and that the substrate can tell is stuck below init
+   * (qemu-local: its console ended at the kernel's restart, or at the initramfs banner, and stayed
+   * there for FIRMWARE_STALL_MS: bootStall, boot-hang.ts): power it off and on, and say so in one
+   * line; undefined when it is not stuck, not yet, or the substrate cannot tell. Stuck in the
+   * firmware, GRUB never ran (no try spent); in the initramfs, GRUB counted the boot: either way
+   * the node boots next what its boot counter says, as after a power loss.
    */
   recoverStall?(node: string, signal?: AbortSignal): Promise<string | undefined>;
 }
@@ -123,8 +124,9 @@ export async function consoleNote(ops: NodeOps, node: string, signal?: AbortSign
   if (!text.trim()) return '';
   const hang = bootHang(text);
   if (hang) return `; its console: the kernel hung (${hang.why}): reset the VM (it boots the slot GRUB picks again) and rerun`;
-  const stall = firmwareStall(text);
-  if (stall) return `; its console: nothing after the kernel's restart ("${stall}"): its firmware never reached the boot loader; power the VM off and on (kubedos stop, then kubedos start) and rerun`;
+  const stall = bootStall(text);
+  if (stall?.at === 'firmware') return `; its console: nothing after the kernel's restart ("${stall.line}"): its firmware never reached the boot loader; power the VM off and on (kubedos stop, then kubedos start) and rerun`;
+  if (stall) return `; its console: nothing after the initramfs's "${stall.line}": its kernel stopped before udev started; power the VM off and on (kubedos stop, then kubedos start) and rerun`;
   // Without colour codes and control characters: the message is one readable line.
   const lines = consoleLines(lastBoot(text));
   if (!lines.length) return '';
@@ -441,7 +443,7 @@ async function openAgents(ops: NodeOps, nodes: readonly string[], known: { recor
 }
 
 /**
- * A node that does not answer after its reboot, stalled below its boot loader (NodeOps.recoverStall):
+ * A node that does not answer after its reboot, stalled below init (NodeOps.recoverStall):
  * powered off and on, at most MAX_POWER_CYCLES times per reboot; the line to show, or undefined.
  * A power cycle that fails is said once and the wait goes on (its deadline then stops the run).
  */
@@ -454,7 +456,7 @@ async function powerCycleIfStalled(ops: NodeOps, node: string, cycles: Map<strin
     return cycled;
   } catch (err) {
     cycles.set(node, MAX_POWER_CYCLES);
-    emit({ node, step: 'observe', detail: `its firmware stalled after the reboot and powering it off and on failed: ${errText(err)}` });
+    emit({ node, step: 'observe', detail: `its boot stalled after the reboot and powering it off and on failed: ${errText(err)}` });
     return undefined;
   }
 }

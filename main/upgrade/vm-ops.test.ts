@@ -169,6 +169,22 @@ describe('VmNodeOps: a node stalled in its firmware after a reboot', () => {
     expect(await ops.recoverStall('cp-1')).toBeUndefined();
     t = 10_000_000;
     expect(await ops.recoverStall('cp-1')).toBeUndefined();
+    // The initramfs stall (a real console: the kernel stopped after initramfs-tools' banner): the same watch, its own words.
+    console = readFileSync(join(import.meta.dirname, '../substrate/fixtures/console-initramfs-stall-after-fallback.txt'), 'utf8');
+    t = 300_000;
+    expect(await ops.recoverStall('w-1')).toBeUndefined();
+    t = 419_000;
+    expect(await ops.recoverStall('w-1')).toBeUndefined();
+    t = 421_000;
+    expect(await ops.recoverStall('w-1')).toBe(`its console stayed at "Loading, please wait..." for 121 s: its kernel stopped in the initramfs before udev started; powered it off and on (VM ${w1}; GRUB had counted that boot: the node boots the slot its boot counter says now)`);
+    expect(calls).toEqual([`stop ${w1}`, `start ${w1}`, `stop ${w1}`, `start ${w1}`]);
+    // udev's start after the banner: a slow boot, never power-cycled.
+    console = `${console}Starting systemd-udevd version 252.39-1~deb12u2\n`;
+    t = 500_000;
+    expect(await ops.recoverStall('w-1')).toBeUndefined();
+    t = 5_000_000;
+    expect(await ops.recoverStall('w-1')).toBeUndefined();
+    expect(calls).toHaveLength(4);
     // A driver without a console log (Proxmox here) cannot tell.
     const blind = new VmNodeOps({ spec: s, plan: p, driver: { target: 'proxmox' } as unknown as SubstrateDriver, env: {}, artifactDir: '', converge: async () => undefined });
     expect(await blind.recoverStall('w-1')).toBeUndefined();

@@ -7,7 +7,7 @@
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { FIRMWARE_STALL_MS, firmwareStall } from '../substrate/boot-hang';
+import { bootStall, FIRMWARE_STALL_MS } from '../substrate/boot-hang';
 import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/index';
@@ -70,7 +70,7 @@ export interface VmNodeOpsOptions {
   converge: (node: string, signal?: AbortSignal) => Promise<void>;
   /** The clock of recoverStall's silence (default Date.now). */
   now?: () => number;
-  /** How long a console may stay at the kernel's restart before the node is power-cycled (default FIRMWARE_STALL_MS). */
+  /** How long a console may stay at a bootStall place (the kernel's restart, the initramfs banner) before the node is power-cycled (default FIRMWARE_STALL_MS). */
   firmwareStallMs?: number;
 }
 
@@ -192,8 +192,9 @@ export class VmNodeOps implements NodeOps {
 
   /**
    * NodeOps.recoverStall where the driver keeps a console (qemu-local): the console's end unchanged
-   * at the kernel's restart line for firmwareStallMs of this object's observations → the VM stopped
-   * (QEMU and its swtpm) and started again. Elsewhere (Proxmox: no console log here) undefined.
+   * at one of bootStall's places (the kernel's restart line; the initramfs banner) for
+   * firmwareStallMs of this object's observations → the VM stopped (QEMU and its swtpm) and started
+   * again. Elsewhere (Proxmox: no console log here) undefined.
    */
   async recoverStall(node: string, signal?: AbortSignal): Promise<string | undefined> {
     const d = this.o.driver;
@@ -201,10 +202,10 @@ export class VmNodeOps implements NodeOps {
     const vmid = this.vmid(node);
     const op = signal ? { signal } : {};
     const tail = await d.consoleTail(vmid, 4096, op).catch(() => '');
-    const restart = firmwareStall(tail);
+    const stall = bootStall(tail);
     const now = (this.o.now ?? Date.now)();
     const seen = this.quiet.get(node);
-    if (!restart) {
+    if (!stall) {
       this.quiet.delete(node);
       return undefined;
     }
@@ -217,7 +218,10 @@ export class VmNodeOps implements NodeOps {
     this.quiet.delete(node);
     await d.stop(vmid, op);
     await d.start(vmid, op);
-    return `its console stayed at "${restart}" for ${Math.round(quietMs / 1000)} s: its firmware never reached the boot loader after the reboot; powered it off and on (VM ${vmid}; GRUB had not run, so the slot it was rebooting into is still the one it tries)`;
+    const s = Math.round(quietMs / 1000);
+    return stall.at === 'firmware'
+      ? `its console stayed at "${stall.line}" for ${s} s: its firmware never reached the boot loader after the reboot; powered it off and on (VM ${vmid}; GRUB had not run, so the slot it was rebooting into is still the one it tries)`
+      : `its console stayed at "${stall.line}" for ${s} s: its kernel stopped in the initramfs before udev started; powered it off and on (VM ${vmid}; GRUB had counted that boot: the node boots the slot its boot counter says now)`;
   }
 
   async reboot(node: string, signal?: AbortSignal): Promise<void> {
