@@ -93,7 +93,7 @@ export const upgradeCommand: CliCommand = {
     'Replacing deployed VMs is built and unit-tested, not yet run on VMs.',
     '--rollback returns the nodes on N+1 to their previous slot, the hub first (a replaced node is replaced again,',
     'from N\'s build in the workspace, checked to be the build N\'s bundle names). Exit: 0 done, 1 refused or',
-    'stopped, 130 interrupted. Tested on namespace nodes and simulated boots; not yet on deployed VMs.',
+    'stopped, 130 interrupted. Slot switches and --rollback have run on deployed qemu-local VMs (lab-3), not on Proxmox.',
     '  --target T          qemu-local or proxmox://HOST; default: the spec\'s substrate',
     '  --to DIR            the N+1 build directory',
     '  --dry-run           run the checks and print the plan; exit 0 when they pass',
