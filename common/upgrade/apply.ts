@@ -124,7 +124,7 @@ const isSettled = (n: ApplyNode, input: ApplyInput): boolean =>
 type NodeAction = Exclude<ApplyAction, { kind: 'stop' | 'done' | 'refuse' }> | { kind: 'stop'; reason: string; fellBackTo?: Slot; bad?: boolean; cordoned?: Cordoned } | { kind: 'committed' };
 
 /** How far the record says a node's replacement with `build` got (a replacement with another build does not count). */
-const replacedState = (n: Pick<ApplyNode, 'replaced'>, build: BuildRef): ReplacedNode['state'] | undefined => (n.replaced?.build.digest === build.digest ? n.replaced.state : undefined);
+export const replacedState = (n: Pick<ApplyNode, 'replaced'>, build: BuildRef): ReplacedNode['state'] | undefined => (n.replaced?.build.digest === build.digest ? n.replaced.state : undefined);
 
 /** A node of a replace wave whose replacement with `build` is over (its gate passed; uncordoned where Kubernetes runs). */
 export function replaceSettled(n: Pick<ApplyNode, 'replaced'>, build: BuildRef, kubernetes: boolean): boolean {

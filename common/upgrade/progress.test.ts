@@ -1,8 +1,10 @@
 // The live run's fold (common/upgrade/progress.ts): the apply loop's events → what each node does
-// now, the Pipeline view's headline, the slot write's words shared with the CLI.
+// now, the Pipeline view's headline, the slot write's words shared with the CLI; and the record's
+// reading (upgradeProgress) for nodes a `replace` wave replaced by new VMs.
 import { describe, expect, it } from 'vitest';
 import type { ApplyEvent } from './progress';
-import { applyEventLine, endLive, foldLive, LIVE_LINES_KEPT, liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, slotWriteDetail, startLive, UpgradeLive } from './progress';
+import type { UpgradeRecord } from './progress';
+import { applyEventLine, endLive, foldLive, LIVE_LINES_KEPT, liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, REPLACE_STATES, replacementText, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeLive, UpgradeProgress, upgradeProgress } from './progress';
 import { buildRef, lab3Waves } from './testing';
 
 const N1 = buildRef('0.1.1');
@@ -120,5 +122,128 @@ describe('the live upgrade fold', () => {
 
   it('a slot write in words, as the CLI prints it', () => {
     expect(slotWriteDetail({ bytes: 16 * MiB, total: 16 * MiB, rate: 3.25 * MiB, via: 'a virtio-serial port' })).toBe('16 of 16 MiB through a virtio-serial port, 3.3 MiB/s');
+  });
+});
+
+describe('the record read for a replace-based upgrade', () => {
+  const N = buildRef('0.1.0');
+  const N2 = buildRef('0.1.2');
+  const PLAN = ['master', 'cp-1', 'w-1'];
+  const GATE = 'its replacement on 0.1.1 failed its health gate (services)';
+  /** The states the view shows, per node: [node, state, replaced.state ?? '-']. */
+  const rows = (record: UpgradeRecord): string[][] =>
+    UpgradeProgress.parse(upgradeProgress('lab-3', PLAN, record))
+      .nodes.map((n) => [n.node, n.state, n.replaced?.state ?? '-']);
+
+  it('each step of a replacement with the target: replacing until done, then replaced (never "written"); its note in words', () => {
+    const texts: string[] = [];
+    for (const state of REPLACE_STATES) {
+      // The slots the loop keeps: the old VM's until the new one is provisioned, then the build on both.
+      const made = state !== 'destroying' && state !== 'provisioning';
+      const record: UpgradeRecord = { target: N1, slots: { 'cp-1': { A: N1, B: N1 }, ...(made ? { 'w-1': { A: N1, B: N1 } } : {}) }, bad: [], replaced: { 'cp-1': { build: N1, state: 'done' }, 'w-1': { build: N1, state } } };
+      const p = upgradeProgress('lab-3', PLAN, record);
+      expect(rows(record), state).toEqual([
+        ['master', 'not-written', '-'],
+        ['cp-1', 'replaced', 'done'],
+        ['w-1', state === 'done' ? 'replaced' : 'replacing', state],
+      ]);
+      expect(p.nodes[2]?.replaced, state).toEqual({ build: N1, state });
+      expect(p.nodes[2]?.reason, state).toBeUndefined();
+      texts.push(replacementText({ build: N1, state }));
+    }
+    expect(texts).toEqual([
+      'its VM is being destroyed for a new one from 0.1.1',
+      'its new VM is being created from 0.1.1',
+      'its new VM runs 0.1.1; converging it next',
+      'its new VM is converged; its health gate next',
+      'its new VM passed its gate; uncordoning',
+      'replaced by a new VM from 0.1.1',
+    ]);
+  });
+
+  it('a node mid-replacement that the plan no longer names and the slots do not list is still shown', () => {
+    const record: UpgradeRecord = { target: N1, slots: {}, bad: [], replaced: { 'cp-2': { build: N1, state: 'destroying' } } };
+    expect(rows(record)).toEqual([
+      ['master', 'not-written', '-'],
+      ['cp-1', 'not-written', '-'],
+      ['w-1', 'not-written', '-'],
+      ['cp-2', 'replacing', 'destroying'],
+    ]);
+  });
+
+  it("a replacement with another build (an earlier upgrade's) is not this upgrade's", () => {
+    const record: UpgradeRecord = { target: N2, slots: { 'cp-1': { A: N1, B: N1 } }, bad: [], replaced: { 'cp-1': { build: N1, state: 'done' } } };
+    expect(rows(record)).toEqual([
+      ['master', 'not-written', '-'],
+      ['cp-1', 'not-written', '-'],
+      ['w-1', 'not-written', '-'],
+    ]);
+  });
+
+  it("the target rolled back at a node whose replacement failed its gate: rolled-back wins, with the record's reason and the replacement", () => {
+    const record: UpgradeRecord = {
+      target: N1,
+      slots: { 'cp-1': { A: N1, B: N1 }, 'w-1': { A: N1, B: N1 } },
+      bad: [{ digest: N1.digest, version: '0.1.1', node: 'w-1', reason: GATE }],
+      replaced: { 'cp-1': { build: N1, state: 'done' }, 'w-1': { build: N1, state: 'converged' } },
+    };
+    const p = upgradeProgress('lab-3', PLAN, record);
+    expect(rows(record)).toEqual([
+      ['master', 'not-written', '-'],
+      ['cp-1', 'replaced', 'done'],
+      ['w-1', 'rolled-back', 'converged'],
+    ]);
+    expect(p.nodes[2]?.reason).toBe(GATE);
+  });
+
+  it('--rollback replacing the nodes again from the build before: each rolled back, with how far its new replacement got', () => {
+    for (const state of REPLACE_STATES) {
+      const made = state !== 'destroying' && state !== 'provisioning';
+      // cp-1 is back on N (a new VM); w-1 is replaced again now; the hub was slot-switched back.
+      const record: UpgradeRecord = {
+        target: N1,
+        slots: { master: { A: N, B: N1 }, 'cp-1': { A: N, B: N }, 'w-1': made ? { A: N, B: N } : { A: N1, B: N1 } },
+        bad: [{ digest: N1.digest, version: '0.1.1', node: 'w-1', reason: ROLLBACK_REASON }],
+        replaced: { 'cp-1': { build: N, state: 'done' }, 'w-1': { build: N, state } },
+      };
+      const p = upgradeProgress('lab-3', PLAN, record);
+      expect(rows(record), state).toEqual([
+        ['master', 'rolled-back', '-'],
+        ['cp-1', 'rolled-back', 'done'],
+        ['w-1', 'rolled-back', state],
+      ]);
+      expect(p.nodes[1], state).toMatchObject({ reason: ROLLBACK_REASON, replaced: { build: N, state: 'done' } });
+      expect(p.nodes[2]?.replaced, state).toEqual({ build: N, state });
+    }
+  });
+
+  it("--rollback after a replacement failed its gate (the gate's reason recorded first): the nodes it replaced again are rolled back too", () => {
+    const record: UpgradeRecord = {
+      target: N1,
+      slots: { 'cp-1': { A: N, B: N }, 'w-1': { A: N, B: N } },
+      bad: [{ digest: N1.digest, version: '0.1.1', node: 'w-1', reason: GATE }],
+      replaced: { 'cp-1': { build: N, state: 'done' }, 'w-1': { build: N, state: 'done' } },
+    };
+    expect(rows(record)).toEqual([
+      ['master', 'not-written', '-'],
+      ['cp-1', 'rolled-back', 'done'],
+      ['w-1', 'rolled-back', 'done'],
+    ]);
+  });
+
+  it('a replacement with another build left by an earlier upgrade, the node slot-written since: not counted as the rollback\'s', () => {
+    const record: UpgradeRecord = {
+      target: N2,
+      slots: { 'cp-1': { A: N1, B: N2 } },
+      bad: [{ digest: N2.digest, version: '0.1.2', node: 'cp-1', reason: ROLLBACK_REASON }],
+      replaced: { 'cp-1': { build: N1, state: 'done' } },
+    };
+    const p = upgradeProgress('lab-3', PLAN, record);
+    expect(rows(record)).toEqual([
+      ['master', 'not-written', '-'],
+      ['cp-1', 'rolled-back', '-'],
+      ['w-1', 'not-written', '-'],
+    ]);
+    expect(p.nodes[1]?.targetSlot).toBe('B');
   });
 });

@@ -2,12 +2,14 @@
 // loop: main/upgrade/apply-run.ts) and what the workbench's Pipeline view shows of it, per node.
 // The record holds what each node's slots hold as this foundry wrote them, the build the last
 // upgrade targeted, and the builds that rolled back (with the node and the reason): so a node's
-// state in the last upgrade is only what follows from that (its slot received the target, or the
-// target rolled back there, or neither). Which slot a node booted is not in the record: the live
+// state in the last upgrade is only what follows from that (its slot received the target, or a
+// new VM from the target replaces it under `replace` and how far, or the target rolled back there,
+// or neither). Which slot a node booted is not in the record: the live
 // health reads it from each node's exporter. Pure.
 import { z } from 'zod';
 import { plural } from '../text/plural';
 import { BuildRef, Slot } from './agent';
+import { replacedState } from './apply';
 
 export const BadBuild = z.object({ digest: z.string(), version: z.string(), node: z.string(), reason: z.string() }).strict();
 export type BadBuild = z.infer<typeof BadBuild>;
@@ -58,12 +60,16 @@ export const ROLLBACK_REASON = 'rolled back by kubedos upgrade --rollback';
 /**
  * A node in the last upgrade, as far as the record says: `not-written` (no slot of it holds the
  * target: a later wave, or the upgrade stopped before it), `written` (a slot received the target;
- * whether it booted and passed its gate is the node's to say), `rolled-back` (the target is recorded
- * as rolled back at this node: it fell back there; or `--rollback` was run: then every node whose
+ * whether it booted and passed its gate is the node's to say), `replacing` (a `replace` wave: its VM
+ * is being replaced by a new one from the target, not done yet: how far is its `replaced`),
+ * `replaced` (a new VM from the target replaced it: provisioned, converged, its gate passed,
+ * uncordoned), `rolled-back` (the target is recorded as rolled back at this node: it fell back
+ * there, or its replacement failed its gate there; or `--rollback` was run: then every node whose
  * slot holds the target, as the rollback records the build before it walks the nodes back, so a
- * rollback that did not finish reads the same: the live health says which slot each node booted).
+ * rollback that did not finish reads the same: the live health says which slot each node booted;
+ * and every node the rollback replaces again from the build before, however far that got).
  */
-export const UPGRADE_NODE_STATES = ['not-written', 'written', 'rolled-back'] as const;
+export const UPGRADE_NODE_STATES = ['not-written', 'written', 'replacing', 'replaced', 'rolled-back'] as const;
 export const UpgradeNodeState = z.enum(UPGRADE_NODE_STATES);
 export type UpgradeNodeState = z.infer<typeof UpgradeNodeState>;
 
@@ -77,6 +83,11 @@ export const UpgradeNodeProgress = z
     targetSlot: Slot.optional(),
     /** Why the target rolled back here (the record's words). */
     reason: z.string().optional(),
+    /**
+     * The node's VM is being (or was) replaced, as the record says: with the target (a `replace`
+     * wave of this upgrade), or with the build before when `--rollback` replaces it again.
+     */
+    replaced: ReplacedNode.optional(),
   })
   .strict();
 export type UpgradeNodeProgress = z.infer<typeof UpgradeNodeProgress>;
@@ -98,19 +109,59 @@ export const UpgradeProgress = z
   .strict();
 export type UpgradeProgress = z.infer<typeof UpgradeProgress>;
 
+/**
+ * The record's replacement of a node the Pipeline view shows: with the target, or (the target
+ * recorded as rolled back) with the build `--rollback` replaces it again from (its entry names a
+ * build other than the target; from `provisioned` on, the record's slots hold that build on both,
+ * as the replacement wrote them: an entry left by an earlier upgrade whose node was slot-written
+ * since is not this rollback's).
+ */
+function shownReplacement(entry: ReplacedNode | undefined, slots: UpgradeRecord['slots'][string] | undefined, target: BuildRef | undefined, rolledBack: boolean): { replaced: ReplacedNode; byRollback: boolean } | undefined {
+  if (!entry || !target) return undefined;
+  const forTarget = replacedState({ replaced: entry }, target);
+  if (forTarget) return { replaced: { build: target, state: forTarget }, byRollback: false };
+  if (!rolledBack) return undefined;
+  const vmMade = entry.state !== 'destroying' && entry.state !== 'provisioning';
+  if (vmMade && !(slots?.A.digest === entry.build.digest && slots.B.digest === entry.build.digest)) return undefined;
+  return { replaced: entry, byRollback: true };
+}
+
 /** The Pipeline view's reading of the record for the plan's nodes. */
 export function upgradeProgress(cluster: string, planNodes: readonly string[], record: UpgradeRecord, deployed?: string): UpgradeProgress {
   const target = record.target;
   const stopped = target ? record.bad.find((b) => b.digest === target.digest) : undefined;
-  const names = [...planNodes, ...Object.keys(record.slots).filter((n) => !planNodes.includes(n))];
+  const recorded = [...Object.keys(record.slots), ...Object.keys(record.replaced ?? {})];
+  const names = [...planNodes, ...recorded.filter((n, i) => !planNodes.includes(n) && recorded.indexOf(n) === i)];
   const nodes = names.map((node): UpgradeNodeProgress => {
     const slots = record.slots[node];
     const targetSlot = target && slots ? (['A', 'B'] as const).find((s) => slots[s].digest === target.digest) : undefined;
-    const back = stopped && (stopped.node === node || (stopped.reason === ROLLBACK_REASON && targetSlot !== undefined));
-    const state: UpgradeNodeState = back ? 'rolled-back' : targetSlot ? 'written' : 'not-written';
-    return { node, state, ...(slots ? { slots } : {}), ...(targetSlot ? { targetSlot } : {}), ...(back ? { reason: stopped.reason } : {}) };
+    const shown = shownReplacement(record.replaced?.[node], slots, target, stopped !== undefined);
+    const back = stopped && (stopped.node === node || (stopped.reason === ROLLBACK_REASON && targetSlot !== undefined) || shown?.byRollback === true);
+    const state: UpgradeNodeState = back ? 'rolled-back' : shown ? (shown.replaced.state === 'done' ? 'replaced' : 'replacing') : targetSlot ? 'written' : 'not-written';
+    return { node, state, ...(slots ? { slots } : {}), ...(targetSlot ? { targetSlot } : {}), ...(back ? { reason: stopped.reason } : {}), ...(shown ? { replaced: shown.replaced } : {}) };
   });
   return { cluster, ...(target ? { target } : {}), ...(deployed ? { deployed } : {}), ...(stopped ? { stopped } : {}), nodes, bad: record.bad };
+}
+
+/**
+ * How far a node's replacement got, in the user's words (the Pipeline view's note): "its VM is
+ * being destroyed", "its new VM is being created from 0.1.1", …, "replaced by a new VM from 0.1.1".
+ */
+export function replacementText(r: ReplacedNode): string {
+  switch (r.state) {
+    case 'destroying':
+      return `its VM is being destroyed for a new one from ${r.build.version}`;
+    case 'provisioning':
+      return `its new VM is being created from ${r.build.version}`;
+    case 'provisioned':
+      return `its new VM runs ${r.build.version}; converging it next`;
+    case 'converged':
+      return 'its new VM is converged; its health gate next';
+    case 'passed':
+      return 'its new VM passed its gate; uncordoning';
+    case 'done':
+      return `replaced by a new VM from ${r.build.version}`;
+  }
 }
 
 // ---- The live run (`clusters/<name>/upgrade/live.json`, kept by apply-run.ts while `kubedos

@@ -14,7 +14,9 @@
 // panel over a record the real apply loop wrote (pictures of both in h17u/); then the panel
 // following a run of the apply loop paused mid-way, finished without a click, reading no more once
 // finished, and a run whose process is gone (pictures in h18w/), with the run's lines below the
-// table, filtered by a node chip's click (pictures of the lines in h20c/).
+// table, filtered by a node chip's click (pictures of the lines in h20c/); last, a replace-based
+// upgrade the real loop ran (nodes replaced by new VMs, one stopped mid-replacement, the rerun,
+// --rollback replacing them again) read by the panel (pictures pipeline-upgrade-replace-* in h17u/).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,8 +28,9 @@ import { LAB3_AGENT_PINGS, lab3MixedFacts, lab3NodeMetrics, watcherReportFor } f
 import { TEMPLATES } from '../../common/spec/index';
 import type { HubHealthReader } from '../../main/health/service';
 import { injectedReader } from '../../main/health/testing';
-import { buildRef, lab3Waves } from '../../common/upgrade/testing';
-import { readUpgradeRecord, runApply, upgradeLivePath, upgradeRecordPath, writeUpgradeLive, writeUpgradeRecord } from '../../main/upgrade/apply-run';
+import { buildRef, lab3Waves, replaceWaves } from '../../common/upgrade/testing';
+import type { UpgradeRecord } from '../../main/upgrade/apply-run';
+import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeLive, writeUpgradeRecord } from '../../main/upgrade/apply-run';
 import { foldLive, startLive, UpgradeLive } from '../../common/upgrade/progress';
 import { SimCluster, writeDeployJournal, writeSealedBuild } from '../../main/upgrade/testing';
 import { generateKeyPairSync } from 'node:crypto';
@@ -399,5 +402,88 @@ describe('topology live health', () => {
     expect(session.pageErrors).toEqual([]);
     if (TAKE_SCREENS) await shotsOf(page, H18W_SCREENS, 'pipeline-upgrade-gone', { schemes: 'both' });
     writeUpgradeLive(livePath, finished);
+  });
+  it('the Pipeline view shows nodes a replace-based upgrade replaced by new VMs, one mid-replacement, then --rollback replacing them again', async () => {
+    // The REAL apply loop under replace (its replace operations over SimCluster, as main/upgrade/apply-run-replace.test.ts runs it):
+    // cp-1..cp-3 and w-1 replaced one by one, the hub slot-switched; w-1's provision fails once (its deploy run stopped at enroll).
+    const env = { KUBEDOS_WORKSPACE: ws };
+    const N = buildRef('2026.12.1');
+    const N4 = buildRef('2026.12.4');
+    const sim = new SimCluster(join(root, 'sim-replace'), ['cp-1', 'cp-2', 'cp-3', 'w-1', 'master'], N);
+    let once = true;
+    sim.refuseReplace = (n, phase) => {
+      if (n !== 'w-1' || phase !== 'provision' || !once) return undefined;
+      once = false;
+      return 'the deploy run failed at enroll on w-1: kubedos-enroll: token expired';
+    };
+    const path = upgradeRecordPath('lab-3', env);
+    let t = 1_000;
+    const record = { slots: {}, bad: [] };
+    const base = { waves: replaceWaves(), from: N, ops: sim, replace: sim, kubernetes: true, allowDestroy: true, saveRecord: (r: UpgradeRecord) => writeUpgradeRecord(path, r), livePath: upgradeLivePath('lab-3', env), now: () => t, sleep: async (ms: number) => void (t += Math.max(ms, 1)), pollMs: 1000 };
+    expect(await runApply({ ...base, target: N4, record })).toMatchObject({ kind: 'stop', node: 'w-1' });
+    expect(readUpgradeRecord(path).replaced?.['w-1']).toEqual({ build: N4, state: 'provisioning' });
+    const rows = () =>
+      page.getByTestId('upgrade-node').evaluateAll((els) =>
+        els.map((e) => [e.getAttribute('data-node'), e.getAttribute('data-state'), ...[...e.querySelectorAll('td')].slice(1).map((td) => (td.textContent ?? '').trim())]),
+      );
+    const replaced = (node: string, v: string) => [node, 'replaced', 'replaced', `${v} (new VM)`, `${v} (new VM)`, `replaced by a new VM from ${v}`];
+    /** Nothing cut at 1280×720: Reload inside the window, the badges and slot cells not clipped, the table inside its panel. */
+    const fitsAt1280 = async () => {
+      const size = page.viewportSize()!;
+      await page.setViewportSize({ width: 1280, height: 720 });
+      try {
+        const reload = (await page.getByTestId('upgrade-reload').boundingBox())!;
+        expect(reload.x + reload.width).toBeLessThanOrEqual(1280);
+        const table = (await page.getByTestId('upgrade-nodes').boundingBox())!;
+        const panel = (await page.getByTestId('upgrade-progress').boundingBox())!;
+        expect(table.x + table.width).toBeLessThanOrEqual(panel.x + panel.width + 1);
+        const cut = await page.locator('[data-testid=upgrade-node] .mantine-Badge-root, [data-testid=upgrade-node] [data-testid^=upgrade-slot-], [data-testid=upgrade-verdict]').evaluateAll((els) => els.filter((el) => el.scrollWidth > el.clientWidth).map((el) => el.textContent));
+        expect(cut).toEqual([]);
+        // Each note on one line (a wrapped one is taller than two lines' height less its padding).
+        const wrapped = await page.getByTestId('upgrade-note').evaluateAll((els) => els.filter((el) => !(el.getBoundingClientRect().height <= 1.5 * parseFloat(getComputedStyle(el).lineHeight) + 6)).map((el) => el.textContent));
+        expect(wrapped).toEqual([]);
+      } finally {
+        await page.setViewportSize(size);
+      }
+    };
+
+    await page.getByTestId('nav-pipeline').click();
+    await page.getByTestId('upgrade-reload').click();
+    await expect.poll(() => page.getByTestId('upgrade-verdict').textContent(), { timeout: 15_000 }).toBe('2026.12.4: 3 of 5 nodes written or replaced');
+    expect(await rows()).toEqual([
+      ['master', 'not-written', 'not written', '2026.12.1 (deployed)', '2026.12.1 (deployed)', ''],
+      replaced('cp-1', '2026.12.4'),
+      ['w-1', 'replacing', 'replacing', 'none yet (new VM)', 'none yet (new VM)', 'its new VM is being created from 2026.12.4'],
+      replaced('cp-2', '2026.12.4'),
+      replaced('cp-3', '2026.12.4'),
+    ]);
+    expect(await page.getByTestId('upgrade-live-line').textContent()).toMatch(/^Upgrade to 2026\.12\.4: stopped at w-1 — upgrade to 2026\.12\.4 stopped at w-1 \(wave 4\): provisioning its replacement from 2026\.12\.4/);
+    await fitsAt1280();
+    expect(session.pageErrors).toEqual([]);
+    if (TAKE_SCREENS) await shotsOf(page, H17U_SCREENS, 'pipeline-upgrade-replace-stopped', { schemes: 'both' });
+
+    // The rerun provisions w-1 again (never destroys it), then switches the hub's slots.
+    expect(await runApply({ ...base, target: N4, record: readUpgradeRecord(path) })).toMatchObject({ kind: 'done' });
+    await page.getByTestId('upgrade-reload').click();
+    await expect.poll(() => page.getByTestId('upgrade-verdict').textContent(), { timeout: 15_000 }).toBe('2026.12.4: 5 of 5 nodes written or replaced');
+    expect(await rows()).toEqual([
+      ['master', 'written', 'written', '2026.12.1', '2026.12.4 (target)', 'slot B holds 2026.12.4; the slot it booted is on its Topology box'],
+      replaced('cp-1', '2026.12.4'),
+      replaced('w-1', '2026.12.4'),
+      replaced('cp-2', '2026.12.4'),
+      replaced('cp-3', '2026.12.4'),
+    ]);
+    await fitsAt1280();
+    if (TAKE_SCREENS) await shotsOf(page, H17U_SCREENS, 'pipeline-upgrade-replace-done', { schemes: 'both' });
+
+    // --rollback: the hub back on slot A, then w-1, cp-3, cp-2, cp-1 replaced again from 2026.12.1.
+    expect(await runRollback({ ...base, target: N4, record: readUpgradeRecord(path) })).toMatchObject({ kind: 'done', nodes: ['master', 'w-1', 'cp-3', 'cp-2', 'cp-1'] });
+    await page.getByTestId('upgrade-reload').click();
+    await expect.poll(() => page.getByTestId('upgrade-verdict').textContent(), { timeout: 15_000 }).toBe('2026.12.4 rolled back at master');
+    const back = (node: string) => [node, 'rolled-back', 'rolled back', '2026.12.1 (new VM)', '2026.12.1 (new VM)', 'back on 2026.12.1: replaced again by a new VM'];
+    expect(await rows()).toEqual([['master', 'rolled-back', 'rolled back', '2026.12.1', '2026.12.4 (target)', 'rolled back by kubedos upgrade --rollback'], back('cp-1'), back('w-1'), back('cp-2'), back('cp-3')]);
+    await fitsAt1280();
+    expect(session.pageErrors).toEqual([]);
+    if (TAKE_SCREENS) await shotsOf(page, H17U_SCREENS, 'pipeline-upgrade-replace-rollback', { schemes: 'both' });
   });
 });

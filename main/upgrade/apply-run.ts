@@ -161,7 +161,7 @@ function writePrivateJson(path: string, value: unknown): void {
 }
 
 export function writeUpgradeRecord(path: string, r: UpgradeRecord): void {
-  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), slots: byNode(r.slots), bad: r.bad, ...(r.converged ? { converged: byNode(r.converged) } : {}) };
+  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), slots: byNode(r.slots), bad: r.bad, ...(r.converged ? { converged: byNode(r.converged) } : {}), ...(r.replaced ? { replaced: byNode(r.replaced) } : {}) };
   writePrivateJson(path, sorted);
 }
 

@@ -1,11 +1,11 @@
 // The Pipeline view's upgrade progress read from a slot record the REAL apply loop wrote (runApply
 // over SimCluster: the node scripts' boot counter and gate), saved where `kubedos upgrade` keeps
 // it: a good upgrade, a node stopping the upgrade at its gate, --rollback, a record that does not
-// parse, and no record at all.
+// parse, and no record at all; and a replace-based upgrade (nodes replaced by new VMs) and its --rollback.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
+import { buildRef as build, lab3Waves, replaceWaves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import type { UpgradeRecord } from './apply-run';
 import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeLive, writeUpgradeRecord } from './apply-run';
@@ -101,6 +101,42 @@ describe('upgrade progress from the slot record', () => {
       ['w-1', 'rolled-back'],
     ]);
     expect(p.nodes[1]?.reason).toBe('rolled back by kubedos upgrade --rollback');
+  });
+
+  it('a replace-based upgrade, saved as kubedos upgrade saves it: the replaced nodes (one stopped mid-replacement), the rerun, then --rollback replacing them again', async () => {
+    const { env, path } = setup();
+    const sim = new SimCluster(join(dirname(path), 'replace-nodes'), ['cp-1', 'cp-2', 'cp-3', 'w-1', 'master'], N);
+    let once = true;
+    sim.refuseReplace = (node, phase) => (node === 'w-1' && phase === 'provision' && once ? ((once = false), 'the deploy run failed at enroll on w-1') : undefined);
+    let t = 1_000;
+    const base = { waves: replaceWaves(), from: N, ops: sim, replace: sim, kubernetes: true, allowDestroy: true, saveRecord: (r: UpgradeRecord) => writeUpgradeRecord(path, r), now: () => t, sleep: async (ms: number) => void (t += Math.max(ms, 1)), pollMs: 1000 };
+    const view = () => readUpgradeProgress('lab-3', PLAN, env).progress!.nodes.map((n) => [n.node, n.state, n.replaced ? `${n.replaced.state} ${n.replaced.build.version}` : '-']);
+    expect((await runApply({ ...base, target: N1, record: readUpgradeRecord(path) })).kind).toBe('stop');
+    expect(view()).toEqual([
+      ['master', 'not-written', '-'],
+      ['cp-1', 'replaced', 'done 0.2.0'],
+      ['w-1', 'replacing', 'provisioning 0.2.0'],
+      ['cp-2', 'replaced', 'done 0.2.0'],
+      ['cp-3', 'replaced', 'done 0.2.0'],
+    ]);
+    // The rerun goes on from the saved record: w-1 provisioned again (never destroyed twice).
+    expect((await runApply({ ...base, target: N1, record: readUpgradeRecord(path) })).kind).toBe('done');
+    expect(sim.destroyed['w-1']).toBe(1);
+    expect(view()).toEqual([
+      ['master', 'written', '-'],
+      ['cp-1', 'replaced', 'done 0.2.0'],
+      ['w-1', 'replaced', 'done 0.2.0'],
+      ['cp-2', 'replaced', 'done 0.2.0'],
+      ['cp-3', 'replaced', 'done 0.2.0'],
+    ]);
+    expect((await runRollback({ ...base, target: N1, record: readUpgradeRecord(path) })).kind).toBe('done');
+    expect(view()).toEqual([
+      ['master', 'rolled-back', '-'],
+      ['cp-1', 'rolled-back', 'done 0.1.0'],
+      ['w-1', 'rolled-back', 'done 0.1.0'],
+      ['cp-2', 'rolled-back', 'done 0.1.0'],
+      ['cp-3', 'rolled-back', 'done 0.1.0'],
+    ]);
   });
 
   it('a record that does not parse: an error naming the file and what to do', () => {

@@ -1,9 +1,10 @@
 // The last upgrade of the spec's cluster, as the foundry's slot record has it (upgrade.progress:
 // what `kubedos upgrade` wrote in clusters/<name>/upgrade/record.json): per node its state in that
-// upgrade (not written / written / rolled back, with the record's reason), what each slot holds
-// and which slot holds the target. Read when the view opens, for another cluster, after a run and
-// on Reload; one quiet line when no upgrade has run from this workspace. While `kubedos upgrade`
-// runs (its live file, upgrade.progress `live`), a headline says what it does now, each node's row
+// upgrade (not written / written / replacing / replaced / rolled back, with the record's reason),
+// what each slot holds and which slot holds the target; a node a `replace` wave replaced by a new
+// VM shows that VM's build on both slots and how far its replacement got, in words. Read when the
+// view opens, for another cluster, after a run and on Reload; one quiet line when no upgrade has
+// run from this workspace. While `kubedos upgrade` runs (its live file, upgrade.progress `live`), a headline says what it does now, each node's row
 // its current step, and the panel reads again every few seconds, only while the run is live: it
 // stops once the run finished (its end shown) or its process is gone (said, with what to do).
 // Below the table, the run's lines (the live file's, what the CLI prints on stderr: time since the
@@ -19,7 +20,7 @@ import { useStore } from 'zustand';
 import { createStore } from 'zustand/vanilla';
 import type { BuildRef, Slot } from '../../../common/upgrade/agent';
 import type { UpgradeLive, UpgradeLiveReport, UpgradeNodeProgress, UpgradeNodeState, UpgradeProgress } from '../../../common/upgrade/progress';
-import { liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText } from '../../../common/upgrade/progress';
+import { liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, replacementText, ROLLBACK_REASON } from '../../../common/upgrade/progress';
 import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
@@ -148,16 +149,31 @@ function LiveLine({ live, reasonShown }: { live: UpgradeLiveReport; reasonShown?
   );
 }
 
-const STATE_COLOR: Record<UpgradeNodeState, string> = { 'not-written': 'gray', written: 'blue', 'rolled-back': 'orange' };
-const STATE_TEXT: Record<UpgradeNodeState, string> = { 'not-written': 'not written', written: 'written', 'rolled-back': 'rolled back' };
+const STATE_COLOR: Record<UpgradeNodeState, string> = { 'not-written': 'gray', written: 'blue', replacing: 'violet', replaced: 'teal', 'rolled-back': 'orange' };
+const STATE_TEXT: Record<UpgradeNodeState, string> = { 'not-written': 'not written', written: 'written', replacing: 'replacing', replaced: 'replaced', 'rolled-back': 'rolled back' };
 const STATE_TITLE: Record<UpgradeNodeState, string> = {
   'not-written': 'no slot of this node holds the target: a later wave, or the upgrade stopped before it',
   written: 'a slot received the target (written and read back); the node booting it and passing its gate is in the live health (Topology)',
+  replacing: 'its VM is being replaced by a new one made from the target (the note says how far): it is not written slot by slot',
+  replaced: 'a new VM made from the target took its place: created, converged, its health gate passed (and uncordoned where Kubernetes runs)',
   'rolled-back': 'the target is recorded as rolled back here: it is never applied again',
 };
 
+/** A replacement that has no new VM yet (the old one being destroyed, the new one being created). */
+const noNewVm = (n: UpgradeNodeProgress): boolean => n.replaced?.state === 'destroying' || n.replaced?.state === 'provisioning';
+
 function SlotCell({ n, slot, target, deployed }: { n: UpgradeNodeProgress; slot: Slot; target?: BuildRef; deployed?: string }) {
-  const b = n.slots?.[slot];
+  // Orange 6 and indigo 6 are too faint on white for 12 px text: darker shades in the light scheme.
+  const light = useMantineColorScheme().colorScheme === 'light';
+  if (n.replaced && noNewVm(n)) {
+    return (
+      <Text size="xs" c="dimmed" title={`its VM is being replaced: the new one, made from ${n.replaced.build.version}, holds it on both slots`} data-testid={`upgrade-slot-${slot}`} style={{ whiteSpace: 'nowrap' }}>
+        none yet (new VM)
+      </Text>
+    );
+  }
+  // A new VM holds its build on both slots (root B is a copy of A): the record's slots say so too.
+  const b = n.replaced ? n.replaced.build : n.slots?.[slot];
   if (!b) {
     return (
       <Text size="xs" c="dimmed" title="never written by this foundry: the build the deploy sealed" data-testid={`upgrade-slot-${slot}`} style={{ whiteSpace: 'nowrap' }}>
@@ -165,35 +181,54 @@ function SlotCell({ n, slot, target, deployed }: { n: UpgradeNodeProgress; slot:
       </Text>
     );
   }
-  const isTarget = n.targetSlot === slot;
-  // Orange 6 and indigo 6 are too faint on white for 12 px text: darker shades in the light scheme.
-  const light = useMantineColorScheme().colorScheme === 'light';
+  const isTarget = n.replaced ? b.digest === target?.digest : n.targetSlot === slot;
   return (
-    <Text size="xs" title={`digest ${b.digest}`} data-testid={`upgrade-slot-${slot}`}>
+    <Text size="xs" title={n.replaced ? `a new VM made from ${b.version}: slot A holds it, slot B is a copy of A (digest ${b.digest})` : `digest ${b.digest}`} data-testid={`upgrade-slot-${slot}`} style={n.replaced ? { whiteSpace: 'nowrap' } : undefined}>
       <Text span size="xs" fw={isTarget ? 700 : 400} c={isTarget ? (n.state === 'rolled-back' ? (light ? 'orange.9' : 'orange.5') : light ? 'indigo.8' : 'indigo.4') : undefined}>
         {b.version}
       </Text>
-      {isTarget && target && (
+      {n.replaced ? (
         <Text span size="xs" c="dimmed">
           {' '}
-          (target)
+          (new VM)
         </Text>
+      ) : (
+        isTarget &&
+        target && (
+          <Text span size="xs" c="dimmed">
+            {' '}
+            (target)
+          </Text>
+        )
       )}
     </Text>
   );
 }
 
+/** The note of a node's row from the record: why it rolled back, how far its replacement got, or which slot holds the target. */
+function recordNote(n: UpgradeNodeProgress, target?: BuildRef): string {
+  // --rollback replacing it again from the build before: how far (the rollback's own reason is the badge's and the header's).
+  const r = n.replaced;
+  const again = r && r.build.digest !== target?.digest ? (r.state === 'done' ? `back on ${r.build.version}: replaced again by a new VM` : replacementText(r)) : undefined;
+  if (again) return n.reason && n.reason !== ROLLBACK_REASON ? `${n.reason}; ${again}` : again;
+  if (n.reason) return n.reason;
+  if (n.replaced) return replacementText(n.replaced);
+  return n.state === 'written' ? `slot ${n.targetSlot} holds ${target?.version}; the slot it booted is on its Topology box` : '';
+}
+
 /** `done`: no live run, or the live run finished done — only then is "all written" shown as green (a run gone or stopped mid-way is not a success). */
 function Summary({ p, done }: { p: UpgradeProgress; done: boolean }) {
   if (!p.target) return null;
-  const written = p.nodes.filter((n) => n.state !== 'not-written').length;
+  // Replacing: not there yet. A replace-based upgrade puts new VMs in place of its nodes, never writes their slots.
+  const written = p.nodes.filter((n) => n.state === 'written' || n.state === 'replaced').length;
+  const how = p.nodes.some((n) => n.replaced) ? 'written or replaced' : 'written';
   return p.stopped ? (
     <Badge color="orange" data-testid="upgrade-verdict">
       {p.target.version} rolled back at {p.stopped.node}
     </Badge>
   ) : (
     <Badge color={written === p.nodes.length && done ? 'green' : 'blue'} data-testid="upgrade-verdict">
-      {p.target.version}: {written} of {plural(p.nodes.length, 'node')} written
+      {p.target.version}: {written} of {plural(p.nodes.length, 'node')} {how}
     </Badge>
   );
 }
@@ -306,7 +341,9 @@ export function UpgradePanel() {
                       now: {liveStepText(step)}
                     </Table.Td>
                   ) : (
-                    <Table.Td c="dimmed">{n.reason ?? (n.state === 'written' ? `slot ${n.targetSlot} holds ${p.target?.version}; the slot it booted is on its Topology box` : '')}</Table.Td>
+                    <Table.Td c="dimmed" data-testid="upgrade-note">
+                      {recordNote(n, p.target)}
+                    </Table.Td>
                   );
                 })()}
               </Table.Tr>
