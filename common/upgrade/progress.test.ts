@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ApplyEvent } from './progress';
 import type { UpgradeRecord } from './progress';
-import { applyEventLine, endLive, foldLive, LIVE_LINES_KEPT, liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, REPLACE_STATES, replacementText, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeLive, UpgradeProgress, upgradeProgress } from './progress';
+import { applyEventLine, endLive, foldLive, LIVE_LINES_KEPT, liveEndDetail, liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, REPLACE_STATES, replacementText, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeLive, UpgradeProgress, upgradeProgress } from './progress';
 import { buildRef, lab3Waves } from './testing';
 
 const N1 = buildRef('0.1.1');
@@ -49,8 +49,14 @@ describe('the live upgrade fold', () => {
     const stopped = endLive(fold([{ node: 'w-1', step: 'stop', detail: 'slot B failed its health gate (services)' }]), { kind: 'stop', node: 'w-1', message: 'upgrade to 0.1.1 stopped at w-1' }, 9_000);
     expect(stopped.end).toEqual({ kind: 'stop', node: 'w-1', message: 'upgrade to 0.1.1 stopped at w-1', at: 9_000 });
     expect(liveHeadline(stopped)).toBe('Upgrade to 0.1.1: stopped at w-1');
+    // The end's detail without what the headline says; a message of another shape is kept whole.
+    expect(liveEndDetail(endLive(stopped, { kind: 'stop', node: 'w-1', message: 'upgrade to 0.1.1 stopped at w-1 (wave 2): slot B failed its health gate (services)\nrerun to continue' }, 9))).toBe('slot B failed its health gate (services)');
+    expect(liveEndDetail(endLive(stopped, { kind: 'stop', node: 'w-1', message: 'upgrade to 0.1.1 stopped before w-1: the maintenance window closed' }, 9))).toBe('the maintenance window closed');
+    expect(liveEndDetail(endLive(stopped, { kind: 'refuse', message: 'rollback refused before any node was touched: no record' }, 9))).toBe('rollback refused before any node was touched: no record');
+    expect(liveEndDetail(fold([{ node: 'w-1', step: 'write', slot: 'B', detail: 'wave 2: writing 0.1.1 into slot B' }]))).toBe('');
     const rb = foldLive(startLive({ pid: 1, kind: 'rollback', target: N1, waves: lab3Waves(), at: 0 }), { node: 'master', step: 'rollback', slot: 'A', detail: 'wave 1: one try of slot A (the previous build), then reboot' }, 1);
     expect(liveHeadline(rb)).toBe('Rolling back from 0.1.1 — master rolling back to slot A');
+    expect(liveHeadline(endLive(rb, { kind: 'done', message: '3 nodes back on the previous build' }, 2))).toBe('Rollback from 0.1.1: done');
   });
 
   it("keeps the run's lines as the CLI prints them, with the loop's time and node; a write's progress only as its latest line", () => {

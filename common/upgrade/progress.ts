@@ -57,6 +57,9 @@ export type UpgradeRecord = z.infer<typeof UpgradeRecord>;
 /** The reason `kubedos upgrade --rollback` records its build with (before it walks the nodes back). */
 export const ROLLBACK_REASON = 'rolled back by kubedos upgrade --rollback';
 
+/** The node a bad build fell back at; undefined when `kubedos upgrade --rollback` recorded it (the whole cluster went back, no node to blame). */
+export const rolledBackAt = (b: { node: string; reason: string }): string | undefined => (b.reason === ROLLBACK_REASON ? undefined : b.node);
+
 /**
  * A node in the last upgrade, as far as the record says: `not-written` (no slot of it holds the
  * target: a later wave, or the upgrade stopped before it), `written` (a slot received the target;
@@ -363,11 +366,21 @@ export function liveStepText(n: LiveNode): string {
 }
 
 /** The live run in one line: "Upgrading to 0.1.1 — wave 2 of 3: w-1 writing slot B, …". */
+/**
+ * Pure: the first line of an ended run's message without what its headline already says (the
+ * loop's "upgrade to 0.1.1 stopped at w-1 (wave 2): " before the reason); '' for a run that did not end.
+ */
+export function liveEndDetail(r: UpgradeLive): string {
+  const first = r.end?.message.split('\n')[0] ?? '';
+  const m = /^(?:upgrade to|rollback from|upgrade back from) \S+ (?:stopped|refused|cancelled)(?: (?:at|before) \S+)?(?: \(wave \d+\))?: /i.exec(first);
+  return m ? first.slice(m[0].length) : first;
+}
+
 export function liveHeadline(r: UpgradeLive): string {
   const what = r.kind === 'upgrade' ? `to ${r.target.version}` : `back from ${r.target.version}`;
   if (r.end) {
     const how = r.end.kind === 'done' ? 'done' : r.end.kind === 'stop' ? `stopped${r.end.node ? ` at ${r.end.node}` : ''}` : r.end.kind === 'refuse' ? 'refused' : 'cancelled';
-    return `${r.kind === 'upgrade' ? 'Upgrade' : 'Rollback'} ${what}: ${how}`;
+    return `${r.kind === 'upgrade' ? `Upgrade to ${r.target.version}` : `Rollback from ${r.target.version}`}: ${how}`;
   }
   const head = `${r.kind === 'upgrade' ? 'Upgrading' : 'Rolling'} ${what}`;
   const node = r.current;

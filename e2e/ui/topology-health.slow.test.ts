@@ -457,7 +457,7 @@ describe('topology live health', () => {
       replaced('cp-2', '2026.12.4'),
       replaced('cp-3', '2026.12.4'),
     ]);
-    expect(await page.getByTestId('upgrade-live-line').textContent()).toMatch(/^Upgrade to 2026\.12\.4: stopped at w-1 — upgrade to 2026\.12\.4 stopped at w-1 \(wave 4\): provisioning its replacement from 2026\.12\.4/);
+    expect(await page.getByTestId('upgrade-live-line').textContent()).toMatch(/^Upgrade to 2026\.12\.4: stopped at w-1 — provisioning its replacement from 2026\.12\.4/);
     await fitsAt1280();
     expect(session.pageErrors).toEqual([]);
     if (TAKE_SCREENS) await shotsOf(page, H17U_SCREENS, 'pipeline-upgrade-replace-stopped', { schemes: 'both' });
@@ -479,7 +479,11 @@ describe('topology live health', () => {
     // --rollback: the hub back on slot A, then w-1, cp-3, cp-2, cp-1 replaced again from 2026.12.1.
     expect(await runRollback({ ...base, target: N4, record: readUpgradeRecord(path) })).toMatchObject({ kind: 'done', nodes: ['master', 'w-1', 'cp-3', 'cp-2', 'cp-1'] });
     await page.getByTestId('upgrade-reload').click();
-    await expect.poll(() => page.getByTestId('upgrade-verdict').textContent(), { timeout: 15_000 }).toBe('2026.12.4 rolled back at master');
+    await expect.poll(() => page.getByTestId('upgrade-verdict').textContent(), { timeout: 15_000 }).toBe('2026.12.4 rolled back');
+    // A whole-cluster --rollback: no node to blame in the header, and the run's line says what ran.
+    expect(await page.getByTestId('upgrade-stopped').textContent()).toBe('rolled back by kubedos upgrade --rollback');
+    expect(await page.getByTestId('upgrade-live-line').textContent()).toBe('Rollback from 2026.12.4: done');
+    expect(await page.getByTestId('upgrade-bad').textContent()).toBe('never applied again (rolled back): 2026.12.4 (kubedos upgrade --rollback)');
     const back = (node: string) => [node, 'rolled-back', 'rolled back', '2026.12.1 (new VM)', '2026.12.1 (new VM)', 'back on 2026.12.1: replaced again by a new VM'];
     expect(await rows()).toEqual([['master', 'rolled-back', 'rolled back', '2026.12.1', '2026.12.4 (target)', 'rolled back by kubedos upgrade --rollback'], back('cp-1'), back('w-1'), back('cp-2'), back('cp-3')]);
     await fitsAt1280();

@@ -20,7 +20,7 @@ import { useStore } from 'zustand';
 import { createStore } from 'zustand/vanilla';
 import type { BuildRef, Slot } from '../../../common/upgrade/agent';
 import type { UpgradeLive, UpgradeLiveReport, UpgradeNodeProgress, UpgradeNodeState, UpgradeProgress } from '../../../common/upgrade/progress';
-import { liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, replacementText, ROLLBACK_REASON } from '../../../common/upgrade/progress';
+import { liveEndDetail, liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, replacementText, rolledBackAt, ROLLBACK_REASON } from '../../../common/upgrade/progress';
 import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
@@ -143,7 +143,7 @@ function LiveLine({ live, reasonShown }: { live: UpgradeLiveReport; reasonShown?
       )}
       <Text size="xs" fw={live.state === 'running' ? 600 : 400} title={end?.message} data-testid="upgrade-live-line" style={{ overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap', minWidth: 0 }}>
         {liveHeadline(live.run)}
-        {end && end.kind !== 'done' && !reasonShown ? ` — ${end.message.split('\n')[0]}` : ''}
+        {end && end.kind !== 'done' && !reasonShown && liveEndDetail(live.run) ? ` — ${liveEndDetail(live.run)}` : ''}
       </Text>
     </Group>
   );
@@ -224,7 +224,7 @@ function Summary({ p, done }: { p: UpgradeProgress; done: boolean }) {
   const how = p.nodes.some((n) => n.replaced) ? 'written or replaced' : 'written';
   return p.stopped ? (
     <Badge color="orange" data-testid="upgrade-verdict">
-      {p.target.version} rolled back at {p.stopped.node}
+      {p.target.version} rolled back{rolledBackAt(p.stopped) ? ` at ${rolledBackAt(p.stopped)}` : ''}
     </Badge>
   ) : (
     <Badge color={written === p.nodes.length && done ? 'green' : 'blue'} data-testid="upgrade-verdict">
@@ -296,7 +296,8 @@ export function UpgradePanel() {
           {p && <Summary p={p} done={!live || (live.state === 'finished' && live.run.end?.kind === 'done')} />}
           {p?.stopped && (
             <Text size="xs" data-testid="upgrade-stopped">
-              <b>{p.stopped.node}:</b> {p.stopped.reason}
+              {rolledBackAt(p.stopped) && <b>{p.stopped.node}: </b>}
+              {p.stopped.reason}
             </Text>
           )}
         </Group>
@@ -353,7 +354,7 @@ export function UpgradePanel() {
       )}
       {p && p.bad.length > 0 && (
         <Text size="xs" c="dimmed" mt={2} data-testid="upgrade-bad">
-          never applied again (rolled back): {p.bad.map((b) => `${b.version} at ${b.node}`).join(', ')}
+          never applied again (rolled back): {p.bad.map((b) => (rolledBackAt(b) ? `${b.version} at ${b.node}` : `${b.version} (kubedos upgrade --rollback)`)).join(', ')}
         </Text>
       )}
       {live && <LiveLines run={live.run} />}
