@@ -131,23 +131,21 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     const rb = await runRollback({ waves, from: N, target: N1, ops: a.sim, record: a.record, ...a.clock, pollMs: 1000 });
     expect(rb.kind).toBe('done');
     expect(a.sim.calls.filter((c) => c.startsWith('power-cycle'))).toEqual(['power-cycle w-1', 'power-cycle w-1']);
-    // A firmware that stalls at every power-on: two power cycles, then the stop says what the console shows.
-    const b = setup();
-    b.sim.stallOnReboot = (node) => node === 'cp-1';
-    b.sim.stallOnPowerOn = (node) => node === 'cp-1';
-    b.sim.consoleText = (node) => (node === 'cp-1' ? '[ 2159.1] systemd-shutdown[1]: Rebooting.\r\n[ 2159.2] reboot: machine restart\r\n' : undefined);
-    const stuck = await runApply({ waves, from: N, target: build('0.2.0'), ops: b.sim, record: b.record, ...b.clock });
-    expect(stuck).toMatchObject({ kind: 'stop', node: 'cp-1' });
-    expect(b.sim.calls.filter((c) => c.startsWith('power-cycle'))).toEqual(['power-cycle cp-1', 'power-cycle cp-1']);
-    expect((stuck as { reason: string }).reason).toContain('its console: nothing after the kernel\'s restart ("reboot: machine restart"): its firmware never reached the boot loader; power the VM off and on');
-    // A kernel that stops in the initramfs at every boot: two power cycles, then the stop names that place.
-    const d = setup();
-    d.sim.stallOnReboot = (node) => node === 'cp-1';
-    d.sim.stallOnPowerOn = (node) => node === 'cp-1';
-    d.sim.consoleText = (node) => (node === 'cp-1' ? '[    6.193117] Run /init as init process\r\nLoading, please wait...\r\n' : undefined);
-    const early = await runApply({ waves, from: N, target: build('0.2.0'), ops: d.sim, record: d.record, ...d.clock });
-    expect(early).toMatchObject({ kind: 'stop', node: 'cp-1' });
-    expect((early as { reason: string }).reason).toContain('its console: nothing after the initramfs\'s "Loading, please wait...": its kernel stopped before udev started; power the VM off and on');
+    // Stalled at every power-on (the firmware; the kernel in the initramfs): two power cycles, then the stop says what the console shows.
+    const stalls: [console: string, says: string][] = [
+      ['[ 2159.1] systemd-shutdown[1]: Rebooting.\r\n[ 2159.2] reboot: machine restart\r\n', 'its console: nothing after the kernel\'s restart ("reboot: machine restart"): its firmware never reached the boot loader; power the VM off and on'],
+      ['[    6.193117] Run /init as init process\r\nLoading, please wait...\r\n', 'its console: nothing after the initramfs\'s "Loading, please wait...": its kernel stopped before udev started; power the VM off and on'],
+    ];
+    for (const [text, says] of stalls) {
+      const b = setup();
+      b.sim.stallOnReboot = (node) => node === 'cp-1';
+      b.sim.stallOnPowerOn = (node) => node === 'cp-1';
+      b.sim.consoleText = (node) => (node === 'cp-1' ? text : undefined);
+      const stuck = await runApply({ waves, from: N, target: build('0.2.0'), ops: b.sim, record: b.record, ...b.clock });
+      expect(stuck).toMatchObject({ kind: 'stop', node: 'cp-1' });
+      expect(b.sim.calls.filter((c) => c.startsWith('power-cycle'))).toEqual(['power-cycle cp-1', 'power-cycle cp-1']);
+      expect((stuck as { reason: string }).reason).toContain(says);
+    }
     // A substrate that cannot tell (no recoverStall: Proxmox here): the wait and the stop as before.
     const c = setup();
     c.sim.stallOnReboot = (node) => node === 'cp-1';
