@@ -48,6 +48,24 @@ const journalOf = (sim: SimCluster, n: string): string[] => {
 };
 
 describe('runApply under replace: nodes replaced through the drill machinery, the hub slot-switched', () => {
+  it('a workspace record lost after a done upgrade: the nodes whose agents say they run N+1 on a new disk are taken as replaced, never destroyed again', async () => {
+    const { sim, events, base } = setup();
+    expect(await runApply({ ...base, target: N1 })).toMatchObject({ kind: 'done' });
+    const calls = sim.calls.length;
+    const fresh: UpgradeRecord = { slots: {}, bad: [] };
+    events.length = 0;
+    const again = await runApply({ ...base, record: fresh, target: N1 });
+    expect(again).toMatchObject({ kind: 'done' });
+    // Only the uncordon of each (its record entry says passed: idempotent), and the hub converged again as for any
+    // slot-switched node the record does not say was converged; nothing drained, fenced, destroyed or written.
+    expect(sim.calls.slice(calls)).toEqual([...REPLACED.map((n) => `uncordon ${n}`), 'converge master', 'uncordon master']);
+    expect(sim.destroyed).toEqual({ 'cp-1': 1, 'cp-2': 1, 'cp-3': 1, 'w-1': 1 });
+    for (const n of REPLACED) {
+      expect(fresh.replaced?.[n]).toEqual({ build: N1, state: 'done' });
+      expect(events.some((e) => e.node === n && e.step === 'observe' && /says it runs 0\.2\.0, committed on slot A, .*taken as replaced \(uncordoned next\), its VM not destroyed again$/.test(e.detail)), n).toBe(true);
+    }
+  });
+
   it('a good N+1: cp-1, cp-2, cp-3, w-1 replaced in order by new VMs on N+1 (slot A, gate passed), the hub on slot B; --rollback replaces them again from N and switches the hub back; no re-upgrade', async () => {
     const { sim, record, events, base } = setup();
     const end = await runApply({ ...base, target: N1 });

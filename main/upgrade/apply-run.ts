@@ -642,6 +642,18 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
     return { kind: 'refuse', message };
   }
   if (!badInRecord) await agents.takeUp();
+  // A node of a replace wave the record has no replacement of, whose agent says it already runs the
+  // target, committed on its active slot A (a replacement this workspace did not record: the record
+  // lost, or another workspace's run): the node's word is taken, as for slot-switched nodes, and its
+  // VM is not destroyed again.
+  for (const node of readable) {
+    const s = agents.agents.state(node);
+    if (!replaceNodes.has(node) || record.replaced?.[node] || s?.state !== 'committed' || s.active !== 'A' || s.running.digest !== target.digest) continue;
+    record.replaced = { ...record.replaced, [node]: { build: target, state: input.kubernetes ? 'passed' : 'done' } };
+    record.slots[node] = { A: target, B: target };
+    save();
+    emit({ node, step: 'observe', detail: `its update agent (${AGENT_STATE_FILE}) says it runs ${target.version}, committed on slot A, and the workspace's upgrade record has no replacement of it: taken as replaced${input.kubernetes ? ' (uncordoned next)' : ''}, its VM not destroyed again` });
+  }
 
   if (!input.kubernetes) emit({ step: 'drain', detail: NO_KUBERNETES });
   const cancelStaged = async (why: string): Promise<void> => {
