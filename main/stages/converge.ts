@@ -536,32 +536,46 @@ export interface ConvergeNodesRequest {
   log?: (line: string) => void;
 }
 
-/** A journal's last first-boot success that parses (its node facts) and when it was recorded; undefined: none. */
-export function lastFirstboot(journal: string): { data: DeployOutputs['firstboot']; at: string } | undefined {
+/**
+ * A journal's last first-boot success, read once: none (no success with an output), one whose
+ * output does not parse (its run and the first schema issue), or its node facts and when it was recorded.
+ */
+export type FirstbootRecord = { kind: 'none' } | { kind: 'invalid'; runId: string; issue: string } | { kind: 'ok'; runId: string; data: DeployOutputs['firstboot']; at: string };
+
+export function readFirstboot(journal: string): FirstbootRecord {
   const events = readJournal(journal);
   const record = lastSuccesses(events).get('firstboot');
-  const facts = record?.output ? FirstbootOutput.safeParse(record.output) : undefined;
-  if (!record || !facts?.success) return undefined;
+  if (!record?.output) return { kind: 'none' };
+  const facts = FirstbootOutput.safeParse(record.output);
+  if (!facts.success) return { kind: 'invalid', runId: record.runId, issue: facts.error.issues[0]?.message ?? 'invalid' };
   const at = events.find((e) => e.type === 'stage' && e.runId === record.runId && e.stage === 'firstboot' && e.state === 'success')?.time ?? '';
-  return { data: facts.data, at };
+  return { kind: 'ok', runId: record.runId, data: facts.data, at };
+}
+
+/**
+ * The cluster's first-boot facts `facts` with those of each of `nodes` whose plan slot a scoped
+ * deploy run created since (a replace-based upgrade's new VM: a new host key) taken from that run's
+ * journal (nodeDeployJournal) when it is newer. Changes and returns `facts`.
+ */
+export function withReplacedNodes<F extends { data: DeployOutputs['firstboot']; at: string }>(workspace: string, facts: F, nodes: readonly string[]): F {
+  for (const node of nodes) {
+    const own = readFirstboot(join(workspace, nodeDeployJournal(node)));
+    const fresh = own.kind === 'ok' ? own.data.nodes[node] : undefined;
+    if (own.kind === 'ok' && fresh && own.at > facts.at) facts.data.nodes[node] = fresh;
+  }
+  return facts;
 }
 
 /**
  * The nodes' first-boot facts (their SSH host keys) for a converge outside a deploy run: the
- * cluster journal's last first-boot record, with the facts of each of `nodes` whose plan slot a
- * scoped deploy run created since (a replace-based upgrade's new VM: a new host key) taken from
- * that run's journal (nodeDeployJournal) when it is newer. Throws when the cluster has none.
+ * cluster journal's last first-boot record, with `nodes` replaced since taken from their own runs
+ * (withReplacedNodes). Throws when the cluster has none.
  */
 export function firstbootFacts(workspace: string, nodes: readonly string[]): { data: DeployOutputs['firstboot']; at: string } {
   const journal = join(workspace, WORKSPACE_LAYOUT.journal);
-  const facts = lastFirstboot(journal);
-  if (!facts) throw new Error(`no usable first-boot record in ${journal} (the nodes' SSH host keys the hub pins for converge): rerun the deploy (kubedos deploy SPEC), then the upgrade`);
-  for (const node of nodes) {
-    const own = lastFirstboot(join(workspace, nodeDeployJournal(node)));
-    const fresh = own?.data.nodes[node];
-    if (own && fresh && own.at > facts.at) facts.data.nodes[node] = fresh;
-  }
-  return facts;
+  const facts = readFirstboot(journal);
+  if (facts.kind !== 'ok') throw new Error(`no usable first-boot record in ${journal} (the nodes' SSH host keys the hub pins for converge): rerun the deploy (kubedos deploy SPEC), then the upgrade`);
+  return withReplacedNodes(workspace, facts, nodes);
 }
 
 /**

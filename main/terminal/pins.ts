@@ -8,9 +8,7 @@ import { join } from 'node:path';
 import type { Plan, PlanNode } from '../../common/plan/index';
 import { hubOf } from '../../common/plan/index';
 import { closest } from '../../common/text/suggest';
-import { lastSuccesses, readJournal } from '../pipeline/journal';
-import { FirstbootOutput } from '../stages/context';
-import { firstbootFacts } from '../stages/converge';
+import { readFirstboot, withReplacedNodes } from '../stages/converge';
 import { WORKSPACE_LAYOUT } from '../workspace';
 
 /** One SSH hop with the only host key it may present ("ssh-ed25519 AAAA…"). */
@@ -53,15 +51,14 @@ export function terminalRoute(workspace: string, plan: Plan, node: string, o: { 
     throw new TerminalTrustError(`no node ${JSON.stringify(node)} in cluster ${plan.cluster.name}${guess ? `; did you mean ${guess}?` : ''} (nodes: ${names.slice(0, 6).join(', ')}${names.length > 6 ? ', …' : ''})`);
   }
   const journal = join(workspace, WORKSPACE_LAYOUT.journal);
-  const record = lastSuccesses(readJournal(journal)).get('firstboot');
-  if (!record?.output) {
+  const record = readFirstboot(journal);
+  if (record.kind === 'none') {
     throw new TerminalTrustError(`no first-boot record in ${journal}: the node terminal accepts only the SSH host keys first boot read from the nodes; deploy the cluster first (kubedos deploy SPEC)`);
   }
-  const parsed = FirstbootOutput.safeParse(record.output);
-  if (!parsed.success) throw new TerminalTrustError(`the first-boot record in ${journal} (run ${record.runId.slice(0, 8)}) does not parse (${parsed.error.issues[0]?.message ?? 'invalid'}); rerun the deploy (kubedos deploy SPEC) to record the host keys again`);
+  if (record.kind === 'invalid') throw new TerminalTrustError(`the first-boot record in ${journal} (run ${record.runId.slice(0, 8)}) does not parse (${record.issue}); rerun the deploy (kubedos deploy SPEC) to record the host keys again`);
   // A node a replace-based upgrade created again since that deploy: its key from that run's own
-  // journal when newer (firstbootFacts, as converge pins it).
-  const facts = firstbootFacts(workspace, [target.name]).data;
+  // journal when newer (withReplacedNodes, as converge pins it).
+  const facts = withReplacedNodes(workspace, record, [target.name]).data;
   const port = o.port ?? 22;
   const hop = (n: PlanNode, host: string): PinnedHop => {
     const key = facts.nodes[n.name]?.sshHostKey;
