@@ -27,6 +27,9 @@ export type ReplaceState = z.infer<typeof ReplaceState>;
 export const ReplacedNode = z.object({ build: BuildRef, state: ReplaceState }).strict();
 export type ReplacedNode = z.infer<typeof ReplacedNode>;
 
+/** Whether a replacement this far has its new VM (not while the old one is destroyed or the new one created). */
+export const hasNewVm = (state: ReplaceState): boolean => state !== 'destroying' && state !== 'provisioning';
+
 export const UpgradeRecord = z
   .object({
     /** The build an upgrade last targeted (what --rollback returns from). */
@@ -124,8 +127,7 @@ function shownReplacement(entry: ReplacedNode | undefined, slots: UpgradeRecord[
   const forTarget = replacedState({ replaced: entry }, target);
   if (forTarget) return { replaced: { build: target, state: forTarget }, byRollback: false };
   if (!rolledBack) return undefined;
-  const vmMade = entry.state !== 'destroying' && entry.state !== 'provisioning';
-  if (vmMade && !(slots?.A.digest === entry.build.digest && slots.B.digest === entry.build.digest)) return undefined;
+  if (hasNewVm(entry.state) && !(slots?.A.digest === entry.build.digest && slots.B.digest === entry.build.digest)) return undefined;
   return { replaced: entry, byRollback: true };
 }
 

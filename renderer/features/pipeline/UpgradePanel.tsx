@@ -20,7 +20,7 @@ import { useStore } from 'zustand';
 import { createStore } from 'zustand/vanilla';
 import type { BuildRef, Slot } from '../../../common/upgrade/agent';
 import type { UpgradeLive, UpgradeLiveReport, UpgradeNodeProgress, UpgradeNodeState, UpgradeProgress } from '../../../common/upgrade/progress';
-import { liveEndDetail, liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, replacementText, rolledBackAt, ROLLBACK_REASON } from '../../../common/upgrade/progress';
+import { hasNewVm, liveEndDetail, liveHeadline, liveLinesDroppedText, liveLineText, liveLineTime, liveStepText, replacementText, rolledBackAt, ROLLBACK_REASON } from '../../../common/upgrade/progress';
 import { plural } from '../../../common/text/plural';
 import { api } from '../../shell/api';
 import { analysisStore } from '../analysis/store';
@@ -159,13 +159,10 @@ const STATE_TITLE: Record<UpgradeNodeState, string> = {
   'rolled-back': 'the target is recorded as rolled back here: it is never applied again',
 };
 
-/** A replacement that has no new VM yet (the old one being destroyed, the new one being created). */
-const noNewVm = (n: UpgradeNodeProgress): boolean => n.replaced?.state === 'destroying' || n.replaced?.state === 'provisioning';
-
 function SlotCell({ n, slot, target, deployed }: { n: UpgradeNodeProgress; slot: Slot; target?: BuildRef; deployed?: string }) {
   // Orange 6 and indigo 6 are too faint on white for 12 px text: darker shades in the light scheme.
   const light = useMantineColorScheme().colorScheme === 'light';
-  if (n.replaced && noNewVm(n)) {
+  if (n.replaced && !hasNewVm(n.replaced.state)) {
     return (
       <Text size="xs" c="dimmed" title={`its VM is being replaced: the new one, made from ${n.replaced.build.version}, holds it on both slots`} data-testid={`upgrade-slot-${slot}`} style={{ whiteSpace: 'nowrap' }}>
         none yet (new VM)
