@@ -43,9 +43,9 @@ export function prepareDeploy(s: DeployStart): PreparedDeploy {
   const release = acquireDeployLock(workspace, s.by);
   try {
     const { cluster: _c, source, allowDestroy, by: _by, pipelineFor, node, ...options } = s;
-    const dag = node
-      ? (pipelineFor ?? deployPipeline)(source, { ...options, env: { ...env, [PREBUILT_ENV]: node.artifactDir }, workspace, only: node.name })
-      : (pipelineFor ?? deployPipeline)(source, { ...options, env, workspace, planPath: join(workspace, WORKSPACE_LAYOUT.plan) });
+    // One node's slot: the kept artifact verified instead of a build, no plan.json written; else the whole cluster.
+    const scope = node ? { env: { ...env, [PREBUILT_ENV]: node.artifactDir }, only: node.name } : { env, planPath: join(workspace, WORKSPACE_LAYOUT.plan) };
+    const dag = (pipelineFor ?? deployPipeline)(source, { ...options, workspace, ...scope });
     const journalPath = join(workspace, node ? nodeDeployJournal(node.name) : WORKSPACE_LAYOUT.journal);
     return {
       workspace,

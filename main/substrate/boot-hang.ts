@@ -99,7 +99,7 @@ export function bootStall(consoleText: string): { at: 'firmware' | 'initramfs'; 
  * warm reset under TCG prints GRUB's first line within tens of seconds, and udev's start follows
  * the initramfs banner within seconds; the stalls of 2026-12-05 lasted until the VM was powered off.
  */
-export const FIRMWARE_STALL_MS = 120_000;
+export const BOOT_STALL_MS = 120_000;
 
 /** The last `maxBytes` of a file (a console log); '' when it does not exist. */
 export function fileTail(path: string, maxBytes = 64 * 1024): string {

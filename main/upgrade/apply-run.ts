@@ -73,7 +73,7 @@ export interface NodeOps extends AgentStateOps {
   /**
    * A node that does not answer after a reboot and that the substrate can tell is stuck below init
    * (qemu-local: its console ended at the kernel's restart, or at the initramfs banner, and stayed
-   * there for FIRMWARE_STALL_MS: bootStall, boot-hang.ts): power it off and on, and say so in one
+   * there for BOOT_STALL_MS: bootStall, boot-hang.ts): power it off and on, and say so in one
    * line; undefined when it is not stuck, not yet, or the substrate cannot tell. Stuck in the
    * firmware, GRUB never ran (no try spent); in the initramfs, GRUB counted the boot: either way
    * the node boots next what its boot counter says, as after a power loss.

@@ -148,7 +148,7 @@ describe('VmNodeOps: a node stalled in its firmware after a reboot', () => {
       start: async (vmid: number) => void calls.push(`start ${vmid}`),
     } as unknown as SubstrateDriver;
     let t = 0;
-    const ops = new VmNodeOps({ spec: s, plan: p, driver, env: {}, artifactDir: '', converge: async () => undefined, now: () => t, firmwareStallMs: 120_000 });
+    const ops = new VmNodeOps({ spec: s, plan: p, driver, env: {}, artifactDir: '', converge: async () => undefined, now: () => t, bootStallMs: 120_000 });
     expect(await ops.recoverStall('w-1')).toBeUndefined(); // first seen now
     t = 119_000;
     expect(await ops.recoverStall('w-1')).toBeUndefined();

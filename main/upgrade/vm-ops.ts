@@ -7,7 +7,7 @@
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { bootStall, FIRMWARE_STALL_MS } from '../substrate/boot-hang';
+import { bootStall, BOOT_STALL_MS } from '../substrate/boot-hang';
 import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/index';
@@ -70,8 +70,8 @@ export interface VmNodeOpsOptions {
   converge: (node: string, signal?: AbortSignal) => Promise<void>;
   /** The clock of recoverStall's silence (default Date.now). */
   now?: () => number;
-  /** How long a console may stay at a bootStall place (the kernel's restart, the initramfs banner) before the node is power-cycled (default FIRMWARE_STALL_MS). */
-  firmwareStallMs?: number;
+  /** How long a console may stay at a bootStall place (the kernel's restart, the initramfs banner) before the node is power-cycled (default BOOT_STALL_MS). */
+  bootStallMs?: number;
 }
 
 /**
@@ -193,7 +193,7 @@ export class VmNodeOps implements NodeOps {
   /**
    * NodeOps.recoverStall where the driver keeps a console (qemu-local): the console's end unchanged
    * at one of bootStall's places (the kernel's restart line; the initramfs banner) for
-   * firmwareStallMs of this object's observations → the VM stopped (QEMU and its swtpm) and started
+   * bootStallMs of this object's observations → the VM stopped (QEMU and its swtpm) and started
    * again. Elsewhere (Proxmox: no console log here) undefined.
    */
   async recoverStall(node: string, signal?: AbortSignal): Promise<string | undefined> {
@@ -214,7 +214,7 @@ export class VmNodeOps implements NodeOps {
       return undefined;
     }
     const quietMs = now - seen.since;
-    if (quietMs < (this.o.firmwareStallMs ?? FIRMWARE_STALL_MS)) return undefined;
+    if (quietMs < (this.o.bootStallMs ?? BOOT_STALL_MS)) return undefined;
     this.quiet.delete(node);
     await d.stop(vmid, op);
     await d.start(vmid, op);
