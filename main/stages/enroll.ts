@@ -231,7 +231,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
       // Each node's identity certificate from the cluster intermediate: issued now when missing or
       // due (security.keyRotation.kubeCertDays), its key kept encrypted in the SecretStore and
       // written to the node 0600; recorded in <workspace>/trust for the trust inventory.
-      const ids = await ensureNodeIdentities({ plan: scoped ? { ...plan, nodes: scopedNodes(ctx, plan.nodes) } : plan, trustDir: trust.dir, store: trust.store, intermediate: trust.intermediate, kubeCertDays: validate.spec.spec.security.keyRotation.kubeCertDays, now: new Date() });
+      const ids = await ensureNodeIdentities({ plan: { ...plan, nodes: scopedNodes(ctx, plan.nodes) }, trustDir: trust.dir, store: trust.store, intermediate: trust.intermediate, kubeCertDays: validate.spec.spec.security.keyRotation.kubeCertDays, now: new Date() });
       for (const id of ids.filter((x) => x.issued)) s.log(`${id.node}: identity certificate issued (serial ${id.serial}, not after ${id.notAfter.slice(0, 10)}): ${id.why}`, { node: id.node });
       // When each node's WireGuard keys were first seen, for security.keyRotation.wireguardDays.
       const newKeys = recordWireguardKeys(ctx.workspace, plan.cluster.name, backplanes.wgPublicKeys, new Date(), scoped ? { others: 'keep' } : {});
