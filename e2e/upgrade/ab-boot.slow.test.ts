@@ -28,7 +28,7 @@ import { espVolumeIds } from '../../main/build/image/index';
 import { abPartitions } from '../../main/upgrade/ab-layout';
 import { abDataMiB } from '../../common/upgrade/ab-size';
 import { gateWindow } from '../../common/upgrade/gate-config';
-import { bootedSlots } from './serial';
+import { bootedSlots } from '../../main/substrate/boot-hang';
 import { startVm, type Vm } from '../build/vm';
 
 const REPO = resolve(import.meta.dirname, '../..');

@@ -86,7 +86,7 @@ import { readLock } from '../../main/build/darksite/index';
 import { AptStandin, STANDIN_PACKAGE } from '../sources/apt-standin';
 import type { UpgradeBench } from './upgrade-bench';
 import { UPGRADE_BENCH_FILE, UPGRADE_LAB } from './upgrade-bench';
-import { bootedSlots } from './serial';
+import { bootedSlots } from '../../main/substrate/boot-hang';
 import { agentOn, artifactVersionOf, bootStatusOf, buildWith as buildIn, endLab, eventClock as clockOf, guestOf, PAYLOAD, startLab } from './vm-lab';
 
 const WS = join(UPGRADE_LAB, 'workspace');

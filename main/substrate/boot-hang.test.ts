@@ -38,9 +38,13 @@ const INITRAMFS = readFileSync(join(import.meta.dirname, 'fixtures/console-initr
 describe('bootStall', () => {
   it('the firmware stall and the initramfs stall of real consoles, each with its place', () => {
     expect(bootStall(STALLED)).toEqual({ at: 'firmware', line: 'reboot: machine restart' });
-    expect(bootStall(INITRAMFS)).toEqual({ at: 'initramfs', line: 'Loading, please wait...' });
+    expect(bootStall(INITRAMFS)).toEqual({ at: 'initramfs', line: 'Loading, please wait...', slot: 'A' });
+    // The slot is the stalled boot's own (its command line), not an earlier boot's; none when the console no longer holds it.
+    const triedB = `${INITRAMFS.slice(0, INITRAMFS.indexOf('[    0.000000] Linux version'))}${INITRAMFS.slice(INITRAMFS.indexOf('[    0.000000] Linux version')).replace(/kubedos-root-A rw panic=10 kubedos\.slot=A/, 'kubedos-root-B rw panic=10 kubedos.slot=B')}`;
+    expect(bootStall(`${INITRAMFS.replace(/Loading, please wait\.\.\.\n?$/, 'Begin: Running /scripts/init-bottom ... done.\n')}${triedB}`)).toEqual({ at: 'initramfs', line: 'Loading, please wait...', slot: 'B' });
+    expect(bootStall(INITRAMFS.slice(INITRAMFS.indexOf('[    6.193117]')))).toEqual({ at: 'initramfs', line: 'Loading, please wait...' });
     // With CR LF and a colour reset around it, as QEMU's log keeps it.
-    expect(bootStall(INITRAMFS.replace(/\n/g, '\r\n').replace(/Loading, please wait\.\.\.\r\n$/, '\x1b[0mLoading, please wait...\r\n'))).toEqual({ at: 'initramfs', line: 'Loading, please wait...' });
+    expect(bootStall(INITRAMFS.replace(/\n/g, '\r\n').replace(/Loading, please wait\.\.\.\r\n$/, '\x1b[0mLoading, please wait...\r\n'))).toEqual({ at: 'initramfs', line: 'Loading, please wait...', slot: 'A' });
   });
 
   it('a boot that went on after the banner, or one that has not reached it, is not a stall', () => {

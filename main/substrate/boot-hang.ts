@@ -76,6 +76,11 @@ export function firmwareStall(consoleText: string): string | undefined {
 /** initramfs-tools' banner, printed by its /init before it starts udev (the next line, within seconds). */
 const INITRAMFS_BANNER = 'Loading, please wait...';
 
+/** Root slots the kernel booted, in boot order: the kernel prints its command line once per boot, with grub-ab.cfg's `kubedos.slot=`. */
+export function bootedSlots(consoleText: string): ('A' | 'B')[] {
+  return [...consoleText.matchAll(/Command line: [^\n]*kubedos\.slot=([AB])/g)].map((m) => m[1] as 'A' | 'B');
+}
+
 /**
  * Where a rebooting node's console stopped, when it stopped at one of the two places a stall was
  * seen on qemu-local under TCG after a warm reset, each answered by powering the VM off and on:
@@ -85,13 +90,18 @@ const INITRAMFS_BANNER = 'Loading, please wait...';
  *   2026-12-05: w-1 falling back to slot A after a failed gate printed the banner 6 s into its
  *   boot, then nothing for 300 s — not udev's start, not a kernel line; its boot into slot B
  *   minutes before had printed udev's start right after the banner). GRUB ran: this boot counted.
+ *   `slot` is the root slot that boot was started with (its command line's `kubedos.slot=`), when
+ *   the console still holds the command line: the slot whose try the stall spent, if it was tried.
  * Undefined for any other console: a slow guest is not a stalled one. The caller decides how long is too long.
  */
-export function bootStall(consoleText: string): { at: 'firmware' | 'initramfs'; line: string } | undefined {
+export function bootStall(consoleText: string): { at: 'firmware' | 'initramfs'; line: string; slot?: 'A' | 'B' } | undefined {
   const restart = firmwareStall(consoleText);
   if (restart) return { at: 'firmware', line: restart };
-  const last = consoleLines(lastBoot(consoleText)).at(-1);
-  return last === INITRAMFS_BANNER ? { at: 'initramfs', line: last } : undefined;
+  const boot = lastBoot(consoleText);
+  const last = consoleLines(boot).at(-1);
+  if (last !== INITRAMFS_BANNER) return undefined;
+  const slot = bootedSlots(boot).at(-1);
+  return { at: 'initramfs', line: last, ...(slot ? { slot } : {}) };
 }
 
 /**

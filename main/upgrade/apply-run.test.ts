@@ -154,6 +154,51 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(c.sim.calls.filter((x) => x.startsWith('power-cycle'))).toEqual([]);
   });
 
+  it("a stall in the initramfs of the tried slot's boot spent its one try: given back once (not the build's doing); a second such stall stops the run and says so", async () => {
+    // Upgrade: w-1's first boot of B stops in the initramfs; power-cycled, GRUB falls back to A
+    // (the try was counted); the loop stages B's try again and w-1 passes its gate on B.
+    const a = setup();
+    const N1 = build('0.2.0');
+    a.sim.stallInInitramfs = (node, slot, nth) => node === 'w-1' && slot === 'B' && nth === 1;
+    const events: ApplyEvent[] = [];
+    const end = await runApply({ waves, from: N, target: N1, ops: a.sim, record: a.record, ...a.clock, onEvent: (e) => events.push(e) });
+    expect(end.kind, end.kind === 'done' ? '' : end.message).toBe('done');
+    expect(a.sim.calls.filter((c) => /^(power-cycle|try|reboot) w-1/.test(c))).toEqual(['reboot w-1', 'power-cycle w-1', 'try w-1 B', 'reboot w-1']);
+    expect(events.filter((e) => e.node === 'w-1' && e.step === 'reboot').map((e) => e.detail)).toEqual([
+      'rebooting into slot B',
+      'its console stayed at "Loading, please wait...": its boot of slot B stopped in the initramfs; powered it off and on',
+      "its boot of slot B stalled below init and the power cycle spent its one try (GRUB fell back to slot A): not 0.2.0's doing, so slot B is tried once more; rebooting into slot B",
+    ]);
+    expect(active(a.sim)).toEqual(['B', 'B', 'B']);
+    expect(a.record.bad).toEqual([]);
+    expect(JSON.parse((await a.sim.readAgentState('w-1')).state ?? '{}')).toMatchObject({ state: 'committed', active: 'B', running: { version: '0.2.0' }, bad: [] });
+    // Rollback: w-1's first boot of A (its one try) stalls the same way: given back, w-1 is back on A.
+    a.sim.calls.length = 0;
+    a.sim.stallInInitramfs = (node, slot, nth) => node === 'w-1' && slot === 'A' && nth === 2; // its first, the fallback after the stall above
+    const rb = await runRollback({ waves, from: N, target: N1, ops: a.sim, record: a.record, ...a.clock, pollMs: 1000 });
+    expect(rb.kind, rb.kind === 'done' ? '' : rb.message).toBe('done');
+    expect(a.sim.calls.filter((c) => /^(power-cycle|try|reboot) w-1/.test(c))).toEqual(['try w-1 A', 'reboot w-1', 'power-cycle w-1', 'try w-1 A', 'reboot w-1']);
+    expect(active(a.sim)).toEqual(['A', 'A', 'A']);
+
+    // Every boot of B stalls: the try is given back once, the second stall's fallback is the build's (recorded bad), said.
+    const b = setup();
+    b.sim.stallInInitramfs = (node, slot) => node === 'w-1' && slot === 'B';
+    const stuck = await runApply({ waves, from: N, target: N1, ops: b.sim, record: b.record, ...b.clock });
+    expect(stuck).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'slot B ran out of boot tries without passing its health gate (it never came up, or its gate never ran); the node fell back to slot A' });
+    expect(b.sim.calls.filter((c) => /^(power-cycle|try) w-1/.test(c))).toEqual(['power-cycle w-1', 'try w-1 B', 'power-cycle w-1']);
+    expect(stuck.message).toContain("w-1's boots of slot B stalled below init 2 times, each powered off and on: an initramfs that hangs with this build, or this host's stall again");
+    expect(b.record.bad).toMatchObject([{ digest: N1.digest, node: 'w-1' }]);
+
+    // The stall in the FALLBACK boot (slot A after B failed its gate: the sixth VM run's console) spent no try of B: nothing given back, the gate's reason stops the run.
+    const c = setup();
+    c.sim.breaks = (node, x) => (node === 'w-1' && x.digest === N1.digest ? 'kubelet' : undefined);
+    c.sim.stallInInitramfs = (node, slot, nth) => node === 'w-1' && slot === 'A' && nth === 1;
+    const failed = await runApply({ waves, from: N, target: N1, ops: c.sim, record: c.record, ...c.clock });
+    expect(failed).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'slot B failed its health gate (services); the node fell back to slot A' });
+    expect(c.sim.calls.filter((x) => /^(power-cycle|try) w-1/.test(x))).toEqual(['power-cycle w-1']);
+    expect(failed.message).not.toContain('stalled below init');
+  });
+
   it('w-1 fails its gate and is back on A before the foundry looks: the stop still names the failing check, from the gate\'s copy on data', async () => {
     const { sim, record, clock } = setup();
     const N1 = build('0.2.0');

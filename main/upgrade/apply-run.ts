@@ -78,7 +78,19 @@ export interface NodeOps extends AgentStateOps {
    * firmware, GRUB never ran (no try spent); in the initramfs, GRUB counted the boot: either way
    * the node boots next what its boot counter says, as after a power loss.
    */
-  recoverStall?(node: string, signal?: AbortSignal): Promise<string | undefined>;
+  recoverStall?(node: string, signal?: AbortSignal): Promise<PowerCycle | undefined>;
+}
+
+/** A stalled node powered off and on (NodeOps.recoverStall). */
+export interface PowerCycle {
+  /** One line: where its console stopped, for how long, what was done. */
+  detail: string;
+  /**
+   * The slot whose boot stalled after GRUB had counted it (the initramfs stall; its kernel's
+   * `kubedos.slot=`): a try of that slot was spent by the stall. Undefined for a firmware stall
+   * (GRUB had not run) or when the console no longer shows which slot booted.
+   */
+  spent?: Slot;
 }
 
 /**
@@ -444,10 +456,10 @@ async function openAgents(ops: NodeOps, nodes: readonly string[], known: { recor
 
 /**
  * A node that does not answer after its reboot, stalled below init (NodeOps.recoverStall):
- * powered off and on, at most MAX_POWER_CYCLES times per reboot; the line to show, or undefined.
+ * powered off and on, at most MAX_POWER_CYCLES times per reboot; what was done, or undefined.
  * A power cycle that fails is said once and the wait goes on (its deadline then stops the run).
  */
-async function powerCycleIfStalled(ops: NodeOps, node: string, cycles: Map<string, number>, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<string | undefined> {
+async function powerCycleIfStalled(ops: NodeOps, node: string, cycles: Map<string, number>, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<PowerCycle | undefined> {
   const done = cycles.get(node) ?? 0;
   if (!ops.recoverStall || done >= MAX_POWER_CYCLES) return undefined;
   try {
@@ -610,6 +622,10 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   const untouched: Record<string, string> = {};
   /** Power cycles per node during its current reboot (powerCycleIfStalled). */
   const cycles = new Map<string, number>();
+  /** Stalls that spent a try of the slot a node was rebooting into, per node (not the build's doing: giveBackTry). */
+  const stalledTries = new Map<string, number>();
+  /** A node whose spent try is to be given back: its power cycle's stall was in the boot of the slot it tries. */
+  const spentBy = new Map<string, Slot>();
 
   const replaceNodes = new Set(replaceNodesOf(waves));
   const cannot = noReplaceOps(waves, input);
@@ -691,6 +707,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
     // Observe every node. A node that just rebooted may not answer yet: wait for it until its deadline.
     const view: Record<string, ApplyNode> = {};
     let unreachable: { node: string; error: string } | undefined;
+    let giveBack: { node: string; slot: Slot } | undefined;
     for (const node of nodes) {
       if (replaceRun && replaceNodes.has(node)) {
         try {
@@ -711,6 +728,11 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if (!steps[node]) untouched[node] = status;
       const st = parseBootStatus(status);
       const step = steps[node];
+      if (st.ok && step?.kind === 'reboot' && spentBy.get(node) === step.slot && observeBoot({ tried: step.slot, status }).verdict === 'rolled-back') {
+        // Not observed as a fallback (its agent, the decision): the try is given back below.
+        giveBack ??= { node, slot: step.slot };
+        continue;
+      }
       if (st.ok && step?.kind === 'reboot' && st.value.booted === step.slot) {
         const m = await ops.metrics(node, signal).catch(() => undefined);
         if (m !== undefined) metrics[node] = m;
@@ -724,6 +746,25 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       const converged = record.converged?.[node];
       view[node] = { status, running: agents.slots(node, active).running, ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}), ...(converged ? { converged } : {}) };
     }
+    if (giveBack) {
+      // Its one try of the slot was spent by a stall below init that the foundry power-cycled (GRUB
+      // had counted the boot), not by the build: GRUB fell back; the slot is tried once more.
+      const { node, slot } = giveBack;
+      spentBy.delete(node);
+      delete metrics[node];
+      try {
+        await ops.tryOnce(node, slot, signal);
+      } catch (err) {
+        const reason = `its boot of slot ${slot} stalled below init and was powered off and on, which spent its one try (GRUB fell back to slot ${otherSlot(slot)}); staging the try again failed: ${errText(err)}; rerun to try ${target.version} again`;
+        emit({ node, step: 'stop', detail: reason });
+        return { kind: 'stop', node, reason, fellBackTo: otherSlot(slot), message: `upgrade to ${target.version} stopped at ${node}: ${reason}` };
+      }
+      steps[node] = { kind: 'reboot', slot, at: now() };
+      cycles.delete(node);
+      emit({ node, step: 'reboot', slot, detail: `its boot of slot ${slot} stalled below init and the power cycle spent its one try (GRUB fell back to slot ${otherSlot(slot)}): not ${target.version}'s doing, so slot ${slot} is tried once more; rebooting into slot ${slot}` });
+      await ops.reboot(node, signal).catch((err: unknown) => emit({ node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
+      continue;
+    }
     if (unreachable) {
       const step = steps[unreachable.node];
       if (step?.kind === 'reboot' && now() < step.at + deadlineMs) {
@@ -731,7 +772,13 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         if (cycled) {
           // Its reboot starts again from the power-on: the deadline too.
           steps[unreachable.node] = { ...step, at: now() };
-          emit({ node: unreachable.node, step: 'reboot', slot: step.slot, detail: cycled });
+          emit({ node: unreachable.node, step: 'reboot', slot: step.slot, detail: cycled.detail });
+          if (cycled.spent === step.slot) {
+            // Given back once per node and run: a slot whose boots stall every time is its build's to answer for.
+            const n = (stalledTries.get(unreachable.node) ?? 0) + 1;
+            stalledTries.set(unreachable.node, n);
+            if (n === 1) spentBy.set(unreachable.node, step.slot);
+          }
           continue;
         }
         emit({ node: unreachable.node, step: 'wait', detail: `rebooting into slot ${step.slot}: not answering yet (${unreachable.error})` });
@@ -765,7 +812,9 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         emit({ node: a.node, step: 'stop', detail: `${a.reason}${a.fellBackTo ? ` (runs slot ${a.fellBackTo})` : ''}` });
         // A node this run drained: back into service when it runs its previous slot, else left cordoned (said).
         const cordon = a.cordoned === 'uncordon' ? await uncordonAgain(ops, a.node, emit) : cordonNote(a.node, a.cordoned);
-        return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: cordon ? `${a.message}\n${cordon}` : a.message };
+        // Its try given back once already (giveBack), and its boot of the slot stalled again: said beside the verdict.
+        const stalls = a.fellBackTo && (stalledTries.get(a.node) ?? 0) > 1 ? `${a.node}'s boots of slot ${otherSlot(a.fellBackTo)} stalled below init ${stalledTries.get(a.node)} times, each powered off and on: an initramfs that hangs with this build, or this host's stall again; its serial console (qemu-local: <workspace>/vms/<vmid>/serial.log) shows which` : '';
+        return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: [a.message, stalls, cordon].filter(Boolean).join('\n') };
       }
       case 'write': {
         // A node's first action: a maintenance window that has closed stops the run before it.
@@ -1014,18 +1063,37 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
     }
     let at = now();
     const cycles = new Map<string, number>();
-    emit({ node: s.node, step: 'reboot', slot: s.to, detail: `rebooting into slot ${s.to}` });
-    await ops.reboot(s.node, signal).catch((err: unknown) => emit({ node: s.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
+    /** The stall a power cycle answered spent the try of s.to (giveBack: once). */
+    let spent: 'no' | 'to-give-back' | 'given-back' = 'no';
+    const rebootInto = async (detail: string): Promise<void> => {
+      emit({ node: s.node, step: 'reboot', slot: s.to, detail });
+      await ops.reboot(s.node, signal).catch((err: unknown) => emit({ node: s.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
+    };
+    await rebootInto(`rebooting into slot ${s.to}`);
     for (;;) {
       if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled while ${s.node} reboots into slot ${s.to}` };
       const text = await ops.status(s.node, signal).catch((err: unknown) => err);
       const st = typeof text === 'string' ? parseBootStatus(text) : { ok: false as const, message: errText(text) };
+      if (spent === 'to-give-back' && typeof text === 'string' && observeBoot({ tried: s.to, status: text }).verdict === 'rolled-back') {
+        // As in the upgrade: the try was the stall's, not the slot's; tried once more.
+        spent = 'given-back';
+        try {
+          await ops.tryOnce(s.node, s.to, signal);
+        } catch (err) {
+          return stop(`its boot of slot ${s.to} stalled below init and was powered off and on, which spent its one try (it runs slot ${s.from} again); staging the try again failed: ${errText(err)}`, s.from);
+        }
+        at = now();
+        cycles.clear();
+        await rebootInto(`its boot of slot ${s.to} stalled below init and the power cycle spent its one try (GRUB fell back to slot ${s.from}): slot ${s.to} is tried once more; rebooting into slot ${s.to}`);
+        continue;
+      }
       if (typeof text === 'string' && st.ok && !agentRefused) await agents.afterBoot(s.node, text);
       if (st.ok && st.value.booted === s.to && st.value.active === s.to) break;
       const cycled = st.ok ? undefined : await powerCycleIfStalled(ops, s.node, cycles, emit, signal);
       if (cycled) {
         at = now(); // its reboot starts again from the power-on
-        emit({ node: s.node, step: 'reboot', slot: s.to, detail: cycled });
+        emit({ node: s.node, step: 'reboot', slot: s.to, detail: cycled.detail });
+        if (cycled.spent === s.to && spent === 'no') spent = 'to-give-back';
         continue;
       }
       if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again${input.kubernetes ? `; ${await uncordonAgain(ops, s.node, emit, signal)}` : ''}`, s.from);

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { SlotWriteProgress } from '../../common/upgrade/progress';
-import type { NodeOps, ReplaceOps } from './apply-run';
+import type { NodeOps, PowerCycle, ReplaceOps } from './apply-run';
 import { UPGRADE_BOOT_TRIES } from './slot-image';
 import type { AgentFiles } from './node-agent';
 import { agentReadArgv, agentWriteArgv, agentWriteInput, parseAgentRead } from './node-agent';
@@ -278,8 +278,16 @@ export class SimCluster implements NodeOps, ReplaceOps {
   stallOnReboot: (node: string) => boolean = () => false;
   /** ... and again at every power-on (a firmware that never gets past it). */
   stallOnPowerOn: (node: string) => boolean = () => false;
-  /** Nodes stalled in their firmware now. */
-  readonly stalled = new Set<string>();
+  /**
+   * The node's kernel stops in the initramfs on this boot of `slot` (qemu-local's other stall under
+   * TCG), after GRUB counted the boot: silent until recoverStall() power-cycles it, which says the
+   * slot whose try was spent. `boot` counts the node's boots of that slot from 1.
+   */
+  stallInInitramfs: (node: string, slot: Slot, boot: number) => boolean = () => false;
+  /** Nodes stalled now: in their firmware (undefined) or in the initramfs of a slot's boot. */
+  readonly stalled = new Map<string, Slot | undefined>();
+  /** Boots per node and slot (stallInInitramfs's count). */
+  private readonly slotBoots = new Map<string, number>();
   /** Nodes cordoned now (kubectl drain cordons first; uncordon clears). */
   readonly cordoned = new Set<string>();
 
@@ -383,6 +391,13 @@ export class SimCluster implements NodeOps, ReplaceOps {
     n.boots++;
     const slot = grubBootSelect(n.env, join(UPGRADE_DIR, 'boot-select.cfg')) as Slot;
     writeFileSync(n.cmdline, `BOOT_IMAGE=/vmlinuz root=LABEL=kubedos-root-${slot} rw kubedos.slot=${slot}\n`);
+    const nth = (this.slotBoots.get(`${n.name} ${slot}`) ?? 0) + 1;
+    this.slotBoots.set(`${n.name} ${slot}`, nth);
+    if (this.stallInInitramfs(n.name, slot, nth)) {
+      n.off = true;
+      this.stalled.set(n.name, slot);
+      return;
+    }
     if (this.neverBoots(n.name, n.slots[slot])) {
       n.rebooting = true; // panic=10: down again, never answering in between
       return;
@@ -406,6 +421,7 @@ export class SimCluster implements NodeOps, ReplaceOps {
         this.bootOnce(n);
       }
       if (n.rebooting && this.neverBoots(n.name, n.slots[/kubedos\.slot=(.)/.exec(readFileSync(n.cmdline, 'utf8'))![1]! as Slot])) throw new Error(`${name}: no answer (its kernel did not come up)`);
+      if (n.off) throw new Error(`${name}: no answer (its kernel stopped in the initramfs)`);
     }
     return this.boot(['status'], n);
   }
@@ -444,21 +460,23 @@ export class SimCluster implements NodeOps, ReplaceOps {
     if (this.hangOnBoot(name)) n.off = true;
     else if (this.stallOnReboot(name)) {
       n.off = true;
-      this.stalled.add(name);
+      this.stalled.set(name, undefined);
     } else n.rebooting = true;
   }
 
   /** NodeOps.recoverStall: a stalled node is powered off and on (its next observation boots it); others are left alone. */
-  async recoverStall(name: string): Promise<string | undefined> {
+  async recoverStall(name: string): Promise<PowerCycle | undefined> {
     const n = this.node(name);
-    if (!this.stalled.delete(name)) return undefined;
+    if (!this.stalled.has(name)) return undefined;
+    const spent = this.stalled.get(name);
+    this.stalled.delete(name);
     this.calls.push(`power-cycle ${name}`);
     n.off = false;
     if (this.stallOnPowerOn(name)) {
       n.off = true;
-      this.stalled.add(name);
+      this.stalled.set(name, undefined);
     } else n.rebooting = true;
-    return `its console stayed at "reboot: machine restart": powered it off and on`;
+    return spent ? { detail: `its console stayed at "Loading, please wait...": its boot of slot ${spent} stopped in the initramfs; powered it off and on`, spent } : { detail: `its console stayed at "reboot: machine restart": powered it off and on` };
   }
 
   async console(name: string): Promise<string> {

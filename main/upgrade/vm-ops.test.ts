@@ -143,7 +143,8 @@ describe('VmNodeOps: a node stalled in its firmware after a reboot', () => {
     const calls: string[] = [];
     const driver = {
       target: 'qemu-local',
-      consoleTail: async (vmid: number) => (vmid === w1 ? console : ''),
+      // The last maxBytes, as the driver reads them.
+      consoleTail: async (vmid: number, maxBytes: number) => (vmid === w1 ? console.slice(-maxBytes) : ''),
       stop: async (vmid: number) => void calls.push(`stop ${vmid}`),
       start: async (vmid: number) => void calls.push(`start ${vmid}`),
     } as unknown as SubstrateDriver;
@@ -163,7 +164,7 @@ describe('VmNodeOps: a node stalled in its firmware after a reboot', () => {
     expect(await ops.recoverStall('w-1')).toBeUndefined();
     expect(calls).toEqual([]);
     t = 251_000;
-    expect(await ops.recoverStall('w-1')).toBe(`its console stayed at "reboot: machine restart" for 121 s: its firmware never reached the boot loader after the reboot; powered it off and on (VM ${w1}; GRUB had not run, so the slot it was rebooting into is still the one it tries)`);
+    expect(await ops.recoverStall('w-1')).toEqual({ detail: `its console stayed at "reboot: machine restart" for 121 s: its firmware never reached the boot loader after the reboot; powered it off and on (VM ${w1}; GRUB had not run, so the slot it was rebooting into is still the one it tries)` });
     expect(calls).toEqual([`stop ${w1}`, `start ${w1}`]);
     // A console that shows anything else is never power-cycled, however long.
     expect(await ops.recoverStall('cp-1')).toBeUndefined();
@@ -176,7 +177,11 @@ describe('VmNodeOps: a node stalled in its firmware after a reboot', () => {
     t = 419_000;
     expect(await ops.recoverStall('w-1')).toBeUndefined();
     t = 421_000;
-    expect(await ops.recoverStall('w-1')).toBe(`its console stayed at "Loading, please wait..." for 121 s: its kernel stopped in the initramfs before udev started; powered it off and on (VM ${w1}; GRUB had counted that boot: the node boots the slot its boot counter says now)`);
+    // The slot that boot was started with (its command line, ~29 KB before the banner): its try was spent.
+    expect(await ops.recoverStall('w-1')).toEqual({
+      detail: `its console stayed at "Loading, please wait..." for 121 s: its boot of slot A stopped in the initramfs before udev started; powered it off and on (VM ${w1}; GRUB had counted that boot: the node boots the slot its boot counter says now)`,
+      spent: 'A',
+    });
     expect(calls).toEqual([`stop ${w1}`, `start ${w1}`, `stop ${w1}`, `start ${w1}`]);
     // udev's start after the banner: a slow boot, never power-cycled.
     console = `${console}Starting systemd-udevd version 252.39-1~deb12u2\n`;

@@ -24,7 +24,7 @@ import { convergeNodes } from '../stages/converge';
 import type { SubstrateDriver } from '../substrate/driver';
 import { terminalRoute } from '../terminal/pins';
 import { clusterWorkspace } from '../workspace';
-import type { ApplyEvent, ApplyOutcome, NodeOps, ReplaceOps } from './apply-run';
+import type { ApplyEvent, ApplyOutcome, NodeOps, PowerCycle, ReplaceOps } from './apply-run';
 import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
@@ -194,14 +194,15 @@ export class VmNodeOps implements NodeOps {
    * NodeOps.recoverStall where the driver keeps a console (qemu-local): the console's end unchanged
    * at one of bootStall's places (the kernel's restart line; the initramfs banner) for
    * bootStallMs of this object's observations → the VM stopped (QEMU and its swtpm) and started
-   * again. Elsewhere (Proxmox: no console log here) undefined.
+   * again. Elsewhere (Proxmox: no console log here) undefined. The last 64 KiB are read: the
+   * stalled boot's command line (which slot it booted) is ~30 KiB before the initramfs banner.
    */
-  async recoverStall(node: string, signal?: AbortSignal): Promise<string | undefined> {
+  async recoverStall(node: string, signal?: AbortSignal): Promise<PowerCycle | undefined> {
     const d = this.o.driver;
     if (!d.consoleTail) return undefined;
     const vmid = this.vmid(node);
     const op = signal ? { signal } : {};
-    const tail = await d.consoleTail(vmid, 4096, op).catch(() => '');
+    const tail = await d.consoleTail(vmid, 64 * 1024, op).catch(() => '');
     const stall = bootStall(tail);
     const now = (this.o.now ?? Date.now)();
     const seen = this.quiet.get(node);
@@ -219,9 +220,12 @@ export class VmNodeOps implements NodeOps {
     await d.stop(vmid, op);
     await d.start(vmid, op);
     const s = Math.round(quietMs / 1000);
-    return stall.at === 'firmware'
-      ? `its console stayed at "${stall.line}" for ${s} s: its firmware never reached the boot loader after the reboot; powered it off and on (VM ${vmid}; GRUB had not run, so the slot it was rebooting into is still the one it tries)`
-      : `its console stayed at "${stall.line}" for ${s} s: its kernel stopped in the initramfs before udev started; powered it off and on (VM ${vmid}; GRUB had counted that boot: the node boots the slot its boot counter says now)`;
+    if (stall.at === 'firmware') return { detail: `its console stayed at "${stall.line}" for ${s} s: its firmware never reached the boot loader after the reboot; powered it off and on (VM ${vmid}; GRUB had not run, so the slot it was rebooting into is still the one it tries)` };
+    const booted = stall.slot ? `its boot of slot ${stall.slot}` : 'its kernel';
+    return {
+      detail: `its console stayed at "${stall.line}" for ${s} s: ${booted} stopped in the initramfs before udev started; powered it off and on (VM ${vmid}; GRUB had counted that boot: the node boots the slot its boot counter says now)`,
+      ...(stall.slot ? { spent: stall.slot } : {}),
+    };
   }
 
   async reboot(node: string, signal?: AbortSignal): Promise<void> {
