@@ -35,6 +35,11 @@ export const UpgradeRecord = z
     /** The build an upgrade last targeted (what --rollback returns from). */
     target: BuildRef.optional(),
     /**
+     * The build the cluster ran when that upgrade started (what --rollback returns to). Absent in
+     * records written before it: --rollback then returns to the sealed deploy's build.
+     */
+    from: BuildRef.optional(),
+    /**
      * What each node's slots hold, as this foundry wrote them (the active slot's corrected from the
      * node's update agent when they disagree). A node not listed: its active slot holds what its
      * agent says it runs (N where it has no state), its other slot is unknown.

@@ -173,7 +173,7 @@ function writePrivateJson(path: string, value: unknown): void {
 }
 
 export function writeUpgradeRecord(path: string, r: UpgradeRecord): void {
-  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), slots: byNode(r.slots), bad: r.bad, ...(r.converged ? { converged: byNode(r.converged) } : {}), ...(r.replaced ? { replaced: byNode(r.replaced) } : {}) };
+  const sorted: UpgradeRecord = { ...(r.target ? { target: r.target } : {}), ...(r.from ? { from: r.from } : {}), slots: byNode(r.slots), bad: r.bad, ...(r.converged ? { converged: byNode(r.converged) } : {}), ...(r.replaced ? { replaced: byNode(r.replaced) } : {}) };
   writePrivateJson(path, sorted);
 }
 
@@ -836,6 +836,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
           // The active slot's build as the run saw it (the node's word where its agent has one), the written one's the target.
           record.slots[a.node] = slotPair(active, running, target);
           record.target = target; // what --rollback returns from: only a build some node received
+          record.from = from; // and what it returns to
           save();
           steps[a.node] = { kind: 'write', slot: a.slot, ok: true };
           emit({ node: a.node, step: 'write', slot: a.slot, detail: `slot ${a.slot} written and read back; the next boot tries it` });
@@ -918,6 +919,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         // What --rollback returns from: set once a node's VM is about to be destroyed for it.
         if ((a.phase === 'destroy' || a.phase === 'provision') && record.target?.digest !== target.digest) {
           record.target = target;
+          record.from = from;
           save();
         }
         const step = await replacePhase(a, replaceRun);

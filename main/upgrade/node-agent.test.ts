@@ -211,7 +211,7 @@ describe('the update agent state kept on each node by kubedos upgrade', () => {
     expect(await runApply({ waves, from: N, target: N1, ops: sim, record, saveRecord: (r) => saved.push(structuredClone(r)), ...clock })).toMatchObject({ kind: 'done' });
     // The record as it was right after cp-1's write (a workspace restored from then).
     const older = saved[0]!;
-    expect(older).toEqual({ target: N1, slots: { 'cp-1': { A: N, B: N1 } }, bad: [] });
+    expect(older).toEqual({ target: N1, from: N, slots: { 'cp-1': { A: N, B: N1 } }, bad: [] });
     sim.calls.length = 0;
     const journals = NAMES.map((n) => journalOf(sim, n).length);
     const r = await runRollback({ waves, from: N, target: N1, ops: sim, record: older, ...clock, pollMs: 1000 });

@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { sha256Hex } from '../../common/canonical';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { signWithPolicy } from '../testing/artifact-policy';
 import { BUNDLE_PATHS } from '../bundle/schema';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { PreflightInput, PreflightResult } from './preflight';
-import { upgradePreflight } from './preflight';
+import { keepRunningBuild, returnToBuild, RUNNING_BUILD_FILE, UPGRADE_BUILDS_DIR, upgradePreflight } from './preflight';
 import type { SigningKey } from './testing';
 import { writeArtifact, writeDeployJournal, writeSealedBuild } from './testing';
 
@@ -138,6 +139,39 @@ describe('upgradePreflight', () => {
     const r = await preflight({ artifactDir: dir, allowDowngrade: true });
     expect(r.ok).toBe(true);
     if (r.ok) expect(r.checks.join('\n')).toMatch(/a downgrade, allowed by --allow-downgrade/);
+  });
+
+  it('after a completed upgrade, N is the build it completed (its kept signed files): the checks, the diff and a downgrade are against it; a --rollback back to the sealed deploy\'s build makes that N again', async () => {
+    const ws = clusterWorkspace(spec.metadata.name, env);
+    const done = artifactDir();
+    writeArtifact(done, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1 });
+    keepRunningBuild(spec.metadata.name, env, done, '0.2.0');
+    try {
+      rmSync(done, { recursive: true }); // N's files are the workspace's own copy, not the --to directory's
+      const older = artifactDir();
+      writeArtifact(older, { cluster: spec.metadata.name, version: '0.1.5', key, ...N });
+      expect(refusal(await preflight({ artifactDir: older }))).toMatchObject({ code: 'downgrade', message: expect.stringMatching(/^N\+1 \(0\.1\.5\) is older than the deployed 0\.2\.0/) });
+      const next = artifactDir();
+      writeArtifact(next, { cluster: spec.metadata.name, version: '0.3.0', key, ...N1, packages: { ...N1.packages, wireguard: '1.0.20210914-2' } });
+      const r = await preflight({ artifactDir: next });
+      if (!r.ok) throw new Error(r.message);
+      expect(r.checks).toContain('version: 0.2.0 → 0.3.0');
+      expect(r.from.version).toBe('0.2.0');
+      // The diff is from 0.2.0's SBOM: only wireguard moved (openssh was already at deb12u7 there).
+      expect(r.diff.packages.changed.map((c) => c.name)).toEqual(['wireguard']);
+      // A pointer to files the workspace does not hold: refused, saying what to do.
+      writeFileSync(join(ws, RUNNING_BUILD_FILE), JSON.stringify({ version: '0.2.0', digest: 'f'.repeat(64) }));
+      expect(refusal(await preflight({ artifactDir: next }))).toMatchObject({ code: 'not-deployed', message: expect.stringMatching(/says lab-3 runs 0\.2\.0 \(manifest sha256 ffffffffffff\), but .* does not hold that signed manifest/) });
+      // Rolled back to the sealed deploy's build: no pointer, N is 0.1.0 again.
+      const sealed = JSON.parse(readFileSync(join(ws, WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir, 'manifest.json'), 'utf8')) as { artifactVersion: string };
+      expect(returnToBuild(spec.metadata.name, env, { version: sealed.artifactVersion, digest: sha256Hex(readFileSync(join(ws, WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir, 'manifest.json'))) })).toBeUndefined();
+      expect(existsSync(join(ws, RUNNING_BUILD_FILE))).toBe(false);
+      const again = await preflight({ artifactDir: next });
+      expect(again.ok && again.from.version).toBe('0.1.0');
+    } finally {
+      rmSync(join(ws, RUNNING_BUILD_FILE), { force: true });
+      rmSync(join(ws, UPGRADE_BUILDS_DIR), { recursive: true, force: true });
+    }
   });
 
   it('refuses the version already deployed', async () => {

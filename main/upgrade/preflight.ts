@@ -15,8 +15,10 @@
 // The gates of 5, 6 and 9 are common/upgrade/policy.ts.
 // Then it hands back the N → N+1 diff (packages and payload, from the two signed SBOMs) and the
 // waves. It reads files only: no node, no network.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { sha256Hex } from '../../common/canonical';
+import { BuildRef } from '../../common/upgrade/agent';
 import { plural } from '../../common/text/plural';
 import type { Plan } from '../../common/plan/schema';
 import type { ClusterSpec, UpgradeChannel } from '../../common/spec/schema';
@@ -30,10 +32,11 @@ import { envelopePath, MANIFEST_FILE, PUBLIC_KEY_FILE, SBOM_FILE } from '../buil
 import { keyidOf } from '../build/keys';
 import { verifyAttestations, verifyBuild } from '../build/verify';
 import { BUNDLE_PATHS } from '../bundle/schema';
+import { BUILD_FILES_IN_BUNDLE } from '../bundle/write';
 import { convergedAndRunning } from '../lifecycle/record';
 import { readJournal } from '../pipeline/journal';
 import { etcdMembers } from '../stages/converge';
-import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import { clusterWorkspace, makePrivateDir, WORKSPACE_LAYOUT, writePrivateFile } from '../workspace';
 import type { ArtifactDiff } from './sbom-diff';
 import { diffSboms, SbomDocument } from './sbom-diff';
 
@@ -112,6 +115,82 @@ export function deployedBuildDir(cluster: string, env: NodeJS.ProcessEnv): strin
   return join(clusterWorkspace(cluster, env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir);
 }
 
+/**
+ * The build the cluster runs: its sealed deploy's (deployedBuildDir) until an upgrade completes;
+ * then that upgrade's N+1, whose signed build files (what the recovery bundle keeps of a build:
+ * BUILD_FILES_IN_BUNDLE and the darksite lock) the workspace keeps under UPGRADE_BUILDS_DIR/<sha256
+ * of its manifest>, RUNNING_BUILD_FILE naming it (keepRunningBuild). A completed --rollback names
+ * the build it returned to (returnToBuild). What the next upgrade's checks, diff and headline take as N.
+ */
+export const RUNNING_BUILD_FILE = 'upgrade/runs.json';
+export const UPGRADE_BUILDS_DIR = 'upgrade/builds';
+const DARKSITE_LOCK = 'darksite/darksite.lock.json';
+
+/** The directory of the build the cluster runs (see RUNNING_BUILD_FILE). Throws, saying what to do, when the workspace names a build it does not hold. */
+export function runningBuildDir(cluster: string, env: NodeJS.ProcessEnv): string {
+  const ws = clusterWorkspace(cluster, env);
+  const pointer = join(ws, RUNNING_BUILD_FILE);
+  if (!existsSync(pointer)) return deployedBuildDir(cluster, env);
+  let ref: BuildRef;
+  try {
+    ref = BuildRef.parse(JSON.parse(readFileSync(pointer, 'utf8')));
+  } catch (err) {
+    throw new Error(`${pointer} does not parse (${(err as Error).message.split('\n')[0] ?? ''}): it names the build ${cluster} runs since its last completed upgrade; remove it only if ${cluster} runs its sealed deploy's build`, { cause: err });
+  }
+  const dir = join(ws, UPGRADE_BUILDS_DIR, ref.digest);
+  const manifest = join(dir, MANIFEST_FILE);
+  if (!existsSync(manifest) || sha256Hex(readFileSync(manifest)) !== ref.digest) {
+    throw new Error(`${pointer} says ${cluster} runs ${ref.version} (manifest sha256 ${ref.digest.slice(0, 12)}), but ${dir} does not hold that signed manifest: copy that build's manifest.json, sbom, provenance, signatures/ and key from its build directory there, or remove ${pointer} only if ${cluster} runs its sealed deploy's build`);
+  }
+  return dir;
+}
+
+/** The sha256 of the sealed deploy's signed manifest; undefined without one. */
+function deployedDigest(cluster: string, env: NodeJS.ProcessEnv): string | undefined {
+  const m = join(deployedBuildDir(cluster, env), MANIFEST_FILE);
+  return existsSync(m) ? sha256Hex(readFileSync(m)) : undefined;
+}
+
+/** After an upgrade to the build in `artifactDir` completed: its signed files kept, and named as what the cluster runs. */
+export function keepRunningBuild(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, version: string): void {
+  const ws = clusterWorkspace(cluster, env);
+  const digest = sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE)));
+  const pointer = join(ws, RUNNING_BUILD_FILE);
+  if (digest === deployedDigest(cluster, env)) {
+    rmSync(pointer, { force: true });
+    return;
+  }
+  const dir = join(ws, UPGRADE_BUILDS_DIR, digest);
+  for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
+    if (!existsSync(join(artifactDir, f))) continue; // the lock of a build without a darksite; the preflight checked the signed ones
+    makePrivateDir(dirname(join(dir, f)));
+    copyFileSync(join(artifactDir, f), join(dir, f));
+  }
+  makePrivateDir(dirname(pointer));
+  writePrivateFile(pointer, `${JSON.stringify({ version, digest } satisfies BuildRef, null, 2)}\n`);
+}
+
+/**
+ * After a completed --rollback to `ref`: named as what the cluster runs (no pointer when it is the
+ * sealed deploy's build). A note when the workspace does not keep its files (an upgrade completed
+ * before they were kept): the pointer is removed and the next upgrade takes the sealed deploy's build as N.
+ */
+export function returnToBuild(cluster: string, env: NodeJS.ProcessEnv, ref: BuildRef): string | undefined {
+  const ws = clusterWorkspace(cluster, env);
+  const pointer = join(ws, RUNNING_BUILD_FILE);
+  if (ref.digest === deployedDigest(cluster, env)) {
+    rmSync(pointer, { force: true });
+    return undefined;
+  }
+  if (!existsSync(join(ws, UPGRADE_BUILDS_DIR, ref.digest, MANIFEST_FILE))) {
+    rmSync(pointer, { force: true });
+    return `the workspace does not keep ${ref.version}'s signed build files (${join(ws, UPGRADE_BUILDS_DIR, ref.digest)}): the next upgrade takes the sealed deploy's build as what ${cluster} runs`;
+  }
+  makePrivateDir(dirname(pointer));
+  writePrivateFile(pointer, `${JSON.stringify({ version: ref.version, digest: ref.digest } satisfies BuildRef, null, 2)}\n`);
+  return undefined;
+}
+
 export async function upgradePreflight(o: PreflightInput): Promise<PreflightResult> {
   const env = o.env ?? process.env;
   const cluster = o.spec.metadata.name;
@@ -119,8 +198,13 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   const refuse = (code: PreflightRefusal, message: string): PreflightRefused => ({ ok: false, code, message, checks });
   const workspace = clusterWorkspace(cluster, env);
 
-  // 1. N: the build the cluster runs, as its recovery bundle recorded it.
-  const bundleBuild = deployedBuildDir(cluster, env);
+  // 1. N: the build the cluster runs, as its recovery bundle recorded it (or its last completed upgrade: runningBuildDir).
+  let bundleBuild: string;
+  try {
+    bundleBuild = runningBuildDir(cluster, env);
+  } catch (err) {
+    return refuse('not-deployed', (err as Error).message);
+  }
   if (!existsSync(join(bundleBuild, MANIFEST_FILE))) {
     return refuse('not-deployed', `${cluster} has no sealed deploy (no ${join(bundleBuild, MANIFEST_FILE)}): an upgrade starts from the build a deploy recorded in its recovery bundle. Deploy it first: kubedos deploy SPEC`);
   }

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { MANIFEST_FILE } from '../build/attest';
 import { processAlive } from '../workspace';
 import { readUpgradeRecord, upgradeLivePath, upgradeRecordPath } from './apply-run';
-import { deployedBuildDir } from './preflight';
+import { runningBuildDir } from './preflight';
 
-/** The sealed deploy's artifactVersion (its recovery bundle's build manifest); undefined when there is none or it cannot be read. */
-function deployedVersion(cluster: string, env: NodeJS.ProcessEnv): string | undefined {
+/** The artifactVersion of the build the cluster runs (its sealed deploy's, or its last completed upgrade's: runningBuildDir); undefined when there is none or it cannot be read. */
+function runningVersion(cluster: string, env: NodeJS.ProcessEnv): string | undefined {
   try {
-    const v = (JSON.parse(readFileSync(join(deployedBuildDir(cluster, env), MANIFEST_FILE), 'utf8')) as { artifactVersion?: unknown }).artifactVersion;
+    const v = (JSON.parse(readFileSync(join(runningBuildDir(cluster, env), MANIFEST_FILE), 'utf8')) as { artifactVersion?: unknown }).artifactVersion;
     return typeof v === 'string' ? v : undefined;
   } catch {
     return undefined;
@@ -60,7 +60,7 @@ export function readUpgradeProgress(
   // A run whose first write has not finished has no record yet: every node holds N on both slots.
   if (existsSync(path) || live) {
     try {
-      progress = upgradeProgress(cluster, planNodes, readUpgradeRecord(path), deployedVersion(cluster, env));
+      progress = upgradeProgress(cluster, planNodes, readUpgradeRecord(path), runningVersion(cluster, env));
     } catch (err) {
       // readUpgradeRecord's message names the file and what to do; JSON.parse's does not.
       const m = (err as Error).message.split('\n')[0] ?? '';

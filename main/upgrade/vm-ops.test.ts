@@ -8,8 +8,12 @@ import type { ClusterSpec } from '../../common/spec/index';
 import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { readUpgradeRecord, upgradeRecordPath } from './apply-run';
-import { SimCluster } from './testing';
-import { checkAbNodes, runUpgradeService, specNotAb, VmNodeOps } from './vm-ops';
+import { SimCluster, writeArtifact, writeSealedBuild } from './testing';
+import { deployedBuildDir, runningBuildDir, UPGRADE_BUILDS_DIR } from './preflight';
+import { generateKeyPairSync } from 'node:crypto';
+import { sha256Hex } from '../../common/canonical';
+import { keyidOf } from '../build/keys';
+import { buildRefs, checkAbNodes, runUpgradeService, specNotAb, VmNodeOps } from './vm-ops';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -50,6 +54,44 @@ describe('the upgrade service', () => {
     const end = await runUpgradeService({ spec: spec('ab'), waves, from: N, to: build('0.2.0'), ops: Object.assign(Object.create(sim) as SimCluster, ops), env });
     expect(end.kind).toBe('refuse');
     expect(sim.calls).toEqual([]);
+  });
+
+  it('a completed upgrade is what the cluster runs next (its signed files kept in the workspace); --rollback returns to the build the recorded upgrade started from and names it as what runs', async () => {
+    const env = { KUBEDOS_WORKSPACE: tempDir('kd18e-vmops-ws-') };
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const key = { privateKey, publicKeyPem, keyid: keyidOf(publicKeyPem) };
+    const fixture = (version: string) => ({ version, key, packages: { 'base-files': version }, payload: { 'payload/worker/version': `${version}\n` } });
+    const refOf = (dir: string, version: string) => ({ version, digest: sha256Hex(readFileSync(join(dir, 'manifest.json'))) });
+    const n0 = refOf(writeSealedBuild('lab-3', env, fixture('0.1.0')), '0.1.0');
+    const sim = new SimCluster(tempDir('kd18e-vmops-'), NAMES, n0);
+    let t = 0;
+    const clock = { now: () => t, sleep: async (ms: number) => void (t += Math.max(ms, 1)) };
+    const one = waves.filter((w) => w.nodes.includes('w-1'));
+    const kept = (ref: { digest: string }): string => join(env.KUBEDOS_WORKSPACE, 'clusters/lab-3', UPGRADE_BUILDS_DIR, ref.digest);
+    expect(runningBuildDir('lab-3', env)).toBe(deployedBuildDir('lab-3', env));
+    // 0.1.0 → 0.2.0 completes: 0.2.0's signed files kept, it is what runs (N of the next upgrade, from any --to directory).
+    const a1 = tempDir('kd18e-vmops-n1-');
+    writeArtifact(a1, { cluster: 'lab-3', ...fixture('0.2.0') });
+    const n1 = refOf(a1, '0.2.0');
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: n0, to: n1, artifactDir: a1, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
+    expect(runningBuildDir('lab-3', env)).toBe(kept(n1));
+    expect(readFileSync(join(kept(n1), 'manifest.json'))).toEqual(readFileSync(join(a1, 'manifest.json')));
+    expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toMatchObject({ target: n1, from: n0 });
+    // 0.2.0 → 0.3.0: N is 0.2.0 (buildRefs, as the CLI takes it), and the record says so.
+    const a2 = tempDir('kd18e-vmops-n2-');
+    writeArtifact(a2, { cluster: 'lab-3', ...fixture('0.3.0') });
+    const refs = buildRefs('lab-3', env, a2, { from: '0.2.0', to: '0.3.0' });
+    expect(refs).toEqual({ from: n1, to: refOf(a2, '0.3.0') });
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: refs.from, to: refs.to, artifactDir: a2, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
+    expect(runningBuildDir('lab-3', env)).toBe(kept(refs.to));
+    expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toMatchObject({ target: refs.to, from: n1, slots: { 'w-1': { A: refs.to, B: n1 } } });
+    // --rollback (the CLI passes the sealed deploy's build): back to 0.2.0, the build 0.3.0 started from, which runs again.
+    const rb = await runUpgradeService({ spec: spec('ab'), waves: one, from: n0, ops: sim, env, ...clock });
+    expect(rb).toMatchObject({ kind: 'done', nodes: ['w-1'] });
+    expect(rb.message).not.toContain('note:');
+    expect(/^active=(.)$/m.exec(sim.peek('w-1'))![1]).toBe('B');
+    expect(runningBuildDir('lab-3', env)).toBe(kept(n1));
   });
 
   it('upgrade then --rollback through the service: the record in the workspace carries the slots and the rolled-back build', async () => {

@@ -29,7 +29,7 @@ import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
-import { deployedBuildDir } from './preflight';
+import { keepRunningBuild, returnToBuild, runningBuildDir } from './preflight';
 import type { SlotScratch } from './slot-scratch';
 import { openSlotScratch } from './slot-scratch';
 import { streamSlotImage } from './stream';
@@ -316,9 +316,9 @@ export async function checkAbNodes(cluster: string, nodes: readonly string[], op
   return { ok: true };
 }
 
-/** N (the sealed deploy's build) and N+1 as build references: version and the sha256 of the signed manifest. */
+/** N (the build the cluster runs: runningBuildDir) and N+1 as build references: version and the sha256 of the signed manifest. */
 export function buildRefs(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, versions: { from: string; to: string }): { from: BuildRef; to: BuildRef } {
-  const bundle = deployedBuildDir(cluster, env);
+  const bundle = runningBuildDir(cluster, env);
   return {
     from: { version: versions.from, digest: sha256Hex(readFileSync(join(bundle, MANIFEST_FILE))) },
     to: { version: versions.to, digest: sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE))) },
@@ -331,6 +331,8 @@ export interface UpgradeRunRequest {
   from: BuildRef;
   /** N+1 for an upgrade; undefined for --rollback (the record's last target). */
   to?: BuildRef;
+  /** N+1's build directory: once the upgrade completes, its signed files are kept as the build the cluster runs (keepRunningBuild). */
+  artifactDir?: string;
   /** `--allow-downgrade`: the nodes' agents stage an older N+1 too. */
   allowDowngrade?: boolean;
   /** `--allow-destroy` (the spec's stages.drill.allowDestroy counts too): replace waves destroy VMs. */
@@ -371,8 +373,18 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   const nodes = r.waves.flatMap((w) => w.nodes).filter((n) => !replacing.has(n));
   const ab = await checkAbNodes(cluster, nodes, r.ops, r.signal);
   if (!ab.ok) return { kind: 'refuse', message: ab.message };
-  const common = { waves: r.waves, from: r.from, ops: r.ops, record, ...(allowDestroy ? { allowDestroy: true } : {}), ...(r.replace ? { replace: r.replace } : {}), kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
-  if (r.to) return runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
+  // --rollback returns to the build the cluster ran when the recorded upgrade started (records before it: r.from, the sealed deploy's).
+  const from = r.to ? r.from : (record.from ?? r.from);
+  const common = { waves: r.waves, from, ops: r.ops, record, ...(allowDestroy ? { allowDestroy: true } : {}), ...(r.replace ? { replace: r.replace } : {}), kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
+  if (r.to) {
+    const end = await runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
+    // Every node runs N+1: it is N for the next upgrade's checks and diff, and what --rollback leaves.
+    if (end.kind === 'done' && r.artifactDir) keepRunningBuild(cluster, r.env, r.artifactDir, r.to.version);
+    return end;
+  }
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
-  return runRollback({ ...common, target: record.target });
+  const end = await runRollback({ ...common, target: record.target });
+  if (end.kind !== 'done') return end;
+  const note = returnToBuild(cluster, r.env, from);
+  return note ? { ...end, message: `${end.message}\nnote: ${note}` } : end;
 }

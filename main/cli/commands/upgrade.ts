@@ -52,7 +52,7 @@ async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: 
   const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
   const replace = clusterReplaceOps({ spec, plan: p, driver, target, source: o.source, specPath: o.specPath, env: io.env, ...(o.artifactDir ? { artifactDir: o.artifactDir } : {}), metrics: (node, signal) => ops.metrics(node, signal), by: `kubedos upgrade ${o.source.name}`, log });
   try {
-    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, replace, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.to && o.artifactDir ? { artifactDir: o.artifactDir } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, replace, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
   } finally {
     await ops.close();
     await driver.close();
@@ -65,7 +65,8 @@ export const upgradeCommand: CliCommand = {
   usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--allow-destroy] [--channel C] [--outside-window] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--allow-destroy] [--target T]',
   help: [
     'Everything is checked before any node is touched, in this order; the first failure is one message, exit 1:',
-    '  the cluster has a sealed deploy (N: the build its recovery bundle recorded);',
+    '  the cluster has a sealed deploy (N: the build it runs: the one its recovery bundle recorded, or, once an upgrade',
+    '  completed, that upgrade\'s N+1, whose signed files the workspace keeps in upgrade/builds/);',
     '  N+1 (BUILD_DIR, from kubedos build) is signed by the cluster\'s build key and every output matches;',
     '  N+1 was built for this cluster; it is newer than N (older only with --allow-downgrade);',
     '  N+1\'s release channel (its signed manifest) is the one the cluster follows (the channel of the build it runs,',
