@@ -78,4 +78,15 @@ describe('guest-agent client', () => {
       silent.close();
     }
   });
+  it('a connection the VM closes (powered off mid-call): said in words, no socket path (what an upgrade prints when a write is cut)', async () => {
+    const path = join(tempDir('kubedos-qga-closed-'), 'qga.sock');
+    const cut = createServer((sock: Socket) => sock.end());
+    await new Promise<void>((r) => cut.listen(path, r));
+    try {
+      const err = await new GuestAgentClient(path).call([{ execute: 'guest-ping' }], 5000).then(() => undefined, (e: unknown) => e as Error);
+      expect(err?.message).toBe("its guest agent connection closed (the VM stopped, or QEMU closed the agent's port)");
+    } finally {
+      cut.close();
+    }
+  });
 });

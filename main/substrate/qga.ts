@@ -55,7 +55,7 @@ async function conversation<T>(
     }
   });
   sock.on('error', (e: NodeJS.ErrnoException) => fail(new SubstrateError(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'agent-unavailable' : 'agent-error', `cannot talk to ${socketPath}: ${e.message}`)));
-  sock.on('close', () => fail(new SubstrateError('agent-unavailable', `${socketPath} closed`)));
+  sock.on('close', () => fail(new SubstrateError('agent-unavailable', 'its guest agent connection closed (the VM stopped, or QEMU closed the agent\'s port)')));
   const send = (cmd: object): Promise<unknown> =>
     new Promise((resolve, reject) => {
       if (failed) return reject(failed);
