@@ -76,7 +76,7 @@ async function waitMarker(g: GuestCall, deadline: number, log: (l: string) => vo
     if (Date.now() > deadline) {
       throw new StageError(`${g.node.name}: no first-boot marker (${FIRSTBOOT_MARKER}) after ${Math.round((Date.now() - deadline) / 1000 + 0)} s past the boot timeout`, {
         node: g.node.name,
-        hint: 'read the VM\'s serial console (qemu-local: <workspace>/vms/<vmid>/serial.log); raise KUBEDOS_BOOT_TIMEOUT_S on slow hosts',
+        hint: 'read the VM\'s serial console (qemu-local: serial.log in clusters/<cluster>/vms/vms/<vmid>/ of the workspace); raise KUBEDOS_BOOT_TIMEOUT_S on slow hosts',
       });
     }
     await sleep(3000, g.signal);

@@ -622,7 +622,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   const untouched: Record<string, string> = {};
   /** Power cycles per node during its current reboot (powerCycleIfStalled). */
   const cycles = new Map<string, number>();
-  /** Stalls that spent a try of the slot a node was rebooting into, per node (not the build's doing: giveBackTry). */
+  /** Stalls that spent a try of the slot a node was rebooting into, per node (not the build's doing: given back once, giveBack). */
   const stalledTries = new Map<string, number>();
   /** A node whose spent try is to be given back: its power cycle's stall was in the boot of the slot it tries. */
   const spentBy = new Map<string, Slot>();
@@ -813,7 +813,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         // A node this run drained: back into service when it runs its previous slot, else left cordoned (said).
         const cordon = a.cordoned === 'uncordon' ? await uncordonAgain(ops, a.node, emit) : cordonNote(a.node, a.cordoned);
         // Its try given back once already (giveBack), and its boot of the slot stalled again: said beside the verdict.
-        const stalls = a.fellBackTo && (stalledTries.get(a.node) ?? 0) > 1 ? `${a.node}'s boots of slot ${otherSlot(a.fellBackTo)} stalled below init ${stalledTries.get(a.node)} times, each powered off and on: an initramfs that hangs with this build, or this host's stall again; its serial console (qemu-local: <workspace>/vms/<vmid>/serial.log) shows which` : '';
+        const stalls = a.fellBackTo && (stalledTries.get(a.node) ?? 0) > 1 ? `${a.node}'s boots of slot ${otherSlot(a.fellBackTo)} stalled below init ${stalledTries.get(a.node)} times, each powered off and on: an initramfs that hangs with this build, or this host's stall again; its serial console shows which (qemu-local: serial.log in the VM's directory, clusters/<cluster>/vms/vms/<vmid>/ of the workspace)` : '';
         return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: [a.message, stalls, cordon].filter(Boolean).join('\n') };
       }
       case 'write': {
