@@ -473,6 +473,12 @@ async function powerCycleIfStalled(ops: NodeOps, node: string, cycles: Map<strin
   }
 }
 
+/** Asks `node` to reboot into `slot`, said first; a request that ends with an error is said too (a reboot often cuts its own connection: the observations decide). */
+async function requestReboot(ops: NodeOps, node: string, slot: Slot, detail: string, emit: (e: ApplyEvent) => void, signal?: AbortSignal): Promise<void> {
+  emit({ node, step: 'reboot', slot, detail });
+  await ops.reboot(node, signal).catch((err: unknown) => emit({ node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
+}
+
 /** The nodes of the waves that replace their nodes. */
 export const replaceNodesOf = (waves: readonly Wave[]): string[] => waves.filter((w) => w.action === 'replace').flatMap((w) => w.nodes);
 
@@ -626,6 +632,12 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   const stalledTries = new Map<string, number>();
   /** A node whose spent try is to be given back: its power cycle's stall was in the boot of the slot it tries. */
   const spentBy = new Map<string, Slot>();
+  /** A node's reboot into `slot` starts now: its wait's deadline and its power cycles count from here. */
+  const rebootInto = async (node: string, slot: Slot, detail: string): Promise<void> => {
+    steps[node] = { kind: 'reboot', slot, at: now() };
+    cycles.delete(node);
+    await requestReboot(ops, node, slot, detail, emit, signal);
+  };
 
   const replaceNodes = new Set(replaceNodesOf(waves));
   const cannot = noReplaceOps(waves, input);
@@ -759,10 +771,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         emit({ node, step: 'stop', detail: reason });
         return { kind: 'stop', node, reason, fellBackTo: otherSlot(slot), message: `upgrade to ${target.version} stopped at ${node}: ${reason}` };
       }
-      steps[node] = { kind: 'reboot', slot, at: now() };
-      cycles.delete(node);
-      emit({ node, step: 'reboot', slot, detail: `its boot of slot ${slot} stalled below init and the power cycle spent its one try (GRUB fell back to slot ${otherSlot(slot)}): not ${target.version}'s doing, so slot ${slot} is tried once more; rebooting into slot ${slot}` });
-      await ops.reboot(node, signal).catch((err: unknown) => emit({ node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
+      await rebootInto(node, slot, `its boot of slot ${slot} stalled below init and the power cycle spent its one try (GRUB fell back to slot ${otherSlot(slot)}): not ${target.version}'s doing, so slot ${slot} is tried once more; rebooting into slot ${slot}`);
       continue;
     }
     if (unreachable) {
@@ -895,15 +904,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         }
         break;
       case 'reboot':
-        steps[a.node] = { kind: 'reboot', slot: a.slot, at: now() };
-        cycles.delete(a.node);
-        emit({ node: a.node, step: 'reboot', slot: a.slot, detail: `rebooting into slot ${a.slot}` });
-        try {
-          await ops.reboot(a.node, signal);
-        } catch (err) {
-          // A reboot often cuts its own connection: the observations decide.
-          emit({ node: a.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` });
-        }
+        await rebootInto(a.node, a.slot, `rebooting into slot ${a.slot}`);
         break;
       case 'wait':
         emit({ node: a.node, step: 'wait', detail: a.why });
@@ -1067,11 +1068,7 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
     const cycles = new Map<string, number>();
     /** The stall a power cycle answered spent the try of s.to (giveBack: once). */
     let spent: 'no' | 'to-give-back' | 'given-back' = 'no';
-    const rebootInto = async (detail: string): Promise<void> => {
-      emit({ node: s.node, step: 'reboot', slot: s.to, detail });
-      await ops.reboot(s.node, signal).catch((err: unknown) => emit({ node: s.node, step: 'reboot', detail: `the reboot request ended with: ${errText(err)}` }));
-    };
-    await rebootInto(`rebooting into slot ${s.to}`);
+    await requestReboot(ops, s.node, s.to, `rebooting into slot ${s.to}`, emit, signal);
     for (;;) {
       if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled while ${s.node} reboots into slot ${s.to}` };
       const text = await ops.status(s.node, signal).catch((err: unknown) => err);
@@ -1086,7 +1083,7 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
         }
         at = now();
         cycles.clear();
-        await rebootInto(`its boot of slot ${s.to} stalled below init and the power cycle spent its one try (GRUB fell back to slot ${s.from}): slot ${s.to} is tried once more; rebooting into slot ${s.to}`);
+        await requestReboot(ops, s.node, s.to, `its boot of slot ${s.to} stalled below init and the power cycle spent its one try (GRUB fell back to slot ${s.from}): slot ${s.to} is tried once more; rebooting into slot ${s.to}`, emit, signal);
         continue;
       }
       if (typeof text === 'string' && st.ok && !agentRefused) await agents.afterBoot(s.node, text);

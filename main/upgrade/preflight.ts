@@ -33,6 +33,7 @@ import { keyidOf } from '../build/keys';
 import { verifyAttestations, verifyBuild } from '../build/verify';
 import { BUNDLE_PATHS } from '../bundle/schema';
 import { BUILD_FILES_IN_BUNDLE } from '../bundle/write';
+import { LOCK_FILE } from '../build/darksite/index';
 import { convergedAndRunning } from '../lifecycle/record';
 import { readJournal } from '../pipeline/journal';
 import { etcdMembers } from '../stages/converge';
@@ -124,7 +125,7 @@ export function deployedBuildDir(cluster: string, env: NodeJS.ProcessEnv): strin
  */
 export const RUNNING_BUILD_FILE = 'upgrade/runs.json';
 export const UPGRADE_BUILDS_DIR = 'upgrade/builds';
-const DARKSITE_LOCK = 'darksite/darksite.lock.json';
+const DARKSITE_LOCK = join('darksite', LOCK_FILE);
 
 /** The directory of the build the cluster runs (see RUNNING_BUILD_FILE). Throws, saying what to do, when the workspace names a build it does not hold. */
 export function runningBuildDir(cluster: string, env: NodeJS.ProcessEnv): string {
@@ -151,29 +152,25 @@ function deployedDigest(cluster: string, env: NodeJS.ProcessEnv): string | undef
   return existsSync(m) ? sha256Hex(readFileSync(m)) : undefined;
 }
 
-/** After an upgrade to the build in `artifactDir` completed: its signed files kept, and named as what the cluster runs. */
+/** After an upgrade to the build in `artifactDir` completed: its signed files kept, and named as what the cluster runs (returnToBuild). */
 export function keepRunningBuild(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, version: string): void {
-  const ws = clusterWorkspace(cluster, env);
-  const digest = sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE)));
-  const pointer = join(ws, RUNNING_BUILD_FILE);
-  if (digest === deployedDigest(cluster, env)) {
-    rmSync(pointer, { force: true });
-    return;
+  const ref: BuildRef = { version, digest: sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE))) };
+  if (ref.digest !== deployedDigest(cluster, env)) {
+    const dir = join(clusterWorkspace(cluster, env), UPGRADE_BUILDS_DIR, ref.digest);
+    for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
+      if (!existsSync(join(artifactDir, f))) continue; // the lock of a build without a darksite; the preflight checked the signed ones
+      makePrivateDir(dirname(join(dir, f)));
+      copyFileSync(join(artifactDir, f), join(dir, f));
+    }
   }
-  const dir = join(ws, UPGRADE_BUILDS_DIR, digest);
-  for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
-    if (!existsSync(join(artifactDir, f))) continue; // the lock of a build without a darksite; the preflight checked the signed ones
-    makePrivateDir(dirname(join(dir, f)));
-    copyFileSync(join(artifactDir, f), join(dir, f));
-  }
-  makePrivateDir(dirname(pointer));
-  writePrivateFile(pointer, `${JSON.stringify({ version, digest } satisfies BuildRef, null, 2)}\n`);
+  returnToBuild(cluster, env, ref);
 }
 
 /**
- * After a completed --rollback to `ref`: named as what the cluster runs (no pointer when it is the
- * sealed deploy's build). A note when the workspace does not keep its files (an upgrade completed
- * before they were kept): the pointer is removed and the next upgrade takes the sealed deploy's build as N.
+ * `ref` named as what the cluster runs (no pointer when it is the sealed deploy's build): after a
+ * completed upgrade (keepRunningBuild) or --rollback. A note when the workspace does not keep its
+ * files (an upgrade completed before they were kept): the pointer is removed and the next upgrade
+ * takes the sealed deploy's build as N.
  */
 export function returnToBuild(cluster: string, env: NodeJS.ProcessEnv, ref: BuildRef): string | undefined {
   const ws = clusterWorkspace(cluster, env);
