@@ -10,6 +10,7 @@ import { canonicalJson } from '../../common/canonical';
 import { planJson } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import type { DsseEnvelope } from '../build/attest';
+import { LOCK_FILE } from '../build/darksite/index';
 import { envelopePath, MANIFEST_FILE, PUBLIC_KEY_FILE, SIGNED_FILES, signDsse } from '../build/attest';
 import { pinTimes, sha256Of } from '../build/files';
 import { keyidOf } from '../build/keys';
@@ -169,8 +170,8 @@ function bundleFiles(o: BundleInputs): { files: Map<string, Buffer>; sourceDateE
   }
   // The darksite lock (exact versions, hashes and sources of every package): what a rebuild must
   // reproduce. It is listed in the build manifest, so verify checks it like any output.
-  const lockInBuild = join(o.buildDir, 'darksite', 'darksite.lock.json');
-  if (existsSync(lockInBuild)) files.set(`${BUNDLE_PATHS.buildDir}/darksite/darksite.lock.json`, readFileSync(lockInBuild));
+  const lockInBuild = join(o.buildDir, 'darksite', LOCK_FILE);
+  if (existsSync(lockInBuild)) files.set(`${BUNDLE_PATHS.buildDir}/darksite/${LOCK_FILE}`, readFileSync(lockInBuild));
   const buildKeyPem = files.get(`${BUNDLE_PATHS.buildDir}/${PUBLIC_KEY_FILE}`)!.toString('utf8');
   if (keyidOf(buildKeyPem) !== o.signingKey.keyid) {
     throw new BundleInputError(

@@ -10,6 +10,7 @@ import type { BuildManifest } from '../build/attest';
 import { MANIFEST_FILE } from '../build/attest';
 import type { BuildReport } from '../build/index';
 import { verifyBuild } from '../build/verify';
+import { LOCK_FILE } from '../build/darksite/index';
 import { StageError } from '../pipeline/runner';
 
 export const PREBUILT_ENV = 'KUBEDOS_PREBUILT_ARTIFACT';
@@ -21,7 +22,7 @@ export async function prebuiltReport(dir: string, cluster: string, log: (line: s
   const m = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as BuildManifest;
   if (m.cluster !== cluster) throw new StageError(`build: the kept artifact ${dir} is for cluster ${m.cluster}, not ${cluster}`, { hint: 'use the artifact the bundle names' });
   log(`using the kept artifact ${dir} (${v.checked} outputs verified with key ${v.keyid}); nothing is built`);
-  const lockPath = join(dir, 'darksite', 'darksite.lock.json');
+  const lockPath = join(dir, 'darksite', LOCK_FILE);
   let lock: BuildReport['lock'];
   let upstreamPackages = 0;
   try {

@@ -18,6 +18,7 @@ import type { ClusterSpec } from '../../common/spec/index';
 import type { Plan } from '../../common/plan/index';
 import type { BuildReport } from '../build/index';
 import { CONTAINERD_ROLES } from '../build/index';
+import { LOCK_FILE } from '../build/darksite/index';
 import { OCI_NODE_DIR } from '../build/image/index';
 import type { DeployContext } from './context';
 import { deployStage, WorkloadOutput } from './context';
@@ -47,7 +48,7 @@ export function missingUpstream(lockText: string | undefined): string[] {
 }
 
 function missingIn(build: BuildReport, wanted: readonly string[]): string[] {
-  const lockPath = join(build.outDir, 'darksite', 'darksite.lock.json');
+  const lockPath = join(build.outDir, 'darksite', LOCK_FILE);
   return missingFromLock(existsSync(lockPath) ? readFileSync(lockPath, 'utf8') : undefined, wanted);
 }
 

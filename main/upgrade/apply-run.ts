@@ -628,10 +628,12 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
   const untouched: Record<string, string> = {};
   /** Power cycles per node during its current reboot (powerCycleIfStalled). */
   const cycles = new Map<string, number>();
-  /** Stalls that spent a try of the slot a node was rebooting into, per node (not the build's doing: given back once, giveBack). */
-  const stalledTries = new Map<string, number>();
-  /** A node whose spent try is to be given back: its power cycle's stall was in the boot of the slot it tries. */
-  const spentBy = new Map<string, Slot>();
+  /**
+   * Per node, its boots that stalled below init after GRUB had counted them (each spent a try of
+   * the slot it was rebooting into: not the build's doing, given back once per node and run), and
+   * `pending`: the slot whose spent try is still to be given back (giveBack).
+   */
+  const stalls = new Map<string, { count: number; pending?: Slot }>();
   /** A node's reboot into `slot` starts now: its wait's deadline and its power cycles count from here. */
   const rebootInto = async (node: string, slot: Slot, detail: string): Promise<void> => {
     steps[node] = { kind: 'reboot', slot, at: now() };
@@ -740,7 +742,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if (!steps[node]) untouched[node] = status;
       const st = parseBootStatus(status);
       const step = steps[node];
-      if (st.ok && step?.kind === 'reboot' && spentBy.get(node) === step.slot && observeBoot({ tried: step.slot, status }).verdict === 'rolled-back') {
+      if (st.ok && step?.kind === 'reboot' && stalls.get(node)?.pending === step.slot && observeBoot({ tried: step.slot, status }).verdict === 'rolled-back') {
         // Not observed as a fallback (its agent, the decision): the try is given back below.
         giveBack ??= { node, slot: step.slot };
         continue;
@@ -762,7 +764,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       // Its one try of the slot was spent by a stall below init that the foundry power-cycled (GRUB
       // had counted the boot), not by the build: GRUB fell back; the slot is tried once more.
       const { node, slot } = giveBack;
-      spentBy.delete(node);
+      stalls.set(node, { count: stalls.get(node)?.count ?? 1 });
       delete metrics[node];
       try {
         await ops.tryOnce(node, slot, signal);
@@ -784,9 +786,8 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
           emit({ node: unreachable.node, step: 'reboot', slot: step.slot, detail: cycled.detail });
           if (cycled.spent === step.slot) {
             // Given back once per node and run: a slot whose boots stall every time is its build's to answer for.
-            const n = (stalledTries.get(unreachable.node) ?? 0) + 1;
-            stalledTries.set(unreachable.node, n);
-            if (n === 1) spentBy.set(unreachable.node, step.slot);
+            const count = (stalls.get(unreachable.node)?.count ?? 0) + 1;
+            stalls.set(unreachable.node, count === 1 ? { count, pending: step.slot } : { count });
           }
           continue;
         }
@@ -822,8 +823,9 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
         // A node this run drained: back into service when it runs its previous slot, else left cordoned (said).
         const cordon = a.cordoned === 'uncordon' ? await uncordonAgain(ops, a.node, emit) : cordonNote(a.node, a.cordoned);
         // Its try given back once already (giveBack), and its boot of the slot stalled again: said beside the verdict.
-        const stalls = a.fellBackTo && (stalledTries.get(a.node) ?? 0) > 1 ? `${a.node}'s boots of slot ${otherSlot(a.fellBackTo)} stalled below init ${stalledTries.get(a.node)} times, each powered off and on: an initramfs that hangs with this build, or this host's stall again; its serial console shows which (qemu-local: serial.log in the VM's directory, clusters/<cluster>/vms/vms/<vmid>/ of the workspace)` : '';
-        return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: [a.message, stalls, cordon].filter(Boolean).join('\n') };
+        const stalled = stalls.get(a.node)?.count ?? 0;
+        const stallNote = a.fellBackTo && stalled > 1 ? `${a.node}'s boots of slot ${otherSlot(a.fellBackTo)} stalled below init ${stalled} times, each powered off and on: an initramfs that hangs with this build, or this host's stall again; its serial console shows which (qemu-local: serial.log in the VM's directory, clusters/<cluster>/vms/vms/<vmid>/ of the workspace)` : '';
+        return { kind: 'stop', node: a.node, reason: a.reason, ...(a.fellBackTo ? { fellBackTo: a.fellBackTo } : {}), message: [a.message, stallNote, cordon].filter(Boolean).join('\n') };
       }
       case 'write': {
         // A node's first action: a maintenance window that has closed stops the run before it.
