@@ -167,6 +167,18 @@ async function expectAgentsOn(state: AgentState['state'], active: 'A' | 'B', ver
 }
 
 /** The etcd key written on N is still readable. */
+/**
+ * The recovery bundle names `version` after a completed run (main/upgrade/reseal.ts): its stdout's
+ * line, bundle.json's build and spec, and `kubedos verify` of the bundle in place.
+ */
+async function expectBundleSealedFor(stdout: string, version: string, was: string): Promise<void> {
+  expect(stdout).toMatch(new RegExp(`^recovery bundle sealed again for ${version.replace(/\./g, '\\.')} \\(was ${was.replace(/\./g, '\\.')}\\): .*etcd snapshot of \\d+ bytes from cp-1`, 'm'));
+  const bundle = join(WS, 'clusters/lab-3/bundle');
+  expect((JSON.parse(readFileSync(join(bundle, 'bundle.json'), 'utf8')) as { artifactVersion: string }).artifactVersion).toBe(version);
+  const v = await kubedosAsync(['verify', bundle], { env: deployEnv(WS), cwd: UPGRADE_LAB, logFile: join(UPGRADE_LAB, `verify-bundle-${version}.log`), timeoutMs: 5 * 60_000 });
+  expect(v.status, v.stderr.slice(-2000)).toBe(0);
+}
+
 async function expectKeyKept(): Promise<void> {
   const get = await inGuest('cp-1', [...etcdctlOn(node('cp-1')), 'get', KEY, '--print-value-only']);
   expect(get.stdout.trim()).toBe(`written on ${N}`);
@@ -325,6 +337,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     await expectPrometheusSeesEveryNodeOn('B', N1, 'committed');
     await expectStandinOnEveryNode('1.1');
     await expectKeyKept();
+    await expectBundleSealedFor(r.stdout, N1, N);
   }, 91 * 60_000);
 
   it.runIf(MAIN)('kubedos upgrade --rollback: every node back on slot A running N, the key still readable', async () => {
@@ -343,6 +356,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     await expectPrometheusSeesEveryNodeOn('A', N, 'rolled-back');
     await expectStandinOnEveryNode('1.0');
     await expectKeyKept();
+    await expectBundleSealedFor(r.stdout, N, N1);
   }, 61 * 60_000);
 
   // ---- failure injection (KUBEDOS_UPGRADE_INJECT=a,b,…, in that order) ----

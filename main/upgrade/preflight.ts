@@ -147,22 +147,47 @@ export function runningBuildDir(cluster: string, env: NodeJS.ProcessEnv): string
 }
 
 /** The sha256 of the sealed deploy's signed manifest; undefined without one. */
-function deployedDigest(cluster: string, env: NodeJS.ProcessEnv): string | undefined {
+export function deployedDigest(cluster: string, env: NodeJS.ProcessEnv): string | undefined {
   const m = join(deployedBuildDir(cluster, env), MANIFEST_FILE);
   return existsSync(m) ? sha256Hex(readFileSync(m)) : undefined;
 }
 
-/** After an upgrade to the build in `artifactDir` completed: its signed files kept, and named as what the cluster runs (returnToBuild). */
-export function keepRunningBuild(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, version: string): void {
-  const ref: BuildRef = { version, digest: sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE))) };
-  if (ref.digest !== deployedDigest(cluster, env)) {
-    const dir = join(clusterWorkspace(cluster, env), UPGRADE_BUILDS_DIR, ref.digest);
-    for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
-      if (!existsSync(join(artifactDir, f))) continue; // the lock of a build without a darksite; the preflight checked the signed ones
-      makePrivateDir(dirname(join(dir, f)));
-      copyFileSync(join(artifactDir, f), join(dir, f));
-    }
+/** The spec a kept build was made from, beside its signed files (keepBuildFiles): what a reseal of the recovery bundle seals with it. */
+export const KEPT_SPEC_FILE = 'spec.yaml';
+
+/**
+ * The signed files of the build in `buildDir` (what the bundle keeps of a build: BUILD_FILES_IN_BUNDLE
+ * and the darksite lock) copied to UPGRADE_BUILDS_DIR/<sha256 of its manifest>/, with the spec it
+ * was built from when `specText` is that spec (its sha256 is the signed manifest's inputs.spec).
+ * Returns the build's reference.
+ */
+export function keepBuildFiles(cluster: string, env: NodeJS.ProcessEnv, buildDir: string, version: string, specText?: string): BuildRef {
+  const manifestBytes = readFileSync(join(buildDir, MANIFEST_FILE));
+  const ref: BuildRef = { version, digest: sha256Hex(manifestBytes) };
+  const dir = join(clusterWorkspace(cluster, env), UPGRADE_BUILDS_DIR, ref.digest);
+  for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
+    if (!existsSync(join(buildDir, f))) continue; // the lock of a build without a darksite; the preflight checked the signed ones
+    makePrivateDir(dirname(join(dir, f)));
+    copyFileSync(join(buildDir, f), join(dir, f));
   }
+  if (specText !== undefined && builtFrom(manifestBytes) === sha256Hex(specText)) writePrivateFile(join(dir, KEPT_SPEC_FILE), specText);
+  return ref;
+}
+
+/** sha256 of the spec a build was made from (its signed manifest's inputs.spec); undefined when it does not say. */
+export function builtFrom(manifestBytes: Buffer | string): string | undefined {
+  try {
+    const m = JSON.parse(manifestBytes.toString()) as { inputs?: { spec?: { sha256?: unknown } } };
+    return typeof m.inputs?.spec?.sha256 === 'string' ? m.inputs.spec.sha256 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** After an upgrade to the build in `artifactDir` completed: its signed files (and `specText`, its spec) kept, and named as what the cluster runs (returnToBuild). */
+export function keepRunningBuild(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, version: string, specText?: string): void {
+  const digest = sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE)));
+  const ref = digest !== deployedDigest(cluster, env) ? keepBuildFiles(cluster, env, artifactDir, version, specText) : { version, digest };
   returnToBuild(cluster, env, ref);
 }
 

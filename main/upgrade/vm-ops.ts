@@ -5,7 +5,7 @@
 // the slot image cut from N+1's A/B qcow2 of the node's role (slot-image.ts, once per role and
 // slot, in this run's private folder of the workspace: slot-scratch.ts), the converge of a node whose gate passed (vmConverge). And the service `kubedos upgrade` calls: the A/B check of every node before any is
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { bootStall, BOOT_STALL_MS } from '../substrate/boot-hang';
 import { sha256Hex } from '../../common/canonical';
@@ -29,7 +29,9 @@ import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
-import { keepRunningBuild, returnToBuild, runningBuildDir } from './preflight';
+import { deployedBuildDir, deployedDigest, keepRunningBuild, returnToBuild, runningBuildDir, UPGRADE_BUILDS_DIR } from './preflight';
+import { resealForRunningBuild } from './reseal';
+import type { SealSnapshot } from '../bundle/seal';
 import type { SlotScratch } from './slot-scratch';
 import { openSlotScratch } from './slot-scratch';
 import { streamSlotImage } from './stream';
@@ -333,6 +335,13 @@ export interface UpgradeRunRequest {
   to?: BuildRef;
   /** N+1's build directory: once the upgrade completes, its signed files are kept as the build the cluster runs (keepRunningBuild). */
   artifactDir?: string;
+  /** The spec as read (N+1's for an upgrade): kept beside N+1's signed files, and sealed into the recovery bundle with them. */
+  specText?: string;
+  /**
+   * Seal the recovery bundle again once a run completes (main/upgrade/reseal.ts), with this etcd
+   * snapshot of the cluster: for the build every node then runs. Absent: the bundle is left as it is.
+   */
+  reseal?: { snapshot: (plan: Plan) => Promise<SealSnapshot>; log?: (line: string) => void };
   /** `--allow-downgrade`: the nodes' agents stage an older N+1 too. */
   allowDowngrade?: boolean;
   /** `--allow-destroy` (the spec's stages.drill.allowDestroy counts too): replace waves destroy VMs. */
@@ -379,12 +388,25 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   if (r.to) {
     const end = await runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
     // Every node runs N+1: it is N for the next upgrade's checks and diff, and what --rollback leaves.
-    if (end.kind === 'done' && r.artifactDir) keepRunningBuild(cluster, r.env, r.artifactDir, r.to.version);
-    return end;
+    if (end.kind !== 'done' || !r.artifactDir) return end;
+    keepRunningBuild(cluster, r.env, r.artifactDir, r.to.version, r.specText);
+    return withReseal(end, r, runningBuildDir(cluster, r.env), r.to.version);
   }
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   const end = await runRollback({ ...common, target: record.target });
   if (end.kind !== 'done') return end;
+  const ws = clusterWorkspace(cluster, r.env);
+  const sealed = await withReseal(end, r, from.digest === deployedDigest(cluster, r.env) ? deployedBuildDir(cluster, r.env) : join(ws, UPGRADE_BUILDS_DIR, from.digest), from.version);
   const note = returnToBuild(cluster, r.env, from);
-  return note ? { ...end, message: `${end.message}\nnote: ${note}` } : end;
+  return note ? { ...sealed, message: `${sealed.message}\nnote: ${note}` } : sealed;
+}
+
+/** A completed run's message with what became of the recovery bundle (resealForRunningBuild), when the caller asked for a reseal. */
+async function withReseal(end: ApplyOutcome & { kind: 'done' }, r: UpgradeRunRequest, buildDir: string, version: string): Promise<ApplyOutcome> {
+  if (!r.reseal) return end;
+  if (!existsSync(join(buildDir, MANIFEST_FILE))) {
+    return { ...end, message: `${end.message}\nnote: the recovery bundle was not sealed again: the workspace does not keep ${version}'s signed build files (${buildDir})` };
+  }
+  const res = await resealForRunningBuild({ cluster: r.spec.metadata.name, env: r.env, buildDir, version, ...(r.specText !== undefined && r.to ? { specText: r.specText } : {}), snapshot: r.reseal.snapshot, ...(r.reseal.log ? { log: r.reseal.log } : {}) });
+  return { ...end, message: `${end.message}\n${res.kind === 'failed' ? 'note: ' : ''}${res.line}` };
 }

@@ -1,10 +1,13 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { plan } from '../../../common/plan/plan';
+import type { Plan } from '../../../common/plan/index';
+import { takeEtcdSnapshot } from '../../stages/seal-snapshot';
+import { resealForRunningBuild } from '../../upgrade/reseal';
 import { renderPlan } from '../../../common/upgrade/waves';
 import { diffIsEmpty, diffSummary, renderDiff } from '../../build/darksite/pins';
 import { renderPayloadDiff } from '../../upgrade/sbom-diff';
-import { deployedBuildDir, upgradePreflight } from '../../upgrade/preflight';
+import { builtFrom, deployedBuildDir, runningBuildDir, upgradePreflight } from '../../upgrade/preflight';
 import type { ClusterSpec } from '../../../common/spec/index';
 import { UPGRADE_CHANNELS, UpgradeChannel } from '../../../common/spec/schema';
 import type { WindowState } from '../../../common/upgrade/policy';
@@ -51,10 +54,45 @@ async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: 
   const converge = vmConverge({ spec, plan: p, driver, env: io.env, log });
   const ops = new VmNodeOps({ spec, plan: p, driver, env: io.env, artifactDir: o.artifactDir ?? '', converge });
   const replace = clusterReplaceOps({ spec, plan: p, driver, target, source: o.source, specPath: o.specPath, env: io.env, ...(o.artifactDir ? { artifactDir: o.artifactDir } : {}), metrics: (node, signal) => ops.metrics(node, signal), by: `kubedos upgrade ${o.source.name}`, log });
+  // Once a run completes, the recovery bundle is sealed again for the build every node runs, with a fresh etcd snapshot.
+  const reseal = { snapshot: (sp: Plan) => takeEtcdSnapshot(driver, sp, io.signal) };
   try {
-    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.to && o.artifactDir ? { artifactDir: o.artifactDir } : {}), ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, replace, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.to && o.artifactDir ? { artifactDir: o.artifactDir } : {}), specText: o.source.text, reseal, ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, replace, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
   } finally {
     await ops.close();
+    await driver.close();
+  }
+}
+
+/** `--reseal`: the recovery bundle sealed for the build the cluster runs (when a completed run could not reseal it). */
+async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: string | undefined, io: CliIo): Promise<number> {
+  const cluster = spec.metadata.name;
+  const what = `upgrade --reseal ${cluster}`;
+  let buildDir: string;
+  try {
+    buildDir = runningBuildDir(cluster, io.env);
+  } catch (err) {
+    io.err(`${what} refused: ${(err as Error).message}`);
+    return 1;
+  }
+  if (!existsSync(join(buildDir, MANIFEST_FILE))) {
+    io.err(`${what} refused: no sealed deploy (${join(buildDir, MANIFEST_FILE)}): kubedos deploy SPEC seals one`);
+    return 1;
+  }
+  const manifest = readFileSync(join(buildDir, MANIFEST_FILE));
+  const version = String((JSON.parse(manifest.toString('utf8')) as { artifactVersion?: unknown }).artifactVersion);
+  const p = plan(spec);
+  const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, targetArg), workspace: clusterWorkspace(cluster, io.env), env: io.env, cwd: io.cwd });
+  try {
+    // SPEC's text when it is the spec the running build was made from; else the kept copy's.
+    const res = await resealForRunningBuild({ cluster, env: io.env, buildDir, version, ...(builtFrom(manifest) === sha256Hex(source.text) ? { specText: source.text } : {}), snapshot: (sp) => takeEtcdSnapshot(driver, sp, io.signal) });
+    if (res.kind === 'failed') {
+      io.err(`${what}: ${res.line}`);
+      return 1;
+    }
+    io.out(`${what}: ${res.line}`);
+    return 0;
+  } finally {
     await driver.close();
   }
 }
@@ -62,7 +100,7 @@ async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: 
 export const upgradeCommand: CliCommand = {
   name: 'upgrade',
   summary: 'move the cluster from its build N to N+1 (checks, package diff, waves, then each node\'s passive A/B slot over wg1), or --rollback',
-  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--allow-destroy] [--channel C] [--outside-window] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--allow-destroy] [--target T]',
+  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--allow-destroy] [--channel C] [--outside-window] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--allow-destroy] [--target T] | kubedos upgrade SPEC --reseal [--target T]',
   help: [
     'Everything is checked before any node is touched, in this order; the first failure is one message, exit 1:',
     '  the cluster has a sealed deploy (N: the build it runs: the one its recovery bundle recorded, or, once an upgrade',
@@ -95,9 +133,15 @@ export const upgradeCommand: CliCommand = {
     '--rollback returns the nodes on N+1 to their previous slot, the hub first (a replaced node is replaced again,',
     'from N\'s build in the workspace, checked to be the build N\'s bundle names). Exit: 0 done, 1 refused or',
     'stopped, 130 interrupted. Slot switches and --rollback have run on deployed qemu-local VMs (lab-3), not on Proxmox.',
+    'Once every node runs N+1 (or, after --rollback, N again) the recovery bundle is sealed again for that build, with',
+    'a fresh etcd snapshot, by the deploy seal\'s own checks (verified, proven restorable, then moved in): a restore',
+    'from it brings back the build that runs (its --artifact: that build\'s directory). The build the bundle named',
+    'before is kept in upgrade/builds/. When that seal fails the bundle stays as it was and the run says so;',
+    '--reseal seals it again for the build the cluster runs once the cause is mended.',
     '  --target T          qemu-local or proxmox://HOST; default: the spec\'s substrate',
     '  --to DIR            the N+1 build directory',
     '  --dry-run           run the checks and print the plan; exit 0 when they pass',
+    '  --reseal            seal the recovery bundle for the build the cluster runs (nothing else is done)',
     '  --allow-downgrade   accept an N+1 older than N',
     '  --allow-destroy     let replace waves destroy VMs (or set stages.drill.allowDestroy: true)',
     '  --channel C         follow channel C (stable, candidate, edge): move the cluster to C with this build',
@@ -116,6 +160,7 @@ export const upgradeCommand: CliCommand = {
       channel: { type: 'string' },
       'outside-window': { type: 'boolean' },
       rollback: { type: 'boolean' },
+      reseal: { type: 'boolean' },
       key: { type: 'string' },
       json: { type: 'boolean' },
       target: { type: 'string', short: 't' },
@@ -123,7 +168,8 @@ export const upgradeCommand: CliCommand = {
     const [file, extra] = positionals;
     if (!file || extra) throw new UsageError('exactly one SPEC');
     if (values.rollback && values.to) throw new UsageError('--rollback returns the cluster to the build it ran before: give either --to or --rollback');
-    if (!values.rollback && !values.to) throw new UsageError('give the new build with --to BUILD_DIR (or --rollback)');
+    if (values.reseal && (values.to || values.rollback)) throw new UsageError('--reseal seals the recovery bundle for the build the cluster runs: give it alone (a completed --to or --rollback reseals by itself)');
+    if (!values.rollback && !values.to && !values.reseal) throw new UsageError('give the new build with --to BUILD_DIR (or --rollback, or --reseal)');
     const channel = values.channel === undefined ? undefined : UpgradeChannel.safeParse(values.channel);
     if (channel && !channel.success) throw new UsageError(`--channel ${values.channel}: one of ${UPGRADE_CHANNELS.join(', ')}`);
     if (values.rollback && (channel || values['outside-window'])) throw new UsageError('--channel and --outside-window are for an upgrade: --rollback is taken whatever the channel and the windows');
@@ -131,6 +177,7 @@ export const upgradeCommand: CliCommand = {
     if (!loaded.spec) return reportInvalidSpec(loaded, file, io, 'nothing was checked or touched');
     const spec = loaded.spec;
     const source: SpecSource = { name: file, text: readFileSync(loaded.path, 'utf8') };
+    if (values.reseal) return resealCommand(spec, source, values.target, io);
     if (values.rollback) {
       const what = `upgrade --rollback ${spec.metadata.name}`;
       const notAb = specNotAb(spec);

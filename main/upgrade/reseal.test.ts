@@ -1,0 +1,146 @@
+// The recovery bundle sealed again after a completed upgrade and --rollback (reseal.ts), on a real
+// sealed lab-3 workspace (main/bundle/testing.ts: real certificates, a real recovery key, a bundle
+// written and verified by the seal's own code) with N+1 signed by the cluster's build key. What is
+// checked is what a restore reads: the bundle verifies, is restorable with the recovery identity,
+// names N+1's build and spec, and keeps the nodes' and hub's records; a failure leaves it as it was.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../common/canonical';
+import { plan as planOf } from '../../common/plan/index';
+import { parseSpec } from '../../common/spec/index';
+import { lab3Waves } from '../../common/upgrade/testing';
+import { generateKeyPairSync } from 'node:crypto';
+import { keyidOf } from '../build/keys';
+import { BUNDLE_PATHS, BundleManifest } from '../bundle/schema';
+import { bundleFixture, recoveryFixture, recoveryInputOf, writeFakeBuild } from '../bundle/testing';
+import { checkRestorable } from '../bundle/restorable';
+import { recoveryIdentity } from '../trust/recovery';
+import { verifyBundle } from '../bundle/verify';
+import { writeBundle } from '../bundle/write';
+import { removeTempDirs, tempDir } from '../testing/temp-dir';
+import { WORKSPACE_LAYOUT } from '../workspace';
+import { deployedBuildDir, KEPT_SPEC_FILE, runningBuildDir, UPGRADE_BUILDS_DIR } from './preflight';
+import { resealForRunningBuild } from './reseal';
+import { SimCluster } from './testing';
+import { runUpgradeService } from './vm-ops';
+
+afterAll(removeTempDirs);
+
+const SNAPSHOT = { node: 'cp-1', data: Buffer.from('etcd snapshot after the upgrade') };
+
+/** lab-3's spec at another version, A/B and rolling (what `kubedos upgrade` applies). */
+function specAt(text: string, version: string): string {
+  const out = text.replace('artifactVersion: "0.1.0"', `artifactVersion: "${version}"`);
+  if (out === text && version !== '0.1.0') throw new Error('the lab-3 template no longer says artifactVersion: "0.1.0"');
+  return out;
+}
+
+/** A sealed lab-3 (bundle at 0.1.0, recovery identity at hand) and N+1 (0.2.0) built from its own spec with the cluster's key. */
+async function sealedCluster() {
+  const root = tempDir('kd-reseal-');
+  const fx = await bundleFixture(root);
+  const identityFile = join(tempDir('kd-reseal-id-'), 'recovery.txt');
+  await recoveryFixture(fx, identityFile);
+  writeBundle({ ...fx, recovery: await recoveryInputOf(fx) });
+  const env = { ...fx.env, KUBEDOS_RECOVERY_IDENTITY_FILE: identityFile };
+  const bundleDir = join(fx.workspace, WORKSPACE_LAYOUT.bundle);
+  const n1Text = specAt(fx.specText, '0.2.0');
+  const n1Spec = parseSpec(n1Text).spec!;
+  const n1 = tempDir('kd-reseal-n1-');
+  writeFakeBuild(n1, planOf(n1Spec), n1Text, fx.signingKey, true);
+  const digestOf = (dir: string): string => sha256Hex(readFileSync(join(dir, 'manifest.json')));
+  return { fx, env, bundleDir, identityFile, n1, n1Text, n1Spec, digestOf, n0Digest: digestOf(fx.buildDir) };
+}
+
+const bundleJson = (dir: string): BundleManifest => BundleManifest.parse(JSON.parse(readFileSync(join(dir, BUNDLE_PATHS.manifest), 'utf8')));
+const bytes = (dir: string, path: string): string => readFileSync(join(dir, path), 'utf8');
+
+describe('the recovery bundle sealed again for the build the cluster runs', () => {
+  it('after an upgrade: N+1 and its spec sealed, verified and restorable, nodes and hub kept, N kept in upgrade/builds; the same build again: unchanged; back to N from the kept copy', async () => {
+    const c = await sealedCluster();
+    const before = bundleJson(c.bundleDir);
+    const nodesBefore = bytes(c.bundleDir, 'nodes/w-1.json');
+    const hubBefore = bytes(c.bundleDir, BUNDLE_PATHS.hub);
+    const stagesBefore = bytes(c.bundleDir, BUNDLE_PATHS.stages);
+    const n0Spec = bytes(c.bundleDir, BUNDLE_PATHS.spec);
+    const snapshotsTaken: string[] = [];
+    const r = await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', specText: c.n1Text, snapshot: async (p) => (snapshotsTaken.push(p.cluster.artifactVersion), SNAPSHOT) });
+    expect(r).toMatchObject({ kind: 'resealed', line: expect.stringMatching(/^recovery bundle sealed again for 0\.2\.0 \(was 0\.1\.0\): .*bundle\.json sha256 [0-9a-f]{16}…, etcd snapshot of 31 bytes from cp-1; restore needs 0\.2\.0's build directory as its --artifact$/) });
+    expect(snapshotsTaken).toEqual(['0.2.0']);
+    const after = bundleJson(c.bundleDir);
+    expect(after).toMatchObject({ cluster: 'lab-3', artifactVersion: '0.2.0', buildManifestSha256: c.digestOf(c.n1), specSha256: sha256Hex(c.n1Text), signingKeyId: before.signingKeyId, recovery: { etcdSnapshot: { node: 'cp-1', size: SNAPSHOT.data.length } } });
+    expect(after.planSha256).not.toBe(before.planSha256);
+    expect(bytes(c.bundleDir, BUNDLE_PATHS.spec)).toBe(c.n1Text);
+    expect(bytes(c.bundleDir, 'nodes/w-1.json')).toBe(nodesBefore);
+    expect(bytes(c.bundleDir, BUNDLE_PATHS.hub)).toBe(hubBefore);
+    expect(bytes(c.bundleDir, BUNDLE_PATHS.stages)).toBe(stagesBefore);
+    expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
+    const restorable = await checkRestorable(c.bundleDir, { identity: recoveryIdentity(c.fx.workspace, c.env) });
+    expect(restorable).toMatchObject({ ok: true, level: 'decrypted' });
+    // N's signed files and its spec kept for --rollback; the bundle names what runs, so no pointer.
+    const keptN = join(c.fx.workspace, UPGRADE_BUILDS_DIR, c.n0Digest);
+    expect(c.digestOf(keptN)).toBe(c.n0Digest);
+    expect(bytes(keptN, KEPT_SPEC_FILE)).toBe(n0Spec);
+    expect(runningBuildDir('lab-3', c.env)).toBe(deployedBuildDir('lab-3', c.env));
+
+    expect(await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', snapshot: async () => SNAPSHOT })).toEqual({ kind: 'unchanged', line: `the recovery bundle already holds 0.2.0 (${c.bundleDir})` });
+
+    // --rollback's reseal: from the kept copy and its spec.yaml, no spec given.
+    const back = await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: keptN, version: '0.1.0', snapshot: async () => ({ skipped: 'no etcd member answered' }) });
+    expect(back).toMatchObject({ kind: 'resealed', line: expect.stringMatching(/^recovery bundle sealed again for 0\.1\.0 \(was 0\.2\.0\): .*no etcd snapshot \(a restore from it starts etcd empty\)/) });
+    expect(bundleJson(c.bundleDir)).toMatchObject({ artifactVersion: '0.1.0', buildManifestSha256: c.n0Digest, specSha256: before.specSha256, planSha256: before.planSha256 });
+    expect(bundleJson(c.bundleDir).recovery?.etcdSnapshot).toBeUndefined();
+    expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
+    expect(bytes(join(c.fx.workspace, UPGRADE_BUILDS_DIR, c.digestOf(c.n1)), KEPT_SPEC_FILE)).toBe(c.n1Text);
+  });
+
+  it('refused, the bundle left as it was: a spec the build was not made from, a build signed by another key, no bundle, no kept spec', async () => {
+    const c = await sealedCluster();
+    const sha = (): string => sha256Hex(readFileSync(join(c.bundleDir, BUNDLE_PATHS.manifest)));
+    const was = sha();
+    const snapshot = async () => SNAPSHOT;
+    const wrongSpec = await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', specText: specAt(c.fx.specText, '0.3.0'), snapshot });
+    expect(wrongSpec).toEqual({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle still holds 0\.1\.0: a restore from it brings back 0\.1\.0, not 0\.2\.0: 0\.2\.0 was not built from this spec \(its signed manifest names spec sha256 [0-9a-f]{16}…, the spec is [0-9a-f]{16}…\); seal it again with kubedos upgrade SPEC --reseal/) });
+    expect(await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', snapshot })).toMatchObject({ kind: 'failed', line: expect.stringContaining(`the spec 0.2.0 was built from is not kept beside its signed files (${join(c.n1, KEPT_SPEC_FILE)})`) });
+
+    const other = tempDir('kd-reseal-other-');
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    writeFakeBuild(other, planOf(c.n1Spec), c.n1Text, { privateKey, publicKeyPem, keyid: keyidOf(publicKeyPem) }, true);
+    const otherKey = await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: other, version: '0.2.0', specText: c.n1Text, snapshot });
+    expect(otherKey).toMatchObject({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle still holds 0\.1\.0: .*sealing it again failed: the build in .* was signed by key [0-9a-f]{64}, not by this cluster's build signing key [0-9a-f]{64}/) });
+    expect(sha()).toBe(was);
+    expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
+
+    const empty = { KUBEDOS_WORKSPACE: tempDir('kd-reseal-none-') };
+    expect(await resealForRunningBuild({ cluster: 'lab-3', env: empty, buildDir: c.n1, version: '0.2.0', specText: c.n1Text, snapshot })).toMatchObject({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle was not sealed again: .* holds none/) });
+  });
+
+  it('through the upgrade service: a completed upgrade reseals for N+1, --rollback for N', async () => {
+    const c = await sealedCluster();
+    const n0 = { version: '0.1.0', digest: c.n0Digest };
+    const n1 = { version: '0.2.0', digest: c.digestOf(c.n1) };
+    const ab = (text: string): string => text.replace(/^spec:\n/m, 'spec:\n  upgrades:\n    diskLayout: ab\n');
+    // The service takes the spec as read: N+1 is built from the A/B spec the upgrade is run with.
+    const n1Text = ab(c.n1Text);
+    const n1Spec = parseSpec(n1Text).spec!;
+    expect(n1Spec.spec.upgrades?.diskLayout).toBe('ab');
+    writeFakeBuild(c.n1, planOf(n1Spec), n1Text, c.fx.signingKey, true);
+    n1.digest = c.digestOf(c.n1);
+    const sim = new SimCluster(tempDir('kd-reseal-sim-'), ['cp-1', 'w-1', 'master'], n0);
+    let t = 0;
+    const clock = { now: () => t, sleep: async (ms: number) => void (t += Math.max(ms, 1)) };
+    const one = lab3Waves().filter((w) => w.nodes.includes('w-1'));
+    const spec = { ...n1Spec, spec: { ...n1Spec.spec, kubernetes: { ...n1Spec.spec.kubernetes, ha: { ...n1Spec.spec.kubernetes.ha, upgradeStrategy: 'rolling' as const } } } };
+    const reseal = { snapshot: async () => SNAPSHOT };
+    const up = await runUpgradeService({ spec, waves: one, from: n0, to: n1, artifactDir: c.n1, specText: n1Text, reseal, ops: sim, env: c.env, ...clock });
+    expect(up).toMatchObject({ kind: 'done', message: expect.stringMatching(/\nrecovery bundle sealed again for 0\.2\.0 \(was 0\.1\.0\)/) });
+    expect(bundleJson(c.bundleDir)).toMatchObject({ artifactVersion: '0.2.0', buildManifestSha256: n1.digest });
+    expect(runningBuildDir('lab-3', c.env)).toBe(deployedBuildDir('lab-3', c.env));
+    const rb = await runUpgradeService({ spec, waves: one, from: n1, reseal, ops: sim, env: c.env, ...clock });
+    expect(rb).toMatchObject({ kind: 'done', message: expect.stringMatching(/\nrecovery bundle sealed again for 0\.1\.0 \(was 0\.2\.0\)/) });
+    expect(rb.message).not.toContain('note:');
+    expect(bundleJson(c.bundleDir)).toMatchObject({ artifactVersion: '0.1.0', buildManifestSha256: n0.digest });
+  });
+});

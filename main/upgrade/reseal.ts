@@ -1,0 +1,112 @@
+// The recovery bundle sealed again once every node runs another build: after a completed upgrade
+// (N+1) or --rollback (the build the upgrade started from). Without it the bundle kept naming the
+// deployed build, so a restore brought back what no node ran any more. The bundle is written by the
+// seal's own rule (main/bundle/seal.ts sealBundle: verified where it was staged, proven restorable,
+// only then moved in) from:
+//   - the build the cluster now runs: its signed files (a build directory, or the copy the
+//     workspace keeps in upgrade/builds/<sha256 of its manifest>/) and the spec it was built from,
+//     checked against the manifest's signed inputs.spec;
+//   - what the bundle in place says of the nodes, the hub and the deploy run that sealed it (an
+//     upgrade keeps every node's identity: same VMIDs, keys and plane addresses);
+//   - the workspace's trust files, recovery material and drill history, and a new etcd snapshot.
+// Before the new bundle goes in, the build the bundle in place names is kept in upgrade/builds/
+// (with its spec.yaml), so --rollback can seal it again and the next preflight still reads it.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sha256Hex } from '../../common/canonical';
+import { plan as planOf } from '../../common/plan/index';
+import type { Plan } from '../../common/plan/index';
+import { parseSpec } from '../../common/spec/index';
+import { plural } from '../../common/text/plural';
+import { MANIFEST_FILE } from '../build/attest';
+import type { SealSnapshot } from '../bundle/seal';
+import { sealBundle } from '../bundle/seal';
+import { BUNDLE_PATHS, BundleManifest, HubRecord, NodeRecord, StagesRecord } from '../bundle/schema';
+import { BundleInputError } from '../bundle/write';
+import type { NodeFacts } from '../node-facts';
+import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
+import { builtFrom, keepBuildFiles, KEPT_SPEC_FILE, returnToBuild } from './preflight';
+
+export interface ResealRequest {
+  cluster: string;
+  env: NodeJS.ProcessEnv;
+  /** The build every node now runs: a build directory or its kept copy (manifest, SBOM, provenance, signatures, key). */
+  buildDir: string;
+  version: string;
+  /** The spec that build was made from, exactly as read; default: the kept copy's spec.yaml. */
+  specText?: string;
+  /** An etcd snapshot of the running cluster (main/stages/seal-snapshot.ts takeEtcdSnapshot). */
+  snapshot: (plan: Plan) => Promise<SealSnapshot>;
+  log?: (line: string) => void;
+}
+
+export type ResealResult =
+  | { kind: 'resealed'; line: string; bundleSha256: string }
+  | { kind: 'unchanged'; line: string }
+  | { kind: 'failed'; line: string };
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** The node facts the bundle in place records, as the seal takes them (a bundle's NodeRecord without its role). */
+function factsOf(bundleDir: string, p: Plan): Record<string, NodeFacts> {
+  const nodes: Record<string, NodeFacts> = {};
+  for (const n of p.nodes) {
+    const file = join(bundleDir, BUNDLE_PATHS.nodesDir, `${n.name}.json`);
+    if (!existsSync(file)) throw new BundleInputError(`the bundle in place has no ${BUNDLE_PATHS.nodesDir}/${n.name}.json (the plan of this build names ${n.name})`, 'a build whose plan adds nodes is deployed, not upgraded to: kubedos deploy SPEC');
+    const { role: _role, ...facts } = NodeRecord.parse(JSON.parse(readFileSync(file, 'utf8')));
+    nodes[n.name] = facts;
+  }
+  return nodes;
+}
+
+/**
+ * Seals the recovery bundle again for the build every node runs now. Never throws for what the
+ * bundle is made of: the result says what happened, in one line, and a failure leaves the bundle in
+ * place as it was (and says which build a restore from it brings back).
+ */
+export async function resealForRunningBuild(r: ResealRequest): Promise<ResealResult> {
+  const ws = clusterWorkspace(r.cluster, r.env);
+  const bundleDir = join(ws, WORKSPACE_LAYOUT.bundle);
+  const manifestFile = join(bundleDir, BUNDLE_PATHS.manifest);
+  if (!existsSync(manifestFile)) return { kind: 'failed', line: `the recovery bundle was not sealed again: ${bundleDir} holds none (kubedos deploy SPEC seals one)` };
+  let inPlace: BundleManifest;
+  try {
+    inPlace = BundleManifest.parse(JSON.parse(readFileSync(manifestFile, 'utf8')));
+  } catch (err) {
+    return { kind: 'failed', line: `the recovery bundle was not sealed again: ${manifestFile} does not parse (${errText(err).split('\n')[0]}); kubedos verify ${bundleDir} says what is wrong` };
+  }
+  const stillHolds = `the recovery bundle still holds ${inPlace.artifactVersion}: a restore from it brings back ${inPlace.artifactVersion}, not ${r.version}`;
+  const retry = `seal it again with kubedos upgrade SPEC --reseal once that is mended`;
+  const manifestBytes = readFileSync(join(r.buildDir, MANIFEST_FILE));
+  const digest = sha256Hex(manifestBytes);
+  if (inPlace.buildManifestSha256 === digest) return { kind: 'unchanged', line: `the recovery bundle already holds ${r.version} (${bundleDir})` };
+
+  const specText = r.specText ?? (existsSync(join(r.buildDir, KEPT_SPEC_FILE)) ? readFileSync(join(r.buildDir, KEPT_SPEC_FILE), 'utf8') : undefined);
+  if (specText === undefined) return { kind: 'failed', line: `${stillHolds}: the spec ${r.version} was built from is not kept beside its signed files (${join(r.buildDir, KEPT_SPEC_FILE)}); ${retry}` };
+  const wanted = builtFrom(manifestBytes);
+  if (wanted !== sha256Hex(specText)) {
+    return { kind: 'failed', line: `${stillHolds}: ${r.version} was not built from this spec (its signed manifest names spec sha256 ${wanted?.slice(0, 16) ?? '(none)'}…, the spec is ${sha256Hex(specText).slice(0, 16)}…); ${retry} and the spec ${r.version} was built from` };
+  }
+  const parsed = parseSpec(specText);
+  if (!parsed.spec) return { kind: 'failed', line: `${stillHolds}: the spec ${r.version} was built from does not parse (${parsed.diagnostics[0]?.message ?? 'invalid'})` };
+  const p = planOf(parsed.spec);
+  try {
+    const hub = HubRecord.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.hub), 'utf8')));
+    const nodes = factsOf(bundleDir, p);
+    const stages = StagesRecord.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.stages), 'utf8')));
+    // The build the bundle in place names, kept first (with the spec it sealed): --rollback seals it again from there.
+    const previous = keepBuildFiles(r.cluster, r.env, join(bundleDir, BUNDLE_PATHS.buildDir), inPlace.artifactVersion, readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8'));
+    const sealed = await sealBundle({ workspace: ws, env: r.env, specText, plan: p, buildDir: r.buildDir, hub, nodes, stages, snapshot: () => r.snapshot(p), log: r.log ?? (() => undefined) });
+    // The bundle names what runs now: no pointer beside it (returnToBuild removes it for the sealed build).
+    returnToBuild(r.cluster, r.env, { version: r.version, digest });
+    const snap = sealed.written.manifest.recovery?.etcdSnapshot;
+    return {
+      kind: 'resealed',
+      bundleSha256: sealed.written.bundleSha256,
+      line: `recovery bundle sealed again for ${r.version} (was ${previous.version}): ${sealed.written.dir}, ${plural(sealed.written.manifest.files.length, 'file')}, bundle.json sha256 ${sealed.written.bundleSha256.slice(0, 16)}…, ${snap ? `etcd snapshot of ${snap.size} bytes from ${snap.node}` : 'no etcd snapshot (a restore from it starts etcd empty)'}; restore needs ${r.version}'s build directory as its --artifact`,
+    };
+  } catch (err) {
+    const why = err instanceof BundleInputError ? `${err.message}${err.hint ? ` (${err.hint})` : ''}` : errText(err);
+    return { kind: 'failed', line: `${stillHolds}: sealing it again failed: ${why}; ${retry}` };
+  }
+}
