@@ -16,6 +16,7 @@ import { BUNDLE_PATHS, BundleManifest } from '../bundle/schema';
 import { bundleFixture, recoveryFixture, recoveryInputOf, writeFakeBuild } from '../bundle/testing';
 import { checkRestorable } from '../bundle/restorable';
 import { recoveryIdentity } from '../trust/recovery';
+import { readRestoreIdentity, verifyRestore } from '../restore/service';
 import { verifyBundle } from '../bundle/verify';
 import { writeBundle } from '../bundle/write';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
@@ -78,6 +79,11 @@ describe('the recovery bundle sealed again for the build the cluster runs', () =
     expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
     const restorable = await checkRestorable(c.bundleDir, { identity: recoveryIdentity(c.fx.workspace, c.env) });
     expect(restorable).toMatchObject({ ok: true, level: 'decrypted' });
+    // A restore from it takes N+1's build directory, and refuses N's.
+    const restore = (artifactDir: string) => verifyRestore({ bundleDir: c.bundleDir, artifactDir, identity: readRestoreIdentity(c.identityFile), env: { KUBEDOS_WORKSPACE: tempDir('kd-reseal-restore-') } });
+    await expect(restore(c.n1)).resolves.toMatchObject({ cluster: 'lab-3', manifest: { artifactVersion: '0.2.0' } });
+    writeFakeBuild(c.fx.buildDir, c.fx.plan, c.fx.specText, c.fx.signingKey, true);
+    await expect(restore(c.fx.buildDir)).rejects.toThrow(/is not the build the bundle names .*\(it is lab-3 artifact 0\.1\.0; the bundle names lab-3 artifact 0\.2\.0\)/);
     // N's signed files and its spec kept for --rollback; the bundle names what runs, so no pointer.
     const keptN = join(c.fx.workspace, UPGRADE_BUILDS_DIR, c.n0Digest);
     expect(c.digestOf(keptN)).toBe(c.n0Digest);

@@ -58,6 +58,8 @@ describe('kubedos upgrade', () => {
     await expect(upgradeCommand.run([], io())).rejects.toBeInstanceOf(UsageError);
     await expect(upgradeCommand.run(['lab.yaml'], io())).rejects.toThrow(/--to BUILD_DIR/);
     await expect(upgradeCommand.run(['lab.yaml', '--to', 'n1', '--rollback'], io())).rejects.toThrow(/either --to or --rollback/);
+    await expect(upgradeCommand.run(['lab.yaml', '--reseal', '--to', 'n1'], io())).rejects.toThrow(/--reseal seals the recovery bundle for the build the cluster runs: give it alone/);
+    await expect(upgradeCommand.run(['lab.yaml', '--reseal', '--rollback'], io())).rejects.toThrow(/give it alone/);
   });
 
   it('--dry-run: the checks, the package diff with versions, the payload diff and the waves; exit 0', async () => {
@@ -91,6 +93,13 @@ describe('kubedos upgrade', () => {
     const a = io();
     expect(await upgradeCommand.run(['lab.yaml', '--rollback'], a)).toBe(1);
     expect(a.errText.join('\n')).toMatch(/^upgrade --rollback lab-3 refused: lab-3 was deployed with one root partition/m);
+  });
+
+  it('--reseal without a sealed recovery bundle in place (only its build): one line saying so, exit 1, no VM asked', async () => {
+    const a = io();
+    expect(await upgradeCommand.run(['lab.yaml', '--reseal'], a)).toBe(1);
+    expect(a.errText.join('\n')).toMatch(/^upgrade --reseal lab-3: the recovery bundle was not sealed again: .*\/clusters\/lab-3\/bundle holds none \(kubedos deploy SPEC seals one\)$/m);
+    expect(a.outText).toEqual([]);
   });
 
   it('an A/B spec (rolling) whose VMs do not answer: refused before any node is touched, naming the nodes', async () => {

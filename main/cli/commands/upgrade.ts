@@ -81,11 +81,15 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
   }
   const manifest = readFileSync(join(buildDir, MANIFEST_FILE));
   const version = String((JSON.parse(manifest.toString('utf8')) as { artifactVersion?: unknown }).artifactVersion);
-  const p = plan(spec);
-  const { driver } = substrateFor({ spec, plan: p, target: targetOf(spec, targetArg), workspace: clusterWorkspace(cluster, io.env), env: io.env, cwd: io.cwd });
+  // The substrate is opened only for the snapshot, once every file check passed.
+  let driver: ReturnType<typeof substrateFor>['driver'] | undefined;
+  const snapshot = (sp: Plan): ReturnType<typeof takeEtcdSnapshot> => {
+    driver = substrateFor({ spec, plan: sp, target: targetOf(spec, targetArg), workspace: clusterWorkspace(cluster, io.env), env: io.env, cwd: io.cwd }).driver;
+    return takeEtcdSnapshot(driver, sp, io.signal);
+  };
   try {
     // SPEC's text when it is the spec the running build was made from; else the kept copy's.
-    const res = await resealForRunningBuild({ cluster, env: io.env, buildDir, version, ...(builtFrom(manifest) === sha256Hex(source.text) ? { specText: source.text } : {}), snapshot: (sp) => takeEtcdSnapshot(driver, sp, io.signal) });
+    const res = await resealForRunningBuild({ cluster, env: io.env, buildDir, version, ...(builtFrom(manifest) === sha256Hex(source.text) ? { specText: source.text } : {}), snapshot });
     if (res.kind === 'failed') {
       io.err(`${what}: ${res.line}`);
       return 1;
@@ -93,7 +97,7 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
     io.out(`${what}: ${res.line}`);
     return 0;
   } finally {
-    await driver.close();
+    await driver?.close();
   }
 }
 
