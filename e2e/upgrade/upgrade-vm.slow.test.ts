@@ -57,8 +57,8 @@
 // the package move); fourth run (with it, the agents and Prometheus) 6 passed, 3,615 s. The second and
 // third runs stopped at w-1, silent after a reboot: its firmware looping on the TPM (third run, seen
 // live), now answered by a power cycle (main/upgrade/vm-ops.ts recoverStall). On VMs (docs/upgrades.md):
-// kernel (fifth run) and service (seventh run) passed to the end; power-off reached its stop (seventh
-// run: its headline's N was the sealed deploy's build, fixed since) but not its second half; gate only by hand.
+// kernel (fifth run), service (seventh run) and power-off (eighth run, after the fix of its headline's N)
+// passed to the end; gate only by hand. The recovery bundle's reseal (expectBundleSealedFor) has not run on VMs.
 //
 // What is not changed: Debian packages. `kubedos build` without --update takes the lab's frozen
 // lock (e2e/shared-build.ts) and `lock update --source` does not resolve it; moving a Debian
