@@ -35,6 +35,7 @@ import { clusterWorkspace, makePrivateDir, writePrivateFile } from '../workspace
 import { bootHang, bootStall, consoleLines, lastBoot } from '../substrate/boot-hang';
 import type { AgentStateOps } from './node-agent';
 import { AGENT_DIR, badOnNodesMessage, firstState, NodeAgents } from './node-agent';
+import { errText } from '../../common/text/error-text';
 
 /** What the loop needs of a node. Each call may throw; its message is shown with the node's name. */
 export interface NodeOps extends AgentStateOps {
@@ -287,7 +288,6 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 const NO_KUBERNETES = 'no Kubernetes (kubernetes.enabled is false): nothing to drain or uncordon';
 

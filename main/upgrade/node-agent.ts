@@ -15,6 +15,7 @@ import type { AgentEvent, AgentState as AgentStateT, BuildRef, Slot } from '../.
 import { AGENT_JOURNAL_FILE, AGENT_STATE_FILE, AgentState, initialAgentState, journalLine, next, renderAgentState } from '../../common/upgrade/agent';
 import { plural } from '../../common/text/plural';
 import { firstFew } from '../../common/text/first-few';
+import { errText } from '../../common/text/error-text';
 
 /** The directory of the state file and journal on the node (on the data partition). */
 export const AGENT_DIR = posix.dirname(AGENT_STATE_FILE);
@@ -75,7 +76,6 @@ export interface AgentStateOps {
   writeAgentState(node: string, state: string, journal: readonly string[], signal?: AbortSignal): Promise<void>;
 }
 
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** The state file's text parsed, or why it is not a state the agent can go on from (with what to do). */
 export function parseAgentState(node: string, text: string): { ok: true; state: AgentStateT } | { ok: false; message: string } {

@@ -138,7 +138,7 @@ export function runningBuildDir(cluster: string, env: NodeJS.ProcessEnv): string
   } catch (err) {
     throw new Error(`${pointer} does not parse (${(err as Error).message.split('\n')[0] ?? ''}): it names the build ${cluster} runs since its last completed upgrade; remove it only if ${cluster} runs its sealed deploy's build`, { cause: err });
   }
-  const dir = join(ws, UPGRADE_BUILDS_DIR, ref.digest);
+  const dir = keptBuildDir(cluster, env, ref.digest);
   const manifest = join(dir, MANIFEST_FILE);
   if (!existsSync(manifest) || sha256Hex(readFileSync(manifest)) !== ref.digest) {
     throw new Error(`${pointer} says ${cluster} runs ${ref.version} (manifest sha256 ${ref.digest.slice(0, 12)}), but ${dir} does not hold that signed manifest: copy that build's manifest.json, sbom, provenance, signatures/ and key from its build directory there, or remove ${pointer} only if ${cluster} runs its sealed deploy's build`);
@@ -150,6 +150,16 @@ export function runningBuildDir(cluster: string, env: NodeJS.ProcessEnv): string
 export function deployedDigest(cluster: string, env: NodeJS.ProcessEnv): string | undefined {
   const m = join(deployedBuildDir(cluster, env), MANIFEST_FILE);
   return existsSync(m) ? sha256Hex(readFileSync(m)) : undefined;
+}
+
+/** Where the workspace holds the signed files of build `ref`: the recovery bundle's build/ when the bundle names it, else its kept copy in UPGRADE_BUILDS_DIR. */
+export function buildDirOf(cluster: string, env: NodeJS.ProcessEnv, ref: Pick<BuildRef, 'digest'>): string {
+  return ref.digest === deployedDigest(cluster, env) ? deployedBuildDir(cluster, env) : keptBuildDir(cluster, env, ref.digest);
+}
+
+/** UPGRADE_BUILDS_DIR/<digest> of the cluster's workspace: a build's kept signed files. */
+function keptBuildDir(cluster: string, env: NodeJS.ProcessEnv, digest: string): string {
+  return join(clusterWorkspace(cluster, env), UPGRADE_BUILDS_DIR, digest);
 }
 
 /** The spec a kept build was made from, beside its signed files (keepBuildFiles): what a reseal of the recovery bundle seals with it. */
@@ -164,7 +174,7 @@ export const KEPT_SPEC_FILE = 'spec.yaml';
 export function keepBuildFiles(cluster: string, env: NodeJS.ProcessEnv, buildDir: string, version: string, specText?: string): BuildRef {
   const manifestBytes = readFileSync(join(buildDir, MANIFEST_FILE));
   const ref: BuildRef = { version, digest: sha256Hex(manifestBytes) };
-  const dir = join(clusterWorkspace(cluster, env), UPGRADE_BUILDS_DIR, ref.digest);
+  const dir = keptBuildDir(cluster, env, ref.digest);
   for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
     if (!existsSync(join(buildDir, f))) continue; // the lock of a build without a darksite; the preflight checked the signed ones
     makePrivateDir(dirname(join(dir, f)));
@@ -204,9 +214,9 @@ export function returnToBuild(cluster: string, env: NodeJS.ProcessEnv, ref: Buil
     rmSync(pointer, { force: true });
     return undefined;
   }
-  if (!existsSync(join(ws, UPGRADE_BUILDS_DIR, ref.digest, MANIFEST_FILE))) {
+  if (!existsSync(join(keptBuildDir(cluster, env, ref.digest), MANIFEST_FILE))) {
     rmSync(pointer, { force: true });
-    return `the workspace does not keep ${ref.version}'s signed build files (${join(ws, UPGRADE_BUILDS_DIR, ref.digest)}): the next upgrade takes the sealed deploy's build as what ${cluster} runs`;
+    return `the workspace does not keep ${ref.version}'s signed build files (${keptBuildDir(cluster, env, ref.digest)}): the next upgrade takes the sealed deploy's build as what ${cluster} runs`;
   }
   makePrivateDir(dirname(pointer));
   writePrivateFile(pointer, `${JSON.stringify({ version: ref.version, digest: ref.digest } satisfies BuildRef, null, 2)}\n`);

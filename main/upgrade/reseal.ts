@@ -26,6 +26,7 @@ import { BundleInputError } from '../bundle/write';
 import type { NodeFacts } from '../node-facts';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import { builtFrom, keepBuildFiles, KEPT_SPEC_FILE, returnToBuild } from './preflight';
+import { errText } from '../../common/text/error-text';
 
 export interface ResealRequest {
   cluster: string;
@@ -45,7 +46,6 @@ export type ResealResult =
   | { kind: 'unchanged'; line: string }
   | { kind: 'failed'; line: string };
 
-const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** The node facts the bundle in place records, as the seal takes them (a bundle's NodeRecord without its role). */
 function factsOf(bundleDir: string, p: Plan): Record<string, NodeFacts> {

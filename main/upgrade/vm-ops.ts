@@ -29,7 +29,7 @@ import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
-import { deployedBuildDir, deployedDigest, keepRunningBuild, returnToBuild, runningBuildDir, UPGRADE_BUILDS_DIR } from './preflight';
+import { buildDirOf, keepRunningBuild, returnToBuild, runningBuildDir } from './preflight';
 import { resealForRunningBuild } from './reseal';
 import type { SealSnapshot } from '../bundle/seal';
 import type { SlotScratch } from './slot-scratch';
@@ -38,6 +38,7 @@ import { streamSlotImage } from './stream';
 import { SLOT_CHANNEL, writeSlotThroughChannel } from './channel-transport';
 import type { AgentFiles } from './node-agent';
 import { agentReadArgv, agentWriteArgv, agentWriteInput, AGENT_DIR, parseAgentRead } from './node-agent';
+import { errText } from '../../common/text/error-text';
 
 const BOOT = '/usr/local/sbin/kubedos-boot';
 /** The control plane's admin kubeconfig (kubeadm init writes it; payload/ansible/roles/kubedos_kubeadm). */
@@ -296,7 +297,7 @@ export async function checkAbNodes(cluster: string, nodes: readonly string[], op
     try {
       text = await ops.status(node, signal);
     } catch (err) {
-      const m = err instanceof Error ? err.message : String(err);
+      const m = errText(err);
       if (/exited 127|No such file|not found/.test(m)) {
         single.push(node);
         firstSingle ||= `${node}: ${m}`;
@@ -395,8 +396,7 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   const end = await runRollback({ ...common, target: record.target });
   if (end.kind !== 'done') return end;
-  const ws = clusterWorkspace(cluster, r.env);
-  const sealed = await withReseal(end, r, from.digest === deployedDigest(cluster, r.env) ? deployedBuildDir(cluster, r.env) : join(ws, UPGRADE_BUILDS_DIR, from.digest), from.version);
+  const sealed = await withReseal(end, r, buildDirOf(cluster, r.env, from), from.version);
   const note = returnToBuild(cluster, r.env, from);
   return note ? { ...sealed, message: `${sealed.message}\nnote: ${note}` } : sealed;
 }
