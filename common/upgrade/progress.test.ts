@@ -93,7 +93,7 @@ describe('the live upgrade fold', () => {
     expect(liveLineTime({ startedAt: 0 }, { at: 61_999 })).toBe('+1:01');
   });
 
-  it('the end is the last line (said once when a done event said it already)', () => {
+  it('the end is the last line (what its message says that no line said yet: once when a done event said it already)', () => {
     const stopped = endLive(fold([{ node: 'w-1', step: 'stop', detail: 'slot B failed its health gate (services)' }]), { kind: 'stop', node: 'w-1', message: 'upgrade to 0.1.1 stopped at w-1: slot B failed\n1 node upgraded' }, 9_000);
     expect(stopped.lines!.slice(-2)).toEqual([
       { at: 2_000, node: 'w-1', step: 'stop', text: 'slot B failed its health gate (services)' },
@@ -102,6 +102,13 @@ describe('the live upgrade fold', () => {
     expect(liveLineText(stopped.lines!.at(-1)!)).toBe('w-1: upgrade to 0.1.1 stopped at w-1: slot B failed\n1 node upgraded');
     const done = endLive(fold([{ step: 'done', detail: '3 nodes upgraded' }]), { kind: 'done', message: '3 nodes upgraded' }, 9_000);
     expect(done.lines!.map((l) => l.step)).toEqual(['done']);
+    // The recovery bundle's reseal after the done event: its line was its own event; the end adds only what was not said.
+    const sealedLine = 'recovery bundle sealed again for 0.1.1 (was 0.1.0)';
+    const sealed = endLive(fold([{ step: 'done', detail: '3 nodes upgraded' }, { step: 'seal', detail: sealedLine }]), { kind: 'done', message: `3 nodes upgraded\n${sealedLine}` }, 9_000);
+    expect(sealed.lines!.map((l) => l.step)).toEqual(['done', 'seal']);
+    expect(sealed.end?.message).toBe(`3 nodes upgraded\n${sealedLine}`);
+    const noted = endLive(fold([{ step: 'done', detail: '3 nodes back on 0.1.0' }, { step: 'seal', detail: sealedLine }]), { kind: 'done', message: `3 nodes back on 0.1.0\n${sealedLine}\nnote: the workspace does not keep 0.1.0's signed build files` }, 9_000);
+    expect(noted.lines!.at(-1)).toEqual({ at: 9_000, step: 'end', text: "note: the workspace does not keep 0.1.0's signed build files" });
     const cancelled = endLive(fold([]), { kind: 'cancelled', message: 'upgrade to 0.1.1 cancelled' }, 9_000);
     expect(cancelled.lines).toEqual([{ at: 9_000, step: 'end', text: 'upgrade to 0.1.1 cancelled' }]);
   });

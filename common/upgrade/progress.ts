@@ -177,7 +177,7 @@ export function replacementText(r: ReplacedNode): string {
 // ---- The live run (`clusters/<name>/upgrade/live.json`, kept by apply-run.ts while `kubedos
 // upgrade` or `--rollback` runs): the apply loop's events folded into what each node does now.
 
-export const APPLY_STEPS = ['observe', 'write', 'progress', 'drain', 'reboot', 'converge', 'uncordon', 'wait', 'cancel', 'rollback', 'stop', 'done', 'refuse', 'fence', 'destroy', 'provision', 'gate'] as const;
+export const APPLY_STEPS = ['observe', 'write', 'progress', 'drain', 'reboot', 'converge', 'uncordon', 'wait', 'cancel', 'rollback', 'stop', 'done', 'refuse', 'fence', 'destroy', 'provision', 'gate', 'seal'] as const;
 export const ApplyStepName = z.enum(APPLY_STEPS);
 export type ApplyStepName = z.infer<typeof ApplyStepName>;
 
@@ -314,10 +314,15 @@ export function foldLive(live: UpgradeLive, e: ApplyEvent, at: number): UpgradeL
   return { ...live, ...kept, updatedAt: at, current: e.node, nodes: { ...live.nodes, [e.node]: node } };
 }
 
-/** The run's end, kept as its last line too (unless the last line says the same: a `done` event's message is the end's). */
+/**
+ * The run's end, kept as its last line too: the lines of its message the run's lines do not already
+ * say (a `done` event's message is the end's first line; the recovery bundle's reseal line was its
+ * own `seal` event), none when they all were said.
+ */
 export function endLive(live: UpgradeLive, end: { kind: (typeof LIVE_END_KINDS)[number]; node?: string; message: string }, at: number): UpgradeLive {
-  const last = live.lines?.at(-1);
-  const kept = last?.text === end.message ? {} : addLine(live, { at, ...(end.node ? { node: end.node } : {}), step: 'end', text: end.message });
+  const said = new Set((live.lines ?? []).flatMap((l) => l.text.split('\n')));
+  const fresh = end.message.split('\n').filter((m) => !said.has(m));
+  const kept = fresh.length === 0 ? {} : addLine(live, { at, ...(end.node ? { node: end.node } : {}), step: 'end', text: fresh.join('\n') });
   return { ...live, ...kept, updatedAt: at, end: { kind: end.kind, ...(end.node ? { node: end.node } : {}), message: end.message, at } };
 }
 

@@ -29,7 +29,7 @@ import { TEMPLATES } from '../../common/spec/index';
 import type { HubHealthReader } from '../../main/health/service';
 import { injectedReader } from '../../main/health/testing';
 import { buildRef, lab3Waves, replaceWaves } from '../../common/upgrade/testing';
-import type { UpgradeRecord } from '../../main/upgrade/apply-run';
+import type { ApplyEvent, UpgradeRecord } from '../../main/upgrade/apply-run';
 import { readUpgradeRecord, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeLive, writeUpgradeRecord } from '../../main/upgrade/apply-run';
 import { foldLive, startLive, UpgradeLive } from '../../common/upgrade/progress';
 import { SimCluster, writeDeployJournal, writeSealedBuild } from '../../main/upgrade/testing';
@@ -318,7 +318,16 @@ describe('topology live health', () => {
     const path = upgradeRecordPath('lab-3', env);
     let t = 1_000;
     // The loop's clock moves 0.7 s at each read too (the simulated nodes answer at once): the lines' times differ.
-    const run = runApply({ waves: lab3Waves(), from: N, target: N2, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), livePath: upgradeLivePath('lab-3', env), now: () => (t += 700), sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000 });
+    // Once every node runs N+2, the upgrade service seals the recovery bundle again inside the run
+    // (main/upgrade/vm-ops.ts; the real seal is main/upgrade/reseal.test.ts's): its lines as it emits them.
+    const sealedLine = 'recovery bundle sealed again for 2026.12.3 (was 2026.12.1): /var/lib/kubedos/lab-3/bundle, etcd snapshot of 2,048 bytes from cp-1; restore needs 2026.12.3\'s build directory as its --artifact';
+    const afterDone = async (end: { kind: 'done'; nodes: string[]; message: string }, emit: (e: ApplyEvent) => void) => {
+      emit({ step: 'seal', detail: 'the recovery bundle again for 2026.12.3, the build every node runs: an etcd snapshot first; verified and proven restorable before it replaces the one in place' });
+      emit({ step: 'seal', detail: 'etcd snapshot: 2048 bytes from cp-1, encrypted to the recovery recipient' });
+      emit({ step: 'seal', detail: sealedLine });
+      return { ...end, message: `${end.message}\n${sealedLine}` };
+    };
+    const run = runApply({ waves: lab3Waves(), from: N, target: N2, ops: sim, record: readUpgradeRecord(path), saveRecord: (r) => writeUpgradeRecord(path, r), livePath: upgradeLivePath('lab-3', env), now: () => (t += 700), sleep: async (ms) => void (t += Math.max(ms, 1)), pollMs: 1000, afterDone });
     try {
       await atPause;
       // The panel read the record before this run began: one Reload finds the run; from then on it reads by itself.
@@ -371,8 +380,12 @@ describe('topology live health', () => {
     expect(await page.getByTestId('upgrade-live-line').textContent()).toBe('Upgrade to 2026.12.3: done');
     expect(await page.getByTestId('upgrade-verdict').textContent()).toBe('2026.12.3: 3 of 3 nodes written');
     expect(await page.getByTestId('upgrade-live-step').count()).toBe(0);
-    // After the run: its lines stay, the last its done.
-    expect((await upgradeLines()).at(-1)).toMatch(/^\+\d+:\d\d done 3 nodes on 2026\.12\.3: cp-1, w-1, master$/);
+    // After the run: its lines stay, its done, then the recovery bundle's seal, the last saying what a restore brings back.
+    const endLines = (await upgradeLines()).slice(-4);
+    expect(endLines[0]).toMatch(/^\+\d+:\d\d done 3 nodes on 2026\.12\.3: cp-1, w-1, master$/);
+    expect(endLines[1]).toMatch(/^\+\d+:\d\d seal the recovery bundle again for 2026\.12\.3, the build every node runs/);
+    expect(endLines[3]).toMatch(/^\+\d+:\d\d seal recovery bundle sealed again for 2026\.12\.3 \(was 2026\.12\.1\)/);
+    expect(await page.getByTestId('upgrade-live-line').getAttribute('title')).toContain(sealedLine);
     expect(await page.getByTestId('upgrade-line').evaluateAll((els) => els.filter((e) => e.getAttribute('data-node') === 'w-1' && e.getAttribute('data-step') === 'progress').length)).toBe(1);
     // Still at the end in a smaller window (more lines wrap).
     await page.setViewportSize({ width: 1280, height: 720 });

@@ -201,7 +201,12 @@ const LIVE_PROGRESS_EVERY_MS = 1_000;
 /** Runs `loop` with the live file kept at `input.livePath` (when set): its events folded in, its end written. */
 async function withLive(kind: UpgradeLive['kind'], input: LoopInput & { target: BuildRef }, loop: (input: LoopInput & { target: BuildRef }) => Promise<ApplyOutcome>): Promise<ApplyOutcome> {
   const path = input.livePath;
-  if (!path) return loop(input);
+  // A completed loop is followed by afterDone inside the same window: its events are the run's, its outcome the run's end.
+  const finish = async (i: LoopInput & { target: BuildRef }): Promise<ApplyOutcome> => {
+    const end = await loop(i);
+    return end.kind === 'done' && i.afterDone ? i.afterDone(end, i.onEvent ?? (() => undefined)) : end;
+  };
+  if (!path) return finish(input);
   const now = input.now ?? Date.now;
   let live = startLive({ pid: input.pid ?? process.pid, kind, target: input.target, waves: input.waves, at: now() });
   // When the last `progress` event was written; any other event writes at once and resets it (a write's first progress is shown).
@@ -220,7 +225,7 @@ async function withLive(kind: UpgradeLive['kind'], input: LoopInput & { target: 
     input.onEvent?.(e);
   };
   try {
-    const end = await loop({ ...input, onEvent });
+    const end = await finish({ ...input, onEvent });
     live = endLive(live, { kind: end.kind, ...(end.kind === 'stop' ? { node: end.node } : {}), message: end.message }, now());
     return end;
   } catch (err) {
@@ -257,6 +262,12 @@ interface LoopInput {
   pollMs?: number;
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * What follows a completed run before its end is written (the recovery bundle sealed again for
+   * the build every node now runs): the live file still says running, its events are the run's
+   * lines, and its outcome is the run's end.
+   */
+  afterDone?: (end: ApplyOutcome & { kind: 'done' }, emit: (e: ApplyEvent) => void) => Promise<ApplyOutcome>;
 }
 
 export interface ApplyRunInput extends LoopInput {

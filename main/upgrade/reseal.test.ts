@@ -25,6 +25,10 @@ import { deployedBuildDir, KEPT_SPEC_FILE, runningBuildDir, UPGRADE_BUILDS_DIR }
 import { resealForRunningBuild } from './reseal';
 import { SimCluster } from './testing';
 import { runUpgradeService } from './vm-ops';
+import { upgradeLivePath } from './apply-run';
+import { readUpgradeLive } from './progress';
+import type { UpgradeLiveReport } from '../../common/upgrade/progress';
+import { applyEventLine } from '../../common/upgrade/progress';
 
 afterAll(removeTempDirs);
 
@@ -139,9 +143,24 @@ describe('the recovery bundle sealed again for the build the cluster runs', () =
     const clock = { now: () => t, sleep: async (ms: number) => void (t += Math.max(ms, 1)) };
     const one = lab3Waves().filter((w) => w.nodes.includes('w-1'));
     const spec = { ...n1Spec, spec: { ...n1Spec.spec, kubernetes: { ...n1Spec.spec.kubernetes, ha: { ...n1Spec.spec.kubernetes.ha, upgradeStrategy: 'rolling' as const } } } };
-    const reseal = { snapshot: async () => SNAPSHOT };
-    const up = await runUpgradeService({ spec, waves: one, from: n0, to: n1, artifactDir: c.n1, specText: n1Text, reseal, ops: sim, env: c.env, ...clock });
+    // The Pipeline view's live file while the bundle is sealed: the run still running, its seal line last.
+    const livePath = upgradeLivePath('lab-3', c.env);
+    const whileSealing: (UpgradeLiveReport | undefined)[] = [];
+    const reseal = { snapshot: async () => (whileSealing.push(readUpgradeLive(livePath, () => true)), SNAPSHOT) };
+    const events: string[] = [];
+    const up = await runUpgradeService({ spec, waves: one, from: n0, to: n1, artifactDir: c.n1, specText: n1Text, reseal, ops: sim, env: c.env, onEvent: (e) => events.push(applyEventLine(e)), ...clock });
     expect(up).toMatchObject({ kind: 'done', message: expect.stringMatching(/\nrecovery bundle sealed again for 0\.2\.0 \(was 0\.1\.0\)/) });
+    expect(whileSealing[0]).toMatchObject({ state: 'running', run: { lines: expect.arrayContaining([expect.objectContaining({ step: 'seal', text: expect.stringMatching(/^the recovery bundle again for 0\.2\.0, the build every node runs/) })]) } });
+    expect(whileSealing[0]?.run.end).toBeUndefined();
+    const seals = events.filter((l) => l.startsWith('seal '));
+    expect(seals[0]).toMatch(/^seal the recovery bundle again for 0\.2\.0/);
+    expect(seals).toContainEqual(expect.stringMatching(/^seal etcd snapshot: 31 bytes from cp-1/));
+    expect(seals.at(-1)).toMatch(/^seal recovery bundle sealed again for 0\.2\.0 \(was 0\.1\.0\)/);
+    // Once sealed, the live file's end is the run's whole outcome, the bundle's line in it (and the last line).
+    const after = readUpgradeLive(livePath, () => false);
+    expect(after).toMatchObject({ state: 'finished', run: { end: { kind: 'done', message: up.message } } });
+    expect(up.message.split('\n').at(-1)).toMatch(/^recovery bundle sealed again for 0\.2\.0/);
+    expect(after?.run.lines?.at(-1)).toMatchObject({ step: 'seal', text: up.message.split('\n').at(-1) });
     expect(bundleJson(c.bundleDir)).toMatchObject({ artifactVersion: '0.2.0', buildManifestSha256: n1.digest });
     expect(runningBuildDir('lab-3', c.env)).toBe(deployedBuildDir('lab-3', c.env));
     const rb = await runUpgradeService({ spec, waves: one, from: n1, reseal, ops: sim, env: c.env, ...clock });

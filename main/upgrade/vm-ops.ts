@@ -387,26 +387,46 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   const from = r.to ? r.from : (record.from ?? r.from);
   const common = { waves: r.waves, from, ops: r.ops, record, ...(allowDestroy ? { allowDestroy: true } : {}), ...(r.replace ? { replace: r.replace } : {}), kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
   if (r.to) {
-    const end = await runApply({ ...common, target: r.to, ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
+    const { artifactDir } = r;
+    const to = r.to;
     // Every node runs N+1: it is N for the next upgrade's checks and diff, and what --rollback leaves.
-    if (end.kind !== 'done' || !r.artifactDir) return end;
-    keepRunningBuild(cluster, r.env, r.artifactDir, r.to.version, r.specText);
-    return withReseal(end, r, runningBuildDir(cluster, r.env), r.to.version);
+    const afterDone = artifactDir
+      ? (end: ApplyOutcome & { kind: 'done' }, emit: (e: ApplyEvent) => void): Promise<ApplyOutcome> => {
+          keepRunningBuild(cluster, r.env, artifactDir, to.version, r.specText);
+          return withReseal(end, r, runningBuildDir(cluster, r.env), to.version, emit);
+        }
+      : undefined;
+    return runApply({ ...common, target: to, ...(afterDone ? { afterDone } : {}), ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
   }
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
-  const end = await runRollback({ ...common, target: record.target });
-  if (end.kind !== 'done') return end;
-  const sealed = await withReseal(end, r, buildDirOf(cluster, r.env, from), from.version);
-  const note = returnToBuild(cluster, r.env, from);
-  return note ? { ...sealed, message: `${sealed.message}\nnote: ${note}` } : sealed;
+  return runRollback({
+    ...common,
+    target: record.target,
+    afterDone: async (end, emit) => {
+      const sealed = await withReseal(end, r, buildDirOf(cluster, r.env, from), from.version, emit);
+      const note = returnToBuild(cluster, r.env, from);
+      return note ? { ...sealed, message: `${sealed.message}\nnote: ${note}` } : sealed;
+    },
+  });
 }
 
-/** A completed run's message with what became of the recovery bundle (resealForRunningBuild), when the caller asked for a reseal. */
-async function withReseal(end: ApplyOutcome & { kind: 'done' }, r: UpgradeRunRequest, buildDir: string, version: string): Promise<ApplyOutcome> {
+/**
+ * A completed run's message with what became of the recovery bundle (resealForRunningBuild), when
+ * the caller asked for a reseal; `seal` events say when it starts, what the seal does and how it ended
+ * (the CLI's lines, the Pipeline view's: the run is not over until the bundle says what every node runs).
+ */
+async function withReseal(end: ApplyOutcome & { kind: 'done' }, r: UpgradeRunRequest, buildDir: string, version: string, emit: (e: ApplyEvent) => void): Promise<ApplyOutcome> {
   if (!r.reseal) return end;
-  if (!existsSync(join(buildDir, MANIFEST_FILE))) {
-    return { ...end, message: `${end.message}\nnote: the recovery bundle was not sealed again: the workspace does not keep ${version}'s signed build files (${buildDir})` };
-  }
-  const res = await resealForRunningBuild({ cluster: r.spec.metadata.name, env: r.env, buildDir, version, ...(r.specText !== undefined && r.to ? { specText: r.specText } : {}), snapshot: r.reseal.snapshot, ...(r.reseal.log ? { log: r.reseal.log } : {}) });
-  return { ...end, message: `${end.message}\n${res.kind === 'failed' ? 'note: ' : ''}${res.line}` };
+  const said = (line: string): ApplyOutcome => {
+    emit({ step: 'seal', detail: line });
+    return { ...end, message: `${end.message}\n${line}` };
+  };
+  if (!existsSync(join(buildDir, MANIFEST_FILE))) return said(`note: the recovery bundle was not sealed again: the workspace does not keep ${version}'s signed build files (${buildDir})`);
+  emit({ step: 'seal', detail: `the recovery bundle again for ${version}, the build every node runs: an etcd snapshot first; verified and proven restorable before it replaces the one in place` });
+  const log = (line: string): void => {
+    r.reseal?.log?.(line);
+    emit({ step: 'seal', detail: line });
+  };
+  const res = await resealForRunningBuild({ cluster: r.spec.metadata.name, env: r.env, buildDir, version, ...(r.specText !== undefined && r.to ? { specText: r.specText } : {}), snapshot: r.reseal.snapshot, log });
+  return said(`${res.kind === 'failed' ? 'note: ' : ''}${res.line}`);
 }

@@ -89,7 +89,7 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
   };
   try {
     // SPEC's text when it is the spec the running build was made from; else the kept copy's.
-    const res = await resealForRunningBuild({ cluster, env: io.env, buildDir, version, ...(builtFrom(manifest) === sha256Hex(source.text) ? { specText: source.text } : {}), snapshot });
+    const res = await resealForRunningBuild({ cluster, env: io.env, buildDir, version, ...(builtFrom(manifest) === sha256Hex(source.text) ? { specText: source.text } : {}), snapshot, log: (line) => io.err(applyEventLine({ step: 'seal', detail: line })) });
     if (res.kind === 'failed') {
       io.err(`${what}: ${res.line}`);
       return 1;
