@@ -171,17 +171,37 @@ export const KEPT_SPEC_FILE = 'spec.yaml';
  * was built from when `specText` is that spec (its sha256 is the signed manifest's inputs.spec).
  * Returns the build's reference.
  */
-export function keepBuildFiles(cluster: string, env: NodeJS.ProcessEnv, buildDir: string, version: string, specText?: string): BuildRef {
-  const manifestBytes = readFileSync(join(buildDir, MANIFEST_FILE));
-  const ref: BuildRef = { version, digest: sha256Hex(manifestBytes) };
+export function keepBuildFiles(cluster: string, env: NodeJS.ProcessEnv, buildDir: string, specText?: string, built: SignedBuild = readBuildRef(buildDir)): BuildRef {
+  const ref: BuildRef = { version: built.version, digest: built.digest };
   const dir = keptBuildDir(cluster, env, ref.digest);
   for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
     if (!existsSync(join(buildDir, f))) continue; // the lock of a build without a darksite; the preflight checked the signed ones
     makePrivateDir(dirname(join(dir, f)));
     copyFileSync(join(buildDir, f), join(dir, f));
   }
-  if (specText !== undefined && builtFrom(manifestBytes) === sha256Hex(specText)) writePrivateFile(join(dir, KEPT_SPEC_FILE), specText);
+  if (specText !== undefined && builtFrom(built.manifest) === sha256Hex(specText)) writePrivateFile(join(dir, KEPT_SPEC_FILE), specText);
   return ref;
+}
+
+/** A build's reference with the bytes of its signed manifest (what builtFrom reads). */
+export type SignedBuild = BuildRef & { manifest: Buffer };
+
+/**
+ * The signed manifest of the build in `dir`, read once: its version, its digest (the sha256 of the
+ * manifest's bytes: what records and pointers name) and the bytes. Throws, naming the file, when
+ * it cannot be read or names no version.
+ */
+export function readBuildRef(dir: string): SignedBuild {
+  const file = join(dir, MANIFEST_FILE);
+  const manifest = readFileSync(file);
+  let version: unknown;
+  try {
+    version = (JSON.parse(manifest.toString('utf8')) as { artifactVersion?: unknown }).artifactVersion;
+  } catch (err) {
+    throw new Error(`${file} does not parse: ${(err as Error).message.split('\n')[0] ?? ''}`, { cause: err });
+  }
+  if (typeof version !== 'string') throw new Error(`${file} names no artifactVersion: not a build's signed manifest`);
+  return { version, digest: sha256Hex(manifest), manifest };
 }
 
 /** sha256 of the spec a build was made from (its signed manifest's inputs.spec); undefined when it does not say. */
@@ -195,10 +215,9 @@ export function builtFrom(manifestBytes: Buffer | string): string | undefined {
 }
 
 /** After an upgrade to the build in `artifactDir` completed: its signed files (and `specText`, its spec) kept, and named as what the cluster runs (returnToBuild). */
-export function keepRunningBuild(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, version: string, specText?: string): void {
-  const digest = sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE)));
-  const ref = digest !== deployedDigest(cluster, env) ? keepBuildFiles(cluster, env, artifactDir, version, specText) : { version, digest };
-  returnToBuild(cluster, env, ref);
+export function keepRunningBuild(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, specText?: string): void {
+  const built = readBuildRef(artifactDir);
+  returnToBuild(cluster, env, built.digest !== deployedDigest(cluster, env) ? keepBuildFiles(cluster, env, artifactDir, specText, built) : built);
 }
 
 /**

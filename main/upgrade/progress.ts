@@ -6,17 +6,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { UpgradeLiveReport, UpgradeProgress } from '../../common/upgrade/progress';
 import { UpgradeLive, upgradeProgress } from '../../common/upgrade/progress';
-import { join } from 'node:path';
-import { MANIFEST_FILE } from '../build/attest';
 import { processAlive } from '../workspace';
 import { readUpgradeRecord, upgradeLivePath, upgradeRecordPath } from './apply-run';
-import { runningBuildDir } from './preflight';
+import { readBuildRef, runningBuildDir } from './preflight';
 
 /** The artifactVersion of the build the cluster runs (its sealed deploy's, or its last completed upgrade's: runningBuildDir); undefined when there is none or it cannot be read. */
 function runningVersion(cluster: string, env: NodeJS.ProcessEnv): string | undefined {
   try {
-    const v = (JSON.parse(readFileSync(join(runningBuildDir(cluster, env), MANIFEST_FILE), 'utf8')) as { artifactVersion?: unknown }).artifactVersion;
-    return typeof v === 'string' ? v : undefined;
+    return readBuildRef(runningBuildDir(cluster, env)).version;
   } catch {
     return undefined;
   }

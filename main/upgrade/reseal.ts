@@ -95,7 +95,7 @@ export async function resealForRunningBuild(r: ResealRequest): Promise<ResealRes
     const nodes = factsOf(bundleDir, p);
     const stages = StagesRecord.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.stages), 'utf8')));
     // The build the bundle in place names, kept first (with the spec it sealed): --rollback seals it again from there.
-    const previous = keepBuildFiles(r.cluster, r.env, join(bundleDir, BUNDLE_PATHS.buildDir), inPlace.artifactVersion, readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8'));
+    const previous = keepBuildFiles(r.cluster, r.env, join(bundleDir, BUNDLE_PATHS.buildDir), readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8'));
     const sealed = await sealBundle({ workspace: ws, env: r.env, specText, plan: p, buildDir: r.buildDir, hub, nodes, stages, snapshot: () => r.snapshot(p), log: r.log ?? (() => undefined) });
     // The bundle names what runs now: no pointer beside it (returnToBuild removes it for the sealed build).
     returnToBuild(r.cluster, r.env, { version: r.version, digest });

@@ -81,7 +81,7 @@ describe('the upgrade service', () => {
     // 0.2.0 → 0.3.0: N is 0.2.0 (buildRefs, as the CLI takes it), and the record says so.
     const a2 = tempDir('kd18e-vmops-n2-');
     writeArtifact(a2, { cluster: 'lab-3', ...fixture('0.3.0') });
-    const refs = buildRefs('lab-3', env, a2, { from: '0.2.0', to: '0.3.0' });
+    const refs = buildRefs('lab-3', env, a2);
     expect(refs).toEqual({ from: n1, to: refOf(a2, '0.3.0') });
     expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: refs.from, to: refs.to, artifactDir: a2, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
     expect(runningBuildDir('lab-3', env)).toBe(kept(refs.to));

@@ -5,10 +5,9 @@
 // the slot image cut from N+1's A/B qcow2 of the node's role (slot-image.ts, once per role and
 // slot, in this run's private folder of the workspace: slot-scratch.ts), the converge of a node whose gate passed (vmConverge). And the service `kubedos upgrade` calls: the A/B check of every node before any is
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { bootStall, BOOT_STALL_MS } from '../substrate/boot-hang';
-import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/index';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
@@ -29,7 +28,7 @@ import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
-import { buildDirOf, keepRunningBuild, returnToBuild, runningBuildDir } from './preflight';
+import { buildDirOf, keepRunningBuild, readBuildRef, returnToBuild, runningBuildDir } from './preflight';
 import { resealForRunningBuild } from './reseal';
 import type { SealSnapshot } from '../bundle/seal';
 import type { SlotScratch } from './slot-scratch';
@@ -320,12 +319,9 @@ export async function checkAbNodes(cluster: string, nodes: readonly string[], op
 }
 
 /** N (the build the cluster runs: runningBuildDir) and N+1 as build references: version and the sha256 of the signed manifest. */
-export function buildRefs(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, versions: { from: string; to: string }): { from: BuildRef; to: BuildRef } {
-  const bundle = runningBuildDir(cluster, env);
-  return {
-    from: { version: versions.from, digest: sha256Hex(readFileSync(join(bundle, MANIFEST_FILE))) },
-    to: { version: versions.to, digest: sha256Hex(readFileSync(join(artifactDir, MANIFEST_FILE))) },
-  };
+export function buildRefs(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string): { from: BuildRef; to: BuildRef } {
+  const ref = ({ version, digest }: BuildRef): BuildRef => ({ version, digest });
+  return { from: ref(readBuildRef(runningBuildDir(cluster, env))), to: ref(readBuildRef(artifactDir)) };
 }
 
 export interface UpgradeRunRequest {
@@ -392,7 +388,7 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
     // Every node runs N+1: it is N for the next upgrade's checks and diff, and what --rollback leaves.
     const afterDone = artifactDir
       ? (end: ApplyOutcome & { kind: 'done' }, emit: (e: ApplyEvent) => void): Promise<ApplyOutcome> => {
-          keepRunningBuild(cluster, r.env, artifactDir, to.version, r.specText);
+          keepRunningBuild(cluster, r.env, artifactDir, r.specText);
           return withReseal(end, r, runningBuildDir(cluster, r.env), to.version, emit);
         }
       : undefined;

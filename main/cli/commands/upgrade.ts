@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { plan } from '../../../common/plan/plan';
 import type { Plan } from '../../../common/plan/index';
 import { takeEtcdSnapshot } from '../../stages/seal-snapshot';
@@ -7,7 +7,7 @@ import { resealForRunningBuild } from '../../upgrade/reseal';
 import { renderPlan } from '../../../common/upgrade/waves';
 import { diffIsEmpty, diffSummary, renderDiff } from '../../build/darksite/pins';
 import { renderPayloadDiff } from '../../upgrade/sbom-diff';
-import { builtFrom, deployedBuildDir, runningBuildDir, upgradePreflight } from '../../upgrade/preflight';
+import { builtFrom, deployedBuildDir, readBuildRef, runningBuildDir, upgradePreflight } from '../../upgrade/preflight';
 import type { ClusterSpec } from '../../../common/spec/index';
 import { UPGRADE_CHANNELS, UpgradeChannel } from '../../../common/spec/schema';
 import type { WindowState } from '../../../common/upgrade/policy';
@@ -79,8 +79,7 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
     io.err(`${what} refused: no sealed deploy (${join(buildDir, MANIFEST_FILE)}): kubedos deploy SPEC seals one`);
     return 1;
   }
-  const manifest = readFileSync(join(buildDir, MANIFEST_FILE));
-  const version = String((JSON.parse(manifest.toString('utf8')) as { artifactVersion?: unknown }).artifactVersion);
+  const { version, manifest } = readBuildRef(buildDir);
   // The substrate is opened only for the snapshot, once every file check passed.
   let driver: ReturnType<typeof substrateFor>['driver'] | undefined;
   const snapshot = (sp: Plan): ReturnType<typeof takeEtcdSnapshot> => {
@@ -194,8 +193,8 @@ export const upgradeCommand: CliCommand = {
         io.err(`${what} refused: no sealed deploy (${manifest}): nothing to roll back to`);
         return 1;
       }
-      const text = readFileSync(manifest);
-      const from: BuildRef = { version: String((JSON.parse(text.toString('utf8')) as { artifactVersion?: unknown }).artifactVersion), digest: sha256Hex(text) };
+      const { version, digest } = readBuildRef(dirname(manifest));
+      const from: BuildRef = { version, digest };
       const waves = upgradeWaves(spec, plan(spec));
       if (!waves.ok) {
         io.err(`${what} refused: ${waves.message}`);
@@ -263,7 +262,7 @@ export const upgradeCommand: CliCommand = {
       io.err(`${what} refused: ${notAb}`);
       return 1;
     }
-    const refs = buildRefs(spec.metadata.name, io.env, artifactDir, { from: r.from.version, to: r.to.version });
+    const refs = buildRefs(spec.metadata.name, io.env, artifactDir);
     // The windows again before each node's first action: the run stops when they have closed.
     const windows = upgradePolicyOf(spec).maintenanceWindows;
     const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
