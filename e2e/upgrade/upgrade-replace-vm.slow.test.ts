@@ -13,7 +13,9 @@
 // Each node's update agent (state.json and its journal, read through the guest agent: vm-lab.ts
 // agentOn) after each step: every replaced node's `committed` on slot A running the build it was
 // replaced with; the master's `committed` on B after the upgrade and `rolled-back` on A after
-// --rollback (its slot switch, as in upgrade-vm.slow.test.ts). The replaced nodes' agent is
+// --rollback (its slot switch, as in upgrade-vm.slow.test.ts). After each run the recovery bundle is
+// sealed again for the build every node runs, its node records holding the replaced nodes' new SSH
+// host keys (expectBundleFor). The replaced nodes' agent is
 // written by the replace loop only from h22a's change on: before it these assertions fail on VMs.
 //
 // The five VMs: master 1 GiB, cp-1..3 2 GiB each, w-1 1.5 GiB (lab-3's shapes): 8.5 GiB of this
@@ -42,6 +44,7 @@ import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { AB_DATA_MOUNT } from '../../main/build/image/ab';
+import { NodeRecord } from '../../main/bundle/schema';
 import type { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { etcdMembers } from '../../main/stages/converge';
 import { deployEnv, etcdctlOn, kubedosAsync, outcomes, REPO, requireRoot } from '../deploy/env';
@@ -121,6 +124,27 @@ async function expectReplacedOn(version: string, hubSlot: 'A' | 'B', hubAgent: '
   expect(await bootStatusOf(inGuest, HUB), HUB).toMatchObject({ booted: hubSlot, active: hubSlot, try: '' });
   expect(await artifactVersionOf(inGuest, HUB), HUB).toBe(version);
   expect(await agentOn(inGuest, HUB), `${HUB}: its update agent`).toMatchObject({ state: hubAgent, active: hubSlot, running: { version } });
+}
+
+const esc = (v: string): string => v.replace(/\./g, '\\.');
+
+/**
+ * The recovery bundle sealed again for `version` once the run completed (main/upgrade/reseal.ts),
+ * verified by `kubedos verify`, its node records holding the SSH host key each node has now: the
+ * replaced nodes' new keys (from their own deploy runs' journals), the master's kept.
+ */
+async function expectBundleFor(stdout: string, version: string, was: string): Promise<void> {
+  expect(stdout).toMatch(new RegExp(`^recovery bundle sealed again for ${esc(version)} \\(was ${esc(was)}\\): .*etcd snapshot of \\d+ bytes from cp-\\d`, 'm'));
+  const bundle = join(WS, 'clusters/lab-3/bundle');
+  expect((JSON.parse(readFileSync(join(bundle, 'bundle.json'), 'utf8')) as { artifactVersion: string }).artifactVersion).toBe(version);
+  for (const n of NAMES) {
+    const rec = NodeRecord.parse(JSON.parse(readFileSync(join(bundle, 'nodes', `${n}.json`), 'utf8')));
+    const key = await inGuest(n, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub']);
+    expect(key.exitCode, `${n}: ${key.stderr}`).toBe(0);
+    expect(rec.sshHostKey?.split(' ').slice(0, 2).join(' '), `${n}: the bundle's host key is the one the node has`).toBe(key.stdout.trim().split(' ').slice(0, 2).join(' '));
+  }
+  const v = await kubedosAsync(['verify', bundle], { env: env(), cwd: LAB, logFile: join(LAB, `verify-bundle-${version}.log`), timeoutMs: 5 * 60_000 });
+  expect(v.status, v.stderr.slice(-2000)).toBe(0);
 }
 
 /**
@@ -204,6 +228,7 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
     }
     await expectReplacedOn(N1, 'B', 'committed');
     await expectKeyOnEveryMember();
+    await expectBundleFor(r.stdout, N1, N);
   }, 151 * 60_000);
 
   it.skipIf(!ROLLBACK)('kubedos upgrade --rollback: the master back on slot A, the others replaced again from N; the key on every member (skipped with KUBEDOS_REPLACE_ROLLBACK=0)', async () => {
@@ -216,5 +241,6 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
     for (const n of REPLACED) expect(r.stderr, n).toMatch(new RegExp(`^${n}: provision VM \\d+ \\(${n}\\) created from ${N.replace(/\./g, '\\.')};`, 'm'));
     await expectReplacedOn(N, 'A', 'rolled-back');
     await expectKeyOnEveryMember();
+    await expectBundleFor(r.stdout, N, N1);
   }, 151 * 60_000);
 });

@@ -22,7 +22,7 @@ import { issueEtcdCert } from '../trust/index';
 import type { ClusterSpec } from '../../common/spec/index';
 import type { NodeFacts } from '../node-facts';
 import type { DeployContext, DeployOutputs } from './context';
-import { ConvergeOutput, deployStage, FirstbootOutput } from './context';
+import { BackplanesOutput, ConvergeOutput, deployStage, FirstbootOutput } from './context';
 import type { GuestCall, PlanNode } from './guest';
 import { eachNode, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
@@ -558,12 +558,39 @@ export function readFirstboot(journal: string): FirstbootRecord {
  * journal (nodeDeployJournal) when it is newer. Changes and returns `facts`.
  */
 export function withReplacedNodes<F extends { data: DeployOutputs['firstboot']; at: string }>(workspace: string, facts: F, nodes: readonly string[]): F {
-  for (const node of nodes) {
-    const own = readFirstboot(join(workspace, nodeDeployJournal(node)));
-    const fresh = own.kind === 'ok' ? own.data.nodes[node] : undefined;
-    if (own.kind === 'ok' && fresh && own.at > facts.at) facts.data.nodes[node] = fresh;
-  }
+  for (const [node, r] of Object.entries(replacedSince(workspace, facts.at, nodes))) facts.data.nodes[node] = r.facts;
   return facts;
+}
+
+/** A node whose plan slot a scoped deploy run created again: that run's first-boot facts, and its plane keys when a planes stage recorded them since. */
+export interface ReplacedNode {
+  facts: NodeFacts;
+  wgPublicKeys?: { wg1: string; wg2: string; wg3: string };
+  /** The journal they were read from (nodeDeployJournal). */
+  journal: string;
+}
+
+/**
+ * Each of `nodes` whose plan slot a scoped deploy run created after `since` (an ISO time: the
+ * cluster journal's first-boot record; a replace-based upgrade's new VM, or its --rollback's, has
+ * a new host key and new plane keys): its facts from that run's journal (nodeDeployJournal). The
+ * plane keys are the last planes record at or after that first boot (made at first boot, read by
+ * the planes stage); none when no planes stage succeeded since.
+ */
+export function replacedSince(workspace: string, since: string, nodes: readonly string[]): Record<string, ReplacedNode> {
+  const out: Record<string, ReplacedNode> = {};
+  for (const node of nodes) {
+    const journal = join(workspace, nodeDeployJournal(node));
+    const own = readFirstboot(journal);
+    const facts = own.kind === 'ok' ? own.data.nodes[node] : undefined;
+    if (own.kind !== 'ok' || !facts || !(own.at > since)) continue;
+    const planes = readJournal(journal)
+      .filter((e) => e.type === 'stage' && e.stage === 'backplanes' && e.state === 'success' && e.time >= own.at)
+      .at(-1);
+    const keys = planes?.type === 'stage' ? BackplanesOutput.safeParse(planes.output).data?.wgPublicKeys[node] : undefined;
+    out[node] = { facts, ...(keys ? { wgPublicKeys: keys } : {}), journal };
+  }
+  return out;
 }
 
 /**

@@ -3,8 +3,8 @@
 // written and verified by the seal's own code) with N+1 signed by the cluster's build key. What is
 // checked is what a restore reads: the bundle verifies, is restorable with the recovery identity,
 // names N+1's build and spec, and keeps the nodes' and hub's records; a failure leaves it as it was.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../common/canonical';
 import { plan as planOf } from '../../common/plan/index';
@@ -12,7 +12,7 @@ import { parseSpec } from '../../common/spec/index';
 import { lab3Waves } from '../../common/upgrade/testing';
 import { generateKeyPairSync } from 'node:crypto';
 import { keyidOf } from '../build/keys';
-import { BUNDLE_PATHS, BundleManifest } from '../bundle/schema';
+import { BUNDLE_PATHS, BundleManifest, HubRecord, NodeRecord } from '../bundle/schema';
 import { bundleFixture, recoveryFixture, recoveryInputOf, writeFakeBuild } from '../bundle/testing';
 import { checkRestorable } from '../bundle/restorable';
 import { recoveryIdentity } from '../trust/recovery';
@@ -20,7 +20,8 @@ import { readRestoreIdentity, verifyRestore } from '../restore/service';
 import { verifyBundle } from '../bundle/verify';
 import { writeBundle } from '../bundle/write';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
-import { WORKSPACE_LAYOUT } from '../workspace';
+import { nodeDeployJournal, WORKSPACE_LAYOUT } from '../workspace';
+import { wgKeyPair } from '../trust/wg-keys';
 import { deployedBuildDir, KEPT_SPEC_FILE, runningBuildDir, UPGRADE_BUILDS_DIR } from './preflight';
 import { resealForRunningBuild } from './reseal';
 import { SimCluster } from './testing';
@@ -125,6 +126,43 @@ describe('the recovery bundle sealed again for the build the cluster runs', () =
 
     const empty = { KUBEDOS_WORKSPACE: tempDir('kd-reseal-none-') };
     expect(await resealForRunningBuild({ cluster: 'lab-3', env: empty, buildDir: c.n1, version: '0.2.0', specText: c.n1Text, snapshot })).toMatchObject({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle was not sealed again: .* holds none/) });
+  });
+
+  it('a node a replace-based upgrade created again: its new host key and plane keys sealed (its own run\'s journal), the others kept; without a planes record since its first boot: refused, the bundle as it was', async () => {
+    const c = await sealedCluster();
+    const ws = c.fx.workspace;
+    const cp1Before = bytes(c.bundleDir, 'nodes/cp-1.json');
+    const w1Before = NodeRecord.parse(JSON.parse(bytes(c.bundleDir, 'nodes/w-1.json')));
+    const hub = HubRecord.parse(JSON.parse(bytes(c.bundleDir, BUNDLE_PATHS.hub)));
+    const newKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcxIHJlcGxhY2VkIGJ5IHRoZSB1cGdyYWRlIGFnYWluISEh root@w-1';
+    const newPlanes = { wg1: wgKeyPair().publicKey, wg2: wgKeyPair().publicKey, wg3: wgKeyPair().publicKey };
+    // w-1's scoped deploy run (the replacement): first boot, then (or not) its planes stage.
+    const nodeRun = (withPlanes: boolean): void => {
+      const time = '2026-12-03T09:00:00.000Z';
+      const summary = (stage: string) => ({ stage, changes: 1, notes: [] });
+      const events = [
+        { seq: 0, time, runId: 'deploy-w-1', type: 'run', state: 'started', stages: ['firstboot', 'backplanes'], pipeline: 'deploy w-1' },
+        { seq: 1, time, runId: 'deploy-w-1', type: 'stage', stage: 'firstboot', state: 'success', rerun: 'safe-rerun', attempt: 0, durationMs: 1, output: { nodes: { 'w-1': { node: 'w-1', vmid: w1Before.vmid, sshHostKey: newKey } }, hub: { ...hub, node: hub.node }, summary: summary('firstboot') } },
+        ...(withPlanes ? [{ seq: 2, time, runId: 'deploy-w-1', type: 'stage', stage: 'backplanes', state: 'success', rerun: 'safe-rerun', attempt: 0, durationMs: 1, output: { wgPublicKeys: { 'w-1': newPlanes }, summary: summary('backplanes') } }] : []),
+      ];
+      const path = join(ws, nodeDeployJournal('w-1'));
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    };
+    nodeRun(false);
+    const was = sha256Hex(readFileSync(join(c.bundleDir, BUNDLE_PATHS.manifest)));
+    const refused = await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', specText: c.n1Text, snapshot: async () => SNAPSHOT });
+    expect(refused).toMatchObject({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle still holds 0\.1\.0: .*w-1 is a new VM since the deploy \(.*deploy-w-1\.jsonl\), and no planes stage recorded its plane keys since its first boot \(rerun kubedos upgrade SPEC/) });
+    expect(sha256Hex(readFileSync(join(c.bundleDir, BUNDLE_PATHS.manifest)))).toBe(was);
+
+    nodeRun(true);
+    const lines: string[] = [];
+    const r = await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', specText: c.n1Text, snapshot: async () => SNAPSHOT, log: (l) => lines.push(l) });
+    expect(r.kind).toBe('resealed');
+    expect(lines).toContainEqual(expect.stringMatching(/^w-1: a new VM since the deploy: its host key and plane keys from .*deploy-w-1\.jsonl$/));
+    expect(NodeRecord.parse(JSON.parse(bytes(c.bundleDir, 'nodes/w-1.json')))).toMatchObject({ node: 'w-1', role: w1Before.role, vmid: w1Before.vmid, sshHostKey: newKey, wgPublicKeys: newPlanes });
+    expect(bytes(c.bundleDir, 'nodes/cp-1.json')).toBe(cp1Before);
+    expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
   });
 
   it('through the upgrade service: a completed upgrade reseals for N+1, --rollback for N', async () => {

@@ -6,8 +6,11 @@
 //   - the build the cluster now runs: its signed files (a build directory, or the copy the
 //     workspace keeps in upgrade/builds/<sha256 of its manifest>/) and the spec it was built from,
 //     checked against the manifest's signed inputs.spec;
-//   - what the bundle in place says of the nodes, the hub and the deploy run that sealed it (an
-//     upgrade keeps every node's identity: same VMIDs, keys and plane addresses);
+//   - what the bundle in place says of the nodes, the hub and the deploy run that sealed it (a slot
+//     switch keeps a node's identity: same VMID, keys and plane addresses), except for the nodes a
+//     replace-based upgrade (or its --rollback) created again: their new host key and plane keys
+//     from their own deploy run's journal (main/stages/converge.ts replacedSince: converge and the
+//     node terminal pin them by the same rule);
 //   - the workspace's trust files, recovery material and drill history, and a new etcd snapshot.
 // Before the new bundle goes in, the build the bundle in place names is kept in upgrade/builds/
 // (with its spec.yaml), so --rollback can seal it again and the next preflight still reads it.
@@ -27,6 +30,7 @@ import type { NodeFacts } from '../node-facts';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import { builtFrom, keepBuildFiles, KEPT_SPEC_FILE, returnToBuild } from './preflight';
 import { errText } from '../../common/text/error-text';
+import { readFirstboot, replacedSince } from '../stages/converge';
 
 export interface ResealRequest {
   cluster: string;
@@ -47,14 +51,24 @@ export type ResealResult =
   | { kind: 'failed'; line: string };
 
 
-/** The node facts the bundle in place records, as the seal takes them (a bundle's NodeRecord without its role). */
-function factsOf(bundleDir: string, p: Plan): Record<string, NodeFacts> {
+/**
+ * The node facts the bundle in place records, as the seal takes them (a bundle's NodeRecord without
+ * its role), with those of the nodes created again since the cluster's first boot (replacedSince):
+ * a restore, converge and the terminal pin the keys those nodes have now.
+ */
+function factsOf(ws: string, bundleDir: string, p: Plan, log: (line: string) => void): Record<string, NodeFacts> {
   const nodes: Record<string, NodeFacts> = {};
   for (const n of p.nodes) {
     const file = join(bundleDir, BUNDLE_PATHS.nodesDir, `${n.name}.json`);
     if (!existsSync(file)) throw new BundleInputError(`the bundle in place has no ${BUNDLE_PATHS.nodesDir}/${n.name}.json (the plan of this build names ${n.name})`, 'a build whose plan adds nodes is deployed, not upgraded to: kubedos deploy SPEC');
     const { role: _role, ...facts } = NodeRecord.parse(JSON.parse(readFileSync(file, 'utf8')));
     nodes[n.name] = facts;
+  }
+  const deployed = readFirstboot(join(ws, WORKSPACE_LAYOUT.journal));
+  for (const [name, r] of Object.entries(replacedSince(ws, deployed.kind === 'ok' ? deployed.at : '', p.nodes.map((n) => n.name)))) {
+    if (!r.wgPublicKeys) throw new BundleInputError(`${name} is a new VM since the deploy (${r.journal}), and no planes stage recorded its plane keys since its first boot`, 'rerun kubedos upgrade SPEC (its replacement runs its planes stage), then kubedos upgrade SPEC --reseal');
+    nodes[name] = { ...r.facts, wgPublicKeys: r.wgPublicKeys };
+    log(`${name}: a new VM since the deploy: its host key and plane keys from ${r.journal}`);
   }
   return nodes;
 }
@@ -92,7 +106,7 @@ export async function resealForRunningBuild(r: ResealRequest): Promise<ResealRes
   const p = planOf(parsed.spec);
   try {
     const hub = HubRecord.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.hub), 'utf8')));
-    const nodes = factsOf(bundleDir, p);
+    const nodes = factsOf(ws, bundleDir, p, r.log ?? (() => undefined));
     const stages = StagesRecord.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.stages), 'utf8')));
     // The build the bundle in place names, kept first (with the spec it sealed): --rollback seals it again from there.
     const previous = keepBuildFiles(r.cluster, r.env, join(bundleDir, BUNDLE_PATHS.buildDir), readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8'));
