@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BuildRef, Slot } from './agent';
 import type { ApplyAction, ApplyNode, ApplyStep, RolledBackBuild } from './apply';
-import { ApplyStep as ApplyStepSchema, GATE_DEADLINE_MS, nextApplyAction, planRollback } from './apply';
+import { answerWaitUntil, ApplyStep as ApplyStepSchema, GATE_AFTER_ANSWER_MS, GATE_DEADLINE_MS, gateWaitUntil, nextApplyAction, planRollback } from './apply';
 import type { UpgradeNode, Wave } from './waves';
 import { planWaves } from './waves';
 import { buildRef as build, LAB3_UPGRADE_NODES, lab3Waves as lab3WavesOf } from './testing';
@@ -308,6 +308,17 @@ describe('nextApplyAction: refusals and waiting', () => {
     const nodes = { ...all(), 'cp-1': node({ status: tried, step: { kind: 'reboot', slot: 'B', at: 1000 }, metrics: 'kubedos_boot_slot{slot="B"} 1\nkubedos_boot_success 0\nkubedos_health_gate_check{check="planes"} 0\n' }) };
     expect(nextApplyAction({ waves, target: N1, nodes, bad: [], now: 2000 })).toEqual({ kind: 'wait', node: 'cp-1', wave: 1, slot: 'B', until: 1000 + GATE_DEADLINE_MS, why: 'the node runs slot B, its gate has not passed (failing: planes)' });
     expect(nextApplyAction({ waves, target: N1, nodes, bad: [], now: 1000 + GATE_DEADLINE_MS })).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/no gate pass within 300 s/) });
+    // A slow boot: it first answered on B 240 s after its reboot: its gate gets GATE_AFTER_ANSWER_MS from then, past the reboot's deadline.
+    const slow = { ...all(), 'cp-1': node({ status: tried, step: { kind: 'reboot', slot: 'B', at: 1000 }, answeredAt: 241_000 }) };
+    expect(gateWaitUntil({ rebootAt: 1000, answeredAt: 241_000 })).toBe(241_000 + GATE_AFTER_ANSWER_MS);
+    expect(GATE_AFTER_ANSWER_MS).toBe(300_000);
+    expect(nextApplyAction({ waves, target: N1, nodes: slow, bad: [], now: 1000 + GATE_DEADLINE_MS })).toMatchObject({ kind: 'wait', node: 'cp-1', until: 241_000 + GATE_AFTER_ANSWER_MS });
+    expect(nextApplyAction({ waves, target: N1, nodes: slow, bad: [], now: 241_000 + GATE_AFTER_ANSWER_MS })).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/^no gate pass within 540 s of the reboot \(300 s after it answered on slot B\): the node runs slot B/) });
+    // Answered early: the reboot's deadline stays the bound.
+    expect(gateWaitUntil({ rebootAt: 1000, answeredAt: 2000, deadlineMs: 600_000 })).toBe(601_000);
+    // Silent: from the reboot, or from its last answer since (a gate that gave up reboots it again).
+    expect(answerWaitUntil({ rebootAt: 1000 })).toBe(1000 + GATE_DEADLINE_MS);
+    expect(answerWaitUntil({ rebootAt: 1000, lastAnswerAt: 200_000 })).toBe(200_000 + GATE_DEADLINE_MS);
     const earlier = { ...all(), 'cp-1': node({ status: tried }) };
     expect(nextApplyAction({ waves, target: N1, nodes: earlier, bad: [], now: 0 })).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/runs slot B, which is being tried and not yet marked good/) });
     const unreadable = { ...all(), 'cp-1': node({ status: 'kubedos-boot: no boot environment at /boot/efi/EFI/debian/kubedos.env' }) };

@@ -16,9 +16,33 @@ import type { BootVerdict } from './observe';
 import { observeBoot, parseBootStatus } from './observe';
 import type { ReplacedNode } from './progress';
 import type { Wave } from './waves';
+import { GATE_WINDOW } from './gate-config';
 
-/** How long the foundry waits for a node's gate after its reboot (5 min here under TCG). */
+/** How long the foundry waits for a node's gate after its reboot (5 min here under TCG), and for a node to answer again after it last did. */
 export const GATE_DEADLINE_MS = 5 * 60_000;
+
+/**
+ * Once a node answers on the slot it tries, the least time its gate has before the foundry stops
+ * waiting: the gate's longest window (GATE_WINDOW, counted from the gate's start) and a minute for
+ * the units it starts after (good passes came 6-65 s after the answer on lab-3's VMs). A boot slower
+ * than the reboot's deadline allows for (the hub's boot of its new slot once took ~4 min to answer
+ * under TCG, its gate then passing in 14 s, after the 5 minutes) still has its gate judged.
+ */
+export const GATE_AFTER_ANSWER_MS = (Math.max(...Object.values(GATE_WINDOW.checks)) + 60) * 1000;
+
+/**
+ * Until when the foundry waits for the gate of a node rebooted at `rebootAt` into a slot it tries:
+ * `deadlineMs` (GATE_DEADLINE_MS) from the reboot, and at least GATE_AFTER_ANSWER_MS from when the
+ * node first answered on that slot (`answeredAt`).
+ */
+export function gateWaitUntil(o: { rebootAt: number; answeredAt?: number; deadlineMs?: number }): number {
+  return Math.max(o.rebootAt + (o.deadlineMs ?? GATE_DEADLINE_MS), o.answeredAt === undefined ? 0 : o.answeredAt + GATE_AFTER_ANSWER_MS);
+}
+
+/** Until when the foundry waits for a rebooted node that does not answer: `deadlineMs` from its reboot or from when it last answered since (a gate that gave up reboots it again). */
+export function answerWaitUntil(o: { rebootAt: number; lastAnswerAt?: number; deadlineMs?: number }): number {
+  return Math.max(o.rebootAt, o.lastAnswerAt ?? 0) + (o.deadlineMs ?? GATE_DEADLINE_MS);
+}
 
 /**
  * The steps of a node's replacement (a `replace` wave; docs/upgrades.md, "Replace-based upgrades"),
@@ -67,6 +91,8 @@ export interface ApplyNode {
    * not written again.
    */
   converged?: BuildRef;
+  /** After its reboot into the slot it tries: when the foundry first read it booted on that slot (gateWaitUntil). */
+  answeredAt?: number;
   /** A node of a replace wave: false when the substrate has no VM for it (destroyed, not provisioned yet). */
   vm?: boolean;
   /** A node of a replace wave: the build its VM is being (or was) replaced with and how far (the upgrade record). */
@@ -224,8 +250,8 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
   }
   // Rebooted: where Kubernetes runs, the node was drained; it takes pods again once it runs a slot whose gate passed.
   const k8s = input.kubernetes === true;
-  const until = step.at + (input.gateDeadlineMs ?? GATE_DEADLINE_MS);
-  const secs = Math.round((input.gateDeadlineMs ?? GATE_DEADLINE_MS) / 1000);
+  const until = gateWaitUntil({ rebootAt: step.at, ...(n.answeredAt !== undefined ? { answeredAt: n.answeredAt } : {}), ...(input.gateDeadlineMs !== undefined ? { deadlineMs: input.gateDeadlineMs } : {}) });
+  const secs = `${Math.round((until - step.at) / 1000)} s of the reboot${n.answeredAt !== undefined && until > step.at + (input.gateDeadlineMs ?? GATE_DEADLINE_MS) ? ` (${Math.round((until - n.answeredAt) / 1000)} s after it answered on slot ${step.slot})` : ''}`;
   switch (v.verdict) {
     case 'committed':
       // Before it takes pods again and before the next node is written: N+1's slot has none of the converged files.
@@ -239,7 +265,7 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
     case 'pending':
     case 'staged': {
       const where = v.verdict === 'staged' ? 'has not booted slot ' + step.slot + ' yet' : `runs slot ${step.slot}, its gate has not passed${v.gateFailing ? ` (failing: ${v.gateFailing})` : ''}`;
-      if (input.now >= until) return { kind: 'stop', reason: `no gate pass within ${secs} s of the reboot: the node ${where}; it falls back to slot ${active} by itself when its gate gives up or its tries run out`, fellBackTo: active, ...(k8s ? { cordoned: 'leave' as const } : {}) };
+      if (input.now >= until) return { kind: 'stop', reason: `no gate pass within ${secs}: the node ${where}; it falls back to slot ${active} by itself when its gate gives up or its tries run out`, fellBackTo: active, ...(k8s ? { cordoned: 'leave' as const } : {}) };
       return { kind: 'wait', node: name, wave, slot: step.slot, until, why: `the node ${where}` };
     }
   }

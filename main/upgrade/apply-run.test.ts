@@ -89,6 +89,39 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(sim.calls).toEqual(['write cp-1 B 0.2.0', 'reboot cp-1']);
   });
 
+  it('a slow boot (the hub under TCG): master answers on slot B 280 s after its reboot and its gate passes 40 s later, past the reboot\'s 5 minutes: waited for (its gate has its window from the answer), done', async () => {
+    const { sim, record, events, clock } = setup();
+    const N1 = build('0.2.0');
+    let rebootAt: number | undefined;
+    const ops = new Proxy(sim, {
+      get(target, prop, receiver) {
+        if (prop === 'reboot') {
+          return async (node: string, signal?: AbortSignal) => {
+            if (node === 'master') rebootAt = clock.now();
+            return target.reboot(node, signal);
+          };
+        }
+        if (prop === 'status') {
+          return async (node: string, signal?: AbortSignal) => {
+            const since = node === 'master' && rebootAt !== undefined ? clock.now() - rebootAt : Infinity;
+            if (since < 280_000) throw new Error('master: no answer (its guest agent did not answer within 30 s)');
+            const real = await target.status(node, signal);
+            // Booted on B, its gate not passed yet for 40 s: not yet the active slot.
+            return since < 320_000 ? real.replace(/^active=B$/m, 'active=A') : real;
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const end = await runApply({ waves, from: N, target: N1, ops, record, onEvent: (e) => events.push(e), ...clock, pollMs: 10_000 });
+    expect(end).toMatchObject({ kind: 'done' });
+    expect(active(sim)).toEqual(['B', 'B', 'B']);
+    const master = events.filter((e) => e.node === 'master' && e.step === 'wait').map((e) => e.detail);
+    expect(master.some((d) => /not answering yet/.test(d))).toBe(true);
+    expect(master.at(-1)).toBe('the node runs slot B, its gate has not passed');
+  });
+
   it('a node that never answers after its reboot: the stop says what its console last showed (a kernel hung before init, or its last lines)', async () => {
     const lockup = (s: number) => `[  ${s}.000000] watchdog: BUG: soft lockup - CPU#1 stuck for ${s}s! [cryptomgr_test:77]`;
     const hung = ['Linux version 6.1.0-28-amd64', lockup(26), lockup(52), lockup(78)].join('\n');

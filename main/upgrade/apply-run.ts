@@ -22,7 +22,7 @@ import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { ApplyEvent, SlotWriteProgress, UpgradeLive } from '../../common/upgrade/progress';
 import { endLive, foldLive, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeRecord } from '../../common/upgrade/progress';
 import type { ApplyAction, ApplyNode, ApplyStep, ReplacePhase } from '../../common/upgrade/apply';
-import { destroyNotAllowed, GATE_DEADLINE_MS, nextApplyAction, nextReplaceStep, planRollback } from '../../common/upgrade/apply';
+import { answerWaitUntil, destroyNotAllowed, GATE_DEADLINE_MS, gateWaitUntil, nextApplyAction, nextReplaceStep, planRollback } from '../../common/upgrade/apply';
 import { activeGate, agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common/upgrade/observe';
 import type { AgentEvent, AgentState } from '../../common/upgrade/agent';
 import { AGENT_STATE_FILE, initialAgentState, otherSlot, shortDigest } from '../../common/upgrade/agent';
@@ -645,6 +645,16 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
    * `pending`: the slot whose spent try is still to be given back (giveBack).
    */
   const stalls = new Map<string, { count: number; pending?: Slot }>();
+  /**
+   * Per node, while it reboots (its reboot step's `at`): when it last answered, and when it first
+   * answered booted on the slot it tries (gateWaitUntil, answerWaitUntil). A new reboot (its step's
+   * `at` moves: a power cycle, a try given back) starts it over.
+   */
+  const answers = new Map<string, { rebootAt: number; last: number; onTried?: number }>();
+  const answerOf = (node: string, step: ApplyStep | undefined): { last: number; onTried?: number } | undefined => {
+    const a = answers.get(node);
+    return step?.kind === 'reboot' && a?.rebootAt === step.at ? a : undefined;
+  };
   /** A node's reboot into `slot` starts now: its wait's deadline and its power cycles count from here. */
   const rebootInto = async (node: string, slot: Slot, detail: string): Promise<void> => {
     steps[node] = { kind: 'reboot', slot, at: now() };
@@ -753,6 +763,10 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if (!steps[node]) untouched[node] = status;
       const st = parseBootStatus(status);
       const step = steps[node];
+      if (step?.kind === 'reboot') {
+        const seen = answerOf(node, step) ?? { last: now() };
+        answers.set(node, { rebootAt: step.at, last: now(), ...(seen.onTried !== undefined ? { onTried: seen.onTried } : st.ok && st.value.booted === step.slot ? { onTried: now() } : {}) });
+      }
       if (st.ok && step?.kind === 'reboot' && stalls.get(node)?.pending === step.slot && observeBoot({ tried: step.slot, status }).verdict === 'rolled-back') {
         // Not observed as a fallback (its agent, the decision): the try is given back below.
         giveBack ??= { node, slot: step.slot };
@@ -769,7 +783,8 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if (st.ok && step?.kind === 'reboot') await agents.afterBoot(node, status, metrics[node]);
       const active = st.ok ? st.value.active : 'A';
       const converged = record.converged?.[node];
-      view[node] = { status, running: agents.slots(node, active).running, ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}), ...(converged ? { converged } : {}) };
+      const answeredAt = answerOf(node, step)?.onTried;
+      view[node] = { status, running: agents.slots(node, active).running, ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}), ...(converged ? { converged } : {}), ...(answeredAt !== undefined ? { answeredAt } : {}) };
     }
     if (giveBack) {
       // Its one try of the slot was spent by a stall below init that the foundry power-cycled (GRUB
@@ -789,7 +804,9 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
     }
     if (unreachable) {
       const step = steps[unreachable.node];
-      if (step?.kind === 'reboot' && now() < step.at + deadlineMs) {
+      const lastAnswerAt = answerOf(unreachable.node, step)?.last;
+      const waitUntil = step?.kind === 'reboot' ? answerWaitUntil({ rebootAt: step.at, ...(lastAnswerAt !== undefined ? { lastAnswerAt } : {}), deadlineMs }) : 0;
+      if (step?.kind === 'reboot' && now() < waitUntil) {
         const cycled = await powerCycleIfStalled(ops, unreachable.node, cycles, emit, signal);
         if (cycled) {
           // Its reboot starts again from the power-on: the deadline too.
@@ -803,12 +820,12 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
           continue;
         }
         emit({ node: unreachable.node, step: 'wait', detail: `rebooting into slot ${step.slot}: not answering yet (${unreachable.error})` });
-        await sleep(Math.min(pollMs, step.at + deadlineMs - now()), signal);
+        await sleep(Math.min(pollMs, waitUntil - now()), signal);
         continue;
       }
       const reason =
         step?.kind === 'reboot'
-          ? `no answer within ${Math.round(deadlineMs / 1000)} s of its reboot into slot ${step.slot} (${unreachable.error})${await consoleNote(ops, unreachable.node, signal)}; it falls back to its previous slot by itself if N+1 never comes up`
+          ? `no answer within ${Math.round(deadlineMs / 1000)} s of ${lastAnswerAt !== undefined && lastAnswerAt > step.at ? `its last answer after its reboot into slot ${step.slot}` : `its reboot into slot ${step.slot}`} (${unreachable.error})${await consoleNote(ops, unreachable.node, signal)}; it falls back to its previous slot by itself if N+1 never comes up`
           : step?.kind === 'write' && !step.ok
             ? // The write's own error says what cut it (a power-off, a dropped connection); the node staged no try.
               `writing slot ${step.slot} failed: ${step.error}; then it did not answer (${unreachable.error}): once it runs again it boots its active slot (kubedos-slot-write stages a try only after its read-back)`
@@ -1078,6 +1095,9 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
       }
     }
     let at = now();
+    /** Since `at`: when the node last answered, and when it first answered booted on s.to (gateWaitUntil, answerWaitUntil). */
+    let lastAnswerAt: number | undefined;
+    let answeredAt: number | undefined;
     const cycles = new Map<string, number>();
     /** The stall a power cycle answered spent the try of s.to (giveBack: once). */
     let spent: 'no' | 'to-give-back' | 'given-back' = 'no';
@@ -1095,23 +1115,31 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
           return stop(`its boot of slot ${s.to} stalled below init and was powered off and on, which spent its one try (it runs slot ${s.from} again); staging the try again failed: ${errText(err)}`, s.from);
         }
         at = now();
+        lastAnswerAt = answeredAt = undefined;
         cycles.clear();
         await requestReboot(ops, s.node, s.to, `its boot of slot ${s.to} stalled below init and the power cycle spent its one try (GRUB fell back to slot ${s.from}): slot ${s.to} is tried once more; rebooting into slot ${s.to}`, emit, signal);
         continue;
       }
       if (typeof text === 'string' && st.ok && !agentRefused) await agents.afterBoot(s.node, text);
       if (st.ok && st.value.booted === s.to && st.value.active === s.to) break;
+      if (st.ok) {
+        lastAnswerAt = now();
+        if (st.value.booted === s.to) answeredAt ??= now();
+      }
       const cycled = st.ok ? undefined : await powerCycleIfStalled(ops, s.node, cycles, emit, signal);
       if (cycled) {
         at = now(); // its reboot starts again from the power-on
+        lastAnswerAt = answeredAt = undefined;
         emit({ node: s.node, step: 'reboot', slot: s.to, detail: cycled.detail });
         if (cycled.spent === s.to && spent === 'no') spent = 'to-give-back';
         continue;
       }
       if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again${input.kubernetes ? `; ${await uncordonAgain(ops, s.node, emit, signal)}` : ''}`, s.from);
-      if (now() >= at + deadlineMs) return stop(`slot ${s.to} did not pass its gate within ${Math.round(deadlineMs / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})${await consoleNote(ops, s.node, signal)}`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
+      // Answering: its gate's time (at least its whole window once it runs s.to); silent: the deadline from its reboot or its last answer.
+      const until = st.ok ? gateWaitUntil({ rebootAt: at, ...(answeredAt !== undefined ? { answeredAt } : {}), deadlineMs }) : answerWaitUntil({ rebootAt: at, ...(lastAnswerAt !== undefined ? { lastAnswerAt } : {}), deadlineMs });
+      if (now() >= until) return stop(`slot ${s.to} did not pass its gate within ${Math.round((until - at) / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})${await consoleNote(ops, s.node, signal)}`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
       emit({ node: s.node, step: 'wait', detail: st.ok ? `booted slot ${st.value.booted || '?'}, waiting for slot ${s.to}'s gate` : `not answering yet (${st.message})` });
-      await sleep(Math.max(0, Math.min(pollMs, at + deadlineMs - now())), signal);
+      await sleep(Math.max(0, Math.min(pollMs, until - now())), signal);
     }
     // Committed on N by its gate: the build it left is recorded as bad on the node too.
     if (!agentRefused) await agents.feed(s.node, [{ type: 'reject', build: target, slot: s.from, reason: ROLLBACK_REASON }], initial);
