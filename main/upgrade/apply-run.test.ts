@@ -96,16 +96,16 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     const ops = new Proxy(sim, {
       get(target, prop, receiver) {
         if (prop === 'reboot') {
-          return async (node: string, signal?: AbortSignal) => {
+          return async (node: string) => {
             if (node === 'master') rebootAt = clock.now();
-            return target.reboot(node, signal);
+            return target.reboot(node);
           };
         }
         if (prop === 'status') {
-          return async (node: string, signal?: AbortSignal) => {
+          return async (node: string) => {
             const since = node === 'master' && rebootAt !== undefined ? clock.now() - rebootAt : Infinity;
             if (since < 280_000) throw new Error('master: no answer (its guest agent did not answer within 30 s)');
-            const real = await target.status(node, signal);
+            const real = await target.status(node);
             // Booted on B, its gate not passed yet for 40 s: not yet the active slot.
             return since < 320_000 ? real.replace(/^active=B$/m, 'active=A') : real;
           };
