@@ -39,7 +39,9 @@ export interface GateWindow {
  * asks a node whose N+1 fails its gate to be back on its previous slot within 5 minutes here
  * (TCG): the boot into B, this window, the reboot and the boot of A share those 300 s. Measured
  * on lab-3's VMs under TCG (the foundry's event lines of 2026-12-05; docs/upgrades.md "Health
- * gate"): a boot from the reboot until the node answers 31-183 s (most 80-100 s); a good boot's
+ * gate"): a boot from the reboot until the node answers 31-183 s (most 80-100 s; the master's new
+ * slot once ~240 s, 2026-12-06, which is why the foundry gives the gate its window from the answer,
+ * common/upgrade/apply.ts GATE_AFTER_ANSWER_MS); a good boot's
  * gate passed 6-65 s after the node answered (planes and services, seven boots); the gate
  * injection fell back in ~390 s with the old 240 s of pauses. A check that can tell a definite
  * failure (a unit systemd gave up on; a plane down, without its key file or its hub peer after

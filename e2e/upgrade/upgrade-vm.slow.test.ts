@@ -58,7 +58,11 @@
 // third runs stopped at w-1, silent after a reboot: its firmware looping on the TPM (third run, seen
 // live), now answered by a power cycle (main/upgrade/vm-ops.ts recoverStall). On VMs (docs/upgrades.md):
 // kernel (fifth run), service (seventh run) and power-off (eighth run, after the fix of its headline's N)
-// passed to the end; gate only by hand. The recovery bundle's reseal (expectBundleSealedFor) has not run on VMs.
+// passed to the end; gate only by hand. The ninth run (2026-12-06, the main case) stopped at the master:
+// its new slot took ~4 min to answer and its gate passed after the foundry's 5 minutes from the reboot
+// (the gate now has its window from the node's answer: common/upgrade/apply.ts gateWaitUntil); its
+// --rollback passed but for the bundle line. The recovery bundle's reseal after a completed upgrade
+// (expectBundleSealedFor) has not run on VMs.
 //
 // What is not changed: Debian packages. `kubedos build` without --update takes the lab's frozen
 // lock (e2e/shared-build.ts) and `lock update --source` does not resolve it; moving a Debian
