@@ -57,7 +57,7 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     const end = await runApply({ waves, from: N, target: N1, ops: sim, record, onEvent: (e) => events.push(e), ...clock });
     expect(end).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'slot B failed its health gate (services); the node fell back to slot A' });
     expect(end.message).toMatch(/^upgrade to 0\.2\.0 stopped at w-1 \(wave 2\): .*\n1 node on 0\.2\.0 \(cp-1\), 1 untouched \(master\)\nbuild 0\.2\.0 is recorded as bad/);
-    expect(events.at(-1)).toEqual({ node: 'w-1', step: 'stop', detail: 'slot B failed its health gate (services); the node fell back to slot A (runs slot A)' });
+    expect(events.at(-1)).toEqual({ node: 'w-1', step: 'stop', detail: 'slot B failed its health gate (services); the node fell back to slot A' });
     expect(sim.calls.some((c) => c.includes('master'))).toBe(false);
     expect(active(sim)).toEqual(['B', 'A', 'A']);
     expect(record.bad).toMatchObject([{ digest: N1.digest, node: 'w-1' }]);
@@ -267,8 +267,10 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
   it('a write the node refuses stops the upgrade there, without a reboot; cancelling after a write withdraws the staged try', async () => {
     const a = setup();
     a.sim.refuseWrite = (node) => (node === 'cp-1' ? 'cp-1: writing N+1 into slot B failed (kubedos-slot-write exit 1): reads back sha256 x' : undefined);
-    const end = await runApply({ waves, from: N, target: build('0.2.0'), ops: a.sim, record: a.record, ...a.clock });
+    const end = await runApply({ waves, from: N, target: build('0.2.0'), ops: a.sim, record: a.record, onEvent: (e) => a.events.push(e), ...a.clock });
     expect(end).toMatchObject({ kind: 'stop', node: 'cp-1', fellBackTo: 'A', reason: expect.stringMatching(/^writing slot B failed: cp-1: writing N\+1 into slot B failed/) });
+    // The stop's line says the slot the node keeps booting when its reason does not.
+    expect(a.events.at(-1)?.detail).toMatch(/^writing slot B failed: .* \(its active slot: A\)$/);
     expect(a.sim.calls).toEqual(['write cp-1 B 0.2.0']);
     expect(a.record.bad).toEqual([]); // not the build's fault: a rerun may try again
 
