@@ -250,8 +250,10 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
   }
   // Rebooted: where Kubernetes runs, the node was drained; it takes pods again once it runs a slot whose gate passed.
   const k8s = input.kubernetes === true;
-  const until = gateWaitUntil({ rebootAt: step.at, ...(n.answeredAt !== undefined ? { answeredAt: n.answeredAt } : {}), ...(input.gateDeadlineMs !== undefined ? { deadlineMs: input.gateDeadlineMs } : {}) });
-  const secs = `${Math.round((until - step.at) / 1000)} s of the reboot${n.answeredAt !== undefined && until > step.at + (input.gateDeadlineMs ?? GATE_DEADLINE_MS) ? ` (${Math.round((until - n.answeredAt) / 1000)} s after it answered on slot ${step.slot})` : ''}`;
+  const deadlineMs = input.gateDeadlineMs ?? GATE_DEADLINE_MS;
+  const until = gateWaitUntil({ rebootAt: step.at, ...(n.answeredAt !== undefined ? { answeredAt: n.answeredAt } : {}), deadlineMs });
+  // The wait in words: from the reboot, and from the answer when that is what bounded it.
+  const within = `${Math.round((until - step.at) / 1000)} s of the reboot${n.answeredAt !== undefined && until > step.at + deadlineMs ? ` (${Math.round((until - n.answeredAt) / 1000)} s after it answered on slot ${step.slot})` : ''}`;
   switch (v.verdict) {
     case 'committed':
       // Before it takes pods again and before the next node is written: N+1's slot has none of the converged files.
@@ -265,7 +267,7 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
     case 'pending':
     case 'staged': {
       const where = v.verdict === 'staged' ? 'has not booted slot ' + step.slot + ' yet' : `runs slot ${step.slot}, its gate has not passed${v.gateFailing ? ` (failing: ${v.gateFailing})` : ''}`;
-      if (input.now >= until) return { kind: 'stop', reason: `no gate pass within ${secs}: the node ${where}; it falls back to slot ${active} by itself when its gate gives up or its tries run out`, fellBackTo: active, ...(k8s ? { cordoned: 'leave' as const } : {}) };
+      if (input.now >= until) return { kind: 'stop', reason: `no gate pass within ${within}: the node ${where}; it falls back to slot ${active} by itself when its gate gives up or its tries run out`, fellBackTo: active, ...(k8s ? { cordoned: 'leave' as const } : {}) };
       return { kind: 'wait', node: name, wave, slot: step.slot, until, why: `the node ${where}` };
     }
   }

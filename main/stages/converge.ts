@@ -27,6 +27,7 @@ import type { GuestCall, PlanNode } from './guest';
 import { eachNode, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
 import { lastSuccesses, readJournal } from '../pipeline/journal';
+import type { PipelineEvent } from '../../common/pipeline/events';
 import type { SubstrateDriver } from '../substrate/driver';
 import { nodeDeployJournal, WORKSPACE_LAYOUT } from '../workspace';
 import { clusterTrust } from './trust';
@@ -543,7 +544,11 @@ export interface ConvergeNodesRequest {
 export type FirstbootRecord = { kind: 'none' } | { kind: 'invalid'; runId: string; issue: string } | { kind: 'ok'; runId: string; data: DeployOutputs['firstboot']; at: string };
 
 export function readFirstboot(journal: string): FirstbootRecord {
-  const events = readJournal(journal);
+  return firstbootIn(readJournal(journal));
+}
+
+/** readFirstboot of a journal's events already read. */
+function firstbootIn(events: readonly PipelineEvent[]): FirstbootRecord {
   const record = lastSuccesses(events).get('firstboot');
   if (!record?.output) return { kind: 'none' };
   const facts = FirstbootOutput.safeParse(record.output);
@@ -581,10 +586,11 @@ export function replacedSince(workspace: string, since: string, nodes: readonly 
   const out: Record<string, ReplacedNode> = {};
   for (const node of nodes) {
     const journal = join(workspace, nodeDeployJournal(node));
-    const own = readFirstboot(journal);
+    const events = readJournal(journal);
+    const own = firstbootIn(events);
     const facts = own.kind === 'ok' ? own.data.nodes[node] : undefined;
     if (own.kind !== 'ok' || !facts || !(own.at > since)) continue;
-    const planes = readJournal(journal)
+    const planes = events
       .filter((e) => e.type === 'stage' && e.stage === 'backplanes' && e.state === 'success' && e.time >= own.at)
       .at(-1);
     const keys = planes?.type === 'stage' ? BackplanesOutput.safeParse(planes.output).data?.wgPublicKeys[node] : undefined;

@@ -764,8 +764,8 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       const st = parseBootStatus(status);
       const step = steps[node];
       if (step?.kind === 'reboot') {
-        const seen = answerOf(node, step) ?? { last: now() };
-        answers.set(node, { rebootAt: step.at, last: now(), ...(seen.onTried !== undefined ? { onTried: seen.onTried } : st.ok && st.value.booted === step.slot ? { onTried: now() } : {}) });
+        const onTried = answerOf(node, step)?.onTried ?? (st.ok && st.value.booted === step.slot ? now() : undefined);
+        answers.set(node, { rebootAt: step.at, last: now(), ...(onTried !== undefined ? { onTried } : {}) });
       }
       if (st.ok && step?.kind === 'reboot' && stalls.get(node)?.pending === step.slot && observeBoot({ tried: step.slot, status }).verdict === 'rolled-back') {
         // Not observed as a fallback (its agent, the decision): the try is given back below.

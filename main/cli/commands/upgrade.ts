@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { plan } from '../../../common/plan/plan';
 import type { Plan } from '../../../common/plan/index';
 import { takeEtcdSnapshot } from '../../stages/seal-snapshot';
@@ -188,12 +188,12 @@ export const upgradeCommand: CliCommand = {
         io.err(`${what} refused: ${notAb}`);
         return 1;
       }
-      const manifest = join(deployedBuildDir(spec.metadata.name, io.env), MANIFEST_FILE);
-      if (!existsSync(manifest)) {
-        io.err(`${what} refused: no sealed deploy (${manifest}): nothing to roll back to`);
+      const deployed = deployedBuildDir(spec.metadata.name, io.env);
+      if (!existsSync(join(deployed, MANIFEST_FILE))) {
+        io.err(`${what} refused: no sealed deploy (${join(deployed, MANIFEST_FILE)}): nothing to roll back to`);
         return 1;
       }
-      const { version, digest } = readBuildRef(dirname(manifest));
+      const { version, digest } = readBuildRef(deployed);
       const from: BuildRef = { version, digest };
       const waves = upgradeWaves(spec, plan(spec));
       if (!waves.ok) {
