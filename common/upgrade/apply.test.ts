@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BuildRef, Slot } from './agent';
 import type { ApplyAction, ApplyNode, ApplyStep, RolledBackBuild } from './apply';
-import { answerWaitUntil, ApplyStep as ApplyStepSchema, GATE_AFTER_ANSWER_MS, GATE_DEADLINE_MS, gateWaitUntil, nextApplyAction, planRollback } from './apply';
+import { answerWaitUntil, ApplyStep as ApplyStepSchema, GATE_AFTER_ANSWER_MS, GATE_DEADLINE_MS, gateWaitUntil, heardFrom, nextApplyAction, planRollback } from './apply';
 import type { UpgradeNode, Wave } from './waves';
 import { planWaves } from './waves';
 import { buildRef as build, LAB3_UPGRADE_NODES, lab3Waves as lab3WavesOf } from './testing';
@@ -315,10 +315,15 @@ describe('nextApplyAction: refusals and waiting', () => {
     expect(nextApplyAction({ waves, target: N1, nodes: slow, bad: [], now: 1000 + GATE_DEADLINE_MS })).toMatchObject({ kind: 'wait', node: 'cp-1', until: 241_000 + GATE_AFTER_ANSWER_MS });
     expect(nextApplyAction({ waves, target: N1, nodes: slow, bad: [], now: 241_000 + GATE_AFTER_ANSWER_MS })).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/^no gate pass within 540 s of the reboot \(300 s after it answered on slot B\): the node runs slot B/) });
     // Answered early: the reboot's deadline stays the bound.
-    expect(gateWaitUntil({ rebootAt: 1000, answeredAt: 2000, deadlineMs: 600_000 })).toBe(601_000);
+    expect(gateWaitUntil({ rebootAt: 1000, answeredAt: 2000 }, 600_000)).toBe(601_000);
     // Silent: from the reboot, or from its last answer since (a gate that gave up reboots it again).
     expect(answerWaitUntil({ rebootAt: 1000 })).toBe(1000 + GATE_DEADLINE_MS);
     expect(answerWaitUntil({ rebootAt: 1000, lastAnswerAt: 200_000 })).toBe(200_000 + GATE_DEADLINE_MS);
+    // The clock both loops keep: each answer moves lastAnswerAt; answeredAt is the first answer on the slot tried, kept.
+    const heard = heardFrom(heardFrom(heardFrom({ rebootAt: 1000 }, 90_000, false), 200_000, true), 260_000, true);
+    expect(heard).toEqual({ rebootAt: 1000, lastAnswerAt: 260_000, answeredAt: 200_000 });
+    expect(gateWaitUntil(heard)).toBe(200_000 + GATE_AFTER_ANSWER_MS);
+    expect(answerWaitUntil(heard)).toBe(260_000 + GATE_DEADLINE_MS);
     const earlier = { ...all(), 'cp-1': node({ status: tried }) };
     expect(nextApplyAction({ waves, target: N1, nodes: earlier, bad: [], now: 0 })).toMatchObject({ kind: 'stop', node: 'cp-1', reason: expect.stringMatching(/runs slot B, which is being tried and not yet marked good/) });
     const unreadable = { ...all(), 'cp-1': node({ status: 'kubedos-boot: no boot environment at /boot/efi/EFI/debian/kubedos.env' }) };

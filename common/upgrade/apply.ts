@@ -31,17 +31,33 @@ export const GATE_DEADLINE_MS = 5 * 60_000;
 export const GATE_AFTER_ANSWER_MS = (Math.max(...Object.values(GATE_WINDOW.checks)) + 60) * 1000;
 
 /**
+ * A node's reboot into the slot it tries, as the foundry heard it: when the reboot started (a power
+ * cycle or a try given back starts it over), when the node last answered since, and when it first
+ * answered booted on that slot. What both waits below read; the upgrade's loop and --rollback keep one each.
+ */
+export interface RebootClock {
+  rebootAt: number;
+  lastAnswerAt?: number;
+  answeredAt?: number;
+}
+
+/** `c` after the node answered at `at`; `onTried`: it was booted on the slot it tries. */
+export function heardFrom(c: RebootClock, at: number, onTried: boolean): RebootClock {
+  return { ...c, lastAnswerAt: at, ...(onTried && c.answeredAt === undefined ? { answeredAt: at } : {}) };
+}
+
+/**
  * Until when the foundry waits for the gate of a node rebooted at `rebootAt` into a slot it tries:
  * `deadlineMs` (GATE_DEADLINE_MS) from the reboot, and at least GATE_AFTER_ANSWER_MS from when the
  * node first answered on that slot (`answeredAt`).
  */
-export function gateWaitUntil(o: { rebootAt: number; answeredAt?: number; deadlineMs?: number }): number {
-  return Math.max(o.rebootAt + (o.deadlineMs ?? GATE_DEADLINE_MS), o.answeredAt === undefined ? 0 : o.answeredAt + GATE_AFTER_ANSWER_MS);
+export function gateWaitUntil(c: RebootClock, deadlineMs = GATE_DEADLINE_MS): number {
+  return Math.max(c.rebootAt + deadlineMs, c.answeredAt === undefined ? 0 : c.answeredAt + GATE_AFTER_ANSWER_MS);
 }
 
 /** Until when the foundry waits for a rebooted node that does not answer: `deadlineMs` from its reboot or from when it last answered since (a gate that gave up reboots it again). */
-export function answerWaitUntil(o: { rebootAt: number; lastAnswerAt?: number; deadlineMs?: number }): number {
-  return Math.max(o.rebootAt, o.lastAnswerAt ?? 0) + (o.deadlineMs ?? GATE_DEADLINE_MS);
+export function answerWaitUntil(c: RebootClock, deadlineMs = GATE_DEADLINE_MS): number {
+  return Math.max(c.rebootAt, c.lastAnswerAt ?? 0) + deadlineMs;
 }
 
 /**
@@ -251,7 +267,7 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
   // Rebooted: where Kubernetes runs, the node was drained; it takes pods again once it runs a slot whose gate passed.
   const k8s = input.kubernetes === true;
   const deadlineMs = input.gateDeadlineMs ?? GATE_DEADLINE_MS;
-  const until = gateWaitUntil({ rebootAt: step.at, ...(n.answeredAt !== undefined ? { answeredAt: n.answeredAt } : {}), deadlineMs });
+  const until = gateWaitUntil({ rebootAt: step.at, ...(n.answeredAt !== undefined ? { answeredAt: n.answeredAt } : {}) }, deadlineMs);
   // The wait in words: from the reboot, and from the answer when that is what bounded it.
   const within = `${Math.round((until - step.at) / 1000)} s of the reboot${n.answeredAt !== undefined && until > step.at + deadlineMs ? ` (${Math.round((until - n.answeredAt) / 1000)} s after it answered on slot ${step.slot})` : ''}`;
   switch (v.verdict) {

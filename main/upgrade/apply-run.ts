@@ -22,7 +22,7 @@ import type { BuildRef, Slot } from '../../common/upgrade/agent';
 import type { ApplyEvent, SlotWriteProgress, UpgradeLive } from '../../common/upgrade/progress';
 import { endLive, foldLive, ROLLBACK_REASON, slotWriteDetail, startLive, UpgradeRecord } from '../../common/upgrade/progress';
 import type { ApplyAction, ApplyNode, ApplyStep, ReplacePhase } from '../../common/upgrade/apply';
-import { answerWaitUntil, destroyNotAllowed, GATE_DEADLINE_MS, gateWaitUntil, nextApplyAction, nextReplaceStep, planRollback } from '../../common/upgrade/apply';
+import { answerWaitUntil, destroyNotAllowed, GATE_DEADLINE_MS, gateWaitUntil, heardFrom, nextApplyAction, nextReplaceStep, planRollback, type RebootClock } from '../../common/upgrade/apply';
 import { activeGate, agentEventsAfterBoot, observeBoot, parseBootStatus } from '../../common/upgrade/observe';
 import type { AgentEvent, AgentState } from '../../common/upgrade/agent';
 import { AGENT_STATE_FILE, initialAgentState, otherSlot, shortDigest } from '../../common/upgrade/agent';
@@ -645,15 +645,12 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
    * `pending`: the slot whose spent try is still to be given back (giveBack).
    */
   const stalls = new Map<string, { count: number; pending?: Slot }>();
-  /**
-   * Per node, while it reboots (its reboot step's `at`): when it last answered, and when it first
-   * answered booted on the slot it tries (gateWaitUntil, answerWaitUntil). A new reboot (its step's
-   * `at` moves: a power cycle, a try given back) starts it over.
-   */
-  const answers = new Map<string, { rebootAt: number; last: number; onTried?: number }>();
-  const answerOf = (node: string, step: ApplyStep | undefined): { last: number; onTried?: number } | undefined => {
-    const a = answers.get(node);
-    return step?.kind === 'reboot' && a?.rebootAt === step.at ? a : undefined;
+  /** Per node, its current reboot's clock (RebootClock): a new reboot (its step's `at` moves: a power cycle, a try given back) starts it over. */
+  const clocks = new Map<string, RebootClock>();
+  const clockOf = (node: string, step: ApplyStep | undefined): RebootClock | undefined => {
+    if (step?.kind !== 'reboot') return undefined;
+    const c = clocks.get(node);
+    return c?.rebootAt === step.at ? c : { rebootAt: step.at };
   };
   /** A node's reboot into `slot` starts now: its wait's deadline and its power cycles count from here. */
   const rebootInto = async (node: string, slot: Slot, detail: string): Promise<void> => {
@@ -763,10 +760,8 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if (!steps[node]) untouched[node] = status;
       const st = parseBootStatus(status);
       const step = steps[node];
-      if (step?.kind === 'reboot') {
-        const onTried = answerOf(node, step)?.onTried ?? (st.ok && st.value.booted === step.slot ? now() : undefined);
-        answers.set(node, { rebootAt: step.at, last: now(), ...(onTried !== undefined ? { onTried } : {}) });
-      }
+      const clock = clockOf(node, step);
+      if (clock && step?.kind === 'reboot') clocks.set(node, heardFrom(clock, now(), st.ok && st.value.booted === step.slot));
       if (st.ok && step?.kind === 'reboot' && stalls.get(node)?.pending === step.slot && observeBoot({ tried: step.slot, status }).verdict === 'rolled-back') {
         // Not observed as a fallback (its agent, the decision): the try is given back below.
         giveBack ??= { node, slot: step.slot };
@@ -783,7 +778,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       if (st.ok && step?.kind === 'reboot') await agents.afterBoot(node, status, metrics[node]);
       const active = st.ok ? st.value.active : 'A';
       const converged = record.converged?.[node];
-      const answeredAt = answerOf(node, step)?.onTried;
+      const answeredAt = clockOf(node, step)?.answeredAt;
       view[node] = { status, running: agents.slots(node, active).running, ...(metrics[node] !== undefined ? { metrics: metrics[node] } : {}), ...(step ? { step } : {}), ...(converged ? { converged } : {}), ...(answeredAt !== undefined ? { answeredAt } : {}) };
     }
     if (giveBack) {
@@ -804,8 +799,9 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
     }
     if (unreachable) {
       const step = steps[unreachable.node];
-      const lastAnswerAt = answerOf(unreachable.node, step)?.last;
-      const waitUntil = step?.kind === 'reboot' ? answerWaitUntil({ rebootAt: step.at, ...(lastAnswerAt !== undefined ? { lastAnswerAt } : {}), deadlineMs }) : 0;
+      const clock = clockOf(unreachable.node, step);
+      const lastAnswerAt = clock?.lastAnswerAt;
+      const waitUntil = clock ? answerWaitUntil(clock, deadlineMs) : 0;
       if (step?.kind === 'reboot' && now() < waitUntil) {
         const cycled = await powerCycleIfStalled(ops, unreachable.node, cycles, emit, signal);
         if (cycled) {
@@ -1095,10 +1091,8 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
         return stop(`draining it before its reboot failed: ${errText(err)}; ${withdrawn}; ${await uncordonAgain(ops, s.node, emit, signal)}`, s.from);
       }
     }
-    let at = now();
-    /** Since `at`: when the node last answered, and when it first answered booted on s.to (gateWaitUntil, answerWaitUntil). */
-    let lastAnswerAt: number | undefined;
-    let answeredAt: number | undefined;
+    /** Its reboot into s.to (a power cycle or a try given back starts it over). */
+    let clock: RebootClock = { rebootAt: now() };
     const cycles = new Map<string, number>();
     /** The stall a power cycle answered spent the try of s.to (giveBack: once). */
     let spent: 'no' | 'to-give-back' | 'given-back' = 'no';
@@ -1115,30 +1109,25 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
         } catch (err) {
           return stop(`its boot of slot ${s.to} stalled below init and was powered off and on, which spent its one try (it runs slot ${s.from} again); staging the try again failed: ${errText(err)}`, s.from);
         }
-        at = now();
-        lastAnswerAt = answeredAt = undefined;
+        clock = { rebootAt: now() };
         cycles.clear();
         await requestReboot(ops, s.node, s.to, `its boot of slot ${s.to} stalled below init and the power cycle spent its one try (GRUB fell back to slot ${s.from}): slot ${s.to} is tried once more; rebooting into slot ${s.to}`, emit, signal);
         continue;
       }
       if (typeof text === 'string' && st.ok && !agentRefused) await agents.afterBoot(s.node, text);
       if (st.ok && st.value.booted === s.to && st.value.active === s.to) break;
-      if (st.ok) {
-        lastAnswerAt = now();
-        if (st.value.booted === s.to) answeredAt ??= now();
-      }
+      if (st.ok) clock = heardFrom(clock, now(), st.value.booted === s.to);
       const cycled = st.ok ? undefined : await powerCycleIfStalled(ops, s.node, cycles, emit, signal);
       if (cycled) {
-        at = now(); // its reboot starts again from the power-on
-        lastAnswerAt = answeredAt = undefined;
+        clock = { rebootAt: now() }; // its reboot starts again from the power-on
         emit({ node: s.node, step: 'reboot', slot: s.to, detail: cycled.detail });
         if (cycled.spent === s.to && spent === 'no') spent = 'to-give-back';
         continue;
       }
       if (st.ok && st.value.booted === s.from && st.value.try === '' && st.value.active === s.from) return stop(`slot ${s.to} did not pass its gate in its one try; the node runs slot ${s.from} (${target.version}) again${input.kubernetes ? `; ${await uncordonAgain(ops, s.node, emit, signal)}` : ''}`, s.from);
       // Answering: its gate's time (at least its whole window once it runs s.to); silent: the deadline from its reboot or its last answer.
-      const until = st.ok ? gateWaitUntil({ rebootAt: at, ...(answeredAt !== undefined ? { answeredAt } : {}), deadlineMs }) : answerWaitUntil({ rebootAt: at, ...(lastAnswerAt !== undefined ? { lastAnswerAt } : {}), deadlineMs });
-      if (now() >= until) return stop(`slot ${s.to} did not pass its gate within ${Math.round((until - at) / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})${await consoleNote(ops, s.node, signal)}`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
+      const until = st.ok ? gateWaitUntil(clock, deadlineMs) : answerWaitUntil(clock, deadlineMs);
+      if (now() >= until) return stop(`slot ${s.to} did not pass its gate within ${Math.round((until - clock.rebootAt) / 1000)} s of the reboot${st.ok ? '' : ` (${st.message})${await consoleNote(ops, s.node, signal)}`}${input.kubernetes ? `; ${s.node} stays cordoned: once it runs a slot whose gate passed, run kubectl uncordon ${s.node} on a control-plane node` : ''}`);
       emit({ node: s.node, step: 'wait', detail: st.ok ? `booted slot ${st.value.booted || '?'}, waiting for slot ${s.to}'s gate` : `not answering yet (${st.message})` });
       await sleep(Math.max(0, Math.min(pollMs, until - now())), signal);
     }
