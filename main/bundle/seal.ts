@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import type { Plan } from '../../common/plan/index';
+import { firstFew } from '../../common/text/first-few';
 import { plural } from '../../common/text/plural';
 import { buildSigningKey } from '../build/keys';
 import { readDrillHistory } from '../drills/history';
@@ -197,7 +198,7 @@ export async function sealBundle(i: SealInput): Promise<SealResult> {
     before === undefined
       ? 'first seal of this cluster'
       : changes
-        ? `changed since the last seal: ${[...changed, ...removed.map((p) => `${p} (removed)`)].join(', ')}`
+        ? `changed since the last seal, ${plural(changes, 'file')}: ${firstFew([...changed, ...removed.map((p) => `${p} (removed)`)])}`
         : 'unchanged since the last seal except the run record (stages.json)',
   ];
   for (const n of notes) i.log(n);

@@ -127,7 +127,7 @@ describe('seal stage', () => {
     const r3 = await deploy(ctx);
     expect(r3.ok).toBe(true);
     expect(r3.seal?.summary).toMatchObject({ changes: 1 });
-    expect(logs(r3.events)).toMatch(/changed since the last seal: nodes\/w-1\.json/);
+    expect(logs(r3.events)).toMatch(/changed since the last seal, 1 file: nodes\/w-1\.json$/m);
   });
 
   it('re-proves restore: the bundle carries root key, secrets, etcd snapshot and drill results, opened by the recovery identity only', async () => {

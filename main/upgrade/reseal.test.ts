@@ -193,6 +193,8 @@ describe('the recovery bundle sealed again for the build the cluster runs', () =
     const seals = events.filter((l) => l.startsWith('seal '));
     expect(seals[0]).toMatch(/^seal the recovery bundle again for 0\.2\.0/);
     expect(seals).toContainEqual(expect.stringMatching(/^seal etcd snapshot: 31 bytes from cp-1/));
+    // The files a new build changes are counted, the first few named (not the whole list).
+    expect(seals).toContainEqual(expect.stringMatching(/^seal changed since the last seal, \d+ files: [^,]+(, [^,]+){4} … and \d+ more$/));
     expect(seals.at(-1)).toMatch(/^seal recovery bundle sealed again for 0\.2\.0 \(was 0\.1\.0\)/);
     // Once sealed, the live file's end is the run's whole outcome, the bundle's line in it (and the last line).
     const after = readUpgradeLive(livePath, () => false);
