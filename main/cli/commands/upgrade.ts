@@ -189,8 +189,9 @@ export const upgradeCommand: CliCommand = {
         return 1;
       }
       const deployed = deployedBuildDir(spec.metadata.name, io.env);
-      if (!existsSync(join(deployed, MANIFEST_FILE))) {
-        io.err(`${what} refused: no sealed deploy (${join(deployed, MANIFEST_FILE)}): nothing to roll back to`);
+      const manifest = join(deployed, MANIFEST_FILE);
+      if (!existsSync(manifest)) {
+        io.err(`${what} refused: no sealed deploy (${manifest}): nothing to roll back to`);
         return 1;
       }
       const { version, digest } = readBuildRef(deployed);
