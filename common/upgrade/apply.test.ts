@@ -216,6 +216,8 @@ describe('nextApplyAction: whole simulated upgrades of lab-3 (rolling, 3 waves)'
         const want = expected[fault];
         expect(stop).toMatchObject({ kind: 'stop', node: failing, wave: i + 1, reason: expect.stringMatching(want.reason), fellBackTo: want.fellBackTo, upgraded: ORDER.slice(0, i), inProgress: [], untouched: ORDER.slice(i + 1) });
         if (stop.kind !== 'stop') throw new Error('not a stop');
+        // The reason says which slot the node keeps booting (the stop line prints it as it is).
+        expect(stop.reason).toContain(`slot ${want.fellBackTo}`);
         expect(stop.message.split('\n')[0]).toBe(`upgrade to 0.2.0 stopped at ${failing} (wave ${i + 1}): ${stop.reason}`);
         expect(stop.message).toContain(`${i === 1 ? '1 node' : `${i} nodes`} on 0.2.0`);
         if (fault === 'gate-hangs') expect(c.now - start).toBeGreaterThanOrEqual(GATE_DEADLINE_MS);
@@ -351,7 +353,7 @@ describe('nextApplyAction where Kubernetes runs: drain before the reboot, uncord
     const c = new Cluster([{ node: 'w-1', fault: 'drain-fails' }]);
     c.kubernetes = true;
     const stop = c.run(N1, []);
-    expect(stop).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'draining it before its reboot failed: kubectl drain: timed out waiting for the condition', upgraded: ['cp-1'], untouched: ['master'] });
+    expect(stop).toMatchObject({ kind: 'stop', node: 'w-1', fellBackTo: 'A', reason: 'draining it before its reboot failed: kubectl drain: timed out waiting for the condition; it keeps booting slot A', upgraded: ['cp-1'], untouched: ['master'] });
     expect(stop).not.toHaveProperty('markBad');
     expect(c.trace).toEqual(['write cp-1 B', 'drain cp-1 B', 'reboot cp-1 B', 'converge cp-1 B', 'uncordon cp-1 B', 'write w-1 B', 'drain w-1 B', 'stop w-1']);
     expect(c.nodes['w-1']).toMatchObject({ active: 'A', booted: 'A', try: '', running: N });

@@ -237,6 +237,13 @@ function replaceStop(phase: ReplacePhase, error: string, build: BuildRef, bad: b
   }
 }
 
+/**
+ * Every stop reason with a `fellBackTo` names that slot: the observer's ("fell back to slot A",
+ * "booted slot A"), a wait that ran out ("falls back to slot A") and these, the stops before the
+ * reboot, which end with this.
+ */
+const keepsBooting = (active: Slot): string => `; it keeps booting slot ${active}`;
+
 function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput): NodeAction {
   const st = parseBootStatus(n.status);
   if (!st.ok) return { kind: 'stop', reason: st.message };
@@ -250,9 +257,9 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
     if (isDone(n, input.target)) return { kind: 'converge', node: name, wave, slot: active };
     return { kind: 'write', node: name, wave, slot: otherSlot(active) };
   }
-  if (step.kind === 'write' && !step.ok) return { kind: 'stop', reason: `writing slot ${step.slot} failed: ${step.error}`, fellBackTo: active };
+  if (step.kind === 'write' && !step.ok) return { kind: 'stop', reason: `writing slot ${step.slot} failed: ${step.error}${keepsBooting(active)}`, fellBackTo: active };
   // The loop withdrew the try and uncordoned the node (its error says whether it could) before recording this.
-  if (step.kind === 'drain' && !step.ok) return { kind: 'stop', reason: `draining it before its reboot failed: ${step.error}`, fellBackTo: active };
+  if (step.kind === 'drain' && !step.ok) return { kind: 'stop', reason: `draining it before its reboot failed: ${step.error}${keepsBooting(active)}`, fellBackTo: active };
   if (step.kind === 'uncordon') return { kind: 'committed' };
   if (step.kind === 'converge') {
     // Where Kubernetes runs the node stays cordoned: its pods would meet a node without its converged files.
@@ -262,7 +269,7 @@ function nodeAction(name: string, wave: number, n: ApplyNode, input: ApplyInput)
   const v: BootVerdict = observeBoot({ tried: step.slot, status: n.status, ...(n.metrics !== undefined ? { metrics: n.metrics } : {}) });
   if (step.kind === 'write' || step.kind === 'drain') {
     if (v.verdict === 'staged') return step.kind === 'write' && input.kubernetes ? { kind: 'drain', node: name, wave, slot: step.slot } : { kind: 'reboot', node: name, wave, slot: step.slot };
-    return { kind: 'stop', reason: `slot ${step.slot} was written but the node does not try it at its next boot (${v.verdict === 'unreadable' ? v.message : v.verdict})`, fellBackTo: active, ...(step.kind === 'drain' ? { cordoned: 'uncordon' as const } : {}) };
+    return { kind: 'stop', reason: `slot ${step.slot} was written but the node does not try it at its next boot (${v.verdict === 'unreadable' ? v.message : v.verdict})${keepsBooting(active)}`, fellBackTo: active, ...(step.kind === 'drain' ? { cordoned: 'uncordon' as const } : {}) };
   }
   // Rebooted: where Kubernetes runs, the node was drained; it takes pods again once it runs a slot whose gate passed.
   const k8s = input.kubernetes === true;

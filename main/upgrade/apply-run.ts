@@ -843,8 +843,8 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
           record.bad.push(a.markBad);
           save();
         }
-        // The slot it keeps booting, unless the reason says it already (a node still trying N+1 runs the other one now).
-        emit({ node: a.node, step: 'stop', detail: `${a.reason}${a.fellBackTo && !a.reason.includes(`slot ${a.fellBackTo}`) ? ` (its active slot: ${a.fellBackTo})` : ''}` });
+        // The reason names the slot the node keeps booting where it has one (common/upgrade/apply.ts).
+        emit({ node: a.node, step: 'stop', detail: a.reason });
         // A node this run drained: back into service when it runs its previous slot, else left cordoned (said).
         const cordon = a.cordoned === 'uncordon' ? await uncordonAgain(ops, a.node, emit) : cordonNote(a.node, a.cordoned);
         // Its try given back once already (giveBack), and its boot of the slot stalled again: said beside the verdict.
