@@ -20,7 +20,7 @@ packages=(
   # declared upstream images: a registry on loopback for the sources lab
   docker-registry
   # nodes: sshd, converge, etcd
-  openssh-server openssh-client ansible-core ansible-mitogen ansible-lint etcd-server etcd-client
+  openssh-server openssh-client ansible-core ansible-lint etcd-server etcd-client
   # converge roles checked in the namespace lab (configs validated and daemons run for real)
   haproxy keepalived prometheus prometheus-node-exporter python3-apt psmisc
   # payload checks and secrets
