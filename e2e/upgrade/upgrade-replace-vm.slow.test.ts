@@ -22,8 +22,11 @@
 // machine's 23 GiB.
 //
 // Run (root, TCG, nothing else on lab-3's VMIDs 3000-3004: not beside test:deploy or
-// test:upgrade:vm): npm run test:upgrade:replace:vm. Written, never run (2026-12-05). The whole
-// file is estimated (not measured) at 2.5-3.5 h here; it runs in two parts that fit a session each:
+// test:upgrade:vm): npm run test:upgrade:replace:vm. First run 2026-12-06 (part 1): the five-node
+// deploy passed in 2,855 s (its converge 36 min), N+1 built, the preflight passed; the first wave
+// stopped at cp-1's fence (etcd's member list timed out under TCG with TLS: docs/upgrades.md), so
+// nothing after the deploy has passed on VMs yet. The whole file is estimated (not measured) at
+// 2.5-3.5 h here; it runs in two parts that fit a session each:
 //  1. KUBEDOS_REPLACE_ROLLBACK=0 KUBEDOS_UPGRADE_KEEP=1: the deploy, the key and markers, N+1's
 //     build and the upgrade; the --rollback case skipped; the VMs and the workspace kept. Estimate
 //     ~1.5-1.8 h: the five-node deploy ~40 min (lab-3's three VMs took ~1,480 s; scaled by 5/3),
