@@ -145,8 +145,10 @@ export class ClusterDrillTarget implements DrillTarget {
   /** A member other than `node` whose agent answers and whose endpoint is healthy now: where membership changes are asked. */
   private async healthyPeer(sh: NodeShell, node: string): Promise<EtcdAccess> {
     const now = Date.now() / 1000;
-    const facts = await this.gatherFacts(sh, now);
-    return this.etcdAccess(sh, pickHealthyPeer(this.etcd, node, facts.etcd, (m) => this.seenAt.get(m) === now));
+    await this.pingAll(now);
+    const answering = (m: string): boolean => this.seenAt.get(m) === now;
+    // Asked from a member other than the node about to be fenced when another answers.
+    return this.etcdAccess(sh, pickHealthyPeer(this.etcd, node, await etcdFacts(sh, this.etcd, answering, { avoid: node }), answering));
   }
 
   // ------------------------------------------------------------ scenarios

@@ -46,7 +46,8 @@ export interface FakeEtcd {
 /**
  * etcd's membership for the plan's etcd members, answering etcdctl as etcd does: endpoint health
  * is a linearizable read (no member healthy without a quorum of serving members); member list is
- * served from the asked member's own view (no quorum); member remove and add need quorum, an add
+ * served from the asked member's own view (no quorum; asked of one endpoint alone, that member must
+ * serve); member remove and add need quorum, an add
  * of a peer URL already listed is refused, and the first `addRefusals` adds are refused with
  * "unhealthy cluster" (etcd's strict reconfiguration check right after a removal); put, get
  * (serializable: from the one endpoint asked) and del on the key store. A member serves when it
@@ -75,7 +76,12 @@ export function fakeEtcd(p: Plan, o: { serving?: (m: FakeMember) => boolean; log
       });
       return answer(rows.every((r) => r.health) ? 0 : 1, JSON.stringify(rows));
     }
-    if (sub === 'member list') return answer(0, JSON.stringify({ members: [...members.values()].map((m) => ({ ID: m.id, ...(m.started ? { name: m.name, clientURLs: [m.clientUrl] } : {}), peerURLs: [m.peerUrl] })) }));
+    if (sub === 'member list') {
+      // Served from the asked member's own view: asked of one endpoint alone, that member must serve.
+      const asked = [...members.values()].find((x) => x.clientUrl === endpoints[0]);
+      if (endpoints.length === 1 && !(asked && serving(asked))) return answer(1, '', '{"level":"warn","msg":"retrying of unary invoker failed"}\nError: context deadline exceeded');
+      return answer(0, JSON.stringify({ members: [...members.values()].map((m) => ({ ID: m.id, ...(m.started ? { name: m.name, clientURLs: [m.clientUrl] } : {}), peerURLs: [m.peerUrl] })) }));
+    }
     if (sub === 'member remove') {
       log(`member remove ${cmd[2]} on ${node}`);
       if (o.removeFails) return answer(1, '', o.removeFails);

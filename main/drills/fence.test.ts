@@ -1,10 +1,11 @@
 // The fence written once (fence.ts) through a fake NodeShell: what runs on which node, in which
 // order, and what each step leaves (the revocation list, the membership, the etcd role's file).
 import { describe, expect, it } from 'vitest';
-import { etcdMembers } from '../stages/converge';
+import { etcdClientUrl, etcdMembers } from '../stages/converge';
+import type { NodeShell } from './shell';
 import { etcdMemberVarsPath } from './etcd-member';
 import { fakeFenceCluster, lab5Plan } from './fence-testing';
-import { etcdAccess, etcdFacts, fenceEtcdMember, liftRevocation, pickHealthyPeer, rejoinEtcd, revokeAtHub } from './fence';
+import { etcdAccess, etcdctlFailure, etcdFacts, fenceEtcdMember, liftRevocation, pickHealthyPeer, rejoinEtcd, revokeAtHub } from './fence';
 
 const p = lab5Plan();
 const etcd = etcdMembers(p);
@@ -41,6 +42,40 @@ describe('the fence, written once', () => {
     const none = fakeFenceCluster(p);
     expect(await etcdFacts(none.shell, etcd, () => false)).toMatchObject({ error: 'no etcd member reachable', members: [] });
     expect(none.log).toEqual([]);
+  });
+
+  it('etcdFacts: asked from a member other than `avoid` when another answers (that one alone when none does); the member list from its own endpoint, after the health', async () => {
+    const c = fakeFenceCluster(p);
+    const argvs: string[][] = [];
+    const sh: NodeShell = { exec: (n, argv, o) => (argvs.push([...argv]), c.shell.exec(n, argv, o)) };
+    await etcdFacts(sh, etcd, all, { avoid: 'cp-1' });
+    expect(c.log).toEqual(['cp-2: etcdctl endpoint health -w json', 'cp-2: etcdctl member list -w json']);
+    const endpointsOf = (argv: string[]) => argv.find((a) => a.startsWith('--endpoints='));
+    expect(endpointsOf(argvs[0]!)).toBe(`--endpoints=${etcd.map((m) => etcdClientUrl(m.planes.wg3.address)).join(',')}`);
+    expect(endpointsOf(argvs[1]!)).toBe(`--endpoints=${etcdClientUrl(node('cp-2').planes.wg3.address)}`);
+    expect(argvs[1]).toEqual(expect.arrayContaining(['--dial-timeout=8s', '--command-timeout=20s']));
+    c.log.length = 0;
+    await etcdFacts(c.shell, etcd, (n) => n === 'cp-1', { avoid: 'cp-1' });
+    expect(c.log).toEqual(['cp-1: etcdctl endpoint health -w json', 'cp-1: etcdctl member list -w json']);
+  });
+
+  it('etcdFacts: the membership read on a member whose endpoint answered healthy; a member list that fails says etcdctl\'s exit code and its Error line, not its JSON retry warnings; pickHealthyPeer says it', async () => {
+    const c = fakeFenceCluster(p);
+    c.unhealthy.add('cp-2');
+    expect((await etcdFacts(c.shell, etcd, all, { avoid: 'cp-1' })).members).toHaveLength(3);
+    expect(c.log).toEqual(['cp-2: etcdctl endpoint health -w json', 'cp-3: etcdctl member list -w json']);
+    // cp-2 answers its guest agent, its endpoint no longer does, and the others were not healthy a moment before.
+    const f = await etcdFacts({ exec: (n, argv, o) => (argv.includes('health') ? c.shell.exec(n, argv, o).then((r) => ({ ...r, stdout: '[]' })) : c.shell.exec(n, argv, o)) }, etcd, all, { avoid: 'cp-1' });
+    expect(f.error).toBe('etcdctl member list on cp-2 exited 1: Error: context deadline exceeded');
+    expect(() => pickHealthyPeer(etcd, 'cp-1', f, all)).toThrow('no etcd member other than cp-1 is healthy and answers through its guest agent (etcdctl member list on cp-2 exited 1: Error: context deadline exceeded)');
+  });
+
+  it('etcdctlFailure: etcd\'s Error line; else the last line that is not a JSON warning; else what there is, bounded', () => {
+    const warn = '{"level":"warn","ts":"2026-12-06T14:38:26.987Z","caller":"clientv3/retry_interceptor.go:62","msg":"retrying of unary invoker failed"}';
+    expect(etcdctlFailure({ exitCode: 1, stderr: `${warn}\n${warn}\nError: context deadline exceeded\n`, stdout: '' }, 'cp-2', 'member list')).toBe('etcdctl member list on cp-2 exited 1: Error: context deadline exceeded');
+    expect(etcdctlFailure({ exitCode: 2, stderr: `${warn}\nconnection refused\n`, stdout: '' }, 'cp-2', 'member list')).toBe('etcdctl member list on cp-2 exited 2: connection refused');
+    expect(etcdctlFailure({ exitCode: 1, stderr: warn.repeat(3), stdout: '' }, 'cp-2', 'endpoint health')).toBe(`etcdctl endpoint health on cp-2 exited 1: ${warn.repeat(3).slice(0, 200)}`);
+    expect(etcdctlFailure({ exitCode: null, stderr: '', stdout: '' }, 'cp-3', 'member list')).toBe('etcdctl member list on cp-3 exited by a signal: no output');
   });
 
   it('pickHealthyPeer: another member, healthy and answering; none: each member\'s state said, membership left as is', async () => {

@@ -18,16 +18,34 @@ import { etcdClientUrl, etcdctlArgv, etcdPeerUrl } from '../stages/converge';
 import type { EtcdAccess } from './etcd-member';
 import { addEtcdMember, isUnstarted, recordEtcdMember, removeEtcdMember } from './etcd-member';
 import type { NodeShell } from './shell';
-import { lastLines } from './shell';
 
 export const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
 export const REVOKED_PATH = '/etc/kubedos/enroll/revoked.json';
 
 type EtcdFacts = NonNullable<HealthFacts['etcd']>;
 
-/** Pure: etcdctl on a member against every planned member, with the drill probes' short timeouts. */
+/**
+ * etcdctl's timeouts on the drills' and fences' paths, sized for a member answering through TLS on
+ * a one-vCPU TCG guest (etcdctl's own defaults, 2 s to dial and 5 s per command, were too short
+ * there: a member list against three TLS members gave up retrying on the replace-based upgrade's
+ * first VM run); the guest agent's own limit on each call is FENCE_EXEC_TIMEOUT_MS.
+ */
+export const FENCE_ETCD_TIMEOUTS = { dial: '8s', command: '20s' } as const;
+export const FENCE_EXEC_TIMEOUT_MS = 60_000;
+
+/** Pure: etcdctl on a member against `members`' endpoints, with FENCE_ETCD_TIMEOUTS. */
 export function drillEtcdctlArgv(members: readonly Pick<PlanNode, 'planes'>[], args: readonly string[]): string[] {
-  return etcdctlArgv(members.map((m) => m.planes.wg3.address), args, { dial: '2s', command: '4s' });
+  return etcdctlArgv(members.map((m) => m.planes.wg3.address), args, FENCE_ETCD_TIMEOUTS);
+}
+
+/**
+ * Pure: what a failed etcdctl said, on one line: its exit code and etcd's own error line (the
+ * `Error: …` etcdctl ends with), not the JSON retry warnings the client logs before it.
+ */
+export function etcdctlFailure(r: { exitCode: number | null; stderr: string; stdout: string }, from: string, what: string): string {
+  const lines = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  const said = [...lines].reverse().find((l) => l.startsWith('Error:')) ?? [...lines].reverse().find((l) => !l.startsWith('{')) ?? lines.at(-1)?.slice(0, 200) ?? 'no output';
+  return `etcdctl ${what} on ${from} exited ${r.exitCode ?? 'by a signal'}: ${said.slice(0, 300)}`;
 }
 
 /** etcdctl on `from` (a member with its TLS client material) against every planned member. */
@@ -48,25 +66,30 @@ function namedMembers(etcd: readonly PlanNode[], members: ReturnType<typeof pars
 }
 
 /**
- * etcd's members and endpoints, asked from the first member whose guest agent answers now
- * (`answering`); the others' endpoints are probed from it. No member answering: every endpoint
- * unhealthy, said so.
+ * etcd's members and endpoints, asked from a member whose guest agent answers now (`answering`),
+ * other than `o.avoid` when another answers (the node about to be fenced: its own view is the one
+ * least worth trusting). Every planned endpoint's health is probed from it, then the membership
+ * is read on a member whose endpoint answered healthy, from its own endpoint alone (etcd serves the
+ * member list from the asked member's view: no other endpoint, reachable or not, is in the way);
+ * one after the other (two etcdctl at once on
+ * a one-vCPU TCG guest made both slower). No member answering: every endpoint unhealthy, said so.
  */
-export async function etcdFacts(sh: NodeShell, etcd: readonly PlanNode[], answering: (node: string) => boolean): Promise<EtcdFacts> {
-  const from = etcd.find((m) => answering(m.name));
+export async function etcdFacts(sh: NodeShell, etcd: readonly PlanNode[], answering: (node: string) => boolean, o: { avoid?: string } = {}): Promise<EtcdFacts> {
+  const from = etcd.find((m) => m.name !== o.avoid && answering(m.name)) ?? etcd.find((m) => answering(m.name));
   if (!from) return { members: [], endpoints: etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: 'no etcd member answers through its guest agent' })), error: 'no etcd member reachable' };
-  const etcdctl = (args: readonly string[]): string[] => drillEtcdctlArgv(etcd, args);
-  const [health, members] = await Promise.all([
-    sh.exec(from.name, etcdctl(['endpoint', 'health', '-w', 'json']), { anyExit: true, timeoutMs: 20_000 }),
-    sh.exec(from.name, etcdctl(['member', 'list', '-w', 'json', '--hex']), { anyExit: true, timeoutMs: 20_000 }),
-  ]);
+  const health = await sh.exec(from.name, drillEtcdctlArgv(etcd, ['endpoint', 'health', '-w', 'json']), { anyExit: true, timeoutMs: FENCE_EXEC_TIMEOUT_MS });
   let endpoints: EtcdFacts['endpoints'];
   try {
     endpoints = parseEndpointHealth(health.stdout);
   } catch {
-    endpoints = etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error: lastLines(health.stderr) || 'no answer' }));
+    const error = etcdctlFailure(health, from.name, 'endpoint health');
+    endpoints = etcd.map((m) => ({ endpoint: etcdClientUrl(m.planes.wg3.address), healthy: false, error }));
   }
-  return members.exitCode === 0 ? { members: namedMembers(etcd, parseMemberList(members.stdout)), endpoints } : { members: [], endpoints, error: lastLines(members.stderr) || `etcdctl member list exited ${members.exitCode}` };
+  // The membership is read on a member whose endpoint just answered healthy (other than `avoid` first).
+  const healthy = (m: PlanNode): boolean => endpoints.some((e) => e.healthy && e.endpoint === etcdClientUrl(m.planes.wg3.address));
+  const lister = etcd.find((m) => m.name !== o.avoid && answering(m.name) && healthy(m)) ?? etcd.find((m) => answering(m.name) && healthy(m)) ?? from;
+  const members = await sh.exec(lister.name, drillEtcdctlArgv([lister], ['member', 'list', '-w', 'json', '--hex']), { anyExit: true, timeoutMs: FENCE_EXEC_TIMEOUT_MS });
+  return members.exitCode === 0 ? { members: namedMembers(etcd, parseMemberList(members.stdout)), endpoints } : { members: [], endpoints, error: etcdctlFailure(members, lister.name, 'member list') };
 }
 
 /**
@@ -77,7 +100,7 @@ export function pickHealthyPeer(etcd: readonly PlanNode[], node: string, facts: 
   const byName = facts && !facts.error ? etcdHealth(facts).byName : {};
   const from = etcd.find((m) => m.name !== node && byName[m.name] === true && answering(m.name));
   if (from) return from.name;
-  const why = facts?.error ? `member list: ${facts.error.slice(0, 200)}` : etcd.map((m) => `${m.name} ${!answering(m.name) ? 'not answering' : byName[m.name] ? 'healthy' : 'unhealthy'}`).join(', ');
+  const why = facts?.error ? facts.error.slice(0, 300) : etcd.map((m) => `${m.name} ${!answering(m.name) ? 'not answering' : byName[m.name] ? 'healthy' : 'unhealthy'}`).join(', ');
   throw new Error(`no etcd member other than ${node} is healthy and answers through its guest agent (${why}): etcd may have lost quorum; its membership is left as is — heal the other members first (kubedos heal)`);
 }
 

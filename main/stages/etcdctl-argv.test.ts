@@ -24,7 +24,7 @@ describe('etcdctl argv', () => {
 
   it('drills: every planned member as endpoint, short timeouts, byte-identical to the one cluster-target.ts wrote', () => {
     expect(drillEtcdctlArgv([member('10.30.0.11/24'), member('10.30.0.12/24'), member('10.30.0.13/24')], ['member', 'list', '-w', 'json'])).toEqual([
-      'etcdctl', '--endpoints=https://10.30.0.11:2379,https://10.30.0.12:2379,https://10.30.0.13:2379', `--cacert=${PKI}/ca.crt`, `--cert=${PKI}/peer.crt`, `--key=${PKI}/peer.key`, '--dial-timeout=2s', '--command-timeout=4s', 'member', 'list', '-w', 'json',
+      'etcdctl', '--endpoints=https://10.30.0.11:2379,https://10.30.0.12:2379,https://10.30.0.13:2379', `--cacert=${PKI}/ca.crt`, `--cert=${PKI}/peer.crt`, `--key=${PKI}/peer.key`, '--dial-timeout=8s', '--command-timeout=20s', 'member', 'list', '-w', 'json',
     ]);
   });
 

@@ -103,7 +103,7 @@ export class ClusterReplaceOps implements ReplaceOps {
     const answering = new Set<string>();
     await Promise.all(this.etcd.map(async (m) => ((await this.o.driver.guestPing(m.vmid).catch(() => false)) ? answering.add(m.name) : undefined)));
     const has = (m: string): boolean => answering.has(m);
-    const facts = await etcdFacts(this.sh, this.etcd, has);
+    const facts = await etcdFacts(this.sh, this.etcd, has, { avoid: node });
     return etcdAccess(this.sh, this.etcd, pickHealthyPeer(this.etcd, node, facts, has));
   }
 
