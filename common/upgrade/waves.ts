@@ -75,6 +75,8 @@ export interface UpgradeHealth {
   observed: boolean;
   /** Nodes unhealthy now, with the first reason each (from evaluateHealth's findings). */
   unhealthy: readonly { node: string; detail: string }[];
+  /** Observed: one line of what was seen; not observed: why not. */
+  note?: string;
 }
 
 export interface WavePlanInput {
@@ -161,7 +163,7 @@ export function planWaves(input: WavePlanInput): WavePlan {
     if (!removal.ok) return { ok: false, code: 'quorum', message: `replacing ${replaced[0]!.name} (strategy replace, the spec's kubernetes.ha.upgradeStrategy) takes its etcd member out and its data goes with its VM: ${removal.message}. Nothing was touched; run 3 or 5 etcd members, or upgrade this cluster with kubernetes.ha.upgradeStrategy: rolling (its members keep their data across a slot switch)` };
   }
   if (members.length === 1) warnings.push(`etcd has a single member (${members[0]!.name}): the Kubernetes API is unavailable while it upgrades; there is no quorum to keep`);
-  if (!input.health.observed) warnings.push('live health was not observed: the quorum guard assumed every etcd member healthy, as the last converged deploy left them');
+  if (!input.health.observed) warnings.push(`live health was not observed${input.health.note ? ` (${input.health.note})` : ''}: the quorum guard assumed every etcd member healthy, as the last converged deploy left them`);
 
   // Members a wave may take down: a single member may go (warned above), otherwise keep quorum.
   const etcdBudget = members.length <= 1 ? 1 : healthyMembers.length - quorum;

@@ -64,6 +64,46 @@ export interface ClusterTargetOptions {
 }
 
 
+/** Every node's guest agent pinged at once; `seenAt` takes `now` for each that answered. */
+async function pingNodes(plan: Plan, driver: SubstrateDriver, now: number, seenAt: Map<string, number>): Promise<void> {
+  await Promise.all(
+    plan.nodes.map(async (n) => {
+      if (await driver.guestPing(n.vmid).catch(() => false)) seenAt.set(n.name, now);
+    }),
+  );
+}
+
+/**
+ * A deployed cluster's health facts through its guest agents: every node's agent pinged (`seenAt`
+ * keeps when each last answered: the drill target's, across its polls; a fresh map for one look),
+ * the hub's wg1 handshakes when it answers, etcd asked from a member that answers (fence.ts
+ * etcdFacts). The drills' probes, and the live health an upgrade is planned against.
+ */
+export async function clusterHealthFacts(o: { plan: Plan; driver: SubstrateDriver; sh: NodeShell; now: number; seenAt?: Map<string, number> }): Promise<HealthFacts> {
+  const { plan: p, sh, now } = o;
+  const seenAt = o.seenAt ?? new Map<string, number>();
+  await pingNodes(p, o.driver, now, seenAt);
+  const hub = p.nodes.find((n) => n.hub);
+  const etcdNodes = etcdMembers(p);
+  const etcdNames = new Set(etcdNodes.map((n) => n.name));
+  const guestAgentSeenAt = Object.fromEntries([...seenAt.entries()].sort(([a], [b]) => a.localeCompare(b)));
+  let wg1Handshakes: HealthFacts['wg1Handshakes'];
+  if (hub && seenAt.get(hub.name) === now) {
+    const [hs, allowed] = await Promise.all([sh.exec(hub.name, ['wg', 'show', 'wg1', 'latest-handshakes']), sh.exec(hub.name, ['wg', 'show', 'wg1', 'allowed-ips'])]);
+    const wg1ByNode = Object.fromEntries(p.nodes.filter((n) => !n.hub).map((n) => [n.name, n.planes.wg1.address]));
+    wg1Handshakes = handshakesByNode(parseLatestHandshakes(hs.stdout), parseAllowedIps(allowed.stdout), wg1ByNode);
+  }
+  // Asked from a member whose guest agent answers now; the others' endpoints are probed from it.
+  const etcd = etcdNodes.length ? await etcdFacts(sh, etcdNodes, (m) => seenAt.get(m) === now) : undefined;
+  return {
+    now,
+    nodes: p.nodes.map((n) => ({ name: n.name, hub: n.hub, etcd: etcdNames.has(n.name) })),
+    guestAgentSeenAt,
+    ...(wg1Handshakes ? { wg1Handshakes } : {}),
+    ...(etcd ? { etcd } : {}),
+  };
+}
+
 export class ClusterDrillTarget implements DrillTarget {
   readonly kind = 'cluster' as const;
   readonly cluster: string;
@@ -104,33 +144,12 @@ export class ClusterDrillTarget implements DrillTarget {
 
   // ------------------------------------------------------------ probes
 
-  private async pingAll(now: number): Promise<void> {
-    await Promise.all(
-      this.o.plan.nodes.map(async (n) => {
-        const ok = await this.o.driver.guestPing(n.vmid).catch(() => false);
-        if (ok) this.seenAt.set(n.name, now);
-      }),
-    );
+  private pingAll(now: number): Promise<void> {
+    return pingNodes(this.o.plan, this.o.driver, now, this.seenAt);
   }
 
-  async gatherFacts(sh: NodeShell, now: number): Promise<HealthFacts> {
-    await this.pingAll(now);
-    const guestAgentSeenAt = Object.fromEntries([...this.seenAt.entries()].sort(([a], [b]) => a.localeCompare(b)));
-    let wg1Handshakes: HealthFacts['wg1Handshakes'];
-    if (this.seenAt.get(this.hub) === now) {
-      const [hs, allowed] = await Promise.all([sh.exec(this.hub, ['wg', 'show', 'wg1', 'latest-handshakes']), sh.exec(this.hub, ['wg', 'show', 'wg1', 'allowed-ips'])]);
-      const wg1ByNode = Object.fromEntries(this.o.plan.nodes.filter((n) => !n.hub).map((n) => [n.name, n.planes.wg1.address]));
-      wg1Handshakes = handshakesByNode(parseLatestHandshakes(hs.stdout), parseAllowedIps(allowed.stdout), wg1ByNode);
-    }
-    // Asked from a member whose guest agent answers now; the others' endpoints are probed from it.
-    const etcd = this.etcd.length ? await etcdFacts(sh, this.etcd, (m) => this.seenAt.get(m) === now) : undefined;
-    return {
-      now,
-      nodes: this.nodes.map((n) => ({ name: n.name, hub: n.hub, etcd: n.etcd })),
-      guestAgentSeenAt,
-      ...(wg1Handshakes ? { wg1Handshakes } : {}),
-      ...(etcd ? { etcd } : {}),
-    };
+  gatherFacts(sh: NodeShell, now: number): Promise<HealthFacts> {
+    return clusterHealthFacts({ plan: this.o.plan, driver: this.o.driver, sh, now, seenAt: this.seenAt });
   }
 
   private isEtcdMember(node: string): boolean {

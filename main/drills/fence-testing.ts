@@ -7,6 +7,7 @@
 import { parse, stringify } from 'yaml';
 import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/schema';
+import type { ClusterSpec } from '../../common/spec/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import type { RunResult } from '../exec/runner';
 import { CommandError } from '../exec/runner';
@@ -16,11 +17,16 @@ import { HUB_BIN, REVOKED_PATH } from './fence';
 import type { NodeShell } from './shell';
 
 /** lab-3 with cp-2 and cp-3 (VMIDs 3003, 3004): three etcd members, so the quorum rule lets one go. */
-export function lab5Plan(): Plan {
+export function lab5Spec(): ClusterSpec {
   const doc = parse(TEMPLATES['lab-3'].text) as { spec: { nodes: { inventory: Record<string, unknown>[] } } };
   const cp1 = doc.spec.nodes.inventory.find((n) => n.name === 'cp-1')!;
   doc.spec.nodes.inventory.push({ ...cp1, name: 'cp-2', vmid: 3003 }, { ...cp1, name: 'cp-3', vmid: 3004 });
-  return plan(parseSpec(stringify(doc)).spec!);
+  return parseSpec(stringify(doc)).spec!;
+}
+
+/** lab5Spec's plan. */
+export function lab5Plan(): Plan {
+  return plan(lab5Spec());
 }
 
 export interface FakeMember {

@@ -88,6 +88,30 @@ describe('upgradePreflight', () => {
     expect(r.checks).toHaveLength(9);
   });
 
+  it('the live health: looked at only once the files passed; observed, its line among the checks; unhealthy, refused; the look failing, a warning saying why', async () => {
+    const dir = artifactDir();
+    writeArtifact(dir, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1 });
+    let looks = 0;
+    const observed = await preflight({ artifactDir: dir, observeHealth: async () => (looks++, { observed: true, unhealthy: [], note: '3 of 3 nodes healthy; etcd 1 of 1 members healthy (quorum 1)' }) });
+    if (!observed.ok) throw new Error(observed.message);
+    expect(observed.checks).toContain('live health: 3 of 3 nodes healthy; etcd 1 of 1 members healthy (quorum 1)');
+    expect(observed.checks.indexOf('live health: 3 of 3 nodes healthy; etcd 1 of 1 members healthy (quorum 1)')).toBe(observed.checks.findIndex((c) => c.startsWith('waves:')) - 1);
+    expect(observed.warnings.join('\n')).not.toMatch(/not observed/);
+    const down = refusal(await preflight({ artifactDir: dir, observeHealth: async () => (looks++, { observed: true, unhealthy: [{ node: 'w-1', detail: 'guest agent never answered' }] }) }));
+    expect(down).toMatchObject({ code: 'unhealthy' });
+    expect(down.message).toMatch(/^1 node is unhealthy before the upgrade: w-1 \(guest agent never answered\)/);
+    const failed = await preflight({ artifactDir: dir, observeHealth: () => Promise.reject(new Error('cannot reach pve1: Connection refused\nmore')) });
+    if (!failed.ok) throw new Error(failed.message);
+    expect(failed.warnings).toContain('live health was not observed (looking at the cluster failed: cannot reach pve1: Connection refused): the quorum guard assumed every etcd member healthy, as the last converged deploy left them');
+    expect(looks).toBe(2);
+    // An unsigned N+1 is refused on its files: the cluster is not looked at.
+    const unsigned = artifactDir();
+    writeArtifact(unsigned, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1 });
+    rmSync(join(unsigned, 'signatures'), { recursive: true, force: true });
+    expect(refusal(await preflight({ artifactDir: unsigned, observeHealth: async () => (looks++, { observed: true, unhealthy: [] }) })).code).toBe('unsigned');
+    expect(looks).toBe(2);
+  });
+
   it('refuses lab-3 under replace (the schema default) before any node is touched: its single etcd member cp-1 cannot be taken out', async () => {
     const dir = artifactDir();
     writeArtifact(dir, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1 });

@@ -9,12 +9,13 @@
 //      (the channel of the build it runs, N's signed manifest; or --channel) or a more stable one;
 //   6. the cluster runs at least N+1's stepping stone (manifest "upgrade.requiresAtLeast");
 //   7. the last deploy converged and nothing stopped or destroyed the cluster since;
-//   8. the waves (common/upgrade/waves.ts): the etcd quorum guard and the live health;
+//   8. the waves (common/upgrade/waves.ts): the etcd quorum guard and the live health (observeHealth:
+//      the cluster looked at through its guest agents, main/upgrade/live-health.ts);
 //   9. now is inside a maintenance window (spec.upgrades.maintenanceWindows; none: any time), unless
 //      --outside-window; a dry run says when instead of refusing.
 // The gates of 5, 6 and 9 are common/upgrade/policy.ts.
 // Then it hands back the N → N+1 diff (packages and payload, from the two signed SBOMs) and the
-// waves. It reads files only: no node, no network.
+// waves. It reads files only, but for the live health the caller's observeHealth looks at (read-only).
 import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
@@ -52,8 +53,10 @@ export interface PreflightInput {
   allowDowngrade?: boolean;
   /** Trust this ed25519 public key (PEM) instead of the build key recorded in N's bundle. */
   publicKeyPem?: string;
-  /** The live health; undefined: not observed (the CLI cannot probe a deployed cluster yet). */
+  /** The live health, when the caller has it; else observeHealth is asked once the files passed (step 8). */
   health?: UpgradeHealth;
+  /** Looks at the deployed cluster now (main/upgrade/live-health.ts); a throw is reported as "not observed" with its reason. Neither given: not observed. */
+  observeHealth?: () => Promise<UpgradeHealth>;
   env?: NodeJS.ProcessEnv;
   onProgress?: (file: string) => void;
   /** `--channel`: follow this channel instead of the one of the build the cluster runs (N's signed manifest). */
@@ -350,8 +353,10 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   checks.push(`converged: ${state.note}`);
 
   // 6. The waves, against the live health.
-  const waves = upgradeWaves(o.spec, o.plan, o.health);
+  const health = o.health ?? (o.observeHealth ? await o.observeHealth().catch((err: unknown): UpgradeHealth => ({ observed: false, unhealthy: [], note: `looking at the cluster failed: ${String((err as Error).message ?? err).split('\n')[0]!.slice(0, 300)}` })) : undefined);
+  const waves = upgradeWaves(o.spec, o.plan, health);
   if (!waves.ok) return refuse(waves.code, waves.message);
+  if (health?.observed) checks.push(`live health: ${health.note ?? 'every node healthy'}`);
   checks.push(`waves: ${waves.waves.length}, strategy ${o.spec.spec.kubernetes.ha.upgradeStrategy}, at most ${plural(o.spec.spec.kubernetes.ha.maxUnavailable ?? 1, 'node')} down at once`);
 
   // 9. The maintenance window.

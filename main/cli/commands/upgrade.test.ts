@@ -11,7 +11,12 @@ import { writeArtifact, writeDeployJournal, writeSealedBuild } from '../../upgra
 import { signWithPolicy } from '../../testing/artifact-policy';
 import type { CliIo } from '../command';
 import { UsageError } from '../command';
-import { upgradeCommand } from './upgrade';
+import { makeUpgradeCommand, upgradeCommand as realUpgradeCommand } from './upgrade';
+import type { UpgradeHealth } from '../../../common/upgrade/waves';
+
+/** The cluster's live health as these tests' nodes would show it (no VMs run here): every node healthy (the real look: realUpgradeCommand). */
+const health: UpgradeHealth = { observed: true, unhealthy: [], note: 'every node healthy (the tests\' look)' };
+const upgradeCommand = makeUpgradeCommand({ observeHealth: async () => health });
 
 let root: string;
 let env: NodeJS.ProcessEnv;
@@ -78,7 +83,15 @@ describe('kubedos upgrade', () => {
     expect(out).toMatch(/3 waves \(slot-switch: write N\+1 into the passive root slot/);
     expect(out).toMatch(/wave {2}1 {2}control-plane .* cp-1 {2}\(1 etcd member down\)\n.*wave {2}2 .* w-1\n.*wave {2}3 {2}hub .* master/);
     expect(out).toMatch(/dry run: every check passed; nothing was touched/);
-    expect(a.errText).toEqual(["checking images/lab-3-master.qcow2 against N+1's signed manifest…"]);
+    expect(out).toMatch(/^ok {4}live health: every node healthy \(the tests' look\)\nok {4}waves: 3,/m);
+    expect(a.errText).toEqual(["checking images/lab-3-master.qcow2 against N+1's signed manifest…", 'looking at lab-3 through its guest agents (nodes, wg1 handshakes, etcd)…']);
+  });
+
+  it('the live health through the substrate the deploy used: no VM answers here, so a dry run is refused before anything is touched, naming the member', async () => {
+    const a = io();
+    expect(await realUpgradeCommand.run(['lab.yaml', '--to', 'n1', '--dry-run', '--target', 'qemu-local'], a)).toBe(1);
+    expect(a.errText.at(-1)).toMatch(/^upgrade refused \(quorum\): etcd has no quorum now: 0 of 1 etcd members healthy \(unhealthy: cp-1: guest agent never answered\), quorum is 1\. Nothing was touched; heal the members first \(kubedos heal SPEC\), then upgrade$/);
+    expect(a.outText.join('\n')).not.toMatch(/live health|waves:/);
   });
 
   it('without --dry-run, nodes built with one root partition: the checks, then one refusal saying how to get A/B, before any node is touched', async () => {
@@ -221,7 +234,7 @@ describe('kubedos upgrade', () => {
     withWindow('lab-later.yaml', Date.now() + 3 * 3_600_000, 30);
     const d = io();
     expect(await upgradeCommand.run(['lab-later.yaml', '--to', 'n1'], d)).toBe(1);
-    expect(d.errText.filter((l) => !l.startsWith('checking '))).toEqual([expect.stringMatching(/^upgrade refused \(outside-window\): lab-3 is outside every maintenance window \(spec\.upgrades\.maintenanceWindows\): the next opens \d{4}-\d\d-\d\d \d\d:\d\d UTC \(in (2 h 5\d min|3 h)\)\. Rerun then, or pass --outside-window to upgrade now$/)]);
+    expect(d.errText.filter((l) => !l.startsWith('checking ') && !l.startsWith('looking at '))).toEqual([expect.stringMatching(/^upgrade refused \(outside-window\): lab-3 is outside every maintenance window \(spec\.upgrades\.maintenanceWindows\): the next opens \d{4}-\d\d-\d\d \d\d:\d\d UTC \(in (2 h 5\d min|3 h)\)\. Rerun then, or pass --outside-window to upgrade now$/)]);
     const dry = io();
     expect(await upgradeCommand.run(['lab-later.yaml', '--to', 'n1', '--dry-run'], dry)).toBe(0);
     expect(dry.outText.join('\n')).toMatch(/^ok {4}window: closed: the next window opens .* — a dry run; the upgrade itself is refused until then \(or give --outside-window\)$/m);

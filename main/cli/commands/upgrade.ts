@@ -13,7 +13,7 @@ import { UPGRADE_CHANNELS, UpgradeChannel } from '../../../common/spec/schema';
 import type { WindowState } from '../../../common/upgrade/policy';
 import { upgradePolicyOf, windowAt } from '../../../common/upgrade/policy';
 import type { BuildRef } from '../../../common/upgrade/agent';
-import type { Wave } from '../../../common/upgrade/waves';
+import type { UpgradeHealth, Wave } from '../../../common/upgrade/waves';
 import { MANIFEST_FILE } from '../../build/attest';
 import { substrateFor } from '../../substrate/factory';
 import { targetOf } from '../../target';
@@ -22,6 +22,7 @@ import { applyEventLine } from '../../../common/upgrade/progress';
 import { upgradeWaves } from '../../upgrade/preflight';
 import { buildRefs, runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
 import { clusterReplaceOps } from '../../upgrade/replace-ops';
+import { observeUpgradeHealth } from '../../upgrade/live-health';
 import type { SpecSource } from '../../stages/validate';
 import { clusterWorkspace } from '../../workspace';
 import { sha256Hex } from '../../../common/canonical';
@@ -100,173 +101,199 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
   }
 }
 
-export const upgradeCommand: CliCommand = {
-  name: 'upgrade',
-  summary: 'move the cluster from its build N to N+1 (checks, package diff, waves, then each node\'s passive A/B slot over wg1), or --rollback',
-  usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--allow-destroy] [--channel C] [--outside-window] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--allow-destroy] [--target T] | kubedos upgrade SPEC --reseal [--target T]',
-  help: [
-    'Everything is checked before any node is touched, in this order; the first failure is one message, exit 1:',
-    '  the cluster has a sealed deploy (N: the build it runs: the one its recovery bundle recorded, or, once an upgrade',
-    '  completed, that upgrade\'s N+1, whose signed files the workspace keeps in upgrade/builds/);',
-    '  N+1 (BUILD_DIR, from kubedos build) is signed by the cluster\'s build key and every output matches;',
-    '  N+1 was built for this cluster; it is newer than N (older only with --allow-downgrade);',
-    '  N+1\'s release channel (its signed manifest) is the one the cluster follows (the channel of the build it runs,',
-    '  default stable; or --channel) or a more stable one (stable, candidate, edge); the cluster runs at least N+1\'s stepping stone',
-    '  (spec.upgrades.requiresAtLeast of N+1\'s spec: the version to upgrade to first);',
-    '  the last deploy converged and the cluster was not stopped since;',
-    '  the waves (spec: kubernetes.ha.upgradeStrategy, maxUnavailable, failure domains) keep etcd quorum;',
-    '  now is inside a maintenance window (spec.upgrades.maintenanceWindows; none: any time). Once running, a',
-    '  window that has closed stops the upgrade before the next node (never in the middle of one).',
-    'Then it prints the package diff N → N+1 (changed/added/removed, with versions, from the two signed SBOMs),',
-    'the payload files that change, and the waves: the control plane first, domain by domain, the hub last.',
-    'Without --dry-run it then applies N+1 (strategy rolling, nodes built with spec.upgrades.diskLayout: ab):',
-    'every node must answer `kubedos-boot status` first (else one refusal, nothing touched); then node by node,',
-    'wave by wave: stream the slot image over wg1 into the passive slot, reboot, wait for the health gate, then',
-    'converge the node from the hub (its new slot keeps only what the node learned: etcd\'s configuration and the',
-    'other converged files come back) before the next node (where Kubernetes runs: kubectl drain before the',
-    'reboot, uncordon after the converge; a failed drain stops before it). A node that fails its gate falls back',
-    'by itself and the upgrade stops naming it, the reason and its slot; a failed converge stops naming it, the',
-    'node stays on N+1 and a rerun converges it again (or kubedos deploy SPEC; or --rollback).',
-    'Under strategy replace (the default) the plan says per wave "replace" or "slot switch (the hub keeps its',
-    'identity)"; a lone etcd member outside the hub is refused (its data would go with its VM); replacing needs',
-    '--allow-destroy or stages.drill.allowDestroy: true. A replaced node is drained, fenced as a drill fences (its etcd',
-    'member removed on a healthy peer, revoked at the hub), its VM destroyed and created again in its plan slot from',
-    'N+1\'s image by a deploy run of that node alone (first boot, enroll, planes; its own journal), converged, gated.',
-    'Replacing deployed VMs is built and unit-tested, not yet run on VMs.',
-    '--rollback returns the nodes on N+1 to their previous slot, the hub first (a replaced node is replaced again,',
-    'from N\'s build in the workspace, checked to be the build N\'s bundle names). Exit: 0 done, 1 refused or',
-    'stopped, 130 interrupted. Slot switches and --rollback have run on deployed qemu-local VMs (lab-3), not on Proxmox.',
-    'Once every node runs N+1 (or, after --rollback, N again) the recovery bundle is sealed again for that build, with',
-    'a fresh etcd snapshot, by the deploy seal\'s own checks (verified, proven restorable, then moved in): a restore',
-    'from it brings back the build that runs (its --artifact: that build\'s directory). The build the bundle named',
-    'before is kept in upgrade/builds/. When that seal fails the bundle stays as it was and the run says so;',
-    '--reseal seals it again for the build the cluster runs once the cause is mended.',
-    '  --target T          qemu-local or proxmox://HOST; default: the spec\'s substrate',
-    '  --to DIR            the N+1 build directory',
-    '  --dry-run           run the checks and print the plan; exit 0 when they pass',
-    '  --reseal            seal the recovery bundle for the build the cluster runs (nothing else is done)',
-    '  --allow-downgrade   accept an N+1 older than N',
-    '  --allow-destroy     let replace waves destroy VMs (or set stages.drill.allowDestroy: true)',
-    '  --channel C         follow channel C (stable, candidate, edge): move the cluster to C with this build',
-    '  --outside-window    upgrade now, outside the maintenance windows (and do not stop when one closes)',
-    '  --key FILE          trust this ed25519 public key (PEM) instead of the build key in N\'s bundle',
-    '  --json              the preflight result as JSON',
-    'Live health (etcd members, handshakes) cannot be probed on a deployed cluster from here yet: the quorum',
-    'guard assumes the members healthy as the converged deploy left them, and says so.',
-  ].join('\n'),
-  async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      to: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      'allow-downgrade': { type: 'boolean' },
-      'allow-destroy': { type: 'boolean' },
-      channel: { type: 'string' },
-      'outside-window': { type: 'boolean' },
-      rollback: { type: 'boolean' },
-      reseal: { type: 'boolean' },
-      key: { type: 'string' },
-      json: { type: 'boolean' },
-      target: { type: 'string', short: 't' },
-    });
-    const [file, extra] = positionals;
-    if (!file || extra) throw new UsageError('exactly one SPEC');
-    if (values.rollback && values.to) throw new UsageError('--rollback returns the cluster to the build it ran before: give either --to or --rollback');
-    if (values.reseal && (values.to || values.rollback)) throw new UsageError('--reseal seals the recovery bundle for the build the cluster runs: give it alone (a completed --to or --rollback reseals by itself)');
-    if (!values.rollback && !values.to && !values.reseal) throw new UsageError('give the new build with --to BUILD_DIR (or --rollback, or --reseal)');
-    const channel = values.channel === undefined ? undefined : UpgradeChannel.safeParse(values.channel);
-    if (channel && !channel.success) throw new UsageError(`--channel ${values.channel}: one of ${UPGRADE_CHANNELS.join(', ')}`);
-    if (values.rollback && (channel || values['outside-window'])) throw new UsageError('--channel and --outside-window are for an upgrade: --rollback is taken whatever the channel and the windows');
-    const loaded = loadSpec(file, io.cwd);
-    if (!loaded.spec) return reportInvalidSpec(loaded, file, io, 'nothing was checked or touched');
-    const spec = loaded.spec;
-    const source: SpecSource = { name: file, text: readFileSync(loaded.path, 'utf8') };
-    if (values.reseal) return resealCommand(spec, source, values.target, io);
-    if (values.rollback) {
-      const what = `upgrade --rollback ${spec.metadata.name}`;
+/** How the command looks at the deployed cluster before planning the waves (a test gives its own). */
+export interface UpgradeCommandDeps {
+  observeHealth(o: { spec: ClusterSpec; plan: Plan; target: string | undefined; io: CliIo }): Promise<UpgradeHealth>;
+}
+
+/** The substrate the deploy used, opened for one look through the guest agents (live-health.ts), then closed. */
+async function observeThroughSubstrate(o: { spec: ClusterSpec; plan: Plan; target: string | undefined; io: CliIo }): Promise<UpgradeHealth> {
+  const { driver } = substrateFor({ spec: o.spec, plan: o.plan, target: targetOf(o.spec, o.target), workspace: clusterWorkspace(o.spec.metadata.name, o.io.env), env: o.io.env, cwd: o.io.cwd });
+  try {
+    return await observeUpgradeHealth({ spec: o.spec, plan: o.plan, driver });
+  } finally {
+    await driver.close();
+  }
+}
+
+export const upgradeCommand: CliCommand = makeUpgradeCommand({ observeHealth: observeThroughSubstrate });
+
+export function makeUpgradeCommand(deps: UpgradeCommandDeps): CliCommand {
+  return {
+    name: 'upgrade',
+    summary: 'move the cluster from its build N to N+1 (checks, package diff, waves, then each node\'s passive A/B slot over wg1), or --rollback',
+    usage: 'kubedos upgrade SPEC --to BUILD_DIR [--dry-run] [--allow-downgrade] [--allow-destroy] [--channel C] [--outside-window] [--key PUB.pem] [--target T] [--json] | kubedos upgrade SPEC --rollback [--allow-destroy] [--target T] | kubedos upgrade SPEC --reseal [--target T]',
+    help: [
+      'Everything is checked before any node is touched, in this order; the first failure is one message, exit 1:',
+      '  the cluster has a sealed deploy (N: the build it runs: the one its recovery bundle recorded, or, once an upgrade',
+      '  completed, that upgrade\'s N+1, whose signed files the workspace keeps in upgrade/builds/);',
+      '  N+1 (BUILD_DIR, from kubedos build) is signed by the cluster\'s build key and every output matches;',
+      '  N+1 was built for this cluster; it is newer than N (older only with --allow-downgrade);',
+      '  N+1\'s release channel (its signed manifest) is the one the cluster follows (the channel of the build it runs,',
+      '  default stable; or --channel) or a more stable one (stable, candidate, edge); the cluster runs at least N+1\'s stepping stone',
+      '  (spec.upgrades.requiresAtLeast of N+1\'s spec: the version to upgrade to first);',
+      '  the last deploy converged and the cluster was not stopped since;',
+      '  the waves (spec: kubernetes.ha.upgradeStrategy, maxUnavailable, failure domains) keep etcd quorum;',
+      '  now is inside a maintenance window (spec.upgrades.maintenanceWindows; none: any time). Once running, a',
+      '  window that has closed stops the upgrade before the next node (never in the middle of one).',
+      'Then it prints the package diff N → N+1 (changed/added/removed, with versions, from the two signed SBOMs),',
+      'the payload files that change, and the waves: the control plane first, domain by domain, the hub last.',
+      'Without --dry-run it then applies N+1 (strategy rolling, nodes built with spec.upgrades.diskLayout: ab):',
+      'every node must answer `kubedos-boot status` first (else one refusal, nothing touched); then node by node,',
+      'wave by wave: stream the slot image over wg1 into the passive slot, reboot, wait for the health gate, then',
+      'converge the node from the hub (its new slot keeps only what the node learned: etcd\'s configuration and the',
+      'other converged files come back) before the next node (where Kubernetes runs: kubectl drain before the',
+      'reboot, uncordon after the converge; a failed drain stops before it). A node that fails its gate falls back',
+      'by itself and the upgrade stops naming it, the reason and its slot; a failed converge stops naming it, the',
+      'node stays on N+1 and a rerun converges it again (or kubedos deploy SPEC; or --rollback).',
+      'Under strategy replace (the default) the plan says per wave "replace" or "slot switch (the hub keeps its',
+      'identity)"; a lone etcd member outside the hub is refused (its data would go with its VM); replacing needs',
+      '--allow-destroy or stages.drill.allowDestroy: true. A replaced node is drained, fenced as a drill fences (its etcd',
+      'member removed on a healthy peer, revoked at the hub), its VM destroyed and created again in its plan slot from',
+      'N+1\'s image by a deploy run of that node alone (first boot, enroll, planes; its own journal), converged, gated.',
+      'Replacing deployed VMs is built and unit-tested, not yet run on VMs.',
+      '--rollback returns the nodes on N+1 to their previous slot, the hub first (a replaced node is replaced again,',
+      'from N\'s build in the workspace, checked to be the build N\'s bundle names). Exit: 0 done, 1 refused or',
+      'stopped, 130 interrupted. Slot switches and --rollback have run on deployed qemu-local VMs (lab-3), not on Proxmox.',
+      'Once every node runs N+1 (or, after --rollback, N again) the recovery bundle is sealed again for that build, with',
+      'a fresh etcd snapshot, by the deploy seal\'s own checks (verified, proven restorable, then moved in): a restore',
+      'from it brings back the build that runs (its --artifact: that build\'s directory). The build the bundle named',
+      'before is kept in upgrade/builds/. When that seal fails the bundle stays as it was and the run says so;',
+      '--reseal seals it again for the build the cluster runs once the cause is mended.',
+      '  --target T          qemu-local or proxmox://HOST; default: the spec\'s substrate',
+      '  --to DIR            the N+1 build directory',
+      '  --dry-run           run the checks and print the plan; exit 0 when they pass',
+      '  --reseal            seal the recovery bundle for the build the cluster runs (nothing else is done)',
+      '  --allow-downgrade   accept an N+1 older than N',
+      '  --allow-destroy     let replace waves destroy VMs (or set stages.drill.allowDestroy: true)',
+      '  --channel C         follow channel C (stable, candidate, edge): move the cluster to C with this build',
+      '  --outside-window    upgrade now, outside the maintenance windows (and do not stop when one closes)',
+      '  --key FILE          trust this ed25519 public key (PEM) instead of the build key in N\'s bundle',
+      '  --json              the preflight result as JSON',
+      'The waves are planned against the live health, looked at once the files passed: every node\'s guest agent, the',
+      'hub\'s wg1 handshakes and etcd\'s members and endpoints, through the guest agents (read-only; a dry run too). A node',
+      'found unhealthy refuses the upgrade, an etcd member down counts against the quorum guard. When the substrate',
+      'cannot be reached the guard assumes the members healthy as the converged deploy left them, and says so.',
+    ].join('\n'),
+    async run(argv, io) {
+      const { values, positionals } = parseCommandArgs(argv, {
+        to: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        'allow-downgrade': { type: 'boolean' },
+        'allow-destroy': { type: 'boolean' },
+        channel: { type: 'string' },
+        'outside-window': { type: 'boolean' },
+        rollback: { type: 'boolean' },
+        reseal: { type: 'boolean' },
+        key: { type: 'string' },
+        json: { type: 'boolean' },
+        target: { type: 'string', short: 't' },
+      });
+      const [file, extra] = positionals;
+      if (!file || extra) throw new UsageError('exactly one SPEC');
+      if (values.rollback && values.to) throw new UsageError('--rollback returns the cluster to the build it ran before: give either --to or --rollback');
+      if (values.reseal && (values.to || values.rollback)) throw new UsageError('--reseal seals the recovery bundle for the build the cluster runs: give it alone (a completed --to or --rollback reseals by itself)');
+      if (!values.rollback && !values.to && !values.reseal) throw new UsageError('give the new build with --to BUILD_DIR (or --rollback, or --reseal)');
+      const channel = values.channel === undefined ? undefined : UpgradeChannel.safeParse(values.channel);
+      if (channel && !channel.success) throw new UsageError(`--channel ${values.channel}: one of ${UPGRADE_CHANNELS.join(', ')}`);
+      if (values.rollback && (channel || values['outside-window'])) throw new UsageError('--channel and --outside-window are for an upgrade: --rollback is taken whatever the channel and the windows');
+      const loaded = loadSpec(file, io.cwd);
+      if (!loaded.spec) return reportInvalidSpec(loaded, file, io, 'nothing was checked or touched');
+      const spec = loaded.spec;
+      const source: SpecSource = { name: file, text: readFileSync(loaded.path, 'utf8') };
+      if (values.reseal) return resealCommand(spec, source, values.target, io);
+      if (values.rollback) {
+        const what = `upgrade --rollback ${spec.metadata.name}`;
+        const notAb = specNotAb(spec);
+        if (notAb) {
+          io.err(`${what} refused: ${notAb}`);
+          return 1;
+        }
+        const deployed = deployedBuildDir(spec.metadata.name, io.env);
+        const manifest = join(deployed, MANIFEST_FILE);
+        if (!existsSync(manifest)) {
+          io.err(`${what} refused: no sealed deploy (${manifest}): nothing to roll back to`);
+          return 1;
+        }
+        const { version, digest } = readBuildRef(deployed);
+        const from: BuildRef = { version, digest };
+        const waves = upgradeWaves(spec, plan(spec));
+        if (!waves.ok) {
+          io.err(`${what} refused: ${waves.message}`);
+          return 1;
+        }
+        return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(values.target ? { target: values.target } : {}), io }), io);
+      }
+      const artifactDir = resolve(io.cwd, values.to!);
+      if (!existsSync(artifactDir) || !statSync(artifactDir).isDirectory()) {
+        io.err(`upgrade refused: ${values.to}: no such directory (the N+1 build directory from kubedos build --spec ${file} --out DIR). Nothing was touched`);
+        return 1;
+      }
+      let publicKeyPem: string | undefined;
+      if (values.key) {
+        try {
+          publicKeyPem = readFileSync(resolve(io.cwd, values.key), 'utf8');
+        } catch (err) {
+          io.err(`upgrade refused: cannot read --key ${values.key}: ${(err as Error).message}. Nothing was touched`);
+          return 1;
+        }
+      }
+      // Images and ISOs take seconds each to hash: say which one is being checked.
+      const onProgress = (f: string): void => {
+        if (!values.json && /\.(qcow2|iso)$/.test(f)) io.err(`checking ${f} against N+1's signed manifest…`);
+      };
+      const outsideWindow = Boolean(values['outside-window']);
+      const p = plan(spec);
+      const r = await upgradePreflight({
+        spec,
+        plan: p,
+        observeHealth: () => {
+          if (!values.json) io.err(`looking at ${spec.metadata.name} through its guest agents (nodes, wg1 handshakes, etcd)…`);
+          return deps.observeHealth({ spec, plan: p, target: values.target, io });
+        },
+        artifactDir,
+        allowDowngrade: Boolean(values['allow-downgrade']),
+        env: io.env,
+        onProgress,
+        ...(publicKeyPem ? { publicKeyPem } : {}),
+        ...(channel?.success ? { channel: channel.data } : {}),
+        ...(outsideWindow ? { outsideWindow } : {}),
+        ...(values['dry-run'] ? { dryRun: true } : {}),
+      });
+      if (values.json) io.out(JSON.stringify(r, null, 2));
+      if (!r.ok) {
+        if (!values.json) for (const c of r.checks) io.out(`ok    ${c}`);
+        io.err(`upgrade refused (${r.code}): ${r.message}`);
+        return 1;
+      }
+      if (!values.json) {
+        for (const c of r.checks) io.out(`ok    ${c}`);
+        io.out('');
+        const pkgs = diffIsEmpty(r.diff.packages) ? ['  (no package moved)'] : renderDiff(r.diff.packages);
+        io.out(`packages N → N+1: ${diffSummary(r.diff.packages)}`);
+        for (const l of pkgs.length > DIFF_SHOWN ? [...pkgs.slice(0, DIFF_SHOWN), `  … and ${pkgs.length - DIFF_SHOWN} more (--json lists them all)`] : pkgs) io.out(l);
+        const p = r.diff.payload;
+        io.out(`payload N → N+1: ${p.changed.length} changed, ${p.added.length} added, ${p.removed.length} removed`);
+        for (const l of renderPayloadDiff(p, DIFF_SHOWN)) io.out(l);
+        io.out('');
+        for (const l of renderPlan(r.waves, spec.spec.kubernetes.ha.upgradeStrategy)) io.out(l);
+        for (const w of r.warnings) io.out(`note: ${w}`);
+      }
+      if (values['dry-run']) {
+        if (!values.json) io.out(`\ndry run: every check passed; nothing was touched`);
+        return 0;
+      }
+      const what = `upgrade ${spec.metadata.name} ${r.from.version} → ${r.to.version}`;
       const notAb = specNotAb(spec);
       if (notAb) {
         io.err(`${what} refused: ${notAb}`);
         return 1;
       }
-      const deployed = deployedBuildDir(spec.metadata.name, io.env);
-      const manifest = join(deployed, MANIFEST_FILE);
-      if (!existsSync(manifest)) {
-        io.err(`${what} refused: no sealed deploy (${manifest}): nothing to roll back to`);
-        return 1;
-      }
-      const { version, digest } = readBuildRef(deployed);
-      const from: BuildRef = { version, digest };
-      const waves = upgradeWaves(spec, plan(spec));
-      if (!waves.ok) {
-        io.err(`${what} refused: ${waves.message}`);
-        return 1;
-      }
-      return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(values.target ? { target: values.target } : {}), io }), io);
-    }
-    const artifactDir = resolve(io.cwd, values.to!);
-    if (!existsSync(artifactDir) || !statSync(artifactDir).isDirectory()) {
-      io.err(`upgrade refused: ${values.to}: no such directory (the N+1 build directory from kubedos build --spec ${file} --out DIR). Nothing was touched`);
-      return 1;
-    }
-    let publicKeyPem: string | undefined;
-    if (values.key) {
-      try {
-        publicKeyPem = readFileSync(resolve(io.cwd, values.key), 'utf8');
-      } catch (err) {
-        io.err(`upgrade refused: cannot read --key ${values.key}: ${(err as Error).message}. Nothing was touched`);
-        return 1;
-      }
-    }
-    // Images and ISOs take seconds each to hash: say which one is being checked.
-    const onProgress = (f: string): void => {
-      if (!values.json && /\.(qcow2|iso)$/.test(f)) io.err(`checking ${f} against N+1's signed manifest…`);
-    };
-    const outsideWindow = Boolean(values['outside-window']);
-    const r = await upgradePreflight({
-      spec,
-      plan: plan(spec),
-      artifactDir,
-      allowDowngrade: Boolean(values['allow-downgrade']),
-      env: io.env,
-      onProgress,
-      ...(publicKeyPem ? { publicKeyPem } : {}),
-      ...(channel?.success ? { channel: channel.data } : {}),
-      ...(outsideWindow ? { outsideWindow } : {}),
-      ...(values['dry-run'] ? { dryRun: true } : {}),
-    });
-    if (values.json) io.out(JSON.stringify(r, null, 2));
-    if (!r.ok) {
-      if (!values.json) for (const c of r.checks) io.out(`ok    ${c}`);
-      io.err(`upgrade refused (${r.code}): ${r.message}`);
-      return 1;
-    }
-    if (!values.json) {
-      for (const c of r.checks) io.out(`ok    ${c}`);
-      io.out('');
-      const pkgs = diffIsEmpty(r.diff.packages) ? ['  (no package moved)'] : renderDiff(r.diff.packages);
-      io.out(`packages N → N+1: ${diffSummary(r.diff.packages)}`);
-      for (const l of pkgs.length > DIFF_SHOWN ? [...pkgs.slice(0, DIFF_SHOWN), `  … and ${pkgs.length - DIFF_SHOWN} more (--json lists them all)`] : pkgs) io.out(l);
-      const p = r.diff.payload;
-      io.out(`payload N → N+1: ${p.changed.length} changed, ${p.added.length} added, ${p.removed.length} removed`);
-      for (const l of renderPayloadDiff(p, DIFF_SHOWN)) io.out(l);
-      io.out('');
-      for (const l of renderPlan(r.waves, spec.spec.kubernetes.ha.upgradeStrategy)) io.out(l);
-      for (const w of r.warnings) io.out(`note: ${w}`);
-    }
-    if (values['dry-run']) {
-      if (!values.json) io.out(`\ndry run: every check passed; nothing was touched`);
-      return 0;
-    }
-    const what = `upgrade ${spec.metadata.name} ${r.from.version} → ${r.to.version}`;
-    const notAb = specNotAb(spec);
-    if (notAb) {
-      io.err(`${what} refused: ${notAb}`);
-      return 1;
-    }
-    const refs = buildRefs(spec.metadata.name, io.env, artifactDir);
-    // The windows again before each node's first action: the run stops when they have closed.
-    const windows = upgradePolicyOf(spec).maintenanceWindows;
-    const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
-    return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
-  },
-};
+      const refs = buildRefs(spec.metadata.name, io.env, artifactDir);
+      // The windows again before each node's first action: the run stops when they have closed.
+      const windows = upgradePolicyOf(spec).maintenanceWindows;
+      const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
+      return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
+    },
+  };
+}
