@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { GuestExecResult, SubstrateDriver } from '../substrate/driver';
 import { answer, fakeEtcd, fakeHub, lab5Spec } from '../drills/fence-testing';
 import { plan } from '../../common/plan/index';
-import { observeUpgradeHealth } from './live-health';
+import { excuseMidReplacement, midReplacement, observeUpgradeHealth } from './live-health';
 import { upgradeWaves } from './preflight';
 
 const spec = lab5Spec();
@@ -67,5 +67,20 @@ describe('the live health an upgrade is planned against', () => {
   it('not observed: the waves say why in their warning', () => {
     const w = upgradeWaves(spec, p, { observed: false, unhealthy: [], note: 'looking at the cluster failed: ssh: connect to host pve1 port 22: Connection refused' });
     expect(w.ok && w.warnings).toContain('live health was not observed (looking at the cluster failed: ssh: connect to host pve1 port 22: Connection refused): the quorum guard assumed every etcd member healthy, as the last converged deploy left them');
+  });
+
+  it('a rerun of a stopped replace-based upgrade: the nodes that run left mid-replacement towards the same build are not held against it (said in the note); a finished one, or one towards another build, is', async () => {
+    const N1 = { version: '0.1.1', digest: 'b'.repeat(64) };
+    const other = { version: '0.1.2', digest: 'c'.repeat(64) };
+    const record = { slots: {}, bad: [], replaced: { 'cp-1': { build: N1, state: 'done' as const }, 'cp-2': { build: N1, state: 'provisioning' as const }, 'w-1': { build: other, state: 'converged' as const } } };
+    expect(midReplacement(record, N1)).toEqual(['cp-2']);
+    expect(midReplacement({ slots: {}, bad: [] }, N1)).toEqual([]);
+    // cp-2 destroyed by that run: its agent silent, its member removed by the fence.
+    const h = await observeUpgradeHealth({ spec, plan: p, driver: cluster({ agentDown: ['cp-2'] }).driver });
+    const excused = excuseMidReplacement(h, midReplacement(record, N1));
+    expect(excused.unhealthy).toEqual([]);
+    expect(excused.note).toMatch(/; not held against it: cp-2 \(guest agent never answered\): left in the middle of its replacement by the last run towards this build, which this run goes on with$/);
+    expect(upgradeWaves(spec, p, excused).ok).toBe(true);
+    expect(excuseMidReplacement(h, midReplacement(record, other))).toBe(h);
   });
 });

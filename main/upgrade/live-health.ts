@@ -9,7 +9,10 @@ import { detectThresholds, evaluateHealth } from '../../common/drills/health';
 import type { Plan } from '../../common/plan/schema';
 import type { ClusterSpec } from '../../common/spec/schema';
 import { plural } from '../../common/text/plural';
+import type { BuildRef } from '../../common/upgrade/agent';
+import type { UpgradeRecord } from '../../common/upgrade/progress';
 import type { UpgradeHealth } from '../../common/upgrade/waves';
+import { firstFew } from '../../common/text/first-few';
 import { clusterHealthFacts } from '../drills/cluster-target';
 import { guestShell } from '../drills/shell';
 import type { SubstrateDriver } from '../substrate/driver';
@@ -43,4 +46,24 @@ export async function observeUpgradeHealth(o: { spec: ClusterSpec; plan: Plan; d
   const facts = await clusterHealthFacts({ plan: o.plan, driver: o.driver, sh: guestShell(o.plan, o.driver), now: o.now ?? Date.now() / 1000 });
   const t = detectThresholds(o.spec.spec.selfHealing);
   return upgradeHealthOf(evaluateHealth(facts, { ...t, signals: [...UPGRADE_HEALTH_SIGNALS] }));
+}
+
+/**
+ * Pure: the nodes a stopped run towards `target` left in the middle of their replacement (the
+ * record's `replaced` for that build, not done: destroyed, provisioned, not yet through the gate).
+ * The rerun goes on with them, so their state now is the upgrade's own doing, not held against it.
+ */
+export function midReplacement(record: UpgradeRecord, target: Pick<BuildRef, 'digest'>): string[] {
+  return Object.entries(record.replaced ?? {})
+    .filter(([, r]) => r.build.digest === target.digest && r.state !== 'done')
+    .map(([node]) => node)
+    .sort();
+}
+
+/** Pure: `h` without the findings of `nodes` (midReplacement's), the note saying so. */
+export function excuseMidReplacement(h: UpgradeHealth, nodes: readonly string[]): UpgradeHealth {
+  const excused = h.unhealthy.filter((u) => nodes.includes(u.node));
+  if (!h.observed || !excused.length) return h;
+  const said = `${firstFew(excused.map((u) => `${u.node} (${u.detail})`), 3)}: left in the middle of ${excused.length === 1 ? 'its' : 'their'} replacement by the last run towards this build, which this run goes on with`;
+  return { ...h, unhealthy: h.unhealthy.filter((u) => !nodes.includes(u.node)), note: `${h.note ?? ''}; not held against it: ${said}` };
 }

@@ -22,7 +22,8 @@ import { applyEventLine } from '../../../common/upgrade/progress';
 import { upgradeWaves } from '../../upgrade/preflight';
 import { buildRefs, runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
 import { clusterReplaceOps } from '../../upgrade/replace-ops';
-import { observeUpgradeHealth } from '../../upgrade/live-health';
+import { excuseMidReplacement, midReplacement, observeUpgradeHealth } from '../../upgrade/live-health';
+import { readUpgradeRecord, upgradeRecordPath } from '../../upgrade/apply-run';
 import type { SpecSource } from '../../stages/validate';
 import { clusterWorkspace } from '../../workspace';
 import { sha256Hex } from '../../../common/canonical';
@@ -103,14 +104,16 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
 
 /** How the command looks at the deployed cluster before planning the waves (a test gives its own). */
 export interface UpgradeCommandDeps {
-  observeHealth(o: { spec: ClusterSpec; plan: Plan; target: string | undefined; io: CliIo }): Promise<UpgradeHealth>;
+  observeHealth(o: { spec: ClusterSpec; plan: Plan; target: string | undefined; artifactDir?: string; io: CliIo }): Promise<UpgradeHealth>;
 }
 
 /** The substrate the deploy used, opened for one look through the guest agents (live-health.ts), then closed. */
-async function observeThroughSubstrate(o: { spec: ClusterSpec; plan: Plan; target: string | undefined; io: CliIo }): Promise<UpgradeHealth> {
+async function observeThroughSubstrate(o: { spec: ClusterSpec; plan: Plan; target: string | undefined; artifactDir?: string; io: CliIo }): Promise<UpgradeHealth> {
   const { driver } = substrateFor({ spec: o.spec, plan: o.plan, target: targetOf(o.spec, o.target), workspace: clusterWorkspace(o.spec.metadata.name, o.io.env), env: o.io.env, cwd: o.io.cwd });
   try {
-    return await observeUpgradeHealth({ spec: o.spec, plan: o.plan, driver });
+    const seen = await observeUpgradeHealth({ spec: o.spec, plan: o.plan, driver });
+    // A rerun of a stopped replace-based upgrade: the nodes it left mid-replacement are its own doing.
+    return o.artifactDir ? excuseMidReplacement(seen, midReplacement(readUpgradeRecord(upgradeRecordPath(o.spec.metadata.name, o.io.env)), readBuildRef(o.artifactDir))) : seen;
   } finally {
     await driver.close();
   }
@@ -249,7 +252,7 @@ export function makeUpgradeCommand(deps: UpgradeCommandDeps): CliCommand {
         plan: p,
         observeHealth: () => {
           if (!values.json) io.err(`looking at ${spec.metadata.name} through its guest agents (nodes, wg1 handshakes, etcd)…`);
-          return deps.observeHealth({ spec, plan: p, target: values.target, io });
+          return deps.observeHealth({ spec, plan: p, target: values.target, artifactDir, io });
         },
         artifactDir,
         allowDowngrade: Boolean(values['allow-downgrade']),
