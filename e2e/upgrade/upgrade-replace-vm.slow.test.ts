@@ -22,22 +22,22 @@
 // machine's 23 GiB.
 //
 // Run (root, TCG, nothing else on lab-3's VMIDs 3000-3004: not beside test:deploy or
-// test:upgrade:vm): npm run test:upgrade:replace:vm. First run 2026-12-06 (part 1): the five-node
-// deploy passed in 2,855 s (its converge 36 min), N+1 built, the preflight passed; the first wave
-// stopped at cp-1's fence (etcd's member list timed out under TCG with TLS: docs/upgrades.md), so
-// nothing after the deploy has passed on VMs yet. The whole file is estimated (not measured) at
-// 2.5-3.5 h here; it runs in two parts that fit a session each:
+// test:upgrade:vm): npm run test:upgrade:replace:vm. First run 2026-12-06 stopped at cp-1's fence
+// (etcd's member list timed out under TCG with TLS; mended: docs/upgrades.md). Second run the same
+// day (part 1, stopped by hand): deploy 3,750 s, N+1 built, preflight passed, cp-1 replaced through
+// its gate (35 min from fence to gate: provision ~7 min, its one-node converge 26 min), cp-2 fenced,
+// destroyed, provisioned and rejoined, converging when stopped. Nothing after the first replacement
+// has passed on VMs yet. Measured, not estimated now: each replacement ~35 min, so it runs in two
+// parts, neither of which fits a session beside the CI:
 //  1. KUBEDOS_REPLACE_ROLLBACK=0 KUBEDOS_UPGRADE_KEEP=1: the deploy, the key and markers, N+1's
-//     build and the upgrade; the --rollback case skipped; the VMs and the workspace kept. Estimate
-//     ~1.5-1.8 h: the five-node deploy ~40 min (lab-3's three VMs took ~1,480 s; scaled by 5/3),
-//     N+1's build ~6 min, the upgrade ~45-50 min (four replacements of ~8-10 min each: provision
-//     and first boot ~1.5 min, a new node's converge ~5-6 min, the gate ~2 min; the master's slot
-//     switch ~10 min: docs/upgrades.md and docs/drills.md's measured phases).
+//     build and the upgrade; the --rollback case skipped; the VMs and the workspace kept. ~4 h:
+//     the five-node deploy ~1 h, N+1's build ~8 min, four replacements ~35 min each, the
+//     master's slot switch.
 //  2. KUBEDOS_REPLACE_FROM=kept: from the kept VMs, the --rollback case alone (no destroy, no
 //     deploy, no build: N+1's spec and build read from the lab directory, where part 1 left them).
 //     Refused before anything runs when the kept lab is not there or not where the rollback starts
-//     (every replaced node a new VM on slot A running N+1, the master on B running N+1). Estimate
-//     ~40-45 min (the master's slot switch back ~2 min, four replacements from N).
+//     (every replaced node a new VM on slot A running N+1, the master on B running N+1). ~2.5 h
+//     (the master's slot switch back, four replacements from N at ~35 min each).
 // The two parts assert what one whole run asserts (each step's checks are in its own `it`).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
