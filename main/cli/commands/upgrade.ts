@@ -154,7 +154,7 @@ export function makeUpgradeCommand(deps: UpgradeCommandDeps): CliCommand {
       '--allow-destroy or stages.drill.allowDestroy: true. A replaced node is drained, fenced as a drill fences (its etcd',
       'member removed on a healthy peer, revoked at the hub), its VM destroyed and created again in its plan slot from',
       'N+1\'s image by a deploy run of that node alone (first boot, enroll, planes; its own journal), converged, gated.',
-      'Replacing deployed VMs is built and unit-tested, not yet run on VMs.',
+      'On qemu-local VMs one node has been replaced this way through its gate; a whole cluster not yet.',
       '--rollback returns the nodes on N+1 to their previous slot, the hub first (a replaced node is replaced again,',
       'from N\'s build in the workspace, checked to be the build N\'s bundle names). Exit: 0 done, 1 refused or',
       'stopped, 130 interrupted. Slot switches and --rollback have run on deployed qemu-local VMs (lab-3), not on Proxmox.',
