@@ -37,7 +37,7 @@ import { guestShell } from './shell';
 import { readWatcherReport } from './watcher-report';
 import type { EtcdAccess } from './etcd-member';
 import { deleteKey, ETCD_DATA_DIR, putKey, readBackFrom } from './etcd-member';
-import { drillEtcdctlArgv, etcdAccess, etcdFacts, fenceEtcdMember, liftRevocation, pickHealthyPeer, rejoinEtcd, revokeAtHub } from './fence';
+import { drillEtcdctlArgv, etcdAccess, etcdFacts, fenceEtcdMember, liftRevocation, peerAccessFor, rejoinEtcd, revokeAtHub } from './fence';
 import type { DrillTarget, PhaseContext, ScenarioOps } from './target';
 
 /** The scenarios a deployed cluster runs today (on an etcd member: see clusterCannotRun, service.ts). */
@@ -165,9 +165,7 @@ export class ClusterDrillTarget implements DrillTarget {
   private async healthyPeer(sh: NodeShell, node: string): Promise<EtcdAccess> {
     const now = Date.now() / 1000;
     await this.pingAll(now);
-    const answering = (m: string): boolean => this.seenAt.get(m) === now;
-    // Asked from a member other than the node about to be fenced when another answers.
-    return this.etcdAccess(sh, pickHealthyPeer(this.etcd, node, await etcdFacts(sh, this.etcd, answering, { avoid: node }), answering));
+    return peerAccessFor(sh, this.etcd, node, (m) => this.seenAt.get(m) === now);
   }
 
   // ------------------------------------------------------------ scenarios

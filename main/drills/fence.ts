@@ -104,6 +104,17 @@ export function pickHealthyPeer(etcd: readonly PlanNode[], node: string, facts: 
   throw new Error(`no etcd member other than ${node} is healthy and answers through its guest agent (${why}): etcd may have lost quorum; its membership is left as is — heal the other members first (kubedos heal)`);
 }
 
+/**
+ * Where a membership change for `node` is asked: etcdctl on a healthy member other than it, the
+ * facts asked from another member than `node` when one answers (etcdFacts' `avoid`, then
+ * pickHealthyPeer, which throws saying each member's state when there is none). The drill
+ * target's and the replace-based upgrade's fence and rejoin.
+ */
+export async function peerAccessFor(sh: NodeShell, etcd: readonly PlanNode[], node: string, answering: (node: string) => boolean): Promise<EtcdAccess> {
+  const facts = await etcdFacts(sh, etcd, answering, { avoid: node });
+  return etcdAccess(sh, etcd, pickHealthyPeer(etcd, node, facts, answering));
+}
+
 /** The fence's etcd step: `node`'s member removed on a healthy peer `a` (under the one quorum rule; throws, removing nothing, when it does not allow it). */
 export async function fenceEtcdMember(a: EtcdAccess, node: PlanNode): Promise<string> {
   return (await removeEtcdMember(a, node.name, etcdPeerUrl(node.planes.wg3.address))).detail;

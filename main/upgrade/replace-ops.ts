@@ -29,7 +29,7 @@ import { gateEvent, gateFailedForGood } from '../../common/upgrade/observe';
 import { MANIFEST_FILE } from '../build/attest';
 import { AB_SBIN } from '../build/image/ab';
 import { pipelineFailure, stageSummary } from '../drills/cluster-target';
-import { etcdAccess, etcdFacts, fenceEtcdMember, liftRevocation, pickHealthyPeer, rejoinEtcd, revokeAtHub } from '../drills/fence';
+import { fenceEtcdMember, liftRevocation, peerAccessFor, rejoinEtcd, revokeAtHub } from '../drills/fence';
 import type { EtcdAccess } from '../drills/etcd-member';
 import type { NodeShell } from '../drills/shell';
 import { guestShell, lastLines } from '../drills/shell';
@@ -98,13 +98,11 @@ export class ClusterReplaceOps implements ReplaceOps {
     return (await this.o.driver.inventory(signal ? { signal } : {})).vms.some((v) => v.vmid === vmid);
   }
 
-  /** A healthy etcd member other than `node` whose guest agent answers now (fence.ts pickHealthyPeer). */
+  /** A healthy etcd member other than `node` whose guest agent answers now (fence.ts peerAccessFor). */
   private async healthyPeer(node: string): Promise<EtcdAccess> {
     const answering = new Set<string>();
     await Promise.all(this.etcd.map(async (m) => ((await this.o.driver.guestPing(m.vmid).catch(() => false)) ? answering.add(m.name) : undefined)));
-    const has = (m: string): boolean => answering.has(m);
-    const facts = await etcdFacts(this.sh, this.etcd, has, { avoid: node });
-    return etcdAccess(this.sh, this.etcd, pickHealthyPeer(this.etcd, node, facts, has));
+    return peerAccessFor(this.sh, this.etcd, node, (m) => answering.has(m));
   }
 
   async fence(node: string): Promise<string> {
