@@ -327,6 +327,7 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     for (const [n, s] of Object.entries(bench.upgrade)) console.log(`[bench] upgrade ${n}: ${s.toFixed(0)} s`);
     console.log(`[bench] upgrade of lab-3 ${N} → ${N1}: ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
+    expectLiveHealthLooked(r.stdout);
     // The SBOM's payload files are the rendered payload (payload.json carries artifactVersion: one
     // per role changes); payload/upgrade/ goes into the A/B image's cache key, not into that list.
     expect(r.stdout).toMatch(/^payload N → N\+1: [1-9]\d* changed/m);
@@ -416,7 +417,14 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
         }
       },
     });
+    // Every injection starts from a healthy cluster (the previous one ended with every node on its active slot).
+    expectLiveHealthLooked(r.stdout);
     return { ...r, w1 };
+  }
+
+  /** The preflight looked at the running cluster through its guest agents and found every node and lab-3's one etcd member healthy. */
+  function expectLiveHealthLooked(stdout: string): void {
+    expect(stdout).toMatch(/^ok {4}live health: 3 of 3 nodes healthy; etcd 1 of 1 members healthy \(quorum 1\) \(guest agents, wg1 handshakes at the hub, etcd\)$/m);
   }
 
   /** The rerun after the fault: `build` applied to the cluster completes; every node runs it from its active slot; the key is kept. */
