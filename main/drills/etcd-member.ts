@@ -45,6 +45,17 @@ export const isUnstarted = (m: EtcdMemberFact): boolean => m.name === '' && m.cl
 const ADD_ATTEMPTS = 16;
 const ADD_RETRY_MS = 2000;
 
+/**
+ * Pure: what a failed etcdctl said, on one line: etcd's own error line (the `Error: …` etcdctl ends
+ * with), not the JSON retry warnings the client logs before it; else the last line that is not such a
+ * warning; else what there is, bounded.
+ */
+export function etcdctlSaid(r: { stderr: string; stdout: string }): string {
+  const lines = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  const said = [...lines].reverse().find((l) => l.startsWith('Error:')) ?? [...lines].reverse().find((l) => !l.startsWith('{')) ?? lines.at(-1)?.slice(0, 200) ?? 'no output';
+  return said.slice(0, 300);
+}
+
 /** Runs etcdctl `args` on a.from; a failure names the node, the etcdctl command and its stderr tail, and what it was for. */
 async function etcdctl(a: EtcdAccess, args: readonly string[], what: string, o: { anyExit?: boolean } = {}): Promise<RunResult> {
   const argv = a.etcdctl(args);
@@ -52,7 +63,7 @@ async function etcdctl(a: EtcdAccess, args: readonly string[], what: string, o: 
     throw new CommandError({ message: `${a.from}: etcdctl ${args.join(' ')} (${what}) could not run: ${err.message.split('\n')[0]!.slice(0, 300)}`, command: argv, exitCode: err.exitCode ?? null, stderrTail: err.stderrTail ?? '', reason: 'spawn' });
   });
   if (!o.anyExit && r.exitCode !== 0) {
-    throw new CommandError({ message: `${a.from}: etcdctl ${args.join(' ')} (${what}) exited ${r.exitCode}: ${tail(r.stderr || r.stdout, 1) || 'no output'}`, command: argv, exitCode: r.exitCode, stderrTail: tail(r.stderr || r.stdout), reason: 'exit' });
+    throw new CommandError({ message: `${a.from}: etcdctl ${args.join(' ')} (${what}) exited ${r.exitCode}: ${etcdctlSaid(r)}`, command: argv, exitCode: r.exitCode, stderrTail: tail(r.stderr || r.stdout), reason: 'exit' });
   }
   return r;
 }
@@ -111,7 +122,7 @@ export async function addEtcdMember(a: EtcdAccess, node: string, peerUrl: string
     const transient = /unhealthy cluster|not enough started members/.test(r.stderr);
     if (!transient || attempt >= (o.attempts ?? ADD_ATTEMPTS)) {
       const argv = a.etcdctl(['member', 'add', node, `--peer-urls=${peerUrl}`]);
-      throw new CommandError({ message: `${a.from}: etcdctl member add ${node} --peer-urls=${peerUrl} (add ${node}'s member) exited ${r.exitCode}${transient ? ` ${attempt} times` : ''}: ${tail(r.stderr || r.stdout, 1) || 'no output'}`, command: argv, exitCode: r.exitCode, stderrTail: tail(r.stderr || r.stdout), reason: 'exit' });
+      throw new CommandError({ message: `${a.from}: etcdctl member add ${node} --peer-urls=${peerUrl} (add ${node}'s member) exited ${r.exitCode}${transient ? ` ${attempt} times` : ''}: ${etcdctlSaid(r)}`, command: argv, exitCode: r.exitCode, stderrTail: tail(r.stderr || r.stdout), reason: 'exit' });
     }
     await new Promise((res) => setTimeout(res, o.delayMs ?? ADD_RETRY_MS));
   }
@@ -152,7 +163,7 @@ export async function readBackFrom(a: EtcdAccess, key: string, expected: string,
   for (let i = 0; i < (o.attempts ?? 10); i++) {
     const r = await etcdctl(a, ['get', key, '--print-value-only', '--consistency=s'], `read the key written before the drill from ${a.from}`, { anyExit: true });
     if (r.exitCode === 0 && r.stdout.trim() === expected) return;
-    last = r.exitCode === 0 ? `read ${JSON.stringify(r.stdout.trim().slice(0, 80))}` : `exit ${r.exitCode}: ${tail(r.stderr, 1)}`;
+    last = r.exitCode === 0 ? `read ${JSON.stringify(r.stdout.trim().slice(0, 80))}` : `exit ${r.exitCode}: ${etcdctlSaid(r)}`;
     await new Promise((res) => setTimeout(res, o.delayMs ?? 2000));
   }
   throw new Error(`${a.from}: the key ${key} written before the drill does not read back from its own etcd member (${last}); its member is not serving the cluster's data`);

@@ -198,11 +198,11 @@ export interface FakeFenceCluster {
   files: Map<string, string>;
 }
 
-/** The plan's etcd members all started and healthy; no node revoked but `revoked`; `hubJson: false`: an older hub that prints no JSON on revoke. */
-export function fakeFenceCluster(p: Plan, o: { hubJson?: boolean; revoked?: string[] } = {}): FakeFenceCluster {
+/** The plan's etcd members all started and healthy; no node revoked but `revoked`; `hubJson: false`: an older hub that prints no JSON on revoke; `removeFails`: etcdctl member remove's stderr, exit 1. */
+export function fakeFenceCluster(p: Plan, o: { hubJson?: boolean; revoked?: string[]; removeFails?: string } = {}): FakeFenceCluster {
   const hubName = p.nodes.find((n) => n.hub)!.name;
   const unhealthy = new Set<string>();
-  const etcd = fakeEtcd(p, { serving: (m) => !unhealthy.has(m.name) });
+  const etcd = fakeEtcd(p, { serving: (m) => !unhealthy.has(m.name), ...(o.removeFails ? { removeFails: o.removeFails } : {}) });
   const hub = fakeHub(p, o);
   const log: string[] = [];
   const shell: NodeShell = {

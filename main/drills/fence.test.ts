@@ -2,6 +2,7 @@
 // order, and what each step leaves (the revocation list, the membership, the etcd role's file).
 import { describe, expect, it } from 'vitest';
 import { etcdClientUrl, etcdMembers } from '../stages/converge';
+import { CommandError } from '../exec/runner';
 import type { NodeShell } from './shell';
 import { etcdMemberVarsPath } from './etcd-member';
 import { fakeFenceCluster, lab5Plan } from './fence-testing';
@@ -84,6 +85,15 @@ describe('the fence, written once', () => {
     const f = await etcdFacts(c.shell, etcd, all);
     expect(pickHealthyPeer(etcd, 'cp-2', f, all)).toBe('cp-3');
     expect(() => pickHealthyPeer(etcd, 'cp-2', f, (n) => n !== 'cp-3')).toThrow(/^no etcd member other than cp-2 is healthy and answers through its guest agent \(cp-1 unhealthy, cp-2 healthy, cp-3 not answering\)/);
+  });
+
+  it('a refused member remove says etcd\'s Error line, not the warning etcdctl logged after it; the whole stderr tail kept', async () => {
+    const stderr = 'Error: etcdserver: unhealthy cluster\n{"level":"warn","msg":"retrying of unary invoker failed"}';
+    const c = fakeFenceCluster(p, { removeFails: stderr });
+    const err = await fenceEtcdMember(etcdAccess(c.shell, etcd, 'cp-1'), node('cp-2')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    expect((err as CommandError).message).toBe("cp-1: etcdctl member remove a2 (remove cp-2's member) exited 1: Error: etcdserver: unhealthy cluster");
+    expect((err as CommandError).stderrTail).toBe('Error: etcdserver: unhealthy cluster | {"level":"warn","msg":"retrying of unary invoker failed"}');
   });
 
   it('fenceEtcdMember then rejoinEtcd: removed on the peer, added again (not started) and recorded on the master for the etcd role', async () => {

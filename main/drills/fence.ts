@@ -16,7 +16,7 @@ import { etcdHealth, parseEndpointHealth, parseMemberList } from '../../common/d
 import type { PlanNode } from '../../common/plan/schema';
 import { etcdClientUrl, etcdctlArgv, etcdPeerUrl } from '../stages/converge';
 import type { EtcdAccess } from './etcd-member';
-import { addEtcdMember, isUnstarted, recordEtcdMember, removeEtcdMember } from './etcd-member';
+import { addEtcdMember, etcdctlSaid, isUnstarted, recordEtcdMember, removeEtcdMember } from './etcd-member';
 import type { NodeShell } from './shell';
 
 export const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
@@ -43,9 +43,7 @@ export function drillEtcdctlArgv(members: readonly Pick<PlanNode, 'planes'>[], a
  * `Error: …` etcdctl ends with), not the JSON retry warnings the client logs before it.
  */
 export function etcdctlFailure(r: { exitCode: number | null; stderr: string; stdout: string }, from: string, what: string): string {
-  const lines = `${r.stderr}\n${r.stdout}`.split('\n').map((l) => l.trim()).filter(Boolean);
-  const said = [...lines].reverse().find((l) => l.startsWith('Error:')) ?? [...lines].reverse().find((l) => !l.startsWith('{')) ?? lines.at(-1)?.slice(0, 200) ?? 'no output';
-  return `etcdctl ${what} on ${from} exited ${r.exitCode ?? 'by a signal'}: ${said.slice(0, 300)}`;
+  return `etcdctl ${what} on ${from} exited ${r.exitCode ?? 'by a signal'}: ${etcdctlSaid(r)}`;
 }
 
 /** etcdctl on `from` (a member with its TLS client material) against every planned member. */
