@@ -5,6 +5,7 @@
 import type { PipelineEvent, StageState } from '../../common/pipeline/events';
 import type { RunView } from '../../common/pipeline/fold';
 import { EMPTY_RUN, foldEvent, settled } from '../../common/pipeline/fold';
+import { fmtMs } from '../../common/text/duration';
 
 const ICON: Record<StageState, string> = { pending: '·', queued: '…', running: '▶', success: '✓', failed: '✗', skipped: '↷', aborted: '■' };
 
@@ -140,9 +141,3 @@ function progressBar(f: number): string {
   return `[${'#'.repeat(n)}${'-'.repeat(20 - n)}] ${String(Math.round(f * 100)).padStart(3)}%`;
 }
 
-export function fmtMs(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const m = Math.floor(ms / 60_000);
-  return `${m}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
-}

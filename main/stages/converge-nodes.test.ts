@@ -43,7 +43,7 @@ const RECAP = (hosts: string[], failed = ''): string =>
   [...(failed ? ['TASK [kubedos_etcd : Etcd configuration] ***', `fatal: [${failed}]: FAILED! => {"changed": false, "msg": "etcd did not start"}`] : []), 'PLAY RECAP ***', ...hosts.map((h) => `${h}                       : ok=9    changed=2    unreachable=0    failed=${h === failed ? 1 : 0}    skipped=0    rescued=0    ignored=0`), ''].join('\n');
 
 /** Records every argv and write; the hub already has its converge key; no node has it authorized. */
-function fakeDriver(recap: string): { driver: SubstrateDriver; calls: { vmid: number; argv: readonly string[] }[]; writes: { vmid: number; path: string; content: string }[] } {
+function fakeDriver(recap: string, ansibleLog?: { path: string; text: string }): { driver: SubstrateDriver; calls: { vmid: number; argv: readonly string[] }[]; writes: { vmid: number; path: string; content: string }[] } {
   const calls: { vmid: number; argv: readonly string[] }[] = [];
   const writes: { vmid: number; path: string; content: string }[] = [];
   const driver = {
@@ -55,6 +55,8 @@ function fakeDriver(recap: string): { driver: SubstrateDriver; calls: { vmid: nu
     },
     async guestFileRead(id: number, path: string): Promise<Buffer> {
       if (id === vmid('master') && path === '/root/.ssh/kubedos_converge.pub') return Buffer.from('ssh-ed25519 AAAAhubkey kubedos-converge@master\n');
+      // ansible's own log, once the playbook ran (the follower's first look comes only after 4 s).
+      if (id === vmid('master') && path === ansibleLog?.path && calls.some((c) => c.argv.includes('ansible-playbook'))) return Buffer.from(ansibleLog.text);
       throw new Error('no such file');
     },
     async guestFileWrite(id: number, path: string, content: string | Uint8Array): Promise<void> {
@@ -80,6 +82,17 @@ describe('convergeNodes: one node converged from the hub, outside a deploy run',
     expect(known.vmid).toBe(vmid('master'));
     for (const n of p.nodes) expect(known.content).toContain(hostKey(n.name));
     expect(logs).toContain('converged: w-1 changed=2');
+  });
+
+  it('ansible\'s log read once more after the run: its last lines streamed, and one line of where the time went', async () => {
+    const at = (t: string, text: string): string => `2026-12-06 ${t} p=9 u=root n=ansible | ${text}`;
+    const text = [at('10:00:00,000', 'PLAY [Baseline hardening] ***'), at('10:00:01,000', 'TASK [kubedos_baseline : Auditd runs] ***'), at('10:01:31,000', 'changed: [w-1]'), at('10:01:31,000', 'TASK [kubedos_wireguard : Read the planes\' state] ***'), at('10:01:40,000', 'ok: [w-1]'), at('10:01:41,000', 'PLAY RECAP ***'), at('10:01:41,000', 'w-1 : ok=2 changed=1 unreachable=0 failed=0'), ''].join('\n');
+    const { driver } = fakeDriver(RECAP(['w-1']), { path: '/var/log/kubedos/converge-upgrade-w-1.log', text });
+    const logs: string[] = [];
+    await convergeNodes({ spec: spec(), plan: p, driver, workspace: workspace(), env: {}, nodes: ['w-1'], log: (l) => logs.push(l) });
+    expect(logs).toContain('PLAY RECAP ***');
+    expect(logs).toContain('w-1 : ok=2 changed=1 unreachable=0 failed=0');
+    expect(logs).toContain("time in ansible 1m41s: 2 tasks, median 50.0 s each; the 2 slowest (99% of it): kubedos_baseline : Auditd runs 1m30s, kubedos_wireguard : Read the planes' state 10.0 s (per task: /var/log/kubedos/converge-upgrade-w-1.log on master)");
   });
 
   it('the hub: its new slot made its converge key anew, so the key is authorized on every node', async () => {

@@ -24,6 +24,7 @@ import type { NodeFacts } from '../node-facts';
 import type { DeployContext, DeployOutputs } from './context';
 import { BackplanesOutput, ConvergeOutput, deployStage, FirstbootOutput } from './context';
 import type { GuestCall, PlanNode } from './guest';
+import { convergeTimings, timingsLine } from './converge-timings';
 import { eachNode, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
 import { lastSuccesses, readJournal } from '../pipeline/journal';
@@ -330,7 +331,7 @@ export function playbookCommand(extraEnv: readonly string[] = []): string[] {
 }
 
 /** Runs ansible-playbook on the master through the agent, streaming its log file meanwhile. */
-export async function runPlaybook(s: StageContext, hubG: GuestCall, o: { tags: readonly string[]; logName: string; extraArgs?: readonly string[]; timeoutS?: number }): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+export async function runPlaybook(s: StageContext, hubG: GuestCall, o: { tags: readonly string[]; logName: string; extraArgs?: readonly string[]; timeoutS?: number }): Promise<{ exitCode: number; stdout: string; stderr: string; log?: string }> {
   const logPath = `/var/log/kubedos/${o.logName}.log`;
   await guestRun(hubG, ['install', '-d', '-m', '0750', '/var/log/kubedos']);
   await guestRun(hubG, ['rm', '-f', logPath]);
@@ -345,26 +346,43 @@ export async function runPlaybook(s: StageContext, hubG: GuestCall, o: { tags: r
   s.log(`${hubG.node.name}$ ${argv.join(' ')}`, { node: hubG.node.name });
   let done = false;
   let shown = 0;
+  /** The log's complete lines not streamed yet, streamed (ansible's stamp prefix taken off). */
+  const show = (text: string): void => {
+    const complete = text.split('\n').slice(0, -1);
+    for (const l of complete.slice(shown)) {
+      const line = l.replace(/^.*? p=\d+ u=\S+ n=\S+ \| /, '');
+      if (line.trim()) s.log(line, { node: hubG.node.name, stream: /^fatal:|FAILED!|UNREACHABLE!/.test(line) ? 'stderr' : 'stdout' });
+    }
+    shown = Math.max(shown, complete.length);
+  };
+  // The follower's wait ends with the run (or the stage's abort), not 4 s later.
+  const ended = new AbortController();
+  const wait = hubG.signal ? AbortSignal.any([hubG.signal, ended.signal]) : ended.signal;
   const follow = (async () => {
     while (!done) {
-      await sleep(4000, hubG.signal).catch(() => undefined);
+      await sleep(4000, wait).catch(() => undefined);
+      if (done) break;
       const buf = await guestReadMaybe(hubG, logPath);
-      if (!buf) continue;
-      const lines = buf.toString('utf8').split('\n');
-      const complete = lines.slice(0, -1);
-      for (const l of complete.slice(shown)) {
-        const text = l.replace(/^.*? p=\d+ u=\S+ n=\S+ \| /, '');
-        if (text.trim()) s.log(text, { node: hubG.node.name, stream: /^fatal:|FAILED!|UNREACHABLE!/.test(text) ? 'stderr' : 'stdout' });
-      }
-      shown = Math.max(shown, complete.length);
+      if (buf) show(buf.toString('utf8'));
     }
   })();
+  let r: { exitCode: number; stdout: string; stderr: string };
   try {
-    return await guestRun(hubG, argv, { okCodes: [0, 1, 2, 3, 4, 5, 8, 99, 250], timeoutS: o.timeoutS ?? 3600, what: 'ansible-playbook' });
+    r = await guestRun(hubG, argv, { okCodes: [0, 1, 2, 3, 4, 5, 8, 99, 250], timeoutS: o.timeoutS ?? 3600, what: 'ansible-playbook' });
   } finally {
     done = true;
+    ended.abort();
     await follow;
   }
+  // Once more after the end: the lines written since the last look (the PLAY RECAP), and the whole
+  // log for the timings. A log that cannot be read now costs only those.
+  const log = (await guestReadMaybe(hubG, logPath).catch(() => undefined))?.toString('utf8');
+  if (log === undefined) return r;
+  show(log);
+  // Where the run's time went (converge-timings.ts), one line in the run log.
+  const t = convergeTimings(log);
+  if (t) s.log(`${timingsLine(t)} (per task: ${logPath} on ${hubG.node.name})`, { node: hubG.node.name });
+  return { ...r, log };
 }
 
 /** One command through the guest agent; any failure is reported, never taken as "unchanged". */

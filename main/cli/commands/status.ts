@@ -9,7 +9,7 @@ import { activeDeploy, clusterWorkspace, WORKSPACE_LAYOUT } from '../../workspac
 import type { CliCommand, CliIo } from '../command';
 import { parseCommandArgs, UnknownOptionError, UsageError } from '../command';
 import { loadSpec, reportInvalidSpec } from '../load-spec';
-import { fmtMs } from '../progress';
+import { fmtMs } from '../../../common/text/duration';
 import { renderTable } from '../../../common/text/table';
 import { plural } from '../../../common/text/plural';
 import { renderWatcherStatus } from '../../../common/drills/watcher';
