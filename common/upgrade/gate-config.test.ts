@@ -17,7 +17,7 @@ describe('gateConfig', () => {
     const roles = [...new Set(p.nodes.map((n) => n.role))].sort();
     expect(roles).toEqual(['control-plane', 'master', 'worker']);
     const base = ['kubedos-backplane.service', 'kubedos-persist-early.service', 'kubedos-persist-late.service', 'prometheus-node-exporter.service', 'ssh.service'];
-    const window = { checks: { planes: 120, services: 120 }, intervalS: 5 };
+    const window = { checks: { planes: 60, services: 60 }, intervalS: 5 };
     expect(gateConfig(spec, p, 'worker')).toEqual({ units: base, checks: ['planes', 'services'], window });
     expect(gateConfig(spec, p, 'control-plane')).toEqual({ units: base, checks: ['planes', 'services'], window });
     expect(gateConfig(spec, p, 'master')).toEqual({ units: [...base, 'kubedos-health-watch.service'].sort(), checks: ['planes', 'services'], window });
@@ -37,21 +37,23 @@ describe('gateConfig', () => {
     }
   });
 
-  it("the window fits issue 18's 5 minutes under TCG for what lab-3 checks, with margin over good boots; node-ready (unmeasured) keeps 240 s", () => {
-    // Measured on lab-3's VMs (docs/upgrades.md "Health gate"): good gates passed within 65 s of the
-    // node answering; the gate injection fell back in ~390 s with the old 240 s window.
-    const slowestGoodS = 65;
-    const injection = { fallbackS: 390, windowS: 240 };
+  it("the window fits issue 18's 5 minutes under TCG for what lab-3 checks, with margin over good boots (2.5x); node-ready (unmeasured) keeps 240 s", () => {
+    // Measured on lab-3's VMs (docs/upgrades.md "Health gate"): a good tried boot's gate passed
+    // within 23 s of its start (its own count, twelve tried boots); the gate injection of 2026-12-06
+    // stopped 375 s after w-1's reboot with a 120 s window, ~60 s of it the foundry not yet seeing
+    // w-1's agent on A (30 s guest-agent waits; a ping first since, ~15 s).
+    const slowestGoodS = 23;
+    const injection = { stopS: 375, windowS: 120, detectS: 60, detectWithPingS: 15 };
     const lab3 = specOf('lab-3');
     const p3 = plan(lab3);
     for (const role of ['master', 'control-plane', 'worker'] as const) {
       const longest = Math.max(...Object.values(gateConfig(lab3, p3, role).window.checks));
-      expect(longest, role).toBe(120);
-      expect(longest - slowestGoodS, role).toBeGreaterThanOrEqual(50);
-      expect(injection.fallbackS - injection.windowS + longest, role).toBeLessThanOrEqual(300 - 25);
+      expect(longest, role).toBe(60);
+      expect(longest / slowestGoodS, role).toBeGreaterThanOrEqual(2.5);
+      expect(injection.stopS - injection.windowS - injection.detectS + injection.detectWithPingS + longest, role).toBeLessThanOrEqual(300 - 25);
     }
     const ref = specOf('reference-16');
-    expect(gateConfig(ref, plan(ref), 'worker').window).toEqual({ checks: { planes: 120, services: 120, 'node-ready': 240 }, intervalS: 5 });
+    expect(gateConfig(ref, plan(ref), 'worker').window).toEqual({ checks: { planes: 60, services: 60, 'node-ready': 240 }, intervalS: 5 });
     expect(Object.keys(GATE_WINDOW.checks).sort()).toEqual([...GATE_CHECKS].sort());
   });
 

@@ -506,8 +506,8 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
         await faultThenFix({
           name: 'gate',
           edit: (payload) => writeFileSync(join(payload, 'upgrade/kubedos-health-gate'), gateBad),
-          // The planes window (gate-window, 120 s) ends the gate: w-1 is back before the foundry's
-          // 5 min deadline (GATE_DEADLINE_MS), so the stop is the fallback's, not the deadline's.
+          // The planes window (gate-window, GATE_WINDOW: 60 s) ends the gate: w-1 is back before the
+          // foundry's 5 min deadline (GATE_DEADLINE_MS), so the stop is the fallback's, not the deadline's.
           reason: (tried, back) => `slot ${tried} failed its health gate \\(planes\\); the node fell back to slot ${back}`,
           serial: new RegExp(`gate: planes still failing after its window of ${GATE_WINDOW.checks.planes} s[\\s\\S]*gate: fail \\(planes: injected by the upgrade VM test: planes refused on w-1\\) after \\d+ s on slot [AB]`),
           withinS: 300,

@@ -122,6 +122,42 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     expect(master.at(-1)).toBe('the node runs slot B, its gate has not passed');
   });
 
+  it('a rebooting node whose agent does not answer a ping is not asked its status (no command\'s wait); seen back within a poll of its ping answering', async () => {
+    const { sim, record, events, clock } = setup();
+    const N1 = build('0.2.0');
+    sim.breaks = (node, b) => (node === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
+    let rebootAt: number | undefined;
+    const asked: number[] = [];
+    const silent = (): boolean => rebootAt !== undefined && clock.now() - rebootAt < 200_000;
+    const ops = new Proxy(sim, {
+      get(target, prop, receiver) {
+        if (prop === 'reboot') {
+          return async (node: string) => {
+            if (node === 'w-1') rebootAt = clock.now();
+            return target.reboot(node);
+          };
+        }
+        // Silent for 200 s after w-1's reboot (its boot of B, the gate's fail, the boot of A).
+        if (prop === 'answers') return async (node: string) => !(node === 'w-1' && silent());
+        if (prop === 'status') {
+          return async (node: string) => {
+            if (node === 'w-1' && rebootAt !== undefined) asked.push(clock.now() - rebootAt);
+            if (node === 'w-1' && silent()) throw new Error('status asked of a node whose agent does not answer');
+            return target.status(node);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const end = await runApply({ waves, from: N, target: N1, ops, record, onEvent: (e) => events.push(e), ...clock, pollMs: 5_000 });
+    expect(end).toMatchObject({ kind: 'stop', node: 'w-1', reason: 'slot B failed its health gate (services); the node fell back to slot A' });
+    expect(events.filter((e) => e.node === 'w-1' && e.step === 'wait').map((e) => e.detail)).toContain('rebooting into slot B: not answering yet (its guest agent did not answer a ping)');
+    // Asked only once it answers again: the first ask within one poll of the 200 s.
+    expect(asked[0]).toBeGreaterThanOrEqual(200_000);
+    expect(asked[0]).toBeLessThanOrEqual(205_000);
+  });
+
   it('a node that never answers after its reboot: the stop says what its console last showed (a kernel hung before init, or its last lines)', async () => {
     const lockup = (s: number) => `[  ${s}.000000] watchdog: BUG: soft lockup - CPU#1 stuck for ${s}s! [cryptomgr_test:77]`;
     const hung = ['Linux version 6.1.0-28-amd64', lockup(26), lockup(52), lockup(78)].join('\n');

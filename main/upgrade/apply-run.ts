@@ -37,10 +37,22 @@ import type { AgentStateOps } from './node-agent';
 import { AGENT_DIR, badOnNodesMessage, firstState, NodeAgents } from './node-agent';
 import { errText } from '../../common/text/error-text';
 
+/** The status of a node that reboots: asked only once its agent answers a ping (NodeOps.answers). */
+async function rebootingStatus(ops: NodeOps, node: string, signal?: AbortSignal): Promise<string> {
+  if (ops.answers && !(await ops.answers(node, signal))) throw new Error('its guest agent did not answer a ping');
+  return ops.status(node, signal);
+}
+
 /** What the loop needs of a node. Each call may throw; its message is shown with the node's name. */
 export interface NodeOps extends AgentStateOps {
   /** `kubedos-boot status` (text). */
   status(node: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * Whether the node's guest agent answers at all, in seconds (a ping): asked before the status of a
+   * node that is rebooting, so that a silent node costs a poll of seconds instead of a command's
+   * wait (30 s on qemu-local), and the loop sees it back within a poll of its agent answering.
+   */
+  answers?(node: string, signal?: AbortSignal): Promise<boolean>;
   /** The gate's textfile (kubedos.prom) as it is now, or undefined when there is none yet. */
   metrics(node: string, signal?: AbortSignal): Promise<string | undefined>;
   /**
@@ -752,7 +764,7 @@ async function applyLoop(input: ApplyRunInput): Promise<ApplyOutcome> {
       let status: string;
       try {
         // A node this run has not acted on does not change under it: read once (one round trip per node, not per turn).
-        status = (!steps[node] ? untouched[node] : undefined) ?? (await ops.status(node, signal));
+        status = (!steps[node] ? untouched[node] : undefined) ?? (steps[node]?.kind === 'reboot' ? await rebootingStatus(ops, node, signal) : await ops.status(node, signal));
       } catch (err) {
         unreachable ??= { node, error: errText(err) };
         continue;
@@ -1099,7 +1111,7 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
     await requestReboot(ops, s.node, s.to, `rebooting into slot ${s.to}`, emit, signal);
     for (;;) {
       if (signal?.aborted) return { kind: 'cancelled', message: `rollback cancelled while ${s.node} reboots into slot ${s.to}` };
-      const text = await ops.status(s.node, signal).catch((err: unknown) => err);
+      const text = await rebootingStatus(ops, s.node, signal).catch((err: unknown) => err);
       const st = typeof text === 'string' ? parseBootStatus(text) : { ok: false as const, message: errText(text) };
       if (spent === 'to-give-back' && typeof text === 'string' && observeBoot({ tried: s.to, status: text }).verdict === 'rolled-back') {
         // As in the upgrade: the try was the stall's, not the slot's; tried once more.

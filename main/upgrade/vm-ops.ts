@@ -113,6 +113,11 @@ export class VmNodeOps implements NodeOps {
     return this.guest(node, [BOOT, 'status'], signal);
   }
 
+  /** The substrate's agent ping (5 s on qemu-local): a false for an agent that does not answer, an error for one that cannot be asked. */
+  answers(node: string, signal?: AbortSignal): Promise<boolean> {
+    return this.o.driver.guestPing(this.vmid(node), signal ? { signal } : {});
+  }
+
   metrics(node: string, signal?: AbortSignal): Promise<string | undefined> {
     return this.readFile(node, GATE_METRICS_FILE, signal);
   }
