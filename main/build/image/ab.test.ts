@@ -112,7 +112,7 @@ describe('the A/B root tree', () => {
     // The gate's configuration from the plan (gateConfig): the units and checks, one per line.
     expect(readFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-units'), 'utf8')).toBe(`${GATE.units.join('\n')}\n`);
     expect(readFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-checks'), 'utf8')).toBe('planes\nservices\n');
-    expect(readFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-window'), 'utf8')).toBe('planes 120\nservices 120\ninterval 5\n');
+    expect(readFileSync(join(rootfs, 'etc/kubedos/upgrade/gate-window'), 'utf8')).toBe('planes 60\nservices 60\ninterval 5\n');
     // The A/B units it lists are the ones this function enables.
     for (const u of GATE.units.filter((x) => x.startsWith('kubedos-persist-'))) expect(existsSync(join(rootfs, 'etc/systemd/system', u)), u).toBe(true);
     // GRUB sources the slot file: it must be valid GRUB script.
