@@ -28,6 +28,25 @@ function setup(): { sim: SimCluster; record: UpgradeRecord; events: ApplyEvent[]
 
 const active = (sim: SimCluster): string[] => NAMES.map((n) => /^active=(.)$/m.exec(sim.peek(n))![1]!);
 
+/** `sim` with `node`'s reboots timed (since(): ms since its last reboot, Infinity before any) and `over`'s methods in place of its own. */
+function timedReboots(sim: SimCluster, now: () => number, node: string, over: (since: () => number) => Record<string, unknown>): SimCluster {
+  let rebootAt: number | undefined;
+  const o = over(() => (rebootAt === undefined ? Infinity : now() - rebootAt));
+  return new Proxy(sim, {
+    get(target, prop, receiver) {
+      if (prop === 'reboot') {
+        return async (n: string) => {
+          if (n === node) rebootAt = now();
+          return target.reboot(n);
+        };
+      }
+      if (typeof prop === 'string' && prop in o) return o[prop];
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
 describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
   it('a good N+1: every node written, rebooted and committed, wave by wave; --rollback returns them in reverse waves', async () => {
     const { sim, record, events, clock } = setup();
@@ -92,28 +111,15 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
   it('a slow boot (the hub under TCG): master answers on slot B 280 s after its reboot and its gate passes 40 s later, past the reboot\'s 5 minutes: waited for (its gate has its window from the answer), done', async () => {
     const { sim, record, events, clock } = setup();
     const N1 = build('0.2.0');
-    let rebootAt: number | undefined;
-    const ops = new Proxy(sim, {
-      get(target, prop, receiver) {
-        if (prop === 'reboot') {
-          return async (node: string) => {
-            if (node === 'master') rebootAt = clock.now();
-            return target.reboot(node);
-          };
-        }
-        if (prop === 'status') {
-          return async (node: string) => {
-            const since = node === 'master' && rebootAt !== undefined ? clock.now() - rebootAt : Infinity;
-            if (since < 280_000) throw new Error('master: no answer (its guest agent did not answer within 30 s)');
-            const real = await target.status(node);
-            // Booted on B, its gate not passed yet for 40 s: not yet the active slot.
-            return since < 320_000 ? real.replace(/^active=B$/m, 'active=A') : real;
-          };
-        }
-        const v = Reflect.get(target, prop, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    const ops = timedReboots(sim, clock.now, 'master', (since) => ({
+      status: async (node: string) => {
+        const t = node === 'master' ? since() : Infinity;
+        if (t < 280_000) throw new Error('master: no answer (its guest agent did not answer within 30 s)');
+        const real = await sim.status(node);
+        // Booted on B, its gate not passed yet for 40 s: not yet the active slot.
+        return t < 320_000 ? real.replace(/^active=B$/m, 'active=A') : real;
       },
-    });
+    }));
     const end = await runApply({ waves, from: N, target: N1, ops, record, onEvent: (e) => events.push(e), ...clock, pollMs: 10_000 });
     expect(end).toMatchObject({ kind: 'done' });
     expect(active(sim)).toEqual(['B', 'B', 'B']);
@@ -126,29 +132,18 @@ describe('runApply: the upgrade loop over three simulated A/B nodes', () => {
     const { sim, record, events, clock } = setup();
     const N1 = build('0.2.0');
     sim.breaks = (node, b) => (node === 'w-1' && b.digest === N1.digest ? 'kubelet' : undefined);
-    let rebootAt: number | undefined;
     const asked: number[] = [];
-    const silent = (): boolean => rebootAt !== undefined && clock.now() - rebootAt < 200_000;
-    const ops = new Proxy(sim, {
-      get(target, prop, receiver) {
-        if (prop === 'reboot') {
-          return async (node: string) => {
-            if (node === 'w-1') rebootAt = clock.now();
-            return target.reboot(node);
-          };
-        }
-        // Silent for 200 s after w-1's reboot (its boot of B, the gate's fail, the boot of A).
-        if (prop === 'answers') return async (node: string) => !(node === 'w-1' && silent());
-        if (prop === 'status') {
-          return async (node: string) => {
-            if (node === 'w-1' && rebootAt !== undefined) asked.push(clock.now() - rebootAt);
-            if (node === 'w-1' && silent()) throw new Error('status asked of a node whose agent does not answer');
-            return target.status(node);
-          };
-        }
-        const v = Reflect.get(target, prop, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
+    const ops = timedReboots(sim, clock.now, 'w-1', (since) => {
+      // Silent for 200 s after w-1's reboot (its boot of B, the gate's fail, the boot of A).
+      const silent = (): boolean => since() < 200_000;
+      return {
+        answers: async (node: string) => !(node === 'w-1' && silent()),
+        status: async (node: string) => {
+          if (node === 'w-1' && since() !== Infinity) asked.push(since());
+          if (node === 'w-1' && silent()) throw new Error('status asked of a node whose agent does not answer');
+          return sim.status(node);
+        },
+      };
     });
     const end = await runApply({ waves, from: N, target: N1, ops, record, onEvent: (e) => events.push(e), ...clock, pollMs: 5_000 });
     expect(end).toMatchObject({ kind: 'stop', node: 'w-1', reason: 'slot B failed its health gate (services); the node fell back to slot A' });
