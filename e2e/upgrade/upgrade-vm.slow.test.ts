@@ -77,6 +77,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consoleTimeline, startConsoleClock, writeClock } from './console-clock';
+import type { ClockSample } from './console-clock';
 import { parse, stringify } from 'yaml';
 import { plan } from '../../common/plan/index';
 import type { Plan } from '../../common/plan/index';
@@ -99,6 +101,17 @@ const WS = join(UPGRADE_LAB, 'workspace');
 const GATE = join(PAYLOAD, 'upgrade/kubedos-health-gate');
 const NODE_GATE = '/usr/local/sbin/kubedos-health-gate';
 const KEY = '/kubedos/upgrade-vm/key';
+/** The phases of a boot on a node's serial console (firmware, GRUB, kernel, agent, planes, gate). */
+const BOOT_MARKERS: Record<string, RegExp> = {
+  'reset (the guest rebooted)': /reboot: Restarting system/,
+  'firmware loads the disk': /BdsDxe: loading Boot\d+/,
+  'GRUB': /Welcome to GRUB!/,
+  'kernel': /Linux version \S+/,
+  'guest agent started': /Started \S*qemu-guest-agent\.service/,
+  'planes up': /planes up on w-1/,
+  'gate': /gate: (?:pass|fail|\w+ still failing)[^\r\n]*/,
+};
+
 /** Failure injections to run after the main case, in this order (KUBEDOS_UPGRADE_INJECT=kernel,service). */
 const INJECTS = (process.env.KUBEDOS_UPGRADE_INJECT ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 /** KUBEDOS_UPGRADE_MAIN=0: after the deploy and the key, the injections only (no N+1, no --rollback). */
@@ -461,7 +474,8 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     const badVersion = nextVersion();
     const bad = await buildWith(badVersion, o.edit);
     const serialFrom = serialSize('w-1');
-    const r = await upgradeTo(bad, `upgrade-inject-${o.name}.log`);
+    const clock = startConsoleClock(ORDER.map((n) => ({ name: n, serialLog: serialLog(n), pidFile: join(driver.runDir(node(n).vmid), 'qemu.pid') })));
+    const r = await upgradeTo(bad, `upgrade-inject-${o.name}.log`).finally(() => writeClock(join(UPGRADE_LAB, `clock-${o.name}.jsonl`), clock.stop()));
     console.log(`[bench] upgrade to ${badVersion} stopped by w-1 (${o.name}): ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status, r.stderr.slice(-4000)).toBe(1);
     const back = before['w-1']!;
@@ -485,6 +499,9 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
       expect(r.w1.reboot, 'a w-1: reboot event line').toBeDefined();
       expect(r.w1.stop, 'a w-1: stop event line').toBeDefined();
       const s = (r.w1.stop! - r.w1.reboot!) / 1000;
+      // Where those seconds went, on w-1's console (its phases on the wall clock, each VM's share of the host's CPU).
+      const samples = readFileSync(join(UPGRADE_LAB, `clock-${o.name}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ClockSample);
+      console.log([`[bench] w-1's console after its reboot (${o.name}), seconds since the reboot:`, ...consoleTimeline(samples, 'w-1', serialFrom, serial, BOOT_MARKERS, r.w1.reboot!), `${s.toFixed(0).padStart(4)} s  the foundry's stop`].join('\n'));
       console.log(`[bench] w-1 from its reboot into ${tried} to the stop (back on ${back}) (${o.name}): ${s.toFixed(0)} s`);
       expect(s).toBeLessThanOrEqual(o.withinS);
     }

@@ -21,7 +21,7 @@ import type { BootArtifact } from './qm';
 import { checkShape, tagList } from './qm';
 import type { GuestFileWriteOptions } from './guest-file';
 import { contentBytes, GUEST_INPUT_MAX_BYTES, planGuestFileWrite, writeGuestFile } from './guest-file';
-import { GuestAgentClient, qmpCommand, qmpCommands } from './qga';
+import { chardevFrontendOpen, GuestAgentClient, qmpCommand, qmpCommands } from './qga';
 import { fileTail } from './boot-hang';
 import * as v from './validate';
 import { remoteCommand } from './shell';
@@ -565,20 +565,37 @@ export class QemuLocalDriver implements SubstrateDriver {
     return this.qemuPid(vmid) ? 'running' : 'stopped';
   }
 
-  private agent(vmid: number): GuestAgentClient {
+  /**
+   * The VM's guest-agent client, once QEMU says the guest has opened the agent's port. Before that
+   * (booting, rebooting, no agent running) nothing is written into the port: the call fails at
+   * once with 'agent-unavailable' instead of waiting out its timeout.
+   */
+  private async agent(vmid: number): Promise<GuestAgentClient> {
     if (!this.qemuPid(vmid)) throw new SubstrateError('vm-not-running', `VM ${vmid} is not running`, { hint: 'start it first' });
-    return new GuestAgentClient(join(this.runDir(vmid), 'qga.sock'));
+    const runDir = this.runDir(vmid);
+    const open = await chardevFrontendOpen(join(runDir, 'qmp.sock'), 'qga0').catch(() => undefined);
+    if (open === false) {
+      throw new SubstrateError('agent-unavailable', 'its guest agent is not running yet (the guest has not opened the agent\'s port: it is booting, shutting down, or qemu-guest-agent is stopped)');
+    }
+    return new GuestAgentClient(join(runDir, 'qga.sock'));
   }
 
   async guestPing(vmid: number, op: OpOptions = {}): Promise<boolean> {
-    return this.agent(vmid).ping(5000, op.signal);
+    let client: GuestAgentClient;
+    try {
+      client = await this.agent(vmid);
+    } catch (err) {
+      if (err instanceof SubstrateError && err.code === 'agent-unavailable') return false;
+      throw err;
+    }
+    return client.ping(5000, op.signal);
   }
 
   async guestExec(vmid: number, argv: readonly string[], op: OpOptions & { timeoutS?: number; input?: Uint8Array | string } = {}): Promise<GuestExecResult> {
     if (argv.length === 0) throw new v.SubstrateInputError('guest command', argv, 'at least a program');
     const input = op.input === undefined ? undefined : contentBytes(op.input);
     if (input && input.length > GUEST_INPUT_MAX_BYTES) throw new v.SubstrateInputError('guest command input', `${input.length} bytes`, `at most ${GUEST_INPUT_MAX_BYTES} bytes`);
-    return this.agent(vmid).exec(argv, op.timeoutS ?? 30, op.signal, input);
+    return (await this.agent(vmid)).exec(argv, op.timeoutS ?? 30, op.signal, input);
   }
 
   async guestFileWrite(vmid: number, path: string, data: Uint8Array | string, op: GuestFileWriteOptions = {}): Promise<void> {
@@ -587,7 +604,7 @@ export class QemuLocalDriver implements SubstrateDriver {
   }
 
   async guestFileRead(vmid: number, path: string, op: OpOptions = {}): Promise<Buffer> {
-    return this.agent(vmid).readFile(v.guestPath(path), op.signal);
+    return (await this.agent(vmid)).readFile(v.guestPath(path), op.signal);
   }
 
   preview(step: PlannedStep): string[] {

@@ -188,18 +188,36 @@ export async function qmpCommand(socketPath: string, execute: string, timeoutMs 
   return (await qmpCommands(socketPath, [{ execute }], timeoutMs))[0];
 }
 
-/** QMP commands in order on one connection (after qmp_capabilities); the first error rejects (SubstrateError 'agent-error' with QEMU's description). */
+/**
+ * QMP commands in order on one connection (after qmp_capabilities); the first error rejects
+ * (SubstrateError 'agent-error' with QEMU's description). QMP's socket serves one client at a
+ * time too: callers in this process take turns on it (the same lanes as the agent's).
+ */
 export async function qmpCommands(socketPath: string, commands: { execute: string; arguments?: object }[], timeoutMs = 5000): Promise<unknown[]> {
-  return conversation(
-    socketPath,
-    timeoutMs,
-    undefined,
-    async (send) => {
-      await send({ execute: 'qmp_capabilities' });
-      const out: unknown[] = [];
-      for (const c of commands) out.push(await send(c));
-      return out;
-    },
-    true,
+  return inLane(socketPath, undefined, () =>
+    conversation(
+      socketPath,
+      timeoutMs,
+      undefined,
+      async (send) => {
+        await send({ execute: 'qmp_capabilities' });
+        const out: unknown[] = [];
+        for (const c of commands) out.push(await send(c));
+        return out;
+      },
+      true,
+    ),
   );
+}
+
+/**
+ * Whether the guest has opened the virtio-serial port behind a chardev (QMP query-chardev's
+ * `frontend-open`): false while the guest boots, shuts down or runs no agent. Bytes written to the
+ * agent's socket then stay unread and every conversation would wait out its whole timeout; asked
+ * first, "not yet" costs one QMP round trip. Undefined when QEMU does not say (no such chardev).
+ */
+export async function chardevFrontendOpen(qmpSocket: string, chardev: string, timeoutMs = 5000): Promise<boolean | undefined> {
+  const [list] = await qmpCommands(qmpSocket, [{ execute: 'query-chardev' }], timeoutMs);
+  const entry = Array.isArray(list) ? (list as { label?: unknown; 'frontend-open'?: unknown }[]).find((c) => c.label === chardev) : undefined;
+  return typeof entry?.['frontend-open'] === 'boolean' ? entry['frontend-open'] : undefined;
 }
