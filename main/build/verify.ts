@@ -17,6 +17,11 @@ export interface VerifyResult {
   reason?: string;
   checked: number;
   keyid?: string;
+  /**
+   * When ok: the bytes each signed file's envelope carries (manifest, SBOM, provenance), checked
+   * equal to the file. Callers read these, not the file again: what they use is what was verified.
+   */
+  signed?: Record<string, Buffer>;
 }
 
 export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; onProgress?: (file: string) => void } = {}): Promise<VerifyResult> {
@@ -39,7 +44,7 @@ export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; on
   checked += attestations.checked;
   let manifest: BuildManifest;
   try {
-    manifest = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as BuildManifest;
+    manifest = JSON.parse(attestations.signed![MANIFEST_FILE]!.toString('utf8')) as BuildManifest;
   } catch (err) {
     return fail(MANIFEST_FILE, `not JSON: ${(err as Error).message}`);
   }
@@ -61,7 +66,7 @@ export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; on
     if (f.startsWith(`${SIGNATURES_DIR}/`)) return fail(f, 'unexpected file in signatures/');
     return fail(f, 'not listed in manifest.json');
   }
-  return { ok: true, checked, keyid };
+  return { ok: true, checked, keyid, ...(attestations.signed ? { signed: attestations.signed } : {}) };
 }
 
 /** The DSSE envelopes over manifest, SBOM and provenance in `dir`: each verifies with the key and
@@ -70,6 +75,7 @@ export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; on
 export function verifyAttestations(dir: string, publicKeyPem: string, keyid: string = keyidOf(publicKeyPem)): VerifyResult {
   let checked = 0;
   const fail = (file: string, reason: string): VerifyResult => ({ ok: false, file, reason, checked });
+  const signed: Record<string, Buffer> = {};
   for (const file of SIGNED_FILES) {
     const envFile = envelopePath(file);
     if (!existsSync(join(dir, envFile))) return fail(envFile, 'missing signature envelope');
@@ -81,7 +87,8 @@ export function verifyAttestations(dir: string, publicKeyPem: string, keyid: str
       return fail(envFile, `signature does not verify: ${(err as Error).message}`);
     }
     if (!payload.equals(readFileSync(join(dir, file)))) return fail(file, `content differs from what ${envFile} signed`);
+    signed[file] = payload;
     checked++;
   }
-  return { ok: true, checked, keyid };
+  return { ok: true, checked, keyid, signed };
 }

@@ -112,6 +112,30 @@ describe('upgradePreflight', () => {
     expect(looks).toBe(2);
   });
 
+  it('N and N+1 are what it verified: the digests of the signed manifests it read, handed to the live-health look; a manifest swapped on disk after the check changes neither', async () => {
+    const dir = artifactDir();
+    writeArtifact(dir, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1 });
+    const verifiedBytes = readFileSync(join(dir, 'manifest.json'));
+    const deployed = readFileSync(join(clusterWorkspace(spec.metadata.name, env), WORKSPACE_LAYOUT.bundle, BUNDLE_PATHS.buildDir, 'manifest.json'));
+    const seen: unknown[] = [];
+    const r = await preflight({
+      artifactDir: dir,
+      // Runs after the files passed: what a copy finishing late (or someone else) would do to the directory.
+      observeHealth: async (n1) => {
+        seen.push(n1);
+        writeFileSync(join(dir, 'manifest.json'), verifiedBytes.toString('utf8').replace('"0.2.0"', '"9.9.9"'));
+        writeFileSync(join(dir, 'sbom.cdx.json'), '{"not": "an sbom"}');
+        return { observed: true, unhealthy: [], note: 'healthy' };
+      },
+    });
+    if (!r.ok) throw new Error(r.message);
+    expect(seen).toEqual([{ version: '0.2.0', digest: sha256Hex(verifiedBytes) }]);
+    expect(r.to).toMatchObject({ version: '0.2.0', digest: sha256Hex(verifiedBytes) });
+    expect(r.from).toMatchObject({ version: '0.1.0', digest: sha256Hex(deployed) });
+    // The package diff is the verified SBOM's, not the file written over it.
+    expect(r.diff.packages.changed).toEqual([{ name: 'openssh', architecture: 'amd64', from: '1:9.2p1-2+deb12u5', to: '1:9.2p1-2+deb12u7' }]);
+  });
+
   it('refuses lab-3 under replace (the schema default) before any node is touched: its single etcd member cp-1 cannot be taken out', async () => {
     const dir = artifactDir();
     writeArtifact(dir, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1 });

@@ -56,7 +56,7 @@ export interface PreflightInput {
   /** The live health, when the caller has it; else observeHealth is asked once the files passed (step 8). */
   health?: UpgradeHealth;
   /** Looks at the deployed cluster now (main/upgrade/live-health.ts); a throw is reported as "not observed" with its reason. Neither given: not observed. */
-  observeHealth?: () => Promise<UpgradeHealth>;
+  observeHealth?: (n1: BuildRef) => Promise<UpgradeHealth>;
   env?: NodeJS.ProcessEnv;
   onProgress?: (file: string) => void;
   /** `--channel`: follow this channel instead of the one of the build the cluster runs (N's signed manifest). */
@@ -79,8 +79,9 @@ export interface PreflightPolicy {
 export interface PreflightPassed {
   ok: true;
   cluster: string;
-  from: { version: string; keyid: string };
-  to: { version: string; keyid: string; files: number };
+  /** N and N+1: versions, and the digests of the signed manifests this preflight verified (what records and the run name). */
+  from: BuildRef & { keyid: string };
+  to: BuildRef & { keyid: string; files: number };
   /** Checks that passed, in order, one line each. */
   checks: string[];
   diff: ArtifactDiff;
@@ -97,10 +98,6 @@ export interface PreflightRefused {
 }
 
 export type PreflightResult = PreflightPassed | PreflightRefused;
-
-function readJson(path: string): unknown {
-  return JSON.parse(readFileSync(path, 'utf8')) as unknown;
-}
 
 /** The spec's upgrade waves for its plan (the upgrade's and the rollback's order). */
 export function upgradeWaves(spec: ClusterSpec, plan: Plan, health?: UpgradeHealth): ReturnType<typeof planWaves> {
@@ -273,7 +270,9 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   }
   const current = verifyAttestations(bundleBuild, trustedPem, trustedKeyid);
   if (!current.ok) return refuse('bad-signature', `the deployed build N in ${bundleBuild} does not verify with the trusted key ${trustedKeyid.slice(0, 16)}…: ${current.file}: ${current.reason}. Was --key the cluster's key?`);
-  const manifestN = readJson(join(bundleBuild, MANIFEST_FILE)) as BuildManifest;
+  // What N's and N+1's signatures covered (the envelopes' own bytes) is what is read from here on.
+  const signedN = current.signed!;
+  const manifestN = JSON.parse(signedN[MANIFEST_FILE]!.toString('utf8')) as BuildManifest;
   checks.push(`deployed: ${cluster} runs artifact ${manifestN.artifactVersion} (build key ${trustedKeyid.slice(0, 16)}…)`);
 
   // 2. N+1's signatures, with the key the cluster trusts.
@@ -298,7 +297,9 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
     return refuse('corrupt', `N+1 does not match its signed manifest: ${file}: ${verified.reason}. Copy the build again (kubedos verify ${o.artifactDir} names the first mismatch)`);
   }
   checks.push(`signed: ${verified.checked} files of N+1 match its manifest, signatures by the cluster's key ${trustedKeyid.slice(0, 16)}…`);
-  const manifestN1 = readJson(join(o.artifactDir, MANIFEST_FILE)) as BuildManifest;
+  const signedN1 = verified.signed!;
+  const manifestN1 = JSON.parse(signedN1[MANIFEST_FILE]!.toString('utf8')) as BuildManifest;
+  const n1: BuildRef = { version: manifestN1.artifactVersion, digest: sha256Hex(signedN1[MANIFEST_FILE]!) };
 
   // 3. For this cluster.
   if (manifestN1.cluster !== cluster) {
@@ -353,7 +354,7 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   checks.push(`converged: ${state.note}`);
 
   // 6. The waves, against the live health.
-  const health = o.health ?? (o.observeHealth ? await o.observeHealth().catch((err: unknown): UpgradeHealth => ({ observed: false, unhealthy: [], note: `looking at the cluster failed: ${String((err as Error).message ?? err).split('\n')[0]!.slice(0, 300)}` })) : undefined);
+  const health = o.health ?? (o.observeHealth ? await o.observeHealth(n1).catch((err: unknown): UpgradeHealth => ({ observed: false, unhealthy: [], note: `looking at the cluster failed: ${String((err as Error).message ?? err).split('\n')[0]!.slice(0, 300)}` })) : undefined);
   const waves = upgradeWaves(o.spec, o.plan, health);
   if (!waves.ok) return refuse(waves.code, waves.message);
   if (health?.observed) checks.push(`live health: ${health.note ?? 'every node healthy'}`);
@@ -369,12 +370,12 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   const note = windowState.open ? (o.outsideWindow ? ' (--outside-window given: not needed now, and the run does not stop when the window closes)' : '') : o.outsideWindow ? ' — upgrading now: --outside-window' : ' — a dry run; the upgrade itself is refused until then (or give --outside-window)';
   checks.push(`window: ${text}${note}`);
 
-  const diff = diffSboms(SbomDocument.parse(readJson(join(bundleBuild, SBOM_FILE))), SbomDocument.parse(readJson(join(o.artifactDir, SBOM_FILE))));
+  const diff = diffSboms(SbomDocument.parse(JSON.parse(signedN[SBOM_FILE]!.toString('utf8'))), SbomDocument.parse(JSON.parse(signedN1[SBOM_FILE]!.toString('utf8'))));
   return {
     ok: true,
     cluster,
-    from: { version: manifestN.artifactVersion, keyid: trustedKeyid },
-    to: { version: manifestN1.artifactVersion, keyid: verified.keyid ?? trustedKeyid, files: verified.checked },
+    from: { version: manifestN.artifactVersion, digest: sha256Hex(signedN[MANIFEST_FILE]!), keyid: trustedKeyid },
+    to: { ...n1, keyid: verified.keyid ?? trustedKeyid, files: verified.checked },
     checks,
     diff,
     waves: waves.waves,

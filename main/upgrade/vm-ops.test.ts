@@ -9,11 +9,11 @@ import { buildRef as build, lab3Waves } from '../../common/upgrade/testing';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { readUpgradeRecord, upgradeRecordPath } from './apply-run';
 import { SimCluster, writeArtifact, writeSealedBuild } from './testing';
-import { deployedBuildDir, runningBuildDir, UPGRADE_BUILDS_DIR } from './preflight';
+import { deployedBuildDir, readBuildRef, runningBuildDir, UPGRADE_BUILDS_DIR } from './preflight';
 import { generateKeyPairSync } from 'node:crypto';
 import { sha256Hex } from '../../common/canonical';
 import { keyidOf } from '../build/keys';
-import { buildRefs, checkAbNodes, runUpgradeService, specNotAb, VmNodeOps } from './vm-ops';
+import { checkAbNodes, runUpgradeService, specNotAb, VmNodeOps } from './vm-ops';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -78,10 +78,11 @@ describe('the upgrade service', () => {
     expect(runningBuildDir('lab-3', env)).toBe(kept(n1));
     expect(readFileSync(join(kept(n1), 'manifest.json'))).toEqual(readFileSync(join(a1, 'manifest.json')));
     expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toMatchObject({ target: n1, from: n0 });
-    // 0.2.0 → 0.3.0: N is 0.2.0 (buildRefs, as the CLI takes it), and the record says so.
+    // 0.2.0 → 0.3.0: N is 0.2.0 (the running build's manifest, which the preflight reads as N), and the record says so.
     const a2 = tempDir('kd18e-vmops-n2-');
     writeArtifact(a2, { cluster: 'lab-3', ...fixture('0.3.0') });
-    const refs = buildRefs('lab-3', env, a2);
+    const running = readBuildRef(runningBuildDir('lab-3', env));
+    const refs = { from: { version: running.version, digest: running.digest }, to: refOf(a2, '0.3.0') };
     expect(refs).toEqual({ from: n1, to: refOf(a2, '0.3.0') });
     expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: refs.from, to: refs.to, artifactDir: a2, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
     expect(runningBuildDir('lab-3', env)).toBe(kept(refs.to));

@@ -28,7 +28,7 @@ import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
-import { buildDirOf, keepRunningBuild, readBuildRef, returnToBuild, runningBuildDir } from './preflight';
+import { buildDirOf, keepRunningBuild, returnToBuild, runningBuildDir } from './preflight';
 import { resealForRunningBuild } from './reseal';
 import type { SealSnapshot } from '../bundle/seal';
 import type { SlotScratch } from './slot-scratch';
@@ -79,7 +79,7 @@ export interface VmNodeOpsOptions {
 /**
  * VmNodeOps' converge for a deployed cluster: main/stages/converge.ts convergeNodes on the one node,
  * from the hub, as the deploy's converge stage does it (not a deploy run: the sealed bundle, which
- * buildRefs reads as N, and the journal stay as the deploy left them).
+ * the preflight reads as N, and the journal stay as the deploy left them).
  */
 export function vmConverge(o: { spec: ClusterSpec; plan: Plan; driver: SubstrateDriver; env: NodeJS.ProcessEnv; log?: (line: string) => void }): VmNodeOpsOptions['converge'] {
   const workspace = clusterWorkspace(o.spec.metadata.name, o.env);
@@ -321,12 +321,6 @@ export async function checkAbNodes(cluster: string, nodes: readonly string[], op
   if (single.length) return { ok: false, message: notAbMessage(cluster, `${plural(single.length, 'node')} without an A/B boot environment: ${firstFew(single)}; ${firstSingle}`) };
   if (unreachable.length) return { ok: false, message: `cannot read the boot status of ${plural(unreachable.length, 'node')} of ${cluster} (${firstFew(unreachable)}; ${firstUnreachable}): an upgrade needs every node answering; check that the cluster runs (kubedos status SPEC, kubedos start SPEC). Nothing was touched` };
   return { ok: true };
-}
-
-/** N (the build the cluster runs: runningBuildDir) and N+1 as build references: version and the sha256 of the signed manifest. */
-export function buildRefs(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string): { from: BuildRef; to: BuildRef } {
-  const ref = ({ version, digest }: BuildRef): BuildRef => ({ version, digest });
-  return { from: ref(readBuildRef(runningBuildDir(cluster, env))), to: ref(readBuildRef(artifactDir)) };
 }
 
 export interface UpgradeRunRequest {

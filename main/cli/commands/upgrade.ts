@@ -16,11 +16,12 @@ import type { BuildRef } from '../../../common/upgrade/agent';
 import type { UpgradeHealth, Wave } from '../../../common/upgrade/waves';
 import { MANIFEST_FILE } from '../../build/attest';
 import { substrateFor } from '../../substrate/factory';
+import type { SubstrateDriver } from '../../substrate/driver';
 import { targetOf } from '../../target';
 import type { ApplyOutcome } from '../../upgrade/apply-run';
 import { applyEventLine } from '../../../common/upgrade/progress';
 import { upgradeWaves } from '../../upgrade/preflight';
-import { buildRefs, runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
+import { runUpgradeService, specNotAb, vmConverge, VmNodeOps } from '../../upgrade/vm-ops';
 import { clusterReplaceOps } from '../../upgrade/replace-ops';
 import { excuseMidReplacement, midReplacement, observeUpgradeHealth } from '../../upgrade/live-health';
 import { readUpgradeRecord, upgradeRecordPath } from '../../upgrade/apply-run';
@@ -45,12 +46,31 @@ function report(what: string, end: ApplyOutcome, io: CliIo): number {
   return end.kind === 'cancelled' ? 130 : 1;
 }
 
-/** Opens the substrate driver the deploy used and runs the loop with the VM node operations (and, for replace waves, the VM replacements). */
-async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: string; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; target?: string; io: CliIo }): Promise<ApplyOutcome> {
+/**
+ * The substrate the deploy used, opened on first use and closed once by the command: the live
+ * health look and the run share one driver (on Proxmox, one SSH session).
+ */
+interface SubstrateSession {
+  driver(): SubstrateDriver;
+  close(): Promise<void>;
+}
+
+function substrateSession(spec: ClusterSpec, p: Plan, targetArg: string | undefined, io: CliIo): SubstrateSession {
+  let opened: SubstrateDriver | undefined;
+  return {
+    driver: () => (opened ??= substrateFor({ spec, plan: p, target: targetOf(spec, targetArg), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd }).driver),
+    close: async () => {
+      await opened?.close();
+    },
+  };
+}
+
+/** Runs the loop with the VM node operations (and, for replace waves, the VM replacements) on the session's substrate. */
+async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: string; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; target?: string; substrate: SubstrateSession; io: CliIo }): Promise<ApplyOutcome> {
   const { spec, io } = o;
   const p = plan(spec);
   const target = targetOf(spec, o.target);
-  const { driver } = substrateFor({ spec, plan: p, target, workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd });
+  const driver = o.substrate.driver();
   // Ansible's log of each node's converge, indented under the node's converge event.
   const log = (line: string): void => io.err(`  ${line}`);
   const converge = vmConverge({ spec, plan: p, driver, env: io.env, log });
@@ -62,7 +82,6 @@ async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: 
     return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.to && o.artifactDir ? { artifactDir: o.artifactDir } : {}), specText: o.source.text, reseal, ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, replace, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
   } finally {
     await ops.close();
-    await driver.close();
   }
 }
 
@@ -104,19 +123,15 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
 
 /** How the command looks at the deployed cluster before planning the waves (a test gives its own). */
 export interface UpgradeCommandDeps {
-  observeHealth(o: { spec: ClusterSpec; plan: Plan; target: string | undefined; artifactDir?: string; io: CliIo }): Promise<UpgradeHealth>;
+  /** One look at the deployed cluster; `n1` is N+1 as the preflight verified it; `driver` opens the command's substrate. */
+  observeHealth(o: { spec: ClusterSpec; plan: Plan; n1: BuildRef; driver: () => SubstrateDriver; io: CliIo }): Promise<UpgradeHealth>;
 }
 
-/** The substrate the deploy used, opened for one look through the guest agents (live-health.ts), then closed. */
-async function observeThroughSubstrate(o: { spec: ClusterSpec; plan: Plan; target: string | undefined; artifactDir?: string; io: CliIo }): Promise<UpgradeHealth> {
-  const { driver } = substrateFor({ spec: o.spec, plan: o.plan, target: targetOf(o.spec, o.target), workspace: clusterWorkspace(o.spec.metadata.name, o.io.env), env: o.io.env, cwd: o.io.cwd });
-  try {
-    const seen = await observeUpgradeHealth({ spec: o.spec, plan: o.plan, driver });
-    // A rerun of a stopped replace-based upgrade: the nodes it left mid-replacement are its own doing.
-    return o.artifactDir ? excuseMidReplacement(seen, midReplacement(readUpgradeRecord(upgradeRecordPath(o.spec.metadata.name, o.io.env)), readBuildRef(o.artifactDir))) : seen;
-  } finally {
-    await driver.close();
-  }
+/** One look through the guest agents of the substrate the deploy used (live-health.ts). */
+async function observeThroughSubstrate(o: { spec: ClusterSpec; plan: Plan; n1: BuildRef; driver: () => SubstrateDriver; io: CliIo }): Promise<UpgradeHealth> {
+  const seen = await observeUpgradeHealth({ spec: o.spec, plan: o.plan, driver: o.driver() });
+  // A rerun of a stopped replace-based upgrade: the nodes it left mid-replacement are its own doing.
+  return excuseMidReplacement(seen, midReplacement(readUpgradeRecord(upgradeRecordPath(o.spec.metadata.name, o.io.env)), o.n1));
 }
 
 export const upgradeCommand: CliCommand = makeUpgradeCommand({ observeHealth: observeThroughSubstrate });
@@ -225,7 +240,12 @@ export function makeUpgradeCommand(deps: UpgradeCommandDeps): CliCommand {
           io.err(`${what} refused: ${waves.message}`);
           return 1;
         }
-        return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(values.target ? { target: values.target } : {}), io }), io);
+        const substrate = substrateSession(spec, plan(spec), values.target, io);
+        try {
+          return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(values.target ? { target: values.target } : {}), substrate, io }), io);
+        } finally {
+          await substrate.close();
+        }
       }
       const artifactDir = resolve(io.cwd, values.to!);
       if (!existsSync(artifactDir) || !statSync(artifactDir).isDirectory()) {
@@ -247,56 +267,63 @@ export function makeUpgradeCommand(deps: UpgradeCommandDeps): CliCommand {
       };
       const outsideWindow = Boolean(values['outside-window']);
       const p = plan(spec);
-      const r = await upgradePreflight({
-        spec,
-        plan: p,
-        observeHealth: () => {
-          if (!values.json) io.err(`looking at ${spec.metadata.name} through its guest agents (nodes, wg1 handshakes, etcd)…`);
-          return deps.observeHealth({ spec, plan: p, target: values.target, artifactDir, io });
-        },
-        artifactDir,
-        allowDowngrade: Boolean(values['allow-downgrade']),
-        env: io.env,
-        onProgress,
-        ...(publicKeyPem ? { publicKeyPem } : {}),
-        ...(channel?.success ? { channel: channel.data } : {}),
-        ...(outsideWindow ? { outsideWindow } : {}),
-        ...(values['dry-run'] ? { dryRun: true } : {}),
-      });
-      if (values.json) io.out(JSON.stringify(r, null, 2));
-      if (!r.ok) {
-        if (!values.json) for (const c of r.checks) io.out(`ok    ${c}`);
-        io.err(`upgrade refused (${r.code}): ${r.message}`);
-        return 1;
+      const substrate = substrateSession(spec, p, values.target, io);
+      try {
+        const r = await upgradePreflight({
+          spec,
+          plan: p,
+          observeHealth: (n1) => {
+            if (!values.json) io.err(`looking at ${spec.metadata.name} through its guest agents (nodes, wg1 handshakes, etcd)…`);
+            return deps.observeHealth({ spec, plan: p, n1, driver: substrate.driver, io });
+          },
+          artifactDir,
+          allowDowngrade: Boolean(values['allow-downgrade']),
+          env: io.env,
+          onProgress,
+          ...(publicKeyPem ? { publicKeyPem } : {}),
+          ...(channel?.success ? { channel: channel.data } : {}),
+          ...(outsideWindow ? { outsideWindow } : {}),
+          ...(values['dry-run'] ? { dryRun: true } : {}),
+        });
+        if (values.json) io.out(JSON.stringify(r, null, 2));
+        if (!r.ok) {
+          if (!values.json) for (const c of r.checks) io.out(`ok    ${c}`);
+          io.err(`upgrade refused (${r.code}): ${r.message}`);
+          return 1;
+        }
+        if (!values.json) {
+          for (const c of r.checks) io.out(`ok    ${c}`);
+          io.out('');
+          const pkgs = diffIsEmpty(r.diff.packages) ? ['  (no package moved)'] : renderDiff(r.diff.packages);
+          io.out(`packages N → N+1: ${diffSummary(r.diff.packages)}`);
+          for (const l of pkgs.length > DIFF_SHOWN ? [...pkgs.slice(0, DIFF_SHOWN), `  … and ${pkgs.length - DIFF_SHOWN} more (--json lists them all)`] : pkgs) io.out(l);
+          const p = r.diff.payload;
+          io.out(`payload N → N+1: ${p.changed.length} changed, ${p.added.length} added, ${p.removed.length} removed`);
+          for (const l of renderPayloadDiff(p, DIFF_SHOWN)) io.out(l);
+          io.out('');
+          for (const l of renderPlan(r.waves, spec.spec.kubernetes.ha.upgradeStrategy)) io.out(l);
+          for (const w of r.warnings) io.out(`note: ${w}`);
+        }
+        if (values['dry-run']) {
+          if (!values.json) io.out(`\ndry run: every check passed; nothing was touched`);
+          return 0;
+        }
+        const what = `upgrade ${spec.metadata.name} ${r.from.version} → ${r.to.version}`;
+        const notAb = specNotAb(spec);
+        if (notAb) {
+          io.err(`${what} refused: ${notAb}`);
+          return 1;
+        }
+        // N and N+1 as the preflight verified them (the digests of the signed manifests it read).
+        const from: BuildRef = { version: r.from.version, digest: r.from.digest };
+        const to: BuildRef = { version: r.to.version, digest: r.to.digest };
+        // The windows again before each node's first action: the run stops when they have closed.
+        const windows = upgradePolicyOf(spec).maintenanceWindows;
+        const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
+        return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: r.waves, from, to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), substrate, io }), io);
+      } finally {
+        await substrate.close();
       }
-      if (!values.json) {
-        for (const c of r.checks) io.out(`ok    ${c}`);
-        io.out('');
-        const pkgs = diffIsEmpty(r.diff.packages) ? ['  (no package moved)'] : renderDiff(r.diff.packages);
-        io.out(`packages N → N+1: ${diffSummary(r.diff.packages)}`);
-        for (const l of pkgs.length > DIFF_SHOWN ? [...pkgs.slice(0, DIFF_SHOWN), `  … and ${pkgs.length - DIFF_SHOWN} more (--json lists them all)`] : pkgs) io.out(l);
-        const p = r.diff.payload;
-        io.out(`payload N → N+1: ${p.changed.length} changed, ${p.added.length} added, ${p.removed.length} removed`);
-        for (const l of renderPayloadDiff(p, DIFF_SHOWN)) io.out(l);
-        io.out('');
-        for (const l of renderPlan(r.waves, spec.spec.kubernetes.ha.upgradeStrategy)) io.out(l);
-        for (const w of r.warnings) io.out(`note: ${w}`);
-      }
-      if (values['dry-run']) {
-        if (!values.json) io.out(`\ndry run: every check passed; nothing was touched`);
-        return 0;
-      }
-      const what = `upgrade ${spec.metadata.name} ${r.from.version} → ${r.to.version}`;
-      const notAb = specNotAb(spec);
-      if (notAb) {
-        io.err(`${what} refused: ${notAb}`);
-        return 1;
-      }
-      const refs = buildRefs(spec.metadata.name, io.env, artifactDir);
-      // The windows again before each node's first action: the run stops when they have closed.
-      const windows = upgradePolicyOf(spec).maintenanceWindows;
-      const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
-      return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: r.waves, from: refs.from, to: refs.to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), io }), io);
     },
   };
 }
