@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { convergeTimings, timingsLine } from './converge-timings';
+import { ansibleLogLine, convergeTimings, timingsLine } from './converge-timings';
 
 const at = (t: string, text: string): string => `2026-12-06 ${t} p=4711 u=root n=ansible | ${text}`;
 
@@ -21,6 +21,12 @@ const LOG = [
 ].join('\n');
 
 describe('converge timings from ansible\'s own log', () => {
+  it('one log line: its stamp (UTC ms) and its text, the text kept whole (a " | " inside it too); an unstamped line is not one', () => {
+    expect(ansibleLogLine(at('16:40:09,250', 'changed: [cp-1] => (item=a | b)'))).toEqual({ at: Date.UTC(2026, 11, 6, 16, 40, 9, 250), text: 'changed: [cp-1] => (item=a | b)' });
+    expect(ansibleLogLine('a continuation line without a stamp')).toBeUndefined();
+    expect(ansibleLogLine('p=1 u=root n=ansible | no date before it')).toBeUndefined();
+  });
+
   it('each task from its line to the next marker; the last ends at PLAY RECAP; the total from the first PLAY', () => {
     const t = convergeTimings(LOG)!;
     expect(t.complete).toBe(true);

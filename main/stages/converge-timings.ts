@@ -23,6 +23,17 @@ export interface ConvergeTimings {
 
 // "2026-12-06 16:40:01,123 p=1234 u=root n=ansible | TASK [role : name] ****"
 const STAMPED = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d),(\d{3}) p=\d+ u=\S+ n=\S+ \| (.*)$/;
+
+/**
+ * Pure: one line of ansible's log (ANSIBLE_LOG_PATH) split into its stamp (ms since epoch, the
+ * master's clock read as UTC) and its text; undefined for a line without the stamp (the further
+ * lines of a multi-line message).
+ */
+export function ansibleLogLine(line: string): { at: number; text: string } | undefined {
+  const m = STAMPED.exec(line);
+  if (!m) return undefined;
+  return { at: Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!), text: m[8]! };
+}
 const MARKER = /^(PLAY|TASK|RUNNING HANDLER) \[(.*)\] \**$/;
 
 /** Pure: each task's time in an ansible log; undefined when the log has no stamped PLAY line. */
@@ -34,10 +45,10 @@ export function convergeTimings(log: string): ConvergeTimings | undefined {
   let play = '';
   let complete = false;
   for (const line of log.split('\n')) {
-    const m = STAMPED.exec(line);
-    if (!m) continue;
-    const at = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!);
-    const text = m[8]!.trimEnd();
+    const stamped = ansibleLogLine(line);
+    if (!stamped) continue;
+    const { at } = stamped;
+    const text = stamped.text.trimEnd();
     last = at;
     const recap = /^PLAY RECAP \**$/.test(text);
     const mk = MARKER.exec(text);

@@ -24,7 +24,7 @@ import type { NodeFacts } from '../node-facts';
 import type { DeployContext, DeployOutputs } from './context';
 import { BackplanesOutput, ConvergeOutput, deployStage, FirstbootOutput } from './context';
 import type { GuestCall, PlanNode } from './guest';
-import { convergeTimings, timingsLine } from './converge-timings';
+import { ansibleLogLine, convergeTimings, timingsLine } from './converge-timings';
 import { eachNode, guestReadMaybe, guestRun, guestWrite, tail } from './guest';
 import { sleep } from '../pipeline/sleep';
 import { lastSuccesses, readJournal } from '../pipeline/journal';
@@ -350,7 +350,7 @@ export async function runPlaybook(s: StageContext, hubG: GuestCall, o: { tags: r
   const show = (text: string): void => {
     const complete = text.split('\n').slice(0, -1);
     for (const l of complete.slice(shown)) {
-      const line = l.replace(/^.*? p=\d+ u=\S+ n=\S+ \| /, '');
+      const line = ansibleLogLine(l)?.text ?? l;
       if (line.trim()) s.log(line, { node: hubG.node.name, stream: /^fatal:|FAILED!|UNREACHABLE!/.test(line) ? 'stderr' : 'stdout' });
     }
     shown = Math.max(shown, complete.length);
