@@ -2,7 +2,7 @@
 // a second, how long each watched log is and how much host CPU each VM's QEMU process has used, so
 // a boot's phases (firmware, GRUB, kernel, agent, gate) can be put on the wall clock afterwards and
 // a slow phase told apart from a starved VM.
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 
 export interface ClockSample {
   at: number;
@@ -10,6 +10,8 @@ export interface ClockSample {
   bytes: Record<string, number>;
   /** Host CPU seconds each VM's QEMU has used so far (utime + stime). */
   cpuS: Record<string, number>;
+  /** The same per QEMU thread (QEMU names them: "CPU 0/TCG", "IO io-scsi0", the main loop "qemu-system-x86"), per VM. */
+  threadS?: Record<string, Record<string, number>>;
 }
 
 export interface Watched {
@@ -20,14 +22,27 @@ export interface Watched {
 
 const TICKS = 100; // USER_HZ on Linux
 
-function cpuSeconds(pidFile: string): number {
+/** utime + stime of a /proc stat line, in seconds, and its comm. */
+function statCpu(stat: string): { comm: string; s: number } {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), s: (Number(f[11]) + Number(f[12])) / TICKS };
+}
+
+function cpuSeconds(pidFile: string): { total: number; threads: Record<string, number> } {
   try {
     const pid = readFileSync(pidFile, 'utf8').trim();
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS;
+    const threads: Record<string, number> = {};
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const t = statCpu(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+        threads[t.comm] = (threads[t.comm] ?? 0) + t.s;
+      } catch {
+        /* a thread that ended */
+      }
+    }
+    return { total: statCpu(readFileSync(`/proc/${pid}/stat`, 'utf8')).s, threads };
   } catch {
-    return NaN;
+    return { total: NaN, threads: {} };
   }
 }
 
@@ -36,11 +51,14 @@ export function startConsoleClock(watched: readonly Watched[], everyMs = 1000): 
   const take = (): void => {
     const bytes: Record<string, number> = {};
     const cpuS: Record<string, number> = {};
+    const threadS: Record<string, Record<string, number>> = {};
     for (const w of watched) {
       bytes[w.name] = existsSync(w.serialLog) ? statSync(w.serialLog).size : 0;
-      cpuS[w.name] = cpuSeconds(w.pidFile);
+      const c = cpuSeconds(w.pidFile);
+      cpuS[w.name] = c.total;
+      threadS[w.name] = c.threads;
     }
-    samples.push({ at: Date.now(), bytes, cpuS });
+    samples.push({ at: Date.now(), bytes, cpuS, threadS });
   };
   take();
   const timer = setInterval(take, everyMs);
@@ -74,7 +92,7 @@ export function consoleTimeline(samples: readonly ClockSample[], name: string, f
   for (const h of hits) {
     const at = timeOfOffset(samples, name, h.offset);
     if (at === undefined) continue;
-    out.push(`${((at - t0) / 1000).toFixed(0).padStart(4)} s  ${h.label}  (host CPU over the last step: ${cpuShares(samples, prevAt, at)})`);
+    out.push(`${((at - t0) / 1000).toFixed(0).padStart(4)} s  ${h.label}  (host CPU over the last step: ${cpuShares(samples, prevAt, at)}; ${name}'s busiest threads: ${threadShares(samples, name, prevAt, at)})`);
     prevAt = at;
   }
   return out;
@@ -87,6 +105,21 @@ function cpuShares(samples: readonly ClockSample[], from: number, to: number): s
   if (!a || !b || b.at <= a.at) return 'n/a';
   return Object.keys(a.cpuS)
     .map((n) => `${n} ${Math.round((100 * ((b.cpuS[n] ?? NaN) - (a.cpuS[n] ?? NaN))) / ((b.at - a.at) / 1000))}%`)
+    .join(', ');
+}
+
+/** The two busiest QEMU threads of one VM between two times, each as a share of one host core. */
+function threadShares(samples: readonly ClockSample[], name: string, from: number, to: number): string {
+  const a = samples.find((s) => s.at >= from);
+  const b = [...samples].reverse().find((s) => s.at <= to);
+  if (!a?.threadS?.[name] || !b?.threadS?.[name] || b.at <= a.at) return 'n/a';
+  const secs = (b.at - a.at) / 1000;
+  const before = a.threadS[name]!;
+  return Object.entries(b.threadS[name]!)
+    .map(([comm, s]) => ({ comm, pct: Math.round((100 * (s - (before[comm] ?? 0))) / secs) }))
+    .sort((x, y) => y.pct - x.pct || x.comm.localeCompare(y.comm))
+    .slice(0, 2)
+    .map((t) => `${t.comm} ${t.pct}%`)
     .join(', ');
 }
 

@@ -98,10 +98,13 @@ export function espVolumeIds(cluster: string, role: string): { espVolId: string;
   return { espVolId, espMountId: `${espVolId.slice(0, 4)}-${espVolId.slice(4, 8)}`.toUpperCase() };
 }
 
-/** Pure: GRUB config placed on the ESP (the signed GRUB reads $prefix/grub.cfg). */
+/**
+ * Pure: GRUB config placed on the ESP (the signed GRUB reads $prefix/grub.cfg). No menu countdown
+ * (timeout=0): under TCG GRUB's "1 s" took 33–67 s per boot (docs/upgrades.md "Health gate").
+ */
 export function renderDiskGrubCfg(rootUuid: string, kernel: string, initrd: string): string {
   return [
-    'set timeout=1',
+    'set timeout=0',
     'set default=0',
     'serial --unit=0 --speed=115200',
     'terminal_input serial console',
