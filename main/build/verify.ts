@@ -17,16 +17,27 @@ export interface VerifyResult {
   reason?: string;
   checked: number;
   keyid?: string;
-  /**
-   * When ok: the bytes each signed file's envelope carries (manifest, SBOM, provenance), checked
-   * equal to the file. Callers read these, not the file again: what they use is what was verified.
-   */
+}
+
+/**
+ * A verification and, when it passed, the bytes each signed file's envelope carries (manifest,
+ * SBOM, provenance), checked equal to the file: a caller that goes on to read them reads these,
+ * not the file again, so what it uses is what was verified. Kept out of VerifyResult, which is
+ * printed and sent to the workbench as it is.
+ */
+export interface SignedVerification {
+  result: VerifyResult;
   signed?: Record<string, Buffer>;
 }
 
 export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; onProgress?: (file: string) => void } = {}): Promise<VerifyResult> {
+  return (await verifyBuildSigned(dir, opts)).result;
+}
+
+/** verifyBuild, with the signed files' verified bytes. */
+export async function verifyBuildSigned(dir: string, opts: { publicKeyPem?: string; onProgress?: (file: string) => void } = {}): Promise<SignedVerification> {
   let checked = 0;
-  const fail = (file: string, reason: string): VerifyResult => ({ ok: false, file, reason, checked });
+  const fail = (file: string, reason: string): SignedVerification => ({ result: { ok: false, file, reason, checked } });
   const keyPath = join(dir, PUBLIC_KEY_FILE);
   let pem = opts.publicKeyPem;
   if (!pem) {
@@ -39,9 +50,9 @@ export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; on
   } catch (err) {
     return fail(PUBLIC_KEY_FILE, `not an ed25519 public key: ${(err as Error).message}`);
   }
-  const attestations = verifyAttestations(dir, pem, keyid);
-  if (!attestations.ok) return attestations;
-  checked += attestations.checked;
+  const attestations = verifyAttestationsSigned(dir, pem, keyid);
+  if (!attestations.result.ok) return attestations;
+  checked += attestations.result.checked;
   let manifest: BuildManifest;
   try {
     manifest = JSON.parse(attestations.signed![MANIFEST_FILE]!.toString('utf8')) as BuildManifest;
@@ -66,15 +77,20 @@ export async function verifyBuild(dir: string, opts: { publicKeyPem?: string; on
     if (f.startsWith(`${SIGNATURES_DIR}/`)) return fail(f, 'unexpected file in signatures/');
     return fail(f, 'not listed in manifest.json');
   }
-  return { ok: true, checked, keyid, ...(attestations.signed ? { signed: attestations.signed } : {}) };
+  return { result: { ok: true, checked, keyid }, ...(attestations.signed ? { signed: attestations.signed } : {}) };
 }
 
 /** The DSSE envelopes over manifest, SBOM and provenance in `dir`: each verifies with the key and
  * signed exactly the file beside it. Outputs are not looked at (the recovery bundle carries the
  * attestations without the images they describe). */
 export function verifyAttestations(dir: string, publicKeyPem: string, keyid: string = keyidOf(publicKeyPem)): VerifyResult {
+  return verifyAttestationsSigned(dir, publicKeyPem, keyid).result;
+}
+
+/** verifyAttestations, with the signed files' verified bytes. */
+export function verifyAttestationsSigned(dir: string, publicKeyPem: string, keyid: string = keyidOf(publicKeyPem)): SignedVerification {
   let checked = 0;
-  const fail = (file: string, reason: string): VerifyResult => ({ ok: false, file, reason, checked });
+  const fail = (file: string, reason: string): SignedVerification => ({ result: { ok: false, file, reason, checked } });
   const signed: Record<string, Buffer> = {};
   for (const file of SIGNED_FILES) {
     const envFile = envelopePath(file);
@@ -90,5 +106,5 @@ export function verifyAttestations(dir: string, publicKeyPem: string, keyid: str
     signed[file] = payload;
     checked++;
   }
-  return { ok: true, checked, keyid, signed };
+  return { result: { ok: true, checked, keyid }, signed };
 }

@@ -31,7 +31,7 @@ import { planWaves } from '../../common/upgrade/waves';
 import type { BuildManifest } from '../build/attest';
 import { envelopePath, MANIFEST_FILE, PUBLIC_KEY_FILE, SBOM_FILE } from '../build/attest';
 import { keyidOf } from '../build/keys';
-import { verifyAttestations, verifyBuild } from '../build/verify';
+import { verifyAttestationsSigned, verifyBuildSigned } from '../build/verify';
 import { BUNDLE_PATHS } from '../bundle/schema';
 import { BUILD_FILES_IN_BUNDLE } from '../bundle/write';
 import { LOCK_FILE } from '../build/darksite/index';
@@ -268,10 +268,9 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
   } catch (err) {
     return refuse('bad-signature', `the trusted key is not an ed25519 public key: ${(err as Error).message}`);
   }
-  const current = verifyAttestations(bundleBuild, trustedPem, trustedKeyid);
-  if (!current.ok) return refuse('bad-signature', `the deployed build N in ${bundleBuild} does not verify with the trusted key ${trustedKeyid.slice(0, 16)}…: ${current.file}: ${current.reason}. Was --key the cluster's key?`);
+  const { result: current, signed: signedN } = verifyAttestationsSigned(bundleBuild, trustedPem, trustedKeyid);
+  if (!current.ok || !signedN) return refuse('bad-signature', `the deployed build N in ${bundleBuild} does not verify with the trusted key ${trustedKeyid.slice(0, 16)}…: ${current.file}: ${current.reason}. Was --key the cluster's key?`);
   // What N's and N+1's signatures covered (the envelopes' own bytes) is what is read from here on.
-  const signedN = current.signed!;
   const manifestN = JSON.parse(signedN[MANIFEST_FILE]!.toString('utf8')) as BuildManifest;
   checks.push(`deployed: ${cluster} runs artifact ${manifestN.artifactVersion} (build key ${trustedKeyid.slice(0, 16)}…)`);
 
@@ -287,7 +286,7 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
       return undefined;
     }
   })();
-  const verified = await verifyBuild(o.artifactDir, { publicKeyPem: trustedPem, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+  const { result: verified, signed: signedN1 } = await verifyBuildSigned(o.artifactDir, { publicKeyPem: trustedPem, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
   if (!verified.ok) {
     const file = verified.file ?? '?';
     if (file.startsWith('signatures/') || /signature|signed/.test(verified.reason ?? '')) {
@@ -297,7 +296,7 @@ export async function upgradePreflight(o: PreflightInput): Promise<PreflightResu
     return refuse('corrupt', `N+1 does not match its signed manifest: ${file}: ${verified.reason}. Copy the build again (kubedos verify ${o.artifactDir} names the first mismatch)`);
   }
   checks.push(`signed: ${verified.checked} files of N+1 match its manifest, signatures by the cluster's key ${trustedKeyid.slice(0, 16)}…`);
-  const signedN1 = verified.signed!;
+  if (!signedN1) throw new Error('internal: a passed verification without the signed files\' bytes');
   const manifestN1 = JSON.parse(signedN1[MANIFEST_FILE]!.toString('utf8')) as BuildManifest;
   const n1: BuildRef = { version: manifestN1.artifactVersion, digest: sha256Hex(signedN1[MANIFEST_FILE]!) };
 
