@@ -111,6 +111,16 @@ export function bootStall(consoleText: string): { at: 'firmware' | 'initramfs'; 
  */
 export const BOOT_STALL_MS = 120_000;
 
+/**
+ * The same for the firmware (the console at the kernel's restart line): shorter, because powering
+ * the VM off and on there costs nothing (GRUB has not run: no try of a slot is spent) and the
+ * firmware's part is short. w-1's console clock (2026-12-06, the upgrade VM test): OVMF reached
+ * the boot loader 1, 8, 14 and 27 s after warm resets under TCG, and the one stall there sat 135 s
+ * until the foundry power-cycled it. 45 s is 1.7× the slowest seen; a false positive costs a cold
+ * boot of the firmware (~15 s).
+ */
+export const FIRMWARE_STALL_MS = 45_000;
+
 /** The last `maxBytes` of a file (a console log); '' when it does not exist. */
 export function fileTail(path: string, maxBytes = 64 * 1024): string {
   if (!existsSync(path)) return '';

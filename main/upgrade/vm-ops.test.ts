@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { plan } from '../../common/plan/index';
 import { initialAgentState, renderAgentState } from '../../common/upgrade/agent';
 import type { SubstrateDriver } from '../substrate/driver';
+import { BOOT_STALL_MS, FIRMWARE_STALL_MS } from '../substrate/boot-hang';
 import { AGENT_DIR } from './node-agent';
 
 afterAll(removeTempDirs);
@@ -233,6 +234,23 @@ describe('VmNodeOps: a node stalled in its firmware after a reboot', () => {
     t = 5_000_000;
     expect(await ops.recoverStall('w-1')).toBeUndefined();
     expect(calls).toHaveLength(4);
+    // The defaults: a firmware stall is power-cycled after FIRMWARE_STALL_MS (no try spent there), an initramfs one only after BOOT_STALL_MS.
+    const defaults = new VmNodeOps({ spec: s, plan: p, driver, env: {}, artifactDir: '', converge: async () => undefined, now: () => t });
+    console = STALLED;
+    t = 0;
+    expect(await defaults.recoverStall('w-1')).toBeUndefined();
+    t = FIRMWARE_STALL_MS - 1000;
+    expect(await defaults.recoverStall('w-1')).toBeUndefined();
+    t = FIRMWARE_STALL_MS;
+    expect((await defaults.recoverStall('w-1'))?.detail).toMatch(/^its console stayed at "reboot: machine restart" for 45 s: its firmware never reached the boot loader/);
+    console = readFileSync(join(import.meta.dirname, '../substrate/fixtures/console-initramfs-stall-after-fallback.txt'), 'utf8');
+    t = 100_000;
+    expect(await defaults.recoverStall('w-1')).toBeUndefined();
+    t = 100_000 + FIRMWARE_STALL_MS;
+    expect(await defaults.recoverStall('w-1')).toBeUndefined();
+    t = 100_000 + BOOT_STALL_MS;
+    expect((await defaults.recoverStall('w-1'))?.spent).toBe('A');
+    expect(calls).toHaveLength(8);
     // A driver without a console log (Proxmox here) cannot tell.
     const blind = new VmNodeOps({ spec: s, plan: p, driver: { target: 'proxmox' } as unknown as SubstrateDriver, env: {}, artifactDir: '', converge: async () => undefined });
     expect(await blind.recoverStall('w-1')).toBeUndefined();

@@ -7,7 +7,7 @@
 // touched, then runApply / runRollback with the record kept in the cluster's workspace.
 import { existsSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { bootStall, BOOT_STALL_MS } from '../substrate/boot-hang';
+import { bootStall, BOOT_STALL_MS, FIRMWARE_STALL_MS } from '../substrate/boot-hang';
 import type { Plan } from '../../common/plan/index';
 import type { ClusterSpec } from '../../common/spec/index';
 import type { BuildRef, Slot } from '../../common/upgrade/agent';
@@ -72,7 +72,7 @@ export interface VmNodeOpsOptions {
   converge: (node: string, signal?: AbortSignal) => Promise<void>;
   /** The clock of recoverStall's silence (default Date.now). */
   now?: () => number;
-  /** How long a console may stay at a bootStall place (the kernel's restart, the initramfs banner) before the node is power-cycled (default BOOT_STALL_MS). */
+  /** How long a console may stay at a bootStall place (the kernel's restart, the initramfs banner) before the node is power-cycled (default FIRMWARE_STALL_MS at the restart, BOOT_STALL_MS in the initramfs). */
   bootStallMs?: number;
 }
 
@@ -222,7 +222,7 @@ export class VmNodeOps implements NodeOps {
       return undefined;
     }
     const quietMs = now - seen.since;
-    if (quietMs < (this.o.bootStallMs ?? BOOT_STALL_MS)) return undefined;
+    if (quietMs < (this.o.bootStallMs ?? (stall.at === 'firmware' ? FIRMWARE_STALL_MS : BOOT_STALL_MS))) return undefined;
     this.quiet.delete(node);
     await d.stop(vmid, op);
     await d.start(vmid, op);
