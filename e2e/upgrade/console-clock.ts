@@ -98,25 +98,36 @@ export function consoleTimeline(samples: readonly ClockSample[], name: string, f
   return out;
 }
 
+/** The first sample at or after `from` and the last at or before `to`, when they span some time. */
+function span(samples: readonly ClockSample[], from: number, to: number): { a: ClockSample; b: ClockSample; secs: number } | undefined {
+  const a = samples.find((s) => s.at >= from);
+  const b = samples.findLast((s) => s.at <= to);
+  return a && b && b.at > a.at ? { a, b, secs: (b.at - a.at) / 1000 } : undefined;
+}
+
+/** CPU seconds over a span as a share of one host core; a count that went back means QEMU was started again (a power cycle). */
+function share(before: number, after: number, secs: number): string {
+  return after < before ? 'restarted' : `${Math.round((100 * (after - before)) / secs)}%`;
+}
+
 /** Each VM's share of one host core between two times, from the samples. */
 function cpuShares(samples: readonly ClockSample[], from: number, to: number): string {
-  const a = samples.find((s) => s.at >= from);
-  const b = [...samples].reverse().find((s) => s.at <= to);
-  if (!a || !b || b.at <= a.at) return 'n/a';
-  return Object.keys(a.cpuS)
-    .map((n) => `${n} ${Math.round((100 * ((b.cpuS[n] ?? NaN) - (a.cpuS[n] ?? NaN))) / ((b.at - a.at) / 1000))}%`)
+  const w = span(samples, from, to);
+  if (!w) return 'n/a';
+  return Object.keys(w.a.cpuS)
+    .map((n) => `${n} ${share(w.a.cpuS[n] ?? NaN, w.b.cpuS[n] ?? NaN, w.secs)}`)
     .join(', ');
 }
 
 /** The two busiest QEMU threads of one VM between two times, each as a share of one host core. */
 function threadShares(samples: readonly ClockSample[], name: string, from: number, to: number): string {
-  const a = samples.find((s) => s.at >= from);
-  const b = [...samples].reverse().find((s) => s.at <= to);
-  if (!a?.threadS?.[name] || !b?.threadS?.[name] || b.at <= a.at) return 'n/a';
-  const secs = (b.at - a.at) / 1000;
-  const before = a.threadS[name]!;
-  return Object.entries(b.threadS[name]!)
-    .map(([comm, s]) => ({ comm, pct: Math.round((100 * (s - (before[comm] ?? 0))) / secs) }))
+  const w = span(samples, from, to);
+  const before = w?.a.threadS?.[name];
+  const after = w?.b.threadS?.[name];
+  if (!w || !before || !after) return 'n/a';
+  if ((w.b.cpuS[name] ?? 0) < (w.a.cpuS[name] ?? 0)) return 'restarted';
+  return Object.entries(after)
+    .map(([comm, s]) => ({ comm, pct: Math.round((100 * (s - (before[comm] ?? 0))) / w.secs) }))
     .sort((x, y) => y.pct - x.pct || x.comm.localeCompare(y.comm))
     .slice(0, 2)
     .map((t) => `${t.comm} ${t.pct}%`)

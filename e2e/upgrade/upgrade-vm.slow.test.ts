@@ -475,7 +475,11 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
     const bad = await buildWith(badVersion, o.edit);
     const serialFrom = serialSize('w-1');
     const clock = startConsoleClock(ORDER.map((n) => ({ name: n, serialLog: serialLog(n), pidFile: join(driver.runDir(node(n).vmid), 'qemu.pid') })));
-    const r = await upgradeTo(bad, `upgrade-inject-${o.name}.log`).finally(() => writeClock(join(UPGRADE_LAB, `clock-${o.name}.jsonl`), clock.stop()));
+    let samples: ClockSample[] = [];
+    const r = await upgradeTo(bad, `upgrade-inject-${o.name}.log`).finally(() => {
+      samples = clock.stop();
+      writeClock(join(UPGRADE_LAB, `clock-${o.name}.jsonl`), samples);
+    });
     console.log(`[bench] upgrade to ${badVersion} stopped by w-1 (${o.name}): ${(r.ms / 1000).toFixed(0)} s`);
     expect(r.status, r.stderr.slice(-4000)).toBe(1);
     const back = before['w-1']!;
@@ -502,7 +506,6 @@ describe('kubedos upgrade on lab-3 A/B VMs (qemu-local, TCG): N → N+1 → --ro
       expect(r.w1.stop, 'a w-1: stop event line').toBeDefined();
       const s = (r.w1.stop! - r.w1.reboot!) / 1000;
       // Where those seconds went, on w-1's console (its phases on the wall clock, each VM's share of the host's CPU).
-      const samples = readFileSync(join(UPGRADE_LAB, `clock-${o.name}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ClockSample);
       console.log([`[bench] w-1's console after its reboot (${o.name}), seconds since the reboot:`, ...consoleTimeline(samples, 'w-1', serialFrom, serial, BOOT_MARKERS, r.w1.reboot!), `${s.toFixed(0).padStart(4)} s  the foundry's stop`].join('\n'));
       console.log(`[bench] w-1 from its reboot into ${tried} to the stop (back on ${back}) (${o.name}): ${s.toFixed(0)} s`);
       expect(s).toBeLessThanOrEqual(o.withinS);
