@@ -51,14 +51,20 @@ function report(what: string, end: ApplyOutcome, io: CliIo): number {
  * health look and the run share one driver (on Proxmox, one SSH session).
  */
 interface SubstrateSession {
+  readonly plan: Plan;
+  /** The target (--target, else the spec's), read where it is used: a --target that does not parse fails there. */
+  target(): ReturnType<typeof targetOf>;
   driver(): SubstrateDriver;
   close(): Promise<void>;
 }
 
 function substrateSession(spec: ClusterSpec, p: Plan, targetArg: string | undefined, io: CliIo): SubstrateSession {
   let opened: SubstrateDriver | undefined;
+  const target = (): ReturnType<typeof targetOf> => targetOf(spec, targetArg);
   return {
-    driver: () => (opened ??= substrateFor({ spec, plan: p, target: targetOf(spec, targetArg), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd }).driver),
+    plan: p,
+    target,
+    driver: () => (opened ??= substrateFor({ spec, plan: p, target: target(), workspace: clusterWorkspace(spec.metadata.name, io.env), env: io.env, cwd: io.cwd }).driver),
     close: async () => {
       await opened?.close();
     },
@@ -66,10 +72,10 @@ function substrateSession(spec: ClusterSpec, p: Plan, targetArg: string | undefi
 }
 
 /** Runs the loop with the VM node operations (and, for replace waves, the VM replacements) on the session's substrate. */
-async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: string; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; target?: string; substrate: SubstrateSession; io: CliIo }): Promise<ApplyOutcome> {
+async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: string; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; substrate: SubstrateSession; io: CliIo }): Promise<ApplyOutcome> {
   const { spec, io } = o;
-  const p = plan(spec);
-  const target = targetOf(spec, o.target);
+  const p = o.substrate.plan;
+  const target = o.substrate.target();
   const driver = o.substrate.driver();
   // Ansible's log of each node's converge, indented under the node's converge event.
   const log = (line: string): void => io.err(`  ${line}`);
@@ -235,14 +241,15 @@ export function makeUpgradeCommand(deps: UpgradeCommandDeps): CliCommand {
         }
         const { version, digest } = readBuildRef(deployed);
         const from: BuildRef = { version, digest };
-        const waves = upgradeWaves(spec, plan(spec));
+        const p = plan(spec);
+        const waves = upgradeWaves(spec, p);
         if (!waves.ok) {
           io.err(`${what} refused: ${waves.message}`);
           return 1;
         }
-        const substrate = substrateSession(spec, plan(spec), values.target, io);
+        const substrate = substrateSession(spec, p, values.target, io);
         try {
-          return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(values.target ? { target: values.target } : {}), substrate, io }), io);
+          return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: waves.waves, from, ...(values['allow-destroy'] ? { allowDestroy: true } : {}), substrate, io }), io);
         } finally {
           await substrate.close();
         }
@@ -320,7 +327,7 @@ export function makeUpgradeCommand(deps: UpgradeCommandDeps): CliCommand {
         // The windows again before each node's first action: the run stops when they have closed.
         const windows = upgradePolicyOf(spec).maintenanceWindows;
         const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
-        return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: r.waves, from, to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, ...(values.target ? { target: values.target } : {}), substrate, io }), io);
+        return report(what, await applyOnVms({ spec, source, specPath: loaded.path, waves: r.waves, from, to, ...(values['allow-downgrade'] ? { allowDowngrade: true } : {}), ...(values['allow-destroy'] ? { allowDestroy: true } : {}), ...(maintenanceWindow ? { maintenanceWindow } : {}), artifactDir, substrate, io }), io);
       } finally {
         await substrate.close();
       }
