@@ -248,11 +248,14 @@ describe('kubedos-health-watch: converge drift follows the record', () => {
     // The hub fingerprints itself with the configured script (echo A); the first record says B.
     writeFileSync(record, JSON.stringify({ runId: 'r1', nodes: { master: B } }));
     const py = [
-      'import importlib.machinery, importlib.util, json, sys, time',
+      'import importlib.machinery, importlib.util, json, os, sys, time',
       "loader = importlib.machinery.SourceFileLoader('hw', sys.argv[1])",
       "m = importlib.util.module_from_spec(importlib.util.spec_from_loader('hw', loader))",
       'loader.exec_module(m)',
-      `p = m.ConvergeProbe({'nodes': [{'name': 'master', 'hub': True}], 'converge': {'record': sys.argv[2], 'everySeconds': 300, 'script': 'echo ${A}\\n'}})`,
+      // While the hold file exists the take waits, so what drift() answers right after the record
+      // moved does not depend on how fast the take's thread runs (it raced on a loaded CI machine).
+      "hold = sys.argv[2] + '.hold'",
+      `p = m.ConvergeProbe({'nodes': [{'name': 'master', 'hub': True}], 'converge': {'record': sys.argv[2], 'everySeconds': 300, 'script': 'while [ -e ' + hold + ' ]; do sleep 0.02; done\\necho ${A}\\n'}})`,
       'def settle(t):',
       '    for _ in range(200):',
       '        r = p.drift(t)',
@@ -260,9 +263,11 @@ describe('kubedos-health-watch: converge drift follows the record', () => {
       '        time.sleep(0.05)',
       '    return None',
       'out = [settle(1000.0)]',
+      "open(hold, 'w').close()",
       // Rewritten in place, same length: only the content tells it moved.
       `open(sys.argv[2], 'w').write(json.dumps({'runId': 'r2', 'nodes': {'master': '${A}'}}))`,
       'out.append(p.drift(1001.0))',
+      'os.unlink(hold)',
       'out.append(settle(1002.0))',
       'print(json.dumps(out))',
     ].join('\n');
