@@ -5,7 +5,8 @@
 // reads the port: the write hangs as on a stuck node, until a signal stops it. "stuck" as the
 // second argument: removing the port hangs too, so only a second signal ends the process.
 // Prints "writing" on stdout once the image is cut and the node's script started.
-//   node bin/run-ts.mjs main/cli/upgrade-interrupt.child.ts ARTIFACT_DIR [stuck]
+// DIGEST names N+1's signed manifest the test kept in the workspace (what the cut checks the qcow2 against).
+//   node bin/run-ts.mjs main/cli/upgrade-interrupt.child.ts ARTIFACT_DIR DIGEST [stuck]
 import { Writable } from 'node:stream';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
@@ -18,9 +19,9 @@ import { main } from './main';
 const holdSlot: CliCommand = {
   name: 'hold-slot',
   summary: 'a slot write that never ends (test child)',
-  usage: 'hold-slot ARTIFACT_DIR [stuck]',
+  usage: 'hold-slot ARTIFACT_DIR DIGEST [stuck]',
   help: '',
-  async run([artifactDir, mode], io) {
+  async run([artifactDir, digest, mode], io) {
     const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
     const driver = {
       target: 'qemu-local',
@@ -42,7 +43,7 @@ const holdSlot: CliCommand = {
     const alive = setInterval(() => undefined, 1000);
     const ops = new VmNodeOps({ spec, plan: plan(spec), driver, env: io.env, artifactDir: artifactDir!, converge: () => Promise.resolve() });
     try {
-      await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: '0'.repeat(64) }, { signal: io.signal, onProgress: (p) => io.err(slotWriteDetail(p)) });
+      await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: digest! }, { signal: io.signal, onProgress: (p) => io.err(slotWriteDetail(p)) });
       return 0;
     } catch (err) {
       // As `kubedos upgrade` reports a cancelled run (its report(): exit 130); any other end is 1.

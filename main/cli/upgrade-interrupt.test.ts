@@ -7,7 +7,8 @@
 // signals come as soon as the node's script started: a cancel before the image's first chunk
 // once ended the process as an unhandled rejection (pumpFile, stream.ts).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
@@ -30,7 +31,7 @@ afterAll(removeTempDirs);
 /** Every file and folder under `dir` whose name is a slot image's or its folder's. */
 function slotLeftovers(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return (readdirSync(dir, { recursive: true }) as string[]).filter((p) => /(^|\/)(kubedos-slot-[^/]*|root-b\.ext4|disk\.raw)$/.test(p)).sort();
+  return (readdirSync(dir, { recursive: true }) as string[]).filter((p) => /(^|\/)(kubedos-slot-[^/]*|root-b\.ext4|disk\.raw|n1\.qcow2)$/.test(p)).sort();
 }
 
 describe.skipIf(!tools)('kubedos upgrade interrupted with its slot image cut (a real child process)', () => {
@@ -57,7 +58,13 @@ describe.skipIf(!tools)('kubedos upgrade interrupted with its slot image cut (a 
   async function interrupt(signals: NodeJS.Signals[], stuck = false): Promise<{ code: number | null; signal: NodeJS.Signals | null; during: string[]; workspace: string; tmp: string }> {
     const workspace = tempDir('kd-h18s-ws-');
     const tmp = tempDir('kd-h18s-tmp-');
-    const child = spawn(process.execPath, [join(REPO, 'bin/run-ts.mjs'), CHILD, artifactDir, ...(stuck ? ['stuck'] : [])], { cwd: REPO, env: { ...process.env, KUBEDOS_WORKSPACE: workspace, TMPDIR: tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // N+1's signed manifest as the run keeps it before any node is touched (keepVerifiedBuild): the cut checks the qcow2 against it.
+    const qcow2 = join(artifactDir, 'images/lab-3-worker.qcow2');
+    const manifest = `${JSON.stringify({ artifactVersion: '0.1.1', cluster: 'lab-3', outputs: [{ path: 'images/lab-3-worker.qcow2', kind: 'image', role: 'worker', size: statSync(qcow2).size, sha256: createHash('sha256').update(readFileSync(qcow2)).digest('hex') }] })}\n`;
+    const digest = createHash('sha256').update(manifest).digest('hex');
+    mkdirSync(join(workspace, 'clusters/lab-3/upgrade/builds', digest), { recursive: true });
+    writeFileSync(join(workspace, 'clusters/lab-3/upgrade/builds', digest, 'manifest.json'), manifest);
+    const child = spawn(process.execPath, [join(REPO, 'bin/run-ts.mjs'), CHILD, artifactDir, digest, ...(stuck ? ['stuck'] : [])], { cwd: REPO, env: { ...process.env, KUBEDOS_WORKSPACE: workspace, TMPDIR: tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     let out = '';
     let err = '';

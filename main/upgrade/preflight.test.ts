@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { sha256Hex } from '../../common/canonical';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { signWithPolicy } from '../testing/artifact-policy';
 import { BUNDLE_PATHS } from '../bundle/schema';
 import { clusterWorkspace, WORKSPACE_LAYOUT } from '../workspace';
 import type { PreflightInput, PreflightResult } from './preflight';
-import { keepRunningBuild, returnToBuild, RUNNING_BUILD_FILE, UPGRADE_BUILDS_DIR, upgradePreflight } from './preflight';
+import { keepVerifiedBuild, keptOutput, returnToBuild, RUNNING_BUILD_FILE, UPGRADE_BUILDS_DIR, upgradePreflight } from './preflight';
 import type { SigningKey } from './testing';
 import { writeArtifact, writeDeployJournal, writeSealedBuild } from './testing';
 
@@ -189,11 +189,60 @@ describe('upgradePreflight', () => {
     if (r.ok) expect(r.checks.join('\n')).toMatch(/a downgrade, allowed by --allow-downgrade/);
   });
 
+  it('N+1 kept before any node is touched only as the preflight verified it: a build directory changed since (another signed build, another key, another lock) is refused and nothing is kept', async () => {
+    const ws = clusterWorkspace(spec.metadata.name, env);
+    const lock = { 'darksite/darksite.lock.json': '{"packages":["openssh"]}\n', 'images/lab-3-master.qcow2': 'disk of 0.2.0\n' };
+    const verified = artifactDir();
+    writeArtifact(verified, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1, payload: { ...N1.payload, ...lock } });
+    const r = await preflight({ artifactDir: verified });
+    if (!r.ok) throw new Error(r.message);
+    const kept = join(ws, UPGRADE_BUILDS_DIR, r.to.digest);
+    const keep = (dir: string): string | undefined => keepVerifiedBuild(spec.metadata.name, env, dir, r.to);
+    const nothingKept = (): void => {
+      expect(existsSync(kept)).toBe(false);
+      expect(existsSync(`${kept}.incoming`)).toBe(false);
+    };
+    // Another build signed by the same key, copied over the directory after the preflight.
+    const swapped = artifactDir();
+    writeArtifact(swapped, { cluster: spec.metadata.name, version: '0.2.1', key, ...N1, payload: { ...N1.payload, ...lock } });
+    expect(keep(swapped)).toMatch(new RegExp(`^N\\+1's build directory ${swapped} is not the build the preflight verified \\(0\\.2\\.0\\): its manifest\\.json has sha256 [0-9a-f]{12}…, the preflight verified ${r.to.digest.slice(0, 12)}…\\. Nothing was touched; run kubedos upgrade again`));
+    nothingKept();
+    // The same manifest, re-signed by another key with that key beside it: the next preflight would trust it.
+    const other = generateKeyPairSync('ed25519');
+    const pem = other.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const rekeyed = artifactDir();
+    writeArtifact(rekeyed, { cluster: spec.metadata.name, version: '0.2.0', key: { privateKey: other.privateKey, publicKeyPem: pem, keyid: keyidOf(pem) }, ...N1, payload: { ...N1.payload, ...lock } });
+    expect(keep(rekeyed)).toMatch(new RegExp(`: its signatures\\/build-signing-key\\.pub\\.pem is key ${keyidOf(pem).slice(0, 16)}…, the preflight trusted ${key.keyid.slice(0, 16)}…\\.`));
+    nothingKept();
+    // Its signatures made again by another key, the trusted key left in place.
+    const resigned = artifactDir();
+    writeArtifact(resigned, { cluster: spec.metadata.name, version: '0.2.0', key: { ...key, privateKey: other.privateKey }, ...N1, payload: { ...N1.payload, ...lock } });
+    expect(keep(resigned)).toMatch(/: signatures\/manifest\.json\.dsse\.json: signature does not verify/);
+    nothingKept();
+    // The darksite lock the manifest lists, edited.
+    writeFileSync(join(verified, 'darksite/darksite.lock.json'), '{"packages":["openssh","evil"]}\n');
+    expect(keep(verified)).toMatch(/: its darksite\/darksite\.lock\.json has sha256 [0-9a-f]{12}…, its manifest says [0-9a-f]{12}…\./);
+    nothingKept();
+    // Put back: kept, private, and what the slot cut reads the image's digest from.
+    writeFileSync(join(verified, 'darksite/darksite.lock.json'), lock['darksite/darksite.lock.json']);
+    expect(keep(verified)).toBeUndefined();
+    expect(existsSync(join(kept, 'signatures/build-signing-key.pub.pem'))).toBe(true);
+    expect(statSync(join(kept, 'manifest.json')).mode & 0o777).toBe(0o600);
+    expect(keptOutput(spec.metadata.name, env, r.to, 'images/lab-3-master.qcow2')).toEqual({ sha256: sha256Hex('disk of 0.2.0\n'), size: 14 });
+    expect(() => keptOutput(spec.metadata.name, env, r.to, 'images/lab-3-worker.qcow2')).toThrow(/^0\.2\.0's signed manifest \(.*\) lists no images\/lab-3-worker\.qcow2/);
+    writeFileSync(join(kept, 'manifest.json'), '{}');
+    expect(() => keptOutput(spec.metadata.name, env, r.to, 'images/lab-3-master.qcow2')).toThrow(/is not the manifest of 0\.2\.0 this run verified/);
+    rmSync(kept, { recursive: true });
+  });
+
   it('after a completed upgrade, N is the build it completed (its kept signed files): the checks, the diff and a downgrade are against it; a --rollback back to the sealed deploy\'s build makes that N again', async () => {
     const ws = clusterWorkspace(spec.metadata.name, env);
     const done = artifactDir();
     writeArtifact(done, { cluster: spec.metadata.name, version: '0.2.0', key, ...N1 });
-    keepRunningBuild(spec.metadata.name, env, done, '0.2.0');
+    const passed = await preflight({ artifactDir: done });
+    if (!passed.ok) throw new Error(passed.message);
+    expect(keepVerifiedBuild(spec.metadata.name, env, done, passed.to, '0.2.0')).toBeUndefined();
+    expect(returnToBuild(spec.metadata.name, env, passed.to)).toBeUndefined();
     try {
       rmSync(done, { recursive: true }); // N's files are the workspace's own copy, not the --to directory's
       const older = artifactDir();

@@ -16,11 +16,12 @@
 // The gates of 5, 6 and 9 are common/upgrade/policy.ts.
 // Then it hands back the N → N+1 diff (packages and payload, from the two signed SBOMs) and the
 // waves. It reads files only, but for the live health the caller's observeHealth looks at (read-only).
-import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../common/canonical';
 import { BuildRef } from '../../common/upgrade/agent';
 import { plural } from '../../common/text/plural';
+import { errText } from '../../common/text/error-text';
 import type { Plan } from '../../common/plan/schema';
 import type { ClusterSpec, UpgradeChannel } from '../../common/spec/schema';
 import type { WindowState } from '../../common/upgrade/policy';
@@ -120,7 +121,7 @@ export function deployedBuildDir(cluster: string, env: NodeJS.ProcessEnv): strin
  * The build the cluster runs: its sealed deploy's (deployedBuildDir) until an upgrade completes;
  * then that upgrade's N+1, whose signed build files (what the recovery bundle keeps of a build:
  * BUILD_FILES_IN_BUNDLE and the darksite lock) the workspace keeps under UPGRADE_BUILDS_DIR/<sha256
- * of its manifest>, RUNNING_BUILD_FILE naming it (keepRunningBuild). A completed --rollback names
+ * of its manifest>, RUNNING_BUILD_FILE naming it once the upgrade completed (keepVerifiedBuild, returnToBuild). A completed --rollback names
  * the build it returned to (returnToBuild). What the next upgrade's checks, diff and headline take as N.
  */
 export const RUNNING_BUILD_FILE = 'upgrade/runs.json';
@@ -165,22 +166,96 @@ function keptBuildDir(cluster: string, env: NodeJS.ProcessEnv, digest: string): 
 /** The spec a kept build was made from, beside its signed files (keepBuildFiles): what a reseal of the recovery bundle seals with it. */
 export const KEPT_SPEC_FILE = 'spec.yaml';
 
+/** The files the workspace keeps of a build (what the bundle keeps: BUILD_FILES_IN_BUNDLE, and the darksite lock) copied from `from` to `to` (private modes); a lock is skipped when the build has none. */
+function copyKeptFiles(from: string, to: string): void {
+  for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
+    if (!existsSync(join(from, f))) continue; // the lock of a build without a darksite; the signed files are checked by whoever reads them
+    makePrivateDir(dirname(join(to, f)));
+    writePrivateFile(join(to, f), readFileSync(join(from, f)));
+  }
+}
+
 /**
  * The signed files of the build in `buildDir` (what the bundle keeps of a build: BUILD_FILES_IN_BUNDLE
  * and the darksite lock) copied to UPGRADE_BUILDS_DIR/<sha256 of its manifest>/, with the spec it
  * was built from when `specText` is that spec (its sha256 is the signed manifest's inputs.spec).
- * Returns the build's reference.
+ * Returns the build's reference. For a build the workspace already holds verified (the sealed
+ * bundle's, main/upgrade/reseal.ts); N+1 of an upgrade goes through keepVerifiedBuild.
  */
 export function keepBuildFiles(cluster: string, env: NodeJS.ProcessEnv, buildDir: string, specText?: string, built: SignedBuild = readBuildRef(buildDir)): BuildRef {
   const ref: BuildRef = { version: built.version, digest: built.digest };
   const dir = keptBuildDir(cluster, env, ref.digest);
-  for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
-    if (!existsSync(join(buildDir, f))) continue; // the lock of a build without a darksite; the preflight checked the signed ones
-    makePrivateDir(dirname(join(dir, f)));
-    copyFileSync(join(buildDir, f), join(dir, f));
-  }
+  copyKeptFiles(buildDir, dir);
   if (specText !== undefined && builtFrom(built.manifest) === sha256Hex(specText)) writePrivateFile(join(dir, KEPT_SPEC_FILE), specText);
   return ref;
+}
+
+/**
+ * N+1's signed files kept in the workspace before any node is touched (runUpgradeService), and
+ * checked there against what the preflight verified: the copy's manifest has the verified digest,
+ * its key is the key the preflight trusted (by keyid), its signatures verify with that key, and its
+ * darksite lock is the one the manifest lists. The build directory can change after the preflight
+ * (it is the user's, and an upgrade runs for hours): from here on the run reads the kept copy — the
+ * slot images are checked against its manifest (keptOutput), the next upgrade's preflight trusts
+ * its key — so what it reads is what was verified. The copy is staged beside its place and moved in
+ * only once checked. Returns why it is not that build, or undefined.
+ */
+export function keepVerifiedBuild(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, to: BuildRef & { keyid: string }, specText?: string): string | undefined {
+  if (to.digest === deployedDigest(cluster, env)) return undefined; // the sealed bundle holds it
+  const dir = keptBuildDir(cluster, env, to.digest);
+  const stage = `${dir}.incoming`;
+  rmSync(stage, { recursive: true, force: true });
+  makePrivateDir(stage);
+  const why = ((): string | undefined => {
+    copyKeptFiles(artifactDir, stage);
+    const manifestPath = join(stage, MANIFEST_FILE);
+    if (!existsSync(manifestPath)) return `it has no ${MANIFEST_FILE}`;
+    const manifest = readFileSync(manifestPath);
+    const digest = sha256Hex(manifest);
+    if (digest !== to.digest) return `its ${MANIFEST_FILE} has sha256 ${digest.slice(0, 12)}…, the preflight verified ${to.digest.slice(0, 12)}…`;
+    const keyPath = join(stage, PUBLIC_KEY_FILE);
+    if (!existsSync(keyPath)) return `it has no ${PUBLIC_KEY_FILE}`;
+    let keyid: string;
+    try {
+      keyid = keyidOf(readFileSync(keyPath, 'utf8'));
+    } catch (err) {
+      return `its ${PUBLIC_KEY_FILE} is not an ed25519 public key (${errText(err)})`;
+    }
+    if (keyid !== to.keyid) return `its ${PUBLIC_KEY_FILE} is key ${keyid.slice(0, 16)}…, the preflight trusted ${to.keyid.slice(0, 16)}…`;
+    const v = verifyAttestationsSigned(stage, readFileSync(keyPath, 'utf8'), keyid).result;
+    if (!v.ok) return `${v.file ?? '?'}: ${v.reason ?? 'does not verify'}`;
+    const listed = (JSON.parse(manifest.toString('utf8')) as BuildManifest).outputs.find((o) => o.path === DARKSITE_LOCK);
+    if (listed) {
+      const lock = join(stage, DARKSITE_LOCK);
+      if (!existsSync(lock)) return `it has no ${DARKSITE_LOCK}, which its manifest lists`;
+      const sha = sha256Hex(readFileSync(lock));
+      if (sha !== listed.sha256) return `its ${DARKSITE_LOCK} has sha256 ${sha.slice(0, 12)}…, its manifest says ${listed.sha256.slice(0, 12)}…`;
+    }
+    if (specText !== undefined && builtFrom(manifest) === sha256Hex(specText)) writePrivateFile(join(stage, KEPT_SPEC_FILE), specText);
+    return undefined;
+  })();
+  if (why) {
+    rmSync(stage, { recursive: true, force: true });
+    return `N+1's build directory ${artifactDir} is not the build the preflight verified (${to.version}): ${why}. Nothing was touched; run kubedos upgrade again, and its preflight verifies the build as it is now (kubedos verify ${artifactDir} names the first file that does not match)`;
+  }
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(stage, dir);
+  return undefined;
+}
+
+/**
+ * The size and sha256 the build `ref` signed for its output `path` (images/<cluster>-<role>.qcow2):
+ * read from the workspace's verified copy of its manifest (keepVerifiedBuild; the sealed bundle's
+ * for the deployed build), whose digest must still be ref's. Throws, saying what is missing.
+ */
+export function keptOutput(cluster: string, env: NodeJS.ProcessEnv, ref: BuildRef, path: string): { sha256: string; size: number } {
+  const file = join(buildDirOf(cluster, env, ref), MANIFEST_FILE);
+  if (!existsSync(file)) throw new Error(`the workspace keeps no signed manifest of ${ref.version} (${file}), so its images cannot be checked against it: run kubedos upgrade again (it keeps the build's signed files before any node is touched)`);
+  const bytes = readFileSync(file);
+  if (sha256Hex(bytes) !== ref.digest) throw new Error(`${file} is not the manifest of ${ref.version} this run verified (sha256 ${sha256Hex(bytes).slice(0, 12)}…, expected ${ref.digest.slice(0, 12)}…): run kubedos upgrade again`);
+  const out = (JSON.parse(bytes.toString('utf8')) as BuildManifest).outputs.find((o) => o.path === path);
+  if (!out) throw new Error(`${ref.version}'s signed manifest (${file}) lists no ${path}: the build has no image for this role`);
+  return { sha256: out.sha256, size: out.size };
 }
 
 /** A build's reference with the bytes of its signed manifest (what builtFrom reads). */
@@ -214,15 +289,9 @@ export function builtFrom(manifestBytes: Buffer | string): string | undefined {
   }
 }
 
-/** After an upgrade to the build in `artifactDir` completed: its signed files (and `specText`, its spec) kept, and named as what the cluster runs (returnToBuild). */
-export function keepRunningBuild(cluster: string, env: NodeJS.ProcessEnv, artifactDir: string, specText?: string): void {
-  const built = readBuildRef(artifactDir);
-  returnToBuild(cluster, env, built.digest !== deployedDigest(cluster, env) ? keepBuildFiles(cluster, env, artifactDir, specText, built) : built);
-}
-
 /**
  * `ref` named as what the cluster runs (no pointer when it is the sealed deploy's build): after a
- * completed upgrade (keepRunningBuild) or --rollback. A note when the workspace does not keep its
+ * completed upgrade or --rollback. A note when the workspace does not keep its
  * files (an upgrade completed before they were kept): the pointer is removed and the next upgrade
  * takes the sealed deploy's build as N.
  */

@@ -186,7 +186,7 @@ describe('the recovery bundle sealed again for the build the cluster runs', () =
     const whileSealing: (UpgradeLiveReport | undefined)[] = [];
     const reseal = { snapshot: async () => (whileSealing.push(readUpgradeLive(livePath, () => true)), SNAPSHOT) };
     const events: string[] = [];
-    const up = await runUpgradeService({ spec, waves: one, from: n0, to: n1, artifactDir: c.n1, specText: n1Text, reseal, ops: sim, env: c.env, onEvent: (e) => events.push(applyEventLine(e)), ...clock });
+    const up = await runUpgradeService({ spec, waves: one, from: n0, to: n1, artifact: { dir: c.n1, keyid: c.fx.signingKey.keyid }, specText: n1Text, reseal, ops: sim, env: c.env, onEvent: (e) => events.push(applyEventLine(e)), ...clock });
     expect(up).toMatchObject({ kind: 'done', message: expect.stringMatching(/\nrecovery bundle sealed again for 0\.2\.0 \(was 0\.1\.0\)/) });
     expect(whileSealing[0]).toMatchObject({ state: 'running', run: { lines: expect.arrayContaining([expect.objectContaining({ step: 'seal', text: expect.stringMatching(/^the recovery bundle again for 0\.2\.0, the build every node runs/) })]) } });
     expect(whileSealing[0]?.run.end).toBeUndefined();

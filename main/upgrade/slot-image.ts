@@ -87,6 +87,8 @@ export function slotWriteArgv(slot: AbSlot, sha256: string, size: number): strin
 export interface SlotImageInput {
   /** N+1's A/B qcow2 of the node's role (build output). */
   qcow2: string;
+  /** Its size and sha256 as N+1's signed manifest gives them: the qcow2 is copied into the private directory and hashed on the way, and only that copy, when it matches, is read. */
+  expected: { sha256: string; size: number };
   /** The slot the node will write: its passive slot. */
   slot: AbSlot;
   /** Parent of the private temporary directory (default: the system's temporary directory). */
@@ -109,14 +111,42 @@ export interface SlotImage {
   argv: string[];
 }
 
-/** The raw image of `slot` from an A/B qcow2: qemu-img convert to a raw disk in a private
- * directory, sfdisk --json for the offsets, the slot's partition cut out and hashed in one pass. */
+/** Copies `from` to `to` (mode 0600), hashing the bytes on the way: the sha256 and size of what was written. */
+async function copyHashed(from: string, to: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    createReadStream(from, signal ? { signal } : {}),
+    new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    }),
+    createWriteStream(to, { mode: 0o600 }),
+  );
+  return { sha256: hash.digest('hex'), size };
+}
+
+/** The raw image of `slot` from an A/B qcow2: the qcow2 copied into a private directory and
+ * checked against its signed size and sha256, qemu-img convert of that copy to a raw disk,
+ * sfdisk --json for the offsets, the slot's partition cut out and hashed in one pass. */
 export async function cutSlotImage(input: SlotImageInput): Promise<SlotImage> {
   const { qcow2, slot, signal } = input;
   const dir = mkdtempSync(join(input.tmpParent ?? tmpdir(), 'kubedos-slot-'));
   try {
+    // What qemu-img reads is the private copy whose bytes were hashed, not the path again: the build
+    // directory is the user's and the preflight that verified it may be hours ago.
+    const copy = join(dir, 'n1.qcow2');
+    const got = await copyHashed(qcow2, copy, signal);
+    if (got.size !== input.expected.size || got.sha256 !== input.expected.sha256) {
+      const what = got.size !== input.expected.size ? `${got.size} bytes, N+1's signed manifest says ${input.expected.size}` : `sha256 ${got.sha256.slice(0, 12)}…, N+1's signed manifest says ${input.expected.sha256.slice(0, 12)}…`;
+      throw new Error(`${qcow2} is not the disk image N+1 signed (${what}): it changed since the preflight verified the build; nothing was written to a node. Copy N+1's build again and rerun kubedos upgrade (kubedos verify DIR names what differs)`);
+    }
     const raw = join(dir, 'disk.raw');
-    await run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', qcow2, raw], { signal, timeoutMs: 20 * 60_000, hint: `qemu-img (package qemu-utils) reads N+1's disk image ${qcow2}: is it a qcow2 written by kubedos build?` });
+    await run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', copy, raw], { signal, timeoutMs: 20 * 60_000, hint: `qemu-img (package qemu-utils) reads N+1's disk image ${qcow2}: is it a qcow2 written by kubedos build?` });
+    rmSync(copy, { force: true });
     const listed = await run(['sfdisk', '--json', raw], { signal, hint: `sfdisk (package fdisk) lists the partitions of N+1's disk ${qcow2}` });
     const table = SfdiskJsonSchema.parse(JSON.parse(listed.stdout)).partitiontable;
     const part = findSlotPartition(table, slot, qcow2);

@@ -10,7 +10,7 @@
 // boot-counting.test.ts) says which slot the next boot takes.
 // Needs root and loop devices (losetup, partx); skipped with the reason otherwise.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,13 +73,32 @@ function region(file: string, offset: number, bytes: number): Buffer {
   return buf;
 }
 
+/** A file's size and sha256, as a signed manifest would list it. */
+function signedAs(file: string): { sha256: string; size: number } {
+  return { sha256: sha(readFileSync(file)), size: statSync(file).size };
+}
+
+/**
+ * A workspace that keeps N+1's signed manifest, as keepVerifiedBuild leaves it (upgrade/builds/<its
+ * sha256>/manifest.json), listing `qcow2` as lab-3's worker image: the env pointing at it and N+1's reference.
+ */
+function keptN1(qcow2: string): { env: NodeJS.ProcessEnv; target: { version: string; digest: string } } {
+  const ws = mkdtempSync(join(root, 'ws-'));
+  const manifest = `${JSON.stringify({ artifactVersion: '0.1.1', cluster: 'lab-3', outputs: [{ path: 'images/lab-3-worker.qcow2', kind: 'image', role: 'worker', ...signedAs(qcow2) }] })}\n`;
+  const digest = sha(Buffer.from(manifest));
+  const dir = join(ws, 'clusters/lab-3/upgrade/builds', digest);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'manifest.json'), manifest);
+  return { env: { ...process.env, KUBEDOS_WORKSPACE: ws }, target: { version: '0.1.1', digest } };
+}
+
 let n1: { qcow2: string; raw: string };
 let imageB: SlotImage;
 
 describe('engine: the slot image from N+1\'s A/B qcow2 (slot-image.ts)', () => {
   beforeAll(async () => {
     n1 = await buildQcow2('n1', 'N+1');
-    imageB = await cutSlotImage({ qcow2: n1.qcow2, slot: 'B', tmpParent: root });
+    imageB = await cutSlotImage({ qcow2: n1.qcow2, expected: signedAs(n1.qcow2), slot: 'B', tmpParent: root });
   }, 60_000);
 
   it('cuts partition root-b: its bytes, size and sha256, labelled kubedos-root-B, private, with the node\'s command', () => {
@@ -93,6 +112,7 @@ describe('engine: the slot image from N+1\'s A/B qcow2 (slot-image.ts)', () => {
     expect(statSync(imageB.path).mode & 0o777).toBe(0o600);
     expect(statSync(imageB.dir).mode & 0o777).toBe(0o700);
     expect(existsSync(join(imageB.dir, 'disk.raw'))).toBe(false);
+    expect(existsSync(join(imageB.dir, 'n1.qcow2'))).toBe(false);
     // N+1's tree, with the node's scripts the build installs in both slots.
     const cat = (path: string): string => execFileSync('debugfs', ['-R', `cat ${path}`, imageB.path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     expect(cat('/etc/kubedos-build')).toBe('N+1\n');
@@ -100,8 +120,8 @@ describe('engine: the slot image from N+1\'s A/B qcow2 (slot-image.ts)', () => {
   });
 
   it('is deterministic (the same qcow2, the same bytes); slot A is cut from root-a with its own label', async () => {
-    const again = await cutSlotImage({ qcow2: n1.qcow2, slot: 'B', tmpParent: root });
-    const a = await cutSlotImage({ qcow2: n1.qcow2, slot: 'A', tmpParent: root });
+    const again = await cutSlotImage({ qcow2: n1.qcow2, expected: signedAs(n1.qcow2), slot: 'B', tmpParent: root });
+    const a = await cutSlotImage({ qcow2: n1.qcow2, expected: signedAs(n1.qcow2), slot: 'A', tmpParent: root });
     try {
       expect(again.sha256).toBe(imageB.sha256);
       expect(again.dir).not.toBe(imageB.dir);
@@ -114,6 +134,22 @@ describe('engine: the slot image from N+1\'s A/B qcow2 (slot-image.ts)', () => {
     expect(existsSync(again.dir)).toBe(false);
   });
 
+  it('refuses a qcow2 that is not the one N+1 signed (changed after the preflight), and leaves nothing behind', async () => {
+    const signed = signedAs(n1.qcow2);
+    const changed = join(root, 'changed.qcow2');
+    copyFileSync(n1.qcow2, changed);
+    const fd = openSync(changed, 'r+');
+    try {
+      writeSync(fd, Buffer.from('not signed'), 0, 10, statSync(changed).size - 4096);
+    } finally {
+      closeSync(fd);
+    }
+    const before = readdirSync(root).length;
+    await expect(cutSlotImage({ qcow2: changed, expected: signed, slot: 'B', tmpParent: root })).rejects.toThrow(/changed\.qcow2 is not the disk image N\+1 signed \(sha256 [0-9a-f]{12}…, N\+1's signed manifest says [0-9a-f]{12}…\): it changed since the preflight verified the build; nothing was written to a node/);
+    await expect(cutSlotImage({ qcow2: n1.qcow2, expected: { ...signed, size: signed.size + 1 }, slot: 'B', tmpParent: root })).rejects.toThrow(/\(\d+ bytes, N\+1's signed manifest says \d+\)/);
+    expect(readdirSync(root).length).toBe(before);
+  });
+
   it('refuses a disk that is not an A/B disk, and reads labels only from ext4 superblocks', async () => {
     const single: SfdiskTable = { label: 'gpt', partitions: [{ node: 'x1', start: 2048, size: 131072, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', name: 'esp' }, { node: 'x2', start: 133120, size: 4194304, type: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709', name: 'root' }] };
     expect(() => findSlotPartition(single, 'B', 'n1.qcow2')).toThrow(/n1\.qcow2: 0 partitions named root-b \(the disk has: esp, root\): not an A\/B disk \(spec\.upgrades\.diskLayout: ab\)/);
@@ -124,7 +160,7 @@ describe('engine: the slot image from N+1\'s A/B qcow2 (slot-image.ts)', () => {
     expect(ext4Label(readFileSync(imageB.path).subarray(0, 2048))).toBe('kubedos-root-B');
     const notAb = join(root, 'plain.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', notAb, '8M']);
-    await expect(cutSlotImage({ qcow2: notAb, slot: 'B', tmpParent: root })).rejects.toThrow(/sfdisk|partition/);
+    await expect(cutSlotImage({ qcow2: notAb, expected: signedAs(notAb), slot: 'B', tmpParent: root })).rejects.toThrow(/sfdisk|partition/);
   });
 });
 
@@ -292,6 +328,31 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     expect(ch.left()).toEqual([]);
   });
 
+  it('VmNodeOps reads the qcow2 only as N+1\'s kept signed manifest gives it: a changed image or no kept manifest stops before the node is asked anything', async () => {
+    const artifactDir = join(root, 'n1-changed');
+    mkdirSync(join(artifactDir, 'images'), { recursive: true });
+    const qcow2 = join(artifactDir, 'images/lab-3-worker.qcow2');
+    copyFileSync(n1.qcow2, qcow2);
+    const { env, target } = keptN1(qcow2);
+    // After the preflight: someone writes the build directory's image again.
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '8M']);
+    const spec = parseSpec(TEMPLATES['lab-3'].text).spec!;
+    const asked: string[] = [];
+    const driver = {
+      target: 'qemu-local',
+      guestExec: (_vmid: number, argv: readonly string[]) => Promise.reject(new Error(`asked ${asked.push(argv.join(' '))}`)),
+      guestChannel: () => Promise.reject(new Error(`asked ${asked.push('channel')}`)),
+    } as unknown as SubstrateDriver;
+    const ops = new VmNodeOps({ spec, plan: plan(spec), driver, env, artifactDir, tmpParent: root, converge: async () => undefined });
+    try {
+      await expect(ops.writeSlot('w-1', 'B', target, {})).rejects.toThrow(/images\/lab-3-worker\.qcow2 is not the disk image N\+1 signed \(\d+ bytes, N\+1's signed manifest says \d+\)/);
+      await expect(ops.writeSlot('w-1', 'B', { ...target, digest: 'f'.repeat(64) }, {})).rejects.toThrow(/^the workspace keeps no signed manifest of 0\.1\.1 \(.*upgrade\/builds\/f{64}\/manifest\.json\)/);
+    } finally {
+      await ops.close();
+    }
+    expect(asked).toEqual([]);
+  });
+
   it('VmNodeOps on a qemu substrate writes the slot through the driver\'s channel (this machine has no route to wg1): the image cut from N+1\'s role qcow2, the node\'s script run by it', async () => {
     freshEnv();
     const artifactDir = join(root, 'n1-build');
@@ -315,10 +376,11 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
         return ch.open();
       },
     } as unknown as SubstrateDriver;
-    const ops = new VmNodeOps({ spec, plan: p, driver, env: process.env, artifactDir, tmpParent: root, converge: async () => undefined });
+    const { env, target } = keptN1(join(artifactDir, 'images/lab-3-worker.qcow2'));
+    const ops = new VmNodeOps({ spec, plan: p, driver, env, artifactDir, tmpParent: root, converge: async () => undefined });
     const progress: string[] = [];
     try {
-      await ops.writeSlot('w-1', 'B', { version: '0.1.1', digest: 'x'.repeat(64) }, { onProgress: (d) => progress.push(slotWriteDetail(d)) });
+      await ops.writeSlot('w-1', 'B', target, { onProgress: (d) => progress.push(slotWriteDetail(d)) });
     } finally {
       await ops.close();
     }
@@ -442,7 +504,7 @@ describe.skipIf(!hasLoop)('node: kubedos-slot-write on a real loop-device A/B di
     const before = readFileSync(node.env);
     const longer = slotWrite(['B', imageB.sha256, String(imageB.size)], Buffer.concat([image, Buffer.alloc(4096, 1)]));
     expect(longer).toMatchObject({ status: 1, out: expect.stringMatching(/the stream for slot B carries more than the \d+ bytes announced/) });
-    const a = await cutSlotImage({ qcow2: n1.qcow2, slot: 'A', tmpParent: root });
+    const a = await cutSlotImage({ qcow2: n1.qcow2, expected: signedAs(n1.qcow2), slot: 'A', tmpParent: root });
     const b = sha(readPart(3));
     try {
       const r = slotWrite(['--from', a.path, 'B', a.sha256, String(a.size)]);

@@ -75,7 +75,7 @@ describe('the upgrade service', () => {
     const a1 = tempDir('kd18e-vmops-n1-');
     writeArtifact(a1, { cluster: 'lab-3', ...fixture('0.2.0') });
     const n1 = refOf(a1, '0.2.0');
-    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: n0, to: n1, artifactDir: a1, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: n0, to: n1, artifact: { dir: a1, keyid: key.keyid }, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
     expect(runningBuildDir('lab-3', env)).toBe(kept(n1));
     expect(readFileSync(join(kept(n1), 'manifest.json'))).toEqual(readFileSync(join(a1, 'manifest.json')));
     expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toMatchObject({ target: n1, from: n0 });
@@ -85,7 +85,7 @@ describe('the upgrade service', () => {
     const running = readBuildRef(runningBuildDir('lab-3', env));
     const refs = { from: { version: running.version, digest: running.digest }, to: refOf(a2, '0.3.0') };
     expect(refs).toEqual({ from: n1, to: refOf(a2, '0.3.0') });
-    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: refs.from, to: refs.to, artifactDir: a2, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
+    expect(await runUpgradeService({ spec: spec('ab'), waves: one, from: refs.from, to: refs.to, artifact: { dir: a2, keyid: key.keyid }, ops: sim, env, ...clock })).toMatchObject({ kind: 'done' });
     expect(runningBuildDir('lab-3', env)).toBe(kept(refs.to));
     expect(readUpgradeRecord(upgradeRecordPath('lab-3', env))).toMatchObject({ target: refs.to, from: n1, slots: { 'w-1': { A: refs.to, B: n1 } } });
     // --rollback (the CLI passes the sealed deploy's build): back to 0.2.0, the build 0.3.0 started from, which runs again.

@@ -28,7 +28,7 @@ import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
-import { buildDirOf, keepRunningBuild, returnToBuild, runningBuildDir } from './preflight';
+import { buildDirOf, keepVerifiedBuild, keptOutput, returnToBuild, runningBuildDir } from './preflight';
 import { resealForRunningBuild } from './reseal';
 import type { SealSnapshot } from '../bundle/seal';
 import type { SlotScratch } from './slot-scratch';
@@ -145,24 +145,32 @@ export class VmNodeOps implements NodeOps {
     }
   }
 
-  private image(role: string, slot: Slot, signal?: AbortSignal): Promise<SlotImage> {
-    const k = `${role}/${slot}`;
+  private image(role: string, slot: Slot, target: BuildRef, signal?: AbortSignal): Promise<SlotImage> {
+    const k = `${target.digest}/${role}/${slot}`;
     let p = this.images.get(k);
     if (!p) {
-      const qcow2 = join(this.o.artifactDir, 'images', `${this.o.plan.cluster.name}-${role}.qcow2`);
+      const path = posix.join('images', `${this.o.plan.cluster.name}-${role}.qcow2`);
+      // The qcow2 is read from N+1's build directory, checked against the size and sha256 its signed
+      // manifest gives it — the workspace's copy, kept when the preflight's verification was checked (keepVerifiedBuild).
+      let expected: { sha256: string; size: number };
+      try {
+        expected = keptOutput(this.o.spec.metadata.name, this.o.env, target, path);
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
       this.scratch ??= this.o.tmpParent ? undefined : openSlotScratch(clusterWorkspace(this.o.spec.metadata.name, this.o.env));
       const tmpParent = this.o.tmpParent ?? this.scratch!.dir;
-      p = cutSlotImage({ qcow2, slot, tmpParent, ...(signal ? { signal } : {}) });
+      p = cutSlotImage({ qcow2: join(this.o.artifactDir, path), expected, slot, tmpParent, ...(signal ? { signal } : {}) });
       p.catch(() => this.images.delete(k));
       this.images.set(k, p);
     }
     return p;
   }
 
-  async writeSlot(node: string, slot: Slot, _target: BuildRef, o: { signal?: AbortSignal; onProgress?: (p: SlotWriteProgress) => void }): Promise<void> {
+  async writeSlot(node: string, slot: Slot, target: BuildRef, o: { signal?: AbortSignal; onProgress?: (p: SlotWriteProgress) => void }): Promise<void> {
     const role = this.o.plan.nodes.find((x) => x.name === node)?.role;
     if (!role) throw new Error(`no node ${node} in the plan`);
-    const image = await this.image(role, slot, o.signal);
+    const image = await this.image(role, slot, target, o.signal);
     if (this.o.spec.spec.substrate.type === 'qemu') {
       // qemu-local: this machine is not on the VMs' network (their L2 is a userspace switch), so
       // there is no route to the hub's wg1: the image goes through a virtio-serial port instead.
@@ -329,8 +337,12 @@ export interface UpgradeRunRequest {
   from: BuildRef;
   /** N+1 for an upgrade; undefined for --rollback (the record's last target). */
   to?: BuildRef;
-  /** N+1's build directory: once the upgrade completes, its signed files are kept as the build the cluster runs (keepRunningBuild). */
-  artifactDir?: string;
+  /**
+   * N+1's build directory and the key its preflight verified it with (PreflightPassed.to.keyid): its
+   * signed files are kept, and checked against that verification, before any node is touched, and
+   * named as the build the cluster runs once the upgrade completes (keepVerifiedBuild, returnToBuild).
+   */
+  artifact?: { dir: string; keyid: string };
   /** The spec as read (N+1's for an upgrade): kept beside N+1's signed files, and sealed into the recovery bundle with them. */
   specText?: string;
   /**
@@ -382,13 +394,20 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   const from = r.to ? r.from : (record.from ?? r.from);
   const common = { waves: r.waves, from, ops: r.ops, record, ...(allowDestroy ? { allowDestroy: true } : {}), ...(r.replace ? { replace: r.replace } : {}), kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
   if (r.to) {
-    const { artifactDir } = r;
+    const { artifact } = r;
     const to = r.to;
+    // N+1's signed files, kept and checked against what the preflight verified before any node is
+    // touched: the slot images are checked against the kept manifest, not the build directory's.
+    if (artifact) {
+      const changed = keepVerifiedBuild(cluster, r.env, artifact.dir, { ...to, keyid: artifact.keyid }, r.specText);
+      if (changed) return { kind: 'refuse', message: changed };
+    }
     // Every node runs N+1: it is N for the next upgrade's checks and diff, and what --rollback leaves.
-    const afterDone = artifactDir
-      ? (end: ApplyOutcome & { kind: 'done' }, emit: (e: ApplyEvent) => void): Promise<ApplyOutcome> => {
-          keepRunningBuild(cluster, r.env, artifactDir, r.specText);
-          return withReseal(end, r, runningBuildDir(cluster, r.env), to.version, emit);
+    const afterDone = artifact
+      ? async (end: ApplyOutcome & { kind: 'done' }, emit: (e: ApplyEvent) => void): Promise<ApplyOutcome> => {
+          const note = returnToBuild(cluster, r.env, to);
+          const sealed = await withReseal(end, r, runningBuildDir(cluster, r.env), to.version, emit);
+          return note ? { ...sealed, message: `${sealed.message}\nnote: ${note}` } : sealed;
         }
       : undefined;
     return runApply({ ...common, target: to, ...(afterDone ? { afterDone } : {}), ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });

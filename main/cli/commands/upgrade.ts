@@ -72,7 +72,7 @@ function substrateSession(spec: ClusterSpec, p: Plan, targetArg: string | undefi
 }
 
 /** Runs the loop with the VM node operations (and, for replace waves, the VM replacements) on the session's substrate. */
-async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: string; waves: Wave[]; from: BuildRef; to?: BuildRef; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; substrate: SubstrateSession; io: CliIo }): Promise<ApplyOutcome> {
+async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: string; waves: Wave[]; from: BuildRef; to?: BuildRef & { keyid: string }; allowDowngrade?: boolean; allowDestroy?: boolean; maintenanceWindow?: (now: number) => WindowState; artifactDir?: string; substrate: SubstrateSession; io: CliIo }): Promise<ApplyOutcome> {
   const { spec, io } = o;
   const p = o.substrate.plan;
   const target = o.substrate.target();
@@ -85,7 +85,7 @@ async function applyOnVms(o: { spec: ClusterSpec; source: SpecSource; specPath: 
   // Once a run completes, the recovery bundle is sealed again for the build every node runs, with a fresh etcd snapshot.
   const reseal = { snapshot: (sp: Plan) => takeEtcdSnapshot(driver, sp, io.signal) };
   try {
-    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: o.to } : {}), ...(o.to && o.artifactDir ? { artifactDir: o.artifactDir } : {}), specText: o.source.text, reseal, ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, replace, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
+    return await runUpgradeService({ spec, waves: o.waves, from: o.from, ...(o.to ? { to: { version: o.to.version, digest: o.to.digest } } : {}), ...(o.to && o.artifactDir ? { artifact: { dir: o.artifactDir, keyid: o.to.keyid } } : {}), specText: o.source.text, reseal, ...(o.allowDowngrade ? { allowDowngrade: true } : {}), ...(o.allowDestroy ? { allowDestroy: true } : {}), ...(o.maintenanceWindow ? { maintenanceWindow: o.maintenanceWindow } : {}), ops, replace, env: io.env, signal: io.signal, onEvent: (e) => io.err(applyEventLine(e)) });
   } finally {
     await ops.close();
   }
@@ -323,7 +323,7 @@ export function makeUpgradeCommand(deps: UpgradeCommandDeps): CliCommand {
         }
         // N and N+1 as the preflight verified them (the digests of the signed manifests it read).
         const from: BuildRef = { version: r.from.version, digest: r.from.digest };
-        const to: BuildRef = { version: r.to.version, digest: r.to.digest };
+        const to = { version: r.to.version, digest: r.to.digest, keyid: r.to.keyid };
         // The windows again before each node's first action: the run stops when they have closed.
         const windows = upgradePolicyOf(spec).maintenanceWindows;
         const maintenanceWindow = !outsideWindow && windows.length ? (now: number): WindowState => windowAt(now, windows) : undefined;
