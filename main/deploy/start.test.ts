@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DeployOptions } from '../stages/index';
 import { deployPipeline } from '../stages/index';
-import { PREBUILT_ENV } from '../stages/prebuilt';
+import { PREBUILT_DIGEST_ENV, PREBUILT_ENV } from '../stages/prebuilt';
 import { prepareDeploy } from './start';
 
 /** lab-3 on qemu-local in the workspace root `root`, nothing destroyed. */
@@ -15,7 +15,7 @@ describe('prepareDeploy (CLI and workbench start a deploy the same way)', () => 
     const root = mkdtempSync(join(tmpdir(), 'kd-start-node-'));
     try {
       const seen: DeployOptions[] = [];
-      const start = (node?: { name: string; artifactDir: string }) =>
+      const start = (node?: { name: string; artifactDir: string; manifestSha256?: string }) =>
         prepareDeploy({
           ...lab3(root),
           by: 'kubedos upgrade lab-3.yaml (replacing w-1)',
@@ -25,12 +25,12 @@ describe('prepareDeploy (CLI and workbench start a deploy the same way)', () => 
             return deployPipeline(src, o);
           },
         });
-      const a = start({ name: 'w-1', artifactDir: '/kept/n1' });
+      const a = start({ name: 'w-1', artifactDir: '/kept/n1', manifestSha256: 'c'.repeat(64) });
       expect(a.runOptions).toMatchObject({ name: 'deploy w-1', journalPath: join(root, 'clusters/lab-3/upgrade/deploy-w-1.jsonl'), allowDestroy: false, force: false });
       expect(a.stages.map((s) => s.name)).toEqual(['validate', 'plan', 'build', 'provision', 'firstboot', 'backplanes', 'enroll']);
       expect(seen[0]).toMatchObject({ only: 'w-1', workspace: join(root, 'clusters/lab-3') });
       expect(seen[0]!.planPath).toBeUndefined();
-      expect(seen[0]!.env).toEqual({ KUBEDOS_WORKSPACE: root, [PREBUILT_ENV]: '/kept/n1' });
+      expect(seen[0]!.env).toEqual({ KUBEDOS_WORKSPACE: root, [PREBUILT_ENV]: '/kept/n1', [PREBUILT_DIGEST_ENV]: 'c'.repeat(64) });
       // The cluster's deploy lock: no deploy meanwhile.
       expect(() => start()).toThrow(/kubedos upgrade lab-3\.yaml \(replacing w-1\)/);
       await a.close();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { PipelineOptions, StageDefinition } from '../pipeline/runner';
 import type { DeployOptions } from '../stages/index';
 import { deployCompat, deployPipeline } from '../stages/index';
-import { PREBUILT_ENV } from '../stages/prebuilt';
+import { PREBUILT_DIGEST_ENV, PREBUILT_ENV } from '../stages/prebuilt';
 import type { SpecSource } from '../stages/validate';
 import { acquireDeployLock, clusterWorkspace, nodeDeployJournal, WORKSPACE_LAYOUT } from '../workspace';
 
@@ -20,9 +20,10 @@ export interface DeployStart extends Omit<DeployOptions, 'planPath' | 'workspace
    * DAG scoped to that node (DeployOptions.only: it ends after enroll), the build stage verifying
    * `artifactDir` instead of building (KUBEDOS_PREBUILT_ARTIFACT, as a restore does), its own
    * journal (nodeDeployJournal: the cluster's deploy journal keeps describing the last deploy) and
-   * the cluster's plan.json not written.
+   * the cluster's plan.json not written. `manifestSha256`: the signed manifest the artifact must
+   * have (KUBEDOS_PREBUILT_MANIFEST_SHA256: the build the upgrade's preflight verified).
    */
-  node?: { name: string; artifactDir: string };
+  node?: { name: string; artifactDir: string; manifestSha256?: string };
   /** Tests replace the DAG. */
   pipelineFor?: (source: SpecSource, options: DeployOptions) => { stages: StageDefinition[]; close?: () => Promise<void> };
 }
@@ -44,7 +45,7 @@ export function prepareDeploy(s: DeployStart): PreparedDeploy {
   try {
     const { cluster: _c, source, allowDestroy, by: _by, pipelineFor, node, ...options } = s;
     // One node's slot: the kept artifact verified instead of a build, no plan.json written; else the whole cluster.
-    const scope = node ? { env: { ...env, [PREBUILT_ENV]: node.artifactDir }, only: node.name } : { env, planPath: join(workspace, WORKSPACE_LAYOUT.plan) };
+    const scope = node ? { env: { ...env, [PREBUILT_ENV]: node.artifactDir, ...(node.manifestSha256 ? { [PREBUILT_DIGEST_ENV]: node.manifestSha256 } : {}) }, only: node.name } : { env, planPath: join(workspace, WORKSPACE_LAYOUT.plan) };
     const dag = (pipelineFor ?? deployPipeline)(source, { ...options, workspace, ...scope });
     const journalPath = join(workspace, node ? nodeDeployJournal(node.name) : WORKSPACE_LAYOUT.journal);
     return {

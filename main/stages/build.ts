@@ -12,7 +12,7 @@ import type { StageDefinition } from '../pipeline/runner';
 import { WORKSPACE_LAYOUT } from '../workspace';
 import type { DeployContext } from './context';
 import { deployStage } from './context';
-import { PREBUILT_ENV, prebuiltReport } from './prebuilt';
+import { PREBUILT_DIGEST_ENV, PREBUILT_ENV, prebuiltReport } from './prebuilt';
 
 /** The deploy provisions from golden images (the qcow2 path); ISOs are `kubedos build iso`. */
 export const DEPLOY_BUILD_TARGETS: readonly BuildTarget[] = ['darksite', 'image'];
@@ -31,7 +31,7 @@ export function buildStage(ctx: DeployContext): StageDefinition {
     async run(s, { validate, plan }) {
       const prebuilt = ctx.env[PREBUILT_ENV];
       if (prebuilt) {
-        const kept = await prebuiltReport(prebuilt, plan.plan.cluster.name, (line) => s.log(line));
+        const kept = await prebuiltReport(prebuilt, plan.plan.cluster.name, (line) => s.log(line), ctx.env[PREBUILT_DIGEST_ENV]);
         return { ...kept, summary: { stage: 'build', changes: 0, notes: [`the kept artifact ${prebuilt}: ${kept.outputs.length} outputs verified, nothing built`] } };
       }
       const report = await runBuild({

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BundleFixture } from '../bundle/testing';
 import { bundleFixture, writeFakeBuild } from '../bundle/testing';
 import { prebuiltReport } from './prebuilt';
+import { sha256Hex } from '../../common/canonical';
 
 let root: string;
 let fx: BundleFixture;
@@ -23,6 +24,12 @@ describe('the build stage from a kept artifact (restore)', () => {
     expect(r.downloaded).toBe(0);
     expect(r.outputs.map((o) => o.path).sort()).toEqual(['images/lab-3-control-plane.qcow2', 'images/lab-3-master.qcow2', 'images/lab-3-worker.qcow2']);
     expect(lines.join('\n')).toMatch(/nothing is built/);
+  });
+
+  it('a replace-based upgrade\'s node: only the build its preflight verified, even when another build in the directory verifies with its own key', async () => {
+    const digest = sha256Hex(readFileSync(join(fx.buildDir, 'manifest.json')));
+    await expect(prebuiltReport(fx.buildDir, 'lab-3', () => undefined, digest)).resolves.toMatchObject({ built: [] });
+    await expect(prebuiltReport(fx.buildDir, 'lab-3', () => undefined, 'e'.repeat(64))).rejects.toThrow(new RegExp(`holds another build than the one this run was checked against: its signed manifest has sha256 ${digest.slice(0, 12)}…, expected eeeeeeeeeeee…`));
   });
 
   it('refuses a tampered artifact and another cluster\'s', async () => {

@@ -9,17 +9,28 @@ import type { NodeRole } from '../../common/spec/schema';
 import type { BuildManifest } from '../build/attest';
 import { MANIFEST_FILE } from '../build/attest';
 import type { BuildReport } from '../build/index';
-import { verifyBuild } from '../build/verify';
+import { verifyBuildSigned } from '../build/verify';
 import { LOCK_FILE } from '../build/darksite/index';
 import { StageError } from '../pipeline/runner';
 
 export const PREBUILT_ENV = 'KUBEDOS_PREBUILT_ARTIFACT';
+/**
+ * With PREBUILT_ENV: the sha256 of the signed manifest the kept artifact must have (a replace-based
+ * upgrade's new VM: the build its preflight verified). A directory holding another build — even one
+ * that verifies with its own key — is refused.
+ */
+export const PREBUILT_DIGEST_ENV = 'KUBEDOS_PREBUILT_MANIFEST_SHA256';
 
-export async function prebuiltReport(dir: string, cluster: string, log: (line: string) => void): Promise<BuildReport> {
+export async function prebuiltReport(dir: string, cluster: string, log: (line: string) => void, expectDigest?: string): Promise<BuildReport> {
   const t0 = Date.now();
-  const v = await verifyBuild(dir);
-  if (!v.ok) throw new StageError(`build: the kept artifact ${dir} does not verify: ${v.file}: ${v.reason}`, { hint: 'restore again from an intact copy of the artifact (kubedos verify DIR names what is wrong)' });
-  const m = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as BuildManifest;
+  const { result: v, signed } = await verifyBuildSigned(dir);
+  if (!v.ok || !signed) throw new StageError(`build: the kept artifact ${dir} does not verify: ${v.file}: ${v.reason}`, { hint: 'restore again from an intact copy of the artifact (kubedos verify DIR names what is wrong)' });
+  // The manifest as its signature covered it: the outputs just verified are this one's.
+  const manifestBytes = signed[MANIFEST_FILE]!;
+  if (expectDigest !== undefined && sha256Hex(manifestBytes) !== expectDigest) {
+    throw new StageError(`build: the kept artifact ${dir} holds another build than the one this run was checked against: its signed manifest has sha256 ${sha256Hex(manifestBytes).slice(0, 12)}…, expected ${expectDigest.slice(0, 12)}…`, { hint: 'the directory changed since the upgrade verified it: copy that build there again and rerun the upgrade (its preflight verifies the build as it is now)' });
+  }
+  const m = JSON.parse(manifestBytes.toString('utf8')) as BuildManifest;
   if (m.cluster !== cluster) throw new StageError(`build: the kept artifact ${dir} is for cluster ${m.cluster}, not ${cluster}`, { hint: 'use the artifact the bundle names' });
   log(`using the kept artifact ${dir} (${v.checked} outputs verified with key ${v.keyid}); nothing is built`);
   const lockPath = join(dir, 'darksite', LOCK_FILE);

@@ -67,7 +67,7 @@ function fakeCluster(o: { gate?: GuestExecResult[]; deploy?: (node: string, dir:
       shell: c.shell,
       artifactDirs: [N1.dir, N.dir],
       metrics: async (node) => `kubedos_gate_success{node="${node}"} 1\n`,
-      async deployNode(node, dir, onEvent) {
+      async deployNode(node, dir, _build, onEvent) {
         deployed.push(`${node} from ${dir}`);
         c.log.push(`deploy run of ${node}`);
         const r = o.deploy?.(node, dir) ?? { runId: 'node-run', ok: true, states: {}, failures: [], durationMs: 1, outputs: {} };

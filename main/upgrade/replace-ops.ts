@@ -57,8 +57,8 @@ export interface ClusterReplaceOpsOptions {
   driver: SubstrateDriver;
   /** Kept build directories a replacement may boot from (N+1's `--to DIR`, N's workspace build/). */
   artifactDirs: readonly string[];
-  /** One deploy run of the node's plan slot from `artifactDir` (the CLI's: prepareDeploy({ node }) and runPipeline). */
-  deployNode: (node: string, artifactDir: string, onEvent: (e: PipelineEvent) => void, signal?: AbortSignal) => Promise<PipelineResult>;
+  /** One deploy run of the node's plan slot from `artifactDir`, whose signed manifest must be `build`'s (the CLI's: prepareDeploy({ node }) and runPipeline). */
+  deployNode: (node: string, artifactDir: string, build: BuildRef, onEvent: (e: PipelineEvent) => void, signal?: AbortSignal) => Promise<PipelineResult>;
   /** Where the gate's textfile is read (VmNodeOps.metrics). */
   metrics: NodeOps['metrics'];
   /** Default: the nodes' guest agents (guestShell). */
@@ -155,6 +155,7 @@ export class ClusterReplaceOps implements ReplaceOps {
     const r = await this.o.deployNode(
       node,
       dir,
+      build,
       (e) => {
         events.push(e);
         if (e.type === 'stage' && (e.state === 'success' || e.state === 'skipped' || e.state === 'failed')) this.o.log?.(`deploy ${node}: ${e.stage} ${e.state}`);
@@ -225,8 +226,9 @@ export function clusterReplaceOps(r: ClusterReplaceOpsRequest): ClusterReplaceOp
     artifactDirs: [...(r.artifactDir ? [r.artifactDir] : []), join(workspace, WORKSPACE_LAYOUT.build)],
     metrics: r.metrics,
     ...(r.log ? { log: r.log } : {}),
-    async deployNode(node, artifactDir, onEvent, signal) {
-      const prepared = prepareDeploy({ cluster, source: r.source, ...(r.specPath ? { specPath: r.specPath } : {}), target: r.target, env: r.env, allowDestroy: false, by: `${r.by} (replacing ${node})`, node: { name: node, artifactDir } });
+    async deployNode(node, artifactDir, build, onEvent, signal) {
+      // The build stage verifies the directory and refuses it unless its signed manifest is still `build`'s.
+      const prepared = prepareDeploy({ cluster, source: r.source, ...(r.specPath ? { specPath: r.specPath } : {}), target: r.target, env: r.env, allowDestroy: false, by: `${r.by} (replacing ${node})`, node: { name: node, artifactDir, manifestSha256: build.digest } });
       try {
         return await runPipeline(prepared.stages, { ...prepared.runOptions, onEvent, ...(signal ? { signal } : {}) });
       } finally {
