@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { join, normalize, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TCG_TB_SIZE_MIB } from '../../main/substrate/qemu-local';
 
 export interface DarksiteServer {
   port: number;
@@ -98,7 +99,7 @@ export async function startVm(o: VmOptions): Promise<Vm> {
   const net = ['restrict=on'];
   if (o.darksitePort) net.push(`guestfwd=tcp:10.0.2.100:80-cmd:socat STDIO TCP:127.0.0.1:${o.darksitePort}`);
   const args = [
-    '-accel', 'tcg,thread=multi',
+    '-accel', `tcg,thread=multi,tb-size=${TCG_TB_SIZE_MIB}`,
     '-machine', 'q35,smm=on',
     '-global', 'driver=cfi.pflash01,property=secure,value=on',
     '-cpu', 'max',
