@@ -7,12 +7,12 @@
 // signals come as soon as the node's script started: a cancel before the image's first chunk
 // once ended the process as an unhandled rejection (pumpFile, stream.ts).
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../testing/temp-dir';
 import { abDiskBytes, abPartitions, renderAbPartitionTable, type AbLayoutInput } from '../upgrade/ab-layout';
+import { keepWorkerManifest } from '../upgrade/testing';
 
 const REPO = join(import.meta.dirname, '../..');
 const CHILD = join(import.meta.dirname, 'upgrade-interrupt.child.ts');
@@ -59,11 +59,7 @@ describe.skipIf(!tools)('kubedos upgrade interrupted with its slot image cut (a 
     const workspace = tempDir('kd-h18s-ws-');
     const tmp = tempDir('kd-h18s-tmp-');
     // N+1's signed manifest as the run keeps it before any node is touched (keepVerifiedBuild): the cut checks the qcow2 against it.
-    const qcow2 = join(artifactDir, 'images/lab-3-worker.qcow2');
-    const manifest = `${JSON.stringify({ artifactVersion: '0.1.1', cluster: 'lab-3', outputs: [{ path: 'images/lab-3-worker.qcow2', kind: 'image', role: 'worker', size: statSync(qcow2).size, sha256: createHash('sha256').update(readFileSync(qcow2)).digest('hex') }] })}\n`;
-    const digest = createHash('sha256').update(manifest).digest('hex');
-    mkdirSync(join(workspace, 'clusters/lab-3/upgrade/builds', digest), { recursive: true });
-    writeFileSync(join(workspace, 'clusters/lab-3/upgrade/builds', digest, 'manifest.json'), manifest);
+    const { digest } = keepWorkerManifest({ KUBEDOS_WORKSPACE: workspace }, join(artifactDir, 'images/lab-3-worker.qcow2'));
     const child = spawn(process.execPath, [join(REPO, 'bin/run-ts.mjs'), CHILD, artifactDir, digest, ...(stuck ? ['stuck'] : [])], { cwd: REPO, env: { ...process.env, KUBEDOS_WORKSPACE: workspace, TMPDIR: tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     let out = '';

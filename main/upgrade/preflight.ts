@@ -215,14 +215,15 @@ export function keepVerifiedBuild(cluster: string, env: NodeJS.ProcessEnv, artif
     if (digest !== to.digest) return `its ${MANIFEST_FILE} has sha256 ${digest.slice(0, 12)}…, the preflight verified ${to.digest.slice(0, 12)}…`;
     const keyPath = join(stage, PUBLIC_KEY_FILE);
     if (!existsSync(keyPath)) return `it has no ${PUBLIC_KEY_FILE}`;
+    const pem = readFileSync(keyPath, 'utf8');
     let keyid: string;
     try {
-      keyid = keyidOf(readFileSync(keyPath, 'utf8'));
+      keyid = keyidOf(pem);
     } catch (err) {
       return `its ${PUBLIC_KEY_FILE} is not an ed25519 public key (${errText(err)})`;
     }
     if (keyid !== to.keyid) return `its ${PUBLIC_KEY_FILE} is key ${keyid.slice(0, 16)}…, the preflight trusted ${to.keyid.slice(0, 16)}…`;
-    const v = verifyAttestationsSigned(stage, readFileSync(keyPath, 'utf8'), keyid).result;
+    const v = verifyAttestationsSigned(stage, pem, keyid).result;
     if (!v.ok) return `${v.file ?? '?'}: ${v.reason ?? 'does not verify'}`;
     const listed = (JSON.parse(manifest.toString('utf8')) as BuildManifest).outputs.find((o) => o.path === DARKSITE_LOCK);
     if (listed) {

@@ -111,12 +111,12 @@ export interface SlotImage {
   argv: string[];
 }
 
-/** Copies `from` to `to` (mode 0600), hashing the bytes on the way: the sha256 and size of what was written. */
-async function copyHashed(from: string, to: string, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
+/** Copies `from` (or its bytes `start`..`end`, inclusive) to `to` (mode 0600), hashing them on the way: the sha256 and size of what was written. */
+async function copyHashed(from: string, to: string, o: { start?: number; end?: number; signal?: AbortSignal | undefined } = {}): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   await pipeline(
-    createReadStream(from, signal ? { signal } : {}),
+    createReadStream(from, { ...(o.start !== undefined ? { start: o.start } : {}), ...(o.end !== undefined ? { end: o.end } : {}), ...(o.signal ? { signal: o.signal } : {}) }),
     new Transform({
       transform(chunk: Buffer, _enc, done) {
         hash.update(chunk);
@@ -139,7 +139,7 @@ export async function cutSlotImage(input: SlotImageInput): Promise<SlotImage> {
     // What qemu-img reads is the private copy whose bytes were hashed, not the path again: the build
     // directory is the user's and the preflight that verified it may be hours ago.
     const copy = join(dir, 'n1.qcow2');
-    const got = await copyHashed(qcow2, copy, signal);
+    const got = await copyHashed(qcow2, copy, { signal });
     if (got.size !== input.expected.size || got.sha256 !== input.expected.sha256) {
       const what = got.size !== input.expected.size ? `${got.size} bytes, N+1's signed manifest says ${input.expected.size}` : `sha256 ${got.sha256.slice(0, 12)}…, N+1's signed manifest says ${input.expected.sha256.slice(0, 12)}…`;
       throw new Error(`${qcow2} is not the disk image N+1 signed (${what}): it changed since the preflight verified the build; nothing was written to a node. Copy N+1's build again and rerun kubedos upgrade (kubedos verify DIR names what differs)`);
@@ -164,19 +164,8 @@ export async function cutSlotImage(input: SlotImageInput): Promise<SlotImage> {
     }
 
     const path = join(dir, `root-${slot.toLowerCase()}.ext4`);
-    const hash = createHash('sha256');
-    await pipeline(
-      createReadStream(raw, { start: part.offset, end: part.offset + part.bytes - 1, signal }),
-      new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          done(null, chunk);
-        },
-      }),
-      createWriteStream(path, { mode: 0o600 }),
-    );
+    const { sha256 } = await copyHashed(raw, path, { start: part.offset, end: part.offset + part.bytes - 1, signal });
     rmSync(raw, { force: true });
-    const sha256 = hash.digest('hex');
     return { slot, path, dir, size: part.bytes, sha256, label, partition: part, argv: slotWriteArgv(slot, sha256, part.bytes) };
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });

@@ -20,7 +20,8 @@ import { prepareAbRootfs, writeAbDisk } from '../build/image/ab';
 import { espVolumeIds } from '../build/image/index';
 import { abDiskBytes, abPartitions, renderAbPartitionTable, type AbLayoutInput } from './ab-layout';
 import { cutSlotImage, ext4Label, findSlotPartition, removeSlotImage, type SlotImage, type SfdiskTable } from './slot-image';
-import { grubBootSelect, killSlotWriteMidWrite } from './testing';
+import { grubBootSelect, keepWorkerManifest, killSlotWriteMidWrite } from './testing';
+import type { BuildRef } from '../../common/upgrade/agent';
 import { writeSlotThroughChannel, type ChannelExec } from './channel-transport';
 import type { GuestChannel } from '../substrate/driver';
 import { VmNodeOps } from './vm-ops';
@@ -78,18 +79,10 @@ function signedAs(file: string): { sha256: string; size: number } {
   return { sha256: sha(readFileSync(file)), size: statSync(file).size };
 }
 
-/**
- * A workspace that keeps N+1's signed manifest, as keepVerifiedBuild leaves it (upgrade/builds/<its
- * sha256>/manifest.json), listing `qcow2` as lab-3's worker image: the env pointing at it and N+1's reference.
- */
-function keptN1(qcow2: string): { env: NodeJS.ProcessEnv; target: { version: string; digest: string } } {
-  const ws = mkdtempSync(join(root, 'ws-'));
-  const manifest = `${JSON.stringify({ artifactVersion: '0.1.1', cluster: 'lab-3', outputs: [{ path: 'images/lab-3-worker.qcow2', kind: 'image', role: 'worker', ...signedAs(qcow2) }] })}\n`;
-  const digest = sha(Buffer.from(manifest));
-  const dir = join(ws, 'clusters/lab-3/upgrade/builds', digest);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'manifest.json'), manifest);
-  return { env: { ...process.env, KUBEDOS_WORKSPACE: ws }, target: { version: '0.1.1', digest } };
+/** A workspace of its own that keeps N+1's signed manifest listing `qcow2` (keepWorkerManifest): the env pointing at it and N+1's reference. */
+function keptN1(qcow2: string): { env: NodeJS.ProcessEnv; target: BuildRef } {
+  const env = { ...process.env, KUBEDOS_WORKSPACE: mkdtempSync(join(root, 'ws-')) };
+  return { env, target: keepWorkerManifest(env, qcow2) };
 }
 
 let n1: { qcow2: string; raw: string };

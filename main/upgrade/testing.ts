@@ -17,7 +17,7 @@ import type { PipelineEvent } from '../../common/pipeline/events';
 import type { BuildManifest, OutputRecord } from '../build/attest';
 import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, SIGNED_FILES, signDsse } from '../build/attest';
 import type { LockedPackage } from '../build/darksite/pins';
-import { deployedBuildDir } from './preflight';
+import { deployedBuildDir, UPGRADE_BUILDS_DIR } from './preflight';
 import { clusterWorkspace, makePrivateDir, WORKSPACE_LAYOUT } from '../workspace';
 
 export interface SigningKey {
@@ -545,4 +545,19 @@ export class SimCluster implements NodeOps, ReplaceOps {
   peek(name: string): string {
     return this.boot(['status'], this.node(name));
   }
+}
+
+/**
+ * N+1's signed manifest as keepVerifiedBuild leaves it in the workspace under `env`
+ * (UPGRADE_BUILDS_DIR/<its sha256>/manifest.json), listing `qcow2` as lab-3's worker image with its
+ * size and sha256 — what the slot cut checks the image against. Returns N+1's reference.
+ */
+export function keepWorkerManifest(env: NodeJS.ProcessEnv, qcow2: string): BuildRef {
+  const bytes = readFileSync(qcow2);
+  const manifest = `${JSON.stringify({ artifactVersion: '0.1.1', cluster: 'lab-3', outputs: [{ path: 'images/lab-3-worker.qcow2', kind: 'image', role: 'worker', sha256: sha256Hex(bytes), size: bytes.length }] })}\n`;
+  const digest = sha256Hex(manifest);
+  const dir = join(clusterWorkspace('lab-3', env), UPGRADE_BUILDS_DIR, digest);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, MANIFEST_FILE), manifest);
+  return { version: '0.1.1', digest };
 }

@@ -152,15 +152,12 @@ export class VmNodeOps implements NodeOps {
       const path = posix.join('images', `${this.o.plan.cluster.name}-${role}.qcow2`);
       // The qcow2 is read from N+1's build directory, checked against the size and sha256 its signed
       // manifest gives it — the workspace's copy, kept when the preflight's verification was checked (keepVerifiedBuild).
-      let expected: { sha256: string; size: number };
-      try {
-        expected = keptOutput(this.o.spec.metadata.name, this.o.env, target, path);
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-      }
-      this.scratch ??= this.o.tmpParent ? undefined : openSlotScratch(clusterWorkspace(this.o.spec.metadata.name, this.o.env));
-      const tmpParent = this.o.tmpParent ?? this.scratch!.dir;
-      p = cutSlotImage({ qcow2: join(this.o.artifactDir, path), expected, slot, tmpParent, ...(signal ? { signal } : {}) });
+      p = Promise.resolve().then(() => {
+        const expected = keptOutput(this.o.spec.metadata.name, this.o.env, target, path);
+        this.scratch ??= this.o.tmpParent ? undefined : openSlotScratch(clusterWorkspace(this.o.spec.metadata.name, this.o.env));
+        const tmpParent = this.o.tmpParent ?? this.scratch!.dir;
+        return cutSlotImage({ qcow2: join(this.o.artifactDir, path), expected, slot, tmpParent, ...(signal ? { signal } : {}) });
+      });
       p.catch(() => this.images.delete(k));
       this.images.set(k, p);
     }
