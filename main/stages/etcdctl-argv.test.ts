@@ -28,7 +28,7 @@ describe('etcdctl argv', () => {
     ]);
   });
 
-  it('the deploy tests\' etcdctlOn: no timeouts, no command (the test appends it)', () => {
+  it('no timeouts given: no timeout flags, no command (the caller appends it)', () => {
     expect(etcdctlArgv(['10.30.0.11/24'], [])).toEqual(['etcdctl', '--endpoints=https://10.30.0.11:2379', `--cacert=${PKI}/ca.crt`, `--cert=${PKI}/peer.crt`, `--key=${PKI}/peer.key`]);
     expect(etcdClientUrl('10.30.0.12/24')).toBe('https://10.30.0.12:2379');
   });
