@@ -7,8 +7,7 @@ import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs
 import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 import { TEMPLATES } from '../../common/spec/index';
-import { etcdctlArgv } from '../../main/stages/converge';
-import { FENCE_ETCD_TIMEOUTS } from '../../main/drills/fence';
+import { drillEtcdctlArgv } from '../../main/drills/fence';
 import type { ProxmoxStandIn } from '../fixtures/proxmox/standin';
 import { offerSharedBuildInputs, sharedBuildEnv, takeSharedBuildInputs } from '../shared-build';
 
@@ -117,9 +116,9 @@ export function standinSpecText(standin: ProxmoxStandIn): string {
 
 /** etcdctl on an etcd member over its wg3 address, with the member's peer certificate (as kubedos start checks health); add the command, e.g. 'endpoint', 'health'. */
 export function etcdctlOn(member: { planes: { wg3: { address: string } } }): string[] {
-  // The fence's timeouts: etcdctl's default 5 s per command timed out on a put right after a
-  // five-node deploy (TLS on a TCG guest, the host's two cores saturated).
-  return etcdctlArgv([member.planes.wg3.address], [], FENCE_ETCD_TIMEOUTS);
+  // The drills' etcdctl, with their timeouts: etcdctl's default 5 s per command timed out on a put
+  // right after a five-node deploy (TLS on a TCG guest, the host's two cores saturated).
+  return drillEtcdctlArgv([member], []);
 }
 
 /** Opt-in image proof (KUBEDOS_LAB_IMAGES=1, `npm run test:deploy:images`): lab-3 as it is, plus one image under spec.sources.images. */

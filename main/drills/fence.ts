@@ -34,7 +34,7 @@ export const FENCE_ETCD_TIMEOUTS = { dial: '8s', command: '20s' } as const;
 export const FENCE_EXEC_TIMEOUT_MS = 60_000;
 
 /** Pure: etcdctl on a member against `members`' endpoints, with FENCE_ETCD_TIMEOUTS. */
-export function drillEtcdctlArgv(members: readonly Pick<PlanNode, 'planes'>[], args: readonly string[]): string[] {
+export function drillEtcdctlArgv(members: readonly { planes: { wg3: { address: string } } }[], args: readonly string[]): string[] {
   return etcdctlArgv(members.map((m) => m.planes.wg3.address), args, FENCE_ETCD_TIMEOUTS);
 }
 
