@@ -37,6 +37,8 @@
 //     each, the master's slot switch 1,105 s.
 //  2. KUBEDOS_REPLACE_FROM=kept: from the kept VMs, the --rollback case alone (no destroy, no
 //     deploy, no build: N+1's spec and build read from the lab directory, where part 1 left them).
+//     Part 1's VMs may have been stopped since (`kubedos stop` of N+1's spec, with the workspace's
+//     KUBEDOS_WORKSPACE, e.g. at a session's end): they are started first by `kubedos start`.
 //     Refused before anything runs when the kept lab is not there or not where the rollback starts
 //     (every replaced node a new VM on slot A running N+1, the master on B running N+1). Not run
 //     yet; ~1.5-2 h estimated (the master's slot switch back, four replacements from N at the third
@@ -188,9 +190,18 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
     requireRoot();
     driver = labDriver(p, WS);
     n1 = builtAt(LAB, N1);
+    // Part 1 may have ended in another session with `kubedos stop` (no VM left running): started
+    // again the way a user would, the hub first, waiting for the agents, the planes and etcd.
+    const stopped: string[] = [];
+    for (const n of p.nodes) if ((await driver.status(n.vmid)) === 'stopped') stopped.push(n.name);
+    if (stopped.length && existsSync(n1.spec)) {
+      const r = await kubedosAsync(['start', n1.spec], { env: env(), cwd: LAB, logFile: join(LAB, 'start.log'), timeoutMs: 25 * 60_000 });
+      console.log(`[bench] kubedos start of the kept lab (${stopped.join(', ')} stopped): ${(r.ms / 1000).toFixed(0)} s`);
+      if (r.status !== 0) throw new Error(`KUBEDOS_REPLACE_FROM=kept: kubedos start of the kept lab failed (exit ${r.status}): ${(r.stdout + r.stderr).slice(-2000)}`);
+    }
     const why = await keptLabRefusal(n1);
     if (why) throw new Error(`KUBEDOS_REPLACE_FROM=kept: the kept lab (${LAB}) is not where the --rollback case starts: ${why}; nothing was touched. Run the file with KUBEDOS_REPLACE_ROLLBACK=0 KUBEDOS_UPGRADE_KEEP=1 first (or without KUBEDOS_REPLACE_FROM for a whole run)`);
-  }, 5 * 60_000);
+  }, 30 * 60_000);
 
   // KUBEDOS_UPGRADE_KEEP=1 keeps the VMs; else the serial consoles are kept as serial-NODE.log and the VMs go.
   afterAll(() => endLab({ tag: 'upgrade-replace-vm', driver, plan: p, lab: LAB, ws: WS }));
