@@ -72,7 +72,12 @@ describe('SBOM', () => {
       tools: { xorriso: '1.5.4-4', 'e2fsprogs': '1.47.0-2' },
       kubedosVersion: '0.1.0',
       outputs: [],
+      abFiles: [{ role: 'master', path: 'root/usr/local/sbin/kubedos-health-gate', sha256: 'f'.repeat(64) }],
     });
+    const bom = JSON.parse(text);
+    // An A/B build's boot files: file components a dependency of the cluster like the payload's.
+    expect(bom.components.find((c: { name: string }) => c.name === 'ab/master/root/usr/local/sbin/kubedos-health-gate')).toMatchObject({ type: 'file', 'bom-ref': 'ab:master/root/usr/local/sbin/kubedos-health-gate', hashes: [{ alg: 'SHA-256', content: 'f'.repeat(64) }] });
+    expect(bom.dependencies[0].dependsOn).toContain('ab:master/root/usr/local/sbin/kubedos-health-gate');
     const errors = await new cdx.Validation.JsonStrictValidator(cdx.Spec.Version.v1dot6).validate(text);
     expect(errors).toBeNull();
   });

@@ -93,6 +93,12 @@ export interface SbomInput {
   images?: readonly { name: string; reference: string; digest: string }[];
   /** Plain files from declared sources. */
   upstreamFiles?: readonly { name: string; url: string; sha256: string }[];
+  /**
+   * spec.upgrades.diskLayout ab: the node's half of the A/B boot each role's image and installer
+   * carry outside payload/ (abSbomFiles: scripts, units, the gate's configuration, the ESP's GRUB
+   * files), `path` as `root/…` or `esp/…`, so an upgrade's diff names a changed gate or boot script.
+   */
+  abFiles?: readonly { role: string; path: string; sha256: string }[];
 }
 
 /** Pure: the package URL of an OCI image (purl type "oci"): name, digest, where it came from. */
@@ -139,6 +145,9 @@ export function renderSbom(s: SbomInput): string {
   const upstream = [...(s.upstreamFiles ?? [])]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((f) => ({ type: 'file', 'bom-ref': `upstream-file:${f.name}`, name: f.name, hashes: [{ alg: 'SHA-256', content: f.sha256 }], externalReferences: [{ type: 'distribution', url: f.url }] }));
+  const ab = [...(s.abFiles ?? [])]
+    .sort((a, b) => (`${a.role}/${a.path}` < `${b.role}/${b.path}` ? -1 : 1))
+    .map((f) => ({ type: 'file', 'bom-ref': `ab:${f.role}/${f.path}`, name: `ab/${f.role}/${f.path}`, hashes: [{ alg: 'SHA-256', content: f.sha256 }] }));
   const tools = Object.keys(s.tools)
     .sort()
     .map((name) => ({ type: 'application', name, version: s.tools[name] }));
@@ -151,8 +160,8 @@ export function renderSbom(s: SbomInput): string {
       tools: { components: [{ type: 'application', name: 'kubedos', version: s.kubedosVersion }, ...tools] },
       component: { type: 'platform', 'bom-ref': `cluster:${s.cluster}`, name: s.cluster, version: s.artifactVersion },
     },
-    components: [...debs, ...images, ...upstream, ...files],
-    dependencies: [{ ref: `cluster:${s.cluster}`, dependsOn: [...debs.map((d) => d['bom-ref']), ...images.map((i) => i['bom-ref']), ...upstream.map((f) => f['bom-ref']), ...files.map((f) => f['bom-ref'])] }],
+    components: [...debs, ...images, ...upstream, ...files, ...ab],
+    dependencies: [{ ref: `cluster:${s.cluster}`, dependsOn: [...debs.map((d) => d['bom-ref']), ...images.map((i) => i['bom-ref']), ...upstream.map((f) => f['bom-ref']), ...files.map((f) => f['bom-ref']), ...ab.map((f) => f['bom-ref'])] }],
   };
   const serial = `urn:uuid:${contentUuid(canonicalJson(body))}`;
   return canonicalJson({ ...body, serialNumber: serial }, 2) + '\n';

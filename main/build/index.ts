@@ -22,7 +22,7 @@ import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage } from './image/index';
-import { abInputs, abRootFiles, AB_ESP_FILES, readSlotArgs } from './image/ab';
+import { abInputs, abRootFiles, abSbomFiles, AB_ESP_FILES, readSlotArgs } from './image/ab';
 import { abInstallerFiles } from './iso/ab';
 import { AB_ESP_MIB, abRoleDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
 import { gateConfig } from '../../common/upgrade/gate-config';
@@ -312,6 +312,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
   const ociIndexSha = upstream.layoutEntry?.files.find((f) => f.path === 'index.json')?.sha256;
   const payloadRecords: Record<string, { path: string; sha256: string }[]> = {};
   const payloadSbom: { role: string; path: string; sha256: string }[] = [];
+  const abSbom: { role: string; path: string; sha256: string }[] = [];
   for (const role of roles) {
     // Packages of declared apt sources whose installOn names this role: installed like the role's
     // own Debian packages (in its image with dpkg, by its installer through pkgsel).
@@ -351,13 +352,17 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     const abGate = ab ? gateConfig(o.spec, o.plan, role) : undefined;
     const abSlotArgs = ab ? readSlotArgs(upgradeDir, role) : undefined;
     const dataMiB = ab ? abRoleDataMiB(o.plan, role) : undefined;
+    // What the role's image and installer carry of the A/B boot, listed in the SBOM by hash.
+    const abRoot = ab ? abRootFiles({ upgradeDir, gate: abGate!, ...(abSlotArgs ? { slotArgs: abSlotArgs } : {}) }) : undefined;
+    const abEsp = ab ? (Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(upgradeDir, f), 'utf8')])) as Record<(typeof AB_ESP_FILES)[number], string>) : undefined;
+    if (abRoot && abEsp) for (const f of abSbomFiles(abRoot, abEsp)) abSbom.push({ role, ...f });
 
     if (targets.includes('iso')) {
       const netinstSha = o.netinstIso ? await sha256File(o.netinstIso) : undefined;
       const isoAb = ab
         ? {
             layout: { cluster, role, espMiB: AB_ESP_MIB, rootMiB: ROOT_MIB, dataMiB: dataMiB! },
-            files: abInstallerFiles(abRootFiles({ upgradeDir, gate: abGate!, ...(abSlotArgs ? { slotArgs: abSlotArgs } : {}) }), Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(upgradeDir, f), 'utf8')]))),
+            files: abInstallerFiles(abRoot!, abEsp!),
           }
         : undefined;
       const isoBase = { payloadHashes, darksite: dsKey, host: isoHost, epoch, netinstSha, tools: pick(tools, ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common']), cluster, node: process.versions.node };
@@ -480,7 +485,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     outputs,
   };
   const manifestText = renderManifest(manifest);
-  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...upstreamPackages.map((p) => ({ ...p, roles, source: `upstream/${p.source}` })), ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs, images: upstream.images.map((i) => ({ name: i.name, reference: i.reference, digest: i.digest })), upstreamFiles: o.spec.spec.sources.files });
+  const sbomText = renderSbom({ cluster, artifactVersion: o.plan.cluster.artifactVersion, sourceDateEpoch: epoch, packages: [...rolePackages, ...upstreamPackages.map((p) => ({ ...p, roles, source: `upstream/${p.source}` })), ...(udebLock?.udebs ?? []).map((u) => ({ ...u, roles }))], payloadFiles: payloadSbom, tools, kubedosVersion: KUBEDOS_VERSION, outputs, images: upstream.images.map((i) => ({ name: i.name, reference: i.reference, digest: i.digest })), upstreamFiles: o.spec.spec.sources.files, ...(abSbom.length ? { abFiles: abSbom } : {}) });
   const provText = renderProvenance({
     manifest,
     externalParameters: {

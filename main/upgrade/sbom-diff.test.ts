@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { renderSbom } from '../build/attest';
 import { diffSboms, renderPayloadDiff, SbomDocument } from './sbom-diff';
 
-const sbom = (packages: Record<string, string>, files: Record<string, string>): SbomDocument =>
+const sbom = (packages: Record<string, string>, files: Record<string, string>, abFiles: Record<string, string> = {}): SbomDocument =>
   SbomDocument.parse(
     JSON.parse(
       renderSbom({
@@ -14,6 +14,7 @@ const sbom = (packages: Record<string, string>, files: Record<string, string>): 
         tools: { xorriso: '1.5' },
         kubedosVersion: '0.1.0',
         outputs: [],
+        abFiles: Object.entries(abFiles).map(([path, sha256]) => ({ role: 'worker', path, sha256 })),
       }),
     ),
   );
@@ -23,6 +24,11 @@ describe('diffSboms', () => {
     const d = diffSboms(sbom({ a: '1', b: '1', c: '1' }, { 'x.sh': '1'.repeat(64), 'y.sh': '2'.repeat(64), 'z.sh': '3'.repeat(64) }), sbom({ a: '1', b: '2', d: '1' }, { 'x.sh': '1'.repeat(64), 'y.sh': '9'.repeat(64), 'w.sh': '4'.repeat(64) }));
     expect(d.packages).toEqual({ added: [{ name: 'd', architecture: 'amd64', version: '1' }], removed: [{ name: 'c', architecture: 'amd64', version: '1' }], changed: [{ name: 'b', architecture: 'amd64', from: '1', to: '2' }] });
     expect(d.payload).toEqual({ added: ['payload/master/w.sh'], removed: ['payload/master/z.sh'], changed: ['payload/master/y.sh'] });
+  });
+  it("an A/B build's boot files are in the diff: a changed gate script is named (it is not under payload/)", () => {
+    const gate = 'root/usr/local/sbin/kubedos-health-gate';
+    const d = diffSboms(sbom({}, { 'x.sh': '1'.repeat(64) }, { [gate]: '5'.repeat(64), 'esp/EFI/debian/grub.cfg': '6'.repeat(64) }), sbom({}, { 'x.sh': '1'.repeat(64) }, { [gate]: '7'.repeat(64), 'esp/EFI/debian/grub.cfg': '6'.repeat(64) }));
+    expect(d.payload).toEqual({ added: [], removed: [], changed: [`ab/worker/${gate}`] });
   });
   it('renders at most max lines and says how many more', () => {
     const lines = renderPayloadDiff({ added: ['a', 'b', 'c'], removed: ['d'], changed: ['e'] }, 3);

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterSpecBody } from '../../../common/spec/schema';
 import { sha256File } from '../files';
+import { sha256Hex } from '../../../common/canonical';
 import { abPartitions } from '../../upgrade/ab-layout';
-import { AB_DATA_MOUNT, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, AB_SLOT_ARGS_DIR, abInputs, prepareAbRootfs, readSlotArgs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
+import { AB_DATA_MOUNT, AB_ESP_FILES, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, AB_SLOT_ARGS_DIR, abInputs, abRootFiles, abSbomFiles, prepareAbRootfs, readSlotArgs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
 import { gateConfig } from '../../../common/upgrade/gate-config';
 import { plan } from '../../../common/plan/index';
@@ -134,6 +135,26 @@ describe('the A/B root tree', () => {
     prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE, slotArgs: 'rdinit=/kubedos-broken' });
     expect(readFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), 'utf8')).toMatch(/^set kubedos_args="rdinit=\/kubedos-broken"$/m);
     execFileSync('grub-script-check', [join(rootfs, 'boot/kubedos-slot.cfg')]);
+  });
+
+  it('abSbomFiles lists, by sha256, every file prepareAbRootfs puts in the root (root/PATH) and each ESP place (esp/PLACE); a changed gate changes its one line', () => {
+    const rootfs = join(root, 'rootfs-sbom');
+    for (const d of ['etc', 'boot']) mkdirSync(join(rootfs, d), { recursive: true });
+    const { espMountId } = espVolumeIds('lab-3', 'worker');
+    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
+    const esp = Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(UPGRADE, f), 'utf8')])) as Record<(typeof AB_ESP_FILES)[number], string>;
+    const listed = abSbomFiles(abRootFiles({ upgradeDir: UPGRADE, gate: GATE }), esp);
+    expect(listed.map((f) => f.path)).toEqual([...listed.map((f) => f.path)].sort());
+    const inRoot = listed.filter((f) => f.path.startsWith('root/'));
+    expect(inRoot.map((f) => f.path)).toEqual(expect.arrayContaining(AB_NODE_SCRIPTS.map((x) => `root/usr/local/sbin/${x}`)));
+    for (const f of inRoot) expect(f.sha256, f.path).toBe(sha256Hex(readFileSync(join(rootfs, f.path.slice('root/'.length)))));
+    expect(listed.filter((f) => f.path.startsWith('esp/')).map((f) => f.path)).toEqual(['esp/EFI/BOOT/grub.cfg', 'esp/EFI/debian/boot-select.cfg', 'esp/EFI/debian/grub.cfg']);
+    const copy = join(root, 'upgrade-sbom');
+    mkdirSync(copy);
+    for (const f of [...AB_NODE_SCRIPTS, ...AB_ESP_FILES]) writeFileSync(join(copy, f), readFileSync(join(UPGRADE, f)));
+    writeFileSync(join(copy, 'kubedos-health-gate'), `${readFileSync(join(UPGRADE, 'kubedos-health-gate'), 'utf8')}# N+1\n`);
+    const after = abSbomFiles(abRootFiles({ upgradeDir: copy, gate: GATE }), esp);
+    expect(after.filter((f, i) => f.sha256 !== listed[i]!.sha256).map((f) => f.path)).toEqual(['root/usr/local/sbin/kubedos-health-gate']);
   });
 
   it('the cache key input changes when an upgrade file changes', () => {

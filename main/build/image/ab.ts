@@ -205,6 +205,14 @@ export function abRootFiles(o: AbRootFilesInput): AbRootFile[] {
   ];
 }
 
+/**
+ * Pure: what the SBOM lists of a role's A/B boot (SbomInput.abFiles): each root file as `root/PATH`
+ * and each ESP file as `esp/PLACE` where the disk puts it (AB_ESP_PLACES), by sha256, sorted.
+ */
+export function abSbomFiles(root: readonly AbRootFile[], esp: Readonly<Record<(typeof AB_ESP_FILES)[number], string>>): { path: string; sha256: string }[] {
+  return [...root.map((f) => ({ path: `root/${f.path}`, sha256: sha256Hex(f.text) })), ...AB_ESP_PLACES.map(([file, place]) => ({ path: `esp/${place}`, sha256: sha256Hex(esp[file]) }))].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
 /** Install the node's half of the A/B boot into a staged root tree: abRootFiles, the wants
  * links, fstab, kernel links. */
 export function prepareAbRootfs(o: AbRootfsInput): void {
