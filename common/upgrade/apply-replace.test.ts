@@ -156,7 +156,7 @@ describe('nextApplyAction under replace', () => {
   it('each step that fails stops at its node naming the step and what next; the rerun goes on from that step, and never destroys a VM created from N+1', () => {
     const phases: [ReplacePhase, RegExp, string | undefined][] = [
       ['drain', /^draining it before its replacement failed: PDB; nothing else was done to it/, 'uncordon'],
-      ['fence', /^fencing it before its replacement \(the drill's fence: its etcd member out under the quorum rule, revoked at the hub\) failed: PDB; its VM was not destroyed/, 'until-replaced'],
+      ['fence', /^fencing it before its replacement \(the drill's fence: its etcd member out under the quorum rule where it has one, revoked at the hub\) failed: PDB; its VM was not destroyed/, 'until-replaced'],
       ['destroy', /^destroying its VM for its replacement failed: PDB; it is fenced/, 'until-replaced'],
       ['provision', /^provisioning its replacement from 0\.2\.0 \(the same plan slot: VM, first boot, enroll, planes\) failed: PDB; the rerun provisions it again .*never destroys a VM created from 0\.2\.0/, 'until-replaced'],
       ['converge', /^its replacement runs 0\.2\.0 and is enrolled, but converging it failed: PDB; the rerun converges it again/, 'until-replaced'],

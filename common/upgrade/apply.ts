@@ -221,9 +221,9 @@ function replaceStop(phase: ReplacePhase, error: string, build: BuildRef, bad: b
     case 'drain':
       return { kind: 'stop', reason: `draining it before its replacement failed: ${error}; nothing else was done to it (its VM runs as before)`, cordoned: 'uncordon' };
     case 'fence':
-      return { kind: 'stop', reason: `fencing it before its replacement (the drill's fence: its etcd member out under the quorum rule, revoked at the hub) failed: ${error}; its VM was not destroyed`, cordoned: 'until-replaced' };
+      return { kind: 'stop', reason: `fencing it before its replacement (the drill's fence: its etcd member out under the quorum rule where it has one, revoked at the hub) failed: ${error}; its VM was not destroyed`, cordoned: 'until-replaced' };
     case 'destroy':
-      return { kind: 'stop', reason: `destroying its VM for its replacement failed: ${error}; it is fenced (revoked at the hub, its etcd member out)`, cordoned: 'until-replaced' };
+      return { kind: 'stop', reason: `destroying its VM for its replacement failed: ${error}; it is fenced (revoked at the hub, its etcd member out where it had one)`, cordoned: 'until-replaced' };
     case 'provision':
       return { kind: 'stop', reason: `provisioning its replacement from ${build.version} (the same plan slot: VM, first boot, enroll, planes) failed: ${error}; the rerun provisions it again (the deploy run skips what is done), it never destroys a VM created from ${build.version}`, cordoned: 'until-replaced' };
     case 'converge':

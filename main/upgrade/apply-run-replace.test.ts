@@ -86,7 +86,7 @@ describe('runApply under replace: nodes replaced through the drill machinery, th
     expect(events.filter((e) => e.node === 'w-1').map((e) => `${e.step}: ${e.detail}`)).toEqual([
       'drain: wave 4: kubectl drain w-1 before its replacement',
       'drain: drained: its pods run elsewhere; fencing it next',
-      "fence: wave 4: fencing w-1 (the drill's fence: its etcd member out, revoked at the hub)",
+      "fence: wave 4: fencing w-1 (the drill's fence: its etcd member out where it has one, revoked at the hub)",
       "fence: revoked at the hub; w-1's etcd member removed",
       "destroy: destroying w-1's VM to replace it with 0.2.0",
       'destroy: VM of w-1 destroyed with its disks',

@@ -577,7 +577,7 @@ async function replacePhase(a: Extract<ApplyAction, { kind: 'replace' }>, r: Rep
         emit('drain', 'drained: its pods run elsewhere; fencing it next');
         return ok;
       case 'fence':
-        emit('fence', `wave ${a.wave}: fencing ${node} (the drill's fence: its etcd member out, revoked at the hub)`);
+        emit('fence', `wave ${a.wave}: fencing ${node} (the drill's fence: its etcd member out where it has one, revoked at the hub)`);
         emit('fence', await r.replace.fence(node, r.signal));
         return ok;
       case 'destroy':
