@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { parseSpec } from '../spec/parse';
 import { TEMPLATES } from '../spec/templates/index';
 import { sha256Hex } from '../canonical';
@@ -19,12 +20,25 @@ interface Snapshot {
 const before = (name: string): Snapshot => JSON.parse(readFileSync(join(__dirname, 'fixtures', `${name}.before.json`), 'utf8')) as Snapshot;
 const now = (name: keyof typeof TEMPLATES): Plan => plan(parseSpec(TEMPLATES[name].text).spec!);
 
+/**
+ * The inventory without the role groups no node has: since 2026-12-07 every role's group is
+ * declared (empty where no node has it) so Ansible does not warn about its plays; the fixtures
+ * were written before.
+ */
+function withoutEmptyRoleGroups(inventory: string): string {
+  const doc = parse(inventory) as { all: { children: Record<string, { hosts: Record<string, unknown> }> } };
+  for (const [name, g] of Object.entries(doc.all.children)) if (name.startsWith('role_') && Object.keys(g.hosts).length === 0) delete doc.all.children[name];
+  return stringify(doc, { sortMapEntries: true, lineWidth: 0 });
+}
+
 describe('etcd does not depend on kubernetes.enabled', () => {
   it('lab-3: the Ansible inventory and its vars are identical but for the kubernetes-enabled flag', () => {
     const was = before('lab-3');
     const is = now('lab-3');
     expect(was.ansibleInventory).toContain('kubedos_kubernetes_enabled: true');
-    expect(is.ansibleInventory).toBe(was.ansibleInventory.replace('kubedos_kubernetes_enabled: true', 'kubedos_kubernetes_enabled: false'));
+    expect(withoutEmptyRoleGroups(is.ansibleInventory)).toBe(was.ansibleInventory.replace('kubedos_kubernetes_enabled: true', 'kubedos_kubernetes_enabled: false'));
+    // The roles lab-3 has no node for are declared empty (their plays skip without a warning).
+    for (const g of ['role_etcd', 'role_grafana', 'role_lb', 'role_prometheus', 'role_storage']) expect(is.ansibleInventory, g).toMatch(new RegExp(`^ {4}${g}:\n {6}hosts: \\{\\}$`, 'm'));
     expect(is.ansibleInventory).toMatch(/etcd_members:\n\s+hosts:\n\s+cp-1: \{\}/);
     expect(is.saltRoster).toBe(was.saltRoster);
   });
@@ -62,6 +76,6 @@ describe('etcd does not depend on kubernetes.enabled', () => {
   it('solo-1 is planned byte for byte as before', () => {
     const was = before('solo-1');
     const is = now('solo-1');
-    expect({ ansibleInventory: is.ansibleInventory, saltRoster: is.saltRoster, nodes: is.nodes }).toEqual(was);
+    expect({ ansibleInventory: withoutEmptyRoleGroups(is.ansibleInventory), saltRoster: is.saltRoster, nodes: is.nodes }).toEqual(was);
   });
 });

@@ -245,9 +245,10 @@ function vmShape(spec: ClusterSpec, node: NodeSpec, vmid: number, macs: readonly
 function ansibleInventory(spec: ClusterSpec, nodes: readonly PlanNode[]): string {
   const user = spec.spec.security.ssh.allowUsers[0] ?? 'ops';
   const children: Record<string, { hosts: Record<string, Record<string, unknown>> }> = {};
+  // Every role's group, empty where no node has the role: a play for it then skips without
+  // Ansible's "Could not match supplied host pattern" warning on every converge.
   for (const role of NODE_ROLES) {
     const members = nodes.filter((n) => n.role === role);
-    if (members.length === 0) continue;
     children[`role_${role.replace(/-/g, '_')}`] = {
       hosts: Object.fromEntries(
         members.map((n) => [
