@@ -38,9 +38,12 @@
 //  2. KUBEDOS_REPLACE_FROM=kept: from the kept VMs, the --rollback case alone (no destroy, no
 //     deploy, no build: N+1's spec and build read from the lab directory, where part 1 left them).
 //     Part 1's VMs may have been stopped since (`kubedos stop` of N+1's spec, with the workspace's
-//     KUBEDOS_WORKSPACE, e.g. at a session's end): they are started first by `kubedos start`.
-//     Refused before anything runs when the kept lab is not there or not where the rollback starts
-//     (every replaced node a new VM on slot A running N+1, the master on B running N+1). Not run
+//     KUBEDOS_WORKSPACE, e.g. at a session's end): they are started first by `kubedos start`. When
+//     part 1's upgrade was interrupted (SIGINT to `kubedos upgrade`, e.g. at a session's end), it is
+//     run again first and must continue from its record: no VM already created from N+1 destroyed
+//     again, every node on N+1, the bundle sealed for it, the key on every member.
+//     Refused before anything runs when the kept lab is not there (its files, its VMs answering);
+//     then every replaced node must be a new VM on slot A running N+1 and the master on B. Not run
 //     yet; ~1.5-2 h estimated (the master's slot switch back, four replacements from N at the third
 //     run's 17-26 min each).
 // The two parts assert what one whole run asserts (each step's checks are in its own `it`).
@@ -55,6 +58,7 @@ import { AB_DATA_MOUNT } from '../../main/build/image/ab';
 import { NodeRecord } from '../../main/bundle/schema';
 import type { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { etcdMembers } from '../../main/stages/converge';
+import { readUpgradeRecord, upgradeRecordPath } from '../../main/upgrade/apply-run';
 import { deployEnv, etcdctlOn, kubedosAsync, outcomes, REPO, requireRoot } from '../deploy/env';
 import { agentOn, artifactVersionOf, bootStatusOf, builtAt, buildWith, endLab, eventClock, guestOf, labDriver, PAYLOAD, startLab } from './vm-lab';
 
@@ -155,14 +159,15 @@ async function expectBundleFor(stdout: string, version: string, was: string): Pr
   expect(v.status, v.stderr.slice(-2000)).toBe(0);
 }
 
-/**
- * KUBEDOS_REPLACE_FROM=kept: the kept lab is where the rollback starts, or the reason it is not:
- * N+1's spec and build in the lab directory, the workspace, every VM answering its guest agent,
- * every node booted from its slot (replaced nodes A, the master B) running N+1.
- */
-async function keptLabRefusal(n1: { dir: string; spec: string }): Promise<string | undefined> {
+/** KUBEDOS_REPLACE_FROM=kept: what the kept lab lacks (N+1's spec and build, the workspace, a VM answering its guest agent), or undefined. */
+async function keptLabMissing(n1: { dir: string; spec: string }): Promise<string | undefined> {
   for (const f of [n1.spec, join(n1.dir, 'images/lab-3-control-plane.qcow2'), WS]) if (!existsSync(f)) return `${f} is missing`;
   for (const n of p.nodes) if (!(await driver.guestPing(n.vmid))) return `VM ${n.vmid} (${n.name}) does not answer its guest agent`;
+  return undefined;
+}
+
+/** Where the kept lab is not where part 1 leaves it (replaced nodes booted A, the master B, each running N+1), or undefined. */
+async function notUpgradedYet(): Promise<string | undefined> {
   for (const n of NAMES) {
     const slot = n === HUB ? 'B' : 'A';
     let st: Record<string, string>;
@@ -173,7 +178,7 @@ async function keptLabRefusal(n1: { dir: string; spec: string }): Promise<string
     } catch (e) {
       return `${n}'s boot status or artifact could not be read: ${(e as Error).message.split('\n')[0]}`;
     }
-    if (st.booted !== slot || st.active !== slot || st.try !== '' || version !== N1) return `${n} is booted=${st.booted} active=${st.active} try=${st.try} running ${version}, the rollback starts from slot ${slot} running ${N1}`;
+    if (st.booted !== slot || st.active !== slot || st.try !== '' || version !== N1) return `${n} is booted=${st.booted} active=${st.active} try=${st.try} running ${version}, not slot ${slot} running ${N1}`;
   }
   return undefined;
 }
@@ -199,8 +204,8 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
       console.log(`[bench] kubedos start of the kept lab (${stopped.join(', ')} stopped): ${(r.ms / 1000).toFixed(0)} s`);
       if (r.status !== 0) throw new Error(`KUBEDOS_REPLACE_FROM=kept: kubedos start of the kept lab failed (exit ${r.status}): ${(r.stdout + r.stderr).slice(-2000)}`);
     }
-    const why = await keptLabRefusal(n1);
-    if (why) throw new Error(`KUBEDOS_REPLACE_FROM=kept: the kept lab (${LAB}) is not where the --rollback case starts: ${why}; nothing was touched. Run the file with KUBEDOS_REPLACE_ROLLBACK=0 KUBEDOS_UPGRADE_KEEP=1 first (or without KUBEDOS_REPLACE_FROM for a whole run)`);
+    const why = await keptLabMissing(n1);
+    if (why) throw new Error(`KUBEDOS_REPLACE_FROM=kept: the kept lab (${LAB}) cannot be used: ${why}; nothing was touched. Run the file with KUBEDOS_REPLACE_ROLLBACK=0 KUBEDOS_UPGRADE_KEEP=1 first (or without KUBEDOS_REPLACE_FROM for a whole run)`);
   }, 30 * 60_000);
 
   // KUBEDOS_UPGRADE_KEEP=1 keeps the VMs; else the serial consoles are kept as serial-NODE.log and the VMs go.
@@ -246,6 +251,25 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
     await expectReplacedOn(N1, 'B', 'committed');
     await expectKeyOnEveryMember();
     await expectBundleFor(r.stdout, N1, N);
+  }, 151 * 60_000);
+
+  it.runIf(FROM_KEPT)('the kept upgrade is complete (rerun from its record when part 1 was interrupted: no VM created from N+1 destroyed again); the key on every member', async () => {
+    const unfinished = await notUpgradedYet();
+    if (unfinished) {
+      // A replacement that got as far as provisioning runs N+1 on its VM: the rerun must not destroy it.
+      const record = readUpgradeRecord(upgradeRecordPath('lab-3', env()));
+      const keep = Object.entries(record.replaced ?? {}).filter(([, r]) => r.build.version === N1 && r.state !== 'destroying').map(([n]) => n);
+      console.log(`[upgrade-replace-vm] the kept upgrade is unfinished (${unfinished}): kubedos upgrade --to N+1 again; replaced as far as provisioning: ${keep.join(', ') || 'none'}`);
+      const clock = eventClock(NAMES, STEPS);
+      const r = await kubedosAsync(['upgrade', n1.spec, '--to', n1.dir, '--target', 'qemu-local'], { env: env(), cwd: LAB, logFile: join(LAB, 'upgrade-rerun.log'), timeoutMs: 150 * 60_000, onStderr: clock.onStderr });
+      for (const [n, sec] of Object.entries(clock.durations())) console.log(`[bench] upgrade rerun (replace) ${n}: ${sec.toFixed(0)} s`);
+      console.log(`[bench] upgrade rerun (replace) of lab-3 to ${N1}: ${(r.ms / 1000).toFixed(0)} s`);
+      expect(r.status, r.stderr.slice(-4000)).toBe(0);
+      for (const n of keep) expect(r.stderr, n).not.toMatch(new RegExp(`^${n}: destroy VM`, 'm'));
+      await expectBundleFor(r.stdout, N1, N);
+    }
+    await expectReplacedOn(N1, 'B', 'committed');
+    await expectKeyOnEveryMember();
   }, 151 * 60_000);
 
   it.skipIf(!ROLLBACK)('kubedos upgrade --rollback: the master back on slot A, the others replaced again from N; the key on every member (skipped with KUBEDOS_REPLACE_ROLLBACK=0)', async () => {
