@@ -186,6 +186,15 @@ async function notUpgradedYet(): Promise<string | undefined> {
 describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TCG): N → N+1 → --rollback', () => {
   let n1: { dir: string; spec: string };
 
+  /** `kubedos upgrade` of N+1's spec with `args` on qemu-local, its output in LAB/`log`; `[bench]` lines per node and for the run, as `what` (`span`: the builds). */
+  async function timedUpgrade(args: readonly string[], log: string, what: string, span: string): ReturnType<typeof kubedosAsync> {
+    const clock = eventClock(NAMES, STEPS);
+    const r = await kubedosAsync(['upgrade', n1.spec, ...args, '--target', 'qemu-local'], { env: env(), cwd: LAB, logFile: join(LAB, log), timeoutMs: 150 * 60_000, onStderr: clock.onStderr });
+    for (const [n, sec] of Object.entries(clock.durations())) console.log(`[bench] ${what} ${n}: ${sec.toFixed(0)} s`);
+    console.log(`[bench] ${what} of lab-3 ${span}: ${(r.ms / 1000).toFixed(0)} s`);
+    return r;
+  }
+
   beforeAll(async () => {
     if (!FROM_KEPT) {
       driver = await startLab({ plan: p, lab: LAB, ws: WS });
@@ -237,10 +246,7 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
   }, 51 * 60_000);
 
   it.skipIf(FROM_KEPT)('kubedos upgrade --to N+1: cp-1, cp-2, cp-3, w-1 are new VMs on N+1; the master on slot B; the key on every member', async () => {
-    const clock = eventClock(NAMES, STEPS);
-    const r = await kubedosAsync(['upgrade', n1.spec, '--to', n1.dir, '--target', 'qemu-local'], { env: env(), cwd: LAB, logFile: join(LAB, 'upgrade.log'), timeoutMs: 150 * 60_000, onStderr: clock.onStderr });
-    for (const [n, s] of Object.entries(clock.durations())) console.log(`[bench] upgrade (replace) ${n}: ${s.toFixed(0)} s`);
-    console.log(`[bench] upgrade (replace) of lab-3 ${N} → ${N1}: ${(r.ms / 1000).toFixed(0)} s`);
+    const r = await timedUpgrade(['--to', n1.dir], 'upgrade.log', 'upgrade (replace)', `${N} → ${N1}`);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
     expect(r.stdout).toMatch(/^ {2}wave {2}1 {2}control-plane .* cp-1 .*: replace$/m);
     expect(r.stdout).toMatch(/master: slot switch \(the hub keeps its identity\)$/m);
@@ -260,10 +266,7 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
       const record = readUpgradeRecord(upgradeRecordPath('lab-3', env()));
       const keep = Object.entries(record.replaced ?? {}).filter(([, r]) => r.build.version === N1 && r.state !== 'destroying').map(([n]) => n);
       console.log(`[upgrade-replace-vm] the kept upgrade is unfinished (${unfinished}): kubedos upgrade --to N+1 again; replaced as far as provisioning: ${keep.join(', ') || 'none'}`);
-      const clock = eventClock(NAMES, STEPS);
-      const r = await kubedosAsync(['upgrade', n1.spec, '--to', n1.dir, '--target', 'qemu-local'], { env: env(), cwd: LAB, logFile: join(LAB, 'upgrade-rerun.log'), timeoutMs: 150 * 60_000, onStderr: clock.onStderr });
-      for (const [n, sec] of Object.entries(clock.durations())) console.log(`[bench] upgrade rerun (replace) ${n}: ${sec.toFixed(0)} s`);
-      console.log(`[bench] upgrade rerun (replace) of lab-3 to ${N1}: ${(r.ms / 1000).toFixed(0)} s`);
+      const r = await timedUpgrade(['--to', n1.dir], 'upgrade-rerun.log', 'upgrade rerun (replace)', `to ${N1}`);
       expect(r.status, r.stderr.slice(-4000)).toBe(0);
       for (const n of keep) expect(r.stderr, n).not.toMatch(new RegExp(`^${n}: destroy VM`, 'm'));
       await expectBundleFor(r.stdout, N1, N);
@@ -274,10 +277,7 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
 
   it.skipIf(!ROLLBACK)('kubedos upgrade --rollback: the master back on slot A, the others replaced again from N; the key on every member (skipped with KUBEDOS_REPLACE_ROLLBACK=0)', async () => {
     await writeMarkers(NAMES, `before the rollback to ${N}`);
-    const clock = eventClock(NAMES, STEPS);
-    const r = await kubedosAsync(['upgrade', n1.spec, '--rollback', '--target', 'qemu-local'], { env: env(), cwd: LAB, logFile: join(LAB, 'rollback.log'), timeoutMs: 150 * 60_000, onStderr: clock.onStderr });
-    for (const [n, s] of Object.entries(clock.durations())) console.log(`[bench] rollback (replace) ${n}: ${s.toFixed(0)} s`);
-    console.log(`[bench] rollback (replace) of lab-3 ${N1} → ${N}: ${(r.ms / 1000).toFixed(0)} s`);
+    const r = await timedUpgrade(['--rollback'], 'rollback.log', 'rollback (replace)', `${N1} → ${N}`);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
     for (const n of REPLACED) expect(r.stderr, n).toMatch(new RegExp(`^${n}: provision VM \\d+ \\(${n}\\) created from ${N.replace(/\./g, '\\.')};`, 'm'));
     await expectReplacedOn(N, 'A', 'rolled-back');

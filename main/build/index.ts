@@ -22,7 +22,7 @@ import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage } from './image/index';
-import { abInputs, abRootFiles, abSbomFiles, AB_ESP_FILES, readSlotArgs } from './image/ab';
+import { abInputs, abRootFiles, abSbomFiles, readAbEspSources, readSlotArgs } from './image/ab';
 import { abInstallerFiles } from './iso/ab';
 import { AB_ESP_MIB, abRoleDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
 import { gateConfig } from '../../common/upgrade/gate-config';
@@ -354,7 +354,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     const dataMiB = ab ? abRoleDataMiB(o.plan, role) : undefined;
     // What the role's image and installer carry of the A/B boot, listed in the SBOM by hash.
     const abRoot = ab ? abRootFiles({ upgradeDir, gate: abGate!, ...(abSlotArgs ? { slotArgs: abSlotArgs } : {}) }) : undefined;
-    const abEsp = ab ? (Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(upgradeDir, f), 'utf8')])) as Record<(typeof AB_ESP_FILES)[number], string>) : undefined;
+    const abEsp = ab ? readAbEspSources(upgradeDir) : undefined;
     if (abRoot && abEsp) for (const f of abSbomFiles(abRoot, abEsp)) abSbom.push({ role, ...f });
 
     if (targets.includes('iso')) {

@@ -9,7 +9,7 @@ import { ClusterSpecBody } from '../../../common/spec/schema';
 import { sha256File } from '../files';
 import { sha256Hex } from '../../../common/canonical';
 import { abPartitions } from '../../upgrade/ab-layout';
-import { AB_DATA_MOUNT, AB_ESP_FILES, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, AB_SLOT_ARGS_DIR, abInputs, abRootFiles, abSbomFiles, prepareAbRootfs, readSlotArgs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
+import { AB_DATA_MOUNT, AB_ESP_FILES, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, AB_SLOT_ARGS_DIR, abInputs, abRootFiles, abSbomFiles, prepareAbRootfs, readAbEspSources, readSlotArgs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
 import { gateConfig } from '../../../common/upgrade/gate-config';
 import { plan } from '../../../common/plan/index';
@@ -142,7 +142,7 @@ describe('the A/B root tree', () => {
     for (const d of ['etc', 'boot']) mkdirSync(join(rootfs, d), { recursive: true });
     const { espMountId } = espVolumeIds('lab-3', 'worker');
     prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
-    const esp = Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(UPGRADE, f), 'utf8')])) as Record<(typeof AB_ESP_FILES)[number], string>;
+    const esp = readAbEspSources(UPGRADE);
     const listed = abSbomFiles(abRootFiles({ upgradeDir: UPGRADE, gate: GATE }), esp);
     expect(listed.map((f) => f.path)).toEqual([...listed.map((f) => f.path)].sort());
     const inRoot = listed.filter((f) => f.path.startsWith('root/'));

@@ -205,6 +205,11 @@ export function abRootFiles(o: AbRootFilesInput): AbRootFile[] {
   ];
 }
 
+/** payload/upgrade/'s ESP files (AB_ESP_FILES) as text, by name: what the ISO installer and the SBOM take (abInstallerFiles, abSbomFiles). */
+export function readAbEspSources(upgradeDir: string): Record<(typeof AB_ESP_FILES)[number], string> {
+  return Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(upgradeDir, f), 'utf8')])) as Record<(typeof AB_ESP_FILES)[number], string>;
+}
+
 /**
  * Pure: what the SBOM lists of a role's A/B boot (SbomInput.abFiles): each root file as `root/PATH`
  * and each ESP file as `esp/PLACE` where the disk puts it (AB_ESP_PLACES), by sha256, sorted.

@@ -12,7 +12,7 @@ import { parseSpec, TEMPLATES } from '../../../common/spec/index';
 import { AB_ESP_MIB, abRoleDataMiB, ROOT_MIB } from '../../../common/upgrade/ab-size';
 import { gateConfig } from '../../../common/upgrade/gate-config';
 import { AB_LABELS, abDiskBytes, abPartitions, renderAbPartitionTable, type AbLayoutInput } from '../../upgrade/ab-layout';
-import { AB_DATA_MOUNT, AB_ENV_FILE, AB_ESP_FILES, AB_ESP_PLACES, AB_INITIAL_ENV, AB_UNIT_WANTS, abRootFiles, prepareAbRootfs, renderAbFstab, renderGrubEnvBlock } from '../image/ab';
+import { AB_DATA_MOUNT, AB_ENV_FILE, AB_ESP_PLACES, AB_INITIAL_ENV, AB_UNIT_WANTS, abRootFiles, prepareAbRootfs, readAbEspSources, renderAbFstab, renderGrubEnvBlock } from '../image/ab';
 import { renderTestPayload } from '../payload/testing';
 import { abInstallerFiles, INITRD_AB_DIR, INITRD_AB_SCRIPT, partmanMB, renderAbLateScript, renderAbPartmanRecipe, withAbPreseed } from './ab';
 import { isoPayload } from './index';
@@ -129,7 +129,7 @@ describe('the A/B files of the installer (shared with the image build)', () => {
     mkdirSync(join(rootfs, 'etc'), { recursive: true });
     mkdirSync(join(rootfs, 'boot'), { recursive: true });
     prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId: 'ABCD-1234', kernel: 'vmlinuz-x', initrd: 'initrd.img-x', gate });
-    const files = abInstallerFiles(abRootFiles({ upgradeDir: UPGRADE, gate }), Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(UPGRADE, f), 'utf8')])));
+    const files = abInstallerFiles(abRootFiles({ upgradeDir: UPGRADE, gate }), readAbEspSources(UPGRADE));
     const root = files.filter((f) => f.path.startsWith(`${INITRD_AB_DIR}/root/`));
     for (const f of root) {
       const rel = f.path.slice(`${INITRD_AB_DIR}/root/`.length);
@@ -204,7 +204,7 @@ describe.skipIf(!isRoot || !haveTools)('the A/B late command on a loop device (r
       // The initrd as the ISO build writes it: the script and /kubedos-ab.
       const initrd = join(tmp, 'initrd');
       const gate = gateConfig(spec, lab3, 'worker');
-      const files = abInstallerFiles(abRootFiles({ upgradeDir: UPGRADE, gate }), Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(UPGRADE, f), 'utf8')])));
+      const files = abInstallerFiles(abRootFiles({ upgradeDir: UPGRADE, gate }), readAbEspSources(UPGRADE));
       for (const f of files) {
         mkdirSync(join(initrd, f.path, '..'), { recursive: true });
         writeFileSync(join(initrd, f.path), f.data, { mode: f.mode });
