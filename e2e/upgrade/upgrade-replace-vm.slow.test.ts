@@ -42,6 +42,9 @@
 //     part 1's upgrade was interrupted (SIGINT to `kubedos upgrade`, e.g. at a session's end), it is
 //     run again first and must continue from its record: no VM already created from N+1 destroyed
 //     again, every node on N+1, the bundle sealed for it, the key on every member.
+//     When a part 2 was interrupted during its --rollback (rollback.log in the lab), the rollback is
+//     run again instead and must go on from its record: no node already replaced from N destroyed
+//     again.
 //     Refused before anything runs when the kept lab is not there (its files, its VMs answering);
 //     then every replaced node must be a new VM on slot A running N+1 and the master on B. Not run
 //     yet; ~1.5-2 h estimated (the master's slot switch back, four replacements from N at the third
@@ -58,6 +61,7 @@ import { AB_DATA_MOUNT } from '../../main/build/image/ab';
 import { NodeRecord } from '../../main/bundle/schema';
 import type { QemuLocalDriver } from '../../main/substrate/qemu-local';
 import { etcdMembers } from '../../main/stages/converge';
+import { hasNewVm } from '../../common/upgrade/progress';
 import { readUpgradeRecord, upgradeRecordPath } from '../../main/upgrade/apply-run';
 import { deployEnv, etcdctlOn, kubedosAsync, outcomes, REPO, requireRoot } from '../deploy/env';
 import { agentOn, artifactVersionOf, bootStatusOf, builtAt, buildWith, endLab, eventClock, guestOf, labDriver, PAYLOAD, startLab } from './vm-lab';
@@ -74,6 +78,9 @@ const GATE = join(PAYLOAD, 'upgrade/kubedos-health-gate');
 const ROLLBACK = process.env.KUBEDOS_REPLACE_ROLLBACK !== '0';
 /** KUBEDOS_REPLACE_FROM=kept: start from a kept run's VMs after its upgrade and run the --rollback case alone. */
 const FROM_KEPT = process.env.KUBEDOS_REPLACE_FROM === 'kept';
+/** The first --rollback's log: an earlier part 2 began the rollback (it may have been interrupted); this run continues it. */
+const ROLLBACK_LOG = join(LAB, 'rollback.log');
+const ROLLBACK_BEGUN = FROM_KEPT && existsSync(ROLLBACK_LOG);
 const STEPS = ['drain', 'fence', 'destroy', 'provision', 'converge', 'gate', 'uncordon', 'write', 'progress', 'reboot', 'wait', 'observe', 'rollback', 'stop'];
 
 /** lab-3 with cp-2 and cp-3 (three etcd members), A/B disks, strategy replace, drills (and replacements) allowed to destroy VMs. */
@@ -259,7 +266,7 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
     await expectBundleFor(r.stdout, N1, N);
   }, 151 * 60_000);
 
-  it.runIf(FROM_KEPT)('the kept upgrade is complete (rerun from its record when part 1 was interrupted: no VM created from N+1 destroyed again); the key on every member', async () => {
+  it.runIf(FROM_KEPT && !ROLLBACK_BEGUN)('the kept upgrade is complete (rerun from its record when part 1 was interrupted: no VM created from N+1 destroyed again); the key on every member', async () => {
     const unfinished = await notUpgradedYet();
     if (unfinished) {
       // A replacement that got as far as provisioning runs N+1 on its VM: the rerun must not destroy it.
@@ -276,10 +283,22 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
   }, 151 * 60_000);
 
   it.skipIf(!ROLLBACK)('kubedos upgrade --rollback: the master back on slot A, the others replaced again from N; the key on every member (skipped with KUBEDOS_REPLACE_ROLLBACK=0)', async () => {
-    await writeMarkers(NAMES, `before the rollback to ${N}`);
-    const r = await timedUpgrade(['--rollback'], 'rollback.log', 'rollback (replace)', `${N1} → ${N}`);
+    // A rollback begun by an earlier part 2 (interrupted, e.g. at a session's end) is run again and
+    // must go on from its record: a node whose new VM from N exists is not destroyed again. The
+    // markers stay as the first attempt wrote them (a node not replaced yet still has its own).
+    const doneFromN = ROLLBACK_BEGUN
+      ? Object.entries(readUpgradeRecord(upgradeRecordPath('lab-3', env())).replaced ?? {})
+          .filter(([, r]) => r.build.version === N && hasNewVm(r.state))
+          .map(([n]) => n)
+      : [];
+    if (ROLLBACK_BEGUN) console.log(`[upgrade-replace-vm] the rollback was begun by an earlier run (${ROLLBACK_LOG}): kubedos upgrade --rollback again; new VMs from ${N} already: ${doneFromN.join(', ') || 'none'}`);
+    else await writeMarkers(NAMES, `before the rollback to ${N}`);
+    const r = await timedUpgrade(['--rollback'], ROLLBACK_BEGUN ? 'rollback-rerun.log' : 'rollback.log', ROLLBACK_BEGUN ? 'rollback rerun (replace)' : 'rollback (replace)', `${N1} → ${N}`);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
-    for (const n of REPLACED) expect(r.stderr, n).toMatch(new RegExp(`^${n}: provision VM \\d+ \\(${n}\\) created from ${N.replace(/\./g, '\\.')};`, 'm'));
+    for (const n of REPLACED) {
+      if (doneFromN.includes(n)) expect(r.stderr, n).not.toMatch(new RegExp(`^${n}: destroy VM`, 'm'));
+      else expect(r.stderr, n).toMatch(new RegExp(`^${n}: provision VM \\d+ \\(${n}\\) created from ${N.replace(/\./g, '\\.')};`, 'm'));
+    }
     await expectReplacedOn(N, 'A', 'rolled-back');
     await expectKeyOnEveryMember();
     await expectBundleFor(r.stdout, N, N1);
