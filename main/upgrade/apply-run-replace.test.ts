@@ -138,30 +138,31 @@ describe('runApply under replace: nodes replaced through the drill machinery, th
     expect(sim.cordoned.size).toBe(0);
   });
 
-  it('a run interrupted in the middle of a replacement: the rerun goes on from where the record says, destroying no node twice', async () => {
-    for (const phase of ['destroy', 'provision'] as const) {
-      const { sim, record, base } = setup();
-      const stop = new AbortController();
-      // Cut in the middle of the step: the operation never returns (its VM not destroyed / not created yet).
-      sim.duringReplace = (node, p) => {
-        if (node !== 'cp-2' || p !== phase) return;
-        stop.abort();
-        throw new Error('the foundry went away');
-      };
-      const cut = await runApply({ ...base, target: N1, signal: stop.signal });
-      expect(cut.kind, phase).toBe('cancelled');
-      sim.duringReplace = () => undefined;
-      expect(record.replaced?.['cp-2'], phase).toEqual({ build: N1, state: phase === 'destroy' ? 'destroying' : 'provisioning' });
-      sim.calls.length = 0;
-      const rerun = await runApply({ ...base, target: N1 });
-      expect(rerun, phase).toMatchObject({ kind: 'done' });
-      // From the step that was cut: no drain or fence again, the VM destroyed (or created) once.
-      expect(sim.calls.filter((c) => c.includes('cp-2')).slice(0, 2), phase).toEqual(phase === 'destroy' ? ['destroy cp-2', 'provision cp-2 0.2.0'] : ['provision cp-2 0.2.0', 'converge cp-2']);
-      expect(sim.destroyed, phase).toEqual({ 'cp-1': 1, 'cp-2': 1, 'cp-3': 1, 'w-1': 1 });
-      expect(sim.created, phase).toEqual({ 'cp-1': 1, 'cp-2': 1, 'cp-3': 1, 'w-1': 1 });
-      expect(sim.cordoned.size, phase).toBe(0);
-    }
-    // A provision that failed after the VM was created (its deploy run stopped at enroll): the rerun provisions the same VM again, never destroys it.
+  // One case per cut (each is two whole runs of the loop over the simulated nodes).
+  it.each(['destroy', 'provision'] as const)('a run interrupted in the middle of a replacement (%s): the rerun goes on from where the record says, destroying no node twice', async (phase) => {
+    const { sim, record, base } = setup();
+    const stop = new AbortController();
+    // Cut in the middle of the step: the operation never returns (its VM not destroyed / not created yet).
+    sim.duringReplace = (node, p) => {
+      if (node !== 'cp-2' || p !== phase) return;
+      stop.abort();
+      throw new Error('the foundry went away');
+    };
+    const cut = await runApply({ ...base, target: N1, signal: stop.signal });
+    expect(cut.kind, phase).toBe('cancelled');
+    sim.duringReplace = () => undefined;
+    expect(record.replaced?.['cp-2'], phase).toEqual({ build: N1, state: phase === 'destroy' ? 'destroying' : 'provisioning' });
+    sim.calls.length = 0;
+    const rerun = await runApply({ ...base, target: N1 });
+    expect(rerun, phase).toMatchObject({ kind: 'done' });
+    // From the step that was cut: no drain or fence again, the VM destroyed (or created) once.
+    expect(sim.calls.filter((c) => c.includes('cp-2')).slice(0, 2), phase).toEqual(phase === 'destroy' ? ['destroy cp-2', 'provision cp-2 0.2.0'] : ['provision cp-2 0.2.0', 'converge cp-2']);
+    expect(sim.destroyed, phase).toEqual({ 'cp-1': 1, 'cp-2': 1, 'cp-3': 1, 'w-1': 1 });
+    expect(sim.created, phase).toEqual({ 'cp-1': 1, 'cp-2': 1, 'cp-3': 1, 'w-1': 1 });
+    expect(sim.cordoned.size, phase).toBe(0);
+  });
+
+  it('a provision that failed after the VM was created (its deploy run stopped at enroll): the rerun provisions the same VM again, never destroys it', async () => {
     const { sim, base } = setup();
     let once = true;
     sim.refuseReplace = (node, p) => {

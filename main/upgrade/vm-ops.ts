@@ -28,7 +28,7 @@ import type { SlotWriteProgress } from '../../common/upgrade/progress';
 import { readUpgradeRecord, replaceNodesOf, replaceRefusal, runApply, runRollback, upgradeLivePath, upgradeRecordPath, writeUpgradeRecord } from './apply-run';
 import type { SlotImage } from './slot-image';
 import { cutSlotImage, removeSlotImage } from './slot-image';
-import { buildDirOf, keepVerifiedBuild, keptOutput, returnToBuild, runningBuildDir } from './preflight';
+import { buildDirOf, keepVerifiedBuild, keptOutput, returnToBuild } from './preflight';
 import { resealForRunningBuild } from './reseal';
 import type { SealSnapshot } from '../bundle/seal';
 import type { SlotScratch } from './slot-scratch';
@@ -389,6 +389,15 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
   if (!ab.ok) return { kind: 'refuse', message: ab.message };
   // --rollback returns to the build the cluster ran when the recorded upgrade started (records before it: r.from, the sealed deploy's).
   const from = r.to ? r.from : (record.from ?? r.from);
+  // A completed run, upgrade or rollback: every node runs `ref`. The workspace names it first (what the
+  // next upgrade takes as N, even when the reseal then fails), then the bundle is sealed again for it.
+  const runsNow =
+    (ref: BuildRef) =>
+    async (end: ApplyOutcome & { kind: 'done' }, emit: (e: ApplyEvent) => void): Promise<ApplyOutcome> => {
+      const note = returnToBuild(cluster, r.env, ref);
+      const sealed = await withReseal(end, r, buildDirOf(cluster, r.env, ref), ref.version, emit);
+      return note ? { ...sealed, message: `${sealed.message}\nnote: ${note}` } : sealed;
+    };
   const common = { waves: r.waves, from, ops: r.ops, record, ...(allowDestroy ? { allowDestroy: true } : {}), ...(r.replace ? { replace: r.replace } : {}), kubernetes: r.spec.spec.kubernetes.enabled, saveRecord: (x: typeof record) => writeUpgradeRecord(path, x), livePath: upgradeLivePath(cluster, r.env), ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}), ...(r.pollMs ? { pollMs: r.pollMs } : {}), ...(r.now ? { now: r.now } : {}), ...(r.sleep ? { sleep: r.sleep } : {}) };
   if (r.to) {
     const { artifact } = r;
@@ -400,24 +409,13 @@ export async function runUpgradeService(r: UpgradeRunRequest): Promise<ApplyOutc
       if (changed) return { kind: 'refuse', message: changed };
     }
     // Every node runs N+1: it is N for the next upgrade's checks and diff, and what --rollback leaves.
-    const afterDone = artifact
-      ? async (end: ApplyOutcome & { kind: 'done' }, emit: (e: ApplyEvent) => void): Promise<ApplyOutcome> => {
-          const note = returnToBuild(cluster, r.env, to);
-          const sealed = await withReseal(end, r, runningBuildDir(cluster, r.env), to.version, emit);
-          return note ? { ...sealed, message: `${sealed.message}\nnote: ${note}` } : sealed;
-        }
-      : undefined;
-    return runApply({ ...common, target: to, ...(afterDone ? { afterDone } : {}), ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
+    return runApply({ ...common, target: to, ...(artifact ? { afterDone: runsNow(to) } : {}), ...(r.allowDowngrade ? { allowDowngrade: true } : {}), ...(r.maintenanceWindow ? { maintenanceWindow: r.maintenanceWindow } : {}) });
   }
   if (!record.target) return { kind: 'refuse', message: `no upgrade of ${cluster} is recorded (${path}): nothing to roll back from` };
   return runRollback({
     ...common,
     target: record.target,
-    afterDone: async (end, emit) => {
-      const sealed = await withReseal(end, r, buildDirOf(cluster, r.env, from), from.version, emit);
-      const note = returnToBuild(cluster, r.env, from);
-      return note ? { ...sealed, message: `${sealed.message}\nnote: ${note}` } : sealed;
-    },
+    afterDone: runsNow(from),
   });
 }
 
