@@ -107,11 +107,11 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
     return 1;
   }
   const { version, manifest } = readBuildRef(buildDir);
-  // The substrate is opened only for the snapshot, once every file check passed.
-  let driver: ReturnType<typeof substrateFor>['driver'] | undefined;
+  // The substrate is opened only for the snapshot, once every file check passed (with the plan of the spec sealed).
+  let substrate: SubstrateSession | undefined;
   const snapshot = (sp: Plan): ReturnType<typeof takeEtcdSnapshot> => {
-    driver = substrateFor({ spec, plan: sp, target: targetOf(spec, targetArg), workspace: clusterWorkspace(cluster, io.env), env: io.env, cwd: io.cwd }).driver;
-    return takeEtcdSnapshot(driver, sp, io.signal);
+    substrate ??= substrateSession(spec, sp, targetArg, io);
+    return takeEtcdSnapshot(substrate.driver(), sp, io.signal);
   };
   try {
     // SPEC's text when it is the spec the running build was made from; else the kept copy's.
@@ -123,7 +123,7 @@ async function resealCommand(spec: ClusterSpec, source: SpecSource, targetArg: s
     io.out(`${what}: ${res.line}`);
     return 0;
   } finally {
-    await driver?.close();
+    await substrate?.close();
   }
 }
 
