@@ -57,6 +57,8 @@ describe('kubedos build (lab-3)', () => {
     expect(prov.predicateType).toBe('https://slsa.dev/provenance/v1');
     // The spec's upgrade policy, signed with the manifest: lab-3 sets none, so channel stable and no stepping stone.
     expect(JSON.parse(readFileSync(join(OUT, 'manifest.json'), 'utf8')).upgrade).toEqual({ channel: 'stable' });
+    // The plan it was made from, kept beside it and bound by the signed manifest (a reseal by a later kubedos seals this plan).
+    expect(sha256sum(join(OUT, 'plan.json'))).toBe(JSON.parse(readFileSync(join(OUT, 'manifest.json'), 'utf8')).inputs.planSha256);
     const v = kubedos(['verify', OUT]);
     expect(v.status, v.stderr).toBe(0);
     expect(v.stdout).toMatch(/verify ok/);
@@ -64,7 +66,7 @@ describe('kubedos build (lab-3)', () => {
 
   it('verify names the file when one byte of an output changes (ISO, qcow2, darksite .deb, signed manifest)', async () => {
     const deb = readdirSync(join(OUT, 'darksite/pool/main')).find((f) => f.startsWith('nftables_'))!;
-    for (const rel of ['iso/lab-3-worker.iso', 'images/lab-3-master.qcow2', `darksite/pool/main/${deb}`, 'payload/worker/preseed.cfg', 'manifest.json']) {
+    for (const rel of ['iso/lab-3-worker.iso', 'images/lab-3-master.qcow2', `darksite/pool/main/${deb}`, 'payload/worker/preseed.cfg', 'manifest.json', 'plan.json']) {
       const restore = flipByte(join(OUT, rel), 100);
       try {
         const r = kubedos(['verify', OUT]);

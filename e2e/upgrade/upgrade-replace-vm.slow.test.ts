@@ -147,6 +147,9 @@ async function expectReplacedOn(version: string, hubSlot: 'A' | 'B', hubAgent: '
 
 const esc = (v: string): string => v.replace(/\./g, '\\.');
 
+/** The build the cluster's recovery bundle names (bundle.json's artifactVersion). */
+const bundleVersion = (): string => (JSON.parse(readFileSync(join(WS, 'clusters/lab-3/bundle/bundle.json'), 'utf8')) as { artifactVersion: string }).artifactVersion;
+
 /**
  * The recovery bundle sealed again for `version` once the run completed (main/upgrade/reseal.ts),
  * verified by `kubedos verify`, its node records holding the SSH host key each node has now: the
@@ -155,7 +158,7 @@ const esc = (v: string): string => v.replace(/\./g, '\\.');
 async function expectBundleFor(stdout: string, version: string, was: string): Promise<void> {
   expect(stdout).toMatch(new RegExp(`^recovery bundle sealed again for ${esc(version)} \\(was ${esc(was)}\\): .*etcd snapshot of \\d+ bytes from cp-\\d`, 'm'));
   const bundle = join(WS, 'clusters/lab-3/bundle');
-  expect((JSON.parse(readFileSync(join(bundle, 'bundle.json'), 'utf8')) as { artifactVersion: string }).artifactVersion).toBe(version);
+  expect(bundleVersion()).toBe(version);
   for (const n of NAMES) {
     const rec = NodeRecord.parse(JSON.parse(readFileSync(join(bundle, 'nodes', `${n}.json`), 'utf8')));
     const key = await inGuest(n, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub']);
@@ -293,6 +296,8 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
       : [];
     if (ROLLBACK_BEGUN) console.log(`[upgrade-replace-vm] the rollback was begun by an earlier run (${ROLLBACK_LOG}): kubedos upgrade --rollback again; new VMs from ${N} already: ${doneFromN.join(', ') || 'none'}`);
     else await writeMarkers(NAMES, `before the rollback to ${N}`);
+    // What the bundle holds before: N+1 once the upgrade resealed it (a failed reseal leaves N, which the rollback's reseal names).
+    const held = bundleVersion();
     const r = await timedUpgrade(['--rollback'], ROLLBACK_BEGUN ? 'rollback-rerun.log' : 'rollback.log', ROLLBACK_BEGUN ? 'rollback rerun (replace)' : 'rollback (replace)', `${N1} → ${N}`);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
     for (const n of REPLACED) {
@@ -301,6 +306,6 @@ describe('kubedos upgrade under strategy replace on five A/B VMs (qemu-local, TC
     }
     await expectReplacedOn(N, 'A', 'rolled-back');
     await expectKeyOnEveryMember();
-    await expectBundleFor(r.stdout, N, N1);
+    await expectBundleFor(r.stdout, N, held);
   }, 151 * 60_000);
 });

@@ -13,6 +13,14 @@ export const PROVENANCE_FILE = 'provenance.intoto.json';
 export const SIGNATURES_DIR = 'signatures';
 export const PUBLIC_KEY_FILE = `${SIGNATURES_DIR}/build-signing-key.pub.pem`;
 export const SIGNED_FILES = [MANIFEST_FILE, SBOM_FILE, PROVENANCE_FILE] as const;
+/**
+ * The plan the build was made from, as canonical JSON: its sha256 is the signed manifest's
+ * inputs.planSha256, which binds it. Kept with the build because another version of kubedos may
+ * plan the same spec differently (a plan is the foundry's reading of the spec): what is sealed with
+ * the build later (a recovery bundle after an upgrade) is this plan, not a new one. Builds made
+ * before it was written have none.
+ */
+export const PLAN_FILE = 'plan.json';
 export const envelopePath = (file: string): string => `${SIGNATURES_DIR}/${file}.dsse.json`;
 
 export interface OutputRecord {

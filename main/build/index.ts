@@ -12,7 +12,7 @@ import { clusterWorkspace, makePrivateDir, workspaceRoot } from '../workspace';
 import type { BuildManifest, OutputRecord } from './attest';
 import { ensureUpstream } from './sources/apt';
 import { collectUpstream, importSourceContent } from './sources/index';
-import { envelopePath, MANIFEST_FILE, payloadTypeFor, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
+import { envelopePath, MANIFEST_FILE, payloadTypeFor, PLAN_FILE, PROVENANCE_FILE, PUBLIC_KEY_FILE, renderManifest, renderProvenance, renderSbom, SBOM_FILE, signDsse } from './attest';
 import { ArtifactCache, inputsKey, place, readPlaced, writePlaced } from './cache';
 import { packagesFor, upstreamInstalledFor } from './darksite/pins';
 import type { LockMode } from './darksite/index';
@@ -454,6 +454,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     return { path: p, sha256: f.sha256, size: f.size, kind: kindOf(p), ...(role ? { role } : {}) };
   });
   const git = await gitInfo(o.repoRoot, signal);
+  const planText = canonicalJson(o.plan);
   const manifest: BuildManifest = {
     apiVersion: 'kubedos.ca/v1alpha1',
     kind: 'BuildManifest',
@@ -464,7 +465,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     upgrade: artifactPolicyOf(o.spec),
     inputs: {
       spec: { path: o.specPath, sha256: o.specSha256 },
-      planSha256: sha256Of(canonicalJson(o.plan)),
+      planSha256: sha256Of(planText),
       lockSha256: lockSha,
       ...(lock.previous ? { previousLockSha256: lock.previous.sha256 } : {}),
       ...(udebLock ? { udebLockSha256: sha256Of(canonicalJson(udebLock, 2) + '\n') } : {}),
@@ -498,6 +499,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     nodeVersion: process.versions.node,
     invocationId: inputsKey('invocation', { manifest: sha256Of(manifestText) }),
   });
+  writeIfChanged(join(outDir, PLAN_FILE), planText);
   for (const [file, text] of [[MANIFEST_FILE, manifestText], [SBOM_FILE, sbomText], [PROVENANCE_FILE, provText]] as const) {
     writeIfChanged(join(outDir, file), text);
     const envl = signDsse(payloadTypeFor(file), Buffer.from(text), skey.privateKey, skey.keyid);

@@ -18,7 +18,7 @@
 // waves. It reads files only, but for the live health the caller's observeHealth looks at (read-only).
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { sha256Hex } from '../../common/canonical';
+import { canonicalJson, sha256Hex } from '../../common/canonical';
 import { BuildRef } from '../../common/upgrade/agent';
 import { plural } from '../../common/text/plural';
 import { errText } from '../../common/text/error-text';
@@ -30,9 +30,9 @@ import { compareArtifactVersions } from '../../common/upgrade/version';
 import type { UpgradeHealth, Wave } from '../../common/upgrade/waves';
 import { planWaves } from '../../common/upgrade/waves';
 import type { BuildManifest } from '../build/attest';
-import { envelopePath, MANIFEST_FILE, PUBLIC_KEY_FILE, SBOM_FILE } from '../build/attest';
+import { envelopePath, MANIFEST_FILE, PLAN_FILE, PUBLIC_KEY_FILE, SBOM_FILE } from '../build/attest';
 import { keyidOf } from '../build/keys';
-import { verifyAttestationsSigned, verifyBuildSigned } from '../build/verify';
+import { plannedWith, readBuildPlan, verifyAttestationsSigned, verifyBuildSigned } from '../build/verify';
 import { BUNDLE_PATHS } from '../bundle/schema';
 import { BUILD_FILES_IN_BUNDLE } from '../bundle/write';
 import { LOCK_FILE } from '../build/darksite/index';
@@ -166,10 +166,10 @@ function keptBuildDir(cluster: string, env: NodeJS.ProcessEnv, digest: string): 
 /** The spec a kept build was made from, beside its signed files (keepBuildFiles): what a reseal of the recovery bundle seals with it. */
 export const KEPT_SPEC_FILE = 'spec.yaml';
 
-/** The files the workspace keeps of a build (what the bundle keeps: BUILD_FILES_IN_BUNDLE, and the darksite lock) copied from `from` to `to` (private modes); a lock is skipped when the build has none. */
+/** The files the workspace keeps of a build (what the bundle keeps: BUILD_FILES_IN_BUNDLE; the darksite lock and the plan it was made from) copied from `from` to `to` (private modes); a lock or plan is skipped when the build has none. */
 function copyKeptFiles(from: string, to: string): void {
-  for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK]) {
-    if (!existsSync(join(from, f))) continue; // the lock of a build without a darksite; the signed files are checked by whoever reads them
+  for (const f of [...BUILD_FILES_IN_BUNDLE, DARKSITE_LOCK, PLAN_FILE]) {
+    if (!existsSync(join(from, f))) continue; // the lock of a build without a darksite, the plan of an older build; the signed files are checked by whoever reads them
     makePrivateDir(dirname(join(to, f)));
     writePrivateFile(join(to, f), readFileSync(join(from, f)));
   }
@@ -178,15 +178,21 @@ function copyKeptFiles(from: string, to: string): void {
 /**
  * The signed files of the build in `buildDir` (what the bundle keeps of a build: BUILD_FILES_IN_BUNDLE
  * and the darksite lock) copied to UPGRADE_BUILDS_DIR/<sha256 of its manifest>/, with the spec it
- * was built from when `specText` is that spec (its sha256 is the signed manifest's inputs.spec).
- * Returns the build's reference. For a build the workspace already holds verified (the sealed
- * bundle's, main/upgrade/reseal.ts); N+1 of an upgrade goes through keepVerifiedBuild.
+ * was built from when `o.specText` is that spec (its sha256 is the signed manifest's inputs.spec) and
+ * the plan it was made from (PLAN_FILE) when `o.plan` is that plan (its canonical JSON's sha256 is
+ * inputs.planSha256). Returns the build's reference. For a build the workspace already holds
+ * verified (the sealed bundle's, with the bundle's spec and plan: main/upgrade/reseal.ts); N+1 of an
+ * upgrade goes through keepVerifiedBuild.
  */
-export function keepBuildFiles(cluster: string, env: NodeJS.ProcessEnv, buildDir: string, specText?: string, built: SignedBuild = readBuildRef(buildDir)): BuildRef {
+export function keepBuildFiles(cluster: string, env: NodeJS.ProcessEnv, buildDir: string, o: { specText?: string; plan?: unknown } = {}, built: SignedBuild = readBuildRef(buildDir)): BuildRef {
   const ref: BuildRef = { version: built.version, digest: built.digest };
   const dir = keptBuildDir(cluster, env, ref.digest);
   copyKeptFiles(buildDir, dir);
-  if (specText !== undefined && builtFrom(built.manifest) === sha256Hex(specText)) writePrivateFile(join(dir, KEPT_SPEC_FILE), specText);
+  if (o.specText !== undefined && builtFrom(built.manifest) === sha256Hex(o.specText)) writePrivateFile(join(dir, KEPT_SPEC_FILE), o.specText);
+  if (o.plan !== undefined && !existsSync(join(dir, PLAN_FILE))) {
+    const text = canonicalJson(o.plan);
+    if (plannedWith(built.manifest) === sha256Hex(text)) writePrivateFile(join(dir, PLAN_FILE), text);
+  }
   return ref;
 }
 
@@ -232,6 +238,8 @@ export function keepVerifiedBuild(cluster: string, env: NodeJS.ProcessEnv, artif
       const sha = sha256Hex(readFileSync(lock));
       if (sha !== listed.sha256) return `its ${DARKSITE_LOCK} has sha256 ${sha.slice(0, 12)}…, its manifest says ${listed.sha256.slice(0, 12)}…`;
     }
+    const plan = readBuildPlan(stage, manifest);
+    if (plan.kind === 'bad') return `its ${PLAN_FILE}: ${plan.why}`;
     if (specText !== undefined && builtFrom(manifest) === sha256Hex(specText)) writePrivateFile(join(stage, KEPT_SPEC_FILE), specText);
     return undefined;
   })();

@@ -6,12 +6,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../../common/canonical';
+import { canonicalJson, sha256Hex } from '../../common/canonical';
 import { plan as planOf } from '../../common/plan/index';
 import { parseSpec } from '../../common/spec/index';
 import { lab3Waves } from '../../common/upgrade/testing';
 import { generateKeyPairSync } from 'node:crypto';
 import { keyidOf } from '../build/keys';
+import { PLAN_FILE } from '../build/attest';
+import { plannedWith } from '../build/verify';
 import { BUNDLE_PATHS, BundleManifest, HubRecord, NodeRecord } from '../bundle/schema';
 import { bundleFixture, recoveryFixture, recoveryInputOf, writeFakeBuild } from '../bundle/testing';
 import { checkRestorable } from '../bundle/restorable';
@@ -93,6 +95,8 @@ describe('the recovery bundle sealed again for the build the cluster runs', () =
     const keptN = join(c.fx.workspace, UPGRADE_BUILDS_DIR, c.n0Digest);
     expect(c.digestOf(keptN)).toBe(c.n0Digest);
     expect(bytes(keptN, KEPT_SPEC_FILE)).toBe(n0Spec);
+    // With the plan the bundle sealed it with (the one it was made from), in the build's own form.
+    expect(sha256Hex(readFileSync(join(keptN, PLAN_FILE)))).toBe(plannedWith(readFileSync(join(keptN, 'manifest.json'))));
     expect(runningBuildDir('lab-3', c.env)).toBe(deployedBuildDir('lab-3', c.env));
 
     expect(await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', snapshot: async () => SNAPSHOT })).toEqual({ kind: 'unchanged', line: `the recovery bundle already holds 0.2.0 (${c.bundleDir})` });
@@ -159,9 +163,59 @@ describe('the recovery bundle sealed again for the build the cluster runs', () =
     const lines: string[] = [];
     const r = await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', specText: c.n1Text, snapshot: async () => SNAPSHOT, log: (l) => lines.push(l) });
     expect(r.kind).toBe('resealed');
-    expect(lines).toContainEqual(expect.stringMatching(/^w-1: a new VM since the deploy: its host key and plane keys from .*deploy-w-1\.jsonl$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^w-1: a new VM since the bundle was sealed: its host key and plane keys from .*deploy-w-1\.jsonl$/));
     expect(NodeRecord.parse(JSON.parse(bytes(c.bundleDir, 'nodes/w-1.json')))).toMatchObject({ node: 'w-1', role: w1Before.role, vmid: w1Before.vmid, sshHostKey: newKey, wgPublicKeys: newPlanes });
     expect(bytes(c.bundleDir, 'nodes/cp-1.json')).toBe(cp1Before);
+    expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
+    // Sealed with its new keys: the same build again is unchanged.
+    expect(await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.n1, version: '0.2.0', specText: c.n1Text, snapshot: async () => SNAPSHOT })).toMatchObject({ kind: 'unchanged' });
+  });
+
+  it('the bundle holds the build already but a node was created again since it was sealed (a --rollback replacing nodes after an upgrade whose reseal failed): sealed again with its new keys', async () => {
+    const c = await sealedCluster();
+    const w1 = NodeRecord.parse(JSON.parse(bytes(c.bundleDir, 'nodes/w-1.json')));
+    const hub = HubRecord.parse(JSON.parse(bytes(c.bundleDir, BUNDLE_PATHS.hub)));
+    const newKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcxIHJlcGxhY2VkIGJ5IHRoZSByb2xsYmFjayBhZ2FpbiEhIQ root@w-1';
+    const newPlanes = { wg1: wgKeyPair().publicKey, wg2: wgKeyPair().publicKey, wg3: wgKeyPair().publicKey };
+    const time = '2026-12-03T09:00:00.000Z';
+    const summary = (stage: string) => ({ stage, changes: 1, notes: [] });
+    const events = [
+      { seq: 0, time, runId: 'deploy-w-1', type: 'run', state: 'started', stages: ['firstboot', 'backplanes'], pipeline: 'deploy w-1' },
+      { seq: 1, time, runId: 'deploy-w-1', type: 'stage', stage: 'firstboot', state: 'success', rerun: 'safe-rerun', attempt: 0, durationMs: 1, output: { nodes: { 'w-1': { node: 'w-1', vmid: w1.vmid, sshHostKey: newKey } }, hub, summary: summary('firstboot') } },
+      { seq: 2, time, runId: 'deploy-w-1', type: 'stage', stage: 'backplanes', state: 'success', rerun: 'safe-rerun', attempt: 0, durationMs: 1, output: { wgPublicKeys: { 'w-1': newPlanes }, summary: summary('backplanes') } },
+    ];
+    const journal = join(c.fx.workspace, nodeDeployJournal('w-1'));
+    mkdirSync(dirname(journal), { recursive: true });
+    writeFileSync(journal, events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    // The bundle holds N (0.1.0); no spec given: the bundle's own spec and plan.
+    const lines: string[] = [];
+    const r = await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: deployedBuildDir('lab-3', c.env), version: '0.1.0', snapshot: async () => SNAPSHOT, log: (l) => lines.push(l) });
+    expect(r).toMatchObject({ kind: 'resealed', line: expect.stringMatching(/^recovery bundle sealed again for 0\.1\.0 \(was 0\.1\.0\)/) });
+    expect(lines).toContainEqual(expect.stringMatching(/^w-1: a new VM since the bundle was sealed/));
+    expect(NodeRecord.parse(JSON.parse(bytes(c.bundleDir, 'nodes/w-1.json')))).toMatchObject({ sshHostKey: newKey, wgPublicKeys: newPlanes });
+    expect(bundleJson(c.bundleDir)).toMatchObject({ artifactVersion: '0.1.0', buildManifestSha256: c.n0Digest });
+    expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
+    expect(await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: deployedBuildDir('lab-3', c.env), version: '0.1.0', snapshot: async () => SNAPSHOT })).toMatchObject({ kind: 'unchanged' });
+  });
+
+  it('N+1 built by a kubedos that planned its spec differently: sealed with the plan it was made from (its plan.json); without one, or with one that is not its plan, refused saying so, the bundle as it was', async () => {
+    const c = await sealedCluster();
+    // What another kubedos made of the same spec (here: one more line in the Ansible inventory).
+    const mine = planOf(c.n1Spec);
+    const theirs = { ...mine, ansibleInventory: `${mine.ansibleInventory}\n# planned by another kubedos` };
+    const built = tempDir('kd-reseal-theirs-');
+    writeFakeBuild(built, theirs, c.n1Text, c.fx.signingKey, true);
+    const was = sha256Hex(readFileSync(join(c.bundleDir, BUNDLE_PATHS.manifest)));
+    const reseal = () => resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: built, version: '0.2.0', specText: c.n1Text, snapshot: async () => SNAPSHOT });
+
+    expect(await reseal()).toEqual({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle still holds 0\.1\.0: a restore from it brings back 0\.1\.0, not 0\.2\.0: this kubedos plans its spec differently from the kubedos that built 0\.2\.0 \(.*\), and .* keeps no plan\.json \(builds made before it was kept\): seal it with the kubedos that built 0\.2\.0 \(kubedos upgrade SPEC --reseal\), or build 0\.2\.0 again with this one$/) });
+    writeFileSync(join(built, PLAN_FILE), canonicalJson(mine));
+    expect(await reseal()).toEqual({ kind: 'failed', line: expect.stringMatching(/: its plan\.json \(.*\) is not the plan it was made from: sha256 [0-9a-f]{64}, the manifest's inputs\.planSha256 says [0-9a-f]{64}$/) });
+    expect(sha256Hex(readFileSync(join(c.bundleDir, BUNDLE_PATHS.manifest)))).toBe(was);
+
+    writeFileSync(join(built, PLAN_FILE), canonicalJson(theirs));
+    expect(await reseal()).toMatchObject({ kind: 'resealed' });
+    expect(canonicalJson(JSON.parse(bytes(c.bundleDir, BUNDLE_PATHS.plan)))).toBe(canonicalJson(theirs));
     expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
   });
 

@@ -16,12 +16,14 @@
 // (with its spec.yaml), so --rollback can seal it again and the next preflight still reads it.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256Hex } from '../../common/canonical';
+import { canonicalJson, sha256Hex } from '../../common/canonical';
 import { plan as planOf } from '../../common/plan/index';
-import type { Plan } from '../../common/plan/index';
+import { Plan } from '../../common/plan/schema';
+import type { ClusterSpec } from '../../common/spec/schema';
 import { parseSpec } from '../../common/spec/index';
 import { plural } from '../../common/text/plural';
-import { MANIFEST_FILE } from '../build/attest';
+import { MANIFEST_FILE, PLAN_FILE } from '../build/attest';
+import { plannedWith, readBuildPlan } from '../build/verify';
 import type { SealSnapshot } from '../bundle/seal';
 import { sealBundle } from '../bundle/seal';
 import { BUNDLE_PATHS, BundleManifest, HubRecord, NodeRecord, StagesRecord } from '../bundle/schema';
@@ -54,9 +56,10 @@ export type ResealResult =
 /**
  * The node facts the bundle in place records, as the seal takes them (a bundle's NodeRecord without
  * its role), with those of the nodes created again since the cluster's first boot (replacedSince):
- * a restore, converge and the terminal pin the keys those nodes have now.
+ * a restore, converge and the terminal pin the keys those nodes have now. `renewed`: the nodes
+ * whose facts are not the bundle's (a new VM since it was sealed).
  */
-function factsOf(ws: string, bundleDir: string, p: Plan, log: (line: string) => void): Record<string, NodeFacts> {
+function factsOf(ws: string, bundleDir: string, p: Plan, log: (line: string) => void): { nodes: Record<string, NodeFacts>; renewed: string[] } {
   const nodes: Record<string, NodeFacts> = {};
   for (const n of p.nodes) {
     const file = join(bundleDir, BUNDLE_PATHS.nodesDir, `${n.name}.json`);
@@ -64,13 +67,33 @@ function factsOf(ws: string, bundleDir: string, p: Plan, log: (line: string) => 
     const { role: _role, ...facts } = NodeRecord.parse(JSON.parse(readFileSync(file, 'utf8')));
     nodes[n.name] = facts;
   }
+  const renewed: string[] = [];
   const deployed = readFirstboot(join(ws, WORKSPACE_LAYOUT.journal));
   for (const [name, r] of Object.entries(replacedSince(ws, deployed.kind === 'ok' ? deployed.at : '', p.nodes.map((n) => n.name)))) {
     if (!r.wgPublicKeys) throw new BundleInputError(`${name} is a new VM since the deploy (${r.journal}), and no planes stage recorded its plane keys since its first boot`, 'rerun kubedos upgrade SPEC (its replacement runs its planes stage), then kubedos upgrade SPEC --reseal');
-    nodes[name] = { ...r.facts, wgPublicKeys: r.wgPublicKeys };
-    log(`${name}: a new VM since the deploy: its host key and plane keys from ${r.journal}`);
+    const now: NodeFacts = { ...r.facts, wgPublicKeys: r.wgPublicKeys };
+    if (canonicalJson(now) === canonicalJson(nodes[name])) continue; // sealed since it was created
+    nodes[name] = now;
+    renewed.push(name);
+    log(`${name}: a new VM since the bundle was sealed: its host key and plane keys from ${r.journal}`);
   }
-  return nodes;
+  return { nodes, renewed };
+}
+
+/**
+ * The plan sealed with the build: the one it was made from (PLAN_FILE beside its signed files,
+ * bound by inputs.planSha256; the bundle's own plan.json when the bundle holds the build). Another
+ * version of kubedos may plan the same spec differently, so the spec is planned again only for a
+ * build that keeps no plan, and must then give the plan the build was made from.
+ */
+function sealedPlan(r: ResealRequest, bundleDir: string, holds: boolean, manifestBytes: Buffer, spec: ClusterSpec): { ok: true; plan: Plan } | { ok: false; why: string } {
+  if (holds) return { ok: true, plan: Plan.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.plan), 'utf8'))) };
+  const own = readBuildPlan(r.buildDir, manifestBytes);
+  if (own.kind === 'ok') return { ok: true, plan: own.plan };
+  if (own.kind === 'bad') return { ok: false, why: `its ${PLAN_FILE} (${join(r.buildDir, PLAN_FILE)}) is not the plan it was made from: ${own.why}` };
+  const p = planOf(spec);
+  if (sha256Hex(canonicalJson(p)) === plannedWith(manifestBytes)) return { ok: true, plan: p };
+  return { ok: false, why: `this kubedos plans its spec differently from the kubedos that built ${r.version} (the plan's sha256 is not the signed manifest's inputs.planSha256), and ${r.buildDir} keeps no ${PLAN_FILE} (builds made before it was kept): seal it with the kubedos that built ${r.version} (kubedos upgrade SPEC --reseal), or build ${r.version} again with this one` };
 }
 
 /**
@@ -89,13 +112,16 @@ export async function resealForRunningBuild(r: ResealRequest): Promise<ResealRes
   } catch (err) {
     return { kind: 'failed', line: `the recovery bundle was not sealed again: ${manifestFile} does not parse (${errText(err).split('\n')[0]}); kubedos verify ${bundleDir} says what is wrong` };
   }
-  const stillHolds = `the recovery bundle still holds ${inPlace.artifactVersion}: a restore from it brings back ${inPlace.artifactVersion}, not ${r.version}`;
-  const retry = `seal it again with kubedos upgrade SPEC --reseal once that is mended`;
   const manifestBytes = readFileSync(join(r.buildDir, MANIFEST_FILE));
   const digest = sha256Hex(manifestBytes);
-  if (inPlace.buildManifestSha256 === digest) return { kind: 'unchanged', line: `the recovery bundle already holds ${r.version} (${bundleDir})` };
+  // The bundle may hold this build already: sealed again only for a node created again since (a replacement's new keys).
+  const holds = inPlace.buildManifestSha256 === digest;
+  const stillHolds = holds
+    ? `the recovery bundle holds ${r.version} with the keys of nodes created again since it was sealed`
+    : `the recovery bundle still holds ${inPlace.artifactVersion}: a restore from it brings back ${inPlace.artifactVersion}, not ${r.version}`;
+  const retry = `seal it again with kubedos upgrade SPEC --reseal once that is mended`;
 
-  const specText = r.specText ?? (existsSync(join(r.buildDir, KEPT_SPEC_FILE)) ? readFileSync(join(r.buildDir, KEPT_SPEC_FILE), 'utf8') : undefined);
+  const specText = r.specText ?? (holds ? readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8') : existsSync(join(r.buildDir, KEPT_SPEC_FILE)) ? readFileSync(join(r.buildDir, KEPT_SPEC_FILE), 'utf8') : undefined);
   if (specText === undefined) return { kind: 'failed', line: `${stillHolds}: the spec ${r.version} was built from is not kept beside its signed files (${join(r.buildDir, KEPT_SPEC_FILE)}); ${retry}` };
   const wanted = builtFrom(manifestBytes);
   if (wanted !== sha256Hex(specText)) {
@@ -103,13 +129,16 @@ export async function resealForRunningBuild(r: ResealRequest): Promise<ResealRes
   }
   const parsed = parseSpec(specText);
   if (!parsed.spec) return { kind: 'failed', line: `${stillHolds}: the spec ${r.version} was built from does not parse (${parsed.diagnostics[0]?.message ?? 'invalid'})` };
-  const p = planOf(parsed.spec);
+  const planned = sealedPlan(r, bundleDir, holds, manifestBytes, parsed.spec);
+  if (!planned.ok) return { kind: 'failed', line: `${stillHolds}: ${planned.why}` };
+  const p = planned.plan;
   try {
     const hub = HubRecord.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.hub), 'utf8')));
-    const nodes = factsOf(ws, bundleDir, p, r.log ?? (() => undefined));
+    const { nodes, renewed } = factsOf(ws, bundleDir, p, r.log ?? (() => undefined));
+    if (holds && !renewed.length) return { kind: 'unchanged', line: `the recovery bundle already holds ${r.version} (${bundleDir})` };
     const stages = StagesRecord.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.stages), 'utf8')));
-    // The build the bundle in place names, kept first (with the spec it sealed): --rollback seals it again from there.
-    const previous = keepBuildFiles(r.cluster, r.env, join(bundleDir, BUNDLE_PATHS.buildDir), readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8'));
+    // The build the bundle in place names, kept first (with the spec and plan it sealed): --rollback seals it again from there.
+    const previous = keepBuildFiles(r.cluster, r.env, join(bundleDir, BUNDLE_PATHS.buildDir), { specText: readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8'), plan: JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.plan), 'utf8')) as unknown });
     const sealed = await sealBundle({ workspace: ws, env: r.env, specText, plan: p, buildDir: r.buildDir, hub, nodes, stages, snapshot: () => r.snapshot(p), log: r.log ?? (() => undefined) });
     // The bundle names what runs now: no pointer beside it (returnToBuild removes it for the sealed build).
     returnToBuild(r.cluster, r.env, { version: r.version, digest });
