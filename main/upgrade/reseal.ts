@@ -87,7 +87,14 @@ function factsOf(ws: string, bundleDir: string, p: Plan, log: (line: string) => 
  * build that keeps no plan, and must then give the plan the build was made from.
  */
 function sealedPlan(r: ResealRequest, bundleDir: string, holds: boolean, manifestBytes: Buffer, spec: ClusterSpec): { ok: true; plan: Plan } | { ok: false; why: string } {
-  if (holds) return { ok: true, plan: Plan.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.plan), 'utf8'))) };
+  if (holds) {
+    const file = join(bundleDir, BUNDLE_PATHS.plan);
+    try {
+      return { ok: true, plan: Plan.parse(JSON.parse(readFileSync(file, 'utf8'))) };
+    } catch (err) {
+      return { ok: false, why: `the bundle's ${BUNDLE_PATHS.plan} cannot be read as a plan (${errText(err).split('\n')[0]}); kubedos verify ${bundleDir} says what is wrong` };
+    }
+  }
   const own = readBuildPlan(r.buildDir, manifestBytes);
   if (own.kind === 'ok') return { ok: true, plan: own.plan };
   if (own.kind === 'bad') return { ok: false, why: `its ${PLAN_FILE} (${join(r.buildDir, PLAN_FILE)}) is not the plan it was made from: ${own.why}` };
