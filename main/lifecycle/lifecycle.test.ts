@@ -14,7 +14,7 @@ import { readJournal } from '../pipeline/journal';
 import { imageFileName, imagePrefix, ownsImageFile } from '../../common/plan/ownership';
 import { decideDestroy, decideImages, startOrder, stopOrder } from './decide';
 import { describeLifecycle, lastLifecycle, recoveryDir } from './record';
-import { destroyCluster, stopCluster } from './service';
+import { destroyCluster, startCluster, stopCluster } from './service';
 
 const text = TEMPLATES['lab-3'].text;
 const p = plan(parseSpec(text).spec!);
@@ -254,5 +254,53 @@ describe('destroy and stop (in-memory substrate)', () => {
     const o = await stopCluster(req());
     expect(o.ok).toBe(false);
     expect(o.error?.message).toMatch(/lab-3 was never deployed here: no workspace at/);
+  });
+});
+
+describe('start (in-memory substrate)', () => {
+  it('a node fenced at the hub (revoked: a drill or a replace-based upgrade interrupted before destroying it) is started but not waited for: neither its planes nor its etcd', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kd-lifecycle-start-'));
+    try {
+      const ws = join(root, 'clusters/lab-3');
+      mkdirSync(ws, { recursive: true });
+      writeFileSync(join(ws, 'journal.jsonl'), `${JSON.stringify({ type: 'run', state: 'started', stages: ['provision'], pipeline: 'deploy', runId: 'd1', seq: 0, time: '2026-12-01T10:00:00.000Z' })}\n`);
+      const hub = p.nodes.find((n) => n.hub)!;
+      const vmidOf = (name: string): number => p.nodes.find((n) => n.name === name)!.vmid;
+      const nowS = 1_800_000_000;
+      const asked: string[] = [];
+      const vms = new Map(p.nodes.map((n) => [n.vmid, vm(n.vmid, n.name, tags, 'stopped')]));
+      // The hub: cp-1 revoked (fenced), so its plane peers are gone; w-1's are fresh.
+      const peer = { publicKey: 'k', endpoint: '192.0.2.1:51820', allowedIps: [], latestHandshake: nowS - 5 };
+      const planes = Object.fromEntries((['wg1', 'wg2', 'wg3'] as const).map((pl) => [pl, { up: true, publicKey: 'hubkey', address: hub.planes[pl].address, peers: [peer] }]));
+      const driver = {
+        kind: 'proxmox' as const,
+        target: 'proxmox://fake',
+        inventory: async (): Promise<Inventory> => ({ host: 'proxmox://fake', node: 'pve', vms: [...vms.values()], storages: [] }),
+        status: async (vmid: number) => vms.get(vmid)!.status,
+        start: async (vmid: number) => void (vms.get(vmid)!.status = 'running'),
+        guestPing: async () => true,
+        guestExec: async (vmid: number, argv: readonly string[]) => {
+          const name = p.nodes.find((n) => n.vmid === vmid)!.name;
+          asked.push(`${name}: ${argv.join(' ')}`);
+          const out = (stdout: string) => ({ exitCode: 0, stdout, stderr: '' });
+          if (argv[0]!.endsWith('kubedos-enroll-hub')) return out(JSON.stringify({ enrolled: ['cp-1', 'w-1'], revoked: ['cp-1'], window: null }));
+          if (argv[0]!.endsWith('kubedos-planes')) return out(JSON.stringify({ node: hub.name, hub: true, nftables: true, planes }));
+          if (argv[0] === 'date') return out(`${nowS}\n`);
+          return { exitCode: 1, stdout: '', stderr: `not expected here: ${argv.join(' ')}` };
+        },
+        close: async () => undefined,
+      };
+      const o = await startCluster({ specText: text, target: { kind: 'proxmox', host: 'fake' }, env: { KUBEDOS_WORKSPACE: root }, by: 'test', driver: driver as unknown as SubstrateDriver, timeoutS: 5 });
+      expect(o.error?.message, o.error?.hint).toBeUndefined();
+      expect(o.ok).toBe(true);
+      expect([...vms.values()].every((v) => v.status === 'running')).toBe(true);
+      expect(o.did).toContainEqual(expect.stringMatching(/^fenced at the hub, not waited for: cp-1 \(its planes and etcd are out on purpose/));
+      expect(o.did).toContainEqual('planes back: every peer not fenced has a fresh handshake with the hub on wg1, wg2, wg3');
+      // cp-1 is lab-3's etcd member: not asked for its health.
+      expect(asked.filter((a) => a.startsWith('cp-1:'))).toEqual([]);
+      expect(vmidOf('cp-1')).toBeGreaterThan(0);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -24,6 +24,8 @@ import type { PipelineResult, StageContext } from '../pipeline/runner';
 import { runPipeline, StageError } from '../pipeline/runner';
 import { ETCD_PKI, etcdctlArgv, etcdMembers } from '../stages/converge';
 import { bootTimeoutMs, planesStatus } from '../stages/firstboot';
+import { hubRevoked } from '../stages/enroll';
+import { firstFew } from '../../common/text/first-few';
 import { HANDSHAKE_FRESH_S, PLANE_NAMES, planeProblems } from '../stages/backplanes';
 import type { Inventory, SubstrateDriver, SubstrateEvent } from '../substrate/driver';
 import { SubstrateError } from '../substrate/driver';
@@ -262,7 +264,8 @@ interface PlanesCheck {
   problems: string[];
 }
 
-async function hubPlanes(driver: SubstrateDriver, plan: Plan, signal: AbortSignal): Promise<PlanesCheck> {
+/** The hub's planes: a fresh handshake with every spoke but the `fenced` ones (revoked at the hub: no peer there any more). */
+async function hubPlanes(driver: SubstrateDriver, plan: Plan, fenced: readonly string[], signal: AbortSignal): Promise<PlanesCheck> {
   const hub = plan.nodes.find((n) => n.hub);
   if (!hub) return { ok: true, problems: [] };
   const g = { driver, node: hub, signal };
@@ -270,7 +273,7 @@ async function hubPlanes(driver: SubstrateDriver, plan: Plan, signal: AbortSigna
   const problems = planeProblems(st, hub);
   const clock = await driver.guestExec(hub.vmid, ['date', '+%s'], { timeoutS: 30, signal });
   const nowS = Number(clock.stdout.trim());
-  const expected = plan.nodes.length - 1;
+  const expected = plan.nodes.filter((n) => !n.hub && !fenced.includes(n.name)).length;
   for (const p of PLANE_NAMES) {
     const fresh = (st.planes[p]?.peers ?? []).filter((x) => x.latestHandshake > 0 && nowS - x.latestHandshake < HANDSHAKE_FRESH_S).length;
     if (fresh < expected) problems.push(`${p}: ${fresh} of ${expected} peers have a fresh handshake with the hub`);
@@ -330,9 +333,16 @@ export async function startCluster(req: LifecycleRequest & { timeoutS?: number }
       });
       for (const n of order) s.log(`${n.name}: guest agent answered after ${((answered.get(n.vmid) ?? 0) / 1000).toFixed(0)} s`, { node: n.name });
       const deadline = t0 + waitMs;
+      // A node fenced at the hub (a drill's, or a replace-based upgrade's interrupted before its VM
+      // was destroyed) is out of the planes and etcd on purpose: started, not waited for.
+      const fenced = await hubRevoked(o.driver, o.plan, s.signal).catch((err: Error) => {
+        s.log(`the hub's revocation list could not be read (${err.message.split('\n')[0] ?? ''}): every node is waited for`, { stream: 'warn' });
+        return [] as string[];
+      });
+      if (fenced.length) did.push(`fenced at the hub, not waited for: ${firstFew(fenced)} (${fenced.length === 1 ? 'its' : 'their'} planes and etcd are out on purpose; the drill or upgrade that fenced ${fenced.length === 1 ? 'it replaces it' : 'them replaces them'} when run again)`);
       let planes: PlanesCheck;
       for (;;) {
-        planes = await hubPlanes(o.driver, o.plan, s.signal).catch((err: Error) => ({ ok: false, problems: [err.message.split('\n')[0] ?? ''] }));
+        planes = await hubPlanes(o.driver, o.plan, fenced, s.signal).catch((err: Error) => ({ ok: false, problems: [err.message.split('\n')[0] ?? ''] }));
         if (planes.ok || Date.now() > deadline) break;
         await sleep(3000, s.signal);
       }
@@ -340,8 +350,8 @@ export async function startCluster(req: LifecycleRequest & { timeoutS?: number }
         notDone.push('planes not back');
         throw new StageError(`start: the VMs run but the planes are not back at the hub: ${planes.problems.slice(0, 3).join('; ')}`, { hint: 'see journalctl -u kubedos-backplane on the nodes; kubedos start again waits once more' });
       }
-      did.push(`planes back: every peer has a fresh handshake with the hub on ${PLANE_NAMES.join(', ')}`);
-      for (const n of etcdMembers(o.plan)) {
+      did.push(`planes back: every peer${fenced.length ? ' not fenced' : ''} has a fresh handshake with the hub on ${PLANE_NAMES.join(', ')}`);
+      for (const n of etcdMembers(o.plan).filter((m) => !fenced.includes(m.name))) {
         let h: string;
         for (;;) {
           h = await etcdHealth(o.driver, n, s.signal).catch((err: Error) => err.message.split('\n')[0] ?? 'error');

@@ -73,6 +73,15 @@ export function enrollDrift(plan: Plan, hub: HubStatus, hubPlanes: Awaited<Retur
   return out;
 }
 
+/**
+ * The nodes revoked at the hub (`kubedos-enroll-hub status`), sorted: fenced by a drill or by a
+ * replace-based upgrade (or its --rollback) that has not destroyed them yet. Out of the planes on purpose.
+ */
+export async function hubRevoked(driver: SubstrateDriver, plan: Plan, signal?: AbortSignal): Promise<string[]> {
+  const st = await guestJson<HubStatus>({ driver, node: hubOf(plan), ...(signal ? { signal } : {}) }, [HUB_BIN, 'status'], { what: 'kubedos-enroll-hub status' });
+  return [...st.revoked].sort();
+}
+
 async function hubView(driver: SubstrateDriver, plan: Plan, signal: AbortSignal): Promise<string[]> {
   const g: GuestCall = { driver, node: hubOf(plan), signal };
   const st = await guestJson<HubStatus>(g, [HUB_BIN, 'status'], { what: 'kubedos-enroll-hub status' });
