@@ -46,9 +46,11 @@
 //     run again instead and must go on from its record: no node already replaced from N destroyed
 //     again.
 //     Refused before anything runs when the kept lab is not there (its files, its VMs answering);
-//     then every replaced node must be a new VM on slot A running N+1 and the master on B. Not run
-//     yet; ~1.5-2 h estimated (the master's slot switch back, four replacements from N at the third
-//     run's 17-26 min each).
+//     then every replaced node must be a new VM on slot A running N+1 and the master on B. Fifth run
+//     (2026-12-07): start 269 s, the interrupted upgrade's rerun 3,101 s (w-1 not destroyed again,
+//     the master switched), its bundle line failed (N+1 built by an older kubedos planning the spec
+//     differently: mended, docs/upgrades.md); --rollback: the master back in 104 s, w-1 and cp-3
+//     replaced from N (1,685 s, 2,202 s), interrupted with cp-2 fenced; the lab kept there.
 // The two parts assert what one whole run asserts (each step's checks are in its own `it`).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
