@@ -78,13 +78,17 @@ export function enrollDrift(plan: Plan, hub: HubStatus, hubPlanes: Awaited<Retur
  * replace-based upgrade (or its --rollback) that has not destroyed them yet. Out of the planes on purpose.
  */
 export async function hubRevoked(driver: SubstrateDriver, plan: Plan, signal?: AbortSignal): Promise<string[]> {
-  const st = await guestJson<HubStatus>({ driver, node: hubOf(plan), ...(signal ? { signal } : {}) }, [HUB_BIN, 'status'], { what: 'kubedos-enroll-hub status' });
-  return [...st.revoked].sort();
+  return [...(await hubStatusOf({ driver, node: hubOf(plan), ...(signal ? { signal } : {}) })).revoked].sort();
+}
+
+/** The hub's roster, revocations and window (`kubedos-enroll-hub status`). */
+function hubStatusOf(g: GuestCall): Promise<HubStatus> {
+  return guestJson<HubStatus>(g, [HUB_BIN, 'status'], { what: 'kubedos-enroll-hub status' });
 }
 
 async function hubView(driver: SubstrateDriver, plan: Plan, signal: AbortSignal): Promise<string[]> {
   const g: GuestCall = { driver, node: hubOf(plan), signal };
-  const st = await guestJson<HubStatus>(g, [HUB_BIN, 'status'], { what: 'kubedos-enroll-hub status' });
+  const st = await hubStatusOf(g);
   return enrollDrift(plan, st, await planesStatus(g), Math.floor(Date.now() / 1000));
 }
 
@@ -127,7 +131,7 @@ export function enrollStage(ctx: DeployContext): StageDefinition {
       const hubG: GuestCall = { driver, node: hub, signal: s.signal };
       let changes = await syncFiles(hubG, hubEnrollmentFiles(plan, { hmacKey: trust.hmacKey, hubTls: trust.hubTls }), ['/etc/kubedos/enroll/revoked.json']);
       const caChainPem = trust.intermediate.certPem + trust.root.certPem;
-      const hubStatus = (): Promise<HubStatus> => guestJson<HubStatus>(hubG, [HUB_BIN, 'status'], { what: 'kubedos-enroll-hub status' });
+      const hubStatus = (): Promise<HubStatus> => hubStatusOf(hubG);
 
       // Who still has to join: not on the hub's roster of enrolled keys, or no hub peer on a plane.
       const before = await hubStatus();
