@@ -17,10 +17,13 @@ import type { PlanNode } from '../../common/plan/schema';
 import { etcdClientUrl, etcdctlArgv, etcdPeerUrl } from '../stages/converge';
 import type { EtcdAccess } from './etcd-member';
 import { addEtcdMember, etcdctlSaid, isUnstarted, recordEtcdMember, removeEtcdMember } from './etcd-member';
+import { canonicalJson } from '../../common/canonical';
+import { PATHS } from '../trust/enrollment-files';
+import { isRevoked, parseHubRevocations, unrevokeNode } from '../trust/revocation';
 import type { NodeShell } from './shell';
 
 export const HUB_BIN = '/usr/lib/kubedos/backplane/kubedos-enroll-hub';
-export const REVOKED_PATH = '/etc/kubedos/enroll/revoked.json';
+export const REVOKED_PATH = PATHS.revoked;
 
 type EtcdFacts = NonNullable<HealthFacts['etcd']>;
 
@@ -135,11 +138,11 @@ export async function revokeAtHub(sh: NodeShell, hub: string, node: string, reas
  * keys and a fresh single-use token). Returns the line saying so, or undefined when it was not revoked.
  */
 export async function liftRevocation(sh: NodeShell, hub: string, cluster: string, node: string): Promise<string | undefined> {
-  const list = await sh.exec(hub, ['/bin/sh', '-c', 'cat "$1" 2>/dev/null || echo "{}"', 'sh', REVOKED_PATH]);
-  const raw = JSON.parse(list.stdout || '{}') as { cluster?: string; revoked?: { node: string }[] };
-  const kept = { cluster: raw.cluster ?? cluster, revoked: (raw.revoked ?? []).filter((x) => x.node !== node) };
-  if ((raw.revoked ?? []).length === kept.revoked.length) return undefined;
-  await sh.exec(hub, ['/bin/sh', '-c', 'umask 022; cat > "$1.tmp" && mv "$1.tmp" "$1"', 'sh', REVOKED_PATH], { input: `${JSON.stringify(kept, null, 2)}\n` });
+  const read = await sh.exec(hub, ['/bin/sh', '-c', 'cat "$1" 2>/dev/null || echo "{}"', 'sh', REVOKED_PATH]);
+  const list = parseHubRevocations(read.stdout, cluster);
+  if (!isRevoked(list, node)) return undefined;
+  // Written as the enrollment files write it (mode 0644, canonical JSON), replaced atomically.
+  await sh.exec(hub, ['/bin/sh', '-c', 'umask 022; cat > "$1.tmp" && mv "$1.tmp" "$1"', 'sh', REVOKED_PATH], { input: `${canonicalJson(unrevokeNode(list, node), 2)}\n` });
   return `${node} taken off the revocation list for its replacement`;
 }
 

@@ -21,7 +21,7 @@ import { bin, bringUp, makeTrust, openWindow, token } from '../lab/backplane';
 import { PATHS } from '../trust/index';
 import { Lab } from '../lab/harness';
 import { etcdSnapshotRestoreArgv } from '../restore/etcd';
-import { RevocationList } from '../trust/revocation';
+import { liftRevocation } from './fence';
 import type { NodeShell } from './shell';
 import { lastLines } from './shell';
 import { readWatcherReport } from './watcher-report';
@@ -32,7 +32,6 @@ export const LAB_SCENARIOS: readonly ScenarioName[] = ['partition-node', 'kill-e
 
 const ETCD_CLIENT_PORT = 2379;
 const ETCD_PEER_PORT = 2380;
-const REVOKED_PATH = '/etc/kubedos/enroll/revoked.json';
 
 /** etcd members by plan: control planes for stacked etcd, etcd nodes for external (same rule as the Ansible inventory's etcd_members). */
 export function etcdMembersOf(plan: Plan): string[] {
@@ -337,12 +336,6 @@ export class LabDrillTarget implements DrillTarget {
 
   // ------------------------------------------------------------ partition-node
 
-  private async readRevocations(sh: NodeShell): Promise<RevocationList> {
-    const r = await sh.exec(this.hub, ['/bin/sh', '-c', 'cat "$1" 2>/dev/null || echo "{}"', 'sh', REVOKED_PATH]);
-    const raw = JSON.parse(r.stdout || '{}') as Partial<RevocationList>;
-    return RevocationList.parse({ cluster: raw.cluster ?? this.cluster, revoked: raw.revoked ?? [] });
-  }
-
   private partitionOps(): ScenarioOps {
     return {
       inject: async (ctx) => {
@@ -364,9 +357,7 @@ export class LabDrillTarget implements DrillTarget {
       },
       reintegrate: async (ctx) => {
         // Re-admit deliberately: drop it from the revocation list, a fresh single-use token, enroll.
-        const list = await this.readRevocations(ctx.sh);
-        const kept = { cluster: list.cluster, revoked: list.revoked.filter((r) => r.node !== ctx.node) };
-        await ctx.sh.exec(this.hub, ['/bin/sh', '-c', 'umask 077; cat > "$1.tmp" && mv "$1.tmp" "$1"', 'sh', REVOKED_PATH], { input: `${JSON.stringify(kept, null, 2)}\n` });
+        await liftRevocation(ctx.sh, this.hub, this.cluster, ctx.node);
         const window = await openWindow(this.lab, 30);
         try {
           // The token goes in a file (never in argv), as the image's first boot does.

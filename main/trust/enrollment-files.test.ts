@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { plan } from '../../common/plan/index';
 import { parseSpec, TEMPLATES } from '../../common/spec/index';
 import { agentEnrollmentFiles, enrollmentRoster, hubEnrollmentFiles, PATHS } from './enrollment-files';
-import { emptyRevocationList, isRevoked, revokeNode } from './revocation';
+import { emptyRevocationList, isRevoked, parseHubRevocations, revokeNode, unrevokeNode } from './revocation';
 
 const p = plan(parseSpec(TEMPLATES['lab-3'].text).spec!);
 
@@ -33,5 +33,17 @@ describe('enrollment files and revocation list', () => {
     expect(l.revoked.map((r) => [r.node, r.at])).toEqual([['cp-1', 11], ['w-1', 10]]);
     expect(isRevoked(l, 'w-1')).toBe(true);
     expect(isRevoked(l, 'master')).toBe(false);
+    expect(unrevokeNode(l, 'w-1').revoked.map((r) => r.node)).toEqual(['cp-1']);
+    expect(unrevokeNode(l, 'master')).toEqual(l);
+  });
+
+  it('reads the hub\'s revoked.json: absent or empty is the empty list, a list without its cluster takes it, anything else names the file', () => {
+    expect(parseHubRevocations('', 'lab-3')).toEqual({ cluster: 'lab-3', revoked: [] });
+    expect(parseHubRevocations('{}\n', 'lab-3')).toEqual({ cluster: 'lab-3', revoked: [] });
+    expect(parseHubRevocations('{"revoked":[{"node":"w-1","at":5,"reason":"lost"}]}', 'lab-3')).toEqual({ cluster: 'lab-3', revoked: [{ node: 'w-1', at: 5, reason: 'lost' }] });
+    expect(parseHubRevocations('{"cluster":"other","revoked":[]}', 'lab-3').cluster).toBe('other');
+    expect(() => parseHubRevocations('[]', 'lab-3')).toThrow(/not a revocation list: an array, not an object/);
+    expect(() => parseHubRevocations('{"revoked":', 'lab-3')).toThrow(/revoked\.json is not JSON/);
+    expect(() => parseHubRevocations('{"revoked":[{"node":"w-1"}]}', 'lab-3')).toThrow(/revoked\.json is not a revocation list: revoked\.0\.at/);
   });
 });
