@@ -3,7 +3,7 @@
 // written and verified by the seal's own code) with N+1 signed by the cluster's build key. What is
 // checked is what a restore reads: the bundle verifies, is restorable with the recovery identity,
 // names N+1's build and spec, and keeps the nodes' and hub's records; a failure leaves it as it was.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canonicalJson, sha256Hex } from '../../common/canonical';
@@ -127,6 +127,19 @@ describe('the recovery bundle sealed again for the build the cluster runs', () =
     expect(otherKey).toMatchObject({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle still holds 0\.1\.0: .*sealing it again failed: the build in .* was signed by key [0-9a-f]{64}, not by this cluster's build signing key [0-9a-f]{64}/) });
     expect(sha()).toBe(was);
     expect((await verifyBundle(c.bundleDir)).ok).toBe(true);
+
+    // The bundle holds the build it is asked to seal, but its own spec.yaml or plan.json is gone: failed, saying which, not thrown.
+    const specFile = join(c.bundleDir, BUNDLE_PATHS.spec);
+    const specBytes = readFileSync(specFile);
+    rmSync(specFile);
+    expect(await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.fx.buildDir, version: '0.1.0', snapshot })).toMatchObject({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle holds 0\.1\.0 as it was sealed \(a node created again since keeps its old keys there\): its own spec\.yaml \(the spec 0\.1\.0 was built from\) cannot be read \(ENOENT/) });
+    writeFileSync(specFile, specBytes);
+    const planFile = join(c.bundleDir, BUNDLE_PATHS.plan);
+    const planBytes = readFileSync(planFile);
+    writeFileSync(planFile, '{"cluster":');
+    expect(await resealForRunningBuild({ cluster: 'lab-3', env: c.env, buildDir: c.fx.buildDir, version: '0.1.0', snapshot })).toMatchObject({ kind: 'failed', line: expect.stringMatching(/: the bundle's plan\.json cannot be read as a plan \(.*plan\.json cannot be read as JSON: /) });
+    writeFileSync(planFile, planBytes);
+    expect(sha()).toBe(was);
 
     const empty = { KUBEDOS_WORKSPACE: tempDir('kd-reseal-none-') };
     expect(await resealForRunningBuild({ cluster: 'lab-3', env: empty, buildDir: c.n1, version: '0.2.0', specText: c.n1Text, snapshot })).toMatchObject({ kind: 'failed', line: expect.stringMatching(/^the recovery bundle was not sealed again: .* holds none/) });

@@ -80,19 +80,42 @@ function factsOf(ws: string, bundleDir: string, p: Plan, log: (line: string) => 
   return { nodes, renewed };
 }
 
+/** The spec and plan the bundle in place was sealed with, each read once, when first asked (a file missing or not JSON throws, naming it). */
+interface SealedWith {
+  dir: string;
+  specText: () => string;
+  plan: () => unknown;
+}
+
+function sealedWith(bundleDir: string): SealedWith {
+  const once = <T>(read: () => T): (() => T) => {
+    let v: { value: T } | undefined;
+    return () => (v ??= { value: read() }).value;
+  };
+  const specText = once(() => readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8'));
+  const plan = once((): unknown => {
+    const file = join(bundleDir, BUNDLE_PATHS.plan);
+    try {
+      return JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new BundleInputError(`${file} cannot be read as JSON: ${errText(err).split('\n')[0]}`, `kubedos verify ${bundleDir} says what is wrong`);
+    }
+  });
+  return { dir: bundleDir, specText, plan };
+}
+
 /**
  * The plan sealed with the build: the one it was made from (PLAN_FILE beside its signed files,
  * bound by inputs.planSha256; the bundle's own plan.json when the bundle holds the build). Another
  * version of kubedos may plan the same spec differently, so the spec is planned again only for a
  * build that keeps no plan, and must then give the plan the build was made from.
  */
-function sealedPlan(r: ResealRequest, bundleDir: string, holds: boolean, manifestBytes: Buffer, spec: ClusterSpec): { ok: true; plan: Plan } | { ok: false; why: string } {
+function sealedPlan(r: ResealRequest, bundle: SealedWith, holds: boolean, manifestBytes: Buffer, spec: ClusterSpec): { ok: true; plan: Plan } | { ok: false; why: string } {
   if (holds) {
-    const file = join(bundleDir, BUNDLE_PATHS.plan);
     try {
-      return { ok: true, plan: Plan.parse(JSON.parse(readFileSync(file, 'utf8'))) };
+      return { ok: true, plan: Plan.parse(bundle.plan()) };
     } catch (err) {
-      return { ok: false, why: `the bundle's ${BUNDLE_PATHS.plan} cannot be read as a plan (${errText(err).split('\n')[0]}); kubedos verify ${bundleDir} says what is wrong` };
+      return { ok: false, why: `the bundle's ${BUNDLE_PATHS.plan} cannot be read as a plan (${errText(err).split('\n')[0]}); kubedos verify ${bundle.dir} says what is wrong` };
     }
   }
   const own = readBuildPlan(r.buildDir, manifestBytes);
@@ -124,19 +147,26 @@ export async function resealForRunningBuild(r: ResealRequest): Promise<ResealRes
   // The bundle may hold this build already: sealed again only for a node created again since (a replacement's new keys).
   const holds = inPlace.buildManifestSha256 === digest;
   const stillHolds = holds
-    ? `the recovery bundle holds ${r.version} with the keys of nodes created again since it was sealed`
+    ? `the recovery bundle holds ${r.version} as it was sealed (a node created again since keeps its old keys there)`
     : `the recovery bundle still holds ${inPlace.artifactVersion}: a restore from it brings back ${inPlace.artifactVersion}, not ${r.version}`;
   const retry = `seal it again with kubedos upgrade SPEC --reseal once that is mended`;
 
-  const specText = r.specText ?? (holds ? readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8') : existsSync(join(r.buildDir, KEPT_SPEC_FILE)) ? readFileSync(join(r.buildDir, KEPT_SPEC_FILE), 'utf8') : undefined);
-  if (specText === undefined) return { kind: 'failed', line: `${stillHolds}: the spec ${r.version} was built from is not kept beside its signed files (${join(r.buildDir, KEPT_SPEC_FILE)}); ${retry}` };
+  const bundle = sealedWith(bundleDir);
+  const specFile = holds ? join(bundleDir, BUNDLE_PATHS.spec) : join(r.buildDir, KEPT_SPEC_FILE);
+  let specText = r.specText;
+  try {
+    specText ??= holds ? bundle.specText() : readFileSync(specFile, 'utf8');
+  } catch (err) {
+    const what = holds ? `its own ${BUNDLE_PATHS.spec} (the spec ${r.version} was built from) cannot be read (${errText(err).split('\n')[0]})` : `the spec ${r.version} was built from is not kept beside its signed files (${specFile})`;
+    return { kind: 'failed', line: `${stillHolds}: ${what}; ${retry}` };
+  }
   const wanted = builtFrom(manifestBytes);
   if (wanted !== sha256Hex(specText)) {
     return { kind: 'failed', line: `${stillHolds}: ${r.version} was not built from this spec (its signed manifest names spec sha256 ${wanted?.slice(0, 16) ?? '(none)'}…, the spec is ${sha256Hex(specText).slice(0, 16)}…); ${retry} and the spec ${r.version} was built from` };
   }
   const parsed = parseSpec(specText);
   if (!parsed.spec) return { kind: 'failed', line: `${stillHolds}: the spec ${r.version} was built from does not parse (${parsed.diagnostics[0]?.message ?? 'invalid'})` };
-  const planned = sealedPlan(r, bundleDir, holds, manifestBytes, parsed.spec);
+  const planned = sealedPlan(r, bundle, holds, manifestBytes, parsed.spec);
   if (!planned.ok) return { kind: 'failed', line: `${stillHolds}: ${planned.why}` };
   const p = planned.plan;
   try {
@@ -145,7 +175,7 @@ export async function resealForRunningBuild(r: ResealRequest): Promise<ResealRes
     if (holds && !renewed.length) return { kind: 'unchanged', line: `the recovery bundle already holds ${r.version} (${bundleDir})` };
     const stages = StagesRecord.parse(JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.stages), 'utf8')));
     // The build the bundle in place names, kept first (with the spec and plan it sealed): --rollback seals it again from there.
-    const previous = keepBuildFiles(r.cluster, r.env, join(bundleDir, BUNDLE_PATHS.buildDir), { specText: readFileSync(join(bundleDir, BUNDLE_PATHS.spec), 'utf8'), plan: JSON.parse(readFileSync(join(bundleDir, BUNDLE_PATHS.plan), 'utf8')) as unknown });
+    const previous = keepBuildFiles(r.cluster, r.env, join(bundleDir, BUNDLE_PATHS.buildDir), { specText: bundle.specText(), plan: bundle.plan() });
     const sealed = await sealBundle({ workspace: ws, env: r.env, specText, plan: p, buildDir: r.buildDir, hub, nodes, stages, snapshot: () => r.snapshot(p), log: r.log ?? (() => undefined) });
     // The bundle names what runs now: no pointer beside it (returnToBuild removes it for the sealed build).
     returnToBuild(r.cluster, r.env, { version: r.version, digest });
