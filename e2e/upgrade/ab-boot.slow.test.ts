@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { prepareAbRootfs, renderSlotCfg, writeAbDisk } from '../../main/build/image/ab';
+import { abRootFiles, prepareAbRootfs, readAbEspSources, renderSlotCfg, writeAbDisk } from '../../main/build/image/ab';
 import { espVolumeIds } from '../../main/build/image/index';
 import { abPartitions } from '../../main/upgrade/ab-layout';
 import { abDataMiB } from '../../common/upgrade/ab-size';
@@ -92,10 +92,10 @@ async function writeDisk(disk: string): Promise<void> {
   const { espVolId, espMountId } = espVolumeIds(CLUSTER, ROLE);
   // This disk is the base root file system, not a role image (no planes, no payload, no persist
   // units' data): its gate checks the one service the base brings up.
-  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel, initrd, gate: { units: ['prometheus-node-exporter.service'], checks: ['services'], window: gateWindow(['services']) } });
+  prepareAbRootfs({ rootfs, files: abRootFiles({ upgradeDir: UPGRADE, gate: { units: ['prometheus-node-exporter.service'], checks: ['services'], window: gateWindow(['services']) } }), espMountId, kernel, initrd });
   writeFileSync(join(rootfs, 'etc/hostname'), `${ROLE}\n`);
   writeFileSync(join(rootfs, 'etc/machine-id'), '');
-  await writeAbDisk({ rootfs, upgradeDir: UPGRADE, workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, dataMiB: abDataMiB(10), sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });
+  await writeAbDisk({ rootfs, esp: readAbEspSources(UPGRADE), workDir: work, cluster: CLUSTER, role: ROLE, espVolId, rootMiB: ROOT_MIB, dataMiB: abDataMiB(10), sourceDateEpoch: EPOCH, rawOut: disk, log: (l) => console.log(l) });
 }
 
 describe('A/B boot counter on a real boot (TCG, Secure Boot)', () => {

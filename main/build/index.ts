@@ -22,7 +22,7 @@ import type { UdebLock } from './darksite/udebs';
 import { UDEB_LOCK_FILE } from './darksite/udebs';
 import { assertNothingMountedUnder, ensureFreeSpace, GiB, MiB, sha256File, sha256Of, writeFileAtomic } from './files';
 import { buildBaseRootfs, buildImage } from './image/index';
-import { abInputs, abRootFiles, abSbomFiles, readAbEspSources, readSlotArgs } from './image/ab';
+import { abSbomFiles, readAbFiles, readSlotArgs } from './image/ab';
 import { abInstallerFiles } from './iso/ab';
 import { AB_ESP_MIB, abRoleDataMiB, ROOT_MIB } from '../../common/upgrade/ab-size';
 import { gateConfig } from '../../common/upgrade/gate-config';
@@ -353,16 +353,17 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
     const abSlotArgs = ab ? readSlotArgs(upgradeDir, role) : undefined;
     const dataMiB = ab ? abRoleDataMiB(o.plan, role) : undefined;
     // What the role's image and installer carry of the A/B boot, listed in the SBOM by hash.
-    const abRoot = ab ? abRootFiles({ upgradeDir, gate: abGate!, ...(abSlotArgs ? { slotArgs: abSlotArgs } : {}) }) : undefined;
-    const abEsp = ab ? readAbEspSources(upgradeDir) : undefined;
-    if (abRoot && abEsp) for (const f of abSbomFiles(abRoot, abEsp)) abSbom.push({ role, ...f });
+    // payload/upgrade/ read once here: the image, the installer, the SBOM and the cache key take these bytes.
+    const abFiles = ab ? readAbFiles({ upgradeDir, gate: abGate!, ...(abSlotArgs ? { slotArgs: abSlotArgs } : {}) }) : undefined;
+    const abListed = abFiles ? abSbomFiles(abFiles.root, abFiles.esp) : [];
+    for (const f of abListed) abSbom.push({ role, ...f });
 
     if (targets.includes('iso')) {
       const netinstSha = o.netinstIso ? await sha256File(o.netinstIso) : undefined;
       const isoAb = ab
         ? {
             layout: { cluster, role, espMiB: AB_ESP_MIB, rootMiB: ROOT_MIB, dataMiB: dataMiB! },
-            files: abInstallerFiles(abRoot!, abEsp!),
+            files: abInstallerFiles(abFiles!.root, abFiles!.esp),
           }
         : undefined;
       const isoBase = { payloadHashes, darksite: dsKey, host: isoHost, epoch, netinstSha, tools: pick(tools, ['xorriso', 'mtools', 'dosfstools', 'cpio', 'isolinux', 'syslinux-common']), cluster, node: process.versions.node };
@@ -393,7 +394,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
       // An A/B disk (spec.upgrades.diskLayout) adds its layout and upgrade files to the key. `ext4`
       // names how the root filesystem is made (main/build/ext4.ts: every inode time pinned): images
       // cached before it were not byte-reproducible, so they are not reused.
-      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), ...(installed.length ? { upstream: installed.map((p) => `${p.source}/${p.filename}/${p.sha256}`) } : {}), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abInputs(upgradeDir), dataMiB, gate: abGate, slotArgs: abSlotArgs } : {}) });
+      const key = inputsKey('image', { payloadHashes, base: base.key, extras: extras.map((p) => p.sha256), ...(installed.length ? { upstream: installed.map((p) => `${p.source}/${p.filename}/${p.sha256}`) } : {}), host: isoHost, epoch, tools: pick(tools, ['e2fsprogs', 'fdisk', 'dosfstools', 'mtools', 'qemu-utils', 'tar']), cluster, mirror, ext4: 'pinned-times', ...(oci ? { oci: ociIndexSha } : {}), ...(ab ? { diskLayout: 'ab', upgrade: abListed, dataMiB, gate: abGate, slotArgs: abSlotArgs } : {}) });
       const name = `${cluster}-${role}.qcow2`;
       let e = await lookup(key);
       if (!e) {
@@ -414,7 +415,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildReport> {
             cluster,
             aptSource: `deb [signed-by=/usr/share/keyrings/kubedos-archive-keyring.gpg] http://${mirror.host}${mirror.directory} ${CODENAME} main`,
             ...(oci ? { ociLayoutDir: oci.dir } : {}),
-            ...(ab ? { diskLayout: 'ab' as const, upgradeDir, abDataMiB: dataMiB, abGate, abSlotArgs } : {}),
+            ...(ab ? { diskLayout: 'ab' as const, abFiles, abDataMiB: dataMiB } : {}),
             signal,
             log,
           });

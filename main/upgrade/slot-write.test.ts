@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prepareAbRootfs, writeAbDisk } from '../build/image/ab';
+import { abRootFiles, prepareAbRootfs, readAbEspSources, writeAbDisk } from '../build/image/ab';
 import { espVolumeIds } from '../build/image/index';
 import { abDiskBytes, abPartitions, renderAbPartitionTable, type AbLayoutInput } from './ab-layout';
 import { cutSlotImage, ext4Label, findSlotPartition, removeSlotImage, type SlotImage, type SfdiskTable } from './slot-image';
@@ -48,7 +48,7 @@ function stage(name: string, marker: string): string {
   writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
   writeFileSync(join(rootfs, 'etc/kubedos-build'), `${marker}\n`);
   symlinkSync('usr/bin', join(rootfs, 'bin'));
-  prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId: espVolumeIds('lab-3', 'worker').espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: { units: ['ssh.service'], checks: ['services'], window: gateWindow(['services']) } });
+  prepareAbRootfs({ rootfs, files: abRootFiles({ upgradeDir: UPGRADE, gate: { units: ['ssh.service'], checks: ['services'], window: gateWindow(['services']) } }), espMountId: espVolumeIds('lab-3', 'worker').espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
   return rootfs;
 }
 
@@ -57,7 +57,7 @@ async function buildQcow2(name: string, marker: string): Promise<{ qcow2: string
   const raw = join(root, `${name}.raw`);
   const workDir = join(root, `${name}-work`);
   mkdirSync(workDir);
-  await writeAbDisk({ rootfs: stage(`${name}-rootfs`, marker), upgradeDir: UPGRADE, workDir, cluster: 'lab-3', role: 'worker', espVolId: espVolumeIds('lab-3', 'worker').espVolId, rootMiB: ROOT_MIB, dataMiB: 8, sourceDateEpoch: 1_700_000_000, rawOut: raw });
+  await writeAbDisk({ rootfs: stage(`${name}-rootfs`, marker), esp: readAbEspSources(UPGRADE), workDir, cluster: 'lab-3', role: 'worker', espVolId: espVolumeIds('lab-3', 'worker').espVolId, rootMiB: ROOT_MIB, dataMiB: 8, sourceDateEpoch: 1_700_000_000, rawOut: raw });
   const qcow2 = join(root, `${name}.qcow2`);
   execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, qcow2]);
   return { qcow2, raw };

@@ -9,7 +9,7 @@ import { ClusterSpecBody } from '../../../common/spec/schema';
 import { sha256File } from '../files';
 import { sha256Hex } from '../../../common/canonical';
 import { abPartitions } from '../../upgrade/ab-layout';
-import { AB_DATA_MOUNT, AB_ESP_FILES, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, AB_SLOT_ARGS_DIR, abInputs, abRootFiles, abSbomFiles, prepareAbRootfs, readAbEspSources, readSlotArgs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
+import { AB_DATA_MOUNT, AB_ESP_FILES, AB_NODE_SCRIPTS, AB_PERSIST_UNITS, AB_SLOT_ARGS_DIR, abRootFiles, abSbomFiles, prepareAbRootfs, readAbEspSources, readAbFiles, readSlotArgs, renderAbFstab, renderGrubEnvBlock, renderHealthGateUnit, renderPersistUnit, renderSlotCfg, writeAbDisk } from './ab';
 import { espVolumeIds } from './index';
 import { gateConfig } from '../../../common/upgrade/gate-config';
 import { plan } from '../../../common/plan/index';
@@ -90,7 +90,7 @@ describe('the A/B root tree', () => {
     writeFileSync(join(rootfs, 'boot/initrd.img-6.1.0-57-amd64'), 'i');
     writeFileSync(join(rootfs, 'vmlinuz'), 'an old file in the way');
     const { espMountId } = espVolumeIds('lab-3', 'worker');
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
+    prepareAbRootfs({ rootfs, files: abRootFiles({ upgradeDir: UPGRADE, gate: GATE }), espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
     for (const s of AB_NODE_SCRIPTS) {
       const p = join(rootfs, 'usr/local/sbin', s);
       expect(readFileSync(p, 'utf8')).toBe(readFileSync(join(UPGRADE, s), 'utf8'));
@@ -132,7 +132,7 @@ describe('the A/B root tree', () => {
     const rootfs = join(root, 'rootfs-args');
     for (const d of ['etc', 'boot']) mkdirSync(join(rootfs, d), { recursive: true });
     const { espMountId } = espVolumeIds('lab-3', 'worker');
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE, slotArgs: 'rdinit=/kubedos-broken' });
+    prepareAbRootfs({ rootfs, files: abRootFiles({ upgradeDir: UPGRADE, gate: GATE, slotArgs: 'rdinit=/kubedos-broken' }), espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
     expect(readFileSync(join(rootfs, 'boot/kubedos-slot.cfg'), 'utf8')).toMatch(/^set kubedos_args="rdinit=\/kubedos-broken"$/m);
     execFileSync('grub-script-check', [join(rootfs, 'boot/kubedos-slot.cfg')]);
   });
@@ -141,7 +141,7 @@ describe('the A/B root tree', () => {
     const rootfs = join(root, 'rootfs-sbom');
     for (const d of ['etc', 'boot']) mkdirSync(join(rootfs, d), { recursive: true });
     const { espMountId } = espVolumeIds('lab-3', 'worker');
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
+    prepareAbRootfs({ rootfs, files: abRootFiles({ upgradeDir: UPGRADE, gate: GATE }), espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
     const esp = readAbEspSources(UPGRADE);
     const listed = abSbomFiles(abRootFiles({ upgradeDir: UPGRADE, gate: GATE }), esp);
     expect(listed.map((f) => f.path)).toEqual([...listed.map((f) => f.path)].sort());
@@ -155,16 +155,17 @@ describe('the A/B root tree', () => {
     writeFileSync(join(copy, 'kubedos-health-gate'), `${readFileSync(join(UPGRADE, 'kubedos-health-gate'), 'utf8')}# N+1\n`);
     const after = abSbomFiles(abRootFiles({ upgradeDir: copy, gate: GATE }), esp);
     expect(after.filter((f, i) => f.sha256 !== listed[i]!.sha256).map((f) => f.path)).toEqual(['root/usr/local/sbin/kubedos-health-gate']);
+    // An ESP file changed: its place's line (the image's cache key takes these same lines).
+    writeFileSync(join(copy, 'boot-select.cfg'), `${esp['boot-select.cfg']}# changed\n`);
+    const espAfter = abSbomFiles(abRootFiles({ upgradeDir: UPGRADE, gate: GATE }), readAbEspSources(copy));
+    expect(espAfter.filter((f, i) => f.sha256 !== listed[i]!.sha256).map((f) => f.path)).toEqual(['esp/EFI/debian/boot-select.cfg']);
   });
 
-  it('the cache key input changes when an upgrade file changes', () => {
-    const copy = join(root, 'upgrade');
-    mkdirSync(copy);
-    for (const f of [...AB_NODE_SCRIPTS, 'grub-ab.cfg', 'boot-select.cfg']) writeFileSync(join(copy, f), readFileSync(join(UPGRADE, f)));
-    const before = abInputs(copy);
-    expect(before).toEqual(abInputs(UPGRADE));
-    writeFileSync(join(copy, 'boot-select.cfg'), `${readFileSync(join(UPGRADE, 'boot-select.cfg'), 'utf8')}# changed\n`);
-    expect(abInputs(copy)['boot-select.cfg']).not.toBe(before['boot-select.cfg']);
+  it('readAbFiles reads payload/upgrade/ once: the root files and the ESP sources, as the image, installer and SBOM take them', () => {
+    const f = readAbFiles({ upgradeDir: UPGRADE, gate: GATE, slotArgs: 'quiet' });
+    expect(f.root).toEqual(abRootFiles({ upgradeDir: UPGRADE, gate: GATE, slotArgs: 'quiet' }));
+    expect(f.esp).toEqual(readAbEspSources(UPGRADE));
+    expect(Object.keys(f.esp).sort()).toEqual([...AB_ESP_FILES].sort());
   });
 });
 
@@ -179,7 +180,7 @@ describe('the A/B raw disk (writeAbDisk, small tree)', () => {
     writeFileSync(join(rootfs, 'usr/bin/tool'), '#!/bin/sh\n');
     symlinkSync('usr/bin', join(rootfs, 'bin'));
     const { espMountId } = espVolumeIds('lab-3', 'worker');
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64', gate: GATE });
+    prepareAbRootfs({ rootfs, files: abRootFiles({ upgradeDir: UPGRADE, gate: GATE }), espMountId, kernel: 'vmlinuz-6.1.0-57-amd64', initrd: 'initrd.img-6.1.0-57-amd64' });
     return rootfs;
   }
   async function disk(name: string, kernelBytes: string): Promise<string> {
@@ -187,7 +188,7 @@ describe('the A/B raw disk (writeAbDisk, small tree)', () => {
     const workDir = join(root, `${name}-work`);
     mkdirSync(workDir);
     const { espVolId } = espVolumeIds('lab-3', 'worker');
-    await writeAbDisk({ rootfs: stage(`${name}-rootfs`, kernelBytes), upgradeDir: UPGRADE, workDir, cluster: 'lab-3', role: 'worker', espVolId, rootMiB: 16, dataMiB: 16, sourceDateEpoch: 1_700_000_000, rawOut });
+    await writeAbDisk({ rootfs: stage(`${name}-rootfs`, kernelBytes), esp: readAbEspSources(UPGRADE), workDir, cluster: 'lab-3', role: 'worker', espVolId, rootMiB: 16, dataMiB: 16, sourceDateEpoch: 1_700_000_000, rawOut });
     if (name === 'd1') {
       // Both slots carry the persist script and its units (read back from the disk's ext4s).
       const parts = abPartitions({ cluster: 'lab-3', role: 'worker', espMiB: 64, rootMiB: 16, dataMiB: 16 });

@@ -139,15 +139,11 @@ export function readSlotArgs(upgradeDir: string, role: string): string {
 
 export interface AbRootfsInput {
   rootfs: string;
-  /** payload/upgrade/ of the checkout. */
-  upgradeDir: string;
+  /** The role's root files (readAbFiles(...).root): what the SBOM lists is what the slot gets. */
+  files: readonly AbRootFile[];
   espMountId: string;
   kernel: string;
   initrd: string;
-  /** What the role's health gate judges (gateConfig in common/upgrade/gate-config.ts, from the plan). */
-  gate: GateConfig;
-  /** The slot's extra kernel arguments (readSlotArgs; default none). */
-  slotArgs?: string;
 }
 
 /** A file both root slots carry (path relative to the root, text, mode). */
@@ -210,6 +206,17 @@ export function readAbEspSources(upgradeDir: string): Record<(typeof AB_ESP_FILE
   return Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(upgradeDir, f), 'utf8')])) as Record<(typeof AB_ESP_FILES)[number], string>;
 }
 
+/** A role's A/B boot as its image, its installer, its SBOM lines and its cache key take it: read once. */
+export interface AbFiles {
+  root: AbRootFile[];
+  esp: Record<(typeof AB_ESP_FILES)[number], string>;
+}
+
+/** payload/upgrade/ read once for a role (abRootFiles and readAbEspSources): the build passes these on, nothing reads the directory again. */
+export function readAbFiles(o: AbRootFilesInput): AbFiles {
+  return { root: abRootFiles(o), esp: readAbEspSources(o.upgradeDir) };
+}
+
 /**
  * Pure: what the SBOM lists of a role's A/B boot (SbomInput.abFiles): each root file as `root/PATH`
  * and each ESP file as `esp/PLACE` where the disk puts it (AB_ESP_PLACES), by sha256, sorted.
@@ -224,7 +231,7 @@ export function prepareAbRootfs(o: AbRootfsInput): void {
   const { rootfs } = o;
   writeFileSync(join(rootfs, 'etc/fstab'), renderAbFstab(o.espMountId));
   mkdirSync(join(rootfs, AB_DATA_MOUNT.slice(1)), { recursive: true });
-  for (const f of abRootFiles({ upgradeDir: o.upgradeDir, gate: o.gate, ...(o.slotArgs !== undefined ? { slotArgs: o.slotArgs } : {}) })) {
+  for (const f of o.files) {
     const p = join(rootfs, f.path);
     mkdirSync(dirname(p), { recursive: true });
     writeFileSync(p, f.text);
@@ -256,7 +263,8 @@ function isSymlink(p: string): boolean {
 export interface AbDiskInput {
   /** The staged root tree (prepareAbRootfs already ran). Removed once both slots are written. */
   rootfs: string;
-  upgradeDir: string;
+  /** The ESP files (readAbFiles(...).esp), put at AB_ESP_PLACES. */
+  esp: Readonly<AbFiles['esp']>;
   workDir: string;
   cluster: string;
   role: string;
@@ -286,7 +294,7 @@ export async function writeAbDisk(o: AbDiskInput): Promise<void> {
     mkdirSync(join(espTree, dir), { recursive: true });
     copyFileSync(ISO_HOST_FILES.grubDisk.path, join(espTree, dir, 'grubx64.efi'));
   }
-  for (const [file, place] of AB_ESP_PLACES) copyFileSync(join(o.upgradeDir, file), join(espTree, place));
+  for (const [file, place] of AB_ESP_PLACES) writeFileSync(join(espTree, place), o.esp[file]);
   writeFileSync(join(espTree, AB_ENV_FILE), renderGrubEnvBlock(AB_INITIAL_ENV));
   copyFileSync(ISO_HOST_FILES.shim.path, join(espTree, 'EFI/BOOT/BOOTX64.EFI'));
   copyFileSync(ISO_HOST_FILES.shim.path, join(espTree, 'EFI/debian/shimx64.efi'));
@@ -323,11 +331,4 @@ export async function writeAbDisk(o: AbDiskInput): Promise<void> {
     await run(['dd', `if=${images[p.name]}`, `of=${o.rawOut}`, 'bs=1M', `seek=${p.startSector / 2048}`, 'conv=notrunc,sparse', 'status=none'], { signal, timeoutMs: 20 * 60_000 });
     rmSync(images[p.name], { force: true });
   }
-}
-
-/** sha256 of each upgrade file an A/B image carries, for its cache key (the image changes when they do). */
-export function abInputs(upgradeDir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const f of [...AB_NODE_SCRIPTS, ...AB_ESP_FILES].sort()) out[f] = sha256Hex(readFileSync(join(upgradeDir, f), 'utf8'));
-  return out;
 }

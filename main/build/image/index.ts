@@ -12,9 +12,9 @@ import { assertNothingMountedUnder, copyTree, pinTimes } from '../files';
 import { ISO_HOST_FILES, requireHostFiles } from '../iso/host-files';
 import type { RenderedPayload } from '../payload/render';
 import { CODENAME, KEYRING_FILE } from '../darksite/index';
+import type { AbFiles } from './ab';
 import { prepareAbRootfs, writeAbDisk } from './ab';
 import { ROOT_MIB } from '../../../common/upgrade/ab-size';
-import type { GateConfig } from '../../../common/upgrade/gate-config';
 
 export interface BaseRootfsInput {
   darksiteDir: string;
@@ -67,14 +67,11 @@ export interface ImageInput {
   /** 'ab' (spec.upgrades.diskLayout): ESP, root A, root B, data with the GRUB boot counter
    * (./ab.ts, docs/upgrades.md). Default 'single': GPT with an ESP and one ext4 root. */
   diskLayout?: 'single' | 'ab';
-  /** payload/upgrade/ of the checkout; required for diskLayout 'ab'. */
-  upgradeDir?: string;
+  /** diskLayout 'ab': the role's A/B boot files (readAbFiles: payload/upgrade/, its health gate's
+   * configuration from the plan, its slot kernel arguments), the ones its SBOM lines hash. */
+  abFiles?: AbFiles;
   /** diskLayout 'ab': the data partition (MiB), the rest of the role's smallest first disk (abDataMiB). */
   abDataMiB?: number;
-  /** diskLayout 'ab': what the role's health gate judges (gateConfig, common/upgrade/gate-config.ts). */
-  abGate?: GateConfig;
-  /** diskLayout 'ab': the slots' extra kernel arguments (readSlotArgs: payload/upgrade/slot-args/ROLE). */
-  abSlotArgs?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -198,12 +195,11 @@ export async function buildImage(input: ImageInput): Promise<void> {
   if (!kernel || !initrd) throw new Error(`image ${payload.role}: no kernel/initrd in ${join(rootfs, 'boot')} (is linux-image-amd64 pinned in base.list?)`);
 
   if (input.diskLayout === 'ab') {
-    if (!input.upgradeDir) throw new Error(`image ${payload.role}: an A/B disk needs payload/upgrade/ (upgradeDir)`);
+    if (!input.abFiles) throw new Error(`image ${payload.role}: an A/B disk needs its boot files (abFiles: payload/upgrade/ and the role's health gate)`);
     if (input.abDataMiB === undefined) throw new Error(`image ${payload.role}: an A/B disk needs the size of its data partition (abDataMiB, from the role's first disk)`);
-    if (input.abGate === undefined) throw new Error(`image ${payload.role}: an A/B disk needs its health gate's configuration (abGate, from the plan)`);
-    prepareAbRootfs({ rootfs, upgradeDir: input.upgradeDir, espMountId, kernel, initrd, gate: input.abGate, ...(input.abSlotArgs ? { slotArgs: input.abSlotArgs } : {}) });
+    prepareAbRootfs({ rootfs, files: input.abFiles.root, espMountId, kernel, initrd });
     const raw = join(workDir, 'disk.raw');
-    await writeAbDisk({ rootfs, upgradeDir: input.upgradeDir, workDir, cluster: input.cluster, role: payload.role, espVolId, rootMiB: input.rootSizeMiB ?? ROOT_MIB, dataMiB: input.abDataMiB, sourceDateEpoch: epoch, rawOut: raw, ...(signal ? { signal } : {}), ...(input.log ? { log: input.log } : {}) });
+    await writeAbDisk({ rootfs, esp: input.abFiles.esp, workDir, cluster: input.cluster, role: payload.role, espVolId, rootMiB: input.rootSizeMiB ?? ROOT_MIB, dataMiB: input.abDataMiB, sourceDateEpoch: epoch, rawOut: raw, ...(signal ? { signal } : {}), ...(input.log ? { log: input.log } : {}) });
     mkdirSync(dirname(input.outFile), { recursive: true });
     rmSync(input.outFile, { force: true });
     await run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, input.outFile], { signal, timeoutMs: 20 * 60_000 });

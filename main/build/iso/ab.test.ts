@@ -128,7 +128,7 @@ describe('the A/B files of the installer (shared with the image build)', () => {
     const rootfs = join(tmp, 'staged');
     mkdirSync(join(rootfs, 'etc'), { recursive: true });
     mkdirSync(join(rootfs, 'boot'), { recursive: true });
-    prepareAbRootfs({ rootfs, upgradeDir: UPGRADE, espMountId: 'ABCD-1234', kernel: 'vmlinuz-x', initrd: 'initrd.img-x', gate });
+    prepareAbRootfs({ rootfs, files: abRootFiles({ upgradeDir: UPGRADE, gate: gate }), espMountId: 'ABCD-1234', kernel: 'vmlinuz-x', initrd: 'initrd.img-x' });
     const files = abInstallerFiles(abRootFiles({ upgradeDir: UPGRADE, gate }), readAbEspSources(UPGRADE));
     const root = files.filter((f) => f.path.startsWith(`${INITRD_AB_DIR}/root/`));
     for (const f of root) {
