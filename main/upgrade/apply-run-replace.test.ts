@@ -101,7 +101,7 @@ describe('runApply under replace: nodes replaced through the drill machinery, th
 
     sim.calls.length = 0;
     const rb = await runRollback({ ...base, target: N1 });
-    expect(rb).toMatchObject({ kind: 'done', nodes: ['master', 'w-1', 'cp-3', 'cp-2', 'cp-1'] });
+    expect(rb).toMatchObject({ kind: 'done', nodes: ['master', 'w-1', 'cp-3', 'cp-2', 'cp-1'], message: '5 nodes back on the previous build: master, w-1, cp-3, cp-2, cp-1; 0.2.0 is recorded as rolled back and is not applied again' });
     expect(sim.calls).toEqual(['try master A', 'drain master', 'reboot master', 'uncordon master', ...['w-1', 'cp-3', 'cp-2', 'cp-1'].flatMap((n) => per(n, '0.1.0'))]);
     for (const n of REPLACED) {
       expect(sim.nodes[n]!.slots).toEqual({ A: N, B: N });
@@ -133,7 +133,8 @@ describe('runApply under replace: nodes replaced through the drill machinery, th
     expect(sim.calls).toEqual([]);
     // --rollback replaces cp-1 and the failed cp-2 again from N (the hub was never switched).
     const rb = await runRollback({ ...base, target: N1 });
-    expect(rb).toMatchObject({ kind: 'done', nodes: ['cp-2', 'cp-1'] });
+    // The nodes the upgrade never reached are named as such: the whole cluster is accounted for.
+    expect(rb).toMatchObject({ kind: 'done', nodes: ['cp-2', 'cp-1'], message: '2 nodes back on the previous build: cp-2, cp-1; 3 nodes not on 0.2.0 when this run began (cp-3, w-1, master); 0.2.0 is recorded as rolled back and is not applied again' });
     expect(sim.nodes['cp-2']!.slots.A).toEqual(N);
     expect(sim.cordoned.size).toBe(0);
   });
@@ -248,7 +249,7 @@ describe('runApply under replace: nodes replaced through the drill machinery, th
     expect(await runApply({ ...slotOnly, waves: rolling.waves, target: N1 })).toMatchObject({ kind: 'done' });
     sim.calls.length = 0;
     const rb = await runRollback({ ...slotOnly, target: N1 });
-    expect(rb).toMatchObject({ kind: 'done', nodes: ['master', 'w-1', 'cp-3', 'cp-2', 'cp-1'] });
+    expect(rb).toMatchObject({ kind: 'done', nodes: ['master', 'w-1', 'cp-3', 'cp-2', 'cp-1'], message: '5 nodes back on the previous build: master, w-1, cp-3, cp-2, cp-1; 0.2.0 is recorded as rolled back and is not applied again' });
     expect(sim.calls.filter((c) => c.startsWith('try '))).toEqual(['try master A', 'try w-1 A', 'try cp-3 A', 'try cp-2 A', 'try cp-1 A']);
     expect(sim.destroyed).toEqual({});
   });

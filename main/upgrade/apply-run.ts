@@ -1178,7 +1178,9 @@ async function rollbackLoop(input: RollbackRunInput): Promise<ApplyOutcome> {
       back.push(node);
     }
   }
-  const message = `${plural(back.length, 'node')} back on the previous build: ${firstFew(back)}; ${target.version} is recorded as rolled back and is not applied again`;
+  // The others were not on the target when this run began (an earlier --rollback brought them back, or the upgrade never reached them).
+  const before = input.waves.flatMap((w) => w.nodes).filter((n) => !back.includes(n));
+  const message = `${plural(back.length, 'node')} back on the previous build: ${firstFew(back)}${before.length ? `; ${plural(before.length, 'node')} not on ${target.version} when this run began (${firstFew(before)})` : ''}; ${target.version} is recorded as rolled back and is not applied again`;
   emit({ step: 'done', detail: message });
   return { kind: 'done', nodes: back, message };
 }
