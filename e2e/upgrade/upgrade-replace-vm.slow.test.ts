@@ -50,7 +50,10 @@
 //     (2026-12-07): start 269 s, the interrupted upgrade's rerun 3,101 s (w-1 not destroyed again,
 //     the master switched), its bundle line failed (N+1 built by an older kubedos planning the spec
 //     differently: mended, docs/upgrades.md); --rollback: the master back in 104 s, w-1 and cp-3
-//     replaced from N (1,685 s, 2,202 s), interrupted with cp-2 fenced; the lab kept there.
+//     replaced from N (1,685 s, 2,202 s), interrupted with cp-2 fenced; the lab kept there. Sixth run
+//     (2026-12-07, from there): passed, 4,217 s — start 304 s (cp-2 fenced, not waited for), the
+//     rollback's rerun 3,842 s (cp-2 from its fence 1,902 s, cp-1 1,870 s; master, w-1, cp-3 not
+//     touched again), the bundle sealed again for N with the four new VMs' keys.
 // The two parts assert what one whole run asserts (each step's checks are in its own `it`).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
