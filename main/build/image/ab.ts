@@ -201,15 +201,18 @@ export function abRootFiles(o: AbRootFilesInput): AbRootFile[] {
   ];
 }
 
-/** payload/upgrade/'s ESP files (AB_ESP_FILES) as text, by name: what the ISO installer and the SBOM take (abInstallerFiles, abSbomFiles). */
-export function readAbEspSources(upgradeDir: string): Record<(typeof AB_ESP_FILES)[number], string> {
-  return Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(upgradeDir, f), 'utf8')])) as Record<(typeof AB_ESP_FILES)[number], string>;
+/** payload/upgrade/'s ESP files (AB_ESP_FILES) as text, by name. */
+export type AbEspSources = Record<(typeof AB_ESP_FILES)[number], string>;
+
+/** payload/upgrade/'s ESP files read: what the disk, the ISO installer and the SBOM take (writeAbDisk, abInstallerFiles, abSbomFiles). */
+export function readAbEspSources(upgradeDir: string): AbEspSources {
+  return Object.fromEntries(AB_ESP_FILES.map((f) => [f, readFileSync(join(upgradeDir, f), 'utf8')])) as AbEspSources;
 }
 
 /** A role's A/B boot as its image, its installer, its SBOM lines and its cache key take it: read once. */
 export interface AbFiles {
   root: AbRootFile[];
-  esp: Record<(typeof AB_ESP_FILES)[number], string>;
+  esp: AbEspSources;
 }
 
 /** payload/upgrade/ read once for a role (abRootFiles and readAbEspSources): the build passes these on, nothing reads the directory again. */
@@ -221,7 +224,7 @@ export function readAbFiles(o: AbRootFilesInput): AbFiles {
  * Pure: what the SBOM lists of a role's A/B boot (SbomInput.abFiles): each root file as `root/PATH`
  * and each ESP file as `esp/PLACE` where the disk puts it (AB_ESP_PLACES), by sha256, sorted.
  */
-export function abSbomFiles(root: readonly AbRootFile[], esp: Readonly<Record<(typeof AB_ESP_FILES)[number], string>>): { path: string; sha256: string }[] {
+export function abSbomFiles(root: readonly AbRootFile[], esp: Readonly<AbEspSources>): { path: string; sha256: string }[] {
   return [...root.map((f) => ({ path: `root/${f.path}`, sha256: sha256Hex(f.text) })), ...AB_ESP_PLACES.map(([file, place]) => ({ path: `esp/${place}`, sha256: sha256Hex(esp[file]) }))].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -264,7 +267,7 @@ export interface AbDiskInput {
   /** The staged root tree (prepareAbRootfs already ran). Removed once both slots are written. */
   rootfs: string;
   /** The ESP files (readAbFiles(...).esp), put at AB_ESP_PLACES. */
-  esp: Readonly<AbFiles['esp']>;
+  esp: Readonly<AbEspSources>;
   workDir: string;
   cluster: string;
   role: string;
